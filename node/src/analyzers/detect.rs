@@ -1,0 +1,156 @@
+//! Service detection for protocols the node does not log in depth: the analyzer confirms the
+//! `service` when the first messages look like the protocol, and otherwise steps aside.
+
+use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
+
+/// Confirms `service` once both sides (or the side that speaks first) look right.
+struct Confirmer {
+    service: &'static str,
+    looks_right: fn(is_orig: bool, data: &[u8]) -> Option<bool>,
+    seen_orig: bool,
+    seen_resp: bool,
+    done: bool,
+    need_both: bool,
+}
+
+impl Analyzer for Confirmer {
+    fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
+        if self.done || data.is_empty() {
+            return;
+        }
+        match (self.looks_right)(is_orig, data) {
+            Some(true) => {
+                if is_orig {
+                    self.seen_orig = true;
+                } else {
+                    self.seen_resp = true;
+                }
+            }
+            Some(false) => {
+                self.done = true;
+                ctx.violation(format!("not {}", self.service));
+                return;
+            }
+            None => {}
+        }
+        let confirmed = if self.need_both { self.seen_orig && self.seen_resp } else { self.seen_orig || self.seen_resp };
+        if confirmed {
+            self.done = true;
+            ctx.confirm(self.service);
+        }
+    }
+}
+
+macro_rules! confirmer_spec {
+    ($ident:ident, $name:literal, tcp: $tcp:expr, udp: $udp:expr, detect: $detect:expr, both: $both:expr, check: $check:expr) => {
+        pub static $ident: AnalyzerSpec = AnalyzerSpec {
+            name: $name,
+            tcp_ports: $tcp,
+            udp_ports: $udp,
+            detect: $detect,
+            new: |_| {
+                Box::new(Confirmer {
+                    service: $name,
+                    looks_right: $check,
+                    seen_orig: false,
+                    seen_resp: false,
+                    done: false,
+                    need_both: $both,
+                })
+            },
+            schemas: &[],
+        };
+    };
+}
+
+fn starts_with_ci(data: &[u8], prefix: &[u8]) -> bool {
+    data.len() >= prefix.len() && data[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+fn pop3_check(is_orig: bool, data: &[u8]) -> Option<bool> {
+    if is_orig {
+        const CMDS: &[&[u8]] = &[b"USER", b"PASS", b"APOP", b"CAPA", b"STAT", b"LIST", b"RETR", b"QUIT", b"AUTH", b"STLS", b"UIDL", b"TOP"];
+        Some(CMDS.iter().any(|c| starts_with_ci(data, c)))
+    } else {
+        Some(data.starts_with(b"+OK") || data.starts_with(b"-ERR"))
+    }
+}
+
+fn imap_check(is_orig: bool, data: &[u8]) -> Option<bool> {
+    if is_orig {
+        // `tag SP command`
+        let sp = data.iter().position(|&b| b == b' ')?;
+        Some(sp > 0 && data[..sp].iter().all(|b| b.is_ascii_graphic()))
+    } else {
+        Some(data.starts_with(b"* OK") || data.starts_with(b"* PREAUTH") || data.starts_with(b"* BYE"))
+    }
+}
+
+fn xmpp_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
+    let text = String::from_utf8_lossy(&data[..data.len().min(512)]);
+    Some(text.contains("<stream:stream") || text.starts_with("<?xml"))
+}
+
+/// NTP: version 1-4 and a mode in the first byte, 48-byte minimum message.
+fn ntp_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
+    let version = (data[0] >> 3) & 0x7;
+    let mode = data[0] & 0x7;
+    Some(data.len() >= 48 && (1..=4).contains(&version) && mode != 0)
+}
+
+/// DHCP/BOOTP: op 1 or 2, hardware type, and the magic cookie at offset 236.
+fn dhcp_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
+    Some(data.len() >= 240 && matches!(data[0], 1 | 2) && data[236..240] == [0x63, 0x82, 0x53, 0x63])
+}
+
+fn irc_check(is_orig: bool, data: &[u8]) -> Option<bool> {
+    if is_orig {
+        Some(starts_with_ci(data, b"NICK ") || starts_with_ci(data, b"USER ") || starts_with_ci(data, b"PASS "))
+    } else {
+        Some(data.starts_with(b":"))
+    }
+}
+
+fn detect_pop3(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
+    proto == Proto::Tcp && !is_orig && data.starts_with(b"+OK") && data.len() > 4
+}
+
+fn detect_imap(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
+    proto == Proto::Tcp && !is_orig && data.starts_with(b"* OK")
+}
+
+fn detect_xmpp(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
+    proto == Proto::Tcp && is_orig && xmpp_check(is_orig, data) == Some(true)
+}
+
+confirmer_spec!(POP3, "pop3", tcp: &[110], udp: &[], detect: Some(detect_pop3), both: true, check: pop3_check);
+confirmer_spec!(IMAP, "imap", tcp: &[143], udp: &[], detect: Some(detect_imap), both: true, check: imap_check);
+confirmer_spec!(XMPP, "xmpp", tcp: &[5222, 5269], udp: &[], detect: Some(detect_xmpp), both: false, check: xmpp_check);
+confirmer_spec!(NTP, "ntp", tcp: &[], udp: &[123], detect: None, both: false, check: ntp_check);
+confirmer_spec!(DHCP, "dhcp", tcp: &[], udp: &[67, 68], detect: None, both: false, check: dhcp_check);
+confirmer_spec!(IRC, "irc", tcp: &[6666, 6667, 6668, 6669], udp: &[], detect: None, both: true, check: irc_check);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzers::Action;
+    use crate::analyzers::testing::Harness;
+
+    #[test]
+    fn pop3_needs_both_sides() {
+        let mut h = Harness::new(Proto::Tcp, 110);
+        let mut a = (POP3.new)(Proto::Tcp);
+        h.deliver(a.as_mut(), false, b"+OK POP3 ready\r\n");
+        assert!(h.actions.is_empty());
+        h.deliver(a.as_mut(), true, b"USER bob\r\n");
+        assert_eq!(h.actions, vec![Action::Confirm("pop3")]);
+    }
+
+    #[test]
+    fn ntp_rejects_garbage() {
+        let mut h = Harness::new(Proto::Udp, 123);
+        let mut a = (NTP.new)(Proto::Udp);
+        h.deliver(a.as_mut(), true, b"hello");
+        assert!(matches!(h.actions[0], Action::Violation(_)));
+    }
+}

@@ -1,0 +1,264 @@
+//! Application-layer analyzers and how they attach to connections.
+//!
+//! An analyzer sees one connection: in-order stream bytes for TCP (after reassembly), one datagram at a
+//! time for UDP. It writes its own log through [`Ctx`], and tells the engine what it learned: a protocol
+//! confirmation (which names the connection's `service`), a violation (which detaches it, as Zeek's DPD
+//! does), an expected connection (FTP data channels), or a switch to TLS (STARTTLS).
+//!
+//! Which analyzers attach is decided as Zeek does it: by well-known port, or by a content signature on
+//! the first payload of either direction ([`AnalyzerSpec::detect`]).
+
+pub mod detect;
+pub mod dns;
+pub mod ftp;
+pub mod http;
+pub mod smtp;
+pub mod ssh;
+pub mod ssl;
+
+use std::net::IpAddr;
+
+use crate::logs::{LogRecord, Schema, Value};
+
+/// Transport protocol of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
+    Unknown,
+}
+
+impl Proto {
+    pub fn as_enum(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+            Proto::Unknown => "unknown_transport",
+        }
+    }
+}
+
+/// A connection's identity as logged (`id.orig_h` ... `id.resp_p`), oriented originator → responder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub orig_h: IpAddr,
+    pub orig_p: u16,
+    pub resp_h: IpAddr,
+    pub resp_p: u16,
+    pub proto: Proto,
+}
+
+impl ConnId {
+    /// The four `id.*` values in log order.
+    pub fn log_values(&self) -> [Value; 4] {
+        [Value::Addr(self.orig_h), Value::Port(self.orig_p), Value::Addr(self.resp_h), Value::Port(self.resp_p)]
+    }
+}
+
+/// A connection some analyzer predicts (an FTP data channel announced by PORT/PASV).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    pub orig_h: Option<IpAddr>,
+    pub resp_h: IpAddr,
+    pub resp_p: u16,
+    /// The analyzer to attach (by [`AnalyzerSpec::name`]); `None` only marks the service.
+    pub analyzer: Option<&'static str>,
+    /// The service name given to the expected connection (`ftp-data`).
+    pub service: &'static str,
+    /// Network time after which the expectation lapses.
+    pub expires: f64,
+}
+
+/// What an analyzer asks of the engine, applied after the call returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// The protocol is confirmed: add `service` to the connection's services.
+    Confirm(&'static str),
+    /// The traffic is not this protocol: detach this analyzer.
+    Violation(String),
+    /// Attach the TLS analyzer to the rest of the stream (STARTTLS).
+    StartTls,
+    Expect(Expectation),
+}
+
+/// A weird (protocol anomaly), written to weird.log with the connection it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weird {
+    pub name: String,
+    pub addl: Option<String>,
+    pub source: &'static str,
+}
+
+/// The per-call context an analyzer works through.
+pub struct Ctx<'a> {
+    /// Network time of the packet being analysed.
+    pub ts: f64,
+    /// Start time of the connection.
+    pub start_ts: f64,
+    pub uid: &'a str,
+    pub id: &'a ConnId,
+    pub(crate) records: &'a mut Vec<LogRecord>,
+    pub(crate) actions: &'a mut Vec<Action>,
+    pub(crate) weirds: &'a mut Vec<Weird>,
+    pub(crate) ids: &'a mut crate::conn::UidGenerator,
+}
+
+impl<'a> Ctx<'a> {
+    /// Writes one record to a log stream.
+    pub fn log(&mut self, schema: &'static Schema, values: Vec<Value>) {
+        self.records.push(LogRecord::new(schema, values));
+    }
+
+    /// Reports a weird on this connection.
+    pub fn weird(&mut self, name: impl Into<String>, addl: Option<String>, source: &'static str) {
+        self.weirds.push(Weird { name: name.into(), addl, source });
+    }
+
+    pub fn confirm(&mut self, service: &'static str) {
+        self.actions.push(Action::Confirm(service));
+    }
+
+    pub fn violation(&mut self, reason: impl Into<String>) {
+        self.actions.push(Action::Violation(reason.into()));
+    }
+
+    pub fn start_tls(&mut self) {
+        self.actions.push(Action::StartTls);
+    }
+
+    pub fn expect(&mut self, e: Expectation) {
+        self.actions.push(Action::Expect(e));
+    }
+
+    /// A new file id (`F...`), for files.log.
+    pub fn new_fuid(&mut self) -> String {
+        self.ids.next_fuid()
+    }
+
+    /// `ts`, `uid` and the four `id.*` values: the first six columns of most protocol logs.
+    pub fn conn_columns(&self, ts: f64) -> Vec<Value> {
+        let mut v = Vec::with_capacity(32);
+        v.push(Value::Time(ts));
+        v.push(Value::str(self.uid));
+        v.extend(self.id.log_values());
+        v
+    }
+}
+
+/// One protocol analyzer attached to one connection.
+pub trait Analyzer: Send {
+    /// Stream bytes (TCP, in order) or one datagram (UDP) from the originator (`is_orig`) or responder.
+    fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]);
+
+    /// `len` bytes of the stream were never seen (a content gap).
+    fn undelivered(&mut self, _ctx: &mut Ctx, _is_orig: bool, _len: u64) {}
+
+    /// One direction of the stream ended (FIN or RST).
+    fn end_of_data(&mut self, _ctx: &mut Ctx, _is_orig: bool) {}
+
+    /// The connection is done (closed, timed out or the trace ended): write what is pending.
+    fn finish(&mut self, _ctx: &mut Ctx) {}
+}
+
+/// A detection signature: sees the first payload of one direction.
+pub type DetectFn = fn(proto: Proto, is_orig: bool, payload: &[u8]) -> bool;
+
+/// How an analyzer is found and built.
+pub struct AnalyzerSpec {
+    /// Name used by `--analyzers` and, for most protocols, the `service` it confirms.
+    pub name: &'static str,
+    pub tcp_ports: &'static [u16],
+    pub udp_ports: &'static [u16],
+    /// Content signature (Zeek's DPD signatures); attaches the analyzer on any port.
+    pub detect: Option<DetectFn>,
+    pub new: fn(proto: Proto) -> Box<dyn Analyzer>,
+    /// The logs this analyzer writes.
+    pub schemas: &'static [&'static Schema],
+}
+
+/// Every analyzer the node has, in attach order.
+pub static REGISTRY: &[&AnalyzerSpec] = &[
+    &dns::SPEC,
+    &http::SPEC,
+    &ssl::SPEC,
+    &ssh::SPEC,
+    &ftp::SPEC,
+    &ftp::DATA_SPEC,
+    &smtp::SPEC,
+    &detect::POP3,
+    &detect::IMAP,
+    &detect::XMPP,
+    &detect::NTP,
+    &detect::DHCP,
+    &detect::IRC,
+];
+
+pub fn spec_by_name(name: &str) -> Option<&'static AnalyzerSpec> {
+    REGISTRY.iter().copied().find(|s| s.name == name)
+}
+
+/// Every protocol log schema, for [`crate::logs::schema_by_path`].
+pub fn all_schemas() -> Vec<&'static Schema> {
+    REGISTRY.iter().flat_map(|s| s.schemas.iter().copied()).collect()
+}
+
+/// Test support: runs an analyzer over scripted deliveries and collects what it wrote.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub struct Harness {
+        pub id: ConnId,
+        pub records: Vec<LogRecord>,
+        pub actions: Vec<Action>,
+        pub weirds: Vec<Weird>,
+        ids: crate::conn::UidGenerator,
+    }
+
+    impl Harness {
+        pub fn new(proto: Proto, resp_p: u16) -> Self {
+            Harness {
+                id: ConnId {
+                    orig_h: "10.0.0.1".parse().unwrap(),
+                    orig_p: 40000,
+                    resp_h: "192.0.2.1".parse().unwrap(),
+                    resp_p,
+                    proto,
+                },
+                records: vec![],
+                actions: vec![],
+                weirds: vec![],
+                ids: crate::conn::UidGenerator::new(1),
+            }
+        }
+
+        pub fn run(&mut self, ts: f64, f: impl FnOnce(&mut Ctx)) {
+            let mut ctx = Ctx {
+                ts,
+                start_ts: 0.0,
+                uid: "CTest",
+                id: &self.id,
+                records: &mut self.records,
+                actions: &mut self.actions,
+                weirds: &mut self.weirds,
+                ids: &mut self.ids,
+            };
+            f(&mut ctx);
+        }
+
+        pub fn deliver(&mut self, a: &mut dyn Analyzer, is_orig: bool, data: &[u8]) {
+            self.run(1.0, |ctx| a.deliver(ctx, is_orig, data));
+        }
+
+        pub fn finish(&mut self, a: &mut dyn Analyzer) {
+            self.run(2.0, |ctx| a.finish(ctx));
+        }
+
+        /// The records written to `path`.
+        pub fn logged(&self, path: &str) -> Vec<&LogRecord> {
+            self.records.iter().filter(|r| r.schema.path == path).collect()
+        }
+    }
+}

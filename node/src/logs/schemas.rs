@@ -1,0 +1,106 @@
+//! Schemas of the core logs (conn, weird, tunnel, files). Each protocol analyzer owns its own schema
+//! next to its parser; [`schema_by_path`] finds any of them by `#path`.
+
+use super::{Schema, f};
+
+pub static CONN: Schema = Schema {
+    path: "conn",
+    fields: &[
+        f("ts", "time"),
+        f("uid", "string"),
+        f("id.orig_h", "addr"),
+        f("id.orig_p", "port"),
+        f("id.resp_h", "addr"),
+        f("id.resp_p", "port"),
+        f("proto", "enum"),
+        f("service", "string"),
+        f("duration", "interval"),
+        f("orig_bytes", "count"),
+        f("resp_bytes", "count"),
+        f("conn_state", "string"),
+        f("local_orig", "bool"),
+        f("local_resp", "bool"),
+        f("missed_bytes", "count"),
+        f("history", "string"),
+        f("orig_pkts", "count"),
+        f("orig_ip_bytes", "count"),
+        f("resp_pkts", "count"),
+        f("resp_ip_bytes", "count"),
+        f("tunnel_parents", "set[string]"),
+        f("ip_proto", "count"),
+    ],
+};
+
+pub static WEIRD: Schema = Schema {
+    path: "weird",
+    fields: &[
+        f("ts", "time"),
+        f("uid", "string"),
+        f("id.orig_h", "addr"),
+        f("id.orig_p", "port"),
+        f("id.resp_h", "addr"),
+        f("id.resp_p", "port"),
+        f("name", "string"),
+        f("addl", "string"),
+        f("notice", "bool"),
+        f("peer", "string"),
+        f("source", "string"),
+    ],
+};
+
+pub static TUNNEL: Schema = Schema {
+    path: "tunnel",
+    fields: &[
+        f("ts", "time"),
+        f("uid", "string"),
+        f("id.orig_h", "addr"),
+        f("id.orig_p", "port"),
+        f("id.resp_h", "addr"),
+        f("id.resp_p", "port"),
+        f("tunnel_type", "enum"),
+        f("action", "enum"),
+    ],
+};
+
+/// files.log as written with the full default scripts (hash and extract add the last six columns).
+pub static FILES: Schema = Schema {
+    path: "files",
+    fields: &[
+        f("ts", "time"),
+        f("fuid", "string"),
+        f("uid", "string"),
+        f("id.orig_h", "addr"),
+        f("id.orig_p", "port"),
+        f("id.resp_h", "addr"),
+        f("id.resp_p", "port"),
+        f("source", "string"),
+        f("depth", "count"),
+        f("analyzers", "set[string]"),
+        f("mime_type", "string"),
+        f("filename", "string"),
+        f("duration", "interval"),
+        f("local_orig", "bool"),
+        f("is_orig", "bool"),
+        f("seen_bytes", "count"),
+        f("total_bytes", "count"),
+        f("missing_bytes", "count"),
+        f("overflow_bytes", "count"),
+        f("timedout", "bool"),
+        f("parent_fuid", "string"),
+        f("md5", "string"),
+        f("sha1", "string"),
+        f("sha256", "string"),
+        f("extracted", "string"),
+        f("extracted_cutoff", "bool"),
+        f("extracted_size", "count"),
+    ],
+};
+
+/// Every schema the node can write, so records that arrive by name (from the cluster bus) find theirs.
+pub fn schema_by_path(path: &str) -> Option<&'static Schema> {
+    crate::analyzers::all_schemas()
+        .iter()
+        .copied()
+        .chain([&CONN, &WEIRD, &TUNNEL, &FILES])
+        .find(|s| s.path == path)
+}

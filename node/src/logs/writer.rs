@@ -1,0 +1,228 @@
+//! Zeek's ASCII (TSV) writer and JSON-lines writer, and the sinks that use them.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::{LogRecord, Schema};
+
+/// The on-disk format of logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Tsv,
+    Json,
+}
+
+/// Where log records go. Standalone nodes write files; cluster nodes ship records to loggers.
+pub trait LogSink: Send {
+    fn write(&mut self, record: &LogRecord) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+    /// Ends every stream (TSV: the `#close` line).
+    fn close(&mut self) -> io::Result<()>;
+}
+
+/// Formats `secs` since the epoch (UTC) the way Zeek's header lines do: `YYYY-MM-DD-HH-MM-SS`.
+pub fn format_header_time(secs: i64) -> String {
+    let (y, m, d, hh, mm, ss) = civil_from_epoch(secs);
+    format!("{y:04}-{m:02}-{d:02}-{hh:02}-{mm:02}-{ss:02}")
+}
+
+/// Converts epoch seconds to a UTC civil date and time (Howard Hinnant's days-from-civil inverse).
+pub fn civil_from_epoch(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, (rem / 3600) as u32, (rem / 60 % 60) as u32, (rem % 60) as u32)
+}
+
+fn now_epoch() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The TSV header of a stream, `#separator` through `#types`.
+pub fn format_header(schema: &Schema, open_secs: i64) -> String {
+    let mut h = String::with_capacity(512);
+    h.push_str("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n");
+    h.push_str("#path\t");
+    h.push_str(schema.path);
+    h.push_str("\n#open\t");
+    h.push_str(&format_header_time(open_secs));
+    h.push_str("\n#fields");
+    for field in schema.fields {
+        h.push('\t');
+        h.push_str(field.name);
+    }
+    h.push_str("\n#types");
+    for field in schema.fields {
+        h.push('\t');
+        h.push_str(field.ty);
+    }
+    h.push('\n');
+    h
+}
+
+/// Appends one TSV line for `record`.
+pub fn format_record_tsv(out: &mut String, record: &LogRecord) {
+    for (i, v) in record.values.iter().enumerate() {
+        if i > 0 {
+            out.push('\t');
+        }
+        v.write_tsv(out, false);
+    }
+    out.push('\n');
+}
+
+/// Appends one JSON line for `record`; unset fields are left out, as Zeek does.
+pub fn format_record_json(out: &mut String, record: &LogRecord) {
+    out.push('{');
+    let mut first = true;
+    for (field, v) in record.schema.fields.iter().zip(&record.values) {
+        if v.is_unset() {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push('"');
+        out.push_str(field.name);
+        out.push_str("\":");
+        v.write_json(out);
+    }
+    out.push_str("}\n");
+}
+
+struct OpenLog {
+    out: BufWriter<File>,
+    path: PathBuf,
+}
+
+/// Writes each stream to `<dir>/<path>.log`, opening files on their first record.
+pub struct DirSink {
+    dir: PathBuf,
+    format: LogFormat,
+    open: HashMap<&'static str, OpenLog>,
+    line: String,
+}
+
+impl DirSink {
+    pub fn new(dir: impl Into<PathBuf>, format: LogFormat) -> io::Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        Ok(DirSink { dir, format, open: HashMap::new(), line: String::with_capacity(1024) })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The files written so far.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.open.values().map(|o| o.path.clone()).collect()
+    }
+
+    fn stream(&mut self, schema: &'static Schema) -> io::Result<&mut OpenLog> {
+        if !self.open.contains_key(schema.path) {
+            let path = self.dir.join(format!("{}.log", schema.path));
+            let mut out = BufWriter::with_capacity(1 << 16, File::create(&path)?);
+            if self.format == LogFormat::Tsv {
+                out.write_all(format_header(schema, now_epoch()).as_bytes())?;
+            }
+            self.open.insert(schema.path, OpenLog { out, path });
+        }
+        Ok(self.open.get_mut(schema.path).expect("inserted above"))
+    }
+}
+
+impl LogSink for DirSink {
+    fn write(&mut self, record: &LogRecord) -> io::Result<()> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        match self.format {
+            LogFormat::Tsv => format_record_tsv(&mut line, record),
+            LogFormat::Json => format_record_json(&mut line, record),
+        }
+        let result = self.stream(record.schema).and_then(|s| s.out.write_all(line.as_bytes()));
+        self.line = line;
+        result
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.open.values_mut().try_for_each(|o| o.out.flush())
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        let close = format!("#close\t{}\n", format_header_time(now_epoch()));
+        for o in self.open.values_mut() {
+            if self.format == LogFormat::Tsv {
+                o.out.write_all(close.as_bytes())?;
+            }
+            o.out.flush()?;
+        }
+        self.open.clear();
+        Ok(())
+    }
+}
+
+/// Keeps records in memory: for tests and for shipping batches.
+#[derive(Default)]
+pub struct MemorySink {
+    pub records: Vec<LogRecord>,
+}
+
+impl LogSink for MemorySink {
+    fn write(&mut self, record: &LogRecord) -> io::Result<()> {
+        self.records.push(record.clone());
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn close(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::{CONN, Value};
+
+    #[test]
+    fn header_matches_zeek_layout() {
+        let h = format_header(&CONN, 0);
+        assert!(h.starts_with("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"));
+        assert!(h.contains("#open\t1970-01-01-00-00-00\n"));
+        assert!(h.contains("\n#types\ttime\tstring\taddr\tport\t"));
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(format_header_time(1_300_475_167), "2011-03-18-19-06-07");
+        assert_eq!(format_header_time(951_782_400), "2000-02-29-00-00-00");
+    }
+
+    #[test]
+    fn json_omits_unset() {
+        let mut values = vec![Value::Unset; CONN.fields.len()];
+        values[0] = Value::Time(1.5);
+        values[1] = Value::str("C1");
+        let mut out = String::new();
+        format_record_json(&mut out, &LogRecord::new(&CONN, values));
+        assert_eq!(out, "{\"ts\":1.500000,\"uid\":\"C1\"}\n");
+    }
+}
