@@ -6,3 +6,8 @@
 pub mod analyzers;
 pub mod conn;
 pub mod logs;
+pub mod config;
+pub mod decode;
+pub mod engine;
+pub mod capture;
+pub mod runner;

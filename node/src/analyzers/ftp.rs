@@ -1,14 +1,53 @@
-//! ftp analyzer (being written).
+//! FTP: the control channel (ftp.log) and the data channels it announces (`ftp-data`, files.log).
+//!
+//! Follows Zeek's `src/analyzer/protocol/ftp` (line parsing, multi-line replies, AUTH TLS) and
+//! `scripts/base/protocols/ftp/{main,utils,files}.zeek` (command/reply pairing over a queue of pending
+//! commands, which commands are logged, the working directory behind the `arg` URLs, data channels).
+//!
+//! A data channel's file is reported back into the control session that announced it (`fuid`,
+//! `mime_type`), as Zeek's `ftp_data_expected` table does; that table is process-wide here too.
 
-use super::{Analyzer, AnalyzerSpec, Ctx};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
+
+use super::smtp::files::FileTransfer;
+use super::smtp::lines::LineBuffer;
+use super::{Analyzer, AnalyzerSpec, Ctx, Expectation, Proto};
+use crate::logs::{Schema, Value, bytes_to_log_string, f};
+
+pub static FTP_LOG: Schema = Schema {
+    path: "ftp",
+    fields: &[
+        f("ts", "time"),
+        f("uid", "string"),
+        f("id.orig_h", "addr"),
+        f("id.orig_p", "port"),
+        f("id.resp_h", "addr"),
+        f("id.resp_p", "port"),
+        f("user", "string"),
+        f("password", "string"),
+        f("command", "string"),
+        f("arg", "string"),
+        f("mime_type", "string"),
+        f("file_size", "count"),
+        f("reply_code", "count"),
+        f("reply_msg", "string"),
+        f("data_channel.passive", "bool"),
+        f("data_channel.orig_h", "addr"),
+        f("data_channel.resp_h", "addr"),
+        f("data_channel.resp_p", "port"),
+        f("fuid", "string"),
+    ],
+};
 
 pub static SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "ftp",
-    tcp_ports: &[],
+    tcp_ports: &[21, 2811],
     udp_ports: &[],
-    detect: None,
-    new: |_| Box::new(Pending),
-    schemas: &[],
+    detect: Some(detect),
+    new: |_| Box::new(FtpAnalyzer::new()),
+    schemas: &[&FTP_LOG],
 };
 
 /// FTP data connections are attached only by expectation (PORT/PASV), never by port or content.
@@ -17,12 +56,1219 @@ pub static DATA_SPEC: AnalyzerSpec = AnalyzerSpec {
     tcp_ports: &[],
     udp_ports: &[],
     detect: None,
-    new: |_| Box::new(Pending),
+    new: |_| Box::new(FtpDataAnalyzer::default()),
     schemas: &[],
 };
 
-struct Pending;
+// ---------------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------------
 
-impl Analyzer for Pending {
-    fn deliver(&mut self, _ctx: &mut Ctx, _is_orig: bool, _data: &[u8]) {}
+/// Zeek's default `FTP::logged_commands`.
+pub const DEFAULT_LOGGED_COMMANDS: &[&str] = &["APPE", "DELE", "RETR", "STOR", "STOU", "ACCT", "PORT", "PASV", "EPRT", "EPSV"];
+
+static LOGGED_COMMANDS: RwLock<Option<Arc<BTreeSet<String>>>> = RwLock::new(None);
+
+/// The commands whose command/reply pairs are logged (`FTP::logged_commands`).
+pub fn logged_commands() -> Arc<BTreeSet<String>> {
+    let guard = LOGGED_COMMANDS.read().unwrap_or_else(PoisonError::into_inner);
+    guard.clone().unwrap_or_else(|| Arc::new(DEFAULT_LOGGED_COMMANDS.iter().map(|c| c.to_string()).collect()))
+}
+
+/// Replaces `FTP::logged_commands` for sessions that start afterwards.
+pub fn set_logged_commands<I: IntoIterator<Item = S>, S: Into<String>>(commands: I) {
+    let set = commands.into_iter().map(Into::into).collect();
+    *LOGGED_COMMANDS.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(set));
+}
+
+/// `redef FTP::logged_commands += { ... }` (e.g. `"<init>"`, `"AUTH"` as in the ftp-auth-tls test).
+pub fn add_logged_commands<I: IntoIterator<Item = S>, S: Into<String>>(commands: I) {
+    let mut set: BTreeSet<String> = (*logged_commands()).clone();
+    set.extend(commands.into_iter().map(Into::into));
+    set_logged_commands(set);
+}
+
+const GUEST_IDS: &[&str] = &["anonymous", "ftp", "ftpuser", "guest"];
+const MAX_PENDING_COMMANDS: usize = 20;
+const MAX_USER_LENGTH: usize = 128;
+const MAX_PASSWORD_LENGTH: usize = 128;
+const MAX_ARG_LENGTH: usize = 4096;
+const MAX_REPLY_MSG_LENGTH: usize = 4096;
+/// `BifConst::FTP::max_command_length`.
+const MAX_COMMAND_LENGTH: usize = 100;
+/// Expected data channels lapse after five minutes, like Zeek's `ftp_data_expected &read_expire`.
+const DATA_CHANNEL_EXPIRY: f64 = 300.0;
+
+/// Commands whose argument names a file or directory; their `arg` is logged as an `ftp://` URL.
+const FILE_CMDS: &[&str] = &["APPE", "CWD", "DELE", "MKD", "RETR", "RMD", "RNFR", "RNTO", "STOR", "STOU", "REST", "SIZE", "MDTM"];
+
+// ---------------------------------------------------------------------------------------------------
+// Detection
+// ---------------------------------------------------------------------------------------------------
+
+/// Zeek's DPD signatures in spirit: a client `USER` line, or a `220`/`120` greeting that mentions FTP.
+fn detect(proto: Proto, is_orig: bool, payload: &[u8]) -> bool {
+    if proto != Proto::Tcp {
+        return false;
+    }
+    if is_orig {
+        return payload.split(|&b| b == b'\n').any(|line| {
+            let line = trim_start(line);
+            line.len() > 5 && line[..5].eq_ignore_ascii_case(b"USER ")
+        });
+    }
+    let greeting = trim_start(payload);
+    (greeting.starts_with(b"220") || greeting.starts_with(b"120"))
+        && greeting.get(3).is_some_and(|b| !b.is_ascii_digit())
+        && contains_ignore_case(greeting, b"ftp")
+}
+
+fn trim_start(d: &[u8]) -> &[u8] {
+    let n = d.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    &d[n..]
+}
+
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Data channels shared between the control session and the data connections
+// ---------------------------------------------------------------------------------------------------
+
+/// What a data connection reports back to its control session (Zeek sets these on the shared `FTP::Info`).
+#[derive(Debug, Default)]
+struct TransferReport {
+    fuid: Option<String>,
+    mime_type: Option<&'static str>,
+}
+
+type SharedReport = Arc<Mutex<TransferReport>>;
+
+struct ExpectedData {
+    report: SharedReport,
+    last_access: f64,
+}
+
+static FTP_DATA_EXPECTED: LazyLock<Mutex<HashMap<(IpAddr, u16), ExpectedData>>> = LazyLock::new(Default::default);
+
+fn expected_table() -> std::sync::MutexGuard<'static, HashMap<(IpAddr, u16), ExpectedData>> {
+    FTP_DATA_EXPECTED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn register_expected(resp_h: IpAddr, resp_p: u16, report: SharedReport, now: f64) {
+    let mut table = expected_table();
+    table.retain(|_, e| now - e.last_access <= DATA_CHANNEL_EXPIRY);
+    table.insert((resp_h, resp_p), ExpectedData { report, last_access: now });
+}
+
+fn lookup_expected(resp_h: IpAddr, resp_p: u16, now: f64) -> Option<SharedReport> {
+    let mut table = expected_table();
+    let entry = table.get_mut(&(resp_h, resp_p))?;
+    entry.last_access = now;
+    Some(entry.report.clone())
+}
+
+fn remove_expected(resp_h: IpAddr, resp_p: u16) {
+    expected_table().remove(&(resp_h, resp_p));
+}
+
+fn with_report(report: &SharedReport, f: impl FnOnce(&mut TransferReport)) {
+    f(&mut report.lock().unwrap_or_else(PoisonError::into_inner));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Control channel
+// ---------------------------------------------------------------------------------------------------
+
+/// Zeek's `FTP::ExpectedDataChannel`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct DataChannel {
+    passive: bool,
+    orig_h: IpAddr,
+    resp_h: IpAddr,
+    resp_p: u16,
+}
+
+/// Zeek's `FTP::CmdArg`: one command waiting for (or matched with) a reply.
+#[derive(Debug, Clone, PartialEq)]
+struct CmdArg {
+    ts: f64,
+    cmd: String,
+    arg: String,
+    seq: u64,
+    cwd_consumed: bool,
+}
+
+/// Zeek's `FTP::Info` for one control session.
+#[derive(Debug)]
+struct Session {
+    user: String,
+    password: Option<String>,
+    reply_code: Option<u64>,
+    reply_msg: Option<String>,
+    file_size: Option<u64>,
+    data_channel: Option<DataChannel>,
+    cwd: String,
+    cmdarg: Option<CmdArg>,
+    pending: BTreeMap<u64, CmdArg>,
+    command_seq: u64,
+    capture_password: bool,
+    report: SharedReport,
+}
+
+impl Session {
+    fn new(ts: f64) -> Self {
+        let mut s = Session {
+            user: "<unknown>".into(),
+            password: None,
+            reply_code: None,
+            reply_msg: None,
+            file_size: None,
+            data_channel: None,
+            cwd: ".".into(),
+            cmdarg: None,
+            pending: BTreeMap::new(),
+            command_seq: 0,
+            capture_password: false,
+            report: SharedReport::default(),
+        };
+        // A shim command so the server's greeting has something to answer.
+        s.add_pending(ts, "<init>".into(), String::new());
+        s
+    }
+
+    fn add_pending(&mut self, ts: f64, cmd: String, arg: String) {
+        self.command_seq += 1;
+        let seq = self.command_seq;
+        self.pending.insert(seq, CmdArg { ts, cmd, arg, seq, cwd_consumed: false });
+    }
+
+    /// Zeek's `get_pending_cmd`: the pending command that best explains this reply.
+    fn best_pending(&self, code: u64, msg: &str) -> Option<CmdArg> {
+        let mut best: Option<(i32, &CmdArg)> = None;
+        for ca in self.pending.values() {
+            let mut score = 0;
+            if code == 500 || reply_code_expected(&ca.cmd, code) {
+                score += 100;
+            }
+            if msg.contains(ca.cmd.as_str()) {
+                score += 20;
+            }
+            if msg.contains(ca.arg.as_str()) {
+                score += 10;
+            }
+            // Iteration is in sequence order, so a tie keeps the older command.
+            if best.is_none_or(|(s, _)| score > s) {
+                best = Some((score, ca));
+            }
+        }
+        best.map(|(_, ca)| ca.clone())
+    }
+
+    fn should_hide_password(&self) -> bool {
+        !self.capture_password && !GUEST_IDS.contains(&self.user.to_lowercase().as_str())
+    }
+
+    fn set_expected_channel(&mut self, ctx: &mut Ctx, chan: DataChannel) {
+        self.data_channel = Some(chan);
+        register_expected(chan.resp_h, chan.resp_p, self.report.clone(), ctx.ts);
+        ctx.expect(Expectation {
+            orig_h: Some(chan.orig_h),
+            resp_h: chan.resp_h,
+            resp_p: chan.resp_p,
+            analyzer: Some(DATA_SPEC.name),
+            service: "ftp-data",
+            expires: ctx.ts + DATA_CHANNEL_EXPIRY,
+        });
+    }
+}
+
+pub struct FtpAnalyzer {
+    logged: Arc<BTreeSet<String>>,
+    lines: [LineBuffer; 2],
+    session: Option<Session>,
+    /// The reply code of a multi-line reply still in progress.
+    pending_reply: u64,
+    auth_requested: Option<Vec<u8>>,
+    tls_active: bool,
+    confirmed: bool,
+}
+
+impl Default for FtpAnalyzer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FtpAnalyzer {
+    pub fn new() -> Self {
+        FtpAnalyzer {
+            logged: logged_commands(),
+            lines: Default::default(),
+            session: None,
+            pending_reply: 0,
+            auth_requested: None,
+            tls_active: false,
+            confirmed: false,
+        }
+    }
+
+    /// Uses a specific set of logged commands instead of the process-wide configuration.
+    pub fn with_logged_commands(logged: Arc<BTreeSet<String>>) -> Self {
+        FtpAnalyzer { logged, ..Self::new() }
+    }
+
+    fn session(&mut self, ts: f64) -> &mut Session {
+        self.session.get_or_insert_with(|| Session::new(ts))
+    }
+
+    fn process_line(&mut self, ctx: &mut Ctx, is_orig: bool, line: &[u8]) {
+        if self.tls_active || line.is_empty() {
+            return;
+        }
+        if is_orig {
+            self.process_request(ctx, line);
+        } else {
+            self.process_reply_line(ctx, line);
+        }
+    }
+
+    fn process_request(&mut self, ctx: &mut Ctx, line: &[u8]) {
+        let line = trim_start(line);
+        let cmd_len = line.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(line.len());
+        let (cmd, rest) = line.split_at(cmd_len);
+        let arg = trim_start(rest);
+        if !is_ftp_cmd(cmd) {
+            if self.confirmed {
+                ctx.weird("FTP_invalid_command", None, "FTP");
+            }
+            return;
+        }
+        if cmd.len() > MAX_COMMAND_LENGTH {
+            if self.confirmed {
+                ctx.weird("FTP_max_command_length_exceeded", Some(format!("{} > {MAX_COMMAND_LENGTH}", cmd.len())), "FTP");
+            }
+            return;
+        }
+        if !self.confirmed {
+            self.confirmed = true;
+            ctx.confirm(SPEC.name);
+        }
+        let cmd = bytes_to_log_string(cmd).to_ascii_uppercase();
+        // Zeek compares with strncmp over the command's length, so "AUT" counts as well.
+        if "AUTH".starts_with(cmd.as_str()) {
+            self.auth_requested = Some(arg.to_vec());
+        }
+        self.on_request(ctx, cmd, bytes_to_log_string(arg));
+    }
+
+    /// Zeek's `ftp_request` event handler.
+    fn on_request(&mut self, ctx: &mut Ctx, cmd: String, mut arg: String) {
+        if let Some(s) = &self.session
+            && let (Some(ca), Some(_)) = (&s.cmdarg, s.reply_code)
+        {
+            let seq = ca.seq;
+            if self.session.as_mut().is_some_and(|s| s.pending.remove(&seq).is_some()) {
+                self.log_message(ctx);
+            }
+        }
+        let id_resp_h = ctx.id.resp_h;
+        let s = self.session(ctx.ts);
+        if s.pending.len() < MAX_PENDING_COMMANDS {
+            s.add_pending(ctx.ts, cmd.clone(), arg.clone());
+        } else {
+            let n = s.pending.len().to_string();
+            ctx.weird("FTP_too_many_pending_commands", Some(n), "FTP");
+        }
+        match cmd.as_str() {
+            "USER" => {
+                truncate_logged(ctx, &mut arg, MAX_USER_LENGTH, "FTP_user_too_long");
+                self.session(ctx.ts).user = arg;
+            }
+            "PASS" => {
+                truncate_logged(ctx, &mut arg, MAX_PASSWORD_LENGTH, "FTP_password_too_long");
+                self.session(ctx.ts).password = Some(arg);
+            }
+            "PORT" | "EPRT" => {
+                let parsed = if cmd == "PORT" { parse_ftp_port(arg.as_bytes()) } else { parse_eftp(Some(arg.as_bytes())) };
+                if let Some((h, p)) = parsed {
+                    let chan = DataChannel { passive: false, orig_h: id_resp_h, resp_h: h, resp_p: p };
+                    self.session(ctx.ts).set_expected_channel(ctx, chan);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn process_reply_line(&mut self, ctx: &mut Ctx, line: &[u8]) {
+        let mut code = reply_code(line);
+        let cont_resp;
+        let msg: &[u8];
+        if self.pending_reply != 0 {
+            if code == self.pending_reply && line.get(3) == Some(&b' ') {
+                msg = trim_start(&line[3..]);
+                self.pending_reply = 0;
+                cont_resp = false;
+            } else {
+                // An intermediate line: its text is passed on whole, without a reply code.
+                msg = line;
+                code = 0;
+                cont_resp = true;
+            }
+        } else {
+            cont_resp = line.get(3) == Some(&b'-');
+            if code < 100 || (line.len() > 3 && !cont_resp && line[3] != b' ') {
+                if !self.confirmed {
+                    ctx.violation("invalid FTP reply line");
+                }
+                return;
+            }
+            if cont_resp {
+                self.pending_reply = code;
+                msg = trim_start(&line[4..]);
+            } else {
+                msg = trim_start(line.get(3..).unwrap_or_default());
+            }
+        }
+
+        if code == 234 && self.auth_requested.as_deref() == Some(b"TLS".as_slice()) {
+            self.tls_active = true;
+            ctx.start_tls();
+        }
+        self.on_reply(ctx, code, bytes_to_log_string(msg), cont_resp);
+    }
+
+    /// Zeek's `ftp_reply` event handler.
+    fn on_reply(&mut self, ctx: &mut Ctx, code: u64, msg: String, cont_resp: bool) {
+        let id = *ctx.id;
+        let s = self.session(ctx.ts);
+        // Intermediate lines of a multi-line reply are only paired with a command when they look like a
+        // reply of their own (a server that never closed an earlier multi-line reply).
+        if cont_resp && code == 0 && s.reply_code.is_some() && !looks_like_reply_line(msg.as_bytes()) {
+            return;
+        }
+        let Some(mut cmdarg) = s.best_pending(code, &msg) else { return };
+        s.reply_code = Some(code);
+        s.reply_msg = Some(msg.clone());
+        s.cmdarg = Some(cmdarg.clone());
+        if cont_resp {
+            return;
+        }
+
+        match (code, cmdarg.cmd.as_str()) {
+            (150, "RETR") | (213, "SIZE") => s.file_size = Some(extract_last_count(&msg)),
+            (227 | 229, "PASV" | "EPSV") => {
+                let parsed = if code == 227 { parse_ftp_pasv(msg.as_bytes()) } else { parse_ftp_epsv(msg.as_bytes()) };
+                if let Some((mut h, p)) = parsed {
+                    if code == 229 && h == IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+                        h = id.resp_h;
+                    }
+                    let chan = DataChannel { passive: true, orig_h: id.orig_h, resp_h: h, resp_p: p };
+                    s.set_expected_channel(ctx, chan);
+                }
+            }
+            _ => {}
+        }
+
+        if is_directory_reply(&cmdarg.cmd, code) && !cmdarg.cwd_consumed {
+            cmdarg.cwd_consumed = true;
+            if let Some(p) = s.pending.get_mut(&cmdarg.seq) {
+                p.cwd_consumed = true;
+            }
+            s.cwd = match cmdarg.cmd.as_str() {
+                "CWD" => build_path_compressed(&s.cwd, &cmdarg.arg),
+                "CDUP" => build_path_compressed(&s.cwd, "/.."),
+                _ => extract_path(&msg),
+            };
+            s.cmdarg = Some(cmdarg.clone());
+        }
+
+        // With several commands queued, log this pair now instead of waiting for the next command.
+        if s.pending.len() > 1 {
+            s.pending.remove(&cmdarg.seq);
+            self.log_message(ctx);
+        }
+    }
+
+    /// Zeek's `ftp_message`: logs the current command/reply pair (if its command is logged) and resets
+    /// the per-transfer fields.
+    fn log_message(&mut self, ctx: &mut Ctx) {
+        let Some(s) = self.session.as_mut() else { return };
+        let Some(ca) = s.cmdarg.clone() else { return };
+        let mut arg = if FILE_CMDS.contains(&ca.cmd.as_str()) { build_url_ftp(ctx.id.resp_h, &s.cwd, &ca.arg) } else { ca.arg.clone() };
+        truncate_logged(ctx, &mut arg, MAX_ARG_LENGTH, "FTP_arg_too_long");
+        if let Some(msg) = s.reply_msg.as_mut() {
+            truncate_logged(ctx, msg, MAX_REPLY_MSG_LENGTH, "FTP_reply_msg_too_long");
+        }
+        if ca.cmd == "PASS" && s.should_hide_password() {
+            arg = "<hidden>".into();
+        }
+        if s.password.is_some() && s.should_hide_password() {
+            s.password = Some("<hidden>".into());
+        }
+        let (fuid, mime_type) = {
+            let mut report = s.report.lock().unwrap_or_else(PoisonError::into_inner);
+            (report.fuid.take(), report.mime_type.take())
+        };
+        let file_size = s.file_size.take();
+        let data_channel = s.data_channel.take();
+        if !self.logged.contains(&ca.cmd) {
+            return;
+        }
+        let mut v = ctx.conn_columns(ca.ts);
+        v.push(Value::str(s.user.clone()));
+        v.push(Value::opt_str(s.password.clone()));
+        v.push(Value::str(ca.cmd));
+        v.push(if arg.is_empty() { Value::Unset } else { Value::Str(arg) });
+        v.push(Value::opt_str(mime_type));
+        v.push(Value::opt_count(file_size));
+        v.push(Value::opt_count(s.reply_code));
+        v.push(Value::opt_str(s.reply_msg.clone()));
+        match data_channel {
+            Some(c) => v.extend([Value::Bool(c.passive), Value::Addr(c.orig_h), Value::Addr(c.resp_h), Value::Port(c.resp_p)]),
+            None => v.extend([Value::Unset, Value::Unset, Value::Unset, Value::Unset]),
+        }
+        v.push(Value::opt_str(fuid));
+        ctx.log(&FTP_LOG, v);
+    }
+}
+
+impl Analyzer for FtpAnalyzer {
+    fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
+        if self.tls_active {
+            return;
+        }
+        let mut lines = std::mem::take(&mut self.lines[usize::from(is_orig)]);
+        lines.feed(data, |line, _| {
+            self.process_line(ctx, is_orig, line);
+            0
+        });
+        self.lines[usize::from(is_orig)] = lines;
+    }
+
+    fn undelivered(&mut self, _ctx: &mut Ctx, is_orig: bool, _len: u64) {
+        self.lines[usize::from(is_orig)].clear();
+    }
+
+    fn finish(&mut self, ctx: &mut Ctx) {
+        if self.lines[1].has_partial() && !self.tls_active {
+            ctx.weird("partial_ftp_request", None, "FTP");
+        }
+        // Zeek's `finalize_ftp`: whatever is still pending is logged with the last reply seen.
+        let pending: Vec<CmdArg> = self.session.as_ref().map(|s| s.pending.values().cloned().collect()).unwrap_or_default();
+        for ca in pending {
+            if let Some(s) = self.session.as_mut() {
+                s.cmdarg = Some(ca);
+            }
+            self.log_message(ctx);
+        }
+        if let Some(s) = self.session.as_mut() {
+            s.pending.clear();
+        }
+    }
+}
+
+fn truncate_logged(ctx: &mut Ctx, s: &mut String, max: usize, weird: &'static str) {
+    if s.len() > max {
+        ctx.weird(weird, Some(s.len().to_string()), "FTP");
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
+
+/// At least three printable, non-space bytes, like Zeek's `is_ftp_cmd`.
+fn is_ftp_cmd(cmd: &[u8]) -> bool {
+    cmd.len() >= 3 && cmd.iter().all(|&b| b.is_ascii_graphic())
+}
+
+fn reply_code(line: &[u8]) -> u64 {
+    match line {
+        [a, b, c, ..] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
+            u64::from(a - b'0') * 100 + u64::from(b - b'0') * 10 + u64::from(c - b'0')
+        }
+        _ => 0,
+    }
+}
+
+/// `/^[1-9][0-9]{2} [[:print:]]{10}.*/`
+fn looks_like_reply_line(msg: &[u8]) -> bool {
+    msg.len() >= 14
+        && (b'1'..=b'9').contains(&msg[0])
+        && msg[1].is_ascii_digit()
+        && msg[2].is_ascii_digit()
+        && msg[3] == b' '
+        && msg[4..14].iter().all(|b| (0x20..0x7f).contains(b))
+}
+
+fn is_directory_reply(cmd: &str, code: u64) -> bool {
+    matches!((cmd, code), ("CWD", 250) | ("CDUP", 200 | 250) | ("PWD" | "XPWD", 257))
+}
+
+/// Zeek's `FTP::cmd_reply_code`: which reply codes each command can get.
+fn reply_code_expected(cmd: &str, code: u64) -> bool {
+    let codes: &[u64] = match cmd {
+        "<init>" => &[0, 120, 220, 421],
+        "USER" => &[230, 331, 332, 421, 530, 500, 501],
+        "PASS" => &[230, 202, 332, 421, 530, 500, 501, 503],
+        "ACCT" => &[230, 202, 421, 530, 500, 501, 503],
+        "CWD" => &[250, 421, 500, 501, 502, 530, 550],
+        "CDUP" => &[200, 250, 421, 500, 501, 502, 530, 550],
+        "SMNT" => &[202, 250, 421, 500, 501, 502, 530, 550],
+        "REIN" => &[120, 220, 421, 500, 502],
+        "QUIT" => &[0, 221, 500],
+        "PORT" => &[200, 421, 500, 501, 530],
+        "PASV" => &[227, 421, 500, 501, 502, 530],
+        "MODE" | "STRU" => &[200, 421, 500, 501, 504, 530],
+        "TYPE" => &[200, 421, 500, 501, 504, 530],
+        "ALLO" => &[200, 202, 421, 500, 501, 504, 530],
+        "REST" => &[200, 350, 421, 500, 501, 502, 530],
+        "STOR" | "STOU" => &[110, 125, 150, 226, 250, 421, 425, 426, 451, 551, 552, 532, 450, 452, 553, 500, 501, 530, 550],
+        "RETR" => &[110, 125, 150, 226, 250, 421, 425, 426, 451, 450, 500, 501, 530, 550],
+        "LIST" | "NLST" => &[125, 150, 226, 250, 421, 425, 426, 451, 450, 500, 501, 502, 530, 550],
+        "APPE" => &[125, 150, 226, 250, 421, 425, 426, 451, 551, 552, 532, 450, 550, 452, 553, 500, 501, 502, 530],
+        "RNFR" => &[350, 421, 450, 550, 500, 501, 502, 530],
+        "RNTO" => &[250, 421, 532, 553, 500, 501, 502, 503, 530],
+        "DELE" => &[250, 421, 450, 550, 500, 501, 502, 530],
+        "RMD" => &[250, 421, 500, 501, 502, 530, 550],
+        "MKD" => &[257, 421, 500, 501, 502, 530, 550],
+        "PWD" => &[257, 421, 500, 501, 502, 550],
+        "ABOR" => &[225, 226, 421, 500, 501, 502],
+        "SYST" => &[215, 421, 500, 501, 502, 530],
+        "STAT" => &[211, 212, 213, 421, 450, 500, 501, 502, 530],
+        "HELP" => &[200, 211, 214, 421, 500, 501, 502],
+        "SITE" => &[200, 202, 214, 500, 501, 502, 530],
+        "NOOP" => &[200, 421, 500],
+        "LPRT" => &[500, 501, 521],
+        "FEAT" => &[211, 500, 502],
+        "OPTS" => &[200, 451, 501],
+        "EPSV" => &[229, 500, 501],
+        "EPRT" => &[200, 500, 501, 522],
+        "SIZE" | "MDTM" => &[213, 500, 501, 550],
+        "MLST" | "MLSD" => &[150, 226, 250, 500, 501, 550],
+        "CLNT" => &[200, 500],
+        "MACB" => &[200, 500, 550],
+        "<missing>" => &[0],
+        _ => &[],
+    };
+    codes.contains(&code)
+}
+
+/// Zeek's `extract_count(s, F)`: the last run of digits in `s`, or 0.
+fn extract_last_count(s: &str) -> u64 {
+    s.split(|c: char| !c.is_ascii_digit()).filter(|run| !run.is_empty()).last().and_then(|run| run.parse().ok()).unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// PORT / PASV / EPRT / EPSV (Zeek's functions.bif)
+// ---------------------------------------------------------------------------------------------------
+
+/// C's `strtol` on a byte string: skips leading whitespace, reads an optional sign and digits. Returns the
+/// value and how many bytes were consumed (0 when there are no digits).
+fn strtol(s: &[u8]) -> (i64, usize) {
+    let ws = s.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    let mut i = ws;
+    let negative = match s.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let digits = s[i.min(s.len())..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return (0, 0);
+    }
+    let value = s[i..i + digits].iter().fold(0i64, |acc, d| acc.saturating_mul(10).saturating_add(i64::from(d - b'0')));
+    (if negative { -value } else { value }, i + digits)
+}
+
+/// `h1,h2,h3,h4,p1,p2` as `sscanf("%d,%d,%d,%d,%d,%d")` reads it.
+fn parse_ftp_port(s: &[u8]) -> Option<(IpAddr, u16)> {
+    if s.len() < 11 {
+        return None;
+    }
+    let mut rest = s;
+    let mut nums = [0i64; 6];
+    for (i, n) in nums.iter_mut().enumerate() {
+        if i > 0 {
+            rest = rest.strip_prefix(b",")?;
+        }
+        let (v, used) = strtol(rest);
+        if used == 0 {
+            return None;
+        }
+        *n = v;
+        rest = &rest[used..];
+    }
+    if nums.iter().any(|n| !(0..=255).contains(n)) {
+        return None;
+    }
+    let b = nums.map(|n| n as u8);
+    Some((IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])), u16::from_be_bytes([b[4], b[5]])))
+}
+
+/// Zeek's `parse_ftp_pasv`: the six numbers after `(`, after `PORT`, or around the first comma.
+fn parse_ftp_pasv(msg: &[u8]) -> Option<(IpAddr, u16)> {
+    let start = if let Some(p) = msg.iter().position(|&b| b == b'(') {
+        p + 1
+    } else if let Some(p) = msg.windows(4).position(|w| w == b"PORT") {
+        p + 5
+    } else if let Some(p) = msg.iter().position(|&b| b == b',') {
+        p - msg[..p].iter().rev().take_while(|b| b.is_ascii_digit()).count()
+    } else {
+        return None;
+    };
+    parse_ftp_port(msg.get(start..)?)
+}
+
+fn parse_ftp_epsv(msg: &[u8]) -> Option<(IpAddr, u16)> {
+    let start = msg.iter().position(|&b| b == b'(')?;
+    parse_eftp(Some(&msg[start + 1..]))
+}
+
+/// `<d><net-prt><d><net-addr><d><tcp-port><d>` (RFC 2428), with the quirks of Zeek's `parse_eftp`: an empty
+/// address is the unspecified IPv6 address, and a missing port delimiter leaves port 0 but valid.
+fn parse_eftp(line: Option<&[u8]>) -> Option<(IpAddr, u16)> {
+    let line = trim_start(line?);
+    let (&delim, mut rest) = line.split_first()?;
+    let mut good = true;
+    let mut addr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+    let (_, used) = strtol(rest);
+    if rest.get(used) != Some(&delim) {
+        good = false;
+    }
+    rest = &rest[used..];
+    if !rest.is_empty() {
+        rest = &rest[1..];
+    }
+    if let Some(&first) = rest.first()
+        && first != delim
+    {
+        let end = rest.iter().position(|&b| b == delim).unwrap_or(rest.len());
+        match std::str::from_utf8(&rest[..end]).ok().and_then(|s| s.parse::<IpAddr>().ok()) {
+            Some(a) => {
+                addr = a;
+                good = true;
+            }
+            None => good = false,
+        }
+    }
+    let mut port = 0u16;
+    if let Some(p) = rest.iter().position(|&b| b == delim) {
+        let after = &rest[p + 1..];
+        let (v, used) = strtol(after);
+        if after.get(used) != Some(&delim) {
+            good = false;
+        }
+        match u16::try_from(v) {
+            Ok(v) => port = v,
+            Err(_) => good = false,
+        }
+    }
+    good.then_some((addr, port))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Paths and URLs (Zeek's base/utils/paths.zeek and ftp/utils.zeek)
+// ---------------------------------------------------------------------------------------------------
+
+/// `absolute_path_pat`: `/…` or a drive letter followed by a slash or backslash.
+fn is_absolute_path(p: &str) -> bool {
+    let b = p.as_bytes();
+    b.first() == Some(&b'/') || (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && matches!(b[2], b'/' | b'\\'))
+}
+
+fn build_path(dir: &str, file_name: &str) -> String {
+    if is_absolute_path(file_name) || dir.is_empty() {
+        return file_name.to_string();
+    }
+    let sep = if dir.ends_with('/') { "" } else { "/" };
+    format!("{dir}{sep}{file_name}")
+}
+
+pub fn build_path_compressed(dir: &str, file_name: &str) -> String {
+    compress_path(&build_path(dir, file_name))
+}
+
+/// Zeek's `compress_path`: removes `.` components and `..` with the component they cancel, and repeated
+/// or trailing slashes. A leading `.` or `~…` component is kept, as are `..` that cannot be resolved.
+pub fn compress_path(path: &str) -> String {
+    if !path.contains("/.") && !path.contains("//") {
+        return match path.strip_suffix('/') {
+            Some(p) if !p.is_empty() => p.to_string(),
+            _ => path.to_string(),
+        };
+    }
+    let absolute = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for (i, comp) in path.split('/').enumerate() {
+        match comp {
+            "" => {}
+            "." if i == 0 => parts.push("."),
+            "." => {}
+            ".." => match parts.last() {
+                Some(&".") => *parts.last_mut().expect("checked non-empty") = "..",
+                Some(&"..") | None => parts.push(".."),
+                Some(last) if parts.len() == 1 && last.starts_with('~') => parts.push(".."),
+                Some(_) => {
+                    parts.pop();
+                }
+            },
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute { format!("/{joined}") } else { joined }
+}
+
+/// Zeek's `extract_path`: the first quoted absolute path in `input`, else the first unquoted one.
+pub fn extract_path(input: &str) -> String {
+    let b = input.as_bytes();
+    let starts_abs = |i: usize| is_absolute_path(&input[i..]);
+    // Quoted form: "…" whose content is an absolute path.
+    let mut i = 0;
+    while let Some(off) = input[i..].find('"') {
+        let open = i + off;
+        if open + 1 < b.len()
+            && starts_abs(open + 1)
+            && let Some(close) = input[open + 1..].find('"')
+        {
+            return input[open + 1..open + 1 + close].to_string();
+        }
+        i = open + 1;
+    }
+    // Unquoted: an absolute path up to a quote or an unescaped space.
+    for start in 0..b.len() {
+        if !input.is_char_boundary(start) || !starts_abs(start) {
+            continue;
+        }
+        let mut end = start + 1;
+        while end < b.len() {
+            match b[end] {
+                b'"' => break,
+                b' ' if b[end - 1] != b'\\' => break,
+                _ => end += 1,
+            }
+        }
+        return input[start..end].to_string();
+    }
+    String::new()
+}
+
+/// `addr_to_uri`: IPv6 addresses in brackets.
+fn addr_to_uri(a: IpAddr) -> String {
+    match a {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// `FTP::build_url_ftp`: `ftp://<server>/<cwd>/<arg>`.
+pub fn build_url_ftp(server: IpAddr, cwd: &str, arg: &str) -> String {
+    let path = build_path_compressed(cwd, arg);
+    let sep = if path.starts_with('/') { "" } else { "/" };
+    format!("ftp://{}{sep}{path}", addr_to_uri(server))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Data channel
+// ---------------------------------------------------------------------------------------------------
+
+/// An FTP data connection: its bytes are one file per direction (`FTP_DATA` in files.log), reported back
+/// to the control session that announced the connection.
+#[derive(Default)]
+pub struct FtpDataAnalyzer {
+    confirmed: bool,
+    report: Option<Option<SharedReport>>,
+    files: [Option<FileTransfer>; 2],
+}
+
+impl FtpDataAnalyzer {
+    fn report(&mut self, ctx: &Ctx) -> Option<SharedReport> {
+        self.report.get_or_insert_with(|| lookup_expected(ctx.id.resp_h, ctx.id.resp_p, ctx.ts)).clone()
+    }
+
+    /// The file for this direction, created on its first byte (only for announced data channels, as
+    /// Zeek's `FTP::get_file_handle` returns no handle otherwise).
+    fn file(&mut self, ctx: &mut Ctx, is_orig: bool) -> Option<&mut FileTransfer> {
+        let report = self.report(ctx)?;
+        let slot = &mut self.files[usize::from(is_orig)];
+        if slot.is_none() {
+            let file = FileTransfer::new(ctx, "FTP_DATA", is_orig);
+            with_report(&report, |r| r.fuid = Some(file.fuid.clone()));
+            *slot = Some(file);
+        }
+        slot.as_mut()
+    }
+
+    fn end_file(&mut self, ctx: &mut Ctx, is_orig: bool) {
+        let Some(mut file) = self.files[usize::from(is_orig)].take() else { return };
+        let mime = file.mime_type();
+        if let Some(report) = self.report(ctx) {
+            with_report(&report, |r| r.mime_type = mime);
+        }
+        file.finish(ctx);
+    }
+}
+
+impl Analyzer for FtpDataAnalyzer {
+    fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
+        if !self.confirmed {
+            self.confirmed = true;
+            ctx.confirm(DATA_SPEC.name);
+        }
+        if data.is_empty() {
+            return;
+        }
+        let ts = ctx.ts;
+        let Some(file) = self.file(ctx, is_orig) else { return };
+        let was_sniffed = file.sniffed().is_some();
+        file.data(ts, data);
+        // Zeek's `file_sniff` sets the control session's mime_type as soon as the BOF buffer is full.
+        if let (false, Some(mime)) = (was_sniffed, file.sniffed())
+            && let Some(report) = self.report(ctx)
+        {
+            with_report(&report, |r| r.mime_type = mime);
+        }
+    }
+
+    fn undelivered(&mut self, ctx: &mut Ctx, is_orig: bool, len: u64) {
+        let ts = ctx.ts;
+        if let Some(file) = self.files[usize::from(is_orig)].as_mut() {
+            file.gap(ts, len);
+        }
+    }
+
+    fn end_of_data(&mut self, ctx: &mut Ctx, is_orig: bool) {
+        self.end_file(ctx, is_orig);
+    }
+
+    fn finish(&mut self, ctx: &mut Ctx) {
+        self.end_file(ctx, true);
+        self.end_file(ctx, false);
+        if self.report.as_ref().is_some_and(Option::is_some) {
+            remove_expected(ctx.id.resp_h, ctx.id.resp_p);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Fuzzing
+// ---------------------------------------------------------------------------------------------------
+
+/// Drives the control and data analyzers over arbitrary bytes: the first byte picks split points, the
+/// rest alternates between directions.
+pub fn fuzz(data: &[u8]) {
+    let Some((&seed, rest)) = data.split_first() else { return };
+    let chunk = usize::from(seed % 61) + 1;
+    let mut records = Vec::new();
+    let mut actions = Vec::new();
+    let mut weirds = Vec::new();
+    let mut ids = crate::conn::UidGenerator::new(1);
+    let id = super::ConnId {
+        orig_h: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        orig_p: 40000,
+        resp_h: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+        resp_p: 21,
+        proto: Proto::Tcp,
+    };
+    let mut ctx = Ctx {
+        ts: 1.0,
+        start_ts: 1.0,
+        uid: "CFuzz",
+        id: &id,
+        records: &mut records,
+        actions: &mut actions,
+        weirds: &mut weirds,
+        ids: &mut ids,
+    };
+    let mut control = FtpAnalyzer::new();
+    let mut data_conn = FtpDataAnalyzer::default();
+    for (i, piece) in rest.chunks(chunk).enumerate() {
+        let is_orig = (i + usize::from(seed)) % 3 != 0;
+        control.deliver(&mut ctx, is_orig, piece);
+        data_conn.deliver(&mut ctx, is_orig, piece);
+        if i % 7 == 3 {
+            control.undelivered(&mut ctx, is_orig, 10);
+            data_conn.undelivered(&mut ctx, is_orig, 10);
+        }
+    }
+    control.finish(&mut ctx);
+    data_conn.finish(&mut ctx);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzers::Action;
+    use crate::analyzers::testing::Harness;
+
+    fn col(r: &crate::logs::LogRecord, name: &str) -> String {
+        let mut s = String::new();
+        r.get(name).expect("column exists").write_tsv(&mut s, false);
+        s
+    }
+
+    /// The control session of the ftp-ipv4 oracle trace, up to the active-mode LIST.
+    const IPV4_SESSION: &[(bool, &[u8])] = &[
+        (false, b"220 ftp.NetBSD.org FTP server (NetBSD-ftpd 20100320) ready.\r\n"),
+        (true, b"USER anonymous\r\n"),
+        (false, b"331 Guest login ok, type your name as password.\r\n"),
+        (true, b"PASS test\r\n"),
+        (false, b"230-\r\n    The NetBSD Project FTP Server\r\n230-\r\n    EXPORT NOTICE\r\n230 Guest login ok, access restrictions apply.\r\n"),
+        (true, b"SYST\r\n"),
+        (false, b"215 UNIX Type: L8 Version: NetBSD-ftpd 20100320\r\n"),
+        (true, b"PASV\r\n"),
+        (false, b"227 Entering Passive Mode (199,233,217,249,221,90)\r\n"),
+        (true, b"LIST\r\n"),
+        (false, b"150 Opening ASCII mode data connection for '/bin/ls'.\r\n226 Transfer complete.\r\n"),
+        (true, b"TYPE I\r\n"),
+        (false, b"200 Type set to I.\r\n"),
+        (true, b"PASV\r\n"),
+        (false, b"227 Entering Passive Mode (199,233,217,249,221,91)\r\n"),
+        (true, b"RETR robots.txt\r\n"),
+        (false, b"150 Opening BINARY mode data connection for 'robots.txt' (77 bytes).\r\n"),
+        (false, b"226 Transfer complete.\r\n"),
+        (true, b"PORT 141,142,220,235,131,46\r\n"),
+        (false, b"200 PORT command successful.\r\n"),
+        (true, b"QUIT\r\n"),
+        (false, b"221 Goodbye.\r\n"),
+    ];
+
+    fn run_session(h: &mut Harness, a: &mut FtpAnalyzer, script: &[(bool, &[u8])]) {
+        for (i, (is_orig, bytes)) in script.iter().enumerate() {
+            h.run(100.0 + i as f64, |ctx| a.deliver(ctx, *is_orig, bytes));
+        }
+        h.finish(a);
+    }
+
+    #[test]
+    fn logs_ftp_ipv4_commands_like_zeek() {
+        let mut h = Harness::new(Proto::Tcp, 21);
+        h.id.resp_h = "199.233.217.249".parse().unwrap();
+        h.id.orig_h = "141.142.220.235".parse().unwrap();
+        let mut a = FtpAnalyzer::with_logged_commands(logged_commands());
+        run_session(&mut h, &mut a, IPV4_SESSION);
+        let logged = h.logged("ftp");
+        let summary: Vec<String> = logged
+            .iter()
+            .map(|r| {
+                ["command", "arg", "user", "password", "file_size", "reply_code", "data_channel.passive", "data_channel.resp_p"]
+                    .iter()
+                    .map(|c| col(r, c))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                "PASV - anonymous test - 227 T 56666",
+                "PASV - anonymous test - 227 T 56667",
+                "RETR ftp://199.233.217.249/./robots.txt anonymous test 77 226 - -",
+                "PORT 141,142,220,235,131,46 anonymous test - 200 F 33582",
+            ]
+        );
+        assert_eq!(col(logged[0], "reply_msg"), "Entering Passive Mode (199,233,217,249,221,90)");
+        assert_eq!(col(logged[0], "data_channel.orig_h"), "141.142.220.235");
+        assert_eq!(col(logged[3], "data_channel.orig_h"), "199.233.217.249");
+        assert_eq!(col(logged[0], "ts"), "107.000000");
+        assert!(h.actions.contains(&Action::Confirm("ftp")));
+        let expects = h.actions.iter().filter(|a| matches!(a, Action::Expect(e) if e.service == "ftp-data")).count();
+        assert_eq!(expects, 3);
+    }
+
+    #[test]
+    fn auth_tls_switches_to_tls_and_logs_init_when_configured() {
+        let mut h = Harness::new(Proto::Tcp, 21);
+        let logged: BTreeSet<String> = ["<init>", "AUTH"].into_iter().chain(DEFAULT_LOGGED_COMMANDS.iter().copied()).map(String::from).collect();
+        let mut a = FtpAnalyzer::with_logged_commands(Arc::new(logged));
+        let script: &[(bool, &[u8])] = &[
+            (false, b"220 (vsFTPd 3.0.5)\r\n"),
+            (true, b"AUTH TLS\r\n"),
+            (false, b"234 Proceed with negotiation.\r\n"),
+            (true, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n"),
+        ];
+        run_session(&mut h, &mut a, script);
+        let rows: Vec<String> = h.logged("ftp").iter().map(|r| format!("{} {} {} {}", col(r, "user"), col(r, "command"), col(r, "arg"), col(r, "reply_msg"))).collect();
+        assert_eq!(rows, vec!["<unknown> <init> - (vsFTPd 3.0.5)", "<unknown> AUTH TLS Proceed with negotiation."]);
+        assert!(h.actions.contains(&Action::StartTls));
+    }
+
+    #[test]
+    fn cwd_tracking_builds_urls() {
+        let mut h = Harness::new(Proto::Tcp, 21);
+        let mut a = FtpAnalyzer::new();
+        let script: &[(bool, &[u8])] = &[
+            (false, b"220 FTP ready\r\n"),
+            (true, b"USER bob\r\n"),
+            (false, b"331 Password required\r\n"),
+            (true, b"PASS secret\r\n"),
+            (false, b"230 Logged in\r\n"),
+            (true, b"CWD pub/data\r\n"),
+            (false, b"250 CWD command successful\r\n"),
+            (true, b"CDUP\r\n"),
+            (false, b"250 CDUP ok\r\n"),
+            (true, b"DELE old.txt\r\n"),
+            (false, b"250 Deleted\r\n"),
+            (true, b"PWD\r\n"),
+            (false, b"257 \"/home/bob\" is current directory\r\n"),
+            (true, b"STOR new.txt\r\n"),
+            (false, b"226 Transfer complete\r\n"),
+        ];
+        run_session(&mut h, &mut a, script);
+        let rows: Vec<String> = h.logged("ftp").iter().map(|r| format!("{} {} {}", col(r, "command"), col(r, "arg"), col(r, "password"))).collect();
+        assert_eq!(rows, vec!["DELE ftp://192.0.2.1/../old.txt <hidden>", "STOR ftp://192.0.2.1/home/bob/new.txt <hidden>"]);
+    }
+
+    #[test]
+    fn epsv_and_multiline_150_like_bigtransfer() {
+        let mut h = Harness::new(Proto::Tcp, 21);
+        let mut a = FtpAnalyzer::new();
+        let script: &[(bool, &[u8])] = &[
+            (false, b"220---------- Welcome to Pure-FTPd [privsep] [TLS] ----------\r\n220 You will be disconnected.\r\n"),
+            (true, b"USER ftp\r\n"),
+            (false, b"230 Anonymous user logged in\r\n"),
+            (true, b"PWD\r\n"),
+            (false, b"257 \"/\" is your current location\r\n"),
+            (true, b"SIZE rand.txt\r\n"),
+            (false, b"213 5416666670\r\n"),
+            (true, b"EPSV\r\n"),
+            (false, b"229 Extended Passive mode OK (|||37150|)\r\n"),
+            (true, b"RETR rand.txt\r\n"),
+            (false, b"150-Accepted data connection\r\n150 5289713.5 kbytes to download\r\n"),
+            (false, b"226-File successfully transferred\r\n226 150.492 seconds (measured here), 34.33 Mbytes per second\r\n"),
+            (true, b"QUIT\r\n"),
+        ];
+        run_session(&mut h, &mut a, script);
+        let rows: Vec<String> = h
+            .logged("ftp")
+            .iter()
+            .map(|r| format!("{} {} {} {} {}", col(r, "command"), col(r, "arg"), col(r, "file_size"), col(r, "data_channel.resp_h"), col(r, "reply_msg")))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                "EPSV - - 192.0.2.1 Extended Passive mode OK (|||37150|)",
+                "RETR ftp://192.0.2.1/rand.txt 5 - 150.492 seconds (measured here), 34.33 Mbytes per second",
+            ]
+        );
+    }
+
+    #[test]
+    fn data_channel_reports_file_to_control_session() {
+        let mut h = Harness::new(Proto::Tcp, 21);
+        h.id.resp_h = "192.0.2.77".parse().unwrap();
+        let mut a = FtpAnalyzer::new();
+        let head: &[(bool, &[u8])] = &[
+            (false, b"220 FTP\r\n"),
+            (true, b"USER anonymous\r\n"),
+            (false, b"230 ok\r\n"),
+            (true, b"PASV\r\n"),
+            (false, b"227 Entering Passive Mode (192,0,2,77,200,1)\r\n"),
+            (true, b"RETR robots.txt\r\n"),
+            (false, b"150 Opening BINARY mode data connection for 'robots.txt' (29 bytes).\r\n"),
+        ];
+        for (is_orig, bytes) in head {
+            h.deliver(&mut a, *is_orig, bytes);
+        }
+        let mut data_h = Harness::new(Proto::Tcp, 51201);
+        data_h.id.resp_h = "192.0.2.77".parse().unwrap();
+        let mut d = FtpDataAnalyzer::default();
+        data_h.deliver(&mut d, false, b"User-agent: *\nDisallow: /x\n");
+        data_h.finish(&mut d);
+        let files = data_h.logged("files");
+        assert_eq!(files.len(), 1);
+        assert_eq!(col(files[0], "source"), "FTP_DATA");
+        assert_eq!(col(files[0], "mime_type"), "text/plain");
+        assert_eq!(col(files[0], "is_orig"), "F");
+        assert_eq!(col(files[0], "seen_bytes"), "28");
+        h.deliver(&mut a, false, b"226 Transfer complete.\r\n");
+        h.deliver(&mut a, true, b"QUIT\r\n");
+        let retr = h.logged("ftp").into_iter().find(|r| col(r, "command") == "RETR").expect("RETR logged");
+        assert_eq!(col(retr, "mime_type"), "text/plain");
+        assert_eq!(col(retr, "fuid"), col(files[0], "fuid"));
+        assert!(data_h.actions.contains(&Action::Confirm("ftp-data")));
+    }
+
+    #[test]
+    fn compress_path_matches_zeek_tests() {
+        let cases = [
+            ("./../foo", "../foo"),
+            ("././../foo", "../foo"),
+            ("/1/2/3", "/1/2/3"),
+            ("/1/./2/3", "/1/2/3"),
+            ("/1/2/../3", "/1/3"),
+            ("1/2/3/", "1/2/3"),
+            ("1/2//3///", "1/2/3"),
+            ("~/zeek/testing", "~/zeek/testing"),
+            ("~jon/./zeek/testing", "~jon/zeek/testing"),
+            ("~/zeek/testing/../././.", "~/zeek"),
+            ("./zeek", "./zeek"),
+            ("../zeek/testing/..", "../zeek"),
+            ("./zeek/..", "."),
+            ("./zeek/../..", ".."),
+            ("./zeek/../../..", "../.."),
+            ("./..", ".."),
+            ("../..", "../.."),
+            ("/..", "/.."),
+            ("~/..", "~/.."),
+            ("/../..", "/../.."),
+            ("~/../..", "~/../.."),
+            ("zeek/..", ""),
+            ("zeek/../..", ".."),
+        ];
+        for (input, want) in cases {
+            assert_eq!(compress_path(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn port_parsers_follow_zeek() {
+        let v4 = |s: &str| -> IpAddr { s.parse().unwrap() };
+        assert_eq!(parse_ftp_port(b"10,0,0,1,4,31"), Some((v4("10.0.0.1"), 1055)));
+        assert_eq!(parse_ftp_port(b"10,0,0,1,4,256"), None);
+        assert_eq!(parse_ftp_pasv(b"Entering Passive Mode (205,167,25,101,243,251)."), Some((v4("205.167.25.101"), 62459)));
+        assert_eq!(parse_ftp_pasv(b"Entering Passive Mode 10,0,0,1,4,31"), Some((v4("10.0.0.1"), 1055)));
+        assert_eq!(parse_eftp(Some(b"|1|10.0.0.1|1055|")), Some((v4("10.0.0.1"), 1055)));
+        assert_eq!(parse_eftp(Some(b"|2|::1|1055|")), Some((v4("::1"), 1055)));
+        assert_eq!(parse_ftp_epsv(b"Extended Passive mode OK (|||63988|)"), Some((v4("::"), 63988)));
+        assert_eq!(parse_eftp(Some(b"|x|")), None);
+        assert_eq!(extract_path("\"/pub\" is current directory"), "/pub");
+        assert_eq!(extract_path("current directory is /a/b now"), "/a/b");
+        assert_eq!(extract_last_count("Opening BINARY mode data connection for 'robots.txt' (77 bytes)."), 77);
+    }
+
+    #[test]
+    fn detects_ftp_greeting_and_user() {
+        assert!(detect(Proto::Tcp, false, b"220 ftp.NetBSD.org FTP server ready.\r\n"));
+        assert!(!detect(Proto::Tcp, false, b"220 mail.example.com ESMTP\r\n"));
+        assert!(detect(Proto::Tcp, true, b"USER anonymous\r\n"));
+        assert!(!detect(Proto::Udp, true, b"USER anonymous\r\n"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fuzz_never_panics(data in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            fuzz(&data);
+        }
+
+        #[test]
+        fn fuzz_never_panics_on_ftp_like_text(lines in proptest::collection::vec("(220|227|229|150|250|257|234)[ -][ -~]{0,40}|(USER|PASS|PORT|EPRT|CWD|RETR|PASV|EPSV|AUTH) [ -~]{0,40}", 0..30)) {
+            let mut data = vec![7u8];
+            for l in lines {
+                data.extend_from_slice(l.as_bytes());
+                data.extend_from_slice(b"\r\n");
+            }
+            fuzz(&data);
+        }
+    }
 }

@@ -1,6 +1,204 @@
 //! Connection tracking: Zeek's session table, TCP endpoint state machine and history, UDP and ICMP
 //! sessions, stream reassembly, and the conn.log record each connection ends with.
 
+mod history;
+mod reassembly;
+mod tcp;
 mod uid;
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+pub use history::History;
+pub use reassembly::{Chunk, Stream};
+pub use tcp::{EndpointState, TcpOutcome, TcpSession};
 pub use uid::UidGenerator;
+
+use crate::analyzers::{Analyzer, ConnId, Proto};
+use crate::logs::{CONN, LogRecord, Value};
+
+/// A connection's key in the session table: both directions map to the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    a: (IpAddr, u16),
+    b: (IpAddr, u16),
+    proto: u8,
+}
+
+impl ConnKey {
+    pub fn new(src: IpAddr, sp: u16, dst: IpAddr, dp: u16, proto: u8) -> Self {
+        let (a, b) = if (src, sp) <= (dst, dp) { ((src, sp), (dst, dp)) } else { ((dst, dp), (src, sp)) };
+        ConnKey { a, b, proto }
+    }
+
+    /// A hash of the key that is the same for both directions: what shards flows over threads and workers.
+    pub fn symmetric_hash(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// Per-protocol session state.
+#[derive(Debug)]
+pub enum Session {
+    Tcp(Box<TcpSession>),
+    /// UDP: whether each side has sent, and payload bytes per side.
+    Udp { active: [bool; 2], bytes: [u64; 2] },
+    Icmp { bytes: [u64; 2] },
+    Other,
+}
+
+/// An analyzer attached to a connection, with what it is called.
+pub struct Attached {
+    pub name: &'static str,
+    pub analyzer: Box<dyn Analyzer>,
+    /// Stops receiving data (violation, or handed over to TLS).
+    pub detached: bool,
+}
+
+/// One tracked connection.
+pub struct Conn {
+    pub uid: String,
+    pub id: ConnId,
+    pub ip_proto: u8,
+    pub start: f64,
+    pub last: f64,
+    pub session: Session,
+    pub history: History,
+    pub pkts: [u64; 2],
+    pub ip_bytes: [u64; 2],
+    pub missed_bytes: u64,
+    pub services: Vec<&'static str>,
+    pub tunnel_parents: BTreeSet<String>,
+    pub analyzers: Vec<Attached>,
+    pub streams: [Stream; 2],
+    /// First payload seen per direction (content detection runs once per side).
+    pub saw_payload: [bool; 2],
+    /// When the engine should remove this connection, if scheduled (close, attempt, reset).
+    pub remove_at: Option<f64>,
+    /// The connection is a tunnel (Teredo, VXLAN, GTP-U) whose payload is decapsulated.
+    pub tunnel: Option<&'static str>,
+    pub local_orig: Option<bool>,
+    pub local_resp: Option<bool>,
+}
+
+impl Conn {
+    pub fn new(uid: String, id: ConnId, ip_proto: u8, ts: f64) -> Self {
+        let session = match id.proto {
+            Proto::Tcp => Session::Tcp(Box::default()),
+            Proto::Udp => Session::Udp { active: [false; 2], bytes: [0; 2] },
+            Proto::Icmp => Session::Icmp { bytes: [0; 2] },
+            Proto::Unknown => Session::Other,
+        };
+        Conn {
+            uid,
+            id,
+            ip_proto,
+            start: ts,
+            last: ts,
+            session,
+            history: History::default(),
+            pkts: [0; 2],
+            ip_bytes: [0; 2],
+            missed_bytes: 0,
+            services: Vec::new(),
+            tunnel_parents: BTreeSet::new(),
+            analyzers: Vec::new(),
+            streams: [Stream::default(), Stream::default()],
+            saw_payload: [false; 2],
+            remove_at: None,
+            tunnel: None,
+            local_orig: None,
+            local_resp: None,
+        }
+    }
+
+    /// Swaps originator and responder.
+    pub fn flip(&mut self) {
+        let id = self.id;
+        self.id = ConnId { orig_h: id.resp_h, orig_p: id.resp_p, resp_h: id.orig_h, resp_p: id.orig_p, proto: id.proto };
+        self.pkts.swap(0, 1);
+        self.ip_bytes.swap(0, 1);
+        self.streams.swap(0, 1);
+        self.saw_payload.swap(0, 1);
+        std::mem::swap(&mut self.local_orig, &mut self.local_resp);
+        match &mut self.session {
+            Session::Udp { active, bytes } => {
+                active.swap(0, 1);
+                bytes.swap(0, 1);
+            }
+            Session::Icmp { bytes } => bytes.swap(0, 1),
+            Session::Tcp(_) | Session::Other => {}
+        }
+    }
+
+    pub fn add_service(&mut self, s: &'static str) {
+        if !self.services.contains(&s) {
+            self.services.push(s);
+        }
+    }
+
+    /// conn_state, orig_bytes and resp_bytes as Zeek's conn.zeek computes them.
+    fn state_and_sizes(&self) -> (&'static str, u64, u64) {
+        match &self.session {
+            Session::Tcp(t) => (t.conn_state(), t.orig_size(), t.resp_size()),
+            Session::Udp { active, bytes } => {
+                let state = match (active[0], active[1]) {
+                    (true, true) => "SF",
+                    (true, false) => "S0",
+                    (false, true) => "SHR",
+                    (false, false) => "OTH",
+                };
+                (state, bytes[0], bytes[1])
+            }
+            Session::Icmp { bytes } => ("OTH", bytes[0], bytes[1]),
+            Session::Other => ("OTH", 0, 0),
+        }
+    }
+
+    /// The conn.log record for this connection.
+    pub fn log_record(&self) -> LogRecord {
+        let (state, orig_bytes, resp_bytes) = self.state_and_sizes();
+        let duration = self.last - self.start;
+        // Zeek leaves duration and byte counts unset for a connection with no duration.
+        let (dur, ob, rb) = if duration > 0.0 {
+            (Value::Interval(duration), Value::Count(orig_bytes), Value::Count(resp_bytes))
+        } else {
+            (Value::Unset, Value::Unset, Value::Unset)
+        };
+        let service = if self.services.is_empty() { Value::Unset } else { Value::str(self.services.join(",")) };
+        let history = if self.history.letters.is_empty() { Value::Unset } else { Value::str(&self.history.letters) };
+        let parents = if self.tunnel_parents.is_empty() {
+            Value::Unset
+        } else {
+            Value::str_set(self.tunnel_parents.iter().cloned())
+        };
+        let values = vec![
+            Value::Time(self.start),
+            Value::str(&self.uid),
+            Value::Addr(self.id.orig_h),
+            Value::Port(self.id.orig_p),
+            Value::Addr(self.id.resp_h),
+            Value::Port(self.id.resp_p),
+            Value::Enum(self.id.proto.as_enum()),
+            service,
+            dur,
+            ob,
+            rb,
+            Value::str(state),
+            self.local_orig.map_or(Value::Unset, Value::Bool),
+            self.local_resp.map_or(Value::Unset, Value::Bool),
+            Value::Count(self.missed_bytes),
+            history,
+            Value::Count(self.pkts[0]),
+            Value::Count(self.ip_bytes[0]),
+            Value::Count(self.pkts[1]),
+            Value::Count(self.ip_bytes[1]),
+            parents,
+            Value::Count(u64::from(self.ip_proto)),
+        ];
+        LogRecord::new(&CONN, values)
+    }
+}

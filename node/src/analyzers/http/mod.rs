@@ -1,0 +1,496 @@
+//! HTTP analyzer: http.log (and files.log for bodies) as Zeek writes them.
+//!
+//! The layering follows Zeek: per direction a [`lines::ContentLine`] splits the stream into lines or
+//! plain body runs; the analyzer state machine (HTTP.cc's `HTTP_Analyzer`) parses request and status
+//! lines, pairs requests with replies and drives a [`message::Message`] per request/reply; the message
+//! emits events that [`script::Script`] turns into http.log records the way main.zeek does, and that
+//! become files (fuids, mime types, files.log).
+
+mod files;
+mod lines;
+mod message;
+mod parse;
+mod script;
+
+use std::collections::VecDeque;
+
+use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
+use crate::logs::{FILES, bytes_to_log_string};
+use files::OpenFile;
+use lines::{ContentLine, Piece};
+use message::{BodyExpect, ConnFlags, Io, Message, MsgEvent};
+use parse::{VERSION_09, VERSION_UNSET, Version};
+pub use script::HTTP;
+
+/// Weird source for analyzer weirds (Zeek's analyzer name).
+const SOURCE: &str = "HTTP";
+/// Weirds raised by the script layer carry no source; the log writer shows `-`.
+const SCRIPT_SOURCE: &str = "";
+
+pub static SPEC: AnalyzerSpec = AnalyzerSpec {
+    name: "http",
+    tcp_ports: &[80, 81, 631, 1080, 3128, 8000, 8080, 8888],
+    udp_ports: &[],
+    detect: Some(detect),
+    new: |_| Box::new(Http::default()),
+    schemas: &[&HTTP, &FILES],
+};
+
+/// Zeek's `dpd_http_client` signature: a request method at the start of the client's payload. The server
+/// signature (`^HTTP/[0-9]`) only counts together with the client one, so it is not used alone.
+fn detect(proto: Proto, is_orig: bool, payload: &[u8]) -> bool {
+    if proto != Proto::Tcp || !is_orig {
+        return false;
+    }
+    let rest = &payload[payload.iter().take_while(|c| c.is_ascii_whitespace() || **c == 0x0b).count()..];
+    [&b"GET"[..], b"HEAD", b"POST"].iter().any(|m| rest.starts_with(m))
+}
+
+/// Parser state of one direction (`request_state` / `reply_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Expect {
+    #[default]
+    FirstLine,
+    Message,
+    Nothing,
+    /// Replies to an HTTP/0.9 request: raw data until the connection closes.
+    Http09,
+}
+
+#[derive(Default)]
+struct Direction {
+    lines: ContentLine,
+    message: Option<Message>,
+    state: Expect,
+    ongoing: bool,
+    version: Version,
+    file: Option<OpenFile>,
+}
+
+#[derive(Default)]
+struct Http {
+    orig: Direction,
+    resp: Direction,
+    flags: ConnFlags,
+    num_requests: u64,
+    unanswered: VecDeque<Vec<u8>>,
+    reply_code: u32,
+    connect_request: bool,
+    /// Upgraded (101) or tunnelled (CONNECT): the rest is not HTTP.
+    upgraded: bool,
+    confirmed: bool,
+    script: script::Script,
+    /// Script weirds are queued behind the analyzer's own, as Zeek's event queue orders them.
+    script_weirds: Vec<(&'static str, Option<String>)>,
+}
+
+impl Http {
+    fn dir(&mut self, is_orig: bool) -> &mut Direction {
+        if is_orig { &mut self.orig } else { &mut self.resp }
+    }
+
+    /// Runs `f` on a direction's message with the I/O it needs, then handles what it emitted.
+    fn with_message(&mut self, ctx: &mut Ctx, is_orig: bool, f: impl FnOnce(&mut Message, &mut Io)) {
+        self.flags.framing_version = if self.orig.ongoing { self.orig.version } else { self.resp.version };
+        self.flags.reply_code = self.reply_code;
+        let mut events = vec![];
+        let dir = if is_orig { &mut self.orig } else { &mut self.resp };
+        let Some(message) = dir.message.as_mut() else { return };
+        let mut io = Io { lines: &mut dir.lines, events: &mut events, flags: &mut self.flags, is_orig };
+        f(message, &mut io);
+        self.handle_events(ctx, is_orig, events);
+    }
+
+    fn new_message(&mut self, ctx: &mut Ctx, is_orig: bool, expect: BodyExpect) {
+        let mut events = vec![];
+        let dir = if is_orig { &mut self.orig } else { &mut self.resp };
+        if dir.message.as_ref().is_some_and(|m| !m.finished()) {
+            ctx.weird("HTTP_overlapping_messages", None, SOURCE);
+        }
+        let mut io = Io { lines: &mut dir.lines, events: &mut events, flags: &mut self.flags, is_orig };
+        dir.message = Some(Message::new(&mut io, expect));
+        self.handle_events(ctx, is_orig, events);
+    }
+
+    fn handle_events(&mut self, ctx: &mut Ctx, is_orig: bool, events: Vec<MsgEvent>) {
+        for event in events {
+            match event {
+                MsgEvent::BeginEntity => self.script.begin_entity(ctx.ts, is_orig),
+                MsgEvent::Header(h) => self.script.header(ctx.ts, is_orig, &h.name, &h.value),
+                MsgEvent::Data(data) => self.file_data(ctx, is_orig, &data),
+                MsgEvent::EndEntity { total_bytes } => {
+                    if let Some(file) = self.dir(is_orig).file.take() {
+                        self.close_file(ctx, is_orig, file, total_bytes);
+                    }
+                    self.script.end_entity();
+                }
+                MsgEvent::Done { body_length } => {
+                    if let Some(record) = self.script.message_done(ctx.ts, is_orig, body_length) {
+                        write_http(ctx, record);
+                    }
+                    if is_orig {
+                        self.request_made(ctx, false);
+                    } else {
+                        self.reply_made(ctx, false);
+                    }
+                }
+                MsgEvent::Weird(name, addl) => ctx.weird(name, addl, SOURCE),
+            }
+        }
+    }
+
+    fn file_data(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
+        if self.dir(is_orig).file.is_none() {
+            let fuid = ctx.new_fuid();
+            let (key, filename) = self.script.file_started(is_orig, &fuid);
+            self.dir(is_orig).file = Some(OpenFile::new(ctx.ts, fuid, key, filename));
+        }
+        let Some(file) = self.dir(is_orig).file.as_mut() else { return };
+        let key = file.record_key;
+        if let Some(Some(mime)) = file.data(ctx.ts, data) {
+            self.script.file_sniffed(key, is_orig, mime);
+        }
+    }
+
+    fn close_file(&mut self, ctx: &mut Ctx, is_orig: bool, mut file: OpenFile, total_bytes: Option<u64>) {
+        if !file.was_sniffed()
+            && let Some(mime) = file.sniff()
+        {
+            self.script.file_sniffed(file.record_key, is_orig, mime);
+        }
+        file.log(ctx, is_orig, total_bytes);
+    }
+
+    /// `HTTP_Analyzer::DeliverStream` for stream bytes of one direction.
+    fn deliver_stream(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
+        if self.upgraded {
+            return;
+        }
+        if !is_orig && self.resp.state == Expect::Http09 {
+            self.deliver_http09_reply(ctx, data);
+            return;
+        }
+        self.dir(is_orig).lines.count_delivery(data.len());
+        self.split_lines(ctx, is_orig, data);
+        if self.dir(is_orig).lines.reached_delivery_end() && self.dir(is_orig).lines.has_partial_line() {
+            ctx.weird("line_terminated_without_CRLF", None, "CONTENTLINE");
+            self.split_lines(ctx, is_orig, b"\r\n");
+        }
+    }
+
+    fn split_lines(&mut self, ctx: &mut Ctx, is_orig: bool, mut data: &[u8]) {
+        while !data.is_empty() && !self.upgraded {
+            let (used, piece) = self.dir(is_orig).lines.next(data);
+            data = data.get(used..).unwrap_or_default();
+            if let Some(name) = self.dir(is_orig).lines.pending_weird.take() {
+                ctx.weird(name, None, "CONTENTLINE");
+            }
+            match piece {
+                Some(Piece::Plain(bytes)) => self.plain_data(ctx, is_orig, bytes),
+                Some(Piece::Line(line)) => self.line(ctx, is_orig, &line),
+                None => {}
+            }
+        }
+    }
+
+    fn plain_data(&mut self, ctx: &mut Ctx, is_orig: bool, bytes: &[u8]) {
+        if self.dir(is_orig).message.is_none() {
+            let name = if is_orig { "unexpected_client_HTTP_data" } else { "unexpected_server_HTTP_data" };
+            ctx.weird(name, None, SOURCE);
+            return;
+        }
+        self.with_message(ctx, is_orig, |m, io| m.deliver(io, bytes, false));
+    }
+
+    fn line(&mut self, ctx: &mut Ctx, is_orig: bool, line: &[u8]) {
+        match (self.dir(is_orig).state, is_orig) {
+            (Expect::FirstLine, true) => self.request_line(ctx, line),
+            (Expect::FirstLine, false) => self.status_line(ctx, line),
+            (Expect::Message, _) => {
+                self.with_message(ctx, is_orig, |m, io| m.deliver(io, line, true));
+                if !is_orig && self.connect_request && line.is_empty() {
+                    // CONNECT succeeded: the rest of the connection is the tunnelled protocol.
+                    self.upgraded = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn set_version(&mut self, ctx: &mut Ctx, is_orig: bool, version: Version) {
+        let current = self.dir(is_orig).version;
+        if current != VERSION_UNSET && current != version {
+            ctx.weird("HTTP_version_mismatch", None, SOURCE);
+        }
+        self.dir(is_orig).version = version;
+        if version.0 > 1 || (version.0 == 1 && version.1 > 0) {
+            self.flags.keep_alive = true;
+        }
+    }
+
+    fn confirm(&mut self, ctx: &mut Ctx) {
+        if !self.confirmed {
+            self.confirmed = true;
+            ctx.confirm("http");
+        }
+    }
+
+    /// Zeek disables an analyzer on a violation only once it was confirmed (DPD since Zeek 7.2).
+    fn violation(&mut self, ctx: &mut Ctx, reason: &str) {
+        if self.confirmed {
+            ctx.violation(reason);
+        }
+    }
+
+    fn request_line(&mut self, ctx: &mut Ctx, line: &[u8]) {
+        let parsed = parse::parse_request_line(line);
+        for weird in &parsed.weirds {
+            ctx.weird(*weird, None, SOURCE);
+        }
+        let Some(request) = parsed.request else {
+            let request_expected = self.num_requests == 0 || self.flags.keep_alive;
+            if request_expected {
+                if line.is_empty() {
+                    ctx.weird("empty_http_request", None, SOURCE);
+                } else {
+                    self.violation(ctx, "not a http request line");
+                    self.orig.state = Expect::Nothing;
+                }
+            }
+            return;
+        };
+        self.set_version(ctx, true, request.version.unwrap_or(VERSION_09));
+        self.num_requests += 1;
+        if !self.flags.keep_alive && self.num_requests > 1 {
+            ctx.weird("unexpected_multiple_HTTP_requests", None, SOURCE);
+        }
+        self.orig.state = Expect::Message;
+        self.orig.ongoing = true;
+        self.unanswered.push_back(request.method.clone());
+        self.confirm(ctx);
+        if request.method.eq_ignore_ascii_case(b"CONNECT") {
+            self.connect_request = true;
+        }
+        let mut fx = script::Effects::default();
+        self.script.request(ctx.ts, &request.method, &request.unescaped_uri, &mut fx);
+        self.apply(ctx, fx);
+        self.new_message(ctx, true, BodyExpect::Maybe);
+        if request.version.is_none() {
+            if request.method != b"GET" {
+                ctx.weird("invalid_http_09_request_method", Some(bytes_to_log_string(&request.method)), SOURCE);
+            }
+            if self.resp.message.is_some() {
+                ctx.weird("http_09_reply_before_request", None, SOURCE);
+                self.with_message(ctx, false, |m, io| m.done(io));
+                self.resp.message = None;
+            }
+            self.resp.state = Expect::Http09;
+        }
+    }
+
+    fn status_line(&mut self, ctx: &mut Ctx, line: &[u8]) {
+        let (status, lowercase) = parse::parse_status_line(line);
+        if lowercase {
+            ctx.weird("lowercase_HTTP_keyword", None, SOURCE);
+        }
+        let Some(status) = status else {
+            if !line.is_empty() {
+                self.violation(ctx, "not a http reply line");
+                self.resp.state = Expect::Nothing;
+            }
+            return;
+        };
+        self.set_version(ctx, false, status.version);
+        if !self.unanswered.is_empty() {
+            self.confirm(ctx);
+        }
+        self.resp.state = Expect::Message;
+        self.resp.ongoing = true;
+        self.reply_code = status.code;
+        let reason = status.reason.map_or_else(|| "<empty>".to_string(), |r| bytes_to_log_string(&r));
+        self.script.reply(ctx.ts, &parse::version_string(status.version), status.code, &reason);
+        if self.connect_request && status.code != 200 {
+            self.connect_request = false;
+        }
+        let expect = self.expect_reply_body();
+        self.new_message(ctx, false, expect);
+    }
+
+    /// `ExpectReplyMessageBody`: no body after HEAD, 1xx, 204 and 304.
+    fn expect_reply_body(&self) -> BodyExpect {
+        let head = self.unanswered.front().is_some_and(|m| m.eq_ignore_ascii_case(b"HEAD"));
+        let code = self.reply_code;
+        if head || (100..200).contains(&code) || code == 204 || code == 304 {
+            BodyExpect::NotExpected
+        } else {
+            BodyExpect::Expected
+        }
+    }
+
+    /// An HTTP/0.9 reply: everything the server sends, until it closes.
+    fn deliver_http09_reply(&mut self, ctx: &mut Ctx, data: &[u8]) {
+        if self.resp.message.is_none() {
+            self.set_version(ctx, false, VERSION_09);
+            if self.unanswered.pop_front().is_some() {
+                self.confirm(ctx);
+            }
+            self.flags.connection_close = true;
+            self.resp.ongoing = true;
+            self.script.reply(ctx.ts, &parse::version_string(VERSION_09), self.reply_code, "<empty>");
+            let expect = self.expect_reply_body();
+            self.new_message(ctx, false, expect);
+            self.with_message(ctx, false, |m, io| m.deliver(io, b"", true));
+        }
+        self.with_message(ctx, false, |m, io| m.deliver(io, data, false));
+    }
+
+    /// `RequestMade`.
+    fn request_made(&mut self, ctx: &mut Ctx, interrupted: bool) {
+        if !self.orig.ongoing {
+            return;
+        }
+        self.orig.ongoing = false;
+        self.with_message(ctx, true, |m, io| m.done(io));
+        self.orig.state = if interrupted { Expect::Nothing } else { Expect::FirstLine };
+    }
+
+    /// `ReplyMade`.
+    fn reply_made(&mut self, ctx: &mut Ctx, interrupted: bool) {
+        if !self.resp.ongoing {
+            return;
+        }
+        self.resp.ongoing = false;
+        self.with_message(ctx, false, |m, io| m.done(io));
+        let code = self.reply_code;
+        if !(100..200).contains(&code) {
+            self.unanswered.pop_front();
+        }
+        if code == 101 && self.unanswered.len() == 1 && self.flags.upgrade_connection {
+            self.upgraded = !self.flags.upgrade_protocol.is_empty();
+        }
+        self.reply_code = 0;
+        self.flags.upgrade_connection = false;
+        self.flags.upgrade_protocol.clear();
+        self.resp.state = if interrupted || self.upgraded { Expect::Nothing } else { Expect::FirstLine };
+    }
+
+    fn apply(&mut self, ctx: &mut Ctx, fx: script::Effects) {
+        for record in fx.records {
+            write_http(ctx, record);
+        }
+        self.script_weirds.extend(fx.weirds);
+    }
+
+    fn flush_script_weirds(&mut self, ctx: &mut Ctx) {
+        for (name, addl) in self.script_weirds.drain(..) {
+            ctx.weird(name, addl, SCRIPT_SOURCE);
+        }
+    }
+}
+
+/// Writes one http.log record.
+fn write_http(ctx: &mut Ctx, record: script::Record) {
+    let ts = record.ts;
+    let values = record.into_values(ctx.conn_columns(ts));
+    ctx.log(&HTTP, values);
+}
+
+impl Analyzer for Http {
+    fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
+        self.deliver_stream(ctx, is_orig, data);
+        self.flush_script_weirds(ctx);
+    }
+
+    fn undelivered(&mut self, ctx: &mut Ctx, is_orig: bool, _len: u64) {
+        // A gap: Zeek skips it inside a sized body, otherwise it gives up on the direction. Bodies here are
+        // not resynchronised, so the messages end as interrupted.
+        if is_orig {
+            self.request_made(ctx, true);
+        }
+        self.reply_made(ctx, true);
+        self.flush_script_weirds(ctx);
+    }
+
+    fn end_of_data(&mut self, ctx: &mut Ctx, is_orig: bool) {
+        if !(is_orig || self.resp.state != Expect::Http09) || self.dir(is_orig).lines.has_partial_line() {
+            // ContentLine flushes a partial last line as if it had been terminated.
+            if self.dir(is_orig).lines.has_partial_line() && !self.upgraded {
+                self.deliver_stream(ctx, is_orig, b"\n");
+            }
+        }
+        if is_orig {
+            self.request_made(ctx, false);
+        } else {
+            self.reply_made(ctx, false);
+        }
+        self.flush_script_weirds(ctx);
+    }
+
+    fn finish(&mut self, ctx: &mut Ctx) {
+        self.request_made(ctx, true);
+        self.reply_made(ctx, true);
+        for dir in [true, false] {
+            if let Some(file) = self.dir(dir).file.take() {
+                self.close_file(ctx, dir, file, None);
+            }
+        }
+        for record in self.script.finalize() {
+            write_http(ctx, record);
+        }
+        self.flush_script_weirds(ctx);
+    }
+}
+
+/// Drives the analyzer over arbitrary bytes: the input is cut into chunks, alternating directions, each
+/// chunk's first byte choosing its length. For fuzzing; it must never panic.
+pub fn fuzz(data: &[u8]) {
+    let mut harness = FuzzHarness::new();
+    let mut http = Http::default();
+    let mut rest = data;
+    let mut is_orig = true;
+    while let Some((&len, tail)) = rest.split_first() {
+        let n = usize::from(len).min(tail.len());
+        harness.run(|ctx| http.deliver(ctx, is_orig, &tail[..n]));
+        rest = &tail[n..];
+        is_orig = !is_orig;
+    }
+    harness.run(|ctx| http.end_of_data(ctx, true));
+    harness.run(|ctx| http.end_of_data(ctx, false));
+    harness.run(|ctx| http.finish(ctx));
+}
+
+/// A stand-alone context for [`fuzz`] (the test harness is test-only).
+struct FuzzHarness {
+    id: super::ConnId,
+    records: Vec<crate::logs::LogRecord>,
+    actions: Vec<super::Action>,
+    weirds: Vec<super::Weird>,
+    ids: crate::conn::UidGenerator,
+}
+
+impl FuzzHarness {
+    fn new() -> Self {
+        let addr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+        FuzzHarness {
+            id: super::ConnId { orig_h: addr, orig_p: 1, resp_h: addr, resp_p: 80, proto: Proto::Tcp },
+            records: vec![],
+            actions: vec![],
+            weirds: vec![],
+            ids: crate::conn::UidGenerator::new(1),
+        }
+    }
+
+    fn run(&mut self, f: impl FnOnce(&mut Ctx)) {
+        let mut ctx = Ctx {
+            ts: 1.0,
+            start_ts: 0.0,
+            uid: "CFuzz",
+            id: &self.id,
+            records: &mut self.records,
+            actions: &mut self.actions,
+            weirds: &mut self.weirds,
+            ids: &mut self.ids,
+        };
+        f(&mut ctx);
+    }
+}

@@ -1,0 +1,459 @@
+//! The script layer: what Zeek's base/protocols/http/main.zeek and entities.zeek do with the analyzer's
+//! events. Request/response pairing (pipelining, `trans_depth`), header fields, and when http.log is
+//! written are reproduced here, including the pending-table corner cases.
+
+use std::collections::BTreeMap;
+
+use crate::logs::{Schema, Value, bytes_to_log_string, f};
+
+pub static HTTP: Schema = Schema {
+    path: "http",
+    fields: &[
+        f("ts", "time"),
+        f("uid", "string"),
+        f("id.orig_h", "addr"),
+        f("id.orig_p", "port"),
+        f("id.resp_h", "addr"),
+        f("id.resp_p", "port"),
+        f("trans_depth", "count"),
+        f("method", "string"),
+        f("host", "string"),
+        f("uri", "string"),
+        f("referrer", "string"),
+        f("version", "string"),
+        f("user_agent", "string"),
+        f("origin", "string"),
+        f("request_body_len", "count"),
+        f("response_body_len", "count"),
+        f("status_code", "count"),
+        f("status_msg", "string"),
+        f("info_code", "count"),
+        f("info_msg", "string"),
+        f("tags", "set[enum]"),
+        f("username", "string"),
+        f("password", "string"),
+        f("proxied", "set[string]"),
+        f("orig_fuids", "vector[string]"),
+        f("orig_filenames", "vector[string]"),
+        f("orig_mime_types", "vector[string]"),
+        f("resp_fuids", "vector[string]"),
+        f("resp_filenames", "vector[string]"),
+        f("resp_mime_types", "vector[string]"),
+    ],
+};
+
+/// `HTTP::http_methods`: other methods raise `unknown_HTTP_method`.
+const KNOWN_METHODS: &[&str] = &[
+    "GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE", "CONNECT", "PROPFIND", "PROPPATCH", "MKCOL", "COPY",
+    "MOVE", "LOCK", "UNLOCK", "POLL", "REPORT", "SUBSCRIBE", "BMOVE", "SEARCH",
+];
+
+/// `HTTP::proxy_headers`.
+const PROXY_HEADERS: &[&str] =
+    &["FORWARDED", "X-FORWARDED-FOR", "X-FORWARDED-FROM", "CLIENT-IP", "VIA", "XROXY-CONNECTION", "PROXY-CONNECTION"];
+
+/// `HTTP::max_files_orig` / `max_files_resp`.
+const MAX_FILES: usize = 15;
+
+/// `HTTP::max_pending_requests`.
+const MAX_PENDING: usize = 100;
+
+/// `HTTP::Info` (plus the entity state entities.zeek keeps in it).
+#[derive(Debug, Default, Clone)]
+struct Info {
+    ts: f64,
+    trans_depth: u64,
+    method: Option<String>,
+    host: Option<String>,
+    uri: Option<String>,
+    referrer: Option<String>,
+    version: Option<String>,
+    user_agent: Option<String>,
+    origin: Option<String>,
+    request_body_len: u64,
+    response_body_len: u64,
+    status_code: Option<u64>,
+    status_msg: Option<String>,
+    info_code: Option<u64>,
+    info_msg: Option<String>,
+    username: Option<String>,
+    proxied: Option<Vec<String>>,
+    orig: FileLists,
+    resp: FileLists,
+    /// `current_entity$filename`: `None` = no current entity, `Some(None)` = entity without a filename.
+    current_entity: Option<Option<String>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct FileLists {
+    fuids: Option<Vec<String>>,
+    filenames: Option<Vec<String>>,
+    mime_types: Option<Vec<String>>,
+}
+
+fn opt_vec(v: &Option<Vec<String>>) -> Value {
+    v.as_ref().map_or(Value::Unset, |v| Value::str_vec(v.iter().cloned()))
+}
+
+fn push(list: &mut Option<Vec<String>>, item: String) {
+    list.get_or_insert_with(Vec::new).push(item);
+}
+
+impl Info {
+    fn values(&self, conn_columns: Vec<Value>) -> Vec<Value> {
+        let mut v = conn_columns;
+        v.extend([
+            Value::Count(self.trans_depth),
+            Value::opt_str(self.method.clone()),
+            Value::opt_str(self.host.clone()),
+            Value::opt_str(self.uri.clone()),
+            Value::opt_str(self.referrer.clone()),
+            Value::opt_str(self.version.clone()),
+            Value::opt_str(self.user_agent.clone()),
+            Value::opt_str(self.origin.clone()),
+            Value::Count(self.request_body_len),
+            Value::Count(self.response_body_len),
+            Value::opt_count(self.status_code),
+            Value::opt_str(self.status_msg.clone()),
+            Value::opt_count(self.info_code),
+            Value::opt_str(self.info_msg.clone()),
+            Value::Set(vec![]),
+            Value::opt_str(self.username.clone()),
+            Value::Unset,
+            self.proxied.as_ref().map_or(Value::Unset, |p| Value::str_set(p.iter().cloned())),
+            opt_vec(&self.orig.fuids),
+            opt_vec(&self.orig.filenames),
+            opt_vec(&self.orig.mime_types),
+            opt_vec(&self.resp.fuids),
+            opt_vec(&self.resp.filenames),
+            opt_vec(&self.resp.mime_types),
+        ]);
+        v
+    }
+
+    fn files_mut(&mut self, is_orig: bool) -> &mut FileLists {
+        if is_orig { &mut self.orig } else { &mut self.resp }
+    }
+}
+
+/// A finished record to write: its `ts` and values after the connection columns.
+pub(super) struct Record {
+    pub ts: f64,
+    values: Info,
+}
+
+impl Record {
+    pub(super) fn into_values(self, conn_columns: Vec<Value>) -> Vec<Value> {
+        self.values.values(conn_columns)
+    }
+}
+
+/// `HTTP::State` plus `c$http` (the record the last handler selected).
+#[derive(Debug, Default)]
+pub(super) struct Script {
+    pending: BTreeMap<u64, Info>,
+    current_request: u64,
+    current_response: u64,
+    trans_depth: u64,
+    /// Key of `c$http` in `pending`; a record already logged is gone and later changes are lost, as in Zeek.
+    current: Option<u64>,
+}
+
+/// What a handler asks the caller to do besides updating state.
+#[derive(Default)]
+pub(super) struct Effects {
+    pub records: Vec<Record>,
+    /// Script-level weirds (`Reporter::conn_weird`): name and addl.
+    pub weirds: Vec<(&'static str, Option<String>)>,
+}
+
+impl Script {
+    fn new_session(&mut self, ts: f64) -> Info {
+        self.trans_depth += 1;
+        Info { ts, trans_depth: self.trans_depth, ..Default::default() }
+    }
+
+    /// `set_state`: selects (creating if needed) the record of the current request or response.
+    fn set_state(&mut self, ts: f64, is_orig: bool) -> Option<&mut Info> {
+        let key = if is_orig { self.current_request } else { self.current_response };
+        if !self.pending.contains_key(&key) {
+            let info = self.new_session(ts);
+            self.pending.insert(key, info);
+        }
+        self.current = Some(key);
+        self.pending.get_mut(&key)
+    }
+
+    fn current_mut(&mut self) -> Option<&mut Info> {
+        self.current.and_then(|k| self.pending.get_mut(&k))
+    }
+
+    /// `event http_request`.
+    pub(super) fn request(&mut self, ts: f64, method: &[u8], uri: &[u8], fx: &mut Effects) {
+        if self.current_request < self.current_response {
+            fx.weirds.push(("HTTP_response_before_request", None));
+            self.current_request = self.current_response;
+        }
+        if self.pending.len() > MAX_PENDING {
+            fx.weirds.push(("HTTP_excessive_pipelining", None));
+            if self.current_response == 0 {
+                self.current_response += 1;
+            }
+            while self.current_response < self.current_request {
+                if let Some(info) = self.pending.remove(&self.current_response) {
+                    fx.records.push(Record { ts: info.ts, values: info });
+                }
+                self.current_response += 1;
+            }
+        }
+        self.current_request += 1;
+        let method = bytes_to_log_string(method);
+        if let Some(info) = self.set_state(ts, true) {
+            info.method = Some(method.clone());
+            info.uri = Some(bytes_to_log_string(uri));
+        }
+        if !KNOWN_METHODS.contains(&method.as_str()) {
+            fx.weirds.push(("unknown_HTTP_method", Some(method)));
+        }
+    }
+
+    /// `event http_reply`.
+    pub(super) fn reply(&mut self, ts: f64, version: &str, code: u32, reason: &str) {
+        let informational = |c: Option<u64>| c.is_some_and(|c| (100..=199).contains(&c));
+        let advance = match self.pending.get(&self.current_response) {
+            None => true,
+            Some(info) => info.status_code.is_some() && !informational(info.status_code),
+        };
+        if advance {
+            self.current_response += 1;
+        }
+        if let Some(info) = self.set_state(ts, false) {
+            info.status_code = Some(u64::from(code));
+            info.status_msg = Some(reason.to_string());
+            info.version = Some(version.to_string());
+            if (100..=199).contains(&code) {
+                info.info_code = Some(u64::from(code));
+                info.info_msg = Some(reason.to_string());
+            }
+        }
+    }
+
+    /// `event http_begin_entity`.
+    pub(super) fn begin_entity(&mut self, ts: f64, is_orig: bool) {
+        if let Some(info) = self.set_state(ts, is_orig) {
+            info.current_entity = Some(None);
+        }
+    }
+
+    /// `event http_end_entity`.
+    pub(super) fn end_entity(&mut self) {
+        if let Some(info) = self.current_mut() {
+            info.current_entity = None;
+        }
+    }
+
+    /// `event http_header` (main.zeek and entities.zeek).
+    pub(super) fn header(&mut self, ts: f64, is_orig: bool, name: &[u8], value: &[u8]) {
+        let Some(info) = self.set_state(ts, is_orig) else { return };
+        let name = String::from_utf8_lossy(name).to_ascii_uppercase();
+        let text = bytes_to_log_string(value);
+        if is_orig {
+            match name.as_str() {
+                "REFERER" => info.referrer = Some(text.clone()),
+                "HOST" => info.host = Some(text.clone()),
+                "ORIGIN" => info.origin = Some(text.clone()),
+                "USER-AGENT" => info.user_agent = Some(text.clone()),
+                n if PROXY_HEADERS.contains(&n) => {
+                    let entry = format!("{n} -> {text}");
+                    let set = info.proxied.get_or_insert_with(Vec::new);
+                    if !set.contains(&entry) {
+                        set.push(entry);
+                    }
+                }
+                "AUTHORIZATION" | "PROXY-AUTHORIZATION" => {
+                    if let Some(user) = basic_auth_user(value) {
+                        info.username = Some(user);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let names_file = match name.as_str() {
+            "CONTENT-DISPOSITION" => has_param(value, b"filename"),
+            "CONTENT-TYPE" => has_param(value, b"name"),
+            _ => false,
+        };
+        if names_file && let Some(entity) = info.current_entity.as_mut() {
+            *entity = Some(filename_from_disposition(value));
+        }
+    }
+
+    /// `event file_over_new_connection` for an HTTP file: records its fuid (and filename).
+    /// Returns the key of the record the file belongs to (`f$http`) and the filename.
+    pub(super) fn file_started(&mut self, is_orig: bool, fuid: &str) -> (Option<u64>, Option<String>) {
+        let key = self.current;
+        let Some(info) = self.current_mut() else { return (None, None) };
+        let filename = info.current_entity.clone().flatten();
+        let lists = info.files_mut(is_orig);
+        if lists.fuids.as_ref().is_some_and(|v| v.len() >= MAX_FILES) {
+            return (key, filename);
+        }
+        push(&mut lists.fuids, fuid.to_string());
+        if let Some(name) = &filename {
+            push(&mut lists.filenames, name.clone());
+        }
+        (key, filename)
+    }
+
+    /// `event file_sniff`: adds the mime type to the record the file belongs to.
+    pub(super) fn file_sniffed(&mut self, key: Option<u64>, is_orig: bool, mime: &str) {
+        let Some(info) = key.and_then(|k| self.pending.get_mut(&k)) else { return };
+        let lists = info.files_mut(is_orig);
+        if lists.mime_types.as_ref().is_none_or(|v| v.len() < MAX_FILES) {
+            push(&mut lists.mime_types, mime.to_string());
+        }
+    }
+
+    /// `event http_message_done` (priorities 5 and -5): body length, and the log write after a reply.
+    pub(super) fn message_done(&mut self, ts: f64, is_orig: bool, body_length: u64) -> Option<Record> {
+        let info = self.set_state(ts, is_orig)?;
+        if is_orig {
+            info.request_body_len = body_length;
+            return None;
+        }
+        info.response_body_len = body_length;
+        if info.status_code.is_some_and(|c| (100..=199).contains(&c)) {
+            return None;
+        }
+        let info = self.pending.remove(&self.current_response)?;
+        Some(Record { ts: info.ts, values: info })
+    }
+
+    /// `hook finalize_http`: every pending record except index 0.
+    pub(super) fn finalize(&mut self) -> Vec<Record> {
+        let pending = std::mem::take(&mut self.pending);
+        pending.into_iter().filter(|(k, _)| *k != 0).map(|(_, info)| Record { ts: info.ts, values: info }).collect()
+    }
+}
+
+fn has_param(value: &[u8], param: &[u8]) -> bool {
+    let lower = value.to_ascii_lowercase();
+    lower.windows(param.len()).enumerate().any(|(i, w)| {
+        w == param && {
+            let rest = &lower[i + param.len()..];
+            let rest = &rest[rest.iter().take_while(|c| **c == b' ' || **c == b'\t').count()..];
+            rest.starts_with(b"=") || rest.starts_with(b"*=")
+        }
+    })
+}
+
+/// `extract_filename_from_content_disposition` (base/utils/files.zeek).
+fn filename_from_disposition(value: &[u8]) -> String {
+    let lower = value.to_ascii_lowercase();
+    // The regex `^.*name[[:blank:]]*\*?=[[:blank:]]*` is greedy: the last such "name=" wins.
+    let mut start = 0;
+    for (i, _) in lower.windows(4).enumerate().filter(|(_, w)| *w == b"name") {
+        let mut j = i + 4;
+        while lower.get(j).is_some_and(|c| *c == b' ' || *c == b'\t') {
+            j += 1;
+        }
+        if lower.get(j) == Some(&b'*') {
+            j += 1;
+        }
+        if lower.get(j) == Some(&b'=') {
+            j += 1;
+            while lower.get(j).is_some_and(|c| *c == b' ' || *c == b'\t') {
+                j += 1;
+            }
+            start = j;
+        }
+    }
+    let mut name = &value[start.min(value.len())..];
+    if let Some(quoted) = name.strip_prefix(b"\"") {
+        name = &quoted[..quoted.iter().position(|&c| c == b'"').unwrap_or(quoted.len())];
+    }
+    // RFC 2231 `charset'language'` prefix.
+    let charset_char = |c: &u8| c.is_ascii_alphanumeric() || b"!#$%&+-^_`{}~".contains(c);
+    let cs = name.iter().take_while(|c| charset_char(c)).count();
+    if cs > 0 && name.get(cs) == Some(&b'\'') {
+        let lang = name[cs + 1..].iter().take_while(|c| charset_char(c)).count();
+        if name.get(cs + 1 + lang) == Some(&b'\'') {
+            name = &name[cs + 2 + lang..];
+        }
+    }
+    bytes_to_log_string(&super::parse::unescape_uri(name).0)
+}
+
+/// The user of a `Basic` Authorization header, as main.zeek derives it.
+fn basic_auth_user(value: &[u8]) -> Option<String> {
+    if value.len() < 6 || !value[..6].eq_ignore_ascii_case(b"basic ") {
+        return None;
+    }
+    let encoded = value[5..].trim_ascii_start();
+    let decoded = decode_base64(encoded);
+    Some(match decoded.iter().position(|&c| c == b':') {
+        Some(colon) => bytes_to_log_string(&decoded[..colon]),
+        None => format!("<problem-decoding> ({})", bytes_to_log_string(value)),
+    })
+}
+
+/// A lenient base64 decoder: skips characters outside the alphabet, stops at padding.
+fn decode_base64(input: &[u8]) -> Vec<u8> {
+    let sextet = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(input.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in input.iter().take_while(|&&c| c != b'=') {
+        let Some(v) = sextet(c) else { continue };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_from_content_disposition() {
+        assert_eq!(filename_from_disposition(b"form-data; name=\"file1\"; filename=\"test.txt\""), "test.txt");
+        assert_eq!(filename_from_disposition(b"attachment; filename*=UTF-8''a%20b.txt"), "a b.txt");
+        assert!(has_param(b"form-data; name=\"x\"; filename=\"y\"", b"filename"));
+        assert!(!has_param(b"form-data; name=\"x\"", b"filename"));
+    }
+
+    #[test]
+    fn basic_auth() {
+        assert_eq!(basic_auth_user(b"Basic dXNlcjpwYXNz").as_deref(), Some("user"));
+        assert_eq!(basic_auth_user(b"Basic Zm9v").as_deref(), Some("<problem-decoding> (Basic Zm9v)"));
+        assert_eq!(basic_auth_user(b"Bearer x"), None);
+    }
+
+    #[test]
+    fn pipelined_pairing_and_informational_replies() {
+        let mut s = Script::default();
+        let mut fx = Effects::default();
+        s.request(1.0, b"GET", b"/a", &mut fx);
+        s.request(1.1, b"GET", b"/b", &mut fx);
+        s.reply(1.2, "1.1", 100, "Continue");
+        assert!(s.message_done(1.2, false, 0).is_none());
+        s.reply(1.3, "1.1", 200, "OK");
+        let first = s.message_done(1.3, false, 5).unwrap();
+        assert_eq!((first.values.trans_depth, first.values.info_code, first.values.status_code), (1, Some(100), Some(200)));
+        s.reply(1.4, "1.1", 404, "Not Found");
+        let second = s.message_done(1.4, false, 0).unwrap();
+        assert_eq!((second.values.trans_depth, second.values.uri.as_deref()), (2, Some("/b")));
+        assert!(s.finalize().is_empty());
+    }
+}

@@ -1,0 +1,123 @@
+//! Packet sources: savefiles (pcap and pcapng) and live interfaces through libpcap.
+
+use std::path::Path;
+
+use crate::decode::LinkType;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("cannot open {what}: {source}")]
+    Open { what: String, source: pcap::Error },
+    #[error("unsupported link type {0} (DLT); supported: Ethernet, raw IP, Linux cooked v1/v2, loopback, PPP")]
+    UnsupportedLink(i32),
+    #[error("invalid BPF filter '{filter}': {source}")]
+    Filter { filter: String, source: pcap::Error },
+    #[error("capture failed: {0}")]
+    Read(pcap::Error),
+}
+
+/// Packets counted by the capture layer (libpcap's stats).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureStats {
+    pub received: u64,
+    pub dropped: u64,
+    pub if_dropped: u64,
+}
+
+/// One packet as captured.
+pub struct RawPacket<'a> {
+    pub ts: f64,
+    pub data: &'a [u8],
+}
+
+/// The outcome of asking a source for the next packet.
+pub enum Next<'a> {
+    Packet(RawPacket<'a>),
+    /// Nothing yet (live capture timeout); try again.
+    Idle,
+    End,
+    /// The savefile ends in the middle of a record: everything before it was read.
+    Truncated(String),
+}
+
+/// A libpcap handle, offline or live.
+pub struct PcapSource {
+    inner: Handle,
+    link: LinkType,
+    /// Savefile bytes consumed so far (approximate for pcapng), for the progress bar.
+    pub bytes_read: u64,
+}
+
+enum Handle {
+    Offline(pcap::Capture<pcap::Offline>),
+    Live(pcap::Capture<pcap::Active>),
+}
+
+fn link_of(dlt: pcap::Linktype) -> Result<LinkType, CaptureError> {
+    LinkType::from_dlt(dlt.0).ok_or(CaptureError::UnsupportedLink(dlt.0))
+}
+
+impl PcapSource {
+    pub fn open_file(path: &Path, filter: Option<&str>) -> Result<Self, CaptureError> {
+        let mut cap = pcap::Capture::from_file(path)
+            .map_err(|source| CaptureError::Open { what: path.display().to_string(), source })?;
+        if let Some(f) = filter.filter(|f| !f.is_empty()) {
+            cap.filter(f, true).map_err(|source| CaptureError::Filter { filter: f.to_string(), source })?;
+        }
+        let link = link_of(cap.get_datalink())?;
+        Ok(PcapSource { inner: Handle::Offline(cap), link, bytes_read: 24 })
+    }
+
+    pub fn open_live(iface: &str, filter: Option<&str>, snaplen: i32) -> Result<Self, CaptureError> {
+        let open = |source| CaptureError::Open { what: format!("interface {iface}"), source };
+        let cap = pcap::Capture::from_device(iface)
+            .map_err(open)?
+            .promisc(true)
+            .snaplen(snaplen)
+            .buffer_size(64 << 20)
+            .timeout(100)
+            .immediate_mode(true)
+            .open()
+            .map_err(|source| CaptureError::Open { what: format!("interface {iface}"), source })?;
+        let mut cap = cap;
+        if let Some(f) = filter.filter(|f| !f.is_empty()) {
+            cap.filter(f, true).map_err(|source| CaptureError::Filter { filter: f.to_string(), source })?;
+        }
+        let link = link_of(cap.get_datalink())?;
+        Ok(PcapSource { inner: Handle::Live(cap), link, bytes_read: 0 })
+    }
+
+    pub fn link_type(&self) -> LinkType {
+        self.link
+    }
+
+    pub fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
+        let res = match &mut self.inner {
+            Handle::Offline(c) => c.next_packet(),
+            Handle::Live(c) => c.next_packet(),
+        };
+        match res {
+            Ok(p) => {
+                self.bytes_read += 16 + u64::from(p.header.caplen);
+                let ts = p.header.ts.tv_sec as f64 + p.header.ts.tv_usec as f64 / 1e6;
+                Ok(Next::Packet(RawPacket { ts, data: p.data }))
+            }
+            Err(pcap::Error::NoMorePackets) => Ok(Next::End),
+            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
+            Err(pcap::Error::PcapError(msg)) if msg.contains("truncated") => Ok(Next::Truncated(msg)),
+            Err(e) => Err(CaptureError::Read(e)),
+        }
+    }
+
+    /// libpcap's counters (live captures only).
+    pub fn stats(&mut self) -> Option<CaptureStats> {
+        match &mut self.inner {
+            Handle::Live(c) => c.stats().ok().map(|s| CaptureStats {
+                received: u64::from(s.received),
+                dropped: u64::from(s.dropped),
+                if_dropped: u64::from(s.if_dropped),
+            }),
+            Handle::Offline(_) => None,
+        }
+    }
+}

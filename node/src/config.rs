@@ -1,0 +1,99 @@
+//! Analysis settings shared by the standalone CLI, cluster workers and the layout file.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::analyzers::REGISTRY;
+
+/// Zeek's `Site::private_address_space`, which `Site::local_nets` defaults to.
+pub const PRIVATE_ADDRESS_SPACE: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/24",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::1/128",
+    "64:ff9b::/96",
+    "100::/64",
+    "2001::/23",
+    "2001:db8::/32",
+    "2002::/16",
+    "fc00::/7",
+    "fe80::/10",
+];
+
+/// Log streams that are not protocol analyzers but can be switched on and off like them.
+pub const CORE_STREAMS: &[&str] = &["conn", "weird", "tunnel", "files"];
+
+/// What one analysis engine does.
+#[derive(Debug, Clone)]
+pub struct AnalysisConfig {
+    /// Enabled analyzers and core streams; `None` = everything.
+    pub enabled: Option<BTreeSet<String>>,
+    pub ignore_checksums: bool,
+    pub local_nets: Vec<IpNet>,
+    /// Seed for uids, so runs are reproducible.
+    pub seed: u64,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        AnalysisConfig {
+            enabled: None,
+            ignore_checksums: false,
+            local_nets: PRIVATE_ADDRESS_SPACE.iter().map(|n| n.parse().expect("valid builtin subnet")).collect(),
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// An `--analyzers` name that the node does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown analyzer '{0}' (known: {known})", known = known_names().join(", "))]
+pub struct UnknownAnalyzer(pub String);
+
+pub fn known_names() -> Vec<&'static str> {
+    CORE_STREAMS.iter().copied().chain(REGISTRY.iter().map(|s| s.name)).collect()
+}
+
+impl AnalysisConfig {
+    /// Restricts analysis to the named analyzers and streams (`conn,dns,http`).
+    pub fn with_analyzers<S: AsRef<str>>(mut self, names: &[S]) -> Result<Self, UnknownAnalyzer> {
+        let known = known_names();
+        let mut set = BTreeSet::new();
+        for n in names {
+            let n = n.as_ref().trim();
+            let n = if n == "tunnels" { "tunnel" } else { n };
+            if n.is_empty() {
+                continue;
+            }
+            if !known.contains(&n) {
+                return Err(UnknownAnalyzer(n.to_string()));
+            }
+            set.insert(n.to_string());
+        }
+        self.enabled = Some(set);
+        Ok(self)
+    }
+
+    pub fn is_enabled(&self, name: &str) -> bool {
+        self.enabled.as_ref().is_none_or(|s| s.contains(name))
+    }
+
+    pub fn is_local(&self, addr: IpAddr) -> bool {
+        self.local_nets.iter().any(|n| n.contains(&addr))
+    }
+}

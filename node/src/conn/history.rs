@@ -1,0 +1,110 @@
+//! Zeek's connection history string: one letter per kind of event and direction (upper case for the
+//! originator), most recorded once, some repeated when their sequence number changes, and the
+//! "scaled" ones (checksum, retransmission, zero window, gap) recorded at 1, 10, 100, ... occurrences.
+
+/// History bits; the responder's are shifted by 16, as in Zeek's `hist_seen`.
+pub mod mask {
+    pub const SYN: u32 = 0x1;
+    pub const FIN: u32 = 0x2;
+    pub const RST: u32 = 0x4;
+    pub const FIN_RST: u32 = 0x8;
+    pub const DATA: u32 = 0x10;
+    pub const ACK: u32 = 0x20;
+    pub const MULTI_FLAG: u32 = 0x40;
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub letters: String,
+    seen: u32,
+}
+
+impl History {
+    fn oriented(is_orig: bool, mask: u32, code: char) -> (u32, char) {
+        if is_orig { (mask, code) } else { (mask << 16, code.to_ascii_lowercase()) }
+    }
+
+    /// Records `code` the first time this kind of event happens in this direction.
+    /// Returns whether it had been seen before (Zeek's `CheckHistory`).
+    pub fn check(&mut self, is_orig: bool, mask: u32, code: char) -> bool {
+        let (mask, code) = Self::oriented(is_orig, mask, code);
+        if self.seen & mask == 0 {
+            self.seen |= mask;
+            self.letters.push(code);
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Appends `code` unconditionally (a repeated SYN/FIN/RST with a new sequence number).
+    pub fn add(&mut self, is_orig: bool, code: char) {
+        self.letters.push(if is_orig { code } else { code.to_ascii_lowercase() });
+    }
+
+    /// Records the flip of originator and responder (`^`); seen bits swap sides with the roles.
+    pub fn flip(&mut self) {
+        self.seen = self.seen.rotate_left(16);
+        self.letters.push('^');
+    }
+}
+
+/// A counter whose history letter is written at 1, 10, 100, ... occurrences.
+#[derive(Debug, Clone, Copy)]
+pub struct Scaled {
+    count: u32,
+    threshold: u32,
+}
+
+impl Default for Scaled {
+    fn default() -> Self {
+        Scaled { count: 0, threshold: 1 }
+    }
+}
+
+impl Scaled {
+    pub fn bump(&mut self, history: &mut History, is_orig: bool, code: char) {
+        self.count = self.count.saturating_add(1);
+        if self.count == self.threshold {
+            history.add(is_orig, code);
+            self.threshold = self.threshold.checked_mul(10).unwrap_or(u32::MAX);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letters_once_per_direction() {
+        let mut h = History::default();
+        h.check(true, mask::SYN, 'S');
+        h.check(false, mask::SYN, 'H');
+        h.check(true, mask::ACK, 'A');
+        h.check(true, mask::ACK, 'A');
+        h.check(true, mask::DATA, 'D');
+        h.check(false, mask::DATA, 'D');
+        assert_eq!(h.letters, "ShADd");
+    }
+
+    #[test]
+    fn scaled_letters_at_powers_of_ten() {
+        let mut h = History::default();
+        let mut s = Scaled::default();
+        for _ in 0..100 {
+            s.bump(&mut h, false, 'T');
+        }
+        assert_eq!(h.letters, "ttt");
+    }
+
+    #[test]
+    fn flip_marks_and_swaps_sides() {
+        let mut h = History::default();
+        h.check(true, mask::DATA, 'D');
+        h.flip();
+        // The old originator is now the responder: its data was already seen.
+        assert!(h.check(false, mask::DATA, 'D'));
+        assert_eq!(h.letters, "D^");
+    }
+}

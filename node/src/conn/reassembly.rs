@@ -1,0 +1,169 @@
+//! TCP stream reassembly for one direction: in-order delivery, out-of-order buffering (bounded), and
+//! content gaps when the peer acknowledges data that was never seen.
+
+use std::collections::BTreeMap;
+
+/// What the stream hands to analyzers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Chunk<'a> {
+    Data(&'a [u8]),
+    /// `n` bytes that were never captured.
+    Gap(u64),
+}
+
+/// Reassembles one direction of a TCP stream in relative sequence space (the first data byte is 1).
+#[derive(Debug)]
+pub struct Stream {
+    next_seq: u64,
+    /// Out-of-order segments by start sequence. The bytes are kept only when `keep_data` is set.
+    pending: BTreeMap<u64, (u64, Vec<u8>)>,
+    pending_bytes: usize,
+    /// Where the stream ends (the FIN's sequence number), once known.
+    fin_seq: Option<u64>,
+}
+
+/// Out-of-order bytes held per direction before the oldest hole is declared a gap.
+const MAX_PENDING_BYTES: usize = 2 << 20;
+
+impl Default for Stream {
+    fn default() -> Self {
+        Stream { next_seq: 1, pending: BTreeMap::new(), pending_bytes: 0, fin_seq: None }
+    }
+}
+
+impl Stream {
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn set_fin(&mut self, seq: u64) {
+        self.fin_seq.get_or_insert(seq);
+    }
+
+    /// Adds a segment. Delivers every byte that is now in order.
+    pub fn segment(&mut self, seq: u64, data: &[u8], keep_data: bool, deliver: &mut impl FnMut(Chunk)) {
+        let end = seq.saturating_add(data.len() as u64);
+        if end <= self.next_seq || data.is_empty() {
+            return; // old data: a retransmission
+        }
+        if seq <= self.next_seq {
+            let skip = (self.next_seq - seq) as usize;
+            deliver(Chunk::Data(&data[skip..]));
+            self.next_seq = end;
+            self.drain(deliver);
+            return;
+        }
+        let kept = if keep_data { data.to_vec() } else { Vec::new() };
+        self.pending_bytes += kept.len();
+        let slot = self.pending.entry(seq).or_insert((0, Vec::new()));
+        if end > seq + slot.0 {
+            self.pending_bytes -= slot.1.len();
+            *slot = (end - seq, kept);
+        } else {
+            self.pending_bytes -= kept.len();
+        }
+        if self.pending_bytes > MAX_PENDING_BYTES {
+            // Too much held behind one hole: give up on it.
+            let first = *self.pending.keys().next().expect("non-empty");
+            deliver(Chunk::Gap(first - self.next_seq));
+            self.next_seq = first;
+            self.drain(deliver);
+        }
+    }
+
+    fn drain(&mut self, deliver: &mut impl FnMut(Chunk)) {
+        while let Some((&seq, _)) = self.pending.first_key_value() {
+            if seq > self.next_seq {
+                break;
+            }
+            let (len, bytes) = self.pending.remove(&seq).expect("present");
+            self.pending_bytes -= bytes.len();
+            let end = seq + len;
+            if end > self.next_seq {
+                let skip = (self.next_seq - seq) as usize;
+                if bytes.len() >= len as usize {
+                    deliver(Chunk::Data(&bytes[skip..]));
+                } else {
+                    deliver(Chunk::Gap(end - self.next_seq));
+                }
+                self.next_seq = end;
+            }
+        }
+    }
+
+    /// The peer acknowledged everything below `ack`. Bytes below it that never arrived are a gap.
+    /// Returns the number of missing bytes.
+    pub fn acked(&mut self, ack: u64, deliver: &mut impl FnMut(Chunk)) -> u64 {
+        // The FIN takes one sequence number that carries no data.
+        let limit = self.fin_seq.map_or(ack, |f| ack.min(f));
+        let mut missing = 0;
+        while limit > self.next_seq {
+            let hole_end = self.pending.keys().next().map_or(limit, |&s| s.min(limit));
+            if hole_end > self.next_seq {
+                let n = hole_end - self.next_seq;
+                missing += n;
+                deliver(Chunk::Gap(n));
+                self.next_seq = hole_end;
+            }
+            let before = self.next_seq;
+            self.drain(deliver);
+            if self.next_seq == before {
+                break;
+            }
+        }
+        missing
+    }
+
+    /// End of connection: deliver whatever is buffered, gaps included.
+    pub fn flush(&mut self, deliver: &mut impl FnMut(Chunk)) -> u64 {
+        let mut missing = 0;
+        while let Some((&seq, _)) = self.pending.first_key_value() {
+            if seq > self.next_seq {
+                missing += seq - self.next_seq;
+                deliver(Chunk::Gap(seq - self.next_seq));
+                self.next_seq = seq;
+            }
+            self.drain(deliver);
+        }
+        missing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(s: &mut Stream, seq: u64, d: &[u8]) -> Vec<String> {
+        let mut out = vec![];
+        s.segment(seq, d, true, &mut |c| out.push(format!("{c:?}")));
+        out
+    }
+
+    #[test]
+    fn in_order_and_out_of_order() {
+        let mut s = Stream::default();
+        assert_eq!(collect(&mut s, 1, b"ab"), vec!["Data([97, 98])"]);
+        assert!(collect(&mut s, 5, b"ef").is_empty());
+        assert_eq!(collect(&mut s, 3, b"cd"), vec!["Data([99, 100])", "Data([101, 102])"]);
+        assert!(collect(&mut s, 1, b"abcdef").is_empty(), "retransmission is not delivered again");
+    }
+
+    #[test]
+    fn ack_above_hole_is_a_gap() {
+        let mut s = Stream::default();
+        collect(&mut s, 1, b"ab");
+        collect(&mut s, 10, b"xy");
+        let mut out = vec![];
+        let missing = s.acked(12, &mut |c| out.push(format!("{c:?}")));
+        assert_eq!(missing, 7);
+        assert_eq!(out, vec!["Gap(7)", "Data([120, 121])"]);
+    }
+
+    #[test]
+    fn fin_is_not_a_gap() {
+        let mut s = Stream::default();
+        collect(&mut s, 1, b"ab");
+        s.set_fin(3);
+        assert_eq!(s.acked(4, &mut |_| {}), 0);
+    }
+}

@@ -1,0 +1,791 @@
+//! Zeek's TCP endpoint state machine (TCPSessionAdapter and TCP_Endpoint), so that conn_state,
+//! history and byte counts come out as Zeek computes them.
+
+use super::history::{History, Scaled, mask};
+use crate::decode::{TcpFlags, TcpHeader};
+
+const TOO_LARGE_SEQ_DELTA: i32 = 1_048_576;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndpointState {
+    #[default]
+    Inactive,
+    SynSent,
+    SynAckSent,
+    Partial,
+    Established,
+    Closed,
+    Reset,
+}
+
+fn seq_delta(a: u32, b: u32) -> i32 {
+    a.wrapping_sub(b) as i32
+}
+
+/// One direction of a TCP connection.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoint {
+    pub state: EndpointState,
+    pub prev_state: EndpointState,
+    start_seq: i64,
+    last_seq: u32,
+    ack_seq: u32,
+    seq_wraps: u32,
+    ack_wraps: u32,
+    window: u32,
+    window_scale: u32,
+    window_seq: u32,
+    window_ack_seq: u32,
+    pub fin_cnt: u32,
+    rst_cnt: u32,
+    pub did_close: bool,
+    hist_last_syn: u64,
+    hist_last_fin: u64,
+    hist_last_rst: u64,
+    rxmit: Scaled,
+    zero_window: Scaled,
+    pub(crate) checksum_errors: Scaled,
+    pub(crate) gaps: Scaled,
+    pub last_time: f64,
+}
+
+impl Endpoint {
+    fn set_state(&mut self, s: EndpointState) {
+        if s != self.state {
+            self.prev_state = self.state;
+            self.state = s;
+        }
+    }
+
+    fn init_start_seq(&mut self, seq: i64) {
+        self.start_seq = seq;
+    }
+
+    fn update_last_seq(&mut self, seq: u32) {
+        if seq < self.last_seq {
+            self.seq_wraps += 1;
+        }
+        self.last_seq = seq;
+    }
+
+    fn update_ack_seq(&mut self, seq: u32) {
+        if seq < self.ack_seq {
+            self.ack_wraps += 1;
+        }
+        self.ack_seq = seq;
+    }
+
+    fn full(seq: u32, wraps: u32) -> u64 {
+        (u64::from(wraps) << 32) + u64::from(seq)
+    }
+
+    fn start_seq32(&self) -> u32 {
+        self.start_seq as u32
+    }
+
+    fn no_data_acked(&self) -> bool {
+        let ack = Self::full(self.ack_seq, self.ack_wraps) as i64;
+        ack == self.start_seq || ack == self.start_seq + 1
+    }
+
+    fn to_relative(&self, seq: u32, wraps: u32) -> u64 {
+        (Self::full(seq, wraps) as i64).wrapping_sub(self.start_seq) as u64
+    }
+
+    /// Bytes this endpoint sent, from sequence numbers (Zeek's `TCP_Endpoint::Size`).
+    pub fn size(&self, peer_state: EndpointState) -> u64 {
+        if self.prev_state == EndpointState::SynSent
+            && self.state == EndpointState::Reset
+            && peer_state == EndpointState::Inactive
+            && !self.no_data_acked()
+        {
+            return 0;
+        }
+        let last = Self::full(self.last_seq, self.seq_wraps) as i64;
+        let ack = Self::full(self.ack_seq, self.ack_wraps) as i64;
+        let mut size = if last > ack { last - self.start_seq } else { ack - self.start_seq } as u64;
+        if size != 0 {
+            size -= 1;
+        }
+        if self.fin_cnt > 0 && size != 0 {
+            size -= 1;
+        }
+        size
+    }
+
+    fn is_active(&self) -> bool {
+        !matches!(self.state, EndpointState::Inactive | EndpointState::Closed | EndpointState::Reset)
+    }
+
+    fn init(&mut self, flags: TcpFlags, first_seq: u32, last_seq: u32, t: f64, weirds: &mut Vec<&'static str>) {
+        match self.state {
+            EndpointState::Inactive => {
+                let mut last = last_seq;
+                if flags.syn() {
+                    self.ack_seq = first_seq;
+                    self.init_start_seq(i64::from(first_seq));
+                } else {
+                    // A partial connection: number as though a SYN had been seen.
+                    self.ack_seq = first_seq.wrapping_sub(1);
+                    self.init_start_seq(i64::from(first_seq.wrapping_sub(1)));
+                    last = first_seq;
+                }
+                self.last_seq = last;
+                self.last_time = t;
+            }
+            EndpointState::SynSent | EndpointState::SynAckSent => {
+                if flags.syn() && first_seq != self.start_seq32() {
+                    weirds.push("SYN_seq_jump");
+                    self.reinit(first_seq, last_seq);
+                }
+            }
+            EndpointState::Established | EndpointState::Partial => {
+                if flags.syn() {
+                    if self.size(EndpointState::Inactive) > 0 {
+                        weirds.push("SYN_inside_connection");
+                    }
+                    if first_seq != self.start_seq32() {
+                        weirds.push("SYN_seq_jump");
+                    }
+                    self.reinit(first_seq, last_seq);
+                }
+            }
+            EndpointState::Reset => {
+                if flags.syn() && self.prev_state == EndpointState::Inactive {
+                    self.reinit(first_seq, last_seq);
+                }
+            }
+            EndpointState::Closed => {}
+        }
+    }
+
+    fn reinit(&mut self, first_seq: u32, last_seq: u32) {
+        self.init_start_seq(i64::from(first_seq));
+        self.ack_seq = first_seq;
+        self.last_seq = last_seq;
+    }
+
+    /// Zeek's `get_relative_seq`: the 64-bit offset of `cur` from the start, and whether it underflowed.
+    fn relative_seq(&self, cur: u32, last: u32, mut wraps: u32) -> (u64, bool) {
+        let delta = seq_delta(cur, last);
+        if delta < 0 {
+            if wraps > 0 && cur > last {
+                wraps -= 1;
+            }
+        } else if delta > 0 && cur < last {
+            wraps += 1;
+        }
+        if wraps == 0 {
+            let d = seq_delta(cur, self.start_seq32());
+            return (d as i64 as u64, d < 0);
+        }
+        (self.to_relative(cur, wraps), false)
+    }
+}
+
+/// What one TCP packet did, for the engine to act on.
+#[derive(Debug, Default)]
+pub struct TcpOutcome {
+    pub weirds: Vec<&'static str>,
+    /// The connection (or this side) closed: schedule removal.
+    pub closed: bool,
+    /// Relative stream offset of this packet's payload, when it should be reassembled.
+    pub data_seq: Option<u64>,
+    /// Relative ack the peer's stream may trim to.
+    pub ack: Option<u64>,
+    /// The roles flipped (SYN/SYN-ACK seen in reverse).
+    pub flipped: bool,
+    pub seq_underflow: bool,
+}
+
+/// Both endpoints of a TCP connection; index 0 is the originator.
+#[derive(Debug, Clone, Default)]
+pub struct TcpSession {
+    pub ep: [Endpoint; 2],
+    is_partial: bool,
+    first_packet_seen: [bool; 2],
+}
+
+impl TcpSession {
+    pub fn orig(&self) -> &Endpoint {
+        &self.ep[0]
+    }
+    pub fn resp(&self) -> &Endpoint {
+        &self.ep[1]
+    }
+
+    pub fn is_partial(&self) -> bool {
+        self.is_partial
+    }
+
+    pub fn both_closed(&self) -> bool {
+        self.ep[0].did_close && self.ep[1].did_close
+    }
+
+    /// Zeek's `IsReuse`: a new SYN on this tuple starts a new connection.
+    pub fn is_reuse(&self, hdr: &TcpHeader, last_time: f64, t: f64, weirds: &mut Vec<&'static str>) -> bool {
+        let flags = hdr.flags;
+        if !flags.syn() {
+            return false;
+        }
+        let mut conn_orig = &self.ep[0];
+        if flags.ack() {
+            if self.ep[0].state != EndpointState::Inactive {
+                return false;
+            }
+            conn_orig = &self.ep[1];
+        }
+        let closed = |s: EndpointState| matches!(s, EndpointState::Closed | EndpointState::Reset);
+        let is_closed = closed(self.ep[0].state) && closed(self.ep[1].state);
+        let any_reset = self.ep[0].state == EndpointState::Reset || self.ep[1].state == EndpointState::Reset;
+        if !is_closed {
+            if hdr.seq == conn_orig.start_seq32() {
+                return false;
+            }
+            if !flags.ack()
+                && conn_orig.state == EndpointState::SynAckSent
+                && self.ep[1].state == EndpointState::Inactive
+                && hdr.seq == self.ep[1].start_seq32()
+            {
+                return false;
+            }
+            weirds.push(if conn_orig.state == EndpointState::SynSent { "SYN_seq_jump" } else { "active_connection_reuse" });
+        } else if (self.ep[0].is_active() || self.ep[1].is_active()) && !any_reset {
+            weirds.push("active_connection_reuse");
+        } else if t - last_time < 5.0 && !any_reset {
+            weirds.push("premature_connection_reuse");
+        }
+        true
+    }
+
+    /// Processes one packet from `is_orig`'s side; `len` is the payload length the IP header claims.
+    pub fn process(&mut self, history: &mut History, is_orig: bool, hdr: &TcpHeader, len: u32, t: f64) -> TcpOutcome {
+        let mut out = TcpOutcome::default();
+        let flags = hdr.flags;
+        let (me, other) = if is_orig { (0, 1) } else { (1, 0) };
+        let base_seq = hdr.seq;
+        let ack_seq = hdr.ack;
+
+        self.set_partial_status(flags, is_orig);
+
+        let mut seg_len = len as i64;
+        if flags.syn() {
+            seg_len += 1;
+        }
+        if flags.fin() {
+            seg_len += 1;
+        }
+        if flags.rst() {
+            seg_len -= i64::from(len);
+        }
+        let seq_one_past = base_seq.wrapping_add(seg_len as u32);
+        self.ep[me].init(flags, base_seq, seq_one_past, t, &mut out.weirds);
+
+        let ep = &self.ep[me];
+        let (rel_seq, underflow) = ep.relative_seq(base_seq, ep.last_seq, ep.seq_wraps);
+        if underflow && !flags.rst() {
+            out.weirds.push("TCP_seq_underflow_or_misorder");
+        }
+        out.seq_underflow = underflow;
+
+        self.update_history(history, is_orig, flags, rel_seq, len);
+        self.update_window(history, me, other, u32::from(hdr.window), base_seq, ack_seq, flags, &mut out.weirds);
+
+        if flags.syn() {
+            if flags.rst() {
+                out.weirds.push("TCP_christmas");
+            }
+            if flags.urg() {
+                out.weirds.push("baroque_SYN");
+            }
+            if len > 0 {
+                out.weirds.push("SYN_with_data");
+            }
+            self.init_window(me, other, flags, hdr.window_scale, base_seq, ack_seq);
+        }
+        if flags.fin() {
+            self.ep[me].fin_cnt += 1;
+        }
+        if flags.rst() {
+            self.ep[me].rst_cnt += 1;
+        }
+
+        let mut rel_ack = 0u64;
+        if flags.ack() {
+            if self.ep[other].state == EndpointState::Inactive {
+                rel_ack = 1;
+                self.init_peer(me, other, flags, ack_seq, &mut out.weirds);
+            } else {
+                let peer = &self.ep[other];
+                let (ra, ack_underflow) = peer.relative_seq(ack_seq, peer.ack_seq, peer.ack_wraps);
+                if ack_underflow {
+                    rel_ack = 0;
+                    out.weirds.push("TCP_ack_underflow_or_misorder");
+                } else {
+                    rel_ack = ra;
+                    if !flags.rst() {
+                        let peer = &mut self.ep[other];
+                        let delta_ack = seq_delta(ack_seq, peer.ack_seq);
+                        if !(ack_seq == 0 && delta_ack > TOO_LARGE_SEQ_DELTA) && delta_ack > 0 {
+                            peer.update_ack_seq(ack_seq);
+                        }
+                    }
+                }
+            }
+        }
+
+        let delta_last = self.update_last_seq(history, me, seq_one_past, flags, len, is_orig);
+        self.ep[me].last_time = t;
+
+        let (do_close, flipped) = self.update_state_machine(me, other, base_seq, ack_seq, len, delta_last, is_orig, flags, &mut out.weirds);
+        out.closed = do_close;
+        out.flipped = flipped;
+        if flipped {
+            history.flip();
+        }
+
+        if flags.ack() {
+            out.ack = Some(rel_ack);
+        }
+        let rel_data_seq = if flags.syn() { rel_seq.wrapping_add(1) } else { rel_seq };
+        if len > 0 && !flags.rst() && !underflow {
+            out.data_seq = Some(rel_data_seq);
+        }
+        out
+    }
+
+    fn set_partial_status(&mut self, flags: TcpFlags, is_orig: bool) {
+        if is_orig {
+            if !self.first_packet_seen[0] {
+                self.is_partial = !flags.syn() || flags.ack();
+            }
+        } else if !self.first_packet_seen[1] && !self.is_partial {
+            self.is_partial = !flags.syn();
+        }
+        self.first_packet_seen[if is_orig { 0 } else { 1 }] = true;
+    }
+
+    fn update_history(&mut self, h: &mut History, is_orig: bool, flags: TcpFlags, rel_seq: u64, len: u32) {
+        let me = if is_orig { 0 } else { 1 };
+        let bits = u8::from(flags.syn()) + u8::from(flags.fin()) + u8::from(flags.rst());
+        let ep = &mut self.ep[me];
+        if bits > 1 {
+            if flags.fin() && flags.rst() {
+                h.check(is_orig, mask::FIN_RST, 'I');
+            } else {
+                h.check(is_orig, mask::MULTI_FLAG, 'Q');
+            }
+        } else if bits == 1 {
+            if flags.syn() {
+                let code = if flags.ack() { 'H' } else { 'S' };
+                if h.check(is_orig, mask::SYN, code) && rel_seq != ep.hist_last_syn {
+                    h.add(is_orig, code);
+                }
+                ep.hist_last_syn = rel_seq;
+            }
+            if flags.fin() {
+                let fin_seq = rel_seq.wrapping_add(u64::from(len));
+                if h.check(is_orig, mask::FIN, 'F') && fin_seq != ep.hist_last_fin {
+                    h.add(is_orig, 'F');
+                }
+                ep.hist_last_fin = fin_seq;
+            }
+            if flags.rst() {
+                if h.check(is_orig, mask::RST, 'R') && rel_seq != ep.hist_last_rst {
+                    h.add(is_orig, 'R');
+                }
+                ep.hist_last_rst = rel_seq;
+            }
+        } else if len > 0 {
+            h.check(is_orig, mask::DATA, 'D');
+        } else if flags.ack() {
+            h.check(is_orig, mask::ACK, 'A');
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn update_window(
+        &mut self,
+        h: &mut History,
+        me: usize,
+        other: usize,
+        window: u32,
+        base_seq: u32,
+        ack_seq: u32,
+        flags: TcpFlags,
+        weirds: &mut Vec<&'static str>,
+    ) {
+        let peer_state = self.ep[other].state;
+        let ep = &mut self.ep[me];
+        let scale = ep.window_scale;
+        let window = window << scale;
+        if window == 0 && !flags.rst() && peer_state != EndpointState::Closed && ep.state != EndpointState::Reset {
+            ep.zero_window.bump(h, me == 0, 'W');
+        }
+        if !flags.syn()
+            && !flags.fin()
+            && !flags.rst()
+            && ep.state != EndpointState::Closed
+            && ep.state != EndpointState::Reset
+            && seq_delta(base_seq, ep.window_seq) >= 0
+            && seq_delta(ack_seq, ep.window_ack_seq) >= 0
+        {
+            let new_edge = ack_seq.wrapping_add(window);
+            let old_edge = ep.window_ack_seq.wrapping_add(ep.window);
+            let advance = seq_delta(new_edge, old_edge);
+            if advance < 0 && (-advance) >= (1i32 << scale) {
+                weirds.push("window_recision");
+            }
+            ep.window = window;
+            ep.window_ack_seq = ack_seq;
+            ep.window_seq = base_seq;
+        }
+    }
+
+    fn init_window(&mut self, me: usize, other: usize, flags: TcpFlags, scale: Option<u8>, base_seq: u32, ack_seq: u32) {
+        match scale {
+            None => {
+                self.ep[me].window_scale = 0;
+                if flags.ack() {
+                    self.ep[other].window_scale = 0;
+                }
+            }
+            Some(s) => {
+                let ep = &mut self.ep[me];
+                ep.window_scale = u32::from(s.min(14));
+                ep.window_seq = base_seq;
+                ep.window_ack_seq = ack_seq;
+                let peer = &mut self.ep[other];
+                peer.window_seq = ack_seq;
+                peer.window_ack_seq = base_seq;
+            }
+        }
+    }
+
+    fn init_peer(&mut self, me: usize, other: usize, flags: TcpFlags, ack_seq: u32, weirds: &mut Vec<&'static str>) {
+        if !flags.syn()
+            && !flags.fin()
+            && !flags.rst()
+            && matches!(self.ep[me].state, EndpointState::SynSent | EndpointState::SynAckSent | EndpointState::Established)
+        {
+            weirds.push("possible_split_routing");
+        }
+        let peer = &mut self.ep[other];
+        let start = ack_seq.wrapping_sub(1);
+        peer.init_start_seq(i64::from(start));
+        peer.ack_seq = start;
+        peer.last_seq = start;
+    }
+
+    fn update_last_seq(&mut self, h: &mut History, me: usize, last_seq: u32, flags: TcpFlags, len: u32, is_orig: bool) -> i32 {
+        let ep = &mut self.ep[me];
+        let delta_last = seq_delta(last_seq, ep.last_seq);
+        if (flags.syn() || flags.rst()) && !(-TOO_LARGE_SEQ_DELTA..=TOO_LARGE_SEQ_DELTA).contains(&delta_last) {
+            // Untrusted jump.
+        } else if flags.fin() && ep.last_seq == ep.start_seq32().wrapping_add(1) {
+            ep.update_last_seq(last_seq);
+        } else if ep.state == EndpointState::Reset {
+            // Sequence numbers after a reset are not trusted.
+        } else if delta_last > 0 {
+            ep.update_last_seq(last_seq);
+        } else if len > 0 {
+            ep.rxmit.bump(h, is_orig, 'T');
+        }
+        delta_last
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn update_state_machine(
+        &mut self,
+        me: usize,
+        other: usize,
+        base_seq: u32,
+        ack_seq: u32,
+        len: u32,
+        delta_last: i32,
+        is_orig: bool,
+        flags: TcpFlags,
+        weirds: &mut Vec<&'static str>,
+    ) -> (bool, bool) {
+        use EndpointState::*;
+        let mut do_close = false;
+        match self.ep[me].state {
+            Inactive => {
+                if flags.syn() {
+                    if is_orig {
+                        if flags.ack() {
+                            weirds.push("connection_originator_SYN_ack");
+                            self.ep[me].set_state(SynAckSent);
+                        } else {
+                            self.ep[me].set_state(SynSent);
+                        }
+                    } else {
+                        let peer_state = self.ep[other].state;
+                        if flags.ack() {
+                            if peer_state != Inactive && peer_state != Partial {
+                                let p = &self.ep[other];
+                                let lo = p.start_seq32();
+                                if ack_seq.wrapping_sub(lo) > p.last_seq.wrapping_sub(lo) {
+                                    weirds.push("bad_SYN_ack");
+                                }
+                            }
+                        } else if peer_state == SynAckSent && base_seq == self.ep[me].start_seq32() {
+                            // SYN and SYN-ACK seen in reverse order: flip the roles.
+                            self.is_partial = false;
+                            self.ep.swap(0, 1);
+                            self.first_packet_seen.swap(0, 1);
+                            // After the swap our endpoint is the originator.
+                            self.ep[0].set_state(Established);
+                            self.ep[1].set_state(Established);
+                            return (false, true);
+                        } else {
+                            weirds.push("simultaneous_open");
+                        }
+                        if self.ep[other].state == SynSent {
+                            self.ep[other].set_state(Established);
+                        } else if self.ep[other].state == Inactive {
+                            weirds.push("unsolicited_SYN_response");
+                        }
+                        self.ep[me].set_state(Established);
+                    }
+                }
+                if flags.fin() {
+                    self.ep[me].set_state(Closed);
+                    do_close = true;
+                    if self.ep[other].state != Partial && !flags.syn() {
+                        weirds.push("spontaneous_FIN");
+                    }
+                }
+                if flags.rst() {
+                    self.ep[me].set_state(Reset);
+                    let is_reject = if is_orig {
+                        self.ep[other].state == Established
+                    } else {
+                        matches!(self.ep[other].state, SynSent | SynAckSent)
+                    };
+                    do_close = true;
+                    if !is_reject && self.ep[other].state == Inactive {
+                        weirds.push("spontaneous_RST");
+                    }
+                }
+                if self.ep[me].state == Inactive {
+                    if !is_orig && len == 0 && self.ep[0].state == SynSent {
+                        // An ack of the SYN before the SYN-ACK: not a partial connection.
+                    } else if flags.ack() && self.ep[other].state == Established {
+                        self.ep[me].set_state(Established);
+                        self.is_partial = false;
+                    } else {
+                        self.ep[me].set_state(Partial);
+                    }
+                }
+            }
+            SynSent | SynAckSent => {
+                if flags.syn() {
+                    if is_orig {
+                        if flags.ack() && !flags.fin() && !flags.rst() && self.ep[me].state != SynAckSent {
+                            weirds.push("repeated_SYN_with_ack");
+                        }
+                    } else if !flags.ack() && self.ep[me].state != SynSent {
+                        weirds.push("repeated_SYN_reply_wo_ack");
+                    }
+                }
+                if flags.fin() {
+                    if matches!(self.ep[other].state, Inactive | SynSent) {
+                        weirds.push("inappropriate_FIN");
+                    }
+                    self.ep[me].set_state(Closed);
+                    do_close = true;
+                }
+                if flags.rst() {
+                    self.ep[me].set_state(Reset);
+                    do_close = true;
+                } else if len > 0 {
+                    weirds.push("data_before_established");
+                }
+            }
+            Established | Partial => {
+                if flags.syn() && self.ep[me].state == Partial && self.ep[other].state == Inactive && !flags.ack() {
+                    weirds.push("SYN_after_partial");
+                    self.ep[me].set_state(SynSent);
+                }
+                if flags.fin() && !flags.rst() {
+                    self.ep[me].set_state(Closed);
+                    if self.ep[other].state == Reset && self.ep[other].prev_state == Closed {
+                        self.ep[other].set_state(Closed);
+                    }
+                    do_close = true;
+                }
+                if flags.rst() {
+                    self.ep[me].set_state(Reset);
+                    do_close = true;
+                }
+            }
+            Closed => {
+                if flags.syn() {
+                    weirds.push("SYN_after_close");
+                }
+                if flags.fin() && delta_last > 0 {
+                    weirds.push("FIN_advanced_last_seq");
+                }
+                if flags.rst() && self.ep[other].state != Closed {
+                    self.ep[me].set_state(Reset);
+                    if !self.ep[me].did_close {
+                        do_close = true;
+                    }
+                }
+            }
+            Reset => {
+                if flags.syn() {
+                    weirds.push("SYN_after_reset");
+                }
+                if flags.fin() {
+                    weirds.push("FIN_after_reset");
+                }
+                if len > 0 && !flags.rst() {
+                    weirds.push("data_after_reset");
+                }
+            }
+        }
+        if do_close {
+            self.ep[me].did_close = true;
+        }
+        (do_close, false)
+    }
+
+    /// Flips originator and responder (the engine decided the first packet came from the server).
+    pub fn flip(&mut self) {
+        self.ep.swap(0, 1);
+        self.first_packet_seen.swap(0, 1);
+        self.is_partial = false;
+    }
+
+    /// Zeek's conn_state for TCP.
+    pub fn conn_state(&self) -> &'static str {
+        use EndpointState::*;
+        let os = self.ep[0].state;
+        let rs = self.ep[1].state;
+        let o_inactive = matches!(os, Inactive | Partial);
+        let r_inactive = matches!(rs, Inactive | Partial);
+        if rs == Reset {
+            if matches!(os, SynSent | SynAckSent) || (os == Reset && self.orig_size() == 0 && self.resp_size() == 0) {
+                "REJ"
+            } else if o_inactive {
+                "RSTRH"
+            } else {
+                "RSTR"
+            }
+        } else if os == Reset {
+            if r_inactive { "RSTOS0" } else { "RSTO" }
+        } else if rs == Closed && os == Closed {
+            "SF"
+        } else if os == Closed {
+            if r_inactive { "SH" } else { "S2" }
+        } else if rs == Closed {
+            if o_inactive { "SHR" } else { "S3" }
+        } else if os == SynSent && rs == Inactive {
+            "S0"
+        } else if os == Established && rs == Established {
+            "S1"
+        } else {
+            "OTH"
+        }
+    }
+
+    pub fn orig_size(&self) -> u64 {
+        self.ep[0].size(self.ep[1].state)
+    }
+
+    pub fn resp_size(&self) -> u64 {
+        self.ep[1].size(self.ep[0].state)
+    }
+
+    /// Records a packet with a bad checksum (not otherwise processed).
+    pub fn checksum_error(&mut self, history: &mut History, is_orig: bool) {
+        let me = if is_orig { 0 } else { 1 };
+        self.ep[me].checksum_errors.bump(history, is_orig, 'C');
+    }
+
+    /// Records a content gap in `is_orig`'s stream.
+    pub fn gap(&mut self, history: &mut History, is_orig: bool) {
+        let me = if is_orig { 0 } else { 1 };
+        self.ep[me].gaps.bump(history, is_orig, 'G');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdr(flags: u8, seq: u32, ack: u32) -> TcpHeader {
+        TcpHeader {
+            src_port: 1,
+            dst_port: 2,
+            seq,
+            ack,
+            flags: TcpFlags(flags),
+            window: 1000,
+            hdr_len: 20,
+            window_scale: None,
+        }
+    }
+
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const FIN: u8 = 0x01;
+    const RST: u8 = 0x04;
+    const PSH: u8 = 0x08;
+
+    #[test]
+    fn full_session_is_sf_with_zeek_history() {
+        let mut s = TcpSession::default();
+        let mut h = History::default();
+        s.process(&mut h, true, &hdr(SYN, 100, 0), 0, 0.0);
+        s.process(&mut h, false, &hdr(SYN | ACK, 500, 101), 0, 0.1);
+        s.process(&mut h, true, &hdr(ACK, 101, 501), 0, 0.2);
+        s.process(&mut h, true, &hdr(ACK | PSH, 101, 501), 10, 0.3);
+        s.process(&mut h, false, &hdr(ACK | PSH, 501, 111), 20, 0.4);
+        s.process(&mut h, true, &hdr(FIN | ACK, 111, 521), 0, 0.5);
+        s.process(&mut h, false, &hdr(FIN | ACK, 521, 112), 0, 0.6);
+        s.process(&mut h, true, &hdr(ACK, 112, 522), 0, 0.7);
+        assert_eq!(h.letters, "ShADdFf");
+        assert_eq!(s.conn_state(), "SF");
+        assert_eq!(s.orig_size(), 10);
+        assert_eq!(s.resp_size(), 20);
+    }
+
+    #[test]
+    fn rejected_syn_is_rej() {
+        let mut s = TcpSession::default();
+        let mut h = History::default();
+        s.process(&mut h, true, &hdr(SYN, 100, 0), 0, 0.0);
+        s.process(&mut h, false, &hdr(RST | ACK, 0, 101), 0, 0.1);
+        assert_eq!(h.letters, "Sr");
+        assert_eq!(s.conn_state(), "REJ");
+    }
+
+    #[test]
+    fn lone_syn_is_s0_and_retransmitted_data_is_t() {
+        let mut s = TcpSession::default();
+        let mut h = History::default();
+        s.process(&mut h, true, &hdr(SYN, 100, 0), 0, 0.0);
+        assert_eq!(s.conn_state(), "S0");
+        let mut s = TcpSession::default();
+        let mut h = History::default();
+        s.process(&mut h, true, &hdr(SYN, 100, 0), 0, 0.0);
+        s.process(&mut h, false, &hdr(SYN | ACK, 500, 101), 0, 0.1);
+        s.process(&mut h, true, &hdr(ACK | PSH, 101, 501), 10, 0.3);
+        s.process(&mut h, true, &hdr(ACK | PSH, 101, 501), 10, 0.4);
+        assert_eq!(h.letters, "ShDT");
+    }
+
+    #[test]
+    fn sequence_wrap_counts_bytes() {
+        let mut s = TcpSession::default();
+        let mut h = History::default();
+        let isn = u32::MAX - 5;
+        s.process(&mut h, true, &hdr(SYN, isn, 0), 0, 0.0);
+        s.process(&mut h, false, &hdr(SYN | ACK, 500, isn.wrapping_add(1)), 0, 0.1);
+        s.process(&mut h, true, &hdr(ACK, isn.wrapping_add(1), 501), 100, 0.2);
+        assert_eq!(s.orig_size(), 100);
+    }
+}

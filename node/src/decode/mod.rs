@@ -1,0 +1,264 @@
+//! Packet decoding: link layers down to an IP datagram, then the transport header.
+//!
+//! Decoding never allocates and never panics: every read is bounds-checked, and a malformed packet
+//! becomes a [`DecodeError`] that the engine reports as a weird (Zeek's names where Zeek has one).
+
+mod frag;
+mod link;
+mod transport;
+
+pub use frag::{FragKey, Reassembler};
+pub use link::{LinkType, decode_link};
+pub use transport::{
+    IcmpHeader, TcpFlags, TcpHeader, Transport, UdpHeader, decode_transport, internet_checksum, transport_checksum_ok,
+};
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Why a packet could not be decoded; the text is the weird name Zeek uses for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("truncated_link_header")]
+    TruncatedLink,
+    #[error("unknown_packet_type")]
+    UnknownEtherType,
+    #[error("truncated_IP")]
+    TruncatedIp,
+    #[error("truncated_header")]
+    TruncatedHeader,
+    #[error("bad_IP_checksum")]
+    BadIpChecksum,
+    #[error("unknown_protocol")]
+    UnknownIpVersion,
+    #[error("internally_truncated_header")]
+    BadIpHeaderLength,
+    #[error("invalid_inner_IP_version")]
+    BadTunnel,
+    #[error("truncated_GRE")]
+    TruncatedGre,
+    #[error("ipv6_ext_truncated")]
+    Ipv6ExtTruncated,
+    #[error("non_ip_packet_in_ethernet")]
+    NotIp,
+}
+
+/// Fragment header fields of an IPv4 or IPv6 fragment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragInfo {
+    pub id: u32,
+    /// Byte offset of this fragment's payload.
+    pub offset: usize,
+    pub more: bool,
+    /// Where the fragment's data starts in [`IpDatagram::bytes`].
+    pub data_start: usize,
+    /// IPv6: where the fragment header starts, and the offset of the next-header byte that points to it.
+    pub v6_frag_hdr: Option<(usize, usize)>,
+    /// IPv6: the protocol after the fragment header.
+    pub v6_next: u8,
+}
+
+/// One IP datagram, its header decoded, borrowing the packet.
+#[derive(Debug, Clone, Copy)]
+pub struct IpDatagram<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// The upper-layer protocol (after IPv6 extension headers).
+    pub proto: u8,
+    pub ttl: u8,
+    /// Total length the header claims (IPv6: 40 + payload length); Zeek's ip_bytes count this.
+    pub total_len: usize,
+    /// Header length including IPv6 extension headers.
+    pub hdr_len: usize,
+    /// Transport bytes present: the claimed payload cut to what was captured.
+    pub payload: &'a [u8],
+    /// Transport length the header claims (can exceed `payload.len()` in a snapped capture).
+    pub payload_len: usize,
+    pub frag: Option<FragInfo>,
+    /// The whole datagram as captured (header included), trimmed of link padding.
+    pub bytes: &'a [u8],
+    pub is_v6: bool,
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes([*b.get(at)?, *b.get(at + 1)?, *b.get(at + 2)?, *b.get(at + 3)?]))
+}
+
+/// Decodes an IPv4 or IPv6 datagram at the start of `data`.
+pub fn decode_ip(data: &[u8], check_ip_checksum: bool) -> Result<IpDatagram<'_>, DecodeError> {
+    match data.first().map(|b| b >> 4) {
+        Some(4) => decode_ipv4(data, check_ip_checksum),
+        Some(6) => decode_ipv6(data),
+        Some(_) => Err(DecodeError::UnknownIpVersion),
+        None => Err(DecodeError::TruncatedIp),
+    }
+}
+
+fn decode_ipv4(data: &[u8], check_ip_checksum: bool) -> Result<IpDatagram<'_>, DecodeError> {
+    if data.len() < 20 {
+        return Err(DecodeError::TruncatedIp);
+    }
+    let hdr_len = usize::from(data[0] & 0x0f) * 4;
+    if hdr_len < 20 {
+        return Err(DecodeError::BadIpHeaderLength);
+    }
+    if data.len() < hdr_len {
+        return Err(DecodeError::TruncatedIp);
+    }
+    let total_len = usize::from(be16(data, 2).ok_or(DecodeError::TruncatedIp)?);
+    if total_len < hdr_len {
+        return Err(DecodeError::BadIpHeaderLength);
+    }
+    if check_ip_checksum && internet_checksum(&data[..hdr_len], 0) != 0 {
+        return Err(DecodeError::BadIpChecksum);
+    }
+    let flags_frag = be16(data, 6).ok_or(DecodeError::TruncatedIp)?;
+    let offset = usize::from(flags_frag & 0x1fff) * 8;
+    let more = flags_frag & 0x2000 != 0;
+    let frag = (offset != 0 || more).then(|| FragInfo {
+        id: u32::from(be16(data, 4).unwrap_or(0)),
+        offset,
+        more,
+        data_start: hdr_len,
+        v6_frag_hdr: None,
+        v6_next: 0,
+    });
+    let src = Ipv4Addr::new(data[12], data[13], data[14], data[15]);
+    let dst = Ipv4Addr::new(data[16], data[17], data[18], data[19]);
+    // Ethernet pads short frames: the datagram ends where its header says, not where the frame does.
+    let end = total_len.min(data.len());
+    Ok(IpDatagram {
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(dst),
+        proto: data[9],
+        ttl: data[8],
+        total_len,
+        hdr_len,
+        payload: &data[hdr_len..end],
+        payload_len: total_len - hdr_len,
+        frag,
+        bytes: &data[..end],
+        is_v6: false,
+    })
+}
+
+/// IPv6 extension headers that chain with a next-header byte and a length in 8-octet units.
+fn is_ipv6_ext(nh: u8) -> bool {
+    matches!(nh, 0 | 43 | 44 | 60 | 51 | 135 | 139 | 140)
+}
+
+fn decode_ipv6(data: &[u8]) -> Result<IpDatagram<'_>, DecodeError> {
+    if data.len() < 40 {
+        return Err(DecodeError::TruncatedIp);
+    }
+    let payload_len = usize::from(be16(data, 4).ok_or(DecodeError::TruncatedIp)?);
+    let total_len = 40 + payload_len;
+    let end = total_len.min(data.len());
+    let src: [u8; 16] = data[8..24].try_into().map_err(|_| DecodeError::TruncatedIp)?;
+    let dst: [u8; 16] = data[24..40].try_into().map_err(|_| DecodeError::TruncatedIp)?;
+    let mut nh = data[6];
+    let mut nh_offset = 6;
+    let mut at = 40;
+    let mut frag = None;
+    let mut dst_addr = Ipv6Addr::from(dst);
+    while is_ipv6_ext(nh) {
+        let next = *data.get(at).ok_or(DecodeError::Ipv6ExtTruncated)?;
+        let len = match nh {
+            44 => 8,
+            51 => (usize::from(*data.get(at + 1).ok_or(DecodeError::Ipv6ExtTruncated)?) + 2) * 4,
+            _ => (usize::from(*data.get(at + 1).ok_or(DecodeError::Ipv6ExtTruncated)?) + 1) * 8,
+        };
+        if at + len > end {
+            return Err(DecodeError::Ipv6ExtTruncated);
+        }
+        if nh == 44 {
+            let off_flags = be16(data, at + 2).ok_or(DecodeError::Ipv6ExtTruncated)?;
+            frag = Some(FragInfo {
+                id: be32(data, at + 4).ok_or(DecodeError::Ipv6ExtTruncated)?,
+                offset: usize::from(off_flags & 0xfff8),
+                more: off_flags & 1 != 0,
+                data_start: at + 8,
+                v6_frag_hdr: Some((at, nh_offset)),
+                v6_next: next,
+            });
+        }
+        // A type 0/2 routing header names the final destination, which is what the conn is keyed on.
+        if nh == 43 && len >= 24 && data.get(at + 3).copied().unwrap_or(0) == 0 {
+            if let (Some(2), Some(seg)) = (data.get(at + 2), data.get(at + 8..at + 24)) {
+                if let Ok(seg) = <[u8; 16]>::try_from(seg) {
+                    dst_addr = Ipv6Addr::from(seg);
+                }
+            }
+        }
+        nh_offset = at;
+        at += len;
+        nh = next;
+        if frag.is_some_and(|f| f.offset != 0) {
+            // Later fragments carry no upper-layer header; stop at the fragment header.
+            break;
+        }
+    }
+    Ok(IpDatagram {
+        src: IpAddr::V6(Ipv6Addr::from(src)),
+        dst: IpAddr::V6(dst_addr),
+        proto: nh,
+        ttl: data[7],
+        total_len,
+        hdr_len: at,
+        payload: data.get(at..end).unwrap_or(&[]),
+        payload_len: total_len.saturating_sub(at),
+        frag,
+        bytes: &data[..end],
+        is_v6: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipv4_udp() -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0, 0, 28, 0x12, 0x34, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, // IPv4
+            0x30, 0x39, 0, 53, 0, 8, 0, 0, // UDP
+        ];
+        let sum = internet_checksum(&p[..20], 0);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn decodes_ipv4_and_trims_padding() {
+        let mut p = ipv4_udp();
+        p.extend_from_slice(&[0; 18]); // Ethernet padding
+        let ip = decode_ip(&p, true).unwrap();
+        assert_eq!(ip.src, "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(ip.proto, 17);
+        assert_eq!(ip.payload.len(), 8);
+        assert_eq!(ip.total_len, 28);
+        assert!(ip.frag.is_none());
+    }
+
+    #[test]
+    fn bad_ip_checksum_is_reported_unless_ignored() {
+        let mut p = ipv4_udp();
+        p[10] ^= 0xff;
+        assert_eq!(decode_ip(&p, true).unwrap_err(), DecodeError::BadIpChecksum);
+        assert!(decode_ip(&p, false).is_ok());
+    }
+
+    #[test]
+    fn never_panics_on_short_input() {
+        for n in 0..60 {
+            let mut p = ipv4_udp();
+            p.resize(n, 0);
+            let _ = decode_ip(&p, true);
+            let mut v6 = vec![0x60; n];
+            v6.iter_mut().skip(6).take(1).for_each(|b| *b = 0);
+            let _ = decode_ip(&v6, true);
+        }
+    }
+}

@@ -1,0 +1,777 @@
+//! One analysis engine: packets in, log records out. It owns the session table and runs the pipeline
+//! decode → connection state → reassembly → analyzers, and removes connections on Zeek's timers.
+//! Threads each own an engine; what crosses threads is packets in and records out.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Proto};
+use crate::config::AnalysisConfig;
+use crate::conn::{Attached, Chunk, Conn, ConnKey, EndpointState, Session, UidGenerator};
+use crate::decode::{
+    self, DecodeError, IpDatagram, LinkType, Reassembler, Transport, decode_ip, decode_link, decode_transport,
+    transport_checksum_ok,
+};
+use crate::logs::{LogRecord, TUNNEL, Value, WEIRD};
+
+/// Zeek's session timeouts (seconds).
+mod timeouts {
+    pub const TCP_INACTIVITY: f64 = 300.0;
+    pub const UDP_INACTIVITY: f64 = 60.0;
+    pub const ICMP_INACTIVITY: f64 = 60.0;
+    pub const TCP_ATTEMPT: f64 = 5.0;
+    pub const TCP_CLOSE_DELAY: f64 = 5.0;
+    pub const TCP_LINGER: f64 = 5.0;
+    pub const EXPECTATION: f64 = 300.0;
+}
+
+/// Counters an engine keeps (exposed as metrics and in the end-of-run summary).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EngineStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub decode_errors: u64,
+    pub connections: u64,
+    pub active_connections: u64,
+}
+
+/// An IP-in-IP or GRE tunnel (no connection of its own, but a uid and tunnel.log lines).
+struct IpTunnel {
+    uid: String,
+}
+
+/// The tunnel(s) a packet arrived in: the uids that become the inner connection's `tunnel_parents`.
+type Encap<'a> = &'a [String];
+
+pub struct Engine {
+    cfg: AnalysisConfig,
+    conns: HashMap<ConnKey, Conn>,
+    frags: Reassembler,
+    ids: UidGenerator,
+    records: Vec<LogRecord>,
+    expectations: Vec<Expectation>,
+    ip_tunnels: HashMap<(IpAddr, IpAddr, u8), IpTunnel>,
+    specs: Vec<&'static AnalyzerSpec>,
+    tcp_server_ports: Vec<u16>,
+    udp_server_ports: Vec<u16>,
+    network_time: f64,
+    last_sweep: f64,
+    pub stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(cfg: AnalysisConfig) -> Self {
+        let specs: Vec<_> = analyzers::REGISTRY.iter().copied().filter(|s| cfg.is_enabled(s.name)).collect();
+        // Zeek's likely_server_ports: the ports the loaded protocol scripts register.
+        let mut tcp_server_ports: Vec<u16> = specs.iter().flat_map(|s| s.tcp_ports.iter().copied()).collect();
+        let mut udp_server_ports: Vec<u16> = specs.iter().flat_map(|s| s.udp_ports.iter().copied()).collect();
+        if cfg.is_enabled("tunnel") {
+            udp_server_ports.extend([3544, 4789, 2152]);
+        }
+        tcp_server_ports.sort_unstable();
+        udp_server_ports.sort_unstable();
+        Engine {
+            ids: UidGenerator::new(cfg.seed),
+            cfg,
+            conns: HashMap::new(),
+            frags: Reassembler::default(),
+            records: Vec::new(),
+            expectations: Vec::new(),
+            ip_tunnels: HashMap::new(),
+            specs,
+            tcp_server_ports,
+            udp_server_ports,
+            network_time: 0.0,
+            last_sweep: 0.0,
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Takes the records written since the last call.
+    pub fn drain_records(&mut self) -> std::vec::Drain<'_, LogRecord> {
+        self.records.drain(..)
+    }
+
+    pub fn pending_records(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Analyses one captured frame.
+    pub fn process_packet(&mut self, ts: f64, link: LinkType, frame: &[u8]) {
+        self.stats.packets += 1;
+        self.stats.bytes += frame.len() as u64;
+        self.advance_time(ts);
+        match decode_link(link, frame) {
+            Ok(ip) => self.process_ip(ts, ip, &[]),
+            Err(DecodeError::NotIp) => {}
+            Err(e) => self.decode_weird(ts, e),
+        }
+    }
+
+    fn advance_time(&mut self, ts: f64) {
+        if ts > self.network_time {
+            self.network_time = ts;
+        }
+        if self.network_time - self.last_sweep >= 1.0 {
+            self.last_sweep = self.network_time;
+            self.sweep(self.network_time);
+        }
+    }
+
+    fn decode_weird(&mut self, ts: f64, e: DecodeError) {
+        self.stats.decode_errors += 1;
+        if self.cfg.is_enabled("weird") {
+            let mut v = vec![Value::Time(ts), Value::Unset, Value::Unset, Value::Unset, Value::Unset, Value::Unset];
+            v.extend([Value::str(e.to_string()), Value::Unset, Value::Bool(false), Value::str("zeek"), Value::Unset]);
+            self.records.push(LogRecord::new(&WEIRD, v));
+        }
+    }
+
+    fn process_ip(&mut self, ts: f64, bytes: &[u8], encap: Encap) {
+        let ip = match decode_ip(bytes, !self.cfg.ignore_checksums) {
+            Ok(ip) => ip,
+            Err(e) => return self.decode_weird(ts, e),
+        };
+        if ip.frag.is_some() {
+            if let Some(whole) = self.frags.add(ts, &ip) {
+                self.process_ip(ts, &whole, encap);
+            }
+            return;
+        }
+        match ip.proto {
+            47 => self.process_gre(ts, &ip, encap),
+            4 | 41 => self.process_ip_tunnel(ts, &ip, encap, ip.payload, "Tunnel::IP"),
+            _ => self.process_transport(ts, &ip, encap),
+        }
+    }
+
+    fn tunnel_uid(&mut self, ts: f64, ip: &IpDatagram, kind: &'static str) -> String {
+        let key = (ip.src, ip.dst, if kind == "Tunnel::GRE" { 47 } else { 4 });
+        if let Some(t) = self.ip_tunnels.get(&key) {
+            return t.uid.clone();
+        }
+        let uid = self.ids.next_uid();
+        if self.cfg.is_enabled("tunnel") {
+            let v = vec![
+                Value::Time(ts),
+                Value::str(&uid),
+                Value::Addr(ip.src),
+                Value::Port(0),
+                Value::Addr(ip.dst),
+                Value::Port(0),
+                Value::Enum(kind),
+                Value::Enum("Tunnel::DISCOVER"),
+            ];
+            self.records.push(LogRecord::new(&TUNNEL, v));
+        }
+        self.ip_tunnels.insert(key, IpTunnel { uid: uid.clone() });
+        uid
+    }
+
+    fn process_ip_tunnel(&mut self, ts: f64, ip: &IpDatagram, encap: Encap, inner: &[u8], kind: &'static str) {
+        let uid = self.tunnel_uid(ts, ip, kind);
+        let mut chain = encap.to_vec();
+        chain.push(uid);
+        self.process_ip(ts, inner, &chain);
+    }
+
+    fn process_gre(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
+        let p = ip.payload;
+        let Some(&[f0, f1, pt0, pt1]) = p.get(..4).map(|s| <&[u8; 4]>::try_from(s).ok()).flatten() else {
+            return self.decode_weird(ts, DecodeError::TruncatedGre);
+        };
+        let version = f1 & 0x07;
+        let proto = u16::from_be_bytes([pt0, pt1]);
+        let mut off = 4;
+        if f0 & 0x80 != 0 {
+            off += 4; // checksum + reserved
+        }
+        if f0 & 0x20 != 0 {
+            off += 4; // key
+        }
+        if f0 & 0x10 != 0 {
+            off += 4; // sequence number
+        }
+        if version == 1 && f1 & 0x80 != 0 {
+            off += 4; // enhanced GRE (PPTP) acknowledgment
+        }
+        let Some(rest) = p.get(off..) else {
+            return self.decode_weird(ts, DecodeError::TruncatedGre);
+        };
+        let inner = match proto {
+            0x0800 | 0x86dd => Ok(rest),
+            0x6558 => decode_link(LinkType::Ethernet, rest),
+            0x880b if rest.len() >= 4 && matches!(u16::from_be_bytes([rest[2], rest[3]]), 0x0021 | 0x0057) => {
+                Ok(&rest[4..])
+            }
+            _ => Err(DecodeError::BadTunnel),
+        };
+        match inner {
+            Ok(inner) => self.process_ip_tunnel(ts, ip, encap, inner, "Tunnel::GRE"),
+            Err(e) => self.decode_weird(ts, e),
+        }
+    }
+
+    fn process_transport(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
+        let transport = match decode_transport(ip) {
+            Ok(t) => t,
+            Err(e) => return self.decode_weird(ts, e),
+        };
+        let (proto, sp, dp) = match &transport {
+            Transport::Tcp { hdr, .. } => (Proto::Tcp, hdr.src_port, hdr.dst_port),
+            Transport::Udp { hdr, .. } => (Proto::Udp, hdr.src_port, hdr.dst_port),
+            Transport::Icmp { hdr, v6, .. } => {
+                let (a, b) = icmp_ports(hdr.icmp_type, hdr.code, *v6);
+                (Proto::Icmp, a, b)
+            }
+            Transport::Other { .. } => return,
+        };
+        let key = ConnKey::new(ip.src, sp, ip.dst, dp, ip.proto);
+        let checksum_ok = self.cfg.ignore_checksums
+            || ip.payload.len() < ip.payload_len
+            || !matches!(proto, Proto::Tcp | Proto::Udp)
+            || transport_checksum_ok(ip.src, ip.dst, ip.proto, ip.payload);
+
+        // A new SYN on a finished (or confused) connection starts a new one.
+        if let (Some(conn), Transport::Tcp { hdr, .. }) = (self.conns.get(&key), &transport) {
+            if let Session::Tcp(tcp) = &conn.session {
+                let mut weirds = Vec::new();
+                if checksum_ok && tcp.is_reuse(hdr, conn.last, ts, &mut weirds) {
+                    if let Some(old) = self.conns.remove(&key) {
+                        self.remove_conn(old);
+                    }
+                }
+            }
+        }
+        if !self.conns.contains_key(&key) {
+            let conn = self.new_conn(ts, ip, &transport, proto, sp, dp, encap);
+            self.conns.insert(key, conn);
+        }
+        let Some(mut conn) = self.conns.remove(&key) else { return };
+        let is_orig = conn.id.orig_h == ip.src && conn.id.orig_p == sp && (conn.id.resp_h == ip.dst || ip.src != ip.dst);
+        for uid in encap {
+            conn.tunnel_parents.insert(uid.clone());
+        }
+
+        match transport {
+            Transport::Tcp { hdr, payload, payload_len } => {
+                if !checksum_ok {
+                    if let Session::Tcp(tcp) = &mut conn.session {
+                        tcp.checksum_error(&mut conn.history, is_orig);
+                    }
+                    self.conns.insert(key, conn);
+                    return;
+                }
+                count_packet(&mut conn, is_orig, ip);
+                let Session::Tcp(tcp) = &mut conn.session else { return };
+                let both_closed_before = tcp.both_closed();
+                let outcome = tcp.process(&mut conn.history, is_orig, &hdr, payload_len as u32, ts);
+                let is_orig = if outcome.flipped {
+                    conn.flip();
+                    !is_orig
+                } else {
+                    is_orig
+                };
+                if !both_closed_before {
+                    conn.last = ts;
+                }
+                self.tcp_after_state(&mut conn, is_orig, &outcome, &hdr, payload, payload_len);
+                for w in outcome.weirds {
+                    self.conn_weird(&conn, ts, w, None, "TCP");
+                }
+            }
+            Transport::Udp { payload, .. } => {
+                count_packet(&mut conn, is_orig, ip);
+                if !checksum_ok {
+                    conn.history.check(is_orig, 0x80, 'C');
+                } else {
+                    if let Session::Udp { active, bytes } = &mut conn.session {
+                        let me = usize::from(!is_orig);
+                        active[me] = true;
+                        bytes[me] += payload.len() as u64;
+                    }
+                    conn.history.check(is_orig, 0x10, 'D');
+                    conn.last = ts;
+                    if !self.try_udp_tunnel(ts, &mut conn, payload, encap) {
+                        self.deliver(&mut conn, ts, is_orig, Chunk::Data(payload));
+                    }
+                }
+            }
+            Transport::Icmp { payload_len, .. } => {
+                count_packet(&mut conn, is_orig, ip);
+                if let Session::Icmp { bytes } = &mut conn.session {
+                    bytes[usize::from(!is_orig)] += payload_len as u64;
+                }
+                conn.last = ts;
+            }
+            Transport::Other { .. } => {}
+        }
+        self.conns.insert(key, conn);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_conn(
+        &mut self,
+        ts: f64,
+        ip: &IpDatagram,
+        transport: &Transport,
+        proto: Proto,
+        sp: u16,
+        dp: u16,
+        encap: Encap,
+    ) -> Conn {
+        let server_ports = match proto {
+            Proto::Tcp => &self.tcp_server_ports,
+            Proto::Udp => &self.udp_server_ports,
+            _ => &self.udp_server_ports,
+        };
+        let likely = |p: u16| server_ports.binary_search(&p).is_ok();
+        // Zeek guesses the responder from the ports when the first packet is not a plain SYN.
+        let flip = match transport {
+            Transport::Tcp { hdr, .. } => (!hdr.flags.syn() || hdr.flags.ack()) && likely(sp) && !likely(dp),
+            Transport::Udp { .. } => likely(sp) && !likely(dp),
+            _ => false,
+        };
+        let (orig_h, orig_p, resp_h, resp_p) = if flip { (ip.dst, dp, ip.src, sp) } else { (ip.src, sp, ip.dst, dp) };
+        let id = ConnId { orig_h, orig_p, resp_h, resp_p, proto };
+        let mut conn = Conn::new(self.ids.next_uid(), id, ip.proto, ts);
+        conn.local_orig = Some(self.cfg.is_local(orig_h));
+        conn.local_resp = Some(self.cfg.is_local(resp_h));
+        if flip {
+            conn.history.flip();
+        }
+        if let Transport::Tcp { hdr, .. } = transport {
+            if hdr.flags.syn() && !hdr.flags.ack() {
+                conn.remove_at = Some(ts + timeouts::TCP_ATTEMPT);
+            }
+        }
+        let _ = encap;
+        self.stats.connections += 1;
+        self.attach_initial_analyzers(&mut conn, ts);
+        conn
+    }
+
+    fn attach_initial_analyzers(&mut self, conn: &mut Conn, ts: f64) {
+        self.expectations.retain(|e| e.expires >= ts);
+        if let Some(pos) = self.expectations.iter().position(|e| {
+            e.resp_h == conn.id.resp_h && e.resp_p == conn.id.resp_p && e.orig_h.is_none_or(|o| o == conn.id.orig_h)
+        }) {
+            let e = self.expectations.remove(pos);
+            conn.add_service(e.service);
+            if let Some(spec) = e.analyzer.and_then(analyzers::spec_by_name) {
+                conn.analyzers.push(Attached { name: spec.name, analyzer: (spec.new)(conn.id.proto), detached: false });
+            }
+            return;
+        }
+        for spec in &self.specs {
+            let ports = match conn.id.proto {
+                Proto::Tcp => spec.tcp_ports,
+                Proto::Udp => spec.udp_ports,
+                _ => &[],
+            };
+            if ports.contains(&conn.id.resp_p) {
+                conn.analyzers.push(Attached { name: spec.name, analyzer: (spec.new)(conn.id.proto), detached: false });
+            }
+        }
+    }
+
+    /// Content detection on the first payload of each direction (Zeek's DPD signatures).
+    fn detect_analyzers(&self, conn: &mut Conn, is_orig: bool, data: &[u8]) {
+        let side = usize::from(!is_orig);
+        if conn.saw_payload[side] || data.is_empty() {
+            return;
+        }
+        conn.saw_payload[side] = true;
+        for spec in &self.specs {
+            let Some(detect) = spec.detect else { continue };
+            if conn.analyzers.iter().any(|a| a.name == spec.name) {
+                continue;
+            }
+            if detect(conn.id.proto, is_orig, data) {
+                conn.analyzers.push(Attached { name: spec.name, analyzer: (spec.new)(conn.id.proto), detached: false });
+            }
+        }
+    }
+
+    fn tcp_after_state(
+        &mut self,
+        conn: &mut Conn,
+        is_orig: bool,
+        outcome: &crate::conn::TcpOutcome,
+        hdr: &decode::TcpHeader,
+        payload: &[u8],
+        payload_len: usize,
+    ) {
+        let ts = self.network_time;
+        let me = usize::from(!is_orig);
+        if hdr.flags.fin() {
+            if let Some(seq) = outcome.data_seq.or(Some(conn.streams[me].next_seq())) {
+                conn.streams[me].set_fin(seq + payload_len as u64);
+            }
+        }
+        if let Some(seq) = outcome.data_seq {
+            // Only the captured part of the payload can be reassembled.
+            let data = &payload[..payload.len().min(payload_len)];
+            self.detect_analyzers(conn, is_orig, data);
+            let keep = conn.analyzers.iter().any(|a| !a.detached);
+            let mut chunks: Vec<(bool, OwnedChunk)> = Vec::new();
+            conn.streams[me].segment(seq, data, keep, &mut |c| chunks.push((is_orig, OwnedChunk::from(c))));
+            if data.len() < payload_len {
+                // Snapped capture: the rest of this segment is missing.
+                chunks.push((is_orig, OwnedChunk::Gap((payload_len - data.len()) as u64)));
+            }
+            for (o, c) in chunks {
+                self.deliver(conn, ts, o, c.as_chunk());
+            }
+        }
+        if let Some(ack) = outcome.ack {
+            let peer = 1 - me;
+            let partial = match &conn.session {
+                Session::Tcp(t) => {
+                    t.orig().state == EndpointState::Partial || t.resp().state == EndpointState::Partial || t.is_partial()
+                }
+                _ => false,
+            };
+            if !(partial && ack <= 2) && !hdr.flags.rst() {
+                let mut chunks = Vec::new();
+                let missing = conn.streams[peer].acked(ack, &mut |c| chunks.push(OwnedChunk::from(c)));
+                if missing > 0 {
+                    let peer_is_orig = peer == 0;
+                    if let Session::Tcp(t) = &mut conn.session {
+                        let ends_stream = hdr.flags.fin();
+                        if !ends_stream {
+                            t.gap(&mut conn.history, peer_is_orig);
+                        }
+                    }
+                    if !partial {
+                        conn.missed_bytes += missing;
+                    }
+                }
+                for c in chunks {
+                    self.deliver(conn, ts, peer == 0, c.as_chunk());
+                }
+            }
+        }
+        if hdr.flags.fin() || hdr.flags.rst() {
+            let attached = conn.analyzers.iter().any(|a| !a.detached);
+            if attached {
+                self.with_analyzers(conn, ts, |a, ctx| a.end_of_data(ctx, is_orig));
+            }
+        }
+        if let Session::Tcp(t) = &conn.session {
+            let any_reset = t.orig().state == EndpointState::Reset || t.resp().state == EndpointState::Reset;
+            if outcome.closed && (t.both_closed() || any_reset) {
+                conn.remove_at = Some(conn.last + timeouts::TCP_CLOSE_DELAY);
+            } else if t.orig().state == EndpointState::SynSent && t.resp().state == EndpointState::Inactive {
+                // still an attempt: keep the attempt timer
+            } else if conn.remove_at.is_some() && !outcome.closed {
+                conn.remove_at = None;
+            }
+        }
+    }
+
+    /// Runs `f` on every attached analyzer, then applies what they asked for.
+    fn with_analyzers(&mut self, conn: &mut Conn, ts: f64, mut f: impl FnMut(&mut dyn analyzers::Analyzer, &mut Ctx)) {
+        let mut actions = Vec::new();
+        let mut weirds = Vec::new();
+        for i in 0..conn.analyzers.len() {
+            if conn.analyzers[i].detached {
+                continue;
+            }
+            let mut ctx = Ctx {
+                ts,
+                start_ts: conn.start,
+                uid: &conn.uid,
+                id: &conn.id,
+                records: &mut self.records,
+                actions: &mut actions,
+                weirds: &mut weirds,
+                ids: &mut self.ids,
+            };
+            f(conn.analyzers[i].analyzer.as_mut(), &mut ctx);
+            for action in actions.drain(..) {
+                self.apply_action(conn, i, action);
+            }
+        }
+        for w in weirds {
+            self.conn_weird(conn, ts, &w.name, w.addl, w.source);
+        }
+    }
+
+    fn apply_action(&mut self, conn: &mut Conn, index: usize, action: Action) {
+        match action {
+            Action::Confirm(service) => conn.add_service(service),
+            Action::Violation(_) => conn.analyzers[index].detached = true,
+            Action::StartTls => {
+                conn.analyzers[index].detached = true;
+                if let Some(spec) = analyzers::spec_by_name("ssl").filter(|s| self.cfg.is_enabled(s.name)) {
+                    conn.analyzers.push(Attached { name: spec.name, analyzer: (spec.new)(conn.id.proto), detached: false });
+                }
+            }
+            Action::Expect(e) => self.expectations.push(Expectation {
+                expires: e.expires.max(self.network_time + timeouts::EXPECTATION),
+                ..e
+            }),
+        }
+    }
+
+    fn deliver(&mut self, conn: &mut Conn, ts: f64, is_orig: bool, chunk: Chunk) {
+        if conn.analyzers.is_empty() {
+            if let Chunk::Data(d) = chunk {
+                if conn.id.proto == Proto::Udp {
+                    self.detect_analyzers(conn, is_orig, d);
+                }
+            }
+            if conn.analyzers.is_empty() {
+                return;
+            }
+        } else if let Chunk::Data(d) = chunk {
+            if conn.id.proto == Proto::Udp {
+                self.detect_analyzers(conn, is_orig, d);
+            }
+        }
+        match chunk {
+            Chunk::Data(d) => self.with_analyzers(conn, ts, |a, ctx| a.deliver(ctx, is_orig, d)),
+            Chunk::Gap(n) => self.with_analyzers(conn, ts, |a, ctx| a.undelivered(ctx, is_orig, n)),
+        }
+    }
+
+    /// Teredo, VXLAN and GTP-U ride on UDP: the outer connection is logged, the inner packet analysed.
+    fn try_udp_tunnel(&mut self, ts: f64, conn: &mut Conn, payload: &[u8], encap: Encap) -> bool {
+        if !self.cfg.is_enabled("tunnel") {
+            return false;
+        }
+        let ports = [conn.id.orig_p, conn.id.resp_p];
+        let (kind, inner): (&'static str, Option<&[u8]>) = if conn.tunnel == Some("Tunnel::TEREDO")
+            || ports.contains(&3544)
+            || looks_like_teredo(payload)
+        {
+            ("Tunnel::TEREDO", teredo_inner(payload))
+        } else if ports.contains(&4789) {
+            ("Tunnel::VXLAN", payload.get(8..).filter(|_| payload[0] & 0x08 != 0).and_then(|f| decode_link(LinkType::Ethernet, f).ok()))
+        } else if ports.contains(&2152) {
+            ("Tunnel::GTPv1", gtpu_inner(payload))
+        } else {
+            return false;
+        };
+        let Some(inner) = inner else { return false };
+        if conn.tunnel.is_none() {
+            conn.tunnel = Some(kind);
+            conn.add_service(match kind {
+                "Tunnel::TEREDO" => "teredo",
+                "Tunnel::VXLAN" => "vxlan",
+                _ => "gtpv1",
+            });
+            self.tunnel_log(ts, conn, "Tunnel::DISCOVER");
+        }
+        let mut chain = encap.to_vec();
+        chain.push(conn.uid.clone());
+        self.process_ip(ts, inner, &chain);
+        true
+    }
+
+    fn tunnel_log(&mut self, ts: f64, conn: &Conn, action: &'static str) {
+        if let (Some(kind), true) = (conn.tunnel, self.cfg.is_enabled("tunnel")) {
+            let mut v = vec![Value::Time(ts), Value::str(&conn.uid)];
+            v.extend(conn.id.log_values());
+            v.extend([Value::Enum(kind), Value::Enum(action)]);
+            self.records.push(LogRecord::new(&TUNNEL, v));
+        }
+    }
+
+    fn conn_weird(&mut self, conn: &Conn, ts: f64, name: &str, addl: Option<String>, source: &str) {
+        if !self.cfg.is_enabled("weird") {
+            return;
+        }
+        let mut v = vec![Value::Time(ts), Value::str(&conn.uid)];
+        v.extend(conn.id.log_values());
+        v.extend([
+            Value::str(name),
+            Value::opt_str(addl),
+            Value::Bool(false),
+            Value::str("zeek"),
+            if source.is_empty() { Value::Unset } else { Value::str(source) },
+        ]);
+        self.records.push(LogRecord::new(&WEIRD, v));
+    }
+
+    /// Removes connections whose timers expired.
+    fn sweep(&mut self, now: f64) {
+        let expired: Vec<ConnKey> =
+            self.conns.iter().filter(|(_, c)| should_remove(c, now)).map(|(k, _)| *k).collect();
+        for key in expired {
+            if let Some(conn) = self.conns.remove(&key) {
+                self.remove_conn(conn);
+            }
+        }
+        self.frags.expire(now, false);
+        self.stats.active_connections = self.conns.len() as u64;
+    }
+
+    fn remove_conn(&mut self, mut conn: Conn) {
+        let ts = conn.last.max(self.network_time);
+        for side in 0..2 {
+            let mut chunks = Vec::new();
+            conn.streams[side].flush(&mut |c| chunks.push(OwnedChunk::from(c)));
+            for c in chunks {
+                self.deliver(&mut conn, ts, side == 0, c.as_chunk());
+            }
+        }
+        if !conn.analyzers.is_empty() {
+            self.with_analyzers(&mut conn, ts, |a, ctx| a.finish(ctx));
+        }
+        if conn.tunnel.is_some() {
+            self.tunnel_log(ts, &conn, "Tunnel::CLOSE");
+        }
+        if self.cfg.is_enabled("conn") {
+            self.records.push(conn.log_record());
+        }
+    }
+
+    /// End of input: every connection is logged, as Zeek does at termination.
+    pub fn finish(&mut self) {
+        let mut all: Vec<(ConnKey, f64)> = self.conns.iter().map(|(k, c)| (*k, c.start)).collect();
+        all.sort_by(|a, b| a.1.total_cmp(&b.1));
+        for (key, _) in all {
+            if let Some(conn) = self.conns.remove(&key) {
+                self.remove_conn(conn);
+            }
+        }
+        self.stats.active_connections = 0;
+    }
+}
+
+fn count_packet(conn: &mut Conn, is_orig: bool, ip: &IpDatagram) {
+    let me = usize::from(!is_orig);
+    conn.pkts[me] += 1;
+    conn.ip_bytes[me] += ip.total_len as u64;
+}
+
+fn should_remove(c: &Conn, now: f64) -> bool {
+    if c.remove_at.is_some_and(|t| t <= now) {
+        if let Session::Tcp(t) = &c.session {
+            // The attempt timer only ends connections that are still attempts.
+            let attempt = t.orig().state == EndpointState::SynSent || t.orig().state == EndpointState::SynAckSent;
+            if c.remove_at == Some(c.start + timeouts::TCP_ATTEMPT) && !(attempt && t.resp().state == EndpointState::Inactive) {
+                return now - c.last > timeouts::TCP_INACTIVITY;
+            }
+        }
+        return true;
+    }
+    let idle = now - c.last;
+    match &c.session {
+        Session::Tcp(t) => {
+            if idle > timeouts::TCP_LINGER && (t.orig().did_close || t.resp().did_close) {
+                let inactive = t.orig().state == EndpointState::Inactive || t.resp().state == EndpointState::Inactive;
+                if t.both_closed() || inactive {
+                    return true;
+                }
+            }
+            idle > timeouts::TCP_INACTIVITY
+        }
+        Session::Udp { .. } => idle > timeouts::UDP_INACTIVITY,
+        Session::Icmp { .. } | Session::Other => idle > timeouts::ICMP_INACTIVITY,
+    }
+}
+
+/// A chunk that outlives the stream borrow it came from.
+enum OwnedChunk {
+    Data(Vec<u8>),
+    Gap(u64),
+}
+
+impl OwnedChunk {
+    fn from(c: Chunk) -> Self {
+        match c {
+            Chunk::Data(d) => OwnedChunk::Data(d.to_vec()),
+            Chunk::Gap(n) => OwnedChunk::Gap(n),
+        }
+    }
+    fn as_chunk(&self) -> Chunk<'_> {
+        match self {
+            OwnedChunk::Data(d) => Chunk::Data(d),
+            OwnedChunk::Gap(n) => Chunk::Gap(*n),
+        }
+    }
+}
+
+/// ICMP "ports": the type, and the matching reply type for request/reply pairs, else the code.
+fn icmp_ports(t: u8, code: u8, v6: bool) -> (u16, u16) {
+    let counterpart = if v6 {
+        match t {
+            128 => Some(129),
+            129 => Some(128),
+            133 => Some(134),
+            134 => Some(133),
+            135 => Some(136),
+            136 => Some(135),
+            130 => Some(131),
+            131 => Some(130),
+            139 => Some(140),
+            140 => Some(139),
+            144 => Some(145),
+            145 => Some(144),
+            _ => None,
+        }
+    } else {
+        match t {
+            8 => Some(0),
+            0 => Some(8),
+            13 => Some(14),
+            14 => Some(13),
+            15 => Some(16),
+            16 => Some(15),
+            17 => Some(18),
+            18 => Some(17),
+            10 => Some(9),
+            9 => Some(10),
+            _ => None,
+        }
+    };
+    (u16::from(t), u16::from(counterpart.unwrap_or(code)))
+}
+
+/// Zeek's Teredo signature: an IPv6 packet to or from the Teredo prefix 2001::/32.
+fn looks_like_teredo(payload: &[u8]) -> bool {
+    teredo_inner(payload).is_some_and(|inner| {
+        let teredo = |a: &[u8]| a.get(..4) == Some(&[0x20, 0x01, 0x00, 0x00]);
+        teredo(&inner[8..24]) || teredo(&inner[24..40])
+    })
+}
+
+/// The IPv6 packet inside a Teredo datagram, after the optional authentication and origin headers.
+fn teredo_inner(mut p: &[u8]) -> Option<&[u8]> {
+    if p.len() >= 2 && p[0] == 0 && p[1] == 1 {
+        let id_len = usize::from(*p.get(2)?);
+        let au_len = usize::from(*p.get(3)?);
+        p = p.get(4 + id_len + au_len + 9..)?;
+    }
+    if p.len() >= 2 && p[0] == 0 && p[1] == 0 {
+        p = p.get(8..)?;
+    }
+    let ok = p.len() >= 40 && p[0] >> 4 == 6 && 40 + usize::from(u16::from_be_bytes([p[4], p[5]])) <= p.len() + 0;
+    ok.then_some(p)
+}
+
+/// The IP packet inside a GTPv1-U G-PDU.
+fn gtpu_inner(p: &[u8]) -> Option<&[u8]> {
+    let flags = *p.first()?;
+    if flags >> 5 != 1 || *p.get(1)? != 255 {
+        return None;
+    }
+    let mut off = 8;
+    if flags & 0x07 != 0 {
+        off += 4;
+        let mut next_ext = *p.get(11)?;
+        while next_ext != 0 {
+            let len = usize::from(*p.get(off)?) * 4;
+            if len == 0 {
+                return None;
+            }
+            next_ext = *p.get(off + len - 1)?;
+            off += len;
+        }
+    }
+    let inner = p.get(off..)?;
+    matches!(inner.first().map(|b| b >> 4), Some(4) | Some(6)).then_some(inner)
+}
