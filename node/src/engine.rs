@@ -23,6 +23,8 @@ mod timeouts {
     pub const TCP_CLOSE_DELAY: f64 = 5.0;
     pub const TCP_LINGER: f64 = 5.0;
     pub const EXPECTATION: f64 = 300.0;
+    /// The DNS analyzer ends UDP sessions after this much quiet (Zeek's dns_session_timeout).
+    pub const DNS_SESSION: f64 = 10.0;
 }
 
 /// Counters an engine keeps (exposed as metrics and in the end-of-run summary).
@@ -146,7 +148,8 @@ impl Engine {
     }
 
     fn tunnel_uid(&mut self, ts: f64, ip: &IpDatagram, kind: &'static str) -> String {
-        let key = (ip.src, ip.dst, if kind == "Tunnel::GRE" { 47 } else { 4 });
+        let (a, b) = if ip.src <= ip.dst { (ip.src, ip.dst) } else { (ip.dst, ip.src) };
+        let key = (a, b, if kind == "Tunnel::GRE" { 47 } else { 4 });
         if let Some(t) = self.ip_tunnels.get(&key) {
             return t.uid.clone();
         }
@@ -292,7 +295,7 @@ impl Engine {
                     }
                     conn.history.check(is_orig, 0x10, 'D');
                     conn.last = ts;
-                    if !self.try_udp_tunnel(ts, &mut conn, payload, encap) {
+                    if !self.try_udp_tunnel(ts, &mut conn, is_orig, payload, encap) {
                         self.deliver(&mut conn, ts, is_orig, Chunk::Data(payload));
                     }
                 }
@@ -458,14 +461,16 @@ impl Engine {
                 self.with_analyzers(conn, ts, |a, ctx| a.end_of_data(ctx, is_orig));
             }
         }
-        if let Session::Tcp(t) = &conn.session {
-            let any_reset = t.orig().state == EndpointState::Reset || t.resp().state == EndpointState::Reset;
-            if outcome.closed && (t.both_closed() || any_reset) {
-                conn.remove_at = Some(conn.last + timeouts::TCP_CLOSE_DELAY);
-            } else if t.orig().state == EndpointState::SynSent && t.resp().state == EndpointState::Inactive {
-                // still an attempt: keep the attempt timer
-            } else if conn.remove_at.is_some() && !outcome.closed {
-                conn.remove_at = None;
+        if let (Session::Tcp(t), true) = (&conn.session, outcome.closed) {
+            // Zeek's ConnectionClosed: the close is complete when this side reset, or the peer closed
+            // too, or the peer never sent anything; the connection goes `tcp_close_delay` later.
+            let (me_ep, peer_ep) = if is_orig { (t.orig(), t.resp()) } else { (t.resp(), t.orig()) };
+            let complete =
+                me_ep.state == EndpointState::Reset || peer_ep.did_close || peer_ep.state == EndpointState::Inactive;
+            if complete {
+                let at = conn.last + timeouts::TCP_CLOSE_DELAY;
+                conn.remove_at = Some(conn.remove_at.map_or(at, |t| t.min(at)));
+                conn.close_scheduled = true;
             }
         }
     }
@@ -500,7 +505,10 @@ impl Engine {
 
     fn apply_action(&mut self, conn: &mut Conn, index: usize, action: Action) {
         match action {
-            Action::Confirm(service) => conn.add_service(service),
+            Action::Confirm(service) => {
+                conn.udp_dns |= service == "dns" && conn.id.proto == Proto::Udp;
+                conn.add_service(service)
+            }
             Action::Violation(_) => conn.analyzers[index].detached = true,
             Action::StartTls => {
                 conn.analyzers[index].detached = true;
@@ -537,7 +545,7 @@ impl Engine {
     }
 
     /// Teredo, VXLAN and GTP-U ride on UDP: the outer connection is logged, the inner packet analysed.
-    fn try_udp_tunnel(&mut self, ts: f64, conn: &mut Conn, payload: &[u8], encap: Encap) -> bool {
+    fn try_udp_tunnel(&mut self, ts: f64, conn: &mut Conn, is_orig: bool, payload: &[u8], encap: Encap) -> bool {
         if !self.cfg.is_enabled("tunnel") {
             return false;
         }
@@ -557,12 +565,16 @@ impl Engine {
         let Some(inner) = inner else { return false };
         if conn.tunnel.is_none() {
             conn.tunnel = Some(kind);
+            self.tunnel_log(ts, conn, "Tunnel::DISCOVER");
+        }
+        // Like Zeek's tunnel analyzers, confirm the service once both directions carried valid packets.
+        conn.tunnel_seen[usize::from(!is_orig)] = true;
+        if conn.tunnel_seen == [true, true] {
             conn.add_service(match kind {
                 "Tunnel::TEREDO" => "teredo",
                 "Tunnel::VXLAN" => "vxlan",
                 _ => "gtpv1",
             });
-            self.tunnel_log(ts, conn, "Tunnel::DISCOVER");
         }
         let mut chain = encap.to_vec();
         chain.push(conn.uid.clone());
@@ -649,16 +661,20 @@ fn count_packet(conn: &mut Conn, is_orig: bool, ip: &IpDatagram) {
 
 fn should_remove(c: &Conn, now: f64) -> bool {
     if c.remove_at.is_some_and(|t| t <= now) {
-        if let Session::Tcp(t) = &c.session {
+        if let (Session::Tcp(t), false) = (&c.session, c.close_scheduled) {
             // The attempt timer only ends connections that are still attempts.
             let attempt = t.orig().state == EndpointState::SynSent || t.orig().state == EndpointState::SynAckSent;
-            if c.remove_at == Some(c.start + timeouts::TCP_ATTEMPT) && !(attempt && t.resp().state == EndpointState::Inactive) {
-                return now - c.last > timeouts::TCP_INACTIVITY;
+            if attempt && t.resp().state == EndpointState::Inactive {
+                return true;
             }
+        } else {
+            return true;
         }
-        return true;
     }
     let idle = now - c.last;
+    if c.udp_dns && idle >= timeouts::DNS_SESSION {
+        return true;
+    }
     match &c.session {
         Session::Tcp(t) => {
             if idle > timeouts::TCP_LINGER && (t.orig().did_close || t.resp().did_close) {

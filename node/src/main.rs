@@ -81,14 +81,8 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
     }
     let format = if cli.json { LogFormat::Json } else { LogFormat::Tsv };
     let mut sink = DirSink::new(&cli.logdir, format)?;
-    let opts = RunOptions {
-        input,
-        filter: cli.filter,
-        threads: usize::from(cli.threads),
-        analysis,
-        progress: true,
-        stop,
-    };
+    let opts =
+        RunOptions { input, filter: cli.filter, threads: usize::from(cli.threads), analysis, progress: true, stop };
     let summary = runner::run(opts, &mut sink)?;
     if let Some(msg) = &summary.truncated {
         tracing::warn!("the trace is truncated ({msg}); everything before the cut was analysed");

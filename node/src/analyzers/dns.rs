@@ -262,9 +262,11 @@ fn log_values(uid: &str, id: &ConnId, info: &Info) -> Vec<Value> {
     v.extend([info.aa, info.tc, info.rd, info.ra].map(Value::Bool));
     v.push(Value::Count(u64::from(info.z)));
     v.push(info.answers.as_ref().map_or(Value::Unset, |a| Value::Vector(a.iter().map(|s| text(s)).collect())));
-    v.push(info.ttls.as_ref().map_or(Value::Unset, |t| {
-        Value::Vector(t.iter().map(|&ttl| Value::Interval(f64::from(ttl))).collect())
-    }));
+    v.push(
+        info.ttls
+            .as_ref()
+            .map_or(Value::Unset, |t| Value::Vector(t.iter().map(|&ttl| Value::Interval(f64::from(ttl))).collect())),
+    );
     v.push(Value::Bool(info.rejected));
     v.push(count(info.opcode.map(u64::from)));
     v.push(Value::opt_str(info.opcode_name.clone()));

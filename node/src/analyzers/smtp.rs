@@ -686,7 +686,6 @@ const COMMANDS: &[&str] = &[
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Connected,
     Initiated,
     NotAvailable,
     Ready,

@@ -82,6 +82,12 @@ pub struct Conn {
     pub tunnel: Option<&'static str>,
     pub local_orig: Option<bool>,
     pub local_resp: Option<bool>,
+    /// `remove_at` is a close (not the attempt timer).
+    pub close_scheduled: bool,
+    /// A UDP DNS session: it ends after Zeek's shorter DNS session timeout.
+    pub udp_dns: bool,
+    /// Tunnel packets decapsulated per direction (the service is confirmed once both carried one).
+    pub tunnel_seen: [bool; 2],
 }
 
 impl Conn {
@@ -112,6 +118,9 @@ impl Conn {
             tunnel: None,
             local_orig: None,
             local_resp: None,
+            close_scheduled: false,
+            udp_dns: false,
+            tunnel_seen: [false; 2],
         }
     }
 
@@ -124,6 +133,7 @@ impl Conn {
         self.streams.swap(0, 1);
         self.saw_payload.swap(0, 1);
         std::mem::swap(&mut self.local_orig, &mut self.local_resp);
+        self.tunnel_seen.swap(0, 1);
         match &mut self.session {
             Session::Udp { active, bytes } => {
                 active.swap(0, 1);

@@ -235,8 +235,8 @@ impl TcpSession {
             }
             conn_orig = &self.ep[1];
         }
-        let closed = |s: EndpointState| matches!(s, EndpointState::Closed | EndpointState::Reset);
-        let is_closed = closed(self.ep[0].state) && closed(self.ep[1].state);
+        // Zeek's TCPSessionAdapter::IsClosed: either side has closed.
+        let is_closed = self.ep[0].did_close || self.ep[1].did_close;
         let any_reset = self.ep[0].state == EndpointState::Reset || self.ep[1].state == EndpointState::Reset;
         if !is_closed {
             if hdr.seq == conn_orig.start_seq32() {

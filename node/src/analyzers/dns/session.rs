@@ -13,8 +13,8 @@ use std::net::IpAddr;
 
 use super::consts;
 use super::wire::{
-    CLASS_ANY, CLASS_NONE, Header, Message, OPCODE_DYNAMIC_UPDATE, OPCODE_NOTIFY, OPCODE_QUERY, QuestionKind,
-    RData, Record, Section, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_SPF, TYPE_SRV,
+    CLASS_ANY, CLASS_NONE, Header, Message, OPCODE_DYNAMIC_UPDATE, OPCODE_NOTIFY, OPCODE_QUERY, QuestionKind, RData,
+    Record, Section, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_SPF, TYPE_SRV,
 };
 
 /// `DNS::max_pending_msgs`: unmatched messages kept per transaction id.
@@ -222,7 +222,8 @@ impl Tracker {
                     id
                 }
             }
-        } else if let Some(id) = self.pending_query.filter(|id| self.infos.get(id).is_some_and(|i| i.trans_id == h.id)) {
+        } else if let Some(id) = self.pending_query.filter(|id| self.infos.get(id).is_some_and(|i| i.trans_id == h.id))
+        {
             // Refill the fast path so queued queries keep their order.
             self.pending_query = self.pending_queries.pop(h.id).or_else(|| self.pending_queries.pop_any());
             id
@@ -249,8 +250,7 @@ impl Tracker {
 
     /// `DNS::do_reply`, called for each record whose event a base script handles.
     fn reply(&mut self, h: &Header, rr: &Record, ctx: &MessageContext) {
-        if !is_tracked(h) || !h.qr || !matches!(rr.section, Section::Answer | Section::Prerequisite | Section::Update)
-        {
+        if !is_tracked(h) || !h.qr || !matches!(rr.section, Section::Answer | Section::Prerequisite | Section::Update) {
             return;
         }
         let Some(mut text) = reply_text(rr, h, ctx.netbios) else { return };

@@ -163,6 +163,25 @@ fn multicast_messages_are_logged_without_pairing() {
 }
 
 #[test]
+fn ipv6_multicast_uses_its_own_connection() {
+    let mut h = udp("fe80::200:deff:fead:beef", 5353, "ff02::fb", 5353);
+    let mut a = DnsAnalyzer::new(Proto::Udp);
+    send(&mut h, &mut a, 1782244119.878534, true, MDNS_4);
+    send(&mut h, &mut a, 1782244119.878724, true, MDNS_5);
+    let id = "fe80::200:deff:fead:beef\t5353\tff02::fb\t5353\tudp\t0\t-";
+    let lines: Vec<String> = dns_lines(&h).into_iter().map(|(_, l)| l).collect();
+    assert_eq!(
+        lines,
+        vec![
+            format!("{id}\tv6-initial.local\t1\tC_INTERNET\t28\tAAAA\t-\t-\tF\tF\tF\tF\t0\t-\t-\tF\t0\tquery"),
+            format!(
+                "{id}\tv6-unrelated.local\t-\t-\t-\t-\t0\tNOERROR\tT\tF\tF\tF\t0\tfe80::1\t120.000000\tF\t0\tquery"
+            ),
+        ]
+    );
+}
+
+#[test]
 fn rrsig_answers() {
     let mut h = udp("35.184.172.191", 10267, "128.175.13.16", 53);
     let mut a = DnsAnalyzer::new(Proto::Udp);
@@ -185,8 +204,9 @@ fn tkey_over_tcp_with_additional_records() {
     let mut a = DnsAnalyzer::with_settings(Proto::Tcp, settings);
     let query = bytes(TKEY_QUERY_STREAM);
     // The three segments as captured, then the reply in two pieces.
-    for (i, segment) in [&query[..1460], &query[1460..2920], &query[2920..]].into_iter().enumerate() {
-        h.run(1676937749.533321 + i as f64 * 0.0001, |ctx| a.deliver(ctx, true, segment));
+    let segments = [(1676937749.533321, &query[..1460]), (1676937749.533382, &query[1460..2920])];
+    for (ts, segment) in segments.into_iter().chain([(1676937749.533770, &query[2920..])]) {
+        h.run(ts, |ctx| a.deliver(ctx, true, segment));
     }
     let reply = bytes(TKEY_REPLY_STREAM);
     h.run(1676937749.535171, |ctx| a.deliver(ctx, false, &reply[..1]));
@@ -195,7 +215,7 @@ fn tkey_over_tcp_with_additional_records() {
     finish(&mut h, &mut a, 1676937749.6);
     let lines = dns_lines(&h);
     assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0].0, 1676937749.5335212);
+    assert_eq!(lines[0].0, 1676937749.533770);
     assert_eq!(
         lines[0].1,
         "192.168.1.106\t50138\t192.168.1.108\t53\ttcp\t52640\t-\t\

@@ -149,15 +149,31 @@ pub enum RData {
     Name(Vec<u8>),
     /// TXT and SPF character strings.
     Strings(Vec<Vec<u8>>),
-    Rrsig { type_covered: u16, signer: Vec<u8> },
-    Dnskey { algorithm: u8 },
-    Nsec { next: Vec<u8> },
+    Rrsig {
+        type_covered: u16,
+        signer: Vec<u8>,
+    },
+    Dnskey {
+        algorithm: u8,
+    },
+    Nsec {
+        next: Vec<u8>,
+    },
     Nsec3,
     Nsec3Param,
-    Ds { algorithm: u8, digest_type: u8 },
+    Ds {
+        algorithm: u8,
+        digest_type: u8,
+    },
     Binds,
-    Sshfp { fingerprint: Vec<u8> },
-    Loc { size: u8, horiz_pre: u8, vert_pre: u8 },
+    Sshfp {
+        fingerprint: Vec<u8>,
+    },
+    Loc {
+        size: u8,
+        horiz_pre: u8,
+        vert_pre: u8,
+    },
     Naptr(Naptr),
     Wks,
     /// A prerequisite of a dynamic update (`dns_dynamic_update_pre`).

@@ -27,9 +27,13 @@ pub(super) enum MsgEvent {
     /// Decoded entity content, for the entity's file.
     Data(Vec<u8>),
     /// The entity ended: its file (if any) is complete.
-    EndEntity { total_bytes: Option<u64> },
+    EndEntity {
+        total_bytes: Option<u64>,
+    },
     /// `http_message_done` with the body length.
-    Done { body_length: u64 },
+    Done {
+        body_length: u64,
+    },
     Weird(&'static str, Option<String>),
 }
 
@@ -367,7 +371,7 @@ impl Entity {
                     self.end_of_data(io);
                 } else if !self.end_of_data {
                     io.events.push(MsgEvent::BeginEntity);
-                    self.child = Some(Box::new(Entity::new(self.depth + 1, BodyExpect::Maybe, true)));
+                    self.child = Some(Box::new(Entity::new(self.depth + 1, BodyExpect::Expected, true)));
                 }
             }
             None => {
@@ -512,7 +516,7 @@ mod tests {
     }
 
     fn content(events: &[MsgEvent]) -> Vec<u8> {
-        events.iter().filter_map(|e| if let MsgEvent::Data(d) = e { Some(d.clone()) } else { None }).concat()
+        events.iter().filter_map(|e| if let MsgEvent::Data(d) = e { Some(d.clone()) } else { None }).flatten().collect()
     }
 
     fn body_length(events: &[MsgEvent]) -> Option<u64> {
@@ -530,14 +534,19 @@ mod tests {
     #[test]
     fn chunked_body() {
         let mut flags = ConnFlags { framing_version: (1, 1), ..Default::default() };
-        let ev = run(BodyExpect::Expected, &mut flags, b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+        let ev = run(
+            BodyExpect::Expected,
+            &mut flags,
+            b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        );
         assert_eq!(content(&ev), b"abcde");
         assert_eq!(body_length(&ev), Some(5));
     }
 
     #[test]
     fn multipart_part_becomes_content_without_the_boundary_crlf() {
-        let body = b"--XB\r\nContent-Disposition: form-data; name=\"f\"; filename=\"t.txt\"\r\n\r\n1 a\n2 b\n\r\n--XB--\r\n";
+        let body =
+            b"--XB\r\nContent-Disposition: form-data; name=\"f\"; filename=\"t.txt\"\r\n\r\n1 a\n2 b\n\r\n--XB--\r\n";
         let head = format!("Content-Type: multipart/form-data; boundary=XB\r\nContent-Length: {}\r\n\r\n", body.len());
         let stream = [head.as_bytes(), body].concat();
         let ev = run(BodyExpect::Maybe, &mut ConnFlags::default(), &stream);

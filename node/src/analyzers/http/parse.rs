@@ -145,10 +145,7 @@ pub(super) fn parse_status_line(line: &[u8]) -> (Option<StatusLine>, bool) {
         _ => 0,
     };
     let after_code = &code_start[3..];
-    let reason = after_code
-        .iter()
-        .position(|&c| c == b' ' || c == b'\t')
-        .map(|ws| skip_ws(&after_code[ws..]).to_vec());
+    let reason = after_code.iter().position(|&c| c == b' ' || c == b'\t').map(|ws| skip_ws(&after_code[ws..]).to_vec());
     (Some(StatusLine { version, code, reason }), lowercase)
 }
 
@@ -316,7 +313,10 @@ mod tests {
         assert_eq!(request("ÃÂÃ / HTTP/1.".as_bytes()).weirds, vec!["bad_HTTP_request"]);
 
         let v09 = request(b"CCM_POST /HTTP/1.1").request.unwrap();
-        assert_eq!((v09.method.as_slice(), v09.unescaped_uri.as_slice(), v09.version), (&b"CCM_POST"[..], &b"/HTTP/1.1"[..], None));
+        assert_eq!(
+            (v09.method.as_slice(), v09.unescaped_uri.as_slice(), v09.version),
+            (&b"CCM_POST"[..], &b"/HTTP/1.1"[..], None)
+        );
         let bad_version = request(b"GET / HTTP/1.").request.unwrap();
         assert_eq!((bad_version.unescaped_uri.as_slice(), bad_version.version), (&b"/"[..], Some(VERSION_UNSET)));
     }

@@ -44,8 +44,26 @@ pub static HTTP: Schema = Schema {
 
 /// `HTTP::http_methods`: other methods raise `unknown_HTTP_method`.
 const KNOWN_METHODS: &[&str] = &[
-    "GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE", "CONNECT", "PROPFIND", "PROPPATCH", "MKCOL", "COPY",
-    "MOVE", "LOCK", "UNLOCK", "POLL", "REPORT", "SUBSCRIBE", "BMOVE", "SEARCH",
+    "GET",
+    "POST",
+    "HEAD",
+    "OPTIONS",
+    "PUT",
+    "DELETE",
+    "TRACE",
+    "CONNECT",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+    "POLL",
+    "REPORT",
+    "SUBSCRIBE",
+    "BMOVE",
+    "SEARCH",
 ];
 
 /// `HTTP::proxy_headers`.
@@ -450,7 +468,10 @@ mod tests {
         assert!(s.message_done(1.2, false, 0).is_none());
         s.reply(1.3, "1.1", 200, "OK");
         let first = s.message_done(1.3, false, 5).unwrap();
-        assert_eq!((first.values.trans_depth, first.values.info_code, first.values.status_code), (1, Some(100), Some(200)));
+        assert_eq!(
+            (first.values.trans_depth, first.values.info_code, first.values.status_code),
+            (1, Some(100), Some(200))
+        );
         s.reply(1.4, "1.1", 404, "Not Found");
         let second = s.message_done(1.4, false, 0).unwrap();
         assert_eq!((second.values.trans_depth, second.values.uri.as_deref()), (2, Some("/b")));
