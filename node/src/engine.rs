@@ -516,6 +516,13 @@ impl Engine {
                     conn.analyzers.push(Attached { name: spec.name, analyzer: (spec.new)(conn.id.proto), detached: false });
                 }
             }
+            Action::FlipRoles => {
+                conn.flip();
+                conn.history.flip();
+                if let Session::Tcp(t) = &mut conn.session {
+                    t.flip();
+                }
+            }
             Action::Expect(e) => self.expectations.push(Expectation {
                 expires: e.expires.max(self.network_time + timeouts::EXPECTATION),
                 ..e

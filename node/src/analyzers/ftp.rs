@@ -64,8 +64,10 @@ pub static DATA_SPEC: AnalyzerSpec = AnalyzerSpec {
 // Configuration
 // ---------------------------------------------------------------------------------------------------
 
-/// Zeek's default `FTP::logged_commands`.
-pub const DEFAULT_LOGGED_COMMANDS: &[&str] = &["APPE", "DELE", "RETR", "STOR", "STOU", "ACCT", "PORT", "PASV", "EPRT", "EPSV"];
+/// Zeek's default `FTP::logged_commands`. Zeek 9.1 with default scripts also logs `AUTH` (the ftp-auth-tls
+/// oracle's zeek-default/ftp.log has the `AUTH TLS` line without any redef), so it is included.
+pub const DEFAULT_LOGGED_COMMANDS: &[&str] =
+    &["APPE", "DELE", "RETR", "STOR", "STOU", "ACCT", "PORT", "PASV", "EPRT", "EPSV", "AUTH"];
 
 static LOGGED_COMMANDS: RwLock<Option<Arc<BTreeSet<String>>>> = RwLock::new(None);
 
@@ -909,13 +911,21 @@ impl FtpDataAnalyzer {
         slot.as_mut()
     }
 
-    fn end_file(&mut self, ctx: &mut Ctx, is_orig: bool) {
-        let Some(mut file) = self.files[usize::from(is_orig)].take() else { return };
+    /// Sniffs what has arrived so far and tells the control session (Zeek identifies a short file when
+    /// its data ends).
+    fn report_mime(&mut self, ctx: &mut Ctx, is_orig: bool) {
+        let Some(file) = self.files[usize::from(is_orig)].as_mut() else { return };
         let mime = file.mime_type();
         if let Some(report) = self.report(ctx) {
             with_report(&report, |r| r.mime_type = mime);
         }
-        file.finish(ctx);
+    }
+
+    fn end_file(&mut self, ctx: &mut Ctx, is_orig: bool) {
+        self.report_mime(ctx, is_orig);
+        if let Some(file) = self.files[usize::from(is_orig)].take() {
+            file.finish(ctx);
+        }
     }
 }
 
@@ -947,8 +957,10 @@ impl Analyzer for FtpDataAnalyzer {
         }
     }
 
+    /// The file itself ends only with the connection (Zeek's `File_Analyzer::Done`): data may still follow
+    /// a FIN the reassembler saw early.
     fn end_of_data(&mut self, ctx: &mut Ctx, is_orig: bool) {
-        self.end_file(ctx, is_orig);
+        self.report_mime(ctx, is_orig);
     }
 
     fn finish(&mut self, ctx: &mut Ctx) {

@@ -80,6 +80,9 @@ pub enum Action {
     Violation(String),
     /// Attach the TLS analyzer to the rest of the stream (STARTTLS).
     StartTls,
+    /// The side that spoke first is really the responder (a DNS reply seen before its query):
+    /// swap originator and responder, as Zeek's `FlipRoles` does (history gets a `^`).
+    FlipRoles,
     Expect(Expectation),
 }
 
@@ -122,6 +125,11 @@ impl<'a> Ctx<'a> {
 
     pub fn violation(&mut self, reason: impl Into<String>) {
         self.actions.push(Action::Violation(reason.into()));
+    }
+
+    /// Swaps originator and responder for the rest of the connection (see [`Action::FlipRoles`]).
+    pub fn flip_roles(&mut self) {
+        self.actions.push(Action::FlipRoles);
     }
 
     pub fn start_tls(&mut self) {

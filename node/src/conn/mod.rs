@@ -153,7 +153,7 @@ impl Conn {
     /// conn_state, orig_bytes and resp_bytes as Zeek's conn.zeek computes them.
     fn state_and_sizes(&self) -> (&'static str, u64, u64) {
         match &self.session {
-            Session::Tcp(t) => (t.conn_state(), t.orig_size(), t.resp_size()),
+            Session::Tcp(t) => (t.conn_state(&self.history.letters), t.orig_size(), t.resp_size()),
             Session::Udp { active, bytes } => {
                 let state = match (active[0], active[1]) {
                     (true, true) => "SF",

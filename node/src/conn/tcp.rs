@@ -659,8 +659,8 @@ impl TcpSession {
         self.is_partial = false;
     }
 
-    /// Zeek's conn_state for TCP.
-    pub fn conn_state(&self) -> &'static str {
+    /// Zeek's conn_state for TCP (the history tells a reset SYN attempt from a stray RST).
+    pub fn conn_state(&self, history: &str) -> &'static str {
         use EndpointState::*;
         let os = self.ep[0].state;
         let rs = self.ep[1].state;
@@ -675,7 +675,13 @@ impl TcpSession {
                 "RSTR"
             }
         } else if os == Reset {
-            if r_inactive { "RSTOS0" } else { "RSTO" }
+            if !r_inactive {
+                "RSTO"
+            } else if syn_then_reset(history) {
+                "RSTOS0"
+            } else {
+                "OTH"
+            }
         } else if rs == Closed && os == Closed {
             "SF"
         } else if os == Closed {
@@ -710,6 +716,21 @@ impl TcpSession {
         let me = if is_orig { 0 } else { 1 };
         self.ep[me].gaps.bump(history, is_orig, 'G');
     }
+}
+
+/// Zeek's `/\^?S[^HAFGIQ]*R.*/` on the history: the originator sent a SYN, then a RST, and nothing
+/// in between showed a handshake.
+fn syn_then_reset(history: &str) -> bool {
+    let h = history.strip_prefix('^').unwrap_or(history);
+    let Some(rest) = h.strip_prefix('S') else { return false };
+    for c in rest.chars() {
+        match c {
+            'R' => return true,
+            'H' | 'A' | 'F' | 'G' | 'I' | 'Q' => return false,
+            _ => {}
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -748,7 +769,7 @@ mod tests {
         s.process(&mut h, false, &hdr(FIN | ACK, 521, 112), 0, 0.6);
         s.process(&mut h, true, &hdr(ACK, 112, 522), 0, 0.7);
         assert_eq!(h.letters, "ShADdFf");
-        assert_eq!(s.conn_state(), "SF");
+        assert_eq!(s.conn_state(&h.letters), "SF");
         assert_eq!(s.orig_size(), 10);
         assert_eq!(s.resp_size(), 20);
     }
@@ -760,7 +781,7 @@ mod tests {
         s.process(&mut h, true, &hdr(SYN, 100, 0), 0, 0.0);
         s.process(&mut h, false, &hdr(RST | ACK, 0, 101), 0, 0.1);
         assert_eq!(h.letters, "Sr");
-        assert_eq!(s.conn_state(), "REJ");
+        assert_eq!(s.conn_state(&h.letters), "REJ");
     }
 
     #[test]
@@ -768,7 +789,7 @@ mod tests {
         let mut s = TcpSession::default();
         let mut h = History::default();
         s.process(&mut h, true, &hdr(SYN, 100, 0), 0, 0.0);
-        assert_eq!(s.conn_state(), "S0");
+        assert_eq!(s.conn_state(&h.letters), "S0");
         let mut s = TcpSession::default();
         let mut h = History::default();
         s.process(&mut h, true, &hdr(SYN, 100, 0), 0, 0.0);

@@ -205,7 +205,7 @@ fn tkey_over_tcp_with_additional_records() {
     let query = bytes(TKEY_QUERY_STREAM);
     // The three segments as captured, then the reply in two pieces.
     let segments = [(1676937749.533321, &query[..1460]), (1676937749.533382, &query[1460..2920])];
-    for (ts, segment) in segments.into_iter().chain([(1676937749.533770, &query[2920..])]) {
+    for (ts, segment) in segments.into_iter().chain([(1_676_937_749.533_77, &query[2920..])]) {
         h.run(ts, |ctx| a.deliver(ctx, true, segment));
     }
     let reply = bytes(TKEY_REPLY_STREAM);
@@ -215,7 +215,7 @@ fn tkey_over_tcp_with_additional_records() {
     finish(&mut h, &mut a, 1676937749.6);
     let lines = dns_lines(&h);
     assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0].0, 1676937749.533770);
+    assert_eq!(lines[0].0, 1_676_937_749.533_77);
     assert_eq!(
         lines[0].1,
         "192.168.1.106\t50138\t192.168.1.108\t53\ttcp\t52640\t-\t\

@@ -494,3 +494,6 @@ impl FuzzHarness {
         f(&mut ctx);
     }
 }
+
+#[cfg(test)]
+mod tests;

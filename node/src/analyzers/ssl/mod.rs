@@ -6,7 +6,7 @@
 //! `files.zeek`, which decides every logged field. Records are framed by hand; handshake bodies are
 //! decoded with tls-parser, certificates with x509-parser.
 
-pub(crate) mod fuzzing;
+pub(crate) mod replay;
 mod names;
 pub mod x509;
 
@@ -897,7 +897,7 @@ impl Analyzer for SslAnalyzer {
 
 /// Fuzzing entry point: drives the analyzer over arbitrary bytes in both directions.
 pub fn fuzz(data: &[u8]) {
-    fuzzing::drive(&mut SslAnalyzer::new(Dedup::Local(KnownCerts::default())), 443, data);
+    replay::fuzz_input(&mut SslAnalyzer::new(Dedup::Local(KnownCerts::default())), 443, data);
 }
 
 #[cfg(test)]

@@ -5,22 +5,10 @@ use super::*;
 use crate::analyzers::testing::Harness;
 use crate::logs::LogRecord;
 
-/// Fixture layout: repeated `[direction u8 (0 = orig)][ts f64 LE][len u32 LE][payload]`, in packet order.
 fn replay(fixture: &[u8], resp_p: u16) -> Harness {
     let mut h = Harness::new(Proto::Tcp, resp_p);
     let mut a = SslAnalyzer::new(Dedup::Local(KnownCerts::default()));
-    let mut rest = fixture;
-    let mut last_ts = 0.0;
-    while rest.len() >= 13 {
-        let is_orig = rest[0] == 0;
-        let ts = f64::from_le_bytes(rest[1..9].try_into().unwrap());
-        let len = u32::from_le_bytes(rest[9..13].try_into().unwrap()) as usize;
-        let payload = &rest[13..13 + len];
-        h.run(ts, |ctx| a.deliver(ctx, is_orig, payload));
-        last_ts = ts;
-        rest = &rest[13 + len..];
-    }
-    h.run(last_ts + 1.0, |ctx| a.finish(ctx));
+    replay::fixture(&mut h, &mut a, fixture);
     h
 }
 

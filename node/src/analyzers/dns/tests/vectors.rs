@@ -1,8 +1,7 @@
 //! Payloads lifted from the oracle pcaps (hex), for the DNS analyzer tests.
 
 /// dns-dup-responses: `A? www.cmu.edu` with the CD bit, at 1363716396.798072.
-pub const DUP_QUERY: &str =
-    concat!("5294001000010000000000010377777703636d750365647500000100010000291000000080000000",);
+pub const DUP_QUERY: &str = "5294001000010000000000010377777703636d750365647500000100010000291000000080000000";
 
 /// dns-dup-responses: the reply (CNAME, RRSIG, CNAME, A), sent twice (.798286 and .798374).
 pub const DUP_REPLY: &str = concat!(
@@ -37,7 +36,7 @@ pub const NOTIFY_QUERY: &str = concat!(
 );
 
 /// dns-notify: its REFUSED reply, echoing the question only.
-pub const NOTIFY_REFUSED: &str = concat!("5131a00500010000000000000464686370046c626e6c0275730000060001",);
+pub const NOTIFY_REFUSED: &str = "5131a00500010000000000000464686370046c626e6c0275730000060001";
 
 /// dns-notify: a DS reply with authority records only, its query never seen.
 pub const DS_REPLY_ONLY: &str = concat!(
@@ -57,11 +56,10 @@ pub const NXT_QUERY: &str = concat!(
 );
 
 /// dns-mdns: message 0 (192.168.0.2 -> 224.0.0.251).
-pub const MDNS_0: &str = concat!("0000000000010000000000000f696e697469616c2d71756572792d61056c6f63616c0000010001",);
+pub const MDNS_0: &str = "0000000000010000000000000f696e697469616c2d71756572792d61056c6f63616c0000010001";
 
 /// dns-mdns: message 1 (192.168.0.2 -> 224.0.0.251).
-pub const MDNS_1: &str =
-    concat!("00000000000100000000000012696e697469616c2d71756572792d61616161056c6f63616c00001c0001",);
+pub const MDNS_1: &str = "00000000000100000000000012696e697469616c2d71756572792d61616161056c6f63616c00001c0001";
 
 /// dns-mdns: message 2 (192.168.0.2 -> 224.0.0.251).
 pub const MDNS_2: &str = concat!(
@@ -76,7 +74,7 @@ pub const MDNS_3: &str = concat!(
 );
 
 /// dns-mdns: message 4 (fe800000000000000200defffeadbeef -> ff0200000000000000000000000000fb).
-pub const MDNS_4: &str = concat!("0000000000010000000000000a76362d696e697469616c056c6f63616c00001c0001",);
+pub const MDNS_4: &str = "0000000000010000000000000a76362d696e697469616c056c6f63616c00001c0001";
 
 /// dns-mdns: message 5 (fe800000000000000200defffeadbeef -> ff0200000000000000000000000000fb).
 pub const MDNS_5: &str = concat!(
@@ -169,7 +167,7 @@ pub const TKEY_REPLY_STREAM: &str = concat!(
 
 /// dns-dnssec-rrsig: `A? virgo.SAS.upenn.edu` at 1533309955.393636.
 pub const RRSIG_QUERY: &str =
-    concat!("42e90010000100000000000105766972676f03534153057570656e6e03656475000001000100002905c0000080000000",);
+    "42e90010000100000000000105766972676f03534153057570656e6e03656475000001000100002905c0000080000000";
 
 /// dns-dnssec-rrsig: its reply (A plus RRSIG) at 1533309955.397041.
 pub const RRSIG_REPLY: &str = concat!(
