@@ -251,7 +251,8 @@ impl Engine {
             self.conns.insert(key, conn);
         }
         let Some(mut conn) = self.conns.remove(&key) else { return };
-        let is_orig = conn.id.orig_h == ip.src && conn.id.orig_p == sp && (conn.id.resp_h == ip.dst || ip.src != ip.dst);
+        let is_orig =
+            conn.id.orig_h == ip.src && conn.id.orig_p == sp && (conn.id.resp_h == ip.dst || ip.src != ip.dst);
         for uid in encap {
             conn.tunnel_parents.insert(uid.clone());
         }
@@ -431,7 +432,9 @@ impl Engine {
             let peer = 1 - me;
             let partial = match &conn.session {
                 Session::Tcp(t) => {
-                    t.orig().state == EndpointState::Partial || t.resp().state == EndpointState::Partial || t.is_partial()
+                    t.orig().state == EndpointState::Partial
+                        || t.resp().state == EndpointState::Partial
+                        || t.is_partial()
                 }
                 _ => false,
             };
@@ -513,7 +516,11 @@ impl Engine {
             Action::StartTls => {
                 conn.analyzers[index].detached = true;
                 if let Some(spec) = analyzers::spec_by_name("ssl").filter(|s| self.cfg.is_enabled(s.name)) {
-                    conn.analyzers.push(Attached { name: spec.name, analyzer: (spec.new)(conn.id.proto), detached: false });
+                    conn.analyzers.push(Attached {
+                        name: spec.name,
+                        analyzer: (spec.new)(conn.id.proto),
+                        detached: false,
+                    });
                 }
             }
             Action::FlipRoles => {
@@ -523,10 +530,9 @@ impl Engine {
                     t.flip();
                 }
             }
-            Action::Expect(e) => self.expectations.push(Expectation {
-                expires: e.expires.max(self.network_time + timeouts::EXPECTATION),
-                ..e
-            }),
+            Action::Expect(e) => self
+                .expectations
+                .push(Expectation { expires: e.expires.max(self.network_time + timeouts::EXPECTATION), ..e }),
         }
     }
 
@@ -557,18 +563,22 @@ impl Engine {
             return false;
         }
         let ports = [conn.id.orig_p, conn.id.resp_p];
-        let (kind, inner): (&'static str, Option<&[u8]>) = if conn.tunnel == Some("Tunnel::TEREDO")
-            || ports.contains(&3544)
-            || looks_like_teredo(payload)
-        {
-            ("Tunnel::TEREDO", teredo_inner(payload))
-        } else if ports.contains(&4789) {
-            ("Tunnel::VXLAN", payload.get(8..).filter(|_| payload[0] & 0x08 != 0).and_then(|f| decode_link(LinkType::Ethernet, f).ok()))
-        } else if ports.contains(&2152) {
-            ("Tunnel::GTPv1", gtpu_inner(payload))
-        } else {
-            return false;
-        };
+        let (kind, inner): (&'static str, Option<&[u8]>) =
+            if conn.tunnel == Some("Tunnel::TEREDO") || ports.contains(&3544) || looks_like_teredo(payload) {
+                ("Tunnel::TEREDO", teredo_inner(payload))
+            } else if ports.contains(&4789) {
+                (
+                    "Tunnel::VXLAN",
+                    payload
+                        .get(8..)
+                        .filter(|_| payload[0] & 0x08 != 0)
+                        .and_then(|f| decode_link(LinkType::Ethernet, f).ok()),
+                )
+            } else if ports.contains(&2152) {
+                ("Tunnel::GTPv1", gtpu_inner(payload))
+            } else {
+                return false;
+            };
         let Some(inner) = inner else { return false };
         if conn.tunnel.is_none() {
             conn.tunnel = Some(kind);
@@ -616,8 +626,7 @@ impl Engine {
 
     /// Removes connections whose timers expired.
     fn sweep(&mut self, now: f64) {
-        let expired: Vec<ConnKey> =
-            self.conns.iter().filter(|(_, c)| should_remove(c, now)).map(|(k, _)| *k).collect();
+        let expired: Vec<ConnKey> = self.conns.iter().filter(|(_, c)| should_remove(c, now)).map(|(k, _)| *k).collect();
         for key in expired {
             if let Some(conn) = self.conns.remove(&key) {
                 self.remove_conn(conn);

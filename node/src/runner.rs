@@ -1,5 +1,7 @@
 //! Standalone runs (`zeek-node -r FILE` / `-i IFACE`): a packet source feeds one engine, or N engines on
-//! N threads sharded by a symmetric flow hash, and their records go to one log sink.
+//! N threads sharded by a symmetric flow hash, and their records go to one log sink. With
+//! `-i af_packet::IFACE` there is no dispatcher: each analysis thread reads its own AF_PACKET socket, and the
+//! kernel's fanout hash does the sharding.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +21,24 @@ use crate::logs::{LogRecord, LogSink};
 #[derive(Debug, Clone)]
 pub enum Input {
     File(PathBuf),
+    /// A live interface through libpcap.
     Interface(String),
+    /// A live interface through AF_PACKET rings (Linux), one socket per analysis thread in one fanout group
+    /// (default group id: derived from the pid).
+    AfPacket { iface: String, fanout_id: Option<u16> },
+}
+
+/// The prefix of `-i` that selects AF_PACKET capture, as in Zeek's af_packet plugin.
+pub const AF_PACKET_PREFIX: &str = "af_packet::";
+
+impl Input {
+    /// The input for a `-i` argument: `af_packet::IFACE` or a libpcap interface name.
+    pub fn live(arg: String, fanout_id: Option<u16>) -> Input {
+        match arg.strip_prefix(AF_PACKET_PREFIX) {
+            Some(iface) => Input::AfPacket { iface: iface.to_string(), fanout_id },
+            None => Input::Interface(arg),
+        }
+    }
 }
 
 pub struct RunOptions {
@@ -54,7 +73,16 @@ pub enum RunError {
 pub fn run(opts: RunOptions, sink: &mut dyn LogSink) -> Result<RunSummary, RunError> {
     let mut source = match &opts.input {
         Input::File(p) => PcapSource::open_file(p, opts.filter.as_deref())?,
-        Input::Interface(i) => PcapSource::open_live(i, opts.filter.as_deref(), 65535)?,
+        Input::Interface(i) => {
+            let source = PcapSource::open_live(i, opts.filter.as_deref(), 65535)?;
+            tracing::info!(iface = %i, threads = opts.threads, "capturing with libpcap");
+            source
+        }
+        Input::AfPacket { iface, fanout_id } => {
+            let summary = run_af_packet(iface, *fanout_id, &opts, sink)?;
+            sink.close()?;
+            return Ok(summary);
+        }
     };
     let progress = match (&opts.input, opts.progress) {
         (Input::File(p), true) => Some(progress_bar(std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))),
@@ -154,8 +182,7 @@ fn run_sharded(
     for i in 0..threads {
         let (tx, rx) = bounded::<Batch>(16);
         senders.push(tx);
-        let mut cfg = opts.analysis.clone();
-        cfg.seed = cfg.seed.wrapping_add(i as u64 * 0x1000_0001);
+        let cfg = thread_config(&opts.analysis, i);
         let rec_tx = rec_tx.clone();
         handles.push(thread::spawn(move || analysis_thread(cfg, rx, rec_tx)));
     }
@@ -226,10 +253,7 @@ fn run_sharded(
     }
     for h in handles {
         if let Ok(stats) = h.join() {
-            summary.engine.packets += stats.packets;
-            summary.engine.bytes += stats.bytes;
-            summary.engine.connections += stats.connections;
-            summary.engine.decode_errors += stats.decode_errors;
+            add_engine_stats(&mut summary.engine, &stats);
         }
     }
     summary.records = records;
@@ -237,6 +261,119 @@ fn run_sharded(
         Some(e) => Err(e.into()),
         None => Ok(summary),
     }
+}
+
+/// Thread `i`'s analysis settings: its own uid seed, so uids stay unique across threads.
+fn thread_config(analysis: &AnalysisConfig, i: usize) -> AnalysisConfig {
+    let mut cfg = analysis.clone();
+    cfg.seed = cfg.seed.wrapping_add(i as u64 * 0x1000_0001);
+    cfg
+}
+
+fn add_engine_stats(total: &mut EngineStats, s: &EngineStats) {
+    total.packets += s.packets;
+    total.bytes += s.bytes;
+    total.connections += s.connections;
+    total.decode_errors += s.decode_errors;
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run_af_packet(_: &str, _: Option<u16>, _: &RunOptions, _: &mut dyn LogSink) -> Result<RunSummary, RunError> {
+    Err(CaptureError::AfPacketUnsupported.into())
+}
+
+/// AF_PACKET capture: one socket and one engine per thread; the main thread only writes records.
+#[cfg(target_os = "linux")]
+fn run_af_packet(
+    iface: &str,
+    fanout_id: Option<u16>,
+    opts: &RunOptions,
+    sink: &mut dyn LogSink,
+) -> Result<RunSummary, RunError> {
+    use crate::capture::af_packet::{self, AfPacketConfig};
+    let cfg = AfPacketConfig {
+        iface: iface.to_string(),
+        fanout_id: fanout_id.unwrap_or_else(af_packet::default_fanout_id),
+        filter: opts.filter.clone(),
+    };
+    let sockets = af_packet::open_group(&cfg, opts.threads.max(1))?;
+    tracing::info!(iface, threads = sockets.len(), fanout_id = cfg.fanout_id, "capturing with AF_PACKET");
+    let (rec_tx, rec_rx) = bounded::<Vec<LogRecord>>(64);
+    let handles: Vec<_> = sockets
+        .into_iter()
+        .enumerate()
+        .map(|(i, socket)| {
+            let cfg = thread_config(&opts.analysis, i);
+            let (stop, out) = (Arc::clone(&opts.stop), rec_tx.clone());
+            thread::spawn(move || capture_thread(socket, cfg, &stop, &out))
+        })
+        .collect();
+    drop(rec_tx);
+
+    let mut summary = RunSummary::default();
+    let mut write_error = None;
+    for batch in rec_rx.iter() {
+        if let Err(e) = write_all(sink, batch.into_iter(), &mut summary.records) {
+            write_error.get_or_insert(e);
+        }
+    }
+    let mut capture_error = None;
+    let mut capture = CaptureStats::default();
+    for h in handles {
+        let Ok(done) = h.join() else { continue };
+        add_engine_stats(&mut summary.engine, &done.engine);
+        capture.received += done.capture.received;
+        capture.dropped += done.capture.dropped;
+        capture.if_dropped += done.capture.if_dropped;
+        if let Some(e) = done.error {
+            capture_error.get_or_insert(e);
+        }
+    }
+    summary.capture = Some(capture);
+    if let Some(e) = capture_error {
+        return Err(e.into());
+    }
+    match write_error {
+        Some(e) => Err(e.into()),
+        None => Ok(summary),
+    }
+}
+
+#[cfg(target_os = "linux")]
+struct CaptureThreadDone {
+    engine: EngineStats,
+    capture: CaptureStats,
+    error: Option<CaptureError>,
+}
+
+/// Captures and analyses one fanout share until `stop`; a capture error stops every thread, and the logs of
+/// what was seen are still flushed.
+#[cfg(target_os = "linux")]
+fn capture_thread(
+    mut socket: crate::capture::af_packet::AfPacketSource,
+    cfg: AnalysisConfig,
+    stop: &AtomicBool,
+    out: &Sender<Vec<LogRecord>>,
+) -> CaptureThreadDone {
+    let link = socket.link_type();
+    let mut engine = Engine::new(cfg);
+    let mut error = None;
+    while !stop.load(Ordering::Relaxed) {
+        match socket.next_packet() {
+            Ok(Next::Packet(p)) => engine.process_packet(p.ts, link, p.data),
+            Ok(_) => {}
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                error = Some(e);
+            }
+        }
+        if engine.pending_records() > 0 {
+            let _ = out.send(engine.drain_records().collect());
+        }
+    }
+    engine.finish();
+    let _ = out.send(engine.drain_records().collect());
+    CaptureThreadDone { engine: engine.stats, capture: socket.stats(), error }
 }
 
 fn analysis_thread(cfg: AnalysisConfig, rx: Receiver<Batch>, out: Sender<Vec<LogRecord>>) -> EngineStats {

@@ -33,7 +33,8 @@ impl Analyzer for Confirmer {
             }
             None => {}
         }
-        let confirmed = if self.need_both { self.seen_orig && self.seen_resp } else { self.seen_orig || self.seen_resp };
+        let confirmed =
+            if self.need_both { self.seen_orig && self.seen_resp } else { self.seen_orig || self.seen_resp };
         if confirmed {
             self.done = true;
             ctx.confirm(self.service);
@@ -69,7 +70,9 @@ fn starts_with_ci(data: &[u8], prefix: &[u8]) -> bool {
 
 fn pop3_check(is_orig: bool, data: &[u8]) -> Option<bool> {
     if is_orig {
-        const CMDS: &[&[u8]] = &[b"USER", b"PASS", b"APOP", b"CAPA", b"STAT", b"LIST", b"RETR", b"QUIT", b"AUTH", b"STLS", b"UIDL", b"TOP"];
+        const CMDS: &[&[u8]] = &[
+            b"USER", b"PASS", b"APOP", b"CAPA", b"STAT", b"LIST", b"RETR", b"QUIT", b"AUTH", b"STLS", b"UIDL", b"TOP",
+        ];
         Some(CMDS.iter().any(|c| starts_with_ci(data, c)))
     } else {
         Some(data.starts_with(b"+OK") || data.starts_with(b"-ERR"))

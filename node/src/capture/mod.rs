@@ -1,6 +1,10 @@
-//! Packet sources: savefiles (pcap and pcapng) and live interfaces through libpcap.
+//! Packet sources: savefiles (pcap and pcapng) and live interfaces through libpcap, and on Linux through
+//! AF_PACKET rings ([`af_packet`]).
 
 use std::path::Path;
+
+#[cfg(target_os = "linux")]
+pub mod af_packet;
 
 use crate::decode::LinkType;
 
@@ -14,9 +18,22 @@ pub enum CaptureError {
     Filter { filter: String, source: pcap::Error },
     #[error("capture failed: {0}")]
     Read(pcap::Error),
+    #[error("capturing on {0} needs root (or the CAP_NET_RAW capability)")]
+    NotPermitted(String),
+    #[error("no such network interface: {0}")]
+    NoSuchInterface(String),
+    #[error("interface {iface} has hardware type {arphrd} (ARPHRD); AF_PACKET capture supports Ethernet and raw IP")]
+    UnsupportedHardware { iface: String, arphrd: u16 },
+    #[error("AF_PACKET fanout group {0} is already used by another capture with other settings; pick another --fanout-id")]
+    FanoutInUse(u16),
+    #[error("AF_PACKET capture on {iface}: {what}: {source}")]
+    Os { iface: String, what: &'static str, source: std::io::Error },
+    #[error("AF_PACKET capture (-i af_packet::IFACE) is only available on Linux")]
+    AfPacketUnsupported,
 }
 
-/// Packets counted by the capture layer (libpcap's stats).
+/// Packets counted by the capture layer (libpcap's stats, or the kernel's PACKET_STATISTICS summed over the
+/// AF_PACKET sockets).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CaptureStats {
     pub received: u64,

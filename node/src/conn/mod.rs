@@ -45,8 +45,13 @@ impl ConnKey {
 pub enum Session {
     Tcp(Box<TcpSession>),
     /// UDP: whether each side has sent, and payload bytes per side.
-    Udp { active: [bool; 2], bytes: [u64; 2] },
-    Icmp { bytes: [u64; 2] },
+    Udp {
+        active: [bool; 2],
+        bytes: [u64; 2],
+    },
+    Icmp {
+        bytes: [u64; 2],
+    },
     Other,
 }
 
@@ -127,7 +132,8 @@ impl Conn {
     /// Swaps originator and responder.
     pub fn flip(&mut self) {
         let id = self.id;
-        self.id = ConnId { orig_h: id.resp_h, orig_p: id.resp_p, resp_h: id.orig_h, resp_p: id.orig_p, proto: id.proto };
+        self.id =
+            ConnId { orig_h: id.resp_h, orig_p: id.resp_p, resp_h: id.orig_h, resp_p: id.orig_p, proto: id.proto };
         self.pkts.swap(0, 1);
         self.ip_bytes.swap(0, 1);
         self.streams.swap(0, 1);

@@ -249,7 +249,11 @@ impl TcpSession {
             {
                 return false;
             }
-            weirds.push(if conn_orig.state == EndpointState::SynSent { "SYN_seq_jump" } else { "active_connection_reuse" });
+            weirds.push(if conn_orig.state == EndpointState::SynSent {
+                "SYN_seq_jump"
+            } else {
+                "active_connection_reuse"
+            });
         } else if (self.ep[0].is_active() || self.ep[1].is_active()) && !any_reset {
             weirds.push("active_connection_reuse");
         } else if t - last_time < 5.0 && !any_reset {
@@ -337,7 +341,8 @@ impl TcpSession {
         let delta_last = self.update_last_seq(history, me, seq_one_past, flags, len, is_orig);
         self.ep[me].last_time = t;
 
-        let (do_close, flipped) = self.update_state_machine(me, other, base_seq, ack_seq, len, delta_last, is_orig, flags, &mut out.weirds);
+        let (do_close, flipped) =
+            self.update_state_machine(me, other, base_seq, ack_seq, len, delta_last, is_orig, flags, &mut out.weirds);
         out.closed = do_close;
         out.flipped = flipped;
         if flipped {
@@ -442,7 +447,15 @@ impl TcpSession {
         }
     }
 
-    fn init_window(&mut self, me: usize, other: usize, flags: TcpFlags, scale: Option<u8>, base_seq: u32, ack_seq: u32) {
+    fn init_window(
+        &mut self,
+        me: usize,
+        other: usize,
+        flags: TcpFlags,
+        scale: Option<u8>,
+        base_seq: u32,
+        ack_seq: u32,
+    ) {
         match scale {
             None => {
                 self.ep[me].window_scale = 0;
@@ -466,7 +479,10 @@ impl TcpSession {
         if !flags.syn()
             && !flags.fin()
             && !flags.rst()
-            && matches!(self.ep[me].state, EndpointState::SynSent | EndpointState::SynAckSent | EndpointState::Established)
+            && matches!(
+                self.ep[me].state,
+                EndpointState::SynSent | EndpointState::SynAckSent | EndpointState::Established
+            )
         {
             weirds.push("possible_split_routing");
         }
@@ -477,7 +493,15 @@ impl TcpSession {
         peer.last_seq = start;
     }
 
-    fn update_last_seq(&mut self, h: &mut History, me: usize, last_seq: u32, flags: TcpFlags, len: u32, is_orig: bool) -> i32 {
+    fn update_last_seq(
+        &mut self,
+        h: &mut History,
+        me: usize,
+        last_seq: u32,
+        flags: TcpFlags,
+        len: u32,
+        is_orig: bool,
+    ) -> i32 {
         let ep = &mut self.ep[me];
         let delta_last = seq_delta(last_seq, ep.last_seq);
         if (flags.syn() || flags.rst()) && !(-TOO_LARGE_SEQ_DELTA..=TOO_LARGE_SEQ_DELTA).contains(&delta_last) {

@@ -102,7 +102,12 @@ pub fn decode_transport<'a>(ip: &IpDatagram<'a>) -> Result<Transport<'a>, Decode
             }
             let hdr = IcmpHeader { icmp_type: p[0], code: p[1] };
             let body = p.get(8..).unwrap_or(&[]);
-            Ok(Transport::Icmp { hdr, payload: body, payload_len: ip.payload_len.saturating_sub(8), v6: ip.proto == 58 })
+            Ok(Transport::Icmp {
+                hdr,
+                payload: body,
+                payload_len: ip.payload_len.saturating_sub(8),
+                v6: ip.proto == 58,
+            })
         }
         proto => Ok(Transport::Other { proto }),
     }

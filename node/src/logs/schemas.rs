@@ -98,9 +98,5 @@ pub static FILES: Schema = Schema {
 
 /// Every schema the node can write, so records that arrive by name (from the cluster bus) find theirs.
 pub fn schema_by_path(path: &str) -> Option<&'static Schema> {
-    crate::analyzers::all_schemas()
-        .iter()
-        .copied()
-        .chain([&CONN, &WEIRD, &TUNNEL, &FILES])
-        .find(|s| s.path == path)
+    crate::analyzers::all_schemas().iter().copied().chain([&CONN, &WEIRD, &TUNNEL, &FILES]).find(|s| s.path == path)
 }

@@ -47,10 +47,7 @@ pub fn civil_from_epoch(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
 }
 
 fn now_epoch() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// The TSV header of a stream, `#separator` through `#types`.
@@ -205,7 +202,9 @@ mod tests {
     #[test]
     fn header_matches_zeek_layout() {
         let h = format_header(&CONN, 0);
-        assert!(h.starts_with("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"));
+        assert!(
+            h.starts_with("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n")
+        );
         assert!(h.contains("#open\t1970-01-01-00-00-00\n"));
         assert!(h.contains("\n#types\ttime\tstring\taddr\tport\t"));
     }
