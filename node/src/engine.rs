@@ -3,6 +3,7 @@
 //! Threads each own an engine; what crosses threads is packets in and records out.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
 use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Proto};
@@ -45,9 +46,18 @@ struct IpTunnel {
 /// The tunnel(s) a packet arrived in: the uids that become the inner connection's `tunnel_parents`.
 type Encap<'a> = &'a [String];
 
+/// The session table. Keys are attacker-controlled, so the hasher is randomly seeded (foldhash).
+type ConnTable = HashMap<ConnKey, Conn, foldhash::fast::RandomState>;
+
 pub struct Engine {
+    table: ConnTable,
+    core: Core,
+}
+
+/// Everything but the session table, so a connection borrowed from the table and the engine's other state
+/// can be used together without moving the connection out.
+struct Core {
     cfg: AnalysisConfig,
-    conns: HashMap<ConnKey, Conn>,
     frags: Reassembler,
     ids: UidGenerator,
     records: Vec<LogRecord>,
@@ -58,7 +68,13 @@ pub struct Engine {
     udp_server_ports: Vec<u16>,
     network_time: f64,
     last_sweep: f64,
-    pub stats: EngineStats,
+    stats: EngineStats,
+}
+
+/// An inner packet found in a UDP tunnel, analysed once the outer connection is released.
+struct Decapsulated {
+    bytes: Vec<u8>,
+    chain: Vec<String>,
 }
 
 impl Engine {
@@ -72,10 +88,9 @@ impl Engine {
         }
         tcp_server_ports.sort_unstable();
         udp_server_ports.sort_unstable();
-        Engine {
+        let core = Core {
             ids: UidGenerator::new(cfg.seed),
             cfg,
-            conns: HashMap::new(),
             frags: Reassembler::default(),
             records: Vec::new(),
             expectations: Vec::new(),
@@ -86,56 +101,53 @@ impl Engine {
             network_time: 0.0,
             last_sweep: 0.0,
             stats: EngineStats::default(),
-        }
+        };
+        Engine { table: ConnTable::default(), core }
     }
 
     /// Takes the records written since the last call.
     pub fn drain_records(&mut self) -> std::vec::Drain<'_, LogRecord> {
-        self.records.drain(..)
+        self.core.records.drain(..)
     }
 
     pub fn pending_records(&self) -> usize {
-        self.records.len()
+        self.core.records.len()
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats { active_connections: self.table.len() as u64, ..self.core.stats }
     }
 
     /// Analyses one captured frame.
     pub fn process_packet(&mut self, ts: f64, link: LinkType, frame: &[u8]) {
-        self.stats.packets += 1;
-        self.stats.bytes += frame.len() as u64;
+        self.core.stats.packets += 1;
+        self.core.stats.bytes += frame.len() as u64;
         self.advance_time(ts);
         match decode_link(link, frame) {
             Ok(ip) => self.process_ip(ts, ip, &[]),
             Err(DecodeError::NotIp) => {}
-            Err(e) => self.decode_weird(ts, e),
+            Err(e) => self.core.decode_weird(ts, e),
         }
     }
 
     fn advance_time(&mut self, ts: f64) {
-        if ts > self.network_time {
-            self.network_time = ts;
+        let core = &mut self.core;
+        if ts > core.network_time {
+            core.network_time = ts;
         }
-        if self.network_time - self.last_sweep >= 1.0 {
-            self.last_sweep = self.network_time;
-            self.sweep(self.network_time);
-        }
-    }
-
-    fn decode_weird(&mut self, ts: f64, e: DecodeError) {
-        self.stats.decode_errors += 1;
-        if self.cfg.is_enabled("weird") {
-            let mut v = vec![Value::Time(ts), Value::Unset, Value::Unset, Value::Unset, Value::Unset, Value::Unset];
-            v.extend([Value::str(e.to_string()), Value::Unset, Value::Bool(false), Value::str("zeek"), Value::Unset]);
-            self.records.push(LogRecord::new(&WEIRD, v));
+        if core.network_time - core.last_sweep >= 1.0 {
+            core.last_sweep = core.network_time;
+            self.sweep(self.core.network_time);
         }
     }
 
     fn process_ip(&mut self, ts: f64, bytes: &[u8], encap: Encap) {
-        let ip = match decode_ip(bytes, !self.cfg.ignore_checksums) {
+        let ip = match decode_ip(bytes, !self.core.cfg.ignore_checksums) {
             Ok(ip) => ip,
-            Err(e) => return self.decode_weird(ts, e),
+            Err(e) => return self.core.decode_weird(ts, e),
         };
         if ip.frag.is_some() {
-            if let Some(whole) = self.frags.add(ts, &ip) {
+            if let Some(whole) = self.core.frags.add(ts, &ip) {
                 self.process_ip(ts, &whole, encap);
             }
             return;
@@ -144,6 +156,97 @@ impl Engine {
             47 => self.process_gre(ts, &ip, encap),
             4 | 41 => self.process_ip_tunnel(ts, &ip, encap, ip.payload, "Tunnel::IP"),
             _ => self.process_transport(ts, &ip, encap),
+        }
+    }
+
+    fn process_ip_tunnel(&mut self, ts: f64, ip: &IpDatagram, encap: Encap, inner: &[u8], kind: &'static str) {
+        let uid = self.core.tunnel_uid(ts, ip, kind);
+        let mut chain = encap.to_vec();
+        chain.push(uid);
+        self.process_ip(ts, inner, &chain);
+    }
+
+    fn process_gre(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
+        match gre_inner(ip.payload) {
+            Ok(inner) => self.process_ip_tunnel(ts, ip, encap, inner, "Tunnel::GRE"),
+            Err(e) => self.core.decode_weird(ts, e),
+        }
+    }
+
+    fn process_transport(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
+        let transport = match decode_transport(ip) {
+            Ok(t) => t,
+            Err(e) => return self.core.decode_weird(ts, e),
+        };
+        let (proto, sp, dp) = match &transport {
+            Transport::Tcp { hdr, .. } => (Proto::Tcp, hdr.src_port, hdr.dst_port),
+            Transport::Udp { hdr, .. } => (Proto::Udp, hdr.src_port, hdr.dst_port),
+            Transport::Icmp { hdr, v6, .. } => {
+                let (a, b) = icmp_ports(hdr.icmp_type, hdr.code, *v6);
+                (Proto::Icmp, a, b)
+            }
+            Transport::Other { .. } => return,
+        };
+        let key = ConnKey::new(ip.src, sp, ip.dst, dp, ip.proto);
+        let checksum_ok = self.core.cfg.ignore_checksums
+            || ip.payload.len() < ip.payload_len
+            || !matches!(proto, Proto::Tcp | Proto::Udp)
+            || transport_checksum_ok(ip.src, ip.dst, ip.proto, ip.payload);
+
+        // A new SYN on a finished (or confused) connection starts a new one.
+        if let (Some(conn), Transport::Tcp { hdr, .. }) = (self.table.get(&key), &transport) {
+            if let Session::Tcp(tcp) = &conn.session {
+                let mut weirds = Vec::new();
+                if checksum_ok && tcp.is_reuse(hdr, conn.last, ts, &mut weirds) {
+                    if let Some(old) = self.table.remove(&key) {
+                        self.core.remove_conn(old);
+                    }
+                }
+            }
+        }
+        let conn = match self.table.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => v.insert(self.core.new_conn(ts, ip, &transport, proto, sp, dp)),
+        };
+        let inner = self.core.handle_packet(conn, ts, ip, transport, sp, checksum_ok, encap);
+        if let Some(d) = inner {
+            self.process_ip(ts, &d.bytes, &d.chain);
+        }
+    }
+
+    /// Removes connections whose timers expired.
+    fn sweep(&mut self, now: f64) {
+        let expired: Vec<ConnKey> =
+            self.table.iter().filter(|(_, c)| should_remove(c, now)).map(|(k, _)| *k).collect();
+        for key in expired {
+            if let Some(conn) = self.table.remove(&key) {
+                self.core.remove_conn(conn);
+            }
+        }
+        self.core.frags.expire(now, false);
+        self.core.stats.active_connections = self.table.len() as u64;
+    }
+
+    /// End of input: every connection is logged, as Zeek does at termination.
+    pub fn finish(&mut self) {
+        let mut all: Vec<(ConnKey, f64)> = self.table.iter().map(|(k, c)| (*k, c.start)).collect();
+        all.sort_by(|a, b| a.1.total_cmp(&b.1));
+        for (key, _) in all {
+            if let Some(conn) = self.table.remove(&key) {
+                self.core.remove_conn(conn);
+            }
+        }
+        self.core.stats.active_connections = 0;
+    }
+}
+
+impl Core {
+    fn decode_weird(&mut self, ts: f64, e: DecodeError) {
+        self.stats.decode_errors += 1;
+        if self.cfg.is_enabled("weird") {
+            let mut v = vec![Value::Time(ts), Value::Unset, Value::Unset, Value::Unset, Value::Unset, Value::Unset];
+            v.extend([Value::str(e.to_string()), Value::Unset, Value::Bool(false), Value::str("zeek"), Value::Unset]);
+            self.records.push(LogRecord::new(&WEIRD, v));
         }
     }
 
@@ -171,103 +274,36 @@ impl Engine {
         uid
     }
 
-    fn process_ip_tunnel(&mut self, ts: f64, ip: &IpDatagram, encap: Encap, inner: &[u8], kind: &'static str) {
-        let uid = self.tunnel_uid(ts, ip, kind);
-        let mut chain = encap.to_vec();
-        chain.push(uid);
-        self.process_ip(ts, inner, &chain);
-    }
-
-    fn process_gre(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
-        let p = ip.payload;
-        let Some(&[f0, f1, pt0, pt1]) = p.get(..4).map(|s| <&[u8; 4]>::try_from(s).ok()).flatten() else {
-            return self.decode_weird(ts, DecodeError::TruncatedGre);
-        };
-        let version = f1 & 0x07;
-        let proto = u16::from_be_bytes([pt0, pt1]);
-        let mut off = 4;
-        if f0 & 0x80 != 0 {
-            off += 4; // checksum + reserved
-        }
-        if f0 & 0x20 != 0 {
-            off += 4; // key
-        }
-        if f0 & 0x10 != 0 {
-            off += 4; // sequence number
-        }
-        if version == 1 && f1 & 0x80 != 0 {
-            off += 4; // enhanced GRE (PPTP) acknowledgment
-        }
-        let Some(rest) = p.get(off..) else {
-            return self.decode_weird(ts, DecodeError::TruncatedGre);
-        };
-        let inner = match proto {
-            0x0800 | 0x86dd => Ok(rest),
-            0x6558 => decode_link(LinkType::Ethernet, rest),
-            0x880b if rest.len() >= 4 && matches!(u16::from_be_bytes([rest[2], rest[3]]), 0x0021 | 0x0057) => {
-                Ok(&rest[4..])
-            }
-            _ => Err(DecodeError::BadTunnel),
-        };
-        match inner {
-            Ok(inner) => self.process_ip_tunnel(ts, ip, encap, inner, "Tunnel::GRE"),
-            Err(e) => self.decode_weird(ts, e),
-        }
-    }
-
-    fn process_transport(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
-        let transport = match decode_transport(ip) {
-            Ok(t) => t,
-            Err(e) => return self.decode_weird(ts, e),
-        };
-        let (proto, sp, dp) = match &transport {
-            Transport::Tcp { hdr, .. } => (Proto::Tcp, hdr.src_port, hdr.dst_port),
-            Transport::Udp { hdr, .. } => (Proto::Udp, hdr.src_port, hdr.dst_port),
-            Transport::Icmp { hdr, v6, .. } => {
-                let (a, b) = icmp_ports(hdr.icmp_type, hdr.code, *v6);
-                (Proto::Icmp, a, b)
-            }
-            Transport::Other { .. } => return,
-        };
-        let key = ConnKey::new(ip.src, sp, ip.dst, dp, ip.proto);
-        let checksum_ok = self.cfg.ignore_checksums
-            || ip.payload.len() < ip.payload_len
-            || !matches!(proto, Proto::Tcp | Proto::Udp)
-            || transport_checksum_ok(ip.src, ip.dst, ip.proto, ip.payload);
-
-        // A new SYN on a finished (or confused) connection starts a new one.
-        if let (Some(conn), Transport::Tcp { hdr, .. }) = (self.conns.get(&key), &transport) {
-            if let Session::Tcp(tcp) = &conn.session {
-                let mut weirds = Vec::new();
-                if checksum_ok && tcp.is_reuse(hdr, conn.last, ts, &mut weirds) {
-                    if let Some(old) = self.conns.remove(&key) {
-                        self.remove_conn(old);
-                    }
-                }
-            }
-        }
-        if !self.conns.contains_key(&key) {
-            let conn = self.new_conn(ts, ip, &transport, proto, sp, dp, encap);
-            self.conns.insert(key, conn);
-        }
-        let Some(mut conn) = self.conns.remove(&key) else { return };
+    /// One packet of a connection: counters, transport state, and analyzers. Returns the inner packet
+    /// when the connection is a UDP tunnel.
+    #[allow(clippy::too_many_arguments)]
+    fn handle_packet(
+        &mut self,
+        conn: &mut Conn,
+        ts: f64,
+        ip: &IpDatagram,
+        transport: Transport,
+        sp: u16,
+        checksum_ok: bool,
+        encap: Encap,
+    ) -> Option<Decapsulated> {
         let is_orig =
             conn.id.orig_h == ip.src && conn.id.orig_p == sp && (conn.id.resp_h == ip.dst || ip.src != ip.dst);
         for uid in encap {
-            conn.tunnel_parents.insert(uid.clone());
+            if !conn.tunnel_parents.contains(uid) {
+                conn.tunnel_parents.insert(uid.clone());
+            }
         }
-
         match transport {
             Transport::Tcp { hdr, payload, payload_len } => {
                 if !checksum_ok {
                     if let Session::Tcp(tcp) = &mut conn.session {
                         tcp.checksum_error(&mut conn.history, is_orig);
                     }
-                    self.conns.insert(key, conn);
-                    return;
+                    return None;
                 }
-                count_packet(&mut conn, is_orig, ip);
-                let Session::Tcp(tcp) = &mut conn.session else { return };
+                count_packet(conn, is_orig, ip);
+                let Session::Tcp(tcp) = &mut conn.session else { return None };
                 let both_closed_before = tcp.both_closed();
                 let outcome = tcp.process(&mut conn.history, is_orig, &hdr, payload_len as u32, ts);
                 let is_orig = if outcome.flipped {
@@ -279,38 +315,41 @@ impl Engine {
                 if !both_closed_before {
                     conn.last = ts;
                 }
-                self.tcp_after_state(&mut conn, is_orig, &outcome, &hdr, payload, payload_len);
+                self.tcp_after_state(conn, is_orig, &outcome, &hdr, payload, payload_len);
                 for w in outcome.weirds {
-                    self.conn_weird(&conn, ts, w, None, "TCP");
+                    self.conn_weird(conn, ts, w, None, "TCP");
                 }
+                None
             }
             Transport::Udp { payload, .. } => {
-                count_packet(&mut conn, is_orig, ip);
+                count_packet(conn, is_orig, ip);
                 if !checksum_ok {
                     conn.history.check(is_orig, 0x80, 'C');
-                } else {
-                    if let Session::Udp { active, bytes } = &mut conn.session {
-                        let me = usize::from(!is_orig);
-                        active[me] = true;
-                        bytes[me] += payload.len() as u64;
-                    }
-                    conn.history.check(is_orig, 0x10, 'D');
-                    conn.last = ts;
-                    if !self.try_udp_tunnel(ts, &mut conn, is_orig, payload, encap) {
-                        self.deliver(&mut conn, ts, is_orig, Chunk::Data(payload));
-                    }
+                    return None;
                 }
+                if let Session::Udp { active, bytes } = &mut conn.session {
+                    let me = usize::from(!is_orig);
+                    active[me] = true;
+                    bytes[me] += payload.len() as u64;
+                }
+                conn.history.check(is_orig, 0x10, 'D');
+                conn.last = ts;
+                let inner = self.try_udp_tunnel(ts, conn, is_orig, payload, encap);
+                if inner.is_none() {
+                    self.deliver(conn, ts, is_orig, Chunk::Data(payload));
+                }
+                inner
             }
             Transport::Icmp { payload_len, .. } => {
-                count_packet(&mut conn, is_orig, ip);
+                count_packet(conn, is_orig, ip);
                 if let Session::Icmp { bytes } = &mut conn.session {
                     bytes[usize::from(!is_orig)] += payload_len as u64;
                 }
                 conn.last = ts;
+                None
             }
-            Transport::Other { .. } => {}
+            Transport::Other { .. } => None,
         }
-        self.conns.insert(key, conn);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -322,7 +361,6 @@ impl Engine {
         proto: Proto,
         sp: u16,
         dp: u16,
-        encap: Encap,
     ) -> Conn {
         let server_ports = match proto {
             Proto::Tcp => &self.tcp_server_ports,
@@ -349,7 +387,6 @@ impl Engine {
                 conn.remove_at = Some(ts + timeouts::TCP_ATTEMPT);
             }
         }
-        let _ = encap;
         self.stats.connections += 1;
         self.attach_initial_analyzers(&mut conn, ts);
         conn
@@ -558,9 +595,16 @@ impl Engine {
     }
 
     /// Teredo, VXLAN and GTP-U ride on UDP: the outer connection is logged, the inner packet analysed.
-    fn try_udp_tunnel(&mut self, ts: f64, conn: &mut Conn, is_orig: bool, payload: &[u8], encap: Encap) -> bool {
+    fn try_udp_tunnel(
+        &mut self,
+        ts: f64,
+        conn: &mut Conn,
+        is_orig: bool,
+        payload: &[u8],
+        encap: Encap,
+    ) -> Option<Decapsulated> {
         if !self.cfg.is_enabled("tunnel") {
-            return false;
+            return None;
         }
         let ports = [conn.id.orig_p, conn.id.resp_p];
         let (kind, inner): (&'static str, Option<&[u8]>) =
@@ -577,9 +621,9 @@ impl Engine {
             } else if ports.contains(&2152) {
                 ("Tunnel::GTPv1", gtpu_inner(payload))
             } else {
-                return false;
+                return None;
             };
-        let Some(inner) = inner else { return false };
+        let inner = inner?;
         if conn.tunnel.is_none() {
             conn.tunnel = Some(kind);
             self.tunnel_log(ts, conn, "Tunnel::DISCOVER");
@@ -595,8 +639,7 @@ impl Engine {
         }
         let mut chain = encap.to_vec();
         chain.push(conn.uid.clone());
-        self.process_ip(ts, inner, &chain);
-        true
+        Some(Decapsulated { bytes: inner.to_vec(), chain })
     }
 
     fn tunnel_log(&mut self, ts: f64, conn: &Conn, action: &'static str) {
@@ -624,18 +667,6 @@ impl Engine {
         self.records.push(LogRecord::new(&WEIRD, v));
     }
 
-    /// Removes connections whose timers expired.
-    fn sweep(&mut self, now: f64) {
-        let expired: Vec<ConnKey> = self.conns.iter().filter(|(_, c)| should_remove(c, now)).map(|(k, _)| *k).collect();
-        for key in expired {
-            if let Some(conn) = self.conns.remove(&key) {
-                self.remove_conn(conn);
-            }
-        }
-        self.frags.expire(now, false);
-        self.stats.active_connections = self.conns.len() as u64;
-    }
-
     fn remove_conn(&mut self, mut conn: Conn) {
         let ts = conn.last.max(self.network_time);
         for side in 0..2 {
@@ -656,17 +687,6 @@ impl Engine {
         }
     }
 
-    /// End of input: every connection is logged, as Zeek does at termination.
-    pub fn finish(&mut self) {
-        let mut all: Vec<(ConnKey, f64)> = self.conns.iter().map(|(k, c)| (*k, c.start)).collect();
-        all.sort_by(|a, b| a.1.total_cmp(&b.1));
-        for (key, _) in all {
-            if let Some(conn) = self.conns.remove(&key) {
-                self.remove_conn(conn);
-            }
-        }
-        self.stats.active_connections = 0;
-    }
 }
 
 fn count_packet(conn: &mut Conn, is_orig: bool, ip: &IpDatagram) {
@@ -724,6 +744,33 @@ impl OwnedChunk {
             OwnedChunk::Data(d) => Chunk::Data(d),
             OwnedChunk::Gap(n) => Chunk::Gap(*n),
         }
+    }
+}
+
+/// The payload of a GRE packet: IP directly, Ethernet (transparent bridging) or PPP (PPTP).
+fn gre_inner(p: &[u8]) -> Result<&[u8], DecodeError> {
+    let Some(&[f0, f1, pt0, pt1]) = p.get(..4).and_then(|s| <&[u8; 4]>::try_from(s).ok()) else {
+        return Err(DecodeError::TruncatedGre);
+    };
+    let version = f1 & 0x07;
+    let mut off = 4;
+    for (flag, len) in [(0x80, 4), (0x20, 4), (0x10, 4)] {
+        // checksum+reserved, key, sequence number
+        if f0 & flag != 0 {
+            off += len;
+        }
+    }
+    if version == 1 && f1 & 0x80 != 0 {
+        off += 4; // enhanced GRE (PPTP) acknowledgment
+    }
+    let rest = p.get(off..).ok_or(DecodeError::TruncatedGre)?;
+    match u16::from_be_bytes([pt0, pt1]) {
+        0x0800 | 0x86dd => Ok(rest),
+        0x6558 => decode_link(LinkType::Ethernet, rest),
+        0x880b if rest.len() >= 4 && matches!(u16::from_be_bytes([rest[2], rest[3]]), 0x0021 | 0x0057) => {
+            Ok(&rest[4..])
+        }
+        _ => Err(DecodeError::BadTunnel),
     }
 }
 
