@@ -498,7 +498,7 @@ impl Core {
         if hdr.flags.fin() || hdr.flags.rst() {
             let attached = conn.analyzers.iter().any(|a| !a.detached);
             if attached {
-                self.with_analyzers(conn, ts, |a, ctx| a.end_of_data(ctx, is_orig));
+                self.with_analyzers(conn, ts, false, |a, ctx| a.end_of_data(ctx, is_orig));
             }
         }
         if let (Session::Tcp(t), true) = (&conn.session, outcome.closed) {
@@ -516,11 +516,18 @@ impl Core {
     }
 
     /// Runs `f` on every attached analyzer, then applies what they asked for.
-    fn with_analyzers(&mut self, conn: &mut Conn, ts: f64, mut f: impl FnMut(&mut dyn analyzers::Analyzer, &mut Ctx)) {
+    fn with_analyzers(
+        &mut self,
+        conn: &mut Conn,
+        ts: f64,
+        finishing: bool,
+        mut f: impl FnMut(&mut dyn analyzers::Analyzer, &mut Ctx),
+    ) {
         let mut actions = Vec::new();
         let mut weirds = Vec::new();
+        let partial = matches!(&conn.session, Session::Tcp(t) if t.is_partial());
         for i in 0..conn.analyzers.len() {
-            if conn.analyzers[i].detached {
+            if conn.analyzers[i].detached && !finishing {
                 continue;
             }
             let mut ctx = Ctx {
@@ -528,6 +535,8 @@ impl Core {
                 start_ts: conn.start,
                 uid: &conn.uid,
                 id: &conn.id,
+                partial,
+                cfg: &self.cfg,
                 records: &mut self.records,
                 actions: &mut actions,
                 weirds: &mut weirds,
@@ -589,8 +598,8 @@ impl Core {
             }
         }
         match chunk {
-            Chunk::Data(d) => self.with_analyzers(conn, ts, |a, ctx| a.deliver(ctx, is_orig, d)),
-            Chunk::Gap(n) => self.with_analyzers(conn, ts, |a, ctx| a.undelivered(ctx, is_orig, n)),
+            Chunk::Data(d) => self.with_analyzers(conn, ts, false, |a, ctx| a.deliver(ctx, is_orig, d)),
+            Chunk::Gap(n) => self.with_analyzers(conn, ts, false, |a, ctx| a.undelivered(ctx, is_orig, n)),
         }
     }
 
@@ -677,7 +686,8 @@ impl Core {
             }
         }
         if !conn.analyzers.is_empty() {
-            self.with_analyzers(&mut conn, ts, |a, ctx| a.finish(ctx));
+            // Detached analyzers finish too: like Zeek's end-of-connection scripts, they log what is pending.
+            self.with_analyzers(&mut conn, ts, true, |a, ctx| a.finish(ctx));
         }
         if conn.tunnel.is_some() {
             self.tunnel_log(ts, &conn, "Tunnel::CLOSE");

@@ -11,3 +11,4 @@ pub mod decode;
 pub mod engine;
 pub mod capture;
 pub mod runner;
+pub mod cluster;

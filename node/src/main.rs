@@ -1,4 +1,6 @@
-//! The `zeek-node` command: analyse a trace or an interface standalone, like `zeek -r` / `zeek -i`.
+//! The `zeek-node` command: analyse a trace or an interface standalone, like `zeek -r` / `zeek -i`, or run as a
+//! cluster node (`run`), a whole cluster on this machine (`cluster`), convert layouts (`layout`) and query a
+//! running cluster (`ctl`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,17 +10,25 @@ use std::sync::atomic::AtomicBool;
 use clap::Parser;
 use ipnet::IpNet;
 
+use zeek_node::cluster;
 use zeek_node::config::AnalysisConfig;
 use zeek_node::logs::{DirSink, LogFormat};
 use zeek_node::runner::{self, Input, RunOptions};
 
 #[derive(Parser, Debug)]
-#[command(name = "zeek-node", version, about = "Zeek-compatible network analysis: standalone or as a cluster node")]
+#[command(
+    name = "zeek-node",
+    version,
+    about = "Zeek-compatible network analysis: standalone or as a cluster node",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Read packets from a pcap or pcapng file.
     #[arg(short = 'r', long = "readfile", value_name = "FILE", conflicts_with = "interface")]
     readfile: Option<PathBuf>,
-    /// Capture live from an interface (libpcap).
+    /// Capture live from an interface: libpcap, or AF_PACKET rings with `af_packet::IFACE` (Linux).
     #[arg(short = 'i', long = "iface", value_name = "IFACE")]
     interface: Option<String>,
     /// BPF capture filter.
@@ -42,9 +52,25 @@ struct Cli {
     /// Analysis threads; flows are sharded by a symmetric 5-tuple hash.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
+    /// AF_PACKET fanout group id for `-i af_packet::IFACE` (default: derived from the pid).
+    #[arg(long, value_name = "ID")]
+    fanout_id: Option<u16>,
     /// Log level for the node's own diagnostics (tracing's env-filter syntax).
-    #[arg(long, env = "ZEEK_NODE_LOG", default_value = "info")]
+    #[arg(long, env = "ZEEK_NODE_LOG", default_value = "info", global = true)]
     log_level: String,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Run one node of a cluster (manager, logger, proxy or worker) from a layout file.
+    Run(Box<cluster::cli::RunArgs>),
+    /// Run a whole cluster on this machine (separate processes on 127.0.0.1) over a trace or an interface.
+    Cluster(Box<cluster::inabox::ClusterArgs>),
+    /// Layout file tools.
+    #[command(subcommand)]
+    Layout(cluster::cli::LayoutCmd),
+    /// Query a running cluster through its manager.
+    Ctl(cluster::ctl::CtlArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,7 +79,14 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log_level))
         .with_writer(std::io::stderr)
         .init();
-    match standalone(cli) {
+    let result = match cli.command {
+        Some(Command::Run(args)) => cluster::cli::run_node(*args),
+        Some(Command::Cluster(args)) => cluster::inabox::cluster(*args),
+        Some(Command::Layout(cmd)) => cluster::cli::layout_cmd(cmd),
+        Some(Command::Ctl(args)) => cluster::ctl::ctl(args),
+        None => standalone(cli),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zeek-node: {e:#}");
@@ -65,7 +98,7 @@ fn main() -> ExitCode {
 fn standalone(cli: Cli) -> anyhow::Result<()> {
     let input = match (cli.readfile, cli.interface) {
         (Some(f), _) => Input::File(f),
-        (None, Some(i)) => Input::Interface(i),
+        (None, Some(i)) => Input::live(i, cli.fanout_id),
         (None, None) => anyhow::bail!("nothing to analyse: give -r FILE or -i IFACE (see --help)"),
     };
     let mut analysis = AnalysisConfig { ignore_checksums: cli.ignore_checksums, ..AnalysisConfig::default() };

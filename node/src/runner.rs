@@ -155,7 +155,7 @@ fn run_single(
     }
     engine.finish();
     write_all(sink, engine.drain_records(), &mut summary.records)?;
-    summary.engine = engine.stats;
+    summary.engine = engine.stats();
     Ok(summary)
 }
 
@@ -371,9 +371,29 @@ fn capture_thread(
             let _ = out.send(engine.drain_records().collect());
         }
     }
+    if error.is_none() {
+        drain_ring(&mut socket, &mut engine);
+    }
     engine.finish();
     let _ = out.send(engine.drain_records().collect());
-    CaptureThreadDone { engine: engine.stats, capture: socket.stats(), error }
+    CaptureThreadDone { engine: engine.stats(), capture: socket.stats(), error }
+}
+
+/// Analyses what the kernel captured before the stop: waits until partly filled blocks are handed over, then
+/// reads what is ready, for a bounded time (traffic keeps coming on a busy link).
+#[cfg(target_os = "linux")]
+fn drain_ring(socket: &mut crate::capture::af_packet::AfPacketSource, engine: &mut Engine) {
+    use crate::capture::af_packet::AfPacketSource;
+    const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_millis(250);
+    thread::sleep(AfPacketSource::block_retire_delay() * 2);
+    let link = socket.link_type();
+    let started = std::time::Instant::now();
+    while started.elapsed() < DRAIN_LIMIT {
+        match socket.next_ready_packet() {
+            Ok(Next::Packet(p)) => engine.process_packet(p.ts, link, p.data),
+            _ => break,
+        }
+    }
 }
 
 fn analysis_thread(cfg: AnalysisConfig, rx: Receiver<Batch>, out: Sender<Vec<LogRecord>>) -> EngineStats {
@@ -388,10 +408,10 @@ fn analysis_thread(cfg: AnalysisConfig, rx: Receiver<Batch>, out: Sender<Vec<Log
     }
     engine.finish();
     let _ = out.send(engine.drain_records().collect());
-    engine.stats
+    engine.stats()
 }
 
-enum Shard {
+pub enum Shard {
     Whole(usize),
     /// A fragment completed a datagram: the whole datagram goes on as raw IP.
     Reassembled(usize, Vec<u8>),
@@ -399,7 +419,7 @@ enum Shard {
 
 /// Picks the analysis thread for a packet: both directions of a flow hash the same. Fragments are
 /// reassembled here first, so every piece of a datagram reaches the thread that owns its flow.
-fn shard_of(link: LinkType, ts: f64, frame: &[u8], n: usize, frags: &mut Reassembler) -> Option<Shard> {
+pub fn shard_of(link: LinkType, ts: f64, frame: &[u8], n: usize, frags: &mut Reassembler) -> Option<Shard> {
     let Ok(ip_bytes) = decode_link(link, frame) else { return Some(Shard::Whole(0)) };
     let Ok(ip) = decode_ip(ip_bytes, false) else { return Some(Shard::Whole(0)) };
     if ip.frag.is_some() {

@@ -128,7 +128,49 @@ fn detect_xmpp(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
 
 confirmer_spec!(POP3, "pop3", tcp: &[110], udp: &[], detect: Some(detect_pop3), both: true, check: pop3_check);
 confirmer_spec!(IMAP, "imap", tcp: &[143], udp: &[], detect: Some(detect_imap), both: true, check: imap_check);
-confirmer_spec!(XMPP, "xmpp", tcp: &[5222, 5269], udp: &[], detect: Some(detect_xmpp), both: false, check: xmpp_check);
+/// XMPP: confirmed on the stream header; after the server's `<proceed` to a STARTTLS request the rest
+/// of the connection is TLS, handed to the SSL analyzer.
+pub static XMPP: AnalyzerSpec = AnalyzerSpec {
+    name: "xmpp",
+    tcp_ports: &[5222, 5269],
+    udp_ports: &[],
+    detect: Some(detect_xmpp),
+    new: |_| Box::new(Xmpp::default()),
+    schemas: &[],
+};
+
+#[derive(Default)]
+struct Xmpp {
+    confirmed: bool,
+    starttls_requested: bool,
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+impl Analyzer for Xmpp {
+    fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
+        if !self.confirmed {
+            match xmpp_check(is_orig, data) {
+                Some(true) => {
+                    self.confirmed = true;
+                    ctx.confirm("xmpp");
+                }
+                _ if data.len() > 16 => {
+                    ctx.violation("not xmpp");
+                    return;
+                }
+                _ => {}
+            }
+        }
+        if is_orig && contains(data, b"<starttls") {
+            self.starttls_requested = true;
+        } else if !is_orig && self.starttls_requested && contains(data, b"<proceed") {
+            ctx.start_tls();
+        }
+    }
+}
 confirmer_spec!(NTP, "ntp", tcp: &[], udp: &[123], detect: None, both: false, check: ntp_check);
 confirmer_spec!(DHCP, "dhcp", tcp: &[], udp: &[67, 68], detect: None, both: false, check: dhcp_check);
 confirmer_spec!(IRC, "irc", tcp: &[6666, 6667, 6668, 6669], udp: &[], detect: None, both: true, check: irc_check);

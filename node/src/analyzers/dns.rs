@@ -104,8 +104,9 @@ struct DnsAnalyzer {
     tracker: Tracker,
     /// No message has been read yet (a reply first from the originator flips the connection).
     first_message: bool,
-    /// The connection's roles are the reverse of what the engine calls originator and responder.
-    flipped: bool,
+    /// Roles were flipped during the current call: the engine applies [`Ctx::flip_roles`] when the call
+    /// returns, so until then `ctx` still shows the old orientation.
+    flipped_this_call: bool,
     confirmed: bool,
     settings: Settings,
     /// TCP message framing, indexed by the engine's `is_orig`.
@@ -123,16 +124,16 @@ impl DnsAnalyzer {
             settings,
             tracker: Tracker::default(),
             first_message: true,
-            flipped: false,
+            flipped_this_call: false,
             confirmed: false,
             framers: [TcpFramer::default(), TcpFramer::default()],
         }
     }
 
-    /// The connection as Zeek sees it, after a possible role flip.
+    /// The connection as Zeek sees it, including a flip requested during this call.
     fn conn_id(&self, ctx: &Ctx) -> ConnId {
         let id = *ctx.id;
-        if self.flipped {
+        if self.flipped_this_call {
             ConnId { orig_h: id.resp_h, orig_p: id.resp_p, resp_h: id.orig_h, resp_p: id.orig_p, proto: id.proto }
         } else {
             id
@@ -141,12 +142,14 @@ impl DnsAnalyzer {
 
     /// Zeek flips the roles when the first message is a reply sent by the originator, unless the responder
     /// is a multicast group.
-    // TODO(lead): this flips only what dns.log says; conn.log needs the same flip (an `Action::FlipRoles`
-    // or `Ctx::flip_roles`). When the engine flips, drop `flipped` and call it here instead.
-    fn flip_roles(&mut self, ctx: &Ctx) {
-        if !is_multicast(&self.conn_id(ctx).resp_h) {
-            self.flipped = !self.flipped;
+    fn flip_roles(&mut self, ctx: &mut Ctx) {
+        if is_multicast(&self.conn_id(ctx).resp_h) {
+            return;
         }
+        ctx.flip_roles();
+        self.flipped_this_call = true;
+        // The framers follow the endpoints, whose `is_orig` the flip inverts.
+        self.framers.swap(0, 1);
     }
 
     /// One DNS message. `from_orig` is the sender as the engine sees it, `None` when unknown (a partial
@@ -165,7 +168,7 @@ impl DnsAnalyzer {
                 return;
             }
         };
-        let sent_by_orig = from_orig.map(|orig| orig != self.flipped);
+        let sent_by_orig = from_orig.map(|orig| orig != self.flipped_this_call);
         if self.first_message && msg.header.qr && sent_by_orig == Some(true) {
             self.flip_roles(ctx);
         }
@@ -190,6 +193,11 @@ impl DnsAnalyzer {
         };
         let mut done = Vec::new();
         self.tracker.message(&msg, &session_ctx, &mut done);
+        if msg.too_many_queries {
+            // The engine detaches a violating analyzer and never finishes it, while Zeek's removal hook
+            // still writes what is pending: write it now rather than lose it.
+            self.tracker.finish(&mut done);
+        }
         self.write(ctx, done);
     }
 
@@ -213,6 +221,7 @@ impl DnsAnalyzer {
 
 impl Analyzer for DnsAnalyzer {
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
+        self.flipped_this_call = false;
         if self.proto != Proto::Tcp {
             self.message(ctx, Some(is_orig), data);
             return;
@@ -224,12 +233,14 @@ impl Analyzer for DnsAnalyzer {
     }
 
     fn end_of_data(&mut self, ctx: &mut Ctx, _is_orig: bool) {
+        self.flipped_this_call = false;
         if self.proto == Proto::Tcp {
             self.flush_partial_messages(ctx);
         }
     }
 
     fn finish(&mut self, ctx: &mut Ctx) {
+        self.flipped_this_call = false;
         let mut done = Vec::new();
         self.tracker.finish(&mut done);
         self.write(ctx, done);
@@ -353,6 +364,8 @@ pub fn fuzz(data: &[u8]) {
                 start_ts: 1.0,
                 uid: "CFuzz",
                 id: &id,
+                partial: false,
+                cfg: &crate::config::AnalysisConfig::default(),
                 records: &mut records,
                 actions: &mut actions,
                 weirds: &mut weirds,

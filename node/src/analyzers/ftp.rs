@@ -102,7 +102,8 @@ const MAX_COMMAND_LENGTH: usize = 100;
 const DATA_CHANNEL_EXPIRY: f64 = 300.0;
 
 /// Commands whose argument names a file or directory; their `arg` is logged as an `ftp://` URL.
-const FILE_CMDS: &[&str] = &["APPE", "CWD", "DELE", "MKD", "RETR", "RMD", "RNFR", "RNTO", "STOR", "STOU", "REST", "SIZE", "MDTM"];
+const FILE_CMDS: &[&str] =
+    &["APPE", "CWD", "DELE", "MKD", "RETR", "RMD", "RNFR", "RNTO", "STOR", "STOU", "REST", "SIZE", "MDTM"];
 
 // ---------------------------------------------------------------------------------------------------
 // Detection
@@ -349,7 +350,11 @@ impl FtpAnalyzer {
         }
         if cmd.len() > MAX_COMMAND_LENGTH {
             if self.confirmed {
-                ctx.weird("FTP_max_command_length_exceeded", Some(format!("{} > {MAX_COMMAND_LENGTH}", cmd.len())), "FTP");
+                ctx.weird(
+                    "FTP_max_command_length_exceeded",
+                    Some(format!("{} > {MAX_COMMAND_LENGTH}", cmd.len())),
+                    "FTP",
+                );
             }
             return;
         }
@@ -393,7 +398,8 @@ impl FtpAnalyzer {
                 self.session(ctx.ts).password = Some(arg);
             }
             "PORT" | "EPRT" => {
-                let parsed = if cmd == "PORT" { parse_ftp_port(arg.as_bytes()) } else { parse_eftp(Some(arg.as_bytes())) };
+                let parsed =
+                    if cmd == "PORT" { parse_ftp_port(arg.as_bytes()) } else { parse_eftp(Some(arg.as_bytes())) };
                 if let Some((h, p)) = parsed {
                     let chan = DataChannel { passive: false, orig_h: id_resp_h, resp_h: h, resp_p: p };
                     self.session(ctx.ts).set_expected_channel(ctx, chan);
@@ -434,11 +440,17 @@ impl FtpAnalyzer {
             }
         }
 
-        if code == 234 && self.auth_requested.as_deref() == Some(b"TLS".as_slice()) {
+        let starts_tls = code == 234 && self.auth_requested.as_deref() == Some(b"TLS".as_slice());
+        if starts_tls {
             self.tls_active = true;
             ctx.start_tls();
         }
         self.on_reply(ctx, code, bytes_to_log_string(msg), cont_resp);
+        if starts_tls {
+            // Nothing after this is FTP; what Zeek logs at the end of the connection is final now, and the
+            // engine may hand the stream to TLS without finishing this analyzer.
+            self.log_pending(ctx);
+        }
     }
 
     /// Zeek's `ftp_reply` event handler.
@@ -498,7 +510,11 @@ impl FtpAnalyzer {
     fn log_message(&mut self, ctx: &mut Ctx) {
         let Some(s) = self.session.as_mut() else { return };
         let Some(ca) = s.cmdarg.clone() else { return };
-        let mut arg = if FILE_CMDS.contains(&ca.cmd.as_str()) { build_url_ftp(ctx.id.resp_h, &s.cwd, &ca.arg) } else { ca.arg.clone() };
+        let mut arg = if FILE_CMDS.contains(&ca.cmd.as_str()) {
+            build_url_ftp(ctx.id.resp_h, &s.cwd, &ca.arg)
+        } else {
+            ca.arg.clone()
+        };
         truncate_logged(ctx, &mut arg, MAX_ARG_LENGTH, "FTP_arg_too_long");
         if let Some(msg) = s.reply_msg.as_mut() {
             truncate_logged(ctx, msg, MAX_REPLY_MSG_LENGTH, "FTP_reply_msg_too_long");
@@ -528,7 +544,9 @@ impl FtpAnalyzer {
         v.push(Value::opt_count(s.reply_code));
         v.push(Value::opt_str(s.reply_msg.clone()));
         match data_channel {
-            Some(c) => v.extend([Value::Bool(c.passive), Value::Addr(c.orig_h), Value::Addr(c.resp_h), Value::Port(c.resp_p)]),
+            Some(c) => {
+                v.extend([Value::Bool(c.passive), Value::Addr(c.orig_h), Value::Addr(c.resp_h), Value::Port(c.resp_p)])
+            }
             None => v.extend([Value::Unset, Value::Unset, Value::Unset, Value::Unset]),
         }
         v.push(Value::opt_str(fuid));
@@ -557,8 +575,15 @@ impl Analyzer for FtpAnalyzer {
         if self.lines[1].has_partial() && !self.tls_active {
             ctx.weird("partial_ftp_request", None, "FTP");
         }
-        // Zeek's `finalize_ftp`: whatever is still pending is logged with the last reply seen.
-        let pending: Vec<CmdArg> = self.session.as_ref().map(|s| s.pending.values().cloned().collect()).unwrap_or_default();
+        self.log_pending(ctx);
+    }
+}
+
+impl FtpAnalyzer {
+    /// Zeek's `finalize_ftp`: whatever is still pending is logged with the last reply seen.
+    fn log_pending(&mut self, ctx: &mut Ctx) {
+        let pending: Vec<CmdArg> =
+            self.session.as_ref().map(|s| s.pending.values().cloned().collect()).unwrap_or_default();
         for ca in pending {
             if let Some(s) = self.session.as_mut() {
                 s.cmdarg = Some(ca);
@@ -628,7 +653,9 @@ fn reply_code_expected(cmd: &str, code: u64) -> bool {
         "TYPE" => &[200, 421, 500, 501, 504, 530],
         "ALLO" => &[200, 202, 421, 500, 501, 504, 530],
         "REST" => &[200, 350, 421, 500, 501, 502, 530],
-        "STOR" | "STOU" => &[110, 125, 150, 226, 250, 421, 425, 426, 451, 551, 552, 532, 450, 452, 553, 500, 501, 530, 550],
+        "STOR" | "STOU" => {
+            &[110, 125, 150, 226, 250, 421, 425, 426, 451, 551, 552, 532, 450, 452, 553, 500, 501, 530, 550]
+        }
         "RETR" => &[110, 125, 150, 226, 250, 421, 425, 426, 451, 450, 500, 501, 530, 550],
         "LIST" | "NLST" => &[125, 150, 226, 250, 421, 425, 426, 451, 450, 500, 501, 502, 530, 550],
         "APPE" => &[125, 150, 226, 250, 421, 425, 426, 451, 551, 552, 532, 450, 550, 452, 553, 500, 501, 502, 530],
@@ -661,7 +688,7 @@ fn reply_code_expected(cmd: &str, code: u64) -> bool {
 
 /// Zeek's `extract_count(s, F)`: the last run of digits in `s`, or 0.
 fn extract_last_count(s: &str) -> u64 {
-    s.split(|c: char| !c.is_ascii_digit()).filter(|run| !run.is_empty()).last().and_then(|run| run.parse().ok()).unwrap_or(0)
+    s.split(|c: char| !c.is_ascii_digit()).rfind(|run| !run.is_empty()).and_then(|run| run.parse().ok()).unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -785,7 +812,8 @@ fn parse_eftp(line: Option<&[u8]>) -> Option<(IpAddr, u16)> {
 /// `absolute_path_pat`: `/…` or a drive letter followed by a slash or backslash.
 fn is_absolute_path(p: &str) -> bool {
     let b = p.as_bytes();
-    b.first() == Some(&b'/') || (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && matches!(b[2], b'/' | b'\\'))
+    b.first() == Some(&b'/')
+        || (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && matches!(b[2], b'/' | b'\\'))
 }
 
 fn build_path(dir: &str, file_name: &str) -> String {
@@ -997,6 +1025,8 @@ pub fn fuzz(data: &[u8]) {
         start_ts: 1.0,
         uid: "CFuzz",
         id: &id,
+        partial: false,
+        cfg: &crate::config::AnalysisConfig::default(),
         records: &mut records,
         actions: &mut actions,
         weirds: &mut weirds,
@@ -1073,11 +1103,20 @@ mod tests {
         let summary: Vec<String> = logged
             .iter()
             .map(|r| {
-                ["command", "arg", "user", "password", "file_size", "reply_code", "data_channel.passive", "data_channel.resp_p"]
-                    .iter()
-                    .map(|c| col(r, c))
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                [
+                    "command",
+                    "arg",
+                    "user",
+                    "password",
+                    "file_size",
+                    "reply_code",
+                    "data_channel.passive",
+                    "data_channel.resp_p",
+                ]
+                .iter()
+                .map(|c| col(r, c))
+                .collect::<Vec<_>>()
+                .join(" ")
             })
             .collect();
         assert_eq!(
@@ -1101,7 +1140,8 @@ mod tests {
     #[test]
     fn auth_tls_switches_to_tls_and_logs_init_when_configured() {
         let mut h = Harness::new(Proto::Tcp, 21);
-        let logged: BTreeSet<String> = ["<init>", "AUTH"].into_iter().chain(DEFAULT_LOGGED_COMMANDS.iter().copied()).map(String::from).collect();
+        let logged: BTreeSet<String> =
+            ["<init>", "AUTH"].into_iter().chain(DEFAULT_LOGGED_COMMANDS.iter().copied()).map(String::from).collect();
         let mut a = FtpAnalyzer::with_logged_commands(Arc::new(logged));
         let script: &[(bool, &[u8])] = &[
             (false, b"220 (vsFTPd 3.0.5)\r\n"),
@@ -1110,7 +1150,11 @@ mod tests {
             (true, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n"),
         ];
         run_session(&mut h, &mut a, script);
-        let rows: Vec<String> = h.logged("ftp").iter().map(|r| format!("{} {} {} {}", col(r, "user"), col(r, "command"), col(r, "arg"), col(r, "reply_msg"))).collect();
+        let rows: Vec<String> = h
+            .logged("ftp")
+            .iter()
+            .map(|r| format!("{} {} {} {}", col(r, "user"), col(r, "command"), col(r, "arg"), col(r, "reply_msg")))
+            .collect();
         assert_eq!(rows, vec!["<unknown> <init> - (vsFTPd 3.0.5)", "<unknown> AUTH TLS Proceed with negotiation."]);
         assert!(h.actions.contains(&Action::StartTls));
     }
@@ -1137,8 +1181,15 @@ mod tests {
             (false, b"226 Transfer complete\r\n"),
         ];
         run_session(&mut h, &mut a, script);
-        let rows: Vec<String> = h.logged("ftp").iter().map(|r| format!("{} {} {}", col(r, "command"), col(r, "arg"), col(r, "password"))).collect();
-        assert_eq!(rows, vec!["DELE ftp://192.0.2.1/../old.txt <hidden>", "STOR ftp://192.0.2.1/home/bob/new.txt <hidden>"]);
+        let rows: Vec<String> = h
+            .logged("ftp")
+            .iter()
+            .map(|r| format!("{} {} {}", col(r, "command"), col(r, "arg"), col(r, "password")))
+            .collect();
+        assert_eq!(
+            rows,
+            vec!["DELE ftp://192.0.2.1/../old.txt <hidden>", "STOR ftp://192.0.2.1/home/bob/new.txt <hidden>"]
+        );
     }
 
     #[test]
@@ -1164,7 +1215,16 @@ mod tests {
         let rows: Vec<String> = h
             .logged("ftp")
             .iter()
-            .map(|r| format!("{} {} {} {} {}", col(r, "command"), col(r, "arg"), col(r, "file_size"), col(r, "data_channel.resp_h"), col(r, "reply_msg")))
+            .map(|r| {
+                format!(
+                    "{} {} {} {} {}",
+                    col(r, "command"),
+                    col(r, "arg"),
+                    col(r, "file_size"),
+                    col(r, "data_channel.resp_h"),
+                    col(r, "reply_msg")
+                )
+            })
             .collect();
         assert_eq!(
             rows,
@@ -1202,7 +1262,7 @@ mod tests {
         assert_eq!(col(files[0], "source"), "FTP_DATA");
         assert_eq!(col(files[0], "mime_type"), "text/plain");
         assert_eq!(col(files[0], "is_orig"), "F");
-        assert_eq!(col(files[0], "seen_bytes"), "28");
+        assert_eq!(col(files[0], "seen_bytes"), "27");
         h.deliver(&mut a, false, b"226 Transfer complete.\r\n");
         h.deliver(&mut a, true, b"QUIT\r\n");
         let retr = h.logged("ftp").into_iter().find(|r| col(r, "command") == "RETR").expect("RETR logged");
@@ -1248,7 +1308,10 @@ mod tests {
         let v4 = |s: &str| -> IpAddr { s.parse().unwrap() };
         assert_eq!(parse_ftp_port(b"10,0,0,1,4,31"), Some((v4("10.0.0.1"), 1055)));
         assert_eq!(parse_ftp_port(b"10,0,0,1,4,256"), None);
-        assert_eq!(parse_ftp_pasv(b"Entering Passive Mode (205,167,25,101,243,251)."), Some((v4("205.167.25.101"), 62459)));
+        assert_eq!(
+            parse_ftp_pasv(b"Entering Passive Mode (205,167,25,101,243,251)."),
+            Some((v4("205.167.25.101"), 62459))
+        );
         assert_eq!(parse_ftp_pasv(b"Entering Passive Mode 10,0,0,1,4,31"), Some((v4("10.0.0.1"), 1055)));
         assert_eq!(parse_eftp(Some(b"|1|10.0.0.1|1055|")), Some((v4("10.0.0.1"), 1055)));
         assert_eq!(parse_eftp(Some(b"|2|::1|1055|")), Some((v4("::1"), 1055)));

@@ -102,6 +102,9 @@ pub struct Ctx<'a> {
     pub start_ts: f64,
     pub uid: &'a str,
     pub id: &'a ConnId,
+    /// The TCP connection was joined mid-stream (no SYN seen from the originator): Zeek's `IsPartial`.
+    pub partial: bool,
+    pub(crate) cfg: &'a crate::config::AnalysisConfig,
     pub(crate) records: &'a mut Vec<LogRecord>,
     pub(crate) actions: &'a mut Vec<Action>,
     pub(crate) weirds: &'a mut Vec<Weird>,
@@ -109,6 +112,11 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// Whether `addr` is in the site's local networks (`--local-nets`, Zeek's `Site::local_nets`).
+    pub fn is_local(&self, addr: IpAddr) -> bool {
+        self.cfg.is_local(addr)
+    }
+
     /// Writes one record to a log stream.
     pub fn log(&mut self, schema: &'static Schema, values: Vec<Value>) {
         self.records.push(LogRecord::new(schema, values));
@@ -222,6 +230,8 @@ pub(crate) mod testing {
         pub records: Vec<LogRecord>,
         pub actions: Vec<Action>,
         pub weirds: Vec<Weird>,
+        pub partial: bool,
+        cfg: crate::config::AnalysisConfig,
         ids: crate::conn::UidGenerator,
     }
 
@@ -238,6 +248,8 @@ pub(crate) mod testing {
                 records: vec![],
                 actions: vec![],
                 weirds: vec![],
+                partial: false,
+                cfg: crate::config::AnalysisConfig::default(),
                 ids: crate::conn::UidGenerator::new(1),
             }
         }
@@ -248,6 +260,8 @@ pub(crate) mod testing {
                 start_ts: 0.0,
                 uid: "CTest",
                 id: &self.id,
+                partial: self.partial,
+                cfg: &self.cfg,
                 records: &mut self.records,
                 actions: &mut self.actions,
                 weirds: &mut self.weirds,

@@ -114,7 +114,9 @@ pub fn extract_urls(text: &[u8]) -> Vec<String> {
     let mut urls = Vec::new();
     let mut i = 0;
     while i < text.len() {
-        let Some(scheme) = SCHEMES.iter().find(|s| text.len() - i >= s.len() && text[i..i + s.len()].eq_ignore_ascii_case(s)) else {
+        let Some(scheme) =
+            SCHEMES.iter().find(|s| text.len() - i >= s.len() && text[i..i + s.len()].eq_ignore_ascii_case(s))
+        else {
             i += 1;
             continue;
         };
@@ -161,7 +163,8 @@ pub fn extract_email_addrs(s: &str) -> Vec<String> {
         if end < b.len() {
             end += 1; // the terminating delimiter is part of the match
         }
-        let addr: String = s[n..end].chars().filter(|c| !matches!(c, '<' | '>' | ',' | ':' | ';' | ' ' | '\t')).collect();
+        let addr: String =
+            s[n..end].chars().filter(|c| !matches!(c, '<' | '>' | ',' | ':' | ';' | ' ' | '\t')).collect();
         out.push(addr);
         n = end;
     }
@@ -231,7 +234,8 @@ fn match_ipv4(b: &[u8], i: usize) -> Option<usize> {
     fn octet_lens(b: &[u8], i: usize) -> impl Iterator<Item = usize> + '_ {
         (1..=3).rev().filter(move |&n| {
             let Some(d) = b.get(i..i + n) else { return false };
-            d.iter().all(u8::is_ascii_digit) && (n < 3 || std::str::from_utf8(d).ok().and_then(|s| s.parse::<u16>().ok()).is_some_and(|v| v <= 255))
+            d.iter().all(u8::is_ascii_digit)
+                && (n < 3 || std::str::from_utf8(d).ok().and_then(|s| s.parse::<u16>().ok()).is_some_and(|v| v <= 255))
         })
     }
     fn rest(b: &[u8], i: usize, octets_left: usize) -> Option<usize> {
@@ -253,11 +257,13 @@ fn match_ipv4(b: &[u8], i: usize) -> Option<usize> {
 /// The end of an IPv6 literal at `i`: the longest run of hex digits, colons and dots there that parses.
 fn match_ipv6(b: &[u8], i: usize) -> Option<usize> {
     let run = b[i..].iter().take_while(|c| c.is_ascii_hexdigit() || **c == b':' || **c == b'.').count();
-    (2..=run).rev().find(|&n| {
-        let s = &b[i..i + n];
-        s.contains(&b':') && std::str::from_utf8(s).ok().is_some_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok())
-    })
-    .map(|n| i + n)
+    (2..=run)
+        .rev()
+        .find(|&n| {
+            let s = &b[i..i + n];
+            s.contains(&b':') && std::str::from_utf8(s).ok().is_some_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok())
+        })
+        .map(|n| i + n)
 }
 
 fn insert_unique(set: &mut Vec<String>, item: String) {
@@ -385,8 +391,20 @@ impl Info {
             "FROM" => self.from = Some(value_s),
             "REPLY-TO" => self.reply_to = Some(value_s),
             "DATE" => self.date = Some(value_s),
-            "TO" => add_addresses(ctx, self.to.get_or_insert_with(Vec::new), value, MAX_TO_ADDRESSES, "smtp_too_many_to_addresses"),
-            "CC" => add_addresses(ctx, self.cc.get_or_insert_with(Vec::new), value, MAX_CC_ADDRESSES, "smtp_too_many_cc_addresses"),
+            "TO" => add_addresses(
+                ctx,
+                self.to.get_or_insert_with(Vec::new),
+                value,
+                MAX_TO_ADDRESSES,
+                "smtp_too_many_to_addresses",
+            ),
+            "CC" => add_addresses(
+                ctx,
+                self.cc.get_or_insert_with(Vec::new),
+                value,
+                MAX_CC_ADDRESSES,
+                "smtp_too_many_cc_addresses",
+            ),
             "X-ORIGINATING-IP" => {
                 if let Some(a) = extract_ip_addresses(value, false).first().and_then(|a| a.parse().ok()) {
                     self.x_originating_ip = Some(a);
@@ -476,7 +494,11 @@ impl Script {
         self.state.invalid_transactions += 1;
         if self.state.invalid_transactions > MAX_INVALID_MAIL_TRANSACTIONS && !self.disabled {
             let n = self.state.invalid_transactions;
-            ctx.weird("smtp_excessive_invalid_mail_transactions", Some(format!("{n}/{MAX_INVALID_MAIL_TRANSACTIONS}")), "SMTP");
+            ctx.weird(
+                "smtp_excessive_invalid_mail_transactions",
+                Some(format!("{n}/{MAX_INVALID_MAIL_TRANSACTIONS}")),
+                "SMTP",
+            );
             self.disabled = true;
         }
     }
@@ -571,7 +593,9 @@ impl Script {
             MimeEvent::Header { name, value } => {
                 if let Some(e) = self.entities.last_mut() {
                     match name {
-                        "CONTENT-DISPOSITION" if has_param_name(value, "filename") => e.filename = filename_from_disposition(value),
+                        "CONTENT-DISPOSITION" if has_param_name(value, "filename") => {
+                            e.filename = filename_from_disposition(value)
+                        }
                         "CONTENT-TYPE" => {
                             e.content_type = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
                             if has_param_name(value, "name") {
@@ -600,7 +624,9 @@ impl Script {
                     }
                 };
                 file.data(ctx.ts, data);
-                if (e.content_type.is_empty() || e.content_type.starts_with("text/")) && e.text.len() < MAX_URL_SCAN_BYTES {
+                if (e.content_type.is_empty() || e.content_type.starts_with("text/"))
+                    && e.text.len() < MAX_URL_SCAN_BYTES
+                {
                     e.text.extend_from_slice(data);
                 }
             }
@@ -625,7 +651,12 @@ fn publish_urls(ctx: &Ctx, info: &Info) {
     }
     let sink = *URL_SINK.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(sink) = sink {
-        sink(MailUrls { ts: info.ts, uid: ctx.uid.to_string(), mailfrom: info.mailfrom.clone(), urls: info.urls.clone() });
+        sink(MailUrls {
+            ts: info.ts,
+            uid: ctx.uid.to_string(),
+            mailfrom: info.mailfrom.clone(),
+            urls: info.urls.clone(),
+        });
     }
 }
 
@@ -647,7 +678,8 @@ fn has_param_name(value: &str, name: &str) -> bool {
 /// with an RFC 2231 `charset''` prefix removed.
 fn filename_from_disposition(value: &str) -> Option<String> {
     let lower = value.to_ascii_lowercase();
-    let key_end = ["filename*=", "filename=", "name*=", "name="].iter().find_map(|k| lower.find(k).map(|i| i + k.len()))?;
+    let key_end =
+        ["filename*=", "filename=", "name*=", "name="].iter().find_map(|k| lower.find(k).map(|i| i + k.len()))?;
     let raw = value[key_end..].split(';').next().unwrap_or_default().trim();
     let unquoted = raw.trim_matches('"');
     let name = unquoted.split_once("''").map_or(unquoted, |(_, n)| n);
@@ -680,8 +712,27 @@ impl Cmd {
 
 /// The commands Zeek's SMTP analyzer knows (SMTP_cmd.def); others are "unknown command" and not reported.
 const COMMANDS: &[&str] = &[
-    "EHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "SEND", "SOML", "SAML", "VRFY", "EXPN", "HELP", "NOOP", "QUIT", "TURN",
-    "STARTTLS", "X-ANONYMOUSTLS", "AUTH", "ETRN", "XEXCH50",
+    "EHLO",
+    "HELO",
+    "MAIL",
+    "RCPT",
+    "DATA",
+    "BDAT",
+    "RSET",
+    "SEND",
+    "SOML",
+    "SAML",
+    "VRFY",
+    "EXPN",
+    "HELP",
+    "NOOP",
+    "QUIT",
+    "TURN",
+    "STARTTLS",
+    "X-ANONYMOUSTLS",
+    "AUTH",
+    "ETRN",
+    "XEXCH50",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -785,7 +836,9 @@ impl SmtpAnalyzer {
                 let word_len = line.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(line.len());
                 let (word, after) = line.split_at(word_len);
                 let arg = trim_ascii_start(after);
-                let Some(cmd) = COMMANDS.iter().copied().find(|c| c.as_bytes().eq_ignore_ascii_case(word)) else { return 0 };
+                let Some(cmd) = COMMANDS.iter().copied().find(|c| c.as_bytes().eq_ignore_ascii_case(word)) else {
+                    return 0;
+                };
                 let cmd = Cmd::Word(cmd);
                 self.new_cmd(cmd);
                 self.request_event(ctx, cmd.name(), arg);
@@ -868,6 +921,11 @@ impl SmtpAnalyzer {
         let cmd = self.last_replied_cmd.map_or("(UNKNOWN)", Cmd::name);
         let msg = bytes_to_log_string(msg);
         self.script.on_reply(ctx, code, cmd, &msg, self.pending_reply > 0);
+        if self.state == State::InTls {
+            // The rest is TLS: the transaction is final now (Zeek logs it when the connection ends), and
+            // the engine may hand the stream over without finishing this analyzer.
+            self.script.flush_message(ctx);
+        }
     }
 
     fn new_reply(&mut self, ctx: &mut Ctx, code: u16) {
@@ -881,7 +939,7 @@ impl SmtpAnalyzer {
         if let Some(cmd) = cmd {
             self.update_state(ctx, cmd, code);
         } else if self.state == State::GapRecovery && code == 354 {
-            self.begin_data(ctx, true);
+            self.start_data_state(ctx);
         }
     }
 
@@ -895,11 +953,13 @@ impl SmtpAnalyzer {
             (Cmd::Word("EHLO" | "HELO"), 0) => self.state = State::Ready,
             (Cmd::Word("EHLO" | "HELO"), 421 | 500 | 501 | 504 | 550) => self.state = State::Initiated,
             (Cmd::Word("MAIL" | "SEND" | "SOML" | "SAML"), 0) => self.state = State::MailOk,
-            (Cmd::Word("MAIL" | "SEND" | "SOML" | "SAML"), 421 | 451 | 452 | 500 | 501 | 503 | 550 | 552 | 553) if !in_data => {
+            (Cmd::Word("MAIL" | "SEND" | "SOML" | "SAML"), 421 | 451 | 452 | 500 | 501 | 503 | 550 | 552 | 553)
+                if !in_data =>
+            {
                 self.state = State::Ready
             }
             (Cmd::Word("RCPT"), 0) => self.state = State::RcptOk,
-            (Cmd::Word("DATA"), 0) => self.begin_data(ctx, true),
+            (Cmd::Word("DATA"), 0) => self.start_data_state(ctx),
             (Cmd::Word("DATA"), 354) => {}
             (Cmd::Word("DATA"), _) => {
                 if in_data {
@@ -918,9 +978,14 @@ impl SmtpAnalyzer {
             (Cmd::Word("AUTH") | Cmd::AuthAnswer, 334) => self.state = State::InAuth,
             (Cmd::Word("AUTH") | Cmd::AuthAnswer, _) => self.state = State::Initiated,
             (Cmd::Word("STARTTLS" | "X-ANONYMOUSTLS"), 220) => self.start_tls(ctx),
-            (_, 354) if self.state == State::GapRecovery => self.begin_data(ctx, true),
+            (_, 354) if self.state == State::GapRecovery => self.start_data_state(ctx),
             _ => {}
         }
+    }
+
+    fn start_data_state(&mut self, ctx: &mut Ctx) {
+        self.state = State::InData;
+        self.begin_data(ctx, true);
     }
 
     fn start_tls(&mut self, ctx: &mut Ctx) {
@@ -929,12 +994,11 @@ impl SmtpAnalyzer {
         self.script.on_starttls(ctx);
     }
 
+    /// Starts a message. The caller sets the state: DATA switches the client to message lines, BDAT does not.
     fn begin_data(&mut self, ctx: &mut Ctx, is_orig: bool) {
-        self.state = State::InData;
         if self.mail.is_some() {
             ctx.weird("smtp_nested_mail_transaction", None, "SMTP");
             self.end_data(ctx);
-            self.state = State::InData;
         }
         let script = &mut self.script;
         let message = MimeMessage::new(&mut |ev| script.on_mime(ctx, is_orig, ev));
@@ -977,7 +1041,9 @@ impl Analyzer for SmtpAnalyzer {
             if self.state == State::InTls || self.script.disabled {
                 return rest.len();
             }
-            if is_orig { self.client_line(ctx, is_orig, line, rest) } else {
+            if is_orig {
+                self.client_line(ctx, is_orig, line, rest)
+            } else {
                 self.server_line(ctx, line);
                 0
             }
@@ -1035,6 +1101,8 @@ pub fn fuzz(data: &[u8]) {
         start_ts: 1.0,
         uid: "CFuzz",
         id: &id,
+        partial: false,
+        cfg: &crate::config::AnalysisConfig::default(),
         records: &mut records,
         actions: &mut actions,
         weirds: &mut weirds,

@@ -299,8 +299,9 @@ impl SshAnalyzer {
         if let [rest @ .., b'\r'] = text {
             text = rest;
         }
-        if !is_orig && !text.starts_with(b"SSH-") {
-            // `ssh_server_pre_banner_data`: the server may talk before its banner.
+        if !text.starts_with(b"SSH-") {
+            // `ssh_server_pre_banner_data`: the server may talk before its banner. A client line that is
+            // not a banner means we joined mid-stream, where Zeek (`IsPartial`) analyses nothing.
             return true;
         }
         let banner = bytes_to_log_string(text);
@@ -316,10 +317,10 @@ impl SshAnalyzer {
         } else {
             info.server = Some(banner);
         }
-        if let (Some(c), Some(s)) = (&info.client, &info.server) {
-            if let Some(v) = logged_version(c, s) {
-                info.version = Some(v);
-            }
+        if let (Some(c), Some(s)) = (&info.client, &info.server)
+            && let Some(v) = logged_version(c, s)
+        {
+            info.version = Some(v);
         }
         true
     }
@@ -389,10 +390,10 @@ impl SshAnalyzer {
             }
             return;
         }
-        if self.kex_kind.is_some_and(|k| k.host_key_message() == msg_type) {
-            if let Some((host_key, _)) = ssh_string(payload) {
-                self.info(ctx).host_key_fingerprint = Some(host_key_fingerprint(host_key));
-            }
+        if self.kex_kind.is_some_and(|k| k.host_key_message() == msg_type)
+            && let Some((host_key, _)) = ssh_string(payload)
+        {
+            self.info(ctx).host_key_fingerprint = Some(host_key_fingerprint(host_key));
         }
     }
 

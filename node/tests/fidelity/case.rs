@@ -225,18 +225,20 @@ fn parse_assertions(text: &str) -> Vec<Assertion> {
 
 /// The node's `--analyzers` names that a Zeek script enables; `None` for a script we do not know.
 ///
-/// `base/protocols/http` also loads `base/frameworks/tunnels` (in its main.zeek) and brings weird.log with it (the
-/// bare `http-no-crlf` case, which loads only conn and http, has a weird.log baseline).
+/// Names are the node's (`tunnels` is its alias of the `tunnel` stream). A protocol script brings what it loads:
+/// http, ftp and smtp load the files framework (files.log; the bare `smtp-basic` case has one), ftp loads its data
+/// channel analyzer, http loads `base/frameworks/tunnels` (in its main.zeek) and weird.log (the bare `http-no-crlf`
+/// case, which loads only conn and http, has a weird.log baseline).
 pub fn analyzers_for_script(script: &str) -> Option<&'static [&'static str]> {
     let script = script.trim_end_matches(".zeek").trim_start_matches("policy/");
     let analyzers: &'static [&'static str] = match script {
         "base/protocols/conn" => &["conn"],
         "base/protocols/dns" => &["dns"],
-        "base/protocols/http" => &["http", "tunnels", "weird"],
+        "base/protocols/http" => &["files", "http", "tunnels", "weird"],
         "base/protocols/ssl" => &["ssl"],
         "base/protocols/ssh" => &["ssh"],
-        "base/protocols/ftp" => &["ftp"],
-        "base/protocols/smtp" => &["smtp"],
+        "base/protocols/ftp" => &["files", "ftp", "ftp-data"],
+        "base/protocols/smtp" => &["files", "smtp"],
         "base/protocols/pop3" => &["pop3"],
         "base/protocols/imap" => &["imap"],
         "base/protocols/irc" => &["irc"],

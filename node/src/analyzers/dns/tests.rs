@@ -85,6 +85,10 @@ fn reply_first_flips_the_connection() {
     let mut h = udp("207.158.192.40", 53, "10.20.1.31", 53);
     let mut a = DnsAnalyzer::new(Proto::Udp);
     send(&mut h, &mut a, 964953086.310131, true, REPLY_FIRST);
+    assert!(h.actions.contains(&Action::FlipRoles));
+    // What the engine does with that action.
+    let id = h.id;
+    (h.id.orig_h, h.id.orig_p, h.id.resp_h, h.id.resp_p) = (id.resp_h, id.resp_p, id.orig_h, id.orig_p);
     finish(&mut h, &mut a, 964953200.0);
     let answers = "206.109.64.186,216.1.205.81,205.149.163.211,134.53.131.135,134.53.131.192,128.104.18.148,\
                    204.152.186.139,63.77.33.226";

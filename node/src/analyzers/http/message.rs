@@ -46,8 +46,6 @@ pub(super) struct ConnFlags {
     pub upgrade_protocol: Vec<u8>,
     /// The version used for the Transfer-Encoding check (Zeek takes the ongoing request's, else the reply's).
     pub framing_version: Version,
-    /// The status code of the reply being parsed (0 for requests).
-    pub reply_code: u32,
 }
 
 /// Everything an entity may touch while it parses.

@@ -92,7 +92,6 @@ impl Http {
     /// Runs `f` on a direction's message with the I/O it needs, then handles what it emitted.
     fn with_message(&mut self, ctx: &mut Ctx, is_orig: bool, f: impl FnOnce(&mut Message, &mut Io)) {
         self.flags.framing_version = if self.orig.ongoing { self.orig.version } else { self.resp.version };
-        self.flags.reply_code = self.reply_code;
         let mut events = vec![];
         let dir = if is_orig { &mut self.orig } else { &mut self.resp };
         let Some(message) = dir.message.as_mut() else { return };
@@ -412,11 +411,11 @@ impl Analyzer for Http {
     }
 
     fn end_of_data(&mut self, ctx: &mut Ctx, is_orig: bool) {
-        if !(is_orig || self.resp.state != Expect::Http09) || self.dir(is_orig).lines.has_partial_line() {
-            // ContentLine flushes a partial last line as if it had been terminated.
-            if self.dir(is_orig).lines.has_partial_line() && !self.upgraded {
-                self.deliver_stream(ctx, is_orig, b"\n");
-            }
+        // ContentLine's EndpointEOF: a partial last line is delivered as if terminated. HTTP/0.9 replies
+        // bypass the line splitter.
+        let splits_lines = is_orig || self.resp.state != Expect::Http09;
+        if splits_lines && !self.upgraded && self.dir(is_orig).lines.has_partial_line() {
+            self.deliver_stream(ctx, is_orig, b"\n");
         }
         if is_orig {
             self.request_made(ctx, false);
@@ -486,6 +485,8 @@ impl FuzzHarness {
             start_ts: 0.0,
             uid: "CFuzz",
             id: &self.id,
+            partial: false,
+            cfg: &crate::config::AnalysisConfig::default(),
             records: &mut self.records,
             actions: &mut self.actions,
             weirds: &mut self.weirds,

@@ -146,10 +146,10 @@ mod prop {
                 proptest::collection::vec(any::<u8>(), 0..40),
             ], 0..40)) {
             let mut framed = vec![];
-            for (i, p) in parts.iter().enumerate() {
-                framed.push(u8::try_from(p.len().min(255)).unwrap_or(255));
-                framed.extend_from_slice(&p[..p.len().min(255)]);
-                let _ = i;
+            for p in &parts {
+                let len = p.len().min(255);
+                framed.push(u8::try_from(len).unwrap_or(u8::MAX));
+                framed.extend_from_slice(&p[..len]);
             }
             super::fuzz(&framed);
         }

@@ -7,7 +7,10 @@
 pub enum MimeEvent<'a> {
     BeginEntity,
     /// One header of the current entity: upper-cased name and value.
-    Header { name: &'a str, value: &'a str },
+    Header {
+        name: &'a str,
+        value: &'a str,
+    },
     /// Decoded body bytes of the current (leaf) entity.
     Data(&'a [u8]),
     EndEntity,
@@ -189,15 +192,13 @@ fn body_line(e: &mut Entity, line: &[u8], buf: &mut Vec<u8>, sink: &mut impl FnM
             }
         }
         Encoding::QuotedPrintable => {
-            if e.crlf_delayed {
-                buf.extend_from_slice(b"\r\n");
-                e.crlf_delayed = false;
-            }
+            // Unlike unencoded bodies, Zeek ends every quoted-printable line (but a soft break) with CRLF,
+            // even the one before a boundary.
             let soft_break = line.last() == Some(&b'=');
             let body = if soft_break { &line[..line.len() - 1] } else { line };
             decode_qp(body, buf);
             if !soft_break {
-                end_of_line(e, buf);
+                buf.extend_from_slice(b"\r\n");
             }
         }
         Encoding::Identity => {
@@ -302,7 +303,7 @@ mod tests {
         let msg = b"From: a@b\r\nContent-Type: multipart/mixed;\r\n\tboundary=\"XX\"\r\nCc: x@y,\r\n z@w\r\n\r\npreamble\r\n--XX\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nHello=20wor=\r\nld\r\nbye\r\n\r\n--XX\r\nContent-Type: text/plain; name=\"a.txt\"\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8g\r\nd29ybGQ=\r\n--XX--\r\nepilogue\r\n";
         let evs = parse(msg);
         assert!(evs.contains(&Ev::Header("CC".into(), "x@y, z@w".into())));
-        assert_eq!(data_of(&evs), vec![b"Hello world\r\nbye\r\n".to_vec(), b"hello world".to_vec()]);
+        assert_eq!(data_of(&evs), vec![b"Hello world\r\nbye\r\n\r\n".to_vec(), b"hello world".to_vec()]);
         assert_eq!(evs.iter().filter(|e| **e == Ev::Begin).count(), 3);
         assert_eq!(evs.iter().filter(|e| **e == Ev::End).count(), 3);
     }

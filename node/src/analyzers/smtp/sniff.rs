@@ -14,7 +14,11 @@ struct Signature {
 static SIGNATURES: &[Signature] = &[
     Signature { mime: "text/plain", strength: -20, matches: is_plaintext },
     Signature { mime: "application/xml", strength: 10, matches: |d| markup_tag_is(d, &[b"?xml "]) },
-    Signature { mime: "text/html", strength: 100, matches: |d| markup_tag_is(d, &[b"!doctype html", b"html", b"meta http-equiv"]) },
+    Signature {
+        mime: "text/html",
+        strength: 100,
+        matches: |d| markup_tag_is(d, &[b"!doctype html", b"html", b"meta http-equiv"]),
+    },
     Signature { mime: "text/html", strength: 20, matches: |d| markup_tag_is(d, &[b"head", b"title", b"body"]) },
     Signature { mime: "text/json", strength: 1, matches: looks_like_json },
     Signature { mime: "application/x-pem", strength: 0, matches: |d| d.starts_with(b"-----BEGIN CERTIFICATE-----") },
@@ -29,9 +33,11 @@ static SIGNATURES: &[Signature] = &[
     Signature { mime: "image/gif", strength: 70, matches: |d| d.starts_with(b"GIF8") },
     Signature { mime: "application/x-dosexec", strength: 51, matches: |d| d.starts_with(b"MZ") },
     Signature { mime: "application/x-executable", strength: 50, matches: |d| d.starts_with(b"\x7fELF") },
-    Signature { mime: "application/vnd.tcpdump.pcap", strength: 70, matches: |d| {
-        d.starts_with(b"\xa1\xb2\xc3\xd4") || d.starts_with(b"\xd4\xc3\xb2\xa1")
-    } },
+    Signature {
+        mime: "application/vnd.tcpdump.pcap",
+        strength: 70,
+        matches: |d| d.starts_with(b"\xa1\xb2\xc3\xd4") || d.starts_with(b"\xd4\xc3\xb2\xa1"),
+    },
 ];
 
 /// The sniffed MIME type of a file that starts with `bof`, or `None` when no signature matches.
@@ -49,7 +55,10 @@ pub fn sniff_mime(bof: &[u8]) -> Option<&'static str> {
 fn is_plaintext(d: &[u8]) -> bool {
     const BOMS: &[&[u8]] = &[b"\xef\xbb\xbf", b"\x00\x00\xfe\xff", b"\xfe\xff", b"\xff\xfe\x00\x00", b"\xff\xfe"];
     let body = BOMS.iter().find(|b| d.starts_with(b)).map_or(d, |b| &d[b.len()..]);
-    body.len() >= 10 && body[..10].iter().all(|&c| (0x20..=0x7e).contains(&c) || matches!(c, b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
+    body.len() >= 10
+        && body[..10]
+            .iter()
+            .all(|&c| (0x20..=0x7e).contains(&c) || matches!(c, b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
 }
 
 /// Skips the UTF-8 BOM, blanks, comments and an `<?xml ...?>` prolog, then checks whether the next tag

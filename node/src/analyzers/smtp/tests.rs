@@ -72,7 +72,15 @@ fn logs_smtp_basic_cc_session_like_zeek() {
     let files = h.logged("files");
     assert_eq!(files.len(), 1);
     assert_eq!(col(r, "fuids"), col(files[0], "fuid"));
-    for (name, want) in [("source", "SMTP"), ("depth", "1"), ("mime_type", "text/plain"), ("seen_bytes", "204"), ("is_orig", "T"), ("local_orig", "T"), ("filename", "-")] {
+    for (name, want) in [
+        ("source", "SMTP"),
+        ("depth", "1"),
+        ("mime_type", "text/plain"),
+        ("seen_bytes", "204"),
+        ("is_orig", "T"),
+        ("local_orig", "T"),
+        ("filename", "-"),
+    ] {
         assert_eq!(col(files[0], name), want, "{name}");
     }
     assert!(h.actions.contains(&Action::Confirm("smtp")));
@@ -106,7 +114,10 @@ fn multipart_message_files_depths_and_filenames() {
     ];
     run(&mut h, &mut a, script);
     let files = h.logged("files");
-    let rows: Vec<String> = files.iter().map(|r| format!("{} {} {} {}", col(r, "depth"), col(r, "mime_type"), col(r, "filename"), col(r, "seen_bytes"))).collect();
+    let rows: Vec<String> = files
+        .iter()
+        .map(|r| format!("{} {} {} {}", col(r, "depth"), col(r, "mime_type"), col(r, "filename"), col(r, "seen_bytes")))
+        .collect();
     assert_eq!(rows, vec!["3 text/plain - 38", "4 text/html - 36", "5 text/plain NEWS.txt 16"]);
     let smtp = h.logged("smtp");
     assert_eq!(smtp.len(), 1);
@@ -174,11 +185,17 @@ fn bdat_chunks_form_one_message() {
 fn helpers_follow_zeek_utils() {
     assert_eq!(extract_email_addrs("FROM: <gurpartap@patriots.in>"), vec!["gurpartap@patriots.in"]);
     assert_eq!(extract_email_addrs("TO:<a@b.c> NOTIFY=NEVER"), vec!["a@b.c"]);
-    assert_eq!(split_mime_email_addresses("\"Doe, John\" <j@x.org>, b@y.org"), vec!["\"Doe, John\" <j@x.org>", "b@y.org"]);
+    assert_eq!(
+        split_mime_email_addresses("\"Doe, John\" <j@x.org>, b@y.org"),
+        vec!["\"Doe, John\" <j@x.org>", "b@y.org"]
+    );
     assert_eq!(extract_ip_addresses("from mail ([10.1.2.3]) by x (1.2.3.4) ", true), vec!["10.1.2.3", "1.2.3.4"]);
     assert_eq!(extract_ip_addresses("x1.2.3.4y", true), Vec::<String>::new());
     assert_eq!(extract_ip_addresses("[2001:db8::1]", true), vec!["2001:db8::1"]);
-    assert_eq!(extract_urls(b"see http://a.example/x?y=1 and <https://b.example/>."), vec!["http://a.example/x?y=1", "https://b.example/"]);
+    assert_eq!(
+        extract_urls(b"see http://a.example/x?y=1 and <https://b.example/>."),
+        vec!["http://a.example/x?y=1", "https://b.example/"]
+    );
     assert_eq!(filename_from_disposition("attachment;\tfilename=\"NEWS.txt\""), Some("NEWS.txt".into()));
 }
 

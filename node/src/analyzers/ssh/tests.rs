@@ -193,3 +193,13 @@ mod fuzz_props {
         }
     }
 }
+
+/// A connection picked up mid-stream carries no banner; Zeek analyses nothing there.
+#[test]
+fn mid_stream_pickup_logs_nothing() {
+    let mut h = Harness::new(Proto::Tcp, 22);
+    let mut a = SshAnalyzer::default();
+    h.deliver(&mut a, true, b"\x00\x00\x00\x80\xdf\xa2\xfb junk\n more junk\n");
+    h.finish(&mut a);
+    assert!(h.logged("ssh").is_empty());
+}

@@ -6,11 +6,13 @@
 //! `files.zeek`, which decides every logged field. Records are framed by hand; handshake bodies are
 //! decoded with tls-parser, certificates with x509-parser.
 
-pub(crate) mod replay;
 mod names;
+pub(crate) mod replay;
 pub mod x509;
 
-use tls_parser::{TlsExtension, parse_tls_extension, parse_tls_handshake_client_hello, parse_tls_handshake_server_hello};
+use tls_parser::{
+    TlsExtension, parse_tls_extension, parse_tls_handshake_client_hello, parse_tls_handshake_server_hello,
+};
 
 use self::names::{SSLV2, SSLV3, TLSV12, TLSV13, is_tls13_draft};
 use self::x509::{CertInfo, KnownCerts, X509_LOG};
@@ -63,13 +65,8 @@ fn is_v3_minor(b: u8) -> bool {
 }
 
 fn looks_like_client_hello(p: &[u8]) -> bool {
-    let tls = p.len() >= 11
-        && p[0] == 0x16
-        && p[1] == 3
-        && is_v3_minor(p[2])
-        && p[5] == 1
-        && p[9] == 3
-        && is_v3_minor(p[10]);
+    let tls =
+        p.len() >= 11 && p[0] == 0x16 && p[1] == 3 && is_v3_minor(p[2]) && p[5] == 1 && p[9] == 3 && is_v3_minor(p[10]);
     let sslv2 = p.len() >= 5
         && p[0] & 0x80 != 0
         && p[2] == 1
@@ -119,8 +116,8 @@ const MAX_BUFFERED: usize = 1 << 24;
 
 /// The random value a server hello carries when it is really a HelloRetryRequest (RFC 8446 4.1.3).
 const HRR_RANDOM: [u8; 32] = [
-    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2,
-    0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
+    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2, 0x11,
+    0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
 ];
 
 /// One certificate of a chain: its fingerprint, when it parsed as X.509.
@@ -309,7 +306,10 @@ impl SslAnalyzer {
             }
             self.violation(
                 ctx,
-                format!("Invalid headers in SSL connection. Head1: {}, head2: {}, head3: {}", head[1], head[2], head[3]),
+                format!(
+                    "Invalid headers in SSL connection. Head1: {}, head2: {}, head3: {}",
+                    head[1], head[2], head[3]
+                ),
             );
             return None;
         }
@@ -367,8 +367,12 @@ impl SslAnalyzer {
                 self.process_handshake(ctx, is_orig, version);
             }
             CONTENT_APPLICATION_DATA => {
-                let s = self.session(ctx);
-                if s.version.is_some() && !s.established {
+                // Cleartext application data with no handshake before it means we joined mid-stream,
+                // where Zeek (`IsPartial`) analyses nothing; so it starts no session.
+                if let Some(s) = self.session.as_ref()
+                    && s.version.is_some()
+                    && !s.established
+                {
                     ctx.weird("ssl_early_application_data", None, "SSL");
                 }
             }
@@ -456,7 +460,8 @@ impl SslAnalyzer {
             }
             other => {
                 self.session(ctx);
-                let reason = format!("unknown SSL record type ({}) from {}", u16::from(other) + 300, orig_label(is_orig));
+                let reason =
+                    format!("unknown SSL record type ({}) from {}", u16::from(other) + 300, orig_label(is_orig));
                 self.violation(ctx, reason);
             }
         }
@@ -610,10 +615,11 @@ impl SslAnalyzer {
         let exts = extensions(hello.ext);
         // The supported_versions choice wins over the legacy version (`set_version` keeps the first).
         for ext in &exts {
-            if let TlsExtension::SupportedVersions(v) = ext {
-                if !is_client && v.len() == 1 {
-                    self.chosen_version.get_or_insert(v[0].0);
-                }
+            if let TlsExtension::SupportedVersions(v) = ext
+                && !is_client
+                && v.len() == 1
+            {
+                self.chosen_version.get_or_insert(v[0].0);
             }
         }
         self.chosen_version.get_or_insert(version);
@@ -686,11 +692,9 @@ impl SslAnalyzer {
                 }
             }
             TlsExtension::SupportedVersions(v) if !is_client && v.len() == 1 => s.set_version(v[0].0),
-            TlsExtension::KeyShare(raw) if !is_client => {
-                // Server hello: one entry (group, key); a HelloRetryRequest: just the group.
-                if raw.len() >= 2 {
-                    s.curve = Some(names::curve_name(u16::from_be_bytes([raw[0], raw[1]])));
-                }
+            // Server hello: one entry (group, key); a HelloRetryRequest: just the group.
+            TlsExtension::KeyShare(raw) if !is_client && raw.len() >= 2 => {
+                s.curve = Some(names::curve_name(u16::from_be_bytes([raw[0], raw[1]])));
             }
             TlsExtension::Unknown(t, val) => {
                 if is_client && t.0 == EXT_SESSION_TICKET && !val.is_empty() {
@@ -732,10 +736,10 @@ impl SslAnalyzer {
             let host_cert = i == 0;
             let info = x509::parse(der);
             let fingerprint = info.as_ref().map(|_| x509::fingerprint(der));
-            if let (Some(cert), Some(fp)) = (&info, &fingerprint) {
-                if self.should_log_cert(fp, host_cert, client_cert, ctx.ts) {
-                    ctx.log(&X509_LOG, x509::log_values(ctx.ts, fp, cert, host_cert, client_cert));
-                }
+            if let (Some(cert), Some(fp)) = (&info, &fingerprint)
+                && self.should_log_cert(fp, host_cert, client_cert, ctx.ts)
+            {
+                ctx.log(&X509_LOG, x509::log_values(ctx.ts, fp, cert, host_cert, client_cert));
             }
             let s = self.session(ctx);
             let (server_chain, client_chain) = s.chains.get_or_insert_with(Default::default);

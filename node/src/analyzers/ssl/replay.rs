@@ -26,6 +26,8 @@ pub fn fuzz_input(analyzer: &mut dyn Analyzer, resp_p: u16, data: &[u8]) {
         start_ts: 0.0,
         uid: "CFuzz",
         id: &id,
+        partial: false,
+        cfg: &crate::config::AnalysisConfig::default(),
         records: &mut records,
         actions: &mut actions,
         weirds: &mut weirds,

@@ -115,7 +115,11 @@ fn xmpp_starttls_tls12_gcm() {
 #[test]
 fn ftp_auth_tls13_without_certificates() {
     let h = replay(include_bytes!("testdata/ftp-auth-tls.bin"), 21);
-    expect_ssl(&h, "1747315305.969546", "TLSv13\tTLS_AES_256_GCM_SHA384\tsecp256r1\t127.0.0.1\tF\t-\t-\tT\tCsiI\t-\t-\t-");
+    expect_ssl(
+        &h,
+        "1747315305.969546",
+        "TLSv13\tTLS_AES_256_GCM_SHA384\tsecp256r1\t127.0.0.1\tF\t-\t-\tT\tCsiI\t-\t-\t-",
+    );
     assert!(h.logged("x509").is_empty());
 }
 

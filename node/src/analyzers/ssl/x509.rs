@@ -262,8 +262,7 @@ fn attribute_text(attr: &AttributeTypeAndValue) -> Option<String> {
     let value = attr.attr_value();
     match value.tag() {
         Tag::BmpString => {
-            let units: Vec<u16> =
-                value.data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+            let units: Vec<u16> = value.data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
             Some(String::from_utf16_lossy(&units))
         }
         Tag::T61String | Tag::VisibleString | Tag::UniversalString => {
@@ -384,10 +383,10 @@ impl KnownCerts {
     /// Records the certificate and says whether it should be logged now.
     pub fn should_log(&mut self, fingerprint: &str, host_cert: bool, client_cert: bool, now: f64) -> bool {
         let key = DedupKey { fingerprint: fingerprint.to_string(), host_cert, client_cert };
-        if let Some(&t) = self.first_logged.get(&key) {
-            if now - t < RELOG_AFTER_SECS {
-                return false;
-            }
+        if let Some(&t) = self.first_logged.get(&key)
+            && now - t < RELOG_AFTER_SECS
+        {
+            return false;
         }
         if self.first_logged.len() >= MAX_KNOWN_CERTS {
             self.first_logged.retain(|_, t| now - *t < RELOG_AFTER_SECS);

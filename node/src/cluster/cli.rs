@@ -1,0 +1,295 @@
+//! `zeek-node run` (one node of a cluster) and `zeek-node layout` (layout file tools).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::hrw::fnv1a32;
+use super::layout::{Layout, NodeSpec, parse_duration, split_host_port};
+use super::logship::{Overflow, ShipSettings};
+use super::node::{LogSettings, Node, NodeConfig, Timing};
+use super::role::Role;
+use super::testkit::{self, Scenarios};
+use super::tls;
+use super::worker::{CaptureJob, run_capture};
+use crate::runner::Input;
+
+/// `--shard K/N`: analyse shard K (0-based) of N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardArg {
+    pub k: usize,
+    pub n: usize,
+}
+
+impl std::str::FromStr for ShardArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 0/3")?;
+        let k: usize = k.trim().parse().map_err(|_| format!("shard '{k}' is not a number"))?;
+        let n: usize = n.trim().parse().map_err(|_| format!("shard count '{n}' is not a number"))?;
+        if n == 0 || k >= n {
+            return Err(format!("shard {k}/{n}: K counts from 0 and must be below N"));
+        }
+        Ok(ShardArg { k, n })
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The cluster layout (docs/LAYOUT.md).
+    #[arg(long, value_name = "FILE")]
+    pub layout: PathBuf,
+    /// This node's name.
+    #[arg(long, env = "ZEEK_NODE_NAME", value_name = "NAME")]
+    pub node: String,
+    /// The role of a node the layout does not list (it joins at run time).
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<Role>,
+    /// Where other nodes reach this one (required for a node the layout does not list).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// Address to listen on (default: the advertised address if it is an IP, else all interfaces).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Worker: read packets from a trace file.
+    #[arg(short = 'r', long = "readfile", value_name = "FILE", conflicts_with = "interface")]
+    pub readfile: Option<PathBuf>,
+    /// Worker: capture live (overrides the layout's interface).
+    #[arg(short = 'i', long = "interface", alias = "iface", value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// AF_PACKET fanout group for `-i af_packet::IFACE` (workers on one host share the interface by it).
+    #[arg(long, value_name = "ID")]
+    pub fanout_id: Option<u16>,
+    /// Worker with -r: analyse only the connections of shard K (0-based) of N.
+    #[arg(long, value_name = "K/N", requires = "readfile")]
+    pub shard: Option<ShardArg>,
+    /// Analysis threads (overrides the layout).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+    /// Where this node writes logs when it writes any (overrides the layout's logging.dir).
+    #[arg(long, value_name = "DIR")]
+    pub logdir: Option<PathBuf>,
+    /// Run without mTLS (local play only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Serve /metrics, /healthz and /readyz here.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// A worker waits this long for the cluster's readiness barrier before it starts capturing.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub ready_timeout: u64,
+    #[arg(long, hide = true, default_value_t = 500)]
+    pub heartbeat_ms: u64,
+    #[arg(long, hide = true, default_value_t = 3000)]
+    pub liveness_ms: u64,
+    /// Test only: run event scenarios (patterns, emit, counter) for tests/cluster.rs.
+    #[arg(long, hide = true, value_delimiter = ',')]
+    pub test_scenario: Vec<String>,
+    /// Test only: KEY=VALUE arguments for the scenarios.
+    #[arg(long, hide = true)]
+    pub test_arg: Vec<String>,
+}
+
+/// Finds this node in the layout, or builds it from `--role` and `--advertise` for a node that joins at run time.
+fn resolve_spec(layout: &Layout, args: &RunArgs) -> anyhow::Result<NodeSpec> {
+    let advertised = match &args.advertise {
+        Some(a) => Some(split_host_port(a).with_context(|| format!("--advertise {a}: expected HOST:PORT"))?),
+        None => None,
+    };
+    let mut spec = match layout.find(&args.node) {
+        Some(s) => {
+            if let Some(r) = args.role.filter(|r| *r != s.role) {
+                anyhow::bail!("the layout lists {} as a {}, not a {r}", s.name, s.role);
+            }
+            s
+        }
+        None => {
+            let role = args.role.with_context(|| format!("{} is not in the layout: give --role and --advertise", args.node))?;
+            if role == Role::Manager {
+                anyhow::bail!("the manager must be the layout's manager");
+            }
+            let (host, port) = advertised.clone().context("a node the layout does not list needs --advertise HOST:PORT")?;
+            NodeSpec { name: args.node.clone(), role, host, port, interface: None, threads: None }
+        }
+    };
+    if let Some((host, port)) = advertised {
+        spec.host = host;
+        spec.port = port;
+    }
+    if !super::layout::valid_node_name(&spec.name) {
+        anyhow::bail!("node name '{}' (letters, digits, '-', '_', '.')", spec.name);
+    }
+    Ok(spec)
+}
+
+fn listen_addr(spec: &NodeSpec, listen: Option<SocketAddr>) -> SocketAddr {
+    listen.unwrap_or_else(|| {
+        let ip = spec.host.parse::<IpAddr>().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        SocketAddr::new(ip, spec.port)
+    })
+}
+
+/// `zeek-node run`: one node, until its trace ends (a worker with -r) or it is told to stop (SIGINT/SIGTERM).
+pub fn run_node(args: RunArgs) -> anyhow::Result<()> {
+    let layout = Layout::load(&args.layout)?;
+    let spec = resolve_spec(&layout, &args)?;
+    let tls = tls::resolve(layout.tls.as_ref(), args.insecure)?;
+    let scenarios = Scenarios::parse(&args.test_scenario, &args.test_arg)?;
+    let mut analysis = layout.analysis_config()?;
+    analysis.seed ^= u64::from(fnv1a32(spec.name.as_bytes())) << 16;
+    let input = match (&args.readfile, &args.interface, &spec.interface) {
+        (Some(f), _, _) => Some(Input::File(f.clone())),
+        (None, Some(i), _) | (None, None, Some(i)) => Some(Input::live(i.clone(), args.fanout_id)),
+        (None, None, None) => None,
+    };
+    if input.is_some() && spec.role != Role::Worker {
+        anyhow::bail!("only workers capture packets ({} is a {})", spec.name, spec.role);
+    }
+    let offline = matches!(input, Some(Input::File(_)));
+    let rotation = parse_duration(&layout.logging.rotation_interval).filter(|d| !d.is_zero());
+    let cfg = NodeConfig {
+        cluster: layout.cluster.clone(),
+        listen: listen_addr(&spec, args.listen),
+        manager: layout.manager_spec(),
+        expected: layout.specs().into_iter().map(|s| s.name).collect(),
+        tls,
+        timing: Timing {
+            heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
+            liveness: Duration::from_millis(args.liveness_ms.max(50)),
+            ..Timing::default()
+        },
+        logging: LogSettings {
+            dir: args.logdir.clone().unwrap_or_else(|| layout.logging.dir.clone()),
+            format: layout.logging.format,
+            rotation,
+        },
+        // Reading a trace loses nothing by waiting; live capture must never wait on the loggers.
+        shipping: ShipSettings { overflow: if offline { Overflow::Block } else { Overflow::Drop }, ..ShipSettings::default() },
+        metrics_addr: args.metrics_addr,
+        me: spec.clone(),
+    };
+    let job = input.map(|input| CaptureJob {
+        input,
+        shard: args.shard.map(|s| (s.k, s.n)),
+        filter: layout.analysis.bpf_filter.clone().filter(|f| !f.is_empty()),
+        threads: usize::from(args.threads.or(spec.threads).unwrap_or(1)),
+        analysis,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(node_main(cfg, job, scenarios, Duration::from_secs(args.ready_timeout)))
+}
+
+async fn node_main(cfg: NodeConfig, job: Option<CaptureJob>, scenarios: Scenarios, ready_timeout: Duration) -> anyhow::Result<()> {
+    let node = Node::start(cfg).await?;
+    let scenario_done = testkit::install(&node, &scenarios);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (capture_tx, capture_rx) = tokio::sync::oneshot::channel();
+    if let Some(job) = job {
+        let (node, stop) = (node.clone(), Arc::clone(&stop));
+        let handle = tokio::runtime::Handle::current();
+        std::thread::Builder::new().name("capture".into()).spawn(move || {
+            if !handle.block_on(node.wait_ready(ready_timeout)) {
+                tracing::warn!("the cluster is not ready after {ready_timeout:?}; capturing anyway");
+            }
+            let _ = capture_tx.send(run_capture(&node, job, stop));
+        })?;
+    } else {
+        drop(capture_tx);
+    }
+    let capture = async {
+        match capture_rx.await {
+            Ok(result) => Some(result),
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let scenario = async {
+        match scenario_done {
+            Some(h) => {
+                let _ = h.await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let outcome = tokio::select! {
+        r = capture => r,
+        () = scenario => None,
+        _ = term.recv() => None,
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    stop.store(true, Ordering::Relaxed);
+    let result = match outcome {
+        Some(Ok(summary)) => {
+            tracing::info!(packets = summary.engine.packets, records = summary.records, "capture finished");
+            Ok(())
+        }
+        Some(Err(e)) => Err(e),
+        None => Ok(()),
+    };
+    node.leave("stopping").await;
+    let dropped = node.metrics().dropped_total();
+    if dropped > 0 {
+        tracing::warn!(records = dropped, "log records were dropped (see zeek_log_records_dropped_total)");
+    }
+    result
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum LayoutCmd {
+    /// Convert zeekctl's node.cfg into a layout (YAML on standard output).
+    FromNodecfg {
+        /// The node.cfg file.
+        file: PathBuf,
+        /// The cluster name to put in the layout.
+        #[arg(long, default_value = "zeek")]
+        cluster: String,
+        /// Write the layout here instead of standard output.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Check a layout file and print what it describes.
+    Check {
+        file: PathBuf,
+    },
+}
+
+pub fn layout_cmd(cmd: LayoutCmd) -> anyhow::Result<()> {
+    match cmd {
+        LayoutCmd::FromNodecfg { file, cluster, output } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let layout = super::nodecfg::layout_from_nodecfg(&text, &cluster)?;
+            let yaml = layout.to_yaml()?;
+            match output {
+                Some(path) => std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{yaml}"),
+            }
+        }
+        LayoutCmd::Check { file } => {
+            let layout = Layout::load(&file)?;
+            println!("cluster {} (layout version {})", layout.cluster, layout.version);
+            for s in layout.specs() {
+                println!("  {:<16} {:<8} {}", s.name, s.role, s.advertise());
+            }
+            println!("tls: {}", if layout.tls.is_some() { "mTLS" } else { "none (nodes need --insecure)" });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_arguments() {
+        assert_eq!("1/3".parse::<ShardArg>(), Ok(ShardArg { k: 1, n: 3 }));
+        assert!("3/3".parse::<ShardArg>().is_err());
+        assert!("x/3".parse::<ShardArg>().is_err());
+        assert!("1".parse::<ShardArg>().is_err());
+        assert!("0/0".parse::<ShardArg>().is_err());
+    }
+}

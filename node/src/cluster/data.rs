@@ -1,0 +1,265 @@
+//! Typed event arguments (Zeek's value types) and their wire form.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::proto::pb;
+
+/// A port's transport, as Zeek's `port` type carries it (`80/tcp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    Unknown,
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+/// One Zeek value: an event argument, a table key or value, a record field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    /// An unset `&optional` value.
+    Unset,
+    Bool(bool),
+    Count(u64),
+    Int(i64),
+    Double(f64),
+    /// Seconds since the epoch.
+    Time(f64),
+    /// Seconds.
+    Interval(f64),
+    Str(String),
+    Addr(IpAddr),
+    Subnet(IpNet),
+    Port(u16, Transport),
+    Enum(String),
+    Vector(Vec<Data>),
+    Set(Vec<Data>),
+    /// Entries of a table; a `None` value makes it a set-like table keyed by tuples.
+    Table(Vec<(Vec<Data>, Option<Data>)>),
+    /// Fields in declaration order.
+    Record(Vec<Data>),
+}
+
+/// An event: a namespaced name (`DoS::aggregate_stats`) and its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub name: String,
+    pub args: Vec<Data>,
+}
+
+impl Event {
+    pub fn new(name: impl Into<String>, args: Vec<Data>) -> Self {
+        Event { name: name.into(), args }
+    }
+
+    pub fn to_pb(&self) -> pb::Event {
+        pb::Event { name: self.name.clone(), args: self.args.iter().map(Data::to_pb).collect() }
+    }
+
+    pub fn from_pb(e: pb::Event) -> Result<Self, DataError> {
+        if e.name.is_empty() {
+            return Err(DataError("an event needs a name".into()));
+        }
+        let args = e.args.into_iter().map(|a| Data::from_pb(a, 0)).collect::<Result<_, _>>()?;
+        Ok(Event { name: e.name, args })
+    }
+}
+
+/// A value on the wire that does not make sense (a 5-byte address, a /40 IPv4 subnet, nesting too deep).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad value: {0}")]
+pub struct DataError(pub String);
+
+/// Containers nest at most this deep; a deeper value is refused rather than recursed into.
+const MAX_DEPTH: usize = 32;
+
+pub fn addr_to_bytes(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+pub fn addr_from_bytes(b: &[u8]) -> Result<IpAddr, DataError> {
+    if let Ok(v4) = <[u8; 4]>::try_from(b) {
+        return Ok(IpAddr::V4(Ipv4Addr::from(v4)));
+    }
+    if let Ok(v6) = <[u8; 16]>::try_from(b) {
+        return Ok(IpAddr::V6(Ipv6Addr::from(v6)));
+    }
+    Err(DataError(format!("an address has 4 or 16 bytes, not {}", b.len())))
+}
+
+pub fn subnet_to_pb(n: &IpNet) -> pb::Subnet {
+    pb::Subnet { addr: addr_to_bytes(n.addr()), prefix: u32::from(n.prefix_len()) }
+}
+
+pub fn subnet_from_pb(s: &pb::Subnet) -> Result<IpNet, DataError> {
+    let addr = addr_from_bytes(&s.addr)?;
+    let prefix = u8::try_from(s.prefix).map_err(|_| DataError(format!("prefix /{} out of range", s.prefix)))?;
+    IpNet::new(addr, prefix).map_err(|_| DataError(format!("prefix /{prefix} out of range for {addr}")))
+}
+
+pub fn port_from_pb(p: &pb::Port) -> Result<(u16, Transport), DataError> {
+    let number = u16::try_from(p.number).map_err(|_| DataError(format!("port {} out of range", p.number)))?;
+    let transport = match pb::Transport::try_from(p.transport) {
+        Ok(pb::Transport::Tcp) => Transport::Tcp,
+        Ok(pb::Transport::Udp) => Transport::Udp,
+        Ok(pb::Transport::Icmp) => Transport::Icmp,
+        _ => Transport::Unknown,
+    };
+    Ok((number, transport))
+}
+
+fn transport_to_pb(t: Transport) -> pb::Transport {
+    match t {
+        Transport::Unknown => pb::Transport::Unknown,
+        Transport::Tcp => pb::Transport::Tcp,
+        Transport::Udp => pb::Transport::Udp,
+        Transport::Icmp => pb::Transport::Icmp,
+    }
+}
+
+fn list(items: &[Data]) -> pb::DataList {
+    pb::DataList { items: items.iter().map(Data::to_pb).collect() }
+}
+
+impl Data {
+    pub fn to_pb(&self) -> pb::Data {
+        use pb::data::Kind;
+        let kind = match self {
+            Data::Unset => None,
+            Data::Bool(b) => Some(Kind::Bool(*b)),
+            Data::Count(c) => Some(Kind::Count(*c)),
+            Data::Int(i) => Some(Kind::Int(*i)),
+            Data::Double(d) => Some(Kind::Double(*d)),
+            Data::Time(t) => Some(Kind::Time(*t)),
+            Data::Interval(t) => Some(Kind::Interval(*t)),
+            Data::Str(s) => Some(Kind::String(s.clone())),
+            Data::Addr(a) => Some(Kind::Addr(addr_to_bytes(*a))),
+            Data::Subnet(n) => Some(Kind::Subnet(subnet_to_pb(n))),
+            Data::Port(n, t) => Some(Kind::Port(pb::Port { number: u32::from(*n), transport: transport_to_pb(*t) as i32 })),
+            Data::Enum(e) => Some(Kind::Enum(e.clone())),
+            Data::Vector(v) => Some(Kind::Vector(list(v))),
+            Data::Set(v) => Some(Kind::Set(list(v))),
+            Data::Table(entries) => Some(Kind::Table(pb::Table {
+                entries: entries
+                    .iter()
+                    .map(|(k, v)| pb::TableEntry {
+                        key: k.iter().map(Data::to_pb).collect(),
+                        value: v.as_ref().map(Data::to_pb),
+                    })
+                    .collect(),
+            })),
+            Data::Record(fields) => Some(Kind::Record(list(fields))),
+        };
+        pb::Data { kind }
+    }
+
+    pub fn from_pb(d: pb::Data, depth: usize) -> Result<Data, DataError> {
+        use pb::data::Kind;
+        if depth > MAX_DEPTH {
+            return Err(DataError(format!("values nest deeper than {MAX_DEPTH}")));
+        }
+        let items = |l: pb::DataList| -> Result<Vec<Data>, DataError> {
+            l.items.into_iter().map(|i| Data::from_pb(i, depth + 1)).collect()
+        };
+        Ok(match d.kind {
+            None => Data::Unset,
+            Some(Kind::Bool(b)) => Data::Bool(b),
+            Some(Kind::Count(c)) => Data::Count(c),
+            Some(Kind::Int(i)) => Data::Int(i),
+            Some(Kind::Double(x)) => Data::Double(x),
+            Some(Kind::Time(t)) => Data::Time(t),
+            Some(Kind::Interval(t)) => Data::Interval(t),
+            Some(Kind::String(s)) => Data::Str(s),
+            Some(Kind::Addr(a)) => Data::Addr(addr_from_bytes(&a)?),
+            Some(Kind::Subnet(s)) => Data::Subnet(subnet_from_pb(&s)?),
+            Some(Kind::Port(p)) => {
+                let (n, t) = port_from_pb(&p)?;
+                Data::Port(n, t)
+            }
+            Some(Kind::Enum(e)) => Data::Enum(e),
+            Some(Kind::Vector(l)) => Data::Vector(items(l)?),
+            Some(Kind::Set(l)) => Data::Set(items(l)?),
+            Some(Kind::Record(l)) => Data::Record(items(l)?),
+            Some(Kind::Table(t)) => Data::Table(
+                t.entries
+                    .into_iter()
+                    .map(|e| {
+                        let key = e.key.into_iter().map(|k| Data::from_pb(k, depth + 1)).collect::<Result<_, _>>()?;
+                        let value = e.value.map(|v| Data::from_pb(v, depth + 1)).transpose()?;
+                        Ok((key, value))
+                    })
+                    .collect::<Result<_, DataError>>()?,
+            ),
+        })
+    }
+
+    pub fn as_count(&self) -> Option<u64> {
+        match self {
+            Data::Count(c) => Some(*c),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Data::Str(s) | Data::Enum(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_addr(&self) -> Option<IpAddr> {
+        match self {
+            Data::Addr(a) => Some(*a),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(d: Data) {
+        assert_eq!(Data::from_pb(d.to_pb(), 0), Ok(d));
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        round_trip(Data::Unset);
+        round_trip(Data::Bool(true));
+        round_trip(Data::Count(u64::MAX));
+        round_trip(Data::Int(-5));
+        round_trip(Data::Double(0.25));
+        round_trip(Data::Time(1_300_475_167.096_535));
+        round_trip(Data::Interval(3.5));
+        round_trip(Data::Str("a\tb".into()));
+        round_trip(Data::Addr("2001:db8::1".parse().unwrap()));
+        round_trip(Data::Subnet("10.0.0.0/8".parse().unwrap()));
+        round_trip(Data::Port(443, Transport::Tcp));
+        round_trip(Data::Enum("Intel::ADDR".into()));
+        round_trip(Data::Vector(vec![Data::Count(1), Data::Unset]));
+        round_trip(Data::Set(vec![Data::Str("x".into())]));
+        round_trip(Data::Table(vec![(vec![Data::Addr("1.2.3.4".parse().unwrap())], Some(Data::Count(3)))]));
+        round_trip(Data::Record(vec![Data::Addr("1.2.3.4".parse().unwrap()), Data::Port(53, Transport::Udp)]));
+    }
+
+    #[test]
+    fn malformed_values_are_errors() {
+        let bad_addr = pb::Data { kind: Some(pb::data::Kind::Addr(vec![1, 2, 3])) };
+        assert!(Data::from_pb(bad_addr, 0).is_err());
+        let bad_subnet = pb::Data { kind: Some(pb::data::Kind::Subnet(pb::Subnet { addr: vec![1, 2, 3, 4], prefix: 40 })) };
+        assert!(Data::from_pb(bad_subnet, 0).is_err());
+        let bad_port = pb::Data { kind: Some(pb::data::Kind::Port(pb::Port { number: 70_000, transport: 1 })) };
+        assert!(Data::from_pb(bad_port, 0).is_err());
+        let mut deep = Data::Count(1);
+        for _ in 0..40 {
+            deep = Data::Vector(vec![deep]);
+        }
+        assert!(Data::from_pb(deep.to_pb(), 0).is_err());
+        assert!(Event::from_pb(pb::Event { name: String::new(), args: vec![] }).is_err());
+    }
+}

@@ -1,0 +1,197 @@
+//! Peer links: one long-lived bidirectional gRPC stream per pair of nodes, dialed with backoff, kept alive by
+//! heartbeats. Either side may send any frame once the two `Hello`s are exchanged.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+use tonic::transport::Endpoint;
+
+use super::layout::split_host_port;
+use super::node::Node;
+use super::pool::PublishError;
+use super::proto::{H2_WINDOW_BYTES, MAX_FRAME_BYTES, pb};
+use super::role::Role;
+
+/// Frames queued towards one peer before sends report the queue as full.
+pub const LINK_QUEUE: usize = 8192;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// One live link to a peer.
+pub struct Link {
+    /// Unique per link, so a stale link closing never unregisters its replacement.
+    pub id: u64,
+    pub name: String,
+    pub role: Role,
+    pub advertise: String,
+    /// The peer's hello (its subscriptions and the newest epoch it had seen).
+    pub hello: pb::Hello,
+    tx: mpsc::Sender<pb::Frame>,
+    last_heard_ms: AtomicU64,
+    /// What the peer reported in its last heartbeat.
+    pub stats: Mutex<pb::NodeStats>,
+    closer: Notify,
+}
+
+impl Link {
+    pub fn new(id: u64, hello: pb::Hello, role: Role, tx: mpsc::Sender<pb::Frame>, now_ms: u64) -> Link {
+        Link {
+            id,
+            name: hello.name.clone(),
+            role,
+            advertise: hello.advertise.clone(),
+            hello,
+            tx,
+            last_heard_ms: AtomicU64::new(now_ms),
+            stats: Mutex::new(pb::NodeStats::default()),
+            closer: Notify::new(),
+        }
+    }
+
+    /// Queues a frame without waiting.
+    pub fn try_send(&self, frame: pb::Frame) -> Result<(), PublishError> {
+        self.tx.try_send(frame).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => PublishError::QueueFull(self.name.clone()),
+            mpsc::error::TrySendError::Closed(_) => PublishError::Unreachable(self.name.clone()),
+        })
+    }
+
+    /// Queues a frame, waiting up to `wait` for room.
+    pub async fn send_timeout(&self, frame: pb::Frame, wait: Duration) -> Result<(), PublishError> {
+        self.tx.send_timeout(frame, wait).await.map_err(|e| match e {
+            mpsc::error::SendTimeoutError::Timeout(_) => PublishError::QueueFull(self.name.clone()),
+            mpsc::error::SendTimeoutError::Closed(_) => PublishError::Unreachable(self.name.clone()),
+        })
+    }
+
+    pub fn sender(&self) -> mpsc::Sender<pb::Frame> {
+        self.tx.clone()
+    }
+
+    /// Frames waiting to go out.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    pub fn touch(&self, now_ms: u64) {
+        self.last_heard_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn last_heard_ms(&self) -> u64 {
+        self.last_heard_ms.load(Ordering::Relaxed)
+    }
+
+    /// Ends the link (its task unregisters it and reports node_down).
+    pub fn close(&self) {
+        self.closer.notify_one();
+    }
+}
+
+pub fn frame(body: pb::frame::Body) -> pb::Frame {
+    pb::Frame { body: Some(body) }
+}
+
+pub fn error_frame(code: u32, message: impl Into<String>) -> pb::Frame {
+    frame(pb::frame::Body::Error(pb::Error { code, message: message.into() }))
+}
+
+/// Reads frames from a link until it ends, is closed, or the node shuts down.
+pub async fn run_link(node: Node, link: std::sync::Arc<Link>, mut inbound: Streaming<pb::Frame>) {
+    node.register_link(&link);
+    let mut shutdown = node.shutdown_signal();
+    loop {
+        tokio::select! {
+            next = inbound.message() => match next {
+                Ok(Some(f)) => {
+                    link.touch(node.now_ms());
+                    node.on_frame(&link, f);
+                }
+                Ok(None) => break,
+                Err(status) => {
+                    tracing::debug!(peer = %link.name, %status, "link ended");
+                    break;
+                }
+            },
+            () = link.closer.notified() => break,
+            _ = shutdown.changed() => break,
+        }
+    }
+    node.unregister_link(&link);
+}
+
+/// Keeps a link to `name` at `addr` up: dials, runs the link, and redials with exponential backoff until the node
+/// shuts down or the peer is no longer one to dial.
+pub async fn dial_loop(node: Node, name: String, addr: String) {
+    let mut backoff = BACKOFF_START;
+    let mut linked_before = false;
+    while node.should_dial(&name) {
+        match dial_once(&node, &name, &addr).await {
+            Ok((link, inbound)) => {
+                backoff = BACKOFF_START;
+                if linked_before {
+                    node.metrics().peer_reconnects.inc();
+                }
+                linked_before = true;
+                run_link(node.clone(), link, inbound).await;
+            }
+            Err(e) => tracing::debug!(peer = %name, %addr, "dial failed: {e:#}"),
+        }
+        if !node.should_dial(&name) {
+            break;
+        }
+        // Jitter spreads the reconnects of many nodes after a manager restart.
+        let jitter = Duration::from_millis(u64::from(node.now_ms() as u32 % 100));
+        let mut shutdown = node.shutdown_signal();
+        tokio::select! {
+            () = tokio::time::sleep(backoff + jitter) => {}
+            _ = shutdown.changed() => break,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+    node.dial_ended(&name);
+}
+
+/// An endpoint with the cluster's transport settings (large HTTP/2 windows, TLS when configured).
+pub fn endpoint(addr: &str, tls: Option<&super::tls::TlsSettings>) -> anyhow::Result<Endpoint> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut ep = Endpoint::from_shared(format!("{scheme}://{addr}"))?
+        .connect_timeout(Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .initial_stream_window_size(H2_WINDOW_BYTES)
+        .initial_connection_window_size(H2_WINDOW_BYTES)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(10));
+    if let Some(tls) = tls {
+        let (host, _) = split_host_port(addr).ok_or_else(|| anyhow::anyhow!("bad address {addr}"))?;
+        ep = ep.tls_config(tls.client(&host))?;
+    }
+    Ok(ep)
+}
+
+async fn dial_once(node: &Node, name: &str, addr: &str) -> anyhow::Result<(std::sync::Arc<Link>, Streaming<pb::Frame>)> {
+    let channel = endpoint(addr, node.tls())?.connect().await?;
+    let mut client = pb::cluster_client::ClusterClient::new(channel)
+        .max_decoding_message_size(MAX_FRAME_BYTES)
+        .max_encoding_message_size(MAX_FRAME_BYTES);
+    let (tx, rx) = mpsc::channel(LINK_QUEUE);
+    tx.try_send(node.hello_frame())?;
+    let response = tokio::time::timeout(HANDSHAKE_TIMEOUT, client.link(ReceiverStream::new(rx))).await??;
+    let mut inbound = response.into_inner();
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, inbound.message())
+        .await??
+        .ok_or_else(|| anyhow::anyhow!("{addr} closed the link before its hello"))?;
+    let Some(pb::frame::Body::Hello(hello)) = first.body else {
+        anyhow::bail!("{addr} did not answer with a hello");
+    };
+    if hello.name != name {
+        anyhow::bail!("{addr} is '{}', not '{name}'", hello.name);
+    }
+    let role = node.check_hello(&hello).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    let link = std::sync::Arc::new(Link::new(node.next_link_id(), hello, role, tx, node.now_ms()));
+    Ok((link, inbound))
+}

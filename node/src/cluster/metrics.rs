@@ -1,0 +1,208 @@
+//! Per-node Prometheus metrics, and the small HTTP endpoint that serves them with `/healthz` and `/readyz`.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Every metric a node exports (prefix `zeek_`, constant labels `cluster`, `node`, `role`).
+pub struct Metrics {
+    registry: Registry,
+    pub packets: Counter,
+    pub packet_bytes: Counter,
+    pub capture_drops: Gauge,
+    pub connections: Counter,
+    pub events_out: Family<Labels, Counter>,
+    pub events_in: Family<Labels, Counter>,
+    /// Publishes that reached nobody or failed, by reason (empty_pool, unreachable, queue_full, no_subscriber).
+    pub publish_errors: Family<Labels, Counter>,
+    pub malformed_frames: Counter,
+    pub log_records_produced: Counter,
+    pub log_records_written: Counter,
+    /// Records given up on, by reason (overflow, rejected, shutdown).
+    pub log_records_dropped: Family<Labels, Counter>,
+    pub log_batches_resent: Counter,
+    pub log_unacked_records: Gauge,
+    pub log_queue_records: Gauge,
+    pub peers: Gauge,
+    pub peer_reconnects: Counter,
+    pub view_epoch: Gauge,
+    pub ready: Gauge,
+    pub state_keys: Gauge,
+    pub state_keys_moved: Counter,
+    pub rerouted: Counter,
+}
+
+fn label(k: &'static str, v: &str) -> Labels {
+    vec![(k, v.to_string())]
+}
+
+impl Metrics {
+    pub fn new(cluster: &str, node: &str, role: &str) -> Metrics {
+        let consts: Vec<(Cow<'static, str>, Cow<'static, str>)> = vec![
+            ("cluster".into(), cluster.to_string().into()),
+            ("node".into(), node.to_string().into()),
+            ("role".into(), role.to_string().into()),
+        ];
+        let mut r = Registry::with_prefix_and_labels("zeek", consts.into_iter());
+        let m = Metrics {
+            packets: Counter::default(),
+            packet_bytes: Counter::default(),
+            capture_drops: Gauge::default(),
+            connections: Counter::default(),
+            events_out: Family::default(),
+            events_in: Family::default(),
+            publish_errors: Family::default(),
+            malformed_frames: Counter::default(),
+            log_records_produced: Counter::default(),
+            log_records_written: Counter::default(),
+            log_records_dropped: Family::default(),
+            log_batches_resent: Counter::default(),
+            log_unacked_records: Gauge::default(),
+            log_queue_records: Gauge::default(),
+            peers: Gauge::default(),
+            peer_reconnects: Counter::default(),
+            view_epoch: Gauge::default(),
+            ready: Gauge::default(),
+            state_keys: Gauge::default(),
+            state_keys_moved: Counter::default(),
+            rerouted: Counter::default(),
+            registry: Registry::default(),
+        };
+        r.register("packets", "Packets analysed", m.packets.clone());
+        r.register("packet_bytes", "Bytes of packets analysed", m.packet_bytes.clone());
+        r.register("capture_drops", "Packets the capture dropped", m.capture_drops.clone());
+        r.register("connections", "Connections seen", m.connections.clone());
+        r.register("events_out", "Events published, by topic", m.events_out.clone());
+        r.register("events_in", "Events received, by topic", m.events_in.clone());
+        r.register("publish_errors", "Publishes that failed, by reason", m.publish_errors.clone());
+        r.register("malformed_frames", "Frames refused as malformed", m.malformed_frames.clone());
+        r.register("log_records_produced", "Log records produced on this node", m.log_records_produced.clone());
+        r.register("log_records_written", "Log records written to disk by this node", m.log_records_written.clone());
+        r.register("log_records_dropped", "Log records given up on, by reason", m.log_records_dropped.clone());
+        r.register("log_batches_resent", "Log batches resent to another logger", m.log_batches_resent.clone());
+        r.register("log_unacked_records", "Shipped log records not yet acknowledged", m.log_unacked_records.clone());
+        r.register("log_queue_records", "Log records waiting to be batched", m.log_queue_records.clone());
+        r.register("peers", "Live links to other nodes", m.peers.clone());
+        r.register("peer_reconnects", "Links re-established after a loss", m.peer_reconnects.clone());
+        r.register("view_epoch", "Epoch of the newest membership view", m.view_epoch.clone());
+        r.register("ready", "1 once the cluster passed its readiness barrier", m.ready.clone());
+        r.register("state_keys", "Keys held in this node's state tables", m.state_keys.clone());
+        r.register("state_keys_moved", "Keys handed to a new owner after a view change", m.state_keys_moved.clone());
+        r.register("rerouted", "Messages re-routed because they were routed with an older view", m.rerouted.clone());
+        Metrics { registry: r, ..m }
+    }
+
+    pub fn event_out(&self, topic: &str) {
+        self.events_out.get_or_create(&label("topic", topic)).inc();
+    }
+
+    pub fn event_in(&self, topic: &str) {
+        self.events_in.get_or_create(&label("topic", topic)).inc();
+    }
+
+    pub fn publish_error(&self, reason: &str) {
+        self.publish_errors.get_or_create(&label("reason", reason)).inc();
+    }
+
+    pub fn records_dropped(&self, reason: &str, n: u64) {
+        self.log_records_dropped.get_or_create(&label("reason", reason)).inc_by(n);
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        ["overflow", "rejected", "shutdown"]
+            .iter()
+            .map(|r| self.log_records_dropped.get_or_create(&label("reason", r)).get())
+            .sum()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves `/metrics`, `/healthz` (the process runs) and `/readyz` (the readiness barrier passed).
+pub async fn serve_http(addr: SocketAddr, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "metrics and health endpoints listening");
+    loop {
+        let (mut sock, _) = listener.accept().await?;
+        let metrics = Arc::clone(&metrics);
+        let ready = Arc::clone(&ready);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            let n = match tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf)).await {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let (status, body) = respond(request_path(&buf[..n]), &metrics, ready.load(Ordering::Relaxed));
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(body.as_bytes()).await;
+        });
+    }
+}
+
+fn request_path(req: &[u8]) -> &str {
+    let line = req.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = std::str::from_utf8(line).unwrap_or_default();
+    let mut parts = line.split_whitespace();
+    match (parts.next(), parts.next()) {
+        (Some("GET"), Some(path)) => path,
+        _ => "",
+    }
+}
+
+fn respond(path: &str, metrics: &Metrics, ready: bool) -> (&'static str, String) {
+    match path {
+        "/metrics" => ("200 OK", metrics.encode()),
+        "/healthz" => ("200 OK", "ok\n".into()),
+        "/readyz" if ready => ("200 OK", "ready\n".into()),
+        "/readyz" => ("503 Service Unavailable", "waiting for the cluster\n".into()),
+        _ => ("404 Not Found", "not found\n".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_exposition_has_node_labels() {
+        let m = Metrics::new("demo", "worker-1", "worker");
+        m.packets.inc_by(3);
+        m.event_out("zeek/cluster/manager");
+        m.records_dropped("overflow", 2);
+        let text = m.encode();
+        assert!(text.contains("zeek_packets_total{cluster=\"demo\",node=\"worker-1\",role=\"worker\"} 3"), "{text}");
+        assert!(text.contains("topic=\"zeek/cluster/manager\""));
+        assert_eq!(m.dropped_total(), 2);
+    }
+
+    #[test]
+    fn health_routes() {
+        let m = Metrics::new("c", "n", "worker");
+        assert_eq!(request_path(b"GET /readyz HTTP/1.1\r\n"), "/readyz");
+        assert_eq!(respond("/readyz", &m, false).0, "503 Service Unavailable");
+        assert_eq!(respond("/readyz", &m, true).0, "200 OK");
+        assert_eq!(respond("/healthz", &m, false).0, "200 OK");
+        assert_eq!(respond("/nope", &m, true).0, "404 Not Found");
+    }
+}

@@ -1,0 +1,1056 @@
+//! The role runtime: one node of a cluster (manager, logger, proxy or worker) with its links, membership view,
+//! topic routing, pools, state and log shipping. [`Node`] is also the handle analyses use to publish events.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+
+use super::data::{Data, Event};
+use super::hrw;
+use super::layout::NodeSpec;
+use super::link::{self, Link};
+use super::logger::LogWriter;
+use super::logship::{Destinations, LogShipper, ShipSettings, ShipRoute};
+use super::logwire::{self, CLUSTER_LOG};
+use super::membership::{Authority, Member, View};
+use super::metrics::Metrics;
+use super::pool::{PublishError, RoundRobin, hrw_owner};
+use super::proto::{PROTOCOL_VERSION, pb};
+use super::role::Role;
+use super::service::Service;
+use super::state::{self, StateStore};
+use super::tls::TlsSettings;
+use super::topic::{self, Subscriptions};
+use crate::logs::{LogFormat, LogRecord, Value};
+
+/// Internal event that carries state entries to their new owner after a view change.
+pub const STATE_TRANSFER_EVENT: &str = "Cluster::state_transfer";
+/// Local events raised when a link to a peer comes up or goes down: args `[name: string, role: enum]`.
+pub const NODE_UP_EVENT: &str = "Cluster::node_up";
+pub const NODE_DOWN_EVENT: &str = "Cluster::node_down";
+
+/// A re-routed message is forwarded at most this often, so a flapping view cannot bounce it forever.
+const MAX_REROUTE_HOPS: u32 = 3;
+/// State entries per transfer event.
+const TRANSFER_CHUNK: usize = 512;
+/// Local deliveries queued for the handlers before new ones are refused (counted).
+const LOCAL_QUEUE: usize = 65_536;
+
+/// Liveness and recovery timing.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub heartbeat: Duration,
+    /// A link silent this long is dead.
+    pub liveness: Duration,
+    /// A restarted manager collects re-joining nodes this long before it publishes its first view.
+    pub recovery_grace: Duration,
+    /// How long a leaving node keeps re-routing after its last view, before it exits.
+    pub leave_drain: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat: Duration::from_millis(500),
+            liveness: Duration::from_secs(3),
+            recovery_grace: Duration::from_secs(2),
+            leave_drain: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Where and how a node writes logs when it is the one writing them (loggers; the manager without loggers).
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub dir: PathBuf,
+    pub format: LogFormat,
+    /// `None`: never rotate.
+    pub rotation: Option<Duration>,
+}
+
+pub struct NodeConfig {
+    pub cluster: String,
+    pub me: NodeSpec,
+    pub listen: SocketAddr,
+    pub manager: NodeSpec,
+    /// Every node the layout lists (the manager's readiness barrier waits for them).
+    pub expected: Vec<String>,
+    pub tls: Option<TlsSettings>,
+    pub timing: Timing,
+    pub logging: LogSettings,
+    pub shipping: ShipSettings,
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// A message delivered to this node's handlers.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub topic: String,
+    pub origin: String,
+    pub event: Event,
+}
+
+/// An event handler. It runs on the node's dispatcher task: it must not block, and may publish.
+pub type Handler = Arc<dyn Fn(&Node, &Received) + Send + Sync>;
+
+/// The manager's view bookkeeping.
+struct ManagerState {
+    authority: Authority,
+    /// Set while a restarted manager collects re-joins before its first view.
+    recovering: bool,
+    published: bool,
+}
+
+pub(crate) struct Inner {
+    cfg: NodeConfig,
+    started: Instant,
+    view_tx: watch::Sender<Arc<View>>,
+    links: RwLock<HashMap<String, Arc<Link>>>,
+    subs: RwLock<Subscriptions>,
+    handlers: RwLock<HashMap<String, Vec<Handler>>>,
+    local_tx: mpsc::Sender<Received>,
+    manager: Option<Mutex<ManagerState>>,
+    rr: Mutex<RoundRobin>,
+    state: Mutex<StateStore>,
+    shipper: LogShipper,
+    writer: Mutex<Option<Arc<LogWriter>>>,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    leaving: AtomicBool,
+    shutdown_tx: watch::Sender<bool>,
+    next_link_id: AtomicU64,
+    dialing: Mutex<HashSet<String>>,
+    events_in: AtomicU64,
+    events_out: AtomicU64,
+    /// Capture counters a worker reports: packets, bytes, drops, connections.
+    capture: [AtomicU64; 4],
+}
+
+/// A running node; cheap to clone.
+#[derive(Clone)]
+pub struct Node(Arc<Inner>);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn wall_secs() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+impl Node {
+    /// Starts the node: binds its gRPC port, starts its tasks and begins dialing. Call inside a tokio runtime.
+    pub async fn start(cfg: NodeConfig) -> anyhow::Result<Node> {
+        let me = cfg.me.clone();
+        let metrics = Arc::new(Metrics::new(&cfg.cluster, &me.name, me.role.as_str()));
+        let self_member = Member {
+            name: me.name.clone(),
+            role: me.role,
+            advertise: me.advertise(),
+            subscriptions: topic::default_subscriptions(&me.name, me.role),
+        };
+        let manager = (me.role == Role::Manager).then(|| {
+            Mutex::new(ManagerState {
+                authority: Authority::new(self_member.clone(), cfg.expected.clone()),
+                recovering: false,
+                published: false,
+            })
+        });
+        let initial = View { epoch: 0, members: vec![self_member.clone()], ready: false };
+        let (view_tx, _) = watch::channel(Arc::new(initial));
+        let (local_tx, local_rx) = mpsc::channel(LOCAL_QUEUE);
+        let (shutdown_tx, _) = watch::channel(false);
+        let shipper = LogShipper::new(cfg.shipping.clone(), Arc::clone(&metrics));
+        let inner = Arc::new(Inner {
+            subs: RwLock::new(Subscriptions::new(self_member.subscriptions.clone())),
+            started: Instant::now(),
+            view_tx,
+            links: RwLock::new(HashMap::new()),
+            handlers: RwLock::new(HashMap::new()),
+            local_tx,
+            manager,
+            rr: Mutex::new(RoundRobin::default()),
+            state: Mutex::new(StateStore::default()),
+            shipper,
+            writer: Mutex::new(None),
+            metrics,
+            ready: Arc::new(AtomicBool::new(false)),
+            leaving: AtomicBool::new(false),
+            shutdown_tx,
+            next_link_id: AtomicU64::new(1),
+            dialing: Mutex::new(HashSet::new()),
+            events_in: AtomicU64::new(0),
+            events_out: AtomicU64::new(0),
+            capture: Default::default(),
+            cfg,
+        });
+        let node = Node(inner);
+        node.on(STATE_TRANSFER_EVENT, Arc::new(|n: &Node, r: &Received| n.merge_transferred_state(r)));
+        node.serve().await?;
+        node.0.shipper.start(Arc::new(node.clone()));
+        tokio::spawn(dispatch_loop(node.clone(), local_rx));
+        tokio::spawn(heartbeat_loop(node.clone()));
+        if let Some(addr) = node.0.cfg.metrics_addr {
+            let (metrics, ready) = (Arc::clone(&node.0.metrics), Arc::clone(&node.0.ready));
+            tokio::spawn(async move {
+                if let Err(e) = super::metrics::serve_http(addr, metrics, ready).await {
+                    tracing::error!(%addr, "metrics endpoint: {e}");
+                }
+            });
+        }
+        if node.role() == Role::Manager {
+            node.0.metrics.ready.set(i64::from(node.manager_state().authority.is_ready()));
+            let view = node.manager_state().authority.current();
+            node.install_view(view);
+        } else {
+            node.ensure_dial(&node.0.cfg.manager.name, &node.0.cfg.manager.advertise());
+        }
+        tracing::info!(node = %node.name(), role = %node.role(), listen = %node.0.cfg.listen, "node started");
+        Ok(node)
+    }
+
+    async fn serve(&self) -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.0.cfg.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("listening on {}: {e}", self.0.cfg.listen))?;
+        let mut builder = tonic::transport::Server::builder()
+            .initial_stream_window_size(super::proto::H2_WINDOW_BYTES)
+            .initial_connection_window_size(super::proto::H2_WINDOW_BYTES)
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+        if let Some(tls) = &self.0.cfg.tls {
+            builder = builder.tls_config(tls.server())?;
+        }
+        let router = builder.add_service(Service::server(self.clone()));
+        let mut shutdown = self.shutdown_signal();
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = shutdown.changed().await;
+            };
+            if let Err(e) = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop).await {
+                tracing::error!("gRPC server: {e}");
+            }
+        });
+        Ok(())
+    }
+
+    // ---- identity and accessors ----
+
+    pub fn name(&self) -> &str {
+        &self.0.cfg.me.name
+    }
+
+    pub fn role(&self) -> Role {
+        self.0.cfg.me.role
+    }
+
+    pub fn cluster(&self) -> &str {
+        &self.0.cfg.cluster
+    }
+
+    pub fn spec(&self) -> &NodeSpec {
+        &self.0.cfg.me
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    pub fn tls(&self) -> Option<&TlsSettings> {
+        self.0.cfg.tls.as_ref()
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.0.started.elapsed().as_millis() as u64
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.0.started.elapsed()
+    }
+
+    pub fn next_link_id(&self) -> u64 {
+        self.0.next_link_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The newest membership view this node has.
+    pub fn view(&self) -> Arc<View> {
+        self.0.view_tx.borrow().clone()
+    }
+
+    /// Watches view changes.
+    pub fn watch_view(&self) -> watch::Receiver<Arc<View>> {
+        self.0.view_tx.subscribe()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.ready.load(Ordering::Relaxed)
+    }
+
+    /// Waits for the readiness barrier (every node of the layout joined once). False on timeout.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut rx = self.watch_view();
+        let wait = async {
+            loop {
+                if rx.borrow_and_update().ready {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.0.shutdown_tx.subscribe()
+    }
+
+    pub fn is_leaving(&self) -> bool {
+        self.0.leaving.load(Ordering::Relaxed)
+    }
+
+    /// Live links, by peer name.
+    pub fn links(&self) -> Vec<Arc<Link>> {
+        let mut v: Vec<_> = self.0.links.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    fn link(&self, name: &str) -> Option<Arc<Link>> {
+        self.0.links.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    fn manager_state(&self) -> MutexGuard<'_, ManagerState> {
+        lock(self.0.manager.as_ref().expect("only the manager has manager state"))
+    }
+
+    /// This node's counters, as heartbeats and `ctl` report them.
+    pub fn stats(&self) -> pb::NodeStats {
+        let m = &self.0.metrics;
+        let c = |i: usize| self.0.capture[i].load(Ordering::Relaxed);
+        pb::NodeStats {
+            packets: c(0),
+            bytes: c(1),
+            dropped: c(2),
+            connections: c(3),
+            log_records: m.log_records_produced.get(),
+            unacked_records: m.log_unacked_records.get().max(0) as u64,
+            events_out: self.0.events_out.load(Ordering::Relaxed),
+            events_in: self.0.events_in.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A worker reports its engine's totals (they only grow).
+    pub fn set_capture_stats(&self, packets: u64, bytes: u64, connections: u64) {
+        let m = &self.0.metrics;
+        let grow = |i: usize, v: u64, c: &prometheus_client::metrics::counter::Counter| {
+            let before = self.0.capture[i].fetch_max(v, Ordering::Relaxed);
+            if v > before {
+                c.inc_by(v - before);
+            }
+        };
+        grow(0, packets, &m.packets);
+        grow(1, bytes, &m.packet_bytes);
+        grow(3, connections, &m.connections);
+    }
+
+    pub fn set_capture_drops(&self, dropped: u64) {
+        self.0.capture[2].store(dropped, Ordering::Relaxed);
+        self.0.metrics.capture_drops.set(dropped as i64);
+    }
+
+    // ---- handlers and subscriptions ----
+
+    /// Registers a handler for an event name (namespaced, e.g. `DoS::pair_stats`). Handlers run for messages whose
+    /// topic this node subscribes to.
+    pub fn on(&self, event: &str, handler: Handler) {
+        self.0.handlers.write().unwrap_or_else(|e| e.into_inner()).entry(event.to_string()).or_default().push(handler);
+    }
+
+    /// Subscribes to a topic prefix; the manager learns it and includes it in the next view.
+    pub fn subscribe(&self, prefix: &str) {
+        let changed = self.0.subs.write().unwrap_or_else(|e| e.into_inner()).add(prefix.to_string());
+        if changed {
+            self.announce_subscriptions();
+        }
+    }
+
+    pub fn unsubscribe(&self, prefix: &str) {
+        let changed = self.0.subs.write().unwrap_or_else(|e| e.into_inner()).remove(prefix);
+        if changed {
+            self.announce_subscriptions();
+        }
+    }
+
+    fn subscriptions(&self) -> Vec<String> {
+        self.0.subs.read().unwrap_or_else(|e| e.into_inner()).prefixes().to_vec()
+    }
+
+    fn announce_subscriptions(&self) {
+        let prefixes = self.subscriptions();
+        if self.role() == Role::Manager {
+            let view = self.manager_state().authority.resubscribe(self.name(), prefixes);
+            if let Some(v) = view {
+                self.publish_view(v);
+            }
+        } else if let Some(m) = self.link(&self.0.cfg.manager.name) {
+            let _ = m.try_send(link::frame(pb::frame::Body::Subscribe(pb::Subscribe { prefixes })));
+        }
+    }
+
+    // ---- publishing ----
+
+    /// Publishes an event to every node subscribed to a prefix of `topic`, this one included. Returns how many
+    /// nodes it reached; reaching nobody is not an error (it is counted as `no_subscriber`).
+    pub fn publish(&self, topic_name: &str, event: Event) -> Result<usize, PublishError> {
+        let view = self.view();
+        let targets: Vec<String> = view
+            .members
+            .iter()
+            .filter(|m| m.name != self.name() && m.subscribed(topic_name))
+            .map(|m| m.name.clone())
+            .collect();
+        let msg = self.message(topic_name, &event, None);
+        self.route(msg, &targets, true)
+    }
+
+    /// Publishes to the member of `pool` that owns `key` (Zeek's `Cluster::publish_hrw`).
+    pub fn publish_hrw(&self, pool: Role, key: &Data, event: Event) -> Result<String, PublishError> {
+        let view = self.view();
+        let pk = state::pool_key(key);
+        let owner = hrw_owner(&view, pool, &pk).inspect_err(|e| self.0.metrics.publish_error(e.reason()))?.to_string();
+        let route = pb::PoolRoute { pool: pool.as_str().into(), epoch: view.epoch, key: pk.0, hops: 0 };
+        let msg = self.message(&topic::node_topic(&owner), &event, Some(route));
+        self.route(msg, std::slice::from_ref(&owner), false)?;
+        Ok(owner)
+    }
+
+    /// Publishes to the next member of `pool` in round-robin order for `key` (Zeek's `Cluster::publish_rr`),
+    /// preferring members with a live link.
+    pub fn publish_rr(&self, pool: Role, key: &str, event: Event) -> Result<String, PublishError> {
+        let view = self.view();
+        let members = view.pool(pool);
+        let pick = lock(&self.0.rr).next(key, &members, |n| n == self.name() || self.link(n).is_some());
+        let Some(target) = pick.map(str::to_string) else {
+            let e = PublishError::EmptyPool(pool);
+            self.0.metrics.publish_error(e.reason());
+            return Err(e);
+        };
+        let msg = self.message(&topic::node_topic(&target), &event, None);
+        self.route(msg, std::slice::from_ref(&target), false)?;
+        Ok(target)
+    }
+
+    fn message(&self, topic_name: &str, event: &Event, route: Option<pb::PoolRoute>) -> pb::Message {
+        pb::Message {
+            topic: topic_name.to_string(),
+            event: Some(event.to_pb()),
+            origin: self.name().to_string(),
+            relay_to: Vec::new(),
+            route,
+        }
+    }
+
+    /// Sends `msg` to `targets` (direct links first, the rest relayed once by the manager) and, if `to_self` and the
+    /// topic matches our subscriptions or we are a target, to our own handlers.
+    fn route(&self, msg: pb::Message, targets: &[String], to_self: bool) -> Result<usize, PublishError> {
+        self.0.events_out.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.event_out(&msg.topic);
+        let mut reached = 0;
+        let mut error = None;
+        let mut relay = Vec::new();
+        let mut local = to_self && self.0.subs.read().unwrap_or_else(|e| e.into_inner()).matches(&msg.topic);
+        for t in targets {
+            if t == self.name() {
+                local = true;
+                continue;
+            }
+            match self.link(t) {
+                Some(l) => match l.try_send(link::frame(pb::frame::Body::Message(msg.clone()))) {
+                    Ok(()) => reached += 1,
+                    Err(e) => error = Some(e),
+                },
+                None => relay.push(t.clone()),
+            }
+        }
+        if !relay.is_empty() {
+            match self.relay_via_manager(&msg, relay) {
+                Ok(n) => reached += n,
+                Err(e) => error = Some(e),
+            }
+        }
+        if local {
+            self.deliver_local(msg);
+            reached += 1;
+        }
+        if let Some(e) = &error {
+            self.0.metrics.publish_error(e.reason());
+        }
+        match error {
+            Some(e) if reached == 0 => Err(e),
+            _ => {
+                if reached == 0 {
+                    self.0.metrics.publish_error("no_subscriber");
+                }
+                Ok(reached)
+            }
+        }
+    }
+
+    fn relay_via_manager(&self, msg: &pb::Message, relay_to: Vec<String>) -> Result<usize, PublishError> {
+        let manager = &self.0.cfg.manager.name;
+        let first = relay_to.first().cloned().unwrap_or_default();
+        if self.role() == Role::Manager {
+            return Err(PublishError::Unreachable(first));
+        }
+        let link = self.link(manager).ok_or(PublishError::Unreachable(first))?;
+        let n = relay_to.len();
+        let relayed = pb::Message { relay_to, ..msg.clone() };
+        link.try_send(link::frame(pb::frame::Body::Message(relayed)))?;
+        Ok(n)
+    }
+
+    fn deliver_local(&self, msg: pb::Message) {
+        let event = match msg.event.map(Event::from_pb) {
+            Some(Ok(e)) => e,
+            Some(Err(e)) => {
+                tracing::warn!(origin = %msg.origin, "dropping a malformed event: {e}");
+                self.0.metrics.malformed_frames.inc();
+                return;
+            }
+            None => {
+                self.0.metrics.malformed_frames.inc();
+                return;
+            }
+        };
+        self.0.events_in.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.event_in(&msg.topic);
+        let received = Received { topic: msg.topic, origin: msg.origin, event };
+        if self.0.local_tx.try_send(received).is_err() {
+            self.0.metrics.publish_error("local_queue_full");
+        }
+    }
+
+    // ---- receiving ----
+
+    /// Handles one frame from a peer.
+    pub fn on_frame(&self, from: &Arc<Link>, f: pb::Frame) {
+        use pb::frame::Body;
+        match f.body {
+            Some(Body::Heartbeat(h)) => *lock(&from.stats) = h.stats.unwrap_or_default(),
+            Some(Body::Message(m)) => self.on_message(from, m),
+            Some(Body::LogBatch(b)) => self.on_log_batch(from, b),
+            Some(Body::LogAck(a)) => self.0.shipper.ack(&from.name, a),
+            Some(Body::View(v)) if from.role == Role::Manager => self.install_view(View::from_pb(v)),
+            Some(Body::Subscribe(s)) if self.role() == Role::Manager => {
+                let view = self.manager_state().authority.resubscribe(&from.name, s.prefixes);
+                if let Some(v) = view {
+                    self.publish_view(v);
+                }
+            }
+            Some(Body::Leave(l)) if self.role() == Role::Manager => {
+                tracing::info!(peer = %from.name, reason = %l.reason, "node is leaving");
+                let view = self.manager_state().authority.leave(&from.name);
+                if let Some(v) = view {
+                    self.cluster_log(&format!("{} left: {}", from.name, l.reason));
+                    self.publish_view(v);
+                }
+            }
+            Some(Body::Error(e)) => tracing::warn!(peer = %from.name, code = e.code, "peer reports: {}", e.message),
+            Some(Body::Hello(_)) => self.refuse(from, 1, "a second hello on one link"),
+            Some(Body::View(_) | Body::Subscribe(_) | Body::Leave(_)) => {
+                self.refuse(from, 3, "only the manager orders membership")
+            }
+            None => self.refuse(from, 1, "an empty frame"),
+        }
+    }
+
+    fn refuse(&self, to: &Link, code: u32, why: &str) {
+        self.0.metrics.malformed_frames.inc();
+        tracing::warn!(peer = %to.name, "refusing a frame: {why}");
+        let _ = to.try_send(link::error_frame(code, why));
+    }
+
+    fn on_message(&self, from: &Arc<Link>, mut m: pb::Message) {
+        if m.event.is_none() || m.topic.is_empty() {
+            return self.refuse(from, 2, "a message needs a topic and an event");
+        }
+        if let Some(bad) = m.event.as_ref().and_then(|e| Event::from_pb(e.clone()).err()) {
+            return self.refuse(from, 2, &bad.to_string());
+        }
+        if !m.relay_to.is_empty() {
+            if self.role() != Role::Manager {
+                return self.refuse(from, 3, "only the manager relays");
+            }
+            let targets = std::mem::take(&mut m.relay_to);
+            for t in targets {
+                if t == self.name() {
+                    self.receive(m.clone());
+                } else if let Some(l) = self.link(&t) {
+                    if let Err(e) = l.try_send(link::frame(pb::frame::Body::Message(m.clone()))) {
+                        self.0.metrics.publish_error(e.reason());
+                    }
+                } else {
+                    self.0.metrics.publish_error("unreachable");
+                }
+            }
+            return;
+        }
+        self.receive(m);
+    }
+
+    /// A message addressed to this node: re-routed if it was routed with an older view and is not ours any more,
+    /// otherwise delivered to our handlers if we subscribe to its topic.
+    fn receive(&self, mut m: pb::Message) {
+        if let Some(route) = m.route.as_mut() {
+            let view = self.view();
+            if route.epoch < view.epoch && route.hops < MAX_REROUTE_HOPS {
+                let pool = route.pool.parse::<Role>().ok();
+                let owner = pool.and_then(|p| hrw::owner(view.pool(p), &hrw::PoolKey(route.key.clone())));
+                if let Some(owner) = owner.filter(|o| *o != self.name()).map(str::to_string) {
+                    route.epoch = view.epoch;
+                    route.hops += 1;
+                    m.topic = topic::node_topic(&owner);
+                    self.0.metrics.rerouted.inc();
+                    let _ = self.route(m, &[owner], false);
+                    return;
+                }
+            }
+        }
+        let subscribed = self.0.subs.read().unwrap_or_else(|e| e.into_inner()).matches(&m.topic);
+        if subscribed {
+            self.deliver_local(m);
+        } else {
+            self.0.metrics.publish_error("not_subscribed");
+        }
+    }
+
+    fn on_log_batch(&self, from: &Arc<Link>, batch: pb::LogBatch) {
+        let seq = batch.seq;
+        if !matches!(self.role(), Role::Logger | Role::Manager) {
+            let _ = from.try_send(ack_frame(seq, Err(format!("{} is not a logger", self.name()))));
+            return;
+        }
+        match logwire::decode_batch(batch) {
+            Ok(records) => {
+                let reply = from.sender();
+                self.writer().submit(records, Some(Box::new(move |result| {
+                    let _ = reply.blocking_send(ack_frame(seq, result));
+                })));
+            }
+            Err(e) => {
+                self.0.metrics.malformed_frames.inc();
+                let _ = from.try_send(ack_frame(seq, Err(e.to_string())));
+            }
+        }
+    }
+
+    fn writer(&self) -> Arc<LogWriter> {
+        let mut w = lock(&self.0.writer);
+        if let Some(w) = w.as_ref() {
+            return Arc::clone(w);
+        }
+        let created = Arc::new(LogWriter::start(self.0.cfg.logging.clone(), Arc::clone(&self.0.metrics)));
+        *w = Some(Arc::clone(&created));
+        created
+    }
+
+    // ---- links and membership ----
+
+    /// Checks a peer's hello; returns its role.
+    pub fn check_hello(&self, h: &pb::Hello) -> Result<Role, tonic::Status> {
+        if h.protocol != PROTOCOL_VERSION {
+            return Err(tonic::Status::failed_precondition(format!(
+                "protocol version {} (this node speaks {PROTOCOL_VERSION})",
+                h.protocol
+            )));
+        }
+        if h.cluster != self.cluster() {
+            return Err(tonic::Status::permission_denied(format!(
+                "cluster '{}' (this is '{}')",
+                h.cluster,
+                self.cluster()
+            )));
+        }
+        if !super::layout::valid_node_name(&h.name) || h.name == self.name() {
+            return Err(tonic::Status::invalid_argument(format!("node name '{}'", h.name)));
+        }
+        Role::from_pb(h.role).ok_or_else(|| tonic::Status::invalid_argument("a hello needs a node role"))
+    }
+
+    pub fn hello_frame(&self) -> pb::Frame {
+        link::frame(pb::frame::Body::Hello(pb::Hello {
+            cluster: self.cluster().to_string(),
+            name: self.name().to_string(),
+            role: self.role().to_pb() as i32,
+            advertise: self.spec().advertise(),
+            epoch: self.view().epoch,
+            subscriptions: self.subscriptions(),
+            protocol: PROTOCOL_VERSION,
+        }))
+    }
+
+    pub fn register_link(&self, l: &Arc<Link>) {
+        let old = self.0.links.write().unwrap_or_else(|e| e.into_inner()).insert(l.name.clone(), Arc::clone(l));
+        if let Some(old) = old {
+            old.close();
+        }
+        self.0.metrics.peers.set(self.0.links.read().unwrap_or_else(|e| e.into_inner()).len() as i64);
+        tracing::info!(peer = %l.name, role = %l.role, "link up");
+        self.raise_local(NODE_UP_EVENT, l);
+        if self.role() == Role::Manager {
+            self.manager_admit(&l.hello, l.role);
+        }
+        self.0.shipper.nudge();
+    }
+
+    pub fn unregister_link(&self, l: &Arc<Link>) {
+        let removed = {
+            let mut links = self.0.links.write().unwrap_or_else(|e| e.into_inner());
+            let current = links.get(&l.name).is_some_and(|c| c.id == l.id);
+            if current {
+                links.remove(&l.name);
+            }
+            self.0.metrics.peers.set(links.len() as i64);
+            current
+        };
+        if !removed {
+            return;
+        }
+        tracing::info!(peer = %l.name, role = %l.role, "link down");
+        self.raise_local(NODE_DOWN_EVENT, l);
+        if self.role() == Role::Manager {
+            let view = self.manager_state().authority.leave(&l.name);
+            if let Some(v) = view {
+                self.cluster_log(&format!("{} is down", l.name));
+                self.publish_view(v);
+            }
+        }
+        self.0.shipper.nudge();
+    }
+
+    fn raise_local(&self, event: &str, l: &Link) {
+        let received = Received {
+            topic: topic::node_topic(self.name()),
+            origin: self.name().to_string(),
+            event: Event::new(event, vec![Data::Str(l.name.clone()), Data::Enum(l.role.as_str().into())]),
+        };
+        let _ = self.0.local_tx.try_send(received);
+    }
+
+    /// The manager learns a node from its hello.
+    pub fn manager_admit(&self, h: &pb::Hello, role: Role) {
+        if self.role() != Role::Manager {
+            return;
+        }
+        let member = Member { name: h.name.clone(), role, advertise: h.advertise.clone(), subscriptions: h.subscriptions.clone() };
+        let (view, start_recovery) = {
+            let mut ms = self.manager_state();
+            ms.authority.observe_epoch(h.epoch);
+            let fresh = !ms.published && h.epoch > 0 && !ms.recovering;
+            if fresh {
+                ms.recovering = true;
+                ms.authority.mark_ready();
+            }
+            let v = ms.authority.join(member);
+            (if ms.recovering { None } else { Some(v) }, fresh)
+        };
+        self.cluster_log(&format!("{} joined as {role}", h.name));
+        if start_recovery {
+            tracing::info!(epoch = h.epoch, "a running cluster re-joins this manager; collecting nodes before the first view");
+            let node = self.clone();
+            let grace = self.0.cfg.timing.recovery_grace;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                let view = {
+                    let mut ms = node.manager_state();
+                    ms.recovering = false;
+                    ms.authority.next_view()
+                };
+                node.publish_view(view);
+            });
+        }
+        if let Some(v) = view {
+            self.publish_view(v);
+        }
+    }
+
+    /// The manager installs a new view and pushes it to every peer.
+    fn publish_view(&self, view: View) {
+        self.manager_state().published = true;
+        let frame = link::frame(pb::frame::Body::View(view.to_pb()));
+        for l in self.links() {
+            let _ = l.try_send(frame.clone());
+        }
+        self.install_view(view);
+    }
+
+    /// Adopts a newer view: pools, dial targets, readiness and state ownership follow it.
+    pub fn install_view(&self, view: View) {
+        let current = self.view();
+        if view.epoch < current.epoch || (view.epoch == current.epoch && view == *current) {
+            return;
+        }
+        tracing::info!(epoch = view.epoch, members = view.members.len(), ready = view.ready, "membership view");
+        let view = Arc::new(view);
+        self.0.view_tx.send_replace(Arc::clone(&view));
+        self.0.metrics.view_epoch.set(view.epoch as i64);
+        if view.ready {
+            self.0.ready.store(true, Ordering::Relaxed);
+            self.0.metrics.ready.set(1);
+        }
+        for m in &view.members {
+            if self.dials(m) {
+                self.ensure_dial(&m.name, &m.advertise);
+            }
+        }
+        if self.role() == Role::Proxy {
+            self.hand_off_state(&view);
+        }
+        self.0.shipper.nudge();
+    }
+
+    /// Which links this node opens: everyone dials the manager; workers dial proxies and loggers; proxies dial
+    /// loggers and the proxies after them by name. Each pair has one link, used both ways.
+    fn dials(&self, peer: &Member) -> bool {
+        if peer.name == self.name() || peer.advertise.is_empty() {
+            return false;
+        }
+        match (self.role(), peer.role) {
+            (_, Role::Manager) => true,
+            (Role::Manager, _) => false,
+            (Role::Worker, Role::Proxy | Role::Logger) => true,
+            (Role::Proxy, Role::Logger) => true,
+            (Role::Proxy, Role::Proxy) => self.name() < peer.name.as_str(),
+            _ => false,
+        }
+    }
+
+    fn ensure_dial(&self, name: &str, addr: &str) {
+        if self.is_leaving() {
+            return;
+        }
+        if !lock(&self.0.dialing).insert(name.to_string()) {
+            return;
+        }
+        tokio::spawn(link::dial_loop(self.clone(), name.to_string(), addr.to_string()));
+    }
+
+    /// Whether a dial loop to `name` should go on.
+    pub fn should_dial(&self, name: &str) -> bool {
+        if *self.0.shutdown_tx.borrow() {
+            return false;
+        }
+        if name == self.0.cfg.manager.name {
+            return true;
+        }
+        self.view().get(name).is_some_and(|m| self.dials(m))
+    }
+
+    pub fn dial_ended(&self, name: &str) {
+        lock(&self.0.dialing).remove(name);
+    }
+
+    // ---- state ----
+
+    /// The node's keyed state tables (used on proxies).
+    pub fn state(&self) -> MutexGuard<'_, StateStore> {
+        lock(&self.0.state)
+    }
+
+    fn hand_off_state(&self, view: &View) {
+        let proxies = view.pool(Role::Proxy);
+        let moved = self.state().take_moved(self.name(), |k| hrw::owner(proxies.iter().copied(), k).map(str::to_string));
+        if moved.is_empty() {
+            return;
+        }
+        let mut by_owner: HashMap<String, Vec<Data>> = HashMap::new();
+        for (owner, table, entry) in &moved {
+            by_owner.entry(owner.clone()).or_default().push(state::entry_to_data(table, entry));
+        }
+        tracing::info!(keys = moved.len(), owners = by_owner.len(), epoch = view.epoch, "handing state to new owners");
+        self.0.metrics.state_keys_moved.inc_by(moved.len() as u64);
+        self.0.metrics.state_keys.set(self.state().len() as i64);
+        for (owner, entries) in by_owner {
+            for chunk in entries.chunks(TRANSFER_CHUNK) {
+                let event = Event::new(STATE_TRANSFER_EVENT, vec![Data::Vector(chunk.to_vec())]);
+                let msg = self.message(&topic::node_topic(&owner), &event, None);
+                if let Err(e) = self.route(msg, std::slice::from_ref(&owner), false) {
+                    tracing::error!(%owner, "state hand-off failed: {e}");
+                }
+            }
+        }
+    }
+
+    fn merge_transferred_state(&self, r: &Received) {
+        let Some(Data::Vector(entries)) = r.event.args.first() else { return };
+        let mut store = self.state();
+        for e in entries {
+            match state::entry_from_data(e.clone()) {
+                Ok((table, entry)) => store.merge(&table, entry),
+                Err(err) => tracing::warn!(origin = %r.origin, "bad state entry: {err}"),
+            }
+        }
+        self.0.metrics.state_keys.set(store.len() as i64);
+    }
+
+    // ---- logs ----
+
+    /// Ships log records to the loggers (or writes them, on a logger or a manager without loggers). Never blocks a
+    /// live capture: what cannot be buffered is dropped and counted (see [`super::logship::Overflow`]).
+    pub fn log(&self, records: Vec<LogRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        self.0.metrics.log_records_produced.inc_by(records.len() as u64);
+        self.0.shipper.ship(records);
+    }
+
+    fn cluster_log(&self, message: &str) {
+        let record = LogRecord::new(
+            &CLUSTER_LOG,
+            vec![Value::Time(wall_secs()), Value::str(self.name()), Value::str(message)],
+        );
+        self.log(vec![record]);
+    }
+
+    /// Sends what is buffered and waits (up to `timeout`) until the loggers acknowledged it; returns the records
+    /// still unacknowledged.
+    pub async fn flush_logs(&self, timeout: Duration) -> u64 {
+        self.0.shipper.flush(timeout).await
+    }
+
+    // ---- shutdown ----
+
+    /// Leaves the cluster in order: logs flushed, the manager told, state handed on, queues drained.
+    pub async fn leave(&self, reason: &str) {
+        let lost = self.flush_logs(Duration::from_secs(30)).await;
+        if lost > 0 {
+            tracing::error!(records = lost, "leaving with unacknowledged log records");
+        }
+        self.0.leaving.store(true, Ordering::Relaxed);
+        if self.role() != Role::Manager {
+            if let Some(m) = self.link(&self.0.cfg.manager.name) {
+                let leave = link::frame(pb::frame::Body::Leave(pb::Leave { reason: reason.to_string() }));
+                let _ = m.send_timeout(leave, Duration::from_secs(1)).await;
+                // Wait for the view without us, so the state moves and senders stop choosing us.
+                let mut rx = self.watch_view();
+                let me = self.name().to_string();
+                let _ = tokio::time::timeout(Duration::from_secs(3), async {
+                    while rx.borrow_and_update().get(&me).is_some() {
+                        if rx.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                // Messages routed with the old view still arrive for a moment: keep re-routing them.
+                tokio::time::sleep(self.0.cfg.timing.leave_drain).await;
+            }
+        }
+        let _ = self.flush_logs(Duration::from_secs(10)).await;
+        self.drain_links(Duration::from_secs(2)).await;
+        if let Some(w) = lock(&self.0.writer).take() {
+            w.close();
+        }
+        let _ = self.0.shutdown_tx.send(true);
+    }
+
+    async fn drain_links(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline && self.links().iter().any(|l| l.queued() > 0) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Seconds since the epoch, for records the runtime writes.
+    pub fn wall_time(&self) -> f64 {
+        wall_secs()
+    }
+}
+
+fn ack_frame(seq: u64, result: Result<(), String>) -> pb::Frame {
+    let (ok, error) = match result {
+        Ok(()) => (true, String::new()),
+        Err(e) => (false, e),
+    };
+    link::frame(pb::frame::Body::LogAck(pb::LogAck { seq, ok, error }))
+}
+
+impl ShipRoute for Node {
+    fn destinations(&self) -> Destinations {
+        if self.role() == Role::Logger {
+            return Destinations::Local;
+        }
+        let view = self.view();
+        let loggers = view.pool(Role::Logger);
+        if loggers.is_empty() {
+            return match self.role() {
+                Role::Manager => Destinations::Local,
+                _ => match self.link(&self.0.cfg.manager.name) {
+                    Some(l) => Destinations::Remote(vec![(l.name.clone(), l.sender())]),
+                    None => Destinations::Wait,
+                },
+            };
+        }
+        let live: Vec<_> = loggers.iter().filter_map(|n| self.link(n)).map(|l| (l.name.clone(), l.sender())).collect();
+        if live.is_empty() { Destinations::Wait } else { Destinations::Remote(live) }
+    }
+
+    fn write_local(&self, records: Vec<LogRecord>) {
+        self.writer().submit(records, None);
+    }
+
+    fn origin(&self) -> String {
+        self.name().to_string()
+    }
+
+    fn is_linked(&self, name: &str) -> bool {
+        self.link(name).is_some()
+    }
+}
+
+async fn dispatch_loop(node: Node, mut rx: mpsc::Receiver<Received>) {
+    let mut shutdown = node.shutdown_signal();
+    loop {
+        let r = tokio::select! {
+            r = rx.recv() => match r { Some(r) => r, None => break },
+            _ = shutdown.changed() => break,
+        };
+        let handlers = node.0.handlers.read().unwrap_or_else(|e| e.into_inner()).get(&r.event.name).cloned();
+        for h in handlers.unwrap_or_default() {
+            h(&node, &r);
+        }
+    }
+}
+
+/// Sends heartbeats, closes links that went silent, and refreshes gauges.
+async fn heartbeat_loop(node: Node) {
+    let timing = node.0.cfg.timing;
+    let mut tick = tokio::time::interval(timing.heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown = node.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        let hb = link::frame(pb::frame::Body::Heartbeat(pb::Heartbeat { now: wall_secs(), stats: Some(node.stats()) }));
+        let now = node.now_ms();
+        for l in node.links() {
+            let _ = l.try_send(hb.clone());
+            if now.saturating_sub(l.last_heard_ms()) > timing.liveness.as_millis() as u64 {
+                tracing::warn!(peer = %l.name, "no heartbeat for {:?}: link considered dead", timing.liveness);
+                l.close();
+            }
+        }
+    }
+}

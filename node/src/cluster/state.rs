@@ -1,0 +1,293 @@
+//! Keyed state held on proxies: small typed tables with expiry. When the membership view changes, each entry whose
+//! HRW owner changed moves to the new owner and merges there, so counts and distinct sets survive scaling.
+
+use std::collections::{BTreeMap, HashMap};
+
+use prost::Message as _;
+
+use super::data::{Data, DataError};
+use super::hrw::PoolKey;
+
+/// What a key holds. Each kind merges in its own way when state moves between proxies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StateValue {
+    /// A counter: merging adds.
+    Count(u64),
+    /// A distinct set (scan targets, scanner addresses): merging unites. Items are keyed by their wire encoding.
+    Set(BTreeMap<Vec<u8>, Data>),
+    /// Any value: merging keeps the incoming one.
+    Value(Data),
+}
+
+impl StateValue {
+    fn merge(&mut self, other: StateValue) {
+        match (self, other) {
+            (StateValue::Count(a), StateValue::Count(b)) => *a = a.saturating_add(b),
+            (StateValue::Set(a), StateValue::Set(b)) => a.extend(b),
+            (slot, other) => *slot = other,
+        }
+    }
+
+    pub fn count(&self) -> Option<u64> {
+        match self {
+            StateValue::Count(c) => Some(*c),
+            _ => None,
+        }
+    }
+
+    /// The number of distinct items of a set (0 for other kinds).
+    pub fn set_len(&self) -> usize {
+        match self {
+            StateValue::Set(s) => s.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// One key of one table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub key: Data,
+    pub value: StateValue,
+    /// When the entry expires (the same clock the caller passes as `now`); infinity = never.
+    pub expires: f64,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    /// Seconds after the last write that an entry expires; 0 = never.
+    expiry: f64,
+    entries: HashMap<PoolKey, Entry>,
+}
+
+/// The state tables of one node.
+#[derive(Debug, Default)]
+pub struct StateStore {
+    tables: BTreeMap<String, Table>,
+}
+
+/// The HRW key of a state key: strings and counts hash as Zeek hashes them, other values by their wire encoding.
+pub fn pool_key(key: &Data) -> PoolKey {
+    match key {
+        Data::Str(s) => PoolKey::string(s),
+        Data::Count(c) => PoolKey::count(*c),
+        Data::Addr(a) => PoolKey::addr(*a),
+        other => PoolKey::bytes(other.to_pb().encode_to_vec()),
+    }
+}
+
+fn item_key(d: &Data) -> Vec<u8> {
+    d.to_pb().encode_to_vec()
+}
+
+impl StateStore {
+    /// Sets a table's expiry (seconds after the last write; 0 = never). Tables exist on first use without this.
+    pub fn define(&mut self, table: &str, expiry_secs: f64) {
+        self.tables.entry(table.to_string()).or_default().expiry = expiry_secs.max(0.0);
+    }
+
+    fn entry(&mut self, table: &str, key: &Data, now: f64, empty: impl FnOnce() -> StateValue) -> &mut Entry {
+        let t = self.tables.entry(table.to_string()).or_default();
+        let expires = if t.expiry > 0.0 { now + t.expiry } else { f64::INFINITY };
+        let e = t.entries.entry(pool_key(key)).or_insert_with(|| Entry { key: key.clone(), value: empty(), expires });
+        e.expires = expires;
+        e
+    }
+
+    /// Adds `by` to a counter and returns the new count.
+    pub fn incr(&mut self, table: &str, key: &Data, by: u64, now: f64) -> u64 {
+        let e = self.entry(table, key, now, || StateValue::Count(0));
+        if !matches!(e.value, StateValue::Count(_)) {
+            e.value = StateValue::Count(0);
+        }
+        e.value.merge(StateValue::Count(by));
+        e.value.count().unwrap_or(0)
+    }
+
+    /// Adds `item` to a distinct set; returns whether it was new and the set's size.
+    pub fn insert(&mut self, table: &str, key: &Data, item: Data, now: f64) -> (bool, usize) {
+        let e = self.entry(table, key, now, || StateValue::Set(BTreeMap::new()));
+        if !matches!(e.value, StateValue::Set(_)) {
+            e.value = StateValue::Set(BTreeMap::new());
+        }
+        match &mut e.value {
+            StateValue::Set(s) => {
+                let new = s.insert(item_key(&item), item).is_none();
+                (new, s.len())
+            }
+            _ => (false, 0),
+        }
+    }
+
+    /// Stores a value, replacing what was there.
+    pub fn put(&mut self, table: &str, key: &Data, value: Data, now: f64) {
+        self.entry(table, key, now, || StateValue::Value(Data::Unset)).value = StateValue::Value(value);
+    }
+
+    pub fn get(&self, table: &str, key: &Data) -> Option<&StateValue> {
+        self.tables.get(table)?.entries.get(&pool_key(key)).map(|e| &e.value)
+    }
+
+    pub fn remove(&mut self, table: &str, key: &Data) -> Option<Entry> {
+        self.tables.get_mut(table)?.entries.remove(&pool_key(key))
+    }
+
+    /// Every entry of a table (for reports).
+    pub fn entries(&self, table: &str) -> Vec<&Entry> {
+        self.tables.get(table).map(|t| t.entries.values().collect()).unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tables.values().map(|t| t.entries.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes and returns the entries that expired by `now`.
+    pub fn expire(&mut self, now: f64) -> Vec<(String, Entry)> {
+        let mut out = Vec::new();
+        for (name, t) in &mut self.tables {
+            let dead: Vec<PoolKey> = t.entries.iter().filter(|(_, e)| e.expires <= now).map(|(k, _)| k.clone()).collect();
+            for k in dead {
+                if let Some(e) = t.entries.remove(&k) {
+                    out.push((name.clone(), e));
+                }
+            }
+        }
+        out
+    }
+
+    /// Takes out every entry that `owner` places elsewhere than `me`, grouped by new owner. `owner` returns `None`
+    /// when the pool is empty: such entries stay (there is nowhere to send them).
+    pub fn take_moved(&mut self, me: &str, owner: impl Fn(&PoolKey) -> Option<String>) -> Vec<(String, String, Entry)> {
+        let mut out = Vec::new();
+        for (name, t) in &mut self.tables {
+            let moving: Vec<(PoolKey, String)> =
+                t.entries.keys().filter_map(|k| owner(k).filter(|o| o != me).map(|o| (k.clone(), o))).collect();
+            for (k, to) in moving {
+                if let Some(e) = t.entries.remove(&k) {
+                    out.push((to, name.clone(), e));
+                }
+            }
+        }
+        out
+    }
+
+    /// Merges an entry that moved here from another proxy.
+    pub fn merge(&mut self, table: &str, incoming: Entry) {
+        let t = self.tables.entry(table.to_string()).or_default();
+        match t.entries.get_mut(&pool_key(&incoming.key)) {
+            Some(e) => {
+                e.value.merge(incoming.value);
+                e.expires = e.expires.max(incoming.expires);
+            }
+            None => {
+                t.entries.insert(pool_key(&incoming.key), incoming);
+            }
+        }
+    }
+}
+
+/// An entry on the wire, as one record: `[table, key, kind, value, expires]`.
+pub fn entry_to_data(table: &str, e: &Entry) -> Data {
+    let (kind, value) = match &e.value {
+        StateValue::Count(c) => ("count", Data::Count(*c)),
+        StateValue::Set(s) => ("set", Data::Set(s.values().cloned().collect())),
+        StateValue::Value(d) => ("value", d.clone()),
+    };
+    let expires = if e.expires.is_finite() { Data::Time(e.expires) } else { Data::Unset };
+    Data::Record(vec![Data::Str(table.to_string()), e.key.clone(), Data::Enum(kind.into()), value, expires])
+}
+
+pub fn entry_from_data(d: Data) -> Result<(String, Entry), DataError> {
+    let bad = || DataError("a state entry is [table, key, kind, value, expires]".into());
+    let Data::Record(fields) = d else { return Err(bad()) };
+    let [table, key, kind, value, expires]: [Data; 5] = fields.try_into().map_err(|_| bad())?;
+    let table = table.as_str().ok_or_else(bad)?.to_string();
+    let value = match (kind.as_str(), value) {
+        (Some("count"), Data::Count(c)) => StateValue::Count(c),
+        (Some("set"), Data::Set(items)) => StateValue::Set(items.into_iter().map(|i| (item_key(&i), i)).collect()),
+        (Some("value"), v) => StateValue::Value(v),
+        _ => return Err(bad()),
+    };
+    let expires = match expires {
+        Data::Time(t) => t,
+        _ => f64::INFINITY,
+    };
+    Ok((table, Entry { key, value, expires }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::hrw;
+
+    #[test]
+    fn counters_sets_values_and_expiry() {
+        let mut s = StateStore::default();
+        s.define("pairs", 10.0);
+        let k = Data::Str("a->b".into());
+        assert_eq!(s.incr("pairs", &k, 1, 0.0), 1);
+        assert_eq!(s.incr("pairs", &k, 2, 5.0), 3);
+        let scanner = Data::Addr("10.0.0.1".parse().unwrap());
+        assert_eq!(s.insert("targets", &scanner, Data::Addr("1.1.1.1".parse().unwrap()), 0.0), (true, 1));
+        assert_eq!(s.insert("targets", &scanner, Data::Addr("1.1.1.1".parse().unwrap()), 0.0), (false, 1));
+        assert_eq!(s.insert("targets", &scanner, Data::Addr("1.1.1.2".parse().unwrap()), 0.0), (true, 2));
+        s.put("seen", &Data::Count(7), Data::Bool(true), 0.0);
+        assert_eq!(s.get("seen", &Data::Count(7)), Some(&StateValue::Value(Data::Bool(true))));
+        assert_eq!(s.len(), 3);
+        assert!(s.expire(14.9).is_empty(), "the second write pushed the expiry to 15");
+        let gone = s.expire(15.0);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].1.value, StateValue::Count(3));
+        assert!(s.get("pairs", &k).is_none());
+        assert!(s.expire(1e12).is_empty(), "tables without expiry keep their entries");
+    }
+
+    #[test]
+    fn moved_entries_merge_at_the_new_owner() {
+        let mut old = StateStore::default();
+        let mut new = StateStore::default();
+        for i in 0..100u64 {
+            old.incr("c", &Data::Count(i % 10), 1, 0.0);
+            old.insert("s", &Data::Count(i % 10), Data::Count(i), 0.0);
+        }
+        // Meanwhile the new owner already counted some of the same keys.
+        new.incr("c", &Data::Count(3), 5, 0.0);
+        let pool = ["proxy-1", "proxy-2"];
+        let moved = old.take_moved("proxy-1", |k| hrw::owner(pool, k).map(str::to_string));
+        assert!(!moved.is_empty());
+        for (to, table, e) in moved {
+            assert_eq!(to, "proxy-2");
+            let (t, e) = entry_from_data(entry_to_data(&table, &e)).unwrap();
+            new.merge(&t, e);
+        }
+        let total: u64 = (0..10).map(|k| {
+            let key = Data::Count(k);
+            old.get("c", &key).or(new.get("c", &key)).and_then(StateValue::count).unwrap_or(0)
+        }).sum();
+        assert_eq!(total, 105);
+        for k in 0..10u64 {
+            let key = Data::Count(k);
+            assert!(old.get("c", &key).is_some() != new.get("c", &key).is_some(), "key {k} lives on exactly one proxy");
+            let set = old.get("s", &key).or(new.get("s", &key)).unwrap();
+            assert_eq!(set.set_len(), 10);
+        }
+    }
+
+    #[test]
+    fn malformed_transfers_are_errors() {
+        assert!(entry_from_data(Data::Count(1)).is_err());
+        assert!(entry_from_data(Data::Record(vec![Data::Str("t".into())])).is_err());
+        let wrong_kind = Data::Record(vec![
+            Data::Str("t".into()),
+            Data::Count(1),
+            Data::Enum("count".into()),
+            Data::Str("x".into()),
+            Data::Unset,
+        ]);
+        assert!(entry_from_data(wrong_kind).is_err());
+    }
+}

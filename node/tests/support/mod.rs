@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests that run the `zeek-node` binary on oracle traces
+//! (threads.rs, live_capture.rs).
+
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::path::{Path, PathBuf};
+
+/// The folder of oracle cases: `ZEEK_ORACLE_DIR`, else `<workspace>/../shared/oracle/dev`.
+pub fn oracle_root() -> Option<PathBuf> {
+    let dir = match std::env::var_os("ZEEK_ORACLE_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle/dev"),
+    };
+    dir.is_dir().then_some(dir)
+}
+
+/// The pcap or pcapng trace of an oracle case folder.
+pub fn trace_of(case: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(case).ok()?.flatten().map(|e| e.path()).find(|p| {
+        p.extension().and_then(|e| e.to_str()).is_some_and(|e| e == "pcap" || e == "pcapng")
+    })
+}
+
+pub fn node_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zeek-node"))
+}
+
+/// The records of a Zeek TSV log with the named columns replaced by `*`, sorted (write order depends on timers
+/// and threads, not on what is logged). A missing file reads as no records.
+pub fn masked_records(log: &Path, masked: &[&str]) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let fields: Vec<&str> = text.lines().find_map(|l| l.strip_prefix("#fields\t")).unwrap_or("").split('\t').collect();
+    let mut records: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|line| {
+            line.split('\t')
+                .enumerate()
+                .map(|(i, v)| if fields.get(i).is_some_and(|f| masked.contains(f)) { "*" } else { v })
+                .collect::<Vec<_>>()
+                .join("\t")
+        })
+        .collect();
+    records.sort();
+    records
+}
+
+/// Describes the records that only one side has (empty when both are the same multiset).
+pub fn record_diff(left_name: &str, left: &[String], right_name: &str, right: &[String]) -> String {
+    let only = |a: &[String], b: &[String]| -> Vec<String> {
+        let mut rest = b.to_vec();
+        a.iter()
+            .filter(|r| match rest.iter().position(|x| x == *r) {
+                Some(i) => {
+                    rest.swap_remove(i);
+                    false
+                }
+                None => true,
+            })
+            .cloned()
+            .collect()
+    };
+    let (only_left, only_right) = (only(left, right), only(right, left));
+    if only_left.is_empty() && only_right.is_empty() {
+        return String::new();
+    }
+    format!("only in {left_name}:\n  {}\nonly in {right_name}:\n  {}", only_left.join("\n  "), only_right.join("\n  "))
+}

@@ -1,0 +1,140 @@
+//! `--threads N` must keep both directions of a connection on one analysis thread: otherwise each thread sees
+//! half a connection and conn.log changes (states, histories, byte counts, split records). This test analyses
+//! oracle traces with one and with four threads and requires identical conn.log records (uids masked: every
+//! thread has its own uid generator), and checks that `runner::flow_shard` is symmetric.
+//!
+//! `ZEEK_ORACLE_DIR` points at the folder of oracle cases (default `<workspace>/../shared/oracle/dev`).
+
+mod support;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::Command;
+
+use proptest::prelude::*;
+use zeek_node::decode::decode_ip;
+use zeek_node::runner::flow_shard;
+
+use support::{masked_records, node_binary, oracle_root, record_diff, trace_of};
+
+/// Cases with many connections, tunnels, fragments, VLAN/MPLS and both address families.
+const CASES: &[&str] = &[
+    "wikipedia",
+    "ssh-basic",
+    "pop3-rej",
+    "teredo",
+    "gre-sample",
+    "vlan-mpls",
+    "dns-ipv6-frag",
+    "http-methods",
+    "tcp-rxmit-rsto",
+];
+
+/// Columns that hold uids (per-thread generators make them differ by design).
+const UID_COLUMNS: &[&str] = &["uid", "tunnel_parents"];
+
+/// Runs `zeek-node -r TRACE -C --threads N` and returns its conn.log records, uid columns masked, sorted.
+fn conn_records(trace: &Path, threads: usize) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(node_binary())
+        .arg("-r")
+        .arg(trace)
+        .arg("-C")
+        .arg("--logdir")
+        .arg(dir.path())
+        .arg("--threads")
+        .arg(threads.to_string())
+        .output()
+        .expect("runs zeek-node");
+    assert!(out.status.success(), "zeek-node failed on {}: {}", trace.display(), String::from_utf8_lossy(&out.stderr));
+    masked_records(&dir.path().join("conn.log"), UID_COLUMNS)
+}
+
+#[test]
+fn threads_keep_connections_whole() {
+    let Some(root) = oracle_root() else {
+        println!("threads: no oracle found (set ZEEK_ORACLE_DIR or check out ../shared); skipped");
+        return;
+    };
+    let mut compared = 0;
+    for case in CASES {
+        let Some(trace) = trace_of(&root.join(case)) else {
+            println!("threads: case {case} not found; skipped");
+            continue;
+        };
+        let single = conn_records(&trace, 1);
+        let sharded = conn_records(&trace, 4);
+        assert!(!single.is_empty(), "{case}: no conn.log records with one thread");
+        let diff = record_diff("--threads 1", &single, "--threads 4", &sharded);
+        assert!(diff.is_empty(), "{case}: conn.log differs between 1 and 4 threads\n{diff}");
+        compared += single.len();
+    }
+    println!("threads: {compared} conn.log records identical with 1 and 4 threads");
+}
+
+/// An IPv4 or IPv6 header followed by the first 4 bytes of a TCP/UDP header (the ports).
+fn datagram(src: IpAddr, sp: u16, dst: IpAddr, dp: u16, proto: u8) -> Vec<u8> {
+    let ports = [sp.to_be_bytes(), dp.to_be_bytes(), [0, 0], [0, 0], [0, 0], [0, 0], [0x50, 0], [0, 0], [0, 0], [0, 0]]
+        .concat();
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let total = (20 + ports.len()) as u16;
+            let mut p = vec![0x45, 0];
+            p.extend_from_slice(&total.to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
+            p.extend_from_slice(&s.octets());
+            p.extend_from_slice(&d.octets());
+            p.extend_from_slice(&ports);
+            p
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let mut p = vec![0x60, 0, 0, 0];
+            p.extend_from_slice(&(ports.len() as u16).to_be_bytes());
+            p.extend_from_slice(&[proto, 64]);
+            p.extend_from_slice(&s.octets());
+            p.extend_from_slice(&d.octets());
+            p.extend_from_slice(&ports);
+            p
+        }
+        _ => unreachable!("mixed address families are not generated"),
+    }
+}
+
+fn shard(bytes: &[u8], n: usize) -> usize {
+    let ip = decode_ip(bytes, false).expect("test datagram decodes");
+    flow_shard(&ip, n)
+}
+
+fn addr_pair() -> impl Strategy<Value = (IpAddr, IpAddr)> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<[u8; 4]>()).prop_map(|(a, b)| (IpAddr::from(a), IpAddr::from(b))),
+        (any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(|(a, b)| (IpAddr::from(a), IpAddr::from(b))),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn flow_shard_is_symmetric(
+        (a, b) in addr_pair(),
+        sp in any::<u16>(),
+        dp in any::<u16>(),
+        proto in prop_oneof![Just(6u8), Just(17u8), Just(1u8)],
+        n in 1usize..64,
+    ) {
+        let forward = shard(&datagram(a, sp, b, dp, proto), n);
+        let reverse = shard(&datagram(b, dp, a, sp, proto), n);
+        prop_assert_eq!(forward, reverse);
+        prop_assert!(forward < n);
+    }
+}
+
+#[test]
+fn flow_shard_spreads_flows() {
+    let server: IpAddr = [198, 18, 0, 1].into();
+    let mut used = [false; 4];
+    for port in 40000..40064u16 {
+        let client: IpAddr = [10, 0, (port >> 8) as u8, port as u8].into();
+        used[shard(&datagram(client, port, server, 443, 6), 4)] = true;
+    }
+    assert!(used.iter().all(|&u| u), "64 flows should reach all 4 threads: {used:?}");
+}
