@@ -660,9 +660,17 @@ impl Core {
         }
     }
 
-    fn conn_weird(&mut self, conn: &Conn, ts: f64, name: &str, addl: Option<String>, source: &str) {
+    fn conn_weird(&mut self, conn: &mut Conn, ts: f64, name: &str, addl: Option<String>, source: &str) {
         if !self.cfg.is_enabled("weird") {
             return;
+        }
+        // Zeek's weird framework logs a name once per connection (checksum weirds excepted).
+        let repeatable = name.starts_with("bad_") && name.ends_with("_checksum");
+        if !repeatable {
+            if conn.weirds_logged.iter().any(|n| n == name) {
+                return;
+            }
+            conn.weirds_logged.push(name.to_string());
         }
         let mut v = vec![Value::Time(ts), Value::str(&conn.uid)];
         v.extend(conn.id.log_values());

@@ -428,25 +428,7 @@ impl AfPacketSource {
     }
 
     fn wait_readable(&self) -> Result<(), CaptureError> {
-        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN | libc::POLLERR, revents: 0 };
-        // SAFETY: one valid pollfd.
-        let rc = unsafe { libc::poll(&mut pfd, 1, POLL_TIMEOUT.as_millis() as libc::c_int) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            // A signal (SIGINT/SIGTERM) interrupts the wait: the caller checks its stop flag.
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(());
-            }
-            return Err(os_error(&self.iface, "poll", e));
-        }
-        if pfd.revents & libc::POLLERR != 0 {
-            return Err(CaptureError::Os {
-                iface: self.iface.clone(),
-                what: "poll",
-                source: io::Error::other("socket error (interface gone or down?)"),
-            });
-        }
-        Ok(())
+        super::wait_readable(self.fd.as_raw_fd(), POLL_TIMEOUT).map_err(|e| os_error(&self.iface, "poll", e))
     }
 
     /// The kernel's counters for this socket since it was opened: packets that reached the socket (including

@@ -18,6 +18,8 @@ pub enum CaptureError {
     Filter { filter: String, source: pcap::Error },
     #[error("capture failed: {0}")]
     Read(pcap::Error),
+    #[error("waiting for packets: {0}")]
+    Wait(std::io::Error),
     #[error("capturing on {0} needs root (or the CAP_NET_RAW capability)")]
     NotPermitted(String),
     #[error("no such network interface: {0}")]
@@ -55,6 +57,27 @@ pub enum Next<'a> {
     End,
     /// The savefile ends in the middle of a record: everything before it was read.
     Truncated(String),
+}
+
+/// How long a live source waits for traffic before reporting `Next::Idle` (so the caller sees its stop flag).
+const LIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Waits until `fd` is readable, `timeout` passes, or a signal arrives (all three are fine for the caller, who
+/// simply asks for the next packet again).
+pub(crate) fn wait_readable(fd: std::os::fd::RawFd, timeout: std::time::Duration) -> std::io::Result<()> {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(&mut pfd, 1, millis) };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    } else if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        return Err(std::io::Error::other("capture socket error (interface gone or down?)"));
+    }
+    Ok(())
 }
 
 /// A libpcap handle, offline or live.
@@ -95,6 +118,7 @@ impl PcapSource {
             .timeout(100)
             .immediate_mode(true)
             .open()
+            .and_then(pcap::Capture::setnonblock)
             .map_err(|source| CaptureError::Open { what: format!("interface {iface}"), source })?;
         let mut cap = cap;
         if let Some(f) = filter.filter(|f| !f.is_empty()) {
@@ -109,6 +133,10 @@ impl PcapSource {
     }
 
     pub fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
+        let live_fd = match &self.inner {
+            Handle::Live(c) => Some(std::os::fd::AsRawFd::as_raw_fd(c)),
+            Handle::Offline(_) => None,
+        };
         let res = match &mut self.inner {
             Handle::Offline(c) => c.next_packet(),
             Handle::Live(c) => c.next_packet(),
@@ -120,7 +148,14 @@ impl PcapSource {
                 Ok(Next::Packet(RawPacket { ts, data: p.data }))
             }
             Err(pcap::Error::NoMorePackets) => Ok(Next::End),
-            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
+            Err(pcap::Error::TimeoutExpired) => {
+                // Non-blocking live handle with nothing ready: wait here, where a signal ends the wait (libpcap's
+                // own wait restarts on EINTR and, with TPACKET_V3, never times out on an idle link).
+                if let Some(fd) = live_fd {
+                    wait_readable(fd, LIVE_WAIT).map_err(CaptureError::Wait)?;
+                }
+                Ok(Next::Idle)
+            }
             Err(pcap::Error::PcapError(msg)) if msg.contains("truncated") => Ok(Next::Truncated(msg)),
             Err(e) => Err(CaptureError::Read(e)),
         }

@@ -93,6 +93,8 @@ pub struct Conn {
     pub udp_dns: bool,
     /// Tunnel packets decapsulated per direction (the service is confirmed once both carried one).
     pub tunnel_seen: [bool; 2],
+    /// Weird names already logged for this connection.
+    pub weirds_logged: Vec<String>,
 }
 
 impl Conn {
@@ -126,6 +128,7 @@ impl Conn {
             close_scheduled: false,
             udp_dns: false,
             tunnel_seen: [false; 2],
+            weirds_logged: Vec::new(),
         }
     }
 
