@@ -194,8 +194,8 @@ fn cpu_of(u: &libc::rusage) -> Duration {
 fn run_ndpi(pcap: &Path) -> Result<NdpiRun, String> {
     let before = cpu_of(&children_rusage());
     let start = Instant::now();
+    // Without -q: a piped ndpiReader -q prints nothing, not even its processing time.
     let out = Command::new("ndpiReader")
-        .arg("-q")
         .arg("-i")
         .arg(pcap)
         .stdin(Stdio::null())
@@ -276,9 +276,10 @@ fn main() -> ExitCode {
         let packets = first.packets as f64;
         let ndpi_cpu_pps = median(ndpi.iter().map(|r| packets / r.cpu.as_secs_f64()).collect());
         let ndpi_wall_pps = median(ndpi.iter().map(|r| packets / r.wall.as_secs_f64()).collect());
-        let ndpi_proc_pps = median(ndpi.iter().filter_map(|r| r.processing).map(|d| packets / d.as_secs_f64()).collect());
+        let ndpi_proc_pps =
+            median(ndpi.iter().filter_map(|r| r.processing).map(|d| packets / d.as_secs_f64()).collect());
         let ndpi_rss_mib = children_rusage().ru_maxrss as f64 / 1024.0;
-        println!("\nndpiReader -q -i (same file), median of {} runs:", ndpi.len());
+        println!("\nndpiReader -i (same file), median of {} runs:", ndpi.len());
         println!("  packets/s        {:>12.0}   (per CPU second of the process)", ndpi_cpu_pps);
         println!("  packets/s        {:>12.0}   (its own \"Packet Processing Time\")", ndpi_proc_pps);
         println!("  packets/s        {:>12.0}   (wall clock)", ndpi_wall_pps);

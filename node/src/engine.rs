@@ -15,6 +15,9 @@ use crate::decode::{
 };
 use crate::logs::{LogRecord, TUNNEL, Value, WEIRD};
 
+/// Bytes of each TCP direction kept for content detection (Zeek's dpd_buffer_size).
+const DPD_BUFFER: usize = 1024;
+
 /// Zeek's session timeouts (seconds).
 mod timeouts {
     pub const TCP_INACTIVITY: f64 = 300.0;
@@ -130,7 +133,9 @@ impl Engine {
         }
     }
 
-    fn advance_time(&mut self, ts: f64) {
+    /// Moves network time forward (timers fire as they would for a packet at `ts`). A cluster worker that skips
+    /// the packets of other shards calls this for them, so its timers run on the same clock as a standalone run.
+    pub fn advance_time(&mut self, ts: f64) {
         let core = &mut self.core;
         if ts > core.network_time {
             core.network_time = ts;
@@ -317,7 +322,10 @@ impl Core {
                 }
                 self.tcp_after_state(conn, is_orig, &outcome, &hdr, payload, payload_len);
                 for w in outcome.weirds {
-                    self.conn_weird(conn, ts, w, None, "TCP");
+                    // Zeek raises these through the connection, not the TCP analyzer: no source.
+                    let conn_level =
+                        matches!(w, "possible_split_routing" | "SYN_seq_jump" | "SYN_inside_connection" | "window_recision");
+                    self.conn_weird(conn, ts, w, None, if conn_level { "" } else { "TCP" });
                 }
                 None
             }
@@ -417,21 +425,53 @@ impl Core {
     }
 
     /// Content detection on the first payload of each direction (Zeek's DPD signatures).
-    fn detect_analyzers(&self, conn: &mut Conn, is_orig: bool, data: &[u8]) {
+    /// Content detection (Zeek's DPD signatures) on the start of each direction. UDP matches per datagram;
+    /// TCP matches on the first bytes of each stream, buffered across segments (Zeek's PIA), so that a request
+    /// typed one byte at a time is still recognised. Returns the index of the first analyzer it attached.
+    fn detect_analyzers(&self, conn: &mut Conn, is_orig: bool, data: &[u8]) -> Option<usize> {
         let side = usize::from(!is_orig);
-        if conn.saw_payload[side] || data.is_empty() {
-            return;
+        if data.is_empty() || self.specs.iter().all(|s| s.detect.is_none()) {
+            return None;
         }
-        conn.saw_payload[side] = true;
-        for spec in &self.specs {
-            let Some(detect) = spec.detect else { continue };
-            if conn.analyzers.iter().any(|a| a.name == spec.name) {
-                continue;
+        let first_new = conn.analyzers.len();
+        let proto = conn.id.proto;
+        let matched: Vec<&'static AnalyzerSpec> = if proto == Proto::Tcp {
+            let dpd = conn.dpd.get_or_insert_with(Default::default);
+            if dpd.done || dpd.seen[side] >= DPD_BUFFER {
+                return None;
             }
-            if detect(conn.id.proto, is_orig, data) {
-                conn.analyzers.push(Attached { name: spec.name, analyzer: (spec.new)(conn.id.proto), detached: false });
+            let take = data.len().min(DPD_BUFFER - dpd.seen[side]);
+            dpd.seen[side] += take;
+            dpd.streams[side].extend_from_slice(&data[..take]);
+            dpd.chunks.push((is_orig, data[..take].to_vec()));
+            let stream = &dpd.streams[side];
+            let matched = self
+                .specs
+                .iter()
+                .copied()
+                .filter(|s| s.detect.is_some_and(|d| d(proto, is_orig, stream)))
+                .filter(|s| !conn.analyzers.iter().any(|a| a.name == s.name))
+                .collect();
+            if dpd.seen[0] >= DPD_BUFFER && dpd.seen[1] >= DPD_BUFFER {
+                dpd.done = true;
             }
+            matched
+        } else {
+            if conn.saw_payload[side] {
+                return None;
+            }
+            conn.saw_payload[side] = true;
+            self.specs
+                .iter()
+                .copied()
+                .filter(|s| s.detect.is_some_and(|d| d(proto, is_orig, data)))
+                .filter(|s| !conn.analyzers.iter().any(|a| a.name == s.name))
+                .collect()
+        };
+        for spec in &matched {
+            conn.analyzers.push(Attached { name: spec.name, analyzer: (spec.new)(proto), detached: false });
         }
+        (!matched.is_empty()).then_some(first_new)
     }
 
     fn tcp_after_state(
@@ -450,21 +490,8 @@ impl Core {
                 conn.streams[me].set_fin(seq + payload_len as u64);
             }
         }
-        if let Some(seq) = outcome.data_seq {
-            // Only the captured part of the payload can be reassembled.
-            let data = &payload[..payload.len().min(payload_len)];
-            self.detect_analyzers(conn, is_orig, data);
-            let keep = conn.analyzers.iter().any(|a| !a.detached);
-            let mut chunks: Vec<(bool, OwnedChunk)> = Vec::new();
-            conn.streams[me].segment(seq, data, keep, &mut |c| chunks.push((is_orig, OwnedChunk::from(c))));
-            if data.len() < payload_len {
-                // Snapped capture: the rest of this segment is missing.
-                chunks.push((is_orig, OwnedChunk::Gap((payload_len - data.len()) as u64)));
-            }
-            for (o, c) in chunks {
-                self.deliver(conn, ts, o, c.as_chunk());
-            }
-        }
+        // As in Zeek, the ack is processed before this packet's data: data it uncovers behind a gap in
+        // the peer's stream is delivered first.
         if let Some(ack) = outcome.ack {
             let peer = 1 - me;
             let partial = match &conn.session {
@@ -495,10 +522,25 @@ impl Core {
                 }
             }
         }
+        if let Some(seq) = outcome.data_seq {
+            // Only the captured part of the payload can be reassembled.
+            let data = &payload[..payload.len().min(payload_len)];
+            let keep = conn.analyzers.iter().any(|a| !a.detached);
+            let mut chunks: Vec<(bool, OwnedChunk)> = Vec::new();
+            conn.streams[me].segment(seq, data, keep, &mut |c| chunks.push((is_orig, OwnedChunk::from(c))));
+            if data.len() < payload_len {
+                // Snapped capture: the rest of this segment is missing.
+                chunks.push((is_orig, OwnedChunk::Gap((payload_len - data.len()) as u64)));
+            }
+            for (o, c) in chunks {
+                self.deliver(conn, ts, o, c.as_chunk());
+            }
+        }
         if hdr.flags.fin() || hdr.flags.rst() {
             let attached = conn.analyzers.iter().any(|a| !a.detached);
             if attached {
-                self.with_analyzers(conn, ts, false, |a, ctx| a.end_of_data(ctx, is_orig));
+                let all = 0..conn.analyzers.len();
+                self.with_analyzers(conn, ts, all, |a, ctx| a.end_of_data(ctx, is_orig));
             }
         }
         if let (Session::Tcp(t), true) = (&conn.session, outcome.closed) {
@@ -520,13 +562,25 @@ impl Core {
         &mut self,
         conn: &mut Conn,
         ts: f64,
-        finishing: bool,
+        which: std::ops::Range<usize>,
         mut f: impl FnMut(&mut dyn analyzers::Analyzer, &mut Ctx),
+    ) {
+        self.run_analyzers(conn, ts, which, false, &mut f);
+    }
+
+    /// Calls `f` on the analyzers in `which` (detached ones only when `finishing`), then applies their actions.
+    fn run_analyzers(
+        &mut self,
+        conn: &mut Conn,
+        ts: f64,
+        which: std::ops::Range<usize>,
+        finishing: bool,
+        f: &mut dyn FnMut(&mut dyn analyzers::Analyzer, &mut Ctx),
     ) {
         let mut actions = Vec::new();
         let mut weirds = Vec::new();
         let partial = matches!(&conn.session, Session::Tcp(t) if t.is_partial());
-        for i in 0..conn.analyzers.len() {
+        for i in which {
             if conn.analyzers[i].detached && !finishing {
                 continue;
             }
@@ -570,11 +624,10 @@ impl Core {
                 }
             }
             Action::FlipRoles => {
-                conn.flip();
+                // Zeek's FlipRoles from an analyzer swaps the endpoints' addresses; the counters and states
+                // gathered so far stay where they were (a reply-first DNS flow logs S0 with history `D^`).
+                conn.flip_addresses();
                 conn.history.flip();
-                if let Session::Tcp(t) = &mut conn.session {
-                    t.flip();
-                }
             }
             Action::Expect(e) => self
                 .expectations
@@ -583,23 +636,29 @@ impl Core {
     }
 
     fn deliver(&mut self, conn: &mut Conn, ts: f64, is_orig: bool, chunk: Chunk) {
-        if conn.analyzers.is_empty() {
-            if let Chunk::Data(d) = chunk {
-                if conn.id.proto == Proto::Udp {
-                    self.detect_analyzers(conn, is_orig, d);
+        let mut newly_attached = None;
+        if let Chunk::Data(d) = chunk {
+            newly_attached = self.detect_analyzers(conn, is_orig, d);
+        }
+        let existing = match (conn.id.proto, newly_attached) {
+            (Proto::Tcp, Some(first_new)) => {
+                // Analyzers found by content see the stream from its start: replay what was buffered
+                // (which includes this chunk) to them alone.
+                let replay = conn.dpd.as_ref().map(|d| d.chunks.clone()).unwrap_or_default();
+                let all = first_new..conn.analyzers.len();
+                for (orig, bytes) in &replay {
+                    self.with_analyzers(conn, ts, all.clone(), |a, ctx| a.deliver(ctx, *orig, bytes));
                 }
+                0..first_new
             }
-            if conn.analyzers.is_empty() {
-                return;
-            }
-        } else if let Chunk::Data(d) = chunk {
-            if conn.id.proto == Proto::Udp {
-                self.detect_analyzers(conn, is_orig, d);
-            }
+            _ => 0..conn.analyzers.len(),
+        };
+        if existing.is_empty() {
+            return;
         }
         match chunk {
-            Chunk::Data(d) => self.with_analyzers(conn, ts, false, |a, ctx| a.deliver(ctx, is_orig, d)),
-            Chunk::Gap(n) => self.with_analyzers(conn, ts, false, |a, ctx| a.undelivered(ctx, is_orig, n)),
+            Chunk::Data(d) => self.with_analyzers(conn, ts, existing, |a, ctx| a.deliver(ctx, is_orig, d)),
+            Chunk::Gap(n) => self.with_analyzers(conn, ts, existing, |a, ctx| a.undelivered(ctx, is_orig, n)),
         }
     }
 
@@ -695,7 +754,8 @@ impl Core {
         }
         if !conn.analyzers.is_empty() {
             // Detached analyzers finish too: like Zeek's end-of-connection scripts, they log what is pending.
-            self.with_analyzers(&mut conn, ts, true, |a, ctx| a.finish(ctx));
+            let all = 0..conn.analyzers.len();
+            self.run_analyzers(&mut conn, ts, all, true, &mut |a, ctx| a.finish(ctx));
         }
         if conn.tunnel.is_some() {
             self.tunnel_log(ts, &conn, "Tunnel::CLOSE");

@@ -25,7 +25,10 @@ pub enum Input {
     Interface(String),
     /// A live interface through AF_PACKET rings (Linux), one socket per analysis thread in one fanout group
     /// (default group id: derived from the pid).
-    AfPacket { iface: String, fanout_id: Option<u16> },
+    AfPacket {
+        iface: String,
+        fanout_id: Option<u16>,
+    },
 }
 
 /// The prefix of `-i` that selects AF_PACKET capture, as in Zeek's af_packet plugin.
@@ -147,10 +150,10 @@ fn run_single(
         if engine.pending_records() > 0 {
             write_all(sink, engine.drain_records(), &mut summary.records)?;
         }
-        if n % 4096 == 0 {
-            if let Some(pb) = progress {
-                pb.set_position(source.bytes_read);
-            }
+        if n.is_multiple_of(4096)
+            && let Some(pb) = progress
+        {
+            pb.set_position(source.bytes_read);
         }
     }
     engine.finish();
@@ -234,10 +237,10 @@ fn run_sharded(
                 write_error.get_or_insert(e);
             }
         }
-        if n % 4096 == 0 {
-            if let Some(pb) = progress {
-                pb.set_position(source.bytes_read);
-            }
+        if n.is_multiple_of(4096)
+            && let Some(pb) = progress
+        {
+            pb.set_position(source.bytes_read);
         }
     }
     for (i, b) in batches.into_iter().enumerate() {

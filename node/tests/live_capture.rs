@@ -112,7 +112,19 @@ impl VethPair {
         }
         net.exec(
             &net.replay_ns,
-            &["ip", "link", "add", &net.replay_iface, "type", "veth", "peer", "name", &net.capture_iface, "netns", &net.capture_ns],
+            &[
+                "ip",
+                "link",
+                "add",
+                &net.replay_iface,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &net.capture_iface,
+                "netns",
+                &net.capture_ns,
+            ],
         )?;
         for (ns, iface) in [(&net.replay_ns, &net.replay_iface), (&net.capture_ns, &net.capture_iface)] {
             net.exec(ns, &["ip", "link", "set", iface, "up"])?;

@@ -166,13 +166,7 @@ fn socket(iface: &str) -> Result<OwnedFd, CaptureError> {
 fn set_option<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
     // SAFETY: `value` points to a live T of the size passed.
     let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
+        libc::setsockopt(fd.as_raw_fd(), level, name, (value as *const T).cast(), size_of::<T>() as libc::socklen_t)
     };
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
@@ -346,10 +340,10 @@ impl AfPacketSource {
         let mut waited = !wait;
         loop {
             if let Some(cursor) = self.cursor {
-                if cursor.remaining > 0 {
-                    if let Some(found) = self.read_packet(cursor) {
-                        return Ok(Some(found));
-                    }
+                if cursor.remaining > 0
+                    && let Some(found) = self.read_packet(cursor)
+                {
+                    return Ok(Some(found));
                 }
                 self.release_block();
                 continue;
@@ -396,12 +390,7 @@ impl AfPacketSource {
             let tpid = if hdr.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 { hdr.hv1.tp_vlan_tpid } else { 0x8100 };
             (tpid, hdr.hv1.tp_vlan_tci as u16)
         });
-        Some(Located {
-            ts: f64::from(hdr.tp_sec) + f64::from(hdr.tp_nsec) / 1e9,
-            start: block + start,
-            len,
-            vlan,
-        })
+        Some(Located { ts: f64::from(hdr.tp_sec) + f64::from(hdr.tp_nsec) / 1e9, start: block + start, len, vlan })
     }
 
     fn block_offset(&self) -> usize {
@@ -462,14 +451,7 @@ fn fprog(program: &[libc::sock_filter]) -> libc::sock_fprog {
 fn map_ring(fd: &OwnedFd, len: usize) -> io::Result<Ring> {
     // SAFETY: maps the ring the kernel allocated for PACKET_RX_RING; the mapping is owned by the returned Ring.
     let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            0,
-        )
+        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0)
     };
     if ptr == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());

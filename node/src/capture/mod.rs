@@ -26,7 +26,9 @@ pub enum CaptureError {
     NoSuchInterface(String),
     #[error("interface {iface} has hardware type {arphrd} (ARPHRD); AF_PACKET capture supports Ethernet and raw IP")]
     UnsupportedHardware { iface: String, arphrd: u16 },
-    #[error("AF_PACKET fanout group {0} is already used by another capture with other settings; pick another --fanout-id")]
+    #[error(
+        "AF_PACKET fanout group {0} is already used by another capture with other settings; pick another --fanout-id"
+    )]
     FanoutInUse(u16),
     #[error("AF_PACKET capture on {iface}: {what}: {source}")]
     Os { iface: String, what: &'static str, source: std::io::Error },

@@ -126,7 +126,8 @@ fn run_shard(
                 match shard_of(link, p.ts, p.data, n, &mut frags) {
                     Some(Shard::Whole(s)) if s == k => engine.process_packet(p.ts, link, p.data),
                     Some(Shard::Reassembled(s, whole)) if s == k => engine.process_packet(p.ts, LinkType::Raw, &whole),
-                    _ => {}
+                    // Another worker's packet: a live worker's clock runs on regardless, so ours does too.
+                    _ => engine.advance_time(p.ts),
                 }
             }
             Next::Idle => {}

@@ -63,6 +63,17 @@ pub struct Attached {
     pub detached: bool,
 }
 
+/// What content detection has seen of a TCP connection.
+#[derive(Debug, Default)]
+pub struct DpdBuffer {
+    /// The first bytes of each direction (originator first), contiguous, for signature matching.
+    pub streams: [Vec<u8>; 2],
+    /// The same bytes in arrival order across directions, for replay.
+    pub chunks: Vec<(bool, Vec<u8>)>,
+    pub seen: [usize; 2],
+    pub done: bool,
+}
+
 /// One tracked connection.
 pub struct Conn {
     pub uid: String,
@@ -93,6 +104,8 @@ pub struct Conn {
     pub udp_dns: bool,
     /// Tunnel packets decapsulated per direction (the service is confirmed once both carried one).
     pub tunnel_seen: [bool; 2],
+    /// The start of each TCP direction, kept for content detection and replayed to analyzers it finds.
+    pub dpd: Option<Box<DpdBuffer>>,
     /// Weird names already logged for this connection.
     pub weirds_logged: Vec<String>,
 }
@@ -129,19 +142,25 @@ impl Conn {
             udp_dns: false,
             tunnel_seen: [false; 2],
             weirds_logged: Vec::new(),
+            dpd: None,
         }
     }
 
-    /// Swaps originator and responder.
-    pub fn flip(&mut self) {
+    /// Swaps the originator's and responder's addresses and ports (and whether each is local).
+    pub fn flip_addresses(&mut self) {
         let id = self.id;
         self.id =
             ConnId { orig_h: id.resp_h, orig_p: id.resp_p, resp_h: id.orig_h, resp_p: id.orig_p, proto: id.proto };
+        std::mem::swap(&mut self.local_orig, &mut self.local_resp);
+    }
+
+    /// Swaps originator and responder, with everything counted per side.
+    pub fn flip(&mut self) {
+        self.flip_addresses();
         self.pkts.swap(0, 1);
         self.ip_bytes.swap(0, 1);
         self.streams.swap(0, 1);
         self.saw_payload.swap(0, 1);
-        std::mem::swap(&mut self.local_orig, &mut self.local_resp);
         self.tunnel_seen.swap(0, 1);
         match &mut self.session {
             Session::Udp { active, bytes } => {

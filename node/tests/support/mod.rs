@@ -16,9 +16,11 @@ pub fn oracle_root() -> Option<PathBuf> {
 
 /// The pcap or pcapng trace of an oracle case folder.
 pub fn trace_of(case: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(case).ok()?.flatten().map(|e| e.path()).find(|p| {
-        p.extension().and_then(|e| e.to_str()).is_some_and(|e| e == "pcap" || e == "pcapng")
-    })
+    std::fs::read_dir(case)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| e == "pcap" || e == "pcapng"))
 }
 
 pub fn node_binary() -> PathBuf {

@@ -396,6 +396,11 @@ fn write_http(ctx: &mut Ctx, record: script::Record) {
 
 impl Analyzer for Http {
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
+        // Like Zeek's HTTP analyzer, ignore connections joined mid-stream: requests and replies cannot be
+        // paired from the middle.
+        if ctx.partial {
+            return;
+        }
         self.deliver_stream(ctx, is_orig, data);
         self.flush_script_weirds(ctx);
     }
