@@ -36,7 +36,7 @@ pub const PRIVATE_ADDRESS_SPACE: &[&str] = &[
 ];
 
 /// Log streams that are not protocol analyzers but can be switched on and off like them.
-pub const CORE_STREAMS: &[&str] = &["conn", "weird", "tunnel", "files"];
+pub const CORE_STREAMS: &[&str] = &["conn", "weird", "tunnel", "files", "hash"];
 
 /// What one analysis engine does.
 #[derive(Debug, Clone)]
@@ -91,6 +91,11 @@ impl AnalysisConfig {
 
     pub fn is_enabled(&self, name: &str) -> bool {
         self.enabled.as_ref().is_none_or(|s| s.contains(name))
+    }
+
+    /// files.log carries hash and extraction columns (Zeek's full mode, or `hash` named explicitly).
+    pub fn files_have_hashes(&self) -> bool {
+        self.is_enabled("hash")
     }
 
     pub fn is_local(&self, addr: IpAddr) -> bool {

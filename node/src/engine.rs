@@ -13,7 +13,7 @@ use crate::decode::{
     self, DecodeError, IpDatagram, LinkType, Reassembler, Transport, decode_ip, decode_link, decode_transport,
     transport_checksum_ok,
 };
-use crate::logs::{LogRecord, TUNNEL, Value, WEIRD};
+use crate::logs::{FILES, FILES_BARE, LogRecord, TUNNEL, Value, WEIRD};
 
 /// Bytes of each TCP direction kept for content detection (Zeek's dpd_buffer_size).
 const DPD_BUFFER: usize = 1024;
@@ -110,6 +110,13 @@ impl Engine {
 
     /// Takes the records written since the last call.
     pub fn drain_records(&mut self) -> std::vec::Drain<'_, LogRecord> {
+        if !self.core.cfg.files_have_hashes() {
+            // Bare mode: files.log without the hash and extraction columns, as Zeek writes it.
+            for r in self.core.records.iter_mut().filter(|r| std::ptr::eq(r.schema, &FILES)) {
+                r.values.truncate(FILES_BARE.fields.len());
+                r.schema = &FILES_BARE;
+            }
+        }
         self.core.records.drain(..)
     }
 
@@ -199,15 +206,13 @@ impl Engine {
             || transport_checksum_ok(ip.src, ip.dst, ip.proto, ip.payload);
 
         // A new SYN on a finished (or confused) connection starts a new one.
-        if let (Some(conn), Transport::Tcp { hdr, .. }) = (self.table.get(&key), &transport) {
-            if let Session::Tcp(tcp) = &conn.session {
-                let mut weirds = Vec::new();
-                if checksum_ok && tcp.is_reuse(hdr, conn.last, ts, &mut weirds) {
-                    if let Some(old) = self.table.remove(&key) {
-                        self.core.remove_conn(old);
-                    }
-                }
-            }
+        if let (Some(conn), Transport::Tcp { hdr, .. }) = (self.table.get(&key), &transport)
+            && let Session::Tcp(tcp) = &conn.session
+            && checksum_ok
+            && tcp.is_reuse(hdr, conn.last, ts, &mut Vec::new())
+            && let Some(old) = self.table.remove(&key)
+        {
+            self.core.remove_conn(old);
         }
         let conn = match self.table.entry(key) {
             Entry::Occupied(e) => e.into_mut(),
@@ -221,8 +226,7 @@ impl Engine {
 
     /// Removes connections whose timers expired.
     fn sweep(&mut self, now: f64) {
-        let expired: Vec<ConnKey> =
-            self.table.iter().filter(|(_, c)| should_remove(c, now)).map(|(k, _)| *k).collect();
+        let expired: Vec<ConnKey> = self.table.iter().filter(|(_, c)| should_remove(c, now)).map(|(k, _)| *k).collect();
         for key in expired {
             if let Some(conn) = self.table.remove(&key) {
                 self.core.remove_conn(conn);
@@ -323,8 +327,10 @@ impl Core {
                 self.tcp_after_state(conn, is_orig, &outcome, &hdr, payload, payload_len);
                 for w in outcome.weirds {
                     // Zeek raises these through the connection, not the TCP analyzer: no source.
-                    let conn_level =
-                        matches!(w, "possible_split_routing" | "SYN_seq_jump" | "SYN_inside_connection" | "window_recision");
+                    let conn_level = matches!(
+                        w,
+                        "possible_split_routing" | "SYN_seq_jump" | "SYN_inside_connection" | "window_recision"
+                    );
                     self.conn_weird(conn, ts, w, None, if conn_level { "" } else { "TCP" });
                 }
                 None
@@ -361,15 +367,7 @@ impl Core {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn new_conn(
-        &mut self,
-        ts: f64,
-        ip: &IpDatagram,
-        transport: &Transport,
-        proto: Proto,
-        sp: u16,
-        dp: u16,
-    ) -> Conn {
+    fn new_conn(&mut self, ts: f64, ip: &IpDatagram, transport: &Transport, proto: Proto, sp: u16, dp: u16) -> Conn {
         let server_ports = match proto {
             Proto::Tcp => &self.tcp_server_ports,
             Proto::Udp => &self.udp_server_ports,
@@ -390,10 +388,11 @@ impl Core {
         if flip {
             conn.history.flip();
         }
-        if let Transport::Tcp { hdr, .. } = transport {
-            if hdr.flags.syn() && !hdr.flags.ack() {
-                conn.remove_at = Some(ts + timeouts::TCP_ATTEMPT);
-            }
+        if let Transport::Tcp { hdr, .. } = transport
+            && hdr.flags.syn()
+            && !hdr.flags.ack()
+        {
+            conn.remove_at = Some(ts + timeouts::TCP_ATTEMPT);
         }
         self.stats.connections += 1;
         self.attach_initial_analyzers(&mut conn, ts);
@@ -486,9 +485,8 @@ impl Core {
         let ts = self.network_time;
         let me = usize::from(!is_orig);
         if hdr.flags.fin() {
-            if let Some(seq) = outcome.data_seq.or(Some(conn.streams[me].next_seq())) {
-                conn.streams[me].set_fin(seq + payload_len as u64);
-            }
+            let seq = outcome.data_seq.unwrap_or_else(|| conn.streams[me].next_seq());
+            conn.streams[me].set_fin(seq + payload_len as u64);
         }
         // As in Zeek, the ack is processed before this packet's data: data it uncovers behind a gap in
         // the peer's stream is delivered first.
@@ -502,7 +500,7 @@ impl Core {
                 }
                 _ => false,
             };
-            if !(partial && ack <= 2) && !hdr.flags.rst() {
+            if !(hdr.flags.rst() || partial && ack <= 2) {
                 let mut chunks = Vec::new();
                 let missing = conn.streams[peer].acked(ack, &mut |c| chunks.push(OwnedChunk::from(c)));
                 if missing > 0 {
@@ -764,7 +762,6 @@ impl Core {
             self.records.push(conn.log_record());
         }
     }
-
 }
 
 fn count_packet(conn: &mut Conn, is_orig: bool, ip: &IpDatagram) {
@@ -906,7 +903,7 @@ fn teredo_inner(mut p: &[u8]) -> Option<&[u8]> {
     if p.len() >= 2 && p[0] == 0 && p[1] == 0 {
         p = p.get(8..)?;
     }
-    let ok = p.len() >= 40 && p[0] >> 4 == 6 && 40 + usize::from(u16::from_be_bytes([p[4], p[5]])) <= p.len() + 0;
+    let ok = p.len() >= 40 && p[0] >> 4 == 6 && 40 + usize::from(u16::from_be_bytes([p[4], p[5]])) <= p.len();
     ok.then_some(p)
 }
 

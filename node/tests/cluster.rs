@@ -161,8 +161,7 @@ impl TestCluster {
     fn stop_all(&mut self) {
         let order = [Role::Worker, Role::Proxy, Role::Manager, Role::Logger];
         for role in order {
-            let names: Vec<String> =
-                self.procs.keys().filter(|n| self.role_of(n) == role).cloned().collect();
+            let names: Vec<String> = self.procs.keys().filter(|n| self.role_of(n) == role).cloned().collect();
             for n in &names {
                 if matches!(self.procs.get_mut(n).map(|c| c.try_wait()), Some(Ok(None))) {
                     self.signal(n, libc::SIGTERM);
@@ -178,9 +177,10 @@ impl TestCluster {
         if name == "manager" {
             return Role::Manager;
         }
-        self.layout.find(name).map(|s| s.role).unwrap_or_else(|| {
-            if name.starts_with("proxy") { Role::Proxy } else { Role::Worker }
-        })
+        self.layout
+            .find(name)
+            .map(|s| s.role)
+            .unwrap_or_else(|| if name.starts_with("proxy") { Role::Proxy } else { Role::Worker })
     }
 
     fn stderr(&self, name: &str) -> String {
@@ -194,7 +194,8 @@ impl TestCluster {
     }
 
     fn wait_ready(&self) {
-        let ready = wait_for(Duration::from_secs(30), || self.status().filter(|s| s.view.as_ref().is_some_and(|v| v.ready)));
+        let ready =
+            wait_for(Duration::from_secs(30), || self.status().filter(|s| s.view.as_ref().is_some_and(|v| v.ready)));
         assert!(ready.is_some(), "the cluster did not get ready\nmanager:\n{}", self.stderr("manager"));
     }
 
@@ -206,10 +207,11 @@ impl TestCluster {
             for line in text.lines().filter(|l| !l.starts_with('#')) {
                 let f: Vec<&str> = line.split('\t').collect();
                 // A line cut by a kill -9 has fewer fields; it is not a record.
-                if let [_, node, event, detail, n] = f.as_slice() {
-                    if let Ok(n) = n.parse() {
-                        out.push(Observation { node: node.to_string(), event: event.to_string(), detail: detail.to_string(), n });
-                    }
+                if let [_, node, event, detail, n] = f.as_slice()
+                    && let Ok(n) = n.parse()
+                {
+                    let (node, event, detail) = (node.to_string(), event.to_string(), detail.to_string());
+                    out.push(Observation { node, event, detail, n });
                 }
             }
         }
@@ -247,7 +249,16 @@ fn count(obs: &[Observation], node: &str, event: &str) -> usize {
 #[test]
 fn hrw_golden_vector_matches_zeek() {
     let pool = ["proxy-1", "proxy-2"];
-    let expected = [(0, "proxy-2"), (1, "proxy-1"), (2, "proxy-2"), (3, "proxy-2"), (13, "proxy-1"), (37, "proxy-1"), (42, "proxy-1"), (101, "proxy-1")];
+    let expected = [
+        (0, "proxy-2"),
+        (1, "proxy-1"),
+        (2, "proxy-2"),
+        (3, "proxy-2"),
+        (13, "proxy-1"),
+        (37, "proxy-1"),
+        (42, "proxy-1"),
+        (101, "proxy-1"),
+    ];
     for (key, node) in expected {
         assert_eq!(hrw::owner(pool, &PoolKey::count(key)), Some(node), "count key {key}");
     }
@@ -362,7 +373,8 @@ fn killing_a_logger_mid_stream_loses_no_record() {
 #[test]
 fn proxies_join_and_leave_while_an_aggregate_stays_correct() {
     let _one = serial();
-    let nodes = [("logger-1", Role::Logger), ("proxy-1", Role::Proxy), ("proxy-2", Role::Proxy), ("worker-1", Role::Worker)];
+    let nodes =
+        [("logger-1", Role::Logger), ("proxy-1", Role::Proxy), ("proxy-2", Role::Proxy), ("worker-1", Role::Worker)];
     let args = [
         "--test-scenario",
         "counter",
@@ -435,9 +447,9 @@ fn manager_restart_while_workers_keep_logging() {
     assert!(grew, "workers kept logging while the manager was down");
     c.start("manager", &[]);
     let rejoined = wait_for(Duration::from_secs(15), || {
-        c.status().and_then(|s| s.view).filter(|v| {
-            ["logger-1", "worker-1", "worker-2"].iter().all(|n| v.members.iter().any(|m| m.name == *n))
-        })
+        c.status()
+            .and_then(|s| s.view)
+            .filter(|v| ["logger-1", "worker-1", "worker-2"].iter().all(|n| v.members.iter().any(|m| m.name == *n)))
     });
     let view = rejoined.unwrap_or_else(|| panic!("nodes did not re-join the new manager\n{}", c.stderr("manager")));
     assert!(view.epoch > epoch_before, "views continue after {epoch_before}, got {}", view.epoch);
@@ -508,7 +520,11 @@ fn malformed_frames_are_answered_with_errors() {
             let read = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await;
             assert!(read.is_ok(), "the server answers or closes, it does not hang");
         }
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect");
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
         let mut client = pb::cluster_client::ClusterClient::new(channel);
         let body = |b| pb::Frame { body: Some(b) };
 
@@ -533,10 +549,15 @@ fn malformed_frames_are_answered_with_errors() {
         // A good hello, then bad frames on the open link.
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tx.send(body(pb::frame::Body::Hello(hello(PROTOCOL_VERSION)))).await.expect("send");
-        let mut inbound = client.link(tokio_stream::wrappers::ReceiverStream::new(rx)).await.expect("link").into_inner();
+        let mut inbound =
+            client.link(tokio_stream::wrappers::ReceiverStream::new(rx)).await.expect("link").into_inner();
         let mut next = async || -> pb::frame::Body {
             loop {
-                let f = tokio::time::timeout(Duration::from_secs(5), inbound.next()).await.expect("an answer").expect("open").expect("frame");
+                let f = tokio::time::timeout(Duration::from_secs(5), inbound.next())
+                    .await
+                    .expect("an answer")
+                    .expect("open")
+                    .expect("frame");
                 match f.body {
                     Some(pb::frame::Body::Heartbeat(_) | pb::frame::Body::View(_)) => continue,
                     Some(b) => return b,
@@ -642,7 +663,8 @@ fn cluster_gives_the_same_records_as_standalone() {
         println!("cluster transparency: no oracle found (ZEEK_ORACLE_DIR or ../shared); skipped");
         return;
     };
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root).expect("oracle").flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut cases: Vec<PathBuf> =
+        std::fs::read_dir(&root).expect("oracle").flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
     cases.sort();
     if let Ok(only) = std::env::var("ZEEK_CLUSTER_CASE") {
         cases.retain(|c| only.split(',').any(|o| c.ends_with(o)));
@@ -657,7 +679,14 @@ fn cluster_gives_the_same_records_as_standalone() {
         let (alone, clustered) = (dir.path().join("standalone"), dir.path().join("cluster"));
         std::fs::create_dir_all(&alone).expect("mkdir");
         let checksums: &[&str] = if ignores_checksums(case) { &["-C"] } else { &[] };
-        let out = Command::new(node_binary()).arg("-r").arg(&trace).arg("--logdir").arg(&alone).args(checksums).output().expect("runs");
+        let out = Command::new(node_binary())
+            .arg("-r")
+            .arg(&trace)
+            .arg("--logdir")
+            .arg(&alone)
+            .args(checksums)
+            .output()
+            .expect("runs");
         assert!(out.status.success(), "{name}: standalone failed: {}", String::from_utf8_lossy(&out.stderr));
         let out = Command::new(node_binary())
             .args(["cluster", "--workers", "3", "--proxies", "2", "--loggers", "2", "-r"])
@@ -673,7 +702,8 @@ fn cluster_gives_the_same_records_as_standalone() {
         let alone_logs = log_names(&alone);
         let mut differences = Vec::new();
         if alone_logs != clustered_logs {
-            differences.push(format!("{name}: log files differ: standalone {alone_logs:?}, cluster {clustered_logs:?}"));
+            differences
+                .push(format!("{name}: log files differ: standalone {alone_logs:?}, cluster {clustered_logs:?}"));
         }
         for log in alone_logs.union(&clustered_logs) {
             let a = masked_records(&alone.join(log), ID_COLUMNS);

@@ -108,11 +108,14 @@ fn resolve_spec(layout: &Layout, args: &RunArgs) -> anyhow::Result<NodeSpec> {
             s
         }
         None => {
-            let role = args.role.with_context(|| format!("{} is not in the layout: give --role and --advertise", args.node))?;
+            let role = args
+                .role
+                .with_context(|| format!("{} is not in the layout: give --role and --advertise", args.node))?;
             if role == Role::Manager {
                 anyhow::bail!("the manager must be the layout's manager");
             }
-            let (host, port) = advertised.clone().context("a node the layout does not list needs --advertise HOST:PORT")?;
+            let (host, port) =
+                advertised.clone().context("a node the layout does not list needs --advertise HOST:PORT")?;
             NodeSpec { name: args.node.clone(), role, host, port, interface: None, threads: None }
         }
     };
@@ -168,7 +171,10 @@ pub fn run_node(args: RunArgs) -> anyhow::Result<()> {
             rotation,
         },
         // Reading a trace loses nothing by waiting; live capture must never wait on the loggers.
-        shipping: ShipSettings { overflow: if offline { Overflow::Block } else { Overflow::Drop }, ..ShipSettings::default() },
+        shipping: ShipSettings {
+            overflow: if offline { Overflow::Block } else { Overflow::Drop },
+            ..ShipSettings::default()
+        },
         metrics_addr: args.metrics_addr,
         me: spec.clone(),
     };
@@ -183,7 +189,12 @@ pub fn run_node(args: RunArgs) -> anyhow::Result<()> {
     runtime.block_on(node_main(cfg, job, scenarios, Duration::from_secs(args.ready_timeout)))
 }
 
-async fn node_main(cfg: NodeConfig, job: Option<CaptureJob>, scenarios: Scenarios, ready_timeout: Duration) -> anyhow::Result<()> {
+async fn node_main(
+    cfg: NodeConfig,
+    job: Option<CaptureJob>,
+    scenarios: Scenarios,
+    ready_timeout: Duration,
+) -> anyhow::Result<()> {
     let node = Node::start(cfg).await?;
     let scenario_done = testkit::install(&node, &scenarios);
     let stop = Arc::new(AtomicBool::new(false));
@@ -252,9 +263,7 @@ pub enum LayoutCmd {
         output: Option<PathBuf>,
     },
     /// Check a layout file and print what it describes.
-    Check {
-        file: PathBuf,
-    },
+    Check { file: PathBuf },
 }
 
 pub fn layout_cmd(cmd: LayoutCmd) -> anyhow::Result<()> {

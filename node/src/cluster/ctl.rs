@@ -87,7 +87,7 @@ pub fn format_peers(r: &pb::StatusReply) -> String {
     let mut out = format!("{} ({}) peers:\n", r.node, role_name(r.role));
     out.push_str(&format!("{:<20} {:<8} {:<7} {:>12} {:>14}\n", "Name", "Type", "Linked", "Heard (s)", "Unacked logs"));
     for p in &r.peers {
-        let stats = p.stats.clone().unwrap_or_default();
+        let stats = p.stats.unwrap_or_default();
         let heard = if p.last_heard_secs < 0.0 { "-".to_string() } else { format!("{:.1}", p.last_heard_secs) };
         out.push_str(&format!(
             "{:<20} {:<8} {:<7} {:>12} {:>14}\n",
@@ -104,7 +104,7 @@ pub fn format_peers(r: &pb::StatusReply) -> String {
 pub fn format_netstats(r: &pb::StatusReply) -> String {
     let mut out = String::new();
     for p in r.peers.iter().filter(|p| Role::from_pb(p.role) == Some(Role::Worker)) {
-        let s = p.stats.clone().unwrap_or_default();
+        let s = p.stats.unwrap_or_default();
         out.push_str(&format!(
             "{:>12}: packets={} bytes={} dropped={} connections={} log_records={}\n",
             p.name, s.packets, s.bytes, s.dropped, s.connections, s.log_records

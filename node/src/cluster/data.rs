@@ -139,7 +139,9 @@ impl Data {
             Data::Str(s) => Some(Kind::String(s.clone())),
             Data::Addr(a) => Some(Kind::Addr(addr_to_bytes(*a))),
             Data::Subnet(n) => Some(Kind::Subnet(subnet_to_pb(n))),
-            Data::Port(n, t) => Some(Kind::Port(pb::Port { number: u32::from(*n), transport: transport_to_pb(*t) as i32 })),
+            Data::Port(n, t) => {
+                Some(Kind::Port(pb::Port { number: u32::from(*n), transport: transport_to_pb(*t) as i32 }))
+            }
             Data::Enum(e) => Some(Kind::Enum(e.clone())),
             Data::Vector(v) => Some(Kind::Vector(list(v))),
             Data::Set(v) => Some(Kind::Set(list(v))),
@@ -251,7 +253,8 @@ mod tests {
     fn malformed_values_are_errors() {
         let bad_addr = pb::Data { kind: Some(pb::data::Kind::Addr(vec![1, 2, 3])) };
         assert!(Data::from_pb(bad_addr, 0).is_err());
-        let bad_subnet = pb::Data { kind: Some(pb::data::Kind::Subnet(pb::Subnet { addr: vec![1, 2, 3, 4], prefix: 40 })) };
+        let bad_subnet =
+            pb::Data { kind: Some(pb::data::Kind::Subnet(pb::Subnet { addr: vec![1, 2, 3, 4], prefix: 40 })) };
         assert!(Data::from_pb(bad_subnet, 0).is_err());
         let bad_port = pb::Data { kind: Some(pb::data::Kind::Port(pb::Port { number: 70_000, transport: 1 })) };
         assert!(Data::from_pb(bad_port, 0).is_err());

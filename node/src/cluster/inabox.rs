@@ -15,9 +15,7 @@ use ipnet::IpNet;
 
 use super::certs;
 use super::ctl::fetch_status;
-use super::layout::{
-    AnalysisSection, LAYOUT_VERSION, Layout, LoggingSection, ManagerEntry, NodeEntry, join_host_port,
-};
+use super::layout::{AnalysisSection, LAYOUT_VERSION, Layout, LoggingSection, ManagerEntry, NodeEntry, join_host_port};
 use super::logger::{header_time, now_epoch};
 use super::role::Role;
 use super::tls::TlsSettings;
@@ -140,26 +138,38 @@ fn build_layout(args: &ClusterArgs, dir: &Path, tls: Option<super::layout::TlsFi
     })
 }
 
-fn spawn(exe: &Path, layout_file: &Path, layout: &Layout, name: &str, role: Role, extra: &[String], dir: &Path, insecure: bool) -> anyhow::Result<Proc> {
-    let stderr = dir.join(format!("{name}.stderr"));
-    let mut cmd = Command::new(exe);
-    cmd.arg("run").arg("--layout").arg(layout_file).arg("--node").arg(name);
-    cmd.arg("--logdir").arg(layout.logging.dir.join(name));
-    if insecure {
-        cmd.arg("--insecure");
+/// How the nodes of this cluster are started.
+struct Launcher<'a> {
+    exe: PathBuf,
+    layout_file: &'a Path,
+    layout: &'a Layout,
+    /// Where each node's stderr goes.
+    dir: &'a Path,
+    insecure: bool,
+}
+
+impl Launcher<'_> {
+    fn spawn(&self, name: &str, role: Role, extra: &[String]) -> anyhow::Result<Proc> {
+        let stderr = self.dir.join(format!("{name}.stderr"));
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("run").arg("--layout").arg(self.layout_file).arg("--node").arg(name);
+        cmd.arg("--logdir").arg(self.layout.logging.dir.join(name));
+        if self.insecure {
+            cmd.arg("--insecure");
+        }
+        cmd.args(extra);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&stderr)?);
+        // The nodes die with the orchestrator instead of lingering.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+        Ok(Proc { name: name.to_string(), role, child, stderr })
     }
-    cmd.args(extra);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&stderr)?);
-    // The nodes die with the orchestrator instead of lingering.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
-    Ok(Proc { name: name.to_string(), role, child, stderr })
 }
 
 fn tail(path: &Path) -> String {
@@ -170,10 +180,10 @@ fn tail(path: &Path) -> String {
 
 fn check_alive(procs: &mut Procs) -> anyhow::Result<()> {
     for p in &mut procs.0 {
-        if let Some(status) = p.child.try_wait()? {
-            if !status.success() || p.role != Role::Worker {
-                anyhow::bail!("{} exited ({status}) while the cluster started:\n{}", p.name, tail(&p.stderr));
-            }
+        if let Some(status) = p.child.try_wait()?
+            && (!status.success() || p.role != Role::Worker)
+        {
+            anyhow::bail!("{} exited ({status}) while the cluster started:\n{}", p.name, tail(&p.stderr));
         }
     }
     Ok(())
@@ -183,10 +193,10 @@ async fn wait_ready(addr: &str, tls: Option<&TlsSettings>, procs: &mut Procs, ti
     let deadline = Instant::now() + timeout;
     loop {
         check_alive(procs)?;
-        if let Ok(reply) = fetch_status(addr, tls).await {
-            if reply.view.is_some_and(|v| v.ready) {
-                return Ok(());
-            }
+        if let Ok(reply) = fetch_status(addr, tls).await
+            && reply.view.is_some_and(|v| v.ready)
+        {
+            return Ok(());
         }
         if Instant::now() > deadline {
             anyhow::bail!("the cluster did not pass its readiness barrier within {timeout:?}");
@@ -261,7 +271,8 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     }
     let mut procs = Procs(Vec::new());
     let manager = layout.manager.name.clone();
-    procs.0.push(spawn(&exe, &layout_file, &layout, &manager, Role::Manager, &[], &dir, args.insecure)?);
+    let launcher = Launcher { exe, layout_file: &layout_file, layout: &layout, dir: &dir, insecure: args.insecure };
+    procs.0.push(launcher.spawn(&manager, Role::Manager, &[])?);
     let fanout = (std::process::id() & 0xffff) as u16;
     let workers = usize::from(args.workers);
     for (i, n) in layout.nodes.iter().enumerate() {
@@ -273,7 +284,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
             (Role::Worker, None, Some(iface)) => live_args(iface, workers, fanout),
             _ => vec![],
         };
-        procs.0.push(spawn(&exe, &layout_file, &layout, &n.name, n.role, &extra, &dir, args.insecure)?);
+        procs.0.push(launcher.spawn(&n.name, n.role, &extra)?);
     }
     let manager_addr = join_host_port(&layout.manager.host, layout.manager.port);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -290,7 +301,8 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
 
     // Workers end by themselves at the end of a trace; a live capture runs until we are told to stop.
     loop {
-        let running = procs.0.iter_mut().filter(|p| p.role == Role::Worker).any(|p| matches!(p.child.try_wait(), Ok(None)));
+        let running =
+            procs.0.iter_mut().filter(|p| p.role == Role::Worker).any(|p| matches!(p.child.try_wait(), Ok(None)));
         if !running {
             break;
         }

@@ -313,7 +313,10 @@ logging:
         assert!(Layout::parse("version: 2\ncluster: x\nmanager: {host: a, port: 1}\n").is_err());
         let dup = "version: 1\ncluster: x\nmanager: {host: a, port: 1}\nnodes:\n  - {name: manager, role: proxy, host: a, port: 2}\n";
         assert!(Layout::parse(dup).is_err());
-        assert!(Layout::parse("version: 1\ncluster: x\nmanager: {host: a, port: 1}\nlogging: {rotation_interval: 1y}\n").is_err());
+        assert!(
+            Layout::parse("version: 1\ncluster: x\nmanager: {host: a, port: 1}\nlogging: {rotation_interval: 1y}\n")
+                .is_err()
+        );
         let minimal = Layout::parse("version: 1\ncluster: x\nmanager: {host: a, port: 1}\n").unwrap();
         assert_eq!(minimal.logging.rotation_interval, "1h");
     }

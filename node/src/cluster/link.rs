@@ -173,7 +173,11 @@ pub fn endpoint(addr: &str, tls: Option<&super::tls::TlsSettings>) -> anyhow::Re
     Ok(ep)
 }
 
-async fn dial_once(node: &Node, name: &str, addr: &str) -> anyhow::Result<(std::sync::Arc<Link>, Streaming<pb::Frame>)> {
+async fn dial_once(
+    node: &Node,
+    name: &str,
+    addr: &str,
+) -> anyhow::Result<(std::sync::Arc<Link>, Streaming<pb::Frame>)> {
     let channel = endpoint(addr, node.tls())?.connect().await?;
     let mut client = pb::cluster_client::ClusterClient::new(channel)
         .max_decoding_message_size(MAX_FRAME_BYTES)

@@ -36,10 +36,10 @@ impl LogWriter {
     }
 
     pub fn submit(&self, records: Vec<LogRecord>, reply: Option<Reply>) {
-        if let Err(e) = self.jobs.send(Job::Write(records, reply)) {
-            if let Job::Write(_, Some(reply)) = e.0 {
-                reply(Err("the log writer has stopped".into()));
-            }
+        if let Err(e) = self.jobs.send(Job::Write(records, reply))
+            && let Job::Write(_, Some(reply)) = e.0
+        {
+            reply(Err("the log writer has stopped".into()));
         }
     }
 
@@ -264,8 +264,8 @@ pub fn parse_header_time(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logs::{LogFormat, Value};
     use crate::cluster::logwire::CLUSTER_LOG;
+    use crate::logs::{LogFormat, Value};
 
     fn rec(msg: &str) -> LogRecord {
         LogRecord::new(&CLUSTER_LOG, vec![Value::Time(1.0), Value::str("n"), Value::str(msg)])
@@ -284,7 +284,8 @@ mod tests {
     #[test]
     fn rotation_archives_into_dated_folders() {
         let tmp = tempfile::tempdir().unwrap();
-        let settings = LogSettings { dir: tmp.path().into(), format: LogFormat::Tsv, rotation: Some(Duration::from_secs(3600)) };
+        let settings =
+            LogSettings { dir: tmp.path().into(), format: LogFormat::Tsv, rotation: Some(Duration::from_secs(3600)) };
         let mut d = RotatingDir::open(&settings).unwrap();
         d.write(&[rec("a")]).unwrap();
         d.opened_at = 1_300_475_167;
@@ -301,7 +302,8 @@ mod tests {
     #[test]
     fn leftovers_of_a_crash_are_archived() {
         let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join("conn.log"), "#separator \\x09\n#path\tconn\n#open\t2011-03-18-19-06-07\nx\n").unwrap();
+        std::fs::write(tmp.path().join("conn.log"), "#separator \\x09\n#path\tconn\n#open\t2011-03-18-19-06-07\nx\n")
+            .unwrap();
         std::fs::write(tmp.path().join("notes.txt"), "not a log").unwrap();
         let moved = archive_leftovers(tmp.path()).unwrap();
         assert_eq!(moved.len(), 1);

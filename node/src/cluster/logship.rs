@@ -126,7 +126,8 @@ impl LogShipper {
         match self.input.try_send(Input::Records(records)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(item)) => {
-                let may_wait = self.settings.overflow == Overflow::Block && tokio::runtime::Handle::try_current().is_err();
+                let may_wait =
+                    self.settings.overflow == Overflow::Block && tokio::runtime::Handle::try_current().is_err();
                 if !(may_wait && self.input.blocking_send(item).is_ok()) {
                     self.metrics.records_dropped("overflow", n);
                 }

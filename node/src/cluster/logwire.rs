@@ -65,7 +65,8 @@ pub fn value_from_pb(d: pb::Data, depth: usize) -> Result<Value, DataError> {
     if depth > 4 {
         return Err(DataError("log values nest at most one container deep".into()));
     }
-    let items = |l: pb::DataList| l.items.into_iter().map(|i| value_from_pb(i, depth + 1)).collect::<Result<Vec<_>, _>>();
+    let items =
+        |l: pb::DataList| l.items.into_iter().map(|i| value_from_pb(i, depth + 1)).collect::<Result<Vec<_>, _>>();
     Ok(match d.kind {
         None => Value::Unset,
         Some(Kind::Bool(b)) => Value::Bool(b),
@@ -104,7 +105,8 @@ pub fn encode_batch(seq: u64, origin: &str, records: &[LogRecord]) -> pb::LogBat
 pub fn decode_batch(batch: pb::LogBatch) -> Result<Vec<LogRecord>, DataError> {
     let mut out = Vec::new();
     for stream in batch.streams {
-        let schema = schema_for(&stream.path).ok_or_else(|| DataError(format!("unknown log path '{}'", stream.path)))?;
+        let schema =
+            schema_for(&stream.path).ok_or_else(|| DataError(format!("unknown log path '{}'", stream.path)))?;
         for row in stream.rows {
             if row.values.len() != schema.fields.len() {
                 return Err(DataError(format!(
@@ -144,7 +146,11 @@ mod tests {
 
     #[test]
     fn batches_round_trip() {
-        let records = vec![conn_record("C1"), LogRecord::new(&CLUSTER_LOG, vec![Value::Time(2.0), Value::str("m"), Value::str("x")]), conn_record("C2")];
+        let records = vec![
+            conn_record("C1"),
+            LogRecord::new(&CLUSTER_LOG, vec![Value::Time(2.0), Value::str("m"), Value::str("x")]),
+            conn_record("C2"),
+        ];
         let batch = encode_batch(7, "worker-1", &records);
         assert_eq!(batch.streams.len(), 2);
         assert_eq!(batch_len(&batch), 3);

@@ -27,7 +27,12 @@ impl Member {
     }
 
     pub fn from_pb(m: pb::Member) -> Option<Member> {
-        Some(Member { role: Role::from_pb(m.role)?, name: m.name, advertise: m.advertise, subscriptions: m.subscriptions })
+        Some(Member {
+            role: Role::from_pb(m.role)?,
+            name: m.name,
+            advertise: m.advertise,
+            subscriptions: m.subscriptions,
+        })
     }
 
     pub fn subscribed(&self, topic_name: &str) -> bool {

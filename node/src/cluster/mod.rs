@@ -23,6 +23,7 @@ pub mod nodecfg;
 pub mod pool;
 pub mod proto;
 pub mod role;
+pub mod routing;
 pub mod service;
 pub mod state;
 pub mod testkit;

@@ -16,11 +16,11 @@ use super::hrw;
 use super::layout::NodeSpec;
 use super::link::{self, Link};
 use super::logger::LogWriter;
-use super::logship::{Destinations, LogShipper, ShipSettings, ShipRoute};
+use super::logship::{Destinations, LogShipper, ShipRoute, ShipSettings};
 use super::logwire::{self, CLUSTER_LOG};
 use super::membership::{Authority, Member, View};
 use super::metrics::Metrics;
-use super::pool::{PublishError, RoundRobin, hrw_owner};
+use super::pool::RoundRobin;
 use super::proto::{PROTOCOL_VERSION, pb};
 use super::role::Role;
 use super::service::Service;
@@ -35,8 +35,6 @@ pub const STATE_TRANSFER_EVENT: &str = "Cluster::state_transfer";
 pub const NODE_UP_EVENT: &str = "Cluster::node_up";
 pub const NODE_DOWN_EVENT: &str = "Cluster::node_down";
 
-/// A re-routed message is forwarded at most this often, so a flapping view cannot bounce it forever.
-const MAX_REROUTE_HOPS: u32 = 3;
 /// State entries per transfer event.
 const TRANSFER_CHUNK: usize = 512;
 /// Local deliveries queued for the handlers before new ones are refused (counted).
@@ -107,36 +105,36 @@ struct ManagerState {
     published: bool,
 }
 
-pub(crate) struct Inner {
-    cfg: NodeConfig,
+pub(super) struct Inner {
+    pub(super) cfg: NodeConfig,
     started: Instant,
     view_tx: watch::Sender<Arc<View>>,
-    links: RwLock<HashMap<String, Arc<Link>>>,
-    subs: RwLock<Subscriptions>,
+    pub(super) links: RwLock<HashMap<String, Arc<Link>>>,
+    pub(super) subs: RwLock<Subscriptions>,
     handlers: RwLock<HashMap<String, Vec<Handler>>>,
-    local_tx: mpsc::Sender<Received>,
+    pub(super) local_tx: mpsc::Sender<Received>,
     manager: Option<Mutex<ManagerState>>,
-    rr: Mutex<RoundRobin>,
+    pub(super) rr: Mutex<RoundRobin>,
     state: Mutex<StateStore>,
     shipper: LogShipper,
     writer: Mutex<Option<Arc<LogWriter>>>,
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     leaving: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
     next_link_id: AtomicU64,
     dialing: Mutex<HashSet<String>>,
-    events_in: AtomicU64,
-    events_out: AtomicU64,
+    pub(super) events_in: AtomicU64,
+    pub(super) events_out: AtomicU64,
     /// Capture counters a worker reports: packets, bytes, drops, connections.
     capture: [AtomicU64; 4],
 }
 
 /// A running node; cheap to clone.
 #[derive(Clone)]
-pub struct Node(Arc<Inner>);
+pub struct Node(pub(super) Arc<Inner>);
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -324,7 +322,7 @@ impl Node {
         v
     }
 
-    fn link(&self, name: &str) -> Option<Arc<Link>> {
+    pub(super) fn link(&self, name: &str) -> Option<Arc<Link>> {
         self.0.links.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
@@ -406,139 +404,6 @@ impl Node {
         }
     }
 
-    // ---- publishing ----
-
-    /// Publishes an event to every node subscribed to a prefix of `topic`, this one included. Returns how many
-    /// nodes it reached; reaching nobody is not an error (it is counted as `no_subscriber`).
-    pub fn publish(&self, topic_name: &str, event: Event) -> Result<usize, PublishError> {
-        let view = self.view();
-        let targets: Vec<String> = view
-            .members
-            .iter()
-            .filter(|m| m.name != self.name() && m.subscribed(topic_name))
-            .map(|m| m.name.clone())
-            .collect();
-        let msg = self.message(topic_name, &event, None);
-        self.route(msg, &targets, true)
-    }
-
-    /// Publishes to the member of `pool` that owns `key` (Zeek's `Cluster::publish_hrw`).
-    pub fn publish_hrw(&self, pool: Role, key: &Data, event: Event) -> Result<String, PublishError> {
-        let view = self.view();
-        let pk = state::pool_key(key);
-        let owner = hrw_owner(&view, pool, &pk).inspect_err(|e| self.0.metrics.publish_error(e.reason()))?.to_string();
-        let route = pb::PoolRoute { pool: pool.as_str().into(), epoch: view.epoch, key: pk.0, hops: 0 };
-        let msg = self.message(&topic::node_topic(&owner), &event, Some(route));
-        self.route(msg, std::slice::from_ref(&owner), false)?;
-        Ok(owner)
-    }
-
-    /// Publishes to the next member of `pool` in round-robin order for `key` (Zeek's `Cluster::publish_rr`),
-    /// preferring members with a live link.
-    pub fn publish_rr(&self, pool: Role, key: &str, event: Event) -> Result<String, PublishError> {
-        let view = self.view();
-        let members = view.pool(pool);
-        let pick = lock(&self.0.rr).next(key, &members, |n| n == self.name() || self.link(n).is_some());
-        let Some(target) = pick.map(str::to_string) else {
-            let e = PublishError::EmptyPool(pool);
-            self.0.metrics.publish_error(e.reason());
-            return Err(e);
-        };
-        let msg = self.message(&topic::node_topic(&target), &event, None);
-        self.route(msg, std::slice::from_ref(&target), false)?;
-        Ok(target)
-    }
-
-    fn message(&self, topic_name: &str, event: &Event, route: Option<pb::PoolRoute>) -> pb::Message {
-        pb::Message {
-            topic: topic_name.to_string(),
-            event: Some(event.to_pb()),
-            origin: self.name().to_string(),
-            relay_to: Vec::new(),
-            route,
-        }
-    }
-
-    /// Sends `msg` to `targets` (direct links first, the rest relayed once by the manager) and, if `to_self` and the
-    /// topic matches our subscriptions or we are a target, to our own handlers.
-    fn route(&self, msg: pb::Message, targets: &[String], to_self: bool) -> Result<usize, PublishError> {
-        self.0.events_out.fetch_add(1, Ordering::Relaxed);
-        self.0.metrics.event_out(&msg.topic);
-        let mut reached = 0;
-        let mut error = None;
-        let mut relay = Vec::new();
-        let mut local = to_self && self.0.subs.read().unwrap_or_else(|e| e.into_inner()).matches(&msg.topic);
-        for t in targets {
-            if t == self.name() {
-                local = true;
-                continue;
-            }
-            match self.link(t) {
-                Some(l) => match l.try_send(link::frame(pb::frame::Body::Message(msg.clone()))) {
-                    Ok(()) => reached += 1,
-                    Err(e) => error = Some(e),
-                },
-                None => relay.push(t.clone()),
-            }
-        }
-        if !relay.is_empty() {
-            match self.relay_via_manager(&msg, relay) {
-                Ok(n) => reached += n,
-                Err(e) => error = Some(e),
-            }
-        }
-        if local {
-            self.deliver_local(msg);
-            reached += 1;
-        }
-        if let Some(e) = &error {
-            self.0.metrics.publish_error(e.reason());
-        }
-        match error {
-            Some(e) if reached == 0 => Err(e),
-            _ => {
-                if reached == 0 {
-                    self.0.metrics.publish_error("no_subscriber");
-                }
-                Ok(reached)
-            }
-        }
-    }
-
-    fn relay_via_manager(&self, msg: &pb::Message, relay_to: Vec<String>) -> Result<usize, PublishError> {
-        let manager = &self.0.cfg.manager.name;
-        let first = relay_to.first().cloned().unwrap_or_default();
-        if self.role() == Role::Manager {
-            return Err(PublishError::Unreachable(first));
-        }
-        let link = self.link(manager).ok_or(PublishError::Unreachable(first))?;
-        let n = relay_to.len();
-        let relayed = pb::Message { relay_to, ..msg.clone() };
-        link.try_send(link::frame(pb::frame::Body::Message(relayed)))?;
-        Ok(n)
-    }
-
-    fn deliver_local(&self, msg: pb::Message) {
-        let event = match msg.event.map(Event::from_pb) {
-            Some(Ok(e)) => e,
-            Some(Err(e)) => {
-                tracing::warn!(origin = %msg.origin, "dropping a malformed event: {e}");
-                self.0.metrics.malformed_frames.inc();
-                return;
-            }
-            None => {
-                self.0.metrics.malformed_frames.inc();
-                return;
-            }
-        };
-        self.0.events_in.fetch_add(1, Ordering::Relaxed);
-        self.0.metrics.event_in(&msg.topic);
-        let received = Received { topic: msg.topic, origin: msg.origin, event };
-        if self.0.local_tx.try_send(received).is_err() {
-            self.0.metrics.publish_error("local_queue_full");
-        }
-    }
-
     // ---- receiving ----
 
     /// Handles one frame from a peer.
@@ -573,64 +438,10 @@ impl Node {
         }
     }
 
-    fn refuse(&self, to: &Link, code: u32, why: &str) {
+    pub(super) fn refuse(&self, to: &Link, code: u32, why: &str) {
         self.0.metrics.malformed_frames.inc();
         tracing::warn!(peer = %to.name, "refusing a frame: {why}");
         let _ = to.try_send(link::error_frame(code, why));
-    }
-
-    fn on_message(&self, from: &Arc<Link>, mut m: pb::Message) {
-        if m.event.is_none() || m.topic.is_empty() {
-            return self.refuse(from, 2, "a message needs a topic and an event");
-        }
-        if let Some(bad) = m.event.as_ref().and_then(|e| Event::from_pb(e.clone()).err()) {
-            return self.refuse(from, 2, &bad.to_string());
-        }
-        if !m.relay_to.is_empty() {
-            if self.role() != Role::Manager {
-                return self.refuse(from, 3, "only the manager relays");
-            }
-            let targets = std::mem::take(&mut m.relay_to);
-            for t in targets {
-                if t == self.name() {
-                    self.receive(m.clone());
-                } else if let Some(l) = self.link(&t) {
-                    if let Err(e) = l.try_send(link::frame(pb::frame::Body::Message(m.clone()))) {
-                        self.0.metrics.publish_error(e.reason());
-                    }
-                } else {
-                    self.0.metrics.publish_error("unreachable");
-                }
-            }
-            return;
-        }
-        self.receive(m);
-    }
-
-    /// A message addressed to this node: re-routed if it was routed with an older view and is not ours any more,
-    /// otherwise delivered to our handlers if we subscribe to its topic.
-    fn receive(&self, mut m: pb::Message) {
-        if let Some(route) = m.route.as_mut() {
-            let view = self.view();
-            if route.epoch < view.epoch && route.hops < MAX_REROUTE_HOPS {
-                let pool = route.pool.parse::<Role>().ok();
-                let owner = pool.and_then(|p| hrw::owner(view.pool(p), &hrw::PoolKey(route.key.clone())));
-                if let Some(owner) = owner.filter(|o| *o != self.name()).map(str::to_string) {
-                    route.epoch = view.epoch;
-                    route.hops += 1;
-                    m.topic = topic::node_topic(&owner);
-                    self.0.metrics.rerouted.inc();
-                    let _ = self.route(m, &[owner], false);
-                    return;
-                }
-            }
-        }
-        let subscribed = self.0.subs.read().unwrap_or_else(|e| e.into_inner()).matches(&m.topic);
-        if subscribed {
-            self.deliver_local(m);
-        } else {
-            self.0.metrics.publish_error("not_subscribed");
-        }
     }
 
     fn on_log_batch(&self, from: &Arc<Link>, batch: pb::LogBatch) {
@@ -642,9 +453,12 @@ impl Node {
         match logwire::decode_batch(batch) {
             Ok(records) => {
                 let reply = from.sender();
-                self.writer().submit(records, Some(Box::new(move |result| {
-                    let _ = reply.blocking_send(ack_frame(seq, result));
-                })));
+                self.writer().submit(
+                    records,
+                    Some(Box::new(move |result| {
+                        let _ = reply.blocking_send(ack_frame(seq, result));
+                    })),
+                );
             }
             Err(e) => {
                 self.0.metrics.malformed_frames.inc();
@@ -751,7 +565,12 @@ impl Node {
         if self.role() != Role::Manager {
             return;
         }
-        let member = Member { name: h.name.clone(), role, advertise: h.advertise.clone(), subscriptions: h.subscriptions.clone() };
+        let member = Member {
+            name: h.name.clone(),
+            role,
+            advertise: h.advertise.clone(),
+            subscriptions: h.subscriptions.clone(),
+        };
         let (view, start_recovery) = {
             let mut ms = self.manager_state();
             ms.authority.observe_epoch(h.epoch);
@@ -765,7 +584,10 @@ impl Node {
         };
         self.cluster_log(&format!("{} joined as {role}", h.name));
         if start_recovery {
-            tracing::info!(epoch = h.epoch, "a running cluster re-joins this manager; collecting nodes before the first view");
+            tracing::info!(
+                epoch = h.epoch,
+                "a running cluster re-joins this manager; collecting nodes before the first view"
+            );
             let node = self.clone();
             let grace = self.0.cfg.timing.recovery_grace;
             tokio::spawn(async move {
@@ -868,7 +690,8 @@ impl Node {
 
     fn hand_off_state(&self, view: &View) {
         let proxies = view.pool(Role::Proxy);
-        let moved = self.state().take_moved(self.name(), |k| hrw::owner(proxies.iter().copied(), k).map(str::to_string));
+        let moved =
+            self.state().take_moved(self.name(), |k| hrw::owner(proxies.iter().copied(), k).map(str::to_string));
         if moved.is_empty() {
             return;
         }
@@ -915,10 +738,8 @@ impl Node {
     }
 
     fn cluster_log(&self, message: &str) {
-        let record = LogRecord::new(
-            &CLUSTER_LOG,
-            vec![Value::Time(wall_secs()), Value::str(self.name()), Value::str(message)],
-        );
+        let record =
+            LogRecord::new(&CLUSTER_LOG, vec![Value::Time(wall_secs()), Value::str(self.name()), Value::str(message)]);
         self.log(vec![record]);
     }
 
@@ -937,24 +758,22 @@ impl Node {
             tracing::error!(records = lost, "leaving with unacknowledged log records");
         }
         self.0.leaving.store(true, Ordering::Relaxed);
-        if self.role() != Role::Manager {
-            if let Some(m) = self.link(&self.0.cfg.manager.name) {
-                let leave = link::frame(pb::frame::Body::Leave(pb::Leave { reason: reason.to_string() }));
-                let _ = m.send_timeout(leave, Duration::from_secs(1)).await;
-                // Wait for the view without us, so the state moves and senders stop choosing us.
-                let mut rx = self.watch_view();
-                let me = self.name().to_string();
-                let _ = tokio::time::timeout(Duration::from_secs(3), async {
-                    while rx.borrow_and_update().get(&me).is_some() {
-                        if rx.changed().await.is_err() {
-                            break;
-                        }
+        if let Some(m) = self.link(&self.0.cfg.manager.name).filter(|_| self.role() != Role::Manager) {
+            let leave = link::frame(pb::frame::Body::Leave(pb::Leave { reason: reason.to_string() }));
+            let _ = m.send_timeout(leave, Duration::from_secs(1)).await;
+            // Wait for the view without us, so the state moves and senders stop choosing us.
+            let mut rx = self.watch_view();
+            let me = self.name().to_string();
+            let _ = tokio::time::timeout(Duration::from_secs(3), async {
+                while rx.borrow_and_update().get(&me).is_some() {
+                    if rx.changed().await.is_err() {
+                        break;
                     }
-                })
-                .await;
-                // Messages routed with the old view still arrive for a moment: keep re-routing them.
-                tokio::time::sleep(self.0.cfg.timing.leave_drain).await;
-            }
+                }
+            })
+            .await;
+            // Messages routed with the old view still arrive for a moment: keep re-routing them.
+            tokio::time::sleep(self.0.cfg.timing.leave_drain).await;
         }
         let _ = self.flush_logs(Duration::from_secs(10)).await;
         self.drain_links(Duration::from_secs(2)).await;
@@ -991,6 +810,10 @@ impl ShipRoute for Node {
             return Destinations::Local;
         }
         let view = self.view();
+        if view.epoch == 0 && self.role() != Role::Manager {
+            // No view from the manager yet: we do not know the loggers.
+            return Destinations::Wait;
+        }
         let loggers = view.pool(Role::Logger);
         if loggers.is_empty() {
             return match self.role() {

@@ -38,7 +38,8 @@ fn parse_sections(text: &str) -> Result<Vec<Section>, NodeCfgError> {
             sections.push(Section { name: name.trim().to_string(), line: i + 1, keys: Vec::new() });
             continue;
         }
-        let (k, v) = line.split_once('=').ok_or_else(|| NodeCfgError::Syntax(i + 1, format!("expected key=value: {line}")))?;
+        let (k, v) =
+            line.split_once('=').ok_or_else(|| NodeCfgError::Syntax(i + 1, format!("expected key=value: {line}")))?;
         let section = sections.last_mut().ok_or_else(|| NodeCfgError::Syntax(i + 1, "key before any [node]".into()))?;
         section.keys.push((k.trim().to_lowercase(), v.trim().to_string()));
     }
@@ -88,9 +89,10 @@ pub fn layout_from_nodecfg(text: &str, cluster: &str) -> Result<Layout, NodeCfgE
     // Stable port order: loggers, proxies, workers, each in file order.
     nodes.sort_by_key(|n| n.role);
     for (i, n) in nodes.iter_mut().enumerate() {
-        n.port = u16::try_from(i + 1).ok().and_then(|o| DEFAULT_BASE_PORT.checked_add(o)).ok_or_else(|| {
-            NodeCfgError::Cluster("too many nodes for the port range".into())
-        })?;
+        n.port = u16::try_from(i + 1)
+            .ok()
+            .and_then(|o| DEFAULT_BASE_PORT.checked_add(o))
+            .ok_or_else(|| NodeCfgError::Cluster("too many nodes for the port range".into()))?;
     }
     Ok(Layout {
         version: LAYOUT_VERSION,

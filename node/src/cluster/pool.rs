@@ -52,7 +52,8 @@ impl RoundRobin {
         }
         let cursor = self.cursors.entry(key.to_string()).or_insert(0);
         let start = *cursor % members.len();
-        let pick = (0..members.len()).map(|i| (start + i) % members.len()).find(|i| usable(members[*i])).unwrap_or(start);
+        let pick =
+            (0..members.len()).map(|i| (start + i) % members.len()).find(|i| usable(members[*i])).unwrap_or(start);
         *cursor = pick + 1;
         Some(members[pick])
     }

@@ -69,7 +69,7 @@ impl pb::cluster_server::Cluster for Service {
                 advertise: l.advertise.clone(),
                 linked: true,
                 last_heard_secs: now.saturating_sub(l.last_heard_ms()) as f64 / 1000.0,
-                stats: Some(l.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+                stats: Some(*l.stats.lock().unwrap_or_else(|e| e.into_inner())),
             })
             .collect();
         for m in &view.members {

@@ -149,7 +149,8 @@ impl StateStore {
     pub fn expire(&mut self, now: f64) -> Vec<(String, Entry)> {
         let mut out = Vec::new();
         for (name, t) in &mut self.tables {
-            let dead: Vec<PoolKey> = t.entries.iter().filter(|(_, e)| e.expires <= now).map(|(k, _)| k.clone()).collect();
+            let dead: Vec<PoolKey> =
+                t.entries.iter().filter(|(_, e)| e.expires <= now).map(|(k, _)| k.clone()).collect();
             for k in dead {
                 if let Some(e) = t.entries.remove(&k) {
                     out.push((name.clone(), e));
@@ -264,10 +265,12 @@ mod tests {
             let (t, e) = entry_from_data(entry_to_data(&table, &e)).unwrap();
             new.merge(&t, e);
         }
-        let total: u64 = (0..10).map(|k| {
-            let key = Data::Count(k);
-            old.get("c", &key).or(new.get("c", &key)).and_then(StateValue::count).unwrap_or(0)
-        }).sum();
+        let total: u64 = (0..10)
+            .map(|k| {
+                let key = Data::Count(k);
+                old.get("c", &key).or(new.get("c", &key)).and_then(StateValue::count).unwrap_or(0)
+            })
+            .sum();
         assert_eq!(total, 105);
         for k in 0..10u64 {
             let key = Data::Count(k);

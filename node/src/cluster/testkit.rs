@@ -53,7 +53,13 @@ impl Scenarios {
 pub fn observe(node: &Node, event: &str, detail: &str, n: u64) {
     let record = LogRecord::new(
         &TEST_LOG,
-        vec![Value::Time(node.wall_time()), Value::str(node.name()), Value::str(event), Value::str(detail), Value::Count(n)],
+        vec![
+            Value::Time(node.wall_time()),
+            Value::str(node.name()),
+            Value::str(event),
+            Value::str(detail),
+            Value::Count(n),
+        ],
     );
     node.log(vec![record]);
 }
@@ -99,7 +105,8 @@ async fn after_ready(node: &Node) {
 
 /// The five communication patterns of DESIGN.md §1, plus a node-topic publish for the isolation test.
 fn patterns(node: &Node) {
-    let handlers: &[(&str, fn(&Node, &Received))] = &[
+    type Simple = fn(&Node, &Received);
+    let handlers: &[(&str, Simple)] = &[
         ("Test::intel", |n, r| observe(n, "intel", &arg_str(r, 0), 0)),
         ("Test::finding", |n, r| observe(n, "finding", &r.origin, 0)),
         ("Test::hrw", |n, r| observe(n, "hrw", &r.origin, arg_count(r, 0))),
@@ -145,7 +152,8 @@ fn patterns(node: &Node) {
             Role::Worker => {
                 let _ = node.publish(topic::MANAGER, Event::new("Test::finding", vec![Data::Str(node.name().into())]));
                 for k in 0..20u64 {
-                    let _ = node.publish_hrw(Role::Proxy, &Data::Count(k), Event::new("Test::hrw", vec![Data::Count(k)]));
+                    let _ =
+                        node.publish_hrw(Role::Proxy, &Data::Count(k), Event::new("Test::hrw", vec![Data::Count(k)]));
                     let _ = node.publish_rr(Role::Proxy, "test", Event::new("Test::rr", vec![Data::Count(k)]));
                 }
                 if node_number(node.name()) == 1 {
@@ -172,13 +180,23 @@ async fn emit(node: Node, s: Scenarios) {
             .map(|i| {
                 LogRecord::new(
                     &TEST_LOG,
-                    vec![Value::Time(node.wall_time()), Value::str(node.name()), Value::str("emit"), Value::str(""), Value::Count(i)],
+                    vec![
+                        Value::Time(node.wall_time()),
+                        Value::str(node.name()),
+                        Value::str("emit"),
+                        Value::str(""),
+                        Value::Count(i),
+                    ],
                 )
             })
             .collect();
         node.log(records);
         sent += n;
-        let due = if rate > 0 { Duration::from_secs_f64(sent as f64 / rate as f64) } else { Duration::from_millis(sent / chunk) };
+        let due = if rate > 0 {
+            Duration::from_secs_f64(sent as f64 / rate as f64)
+        } else {
+            Duration::from_millis(sent / chunk)
+        };
         if let Some(wait) = due.checked_sub(started.elapsed()) {
             tokio::time::sleep(wait).await;
         }

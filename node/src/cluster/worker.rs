@@ -142,7 +142,7 @@ fn run_shard(
             summary.records += records.len() as u64;
             sink.extend(records.into_iter());
         }
-        if seen % 4096 == 0 {
+        if seen.is_multiple_of(4096) {
             report(node, &engine.stats());
         }
     }

@@ -67,7 +67,7 @@ impl Scaled {
         self.count = self.count.saturating_add(1);
         if self.count == self.threshold {
             history.add(is_orig, code);
-            self.threshold = self.threshold.checked_mul(10).unwrap_or(u32::MAX);
+            self.threshold = self.threshold.saturating_mul(10);
         }
     }
 }

@@ -104,11 +104,10 @@ impl Endpoint {
         let last = Self::full(self.last_seq, self.seq_wraps) as i64;
         let ack = Self::full(self.ack_seq, self.ack_wraps) as i64;
         let mut size = if last > ack { last - self.start_seq } else { ack - self.start_seq } as u64;
-        if size != 0 {
-            size -= 1;
-        }
-        if self.fin_cnt > 0 && size != 0 {
-            size -= 1;
+        // The SYN (real or assumed) and the FIN take a sequence number each but carry no data.
+        size = size.saturating_sub(1);
+        if self.fin_cnt > 0 {
+            size = size.saturating_sub(1);
         }
         size
     }

@@ -186,12 +186,13 @@ fn decode_ipv6(data: &[u8]) -> Result<IpDatagram<'_>, DecodeError> {
             });
         }
         // A type 0/2 routing header names the final destination, which is what the conn is keyed on.
-        if nh == 43 && len >= 24 && data.get(at + 3).copied().unwrap_or(0) == 0 {
-            if let (Some(2), Some(seg)) = (data.get(at + 2), data.get(at + 8..at + 24)) {
-                if let Ok(seg) = <[u8; 16]>::try_from(seg) {
-                    dst_addr = Ipv6Addr::from(seg);
-                }
-            }
+        if nh == 43
+            && len >= 24
+            && data.get(at + 3).copied().unwrap_or(0) == 0
+            && data.get(at + 2) == Some(&2)
+            && let Some(seg) = data.get(at + 8..at + 24).and_then(|s| <[u8; 16]>::try_from(s).ok())
+        {
+            dst_addr = Ipv6Addr::from(seg);
         }
         nh_offset = at;
         at += len;

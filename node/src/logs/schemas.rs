@@ -96,6 +96,9 @@ pub static FILES: Schema = Schema {
     ],
 };
 
+/// files.log as written in bare mode (`--analyzers` without `hash`): no hash and extraction columns.
+pub static FILES_BARE: Schema = Schema { path: "files", fields: FILES.fields.split_at(21).0 };
+
 /// Every schema the node can write, so records that arrive by name (from the cluster bus) find theirs.
 pub fn schema_by_path(path: &str) -> Option<&'static Schema> {
     crate::analyzers::all_schemas().iter().copied().chain([&CONN, &WEIRD, &TUNNEL, &FILES]).find(|s| s.path == path)

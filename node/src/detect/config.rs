@@ -1,0 +1,273 @@
+//! Detection settings: thresholds and intervals, read from `--detect-config FILE` (YAML). Every key is optional;
+//! the defaults are Zeek's (or the seed document's where Zeek has no such detection). Times are seconds.
+//!
+//! ```yaml
+//! notice: { suppress_for: 3600 }
+//! dos: { service: 3389/udp, thresholds: [100, 1000, 10000], expiry: 3600 }
+//! scan: { addr_threshold: 25, port_threshold: 15, interval: 300, subnet_prefix_v4: 24, subnet_threshold: 5 }
+//! ssh: { password_guesses_limit: 30, guessing_timeout: 1800 }
+//! dns_stats: { interval: 300 }
+//! known: { expiry: 86400 }
+//! mail_urls: { expiry: 86400 }
+//! intel: { files: [/etc/zeek/intel.dat], reload_check: 10 }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::analyzers::Proto;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    /// The site's local networks (from `--local-nets`, not from the file).
+    #[serde(skip)]
+    pub local_nets: Vec<IpNet>,
+    pub notice: NoticeConfig,
+    pub dos: DosConfig,
+    pub scan: ScanConfig,
+    pub ssh: SshConfig,
+    pub dns_stats: DnsStatsConfig,
+    pub known: KnownConfig,
+    pub mail_urls: MailUrlsConfig,
+    pub intel: IntelConfig,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            local_nets: crate::config::AnalysisConfig::default().local_nets,
+            notice: NoticeConfig::default(),
+            dos: DosConfig::default(),
+            scan: ScanConfig::default(),
+            ssh: SshConfig::default(),
+            dns_stats: DnsStatsConfig::default(),
+            known: KnownConfig::default(),
+            mail_urls: MailUrlsConfig::default(),
+            intel: IntelConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoticeConfig {
+    /// Zeek's `Notice::default_suppression_interval`.
+    pub suppress_for: f64,
+}
+
+impl Default for NoticeConfig {
+    fn default() -> Self {
+        NoticeConfig { suppress_for: 3600.0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DosConfig {
+    /// The service watched, `PORT/PROTO`.
+    pub service: String,
+    /// `DoS::Threshold` is raised as a pair's connection count reaches each of these.
+    pub thresholds: Vec<u64>,
+    /// A pair's counts are forgotten this long after its last connection.
+    pub expiry: f64,
+    /// How long `DoS::Victim` stays suppressed for one responder.
+    pub victim_suppress_for: f64,
+}
+
+impl Default for DosConfig {
+    fn default() -> Self {
+        DosConfig {
+            service: "3389/udp".into(),
+            thresholds: vec![100, 1000, 10000],
+            expiry: 3600.0,
+            victim_suppress_for: 3600.0,
+        }
+    }
+}
+
+impl DosConfig {
+    /// The watched service as port and transport (`None` if the setting is malformed; checked at load).
+    pub fn service(&self) -> Option<(u16, Proto)> {
+        let (port, proto) = self.service.split_once('/')?;
+        let proto = match proto.trim().to_ascii_lowercase().as_str() {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            _ => return None,
+        };
+        Some((port.trim().parse().ok()?, proto))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    /// `Scan::addr_scan_threshold`: distinct hosts on one port.
+    pub addr_threshold: u64,
+    /// `Scan::port_scan_threshold`: distinct ports on one host.
+    pub port_threshold: u64,
+    /// `Scan::addr_scan_interval` / `port_scan_interval`.
+    pub interval: f64,
+    /// The prefix that groups scanners into subnets (`Scan::Subnet`).
+    pub subnet_prefix_v4: u8,
+    pub subnet_prefix_v6: u8,
+    /// Distinct scanners from one subnet that raise `Scan::Subnet`.
+    pub subnet_threshold: u64,
+    /// A subnet's scanners are forgotten this long after the last one was found.
+    pub subnet_interval: f64,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            addr_threshold: 25,
+            port_threshold: 15,
+            interval: 300.0,
+            subnet_prefix_v4: 24,
+            subnet_prefix_v6: 64,
+            subnet_threshold: 5,
+            subnet_interval: 3600.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SshConfig {
+    /// `SSH::password_guesses_limit`.
+    pub password_guesses_limit: u64,
+    /// `SSH::guessing_timeout`.
+    pub guessing_timeout: f64,
+}
+
+impl Default for SshConfig {
+    fn default() -> Self {
+        SshConfig { password_guesses_limit: 30, guessing_timeout: 1800.0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsStatsConfig {
+    /// The manager collects and reports query-type counts this often.
+    pub interval: f64,
+}
+
+impl Default for DnsStatsConfig {
+    fn default() -> Self {
+        DnsStatsConfig { interval: 300.0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KnownConfig {
+    /// A host or service is logged again after this long (Zeek's `Known::host_store_expiry`, one day).
+    pub expiry: f64,
+}
+
+impl Default for KnownConfig {
+    fn default() -> Self {
+        KnownConfig { expiry: 86400.0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailUrlsConfig {
+    /// How long a URL seen in a mail is watched for.
+    pub expiry: f64,
+}
+
+impl Default for MailUrlsConfig {
+    fn default() -> Self {
+        MailUrlsConfig { expiry: 86400.0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntelConfig {
+    /// Intel files in Zeek's format (`--intel FILE` adds to these).
+    pub files: Vec<PathBuf>,
+    /// The manager checks the files for changes this often (seconds of network time).
+    pub reload_check: f64,
+}
+
+impl Default for IntelConfig {
+    fn default() -> Self {
+        IntelConfig { files: Vec::new(), reload_check: 10.0 }
+    }
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    Parse(PathBuf, String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl DetectConfig {
+    /// Reads a YAML file (every key optional).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_path_buf(), e))?;
+        let cfg = Self::from_yaml(&text).map_err(|e| ConfigError::Parse(path.to_path_buf(), e.to_string()))?;
+        Ok(cfg)
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        let cfg: DetectConfig = if text.trim().is_empty() {
+            DetectConfig::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.dos.service().is_none() {
+            return Err(ConfigError::Invalid(format!("dos.service '{}' is not PORT/tcp or PORT/udp", self.dos.service)));
+        }
+        let positive = [
+            ("notice.suppress_for", self.notice.suppress_for),
+            ("scan.interval", self.scan.interval),
+            ("ssh.guessing_timeout", self.ssh.guessing_timeout),
+            ("dns_stats.interval", self.dns_stats.interval),
+            ("known.expiry", self.known.expiry),
+        ];
+        for (name, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ConfigError::Invalid(format!("{name} must be a positive number of seconds")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_partial_files() {
+        let d = DetectConfig::default();
+        assert_eq!(d.dos.service(), Some((3389, Proto::Udp)));
+        assert_eq!(d.dos.thresholds, [100, 1000, 10000]);
+        let c = DetectConfig::from_yaml("dos:\n  thresholds: [3, 5]\n  service: 80/tcp\nssh:\n  password_guesses_limit: 10\n")
+            .unwrap();
+        assert_eq!(c.dos.thresholds, [3, 5]);
+        assert_eq!(c.dos.service(), Some((80, Proto::Tcp)));
+        assert_eq!(c.ssh.password_guesses_limit, 10);
+        assert_eq!(c.scan.addr_threshold, 25);
+        assert!(DetectConfig::from_yaml("dos: { service: nope }").is_err());
+        assert!(DetectConfig::from_yaml("dos: { threshold: 3 }").is_err(), "unknown keys are errors");
+        assert!(DetectConfig::from_yaml("").is_ok());
+    }
+}

@@ -1,0 +1,271 @@
+//! One node's analyses ([`NodeRuntime`]), the context their handlers work through ([`Cx`]) and the [`Transport`]
+//! that carries their events: in-process ([`super::local::LocalHub`]) or over the cluster bus.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::config::DetectConfig;
+use super::notice::{self, Framework, Notice, Suppression};
+use super::{Analysis, Data, EngineEvent, Event, Handler, PublishError, Role, StateStore};
+use crate::cluster::topic;
+use crate::logs::LogRecord;
+
+/// How a node's analyses reach the others. Standalone: [`super::local::LocalHub`]. In a cluster: the node's bus,
+/// with `publish` = [`crate::cluster::Node::publish`], `publish_hrw` = [`crate::cluster::Node::publish_hrw`],
+/// `publish_rr` = [`crate::cluster::Node::publish_rr`], `log` = [`crate::cluster::Node::log`].
+pub trait Transport {
+    /// To every node subscribed to a prefix of `topic` (Zeek's names: `zeek/cluster/worker`, ...), this one
+    /// included when it subscribes.
+    fn publish(&mut self, topic: &str, ev: Event) -> Result<(), PublishError>;
+    /// To the member of `pool` that owns `key` by rendezvous hashing (Zeek's `Cluster::publish_hrw`).
+    fn publish_hrw(&mut self, pool: Role, key: &Data, ev: Event) -> Result<(), PublishError>;
+    /// To the next member of `pool` for `key` in round-robin order (Zeek's `Cluster::publish_rr`).
+    fn publish_rr(&mut self, pool: Role, key: &str, ev: Event) -> Result<(), PublishError>;
+    /// A log record (to the loggers, or to the files standalone).
+    fn log(&mut self, record: LogRecord);
+}
+
+/// Network time reaches handlers' `tick` at most this often (seconds of network time).
+const TICK: f64 = 1.0;
+
+/// The analyses of one node: their handlers, the node's clock, its notice suppression and its counters.
+///
+/// Every event an analysis publishes carries the sender's network time as an extra first argument; the receiver
+/// strips it and moves its own clock forward to it, so nodes that see no packets (proxies, the manager) expire
+/// state and report on packet time, offline as live.
+pub struct NodeRuntime {
+    name: String,
+    role: Role,
+    cfg: Arc<DetectConfig>,
+    handlers: Vec<Box<dyn Handler>>,
+    suppression: Suppression,
+    now: f64,
+    last_tick: f64,
+    counters: BTreeMap<&'static str, u64>,
+}
+
+impl NodeRuntime {
+    pub fn new(name: &str, role: Role, analyses: &[Box<dyn Analysis>], cfg: Arc<DetectConfig>) -> Self {
+        let handlers = analyses.iter().filter_map(|a| a.handler(role, &cfg)).collect();
+        NodeRuntime {
+            name: name.to_string(),
+            role,
+            cfg,
+            handlers,
+            suppression: Suppression::default(),
+            now: 0.0,
+            last_tick: 0.0,
+            counters: BTreeMap::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// This node's network time.
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    /// Counters the analyses keep (`scan_messages_saved`, `publish_errors`, ...).
+    pub fn counters(&self) -> &BTreeMap<&'static str, u64> {
+        &self.counters
+    }
+
+    pub fn init(&mut self, state: &mut StateStore, out: &mut dyn Transport) {
+        self.each(state, out, |h, cx| h.init(cx));
+    }
+
+    /// An engine event on a worker; its time moves the clock first.
+    pub fn engine(&mut self, ev: &EngineEvent, state: &mut StateStore, out: &mut dyn Transport) {
+        self.advance(ev.ts(), state, out);
+        self.each(state, out, |h, cx| h.engine(ev, cx));
+    }
+
+    /// A cluster event as it arrived (with the sender's time first).
+    pub fn deliver(&mut self, mut ev: Event, state: &mut StateStore, out: &mut dyn Transport) {
+        if let Some(Data::Time(sent)) = ev.args.first() {
+            let sent = *sent;
+            ev.args.remove(0);
+            self.advance(sent, state, out);
+        }
+        match notice::framework_event(&ev, self.role, &mut self.suppression) {
+            Framework::NotMine => self.each(state, out, |h, cx| h.event(&ev, cx)),
+            Framework::Handled => {}
+            Framework::Raise(n) => n.raise_on_manager(&mut self.cx(state, out)),
+        }
+    }
+
+    /// Moves network time forward: expired state goes, and handlers tick once per second of network time.
+    pub fn advance(&mut self, now: f64, state: &mut StateStore, out: &mut dyn Transport) {
+        if now <= self.now {
+            return;
+        }
+        self.now = now;
+        if self.last_tick == 0.0 {
+            self.last_tick = now;
+        }
+        if now - self.last_tick >= TICK {
+            self.last_tick = now;
+            state.expire(now);
+            self.suppression.expire(now);
+            self.each(state, out, |h, cx| h.tick(cx));
+        }
+    }
+
+    pub fn done(&mut self, state: &mut StateStore, out: &mut dyn Transport) {
+        self.each(state, out, |h, cx| h.done(cx));
+    }
+
+    fn cx<'a>(&'a mut self, state: &'a mut StateStore, out: &'a mut dyn Transport) -> Cx<'a> {
+        Cx {
+            node: &self.name,
+            role: self.role,
+            now: self.now,
+            cfg: &self.cfg,
+            state,
+            out,
+            suppression: &mut self.suppression,
+            counters: &mut self.counters,
+        }
+    }
+
+    fn each(&mut self, state: &mut StateStore, out: &mut dyn Transport, mut f: impl FnMut(&mut dyn Handler, &mut Cx)) {
+        let mut handlers = std::mem::take(&mut self.handlers);
+        {
+            let mut cx = self.cx(state, out);
+            for h in &mut handlers {
+                f(h.as_mut(), &mut cx);
+            }
+        }
+        self.handlers = handlers;
+    }
+}
+
+/// What a handler works through: time, configuration, publishing, state, logs and notices.
+pub struct Cx<'a> {
+    node: &'a str,
+    role: Role,
+    now: f64,
+    cfg: &'a DetectConfig,
+    state: &'a mut StateStore,
+    out: &'a mut dyn Transport,
+    suppression: &'a mut Suppression,
+    counters: &'a mut BTreeMap<&'static str, u64>,
+}
+
+impl Cx<'_> {
+    /// Network time (seconds since the epoch).
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// This node's name (`worker-1`; `zeek` standalone, Zeek's `peer_description`).
+    pub fn node_name(&self) -> &str {
+        self.node
+    }
+
+    pub fn config(&self) -> &DetectConfig {
+        self.cfg
+    }
+
+    /// Whether `addr` is in the site's local networks.
+    pub fn is_local(&self, addr: IpAddr) -> bool {
+        self.cfg.local_nets.iter().any(|n| n.contains(&addr))
+    }
+
+    /// This node's keyed state. On proxies, entries whose HRW owner changes move to the new owner, so key
+    /// a table by the same value you pass to [`Cx::publish_hrw`].
+    pub fn state(&mut self) -> &mut StateStore {
+        self.state
+    }
+
+    /// Adds to one of this node's counters (exposed as metrics, printed at the end of a standalone run).
+    pub fn count(&mut self, counter: &'static str, by: u64) {
+        *self.counters.entry(counter).or_default() += by;
+    }
+
+    fn stamped(&self, name: &str, args: Vec<Data>) -> Event {
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(Data::Time(self.now));
+        all.extend(args);
+        Event::new(name, all)
+    }
+
+    fn sent(&mut self, result: Result<(), PublishError>, name: &str) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                self.count("publish_errors", 1);
+                tracing::debug!(event = name, "publish failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// Publishes `name(args)` to a topic. Returns whether it was sent.
+    pub fn publish(&mut self, topic: &str, name: &str, args: Vec<Data>) -> bool {
+        let ev = self.stamped(name, args);
+        let r = self.out.publish(topic, ev);
+        self.sent(r, name)
+    }
+
+    /// Publishes to every node of `role` (`zeek/cluster/<role>`).
+    pub fn publish_role(&mut self, role: Role, name: &str, args: Vec<Data>) -> bool {
+        self.publish(topic::role_topic(role), name, args)
+    }
+
+    /// Publishes to the proxy (or worker) that owns `key`.
+    pub fn publish_hrw(&mut self, pool: Role, key: &Data, name: &str, args: Vec<Data>) -> bool {
+        let ev = self.stamped(name, args);
+        let r = self.out.publish_hrw(pool, key, ev);
+        self.sent(r, name)
+    }
+
+    /// Publishes to the next member of `pool` for `key`, round robin.
+    pub fn publish_rr(&mut self, pool: Role, key: &str, name: &str, args: Vec<Data>) -> bool {
+        let ev = self.stamped(name, args);
+        let r = self.out.publish_rr(pool, key, ev);
+        self.sent(r, name)
+    }
+
+    pub fn log(&mut self, record: LogRecord) {
+        self.out.log(record);
+    }
+
+    /// Raises a notice (Zeek's `NOTICE`). Off the manager it goes to the manager, which logs it once and tells
+    /// every node to suppress `(note, identifier)` for the notice's `suppress_for`.
+    pub fn notice(&mut self, mut n: Notice) {
+        if n.ts.is_none() {
+            n.ts = Some(self.now);
+        }
+        if n.suppress_for.is_none() {
+            n.suppress_for = Some(self.cfg.notice.suppress_for);
+        }
+        if self.suppression.is_suppressed(&n, self.now) {
+            return;
+        }
+        if self.role == Role::Manager {
+            n.raise_on_manager(self);
+        } else {
+            // Suppress here at once, so this node does not send the same notice again before the manager's
+            // broadcast arrives.
+            self.suppression.begin(&n, self.now);
+            self.publish_role(Role::Manager, notice::CLUSTER_NOTICE, vec![n.to_data()]);
+        }
+    }
+
+    pub(super) fn suppression(&mut self) -> &mut Suppression {
+        self.suppression
+    }
+}
