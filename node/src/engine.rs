@@ -523,6 +523,16 @@ impl Core {
         if let Some(seq) = outcome.data_seq {
             // Only the captured part of the payload can be reassembled.
             let data = &payload[..payload.len().min(payload_len)];
+            if let Some(fresh) = conn.streams[me].in_order(seq, data) {
+                if !fresh.is_empty() {
+                    self.deliver(conn, ts, is_orig, Chunk::Data(fresh));
+                }
+                if data.len() < payload_len {
+                    // Snapped capture: the rest of this segment is missing.
+                    self.deliver(conn, ts, is_orig, Chunk::Gap((payload_len - data.len()) as u64));
+                }
+                return self.after_data(conn, is_orig, outcome, hdr);
+            }
             let keep = conn.analyzers.iter().any(|a| !a.detached);
             let mut chunks: Vec<(bool, OwnedChunk)> = Vec::new();
             conn.streams[me].segment(seq, data, keep, &mut |c| chunks.push((is_orig, OwnedChunk::from(c))));
@@ -534,6 +544,18 @@ impl Core {
                 self.deliver(conn, ts, o, c.as_chunk());
             }
         }
+        self.after_data(conn, is_orig, outcome, hdr);
+    }
+
+    /// End of a TCP packet's handling: end-of-data to analyzers and the close timer.
+    fn after_data(
+        &mut self,
+        conn: &mut Conn,
+        is_orig: bool,
+        outcome: &crate::conn::TcpOutcome,
+        hdr: &decode::TcpHeader,
+    ) {
+        let ts = self.network_time;
         if hdr.flags.fin() || hdr.flags.rst() {
             let attached = conn.analyzers.iter().any(|a| !a.detached);
             if attached {

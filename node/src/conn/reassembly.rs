@@ -40,6 +40,22 @@ impl Stream {
         self.fin_seq.get_or_insert(seq);
     }
 
+    /// The common case, without copying: a segment that continues the stream while nothing is buffered.
+    /// Returns the new bytes (empty for a retransmission), or `None` when the segment must go through
+    /// [`Stream::segment`].
+    pub fn in_order<'d>(&mut self, seq: u64, data: &'d [u8]) -> Option<&'d [u8]> {
+        if !self.pending.is_empty() || seq > self.next_seq {
+            return None;
+        }
+        let end = seq.saturating_add(data.len() as u64);
+        if end <= self.next_seq {
+            return Some(&[]);
+        }
+        let skip = (self.next_seq - seq) as usize;
+        self.next_seq = end;
+        Some(&data[skip..])
+    }
+
     /// Adds a segment. Delivers every byte that is now in order.
     pub fn segment(&mut self, seq: u64, data: &[u8], keep_data: bool, deliver: &mut impl FnMut(Chunk)) {
         let end = seq.saturating_add(data.len() as u64);
@@ -146,6 +162,17 @@ mod tests {
         assert!(collect(&mut s, 5, b"ef").is_empty());
         assert_eq!(collect(&mut s, 3, b"cd"), vec!["Data([99, 100])", "Data([101, 102])"]);
         assert!(collect(&mut s, 1, b"abcdef").is_empty(), "retransmission is not delivered again");
+    }
+
+    #[test]
+    fn in_order_fast_path_agrees_with_segment() {
+        let mut s = Stream::default();
+        assert_eq!(s.in_order(1, b"abc"), Some(&b"abc"[..]));
+        assert_eq!(s.in_order(2, b"bcde"), Some(&b"de"[..]));
+        assert_eq!(s.in_order(1, b"ab"), Some(&b""[..]));
+        assert_eq!(s.in_order(9, b"x"), None, "a hole goes the slow way");
+        collect(&mut s, 9, b"x");
+        assert_eq!(s.in_order(6, b"yyy"), None, "buffered data goes the slow way");
     }
 
     #[test]
