@@ -4,11 +4,12 @@
 //! [`analyzers`] → [`logs`]; [`engine`] ties one analysis thread together.
 
 pub mod analyzers;
-pub mod conn;
-pub mod logs;
-pub mod config;
-pub mod decode;
-pub mod engine;
 pub mod capture;
-pub mod runner;
 pub mod cluster;
+pub mod config;
+pub mod conn;
+pub mod decode;
+pub mod detect;
+pub mod engine;
+pub mod logs;
+pub mod runner;

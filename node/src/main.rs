@@ -12,7 +12,8 @@ use ipnet::IpNet;
 
 use zeek_node::cluster;
 use zeek_node::config::AnalysisConfig;
-use zeek_node::logs::{DirSink, LogFormat};
+use zeek_node::detect::{self, DetectConfig, DetectSink, LocalHub};
+use zeek_node::logs::{DirSink, LogFormat, LogSink};
 use zeek_node::runner::{self, Input, RunOptions};
 
 #[derive(Parser, Debug)]
@@ -55,6 +56,16 @@ struct Cli {
     /// AF_PACKET fanout group id for `-i af_packet::IFACE` (default: derived from the pid).
     #[arg(long, value_name = "ID")]
     fanout_id: Option<u16>,
+    /// Cluster-aware detections to run (comma-separated, or `all`): dos, scan, intel, mail-urls, software, known,
+    /// dns-stats, ssh-bruteforce (docs/ANALYSES.md). `--intel` and `--detect-config` turn on `all` by default.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    detect: Option<Vec<String>>,
+    /// An intel file in Zeek's format, read by the intel detection (repeatable).
+    #[arg(long = "intel", value_name = "FILE")]
+    intel: Vec<PathBuf>,
+    /// Thresholds and intervals of the detections (YAML, see docs/ANALYSES.md).
+    #[arg(long = "detect-config", value_name = "FILE")]
+    detect_config: Option<PathBuf>,
     /// Log level for the node's own diagnostics (tracing's env-filter syntax).
     #[arg(long, env = "ZEEK_NODE_LOG", default_value = "info", global = true)]
     log_level: String,
@@ -114,10 +125,15 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
     let format = if cli.json { LogFormat::Json } else { LogFormat::Tsv };
-    let mut sink = DirSink::new(&cli.logdir, format)?;
+    let dir_sink = DirSink::new(&cli.logdir, format)?;
+    let hub = detect_hub(cli.detect, cli.intel, cli.detect_config.as_deref(), &analysis)?;
+    let mut sink: Box<dyn LogSink> = match hub {
+        Some(hub) => Box::new(DetectSink::new(dir_sink, hub)),
+        None => Box::new(dir_sink),
+    };
     let opts =
         RunOptions { input, filter: cli.filter, threads: usize::from(cli.threads), analysis, progress: true, stop };
-    let summary = runner::run(opts, &mut sink)?;
+    let summary = runner::run(opts, sink.as_mut())?;
     if let Some(msg) = &summary.truncated {
         tracing::warn!("the trace is truncated ({msg}); everything before the cut was analysed");
     }
@@ -131,4 +147,25 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
         "done"
     );
     Ok(())
+}
+
+/// The standalone detections asked for on the command line, every role in this process (`None`: no detection).
+fn detect_hub(
+    names: Option<Vec<String>>,
+    intel: Vec<PathBuf>,
+    config: Option<&std::path::Path>,
+    analysis: &AnalysisConfig,
+) -> anyhow::Result<Option<LocalHub>> {
+    let names = match names {
+        Some(n) => n,
+        None if !intel.is_empty() || config.is_some() => vec!["all".to_string()],
+        None => return Ok(None),
+    };
+    let mut cfg = match config {
+        Some(path) => DetectConfig::from_file(path)?,
+        None => DetectConfig::default(),
+    };
+    cfg.local_nets = analysis.local_nets.clone();
+    cfg.intel.files.extend(intel);
+    Ok(Some(LocalHub::standalone(detect::select(&names)?, cfg)))
 }

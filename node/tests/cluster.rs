@@ -358,12 +358,22 @@ fn killing_a_logger_mid_stream_loses_no_record() {
     let distinct: BTreeSet<u64> = emitted.iter().copied().collect();
     let missing: Vec<u64> = (0..TOTAL).filter(|n| !distinct.contains(n)).take(10).collect();
     assert!(missing.is_empty(), "{} of {TOTAL} records lost, e.g. {missing:?}", TOTAL as usize - distinct.len());
-    let per_logger: BTreeMap<String, usize> = ["logger-1", "logger-2"]
-        .iter()
-        .map(|l| (l.to_string(), log_files(&c.logs().join(l), "cluster_test").len()))
+    let per_logger: BTreeMap<&str, usize> = ["logger-1", "logger-2"]
+        .into_iter()
+        .map(|l| {
+            let lines = log_files(&c.logs().join(l), "cluster_test")
+                .iter()
+                .map(|f| {
+                    std::fs::read_to_string(f).unwrap_or_default().lines().filter(|l| l.contains("\temit\t")).count()
+                })
+                .sum();
+            (l, lines)
+        })
         .collect();
+    assert!(per_logger.values().all(|n| *n > 0), "both loggers wrote records: {per_logger:?}");
     println!(
-        "logger kill: {TOTAL} records, {} written twice (batches in flight at the kill), files per logger {per_logger:?}",
+        "logger kill: {TOTAL} records, {} written twice (batches in flight at the kill), records per logger \
+         {per_logger:?}",
         emitted.len() - distinct.len()
     );
 }

@@ -156,7 +156,7 @@ pub fn run_node(args: RunArgs) -> anyhow::Result<()> {
     let rotation = parse_duration(&layout.logging.rotation_interval).filter(|d| !d.is_zero());
     let cfg = NodeConfig {
         cluster: layout.cluster.clone(),
-        listen: listen_addr(&spec, args.listen),
+        listen: Some(listen_addr(&spec, args.listen)),
         manager: layout.manager_spec(),
         expected: layout.specs().into_iter().map(|s| s.name).collect(),
         tls,

@@ -75,7 +75,8 @@ pub struct LogSettings {
 pub struct NodeConfig {
     pub cluster: String,
     pub me: NodeSpec,
-    pub listen: SocketAddr,
+    /// Where the gRPC service listens; `None` for a standalone node (see [`Node::standalone`]).
+    pub listen: Option<SocketAddr>,
     pub manager: NodeSpec,
     /// Every node the layout lists (the manager's readiness barrier waits for them).
     pub expected: Vec<String>,
@@ -147,12 +148,15 @@ impl Node {
     pub async fn start(cfg: NodeConfig) -> anyhow::Result<Node> {
         let me = cfg.me.clone();
         let metrics = Arc::new(Metrics::new(&cfg.cluster, &me.name, me.role.as_str()));
-        let self_member = Member {
-            name: me.name.clone(),
-            role: me.role,
-            advertise: me.advertise(),
-            subscriptions: topic::default_subscriptions(&me.name, me.role),
+        let subscriptions = if cfg.listen.is_none() {
+            let mut all: Vec<String> =
+                Role::ALL.iter().flat_map(|r| topic::default_subscriptions(&me.name, *r)).collect();
+            all.dedup();
+            all
+        } else {
+            topic::default_subscriptions(&me.name, me.role)
         };
+        let self_member = Member { name: me.name.clone(), role: me.role, advertise: me.advertise(), subscriptions };
         let manager = (me.role == Role::Manager).then(|| {
             Mutex::new(ManagerState {
                 authority: Authority::new(self_member.clone(), cfg.expected.clone()),
@@ -209,14 +213,50 @@ impl Node {
         } else {
             node.ensure_dial(&node.0.cfg.manager.name, &node.0.cfg.manager.advertise());
         }
-        tracing::info!(node = %node.name(), role = %node.role(), listen = %node.0.cfg.listen, "node started");
+        tracing::info!(node = %node.name(), role = %node.role(), listen = ?node.0.cfg.listen, "node started");
         Ok(node)
     }
 
+    /// A node that plays every role in one process, with no network: publishes reach its own handlers, every pool
+    /// is this node, state stays here and logs are written to `logging.dir`. Analyses written against [`Node`] run
+    /// the same standalone and clustered.
+    pub async fn standalone(logging: LogSettings) -> anyhow::Result<Node> {
+        let me = NodeSpec {
+            name: "standalone".into(),
+            role: Role::Manager,
+            host: String::new(),
+            port: 0,
+            interface: None,
+            threads: None,
+        };
+        Node::start(NodeConfig {
+            cluster: "standalone".into(),
+            manager: me.clone(),
+            me,
+            listen: None,
+            expected: Vec::new(),
+            tls: None,
+            timing: Timing::default(),
+            logging,
+            shipping: ShipSettings::default(),
+            metrics_addr: None,
+        })
+        .await
+    }
+
+    pub fn is_standalone(&self) -> bool {
+        self.0.cfg.listen.is_none()
+    }
+
+    /// The members of a role's pool in `view` (a standalone node is every pool).
+    pub fn pool<'a>(&'a self, view: &'a View, role: Role) -> Vec<&'a str> {
+        if self.is_standalone() { vec![self.name()] } else { view.pool(role) }
+    }
+
     async fn serve(&self) -> anyhow::Result<()> {
-        let listener = tokio::net::TcpListener::bind(self.0.cfg.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("listening on {}: {e}", self.0.cfg.listen))?;
+        let Some(addr) = self.0.cfg.listen else { return Ok(()) };
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("listening on {addr}: {e}"))?;
         let mut builder = tonic::transport::Server::builder()
             .initial_stream_window_size(super::proto::H2_WINDOW_BYTES)
             .initial_connection_window_size(super::proto::H2_WINDOW_BYTES)
@@ -689,7 +729,7 @@ impl Node {
     }
 
     fn hand_off_state(&self, view: &View) {
-        let proxies = view.pool(Role::Proxy);
+        let proxies = self.pool(view, Role::Proxy);
         let moved =
             self.state().take_moved(self.name(), |k| hrw::owner(proxies.iter().copied(), k).map(str::to_string));
         if moved.is_empty() {
@@ -875,5 +915,43 @@ async fn heartbeat_loop(node: Node) {
                 l.close();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::testkit::{TEST_LOG, observe};
+
+    /// Standalone: every publish reaches this node's handlers and every pool is this node.
+    #[tokio::test]
+    async fn a_standalone_node_plays_every_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let logging = LogSettings { dir: dir.path().into(), format: LogFormat::Tsv, rotation: None };
+        let node = Node::standalone(logging).await.unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        node.on(
+            "Test::seen",
+            Arc::new(move |n: &Node, r: &Received| {
+                let key = r.event.args[0].clone();
+                let count = n.state().incr("seen", &key, 1, 0.0);
+                let _ = tx.send((r.topic.clone(), count));
+            }),
+        );
+        let event = || Event::new("Test::seen", vec![Data::Str("k".into())]);
+        assert_eq!(node.publish(topic::WORKER, event()), Ok(1));
+        assert_eq!(node.publish_hrw(Role::Proxy, &Data::Str("k".into()), event()).as_deref(), Ok("standalone"));
+        assert_eq!(node.publish_rr(Role::Worker, "x", event()).as_deref(), Ok("standalone"));
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap());
+        }
+        assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(got[1].0, topic::node_topic("standalone"));
+        observe(&node, "done", "", 3);
+        assert_eq!(node.flush_logs(Duration::from_secs(5)).await, 0);
+        node.leave("test").await;
+        let text = std::fs::read_to_string(dir.path().join(format!("{}.log", TEST_LOG.path))).unwrap();
+        assert!(text.contains("\tstandalone\tdone\t"), "{text}");
     }
 }

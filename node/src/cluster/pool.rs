@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use super::hrw::{self, PoolKey};
-use super::membership::View;
 use super::role::Role;
 
 /// Why a publish reached nobody. Every case is also counted in `zeek_publish_errors_total`.
@@ -32,9 +31,9 @@ impl PublishError {
     }
 }
 
-/// The member of `pool` that owns `key` in `view`.
-pub fn hrw_owner<'a>(view: &'a View, pool: Role, key: &PoolKey) -> Result<&'a str, PublishError> {
-    hrw::owner(view.pool(pool), key).ok_or(PublishError::EmptyPool(pool))
+/// The member of a pool that owns `key`.
+pub fn hrw_owner<'a>(members: Vec<&'a str>, pool: Role, key: &PoolKey) -> Result<&'a str, PublishError> {
+    hrw::owner(members, key).ok_or(PublishError::EmptyPool(pool))
 }
 
 /// Round-robin cursors, one per key, so independent uses do not disturb each other's sequence.
@@ -62,15 +61,6 @@ impl RoundRobin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::membership::Member;
-
-    fn view(names: &[&str]) -> View {
-        let members = names
-            .iter()
-            .map(|n| Member { name: n.to_string(), role: Role::Proxy, advertise: String::new(), subscriptions: vec![] })
-            .collect();
-        View { epoch: 1, members, ready: true }
-    }
 
     #[test]
     fn round_robin_cycles_per_key_and_skips_dead() {
@@ -86,9 +76,7 @@ mod tests {
 
     #[test]
     fn empty_pool_is_an_error() {
-        let v = view(&[]);
-        assert_eq!(hrw_owner(&v, Role::Proxy, &PoolKey::count(1)), Err(PublishError::EmptyPool(Role::Proxy)));
-        let v = view(&["proxy-1", "proxy-2"]);
-        assert_eq!(hrw_owner(&v, Role::Proxy, &PoolKey::count(0)), Ok("proxy-2"));
+        assert_eq!(hrw_owner(vec![], Role::Proxy, &PoolKey::count(1)), Err(PublishError::EmptyPool(Role::Proxy)));
+        assert_eq!(hrw_owner(vec!["proxy-1", "proxy-2"], Role::Proxy, &PoolKey::count(0)), Ok("proxy-2"));
     }
 }

@@ -37,7 +37,9 @@ impl Node {
     pub fn publish_hrw(&self, pool: Role, key: &Data, event: Event) -> Result<String, PublishError> {
         let view = self.view();
         let pk = state::pool_key(key);
-        let owner = hrw_owner(&view, pool, &pk).inspect_err(|e| self.0.metrics.publish_error(e.reason()))?.to_string();
+        let owner = hrw_owner(self.pool(&view, pool), pool, &pk)
+            .inspect_err(|e| self.0.metrics.publish_error(e.reason()))?
+            .to_string();
         let route = pb::PoolRoute { pool: pool.as_str().into(), epoch: view.epoch, key: pk.0, hops: 0 };
         let msg = self.message(&topic::node_topic(&owner), &event, Some(route));
         self.route(msg, std::slice::from_ref(&owner), false)?;
@@ -48,7 +50,7 @@ impl Node {
     /// preferring members with a live link.
     pub fn publish_rr(&self, pool: Role, key: &str, event: Event) -> Result<String, PublishError> {
         let view = self.view();
-        let members = view.pool(pool);
+        let members = self.pool(&view, pool);
         let pick = lock(&self.0.rr).next(key, &members, |n| n == self.name() || self.link(n).is_some());
         let Some(target) = pick.map(str::to_string) else {
             let e = PublishError::EmptyPool(pool);
@@ -185,7 +187,7 @@ impl Node {
             let view = self.view();
             if route.epoch < view.epoch && route.hops < MAX_REROUTE_HOPS {
                 let pool = route.pool.parse::<Role>().ok();
-                let owner = pool.and_then(|p| hrw::owner(view.pool(p), &hrw::PoolKey(route.key.clone())));
+                let owner = pool.and_then(|p| hrw::owner(self.pool(&view, p), &hrw::PoolKey(route.key.clone())));
                 if let Some(owner) = owner.filter(|o| *o != self.name()).map(str::to_string) {
                     route.epoch = view.epoch;
                     route.hops += 1;

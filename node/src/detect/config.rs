@@ -233,7 +233,10 @@ impl DetectConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.dos.service().is_none() {
-            return Err(ConfigError::Invalid(format!("dos.service '{}' is not PORT/tcp or PORT/udp", self.dos.service)));
+            return Err(ConfigError::Invalid(format!(
+                "dos.service '{}' is not PORT/tcp or PORT/udp",
+                self.dos.service
+            )));
         }
         let positive = [
             ("notice.suppress_for", self.notice.suppress_for),
@@ -260,8 +263,10 @@ mod tests {
         let d = DetectConfig::default();
         assert_eq!(d.dos.service(), Some((3389, Proto::Udp)));
         assert_eq!(d.dos.thresholds, [100, 1000, 10000]);
-        let c = DetectConfig::from_yaml("dos:\n  thresholds: [3, 5]\n  service: 80/tcp\nssh:\n  password_guesses_limit: 10\n")
-            .unwrap();
+        let c = DetectConfig::from_yaml(
+            "dos:\n  thresholds: [3, 5]\n  service: 80/tcp\nssh:\n  password_guesses_limit: 10\n",
+        )
+        .unwrap();
         assert_eq!(c.dos.thresholds, [3, 5]);
         assert_eq!(c.dos.service(), Some((80, Proto::Tcp)));
         assert_eq!(c.ssh.password_guesses_limit, 10);

@@ -10,6 +10,7 @@
 //! events are delivered synchronously, HRW picks among in-process proxies); a cluster node implements it over its
 //! gRPC bus (see [`NodeRuntime`] and docs/ANALYSES.md, "Running in a cluster").
 
+pub mod cluster;
 pub mod config;
 pub mod dns_stats;
 pub mod dos;
@@ -37,6 +38,9 @@ pub use runtime::{Cx, NodeRuntime, Transport};
 pub trait Analysis: Send + Sync {
     /// The name used by `--detect` (`dos`, `scan`, ...).
     fn name(&self) -> &'static str;
+
+    /// The names of the cluster events its handlers consume (a cluster node registers for these).
+    fn events(&self) -> &'static [&'static str];
 
     /// The handler for `role`, or `None` when the analysis does nothing there. Each node builds its own, so a
     /// handler's fields are that node's state (a worker's list of known scanners, the manager's URL list).

@@ -77,7 +77,8 @@ impl Notice {
         Notice { note: note.to_string(), msg: msg.into(), ..Notice::default() }
     }
 
-    pub fn sub(mut self, sub: impl Into<String>) -> Self {
+    /// Zeek's `sub`: a second line of detail.
+    pub fn sub_message(mut self, sub: impl Into<String>) -> Self {
         self.sub = Some(sub.into());
         self
     }
@@ -210,13 +211,9 @@ impl Notice {
         };
         let id = match id {
             Data::Record(parts) => match parts.as_slice() {
-                [Data::Addr(oh), Data::Port(op, t), Data::Addr(rh), Data::Port(rp, _)] => Some(ConnId {
-                    orig_h: *oh,
-                    orig_p: *op,
-                    resp_h: *rh,
-                    resp_p: *rp,
-                    proto: proto_of(*t),
-                }),
+                [Data::Addr(oh), Data::Port(op, t), Data::Addr(rh), Data::Port(rp, _)] => {
+                    Some(ConnId { orig_h: *oh, orig_p: *op, resp_h: *rh, resp_p: *rp, proto: proto_of(*t) })
+                }
                 _ => None,
             },
             _ => None,
@@ -307,14 +304,14 @@ pub(super) enum Framework {
     /// Applied (a suppression began).
     Handled,
     /// A notice for the manager to raise.
-    Raise(Notice),
+    Raise(Box<Notice>),
 }
 
 /// Handles `Notice::*` events: the manager raises cluster notices, the other nodes record suppressions.
 pub(super) fn framework_event(ev: &Event, role: Role, suppression: &mut Suppression) -> Framework {
     match ev.name.as_str() {
         CLUSTER_NOTICE if role == Role::Manager => {
-            ev.args.first().and_then(Notice::from_data).map_or(Framework::Handled, Framework::Raise)
+            ev.args.first().and_then(Notice::from_data).map_or(Framework::Handled, |n| Framework::Raise(Box::new(n)))
         }
         BEGIN_SUPPRESSION => {
             if let ([Data::Str(note), Data::Str(identifier), Data::Time(until)], true) =
@@ -342,16 +339,22 @@ mod tests {
             resp_p: 3389,
             proto: Proto::Udp,
         };
-        let n = Notice::new("DoS::Victim", "m").sub("s").conn("C1", id).n(3).identifier("10.0.0.2").suppress_for(60.0);
+        let n = Notice::new("DoS::Victim", "m")
+            .sub_message("s")
+            .conn("C1", id)
+            .n(3)
+            .identifier("10.0.0.2")
+            .suppress_for(60.0);
         let n = Notice { ts: Some(5.0), ..n };
         assert_eq!(Notice::from_data(&n.to_data()), Some(n));
     }
 
     #[test]
     fn log_record_has_zeeks_columns_and_defaults() {
-        let n = Notice { ts: Some(1.0), ..Notice::new("SSH::Password_Guessing", "x").src("192.168.56.1".parse().unwrap()) }
-            .identifier("192.168.56.1")
-            .suppress_for(3600.0);
+        let n =
+            Notice { ts: Some(1.0), ..Notice::new("SSH::Password_Guessing", "x").src("192.168.56.1".parse().unwrap()) }
+                .identifier("192.168.56.1")
+                .suppress_for(3600.0);
         let r = n.log_record();
         assert_eq!(r.values.len(), 26);
         let mut line = String::new();

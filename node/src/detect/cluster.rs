@@ -1,0 +1,122 @@
+//! The analyses on a cluster node: [`Transport`] over the node's gRPC bus ([`Node`]), handler registration, and
+//! the worker's log tap. The cluster runtime wires these in (docs/ANALYSES.md, "Running in a cluster"):
+//!
+//! - every node: `let rt = detect::cluster::install(&node, analyses, cfg)` after [`Node::start`];
+//! - workers: wrap the [`crate::cluster::worker::ShippingSink`] in [`WorkerTap`] so engine records become engine
+//!   events (and still ship to the loggers);
+//! - offline (`cluster -r`): nodes that see no packets advance by the network time every event carries; live,
+//!   call [`advance`] from a one-second timer with the wall clock so the manager's reports and proxies' expiry run.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::events::{self, EngineEvent};
+use super::notice::{BEGIN_SUPPRESSION, CLUSTER_NOTICE};
+use super::runtime::{NodeRuntime, Transport};
+use super::{Analysis, Data, DetectConfig, Event, PublishError, Role};
+use crate::cluster::node::NODE_UP_EVENT;
+use crate::cluster::{Node, Received};
+use crate::logs::{LogRecord, LogSink};
+
+/// The cluster bus as a [`Transport`].
+pub struct NodeTransport<'a>(pub &'a Node);
+
+impl Transport for NodeTransport<'_> {
+    fn publish(&mut self, topic: &str, ev: Event) -> Result<(), PublishError> {
+        self.0.publish(topic, ev).map(|_| ())
+    }
+
+    fn publish_hrw(&mut self, pool: Role, key: &Data, ev: Event) -> Result<(), PublishError> {
+        self.0.publish_hrw(pool, key, ev).map(|_| ())
+    }
+
+    fn publish_rr(&mut self, pool: Role, key: &str, ev: Event) -> Result<(), PublishError> {
+        self.0.publish_rr(pool, key, ev).map(|_| ())
+    }
+
+    fn log(&mut self, record: LogRecord) {
+        self.0.log(vec![record]);
+    }
+}
+
+/// A node's analyses, shared by its event handlers and (on workers) its packet path.
+pub type SharedRuntime = Arc<Mutex<NodeRuntime>>;
+
+fn lock(rt: &SharedRuntime) -> MutexGuard<'_, NodeRuntime> {
+    rt.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Builds this node's handlers, runs their `init`, and registers for every event they consume, the notice
+/// framework's events and `Cluster::node_up`. Proxy state lives in the node's own [`crate::cluster::state`] store,
+/// so it is handed off when proxies join or leave.
+pub fn install(node: &Node, analyses: &[Box<dyn Analysis>], cfg: DetectConfig) -> SharedRuntime {
+    let rt = Arc::new(Mutex::new(NodeRuntime::new(node.name(), node.role(), analyses, Arc::new(cfg))));
+    lock(&rt).init(&mut node.state(), &mut NodeTransport(node));
+    let names: BTreeSet<&str> = analyses
+        .iter()
+        .flat_map(|a| a.events().iter().copied())
+        .chain([CLUSTER_NOTICE, BEGIN_SUPPRESSION, NODE_UP_EVENT])
+        .collect();
+    for name in names {
+        let rt = Arc::clone(&rt);
+        node.on(
+            name,
+            Arc::new(move |n: &Node, r: &Received| {
+                lock(&rt).deliver(r.event.clone(), &mut n.state(), &mut NodeTransport(n));
+            }),
+        );
+    }
+    rt
+}
+
+/// Moves a node's clock (a live node's one-second timer with the wall clock).
+pub fn advance(node: &Node, rt: &SharedRuntime, now: f64) {
+    lock(rt).advance(now, &mut node.state(), &mut NodeTransport(node));
+}
+
+/// End of input on this node (workers first, then proxies, then the manager, as [`super::Handler::done`] says).
+pub fn done(node: &Node, rt: &SharedRuntime) {
+    lock(rt).done(&mut node.state(), &mut NodeTransport(node));
+}
+
+/// A worker's log sink that also feeds the analyses: records go on to `inner` (the shipper), and each one that
+/// stands for an engine event is handed to the worker's handlers.
+pub struct WorkerTap<S: LogSink> {
+    inner: S,
+    node: Node,
+    rt: SharedRuntime,
+}
+
+impl<S: LogSink> WorkerTap<S> {
+    pub fn new(inner: S, node: Node, rt: SharedRuntime) -> Self {
+        events::collect_mail_urls();
+        WorkerTap { inner, node, rt }
+    }
+
+    fn engine(&self, ev: &EngineEvent) {
+        lock(&self.rt).engine(ev, &mut self.node.state(), &mut NodeTransport(&self.node));
+    }
+}
+
+impl<S: LogSink> LogSink for WorkerTap<S> {
+    fn write(&mut self, record: &LogRecord) -> io::Result<()> {
+        self.inner.write(record)?;
+        if let Some(ev) = EngineEvent::from_record(record) {
+            self.engine(&ev);
+        }
+        for urls in events::take_mail_urls() {
+            self.engine(&EngineEvent::MailUrls(urls));
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        done(&self.node, &self.rt);
+        self.inner.close()
+    }
+}

@@ -1,0 +1,320 @@
+//! Software, known hosts and known services, deduplicated on proxies (HRW keyed by host).
+//!
+//! Workers report software (HTTP User-Agent, SSH client and server versions, TLS versions), hosts that completed a
+//! TCP handshake and services that answered, for local hosts (Zeek's `LOCAL_HOSTS` tracking). The proxy that owns
+//! the host logs each once: software.log per (host, type, version), known_hosts.log and known_services.log once
+//! per host / service per `known.expiry` (one day), cluster-wide.
+
+use std::net::IpAddr;
+
+use super::{Analysis, Cx, Data, DetectConfig, EngineEvent, Event, Handler, Role, arg_addr, arg_count, arg_str};
+use crate::analyzers::Proto;
+use crate::logs::{LogRecord, Schema, Value, f};
+
+pub const SOFTWARE_FOUND: &str = "Software::found";
+pub const KNOWN_HOST: &str = "Known::host";
+pub const KNOWN_SERVICE: &str = "Known::service";
+
+const SOFTWARE_SEEN: &str = "Software::seen";
+const HOSTS_SEEN: &str = "Known::hosts";
+const SERVICES_SEEN: &str = "Known::services";
+
+/// software.log (base/frameworks/software/main.zeek).
+pub static SOFTWARE_LOG: Schema = Schema {
+    path: "software",
+    fields: &[
+        f("ts", "time"),
+        f("host", "addr"),
+        f("host_p", "port"),
+        f("software_type", "enum"),
+        f("name", "string"),
+        f("version.major", "count"),
+        f("version.minor", "count"),
+        f("version.minor2", "count"),
+        f("version.minor3", "count"),
+        f("version.addl", "string"),
+        f("unparsed_version", "string"),
+    ],
+};
+
+/// known_hosts.log (policy/protocols/conn/known-hosts.zeek).
+pub static KNOWN_HOSTS_LOG: Schema = Schema { path: "known_hosts", fields: &[f("ts", "time"), f("host", "addr")] };
+
+/// known_services.log (policy/protocols/conn/known-services.zeek).
+pub static KNOWN_SERVICES_LOG: Schema = Schema {
+    path: "known_services",
+    fields: &[
+        f("ts", "time"),
+        f("host", "addr"),
+        f("port_num", "port"),
+        f("port_proto", "enum"),
+        f("service", "set[string]"),
+    ],
+};
+
+/// The software types reported.
+const SOFTWARE_TYPES: &[&str] = &["HTTP::BROWSER", "SSH::CLIENT", "SSH::SERVER", "TLS::SERVER"];
+
+/// A version string split the way Zeek's `Software::parse` does for the common `Name/1.2.3 extra` and
+/// `Name_1.2p1` forms.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Version {
+    pub name: String,
+    pub numbers: Vec<u64>,
+    pub addl: Option<String>,
+}
+
+pub fn parse_version(unparsed: &str) -> Version {
+    // SSH banners carry the protocol first: `SSH-2.0-OpenSSH_6.7p1 Debian-3`.
+    let s = match unparsed.strip_prefix("SSH-") {
+        Some(rest) => rest.split_once('-').map_or(rest, |(_, sw)| sw),
+        None => unparsed,
+    };
+    let bytes = s.as_bytes();
+    let version_at = (0..bytes.len()).find(|&i| {
+        bytes[i].is_ascii_digit() && (i == 0 || matches!(bytes[i - 1], b'/' | b' ' | b'_' | b'-' | b'v' | b'V'))
+    });
+    let Some(at) = version_at else {
+        return Version { name: s.trim().to_string(), ..Version::default() };
+    };
+    let name = s[..at].trim_end_matches(['/', ' ', '_', '-']);
+    let name = if name.len() > 1 { name.trim_end_matches(['v', 'V']) } else { name };
+    let rest = &s[at..];
+    let digits_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+    let numbers = rest[..digits_end].split('.').filter_map(|p| p.parse().ok()).take(4).collect();
+    let addl = rest[digits_end..]
+        .split_whitespace()
+        .next()
+        .map(|a| a.trim_start_matches(['-', '_', '.']))
+        .filter(|a| !a.is_empty());
+    Version { name: name.to_string(), numbers, addl: addl.map(str::to_string) }
+}
+
+/// TLS versions as software: `TLSv12` → TLS 1.2, `SSLv3` → SSL 3.
+fn tls_version(v: &str) -> Option<String> {
+    let (name, digits) = v.split_once('v')?;
+    let mut d = digits.chars().filter(char::is_ascii_digit);
+    let major = d.next()?;
+    Some(match d.next() {
+        Some(minor) => format!("{name}/{major}.{minor}"),
+        None => format!("{name}/{major}"),
+    })
+}
+
+pub struct Software;
+
+impl Analysis for Software {
+    fn name(&self) -> &'static str {
+        "software"
+    }
+
+    fn events(&self) -> &'static [&'static str] {
+        &[SOFTWARE_FOUND]
+    }
+
+    fn handler(&self, role: Role, _cfg: &DetectConfig) -> Option<Box<dyn Handler>> {
+        match role {
+            Role::Worker => Some(Box::new(SoftwareWorker)),
+            Role::Proxy => Some(Box::new(SoftwareProxy)),
+            _ => None,
+        }
+    }
+}
+
+struct SoftwareWorker;
+
+impl SoftwareWorker {
+    fn found(cx: &mut Cx, host: IpAddr, port: Option<u16>, kind: &'static str, unparsed: &str) {
+        if !cx.is_local(host) || unparsed.is_empty() {
+            return;
+        }
+        let port = port.map_or(Data::Unset, |p| Data::Count(u64::from(p)));
+        let args = vec![Data::Addr(host), port, Data::Enum(kind.into()), Data::Str(unparsed.to_string())];
+        cx.publish_hrw(Role::Proxy, &Data::Addr(host), SOFTWARE_FOUND, args);
+    }
+}
+
+impl Handler for SoftwareWorker {
+    fn engine(&mut self, ev: &EngineEvent, cx: &mut Cx) {
+        match ev {
+            EngineEvent::HttpRequest(h) => {
+                if let Some(ua) = &h.user_agent {
+                    Self::found(cx, h.id.orig_h, None, "HTTP::BROWSER", ua);
+                }
+            }
+            EngineEvent::SshSession(s) => {
+                if let Some(c) = &s.client {
+                    Self::found(cx, s.id.orig_h, None, "SSH::CLIENT", c);
+                }
+                if let Some(srv) = &s.server {
+                    Self::found(cx, s.id.resp_h, Some(s.id.resp_p), "SSH::SERVER", srv);
+                }
+            }
+            EngineEvent::TlsSession(t) => {
+                if let Some(v) = t.version.as_deref().and_then(tls_version) {
+                    Self::found(cx, t.id.resp_h, Some(t.id.resp_p), "TLS::SERVER", &v);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+struct SoftwareProxy;
+
+impl Handler for SoftwareProxy {
+    fn init(&mut self, cx: &mut Cx) {
+        let expiry = cx.config().known.expiry;
+        cx.state().define(SOFTWARE_SEEN, expiry);
+    }
+
+    fn event(&mut self, ev: &Event, cx: &mut Cx) {
+        if ev.name != SOFTWARE_FOUND {
+            return;
+        }
+        let (Some(host), Some(kind), Some(unparsed)) = (arg_addr(ev, 0), arg_str(ev, 2), arg_str(ev, 3)) else {
+            return;
+        };
+        let Some(kind) = SOFTWARE_TYPES.iter().copied().find(|k| *k == kind) else { return };
+        let port = arg_count(ev, 1).and_then(|p| u16::try_from(p).ok());
+        let now = cx.now();
+        let item = Data::Record(vec![Data::Enum(kind.into()), Data::Str(unparsed.to_string())]);
+        let (new, _) = cx.state().insert(SOFTWARE_SEEN, &Data::Addr(host), item, now);
+        if new {
+            cx.log(software_record(now, host, port, kind, unparsed));
+        }
+    }
+}
+
+fn software_record(ts: f64, host: IpAddr, port: Option<u16>, kind: &'static str, unparsed: &str) -> LogRecord {
+    let v = parse_version(unparsed);
+    let n = |i: usize| Value::opt_count(v.numbers.get(i).copied());
+    LogRecord::new(
+        &SOFTWARE_LOG,
+        vec![
+            Value::Time(ts),
+            Value::Addr(host),
+            port.map_or(Value::Unset, Value::Port),
+            Value::Enum(kind),
+            Value::str(&v.name),
+            n(0),
+            n(1),
+            n(2),
+            n(3),
+            Value::opt_str(v.addl.clone()),
+            Value::str(unparsed),
+        ],
+    )
+}
+
+pub struct Known;
+
+impl Analysis for Known {
+    fn name(&self) -> &'static str {
+        "known"
+    }
+
+    fn events(&self) -> &'static [&'static str] {
+        &[KNOWN_HOST, KNOWN_SERVICE]
+    }
+
+    fn handler(&self, role: Role, _cfg: &DetectConfig) -> Option<Box<dyn Handler>> {
+        match role {
+            Role::Worker => Some(Box::new(KnownWorker)),
+            Role::Proxy => Some(Box::new(KnownProxy)),
+            _ => None,
+        }
+    }
+}
+
+struct KnownWorker;
+
+impl Handler for KnownWorker {
+    fn engine(&mut self, ev: &EngineEvent, cx: &mut Cx) {
+        let EngineEvent::ConnectionFinished(c) = ev else { return };
+        if c.established() {
+            for host in [c.id.orig_h, c.id.resp_h] {
+                if cx.is_local(host) {
+                    cx.publish_hrw(Role::Proxy, &Data::Addr(host), KNOWN_HOST, vec![Data::Addr(host)]);
+                }
+            }
+        }
+        let served = c.established() || (c.id.proto == Proto::Udp && c.answered());
+        if served && cx.is_local(c.id.resp_h) {
+            let services = c.service.iter().map(|s| Data::Str(s.clone())).collect();
+            let args = vec![
+                Data::Addr(c.id.resp_h),
+                Data::Count(u64::from(c.id.resp_p)),
+                Data::Enum(c.id.proto.as_enum().into()),
+                Data::Vector(services),
+            ];
+            cx.publish_hrw(Role::Proxy, &Data::Addr(c.id.resp_h), KNOWN_SERVICE, args);
+        }
+    }
+}
+
+struct KnownProxy;
+
+impl Handler for KnownProxy {
+    fn init(&mut self, cx: &mut Cx) {
+        let expiry = cx.config().known.expiry;
+        cx.state().define(HOSTS_SEEN, expiry);
+        cx.state().define(SERVICES_SEEN, expiry);
+    }
+
+    fn event(&mut self, ev: &Event, cx: &mut Cx) {
+        let now = cx.now();
+        match ev.name.as_str() {
+            KNOWN_HOST => {
+                let Some(host) = arg_addr(ev, 0) else { return };
+                if cx.state().get(HOSTS_SEEN, &Data::Addr(host)).is_none() {
+                    cx.state().put(HOSTS_SEEN, &Data::Addr(host), Data::Bool(true), now);
+                    cx.log(LogRecord::new(&KNOWN_HOSTS_LOG, vec![Value::Time(now), Value::Addr(host)]));
+                }
+            }
+            KNOWN_SERVICE => {
+                let (Some(host), Some(Ok(port)), Some(proto)) =
+                    (arg_addr(ev, 0), arg_count(ev, 1).map(u16::try_from), arg_str(ev, 2))
+                else {
+                    return;
+                };
+                let proto =
+                    [Proto::Tcp, Proto::Udp].into_iter().find(|p| p.as_enum() == proto).unwrap_or(Proto::Unknown);
+                let item = Data::Record(vec![Data::Count(u64::from(port)), Data::Enum(proto.as_enum().into())]);
+                let (new, _) = cx.state().insert(SERVICES_SEEN, &Data::Addr(host), item, now);
+                if new {
+                    let services = match ev.args.get(3) {
+                        Some(Data::Vector(v)) => v.iter().filter_map(Data::as_str).map(str::to_string).collect(),
+                        _ => Vec::new(),
+                    };
+                    let v = vec![
+                        Value::Time(now),
+                        Value::Addr(host),
+                        Value::Port(port),
+                        Value::Enum(proto.as_enum()),
+                        Value::str_set(services),
+                    ];
+                    cx.log(LogRecord::new(&KNOWN_SERVICES_LOG, v));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_split_like_zeek() {
+        let v = parse_version("SSH-2.0-OpenSSH_6.7p1 Debian-3");
+        assert_eq!((v.name.as_str(), v.numbers.as_slice(), v.addl.as_deref()), ("OpenSSH", &[6, 7][..], Some("p1")));
+        let v = parse_version("curl/7.81.0");
+        assert_eq!((v.name.as_str(), v.numbers.as_slice(), v.addl), ("curl", &[7, 81, 0][..], None));
+        let v = parse_version("Wget");
+        assert_eq!((v.name.as_str(), v.numbers.len()), ("Wget", 0));
+        assert_eq!(tls_version("TLSv12").as_deref(), Some("TLS/1.2"));
+        assert_eq!(tls_version("SSLv3").as_deref(), Some("SSL/3"));
+    }
+}
