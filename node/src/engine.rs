@@ -65,6 +65,9 @@ struct Core {
     ids: UidGenerator,
     records: Vec<LogRecord>,
     expectations: Vec<Expectation>,
+    /// Expectations raised here since the last [`Engine::take_new_expectations`], for other workers.
+    new_expectations: Vec<Expectation>,
+    share_expectations: bool,
     ip_tunnels: HashMap<(IpAddr, IpAddr, u8), IpTunnel>,
     specs: Vec<&'static AnalyzerSpec>,
     tcp_server_ports: Vec<u16>,
@@ -97,6 +100,8 @@ impl Engine {
             frags: Reassembler::default(),
             records: Vec::new(),
             expectations: Vec::new(),
+            new_expectations: Vec::new(),
+            share_expectations: false,
             ip_tunnels: HashMap::new(),
             specs,
             tcp_server_ports,
@@ -122,6 +127,23 @@ impl Engine {
 
     pub fn pending_records(&self) -> usize {
         self.core.records.len()
+    }
+
+    /// Collect new expectations for [`Engine::take_new_expectations`] (cluster workers).
+    pub fn share_expectations(&mut self, on: bool) {
+        self.core.share_expectations = on;
+    }
+
+    /// Expected connections (FTP data channels) announced since the last call. In a cluster, the data
+    /// connection may land on another worker: share these through the manager, as Zeek's
+    /// `FTP::sync_add_expected_data` does, and hand them to [`Engine::add_expectation`] there.
+    pub fn take_new_expectations(&mut self) -> Vec<Expectation> {
+        std::mem::take(&mut self.core.new_expectations)
+    }
+
+    /// An expectation raised by another engine.
+    pub fn add_expectation(&mut self, e: Expectation) {
+        self.core.expectations.push(e);
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -649,9 +671,13 @@ impl Core {
                 conn.flip_addresses();
                 conn.history.flip();
             }
-            Action::Expect(e) => self
-                .expectations
-                .push(Expectation { expires: e.expires.max(self.network_time + timeouts::EXPECTATION), ..e }),
+            Action::Expect(e) => {
+                let e = Expectation { expires: e.expires.max(self.network_time + timeouts::EXPECTATION), ..e };
+                if self.share_expectations {
+                    self.new_expectations.push(e.clone());
+                }
+                self.expectations.push(e);
+            }
         }
     }
 
