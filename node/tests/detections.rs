@@ -217,6 +217,11 @@ fn read_log(path: &Path) -> Vec<HashMap<String, String>> {
 }
 
 fn run(trace: &Pcap, args: &[&str], files: &[(&str, &str)]) -> Run {
+    run_command(trace, args, files)
+}
+
+/// Runs `zeek-node ARGS -r TRACE --logdir DIR` with the named input files written next to the trace.
+fn run_command(trace: &Pcap, args: &[&str], files: &[(&str, &str)]) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let pcap = dir.path().join("trace.pcap");
     trace.write(&pcap);
@@ -231,11 +236,11 @@ fn run(trace: &Pcap, args: &[&str], files: &[(&str, &str)]) -> Run {
         }
     }
     let out = Command::new(node_binary())
+        .args(&extra)
         .arg("-r")
         .arg(&pcap)
         .arg("--logdir")
         .arg(dir.path())
-        .args(&extra)
         .env("ZEEK_NODE_LOG", "info")
         .output()
         .expect("run zeek-node");
@@ -244,12 +249,50 @@ fn run(trace: &Pcap, args: &[&str], files: &[(&str, &str)]) -> Run {
     Run { dir, stderr }
 }
 
+/// The same run in a cluster of 3 workers, 2 proxies and 2 loggers (`zeek-node cluster -r`, the trace split by
+/// the symmetric hash); the merged logs land in the run's directory.
+fn run_cluster(trace: &Pcap, args: &[&str], files: &[(&str, &str)]) -> Run {
+    let mut cluster_args = vec!["cluster", "--insecure", "--workers", "3", "--proxies", "2", "--loggers", "2"];
+    cluster_args.extend_from_slice(args);
+    run_command(trace, &cluster_args, files)
+}
+
+/// The detection logs of a run, `ts`, uids and the worker's name masked (they differ between runs of one trace),
+/// and the duration in scan messages cut off (it depends on which attempts arrive first).
+fn detection_records(r: &Run) -> Vec<String> {
+    let masked = ["ts", "uid", "id.orig_p", "seen.node", "fuid", "conn_uids"];
+    let mut all = Vec::new();
+    for log in ["notice", "intel", "software", "known_hosts", "known_services", "dns_qtype_stats"] {
+        let path = r.dir.path().join(format!("{log}.log"));
+        for rec in support::masked_records(&path, &masked) {
+            let rec = match rec.split_once(" in ") {
+                Some((head, tail)) if rec.contains("Scan::") => {
+                    format!("{head}{}", tail.split_once('\t').map(|(_, t)| format!("\t{t}")).unwrap_or_default())
+                }
+                _ => rec,
+            };
+            all.push(format!("{log}: {rec}"));
+        }
+    }
+    all.sort();
+    all
+}
+
+/// Runs a case standalone and in a cluster and checks both give the same detection logs.
+fn same_in_a_cluster(trace: &Pcap, args: &[&str], files: &[(&str, &str)]) -> (Run, Run) {
+    let alone = run(trace, args, files);
+    let clustered = run_cluster(trace, args, files);
+    let (a, b) = (detection_records(&alone), detection_records(&clustered));
+    assert!(!a.is_empty(), "the case detects nothing standalone");
+    assert_eq!(a, b, "standalone vs cluster ({args:?}); cluster diagnostics: {}", clustered.stderr);
+    (alone, clustered)
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The detections
 // ---------------------------------------------------------------------------------------------------
 
-#[test]
-fn dos_pairs_raise_threshold_and_victim_notices() {
+fn dos_trace() -> Pcap {
     let mut p = Pcap::default();
     let (attacker, victim) = ("198.51.100.7", "10.0.0.5");
     for i in 0..120u16 {
@@ -262,6 +305,13 @@ fn dos_pairs_raise_threshold_and_victim_notices() {
         p.udp(T0 + f64::from(i), ep("198.51.100.8", 30000 + i), ep(victim, 3389), b"x");
         p.udp(T0 + f64::from(i), ep(attacker, 40000 + i), ep(victim, 3390), b"x");
     }
+    p
+}
+
+#[test]
+fn dos_pairs_raise_threshold_and_victim_notices() {
+    let (attacker, victim) = ("198.51.100.7", "10.0.0.5");
+    let p = dos_trace();
     let r = run(&p, &["--detect", "dos"], &[]);
     let thresholds = r.notices("DoS::Threshold");
     assert_eq!(thresholds.len(), 1, "{thresholds:?}");
@@ -287,8 +337,7 @@ fn dos_thresholds_and_service_come_from_the_config_file() {
     assert_eq!(counts, ["10", "5"]);
 }
 
-#[test]
-fn address_and_port_scans_are_found_and_workers_stop_sending() {
+fn scan_trace() -> Pcap {
     let mut p = Pcap::default();
     for i in 0..30u8 {
         p.rejected(T0 + f64::from(i), ep("45.33.32.66", 40000 + u16::from(i)), ep(&format!("10.1.0.{}", i + 1), 22));
@@ -296,6 +345,12 @@ fn address_and_port_scans_are_found_and_workers_stop_sending() {
     for port in 1..=20u16 {
         p.rejected(T0 + 100.0 + f64::from(port), ep("45.33.32.77", 50000 + port), ep("10.1.0.200", port));
     }
+    p
+}
+
+#[test]
+fn address_and_port_scans_are_found_and_workers_stop_sending() {
+    let p = scan_trace();
     let r = run(&p, &["--detect", "scan"], &[]);
     let addr = r.notices("Scan::Address_Scan");
     assert_eq!(addr.len(), 1, "{addr:?}");
@@ -334,8 +389,7 @@ fn analysis_threads_give_the_same_notices() {
     assert_eq!(notes(&one), notes(&four));
 }
 
-#[test]
-fn scanners_from_one_subnet_raise_scan_subnet() {
+fn subnet_trace() -> Pcap {
     let mut p = Pcap::default();
     for s in 10..15u8 {
         for port in 1..=15u16 {
@@ -347,6 +401,12 @@ fn scanners_from_one_subnet_raise_scan_subnet() {
     for port in 1..=15u16 {
         p.rejected(T0 + 400.0 + f64::from(port), ep("198.51.101.1", 40000 + port), ep("10.1.0.9", port));
     }
+    p
+}
+
+#[test]
+fn scanners_from_one_subnet_raise_scan_subnet() {
+    let p = subnet_trace();
     let r = run(&p, &["--detect", "scan"], &[]);
     assert_eq!(r.notices("Scan::Port_Scan").len(), 6);
     let subnet = r.notices("Scan::Subnet");
@@ -432,8 +492,7 @@ fn a_url_from_a_mail_clicked_later_raises_url_clicked() {
     assert_eq!(clicks[0]["sub"], format!("mail {mail_uid}"));
 }
 
-#[test]
-fn software_and_known_hosts_and_services_are_logged_once() {
+fn software_trace() -> Pcap {
     let mut p = Pcap::default();
     let (client, server) = ("10.0.0.1", "10.0.0.2");
     for i in 0..3u16 {
@@ -442,6 +501,13 @@ fn software_and_known_hosts_and_services_are_logged_once() {
     p.http_get(T0 + 5.0, ep(client, 40100), ep(server, 80), "intranet", "/", "Wget/1.21.2");
     // A remote client's software is not tracked (198.51.100.0/24 is in Zeek's private space, 45.33.0.0/16 is not).
     p.http_get(T0 + 6.0, ep("45.33.32.1", 40200), ep(server, 80), "intranet", "/", "curl/7.81.0");
+    p
+}
+
+#[test]
+fn software_and_known_hosts_and_services_are_logged_once() {
+    let (client, server) = ("10.0.0.1", "10.0.0.2");
+    let p = software_trace();
     let r = run(&p, &["--detect", "software,known"], &[]);
     let mut software: Vec<(String, String, String, String)> = r
         .log("software")
@@ -467,8 +533,7 @@ fn software_and_known_hosts_and_services_are_logged_once() {
     );
 }
 
-#[test]
-fn dns_query_types_are_counted_per_interval() {
+fn dns_trace() -> Pcap {
     let mut p = Pcap::default();
     let (client, server) = (ep("10.0.0.1", 0), ep("10.0.0.53", 53));
     let queries: [(f64, u16); 8] =
@@ -476,6 +541,12 @@ fn dns_query_types_are_counted_per_interval() {
     for (i, (dt, qtype)) in queries.iter().enumerate() {
         p.dns_query(T0 + dt, (client.0, 30000 + i as u16), server, i as u16, "host.example.com", *qtype);
     }
+    p
+}
+
+#[test]
+fn dns_query_types_are_counted_per_interval() {
+    let p = dns_trace();
     let r =
         run(&p, &["--detect", "dns-stats", "--detect-config", "c.yaml"], &[("c.yaml", "dns_stats: { interval: 60 }")]);
     let mut totals: HashMap<String, u64> = HashMap::new();
@@ -508,4 +579,82 @@ fn ssh_password_guessing_matches_zeeks_baseline() {
     let ours = support::masked_records(&dir.path().join("notice.log"), &["ts"]);
     let zeeks = support::masked_records(&case.join("notice.log"), &["ts"]);
     assert_eq!(ours, zeeks);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The same detections in a cluster of 3 workers, 2 proxies and 2 loggers
+// ---------------------------------------------------------------------------------------------------
+
+#[test]
+fn cluster_dos_and_scans_match_standalone() {
+    let (_, c) = same_in_a_cluster(&dos_trace(), &["--detect", "dos"], &[]);
+    assert_eq!(c.notices("DoS::Threshold").len(), 1);
+    let (_, c) = same_in_a_cluster(&scan_trace(), &["--detect", "scan"], &[]);
+    assert_eq!((c.notices("Scan::Address_Scan").len(), c.notices("Scan::Port_Scan").len()), (1, 1));
+    let (_, c) = same_in_a_cluster(&subnet_trace(), &["--detect", "scan"], &[]);
+    assert_eq!(c.notices("Scan::Subnet").len(), 1);
+}
+
+#[test]
+fn cluster_software_known_and_dns_stats_match_standalone() {
+    same_in_a_cluster(&software_trace(), &["--detect", "software,known"], &[]);
+    let cfg = [("c.yaml", "dns_stats: { interval: 60 }")];
+    same_in_a_cluster(&dns_trace(), &["--detect", "dns-stats", "--detect-config", "c.yaml"], &cfg);
+}
+
+#[test]
+fn cluster_ssh_guessing_matches_standalone() {
+    let Some(root) = oracle_root() else { return };
+    let trace = root.join("ssh-bruteforce-notice").join("sshguess.pcap");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("ssh.yaml");
+    std::fs::write(&cfg, "ssh:\n  password_guesses_limit: 10\n").expect("config");
+    let mut notices = Vec::new();
+    for cluster in [false, true] {
+        let out_dir = dir.path().join(if cluster { "cluster" } else { "alone" });
+        std::fs::create_dir_all(&out_dir).expect("mkdir");
+        let mut cmd = Command::new(node_binary());
+        if cluster {
+            cmd.args(["cluster", "--insecure", "--workers", "3", "--proxies", "2", "--loggers", "2"]);
+        }
+        let out = cmd
+            .arg("-r")
+            .arg(&trace)
+            .args(["-C", "--detect", "ssh-bruteforce", "--detect-config"])
+            .arg(&cfg)
+            .arg("--logdir")
+            .arg(&out_dir)
+            .output()
+            .expect("run zeek-node");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        notices.push(support::masked_records(&out_dir.join("notice.log"), &["ts"]));
+    }
+    assert!(!notices[0].is_empty());
+    assert_eq!(notices[0], notices[1]);
+}
+
+/// The worker (of 3) that analyses a TCP connection in `zeek-node cluster -r`.
+fn worker_of(client: Endpoint, server: Endpoint) -> u64 {
+    let key = zeek_node::conn::ConnKey::new(client.0.into(), client.1, server.0.into(), server.1, 6);
+    key.symmetric_hash() % 3
+}
+
+/// Offline clusters follow packet time: the manager hands the mail's URL to every worker before the click, 30 s
+/// later in the trace and on another worker, is analysed.
+#[test]
+fn cluster_url_clicked_on_another_worker_30s_after_the_mail() {
+    let (mail_client, mail_server) = (ep("198.51.100.25", 41000), ep("10.0.0.25", 25));
+    let server = ep("198.51.100.80", 80);
+    let click = (1..200u16)
+        .map(|i| ep("10.0.0.31", 42000 + i))
+        .find(|c| worker_of(*c, server) != worker_of(mail_client, mail_server))
+        .expect("a client port on another worker");
+    let mut p = Pcap::default();
+    let body = "Please pay at http://pay.example.net/invoice?id=42 today.\r\nThanks";
+    let mail_end = smtp_mail(&mut p, T0, mail_client, mail_server, body);
+    p.http_get(mail_end + 30.0, click, server, "pay.example.net", "/invoice?id=42", "Mozilla/5.0");
+    let (_, c) = same_in_a_cluster(&p, &["--detect", "mail-urls"], &[]);
+    let clicks = c.notices("SMTP::URL_Clicked");
+    assert_eq!(clicks.len(), 1, "{clicks:?}");
+    assert_eq!(clicks[0]["id.orig_h"], "10.0.0.31");
 }

@@ -8,7 +8,8 @@
 //!   worker DaemonSets, PodDisruptionBudgets); [`tls`]: the certificates; [`rollout`]: role-ordered
 //!   updates; [`status`]: conditions and counts.
 //! - Process plumbing: [`app`] (wiring), [`controller`], [`leader`], [`crd_install`], [`http`],
-//!   [`metrics`], [`telemetry`], [`cli`].
+//!   [`metrics`], [`telemetry`], [`cli`]; [`rbac`]: the API permissions all of this needs (the Helm chart's
+//!   RBAC is checked against it).
 
 pub mod app;
 pub mod build;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod labels;
 pub mod leader;
 pub mod metrics;
+pub mod rbac;
 pub mod reconcile;
 pub mod role;
 pub mod rollout;

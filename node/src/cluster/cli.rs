@@ -15,7 +15,10 @@ use super::node::{LogSettings, Node, NodeConfig, Timing};
 use super::role::Role;
 use super::testkit::{self, Scenarios};
 use super::tls;
+use super::sync::{self, Activity, Gate};
 use super::worker::{CaptureJob, run_capture};
+use crate::detect::cluster::{DetectArgs, SharedRuntime};
+use crate::detect::{self, Analysis, DetectConfig};
 use crate::runner::Input;
 
 /// `--shard K/N`: analyse shard K (0-based) of N.
@@ -86,6 +89,12 @@ pub struct RunArgs {
     pub heartbeat_ms: u64,
     #[arg(long, hide = true, default_value_t = 3000)]
     pub liveness_ms: u64,
+    #[command(flatten)]
+    pub detect: DetectArgs,
+    /// Offline clusters: hold the workers at a time barrier every SECS of packet time (every node of the
+    /// cluster gets the same value; `zeek-node cluster -r` sets it).
+    #[arg(long, hide = true, value_name = "SECS")]
+    pub sync_interval: Option<f64>,
     /// Test only: run event scenarios (patterns, emit, counter) for tests/cluster.rs.
     #[arg(long, hide = true, value_delimiter = ',')]
     pub test_scenario: Vec<String>,
@@ -178,28 +187,108 @@ pub fn run_node(args: RunArgs) -> anyhow::Result<()> {
         metrics_addr: args.metrics_addr,
         me: spec.clone(),
     };
+    let detections = args.detect.build(&analysis.local_nets)?;
+    let sync_interval = match args.sync_interval {
+        Some(s) if !(s.is_finite() && s > 0.0) => anyhow::bail!("--sync-interval {s}: a positive number of seconds"),
+        s => s.filter(|_| offline || spec.role != Role::Worker),
+    };
     let job = input.map(|input| CaptureJob {
         input,
         shard: args.shard.map(|s| (s.k, s.n)),
         filter: layout.analysis.bpf_filter.clone().filter(|f| !f.is_empty()),
         threads: usize::from(args.threads.or(spec.threads).unwrap_or(1)),
         analysis,
+        detect: None,
+        sync: None,
+        activity: Activity::default(),
     });
+    let plan = NodePlan {
+        job,
+        scenarios,
+        ready_timeout: Duration::from_secs(args.ready_timeout),
+        detections,
+        sync_interval,
+        offline,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(node_main(cfg, job, scenarios, Duration::from_secs(args.ready_timeout)))
+    runtime.block_on(node_main(cfg, plan))
 }
 
-async fn node_main(
-    cfg: NodeConfig,
+/// What a node runs besides the cluster runtime.
+struct NodePlan {
     job: Option<CaptureJob>,
     scenarios: Scenarios,
     ready_timeout: Duration,
-) -> anyhow::Result<()> {
+    detections: Option<(Vec<Box<dyn Analysis>>, DetectConfig)>,
+    sync_interval: Option<f64>,
+    offline: bool,
+}
+
+/// Installs the detections and the time barriers on a started node; returns its analyses.
+fn install_analyses(node: &Node, plan: &mut NodePlan) -> Option<SharedRuntime> {
+    if node.role() == Role::Logger {
+        return None;
+    }
+    let activity = Activity::default();
+    let rt = plan.detections.take().map(|(analyses, cfg)| detect::cluster::install(node, &analyses, cfg, activity.clone()));
+    let flush_rt = rt.clone().filter(|_| node.role() != Role::Worker);
+    sync::participate(
+        node,
+        activity.clone(),
+        Arc::new(move |n: &Node, time: f64| {
+            // Nodes that see no packets run on the barrier's packet time.
+            if let Some(rt) = &flush_rt {
+                detect::cluster::advance(n, rt, time);
+            }
+        }),
+    );
+    if let Some(interval) = plan.sync_interval.filter(|_| node.role() == Role::Manager) {
+        sync::coordinate(node, interval);
+    }
+    if let Some(job) = plan.job.as_mut() {
+        job.detect = rt.clone();
+        job.activity = activity;
+        job.sync = plan.sync_interval.map(|_| Gate::install(node));
+    }
+    rt
+}
+
+/// Live, the analyses' clocks follow the wall clock once a second; their counters become metrics.
+fn spawn_detect_timer(node: &Node, rt: &SharedRuntime, live: bool) {
+    let (node, rt) = (node.clone(), Arc::clone(rt));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut shutdown = node.shutdown_signal();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => break,
+            }
+            if live {
+                detect::cluster::advance(&node, &rt, node.wall_time());
+            }
+            export_counters(&node, &rt);
+        }
+    });
+}
+
+fn export_counters(node: &Node, rt: &SharedRuntime) {
+    for (name, value) in detect::cluster::counters(rt) {
+        node.metrics().set_detect_counter(name, value);
+    }
+}
+
+async fn node_main(cfg: NodeConfig, mut plan: NodePlan) -> anyhow::Result<()> {
     let node = Node::start(cfg).await?;
-    let scenario_done = testkit::install(&node, &scenarios);
+    let scenario_done = testkit::install(&node, &plan.scenarios);
+    let rt = install_analyses(&node, &mut plan);
+    if let Some(rt) = &rt {
+        spawn_detect_timer(&node, rt, !plan.offline);
+    }
+    let ready_timeout = plan.ready_timeout;
     let stop = Arc::new(AtomicBool::new(false));
     let (capture_tx, capture_rx) = tokio::sync::oneshot::channel();
-    if let Some(job) = job {
+    if let Some(job) = plan.job.take() {
         let (node, stop) = (node.clone(), Arc::clone(&stop));
         let handle = tokio::runtime::Handle::current();
         std::thread::Builder::new().name("capture".into()).spawn(move || {
@@ -241,6 +330,13 @@ async fn node_main(
         Some(Err(e)) => Err(e),
         None => Ok(()),
     };
+    if let Some(rt) = &rt {
+        // Workers finished in their log tap; proxies and the manager finish when they are stopped, after them.
+        if node.role() != Role::Worker {
+            detect::cluster::done(&node, rt);
+        }
+        export_counters(&node, rt);
+    }
     node.leave("stopping").await;
     let dropped = node.metrics().dropped_total();
     if dropped > 0 {

@@ -19,6 +19,7 @@ use super::layout::{AnalysisSection, LAYOUT_VERSION, Layout, LoggingSection, Man
 use super::logger::{header_time, now_epoch};
 use super::role::Role;
 use super::tls::TlsSettings;
+use crate::detect::cluster::DetectArgs;
 use crate::logs::LogFormat;
 
 #[derive(clap::Args, Debug)]
@@ -61,7 +62,16 @@ pub struct ClusterArgs {
     /// Seconds to wait for every node to join.
     #[arg(long, default_value_t = 60)]
     pub ready_timeout: u64,
+    #[command(flatten)]
+    pub detect: DetectArgs,
+    /// With -r: the workers meet at a time barrier every SECS of packet time, so effects that cross nodes happen
+    /// in packet-time order, as they would live (docs/CLUSTER.md, "Offline clusters follow packet time").
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_SYNC_INTERVAL)]
+    pub sync_interval: f64,
 }
+
+/// Packet time between two barriers of an offline cluster.
+pub const DEFAULT_SYNC_INTERVAL: f64 = 1.0;
 
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -146,6 +156,8 @@ struct Launcher<'a> {
     /// Where each node's stderr goes.
     dir: &'a Path,
     insecure: bool,
+    /// Arguments every node gets (detections, time barriers).
+    common: Vec<String>,
 }
 
 impl Launcher<'_> {
@@ -157,6 +169,7 @@ impl Launcher<'_> {
         if self.insecure {
             cmd.arg("--insecure");
         }
+        cmd.args(&self.common);
         cmd.args(extra);
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&stderr)?);
         // The nodes die with the orchestrator instead of lingering.
@@ -271,7 +284,15 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     }
     let mut procs = Procs(Vec::new());
     let manager = layout.manager.name.clone();
-    let launcher = Launcher { exe, layout_file: &layout_file, layout: &layout, dir: &dir, insecure: args.insecure };
+    let mut common = args.detect.to_args();
+    if args.readfile.is_some() {
+        if !(args.sync_interval.is_finite() && args.sync_interval > 0.0) {
+            anyhow::bail!("--sync-interval {}: a positive number of seconds", args.sync_interval);
+        }
+        common.extend(["--sync-interval".to_string(), args.sync_interval.to_string()]);
+    }
+    let launcher =
+        Launcher { exe, layout_file: &layout_file, layout: &layout, dir: &dir, insecure: args.insecure, common };
     procs.0.push(launcher.spawn(&manager, Role::Manager, &[])?);
     let fanout = (std::process::id() & 0xffff) as u16;
     let workers = usize::from(args.workers);

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub state_keys: Gauge,
     pub state_keys_moved: Counter,
     pub rerouted: Counter,
+    /// The detections' own counters (`scan_messages_saved`, `publish_errors`, ...), by name.
+    pub detect_counter: Family<Labels, Gauge>,
 }
 
 fn label(k: &'static str, v: &str) -> Labels {
@@ -77,6 +79,7 @@ impl Metrics {
             state_keys: Gauge::default(),
             state_keys_moved: Counter::default(),
             rerouted: Counter::default(),
+            detect_counter: Family::default(),
             registry: Registry::default(),
         };
         r.register("packets", "Packets analysed", m.packets.clone());
@@ -100,6 +103,7 @@ impl Metrics {
         r.register("state_keys", "Keys held in this node's state tables", m.state_keys.clone());
         r.register("state_keys_moved", "Keys handed to a new owner after a view change", m.state_keys_moved.clone());
         r.register("rerouted", "Messages re-routed because they were routed with an older view", m.rerouted.clone());
+        r.register("detect_counter", "Counters kept by the detections, by name", m.detect_counter.clone());
         Metrics { registry: r, ..m }
     }
 
@@ -117,6 +121,10 @@ impl Metrics {
 
     pub fn records_dropped(&self, reason: &str, n: u64) {
         self.log_records_dropped.get_or_create(&label("reason", reason)).inc_by(n);
+    }
+
+    pub fn set_detect_counter(&self, name: &str, value: u64) {
+        self.detect_counter.get_or_create(&label("name", name)).set(value as i64);
     }
 
     pub fn dropped_total(&self) -> u64 {

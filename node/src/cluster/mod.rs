@@ -26,6 +26,7 @@ pub mod role;
 pub mod routing;
 pub mod service;
 pub mod state;
+pub mod sync;
 pub mod testkit;
 pub mod tls;
 pub mod topic;

@@ -7,8 +7,9 @@
 //! - offline (`cluster -r`): nodes that see no packets advance by the network time every event carries; live,
 //!   call [`advance`] from a one-second timer with the wall clock so the manager's reports and proxies' expiry run.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::events::{self, EngineEvent};
@@ -16,6 +17,7 @@ use super::notice::{BEGIN_SUPPRESSION, CLUSTER_NOTICE};
 use super::runtime::{NodeRuntime, Transport};
 use super::{Analysis, Data, DetectConfig, Event, PublishError, Role};
 use crate::cluster::node::NODE_UP_EVENT;
+use crate::cluster::sync::Activity;
 use crate::cluster::{Node, Received};
 use crate::logs::{LogRecord, LogSink};
 
@@ -50,7 +52,7 @@ fn lock(rt: &SharedRuntime) -> MutexGuard<'_, NodeRuntime> {
 /// Builds this node's handlers, runs their `init`, and registers for every event they consume, the notice
 /// framework's events and `Cluster::node_up`. Proxy state lives in the node's own [`crate::cluster::state`] store,
 /// so it is handed off when proxies join or leave.
-pub fn install(node: &Node, analyses: &[Box<dyn Analysis>], cfg: DetectConfig) -> SharedRuntime {
+pub fn install(node: &Node, analyses: &[Box<dyn Analysis>], cfg: DetectConfig, activity: Activity) -> SharedRuntime {
     let rt = Arc::new(Mutex::new(NodeRuntime::new(node.name(), node.role(), analyses, Arc::new(cfg))));
     lock(&rt).init(&mut node.state(), &mut NodeTransport(node));
     let names: BTreeSet<&str> = analyses
@@ -60,14 +62,70 @@ pub fn install(node: &Node, analyses: &[Box<dyn Analysis>], cfg: DetectConfig) -
         .collect();
     for name in names {
         let rt = Arc::clone(&rt);
+        let activity = activity.clone();
         node.on(
             name,
             Arc::new(move |n: &Node, r: &Received| {
+                activity.handled();
                 lock(&rt).deliver(r.event.clone(), &mut n.state(), &mut NodeTransport(n));
             }),
         );
     }
     rt
+}
+
+/// The detections' command-line options of `zeek-node run` and `zeek-node cluster` (the same as standalone).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DetectArgs {
+    /// Cluster-aware detections to run (comma-separated, or `all`), see docs/ANALYSES.md. `--intel` and
+    /// `--detect-config` turn on `all` by default.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub detect: Option<Vec<String>>,
+    /// An intel file in Zeek's format (repeatable).
+    #[arg(long = "intel", value_name = "FILE")]
+    pub intel: Vec<PathBuf>,
+    /// Thresholds and intervals of the detections (YAML).
+    #[arg(long = "detect-config", value_name = "FILE")]
+    pub detect_config: Option<PathBuf>,
+}
+
+impl DetectArgs {
+    /// The analyses and their configuration, or `None` when no detection was asked for.
+    pub fn build(&self, local_nets: &[ipnet::IpNet]) -> anyhow::Result<Option<(Vec<Box<dyn Analysis>>, DetectConfig)>> {
+        let names = match &self.detect {
+            Some(n) => n.clone(),
+            None if !self.intel.is_empty() || self.detect_config.is_some() => vec!["all".to_string()],
+            None => return Ok(None),
+        };
+        let mut cfg = match &self.detect_config {
+            Some(path) => DetectConfig::from_file(path)?,
+            None => DetectConfig::default(),
+        };
+        cfg.local_nets = local_nets.to_vec();
+        cfg.intel.files.extend(self.intel.iter().cloned());
+        Ok(Some((super::select(&names)?, cfg)))
+    }
+
+    /// The same options for another process (file names made absolute, as its working directory may differ).
+    pub fn to_args(&self) -> Vec<String> {
+        let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string();
+        let mut args = Vec::new();
+        if let Some(names) = &self.detect {
+            args.extend(["--detect".to_string(), names.join(",")]);
+        }
+        for f in &self.intel {
+            args.extend(["--intel".to_string(), absolute(f)]);
+        }
+        if let Some(f) = &self.detect_config {
+            args.extend(["--detect-config".to_string(), absolute(f)]);
+        }
+        args
+    }
+}
+
+/// The analyses' counters on this node, for its metrics.
+pub fn counters(rt: &SharedRuntime) -> BTreeMap<&'static str, u64> {
+    lock(rt).counters().clone()
 }
 
 /// Moves a node's clock (a live node's one-second timer with the wall clock).
@@ -86,12 +144,13 @@ pub struct WorkerTap<S: LogSink> {
     inner: S,
     node: Node,
     rt: SharedRuntime,
+    done: bool,
 }
 
 impl<S: LogSink> WorkerTap<S> {
     pub fn new(inner: S, node: Node, rt: SharedRuntime) -> Self {
         events::collect_mail_urls();
-        WorkerTap { inner, node, rt }
+        WorkerTap { inner, node, rt, done: false }
     }
 
     fn engine(&self, ev: &EngineEvent) {
@@ -116,7 +175,10 @@ impl<S: LogSink> LogSink for WorkerTap<S> {
     }
 
     fn close(&mut self) -> io::Result<()> {
-        done(&self.node, &self.rt);
+        // A sink may be closed twice (the runner and its caller); the handlers finish once.
+        if !std::mem::replace(&mut self.done, true) {
+            done(&self.node, &self.rt);
+        }
         self.inner.close()
     }
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Throughput benchmark (issue 2 item 8): generates the benchmark mix once (cached in target/bench, never
+# committed), then runs the release-build bench binary: one thread, all analyzers, median of BENCH_RUNS runs
+# (default 5), and ndpiReader on the same trace for the ratio. Figures and method: docs/BENCHMARKS.md.
+#   scripts/bench.sh [extra bench args, e.g. --ndpi-runs 1]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+mix="target/bench/mix.pcap"
+shared="${ZEEK_SHARED_DIR:-../shared}"
+if [ ! -s "$mix" ]; then
+  mkdir -p target/bench
+  echo "bench: generating $mix (gen_mix.py defaults, seed 20251120)"
+  python3 "$shared/tools/gen_mix.py" "$mix.tmp"
+  mv "$mix.tmp" "$mix"
+fi
+command -v ndpiReader >/dev/null 2>&1 || echo "bench: ndpiReader not found (apt-get install libndpi-bin); no ratio"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+cargo build --release -p zeek-node --example bench
+exec target/release/examples/bench "$mix" --runs "${BENCH_RUNS:-5}" "$@"
