@@ -10,7 +10,7 @@ cargo build --release -p zeek-node
 bin=target/release/zeek-node
 rm -rf "$logdir"
 if "$bin" cluster --help >/dev/null 2>&1; then
-  "$bin" cluster --workers 2 --proxies 2 --loggers 1 -r "$trace" --logdir "$logdir" --insecure
+  "$bin" cluster --workers 2 --proxies 2 --loggers 1 -r "$trace" --logdir "$logdir"
 else
   echo "demo: this build has no cluster mode yet; analysing standalone"
   "$bin" -r "$trace" --logdir "$logdir"
