@@ -178,6 +178,23 @@ install_chart() {
     "the Deployment's (kwok) pods are ready"
 }
 
+# can_i USER VERB RESOURCE [FLAGS...]: kubectl auth can-i as USER in the clusters' namespace.
+can_i() {
+  local user="$1"; shift
+  [[ "$(kubectl auth can-i "$@" --as "$user" -n "$APPS_NS" 2>/dev/null)" == yes ]]
+}
+
+# The chart's aggregated ClusterRoles give namespace users ZeekCluster rights through the built-in roles.
+aggregated_roles_reach_users() {
+  kubectl -n "$APPS_NS" create rolebinding scenario-viewer --clusterrole=view --user=viewer
+  kubectl -n "$APPS_NS" create rolebinding scenario-editor --clusterrole=edit --user=editor
+  wait_until 60 "view to aggregate ZeekCluster reads" can_i viewer list zeekclusters.zeek.io
+  wait_until 60 "edit to aggregate ZeekCluster scaling" can_i editor update zeekclusters.zeek.io --subresource=scale
+  can_i editor create zeekclusters.zeek.io || fail "edit cannot create ZeekClusters"
+  ! can_i viewer update zeekclusters.zeek.io --subresource=scale || fail "view can scale ZeekClusters"
+  ! can_i viewer delete zeekclusters.zeek.io || fail "view can delete ZeekClusters"
+}
+
 run_operator_out_of_cluster() {
   write_service_account_kubeconfig
   local whoami
@@ -331,6 +348,7 @@ main() {
   step "build the operator (cargo build --release --locked -p zeek-operator)" build_operator
   step "helm lint; the chart's CRD is crds/zeekcluster.yaml" lint_chart
   step "helm install into a fresh namespace" install_chart
+  step "view and edit users get ZeekCluster rights (aggregated roles)" aggregated_roles_reach_users
   step "run the operator out of cluster with the chart's ServiceAccount token" run_operator_out_of_cluster
   step "kubectl apply the minimal and intel examples; wait for Ready" apply_first_examples
   step "kubectl get zc shows the columns; events; metrics" get_shows_columns

@@ -137,7 +137,8 @@ fn granted(objects: &[Value], service_account: &str) -> BTreeSet<Grant> {
             Some("Role") => roles.get(&(scope.clone(), role_name.clone())),
             other => panic!("binding {} refers to a {other:?}", name(binding)),
         };
-        let rules = rules.unwrap_or_else(|| panic!("binding {} refers to {role_name}, not in the chart", name(binding)));
+        let rules =
+            rules.unwrap_or_else(|| panic!("binding {} refers to {role_name}, not in the chart", name(binding)));
         for rule in rules.as_array().into_iter().flatten() {
             assert!(rule.get("nonResourceURLs").is_none(), "{role_name}: the operator calls no non-resource URL");
             for group in strings(&rule["apiGroups"]) {

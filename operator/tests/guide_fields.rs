@@ -9,7 +9,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
 
-const BEGIN: &str = "<!-- BEGIN GENERATED FIELDS: ZEEK_UPDATE_DOCS=1 cargo test -p zeek-operator --test guide_fields -->";
+const BEGIN: &str =
+    "<!-- BEGIN GENERATED FIELDS: ZEEK_UPDATE_DOCS=1 cargo test -p zeek-operator --test guide_fields -->";
 const END: &str = "<!-- END GENERATED FIELDS -->";
 
 /// Fields whose type is a standard Kubernetes type: named, not expanded (`kubectl explain` has them).
