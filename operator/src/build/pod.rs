@@ -90,12 +90,20 @@ pub fn node_pod_template(
         image_pull_policy: Some(spec.image_pull_policy.as_str().into()),
         args: Some(node_args(cluster, role, capture)),
         env: Some(downward_env()),
-        ports: Some(vec![ContainerPort {
-            name: Some(PORT_NAME.into()),
-            container_port: cluster.port(role),
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some(PORT_NAME.into()),
+                container_port: cluster.port(role),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some(METRICS_PORT_NAME.into()),
+                container_port: metrics_port(cluster, role),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+        ]),
         readiness_probe: Some(tcp_probe(0, 5, 3)),
         liveness_probe: Some(tcp_probe(15, 10, 6)),
         resources,
@@ -131,12 +139,22 @@ pub fn node_pod_template(
     }
 }
 
+/// Name of the port that serves Prometheus metrics and the health endpoints.
+pub const METRICS_PORT_NAME: &str = "metrics";
+
+/// The node's metrics port: next to its cluster port (workers share the host's network, so both must be
+/// free on the capture host).
+fn metrics_port(cluster: &ValidatedCluster, role: Role) -> i32 {
+    cluster.port(role) + 1
+}
+
 /// The node's command line (the image's entrypoint is `zeek-node`).
 fn node_args(cluster: &ValidatedCluster, role: Role, capture: Option<&WorkerGroup>) -> Vec<String> {
     let port = cluster.port(role);
     let node_name = if role == Role::Worker { "$(NODE_NAME)" } else { "$(POD_NAME)" };
     let mut args: Vec<String> =
         ["run", "--layout", LAYOUT_PATH, "--node", node_name, "--role", role.as_str()].map(String::from).into();
+    args.extend(["--metrics-addr".into(), format!("0.0.0.0:{}", metrics_port(cluster, role))]);
     // Manager and loggers are named in the layout; proxies and workers join at run time and tell the
     // manager where to reach them.
     match role {
