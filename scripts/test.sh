@@ -16,6 +16,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test (workspace)"
 cargo test --workspace
 
+step "release build, as the Dockerfile's build stage does it"
+cargo build --release --locked -p zeek-node -p zeek-operator
+
 if [ -x e2e/controlplane.sh ]; then
   step "control plane for operator tests"
   e2e/controlplane.sh build
