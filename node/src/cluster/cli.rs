@@ -13,12 +13,12 @@ use super::layout::{Layout, NodeSpec, parse_duration, split_host_port};
 use super::logship::{Overflow, ShipSettings};
 use super::node::{LogSettings, Node, NodeConfig, Timing};
 use super::role::Role;
+use super::sync::{self, Activity, Gate};
 use super::testkit::{self, Scenarios};
 use super::tls;
-use super::sync::{self, Activity, Gate};
 use super::worker::{CaptureJob, run_capture};
-use crate::detect::cluster::{DetectArgs, SharedRuntime};
-use crate::detect::{self, Analysis, DetectConfig};
+use crate::detect;
+use crate::detect::cluster::{DetectArgs, Detections, SharedRuntime};
 use crate::runner::Input;
 
 /// `--shard K/N`: analyse shard K (0-based) of N.
@@ -219,7 +219,7 @@ struct NodePlan {
     job: Option<CaptureJob>,
     scenarios: Scenarios,
     ready_timeout: Duration,
-    detections: Option<(Vec<Box<dyn Analysis>>, DetectConfig)>,
+    detections: Option<Detections>,
     sync_interval: Option<f64>,
     offline: bool,
 }
@@ -230,7 +230,8 @@ fn install_analyses(node: &Node, plan: &mut NodePlan) -> Option<SharedRuntime> {
         return None;
     }
     let activity = Activity::default();
-    let rt = plan.detections.take().map(|(analyses, cfg)| detect::cluster::install(node, &analyses, cfg, activity.clone()));
+    let rt =
+        plan.detections.take().map(|(analyses, cfg)| detect::cluster::install(node, &analyses, cfg, activity.clone()));
     let flush_rt = rt.clone().filter(|_| node.role() != Role::Worker);
     sync::participate(
         node,

@@ -12,8 +12,17 @@ use crate::logs::{LogRecord, Schema, Value, f, schema_by_path};
 pub static CLUSTER_LOG: Schema =
     Schema { path: "cluster", fields: &[f("ts", "time"), f("node", "string"), f("message", "string")] };
 
-/// Streams the cluster runtime itself writes, besides the analyzers' own.
-static CLUSTER_SCHEMAS: &[&Schema] = &[&CLUSTER_LOG, &super::testkit::TEST_LOG];
+/// Streams the cluster runtime and the detections write, besides the analyzers' own.
+static CLUSTER_SCHEMAS: &[&Schema] = &[
+    &CLUSTER_LOG,
+    &super::testkit::TEST_LOG,
+    &crate::detect::notice::NOTICE_LOG,
+    &crate::detect::intel::INTEL_LOG,
+    &crate::detect::software::SOFTWARE_LOG,
+    &crate::detect::software::KNOWN_HOSTS_LOG,
+    &crate::detect::software::KNOWN_SERVICES_LOG,
+    &crate::detect::dns_stats::DNS_QTYPE_LOG,
+];
 
 /// The schema of a stream by its `#path`, known to every node of the same build.
 pub fn schema_for(path: &str) -> Option<&'static Schema> {

@@ -126,10 +126,8 @@ fn report_if_complete(node: &Node, p: &mut Participant, activity: &Activity) {
     }
     p.reported = true;
     let handled = activity.take();
-    let settled = Event::new(
-        SETTLED,
-        vec![Data::Count(p.wave), Data::Str(node.name().to_string()), Data::Count(handled)],
-    );
+    let settled =
+        Event::new(SETTLED, vec![Data::Count(p.wave), Data::Str(node.name().to_string()), Data::Count(handled)]);
     if let Err(e) = node.publish(topic::MANAGER, settled) {
         tracing::debug!("sync report not sent: {e}");
     }
@@ -254,7 +252,9 @@ fn start_wave(node: &Node, c: &mut Coordinator) {
     let time = if c.time.is_finite() { c.time } else { 0.0 };
     let flush = Event::new(FLUSH, vec![Data::Count(c.wave), Data::Double(time), Data::Vector(names)]);
     for p in c.participants.clone() {
-        let sent = if p == node.name() { node.publish(topic::MANAGER, flush.clone()) } else {
+        let sent = if p == node.name() {
+            node.publish(topic::MANAGER, flush.clone())
+        } else {
             node.publish(&topic::node_topic(&p), flush.clone())
         };
         if let Err(e) = sent {
@@ -284,7 +284,8 @@ pub struct Gate {
 impl Gate {
     /// Registers the grant handler on a worker.
     pub fn install(node: &Node) -> Gate {
-        let gate = Gate { node: node.clone(), granted: Arc::new((Mutex::new(0.0), Condvar::new())), off: Arc::default() };
+        let gate =
+            Gate { node: node.clone(), granted: Arc::new((Mutex::new(0.0), Condvar::new())), off: Arc::default() };
         let granted = Arc::clone(&gate.granted);
         node.on(
             GRANT,

@@ -2,15 +2,15 @@
 //! a whole trace but analyses only the connections whose symmetric flow hash is K of N, as a load-balancing tap
 //! would hand them to it (this is how `zeek-node cluster -r` splits a trace).
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
+use crate::analyzers::{Expectation, spec_by_name};
 use crate::capture::{Next, PcapSource};
 use crate::config::AnalysisConfig;
 use crate::decode::{LinkType, Reassembler};
-use crate::engine::{Engine, EngineStats};
-use crate::analyzers::{Expectation, spec_by_name};
 use crate::detect::cluster::{SharedRuntime, WorkerTap};
+use crate::engine::{Engine, EngineStats};
 use crate::logs::{LogRecord, LogSink};
 use crate::runner::{self, Input, RunOptions, RunSummary, Shard, shard_of};
 
@@ -216,7 +216,12 @@ struct ShardRun<'a> {
 }
 
 impl ShardRun<'_> {
-    fn run(&mut self, source: &mut PcapSource, analysis: &AnalysisConfig, sink: &mut dyn LogSink) -> anyhow::Result<RunSummary> {
+    fn run(
+        &mut self,
+        source: &mut PcapSource,
+        analysis: &AnalysisConfig,
+        sink: &mut dyn LogSink,
+    ) -> anyhow::Result<RunSummary> {
         let link = source.link_type();
         let mut engine = Engine::new(analysis.clone());
         engine.share_expectations(true);

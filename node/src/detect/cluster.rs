@@ -74,6 +74,9 @@ pub fn install(node: &Node, analyses: &[Box<dyn Analysis>], cfg: DetectConfig, a
     rt
 }
 
+/// The analyses a node runs, with their configuration.
+pub type Detections = (Vec<Box<dyn Analysis>>, DetectConfig);
+
 /// The detections' command-line options of `zeek-node run` and `zeek-node cluster` (the same as standalone).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct DetectArgs {
@@ -91,7 +94,7 @@ pub struct DetectArgs {
 
 impl DetectArgs {
     /// The analyses and their configuration, or `None` when no detection was asked for.
-    pub fn build(&self, local_nets: &[ipnet::IpNet]) -> anyhow::Result<Option<(Vec<Box<dyn Analysis>>, DetectConfig)>> {
+    pub fn build(&self, local_nets: &[ipnet::IpNet]) -> anyhow::Result<Option<Detections>> {
         let names = match &self.detect {
             Some(n) => n.clone(),
             None if !self.intel.is_empty() || self.detect_config.is_some() => vec!["all".to_string()],
