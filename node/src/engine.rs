@@ -248,8 +248,12 @@ impl Engine {
 
     /// Removes connections whose timers expired.
     fn sweep(&mut self, now: f64) {
-        let expired: Vec<ConnKey> = self.table.iter().filter(|(_, c)| should_remove(c, now)).map(|(k, _)| *k).collect();
-        for key in expired {
+        // Removed in start order, so a run writes its records in the same order every time (the table's
+        // hasher is seeded randomly per process).
+        let mut expired: Vec<(f64, ConnKey)> =
+            self.table.iter().filter(|(_, c)| should_remove(c, now)).map(|(k, c)| (c.start, *k)).collect();
+        expired.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, key) in expired {
             if let Some(conn) = self.table.remove(&key) {
                 self.core.remove_conn(conn);
             }
