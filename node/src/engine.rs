@@ -468,7 +468,7 @@ impl Core {
             let take = data.len().min(DPD_BUFFER - dpd.seen[side]);
             dpd.seen[side] += take;
             dpd.streams[side].extend_from_slice(&data[..take]);
-            dpd.chunks.push((is_orig, data[..take].to_vec()));
+            dpd.order.push((is_orig, take as u32));
             let stream = &dpd.streams[side];
             let matched = self
                 .specs
@@ -478,7 +478,7 @@ impl Core {
                 .filter(|s| !conn.analyzers.iter().any(|a| a.name == s.name))
                 .collect();
             if dpd.seen[0] >= DPD_BUFFER && dpd.seen[1] >= DPD_BUFFER {
-                dpd.done = true;
+                dpd.finish();
             }
             matched
         } else {
@@ -655,6 +655,10 @@ impl Core {
     fn apply_action(&mut self, conn: &mut Conn, index: usize, action: Action) {
         match action {
             Action::Confirm(service) => {
+                // A confirmed protocol ends content detection (and frees its buffers).
+                if let Some(dpd) = conn.dpd.as_mut() {
+                    dpd.finish();
+                }
                 conn.udp_dns |= service == "dns" && conn.id.proto == Proto::Udp;
                 conn.add_service(service)
             }
@@ -694,10 +698,15 @@ impl Core {
             (Proto::Tcp, Some(first_new)) => {
                 // Analyzers found by content see the stream from its start: replay what was buffered
                 // (which includes this chunk) to them alone.
-                let replay = conn.dpd.as_ref().map(|d| d.chunks.clone()).unwrap_or_default();
                 let all = first_new..conn.analyzers.len();
-                for (orig, bytes) in &replay {
-                    self.with_analyzers(conn, ts, all.clone(), |a, ctx| a.deliver(ctx, *orig, bytes));
+                if let Some(mut dpd) = conn.dpd.take() {
+                    for (orig, bytes) in dpd.replay() {
+                        self.with_analyzers(conn, ts, all.clone(), |a, ctx| a.deliver(ctx, orig, bytes));
+                    }
+                    if !conn.services.is_empty() {
+                        dpd.finish();
+                    }
+                    conn.dpd = Some(dpd);
                 }
                 0..first_new
             }

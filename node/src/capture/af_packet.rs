@@ -60,15 +60,16 @@ pub fn default_fanout_id() -> u16 {
 /// the last socket joins, the kernel would send every flow to the sockets already in the group, so a flow's first
 /// packets and its later ones could end up on different threads.
 pub fn open_group(cfg: &AfPacketConfig, sockets: usize) -> Result<Vec<AfPacketSource>, CaptureError> {
-    let link = link_type_of(&cfg.iface)?;
+    let hardware = hardware_of(&cfg.iface)?;
+    let link = hardware.link;
     let filter = match cfg.filter.as_deref().filter(|f| !f.trim().is_empty()) {
         Some(f) => Some(compile_filter(f, link)?),
         None => None,
     };
     let mut group = Vec::with_capacity(sockets.max(1));
     for _ in 0..sockets.max(1) {
-        let source = AfPacketSource::open(&cfg.iface, link)?;
-        source.join_fanout(cfg.fanout_id)?;
+        let source = AfPacketSource::open(&cfg.iface, hardware)?;
+        source.join_fanout(cfg.fanout_id, hardware.loopback)?;
         group.push(source);
     }
     for source in &group {
@@ -114,8 +115,16 @@ fn parse_insn(text: &str) -> Option<libc::sock_filter> {
     parts.next().is_none().then_some(insn)
 }
 
-/// The link layer AF_PACKET delivers on this interface, from its ARPHRD hardware type.
-fn link_type_of(iface: &str) -> Result<LinkType, CaptureError> {
+/// What the interface's ARPHRD hardware type says about capturing on it.
+#[derive(Debug, Clone, Copy)]
+struct Hardware {
+    /// The link layer AF_PACKET delivers.
+    link: LinkType,
+    /// Loopback delivers every packet twice to packet sockets (outgoing, then incoming).
+    loopback: bool,
+}
+
+fn hardware_of(iface: &str) -> Result<Hardware, CaptureError> {
     let name = interface_name(iface)?;
     let fd = socket(iface)?;
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
@@ -130,8 +139,9 @@ fn link_type_of(iface: &str) -> Result<LinkType, CaptureError> {
     // SAFETY: SIOCGIFHWADDR filled the hwaddr member of the union.
     let hw_type = unsafe { req.ifr_ifru.ifru_hwaddr.sa_family };
     match hw_type {
-        libc::ARPHRD_ETHER | libc::ARPHRD_LOOPBACK => Ok(LinkType::Ethernet),
-        libc::ARPHRD_NONE => Ok(LinkType::Raw),
+        libc::ARPHRD_ETHER => Ok(Hardware { link: LinkType::Ethernet, loopback: false }),
+        libc::ARPHRD_LOOPBACK => Ok(Hardware { link: LinkType::Ethernet, loopback: true }),
+        libc::ARPHRD_NONE => Ok(Hardware { link: LinkType::Raw, loopback: false }),
         other => Err(CaptureError::UnsupportedHardware { iface: iface.to_string(), arphrd: other }),
     }
 }
@@ -221,12 +231,17 @@ pub struct AfPacketSource {
 unsafe impl Send for AfPacketSource {}
 
 impl AfPacketSource {
-    fn open(iface: &str, link: LinkType) -> Result<Self, CaptureError> {
+    fn open(iface: &str, hardware: Hardware) -> Result<Self, CaptureError> {
         let name = interface_name(iface)?;
         let fd = socket(iface)?;
         let err = |what, e| os_error(iface, what, e);
         set_option(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog(&[DROP_ALL]))
             .map_err(|e| err("SO_ATTACH_FILTER", e))?;
+        if hardware.loopback {
+            // Keep only the incoming copy, as libpcap does. Kernels before 4.20 lack the option: then every
+            // loopback packet is analysed twice, which only matters for captures on `lo`.
+            let _ = set_option(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &(1 as libc::c_int));
+        }
         set_option(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &(libc::tpacket_versions::TPACKET_V3 as libc::c_int))
             .map_err(|e| err("PACKET_VERSION", e))?;
         let req = libc::tpacket_req3 {
@@ -272,7 +287,7 @@ impl AfPacketSource {
             .map_err(|e| err("PACKET_ADD_MEMBERSHIP (promiscuous mode)", e))?;
         Ok(AfPacketSource {
             iface: iface.to_string(),
-            link,
+            link: hardware.link,
             ring,
             fd,
             block: 0,
@@ -282,9 +297,14 @@ impl AfPacketSource {
         })
     }
 
-    fn join_fanout(&self, group: u16) -> Result<(), CaptureError> {
+    fn join_fanout(&self, group: u16, loopback: bool) -> Result<(), CaptureError> {
         // DEFRAG: the kernel reassembles IPv4 fragments before hashing, so they follow their flow.
-        let mode: u32 = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG;
+        let mut mode: u32 = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG;
+        if loopback {
+            // In a fanout group the group's hook receives packets, so the socket's PACKET_IGNORE_OUTGOING does
+            // not apply; the group needs the flag itself (Linux 4.20+).
+            mode |= libc::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+        }
         let arg: u32 = u32::from(group) | (mode << 16);
         set_option(&self.fd, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg).map_err(|e| match e.raw_os_error() {
             Some(libc::EINVAL | libc::EALREADY | libc::EEXIST) => CaptureError::FanoutInUse(group),

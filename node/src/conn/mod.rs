@@ -68,10 +68,31 @@ pub struct Attached {
 pub struct DpdBuffer {
     /// The first bytes of each direction (originator first), contiguous, for signature matching.
     pub streams: [Vec<u8>; 2],
-    /// The same bytes in arrival order across directions, for replay.
-    pub chunks: Vec<(bool, Vec<u8>)>,
+    /// Arrival order across directions: (originator?, length), to replay the streams as they came.
+    pub order: Vec<(bool, u32)>,
     pub seen: [usize; 2],
     pub done: bool,
+}
+
+impl DpdBuffer {
+    /// The buffered bytes in arrival order.
+    pub fn replay(&self) -> Vec<(bool, &[u8])> {
+        let mut at = [0usize; 2];
+        self.order
+            .iter()
+            .map(|&(is_orig, len)| {
+                let side = usize::from(!is_orig);
+                let start = at[side];
+                at[side] += len as usize;
+                (is_orig, &self.streams[side][start..at[side]])
+            })
+            .collect()
+    }
+
+    /// Detection is over for this connection: free the buffers.
+    pub fn finish(&mut self) {
+        *self = DpdBuffer { done: true, ..DpdBuffer::default() };
+    }
 }
 
 /// One tracked connection.
