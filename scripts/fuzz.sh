@@ -18,6 +18,30 @@ targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
 
 cargo fuzz build -O -s "$sanitizer"
+
+# Seeds for the packet targets: the first 64 KiB of frames of every oracle pcap, in the targets' input format
+# (a link-type byte, then 2-byte big-endian length + frame for each packet; see fuzz_targets/frames.rs).
+oracle="${ZEEK_ORACLE_DIR:-../../shared/oracle/dev}"
+for t in decode engine; do
+  [ -d "$oracle" ] && [ -z "$(ls -A "corpus/$t" 2>/dev/null)" ] || continue
+  mkdir -p "corpus/$t"
+  python3 - "$oracle" "corpus/$t" <<'PY'
+import glob, os, struct, sys
+oracle, out = sys.argv[1], sys.argv[2]
+for path in glob.glob(os.path.join(oracle, '*', '*.pcap')):
+    data = open(path, 'rb').read()
+    if len(data) < 24 or data[:4] not in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1'):
+        continue  # big-endian and pcapng traces are left out
+    seed, off = bytearray([0]), 24  # 0: Ethernet (every oracle pcap is Ethernet)
+    while off + 16 <= len(data) and len(seed) < 65536:
+        caplen = struct.unpack_from('<I', data, off + 8)[0]
+        frame = data[off + 16:off + 16 + caplen][:65535]
+        seed += struct.pack('>H', len(frame)) + frame
+        off += 16 + caplen
+    with open(os.path.join(out, os.path.basename(os.path.dirname(path))), 'wb') as f:
+        f.write(seed)
+PY
+done
 logs="target/fuzz-logs"
 mkdir -p "$logs"
 failed=()

@@ -171,19 +171,11 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// One ndpiReader run: (wall, CPU time of the child, its own "Packet Processing Time").
+/// One ndpiReader run: wall-clock and CPU time, and peak RSS of that process.
 struct NdpiRun {
     wall: Duration,
     cpu: Duration,
-    processing: Option<Duration>,
-}
-
-fn children_rusage() -> libc::rusage {
-    // SAFETY: plain old data, filled by the kernel.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    usage
+    max_rss_kib: u64,
 }
 
 fn cpu_of(u: &libc::rusage) -> Duration {
@@ -191,27 +183,33 @@ fn cpu_of(u: &libc::rusage) -> Duration {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// Runs ndpiReader and collects its own resource usage with wait4 (RUSAGE_CHILDREN would also count whatever
+/// this process's parent image ran before exec, e.g. the cargo build in scripts/bench.sh).
 fn run_ndpi(pcap: &Path) -> Result<NdpiRun, String> {
-    let before = cpu_of(&children_rusage());
     let start = Instant::now();
-    // Without -q: a piped ndpiReader -q prints nothing, not even its processing time.
-    let out = Command::new("ndpiReader")
+    // -q: no per-protocol report, only the analysis.
+    let child = Command::new("ndpiReader")
+        .arg("-q")
         .arg("-i")
         .arg(pcap)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
         .map_err(|e| format!("ndpiReader: {e} (Debian package libndpi-bin)"))?;
+    let mut status = 0;
+    // SAFETY: plain old data, filled by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; valid pointers.
+    let rc = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
-    if !out.status.success() {
-        return Err(format!("ndpiReader failed: {}", String::from_utf8_lossy(&out.stderr)));
+    if rc < 0 {
+        return Err(format!("waiting for ndpiReader: {}", std::io::Error::last_os_error()));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let processing = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Packet Processing Time:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map(Duration::from_millis);
-    Ok(NdpiRun { wall, cpu: cpu_of(&children_rusage()).saturating_sub(before), processing })
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("ndpiReader failed (wait status {status})"));
+    }
+    Ok(NdpiRun { wall, cpu: cpu_of(&usage), max_rss_kib: usage.ru_maxrss as u64 })
 }
 
 fn main() -> ExitCode {
@@ -276,12 +274,9 @@ fn main() -> ExitCode {
         let packets = first.packets as f64;
         let ndpi_cpu_pps = median(ndpi.iter().map(|r| packets / r.cpu.as_secs_f64()).collect());
         let ndpi_wall_pps = median(ndpi.iter().map(|r| packets / r.wall.as_secs_f64()).collect());
-        let ndpi_proc_pps =
-            median(ndpi.iter().filter_map(|r| r.processing).map(|d| packets / d.as_secs_f64()).collect());
-        let ndpi_rss_mib = children_rusage().ru_maxrss as f64 / 1024.0;
-        println!("\nndpiReader -i (same file), median of {} runs:", ndpi.len());
+        let ndpi_rss_mib = ndpi.iter().map(|r| r.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+        println!("\nndpiReader -q -i (same file), median of {} runs:", ndpi.len());
         println!("  packets/s        {:>12.0}   (per CPU second of the process)", ndpi_cpu_pps);
-        println!("  packets/s        {:>12.0}   (its own \"Packet Processing Time\")", ndpi_proc_pps);
         println!("  packets/s        {:>12.0}   (wall clock)", ndpi_wall_pps);
         println!("  Gbit/s           {:>12.3}", first.wire_bytes as f64 * 8.0 / (packets / ndpi_cpu_pps) / 1e9);
         println!("  peak RSS         {:>12.1} MiB", ndpi_rss_mib);

@@ -68,6 +68,8 @@ struct Core {
     /// Expectations raised here since the last [`Engine::take_new_expectations`], for other workers.
     new_expectations: Vec<Expectation>,
     share_expectations: bool,
+    /// Weirds Zeek logs once per originator, already logged.
+    weirds_per_orig: std::collections::HashSet<(String, IpAddr)>,
     ip_tunnels: HashMap<(IpAddr, IpAddr, u8), IpTunnel>,
     specs: Vec<&'static AnalyzerSpec>,
     tcp_server_ports: Vec<u16>,
@@ -102,6 +104,7 @@ impl Engine {
             expectations: Vec::new(),
             new_expectations: Vec::new(),
             share_expectations: false,
+            weirds_per_orig: Default::default(),
             ip_tunnels: HashMap::new(),
             specs,
             tcp_server_ports,
@@ -228,12 +231,16 @@ impl Engine {
             || transport_checksum_ok(ip.src, ip.dst, ip.proto, ip.payload);
 
         // A new SYN on a finished (or confused) connection starts a new one.
+        let mut reuse_weirds = Vec::new();
         if let (Some(conn), Transport::Tcp { hdr, .. }) = (self.table.get(&key), &transport)
             && let Session::Tcp(tcp) = &conn.session
             && checksum_ok
-            && tcp.is_reuse(hdr, conn.last, ts, &mut Vec::new())
-            && let Some(old) = self.table.remove(&key)
+            && tcp.is_reuse(hdr, conn.last, ts, &mut reuse_weirds)
+            && let Some(mut old) = self.table.remove(&key)
         {
+            for w in reuse_weirds {
+                self.core.conn_weird(&mut old, ts, w, None, "TCP");
+            }
             self.core.remove_conn(old);
         }
         let conn = match self.table.entry(key) {
@@ -335,6 +342,7 @@ impl Core {
                     if let Session::Tcp(tcp) = &mut conn.session {
                         tcp.checksum_error(&mut conn.history, is_orig);
                     }
+                    self.conn_weird(conn, ts, "bad_TCP_checksum", None, "TCP");
                     return None;
                 }
                 count_packet(conn, is_orig, ip);
@@ -365,6 +373,7 @@ impl Core {
                 count_packet(conn, is_orig, ip);
                 if !checksum_ok {
                     conn.history.check(is_orig, 0x80, 'C');
+                    self.conn_weird(conn, ts, "bad_UDP_checksum", None, "UDP");
                     return None;
                 }
                 if let Session::Udp { active, bytes } = &mut conn.session {
@@ -778,11 +787,24 @@ impl Core {
         }
     }
 
+    /// Reports a weird on a connection through Zeek's weird framework policy: some names are ignored, some
+    /// logged once per originator, the rest once per connection (checksum weirds every time).
     fn conn_weird(&mut self, conn: &mut Conn, ts: f64, name: &str, addl: Option<String>, source: &str) {
-        if !self.cfg.is_enabled("weird") {
+        // Zeek's core raises this one only on a connection without earlier weirds (`DidWeird`).
+        let first_weird_only = matches!(name, "possible_split_routing" | "TCP_scale_range");
+        let had_weird = std::mem::replace(&mut conn.did_weird, true);
+        if !self.cfg.is_enabled("weird") || (first_weird_only && had_weird) {
             return;
         }
-        // Zeek's weird framework logs a name once per connection (checksum weirds excepted).
+        match weird_action(name) {
+            WeirdAction::Ignore => return,
+            WeirdAction::LogPerOrig => {
+                if !self.weirds_per_orig.insert((name.to_string(), conn.id.orig_h)) {
+                    return;
+                }
+            }
+            WeirdAction::Log => {}
+        }
         let repeatable = name.starts_with("bad_") && name.ends_with("_checksum");
         if !repeatable {
             if conn.weirds_logged.iter().any(|n| n == name) {
@@ -822,6 +844,32 @@ impl Core {
         if self.cfg.is_enabled("conn") {
             self.records.push(conn.log_record());
         }
+    }
+}
+
+/// What Zeek's weird framework (base/frameworks/notice/weird.zeek, `Weird::actions`) does with a weird.
+enum WeirdAction {
+    Ignore,
+    LogPerOrig,
+    Log,
+}
+
+fn weird_action(name: &str) -> WeirdAction {
+    match name {
+        "unsolicited_SYN_response" | "FIN_after_reset" | "spontaneous_FIN" | "spontaneous_RST" => WeirdAction::Ignore,
+        "bad_TCP_checksum"
+        | "bad_UDP_checksum"
+        | "bad_ICMP_checksum"
+        | "bad_IP_checksum"
+        | "SYN_with_data"
+        | "connection_originator_SYN_ack"
+        | "corrupt_tcp_options"
+        | "UDP_datagram_length_mismatch"
+        | "excessively_small_fragment"
+        | "fragment_inconsistency"
+        | "fragment_overlap"
+        | "fragment_size_inconsistency" => WeirdAction::LogPerOrig,
+        _ => WeirdAction::Log,
     }
 }
 

@@ -237,11 +237,6 @@ impl AfPacketSource {
         let err = |what, e| os_error(iface, what, e);
         set_option(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog(&[DROP_ALL]))
             .map_err(|e| err("SO_ATTACH_FILTER", e))?;
-        if hardware.loopback {
-            // Keep only the incoming copy, as libpcap does. Kernels before 4.20 lack the option: then every
-            // loopback packet is analysed twice, which only matters for captures on `lo`.
-            let _ = set_option(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &(1 as libc::c_int));
-        }
         set_option(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &(libc::tpacket_versions::TPACKET_V3 as libc::c_int))
             .map_err(|e| err("PACKET_VERSION", e))?;
         let req = libc::tpacket_req3 {
@@ -301,8 +296,8 @@ impl AfPacketSource {
         // DEFRAG: the kernel reassembles IPv4 fragments before hashing, so they follow their flow.
         let mut mode: u32 = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG;
         if loopback {
-            // In a fanout group the group's hook receives packets, so the socket's PACKET_IGNORE_OUTGOING does
-            // not apply; the group needs the flag itself (Linux 4.20+).
+            // Keep only the incoming copy, as libpcap does. In a fanout group the group's hook receives the
+            // packets, so this is a group flag (PACKET_IGNORE_OUTGOING on the socket would not apply).
             mode |= libc::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
         }
         let arg: u32 = u32::from(group) | (mode << 16);

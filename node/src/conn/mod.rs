@@ -129,6 +129,8 @@ pub struct Conn {
     pub dpd: Option<Box<DpdBuffer>>,
     /// Weird names already logged for this connection.
     pub weirds_logged: Vec<String>,
+    /// Some weird was raised on this connection (logged or not): Zeek's `DidWeird`.
+    pub did_weird: bool,
 }
 
 impl Conn {
@@ -163,6 +165,7 @@ impl Conn {
             udp_dns: false,
             tunnel_seen: [false; 2],
             weirds_logged: Vec::new(),
+            did_weird: false,
             dpd: None,
         }
     }
