@@ -90,8 +90,8 @@ fn imap_check(is_orig: bool, data: &[u8]) -> Option<bool> {
 }
 
 fn xmpp_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
-    let text = String::from_utf8_lossy(&data[..data.len().min(512)]);
-    Some(text.contains("<stream:stream") || text.starts_with("<?xml"))
+    let head = &data[..data.len().min(512)];
+    Some(head.starts_with(b"<?xml") || contains(head, b"<stream:stream"))
 }
 
 /// NTP: version 1-4 and a mode in the first byte, 48-byte minimum message.
