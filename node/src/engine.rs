@@ -2,8 +2,9 @@
 //! decode → connection state → reassembly → analyzers, and removes connections on Zeek's timers.
 //! Threads each own an engine; what crosses threads is packets in and records out.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 
 use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Proto};
@@ -54,7 +55,22 @@ type ConnTable = HashMap<ConnKey, Conn, foldhash::fast::RandomState>;
 
 pub struct Engine {
     table: ConnTable,
+    /// When each connection must next be looked at: (deadline, connection serial, key), earliest first.
+    /// Entries whose deadline is not the connection's current one are stale and skipped.
+    timers: BinaryHeap<Reverse<(Deadline, u64, ConnKey)>>,
     core: Core,
+}
+
+/// A network time that orders totally (timers never hold NaN).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+struct Deadline(f64);
+
+impl Eq for Deadline {}
+
+impl Ord for Deadline {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
 }
 
 /// Everything but the session table, so a connection borrowed from the table and the engine's other state
@@ -113,7 +129,7 @@ impl Engine {
             last_sweep: 0.0,
             stats: EngineStats::default(),
         };
-        Engine { table: ConnTable::default(), core }
+        Engine { table: ConnTable::default(), timers: BinaryHeap::new(), core }
     }
 
     /// Takes the records written since the last call.
@@ -248,6 +264,13 @@ impl Engine {
             Entry::Vacant(v) => v.insert(self.core.new_conn(ts, ip, &transport, proto, sp, dp)),
         };
         let inner = self.core.handle_packet(conn, ts, ip, transport, sp, checksum_ok, encap);
+        // Arm an earlier timer when this packet moved the connection's deadline forward (a close, a DNS
+        // session); a later deadline is found when the armed one fires.
+        let due = next_check(conn);
+        if due < conn.timer_due {
+            conn.timer_due = due;
+            self.timers.push(Reverse((Deadline(due), conn.serial, key)));
+        }
         if let Some(d) = inner {
             self.process_ip(ts, &d.bytes, &d.chain);
         }
@@ -257,8 +280,28 @@ impl Engine {
     fn sweep(&mut self, now: f64) {
         // Removed in start order, so a run writes its records in the same order every time (the table's
         // hasher is seeded randomly per process).
-        let mut expired: Vec<(f64, ConnKey)> =
-            self.table.iter().filter(|(_, c)| should_remove(c, now)).map(|(k, c)| (c.start, *k)).collect();
+        let mut expired: Vec<(f64, ConnKey)> = Vec::new();
+        while let Some(Reverse((Deadline(due), serial, key))) = self.timers.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(conn) = self.table.get_mut(&key) else { continue };
+            if conn.serial != serial || conn.timer_due != due {
+                continue; // stale: the connection was replaced or re-armed
+            }
+            if should_remove(conn, now) {
+                expired.push((conn.start, key));
+            } else {
+                if !conn.close_scheduled && conn.remove_at.is_some_and(|t| t <= now) {
+                    // The attempt timer is one-shot: the connection got an answer.
+                    conn.remove_at = None;
+                }
+                let next = next_check(conn).max(now + 1.0);
+                conn.timer_due = next;
+                self.timers.push(Reverse((Deadline(next), serial, key)));
+            }
+        }
         expired.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (_, key) in expired {
             if let Some(conn) = self.table.remove(&key) {
@@ -430,6 +473,7 @@ impl Core {
             conn.remove_at = Some(ts + timeouts::TCP_ATTEMPT);
         }
         self.stats.connections += 1;
+        conn.serial = self.stats.connections;
         self.attach_initial_analyzers(&mut conn, ts);
         conn
     }
@@ -877,6 +921,25 @@ fn count_packet(conn: &mut Conn, is_orig: bool, ip: &IpDatagram) {
     let me = usize::from(!is_orig);
     conn.pkts[me] += 1;
     conn.ip_bytes[me] += ip.total_len as u64;
+}
+
+/// The earliest network time at which [`should_remove`] can become true for `c` as it is now.
+fn next_check(c: &Conn) -> f64 {
+    let mut due = c.remove_at.unwrap_or(f64::INFINITY);
+    if c.udp_dns {
+        due = due.min(c.last + timeouts::DNS_SESSION);
+    }
+    let inactivity = match &c.session {
+        Session::Tcp(t) => {
+            if t.orig().did_close || t.resp().did_close {
+                due = due.min(c.last + timeouts::TCP_LINGER);
+            }
+            timeouts::TCP_INACTIVITY
+        }
+        Session::Udp { .. } => timeouts::UDP_INACTIVITY,
+        Session::Icmp { .. } | Session::Other => timeouts::ICMP_INACTIVITY,
+    };
+    due.min(c.last + inactivity)
 }
 
 fn should_remove(c: &Conn, now: f64) -> bool {

@@ -18,7 +18,7 @@ use crate::analyzers::{Analyzer, ConnId, Proto};
 use crate::logs::{CONN, LogRecord, Value};
 
 /// A connection's key in the session table: both directions map to the same key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnKey {
     a: (IpAddr, u16),
     b: (IpAddr, u16),
@@ -131,6 +131,11 @@ pub struct Conn {
     pub weirds_logged: Vec<String>,
     /// Some weird was raised on this connection (logged or not): Zeek's `DidWeird`.
     pub did_weird: bool,
+    /// Unique per connection in an engine: tells a timer of this connection from one of an earlier
+    /// connection on the same tuple.
+    pub serial: u64,
+    /// The deadline of this connection's armed timer (infinite while none is armed).
+    pub timer_due: f64,
 }
 
 impl Conn {
@@ -166,6 +171,8 @@ impl Conn {
             tunnel_seen: [false; 2],
             weirds_logged: Vec::new(),
             did_weird: false,
+            serial: 0,
+            timer_due: f64::INFINITY,
             dpd: None,
         }
     }
