@@ -90,20 +90,7 @@ pub fn node_pod_template(
         image_pull_policy: Some(spec.image_pull_policy.as_str().into()),
         args: Some(node_args(cluster, role, capture)),
         env: Some(downward_env()),
-        ports: Some(vec![
-            ContainerPort {
-                name: Some(PORT_NAME.into()),
-                container_port: cluster.port(role),
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            },
-            ContainerPort {
-                name: Some(METRICS_PORT_NAME.into()),
-                container_port: metrics_port(cluster, role),
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            },
-        ]),
+        ports: Some(container_ports(cluster, role)),
         readiness_probe: Some(tcp_probe(0, 5, 3)),
         liveness_probe: Some(tcp_probe(15, 10, 6)),
         resources,
@@ -142,10 +129,23 @@ pub fn node_pod_template(
 /// Name of the port that serves Prometheus metrics and the health endpoints.
 pub const METRICS_PORT_NAME: &str = "metrics";
 
-/// The node's metrics port: next to its cluster port (workers share the host's network, so both must be
-/// free on the capture host).
-fn metrics_port(cluster: &ValidatedCluster, role: Role) -> i32 {
-    cluster.port(role) + 1
+/// The port the node's Prometheus metrics and health endpoints are served on, next to its cluster port.
+/// Workers share the capture host's network, where a second cluster's worker port may sit next to this
+/// one's: they serve no metrics port (their counters reach the manager: `zeek-node ctl netstats`).
+fn metrics_port(cluster: &ValidatedCluster, role: Role) -> Option<i32> {
+    (role != Role::Worker).then(|| cluster.port(role) + 1)
+}
+
+fn container_ports(cluster: &ValidatedCluster, role: Role) -> Vec<ContainerPort> {
+    let port = |name: &str, container_port| ContainerPort {
+        name: Some(name.into()),
+        container_port,
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
+    let mut ports = vec![port(PORT_NAME, cluster.port(role))];
+    ports.extend(metrics_port(cluster, role).map(|p| port(METRICS_PORT_NAME, p)));
+    ports
 }
 
 /// The node's command line (the image's entrypoint is `zeek-node`).
@@ -154,7 +154,9 @@ fn node_args(cluster: &ValidatedCluster, role: Role, capture: Option<&WorkerGrou
     let node_name = if role == Role::Worker { "$(NODE_NAME)" } else { "$(POD_NAME)" };
     let mut args: Vec<String> =
         ["run", "--layout", LAYOUT_PATH, "--node", node_name, "--role", role.as_str()].map(String::from).into();
-    args.extend(["--metrics-addr".into(), format!("0.0.0.0:{}", metrics_port(cluster, role))]);
+    if let Some(metrics) = metrics_port(cluster, role) {
+        args.extend(["--metrics-addr".into(), format!("0.0.0.0:{metrics}")]);
+    }
     // Manager and loggers are named in the layout; proxies and workers join at run time and tell the
     // manager where to reach them.
     match role {
