@@ -662,7 +662,9 @@ impl Core {
                 me_ep.state == EndpointState::Reset || peer_ep.did_close || peer_ep.state == EndpointState::Inactive;
             if complete {
                 let at = conn.last + timeouts::TCP_CLOSE_DELAY;
-                conn.remove_at = Some(conn.remove_at.map_or(at, |t| t.min(at)));
+                // The first close replaces the attempt timer; a later one can only bring removal forward.
+                let earlier = conn.remove_at.filter(|_| conn.close_scheduled);
+                conn.remove_at = Some(earlier.map_or(at, |t| t.min(at)));
                 conn.close_scheduled = true;
             }
         }
