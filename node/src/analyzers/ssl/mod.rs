@@ -170,6 +170,9 @@ struct Direction {
     records: Vec<u8>,
     handshake: Vec<u8>,
     encrypted: bool,
+    /// Bytes of an encrypted record's body still to come, dropped without buffering: only the record
+    /// header matters once a side is encrypted.
+    skip: usize,
 }
 
 pub struct SslAnalyzer {
@@ -265,6 +268,14 @@ impl SslAnalyzer {
                 break;
             }
             if available < total {
+                if self.dirs[d].encrypted && matches!(framing, Framing::Tls { .. }) {
+                    // Ciphertext is never looked at: account for the record now and drop its body as it comes.
+                    self.dirs[d].skip = total - available;
+                    consumed += available;
+                    if let Framing::Tls { version } = framing {
+                        self.tls_record(ctx, is_orig, version, head[0], &[]);
+                    }
+                }
                 break;
             }
             let record = self.dirs[d].records[consumed..consumed + total].to_vec();
@@ -880,6 +891,12 @@ impl Analyzer for SslAnalyzer {
             return;
         }
         let dir = &mut self.dirs[dir_index(is_orig)];
+        let skipped = dir.skip.min(data.len());
+        dir.skip -= skipped;
+        let data = &data[skipped..];
+        if data.is_empty() {
+            return;
+        }
         if dir.records.len() + data.len() > MAX_BUFFERED {
             self.violation(ctx, "Binpac exception: record buffer overflow".to_string());
             return;
