@@ -2,8 +2,6 @@
 //! events. Request/response pairing (pipelining, `trans_depth`), header fields, and when http.log is
 //! written are reproduced here, including the pending-table corner cases.
 
-use std::collections::BTreeMap;
-
 use crate::logs::{Schema, Value, bytes_to_log_string, f};
 
 pub static HTTP: Schema = Schema {
@@ -166,10 +164,45 @@ impl Record {
     }
 }
 
+/// Zeek's `pending` table of an HTTP state: a handful of records keyed by request number, kept sorted in a
+/// small vector (a B-tree would allocate a whole node per connection).
+#[derive(Debug, Default)]
+struct Pending(Vec<(u64, Info)>);
+
+impl Pending {
+    fn position(&self, key: u64) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&key, |(k, _)| *k)
+    }
+    fn contains_key(&self, key: &u64) -> bool {
+        self.position(*key).is_ok()
+    }
+    fn insert(&mut self, key: u64, info: Info) {
+        match self.position(key) {
+            Ok(i) => self.0[i].1 = info,
+            Err(i) => self.0.insert(i, (key, info)),
+        }
+    }
+    fn get(&self, key: &u64) -> Option<&Info> {
+        self.position(*key).ok().map(|i| &self.0[i].1)
+    }
+    fn get_mut(&mut self, key: &u64) -> Option<&mut Info> {
+        self.position(*key).ok().map(|i| &mut self.0[i].1)
+    }
+    fn remove(&mut self, key: &u64) -> Option<Info> {
+        self.position(*key).ok().map(|i| self.0.remove(i).1)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn into_iter(self) -> impl Iterator<Item = (u64, Info)> {
+        self.0.into_iter()
+    }
+}
+
 /// `HTTP::State` plus `c$http` (the record the last handler selected).
 #[derive(Debug, Default)]
 pub(super) struct Script {
-    pending: BTreeMap<u64, Info>,
+    pending: Pending,
     current_request: u64,
     current_response: u64,
     trans_depth: u64,
