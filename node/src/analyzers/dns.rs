@@ -346,38 +346,9 @@ impl TcpFramer {
 /// Drives the analyzer over arbitrary bytes for fuzzing: the input is used as UDP datagrams and as a TCP
 /// stream in both directions, split at a point taken from the input itself. Must never panic.
 pub fn fuzz(data: &[u8]) {
-    let cut = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
-    let (head, tail) = data.split_at(cut);
     for proto in [Proto::Udp, Proto::Tcp] {
         for resp_p in [53, NETBIOS_PORT, 5353] {
-            let id = ConnId {
-                orig_h: IpAddr::from([10, 0, 0, 1]),
-                orig_p: 40000,
-                resp_h: IpAddr::from([192, 0, 2, 1]),
-                resp_p,
-                proto,
-            };
-            let (mut records, mut actions, mut weirds) = (Vec::new(), Vec::new(), Vec::new());
-            let mut ids = crate::conn::UidGenerator::new(1);
-            let mut ctx = Ctx {
-                ts: 1.0,
-                start_ts: 1.0,
-                uid: "CFuzz",
-                id: &id,
-                partial: false,
-                cfg: &crate::config::AnalysisConfig::default(),
-                records: &mut records,
-                actions: &mut actions,
-                weirds: &mut weirds,
-                ids: &mut ids,
-            };
-            let mut analyzer = DnsAnalyzer::new(proto);
-            analyzer.deliver(&mut ctx, true, head);
-            analyzer.deliver(&mut ctx, false, tail);
-            analyzer.deliver(&mut ctx, false, data);
-            analyzer.end_of_data(&mut ctx, true);
-            analyzer.deliver(&mut ctx, true, data);
-            analyzer.finish(&mut ctx);
+            super::fuzzing::drive(&mut DnsAnalyzer::new(proto), proto, resp_p, data);
         }
     }
 }

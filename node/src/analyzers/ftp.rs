@@ -1007,44 +1007,8 @@ impl Analyzer for FtpDataAnalyzer {
 /// Drives the control and data analyzers over arbitrary bytes: the first byte picks split points, the
 /// rest alternates between directions.
 pub fn fuzz(data: &[u8]) {
-    let Some((&seed, rest)) = data.split_first() else { return };
-    let chunk = usize::from(seed % 61) + 1;
-    let mut records = Vec::new();
-    let mut actions = Vec::new();
-    let mut weirds = Vec::new();
-    let mut ids = crate::conn::UidGenerator::new(1);
-    let id = super::ConnId {
-        orig_h: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-        orig_p: 40000,
-        resp_h: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
-        resp_p: 21,
-        proto: Proto::Tcp,
-    };
-    let mut ctx = Ctx {
-        ts: 1.0,
-        start_ts: 1.0,
-        uid: "CFuzz",
-        id: &id,
-        partial: false,
-        cfg: &crate::config::AnalysisConfig::default(),
-        records: &mut records,
-        actions: &mut actions,
-        weirds: &mut weirds,
-        ids: &mut ids,
-    };
-    let mut control = FtpAnalyzer::new();
-    let mut data_conn = FtpDataAnalyzer::default();
-    for (i, piece) in rest.chunks(chunk).enumerate() {
-        let is_orig = (i + usize::from(seed)) % 3 != 0;
-        control.deliver(&mut ctx, is_orig, piece);
-        data_conn.deliver(&mut ctx, is_orig, piece);
-        if i % 7 == 3 {
-            control.undelivered(&mut ctx, is_orig, 10);
-            data_conn.undelivered(&mut ctx, is_orig, 10);
-        }
-    }
-    control.finish(&mut ctx);
-    data_conn.finish(&mut ctx);
+    super::fuzzing::drive(&mut FtpAnalyzer::new(), Proto::Tcp, 21, data);
+    super::fuzzing::drive(&mut FtpDataAnalyzer::default(), Proto::Tcp, 20, data);
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 pub mod detect;
 pub mod dns;
+pub mod fuzzing;
 pub mod ftp;
 pub mod http;
 pub mod smtp;

@@ -11,7 +11,7 @@ pub mod mime;
 pub mod sniff;
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::RwLock;
 
 use files::FileTransfer;
@@ -1083,40 +1083,7 @@ impl Analyzer for SmtpAnalyzer {
 /// Drives the analyzer over arbitrary bytes: the first byte picks split points, the rest alternates
 /// between directions.
 pub fn fuzz(data: &[u8]) {
-    let Some((&seed, rest)) = data.split_first() else { return };
-    let chunk = usize::from(seed % 53) + 1;
-    let mut records = Vec::new();
-    let mut actions = Vec::new();
-    let mut weirds = Vec::new();
-    let mut ids = crate::conn::UidGenerator::new(1);
-    let id = ConnId {
-        orig_h: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-        orig_p: 40000,
-        resp_h: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
-        resp_p: 25,
-        proto: Proto::Tcp,
-    };
-    let mut ctx = Ctx {
-        ts: 1.0,
-        start_ts: 1.0,
-        uid: "CFuzz",
-        id: &id,
-        partial: false,
-        cfg: &crate::config::AnalysisConfig::default(),
-        records: &mut records,
-        actions: &mut actions,
-        weirds: &mut weirds,
-        ids: &mut ids,
-    };
-    let mut a = SmtpAnalyzer::default();
-    for (i, piece) in rest.chunks(chunk).enumerate() {
-        let is_orig = (i + usize::from(seed)) % 4 != 0;
-        a.deliver(&mut ctx, is_orig, piece);
-        if i % 11 == 5 {
-            a.undelivered(&mut ctx, is_orig, 5);
-        }
-    }
-    a.finish(&mut ctx);
+    super::fuzzing::drive(&mut SmtpAnalyzer::default(), Proto::Tcp, 25, data);
 }
 
 #[cfg(test)]

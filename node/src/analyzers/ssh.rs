@@ -643,7 +643,7 @@ fn direction(id: &super::ConnId) -> Option<&'static str> {
 
 /// Fuzzing entry point: drives the analyzer over arbitrary bytes in both directions.
 pub fn fuzz(data: &[u8]) {
-    super::ssl::replay::fuzz_input(&mut SshAnalyzer::default(), 22, data);
+    super::fuzzing::drive(&mut SshAnalyzer::default(), Proto::Tcp, 22, data);
 }
 
 #[cfg(test)]

@@ -448,57 +448,7 @@ impl Analyzer for Http {
 /// Drives the analyzer over arbitrary bytes: the input is cut into chunks, alternating directions, each
 /// chunk's first byte choosing its length. For fuzzing; it must never panic.
 pub fn fuzz(data: &[u8]) {
-    let mut harness = FuzzHarness::new();
-    let mut http = Http::default();
-    let mut rest = data;
-    let mut is_orig = true;
-    while let Some((&len, tail)) = rest.split_first() {
-        let n = usize::from(len).min(tail.len());
-        harness.run(|ctx| http.deliver(ctx, is_orig, &tail[..n]));
-        rest = &tail[n..];
-        is_orig = !is_orig;
-    }
-    harness.run(|ctx| http.end_of_data(ctx, true));
-    harness.run(|ctx| http.end_of_data(ctx, false));
-    harness.run(|ctx| http.finish(ctx));
-}
-
-/// A stand-alone context for [`fuzz`] (the test harness is test-only).
-struct FuzzHarness {
-    id: super::ConnId,
-    records: Vec<crate::logs::LogRecord>,
-    actions: Vec<super::Action>,
-    weirds: Vec<super::Weird>,
-    ids: crate::conn::UidGenerator,
-}
-
-impl FuzzHarness {
-    fn new() -> Self {
-        let addr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-        FuzzHarness {
-            id: super::ConnId { orig_h: addr, orig_p: 1, resp_h: addr, resp_p: 80, proto: Proto::Tcp },
-            records: vec![],
-            actions: vec![],
-            weirds: vec![],
-            ids: crate::conn::UidGenerator::new(1),
-        }
-    }
-
-    fn run(&mut self, f: impl FnOnce(&mut Ctx)) {
-        let mut ctx = Ctx {
-            ts: 1.0,
-            start_ts: 0.0,
-            uid: "CFuzz",
-            id: &self.id,
-            partial: false,
-            cfg: &crate::config::AnalysisConfig::default(),
-            records: &mut self.records,
-            actions: &mut self.actions,
-            weirds: &mut self.weirds,
-            ids: &mut self.ids,
-        };
-        f(&mut ctx);
-    }
+    super::fuzzing::drive(&mut Http::default(), super::Proto::Tcp, 80, data);
 }
 
 #[cfg(test)]

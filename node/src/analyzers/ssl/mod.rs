@@ -7,6 +7,7 @@
 //! decoded with tls-parser, certificates with x509-parser.
 
 mod names;
+#[cfg(test)]
 pub(crate) mod replay;
 pub mod x509;
 
@@ -918,7 +919,7 @@ impl Analyzer for SslAnalyzer {
 
 /// Fuzzing entry point: drives the analyzer over arbitrary bytes in both directions.
 pub fn fuzz(data: &[u8]) {
-    replay::fuzz_input(&mut SslAnalyzer::new(Dedup::Local(KnownCerts::default())), 443, data);
+    super::fuzzing::drive(&mut SslAnalyzer::new(Dedup::Local(KnownCerts::default())), Proto::Tcp, 443, data);
 }
 
 #[cfg(test)]
