@@ -5,9 +5,6 @@
 //! logged field: banners, the negotiated algorithms (the client's first choice the server also offers),
 //! the server host key fingerprint, and when the record is written.
 
-use std::net::IpAddr;
-
-use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
@@ -248,7 +245,7 @@ impl SshAnalyzer {
 
     /// `set_session`.
     fn info(&mut self, ctx: &Ctx) -> &mut Info {
-        self.info.get_or_insert_with(|| Info { ts: ctx.ts, direction: direction(ctx.id), ..Default::default() })
+        self.info.get_or_insert_with(|| Info { ts: ctx.ts, direction: direction(ctx), ..Default::default() })
     }
 
     fn violation(&mut self, ctx: &mut Ctx, reason: String) {
@@ -601,40 +598,9 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
-/// `Site::private_address_space`, which Zeek counts as local (`private_address_space_is_local`).
-const PRIVATE_NETS: &[&str] = &[
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "127.0.0.0/8",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.0.0.0/24",
-    "192.0.2.0/24",
-    "192.88.99.0/24",
-    "192.168.0.0/16",
-    "198.18.0.0/15",
-    "198.51.100.0/24",
-    "203.0.113.0/24",
-    "224.0.0.0/24",
-    "240.0.0.0/4",
-    "255.255.255.255/32",
-    "::/128",
-    "::1/128",
-    "64:ff9b::/96",
-    "100::/64",
-    "2001:db8::/32",
-    "fc00::/7",
-    "fe80::/10",
-];
-
-fn is_local(addr: IpAddr) -> bool {
-    PRIVATE_NETS.iter().filter_map(|n| n.parse::<IpNet>().ok()).any(|n| n.contains(&addr))
-}
-
 /// `direction`: OUTBOUND from a local client to a remote server, INBOUND the other way, else unset.
-fn direction(id: &super::ConnId) -> Option<&'static str> {
-    match (is_local(id.orig_h), is_local(id.resp_h)) {
+fn direction(ctx: &Ctx) -> Option<&'static str> {
+    match (ctx.is_local(ctx.id.orig_h), ctx.is_local(ctx.id.resp_h)) {
         (true, false) => Some("OUTBOUND"),
         (false, true) => Some("INBOUND"),
         _ => None,

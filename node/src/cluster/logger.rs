@@ -167,12 +167,12 @@ fn next_boundary(now: i64, interval: i64) -> i64 {
 }
 
 fn hms(secs: i64) -> String {
-    let (_, _, _, h, m, s) = civil_from_epoch(secs);
+    let (_, _, _, h, m, s) = crate::logs::civil_from_epoch(secs);
     format!("{h:02}:{m:02}:{s:02}")
 }
 
 fn date(secs: i64) -> String {
-    let (y, m, d, ..) = civil_from_epoch(secs);
+    let (y, m, d, ..) = crate::logs::civil_from_epoch(secs);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
@@ -224,27 +224,7 @@ pub fn now_epoch() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Epoch seconds to a UTC date and time (Howard Hinnant's civil_from_days). The log writer has the same
-/// conversion privately; this file needs the parts for archive names.
-fn civil_from_epoch(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d, rem / 3600, rem / 60 % 60, rem % 60)
-}
-
-/// Zeek's header time, `YYYY-MM-DD-HH-MM-SS` (UTC).
-pub fn header_time(secs: i64) -> String {
-    let (y, mo, d, h, mi, s) = civil_from_epoch(secs);
-    format!("{y:04}-{mo:02}-{d:02}-{h:02}-{mi:02}-{s:02}")
-}
+pub use crate::logs::format_header_time as header_time;
 
 /// Parses Zeek's header time `YYYY-MM-DD-HH-MM-SS` (UTC).
 pub fn parse_header_time(s: &str) -> Option<i64> {

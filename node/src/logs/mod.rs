@@ -9,7 +9,10 @@ mod writer;
 
 pub use schemas::{CONN, FILES, FILES_BARE, TUNNEL, WEIRD, schema_by_path};
 pub use value::{Value, bytes_to_log_string};
-pub use writer::{DirSink, LogFormat, LogSink, MemorySink, format_header, format_record_json, format_record_tsv};
+pub use writer::{
+    DirSink, LogFormat, LogSink, MemorySink, civil_from_epoch, format_header, format_header_time, format_record_json,
+    format_record_tsv,
+};
 
 /// One column of a log: its name (dotted for flattened records) and its Zeek type name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
