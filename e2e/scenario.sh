@@ -155,8 +155,9 @@ no_release_objects_left() { [[ -z "$(release_objects)" ]]; }
 # --- the steps -----------------------------------------------------------------------------------------
 
 build_operator() {
-  # As the Dockerfile's build stage does (there without -p zeek-node, which this scenario does not need).
-  (cd "$ROOT" && cargo build --release --locked -p zeek-operator)
+  # Exactly the Dockerfile's build stage (the same package set, so scripts/test.sh's release build is reused
+  # instead of rebuilt with other feature unification).
+  (cd "$ROOT" && cargo build --release --locked -p zeek-node -p zeek-operator)
   [[ -x "$OPERATOR_BIN" ]] || fail "no $OPERATOR_BIN after the build"
 }
 
@@ -345,7 +346,7 @@ clean_up_namespaces() {
 
 main() {
   say "control plane $APISERVER_URL; operator namespace $OPERATOR_NS, clusters in $APPS_NS; logs in $WORK"
-  step "build the operator (cargo build --release --locked -p zeek-operator)" build_operator
+  step "build the operator (cargo build --release --locked -p zeek-node -p zeek-operator)" build_operator
   step "helm lint; the chart's CRD is crds/zeekcluster.yaml" lint_chart
   step "helm install into a fresh namespace" install_chart
   step "view and edit users get ZeekCluster rights (aggregated roles)" aggregated_roles_reach_users
