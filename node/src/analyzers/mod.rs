@@ -10,8 +10,8 @@
 
 pub mod detect;
 pub mod dns;
-pub mod fuzzing;
 pub mod ftp;
+pub mod fuzzing;
 pub mod http;
 pub mod smtp;
 pub mod ssh;
