@@ -17,6 +17,8 @@ pub struct Case {
     pub scripts: Vec<String>,
     /// Scripts we cannot translate into analyzers (reported, otherwise ignored).
     pub unknown_scripts: Vec<String>,
+    /// The test file's `redef` lines.
+    pub redefs: String,
     pub assertions: Vec<Assertion>,
     pub baselines: Vec<Baseline>,
     /// Zeek's full-mode logs with real timestamps (`zeek-default/*.log`).
@@ -67,6 +69,23 @@ pub struct RunSettings {
     pub ignore_checksums: bool,
     /// `--analyzers`; `None` = all (full mode).
     pub analyzers: Option<Vec<String>>,
+    /// A policy script's detection: `--detect NAME` with this `--detect-config` YAML (written into the log
+    /// folder as `detect.yaml`).
+    pub detection: Option<(String, String)>,
+}
+
+/// The detection a policy script stands for, with its settings from the test's redefs.
+fn detection_for(scripts: &[String], redefs: &str) -> Option<(String, String)> {
+    if !scripts.iter().any(|s| s == "protocols/ssh/detect-bruteforcing") {
+        return None;
+    }
+    let limit = redefs
+        .split("SSH::password_guesses_limit")
+        .nth(1)
+        .and_then(|rest| rest.trim_start_matches([' ', '=']).split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(30);
+    Some(("ssh-bruteforce".into(), format!("ssh:\n  password_guesses_limit: {limit}\n")))
 }
 
 impl RunSettings {
@@ -80,6 +99,9 @@ impl RunSettings {
             args.push("--analyzers".into());
             args.push(list.join(",").into());
         }
+        if let Some((name, _)) = &self.detection {
+            args.extend(["--detect".into(), name.into(), "--detect-config".into(), logdir.join("detect.yaml").into()]);
+        }
         args
     }
 
@@ -90,7 +112,8 @@ impl RunSettings {
             Some(list) => list.join("+"),
             None => "all".to_owned(),
         };
-        format!("{}{}", analyzers, if self.ignore_checksums { "-C" } else { "" })
+        let detect = self.detection.as_ref().map(|(name, _)| format!("+{name}")).unwrap_or_default();
+        format!("{}{}{}", analyzers, detect, if self.ignore_checksums { "-C" } else { "" })
     }
 
     /// The arguments as a shell would show them (for the report).
@@ -102,6 +125,9 @@ impl RunSettings {
         if let Some(list) = &self.analyzers {
             s.push_str(" --analyzers ");
             s.push_str(&list.join(","));
+        }
+        if let Some((name, _)) = &self.detection {
+            s.push_str(&format!(" --detect {name} --detect-config <dir>/detect.yaml"));
         }
         s
     }
@@ -121,6 +147,7 @@ impl Case {
             pcap,
             bare: setting(&cmd, "bare mode (-b)").is_some_and(|v| v.starts_with("YES")),
             ignore_checksums: setting(&cmd, "checksums ignored (-C)").is_some_and(|v| v.starts_with("YES")),
+            redefs: setting(&cmd, "redefs in test file").unwrap_or_default().to_owned(),
             scripts,
             unknown_scripts,
             assertions: setting(&cmd, "extra assertions in test").map(parse_assertions).unwrap_or_default(),
@@ -132,7 +159,8 @@ impl Case {
     /// The run that reproduces the btest command: bare mode enables only the loaded scripts' analyzers.
     pub fn baseline_run(&self) -> RunSettings {
         let analyzers = self.bare.then(|| analyzers_for_scripts(&self.scripts));
-        RunSettings { ignore_checksums: self.ignore_checksums, analyzers }
+        let detection = detection_for(&self.scripts, &self.redefs);
+        RunSettings { ignore_checksums: self.ignore_checksums, analyzers, detection }
     }
 
     /// The run that produced one baseline file.
@@ -146,7 +174,7 @@ impl Case {
 
     /// The run matching `zeek-default/`: all analyzers, the case's `-C`.
     pub fn default_run(&self) -> RunSettings {
-        RunSettings { ignore_checksums: self.ignore_checksums, analyzers: None }
+        RunSettings { ignore_checksums: self.ignore_checksums, analyzers: None, detection: None }
     }
 }
 
@@ -301,7 +329,8 @@ extra assertions in test: test ! -f weird.log | test -f analyzer.log\n";
 
     #[test]
     fn run_arguments() {
-        let run = RunSettings { ignore_checksums: true, analyzers: Some(vec!["conn".into(), "dns".into()]) };
+        let run =
+            RunSettings { ignore_checksums: true, analyzers: Some(vec!["conn".into(), "dns".into()]), detection: None };
         let args = run.args(Path::new("t.pcap"), Path::new("out"));
         assert_eq!(args, ["-r", "t.pcap", "--logdir", "out", "-C", "--analyzers", "conn,dns"].map(OsString::from));
         assert_eq!(run.label(), "conn+dns-C");
@@ -318,5 +347,15 @@ extra assertions in test: test ! -f weird.log | test -f analyzer.log\n";
                 assert!(!analyzers.is_empty(), "{}: bare case without analyzers", case.name);
             }
         }
+    }
+
+    #[test]
+    fn ssh_bruteforcing_policy_runs_the_detection_with_the_redef_limit() {
+        let scripts = vec!["protocols/ssh/detect-bruteforcing".to_string()];
+        let (name, config) = detection_for(&scripts, "redef SSH::password_guesses_limit=10;").expect("detection");
+        assert_eq!(name, "ssh-bruteforce");
+        assert_eq!(config, "ssh:\n  password_guesses_limit: 10\n");
+        assert!(detection_for(&["base/protocols/ssh".to_string()], "").is_none());
+        assert!(detection_for(&scripts, "").expect("default").1.contains(": 30"));
     }
 }

@@ -42,6 +42,9 @@ pub fn run_node(node: &Path, pcap: &Path, settings: &RunSettings, logdir: &Path,
 fn execute(node: &Path, pcap: &Path, settings: &RunSettings, logdir: &Path, timeout: Duration) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(logdir);
     std::fs::create_dir_all(logdir).map_err(|e| format!("cannot create {}: {e}", logdir.display()))?;
+    if let Some((_, config)) = &settings.detection {
+        std::fs::write(logdir.join("detect.yaml"), config).map_err(|e| format!("cannot write detect.yaml: {e}"))?;
+    }
     let mut child = Command::new(node)
         .args(settings.args(pcap, logdir))
         .current_dir(logdir)
