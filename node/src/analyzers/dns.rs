@@ -18,6 +18,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto};
+use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, bytes_to_log_string, f};
 use session::{Info, MessageContext, Tracker};
 use wire::{NETBIOS_PORT, ReadOptions};
@@ -35,13 +36,7 @@ pub static SPEC: AnalyzerSpec = AnalyzerSpec {
 /// `DNS::Info`, in Zeek 9.1's column order.
 pub static SCHEMA: Schema = Schema {
     path: "dns",
-    fields: &[
-        f("ts", "time"),
-        f("uid", "string"),
-        f("id.orig_h", "addr"),
-        f("id.orig_p", "port"),
-        f("id.resp_h", "addr"),
-        f("id.resp_p", "port"),
+    fields: conn_fields![
         f("proto", "enum"),
         f("trans_id", "count"),
         f("rtt", "interval"),

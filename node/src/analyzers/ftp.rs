@@ -14,17 +14,12 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 use super::smtp::files::FileTransfer;
 use super::smtp::lines::LineBuffer;
 use super::{Analyzer, AnalyzerSpec, Ctx, Expectation, Proto};
+use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, bytes_to_log_string, f};
 
 pub static FTP_LOG: Schema = Schema {
     path: "ftp",
-    fields: &[
-        f("ts", "time"),
-        f("uid", "string"),
-        f("id.orig_h", "addr"),
-        f("id.orig_p", "port"),
-        f("id.resp_h", "addr"),
-        f("id.resp_p", "port"),
+    fields: conn_fields![
         f("user", "string"),
         f("password", "string"),
         f("command", "string"),

@@ -19,17 +19,12 @@ use lines::LineBuffer;
 use mime::{MimeEvent, MimeMessage};
 
 use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto};
+use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, bytes_to_log_string, f};
 
 pub static SMTP_LOG: Schema = Schema {
     path: "smtp",
-    fields: &[
-        f("ts", "time"),
-        f("uid", "string"),
-        f("id.orig_h", "addr"),
-        f("id.orig_p", "port"),
-        f("id.resp_h", "addr"),
-        f("id.resp_p", "port"),
+    fields: conn_fields![
         f("trans_depth", "count"),
         f("helo", "string"),
         f("mailfrom", "string"),

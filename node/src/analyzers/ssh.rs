@@ -8,17 +8,12 @@
 use sha2::{Digest, Sha256};
 
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
+use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, bytes_to_log_string, f};
 
 pub static SSH_LOG: Schema = Schema {
     path: "ssh",
-    fields: &[
-        f("ts", "time"),
-        f("uid", "string"),
-        f("id.orig_h", "addr"),
-        f("id.orig_p", "port"),
-        f("id.resp_h", "addr"),
-        f("id.resp_p", "port"),
+    fields: conn_fields![
         f("version", "count"),
         f("auth_success", "bool"),
         f("auth_attempts", "count"),

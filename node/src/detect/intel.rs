@@ -16,6 +16,7 @@ use super::events::EngineEvent;
 use super::{Analysis, Cx, Data, DetectConfig, Event, Handler, Role};
 use crate::analyzers::ConnId;
 use crate::cluster::topic;
+use crate::logs::conn_fields;
 use crate::logs::{LogRecord, Schema, Value, f};
 
 pub const SNAPSHOT: &str = "Intel::snapshot";
@@ -25,13 +26,7 @@ pub const NODE_UP: &str = "Cluster::node_up";
 /// intel.log as Zeek 9.1 writes it with the default scripts (base/frameworks/intel/main.zeek and files.zeek).
 pub static INTEL_LOG: Schema = Schema {
     path: "intel",
-    fields: &[
-        f("ts", "time"),
-        f("uid", "string"),
-        f("id.orig_h", "addr"),
-        f("id.orig_p", "port"),
-        f("id.resp_h", "addr"),
-        f("id.resp_p", "port"),
+    fields: conn_fields![
         f("seen.indicator", "string"),
         f("seen.indicator_type", "enum"),
         f("seen.where", "enum"),

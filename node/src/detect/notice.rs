@@ -13,6 +13,7 @@ use super::runtime::Cx;
 use super::{Data, Event, Role};
 use crate::analyzers::{ConnId, Proto};
 use crate::cluster::data::Transport as PortProto;
+use crate::logs::conn_fields;
 use crate::logs::{LogRecord, Schema, Value, f};
 
 pub const CLUSTER_NOTICE: &str = "Notice::cluster_notice";
@@ -21,13 +22,7 @@ pub const BEGIN_SUPPRESSION: &str = "Notice::begin_suppression";
 /// notice.log as Zeek 9.1 writes it (base/frameworks/notice/main.zeek, with the geo columns of `remote_location`).
 pub static NOTICE_LOG: Schema = Schema {
     path: "notice",
-    fields: &[
-        f("ts", "time"),
-        f("uid", "string"),
-        f("id.orig_h", "addr"),
-        f("id.orig_p", "port"),
-        f("id.resp_h", "addr"),
-        f("id.resp_p", "port"),
+    fields: conn_fields![
         f("fuid", "string"),
         f("file_mime_type", "string"),
         f("file_desc", "string"),

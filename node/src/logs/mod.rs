@@ -35,6 +35,23 @@ impl Schema {
     }
 }
 
+/// The fields of a log that starts the way most of Zeek's do, `ts`, `uid` and the connection's `id.*`, followed
+/// by the log's own fields.
+macro_rules! conn_fields {
+    ($($rest:expr),* $(,)?) => {
+        &[
+            $crate::logs::f("ts", "time"),
+            $crate::logs::f("uid", "string"),
+            $crate::logs::f("id.orig_h", "addr"),
+            $crate::logs::f("id.orig_p", "port"),
+            $crate::logs::f("id.resp_h", "addr"),
+            $crate::logs::f("id.resp_p", "port"),
+            $($rest),*
+        ]
+    };
+}
+pub(crate) use conn_fields;
+
 /// Shorthand for schema tables.
 pub const fn f(name: &'static str, ty: &'static str) -> Field {
     Field { name, ty }

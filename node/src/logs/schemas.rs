@@ -1,17 +1,11 @@
 //! Schemas of the core logs (conn, weird, tunnel, files). Each protocol analyzer owns its own schema
 //! next to its parser; [`schema_by_path`] finds any of them by `#path`.
 
-use super::{Schema, f};
+use super::{Schema, conn_fields, f};
 
 pub static CONN: Schema = Schema {
     path: "conn",
-    fields: &[
-        f("ts", "time"),
-        f("uid", "string"),
-        f("id.orig_h", "addr"),
-        f("id.orig_p", "port"),
-        f("id.resp_h", "addr"),
-        f("id.resp_p", "port"),
+    fields: conn_fields![
         f("proto", "enum"),
         f("service", "string"),
         f("duration", "interval"),
@@ -33,13 +27,7 @@ pub static CONN: Schema = Schema {
 
 pub static WEIRD: Schema = Schema {
     path: "weird",
-    fields: &[
-        f("ts", "time"),
-        f("uid", "string"),
-        f("id.orig_h", "addr"),
-        f("id.orig_p", "port"),
-        f("id.resp_h", "addr"),
-        f("id.resp_p", "port"),
+    fields: conn_fields![
         f("name", "string"),
         f("addl", "string"),
         f("notice", "bool"),
@@ -48,19 +36,8 @@ pub static WEIRD: Schema = Schema {
     ],
 };
 
-pub static TUNNEL: Schema = Schema {
-    path: "tunnel",
-    fields: &[
-        f("ts", "time"),
-        f("uid", "string"),
-        f("id.orig_h", "addr"),
-        f("id.orig_p", "port"),
-        f("id.resp_h", "addr"),
-        f("id.resp_p", "port"),
-        f("tunnel_type", "enum"),
-        f("action", "enum"),
-    ],
-};
+pub static TUNNEL: Schema =
+    Schema { path: "tunnel", fields: conn_fields![f("tunnel_type", "enum"), f("action", "enum"),] };
 
 /// files.log as written with the full default scripts (hash and extract add the last six columns).
 pub static FILES: Schema = Schema {

@@ -2,17 +2,12 @@
 //! events. Request/response pairing (pipelining, `trans_depth`), header fields, and when http.log is
 //! written are reproduced here, including the pending-table corner cases.
 
+use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, bytes_to_log_string, f};
 
 pub static HTTP: Schema = Schema {
     path: "http",
-    fields: &[
-        f("ts", "time"),
-        f("uid", "string"),
-        f("id.orig_h", "addr"),
-        f("id.orig_p", "port"),
-        f("id.resp_h", "addr"),
-        f("id.resp_p", "port"),
+    fields: conn_fields![
         f("trans_depth", "count"),
         f("method", "string"),
         f("host", "string"),

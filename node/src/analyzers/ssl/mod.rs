@@ -18,17 +18,12 @@ use tls_parser::{
 use self::names::{SSLV2, SSLV3, TLSV12, TLSV13, is_tls13_draft};
 use self::x509::{CertInfo, KnownCerts, X509_LOG};
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
+use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, f};
 
 pub static SSL_LOG: Schema = Schema {
     path: "ssl",
-    fields: &[
-        f("ts", "time"),
-        f("uid", "string"),
-        f("id.orig_h", "addr"),
-        f("id.orig_p", "port"),
-        f("id.resp_h", "addr"),
-        f("id.resp_p", "port"),
+    fields: conn_fields![
         f("version", "string"),
         f("cipher", "string"),
         f("curve", "string"),
