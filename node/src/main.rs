@@ -69,6 +69,12 @@ struct Cli {
     /// Log level for the node's own diagnostics (tracing's env-filter syntax).
     #[arg(long, env = "ZEEK_NODE_LOG", default_value = "info", global = true)]
     log_level: String,
+    /// Format of the node's own diagnostics on stderr.
+    #[arg(long, env = "ZEEK_NODE_LOG_FORMAT", value_enum, default_value_t = zeek_telemetry::LogFormat::Text, global = true)]
+    log_format: zeek_telemetry::LogFormat,
+    /// Send trace spans to this OpenTelemetry collector (OTLP/gRPC, e.g. http://otel-collector:4317). Off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL", global = true)]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -86,14 +92,23 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log_level))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let telemetry = zeek_telemetry::init(&zeek_telemetry::Options {
+        service: "zeek-node",
+        format: cli.log_format,
+        filter: &cli.log_level,
+        ansi: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        otlp_endpoint: cli.otlp_endpoint.as_deref(),
+    });
+    let _telemetry = match telemetry {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("zeek-node: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Some(Command::Run(args)) => cluster::cli::run_node(*args),
-        Some(Command::Cluster(args)) => cluster::inabox::cluster(*args),
+        Some(Command::Cluster(args)) => cluster::inabox::cluster(*args, cli.otlp_endpoint.as_deref()),
         Some(Command::Layout(cmd)) => cluster::cli::layout_cmd(cmd),
         Some(Command::Ctl(args)) => cluster::ctl::ctl(args),
         None => standalone(cli),
@@ -133,7 +148,9 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
     };
     let opts =
         RunOptions { input, filter: cli.filter, threads: usize::from(cli.threads), analysis, progress: true, stop };
-    let summary = runner::run(opts, sink.as_mut())?;
+    let span = tracing::info_span!("analyse", packets = tracing::field::Empty, records = tracing::field::Empty);
+    let summary = span.in_scope(|| runner::run(opts, sink.as_mut()))?;
+    span.record("packets", summary.engine.packets).record("records", summary.records);
     if let Some(msg) = &summary.truncated {
         tracing::warn!("the trace is truncated ({msg}); everything before the cut was analysed");
     }

@@ -13,12 +13,20 @@ use crate::error::{Error, Result, kube_err};
 use crate::http::{self, Readiness};
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
-use crate::{controller, crd_install, telemetry};
+use crate::{controller, crd_install};
 
 pub const CONTROLLER_NAME: &str = "zeek-operator";
 
 pub async fn run(args: RunArgs) -> Result<()> {
-    let _telemetry = telemetry::init(args.log_format, args.otlp_endpoint.as_deref())?;
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,kube=warn".to_string());
+    let _telemetry = zeek_telemetry::init(&zeek_telemetry::Options {
+        service: CONTROLLER_NAME,
+        format: args.log_format,
+        filter: &filter,
+        ansi: false,
+        otlp_endpoint: args.otlp_endpoint.as_deref(),
+    })
+    .map_err(|e| Error::Setup(e.to_string()))?;
     let client = Client::try_default().await.map_err(kube_err("connect to the Kubernetes API"))?;
     let metrics = Arc::new(Metrics::new());
     let readiness = Readiness::default();

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::telemetry::LogFormat;
+use zeek_telemetry::LogFormat;
 
 /// Kubernetes operator for ZeekCluster resources. Without a subcommand it runs the operator.
 #[derive(Debug, Parser)]

@@ -8,7 +8,7 @@
 //!   worker DaemonSets, PodDisruptionBudgets); [`tls`]: the certificates; [`rollout`]: role-ordered
 //!   updates; [`status`]: conditions and counts.
 //! - Process plumbing: [`app`] (wiring), [`controller`], [`leader`], [`crd_install`], [`http`],
-//!   [`metrics`], [`telemetry`], [`cli`]; [`rbac`]: the API permissions all of this needs (the Helm chart's
+//!   [`metrics`], [`cli`] (telemetry comes from the zeek-telemetry crate); [`rbac`]: the API permissions all of this needs (the Helm chart's
 //!   RBAC is checked against it).
 
 pub mod app;
@@ -28,7 +28,6 @@ pub mod reconcile;
 pub mod role;
 pub mod rollout;
 pub mod status;
-pub mod telemetry;
 pub mod tls;
 
 pub use error::{Error, Result};

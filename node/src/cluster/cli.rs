@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tracing::Instrument as _;
 
 use super::hrw::fnv1a32;
 use super::layout::{Layout, NodeSpec, parse_duration, split_host_port};
@@ -280,7 +281,26 @@ fn export_counters(node: &Node, rt: &SharedRuntime) {
 }
 
 async fn node_main(cfg: NodeConfig, mut plan: NodePlan) -> anyhow::Result<()> {
-    let node = Node::start(cfg).await?;
+    // One span from start to the readiness barrier: what a trace backend shows of a node joining.
+    let joining = tracing::info_span!(
+        "node.join",
+        cluster = %cfg.cluster,
+        node = %cfg.me.name,
+        role = %cfg.me.role,
+        ready = tracing::field::Empty,
+        epoch = tracing::field::Empty,
+    );
+    let node = Node::start(cfg).instrument(joining.clone()).await?;
+    {
+        let (node, timeout) = (node.clone(), plan.ready_timeout);
+        tokio::spawn(
+            async move {
+                let ready = node.wait_ready(timeout).await;
+                tracing::Span::current().record("ready", ready).record("epoch", node.view().epoch);
+            }
+            .instrument(joining),
+        );
+    }
     let scenario_done = testkit::install(&node, &plan.scenarios);
     let rt = install_analyses(&node, &mut plan);
     if let Some(rt) = &rt {
@@ -296,7 +316,17 @@ async fn node_main(cfg: NodeConfig, mut plan: NodePlan) -> anyhow::Result<()> {
             if !handle.block_on(node.wait_ready(ready_timeout)) {
                 tracing::warn!("the cluster is not ready after {ready_timeout:?}; capturing anyway");
             }
-            let _ = capture_tx.send(run_capture(&node, job, stop));
+            let capturing = tracing::info_span!(
+                "capture",
+                node = node.name(),
+                packets = tracing::field::Empty,
+                records = tracing::field::Empty
+            );
+            let result = capturing.in_scope(|| run_capture(&node, job, stop));
+            if let Ok(summary) = &result {
+                capturing.record("packets", summary.engine.packets).record("records", summary.records);
+            }
+            let _ = capture_tx.send(result);
         })?;
     } else {
         drop(capture_tx);
@@ -338,7 +368,7 @@ async fn node_main(cfg: NodeConfig, mut plan: NodePlan) -> anyhow::Result<()> {
         }
         export_counters(&node, rt);
     }
-    node.leave("stopping").await;
+    node.leave("stopping").instrument(tracing::info_span!("node.leave", node = node.name())).await;
     let dropped = node.metrics().dropped_total();
     if dropped > 0 {
         tracing::warn!(records = dropped, "log records were dropped (see zeek_log_records_dropped_total)");

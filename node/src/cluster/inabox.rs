@@ -257,7 +257,8 @@ fn stop_role(procs: &mut Procs, role: Role) -> anyhow::Result<Vec<String>> {
     Ok(failed)
 }
 
-pub fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
+/// `otlp_endpoint`: the collector every node sends its spans to (`--otlp-endpoint`), if any.
+pub fn cluster(args: ClusterArgs, otlp_endpoint: Option<&str>) -> anyhow::Result<()> {
     if args.readfile.is_none() && args.interface.is_none() {
         anyhow::bail!("nothing to analyse: give -r FILE or -i IFACE");
     }
@@ -290,6 +291,9 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
             anyhow::bail!("--sync-interval {}: a positive number of seconds", args.sync_interval);
         }
         common.extend(["--sync-interval".to_string(), args.sync_interval.to_string()]);
+    }
+    if let Some(endpoint) = otlp_endpoint {
+        common.extend(["--otlp-endpoint".to_string(), endpoint.to_string()]);
     }
     let launcher =
         Launcher { exe, layout_file: &layout_file, layout: &layout, dir: &dir, insecure: args.insecure, common };

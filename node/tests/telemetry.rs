@@ -1,0 +1,76 @@
+//! Nodes send trace spans to an OpenTelemetry collector when `--otlp-endpoint` is given: a real OTLP/gRPC
+//! receiver on loopback gets the standalone analysis span, and from `zeek-node cluster` every node's join span
+//! (ready, with its view epoch) and every worker's capture span, whose packet counts add up to the trace's.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::node_binary;
+use zeek_telemetry::collector::{Collector, ReceivedSpan};
+
+fn demo_trace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/traces/demo.pcap")
+}
+
+/// Spans arrive in batches after the process flushes them; wait (bounded) until `done` holds.
+fn spans_until(collector: &Collector, done: impl Fn(&[ReceivedSpan]) -> bool) -> Vec<ReceivedSpan> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let spans = collector.spans();
+        if done(&spans) || Instant::now() > deadline {
+            return spans;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn count(span: &ReceivedSpan, key: &str) -> u64 {
+    span.attribute(key).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{key} missing in {span:?}"))
+}
+
+#[test]
+fn standalone_and_cluster_nodes_export_spans() {
+    let collector = Collector::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let alone = dir.path().join("standalone");
+    std::fs::create_dir_all(&alone).expect("mkdir");
+    let out = Command::new(node_binary())
+        .arg("-r")
+        .arg(demo_trace())
+        .arg("--logdir")
+        .arg(&alone)
+        .args(["--otlp-endpoint", &collector.endpoint()])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "standalone failed: {}", String::from_utf8_lossy(&out.stderr));
+    let spans = spans_until(&collector, |s| s.iter().any(|s| s.name == "analyse"));
+    let analyse = spans.iter().find(|s| s.name == "analyse").expect("the analyse span reached the collector");
+    assert_eq!(analyse.service, "zeek-node");
+    let packets = count(analyse, "packets");
+    assert!(packets > 1000, "the demo trace has thousands of packets, the span says {packets}");
+
+    let out = Command::new(node_binary())
+        .args(["cluster", "--workers", "2", "--proxies", "1", "--loggers", "1", "-r"])
+        .arg(demo_trace())
+        .arg("--logdir")
+        .arg(dir.path().join("cluster"))
+        .args(["--otlp-endpoint", &collector.endpoint()])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "cluster failed: {}", String::from_utf8_lossy(&out.stderr));
+    let nodes = ["manager", "proxy-1", "logger-1", "worker-1", "worker-2"];
+    let spans = spans_until(&collector, |s| s.iter().filter(|s| s.name == "node.join").count() >= nodes.len());
+    for node in nodes {
+        let join = spans
+            .iter()
+            .find(|s| s.name == "node.join" && s.attribute("node") == Some(node))
+            .unwrap_or_else(|| panic!("no node.join span from {node}: {spans:?}"));
+        assert_eq!(join.attribute("ready"), Some("true"), "{node} joined but was not ready: {join:?}");
+        assert!(count(join, "epoch") >= 1, "{node} has no view epoch: {join:?}");
+    }
+    let captured: u64 = spans.iter().filter(|s| s.name == "capture").map(|s| count(s, "packets")).sum();
+    assert_eq!(captured, packets, "the workers' capture spans count other packets than the trace has");
+}
