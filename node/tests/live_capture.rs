@@ -11,11 +11,14 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use support::netns::{VethPair, missing_prerequisite, skip_or_fail};
 use support::{masked_records, node_binary, oracle_root, record_diff, trace_of};
+
+const TEST: &str = "live_capture";
 
 /// conn, dns and http records from a trace with no VLANs, no frame above 1500 bytes and a 6 s span (so no
 /// inactivity timeout differs between the trace's clock and the replay's).
@@ -27,18 +30,18 @@ const REPLAY_PPS: &str = "1000";
 
 #[test]
 fn live_capture_matches_offline_read() {
-    if let Some(reason) = missing_prerequisite() {
-        skip_or_fail(&reason);
+    if let Some(reason) = missing_prerequisite(&["ip", "tcpreplay"]) {
+        skip_or_fail(TEST, &reason);
         return;
     }
     let Some(trace) = oracle_root().and_then(|root| trace_of(&root.join(CASE))) else {
-        skip_or_fail(&format!("oracle case {CASE} not found (set ZEEK_ORACLE_DIR)"));
+        skip_or_fail(TEST, &format!("oracle case {CASE} not found (set ZEEK_ORACLE_DIR)"));
         return;
     };
-    let net = match VethPair::create() {
+    let net = match VethPair::create("lc") {
         Ok(net) => net,
         Err(e) => {
-            skip_or_fail(&format!("cannot create network namespaces: {e}"));
+            skip_or_fail(TEST, &format!("cannot create network namespaces: {e}"));
             return;
         }
     };
@@ -49,7 +52,7 @@ fn live_capture_matches_offline_read() {
     assert!(out.status.success(), "zeek-node -r failed: {}", String::from_utf8_lossy(&out.stderr));
 
     for (label, iface, threads) in
-        [("libpcap", net.capture_iface.clone(), 1), ("af_packet", format!("af_packet::{}", net.capture_iface), 2)]
+        [("libpcap", net.b_iface.clone(), 1), ("af_packet", format!("af_packet::{}", net.b_iface), 2)]
     {
         let live = tempfile::tempdir().expect("temp dir");
         let stderr = capture_while_replaying(&net, &iface, threads, live.path(), &trace);
@@ -67,102 +70,11 @@ fn live_capture_matches_offline_read() {
     }
 }
 
-fn missing_prerequisite() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not running as root".into());
-    }
-    ["ip", "tcpreplay"]
-        .into_iter()
-        .find(|tool| Command::new(tool).arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err())
-        .map(|tool| format!("{tool} is not installed (scripts/setup.sh installs it)"))
-}
-
-fn skip_or_fail(reason: &str) {
-    if std::env::var("ZEEK_LIVE_REQUIRED").is_ok_and(|v| v == "1") {
-        panic!("live capture test required (ZEEK_LIVE_REQUIRED=1) but {reason}");
-    }
-    eprintln!("\n*** live_capture: SKIPPED: {reason} (set ZEEK_LIVE_REQUIRED=1 to make this a failure) ***\n");
-}
-
-/// Two namespaces joined by a veth pair, named after this process so parallel runs do not collide.
-struct VethPair {
-    replay_ns: String,
-    capture_ns: String,
-    replay_iface: String,
-    capture_iface: String,
-}
-
-impl VethPair {
-    fn create() -> Result<Self, String> {
-        let pid = std::process::id();
-        let net = VethPair {
-            replay_ns: format!("zn-replay-{pid}"),
-            capture_ns: format!("zn-capture-{pid}"),
-            replay_iface: format!("znr{pid}"),
-            capture_iface: format!("znc{pid}"),
-        };
-        // From here on Drop removes whatever was made.
-        for ns in [&net.replay_ns, &net.capture_ns] {
-            run("ip", &["netns", "add", ns])?;
-            // No IPv6 on the new links, so the kernel sends no router/neighbour solicitations into the capture.
-            for key in ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"] {
-                net.exec(ns, &["sysctl", "-qw", key])?;
-            }
-        }
-        net.exec(
-            &net.replay_ns,
-            &[
-                "ip",
-                "link",
-                "add",
-                &net.replay_iface,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &net.capture_iface,
-                "netns",
-                &net.capture_ns,
-            ],
-        )?;
-        for (ns, iface) in [(&net.replay_ns, &net.replay_iface), (&net.capture_ns, &net.capture_iface)] {
-            net.exec(ns, &["ip", "link", "set", iface, "up"])?;
-        }
-        Ok(net)
-    }
-
-    fn exec(&self, ns: &str, argv: &[&str]) -> Result<(), String> {
-        let mut args = vec!["netns", "exec", ns];
-        args.extend_from_slice(argv);
-        run("ip", &args)
-    }
-}
-
-impl Drop for VethPair {
-    fn drop(&mut self) {
-        // Deleting a namespace deletes the veth end inside it, and with it the peer.
-        for ns in [&self.replay_ns, &self.capture_ns] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
-        }
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    let out: Output = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
-/// Starts `zeek-node -i` in the capture namespace, waits until it captures, replays the trace, stops it with
+/// Starts `zeek-node -i` in the capture namespace (b), waits until it captures, replays the trace, stops it with
 /// SIGINT and returns what it wrote on stderr.
 fn capture_while_replaying(net: &VethPair, iface: &str, threads: usize, logdir: &Path, trace: &Path) -> String {
-    let mut node = Command::new("ip")
-        .args(["netns", "exec", &net.capture_ns])
-        .arg(node_binary())
+    let mut node = net
+        .command(&net.b_ns, node_binary())
         .args(["-i", iface, "-C", "--threads", &threads.to_string(), "--logdir"])
         .arg(logdir)
         .env("NO_COLOR", "1")
@@ -179,8 +91,9 @@ fn capture_while_replaying(net: &VethPair, iface: &str, threads: usize, logdir: 
         let _ = node.wait();
         panic!("zeek-node -i {iface} did not start capturing:\n{stderr}");
     }
-    let replay = Command::new("ip")
-        .args(["netns", "exec", &net.replay_ns, "tcpreplay", "-q", "--pps", REPLAY_PPS, "-i", &net.replay_iface])
+    let replay = net
+        .command(&net.a_ns, "tcpreplay")
+        .args(["-q", "--pps", REPLAY_PPS, "-i", &net.a_iface])
         .arg(trace)
         .output()
         .expect("runs tcpreplay");

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod netns;
+
 use std::path::{Path, PathBuf};
 
 /// The folder of oracle cases: `ZEEK_ORACLE_DIR`, else `<workspace>/../shared/oracle/dev`.
