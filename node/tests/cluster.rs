@@ -711,6 +711,7 @@ fn layout_from_nodecfg() {
 /// Columns that hold per-process identifiers (each worker has its own uid generator).
 const ID_COLUMNS: &[&str] = &[
     "uid",
+    "uids",
     "fuid",
     "id",
     "tunnel_parents",
