@@ -5,11 +5,16 @@
 mod support;
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::io::Write as _;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use support::{node_binary, oracle_root};
+use zeek_node::cluster::Role;
+use zeek_node::cluster::ctl::fetch_status;
+use zeek_node::cluster::layout::{LAYOUT_VERSION, Layout, LoggingSection, ManagerEntry, NodeEntry};
 
 // ---------------------------------------------------------------------------------------------------
 // A tiny pcap writer: Ethernet / IPv4 / TCP or UDP with valid checksums.
@@ -41,6 +46,22 @@ fn checksum(chunks: &[&[u8]]) -> u16 {
 }
 
 type Endpoint = (Ipv4Addr, u16);
+
+/// A DNS message with one question: a recursive query, or its empty answer.
+fn dns_message(id: u16, name: &str, qtype: u16, reply: bool) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend(id.to_be_bytes());
+    m.extend(if reply { [0x81, 0x80] } else { [0x01, 0x00] });
+    m.extend([0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        m.push(label.len() as u8);
+        m.extend(label.as_bytes());
+    }
+    m.push(0);
+    m.extend(qtype.to_be_bytes());
+    m.extend([0, 1]);
+    m
+}
 
 fn ep(addr: &str, port: u16) -> Endpoint {
     (addr.parse().expect("test address"), port)
@@ -140,20 +161,16 @@ impl Pcap {
     }
 
     fn dns_query(&mut self, ts: f64, client: Endpoint, server: Endpoint, id: u16, name: &str, qtype: u16) {
-        let mut q = Vec::new();
-        q.extend(id.to_be_bytes());
-        q.extend([0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-        for label in name.split('.') {
-            q.push(label.len() as u8);
-            q.extend(label.as_bytes());
-        }
-        q.push(0);
-        q.extend(qtype.to_be_bytes());
-        q.extend([0, 1]);
-        self.udp(ts, client, server, &q);
+        self.udp(ts, client, server, &dns_message(id, name, qtype, false));
     }
 
-    fn write(&self, path: &Path) {
+    /// The server's answer to a query (no records, NOERROR).
+    fn dns_reply(&mut self, ts: f64, client: Endpoint, server: Endpoint, id: u16, name: &str, qtype: u16) {
+        self.udp(ts, server, client, &dns_message(id, name, qtype, true));
+    }
+
+    /// The savefile header (little-endian pcap, microseconds, Ethernet).
+    fn header() -> Vec<u8> {
         let mut out = Vec::new();
         out.extend(0xa1b2_c3d4u32.to_le_bytes());
         out.extend(2u16.to_le_bytes());
@@ -161,6 +178,12 @@ impl Pcap {
         out.extend([0u8; 8]);
         out.extend(65535u32.to_le_bytes());
         out.extend(1u32.to_le_bytes());
+        out
+    }
+
+    /// The packet records in time order, without the header (a later part of a trace written in pieces).
+    fn records(&self) -> Vec<u8> {
+        let mut out = Vec::new();
         let mut packets: Vec<&(f64, Vec<u8>)> = self.packets.iter().collect();
         packets.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (ts, frame) in packets {
@@ -171,7 +194,18 @@ impl Pcap {
             out.extend((frame.len() as u32).to_le_bytes());
             out.extend(frame);
         }
+        out
+    }
+
+    fn write(&self, path: &Path) {
+        let mut out = Self::header();
+        out.extend(self.records());
         std::fs::write(path, out).expect("write pcap");
+    }
+
+    /// One trace made of `parts` in order (their times must not overlap).
+    fn concat<'a>(parts: impl IntoIterator<Item = &'a Pcap>) -> Pcap {
+        Pcap { packets: parts.into_iter().flat_map(|p| p.packets.iter().cloned()).collect() }
     }
 }
 
@@ -317,7 +351,8 @@ fn dos_pairs_raise_threshold_and_victim_notices() {
     let r = run(&p, &["--detect", "dos"], &[]);
     let thresholds = r.notices("DoS::Threshold");
     assert_eq!(thresholds.len(), 1, "{thresholds:?}");
-    assert_eq!(thresholds[0]["msg"], "198.51.100.7 sent 100 connections to 10.0.0.5 on 3389/udp (700 bytes)");
+    assert_eq!(thresholds[0]["msg"], "198.51.100.7 sent 100 connections to 10.0.0.5 on 3389/udp");
+    assert_eq!(thresholds[0]["n"], "100");
     assert_eq!((thresholds[0]["src"].as_str(), thresholds[0]["dst"].as_str()), (attacker, victim));
     assert_eq!((thresholds[0]["p"].as_str(), thresholds[0]["proto"].as_str()), ("3389", "udp"));
     let victims = r.notices("DoS::Victim");
@@ -506,22 +541,26 @@ fn software_trace() -> Pcap {
     p
 }
 
+/// software.log as (host, host_p, software_type, name, version.major, unparsed_version), sorted.
+fn software_of(r: &Run) -> Vec<[String; 6]> {
+    let columns = ["host", "host_p", "software_type", "name", "version.major", "unparsed_version"];
+    let mut rows: Vec<[String; 6]> = r.log("software").iter().map(|s| columns.map(|c| s[c].clone())).collect();
+    rows.sort();
+    rows
+}
+
 #[test]
 fn software_and_known_hosts_and_services_are_logged_once() {
     let (client, server) = ("10.0.0.1", "10.0.0.2");
     let p = software_trace();
     let r = run(&p, &["--detect", "software,known"], &[]);
-    let mut software: Vec<(String, String, String, String)> = r
-        .log("software")
-        .into_iter()
-        .map(|s| (s["host"].clone(), s["name"].clone(), s["version.major"].clone(), s["unparsed_version"].clone()))
-        .collect();
-    software.sort();
+    // The clients' User-Agent (HTTP::BROWSER) and the server's `Server` header (HTTP::SERVER, with its port).
     assert_eq!(
-        software,
+        software_of(&r),
         [
-            (client.into(), "Wget".into(), "1".into(), "Wget/1.21.2".into()),
-            (client.into(), "curl".into(), "7".into(), "curl/7.81.0".into()),
+            [client, "-", "HTTP::BROWSER", "Wget", "1", "Wget/1.21.2"].map(String::from),
+            [client, "-", "HTTP::BROWSER", "curl", "7", "curl/7.81.0"].map(String::from),
+            [server, "80", "HTTP::SERVER", "nginx", "1", "nginx/1.18.0"].map(String::from),
         ]
     );
     let mut hosts: Vec<String> = r.log("known_hosts").into_iter().map(|h| h["host"].clone()).collect();
@@ -535,30 +574,69 @@ fn software_and_known_hosts_and_services_are_logged_once() {
     );
 }
 
+/// The DNS statistics interval of the tests (seconds).
+const DNS_INTERVAL: f64 = 60.0;
+
+/// Queries as (seconds after T0, query type, answered): bursts over five intervals with gaps longer than the UDP
+/// timeout, so unanswered queries are logged (and counted) long after their interval ended.
+const DNS_QUERIES: [(f64, u16, bool); 14] = [
+    (0.0, 1, true),
+    (1.0, 1, false),
+    (2.0, 28, true),
+    (59.5, 1, false),
+    (61.0, 15, true),
+    (62.0, 1, true),
+    (200.0, 1, false),
+    (201.0, 15, false),
+    (202.0, 28, true),
+    (203.0, 1, true),
+    (230.0, 28, false),
+    (299.0, 1, true),
+    (400.0, 16, false),
+    (401.0, 1, true),
+];
+
 fn dns_trace() -> Pcap {
     let mut p = Pcap::default();
     let (client, server) = (ep("10.0.0.1", 0), ep("10.0.0.53", 53));
-    let queries: [(f64, u16); 8] =
-        [(0.0, 1), (1.0, 1), (2.0, 28), (3.0, 1), (200.0, 1), (201.0, 15), (202.0, 28), (203.0, 1)];
-    for (i, (dt, qtype)) in queries.iter().enumerate() {
-        p.dns_query(T0 + dt, (client.0, 30000 + i as u16), server, i as u16, "host.example.com", *qtype);
+    for (i, (dt, qtype, answered)) in DNS_QUERIES.iter().enumerate() {
+        let from = (client.0, 30000 + i as u16);
+        p.dns_query(T0 + dt, from, server, i as u16, "host.example.com", *qtype);
+        if *answered {
+            p.dns_reply(T0 + dt + 0.02, from, server, i as u16, "host.example.com", *qtype);
+        }
     }
     p
 }
 
+/// dns_qtype_stats.log as (interval, query type name) → queries.
+fn dns_stats_rows(r: &Run) -> std::collections::BTreeMap<(u64, String), u64> {
+    let mut rows = std::collections::BTreeMap::new();
+    for row in r.log("dns_qtype_stats") {
+        let key = (row["epoch"].parse().expect("interval"), row["qtype_name"].clone());
+        let previous = rows.insert(key, row["queries"].parse().expect("count"));
+        assert!(previous.is_none(), "one row per interval and type: {row:?}");
+    }
+    rows
+}
+
 #[test]
 fn dns_query_types_are_counted_per_interval() {
-    let p = dns_trace();
-    let r =
-        run(&p, &["--detect", "dns-stats", "--detect-config", "c.yaml"], &[("c.yaml", "dns_stats: { interval: 60 }")]);
-    let mut totals: HashMap<String, u64> = HashMap::new();
-    let rows = r.log("dns_qtype_stats");
-    for row in &rows {
-        *totals.entry(row["qtype_name"].clone()).or_default() += row["queries"].parse::<u64>().expect("count");
+    let name = |qtype: u16| match qtype {
+        1 => "A",
+        15 => "MX",
+        16 => "TXT",
+        28 => "AAAA",
+        _ => unreachable!("a type of DNS_QUERIES"),
+    };
+    let mut expected = std::collections::BTreeMap::new();
+    for (dt, qtype, _) in DNS_QUERIES {
+        let interval = ((T0 + dt) / DNS_INTERVAL).floor() as u64;
+        *expected.entry((interval, name(qtype).to_string())).or_insert(0u64) += 1;
     }
-    assert_eq!(totals, HashMap::from([("A".into(), 5), ("AAAA".into(), 2), ("MX".into(), 1)]));
-    let epochs: std::collections::BTreeSet<&str> = rows.iter().map(|r| r["epoch"].as_str()).collect();
-    assert!(epochs.len() >= 2, "the two bursts fall in different intervals: {rows:?}");
+    let config = format!("dns_stats: {{ interval: {DNS_INTERVAL} }}");
+    let r = run(&dns_trace(), &["--detect", "dns-stats", "--detect-config", "c.yaml"], &[("c.yaml", &config)]);
+    assert_eq!(dns_stats_rows(&r), expected);
 }
 
 #[test]
@@ -599,8 +677,20 @@ fn cluster_dos_and_scans_match_standalone() {
 
 #[test]
 fn cluster_software_and_known_match_standalone() {
-    // dns-stats is not compared yet: its per-interval epochs differ between the two runs (see docs/ANALYSES.md).
-    same_in_a_cluster(&software_trace(), &["--detect", "software,known"], &[]);
+    let (_, c) = same_in_a_cluster(&software_trace(), &["--detect", "software,known"], &[]);
+    let servers: Vec<[String; 6]> = software_of(&c).into_iter().filter(|s| s[2] == "HTTP::SERVER").collect();
+    assert_eq!(servers, [["10.0.0.2", "80", "HTTP::SERVER", "nginx", "1", "nginx/1.18.0"].map(String::from)]);
+}
+
+/// The workers count each query in its own interval and the manager logs an interval once no more counts can
+/// come, so a cluster's per-interval figures are a standalone run's.
+#[test]
+fn cluster_dns_query_types_per_interval_match_standalone() {
+    let config = format!("dns_stats: {{ interval: {DNS_INTERVAL} }}");
+    let args = ["--detect", "dns-stats", "--detect-config", "c.yaml"];
+    let (alone, clustered) = same_in_a_cluster(&dns_trace(), &args, &[("c.yaml", &config)]);
+    assert_eq!(dns_stats_rows(&alone), dns_stats_rows(&clustered));
+    assert!(dns_stats_rows(&clustered).len() >= 5, "several intervals: {:?}", dns_stats_rows(&clustered));
 }
 
 #[test]
@@ -658,4 +748,397 @@ fn cluster_url_clicked_on_another_worker_30s_after_the_mail() {
     let clicks = c.notices("SMTP::URL_Clicked");
     assert_eq!(clicks.len(), 1, "{clicks:?}");
     assert_eq!(clicks[0]["id.orig_h"], "10.0.0.31");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A cluster of `zeek-node run` processes whose proxy pool changes during a run
+// ---------------------------------------------------------------------------------------------------
+
+/// Polls `check` every 100 ms until it gives `Some` or `timeout` passes.
+fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+}
+
+/// `zeek-node run` nodes of one layout on 127.0.0.1, every one with the same detection options; each is killed
+/// when the cluster is dropped.
+struct NodeProcs {
+    dir: tempfile::TempDir,
+    layout: Layout,
+    layout_file: PathBuf,
+    common: Vec<String>,
+    procs: HashMap<String, Child>,
+}
+
+impl Drop for NodeProcs {
+    fn drop(&mut self) {
+        for c in self.procs.values_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl NodeProcs {
+    fn new(nodes: &[(&str, Role)], detect: &[&str]) -> NodeProcs {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports = free_ports(nodes.len() + 1);
+        let entry = |(name, role): &(&str, Role), port: &u16| NodeEntry {
+            name: name.to_string(),
+            role: *role,
+            host: "127.0.0.1".into(),
+            port: *port,
+            interface: None,
+            threads: None,
+        };
+        let layout = Layout {
+            version: LAYOUT_VERSION,
+            cluster: "detections".into(),
+            manager: ManagerEntry { name: "manager".into(), host: "127.0.0.1".into(), port: ports[0] },
+            nodes: nodes.iter().zip(&ports[1..]).map(|(n, p)| entry(n, p)).collect(),
+            tls: None,
+            analysis: Default::default(),
+            logging: LoggingSection { dir: dir.path().join("logs"), ..LoggingSection::default() },
+        };
+        let layout_file = dir.path().join("layout.yaml");
+        std::fs::write(&layout_file, layout.to_yaml().expect("yaml")).expect("write layout");
+        let mut common: Vec<String> = detect.iter().map(|s| s.to_string()).collect();
+        common.extend(["--insecure", "--heartbeat-ms", "200", "--liveness-ms", "1500"].map(str::to_string));
+        NodeProcs { dir, layout, layout_file, common, procs: HashMap::new() }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn start(&mut self, name: &str, extra: &[&str]) {
+        let stderr = std::fs::File::create(self.path(&format!("{name}.stderr"))).expect("stderr file");
+        let child = Command::new(node_binary())
+            .arg("run")
+            .arg("--layout")
+            .arg(&self.layout_file)
+            .args(["--node", name, "--logdir"])
+            .arg(self.path("logs").join(name))
+            .args(&self.common)
+            .args(extra)
+            .env("ZEEK_NODE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start zeek-node run");
+        self.procs.insert(name.to_string(), child);
+    }
+
+    /// A node that is not in the layout joins with `role`.
+    fn join(&mut self, name: &str, role: &str, extra: &[&str]) {
+        let advertise = format!("127.0.0.1:{}", free_ports(1)[0]);
+        let mut args = vec!["--role", role, "--advertise", &advertise];
+        args.extend_from_slice(extra);
+        self.start(name, &args);
+    }
+
+    fn stderr(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(&format!("{name}.stderr"))).unwrap_or_default()
+    }
+
+    fn terminate(&mut self, name: &str) {
+        if let Some(c) = self.procs.get_mut(name)
+            && matches!(c.try_wait(), Ok(None))
+        {
+            // SAFETY: kill(2) on a child of this process, which has not been reaped (try_wait said it runs).
+            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+        }
+    }
+
+    fn wait_exit(&mut self, name: &str, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.procs.get_mut(name).expect("a started node");
+        let status = wait_for(timeout, || child.try_wait().ok().flatten());
+        status.unwrap_or_else(|| panic!("{name} did not exit within {timeout:?}\n{}", self.stderr(name)))
+    }
+
+    /// Stops the nodes still running in the order that delivers everything: workers, proxies, manager, loggers.
+    fn stop_all(&mut self) {
+        for prefix in ["worker", "proxy", "manager", "logger"] {
+            let names: Vec<String> = self.procs.keys().filter(|n| n.starts_with(prefix)).cloned().collect();
+            for n in &names {
+                self.terminate(n);
+            }
+            for n in &names {
+                let status = self.wait_exit(n, Duration::from_secs(30));
+                assert!(status.success(), "{n} failed\n{}", self.stderr(n));
+            }
+        }
+    }
+
+    /// The members of the manager's current view.
+    fn members(&self) -> Vec<String> {
+        let addr = format!("127.0.0.1:{}", self.layout.manager.port);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let status = rt.block_on(fetch_status(&addr, None)).ok();
+        status.and_then(|s| s.view).map(|v| v.members.into_iter().map(|m| m.name).collect()).unwrap_or_default()
+    }
+
+    /// The records of every `NAME*.log` the loggers wrote so far (rotated files included), columns masked.
+    fn records(&self, name: &str, masked: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> =
+            log_files(&self.path("logs"), name).iter().flat_map(|f| support::masked_records(f, masked)).collect();
+        out.sort();
+        out
+    }
+}
+
+/// Every `NAME*.log` file under `dir` and its subfolders.
+fn log_files(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            let file = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if p.is_dir() {
+                dirs.push(p);
+            } else if file.starts_with(name) && file.ends_with(".log") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// A named pipe a worker reads as its trace (`zeek-node run -r FIFO`), written by the test in parts.
+struct TracePipe(std::fs::File);
+
+impl TracePipe {
+    fn create(path: &Path) {
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path without NUL");
+        // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+        let made = unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) };
+        assert_eq!(made, 0, "mkfifo {}: {}", path.display(), std::io::Error::last_os_error());
+    }
+
+    /// Opens the pipe once the worker reads it (bounded: a worker that never opens it fails the test).
+    fn open(path: &Path, timeout: Duration) -> TracePipe {
+        use std::os::unix::fs::OpenOptionsExt;
+        let opened = wait_for(timeout, || {
+            // Non-blocking, so the wait stays bounded: without a reader the open fails (ENXIO) instead of waiting.
+            std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path).ok()
+        });
+        let file = opened.unwrap_or_else(|| panic!("no worker opened {} within {timeout:?}", path.display()));
+        // SAFETY: fcntl(2) on the descriptor we own, clearing O_NONBLOCK so that writes wait for the reader.
+        unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&file), libc::F_SETFL, 0) };
+        TracePipe(file)
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.0.write_all(bytes).expect("the worker reads its trace");
+    }
+}
+
+/// A DoS flood in three parts of 40 connections per pair, from 24 attackers each to its own local victim (the
+/// even ones answer). A part is four bursts of 10 connections per pair, each ending with an unrelated packet two
+/// minutes on, so the burst's UDP connections time out (and their stats go to the proxies) when it is read.
+fn dos_phases() -> Vec<Vec<Pcap>> {
+    const PAIRS: u16 = 24;
+    const BURST: u16 = 10;
+    let mut t = T0;
+    let mut conn = 0u16;
+    let mut burst = || {
+        let mut p = Pcap::default();
+        for k in 0..BURST {
+            for i in 0..PAIRS {
+                let ts = t + f64::from(k) + f64::from(i) * 0.01;
+                let attacker = ep(&format!("45.80.0.{}", 1 + i), 20000 + conn);
+                let victim = ep(&format!("10.20.0.{}", 1 + i), 3389);
+                p.udp(ts, attacker, victim, b"flood");
+                if i % 2 == 0 {
+                    p.udp(ts + 0.001, victim, attacker, b"re");
+                }
+            }
+            conn += 1;
+        }
+        t += f64::from(BURST) + 120.0;
+        p.udp(t, ep("10.20.1.1", 5000), ep("10.20.1.2", 5001), b"tick");
+        t += 10.0;
+        p
+    };
+    (0..3).map(|_| (0..4).map(|_| burst()).collect()).collect()
+}
+
+/// Writes a part's bursts a quarter of a second apart, so that what the test does meanwhile (a proxy joining or
+/// leaving) lands while the part's stats are on their way.
+fn send_paced(pipe: &mut TracePipe, bursts: &[Pcap]) {
+    for b in bursts {
+        pipe.send(&b.records());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `DoS::Threshold` notices with `n` = `step` the loggers wrote so far.
+fn threshold_notices(c: &NodeProcs, step: u64) -> usize {
+    let step = format!("\t{step}\t");
+    c.records("notice", &[]).iter().filter(|r| r.contains("DoS::Threshold") && r.contains(&step)).count()
+}
+
+/// Proxies scale from 2 to 3 and back while a worker reads a DoS flood: the pair counts (state handed off between
+/// proxies as owners change) cross every step at the right count, and notice.log is what a standalone run of the
+/// same traffic writes. The last step equals each pair's total, so one connection lost in a hand-off fails it.
+#[test]
+fn proxies_scale_from_2_to_3_and_back_during_a_dos_run() {
+    const PAIRS: usize = 24;
+    let phases = dos_phases();
+    let config = "dos:\n  thresholds: [30, 60, 120]\n";
+    let alone = run(
+        &Pcap::concat(phases.iter().flatten()),
+        &["--detect", "dos", "--detect-config", "dos.yaml"],
+        &[("dos.yaml", config)],
+    );
+    let expected = support::masked_records(&alone.dir.path().join("notice.log"), &["ts"]);
+    assert_eq!(alone.notices("DoS::Threshold").len(), 3 * PAIRS);
+    assert_eq!(alone.notices("DoS::Victim").len(), PAIRS / 2);
+
+    let config_file = alone.dir.path().join("dos.yaml");
+    let config_arg = config_file.display().to_string();
+    let nodes =
+        [("logger-1", Role::Logger), ("proxy-1", Role::Proxy), ("proxy-2", Role::Proxy), ("worker-1", Role::Worker)];
+    let mut c = NodeProcs::new(&nodes, &["--detect", "dos", "--detect-config", &config_arg]);
+    let fifo = c.path("trace.pcap");
+    TracePipe::create(&fifo);
+    for name in ["manager", "logger-1", "proxy-1", "proxy-2"] {
+        c.start(name, &[]);
+    }
+    c.start("worker-1", &["-r", &fifo.display().to_string()]);
+    let mut pipe = TracePipe::open(&fifo, Duration::from_secs(30));
+    pipe.send(&Pcap::header());
+    send_paced(&mut pipe, &phases[0]);
+    let crossed =
+        |c: &NodeProcs, step| wait_for(Duration::from_secs(30), || (threshold_notices(c, step) == PAIRS).then_some(()));
+    assert!(crossed(&c, 30).is_some(), "first step with 2 proxies\n{}", c.stderr("proxy-1"));
+
+    // 2 → 3 proxies while the second part is analysed.
+    c.join("proxy-3", "proxy", &[]);
+    send_paced(&mut pipe, &phases[1]);
+    let joined = wait_for(Duration::from_secs(15), || c.members().contains(&"proxy-3".to_string()).then_some(()));
+    assert!(joined.is_some(), "proxy-3 did not join\n{}", c.stderr("proxy-3"));
+    assert!(crossed(&c, 60).is_some(), "second step with 3 proxies\n{}", c.stderr("proxy-3"));
+
+    // 3 → 2 proxies while the third part is analysed.
+    c.terminate("proxy-1");
+    send_paced(&mut pipe, &phases[2]);
+    let left = c.wait_exit("proxy-1", Duration::from_secs(20));
+    assert!(left.success(), "proxy-1 did not leave cleanly\n{}", c.stderr("proxy-1"));
+    drop(pipe);
+    let worker = c.wait_exit("worker-1", Duration::from_secs(60));
+    assert!(worker.success(), "worker-1 failed\n{}", c.stderr("worker-1"));
+    c.stop_all();
+
+    let got = c.records("notice", &["ts"]);
+    assert_eq!(got, expected, "{}", support::record_diff("cluster", &got, "standalone", &expected));
+    // proxy-1 handed pairs to proxy-3 when it joined, and the rest when it left.
+    let hand_offs = c.stderr("proxy-1").matches("handing state to new owners").count();
+    assert!(hand_offs >= 2, "proxy-1 handed state on {hand_offs} times\n{}", c.stderr("proxy-1"));
+}
+
+/// Intel hits of one client: a DNS query, and an HTTP request to an address by a host name. Ends with an unrelated
+/// packet later on, so every record of the part (connections closed, queries answered) is out once it is read.
+fn intel_part(ts: f64, client: &str) -> Pcap {
+    let mut p = Pcap::default();
+    let resolver = ep("10.0.0.53", 53);
+    p.dns_query(ts, ep(client, 5353), resolver, 7, "evil.example.com", 1);
+    p.dns_reply(ts + 0.01, ep(client, 5353), resolver, 7, "evil.example.com", 1);
+    p.http_get(ts + 1.0, ep(client, 40001), ep("10.9.9.9", 80), "evil.example.com", "/", "curl/8.0");
+    p.http_get(ts + 2.0, ep(client, 40002), ep("10.8.8.8", 80), "fresh.example.org", "/", "curl/8.0");
+    p.udp(ts + 400.0, ep("10.0.0.250", 9), ep("10.0.0.251", 9), b"tick");
+    p
+}
+
+/// The manager hands the watch list to the workers: to worker-1 at the start, to worker-2 when it joins later,
+/// and to both again when the file changes; the workers' intel.log records are a standalone run's with the same
+/// list.
+#[test]
+fn cluster_intel_reaches_late_workers_and_follows_file_changes() {
+    let header = "#fields\tindicator\tindicator_type\tmeta.source\n";
+    let before = format!("{header}10.9.9.9\tIntel::ADDR\tfeed-a\nevil.example.com\tIntel::DOMAIN\tfeed-b\n");
+    // The change drops the domain and adds an address.
+    let after = format!("{header}10.9.9.9\tIntel::ADDR\tfeed-a\n10.8.8.8\tIntel::ADDR\tfeed-c\n");
+    let parts = [intel_part(T0, "10.0.0.1"), intel_part(T0 + 500.0, "10.0.0.2"), intel_part(T0 + 1000.0, "10.0.0.3")];
+    let masked = ["ts", "uid", "seen.node", "id.orig_p"];
+    let alone = |part: &Pcap, list: &str| {
+        let r = run(part, &["--detect", "intel", "--intel", "intel.dat"], &[("intel.dat", list)]);
+        support::masked_records(&r.dir.path().join("intel.log"), &masked)
+    };
+    let expected: Vec<Vec<String>> =
+        vec![alone(&parts[0], &before), alone(&parts[1], &before), alone(&parts[2], &after)];
+    assert!(expected.iter().all(|e| !e.is_empty()), "{expected:#?}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (intel, config) = (dir.path().join("intel.dat"), dir.path().join("intel.yaml"));
+    std::fs::write(&intel, &before).expect("intel file");
+    std::fs::write(&config, "intel:\n  reload_check: 1\n").expect("config");
+    let (intel_arg, config_arg) = (intel.display().to_string(), config.display().to_string());
+    let detect = ["--detect", "intel", "--intel", &intel_arg, "--detect-config", &config_arg];
+    let mut c = NodeProcs::new(&[("logger-1", Role::Logger), ("worker-1", Role::Worker)], &detect);
+    let fifos = [c.path("worker-1.pcap"), c.path("worker-2.pcap")];
+    fifos.iter().for_each(|f| TracePipe::create(f));
+    c.start("manager", &[]);
+    c.start("logger-1", &[]);
+    c.start("worker-1", &["-r", &fifos[0].display().to_string()]);
+    let received = |c: &NodeProcs, worker: &str, times: usize| {
+        let got = || (c.stderr(worker).matches("intel watch list received").count() >= times).then_some(());
+        assert!(wait_for(Duration::from_secs(20), got).is_some(), "{worker}: list {times}\n{}", c.stderr(worker));
+    };
+    let logged = |c: &NodeProcs, n: usize| {
+        let got = wait_for(Duration::from_secs(20), || Some(c.records("intel", &masked)).filter(|r| r.len() >= n));
+        got.unwrap_or_else(|| panic!("{n} intel records: {:?}", c.records("intel", &masked)))
+    };
+    received(&c, "worker-1", 1);
+    let mut first = TracePipe::open(&fifos[0], Duration::from_secs(30));
+    first.send(&Pcap::header());
+    first.send(&parts[0].records());
+    logged(&c, expected[0].len());
+
+    c.join("worker-2", "worker", &["-r", &fifos[1].display().to_string()]);
+    let mut second = TracePipe::open(&fifos[1], Duration::from_secs(30));
+    received(&c, "worker-2", 1);
+    second.send(&Pcap::header());
+    second.send(&parts[1].records());
+    logged(&c, expected[0].len() + expected[1].len());
+
+    std::fs::write(&intel, &after).expect("intel file changes");
+    received(&c, "worker-1", 2);
+    received(&c, "worker-2", 2);
+    first.send(&parts[2].records());
+    drop((first, second));
+    for w in ["worker-1", "worker-2"] {
+        let status = c.wait_exit(w, Duration::from_secs(60));
+        assert!(status.success(), "{w} failed\n{}", c.stderr(w));
+    }
+    c.stop_all();
+
+    let mut want: Vec<String> = expected.concat();
+    want.sort();
+    let got = c.records("intel", &masked);
+    assert_eq!(got, want, "{}", support::record_diff("cluster", &got, "standalone", &want));
+    let hits = read_log_dir(&c.path("logs"), "intel");
+    let late: Vec<&str> =
+        hits.iter().filter(|h| h["id.orig_h"] == "10.0.0.2").map(|h| h["seen.node"].as_str()).collect();
+    assert!(!late.is_empty() && late.iter().all(|n| *n == "worker-2"), "{late:?}");
+}
+
+/// Every record of the `NAME*.log` files under `dir`, as column → value.
+fn read_log_dir(dir: &Path, name: &str) -> Vec<HashMap<String, String>> {
+    log_files(dir, name).iter().flat_map(|f| read_log(f)).collect()
 }

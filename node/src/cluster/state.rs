@@ -64,6 +64,9 @@ struct Table {
 #[derive(Debug, Default)]
 pub struct StateStore {
     tables: BTreeMap<String, Table>,
+    /// How many entries moved here from other proxies so far: a handler that derives something from its counts
+    /// (a threshold crossed) re-checks them when this changes, as a merge can cross it without an update.
+    merges: u64,
 }
 
 /// The HRW key of a state key: strings and counts hash as Zeek hashes them, other values by their wire encoding.
@@ -176,8 +179,14 @@ impl StateStore {
         out
     }
 
+    /// The number of entries merged in from other proxies so far.
+    pub fn merges(&self) -> u64 {
+        self.merges
+    }
+
     /// Merges an entry that moved here from another proxy.
     pub fn merge(&mut self, table: &str, incoming: Entry) {
+        self.merges += 1;
         let t = self.tables.entry(table.to_string()).or_default();
         match t.entries.get_mut(&pool_key(&incoming.key)) {
             Some(e) => {

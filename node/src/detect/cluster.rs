@@ -152,7 +152,7 @@ pub struct WorkerTap<S: LogSink> {
 
 impl<S: LogSink> WorkerTap<S> {
     pub fn new(inner: S, node: Node, rt: SharedRuntime) -> Self {
-        events::collect_mail_urls();
+        events::collect_hook_events();
         WorkerTap { inner, node, rt, done: false }
     }
 
@@ -167,8 +167,8 @@ impl<S: LogSink> LogSink for WorkerTap<S> {
         if let Some(ev) = EngineEvent::from_record(record) {
             self.engine(&ev);
         }
-        for urls in events::take_mail_urls() {
-            self.engine(&EngineEvent::MailUrls(urls));
+        for ev in events::take_hook_events() {
+            self.engine(&ev);
         }
         Ok(())
     }

@@ -2,11 +2,13 @@
 //!
 //! They are read from the log records the engine writes anyway (the conn.log record is the "connection finished"
 //! event, the dns.log record the DNS request, ...), so the engine needs no second output path; the URLs of mail
-//! bodies, which no log carries, come from the SMTP analyzer's URL hook ([`crate::analyzers::smtp::set_url_sink`]).
+//! bodies and the HTTP responses' `Server` headers, which no log carries, come from the analyzers' hooks
+//! ([`crate::analyzers::smtp::set_url_sink`], [`crate::analyzers::http::set_server_sink`]).
 
 use std::net::IpAddr;
 use std::sync::Mutex;
 
+use crate::analyzers::http::{self, ServerHeader};
 use crate::analyzers::smtp::{self, MailUrls};
 use crate::analyzers::{ConnId, Proto};
 use crate::logs::{LogRecord, Value};
@@ -129,6 +131,8 @@ pub enum EngineEvent {
     SmtpMessage(SmtpMessage),
     /// URLs found in the text of a mail (the SMTP analyzer's hook).
     MailUrls(MailUrls),
+    /// An HTTP response's `Server` header (the HTTP analyzer's hook).
+    HttpServer(ServerHeader),
 }
 
 impl EngineEvent {
@@ -143,6 +147,7 @@ impl EngineEvent {
             EngineEvent::SshSession(e) => e.ts,
             EngineEvent::SmtpMessage(e) => e.ts,
             EngineEvent::MailUrls(e) => e.ts,
+            EngineEvent::HttpServer(e) => e.ts,
         }
     }
 
@@ -298,21 +303,24 @@ impl Fields<'_> {
     }
 }
 
-/// URLs reported by the SMTP analyzer, waiting for the analyses of this process.
-static MAIL_URLS: Mutex<Vec<MailUrls>> = Mutex::new(Vec::new());
+/// Events the analyzers' hooks reported (mail URLs, HTTP `Server` headers), waiting for the analyses of this
+/// process.
+static HOOKED: Mutex<Vec<EngineEvent>> = Mutex::new(Vec::new());
 
-fn queue_mail_urls(urls: MailUrls) {
-    MAIL_URLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(urls);
+fn queue_hooked(ev: EngineEvent) {
+    HOOKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(ev);
 }
 
-/// Starts collecting the URLs the SMTP analyzer finds in mail bodies (idempotent).
-pub fn collect_mail_urls() {
-    smtp::set_url_sink(queue_mail_urls);
+/// Starts collecting what no log carries: the URLs the SMTP analyzer finds in mail bodies and the HTTP responses'
+/// `Server` headers (idempotent).
+pub fn collect_hook_events() {
+    smtp::set_url_sink(|urls| queue_hooked(EngineEvent::MailUrls(urls)));
+    http::set_server_sink(|server| queue_hooked(EngineEvent::HttpServer(server)));
 }
 
-/// The URLs collected since the last call.
-pub fn take_mail_urls() -> Vec<MailUrls> {
-    std::mem::take(&mut *MAIL_URLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+/// The hook events collected since the last call.
+pub fn take_hook_events() -> Vec<EngineEvent> {
+    std::mem::take(&mut *HOOKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
 }
 
 #[cfg(test)]

@@ -424,6 +424,7 @@ impl Handler for IntelWorker {
         }
         let Some(Data::Vector(items)) = ev.args.first() else { return };
         let items: Vec<Item> = items.iter().filter_map(Item::from_data).collect();
+        tracing::info!(items = items.len(), "intel watch list received");
         self.watch = WatchList::from_items(&items);
     }
 }

@@ -177,15 +177,15 @@ impl LocalHub {
         self.with_node(i, |rt, state, out| rt.engine(ev, state, out));
     }
 
-    /// The engine events in a batch of records written by worker `worker`'s engine, and the mail URLs it found.
+    /// The engine events in a batch of records written by worker `worker`'s engine, and what its hooks reported.
     pub fn observe(&mut self, worker: usize, records: &[LogRecord]) {
         for r in records {
             if let Some(ev) = EngineEvent::from_record(r) {
                 self.engine(worker, &ev);
             }
         }
-        for urls in events::take_mail_urls() {
-            self.engine(worker, &EngineEvent::MailUrls(urls));
+        for ev in events::take_hook_events() {
+            self.engine(worker, &ev);
         }
     }
 
@@ -228,7 +228,7 @@ pub struct DetectSink<S: LogSink> {
 
 impl<S: LogSink> DetectSink<S> {
     pub fn new(inner: S, hub: LocalHub) -> Self {
-        events::collect_mail_urls();
+        events::collect_hook_events();
         DetectSink { inner, hub }
     }
 

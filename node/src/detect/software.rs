@@ -1,6 +1,6 @@
 //! Software, known hosts and known services, deduplicated on proxies (HRW keyed by host).
 //!
-//! Workers report software (HTTP User-Agent, SSH client and server versions, TLS versions), hosts that completed a
+//! Workers report software (HTTP User-Agent and Server, SSH client and server versions, TLS versions), hosts that completed a
 //! TCP handshake and services that answered, for local hosts (Zeek's `LOCAL_HOSTS` tracking). The proxy that owns
 //! the host logs each once: software.log per (host, type, version), known_hosts.log and known_services.log once
 //! per host / service per `known.expiry` (one day), cluster-wide.
@@ -53,7 +53,7 @@ pub static KNOWN_SERVICES_LOG: Schema = Schema {
 };
 
 /// The software types reported.
-const SOFTWARE_TYPES: &[&str] = &["HTTP::BROWSER", "SSH::CLIENT", "SSH::SERVER", "TLS::SERVER"];
+const SOFTWARE_TYPES: &[&str] = &["HTTP::BROWSER", "HTTP::SERVER", "SSH::CLIENT", "SSH::SERVER", "TLS::SERVER"];
 
 /// A version string split the way Zeek's `Software::parse` does for the common `Name/1.2.3 extra` and
 /// `Name_1.2p1` forms.
@@ -142,6 +142,7 @@ impl Handler for SoftwareWorker {
                     Self::found(cx, h.id.orig_h, None, "HTTP::BROWSER", ua);
                 }
             }
+            EngineEvent::HttpServer(h) => Self::found(cx, h.id.resp_h, Some(h.id.resp_p), "HTTP::SERVER", &h.server),
             EngineEvent::SshSession(s) => {
                 if let Some(c) = &s.client {
                     Self::found(cx, s.id.orig_h, None, "SSH::CLIENT", c);

@@ -13,8 +13,9 @@ mod parse;
 mod script;
 
 use std::collections::VecDeque;
+use std::sync::RwLock;
 
-use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
+use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto};
 use crate::logs::{FILES, bytes_to_log_string};
 use files::OpenFile;
 use lines::{ContentLine, Piece};
@@ -115,7 +116,12 @@ impl Http {
         for event in events {
             match event {
                 MsgEvent::BeginEntity => self.script.begin_entity(ctx.ts, is_orig),
-                MsgEvent::Header(h) => self.script.header(ctx.ts, is_orig, &h.name, &h.value),
+                MsgEvent::Header(h) => {
+                    if !is_orig && h.name.eq_ignore_ascii_case(b"server") {
+                        report_server(ctx, &h.value);
+                    }
+                    self.script.header(ctx.ts, is_orig, &h.name, &h.value)
+                }
                 MsgEvent::Data(data) => self.file_data(ctx, is_orig, &data),
                 MsgEvent::EndEntity { total_bytes } => {
                     if let Some(file) = self.dir(is_orig).file.take() {
@@ -449,6 +455,31 @@ impl Analyzer for Http {
 /// chunk's first byte choosing its length. For fuzzing; it must never panic.
 pub fn fuzz(data: &[u8]) {
     super::fuzzing::drive(&mut Http::default(), super::Proto::Tcp, 80, data);
+}
+
+/// A response's `Server` header: the server's software (Zeek's `HTTP::SERVER`), which no log carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerHeader {
+    pub ts: f64,
+    pub uid: String,
+    pub id: ConnId,
+    pub server: String,
+}
+
+/// Where [`ServerHeader`]s go; unset by default (nothing is collected).
+static SERVER_SINK: RwLock<Option<fn(ServerHeader)>> = RwLock::new(None);
+
+/// Registers the consumer of responses' `Server` headers (the detections' software tracking).
+pub fn set_server_sink(sink: fn(ServerHeader)) {
+    *SERVER_SINK.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sink);
+}
+
+fn report_server(ctx: &Ctx, value: &[u8]) {
+    let sink = *SERVER_SINK.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(sink) = sink {
+        let server = bytes_to_log_string(value);
+        sink(ServerHeader { ts: ctx.ts, uid: ctx.uid.to_string(), id: *ctx.id, server });
+    }
 }
 
 #[cfg(test)]
