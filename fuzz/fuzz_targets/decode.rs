@@ -1,10 +1,11 @@
-//! The packet decoder: link layer, IP (with extension headers), transport, and IP fragment reassembly across
-//! the frames of one input. The first byte picks the link type.
+//! The packet decoder: link layer, IP (with extension headers and their weirds), transport, ICMPv6 neighbour
+//! discovery checks, and IP fragment reassembly across the frames of one input. The first byte picks the link
+//! type.
 #![no_main]
 
 mod frames;
 
-use zeek_node::decode::{Reassembler, decode_ip, decode_link, decode_transport};
+use zeek_node::decode::{Reassembler, Transport, decode_ip, decode_ip_reporting, decode_link, decode_transport, icmp6};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((selector, rest)) = data.split_first() else { return };
@@ -12,8 +13,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut fragments = Reassembler::default();
     for (i, frame) in frames::frames(rest).enumerate() {
         let Ok(ip_bytes) = decode_link(link, frame) else { continue };
-        let Ok(ip) = decode_ip(ip_bytes, true) else { continue };
-        let _ = decode_transport(&ip);
+        let Ok(ip) = decode_ip_reporting(ip_bytes, true, &mut |_| {}) else { continue };
+        if let Ok(Transport::Icmp { hdr, payload, .. }) = decode_transport(&ip) {
+            let _ = icmp6::check_nd(hdr.icmp_type, payload);
+        }
         if let Some(whole) = fragments.add(i as f64, &ip) {
             if let Ok(ip) = decode_ip(&whole, false) {
                 let _ = decode_transport(&ip);

@@ -36,7 +36,7 @@ pub const PRIVATE_ADDRESS_SPACE: &[&str] = &[
 ];
 
 /// Log streams that are not protocol analyzers but can be switched on and off like them.
-pub const CORE_STREAMS: &[&str] = &["conn", "weird", "tunnel", "files", "hash"];
+pub const CORE_STREAMS: &[&str] = &["conn", "weird", "tunnel", "analyzer", "files", "hash"];
 
 /// What one analysis engine does.
 #[derive(Debug, Clone)]

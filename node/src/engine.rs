@@ -11,10 +11,10 @@ use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Pro
 use crate::config::AnalysisConfig;
 use crate::conn::{Attached, Chunk, Conn, ConnKey, EndpointState, Session, UidGenerator};
 use crate::decode::{
-    self, DecodeError, IpDatagram, LinkType, Reassembler, Transport, decode_ip, decode_link, decode_transport,
-    transport_checksum_ok,
+    self, DecodeError, FlowWeird, IpDatagram, LinkType, Reassembler, Transport, decode_ip_reporting, decode_link,
+    decode_transport, icmp6, transport_checksum_ok,
 };
-use crate::logs::{FILES, FILES_BARE, LogRecord, TUNNEL, Value, WEIRD};
+use crate::logs::{ANALYZER, FILES, FILES_BARE, LogRecord, TUNNEL, Value, WEIRD};
 
 /// Bytes of each TCP direction kept for content detection (Zeek's dpd_buffer_size).
 const DPD_BUFFER: usize = 1024;
@@ -51,7 +51,8 @@ struct IpTunnel {
 type Encap<'a> = &'a [String];
 
 /// The session table. Keys are attacker-controlled, so the hasher is randomly seeded (foldhash).
-type ConnTable = HashMap<ConnKey, Conn, foldhash::fast::RandomState>;
+// Boxed: the table's empty slots and load-factor headroom then cost a pointer, not a whole `Conn`.
+type ConnTable = HashMap<ConnKey, Box<Conn>, foldhash::fast::RandomState>;
 
 pub struct Engine {
     table: ConnTable,
@@ -98,6 +99,10 @@ struct Core {
     share_expectations: bool,
     /// Weirds Zeek logs once per originator, already logged.
     weirds_per_orig: std::collections::HashSet<(String, IpAddr)>,
+    /// Weirds without a connection already logged, by (name, identifier), with when.
+    net_weirds_logged: HashMap<(String, String), f64>,
+    /// State analyzers keep across connections (DHCP transactions).
+    shared: analyzers::SharedState,
     ip_tunnels: HashMap<(IpAddr, IpAddr, u8), IpTunnel>,
     specs: Vec<&'static AnalyzerSpec>,
     tcp_server_ports: Vec<u16>,
@@ -133,6 +138,8 @@ impl Engine {
             new_expectations: Vec::new(),
             share_expectations: false,
             weirds_per_orig: Default::default(),
+            net_weirds_logged: HashMap::new(),
+            shared: analyzers::SharedState::default(),
             ip_tunnels: HashMap::new(),
             specs,
             tcp_server_ports,
@@ -207,7 +214,12 @@ impl Engine {
     }
 
     fn process_ip(&mut self, ts: f64, bytes: &[u8], encap: Encap) {
-        let ip = match decode_ip(bytes, !self.core.cfg.ignore_checksums) {
+        let mut flow_weirds = Vec::new();
+        let decoded = decode_ip_reporting(bytes, !self.core.cfg.ignore_checksums, &mut |w| flow_weirds.push(w));
+        for w in flow_weirds {
+            self.core.flow_weird(ts, w);
+        }
+        let ip = match decoded {
             Ok(ip) => ip,
             Err(e) => return self.core.decode_weird(ts, e),
         };
@@ -269,11 +281,11 @@ impl Engine {
             for w in reuse_weirds {
                 self.core.conn_weird(&mut old, ts, w, None, "TCP");
             }
-            self.core.remove_conn(old);
+            self.core.remove_conn(*old);
         }
         let conn = match self.table.entry(key) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(v) => v.insert(self.core.new_conn(ts, ip, &transport, proto, sp, dp)),
+            Entry::Vacant(v) => v.insert(Box::new(self.core.new_conn(ts, ip, &transport, proto, sp, dp))),
         };
         let inner = self.core.handle_packet(conn, ts, ip, transport, sp, checksum_ok, encap);
         // Arm an earlier timer when this packet moved the connection's deadline forward (a close, a DNS
@@ -317,10 +329,11 @@ impl Engine {
         expired.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (_, key) in expired {
             if let Some(conn) = self.table.remove(&key) {
-                self.core.remove_conn(conn);
+                self.core.remove_conn(*conn);
             }
         }
         self.core.frags.expire(now, false);
+        self.core.shared.expire(now, false, &mut self.core.records);
         self.core.stats.active_connections = self.table.len() as u64;
     }
 
@@ -330,9 +343,11 @@ impl Engine {
         all.sort_by(|a, b| a.1.total_cmp(&b.1));
         for (key, _) in all {
             if let Some(conn) = self.table.remove(&key) {
-                self.core.remove_conn(conn);
+                self.core.remove_conn(*conn);
             }
         }
+        let now = self.core.network_time;
+        self.core.shared.expire(now, true, &mut self.core.records);
         self.core.stats.active_connections = 0;
     }
 }
@@ -340,11 +355,52 @@ impl Engine {
 impl Core {
     fn decode_weird(&mut self, ts: f64, e: DecodeError) {
         self.stats.decode_errors += 1;
-        if self.cfg.is_enabled("weird") {
-            let mut v = vec![Value::Time(ts), Value::Unset, Value::Unset, Value::Unset, Value::Unset, Value::Unset];
-            v.extend([Value::str(e.to_string()), Value::Unset, Value::Bool(false), Value::str("zeek"), Value::Unset]);
-            self.records.push(LogRecord::new(&WEIRD, v));
+        self.net_weird(ts, &e.to_string(), None, e.source(), None);
+    }
+
+    fn flow_weird(&mut self, ts: f64, w: FlowWeird) {
+        self.net_weird(ts, w.name, None, None, Some((w.src, w.dst)));
+    }
+
+    /// A weird without a connection (Zeek's `net_weird`, or `flow_weird` with the two hosts), through the weird
+    /// framework: logged once per name and identifier until Zeek's `weird_ignore` (10 min) or, for weirds
+    /// logged per originator, `did_log` (1 day) forgets it.
+    fn net_weird(
+        &mut self,
+        ts: f64,
+        name: &str,
+        addl: Option<String>,
+        source: Option<&str>,
+        flow: Option<(IpAddr, IpAddr)>,
+    ) {
+        const FORGET_AFTER: f64 = 600.0;
+        const FORGET_PER_ORIG_AFTER: f64 = 86_400.0;
+        if !self.cfg.is_enabled("weird") {
+            return;
         }
+        let (identifier, forget_after) = match weird_action(name) {
+            WeirdAction::Ignore => return,
+            WeirdAction::LogPerOrig => (flow.map(|(src, _)| src.to_string()), FORGET_PER_ORIG_AFTER),
+            WeirdAction::Log => (flow.map(|(src, dst)| format!("{src} -> {dst}")), FORGET_AFTER),
+        };
+        if self.net_weirds_logged.len() > 4096 {
+            self.net_weirds_logged.retain(|_, at| ts - *at < FORGET_PER_ORIG_AFTER);
+        }
+        match self.net_weirds_logged.entry((name.to_string(), identifier.unwrap_or_default())) {
+            Entry::Occupied(e) if ts - *e.get() < forget_after => return,
+            Entry::Occupied(mut e) => *e.get_mut() = ts,
+            Entry::Vacant(e) => {
+                e.insert(ts);
+            }
+        }
+        let mut v = vec![Value::Time(ts), Value::Unset];
+        match flow {
+            Some((src, dst)) => v.extend([Value::Addr(src), Value::Port(0), Value::Addr(dst), Value::Port(0)]),
+            None => v.extend([Value::Unset, Value::Unset, Value::Unset, Value::Unset]),
+        }
+        v.extend([Value::str(name), Value::opt_str(addl), Value::Bool(false), Value::str("zeek")]);
+        v.push(source.map_or(Value::Unset, Value::str));
+        self.records.push(LogRecord::new(&WEIRD, v));
     }
 
     fn tunnel_uid(&mut self, ts: f64, ip: &IpDatagram, kind: &'static str) -> String {
@@ -357,7 +413,7 @@ impl Core {
         if self.cfg.is_enabled("tunnel") {
             let v = vec![
                 Value::Time(ts),
-                Value::str(&uid),
+                Value::str(uid),
                 Value::Addr(ip.src),
                 Value::Port(0),
                 Value::Addr(ip.dst),
@@ -367,8 +423,8 @@ impl Core {
             ];
             self.records.push(LogRecord::new(&TUNNEL, v));
         }
-        self.ip_tunnels.insert(key, IpTunnel { uid: uid.clone() });
-        uid
+        self.ip_tunnels.insert(key, IpTunnel { uid: uid.to_string() });
+        uid.to_string()
     }
 
     /// One packet of a connection: counters, transport state, and analyzers. Returns the inner packet
@@ -444,12 +500,19 @@ impl Core {
                 }
                 inner
             }
-            Transport::Icmp { payload_len, .. } => {
+            Transport::Icmp { hdr, payload, payload_len, v6 } => {
                 count_packet(conn, is_orig, ip);
                 if let Session::Icmp { bytes } = &mut conn.session {
                     bytes[usize::from(!is_orig)] += payload_len as u64;
                 }
                 conn.last = ts;
+                match icmp6::check_nd(hdr.icmp_type, payload).filter(|_| v6) {
+                    Some(w @ icmp6::NdWeird::BadOptOffset { .. }) => {
+                        self.net_weird(ts, w.name(), w.addl(), Some("ICMP"), None)
+                    }
+                    Some(w) => self.conn_weird(conn, ts, w.name(), w.addl(), "ICMP"),
+                    None => {}
+                }
                 None
             }
             Transport::Other { .. } => None,
@@ -614,6 +677,9 @@ impl Core {
         if let Some(seq) = outcome.data_seq {
             // Only the captured part of the payload can be reassembled.
             let data = &payload[..payload.len().min(payload_len)];
+            if data.len() < payload_len {
+                self.conn_weird(conn, ts, "truncated_tcp_payload", None, "TCP");
+            }
             if let Some(fresh) = conn.streams[me].in_order(seq, data) {
                 if !fresh.is_empty() {
                     self.deliver(conn, ts, is_orig, Chunk::Data(fresh));
@@ -708,6 +774,7 @@ impl Core {
                 actions: &mut actions,
                 weirds: &mut weirds,
                 ids: &mut self.ids,
+                shared: &mut self.shared,
             };
             f(conn.analyzers[i].analyzer.as_mut(), &mut ctx);
             for action in actions.drain(..) {
@@ -729,7 +796,10 @@ impl Core {
                 conn.udp_dns |= service == "dns" && conn.id.proto == Proto::Udp;
                 conn.add_service(service)
             }
-            Action::Violation(_) => conn.analyzers[index].detached = true,
+            Action::Violation(reason) => {
+                conn.analyzers[index].detached = true;
+                self.confirmed_analyzer_failed(conn, index, &reason);
+            }
             Action::StartTls => {
                 conn.analyzers[index].detached = true;
                 if let Some(spec) = analyzers::spec_by_name("ssl").filter(|s| self.cfg.is_enabled(s.name)) {
@@ -754,6 +824,27 @@ impl Core {
                 self.expectations.push(e);
             }
         }
+    }
+
+    /// Zeek (8+) drops a confirmed analyzer that reports a violation: its service leaves the connection, and
+    /// analyzer.log says why. Violations before a confirmation are DPD tasting and pass silently.
+    fn confirmed_analyzer_failed(&mut self, conn: &mut Conn, index: usize, reason: &str) {
+        let name = conn.analyzers[index].name;
+        let Some(pos) = conn.services.iter().position(|s| *s == name) else { return };
+        conn.services.remove(pos);
+        if !self.cfg.is_enabled("analyzer") {
+            return;
+        }
+        let mut v = vec![
+            Value::Time(self.network_time),
+            Value::str("protocol"),
+            Value::str(name.to_ascii_uppercase().replace('-', "_")),
+            Value::str(conn.uid),
+            Value::Unset,
+        ];
+        v.extend(conn.id.log_values());
+        v.extend([Value::Enum(conn.id.proto.as_enum()), Value::str(reason), Value::Unset]);
+        self.records.push(LogRecord::new(&ANALYZER, v));
     }
 
     fn deliver(&mut self, conn: &mut Conn, ts: f64, is_orig: bool, chunk: Chunk) {
@@ -822,9 +913,10 @@ impl Core {
             conn.tunnel = Some(kind);
             self.tunnel_log(ts, conn, "Tunnel::DISCOVER");
         }
-        // Like Zeek's tunnel analyzers, confirm the service once both directions carried valid packets.
+        // Zeek confirms Teredo once both directions carried valid packets (`Tunnel::delay_teredo_confirmation`);
+        // VXLAN and GTP-U (`delay_gtp_confirmation` is off) on the first one.
         conn.tunnel_seen[usize::from(!is_orig)] = true;
-        if conn.tunnel_seen == [true, true] {
+        if kind != "Tunnel::TEREDO" || conn.tunnel_seen == [true, true] {
             conn.add_service(match kind {
                 "Tunnel::TEREDO" => "teredo",
                 "Tunnel::VXLAN" => "vxlan",
@@ -832,13 +924,13 @@ impl Core {
             });
         }
         let mut chain = encap.to_vec();
-        chain.push(conn.uid.clone());
+        chain.push(conn.uid.to_string());
         Some(Decapsulated { bytes: inner.to_vec(), chain })
     }
 
     fn tunnel_log(&mut self, ts: f64, conn: &Conn, action: &'static str) {
         if let (Some(kind), true) = (conn.tunnel, self.cfg.is_enabled("tunnel")) {
-            let mut v = vec![Value::Time(ts), Value::str(&conn.uid)];
+            let mut v = vec![Value::Time(ts), Value::str(conn.uid)];
             v.extend(conn.id.log_values());
             v.extend([Value::Enum(kind), Value::Enum(action)]);
             self.records.push(LogRecord::new(&TUNNEL, v));
@@ -870,7 +962,7 @@ impl Core {
             }
             conn.weirds_logged.push(name.to_string());
         }
-        let mut v = vec![Value::Time(ts), Value::str(&conn.uid)];
+        let mut v = vec![Value::Time(ts), Value::str(conn.uid)];
         v.extend(conn.id.log_values());
         v.extend([
             Value::str(name),

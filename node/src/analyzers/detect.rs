@@ -94,18 +94,6 @@ fn xmpp_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
     Some(head.starts_with(b"<?xml") || contains(head, b"<stream:stream"))
 }
 
-/// NTP: version 1-4 and a mode in the first byte, 48-byte minimum message.
-fn ntp_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
-    let version = (data[0] >> 3) & 0x7;
-    let mode = data[0] & 0x7;
-    Some(data.len() >= 48 && (1..=4).contains(&version) && mode != 0)
-}
-
-/// DHCP/BOOTP: op 1 or 2, hardware type, and the magic cookie at offset 236.
-fn dhcp_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
-    Some(data.len() >= 240 && matches!(data[0], 1 | 2) && data[236..240] == [0x63, 0x82, 0x53, 0x63])
-}
-
 fn irc_check(is_orig: bool, data: &[u8]) -> Option<bool> {
     if is_orig {
         Some(starts_with_ci(data, b"NICK ") || starts_with_ci(data, b"USER ") || starts_with_ci(data, b"PASS "))
@@ -171,8 +159,6 @@ impl Analyzer for Xmpp {
         }
     }
 }
-confirmer_spec!(NTP, "ntp", tcp: &[], udp: &[123], detect: None, both: false, check: ntp_check);
-confirmer_spec!(DHCP, "dhcp", tcp: &[], udp: &[67, 68], detect: None, both: false, check: dhcp_check);
 confirmer_spec!(IRC, "irc", tcp: &[6666, 6667, 6668, 6669], udp: &[], detect: None, both: true, check: irc_check);
 
 #[cfg(test)]
@@ -189,13 +175,5 @@ mod tests {
         assert!(h.actions.is_empty());
         h.deliver(a.as_mut(), true, b"USER bob\r\n");
         assert_eq!(h.actions, vec![Action::Confirm("pop3")]);
-    }
-
-    #[test]
-    fn ntp_rejects_garbage() {
-        let mut h = Harness::new(Proto::Udp, 123);
-        let mut a = (NTP.new)(Proto::Udp);
-        h.deliver(a.as_mut(), true, b"hello");
-        assert!(matches!(h.actions[0], Action::Violation(_)));
     }
 }

@@ -19,6 +19,7 @@ pub fn drive(analyzer: &mut dyn Analyzer, proto: Proto, resp_p: u16, data: &[u8]
     let mut weirds = Vec::new();
     let mut ids = UidGenerator::new(1);
     let cfg = crate::config::AnalysisConfig::default();
+    let mut shared = super::SharedState::default();
     let mut ctx = Ctx {
         ts: 1.0,
         start_ts: 0.0,
@@ -30,6 +31,7 @@ pub fn drive(analyzer: &mut dyn Analyzer, proto: Proto, resp_p: u16, data: &[u8]
         actions: &mut actions,
         weirds: &mut weirds,
         ids: &mut ids,
+        shared: &mut shared,
     };
     let mut rest = data;
     while let [control, len, tail @ ..] = rest {
@@ -44,4 +46,5 @@ pub fn drive(analyzer: &mut dyn Analyzer, proto: Proto, resp_p: u16, data: &[u8]
         rest = &tail[n..];
     }
     analyzer.finish(&mut ctx);
+    shared.expire(f64::INFINITY, true, &mut records);
 }

@@ -9,10 +9,12 @@
 //! the first payload of either direction ([`AnalyzerSpec::detect`]).
 
 pub mod detect;
+pub mod dhcp;
 pub mod dns;
 pub mod ftp;
 pub mod fuzzing;
 pub mod http;
+pub mod ntp;
 pub mod smtp;
 pub mod ssh;
 pub mod ssl;
@@ -110,6 +112,21 @@ pub struct Ctx<'a> {
     pub(crate) actions: &'a mut Vec<Action>,
     pub(crate) weirds: &'a mut Vec<Weird>,
     pub(crate) ids: &'a mut crate::conn::UidGenerator,
+    pub(crate) shared: &'a mut SharedState,
+}
+
+/// What analyzers keep across connections of one engine: Zeek scripts that join messages of several
+/// connections (DHCP transactions, which broadcasts spread over several "connections").
+#[derive(Default)]
+pub struct SharedState {
+    pub(crate) dhcp: dhcp::Transactions,
+}
+
+impl SharedState {
+    /// Writes what timed out by network time `now`, or everything when the input ended (`finishing`).
+    pub fn expire(&mut self, now: f64, finishing: bool, records: &mut Vec<LogRecord>) {
+        self.dhcp.expire(now, finishing, records);
+    }
 }
 
 impl<'a> Ctx<'a> {
@@ -207,8 +224,8 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &detect::POP3,
     &detect::IMAP,
     &detect::XMPP,
-    &detect::NTP,
-    &detect::DHCP,
+    &ntp::SPEC,
+    &dhcp::SPEC,
     &detect::IRC,
 ];
 
@@ -232,6 +249,7 @@ pub(crate) mod testing {
         pub actions: Vec<Action>,
         pub weirds: Vec<Weird>,
         pub partial: bool,
+        pub shared: SharedState,
         cfg: crate::config::AnalysisConfig,
         ids: crate::conn::UidGenerator,
     }
@@ -250,6 +268,7 @@ pub(crate) mod testing {
                 actions: vec![],
                 weirds: vec![],
                 partial: false,
+                shared: SharedState::default(),
                 cfg: crate::config::AnalysisConfig::default(),
                 ids: crate::conn::UidGenerator::new(1),
             }
@@ -267,6 +286,7 @@ pub(crate) mod testing {
                 actions: &mut self.actions,
                 weirds: &mut self.weirds,
                 ids: &mut self.ids,
+                shared: &mut self.shared,
             };
             f(&mut ctx);
         }

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 pub use history::History;
 pub use reassembly::{Chunk, Stream};
 pub use tcp::{EndpointState, TcpOutcome, TcpSession};
-pub use uid::UidGenerator;
+pub use uid::{Uid, UidGenerator};
 
 use crate::analyzers::{Analyzer, ConnId, Proto};
 use crate::logs::{CONN, LogRecord, Value};
@@ -97,7 +97,7 @@ impl DpdBuffer {
 
 /// One tracked connection.
 pub struct Conn {
-    pub uid: String,
+    pub uid: Uid,
     pub id: ConnId,
     pub ip_proto: u8,
     pub start: f64,
@@ -139,7 +139,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(uid: String, id: ConnId, ip_proto: u8, ts: f64) -> Self {
+    pub fn new(uid: Uid, id: ConnId, ip_proto: u8, ts: f64) -> Self {
         let session = match id.proto {
             Proto::Tcp => Session::Tcp(Box::default()),
             Proto::Udp => Session::Udp { active: [false; 2], bytes: [0; 2] },
@@ -246,7 +246,7 @@ impl Conn {
         };
         let values = vec![
             Value::Time(self.start),
-            Value::str(&self.uid),
+            Value::str(self.uid),
             Value::Addr(self.id.orig_h),
             Value::Port(self.id.orig_p),
             Value::Addr(self.id.resp_h),

@@ -22,27 +22,87 @@ impl UidGenerator {
         z ^ (z >> 31)
     }
 
-    fn next_id(&mut self, prefix: char) -> String {
+    fn next_id(&mut self, prefix: u8) -> Uid {
         let mut bits = (u128::from(self.next_u64()) << 32) | u128::from(self.next_u64() >> 32);
-        let mut out = String::with_capacity(18);
-        out.push(prefix);
-        let start = out.len();
-        while bits > 0 {
-            out.push(BASE62[(bits % 62) as usize] as char);
+        let mut uid = Uid { len: 1, bytes: [0; UID_CAPACITY] };
+        uid.bytes[0] = prefix;
+        // 96 bits need at most 17 base62 digits: with the prefix, 18 bytes.
+        loop {
+            uid.bytes[usize::from(uid.len)] = BASE62[(bits % 62) as usize];
+            uid.len += 1;
             bits /= 62;
+            if bits == 0 {
+                break;
+            }
         }
-        if out.len() == start {
-            out.push('0');
-        }
-        out
+        uid
     }
 
-    pub fn next_uid(&mut self) -> String {
-        self.next_id('C')
+    pub fn next_uid(&mut self) -> Uid {
+        self.next_id(b'C')
     }
 
     pub fn next_fuid(&mut self) -> String {
-        self.next_id('F')
+        self.next_id(b'F').to_string()
+    }
+}
+
+const UID_CAPACITY: usize = 18;
+
+/// A uid held inline (no heap allocation per connection): ASCII, at most 18 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Uid {
+    len: u8,
+    bytes: [u8; UID_CAPACITY],
+}
+
+impl Uid {
+    pub fn as_str(&self) -> &str {
+        // Only base62 digits and a prefix letter are ever written.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Uid {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for Uid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Uid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl From<&Uid> for String {
+    fn from(uid: &Uid) -> String {
+        uid.as_str().to_string()
+    }
+}
+
+impl From<Uid> for String {
+    fn from(uid: Uid) -> String {
+        uid.as_str().to_string()
+    }
+}
+
+impl PartialEq<str> for Uid {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Uid {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 

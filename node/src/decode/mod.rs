@@ -4,6 +4,7 @@
 //! becomes a [`DecodeError`] that the engine reports as a weird (Zeek's names where Zeek has one).
 
 mod frag;
+pub mod icmp6;
 mod link;
 mod transport;
 
@@ -38,8 +39,33 @@ pub enum DecodeError {
     TruncatedGre,
     #[error("ipv6_ext_truncated")]
     Ipv6ExtTruncated,
+    /// The IP header (IPv6: with its extension headers) is longer than the datagram's total length.
+    #[error("invalid_IP_header_size")]
+    InvalidIpHeaderSize,
     #[error("non_ip_packet_in_ethernet")]
     NotIp,
+}
+
+impl DecodeError {
+    /// The analyzer Zeek names as the weird's `source`: its IP analyzer reports the header checks.
+    pub fn source(self) -> Option<&'static str> {
+        match self {
+            DecodeError::TruncatedIp
+            | DecodeError::BadIpChecksum
+            | DecodeError::BadIpHeaderLength
+            | DecodeError::InvalidIpHeaderSize => Some("IP"),
+            _ => None,
+        }
+    }
+}
+
+/// An anomaly between two hosts found while decoding an IP header (Zeek's `flow_weird`): logged with the
+/// addresses and port 0, no connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowWeird {
+    pub name: &'static str,
+    pub src: IpAddr,
+    pub dst: IpAddr,
 }
 
 /// Fragment header fields of an IPv4 or IPv6 fragment.
@@ -89,9 +115,19 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 
 /// Decodes an IPv4 or IPv6 datagram at the start of `data`.
 pub fn decode_ip(data: &[u8], check_ip_checksum: bool) -> Result<IpDatagram<'_>, DecodeError> {
+    decode_ip_reporting(data, check_ip_checksum, &mut |_| {})
+}
+
+/// [`decode_ip`], handing the flow weirds of the header (IPv6 destination options) to `weirds`, also when
+/// the datagram is then rejected.
+pub fn decode_ip_reporting<'a>(
+    data: &'a [u8],
+    check_ip_checksum: bool,
+    weirds: &mut dyn FnMut(FlowWeird),
+) -> Result<IpDatagram<'a>, DecodeError> {
     match data.first().map(|b| b >> 4) {
         Some(4) => decode_ipv4(data, check_ip_checksum),
-        Some(6) => decode_ipv6(data),
+        Some(6) => decode_ipv6(data, weirds),
         Some(_) => Err(DecodeError::UnknownIpVersion),
         None => Err(DecodeError::TruncatedIp),
     }
@@ -150,7 +186,7 @@ fn is_ipv6_ext(nh: u8) -> bool {
     matches!(nh, 0 | 43 | 44 | 60 | 51 | 135 | 139 | 140)
 }
 
-fn decode_ipv6(data: &[u8]) -> Result<IpDatagram<'_>, DecodeError> {
+fn decode_ipv6<'a>(data: &'a [u8], weirds: &mut dyn FnMut(FlowWeird)) -> Result<IpDatagram<'a>, DecodeError> {
     if data.len() < 40 {
         return Err(DecodeError::TruncatedIp);
     }
@@ -164,6 +200,7 @@ fn decode_ipv6(data: &[u8]) -> Result<IpDatagram<'_>, DecodeError> {
     let mut at = 40;
     let mut frag = None;
     let mut dst_addr = Ipv6Addr::from(dst);
+    let mut home_addr: Option<Ipv6Addr> = None;
     while is_ipv6_ext(nh) {
         let next = *data.get(at).ok_or(DecodeError::Ipv6ExtTruncated)?;
         let len = match nh {
@@ -171,7 +208,9 @@ fn decode_ipv6(data: &[u8]) -> Result<IpDatagram<'_>, DecodeError> {
             51 => (usize::from(*data.get(at + 1).ok_or(DecodeError::Ipv6ExtTruncated)?) + 2) * 4,
             _ => (usize::from(*data.get(at + 1).ok_or(DecodeError::Ipv6ExtTruncated)?) + 1) * 8,
         };
-        if at + len > end {
+        // Like Zeek, the chain is walked over what was captured; a chain longer than the datagram claims
+        // is rejected after the walk, once its options had their say.
+        if at + len > data.len() {
             return Err(DecodeError::Ipv6ExtTruncated);
         }
         if nh == 44 {
@@ -194,6 +233,14 @@ fn decode_ipv6(data: &[u8]) -> Result<IpDatagram<'_>, DecodeError> {
         {
             dst_addr = Ipv6Addr::from(seg);
         }
+        if nh == 60 {
+            // Zeek names the home address as the source as soon as it is known, even in the weirds.
+            let mut report = |name, home: Option<Ipv6Addr>| {
+                let src = home.unwrap_or(Ipv6Addr::from(src));
+                weirds(FlowWeird { name, src: src.into(), dst: dst_addr.into() })
+            };
+            home_addr = dest_options_home_addr(&data[at + 2..at + len], home_addr, &mut report);
+        }
         nh_offset = at;
         at += len;
         nh = next;
@@ -202,8 +249,12 @@ fn decode_ipv6(data: &[u8]) -> Result<IpDatagram<'_>, DecodeError> {
             break;
         }
     }
+    if at > total_len {
+        return Err(DecodeError::InvalidIpHeaderSize);
+    }
     Ok(IpDatagram {
-        src: IpAddr::V6(Ipv6Addr::from(src)),
+        // Mobile IPv6: a home address option names the host the connection belongs to.
+        src: IpAddr::V6(home_addr.unwrap_or(Ipv6Addr::from(src))),
         dst: IpAddr::V6(dst_addr),
         proto: nh,
         ttl: data[7],
@@ -215,6 +266,36 @@ fn decode_ipv6(data: &[u8]) -> Result<IpDatagram<'_>, DecodeError> {
         bytes: &data[..end],
         is_v6: true,
     })
+}
+
+/// Walks the options of a destination options header (after its two-byte head) as Zeek's
+/// `ProcessDstOpts` does: returns the Mobile IPv6 home address (RFC 6275 6.3) known after it, and reports
+/// malformed options.
+fn dest_options_home_addr(
+    mut opts: &[u8],
+    mut home: Option<Ipv6Addr>,
+    report: &mut dyn FnMut(&'static str, Option<Ipv6Addr>),
+) -> Option<Ipv6Addr> {
+    const HOME_ADDRESS: u8 = 201;
+    while let Some(&kind) = opts.first() {
+        if kind == 0 {
+            opts = &opts[1..]; // Pad1
+            continue;
+        }
+        let Some(len) = opts.get(1).map(|&l| usize::from(l)).filter(|l| 2 + l <= opts.len()) else {
+            report("bad_ipv6_dest_opt_len", home);
+            break;
+        };
+        if kind == HOME_ADDRESS {
+            match <[u8; 16]>::try_from(&opts[2..2 + len]) {
+                Ok(addr) if home.is_none() => home = Some(Ipv6Addr::from(addr)),
+                Ok(_) => report("multiple_home_addr_opts", home),
+                Err(_) => report("bad_home_addr_len", home),
+            }
+        }
+        opts = &opts[2 + len..];
+    }
+    home
 }
 
 #[cfg(test)]
@@ -249,6 +330,78 @@ mod tests {
         p[10] ^= 0xff;
         assert_eq!(decode_ip(&p, true).unwrap_err(), DecodeError::BadIpChecksum);
         assert!(decode_ip(&p, false).is_ok());
+    }
+
+    /// IPv6 from 2001:db8::1 to 2001:db8::2 with one destination options header (`opts`, padded by the caller
+    /// to 6 + 8n bytes) before 8 bytes of UDP; `claimed_extra` is added to the payload length field.
+    fn ipv6_dest_opts(opts: &[u8], claimed_extra: i32) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0, 0, 0, 60, 64];
+        p.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        p.extend_from_slice(&"2001:db8::2".parse::<Ipv6Addr>().unwrap().octets());
+        p.extend_from_slice(&[17, ((opts.len() + 2) / 8 - 1) as u8]);
+        p.extend_from_slice(opts);
+        p.extend_from_slice(&[0x30, 0x39, 0, 53, 0, 8, 0, 0]);
+        let claimed = (p.len() as i32 - 40 + claimed_extra) as u16;
+        p[4..6].copy_from_slice(&claimed.to_be_bytes());
+        p
+    }
+
+    fn decode_with_weirds(p: &[u8]) -> (Result<IpDatagram<'_>, DecodeError>, Vec<FlowWeird>) {
+        let mut weirds = Vec::new();
+        let r = decode_ip_reporting(p, true, &mut |w| weirds.push(w));
+        (r, weirds)
+    }
+
+    fn home_addr_option(last_byte: u8) -> Vec<u8> {
+        let mut o = vec![201, 16];
+        o.extend_from_slice(&"2001:db8::99".parse::<Ipv6Addr>().unwrap().octets()[..15]);
+        o.push(last_byte);
+        o
+    }
+
+    #[test]
+    fn home_address_option_becomes_the_source() {
+        let mut opts = vec![1, 2, 0, 0]; // PadN
+        opts.extend(home_addr_option(0x99));
+        let p = ipv6_dest_opts(&opts, 0);
+        let (r, weirds) = decode_with_weirds(&p);
+        assert_eq!(r.unwrap().src, "2001:db8::99".parse::<IpAddr>().unwrap());
+        assert!(weirds.is_empty());
+    }
+
+    #[test]
+    fn malformed_destination_options_are_flow_weirds() {
+        let mut opts = vec![1, 2, 0, 0, 202, 144]; // an option longer than its header
+        opts.resize(14, 0);
+        let p = ipv6_dest_opts(&opts, 0);
+        let (r, weirds) = decode_with_weirds(&p);
+        assert!(r.is_ok());
+        assert_eq!(weirds.iter().map(|w| w.name).collect::<Vec<_>>(), ["bad_ipv6_dest_opt_len"]);
+
+        let mut opts = vec![1, 0];
+        opts.extend(home_addr_option(0x99));
+        opts.extend(home_addr_option(0x98));
+        opts.resize(38, 0);
+        let p = ipv6_dest_opts(&opts, 0);
+        let (_, weirds) = decode_with_weirds(&p);
+        assert_eq!(weirds[0].name, "multiple_home_addr_opts");
+        assert_eq!(weirds[0].src, "2001:db8::99".parse::<IpAddr>().unwrap(), "named after the home address");
+
+        let opts = [1, 2, 0, 0, 201, 1, 0, 1, 0, 0, 0, 0, 0, 0];
+        let p = ipv6_dest_opts(&opts, 0);
+        let (_, weirds) = decode_with_weirds(&p);
+        assert_eq!(weirds[0].name, "bad_home_addr_len");
+    }
+
+    #[test]
+    fn extension_chain_longer_than_the_datagram_is_an_invalid_header_size() {
+        let mut opts = vec![1, 0];
+        opts.extend(home_addr_option(0x99));
+        opts.resize(22, 0);
+        let p = ipv6_dest_opts(&opts, -24);
+        assert_eq!(decode_ip(&p, true).unwrap_err(), DecodeError::InvalidIpHeaderSize);
+        assert_eq!(DecodeError::InvalidIpHeaderSize.source(), Some("IP"));
+        assert_eq!(decode_ip(&p[..50], true).unwrap_err(), DecodeError::Ipv6ExtTruncated);
     }
 
     #[test]

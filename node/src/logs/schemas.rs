@@ -1,4 +1,4 @@
-//! Schemas of the core logs (conn, weird, tunnel, files). Each protocol analyzer owns its own schema
+//! Schemas of the core logs (conn, weird, tunnel, analyzer, files). Each protocol analyzer owns its own schema
 //! next to its parser; [`schema_by_path`] finds any of them by `#path`.
 
 use super::{Schema, conn_fields, f};
@@ -39,6 +39,25 @@ pub static WEIRD: Schema = Schema {
 pub static TUNNEL: Schema =
     Schema { path: "tunnel", fields: conn_fields![f("tunnel_type", "enum"), f("action", "enum"),] };
 
+/// analyzer.log (Zeek 8+): protocol analyzers that failed after their confirmation.
+pub static ANALYZER: Schema = Schema {
+    path: "analyzer",
+    fields: &[
+        f("ts", "time"),
+        f("analyzer_kind", "string"),
+        f("analyzer_name", "string"),
+        f("uid", "string"),
+        f("fuid", "string"),
+        f("id.orig_h", "addr"),
+        f("id.orig_p", "port"),
+        f("id.resp_h", "addr"),
+        f("id.resp_p", "port"),
+        f("proto", "enum"),
+        f("failure_reason", "string"),
+        f("failure_data", "string"),
+    ],
+};
+
 /// files.log as written with the full default scripts (hash and extract add the last six columns).
 pub static FILES: Schema = Schema {
     path: "files",
@@ -78,5 +97,9 @@ pub static FILES_BARE: Schema = Schema { path: "files", fields: FILES.fields.spl
 
 /// Every schema the node can write, so records that arrive by name (from the cluster bus) find theirs.
 pub fn schema_by_path(path: &str) -> Option<&'static Schema> {
-    crate::analyzers::all_schemas().iter().copied().chain([&CONN, &WEIRD, &TUNNEL, &FILES]).find(|s| s.path == path)
+    crate::analyzers::all_schemas()
+        .iter()
+        .copied()
+        .chain([&CONN, &WEIRD, &TUNNEL, &ANALYZER, &FILES])
+        .find(|s| s.path == path)
 }

@@ -247,12 +247,15 @@ impl SslAnalyzer {
 
     // ----- record layer -------------------------------------------------------------------------------
 
-    fn process_records(&mut self, ctx: &mut Ctx, is_orig: bool) {
+    /// Parses the complete records at the start of `buf` (one direction's stream); returns the bytes consumed.
+    /// `buf` is the caller's (the packet's payload, or the buffered tail of earlier ones), so records are parsed
+    /// where they lie, without a copy.
+    fn process_records(&mut self, ctx: &mut Ctx, is_orig: bool, buf: &[u8]) -> usize {
         let d = dir_index(is_orig);
         let mut consumed = 0;
         while !self.skipping && !self.done {
-            let available = self.dirs[d].records.len() - consumed;
-            let Some(head) = self.dirs[d].records.get(consumed..consumed + 5) else { break };
+            let available = buf.len() - consumed;
+            let Some(head) = buf.get(consumed..consumed + 5) else { break };
             let head: [u8; 5] = [head[0], head[1], head[2], head[3], head[4]];
             let Some(framing) = self.determine_framing(ctx, head, is_orig) else { break };
             let total = match framing {
@@ -274,15 +277,14 @@ impl SslAnalyzer {
                 }
                 break;
             }
-            let record = self.dirs[d].records[consumed..consumed + total].to_vec();
+            let body = &buf[consumed + 5..consumed + total];
             consumed += total;
             match framing {
-                Framing::Tls { version } => self.tls_record(ctx, is_orig, version, head[0], &record[5..]),
-                Framing::V2 => self.v2_record(ctx, is_orig, head, &record[5..]),
+                Framing::Tls { version } => self.tls_record(ctx, is_orig, version, head[0], body),
+                Framing::V2 => self.v2_record(ctx, is_orig, head, body),
             }
         }
-        let dir = &mut self.dirs[d];
-        dir.records.drain(..consumed.min(dir.records.len()));
+        consumed
     }
 
     /// `determine_ssl_record_layer`, with its violations.
@@ -370,8 +372,7 @@ impl SslAnalyzer {
             }
             CONTENT_HANDSHAKE => {
                 self.session(ctx);
-                self.dirs[d].handshake.extend_from_slice(body);
-                self.process_handshake(ctx, is_orig, version);
+                self.handshake_records(ctx, is_orig, version, body);
             }
             CONTENT_APPLICATION_DATA => {
                 // Cleartext application data with no handshake before it means we joined mid-stream,
@@ -476,29 +477,45 @@ impl SslAnalyzer {
 
     // ----- handshake layer ------------------------------------------------------------------------------
 
-    fn process_handshake(&mut self, ctx: &mut Ctx, is_orig: bool, record_version: u16) {
+    /// Handshake messages may span records: `body` (one record's) is parsed in place when nothing is pending,
+    /// and only a message cut at the record's end is kept.
+    fn handshake_records(&mut self, ctx: &mut Ctx, is_orig: bool, record_version: u16, body: &[u8]) {
         let d = dir_index(is_orig);
+        let mut pending = std::mem::take(&mut self.dirs[d].handshake);
+        if pending.is_empty() {
+            let consumed = self.process_handshake(ctx, is_orig, record_version, body);
+            pending.extend_from_slice(&body[consumed.min(body.len())..]);
+        } else {
+            pending.extend_from_slice(body);
+            let consumed = self.process_handshake(ctx, is_orig, record_version, &pending);
+            pending.drain(..consumed.min(pending.len()));
+        }
+        if !pending.is_empty() && !self.skipping && !self.done {
+            self.dirs[d].handshake = pending;
+        }
+    }
+
+    /// Parses the complete handshake messages at the start of `buf`; returns the bytes consumed.
+    fn process_handshake(&mut self, ctx: &mut Ctx, is_orig: bool, record_version: u16, buf: &[u8]) -> usize {
         let mut consumed = 0;
         while !self.skipping && !self.done {
-            let buf = &self.dirs[d].handshake[consumed..];
-            if buf.len() < 4 {
+            let rest = &buf[consumed..];
+            if rest.len() < 4 {
                 break;
             }
-            let msg_type = buf[0];
-            let len = usize::from(buf[1]) << 16 | usize::from(buf[2]) << 8 | usize::from(buf[3]);
+            let msg_type = rest[0];
+            let len = usize::from(rest[1]) << 16 | usize::from(rest[2]) << 8 | usize::from(rest[3]);
             if len > MAX_BUFFERED {
                 self.violation(ctx, format!("Binpac exception: handshake message too long ({len})"));
                 break;
             }
-            if buf.len() < len + 4 {
+            if rest.len() < len + 4 {
                 break;
             }
-            let body = buf[4..4 + len].to_vec();
             consumed += len + 4;
-            self.handshake_message(ctx, is_orig, msg_type, &body, record_version);
+            self.handshake_message(ctx, is_orig, msg_type, &rest[4..4 + len], record_version);
         }
-        let dir = &mut self.dirs[d];
-        dir.handshake.drain(..consumed.min(dir.handshake.len()));
+        consumed
     }
 
     /// `check_flipped`: a client hello from the responder (or server hello from the originator) flips.
@@ -897,8 +914,20 @@ impl Analyzer for SslAnalyzer {
             self.violation(ctx, "Binpac exception: record buffer overflow".to_string());
             return;
         }
-        dir.records.extend_from_slice(data);
-        self.process_records(ctx, is_orig);
+        // Only a record cut by a packet boundary is buffered; the buffer is freed once it is empty again, so
+        // thousands of established sessions hold no record memory.
+        let mut pending = std::mem::take(&mut dir.records);
+        if pending.is_empty() {
+            let consumed = self.process_records(ctx, is_orig, data);
+            pending.extend_from_slice(&data[consumed.min(data.len())..]);
+        } else {
+            pending.extend_from_slice(data);
+            let consumed = self.process_records(ctx, is_orig, &pending);
+            pending.drain(..consumed.min(pending.len()));
+        }
+        if !pending.is_empty() && !self.skipping && !self.done {
+            self.dirs[dir_index(is_orig)].records = pending;
+        }
     }
 
     fn undelivered(&mut self, _ctx: &mut Ctx, _is_orig: bool, _len: u64) {

@@ -1,0 +1,238 @@
+//! VXLAN and GTP-U decapsulation, which no oracle trace has: frames are generated into a temp dir, the node runs
+//! over them, and tunnel.log and conn.log are checked against what Zeek writes for them. Zeek's rules (its
+//! vxlan and gtpv1 packet analyzers, base/frameworks/tunnels/main.zeek):
+//! * the outer UDP connection is the tunnel: tunnel.log has a `Tunnel::DISCOVER` line with its uid and 4-tuple
+//!   when the first inner connection appears, and `Tunnel::CLOSE` when the outer connection goes;
+//! * `tunnel_type` is `Tunnel::VXLAN` (UDP 4789, the 'I' flag set, inner Ethernet) or `Tunnel::GTPv1` (UDP 2152,
+//!   G-PDU messages carrying IP);
+//! * both analyzers confirm on the first valid packet (`Tunnel::delay_gtp_confirmation` is off), so the outer
+//!   connection's service is `vxlan` / `gtpv1` even when only one direction carried the tunnel;
+//! * inner connections list the outer uid in `tunnel_parents`;
+//! * a VXLAN header without the 'I' flag is a violation before any confirmation: nothing is decapsulated.
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+fn be16(v: u16) -> [u8; 2] {
+    v.to_be_bytes()
+}
+
+fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
+    let total = u16::try_from(20 + payload.len()).expect("test datagram fits");
+    let mut p = vec![0x45, 0];
+    p.extend_from_slice(&be16(total));
+    p.extend_from_slice(&[0, 1, 0, 0, 64, proto, 0, 0]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    let sum = !p.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum::<u32>();
+    let folded = (sum & 0xffff) + (sum >> 16);
+    p[10..12].copy_from_slice(&be16(folded as u16));
+    p.extend_from_slice(payload);
+    p
+}
+
+fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&be16(sport));
+    u.extend_from_slice(&be16(dport));
+    u.extend_from_slice(&be16(u16::try_from(8 + payload.len()).expect("test datagram fits")));
+    u.extend_from_slice(&[0, 0]); // no checksum
+    u.extend_from_slice(payload);
+    u
+}
+
+fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&be16(sport));
+    t.extend_from_slice(&be16(dport));
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    t
+}
+
+fn ethernet(payload: &[u8]) -> Vec<u8> {
+    let mut e = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+    e.extend_from_slice(&be16(ETHERTYPE_IPV4));
+    e.extend_from_slice(payload);
+    e
+}
+
+/// A VXLAN header (RFC 7348) with the given flags byte and VNI.
+fn vxlan(flags: u8, vni: u32, inner_frame: &[u8]) -> Vec<u8> {
+    let mut v = vec![flags, 0, 0, 0];
+    v.extend_from_slice(&(vni << 8).to_be_bytes());
+    v.extend_from_slice(inner_frame);
+    v
+}
+
+/// A GTPv1-U G-PDU (message type 255). With `pdu_session_ext`, the E flag is set and a PDU session container
+/// extension header (5G) precedes the inner packet.
+fn gtpu_g_pdu(teid: u32, pdu_session_ext: bool, inner_ip: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    if pdu_session_ext {
+        body.extend_from_slice(&[0, 0, 0, 0x85]); // sequence number, N-PDU number, next extension type
+        body.extend_from_slice(&[1, 0x00, 0x09, 0]); // one 4-byte unit, QFI 9, no next extension
+    }
+    body.extend_from_slice(inner_ip);
+    let flags = if pdu_session_ext { 0x34 } else { 0x30 }; // version 1, PT 1, E
+    let mut g = vec![flags, 255];
+    g.extend_from_slice(&be16(u16::try_from(body.len()).expect("test datagram fits")));
+    g.extend_from_slice(&teid.to_be_bytes());
+    g.extend_from_slice(&body);
+    g
+}
+
+/// Writes frames as a classic little-endian pcap with Ethernet link type.
+fn write_pcap(path: &Path, frames: &[(f64, Vec<u8>)]) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65_535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for (ts, frame) in frames {
+        let secs = ts.trunc() as u32;
+        let micros = ((ts - ts.trunc()) * 1e6).round() as u32;
+        let len = u32::try_from(frame.len()).expect("test frame fits");
+        for field in [secs, micros, len, len] {
+            out.extend_from_slice(&field.to_le_bytes());
+        }
+        out.extend_from_slice(frame);
+    }
+    std::fs::write(path, out).expect("write pcap");
+}
+
+type Record = HashMap<String, String>;
+
+/// The records of a Zeek TSV log by column name (no file: no records).
+fn read_log(path: &Path) -> Vec<Record> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let fields: Vec<String> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#fields\t"))
+        .map(|f| f.split('\t').map(str::to_string).collect())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| fields.iter().cloned().zip(l.split('\t').map(str::to_string)).collect())
+        .collect()
+}
+
+struct Logs {
+    conn: Vec<Record>,
+    tunnel: Vec<Record>,
+}
+
+impl Logs {
+    fn conn_to(&self, resp_p: &str) -> &Record {
+        self.conn.iter().find(|r| r["id.resp_p"] == resp_p).unwrap_or_else(|| panic!("no conn to {resp_p}"))
+    }
+}
+
+/// Runs the node (full mode, checksums ignored as the frames carry none) over `frames`.
+fn run_node(frames: &[(f64, Vec<u8>)]) -> Logs {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pcap = dir.path().join("trace.pcap");
+    write_pcap(&pcap, frames);
+    let logdir = dir.path().join("logs");
+    let out = Command::new(support::node_binary())
+        .arg("-r")
+        .arg(&pcap)
+        .arg("--logdir")
+        .arg(&logdir)
+        .arg("-C")
+        .output()
+        .expect("run zeek-node");
+    assert!(out.status.success(), "zeek-node failed: {}", String::from_utf8_lossy(&out.stderr));
+    Logs { conn: read_log(&logdir.join("conn.log")), tunnel: read_log(&logdir.join("tunnel.log")) }
+}
+
+const VTEP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const VTEP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
+const SERVER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
+
+/// One outer VXLAN datagram between the VTEPs carrying an inner TCP segment between client and server.
+fn vxlan_frame(from_a: bool, flags: u8, inner_tcp: Vec<u8>, inner_from_client: bool) -> Vec<u8> {
+    let (isrc, idst) = if inner_from_client { (CLIENT, SERVER) } else { (SERVER, CLIENT) };
+    let inner = ethernet(&ipv4(isrc, idst, PROTO_TCP, &inner_tcp));
+    let (osrc, odst, sport, dport) =
+        if from_a { (VTEP_A, VTEP_B, 50_000, 4789) } else { (VTEP_B, VTEP_A, 4789, 50_000) };
+    ethernet(&ipv4(osrc, odst, PROTO_UDP, &udp(sport, dport, &vxlan(flags, 42, &inner))))
+}
+
+fn vxlan_handshake(flags: u8) -> Vec<(f64, Vec<u8>)> {
+    vec![
+        (100.0, vxlan_frame(true, flags, tcp(40_000, 80, 1000, 0, SYN), true)),
+        (100.1, vxlan_frame(false, flags, tcp(80, 40_000, 5000, 1001, SYN | ACK), false)),
+        (100.2, vxlan_frame(true, flags, tcp(40_000, 80, 1001, 5001, ACK), true)),
+    ]
+}
+
+#[test]
+fn vxlan_outer_connection_is_the_tunnel_and_inner_tcp_names_it() {
+    let logs = run_node(&vxlan_handshake(0x08));
+    let outer = logs.conn_to("4789");
+    assert_eq!(outer["proto"], "udp");
+    assert_eq!(outer["service"], "vxlan");
+    assert_eq!((outer["orig_pkts"].as_str(), outer["resp_pkts"].as_str()), ("2", "1"));
+    let inner = logs.conn_to("80");
+    assert_eq!((inner["id.orig_h"].as_str(), inner["id.resp_h"].as_str()), ("192.168.1.1", "192.168.1.2"));
+    assert_eq!(inner["history"], "ShA");
+    assert_eq!(inner["conn_state"], "S1");
+    assert_eq!(inner["tunnel_parents"], outer["uid"]);
+
+    let actions: Vec<(&str, &str)> =
+        logs.tunnel.iter().map(|r| (r["tunnel_type"].as_str(), r["action"].as_str())).collect();
+    assert_eq!(actions, [("Tunnel::VXLAN", "Tunnel::DISCOVER"), ("Tunnel::VXLAN", "Tunnel::CLOSE")]);
+    let discover = &logs.tunnel[0];
+    assert_eq!(discover["ts"], "100.000000", "discovered with the first inner connection");
+    assert_eq!(discover["uid"], outer["uid"]);
+    let id: Vec<&str> =
+        ["id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"].iter().map(|k| discover[*k].as_str()).collect();
+    assert_eq!(id, ["10.0.0.1", "50000", "10.0.0.2", "4789"]);
+    assert!(logs.tunnel.iter().all(|r| r["uid"] == outer["uid"]));
+}
+
+#[test]
+fn vxlan_without_the_i_flag_is_not_decapsulated() {
+    let logs = run_node(&vxlan_handshake(0x00));
+    assert!(logs.tunnel.is_empty(), "no tunnel: {:?}", logs.tunnel);
+    assert_eq!(logs.conn.len(), 1, "only the outer connection: {:?}", logs.conn);
+    assert_eq!(logs.conn[0]["service"], "-");
+}
+
+#[test]
+fn gtpu_g_pdus_are_decapsulated_and_confirmed_from_one_direction() {
+    let ue = Ipv4Addr::new(10, 45, 0, 7);
+    let host = Ipv4Addr::new(198, 51, 100, 9);
+    let (enb, upf) = (Ipv4Addr::new(172, 16, 0, 1), Ipv4Addr::new(172, 16, 0, 2));
+    let inner = |sport: u16, with_ext: bool| {
+        let datagram = ipv4(ue, host, PROTO_UDP, &udp(sport, 9999, b"payload"));
+        ethernet(&ipv4(enb, upf, PROTO_UDP, &udp(2152, 2152, &gtpu_g_pdu(0x1234, with_ext, &datagram))))
+    };
+    let logs = run_node(&[(200.0, inner(5000, false)), (200.5, inner(5001, true))]);
+    let outer = logs.conn_to("2152");
+    assert_eq!(outer["service"], "gtpv1");
+    for sport in ["5000", "5001"] {
+        let r = logs.conn.iter().find(|r| r["id.orig_p"] == sport).unwrap_or_else(|| panic!("inner {sport}"));
+        assert_eq!((r["id.orig_h"].as_str(), r["id.resp_p"].as_str()), ("10.45.0.7", "9999"));
+        assert_eq!(r["tunnel_parents"], outer["uid"]);
+    }
+    let actions: Vec<(&str, &str)> =
+        logs.tunnel.iter().map(|r| (r["tunnel_type"].as_str(), r["action"].as_str())).collect();
+    assert_eq!(actions, [("Tunnel::GTPv1", "Tunnel::DISCOVER"), ("Tunnel::GTPv1", "Tunnel::CLOSE")]);
+    assert_eq!(logs.tunnel[0]["ts"], "200.000000");
+}
