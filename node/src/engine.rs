@@ -443,8 +443,9 @@ impl Core {
         let is_orig =
             conn.id.orig_h == ip.src && conn.id.orig_p == sp && (conn.id.resp_h == ip.dst || ip.src != ip.dst);
         for uid in encap {
-            if !conn.tunnel_parents.contains(uid) {
-                conn.tunnel_parents.insert(uid.clone());
+            let parents = &mut conn.rare().tunnel_parents;
+            if !parents.contains(uid) {
+                parents.insert(uid.clone());
             }
         }
         match transport {
@@ -893,7 +894,7 @@ impl Core {
         }
         let ports = [conn.id.orig_p, conn.id.resp_p];
         let (kind, inner): (&'static str, Option<&[u8]>) =
-            if conn.tunnel == Some("Tunnel::TEREDO") || ports.contains(&3544) || looks_like_teredo(payload) {
+            if conn.tunnel() == Some("Tunnel::TEREDO") || ports.contains(&3544) || looks_like_teredo(payload) {
                 ("Tunnel::TEREDO", teredo_inner(payload))
             } else if ports.contains(&4789) {
                 (
@@ -909,14 +910,15 @@ impl Core {
                 return None;
             };
         let inner = inner?;
-        if conn.tunnel.is_none() {
-            conn.tunnel = Some(kind);
+        if conn.tunnel().is_none() {
+            conn.rare().tunnel = Some(kind);
             self.tunnel_log(ts, conn, "Tunnel::DISCOVER");
         }
         // Zeek confirms Teredo once both directions carried valid packets (`Tunnel::delay_teredo_confirmation`);
         // VXLAN and GTP-U (`delay_gtp_confirmation` is off) on the first one.
-        conn.tunnel_seen[usize::from(!is_orig)] = true;
-        if kind != "Tunnel::TEREDO" || conn.tunnel_seen == [true, true] {
+        let seen = &mut conn.rare().tunnel_seen;
+        seen[usize::from(!is_orig)] = true;
+        if kind != "Tunnel::TEREDO" || *seen == [true, true] {
             conn.add_service(match kind {
                 "Tunnel::TEREDO" => "teredo",
                 "Tunnel::VXLAN" => "vxlan",
@@ -929,7 +931,7 @@ impl Core {
     }
 
     fn tunnel_log(&mut self, ts: f64, conn: &Conn, action: &'static str) {
-        if let (Some(kind), true) = (conn.tunnel, self.cfg.is_enabled("tunnel")) {
+        if let (Some(kind), true) = (conn.tunnel(), self.cfg.is_enabled("tunnel")) {
             let mut v = vec![Value::Time(ts), Value::str(conn.uid)];
             v.extend(conn.id.log_values());
             v.extend([Value::Enum(kind), Value::Enum(action)]);
@@ -957,10 +959,11 @@ impl Core {
         }
         let repeatable = name.starts_with("bad_") && name.ends_with("_checksum");
         if !repeatable {
-            if conn.weirds_logged.iter().any(|n| n == name) {
+            let logged = &mut conn.rare().weirds_logged;
+            if logged.iter().any(|n| n == name) {
                 return;
             }
-            conn.weirds_logged.push(name.to_string());
+            logged.push(name.to_string());
         }
         let mut v = vec![Value::Time(ts), Value::str(conn.uid)];
         v.extend(conn.id.log_values());
@@ -988,7 +991,7 @@ impl Core {
             let all = 0..conn.analyzers.len();
             self.run_analyzers(&mut conn, ts, all, true, &mut |a, ctx| a.finish(ctx));
         }
-        if conn.tunnel.is_some() {
+        if conn.tunnel().is_some() {
             self.tunnel_log(ts, &conn, "Tunnel::CLOSE");
         }
         if self.cfg.is_enabled("conn") {

@@ -63,6 +63,19 @@ pub struct Attached {
     pub detached: bool,
 }
 
+/// The parts of a connection that only tunnels and connections with weirds use.
+#[derive(Debug, Default)]
+pub struct Rare {
+    /// Uids of the tunnels the connection arrived in.
+    pub tunnel_parents: BTreeSet<String>,
+    /// The connection is a tunnel (Teredo, VXLAN, GTP-U) whose payload is decapsulated.
+    pub tunnel: Option<&'static str>,
+    /// Tunnel packets decapsulated per direction (Teredo is confirmed once both carried one).
+    pub tunnel_seen: [bool; 2],
+    /// Weird names already logged for this connection.
+    pub weirds_logged: Vec<String>,
+}
+
 /// What content detection has seen of a TCP connection.
 #[derive(Debug, Default)]
 pub struct DpdBuffer {
@@ -108,27 +121,22 @@ pub struct Conn {
     pub ip_bytes: [u64; 2],
     pub missed_bytes: u64,
     pub services: Vec<&'static str>,
-    pub tunnel_parents: BTreeSet<String>,
     pub analyzers: Vec<Attached>,
     pub streams: [Stream; 2],
     /// First payload seen per direction (content detection runs once per side).
     pub saw_payload: [bool; 2],
     /// When the engine should remove this connection, if scheduled (close, attempt, reset).
     pub remove_at: Option<f64>,
-    /// The connection is a tunnel (Teredo, VXLAN, GTP-U) whose payload is decapsulated.
-    pub tunnel: Option<&'static str>,
     pub local_orig: Option<bool>,
     pub local_resp: Option<bool>,
     /// `remove_at` is a close (not the attempt timer).
     pub close_scheduled: bool,
     /// A UDP DNS session: it ends after Zeek's shorter DNS session timeout.
     pub udp_dns: bool,
-    /// Tunnel packets decapsulated per direction (the service is confirmed once both carried one).
-    pub tunnel_seen: [bool; 2],
     /// The start of each TCP direction, kept for content detection and replayed to analyzers it finds.
     pub dpd: Option<Box<DpdBuffer>>,
-    /// Weird names already logged for this connection.
-    pub weirds_logged: Vec<String>,
+    /// What few connections need (tunnels, weirds), out of line so the common connection stays small.
+    pub rare: Option<Box<Rare>>,
     /// Some weird was raised on this connection (logged or not): Zeek's `DidWeird`.
     pub did_weird: bool,
     /// Unique per connection in an engine: tells a timer of this connection from one of an earlier
@@ -158,18 +166,15 @@ impl Conn {
             ip_bytes: [0; 2],
             missed_bytes: 0,
             services: Vec::new(),
-            tunnel_parents: BTreeSet::new(),
             analyzers: Vec::new(),
             streams: [Stream::default(), Stream::default()],
             saw_payload: [false; 2],
             remove_at: None,
-            tunnel: None,
             local_orig: None,
             local_resp: None,
             close_scheduled: false,
             udp_dns: false,
-            tunnel_seen: [false; 2],
-            weirds_logged: Vec::new(),
+            rare: None,
             did_weird: false,
             serial: 0,
             timer_due: f64::INFINITY,
@@ -192,7 +197,9 @@ impl Conn {
         self.ip_bytes.swap(0, 1);
         self.streams.swap(0, 1);
         self.saw_payload.swap(0, 1);
-        self.tunnel_seen.swap(0, 1);
+        if let Some(rare) = &mut self.rare {
+            rare.tunnel_seen.swap(0, 1);
+        }
         match &mut self.session {
             Session::Udp { active, bytes } => {
                 active.swap(0, 1);
@@ -201,6 +208,16 @@ impl Conn {
             Session::Icmp { bytes } => bytes.swap(0, 1),
             Session::Tcp(_) | Session::Other => {}
         }
+    }
+
+    /// The out-of-line part, created on first use.
+    pub fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The tunnel this connection carries, once its payload was decapsulated.
+    pub fn tunnel(&self) -> Option<&'static str> {
+        self.rare.as_ref().and_then(|r| r.tunnel)
     }
 
     pub fn add_service(&mut self, s: &'static str) {
@@ -239,10 +256,9 @@ impl Conn {
         };
         let service = if self.services.is_empty() { Value::Unset } else { Value::str(self.services.join(",")) };
         let history = if self.history.letters.is_empty() { Value::Unset } else { Value::str(&self.history.letters) };
-        let parents = if self.tunnel_parents.is_empty() {
-            Value::Unset
-        } else {
-            Value::str_set(self.tunnel_parents.iter().cloned())
+        let parents = match &self.rare {
+            Some(rare) if !rare.tunnel_parents.is_empty() => Value::str_set(rare.tunnel_parents.iter().cloned()),
+            _ => Value::Unset,
         };
         let values = vec![
             Value::Time(self.start),
