@@ -69,6 +69,8 @@ async fn invalid_specs_are_rejected_with_readable_messages() {
         (json!({"loggers": {"storage": {"size": "lots"}}}), rules::STORAGE_SIZE_MESSAGE),
         (json!({"logging": {"rotationInterval": "1 hour"}}), rules::ROTATION_MESSAGE),
         (json!({"image": "zeek node"}), rules::IMAGE_MESSAGE),
+        (json!({"diagnostics": {"otlpEndpoint": "otel-collector:4317"}}), rules::OTLP_ENDPOINT_MESSAGE),
+        (json!({"diagnostics": {"level": "info, debug"}}), rules::LOG_LEVEL_MESSAGE),
     ];
     for (overrides, message) in cases {
         let spec = env.spec(overrides.clone());

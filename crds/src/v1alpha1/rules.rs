@@ -58,6 +58,14 @@ pub const BPF_OPERATOR_EDGES_MESSAGE: &str = "workers.bpfFilter must not begin w
 pub const BPF_ONE_LINE: &str = r"!self.matches('[\\x00-\\x1f]')";
 pub const BPF_ONE_LINE_MESSAGE: &str = "workers.bpfFilter must be a single line without control characters";
 
+pub const LOG_LEVEL: &str = r"self.matches('^[A-Za-z0-9_:=,.\\-]+$')";
+pub const LOG_LEVEL_MESSAGE: &str =
+    "diagnostics.level must be a tracing filter such as info or info,zeek_node::cluster=debug (no spaces)";
+
+pub const OTLP_ENDPOINT: &str = r"self == '' || self.matches('^https?://[^\\s/]+(/\\S*)?$')";
+pub const OTLP_ENDPOINT_MESSAGE: &str =
+    "diagnostics.otlpEndpoint must be an http:// or https:// URL such as http://otel-collector:4317, or empty";
+
 pub const LOCAL_NETWORKS_CIDR: &str = "self.all(n, isCIDR(n))";
 pub const LOCAL_NETWORKS_CIDR_MESSAGE: &str =
     "site.localNetworks entries must be CIDR prefixes such as 10.0.0.0/8 or 2001:db8::/32";

@@ -94,6 +94,11 @@ pub struct ZeekClusterSpec {
     #[serde(default)]
     pub logging: LoggingSpec,
 
+    /// The nodes' own diagnostics: the format and level of what they write on stderr, and where their trace
+    /// spans go.
+    #[serde(default)]
+    pub diagnostics: DiagnosticsSpec,
+
     /// Protocol analyzers to enable, by name (conn, dns, http, ssl, ssh, ftp, smtp, ...). Omit to enable all.
     #[x_kube(
         validation = Rule::new(rules::ANALYZER_NAMES).message(rules::ANALYZER_NAMES_MESSAGE),
@@ -389,6 +394,60 @@ impl Default for LoggingSpec {
             format: LogFormat::default(),
             rotation_interval: default_rotation_interval(),
             retention: default_retention(),
+        }
+    }
+}
+
+/// The nodes' own diagnostics (not the Zeek logs).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DiagnosticsSpec {
+    /// Format of the diagnostic lines on stderr: json (one object per line, for log collectors) or text.
+    #[serde(default)]
+    pub format: DiagnosticsFormat,
+
+    /// Level filter in tracing's syntax, e.g. info, or info,zeek_node::cluster=debug.
+    #[x_kube(validation = Rule::new(rules::LOG_LEVEL).message(rules::LOG_LEVEL_MESSAGE))]
+    #[serde(default = "default_log_level")]
+    #[schemars(length(max = 256))]
+    pub level: String,
+
+    /// OpenTelemetry collector that receives the nodes' trace spans over OTLP/gRPC, e.g.
+    /// http://otel-collector.monitoring:4317. Empty: no export.
+    #[x_kube(validation = Rule::new(rules::OTLP_ENDPOINT).message(rules::OTLP_ENDPOINT_MESSAGE))]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 512))]
+    pub otlp_endpoint: String,
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl Default for DiagnosticsSpec {
+    fn default() -> Self {
+        DiagnosticsSpec {
+            format: DiagnosticsFormat::default(),
+            level: default_log_level(),
+            otlp_endpoint: String::new(),
+        }
+    }
+}
+
+/// Format of the nodes' diagnostic lines.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DiagnosticsFormat {
+    #[default]
+    Json,
+    Text,
+}
+
+impl DiagnosticsFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiagnosticsFormat::Json => "json",
+            DiagnosticsFormat::Text => "text",
         }
     }
 }

@@ -157,6 +157,12 @@ fn node_args(cluster: &ValidatedCluster, role: Role, capture: Option<&WorkerGrou
     if let Some(metrics) = metrics_port(cluster, role) {
         args.extend(["--metrics-addr".into(), format!("0.0.0.0:{metrics}")]);
     }
+    let diagnostics = &cluster.spec.diagnostics;
+    args.extend(["--log-format".into(), diagnostics.format.as_str().into()]);
+    args.extend(["--log-level".into(), diagnostics.level.clone()]);
+    if !diagnostics.otlp_endpoint.is_empty() {
+        args.extend(["--otlp-endpoint".into(), diagnostics.otlp_endpoint.clone()]);
+    }
     // Manager and loggers are named in the layout; proxies and workers join at run time and tell the
     // manager where to reach them.
     match role {
