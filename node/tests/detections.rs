@@ -451,21 +451,27 @@ fn scanners_from_one_subnet_raise_scan_subnet() {
     assert_eq!(subnet[0]["msg"], "198.51.100.0/24 has 5 scanning IPs originating from it");
 }
 
-#[test]
-fn intel_matches_addresses_domains_urls_and_mail_addresses() {
-    let intel = "#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\n\
-                 10.9.9.9\tIntel::ADDR\tfeed-a\tknown bad\n\
-                 203.0.113.0/24\tIntel::SUBNET\tfeed-b\t-\n\
-                 evil.example.com\tIntel::DOMAIN\tfeed-a\t-\n\
-                 evil.example.com/payload.bin\tIntel::URL\tfeed-c\t-\n\
-                 BadBot/1.0\tIntel::SOFTWARE\tfeed-c\t-\n\
-                 mallory@example.net\tIntel::EMAIL\tfeed-d\t-\n";
+const INTEL_FEED: &str = "#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\n\
+                          10.9.9.9\tIntel::ADDR\tfeed-a\tknown bad\n\
+                          203.0.113.0/24\tIntel::SUBNET\tfeed-b\t-\n\
+                          evil.example.com\tIntel::DOMAIN\tfeed-a\t-\n\
+                          evil.example.com/payload.bin\tIntel::URL\tfeed-c\t-\n\
+                          BadBot/1.0\tIntel::SOFTWARE\tfeed-c\t-\n\
+                          mallory@example.net\tIntel::EMAIL\tfeed-d\t-\n";
+
+/// Traffic that touches every indicator of INTEL_FEED, from several clients (so a cluster spreads it).
+fn intel_trace() -> Pcap {
     let mut p = Pcap::default();
     p.dns_query(T0, ep("10.0.0.1", 5353), ep("10.0.0.53", 53), 7, "evil.example.com", 1);
     p.http_get(T0 + 1.0, ep("10.0.0.1", 40001), ep("10.9.9.9", 80), "evil.example.com", "/payload.bin", "BadBot/1.0");
     p.http_get(T0 + 2.0, ep("10.0.0.2", 40002), ep("203.0.113.5", 80), "good.example.org", "/", "curl/8.0");
     smtp_mail(&mut p, T0 + 3.0, ep("10.0.0.3", 41000), ep("10.0.0.25", 25), "hello");
-    let r = run(&p, &["--intel", "intel.dat", "--detect", "intel"], &[("intel.dat", intel)]);
+    p
+}
+
+#[test]
+fn intel_matches_addresses_domains_urls_and_mail_addresses() {
+    let r = run(&intel_trace(), &["--intel", "intel.dat", "--detect", "intel"], &[("intel.dat", INTEL_FEED)]);
     let mut hits: Vec<(String, String, String, String)> = r
         .log("intel")
         .into_iter()
@@ -673,6 +679,13 @@ fn cluster_dos_and_scans_match_standalone() {
     assert_eq!((c.notices("Scan::Address_Scan").len(), c.notices("Scan::Port_Scan").len()), (1, 1));
     let (_, c) = same_in_a_cluster(&subnet_trace(), &["--detect", "scan"], &[]);
     assert_eq!(c.notices("Scan::Subnet").len(), 1);
+}
+
+#[test]
+fn cluster_intel_matches_standalone() {
+    let args = ["--intel", "intel.dat", "--detect", "intel"];
+    let (_, c) = same_in_a_cluster(&intel_trace(), &args, &[("intel.dat", INTEL_FEED)]);
+    assert_eq!(c.log("intel").len(), 8, "every indicator is seen once in the cluster too");
 }
 
 #[test]
