@@ -116,6 +116,12 @@ impl ValidatedCluster {
         (pod, host)
     }
 
+    /// Where the operator reaches the manager (pod DNS name, which its certificate names).
+    pub fn manager_address(&self) -> crate::membership::ManagerAddress {
+        let (_, host) = self.stable_node(Role::Manager, 0);
+        crate::membership::ManagerAddress { addr: format!("{host}:{}", self.port(Role::Manager)), server_name: host }
+    }
+
     /// Pods the spec asks for (workers: not known up front, one per matching node).
     pub fn replicas(&self, role: Role) -> i32 {
         if self.spec.stopped {

@@ -49,6 +49,10 @@ pub enum Error {
     /// Setting up logging, tracing or the HTTP endpoints failed.
     #[error("{0}")]
     Setup(String),
+
+    /// The manager did not tell its membership view (not reachable yet, or not answering).
+    #[error("cannot read the manager's membership view: {0}")]
+    ManagerView(String),
 }
 
 impl Error {
@@ -64,6 +68,7 @@ impl Error {
             Self::CrdNotEstablished(_) => "crd",
             Self::LeaderElection(_) | Self::LeadershipLost => "leader_election",
             Self::Setup(_) => "setup",
+            Self::ManagerView(_) => "manager_view",
         }
     }
 

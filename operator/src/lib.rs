@@ -8,7 +8,8 @@
 //!   worker DaemonSets, PodDisruptionBudgets); [`tls`]: the certificates; [`rollout`]: role-ordered
 //!   updates; [`status`]: conditions and counts.
 //! - Process plumbing: [`app`] (wiring), [`controller`], [`leader`], [`crd_install`], [`http`],
-//!   [`metrics`], [`cli`] (telemetry comes from the zeek-telemetry crate); [`rbac`]: the API permissions all of this needs (the Helm chart's
+//!   [`metrics`], [`cli`], [`membership`] (the manager's view epoch for the status); [`rbac`]: the API
+//!   permissions all of this needs (the Helm chart's
 //!   RBAC is checked against it).
 
 pub mod app;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod http;
 pub mod labels;
 pub mod leader;
+pub mod membership;
 pub mod metrics;
 pub mod rbac;
 pub mod reconcile;

@@ -31,11 +31,11 @@ use crate::build::{self, ClusterResources, WorkloadObject};
 use crate::cluster::ValidatedCluster;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::labels;
 use crate::role::Role;
 use crate::rollout::{self, ObservedWorkload, RolloutPlan};
 use crate::status::{self, Outcome, RoleStatuses};
-use crate::tls::{self, TlsChange};
+use crate::tls::{self, TlsBundle, TlsChange};
+use crate::{labels, membership};
 
 /// How often a settled cluster is looked at again (drift, certificate renewal).
 const RESYNC: Duration = Duration::from_secs(10 * 60);
@@ -126,7 +126,7 @@ async fn converge(zc: &ZeekCluster, previous: &ZeekClusterStatus, ctx: &Context)
         proxies: roles.proxies.clone(),
         workers: roles.workers.clone(),
         proxy_selector: Some(labels::selector_string(&labels::role_selector(&cluster.name, Role::Proxy))),
-        membership_epoch: previous.membership_epoch,
+        membership_epoch: membership_epoch(&cluster, &tls, &roles, previous).await,
         captures: status::captures(&observed.worker_pods),
         config_hash: Some(resources.hashes.config.clone()),
         certificates_not_after: Some(to_time(tls.not_after)),
@@ -135,6 +135,26 @@ async fn converge(zc: &ZeekCluster, previous: &ZeekClusterStatus, ctx: &Context)
 
     let settled = status.is(ConditionType::Ready) || (cluster.spec.stopped && !status.is(ConditionType::Progressing));
     Ok(Action::requeue(if settled { RESYNC.min(until(tls::next_renewal(&tls))) } else { PROGRESS_RECHECK }))
+}
+
+/// The manager's view epoch when it has a ready pod (the last known one if it does not answer this time); none
+/// while no manager runs.
+async fn membership_epoch(
+    cluster: &ValidatedCluster,
+    tls: &TlsBundle,
+    roles: &RoleStatuses,
+    previous: &ZeekClusterStatus,
+) -> Option<i64> {
+    if roles.manager.ready == 0 {
+        return None;
+    }
+    match membership::view_epoch(&cluster.manager_address(), tls).await {
+        Ok(epoch) => i64::try_from(epoch).ok(),
+        Err(error) => {
+            tracing::debug!(cluster = %cluster.name, %error, "keeping the last known membership epoch");
+            previous.membership_epoch
+        }
+    }
 }
 
 fn observed_workloads(observed: &Observed) -> BTreeMap<String, ObservedWorkload> {
