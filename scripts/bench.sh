@@ -3,8 +3,10 @@
 # committed), then runs the release-build bench binary: one thread, all analyzers, median of BENCH_RUNS runs
 # (default 5), and ndpiReader on the same trace for the ratio. Figures and method: docs/BENCHMARKS.md.
 #   scripts/bench.sh [extra bench args, e.g. --ndpi-runs 1]
+#   scripts/bench.sh cluster [args]   the cluster benchmarks instead (scripts/bench-cluster.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = cluster ]; then shift; exec scripts/bench-cluster.sh "$@"; fi
 export PATH="$HOME/.cargo/bin:$PATH"
 mix="target/bench/mix.pcap"
 shared="${ZEEK_SHARED_DIR:-../shared}"

@@ -5,6 +5,7 @@ use std::path::Path;
 
 #[cfg(target_os = "linux")]
 pub mod af_packet;
+mod savefile;
 
 use crate::decode::LinkType;
 
@@ -18,6 +19,8 @@ pub enum CaptureError {
     Filter { filter: String, source: pcap::Error },
     #[error("capture failed: {0}")]
     Read(pcap::Error),
+    #[error("reading the savefile: {0}")]
+    ReadFile(std::io::Error),
     #[error("waiting for packets: {0}")]
     Wait(std::io::Error),
     #[error("capturing on {0} needs root (or the CAP_NET_RAW capability)")]
@@ -82,7 +85,21 @@ pub(crate) fn wait_readable(fd: std::os::fd::RawFd, timeout: std::time::Duration
     Ok(())
 }
 
-/// A libpcap handle, offline or live.
+/// The next record of a savefile, as libpcap's path reports it.
+fn savefile_next<'a>(reader: &'a mut savefile::Savefile, bytes_read: &mut u64) -> Result<Next<'a>, CaptureError> {
+    Ok(match reader.next().map_err(CaptureError::ReadFile)? {
+        savefile::Record::Packet { ts, data, file_bytes } => {
+            *bytes_read += file_bytes;
+            Next::Packet(RawPacket { ts, data })
+        }
+        savefile::Record::End => Next::End,
+        savefile::Record::Truncated(msg) => Next::Truncated(msg),
+        savefile::Record::Invalid(msg) => return Err(CaptureError::Read(pcap::Error::PcapError(msg))),
+    })
+}
+
+/// A packet source: a savefile (classic pcap through [`savefile`], pcapng and filtered reads through libpcap)
+/// or a live libpcap handle.
 pub struct PcapSource {
     inner: Handle,
     link: LinkType,
@@ -91,6 +108,8 @@ pub struct PcapSource {
 }
 
 enum Handle {
+    /// A classic pcap file without a filter, read by [`savefile::Savefile`].
+    Savefile(Box<savefile::Savefile>),
     Offline(pcap::Capture<pcap::Offline>),
     Live(pcap::Capture<pcap::Active>),
 }
@@ -107,7 +126,19 @@ impl PcapSource {
             cap.filter(f, true).map_err(|source| CaptureError::Filter { filter: f.to_string(), source })?;
         }
         let link = link_of(cap.get_datalink())?;
-        Ok(PcapSource { inner: Handle::Offline(cap), link, bytes_read: 24 })
+        // libpcap has validated the file; classic pcap without a filter is read by the faster reader. Only a
+        // regular file can be opened a second time from its start (libpcap has already read from a pipe).
+        let regular_file = std::fs::metadata(path).is_ok_and(|m| m.is_file());
+        let fast = if regular_file && filter.is_none_or(str::is_empty) {
+            savefile::Savefile::open(path).map_err(CaptureError::ReadFile)?
+        } else {
+            None
+        };
+        let inner = match fast {
+            Some(reader) => Handle::Savefile(Box::new(reader)),
+            None => Handle::Offline(cap),
+        };
+        Ok(PcapSource { inner, link, bytes_read: 24 })
     }
 
     pub fn open_live(iface: &str, filter: Option<&str>, snaplen: i32) -> Result<Self, CaptureError> {
@@ -135,17 +166,18 @@ impl PcapSource {
     }
 
     pub fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
-        let live_fd = match &self.inner {
-            Handle::Live(c) => Some(std::os::fd::AsRawFd::as_raw_fd(c)),
-            Handle::Offline(_) => None,
-        };
-        let res = match &mut self.inner {
-            Handle::Offline(c) => c.next_packet(),
-            Handle::Live(c) => c.next_packet(),
+        let bytes_read = &mut self.bytes_read;
+        let (res, live_fd) = match &mut self.inner {
+            Handle::Savefile(reader) => return savefile_next(reader, bytes_read),
+            Handle::Offline(c) => (c.next_packet(), None),
+            Handle::Live(c) => {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(c);
+                (c.next_packet(), Some(fd))
+            }
         };
         match res {
             Ok(p) => {
-                self.bytes_read += 16 + u64::from(p.header.caplen);
+                *bytes_read += 16 + u64::from(p.header.caplen);
                 let ts = p.header.ts.tv_sec as f64 + p.header.ts.tv_usec as f64 / 1e6;
                 Ok(Next::Packet(RawPacket { ts, data: p.data }))
             }
@@ -171,7 +203,7 @@ impl PcapSource {
                 dropped: u64::from(s.dropped),
                 if_dropped: u64::from(s.if_dropped),
             }),
-            Handle::Offline(_) => None,
+            Handle::Offline(_) | Handle::Savefile(_) => None,
         }
     }
 }

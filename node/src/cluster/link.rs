@@ -1,12 +1,16 @@
 //! Peer links: one long-lived bidirectional gRPC stream per pair of nodes, dialed with backoff, kept alive by
 //! heartbeats. Either side may send any frame once the two `Hello`s are exchanged.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use prost::Message as _;
 use tokio::sync::{Notify, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
 use tonic::Streaming;
 use tonic::transport::Endpoint;
 
@@ -18,6 +22,12 @@ use super::role::Role;
 
 /// Frames queued towards one peer before sends report the queue as full.
 pub const LINK_QUEUE: usize = 8192;
+/// At most this many messages, and about this many encoded bytes, go into one `Messages` frame. A frame within
+/// tonic's 8 kB codec buffer is decoded without growing (and copying) that buffer; 8 kB is ~80 small events.
+const BATCH_MESSAGES: usize = 1024;
+const BATCH_BYTES: usize = 7 << 10;
+/// Frames a link looks past for a newer view.
+const VIEW_LOOKAHEAD: usize = 64;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -89,6 +99,84 @@ impl Link {
     /// Ends the link (its task unregisters it and reports node_down).
     pub fn close(&self) {
         self.closer.notify_one();
+    }
+}
+
+/// The frames a link sends, in queue order, with two savings for a busy link (nothing ever waits for them):
+/// messages queued together leave in one `Messages` frame, amortising the per-frame work (gRPC framing, decoding,
+/// the reader's loop) over many; and a membership view with a newer view queued behind it is not sent at all (the
+/// receiver would install the newer one anyway), which keeps a manager from pushing every intermediate view to
+/// every node while many nodes join at once.
+pub struct Outbound {
+    rx: mpsc::Receiver<pb::Frame>,
+    /// Frames taken from the queue to look past, sent next, in order.
+    held: VecDeque<pb::Frame>,
+}
+
+impl Outbound {
+    pub fn new(rx: mpsc::Receiver<pb::Frame>) -> Outbound {
+        Outbound { rx, held: VecDeque::new() }
+    }
+
+    /// The next frame that is already queued, if any.
+    fn ready(&mut self) -> Option<pb::Frame> {
+        self.held.pop_front().or_else(|| self.rx.try_recv().ok())
+    }
+
+    /// `first` and the messages queued right behind it, packed into one frame if there are several.
+    fn pack(&mut self, first: pb::Message) -> pb::Frame {
+        let mut bytes = first.encoded_len();
+        let mut batch = vec![first];
+        while batch.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
+            match self.ready() {
+                Some(pb::Frame { body: Some(pb::frame::Body::Message(m)) }) => {
+                    bytes += m.encoded_len();
+                    batch.push(m);
+                }
+                Some(other) => {
+                    self.held.push_front(other);
+                    break;
+                }
+                None => break,
+            }
+        }
+        if batch.len() == 1 {
+            let only = batch.pop().expect("one message");
+            return frame(pb::frame::Body::Message(only));
+        }
+        frame(pb::frame::Body::Messages(pb::Messages { messages: batch }))
+    }
+
+    /// Whether a newer view is queued within the next few frames.
+    fn view_superseded(&mut self) -> bool {
+        while self.held.len() < VIEW_LOOKAHEAD {
+            match self.rx.try_recv() {
+                Ok(f) => self.held.push_back(f),
+                Err(_) => break,
+            }
+        }
+        self.held.iter().any(|f| matches!(f.body, Some(pb::frame::Body::View(_))))
+    }
+}
+
+impl Stream for Outbound {
+    type Item = pb::Frame;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<pb::Frame>> {
+        loop {
+            let next = match self.held.pop_front() {
+                Some(f) => f,
+                None => match self.rx.poll_recv(cx) {
+                    Poll::Ready(Some(f)) => f,
+                    other => return other,
+                },
+            };
+            return Poll::Ready(Some(match next.body {
+                Some(pb::frame::Body::Message(m)) => self.pack(m),
+                Some(pb::frame::Body::View(_)) if self.view_superseded() => continue,
+                body => pb::Frame { body },
+            }));
+        }
     }
 }
 
@@ -184,7 +272,7 @@ async fn dial_once(
         .max_encoding_message_size(MAX_FRAME_BYTES);
     let (tx, rx) = mpsc::channel(LINK_QUEUE);
     tx.try_send(node.hello_frame())?;
-    let response = tokio::time::timeout(HANDSHAKE_TIMEOUT, client.link(ReceiverStream::new(rx))).await??;
+    let response = tokio::time::timeout(HANDSHAKE_TIMEOUT, client.link(Outbound::new(rx))).await??;
     let mut inbound = response.into_inner();
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, inbound.message())
         .await??
@@ -198,4 +286,57 @@ async fn dial_once(
     let role = node.check_hello(&hello).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
     let link = std::sync::Arc::new(Link::new(node.next_link_id(), hello, role, tx, node.now_ms()));
     Ok((link, inbound))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_stream::StreamExt as _;
+
+    fn message(n: u64) -> pb::Frame {
+        let event = pb::Event { name: "Test::n".into(), args: vec![crate::cluster::Data::Count(n).to_pb()] };
+        frame(pb::frame::Body::Message(pb::Message { topic: "t".into(), event: Some(event), ..Default::default() }))
+    }
+
+    fn view(epoch: u64) -> pb::Frame {
+        frame(pb::frame::Body::View(pb::View { epoch, members: vec![], ready: true }))
+    }
+
+    /// What a frame is, for comparing sequences: ("messages", n) for a batch of n.
+    fn kind(f: &pb::Frame) -> (&'static str, u64) {
+        use pb::frame::Body;
+        match &f.body {
+            Some(Body::Message(_)) => ("message", 1),
+            Some(Body::Messages(b)) => ("messages", b.messages.len() as u64),
+            Some(Body::View(v)) => ("view", v.epoch),
+            Some(Body::Heartbeat(_)) => ("heartbeat", 0),
+            _ => ("other", 0),
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_messages_are_packed_and_stale_views_skipped_in_order() {
+        let (tx, rx) = mpsc::channel(64);
+        let heartbeat = frame(pb::frame::Body::Heartbeat(pb::Heartbeat::default()));
+        for f in [message(1), message(2), message(3), heartbeat, view(1), message(4), view(2), message(5)] {
+            tx.try_send(f).unwrap();
+        }
+        drop(tx);
+        let out: Vec<pb::Frame> = Outbound::new(rx).collect().await;
+        let kinds: Vec<_> = out.iter().map(kind).collect();
+        assert_eq!(kinds, [("messages", 3), ("heartbeat", 0), ("message", 1), ("view", 2), ("message", 1)]);
+        let Some(pb::frame::Body::Messages(b)) = &out[0].body else { unreachable!() };
+        let first: Vec<_> = b.messages.iter().map(|m| m.event.as_ref().unwrap().args[0].clone()).collect();
+        assert_eq!(first, [1, 2, 3].map(|n| crate::cluster::Data::Count(n).to_pb()));
+    }
+
+    #[tokio::test]
+    async fn an_idle_link_sends_each_message_alone() {
+        let (tx, rx) = mpsc::channel(64);
+        let mut out = Outbound::new(rx);
+        tx.try_send(message(1)).unwrap();
+        assert_eq!(kind(&out.next().await.unwrap()), ("message", 1));
+        tx.try_send(message(2)).unwrap();
+        assert_eq!(kind(&out.next().await.unwrap()), ("message", 1));
+    }
 }

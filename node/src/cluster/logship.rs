@@ -160,9 +160,10 @@ impl LogShipper {
     }
 }
 
+/// A batch sent and not yet acknowledged. It keeps the records, not their wire form: the wire form is built for each
+/// send (once, unless a logger goes away), where keeping it would cost a full copy of the batch for every send.
 struct InFlight {
-    batch: pb::LogBatch,
-    records: usize,
+    records: Vec<LogRecord>,
     /// The logger it was last sent to (`None`: not sent yet).
     target: Option<String>,
     sent_at: Instant,
@@ -249,9 +250,8 @@ impl ShipTask {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let batch = logwire::encode_batch(seq, &self.route.origin(), &records);
         self.unacked_records += records.len();
-        self.unacked.insert(seq, InFlight { batch, records: records.len(), target: None, sent_at: Instant::now() });
+        self.unacked.insert(seq, InFlight { records, target: None, sent_at: Instant::now() });
         self.try_send(seq);
     }
 
@@ -263,20 +263,15 @@ impl ShipTask {
             Destinations::Wait => false,
             Destinations::Local => {
                 let Some(inflight) = self.unacked.remove(&seq) else { return true };
-                self.unacked_records -= inflight.records;
-                match logwire::decode_batch(inflight.batch) {
-                    Ok(records) => self.route.write_local(records),
-                    Err(e) => {
-                        tracing::error!("a batch of our own does not decode: {e}");
-                        self.metrics.records_dropped("rejected", inflight.records as u64);
-                    }
-                }
+                self.unacked_records -= inflight.records.len();
+                self.route.write_local(inflight.records);
                 true
             }
             Destinations::Remote(loggers) => {
                 let (name, tx) = &loggers[self.cursor % loggers.len()];
                 self.cursor = self.cursor.wrapping_add(1);
-                let msg = frame(pb::frame::Body::LogBatch(inflight.batch.clone()));
+                let batch = logwire::encode_batch(seq, &self.route.origin(), &inflight.records);
+                let msg = frame(pb::frame::Body::LogBatch(batch));
                 if tx.try_send(msg).is_err() {
                     return false;
                 }
@@ -310,10 +305,10 @@ impl ShipTask {
 
     fn on_ack(&mut self, from: &str, ack: pb::LogAck) {
         let Some(f) = self.unacked.remove(&ack.seq) else { return };
-        self.unacked_records -= f.records;
+        self.unacked_records -= f.records.len();
         if !ack.ok {
-            tracing::error!(logger = %from, records = f.records, "a logger refused a batch: {}", ack.error);
-            self.metrics.records_dropped("rejected", f.records as u64);
+            tracing::error!(logger = %from, records = f.records.len(), "a logger refused a batch: {}", ack.error);
+            self.metrics.records_dropped("rejected", f.records.len() as u64);
         }
     }
 }

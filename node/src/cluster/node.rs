@@ -452,6 +452,7 @@ impl Node {
         match f.body {
             Some(Body::Heartbeat(h)) => *lock(&from.stats) = h.stats.unwrap_or_default(),
             Some(Body::Message(m)) => self.on_message(from, m),
+            Some(Body::Messages(batch)) => self.on_messages(from, batch),
             Some(Body::LogBatch(b)) => self.on_log_batch(from, b),
             Some(Body::LogAck(a)) => self.0.shipper.ack(&from.name, a),
             Some(Body::View(v)) if from.role == Role::Manager => self.install_view(View::from_pb(v)),

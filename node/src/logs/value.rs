@@ -67,7 +67,9 @@ impl Value {
 
 /// Formats a time or interval the way Zeek does: `%.6f`.
 pub fn fmt_time(out: &mut String, t: f64) {
-    let _ = write!(out, "{t:.6}");
+    if !push_fixed6(out, t) {
+        let _ = write!(out, "{t:.6}");
+    }
 }
 
 /// Zeek's ASCII writer formats doubles with up to six decimals and no trailing zeros.
@@ -76,14 +78,103 @@ pub fn fmt_double(out: &mut String, d: f64) {
         let _ = write!(out, "{d:.1}");
         return;
     }
-    let mut s = format!("{d:.6}");
-    while s.ends_with('0') {
-        s.pop();
+    let start = out.len();
+    fmt_time(out, d);
+    let kept = out[start..].trim_end_matches('0').len();
+    out.truncate(start + kept);
+    if out.ends_with('.') {
+        out.push('0');
     }
-    if s.ends_with('.') {
-        s.push('0');
+}
+
+/// Below this magnitude `push_fixed6` formats exactly with integer arithmetic (the scaled value fits a u64).
+const FIXED6_LIMIT: f64 = 1e12;
+
+/// Appends `v` with six decimals, rounded exactly as `{:.6}` (and C's `%.6f`) round: to the nearest multiple of
+/// 10^-6 of the exact binary value, ties to even. Returns false (appending nothing) for values it leaves to
+/// the general formatter: non-finite or of magnitude ≥ 10^12.
+fn push_fixed6(out: &mut String, v: f64) -> bool {
+    if !v.is_finite() || v.abs() >= FIXED6_LIMIT {
+        return false;
     }
-    out.push_str(&s);
+    let bits = v.to_bits();
+    let biased_exp = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    // v = mantissa * 2^exp exactly.
+    let (mantissa, exp) = if biased_exp == 0 { (fraction, -1074) } else { (fraction | (1 << 52), biased_exp - 1075) };
+    let scaled = u128::from(mantissa) * 1_000_000;
+    let micros: u128 = if exp >= 0 {
+        scaled << exp
+    } else if -exp >= 100 {
+        // scaled < 2^73, so the value is below half a millionth.
+        0
+    } else {
+        let shift = -exp as u32;
+        let quotient = scaled >> shift;
+        let remainder = scaled & ((1u128 << shift) - 1);
+        let half = 1u128 << (shift - 1);
+        let round_up = remainder > half || (remainder == half && quotient & 1 == 1);
+        quotient + u128::from(round_up)
+    };
+    if v.is_sign_negative() {
+        out.push('-');
+    }
+    push_u64(out, (micros / 1_000_000) as u64);
+    out.push('.');
+    let frac = (micros % 1_000_000) as u32;
+    let digits = [100_000, 10_000, 1000, 100, 10, 1].map(|place| b'0' + (frac / place % 10) as u8);
+    out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
+    true
+}
+
+/// Appends the decimal form of `n` (what `{n}` prints, without the formatting machinery): two digits per
+/// division, from a table of all pairs.
+pub fn push_u64(out: &mut String, mut n: u64) {
+    const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324\
+        25262728293031323334353637383940414243444546474849\
+        50515253545556575859606162636465666768697071727374\
+        75767778798081828384858687888990919293949596979899";
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        buf[at] = b'0' + n as u8;
+    }
+    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+}
+
+fn push_i64(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_u64(out, n.unsigned_abs());
+}
+
+/// Appends an address as its `Display` form; IPv4 without the formatting machinery.
+pub fn push_addr(out: &mut String, addr: &IpAddr) {
+    match addr {
+        IpAddr::V4(a) => {
+            for (i, octet) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_u64(out, u64::from(octet));
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{addr}");
+        }
+    }
 }
 
 /// Escapes a string for the TSV writer: non-printable bytes, backslash and the separators become `\xNN`.
@@ -97,17 +188,44 @@ pub fn escape_tsv(out: &mut String, s: &str, in_container: bool) {
         out.push_str(&s[1..]);
         return;
     }
-    for ch in s.chars() {
-        match ch {
-            '\t' => out.push_str("\\x09"),
-            ',' if in_container => out.push_str("\\x2c"),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
+    // Every byte that needs escaping is ASCII, so it never splits a UTF-8 sequence: copy the runs between them.
+    let mut rest = s;
+    while let Some(at) = first_to_escape(rest.as_bytes(), in_container) {
+        out.push_str(&rest[..at]);
+        match rest.as_bytes()[at] {
+            b'\\' => out.push_str("\\\\"),
+            b => {
+                let _ = write!(out, "\\x{b:02x}");
             }
-            c => out.push(c),
         }
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
+}
+
+/// Whether the TSV writer escapes byte `b`.
+fn needs_escape(b: u8, in_container: bool) -> bool {
+    b < 0x20 || b == 0x7f || b == b'\\' || (in_container && b == b',')
+}
+
+/// The first byte the TSV writer escapes. Most strings have none, so eight bytes are tested at a time with
+/// word arithmetic (exact "some byte is below / equal to" tests) before the bytes of a hit are looked at.
+fn first_to_escape(bytes: &[u8], in_container: bool) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+    let has_byte = |v: u64, b: u8| has_zero(v ^ (ONES * u64::from(b)));
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for w in &mut words {
+        let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let below_space = v.wrapping_sub(ONES * 0x20) & !v & HIGHS != 0;
+        if below_space || has_byte(v, 0x7f) || has_byte(v, b'\\') || (in_container && has_byte(v, b',')) {
+            return w.iter().position(|&b| needs_escape(b, in_container)).map(|at| offset + at);
+        }
+        offset += 8;
+    }
+    words.remainder().iter().position(|&b| needs_escape(b, in_container)).map(|at| offset + at)
 }
 
 /// Converts raw protocol bytes into a log string, escaping bytes that are not valid UTF-8 as `\xNN`
@@ -141,12 +259,8 @@ impl Value {
         match self {
             Value::Unset => out.push('-'),
             Value::Bool(b) => out.push(if *b { 'T' } else { 'F' }),
-            Value::Count(c) => {
-                let _ = write!(out, "{c}");
-            }
-            Value::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
+            Value::Count(c) => push_u64(out, *c),
+            Value::Int(i) => push_i64(out, *i),
             Value::Double(d) => fmt_double(out, *d),
             Value::Time(t) | Value::Interval(t) => fmt_time(out, *t),
             Value::Str(s) => {
@@ -157,15 +271,11 @@ impl Value {
                 }
             }
             Value::Enum(e) => out.push_str(e),
-            Value::Addr(a) => {
-                let _ = write!(out, "{a}");
-            }
+            Value::Addr(a) => push_addr(out, a),
             Value::Subnet(n) => {
                 let _ = write!(out, "{n}");
             }
-            Value::Port(p) => {
-                let _ = write!(out, "{p}");
-            }
+            Value::Port(p) => push_u64(out, u64::from(*p)),
             Value::Set(items) | Value::Vector(items) => {
                 if items.is_empty() {
                     out.push_str("(empty)");
@@ -260,6 +370,109 @@ mod tests {
         assert_eq!(tsv(&Value::str_set(["a,b", "c"])), "a\\x2cb,c");
         assert_eq!(tsv(&Value::Bool(true)), "T");
         assert_eq!(tsv(&Value::Addr("fe80::217:f2ff:fed7:cf65".parse().unwrap())), "fe80::217:f2ff:fed7:cf65");
+    }
+
+    /// A deterministic spread of doubles: trace-like times, small intervals, exact ties, extremes.
+    fn sample_doubles() -> Vec<f64> {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.0078125,
+            0.0234375,
+            1.5,
+            2.5,
+            1e-7,
+            5e-7,
+            -5e-7,
+            0.9999995,
+            999_999_999_999.999,
+            1e12,
+            -1e12,
+            1e15,
+            1e300,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
+            values.push(1_300_000_000.0 + unit * 500_000_000.0);
+            values.push(unit * 100.0 - 50.0);
+            values.push(unit / 1000.0);
+            values.push(f64::from_bits(x));
+            // Exact ties at the seventh decimal: odd multiples of 2^-7 .. 2^-10 scaled by integers.
+            values.push((x % 100_000) as f64 + ((x >> 20) % 128) as f64 / 128.0);
+        }
+        values
+    }
+
+    #[test]
+    fn times_and_doubles_format_like_the_standard_formatter() {
+        for v in sample_doubles() {
+            let mut time = String::new();
+            fmt_time(&mut time, v);
+            assert_eq!(time, format!("{v:.6}"), "{v:e}");
+            let mut double = String::new();
+            fmt_double(&mut double, v);
+            let expected = if v.is_finite() && v == v.trunc() && v.abs() < 1e15 {
+                format!("{v:.1}")
+            } else {
+                let s = format!("{v:.6}");
+                let s = s.trim_end_matches('0');
+                if s.ends_with('.') { format!("{s}0") } else { s.to_string() }
+            };
+            assert_eq!(double, expected, "{v:e}");
+        }
+    }
+
+    #[test]
+    fn integers_and_addresses_format_like_display() {
+        for n in [0u64, 7, 9, 10, 11, 99, 100, 101, 999, 1000, 65535, 100_000, u64::from(u32::MAX), u64::MAX]
+            .into_iter()
+            .chain((0..5000).map(|i| i * 7919))
+        {
+            assert_eq!(tsv(&Value::Count(n)), n.to_string());
+        }
+        for i in [0i64, -1, 42, i64::MIN, i64::MAX] {
+            assert_eq!(tsv(&Value::Int(i)), i.to_string());
+        }
+        for a in ["0.0.0.0", "10.0.0.255", "192.168.1.20", "255.255.255.255", "::ffff:1.2.3.4", "2001:db8::1"] {
+            assert_eq!(tsv(&Value::Addr(a.parse().unwrap())), a);
+        }
+    }
+
+    #[test]
+    fn escaping_keeps_utf8_and_escapes_ascii_controls() {
+        assert_eq!(tsv(&Value::str("é\\\x7f\x01x")), "é\\\\\\x7f\\x01x");
+        assert_eq!(tsv(&Value::str("(empty)")), "\\x28empty)");
+        assert_eq!(tsv(&Value::str_vec(["a,b"])), "a\\x2cb");
+        assert_eq!(tsv(&Value::str("a,b")), "a,b");
+    }
+
+    #[test]
+    fn word_wise_escape_search_finds_the_first_escaped_byte() {
+        let mut x: u32 = 12345;
+        for len in 0..40 {
+            for _ in 0..200 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                        // Mostly printable, sometimes a byte on either side of each boundary.
+                        [b'a', b'~', 0x7f, 0x80, 0x1f, 0x20, b'\\', b',', 0xff, 0x00][(x >> 16) as usize % 10]
+                    })
+                    .collect();
+                for in_container in [false, true] {
+                    let expected = bytes.iter().position(|&b| needs_escape(b, in_container));
+                    assert_eq!(first_to_escape(&bytes, in_container), expected, "{bytes:?}");
+                }
+            }
+        }
     }
 
     #[test]

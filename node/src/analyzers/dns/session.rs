@@ -447,13 +447,13 @@ fn update_deletion_text(rr: &Record) -> Vec<u8> {
 
 /// Zeek prints IPv4-mapped IPv6 addresses as IPv4.
 pub fn format_addr(addr: &IpAddr) -> String {
-    match addr {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6.to_string(),
-        },
-        IpAddr::V4(v4) => v4.to_string(),
-    }
+    let shown = match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(*addr, IpAddr::V4),
+        IpAddr::V4(_) => *addr,
+    };
+    let mut out = String::with_capacity(if shown.is_ipv4() { 15 } else { 39 });
+    crate::logs::push_addr(&mut out, &shown);
+    out
 }
 
 #[cfg(test)]

@@ -279,6 +279,9 @@ struct Reader<'a> {
     weirds: Vec<WireWeird>,
 }
 
+/// Most names fit; longer ones grow as needed.
+const TYPICAL_NAME_LEN: usize = 64;
+
 impl<'a> Reader<'a> {
     fn read_sections(&mut self, m: &mut Message) {
         let h = m.header;
@@ -388,7 +391,8 @@ impl<'a> Reader<'a> {
     /// A domain name as Zeek's `ExtractName` reads it: labels joined with dots, the trailing dot removed,
     /// optionally lower-cased. It never fails; bad labels end it early with a weird.
     fn name(&mut self, capacity: usize, downcase: bool) -> Vec<u8> {
-        let mut out = Vec::new();
+        // Room for a typical name up front, rather than growing label by label.
+        let mut out = Vec::with_capacity(TYPICAL_NAME_LEN);
         self.name_into(&mut out, capacity, downcase, 0);
         out
     }

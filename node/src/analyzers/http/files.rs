@@ -7,7 +7,7 @@ use crate::analyzers::Ctx;
 use crate::logs::{FILES, Value};
 
 /// `default_file_bof_buffer_size`: how much of a file the sniffer sees.
-const BOF_SIZE: usize = 4096;
+pub(super) const BOF_SIZE: usize = 4096;
 
 /// One open file (an entity with content).
 #[derive(Debug)]
@@ -28,21 +28,27 @@ impl OpenFile {
         OpenFile { fuid, record_key, filename, first_ts: ts, last_ts: ts, seen_bytes: 0, bof: vec![], mime: None }
     }
 
-    /// Adds content; returns the sniffed mime type when the sniff happens now (BOF buffer full).
-    pub(super) fn data(&mut self, ts: f64, data: &[u8]) -> Option<Option<&'static str>> {
+    /// Adds `len` bytes of content, of which `head` are the first (all the sniffer can still use); returns the
+    /// sniffed mime type when the sniff happens now (BOF buffer full).
+    pub(super) fn data(&mut self, ts: f64, head: &[u8], len: u64) -> Option<Option<&'static str>> {
         self.last_ts = ts;
-        self.seen_bytes += data.len() as u64;
+        self.seen_bytes += len;
         if self.mime.is_some() {
             return None;
         }
+        if self.bof.capacity() == 0 {
+            // Growing by packets would reallocate three times on the way to a full buffer.
+            self.bof.reserve_exact(BOF_SIZE);
+        }
         let room = BOF_SIZE - self.bof.len();
-        self.bof.extend_from_slice(&data[..room.min(data.len())]);
+        self.bof.extend_from_slice(&head[..room.min(head.len())]);
         (self.bof.len() >= BOF_SIZE).then(|| self.sniff())
     }
 
-    /// Sniffs once (at the latest when the file ends).
+    /// Sniffs once (at the latest when the file ends); the buffer is not needed after that.
     pub(super) fn sniff(&mut self) -> Option<&'static str> {
-        *self.mime.get_or_insert_with(|| sniff_mime(&self.bof))
+        let bof = std::mem::take(&mut self.bof);
+        *self.mime.get_or_insert_with(|| sniff_mime(&bof))
     }
 
     pub(super) fn was_sniffed(&self) -> bool {
@@ -53,7 +59,8 @@ impl OpenFile {
     pub(super) fn log(mut self, ctx: &mut Ctx, is_orig: bool, total_bytes: Option<u64>) {
         let mime = self.sniff();
         let host = if is_orig { ctx.id.orig_h } else { ctx.id.resp_h };
-        let mut values = vec![Value::Time(self.first_ts), Value::str(self.fuid), Value::str(ctx.uid)];
+        let mut values = Vec::with_capacity(FILES.fields.len());
+        values.extend([Value::Time(self.first_ts), Value::str(self.fuid), Value::str(ctx.uid)]);
         values.extend(ctx.id.log_values());
         values.extend([
             Value::str("HTTP"),

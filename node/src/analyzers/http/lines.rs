@@ -7,8 +7,10 @@ const MAX_LINE_LENGTH: usize = 16 * 1024 * 1024;
 /// What one step of the splitter produced.
 #[derive(Debug, PartialEq)]
 pub(super) enum Piece<'a> {
-    /// A complete line without its terminator.
-    Line(Vec<u8>),
+    /// A complete line without its terminator, inside the delivered bytes.
+    Line(&'a [u8]),
+    /// A complete line that started in an earlier delivery (collected in the splitter's buffer).
+    Buffered(Vec<u8>),
     /// Raw body bytes delivered in plain mode.
     Plain(&'a [u8]),
 }
@@ -81,53 +83,186 @@ impl ContentLine {
             self.last_char = b'\n';
             start = 1;
         }
-        let rest = &data[start..];
+        let mut rest = &data[start..];
         if self.plain_remaining > 0 && !rest.is_empty() {
             let n = usize::try_from(self.plain_remaining).unwrap_or(usize::MAX).min(rest.len());
             self.last_char = 0;
             self.plain_remaining -= n as i64;
             return (start + n, Some(Piece::Plain(&rest[..n])));
         }
-        for (i, &c) in rest.iter().enumerate() {
-            if self.buf.len() >= MAX_LINE_LENGTH {
+        // The line so far is `self.buf` followed by `rest[..i]`: runs of ordinary bytes are skipped in one
+        // search and the line is handed out in place when it did not start in an earlier delivery.
+        let mut i = 0;
+        while i < rest.len() {
+            let line_len = self.buf.len() + i;
+            if line_len >= MAX_LINE_LENGTH {
                 self.pending_weird = Some("contentline_size_exceeded");
-                return (start + i, Some(self.emit(c)));
+                return (start + i, Some(self.emit(rest, i, rest[i])));
             }
-            match c {
-                b'\r' if rest.get(i + 1) == Some(&b'\n') => return (start + i + 2, Some(self.emit(b'\n'))),
-                b'\r' if self.bare_eol => return (start + i + 1, Some(self.emit(c))),
-                b'\n' if self.last_char == b'\r' => {
+            let limit = rest.len().min(i + (MAX_LINE_LENGTH - line_len));
+            match rest[i..limit].iter().position(|&c| c == b'\r' || c == b'\n') {
+                Some(at) => i += at,
+                None => {
+                    i = limit;
+                    continue;
+                }
+            }
+            match rest[i] {
+                b'\r' if rest.get(i + 1) == Some(&b'\n') => return (start + i + 2, Some(self.emit(rest, i, b'\n'))),
+                b'\r' if self.bare_eol => return (start + i + 1, Some(self.emit(rest, i, b'\r'))),
+                // Only possible first (a CR followed by LF inside `rest` ended the line above): the CR came with
+                // the previous delivery and was kept as line content.
+                b'\n' if i == 0 && self.last_char == b'\r' => {
+                    self.last_char = b'\n';
                     if self.buf.is_empty() {
-                        self.last_char = c;
+                        // An empty line so far: the LF is dropped and the line starts after it.
+                        start += 1;
+                        rest = &rest[1..];
                         continue;
                     }
                     self.buf.pop();
-                    return (start + i + 1, Some(self.emit(c)));
+                    return (start + 1, Some(Piece::Buffered(std::mem::take(&mut self.buf))));
                 }
-                b'\n' if self.bare_eol => return (start + i + 1, Some(self.emit(c))),
-                _ => self.buf.push(c),
+                b'\n' if self.bare_eol => return (start + i + 1, Some(self.emit(rest, i, b'\n'))),
+                _ => i += 1,
             }
-            self.last_char = c;
+        }
+        self.buf.extend_from_slice(rest);
+        if let Some(&last) = rest.last() {
+            self.last_char = last;
         }
         (data.len(), None)
     }
 
-    fn emit(&mut self, terminator: u8) -> Piece<'static> {
+    /// Ends the line at `rest[..end]` (after whatever the buffer holds from earlier deliveries).
+    fn emit<'a>(&mut self, rest: &'a [u8], end: usize, terminator: u8) -> Piece<'a> {
         self.last_char = terminator;
-        Piece::Line(std::mem::take(&mut self.buf))
+        if self.buf.is_empty() {
+            return Piece::Line(&rest[..end]);
+        }
+        self.buf.extend_from_slice(&rest[..end]);
+        Piece::Buffered(std::mem::take(&mut self.buf))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The splitter as Zeek's ContentLine analyzer defines it, one byte at a time: the reference the
+    /// run-skipping splitter must match.
+    fn reference_next(cl: &mut ContentLine, data: &[u8]) -> (usize, Option<Vec<u8>>) {
+        let mut start = 0;
+        if cl.bare_eol && cl.last_char == b'\r' && data.first() == Some(&b'\n') {
+            cl.last_char = b'\n';
+            start = 1;
+        }
+        let rest = &data[start..];
+        if cl.plain_remaining > 0 && !rest.is_empty() {
+            let n = usize::try_from(cl.plain_remaining).unwrap_or(usize::MAX).min(rest.len());
+            cl.last_char = 0;
+            cl.plain_remaining -= n as i64;
+            return (start + n, Some(rest[..n].to_vec()));
+        }
+        let emit = |cl: &mut ContentLine, terminator: u8| {
+            cl.last_char = terminator;
+            Some(std::mem::take(&mut cl.buf))
+        };
+        for (i, &c) in rest.iter().enumerate() {
+            if cl.buf.len() >= MAX_LINE_LENGTH {
+                cl.pending_weird = Some("contentline_size_exceeded");
+                return (start + i, emit(cl, c));
+            }
+            match c {
+                b'\r' if rest.get(i + 1) == Some(&b'\n') => return (start + i + 2, emit(cl, b'\n')),
+                b'\r' if cl.bare_eol => return (start + i + 1, emit(cl, c)),
+                b'\n' if cl.last_char == b'\r' => {
+                    if cl.buf.is_empty() {
+                        cl.last_char = c;
+                        continue;
+                    }
+                    cl.buf.pop();
+                    return (start + i + 1, emit(cl, c));
+                }
+                b'\n' if cl.bare_eol => return (start + i + 1, emit(cl, c)),
+                _ => cl.buf.push(c),
+            }
+            cl.last_char = c;
+        }
+        (data.len(), None)
+    }
+
+    /// Everything both splitters produce over `chunks` (with plain runs and mode switches between deliveries),
+    /// including weirds and the state left behind.
+    fn both(chunks: &[Vec<u8>], bare_eol: bool, plain: i64) -> (Vec<String>, Vec<String>) {
+        let (mut fast, mut reference) = (ContentLine::default(), ContentLine::default());
+        let (mut fast_out, mut ref_out) = (vec![], vec![]);
+        for (n, chunk) in chunks.iter().enumerate() {
+            for cl in [&mut fast, &mut reference] {
+                cl.set_bare_eol(bare_eol ^ (n % 3 == 2));
+                if n % 4 == 1 {
+                    cl.set_plain_delivery(plain);
+                }
+            }
+            let mut data = &chunk[..];
+            while !data.is_empty() {
+                let (used, piece) = fast.next(data);
+                let piece = match piece {
+                    Some(Piece::Line(l)) => Some(format!("line {l:?}")),
+                    Some(Piece::Buffered(l)) => Some(format!("line {l:?}")),
+                    Some(Piece::Plain(p)) => Some(format!("plain {p:?}")),
+                    None => None,
+                };
+                fast_out.push(format!("{used} {piece:?} {:?}", fast.pending_weird.take()));
+                data = &data[used..];
+            }
+            let mut data = &chunk[..];
+            while !data.is_empty() {
+                let (used, piece) = reference_next(&mut reference, data);
+                let is_plain = reference.last_char == 0 && piece.is_some() && used > 0;
+                let piece = piece.map(|p| if is_plain { format!("plain {p:?}") } else { format!("line {p:?}") });
+                ref_out.push(format!("{used} {piece:?} {:?}", reference.pending_weird.take()));
+                data = &data[used..];
+            }
+            fast_out.push(format!("state {:?} {} {}", fast.buf, fast.last_char, fast.plain_remaining));
+            ref_out.push(format!("state {:?} {} {}", reference.buf, reference.last_char, reference.plain_remaining));
+        }
+        (fast_out, ref_out)
+    }
+
+    proptest! {
+        #[test]
+        fn run_skipping_matches_the_byte_wise_definition(
+            chunks in proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()], 0..24),
+                1..8,
+            ),
+            bare_eol in any::<bool>(),
+            plain in 0i64..6,
+        ) {
+            let (fast, reference) = both(&chunks, bare_eol, plain);
+            prop_assert_eq!(fast, reference);
+        }
+    }
+
+    #[test]
+    fn over_long_lines_are_cut_like_the_definition() {
+        let mut long = vec![b'x'; MAX_LINE_LENGTH - 3];
+        long.extend_from_slice(b"yyyyyy\r\nz\n");
+        let chunks = [long[..1000].to_vec(), long[1000..].to_vec()];
+        let (fast, reference) = both(&chunks, true, 0);
+        assert_eq!(fast, reference);
+        assert!(fast.iter().any(|l| l.contains("contentline_size_exceeded")));
+    }
 
     fn split(cl: &mut ContentLine, mut data: &[u8]) -> Vec<Vec<u8>> {
         let mut out = vec![];
         while !data.is_empty() {
             let (n, piece) = cl.next(data);
             match piece {
-                Some(Piece::Line(l)) => out.push(l),
+                Some(Piece::Line(l)) => out.push(l.to_vec()),
+                Some(Piece::Buffered(l)) => out.push(l),
                 Some(Piece::Plain(p)) => out.push(p.to_vec()),
                 None => {}
             }

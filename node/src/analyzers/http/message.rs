@@ -6,6 +6,7 @@
 
 use std::io::Write as _;
 
+use super::files::BOF_SIZE;
 use super::lines::ContentLine;
 use super::parse::{self, Header, Version};
 
@@ -24,8 +25,12 @@ pub(super) enum MsgEvent {
     BeginEntity,
     /// `http_header`, for the message's and for its parts' headers.
     Header(Header),
-    /// Decoded entity content, for the entity's file.
-    Data(Vec<u8>),
+    /// `len` bytes of decoded entity content, for the entity's file. Only the entity's first [`BOF_SIZE`] bytes
+    /// are copied (`head`): the file layer looks at no more than those.
+    Data {
+        head: Vec<u8>,
+        len: u64,
+    },
     /// The entity ended: its file (if any) is complete.
     EndEntity {
         total_bytes: Option<u64>,
@@ -111,6 +116,8 @@ struct Entity {
     /// Part content holds back a line's CRLF until more content follows (it may belong to the boundary).
     delay_crlf: bool,
     body_length: u64,
+    /// Decoded content emitted so far (what the entity's file has seen).
+    content_bytes: u64,
     child: Option<Box<Entity>>,
     has_multipart_parent: bool,
 }
@@ -131,6 +138,7 @@ impl Entity {
             boundary: None,
             delay_crlf: false,
             body_length: 0,
+            content_bytes: 0,
             child: None,
             has_multipart_parent,
         }
@@ -225,9 +233,9 @@ impl Entity {
 
     fn finish_header(&mut self, io: &mut Io) {
         let Some((line, lines)) = self.header_line.take() else { return };
-        if let Some(header) = parse::parse_header(&line, lines) {
-            if header.name.eq_ignore_ascii_case(b"content-type") {
-                self.boundary = parse::multipart_boundary(&header.value);
+        if let Some(header) = parse::parse_header(line, lines) {
+            if header.name().eq_ignore_ascii_case(b"content-type") {
+                self.boundary = parse::multipart_boundary(header.value());
             }
             self.submit_header(io, &header);
             update_conn_flags(io, &header);
@@ -241,10 +249,10 @@ impl Entity {
             io.events.push(MsgEvent::Weird(name, addl.map(crate::logs::bytes_to_log_string)));
         };
         if self.depth == 0 && h.lines > 1 {
-            weird(io, "HTTP_obsolete_line_folding", Some(&h.name));
+            weird(io, "HTTP_obsolete_line_folding", Some(h.name()));
         }
-        let token = parse::value_token(&h.value);
-        if h.name.eq_ignore_ascii_case(b"content-length") {
+        if h.name().eq_ignore_ascii_case(b"content-length") {
+            let token = parse::value_token(h.value());
             if self.chunked != Chunked::No {
                 weird(io, "HTTP_content_length_and_chunked", None);
             }
@@ -263,12 +271,14 @@ impl Entity {
                     self.content_length = 0;
                 }
             }
-        } else if h.name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if h.name().eq_ignore_ascii_case(b"transfer-encoding") {
             if self.depth > 0 {
                 weird(io, "HTTP_nested_transfer_encoding_header", None);
-            } else if token.eq_ignore_ascii_case(b"chunked") && io.flags.framing_version == (1, 1) {
+            } else if parse::value_token(h.value()).eq_ignore_ascii_case(b"chunked")
+                && io.flags.framing_version == (1, 1)
+            {
                 self.chunked = Chunked::BeforeChunk;
-                let rest = parse::value_after_token(&h.value);
+                let rest = parse::value_after_token(h.value());
                 if !rest.is_empty() {
                     weird(io, "HTTP_chunked_multi", Some(rest));
                 }
@@ -276,14 +286,16 @@ impl Entity {
                     weird(io, "HTTP_content_length_and_chunked", None);
                 }
             }
-        } else if h.name.eq_ignore_ascii_case(b"content-encoding") {
+        } else if h.name().eq_ignore_ascii_case(b"content-encoding") {
+            let token = parse::value_token(h.value());
             if token.eq_ignore_ascii_case(b"gzip") || token.eq_ignore_ascii_case(b"x-gzip") {
                 self.encoding = Encoding::Gzip;
             }
             if token.eq_ignore_ascii_case(b"deflate") {
                 self.encoding = Encoding::Deflate;
             }
-        } else if h.name.eq_ignore_ascii_case(b"expect") {
+        } else if h.name().eq_ignore_ascii_case(b"expect") {
+            let token = parse::value_token(h.value());
             if !token.eq_ignore_ascii_case(b"100-continue") {
                 weird(io, "HTTP_expect_not_100_continue", Some(token));
             }
@@ -382,22 +394,27 @@ impl Entity {
 
     /// `MIME_Entity::DecodeBinary`, emitting content with the implicit CRLFs.
     fn decode_binary(&mut self, io: &mut Io, data: &[u8], trailing_crlf: bool) {
-        let mut out = Vec::with_capacity(data.len() + 4);
-        if self.delay_crlf {
-            self.delay_crlf = false;
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(data);
-        if trailing_crlf {
-            if self.has_multipart_parent {
+        let lead: &[u8] = if std::mem::take(&mut self.delay_crlf) { b"\r\n" } else { b"" };
+        let trail: &[u8] = match (trailing_crlf, self.has_multipart_parent) {
+            (false, _) => b"",
+            (true, true) => {
                 self.delay_crlf = true;
-            } else {
-                out.extend_from_slice(b"\r\n");
+                b""
             }
+            (true, false) => b"\r\n",
+        };
+        let len = lead.len() + data.len() + trail.len();
+        if len == 0 {
+            return;
         }
-        if !out.is_empty() {
-            io.events.push(MsgEvent::Data(out));
+        let wanted = BOF_SIZE.saturating_sub(usize::try_from(self.content_bytes).unwrap_or(usize::MAX)).min(len);
+        let mut head = Vec::with_capacity(wanted);
+        for part in [lead, data, trail] {
+            let room = wanted - head.len();
+            head.extend_from_slice(&part[..room.min(part.len())]);
         }
+        self.content_bytes += len as u64;
+        io.events.push(MsgEvent::Data { head, len: len as u64 });
     }
 
     fn end_child(&mut self, io: &mut Io) {
@@ -432,8 +449,13 @@ impl Entity {
 
 /// `HTTP_Analyzer::HTTP_Header`: connection persistence and upgrades.
 fn update_conn_flags(io: &mut Io, h: &Header) {
-    let token = parse::value_token(&h.value);
-    if h.name.eq_ignore_ascii_case(b"connection") {
+    let connection = h.name().eq_ignore_ascii_case(b"connection");
+    let upgrade = !io.is_orig && h.name().eq_ignore_ascii_case(b"upgrade");
+    if !connection && !upgrade {
+        return;
+    }
+    let token = parse::value_token(h.value());
+    if connection {
         if io.is_orig && token.eq_ignore_ascii_case(b"keep-alive") {
             io.flags.keep_alive = true;
         }
@@ -443,7 +465,7 @@ fn update_conn_flags(io: &mut Io, h: &Header) {
             io.flags.upgrade_connection = true;
         }
     }
-    if !io.is_orig && h.name.eq_ignore_ascii_case(b"upgrade") {
+    if upgrade {
         io.flags.upgrade_protocol = token.to_vec();
     }
 }
@@ -503,7 +525,8 @@ mod tests {
         while !data.is_empty() {
             let (n, piece) = io.lines.next(data);
             match piece {
-                Some(Piece::Line(l)) => msg.deliver(&mut io, &l, true),
+                Some(Piece::Line(l)) => msg.deliver(&mut io, l, true),
+                Some(Piece::Buffered(l)) => msg.deliver(&mut io, &l, true),
                 Some(Piece::Plain(p)) => msg.deliver(&mut io, p, false),
                 None => {}
             }
@@ -514,7 +537,11 @@ mod tests {
     }
 
     fn content(events: &[MsgEvent]) -> Vec<u8> {
-        events.iter().filter_map(|e| if let MsgEvent::Data(d) = e { Some(d.clone()) } else { None }).flatten().collect()
+        events
+            .iter()
+            .filter_map(|e| if let MsgEvent::Data { head, .. } = e { Some(head.clone()) } else { None })
+            .flatten()
+            .collect()
     }
 
     fn body_length(events: &[MsgEvent]) -> Option<u64> {

@@ -68,6 +68,23 @@ struct Direction {
     file: Option<OpenFile>,
 }
 
+thread_local! {
+    /// One spare event queue per analysis thread: every line and body run of every connection queues events, and
+    /// a buffer per call (or kept per connection) would cost an allocation per packet (or memory per connection).
+    static SPARE_EVENTS: std::cell::Cell<Vec<MsgEvent>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// An empty event queue, the thread's spare when it is free (nested calls get a new one).
+fn take_event_buffer() -> Vec<MsgEvent> {
+    SPARE_EVENTS.with(std::cell::Cell::take)
+}
+
+/// Hands a drained queue back as the thread's spare.
+fn return_event_buffer(mut events: Vec<MsgEvent>) {
+    events.clear();
+    SPARE_EVENTS.with(|spare| spare.set(events));
+}
+
 #[derive(Default)]
 struct Http {
     orig: Direction,
@@ -93,16 +110,16 @@ impl Http {
     /// Runs `f` on a direction's message with the I/O it needs, then handles what it emitted.
     fn with_message(&mut self, ctx: &mut Ctx, is_orig: bool, f: impl FnOnce(&mut Message, &mut Io)) {
         self.flags.framing_version = if self.orig.ongoing { self.orig.version } else { self.resp.version };
-        let mut events = vec![];
         let dir = if is_orig { &mut self.orig } else { &mut self.resp };
         let Some(message) = dir.message.as_mut() else { return };
+        let mut events = take_event_buffer();
         let mut io = Io { lines: &mut dir.lines, events: &mut events, flags: &mut self.flags, is_orig };
         f(message, &mut io);
         self.handle_events(ctx, is_orig, events);
     }
 
     fn new_message(&mut self, ctx: &mut Ctx, is_orig: bool, expect: BodyExpect) {
-        let mut events = vec![];
+        let mut events = take_event_buffer();
         let dir = if is_orig { &mut self.orig } else { &mut self.resp };
         if dir.message.as_ref().is_some_and(|m| !m.finished()) {
             ctx.weird("HTTP_overlapping_messages", None, SOURCE);
@@ -112,17 +129,17 @@ impl Http {
         self.handle_events(ctx, is_orig, events);
     }
 
-    fn handle_events(&mut self, ctx: &mut Ctx, is_orig: bool, events: Vec<MsgEvent>) {
-        for event in events {
+    fn handle_events(&mut self, ctx: &mut Ctx, is_orig: bool, mut events: Vec<MsgEvent>) {
+        for event in events.drain(..) {
             match event {
                 MsgEvent::BeginEntity => self.script.begin_entity(ctx.ts, is_orig),
                 MsgEvent::Header(h) => {
-                    if !is_orig && h.name.eq_ignore_ascii_case(b"server") {
-                        report_server(ctx, &h.value);
+                    if !is_orig && h.name().eq_ignore_ascii_case(b"server") {
+                        report_server(ctx, h.value());
                     }
-                    self.script.header(ctx.ts, is_orig, &h.name, &h.value)
+                    self.script.header(ctx.ts, is_orig, h.name(), h.value())
                 }
-                MsgEvent::Data(data) => self.file_data(ctx, is_orig, &data),
+                MsgEvent::Data { head, len } => self.file_data(ctx, is_orig, &head, len),
                 MsgEvent::EndEntity { total_bytes } => {
                     if let Some(file) = self.dir(is_orig).file.take() {
                         self.close_file(ctx, is_orig, file, total_bytes);
@@ -142,9 +159,10 @@ impl Http {
                 MsgEvent::Weird(name, addl) => ctx.weird(name, addl, SOURCE),
             }
         }
+        return_event_buffer(events);
     }
 
-    fn file_data(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
+    fn file_data(&mut self, ctx: &mut Ctx, is_orig: bool, head: &[u8], len: u64) {
         if self.dir(is_orig).file.is_none() {
             let fuid = ctx.new_fuid();
             let (key, filename) = self.script.file_started(is_orig, &fuid);
@@ -152,7 +170,7 @@ impl Http {
         }
         let Some(file) = self.dir(is_orig).file.as_mut() else { return };
         let key = file.record_key;
-        if let Some(Some(mime)) = file.data(ctx.ts, data) {
+        if let Some(Some(mime)) = file.data(ctx.ts, head, len) {
             self.script.file_sniffed(key, is_orig, mime);
         }
     }
@@ -192,7 +210,8 @@ impl Http {
             }
             match piece {
                 Some(Piece::Plain(bytes)) => self.plain_data(ctx, is_orig, bytes),
-                Some(Piece::Line(line)) => self.line(ctx, is_orig, &line),
+                Some(Piece::Line(line)) => self.line(ctx, is_orig, line),
+                Some(Piece::Buffered(line)) => self.line(ctx, is_orig, &line),
                 None => {}
             }
         }

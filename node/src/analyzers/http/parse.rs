@@ -203,13 +203,25 @@ pub(super) fn unescape_uri(uri: &[u8]) -> (Vec<u8>, Vec<&'static str>) {
     (out, weirds)
 }
 
-/// One header field (`MIME_Header`): the name and the value with leading whitespace removed.
+/// One header field (`MIME_Header`): the name and the value with leading whitespace removed, both within the
+/// (unfolded) line, which the header keeps.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Header {
-    pub name: Vec<u8>,
-    pub value: Vec<u8>,
+    line: Vec<u8>,
+    name: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
     /// How many physical lines made it up (more than one is obsolete line folding).
     pub lines: usize,
+}
+
+impl Header {
+    pub fn name(&self) -> &[u8] {
+        &self.line[self.name.clone()]
+    }
+
+    pub fn value(&self) -> &[u8] {
+        &self.line[self.value.clone()]
+    }
 }
 
 fn is_field_name_char(c: u8) -> bool {
@@ -217,7 +229,7 @@ fn is_field_name_char(c: u8) -> bool {
 }
 
 /// Parses a (possibly folded, already concatenated) header line; `None` for a malformed one.
-pub(super) fn parse_header(line: &[u8], lines: usize) -> Option<Header> {
+pub(super) fn parse_header(line: Vec<u8>, lines: usize) -> Option<Header> {
     let start = line.iter().position(|&c| c != b' ' && c != b'\t')?;
     let name_len = line[start..].iter().take_while(|&&c| is_field_name_char(c)).count();
     if name_len == 0 {
@@ -226,11 +238,12 @@ pub(super) fn parse_header(line: &[u8], lines: usize) -> Option<Header> {
     let after_name = skip_ws(&line[start + name_len..]);
     let value = after_name.strip_prefix(b":")?;
     let leading = value.iter().take_while(|c| c.is_ascii_whitespace()).count();
-    Some(Header { name: line[start..start + name_len].to_vec(), value: value[leading..].to_vec(), lines })
+    let value_start = line.len() - value.len() + leading;
+    Some(Header { name: start..start + name_len, value: value_start..line.len(), line, lines })
 }
 
 fn is_tspecial(c: u8) -> bool {
-    b"()<>@,;:\\\"/[]?=".contains(&c)
+    matches!(c, b'(' | b')' | b'<' | b'>' | b'@' | b',' | b';' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?' | b'=')
 }
 
 /// The first MIME token of a header value (`get_value_token`).
@@ -346,9 +359,10 @@ mod tests {
 
     #[test]
     fn headers_and_tokens() {
-        let h = parse_header(b"Content-Length:        946", 1).unwrap();
-        assert_eq!((h.name.as_slice(), h.value.as_slice()), (&b"Content-Length"[..], &b"946"[..]));
-        assert_eq!(parse_header(b"no colon here", 1), None);
+        let h = parse_header(b"  Content-Length:        946".to_vec(), 1).unwrap();
+        assert_eq!((h.name(), h.value()), (&b"Content-Length"[..], &b"946"[..]));
+        assert_eq!(parse_header(b"no colon here".to_vec(), 1), None);
+        assert_eq!(parse_header(b"X-Empty:".to_vec(), 1).map(|h| h.value().to_vec()), Some(vec![]));
         assert_eq!(value_token(b"chunked, gzip"), b"chunked");
         assert_eq!(atoi_n(b"f67", 16), Some(0xf67));
         assert_eq!(atoi_n(b"", 16), Some(0));

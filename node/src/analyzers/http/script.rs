@@ -102,8 +102,8 @@ struct FileLists {
     mime_types: Option<Vec<String>>,
 }
 
-fn opt_vec(v: &Option<Vec<String>>) -> Value {
-    v.as_ref().map_or(Value::Unset, |v| Value::str_vec(v.iter().cloned()))
+fn opt_vec(v: Option<Vec<String>>) -> Value {
+    v.map_or(Value::Unset, Value::str_vec)
 }
 
 fn push(list: &mut Option<Vec<String>>, item: String) {
@@ -111,33 +111,33 @@ fn push(list: &mut Option<Vec<String>>, item: String) {
 }
 
 impl Info {
-    fn values(&self, conn_columns: Vec<Value>) -> Vec<Value> {
+    fn into_values(self, conn_columns: Vec<Value>) -> Vec<Value> {
         let mut v = conn_columns;
         v.extend([
             Value::Count(self.trans_depth),
-            Value::opt_str(self.method.clone()),
-            Value::opt_str(self.host.clone()),
-            Value::opt_str(self.uri.clone()),
-            Value::opt_str(self.referrer.clone()),
-            Value::opt_str(self.version.clone()),
-            Value::opt_str(self.user_agent.clone()),
-            Value::opt_str(self.origin.clone()),
+            Value::opt_str(self.method),
+            Value::opt_str(self.host),
+            Value::opt_str(self.uri),
+            Value::opt_str(self.referrer),
+            Value::opt_str(self.version),
+            Value::opt_str(self.user_agent),
+            Value::opt_str(self.origin),
             Value::Count(self.request_body_len),
             Value::Count(self.response_body_len),
             Value::opt_count(self.status_code),
-            Value::opt_str(self.status_msg.clone()),
+            Value::opt_str(self.status_msg),
             Value::opt_count(self.info_code),
-            Value::opt_str(self.info_msg.clone()),
+            Value::opt_str(self.info_msg),
             Value::Set(vec![]),
-            Value::opt_str(self.username.clone()),
+            Value::opt_str(self.username),
             Value::Unset,
-            self.proxied.as_ref().map_or(Value::Unset, |p| Value::str_set(p.iter().cloned())),
-            opt_vec(&self.orig.fuids),
-            opt_vec(&self.orig.filenames),
-            opt_vec(&self.orig.mime_types),
-            opt_vec(&self.resp.fuids),
-            opt_vec(&self.resp.filenames),
-            opt_vec(&self.resp.mime_types),
+            self.proxied.map_or(Value::Unset, Value::str_set),
+            opt_vec(self.orig.fuids),
+            opt_vec(self.orig.filenames),
+            opt_vec(self.orig.mime_types),
+            opt_vec(self.resp.fuids),
+            opt_vec(self.resp.filenames),
+            opt_vec(self.resp.mime_types),
         ]);
         v
     }
@@ -155,7 +155,7 @@ pub(super) struct Record {
 
 impl Record {
     pub(super) fn into_values(self, conn_columns: Vec<Value>) -> Vec<Value> {
-        self.values.values(conn_columns)
+        self.values.into_values(conn_columns)
     }
 }
 
@@ -174,7 +174,11 @@ impl Pending {
     fn insert(&mut self, key: u64, info: Info) {
         match self.position(key) {
             Ok(i) => self.0[i].1 = info,
-            Err(i) => self.0.insert(i, (key, info)),
+            Err(i) => {
+                // Usually one request is pending at a time: one slot, not the four a first push reserves.
+                self.0.reserve_exact(1);
+                self.0.insert(i, (key, info))
+            }
         }
     }
     fn get(&self, key: &u64) -> Option<&Info> {
@@ -301,34 +305,35 @@ impl Script {
     /// `event http_header` (main.zeek and entities.zeek).
     pub(super) fn header(&mut self, ts: f64, is_orig: bool, name: &[u8], value: &[u8]) {
         let Some(info) = self.set_state(ts, is_orig) else { return };
-        let name = String::from_utf8_lossy(name).to_ascii_uppercase();
-        let text = bytes_to_log_string(value);
+        let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
         if is_orig {
-            match name.as_str() {
-                "REFERER" => info.referrer = Some(text.clone()),
-                "HOST" => info.host = Some(text.clone()),
-                "ORIGIN" => info.origin = Some(text.clone()),
-                "USER-AGENT" => info.user_agent = Some(text.clone()),
-                n if PROXY_HEADERS.contains(&n) => {
-                    let entry = format!("{n} -> {text}");
-                    let set = info.proxied.get_or_insert_with(Vec::new);
-                    if !set.contains(&entry) {
-                        set.push(entry);
-                    }
+            let field = if is("REFERER") {
+                Some(&mut info.referrer)
+            } else if is("HOST") {
+                Some(&mut info.host)
+            } else if is("ORIGIN") {
+                Some(&mut info.origin)
+            } else if is("USER-AGENT") {
+                Some(&mut info.user_agent)
+            } else {
+                None
+            };
+            if let Some(field) = field {
+                *field = Some(bytes_to_log_string(value));
+            } else if let Some(proxy) = PROXY_HEADERS.iter().find(|p| is(p)) {
+                let entry = format!("{proxy} -> {}", bytes_to_log_string(value));
+                let set = info.proxied.get_or_insert_with(Vec::new);
+                if !set.contains(&entry) {
+                    set.push(entry);
                 }
-                "AUTHORIZATION" | "PROXY-AUTHORIZATION" => {
-                    if let Some(user) = basic_auth_user(value) {
-                        info.username = Some(user);
-                    }
-                }
-                _ => {}
+            } else if (is("AUTHORIZATION") || is("PROXY-AUTHORIZATION"))
+                && let Some(user) = basic_auth_user(value)
+            {
+                info.username = Some(user);
             }
         }
-        let names_file = match name.as_str() {
-            "CONTENT-DISPOSITION" => has_param(value, b"filename"),
-            "CONTENT-TYPE" => has_param(value, b"name"),
-            _ => false,
-        };
+        let names_file = (is("CONTENT-DISPOSITION") && has_param(value, b"filename"))
+            || (is("CONTENT-TYPE") && has_param(value, b"name"));
         if names_file && let Some(entity) = info.current_entity.as_mut() {
             *entity = Some(filename_from_disposition(value));
         }
