@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Proto};
 use crate::config::AnalysisConfig;
-use crate::conn::{Attached, Chunk, Conn, ConnKey, EndpointState, Session, UidGenerator};
+use crate::conn::{Attached, Chunk, Conn, ConnKey, EndpointState, Session, Uid, UidGenerator};
 use crate::decode::{
     self, DecodeError, FlowWeird, IpDatagram, LinkType, Reassembler, Transport, decode_ip_reporting, decode_link,
     decode_transport, icmp6, transport_checksum_ok,
@@ -97,6 +97,10 @@ struct Core {
     /// Expectations raised here since the last [`Engine::take_new_expectations`], for other workers.
     new_expectations: Vec<Expectation>,
     share_expectations: bool,
+    /// Offline cluster workers: the connections they may analyse again (see [`Engine::track_connections`]).
+    tracking: Option<Tracking>,
+    /// Connections dropped by [`Engine::forget`]: not counted in [`EngineStats::connections`].
+    forgotten: u64,
     /// Weirds Zeek logs once per originator, already logged.
     weirds_per_orig: std::collections::HashSet<(String, IpAddr)>,
     /// Weirds without a connection already logged, by (name, identifier), with when.
@@ -110,6 +114,25 @@ struct Core {
     network_time: f64,
     last_sweep: f64,
     stats: EngineStats,
+}
+
+/// A connection that packets (not tunnels) created, reported to a cluster worker by [`Engine::take_created`].
+#[derive(Debug, Clone)]
+pub struct CreatedConn {
+    pub key: ConnKey,
+    pub uid: Uid,
+    pub id: ConnId,
+    pub start: f64,
+    /// Analyzers were attached when it was created (by port or expectation).
+    pub analyzed: bool,
+}
+
+/// What [`Engine::track_connections`] keeps.
+#[derive(Default)]
+struct Tracking {
+    /// The connection of the packet analysed last.
+    last: Option<ConnKey>,
+    created: Vec<CreatedConn>,
 }
 
 /// An inner packet found in a UDP tunnel, analysed once the outer connection is released.
@@ -137,6 +160,8 @@ impl Engine {
             expectations: Vec::new(),
             new_expectations: Vec::new(),
             share_expectations: false,
+            tracking: None,
+            forgotten: 0,
             weirds_per_orig: Default::default(),
             net_weirds_logged: HashMap::new(),
             shared: analyzers::SharedState::default(),
@@ -185,11 +210,70 @@ impl Engine {
     }
 
     pub fn stats(&self) -> EngineStats {
-        EngineStats { active_connections: self.table.len() as u64, ..self.core.stats }
+        EngineStats {
+            active_connections: self.table.len() as u64,
+            connections: self.core.stats.connections - self.core.forgotten,
+            ..self.core.stats
+        }
+    }
+
+    /// FTP records waiting for data channels analysed on other cluster workers.
+    pub fn ftp_links(&mut self) -> &mut analyzers::ftp::DataLinks {
+        &mut self.core.shared.ftp
+    }
+
+    /// The engine's network time (the latest packet time it has seen).
+    pub fn network_time(&self) -> f64 {
+        self.core.network_time
+    }
+
+    /// Offline cluster workers: report which connection each packet went to ([`Engine::last_connection`]) and
+    /// which ones packets created ([`Engine::take_created`]), so a connection can be analysed again once an
+    /// expectation raised on another worker names it ([`Engine::forget`], [`Engine::replay_packet`]).
+    pub fn track_connections(&mut self, on: bool) {
+        self.core.tracking = on.then(Tracking::default);
+    }
+
+    /// The connection the last packet went to (tracking on; connections inside tunnels are not reported).
+    pub fn last_connection(&self) -> Option<ConnKey> {
+        self.core.tracking.as_ref().and_then(|t| t.last)
+    }
+
+    /// Connections created since the last call (tracking on).
+    pub fn take_created(&mut self) -> Vec<CreatedConn> {
+        self.core.tracking.as_mut().map(|t| std::mem::take(&mut t.created)).unwrap_or_default()
+    }
+
+    /// Forgets connection `uid` under `key`, to analyse it again: drops it without logging (its timers go stale)
+    /// or, if it already ended, only stops counting it (the caller discards what it logged). False, doing nothing,
+    /// when another connection holds the key now.
+    pub fn forget(&mut self, key: &ConnKey, uid: Uid) -> bool {
+        match self.table.get(key) {
+            Some(c) if c.uid != uid => return false,
+            Some(_) => {
+                self.table.remove(key);
+            }
+            None => {}
+        }
+        self.core.forgotten += 1;
+        true
+    }
+
+    /// Analyses again a packet this engine saw before, at the packet time and network time it had then
+    /// (after [`Engine::forget`]). Timers do not run and the packet is not counted twice.
+    pub fn replay_packet(&mut self, ts: f64, network_time: f64, link: LinkType, frame: &[u8]) {
+        let now = std::mem::replace(&mut self.core.network_time, network_time);
+        if let Ok(ip) = decode_link(link, frame) {
+            self.process_ip(ts, ip, &[]);
+        }
+        self.core.network_time = now;
     }
 
     /// Analyses one captured frame.
     pub fn process_packet(&mut self, ts: f64, link: LinkType, frame: &[u8]) {
+        if let Some(t) = self.core.tracking.as_mut() {
+            t.last = None;
+        }
         self.core.stats.packets += 1;
         self.core.stats.bytes += frame.len() as u64;
         self.advance_time(ts);
@@ -285,8 +369,18 @@ impl Engine {
         }
         let conn = match self.table.entry(key) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(v) => v.insert(Box::new(self.core.new_conn(ts, ip, &transport, proto, sp, dp))),
+            Entry::Vacant(v) => {
+                let conn = v.insert(Box::new(self.core.new_conn(ts, ip, &transport, proto, sp, dp)));
+                if let (Some(t), true) = (self.core.tracking.as_mut(), encap.is_empty()) {
+                    let analyzed = !conn.analyzers.is_empty();
+                    t.created.push(CreatedConn { key, uid: conn.uid, id: conn.id, start: ts, analyzed });
+                }
+                conn
+            }
         };
+        if let (Some(t), true) = (self.core.tracking.as_mut(), encap.is_empty()) {
+            t.last = Some(key);
+        }
         let inner = self.core.handle_packet(conn, ts, ip, transport, sp, checksum_ok, encap);
         // Arm an earlier timer when this packet moved the connection's deadline forward (a close, a DNS
         // session); a later deadline is found when the armed one fires.
@@ -556,9 +650,7 @@ impl Core {
 
     fn attach_initial_analyzers(&mut self, conn: &mut Conn, ts: f64) {
         self.expectations.retain(|e| e.expires >= ts);
-        if let Some(pos) = self.expectations.iter().position(|e| {
-            e.resp_h == conn.id.resp_h && e.resp_p == conn.id.resp_p && e.orig_h.is_none_or(|o| o == conn.id.orig_h)
-        }) {
+        if let Some(pos) = self.expectations.iter().position(|e| expectation_names(e, &conn.id)) {
             let e = self.expectations.remove(pos);
             conn.add_service(e.service);
             if let Some(spec) = e.analyzer.and_then(analyzers::spec_by_name) {
@@ -998,6 +1090,12 @@ impl Core {
             self.records.push(conn.log_record());
         }
     }
+}
+
+/// Whether expectation `e` is for the connection `id` (Zeek's expected connections match the responder and,
+/// when given, the originator's address).
+pub fn expectation_names(e: &Expectation, id: &ConnId) -> bool {
+    e.resp_h == id.resp_h && e.resp_p == id.resp_p && e.orig_h.is_none_or(|o| o == id.orig_h)
 }
 
 /// What Zeek's weird framework (base/frameworks/notice/weird.zeek, `Weird::actions`) does with a weird.

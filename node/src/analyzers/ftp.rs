@@ -15,7 +15,7 @@ use super::smtp::files::FileTransfer;
 use super::smtp::lines::LineBuffer;
 use super::{Analyzer, AnalyzerSpec, Ctx, Expectation, Proto};
 use crate::logs::conn_fields;
-use crate::logs::{Schema, Value, bytes_to_log_string, f};
+use crate::logs::{LogRecord, Schema, Value, bytes_to_log_string, f};
 
 pub static FTP_LOG: Schema = Schema {
     path: "ftp",
@@ -135,10 +135,107 @@ fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
 // ---------------------------------------------------------------------------------------------------
 
 /// What a data connection reports back to its control session (Zeek sets these on the shared `FTP::Info`).
+///
+/// Standalone, the control session takes the fields when it logs. On an offline cluster worker
+/// ([`DataLinks::link`]) the data connection may be analysed by another worker, whose changes arrive later: every
+/// change is then journaled with its packet time, and a record takes, once the cluster has settled past it, the
+/// changes made between the session's previous log and its own.
 #[derive(Debug, Default)]
 struct TransferReport {
     fuid: Option<String>,
     mime_type: Option<&'static str>,
+    /// Cluster workers only: the changes, ordered by packet time.
+    journal: Option<Vec<ReportUpdate>>,
+    /// Packet time of the control session's last log (journaled reports).
+    taken_until: f64,
+    /// Records of this session held for changes still to come.
+    holds: usize,
+    /// Stands for a control session on another worker (its changes are sent there).
+    remote: bool,
+}
+
+/// One change a data channel makes to its control session's report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReportChange {
+    Fuid(String),
+    MimeType(Option<String>),
+}
+
+/// A [`ReportChange`] at a packet time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportUpdate {
+    pub ts: f64,
+    pub change: ReportChange,
+}
+
+/// What a control session's log takes from its report.
+enum Taken {
+    Now {
+        fuid: Option<String>,
+        mime_type: Option<String>,
+    },
+    /// The changes after packet time `after` (and up to the log's), once they are all known.
+    Later {
+        after: f64,
+    },
+}
+
+impl TransferReport {
+    fn journaled(remote: bool) -> Self {
+        TransferReport { journal: Some(Vec::new()), taken_until: f64::NEG_INFINITY, remote, ..Default::default() }
+    }
+
+    fn set_fuid(&mut self, ts: f64, fuid: String) {
+        match &mut self.journal {
+            Some(_) => self.record(ReportUpdate { ts, change: ReportChange::Fuid(fuid) }),
+            None => self.fuid = Some(fuid),
+        }
+    }
+
+    fn set_mime_type(&mut self, ts: f64, mime: Option<&'static str>) {
+        match &mut self.journal {
+            Some(_) => self.record(ReportUpdate { ts, change: ReportChange::MimeType(mime.map(str::to_string)) }),
+            None => self.mime_type = mime,
+        }
+    }
+
+    /// Journals a change in packet-time order (after the changes at the same time).
+    fn record(&mut self, update: ReportUpdate) {
+        if let Some(journal) = &mut self.journal {
+            let at = journal.partition_point(|u| u.ts <= update.ts);
+            journal.insert(at, update);
+        }
+    }
+
+    fn take(&mut self, ts: f64) -> Taken {
+        if self.journal.is_none() {
+            return Taken::Now { fuid: self.fuid.take(), mime_type: self.mime_type.take().map(str::to_string) };
+        }
+        let after = std::mem::replace(&mut self.taken_until, ts);
+        if self.holds == 0 {
+            self.forget_until(after);
+        }
+        Taken::Later { after }
+    }
+
+    /// The fields a log at `until` takes when the previous one was at `after`: the last changes in between.
+    fn resolve(&self, after: f64, until: f64) -> (Option<String>, Option<String>) {
+        let (mut fuid, mut mime_type) = (None, None);
+        for u in self.journal.iter().flatten().filter(|u| u.ts > after && u.ts <= until) {
+            match &u.change {
+                ReportChange::Fuid(f) => fuid = Some(f.clone()),
+                ReportChange::MimeType(m) => mime_type = m.clone(),
+            }
+        }
+        (fuid, mime_type)
+    }
+
+    /// Drops the changes no record can take any more.
+    fn forget_until(&mut self, ts: f64) {
+        if let Some(journal) = &mut self.journal {
+            journal.retain(|u| u.ts > ts);
+        }
+    }
 }
 
 type SharedReport = Arc<Mutex<TransferReport>>;
@@ -171,8 +268,123 @@ fn remove_expected(resp_h: IpAddr, resp_p: u16) {
     expected_table().remove(&(resp_h, resp_p));
 }
 
-fn with_report(report: &SharedReport, f: impl FnOnce(&mut TransferReport)) {
-    f(&mut report.lock().unwrap_or_else(PoisonError::into_inner));
+fn with_report<T>(report: &SharedReport, f: impl FnOnce(&mut TransferReport) -> T) -> T {
+    f(&mut report.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Data channels across cluster workers
+// ---------------------------------------------------------------------------------------------------
+
+/// A data channel a control session on another worker announced (Zeek's `FTP::sync_add_expected_data` gives the
+/// worker the expectation; this gives it the `ftp_data_expected` entry, whose changes go back to that worker).
+pub struct RemoteChannel {
+    pub resp_h: IpAddr,
+    pub resp_p: u16,
+    expires: f64,
+    report: SharedReport,
+}
+
+/// Registers a data channel announced on another worker at packet time `now`; `None` when a control session of
+/// this worker announced it too.
+pub fn expect_remote_channel(resp_h: IpAddr, resp_p: u16, now: f64) -> Option<RemoteChannel> {
+    let local = expected_table().get(&(resp_h, resp_p)).map(|e| e.report.clone());
+    if local.is_some_and(|r| !with_report(&r, |r| r.remote)) {
+        return None;
+    }
+    let report = Arc::new(Mutex::new(TransferReport::journaled(true)));
+    register_expected(resp_h, resp_p, report.clone(), now);
+    Some(RemoteChannel { resp_h, resp_p, expires: now + DATA_CHANNEL_EXPIRY, report })
+}
+
+impl RemoteChannel {
+    /// The changes the data connection made since the last call, for the announcing worker.
+    pub fn take_updates(&self) -> Vec<ReportUpdate> {
+        with_report(&self.report, |r| r.journal.as_mut().map(std::mem::take).unwrap_or_default())
+    }
+
+    /// Nothing can change any more: the data connection ended, or none came before the expectation lapsed.
+    pub fn is_done(&self, now: f64) -> bool {
+        let holders = Arc::strong_count(&self.report);
+        // Held by this handle alone, or by it and the table after the expectation lapsed.
+        holders == 1 || (now > self.expires && holders == 2 && in_expected_table(&self.report))
+    }
+}
+
+fn in_expected_table(report: &SharedReport) -> bool {
+    expected_table().values().any(|e| Arc::ptr_eq(&e.report, report))
+}
+
+/// A change another worker's data connection made for a channel a control session here announced.
+pub fn apply_remote_update(resp_h: IpAddr, resp_p: u16, update: ReportUpdate) -> bool {
+    let Some(report) = expected_table().get(&(resp_h, resp_p)).map(|e| e.report.clone()) else { return false };
+    with_report(&report, |r| {
+        let ours = !r.remote && r.journal.is_some();
+        if ours {
+            r.record(update);
+        }
+        ours
+    })
+}
+
+/// A worker's FTP records waiting for changes from data channels on other workers.
+#[derive(Default)]
+pub struct DataLinks {
+    linked: bool,
+    held: Vec<HeldRecord>,
+}
+
+struct HeldRecord {
+    values: Vec<Value>,
+    report: SharedReport,
+    after: f64,
+    until: f64,
+}
+
+impl DataLinks {
+    /// Data channels may be analysed by other workers: new control sessions journal their reports and hold their
+    /// records until [`DataLinks::release`].
+    pub fn link(&mut self, on: bool) {
+        self.linked = on;
+    }
+
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The held records logged before packet time `before`, with what their data channels reported: the caller
+    /// knows every change before it has arrived (`+inf`: the input ended and everything has).
+    pub fn release(&mut self, before: f64) -> Vec<LogRecord> {
+        let fuid_at = FTP_LOG.field_index("fuid");
+        let mime_at = FTP_LOG.field_index("mime_type");
+        let (ready, waiting) = std::mem::take(&mut self.held).into_iter().partition(|h| h.until < before);
+        self.held = waiting;
+        ready
+            .into_iter()
+            .map(|HeldRecord { mut values, report, after, until }| {
+                let (fuid, mime_type) = with_report(&report, |r| {
+                    r.holds -= 1;
+                    let taken = r.resolve(after, until);
+                    if r.holds == 0 {
+                        let upto = r.taken_until;
+                        r.forget_until(upto);
+                    }
+                    taken
+                });
+                for (at, v) in [(mime_at, mime_type), (fuid_at, fuid)] {
+                    if let Some(slot) = at.and_then(|i| values.get_mut(i)) {
+                        *slot = Value::opt_str(v);
+                    }
+                }
+                LogRecord::new(&FTP_LOG, values)
+            })
+            .collect()
+    }
+
+    fn hold(&mut self, values: Vec<Value>, report: SharedReport, after: f64, until: f64) {
+        with_report(&report, |r| r.holds += 1);
+        self.held.push(HeldRecord { values, report, after, until });
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -216,7 +428,8 @@ struct Session {
 }
 
 impl Session {
-    fn new(ts: f64) -> Self {
+    fn new(ts: f64, linked: bool) -> Self {
+        let report = if linked { TransferReport::journaled(false) } else { TransferReport::default() };
         let mut s = Session {
             user: "<unknown>".into(),
             password: None,
@@ -229,7 +442,7 @@ impl Session {
             pending: BTreeMap::new(),
             command_seq: 0,
             capture_password: false,
-            report: SharedReport::default(),
+            report: Arc::new(Mutex::new(report)),
         };
         // A shim command so the server's greeting has something to answer.
         s.add_pending(ts, "<init>".into(), String::new());
@@ -317,8 +530,8 @@ impl FtpAnalyzer {
         FtpAnalyzer { logged, ..Self::new() }
     }
 
-    fn session(&mut self, ts: f64) -> &mut Session {
-        self.session.get_or_insert_with(|| Session::new(ts))
+    fn session(&mut self, ctx: &Ctx) -> &mut Session {
+        self.session.get_or_insert_with(|| Session::new(ctx.ts, ctx.shared.ftp.linked))
     }
 
     fn process_line(&mut self, ctx: &mut Ctx, is_orig: bool, line: &[u8]) {
@@ -376,7 +589,7 @@ impl FtpAnalyzer {
             }
         }
         let id_resp_h = ctx.id.resp_h;
-        let s = self.session(ctx.ts);
+        let s = self.session(ctx);
         if s.pending.len() < MAX_PENDING_COMMANDS {
             s.add_pending(ctx.ts, cmd.clone(), arg.clone());
         } else {
@@ -386,18 +599,18 @@ impl FtpAnalyzer {
         match cmd.as_str() {
             "USER" => {
                 truncate_logged(ctx, &mut arg, MAX_USER_LENGTH, "FTP_user_too_long");
-                self.session(ctx.ts).user = arg;
+                self.session(ctx).user = arg;
             }
             "PASS" => {
                 truncate_logged(ctx, &mut arg, MAX_PASSWORD_LENGTH, "FTP_password_too_long");
-                self.session(ctx.ts).password = Some(arg);
+                self.session(ctx).password = Some(arg);
             }
             "PORT" | "EPRT" => {
                 let parsed =
                     if cmd == "PORT" { parse_ftp_port(arg.as_bytes()) } else { parse_eftp(Some(arg.as_bytes())) };
                 if let Some((h, p)) = parsed {
                     let chan = DataChannel { passive: false, orig_h: id_resp_h, resp_h: h, resp_p: p };
-                    self.session(ctx.ts).set_expected_channel(ctx, chan);
+                    self.session(ctx).set_expected_channel(ctx, chan);
                 }
             }
             _ => {}
@@ -451,7 +664,7 @@ impl FtpAnalyzer {
     /// Zeek's `ftp_reply` event handler.
     fn on_reply(&mut self, ctx: &mut Ctx, code: u64, msg: String, cont_resp: bool) {
         let id = *ctx.id;
-        let s = self.session(ctx.ts);
+        let s = self.session(ctx);
         // Intermediate lines of a multi-line reply are only paired with a command when they look like a
         // reply of their own (a server that never closed an earlier multi-line reply).
         if cont_resp && code == 0 && s.reply_code.is_some() && !looks_like_reply_line(msg.as_bytes()) {
@@ -520,10 +733,7 @@ impl FtpAnalyzer {
         if s.password.is_some() && s.should_hide_password() {
             s.password = Some("<hidden>".into());
         }
-        let (fuid, mime_type) = {
-            let mut report = s.report.lock().unwrap_or_else(PoisonError::into_inner);
-            (report.fuid.take(), report.mime_type.take())
-        };
+        let taken = with_report(&s.report, |r| r.take(ctx.ts));
         let file_size = s.file_size.take();
         let data_channel = s.data_channel.take();
         if !self.logged.contains(&ca.cmd) {
@@ -534,6 +744,10 @@ impl FtpAnalyzer {
         v.push(Value::opt_str(s.password.clone()));
         v.push(Value::str(ca.cmd));
         v.push(if arg.is_empty() { Value::Unset } else { Value::Str(arg) });
+        let (fuid, mime_type) = match &taken {
+            Taken::Now { fuid, mime_type } => (fuid.clone(), mime_type.clone()),
+            Taken::Later { .. } => (None, None),
+        };
         v.push(Value::opt_str(mime_type));
         v.push(Value::opt_count(file_size));
         v.push(Value::opt_count(s.reply_code));
@@ -545,7 +759,10 @@ impl FtpAnalyzer {
             None => v.extend([Value::Unset, Value::Unset, Value::Unset, Value::Unset]),
         }
         v.push(Value::opt_str(fuid));
-        ctx.log(&FTP_LOG, v);
+        match taken {
+            Taken::Now { .. } => ctx.log(&FTP_LOG, v),
+            Taken::Later { after } => ctx.shared.ftp.hold(v, s.report.clone(), after, ctx.ts),
+        }
     }
 }
 
@@ -928,7 +1145,7 @@ impl FtpDataAnalyzer {
         let slot = &mut self.files[usize::from(is_orig)];
         if slot.is_none() {
             let file = FileTransfer::new(ctx, "FTP_DATA", is_orig);
-            with_report(&report, |r| r.fuid = Some(file.fuid.clone()));
+            with_report(&report, |r| r.set_fuid(ctx.ts, file.fuid.clone()));
             *slot = Some(file);
         }
         slot.as_mut()
@@ -940,7 +1157,7 @@ impl FtpDataAnalyzer {
         let Some(file) = self.files[usize::from(is_orig)].as_mut() else { return };
         let mime = file.mime_type();
         if let Some(report) = self.report(ctx) {
-            with_report(&report, |r| r.mime_type = mime);
+            with_report(&report, |r| r.set_mime_type(ctx.ts, mime));
         }
     }
 
@@ -969,7 +1186,7 @@ impl Analyzer for FtpDataAnalyzer {
         if let (false, Some(mime)) = (was_sniffed, file.sniffed())
             && let Some(report) = self.report(ctx)
         {
-            with_report(&report, |r| r.mime_type = mime);
+            with_report(&report, |r| r.set_mime_type(ts, mime));
         }
     }
 
@@ -1228,6 +1445,62 @@ mod tests {
         assert_eq!(col(retr, "mime_type"), "text/plain");
         assert_eq!(col(retr, "fuid"), col(files[0], "fuid"));
         assert!(data_h.actions.contains(&Action::Confirm("ftp-data")));
+    }
+
+    /// A cluster worker: the RETR record waits for the report of a data channel analysed on another worker, and
+    /// takes only what that channel reported before the record was logged.
+    #[test]
+    fn records_wait_for_data_channels_on_other_workers() {
+        let mut control = Harness::new(Proto::Tcp, 21);
+        control.id.resp_h = "192.0.2.88".parse().unwrap();
+        control.shared.ftp.link(true);
+        let mut a = FtpAnalyzer::new();
+        let script: &[(bool, &[u8])] = &[
+            (false, b"220 FTP\r\n"),
+            (true, b"USER anonymous\r\n"),
+            (false, b"230 ok\r\n"),
+            (true, b"PASV\r\n"),
+            (false, b"227 Entering Passive Mode (192,0,2,88,200,1)\r\n"),
+            (true, b"RETR robots.txt\r\n"),
+            (false, b"150 Opening BINARY mode data connection for 'robots.txt' (29 bytes).\r\n"),
+            (false, b"226 Transfer complete.\r\n"),
+            (true, b"QUIT\r\n"),
+        ];
+        for (i, (is_orig, bytes)) in script.iter().enumerate() {
+            control.run(100.0 + i as f64, |ctx| a.deliver(ctx, *is_orig, bytes));
+        }
+        assert!(control.logged("ftp").is_empty(), "records wait for the data channel's reports");
+        assert!(control.shared.ftp.held() > 0);
+
+        // The other worker: the expectation made it register the channel; its data connection reports.
+        let (data_h, data_p) = ("192.0.2.89".parse().unwrap(), 51202);
+        let channel = expect_remote_channel(data_h, data_p, 104.0).expect("no control session here");
+        let mut data = Harness::new(Proto::Tcp, data_p);
+        data.id.resp_h = data_h;
+        let mut d = FtpDataAnalyzer::default();
+        data.run(106.5, |ctx| d.deliver(ctx, false, b"User-agent: *\nDisallow: /x\n"));
+        data.run(106.6, |ctx| d.finish(ctx));
+        let updates = channel.take_updates();
+        assert!(updates.iter().any(|u| matches!(u.change, ReportChange::Fuid(_))), "{updates:?}");
+        assert!(!channel.is_done(106.6), "its analyzer may still report");
+        drop(d);
+        assert!(channel.is_done(106.6), "the data connection ended");
+
+        // Its reports reach the control worker, with one that came after the RETR was logged (at the QUIT, 108).
+        let (resp_h, resp_p) = ("192.0.2.88".parse().unwrap(), 51201);
+        for u in updates {
+            assert!(apply_remote_update(resp_h, resp_p, u));
+        }
+        let late = ReportUpdate { ts: 108.5, change: ReportChange::MimeType(Some("image/png".into())) };
+        assert!(apply_remote_update(resp_h, resp_p, late));
+        let settled_before_quit = control.shared.ftp.release(108.0);
+        assert!(settled_before_quit.iter().all(|r| col(r, "command") != "RETR"), "not settled past the QUIT yet");
+        let released = control.shared.ftp.release(f64::INFINITY);
+        let retr = released.iter().find(|r| col(r, "command") == "RETR").expect("RETR logged");
+        assert_eq!(col(retr, "mime_type"), "text/plain");
+        let files = data.logged("files");
+        assert_eq!(col(retr, "fuid"), col(files[0], "fuid"));
+        assert_eq!(control.shared.ftp.held(), 0);
     }
 
     #[test]

@@ -120,6 +120,8 @@ pub struct Ctx<'a> {
 #[derive(Default)]
 pub struct SharedState {
     pub(crate) dhcp: dhcp::Transactions,
+    /// FTP records waiting for data channels analysed on other cluster workers.
+    pub(crate) ftp: ftp::DataLinks,
 }
 
 impl SharedState {

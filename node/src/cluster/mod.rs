@@ -22,6 +22,7 @@ pub mod node;
 pub mod nodecfg;
 pub mod pool;
 pub mod proto;
+pub mod retention;
 pub mod role;
 pub mod routing;
 pub mod service;

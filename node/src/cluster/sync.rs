@@ -14,8 +14,12 @@
 //!    every mark of the wave reports `Sync::settled(wave, me, handled)`: the cluster events its analyses handled
 //!    since its previous report. A wave in which nobody handled anything proves every event is delivered (the
 //!    classic counting argument: any undelivered event was published while handling one, which a report counts).
-//! 3. The manager grants the next barrier, `Sync::grant(until)`: one interval after the earliest waiting worker's
-//!    packet. Workers whose next packet is before it go on; the others keep waiting.
+//! 3. The manager grants the next barrier, `Sync::grant(until, n)` (`n` counts grants): one interval after the
+//!    earliest waiting worker's packet. Every worker then does what needs the settled cluster (FTP data
+//!    connections analysed again now that other workers' expectations are in, records released that waited for
+//!    other workers' reports: `worker.rs`); workers whose next packet is before `until` go on, the others report
+//!    `Sync::reached` again. Every wave thus follows every worker's barrier work of the previous grant, and what
+//!    that work published is delivered by the next wave.
 //!
 //! Waves that do not complete (a node left) are restarted with the new view; a worker that hears nothing from the
 //! manager for [`GRANT_TIMEOUT`] stops waiting and goes on unsynchronised, so a dead manager never stalls capture.
@@ -164,6 +168,7 @@ struct Coordinator {
     /// The earliest waiting packet time the wave settles for.
     time: f64,
     granted: f64,
+    grants: u64,
 }
 
 /// The manager's side: collects the workers' reports, settles the cluster in waves and grants barriers.
@@ -266,17 +271,37 @@ fn start_wave(node: &Node, c: &mut Coordinator) {
 fn grant(node: &Node, c: &mut Coordinator, interval: f64) {
     let until = next_barrier(c.time, interval);
     c.granted = until;
-    c.waiting.retain(|_, ts| *ts >= until);
-    if let Err(e) = node.publish(topic::WORKER, Event::new(GRANT, vec![Data::Double(until)])) {
+    c.grants += 1;
+    // Every worker reports again after its barrier work, even one whose next packet is still beyond `until`.
+    c.waiting.clear();
+    if let Err(e) = node.publish(topic::WORKER, Event::new(GRANT, vec![Data::Double(until), Data::Count(c.grants)])) {
         tracing::warn!("sync grant not sent: {e}");
     }
+}
+
+/// A barrier the cluster settled at: every worker had analysed its packets before `at`, and every event published
+/// before the wave has been delivered. Packets before `next` may be analysed now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settled {
+    pub at: f64,
+    pub next: f64,
+}
+
+/// The latest grant a worker heard of.
+#[derive(Default)]
+struct Granted {
+    until: f64,
+    /// The manager's number for it.
+    number: u64,
+    /// Grants taken so far.
+    taken: u64,
 }
 
 /// A worker's side: holds the packet loop at each barrier until the manager grants the next one.
 #[derive(Clone)]
 pub struct Gate {
     node: Node,
-    granted: Arc<(Mutex<f64>, Condvar)>,
+    granted: Arc<(Mutex<Granted>, Condvar)>,
     /// Set when the manager stopped answering: the worker runs on without barriers.
     off: Arc<AtomicBool>,
 }
@@ -284,17 +309,17 @@ pub struct Gate {
 impl Gate {
     /// Registers the grant handler on a worker.
     pub fn install(node: &Node) -> Gate {
-        let gate =
-            Gate { node: node.clone(), granted: Arc::new((Mutex::new(0.0), Condvar::new())), off: Arc::default() };
+        let gate = Gate { node: node.clone(), granted: Arc::default(), off: Arc::default() };
         let granted = Arc::clone(&gate.granted);
         node.on(
             GRANT,
             Arc::new(move |_: &Node, r: &Received| {
-                let Some(until) = arg_f64(r, 0) else { return };
+                let (Some(until), Some(number)) = (arg_f64(r, 0), arg_count(r, 1)) else { return };
                 let (lock_, cv) = &*granted;
                 let mut g = lock(lock_);
-                if until > *g {
-                    *g = until;
+                // A restarted manager numbers from 1 again: its grants count when they move time on.
+                if number > g.number || until > g.until {
+                    *g = Granted { until, number, taken: g.taken + 1 };
                     cv.notify_all();
                 }
             }),
@@ -304,37 +329,60 @@ impl Gate {
 
     /// Whether a packet at `ts` may be analysed now without waiting.
     pub fn open_for(&self, ts: f64) -> bool {
-        self.off.load(Ordering::Relaxed) || ts < *lock(&self.granted.0)
+        self.is_off() || ts < lock(&self.granted.0).until
+    }
+
+    /// Whether the worker gave up on barriers (the manager stopped answering).
+    pub fn is_off(&self) -> bool {
+        self.off.load(Ordering::Relaxed)
     }
 
     /// Reports that this worker's next packet is at `ts` (`+inf`: the trace ended) and waits until the barrier
     /// after it is granted, or `stop` is set. Everything the worker published before must already be sent.
-    pub fn wait(&self, ts: f64, stop: &AtomicBool) {
+    /// `on_settled` runs at every grant, before the worker goes on or reports again. Called with `+inf` again
+    /// after the trace ended, it waits for one more wave.
+    pub fn wait(&self, ts: f64, stop: &AtomicBool, on_settled: &mut dyn FnMut(Settled)) {
         if self.open_for(ts) {
             return;
         }
-        let reached = Event::new(REACHED, vec![Data::Str(self.node.name().to_string()), Data::Double(ts)]);
-        if let Err(e) = self.node.publish(topic::MANAGER, reached) {
-            tracing::warn!("cannot reach the manager ({e}); going on without time barriers");
-            self.off.store(true, Ordering::Relaxed);
-            return;
+        loop {
+            let (at, seen) = {
+                let g = lock(&self.granted.0);
+                (g.until, g.taken)
+            };
+            let reached = Event::new(REACHED, vec![Data::Str(self.node.name().to_string()), Data::Double(ts)]);
+            if let Err(e) = self.node.publish(topic::MANAGER, reached) {
+                tracing::warn!("cannot reach the manager ({e}); going on without time barriers");
+                self.off.store(true, Ordering::Relaxed);
+                return;
+            }
+            let Some(next) = self.next_grant(seen, stop) else { return };
+            on_settled(Settled { at, next });
+            if ts < next || (ts.is_infinite() && next.is_infinite()) {
+                return;
+            }
         }
+    }
+
+    /// Waits for the grant after the `seen`-th; `None` when stopped or the manager is silent.
+    fn next_grant(&self, seen: u64, stop: &AtomicBool) -> Option<f64> {
         let (lock_, cv) = &*self.granted;
         let deadline = Instant::now() + GRANT_TIMEOUT;
         let mut g = lock(lock_);
-        while !(ts < *g || (ts.is_infinite() && g.is_infinite())) {
+        while g.taken <= seen {
             if stop.load(Ordering::Relaxed) {
-                return;
+                return None;
             }
             let now = Instant::now();
             if now >= deadline {
-                tracing::warn!(ts, "no time barrier granted in {GRANT_TIMEOUT:?}; going on without them");
+                tracing::warn!("no time barrier granted in {GRANT_TIMEOUT:?}; going on without them");
                 self.off.store(true, Ordering::Relaxed);
-                return;
+                return None;
             }
             let wait = (deadline - now).min(Duration::from_millis(200));
             g = cv.wait_timeout(g, wait).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
         }
+        Some(g.until)
     }
 }
 

@@ -2,9 +2,11 @@
 //! a whole trace but analyses only the connections whose symmetric flow hash is K of N, as a load-balancing tap
 //! would hand them to it (this is how `zeek-node cluster -r` splits a trace).
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::analyzers::ftp::{self, RemoteChannel, ReportChange, ReportUpdate};
 use crate::analyzers::{Expectation, spec_by_name};
 use crate::capture::{Next, PcapSource};
 use crate::config::AnalysisConfig;
@@ -15,8 +17,9 @@ use crate::logs::{LogRecord, LogSink};
 use crate::runner::{self, Input, RunOptions, RunSummary, Shard, shard_of};
 
 use super::data::{Data, Event};
-use super::node::{Node, Received};
-use super::sync::{Activity, Gate};
+use super::node::{Node, Received, lock};
+use super::retention::{BUDGET, RaisedExpectation, Retention};
+use super::sync::{Activity, Gate, Settled};
 use super::topic;
 
 /// Records handed to the shipper in chunks of this many.
@@ -84,10 +87,14 @@ pub struct CaptureJob {
 }
 
 /// Zeek's `FTP::sync_add_expected_data`: an FTP data channel announced on one worker, for the worker that sees
-/// the data connection.
+/// the data connection. The last argument is the packet time it was announced at.
 pub const EXPECT_EVENT: &str = "FTP::sync_add_expected_data";
 
-fn expectation_to_event(e: &Expectation) -> Event {
+/// What an FTP data connection reported about its file (fuid, mime type), for the worker whose control connection
+/// announced it (which Zeek does not share between workers).
+pub const DATA_REPORT_EVENT: &str = "FTP::data_channel_report";
+
+fn expectation_to_event(e: &Expectation, raised_at: f64) -> Event {
     let orig = e.orig_h.map(Data::Addr).into_iter().collect();
     Event::new(
         EXPECT_EVENT,
@@ -98,60 +105,122 @@ fn expectation_to_event(e: &Expectation) -> Event {
             Data::Str(e.analyzer.unwrap_or_default().to_string()),
             Data::Str(e.service.to_string()),
             Data::Time(e.expires),
+            Data::Time(raised_at),
         ],
     )
 }
 
+fn time_arg(d: Option<&Data>) -> Option<f64> {
+    match d? {
+        Data::Time(t) | Data::Double(t) => Some(*t),
+        _ => None,
+    }
+}
+
 /// The engine keeps analyzer and service names as `'static` strings: known ones are found in the registry.
-fn expectation_from_event(ev: &Event) -> Option<Expectation> {
+fn expectation_from_event(ev: &Event) -> Option<RaisedExpectation> {
     let static_name = |d: Option<&Data>| d.and_then(Data::as_str).and_then(spec_by_name).map(|s| s.name);
     let orig_h = match ev.args.first()? {
         Data::Vector(v) => v.first().and_then(Data::as_addr),
         _ => None,
     };
     let analyzer_name = ev.args.get(3).and_then(Data::as_str)?;
-    Some(Expectation {
+    let e = Expectation {
         orig_h,
         resp_h: ev.args.get(1).and_then(Data::as_addr)?,
         resp_p: u16::try_from(ev.args.get(2).and_then(Data::as_count)?).ok()?,
         analyzer: if analyzer_name.is_empty() { None } else { Some(static_name(ev.args.get(3))?) },
         service: static_name(ev.args.get(4))?,
-        expires: match ev.args.get(5)? {
-            Data::Time(t) | Data::Double(t) => *t,
-            _ => return None,
-        },
-    })
+        expires: time_arg(ev.args.get(5))?,
+    };
+    // Without a time, the expectation counts as raised long before.
+    Some((e, time_arg(ev.args.get(6)).unwrap_or(f64::NEG_INFINITY)))
 }
 
-/// Expectations other workers announced, waiting for this worker's packet loop.
+fn report_to_event(channel: &RemoteChannel, u: &ReportUpdate) -> Event {
+    let (field, value) = match &u.change {
+        ReportChange::Fuid(f) => ("fuid", Some(f.clone())),
+        ReportChange::MimeType(m) => ("mime_type", m.clone()),
+    };
+    Event::new(
+        DATA_REPORT_EVENT,
+        vec![
+            Data::Addr(channel.resp_h),
+            Data::Count(u64::from(channel.resp_p)),
+            Data::Time(u.ts),
+            Data::Str(field.to_string()),
+            Data::Vector(value.map(Data::Str).into_iter().collect()),
+        ],
+    )
+}
+
+fn report_from_event(ev: &Event) -> Option<(IpAddr, u16, ReportUpdate)> {
+    let resp_h = ev.args.first().and_then(Data::as_addr)?;
+    let resp_p = u16::try_from(ev.args.get(1).and_then(Data::as_count)?).ok()?;
+    let ts = time_arg(ev.args.get(2))?;
+    let value = match ev.args.get(4)? {
+        Data::Vector(v) => v.first().and_then(Data::as_str).map(str::to_string),
+        _ => return None,
+    };
+    let change = match ev.args.get(3).and_then(Data::as_str)? {
+        "fuid" => ReportChange::Fuid(value?),
+        "mime_type" => ReportChange::MimeType(value),
+        _ => return None,
+    };
+    Some((resp_h, resp_p, ReportUpdate { ts, change }))
+}
+
+/// What other workers sent, waiting for this worker's packet loop.
+#[derive(Default)]
+struct Arrivals {
+    expectations: Vec<RaisedExpectation>,
+    reports: Vec<(IpAddr, u16, ReportUpdate)>,
+}
+
 #[derive(Clone, Default)]
-struct Inbox(Arc<Mutex<Vec<Expectation>>>);
+struct Inbox(Arc<Mutex<Arrivals>>);
 
 impl Inbox {
     fn install(node: &Node, activity: Activity) -> Inbox {
         let inbox = Inbox::default();
-        let queue = Arc::clone(&inbox.0);
+        let arrivals = Arc::clone(&inbox.0);
+        let act = activity.clone();
         node.on(
             EXPECT_EVENT,
+            Arc::new(move |n: &Node, r: &Received| {
+                act.handled();
+                if r.origin == n.name() {
+                    return;
+                }
+                match expectation_from_event(&r.event) {
+                    Some(e) => lock(&arrivals).expectations.push(e),
+                    None => tracing::warn!(origin = %r.origin, "an expectation this worker cannot use"),
+                }
+            }),
+        );
+        let arrivals = Arc::clone(&inbox.0);
+        node.on(
+            DATA_REPORT_EVENT,
             Arc::new(move |n: &Node, r: &Received| {
                 activity.handled();
                 if r.origin == n.name() {
                     return;
                 }
-                match expectation_from_event(&r.event) {
-                    Some(e) => queue.lock().unwrap_or_else(|e| e.into_inner()).push(e),
-                    None => tracing::warn!(origin = %r.origin, "an expectation this worker cannot use"),
+                match report_from_event(&r.event) {
+                    Some(report) => lock(&arrivals).reports.push(report),
+                    None => tracing::warn!(origin = %r.origin, "a data channel report this worker cannot use"),
                 }
             }),
         );
         inbox
     }
 
-    fn deliver(&self, engine: &mut Engine) {
-        let mut queue = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        for e in queue.drain(..) {
-            engine.add_expectation(e);
-        }
+    /// The expectations raised by packet time `now`, and every report.
+    fn take(&self, now: f64) -> Arrivals {
+        let mut arrivals = lock(&self.0);
+        let (due, later) = std::mem::take(&mut arrivals.expectations).into_iter().partition(|(_, at)| *at <= now);
+        arrivals.expectations = later;
+        Arrivals { expectations: due, reports: std::mem::take(&mut arrivals.reports) }
     }
 }
 
@@ -166,14 +235,8 @@ pub fn run_capture(node: &Node, job: CaptureJob, stop: Arc<AtomicBool>) -> anyho
     let summary = match (job.shard, &job.input) {
         (Some((k, n)), Input::File(path)) => {
             let mut source = PcapSource::open_file(path, job.filter.as_deref())?;
-            let mut shard = ShardRun {
-                node,
-                k,
-                n,
-                stop: &stop,
-                sync: job.sync.as_ref(),
-                inbox: Inbox::install(node, job.activity.clone()),
-            };
+            let mut shard = ShardRun::new(node, (k, n), &stop, job.sync.as_ref(), Inbox::install(node, job.activity));
+            // The shard run waits at its own last barriers.
             shard.run(&mut source, &job.analysis, sink.as_mut())?
         }
         (Some(_), _) => anyhow::bail!("--shard splits a trace file (-r); a live worker gets its share from the tap"),
@@ -186,14 +249,16 @@ pub fn run_capture(node: &Node, job: CaptureJob, stop: Arc<AtomicBool>) -> anyho
                 progress: false,
                 stop: Arc::clone(&stop),
             };
-            runner::run(opts, sink.as_mut())?
+            let summary = runner::run(opts, sink.as_mut())?;
+            if let Some(gate) = &job.sync {
+                sink.flush()?;
+                // The trace ended here: wait until every worker's has and the cluster settled.
+                gate.wait(f64::INFINITY, &stop, &mut |_| {});
+            }
+            summary
         }
     };
     sink.close()?;
-    if let Some(gate) = &job.sync {
-        // The trace ended here: wait until every worker's has and the cluster settled.
-        gate.wait(f64::INFINITY, &stop);
-    }
     report(node, &summary.engine);
     if let Some(c) = &summary.capture {
         node.set_capture_drops(c.dropped);
@@ -206,6 +271,11 @@ fn report(node: &Node, s: &EngineStats) {
 }
 
 /// One worker's share of a trace: the connections whose symmetric hash is `k` of `n`.
+///
+/// With time barriers the worker also goes beyond what Zeek's workers share (docs/CLUSTER.md, "FTP data channels
+/// across workers"): a data connection it created before another worker's expectation for it arrived is analysed
+/// again ([`Retention`]), its file is reported back to the control connection's worker, and FTP records wait for
+/// such reports until the cluster has settled past them.
 struct ShardRun<'a> {
     node: &'a Node,
     k: usize,
@@ -213,9 +283,37 @@ struct ShardRun<'a> {
     stop: &'a AtomicBool,
     sync: Option<&'a Gate>,
     inbox: Inbox,
+    /// Connections created since the last barrier, kept in case an expectation names them.
+    retention: Retention,
+    /// Expectations other workers raised, delivered since the last barrier.
+    raised: Vec<RaisedExpectation>,
+    /// Data channels announced on other workers, whose reports go back there.
+    remote_channels: Vec<RemoteChannel>,
+    /// FTP records logged before this packet time have every report they wait for.
+    reports_complete_before: f64,
 }
 
-impl ShardRun<'_> {
+impl<'a> ShardRun<'a> {
+    fn new(node: &'a Node, (k, n): (usize, usize), stop: &'a AtomicBool, sync: Option<&'a Gate>, inbox: Inbox) -> Self {
+        ShardRun {
+            node,
+            k,
+            n,
+            stop,
+            sync,
+            inbox,
+            retention: Retention::default(),
+            raised: Vec::new(),
+            remote_channels: Vec::new(),
+            reports_complete_before: f64::NEG_INFINITY,
+        }
+    }
+
+    /// Whether the worker is held at barriers (and uses them to link FTP data channels across workers).
+    fn synchronised(&self) -> bool {
+        self.sync.is_some_and(|g| !g.is_off())
+    }
+
     fn run(
         &mut self,
         source: &mut PcapSource,
@@ -225,6 +323,7 @@ impl ShardRun<'_> {
         let link = source.link_type();
         let mut engine = Engine::new(analysis.clone());
         engine.share_expectations(true);
+        self.link(&mut engine, self.synchronised());
         let mut frags = Reassembler::default();
         let mut summary = RunSummary::default();
         let mut seen = 0u64;
@@ -233,19 +332,18 @@ impl ShardRun<'_> {
                 Next::Packet(p) => {
                     seen += 1;
                     if let Some(gate) = self.sync.filter(|g| !g.open_for(p.ts)) {
-                        sink.flush()?;
-                        gate.wait(p.ts, self.stop);
+                        self.wait(gate, p.ts, &mut engine, sink, &mut summary.records)?;
                     }
-                    self.inbox.deliver(&mut engine);
+                    self.receive(&mut engine, p.ts);
                     match shard_of(link, p.ts, p.data, self.n, &mut frags) {
-                        Some(Shard::Whole(s)) if s == self.k => engine.process_packet(p.ts, link, p.data),
+                        Some(Shard::Whole(s)) if s == self.k => self.analyse(&mut engine, p.ts, link, p.data),
                         Some(Shard::Reassembled(s, whole)) if s == self.k => {
-                            engine.process_packet(p.ts, LinkType::Raw, &whole)
+                            self.analyse(&mut engine, p.ts, LinkType::Raw, &whole)
                         }
                         // Another worker's packet: a live worker's clock runs on regardless, so ours does too.
                         _ => engine.advance_time(p.ts),
                     }
-                    self.share_expectations(&mut engine);
+                    self.share_expectations(&mut engine, p.ts);
                 }
                 Next::Idle => {}
                 Next::End => break,
@@ -255,29 +353,176 @@ impl ShardRun<'_> {
                 }
             }
             if engine.pending_records() > 0 {
-                write_records(&mut engine, sink, &mut summary.records)?;
+                self.write_records(&mut engine, sink, &mut summary.records)?;
             }
             if seen.is_multiple_of(4096) {
                 report(self.node, &engine.stats());
             }
         }
+        if let Some(gate) = self.sync {
+            // The trace ended: expectations raised in its last interval still name connections here.
+            self.wait(gate, f64::INFINITY, &mut engine, sink, &mut summary.records)?;
+        }
         engine.finish();
-        write_records(&mut engine, sink, &mut summary.records)?;
+        self.write_records(&mut engine, sink, &mut summary.records)?;
+        if let Some(gate) = self.sync {
+            // Every worker ended: what their last records caused (data channel reports, detections) settles.
+            self.wait(gate, f64::INFINITY, &mut engine, sink, &mut summary.records)?;
+        }
+        self.receive(&mut engine, f64::INFINITY);
+        self.release_ftp_records(&mut engine, sink, f64::INFINITY, &mut summary.records)?;
+        if self.retention.overflows() > 0 {
+            tracing::info!(
+                connections = self.retention.overflows(),
+                budget = BUDGET,
+                "connections created between two barriers outgrew the retention budget and were not analysed again"
+            );
+        }
         summary.engine = engine.stats();
         Ok(summary)
     }
 
-    fn share_expectations(&self, engine: &mut Engine) {
+    fn link(&mut self, engine: &mut Engine, on: bool) {
+        engine.track_connections(on);
+        engine.ftp_links().link(on);
+    }
+
+    fn analyse(&mut self, engine: &mut Engine, ts: f64, link: LinkType, frame: &[u8]) {
+        engine.process_packet(ts, link, frame);
+        for created in engine.take_created() {
+            self.retention.start(created);
+        }
+        if let Some(key) = engine.last_connection() {
+            self.retention.keep(&key, ts, engine.network_time(), link, frame);
+        }
+    }
+
+    /// Takes what other workers sent: expectations raised by packet time `now` (with their FTP data channels) and
+    /// reports for this worker's FTP control connections.
+    fn receive(&mut self, engine: &mut Engine, now: f64) {
+        let arrivals = self.inbox.take(now);
+        for (e, raised_at) in arrivals.expectations {
+            if e.analyzer == Some(ftp::DATA_SPEC.name)
+                && let Some(channel) = ftp::expect_remote_channel(e.resp_h, e.resp_p, raised_at)
+            {
+                self.remote_channels.push(channel);
+            }
+            engine.add_expectation(e.clone());
+            if self.synchronised() {
+                self.raised.push((e, raised_at));
+            }
+        }
+        for (resp_h, resp_p, update) in arrivals.reports {
+            if !ftp::apply_remote_update(resp_h, resp_p, update) {
+                tracing::debug!(%resp_h, resp_p, "a data channel report for no control connection here");
+            }
+        }
+    }
+
+    /// Waits at the barrier before packet time `ts`, doing the barrier work at every grant.
+    fn wait(
+        &mut self,
+        gate: &Gate,
+        ts: f64,
+        engine: &mut Engine,
+        sink: &mut dyn LogSink,
+        records: &mut u64,
+    ) -> std::io::Result<()> {
+        self.write_records(engine, sink, records)?;
+        self.publish_reports(engine.network_time());
+        sink.flush()?;
+        let stop = self.stop;
+        let mut result = Ok(());
+        gate.wait(ts, stop, &mut |settled| {
+            if result.is_ok() {
+                result = self.at_barrier(settled, engine, sink, records);
+            }
+        });
+        result?;
+        if gate.is_off() {
+            // No more barriers: nothing will be analysed again, and nothing waits for reports any more.
+            let released = self.retention.settle(engine, &[]);
+            self.raised.clear();
+            write_all(released, sink, records)?;
+            self.link(engine, false);
+            self.release_ftp_records(engine, sink, f64::INFINITY, records)?;
+        }
+        Ok(())
+    }
+
+    /// What a worker does once the cluster settled at a barrier (every expectation and report raised before it has
+    /// been delivered).
+    fn at_barrier(
+        &mut self,
+        settled: Settled,
+        engine: &mut Engine,
+        sink: &mut dyn LogSink,
+        records: &mut u64,
+    ) -> std::io::Result<()> {
+        self.receive(engine, settled.at);
+        let raised = std::mem::take(&mut self.raised);
+        let released = self.retention.settle(engine, &raised);
+        // What the connections analysed again created is not kept: their expectations are in place.
+        engine.take_created();
+        write_all(released, sink, records)?;
+        self.share_expectations(engine, settled.at);
+        self.write_records(engine, sink, records)?;
+        // Reports about the interval before the previous barrier were published by its barrier work at the latest,
+        // so this wave delivered them.
+        self.release_ftp_records(engine, sink, self.reports_complete_before, records)?;
+        self.reports_complete_before = settled.at;
+        self.publish_reports(settled.at);
+        sink.flush()
+    }
+
+    fn release_ftp_records(
+        &mut self,
+        engine: &mut Engine,
+        sink: &mut dyn LogSink,
+        before: f64,
+        records: &mut u64,
+    ) -> std::io::Result<()> {
+        if engine.ftp_links().held() == 0 {
+            return Ok(());
+        }
+        let released = engine.ftp_links().release(before);
+        write_all(released, sink, records)
+    }
+
+    /// Sends what data connections here reported for control connections on other workers.
+    fn publish_reports(&mut self, now: f64) {
+        for channel in &self.remote_channels {
+            for update in channel.take_updates() {
+                if let Err(err) = self.node.publish(topic::WORKER, report_to_event(channel, &update)) {
+                    tracing::debug!("data channel report not sent: {err}");
+                }
+            }
+        }
+        self.remote_channels.retain(|c| !c.is_done(now));
+    }
+
+    fn share_expectations(&self, engine: &mut Engine, raised_at: f64) {
         for e in engine.take_new_expectations() {
-            if let Err(err) = self.node.publish(topic::WORKER, expectation_to_event(&e)) {
+            if let Err(err) = self.node.publish(topic::WORKER, expectation_to_event(&e, raised_at)) {
                 tracing::debug!("expectation not shared: {err}");
             }
         }
     }
+
+    /// Writes the engine's records, except those of connections kept until the next barrier.
+    fn write_records(&mut self, engine: &mut Engine, sink: &mut dyn LogSink, count: &mut u64) -> std::io::Result<()> {
+        for r in engine.drain_records() {
+            if let Some(r) = self.retention.withhold(r) {
+                sink.write(&r)?;
+                *count += 1;
+            }
+        }
+        write_all(self.retention.take_released(), sink, count)
+    }
 }
 
-fn write_records(engine: &mut Engine, sink: &mut dyn LogSink, count: &mut u64) -> std::io::Result<()> {
-    for r in engine.drain_records() {
+fn write_all(records: Vec<LogRecord>, sink: &mut dyn LogSink, count: &mut u64) -> std::io::Result<()> {
+    for r in records {
         sink.write(&r)?;
         *count += 1;
     }
