@@ -14,7 +14,7 @@
 //! most open connections (sampled every 16384 packets). That covers the connection table, analyzer state and
 //! reassembly buffers, but not memory libpcap allocates with malloc.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,33 +25,33 @@ use zeek_node::config::AnalysisConfig;
 use zeek_node::engine::Engine;
 use zeek_node::logs::format_record_tsv;
 
-/// The system allocator, counting live heap bytes.
+/// The zeek-node binary's allocator (mimalloc), counting live heap bytes.
 struct CountingAlloc;
 
 static LIVE_HEAP: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: delegates to the system allocator and only adds bookkeeping.
+// SAFETY: delegates to mimalloc and only adds bookkeeping.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE_HEAP.fetch_add(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE_HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         LIVE_HEAP.fetch_add(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         LIVE_HEAP.fetch_add(new_size, Ordering::Relaxed);
         LIVE_HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
     }
 }
 

@@ -16,6 +16,10 @@ use zeek_node::detect::{self, DetectConfig, DetectSink, LocalHub};
 use zeek_node::logs::{DirSink, LogFormat, LogSink};
 use zeek_node::runner::{self, Input, RunOptions};
 
+/// mimalloc instead of glibc malloc: measured 1.17x packets per core on the benchmark mix (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "zeek-node",
