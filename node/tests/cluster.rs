@@ -9,24 +9,22 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::TcpListener;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio_stream::StreamExt as _;
 use zeek_node::cluster::ctl::fetch_status;
 use zeek_node::cluster::hrw::{self, PoolKey};
-use zeek_node::cluster::layout::{
-    LAYOUT_VERSION, Layout, LoggingSection, ManagerEntry, NodeEntry, TlsFiles, join_host_port,
-};
+use zeek_node::cluster::layout::Layout;
 use zeek_node::cluster::proto::{PROTOCOL_VERSION, pb};
 use zeek_node::cluster::tls::TlsSettings;
 use zeek_node::cluster::{Role, certs};
 
 use support::netns::{VethPair, missing_prerequisite, skip_or_fail};
+use support::nodes::{Nodes, free_ports, log_files, wait_for};
 use support::{masked_records, node_binary, oracle_root, record_diff, trace_of};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -35,188 +33,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect()
-}
+/// The cluster of `zeek-node run` processes these tests drive (tests/support/nodes.rs).
+type TestCluster = Nodes;
 
-/// Polls `check` until it returns `Some` or `timeout` passes.
-fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A cluster of `zeek-node run` processes built from a layout this test writes.
-struct TestCluster {
-    dir: tempfile::TempDir,
-    layout_file: PathBuf,
-    layout: Layout,
-    procs: HashMap<String, Child>,
-    insecure: bool,
-    /// Extra arguments every node gets (scenarios, fast heartbeats).
-    common: Vec<String>,
-    /// The network namespace a node runs in, when not this process's.
-    netns: HashMap<String, String>,
-}
-
-impl Drop for TestCluster {
-    fn drop(&mut self) {
-        for c in self.procs.values_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl TestCluster {
-    /// `nodes`: (name, role) besides the manager. `tls`: the files every node uses, or `None` for --insecure.
-    fn new(nodes: &[(&str, Role)], tls: Option<TlsFiles>, common: &[&str]) -> TestCluster {
-        let placed: Vec<(&str, Role, &str)> = nodes.iter().map(|(n, r)| (*n, *r, "127.0.0.1")).collect();
-        TestCluster::placed("127.0.0.1", &placed, tls, common)
-    }
-
-    /// As `new`, with each node's address: (name, role, host) besides the manager at `manager_host`.
-    fn placed(manager_host: &str, nodes: &[(&str, Role, &str)], tls: Option<TlsFiles>, common: &[&str]) -> TestCluster {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ports = free_ports(nodes.len() + 1);
-        let layout = Layout {
-            version: LAYOUT_VERSION,
-            cluster: "test".into(),
-            manager: ManagerEntry { name: "manager".into(), host: manager_host.into(), port: ports[0] },
-            nodes: nodes
-                .iter()
-                .zip(&ports[1..])
-                .map(|((name, role, host), port)| NodeEntry {
-                    name: name.to_string(),
-                    role: *role,
-                    host: host.to_string(),
-                    port: *port,
-                    interface: None,
-                    threads: None,
-                })
-                .collect(),
-            tls: tls.clone(),
-            analysis: Default::default(),
-            logging: LoggingSection { dir: dir.path().join("logs"), ..LoggingSection::default() },
-        };
-        let layout_file = dir.path().join("layout.yaml");
-        std::fs::write(&layout_file, layout.to_yaml().expect("yaml")).expect("write layout");
-        let mut common: Vec<String> = common.iter().map(|s| s.to_string()).collect();
-        common.extend(["--heartbeat-ms".into(), "200".into(), "--liveness-ms".into(), "1500".into()]);
-        let insecure = tls.is_none();
-        TestCluster { dir, layout_file, layout, procs: HashMap::new(), insecure, common, netns: HashMap::new() }
-    }
-
-    fn manager_addr(&self) -> String {
-        join_host_port(&self.layout.manager.host, self.layout.manager.port)
-    }
-
-    fn logs(&self) -> PathBuf {
-        self.dir.path().join("logs")
-    }
-
-    /// Starts a node (listed in the layout, or joining with `--role/--advertise` in `extra`).
-    fn start(&mut self, name: &str, extra: &[&str]) {
-        self.start_with_layout(name, &self.layout_file.clone(), extra);
-    }
-
-    fn start_with_layout(&mut self, name: &str, layout: &Path, extra: &[&str]) {
-        let stderr = std::fs::File::create(self.dir.path().join(format!("{name}.stderr"))).expect("stderr file");
-        let mut cmd = match self.netns.get(name) {
-            Some(ns) => {
-                // `ip netns exec` execs the node: the child's pid is the node's, so signals reach it.
-                let mut cmd = Command::new("ip");
-                cmd.args(["netns", "exec", ns]).arg(node_binary());
-                cmd
-            }
-            None => Command::new(node_binary()),
-        };
-        cmd.arg("run").arg("--layout").arg(layout).arg("--node").arg(name);
-        cmd.arg("--logdir").arg(self.logs().join(name));
-        if self.insecure {
-            cmd.arg("--insecure");
-        }
-        cmd.args(&self.common).args(extra);
-        cmd.env("ZEEK_NODE_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
-        let child = cmd.spawn().expect("starts zeek-node run");
-        if let Some(mut old) = self.procs.insert(name.to_string(), child) {
-            let _ = old.kill();
-            let _ = old.wait();
-        }
-    }
-
-    fn start_all(&mut self) {
-        self.start("manager", &[]);
-        let names: Vec<String> = self.layout.nodes.iter().map(|n| n.name.clone()).collect();
-        for n in names {
-            self.start(&n, &[]);
-        }
-    }
-
-    fn signal(&mut self, name: &str, sig: libc::c_int) {
-        let child = self.procs.get_mut(name).expect("known node");
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, sig);
-        }
-    }
-
-    /// Waits for a node to exit; panics after `timeout`.
-    fn wait_exit(&mut self, name: &str, timeout: Duration) -> std::process::ExitStatus {
-        let child = self.procs.get_mut(name).expect("known node");
-        let status = wait_for(timeout, || child.try_wait().ok().flatten());
-        status.unwrap_or_else(|| panic!("{name} did not exit within {timeout:?}\n{}", self.stderr(name)))
-    }
-
-    /// Stops every node still running: workers and proxies first, then the manager, then the loggers.
-    fn stop_all(&mut self) {
-        let order = [Role::Worker, Role::Proxy, Role::Manager, Role::Logger];
-        for role in order {
-            let names: Vec<String> = self.procs.keys().filter(|n| self.role_of(n) == role).cloned().collect();
-            for n in &names {
-                if matches!(self.procs.get_mut(n).map(|c| c.try_wait()), Some(Ok(None))) {
-                    self.signal(n, libc::SIGTERM);
-                }
-            }
-            for n in &names {
-                self.wait_exit(n, Duration::from_secs(30));
-            }
-        }
-    }
-
-    fn role_of(&self, name: &str) -> Role {
-        if name == "manager" {
-            return Role::Manager;
-        }
-        self.layout
-            .find(name)
-            .map(|s| s.role)
-            .unwrap_or_else(|| if name.starts_with("proxy") { Role::Proxy } else { Role::Worker })
-    }
-
-    fn stderr(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{name}.stderr"))).unwrap_or_default()
-    }
-
-    fn status(&self) -> Option<pb::StatusReply> {
-        let tls = self.layout.tls.as_ref().map(|t| TlsSettings::load(t).expect("tls files"));
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(fetch_status(&self.manager_addr(), tls.as_ref())).ok()
-    }
-
-    fn wait_ready(&self) {
-        let ready =
-            wait_for(Duration::from_secs(30), || self.status().filter(|s| s.view.as_ref().is_some_and(|v| v.ready)));
-        assert!(ready.is_some(), "the cluster did not get ready\nmanager:\n{}", self.stderr("manager"));
-    }
-
+impl Nodes {
     /// Every `cluster_test` record the loggers wrote so far: (node, event, detail, n).
     fn observations(&self) -> Vec<Observation> {
         let mut out = Vec::new();
@@ -243,21 +63,6 @@ struct Observation {
     event: String,
     detail: String,
     n: u64,
-}
-
-/// Every `<prefix>*.log` file under `dir`, archived ones included.
-fn log_files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(log_files(&p, prefix));
-        } else if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix) && n.ends_with(".log")) {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn count(obs: &[Observation], node: &str, event: &str) -> usize {
@@ -295,7 +100,7 @@ fn five_communication_patterns_and_node_topic_isolation() {
         ("worker-2", Role::Worker),
         ("worker-10", Role::Worker),
     ];
-    let mut c = TestCluster::new(&nodes, None, &["--test-scenario", "patterns"]);
+    let mut c = TestCluster::local("test", &nodes, None, &["--test-scenario", "patterns"]);
     c.start_all();
     c.wait_ready();
     let workers = ["worker-1", "worker-2", "worker-10"];
@@ -357,7 +162,7 @@ fn killing_a_logger_mid_stream_loses_no_record() {
     const TOTAL: u64 = 200_000;
     let nodes = [("logger-1", Role::Logger), ("logger-2", Role::Logger), ("worker-1", Role::Worker)];
     let args = ["--test-scenario", "emit", "--test-arg", "emit_count=200000", "--test-arg", "emit_rate=40000"];
-    let mut c = TestCluster::new(&nodes, None, &args);
+    let mut c = TestCluster::local("test", &nodes, None, &args);
     c.start_all();
     c.wait_ready();
     let started = wait_for(Duration::from_secs(20), || {
@@ -413,7 +218,7 @@ fn proxies_join_and_leave_while_an_aggregate_stays_correct() {
         "--test-arg",
         "counter_rate=1000",
     ];
-    let mut c = TestCluster::new(&nodes, None, &args);
+    let mut c = TestCluster::local("test", &nodes, None, &args);
     c.start_all();
     c.wait_ready();
     std::thread::sleep(Duration::from_secs(2));
@@ -462,7 +267,7 @@ fn manager_restart_while_workers_keep_logging() {
     const EACH: u64 = 80_000;
     let nodes = [("logger-1", Role::Logger), ("worker-1", Role::Worker), ("worker-2", Role::Worker)];
     let args = ["--test-scenario", "emit", "--test-arg", "emit_count=80000", "--test-arg", "emit_rate=8000"];
-    let mut c = TestCluster::new(&nodes, None, &args);
+    let mut c = TestCluster::local("test", &nodes, None, &args);
     c.start_all();
     c.wait_ready();
     let epoch_before = c.status().and_then(|s| s.view).map(|v| v.epoch).unwrap_or(0);
@@ -513,7 +318,7 @@ fn a_cut_link_is_detected_and_healed_without_losing_records() {
     };
     let nodes = [("logger-1", Role::Logger, "192.0.2.1"), ("worker-1", Role::Worker, "192.0.2.2")];
     let args = ["--test-scenario", "emit", "--test-arg", "emit_count=60000", "--test-arg", "emit_rate=5000"];
-    let mut c = TestCluster::placed("192.0.2.1", &nodes, None, &args);
+    let mut c = TestCluster::new("test", "192.0.2.1", &nodes, None, &args);
     c.netns.insert("manager".into(), net.a_ns.clone());
     c.netns.insert("logger-1".into(), net.a_ns.clone());
     c.netns.insert("worker-1".into(), net.b_ns.clone());
@@ -577,7 +382,7 @@ fn a_peer_without_a_valid_certificate_is_refused() {
     let good = certs::write_pki(&pki.path().join("good"), "cluster CA", &sans).expect("good pki");
     let rogue = certs::write_pki(&pki.path().join("rogue"), "rogue CA", &sans).expect("rogue pki");
     let nodes = [("worker-1", Role::Worker)];
-    let mut c = TestCluster::new(&nodes, Some(good.clone()), &[]);
+    let mut c = TestCluster::local("test", &nodes, Some(good.clone()), &[]);
     c.start_all();
     c.wait_ready();
 
@@ -606,7 +411,7 @@ fn a_peer_without_a_valid_certificate_is_refused() {
 #[test]
 fn malformed_frames_are_answered_with_errors() {
     let _one = serial();
-    let mut c = TestCluster::new(&[], None, &[]);
+    let mut c = TestCluster::local("test", &[], None, &[]);
     c.start_all();
     c.wait_ready();
     let addr = c.manager_addr();

@@ -6,15 +6,14 @@ mod support;
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use support::nodes::{Nodes, log_files, wait_for};
 use support::{node_binary, oracle_root};
 use zeek_node::cluster::Role;
-use zeek_node::cluster::ctl::fetch_status;
-use zeek_node::cluster::layout::{LAYOUT_VERSION, Layout, LoggingSection, ManagerEntry, NodeEntry};
 
 // ---------------------------------------------------------------------------------------------------
 // A tiny pcap writer: Ethernet / IPv4 / TCP or UDP with valid checksums.
@@ -767,169 +766,17 @@ fn cluster_url_clicked_on_another_worker_30s_after_the_mail() {
 // A cluster of `zeek-node run` processes whose proxy pool changes during a run
 // ---------------------------------------------------------------------------------------------------
 
-/// Polls `check` every 100 ms until it gives `Some` or `timeout` passes.
-fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// The detection nodes of one layout on 127.0.0.1 (tests/support/nodes.rs), every one with the same detection
+/// options.
+fn node_procs(nodes: &[(&str, Role)], detect: &[&str]) -> Nodes {
+    Nodes::local("detections", nodes, None, detect)
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect()
-}
-
-/// `zeek-node run` nodes of one layout on 127.0.0.1, every one with the same detection options; each is killed
-/// when the cluster is dropped.
-struct NodeProcs {
-    dir: tempfile::TempDir,
-    layout: Layout,
-    layout_file: PathBuf,
-    common: Vec<String>,
-    procs: HashMap<String, Child>,
-}
-
-impl Drop for NodeProcs {
-    fn drop(&mut self) {
-        for c in self.procs.values_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+/// Stops every node in delivery order; each must exit cleanly.
+fn stop_cleanly(c: &mut Nodes) {
+    for (name, status) in c.stop_all() {
+        assert!(status.success(), "{name} failed\n{}", c.stderr(&name));
     }
-}
-
-impl NodeProcs {
-    fn new(nodes: &[(&str, Role)], detect: &[&str]) -> NodeProcs {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ports = free_ports(nodes.len() + 1);
-        let entry = |(name, role): &(&str, Role), port: &u16| NodeEntry {
-            name: name.to_string(),
-            role: *role,
-            host: "127.0.0.1".into(),
-            port: *port,
-            interface: None,
-            threads: None,
-        };
-        let layout = Layout {
-            version: LAYOUT_VERSION,
-            cluster: "detections".into(),
-            manager: ManagerEntry { name: "manager".into(), host: "127.0.0.1".into(), port: ports[0] },
-            nodes: nodes.iter().zip(&ports[1..]).map(|(n, p)| entry(n, p)).collect(),
-            tls: None,
-            analysis: Default::default(),
-            logging: LoggingSection { dir: dir.path().join("logs"), ..LoggingSection::default() },
-        };
-        let layout_file = dir.path().join("layout.yaml");
-        std::fs::write(&layout_file, layout.to_yaml().expect("yaml")).expect("write layout");
-        let mut common: Vec<String> = detect.iter().map(|s| s.to_string()).collect();
-        common.extend(["--insecure", "--heartbeat-ms", "200", "--liveness-ms", "1500"].map(str::to_string));
-        NodeProcs { dir, layout, layout_file, common, procs: HashMap::new() }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn start(&mut self, name: &str, extra: &[&str]) {
-        let stderr = std::fs::File::create(self.path(&format!("{name}.stderr"))).expect("stderr file");
-        let child = Command::new(node_binary())
-            .arg("run")
-            .arg("--layout")
-            .arg(&self.layout_file)
-            .args(["--node", name, "--logdir"])
-            .arg(self.path("logs").join(name))
-            .args(&self.common)
-            .args(extra)
-            .env("ZEEK_NODE_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start zeek-node run");
-        self.procs.insert(name.to_string(), child);
-    }
-
-    /// A node that is not in the layout joins with `role`.
-    fn join(&mut self, name: &str, role: &str, extra: &[&str]) {
-        let advertise = format!("127.0.0.1:{}", free_ports(1)[0]);
-        let mut args = vec!["--role", role, "--advertise", &advertise];
-        args.extend_from_slice(extra);
-        self.start(name, &args);
-    }
-
-    fn stderr(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path(&format!("{name}.stderr"))).unwrap_or_default()
-    }
-
-    fn terminate(&mut self, name: &str) {
-        if let Some(c) = self.procs.get_mut(name)
-            && matches!(c.try_wait(), Ok(None))
-        {
-            // SAFETY: kill(2) on a child of this process, which has not been reaped (try_wait said it runs).
-            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-        }
-    }
-
-    fn wait_exit(&mut self, name: &str, timeout: Duration) -> std::process::ExitStatus {
-        let child = self.procs.get_mut(name).expect("a started node");
-        let status = wait_for(timeout, || child.try_wait().ok().flatten());
-        status.unwrap_or_else(|| panic!("{name} did not exit within {timeout:?}\n{}", self.stderr(name)))
-    }
-
-    /// Stops the nodes still running in the order that delivers everything: workers, proxies, manager, loggers.
-    fn stop_all(&mut self) {
-        for prefix in ["worker", "proxy", "manager", "logger"] {
-            let names: Vec<String> = self.procs.keys().filter(|n| n.starts_with(prefix)).cloned().collect();
-            for n in &names {
-                self.terminate(n);
-            }
-            for n in &names {
-                let status = self.wait_exit(n, Duration::from_secs(30));
-                assert!(status.success(), "{n} failed\n{}", self.stderr(n));
-            }
-        }
-    }
-
-    /// The members of the manager's current view.
-    fn members(&self) -> Vec<String> {
-        let addr = format!("127.0.0.1:{}", self.layout.manager.port);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let status = rt.block_on(fetch_status(&addr, None)).ok();
-        status.and_then(|s| s.view).map(|v| v.members.into_iter().map(|m| m.name).collect()).unwrap_or_default()
-    }
-
-    /// The records of every `NAME*.log` the loggers wrote so far (rotated files included), columns masked.
-    fn records(&self, name: &str, masked: &[&str]) -> Vec<String> {
-        let mut out: Vec<String> =
-            log_files(&self.path("logs"), name).iter().flat_map(|f| support::masked_records(f, masked)).collect();
-        out.sort();
-        out
-    }
-}
-
-/// Every `NAME*.log` file under `dir` and its subfolders.
-fn log_files(dir: &Path, name: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = entry.path();
-            let file = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if p.is_dir() {
-                dirs.push(p);
-            } else if file.starts_with(name) && file.ends_with(".log") {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// A named pipe a worker reads as its trace (`zeek-node run -r FIFO`), written by the test in parts.
@@ -1001,7 +848,7 @@ fn send_paced(pipe: &mut TracePipe, bursts: &[Pcap]) {
 }
 
 /// `DoS::Threshold` notices with `n` = `step` the loggers wrote so far.
-fn threshold_notices(c: &NodeProcs, step: u64) -> usize {
+fn threshold_notices(c: &Nodes, step: u64) -> usize {
     let step = format!("\t{step}\t");
     c.records("notice", &[]).iter().filter(|r| r.contains("DoS::Threshold") && r.contains(&step)).count()
 }
@@ -1027,7 +874,7 @@ fn proxies_scale_from_2_to_3_and_back_during_a_dos_run() {
     let config_arg = config_file.display().to_string();
     let nodes =
         [("logger-1", Role::Logger), ("proxy-1", Role::Proxy), ("proxy-2", Role::Proxy), ("worker-1", Role::Worker)];
-    let mut c = NodeProcs::new(&nodes, &["--detect", "dos", "--detect-config", &config_arg]);
+    let mut c = node_procs(&nodes, &["--detect", "dos", "--detect-config", &config_arg]);
     let fifo = c.path("trace.pcap");
     TracePipe::create(&fifo);
     for name in ["manager", "logger-1", "proxy-1", "proxy-2"] {
@@ -1038,7 +885,7 @@ fn proxies_scale_from_2_to_3_and_back_during_a_dos_run() {
     pipe.send(&Pcap::header());
     send_paced(&mut pipe, &phases[0]);
     let crossed =
-        |c: &NodeProcs, step| wait_for(Duration::from_secs(30), || (threshold_notices(c, step) == PAIRS).then_some(()));
+        |c: &Nodes, step| wait_for(Duration::from_secs(30), || (threshold_notices(c, step) == PAIRS).then_some(()));
     assert!(crossed(&c, 30).is_some(), "first step with 2 proxies\n{}", c.stderr("proxy-1"));
 
     // 2 → 3 proxies while the second part is analysed.
@@ -1049,14 +896,14 @@ fn proxies_scale_from_2_to_3_and_back_during_a_dos_run() {
     assert!(crossed(&c, 60).is_some(), "second step with 3 proxies\n{}", c.stderr("proxy-3"));
 
     // 3 → 2 proxies while the third part is analysed.
-    c.terminate("proxy-1");
+    c.signal("proxy-1", libc::SIGTERM);
     send_paced(&mut pipe, &phases[2]);
     let left = c.wait_exit("proxy-1", Duration::from_secs(20));
     assert!(left.success(), "proxy-1 did not leave cleanly\n{}", c.stderr("proxy-1"));
     drop(pipe);
     let worker = c.wait_exit("worker-1", Duration::from_secs(60));
     assert!(worker.success(), "worker-1 failed\n{}", c.stderr("worker-1"));
-    c.stop_all();
+    stop_cleanly(&mut c);
 
     let got = c.records("notice", &["ts"]);
     assert_eq!(got, expected, "{}", support::record_diff("cluster", &got, "standalone", &expected));
@@ -1103,17 +950,17 @@ fn cluster_intel_reaches_late_workers_and_follows_file_changes() {
     std::fs::write(&config, "intel:\n  reload_check: 1\n").expect("config");
     let (intel_arg, config_arg) = (intel.display().to_string(), config.display().to_string());
     let detect = ["--detect", "intel", "--intel", &intel_arg, "--detect-config", &config_arg];
-    let mut c = NodeProcs::new(&[("logger-1", Role::Logger), ("worker-1", Role::Worker)], &detect);
+    let mut c = node_procs(&[("logger-1", Role::Logger), ("worker-1", Role::Worker)], &detect);
     let fifos = [c.path("worker-1.pcap"), c.path("worker-2.pcap")];
     fifos.iter().for_each(|f| TracePipe::create(f));
     c.start("manager", &[]);
     c.start("logger-1", &[]);
     c.start("worker-1", &["-r", &fifos[0].display().to_string()]);
-    let received = |c: &NodeProcs, worker: &str, times: usize| {
+    let received = |c: &Nodes, worker: &str, times: usize| {
         let got = || (c.stderr(worker).matches("intel watch list received").count() >= times).then_some(());
         assert!(wait_for(Duration::from_secs(20), got).is_some(), "{worker}: list {times}\n{}", c.stderr(worker));
     };
-    let logged = |c: &NodeProcs, n: usize| {
+    let logged = |c: &Nodes, n: usize| {
         let got = wait_for(Duration::from_secs(20), || Some(c.records("intel", &masked)).filter(|r| r.len() >= n));
         got.unwrap_or_else(|| panic!("{n} intel records: {:?}", c.records("intel", &masked)))
     };
@@ -1139,7 +986,7 @@ fn cluster_intel_reaches_late_workers_and_follows_file_changes() {
         let status = c.wait_exit(w, Duration::from_secs(60));
         assert!(status.success(), "{w} failed\n{}", c.stderr(w));
     }
-    c.stop_all();
+    stop_cleanly(&mut c);
 
     let mut want: Vec<String> = expected.concat();
     want.sort();

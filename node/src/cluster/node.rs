@@ -560,10 +560,12 @@ impl Node {
         }
         self.0.metrics.peers.set(self.0.links.read().unwrap_or_else(|e| e.into_inner()).len() as i64);
         tracing::info!(peer = %l.name, role = %l.role, "link up");
-        self.raise_local(NODE_UP_EVENT, l);
+        // The manager admits the node into a view first: node_up handlers that publish to it (the intel
+        // snapshot for a new worker) route by the view, and would otherwise find no subscriber.
         if self.role() == Role::Manager {
             self.manager_admit(&l.hello, l.role);
         }
+        self.raise_local(NODE_UP_EVENT, l);
         self.0.shipper.nudge();
     }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test crate uses a different subset
 
 pub mod netns;
+pub mod nodes;
 
 use std::path::{Path, PathBuf};
 
