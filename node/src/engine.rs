@@ -354,11 +354,14 @@ impl Engine {
             || !matches!(proto, Proto::Tcp | Proto::Udp)
             || transport_checksum_ok(ip.src, ip.dst, ip.proto, ip.payload);
 
-        // A new SYN on a finished (or confused) connection starts a new one.
+        // A new SYN on a finished (or confused) connection starts a new one. Only a SYN can (`is_reuse`), so
+        // every other packet looks its connection up once.
         let mut reuse_weirds = Vec::new();
-        if let (Some(conn), Transport::Tcp { hdr, .. }) = (self.table.get(&key), &transport)
-            && let Session::Tcp(tcp) = &conn.session
+        if let Transport::Tcp { hdr, .. } = &transport
+            && hdr.flags.syn()
             && checksum_ok
+            && let Some(conn) = self.table.get(&key)
+            && let Session::Tcp(tcp) = &conn.session
             && tcp.is_reuse(hdr, conn.last, ts, &mut reuse_weirds)
             && let Some(mut old) = self.table.remove(&key)
         {
