@@ -5,7 +5,8 @@ set -euo pipefail
 
 need_pkgs=()
 have() { dpkg -s "$1" >/dev/null 2>&1; }
-for pkg in libpcap-dev tcpreplay libndpi-bin iproute2 nats-server python3 git curl ca-certificates openssl; do
+# build-essential: the linker rustc calls and the C compiler the mimalloc and ring crates build with.
+for pkg in build-essential pkg-config libpcap-dev tcpreplay libndpi-bin iproute2 nats-server python3 git curl ca-certificates openssl; do
   have "$pkg" || need_pkgs+=("$pkg")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
