@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use super::data::{Data, Event};
@@ -272,7 +273,17 @@ impl Node {
             let stop = async move {
                 let _ = shutdown.changed().await;
             };
-            if let Err(e) = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop).await {
+            // The builder's tcp_nodelay applies only to listeners tonic opens itself: without it here, Nagle holds
+            // an accepted link's small frames for the peer's delayed ACK (~40 ms per barrier wave or reply).
+            let incoming = TcpListenerStream::new(listener).map(|accepted| {
+                if let Ok(stream) = &accepted
+                    && let Err(e) = stream.set_nodelay(true)
+                {
+                    tracing::warn!("cannot set TCP_NODELAY on an accepted link: {e}");
+                }
+                accepted
+            });
+            if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
                 tracing::error!("gRPC server: {e}");
             }
         });
