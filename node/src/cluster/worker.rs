@@ -183,44 +183,47 @@ struct Inbox(Arc<Mutex<Arrivals>>);
 impl Inbox {
     fn install(node: &Node, activity: Activity) -> Inbox {
         let inbox = Inbox::default();
-        let arrivals = Arc::clone(&inbox.0);
-        let act = activity.clone();
+        inbox
+            .on(node, &activity, EXPECT_EVENT, "an expectation", expectation_from_event, |a, e| a.expectations.push(e));
+        inbox.on(node, &activity, DATA_REPORT_EVENT, "a data channel report", report_from_event, |a, r| {
+            a.reports.push(r)
+        });
+        inbox
+    }
+
+    /// Queues what other workers publish as `event` (this worker's own publications come back too and are
+    /// skipped); every delivery counts as handled for the barrier waves.
+    fn on<T: 'static>(
+        &self,
+        node: &Node,
+        activity: &Activity,
+        event: &'static str,
+        what: &'static str,
+        parse: fn(&Event) -> Option<T>,
+        queue: fn(&mut Arrivals, T),
+    ) {
+        let (arrivals, activity) = (Arc::clone(&self.0), activity.clone());
         node.on(
-            EXPECT_EVENT,
-            Arc::new(move |n: &Node, r: &Received| {
-                act.handled();
-                if r.origin == n.name() {
-                    return;
-                }
-                match expectation_from_event(&r.event) {
-                    Some(e) => lock(&arrivals).expectations.push(e),
-                    None => tracing::warn!(origin = %r.origin, "an expectation this worker cannot use"),
-                }
-            }),
-        );
-        let arrivals = Arc::clone(&inbox.0);
-        node.on(
-            DATA_REPORT_EVENT,
+            event,
             Arc::new(move |n: &Node, r: &Received| {
                 activity.handled();
                 if r.origin == n.name() {
                     return;
                 }
-                match report_from_event(&r.event) {
-                    Some(report) => lock(&arrivals).reports.push(report),
-                    None => tracing::warn!(origin = %r.origin, "a data channel report this worker cannot use"),
+                match parse(&r.event) {
+                    Some(item) => queue(&mut lock(&arrivals), item),
+                    None => tracing::warn!(origin = %r.origin, "{what} this worker cannot use"),
                 }
             }),
         );
-        inbox
     }
 
     /// The expectations raised by packet time `now`, and every report.
     fn take(&self, now: f64) -> Arrivals {
+        // Called for every packet: takes out only what is due, without rebuilding the waiting list.
         let mut arrivals = lock(&self.0);
-        let (due, later) = std::mem::take(&mut arrivals.expectations).into_iter().partition(|(_, at)| *at <= now);
-        arrivals.expectations = later;
-        Arrivals { expectations: due, reports: std::mem::take(&mut arrivals.reports) }
+        let expectations = arrivals.expectations.extract_if(.., |(_, at)| *at <= now).collect();
+        Arrivals { expectations, reports: std::mem::take(&mut arrivals.reports) }
     }
 }
 

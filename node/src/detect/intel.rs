@@ -15,13 +15,12 @@ use ipnet::IpNet;
 use super::events::EngineEvent;
 use super::{Analysis, Cx, Data, DetectConfig, Event, Handler, Role};
 use crate::analyzers::ConnId;
+use crate::cluster::node::NODE_UP_EVENT;
 use crate::cluster::topic;
 use crate::logs::conn_fields;
 use crate::logs::{LogRecord, Schema, Value, f};
 
 pub const SNAPSHOT: &str = "Intel::snapshot";
-/// Raised by the cluster runtime when a node joins: `[name: string, role: enum]`.
-pub const NODE_UP: &str = "Cluster::node_up";
 
 /// intel.log as Zeek 9.1 writes it with the default scripts (base/frameworks/intel/main.zeek and files.zeek).
 pub static INTEL_LOG: Schema = Schema {
@@ -242,7 +241,7 @@ impl Analysis for Intel {
     }
 
     fn events(&self) -> &'static [&'static str] {
-        &[SNAPSHOT, NODE_UP]
+        &[SNAPSHOT, NODE_UP_EVENT]
     }
 
     fn handler(&self, role: Role, cfg: &DetectConfig) -> Option<Box<dyn Handler>> {
@@ -306,7 +305,7 @@ impl Handler for IntelManager {
 
     fn event(&mut self, ev: &Event, cx: &mut Cx) {
         // A worker that joins later gets the current list on its own topic.
-        if ev.name == NODE_UP
+        if ev.name == NODE_UP_EVENT
             && let (Some(name), Some("worker")) =
                 (ev.args.first().and_then(Data::as_str), ev.args.get(1).and_then(Data::as_str))
         {
