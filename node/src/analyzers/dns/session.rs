@@ -7,7 +7,7 @@
 //! their ids. A record is written when both its query and its reply were seen (at once for multicast
 //! DNS), when a queue overflows, or when the connection goes away.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -138,10 +138,42 @@ impl PendingMessages {
     }
 }
 
+/// The records under construction, by id. Ids only grow, so the list stays sorted by pushing; most connections hold
+/// one at a time, and a map's first insert would allocate room for several large records per DNS connection.
+/// Bounded by the pending-message limits above.
+#[derive(Debug, Default)]
+struct PendingInfos(Vec<(InfoId, Info)>);
+
+impl PendingInfos {
+    fn index(&self, id: InfoId) -> Option<usize> {
+        self.0.binary_search_by_key(&id, |(i, _)| *i).ok()
+    }
+
+    fn get(&self, id: &InfoId) -> Option<&Info> {
+        self.index(*id).map(|i| &self.0[i].1)
+    }
+
+    fn get_mut(&mut self, id: &InfoId) -> Option<&mut Info> {
+        self.index(*id).map(|i| &mut self.0[i].1)
+    }
+
+    /// `id` must be newer than every id held.
+    fn insert(&mut self, id: InfoId, info: Info) {
+        if self.0.capacity() == 0 {
+            self.0.reserve_exact(1);
+        }
+        self.0.push((id, info));
+    }
+
+    fn remove(&mut self, id: &InfoId) -> Option<Info> {
+        self.index(*id).map(|i| self.0.remove(i).1)
+    }
+}
+
 /// The per-connection DNS state of Zeek's script (`c$dns` and `c$dns_state`).
 #[derive(Debug, Default)]
 pub struct Tracker {
-    infos: HashMap<InfoId, Info>,
+    infos: PendingInfos,
     next_id: InfoId,
     current: Option<InfoId>,
     pending_query: Option<InfoId>,
