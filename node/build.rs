@@ -4,6 +4,13 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/cluster.proto");
     let descriptors = protox::compile(["proto/cluster.proto"], ["proto"])?;
-    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(descriptors)?;
+    // Encoded events and log rows are `Bytes`: decoding a frame slices them out of the receive buffer, a relay
+    // forwards events and a log shipper resends a batch without a copy.
+    tonic_prost_build::configure()
+        .bytes(".zeek.cluster.v1.Message.event")
+        .bytes(".zeek.cluster.v1.LogStream.rows")
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
     Ok(())
 }

@@ -477,7 +477,7 @@ fn malformed_frames_are_answered_with_errors() {
         let bad_addr = pb::Data { kind: Some(pb::data::Kind::Addr(vec![1, 2, 3])) };
         let msg = pb::Message {
             topic: "zeek/cluster/manager".into(),
-            event: Some(pb::Event { name: "Test::x".into(), args: vec![bad_addr] }),
+            event: prost::Message::encode_to_vec(&pb::Event { name: "Test::x".into(), args: vec![bad_addr] }).into(),
             origin: "prober".into(),
             relay_to: vec![],
             route: None,
@@ -487,7 +487,7 @@ fn malformed_frames_are_answered_with_errors() {
         let unknown = pb::LogBatch {
             seq: 7,
             origin: "prober".into(),
-            streams: vec![pb::LogStream { path: "no_such_log".into(), rows: vec![pb::LogRow { values: vec![] }] }],
+            streams: vec![pb::LogStream { path: "no_such_log".into(), count: 1, rows: vec![0].into() }],
         };
         tx.send(body(pb::frame::Body::LogBatch(unknown))).await.expect("send");
         assert!(matches!(next().await, pb::frame::Body::LogAck(a) if a.seq == 7 && !a.ok));

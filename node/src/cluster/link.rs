@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use prost::Message as _;
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::Stream;
 use tonic::Streaming;
 use tonic::transport::Endpoint;
 
+use super::envelope::{self, Envelope};
 use super::layout::split_host_port;
 use super::node::Node;
 use super::pool::PublishError;
@@ -24,8 +24,39 @@ use super::role::Role;
 pub const LINK_QUEUE: usize = 8192;
 /// At most this many messages, and about this many encoded bytes, go into one `Messages` frame. A frame within
 /// tonic's 8 kB codec buffer is decoded without growing (and copying) that buffer; 8 kB is ~80 small events.
-const BATCH_MESSAGES: usize = 1024;
-const BATCH_BYTES: usize = 7 << 10;
+const BATCH_MESSAGES: usize = 4096;
+const BATCH_BYTES: usize = 240 << 10;
+
+/// What a link sends: a frame, or event messages the link packs with the ones queued around them.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// Boxed: control frames are rare and large, messages many and small, and every item is moved through the queue.
+    Frame(Box<pb::Frame>),
+    Message(Envelope),
+    /// Messages for this peer from one incoming frame (what the manager relays).
+    Messages(Vec<Envelope>),
+}
+
+impl From<pb::Frame> for Outgoing {
+    fn from(f: pb::Frame) -> Outgoing {
+        Outgoing::Frame(Box::new(f))
+    }
+}
+
+impl From<Envelope> for Outgoing {
+    fn from(e: Envelope) -> Outgoing {
+        Outgoing::Message(e)
+    }
+}
+
+impl From<Vec<Envelope>> for Outgoing {
+    fn from(v: Vec<Envelope>) -> Outgoing {
+        Outgoing::Messages(v)
+    }
+}
+
+/// The sending end of a link's queue.
+pub type LinkSender = mpsc::Sender<Outgoing>;
 /// Frames a link looks past for a newer view.
 const VIEW_LOOKAHEAD: usize = 64;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,7 +72,7 @@ pub struct Link {
     pub advertise: String,
     /// The peer's hello (its subscriptions and the newest epoch it had seen).
     pub hello: pb::Hello,
-    tx: mpsc::Sender<pb::Frame>,
+    tx: LinkSender,
     last_heard_ms: AtomicU64,
     /// What the peer reported in its last heartbeat.
     pub stats: Mutex<pb::NodeStats>,
@@ -49,7 +80,7 @@ pub struct Link {
 }
 
 impl Link {
-    pub fn new(id: u64, hello: pb::Hello, role: Role, tx: mpsc::Sender<pb::Frame>, now_ms: u64) -> Link {
+    pub fn new(id: u64, hello: pb::Hello, role: Role, tx: LinkSender, now_ms: u64) -> Link {
         Link {
             id,
             name: hello.name.clone(),
@@ -63,9 +94,9 @@ impl Link {
         }
     }
 
-    /// Queues a frame without waiting.
-    pub fn try_send(&self, frame: pb::Frame) -> Result<(), PublishError> {
-        self.tx.try_send(frame).map_err(|e| match e {
+    /// Queues a frame or messages without waiting.
+    pub fn try_send(&self, item: impl Into<Outgoing>) -> Result<(), PublishError> {
+        self.tx.try_send(item.into()).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => PublishError::QueueFull(self.name.clone()),
             mpsc::error::TrySendError::Closed(_) => PublishError::Unreachable(self.name.clone()),
         })
@@ -73,13 +104,13 @@ impl Link {
 
     /// Queues a frame, waiting up to `wait` for room.
     pub async fn send_timeout(&self, frame: pb::Frame, wait: Duration) -> Result<(), PublishError> {
-        self.tx.send_timeout(frame, wait).await.map_err(|e| match e {
+        self.tx.send_timeout(frame.into(), wait).await.map_err(|e| match e {
             mpsc::error::SendTimeoutError::Timeout(_) => PublishError::QueueFull(self.name.clone()),
             mpsc::error::SendTimeoutError::Closed(_) => PublishError::Unreachable(self.name.clone()),
         })
     }
 
-    pub fn sender(&self) -> mpsc::Sender<pb::Frame> {
+    pub fn sender(&self) -> LinkSender {
         self.tx.clone()
     }
 
@@ -108,30 +139,33 @@ impl Link {
 /// receiver would install the newer one anyway), which keeps a manager from pushing every intermediate view to
 /// every node while many nodes join at once.
 pub struct Outbound {
-    rx: mpsc::Receiver<pb::Frame>,
-    /// Frames taken from the queue to look past, sent next, in order.
-    held: VecDeque<pb::Frame>,
+    rx: mpsc::Receiver<Outgoing>,
+    /// Items taken from the queue to look past, sent next, in order.
+    held: VecDeque<Outgoing>,
 }
 
 impl Outbound {
-    pub fn new(rx: mpsc::Receiver<pb::Frame>) -> Outbound {
+    pub fn new(rx: mpsc::Receiver<Outgoing>) -> Outbound {
         Outbound { rx, held: VecDeque::new() }
     }
 
-    /// The next frame that is already queued, if any.
-    fn ready(&mut self) -> Option<pb::Frame> {
+    /// The next item that is already queued, if any.
+    fn ready(&mut self) -> Option<Outgoing> {
         self.held.pop_front().or_else(|| self.rx.try_recv().ok())
     }
 
-    /// `first` and the messages queued right behind it, packed into one frame if there are several.
-    fn pack(&mut self, first: pb::Message) -> pb::Frame {
-        let mut bytes = first.encoded_len();
-        let mut batch = vec![first];
+    /// `batch` and the messages queued right behind it, in one frame.
+    fn pack(&mut self, mut batch: Vec<Envelope>) -> pb::Frame {
+        let mut bytes: usize = batch.iter().map(Envelope::wire_len).sum();
         while batch.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
             match self.ready() {
-                Some(pb::Frame { body: Some(pb::frame::Body::Message(m)) }) => {
-                    bytes += m.encoded_len();
+                Some(Outgoing::Message(m)) => {
+                    bytes += m.wire_len();
                     batch.push(m);
+                }
+                Some(Outgoing::Messages(more)) => {
+                    bytes += more.iter().map(Envelope::wire_len).sum::<usize>();
+                    batch.extend(more);
                 }
                 Some(other) => {
                     self.held.push_front(other);
@@ -140,14 +174,10 @@ impl Outbound {
                 None => break,
             }
         }
-        if batch.len() == 1 {
-            let only = batch.pop().expect("one message");
-            return frame(pb::frame::Body::Message(only));
-        }
-        frame(pb::frame::Body::Messages(pb::Messages { messages: batch }))
+        frame(envelope::to_wire(batch))
     }
 
-    /// Whether a newer view is queued within the next few frames.
+    /// Whether a newer view is queued within the next few items.
     fn view_superseded(&mut self) -> bool {
         while self.held.len() < VIEW_LOOKAHEAD {
             match self.rx.try_recv() {
@@ -155,7 +185,7 @@ impl Outbound {
                 Err(_) => break,
             }
         }
-        self.held.iter().any(|f| matches!(f.body, Some(pb::frame::Body::View(_))))
+        self.held.iter().any(|f| matches!(f, Outgoing::Frame(f) if matches!(f.body, Some(pb::frame::Body::View(_)))))
     }
 }
 
@@ -168,13 +198,18 @@ impl Stream for Outbound {
                 Some(f) => f,
                 None => match self.rx.poll_recv(cx) {
                     Poll::Ready(Some(f)) => f,
-                    other => return other,
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => return Poll::Pending,
                 },
             };
-            return Poll::Ready(Some(match next.body {
-                Some(pb::frame::Body::Message(m)) => self.pack(m),
-                Some(pb::frame::Body::View(_)) if self.view_superseded() => continue,
-                body => pb::Frame { body },
+            return Poll::Ready(Some(match next {
+                Outgoing::Message(m) => self.pack(vec![m]),
+                Outgoing::Messages(batch) if batch.is_empty() => continue,
+                Outgoing::Messages(batch) => self.pack(batch),
+                Outgoing::Frame(f) if matches!(f.body, Some(pb::frame::Body::View(_))) && self.view_superseded() => {
+                    continue;
+                }
+                Outgoing::Frame(f) => *f,
             }));
         }
     }
@@ -271,7 +306,7 @@ async fn dial_once(
         .max_decoding_message_size(MAX_FRAME_BYTES)
         .max_encoding_message_size(MAX_FRAME_BYTES);
     let (tx, rx) = mpsc::channel(LINK_QUEUE);
-    tx.try_send(node.hello_frame())?;
+    tx.try_send(node.hello_frame().into())?;
     let response = tokio::time::timeout(HANDSHAKE_TIMEOUT, client.link(Outbound::new(rx))).await??;
     let mut inbound = response.into_inner();
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, inbound.message())
@@ -293,13 +328,13 @@ mod tests {
     use super::*;
     use tokio_stream::StreamExt as _;
 
-    fn message(n: u64) -> pb::Frame {
-        let event = pb::Event { name: "Test::n".into(), args: vec![crate::cluster::Data::Count(n).to_pb()] };
-        frame(pb::frame::Body::Message(pb::Message { topic: "t".into(), event: Some(event), ..Default::default() }))
+    fn message(n: u64) -> Outgoing {
+        let event = envelope::encode_event(crate::cluster::Event::new("Test::n", vec![crate::cluster::Data::Count(n)]));
+        Outgoing::Message(Envelope { header: envelope::Header::new("t", "w"), route: None, event })
     }
 
-    fn view(epoch: u64) -> pb::Frame {
-        frame(pb::frame::Body::View(pb::View { epoch, members: vec![], ready: true }))
+    fn view(epoch: u64) -> Outgoing {
+        frame(pb::frame::Body::View(pb::View { epoch, members: vec![], ready: true })).into()
     }
 
     /// What a frame is, for comparing sequences: ("messages", n) for a batch of n.
@@ -317,7 +352,7 @@ mod tests {
     #[tokio::test]
     async fn queued_messages_are_packed_and_stale_views_skipped_in_order() {
         let (tx, rx) = mpsc::channel(64);
-        let heartbeat = frame(pb::frame::Body::Heartbeat(pb::Heartbeat::default()));
+        let heartbeat = frame(pb::frame::Body::Heartbeat(pb::Heartbeat::default())).into();
         for f in [message(1), message(2), message(3), heartbeat, view(1), message(4), view(2), message(5)] {
             tx.try_send(f).unwrap();
         }
@@ -325,9 +360,10 @@ mod tests {
         let out: Vec<pb::Frame> = Outbound::new(rx).collect().await;
         let kinds: Vec<_> = out.iter().map(kind).collect();
         assert_eq!(kinds, [("messages", 3), ("heartbeat", 0), ("message", 1), ("view", 2), ("message", 1)]);
-        let Some(pb::frame::Body::Messages(b)) = &out[0].body else { unreachable!() };
-        let first: Vec<_> = b.messages.iter().map(|m| m.event.as_ref().unwrap().args[0].clone()).collect();
-        assert_eq!(first, [1, 2, 3].map(|n| crate::cluster::Data::Count(n).to_pb()));
+        let Some(pb::frame::Body::Messages(b)) = out[0].body.clone() else { unreachable!() };
+        let mut first = Vec::new();
+        envelope::from_wire(b.messages, |e| first.push(e.decode_event().unwrap().args[0].clone())).unwrap();
+        assert_eq!(first, [1, 2, 3].map(crate::cluster::Data::Count));
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread;
 use std::time::Duration;
 
+use super::logwire::EncodedRows;
 use super::metrics::Metrics;
 use super::node::LogSettings;
 use crate::logs::{DirSink, LogRecord, LogSink};
@@ -16,7 +17,7 @@ use crate::logs::{DirSink, LogRecord, LogSink};
 pub type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 enum Job {
-    Write(Vec<LogRecord>, Option<Reply>),
+    Write(Vec<EncodedRows>, Option<Reply>),
     Close(Sender<()>),
 }
 
@@ -35,8 +36,9 @@ impl LogWriter {
         LogWriter { jobs }
     }
 
-    pub fn submit(&self, records: Vec<LogRecord>, reply: Option<Reply>) {
-        if let Err(e) = self.jobs.send(Job::Write(records, reply))
+    /// Writes a batch in its wire form ([`super::logwire::check_batch`]), formatted row by row.
+    pub fn submit(&self, streams: Vec<EncodedRows>, reply: Option<Reply>) {
+        if let Err(e) = self.jobs.send(Job::Write(streams, reply))
             && let Job::Write(_, Some(reply)) = e.0
         {
             reply(Err("the log writer has stopped".into()));
@@ -72,9 +74,9 @@ fn writer_thread(settings: LogSettings, metrics: Arc<Metrics>, jobs: Receiver<Jo
     };
     loop {
         match jobs.recv_timeout(Duration::from_millis(500)) {
-            Ok(Job::Write(records, reply)) => {
-                let n = records.len() as u64;
-                let result = dir.write(&records).map_err(|e| e.to_string());
+            Ok(Job::Write(streams, reply)) => {
+                let n = streams.iter().map(|s| s.count as u64).sum();
+                let result = dir.write_encoded(&streams).map_err(|e| e.to_string());
                 if result.is_ok() {
                     metrics.log_records_written.inc_by(n);
                 } else if let Err(e) = &result {
@@ -103,10 +105,15 @@ fn writer_thread(settings: LogSettings, metrics: Arc<Metrics>, jobs: Receiver<Jo
     }
 }
 
+/// Formatted text a writer keeps between batches per stream, at most (a larger batch's buffer is shrunk back).
+const MAX_KEPT_TEXT: usize = 1 << 20;
+
 /// The current log files of one directory, rotated on a wall-clock interval.
 pub struct RotatingDir {
     dir: PathBuf,
     sink: DirSink,
+    /// The formatted lines of a batch's streams, reused from batch to batch.
+    texts: Vec<String>,
     interval: Option<i64>,
     opened_at: i64,
     next_rotation: Option<i64>,
@@ -122,6 +129,7 @@ impl RotatingDir {
         let now = now_epoch();
         Ok(RotatingDir {
             sink: DirSink::new(&settings.dir, settings.format)?,
+            texts: Vec::new(),
             dir: settings.dir.clone(),
             interval,
             opened_at: now,
@@ -135,6 +143,34 @@ impl RotatingDir {
             self.sink.write(r)?;
         }
         self.sink.flush()
+    }
+
+    /// [`RotatingDir::write`] for a peer's rows in their wire form. Every row is decoded and formatted before any
+    /// is written, so a malformed row refuses the whole batch (one decode per row, where checking first would take
+    /// two).
+    pub fn write_encoded(&mut self, streams: &[EncodedRows]) -> io::Result<()> {
+        let mut texts = std::mem::take(&mut self.texts);
+        texts.resize_with(texts.len().max(streams.len()), String::new);
+        let result = self.format_encoded(streams, &mut texts).and_then(|()| {
+            streams.iter().zip(&texts).try_for_each(|(s, text)| self.sink.write_lines(s.schema, text))?;
+            self.sink.flush()
+        });
+        for text in &mut texts {
+            text.clear();
+            text.shrink_to(MAX_KEPT_TEXT);
+        }
+        self.texts = texts;
+        result
+    }
+
+    fn format_encoded(&self, streams: &[EncodedRows], texts: &mut [String]) -> io::Result<()> {
+        for (s, text) in streams.iter().zip(texts) {
+            s.try_for_each(|r| {
+                self.sink.format(text, r);
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     pub fn rotate_if_due(&mut self, now: i64) -> io::Result<()> {
@@ -277,6 +313,57 @@ mod tests {
         d.write(&[rec("b")]).unwrap();
         d.close().unwrap();
         assert!(std::fs::read_to_string(tmp.path().join("cluster.log")).unwrap().contains("\tb\n"));
+    }
+
+    fn encoded(records: &[LogRecord]) -> Vec<EncodedRows> {
+        crate::cluster::logwire::check_batch(crate::cluster::logwire::encode_batch(1, "w", records)).unwrap()
+    }
+
+    fn open_dir(dir: &Path, format: LogFormat) -> RotatingDir {
+        RotatingDir::open(&LogSettings { dir: dir.into(), format, rotation: None }).unwrap()
+    }
+
+    #[test]
+    fn rows_in_wire_form_are_written_as_the_records_would_be() {
+        let mut conn = vec![Value::Unset; crate::logs::CONN.fields.len()];
+        conn[0] = Value::Time(1.25);
+        conn[1] = Value::str("C\tx");
+        conn[20] = Value::str_set(["a,b", ""]);
+        let records = vec![rec("a"), LogRecord::new(&crate::logs::CONN, conn), rec(""), rec("-")];
+        for format in [LogFormat::Tsv, LogFormat::Json] {
+            let (direct, wire) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            // Streams go in order of first appearance, each in record order, as a batch groups them.
+            let mut grouped = records.clone();
+            grouped.sort_by_key(|r| r.schema.path != "cluster");
+            let mut d = open_dir(direct.path(), format);
+            d.write(&grouped).unwrap();
+            let mut w = open_dir(wire.path(), format);
+            w.write_encoded(&encoded(&records)).unwrap();
+            w.write_encoded(&encoded(&records[..1])).unwrap();
+            d.write(&records[..1]).unwrap();
+            for name in ["cluster.log", "conn.log"] {
+                let read = |dir: &Path| std::fs::read_to_string(dir.join(name)).unwrap();
+                let without_open =
+                    |t: String| t.lines().filter(|l| !l.starts_with("#open")).collect::<Vec<_>>().join("\n");
+                assert_eq!(without_open(read(wire.path())), without_open(read(direct.path())), "{format:?} {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_malformed_row_refuses_the_whole_batch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut d = open_dir(tmp.path(), LogFormat::Tsv);
+        let mut batch = crate::cluster::logwire::encode_batch(1, "w", &[rec("a"), rec("b")]);
+        let rows = &mut batch.streams[0].rows;
+        *rows = rows.slice(..rows.len() - 1);
+        let streams = crate::cluster::logwire::check_batch(batch).unwrap();
+        let err = d.write_encoded(&streams).unwrap_err();
+        assert!(err.to_string().contains("middle of a value"), "{err}");
+        assert!(!tmp.path().join("cluster.log").exists(), "nothing of a refused batch is written");
+        d.write_encoded(&encoded(&[rec("c")])).unwrap();
+        let text = std::fs::read_to_string(tmp.path().join("cluster.log")).unwrap();
+        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 1, "{text}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::link::frame;
-use super::logwire;
+use super::logwire::{self, EncodedRows, StreamRows};
 use super::metrics::Metrics;
 use super::proto::pb;
 use crate::logs::LogRecord;
@@ -55,7 +55,7 @@ pub enum Destinations {
     /// This node writes them itself (a logger, or the manager of a cluster without loggers).
     Local,
     /// Live loggers (or the manager standing in for them), in pool order.
-    Remote(Vec<(String, mpsc::Sender<pb::Frame>)>),
+    Remote(Vec<(String, super::link::LinkSender)>),
     /// Nobody is reachable: keep the batches and retry.
     Wait,
 }
@@ -63,13 +63,20 @@ pub enum Destinations {
 /// What the shipper needs from its node.
 pub trait ShipRoute: Send + Sync + 'static {
     fn destinations(&self) -> Destinations;
-    fn write_local(&self, records: Vec<LogRecord>);
+    /// Writes a batch on this node (a logger's own records, or a manager's without loggers).
+    fn write_local(&self, streams: Vec<EncodedRows>);
     fn origin(&self) -> String;
     fn is_linked(&self, name: &str) -> bool;
 }
 
+/// Records encoded by the thread that logged them, at most one batch's worth.
+struct Chunk {
+    streams: Vec<StreamRows>,
+    records: usize,
+}
+
 enum Input {
-    Records(Vec<LogRecord>),
+    Records(Chunk),
     Flush(oneshot::Sender<u64>),
 }
 
@@ -110,6 +117,7 @@ impl LogShipper {
             route,
             nudge: Arc::clone(&self.nudge),
             pending: Vec::new(),
+            pending_records: 0,
             pending_since: None,
             unacked: BTreeMap::new(),
             unacked_records: 0,
@@ -120,10 +128,18 @@ impl LogShipper {
         tokio::spawn(task.run(ch));
     }
 
-    /// Hands records over for shipping. Never waits on a live capture; see [`Overflow`].
+    /// Hands records over for shipping. Never waits on a live capture; see [`Overflow`]. The records are encoded
+    /// here, on the thread that made them: encoding spreads over the threads that log instead of queueing on the
+    /// shipping task, and the records are freed where they were allocated.
     pub fn ship(&self, records: Vec<LogRecord>) {
-        let n = records.len() as u64;
-        match self.input.try_send(Input::Records(records)) {
+        for chunk in records.chunks(self.settings.batch_records.max(1)) {
+            self.ship_chunk(Chunk { streams: logwire::encode_streams(chunk), records: chunk.len() });
+        }
+    }
+
+    fn ship_chunk(&self, chunk: Chunk) {
+        let n = chunk.records as u64;
+        match self.input.try_send(Input::Records(chunk)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(item)) => {
                 let may_wait =
@@ -160,10 +176,11 @@ impl LogShipper {
     }
 }
 
-/// A batch sent and not yet acknowledged. It keeps the records, not their wire form: the wire form is built for each
-/// send (once, unless a logger goes away), where keeping it would cost a full copy of the batch for every send.
+/// A batch sent and not yet acknowledged, kept in its wire form: encoded once, the rows are a few bytes per value
+/// (far smaller than the records), and a resend shares them instead of copying.
 struct InFlight {
-    records: Vec<LogRecord>,
+    streams: Vec<pb::LogStream>,
+    records: usize,
     /// The logger it was last sent to (`None`: not sent yet).
     target: Option<String>,
     sent_at: Instant,
@@ -174,7 +191,9 @@ struct ShipTask {
     metrics: Arc<Metrics>,
     route: Arc<dyn ShipRoute>,
     nudge: Arc<Notify>,
-    pending: Vec<LogRecord>,
+    /// Rows waiting to be batched, and how many.
+    pending: Vec<StreamRows>,
+    pending_records: usize,
     pending_since: Option<Instant>,
     unacked: BTreeMap<u64, InFlight>,
     unacked_records: usize,
@@ -189,14 +208,14 @@ impl ShipTask {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let nudge = Arc::clone(&self.nudge);
         loop {
-            let room = self.pending.len() + self.unacked_records < self.settings.max_buffered;
+            let room = self.pending_records + self.unacked_records < self.settings.max_buffered;
             let read_input = room || self.settings.overflow == Overflow::Drop;
             tokio::select! {
                 Some((from, ack)) = ch.acks.recv() => self.on_ack(&from, ack),
                 () = nudge.notified() => self.resend_due(),
                 input = ch.input.recv(), if read_input => match input {
                     None => break,
-                    Some(Input::Records(r)) if !room => self.metrics.records_dropped("overflow", r.len() as u64),
+                    Some(Input::Records(c)) if !room => self.metrics.records_dropped("overflow", c.records as u64),
                     Some(Input::Records(r)) => self.add(r),
                     Some(Input::Flush(w)) => {
                         self.dispatch();
@@ -210,49 +229,62 @@ impl ShipTask {
                     self.resend_due();
                 }
             }
-            if self.pending.is_empty() && self.unacked.is_empty() {
+            if self.pending_records == 0 && self.unacked.is_empty() {
                 for w in self.waiters.drain(..) {
                     let _ = w.send(0);
                 }
             }
             self.metrics.log_unacked_records.set(self.unacked_records as i64);
-            self.metrics.log_queue_records.set(self.pending.len() as i64);
+            self.metrics.log_queue_records.set(self.pending_records as i64);
         }
     }
 
-    fn add(&mut self, records: Vec<LogRecord>) {
-        if self.pending.is_empty() {
+    /// Adds a chunk to the pending rows; a batch goes out once it is full, and never holds more than
+    /// `batch_records` (a chunk that would overflow it sends what is pending first).
+    fn add(&mut self, chunk: Chunk) {
+        if self.pending_records > 0 && self.pending_records + chunk.records > self.settings.batch_records {
+            self.dispatch();
+        }
+        if self.pending_records == 0 {
             self.pending_since = Some(Instant::now());
         }
-        self.pending.extend(records);
-        while self.pending.len() >= self.settings.batch_records {
-            let rest = self.pending.split_off(self.settings.batch_records);
-            let full = std::mem::replace(&mut self.pending, rest);
-            self.send_batch(full);
-        }
-        if self.pending.is_empty() {
-            self.pending_since = None;
+        logwire::append_streams(&mut self.pending, chunk.streams);
+        self.pending_records += chunk.records;
+        if self.pending_records >= self.settings.batch_records {
+            self.dispatch();
         }
     }
 
     fn dispatch(&mut self) {
         self.pending_since = None;
-        if !self.pending.is_empty() {
-            let batch = std::mem::take(&mut self.pending);
-            self.send_batch(batch);
+        if self.pending_records > 0 {
+            let streams = std::mem::take(&mut self.pending).into_iter().map(pb::LogStream::from).collect();
+            let records = std::mem::take(&mut self.pending_records);
+            self.send_batch(streams, records);
         }
     }
 
-    fn send_batch(&mut self, records: Vec<LogRecord>) {
+    fn send_batch(&mut self, streams: Vec<pb::LogStream>, records: usize) {
         if let Destinations::Local = self.route.destinations() {
-            self.route.write_local(records);
+            self.write_local(streams, records);
             return;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.unacked_records += records.len();
-        self.unacked.insert(seq, InFlight { records, target: None, sent_at: Instant::now() });
+        self.unacked_records += records;
+        self.unacked.insert(seq, InFlight { streams, records, target: None, sent_at: Instant::now() });
         self.try_send(seq);
+    }
+
+    fn write_local(&self, streams: Vec<pb::LogStream>, records: usize) {
+        let batch = pb::LogBatch { seq: 0, origin: String::new(), streams };
+        match logwire::check_batch(batch) {
+            Ok(streams) => self.route.write_local(streams),
+            Err(e) => {
+                tracing::error!(records, "cannot write a batch this node encoded: {e}");
+                self.metrics.records_dropped("rejected", records as u64);
+            }
+        }
     }
 
     /// Sends one in-flight batch to the next destination; false if it found none.
@@ -263,16 +295,16 @@ impl ShipTask {
             Destinations::Wait => false,
             Destinations::Local => {
                 let Some(inflight) = self.unacked.remove(&seq) else { return true };
-                self.unacked_records -= inflight.records.len();
-                self.route.write_local(inflight.records);
+                self.unacked_records -= inflight.records;
+                self.write_local(inflight.streams, inflight.records);
                 true
             }
             Destinations::Remote(loggers) => {
                 let (name, tx) = &loggers[self.cursor % loggers.len()];
                 self.cursor = self.cursor.wrapping_add(1);
-                let batch = logwire::encode_batch(seq, &self.route.origin(), &inflight.records);
+                let batch = pb::LogBatch { seq, origin: self.route.origin(), streams: inflight.streams.clone() };
                 let msg = frame(pb::frame::Body::LogBatch(batch));
-                if tx.try_send(msg).is_err() {
+                if tx.try_send(msg.into()).is_err() {
                     return false;
                 }
                 if inflight.target.is_some() {
@@ -305,10 +337,10 @@ impl ShipTask {
 
     fn on_ack(&mut self, from: &str, ack: pb::LogAck) {
         let Some(f) = self.unacked.remove(&ack.seq) else { return };
-        self.unacked_records -= f.records.len();
+        self.unacked_records -= f.records;
         if !ack.ok {
-            tracing::error!(logger = %from, records = f.records.len(), "a logger refused a batch: {}", ack.error);
-            self.metrics.records_dropped("rejected", f.records.len() as u64);
+            tracing::error!(logger = %from, records = f.records, "a logger refused a batch: {}", ack.error);
+            self.metrics.records_dropped("rejected", f.records as u64);
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod certs;
 pub mod cli;
 pub mod ctl;
 pub mod data;
+pub mod envelope;
 pub mod hrw;
 pub mod inabox;
 pub mod layout;
@@ -34,6 +35,7 @@ pub mod topic;
 pub mod worker;
 
 pub use data::{Data, Event, Transport};
+pub use envelope::Header;
 pub use hrw::PoolKey;
 pub use node::{Handler, Node, NodeConfig, Received};
 pub use pool::PublishError;

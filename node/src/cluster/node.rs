@@ -13,6 +13,7 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use super::data::{Data, Event};
+use super::envelope::Header;
 use super::hrw;
 use super::layout::NodeSpec;
 use super::link::{self, Link};
@@ -24,6 +25,7 @@ use super::metrics::Metrics;
 use super::pool::RoundRobin;
 use super::proto::{PROTOCOL_VERSION, pb};
 use super::role::Role;
+use super::routing::Payload;
 use super::service::Service;
 use super::state::{self, StateStore};
 use super::tls::TlsSettings;
@@ -38,6 +40,9 @@ pub const NODE_DOWN_EVENT: &str = "Cluster::node_down";
 
 /// State entries per transfer event.
 const TRANSFER_CHUNK: usize = 512;
+/// Maps looked up for every message: names are not attacker-chosen, so a fast hash is enough.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Local deliveries queued for the handlers before new ones are refused (counted).
 const LOCAL_QUEUE: usize = 65_536;
 
@@ -91,9 +96,20 @@ pub struct NodeConfig {
 /// A message delivered to this node's handlers.
 #[derive(Debug, Clone)]
 pub struct Received {
-    pub topic: String,
-    pub origin: String,
+    pub header: Arc<Header>,
     pub event: Event,
+}
+
+impl Received {
+    /// The topic it was published to.
+    pub fn topic(&self) -> &str {
+        &self.header.topic
+    }
+
+    /// The node that published it.
+    pub fn origin(&self) -> &str {
+        &self.header.origin
+    }
 }
 
 /// An event handler. It runs on the node's dispatcher task: it must not block, and may publish.
@@ -111,9 +127,11 @@ pub(super) struct Inner {
     pub(super) cfg: NodeConfig,
     started: Instant,
     view_tx: watch::Sender<Arc<View>>,
-    pub(super) links: RwLock<HashMap<String, Arc<Link>>>,
+    pub(super) links: RwLock<FastMap<String, Arc<Link>>>,
     pub(super) subs: RwLock<Subscriptions>,
-    handlers: RwLock<HashMap<String, Vec<Handler>>>,
+    /// Handlers by event name; a list is shared with the dispatcher while it runs it, so a handler may register
+    /// another without a deadlock.
+    handlers: RwLock<FastMap<String, Arc<Vec<Handler>>>>,
     pub(super) local_tx: mpsc::Sender<Received>,
     manager: Option<Mutex<ManagerState>>,
     pub(super) rr: Mutex<RoundRobin>,
@@ -174,8 +192,8 @@ impl Node {
             subs: RwLock::new(Subscriptions::new(self_member.subscriptions.clone())),
             started: Instant::now(),
             view_tx,
-            links: RwLock::new(HashMap::new()),
-            handlers: RwLock::new(HashMap::new()),
+            links: RwLock::new(FastMap::default()),
+            handlers: RwLock::new(FastMap::default()),
             local_tx,
             manager,
             rr: Mutex::new(RoundRobin::default()),
@@ -421,7 +439,8 @@ impl Node {
     /// Registers a handler for an event name (namespaced, e.g. `DoS::pair_stats`). Handlers run for messages whose
     /// topic this node subscribes to.
     pub fn on(&self, event: &str, handler: Handler) {
-        self.0.handlers.write().unwrap_or_else(|e| e.into_inner()).entry(event.to_string()).or_default().push(handler);
+        let mut handlers = self.0.handlers.write().unwrap_or_else(|e| e.into_inner());
+        Arc::make_mut(handlers.entry(event.to_string()).or_default()).push(handler);
     }
 
     /// Subscribes to a topic prefix; the manager learns it and includes it in the next view.
@@ -462,8 +481,8 @@ impl Node {
         use pb::frame::Body;
         match f.body {
             Some(Body::Heartbeat(h)) => *lock(&from.stats) = h.stats.unwrap_or_default(),
-            Some(Body::Message(m)) => self.on_message(from, m),
-            Some(Body::Messages(batch)) => self.on_messages(from, batch),
+            Some(Body::Message(m)) => self.on_messages(from, vec![m]),
+            Some(Body::Messages(batch)) => self.on_messages(from, batch.messages),
             Some(Body::LogBatch(b)) => self.on_log_batch(from, b),
             Some(Body::LogAck(a)) => self.0.shipper.ack(&from.name, a),
             Some(Body::View(v)) if from.role == Role::Manager => self.install_view(View::from_pb(v)),
@@ -502,13 +521,13 @@ impl Node {
             let _ = from.try_send(ack_frame(seq, Err(format!("{} is not a logger", self.name()))));
             return;
         }
-        match logwire::decode_batch(batch) {
-            Ok(records) => {
+        match logwire::check_batch(batch) {
+            Ok(rows) => {
                 let reply = from.sender();
                 self.writer().submit(
-                    records,
+                    rows,
                     Some(Box::new(move |result| {
-                        let _ = reply.blocking_send(ack_frame(seq, result));
+                        let _ = reply.blocking_send(ack_frame(seq, result).into());
                     })),
                 );
             }
@@ -607,8 +626,7 @@ impl Node {
 
     fn raise_local(&self, event: &str, l: &Link) {
         let received = Received {
-            topic: topic::node_topic(self.name()),
-            origin: self.name().to_string(),
+            header: self.header(&topic::node_topic(self.name())),
             event: Event::new(event, vec![Data::Str(l.name.clone()), Data::Enum(l.role.as_str().into())]),
         };
         let _ = self.0.local_tx.try_send(received);
@@ -759,8 +777,8 @@ impl Node {
         for (owner, entries) in by_owner {
             for chunk in entries.chunks(TRANSFER_CHUNK) {
                 let event = Event::new(STATE_TRANSFER_EVENT, vec![Data::Vector(chunk.to_vec())]);
-                let msg = self.message(&topic::node_topic(&owner), &event, None);
-                if let Err(e) = self.route(msg, std::slice::from_ref(&owner), false) {
+                let header = self.header(&topic::node_topic(&owner));
+                if let Err(e) = self.route(header, None, Payload::Event(event), &[&owner], false) {
                     tracing::error!(%owner, "state hand-off failed: {e}");
                 }
             }
@@ -773,7 +791,7 @@ impl Node {
         for e in entries {
             match state::entry_from_data(e.clone()) {
                 Ok((table, entry)) => store.merge(&table, entry),
-                Err(err) => tracing::warn!(origin = %r.origin, "bad state entry: {err}"),
+                Err(err) => tracing::warn!(origin = %r.origin(), "bad state entry: {err}"),
             }
         }
         self.0.metrics.state_keys.set(store.len() as i64);
@@ -882,8 +900,8 @@ impl ShipRoute for Node {
         if live.is_empty() { Destinations::Wait } else { Destinations::Remote(live) }
     }
 
-    fn write_local(&self, records: Vec<LogRecord>) {
-        self.writer().submit(records, None);
+    fn write_local(&self, streams: Vec<logwire::EncodedRows>) {
+        self.writer().submit(streams, None);
     }
 
     fn origin(&self) -> String {
@@ -895,16 +913,24 @@ impl ShipRoute for Node {
     }
 }
 
+/// Deliveries the dispatcher takes from its queue at a time.
+const DISPATCH_BATCH: usize = 256;
+
 async fn dispatch_loop(node: Node, mut rx: mpsc::Receiver<Received>) {
     let mut shutdown = node.shutdown_signal();
+    // Taken in batches: the scheduler gives a task a budget of queue operations per turn, so a dispatcher taking one
+    // event per operation falls behind a link reader that queues a frame's worth of events per operation.
+    let mut batch = Vec::with_capacity(DISPATCH_BATCH);
     loop {
-        let r = tokio::select! {
-            r = rx.recv() => match r { Some(r) => r, None => break },
+        tokio::select! {
+            n = rx.recv_many(&mut batch, DISPATCH_BATCH) => if n == 0 { break },
             _ = shutdown.changed() => break,
-        };
-        let handlers = node.0.handlers.read().unwrap_or_else(|e| e.into_inner()).get(&r.event.name).cloned();
-        for h in handlers.unwrap_or_default() {
-            h(&node, &r);
+        }
+        for r in batch.drain(..) {
+            let handlers = node.0.handlers.read().unwrap_or_else(|e| e.into_inner()).get(&r.event.name).cloned();
+            for h in handlers.iter().flat_map(|list| list.iter()) {
+                h(&node, &r);
+            }
         }
     }
 }
@@ -949,7 +975,7 @@ mod tests {
             Arc::new(move |n: &Node, r: &Received| {
                 let key = r.event.args[0].clone();
                 let count = n.state().incr("seen", &key, 1, 0.0);
-                let _ = tx.send((r.topic.clone(), count));
+                let _ = tx.send((r.topic().to_string(), count));
             }),
         );
         let event = || Event::new("Test::seen", vec![Data::Str("k".into())]);

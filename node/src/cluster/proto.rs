@@ -5,8 +5,9 @@ pub mod pb {
     tonic::include_proto!("zeek.cluster.v1");
 }
 
-/// Wire protocol version carried in `Hello`; a peer with another version is refused. 2: `Messages` frames.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Wire protocol version carried in `Hello`; a peer with another version is refused. 2: `Messages` frames; 3: events
+/// travel encoded, and topic, origin and relay targets once per run of messages in a frame.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest frame a node accepts (a log batch of a few thousand wide records fits many times over).
 pub const MAX_FRAME_BYTES: usize = 16 << 20;

@@ -2,13 +2,15 @@
 //! publishes (HRW and round robin), and delivery of what arrives, with re-routing of HRW messages that were routed
 //! with an older membership view.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
+
 use super::data::{Data, Event};
+use super::envelope::{self, Envelope, Header};
 use super::hrw;
-use super::link::{self, Link};
+use super::link::Link;
 use super::node::{Node, Received, lock};
 use super::pool::{PublishError, hrw_owner};
 use super::proto::pb;
@@ -16,9 +18,39 @@ use super::role::Role;
 use super::state;
 use super::topic;
 
-/// Messages the manager relays while it handles one frame, by target: each target gets them in one frame.
+/// What the manager relays while it handles one frame: each target gets its messages in one queue item.
 #[derive(Default)]
-struct Relays(HashMap<String, Vec<pb::Message>>);
+struct Relays {
+    by_target: Vec<(String, Vec<Envelope>)>,
+    /// The last relayed header and its forwarded form (without relay targets): a run of messages shares both.
+    forwarded: Option<(Arc<Header>, Arc<Header>)>,
+}
+
+impl Relays {
+    fn forwarded_header(&mut self, h: &Arc<Header>) -> Arc<Header> {
+        match &self.forwarded {
+            Some((from, to)) if Arc::ptr_eq(from, h) => Arc::clone(to),
+            _ => {
+                let to = Arc::new(Header { relay_to: Vec::new(), ..(**h).clone() });
+                self.forwarded = Some((Arc::clone(h), Arc::clone(&to)));
+                to
+            }
+        }
+    }
+
+    fn push(&mut self, target: &str, e: Envelope) {
+        match self.by_target.iter_mut().find(|(t, _)| t == target) {
+            Some((_, queue)) => queue.push(e),
+            None => self.by_target.push((target.to_string(), vec![e])),
+        }
+    }
+}
+
+/// A message's event: as its publisher made it, or encoded (a message that arrived and is being re-routed).
+pub(super) enum Payload {
+    Event(Event),
+    Wire(Bytes),
+}
 
 /// A re-routed message is forwarded at most this often, so a flapping view cannot bounce it forever.
 const MAX_REROUTE_HOPS: u32 = 3;
@@ -28,14 +60,13 @@ impl Node {
     /// nodes it reached; reaching nobody is not an error (it is counted as `no_subscriber`).
     pub fn publish(&self, topic_name: &str, event: Event) -> Result<usize, PublishError> {
         let view = self.view();
-        let targets: Vec<String> = view
+        let targets: Vec<&str> = view
             .members
             .iter()
             .filter(|m| m.name != self.name() && m.subscribed(topic_name))
-            .map(|m| m.name.clone())
+            .map(|m| m.name.as_str())
             .collect();
-        let msg = self.message_owned(topic_name, event, None);
-        self.route(msg, &targets, true)
+        self.route(self.header(topic_name), None, Payload::Event(event), &targets, true)
     }
 
     /// Publishes to the member of `pool` that owns `key` (Zeek's `Cluster::publish_hrw`).
@@ -46,8 +77,8 @@ impl Node {
             .inspect_err(|e| self.0.metrics.publish_error(e.reason()))?
             .to_string();
         let route = pb::PoolRoute { pool: pool.as_str().into(), epoch: view.epoch, key: pk.0, hops: 0 };
-        let msg = self.message_owned(&topic::node_topic(&owner), event, Some(route));
-        self.route(msg, std::slice::from_ref(&owner), false)?;
+        let header = self.header(&topic::node_topic(&owner));
+        self.route(header, Some(route), Payload::Event(event), &[&owner], false)?;
         Ok(owner)
     }
 
@@ -62,68 +93,80 @@ impl Node {
             self.0.metrics.publish_error(e.reason());
             return Err(e);
         };
-        let msg = self.message_owned(&topic::node_topic(&target), event, None);
-        self.route(msg, std::slice::from_ref(&target), false)?;
+        let header = self.header(&topic::node_topic(&target));
+        self.route(header, None, Payload::Event(event), &[&target], false)?;
         Ok(target)
     }
 
-    pub(super) fn message(&self, topic_name: &str, event: &Event, route: Option<pb::PoolRoute>) -> pb::Message {
-        self.message_owned(topic_name, event.clone(), route)
+    /// The header of a message this node publishes to `topic_name`.
+    pub(super) fn header(&self, topic_name: &str) -> Arc<Header> {
+        Header::new(topic_name, self.name())
     }
 
-    /// A message carrying `event` (moved into the wire form, not copied).
-    fn message_owned(&self, topic_name: &str, event: Event, route: Option<pb::PoolRoute>) -> pb::Message {
-        pb::Message {
-            topic: topic_name.to_string(),
-            event: Some(event.into_pb()),
-            origin: self.name().to_string(),
-            relay_to: Vec::new(),
-            route,
-        }
-    }
-
-    /// Sends `msg` to `targets` (direct links first, the rest relayed once by the manager) and, if `to_self` and the
-    /// topic matches our subscriptions or we are a target, to our own handlers.
-    pub(super) fn route(&self, msg: pb::Message, targets: &[String], to_self: bool) -> Result<usize, PublishError> {
+    /// Sends a message to `targets` (direct links first, the rest relayed once by the manager) and, if `to_self` and
+    /// the topic matches our subscriptions or we are a target, to our own handlers. The event is encoded once for
+    /// all remote targets, and not at all for our own handlers.
+    pub(super) fn route(
+        &self,
+        header: Arc<Header>,
+        route: Option<pb::PoolRoute>,
+        payload: Payload,
+        targets: &[&str],
+        to_self: bool,
+    ) -> Result<usize, PublishError> {
         self.0.events_out.fetch_add(1, Ordering::Relaxed);
-        self.0.metrics.event_out(&msg.topic);
-        let mut local = to_self && self.0.subs.read().unwrap_or_else(|e| e.into_inner()).matches(&msg.topic);
+        self.0.metrics.event_out(&header.topic);
+        let mut local = to_self && self.0.subs.read().unwrap_or_else(|e| e.into_inner()).matches(&header.topic);
         let mut links = Vec::new();
         let mut relay = Vec::new();
         for t in targets {
-            if t == self.name() {
+            if *t == self.name() {
                 local = true;
             } else {
                 match self.link(t) {
                     Some(l) => links.push(l),
-                    None => relay.push(t.clone()),
+                    None => relay.push(t.to_string()),
                 }
             }
         }
+        let remote = !links.is_empty() || !relay.is_empty();
+        let (wire, local_event) = match payload {
+            Payload::Event(e) if remote && local => (envelope::encode_event(e.clone()), Some(e)),
+            Payload::Event(e) if remote => (envelope::encode_event(e), None),
+            Payload::Event(e) => (Bytes::new(), Some(e)),
+            Payload::Wire(b) => (b, None),
+        };
+        let route = route.map(Box::new);
+        let message = |header: Arc<Header>| Envelope { header, route: route.clone(), event: wire.clone() };
         let mut reached = 0;
         let mut error = None;
-        // The message is copied for all but its last destination, which takes it.
-        let mut copies = links.len() + usize::from(!relay.is_empty()) + usize::from(local);
-        let mut take = |msg: &mut pb::Message| {
-            copies -= 1;
-            if copies == 0 { std::mem::take(msg) } else { msg.clone() }
-        };
-        let mut msg = msg;
         for l in links {
-            match l.try_send(link::frame(pb::frame::Body::Message(take(&mut msg)))) {
+            match l.try_send(message(Arc::clone(&header))) {
                 Ok(()) => reached += 1,
                 Err(e) => error = Some(e),
             }
         }
         if !relay.is_empty() {
-            match self.relay_via_manager(take(&mut msg), relay) {
+            match self.relay_via_manager(message(Arc::new(Header { relay_to: relay, ..(*header).clone() }))) {
                 Ok(n) => reached += n,
                 Err(e) => error = Some(e),
             }
         }
         if local {
-            self.deliver_local(take(&mut msg));
-            reached += 1;
+            let delivered = match local_event {
+                Some(event) => {
+                    self.deliver(Arc::clone(&header), event);
+                    Ok(())
+                }
+                None => self.deliver_wire(message(Arc::clone(&header))),
+            };
+            match delivered {
+                Ok(()) => reached += 1,
+                Err(e) => {
+                    self.0.metrics.malformed_frames.inc();
+                    tracing::warn!(origin = %header.origin, "dropping a malformed event: {e}");
+                }
+            }
         }
         if let Some(e) = &error {
             self.0.metrics.publish_error(e.reason());
@@ -139,99 +182,71 @@ impl Node {
         }
     }
 
-    fn relay_via_manager(&self, msg: pb::Message, relay_to: Vec<String>) -> Result<usize, PublishError> {
+    fn relay_via_manager(&self, e: Envelope) -> Result<usize, PublishError> {
         let manager = &self.0.cfg.manager.name;
-        let first = relay_to.first().cloned().unwrap_or_default();
+        let first = e.header.relay_to.first().cloned().unwrap_or_default();
         if self.role() == Role::Manager {
             return Err(PublishError::Unreachable(first));
         }
         let link = self.link(manager).ok_or(PublishError::Unreachable(first))?;
-        let n = relay_to.len();
-        let relayed = pb::Message { relay_to, ..msg };
-        link.try_send(link::frame(pb::frame::Body::Message(relayed)))?;
+        let n = e.header.relay_to.len();
+        link.try_send(e)?;
         Ok(n)
     }
 
-    fn deliver_local(&self, msg: pb::Message) {
-        let event = match msg.event.map(Event::from_pb) {
-            Some(Ok(e)) => e,
-            Some(Err(e)) => {
-                tracing::warn!(origin = %msg.origin, "dropping a malformed event: {e}");
-                self.0.metrics.malformed_frames.inc();
-                return;
-            }
-            None => {
-                self.0.metrics.malformed_frames.inc();
-                return;
-            }
-        };
+    /// Hands an event to this node's handlers.
+    pub(super) fn deliver(&self, header: Arc<Header>, event: Event) {
         self.0.events_in.fetch_add(1, Ordering::Relaxed);
-        self.0.metrics.event_in(&msg.topic);
-        let received = Received { topic: msg.topic, origin: msg.origin, event };
-        if self.0.local_tx.try_send(received).is_err() {
+        self.0.metrics.event_in(&header.topic);
+        if self.0.local_tx.try_send(Received { header, event }).is_err() {
             self.0.metrics.publish_error("local_queue_full");
         }
     }
 
-    pub(super) fn on_message(&self, from: &Arc<Link>, m: pb::Message) {
+    /// Decodes a message's event and hands it to this node's handlers.
+    fn deliver_wire(&self, e: Envelope) -> Result<(), super::data::DataError> {
+        let event = e.decode_event()?;
+        self.deliver(e.header, event);
+        Ok(())
+    }
+
+    /// The messages of one frame (`Message` or `Messages`), each handled as if it came alone, except that what the
+    /// manager relays to one node goes on in one queue item.
+    pub(super) fn on_messages(&self, from: &Arc<Link>, messages: Vec<pb::Message>) {
         let mut relays = Relays::default();
-        self.accept(from, m, &mut relays);
+        if let Err(e) = envelope::from_wire(messages, |m| self.accept(from, m, &mut relays)) {
+            self.refuse(from, 2, &e.to_string());
+        }
         self.send_relays(relays);
     }
 
-    /// A frame of messages: each handled as if it came alone, except that what the manager relays to one node
-    /// goes on in one frame.
-    pub(super) fn on_messages(&self, from: &Arc<Link>, batch: pb::Messages) {
-        let mut relays = Relays::default();
-        for m in batch.messages {
-            self.accept(from, m, &mut relays);
+    /// Delivers one message from a peer here or (on the manager) collects it for relaying, without decoding it.
+    fn accept(&self, from: &Arc<Link>, m: Envelope, relays: &mut Relays) {
+        if m.header.relay_to.is_empty() {
+            return self.receive(from, m);
         }
-        self.send_relays(relays);
-    }
-
-    /// Checks one message from a peer, then delivers it here or (on the manager) collects it for relaying.
-    fn accept(&self, from: &Arc<Link>, mut m: pb::Message, relays: &mut Relays) {
-        if m.event.is_none() || m.topic.is_empty() {
-            return self.refuse(from, 2, "a message needs a topic and an event");
+        if self.role() != Role::Manager {
+            return self.refuse(from, 3, "only the manager relays");
         }
-        if let Some(bad) = m.event.as_ref().and_then(|e| Event::check_pb(e).err()) {
-            return self.refuse(from, 2, &bad.to_string());
-        }
-        if !m.relay_to.is_empty() {
-            if self.role() != Role::Manager {
-                return self.refuse(from, 3, "only the manager relays");
+        let forwarded = relays.forwarded_header(&m.header);
+        for t in &m.header.relay_to {
+            let copy = Envelope { header: Arc::clone(&forwarded), route: m.route.clone(), event: m.event.clone() };
+            if t == self.name() {
+                self.receive(from, copy);
+            } else {
+                relays.push(t, copy);
             }
-            let targets = std::mem::take(&mut m.relay_to);
-            let last = targets.len() - 1;
-            for (i, t) in targets.into_iter().enumerate() {
-                let copy = if i == last { std::mem::take(&mut m) } else { m.clone() };
-                if t == self.name() {
-                    self.receive(copy);
-                } else {
-                    relays.0.entry(t).or_default().push(copy);
-                }
-            }
-            return;
         }
-        self.receive(m);
     }
 
     fn send_relays(&self, relays: Relays) {
-        for (target, mut messages) in relays.0 {
+        for (target, messages) in relays.by_target {
             let n = messages.len() as u64;
             let Some(l) = self.link(&target) else {
                 self.0.metrics.publish_errors_by("unreachable", n);
                 continue;
             };
-            let body = match messages.pop() {
-                Some(only) if messages.is_empty() => pb::frame::Body::Message(only),
-                Some(last) => {
-                    messages.push(last);
-                    pb::frame::Body::Messages(pb::Messages { messages })
-                }
-                None => continue,
-            };
-            if let Err(e) = l.try_send(link::frame(body)) {
+            if let Err(e) = l.try_send(messages) {
                 self.0.metrics.publish_errors_by(e.reason(), n);
             }
         }
@@ -239,27 +254,26 @@ impl Node {
 
     /// A message addressed to this node: re-routed if it was routed with an older view and is not ours any more,
     /// otherwise delivered to our handlers if we subscribe to its topic.
-    fn receive(&self, mut m: pb::Message) {
-        if let Some(route) = m.route.as_mut() {
+    fn receive(&self, from: &Arc<Link>, m: Envelope) {
+        if let Some(route) = m.route.as_ref() {
             let view = self.view();
             if route.epoch < view.epoch && route.hops < MAX_REROUTE_HOPS {
                 let pool = route.pool.parse::<Role>().ok();
                 let owner = pool.and_then(|p| hrw::owner(self.pool(&view, p), &hrw::PoolKey(route.key.clone())));
                 if let Some(owner) = owner.filter(|o| *o != self.name()).map(str::to_string) {
-                    route.epoch = view.epoch;
-                    route.hops += 1;
-                    m.topic = topic::node_topic(&owner);
+                    let route = pb::PoolRoute { epoch: view.epoch, hops: route.hops + 1, ..(**route).clone() };
+                    let header = Arc::new(Header { topic: topic::node_topic(&owner), ..(*m.header).clone() });
                     self.0.metrics.rerouted.inc();
-                    let _ = self.route(m, &[owner], false);
+                    let _ = self.route(header, Some(route), Payload::Wire(m.event), &[&owner], false);
                     return;
                 }
             }
         }
-        let subscribed = self.0.subs.read().unwrap_or_else(|e| e.into_inner()).matches(&m.topic);
-        if subscribed {
-            self.deliver_local(m);
-        } else {
+        let subscribed = self.0.subs.read().unwrap_or_else(|e| e.into_inner()).matches(&m.header.topic);
+        if !subscribed {
             self.0.metrics.publish_error("not_subscribed");
+        } else if let Err(bad) = self.deliver_wire(m) {
+            self.refuse(from, 2, &bad.to_string());
         }
     }
 }

@@ -49,7 +49,7 @@ impl pb::cluster_server::Cluster for Service {
             return Err(Status::unavailable("this node is leaving the cluster"));
         }
         let (tx, rx) = mpsc::channel(LINK_QUEUE);
-        tx.try_send(self.node.hello_frame()).map_err(|_| Status::internal("link queue"))?;
+        tx.try_send(self.node.hello_frame().into()).map_err(|_| Status::internal("link queue"))?;
         let link = Arc::new(Link::new(self.node.next_link_id(), hello, role, tx, self.node.now_ms()));
         tokio::spawn(run_link(self.node.clone(), link, inbound));
         Ok(Response::new(Box::pin(Outbound::new(rx).map(Ok))))

@@ -108,15 +108,15 @@ fn patterns(node: &Node) {
     type Simple = fn(&Node, &Received);
     let handlers: &[(&str, Simple)] = &[
         ("Test::intel", |n, r| observe(n, "intel", &arg_str(r, 0), 0)),
-        ("Test::finding", |n, r| observe(n, "finding", &r.origin, 0)),
-        ("Test::hrw", |n, r| observe(n, "hrw", &r.origin, arg_count(r, 0))),
-        ("Test::rr", |n, r| observe(n, "rr", &r.origin, arg_count(r, 0))),
+        ("Test::finding", |n, r| observe(n, "finding", r.origin(), 0)),
+        ("Test::hrw", |n, r| observe(n, "hrw", r.origin(), arg_count(r, 0))),
+        ("Test::rr", |n, r| observe(n, "rr", r.origin(), arg_count(r, 0))),
         ("Test::url", |n, r| {
             observe(n, "url", &arg_str(r, 0), 0);
             let _ = n.publish(topic::WORKER, Event::new("Test::url_seen", r.event.args.clone()));
         }),
         ("Test::url_seen", |n, r| observe(n, "url_seen", &arg_str(r, 0), 0)),
-        ("Test::direct", |n, r| observe(n, "direct", &r.origin, 0)),
+        ("Test::direct", |n, r| observe(n, "direct", r.origin(), 0)),
         ("Test::count_request", |n, _| {
             let reply = Event::new("Test::count_reply", vec![Data::Count(node_number(n.name()))]);
             let _ = n.publish(topic::MANAGER, reply);
@@ -134,7 +134,7 @@ fn patterns(node: &Node) {
             let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
             t.0 += 1;
             t.1 += arg_count(r, 0);
-            observe(n, "count_reply", &r.origin, arg_count(r, 0));
+            observe(n, "count_reply", r.origin(), arg_count(r, 0));
             if t.0 == n.view().pool(Role::Worker).len() as u64 {
                 observe(n, "count_total", "", t.1);
             }

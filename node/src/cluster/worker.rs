@@ -207,12 +207,12 @@ impl Inbox {
             event,
             Arc::new(move |n: &Node, r: &Received| {
                 activity.handled();
-                if r.origin == n.name() {
+                if r.origin() == n.name() {
                     return;
                 }
                 match parse(&r.event) {
                     Some(item) => queue(&mut lock(&arrivals), item),
-                    None => tracing::warn!(origin = %r.origin, "{what} this worker cannot use"),
+                    None => tracing::warn!(origin = %r.origin(), "{what} this worker cannot use"),
                 }
             }),
         );

@@ -122,35 +122,38 @@ fn push_fixed6(out: &mut String, v: f64) -> bool {
     push_u64(out, (micros / 1_000_000) as u64);
     out.push('.');
     let frac = (micros % 1_000_000) as u32;
-    let digits = [100_000, 10_000, 1000, 100, 10, 1].map(|place| b'0' + (frac / place % 10) as u8);
-    out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
+    for place in [100_000, 10_000, 1000, 100, 10, 1] {
+        out.push(char::from(b'0' + (frac / place % 10) as u8));
+    }
     true
 }
 
 /// Appends the decimal form of `n` (what `{n}` prints, without the formatting machinery): two digits per
-/// division, from a table of all pairs.
+/// division, from a table of all pairs, pushed as ASCII chars (no UTF-8 check of a digit buffer).
 pub fn push_u64(out: &mut String, mut n: u64) {
     const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324\
         25262728293031323334353637383940414243444546474849\
         50515253545556575859606162636465666768697071727374\
         75767778798081828384858687888990919293949596979899";
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
+    let push_digit = |out: &mut String, at: usize| out.push(char::from(PAIRS[at]));
+    // The pairs below the leading one, lowest first (u64::MAX has ten digit pairs).
+    let mut lower = [0u8; 10];
+    let mut count = 0;
     while n >= 100 {
-        let pair = (n % 100) as usize * 2;
+        lower[count] = (n % 100) as u8;
         n /= 100;
-        at -= 2;
-        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        count += 1;
     }
+    let lead = n as usize * 2;
     if n >= 10 {
-        let pair = n as usize * 2;
-        at -= 2;
-        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else {
-        at -= 1;
-        buf[at] = b'0' + n as u8;
+        push_digit(out, lead);
     }
-    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+    push_digit(out, lead + 1);
+    for &pair in lower[..count].iter().rev() {
+        let at = usize::from(pair) * 2;
+        push_digit(out, at);
+        push_digit(out, at + 1);
+    }
 }
 
 fn push_i64(out: &mut String, n: i64) {

@@ -1,6 +1,7 @@
 //! Zeek's ASCII (TSV) writer and JSON-lines writer, and the sinks that use them.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -133,15 +134,32 @@ impl DirSink {
     }
 
     fn stream(&mut self, schema: &'static Schema) -> io::Result<&mut OpenLog> {
-        if !self.open.contains_key(schema.path) {
-            let path = self.dir.join(format!("{}.log", schema.path));
-            let mut out = BufWriter::with_capacity(1 << 16, File::create(&path)?);
-            if self.format == LogFormat::Tsv {
-                out.write_all(format_header(schema, now_epoch()).as_bytes())?;
+        match self.open.entry(schema.path) {
+            Entry::Occupied(open) => Ok(open.into_mut()),
+            Entry::Vacant(slot) => {
+                let path = self.dir.join(format!("{}.log", schema.path));
+                let mut out = BufWriter::with_capacity(1 << 16, File::create(&path)?);
+                if self.format == LogFormat::Tsv {
+                    out.write_all(format_header(schema, now_epoch()).as_bytes())?;
+                }
+                Ok(slot.insert(OpenLog { out, path }))
             }
-            self.open.insert(schema.path, OpenLog { out, path });
         }
-        Ok(self.open.get_mut(schema.path).expect("inserted above"))
+    }
+}
+
+impl DirSink {
+    /// Appends the line of `record` in this sink's format.
+    pub fn format(&self, out: &mut String, record: &LogRecord) {
+        match self.format {
+            LogFormat::Tsv => format_record_tsv(out, record),
+            LogFormat::Json => format_record_json(out, record),
+        }
+    }
+
+    /// Appends lines made by [`DirSink::format`] to the file of `schema`.
+    pub fn write_lines(&mut self, schema: &'static Schema, lines: &str) -> io::Result<()> {
+        self.stream(schema)?.out.write_all(lines.as_bytes())
     }
 }
 
@@ -149,11 +167,8 @@ impl LogSink for DirSink {
     fn write(&mut self, record: &LogRecord) -> io::Result<()> {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
-        match self.format {
-            LogFormat::Tsv => format_record_tsv(&mut line, record),
-            LogFormat::Json => format_record_json(&mut line, record),
-        }
-        let result = self.stream(record.schema).and_then(|s| s.out.write_all(line.as_bytes()));
+        self.format(&mut line, record);
+        let result = self.write_lines(record.schema, &line);
         self.line = line;
         result
     }
