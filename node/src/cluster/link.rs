@@ -25,7 +25,7 @@ pub const LINK_QUEUE: usize = 8192;
 /// At most this many messages, and about this many encoded bytes, go into one `Messages` frame. A frame within
 /// tonic's 8 kB codec buffer is decoded without growing (and copying) that buffer; 8 kB is ~80 small events.
 const BATCH_MESSAGES: usize = 4096;
-const BATCH_BYTES: usize = 240 << 10;
+const BATCH_BYTES: usize = 60 << 10;
 
 /// What a link sends: a frame, or event messages the link packs with the ones queued around them.
 #[derive(Debug)]
@@ -142,11 +142,13 @@ pub struct Outbound {
     rx: mpsc::Receiver<Outgoing>,
     /// Items taken from the queue to look past, sent next, in order.
     held: VecDeque<Outgoing>,
+    /// A lone message was held back for one turn of the scheduler (see `poll_next`).
+    deferred: bool,
 }
 
 impl Outbound {
     pub fn new(rx: mpsc::Receiver<Outgoing>) -> Outbound {
-        Outbound { rx, held: VecDeque::new() }
+        Outbound { rx, held: VecDeque::new(), deferred: false }
     }
 
     /// The next item that is already queued, if any.
@@ -202,6 +204,16 @@ impl Stream for Outbound {
                     Poll::Pending => return Poll::Pending,
                 },
             };
+            // A message with nothing queued behind it waits one turn of the scheduler (microseconds, no timer): a
+            // publisher sending a stream of events then fills a frame meanwhile instead of paying a wake-up and a
+            // socket write for each event.
+            if matches!(next, Outgoing::Message(_)) && !self.deferred && self.held.is_empty() && self.rx.is_empty() {
+                self.deferred = true;
+                self.held.push_front(next);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.deferred = false;
             return Poll::Ready(Some(match next {
                 Outgoing::Message(m) => self.pack(vec![m]),
                 Outgoing::Messages(batch) if batch.is_empty() => continue,

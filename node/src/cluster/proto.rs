@@ -6,7 +6,8 @@ pub mod pb {
 }
 
 /// Wire protocol version carried in `Hello`; a peer with another version is refused. 2: `Messages` frames; 3: events
-/// travel encoded, and topic, origin and relay targets once per run of messages in a frame.
+/// travel encoded, topic, origin and relay targets once per run of messages in a frame, and log rows in a dense
+/// encoding (`LogStream.rows`).
 pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest frame a node accepts (a log batch of a few thousand wide records fits many times over).
