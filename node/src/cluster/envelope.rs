@@ -5,7 +5,8 @@
 //! message shares with the messages queued around it (a [`Header`]) are written once per run in a `Messages` frame,
 //! and a receiver shares one header among the messages of a run instead of allocating it for each.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -25,6 +26,53 @@ pub struct Header {
 impl Header {
     pub fn new(topic: impl Into<String>, origin: impl Into<String>) -> Arc<Header> {
         Arc::new(Header { topic: topic.into(), origin: origin.into(), relay_to: Vec::new() })
+    }
+}
+
+/// The headers of the messages one node publishes, by topic, with the form that asks the manager to relay: a stream
+/// of publishes to one topic shares one header instead of allocating it for each (and freeing it on the link's
+/// thread).
+pub struct HeaderCache {
+    origin: String,
+    by_topic: Mutex<HashMap<String, CachedHeader, foldhash::fast::RandomState>>,
+}
+
+struct CachedHeader {
+    direct: Arc<Header>,
+    relayed: Option<Arc<Header>>,
+}
+
+/// Topics a cache holds before it starts over (node topics grow with the cluster, event topics are few).
+const CACHED_TOPICS: usize = 4096;
+
+impl HeaderCache {
+    pub fn new(origin: &str) -> HeaderCache {
+        HeaderCache { origin: origin.to_string(), by_topic: Mutex::default() }
+    }
+
+    /// The header for `topic`, asking the manager to relay to `relay_to` when that is not empty.
+    pub fn get(&self, topic: &str, relay_to: &[&str]) -> Arc<Header> {
+        let mut cache = self.by_topic.lock().unwrap_or_else(|e| e.into_inner());
+        if !cache.contains_key(topic) {
+            if cache.len() >= CACHED_TOPICS {
+                cache.clear();
+            }
+            let direct = Header::new(topic, self.origin.as_str());
+            cache.insert(topic.to_string(), CachedHeader { direct, relayed: None });
+        }
+        let Some(entry) = cache.get_mut(topic) else { unreachable!("inserted above") };
+        if relay_to.is_empty() {
+            return Arc::clone(&entry.direct);
+        }
+        match &entry.relayed {
+            Some(h) if h.relay_to.iter().map(String::as_str).eq(relay_to.iter().copied()) => Arc::clone(h),
+            _ => {
+                let relay_to = relay_to.iter().map(|t| t.to_string()).collect();
+                let h = Arc::new(Header { relay_to, ..(*entry.direct).clone() });
+                entry.relayed = Some(Arc::clone(&h));
+                h
+            }
+        }
     }
 }
 
@@ -156,6 +204,19 @@ mod tests {
             assert_eq!(g.decode_event().unwrap(), s.decode_event().unwrap());
         }
         assert!(Arc::ptr_eq(&got[0].header, &got[1].header), "a run shares one header");
+    }
+
+    #[test]
+    fn a_node_shares_one_header_per_topic_and_relay_list() {
+        let cache = HeaderCache::new("worker-1");
+        let a = cache.get("t", &[]);
+        assert!(Arc::ptr_eq(&a, &cache.get("t", &[])));
+        assert_eq!(*a, *Header::new("t", "worker-1"));
+        let relayed = cache.get("t", &["worker-2"]);
+        assert_eq!(relayed.relay_to, ["worker-2"]);
+        assert!(Arc::ptr_eq(&relayed, &cache.get("t", &["worker-2"])));
+        assert_eq!(cache.get("t", &["worker-3"]).relay_to, ["worker-3"]);
+        assert_ne!(cache.get("u", &[]).topic, a.topic);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use super::data::{Data, Event};
-use super::envelope::Header;
+use super::envelope::{Header, HeaderCache};
 use super::hrw;
 use super::layout::NodeSpec;
 use super::link::{self, Link};
@@ -128,6 +128,7 @@ pub(super) struct Inner {
     started: Instant,
     view_tx: watch::Sender<Arc<View>>,
     pub(super) links: RwLock<FastMap<String, Arc<Link>>>,
+    pub(super) headers: HeaderCache,
     pub(super) subs: RwLock<Subscriptions>,
     /// Handlers by event name; a list is shared with the dispatcher while it runs it, so a handler may register
     /// another without a deadlock.
@@ -193,6 +194,7 @@ impl Node {
             started: Instant::now(),
             view_tx,
             links: RwLock::new(FastMap::default()),
+            headers: HeaderCache::new(&cfg.me.name),
             handlers: RwLock::new(FastMap::default()),
             local_tx,
             manager,

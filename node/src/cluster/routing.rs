@@ -100,7 +100,7 @@ impl Node {
 
     /// The header of a message this node publishes to `topic_name`.
     pub(super) fn header(&self, topic_name: &str) -> Arc<Header> {
-        Header::new(topic_name, self.name())
+        self.0.headers.get(topic_name, &[])
     }
 
     /// Sends a message to `targets` (direct links first, the rest relayed once by the manager) and, if `to_self` and
@@ -125,7 +125,7 @@ impl Node {
             } else {
                 match self.link(t) {
                     Some(l) => links.push(l),
-                    None => relay.push(t.to_string()),
+                    None => relay.push(*t),
                 }
             }
         }
@@ -147,7 +147,13 @@ impl Node {
             }
         }
         if !relay.is_empty() {
-            match self.relay_via_manager(message(Arc::new(Header { relay_to: relay, ..(*header).clone() }))) {
+            let relayed = if header.origin == self.name() {
+                self.0.headers.get(&header.topic, &relay)
+            } else {
+                let relay_to = relay.iter().map(|t| t.to_string()).collect();
+                Arc::new(Header { relay_to, ..(*header).clone() })
+            };
+            match self.relay_via_manager(message(relayed)) {
                 Ok(n) => reached += n,
                 Err(e) => error = Some(e),
             }
