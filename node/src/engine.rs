@@ -209,6 +209,12 @@ impl Engine {
         self.core.expectations.push(e);
     }
 
+    /// The ports of the connections this engine expects, in the order they were announced.
+    #[cfg(test)]
+    pub(crate) fn expected_ports(&self) -> Vec<u16> {
+        self.core.expectations.iter().map(|e| e.resp_p).collect()
+    }
+
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             active_connections: self.table.len() as u64,

@@ -11,5 +11,6 @@ pub mod conn;
 pub mod decode;
 pub mod detect;
 pub mod engine;
+pub mod exchange;
 pub mod logs;
 pub mod runner;

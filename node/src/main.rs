@@ -150,8 +150,15 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
         Some(hub) => Box::new(DetectSink::new(dir_sink, hub)),
         None => Box::new(dir_sink),
     };
-    let opts =
-        RunOptions { input, filter: cli.filter, threads: usize::from(cli.threads), analysis, progress: true, stop };
+    let opts = RunOptions {
+        input,
+        filter: cli.filter,
+        threads: usize::from(cli.threads),
+        analysis,
+        progress: true,
+        stop,
+        expectations: None,
+    };
     let span = tracing::info_span!("analyse", packets = tracing::field::Empty, records = tracing::field::Empty);
     let summary = span.in_scope(|| runner::run(opts, sink.as_mut()))?;
     span.record("packets", summary.engine.packets).record("records", summary.records);

@@ -15,6 +15,7 @@ use crate::config::AnalysisConfig;
 use crate::conn::ConnKey;
 use crate::decode::{LinkType, Reassembler, decode_ip, decode_link};
 use crate::engine::{Engine, EngineStats};
+use crate::exchange::{ExpectationPort, SharedExpectations};
 use crate::logs::{LogRecord, LogSink};
 
 /// Where packets come from.
@@ -53,6 +54,38 @@ pub struct RunOptions {
     pub progress: bool,
     /// Set to stop a live capture (SIGINT/SIGTERM).
     pub stop: Arc<AtomicBool>,
+    /// Where the engines post the connections they expect (FTP data channels) and take the others': given by a
+    /// cluster worker, made here when several analysis threads split the traffic.
+    pub expectations: Option<Arc<SharedExpectations>>,
+}
+
+impl RunOptions {
+    /// The board the engines share, when more than one engine sees live traffic. Reading a file, threads run at
+    /// their own pace (one may reach a data connection before another reaches the reply that announced it), so they
+    /// share nothing rather than give results that vary from run to run; `zeek-node cluster -r` links them exactly.
+    fn shared_expectations(&self) -> Option<Arc<SharedExpectations>> {
+        let live = !matches!(self.input, Input::File(_));
+        self.expectations.clone().or_else(|| (live && self.threads > 1).then(Arc::default))
+    }
+}
+
+/// Engine `id`'s part in the exchange of expectations, if there is one.
+fn attach(shared: Option<&Arc<SharedExpectations>>, id: usize, engine: &mut Engine) -> Option<ExpectationPort> {
+    let port = shared?.port(id);
+    port.attach(engine);
+    Some(port)
+}
+
+/// Analyses one packet with what the other engines expect in place, then posts what it made this one expect.
+fn analyse(engine: &mut Engine, port: &mut Option<ExpectationPort>, ts: f64, link: LinkType, frame: &[u8]) {
+    match port {
+        Some(port) => {
+            port.receive(engine);
+            engine.process_packet(ts, link, frame);
+            port.post(engine);
+        }
+        None => engine.process_packet(ts, link, frame),
+    }
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +162,7 @@ fn run_single(
 ) -> Result<RunSummary, RunError> {
     let link = source.link_type();
     let mut engine = Engine::new(opts.analysis.clone());
+    let mut port = attach(opts.expectations.as_ref(), 0, &mut engine);
     let mut summary = RunSummary::default();
     let mut n = 0u64;
     loop {
@@ -137,7 +171,7 @@ fn run_single(
         }
         match source.next_packet()? {
             Next::Packet(p) => {
-                engine.process_packet(p.ts, link, p.data);
+                analyse(&mut engine, &mut port, p.ts, link, p.data);
                 n += 1;
             }
             Next::Idle => {}
@@ -182,12 +216,14 @@ fn run_sharded(
     let (rec_tx, rec_rx): (Sender<Vec<LogRecord>>, Receiver<Vec<LogRecord>>) = bounded(64);
     let mut senders = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
+    let shared = opts.shared_expectations();
     for i in 0..threads {
         let (tx, rx) = bounded::<Batch>(16);
         senders.push(tx);
-        let cfg = thread_config(&opts.analysis, i);
+        let mut engine = Engine::new(thread_config(&opts.analysis, i));
+        let port = attach(shared.as_ref(), i, &mut engine);
         let rec_tx = rec_tx.clone();
-        handles.push(thread::spawn(move || analysis_thread(cfg, rx, rec_tx)));
+        handles.push(thread::spawn(move || analysis_thread(engine, port, rx, rec_tx)));
     }
     drop(rec_tx);
 
@@ -302,13 +338,15 @@ fn run_af_packet(
     let sockets = af_packet::open_group(&cfg, opts.threads.max(1))?;
     tracing::info!(iface, threads = sockets.len(), fanout_id = cfg.fanout_id, "capturing with AF_PACKET");
     let (rec_tx, rec_rx) = bounded::<Vec<LogRecord>>(64);
+    let shared = opts.shared_expectations();
     let handles: Vec<_> = sockets
         .into_iter()
         .enumerate()
         .map(|(i, socket)| {
-            let cfg = thread_config(&opts.analysis, i);
+            let mut engine = Engine::new(thread_config(&opts.analysis, i));
+            let port = attach(shared.as_ref(), i, &mut engine);
             let (stop, out) = (Arc::clone(&opts.stop), rec_tx.clone());
-            thread::spawn(move || capture_thread(socket, cfg, &stop, &out))
+            thread::spawn(move || capture_thread(socket, engine, port, &stop, &out))
         })
         .collect();
     drop(rec_tx);
@@ -354,16 +392,16 @@ struct CaptureThreadDone {
 #[cfg(target_os = "linux")]
 fn capture_thread(
     mut socket: crate::capture::af_packet::AfPacketSource,
-    cfg: AnalysisConfig,
+    mut engine: Engine,
+    mut port: Option<ExpectationPort>,
     stop: &AtomicBool,
     out: &Sender<Vec<LogRecord>>,
 ) -> CaptureThreadDone {
     let link = socket.link_type();
-    let mut engine = Engine::new(cfg);
     let mut error = None;
     while !stop.load(Ordering::Relaxed) {
         match socket.next_packet() {
-            Ok(Next::Packet(p)) => engine.process_packet(p.ts, link, p.data),
+            Ok(Next::Packet(p)) => analyse(&mut engine, &mut port, p.ts, link, p.data),
             Ok(_) => {}
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
@@ -399,11 +437,15 @@ fn drain_ring(socket: &mut crate::capture::af_packet::AfPacketSource, engine: &m
     }
 }
 
-fn analysis_thread(cfg: AnalysisConfig, rx: Receiver<Batch>, out: Sender<Vec<LogRecord>>) -> EngineStats {
-    let mut engine = Engine::new(cfg);
+fn analysis_thread(
+    mut engine: Engine,
+    mut port: Option<ExpectationPort>,
+    rx: Receiver<Batch>,
+    out: Sender<Vec<LogRecord>>,
+) -> EngineStats {
     for batch in rx.iter() {
         for &(ts, link, start, len) in &batch.packets {
-            engine.process_packet(ts, link, &batch.data[start..start + len]);
+            analyse(&mut engine, &mut port, ts, link, &batch.data[start..start + len]);
         }
         if engine.pending_records() > 0 {
             let _ = out.send(engine.drain_records().collect());

@@ -11,9 +11,16 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
 
+use std::sync::Arc;
+
 use proptest::prelude::*;
+use zeek_node::capture::{Next, PcapSource};
+use zeek_node::config::AnalysisConfig;
 use zeek_node::decode::decode_ip;
-use zeek_node::runner::flow_shard;
+use zeek_node::engine::Engine;
+use zeek_node::exchange::SharedExpectations;
+use zeek_node::logs::LogRecord;
+use zeek_node::runner::{Shard, flow_shard, shard_of};
 
 use support::{masked_records, node_binary, oracle_root, record_diff, trace_of};
 
@@ -70,6 +77,61 @@ fn threads_keep_connections_whole() {
         compared += single.len();
     }
     println!("threads: {compared} conn.log records identical with 1 and 4 threads");
+}
+
+/// `(responder port, service)` of every conn record when `engines` engines split `trace` by flow and trade
+/// expectations after every packet, in the trace's order.
+fn services_with_engines(trace: &Path, engines: usize) -> Vec<(String, String)> {
+    let mut source = PcapSource::open_file(trace, None).expect("opens the trace");
+    let link = source.link_type();
+    let shared = Arc::new(SharedExpectations::default());
+    let mut engines: Vec<_> = (0..engines)
+        .map(|i| {
+            let mut engine = Engine::new(AnalysisConfig::default());
+            let port = shared.port(i);
+            port.attach(&mut engine);
+            (engine, port)
+        })
+        .collect();
+    let mut frags = zeek_node::decode::Reassembler::default();
+    let mut records: Vec<LogRecord> = Vec::new();
+    while let Next::Packet(p) = source.next_packet().expect("reads the trace") {
+        let (i, frame) = match shard_of(link, p.ts, p.data, engines.len(), &mut frags) {
+            Some(Shard::Whole(i)) => (i, p.data.to_vec()),
+            other => panic!("the FTP trace has no fragments: {}", other.is_some()),
+        };
+        let (engine, port) = &mut engines[i];
+        port.receive(engine);
+        engine.process_packet(p.ts, link, &frame);
+        port.post(engine);
+    }
+    for (engine, _) in &mut engines {
+        engine.finish();
+        records.extend(engine.drain_records());
+    }
+    let mut services: Vec<(String, String)> = records
+        .iter()
+        .filter(|r| r.schema.path == "conn")
+        .map(|r| {
+            let field = |name| format!("{:?}", r.values[r.schema.field_index(name).expect("a conn column")]);
+            (field("id.resp_p"), field("service"))
+        })
+        .collect();
+    services.sort();
+    services
+}
+
+/// Engines that split an FTP trace by flow find the data channels other engines announced: every data connection
+/// is `ftp-data`, as with one engine (the mechanism `--threads N` and cluster workers use live).
+#[test]
+fn engines_trading_expectations_find_data_channels_of_other_engines() {
+    let Some(trace) = oracle_root().and_then(|root| trace_of(&root.join("ftp-ipv4"))) else {
+        println!("threads: oracle case ftp-ipv4 not found; skipped");
+        return;
+    };
+    let one = services_with_engines(&trace, 1);
+    assert_eq!(one.iter().filter(|(_, s)| s.contains("ftp-data")).count(), 4, "{one:?}");
+    assert_eq!(services_with_engines(&trace, 4), one);
 }
 
 /// An IPv4 or IPv6 header followed by the first 4 bytes of a TCP/UDP header (the ports).

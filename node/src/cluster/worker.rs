@@ -13,6 +13,7 @@ use crate::config::AnalysisConfig;
 use crate::decode::{LinkType, Reassembler};
 use crate::detect::cluster::{SharedRuntime, WorkerTap};
 use crate::engine::{Engine, EngineStats};
+use crate::exchange::{Poster, SharedExpectations};
 use crate::logs::{LogRecord, LogSink};
 use crate::runner::{self, Input, RunOptions, RunSummary, Shard, shard_of};
 
@@ -251,6 +252,7 @@ pub fn run_capture(node: &Node, job: CaptureJob, stop: Arc<AtomicBool>) -> anyho
                 analysis: job.analysis,
                 progress: false,
                 stop: Arc::clone(&stop),
+                expectations: Some(shared_expectations(node, &job.activity)),
             };
             let summary = runner::run(opts, sink.as_mut())?;
             if let Some(gate) = &job.sync {
@@ -267,6 +269,39 @@ pub fn run_capture(node: &Node, job: CaptureJob, stop: Arc<AtomicBool>) -> anyho
         node.set_capture_drops(c.dropped);
     }
     Ok(summary)
+}
+
+/// The board a worker's engines share expectations on when it captures live (or reads a whole trace): what they
+/// raise is published to the other workers as Zeek's `FTP::sync_add_expected_data`, and what the others raise is
+/// posted to it. Live, the data connection comes a round trip after its announcement, later than the event
+/// (docs/CLUSTER.md, "FTP data channels across workers").
+fn shared_expectations(node: &Node, activity: &Activity) -> Arc<SharedExpectations> {
+    let publisher = node.clone();
+    let shared = Arc::new(SharedExpectations::forwarding(Box::new(move |raised: &[Expectation]| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        for e in raised {
+            if let Err(err) = publisher.publish(topic::WORKER, expectation_to_event(e, now)) {
+                tracing::debug!("expectation not shared: {err}");
+            }
+        }
+    })));
+    // The handler holds the board weakly: the board's forwarder holds the node, which holds its handlers.
+    let (board, activity) = (Arc::downgrade(&shared), activity.clone());
+    node.on(
+        EXPECT_EVENT,
+        Arc::new(move |n: &Node, r: &Received| {
+            activity.handled();
+            if r.origin() == n.name() {
+                return;
+            }
+            match (board.upgrade(), expectation_from_event(&r.event)) {
+                (Some(board), Some((e, _))) => board.post(Poster::Remote, vec![e]),
+                (Some(_), None) => tracing::warn!(origin = %r.origin(), "an expectation this worker cannot use"),
+                (None, _) => {}
+            }
+        }),
+    );
+    shared
 }
 
 fn report(node: &Node, s: &EngineStats) {
