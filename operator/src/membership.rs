@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 use crate::role::Role;
 use crate::tls::TlsBundle;
 
+// The operator only calls `Status`; the schema's event and value types are there for the nodes.
+#[allow(dead_code)]
 mod pb {
     tonic::include_proto!("zeek.cluster.v1");
 }
