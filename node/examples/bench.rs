@@ -14,10 +14,10 @@
 //! most open connections (sampled every 16384 packets). That covers the connection table, analyzer state and
 //! reassembly buffers, but not memory libpcap allocates with malloc.
 
-use std::alloc::{GlobalAlloc, Layout};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use zeek_node::capture::{Next, PcapSource};
@@ -25,33 +25,61 @@ use zeek_node::config::AnalysisConfig;
 use zeek_node::engine::Engine;
 use zeek_node::logs::format_record_tsv;
 
-/// The zeek-node binary's allocator (mimalloc), counting live heap bytes.
+/// The zeek-node binary's allocator (mimalloc), counting live heap bytes. With `BENCH_SYSTEM_ALLOC=1` in the
+/// environment it counts over the system allocator instead, so `valgrind --tool=massif` (which only sees malloc)
+/// can break the heap down by call site.
 struct CountingAlloc;
 
 static LIVE_HEAP: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: delegates to mimalloc and only adds bookkeeping.
+/// Which allocator backs [`CountingAlloc`], chosen at the first allocation: 0 not yet chosen, 1 mimalloc, 2 system.
+static BACKEND: AtomicU8 = AtomicU8::new(0);
+
+fn use_system_alloc() -> bool {
+    match BACKEND.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: a NUL-terminated name; getenv does not allocate (std::env would, inside the allocator).
+            let set = unsafe { !libc::getenv(c"BENCH_SYSTEM_ALLOC".as_ptr()).is_null() };
+            BACKEND.store(if set { 2 } else { 1 }, Ordering::Relaxed);
+            set
+        }
+        b => b == 2,
+    }
+}
+
+// SAFETY: delegates to mimalloc or the system allocator (the same one for the whole process) and only adds
+// bookkeeping.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE_HEAP.fetch_add(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
-        unsafe { mimalloc::MiMalloc.alloc(layout) }
+        unsafe { if use_system_alloc() { System.alloc(layout) } else { mimalloc::MiMalloc.alloc(layout) } }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE_HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
-        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+        unsafe {
+            if use_system_alloc() { System.dealloc(ptr, layout) } else { mimalloc::MiMalloc.dealloc(ptr, layout) }
+        }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         LIVE_HEAP.fetch_add(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
-        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+        unsafe {
+            if use_system_alloc() { System.alloc_zeroed(layout) } else { mimalloc::MiMalloc.alloc_zeroed(layout) }
+        }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         LIVE_HEAP.fetch_add(new_size, Ordering::Relaxed);
         LIVE_HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
-        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+        unsafe {
+            if use_system_alloc() {
+                System.realloc(ptr, layout, new_size)
+            } else {
+                mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+            }
+        }
     }
 }
 

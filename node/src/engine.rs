@@ -1317,3 +1317,24 @@ fn gtpu_inner(p: &[u8]) -> Option<&[u8]> {
     let inner = p.get(off..)?;
     matches!(inner.first().map(|b| b >> 4), Some(4) | Some(6)).then_some(inner)
 }
+
+#[cfg(test)]
+mod tmp_sizes {
+    #[test]
+    fn print_sizes() {
+        use crate::conn::*;
+        eprintln!("Conn {}", std::mem::size_of::<Conn>());
+        eprintln!("TcpSession {}", std::mem::size_of::<TcpSession>());
+        eprintln!("Stream {}", std::mem::size_of::<Stream>());
+        eprintln!("History {}", std::mem::size_of::<History>());
+        eprintln!("ConnKey {}", std::mem::size_of::<ConnKey>());
+        eprintln!("Session {}", std::mem::size_of::<Session>());
+        eprintln!("Attached {}", std::mem::size_of::<Attached>());
+        eprintln!("DpdBuffer {}", std::mem::size_of::<DpdBuffer>());
+        eprintln!("timer {}", std::mem::size_of::<std::cmp::Reverse<(super::Deadline, u64, ConnKey)>>());
+        for spec in crate::analyzers::REGISTRY {
+            let a = (spec.new)(crate::analyzers::Proto::Tcp);
+            eprintln!("{} {}", spec.name, std::mem::size_of_val(&*a));
+        }
+    }
+}

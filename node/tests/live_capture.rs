@@ -88,9 +88,8 @@ fn live_cluster_workers_find_data_channels_announced_on_another_worker() {
     let live = tempfile::tempdir().expect("temp dir");
     let args = ["cluster", "--workers", "2", "--proxies", "1", "--loggers", "1", "-i", &net.b_iface, "--insecure"];
     let stderr = replay_into(&net, &args, "cluster ready", live.path(), &trace, FTP_REPLAY_PPS);
-    // files.log is not compared: the file of the last transfer, which ends 0.7 s before the stop, is missing from
-    // the cluster's files.log although its conn record is there, as `ftp-data` (not yet understood; docs/CLUSTER.md).
-    assert_same_logs("cluster", offline.path(), live.path(), &["conn.log", "ftp.log"], FTP_MASKED, &stderr);
+    let logs = ["conn.log", "files.log", "ftp.log"];
+    assert_same_logs("cluster", offline.path(), live.path(), &logs, FTP_MASKED, &stderr);
 }
 
 /// The trace of `case`, a fresh veth pair, and the logs of `zeek-node -r` on the trace; `None` (after a loud
@@ -128,7 +127,7 @@ fn assert_same_logs(label: &str, offline: &Path, live: &Path, logs: &[&str], mas
         let text = std::fs::read_to_string(live.join(log)).unwrap_or_default();
         assert!(
             diff.is_empty(),
-            "{label}: {log} differs from the offline read\n{diff}\n{text}\nzeek-node said:\n{stderr}"
+            "{label}: {log} differs from the offline read\n{diff}\nthe {label} {log}:\n{text}\nzeek-node said:\n{stderr}"
         );
     }
 }

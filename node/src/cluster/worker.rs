@@ -295,7 +295,15 @@ fn shared_expectations(node: &Node, activity: &Activity) -> Arc<SharedExpectatio
                 return;
             }
             match (board.upgrade(), expectation_from_event(&r.event)) {
-                (Some(board), Some((e, _))) => board.post(Poster::Remote, vec![e]),
+                (Some(board), Some((e, raised_at))) => {
+                    // The data connection's analyzer finds its channel in the process's `ftp_data_expected`
+                    // table, where a control session of this worker would have put it; without the entry it
+                    // would not analyse the transfer's file.
+                    if e.analyzer == Some(ftp::DATA_SPEC.name) {
+                        let _ = ftp::expect_remote_channel(e.resp_h, e.resp_p, raised_at);
+                    }
+                    board.post(Poster::Remote, vec![e]);
+                }
                 (Some(_), None) => tracing::warn!(origin = %r.origin(), "an expectation this worker cannot use"),
                 (None, _) => {}
             }
