@@ -13,4 +13,5 @@ pub mod detect;
 pub mod engine;
 pub mod exchange;
 pub mod logs;
+pub mod retention;
 pub mod runner;

@@ -76,16 +76,33 @@ fn attach(shared: Option<&Arc<SharedExpectations>>, id: usize, engine: &mut Engi
     Some(port)
 }
 
-/// Analyses one packet with what the other engines expect in place, then posts what it made this one expect.
+/// Analyses one packet (through the engine's part in the exchange of expectations, if it has one).
 fn analyse(engine: &mut Engine, port: &mut Option<ExpectationPort>, ts: f64, link: LinkType, frame: &[u8]) {
     match port {
-        Some(port) => {
-            port.receive(engine);
-            engine.process_packet(ts, link, frame);
-            port.post(engine);
-        }
+        Some(port) => port.analyse(engine, ts, link, frame),
         None => engine.process_packet(ts, link, frame),
     }
+}
+
+/// Whether records are ready to be written.
+fn records_ready(engine: &Engine, port: &Option<ExpectationPort>) -> bool {
+    engine.pending_records() > 0 || port.as_ref().is_some_and(ExpectationPort::has_released)
+}
+
+/// The records ready to be written.
+fn take_records(engine: &mut Engine, port: &mut Option<ExpectationPort>) -> Vec<LogRecord> {
+    match port {
+        Some(port) => port.take_records(engine),
+        None => engine.drain_records().collect(),
+    }
+}
+
+/// Ends the analysis: connections kept for a late expectation are settled first.
+fn finish(engine: &mut Engine, port: &mut Option<ExpectationPort>) {
+    if let Some(port) = port {
+        port.finish(engine);
+    }
+    engine.finish();
 }
 
 #[derive(Debug, Default)]
@@ -181,8 +198,8 @@ fn run_single(
                 break;
             }
         }
-        if engine.pending_records() > 0 {
-            write_all(sink, engine.drain_records(), &mut summary.records)?;
+        if records_ready(&engine, &port) {
+            write_all(sink, take_records(&mut engine, &mut port).into_iter(), &mut summary.records)?;
         }
         if n.is_multiple_of(4096)
             && let Some(pb) = progress
@@ -190,8 +207,8 @@ fn run_single(
             pb.set_position(source.bytes_read);
         }
     }
-    engine.finish();
-    write_all(sink, engine.drain_records(), &mut summary.records)?;
+    finish(&mut engine, &mut port);
+    write_all(sink, take_records(&mut engine, &mut port).into_iter(), &mut summary.records)?;
     summary.engine = engine.stats();
     Ok(summary)
 }
@@ -408,22 +425,26 @@ fn capture_thread(
                 error = Some(e);
             }
         }
-        if engine.pending_records() > 0 {
-            let _ = out.send(engine.drain_records().collect());
+        if records_ready(&engine, &port) {
+            let _ = out.send(take_records(&mut engine, &mut port));
         }
     }
     if error.is_none() {
-        drain_ring(&mut socket, &mut engine);
+        drain_ring(&mut socket, &mut engine, &mut port);
     }
-    engine.finish();
-    let _ = out.send(engine.drain_records().collect());
+    finish(&mut engine, &mut port);
+    let _ = out.send(take_records(&mut engine, &mut port));
     CaptureThreadDone { engine: engine.stats(), capture: socket.stats(), error }
 }
 
 /// Analyses what the kernel captured before the stop: waits until partly filled blocks are handed over, then
 /// reads what is ready, for a bounded time (traffic keeps coming on a busy link).
 #[cfg(target_os = "linux")]
-fn drain_ring(socket: &mut crate::capture::af_packet::AfPacketSource, engine: &mut Engine) {
+fn drain_ring(
+    socket: &mut crate::capture::af_packet::AfPacketSource,
+    engine: &mut Engine,
+    port: &mut Option<ExpectationPort>,
+) {
     use crate::capture::af_packet::AfPacketSource;
     const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_millis(250);
     thread::sleep(AfPacketSource::block_retire_delay() * 2);
@@ -431,7 +452,7 @@ fn drain_ring(socket: &mut crate::capture::af_packet::AfPacketSource, engine: &m
     let started = std::time::Instant::now();
     while started.elapsed() < DRAIN_LIMIT {
         match socket.next_ready_packet() {
-            Ok(Next::Packet(p)) => engine.process_packet(p.ts, link, p.data),
+            Ok(Next::Packet(p)) => analyse(engine, port, p.ts, link, p.data),
             _ => break,
         }
     }
@@ -447,12 +468,12 @@ fn analysis_thread(
         for &(ts, link, start, len) in &batch.packets {
             analyse(&mut engine, &mut port, ts, link, &batch.data[start..start + len]);
         }
-        if engine.pending_records() > 0 {
-            let _ = out.send(engine.drain_records().collect());
+        if records_ready(&engine, &port) {
+            let _ = out.send(take_records(&mut engine, &mut port));
         }
     }
-    engine.finish();
-    let _ = out.send(engine.drain_records().collect());
+    finish(&mut engine, &mut port);
+    let _ = out.send(take_records(&mut engine, &mut port));
     engine.stats()
 }
 

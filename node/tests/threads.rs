@@ -101,13 +101,13 @@ fn services_with_engines(trace: &Path, engines: usize) -> Vec<(String, String)> 
             other => panic!("the FTP trace has no fragments: {}", other.is_some()),
         };
         let (engine, port) = &mut engines[i];
-        port.receive(engine);
-        engine.process_packet(p.ts, link, &frame);
-        port.post(engine);
+        port.analyse(engine, p.ts, link, &frame);
+        records.extend(port.take_records(engine));
     }
-    for (engine, _) in &mut engines {
+    for (engine, port) in &mut engines {
+        port.finish(engine);
         engine.finish();
-        records.extend(engine.drain_records());
+        records.extend(port.take_records(engine));
     }
     let mut services: Vec<(String, String)> = records
         .iter()

@@ -23,7 +23,6 @@ pub mod node;
 pub mod nodecfg;
 pub mod pool;
 pub mod proto;
-pub mod retention;
 pub mod role;
 pub mod routing;
 pub mod service;

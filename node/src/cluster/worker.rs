@@ -19,9 +19,9 @@ use crate::runner::{self, Input, RunOptions, RunSummary, Shard, shard_of};
 
 use super::data::{Data, Event};
 use super::node::{Node, Received, lock};
-use super::retention::{BUDGET, RaisedExpectation, Retention};
 use super::sync::{Activity, Gate, Settled};
 use super::topic;
+use crate::retention::{BUDGET, RaisedExpectation, Retention};
 
 /// Records handed to the shipper in chunks of this many.
 const SHIP_CHUNK: usize = 512;
@@ -277,10 +277,9 @@ pub fn run_capture(node: &Node, job: CaptureJob, stop: Arc<AtomicBool>) -> anyho
 /// (docs/CLUSTER.md, "FTP data channels across workers").
 fn shared_expectations(node: &Node, activity: &Activity) -> Arc<SharedExpectations> {
     let publisher = node.clone();
-    let shared = Arc::new(SharedExpectations::forwarding(Box::new(move |raised: &[Expectation]| {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let shared = Arc::new(SharedExpectations::forwarding(Box::new(move |raised: &[Expectation], raised_at| {
         for e in raised {
-            if let Err(err) = publisher.publish(topic::WORKER, expectation_to_event(e, now)) {
+            if let Err(err) = publisher.publish(topic::WORKER, expectation_to_event(e, raised_at)) {
                 tracing::debug!("expectation not shared: {err}");
             }
         }
@@ -302,7 +301,7 @@ fn shared_expectations(node: &Node, activity: &Activity) -> Arc<SharedExpectatio
                     if e.analyzer == Some(ftp::DATA_SPEC.name) {
                         let _ = ftp::expect_remote_channel(e.resp_h, e.resp_p, raised_at);
                     }
-                    board.post(Poster::Remote, vec![e]);
+                    board.post(Poster::Remote, vec![e], raised_at);
                 }
                 (Some(_), None) => tracing::warn!(origin = %r.origin(), "an expectation this worker cannot use"),
                 (None, _) => {}
