@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Proto};
 use crate::config::AnalysisConfig;
-use crate::conn::{Attached, Chunk, Conn, ConnKey, EndpointState, Session, Uid, UidGenerator};
+use crate::conn::{Chunk, Conn, ConnKey, ConnTable, EndpointState, Session, Slot, Uid, UidGenerator};
 use crate::decode::{
     self, DecodeError, FlowWeird, IpDatagram, LinkType, Reassembler, Transport, decode_ip_reporting, decode_link,
     decode_transport, icmp6, transport_checksum_ok,
@@ -50,16 +50,22 @@ struct IpTunnel {
 /// The tunnel(s) a packet arrived in: the uids that become the inner connection's `tunnel_parents`.
 type Encap<'a> = &'a [String];
 
-/// The session table. Keys are attacker-controlled, so the hasher is randomly seeded (foldhash).
-// Boxed: the table's empty slots and load-factor headroom then cost a pointer, not a whole `Conn`.
-type ConnTable = HashMap<ConnKey, Box<Conn>, foldhash::fast::RandomState>;
+/// When a connection must next be looked at: (deadline, the low 32 bits of its serial, its slot), earliest first
+/// (then in serial order, so expiries come out in the same order every run). 16 bytes a timer.
+type Timer = (Deadline, u32, Slot);
 
 pub struct Engine {
     table: ConnTable,
-    /// When each connection must next be looked at: (deadline, connection serial, key), earliest first.
-    /// Entries whose deadline is not the connection's current one are stale and skipped.
-    timers: BinaryHeap<Reverse<(Deadline, u64, ConnKey)>>,
+    /// Every armed timer. Entries whose deadline is not the connection's current one, or whose serial is not the
+    /// slot's connection's (the connection is gone), are stale and skipped.
+    timers: BinaryHeap<Reverse<Timer>>,
     core: Core,
+}
+
+/// The part of a connection's serial its timers carry. Two connections that share a slot and these bits would need
+/// 2^32 connections in between; a timer taken for the wrong one only makes the sweep check it early.
+fn timer_serial(conn: &Conn) -> u32 {
+    conn.serial as u32
 }
 
 /// A network time that orders totally (timers never hold NaN).
@@ -376,17 +382,13 @@ impl Engine {
             }
             self.core.remove_conn(*old);
         }
-        let conn = match self.table.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(v) => {
-                let conn = v.insert(Box::new(self.core.new_conn(ts, ip, &transport, proto, sp, dp)));
-                if let (Some(t), true) = (self.core.tracking.as_mut(), encap.is_empty()) {
-                    let analyzed = !conn.analyzers.is_empty();
-                    t.created.push(CreatedConn { key, uid: conn.uid, id: conn.id, start: ts, analyzed });
-                }
-                conn
-            }
-        };
+        let core = &mut self.core;
+        let (slot, conn, created) =
+            self.table.get_or_insert_with(key, || Box::new(core.new_conn(ts, ip, &transport, proto, sp, dp)));
+        if let (Some(t), true, true) = (core.tracking.as_mut(), created, encap.is_empty()) {
+            let analyzed = !conn.analyzers.is_empty();
+            t.created.push(CreatedConn { key, uid: conn.uid, id: conn.id, start: ts, analyzed });
+        }
         if let (Some(t), true) = (self.core.tracking.as_mut(), encap.is_empty()) {
             t.last = Some(key);
         }
@@ -396,7 +398,7 @@ impl Engine {
         let due = next_check(conn);
         if due < conn.timer_due {
             conn.timer_due = due;
-            self.timers.push(Reverse((Deadline(due), conn.serial, key)));
+            self.timers.push(Reverse((Deadline(due), timer_serial(conn), slot)));
         }
         if let Some(d) = inner {
             self.process_ip(ts, &d.bytes, &d.chain);
@@ -407,18 +409,18 @@ impl Engine {
     fn sweep(&mut self, now: f64) {
         // Removed in start order, so a run writes its records in the same order every time (the table's
         // hasher is seeded randomly per process).
-        let mut expired: Vec<(f64, ConnKey)> = Vec::new();
-        while let Some(Reverse((Deadline(due), serial, key))) = self.timers.peek().copied() {
+        let mut expired: Vec<(f64, Slot)> = Vec::new();
+        while let Some(Reverse((Deadline(due), serial, slot))) = self.timers.peek().copied() {
             if due > now {
                 break;
             }
             self.timers.pop();
-            let Some(conn) = self.table.get_mut(&key) else { continue };
-            if conn.serial != serial || conn.timer_due != due {
+            let Some(conn) = self.table.slot_mut(slot) else { continue };
+            if timer_serial(conn) != serial || conn.timer_due != due {
                 continue; // stale: the connection was replaced or re-armed
             }
             if should_remove(conn, now) {
-                expired.push((conn.start, key));
+                expired.push((conn.start, slot));
             } else {
                 if !conn.close_scheduled && conn.remove_at.is_some_and(|t| t <= now) {
                     // The attempt timer is one-shot: the connection got an answer.
@@ -426,12 +428,12 @@ impl Engine {
                 }
                 let next = next_check(conn).max(now + 1.0);
                 conn.timer_due = next;
-                self.timers.push(Reverse((Deadline(next), serial, key)));
+                self.timers.push(Reverse((Deadline(next), serial, slot)));
             }
         }
         expired.sort_by(|a, b| a.0.total_cmp(&b.0));
-        for (_, key) in expired {
-            if let Some(conn) = self.table.remove(&key) {
+        for (_, slot) in expired {
+            if let Some(conn) = self.table.remove_slot(slot) {
                 self.core.remove_conn(*conn);
             }
         }
@@ -442,13 +444,12 @@ impl Engine {
 
     /// End of input: every connection is logged, as Zeek does at termination.
     pub fn finish(&mut self) {
-        let mut all: Vec<(ConnKey, f64)> = self.table.iter().map(|(k, c)| (*k, c.start)).collect();
-        all.sort_by(|a, b| a.1.total_cmp(&b.1));
-        for (key, _) in all {
-            if let Some(conn) = self.table.remove(&key) {
-                self.core.remove_conn(*conn);
-            }
+        let mut all = self.table.take_all();
+        all.sort_by(|a, b| a.start.total_cmp(&b.start));
+        for conn in all {
+            self.core.remove_conn(*conn);
         }
+        self.timers.clear();
         let now = self.core.network_time;
         self.core.shared.expire(now, true, &mut self.core.records);
         self.core.stats.active_connections = 0;
@@ -563,7 +564,7 @@ impl Core {
                 count_packet(conn, is_orig, ip);
                 let Session::Tcp(tcp) = &mut conn.session else { return None };
                 let both_closed_before = tcp.both_closed();
-                let outcome = tcp.process(&mut conn.history, is_orig, &hdr, payload_len as u32, ts);
+                let outcome = tcp.process(&mut conn.history, is_orig, &hdr, payload_len as u32);
                 let is_orig = if outcome.flipped {
                     conn.flip();
                     !is_orig
@@ -663,7 +664,7 @@ impl Core {
             let e = self.expectations.remove(pos);
             conn.add_service(e.service);
             if let Some(spec) = e.analyzer.and_then(analyzers::spec_by_name) {
-                conn.analyzers.push(Attached { name: spec.name, analyzer: (spec.new)(conn.id.proto), detached: false });
+                conn.attach(spec);
             }
             return;
         }
@@ -674,7 +675,7 @@ impl Core {
                 _ => &[],
             };
             if ports.contains(&conn.id.resp_p) {
-                conn.analyzers.push(Attached { name: spec.name, analyzer: (spec.new)(conn.id.proto), detached: false });
+                conn.attach(spec);
             }
         }
     }
@@ -691,8 +692,11 @@ impl Core {
         let first_new = conn.analyzers.len();
         let proto = conn.id.proto;
         let matched: Vec<&'static AnalyzerSpec> = if proto == Proto::Tcp {
+            if conn.dpd_done {
+                return None;
+            }
             let dpd = conn.dpd.get_or_insert_with(Default::default);
-            if dpd.done || dpd.seen[side] >= DPD_BUFFER {
+            if dpd.seen[side] >= DPD_BUFFER {
                 return None;
             }
             let take = data.len().min(DPD_BUFFER - dpd.seen[side]);
@@ -705,10 +709,10 @@ impl Core {
                 .iter()
                 .copied()
                 .filter(|s| s.detect.is_some_and(|d| d(proto, is_orig, stream)))
-                .filter(|s| !conn.analyzers.iter().any(|a| a.name == s.name))
+                .filter(|s| !conn.analyzers.iter().any(|a| a.name() == s.name))
                 .collect();
             if dpd.seen[0] >= DPD_BUFFER && dpd.seen[1] >= DPD_BUFFER {
-                dpd.finish();
+                conn.end_content_detection();
             }
             matched
         } else {
@@ -720,11 +724,11 @@ impl Core {
                 .iter()
                 .copied()
                 .filter(|s| s.detect.is_some_and(|d| d(proto, is_orig, data)))
-                .filter(|s| !conn.analyzers.iter().any(|a| a.name == s.name))
+                .filter(|s| !conn.analyzers.iter().any(|a| a.name() == s.name))
                 .collect()
         };
         for spec in &matched {
-            conn.analyzers.push(Attached { name: spec.name, analyzer: (spec.new)(proto), detached: false });
+            conn.attach(spec);
         }
         (!matched.is_empty()).then_some(first_new)
     }
@@ -740,9 +744,9 @@ impl Core {
     ) {
         let ts = self.network_time;
         let me = usize::from(!is_orig);
-        if hdr.flags.fin() {
-            let seq = outcome.data_seq.unwrap_or_else(|| conn.streams[me].next_seq());
-            conn.streams[me].set_fin(seq + payload_len as u64);
+        if let (true, Some(stream)) = (hdr.flags.fin(), conn.stream_mut(me)) {
+            let seq = outcome.data_seq.unwrap_or_else(|| stream.next_seq());
+            stream.set_fin(seq + payload_len as u64);
         }
         // As in Zeek, the ack is processed before this packet's data: data it uncovers behind a gap in
         // the peer's stream is delivered first.
@@ -758,7 +762,8 @@ impl Core {
             };
             if !(hdr.flags.rst() || partial && ack <= 2) {
                 let mut chunks = Vec::new();
-                let missing = conn.streams[peer].acked(ack, &mut |c| chunks.push(OwnedChunk::from(c)));
+                let missing =
+                    conn.stream_mut(peer).map_or(0, |s| s.acked(ack, &mut |c| chunks.push(OwnedChunk::from(c))));
                 if missing > 0 {
                     let peer_is_orig = peer == 0;
                     if let Session::Tcp(t) = &mut conn.session {
@@ -782,7 +787,7 @@ impl Core {
             if data.len() < payload_len {
                 self.conn_weird(conn, ts, "truncated_tcp_payload", None, "TCP");
             }
-            if let Some(fresh) = conn.streams[me].in_order(seq, data) {
+            if let Some(fresh) = conn.stream_mut(me).and_then(|s| s.in_order(seq, data)) {
                 if !fresh.is_empty() {
                     self.deliver(conn, ts, is_orig, Chunk::Data(fresh));
                 }
@@ -794,7 +799,9 @@ impl Core {
             }
             let keep = conn.analyzers.iter().any(|a| !a.detached);
             let mut chunks: Vec<(bool, OwnedChunk)> = Vec::new();
-            conn.streams[me].segment(seq, data, keep, &mut |c| chunks.push((is_orig, OwnedChunk::from(c))));
+            if let Some(stream) = conn.stream_mut(me) {
+                stream.segment(seq, data, keep, &mut |c| chunks.push((is_orig, OwnedChunk::from(c))));
+            }
             if data.len() < payload_len {
                 // Snapped capture: the rest of this segment is missing.
                 chunks.push((is_orig, OwnedChunk::Gap((payload_len - data.len()) as u64)));
@@ -879,6 +886,10 @@ impl Core {
                 shared: &mut self.shared,
             };
             f(conn.analyzers[i].analyzer.as_mut(), &mut ctx);
+            if conn.analyzers[i].analyzer.is_done() {
+                // Established TLS, SSH after a login: thousands of such connections idle with nothing to log.
+                conn.analyzers[i].analyzer = Box::new(analyzers::Retired);
+            }
             for action in actions.drain(..) {
                 self.apply_action(conn, i, action);
             }
@@ -892,9 +903,7 @@ impl Core {
         match action {
             Action::Confirm(service) => {
                 // A confirmed protocol ends content detection (and frees its buffers).
-                if let Some(dpd) = conn.dpd.as_mut() {
-                    dpd.finish();
-                }
+                conn.end_content_detection();
                 conn.udp_dns |= service == "dns" && conn.id.proto == Proto::Udp;
                 conn.add_service(service)
             }
@@ -905,11 +914,7 @@ impl Core {
             Action::StartTls => {
                 conn.analyzers[index].detached = true;
                 if let Some(spec) = analyzers::spec_by_name("ssl").filter(|s| self.cfg.is_enabled(s.name)) {
-                    conn.analyzers.push(Attached {
-                        name: spec.name,
-                        analyzer: (spec.new)(conn.id.proto),
-                        detached: false,
-                    });
+                    conn.attach(spec);
                 }
             }
             Action::FlipRoles => {
@@ -931,9 +936,9 @@ impl Core {
     /// Zeek (8+) drops a confirmed analyzer that reports a violation: its service leaves the connection, and
     /// analyzer.log says why. Violations before a confirmation are DPD tasting and pass silently.
     fn confirmed_analyzer_failed(&mut self, conn: &mut Conn, index: usize, reason: &str) {
-        let name = conn.analyzers[index].name;
+        let name = conn.analyzers[index].name();
         let Some(pos) = conn.services.iter().position(|s| *s == name) else { return };
-        conn.services.remove(pos);
+        conn.remove_service(pos);
         if !self.cfg.is_enabled("analyzer") {
             return;
         }
@@ -959,14 +964,17 @@ impl Core {
                 // Analyzers found by content see the stream from its start: replay what was buffered
                 // (which includes this chunk) to them alone.
                 let all = first_new..conn.analyzers.len();
-                if let Some(mut dpd) = conn.dpd.take() {
+                if let Some(dpd) = conn.dpd.take() {
                     for (orig, bytes) in dpd.replay() {
                         self.with_analyzers(conn, ts, all.clone(), |a, ctx| a.deliver(ctx, orig, bytes));
                     }
-                    if !conn.services.is_empty() {
-                        dpd.finish();
+                    // Detection goes on unless a protocol was confirmed (and not since failed) in the replay.
+                    if conn.services.is_empty() {
+                        conn.dpd_done = false;
+                        conn.dpd = Some(dpd);
+                    } else {
+                        conn.end_content_detection();
                     }
-                    conn.dpd = Some(dpd);
                 }
                 0..first_new
             }
@@ -1082,7 +1090,9 @@ impl Core {
         let ts = conn.last.max(self.network_time);
         for side in 0..2 {
             let mut chunks = Vec::new();
-            conn.streams[side].flush(&mut |c| chunks.push(OwnedChunk::from(c)));
+            if let Some(stream) = conn.stream_mut(side) {
+                stream.flush(&mut |c| chunks.push(OwnedChunk::from(c)));
+            }
             for c in chunks {
                 self.deliver(&mut conn, ts, side == 0, c.as_chunk());
             }
@@ -1316,25 +1326,4 @@ fn gtpu_inner(p: &[u8]) -> Option<&[u8]> {
     }
     let inner = p.get(off..)?;
     matches!(inner.first().map(|b| b >> 4), Some(4) | Some(6)).then_some(inner)
-}
-
-#[cfg(test)]
-mod tmp_sizes {
-    #[test]
-    fn print_sizes() {
-        use crate::conn::*;
-        eprintln!("Conn {}", std::mem::size_of::<Conn>());
-        eprintln!("TcpSession {}", std::mem::size_of::<TcpSession>());
-        eprintln!("Stream {}", std::mem::size_of::<Stream>());
-        eprintln!("History {}", std::mem::size_of::<History>());
-        eprintln!("ConnKey {}", std::mem::size_of::<ConnKey>());
-        eprintln!("Session {}", std::mem::size_of::<Session>());
-        eprintln!("Attached {}", std::mem::size_of::<Attached>());
-        eprintln!("DpdBuffer {}", std::mem::size_of::<DpdBuffer>());
-        eprintln!("timer {}", std::mem::size_of::<std::cmp::Reverse<(super::Deadline, u64, ConnKey)>>());
-        for spec in crate::analyzers::REGISTRY {
-            let a = (spec.new)(crate::analyzers::Proto::Tcp);
-            eprintln!("{} {}", spec.name, std::mem::size_of_val(&*a));
-        }
-    }
 }

@@ -196,6 +196,19 @@ pub trait Analyzer: Send {
 
     /// The connection is done (closed, timed out or the trace ended): write what is pending.
     fn finish(&mut self, _ctx: &mut Ctx) {}
+
+    /// Nothing this analyzer is given from now on can write a record, a weird or an action (it logged what it
+    /// had and ignores the rest): the engine then frees its state and keeps a [`Retired`] in its place.
+    fn is_done(&self) -> bool {
+        false
+    }
+}
+
+/// What stands in for an analyzer that is done: it has no state (a zero-sized box does not allocate).
+pub struct Retired;
+
+impl Analyzer for Retired {
+    fn deliver(&mut self, _ctx: &mut Ctx, _is_orig: bool, _data: &[u8]) {}
 }
 
 /// A detection signature: sees the first payload of one direction.

@@ -522,6 +522,11 @@ impl Analyzer for SshAnalyzer {
         // `finalize_ssh`: whatever was not logged yet (failures, unknown results) is logged now.
         self.write_log(ctx);
     }
+
+    fn is_done(&self) -> bool {
+        // Stopped (a login, a gap, a violation) ignores all data; `finish` only writes a record not yet written.
+        self.stopped && self.info.as_ref().is_none_or(|i| i.logged)
+    }
 }
 
 /// An SSH `string`: u32 length and bytes. Returns the bytes and the rest.

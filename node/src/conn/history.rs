@@ -49,27 +49,27 @@ impl History {
     }
 }
 
-/// A counter whose history letter is written at 1, 10, 100, ... occurrences.
-#[derive(Debug, Clone, Copy)]
+/// A counter whose history letter is written at 1, 10, 100, ... occurrences (and, as Zeek's saturating
+/// threshold does, at every occurrence once the count saturates).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Scaled {
     count: u32,
-    threshold: u32,
-}
-
-impl Default for Scaled {
-    fn default() -> Self {
-        Scaled { count: 0, threshold: 1 }
-    }
 }
 
 impl Scaled {
     pub fn bump(&mut self, history: &mut History, is_orig: bool, code: char) {
         self.count = self.count.saturating_add(1);
-        if self.count == self.threshold {
+        if self.count == u32::MAX || is_power_of_ten(self.count) {
             history.add(is_orig, code);
-            self.threshold = self.threshold.saturating_mul(10);
         }
     }
+}
+
+fn is_power_of_ten(mut n: u32) -> bool {
+    while n >= 10 && n.is_multiple_of(10) {
+        n /= 10;
+    }
+    n == 1
 }
 
 #[cfg(test)]
@@ -96,6 +96,18 @@ mod tests {
             s.bump(&mut h, false, 'T');
         }
         assert_eq!(h.letters, "ttt");
+    }
+
+    #[test]
+    fn scaled_letters_keep_coming_once_saturated() {
+        let mut h = History::default();
+        let mut s = Scaled { count: u32::MAX - 2 };
+        for _ in 0..3 {
+            s.bump(&mut h, true, 'T');
+        }
+        assert_eq!(h.letters, "TT", "at u32::MAX and every bump after");
+        assert!((0..10).map(|e| 10u32.pow(e)).all(is_power_of_ten));
+        assert!(![0, 2, 11, 20, 101, 1_000_001].into_iter().any(is_power_of_ten));
     }
 
     #[test]

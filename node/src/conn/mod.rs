@@ -3,6 +3,7 @@
 
 mod history;
 mod reassembly;
+mod table;
 mod tcp;
 mod uid;
 
@@ -11,10 +12,11 @@ use std::net::IpAddr;
 
 pub use history::History;
 pub use reassembly::{Chunk, Stream};
+pub use table::{ConnTable, Slot};
 pub use tcp::{EndpointState, TcpOutcome, TcpSession};
 pub use uid::{Uid, UidGenerator};
 
-use crate::analyzers::{Analyzer, ConnId, Proto};
+use crate::analyzers::{Analyzer, AnalyzerSpec, ConnId, Proto};
 use crate::logs::{CONN, LogRecord, Value};
 
 /// A connection's key in the session table: both directions map to the same key.
@@ -55,12 +57,18 @@ pub enum Session {
     Other,
 }
 
-/// An analyzer attached to a connection, with what it is called.
+/// An analyzer attached to a connection, with the spec it was built from.
 pub struct Attached {
-    pub name: &'static str,
+    pub spec: &'static AnalyzerSpec,
     pub analyzer: Box<dyn Analyzer>,
     /// Stops receiving data (violation, or handed over to TLS).
     pub detached: bool,
+}
+
+impl Attached {
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
 }
 
 /// The parts of a connection that only tunnels and connections with weirds use.
@@ -76,7 +84,7 @@ pub struct Rare {
     pub weirds_logged: Vec<String>,
 }
 
-/// What content detection has seen of a TCP connection.
+/// What content detection has seen of a TCP connection, while it runs ([`Conn::end_content_detection`] frees it).
 #[derive(Debug, Default)]
 pub struct DpdBuffer {
     /// The first bytes of each direction (originator first), contiguous, for signature matching.
@@ -84,7 +92,6 @@ pub struct DpdBuffer {
     /// Arrival order across directions: (originator?, length), to replay the streams as they came.
     pub order: Vec<(bool, u32)>,
     pub seen: [usize; 2],
-    pub done: bool,
 }
 
 impl DpdBuffer {
@@ -101,11 +108,14 @@ impl DpdBuffer {
             })
             .collect()
     }
+}
 
-    /// Detection is over for this connection: free the buffers.
-    pub fn finish(&mut self) {
-        *self = DpdBuffer { done: true, ..DpdBuffer::default() };
-    }
+/// Appends to a boxed slice (reallocated to exactly the new length).
+fn push_exact<T>(slice: &mut Box<[T]>, item: T) {
+    let mut items = std::mem::take(slice).into_vec();
+    items.reserve_exact(1);
+    items.push(item);
+    *slice = items.into_boxed_slice();
 }
 
 /// One tracked connection.
@@ -120,9 +130,10 @@ pub struct Conn {
     pub pkts: [u64; 2],
     pub ip_bytes: [u64; 2],
     pub missed_bytes: u64,
-    pub services: Vec<&'static str>,
-    pub analyzers: Vec<Attached>,
-    pub streams: [Stream; 2],
+    /// Confirmed services in confirmation order. Boxed slices, not vectors: they change a few times per
+    /// connection at most, and a slice is a word smaller with no spare room.
+    pub services: Box<[&'static str]>,
+    pub analyzers: Box<[Attached]>,
     /// First payload seen per direction (content detection runs once per side).
     pub saw_payload: [bool; 2],
     /// When the engine should remove this connection, if scheduled (close, attempt, reset).
@@ -135,6 +146,8 @@ pub struct Conn {
     pub udp_dns: bool,
     /// The start of each TCP direction, kept for content detection and replayed to analyzers it finds.
     pub dpd: Option<Box<DpdBuffer>>,
+    /// Content detection is over (a protocol was confirmed, or both buffers filled up).
+    pub dpd_done: bool,
     /// What few connections need (tunnels, weirds), out of line so the common connection stays small.
     pub rare: Option<Box<Rare>>,
     /// Some weird was raised on this connection (logged or not): Zeek's `DidWeird`.
@@ -165,9 +178,8 @@ impl Conn {
             pkts: [0; 2],
             ip_bytes: [0; 2],
             missed_bytes: 0,
-            services: Vec::new(),
-            analyzers: Vec::new(),
-            streams: [Stream::default(), Stream::default()],
+            services: Box::default(),
+            analyzers: Box::default(),
             saw_payload: [false; 2],
             remove_at: None,
             local_orig: None,
@@ -179,7 +191,14 @@ impl Conn {
             serial: 0,
             timer_due: f64::INFINITY,
             dpd: None,
+            dpd_done: false,
         }
+    }
+
+    /// The key of this connection in the session table (the same for both directions).
+    pub fn key(&self) -> ConnKey {
+        let id = &self.id;
+        ConnKey::new(id.orig_h, id.orig_p, id.resp_h, id.resp_p, self.ip_proto)
     }
 
     /// Swaps the originator's and responder's addresses and ports (and whether each is local).
@@ -195,7 +214,6 @@ impl Conn {
         self.flip_addresses();
         self.pkts.swap(0, 1);
         self.ip_bytes.swap(0, 1);
-        self.streams.swap(0, 1);
         self.saw_payload.swap(0, 1);
         if let Some(rare) = &mut self.rare {
             rare.tunnel_seen.swap(0, 1);
@@ -206,7 +224,16 @@ impl Conn {
                 bytes.swap(0, 1);
             }
             Session::Icmp { bytes } => bytes.swap(0, 1),
-            Session::Tcp(_) | Session::Other => {}
+            Session::Tcp(tcp) => tcp.streams.swap(0, 1),
+            Session::Other => {}
+        }
+    }
+
+    /// The reassembly of one TCP direction (0: the originator's); `None` for other protocols.
+    pub fn stream_mut(&mut self, side: usize) -> Option<&mut Stream> {
+        match &mut self.session {
+            Session::Tcp(tcp) => Some(&mut tcp.streams[side]),
+            _ => None,
         }
     }
 
@@ -222,8 +249,27 @@ impl Conn {
 
     pub fn add_service(&mut self, s: &'static str) {
         if !self.services.contains(&s) {
-            self.services.push(s);
+            push_exact(&mut self.services, s);
         }
+    }
+
+    /// Drops the service at `index` (its analyzer failed after confirming it).
+    pub fn remove_service(&mut self, index: usize) {
+        let mut services = std::mem::take(&mut self.services).into_vec();
+        services.remove(index);
+        self.services = services.into_boxed_slice();
+    }
+
+    /// Attaches a new analyzer built by `spec`.
+    pub fn attach(&mut self, spec: &'static AnalyzerSpec) {
+        let analyzer = (spec.new)(self.id.proto);
+        push_exact(&mut self.analyzers, Attached { spec, analyzer, detached: false });
+    }
+
+    /// Content detection is over: its buffers are freed.
+    pub fn end_content_detection(&mut self) {
+        self.dpd = None;
+        self.dpd_done = true;
     }
 
     /// conn_state, orig_bytes and resp_bytes as Zeek's conn.zeek computes them.

@@ -12,14 +12,22 @@ pub enum Chunk<'a> {
 }
 
 /// Reassembles one direction of a TCP stream in relative sequence space (the first data byte is 1).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Stream {
     next_seq: u64,
-    /// Out-of-order segments by start sequence. The bytes are kept only when `keep_data` is set.
-    pending: BTreeMap<u64, (u64, Vec<u8>)>,
-    pending_bytes: usize,
-    /// Where the stream ends (the FIN's sequence number), once known.
-    fin_seq: Option<u64>,
+    /// Where the stream ends (the FIN's sequence number); `u64::MAX` until known.
+    fin_seq: u64,
+    /// Segments held behind a hole; allocated only while there are some (most streams arrive in order).
+    held: Option<Box<Held>>,
+}
+
+/// Out-of-order segments of one direction.
+#[derive(Debug, Clone, Default)]
+struct Held {
+    /// Segments by start sequence: (length, bytes). The bytes are kept only when `keep_data` is set.
+    segments: BTreeMap<u64, (u64, Vec<u8>)>,
+    /// Bytes kept in `segments`.
+    bytes: usize,
 }
 
 /// Out-of-order bytes held per direction before the oldest hole is declared a gap.
@@ -27,7 +35,7 @@ const MAX_PENDING_BYTES: usize = 2 << 20;
 
 impl Default for Stream {
     fn default() -> Self {
-        Stream { next_seq: 1, pending: BTreeMap::new(), pending_bytes: 0, fin_seq: None }
+        Stream { next_seq: 1, fin_seq: u64::MAX, held: None }
     }
 }
 
@@ -37,14 +45,16 @@ impl Stream {
     }
 
     pub fn set_fin(&mut self, seq: u64) {
-        self.fin_seq.get_or_insert(seq);
+        if self.fin_seq == u64::MAX {
+            self.fin_seq = seq;
+        }
     }
 
     /// The common case, without copying: a segment that continues the stream while nothing is buffered.
     /// Returns the new bytes (empty for a retransmission), or `None` when the segment must go through
     /// [`Stream::segment`].
     pub fn in_order<'d>(&mut self, seq: u64, data: &'d [u8]) -> Option<&'d [u8]> {
-        if !self.pending.is_empty() || seq > self.next_seq {
+        if self.held.is_some() || seq > self.next_seq {
             return None;
         }
         let end = seq.saturating_add(data.len() as u64);
@@ -70,30 +80,46 @@ impl Stream {
             return;
         }
         let kept = if keep_data { data.to_vec() } else { Vec::new() };
-        self.pending_bytes += kept.len();
-        let slot = self.pending.entry(seq).or_insert((0, Vec::new()));
+        let held = self.held.get_or_insert_with(Box::default);
+        held.bytes += kept.len();
+        let slot = held.segments.entry(seq).or_insert((0, Vec::new()));
         if end > seq + slot.0 {
-            self.pending_bytes -= slot.1.len();
+            held.bytes -= slot.1.len();
             *slot = (end - seq, kept);
         } else {
-            self.pending_bytes -= kept.len();
+            held.bytes -= kept.len();
         }
-        if self.pending_bytes > MAX_PENDING_BYTES {
+        if held.bytes > MAX_PENDING_BYTES {
             // Too much held behind one hole: give up on it.
-            let first = *self.pending.keys().next().expect("non-empty");
+            let first = *held.segments.keys().next().expect("non-empty");
             deliver(Chunk::Gap(first - self.next_seq));
             self.next_seq = first;
             self.drain(deliver);
         }
     }
 
+    /// The start sequence of the first held segment.
+    fn first_held(&self) -> Option<u64> {
+        self.held.as_ref().and_then(|h| h.segments.keys().next().copied())
+    }
+
+    /// Takes the first held segment out, freeing the holder once it is empty.
+    fn pop_held(&mut self) -> Option<(u64, u64, Vec<u8>)> {
+        let held = self.held.as_mut()?;
+        let (seq, (len, bytes)) = held.segments.pop_first()?;
+        held.bytes -= bytes.len();
+        if held.segments.is_empty() {
+            self.held = None;
+        }
+        Some((seq, len, bytes))
+    }
+
     fn drain(&mut self, deliver: &mut impl FnMut(Chunk)) {
-        while let Some((&seq, _)) = self.pending.first_key_value() {
+        while let Some(seq) = self.first_held() {
             if seq > self.next_seq {
                 break;
             }
-            let (len, bytes) = self.pending.remove(&seq).expect("present");
-            self.pending_bytes -= bytes.len();
+            let (seq, len, bytes) = self.pop_held().expect("present");
             let end = seq + len;
             if end > self.next_seq {
                 let skip = (self.next_seq - seq) as usize;
@@ -111,10 +137,11 @@ impl Stream {
     /// Returns the number of missing bytes.
     pub fn acked(&mut self, ack: u64, deliver: &mut impl FnMut(Chunk)) -> u64 {
         // The FIN takes one sequence number that carries no data.
-        let limit = self.fin_seq.map_or(ack, |f| ack.min(f));
+        // (Unset, `u64::MAX` limits nothing.)
+        let limit = ack.min(self.fin_seq);
         let mut missing = 0;
         while limit > self.next_seq {
-            let hole_end = self.pending.keys().next().map_or(limit, |&s| s.min(limit));
+            let hole_end = self.first_held().map_or(limit, |s| s.min(limit));
             if hole_end > self.next_seq {
                 let n = hole_end - self.next_seq;
                 missing += n;
@@ -133,7 +160,7 @@ impl Stream {
     /// End of connection: deliver whatever is buffered, gaps included.
     pub fn flush(&mut self, deliver: &mut impl FnMut(Chunk)) -> u64 {
         let mut missing = 0;
-        while let Some((&seq, _)) = self.pending.first_key_value() {
+        while let Some(seq) = self.first_held() {
             if seq > self.next_seq {
                 missing += seq - self.next_seq;
                 deliver(Chunk::Gap(seq - self.next_seq));

@@ -2,6 +2,7 @@
 //! history and byte counts come out as Zeek computes them.
 
 use super::history::{History, Scaled, mask};
+use super::reassembly::Stream;
 use crate::decode::{TcpFlags, TcpHeader};
 
 const TOO_LARGE_SEQ_DELTA: i32 = 1_048_576;
@@ -33,11 +34,11 @@ pub struct Endpoint {
     seq_wraps: u32,
     ack_wraps: u32,
     window: u32,
-    window_scale: u32,
+    /// The window scale shift (RFC 7323 caps it at 14).
+    window_scale: u8,
     window_seq: u32,
     window_ack_seq: u32,
     pub fin_cnt: u32,
-    rst_cnt: u32,
     pub did_close: bool,
     hist_last_syn: u64,
     hist_last_fin: u64,
@@ -46,7 +47,6 @@ pub struct Endpoint {
     zero_window: Scaled,
     pub(crate) checksum_errors: Scaled,
     pub(crate) gaps: Scaled,
-    pub last_time: f64,
 }
 
 impl Endpoint {
@@ -116,7 +116,7 @@ impl Endpoint {
         !matches!(self.state, EndpointState::Inactive | EndpointState::Closed | EndpointState::Reset)
     }
 
-    fn init(&mut self, flags: TcpFlags, first_seq: u32, last_seq: u32, t: f64, weirds: &mut Vec<&'static str>) {
+    fn init(&mut self, flags: TcpFlags, first_seq: u32, last_seq: u32, weirds: &mut Vec<&'static str>) {
         match self.state {
             EndpointState::Inactive => {
                 let mut last = last_seq;
@@ -130,7 +130,6 @@ impl Endpoint {
                     last = first_seq;
                 }
                 self.last_seq = last;
-                self.last_time = t;
             }
             EndpointState::SynSent | EndpointState::SynAckSent => {
                 if flags.syn() && first_seq != self.start_seq32() {
@@ -201,6 +200,8 @@ pub struct TcpOutcome {
 #[derive(Debug, Clone, Default)]
 pub struct TcpSession {
     pub ep: [Endpoint; 2],
+    /// Reassembly of each direction (originator first).
+    pub streams: [Stream; 2],
     is_partial: bool,
     first_packet_seen: [bool; 2],
 }
@@ -262,7 +263,7 @@ impl TcpSession {
     }
 
     /// Processes one packet from `is_orig`'s side; `len` is the payload length the IP header claims.
-    pub fn process(&mut self, history: &mut History, is_orig: bool, hdr: &TcpHeader, len: u32, t: f64) -> TcpOutcome {
+    pub fn process(&mut self, history: &mut History, is_orig: bool, hdr: &TcpHeader, len: u32) -> TcpOutcome {
         let mut out = TcpOutcome::default();
         let flags = hdr.flags;
         let (me, other) = if is_orig { (0, 1) } else { (1, 0) };
@@ -282,7 +283,7 @@ impl TcpSession {
             seg_len -= i64::from(len);
         }
         let seq_one_past = base_seq.wrapping_add(seg_len as u32);
-        self.ep[me].init(flags, base_seq, seq_one_past, t, &mut out.weirds);
+        self.ep[me].init(flags, base_seq, seq_one_past, &mut out.weirds);
 
         let ep = &self.ep[me];
         let (rel_seq, underflow) = ep.relative_seq(base_seq, ep.last_seq, ep.seq_wraps);
@@ -308,9 +309,6 @@ impl TcpSession {
         }
         if flags.fin() {
             self.ep[me].fin_cnt += 1;
-        }
-        if flags.rst() {
-            self.ep[me].rst_cnt += 1;
         }
 
         let mut rel_ack = 0u64;
@@ -338,7 +336,6 @@ impl TcpSession {
         }
 
         let delta_last = self.update_last_seq(history, me, seq_one_past, flags, len, is_orig);
-        self.ep[me].last_time = t;
 
         let (do_close, flipped) =
             self.update_state_machine(me, other, base_seq, ack_seq, len, delta_last, is_orig, flags, &mut out.weirds);
@@ -464,7 +461,7 @@ impl TcpSession {
             }
             Some(s) => {
                 let ep = &mut self.ep[me];
-                ep.window_scale = u32::from(s.min(14));
+                ep.window_scale = s.min(14);
                 ep.window_seq = base_seq;
                 ep.window_ack_seq = ack_seq;
                 let peer = &mut self.ep[other];
@@ -783,14 +780,14 @@ mod tests {
     fn full_session_is_sf_with_zeek_history() {
         let mut s = TcpSession::default();
         let mut h = History::default();
-        s.process(&mut h, true, &hdr(SYN, 100, 0), 0, 0.0);
-        s.process(&mut h, false, &hdr(SYN | ACK, 500, 101), 0, 0.1);
-        s.process(&mut h, true, &hdr(ACK, 101, 501), 0, 0.2);
-        s.process(&mut h, true, &hdr(ACK | PSH, 101, 501), 10, 0.3);
-        s.process(&mut h, false, &hdr(ACK | PSH, 501, 111), 20, 0.4);
-        s.process(&mut h, true, &hdr(FIN | ACK, 111, 521), 0, 0.5);
-        s.process(&mut h, false, &hdr(FIN | ACK, 521, 112), 0, 0.6);
-        s.process(&mut h, true, &hdr(ACK, 112, 522), 0, 0.7);
+        s.process(&mut h, true, &hdr(SYN, 100, 0), 0);
+        s.process(&mut h, false, &hdr(SYN | ACK, 500, 101), 0);
+        s.process(&mut h, true, &hdr(ACK, 101, 501), 0);
+        s.process(&mut h, true, &hdr(ACK | PSH, 101, 501), 10);
+        s.process(&mut h, false, &hdr(ACK | PSH, 501, 111), 20);
+        s.process(&mut h, true, &hdr(FIN | ACK, 111, 521), 0);
+        s.process(&mut h, false, &hdr(FIN | ACK, 521, 112), 0);
+        s.process(&mut h, true, &hdr(ACK, 112, 522), 0);
         assert_eq!(h.letters, "ShADdFf");
         assert_eq!(s.conn_state(&h.letters), "SF");
         assert_eq!(s.orig_size(), 10);
@@ -801,8 +798,8 @@ mod tests {
     fn rejected_syn_is_rej() {
         let mut s = TcpSession::default();
         let mut h = History::default();
-        s.process(&mut h, true, &hdr(SYN, 100, 0), 0, 0.0);
-        s.process(&mut h, false, &hdr(RST | ACK, 0, 101), 0, 0.1);
+        s.process(&mut h, true, &hdr(SYN, 100, 0), 0);
+        s.process(&mut h, false, &hdr(RST | ACK, 0, 101), 0);
         assert_eq!(h.letters, "Sr");
         assert_eq!(s.conn_state(&h.letters), "REJ");
     }
@@ -811,14 +808,14 @@ mod tests {
     fn lone_syn_is_s0_and_retransmitted_data_is_t() {
         let mut s = TcpSession::default();
         let mut h = History::default();
-        s.process(&mut h, true, &hdr(SYN, 100, 0), 0, 0.0);
+        s.process(&mut h, true, &hdr(SYN, 100, 0), 0);
         assert_eq!(s.conn_state(&h.letters), "S0");
         let mut s = TcpSession::default();
         let mut h = History::default();
-        s.process(&mut h, true, &hdr(SYN, 100, 0), 0, 0.0);
-        s.process(&mut h, false, &hdr(SYN | ACK, 500, 101), 0, 0.1);
-        s.process(&mut h, true, &hdr(ACK | PSH, 101, 501), 10, 0.3);
-        s.process(&mut h, true, &hdr(ACK | PSH, 101, 501), 10, 0.4);
+        s.process(&mut h, true, &hdr(SYN, 100, 0), 0);
+        s.process(&mut h, false, &hdr(SYN | ACK, 500, 101), 0);
+        s.process(&mut h, true, &hdr(ACK | PSH, 101, 501), 10);
+        s.process(&mut h, true, &hdr(ACK | PSH, 101, 501), 10);
         assert_eq!(h.letters, "ShDT");
     }
 
@@ -827,9 +824,9 @@ mod tests {
         let mut s = TcpSession::default();
         let mut h = History::default();
         let isn = u32::MAX - 5;
-        s.process(&mut h, true, &hdr(SYN, isn, 0), 0, 0.0);
-        s.process(&mut h, false, &hdr(SYN | ACK, 500, isn.wrapping_add(1)), 0, 0.1);
-        s.process(&mut h, true, &hdr(ACK, isn.wrapping_add(1), 501), 100, 0.2);
+        s.process(&mut h, true, &hdr(SYN, isn, 0), 0);
+        s.process(&mut h, false, &hdr(SYN | ACK, 500, isn.wrapping_add(1)), 0);
+        s.process(&mut h, true, &hdr(ACK, isn.wrapping_add(1), 501), 100);
         assert_eq!(s.orig_size(), 100);
     }
 }

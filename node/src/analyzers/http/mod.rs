@@ -65,7 +65,8 @@ struct Direction {
     state: Expect,
     ongoing: bool,
     version: Version,
-    file: Option<OpenFile>,
+    /// Boxed: open only while an entity's content flows, and as large as the rest of the direction.
+    file: Option<Box<OpenFile>>,
 }
 
 thread_local! {
@@ -142,7 +143,7 @@ impl Http {
                 MsgEvent::Data { head, len } => self.file_data(ctx, is_orig, &head, len),
                 MsgEvent::EndEntity { total_bytes } => {
                     if let Some(file) = self.dir(is_orig).file.take() {
-                        self.close_file(ctx, is_orig, file, total_bytes);
+                        self.close_file(ctx, is_orig, *file, total_bytes);
                     }
                     self.script.end_entity();
                 }
@@ -166,7 +167,7 @@ impl Http {
         if self.dir(is_orig).file.is_none() {
             let fuid = ctx.new_fuid();
             let (key, filename) = self.script.file_started(is_orig, &fuid);
-            self.dir(is_orig).file = Some(OpenFile::new(ctx.ts, fuid, key, filename));
+            self.dir(is_orig).file = Some(Box::new(OpenFile::new(ctx.ts, fuid, key, filename)));
         }
         let Some(file) = self.dir(is_orig).file.as_mut() else { return };
         let key = file.record_key;
@@ -388,6 +389,10 @@ impl Http {
         let code = self.reply_code;
         if !(100..200).contains(&code) {
             self.unanswered.pop_front();
+            if self.unanswered.is_empty() {
+                // All answered: an idle keep-alive connection keeps no queue.
+                self.unanswered = VecDeque::new();
+            }
         }
         if code == 101 && self.unanswered.len() == 1 && self.flags.upgrade_connection {
             self.upgraded = !self.flags.upgrade_protocol.is_empty();
@@ -460,7 +465,7 @@ impl Analyzer for Http {
         self.reply_made(ctx, true);
         for dir in [true, false] {
             if let Some(file) = self.dir(dir).file.take() {
-                self.close_file(ctx, dir, file, None);
+                self.close_file(ctx, dir, *file, None);
             }
         }
         for record in self.script.finalize() {

@@ -188,7 +188,13 @@ impl Pending {
         self.position(*key).ok().map(|i| &mut self.0[i].1)
     }
     fn remove(&mut self, key: &u64) -> Option<Info> {
-        self.position(*key).ok().map(|i| self.0.remove(i).1)
+        let info = self.position(*key).ok().map(|i| self.0.remove(i).1);
+        if self.0.is_empty() {
+            // A keep-alive connection idles between requests (often for minutes): without a record pending it
+            // keeps no slot.
+            self.0 = Vec::new();
+        }
+        info
     }
     fn len(&self) -> usize {
         self.0.len()

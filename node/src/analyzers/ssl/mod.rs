@@ -939,6 +939,11 @@ impl Analyzer for SslAnalyzer {
         // `finalize_ssl`: a session that never established is logged when the connection goes away.
         self.log_session(ctx);
     }
+
+    fn is_done(&self) -> bool {
+        // Established: the session is logged (`establish`) and every later call returns at once.
+        self.done
+    }
 }
 
 /// Fuzzing entry point: drives the analyzer over arbitrary bytes in both directions.
