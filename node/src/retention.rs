@@ -92,10 +92,19 @@ impl Retention {
     /// names (raised before the connection started) is forgotten and analysed again, even if it ended meanwhile
     /// (what it logged was held back); the others log what they held back (returned). Nothing is kept afterwards.
     pub fn settle(&mut self, engine: &mut Engine, raised: &[RaisedExpectation]) -> Vec<LogRecord> {
-        let mut kept: Vec<Retained> = self.conns.drain().map(|(_, r)| r).collect();
+        self.settle_before(engine, raised, f64::INFINITY)
+    }
+
+    /// [`Retention::settle`] for the kept connections that started before packet time `cutoff` (every expectation
+    /// that could name them has been raised); the later ones stay kept.
+    pub fn settle_before(&mut self, engine: &mut Engine, raised: &[RaisedExpectation], cutoff: f64) -> Vec<LogRecord> {
+        let due: Vec<ConnKey> = self.conns.iter().filter(|(_, r)| r.conn.start < cutoff).map(|(k, _)| *k).collect();
+        let mut kept: Vec<Retained> = due.iter().filter_map(|k| self.conns.remove(k)).collect();
         kept.sort_by(|a, b| a.conn.start.total_cmp(&b.conn.start));
-        self.uids.clear();
-        self.bytes = 0;
+        for r in &kept {
+            self.uids.remove(r.conn.uid.as_str());
+            self.bytes -= r.packets.iter().map(|p| p.bytes.len()).sum::<usize>();
+        }
         let mut released = std::mem::take(&mut self.released);
         for r in kept {
             if named_before_start(&r.conn, raised) && engine.forget(&r.conn.key, r.conn.uid) {

@@ -59,16 +59,6 @@ pub struct RunOptions {
     pub expectations: Option<Arc<SharedExpectations>>,
 }
 
-impl RunOptions {
-    /// The board the engines share, when more than one engine sees live traffic. Reading a file, threads run at
-    /// their own pace (one may reach a data connection before another reaches the reply that announced it), so they
-    /// share nothing rather than give results that vary from run to run; `zeek-node cluster -r` links them exactly.
-    fn shared_expectations(&self) -> Option<Arc<SharedExpectations>> {
-        let live = !matches!(self.input, Input::File(_));
-        self.expectations.clone().or_else(|| (live && self.threads > 1).then(Arc::default))
-    }
-}
-
 /// Engine `id`'s part in the exchange of expectations, if there is one.
 fn attach(shared: Option<&Arc<SharedExpectations>>, id: usize, engine: &mut Engine) -> Option<ExpectationPort> {
     let port = shared?.port(id);
@@ -218,7 +208,13 @@ fn run_single(
 struct Batch {
     data: Vec<u8>,
     packets: Vec<(f64, LinkType, usize, usize)>,
+    /// After these packets, the thread has had every packet before this packet time it will get.
+    mark: Option<f64>,
 }
+
+/// Packet time between the marks the reader sends every analysis thread (they bound how long a new connection is
+/// kept for a late expectation, and how long its records wait).
+const MARK_EVERY: f64 = 1.0;
 
 const BATCH_PACKETS: usize = 256;
 
@@ -233,12 +229,15 @@ fn run_sharded(
     let (rec_tx, rec_rx): (Sender<Vec<LogRecord>>, Receiver<Vec<LogRecord>>) = bounded(64);
     let mut senders = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
-    let shared = opts.shared_expectations();
+    // One reader hands every thread its packets in order, so the threads can share expectations in packet-time
+    // order: the results do not depend on their pace (exchange.rs).
+    let shared = opts.expectations.clone().unwrap_or_else(|| Arc::new(SharedExpectations::ordered(threads)));
+    let mut next_mark = f64::NEG_INFINITY;
     for i in 0..threads {
         let (tx, rx) = bounded::<Batch>(16);
         senders.push(tx);
         let mut engine = Engine::new(thread_config(&opts.analysis, i));
-        let port = attach(shared.as_ref(), i, &mut engine);
+        let port = attach(Some(&shared), i, &mut engine);
         let rec_tx = rec_tx.clone();
         handles.push(thread::spawn(move || analysis_thread(engine, port, rx, rec_tx)));
     }
@@ -257,6 +256,13 @@ fn run_sharded(
         match source.next_packet()? {
             Next::Packet(p) => {
                 n += 1;
+                if p.ts >= next_mark {
+                    // Every packet before this one's time is with its thread: say so to all of them.
+                    for (i, b) in batches.iter_mut().enumerate() {
+                        let _ = senders[i].send(Batch { mark: Some(p.ts), ..std::mem::take(b) });
+                    }
+                    next_mark = p.ts + MARK_EVERY;
+                }
                 let (shard, data, plink) = match shard_of(link, p.ts, p.data, threads, &mut frags) {
                     Some(Shard::Whole(s)) => (s, None, link),
                     Some(Shard::Reassembled(s, whole)) => (s, Some(whole), LinkType::Raw),
@@ -355,7 +361,8 @@ fn run_af_packet(
     let sockets = af_packet::open_group(&cfg, opts.threads.max(1))?;
     tracing::info!(iface, threads = sockets.len(), fanout_id = cfg.fanout_id, "capturing with AF_PACKET");
     let (rec_tx, rec_rx) = bounded::<Vec<LogRecord>>(64);
-    let shared = opts.shared_expectations();
+    // Each thread reads its own socket: expectations apply on arrival (no common order to wait for).
+    let shared = opts.expectations.clone().or_else(|| (opts.threads > 1).then(Arc::default));
     let handles: Vec<_> = sockets
         .into_iter()
         .enumerate()
@@ -467,6 +474,9 @@ fn analysis_thread(
     for batch in rx.iter() {
         for &(ts, link, start, len) in &batch.packets {
             analyse(&mut engine, &mut port, ts, link, &batch.data[start..start + len]);
+        }
+        if let (Some(port), Some(before)) = (port.as_mut(), batch.mark) {
+            port.mark(&mut engine, before);
         }
         if records_ready(&engine, &port) {
             let _ = out.send(take_records(&mut engine, &mut port));
