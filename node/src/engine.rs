@@ -68,6 +68,9 @@ fn timer_serial(conn: &Conn) -> u32 {
     conn.serial as u32
 }
 
+/// Stale timers tolerated beyond half the open connections before they are dropped (amortises the heap rebuild).
+const MIN_STALE_TIMERS: usize = 1024;
+
 /// A network time that orders totally (timers never hold NaN).
 #[derive(Debug, Clone, Copy)]
 struct Deadline(f64);
@@ -399,10 +402,25 @@ impl Engine {
         if due < conn.timer_due {
             conn.timer_due = due;
             self.timers.push(Reverse((Deadline(due), timer_serial(conn), slot)));
+            self.drop_stale_timers_if_many();
         }
         if let Some(d) = inner {
             self.process_ip(ts, &d.bytes, &d.chain);
         }
+    }
+
+    /// Every connection has one live timer; the others are stale (their connection was re-armed earlier, or is
+    /// gone) and wait for their deadline, which for an inactivity timer is minutes: without this, the heap held
+    /// three or four entries per open connection. Dropping them changes nothing the sweep does (it skips them).
+    fn drop_stale_timers_if_many(&mut self) {
+        let live = self.table.len();
+        if self.timers.len() <= live + live / 2 + MIN_STALE_TIMERS {
+            return;
+        }
+        let table = &self.table;
+        self.timers.retain(|Reverse((Deadline(due), serial, slot))| {
+            table.slot(*slot).is_some_and(|conn| timer_serial(conn) == *serial && conn.timer_due == *due)
+        });
     }
 
     /// Removes connections whose timers expired.
@@ -422,9 +440,9 @@ impl Engine {
             if should_remove(conn, now) {
                 expired.push((conn.start, slot));
             } else {
-                if !conn.close_scheduled && conn.remove_at.is_some_and(|t| t <= now) {
+                if !conn.close_scheduled && conn.removal_at().is_some_and(|t| t <= now) {
                     // The attempt timer is one-shot: the connection got an answer.
-                    conn.remove_at = None;
+                    conn.set_removal_at(None);
                 }
                 let next = next_check(conn).max(now + 1.0);
                 conn.timer_due = next;
@@ -650,7 +668,7 @@ impl Core {
             && hdr.flags.syn()
             && !hdr.flags.ack()
         {
-            conn.remove_at = Some(ts + timeouts::TCP_ATTEMPT);
+            conn.set_removal_at(Some(ts + timeouts::TCP_ATTEMPT));
         }
         self.stats.connections += 1;
         conn.serial = self.stats.connections;
@@ -797,7 +815,7 @@ impl Core {
                 }
                 return self.after_data(conn, is_orig, outcome, hdr);
             }
-            let keep = conn.analyzers.iter().any(|a| !a.detached);
+            let keep = conn.has_attached_analyzer();
             let mut chunks: Vec<(bool, OwnedChunk)> = Vec::new();
             if let Some(stream) = conn.stream_mut(me) {
                 stream.segment(seq, data, keep, &mut |c| chunks.push((is_orig, OwnedChunk::from(c))));
@@ -823,7 +841,7 @@ impl Core {
     ) {
         let ts = self.network_time;
         if hdr.flags.fin() || hdr.flags.rst() {
-            let attached = conn.analyzers.iter().any(|a| !a.detached);
+            let attached = conn.has_attached_analyzer();
             if attached {
                 let all = 0..conn.analyzers.len();
                 self.with_analyzers(conn, ts, all, |a, ctx| a.end_of_data(ctx, is_orig));
@@ -838,8 +856,8 @@ impl Core {
             if complete {
                 let at = conn.last + timeouts::TCP_CLOSE_DELAY;
                 // The first close replaces the attempt timer; a later one can only bring removal forward.
-                let earlier = conn.remove_at.filter(|_| conn.close_scheduled);
-                conn.remove_at = Some(earlier.map_or(at, |t| t.min(at)));
+                let earlier = conn.removal_at().filter(|_| conn.close_scheduled);
+                conn.set_removal_at(Some(earlier.map_or(at, |t| t.min(at))));
                 conn.close_scheduled = true;
             }
         }
@@ -869,7 +887,7 @@ impl Core {
         let mut weirds = Vec::new();
         let partial = matches!(&conn.session, Session::Tcp(t) if t.is_partial());
         for i in which {
-            if conn.analyzers[i].detached && !finishing {
+            if conn.is_detached(i) && !finishing {
                 continue;
             }
             let mut ctx = Ctx {
@@ -908,11 +926,11 @@ impl Core {
                 conn.add_service(service)
             }
             Action::Violation(reason) => {
-                conn.analyzers[index].detached = true;
+                conn.detach(index);
                 self.confirmed_analyzer_failed(conn, index, &reason);
             }
             Action::StartTls => {
-                conn.analyzers[index].detached = true;
+                conn.detach(index);
                 if let Some(spec) = analyzers::spec_by_name("ssl").filter(|s| self.cfg.is_enabled(s.name)) {
                     conn.attach(spec);
                 }
@@ -1151,7 +1169,7 @@ fn count_packet(conn: &mut Conn, is_orig: bool, ip: &IpDatagram) {
 
 /// The earliest network time at which [`should_remove`] can become true for `c` as it is now.
 fn next_check(c: &Conn) -> f64 {
-    let mut due = c.remove_at.unwrap_or(f64::INFINITY);
+    let mut due = c.removal_at().unwrap_or(f64::INFINITY);
     if c.udp_dns {
         due = due.min(c.last + timeouts::DNS_SESSION);
     }
@@ -1169,7 +1187,7 @@ fn next_check(c: &Conn) -> f64 {
 }
 
 fn should_remove(c: &Conn, now: f64) -> bool {
-    if c.remove_at.is_some_and(|t| t <= now) {
+    if c.removal_at().is_some_and(|t| t <= now) {
         if let (Session::Tcp(t), false) = (&c.session, c.close_scheduled) {
             // The attempt timer only ends connections that are still attempts.
             let attempt = t.orig().state == EndpointState::SynSent || t.orig().state == EndpointState::SynAckSent;
@@ -1326,4 +1344,56 @@ fn gtpu_inner(p: &[u8]) -> Option<&[u8]> {
     }
     let inner = p.get(off..)?;
     matches!(inner.first().map(|b| b >> 4), Some(4) | Some(6)).then_some(inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4 TCP segment without payload (checksums zero: the engine is told to ignore them).
+    fn tcp_frame(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
+        let mut frame = vec![0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0];
+        frame.extend_from_slice(&src);
+        frame.extend_from_slice(&dst);
+        frame.extend_from_slice(&sport.to_be_bytes());
+        frame.extend_from_slice(&dport.to_be_bytes());
+        frame.extend_from_slice(&seq.to_be_bytes());
+        frame.extend_from_slice(&ack.to_be_bytes());
+        frame.extend_from_slice(&[5 << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        frame
+    }
+
+    #[test]
+    fn stale_timers_do_not_pile_up() {
+        const CONNS: u16 = 4000;
+        const SYN: u8 = 0x02;
+        const ACK: u8 = 0x10;
+        const FIN_ACK: u8 = 0x11;
+        const SYN_ACK: u8 = 0x12;
+        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
+        let server = [10, 1, 0, 1];
+        let client = |i: u16| [10, 0, (i >> 8) as u8, i as u8];
+        let send = |engine: &mut Engine, ts: f64, frame: Vec<u8>| engine.process_packet(ts, LinkType::Raw, &frame);
+        for i in 0..CONNS {
+            let ts = f64::from(i) * 1e-4;
+            send(&mut engine, ts, tcp_frame(client(i), 40000, server, 80, 100, 0, SYN));
+            send(&mut engine, ts, tcp_frame(server, 80, client(i), 40000, 500, 101, SYN_ACK));
+            send(&mut engine, ts, tcp_frame(client(i), 40000, server, 80, 101, 501, ACK));
+        }
+        // Past the attempt timers, every timer is re-armed for inactivity, minutes out: the closes below arm
+        // earlier ones, and each leaves a stale inactivity timer behind.
+        for i in 0..CONNS {
+            let ts = 6.0 + f64::from(i) * 1e-4;
+            send(&mut engine, ts, tcp_frame(client(i), 40000, server, 80, 101, 501, FIN_ACK));
+            send(&mut engine, ts, tcp_frame(server, 80, client(i), 40000, 501, 102, FIN_ACK));
+            let live = engine.table.len();
+            let bound = live + live / 2 + MIN_STALE_TIMERS;
+            assert!(engine.timers.len() <= bound, "{} timers for {live} connections", engine.timers.len());
+        }
+        assert_eq!(engine.stats().active_connections, u64::from(CONNS), "closed, not yet removed");
+        // The dropped timers were stale: every connection is still removed when its close delay has passed.
+        engine.advance_time(6.0 + timeouts::TCP_CLOSE_DELAY + 2.0);
+        assert_eq!(engine.stats().active_connections, 0);
+        assert_eq!(engine.drain_records().count(), usize::from(CONNS));
+    }
 }

@@ -104,8 +104,9 @@ struct DnsAnalyzer {
     flipped_this_call: bool,
     confirmed: bool,
     settings: Settings,
-    /// TCP message framing, indexed by the engine's `is_orig`.
-    framers: [TcpFramer; 2],
+    /// TCP message framing, indexed by the engine's `is_orig`: created by the first TCP delivery, so that UDP
+    /// connections (nearly all of DNS) carry none.
+    framers: Option<Box<[TcpFramer; 2]>>,
 }
 
 impl DnsAnalyzer {
@@ -121,7 +122,7 @@ impl DnsAnalyzer {
             first_message: true,
             flipped_this_call: false,
             confirmed: false,
-            framers: [TcpFramer::default(), TcpFramer::default()],
+            framers: None,
         }
     }
 
@@ -144,7 +145,9 @@ impl DnsAnalyzer {
         ctx.flip_roles();
         self.flipped_this_call = true;
         // The framers follow the endpoints, whose `is_orig` the flip inverts.
-        self.framers.swap(0, 1);
+        if let Some(framers) = &mut self.framers {
+            framers.swap(0, 1);
+        }
     }
 
     /// One DNS message. `from_orig` is the sender as the engine sees it, `None` when unknown (a partial
@@ -206,8 +209,8 @@ impl DnsAnalyzer {
 
     /// Parses whatever partial message each direction holds (Zeek's `Contents_DNS::Flush`).
     fn flush_partial_messages(&mut self, ctx: &mut Ctx) {
-        for i in 0..self.framers.len() {
-            if let Some(partial) = self.framers[i].flush() {
+        for side in 0..2 {
+            if let Some(partial) = self.framers.as_mut().and_then(|framers| framers[side].flush()) {
                 self.message(ctx, None, &partial);
             }
         }
@@ -221,7 +224,8 @@ impl Analyzer for DnsAnalyzer {
             self.message(ctx, Some(is_orig), data);
             return;
         }
-        let messages = self.framers[usize::from(is_orig)].push(data);
+        let framers = self.framers.get_or_insert_with(Box::default);
+        let messages = framers[usize::from(is_orig)].push(data);
         for msg in messages {
             self.message(ctx, Some(is_orig), &msg);
         }

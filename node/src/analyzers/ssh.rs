@@ -176,12 +176,34 @@ impl KexKind {
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Capabilities {
     is_server: bool,
-    kex: Vec<String>,
-    host_key: Vec<String>,
+    kex: NameList,
+    host_key: NameList,
     /// Client-to-server and server-to-client preference lists.
-    encryption: [Vec<String>; 2],
-    mac: [Vec<String>; 2],
-    compression: [Vec<String>; 2],
+    encryption: [NameList; 2],
+    mac: [NameList; 2],
+    compression: [NameList; 2],
+}
+
+/// An SSH name-list kept as one comma-joined string: the lists live until ssh.log is written, and a string per
+/// name cost several times the names' own bytes. Names are never empty and hold no comma (the wire list is split
+/// at commas before each name is decoded).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct NameList(Box<str>);
+
+impl NameList {
+    /// `name_list_to_vector`: comma-separated names, empty ones dropped.
+    fn parse(raw: &[u8]) -> Self {
+        let names: Vec<String> = raw.split(|&b| b == b',').filter(|n| !n.is_empty()).map(bytes_to_log_string).collect();
+        NameList(names.join(",").into_boxed_str())
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.split(',').filter(|n| !n.is_empty())
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.names().any(|n| n == name)
+    }
 }
 
 /// The script-level `SSH::Info`.
@@ -220,7 +242,7 @@ pub struct SshAnalyzer {
     client_banner: BannerVersion,
     server_banner: BannerVersion,
     /// The first KEXINIT's kex list and which side sent it (`kex_algs_cache_`).
-    first_kex: Option<(bool, Vec<String>)>,
+    first_kex: Option<(bool, NameList)>,
     kex_kind: Option<KexKind>,
     auth: AuthInference,
     confirmed: bool,
@@ -395,7 +417,7 @@ impl SshAnalyzer {
             None => self.first_kex = Some((is_orig, caps.kex.clone())),
             Some((first_orig, first_list)) if *first_orig != is_orig && self.kex_kind.is_none() => {
                 let (client, server) = if is_orig { (&caps.kex, first_list) } else { (first_list, &caps.kex) };
-                if let Some(alg) = client.iter().find(|a| server.contains(a)) {
+                if let Some(alg) = client.names().find(|a| server.contains(a)) {
                     self.kex_kind = KexKind::of(alg);
                 }
             }
@@ -536,17 +558,12 @@ fn ssh_string(data: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((value, &data[4 + len..]))
 }
 
-/// `name_list_to_vector`: comma-separated names, empty ones dropped.
-fn name_list(raw: &[u8]) -> Vec<String> {
-    raw.split(|&b| b == b',').filter(|n| !n.is_empty()).map(bytes_to_log_string).collect()
-}
-
 fn parse_kexinit(payload: &[u8], is_server: bool) -> Option<Capabilities> {
     let mut rest = payload.get(16..)?; // cookie
-    let mut lists: Vec<Vec<String>> = Vec::with_capacity(10);
+    let mut lists: Vec<NameList> = Vec::with_capacity(10);
     for _ in 0..10 {
         let (raw, r) = ssh_string(rest)?;
-        lists.push(name_list(raw));
+        lists.push(NameList::parse(raw));
         rest = r;
     }
     let mut it = lists.into_iter();
@@ -562,12 +579,15 @@ fn parse_kexinit(payload: &[u8], is_server: bool) -> Option<Capabilities> {
 }
 
 /// `find_alg`: the client's first algorithm the server also supports.
-fn negotiated_alg(client: &[String], server: &[String]) -> String {
-    client.iter().find(|c| server.contains(c)).cloned().unwrap_or_else(|| "Algorithm negotiation failed".to_string())
+fn negotiated_alg(client: &NameList, server: &NameList) -> String {
+    client
+        .names()
+        .find(|c| server.contains(c))
+        .map_or_else(|| "Algorithm negotiation failed".to_string(), str::to_string)
 }
 
 /// `find_bidirectional_alg`: one name when both directions agree.
-fn bidirectional_alg(client: &[Vec<String>; 2], server: &[Vec<String>; 2]) -> String {
+fn bidirectional_alg(client: &[NameList; 2], server: &[NameList; 2]) -> String {
     let to_server = negotiated_alg(&client[0], &server[0]);
     let to_client = negotiated_alg(&client[1], &server[1]);
     if to_server == to_client { to_server } else { format!("To server: {to_server}, to client: {to_client}") }

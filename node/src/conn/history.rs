@@ -15,8 +15,71 @@ pub mod mask {
 
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    pub letters: String,
+    pub letters: Letters,
     seen: u32,
+}
+
+/// Letters a history holds without a heap allocation: nearly every connection's history (`ShADadFf`, with a few
+/// retransmission or gap letters) fits.
+const INLINE_LETTERS: usize = 22;
+
+/// A history's letters: inline while short (the size of a `String`, without its allocation), on the heap after.
+#[derive(Clone)]
+pub enum Letters {
+    Inline { len: u8, bytes: [u8; INLINE_LETTERS] },
+    Spilled(Box<String>),
+}
+
+impl Default for Letters {
+    fn default() -> Self {
+        Letters::Inline { len: 0, bytes: [0; INLINE_LETTERS] }
+    }
+}
+
+impl Letters {
+    /// Appends one ASCII letter (history codes are all ASCII).
+    fn push(&mut self, code: char) {
+        match self {
+            Letters::Inline { len, bytes } if usize::from(*len) < INLINE_LETTERS && code.is_ascii() => {
+                bytes[usize::from(*len)] = code as u8;
+                *len += 1;
+            }
+            Letters::Inline { .. } => {
+                let mut spilled = String::with_capacity(2 * INLINE_LETTERS);
+                spilled.push_str(self.as_str());
+                spilled.push(code);
+                *self = Letters::Spilled(Box::new(spilled));
+            }
+            Letters::Spilled(letters) => letters.push(code),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Only ASCII is ever stored inline.
+            Letters::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default(),
+            Letters::Spilled(letters) => letters,
+        }
+    }
+}
+
+impl std::ops::Deref for Letters {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Letters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<&str> for Letters {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 impl History {
@@ -108,6 +171,20 @@ mod tests {
         assert_eq!(h.letters, "TT", "at u32::MAX and every bump after");
         assert!((0..10).map(|e| 10u32.pow(e)).all(is_power_of_ten));
         assert!(![0, 2, 11, 20, 101, 1_000_001].into_iter().any(is_power_of_ten));
+    }
+
+    #[test]
+    fn long_histories_move_to_the_heap_unchanged() {
+        let mut h = History::default();
+        let mut expected = String::new();
+        for i in 0..3 * INLINE_LETTERS {
+            let code = if i % 2 == 0 { 'T' } else { 'G' };
+            h.add(i % 3 == 0, code);
+            expected.push(if i % 3 == 0 { code } else { code.to_ascii_lowercase() });
+            assert_eq!(h.letters, expected.as_str());
+        }
+        assert!(matches!(h.letters, Letters::Spilled(_)));
+        assert_eq!(std::mem::size_of::<Letters>(), std::mem::size_of::<String>());
     }
 
     #[test]

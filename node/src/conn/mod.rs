@@ -10,7 +10,7 @@ mod uid;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-pub use history::History;
+pub use history::{History, Letters};
 pub use reassembly::{Chunk, Stream};
 pub use table::{ConnTable, Slot};
 pub use tcp::{EndpointState, TcpOutcome, TcpSession};
@@ -57,12 +57,11 @@ pub enum Session {
     Other,
 }
 
-/// An analyzer attached to a connection, with the spec it was built from.
+/// An analyzer attached to a connection, with the spec it was built from. Whether it was detached is a bit in
+/// [`Conn`] (a flag here would pad the entry from 24 to 32 bytes).
 pub struct Attached {
     pub spec: &'static AnalyzerSpec,
     pub analyzer: Box<dyn Analyzer>,
-    /// Stops receiving data (violation, or handed over to TLS).
-    pub detached: bool,
 }
 
 impl Attached {
@@ -110,6 +109,9 @@ impl DpdBuffer {
     }
 }
 
+/// The most analyzers one connection holds: the bits of [`Conn`]'s detached set.
+pub const MAX_ANALYZERS: usize = u32::BITS as usize;
+
 /// Appends to a boxed slice (reallocated to exactly the new length).
 fn push_exact<T>(slice: &mut Box<[T]>, item: T) {
     let mut items = std::mem::take(slice).into_vec();
@@ -134,10 +136,13 @@ pub struct Conn {
     /// connection at most, and a slice is a word smaller with no spare room.
     pub services: Box<[&'static str]>,
     pub analyzers: Box<[Attached]>,
+    /// Bit `i` set: `analyzers[i]` stops receiving data (violation, or handed over to TLS).
+    detached_analyzers: u32,
     /// First payload seen per direction (content detection runs once per side).
     pub saw_payload: [bool; 2],
-    /// When the engine should remove this connection, if scheduled (close, attempt, reset).
-    pub remove_at: Option<f64>,
+    /// When the engine should remove this connection, if scheduled (close, attempt, reset); infinite when not
+    /// (a plain `f64` is half an `Option<f64>`). Read and written through [`Conn::removal_at`].
+    remove_at: f64,
     pub local_orig: Option<bool>,
     pub local_resp: Option<bool>,
     /// `remove_at` is a close (not the attempt timer).
@@ -180,8 +185,9 @@ impl Conn {
             missed_bytes: 0,
             services: Box::default(),
             analyzers: Box::default(),
+            detached_analyzers: 0,
             saw_payload: [false; 2],
-            remove_at: None,
+            remove_at: f64::INFINITY,
             local_orig: None,
             local_resp: None,
             close_scheduled: false,
@@ -193,6 +199,16 @@ impl Conn {
             dpd: None,
             dpd_done: false,
         }
+    }
+
+    /// When the engine should remove this connection, if scheduled.
+    pub fn removal_at(&self) -> Option<f64> {
+        self.remove_at.is_finite().then_some(self.remove_at)
+    }
+
+    /// Schedules (a finite time) or unschedules (`None`) the removal.
+    pub fn set_removal_at(&mut self, at: Option<f64>) {
+        self.remove_at = at.unwrap_or(f64::INFINITY);
     }
 
     /// The key of this connection in the session table (the same for both directions).
@@ -260,10 +276,29 @@ impl Conn {
         self.services = services.into_boxed_slice();
     }
 
-    /// Attaches a new analyzer built by `spec`.
+    /// Attaches a new analyzer built by `spec`. A connection holds at most [`MAX_ANALYZERS`] (one per detached
+    /// bit); there are fewer specs than that, and each is attached once at most but for the TLS hand-over.
     pub fn attach(&mut self, spec: &'static AnalyzerSpec) {
+        if self.analyzers.len() >= MAX_ANALYZERS {
+            return;
+        }
         let analyzer = (spec.new)(self.id.proto);
-        push_exact(&mut self.analyzers, Attached { spec, analyzer, detached: false });
+        push_exact(&mut self.analyzers, Attached { spec, analyzer });
+    }
+
+    /// Whether `analyzers[index]` was detached.
+    pub fn is_detached(&self, index: usize) -> bool {
+        self.detached_analyzers & (1 << index) != 0
+    }
+
+    /// `analyzers[index]` receives no more data (it is still finished with the connection).
+    pub fn detach(&mut self, index: usize) {
+        self.detached_analyzers |= 1 << index;
+    }
+
+    /// Some analyzer still receives data.
+    pub fn has_attached_analyzer(&self) -> bool {
+        (0..self.analyzers.len()).any(|i| !self.is_detached(i))
     }
 
     /// Content detection is over: its buffers are freed.
@@ -301,7 +336,8 @@ impl Conn {
             (Value::Unset, Value::Unset, Value::Unset)
         };
         let service = if self.services.is_empty() { Value::Unset } else { Value::str(self.services.join(",")) };
-        let history = if self.history.letters.is_empty() { Value::Unset } else { Value::str(&self.history.letters) };
+        let history =
+            if self.history.letters.is_empty() { Value::Unset } else { Value::str(self.history.letters.as_str()) };
         let parents = match &self.rare {
             Some(rare) if !rare.tunnel_parents.is_empty() => Value::str_set(rare.tunnel_parents.iter().cloned()),
             _ => Value::Unset,

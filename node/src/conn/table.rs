@@ -62,6 +62,11 @@ impl ConnTable {
     }
 
     /// The connection in `slot`, if any.
+    pub fn slot(&self, slot: Slot) -> Option<&Conn> {
+        self.slots.get(slot as usize).and_then(|c| c.as_deref())
+    }
+
+    /// The connection in `slot`, if any.
     pub fn slot_mut(&mut self, slot: Slot) -> Option<&mut Conn> {
         self.slots.get_mut(slot as usize).and_then(|c| c.as_deref_mut())
     }

@@ -28,7 +28,8 @@ fn seq_delta(a: u32, b: u32) -> i32 {
 pub struct Endpoint {
     pub state: EndpointState,
     pub prev_state: EndpointState,
-    start_seq: i64,
+    /// The initial sequence number (a 32-bit wire value; arithmetic on it is done in 64 bits).
+    start_seq: u32,
     last_seq: u32,
     ack_seq: u32,
     seq_wraps: u32,
@@ -40,9 +41,11 @@ pub struct Endpoint {
     window_ack_seq: u32,
     pub fin_cnt: u32,
     pub did_close: bool,
-    hist_last_syn: u64,
-    hist_last_fin: u64,
-    hist_last_rst: u64,
+    /// The low 32 bits of the relative sequence of the last SYN, FIN and RST, for the history's repeat
+    /// letters: two of them only compare equal here, not in Zeek's 64 bits, when 4 GiB apart exactly.
+    hist_last_syn: u32,
+    hist_last_fin: u32,
+    hist_last_rst: u32,
     rxmit: Scaled,
     zero_window: Scaled,
     pub(crate) checksum_errors: Scaled,
@@ -57,8 +60,12 @@ impl Endpoint {
         }
     }
 
-    fn init_start_seq(&mut self, seq: i64) {
+    fn init_start_seq(&mut self, seq: u32) {
         self.start_seq = seq;
+    }
+
+    fn start_seq64(&self) -> i64 {
+        i64::from(self.start_seq)
     }
 
     fn update_last_seq(&mut self, seq: u32) {
@@ -80,16 +87,16 @@ impl Endpoint {
     }
 
     fn start_seq32(&self) -> u32 {
-        self.start_seq as u32
+        self.start_seq
     }
 
     fn no_data_acked(&self) -> bool {
         let ack = Self::full(self.ack_seq, self.ack_wraps) as i64;
-        ack == self.start_seq || ack == self.start_seq + 1
+        ack == self.start_seq64() || ack == self.start_seq64() + 1
     }
 
     fn to_relative(&self, seq: u32, wraps: u32) -> u64 {
-        (Self::full(seq, wraps) as i64).wrapping_sub(self.start_seq) as u64
+        (Self::full(seq, wraps) as i64).wrapping_sub(self.start_seq64()) as u64
     }
 
     /// Bytes this endpoint sent, from sequence numbers (Zeek's `TCP_Endpoint::Size`).
@@ -103,7 +110,7 @@ impl Endpoint {
         }
         let last = Self::full(self.last_seq, self.seq_wraps) as i64;
         let ack = Self::full(self.ack_seq, self.ack_wraps) as i64;
-        let mut size = if last > ack { last - self.start_seq } else { ack - self.start_seq } as u64;
+        let mut size = if last > ack { last - self.start_seq64() } else { ack - self.start_seq64() } as u64;
         // The SYN (real or assumed) and the FIN take a sequence number each but carry no data.
         size = size.saturating_sub(1);
         if self.fin_cnt > 0 {
@@ -122,11 +129,11 @@ impl Endpoint {
                 let mut last = last_seq;
                 if flags.syn() {
                     self.ack_seq = first_seq;
-                    self.init_start_seq(i64::from(first_seq));
+                    self.init_start_seq(first_seq);
                 } else {
                     // A partial connection: number as though a SYN had been seen.
                     self.ack_seq = first_seq.wrapping_sub(1);
-                    self.init_start_seq(i64::from(first_seq.wrapping_sub(1)));
+                    self.init_start_seq(first_seq.wrapping_sub(1));
                     last = first_seq;
                 }
                 self.last_seq = last;
@@ -158,7 +165,7 @@ impl Endpoint {
     }
 
     fn reinit(&mut self, first_seq: u32, last_seq: u32) {
-        self.init_start_seq(i64::from(first_seq));
+        self.init_start_seq(first_seq);
         self.ack_seq = first_seq;
         self.last_seq = last_seq;
     }
@@ -379,23 +386,23 @@ impl TcpSession {
         } else if bits == 1 {
             if flags.syn() {
                 let code = if flags.ack() { 'H' } else { 'S' };
-                if h.check(is_orig, mask::SYN, code) && rel_seq != ep.hist_last_syn {
+                if h.check(is_orig, mask::SYN, code) && rel_seq as u32 != ep.hist_last_syn {
                     h.add(is_orig, code);
                 }
-                ep.hist_last_syn = rel_seq;
+                ep.hist_last_syn = rel_seq as u32;
             }
             if flags.fin() {
                 let fin_seq = rel_seq.wrapping_add(u64::from(len));
-                if h.check(is_orig, mask::FIN, 'F') && fin_seq != ep.hist_last_fin {
+                if h.check(is_orig, mask::FIN, 'F') && fin_seq as u32 != ep.hist_last_fin {
                     h.add(is_orig, 'F');
                 }
-                ep.hist_last_fin = fin_seq;
+                ep.hist_last_fin = fin_seq as u32;
             }
             if flags.rst() {
-                if h.check(is_orig, mask::RST, 'R') && rel_seq != ep.hist_last_rst {
+                if h.check(is_orig, mask::RST, 'R') && rel_seq as u32 != ep.hist_last_rst {
                     h.add(is_orig, 'R');
                 }
-                ep.hist_last_rst = rel_seq;
+                ep.hist_last_rst = rel_seq as u32;
             }
         } else if len > 0 {
             h.check(is_orig, mask::DATA, 'D');
@@ -484,7 +491,7 @@ impl TcpSession {
         }
         let peer = &mut self.ep[other];
         let start = ack_seq.wrapping_sub(1);
-        peer.init_start_seq(i64::from(start));
+        peer.init_start_seq(start);
         peer.ack_seq = start;
         peer.last_seq = start;
     }

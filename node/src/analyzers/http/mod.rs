@@ -61,7 +61,12 @@ enum Expect {
 #[derive(Default)]
 struct Direction {
     lines: ContentLine,
-    message: Option<Message>,
+    /// The message in progress, boxed: most of a connection's life has none (the box is freed once the message
+    /// finishes, `message_finished` remembers that one was there).
+    message: Option<Box<Message>>,
+    /// The last message finished and was freed: "a finished message" is not "no message" to the parser (the
+    /// HTTP/0.9 path and the unexpected-data weird tell them apart).
+    message_finished: bool,
     state: Expect,
     ongoing: bool,
     version: Version,
@@ -84,6 +89,26 @@ fn take_event_buffer() -> Vec<MsgEvent> {
 fn return_event_buffer(mut events: Vec<MsgEvent>) {
     events.clear();
     SPARE_EVENTS.with(|spare| spare.set(events));
+}
+
+impl Direction {
+    /// A message was started and not discarded, whether it finished or not.
+    fn has_message(&self) -> bool {
+        self.message.is_some() || self.message_finished
+    }
+
+    /// Frees the message once it finished: a finished message ignores whatever it is given.
+    fn free_finished_message(&mut self) {
+        if self.message.as_ref().is_some_and(|m| m.finished()) {
+            self.message = None;
+            self.message_finished = true;
+        }
+    }
+
+    fn discard_message(&mut self) {
+        self.message = None;
+        self.message_finished = false;
+    }
 }
 
 #[derive(Default)]
@@ -116,17 +141,19 @@ impl Http {
         let mut events = take_event_buffer();
         let mut io = Io { lines: &mut dir.lines, events: &mut events, flags: &mut self.flags, is_orig };
         f(message, &mut io);
+        dir.free_finished_message();
         self.handle_events(ctx, is_orig, events);
     }
 
     fn new_message(&mut self, ctx: &mut Ctx, is_orig: bool, expect: BodyExpect) {
         let mut events = take_event_buffer();
         let dir = if is_orig { &mut self.orig } else { &mut self.resp };
-        if dir.message.as_ref().is_some_and(|m| !m.finished()) {
+        if dir.message.is_some() {
             ctx.weird("HTTP_overlapping_messages", None, SOURCE);
         }
         let mut io = Io { lines: &mut dir.lines, events: &mut events, flags: &mut self.flags, is_orig };
-        dir.message = Some(Message::new(&mut io, expect));
+        dir.message = Some(Box::new(Message::new(&mut io, expect)));
+        dir.message_finished = false;
         self.handle_events(ctx, is_orig, events);
     }
 
@@ -219,7 +246,7 @@ impl Http {
     }
 
     fn plain_data(&mut self, ctx: &mut Ctx, is_orig: bool, bytes: &[u8]) {
-        if self.dir(is_orig).message.is_none() {
+        if !self.dir(is_orig).has_message() {
             let name = if is_orig { "unexpected_client_HTTP_data" } else { "unexpected_server_HTTP_data" };
             ctx.weird(name, None, SOURCE);
             return;
@@ -304,10 +331,10 @@ impl Http {
             if request.method != b"GET" {
                 ctx.weird("invalid_http_09_request_method", Some(bytes_to_log_string(&request.method)), SOURCE);
             }
-            if self.resp.message.is_some() {
+            if self.resp.has_message() {
                 ctx.weird("http_09_reply_before_request", None, SOURCE);
                 self.with_message(ctx, false, |m, io| m.done(io));
-                self.resp.message = None;
+                self.resp.discard_message();
             }
             self.resp.state = Expect::Http09;
         }
@@ -354,7 +381,7 @@ impl Http {
 
     /// An HTTP/0.9 reply: everything the server sends, until it closes.
     fn deliver_http09_reply(&mut self, ctx: &mut Ctx, data: &[u8]) {
-        if self.resp.message.is_none() {
+        if !self.resp.has_message() {
             self.set_version(ctx, false, VERSION_09);
             if self.unanswered.pop_front().is_some() {
                 self.confirm(ctx);

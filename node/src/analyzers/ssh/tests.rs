@@ -159,12 +159,13 @@ fn names_and_versions() {
     assert_eq!(logged_version("SSH-1.5-x", "SSH-2.0-y"), Some(0));
     assert_eq!(logged_version("SSH-2.0-x", "SSH-2.0-y"), Some(2));
     assert_eq!(logged_version("SSH-", "SSH-2.0-y"), None);
-    assert_eq!(name_list(b"a,,b,"), vec!["a", "b"]);
-    assert_eq!(
-        bidirectional_alg(&[vec!["x".into()], vec!["y".into()]], &[vec!["x".into()], vec!["y".into()]]),
-        "To server: x, to client: y"
-    );
-    assert_eq!(negotiated_alg(&["a".into()], &["b".into()]), "Algorithm negotiation failed");
+    assert_eq!(NameList::parse(b"a,,b,").names().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(NameList::parse(b",\xff,c").names().collect::<Vec<_>>(), ["\\xff", "c"]);
+    let list = |names: &[u8]| NameList::parse(names);
+    assert_eq!(bidirectional_alg(&[list(b"x"), list(b"y")], &[list(b"x"), list(b"y")]), "To server: x, to client: y");
+    assert_eq!(negotiated_alg(&list(b"c,a,b"), &list(b"b,a")), "a", "the client's order decides");
+    assert_eq!(negotiated_alg(&list(b"a"), &list(b"b")), "Algorithm negotiation failed");
+    assert!(!list(b"ab").contains("a"), "whole names only");
     assert_eq!(base64(b"any carnal pleas"), "YW55IGNhcm5hbCBwbGVhcw==");
     assert!(detect(Proto::Tcp, true, b"SSH-2.0-OpenSSH\r\n"));
     assert!(!detect(Proto::Tcp, true, b"HTTP/1.1 200"));
