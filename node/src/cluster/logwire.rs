@@ -456,13 +456,18 @@ mod tests {
         LogRecord::new(&CONN, values)
     }
 
-    #[test]
-    fn batches_round_trip() {
-        let records = vec![
+    /// Two conn records around a cluster.log record: two streams, one of them split.
+    fn two_streams() -> Vec<LogRecord> {
+        vec![
             conn_record("C1"),
             LogRecord::new(&CLUSTER_LOG, vec![Value::Time(2.0), Value::str("m"), Value::str("x")]),
             conn_record("C2"),
-        ];
+        ]
+    }
+
+    #[test]
+    fn batches_round_trip() {
+        let records = two_streams();
         let batch = encode_batch(7, "worker-1", &records);
         assert_eq!(batch.streams.len(), 2);
         assert_eq!(batch_len(&batch), 3);
@@ -548,11 +553,7 @@ mod tests {
 
     #[test]
     fn checked_batches_hand_out_the_rows_in_order() {
-        let records = vec![
-            conn_record("C1"),
-            LogRecord::new(&CLUSTER_LOG, vec![Value::Time(2.0), Value::str("m"), Value::str("x")]),
-            conn_record("C2"),
-        ];
+        let records = two_streams();
         let streams = check_batch(encode_batch(3, "w", &records)).unwrap();
         let mut seen = Vec::new();
         for s in &streams {

@@ -192,8 +192,7 @@ impl Inbox {
         inbox
     }
 
-    /// Queues what other workers publish as `event` (this worker's own publications come back too and are
-    /// skipped); every delivery counts as handled for the barrier waves.
+    /// Queues what other workers publish as `event`.
     fn on<T: 'static>(
         &self,
         node: &Node,
@@ -203,20 +202,8 @@ impl Inbox {
         parse: fn(&Event) -> Option<T>,
         queue: fn(&mut Arrivals, T),
     ) {
-        let (arrivals, activity) = (Arc::clone(&self.0), activity.clone());
-        node.on(
-            event,
-            Arc::new(move |n: &Node, r: &Received| {
-                activity.handled();
-                if r.origin() == n.name() {
-                    return;
-                }
-                match parse(&r.event) {
-                    Some(item) => queue(&mut lock(&arrivals), item),
-                    None => tracing::warn!(origin = %r.origin(), "{what} this worker cannot use"),
-                }
-            }),
-        );
+        let arrivals = Arc::clone(&self.0);
+        on_from_other_workers(node, activity, event, what, parse, move |item| queue(&mut lock(&arrivals), item));
     }
 
     /// The expectations raised by packet time `now`, and every report.
@@ -285,30 +272,43 @@ fn shared_expectations(node: &Node, activity: &Activity) -> Arc<SharedExpectatio
         }
     })));
     // The handler holds the board weakly: the board's forwarder holds the node, which holds its handlers.
-    let (board, activity) = (Arc::downgrade(&shared), activity.clone());
+    let board = Arc::downgrade(&shared);
+    on_from_other_workers(node, activity, EXPECT_EVENT, "an expectation", expectation_from_event, move |(e, at)| {
+        let Some(board) = board.upgrade() else { return };
+        // The data connection's analyzer finds its channel in the process's `ftp_data_expected` table, where a
+        // control session of this worker would have put it; without the entry it would not analyse the file.
+        if e.analyzer == Some(ftp::DATA_SPEC.name) {
+            let _ = ftp::expect_remote_channel(e.resp_h, e.resp_p, at);
+        }
+        board.post(Poster::Remote, vec![e], at);
+    });
+    shared
+}
+
+/// Hands what other workers publish as `event`, parsed, to `deliver` (this worker's own publications come back too
+/// and are skipped); every delivery counts as handled for the barrier waves.
+fn on_from_other_workers<T: 'static>(
+    node: &Node,
+    activity: &Activity,
+    event: &'static str,
+    what: &'static str,
+    parse: fn(&Event) -> Option<T>,
+    deliver: impl Fn(T) + Send + Sync + 'static,
+) {
+    let activity = activity.clone();
     node.on(
-        EXPECT_EVENT,
+        event,
         Arc::new(move |n: &Node, r: &Received| {
             activity.handled();
             if r.origin() == n.name() {
                 return;
             }
-            match (board.upgrade(), expectation_from_event(&r.event)) {
-                (Some(board), Some((e, raised_at))) => {
-                    // The data connection's analyzer finds its channel in the process's `ftp_data_expected`
-                    // table, where a control session of this worker would have put it; without the entry it
-                    // would not analyse the transfer's file.
-                    if e.analyzer == Some(ftp::DATA_SPEC.name) {
-                        let _ = ftp::expect_remote_channel(e.resp_h, e.resp_p, raised_at);
-                    }
-                    board.post(Poster::Remote, vec![e], raised_at);
-                }
-                (Some(_), None) => tracing::warn!(origin = %r.origin(), "an expectation this worker cannot use"),
-                (None, _) => {}
+            match parse(&r.event) {
+                Some(item) => deliver(item),
+                None => tracing::warn!(origin = %r.origin(), "{what} this worker cannot use"),
             }
         }),
     );
-    shared
 }
 
 fn report(node: &Node, s: &EngineStats) {
