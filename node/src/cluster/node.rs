@@ -98,6 +98,15 @@ pub struct NodeConfig {
 pub struct Received {
     pub header: Arc<Header>,
     pub event: Event,
+    /// The pool route of a keyed publish (`publish_hrw`), checked against the view of its arrival.
+    pub(super) route: Option<AcceptedRoute>,
+}
+
+/// A keyed message's route and the view epoch under which this node found itself its owner.
+#[derive(Debug, Clone)]
+pub(super) struct AcceptedRoute {
+    pub route: Box<pb::PoolRoute>,
+    pub view_epoch: u64,
 }
 
 impl Received {
@@ -630,6 +639,7 @@ impl Node {
         let received = Received {
             header: self.header(&topic::node_topic(self.name())),
             event: Event::new(event, vec![Data::Str(l.name.clone()), Data::Enum(l.role.as_str().into())]),
+            route: None,
         };
         let _ = self.0.local_tx.try_send(received);
     }
@@ -708,9 +718,7 @@ impl Node {
                 self.ensure_dial(&m.name, &m.advertise);
             }
         }
-        if self.role() == Role::Proxy {
-            self.hand_off_state(&view);
-        }
+        // Keyed state moves on the dispatcher (`dispatch_loop`), in order with the events it handles.
         self.0.shipper.nudge();
     }
 
@@ -760,6 +768,17 @@ impl Node {
     /// The node's keyed state tables (used on proxies).
     pub fn state(&self) -> MutexGuard<'_, StateStore> {
         lock(&self.0.state)
+    }
+
+    /// Catches the dispatcher up with the newest view: a proxy hands the keys it no longer owns to their owners.
+    fn settle_view(&self, settled: &mut Arc<View>) {
+        if self.0.view_tx.borrow().epoch == settled.epoch {
+            return;
+        }
+        *settled = self.view();
+        if self.role() == Role::Proxy {
+            self.hand_off_state(settled);
+        }
     }
 
     fn hand_off_state(&self, view: &View) {
@@ -918,17 +937,33 @@ impl ShipRoute for Node {
 /// Deliveries the dispatcher takes from its queue at a time.
 const DISPATCH_BATCH: usize = 256;
 
+/// Runs the handlers of delivered events, one at a time, and (on a proxy) hands keyed state to its new owners when the
+/// view changes. Both happen here so that they are ordered: an event accepted under an older view is either applied
+/// before its key's state moves (and moves with it) or, after, re-routed to the new owner; never applied to a key
+/// this proxy no longer owns, which would split a count between two proxies.
 async fn dispatch_loop(node: Node, mut rx: mpsc::Receiver<Received>) {
     let mut shutdown = node.shutdown_signal();
+    let mut views = node.watch_view();
+    let mut settled = node.view();
     // Taken in batches: the scheduler gives a task a budget of queue operations per turn, so a dispatcher taking one
     // event per operation falls behind a link reader that queues a frame's worth of events per operation.
     let mut batch = Vec::with_capacity(DISPATCH_BATCH);
     loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, DISPATCH_BATCH) => if n == 0 { break },
+            changed = views.changed() => if changed.is_err() { break },
             _ = shutdown.changed() => break,
         }
+        node.settle_view(&mut settled);
         for r in batch.drain(..) {
+            node.settle_view(&mut settled);
+            if let Some(accepted) = &r.route
+                && accepted.view_epoch < settled.epoch
+                && let Some(owner) = node.moved_owner(&accepted.route, &settled)
+            {
+                node.reroute(&r.header, &accepted.route, &settled, &owner, Payload::Event(r.event));
+                continue;
+            }
             let handlers = node.0.handlers.read().unwrap_or_else(|e| e.into_inner()).get(&r.event.name).cloned();
             for h in handlers.iter().flat_map(|list| list.iter()) {
                 h(&node, &r);

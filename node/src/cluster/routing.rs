@@ -11,7 +11,8 @@ use super::data::{Data, Event};
 use super::envelope::{self, Envelope, Header};
 use super::hrw;
 use super::link::Link;
-use super::node::{Node, Received, lock};
+use super::membership::View;
+use super::node::{AcceptedRoute, Node, Received, lock};
 use super::pool::{PublishError, hrw_owner};
 use super::proto::pb;
 use super::role::Role;
@@ -159,12 +160,14 @@ impl Node {
             }
         }
         if local {
+            // Our own keyed publish: we owned the key under the view it was routed with.
+            let accepted = |route: Box<pb::PoolRoute>| AcceptedRoute { view_epoch: route.epoch, route };
             let delivered = match local_event {
                 Some(event) => {
-                    self.deliver(Arc::clone(&header), event);
+                    self.enqueue(Received { header: Arc::clone(&header), event, route: route.map(accepted) });
                     Ok(())
                 }
-                None => self.deliver_wire(message(Arc::clone(&header))),
+                None => self.deliver_wire(message(Arc::clone(&header)), route.as_ref().map_or(0, |r| r.epoch)),
             };
             match delivered {
                 Ok(()) => reached += 1,
@@ -201,19 +204,39 @@ impl Node {
     }
 
     /// Hands an event to this node's handlers.
-    pub(super) fn deliver(&self, header: Arc<Header>, event: Event) {
+    fn enqueue(&self, r: Received) {
         self.0.events_in.fetch_add(1, Ordering::Relaxed);
-        self.0.metrics.event_in(&header.topic);
-        if self.0.local_tx.try_send(Received { header, event }).is_err() {
+        self.0.metrics.event_in(&r.header.topic);
+        if self.0.local_tx.try_send(r).is_err() {
             self.0.metrics.publish_error("local_queue_full");
         }
     }
 
-    /// Decodes a message's event and hands it to this node's handlers.
-    fn deliver_wire(&self, e: Envelope) -> Result<(), super::data::DataError> {
+    /// Decodes a message's event and hands it to this node's handlers, with the pool route it was accepted under.
+    fn deliver_wire(&self, e: Envelope, view_epoch: u64) -> Result<(), super::data::DataError> {
         let event = e.decode_event()?;
-        self.deliver(e.header, event);
+        let route = e.route.map(|route| AcceptedRoute { route, view_epoch });
+        self.enqueue(Received { header: e.header, event, route });
         Ok(())
+    }
+
+    /// The owner of a keyed message under `view`, if that is not this node: it was routed with an older view.
+    pub(super) fn moved_owner(&self, route: &pb::PoolRoute, view: &View) -> Option<String> {
+        if route.epoch >= view.epoch || route.hops >= MAX_REROUTE_HOPS {
+            return None;
+        }
+        let pool = route.pool.parse::<Role>().ok()?;
+        hrw::owner(self.pool(view, pool), &hrw::PoolKey(route.key.clone()))
+            .filter(|o| *o != self.name())
+            .map(str::to_string)
+    }
+
+    /// Forwards a keyed message to its owner under `view`.
+    pub(super) fn reroute(&self, header: &Header, route: &pb::PoolRoute, view: &View, owner: &str, payload: Payload) {
+        let route = pb::PoolRoute { epoch: view.epoch, hops: route.hops + 1, ..route.clone() };
+        let header = Arc::new(Header { topic: topic::node_topic(owner), ..header.clone() });
+        self.0.metrics.rerouted.inc();
+        let _ = self.route(header, Some(route), payload, &[owner], false);
     }
 
     /// The messages of one frame (`Message` or `Messages`), each handled as if it came alone, except that what the
@@ -261,24 +284,16 @@ impl Node {
     /// A message addressed to this node: re-routed if it was routed with an older view and is not ours any more,
     /// otherwise delivered to our handlers if we subscribe to its topic.
     fn receive(&self, from: &Arc<Link>, m: Envelope) {
-        if let Some(route) = m.route.as_ref() {
-            let view = self.view();
-            if route.epoch < view.epoch && route.hops < MAX_REROUTE_HOPS {
-                let pool = route.pool.parse::<Role>().ok();
-                let owner = pool.and_then(|p| hrw::owner(self.pool(&view, p), &hrw::PoolKey(route.key.clone())));
-                if let Some(owner) = owner.filter(|o| *o != self.name()).map(str::to_string) {
-                    let route = pb::PoolRoute { epoch: view.epoch, hops: route.hops + 1, ..(**route).clone() };
-                    let header = Arc::new(Header { topic: topic::node_topic(&owner), ..(*m.header).clone() });
-                    self.0.metrics.rerouted.inc();
-                    let _ = self.route(header, Some(route), Payload::Wire(m.event), &[&owner], false);
-                    return;
-                }
-            }
+        let view = self.view();
+        if let Some(route) = m.route.as_deref()
+            && let Some(owner) = self.moved_owner(route, &view)
+        {
+            return self.reroute(&m.header, route, &view, &owner, Payload::Wire(m.event));
         }
         let subscribed = self.0.subs.read().unwrap_or_else(|e| e.into_inner()).matches(&m.header.topic);
         if !subscribed {
             self.0.metrics.publish_error("not_subscribed");
-        } else if let Err(bad) = self.deliver_wire(m) {
+        } else if let Err(bad) = self.deliver_wire(m, view.epoch) {
             self.refuse(from, 2, &bad.to_string());
         }
     }
