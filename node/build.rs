@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // forwards events and a log shipper resends a batch without a copy.
     tonic_prost_build::configure()
         .bytes(".zeek.cluster.v1.Message.event")
+        .bytes(".zeek.cluster.v1.Message.events")
         .bytes(".zeek.cluster.v1.LogStream.rows")
         .build_client(true)
         .build_server(true)

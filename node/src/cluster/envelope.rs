@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use prost::Message as _;
 
 use super::data::{DataError, Event};
@@ -76,28 +76,93 @@ impl HeaderCache {
     }
 }
 
-/// One message: a header shared with its neighbours, the HRW route it was published with, the encoded event.
+/// One message: a header shared with its neighbours, the HRW route it was published with, its encoded event(s).
 #[derive(Debug, Clone)]
 pub struct Envelope {
     pub header: Arc<Header>,
     /// Boxed: most messages have none, and envelopes are moved through queues.
     pub route: Option<Box<pb::PoolRoute>>,
-    /// An encoded `pb::Event`.
-    pub event: Bytes,
+    pub events: Events,
+}
+
+/// A message's events as they travel.
+#[derive(Debug, Clone)]
+pub enum Events {
+    /// One encoded `pb::Event`.
+    One(Bytes),
+    /// Events published one after another to one header without a route, each a varint length and an encoded
+    /// `pb::Event`, back to back: a relay forwards them as one piece, whatever their number.
+    Run { bytes: Bytes, count: u32 },
 }
 
 impl Envelope {
-    /// About what the message adds to a frame (its event and a few bytes of framing), for sizing batches.
-    pub fn wire_len(&self) -> usize {
-        self.event.len() + 8
+    /// A message carrying one encoded event.
+    pub fn one(header: Arc<Header>, route: Option<Box<pb::PoolRoute>>, event: Bytes) -> Envelope {
+        Envelope { header, route, events: Events::One(event) }
     }
 
-    /// The event, checked as [`Event::from_pb`] checks it.
-    pub fn decode_event(&self) -> Result<Event, DataError> {
-        let pb = pb::Event::decode(self.event.clone())
-            .map_err(|e| DataError(format!("an event that does not decode: {e}")))?;
-        Event::from_pb(pb)
+    /// About what the message adds to a frame (its events and a few bytes of framing), for sizing batches.
+    pub fn wire_len(&self) -> usize {
+        match &self.events {
+            Events::One(b) => b.len() + 8,
+            Events::Run { bytes, .. } => bytes.len() + 8,
+        }
     }
+
+    /// How many events the message carries.
+    pub fn count(&self) -> u32 {
+        match &self.events {
+            Events::One(_) => 1,
+            Events::Run { count, .. } => *count,
+        }
+    }
+}
+
+impl Events {
+    /// Hands each encoded event to `each`, in order. A run whose framing does not add up (a length past its end, a
+    /// count that is not the number of events) is refused before any event is handed out.
+    pub fn for_each(&self, mut each: impl FnMut(Bytes)) -> Result<(), WireError> {
+        match self {
+            Events::One(b) => each(b.clone()),
+            Events::Run { bytes, count } => {
+                check_run(bytes, *count)?;
+                let mut rest = bytes.clone();
+                while !rest.is_empty() {
+                    let Some((len, header)) = read_len(&rest) else { unreachable!("checked above") };
+                    let event = rest.slice(header..header + len);
+                    rest = rest.slice(header + len..);
+                    each(event);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a run's framing adds up (a single event always does).
+    pub fn check(&self) -> Result<(), WireError> {
+        match self {
+            Events::One(_) => Ok(()),
+            Events::Run { bytes, count } => check_run(bytes, *count),
+        }
+    }
+}
+
+/// A varint length at the start of `b` and the bytes it took, if it is whole and the data it announces is there.
+fn read_len(b: &[u8]) -> Option<(usize, usize)> {
+    let mut rest = b;
+    let len = usize::try_from(prost::encoding::decode_varint(&mut rest).ok()?).ok()?;
+    let header = b.len() - rest.len();
+    (len <= rest.len()).then_some((len, header))
+}
+
+fn check_run(mut b: &[u8], count: u32) -> Result<(), WireError> {
+    let mut seen: u32 = 0;
+    while !b.is_empty() {
+        let (len, header) = read_len(b).ok_or(WireError("a run of events that ends inside an event"))?;
+        b = &b[header + len..];
+        seen = seen.saturating_add(1);
+    }
+    if seen == count { Ok(()) } else { Err(WireError("a run of events whose count is not its number of events")) }
 }
 
 /// The encoded form of `event`, taking its values instead of copying them.
@@ -105,30 +170,102 @@ pub fn encode_event(event: Event) -> Bytes {
     Bytes::from(event.into_pb().encode_to_vec())
 }
 
+/// The event, checked as [`Event::from_pb`] checks it.
+pub fn decode_event(bytes: Bytes) -> Result<Event, DataError> {
+    let pb = pb::Event::decode(bytes).map_err(|e| DataError(format!("an event that does not decode: {e}")))?;
+    Event::from_pb(pb)
+}
+
 /// A frame that is not a valid run of messages.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct WireError(pub &'static str);
 
-/// The wire form of messages queued together, in order: each header is written where it changes and left empty
-/// where it repeats. One message goes as a `Message` frame of its own.
+/// A run being gathered by [`to_wire`]: its first event stays as it is until a second one joins it.
+struct RunBuilder {
+    header: Arc<Header>,
+    first: Option<Bytes>,
+    bytes: BytesMut,
+    count: u32,
+}
+
+impl RunBuilder {
+    fn new(header: Arc<Header>, events: Events) -> RunBuilder {
+        let mut run = RunBuilder { header, first: None, bytes: BytesMut::new(), count: 0 };
+        run.push(events);
+        run
+    }
+
+    fn joins(&self, e: &Envelope) -> bool {
+        e.route.is_none() && (Arc::ptr_eq(&self.header, &e.header) || *self.header == *e.header)
+    }
+
+    fn push(&mut self, events: Events) {
+        let added = match &events {
+            Events::One(_) => 1,
+            Events::Run { count, .. } => *count,
+        };
+        if let Some(first) = self.first.take() {
+            append_framed(&mut self.bytes, &first);
+        }
+        match events {
+            Events::One(b) if self.count == 0 => self.first = Some(b),
+            Events::One(b) => append_framed(&mut self.bytes, &b),
+            Events::Run { bytes, .. } => self.bytes.extend_from_slice(&bytes),
+        }
+        self.count += added;
+    }
+
+    fn finish(self) -> Envelope {
+        let events = match self.first {
+            Some(first) => Events::One(first),
+            None => Events::Run { bytes: self.bytes.freeze(), count: self.count },
+        };
+        Envelope { header: self.header, route: None, events }
+    }
+}
+
+fn append_framed(buf: &mut BytesMut, event: &[u8]) {
+    prost::encoding::encode_varint(event.len() as u64, buf);
+    buf.extend_from_slice(event);
+}
+
+/// The wire form of messages queued together, in order: consecutive messages with one header and no route go as one
+/// run of events; each header is written where it changes and left empty where it repeats. One message goes as a
+/// `Message` frame of its own.
 pub fn to_wire(envelopes: Vec<Envelope>) -> pb::frame::Body {
+    let mut merged: Vec<Envelope> = Vec::with_capacity(envelopes.len().min(16));
+    let mut run: Option<RunBuilder> = None;
+    for e in envelopes {
+        match &mut run {
+            Some(r) if r.joins(&e) => r.push(e.events),
+            _ => {
+                merged.extend(run.take().map(RunBuilder::finish));
+                if e.route.is_none() {
+                    run = Some(RunBuilder::new(e.header, e.events));
+                } else {
+                    merged.push(e);
+                }
+            }
+        }
+    }
+    merged.extend(run.map(RunBuilder::finish));
+
     let mut previous: Option<Arc<Header>> = None;
-    let mut messages: Vec<pb::Message> = envelopes
+    let mut messages: Vec<pb::Message> = merged
         .into_iter()
         .map(|e| {
             let repeats = previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &e.header) || **p == *e.header);
-            let message = if repeats {
-                pb::Message { event: e.event, route: e.route.map(|r| *r), ..Default::default() }
-            } else {
-                pb::Message {
-                    topic: e.header.topic.clone(),
-                    event: e.event,
-                    origin: e.header.origin.clone(),
-                    relay_to: e.header.relay_to.clone(),
-                    route: e.route.map(|r| *r),
-                }
+            let mut message = match e.events {
+                Events::One(event) => pb::Message { event, ..Default::default() },
+                Events::Run { bytes, count } => pb::Message { events: bytes, event_count: count, ..Default::default() },
             };
+            message.route = e.route.map(|r| *r);
+            if !repeats {
+                message.topic = e.header.topic.clone();
+                message.origin = e.header.origin.clone();
+                message.relay_to = e.header.relay_to.clone();
+            }
             previous = Some(e.header);
             message
         })
@@ -158,7 +295,12 @@ pub fn from_wire(messages: Vec<pb::Message>, mut each: impl FnMut(Envelope)) -> 
             current = Some(Arc::clone(&h));
             h
         };
-        each(Envelope { header, route: m.route.map(Box::new), event: m.event });
+        let events = match m.event_count {
+            0 => Events::One(m.event),
+            count if m.route.is_none() && m.event.is_empty() => Events::Run { bytes: m.events, count },
+            _ => return Err(WireError("a run of events with a route or a single event")),
+        };
+        each(Envelope { header, route: m.route.map(Box::new), events });
     }
     Ok(())
 }
@@ -169,41 +311,72 @@ mod tests {
     use crate::cluster::Data;
 
     fn envelope(header: &Arc<Header>, n: u64) -> Envelope {
-        Envelope {
-            header: Arc::clone(header),
-            route: None,
-            event: encode_event(Event::new("T::n", vec![Data::Count(n)])),
+        Envelope::one(Arc::clone(header), None, encode_event(Event::new("T::n", vec![Data::Count(n)])))
+    }
+
+    fn messages_of(body: pb::frame::Body) -> Vec<pb::Message> {
+        match body {
+            pb::frame::Body::Message(m) => vec![m],
+            pb::frame::Body::Messages(b) => b.messages,
+            _ => unreachable!(),
         }
     }
 
     fn read(body: pb::frame::Body) -> Result<Vec<Envelope>, WireError> {
-        let messages = match body {
-            pb::frame::Body::Message(m) => vec![m],
-            pb::frame::Body::Messages(b) => b.messages,
-            _ => unreachable!(),
-        };
         let mut out = Vec::new();
-        from_wire(messages, |e| out.push(e))?;
+        from_wire(messages_of(body), |e| out.push(e))?;
         Ok(out)
     }
 
+    /// Every event of the envelopes, in order, with its header.
+    fn events_of(envelopes: &[Envelope]) -> Vec<(Header, Event)> {
+        let mut out = Vec::new();
+        for e in envelopes {
+            e.events.for_each(|b| out.push(((*e.header).clone(), decode_event(b).unwrap()))).unwrap();
+        }
+        out
+    }
+
+    fn routed(header: &Arc<Header>, n: u64) -> Envelope {
+        let route = pb::PoolRoute { pool: "proxy".into(), key: vec![n as u8], epoch: 1, hops: 0 };
+        Envelope { route: Some(Box::new(route)), ..envelope(header, n) }
+    }
+
     #[test]
-    fn headers_are_written_once_per_run_and_come_back_for_every_message() {
+    fn messages_with_one_header_and_no_route_travel_as_one_run() {
         let a = Header::new("zeek/cluster/node/worker-2", "worker-1");
         let same_as_a = Header::new("zeek/cluster/node/worker-2", "worker-1");
         let relayed = Arc::new(Header { relay_to: vec!["worker-3".into()], ..(*a).clone() });
-        let sent = vec![envelope(&a, 1), envelope(&same_as_a, 2), envelope(&relayed, 3), envelope(&a, 4)];
+        let sent = vec![
+            envelope(&a, 1),
+            envelope(&same_as_a, 2),
+            envelope(&relayed, 3),
+            routed(&relayed, 4),
+            envelope(&a, 5),
+            envelope(&a, 6),
+            envelope(&a, 7),
+        ];
         let body = to_wire(sent.clone());
         let pb::frame::Body::Messages(batch) = &body else { panic!("several messages make a Messages frame") };
-        let written: Vec<bool> = batch.messages.iter().map(|m| !m.topic.is_empty()).collect();
-        assert_eq!(written, [true, false, true, true]);
+        let shape: Vec<(bool, u32)> = batch.messages.iter().map(|m| (!m.topic.is_empty(), m.event_count)).collect();
+        // a run of two; one relayed event; the routed one (same header: not written again); a run of three.
+        assert_eq!(shape, [(true, 2), (true, 0), (false, 0), (true, 3)]);
         let got = read(body).unwrap();
-        assert_eq!(got.len(), 4);
-        for (g, s) in got.iter().zip(&sent) {
-            assert_eq!(*g.header, *s.header);
-            assert_eq!(g.decode_event().unwrap(), s.decode_event().unwrap());
-        }
-        assert!(Arc::ptr_eq(&got[0].header, &got[1].header), "a run shares one header");
+        assert_eq!(events_of(&got), events_of(&sent));
+        assert_eq!(got.iter().map(Envelope::count).sum::<u32>(), 7);
+        assert!(got[2].route.is_some() && got[3].route.is_none());
+    }
+
+    #[test]
+    fn a_relayed_run_joins_the_messages_around_it() {
+        let h = Header::new("t", "manager");
+        let mut run = read(to_wire(vec![envelope(&h, 1), envelope(&h, 2)])).unwrap();
+        assert_eq!(run.len(), 1, "one run");
+        let sent = vec![envelope(&h, 0), run.remove(0), envelope(&h, 3)];
+        let got = read(to_wire(sent.clone())).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].count(), 4);
+        assert_eq!(events_of(&got), events_of(&sent));
     }
 
     #[test]
@@ -222,16 +395,39 @@ mod tests {
     #[test]
     fn a_lone_message_is_a_message_frame() {
         let h = Header::new("t", "w");
-        assert!(matches!(to_wire(vec![envelope(&h, 1)]), pb::frame::Body::Message(m) if m.topic == "t"));
+        assert!(
+            matches!(to_wire(vec![envelope(&h, 1)]), pb::frame::Body::Message(m) if m.topic == "t" && m.event_count == 0)
+        );
     }
 
     #[test]
-    fn a_run_without_a_first_header_and_undecodable_events_are_errors() {
+    fn malformed_runs_headless_messages_and_undecodable_events_are_errors() {
         let headless = pb::Message { event: encode_event(Event::new("T::n", vec![])), ..Default::default() };
         assert_eq!(from_wire(vec![headless], |_| {}), Err(WireError("a message needs a topic")));
-        let garbage = Envelope { header: Header::new("t", "w"), route: None, event: Bytes::from_static(&[0xff, 0xff]) };
-        assert!(garbage.decode_event().is_err());
-        let nameless = Envelope { header: Header::new("t", "w"), route: None, event: Bytes::new() };
-        assert!(nameless.decode_event().is_err());
+        assert!(decode_event(Bytes::from_static(&[0xff, 0xff])).is_err());
+        assert!(decode_event(Bytes::new()).is_err(), "an event needs a name");
+
+        let h = Header::new("t", "w");
+        let run = messages_of(to_wire(vec![envelope(&h, 1), envelope(&h, 2)]))[0].events.clone();
+        let message =
+            |events: Bytes, event_count| pb::Message { topic: "t".into(), events, event_count, ..Default::default() };
+        // What reading the run hands out, and how it ends.
+        let read_run = |events: Bytes, count: u32| {
+            let mut got = Vec::new();
+            from_wire(vec![message(events, count)], |e| got.push(e)).unwrap();
+            let mut handed = 0;
+            let end = got[0].events.for_each(|_| handed += 1);
+            (handed, end)
+        };
+        let ends_inside = Err(WireError("a run of events that ends inside an event"));
+        assert_eq!(
+            read_run(run.clone(), 3),
+            (0, Err(WireError("a run of events whose count is not its number of events")))
+        );
+        assert_eq!(read_run(run.slice(..run.len() - 1), 2), (0, ends_inside.clone()));
+        assert_eq!(read_run(Bytes::from_static(&[0xff]), 1), (0, ends_inside));
+        assert_eq!(read_run(run.clone(), 2), (2, Ok(())));
+        let with_route = pb::Message { route: Some(pb::PoolRoute::default()), ..message(run, 2) };
+        assert!(from_wire(vec![with_route], |_| {}).is_err(), "a run has no route");
     }
 }

@@ -343,19 +343,20 @@ mod tests {
 
     fn message(n: u64) -> Outgoing {
         let event = envelope::encode_event(crate::cluster::Event::new("Test::n", vec![crate::cluster::Data::Count(n)]));
-        Outgoing::Message(Envelope { header: envelope::Header::new("t", "w"), route: None, event })
+        Outgoing::Message(Envelope::one(envelope::Header::new("t", "w"), None, event))
     }
 
     fn view(epoch: u64) -> Outgoing {
         frame(pb::frame::Body::View(pb::View { epoch, members: vec![], ready: true })).into()
     }
 
-    /// What a frame is, for comparing sequences: ("messages", n) for a batch of n.
+    /// What a frame is, for comparing sequences: ("events", n) for a frame of n events.
     fn kind(f: &pb::Frame) -> (&'static str, u64) {
         use pb::frame::Body;
+        let events = |m: &pb::Message| u64::from(m.event_count.max(1));
         match &f.body {
-            Some(Body::Message(_)) => ("message", 1),
-            Some(Body::Messages(b)) => ("messages", b.messages.len() as u64),
+            Some(Body::Message(m)) => ("events", events(m)),
+            Some(Body::Messages(b)) => ("events", b.messages.iter().map(events).sum()),
             Some(Body::View(v)) => ("view", v.epoch),
             Some(Body::Heartbeat(_)) => ("heartbeat", 0),
             _ => ("other", 0),
@@ -372,10 +373,13 @@ mod tests {
         drop(tx);
         let out: Vec<pb::Frame> = Outbound::new(rx).collect().await;
         let kinds: Vec<_> = out.iter().map(kind).collect();
-        assert_eq!(kinds, [("messages", 3), ("heartbeat", 0), ("message", 1), ("view", 2), ("message", 1)]);
-        let Some(pb::frame::Body::Messages(b)) = out[0].body.clone() else { unreachable!() };
+        assert_eq!(kinds, [("events", 3), ("heartbeat", 0), ("events", 1), ("view", 2), ("events", 1)]);
+        let Some(pb::frame::Body::Message(m)) = out[0].body.clone() else { unreachable!("one run") };
         let mut first = Vec::new();
-        envelope::from_wire(b.messages, |e| first.push(e.decode_event().unwrap().args[0].clone())).unwrap();
+        envelope::from_wire(vec![m], |e| {
+            e.events.for_each(|b| first.push(envelope::decode_event(b).unwrap().args[0].clone())).unwrap()
+        })
+        .unwrap();
         assert_eq!(first, [1, 2, 3].map(crate::cluster::Data::Count));
     }
 
@@ -384,8 +388,8 @@ mod tests {
         let (tx, rx) = mpsc::channel(64);
         let mut out = Outbound::new(rx);
         tx.try_send(message(1)).unwrap();
-        assert_eq!(kind(&out.next().await.unwrap()), ("message", 1));
+        assert_eq!(kind(&out.next().await.unwrap()), ("events", 1));
         tx.try_send(message(2)).unwrap();
-        assert_eq!(kind(&out.next().await.unwrap()), ("message", 1));
+        assert_eq!(kind(&out.next().await.unwrap()), ("events", 1));
     }
 }

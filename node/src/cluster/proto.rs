@@ -7,8 +7,8 @@ pub mod pb {
 
 /// Wire protocol version carried in `Hello`; a peer with another version is refused. 2: `Messages` frames; 3: events
 /// travel encoded, topic, origin and relay targets once per run of messages in a frame, and log rows in a dense
-/// encoding (`LogStream.rows`).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// encoding (`LogStream.rows`); 4: runs of events in one message (`Message.events`).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest frame a node accepts (a log batch of a few thousand wide records fits many times over).
 pub const MAX_FRAME_BYTES: usize = 16 << 20;

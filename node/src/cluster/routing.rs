@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::data::{Data, Event};
-use super::envelope::{self, Envelope, Header};
+use super::envelope::{self, Envelope, Events, Header};
 use super::hrw;
 use super::link::Link;
 use super::membership::View;
@@ -138,7 +138,7 @@ impl Node {
             Payload::Wire(b) => (b, None),
         };
         let route = route.map(Box::new);
-        let message = |header: Arc<Header>| Envelope { header, route: route.clone(), event: wire.clone() };
+        let message = |header: Arc<Header>| Envelope::one(header, route.clone(), wire.clone());
         let mut reached = 0;
         let mut error = None;
         for l in links {
@@ -212,12 +212,20 @@ impl Node {
         }
     }
 
-    /// Decodes a message's event and hands it to this node's handlers, with the pool route it was accepted under.
-    fn deliver_wire(&self, e: Envelope, view_epoch: u64) -> Result<(), super::data::DataError> {
-        let event = e.decode_event()?;
-        let route = e.route.map(|route| AcceptedRoute { route, view_epoch });
-        self.enqueue(Received { header: e.header, event, route });
-        Ok(())
+    /// Decodes a message's events and hands them to this node's handlers, with the pool route it was accepted under.
+    /// A malformed event is skipped and reported; the others are delivered.
+    fn deliver_wire(&self, e: Envelope, view_epoch: u64) -> Result<(), String> {
+        let mut route = e.route.map(|route| AcceptedRoute { route, view_epoch });
+        let mut bad = None;
+        let framing = e.events.for_each(|bytes| match envelope::decode_event(bytes) {
+            Ok(event) => self.enqueue(Received { header: Arc::clone(&e.header), event, route: route.take() }),
+            Err(err) => bad = Some(err),
+        });
+        match (framing, bad) {
+            (Err(err), _) => Err(err.to_string()),
+            (Ok(()), Some(err)) => Err(err.to_string()),
+            (Ok(()), None) => Ok(()),
+        }
     }
 
     /// The owner of a keyed message under `view`, if that is not this node: it was routed with an older view.
@@ -257,9 +265,13 @@ impl Node {
         if self.role() != Role::Manager {
             return self.refuse(from, 3, "only the manager relays");
         }
+        // A run is forwarded whole: its framing is checked here so that a broken one goes no further.
+        if let Err(e) = m.events.check() {
+            return self.refuse(from, 2, &e.to_string());
+        }
         let forwarded = relays.forwarded_header(&m.header);
         for t in &m.header.relay_to {
-            let copy = Envelope { header: Arc::clone(&forwarded), route: m.route.clone(), event: m.event.clone() };
+            let copy = Envelope { header: Arc::clone(&forwarded), route: m.route.clone(), events: m.events.clone() };
             if t == self.name() {
                 self.receive(from, copy);
             } else {
@@ -270,7 +282,7 @@ impl Node {
 
     fn send_relays(&self, relays: Relays) {
         for (target, messages) in relays.by_target {
-            let n = messages.len() as u64;
+            let n: u64 = messages.iter().map(|m| u64::from(m.count())).sum();
             let Some(l) = self.link(&target) else {
                 self.0.metrics.publish_errors_by("unreachable", n);
                 continue;
@@ -285,16 +297,16 @@ impl Node {
     /// otherwise delivered to our handlers if we subscribe to its topic.
     fn receive(&self, from: &Arc<Link>, m: Envelope) {
         let view = self.view();
-        if let Some(route) = m.route.as_deref()
+        if let (Some(route), Events::One(event)) = (m.route.as_deref(), &m.events)
             && let Some(owner) = self.moved_owner(route, &view)
         {
-            return self.reroute(&m.header, route, &view, &owner, Payload::Wire(m.event));
+            return self.reroute(&m.header, route, &view, &owner, Payload::Wire(event.clone()));
         }
         let subscribed = self.0.subs.read().unwrap_or_else(|e| e.into_inner()).matches(&m.header.topic);
         if !subscribed {
-            self.0.metrics.publish_error("not_subscribed");
+            self.0.metrics.publish_errors_by("not_subscribed", u64::from(m.count()));
         } else if let Err(bad) = self.deliver_wire(m, view.epoch) {
-            self.refuse(from, 2, &bad.to_string());
+            self.refuse(from, 2, &bad);
         }
     }
 }
