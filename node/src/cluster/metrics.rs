@@ -54,13 +54,13 @@ pub struct Metrics {
 struct TopicCounters(RwLock<HashMap<String, Counter, foldhash::fast::RandomState>>);
 
 impl TopicCounters {
-    fn inc(&self, family: &Family<Labels, Counter>, topic: &str) {
+    fn inc(&self, family: &Family<Labels, Counter>, topic: &str, n: u64) {
         if let Some(c) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(topic) {
-            c.inc();
+            c.inc_by(n);
             return;
         }
         let counter = family.get_or_create(&label("topic", topic)).clone();
-        counter.inc();
+        counter.inc_by(n);
         self.0.write().unwrap_or_else(|e| e.into_inner()).insert(topic.to_string(), counter);
     }
 }
@@ -130,11 +130,12 @@ impl Metrics {
     }
 
     pub fn event_out(&self, topic: &str) {
-        self.topics_out.inc(&self.events_out, topic);
+        self.topics_out.inc(&self.events_out, topic, 1);
     }
 
-    pub fn event_in(&self, topic: &str) {
-        self.topics_in.inc(&self.events_in, topic);
+    /// `n` events arrived for `topic` (a run of them counts once).
+    pub fn events_in(&self, topic: &str, n: u64) {
+        self.topics_in.inc(&self.events_in, topic, n);
     }
 
     pub fn publish_error(&self, reason: &str) {

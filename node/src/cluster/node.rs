@@ -955,6 +955,8 @@ async fn dispatch_loop(node: Node, mut rx: mpsc::Receiver<Received>) {
             _ = shutdown.changed() => break,
         }
         node.settle_view(&mut settled);
+        // Looked-up handler lists are kept for one batch: a handler registered meanwhile sees the next batch.
+        let mut handlers = None;
         for r in batch.drain(..) {
             node.settle_view(&mut settled);
             if let Some(accepted) = &r.route
@@ -964,8 +966,12 @@ async fn dispatch_loop(node: Node, mut rx: mpsc::Receiver<Received>) {
                 node.reroute(&r.header, &accepted.route, &settled, &owner, Payload::Event(r.event));
                 continue;
             }
-            let handlers = node.0.handlers.read().unwrap_or_else(|e| e.into_inner()).get(&r.event.name).cloned();
-            for h in handlers.iter().flat_map(|list| list.iter()) {
+            // A run of events mostly has one name: its handlers are looked up once.
+            if handlers.as_ref().is_none_or(|(name, _)| *name != r.event.name) {
+                let list = node.0.handlers.read().unwrap_or_else(|e| e.into_inner()).get(&r.event.name).cloned();
+                handlers = Some((r.event.name.clone(), list));
+            }
+            for h in handlers.iter().flat_map(|(_, list)| list.iter().flat_map(|l| l.iter())) {
                 h(&node, &r);
             }
         }

@@ -205,8 +205,16 @@ impl Node {
 
     /// Hands an event to this node's handlers.
     fn enqueue(&self, r: Received) {
-        self.0.events_in.fetch_add(1, Ordering::Relaxed);
-        self.0.metrics.event_in(&r.header.topic);
+        self.count_in(&r.header.topic, 1);
+        self.queue_local(r);
+    }
+
+    fn count_in(&self, topic: &str, n: u64) {
+        self.0.events_in.fetch_add(n, Ordering::Relaxed);
+        self.0.metrics.events_in(topic, n);
+    }
+
+    fn queue_local(&self, r: Received) {
         if self.0.local_tx.try_send(r).is_err() {
             self.0.metrics.publish_error("local_queue_full");
         }
@@ -215,10 +223,11 @@ impl Node {
     /// Decodes a message's events and hands them to this node's handlers, with the pool route it was accepted under.
     /// A malformed event is skipped and reported; the others are delivered.
     fn deliver_wire(&self, e: Envelope, view_epoch: u64) -> Result<(), String> {
+        self.count_in(&e.header.topic, u64::from(e.count()));
         let mut route = e.route.map(|route| AcceptedRoute { route, view_epoch });
         let mut bad = None;
         let framing = e.events.for_each(|bytes| match envelope::decode_event(bytes) {
-            Ok(event) => self.enqueue(Received { header: Arc::clone(&e.header), event, route: route.take() }),
+            Ok(event) => self.queue_local(Received { header: Arc::clone(&e.header), event, route: route.take() }),
             Err(err) => bad = Some(err),
         });
         match (framing, bad) {
