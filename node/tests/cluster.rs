@@ -484,9 +484,12 @@ fn malformed_frames_are_answered_with_errors() {
         tx.send(body(pb::frame::Body::Message(msg.clone()))).await.expect("send");
         assert!(matches!(next().await, pb::frame::Body::Error(e) if e.code == 2 && e.message.contains("address")));
         // A run of events whose framing announces more than it holds.
-        let broken_run = pb::Message { event: Default::default(), events: vec![200, 1, 7].into(), event_count: 1, ..msg };
+        let broken_run =
+            pb::Message { event: Default::default(), events: vec![200, 1, 7].into(), event_count: 1, ..msg };
         tx.send(body(pb::frame::Body::Message(broken_run))).await.expect("send");
-        assert!(matches!(next().await, pb::frame::Body::Error(e) if e.code == 2 && e.message.contains("run of events")));
+        assert!(
+            matches!(next().await, pb::frame::Body::Error(e) if e.code == 2 && e.message.contains("run of events"))
+        );
         let unknown = pb::LogBatch {
             seq: 7,
             origin: "prober".into(),
