@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 
+use super::detect::split_at_byte;
 use super::smtp::files::FileTransfer;
 use super::smtp::lines::LineBuffer;
 use super::{Analyzer, AnalyzerSpec, Ctx, Expectation, Proto};
@@ -110,10 +111,12 @@ fn detect(proto: Proto, is_orig: bool, payload: &[u8]) -> bool {
         return false;
     }
     if is_orig {
-        return payload.split(|&b| b == b'\n').any(|line| {
-            let line = trim_start(line);
-            line.len() > 5 && line[..5].eq_ignore_ascii_case(b"USER ")
-        });
+        // A `USER x` line needs six bytes; the lines are found a word at a time (most streams here are not FTP).
+        return payload.len() > 5
+            && split_at_byte(payload, b'\n').any(|line| {
+                let line = trim_start(line);
+                line.len() > 5 && line[..5].eq_ignore_ascii_case(b"USER ")
+            });
     }
     let greeting = trim_start(payload);
     (greeting.starts_with(b"220") || greeting.starts_with(b"120"))
@@ -1562,10 +1565,45 @@ mod tests {
         assert!(!detect(Proto::Udp, true, b"USER anonymous\r\n"));
     }
 
+    /// The client side of `detect` as first written (every line split off byte by byte): the reference for the
+    /// word-at-a-time line search.
+    fn detect_user_line_reference(payload: &[u8]) -> bool {
+        payload.split(|&b| b == b'\n').any(|line| {
+            let line = trim_start(line);
+            line.len() > 5 && line[..5].eq_ignore_ascii_case(b"USER ")
+        })
+    }
+
+    #[test]
+    fn user_line_detection_edges() {
+        for (stream, want) in [
+            (&b"USER a"[..], true),
+            (b"USER ", false),
+            (b"USER \n", false),
+            (b"\x16\x03\x01 binary\n \t\rUSER x", true),
+            (b"\n\n\nuser bob\r\n", true),
+            (b"NOOP\nUSER\nUSER \nUSE R x", false),
+            (b"0123456\nUSER x", true),
+        ] {
+            assert_eq!(detect(Proto::Tcp, true, stream), want, "{:?}", String::from_utf8_lossy(stream));
+            assert_eq!(detect_user_line_reference(stream), want);
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn fuzz_never_panics(data in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
             fuzz(&data);
+        }
+
+        #[test]
+        fn user_line_detection_matches_the_reference(
+            text in "([\n\r\t\x0b\x0c ]{0,2}(USER|user|UsEr|USE|x|\x00)[ \n]{0,2}[a-z]{0,2}){0,20}",
+            binary in proptest::collection::vec(proptest::num::u8::ANY, 0..1100),
+        ) {
+            let text = text.as_bytes();
+            proptest::prop_assert_eq!(detect(Proto::Tcp, true, text), detect_user_line_reference(text));
+            proptest::prop_assert_eq!(detect(Proto::Tcp, true, &binary), detect_user_line_reference(&binary));
         }
 
         #[test]
