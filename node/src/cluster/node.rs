@@ -25,7 +25,7 @@ use super::metrics::Metrics;
 use super::pool::RoundRobin;
 use super::proto::{PROTOCOL_VERSION, pb};
 use super::role::Role;
-use super::routing::Payload;
+use super::routing::{Payload, TopicPlans};
 use super::service::Service;
 use super::state::{self, StateStore};
 use super::tls::TlsSettings;
@@ -138,6 +138,7 @@ pub(super) struct Inner {
     view_tx: watch::Sender<Arc<View>>,
     pub(super) links: RwLock<FastMap<String, Arc<Link>>>,
     pub(super) headers: HeaderCache,
+    pub(super) plans: TopicPlans,
     pub(super) subs: RwLock<Subscriptions>,
     /// Handlers by event name; a list is shared with the dispatcher while it runs it, so a handler may register
     /// another without a deadlock.
@@ -204,6 +205,7 @@ impl Node {
             view_tx,
             links: RwLock::new(FastMap::default()),
             headers: HeaderCache::new(&cfg.me.name),
+            plans: TopicPlans::default(),
             handlers: RwLock::new(FastMap::default()),
             local_tx,
             manager,
@@ -458,6 +460,7 @@ impl Node {
     pub fn subscribe(&self, prefix: &str) {
         let changed = self.0.subs.write().unwrap_or_else(|e| e.into_inner()).add(prefix.to_string());
         if changed {
+            self.0.plans.invalidate();
             self.announce_subscriptions();
         }
     }
@@ -465,6 +468,7 @@ impl Node {
     pub fn unsubscribe(&self, prefix: &str) {
         let changed = self.0.subs.write().unwrap_or_else(|e| e.into_inner()).remove(prefix);
         if changed {
+            self.0.plans.invalidate();
             self.announce_subscriptions();
         }
     }
@@ -596,6 +600,7 @@ impl Node {
 
     pub fn register_link(&self, l: &Arc<Link>) {
         let old = self.0.links.write().unwrap_or_else(|e| e.into_inner()).insert(l.name.clone(), Arc::clone(l));
+        self.0.plans.invalidate();
         if let Some(old) = old {
             old.close();
         }
@@ -616,6 +621,7 @@ impl Node {
             let current = links.get(&l.name).is_some_and(|c| c.id == l.id);
             if current {
                 links.remove(&l.name);
+                self.0.plans.invalidate();
             }
             self.0.metrics.peers.set(links.len() as i64);
             current
@@ -708,6 +714,7 @@ impl Node {
         tracing::info!(epoch = view.epoch, members = view.members.len(), ready = view.ready, "membership view");
         let view = Arc::new(view);
         self.0.view_tx.send_replace(Arc::clone(&view));
+        self.0.plans.invalidate();
         self.0.metrics.view_epoch.set(view.epoch as i64);
         if view.ready {
             self.0.ready.store(true, Ordering::Relaxed);
@@ -1036,5 +1043,22 @@ mod tests {
         node.leave("test").await;
         let text = std::fs::read_to_string(dir.path().join(format!("{}.log", TEST_LOG.path))).unwrap();
         assert!(text.contains("\tstandalone\tdone\t"), "{text}");
+    }
+
+    /// `publish` keeps a plan per topic: a change of subscriptions must show in the very next publish.
+    #[tokio::test]
+    async fn a_publish_follows_a_subscription_change_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let logging = LogSettings { dir: dir.path().into(), format: LogFormat::Tsv, rotation: None };
+        let node = Node::standalone(logging).await.unwrap();
+        let event = || Event::new("Test::x", vec![]);
+        let topic_name = "zeek/test/plans";
+        assert_eq!(node.publish(topic_name, event()), Ok(0), "nobody subscribes yet");
+        assert_eq!(node.publish(topic_name, event()), Ok(0), "the cached plan");
+        node.subscribe("zeek/test/");
+        assert_eq!(node.publish(topic_name, event()), Ok(1), "our own handlers, now subscribed");
+        node.unsubscribe("zeek/test/");
+        assert_eq!(node.publish(topic_name, event()), Ok(0));
+        node.leave("test").await;
     }
 }

@@ -2,8 +2,9 @@
 //! publishes (HRW and round robin), and delivery of what arrives, with re-routing of HRW messages that were routed
 //! with an older membership view.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 
 use bytes::Bytes;
 
@@ -53,6 +54,49 @@ pub(super) enum Payload {
     Wire(Bytes),
 }
 
+/// Where a message to one header goes: the peers it reaches over their own links, the header asking the manager to
+/// relay it to the rest, and whether our own handlers get it.
+pub(super) struct Plan {
+    header: Arc<Header>,
+    /// Weak: a cached plan must not keep a closed link (and its stream) alive.
+    links: Vec<(String, Weak<Link>)>,
+    relayed: Option<Arc<Header>>,
+    local: bool,
+}
+
+/// The plans of `publish`, per topic, valid while the view, the links and our subscriptions stay as they were (a
+/// generation counter, moved on by each change): a stream of publishes to one topic looks its targets, links and
+/// headers up once instead of for each event.
+#[derive(Default)]
+pub(super) struct TopicPlans {
+    generation: AtomicU64,
+    by_topic: RwLock<HashMap<String, (u64, Arc<Plan>), foldhash::fast::RandomState>>,
+}
+
+/// Topics whose plans are kept before the cache starts over (node topics grow with the cluster).
+const PLANNED_TOPICS: usize = 4096;
+
+impl TopicPlans {
+    /// The view, the links or the subscriptions changed: every plan is stale.
+    pub(super) fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn get(&self, topic: &str) -> Option<Arc<Plan>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let plans = self.by_topic.read().unwrap_or_else(|e| e.into_inner());
+        plans.get(topic).filter(|(g, _)| *g == generation).map(|(_, plan)| Arc::clone(plan))
+    }
+
+    fn insert(&self, topic: &str, generation: u64, plan: Arc<Plan>) {
+        let mut plans = self.by_topic.write().unwrap_or_else(|e| e.into_inner());
+        if plans.len() >= PLANNED_TOPICS && !plans.contains_key(topic) {
+            plans.clear();
+        }
+        plans.insert(topic.to_string(), (generation, plan));
+    }
+}
+
 /// A re-routed message is forwarded at most this often, so a flapping view cannot bounce it forever.
 const MAX_REROUTE_HOPS: u32 = 3;
 
@@ -60,14 +104,23 @@ impl Node {
     /// Publishes an event to every node subscribed to a prefix of `topic`, this one included. Returns how many
     /// nodes it reached; reaching nobody is not an error (it is counted as `no_subscriber`).
     pub fn publish(&self, topic_name: &str, event: Event) -> Result<usize, PublishError> {
-        let view = self.view();
-        let targets: Vec<&str> = view
-            .members
-            .iter()
-            .filter(|m| m.name != self.name() && m.subscribed(topic_name))
-            .map(|m| m.name.as_str())
-            .collect();
-        self.route(self.header(topic_name), None, Payload::Event(event), &targets, true)
+        let plan = match self.0.plans.get(topic_name) {
+            Some(plan) => plan,
+            None => {
+                let generation = self.0.plans.generation.load(Ordering::Acquire);
+                let view = self.view();
+                let targets: Vec<&str> = view
+                    .members
+                    .iter()
+                    .filter(|m| m.name != self.name() && m.subscribed(topic_name))
+                    .map(|m| m.name.as_str())
+                    .collect();
+                let plan = Arc::new(self.plan(self.header(topic_name), &targets, true));
+                self.0.plans.insert(topic_name, generation, Arc::clone(&plan));
+                plan
+            }
+        };
+        self.send(&plan, None, Payload::Event(event))
     }
 
     /// Publishes to the member of `pool` that owns `key` (Zeek's `Cluster::publish_hrw`).
@@ -115,8 +168,13 @@ impl Node {
         targets: &[&str],
         to_self: bool,
     ) -> Result<usize, PublishError> {
-        self.0.events_out.fetch_add(1, Ordering::Relaxed);
-        self.0.metrics.event_out(&header.topic);
+        let plan = self.plan(header, targets, to_self);
+        self.send(&plan, route, payload)
+    }
+
+    /// Where a message to `targets` goes: over our links to them, through the manager to the others, and to our own
+    /// handlers if we are a target or (`to_self`) subscribe to the header's topic.
+    fn plan(&self, header: Arc<Header>, targets: &[&str], to_self: bool) -> Plan {
         let mut local = to_self && self.0.subs.read().unwrap_or_else(|e| e.into_inner()).matches(&header.topic);
         let mut links = Vec::new();
         let mut relay = Vec::new();
@@ -125,12 +183,30 @@ impl Node {
                 local = true;
             } else {
                 match self.link(t) {
-                    Some(l) => links.push(l),
+                    Some(l) => links.push((t.to_string(), Arc::downgrade(&l))),
                     None => relay.push(*t),
                 }
             }
         }
-        let remote = !links.is_empty() || !relay.is_empty();
+        let relayed = (!relay.is_empty()).then(|| {
+            if header.origin == self.name() {
+                self.0.headers.get(&header.topic, &relay)
+            } else {
+                let relay_to = relay.iter().map(|t| t.to_string()).collect();
+                Arc::new(Header { relay_to, ..(*header).clone() })
+            }
+        });
+        Plan { header, links, relayed, local }
+    }
+
+    /// Sends a message as `plan` says. The event is encoded once for all remote targets, and not at all for our own
+    /// handlers.
+    fn send(&self, plan: &Plan, route: Option<pb::PoolRoute>, payload: Payload) -> Result<usize, PublishError> {
+        let Plan { header, links, relayed, local } = plan;
+        let local = *local;
+        self.0.events_out.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.event_out(&header.topic);
+        let remote = !links.is_empty() || relayed.is_some();
         let (wire, local_event) = match payload {
             Payload::Event(e) if remote && local => (envelope::encode_event(e.clone()), Some(e)),
             Payload::Event(e) if remote => (envelope::encode_event(e), None),
@@ -141,20 +217,18 @@ impl Node {
         let message = |header: Arc<Header>| Envelope::one(header, route.clone(), wire.clone());
         let mut reached = 0;
         let mut error = None;
-        for l in links {
-            match l.try_send(message(Arc::clone(&header))) {
+        for (name, link) in links {
+            let sent = match link.upgrade() {
+                Some(l) => l.try_send(message(Arc::clone(header))),
+                None => Err(PublishError::Unreachable(name.clone())),
+            };
+            match sent {
                 Ok(()) => reached += 1,
                 Err(e) => error = Some(e),
             }
         }
-        if !relay.is_empty() {
-            let relayed = if header.origin == self.name() {
-                self.0.headers.get(&header.topic, &relay)
-            } else {
-                let relay_to = relay.iter().map(|t| t.to_string()).collect();
-                Arc::new(Header { relay_to, ..(*header).clone() })
-            };
-            match self.relay_via_manager(message(relayed)) {
+        if let Some(relayed) = relayed {
+            match self.relay_via_manager(message(Arc::clone(relayed))) {
                 Ok(n) => reached += n,
                 Err(e) => error = Some(e),
             }
@@ -164,10 +238,10 @@ impl Node {
             let accepted = |route: Box<pb::PoolRoute>| AcceptedRoute { view_epoch: route.epoch, route };
             let delivered = match local_event {
                 Some(event) => {
-                    self.enqueue(Received { header: Arc::clone(&header), event, route: route.map(accepted) });
+                    self.enqueue(Received { header: Arc::clone(header), event, route: route.map(accepted) });
                     Ok(())
                 }
-                None => self.deliver_wire(message(Arc::clone(&header)), route.as_ref().map_or(0, |r| r.epoch)),
+                None => self.deliver_wire(message(Arc::clone(header)), route.as_ref().map_or(0, |r| r.epoch)),
             };
             match delivered {
                 Ok(()) => reached += 1,
