@@ -82,18 +82,22 @@ impl TopicPlans {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    fn get(&self, topic: &str) -> Option<Arc<Plan>> {
+    /// The plan for `topic`, made by `make` if there is none from the current generation. The generation is read
+    /// before the plan is made: a change while it is made leaves it stale, and the next publish makes it again.
+    fn get_or_make(&self, topic: &str, make: impl FnOnce() -> Plan) -> Arc<Plan> {
         let generation = self.generation.load(Ordering::Acquire);
         let plans = self.by_topic.read().unwrap_or_else(|e| e.into_inner());
-        plans.get(topic).filter(|(g, _)| *g == generation).map(|(_, plan)| Arc::clone(plan))
-    }
-
-    fn insert(&self, topic: &str, generation: u64, plan: Arc<Plan>) {
+        if let Some((_, plan)) = plans.get(topic).filter(|(g, _)| *g == generation) {
+            return Arc::clone(plan);
+        }
+        drop(plans);
+        let plan = Arc::new(make());
         let mut plans = self.by_topic.write().unwrap_or_else(|e| e.into_inner());
         if plans.len() >= PLANNED_TOPICS && !plans.contains_key(topic) {
             plans.clear();
         }
-        plans.insert(topic.to_string(), (generation, plan));
+        plans.insert(topic.to_string(), (generation, Arc::clone(&plan)));
+        plan
     }
 }
 
@@ -104,22 +108,16 @@ impl Node {
     /// Publishes an event to every node subscribed to a prefix of `topic`, this one included. Returns how many
     /// nodes it reached; reaching nobody is not an error (it is counted as `no_subscriber`).
     pub fn publish(&self, topic_name: &str, event: Event) -> Result<usize, PublishError> {
-        let plan = match self.0.plans.get(topic_name) {
-            Some(plan) => plan,
-            None => {
-                let generation = self.0.plans.generation.load(Ordering::Acquire);
-                let view = self.view();
-                let targets: Vec<&str> = view
-                    .members
-                    .iter()
-                    .filter(|m| m.name != self.name() && m.subscribed(topic_name))
-                    .map(|m| m.name.as_str())
-                    .collect();
-                let plan = Arc::new(self.plan(self.header(topic_name), &targets, true));
-                self.0.plans.insert(topic_name, generation, Arc::clone(&plan));
-                plan
-            }
-        };
+        let plan = self.0.plans.get_or_make(topic_name, || {
+            let view = self.view();
+            let targets: Vec<&str> = view
+                .members
+                .iter()
+                .filter(|m| m.name != self.name() && m.subscribed(topic_name))
+                .map(|m| m.name.as_str())
+                .collect();
+            self.plan(self.header(topic_name), &targets, true)
+        });
         self.send(&plan, None, Payload::Event(event))
     }
 
