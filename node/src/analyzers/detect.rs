@@ -94,33 +94,14 @@ fn xmpp_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
     Some(head.starts_with(b"<?xml") || contains(head, b"<stream:stream"))
 }
 
-/// Content detection runs every detector on the first kilobyte of every stream; most of it is binary or another
-/// protocol, so the searches below skip eight bytes at a time to the only byte a match can start with.
-///
-/// The first position of `byte` in `hay`. Words without the byte are recognised with the exact "has a zero
-/// byte" test on `word ^ byte * 0x0101..`; the bytes of a word that has one are then looked at one by one.
-pub(super) fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let pattern = ONES * u64::from(byte);
-    let mut words = hay.chunks_exact(8);
-    let mut offset = 0;
-    for w in &mut words {
-        let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) ^ pattern;
-        if v.wrapping_sub(ONES) & !v & HIGHS != 0 {
-            return w.iter().position(|&b| b == byte).map(|at| offset + at);
-        }
-        offset += 8;
-    }
-    words.remainder().iter().position(|&b| b == byte).map(|at| offset + at)
-}
-
-/// `hay.split(|&b| b == separator)`, found with [`find_byte`]: the same pieces, empty ones included.
+/// `hay.split(|&b| b == separator)`: the same pieces, empty ones included, with the separators found by `memchr`
+/// (vectorised). Content detection runs every detector on the first kilobyte of every stream, and most of it is
+/// binary or another protocol.
 pub(super) fn split_at_byte(hay: &[u8], separator: u8) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(hay);
     std::iter::from_fn(move || {
         let current = rest?;
-        match find_byte(current, separator) {
+        match memchr::memchr(separator, current) {
             Some(at) => {
                 rest = Some(&current[at + 1..]);
                 Some(&current[..at])
@@ -172,18 +153,8 @@ struct Xmpp {
     starttls_requested: bool,
 }
 
-/// Whether `needle` (not empty) occurs in `hay`: only the positions of its first byte are compared.
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    let Some((&first, _)) = needle.split_first() else { return true };
-    let mut from = 0;
-    while hay.len() - from >= needle.len() {
-        let Some(at) = find_byte(&hay[from..=hay.len() - needle.len()], first) else { return false };
-        if hay[from + at..].starts_with(needle) {
-            return true;
-        }
-        from += at + 1;
-    }
-    false
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 impl Analyzer for Xmpp {
@@ -245,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn byte_search_finds_the_first_occurrence_at_every_offset() {
+    fn splitting_at_a_byte_gives_the_pieces_of_slice_split() {
         for len in 0..40 {
             for at in 0..=len {
                 let mut hay = vec![b'a'; len];
@@ -253,14 +224,10 @@ mod tests {
                     hay[at] = b'\n';
                     hay[len - 1] = b'\n';
                 }
-                let want = hay.iter().position(|&b| b == b'\n');
-                assert_eq!(find_byte(&hay, b'\n'), want, "len {len} at {at}");
                 let pieces: Vec<&[u8]> = split_at_byte(&hay, b'\n').collect();
                 assert_eq!(pieces, hay.split(|&b| b == b'\n').collect::<Vec<_>>());
             }
         }
-        // Bytes next to the searched one (0x80 and 0x01 away) must not be taken for it.
-        assert_eq!(find_byte(&[0x8a, 0x0b, 0x09, 0x8a, 0x0b, 0x09, 0xff, 0x00, 0x0a], b'\n'), Some(8));
     }
 
     proptest::proptest! {
@@ -272,7 +239,6 @@ mod tests {
         ) {
             for data in [text.as_bytes(), &binary] {
                 proptest::prop_assert_eq!(detect_xmpp(Proto::Tcp, true, data), xmpp_reference(data));
-                proptest::prop_assert_eq!(find_byte(data, byte), data.iter().position(|&b| b == byte));
                 let pieces: Vec<&[u8]> = split_at_byte(data, byte).collect();
                 proptest::prop_assert_eq!(pieces, data.split(|&b| b == byte).collect::<Vec<_>>());
             }
