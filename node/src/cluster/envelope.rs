@@ -127,8 +127,8 @@ impl Events {
             Events::Run { bytes, count } => {
                 check_run(bytes, *count)?;
                 let mut rest = bytes.clone();
-                while !rest.is_empty() {
-                    let Some((len, header)) = read_len(&rest) else { unreachable!("checked above") };
+                // The framing was checked whole above, so every length read here is whole.
+                while let Some((len, header)) = read_len(&rest) {
                     let event = rest.slice(header..header + len);
                     rest = rest.slice(header + len..);
                     each(event);

@@ -391,3 +391,30 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(local: bool) -> Plan {
+        Plan { header: Header::new("t", "n"), links: Vec::new(), relayed: None, local }
+    }
+
+    #[test]
+    fn a_plan_is_kept_until_the_next_change_and_one_made_across_a_change_is_not_kept() {
+        let plans = TopicPlans::default();
+        assert!(plans.get_or_make("t", || plan(true)).local);
+        assert!(plans.get_or_make("t", || plan(false)).local, "kept: no change since");
+        plans.invalidate();
+        assert!(!plans.get_or_make("t", || plan(false)).local, "made again after a change");
+        // A change while a plan is being made: that plan is used once, then made again.
+        plans.invalidate();
+        let made_during_a_change = plans.get_or_make("t", || {
+            plans.invalidate();
+            plan(true)
+        });
+        assert!(made_during_a_change.local);
+        assert!(!plans.get_or_make("t", || plan(false)).local, "not kept: made from what was there before");
+        assert!(plans.get_or_make("u", || plan(true)).local, "topics are apart");
+    }
+}
