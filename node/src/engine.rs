@@ -1350,18 +1350,7 @@ fn gtpu_inner(p: &[u8]) -> Option<&[u8]> {
 mod tests {
     use super::*;
 
-    /// An IPv4 TCP segment without payload (checksums zero: the engine is told to ignore them).
-    fn tcp_frame(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
-        let mut frame = vec![0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0];
-        frame.extend_from_slice(&src);
-        frame.extend_from_slice(&dst);
-        frame.extend_from_slice(&sport.to_be_bytes());
-        frame.extend_from_slice(&dport.to_be_bytes());
-        frame.extend_from_slice(&seq.to_be_bytes());
-        frame.extend_from_slice(&ack.to_be_bytes());
-        frame.extend_from_slice(&[5 << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
-        frame
-    }
+    use crate::decode::test_frames::ipv4_tcp;
 
     #[test]
     fn stale_timers_do_not_pile_up() {
@@ -1376,16 +1365,16 @@ mod tests {
         let send = |engine: &mut Engine, ts: f64, frame: Vec<u8>| engine.process_packet(ts, LinkType::Raw, &frame);
         for i in 0..CONNS {
             let ts = f64::from(i) * 1e-4;
-            send(&mut engine, ts, tcp_frame(client(i), 40000, server, 80, 100, 0, SYN));
-            send(&mut engine, ts, tcp_frame(server, 80, client(i), 40000, 500, 101, SYN_ACK));
-            send(&mut engine, ts, tcp_frame(client(i), 40000, server, 80, 101, 501, ACK));
+            send(&mut engine, ts, ipv4_tcp((client(i), 40000), (server, 80), 100, 0, SYN, b""));
+            send(&mut engine, ts, ipv4_tcp((server, 80), (client(i), 40000), 500, 101, SYN_ACK, b""));
+            send(&mut engine, ts, ipv4_tcp((client(i), 40000), (server, 80), 101, 501, ACK, b""));
         }
         // Past the attempt timers, every timer is re-armed for inactivity, minutes out: the closes below arm
         // earlier ones, and each leaves a stale inactivity timer behind.
         for i in 0..CONNS {
             let ts = 6.0 + f64::from(i) * 1e-4;
-            send(&mut engine, ts, tcp_frame(client(i), 40000, server, 80, 101, 501, FIN_ACK));
-            send(&mut engine, ts, tcp_frame(server, 80, client(i), 40000, 501, 102, FIN_ACK));
+            send(&mut engine, ts, ipv4_tcp((client(i), 40000), (server, 80), 101, 501, FIN_ACK, b""));
+            send(&mut engine, ts, ipv4_tcp((server, 80), (client(i), 40000), 501, 102, FIN_ACK, b""));
             let live = engine.table.len();
             let bound = live + live / 2 + MIN_STALE_TIMERS;
             assert!(engine.timers.len() <= bound, "{} timers for {live} connections", engine.timers.len());

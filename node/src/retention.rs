@@ -155,24 +155,7 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     /// An address and port.
-    type Endpoint = ([u8; 4], u16);
-
-    /// An Ethernet frame with an IPv4/TCP segment (checksums are not checked: `ignore_checksums`).
-    fn tcp_frame(src: Endpoint, dst: Endpoint, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 12];
-        f.extend([0x08, 0x00]);
-        let total = (20 + 20 + payload.len()) as u16;
-        f.extend([0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 6, 0, 0]);
-        f.extend(src.0);
-        f.extend(dst.0);
-        f.extend(src.1.to_be_bytes());
-        f.extend(dst.1.to_be_bytes());
-        f.extend(seq.to_be_bytes());
-        f.extend(ack.to_be_bytes());
-        f.extend([0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-        f.extend(payload);
-        f
-    }
+    use crate::decode::test_frames::ipv4_tcp;
 
     const CLIENT: [u8; 4] = [10, 0, 0, 1];
     const SERVER: [u8; 4] = [10, 0, 0, 2];
@@ -184,10 +167,10 @@ mod tests {
 
     fn data_channel_packets() -> Vec<(f64, Vec<u8>)> {
         vec![
-            (10.0, tcp_frame((CLIENT, 40000), (SERVER, 50000), 100, 0, SYN, b"")),
-            (10.1, tcp_frame((SERVER, 50000), (CLIENT, 40000), 500, 101, SYN_ACK, b"")),
-            (10.2, tcp_frame((CLIENT, 40000), (SERVER, 50000), 101, 501, ACK, b"")),
-            (10.3, tcp_frame((SERVER, 50000), (CLIENT, 40000), 501, 101, PSH_ACK, b"hello world\n")),
+            (10.0, ipv4_tcp((CLIENT, 40000), (SERVER, 50000), 100, 0, SYN, b"")),
+            (10.1, ipv4_tcp((SERVER, 50000), (CLIENT, 40000), 500, 101, SYN_ACK, b"")),
+            (10.2, ipv4_tcp((CLIENT, 40000), (SERVER, 50000), 101, 501, ACK, b"")),
+            (10.3, ipv4_tcp((SERVER, 50000), (CLIENT, 40000), 501, 101, PSH_ACK, b"hello world\n")),
         ]
     }
 
@@ -200,12 +183,12 @@ mod tests {
 
     fn analyse(engine: &mut Engine, retention: &mut Retention, packets: &[(f64, Vec<u8>)]) {
         for (ts, frame) in packets {
-            engine.process_packet(*ts, LinkType::Ethernet, frame);
+            engine.process_packet(*ts, LinkType::Raw, frame);
             for c in engine.take_created() {
                 retention.start(c);
             }
             if let Some(key) = engine.last_connection() {
-                retention.keep(&key, *ts, engine.network_time(), LinkType::Ethernet, frame);
+                retention.keep(&key, *ts, engine.network_time(), LinkType::Raw, frame);
             }
         }
     }
@@ -252,7 +235,7 @@ mod tests {
     fn a_connection_that_ended_before_the_barrier_is_analysed_again() {
         let (mut engine, mut retention) = (engine(), Retention::default());
         let mut packets = data_channel_packets();
-        packets.push((10.4, tcp_frame((SERVER, 50000), (CLIENT, 40000), 513, 101, RST, b"")));
+        packets.push((10.4, ipv4_tcp((SERVER, 50000), (CLIENT, 40000), 513, 101, RST, b"")));
         analyse(&mut engine, &mut retention, &packets);
         // Time runs on (another shard's packets) past the close delay: the connection is logged, and held back.
         engine.advance_time(17.0);
@@ -299,8 +282,8 @@ mod tests {
     fn records_of_other_connections_and_without_connection_pass() {
         let (mut engine, mut retention) = (engine(), Retention::default());
         analyse(&mut engine, &mut retention, &data_channel_packets());
-        let other = tcp_frame((SERVER, 80), (CLIENT, 40001), 1, 1, ACK, b"");
-        engine.process_packet(10.4, LinkType::Ethernet, &other);
+        let other = ipv4_tcp((SERVER, 80), (CLIENT, 40001), 1, 1, ACK, b"");
+        engine.process_packet(10.4, LinkType::Raw, &other);
         engine.finish();
         let mut records: Vec<LogRecord> = engine.drain_records().collect();
         // A weird without a connection: no uid.
@@ -317,8 +300,7 @@ mod tests {
         let big = vec![b'x'; 1400];
         let mut seq = 513;
         for i in 0..(BUDGET / 1400 + 2) {
-            packets
-                .push((10.4 + i as f64 * 1e-4, tcp_frame((SERVER, 50000), (CLIENT, 40000), seq, 101, PSH_ACK, &big)));
+            packets.push((10.4 + i as f64 * 1e-4, ipv4_tcp((SERVER, 50000), (CLIENT, 40000), seq, 101, PSH_ACK, &big)));
             seq += 1400;
         }
         analyse(&mut engine, &mut retention, &packets);

@@ -6,6 +6,8 @@
 mod frag;
 pub mod icmp6;
 mod link;
+#[cfg(test)]
+pub(crate) mod test_frames;
 mod transport;
 
 pub use frag::{FragKey, Reassembler};

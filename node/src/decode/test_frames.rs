@@ -1,0 +1,22 @@
+//! Packets built by hand for the engine's unit tests.
+
+/// An IPv4 address and a port.
+pub type Endpoint = ([u8; 4], u16);
+
+/// A raw IPv4 datagram (`LinkType::Raw`) carrying a TCP segment, checksums left zero: the tests tell the engine to
+/// ignore them.
+pub fn ipv4_tcp(src: Endpoint, dst: Endpoint, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let total = u16::try_from(20 + 20 + payload.len()).expect("a test segment fits one datagram");
+    let mut frame = vec![0x45, 0];
+    frame.extend(total.to_be_bytes());
+    frame.extend([0, 1, 0x40, 0, 64, 6, 0, 0]);
+    frame.extend(src.0);
+    frame.extend(dst.0);
+    frame.extend(src.1.to_be_bytes());
+    frame.extend(dst.1.to_be_bytes());
+    frame.extend(seq.to_be_bytes());
+    frame.extend(ack.to_be_bytes());
+    frame.extend([5 << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    frame.extend(payload);
+    frame
+}
