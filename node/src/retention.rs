@@ -98,6 +98,11 @@ impl Retention {
     /// [`Retention::settle`] for the kept connections that started before packet time `cutoff` (every expectation
     /// that could name them has been raised); the later ones stay kept.
     pub fn settle_before(&mut self, engine: &mut Engine, raised: &[RaisedExpectation], cutoff: f64) -> Vec<LogRecord> {
+        // What the engine logged since its records were last taken goes through `withhold` first: a kept
+        // connection's record still in the engine's buffer must be held (and dropped if the connection is analysed
+        // again), not pass once the connection is no longer kept. Without this, a connection that ended between the
+        // caller's last take and this settling was logged twice, as analysed first and as analysed again.
+        let passing: Vec<LogRecord> = engine.drain_records().filter_map(|r| self.withhold(r)).collect();
         let due: Vec<ConnKey> = self.conns.iter().filter(|(_, r)| r.conn.start < cutoff).map(|(k, _)| *k).collect();
         let mut kept: Vec<Retained> = due.iter().filter_map(|k| self.conns.remove(k)).collect();
         kept.sort_by(|a, b| a.conn.start.total_cmp(&b.conn.start));
@@ -105,7 +110,8 @@ impl Retention {
             self.uids.remove(r.conn.uid.as_str());
             self.bytes -= r.packets.iter().map(|p| p.bytes.len()).sum::<usize>();
         }
-        let mut released = std::mem::take(&mut self.released);
+        let mut released = passing;
+        released.append(&mut self.released);
         for r in kept {
             if named_before_start(&r.conn, raised) && engine.forget(&r.conn.key, r.conn.uid) {
                 tracing::debug!(uid = r.conn.uid.as_str(), "analysing an expected connection again");
@@ -247,6 +253,26 @@ mod tests {
         assert!(retention.settle(&mut engine, &[(e, 9.5)]).is_empty(), "the first analysis' records are discarded");
         let services = services(&mut engine);
         assert_eq!(services.len(), 1, "{services:?}");
+        assert!(services[0].contains("ftp-data"), "{services:?}");
+    }
+
+    /// The connection ended and logged, but its record is still in the engine's buffer (not yet taken through
+    /// `withhold`) when the settling comes: it must not pass afterwards beside the record of the analysis again.
+    #[test]
+    fn a_record_still_in_the_engine_at_the_settling_is_held_too() {
+        let (mut engine, mut retention) = (engine(), Retention::default());
+        let mut packets = data_channel_packets();
+        packets.push((10.4, ipv4_tcp((SERVER, 50000), (CLIENT, 40000), 513, 101, RST, b"")));
+        analyse(&mut engine, &mut retention, &packets);
+        engine.advance_time(17.0);
+        assert!(engine.pending_records() > 0, "the connection ended and its record waits in the engine");
+        let e = expectation(50000);
+        engine.add_expectation(e.clone());
+        assert!(retention.settle(&mut engine, &[(e, 9.5)]).is_empty(), "the first analysis' records are discarded");
+        let passed: Vec<LogRecord> = engine.drain_records().filter_map(|r| retention.withhold(r)).collect();
+        assert!(passed.iter().all(|r| r.schema.path != "conn"), "nothing of the first analysis passes later");
+        let services = services(&mut engine);
+        assert_eq!(services.len(), 1, "logged once, as analysed again: {services:?}");
         assert!(services[0].contains("ftp-data"), "{services:?}");
     }
 
