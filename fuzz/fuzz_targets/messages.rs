@@ -28,7 +28,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // Good events, re-encoded and sent again under their headers, come back as the same events.
     let resent: Vec<Envelope> = expected
         .iter()
-        .map(|(h, route, ev)| Envelope::one(h.clone().into(), route.clone().map(Box::new), encode_event(ev.clone())))
+        .map(|(h, route, ev)| Envelope::one(h.clone().into(), route.clone().map(Box::new), encode_event(ev)))
         .collect();
     let messages = match to_wire(resent) {
         pb::frame::Body::Message(m) => vec![m],

@@ -36,10 +36,13 @@ pub enum Data {
     Vector(Vec<Data>),
     Set(Vec<Data>),
     /// Entries of a table; a `None` value makes it a set-like table keyed by tuples.
-    Table(Vec<(Vec<Data>, Option<Data>)>),
+    Table(Vec<TableEntry>),
     /// Fields in declaration order.
     Record(Vec<Data>),
 }
+
+/// One entry of a `Data::Table`: the key's values and the value (none in a set-like table).
+pub type TableEntry = (Vec<Data>, Option<Data>);
 
 /// An event: a namespaced name (`DoS::aggregate_stats`) and its arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +80,7 @@ impl Event {
 pub struct DataError(pub String);
 
 /// Containers nest at most this deep; a deeper value is refused rather than recursed into.
-const MAX_DEPTH: usize = 32;
+pub(super) const MAX_DEPTH: usize = 32;
 
 pub fn addr_to_bytes(a: IpAddr) -> Vec<u8> {
     match a {
@@ -101,14 +104,24 @@ pub fn subnet_to_pb(n: &IpNet) -> pb::Subnet {
 }
 
 pub fn subnet_from_pb(s: &pb::Subnet) -> Result<IpNet, DataError> {
-    let addr = addr_from_bytes(&s.addr)?;
-    let prefix = u8::try_from(s.prefix).map_err(|_| DataError(format!("prefix /{} out of range", s.prefix)))?;
+    subnet_from_parts(&s.addr, s.prefix)
+}
+
+/// A subnet from its wire fields: a 4- or 16-byte address and a prefix length that fits it.
+pub fn subnet_from_parts(addr: &[u8], prefix: u32) -> Result<IpNet, DataError> {
+    let addr = addr_from_bytes(addr)?;
+    let prefix = u8::try_from(prefix).map_err(|_| DataError(format!("prefix /{prefix} out of range")))?;
     IpNet::new(addr, prefix).map_err(|_| DataError(format!("prefix /{prefix} out of range for {addr}")))
 }
 
 pub fn port_from_pb(p: &pb::Port) -> Result<(u16, Transport), DataError> {
-    let number = u16::try_from(p.number).map_err(|_| DataError(format!("port {} out of range", p.number)))?;
-    let transport = match pb::Transport::try_from(p.transport) {
+    port_from_parts(p.number, p.transport)
+}
+
+/// A port from its wire fields; an unknown transport number reads as `Transport::Unknown`, as Zeek's `unknown`.
+pub fn port_from_parts(number: u32, transport: i32) -> Result<(u16, Transport), DataError> {
+    let number = u16::try_from(number).map_err(|_| DataError(format!("port {number} out of range")))?;
+    let transport = match pb::Transport::try_from(transport) {
         Ok(pb::Transport::Tcp) => Transport::Tcp,
         Ok(pb::Transport::Udp) => Transport::Udp,
         Ok(pb::Transport::Icmp) => Transport::Icmp,

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use prost::Message as _;
 
 use super::data::{DataError, Event};
+use super::datawire;
 use super::proto::pb;
 
 /// Where a message goes and who published it.
@@ -111,27 +111,30 @@ impl Envelope {
 
     /// How many events the message carries.
     pub fn count(&self) -> u32 {
-        match &self.events {
-            Events::One(_) => 1,
-            Events::Run { count, .. } => *count,
-        }
+        self.events.count()
     }
 }
 
 impl Events {
+    pub fn count(&self) -> u32 {
+        match self {
+            Events::One(_) => 1,
+            Events::Run { count, .. } => *count,
+        }
+    }
+
     /// Hands each encoded event to `each`, in order. A run whose framing does not add up (a length past its end, a
     /// count that is not the number of events) is refused before any event is handed out.
-    pub fn for_each(&self, mut each: impl FnMut(Bytes)) -> Result<(), WireError> {
+    pub fn for_each(&self, mut each: impl FnMut(&[u8])) -> Result<(), WireError> {
         match self {
-            Events::One(b) => each(b.clone()),
+            Events::One(b) => each(b),
             Events::Run { bytes, count } => {
                 check_run(bytes, *count)?;
-                let mut rest = bytes.clone();
+                let mut rest: &[u8] = bytes;
                 // The framing was checked whole above, so every length read here is whole.
-                while let Some((len, header)) = read_len(&rest) {
-                    let event = rest.slice(header..header + len);
-                    rest = rest.slice(header + len..);
-                    each(event);
+                while let Some((len, header)) = read_len(rest) {
+                    each(&rest[header..header + len]);
+                    rest = &rest[header + len..];
                 }
             }
         }
@@ -165,15 +168,16 @@ fn check_run(mut b: &[u8], count: u32) -> Result<(), WireError> {
     if seen == count { Ok(()) } else { Err(WireError("a run of events whose count is not its number of events")) }
 }
 
-/// The encoded form of `event`, taking its values instead of copying them.
-pub fn encode_event(event: Event) -> Bytes {
-    Bytes::from(event.into_pb().encode_to_vec())
+/// The encoded form of `event`.
+pub fn encode_event(event: &Event) -> Bytes {
+    let mut buf = Vec::with_capacity(datawire::event_len(event));
+    datawire::write_event(event, &mut buf);
+    Bytes::from(buf)
 }
 
 /// The event, checked as [`Event::from_pb`] checks it.
-pub fn decode_event(bytes: Bytes) -> Result<Event, DataError> {
-    let pb = pb::Event::decode(bytes).map_err(|e| DataError(format!("an event that does not decode: {e}")))?;
-    Event::from_pb(pb)
+pub fn decode_event(bytes: &[u8]) -> Result<Event, DataError> {
+    datawire::read_event(bytes)
 }
 
 /// A frame that is not a valid run of messages.
@@ -181,10 +185,11 @@ pub fn decode_event(bytes: Bytes) -> Result<Event, DataError> {
 #[error("{0}")]
 pub struct WireError(pub &'static str);
 
-/// A run being gathered by [`to_wire`]: its first event stays as it is until a second one joins it.
+/// A run being gathered by [`to_wire`]: its first piece (one event, or a run a link gathered) stays as it is until
+/// something joins it, so a lone run is not copied.
 struct RunBuilder {
     header: Arc<Header>,
-    first: Option<Bytes>,
+    first: Option<Events>,
     bytes: BytesMut,
     count: u32,
 }
@@ -201,27 +206,93 @@ impl RunBuilder {
     }
 
     fn push(&mut self, events: Events) {
-        let added = match &events {
-            Events::One(_) => 1,
-            Events::Run { count, .. } => *count,
-        };
-        if let Some(first) = self.first.take() {
-            append_framed(&mut self.bytes, &first);
+        if self.count == 0 {
+            self.count = events.count();
+            self.first = Some(events);
+            return;
         }
+        if let Some(first) = self.first.take() {
+            self.append(first);
+        }
+        self.count += events.count();
+        self.append(events);
+    }
+
+    fn append(&mut self, events: Events) {
         match events {
-            Events::One(b) if self.count == 0 => self.first = Some(b),
             Events::One(b) => append_framed(&mut self.bytes, &b),
             Events::Run { bytes, .. } => self.bytes.extend_from_slice(&bytes),
         }
-        self.count += added;
     }
 
     fn finish(self) -> Envelope {
         let events = match self.first {
-            Some(first) => Events::One(first),
+            Some(first) => first,
             None => Events::Run { bytes: self.bytes.freeze(), count: self.count },
         };
         Envelope { header: self.header, route: None, events }
+    }
+}
+
+/// An event as a link appends it to a run: still typed (written straight into the run) or already encoded (one the
+/// node forwards).
+#[derive(Debug, Clone, Copy)]
+pub enum EventRef<'a> {
+    Typed(&'a Event),
+    Encoded(&'a [u8]),
+}
+
+impl EventRef<'_> {
+    fn len(&self) -> usize {
+        match self {
+            EventRef::Typed(e) => datawire::event_len(e),
+            EventRef::Encoded(b) => b.len(),
+        }
+    }
+}
+
+/// Events published one after another to one header, gathered where they are published (a link's outbox) and
+/// written straight into their run's bytes: no buffer, queue entry or free per event.
+#[derive(Debug)]
+pub struct OpenRun {
+    pub header: Arc<Header>,
+    bytes: BytesMut,
+    count: u32,
+}
+
+impl OpenRun {
+    pub fn new(header: Arc<Header>, room: usize) -> OpenRun {
+        OpenRun { header, bytes: BytesMut::with_capacity(room), count: 0 }
+    }
+
+    /// Appends one event, framed as in a run.
+    pub fn push(&mut self, event: EventRef<'_>) {
+        let len = event.len();
+        prost::encoding::encode_varint(len as u64, &mut self.bytes);
+        match event {
+            EventRef::Typed(e) => {
+                self.bytes.reserve(len);
+                datawire::write_event(e, &mut self.bytes);
+            }
+            EventRef::Encoded(b) => self.bytes.extend_from_slice(b),
+        }
+        self.count += 1;
+    }
+
+    pub fn wire_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    pub fn into_envelope(self) -> Envelope {
+        Envelope {
+            header: self.header,
+            route: None,
+            events: Events::Run { bytes: self.bytes.freeze(), count: self.count },
+        }
     }
 }
 
@@ -311,7 +382,7 @@ mod tests {
     use crate::cluster::Data;
 
     fn envelope(header: &Arc<Header>, n: u64) -> Envelope {
-        Envelope::one(Arc::clone(header), None, encode_event(Event::new("T::n", vec![Data::Count(n)])))
+        Envelope::one(Arc::clone(header), None, encode_event(&Event::new("T::n", vec![Data::Count(n)])))
     }
 
     fn messages_of(body: pb::frame::Body) -> Vec<pb::Message> {
@@ -402,10 +473,10 @@ mod tests {
 
     #[test]
     fn malformed_runs_headless_messages_and_undecodable_events_are_errors() {
-        let headless = pb::Message { event: encode_event(Event::new("T::n", vec![])), ..Default::default() };
+        let headless = pb::Message { event: encode_event(&Event::new("T::n", vec![])), ..Default::default() };
         assert_eq!(from_wire(vec![headless], |_| {}), Err(WireError("a message needs a topic")));
-        assert!(decode_event(Bytes::from_static(&[0xff, 0xff])).is_err());
-        assert!(decode_event(Bytes::new()).is_err(), "an event needs a name");
+        assert!(decode_event(&[0xff, 0xff]).is_err());
+        assert!(decode_event(&[]).is_err(), "an event needs a name");
 
         let h = Header::new("t", "w");
         let run = messages_of(to_wire(vec![envelope(&h, 1), envelope(&h, 2)]))[0].events.clone();

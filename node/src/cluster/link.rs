@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use tokio_stream::Stream;
 use tonic::Streaming;
 use tonic::transport::Endpoint;
 
-use super::envelope::{self, Envelope};
+use super::envelope::{self, Envelope, EventRef, Header, OpenRun};
 use super::layout::split_host_port;
 use super::node::Node;
 use super::pool::PublishError;
@@ -36,6 +36,9 @@ pub enum Outgoing {
     Message(Envelope),
     /// Messages for this peer from one incoming frame (what the manager relays).
     Messages(Vec<Envelope>),
+    /// The place in the queue of the next run of events in the link's [`Runs`]: events published after it was
+    /// queued join that run until something else is queued behind it.
+    Run,
 }
 
 impl From<pb::Frame> for Outgoing {
@@ -56,8 +59,113 @@ impl From<Vec<Envelope>> for Outgoing {
     }
 }
 
-/// The sending end of a link's queue.
-pub type LinkSender = mpsc::Sender<Outgoing>;
+/// Runs of events gathered at most per link (each up to a frame's worth of bytes) before a publish is refused as
+/// `QueueFull`: ~3.8 MB, some 35,000 small events.
+const QUEUED_RUNS: usize = 64;
+
+/// Runs of events a link is gathering, oldest first. Each has an [`Outgoing::Run`] marker in the link's queue, in the
+/// same order, so events leave in the order they were published relative to everything else queued. The last run
+/// takes more events while nothing has been queued behind its marker.
+#[derive(Debug, Default)]
+pub struct Runs {
+    runs: VecDeque<OpenRun>,
+    last_open: bool,
+    /// A run filled up and none sent since was small: the link is busy, and a new run starts with a frame's worth of
+    /// room rather than growing to it (each growth copies the run).
+    busy: bool,
+}
+
+/// Room a run starts with on a link that is not busy.
+const RUN_START_BYTES: usize = 1024;
+
+/// The sending end of a link's queue: frames and messages through the channel, events into the link's runs.
+#[derive(Debug, Clone)]
+pub struct LinkSender {
+    tx: mpsc::Sender<Outgoing>,
+    runs: Arc<Mutex<Runs>>,
+}
+
+/// A link's queue: the sender that nodes publish into and the stream its gRPC call sends from.
+pub fn queue() -> (LinkSender, Outbound) {
+    let (tx, rx) = mpsc::channel(LINK_QUEUE);
+    let runs = Arc::new(Mutex::new(Runs::default()));
+    (LinkSender { tx, runs: Arc::clone(&runs) }, Outbound::new(rx, runs))
+}
+
+fn lock(runs: &Mutex<Runs>) -> MutexGuard<'_, Runs> {
+    runs.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl LinkSender {
+    /// Queues a frame or messages without waiting, behind every event published before.
+    pub fn try_send(&self, item: impl Into<Outgoing>) -> Result<(), mpsc::error::TrySendError<Outgoing>> {
+        let mut runs = lock(&self.runs);
+        runs.last_open = false;
+        self.tx.try_send(item.into())
+    }
+
+    /// Appends an event without a pool route to the run for `header`, starting a run when the last one is closed,
+    /// has another header or is full.
+    pub fn try_send_event(
+        &self,
+        header: &Arc<Header>,
+        event: EventRef<'_>,
+    ) -> Result<(), mpsc::error::TrySendError<()>> {
+        let mut runs = lock(&self.runs);
+        let joins =
+            |r: &OpenRun| (Arc::ptr_eq(&r.header, header) || *r.header == **header) && r.wire_len() < BATCH_BYTES;
+        let open = runs.last_open;
+        match runs.runs.back_mut() {
+            Some(run) if open && joins(run) => run.push(event),
+            last => {
+                if last.is_some_and(|r| r.wire_len() >= BATCH_BYTES) {
+                    runs.busy = true;
+                }
+                if runs.runs.len() >= QUEUED_RUNS {
+                    return Err(mpsc::error::TrySendError::Full(()));
+                }
+                self.tx.try_send(Outgoing::Run).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => mpsc::error::TrySendError::Full(()),
+                    mpsc::error::TrySendError::Closed(_) => mpsc::error::TrySendError::Closed(()),
+                })?;
+                let room = if runs.busy { BATCH_BYTES + RUN_START_BYTES } else { RUN_START_BYTES };
+                let mut run = OpenRun::new(Arc::clone(header), room);
+                run.push(event);
+                runs.runs.push_back(run);
+                runs.last_open = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the open run, so events published from now on queue behind whatever is sent next. For the sends that
+    /// wait for room: they cannot hold the lock while they wait, so an event published meanwhile may go first, as it
+    /// would had it been published a moment earlier.
+    fn close_run(&self) {
+        lock(&self.runs).last_open = false;
+    }
+
+    /// Queues a frame from a thread that may block until there is room.
+    pub fn blocking_send(&self, item: impl Into<Outgoing>) -> Result<(), mpsc::error::SendError<Outgoing>> {
+        self.close_run();
+        self.tx.blocking_send(item.into())
+    }
+
+    /// Queues a frame, waiting up to `wait` for room.
+    pub async fn send_timeout(
+        &self,
+        item: impl Into<Outgoing>,
+        wait: Duration,
+    ) -> Result<(), mpsc::error::SendTimeoutError<Outgoing>> {
+        self.close_run();
+        self.tx.send_timeout(item.into(), wait).await
+    }
+
+    /// Items waiting to go out (a run of events counts once).
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
 /// Frames a link looks past for a newer view.
 const VIEW_LOOKAHEAD: usize = 64;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,27 +205,40 @@ impl Link {
 
     /// Queues a frame or messages without waiting.
     pub fn try_send(&self, item: impl Into<Outgoing>) -> Result<(), PublishError> {
-        self.tx.try_send(item.into()).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => PublishError::QueueFull(self.name.clone()),
-            mpsc::error::TrySendError::Closed(_) => PublishError::Unreachable(self.name.clone()),
-        })
+        self.tx.try_send(item).map_err(|e| self.send_error(matches!(e, mpsc::error::TrySendError::Full(_))))
+    }
+
+    /// Queues an event without a pool route, gathered with the events published before it to the same header.
+    pub fn try_send_event(&self, header: &Arc<Header>, event: EventRef<'_>) -> Result<(), PublishError> {
+        self.tx
+            .try_send_event(header, event)
+            .map_err(|e| self.send_error(matches!(e, mpsc::error::TrySendError::Full(_))))
     }
 
     /// Queues a frame, waiting up to `wait` for room.
     pub async fn send_timeout(&self, frame: pb::Frame, wait: Duration) -> Result<(), PublishError> {
-        self.tx.send_timeout(frame.into(), wait).await.map_err(|e| match e {
-            mpsc::error::SendTimeoutError::Timeout(_) => PublishError::QueueFull(self.name.clone()),
-            mpsc::error::SendTimeoutError::Closed(_) => PublishError::Unreachable(self.name.clone()),
-        })
+        self.tx
+            .send_timeout(frame, wait)
+            .await
+            .map_err(|e| self.send_error(matches!(e, mpsc::error::SendTimeoutError::Timeout(_))))
+    }
+
+    fn send_error(&self, full: bool) -> PublishError {
+        if full { PublishError::QueueFull(self.name.clone()) } else { PublishError::Unreachable(self.name.clone()) }
     }
 
     pub fn sender(&self) -> LinkSender {
         self.tx.clone()
     }
 
-    /// Frames waiting to go out.
+    /// The link's queue, for callers that want a refused item back.
+    pub fn queue(&self) -> &LinkSender {
+        &self.tx
+    }
+
+    /// Items waiting to go out.
     pub fn queued(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.tx.queued()
     }
 
     pub fn touch(&self, now_ms: u64) {
@@ -141,6 +262,7 @@ impl Link {
 /// every node while many nodes join at once.
 pub struct Outbound {
     rx: mpsc::Receiver<Outgoing>,
+    runs: Arc<Mutex<Runs>>,
     /// Items taken from the queue to look past, sent next, in order.
     held: VecDeque<Outgoing>,
     /// A lone message was held back for one turn of the scheduler (see `poll_next`).
@@ -148,13 +270,26 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(rx: mpsc::Receiver<Outgoing>) -> Outbound {
-        Outbound { rx, held: VecDeque::new(), deferred: false }
+    fn new(rx: mpsc::Receiver<Outgoing>, runs: Arc<Mutex<Runs>>) -> Outbound {
+        Outbound { rx, runs, held: VecDeque::new(), deferred: false }
     }
 
     /// The next item that is already queued, if any.
     fn ready(&mut self) -> Option<Outgoing> {
         self.held.pop_front().or_else(|| self.rx.try_recv().ok())
+    }
+
+    /// The run whose marker was just taken from the queue (the oldest); it takes no more events.
+    fn take_run(&self) -> Option<Envelope> {
+        let mut runs = lock(&self.runs);
+        let run = runs.runs.pop_front();
+        if runs.runs.is_empty() {
+            runs.last_open = false;
+        }
+        if run.as_ref().is_some_and(|r| r.wire_len() < BATCH_BYTES / 4) {
+            runs.busy = false;
+        }
+        run.map(OpenRun::into_envelope)
     }
 
     /// `batch` and the messages queued right behind it, in one frame.
@@ -169,6 +304,12 @@ impl Outbound {
                 Some(Outgoing::Messages(more)) => {
                     bytes += more.iter().map(Envelope::wire_len).sum::<usize>();
                     batch.extend(more);
+                }
+                Some(Outgoing::Run) => {
+                    if let Some(run) = self.take_run() {
+                        bytes += run.wire_len();
+                        batch.push(run);
+                    }
                 }
                 Some(other) => {
                     self.held.push_front(other);
@@ -208,7 +349,8 @@ impl Stream for Outbound {
             // A message with nothing queued behind it waits one turn of the scheduler (microseconds, no timer): a
             // publisher sending a stream of events then fills a frame meanwhile instead of paying a wake-up and a
             // socket write for each event.
-            if matches!(next, Outgoing::Message(_)) && !self.deferred && self.held.is_empty() && self.rx.is_empty() {
+            let lone = matches!(next, Outgoing::Message(_) | Outgoing::Run);
+            if lone && !self.deferred && self.held.is_empty() && self.rx.is_empty() {
                 self.deferred = true;
                 self.held.push_front(next);
                 cx.waker().wake_by_ref();
@@ -219,6 +361,10 @@ impl Stream for Outbound {
                 Outgoing::Message(m) => self.pack(vec![m]),
                 Outgoing::Messages(batch) if batch.is_empty() => continue,
                 Outgoing::Messages(batch) => self.pack(batch),
+                Outgoing::Run => match self.take_run() {
+                    Some(run) => self.pack(vec![run]),
+                    None => continue,
+                },
                 Outgoing::Frame(f) if matches!(f.body, Some(pb::frame::Body::View(_))) && self.view_superseded() => {
                     continue;
                 }
@@ -245,7 +391,8 @@ pub async fn run_link(node: Node, link: std::sync::Arc<Link>, mut inbound: Strea
             next = inbound.message() => match next {
                 Ok(Some(f)) => {
                     link.touch(node.now_ms());
-                    node.on_frame(&link, f);
+                    let backlog = node.on_frame(&link, f);
+                    node.relay_waiting(backlog).await;
                 }
                 Ok(None) => break,
                 Err(status) => {
@@ -318,9 +465,9 @@ async fn dial_once(
     let mut client = pb::cluster_client::ClusterClient::new(channel)
         .max_decoding_message_size(MAX_FRAME_BYTES)
         .max_encoding_message_size(MAX_FRAME_BYTES);
-    let (tx, rx) = mpsc::channel(LINK_QUEUE);
-    tx.try_send(node.hello_frame().into())?;
-    let response = tokio::time::timeout(HANDSHAKE_TIMEOUT, client.link(Outbound::new(rx))).await??;
+    let (tx, outbound) = queue();
+    tx.try_send(node.hello_frame())?;
+    let response = tokio::time::timeout(HANDSHAKE_TIMEOUT, client.link(outbound)).await??;
     let mut inbound = response.into_inner();
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, inbound.message())
         .await??
@@ -342,8 +489,70 @@ mod tests {
     use tokio_stream::StreamExt as _;
 
     fn message(n: u64) -> Outgoing {
-        let event = envelope::encode_event(crate::cluster::Event::new("Test::n", vec![crate::cluster::Data::Count(n)]));
+        let event = envelope::encode_event(&test_event(n));
         Outgoing::Message(Envelope::one(envelope::Header::new("t", "w"), None, event))
+    }
+
+    fn test_event(n: u64) -> crate::cluster::Event {
+        crate::cluster::Event::new("Test::n", vec![crate::cluster::Data::Count(n)])
+    }
+
+    /// The events of a frame's messages, as the counts they carry, in order.
+    fn counts(f: &pb::Frame) -> Vec<u64> {
+        let messages = match f.body.clone() {
+            Some(pb::frame::Body::Message(m)) => vec![m],
+            Some(pb::frame::Body::Messages(b)) => b.messages,
+            _ => return vec![],
+        };
+        let mut out = Vec::new();
+        envelope::from_wire(messages, |e| {
+            e.events.for_each(|b| out.extend(envelope::decode_event(b).unwrap().args[0].as_count())).unwrap()
+        })
+        .unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn published_events_gather_into_runs_and_keep_their_place_among_frames() {
+        let (tx, outbound) = queue();
+        let header = envelope::Header::new("t", "w");
+        let other = envelope::Header::new("u", "w");
+        let publish =
+            |h: &Arc<envelope::Header>, n: u64| tx.try_send_event(h, EventRef::Typed(&test_event(n))).unwrap();
+        publish(&header, 1);
+        publish(&header, 2);
+        tx.try_send(view(1)).unwrap();
+        publish(&header, 3);
+        publish(&other, 4);
+        publish(&header, 5);
+        let encoded = envelope::encode_event(&test_event(6));
+        tx.try_send_event(&header, EventRef::Encoded(&encoded)).unwrap();
+        drop(tx);
+        let out: Vec<pb::Frame> = outbound.collect().await;
+        let kinds: Vec<_> = out.iter().map(kind).collect();
+        assert_eq!(
+            kinds,
+            [("events", 2), ("view", 1), ("events", 4)],
+            "a frame queued between events stays between them"
+        );
+        assert_eq!(counts(&out[0]), [1, 2]);
+        assert_eq!(counts(&out[2]), [3, 4, 5, 6], "runs of three headers in publish order");
+    }
+
+    #[tokio::test]
+    async fn a_full_set_of_runs_refuses_events_and_takes_them_again_once_sent() {
+        let (tx, mut out) = queue();
+        let headers: Vec<_> = (0..=QUEUED_RUNS).map(|i| envelope::Header::new(format!("t{i}"), "w")).collect();
+        let mut refused = 0;
+        for h in &headers {
+            if tx.try_send_event(h, EventRef::Typed(&test_event(1))).is_err() {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 1, "the run past the bound is refused, the others queued");
+        assert_eq!(counts(&out.next().await.unwrap()).len(), QUEUED_RUNS, "every queued run leaves, in one frame");
+        tx.try_send_event(&headers[QUEUED_RUNS], EventRef::Typed(&test_event(7))).unwrap();
+        assert_eq!(counts(&out.next().await.unwrap()), [7]);
     }
 
     fn view(epoch: u64) -> Outgoing {
@@ -365,13 +574,13 @@ mod tests {
 
     #[tokio::test]
     async fn queued_messages_are_packed_and_stale_views_skipped_in_order() {
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, outbound) = queue();
         let heartbeat = frame(pb::frame::Body::Heartbeat(pb::Heartbeat::default())).into();
         for f in [message(1), message(2), message(3), heartbeat, view(1), message(4), view(2), message(5)] {
             tx.try_send(f).unwrap();
         }
         drop(tx);
-        let out: Vec<pb::Frame> = Outbound::new(rx).collect().await;
+        let out: Vec<pb::Frame> = outbound.collect().await;
         let kinds: Vec<_> = out.iter().map(kind).collect();
         assert_eq!(kinds, [("events", 3), ("heartbeat", 0), ("events", 1), ("view", 2), ("events", 1)]);
         let Some(pb::frame::Body::Message(m)) = out[0].body.clone() else { unreachable!("one run") };
@@ -385,8 +594,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_link_sends_each_message_alone() {
-        let (tx, rx) = mpsc::channel(64);
-        let mut out = Outbound::new(rx);
+        let (tx, mut out) = queue();
         tx.try_send(message(1)).unwrap();
         assert_eq!(kind(&out.next().await.unwrap()), ("events", 1));
         tx.try_send(message(2)).unwrap();

@@ -304,7 +304,7 @@ impl ShipTask {
                 self.cursor = self.cursor.wrapping_add(1);
                 let batch = pb::LogBatch { seq, origin: self.route.origin(), streams: inflight.streams.clone() };
                 let msg = frame(pb::frame::Body::LogBatch(batch));
-                if tx.try_send(msg.into()).is_err() {
+                if tx.try_send(msg).is_err() {
                     return false;
                 }
                 if inflight.target.is_some() {

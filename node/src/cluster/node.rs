@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -17,6 +17,7 @@ use super::envelope::{Header, HeaderCache};
 use super::hrw;
 use super::layout::NodeSpec;
 use super::link::{self, Link};
+use super::local::{self, LocalQueue, LocalReceiver};
 use super::logger::LogWriter;
 use super::logship::{Destinations, LogShipper, ShipRoute, ShipSettings};
 use super::logwire::{self, CLUSTER_LOG};
@@ -25,7 +26,7 @@ use super::metrics::Metrics;
 use super::pool::RoundRobin;
 use super::proto::{PROTOCOL_VERSION, pb};
 use super::role::Role;
-use super::routing::{Payload, TopicPlans};
+use super::routing::{Payload, RelayBacklog, TopicPlans};
 use super::service::Service;
 use super::state::{self, StateStore};
 use super::tls::TlsSettings;
@@ -110,6 +111,11 @@ pub(super) struct AcceptedRoute {
 }
 
 impl Received {
+    /// An event without a pool route, as published to `header`.
+    pub(super) fn new(header: Arc<Header>, event: Event) -> Received {
+        Received { header, event, route: None }
+    }
+
     /// The topic it was published to.
     pub fn topic(&self) -> &str {
         &self.header.topic
@@ -143,7 +149,7 @@ pub(super) struct Inner {
     /// Handlers by event name; a list is shared with the dispatcher while it runs it, so a handler may register
     /// another without a deadlock.
     handlers: RwLock<FastMap<String, Arc<Vec<Handler>>>>,
-    pub(super) local_tx: mpsc::Sender<Received>,
+    pub(super) local: LocalQueue,
     manager: Option<Mutex<ManagerState>>,
     pub(super) rr: Mutex<RoundRobin>,
     state: Mutex<StateStore>,
@@ -196,7 +202,7 @@ impl Node {
         });
         let initial = View { epoch: 0, members: vec![self_member.clone()], ready: false };
         let (view_tx, _) = watch::channel(Arc::new(initial));
-        let (local_tx, local_rx) = mpsc::channel(LOCAL_QUEUE);
+        let (local, local_rx) = local::channel(LOCAL_QUEUE);
         let (shutdown_tx, _) = watch::channel(false);
         let shipper = LogShipper::new(cfg.shipping.clone(), Arc::clone(&metrics));
         let inner = Arc::new(Inner {
@@ -207,7 +213,7 @@ impl Node {
             headers: HeaderCache::new(&cfg.me.name),
             plans: TopicPlans::default(),
             handlers: RwLock::new(FastMap::default()),
-            local_tx,
+            local,
             manager,
             rr: Mutex::new(RoundRobin::default()),
             state: Mutex::new(StateStore::default()),
@@ -492,12 +498,14 @@ impl Node {
     // ---- receiving ----
 
     /// Handles one frame from a peer.
-    pub fn on_frame(&self, from: &Arc<Link>, f: pb::Frame) {
+    /// Handles one frame from a peer. What the manager could not relay at once (the target's queue was full) is
+    /// returned for the link reader to wait on ([`Node::relay_waiting`]).
+    pub fn on_frame(&self, from: &Arc<Link>, f: pb::Frame) -> RelayBacklog {
         use pb::frame::Body;
         match f.body {
+            Some(Body::Message(m)) => return self.on_messages(from, vec![m]),
+            Some(Body::Messages(batch)) => return self.on_messages(from, batch.messages),
             Some(Body::Heartbeat(h)) => *lock(&from.stats) = h.stats.unwrap_or_default(),
-            Some(Body::Message(m)) => self.on_messages(from, vec![m]),
-            Some(Body::Messages(batch)) => self.on_messages(from, batch.messages),
             Some(Body::LogBatch(b)) => self.on_log_batch(from, b),
             Some(Body::LogAck(a)) => self.0.shipper.ack(&from.name, a),
             Some(Body::View(v)) if from.role == Role::Manager => self.install_view(View::from_pb(v)),
@@ -522,6 +530,7 @@ impl Node {
             }
             None => self.refuse(from, 1, "an empty frame"),
         }
+        RelayBacklog::default()
     }
 
     pub(super) fn refuse(&self, to: &Link, code: u32, why: &str) {
@@ -542,7 +551,7 @@ impl Node {
                 self.writer().submit(
                     rows,
                     Some(Box::new(move |result| {
-                        let _ = reply.blocking_send(ack_frame(seq, result).into());
+                        let _ = reply.blocking_send(ack_frame(seq, result));
                     })),
                 );
             }
@@ -642,12 +651,8 @@ impl Node {
     }
 
     fn raise_local(&self, event: &str, l: &Link) {
-        let received = Received {
-            header: self.header(&topic::node_topic(self.name())),
-            event: Event::new(event, vec![Data::Str(l.name.clone()), Data::Enum(l.role.as_str().into())]),
-            route: None,
-        };
-        let _ = self.0.local_tx.try_send(received);
+        let event = Event::new(event, vec![Data::Str(l.name.clone()), Data::Enum(l.role.as_str().into())]);
+        self.queue_local(Received::new(self.header(&topic::node_topic(self.name())), event));
     }
 
     /// The manager learns a node from its hello.
@@ -948,12 +953,12 @@ const DISPATCH_BATCH: usize = 256;
 /// view changes. Both happen here so that they are ordered: an event accepted under an older view is either applied
 /// before its key's state moves (and moves with it) or, after, re-routed to the new owner; never applied to a key
 /// this proxy no longer owns, which would split a count between two proxies.
-async fn dispatch_loop(node: Node, mut rx: mpsc::Receiver<Received>) {
+async fn dispatch_loop(node: Node, mut rx: LocalReceiver) {
     let mut shutdown = node.shutdown_signal();
     let mut views = node.watch_view();
     let mut settled = node.view();
     // Taken in batches: the scheduler gives a task a budget of queue operations per turn, so a dispatcher taking one
-    // event per operation falls behind a link reader that queues a frame's worth of events per operation.
+    // item per operation falls behind a link reader that queues a frame's worth of events per operation.
     let mut batch = Vec::with_capacity(DISPATCH_BATCH);
     loop {
         tokio::select! {
@@ -963,24 +968,26 @@ async fn dispatch_loop(node: Node, mut rx: mpsc::Receiver<Received>) {
         }
         node.settle_view(&mut settled);
         // Looked-up handler lists are kept for one batch: a handler registered meanwhile sees the next batch.
-        let mut handlers = None;
-        for r in batch.drain(..) {
-            node.settle_view(&mut settled);
-            if let Some(accepted) = &r.route
-                && accepted.view_epoch < settled.epoch
-                && let Some(owner) = node.moved_owner(&accepted.route, &settled)
-            {
-                node.reroute(&r.header, &accepted.route, &settled, &owner, Payload::Event(r.event));
-                continue;
-            }
-            // A run of events mostly has one name: its handlers are looked up once.
-            if handlers.as_ref().is_none_or(|(name, _)| *name != r.event.name) {
-                let list = node.0.handlers.read().unwrap_or_else(|e| e.into_inner()).get(&r.event.name).cloned();
-                handlers = Some((r.event.name.clone(), list));
-            }
-            for h in handlers.iter().flat_map(|(_, list)| list.iter().flat_map(|l| l.iter())) {
-                h(&node, &r);
-            }
+        let mut handlers: Option<(String, Option<Arc<Vec<Handler>>>)> = None;
+        for delivery in batch.drain(..) {
+            delivery.for_each(|r| {
+                node.settle_view(&mut settled);
+                if let Some(accepted) = &r.route
+                    && accepted.view_epoch < settled.epoch
+                    && let Some(owner) = node.moved_owner(&accepted.route, &settled)
+                {
+                    node.reroute(&r.header, &accepted.route, &settled, &owner, Payload::Event(r.event));
+                    return;
+                }
+                // A run of events mostly has one name: its handlers are looked up once.
+                if handlers.as_ref().is_none_or(|(name, _)| *name != r.event.name) {
+                    let list = node.0.handlers.read().unwrap_or_else(|e| e.into_inner()).get(&r.event.name).cloned();
+                    handlers = Some((r.event.name.clone(), list));
+                }
+                for h in handlers.iter().flat_map(|(_, list)| list.iter().flat_map(|l| l.iter())) {
+                    h(&node, &r);
+                }
+            });
         }
     }
 }
@@ -1019,7 +1026,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let logging = LogSettings { dir: dir.path().into(), format: LogFormat::Tsv, rotation: None };
         let node = Node::standalone(logging).await.unwrap();
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         node.on(
             "Test::seen",
             Arc::new(move |n: &Node, r: &Received| {

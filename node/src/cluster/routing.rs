@@ -5,13 +5,16 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 
 use super::data::{Data, Event};
-use super::envelope::{self, Envelope, Events, Header};
+use super::envelope::{self, Envelope, EventRef, Events, Header};
 use super::hrw;
-use super::link::Link;
+use super::link::{Link, Outgoing};
+use super::local::Delivery;
 use super::membership::View;
 use super::node::{AcceptedRoute, Node, Received, lock};
 use super::pool::{PublishError, hrw_owner};
@@ -48,6 +51,16 @@ impl Relays {
     }
 }
 
+/// Relays the manager could not queue at once: the target link, the messages, how many events they hold.
+#[derive(Default)]
+#[must_use]
+pub struct RelayBacklog(Vec<(Arc<Link>, Outgoing, u64)>);
+
+/// How long a manager's link reader waits for room in a relay target's queue before dropping what it relays: long
+/// enough to ride out a busy moment of the target, short enough that a stuck target holds its source's other traffic
+/// back for only a fraction of the liveness timeout.
+const RELAY_WAIT: Duration = Duration::from_millis(250);
+
 /// A message's event: as its publisher made it, or encoded (a message that arrived and is being re-routed).
 pub(super) enum Payload {
     Event(Event),
@@ -60,8 +73,15 @@ pub(super) struct Plan {
     header: Arc<Header>,
     /// Weak: a cached plan must not keep a closed link (and its stream) alive.
     links: Vec<(String, Weak<Link>)>,
-    relayed: Option<Arc<Header>>,
+    relayed: Option<Relayed>,
     local: bool,
+}
+
+/// The part of a plan the manager relays: the header naming the targets, and our link to the manager (none on the
+/// manager itself, or while it is not linked).
+struct Relayed {
+    header: Arc<Header>,
+    manager: Option<Weak<Link>>,
 }
 
 /// The plans of `publish`, per topic, valid while the view, the links and our subscriptions stay as they were (a
@@ -187,37 +207,48 @@ impl Node {
             }
         }
         let relayed = (!relay.is_empty()).then(|| {
-            if header.origin == self.name() {
+            let header = if header.origin == self.name() {
                 self.0.headers.get(&header.topic, &relay)
             } else {
                 let relay_to = relay.iter().map(|t| t.to_string()).collect();
                 Arc::new(Header { relay_to, ..(*header).clone() })
-            }
+            };
+            let manager = (self.role() != Role::Manager)
+                .then(|| self.link(&self.0.cfg.manager.name))
+                .flatten()
+                .map(|l| Arc::downgrade(&l));
+            Relayed { header, manager }
         });
         Plan { header, links, relayed, local }
     }
 
-    /// Sends a message as `plan` says. The event is encoded once for all remote targets, and not at all for our own
-    /// handlers.
+    /// Sends a message as `plan` says. An event without a pool route is written straight into each link's run of
+    /// events; a routed one is encoded once for all remote targets. Our own handlers get the event as it is.
     fn send(&self, plan: &Plan, route: Option<pb::PoolRoute>, payload: Payload) -> Result<usize, PublishError> {
         let Plan { header, links, relayed, local } = plan;
-        let local = *local;
         self.0.events_out.fetch_add(1, Ordering::Relaxed);
         self.0.metrics.event_out(&header.topic);
-        let remote = !links.is_empty() || relayed.is_some();
-        let (wire, local_event) = match payload {
-            Payload::Event(e) if remote && local => (envelope::encode_event(e.clone()), Some(e)),
-            Payload::Event(e) if remote => (envelope::encode_event(e), None),
-            Payload::Event(e) => (Bytes::new(), Some(e)),
-            Payload::Wire(b) => (b, None),
-        };
         let route = route.map(Box::new);
-        let message = |header: Arc<Header>| Envelope::one(header, route.clone(), wire.clone());
+        let encoded = match (&payload, &route) {
+            (Payload::Wire(b), _) => Some(b.clone()),
+            (Payload::Event(e), Some(_)) if !links.is_empty() || relayed.is_some() => Some(envelope::encode_event(e)),
+            (Payload::Event(_), _) => None,
+        };
+        let event_ref = match (&payload, &encoded) {
+            (_, Some(b)) => EventRef::Encoded(b),
+            (Payload::Event(e), None) => EventRef::Typed(e),
+            (Payload::Wire(_), None) => unreachable!("wire payloads are always encoded"),
+        };
+        let to_link = |link: &Link, header: &Arc<Header>| match (&route, &encoded) {
+            (None, _) => link.try_send_event(header, event_ref),
+            (Some(r), Some(b)) => link.try_send(Envelope::one(Arc::clone(header), Some(r.clone()), b.clone())),
+            (Some(_), None) => unreachable!("routed events are encoded"),
+        };
         let mut reached = 0;
         let mut error = None;
         for (name, link) in links {
             let sent = match link.upgrade() {
-                Some(l) => l.try_send(message(Arc::clone(header))),
+                Some(l) => to_link(&l, header),
                 None => Err(PublishError::Unreachable(name.clone())),
             };
             match sent {
@@ -225,21 +256,27 @@ impl Node {
                 Err(e) => error = Some(e),
             }
         }
-        if let Some(relayed) = relayed {
-            match self.relay_via_manager(message(Arc::clone(relayed))) {
-                Ok(n) => reached += n,
-                Err(e) => error = Some(e),
+        if let Some(Relayed { header, manager }) = relayed {
+            match manager.as_ref().and_then(Weak::upgrade) {
+                Some(m) => match to_link(&m, header) {
+                    Ok(()) => reached += header.relay_to.len(),
+                    Err(e) => error = Some(e),
+                },
+                None => error = Some(PublishError::Unreachable(header.relay_to.first().cloned().unwrap_or_default())),
             }
         }
-        if local {
+        if *local {
             // Our own keyed publish: we owned the key under the view it was routed with.
             let accepted = |route: Box<pb::PoolRoute>| AcceptedRoute { view_epoch: route.epoch, route };
-            let delivered = match local_event {
-                Some(event) => {
+            let delivered = match payload {
+                Payload::Event(event) => {
                     self.enqueue(Received { header: Arc::clone(header), event, route: route.map(accepted) });
                     Ok(())
                 }
-                None => self.deliver_wire(message(Arc::clone(header)), route.as_ref().map_or(0, |r| r.epoch)),
+                Payload::Wire(b) => {
+                    let epoch = route.as_ref().map_or(0, |r| r.epoch);
+                    self.deliver_wire(Envelope::one(Arc::clone(header), route, b), epoch)
+                }
             };
             match delivered {
                 Ok(()) => reached += 1,
@@ -263,18 +300,6 @@ impl Node {
         }
     }
 
-    fn relay_via_manager(&self, e: Envelope) -> Result<usize, PublishError> {
-        let manager = &self.0.cfg.manager.name;
-        let first = e.header.relay_to.first().cloned().unwrap_or_default();
-        if self.role() == Role::Manager {
-            return Err(PublishError::Unreachable(first));
-        }
-        let link = self.link(manager).ok_or(PublishError::Unreachable(first))?;
-        let n = e.header.relay_to.len();
-        link.try_send(e)?;
-        Ok(n)
-    }
-
     /// Hands an event to this node's handlers.
     fn enqueue(&self, r: Received) {
         self.count_in(&r.header.topic, 1);
@@ -286,22 +311,32 @@ impl Node {
         self.0.metrics.events_in(topic, n);
     }
 
-    fn queue_local(&self, r: Received) {
-        if self.0.local_tx.try_send(r).is_err() {
-            self.0.metrics.publish_error("local_queue_full");
+    pub(super) fn queue_local(&self, r: Received) {
+        self.deliver(Delivery::One(r));
+    }
+
+    fn deliver(&self, d: Delivery) {
+        if let Err(refused) = self.0.local.push(d) {
+            self.0.metrics.publish_errors_by("local_queue_full", refused.len() as u64);
         }
     }
 
-    /// Decodes a message's events and hands them to this node's handlers, with the pool route it was accepted under.
-    /// A malformed event is skipped and reported; the others are delivered.
+    /// Decodes a message's events and hands them to this node's handlers, with the pool route it was accepted under,
+    /// in one delivery. A malformed event is skipped and reported; the others are delivered.
     fn deliver_wire(&self, e: Envelope, view_epoch: u64) -> Result<(), String> {
         self.count_in(&e.header.topic, u64::from(e.count()));
         let mut route = e.route.map(|route| AcceptedRoute { route, view_epoch });
         let mut bad = None;
+        let mut decoded = Vec::with_capacity(e.events.count() as usize);
         let framing = e.events.for_each(|bytes| match envelope::decode_event(bytes) {
-            Ok(event) => self.queue_local(Received { header: Arc::clone(&e.header), event, route: route.take() }),
+            Ok(event) => decoded.push(Received { header: Arc::clone(&e.header), event, route: route.take() }),
             Err(err) => bad = Some(err),
         });
+        match decoded.len() {
+            0 => {}
+            1 => self.queue_local(decoded.pop().expect("one event")),
+            _ => self.deliver(Delivery::Many(decoded)),
+        }
         match (framing, bad) {
             (Err(err), _) => Err(err.to_string()),
             (Ok(()), Some(err)) => Err(err.to_string()),
@@ -330,12 +365,12 @@ impl Node {
 
     /// The messages of one frame (`Message` or `Messages`), each handled as if it came alone, except that what the
     /// manager relays to one node goes on in one queue item.
-    pub(super) fn on_messages(&self, from: &Arc<Link>, messages: Vec<pb::Message>) {
+    pub(super) fn on_messages(&self, from: &Arc<Link>, messages: Vec<pb::Message>) -> RelayBacklog {
         let mut relays = Relays::default();
         if let Err(e) = envelope::from_wire(messages, |m| self.accept(from, m, &mut relays)) {
             self.refuse(from, 2, &e.to_string());
         }
-        self.send_relays(relays);
+        self.send_relays(relays)
     }
 
     /// Delivers one message from a peer here or (on the manager) collects it for relaying, without decoding it.
@@ -361,15 +396,34 @@ impl Node {
         }
     }
 
-    fn send_relays(&self, relays: Relays) {
+    /// Queues what the manager relays, each target's messages as one item. A target whose queue is full is left to
+    /// the link reader, which waits for room ([`Node::relay_waiting`]).
+    fn send_relays(&self, relays: Relays) -> RelayBacklog {
+        let mut backlog = RelayBacklog::default();
         for (target, messages) in relays.by_target {
             let n: u64 = messages.iter().map(|m| u64::from(m.count())).sum();
             let Some(l) = self.link(&target) else {
                 self.0.metrics.publish_errors_by("unreachable", n);
                 continue;
             };
-            if let Err(e) = l.try_send(messages) {
-                self.0.metrics.publish_errors_by(e.reason(), n);
+            match l.queue().try_send(messages) {
+                Ok(()) => {}
+                Err(TrySendError::Full(item)) => backlog.0.push((l, item, n)),
+                Err(TrySendError::Closed(_)) => self.0.metrics.publish_errors_by("unreachable", n),
+            }
+        }
+        backlog
+    }
+
+    /// Waits up to [`RELAY_WAIT`] for room for each relay the manager could not queue at once; what still finds no
+    /// room is dropped and counted (`queue_full`). Meanwhile the waiting link reader reads nothing more from its peer,
+    /// so HTTP/2 flow control slows the publisher down to what the target takes: its own publishes then meet a full
+    /// queue, where the publisher decides (and counts) what to drop, instead of the manager dropping in the middle.
+    pub async fn relay_waiting(&self, backlog: RelayBacklog) {
+        for (link, item, n) in backlog.0 {
+            if let Err(e) = link.queue().send_timeout(item, RELAY_WAIT).await {
+                let reason = if matches!(e, SendTimeoutError::Timeout(_)) { "queue_full" } else { "unreachable" };
+                self.0.metrics.publish_errors_by(reason, n);
             }
         }
     }

@@ -4,11 +4,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::link::{LINK_QUEUE, Link, Outbound, run_link};
+use super::link::{self, Link, run_link};
 use super::node::Node;
 use super::proto::{MAX_FRAME_BYTES, pb};
 
@@ -48,11 +47,11 @@ impl pb::cluster_server::Cluster for Service {
         if self.node.is_leaving() {
             return Err(Status::unavailable("this node is leaving the cluster"));
         }
-        let (tx, rx) = mpsc::channel(LINK_QUEUE);
-        tx.try_send(self.node.hello_frame().into()).map_err(|_| Status::internal("link queue"))?;
+        let (tx, outbound) = link::queue();
+        tx.try_send(self.node.hello_frame()).map_err(|_| Status::internal("link queue"))?;
         let link = Arc::new(Link::new(self.node.next_link_id(), hello, role, tx, self.node.now_ms()));
         tokio::spawn(run_link(self.node.clone(), link, inbound));
-        Ok(Response::new(Box::pin(Outbound::new(rx).map(Ok))))
+        Ok(Response::new(Box::pin(outbound.map(Ok))))
     }
 
     async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusReply>, Status> {
