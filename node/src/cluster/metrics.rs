@@ -55,13 +55,16 @@ struct TopicCounters(RwLock<HashMap<String, Counter, foldhash::fast::RandomState
 
 impl TopicCounters {
     fn inc(&self, family: &Family<Labels, Counter>, topic: &str, n: u64) {
+        self.get(family, topic).inc_by(n);
+    }
+
+    fn get(&self, family: &Family<Labels, Counter>, topic: &str) -> Counter {
         if let Some(c) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(topic) {
-            c.inc_by(n);
-            return;
+            return c.clone();
         }
         let counter = family.get_or_create(&label("topic", topic)).clone();
-        counter.inc_by(n);
-        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(topic.to_string(), counter);
+        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(topic.to_string(), counter.clone());
+        counter
     }
 }
 
@@ -129,8 +132,9 @@ impl Metrics {
         Metrics { registry: r, ..m }
     }
 
-    pub fn event_out(&self, topic: &str) {
-        self.topics_out.inc(&self.events_out, topic, 1);
+    /// The `events_out` counter of `topic`, for a publisher that keeps it (a publish plan).
+    pub fn events_out_counter(&self, topic: &str) -> Counter {
+        self.topics_out.get(&self.events_out, topic)
     }
 
     /// `n` events arrived for `topic` (a run of them counts once).
@@ -224,8 +228,8 @@ mod tests {
     fn text_exposition_has_node_labels() {
         let m = Metrics::new("demo", "worker-1", "worker");
         m.packets.inc_by(3);
-        m.event_out("zeek/cluster/manager");
-        m.event_out("zeek/cluster/manager");
+        m.events_out_counter("zeek/cluster/manager").inc();
+        m.events_out_counter("zeek/cluster/manager").inc();
         m.records_dropped("overflow", 2);
         let text = m.encode();
         assert!(text.contains("zeek_packets_total{cluster=\"demo\",node=\"worker-1\",role=\"worker\"} 3"), "{text}");

@@ -966,12 +966,20 @@ async fn dispatch_loop(node: Node, mut rx: LocalReceiver) {
             changed = views.changed() => if changed.is_err() { break },
             _ = shutdown.changed() => break,
         }
+        // A view installed since the last look is settled (state handed off) before the next event runs. The
+        // receiver's version check is one atomic load, cheap enough to make between every two events.
+        let mut settle = |settled: &mut Arc<View>| {
+            if views.has_changed().unwrap_or(false) {
+                views.mark_unchanged();
+                node.settle_view(settled);
+            }
+        };
         node.settle_view(&mut settled);
         // Looked-up handler lists are kept for one batch: a handler registered meanwhile sees the next batch.
         let mut handlers: Option<(String, Option<Arc<Vec<Handler>>>)> = None;
         for delivery in batch.drain(..) {
             delivery.for_each(|r| {
-                node.settle_view(&mut settled);
+                settle(&mut settled);
                 if let Some(accepted) = &r.route
                     && accepted.view_epoch < settled.epoch
                     && let Some(owner) = node.moved_owner(&accepted.route, &settled)

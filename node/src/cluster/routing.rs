@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 
 use super::data::{Data, Event};
@@ -75,6 +76,8 @@ pub(super) struct Plan {
     links: Vec<(String, Weak<Link>)>,
     relayed: Option<Relayed>,
     local: bool,
+    /// The topic's `events_out` counter.
+    events_out: Counter,
 }
 
 /// The part of a plan the manager relays: the header naming the targets, and our link to the manager (none on the
@@ -219,15 +222,16 @@ impl Node {
                 .map(|l| Arc::downgrade(&l));
             Relayed { header, manager }
         });
-        Plan { header, links, relayed, local }
+        let events_out = self.0.metrics.events_out_counter(&header.topic);
+        Plan { header, links, relayed, local, events_out }
     }
 
     /// Sends a message as `plan` says. An event without a pool route is written straight into each link's run of
     /// events; a routed one is encoded once for all remote targets. Our own handlers get the event as it is.
     fn send(&self, plan: &Plan, route: Option<pb::PoolRoute>, payload: Payload) -> Result<usize, PublishError> {
-        let Plan { header, links, relayed, local } = plan;
+        let Plan { header, links, relayed, local, events_out } = plan;
         self.0.events_out.fetch_add(1, Ordering::Relaxed);
-        self.0.metrics.event_out(&header.topic);
+        events_out.inc();
         let route = route.map(Box::new);
         let encoded = match (&payload, &route) {
             (Payload::Wire(b), _) => Some(b.clone()),
@@ -451,7 +455,50 @@ mod tests {
     use super::*;
 
     fn plan(local: bool) -> Plan {
-        Plan { header: Header::new("t", "n"), links: Vec::new(), relayed: None, local }
+        Plan { header: Header::new("t", "n"), links: Vec::new(), relayed: None, local, events_out: Counter::default() }
+    }
+
+    /// The manager's side of a relay whose target is slow: the reader waits for room rather than dropping, and drops
+    /// (counted) only once the wait is over.
+    #[tokio::test]
+    async fn a_relay_waits_for_room_in_its_targets_queue_and_drops_only_after_the_wait() {
+        use crate::cluster::link::{self, LINK_QUEUE};
+        use crate::cluster::node::LogSettings;
+        use tokio_stream::StreamExt as _;
+
+        let dir = tempfile::tempdir().unwrap();
+        let logging = LogSettings { dir: dir.path().into(), format: crate::logs::LogFormat::Tsv, rotation: None };
+        let node = Node::standalone(logging).await.unwrap();
+        let (tx, mut outbound) = link::queue();
+        let hello = pb::Hello { name: "worker-2".into(), ..Default::default() };
+        let target = Arc::new(Link::new(1, hello, Role::Worker, tx, 0));
+        let heartbeat = || link::frame(pb::frame::Body::Heartbeat(pb::Heartbeat::default()));
+        for _ in 0..LINK_QUEUE {
+            target.try_send(heartbeat()).unwrap();
+        }
+        let event = envelope::encode_event(&Event::new("T::n", vec![]));
+        let relay = || {
+            let run = vec![Envelope::one(Header::new("t", "worker-1"), None, event.clone()); 3];
+            RelayBacklog(vec![(Arc::clone(&target), Outgoing::Messages(run), 3)])
+        };
+        let dropped = || node.metrics().publish_errors.get_or_create(&vec![("reason", "queue_full".to_string())]).get();
+
+        // The target takes a frame while the reader waits: nothing is dropped.
+        let taker = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            outbound.next().await;
+            outbound
+        });
+        node.relay_waiting(relay()).await;
+        assert_eq!(dropped(), 0);
+        let _outbound = taker.await.unwrap();
+        assert_eq!(target.queued(), LINK_QUEUE, "the relayed messages took the room that was made");
+
+        // The target takes nothing: after the wait the three events are dropped and counted.
+        let started = std::time::Instant::now();
+        node.relay_waiting(relay()).await;
+        assert!(started.elapsed() >= RELAY_WAIT);
+        assert_eq!(dropped(), 3);
     }
 
     #[test]
