@@ -221,8 +221,10 @@ fn write_data(d: &Data, buf: &mut impl BufMut) {
 }
 
 /// Reads an event in its wire form, checked as [`Event::from_pb`] checks it: a name, values that make sense, nesting
-/// at most [`MAX_DEPTH`] deep. Unknown fields are skipped, as protobuf readers do; a field set twice keeps its last
-/// value (prost would merge two copies of one nested message, which no writer of ours produces).
+/// at most [`MAX_DEPTH`] deep. Whatever prost writes (the canonical form) reads as prost reads it. Fields of a later
+/// protocol are skipped, as protobuf readers do. Forms no protobuf writer produces may read differently from prost,
+/// never unsafely: a value set twice keeps the last one (prost merges two copies of a nested message), and every
+/// value read is checked, also one a later field replaces (prost checks only the one it keeps).
 pub fn read_event(bytes: &[u8]) -> Result<Event, DataError> {
     let mut r = Reader(bytes);
     let mut name = String::new();
@@ -231,13 +233,48 @@ pub fn read_event(bytes: &[u8]) -> Result<Event, DataError> {
         match (field, wire) {
             (EVENT_NAME, WireType::LengthDelimited) => name = r.string()?,
             (EVENT_ARGS, WireType::LengthDelimited) => args.push(read_data(r.delimited()?, 0)?),
-            _ => r.skip(field, wire)?,
+            _ => r.skip_unknown(field, wire, EVENT_ARGS)?,
         }
     }
     if name.is_empty() {
         return Err(DataError("an event needs a name".into()));
     }
     Ok(Event { name, args })
+}
+
+/// The reader's contract with prost on any input, for the tests and the `events` fuzz target: reading never panics;
+/// an event read writes back to bytes that read as the same event; and an input in canonical form (what prost writes
+/// for what it reads from it) reads as prost reads it. Returns what broke the contract.
+pub fn check_reader_against_prost(bytes: &[u8]) -> Result<(), String> {
+    use prost::Message as _;
+    let ours = read_event(bytes);
+    if let Ok(event) = &ours {
+        let mut again = Vec::new();
+        write_event(event, &mut again);
+        let reread = read_event(&again).map_err(|e| format!("{event:?} was read but its own encoding is not: {e}"))?;
+        if !same_values(&reread, event) {
+            return Err(format!("{event:?} reads back as {reread:?}"));
+        }
+    }
+    let Ok(theirs) = super::proto::pb::Event::decode(bytes) else { return Ok(()) };
+    if theirs.encode_to_vec() != bytes {
+        return Ok(());
+    }
+    match (ours, Event::from_pb(theirs)) {
+        (Ok(a), Ok(b)) if same_values(&a, &b) => Ok(()),
+        (Err(_), Err(_)) => Ok(()),
+        (a, b) => Err(format!("canonical input read differently: ours {a:?}, prost's {b:?}")),
+    }
+}
+
+/// Equal values, NaN included (compared by their encoding).
+fn same_values(a: &Event, b: &Event) -> bool {
+    let encode = |e: &Event| {
+        let mut v = Vec::new();
+        write_event(e, &mut v);
+        v
+    };
+    encode(a) == encode(b)
 }
 
 /// A cursor over a message's bytes.
@@ -283,14 +320,23 @@ impl<'a> Reader<'a> {
         Ok(f64::from_le_bytes(*bytes))
     }
 
-    /// Passes over a field this reader does not know (or one with an unexpected wire type).
-    fn skip(&mut self, field: u32, wire: WireType) -> Result<(), DataError> {
+    /// Passes over a field of a later protocol (a number past `last_known`), as protobuf readers do; a known field
+    /// with another wire type than its own is an error, as prost makes it one.
+    fn skip_unknown(&mut self, field: u32, wire: WireType, last_known: u32) -> Result<(), DataError> {
+        if field <= last_known {
+            return Err(malformed(format!("field {field} with wire type {wire:?}")));
+        }
+        self.skip(field, wire, 0)
+    }
+
+    fn skip(&mut self, field: u32, wire: WireType, depth: usize) -> Result<(), DataError> {
         let len = match wire {
             WireType::Varint => return self.varint().map(drop),
             WireType::SixtyFourBit => 8,
             WireType::ThirtyTwoBit => 4,
             WireType::LengthDelimited => return self.delimited().map(drop),
-            WireType::StartGroup | WireType::EndGroup => return Err(malformed(format!("a group in field {field}"))),
+            WireType::StartGroup => return self.skip_group(field, depth),
+            WireType::EndGroup => return Err(malformed(format!("a group end without its start in field {field}"))),
         };
         if len > self.0.len() {
             return Err(malformed("a field longer than its message"));
@@ -298,7 +344,26 @@ impl<'a> Reader<'a> {
         self.0 = &self.0[len..];
         Ok(())
     }
+
+    /// A (deprecated) protobuf group: fields up to the end marker of the same number, nested at most as deep as
+    /// prost allows.
+    fn skip_group(&mut self, field: u32, depth: usize) -> Result<(), DataError> {
+        if depth >= GROUP_DEPTH {
+            return Err(malformed("groups nested too deep"));
+        }
+        loop {
+            match self.key()? {
+                None => return Err(malformed(format!("group {field} without its end"))),
+                Some((inner, WireType::EndGroup)) if inner == field => return Ok(()),
+                Some((_, WireType::EndGroup)) => return Err(malformed("a group closed by another field")),
+                Some((inner, wire)) => self.skip(inner, wire, depth + 1)?,
+            }
+        }
+    }
 }
+
+/// prost's recursion limit, for skipping groups.
+const GROUP_DEPTH: usize = 100;
 
 fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
@@ -332,7 +397,7 @@ fn read_data(body: &[u8], depth: usize) -> Result<Data, DataError> {
             (DATA_RECORD, WireType::LengthDelimited) => Data::Record(read_list(r.delimited()?, depth)?),
             (DATA_TABLE, WireType::LengthDelimited) => Data::Table(read_table(r.delimited()?, depth)?),
             _ => {
-                r.skip(field, wire)?;
+                r.skip_unknown(field, wire, DATA_RECORD)?;
                 continue;
             }
         };
@@ -348,7 +413,7 @@ fn read_subnet(body: &[u8]) -> Result<IpNet, DataError> {
             (SUBNET_ADDR, WireType::LengthDelimited) => addr = r.delimited()?,
             // uint32 fields keep the low 32 bits of their varint, as prost reads them.
             (SUBNET_PREFIX, WireType::Varint) => prefix = r.varint()? as u32,
-            _ => r.skip(field, wire)?,
+            _ => r.skip_unknown(field, wire, SUBNET_PREFIX)?,
         }
     }
     subnet_from_parts(addr, prefix)
@@ -361,7 +426,7 @@ fn read_port(body: &[u8]) -> Result<(u16, Transport), DataError> {
         match (field, wire) {
             (PORT_NUMBER, WireType::Varint) => number = r.varint()? as u32,
             (PORT_TRANSPORT, WireType::Varint) => transport = r.varint()? as i32,
-            _ => r.skip(field, wire)?,
+            _ => r.skip_unknown(field, wire, PORT_TRANSPORT)?,
         }
     }
     port_from_parts(number, transport)
@@ -374,7 +439,7 @@ fn read_list(body: &[u8], depth: usize) -> Result<Vec<Data>, DataError> {
     while let Some((field, wire)) = r.key()? {
         match (field, wire) {
             (LIST_ITEMS, WireType::LengthDelimited) => items.push(read_data(r.delimited()?, depth + 1)?),
-            _ => r.skip(field, wire)?,
+            _ => r.skip_unknown(field, wire, LIST_ITEMS)?,
         }
     }
     Ok(items)
@@ -386,7 +451,7 @@ fn read_table(body: &[u8], depth: usize) -> Result<Vec<TableEntry>, DataError> {
     while let Some((field, wire)) = r.key()? {
         match (field, wire) {
             (TABLE_ENTRIES, WireType::LengthDelimited) => entries.push(read_entry(r.delimited()?, depth)?),
-            _ => r.skip(field, wire)?,
+            _ => r.skip_unknown(field, wire, TABLE_ENTRIES)?,
         }
     }
     Ok(entries)
@@ -399,7 +464,7 @@ fn read_entry(body: &[u8], depth: usize) -> Result<TableEntry, DataError> {
         match (field, wire) {
             (ENTRY_KEY, WireType::LengthDelimited) => key.push(read_data(r.delimited()?, depth + 1)?),
             (ENTRY_VALUE, WireType::LengthDelimited) => value = Some(read_data(r.delimited()?, depth + 1)?),
-            _ => r.skip(field, wire)?,
+            _ => r.skip_unknown(field, wire, ENTRY_VALUE)?,
         }
     }
     Ok((key, value))
@@ -451,17 +516,6 @@ mod tests {
         })
     }
 
-    /// What prost and `Event::from_pb` make of `bytes`.
-    fn prost_read(bytes: &[u8]) -> Result<Event, DataError> {
-        let pb = crate::cluster::proto::pb::Event::decode(bytes).map_err(|e| DataError(e.to_string()))?;
-        Event::from_pb(pb)
-    }
-
-    /// NaN is not equal to itself: compare events by their encoding.
-    fn same(a: &Event, b: &Event) -> bool {
-        a.to_pb().encode_to_vec() == b.to_pb().encode_to_vec()
-    }
-
     proptest! {
         #[test]
         fn writes_what_prost_writes(name in "[A-Za-z:_]{0,30}", args in prop::collection::vec(value(), 0..8)) {
@@ -473,11 +527,10 @@ mod tests {
         fn reads_back_what_it_wrote(name in "[A-Za-z:_]{1,30}", args in prop::collection::vec(value(), 0..8)) {
             let event = Event::new(name, args);
             let read = read_event(&direct(&event)).unwrap();
-            prop_assert!(same(&read, &event), "{read:?} != {event:?}");
+            prop_assert!(same_values(&read, &event), "{read:?} != {event:?}");
         }
 
-        /// Damaged events (cut, a byte changed) are read as prost reads them: the same event, or an error from both
-        /// (the error texts differ). Never a panic.
+        /// Damaged events (cut, a byte changed) keep the reader's contract with prost.
         #[test]
         fn reads_damaged_events_as_prost_does(
             args in prop::collection::vec(value(), 1..5),
@@ -488,12 +541,25 @@ mod tests {
             let i = flip.0.index(bytes.len());
             bytes[i] ^= flip.1;
             bytes.truncate(cut.index(bytes.len() + 1));
-            match (read_event(&bytes), prost_read(&bytes)) {
-                (Ok(ours), Ok(theirs)) => prop_assert!(same(&ours, &theirs), "{ours:?} != {theirs:?}"),
-                (Err(_), Err(_)) => {}
-                (ours, theirs) => prop_assert!(false, "ours {ours:?}, prost's {theirs:?} for {bytes:?}"),
-            }
+            prop_assert_eq!(check_reader_against_prost(&bytes), Ok(()));
         }
+
+        /// Whole events are canonical: the contract then says they read as prost reads them.
+        #[test]
+        fn reads_whole_events_as_prost_does(args in prop::collection::vec(value(), 0..8)) {
+            prop_assert_eq!(check_reader_against_prost(&direct(&Event::new("A::b", args))), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_known_field_with_another_wire_type_is_refused_and_a_later_protocols_fields_are_skipped() {
+        // name (field 1) as a varint
+        assert!(read_event(&[0x08, 0x01]).unwrap_err().0.contains("wire type"));
+        // name "A", then field 9 as a varint and as a group (start 9, a varint field 1 inside, end 9)
+        let later = [0x0a, 0x01, b'A', 0x48, 0x05, 0x4b, 0x08, 0x01, 0x4c];
+        assert_eq!(read_event(&later).unwrap(), Event::new("A", vec![]));
+        let unclosed_group = [0x0a, 0x01, b'A', 0x4b, 0x08, 0x01];
+        assert!(read_event(&unclosed_group).is_err());
     }
 
     #[test]
