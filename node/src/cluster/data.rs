@@ -1,6 +1,7 @@
 //! Typed event arguments (Zeek's value types) and their wire form.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -47,22 +48,76 @@ pub type TableEntry = (Vec<Data>, Option<Data>);
 /// An event: a namespaced name (`DoS::aggregate_stats`) and its arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    pub name: String,
+    pub name: EventName,
     pub args: Vec<Data>,
 }
 
+/// An event's name, shared rather than copied: a stream of events mostly repeats one name, so a publisher's copy and
+/// a receiver's decoded events share one allocation instead of making one each.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventName(Arc<str>);
+
+impl EventName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for EventName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for EventName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for EventName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for EventName {
+    fn from(s: &str) -> EventName {
+        EventName(s.into())
+    }
+}
+
+impl From<String> for EventName {
+    fn from(s: String) -> EventName {
+        EventName(s.into())
+    }
+}
+
+impl PartialEq<str> for EventName {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for EventName {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
 impl Event {
-    pub fn new(name: impl Into<String>, args: Vec<Data>) -> Self {
+    pub fn new(name: impl Into<EventName>, args: Vec<Data>) -> Self {
         Event { name: name.into(), args }
     }
 
     pub fn to_pb(&self) -> pb::Event {
-        pb::Event { name: self.name.clone(), args: self.args.iter().map(Data::to_pb).collect() }
+        pb::Event { name: self.name.to_string(), args: self.args.iter().map(Data::to_pb).collect() }
     }
 
     /// The wire form, taking the values instead of copying them (a publish's event is not used again).
     pub fn into_pb(self) -> pb::Event {
-        pb::Event { name: self.name, args: self.args.into_iter().map(Data::into_pb).collect() }
+        pb::Event { name: self.name.to_string(), args: self.args.into_iter().map(Data::into_pb).collect() }
     }
 
     pub fn from_pb(e: pb::Event) -> Result<Self, DataError> {
@@ -70,7 +125,7 @@ impl Event {
             return Err(DataError("an event needs a name".into()));
         }
         let args = e.args.into_iter().map(|a| Data::from_pb(a, 0)).collect::<Result<_, _>>()?;
-        Ok(Event { name: e.name, args })
+        Ok(Event { name: e.name.into(), args })
     }
 }
 

@@ -16,7 +16,8 @@ use ipnet::IpNet;
 use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint, encoded_len_varint, key_len};
 
 use super::data::{
-    Data, DataError, Event, MAX_DEPTH, TableEntry, Transport, addr_from_bytes, port_from_parts, subnet_from_parts,
+    Data, DataError, Event, EventName, MAX_DEPTH, TableEntry, Transport, addr_from_bytes, port_from_parts,
+    subnet_from_parts,
 };
 
 // Field numbers of cluster.proto's `Event`, `Data`, `Subnet`, `Port`, `DataList`, `Table` and `TableEntry`.
@@ -226,20 +227,43 @@ fn write_data(d: &Data, buf: &mut impl BufMut) {
 /// never unsafely: a value set twice keeps the last one (prost merges two copies of a nested message), and every
 /// value read is checked, also one a later field replaces (prost checks only the one it keeps).
 pub fn read_event(bytes: &[u8]) -> Result<Event, DataError> {
-    let mut r = Reader(bytes);
-    let mut name = String::new();
-    let mut args = Vec::new();
-    while let Some((field, wire)) = r.key()? {
-        match (field, wire) {
-            (EVENT_NAME, WireType::LengthDelimited) => name = r.string()?,
-            (EVENT_ARGS, WireType::LengthDelimited) => args.push(read_data(r.delimited()?, 0)?),
-            _ => r.skip_unknown(field, wire, EVENT_ARGS)?,
+    EventReader::default().read(bytes)
+}
+
+/// Reads the events of one run: an event with the name of the one before shares that name instead of allocating it
+/// again (most runs are one event name repeated).
+#[derive(Default)]
+pub struct EventReader {
+    last_name: Option<EventName>,
+}
+
+impl EventReader {
+    /// As [`read_event`].
+    pub fn read(&mut self, bytes: &[u8]) -> Result<Event, DataError> {
+        let mut r = Reader(bytes);
+        let mut name = None;
+        let mut args = Vec::new();
+        while let Some((field, wire)) = r.key()? {
+            match (field, wire) {
+                (EVENT_NAME, WireType::LengthDelimited) => name = Some(self.name(r.delimited()?)?),
+                (EVENT_ARGS, WireType::LengthDelimited) => args.push(read_data(r.delimited()?, 0)?),
+                _ => r.skip_unknown(field, wire, EVENT_ARGS)?,
+            }
+        }
+        match name {
+            Some(name) if !name.is_empty() => Ok(Event { name, args }),
+            _ => Err(DataError("an event needs a name".into())),
         }
     }
-    if name.is_empty() {
-        return Err(DataError("an event needs a name".into()));
+
+    fn name(&mut self, bytes: &[u8]) -> Result<EventName, DataError> {
+        if let Some(last) = self.last_name.as_ref().filter(|n| n.as_bytes() == bytes) {
+            return Ok(last.clone());
+        }
+        let name = EventName::from(utf8(bytes)?);
+        self.last_name = Some(name.clone());
+        Ok(name)
     }
-    Ok(Event { name, args })
 }
 
 /// The reader's contract with prost on any input, for the tests and the `events` fuzz target: reading never panics;
@@ -277,6 +301,10 @@ fn same_values(a: &Event, b: &Event) -> bool {
     encode(a) == encode(b)
 }
 
+fn utf8(b: &[u8]) -> Result<&str, DataError> {
+    std::str::from_utf8(b).map_err(|_| malformed("a string that is not UTF-8"))
+}
+
 /// A cursor over a message's bytes.
 struct Reader<'a>(&'a [u8]);
 
@@ -308,8 +336,7 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&mut self) -> Result<String, DataError> {
-        let b = self.delimited()?;
-        std::str::from_utf8(b).map(str::to_string).map_err(|_| malformed("a string that is not UTF-8"))
+        utf8(self.delimited()?).map(str::to_string)
     }
 
     fn double(&mut self) -> Result<f64, DataError> {

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use super::data::{Data, Event};
+use super::data::{Data, Event, EventName};
 use super::envelope::{Header, HeaderCache};
 use super::hrw;
 use super::layout::NodeSpec;
@@ -976,7 +976,7 @@ async fn dispatch_loop(node: Node, mut rx: LocalReceiver) {
         };
         node.settle_view(&mut settled);
         // Looked-up handler lists are kept for one batch: a handler registered meanwhile sees the next batch.
-        let mut handlers: Option<(String, Option<Arc<Vec<Handler>>>)> = None;
+        let mut handlers: Option<(EventName, Option<Arc<Vec<Handler>>>)> = None;
         for delivery in batch.drain(..) {
             delivery.for_each(|r| {
                 settle(&mut settled);
@@ -989,7 +989,8 @@ async fn dispatch_loop(node: Node, mut rx: LocalReceiver) {
                 }
                 // A run of events mostly has one name: its handlers are looked up once.
                 if handlers.as_ref().is_none_or(|(name, _)| *name != r.event.name) {
-                    let list = node.0.handlers.read().unwrap_or_else(|e| e.into_inner()).get(&r.event.name).cloned();
+                    let handlers_by_name = node.0.handlers.read().unwrap_or_else(|e| e.into_inner());
+                    let list = handlers_by_name.get(r.event.name.as_str()).cloned();
                     handlers = Some((r.event.name.clone(), list));
                 }
                 for h in handlers.iter().flat_map(|(_, list)| list.iter().flat_map(|l| l.iter())) {

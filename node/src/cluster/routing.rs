@@ -12,6 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 
 use super::data::{Data, Event};
+use super::datawire::EventReader;
 use super::envelope::{self, Envelope, EventRef, Events, Header};
 use super::hrw;
 use super::link::{Link, Outgoing};
@@ -332,7 +333,8 @@ impl Node {
         let mut route = e.route.map(|route| AcceptedRoute { route, view_epoch });
         let mut bad = None;
         let mut decoded = Vec::with_capacity(e.events.count() as usize);
-        let framing = e.events.for_each(|bytes| match envelope::decode_event(bytes) {
+        let mut reader = EventReader::default();
+        let framing = e.events.for_each(|bytes| match reader.read(bytes) {
             Ok(event) => decoded.push(Received { header: Arc::clone(&e.header), event, route: route.take() }),
             Err(err) => bad = Some(err),
         });
