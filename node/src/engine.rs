@@ -65,7 +65,7 @@ pub struct Engine {
 /// The part of a connection's serial its timers carry. Two connections that share a slot and these bits would need
 /// 2^32 connections in between; a timer taken for the wrong one only makes the sweep check it early.
 fn timer_serial(conn: &Conn) -> u32 {
-    conn.serial as u32
+    conn.serial
 }
 
 /// Stale timers tolerated beyond half the open connections before they are dropped (amortises the heap rebuild).
@@ -440,7 +440,7 @@ impl Engine {
             if should_remove(conn, now) {
                 expired.push((conn.start, slot));
             } else {
-                if !conn.close_scheduled && conn.removal_at().is_some_and(|t| t <= now) {
+                if !conn.close_scheduled() && conn.removal_at().is_some_and(|t| t <= now) {
                     // The attempt timer is one-shot: the connection got an answer.
                     conn.set_removal_at(None);
                 }
@@ -671,7 +671,7 @@ impl Core {
             conn.set_removal_at(Some(ts + timeouts::TCP_ATTEMPT));
         }
         self.stats.connections += 1;
-        conn.serial = self.stats.connections;
+        conn.serial = self.stats.connections as u32;
         self.attach_initial_analyzers(&mut conn, ts);
         conn
     }
@@ -710,7 +710,7 @@ impl Core {
         let first_new = conn.analyzers.len();
         let proto = conn.id.proto;
         let matched: Vec<&'static AnalyzerSpec> = if proto == Proto::Tcp {
-            if conn.dpd_done {
+            if conn.content_detection_done() {
                 return None;
             }
             let dpd = conn.dpd.get_or_insert_with(Default::default);
@@ -734,10 +734,9 @@ impl Core {
             }
             matched
         } else {
-            if conn.saw_payload[side] {
+            if conn.note_payload(side) {
                 return None;
             }
-            conn.saw_payload[side] = true;
             self.specs
                 .iter()
                 .copied()
@@ -856,9 +855,9 @@ impl Core {
             if complete {
                 let at = conn.last + timeouts::TCP_CLOSE_DELAY;
                 // The first close replaces the attempt timer; a later one can only bring removal forward.
-                let earlier = conn.removal_at().filter(|_| conn.close_scheduled);
+                let earlier = conn.removal_at().filter(|_| conn.close_scheduled());
                 conn.set_removal_at(Some(earlier.map_or(at, |t| t.min(at))));
-                conn.close_scheduled = true;
+                conn.set_close_scheduled();
             }
         }
     }
@@ -922,7 +921,9 @@ impl Core {
             Action::Confirm(service) => {
                 // A confirmed protocol ends content detection (and frees its buffers).
                 conn.end_content_detection();
-                conn.udp_dns |= service == "dns" && conn.id.proto == Proto::Udp;
+                if service == "dns" && conn.id.proto == Proto::Udp {
+                    conn.set_udp_dns();
+                }
                 conn.add_service(service)
             }
             Action::Violation(reason) => {
@@ -955,8 +956,9 @@ impl Core {
     /// analyzer.log says why. Violations before a confirmation are DPD tasting and pass silently.
     fn confirmed_analyzer_failed(&mut self, conn: &mut Conn, index: usize, reason: &str) {
         let name = conn.analyzers[index].name();
-        let Some(pos) = conn.services.iter().position(|s| *s == name) else { return };
-        conn.remove_service(pos);
+        if !conn.remove_service(name) {
+            return;
+        }
         if !self.cfg.is_enabled("analyzer") {
             return;
         }
@@ -987,9 +989,8 @@ impl Core {
                         self.with_analyzers(conn, ts, all.clone(), |a, ctx| a.deliver(ctx, orig, bytes));
                     }
                     // Detection goes on unless a protocol was confirmed (and not since failed) in the replay.
-                    if conn.services.is_empty() {
-                        conn.dpd_done = false;
-                        conn.dpd = Some(dpd);
+                    if conn.services().is_empty() {
+                        conn.resume_content_detection(dpd);
                     } else {
                         conn.end_content_detection();
                     }
@@ -1071,7 +1072,7 @@ impl Core {
     fn conn_weird(&mut self, conn: &mut Conn, ts: f64, name: &str, addl: Option<String>, source: &str) {
         // Zeek's core raises this one only on a connection without earlier weirds (`DidWeird`).
         let first_weird_only = matches!(name, "possible_split_routing" | "TCP_scale_range");
-        let had_weird = std::mem::replace(&mut conn.did_weird, true);
+        let had_weird = conn.note_weird();
         if !self.cfg.is_enabled("weird") || (first_weird_only && had_weird) {
             return;
         }
@@ -1170,7 +1171,7 @@ fn count_packet(conn: &mut Conn, is_orig: bool, ip: &IpDatagram) {
 /// The earliest network time at which [`should_remove`] can become true for `c` as it is now.
 fn next_check(c: &Conn) -> f64 {
     let mut due = c.removal_at().unwrap_or(f64::INFINITY);
-    if c.udp_dns {
+    if c.is_udp_dns() {
         due = due.min(c.last + timeouts::DNS_SESSION);
     }
     let inactivity = match &c.session {
@@ -1188,7 +1189,7 @@ fn next_check(c: &Conn) -> f64 {
 
 fn should_remove(c: &Conn, now: f64) -> bool {
     if c.removal_at().is_some_and(|t| t <= now) {
-        if let (Session::Tcp(t), false) = (&c.session, c.close_scheduled) {
+        if let (Session::Tcp(t), false) = (&c.session, c.close_scheduled()) {
             // The attempt timer only ends connections that are still attempts.
             let attempt = t.orig().state == EndpointState::SynSent || t.orig().state == EndpointState::SynAckSent;
             if attempt && t.resp().state == EndpointState::Inactive {
@@ -1199,7 +1200,7 @@ fn should_remove(c: &Conn, now: f64) -> bool {
         }
     }
     let idle = now - c.last;
-    if c.udp_dns && idle >= timeouts::DNS_SESSION {
+    if c.is_udp_dns() && idle >= timeouts::DNS_SESSION {
         return true;
     }
     match &c.session {

@@ -3,6 +3,7 @@
 
 mod history;
 mod reassembly;
+mod services;
 mod table;
 mod tcp;
 mod uid;
@@ -12,6 +13,7 @@ use std::net::IpAddr;
 
 pub use history::{History, Letters};
 pub use reassembly::{Chunk, Stream};
+pub use services::ServiceList;
 pub use table::{ConnTable, Slot};
 pub use tcp::{EndpointState, TcpOutcome, TcpSession};
 pub use uid::{Uid, UidGenerator};
@@ -81,6 +83,8 @@ pub struct Rare {
     pub tunnel_seen: [bool; 2],
     /// Weird names already logged for this connection.
     pub weirds_logged: Vec<String>,
+    /// The connection's services when they do not pack into [`Conn`]'s word (flag `SERVICES_SPILLED`).
+    services: Vec<&'static str>,
 }
 
 /// What content detection has seen of a TCP connection, while it runs ([`Conn::end_content_detection`] frees it).
@@ -112,6 +116,24 @@ impl DpdBuffer {
 /// The most analyzers one connection holds: the bits of [`Conn`]'s detached set.
 pub const MAX_ANALYZERS: usize = u32::BITS as usize;
 
+/// A connection's yes/no facts, one bit each of [`Conn`]'s `flags` (as six `bool`s they were six bytes).
+mod flag {
+    /// First payload seen from the originator (content detection runs once per side).
+    pub const SAW_ORIG_PAYLOAD: u8 = 1 << 0;
+    /// First payload seen from the responder; one place left of [`SAW_ORIG_PAYLOAD`].
+    pub const SAW_RESP_PAYLOAD: u8 = 1 << 1;
+    /// The scheduled removal is a close (not the attempt timer).
+    pub const CLOSE_SCHEDULED: u8 = 1 << 2;
+    /// A UDP DNS session: it ends after Zeek's shorter DNS session timeout.
+    pub const UDP_DNS: u8 = 1 << 3;
+    /// Content detection is over (a protocol was confirmed, or both buffers filled up).
+    pub const DPD_DONE: u8 = 1 << 4;
+    /// Some weird was raised on this connection (logged or not): Zeek's `DidWeird`.
+    pub const DID_WEIRD: u8 = 1 << 5;
+    /// The services are in [`super::Rare`], not packed in `Conn::services`.
+    pub const SERVICES_SPILLED: u8 = 1 << 6;
+}
+
 /// Appends to a boxed slice (reallocated to exactly the new length).
 fn push_exact<T>(slice: &mut Box<[T]>, item: T) {
     let mut items = std::mem::take(slice).into_vec();
@@ -132,34 +154,27 @@ pub struct Conn {
     pub pkts: [u64; 2],
     pub ip_bytes: [u64; 2],
     pub missed_bytes: u64,
-    /// Confirmed services in confirmation order. Boxed slices, not vectors: they change a few times per
-    /// connection at most, and a slice is a word smaller with no spare room.
-    pub services: Box<[&'static str]>,
+    /// Confirmed services in confirmation order, packed ([`Conn::services`] reads them).
+    services: u64,
+    /// Boxed slices, not vectors: they change a few times per connection at most, and a slice is a word smaller
+    /// with no spare room.
     pub analyzers: Box<[Attached]>,
     /// Bit `i` set: `analyzers[i]` stops receiving data (violation, or handed over to TLS).
     detached_analyzers: u32,
-    /// First payload seen per direction (content detection runs once per side).
-    pub saw_payload: [bool; 2],
+    /// Bits of [`flag`].
+    flags: u8,
     /// When the engine should remove this connection, if scheduled (close, attempt, reset); infinite when not
     /// (a plain `f64` is half an `Option<f64>`). Read and written through [`Conn::removal_at`].
     remove_at: f64,
     pub local_orig: Option<bool>,
     pub local_resp: Option<bool>,
-    /// `remove_at` is a close (not the attempt timer).
-    pub close_scheduled: bool,
-    /// A UDP DNS session: it ends after Zeek's shorter DNS session timeout.
-    pub udp_dns: bool,
     /// The start of each TCP direction, kept for content detection and replayed to analyzers it finds.
     pub dpd: Option<Box<DpdBuffer>>,
-    /// Content detection is over (a protocol was confirmed, or both buffers filled up).
-    pub dpd_done: bool,
     /// What few connections need (tunnels, weirds), out of line so the common connection stays small.
     pub rare: Option<Box<Rare>>,
-    /// Some weird was raised on this connection (logged or not): Zeek's `DidWeird`.
-    pub did_weird: bool,
-    /// Unique per connection in an engine: tells a timer of this connection from one of an earlier
-    /// connection on the same tuple.
-    pub serial: u64,
+    /// Tells a timer of this connection from one of an earlier connection in the same slot: the low 32 bits of
+    /// the connection's number in its engine (all a timer carries; 32 more bits here were padding's worth).
+    pub serial: u32,
     /// The deadline of this connection's armed timer (infinite while none is armed).
     pub timer_due: f64,
 }
@@ -183,21 +198,17 @@ impl Conn {
             pkts: [0; 2],
             ip_bytes: [0; 2],
             missed_bytes: 0,
-            services: Box::default(),
+            services: 0,
             analyzers: Box::default(),
             detached_analyzers: 0,
-            saw_payload: [false; 2],
+            flags: 0,
             remove_at: f64::INFINITY,
             local_orig: None,
             local_resp: None,
-            close_scheduled: false,
-            udp_dns: false,
             rare: None,
-            did_weird: false,
             serial: 0,
             timer_due: f64::INFINITY,
             dpd: None,
-            dpd_done: false,
         }
     }
 
@@ -230,7 +241,9 @@ impl Conn {
         self.flip_addresses();
         self.pkts.swap(0, 1);
         self.ip_bytes.swap(0, 1);
-        self.saw_payload.swap(0, 1);
+        let saw = self.flags & (flag::SAW_ORIG_PAYLOAD | flag::SAW_RESP_PAYLOAD);
+        self.flags ^= saw;
+        self.flags |= ((saw & flag::SAW_ORIG_PAYLOAD) << 1) | ((saw & flag::SAW_RESP_PAYLOAD) >> 1);
         if let Some(rare) = &mut self.rare {
             rare.tunnel_seen.swap(0, 1);
         }
@@ -263,17 +276,46 @@ impl Conn {
         self.rare.as_ref().and_then(|r| r.tunnel)
     }
 
-    pub fn add_service(&mut self, s: &'static str) {
-        if !self.services.contains(&s) {
-            push_exact(&mut self.services, s);
+    /// Confirmed services in confirmation order.
+    pub fn services(&self) -> ServiceList<'_> {
+        match &self.rare {
+            Some(rare) if self.flags & flag::SERVICES_SPILLED != 0 => ServiceList::Spilled(&rare.services),
+            _ => ServiceList::Packed(self.services),
         }
     }
 
-    /// Drops the service at `index` (its analyzer failed after confirming it).
-    pub fn remove_service(&mut self, index: usize) {
-        let mut services = std::mem::take(&mut self.services).into_vec();
-        services.remove(index);
-        self.services = services.into_boxed_slice();
+    pub fn add_service(&mut self, s: &'static str) {
+        let mut names: Vec<&'static str> = self.services().iter().collect();
+        if !names.contains(&s) {
+            names.push(s);
+            self.set_services(names);
+        }
+    }
+
+    /// Drops service `name` (its analyzer failed after confirming it); whether the connection had it.
+    pub fn remove_service(&mut self, name: &str) -> bool {
+        let mut names: Vec<&'static str> = self.services().iter().collect();
+        let Some(index) = names.iter().position(|s| *s == name) else { return false };
+        names.remove(index);
+        self.set_services(names);
+        true
+    }
+
+    fn set_services(&mut self, names: Vec<&'static str>) {
+        match services::pack(&names) {
+            Some(word) => {
+                self.services = word;
+                self.flags &= !flag::SERVICES_SPILLED;
+                if let Some(rare) = &mut self.rare {
+                    rare.services = Vec::new();
+                }
+            }
+            None => {
+                self.services = 0;
+                self.flags |= flag::SERVICES_SPILLED;
+                self.rare().services = names;
+            }
+        }
     }
 
     /// Attaches a new analyzer built by `spec`. A connection holds at most [`MAX_ANALYZERS`] (one per detached
@@ -304,7 +346,51 @@ impl Conn {
     /// Content detection is over: its buffers are freed.
     pub fn end_content_detection(&mut self) {
         self.dpd = None;
-        self.dpd_done = true;
+        self.flags |= flag::DPD_DONE;
+    }
+
+    /// Content detection goes on with what it buffered so far.
+    pub fn resume_content_detection(&mut self, dpd: Box<DpdBuffer>) {
+        self.dpd = Some(dpd);
+        self.flags &= !flag::DPD_DONE;
+    }
+
+    /// Content detection is over (a protocol was confirmed, or both buffers filled up).
+    pub fn content_detection_done(&self) -> bool {
+        self.flags & flag::DPD_DONE != 0
+    }
+
+    /// Whether side `side` (0: the originator) sent payload already; notes that it did.
+    pub fn note_payload(&mut self, side: usize) -> bool {
+        let bit = flag::SAW_ORIG_PAYLOAD << side;
+        let seen = self.flags & bit != 0;
+        self.flags |= bit;
+        seen
+    }
+
+    /// The scheduled removal is a close (not the attempt timer).
+    pub fn close_scheduled(&self) -> bool {
+        self.flags & flag::CLOSE_SCHEDULED != 0
+    }
+
+    pub fn set_close_scheduled(&mut self) {
+        self.flags |= flag::CLOSE_SCHEDULED;
+    }
+
+    /// A UDP DNS session: it ends after Zeek's shorter DNS session timeout.
+    pub fn is_udp_dns(&self) -> bool {
+        self.flags & flag::UDP_DNS != 0
+    }
+
+    pub fn set_udp_dns(&mut self) {
+        self.flags |= flag::UDP_DNS;
+    }
+
+    /// Notes that a weird was raised on this connection; whether one was before (Zeek's `DidWeird`).
+    pub fn note_weird(&mut self) -> bool {
+        let had = self.flags & flag::DID_WEIRD != 0;
+        self.flags |= flag::DID_WEIRD;
+        had
     }
 
     /// conn_state, orig_bytes and resp_bytes as Zeek's conn.zeek computes them.
@@ -335,7 +421,8 @@ impl Conn {
         } else {
             (Value::Unset, Value::Unset, Value::Unset)
         };
-        let service = if self.services.is_empty() { Value::Unset } else { Value::str(self.services.join(",")) };
+        let services = self.services();
+        let service = if services.is_empty() { Value::Unset } else { Value::str(services.joined()) };
         let history =
             if self.history.letters.is_empty() { Value::Unset } else { Value::str(self.history.letters.as_str()) };
         let parents = match &self.rare {
@@ -367,5 +454,63 @@ impl Conn {
             Value::Count(u64::from(self.ip_proto)),
         ];
         LogRecord::new(&CONN, values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every tracked connection pays these sizes (docs/BENCHMARKS.md, "Where the memory goes"): a field that
+    /// grows them should be a decision, not an accident.
+    #[test]
+    fn per_connection_state_stays_small() {
+        assert!(std::mem::size_of::<Conn>() <= 232, "Conn is {} bytes", std::mem::size_of::<Conn>());
+        let tcp = std::mem::size_of::<TcpSession>();
+        assert!(tcp <= 168, "TcpSession is {tcp} bytes");
+    }
+
+    /// A connection from 10.0.0.1:1000 to 10.0.0.2:`resp_p`.
+    fn test_conn(resp_p: u16, proto: Proto, ip_proto: u8) -> Conn {
+        let id = ConnId {
+            orig_h: "10.0.0.1".parse().unwrap(),
+            orig_p: 1000,
+            resp_h: "10.0.0.2".parse().unwrap(),
+            resp_p,
+            proto,
+        };
+        Conn::new(UidGenerator::new(1).next_uid(), id, ip_proto, 1.0)
+    }
+
+    #[test]
+    fn flip_swaps_which_side_sent_payload() {
+        let mut conn = test_conn(53, Proto::Udp, 17);
+        assert!(!conn.note_payload(0), "nothing seen yet");
+        assert!(conn.note_payload(0));
+        conn.flip();
+        assert!(!conn.note_payload(0), "the old originator's payload is now the responder's");
+        assert!(conn.note_payload(1));
+        conn.set_udp_dns();
+        assert!(conn.is_udp_dns() && !conn.close_scheduled() && !conn.note_weird() && conn.note_weird());
+    }
+
+    #[test]
+    fn services_keep_confirmation_order_packed_or_spilled() {
+        let mut conn = test_conn(80, Proto::Tcp, 6);
+        assert!(conn.services().is_empty());
+        for name in ["http", "ssl", "http"] {
+            conn.add_service(name);
+        }
+        assert_eq!(conn.services().joined(), "http,ssl");
+        assert!(matches!(conn.services(), ServiceList::Packed(_)));
+        let many = ["s1", "s2", "s3", "s4", "s5", "s6", "s7"];
+        for name in many {
+            conn.add_service(name);
+        }
+        assert!(matches!(conn.services(), ServiceList::Spilled(_)), "nine services do not fit a word");
+        assert_eq!(conn.services().joined(), "http,ssl,s1,s2,s3,s4,s5,s6,s7");
+        assert!(conn.remove_service("ssl") && !conn.remove_service("ssl"));
+        assert!(matches!(conn.services(), ServiceList::Packed(_)), "eight fit again");
+        assert_eq!(conn.services().joined(), "http,s1,s2,s3,s4,s5,s6,s7");
     }
 }

@@ -46,10 +46,24 @@ pub struct Endpoint {
     hist_last_syn: u32,
     hist_last_fin: u32,
     hist_last_rst: u32,
+}
+
+/// One endpoint's counters whose history letters come at 1, 10, 100, ... occurrences.
+#[derive(Debug, Clone, Copy, Default)]
+struct ScaledCounters {
     rxmit: Scaled,
     zero_window: Scaled,
-    pub(crate) checksum_errors: Scaled,
-    pub(crate) gaps: Scaled,
+    checksum_errors: Scaled,
+    gaps: Scaled,
+}
+
+/// Which of an endpoint's [`ScaledCounters`] a bump counts.
+#[derive(Debug, Clone, Copy)]
+enum Counter {
+    Rxmit,
+    ZeroWindow,
+    ChecksumError,
+    Gap,
 }
 
 impl Endpoint {
@@ -209,6 +223,9 @@ pub struct TcpSession {
     pub ep: [Endpoint; 2],
     /// Reassembly of each direction (originator first).
     pub streams: [Stream; 2],
+    /// Both endpoints' scaled counters (originator first), out of line: most connections never retransmit, see a
+    /// zero window, a bad checksum or a gap, and inline they were a sixth of the session.
+    counters: Option<Box<[ScaledCounters; 2]>>,
     is_partial: bool,
     first_packet_seen: [bool; 2],
 }
@@ -223,6 +240,18 @@ impl TcpSession {
 
     pub fn is_partial(&self) -> bool {
         self.is_partial
+    }
+
+    /// Counts one occurrence on endpoint `me` (0: the originator), writing its letter at the scaled thresholds.
+    fn bump(&mut self, history: &mut History, me: usize, counter: Counter) {
+        let counters = &mut self.counters.get_or_insert_with(Box::default)[me];
+        let (scaled, code) = match counter {
+            Counter::Rxmit => (&mut counters.rxmit, 'T'),
+            Counter::ZeroWindow => (&mut counters.zero_window, 'W'),
+            Counter::ChecksumError => (&mut counters.checksum_errors, 'C'),
+            Counter::Gap => (&mut counters.gaps, 'G'),
+        };
+        scaled.bump(history, me == 0, code);
     }
 
     pub fn both_closed(&self) -> bool {
@@ -424,12 +453,13 @@ impl TcpSession {
         weirds: &mut Vec<&'static str>,
     ) {
         let peer_state = self.ep[other].state;
-        let ep = &mut self.ep[me];
+        let ep = &self.ep[me];
         let scale = ep.window_scale;
         let window = window << scale;
         if window == 0 && !flags.rst() && peer_state != EndpointState::Closed && ep.state != EndpointState::Reset {
-            ep.zero_window.bump(h, me == 0, 'W');
+            self.bump(h, me, Counter::ZeroWindow);
         }
+        let ep = &mut self.ep[me];
         if !flags.syn()
             && !flags.fin()
             && !flags.rst()
@@ -516,7 +546,8 @@ impl TcpSession {
         } else if delta_last > 0 {
             ep.update_last_seq(last_seq);
         } else if len > 0 {
-            ep.rxmit.bump(h, is_orig, 'T');
+            debug_assert_eq!(me == 0, is_orig);
+            self.bump(h, me, Counter::Rxmit);
         }
         delta_last
     }
@@ -682,6 +713,9 @@ impl TcpSession {
     /// Flips originator and responder (the engine decided the first packet came from the server).
     pub fn flip(&mut self) {
         self.ep.swap(0, 1);
+        if let Some(counters) = &mut self.counters {
+            counters.swap(0, 1);
+        }
         self.first_packet_seen.swap(0, 1);
         self.is_partial = false;
     }
@@ -735,13 +769,13 @@ impl TcpSession {
     /// Records a packet with a bad checksum (not otherwise processed).
     pub fn checksum_error(&mut self, history: &mut History, is_orig: bool) {
         let me = if is_orig { 0 } else { 1 };
-        self.ep[me].checksum_errors.bump(history, is_orig, 'C');
+        self.bump(history, me, Counter::ChecksumError);
     }
 
     /// Records a content gap in `is_orig`'s stream.
     pub fn gap(&mut self, history: &mut History, is_orig: bool) {
         let me = if is_orig { 0 } else { 1 };
-        self.ep[me].gaps.bump(history, is_orig, 'G');
+        self.bump(history, me, Counter::Gap);
     }
 }
 

@@ -48,7 +48,8 @@ pub(super) struct ConnFlags {
     pub keep_alive: bool,
     pub connection_close: bool,
     pub upgrade_connection: bool,
-    pub upgrade_protocol: Vec<u8>,
+    /// The last `Upgrade` header named a protocol (its name itself is never read).
+    pub upgrade_protocol_named: bool,
     /// The version used for the Transfer-Encoding check (Zeek takes the ongoing request's, else the reply's).
     pub framing_version: Version,
 }
@@ -466,7 +467,7 @@ fn update_conn_flags(io: &mut Io, h: &Header) {
         }
     }
     if upgrade {
-        io.flags.upgrade_protocol = token.to_vec();
+        io.flags.upgrade_protocol_named = !token.is_empty();
     }
 }
 

@@ -111,13 +111,18 @@ impl Direction {
     }
 }
 
+/// A script-level weird (`Reporter::conn_weird`): name and addl.
+type ScriptWeird = (&'static str, Option<String>);
+
 #[derive(Default)]
 struct Http {
     orig: Direction,
     resp: Direction,
     flags: ConnFlags,
     num_requests: u64,
-    unanswered: VecDeque<Vec<u8>>,
+    /// Requests not answered yet, oldest first: whether each was a HEAD (all a reply needs of its request; the
+    /// method's bytes cost a heap string and a queue of 24-byte entries per request in flight).
+    unanswered: VecDeque<bool>,
     reply_code: u32,
     connect_request: bool,
     /// Upgraded (101) or tunnelled (CONNECT): the rest is not HTTP.
@@ -125,7 +130,10 @@ struct Http {
     confirmed: bool,
     script: script::Script,
     /// Script weirds are queued behind the analyzer's own, as Zeek's event queue orders them.
-    script_weirds: Vec<(&'static str, Option<String>)>,
+    /// Boxed while there are some, which is seldom: a `Vec` inline kept 24 bytes (and its capacity for good), a
+    /// boxed slice 16; the box is the point, so the lint against boxing a `Vec` does not apply.
+    #[allow(clippy::box_collection)]
+    script_weirds: Option<Box<Vec<ScriptWeird>>>,
 }
 
 impl Http {
@@ -233,7 +241,7 @@ impl Http {
         while !data.is_empty() && !self.upgraded {
             let (used, piece) = self.dir(is_orig).lines.next(data);
             data = data.get(used..).unwrap_or_default();
-            if let Some(name) = self.dir(is_orig).lines.pending_weird.take() {
+            if let Some(name) = self.dir(is_orig).lines.take_weird() {
                 ctx.weird(name, None, "CONTENTLINE");
             }
             match piece {
@@ -318,7 +326,7 @@ impl Http {
         }
         self.orig.state = Expect::Message;
         self.orig.ongoing = true;
-        self.unanswered.push_back(request.method.clone());
+        self.unanswered.push_back(request.method.eq_ignore_ascii_case(b"HEAD"));
         self.confirm(ctx);
         if request.method.eq_ignore_ascii_case(b"CONNECT") {
             self.connect_request = true;
@@ -370,7 +378,7 @@ impl Http {
 
     /// `ExpectReplyMessageBody`: no body after HEAD, 1xx, 204 and 304.
     fn expect_reply_body(&self) -> BodyExpect {
-        let head = self.unanswered.front().is_some_and(|m| m.eq_ignore_ascii_case(b"HEAD"));
+        let head = self.unanswered.front().copied().unwrap_or(false);
         let code = self.reply_code;
         if head || (100..200).contains(&code) || code == 204 || code == 304 {
             BodyExpect::NotExpected
@@ -422,11 +430,11 @@ impl Http {
             }
         }
         if code == 101 && self.unanswered.len() == 1 && self.flags.upgrade_connection {
-            self.upgraded = !self.flags.upgrade_protocol.is_empty();
+            self.upgraded = self.flags.upgrade_protocol_named;
         }
         self.reply_code = 0;
         self.flags.upgrade_connection = false;
-        self.flags.upgrade_protocol.clear();
+        self.flags.upgrade_protocol_named = false;
         self.resp.state = if interrupted || self.upgraded { Expect::Nothing } else { Expect::FirstLine };
     }
 
@@ -434,11 +442,13 @@ impl Http {
         for record in fx.records {
             write_http(ctx, record);
         }
-        self.script_weirds.extend(fx.weirds);
+        if !fx.weirds.is_empty() {
+            self.script_weirds.get_or_insert_default().extend(fx.weirds);
+        }
     }
 
     fn flush_script_weirds(&mut self, ctx: &mut Ctx) {
-        for (name, addl) in self.script_weirds.drain(..) {
+        for (name, addl) in self.script_weirds.take().map(|weirds| *weirds).unwrap_or_default() {
             ctx.weird(name, addl, SCRIPT_SOURCE);
         }
     }

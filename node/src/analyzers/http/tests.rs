@@ -155,3 +155,11 @@ mod prop {
         }
     }
 }
+
+/// Every HTTP connection pays this (docs/BENCHMARKS.md, "Where the memory goes"): a field that grows it should be a
+/// decision, not an accident.
+#[test]
+fn analyzer_state_stays_small() {
+    let size = std::mem::size_of::<Http>();
+    assert!(size <= 272, "Http is {size} bytes");
+}
