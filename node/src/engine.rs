@@ -721,12 +721,12 @@ impl Core {
             dpd.seen[side] += take;
             dpd.streams[side].extend_from_slice(&data[..take]);
             dpd.order.push((is_orig, take as u32));
-            let stream = &dpd.streams[side];
+            let (this, other) = (&dpd.streams[side], &dpd.streams[1 - side]);
             let matched = self
                 .specs
                 .iter()
                 .copied()
-                .filter(|s| s.detect.is_some_and(|d| d(proto, is_orig, stream)))
+                .filter(|s| s.detect.is_some_and(|d| d.matches(proto, is_orig, this, other)))
                 .filter(|s| !conn.analyzers.iter().any(|a| a.name() == s.name))
                 .collect();
             if dpd.seen[0] >= DPD_BUFFER && dpd.seen[1] >= DPD_BUFFER {
@@ -740,7 +740,7 @@ impl Core {
             self.specs
                 .iter()
                 .copied()
-                .filter(|s| s.detect.is_some_and(|d| d(proto, is_orig, data)))
+                .filter(|s| s.detect.is_some_and(|d| d.matches(proto, is_orig, data, &[])))
                 .filter(|s| !conn.analyzers.iter().any(|a| a.name() == s.name))
                 .collect()
         };

@@ -1,7 +1,7 @@
 //! Service detection for protocols the node does not log in depth: the analyzer confirms the
 //! `service` when the first messages look like the protocol, and otherwise steps aside.
 
-use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
+use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 
 /// Confirms `service` once both sides (or the side that speaks first) look right.
 struct Confirmer {
@@ -134,15 +134,15 @@ fn detect_xmpp(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
     proto == Proto::Tcp && is_orig && xmpp_check(is_orig, data) == Some(true)
 }
 
-confirmer_spec!(POP3, "pop3", tcp: &[110], udp: &[], detect: Some(detect_pop3), both: true, check: pop3_check);
-confirmer_spec!(IMAP, "imap", tcp: &[143], udp: &[], detect: Some(detect_imap), both: true, check: imap_check);
+confirmer_spec!(POP3, "pop3", tcp: &[110], udp: &[], detect: Some(Signature::either_side(detect_pop3)), both: true, check: pop3_check);
+confirmer_spec!(IMAP, "imap", tcp: &[143], udp: &[], detect: Some(Signature::either_side(detect_imap)), both: true, check: imap_check);
 /// XMPP: confirmed on the stream header; after the server's `<proceed` to a STARTTLS request the rest
 /// of the connection is TLS, handed to the SSL analyzer.
 pub static XMPP: AnalyzerSpec = AnalyzerSpec {
     name: "xmpp",
     tcp_ports: &[5222, 5269],
     udp_ports: &[],
-    detect: Some(detect_xmpp),
+    detect: Some(Signature::either_side(detect_xmpp)),
     new: |_| Box::new(Xmpp::default()),
     schemas: &[],
 };

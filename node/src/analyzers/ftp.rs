@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 use super::detect::split_at_byte;
 use super::smtp::files::FileTransfer;
 use super::smtp::lines::LineBuffer;
-use super::{Analyzer, AnalyzerSpec, Ctx, Expectation, Proto};
+use super::{Analyzer, AnalyzerSpec, Ctx, Expectation, Proto, Signature};
 use crate::logs::conn_fields;
 use crate::logs::{LogRecord, Schema, Value, bytes_to_log_string, f};
 
@@ -41,7 +41,7 @@ pub static SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "ftp",
     tcp_ports: &[21, 2811],
     udp_ports: &[],
-    detect: Some(detect),
+    detect: Some(Signature::both_sides(detect)),
     new: |_| Box::new(FtpAnalyzer::new()),
     schemas: &[&FTP_LOG],
 };
@@ -105,7 +105,9 @@ const FILE_CMDS: &[&str] =
 // Detection
 // ---------------------------------------------------------------------------------------------------
 
-/// Zeek's DPD signatures in spirit: a client `USER` line, or a `220`/`120` greeting that mentions FTP.
+/// Zeek's `dpd_ftp_client` and `dpd_ftp_server` signatures: a client `USER ` line; a server that greets
+/// (`220`/`120`) and later answers a login (`230`/`331`). The server's requires the client's, so FTP on another port
+/// starts with the answer to `USER`.
 fn detect(proto: Proto, is_orig: bool, payload: &[u8]) -> bool {
     if proto != Proto::Tcp {
         return false;
@@ -118,19 +120,17 @@ fn detect(proto: Proto, is_orig: bool, payload: &[u8]) -> bool {
                 line.len() > 5 && line[..5].eq_ignore_ascii_case(b"USER ")
             });
     }
-    let greeting = trim_start(payload);
-    (greeting.starts_with(b"220") || greeting.starts_with(b"120"))
-        && greeting.get(3).is_some_and(|b| !b.is_ascii_digit())
-        && contains_ignore_case(greeting, b"ftp")
+    let reply = |line: &[u8], codes: &[&[u8]]| {
+        codes.iter().any(|c| line.starts_with(c)) && line.get(3).is_some_and(|b| !b.is_ascii_digit())
+    };
+    let mut lines = split_at_byte(payload, b'\n').flat_map(|l| l.split(|b| *b == b'\r'));
+    lines.next().is_some_and(|first| reply(trim_start(first), &[b"220", b"120"]))
+        && lines.any(|line| reply(line.trim_ascii_start(), &[b"230", b"331"]))
 }
 
 fn trim_start(d: &[u8]) -> &[u8] {
     let n = d.iter().take_while(|b| b.is_ascii_whitespace()).count();
     &d[n..]
-}
-
-fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1558,9 +1558,10 @@ mod tests {
     }
 
     #[test]
-    fn detects_ftp_greeting_and_user() {
-        assert!(detect(Proto::Tcp, false, b"220 ftp.NetBSD.org FTP server ready.\r\n"));
-        assert!(!detect(Proto::Tcp, false, b"220 mail.example.com ESMTP\r\n"));
+    fn detects_a_greeting_answered_login_and_user() {
+        assert!(detect(Proto::Tcp, false, b"220 ftp.NetBSD.org FTP server ready.\r\n331 Guest login ok\r\n"));
+        assert!(!detect(Proto::Tcp, false, b"220 ftp.NetBSD.org FTP server ready.\r\n"), "a greeting alone");
+        assert!(!detect(Proto::Tcp, false, b"220 mail.example.com ESMTP\r\n250 ok\r\n"));
         assert!(detect(Proto::Tcp, true, b"USER anonymous\r\n"));
         assert!(!detect(Proto::Udp, true, b"USER anonymous\r\n"));
     }

@@ -211,8 +211,37 @@ impl Analyzer for Retired {
     fn deliver(&mut self, _ctx: &mut Ctx, _is_orig: bool, _data: &[u8]) {}
 }
 
-/// A detection signature: sees the first payload of one direction.
+/// A detection signature's test of one direction: whether the start of that direction's payload looks right.
 pub type DetectFn = fn(proto: Proto, is_orig: bool, payload: &[u8]) -> bool;
+
+/// A content signature (Zeek's DPD `signature`s): the analyzer starts on any port once the start of a stream looks
+/// right.
+#[derive(Clone, Copy)]
+pub struct Signature {
+    looks_right: DetectFn,
+    /// Zeek's `requires-reverse-signature`: the other direction must look right too. The analyzer then starts at
+    /// the packet that completes the pair, and what it logs carries that packet's time (Zeek replays the buffered
+    /// start of both directions to it then).
+    both_sides: bool,
+}
+
+impl Signature {
+    /// Either direction alone starts the analyzer.
+    pub const fn either_side(looks_right: DetectFn) -> Signature {
+        Signature { looks_right, both_sides: false }
+    }
+
+    /// Both directions must look right.
+    pub const fn both_sides(looks_right: DetectFn) -> Signature {
+        Signature { looks_right, both_sides: true }
+    }
+
+    /// Whether the analyzer starts now that the direction `is_orig` has grown to `this`; `other` is what the other
+    /// direction has sent so far.
+    pub fn matches(&self, proto: Proto, is_orig: bool, this: &[u8], other: &[u8]) -> bool {
+        (self.looks_right)(proto, is_orig, this) && (!self.both_sides || (self.looks_right)(proto, !is_orig, other))
+    }
+}
 
 /// How an analyzer is found and built.
 pub struct AnalyzerSpec {
@@ -221,7 +250,7 @@ pub struct AnalyzerSpec {
     pub tcp_ports: &'static [u16],
     pub udp_ports: &'static [u16],
     /// Content signature (Zeek's DPD signatures); attaches the analyzer on any port.
-    pub detect: Option<DetectFn>,
+    pub detect: Option<Signature>,
     pub new: fn(proto: Proto) -> Box<dyn Analyzer>,
     /// The logs this analyzer writes.
     pub schemas: &'static [&'static Schema],
@@ -318,5 +347,37 @@ pub(crate) mod testing {
         pub fn logged(&self, path: &str) -> Vec<&LogRecord> {
             self.records.iter().filter(|r| r.schema.path == path).collect()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn starts(spec: &AnalyzerSpec, is_orig: bool, this: &[u8], other: &[u8]) -> bool {
+        spec.detect.is_some_and(|s| s.matches(Proto::Tcp, is_orig, this, other))
+    }
+
+    #[test]
+    fn content_signatures_follow_zeeks_dpd_rules() {
+        // SSH: both banners; the second one starts the analyzer.
+        assert!(!starts(&ssh::SPEC, true, b"SSH-2.0-client\r\n", b""));
+        assert!(starts(&ssh::SPEC, false, b"SSH-2.0-server\r\n", b"SSH-2.0-client\r\n"));
+        // HTTP: either side alone, any registered method, a reply's version in any case.
+        assert!(starts(&http::SPEC, true, b"  PROPFIND /x HTTP/1.1\r\n", b""));
+        assert!(starts(&http::SPEC, false, b"http/1.1 200 OK\r\n", b""));
+        assert!(!starts(&http::SPEC, true, b"FETCH / HTTP/1.1\r\n", b""));
+        assert!(!starts(&http::SPEC, false, b"HTTP/x 200 OK\r\n", b""));
+        // SMTP: a client HELO/EHLO line (not only the first) once the server greeted with 220.
+        assert!(!starts(&smtp::SPEC, false, b"220 mx ESMTP\r\n", b""));
+        assert!(!starts(&smtp::SPEC, true, b"EHLO me\r\n", b"554 go away\r\n"));
+        assert!(starts(&smtp::SPEC, true, b"NOOP\r\n  helo me\r\n", b"220-mx\r\n220 ok\r\n"));
+        // FTP: the server's answer to USER completes it.
+        assert!(!starts(&ftp::SPEC, false, b"220 hello\r\n", b"USER anonymous\r\n"));
+        assert!(starts(&ftp::SPEC, false, b"220 hello\r\n331 password?\r\n", b"USER anonymous\r\n"));
+        assert!(!starts(&ftp::SPEC, false, b"220 hello\r\n331 password?\r\n", b"HELP\r\n"));
+        // TLS: either hello alone.
+        let client_hello = [0x16, 3, 1, 0, 0x40, 1, 0, 0, 0x3c, 3, 3];
+        assert!(starts(&ssl::SPEC, true, &client_hello, b""));
     }
 }

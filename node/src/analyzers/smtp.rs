@@ -18,7 +18,8 @@ use files::FileTransfer;
 use lines::LineBuffer;
 use mime::{MimeEvent, MimeMessage};
 
-use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto};
+use super::detect::split_at_byte;
+use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto, Signature};
 use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, bytes_to_log_string, f};
 
@@ -52,23 +53,25 @@ pub static SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "smtp",
     tcp_ports: &[25, 587],
     udp_ports: &[],
-    detect: Some(detect),
+    detect: Some(Signature::both_sides(detect)),
     new: |_| Box::new(SmtpAnalyzer::default()),
     schemas: &[&SMTP_LOG, &crate::logs::FILES],
 };
 
-/// Zeek's DPD signatures in spirit: a client opening with HELO/EHLO, or a `220` greeting naming SMTP.
+/// Zeek's `dpd_smtp_client` and `dpd_smtp_server` signatures: a client line starting (after blanks) with HELO or
+/// EHLO, any case; a server starting with a `220` greeting. The client's requires the server's.
 fn detect(proto: Proto, is_orig: bool, payload: &[u8]) -> bool {
     if proto != Proto::Tcp {
         return false;
     }
-    let text = trim_ascii_start(payload);
     if is_orig {
-        return text.len() >= 4 && (text[..4].eq_ignore_ascii_case(b"HELO") || text[..4].eq_ignore_ascii_case(b"EHLO"));
+        return split_at_byte(payload, b'\n').flat_map(|l| l.split(|b| *b == b'\r')).any(|line| {
+            let text = trim_ascii_start(line);
+            text.len() >= 4 && (text[..4].eq_ignore_ascii_case(b"HELO") || text[..4].eq_ignore_ascii_case(b"EHLO"))
+        });
     }
-    text.starts_with(b"220")
-        && matches!(text.get(3), Some(b' ' | b'-' | b'\t'))
-        && text.windows(4).any(|w| w.eq_ignore_ascii_case(b"smtp"))
+    let text = trim_ascii_start(payload);
+    text.starts_with(b"220") && text.get(3).is_some_and(u8::is_ascii_whitespace) || text.starts_with(b"220-")
 }
 
 fn trim_ascii_start(d: &[u8]) -> &[u8] {

@@ -7,7 +7,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
+use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, bytes_to_log_string, f};
 
@@ -33,12 +33,13 @@ pub static SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "ssh",
     tcp_ports: &[22],
     udp_ports: &[],
-    detect: Some(detect),
+    detect: Some(Signature::both_sides(detect)),
     new: |_| Box::new(SshAnalyzer::default()),
     schemas: &[&SSH_LOG],
 };
 
-/// Zeek's `dpd_ssh_*` signatures: a version banner `SSH-1.` or `SSH-2.` (any case) from either side.
+/// Zeek's `dpd_ssh_client` and `dpd_ssh_server` signatures: a version banner `SSH-1.` or `SSH-2.` (any case); the
+/// client's requires the server's, so SSH on another port starts with the second banner.
 fn detect(proto: Proto, _is_orig: bool, payload: &[u8]) -> bool {
     proto == Proto::Tcp
         && payload.len() >= 6

@@ -15,7 +15,7 @@ mod script;
 use std::collections::VecDeque;
 use std::sync::RwLock;
 
-use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto};
+use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto, Signature};
 use crate::logs::{FILES, bytes_to_log_string};
 use files::OpenFile;
 use lines::{ContentLine, Piece};
@@ -32,19 +32,77 @@ pub static SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "http",
     tcp_ports: &[80, 81, 631, 1080, 3128, 8000, 8080, 8888],
     udp_ports: &[],
-    detect: Some(detect),
+    detect: Some(Signature::either_side(detect)),
     new: |_| Box::new(Http::default()),
     schemas: &[&HTTP, &FILES],
 };
 
-/// Zeek's `dpd_http_client` signature: a request method at the start of the client's payload. The server
-/// signature (`^HTTP/[0-9]`) only counts together with the client one, so it is not used alone.
+/// The request methods of Zeek's `dpd_http_client` signature (IANA's registry, WebDAV and Exchange extensions,
+/// Microsoft's RPC over HTTP).
+const DPD_METHODS: &[&[u8]] = &[
+    b"OPTIONS",
+    b"GET",
+    b"HEAD",
+    b"POST",
+    b"PUT",
+    b"DELETE",
+    b"ACL",
+    b"BASELINE-CONTROL",
+    b"BIND",
+    b"CHECKIN",
+    b"CHECKOUT",
+    b"CONNECT",
+    b"COPY",
+    b"LABEL",
+    b"LINK",
+    b"LOCK",
+    b"MERGE",
+    b"MKACTIVITY",
+    b"MKCALENDAR",
+    b"MKCOL",
+    b"MKREDIRECTREF",
+    b"MOVE",
+    b"ORDERPATCH",
+    b"PATCH",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"REBIND",
+    b"REPORT",
+    b"SEARCH",
+    b"TRACE",
+    b"UNBIND",
+    b"UNCHECKOUT",
+    b"UNLINK",
+    b"UNLOCK",
+    b"UPDATE",
+    b"VERSION-CONTROL",
+    b"BCOPY",
+    b"BDELETE",
+    b"BMOVE",
+    b"BPROPFIND",
+    b"BPROPPATCH",
+    b"NOTIFY",
+    b"POLL",
+    b"SUBSCRIBE",
+    b"UNSUBSCRIBE",
+    b"X-MS-ENUMATTS",
+    b"MKWORKSPACE",
+    b"RPC_IN_DATA",
+    b"RPC_OUT_DATA",
+];
+
+/// Zeek's `dpd_http_client` and `dpd_http_server` signatures, each enough alone (a large request can fill the
+/// detection buffer before the reply comes): a request method at the start of the client's payload, or
+/// `HTTP/<digit>` (any case) at the start of the server's.
 fn detect(proto: Proto, is_orig: bool, payload: &[u8]) -> bool {
-    if proto != Proto::Tcp || !is_orig {
+    if proto != Proto::Tcp {
         return false;
     }
+    if !is_orig {
+        return payload.len() > 5 && payload[..5].eq_ignore_ascii_case(b"HTTP/") && payload[5].is_ascii_digit();
+    }
     let rest = &payload[payload.iter().take_while(|c| c.is_ascii_whitespace() || **c == 0x0b).count()..];
-    [&b"GET"[..], b"HEAD", b"POST"].iter().any(|m| rest.starts_with(m))
+    DPD_METHODS.iter().any(|m| rest.starts_with(m))
 }
 
 /// Parser state of one direction (`request_state` / `reply_state`).

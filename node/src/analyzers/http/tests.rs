@@ -110,10 +110,12 @@ fn body_ending_without_crlf_at_content_length() {
 }
 
 #[test]
-fn detects_client_methods_only() {
+fn detects_requests_and_replies() {
     assert!(detect(Proto::Tcp, true, b"GET / HTTP/1.1\r\n"));
     assert!(detect(Proto::Tcp, true, b"  POST /x"));
-    assert!(!detect(Proto::Tcp, false, b"HTTP/1.1 200 OK\r\n"));
+    assert!(detect(Proto::Tcp, false, b"HTTP/1.1 200 OK\r\n"));
+    assert!(!detect(Proto::Tcp, true, b"HTTP/1.1 200 OK\r\n"), "a reply's first line from the client");
+    assert!(!detect(Proto::Tcp, false, b"SSH-2.0-OpenSSH\r\n"));
     assert!(!detect(Proto::Udp, true, b"GET /"));
 }
 

@@ -202,8 +202,11 @@ fn helpers_follow_zeek_utils() {
 #[test]
 fn detects_smtp() {
     assert!(detect(Proto::Tcp, false, b"220-xc90.websitewelcome.com ESMTP Exim 4.69\r\n"));
-    assert!(!detect(Proto::Tcp, false, b"220 ftp.NetBSD.org FTP server ready.\r\n"));
+    // FTP greets with 220 too: the client's HELO/EHLO, required with it, tells them apart.
+    assert!(detect(Proto::Tcp, false, b"220 ftp.NetBSD.org FTP server ready.\r\n"));
+    assert!(!detect(Proto::Tcp, false, b"554 no SMTP service here\r\n"));
     assert!(detect(Proto::Tcp, true, b"EHLO GP\r\n"));
+    assert!(!detect(Proto::Tcp, true, b"USER GP\r\n"));
 }
 
 proptest::proptest! {

@@ -17,7 +17,7 @@ use tls_parser::{
 
 use self::names::{SSLV2, SSLV3, TLSV12, TLSV13, is_tls13_draft};
 use self::x509::{CertInfo, KnownCerts, X509_LOG};
-use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
+use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, f};
 
@@ -46,7 +46,7 @@ pub static SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "ssl",
     tcp_ports: SSL_PORTS,
     udp_ports: &[],
-    detect: Some(detect),
+    detect: Some(Signature::either_side(detect)),
     new: |_| Box::new(SslAnalyzer::new(Dedup::Global)),
     schemas: &[&SSL_LOG, &X509_LOG],
 };
