@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Proto};
 use crate::config::AnalysisConfig;
-use crate::conn::{Chunk, Conn, ConnKey, ConnTable, EndpointState, Session, Slot, Uid, UidGenerator};
+use crate::conn::{Attached, Chunk, Conn, ConnKey, ConnTable, EndpointState, Session, Slot, Uid, UidGenerator};
 use crate::decode::{
     self, DecodeError, FlowWeird, IpDatagram, LinkType, Reassembler, Transport, decode_ip_reporting, decode_link,
     decode_transport, icmp6, transport_checksum_ok,
@@ -153,6 +153,7 @@ struct Decapsulated {
 impl Engine {
     pub fn new(cfg: AnalysisConfig) -> Self {
         let specs: Vec<_> = analyzers::REGISTRY.iter().copied().filter(|s| cfg.is_enabled(s.name)).collect();
+        assert!(specs.len() <= u64::BITS as usize, "content detection keeps the specs it matched as bits of a u64");
         // Zeek's likely_server_ports: the ports the loaded protocol scripts register.
         let mut tcp_server_ports: Vec<u16> = specs.iter().flat_map(|s| s.tcp_ports.iter().copied()).collect();
         let mut udp_server_ports: Vec<u16> = specs.iter().flat_map(|s| s.udp_ports.iter().copied()).collect();
@@ -315,7 +316,7 @@ impl Engine {
     fn process_ip(&mut self, ts: f64, bytes: &[u8], encap: Encap) {
         let mut flow_weirds = Vec::new();
         let decoded = decode_ip_reporting(bytes, !self.core.cfg.ignore_checksums, &mut |w| flow_weirds.push(w));
-        for w in flow_weirds {
+        for &w in &flow_weirds {
             self.core.flow_weird(ts, w);
         }
         let ip = match decoded {
@@ -593,7 +594,7 @@ impl Core {
                     conn.last = ts;
                 }
                 self.tcp_after_state(conn, is_orig, &outcome, &hdr, payload, payload_len);
-                for w in outcome.weirds {
+                for &w in &outcome.weirds {
                     // Zeek raises these through the connection, not the TCP analyzer: no source.
                     let conn_level = matches!(
                         w,
@@ -709,7 +710,7 @@ impl Core {
         }
         let first_new = conn.analyzers.len();
         let proto = conn.id.proto;
-        let matched: Vec<&'static AnalyzerSpec> = if proto == Proto::Tcp {
+        let matched = if proto == Proto::Tcp {
             if conn.content_detection_done() {
                 return None;
             }
@@ -722,13 +723,7 @@ impl Core {
             dpd.streams[side].extend_from_slice(&data[..take]);
             dpd.order.push((is_orig, take as u32));
             let (this, other) = (&dpd.streams[side], &dpd.streams[1 - side]);
-            let matched = self
-                .specs
-                .iter()
-                .copied()
-                .filter(|s| s.detect.is_some_and(|d| d.matches(proto, is_orig, this, other)))
-                .filter(|s| !conn.analyzers.iter().any(|a| a.name() == s.name))
-                .collect();
+            let matched = self.matching_specs(&conn.analyzers, |d| d.matches(proto, is_orig, this, other));
             if dpd.seen[0] >= DPD_BUFFER && dpd.seen[1] >= DPD_BUFFER {
                 conn.end_content_detection();
             }
@@ -737,17 +732,29 @@ impl Core {
             if conn.note_payload(side) {
                 return None;
             }
-            self.specs
-                .iter()
-                .copied()
-                .filter(|s| s.detect.is_some_and(|d| d.matches(proto, is_orig, data, &[])))
-                .filter(|s| !conn.analyzers.iter().any(|a| a.name() == s.name))
-                .collect()
+            self.matching_specs(&conn.analyzers, |d| d.matches(proto, is_orig, data, &[]))
         };
-        for spec in &matched {
+        for spec in self.specs_in(matched) {
             conn.attach(spec);
         }
-        (!matched.is_empty()).then_some(first_new)
+        (matched != 0).then_some(first_new)
+    }
+
+    /// The enabled specs (bit `i` for `specs[i]`) whose signature `matches` and that are not attached yet: a
+    /// set of bits rather than a list, as this runs for every payload while detection goes on.
+    fn matching_specs(&self, attached: &[Attached], mut matches: impl FnMut(&analyzers::Signature) -> bool) -> u64 {
+        let mut set = 0;
+        for (i, spec) in self.specs.iter().enumerate() {
+            if spec.detect.as_ref().is_some_and(&mut matches) && !attached.iter().any(|a| a.name() == spec.name) {
+                set |= 1 << i;
+            }
+        }
+        set
+    }
+
+    /// The specs in a set from [`Self::matching_specs`], in registry order.
+    fn specs_in(&self, set: u64) -> impl Iterator<Item = &'static AnalyzerSpec> + '_ {
+        self.specs.iter().enumerate().filter(move |(i, _)| set & (1 << i) != 0).map(|(_, spec)| *spec)
     }
 
     fn tcp_after_state(
@@ -793,7 +800,7 @@ impl Core {
                         conn.missed_bytes += missing;
                     }
                 }
-                for c in chunks {
+                for c in &chunks {
                     self.deliver(conn, ts, peer == 0, c.as_chunk());
                 }
             }
@@ -823,8 +830,8 @@ impl Core {
                 // Snapped capture: the rest of this segment is missing.
                 chunks.push((is_orig, OwnedChunk::Gap((payload_len - data.len()) as u64)));
             }
-            for (o, c) in chunks {
-                self.deliver(conn, ts, o, c.as_chunk());
+            for (o, c) in &chunks {
+                self.deliver(conn, ts, *o, c.as_chunk());
             }
         }
         self.after_data(conn, is_orig, outcome, hdr);
@@ -907,12 +914,18 @@ impl Core {
                 // Established TLS, SSH after a login: thousands of such connections idle with nothing to log.
                 conn.analyzers[i].analyzer = Box::new(analyzers::Retired);
             }
-            for action in actions.drain(..) {
-                self.apply_action(conn, i, action);
+            // Checked first: the vectors are nearly always empty, and draining or consuming one still costs a call
+            // that drops its iterator, for every analyzer on every delivery.
+            if !actions.is_empty() {
+                for action in actions.drain(..) {
+                    self.apply_action(conn, i, action);
+                }
             }
         }
-        for w in weirds {
-            self.conn_weird(conn, ts, &w.name, w.addl, w.source);
+        if !weirds.is_empty() {
+            for w in weirds {
+                self.conn_weird(conn, ts, &w.name, w.addl, w.source);
+            }
         }
     }
 

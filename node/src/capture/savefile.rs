@@ -99,11 +99,19 @@ impl<R: Read> Savefile<R> {
         Ok(Some(Savefile { input, format, snapshot, buf: vec![0; BUFFER_SIZE], start: 0, end: 0, eof: false }))
     }
 
-    /// Makes at least `want` unread bytes available unless the file ends first; returns how many are.
+    /// Makes at least `want` unread bytes available unless the file ends first; returns how many are. Inlined:
+    /// twice per packet, and nearly always the bytes are already there.
+    #[inline]
     fn fill(&mut self, want: usize) -> io::Result<usize> {
         if self.end - self.start >= want || self.eof {
             return Ok(self.end - self.start);
         }
+        self.refill(want)
+    }
+
+    /// [`Self::fill`] when the buffer holds fewer than `want` bytes: moves them to the front and reads more.
+    #[inline(never)]
+    fn refill(&mut self, want: usize) -> io::Result<usize> {
         self.buf.copy_within(self.start..self.end, 0);
         self.end -= self.start;
         self.start = 0;

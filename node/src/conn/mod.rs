@@ -31,8 +31,24 @@ pub struct ConnKey {
 
 impl ConnKey {
     pub fn new(src: IpAddr, sp: u16, dst: IpAddr, dp: u16, proto: u8) -> Self {
-        let (a, b) = if (src, sp) <= (dst, dp) { ((src, sp), (dst, dp)) } else { ((dst, dp), (src, sp)) };
+        let src_first = match (src, dst) {
+            // The same order as the tuples' (an IPv4 address orders as its number), in one comparison of two words:
+            // every packet builds a key.
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                (u64::from(s.to_bits()) << 16 | u64::from(sp)) <= (u64::from(d.to_bits()) << 16 | u64::from(dp))
+            }
+            _ => (src, sp) <= (dst, dp),
+        };
+        let (a, b) = if src_first { ((src, sp), (dst, dp)) } else { ((dst, dp), (src, sp)) };
         ConnKey { a, b, proto }
+    }
+
+    /// The key as the session table hashes it: two addresses as 128-bit numbers and the ports and protocol in one
+    /// word. Three multiplies of the hasher, where the derived `Hash` (kept: [`Self::symmetric_hash`] shards flows
+    /// by it and must not change) feeds it discriminants, addresses and ports one at a time.
+    pub(crate) fn table_words(&self) -> (u128, u128, u64) {
+        let ports_proto = u64::from(self.a.1) | (u64::from(self.b.1) << 16) | (u64::from(self.proto) << 32);
+        (addr_bits(self.a.0), addr_bits(self.b.0), ports_proto)
     }
 
     /// A hash of the key that is the same for both directions: what shards flows over threads and workers.
@@ -41,6 +57,14 @@ impl ConnKey {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.hash(&mut h);
         h.finish()
+    }
+}
+
+/// An address as a number (IPv4 in the low 32 bits; it shares hashes, never equality, with some IPv6 addresses).
+fn addr_bits(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(a.to_bits()),
+        IpAddr::V6(a) => a.to_bits(),
     }
 }
 
@@ -226,6 +250,15 @@ impl Conn {
     pub fn key(&self) -> ConnKey {
         let id = &self.id;
         ConnKey::new(id.orig_h, id.orig_p, id.resp_h, id.resp_p, self.ip_proto)
+    }
+
+    /// Whether `key` names this connection: [`Self::key`] compared without ordering the endpoints first (on every
+    /// probe of the session table).
+    #[inline]
+    pub fn has_key(&self, key: &ConnKey) -> bool {
+        let id = &self.id;
+        let (orig, resp) = ((id.orig_h, id.orig_p), (id.resp_h, id.resp_p));
+        self.ip_proto == key.proto && ((orig == key.a && resp == key.b) || (orig == key.b && resp == key.a))
     }
 
     /// Swaps the originator's and responder's addresses and ports (and whether each is local).
@@ -468,6 +501,38 @@ mod tests {
         assert!(std::mem::size_of::<Conn>() <= 232, "Conn is {} bytes", std::mem::size_of::<Conn>());
         let tcp = std::mem::size_of::<TcpSession>();
         assert!(tcp <= 168, "TcpSession is {tcp} bytes");
+    }
+
+    /// The key's endpoint order decides [`ConnKey::symmetric_hash`], which shards flows: the IPv4 shortcut must
+    /// order endpoints exactly as comparing the (address, port) tuples does.
+    #[test]
+    fn key_orders_endpoints_as_the_tuples_do() {
+        let addrs: Vec<IpAddr> =
+            ["10.0.0.1", "10.0.0.2", "9.255.255.255", "192.168.1.1", "0.0.0.0", "255.255.255.255", "::1", "fe80::1"]
+                .iter()
+                .map(|a| a.parse().unwrap())
+                .collect();
+        for &src in &addrs {
+            for &dst in &addrs {
+                for (sp, dp) in [(1000, 80), (80, 1000), (53, 53), (0, 65535)] {
+                    let key = ConnKey::new(src, sp, dst, dp, 6);
+                    let expected = if (src, sp) <= (dst, dp) { ((src, sp), (dst, dp)) } else { ((dst, dp), (src, sp)) };
+                    assert_eq!((key.a, key.b), expected, "{src}:{sp} {dst}:{dp}");
+                    assert_eq!(key, ConnKey::new(dst, dp, src, sp, 6), "both directions");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_connection_has_its_key_from_either_direction_only() {
+        let conn = test_conn(80, Proto::Tcp, 6);
+        let (orig, resp) = (conn.id.orig_h, conn.id.resp_h);
+        assert!(conn.has_key(&conn.key()));
+        assert!(conn.has_key(&ConnKey::new(resp, 80, orig, 1000, 6)));
+        assert!(!conn.has_key(&ConnKey::new(orig, 1000, resp, 80, 17)), "another protocol");
+        assert!(!conn.has_key(&ConnKey::new(orig, 80, resp, 1000, 6)), "ports swapped between hosts");
+        assert!(!conn.has_key(&ConnKey::new(orig, 1000, orig, 80, 6)), "another responder");
     }
 
     /// A connection from 10.0.0.1:1000 to 10.0.0.2:`resp_p`.

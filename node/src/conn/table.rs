@@ -34,6 +34,10 @@ impl Default for ConnTable {
     }
 }
 
+fn hash_key(hasher: &foldhash::fast::RandomState, key: &ConnKey) -> u64 {
+    hasher.hash_one(key.table_words())
+}
+
 impl ConnTable {
     pub fn len(&self) -> usize {
         self.index.len()
@@ -44,7 +48,7 @@ impl ConnTable {
     }
 
     fn hash(&self, key: &ConnKey) -> u64 {
-        self.hasher.hash_one(key)
+        hash_key(&self.hasher, key)
     }
 
     fn conn(slots: &[Option<Box<Conn>>], slot: Slot) -> &Conn {
@@ -55,7 +59,7 @@ impl ConnTable {
     #[inline]
     pub fn find(&self, key: &ConnKey) -> Option<Slot> {
         let slots = &self.slots;
-        self.index.find(self.hash(key), |&s| Self::conn(slots, s).key() == *key).copied()
+        self.index.find(self.hash(key), |&s| Self::conn(slots, s).has_key(key)).copied()
     }
 
     pub fn get(&self, key: &ConnKey) -> Option<&Conn> {
@@ -100,7 +104,7 @@ impl ConnTable {
         };
         let hash = self.hash(&key);
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert_unique(hash, slot, |&s| hasher.hash_one(Self::conn(slots, s).key()));
+        self.index.insert_unique(hash, slot, |&s| hash_key(hasher, &Self::conn(slots, s).key()));
         slot
     }
 

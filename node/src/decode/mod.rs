@@ -13,7 +13,8 @@ mod transport;
 pub use frag::{FragKey, Reassembler};
 pub use link::{LinkType, decode_link};
 pub use transport::{
-    IcmpHeader, TcpFlags, TcpHeader, Transport, UdpHeader, decode_transport, internet_checksum, transport_checksum_ok,
+    IcmpHeader, TcpFlags, TcpHeader, Transport, UdpHeader, decode_transport, internet_checksum, ipv4_header_checksum,
+    transport_checksum_ok,
 };
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -150,7 +151,7 @@ fn decode_ipv4(data: &[u8], check_ip_checksum: bool) -> Result<IpDatagram<'_>, D
     if total_len < hdr_len {
         return Err(DecodeError::BadIpHeaderLength);
     }
-    if check_ip_checksum && internet_checksum(&data[..hdr_len], 0) != 0 {
+    if check_ip_checksum && ipv4_header_checksum(&data[..hdr_len]) != 0 {
         return Err(DecodeError::BadIpChecksum);
     }
     let flags_frag = be16(data, 6).ok_or(DecodeError::TruncatedIp)?;

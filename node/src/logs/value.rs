@@ -120,39 +120,62 @@ fn push_fixed6(out: &mut String, v: f64) -> bool {
         out.push('-');
     }
     push_u64(out, (micros / 1_000_000) as u64);
-    out.push('.');
     let frac = (micros % 1_000_000) as u32;
-    for place in [100_000, 10_000, 1000, 100, 10, 1] {
-        out.push(char::from(b'0' + (frac / place % 10) as u8));
+    let mut point_and_digits = [b'.'; 7];
+    for (digit, place) in point_and_digits[1..].iter_mut().zip([100_000, 10_000, 1000, 100, 10, 1]) {
+        *digit = b'0' + (frac / place % 10) as u8;
     }
+    push_ascii(out, &point_and_digits, point_and_digits.len());
     true
 }
 
 /// Appends the decimal form of `n` (what `{n}` prints, without the formatting machinery): two digits per
-/// division, from a table of all pairs, pushed as ASCII chars (no UTF-8 check of a digit buffer).
+/// division, from a table of all pairs, written into a stack buffer and appended in one fixed-size copy (pushing
+/// digit by digit checked the string's capacity for every digit; counting the digits first cost a logarithm).
 pub fn push_u64(out: &mut String, mut n: u64) {
     const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324\
         25262728293031323334353637383940414243444546474849\
         50515253545556575859606162636465666768697071727374\
         75767778798081828384858687888990919293949596979899";
-    let push_digit = |out: &mut String, at: usize| out.push(char::from(PAIRS[at]));
-    // The pairs below the leading one, lowest first (u64::MAX has ten digit pairs).
-    let mut lower = [0u8; 10];
-    let mut count = 0;
+    // u64::MAX has 20 digits, written right to left to end at `MAX_DIGITS`; the 20 bytes from the first digit are
+    // then in the buffer whatever the length, so the copy out has one size.
+    const MAX_DIGITS: usize = 20;
+    let mut digits = [0u8; 2 * MAX_DIGITS];
+    let mut start = MAX_DIGITS;
     while n >= 100 {
-        lower[count] = (n % 100) as u8;
+        let at = (n % 100) as usize * 2;
         n /= 100;
-        count += 1;
+        start -= 2;
+        digits[start..start + 2].copy_from_slice(&PAIRS[at..at + 2]);
     }
     let lead = n as usize * 2;
     if n >= 10 {
-        push_digit(out, lead);
+        start -= 2;
+        digits[start..start + 2].copy_from_slice(&PAIRS[lead..lead + 2]);
+    } else {
+        start -= 1;
+        digits[start] = PAIRS[lead + 1];
     }
-    push_digit(out, lead + 1);
-    for &pair in lower[..count].iter().rev() {
-        let at = usize::from(pair) * 2;
-        push_digit(out, at);
-        push_digit(out, at + 1);
+    let window: &[u8; MAX_DIGITS] = digits[start..start + MAX_DIGITS].try_into().expect("start <= MAX_DIGITS");
+    push_ascii(out, window, MAX_DIGITS - start);
+}
+
+/// Appends the first `len` bytes of `ascii`, which the caller built as ASCII: the whole array is copied (a copy of
+/// a known size, no call to `memcpy`) into reserved room and the string grows by `len`, without checking the
+/// bytes as UTF-8 again.
+fn push_ascii<const N: usize>(out: &mut String, ascii: &[u8; N], len: usize) {
+    assert!(len <= N);
+    debug_assert!(ascii[..len].is_ascii(), "callers build ASCII digits and punctuation");
+    out.reserve(N);
+    // SAFETY: `reserve` made room for N more bytes after the string's length, so the copy stays inside the
+    // allocation, and the new length is within what was written. Both callers write only ASCII digits and the
+    // decimal point (from `PAIRS` and `b'0' + digit`) in the first `len` bytes, and ASCII is valid UTF-8 after any
+    // UTF-8 string.
+    unsafe {
+        let bytes = out.as_mut_vec();
+        let at = bytes.len();
+        std::ptr::copy_nonoverlapping(ascii.as_ptr(), bytes.as_mut_ptr().add(at), N);
+        bytes.set_len(at + len);
     }
 }
 
@@ -167,17 +190,38 @@ fn push_i64(out: &mut String, n: i64) {
 pub fn push_addr(out: &mut String, addr: &IpAddr) {
     match addr {
         IpAddr::V4(a) => {
+            // Written whole into a buffer and appended in one copy ("255.255.255.255" is 15 bytes, the last octet
+            // written as three from byte 12 at most): every conn.log line has two addresses, and pushing octets and
+            // dots one by one cost several hundred instructions.
+            let mut text = [0u8; 16];
+            let mut len = 0;
             for (i, octet) in a.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push('.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                push_u64(out, u64::from(octet));
+                len += write_octet(&mut text[len..], octet);
             }
+            push_ascii(out, &text, len);
         }
         IpAddr::V6(_) => {
             let _ = write!(out, "{addr}");
         }
     }
+}
+
+/// Writes the decimal digits of `octet` (one to three) at the start of `to`; returns how many. Three bytes are
+/// always written (a copy of one size, where a copy of the digits alone was a call to `memcpy`): the caller leaves
+/// room and overwrites what follows the digits.
+fn write_octet(to: &mut [u8], octet: u8) -> usize {
+    let digits = u32::from_le_bytes([b'0' + octet / 100, b'0' + octet / 10 % 10, b'0' + octet % 10, 0]);
+    let skip = match octet {
+        100.. => 0,
+        10..=99 => 1,
+        _ => 2,
+    };
+    to[..3].copy_from_slice(&(digits >> (8 * skip)).to_le_bytes()[..3]);
+    3 - skip
 }
 
 /// Escapes a string for the TSV writer: non-printable bytes, backslash and the separators become `\xNN`.
@@ -447,6 +491,13 @@ mod tests {
         }
         for a in ["0.0.0.0", "10.0.0.255", "192.168.1.20", "255.255.255.255", "::ffff:1.2.3.4", "2001:db8::1"] {
             assert_eq!(tsv(&Value::Addr(a.parse().unwrap())), a);
+        }
+        // Every octet value in every position (one, two and three digits next to each other).
+        for octet in 0..=255u8 {
+            for a in [[octet, 0, 9, 99], [100, octet, 10, 7], [1, 255, octet, 0], [200, 20, 2, octet]] {
+                let addr = std::net::Ipv4Addr::from(a);
+                assert_eq!(tsv(&Value::Addr(addr.into())), addr.to_string());
+            }
         }
     }
 

@@ -107,7 +107,7 @@ impl ContentLine {
                 return (start + i, Some(self.emit(rest, i, rest[i])));
             }
             let limit = rest.len().min(i + (MAX_LINE_LENGTH - line_len));
-            match rest[i..limit].iter().position(|&c| c == b'\r' || c == b'\n') {
+            match memchr::memchr2(b'\r', b'\n', &rest[i..limit]) {
                 Some(at) => i += at,
                 None => {
                     i = limit;
