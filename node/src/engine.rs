@@ -1041,7 +1041,8 @@ impl Core {
         if conn.tunnel().is_none() {
             conn.rare().tunnel = Some(kind);
         }
-        if !conn.tunnel_discovered() && !(kind == "Tunnel::TEREDO" && is_teredo_bubble(inner)) {
+        let bubble = kind == "Tunnel::TEREDO" && is_teredo_bubble(inner);
+        if !conn.tunnel_discovered() && !bubble {
             conn.rare().tunnel_discovered = true;
             self.tunnel_log(ts, conn, "Tunnel::DISCOVER");
         }
