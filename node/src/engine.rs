@@ -1053,6 +1053,10 @@ impl Core {
         let inner = inner?;
         if conn.tunnel().is_none() {
             conn.rare().tunnel = Some(kind);
+        }
+        let bubble = kind == "Tunnel::TEREDO" && is_teredo_bubble(inner);
+        if !conn.tunnel_discovered() && !bubble {
+            conn.rare().tunnel_discovered = true;
             self.tunnel_log(ts, conn, "Tunnel::DISCOVER");
         }
         // Zeek confirms Teredo once both directions carried valid packets (`Tunnel::delay_teredo_confirmation`);
@@ -1134,7 +1138,7 @@ impl Core {
             let all = 0..conn.analyzers.len();
             self.run_analyzers(&mut conn, ts, all, true, &mut |a, ctx| a.finish(ctx));
         }
-        if conn.tunnel().is_some() {
+        if conn.tunnel_discovered() {
             self.tunnel_log(ts, &conn, "Tunnel::CLOSE");
         }
         if self.cfg.is_enabled("conn") {
@@ -1335,6 +1339,14 @@ fn teredo_inner(mut p: &[u8]) -> Option<&[u8]> {
     }
     let ok = p.len() >= 40 && p[0] >> 4 == 6 && 40 + usize::from(u16::from_be_bytes([p[4], p[5]])) <= p.len();
     ok.then_some(p)
+}
+
+/// A Teredo bubble: an IPv6 header with nothing after it (No Next Header), sent to open NAT mappings. It makes no
+/// connection inside the tunnel, so Zeek's tunnel framework (which logs DISCOVER on a new inner connection) does not
+/// see the tunnel yet.
+fn is_teredo_bubble(inner_ipv6: &[u8]) -> bool {
+    const NO_NEXT_HEADER: u8 = 59;
+    inner_ipv6.get(6) == Some(&NO_NEXT_HEADER)
 }
 
 /// The IP packet inside a GTPv1-U G-PDU.

@@ -105,6 +105,9 @@ pub struct Rare {
     pub tunnel: Option<&'static str>,
     /// Tunnel packets decapsulated per direction (Teredo is confirmed once both carried one).
     pub tunnel_seen: [bool; 2],
+    /// tunnel.log has this tunnel's DISCOVER line (and will get its CLOSE): Zeek logs it when a packet inside first
+    /// makes a connection, not at a packet that carries none (a Teredo bubble).
+    pub tunnel_discovered: bool,
     /// Weird names already logged for this connection.
     pub weirds_logged: Vec<String>,
     /// The connection's services when they do not pack into [`Conn`]'s word (flag `SERVICES_SPILLED`).
@@ -307,6 +310,11 @@ impl Conn {
     /// The tunnel this connection carries, once its payload was decapsulated.
     pub fn tunnel(&self) -> Option<&'static str> {
         self.rare.as_ref().and_then(|r| r.tunnel)
+    }
+
+    /// Whether tunnel.log has this tunnel's DISCOVER line.
+    pub fn tunnel_discovered(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.tunnel_discovered)
     }
 
     /// Confirmed services in confirmation order.
