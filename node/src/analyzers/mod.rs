@@ -239,7 +239,13 @@ impl Signature {
     /// Whether the analyzer starts now that the direction `is_orig` has grown to `this`; `other` is what the other
     /// direction has sent so far.
     pub fn matches(&self, proto: Proto, is_orig: bool, this: &[u8], other: &[u8]) -> bool {
-        (self.looks_right)(proto, is_orig, this) && (!self.both_sides || (self.looks_right)(proto, !is_orig, other))
+        if !self.both_sides {
+            return (self.looks_right)(proto, is_orig, this);
+        }
+        // The responder's test first: servers' greetings are short prefixes that fail fast on other protocols,
+        // while a client's test may look at every line it sent.
+        let (orig, resp) = if is_orig { (this, other) } else { (other, this) };
+        (self.looks_right)(proto, false, resp) && (self.looks_right)(proto, true, orig)
     }
 }
 

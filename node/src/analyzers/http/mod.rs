@@ -102,7 +102,8 @@ fn detect(proto: Proto, is_orig: bool, payload: &[u8]) -> bool {
         return payload.len() > 5 && payload[..5].eq_ignore_ascii_case(b"HTTP/") && payload[5].is_ascii_digit();
     }
     let rest = &payload[payload.iter().take_while(|c| c.is_ascii_whitespace() || **c == 0x0b).count()..];
-    DPD_METHODS.iter().any(|m| rest.starts_with(m))
+    // Every method starts with a capital letter: binary protocols fail here without walking the list.
+    rest.first().is_some_and(u8::is_ascii_uppercase) && DPD_METHODS.iter().any(|m| rest.starts_with(m))
 }
 
 /// Parser state of one direction (`request_state` / `reply_state`).
