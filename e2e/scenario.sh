@@ -229,7 +229,10 @@ get_shows_columns() {
   assert_eq "$header" "NAME READY MANAGER LOGGERS PROXIES WORKERS AGE" "kubectl get zc columns"
   row="$(kubectl -n "$APPS_NS" get zc minimal --no-headers | awk '{print $2, $3, $4, $5, $6}')"
   assert_eq "$row" "True 1 1 1 $nodes" "minimal: ready, one manager, logger and proxy, a worker per node"
-  header="$(kubectl -n "$APPS_NS" get zc -o wide | head -n 1 | tr -s ' ')"
+  # Through a file, not `kubectl | head`: head closing the pipe early makes kubectl die of SIGPIPE, which pipefail
+  # turns into a failure (it did once, depending on when kubectl wrote its second line).
+  kubectl -n "$APPS_NS" get zc -o wide >"$WORK/get-zc-wide.txt"
+  header="$(head -n 1 "$WORK/get-zc-wide.txt" | tr -s ' ')"
   assert_eq "$header" "NAME READY MANAGER LOGGERS PROXIES WORKERS EPOCH PAUSED AGE" "kubectl get zc -o wide columns"
   # Events and metrics, as the guide's troubleshooting section reads them.
   assert_contains "$(kubectl -n "$APPS_NS" events --for zeekcluster/minimal)" CertificatesIssued "events of zc/minimal"
