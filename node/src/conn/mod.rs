@@ -326,11 +326,13 @@ impl Conn {
     }
 
     pub fn add_service(&mut self, s: &'static str) {
-        let mut names: Vec<&'static str> = self.services().iter().collect();
-        if !names.contains(&s) {
-            names.push(s);
-            self.set_services(names);
+        // Confirmations repeat (a tunnel confirms on every packet): a known service costs no allocation.
+        if self.services().iter().any(|known| known == s) {
+            return;
         }
+        let mut names: Vec<&'static str> = self.services().iter().collect();
+        names.push(s);
+        self.set_services(names);
     }
 
     /// Drops service `name` (its analyzer failed after confirming it); whether the connection had it.
