@@ -242,15 +242,6 @@ pub enum EventRef<'a> {
     Encoded(&'a [u8]),
 }
 
-impl EventRef<'_> {
-    fn len(&self) -> usize {
-        match self {
-            EventRef::Typed(e) => datawire::event_len(e),
-            EventRef::Encoded(b) => b.len(),
-        }
-    }
-}
-
 /// Events published one after another to one header, gathered where they are published (a link's outbox) and
 /// written straight into their run's bytes: no buffer, queue entry or free per event.
 #[derive(Debug)]
@@ -267,14 +258,14 @@ impl OpenRun {
 
     /// Appends one event, framed as in a run.
     pub fn push(&mut self, event: EventRef<'_>) {
-        let len = event.len();
-        prost::encoding::encode_varint(len as u64, &mut self.bytes);
         match event {
             EventRef::Typed(e) => {
+                let len = datawire::event_len(e);
+                prost::encoding::encode_varint(len as u64, &mut self.bytes);
                 self.bytes.reserve(len);
                 datawire::write_event(e, &mut self.bytes);
             }
-            EventRef::Encoded(b) => self.bytes.extend_from_slice(b),
+            EventRef::Encoded(b) => append_framed(&mut self.bytes, b),
         }
         self.count += 1;
     }

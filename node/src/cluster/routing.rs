@@ -234,20 +234,22 @@ impl Node {
         self.0.events_out.fetch_add(1, Ordering::Relaxed);
         events_out.inc();
         let route = route.map(Box::new);
-        let encoded = match (&payload, &route) {
-            (Payload::Wire(b), _) => Some(b.clone()),
-            (Payload::Event(e), Some(_)) if !links.is_empty() || relayed.is_some() => Some(envelope::encode_event(e)),
-            (Payload::Event(_), _) => None,
+        let event_ref = match &payload {
+            Payload::Event(e) => EventRef::Typed(e),
+            Payload::Wire(b) => EventRef::Encoded(b),
         };
-        let event_ref = match (&payload, &encoded) {
-            (_, Some(b)) => EventRef::Encoded(b),
-            (Payload::Event(e), None) => EventRef::Typed(e),
-            (Payload::Wire(_), None) => unreachable!("wire payloads are always encoded"),
-        };
-        let to_link = |link: &Link, header: &Arc<Header>| match (&route, &encoded) {
-            (None, _) => link.try_send_event(header, event_ref),
-            (Some(r), Some(b)) => link.try_send(Envelope::one(Arc::clone(header), Some(r.clone()), b.clone())),
-            (Some(_), None) => unreachable!("routed events are encoded"),
+        // A keyed message travels alone with its route, encoded once for every remote target.
+        let remote = !links.is_empty() || relayed.is_some();
+        let routed = route.as_ref().filter(|_| remote).map(|r| {
+            let bytes = match &payload {
+                Payload::Event(e) => envelope::encode_event(e),
+                Payload::Wire(b) => b.clone(),
+            };
+            (r, bytes)
+        });
+        let to_link = |link: &Link, header: &Arc<Header>| match &routed {
+            None => link.try_send_event(header, event_ref),
+            Some((r, b)) => link.try_send(Envelope::one(Arc::clone(header), Some((*r).clone()), b.clone())),
         };
         let mut reached = 0;
         let mut error = None;
