@@ -97,6 +97,11 @@ fn xmpp_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
 /// `hay.split(|&b| b == separator)`: the same pieces, empty ones included, with the separators found by `memchr`
 /// (vectorised). Content detection runs every detector on the first kilobyte of every stream, and most of it is
 /// binary or another protocol.
+/// The lines of `text`, split at LF and at CR (a CRLF gives an empty line between them).
+pub(super) fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    split_at_byte(text, b'\n').flat_map(|l| l.split(|b| *b == b'\r'))
+}
+
 pub(super) fn split_at_byte(hay: &[u8], separator: u8) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(hay);
     std::iter::from_fn(move || {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 
-use super::detect::split_at_byte;
+use super::detect::{lines, split_at_byte};
 use super::smtp::files::FileTransfer;
 use super::smtp::lines::LineBuffer;
 use super::{Analyzer, AnalyzerSpec, Ctx, Expectation, Proto, Signature};
@@ -123,9 +123,9 @@ fn detect(proto: Proto, is_orig: bool, payload: &[u8]) -> bool {
     let reply = |line: &[u8], codes: &[&[u8]]| {
         codes.iter().any(|c| line.starts_with(c)) && line.get(3).is_some_and(|b| !b.is_ascii_digit())
     };
-    let mut lines = split_at_byte(payload, b'\n').flat_map(|l| l.split(|b| *b == b'\r'));
-    lines.next().is_some_and(|first| reply(trim_start(first), &[b"220", b"120"]))
-        && lines.any(|line| reply(line.trim_ascii_start(), &[b"230", b"331"]))
+    let mut replies = lines(payload);
+    replies.next().is_some_and(|first| reply(trim_start(first), &[b"220", b"120"]))
+        && replies.any(|line| reply(line.trim_ascii_start(), &[b"230", b"331"]))
 }
 
 fn trim_start(d: &[u8]) -> &[u8] {

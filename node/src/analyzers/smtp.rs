@@ -18,7 +18,7 @@ use files::FileTransfer;
 use lines::LineBuffer;
 use mime::{MimeEvent, MimeMessage};
 
-use super::detect::split_at_byte;
+use super::detect::lines;
 use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto, Signature};
 use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, bytes_to_log_string, f};
@@ -65,7 +65,7 @@ fn detect(proto: Proto, is_orig: bool, payload: &[u8]) -> bool {
         return false;
     }
     if is_orig {
-        return split_at_byte(payload, b'\n').flat_map(|l| l.split(|b| *b == b'\r')).any(|line| {
+        return lines(payload).any(|line| {
             let text = trim_ascii_start(line);
             text.len() >= 4 && (text[..4].eq_ignore_ascii_case(b"HELO") || text[..4].eq_ignore_ascii_case(b"EHLO"))
         });
