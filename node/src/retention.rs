@@ -237,14 +237,21 @@ mod tests {
         assert!(services[0].contains("ftp-data"), "{services:?}");
     }
 
-    #[test]
-    fn a_connection_that_ended_before_the_barrier_is_analysed_again() {
+    /// The data channel's packets and a reset, analysed; then time runs on (another shard's packets) past the close
+    /// delay, so the connection has ended and its conn record is written (still in the engine's buffer).
+    fn ended_data_channel() -> (Engine, Retention) {
         let (mut engine, mut retention) = (engine(), Retention::default());
         let mut packets = data_channel_packets();
         packets.push((10.4, ipv4_tcp((SERVER, 50000), (CLIENT, 40000), 513, 101, RST, b"")));
         analyse(&mut engine, &mut retention, &packets);
-        // Time runs on (another shard's packets) past the close delay: the connection is logged, and held back.
         engine.advance_time(17.0);
+        (engine, retention)
+    }
+
+    #[test]
+    fn a_connection_that_ended_before_the_barrier_is_analysed_again() {
+        let (mut engine, mut retention) = ended_data_channel();
+        // The connection is logged, and held back.
         let logged: Vec<LogRecord> = engine.drain_records().collect();
         assert!(logged.iter().any(|r| r.schema.path == "conn"), "the connection ended");
         assert!(logged.into_iter().all(|r| retention.withhold(r).is_none()));
@@ -260,11 +267,7 @@ mod tests {
     /// `withhold`) when the settling comes: it must not pass afterwards beside the record of the analysis again.
     #[test]
     fn a_record_still_in_the_engine_at_the_settling_is_held_too() {
-        let (mut engine, mut retention) = (engine(), Retention::default());
-        let mut packets = data_channel_packets();
-        packets.push((10.4, ipv4_tcp((SERVER, 50000), (CLIENT, 40000), 513, 101, RST, b"")));
-        analyse(&mut engine, &mut retention, &packets);
-        engine.advance_time(17.0);
+        let (mut engine, mut retention) = ended_data_channel();
         assert!(engine.pending_records() > 0, "the connection ended and its record waits in the engine");
         let e = expectation(50000);
         engine.add_expectation(e.clone());
