@@ -68,17 +68,6 @@ fn starts_with_ci(data: &[u8], prefix: &[u8]) -> bool {
     data.len() >= prefix.len() && data[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
-fn pop3_check(is_orig: bool, data: &[u8]) -> Option<bool> {
-    if is_orig {
-        const CMDS: &[&[u8]] = &[
-            b"USER", b"PASS", b"APOP", b"CAPA", b"STAT", b"LIST", b"RETR", b"QUIT", b"AUTH", b"STLS", b"UIDL", b"TOP",
-        ];
-        Some(CMDS.iter().any(|c| starts_with_ci(data, c)))
-    } else {
-        Some(data.starts_with(b"+OK") || data.starts_with(b"-ERR"))
-    }
-}
-
 fn imap_check(is_orig: bool, data: &[u8]) -> Option<bool> {
     if is_orig {
         // `tag SP command`
@@ -127,10 +116,6 @@ fn irc_check(is_orig: bool, data: &[u8]) -> Option<bool> {
     }
 }
 
-fn detect_pop3(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
-    proto == Proto::Tcp && !is_orig && data.starts_with(b"+OK") && data.len() > 4
-}
-
 fn detect_imap(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
     proto == Proto::Tcp && !is_orig && data.starts_with(b"* OK")
 }
@@ -139,7 +124,6 @@ fn detect_xmpp(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
     proto == Proto::Tcp && is_orig && xmpp_check(is_orig, data) == Some(true)
 }
 
-confirmer_spec!(POP3, "pop3", tcp: &[110], udp: &[], detect: Some(Signature::either_side(detect_pop3)), both: true, check: pop3_check);
 confirmer_spec!(IMAP, "imap", tcp: &[143], udp: &[], detect: Some(Signature::either_side(detect_imap)), both: true, check: imap_check);
 /// XMPP: confirmed on the stream header; after the server's `<proceed` to a STARTTLS request the rest
 /// of the connection is TLS, handed to the SSL analyzer.
@@ -189,8 +173,6 @@ confirmer_spec!(IRC, "irc", tcp: &[6666, 6667, 6668, 6669], udp: &[], detect: No
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyzers::Action;
-    use crate::analyzers::testing::Harness;
 
     /// The XMPP check as first written (every window compared): the reference for the skipping search.
     fn xmpp_reference(data: &[u8]) -> bool {
@@ -248,15 +230,5 @@ mod tests {
                 proptest::prop_assert_eq!(pieces, data.split(|&b| b == byte).collect::<Vec<_>>());
             }
         }
-    }
-
-    #[test]
-    fn pop3_needs_both_sides() {
-        let mut h = Harness::new(Proto::Tcp, 110);
-        let mut a = (POP3.new)(Proto::Tcp);
-        h.deliver(a.as_mut(), false, b"+OK POP3 ready\r\n");
-        assert!(h.actions.is_empty());
-        h.deliver(a.as_mut(), true, b"USER bob\r\n");
-        assert_eq!(h.actions, vec![Action::Confirm("pop3")]);
     }
 }

@@ -3,7 +3,7 @@
 //! An analyzer sees one connection: in-order stream bytes for TCP (after reassembly), one datagram at a
 //! time for UDP. It writes its own log through [`Ctx`], and tells the engine what it learned: a protocol
 //! confirmation (which names the connection's `service`), a violation (which detaches it, as Zeek's DPD
-//! does), an expected connection (FTP data channels), or a switch to TLS (STARTTLS).
+//! does), an expected connection (FTP data channels), or a switch to TLS (STARTTLS, STLS).
 //!
 //! Which analyzers attach is decided as Zeek does it: by well-known port, or by a content signature on
 //! the first payload of either direction ([`AnalyzerSpec::detect`]).
@@ -14,7 +14,9 @@ pub mod dns;
 pub mod ftp;
 pub mod fuzzing;
 pub mod http;
+pub mod mime;
 pub mod ntp;
+pub mod pop3;
 pub mod smtp;
 pub mod ssh;
 pub mod ssl;
@@ -271,7 +273,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &ftp::SPEC,
     &ftp::DATA_SPEC,
     &smtp::SPEC,
-    &detect::POP3,
+    &pop3::SPEC,
     &detect::IMAP,
     &detect::XMPP,
     &ntp::SPEC,

@@ -7,7 +7,6 @@
 
 pub mod files;
 pub mod lines;
-pub mod mime;
 pub mod sniff;
 
 use std::collections::VecDeque;
@@ -16,9 +15,9 @@ use std::sync::RwLock;
 
 use files::FileTransfer;
 use lines::LineBuffer;
-use mime::{MimeEvent, MimeMessage};
 
 use super::detect::lines;
+use super::mime::{MimeEvent, MimeMessage, entity_file};
 use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto, Signature};
 use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, bytes_to_log_string, f};
@@ -608,19 +607,14 @@ impl Script {
             MimeEvent::Data(data) => {
                 let depth = self.state.mime_depth;
                 let Some(e) = self.entities.last_mut() else { return };
-                let file = match &mut e.file {
-                    Some(file) => file,
-                    None => {
-                        let mut file = FileTransfer::new(ctx, "SMTP", is_orig);
-                        file.depth = depth;
-                        file.filename = e.filename.clone();
-                        let fuid = file.fuid.clone();
-                        if let Some(info) = self.info.as_mut() {
-                            info.fuids.push(fuid);
-                        }
-                        e.file.insert(file)
+                let fuids = self.info.as_mut().map(|info| &mut info.fuids);
+                let file = entity_file(&mut e.file, ctx, "SMTP", is_orig, |file| {
+                    file.depth = depth;
+                    file.filename = e.filename.clone();
+                    if let Some(fuids) = fuids {
+                        fuids.push(file.fuid.clone());
                     }
-                };
+                });
                 file.data(ctx.ts, data);
                 if (e.content_type.is_empty() || e.content_type.starts_with("text/"))
                     && e.text.len() < MAX_URL_SCAN_BYTES

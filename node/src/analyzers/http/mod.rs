@@ -22,6 +22,8 @@ use lines::{ContentLine, Piece};
 use message::{BodyExpect, ConnFlags, Io, Message, MsgEvent};
 use parse::{VERSION_09, VERSION_UNSET, Version};
 pub use script::HTTP;
+// Also reads the credentials of other protocols (POP3 AUTH PLAIN).
+pub(crate) use script::decode_base64;
 
 /// Weird source for analyzer weirds (Zeek's analyzer name).
 const SOURCE: &str = "HTTP";

@@ -455,7 +455,7 @@ fn basic_auth_user(value: &[u8]) -> Option<String> {
 }
 
 /// A lenient base64 decoder: skips characters outside the alphabet, stops at padding.
-fn decode_base64(input: &[u8]) -> Vec<u8> {
+pub(crate) fn decode_base64(input: &[u8]) -> Vec<u8> {
     let sextet = |c: u8| match c {
         b'A'..=b'Z' => Some(c - b'A'),
         b'a'..=b'z' => Some(c - b'a' + 26),

@@ -1,6 +1,27 @@
 //! A line-driven MIME message parser in the shape of Zeek's `MIME_Mail` (src/analyzer/protocol/mime):
 //! it reports entity boundaries, each header (name upper-cased, folded lines concatenated) and each
-//! leaf entity's decoded body bytes, which the SMTP analyzer turns into smtp.log fields and files.
+//! leaf entity's decoded body bytes. The mail protocols use it as Zeek's do: SMTP turns a message into
+//! smtp.log fields and files, POP3 turns the messages of RETR/TOP replies into files.
+
+use super::Ctx;
+use super::smtp::files::FileTransfer;
+
+/// The file an entity's body goes to, started at its first decoded byte (Zeek's MIME analyzer hands each
+/// entity's data to the file framework, which makes a file on the first `DataIn`). `on_start` fills what the
+/// protocol knows of a new file (depth, filename) and notes its id.
+pub fn entity_file<'f>(
+    slot: &'f mut Option<FileTransfer>,
+    ctx: &mut Ctx,
+    source: &'static str,
+    is_orig: bool,
+    on_start: impl FnOnce(&mut FileTransfer),
+) -> &'f mut FileTransfer {
+    slot.get_or_insert_with(|| {
+        let mut file = FileTransfer::new(ctx, source, is_orig);
+        on_start(&mut file);
+        file
+    })
+}
 
 /// What the parser found, in stream order.
 #[derive(Debug, Clone, PartialEq)]
