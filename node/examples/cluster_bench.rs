@@ -288,7 +288,7 @@ fn relay(args: &Args, event: &Event) -> anyhow::Result<Throughput> {
     let started = Instant::now();
     let mut waits = 0;
     for _ in 0..args.events {
-        waits += publish_waiting(|| sender.node.publish(&target, event.clone()))?;
+        waits += publish_waiting(|| sender.node.publish(&target, event))?;
     }
     let publisher_cpu = cpu_secs(libc::RUSAGE_THREAD) - publisher_before;
     let (last, delivered) = arrivals.wait(args.events);

@@ -57,6 +57,19 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventName(Arc<str>);
 
+/// `publish` takes an event by value or by reference.
+impl From<Event> for std::borrow::Cow<'_, Event> {
+    fn from(event: Event) -> Self {
+        std::borrow::Cow::Owned(event)
+    }
+}
+
+impl<'a> From<&'a Event> for std::borrow::Cow<'a, Event> {
+    fn from(event: &'a Event) -> Self {
+        std::borrow::Cow::Borrowed(event)
+    }
+}
+
 impl EventName {
     pub fn as_str(&self) -> &str {
         &self.0

@@ -811,7 +811,7 @@ impl Node {
             for chunk in entries.chunks(TRANSFER_CHUNK) {
                 let event = Event::new(STATE_TRANSFER_EVENT, vec![Data::Vector(chunk.to_vec())]);
                 let header = self.header(&topic::node_topic(&owner));
-                if let Err(e) = self.route(header, None, Payload::Event(event), &[&owner], false) {
+                if let Err(e) = self.route(header, None, Payload::Event(event.into()), &[&owner], false) {
                     tracing::error!(%owner, "state hand-off failed: {e}");
                 }
             }
@@ -984,7 +984,7 @@ async fn dispatch_loop(node: Node, mut rx: LocalReceiver) {
                     && accepted.view_epoch < settled.epoch
                     && let Some(owner) = node.moved_owner(&accepted.route, &settled)
                 {
-                    node.reroute(&r.header, &accepted.route, &settled, &owner, Payload::Event(r.event));
+                    node.reroute(&r.header, &accepted.route, &settled, &owner, Payload::Event(r.event.into()));
                     return;
                 }
                 // A run of events mostly has one name: its handlers are looked up once.

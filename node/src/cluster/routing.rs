@@ -2,6 +2,7 @@
 //! publishes (HRW and round robin), and delivery of what arrives, with re-routing of HRW messages that were routed
 //! with an older membership view.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
@@ -63,9 +64,11 @@ pub struct RelayBacklog(Vec<(Arc<Link>, Outgoing, u64)>);
 /// back for only a fraction of the liveness timeout.
 const RELAY_WAIT: Duration = Duration::from_millis(250);
 
-/// A message's event: as its publisher made it, or encoded (a message that arrived and is being re-routed).
-pub(super) enum Payload {
-    Event(Event),
+/// A message's event: as its publisher made it (owned, or borrowed from a publisher that keeps it: encoding needs no
+/// ownership, only delivery to our own handlers takes a copy), or encoded (a message that arrived and is being
+/// re-routed).
+pub(super) enum Payload<'a> {
+    Event(Cow<'a, Event>),
     Wire(Bytes),
 }
 
@@ -131,7 +134,7 @@ const MAX_REROUTE_HOPS: u32 = 3;
 impl Node {
     /// Publishes an event to every node subscribed to a prefix of `topic`, this one included. Returns how many
     /// nodes it reached; reaching nobody is not an error (it is counted as `no_subscriber`).
-    pub fn publish(&self, topic_name: &str, event: Event) -> Result<usize, PublishError> {
+    pub fn publish<'a>(&self, topic_name: &str, event: impl Into<Cow<'a, Event>>) -> Result<usize, PublishError> {
         let plan = self.0.plans.get_or_make(topic_name, || {
             let view = self.view();
             let targets: Vec<&str> = view
@@ -142,11 +145,16 @@ impl Node {
                 .collect();
             self.plan(self.header(topic_name), &targets, true)
         });
-        self.send(&plan, None, Payload::Event(event))
+        self.send(&plan, None, Payload::Event(event.into()))
     }
 
     /// Publishes to the member of `pool` that owns `key` (Zeek's `Cluster::publish_hrw`).
-    pub fn publish_hrw(&self, pool: Role, key: &Data, event: Event) -> Result<String, PublishError> {
+    pub fn publish_hrw<'a>(
+        &self,
+        pool: Role,
+        key: &Data,
+        event: impl Into<Cow<'a, Event>>,
+    ) -> Result<String, PublishError> {
         let view = self.view();
         let pk = state::pool_key(key);
         let owner = hrw_owner(self.pool(&view, pool), pool, &pk)
@@ -154,13 +162,18 @@ impl Node {
             .to_string();
         let route = pb::PoolRoute { pool: pool.as_str().into(), epoch: view.epoch, key: pk.0, hops: 0 };
         let header = self.header(&topic::node_topic(&owner));
-        self.route(header, Some(route), Payload::Event(event), &[&owner], false)?;
+        self.route(header, Some(route), Payload::Event(event.into()), &[&owner], false)?;
         Ok(owner)
     }
 
     /// Publishes to the next member of `pool` in round-robin order for `key` (Zeek's `Cluster::publish_rr`),
     /// preferring members with a live link.
-    pub fn publish_rr(&self, pool: Role, key: &str, event: Event) -> Result<String, PublishError> {
+    pub fn publish_rr<'a>(
+        &self,
+        pool: Role,
+        key: &str,
+        event: impl Into<Cow<'a, Event>>,
+    ) -> Result<String, PublishError> {
         let view = self.view();
         let members = self.pool(&view, pool);
         let pick = lock(&self.0.rr).next(key, &members, |n| n == self.name() || self.link(n).is_some());
@@ -170,7 +183,7 @@ impl Node {
             return Err(e);
         };
         let header = self.header(&topic::node_topic(&target));
-        self.route(header, None, Payload::Event(event), &[&target], false)?;
+        self.route(header, None, Payload::Event(event.into()), &[&target], false)?;
         Ok(target)
     }
 
@@ -186,7 +199,7 @@ impl Node {
         &self,
         header: Arc<Header>,
         route: Option<pb::PoolRoute>,
-        payload: Payload,
+        payload: Payload<'_>,
         targets: &[&str],
         to_self: bool,
     ) -> Result<usize, PublishError> {
@@ -229,7 +242,7 @@ impl Node {
 
     /// Sends a message as `plan` says. An event without a pool route is written straight into each link's run of
     /// events; a routed one is encoded once for all remote targets. Our own handlers get the event as it is.
-    fn send(&self, plan: &Plan, route: Option<pb::PoolRoute>, payload: Payload) -> Result<usize, PublishError> {
+    fn send(&self, plan: &Plan, route: Option<pb::PoolRoute>, payload: Payload<'_>) -> Result<usize, PublishError> {
         let Plan { header, links, relayed, local, events_out } = plan;
         self.0.events_out.fetch_add(1, Ordering::Relaxed);
         events_out.inc();
@@ -277,6 +290,7 @@ impl Node {
             let accepted = |route: Box<pb::PoolRoute>| AcceptedRoute { view_epoch: route.epoch, route };
             let delivered = match payload {
                 Payload::Event(event) => {
+                    let event = event.into_owned();
                     self.enqueue(Received { header: Arc::clone(header), event, route: route.map(accepted) });
                     Ok(())
                 }
@@ -364,7 +378,14 @@ impl Node {
     }
 
     /// Forwards a keyed message to its owner under `view`.
-    pub(super) fn reroute(&self, header: &Header, route: &pb::PoolRoute, view: &View, owner: &str, payload: Payload) {
+    pub(super) fn reroute(
+        &self,
+        header: &Header,
+        route: &pb::PoolRoute,
+        view: &View,
+        owner: &str,
+        payload: Payload<'_>,
+    ) {
         let route = pb::PoolRoute { epoch: view.epoch, hops: route.hops + 1, ..route.clone() };
         let header = Arc::new(Header { topic: topic::node_topic(owner), ..header.clone() });
         self.0.metrics.rerouted.inc();

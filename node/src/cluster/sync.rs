@@ -258,9 +258,9 @@ fn start_wave(node: &Node, c: &mut Coordinator) {
     let flush = Event::new(FLUSH, vec![Data::Count(c.wave), Data::Double(time), Data::Vector(names)]);
     for p in c.participants.clone() {
         let sent = if p == node.name() {
-            node.publish(topic::MANAGER, flush.clone())
+            node.publish(topic::MANAGER, &flush)
         } else {
-            node.publish(&topic::node_topic(&p), flush.clone())
+            node.publish(&topic::node_topic(&p), &flush)
         };
         if let Err(e) = sent {
             tracing::debug!(peer = %p, "sync flush not sent: {e}");
