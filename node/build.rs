@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".zeek.cluster.v1.Message.event")
         .bytes(".zeek.cluster.v1.Message.events")
         .bytes(".zeek.cluster.v1.LogStream.rows")
+        // Prost's codec, with a frame's encoding reserving its whole length first (cluster/proto.rs).
+        .codec_path("crate::cluster::proto::FrameCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

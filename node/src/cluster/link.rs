@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_stream::Stream;
 use tonic::Streaming;
 use tonic::transport::Endpoint;
@@ -22,6 +22,14 @@ use super::role::Role;
 
 /// Frames queued towards one peer before sends report the queue as full.
 pub const LINK_QUEUE: usize = 8192;
+/// Encoded bytes of messages queued towards one peer before sends report the queue as full, beside the bound in
+/// items: a manager queues what it relays as whole runs of ~60 kB, so the item bound alone let a target slower than
+/// its source hold up to ~480 MB of relayed events in the manager (in the relay bench, 100-150 MB were held, and the
+/// page faults of that growth cost a third of the manager's time). Twice the HTTP/2 window keeps a link busy while
+/// its peer catches up.
+pub const LINK_QUEUE_BYTES: usize = 2 * H2_WINDOW_BYTES as usize;
+/// The byte bound is kept in permits of this many bytes.
+const ROOM_UNIT: usize = 1024;
 /// At most this many messages, and about this many encoded bytes, go into one `Messages` frame. Frames of ~60 kB
 /// (~550 small events) cost less per event than frames that fit tonic's 8 kB decode buffer, although the buffer then
 /// grows: 2.4 -> 1.6 us CPU per relayed event in the cluster bench (docs/BENCHMARKS.md).
@@ -83,13 +91,28 @@ const RUN_START_BYTES: usize = 1024;
 pub struct LinkSender {
     tx: mpsc::Sender<Outgoing>,
     runs: Arc<Mutex<Runs>>,
+    /// Room for messages' bytes ([`LINK_QUEUE_BYTES`]), taken by a send and given back when the item leaves.
+    room: Arc<Semaphore>,
 }
 
 /// A link's queue: the sender that nodes publish into and the stream its gRPC call sends from.
 pub fn queue() -> (LinkSender, Outbound) {
     let (tx, rx) = mpsc::channel(LINK_QUEUE);
     let runs = Arc::new(Mutex::new(Runs::default()));
-    (LinkSender { tx, runs: Arc::clone(&runs) }, Outbound::new(rx, runs))
+    let room = Arc::new(Semaphore::new(LINK_QUEUE_BYTES / ROOM_UNIT));
+    (LinkSender { tx, runs: Arc::clone(&runs), room: Arc::clone(&room) }, Outbound::new(rx, runs, room))
+}
+
+/// The room an item takes in the queue's byte bound: messages by their encoded size (one at least, and never more
+/// than the whole bound, so any item fits an empty queue); frames and run markers none (frames are control traffic
+/// and log batches, which their shipper bounds; runs have their own bound, [`QUEUED_RUNS`]).
+fn room_taken(item: &Outgoing) -> u32 {
+    let bytes = match item {
+        Outgoing::Message(m) => m.wire_len(),
+        Outgoing::Messages(v) => v.iter().map(Envelope::wire_len).sum(),
+        Outgoing::Frame(_) | Outgoing::Run => return 0,
+    };
+    bytes.div_ceil(ROOM_UNIT).clamp(1, LINK_QUEUE_BYTES / ROOM_UNIT) as u32
 }
 
 fn lock(runs: &Mutex<Runs>) -> MutexGuard<'_, Runs> {
@@ -99,9 +122,16 @@ fn lock(runs: &Mutex<Runs>) -> MutexGuard<'_, Runs> {
 impl LinkSender {
     /// Queues a frame or messages without waiting, behind every event published before.
     pub fn try_send(&self, item: impl Into<Outgoing>) -> Result<(), mpsc::error::TrySendError<Outgoing>> {
+        let item = item.into();
+        let Ok(room) = self.room.try_acquire_many(room_taken(&item)) else {
+            return Err(mpsc::error::TrySendError::Full(item));
+        };
         let mut runs = lock(&self.runs);
         runs.last_open = false;
-        self.tx.try_send(item.into())
+        self.tx.try_send(item)?;
+        // Given back by the `Outbound` when the item leaves the queue.
+        room.forget();
+        Ok(())
     }
 
     /// Appends an event without a pool route to the run for `header`, starting a run when the last one is closed,
@@ -145,20 +175,30 @@ impl LinkSender {
         lock(&self.runs).last_open = false;
     }
 
-    /// Queues a frame from a thread that may block until there is room.
-    pub fn blocking_send(&self, item: impl Into<Outgoing>) -> Result<(), mpsc::error::SendError<Outgoing>> {
+    /// Queues a frame from a thread that may block until there is room (a frame takes no room in the byte bound).
+    pub fn blocking_send(&self, frame: pb::Frame) -> Result<(), mpsc::error::SendError<Outgoing>> {
         self.close_run();
-        self.tx.blocking_send(item.into())
+        self.tx.blocking_send(frame.into())
     }
 
-    /// Queues a frame, waiting up to `wait` for room.
+    /// Queues a frame or messages, waiting up to `wait` for room.
     pub async fn send_timeout(
         &self,
         item: impl Into<Outgoing>,
         wait: Duration,
     ) -> Result<(), mpsc::error::SendTimeoutError<Outgoing>> {
+        use mpsc::error::SendTimeoutError;
         self.close_run();
-        self.tx.send_timeout(item.into(), wait).await
+        let item = item.into();
+        let deadline = tokio::time::Instant::now() + wait;
+        let room = match tokio::time::timeout_at(deadline, self.room.acquire_many(room_taken(&item))).await {
+            Ok(Ok(room)) => room,
+            Ok(Err(_closed)) => return Err(SendTimeoutError::Closed(item)),
+            Err(_elapsed) => return Err(SendTimeoutError::Timeout(item)),
+        };
+        self.tx.send_timeout(item, deadline.saturating_duration_since(tokio::time::Instant::now())).await?;
+        room.forget();
+        Ok(())
     }
 
     /// Items waiting to go out (a run of events counts once).
@@ -263,6 +303,8 @@ impl Link {
 pub struct Outbound {
     rx: mpsc::Receiver<Outgoing>,
     runs: Arc<Mutex<Runs>>,
+    /// The queue's byte room, given back as items leave the queue.
+    room: Arc<Semaphore>,
     /// Items taken from the queue to look past, sent next, in order.
     held: VecDeque<Outgoing>,
     /// A lone message was held back for one turn of the scheduler (see `poll_next`).
@@ -270,13 +312,24 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    fn new(rx: mpsc::Receiver<Outgoing>, runs: Arc<Mutex<Runs>>) -> Outbound {
-        Outbound { rx, runs, held: VecDeque::new(), deferred: false }
+    fn new(rx: mpsc::Receiver<Outgoing>, runs: Arc<Mutex<Runs>>, room: Arc<Semaphore>) -> Outbound {
+        Outbound { rx, runs, room, held: VecDeque::new(), deferred: false }
+    }
+
+    /// An item that left the queue: its room is free again.
+    fn left(&self, item: Outgoing) -> Outgoing {
+        self.room.add_permits(room_taken(&item) as usize);
+        item
+    }
+
+    /// The next item taken from the queue if one is there.
+    fn try_recv(&mut self) -> Option<Outgoing> {
+        self.rx.try_recv().ok().map(|item| self.left(item))
     }
 
     /// The next item that is already queued, if any.
     fn ready(&mut self) -> Option<Outgoing> {
-        self.held.pop_front().or_else(|| self.rx.try_recv().ok())
+        self.held.pop_front().or_else(|| self.try_recv())
     }
 
     /// The run whose marker was just taken from the queue (the oldest); it takes no more events.
@@ -324,9 +377,9 @@ impl Outbound {
     /// Whether a newer view is queued within the next few items.
     fn view_superseded(&mut self) -> bool {
         while self.held.len() < VIEW_LOOKAHEAD {
-            match self.rx.try_recv() {
-                Ok(f) => self.held.push_back(f),
-                Err(_) => break,
+            match self.try_recv() {
+                Some(f) => self.held.push_back(f),
+                None => break,
             }
         }
         self.held.iter().any(|f| matches!(f, Outgoing::Frame(f) if matches!(f.body, Some(pb::frame::Body::View(_)))))
@@ -341,7 +394,7 @@ impl Stream for Outbound {
             let next = match self.held.pop_front() {
                 Some(f) => f,
                 None => match self.rx.poll_recv(cx) {
-                    Poll::Ready(Some(f)) => f,
+                    Poll::Ready(Some(f)) => self.left(f),
                     Poll::Ready(None) => return Poll::Ready(None),
                     Poll::Pending => return Poll::Pending,
                 },
@@ -590,6 +643,29 @@ mod tests {
         })
         .unwrap();
         assert_eq!(first, [1, 2, 3].map(crate::cluster::Data::Count));
+    }
+
+    /// What a manager relays for one target from one frame: a run of ~60 kB.
+    fn relayed_run() -> Outgoing {
+        let event = crate::cluster::Event::new("Test::pad", vec![crate::cluster::Data::Str("x".repeat(BATCH_BYTES))]);
+        let message = Envelope::one(envelope::Header::new("t", "w"), None, envelope::encode_event(&event));
+        Outgoing::Messages(vec![message])
+    }
+
+    #[tokio::test]
+    async fn queued_bytes_are_bounded_beside_items_and_room_returns_as_items_leave() {
+        let (tx, mut out) = queue();
+        let fits = LINK_QUEUE_BYTES / (BATCH_BYTES + ROOM_UNIT);
+        for i in 0..fits {
+            tx.try_send(relayed_run()).unwrap_or_else(|e| panic!("run {i} of {fits} refused: {e}"));
+        }
+        assert!(fits < LINK_QUEUE / 16, "far below the bound in items");
+        assert!(matches!(tx.try_send(relayed_run()), Err(mpsc::error::TrySendError::Full(_))));
+        tx.try_send(view(1)).expect("a frame takes no byte room");
+        let waiting = tx.send_timeout(relayed_run(), Duration::from_millis(20)).await;
+        assert!(matches!(waiting, Err(mpsc::error::SendTimeoutError::Timeout(_))), "no room appears by itself");
+        assert_eq!(kind(&out.next().await.unwrap()).0, "events", "the first run leaves");
+        tx.try_send(relayed_run()).expect("room again once a run has left");
     }
 
     #[tokio::test]
