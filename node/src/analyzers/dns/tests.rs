@@ -1,6 +1,7 @@
 //! The DNS analyzer against real traffic from the oracle cases: each test replays the payloads of one
 //! case and compares the dns.log columns with Zeek's baseline line.
 
+mod records;
 mod vectors;
 
 use super::*;

@@ -1,9 +1,10 @@
 //! One DNS message, read the way Zeek's `DNS_Interpreter` reads it.
 //!
 //! Zeek's reader is lenient in specific ways that decide what reaches dns.log, so they are kept here:
-//! a name stops (without failing) at a bad label, a short field reads as 0, a resource record's parser
-//! may end before or after its `rdlength` (the next record starts wherever it ended), and a record type
-//! whose event no loaded script handles is skipped by `rdlength` without being looked at. A failure
+//! a short field reads as 0, a resource record's parser may end before or after its `rdlength` (the
+//! next record starts wherever it ended), and a record type whose event no loaded script handles is
+//! skipped by `rdlength` without being looked at. Zeek 9.1 is strict where 9.0 was not: a bad label
+//! fails its name, and LOC, SVCB/HTTPS and OPT data are checked against their own `rdlength`. A failure
 //! ends the message but keeps what was read so far. Everything is bounds-checked: no input panics, and
 //! compression pointers may only point backwards, through at most [`MAX_COMPRESSION_DEPTH`] hops.
 
@@ -61,6 +62,14 @@ pub const CLASS_ANY: u16 = 255;
 pub const OPCODE_QUERY: u8 = 0;
 pub const OPCODE_NOTIFY: u8 = 4;
 pub const OPCODE_DYNAMIC_UPDATE: u8 = 5;
+
+/// LOC record data has one fixed size (RFC 1876).
+const LOC_RDATA_LEN: usize = 16;
+/// The smallest SVCB/HTTPS record data: a priority and the root name.
+const SVCB_MIN_RDATA_LEN: usize = 3;
+/// SvcParamKeys whose values Zeek checks (RFC 9460).
+const SVC_PARAM_ALPN: u16 = 1;
+const SVC_PARAM_PORT: u16 = 3;
 
 /// EDNS option codes Zeek looks into.
 const EDNS_OPTION_ECS: u16 = 8;
@@ -279,6 +288,14 @@ struct Reader<'a> {
     weirds: Vec<WireWeird>,
 }
 
+/// How a label ended (Zeek's `LabelParseState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Label {
+    Continue,
+    EndOfName,
+    ParseError,
+}
+
 /// Most names fit; longer ones grow as needed.
 const TYPICAL_NAME_LEN: usize = 64;
 
@@ -389,17 +406,24 @@ impl<'a> Reader<'a> {
     }
 
     /// A domain name as Zeek's `ExtractName` reads it: labels joined with dots, the trailing dot removed,
-    /// optionally lower-cased. It never fails; bad labels end it early with a weird.
-    fn name(&mut self, capacity: usize, downcase: bool) -> Vec<u8> {
+    /// optionally lower-cased. `None` when a label is malformed or the message ends inside the name: since
+    /// Zeek 9.1 (zeek/zeek#5358) that ends the message instead of keeping a partial name.
+    fn name(&mut self, capacity: usize, downcase: bool) -> Option<Vec<u8>> {
         // Room for a typical name up front, rather than growing label by label.
         let mut out = Vec::with_capacity(TYPICAL_NAME_LEN);
-        self.name_into(&mut out, capacity, downcase, 0);
-        out
+        self.name_into(&mut out, capacity, downcase, 0)?;
+        Some(out)
     }
 
-    fn name_into(&mut self, out: &mut Vec<u8>, capacity: usize, downcase: bool, depth: usize) {
+    fn name_into(&mut self, out: &mut Vec<u8>, capacity: usize, downcase: bool, depth: usize) -> Option<()> {
         let start = out.len();
-        while self.label(out, capacity, depth) {}
+        loop {
+            match self.label(out, capacity, depth) {
+                Label::Continue => {}
+                Label::EndOfName => break,
+                Label::ParseError => return None,
+            }
+        }
         if out.len() - start >= 255 {
             self.weird("DNS_NAME_too_long", None);
         }
@@ -409,56 +433,68 @@ impl<'a> Reader<'a> {
         if downcase && let Some(part) = out.get_mut(start..) {
             part.make_ascii_lowercase();
         }
+        Some(())
     }
 
-    /// One label (Zeek's `ExtractLabel`); `false` ends the name.
-    fn label(&mut self, out: &mut Vec<u8>, capacity: usize, depth: usize) -> bool {
+    /// One label (Zeek's `ExtractLabel`). Errors with a weird of their own keep it; a name cut short by
+    /// the end of the data is Zeek's `dns_invalid_name`.
+    fn label(&mut self, out: &mut Vec<u8>, capacity: usize, depth: usize) -> Label {
         let label_start = self.pos;
-        let Some(len_byte) = self.u8() else { return false };
-        if self.remaining() == 0 || len_byte == 0 {
-            return false;
+        let Some(len_byte) = self.u8() else {
+            return self.truncated_name();
+        };
+        if len_byte == 0 {
+            return Label::EndOfName;
+        }
+        if self.remaining() == 0 {
+            return self.truncated_name();
         }
         if len_byte & 0xc0 == 0xc0 {
             let low = self.u8().unwrap_or(0);
             let offset = (usize::from(len_byte & 0x3f) << 8) | usize::from(low);
             if offset >= label_start {
                 self.weird("DNS_label_forward_compress_offset", None);
-                return false;
+                return Label::ParseError;
             }
             if depth >= MAX_COMPRESSION_DEPTH {
                 self.weird("DNS_label_compression_chain_too_deep", None);
-                return false;
+                return Label::ParseError;
             }
             // Follow the pointer, bounded by where it was found, then come back after it.
             let (resume, end) = (self.pos, self.end);
             self.pos = offset;
             self.end = label_start;
-            self.name_into(out, capacity, true, depth + 1);
+            let followed = self.name_into(out, capacity, true, depth + 1);
             self.pos = resume;
             self.end = end;
-            return false;
+            return if followed.is_some() { Label::EndOfName } else { Label::ParseError };
         }
         let label_len = usize::from(len_byte);
         if label_len > self.remaining() {
             self.weird("DNS_label_len_gt_pkt", None);
             self.pos = self.end;
-            return false;
+            return Label::ParseError;
         }
         if label_len > 63 && !self.opts.netbios {
             self.weird("DNS_label_too_long", None);
-            return false;
+            return Label::ParseError;
         }
         if label_len >= capacity.saturating_sub(out.len()) {
             self.weird("DNS_label_len_gt_name_len", None);
-            return false;
+            return Label::ParseError;
         }
         out.extend_from_slice(&self.bytes(label_len as i64));
         out.push(b'.');
-        true
+        Label::Continue
+    }
+
+    fn truncated_name(&mut self) -> Label {
+        self.weird("dns_invalid_name", None);
+        Label::ParseError
     }
 
     fn question(&mut self, h: &Header) -> Option<Question> {
-        let mut name = self.name(NAME_CAPACITY, false);
+        let mut name = self.name(NAME_CAPACITY, false)?;
         if self.remaining() < 4 {
             self.weird("DNS_truncated_quest_too_short", None);
             return None;
@@ -491,7 +527,7 @@ impl<'a> Reader<'a> {
 
     /// One resource record: `None` on failure, `Some(None)` for a record that raises no event.
     fn record(&mut self, section: Section, skipped: bool) -> Option<Option<Record>> {
-        let name = self.name(NAME_CAPACITY, true);
+        let name = self.name(NAME_CAPACITY, true)?;
         if self.remaining() < 4 {
             self.weird("DNS_truncated_ans_too_short", None);
             return None;
@@ -554,13 +590,13 @@ impl<'a> Reader<'a> {
                 RData::Addr(IpAddr::V6(Ipv6Addr::from(octets)))
             }
             TYPE_NS | TYPE_CNAME | TYPE_PTR => {
-                let name = self.name(NAME_CAPACITY, true);
+                let name = self.name(NAME_CAPACITY, true)?;
                 self.check_length(start, rdlength);
                 RData::Name(name)
             }
             TYPE_SOA => {
-                let mname = self.name(NAME_CAPACITY, true);
-                let _rname = self.name(NAME_CAPACITY, true);
+                let mname = self.name(NAME_CAPACITY, true)?;
+                let _rname = self.name(NAME_CAPACITY, true)?;
                 if self.remaining() < 20 {
                     return None;
                 }
@@ -570,7 +606,7 @@ impl<'a> Reader<'a> {
             }
             TYPE_MX => {
                 let _preference = self.u16();
-                let name = self.name(NAME_CAPACITY, true);
+                let name = self.name(NAME_CAPACITY, true)?;
                 self.check_length(start, rdlength);
                 RData::Name(name)
             }
@@ -580,7 +616,7 @@ impl<'a> Reader<'a> {
             }
             TYPE_SRV => {
                 let (_priority, _weight, _port) = (self.u16(), self.u16(), self.u16());
-                let target = self.name(NAME_CAPACITY, true);
+                let target = self.name(NAME_CAPACITY, true)?;
                 self.check_length(start, rdlength);
                 RData::Name(target)
             }
@@ -610,11 +646,11 @@ impl<'a> Reader<'a> {
                 RData::Unlogged
             }
             TYPE_EDNS => {
-                self.edns_options()?;
+                self.edns_options(rdlength)?;
                 RData::Unlogged
             }
             TYPE_TSIG => {
-                let _algorithm = self.name(TSIG_ALG_NAME_CAPACITY, true);
+                let _algorithm = self.name(TSIG_ALG_NAME_CAPACITY, true)?;
                 let _time = (self.u32(), self.u16());
                 let _fudge = self.u16();
                 let _mac = self.octets();
@@ -624,7 +660,7 @@ impl<'a> Reader<'a> {
                 RData::Unlogged
             }
             TYPE_TKEY => {
-                let _algorithm = self.name(NAME_CAPACITY, true);
+                let _algorithm = self.name(NAME_CAPACITY, true)?;
                 let _validity = (self.u32(), self.u32());
                 let _mode_error = (self.u16(), self.u16());
                 let _key = self.octets();
@@ -633,15 +669,18 @@ impl<'a> Reader<'a> {
                 RData::Unlogged
             }
             TYPE_SVCB | TYPE_HTTPS => {
-                if self.remaining() < 3 {
-                    self.weird("DNS_SVBC_wrong_length", None);
+                // A priority and at least the root name, counted within the record (zeek/zeek#5461).
+                if rdlength < SVCB_MIN_RDATA_LEN {
+                    self.weird("DNS_SVCB_wrong_length", None);
                     return None;
                 }
                 let _priority = self.u16();
-                let _target = self.name(NAME_CAPACITY, false);
+                let _target = self.name(NAME_CAPACITY, false)?;
                 let parsed = self.pos - start;
                 if parsed < rdlength {
-                    self.skip(rdlength - parsed);
+                    let params_end = start + rdlength;
+                    self.svc_params(params_end);
+                    self.pos = params_end;
                 }
                 RData::Unlogged
             }
@@ -657,7 +696,7 @@ impl<'a> Reader<'a> {
                 let _ttl_expiration_inception = (self.u32(), self.u32(), self.u32());
                 let _key_tag = self.u16();
                 let name_start = self.pos;
-                let signer = self.name(NAME_CAPACITY, true);
+                let signer = self.name(NAME_CAPACITY, true)?;
                 let signature_len = rdlen - ((self.pos - name_start) as i64 + 18);
                 self.bytes(signature_len);
                 self.algorithm_weird("RRSIG", algorithm);
@@ -689,7 +728,7 @@ impl<'a> Reader<'a> {
                 if gated(self) {
                     return Some(None);
                 }
-                let next = self.name(NAME_CAPACITY, true);
+                let next = self.name(NAME_CAPACITY, true)?;
                 let bitmaps_len = rdlen - (self.pos - start) as i64;
                 self.type_bitmaps(bitmaps_len, "DNSSEC_NSEC_bitmapLen0");
                 RData::Nsec { next }
@@ -761,11 +800,13 @@ impl<'a> Reader<'a> {
                 RData::Sshfp { fingerprint: self.bytes(rdlen - 2) }
             }
             TYPE_LOC => {
+                // Zeek 9.1 (zeek/zeek#5357) rejects any other size first, even in a skipped section.
+                if rdlength != LOC_RDATA_LEN {
+                    self.weird("dns_invalid_loc_length", None);
+                    return None;
+                }
                 if gated(self) {
                     return Some(None);
-                }
-                if self.remaining() < 15 {
-                    return None;
                 }
                 let [version, size] = self.u16().to_be_bytes();
                 let [horiz_pre, vert_pre] = self.u16().to_be_bytes();
@@ -784,7 +825,7 @@ impl<'a> Reader<'a> {
                 let mut left = rdlen - 4;
                 let mut field = |r: &mut Self| r.char_string(&mut left).unwrap_or_default();
                 let (flags, service, regexp) = (field(self), field(self), field(self));
-                let replacement = self.name(NAME_CAPACITY, true);
+                let replacement = self.name(NAME_CAPACITY, true)?;
                 self.check_length(start, rdlength);
                 RData::Naptr(Naptr { order, preference, flags, service, regexp, replacement })
             }
@@ -841,13 +882,33 @@ impl<'a> Reader<'a> {
         self.weird(name, Some(algorithm.to_string()));
     }
 
-    /// EDNS options. Like Zeek, this walks to the end of the message rather than of the record, so an
-    /// OPT record that is not last fails with `EDNS_truncated_option`.
-    fn edns_options(&mut self) -> Option<()> {
-        while self.remaining() >= 4 {
+    /// The SvcParams of an SVCB/HTTPS record up to `params_end`: key, length, value. Only their weirds
+    /// matter (no base script handles the events); a value running past the record ends the list.
+    fn svc_params(&mut self, params_end: usize) {
+        while params_end.saturating_sub(self.pos) >= 4 && self.remaining() >= 4 {
+            let key = self.u16();
+            let len = usize::from(self.u16());
+            if len > params_end.saturating_sub(self.pos) || len > self.remaining() {
+                return;
+            }
+            let value = self.bytes(len as i64);
+            match key {
+                SVC_PARAM_ALPN if !alpn_ids_fit(&value) => self.weird("DNS_SVCB_alpn_length_invalid", None),
+                SVC_PARAM_PORT if value.len() != 2 => self.weird("DNS_SVCB_port_length_invalid", None),
+                _ => {}
+            }
+        }
+    }
+
+    /// EDNS options, bounded by the OPT record's own data since Zeek 9.1 (zeek/zeek#5359): an option
+    /// running past it, or bytes left over, is `EDNS_truncated_option` and ends the message.
+    fn edns_options(&mut self, rdlength: usize) -> Option<()> {
+        let record_end = self.pos + rdlength;
+        let left = |r: &Self| record_end.saturating_sub(r.pos);
+        while left(self) >= 4 {
             let code = self.u16();
             let len = usize::from(self.u16());
-            if len > self.remaining() {
+            if len > left(self) {
                 break;
             }
             let option_start = self.pos;
@@ -860,7 +921,7 @@ impl<'a> Reader<'a> {
             }
             self.pos = option_start + len;
         }
-        if self.remaining() > 0 {
+        if left(self) > 0 {
             self.weird("EDNS_truncated_option", None);
             return None;
         }
@@ -889,6 +950,15 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Whether an `alpn` value is a whole sequence of length-prefixed protocol ids.
+fn alpn_ids_fit(mut value: &[u8]) -> bool {
+    while let Some((&len, rest)) = value.split_first() {
+        let Some(tail) = rest.get(usize::from(len)..) else { return false };
+        value = tail;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -914,9 +984,9 @@ mod tests {
             "c00c00010001000003840004ce6d40ba"
         ));
         let mut r = Reader { msg: &reply, pos: 12, end: reply.len(), opts: ReadOptions::default(), weirds: vec![] };
-        assert_eq!(r.name(NAME_CAPACITY, false), b"us.v27.distributed.net");
+        assert_eq!(r.name(NAME_CAPACITY, false).as_deref(), Some(&b"us.v27.distributed.net"[..]));
         r.skip(4);
-        assert_eq!(r.name(NAME_CAPACITY, true), b"us.v27.distributed.net");
+        assert_eq!(r.name(NAME_CAPACITY, true).as_deref(), Some(&b"us.v27.distributed.net"[..]));
         assert!(r.weirds.is_empty());
     }
 
@@ -926,7 +996,9 @@ mod tests {
         let mut msg = vec![0u8; 12];
         msg.extend_from_slice(&[0xc0, 12]);
         let mut r = Reader { msg: &msg, pos: 12, end: msg.len(), opts: ReadOptions::default(), weirds: vec![] };
-        assert_eq!(r.name(NAME_CAPACITY, true), b"");
+        // Since Zeek 9.1 a bad pointer fails the name instead of ending it (zeek/zeek#5358).
+        assert_eq!(r.name(NAME_CAPACITY, true), None);
+        assert_eq!(r.weirds.len(), 1);
         assert_eq!(r.weirds[0].name, "DNS_label_forward_compress_offset");
 
         // A long backward chain: each pointer points two bytes back.
