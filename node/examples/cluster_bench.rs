@@ -44,6 +44,10 @@ struct Args {
     /// Events sent through the relay (and through NATS).
     #[arg(long, default_value_t = 2_000_000)]
     events: u64,
+    /// Rounds of the relay and NATS runs, alternating which goes first; the figures judged are the medians (one
+    /// round on a shared 2-core machine can be off by 30% either way).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Encoded size of one event, bytes.
     #[arg(long, default_value_t = 100)]
     event_bytes: usize,
@@ -407,6 +411,15 @@ struct Latency {
     secs: f64,
 }
 
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -698,17 +711,30 @@ fn main() -> anyhow::Result<()> {
             args.events,
             event.to_pb().encoded_len()
         );
-        let ours = relay(&args, &event)?;
-        ours.print("zeek-node relay (one hop)");
-        let nats = nats(&args, event.to_pb().encode_to_vec().into())?;
-        nats.print("NATS (pub -> nats-server -> sub)");
-        let ratio = ours.rate() / nats.rate();
-        println!("  ratio zeek-node / NATS: {ratio:.2}");
-        targets.push((
-            format!("relay >= 2M events/s: {:.2}M", ours.rate() / 1e6),
-            ours.rate() >= 2e6 && ours.delivered == ours.sent,
-        ));
-        targets.push((format!("relay >= 3x NATS: {ratio:.2}x"), ratio >= 3.0));
+        let payload: bytes::Bytes = event.to_pb().encode_to_vec().into();
+        let (mut rates, mut ratios, mut complete) = (Vec::new(), Vec::new(), true);
+        for round in 1..=args.rounds.max(1) {
+            println!(" round {round}:");
+            // Alternating the order keeps a slow moment of the machine from always falling on the same side.
+            let (ours, nats) = if round % 2 == 1 {
+                let ours = relay(&args, &event)?;
+                (ours, nats(&args, payload.clone())?)
+            } else {
+                let nats = nats(&args, payload.clone())?;
+                (relay(&args, &event)?, nats)
+            };
+            ours.print("zeek-node relay (one hop)");
+            nats.print("NATS (pub -> nats-server -> sub)");
+            let ratio = ours.rate() / nats.rate();
+            println!("  ratio zeek-node / NATS: {ratio:.2}");
+            complete &= ours.delivered == ours.sent;
+            rates.push(ours.rate());
+            ratios.push(ratio);
+        }
+        let (rate, ratio) = (median(&mut rates), median(&mut ratios));
+        println!(" median of {} rounds: relay {:.2}M events/s, ratio to NATS {ratio:.2}", rates.len(), rate / 1e6);
+        targets.push((format!("relay >= 2M events/s: {:.2}M (median)", rate / 1e6), rate >= 2e6 && complete));
+        targets.push((format!("relay >= 3x NATS: {ratio:.2}x (median)"), ratio >= 3.0));
     }
     if wants("hrw") {
         println!(
