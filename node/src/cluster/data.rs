@@ -54,8 +54,22 @@ pub struct Event {
 
 /// An event's name, shared rather than copied: a stream of events mostly repeats one name, so a publisher's copy and
 /// a receiver's decoded events share one allocation instead of making one each.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Eq, PartialOrd, Ord)]
 pub struct EventName(Arc<str>);
+
+/// Names read from one run share their allocation, so the pointer settles most comparisons (a dispatcher compares
+/// each event's name with the one before).
+impl PartialEq for EventName {
+    fn eq(&self, other: &EventName) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl std::hash::Hash for EventName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 /// `publish` takes an event by value or by reference.
 impl From<Event> for std::borrow::Cow<'_, Event> {
