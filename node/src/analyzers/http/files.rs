@@ -1,8 +1,9 @@
-//! HTTP bodies as files: fuids, mime-type sniffing on the first bytes (a subset of Zeek's file magic
-//! signatures), and the files.log record written when the file ends.
+//! HTTP bodies as files: fuids, mime-type sniffing on the first bytes ([`super::magic`]), and the files.log
+//! record written when the file ends.
 
 use std::net::IpAddr;
 
+use super::magic::sniff_mime;
 use crate::analyzers::Ctx;
 use crate::logs::{FILES, Value};
 
@@ -19,13 +20,38 @@ pub(super) struct OpenFile {
     first_ts: f64,
     last_ts: f64,
     seen_bytes: u64,
+    /// Bytes lost in content gaps (files.log `missing_bytes`).
+    missing_bytes: u64,
     bof: Vec<u8>,
     mime: Option<Option<&'static str>>,
+    /// Where the next content goes, and how far the file is contiguous from its start (`stream_offset`): they
+    /// differ once a 206 reply delivered a part further on, which Zeek's file reassembler holds until the file
+    /// ends (its holes are then missing bytes).
+    offsets: Option<Box<Offsets>>,
+}
+
+#[derive(Debug, Default)]
+struct Offsets {
+    next: u64,
+    contiguous: u64,
+    /// The end of the furthest content.
+    extent: u64,
 }
 
 impl OpenFile {
     pub(super) fn new(ts: f64, fuid: String, record_key: Option<u64>, filename: Option<String>) -> Self {
-        OpenFile { fuid, record_key, filename, first_ts: ts, last_ts: ts, seen_bytes: 0, bof: vec![], mime: None }
+        OpenFile {
+            fuid,
+            record_key,
+            filename,
+            first_ts: ts,
+            last_ts: ts,
+            seen_bytes: 0,
+            missing_bytes: 0,
+            bof: vec![],
+            mime: None,
+            offsets: None,
+        }
     }
 
     /// Adds `len` bytes of content, of which `head` are the first (all the sniffer can still use); returns the
@@ -33,6 +59,20 @@ impl OpenFile {
     pub(super) fn data(&mut self, ts: f64, head: &[u8], len: u64) -> Option<Option<&'static str>> {
         self.last_ts = ts;
         self.seen_bytes += len;
+        if let Some(offsets) = self.offsets.as_mut() {
+            let in_order = offsets.next == offsets.contiguous;
+            offsets.next += len;
+            offsets.extent = offsets.extent.max(offsets.next);
+            if in_order {
+                offsets.contiguous = offsets.next;
+            } else {
+                // The reassembler holds this part: when the file ends, the hole before it is a gap, which
+                // settles the metadata with the contiguous start alone (after the http.log record, so it is not
+                // reported there).
+                self.sniff();
+                return None;
+            }
+        }
         if self.mime.is_some() {
             return None;
         }
@@ -43,6 +83,38 @@ impl OpenFile {
         let room = BOF_SIZE - self.bof.len();
         self.bof.extend_from_slice(&head[..room.min(head.len())]);
         (self.bof.len() >= BOF_SIZE).then(|| self.sniff())
+    }
+
+    /// `File::Gap`: `len` bytes of content were lost. A gap ends the file's contiguous beginning, so the metadata
+    /// is inferred from what the buffer holds, once (returned as for [`OpenFile::data`]).
+    pub(super) fn gap(&mut self, ts: f64, len: u64) -> Option<Option<&'static str>> {
+        self.last_ts = ts;
+        if let Some(offsets) = self.offsets.as_mut() {
+            let in_order = offsets.next == offsets.contiguous;
+            offsets.next += len;
+            offsets.extent = offsets.extent.max(offsets.next);
+            if !in_order {
+                return None;
+            }
+            offsets.contiguous = offsets.next;
+        }
+        self.missing_bytes += len;
+        self.mime.is_none().then(|| self.sniff())
+    }
+
+    /// A 206 reply's part: what follows goes to `offset` in the file.
+    pub(super) fn seek(&mut self, offset: u64) {
+        let offsets = self.offsets.get_or_insert_with(|| {
+            let contiguous = self.seen_bytes + self.missing_bytes;
+            Box::new(Offsets { next: contiguous, contiguous, extent: contiguous })
+        });
+        offsets.next = offset;
+    }
+
+    /// `File::IsComplete`: the file is contiguous up to its announced size.
+    pub(super) fn is_complete(&self, total_bytes: Option<u64>) -> bool {
+        let contiguous = self.offsets.as_ref().map_or(self.seen_bytes + self.missing_bytes, |o| o.contiguous);
+        total_bytes.is_some_and(|total| contiguous >= total)
     }
 
     /// Sniffs once (at the latest when the file ends); the buffer is not needed after that.
@@ -56,8 +128,15 @@ impl OpenFile {
     }
 
     /// The files.log record (full default scripts: 27 columns).
-    pub(super) fn log(mut self, ctx: &mut Ctx, is_orig: bool, total_bytes: Option<u64>) {
+    /// `timedout`: the file was never ended and goes when the connection does (Zeek's file timeout, or its
+    /// termination, which times out every file left).
+    pub(super) fn log(mut self, ctx: &mut Ctx, is_orig: bool, total_bytes: Option<u64>, timedout: bool) {
         let mime = self.sniff();
+        // The reassembler's holes up to the furthest part, found when it is flushed.
+        let missing_bytes = match &self.offsets {
+            Some(o) if o.extent > o.contiguous => o.extent.saturating_sub(self.seen_bytes),
+            _ => self.missing_bytes,
+        };
         let host = if is_orig { ctx.id.orig_h } else { ctx.id.resp_h };
         let mut values = Vec::with_capacity(FILES.fields.len());
         values.extend([Value::Time(self.first_ts), Value::str(self.fuid), Value::str(ctx.uid)]);
@@ -73,9 +152,9 @@ impl OpenFile {
             Value::Bool(is_orig),
             Value::Count(self.seen_bytes),
             Value::opt_count(total_bytes),
+            Value::Count(missing_bytes),
             Value::Count(0),
-            Value::Count(0),
-            Value::Bool(false),
+            Value::Bool(timedout),
             Value::Unset,
             Value::Unset,
             Value::Unset,
@@ -119,88 +198,9 @@ fn is_local_addr(addr: IpAddr) -> bool {
     }
 }
 
-const BOMS: &[&[u8]] = &[b"\xef\xbb\xbf", b"\x00\x00\xfe\xff", b"\xfe\xff", b"\xff\xfe\x00\x00", b"\xff\xfe"];
-
-/// Zeek's file magic for the common types, strongest match first.
-pub(super) fn sniff_mime(bof: &[u8]) -> Option<&'static str> {
-    const BINARY: &[(&[u8], &str)] = &[
-        (b"GIF8", "image/gif"),
-        (b"\x89PNG", "image/png"),
-        (b"\xff\xd8", "image/jpeg"),
-        (b"%PDF", "application/pdf"),
-        (b"PK\x03\x04", "application/zip"),
-        (b"\x1f\x8b", "application/x-gzip"),
-        (b"MZ", "application/x-dosexec"),
-        (b"\x7fELF", "application/x-executable"),
-        (b"CWS", "application/x-shockwave-flash"),
-        (b"FWS", "application/x-shockwave-flash"),
-        (b"ZWS", "application/x-shockwave-flash"),
-    ];
-    if let Some((_, mime)) = BINARY.iter().find(|(magic, _)| bof.starts_with(magic)) {
-        return Some(mime);
-    }
-    let utf8_bom = bof.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bof);
-    if let Some(markup) = markup_mime(utf8_bom) {
-        return Some(markup);
-    }
-    let text = BOMS.iter().find_map(|bom| bof.strip_prefix(*bom)).unwrap_or(bof);
-    let printable = |c: &u8| c.is_ascii_whitespace() || *c == 0x0b || (0x20..=0x7e).contains(c);
-    (text.len() >= 10 && text[..10].iter().all(printable)).then_some("text/plain")
-}
-
-/// HTML and XML: tags after leading whitespace, comments and an XML declaration.
-fn markup_mime(data: &[u8]) -> Option<&'static str> {
-    let mut rest = skip_blank_and_comments(data);
-    let mut xml_declaration = false;
-    if starts_with_ci(rest, b"<?xml ") {
-        xml_declaration = true;
-        let end = rest.windows(2).position(|w| w == b"?>")?;
-        rest = skip_blank_and_comments(&rest[end + 2..]);
-    }
-    let tag = rest.strip_prefix(b"<")?;
-    let doctype_html = starts_with_ci(tag, b"!doctype ") && starts_with_ci(tag[9..].trim_ascii_start(), b"html");
-    let meta_http_equiv = starts_with_ci(tag, b"meta ") && starts_with_ci(tag[5..].trim_ascii_start(), b"http-equiv");
-    let html_tag = ["head", "html", "title", "body"].iter().any(|t| starts_with_ci(tag, t.as_bytes()));
-    if doctype_html || meta_http_equiv || html_tag {
-        return Some("text/html");
-    }
-    xml_declaration.then_some("application/xml")
-}
-
-fn skip_blank_and_comments(mut data: &[u8]) -> &[u8] {
-    loop {
-        let blank = data.iter().take_while(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n')).count();
-        data = &data[blank..];
-        match data.strip_prefix(b"<!--") {
-            Some(comment) => match comment.windows(3).position(|w| w == b"-->") {
-                Some(end) => data = &comment[end + 3..],
-                None => return data,
-            },
-            None => return data,
-        }
-    }
-}
-
-fn starts_with_ci(data: &[u8], prefix: &[u8]) -> bool {
-    data.len() >= prefix.len() && data[..prefix.len()].eq_ignore_ascii_case(prefix)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sniffs_like_zeek_magic() {
-        assert_eq!(sniff_mime(b"<html>\n  The Zeek Network Security Monitor\n</html>\n"), Some("text/html"));
-        assert_eq!(sniff_mime(b"<!DOCTYPE html>\n<html lang=en>"), Some("text/html"));
-        assert_eq!(sniff_mime(b"bad method\n"), Some("text/plain"));
-        assert_eq!(sniff_mime(b"HTTP/1.0 400 Bad Request\r\n"), Some("text/plain"));
-        assert_eq!(sniff_mime(b"GIF89a\x01\x00"), Some("image/gif"));
-        assert_eq!(sniff_mime(b"\x89PNG\r\n\x1a\n"), Some("image/png"));
-        assert_eq!(sniff_mime(b"MZ\x90\x00"), Some("application/x-dosexec"));
-        assert_eq!(sniff_mime(b"short"), None);
-        assert_eq!(sniff_mime(b"\x00\x01\x02binary data"), None);
-    }
 
     #[test]
     fn local_addresses() {

@@ -4,9 +4,8 @@
 //! The message does not log anything itself: it emits [`MsgEvent`]s in Zeek's event order, and asks the
 //! direction's [`ContentLine`] to switch between line and plain delivery as Zeek does.
 
-use std::io::Write as _;
-
 use super::files::BOF_SIZE;
+use super::inflate::Inflater;
 use super::lines::ContentLine;
 use super::parse::{self, Header, Version};
 
@@ -31,15 +30,27 @@ pub(super) enum MsgEvent {
         head: Vec<u8>,
         len: u64,
     },
-    /// The entity ended: its file (if any) is complete.
+    /// `len` bytes of the entity's content were lost in a content gap (`file_mgr->Gap`).
+    Gap {
+        len: u64,
+    },
+    /// A 206 entity's content starts: it is the part of a file at `offset`.
+    PartialContent {
+        offset: u64,
+    },
+    /// The entity ended: its file (if any) is complete, unless `hold` (a 206 reply's file is not ended with the
+    /// message: it ends once complete, or when the connection is done).
     EndEntity {
         total_bytes: Option<u64>,
+        hold: bool,
     },
     /// `http_message_done` with the body length.
     Done {
         body_length: u64,
     },
     Weird(&'static str, Option<String>),
+    /// The ZIP analyzer's `inflate_failed` weird (its own source).
+    InflateFailed,
 }
 
 /// Connection-wide facts the headers change and the body framing depends on.
@@ -52,6 +63,8 @@ pub(super) struct ConnFlags {
     pub upgrade_protocol_named: bool,
     /// The version used for the Transfer-Encoding check (Zeek takes the ongoing request's, else the reply's).
     pub framing_version: Version,
+    /// The status code of the reply in progress (0 when none): a 206's `Content-Range` frames its body.
+    pub reply_code: u32,
 }
 
 /// Everything an entity may touch while it parses.
@@ -73,27 +86,6 @@ enum Chunked {
     Nothing,
 }
 
-enum Inflater {
-    Gzip(Box<flate2::write::MultiGzDecoder<Vec<u8>>>),
-    Deflate(Box<flate2::write::ZlibDecoder<Vec<u8>>>),
-    Failed,
-}
-
-impl Inflater {
-    /// Decompresses what it can; Zeek's ZIP analyzer stops silently on corrupt data.
-    fn feed(&mut self, data: &[u8]) -> Vec<u8> {
-        let result = match self {
-            Inflater::Gzip(d) => d.write_all(data).and_then(|_| d.flush()).map(|_| std::mem::take(d.get_mut())),
-            Inflater::Deflate(d) => d.write_all(data).and_then(|_| d.flush()).map(|_| std::mem::take(d.get_mut())),
-            Inflater::Failed => return vec![],
-        };
-        result.unwrap_or_else(|_| {
-            *self = Inflater::Failed;
-            vec![]
-        })
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
     Identity,
@@ -112,13 +104,17 @@ struct Entity {
     expect_data_length: i64,
     chunked: Chunked,
     encoding: Encoding,
-    inflater: Option<Inflater>,
+    inflater: Option<Box<Inflater>>,
     boundary: Option<Vec<u8>>,
     /// Part content holds back a line's CRLF until more content follows (it may belong to the boundary).
     delay_crlf: bool,
     body_length: u64,
     /// Decoded content emitted so far (what the entity's file has seen).
     content_bytes: u64,
+    /// An `Expect` header was seen: a `Content-Length: 0` with it is a weird, in either order.
+    expect_100_cont: bool,
+    /// A 206 reply's `Content-Range`: the body is a part of a file of `instance_length` bytes (0: unknown).
+    partial_content: Option<PartialContent>,
     child: Option<Box<Entity>>,
     has_multipart_parent: bool,
 }
@@ -140,6 +136,8 @@ impl Entity {
             delay_crlf: false,
             body_length: 0,
             content_bytes: 0,
+            expect_100_cont: false,
+            partial_content: None,
             child: None,
             has_multipart_parent,
         }
@@ -266,10 +264,32 @@ impl Entity {
                         weird(io, "HTTP_content_length_leading_zeros", Some(token));
                     }
                     self.content_length = n;
+                    if let Some(range_length) = self.partial_content.map(|p| p.range_length)
+                        && range_length != n
+                    {
+                        weird(io, "HTTP_range_not_matching_len", None);
+                        self.content_length = n.max(range_length);
+                    }
+                    if self.content_length == 0 && self.expect_100_cont {
+                        weird(io, "HTTP_content_length_0_and_expect_100_cont", None);
+                    }
                 }
                 None => {
                     weird(io, "HTTP_bad_content_length", Some(token));
                     self.content_length = 0;
+                }
+            }
+        } else if h.name().eq_ignore_ascii_case(b"content-range") && io.flags.reply_code == 206 {
+            if self.chunked != Chunked::No {
+                weird(io, "HTTP_content_range_and_chunked", None);
+            }
+            match parse::content_range(h.value()) {
+                Ok(range) => self.set_content_range(io, range),
+                Err((error, kept)) => {
+                    weird(io, error.weird, error.addl.as_deref());
+                    if let Some(range) = kept {
+                        self.set_content_range(io, range);
+                    }
                 }
             }
         } else if h.name().eq_ignore_ascii_case(b"transfer-encoding") {
@@ -300,9 +320,64 @@ impl Entity {
             if !token.eq_ignore_ascii_case(b"100-continue") {
                 weird(io, "HTTP_expect_not_100_continue", Some(token));
             }
+            self.expect_100_cont = true;
             if self.content_length == 0 {
                 weird(io, "HTTP_content_length_0_and_expect_100_cont", None);
             }
+        }
+    }
+
+    /// A valid `Content-Range`: the range's length frames the body unless a larger `Content-Length` does.
+    fn set_content_range(&mut self, io: &mut Io, range: parse::ContentRange) {
+        self.partial_content = Some(PartialContent {
+            first: range.first,
+            range_length: range.length,
+            instance_length: range.instance_length,
+        });
+        if self.content_length > 0 {
+            if self.content_length != range.length {
+                io.events.push(MsgEvent::Weird("HTTP_range_not_matching_len", None));
+                self.content_length = self.content_length.max(range.length);
+            }
+        } else {
+            self.content_length = range.length;
+        }
+    }
+
+    /// `HTTP_Entity::Undelivered`: a gap inside a body of known length is skipped (the file gets a gap, the body
+    /// length counts it); anywhere else the message cannot go on (false).
+    fn undelivered(&mut self, io: &mut Io, len: u64) -> bool {
+        if (self.end_of_data && self.in_header) || self.body_length == 0 {
+            return false;
+        }
+        io.events.push(MsgEvent::Gap { len });
+        let len = i64::try_from(len).unwrap_or(i64::MAX);
+        let skippable = match self.chunked {
+            Chunked::No => self.content_length >= 0,
+            Chunked::Data => true,
+            _ => false,
+        };
+        if !skippable || self.expect_data_length < len {
+            return false;
+        }
+        self.body_length += len as u64;
+        self.expect_data_length -= len;
+        io.lines.set_plain_delivery(self.expect_data_length);
+        if self.chunked == Chunked::Data {
+            if self.expect_data_length == 0 {
+                self.chunked = Chunked::DataCrlf;
+            }
+        } else if self.expect_data_length <= 0 {
+            self.end_of_data(io);
+        }
+        true
+    }
+
+    /// The entity a gap falls into: the innermost one in progress (`current_entity`).
+    fn current_mut(&mut self) -> &mut Entity {
+        match self.child {
+            Some(ref mut child) => child.current_mut(),
+            None => self,
         }
     }
 
@@ -353,14 +428,13 @@ impl Entity {
             self.deliver_body_clear(io, data, trailing_crlf);
             return;
         }
-        let encoding = self.encoding;
-        let inflater = self.inflater.get_or_insert_with(|| match encoding {
-            Encoding::Gzip => Inflater::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Vec::new()))),
-            _ => Inflater::Deflate(Box::new(flate2::write::ZlibDecoder::new(Vec::new()))),
-        });
-        let out = inflater.feed(data);
-        if !out.is_empty() {
-            self.deliver_body_clear(io, &out, false);
+        // Zeek's ZIP analyzer reads the stream's own header: gzip and deflate are decompressed alike.
+        let inflated = self.inflater.get_or_insert_with(|| Box::new(Inflater::new())).feed(data);
+        if inflated.failed {
+            io.events.push(MsgEvent::InflateFailed);
+        }
+        if !inflated.out.is_empty() {
+            self.deliver_body_clear(io, &inflated.out, false);
         }
     }
 
@@ -408,6 +482,11 @@ impl Entity {
         if len == 0 {
             return;
         }
+        if self.content_bytes == 0
+            && let Some(part) = self.partial_content
+        {
+            io.events.push(MsgEvent::PartialContent { offset: u64::try_from(part.first).unwrap_or(0) });
+        }
         let wanted = BOF_SIZE.saturating_sub(usize::try_from(self.content_bytes).unwrap_or(usize::MAX)).min(len);
         let mut head = Vec::with_capacity(wanted);
         for part in [lead, data, trail] {
@@ -427,12 +506,8 @@ impl Entity {
 
     /// `HTTP_Entity::EndOfData` + `MIME_Entity::EndOfData`.
     fn end_of_data(&mut self, io: &mut Io) {
-        if let Some(mut inflater) = self.inflater.take() {
-            let rest = inflater.feed(&[]);
-            if !rest.is_empty() && !self.end_of_data {
-                self.deliver_body_clear(io, &rest, false);
-            }
-        }
+        // `zip->Done()`: each delivery was flushed already, nothing is left to decompress.
+        self.inflater = None;
         if self.end_of_data {
             return;
         }
@@ -443,9 +518,31 @@ impl Entity {
         } else {
             self.end_child(io);
         }
-        let sized = self.encoding == Encoding::Identity && self.content_length > 0;
-        io.events.push(MsgEvent::EndEntity { total_bytes: sized.then_some(self.content_length as u64) });
+        let hold = !io.is_orig && io.flags.reply_code == 206;
+        io.events.push(MsgEvent::EndEntity { total_bytes: self.file_size(), hold });
     }
+
+    /// The size the file framework is told (`SetSize`): a part's whole file, else the declared length; none once
+    /// the body is decompressed.
+    fn file_size(&self) -> Option<u64> {
+        if self.encoding != Encoding::Identity {
+            return None;
+        }
+        let size = match self.partial_content {
+            Some(part) => part.instance_length,
+            None => self.content_length,
+        };
+        u64::try_from(size).ok().filter(|n| *n > 0)
+    }
+}
+
+/// What a 206 reply's `Content-Range` said.
+#[derive(Debug, Clone, Copy)]
+struct PartialContent {
+    first: i64,
+    range_length: i64,
+    /// 0 when unknown (`*` or unparsable).
+    instance_length: i64,
 }
 
 /// `HTTP_Analyzer::HTTP_Header`: connection persistence and upgrades.
@@ -509,10 +606,31 @@ impl Message {
     pub(super) fn finished(&self) -> bool {
         self.finished
     }
+
+    /// `HTTP_Message::Undelivered`: true when the gap was skipped inside a body.
+    pub(super) fn undelivered(&mut self, io: &mut Io, len: u64) -> bool {
+        if self.finished {
+            return false;
+        }
+        let skipped = self.top.current_mut().undelivered(io, len);
+        if self.top.end_of_data {
+            self.done(io);
+        }
+        skipped
+    }
+
+    /// A body of declared length still expects bytes (at the end of the data: they never came).
+    pub(super) fn body_cut_short(&self) -> bool {
+        let top = &self.top;
+        let in_sized_body = !self.finished && !top.end_of_data && !top.in_header && top.chunked == Chunked::No;
+        in_sized_body && top.content_length > 0 && top.expect_data_length > 0
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write as _;
+
     use super::*;
     use crate::analyzers::http::lines::Piece;
 
@@ -554,7 +672,7 @@ mod tests {
         let ev = run(BodyExpect::Expected, &mut ConnFlags::default(), b"Content-Length: 5\r\n\r\nhello");
         assert_eq!(content(&ev), b"hello");
         assert_eq!(body_length(&ev), Some(5));
-        assert!(ev.contains(&MsgEvent::EndEntity { total_bytes: Some(5) }));
+        assert!(ev.contains(&MsgEvent::EndEntity { total_bytes: Some(5), hold: false }));
     }
 
     #[test]
@@ -588,6 +706,6 @@ mod tests {
         let head = format!("Content-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", gz.len());
         let ev = run(BodyExpect::Expected, &mut ConnFlags::default(), &[head.as_bytes(), &gz].concat());
         assert_eq!(body_length(&ev), Some(1000));
-        assert!(ev.contains(&MsgEvent::EndEntity { total_bytes: None }));
+        assert!(ev.contains(&MsgEvent::EndEntity { total_bytes: None, hold: false }));
     }
 }

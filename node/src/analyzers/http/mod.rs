@@ -7,7 +7,9 @@
 //! become files (fuids, mime types, files.log).
 
 mod files;
+mod inflate;
 mod lines;
+mod magic;
 mod message;
 mod parse;
 mod script;
@@ -91,6 +93,7 @@ const DPD_METHODS: &[&[u8]] = &[
     b"MKWORKSPACE",
     b"RPC_IN_DATA",
     b"RPC_OUT_DATA",
+    b"QUERY",
 ];
 
 /// Zeek's `dpd_http_client` and `dpd_http_server` signatures, each enough alone (a large request can fill the
@@ -130,6 +133,8 @@ struct Direction {
     message_finished: bool,
     state: Expect,
     ongoing: bool,
+    /// A content gap outside a body ended this direction for good (ContentLine's `SetSkipDeliveries`).
+    skip_deliveries: bool,
     version: Version,
     /// Boxed: open only while an entity's content flows, and as large as the rest of the direction.
     file: Option<Box<OpenFile>>,
@@ -184,17 +189,30 @@ struct Http {
     /// Requests not answered yet, oldest first: whether each was a HEAD (all a reply needs of its request; the
     /// method's bytes cost a heap string and a queue of 24-byte entries per request in flight).
     unanswered: VecDeque<bool>,
-    reply_code: u32,
     connect_request: bool,
     /// Upgraded (101) or tunnelled (CONNECT): the rest is not HTTP.
     upgraded: bool,
     confirmed: bool,
     script: script::Script,
+    /// What few connections need, boxed while there is some: two `Vec`s inline would keep 48 bytes (and their
+    /// capacity for good) in every connection.
+    rare: Option<Box<Rare>>,
+}
+
+#[derive(Default)]
+struct Rare {
     /// Script weirds are queued behind the analyzer's own, as Zeek's event queue orders them.
-    /// Boxed while there are some, which is seldom: a `Vec` inline kept 24 bytes (and its capacity for good), a
-    /// boxed slice 16; the box is the point, so the lint against boxing a `Vec` does not apply.
-    #[allow(clippy::box_collection)]
-    script_weirds: Option<Box<Vec<ScriptWeird>>>,
+    script_weirds: Vec<ScriptWeird>,
+    /// Files of 206 replies that outlived their entity.
+    held_files: Vec<HeldFile>,
+}
+
+/// A 206 reply's file left open after its entity: Zeek ends it once complete, or when it times out.
+struct HeldFile {
+    /// The URL naming it when it came from a range request (a later part of that URL continues it).
+    url: Option<String>,
+    file: Box<OpenFile>,
+    total_bytes: Option<u64>,
 }
 
 impl Http {
@@ -234,12 +252,24 @@ impl Http {
                     if !is_orig && h.name().eq_ignore_ascii_case(b"server") {
                         report_server(ctx, h.value());
                     }
-                    self.script.header(ctx.ts, is_orig, h.name(), h.value())
+                    let mut fx = script::Effects::default();
+                    if !self.script.header(ctx.ts, is_orig, h.name(), h.value(), &mut fx) {
+                        ctx.weird("missing_HTTP_entity", None, SOURCE);
+                    }
+                    self.apply(ctx, fx);
                 }
                 MsgEvent::Data { head, len } => self.file_data(ctx, is_orig, &head, len),
-                MsgEvent::EndEntity { total_bytes } => {
+                MsgEvent::Gap { len } => self.file_gap(ctx, is_orig, len),
+                MsgEvent::PartialContent { offset } => self.partial_file(ctx, is_orig, offset),
+                MsgEvent::EndEntity { total_bytes, hold } => {
                     if let Some(file) = self.dir(is_orig).file.take() {
-                        self.close_file(ctx, is_orig, *file, total_bytes);
+                        if hold && !file.is_complete(total_bytes) {
+                            let url = self.script.range_request_url();
+                            let held = HeldFile { url, file, total_bytes };
+                            self.rare.get_or_insert_default().held_files.push(held);
+                        } else {
+                            self.close_file(ctx, is_orig, *file, total_bytes);
+                        }
                     }
                     self.script.end_entity();
                 }
@@ -254,20 +284,48 @@ impl Http {
                     }
                 }
                 MsgEvent::Weird(name, addl) => ctx.weird(name, addl, SOURCE),
+                MsgEvent::InflateFailed => ctx.weird("inflate_failed", None, "ZIP"),
             }
         }
         return_event_buffer(events);
     }
 
-    fn file_data(&mut self, ctx: &mut Ctx, is_orig: bool, head: &[u8], len: u64) {
-        if self.dir(is_orig).file.is_none() {
+    /// The entity's file, a new one (`file_over_new_connection`) when it has none yet.
+    fn open_file(&mut self, ctx: &mut Ctx, is_orig: bool) -> &mut OpenFile {
+        let dir = if is_orig { &mut self.orig } else { &mut self.resp };
+        dir.file.get_or_insert_with(|| {
             let fuid = ctx.new_fuid();
             let (key, filename) = self.script.file_started(is_orig, &fuid);
-            self.dir(is_orig).file = Some(Box::new(OpenFile::new(ctx.ts, fuid, key, filename)));
+            Box::new(OpenFile::new(ctx.ts, fuid, key, filename))
+        })
+    }
+
+    /// A 206 part starts. Zeek names the file of a range request's reply by the URL (`get_file_handle`), so the
+    /// parts of one URL are one file, still open from an earlier reply (and not added to the record again: the
+    /// file is not new to the connection).
+    fn partial_file(&mut self, ctx: &mut Ctx, is_orig: bool, offset: u64) {
+        if self.dir(is_orig).file.is_none()
+            && let Some(url) = self.script.range_request_url().filter(|_| !is_orig)
+            && let Some(held) = self.rare.as_mut().map(|rare| &mut rare.held_files)
+            && let Some(pos) = held.iter().position(|h| h.url.as_deref() == Some(url.as_str()))
+        {
+            self.resp.file = Some(held.remove(pos).file);
         }
-        let Some(file) = self.dir(is_orig).file.as_mut() else { return };
+        self.open_file(ctx, is_orig).seek(offset);
+    }
+
+    fn file_data(&mut self, ctx: &mut Ctx, is_orig: bool, head: &[u8], len: u64) {
+        let file = self.open_file(ctx, is_orig);
         let key = file.record_key;
         if let Some(Some(mime)) = file.data(ctx.ts, head, len) {
+            self.script.file_sniffed(key, is_orig, mime);
+        }
+    }
+
+    fn file_gap(&mut self, ctx: &mut Ctx, is_orig: bool, len: u64) {
+        let Some(file) = self.dir(is_orig).file.as_mut() else { return };
+        let key = file.record_key;
+        if let Some(Some(mime)) = file.gap(ctx.ts, len) {
             self.script.file_sniffed(key, is_orig, mime);
         }
     }
@@ -278,12 +336,12 @@ impl Http {
         {
             self.script.file_sniffed(file.record_key, is_orig, mime);
         }
-        file.log(ctx, is_orig, total_bytes);
+        file.log(ctx, is_orig, total_bytes, false);
     }
 
     /// `HTTP_Analyzer::DeliverStream` for stream bytes of one direction.
     fn deliver_stream(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
-        if self.upgraded {
+        if self.upgraded || self.dir(is_orig).skip_deliveries {
             return;
         }
         if !is_orig && self.resp.state == Expect::Http09 {
@@ -311,6 +369,15 @@ impl Http {
                 Some(Piece::Buffered(line)) => self.line(ctx, is_orig, &line),
                 None => {}
             }
+        }
+        if self.upgraded && !data.is_empty() {
+            // The reply that ended HTTP came with the next protocol's first bytes in the same delivery.
+            let name = if self.connect_request {
+                "protocol_data_with_HTTP_CONNECT_reply"
+            } else {
+                "protocol_data_with_HTTP_upgrade_reply"
+            };
+            ctx.weird(name, Some(data.len().to_string()), SOURCE);
         }
     }
 
@@ -427,7 +494,7 @@ impl Http {
         }
         self.resp.state = Expect::Message;
         self.resp.ongoing = true;
-        self.reply_code = status.code;
+        self.flags.reply_code = status.code;
         let reason = status.reason.map_or_else(|| "<empty>".to_string(), |r| bytes_to_log_string(&r));
         self.script.reply(ctx.ts, &parse::version_string(status.version), status.code, &reason);
         if self.connect_request && status.code != 200 {
@@ -440,7 +507,7 @@ impl Http {
     /// `ExpectReplyMessageBody`: no body after HEAD, 1xx, 204 and 304.
     fn expect_reply_body(&self) -> BodyExpect {
         let head = self.unanswered.front().copied().unwrap_or(false);
-        let code = self.reply_code;
+        let code = self.flags.reply_code;
         if head || (100..200).contains(&code) || code == 204 || code == 304 {
             BodyExpect::NotExpected
         } else {
@@ -457,7 +524,7 @@ impl Http {
             }
             self.flags.connection_close = true;
             self.resp.ongoing = true;
-            self.script.reply(ctx.ts, &parse::version_string(VERSION_09), self.reply_code, "<empty>");
+            self.script.reply(ctx.ts, &parse::version_string(VERSION_09), self.flags.reply_code, "<empty>");
             let expect = self.expect_reply_body();
             self.new_message(ctx, false, expect);
             self.with_message(ctx, false, |m, io| m.deliver(io, b"", true));
@@ -482,7 +549,7 @@ impl Http {
         }
         self.resp.ongoing = false;
         self.with_message(ctx, false, |m, io| m.done(io));
-        let code = self.reply_code;
+        let code = self.flags.reply_code;
         if !(100..200).contains(&code) {
             self.unanswered.pop_front();
             if self.unanswered.is_empty() {
@@ -493,10 +560,28 @@ impl Http {
         if code == 101 && self.unanswered.len() == 1 && self.flags.upgrade_connection {
             self.upgraded = self.flags.upgrade_protocol_named;
         }
-        self.reply_code = 0;
+        self.flags.reply_code = 0;
         self.flags.upgrade_connection = false;
         self.flags.upgrade_protocol_named = false;
         self.resp.state = if interrupted || self.upgraded { Expect::Nothing } else { Expect::FirstLine };
+    }
+
+    /// `HTTP_Analyzer::Undelivered`: a gap inside a body of known length is skipped; anywhere else the
+    /// direction's messages end as interrupted and the direction is not parsed any more.
+    fn content_gap(&mut self, ctx: &mut Ctx, is_orig: bool, len: u64) {
+        if self.upgraded || self.dir(is_orig).skip_deliveries {
+            return;
+        }
+        let mut skipped = false;
+        self.with_message(ctx, is_orig, |m, io| skipped = m.undelivered(io, len));
+        if skipped {
+            return;
+        }
+        if is_orig {
+            self.request_made(ctx, true);
+        }
+        self.reply_made(ctx, true);
+        self.dir(is_orig).skip_deliveries = true;
     }
 
     fn apply(&mut self, ctx: &mut Ctx, fx: script::Effects) {
@@ -504,12 +589,17 @@ impl Http {
             write_http(ctx, record);
         }
         if !fx.weirds.is_empty() {
-            self.script_weirds.get_or_insert_default().extend(fx.weirds);
+            self.rare.get_or_insert_default().script_weirds.extend(fx.weirds);
         }
     }
 
     fn flush_script_weirds(&mut self, ctx: &mut Ctx) {
-        for (name, addl) in self.script_weirds.take().map(|weirds| *weirds).unwrap_or_default() {
+        let Some(rare) = self.rare.as_mut() else { return };
+        let weirds = std::mem::take(&mut rare.script_weirds);
+        if rare.held_files.is_empty() {
+            self.rare = None;
+        }
+        for (name, addl) in weirds {
             ctx.weird(name, addl, SCRIPT_SOURCE);
         }
     }
@@ -533,13 +623,8 @@ impl Analyzer for Http {
         self.flush_script_weirds(ctx);
     }
 
-    fn undelivered(&mut self, ctx: &mut Ctx, is_orig: bool, _len: u64) {
-        // A gap: Zeek skips it inside a sized body, otherwise it gives up on the direction. Bodies here are
-        // not resynchronised, so the messages end as interrupted.
-        if is_orig {
-            self.request_made(ctx, true);
-        }
-        self.reply_made(ctx, true);
+    fn undelivered(&mut self, ctx: &mut Ctx, is_orig: bool, len: u64) {
+        self.content_gap(ctx, is_orig, len);
         self.flush_script_weirds(ctx);
     }
 
@@ -549,6 +634,9 @@ impl Analyzer for Http {
         let splits_lines = is_orig || self.resp.state != Expect::Http09;
         if splits_lines && !self.upgraded && self.dir(is_orig).lines.has_partial_line() {
             self.deliver_stream(ctx, is_orig, b"\n");
+        }
+        if self.dir(is_orig).message.as_ref().is_some_and(|m| m.body_cut_short()) {
+            ctx.weird("HTTP_bytes_remaining_at_eod", None, SOURCE);
         }
         if is_orig {
             self.request_made(ctx, false);
@@ -568,6 +656,12 @@ impl Analyzer for Http {
         }
         for record in self.script.finalize() {
             write_http(ctx, record);
+        }
+        // Files of 206 replies were never ended: Zeek times them out after the connection is gone (at the latest
+        // when it terminates), so their metadata reaches no http.log record.
+        let held_files = self.rare.as_mut().map(|rare| std::mem::take(&mut rare.held_files));
+        for held in held_files.unwrap_or_default() {
+            held.file.log(ctx, false, held.total_bytes, true);
         }
         self.flush_script_weirds(ctx);
     }
@@ -604,5 +698,7 @@ fn report_server(ctx: &Ctx, value: &[u8]) {
     }
 }
 
+#[cfg(test)]
+mod baseline_tests;
 #[cfg(test)]
 mod tests;

@@ -260,7 +260,8 @@ pub(super) fn value_after_token(value: &[u8]) -> &[u8] {
 }
 
 /// Zeek's `util::atoi_n`: an optional sign, then digits up to the first non-digit; the first character
-/// must be a digit. An empty input reads as 0.
+/// must be a digit. An empty input reads as 0. A number beyond 64 bits fails (9.1: a chunk size of 2^64 is
+/// `HTTP_bad_chunk_size`, a `Content-Length` of 2^64-1 `HTTP_bad_content_length`).
 pub(super) fn atoi_n(s: &[u8], base: u32) -> Option<i64> {
     let (neg, digits) = match s.split_first() {
         Some((b'-', rest)) => (true, rest),
@@ -269,12 +270,70 @@ pub(super) fn atoi_n(s: &[u8], base: u32) -> Option<i64> {
     let mut n: i64 = 0;
     for (i, &c) in digits.iter().enumerate() {
         match (c as char).to_digit(base) {
-            Some(d) => n = n.saturating_mul(i64::from(base)).saturating_add(i64::from(d)),
+            Some(d) => n = n.checked_mul(i64::from(base))?.checked_add(i64::from(d))?,
             None if i > 0 => break,
             None => return None,
         }
     }
     Some(if neg { -n } else { n })
+}
+
+/// A valid `Content-Range` of a 206 reply.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct ContentRange {
+    /// The part's offset in the file.
+    pub first: i64,
+    /// `last - first + 1`.
+    pub length: i64,
+    /// The whole file's length; 0 when unknown (`*`, or unparsable: a weird).
+    pub instance_length: i64,
+}
+
+/// Why a `Content-Range` was not used: the weird and its addl.
+#[derive(Debug, PartialEq)]
+pub(super) struct RangeError {
+    pub weird: &'static str,
+    pub addl: Option<Vec<u8>>,
+}
+
+/// `HTTP_Entity::SubmitHeader` for `Content-Range: bytes first-last/instance` (spaces ignored), with Zeek's
+/// weirds. An unparsable instance length is a weird but keeps the range.
+pub(super) fn content_range(value: &[u8]) -> Result<ContentRange, (RangeError, Option<ContentRange>)> {
+    let fail = |weird: &'static str, addl: Option<&[u8]>| (RangeError { weird, addl: addl.map(<[u8]>::to_vec) }, None);
+    if value_token(value) != b"bytes" {
+        return Err(fail("HTTP_content_range_unknown_byte_unit", None));
+    }
+    let range: Vec<u8> = value_after_token(value).iter().copied().filter(|c| *c != b' ').collect();
+    let Some(slash) = range.iter().position(|c| *c == b'/') else {
+        return Err(fail("HTTP_content_range_cannot_parse", None));
+    };
+    let (spec, instance) = (&range[..slash], &range[slash + 1..]);
+    let Some(dash) = spec.iter().position(|c| *c == b'-') else {
+        return Err(fail("HTTP_content_range_cannot_parse", None));
+    };
+    let (Some(first), Some(last)) = (atoi_n(&spec[..dash], 10), atoi_n(&spec[dash + 1..], 10)) else {
+        return Err(fail("HTTP_content_range_cannot_parse", Some(&range)));
+    };
+    if first < 0 || last < 0 {
+        return Err(fail("HTTP_content_range_invalid", Some(&range)));
+    }
+    if last < first {
+        return Err(fail("HTTP_non_positive_content_range", Some(&range)));
+    }
+    if last - first > i64::MAX - 1 {
+        return Err(fail("HTTP_content_range_overflow", Some(&range)));
+    }
+    let length = last - first + 1;
+    if instance == b"*" {
+        return Ok(ContentRange { first, length, instance_length: 0 });
+    }
+    match atoi_n(instance, 10) {
+        Some(instance_length) => Ok(ContentRange { first, length, instance_length }),
+        None => {
+            let kept = ContentRange { first, length, instance_length: 0 };
+            Err((fail("HTTP_content_range_invalid_instance", Some(&range)).0, Some(kept)))
+        }
+    }
 }
 
 /// A `type/subtype; boundary=...` content type, as far as the multipart parser needs it.
@@ -367,6 +426,9 @@ mod tests {
         assert_eq!(atoi_n(b"f67", 16), Some(0xf67));
         assert_eq!(atoi_n(b"", 16), Some(0));
         assert_eq!(atoi_n(b"x1", 10), None);
+        assert_eq!(atoi_n(b"9223372036854775807", 10), Some(i64::MAX));
+        assert_eq!(atoi_n(b"18446744073709551615", 10), None, "261/cl-uint64max");
+        assert_eq!(atoi_n(b"10000000000000000", 16), None, "261/chunk-2pow64-overflow");
         assert_eq!(
             multipart_boundary(b"multipart/form-data; boundary=----WebKitFormBoundaryBtaeRs4vBuzQzpSa"),
             Some(b"----WebKitFormBoundaryBtaeRs4vBuzQzpSa".to_vec())

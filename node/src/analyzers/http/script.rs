@@ -57,6 +57,8 @@ const KNOWN_METHODS: &[&str] = &[
     "SUBSCRIBE",
     "BMOVE",
     "SEARCH",
+    // RFC 10008 (Zeek 9.1).
+    "QUERY",
 ];
 
 /// `HTTP::proxy_headers`.
@@ -89,6 +91,8 @@ struct Info {
     info_msg: Option<String>,
     username: Option<String>,
     proxied: Option<Vec<String>>,
+    /// The request had a `Range` header (main.zeek's `range_request`).
+    range_request: bool,
     orig: FileLists,
     resp: FileLists,
     /// `current_entity$filename`: `None` = no current entity, `Some(None)` = entity without a filename.
@@ -308,9 +312,10 @@ impl Script {
         }
     }
 
-    /// `event http_header` (main.zeek and entities.zeek).
-    pub(super) fn header(&mut self, ts: f64, is_orig: bool, name: &[u8], value: &[u8]) {
-        let Some(info) = self.set_state(ts, is_orig) else { return };
+    /// `event http_header` (main.zeek and entities.zeek). False when the record has no current entity (the
+    /// other direction's entity ended it): entities.zeek's `missing_HTTP_entity` weird.
+    pub(super) fn header(&mut self, ts: f64, is_orig: bool, name: &[u8], value: &[u8], fx: &mut Effects) -> bool {
+        let Some(info) = self.set_state(ts, is_orig) else { return true };
         let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
         if is_orig {
             let field = if is("REFERER") {
@@ -319,6 +324,9 @@ impl Script {
                 Some(&mut info.host)
             } else if is("ORIGIN") {
                 Some(&mut info.origin)
+            } else if is("RANGE") {
+                info.range_request = true;
+                None
             } else if is("USER-AGENT") {
                 Some(&mut info.user_agent)
             } else {
@@ -333,16 +341,19 @@ impl Script {
                     set.push(entry);
                 }
             } else if (is("AUTHORIZATION") || is("PROXY-AUTHORIZATION"))
-                && let Some(user) = basic_auth_user(value)
+                && let Some((user, problems)) = basic_auth_user(value)
             {
                 info.username = Some(user);
+                fx.weirds.extend(problems.into_iter().map(|p| ("base64_illegal_encoding", Some(p))));
             }
         }
-        let names_file = (is("CONTENT-DISPOSITION") && has_param(value, b"filename"))
-            || (is("CONTENT-TYPE") && has_param(value, b"name"));
-        if names_file && let Some(entity) = info.current_entity.as_mut() {
+        let Some(entity) = info.current_entity.as_mut() else { return false };
+        let names_file = (is("CONTENT-DISPOSITION") && has_param(value, b"filename", true))
+            || (is("CONTENT-TYPE") && has_param(value, b"name", false));
+        if names_file {
             *entity = Some(filename_from_disposition(value));
         }
+        true
     }
 
     /// `event file_over_new_connection` for an HTTP file: records its fuid (and filename).
@@ -360,6 +371,19 @@ impl Script {
             push(&mut lists.filenames, name.clone());
         }
         (key, filename)
+    }
+
+    /// The URL of `c$http` when it is a range request: what names its reply's file (files.zeek's
+    /// `get_file_handle`, `build_url`).
+    pub(super) fn range_request_url(&self) -> Option<String> {
+        let info = self.current.and_then(|k| self.pending.get(&k))?;
+        info.range_request.then(|| {
+            format!(
+                "{}{}",
+                info.host.as_deref().unwrap_or_default(),
+                info.uri.as_deref().unwrap_or("/<missed_request>")
+            )
+        })
     }
 
     /// `event file_sniff`: adds the mime type to the record the file belongs to.
@@ -393,13 +417,14 @@ impl Script {
     }
 }
 
-fn has_param(value: &[u8], param: &[u8]) -> bool {
+/// entities.zeek's `/param[[:blank:]]*\*?=/` (`extended`: the RFC 2231 `*` is allowed, as for `filename`).
+fn has_param(value: &[u8], param: &[u8], extended: bool) -> bool {
     let lower = value.to_ascii_lowercase();
     lower.windows(param.len()).enumerate().any(|(i, w)| {
         w == param && {
             let rest = &lower[i + param.len()..];
             let rest = &rest[rest.iter().take_while(|c| **c == b' ' || **c == b'\t').count()..];
-            rest.starts_with(b"=") || rest.starts_with(b"*=")
+            rest.starts_with(b"=") || (extended && rest.starts_with(b"*="))
         }
     })
 }
@@ -441,17 +466,34 @@ fn filename_from_disposition(value: &[u8]) -> String {
     bytes_to_log_string(&super::parse::unescape_uri(name).0)
 }
 
-/// The user of a `Basic` Authorization header, as main.zeek derives it.
-fn basic_auth_user(value: &[u8]) -> Option<String> {
+/// The user of a `Basic` Authorization header, as main.zeek derives it, and what `decode_base64_conn` reports
+/// about the encoding (`base64_illegal_encoding` weirds).
+fn basic_auth_user(value: &[u8]) -> Option<(String, Vec<String>)> {
     if value.len() < 6 || !value[..6].eq_ignore_ascii_case(b"basic ") {
         return None;
     }
     let encoded = value[5..].trim_ascii_start();
     let decoded = decode_base64(encoded);
-    Some(match decoded.iter().position(|&c| c == b':') {
+    let user = match decoded.iter().position(|&c| c == b':') {
         Some(colon) => bytes_to_log_string(&decoded[..colon]),
         None => format!("<problem-decoding> ({})", bytes_to_log_string(value)),
-    })
+    };
+    Some((user, base64_problems(encoded)))
+}
+
+/// Zeek's `Base64Converter` complaints: the first character outside the alphabet (printed as a C `char`), and a
+/// last group short of four characters (`=` counts as one).
+fn base64_problems(encoded: &[u8]) -> Vec<String> {
+    let in_alphabet = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=');
+    let mut problems = Vec::new();
+    if let Some(&bad) = encoded.iter().find(|c| !in_alphabet(c)) {
+        problems.push(format!("character {} ignored by Base64 decoding", bad as i8));
+    }
+    let partial = encoded.iter().filter(|c| in_alphabet(c)).count() % 4;
+    if partial != 0 {
+        problems.push(format!("incomplete base64 group, padding with {} bits of 0", (4 - partial) * 6));
+    }
+    problems
 }
 
 /// A lenient base64 decoder: skips characters outside the alphabet, stops at padding.
@@ -486,15 +528,29 @@ mod tests {
     fn filenames_from_content_disposition() {
         assert_eq!(filename_from_disposition(b"form-data; name=\"file1\"; filename=\"test.txt\""), "test.txt");
         assert_eq!(filename_from_disposition(b"attachment; filename*=UTF-8''a%20b.txt"), "a b.txt");
-        assert!(has_param(b"form-data; name=\"x\"; filename=\"y\"", b"filename"));
-        assert!(!has_param(b"form-data; name=\"x\"", b"filename"));
+        assert!(has_param(b"form-data; name=\"x\"; filename=\"y\"", b"filename", true));
+        assert!(!has_param(b"form-data; name=\"x\"", b"filename", true));
+        assert!(has_param(b"attachment; filename*=UTF-8''a", b"filename", true));
+        // entities.zeek's pattern for Content-Type has no `*`.
+        assert!(!has_param(b"text/plain; name*=UTF-8''a", b"name", false));
     }
 
     #[test]
     fn basic_auth() {
-        assert_eq!(basic_auth_user(b"Basic dXNlcjpwYXNz").as_deref(), Some("user"));
-        assert_eq!(basic_auth_user(b"Basic Zm9v").as_deref(), Some("<problem-decoding> (Basic Zm9v)"));
-        assert_eq!(basic_auth_user(b"Bearer x"), None);
+        let user = |v: &[u8]| basic_auth_user(v).map(|(user, _)| user);
+        assert_eq!(user(b"Basic dXNlcjpwYXNz").as_deref(), Some("user"));
+        assert_eq!(user(b"Basic Zm9v").as_deref(), Some("<problem-decoding> (Basic Zm9v)"));
+        assert_eq!(user(b"Bearer x"), None);
+        // http-basic-auth-extra-space and -colon: blanks after "Basic", a colon in the password.
+        assert_eq!(user(b"Basic  dXNlcjpwYTpzcw==").as_deref(), Some("user"));
+        assert!(basic_auth_user(b"Basic dXNlcjpwYXNz").is_some_and(|(_, problems)| problems.is_empty()));
+        assert_eq!(
+            basic_auth_user(b"Basic dXNlcjpw*YXN").map(|(_, problems)| problems),
+            Some(vec![
+                "character 42 ignored by Base64 decoding".to_string(),
+                "incomplete base64 group, padding with 6 bits of 0".to_string()
+            ])
+        );
     }
 
     #[test]
