@@ -279,6 +279,11 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &ntp::SPEC,
     &dhcp::SPEC,
     &detect::IRC,
+    &detect::SYSLOG,
+    &detect::SNMP,
+    &detect::RADIUS,
+    &detect::SIP,
+    &detect::RFB,
 ];
 
 pub fn spec_by_name(name: &str) -> Option<&'static AnalyzerSpec> {

@@ -273,6 +273,11 @@ pub fn analyzers_for_script(script: &str) -> Option<&'static [&'static str]> {
         "base/protocols/xmpp" => &["xmpp"],
         "base/protocols/dhcp" => &["dhcp"],
         "base/protocols/ntp" => &["ntp"],
+        "base/protocols/syslog" => &["syslog"],
+        "base/protocols/snmp" => &["snmp"],
+        "base/protocols/radius" => &["radius"],
+        "base/protocols/sip" => &["sip"],
+        "base/protocols/rfb" => &["rfb"],
         "base/protocols/tunnels" | "base/frameworks/tunnels" => &["tunnels"],
         "base/frameworks/notice/weird" => &["weird"],
         // The policy script loads base/protocols/ssh; its notice comes from the node's SSH analysis if at all.

@@ -1,0 +1,395 @@
+//! Service detection for protocols the node does not log in depth: the analyzer confirms the
+//! `service` when the first messages look like the protocol, and otherwise steps aside.
+//!
+//! Each check follows the point where Zeek's own parser calls `AnalyzerConfirmation` (or Spicy's
+//! `accept_input`): IMAP, XMPP and IRC here, SNMP in `snmp.rs`, RFB in `rfb.rs`, and the datagram protocols
+//! whose parser confirms on one whole message (syslog, RADIUS, SIP) in `datagrams.rs`.
+
+use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
+
+mod datagrams;
+mod rfb;
+mod snmp;
+
+pub use datagrams::{RADIUS, SIP, SYSLOG};
+pub use rfb::RFB;
+pub use snmp::SNMP;
+
+/// How much of the start of a TCP direction a check gets to see: enough for every greeting or banner the checks
+/// read, and a bound on what an undecided side buffers.
+const HEAD_LIMIT: usize = 512;
+
+/// A check of what one side sent: `Some(true)` looks like the protocol, `Some(false)` is not it (Zeek's parser
+/// would report a violation), `None` decides nothing (too short yet, or a message that parses but does not
+/// confirm in Zeek).
+pub(crate) type Check = fn(is_orig: bool, data: &[u8]) -> Option<bool>;
+
+/// Confirms `service` once both sides (or the side that speaks first) look right.
+///
+/// TCP: the check sees the start of each direction (up to [`HEAD_LIMIT`] bytes, gathered across segments) until
+/// that side is decided. UDP: every datagram is one message and is checked on its own, also after the
+/// confirmation, as Zeek's datagram parsers go on parsing and drop a confirmed analyzer (and its service) on a
+/// message that does not parse.
+struct Confirmer {
+    service: &'static str,
+    looks_right: Check,
+    proto: Proto,
+    heads: [Vec<u8>; 2],
+    seen: [bool; 2],
+    confirmed: bool,
+    done: bool,
+    need_both: bool,
+    /// Zeek's analyzer ignores connections joined mid-stream (`TCP()->IsPartial()`).
+    skip_partial: bool,
+}
+
+impl Confirmer {
+    fn new(service: &'static str, looks_right: Check, proto: Proto, need_both: bool, skip_partial: bool) -> Self {
+        Confirmer {
+            service,
+            looks_right,
+            proto,
+            heads: Default::default(),
+            seen: [false; 2],
+            confirmed: false,
+            done: false,
+            need_both,
+            skip_partial,
+        }
+    }
+
+    /// The verdict on what side `is_orig` sent, now that `data` arrived.
+    fn judge(&mut self, is_orig: bool, data: &[u8]) -> Option<bool> {
+        let side = usize::from(!is_orig);
+        if self.proto != Proto::Tcp {
+            return (self.looks_right)(is_orig, data);
+        }
+        if self.seen[side] {
+            return None;
+        }
+        let head = &mut self.heads[side];
+        let room = HEAD_LIMIT.saturating_sub(head.len());
+        head.extend_from_slice(&data[..data.len().min(room)]);
+        let verdict = (self.looks_right)(is_orig, head);
+        if verdict.is_some() {
+            // Decided: the bytes are not needed any more.
+            *head = Vec::new();
+        }
+        verdict
+    }
+}
+
+impl Analyzer for Confirmer {
+    fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
+        if self.done || data.is_empty() || (self.skip_partial && ctx.partial) {
+            return;
+        }
+        match self.judge(is_orig, data) {
+            Some(true) => self.seen[usize::from(!is_orig)] = true,
+            Some(false) => {
+                self.done = true;
+                ctx.violation(format!("not {}", self.service));
+                return;
+            }
+            None => {}
+        }
+        let ready = if self.need_both { self.seen[0] && self.seen[1] } else { self.seen[0] || self.seen[1] };
+        if ready && !self.confirmed {
+            self.confirmed = true;
+            // A TCP confirmer has nothing left to do; a datagram one keeps checking each message.
+            self.done = self.proto == Proto::Tcp;
+            ctx.confirm(self.service);
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+macro_rules! confirmer_spec {
+    ($ident:ident, $name:literal, tcp: $tcp:expr, udp: $udp:expr, detect: $detect:expr, both: $both:expr, check: $check:expr) => {
+        confirmer_spec!($ident, $name, tcp: $tcp, udp: $udp, detect: $detect, both: $both, check: $check, skip_partial: false);
+    };
+    ($ident:ident, $name:literal, tcp: $tcp:expr, udp: $udp:expr, detect: $detect:expr, both: $both:expr, check: $check:expr, skip_partial: $skip:expr) => {
+        pub static $ident: AnalyzerSpec = AnalyzerSpec {
+            name: $name,
+            tcp_ports: $tcp,
+            udp_ports: $udp,
+            detect: $detect,
+            new: |proto| Box::new($crate::analyzers::detect::Confirmer::new($name, $check, proto, $both, $skip)),
+            schemas: &[],
+        };
+    };
+}
+pub(crate) use confirmer_spec;
+
+/// Drives every detection-only analyzer over arbitrary bytes, as TCP and as UDP, for fuzzing (see
+/// [`super::fuzzing::drive`]).
+pub fn fuzz(data: &[u8]) {
+    for spec in [&IMAP, &XMPP, &IRC, &SYSLOG, &SNMP, &RADIUS, &SIP, &RFB] {
+        for proto in [Proto::Tcp, Proto::Udp] {
+            let port = spec.tcp_ports.iter().chain(spec.udp_ports).next().copied().unwrap_or(5900);
+            super::fuzzing::drive((spec.new)(proto).as_mut(), proto, port, data);
+        }
+        if let Some(signature) = spec.detect {
+            let half = data.len() / 2;
+            for proto in [Proto::Tcp, Proto::Udp] {
+                for is_orig in [true, false] {
+                    signature.matches(proto, is_orig, &data[..half], &data[half..]);
+                }
+            }
+        }
+    }
+}
+
+fn starts_with_ci(data: &[u8], prefix: &[u8]) -> bool {
+    data.len() >= prefix.len() && data[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+fn imap_check(is_orig: bool, data: &[u8]) -> Option<bool> {
+    if is_orig {
+        // `tag SP command`
+        let sp = data.iter().position(|&b| b == b' ')?;
+        Some(sp > 0 && data[..sp].iter().all(|b| b.is_ascii_graphic()))
+    } else {
+        Some(data.starts_with(b"* OK") || data.starts_with(b"* PREAUTH") || data.starts_with(b"* BYE"))
+    }
+}
+
+fn xmpp_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
+    let head = &data[..data.len().min(512)];
+    Some(head.starts_with(b"<?xml") || contains(head, b"<stream:stream"))
+}
+
+/// `hay.split(|&b| b == separator)`: the same pieces, empty ones included, with the separators found by `memchr`
+/// (vectorised). Content detection runs every detector on the first kilobyte of every stream, and most of it is
+/// binary or another protocol.
+/// The lines of `text`, split at LF and at CR (a CRLF gives an empty line between them).
+pub(super) fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    split_at_byte(text, b'\n').flat_map(|l| l.split(|b| *b == b'\r'))
+}
+
+pub(super) fn split_at_byte(hay: &[u8], separator: u8) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(hay);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match memchr::memchr(separator, current) {
+            Some(at) => {
+                rest = Some(&current[at + 1..]);
+                Some(&current[..at])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
+fn irc_check(is_orig: bool, data: &[u8]) -> Option<bool> {
+    if is_orig {
+        Some(starts_with_ci(data, b"NICK ") || starts_with_ci(data, b"USER ") || starts_with_ci(data, b"PASS "))
+    } else {
+        Some(data.starts_with(b":"))
+    }
+}
+
+fn detect_imap(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
+    proto == Proto::Tcp && !is_orig && data.starts_with(b"* OK")
+}
+
+fn detect_xmpp(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
+    proto == Proto::Tcp && is_orig && xmpp_check(is_orig, data) == Some(true)
+}
+
+confirmer_spec!(IMAP, "imap", tcp: &[143], udp: &[], detect: Some(Signature::either_side(detect_imap)), both: true, check: imap_check);
+/// XMPP: confirmed on the stream header; after the server's `<proceed` to a STARTTLS request the rest
+/// of the connection is TLS, handed to the SSL analyzer.
+pub static XMPP: AnalyzerSpec = AnalyzerSpec {
+    name: "xmpp",
+    tcp_ports: &[5222, 5269],
+    udp_ports: &[],
+    detect: Some(Signature::either_side(detect_xmpp)),
+    new: |_| Box::new(Xmpp::default()),
+    schemas: &[],
+};
+
+#[derive(Default)]
+struct Xmpp {
+    confirmed: bool,
+    starttls_requested: bool,
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(hay, needle).is_some()
+}
+
+impl Analyzer for Xmpp {
+    fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
+        if !self.confirmed {
+            match xmpp_check(is_orig, data) {
+                Some(true) => {
+                    self.confirmed = true;
+                    ctx.confirm("xmpp");
+                }
+                _ if data.len() > 16 => {
+                    ctx.violation("not xmpp");
+                    return;
+                }
+                _ => {}
+            }
+        }
+        if is_orig && contains(data, b"<starttls") {
+            self.starttls_requested = true;
+        } else if !is_orig && self.starttls_requested && contains(data, b"<proceed") {
+            ctx.start_tls();
+        }
+    }
+}
+confirmer_spec!(IRC, "irc", tcp: &[6666, 6667, 6668, 6669], udp: &[], detect: None, both: true, check: irc_check);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The XMPP check as first written (every window compared): the reference for the skipping search.
+    fn xmpp_reference(data: &[u8]) -> bool {
+        let head = &data[..data.len().min(512)];
+        head.starts_with(b"<?xml") || head.windows(14).any(|w| w == b"<stream:stream")
+    }
+
+    #[test]
+    fn xmpp_detection_edges() {
+        let mut late = vec![b'x'; 498];
+        late.extend_from_slice(b"<stream:stream");
+        let mut too_late = vec![b'x'; 499];
+        too_late.extend_from_slice(b"<stream:stream");
+        for (stream, want) in [
+            (&b"<?xml version='1.0'?>"[..], true),
+            (b"<?xm", false),
+            (b"<<stream:stream to='a'>", true),
+            (b"<stream:strea", false),
+            (b"<<<<<<<<<<<<<<<<stream:stream", true),
+            (b"GET / HTTP/1.1\r\n", false),
+            (&late, true),
+            (&too_late, false),
+        ] {
+            assert_eq!(detect_xmpp(Proto::Tcp, true, stream), want, "{:?}", String::from_utf8_lossy(stream));
+            assert_eq!(xmpp_reference(stream), want);
+        }
+        assert!(!detect_xmpp(Proto::Tcp, false, b"<?xml version='1.0'?>"));
+    }
+
+    #[test]
+    fn splitting_at_a_byte_gives_the_pieces_of_slice_split() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut hay = vec![b'a'; len];
+                if at < len {
+                    hay[at] = b'\n';
+                    hay[len - 1] = b'\n';
+                }
+                let pieces: Vec<&[u8]> = split_at_byte(&hay, b'\n').collect();
+                assert_eq!(pieces, hay.split(|&b| b == b'\n').collect::<Vec<_>>());
+            }
+        }
+    }
+
+    /// Through the engine: the new confirmers attach by port (syslog, SNMP) or by signature on any port (SIP, RFB)
+    /// and name conn.log's `service`; traffic on their ports that is something else names nothing.
+    mod through_the_engine {
+        use crate::config::AnalysisConfig;
+        use crate::decode::LinkType;
+        use crate::decode::test_frames::{Endpoint, ipv4_tcp};
+        use crate::engine::Engine;
+        use crate::logs::Value;
+
+        const CLIENT: [u8; 4] = [10, 0, 0, 1];
+        const SERVER: [u8; 4] = [10, 0, 0, 2];
+
+        /// A raw IPv4 datagram carrying UDP, checksums left zero (the engine is told to ignore them).
+        fn ipv4_udp(src: Endpoint, dst: Endpoint, payload: &[u8]) -> Vec<u8> {
+            let total = u16::try_from(28 + payload.len()).expect("a test datagram fits");
+            let mut frame = vec![0x45, 0];
+            frame.extend(total.to_be_bytes());
+            frame.extend([0, 1, 0x40, 0, 64, 17, 0, 0]);
+            frame.extend(src.0);
+            frame.extend(dst.0);
+            frame.extend(src.1.to_be_bytes());
+            frame.extend(dst.1.to_be_bytes());
+            frame.extend((total - 20).to_be_bytes());
+            frame.extend([0, 0]);
+            frame.extend(payload);
+            frame
+        }
+
+        /// conn.log's `service` of the one connection `frames` make.
+        fn service(frames: &[Vec<u8>]) -> String {
+            let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
+            for (i, frame) in frames.iter().enumerate() {
+                engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
+            }
+            engine.finish();
+            let conns: Vec<_> = engine.drain_records().filter(|r| r.schema.path == "conn").collect();
+            assert_eq!(conns.len(), 1);
+            match &conns[0].values[conns[0].schema.field_index("service").expect("conn.log has service")] {
+                Value::Str(s) => s.clone(),
+                _ => "-".into(),
+            }
+        }
+
+        #[test]
+        fn datagram_protocols_name_the_service() {
+            let syslog = ipv4_udp((CLIENT, 40000), (SERVER, 514), b"<34>Oct 11 22:14:15 host su: failed");
+            assert_eq!(service(&[syslog]), "syslog");
+            let not_syslog = ipv4_udp((CLIENT, 40000), (SERVER, 514), b"<34 no priority end");
+            assert_eq!(service(&[not_syslog]), "-");
+            // SIP on a port nobody registered: the signature attaches the analyzer, the reply confirms.
+            let invite = b"OPTIONS sip:carol@chicago.example.com SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+            let ok = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+            let sip =
+                [ipv4_udp((CLIENT, 40000), (SERVER, 5080), invite), ipv4_udp((SERVER, 5080), (CLIENT, 40000), ok)];
+            assert_eq!(service(&sip), "sip");
+            // A DNS query and answer to port 161 are no SNMP.
+            let query = [0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
+            let dns =
+                [ipv4_udp((CLIENT, 40000), (SERVER, 161), &query), ipv4_udp((SERVER, 161), (CLIENT, 40000), &query)];
+            assert_eq!(service(&dns), "-");
+        }
+
+        #[test]
+        fn rfb_is_found_by_its_signature() {
+            const SYN: u8 = 0x02;
+            const SYN_ACK: u8 = 0x12;
+            const ACK: u8 = 0x10;
+            let (c, s) = ((CLIENT, 40000), (SERVER, 5901));
+            let handshake = |client_version: &[u8]| {
+                vec![
+                    ipv4_tcp(c, s, 100, 0, SYN, b""),
+                    ipv4_tcp(s, c, 500, 101, SYN_ACK, b""),
+                    ipv4_tcp(c, s, 101, 501, ACK, b""),
+                    ipv4_tcp(s, c, 501, 101, ACK, b"RFB 003.008\n"),
+                    ipv4_tcp(c, s, 101, 513, ACK, client_version),
+                ]
+            };
+            assert_eq!(service(&handshake(b"RFB 003.008\n")), "rfb");
+            assert_eq!(service(&handshake(b"RFB 003_008\n")), "-");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn skipping_searches_match_the_reference(
+            text in "((<|<\\?xml|<stream|<stream:stream|:stream|x|\n)[ <]{0,2}){0,60}",
+            binary in proptest::collection::vec(proptest::num::u8::ANY, 0..700),
+            byte in proptest::num::u8::ANY,
+        ) {
+            for data in [text.as_bytes(), &binary] {
+                proptest::prop_assert_eq!(detect_xmpp(Proto::Tcp, true, data), xmpp_reference(data));
+                let pieces: Vec<&[u8]> = split_at_byte(data, byte).collect();
+                proptest::prop_assert_eq!(pieces, data.split(|&b| b == byte).collect::<Vec<_>>());
+            }
+        }
+    }
+}
