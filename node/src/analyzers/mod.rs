@@ -14,6 +14,7 @@ pub mod dns;
 pub mod ftp;
 pub mod fuzzing;
 pub mod http;
+pub mod magic;
 pub mod mime;
 pub mod ntp;
 pub mod pop3;

@@ -7,7 +7,6 @@
 
 pub mod files;
 pub mod lines;
-pub mod sniff;
 
 use std::collections::VecDeque;
 use std::net::IpAddr;

@@ -1,14 +1,11 @@
-//! HTTP bodies as files: fuids, mime-type sniffing on the first bytes ([`super::magic`]), and the files.log
+//! HTTP bodies as files: fuids, mime-type sniffing on the first bytes ([`crate::analyzers::magic`]), and the files.log
 //! record written when the file ends.
 
 use std::net::IpAddr;
 
-use super::magic::sniff_mime;
 use crate::analyzers::Ctx;
+use crate::analyzers::magic::{BOF_BUFFER_SIZE, sniff_mime};
 use crate::logs::{FILES, Value};
-
-/// `default_file_bof_buffer_size`: how much of a file the sniffer sees.
-pub(super) const BOF_SIZE: usize = 4096;
 
 /// One open file (an entity with content).
 #[derive(Debug)]
@@ -78,11 +75,11 @@ impl OpenFile {
         }
         if self.bof.capacity() == 0 {
             // Growing by packets would reallocate three times on the way to a full buffer.
-            self.bof.reserve_exact(BOF_SIZE);
+            self.bof.reserve_exact(BOF_BUFFER_SIZE);
         }
-        let room = BOF_SIZE - self.bof.len();
+        let room = BOF_BUFFER_SIZE - self.bof.len();
         self.bof.extend_from_slice(&head[..room.min(head.len())]);
-        (self.bof.len() >= BOF_SIZE).then(|| self.sniff())
+        (self.bof.len() >= BOF_BUFFER_SIZE).then(|| self.sniff())
     }
 
     /// `File::Gap`: `len` bytes of content were lost. A gap ends the file's contiguous beginning, so the metadata

@@ -9,7 +9,6 @@
 mod files;
 mod inflate;
 mod lines;
-mod magic;
 mod message;
 mod parse;
 mod script;

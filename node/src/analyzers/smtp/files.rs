@@ -6,8 +6,8 @@
 
 use std::net::IpAddr;
 
-use super::sniff::{BOF_BUFFER_SIZE, sniff_mime};
 use crate::analyzers::Ctx;
+use crate::analyzers::magic::{BOF_BUFFER_SIZE, sniff_mime};
 use crate::logs::{FILES, Value};
 
 #[derive(Debug, Clone)]

@@ -1,7 +1,10 @@
-//! The mime type of an HTTP body from its first bytes: Zeek's file-magic signatures
-//! (scripts/base/frameworks/files/magic/*.sig) for the types web traffic carries. As in Zeek every matching
+//! A file's mime type from its first bytes, for every protocol that carries files (HTTP, SMTP, POP3, FTP): Zeek's
+//! file-magic signatures (scripts/base/frameworks/files/magic/*.sig) for the types that traffic carries. As in Zeek every matching
 //! signature is a candidate and the strongest wins (text/plain, at -20, only when nothing else matches). The
 //! patterns are anchored at the start of the buffer, as Zeek's signature patterns are.
+
+/// How many leading bytes Zeek buffers before sniffing (`default_file_bof_buffer_size`).
+pub(crate) const BOF_BUFFER_SIZE: usize = 4096;
 
 struct Magic {
     mime: &'static str,
@@ -152,7 +155,7 @@ static SIGNATURES: &[Magic] = &[
 ];
 
 /// The strongest signature matching a file that starts with `bof`; `None` when none does.
-pub(super) fn sniff_mime(bof: &[u8]) -> Option<&'static str> {
+pub(crate) fn sniff_mime(bof: &[u8]) -> Option<&'static str> {
     let mut best: Option<&Magic> = None;
     for magic in SIGNATURES {
         if best.is_none_or(|b| magic.strength > b.strength) && (magic.matches)(bof) {
@@ -477,5 +480,17 @@ mod tests {
         assert_eq!(sniff_mime(&jar), Some("application/java-archive"));
         assert_eq!(sniff_mime(b"PK\x03\x04\x14\x00\x00\x00"), Some("application/zip"));
         assert_eq!(sniff_mime(b"%PDF-1.4\n"), Some("application/pdf"));
+    }
+
+    #[test]
+    fn sniffs_mail_parts_like_zeek() {
+        assert_eq!(sniff_mime(b"User-agent: *\r\nDisallow: /\r\n"), Some("text/plain"));
+        assert_eq!(sniff_mime(b"<html xmlns:v=\"urn:schemas-microsoft-com:vml\""), Some("text/html"));
+        assert_eq!(sniff_mime(b"\r\n<!-- x --><!DOCTYPE HTML PUBLIC"), Some("text/html"));
+        assert_eq!(sniff_mime(b"<?xml version=\"1.0\"?><html>"), Some("text/html"));
+        assert_eq!(sniff_mime(b"<?xml version=\"1.0\"?><a/>"), Some("application/xml"));
+        assert_eq!(sniff_mime(b"\x1f\x8b\x08\x00"), Some("application/x-gzip"));
+        assert_eq!(sniff_mime(b"short"), None);
+        assert_eq!(sniff_mime(b""), None);
     }
 }
