@@ -1,7 +1,9 @@
 //! A file's mime type from its first bytes, for every protocol that carries files (HTTP, SMTP, POP3, FTP): Zeek's
-//! file-magic signatures (scripts/base/frameworks/files/magic/*.sig) for the types that traffic carries. As in Zeek every matching
-//! signature is a candidate and the strongest wins (text/plain, at -20, only when nothing else matches). The
-//! patterns are anchored at the start of the buffer, as Zeek's signature patterns are.
+//! file-magic signatures (scripts/base/frameworks/files/magic/*.sig) for the types that traffic carries. As in Zeek
+//! every matching signature is a candidate and the strongest wins (text/plain, at -20, only when nothing else
+//! matches). The patterns are anchored at the start of the buffer, as Zeek's signature patterns are.
+
+use std::sync::OnceLock;
 
 /// How many leading bytes Zeek buffers before sniffing (`default_file_bof_buffer_size`).
 pub(crate) const BOF_BUFFER_SIZE: usize = 4096;
@@ -154,15 +156,21 @@ static SIGNATURES: &[Magic] = &[
     }),
 ];
 
-/// The strongest signature matching a file that starts with `bof`; `None` when none does.
+/// The strongest signature matching a file that starts with `bof` (the first in [`SIGNATURES`] among equals);
+/// `None` when none does.
 pub(crate) fn sniff_mime(bof: &[u8]) -> Option<&'static str> {
-    let mut best: Option<&Magic> = None;
-    for magic in SIGNATURES {
-        if best.is_none_or(|b| magic.strength > b.strength) && (magic.matches)(bof) {
-            best = Some(magic);
-        }
-    }
-    best.map(|m| m.mime)
+    by_strength().iter().find(|magic| (magic.matches)(bof)).map(|m| m.mime)
+}
+
+/// [`SIGNATURES`] strongest first (a stable sort keeps table order among equals): the first match is the answer, so
+/// a strong match spares the weaker signatures' scans of the buffer.
+fn by_strength() -> &'static [&'static Magic] {
+    static SORTED: OnceLock<Vec<&'static Magic>> = OnceLock::new();
+    SORTED.get_or_init(|| {
+        let mut sorted: Vec<&Magic> = SIGNATURES.iter().collect();
+        sorted.sort_by_key(|m| std::cmp::Reverse(m.strength));
+        sorted
+    })
 }
 
 /// `file-plaintext`: an optional byte-order mark, then ten printable ASCII or whitespace bytes.
@@ -198,7 +206,7 @@ fn tag_is_spaced(t: &[u8], first: &[u8], second: &[u8]) -> bool {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// `([\x0d\x0a[:blank:]]*(<!--.*-->)?[\x0d\x0a[:blank:]]*)*`: blanks and comments.
