@@ -12,7 +12,8 @@ pub(crate) mod replay;
 pub mod x509;
 
 use tls_parser::{
-    TlsExtension, parse_tls_extension, parse_tls_handshake_client_hello, parse_tls_handshake_server_hello,
+    TlsExtension, TlsExtensionType, parse_tls_extension, parse_tls_handshake_client_hello,
+    parse_tls_handshake_server_hello,
 };
 
 use self::names::{SSLV2, SSLV3, TLSV12, TLSV13, is_tls13_draft};
@@ -381,7 +382,8 @@ impl SslAnalyzer {
                     && s.version.is_some()
                     && !s.established
                 {
-                    ctx.weird("ssl_early_application_data", None, "SSL");
+                    // main.zeek writes this one itself (`Weird::weird`), without a source.
+                    ctx.weird("ssl_early_application_data", None, "");
                 }
             }
             CONTENT_HEARTBEAT => self.session(ctx).add_history(is_client, 'b'),
@@ -676,7 +678,7 @@ impl SslAnalyzer {
         let (session_id, cipher) = if version == TLSV13 || is_tls13_draft(version) {
             (&[][..], body.get(34..36).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))))
         } else {
-            let sid_len = usize::from(body[34]);
+            let sid_len = body.get(34).map_or(0, |&len| usize::from(len));
             let sid = body.get(35..35 + sid_len).unwrap_or_default();
             let c = body.get(35 + sid_len..37 + sid_len).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])));
             (sid, c)
@@ -691,49 +693,54 @@ impl SslAnalyzer {
     }
 
     /// The `ssl_extension*` events of main.zeek.
-    fn extension(&mut self, ctx: &Ctx, is_client: bool, ext: &TlsExtension) {
-        let s = self.session(ctx);
+    fn extension(&mut self, ctx: &mut Ctx, is_client: bool, ext: &TlsExtension) {
         match ext {
+            TlsExtension::SNI(names) if is_client => self.server_names(ctx, names),
             TlsExtension::SessionTicket(val) if is_client && !val.is_empty() => {
-                s.client_ticket_empty_session_seen = true;
+                self.session(ctx).client_ticket_empty_session_seen = true;
             }
-            TlsExtension::PreSharedKey(_) => {
-                if is_client {
-                    s.client_psk_seen = true;
-                } else if s.client_psk_seen {
-                    s.resumed = true;
-                }
-            }
-            TlsExtension::SNI(names) if is_client => {
-                let hosts: Vec<&[u8]> = names.iter().filter(|(t, _)| t.0 == 0).map(|(_, n)| *n).collect();
-                if let Some(first) = hosts.first() {
-                    s.server_name = Some(crate::logs::bytes_to_log_string(first));
-                }
-            }
+            TlsExtension::PreSharedKey(_) => self.session(ctx).pre_shared_key(is_client),
             TlsExtension::ALPN(protocols) if !is_client => {
                 if let Some(first) = protocols.first() {
-                    s.next_protocol = Some(crate::logs::bytes_to_log_string(first));
+                    self.session(ctx).next_protocol = Some(crate::logs::bytes_to_log_string(first));
                 }
             }
-            TlsExtension::SupportedVersions(v) if !is_client && v.len() == 1 => s.set_version(v[0].0),
+            TlsExtension::SupportedVersions(v) if !is_client && v.len() == 1 => self.session(ctx).set_version(v[0].0),
             // Server hello: one entry (group, key); a HelloRetryRequest: just the group.
-            TlsExtension::KeyShare(raw) if !is_client && raw.len() >= 2 => {
-                s.curve = Some(names::curve_name(u16::from_be_bytes([raw[0], raw[1]])));
+            TlsExtension::KeyShare(raw) | TlsExtension::KeyShareOld(raw) if !is_client => {
+                self.session(ctx).server_key_share(raw)
             }
             TlsExtension::Unknown(t, val) => {
-                if is_client && t.0 == EXT_SESSION_TICKET && !val.is_empty() {
-                    s.client_ticket_empty_session_seen = true;
-                } else if t.0 == EXT_PRE_SHARED_KEY {
-                    if is_client {
-                        s.client_psk_seen = true;
-                    } else if s.client_psk_seen {
-                        s.resumed = true;
-                    }
-                } else if t.0 == EXT_KEY_SHARE && !is_client && val.len() >= 2 {
-                    s.curve = Some(names::curve_name(u16::from_be_bytes([val[0], val[1]])));
+                let s = self.session(ctx);
+                match t.0 {
+                    EXT_SESSION_TICKET if is_client && !val.is_empty() => s.client_ticket_empty_session_seen = true,
+                    EXT_PRE_SHARED_KEY => s.pre_shared_key(is_client),
+                    EXT_KEY_SHARE if !is_client => s.server_key_share(val),
+                    _ => {}
                 }
             }
             _ => {}
+        }
+    }
+
+    /// `proc_server_name` and main.zeek's `ssl_extension_server_name`: host names up to the first entry of
+    /// another type (binpac reads that entry to the end of the list), the first one logged.
+    fn server_names(&mut self, ctx: &mut Ctx, names: &[(tls_parser::SNIType, &[u8])]) {
+        let mut hosts: Vec<String> = Vec::new();
+        for (name_type, name) in names {
+            if name_type.0 != 0 {
+                ctx.weird("ssl_ext_unknown_server_name_type", Some(name_type.0.to_string()), "SSL");
+                break;
+            }
+            hosts.push(crate::logs::bytes_to_log_string(name));
+        }
+        if hosts.len() > 1 {
+            // main.zeek's `Reporter::conn_weird` with `cat(names)` of the vector, and no source.
+            ctx.weird("SSL_many_server_names", Some(format!("[{}]", hosts.join(", "))), "");
+        }
+        let s = self.session(ctx);
+        if let Some(first) = hosts.into_iter().next() {
+            s.server_name = Some(first);
         }
     }
 
@@ -818,6 +825,22 @@ impl SslAnalyzer {
 }
 
 impl Session {
+    /// main.zeek's `ssl_extension` for pre_shared_key: offered by the client, accepted by the server.
+    fn pre_shared_key(&mut self, is_client: bool) {
+        if is_client {
+            self.client_psk_seen = true;
+        } else if self.client_psk_seen {
+            self.resumed = true;
+        }
+    }
+
+    /// `ssl_extension_key_share` from the server: the group it chose.
+    fn server_key_share(&mut self, raw: &[u8]) {
+        if let [hi, lo, ..] = raw {
+            self.curve = Some(names::curve_name(u16::from_be_bytes([*hi, *lo])));
+        }
+    }
+
     /// `ssl_client_hello`: remember a real session id for resumption checks.
     fn note_client_session_id(&mut self, session_id: &[u8]) {
         let all_zero_32 = session_id.len() == 32 && session_id.iter().all(|&b| b == 0);
@@ -843,18 +866,21 @@ impl Session {
     }
 }
 
-/// Extensions one by one, keeping those before the first malformed one (binpac is as lenient).
+/// Extensions one by one up to the first one whose framing runs past the block. An extension whose content
+/// tls-parser refuses (it checks some more strictly than binpac does) stays as an unknown one, so the ones
+/// after it (the SNI, ALPN, key share) are still seen.
 fn extensions(raw: Option<&[u8]>) -> Vec<TlsExtension<'_>> {
     let mut out = Vec::new();
     let mut rest = raw.unwrap_or_default();
-    while !rest.is_empty() {
-        match parse_tls_extension(rest) {
-            Ok((r, ext)) => {
-                out.push(ext);
-                rest = r;
-            }
-            Err(_) => break,
-        }
+    while let [t0, t1, l0, l1, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*l0, *l1]));
+        let Some(data) = tail.get(..len) else { break };
+        let ext = match parse_tls_extension(&rest[..4 + len]) {
+            Ok((_, ext)) => ext,
+            Err(_) => TlsExtension::Unknown(TlsExtensionType(u16::from_be_bytes([*t0, *t1])), data),
+        };
+        out.push(ext);
+        rest = &tail[len..];
     }
     out
 }

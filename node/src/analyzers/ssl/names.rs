@@ -63,27 +63,60 @@ const EXTRA_CIPHERS: &[(u32, &str)] = &[
     (0x1306, "TLS_AEGIS_256_SHA384"),
     (0x1307, "TLS_AEGIS_128L_SHA256"),
     (0x16B7, "TLS_CECPQ1_RSA_WITH_CHACHA20_POLY1305_SHA256"),
+    (0xCC13, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256_OLD"),
+    (0xCC14, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256_OLD"),
+    (0xCC15, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256_OLD"),
+    (0xD004, "TLS_ECDHE_PSK_WITH_AES_128_CCM_SHA256"),
+    (0xFEFE, "SSL_RSA_FIPS_WITH_DES_CBC_SHA"),
+    (0xFEFF, "SSL_RSA_FIPS_WITH_3DES_EDE_CBC_SHA"),
+    (0xFFE0, "SSL_RSA_FIPS_WITH_3DES_EDE_CBC_SHA_2"),
+    (0xFFE1, "SSL_RSA_FIPS_WITH_DES_CBC_SHA_2"),
+    (0xFF80, "SSL_RSA_WITH_RC2_CBC_MD5"),
+    (0xFF81, "SSL_RSA_WITH_IDEA_CBC_MD5"),
+    (0xFF82, "SSL_RSA_WITH_DES_CBC_MD5"),
+    (0xFF83, "SSL_RSA_WITH_3DES_EDE_CBC_MD5"),
     (0x16B8, "TLS_CECPQ1_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
     (0x16B9, "TLS_CECPQ1_RSA_WITH_AES_256_GCM_SHA384"),
     (0x16BA, "TLS_CECPQ1_ECDSA_WITH_AES_256_GCM_SHA384"),
 ];
 
-/// `SSL::cipher_desc`: the IANA name, with Zeek's upper-case `ANON`.
+/// IANA suites `SSL::cipher_desc` has no entry for (it skips from 0x002B to 0x002F).
+fn zeek_lacks_cipher(cipher: u32) -> bool {
+    matches!(cipher, 0x002C..=0x002E)
+}
+
+/// `SSL::cipher_desc`: the IANA name, with Zeek's upper-case `ANON`, GREASE values by name, `unknown-N` else.
 pub fn cipher_name(cipher: u32) -> String {
     if let Some((_, name)) = EXTRA_CIPHERS.iter().find(|(id, _)| *id == cipher) {
         return (*name).to_string();
     }
-    match u16::try_from(cipher).ok().and_then(TlsCipherSuite::from_id) {
-        Some(suite) => suite.name.replace("_anon_", "_ANON_"),
+    let code = u16::try_from(cipher).ok().filter(|_| !zeek_lacks_cipher(cipher));
+    match code {
+        Some(g) if is_grease(g) => format!("grease_0x{g:04X}"),
+        Some(c) => match TlsCipherSuite::from_id(c) {
+            Some(suite) => suite.name.replace("_anon_", "_ANON_"),
+            None => format!("unknown-{cipher}"),
+        },
         None => format!("unknown-{cipher}"),
     }
 }
 
-/// Whether the server key exchange of this suite carries ECDH parameters (Zeek parses the curve from
-/// ECDHE and ECDH_anon suites only).
+/// Whether Zeek parses the server key exchange of this suite for a named curve: the suites its
+/// `ServerKeyExchange` case lists as ECDHE and ECDH_anon (tls-handshake-protocol.pac). ECDHE_PSK suites with
+/// GCM, CCM or ChaCha20 are not on that list, so they log no curve.
 pub fn cipher_has_ecdh_params(cipher: u32) -> bool {
-    let name = cipher_name(cipher);
-    name.starts_with("TLS_ECDHE_") || name.starts_with("TLS_ECDH_ANON_")
+    matches!(
+        cipher,
+        0xC006..=0xC00A // ECDHE_ECDSA with NULL, RC4, 3DES, AES
+            | 0xC010..=0xC019 // ECDHE_RSA, ECDH_anon
+            | 0xC023 | 0xC024 | 0xC027 | 0xC028 // AES-CBC with SHA-2
+            | 0xC02B | 0xC02C | 0xC02F | 0xC030 // AES-GCM
+            | 0xC033..=0xC03B // ECDHE_PSK with RC4, 3DES, AES-CBC, NULL
+            | 0xC048 | 0xC049 | 0xC04C | 0xC04D | 0xC05C | 0xC05D | 0xC060 | 0xC061 | 0xC070 | 0xC071 // ARIA
+            | 0xC072 | 0xC073 | 0xC076 | 0xC077 | 0xC086 | 0xC087 | 0xC08A | 0xC08B | 0xC09A | 0xC09B // Camellia
+            | 0xC0AC..=0xC0AF // ECDHE_ECDSA with AES-CCM
+            | 0xCCA8 | 0xCCA9 // ChaCha20-Poly1305 (RFC 7905)
+    )
 }
 
 /// `SSL::ec_curves`.
@@ -218,8 +251,23 @@ mod tests {
         assert_eq!(cipher_name(0x1302), "TLS_AES_256_GCM_SHA384");
         assert_eq!(cipher_name(0x0018), "TLS_DH_ANON_WITH_RC4_128_MD5");
         assert_eq!(cipher_name(0x010080), "SSLv20_CK_RC4_128_WITH_MD5");
+        // consts.zeek's own entries beyond the IANA registry, its gaps and its GREASE names.
+        assert_eq!(cipher_name(0xCC13), "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256_OLD");
+        assert_eq!(cipher_name(0xFEFF), "SSL_RSA_FIPS_WITH_3DES_EDE_CBC_SHA");
+        assert_eq!(cipher_name(0x0060), "TLS_RSA_EXPORT1024_WITH_RC4_56_MD5");
+        assert_eq!(cipher_name(0x002C), "unknown-44");
+        assert_eq!(cipher_name(0x2A2A), "grease_0x2A2A");
+        assert_eq!(cipher_name(0xABCD), "unknown-43981");
+        assert_eq!(cipher_name(0xCCA9), "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256");
+        assert_eq!(cipher_name(0x1301), "TLS_AES_128_GCM_SHA256");
         assert!(cipher_has_ecdh_params(0xC030));
+        assert!(cipher_has_ecdh_params(0xCCA8));
+        assert!(cipher_has_ecdh_params(0xC018));
         assert!(!cipher_has_ecdh_params(0x0004));
+        assert!(!cipher_has_ecdh_params(0x009E));
+        // ECDHE_PSK with GCM or ChaCha20 is missing from Zeek's ServerKeyExchange list.
+        assert!(!cipher_has_ecdh_params(0xD001));
+        assert!(!cipher_has_ecdh_params(0xCCAC));
         assert_eq!(curve_name(23), "secp256r1");
         assert_eq!(curve_name(29), "x25519");
         assert_eq!(curve_name(0x1A1A), "grease_0x1A1A");

@@ -5,10 +5,28 @@ use super::*;
 use crate::analyzers::testing::Harness;
 use crate::logs::LogRecord;
 
+mod build;
+mod certificates;
+mod handshakes;
+
 fn replay(fixture: &[u8], resp_p: u16) -> Harness {
     let mut h = Harness::new(Proto::Tcp, resp_p);
     let mut a = SslAnalyzer::new(Dedup::Local(KnownCerts::default()));
     replay::fixture(&mut h, &mut a, fixture);
+    h
+}
+
+/// Delivers each `(is_orig, bytes)` as one packet, a millisecond apart from 1000.0 on, then finishes the
+/// connection a second after the last.
+fn run_flow(flow: &[(bool, Vec<u8>)]) -> Harness {
+    let mut h = Harness::new(Proto::Tcp, 443);
+    let mut a = SslAnalyzer::new(Dedup::Local(KnownCerts::default()));
+    let mut ts = 1000.0;
+    for (is_orig, bytes) in flow {
+        h.run(ts, |ctx| a.deliver(ctx, *is_orig, bytes));
+        ts += 0.001;
+    }
+    h.run(ts + 1.0, |ctx| a.finish(ctx));
     h
 }
 
@@ -164,9 +182,32 @@ fn byte_at_a_time_matches_whole_segments() {
 }
 
 mod fuzz_props {
+    use super::build::{Cert, P384_GENERATOR, ec_key, general_name, subject_alt_name};
     use proptest::prelude::*;
 
+    /// A certificate with every part the x509 code reads: names, an EC key, SANs.
+    fn sample_certificate() -> Vec<u8> {
+        let mut cert = Cert::new("fuzz.example");
+        cert.key = ec_key("1.3.132.0.34", &hex::decode(P384_GENERATOR).expect("hex"));
+        cert.extensions = vec![subject_alt_name(&[general_name(2, b"a.example"), general_name(7, &[10, 0, 0, 1])])];
+        cert.der()
+    }
+
     proptest! {
+        #[test]
+        fn certificates_with_changed_bytes_never_panic(
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+            cut in any::<usize>(),
+        ) {
+            let mut der = sample_certificate();
+            for (at, byte) in edits {
+                let len = der.len();
+                der[at % len] = byte;
+            }
+            let _ = super::super::x509::parse(&der);
+            let _ = super::super::x509::parse(&der[..cut % (der.len() + 1)]);
+        }
+
         #[test]
         fn never_panics(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
             super::super::fuzz(&data);
@@ -188,4 +229,23 @@ mod fuzz_props {
             super::super::fuzz(&rec);
         }
     }
+}
+
+/// A server hello cut right after its random (found by the fuzzer: it indexed the session id length).
+#[test]
+fn server_hello_ending_after_the_random_is_a_violation() {
+    let crash = [
+        63, 183, 22, 3, 0, 0, 47, 25, 0, 0, 0, 2, 0, 0, 39, 3, 1, 7, 183, 22, 3, 0, 0, 9, 25, 0, 0, 179, 25, 0, 0, 1,
+        183, 22, 3, 0, 0, 9, 25, 247, 223, 179, 0, 1, 0, 25, 0, 0, 0, 2, 0, 0, 39, 183, 22, 3, 0, 0, 47, 25, 0, 0, 0,
+        2, 0, 0, 34, 3, 1, 7, 183, 22, 3, 0, 0, 9, 25, 0, 0, 179, 25, 0, 63, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 46, 4,
+    ];
+    fuzz(&crash);
+    let mut h = Harness::new(Proto::Tcp, 443);
+    let mut a = SslAnalyzer::new(Dedup::Local(KnownCerts::default()));
+    let hello = build::handshake(2, &[&[3, 3][..], &[0; 32]].concat());
+    h.deliver(&mut a, false, &build::handshakes(build::TLS12, &[hello]));
+    h.finish(&mut a);
+    assert!(h.actions.iter().any(|act| matches!(act, crate::analyzers::Action::Violation(r)
+        if r == "Binpac exception: malformed server hello")));
 }

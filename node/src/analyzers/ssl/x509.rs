@@ -7,10 +7,12 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
-use x509_parser::der_parser::asn1_rs::Tag;
+use x509_parser::der_parser::asn1_rs::{Any, Class, Tag};
 use x509_parser::prelude::*;
 
 use crate::logs::{Schema, Value, f};
+
+mod validity;
 
 pub static X509_LOG: Schema = Schema {
     path: "x509",
@@ -57,8 +59,8 @@ pub struct CertInfo {
     pub curve: Option<String>,
     pub san: Option<San>,
     pub basic_constraints: Option<(bool, Option<u64>)>,
-    /// Common names of the subject, for hostname checks when there is no DNS SAN.
-    pub common_names: Vec<String>,
+    /// The subject's last common name, for hostname checks when there is no DNS SAN.
+    pub last_common_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -74,43 +76,84 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
-/// Parses a DER certificate; `None` when it is not one (Zeek then logs nothing for it).
+/// Parses a DER certificate; `None` when OpenSSL would not decode it (Zeek then logs nothing for it).
 pub fn parse(der: &[u8]) -> Option<CertInfo> {
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let times = validity::zeek_validity(der);
+    match X509Certificate::from_der(der) {
+        Ok((_, cert)) => cert_info(&cert, times),
+        Err(_) => {
+            // OpenSSL takes times x509-parser refuses; Zeek reads them itself anyway.
+            let plain = validity::with_plain_validity(der)?;
+            let (_, cert) = X509Certificate::from_der(&plain).ok()?;
+            cert_info(&cert, times)
+        }
+    }
+}
+
+fn cert_info(cert: &X509Certificate, zeek_times: Option<(f64, f64)>) -> Option<CertInfo> {
     let tbs = &cert.tbs_certificate;
+    if !openssl_decodes_name(tbs.subject()) || !openssl_decodes_name(tbs.issuer()) {
+        return None;
+    }
     let spki = tbs.public_key();
     let key = describe_key(spki);
+    let (not_before, not_after) = zeek_times
+        .unwrap_or_else(|| (tbs.validity().not_before.timestamp() as f64, tbs.validity().not_after.timestamp() as f64));
     Some(CertInfo {
         version: u64::from(tbs.version().0) + 1,
-        serial: serial_hex(tbs.raw_serial()),
+        // OpenSSL refuses the whole certificate when the serial is not a minimal DER integer.
+        serial: serial_hex(tbs.raw_serial())?,
         subject: rfc2253(tbs.subject()),
         issuer: rfc2253(tbs.issuer()),
-        not_before: tbs.validity().not_before.timestamp() as f64,
-        not_after: tbs.validity().not_after.timestamp() as f64,
-        key_alg: oid_long_name(&spki.algorithm.algorithm.to_id_string()),
-        sig_alg: oid_long_name(&cert.signature_algorithm.algorithm.to_id_string()),
+        not_before,
+        not_after,
+        key_alg: key_algorithm_name(&spki.algorithm.algorithm.to_id_string()),
+        sig_alg: signature_name(&cert.signature_algorithm.algorithm.to_id_string()),
         key_type: key.key_type,
         key_length: key.length,
         exponent: key.exponent,
         curve: key.curve,
-        san: subject_alt_names(&cert),
+        san: subject_alt_names(cert),
         basic_constraints: cert
             .basic_constraints()
             .ok()
             .flatten()
             .map(|bc| (bc.value.ca, bc.value.path_len_constraint.map(u64::from))),
-        common_names: tbs.subject().iter_common_name().filter_map(|a| attribute_text(a)).collect(),
+        last_common_name: tbs.subject().iter_common_name().last().and_then(attribute_text),
     })
 }
 
-/// The serial as OpenSSL prints it: upper-case hex bytes without DER's sign padding.
-fn serial_hex(raw: &[u8]) -> String {
-    let first_significant = raw.iter().position(|&b| b != 0).unwrap_or(raw.len().saturating_sub(1));
-    let digits = raw.get(first_significant..).unwrap_or_default();
-    if digits.is_empty() {
-        return "00".to_string();
+/// The serial as `i2a_ASN1_INTEGER` prints it: the magnitude in upper-case hex bytes, `-` before a negative one
+/// (CAs do issue serials with the high bit set and no sign byte). `None` for an encoding OpenSSL rejects
+/// (`c2i_ibuf`: empty, or a redundant leading `00`/`FF` byte).
+fn serial_hex(raw: &[u8]) -> Option<String> {
+    let (&first, rest) = raw.split_first()?;
+    let negative = first & 0x80 != 0;
+    let padded = match first {
+        0 => !rest.is_empty(),
+        0xFF => rest.iter().any(|&b| b != 0),
+        _ => false,
+    };
+    if padded && rest.first().is_some_and(|&second| (second & 0x80 != 0) == negative) {
+        return None;
     }
-    hex::encode_upper(digits)
+    let magnitude = if negative { twos_complement(raw) } else { raw.to_vec() };
+    let start = magnitude.iter().position(|&b| b != 0).unwrap_or(magnitude.len() - 1);
+    let sign = if negative { "-" } else { "" };
+    Some(format!("{sign}{}", hex::encode_upper(&magnitude[start..])))
+}
+
+/// The magnitude of a negative big-endian two's-complement integer.
+fn twos_complement(raw: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = raw.iter().map(|b| !b).collect();
+    for byte in out.iter_mut().rev() {
+        let (sum, carry) = byte.overflowing_add(1);
+        *byte = sum;
+        if !carry {
+            break;
+        }
+    }
+    out
 }
 
 struct KeyDescription {
@@ -120,27 +163,76 @@ struct KeyDescription {
     curve: Option<String>,
 }
 
+const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+/// RDP servers label their RSA keys md5WithRSAEncryption; Zeek reads them as RSA keys all the same.
+const OID_MD5_WITH_RSA: &str = "1.2.840.113549.1.1.4";
+const OID_RSASSA_PSS: &str = "1.2.840.113549.1.1.10";
+const OID_DSA: &str = "1.2.840.10040.4.1";
+const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+
+/// What `ParseCertificate` learns from the key as OpenSSL 3 loads it (zeek/zeek#5344): RSA, DSA and EC keys by
+/// name with their details, any other key OpenSSL knows by its provider's type name; the length is
+/// `EVP_PKEY_get_bits` (modulus, DSA `p`, EC group order, fixed sizes for the others). A key OpenSSL cannot
+/// load (an unknown algorithm or curve, a malformed key) leaves every field unset.
 fn describe_key(spki: &SubjectPublicKeyInfo) -> KeyDescription {
     let mut key = KeyDescription { key_type: None, length: None, exponent: None, curve: None };
-    match spki.parsed() {
-        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
-            key.key_type = Some("rsa");
-            key.length = Some(bit_length(rsa.modulus));
-            key.exponent = Some(big_endian_decimal(rsa.exponent));
-        }
-        Ok(x509_parser::public_key::PublicKey::DSA(_)) => key.key_type = Some("dsa"),
-        Ok(x509_parser::public_key::PublicKey::EC(_)) => {
-            key.key_type = Some("ecdsa");
-            let curve_oid = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
-            if let Some(oid) = curve_oid {
-                let (name, bits) = curve_short_name(&oid.to_id_string());
-                key.curve = Some(name);
-                key.length = bits;
+    let key_bits = &spki.subject_public_key.data;
+    match spki.algorithm.algorithm.to_id_string().as_str() {
+        OID_RSA_ENCRYPTION | OID_MD5_WITH_RSA => {
+            if let Ok((_, rsa)) = x509_parser::public_key::RSAPublicKey::from_der(key_bits) {
+                key.key_type = Some("rsa");
+                key.length = Some(bit_length(rsa.modulus));
+                key.exponent = Some(big_endian_decimal(rsa.exponent));
             }
         }
-        _ => {}
+        OID_RSASSA_PSS => {
+            if let Ok((_, rsa)) = x509_parser::public_key::RSAPublicKey::from_der(key_bits) {
+                key.key_type = Some("RSA-PSS");
+                key.length = Some(bit_length(rsa.modulus));
+            }
+        }
+        OID_DSA => {
+            key.key_type = Some("dsa");
+            key.length = spki.algorithm.parameters.as_ref().and_then(dsa_prime_bits);
+        }
+        OID_EC_PUBLIC_KEY => {
+            let curve_oid = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+            if let Some((name, bits)) = curve_oid.and_then(|oid| named_curve(&oid.to_id_string())) {
+                key.key_type = Some("ecdsa");
+                key.curve = Some(name.to_string());
+                key.length = Some(bits);
+            }
+        }
+        other => {
+            if let Some((name, bits)) = provider_key(other, key_bits.len()) {
+                key.key_type = Some(name);
+                key.length = Some(bits);
+            }
+        }
     }
     key
+}
+
+/// The bit size of a DSA key's prime `p` (the first integer of its `Dss-Parms`).
+fn dsa_prime_bits(params: &Any) -> Option<u64> {
+    let (_, p) = x509_parser::der_parser::der::parse_der_integer(params.data).ok()?;
+    Some(bit_length(p.as_slice().ok()?))
+}
+
+/// Keys OpenSSL 3 loads through a provider: `EVP_PKEY_get0_type_name` and `EVP_PKEY_get_bits`.
+fn provider_key(oid: &str, public_key_len: usize) -> Option<(&'static str, u64)> {
+    let (name, bits) = match oid {
+        "1.3.101.110" => ("X25519", 253),
+        "1.3.101.111" => ("X448", 448),
+        "1.3.101.112" => ("ED25519", 256),
+        "1.3.101.113" => ("ED448", 456),
+        // ML-DSA reports eight bits per byte of its public key (1312 bytes for ML-DSA-44: 10496).
+        "2.16.840.1.101.3.4.3.17" => ("ML-DSA-44", 0),
+        "2.16.840.1.101.3.4.3.18" => ("ML-DSA-65", 0),
+        "2.16.840.1.101.3.4.3.19" => ("ML-DSA-87", 0),
+        _ => return None,
+    };
+    Some((name, if bits == 0 { public_key_len as u64 * 8 } else { bits }))
 }
 
 fn bit_length(be: &[u8]) -> u64 {
@@ -171,58 +263,108 @@ fn big_endian_decimal(be: &[u8]) -> String {
     digits.iter().rev().map(|d| char::from(b'0' + d)).collect()
 }
 
-/// OpenSSL's long names (`OBJ_nid2ln`) for key and signature algorithms; other OIDs stay dotted.
-fn oid_long_name(oid: &str) -> String {
-    let name = match oid {
+/// `i2t_ASN1_OBJECT` of the key algorithm: OpenSSL's long name, or the dotted OID when OpenSSL has none.
+fn key_algorithm_name(oid: &str) -> String {
+    long_name(oid).map_or_else(|| oid.to_string(), str::to_string)
+}
+
+/// `i2t_ASN1_OBJECT(OBJ_nid2obj(X509_get_signature_nid()))`: an OID OpenSSL does not know has no NID, and the
+/// object of `NID_undef` prints as the empty string.
+fn signature_name(oid: &str) -> String {
+    long_name(oid).unwrap_or_default().to_string()
+}
+
+/// OpenSSL's long names (`OBJ_nid2ln`) of the key and signature algorithms certificates use.
+fn long_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
         "1.2.840.113549.1.1.1" => "rsaEncryption",
         "1.2.840.113549.1.1.2" => "md2WithRSAEncryption",
+        "1.2.840.113549.1.1.3" => "md4WithRSAEncryption",
         "1.2.840.113549.1.1.4" => "md5WithRSAEncryption",
         "1.2.840.113549.1.1.5" => "sha1WithRSAEncryption",
+        "1.2.840.113549.1.1.7" => "rsaesOaep",
         "1.2.840.113549.1.1.10" => "rsassaPss",
         "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption",
         "1.2.840.113549.1.1.12" => "sha384WithRSAEncryption",
         "1.2.840.113549.1.1.13" => "sha512WithRSAEncryption",
         "1.2.840.113549.1.1.14" => "sha224WithRSAEncryption",
+        "1.2.840.113549.1.1.15" => "sha512-224WithRSAEncryption",
+        "1.2.840.113549.1.1.16" => "sha512-256WithRSAEncryption",
+        "1.2.840.113549.1.3.1" => "dhKeyAgreement",
+        "1.3.14.3.2.3" => "md5WithRSA",
+        "1.3.14.3.2.12" => "dsaEncryption-old",
+        "1.3.14.3.2.13" => "dsaWithSHA",
+        "1.3.14.3.2.15" => "shaWithRSAEncryption",
+        "1.3.14.3.2.27" => "dsaWithSHA1-old",
         "1.3.14.3.2.29" => "sha1WithRSA",
+        "2.5.8.1.1" => "rsa",
         "1.2.840.10045.2.1" => "id-ecPublicKey",
         "1.2.840.10045.4.1" => "ecdsa-with-SHA1",
+        "1.2.840.10045.4.2" => "ecdsa-with-Recommended",
+        "1.2.840.10045.4.3" => "ecdsa-with-Specified",
         "1.2.840.10045.4.3.1" => "ecdsa-with-SHA224",
         "1.2.840.10045.4.3.2" => "ecdsa-with-SHA256",
         "1.2.840.10045.4.3.3" => "ecdsa-with-SHA384",
         "1.2.840.10045.4.3.4" => "ecdsa-with-SHA512",
+        "1.2.840.10046.2.1" => "X9.42 DH",
         "1.2.840.10040.4.1" => "dsaEncryption",
         "1.2.840.10040.4.3" => "dsaWithSHA1",
         "2.16.840.1.101.3.4.3.1" => "dsa_with_SHA224",
         "2.16.840.1.101.3.4.3.2" => "dsa_with_SHA256",
+        "2.16.840.1.101.3.4.3.3" => "dsa_with_SHA384",
+        "2.16.840.1.101.3.4.3.4" => "dsa_with_SHA512",
+        "2.16.840.1.101.3.4.3.9" => "ecdsa_with_SHA3-224",
+        "2.16.840.1.101.3.4.3.10" => "ecdsa_with_SHA3-256",
+        "2.16.840.1.101.3.4.3.11" => "ecdsa_with_SHA3-384",
+        "2.16.840.1.101.3.4.3.12" => "ecdsa_with_SHA3-512",
+        "2.16.840.1.101.3.4.3.13" => "RSA-SHA3-224",
+        "2.16.840.1.101.3.4.3.14" => "RSA-SHA3-256",
+        "2.16.840.1.101.3.4.3.15" => "RSA-SHA3-384",
+        "2.16.840.1.101.3.4.3.16" => "RSA-SHA3-512",
+        "2.16.840.1.101.3.4.3.17" => "ML-DSA-44",
+        "2.16.840.1.101.3.4.3.18" => "ML-DSA-65",
+        "2.16.840.1.101.3.4.3.19" => "ML-DSA-87",
         "1.3.101.110" => "X25519",
         "1.3.101.111" => "X448",
         "1.3.101.112" => "ED25519",
         "1.3.101.113" => "ED448",
-        other => other,
-    };
-    name.to_string()
+        "1.2.156.10197.1.301" => "sm2",
+        "1.2.156.10197.1.501" => "SM2-with-SM3",
+        "1.2.643.2.2.3" => "GOST R 34.11-94 with GOST R 34.10-2001",
+        "1.2.643.2.2.19" => "GOST R 34.10-2001",
+        "1.2.643.7.1.1.1.1" => "GOST R 34.10-2012 with 256 bit modulus",
+        "1.2.643.7.1.1.1.2" => "GOST R 34.10-2012 with 512 bit modulus",
+        "1.2.643.7.1.1.3.2" => "GOST R 34.10-2012 with GOST R 34.11-2012 (256 bit)",
+        "1.2.643.7.1.1.3.3" => "GOST R 34.10-2012 with GOST R 34.11-2012 (512 bit)",
+        _ => return None,
+    })
 }
 
-/// OpenSSL's short curve names and the curve's order size in bits.
-fn curve_short_name(oid: &str) -> (String, Option<u64>) {
-    let (name, bits) = match oid {
+/// The group name OpenSSL 3 gives a named curve and the bit size of its order (`EVP_PKEY_get_bits`). Curves
+/// missing here are ones this table does not know; OpenSSL fails to load keys on curves it does not know.
+fn named_curve(oid: &str) -> Option<(&'static str, u64)> {
+    Some(match oid {
         "1.2.840.10045.3.1.1" => ("prime192v1", 192),
-        "1.3.132.0.33" => ("secp224r1", 224),
         "1.2.840.10045.3.1.7" => ("prime256v1", 256),
         "1.3.132.0.10" => ("secp256k1", 256),
+        "1.3.132.0.31" => ("secp192k1", 192),
+        "1.3.132.0.33" => ("secp224r1", 224),
         "1.3.132.0.34" => ("secp384r1", 384),
         "1.3.132.0.35" => ("secp521r1", 521),
+        "1.3.36.3.3.2.8.1.1.1" => ("brainpoolP160r1", 160),
+        "1.3.36.3.3.2.8.1.1.3" => ("brainpoolP192r1", 192),
+        "1.3.36.3.3.2.8.1.1.5" => ("brainpoolP224r1", 224),
         "1.3.36.3.3.2.8.1.1.7" => ("brainpoolP256r1", 256),
+        "1.3.36.3.3.2.8.1.1.9" => ("brainpoolP320r1", 320),
         "1.3.36.3.3.2.8.1.1.11" => ("brainpoolP384r1", 384),
         "1.3.36.3.3.2.8.1.1.13" => ("brainpoolP512r1", 512),
-        other => return (other.to_string(), None),
-    };
-    (name.to_string(), Some(bits))
+        _ => return None,
+    })
 }
 
-/// OpenSSL's short names for distinguished-name attributes.
-fn attribute_short_name(oid: &str) -> String {
-    let name = match oid {
+/// OpenSSL's short names (`OBJ_nid2sn`) of the attribute types names carry; `None` for an OID without one.
+fn attribute_short_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
         "2.5.4.3" => "CN",
         "2.5.4.4" => "SN",
         "2.5.4.5" => "serialNumber",
@@ -234,85 +376,217 @@ fn attribute_short_name(oid: &str) -> String {
         "2.5.4.11" => "OU",
         "2.5.4.12" => "title",
         "2.5.4.13" => "description",
+        "2.5.4.14" => "searchGuide",
         "2.5.4.15" => "businessCategory",
+        "2.5.4.16" => "postalAddress",
         "2.5.4.17" => "postalCode",
+        "2.5.4.18" => "postOfficeBox",
+        "2.5.4.19" => "physicalDeliveryOfficeName",
+        "2.5.4.20" => "telephoneNumber",
+        "2.5.4.21" => "telexNumber",
+        "2.5.4.22" => "teletexTerminalIdentifier",
+        "2.5.4.23" => "facsimileTelephoneNumber",
+        "2.5.4.24" => "x121Address",
+        "2.5.4.25" => "internationaliSDNNumber",
+        "2.5.4.26" => "registeredAddress",
+        "2.5.4.27" => "destinationIndicator",
+        "2.5.4.28" => "preferredDeliveryMethod",
+        "2.5.4.29" => "presentationAddress",
+        "2.5.4.30" => "supportedApplicationContext",
+        "2.5.4.31" => "member",
+        "2.5.4.32" => "owner",
+        "2.5.4.33" => "roleOccupant",
+        "2.5.4.34" => "seeAlso",
+        "2.5.4.35" => "userPassword",
         "2.5.4.41" => "name",
         "2.5.4.42" => "GN",
         "2.5.4.43" => "initials",
         "2.5.4.44" => "generationQualifier",
+        "2.5.4.45" => "x500UniqueIdentifier",
         "2.5.4.46" => "dnQualifier",
+        "2.5.4.47" => "enhancedSearchGuide",
+        "2.5.4.48" => "protocolInformation",
+        "2.5.4.49" => "distinguishedName",
+        "2.5.4.50" => "uniqueMember",
+        "2.5.4.51" => "houseIdentifier",
+        "2.5.4.54" => "dmdName",
         "2.5.4.65" => "pseudonym",
+        "2.5.4.72" => "role",
         "2.5.4.97" => "organizationIdentifier",
+        "2.5.4.98" => "c3",
+        "2.5.4.99" => "n3",
+        "2.5.4.100" => "dnsName",
         "1.2.840.113549.1.9.1" => "emailAddress",
+        "1.2.840.113549.1.9.2" => "unstructuredName",
+        "1.2.840.113549.1.9.7" => "challengePassword",
+        "1.2.840.113549.1.9.8" => "unstructuredAddress",
         "0.9.2342.19200300.100.1.1" => "UID",
+        "0.9.2342.19200300.100.1.3" => "mail",
         "0.9.2342.19200300.100.1.25" => "DC",
         "1.3.6.1.4.1.311.60.2.1.1" => "jurisdictionL",
         "1.3.6.1.4.1.311.60.2.1.2" => "jurisdictionST",
         "1.3.6.1.4.1.311.60.2.1.3" => "jurisdictionC",
-        other => other,
-    };
-    name.to_string()
+        _ => return None,
+    })
 }
 
-/// The text of an attribute value: string types as UTF-8, BMP strings decoded, others as `#hex` DER.
-fn attribute_text(attr: &AttributeTypeAndValue) -> Option<String> {
-    if let Ok(s) = attr.as_str() {
-        return Some(s.to_string());
-    }
-    let value = attr.attr_value();
-    match value.tag() {
+/// Whether `d2i_X509` takes every attribute value of this name: universal types in OpenSSL's
+/// `B_ASN1_PRINTABLE` set (strings, BIT STRING, SEQUENCE and a few odd tags) whose text converts to UTF-8
+/// (the name's canonical form). INTEGER, OCTET STRING, the time types, VisibleString, GeneralString, or a
+/// UTF8String, BMPString or UniversalString that is not valid Unicode make OpenSSL refuse the whole
+/// certificate (checked against OpenSSL 3).
+fn openssl_decodes_name(name: &X509Name) -> bool {
+    name.iter_attributes().all(|attr| {
+        let value = attr.attr_value();
+        let header = &value.header;
+        header.class() == Class::Universal
+            && match header.tag().0 {
+                16 => header.constructed(),
+                3 | 7 | 8 | 9 | 11 | 13..=15 | 18..=20 | 22 | 29 => !header.constructed(),
+                12 | 28 | 30 => !header.constructed() && is_valid_unicode(header.tag(), value.data),
+                _ => false,
+            }
+    })
+}
+
+fn is_valid_unicode(tag: Tag, data: &[u8]) -> bool {
+    match tag {
+        Tag::Utf8String => std::str::from_utf8(data).is_ok(),
         Tag::BmpString => {
-            let units: Vec<u16> = value.data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
-            Some(String::from_utf16_lossy(&units))
+            data.len().is_multiple_of(2)
+                && data.chunks_exact(2).all(|c| !(0xD800..=0xDFFF).contains(&u16::from_be_bytes([c[0], c[1]])))
         }
-        Tag::T61String | Tag::VisibleString | Tag::UniversalString => {
-            Some(String::from_utf8_lossy(value.data).into_owned())
+        _ => {
+            data.len().is_multiple_of(4)
+                && data.chunks_exact(4).all(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])).is_some())
         }
-        _ => None,
     }
 }
 
-/// A distinguished name the way Zeek prints it (`X509_NAME_print_ex` with `XN_FLAG_RFC2253` minus
-/// `ASN1_STRFLGS_ESC_MSB`): last RDN first, `,` between RDNs, `+` inside one, RFC 2253 escapes.
+/// The text of an attribute value decoded to Unicode (for hostname checks), when it is a string.
+fn attribute_text(attr: &AttributeTypeAndValue) -> Option<String> {
+    let bytes = printed_string_bytes(attr.attr_value())?;
+    match attr.attr_value().tag() {
+        // Each byte stood for itself; UTF-8 content reads back as UTF-8.
+        Tag::Utf8String => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        _ => String::from_utf8(bytes).ok(),
+    }
+}
+
+/// The bytes `do_print_ex` escapes for a string value, with `ASN1_STRFLGS_UTF8_CONVERT`: a UTF8String byte for
+/// byte (OpenSSL reads it one byte per character), the one-byte string types as Latin-1 and BMP/Universal
+/// strings as their code points, each turned into UTF-8. `None` for types OpenSSL dumps as DER instead.
+fn printed_string_bytes(value: &Any) -> Option<Vec<u8>> {
+    let data = value.data;
+    let code_points: Vec<u32> = match value.tag() {
+        Tag::Utf8String => return Some(data.to_vec()),
+        Tag::NumericString | Tag::PrintableString | Tag::T61String | Tag::Ia5String => {
+            data.iter().map(|&b| u32::from(b)).collect()
+        }
+        Tag::BmpString => data.chunks_exact(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).collect(),
+        Tag::UniversalString => data.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        _ => return None,
+    };
+    let mut out = Vec::with_capacity(code_points.len());
+    for c in code_points {
+        push_utf8(&mut out, c);
+    }
+    Some(out)
+}
+
+/// `UTF8_putc`: encodes any code point up to 31 bits, surrogates included (unlike `char`).
+fn push_utf8(out: &mut Vec<u8>, c: u32) {
+    let continuation = |shift: u32| 0x80 | ((c >> shift) & 0x3F) as u8;
+    match c {
+        0..=0x7F => out.push(c as u8),
+        0x80..=0x7FF => out.extend([0xC0 | (c >> 6) as u8, continuation(0)]),
+        0x800..=0xFFFF => out.extend([0xE0 | (c >> 12) as u8, continuation(6), continuation(0)]),
+        0x1_0000..=0x1F_FFFF => {
+            out.extend([0xF0 | (c >> 18) as u8, continuation(12), continuation(6), continuation(0)]);
+        }
+        0x20_0000..=0x3FF_FFFF => {
+            out.extend([0xF8 | (c >> 24) as u8, continuation(18), continuation(12), continuation(6), continuation(0)])
+        }
+        _ => out.extend([
+            0xFC | ((c >> 30) & 0x01) as u8,
+            continuation(24),
+            continuation(18),
+            continuation(12),
+            continuation(6),
+            continuation(0),
+        ]),
+    }
+}
+
+/// A distinguished name the way Zeek prints it: `X509_NAME_print_ex` with `XN_FLAG_RFC2253`, last entry first,
+/// `,` between RDNs and `+` inside one, short field names, RFC 2253 escapes plus `\XX` for control bytes and
+/// for every byte above 0x7F (`ASN1_STRFLGS_ESC_MSB`), and `#` with the DER in hex for values that are not
+/// strings or whose attribute type OpenSSL does not know (`XN_FLAG_DUMP_UNKNOWN_FIELDS`).
 pub fn rfc2253(name: &X509Name) -> String {
     let rdns: Vec<_> = name.iter_rdn().collect();
     let mut out = String::new();
+    // XN_FLAG_DN_REV reverses the list of entries, so the values of a multi-valued RDN come out reversed too.
     for (i, rdn) in rdns.iter().rev().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        for (j, attr) in rdn.iter().enumerate() {
+        let attrs: Vec<_> = rdn.iter().collect();
+        for (j, attr) in attrs.iter().rev().enumerate() {
             if j > 0 {
                 out.push('+');
             }
-            out.push_str(&attribute_short_name(&attr.attr_type().to_id_string()));
+            let oid = attr.attr_type().to_id_string();
+            let short_name = attribute_short_name(&oid);
+            out.push_str(short_name.unwrap_or(&oid));
             out.push('=');
-            match attribute_text(attr) {
-                Some(text) => escape_rfc2253(&mut out, &text),
-                None => {
-                    out.push('#');
-                    out.push_str(&hex::encode_upper(attr.attr_value().data));
-                }
+            match short_name.and_then(|_| printed_string_bytes(attr.attr_value())) {
+                Some(bytes) => escape_rfc2253(&mut out, &bytes),
+                None => dump_der(&mut out, attr.attr_value()),
             }
         }
     }
     out
 }
 
-fn escape_rfc2253(out: &mut String, value: &str) {
-    let last = value.chars().count().saturating_sub(1);
-    for (i, ch) in value.chars().enumerate() {
-        match ch {
-            ',' | '+' | '"' | '\\' | '<' | '>' | ';' => {
+/// `do_dump` with `ASN1_STRFLGS_DUMP_DER`: `#` and the value's whole DER encoding in upper-case hex.
+fn dump_der(out: &mut String, value: &Any) {
+    let header = &value.header;
+    let class_bits = (header.class() as u8) << 6;
+    let constructed = if header.constructed() { 0x20 } else { 0 };
+    let mut der = match header.raw_tag() {
+        Some(raw) => raw.to_vec(),
+        None => vec![class_bits | constructed | (header.tag().0 as u8 & 0x1F)],
+    };
+    let len = value.data.len();
+    match u8::try_from(len) {
+        Ok(short) if short < 0x80 => der.push(short),
+        _ => {
+            let bytes = len.to_be_bytes();
+            let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
+            der.push(0x80 | (bytes.len() - first) as u8);
+            der.extend_from_slice(&bytes[first..]);
+        }
+    }
+    der.extend_from_slice(value.data);
+    out.push('#');
+    out.push_str(&hex::encode_upper(der));
+}
+
+/// `do_esc_char` with `ESC_2253 | ESC_CTRL | ESC_MSB`, one byte at a time.
+fn escape_rfc2253(out: &mut String, value: &[u8]) {
+    let last = value.len().saturating_sub(1);
+    for (i, &b) in value.iter().enumerate() {
+        match b {
+            b',' | b'+' | b'"' | b'\\' | b'<' | b'>' | b';' => {
                 out.push('\\');
-                out.push(ch);
+                out.push(char::from(b));
             }
-            '#' if i == 0 => out.push_str("\\#"),
-            ' ' if i == 0 || i == last => out.push_str("\\ "),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\{:02X}", c as u32);
+            b'#' if i == 0 => out.push_str("\\#"),
+            b' ' if i == 0 || i == last => out.push_str("\\ "),
+            0..=0x1F | 0x7F..=0xFF => {
+                let _ = write!(out, "\\{b:02X}");
             }
-            c => out.push(c),
+            _ => out.push(char::from(b)),
         }
     }
 }
@@ -338,27 +612,35 @@ fn subject_alt_names(cert: &X509Certificate) -> Option<San> {
     Some(san)
 }
 
-/// `x509_check_cert_hostname`: does `host` match a DNS SAN (or, without any, a subject CN)?
+/// `x509_check_cert_hostname`: does `host` match a DNS SAN or, without any, the subject's last CN?
 pub fn matches_hostname(cert: &CertInfo, host: &str) -> bool {
     let dns_names = cert.san.as_ref().map(|s| s.dns.as_slice()).unwrap_or_default();
-    let candidates: &[String] = if dns_names.is_empty() { &cert.common_names } else { dns_names };
-    candidates.iter().any(|pattern| hostname_matches(pattern, host))
+    if dns_names.is_empty() {
+        return cert.last_common_name.as_deref().is_some_and(|cn| hostname_matches(cn, host));
+    }
+    dns_names.iter().any(|pattern| hostname_matches(pattern, host))
 }
 
-/// RFC 6125 matching as OpenSSL does it: case-insensitive, a wildcard only as the whole left-most label.
+/// `x509_check_hostname`: names compare without regard to ASCII case; a wildcard may only end the leftmost
+/// label, after an optional prefix the host's label must start with, stands for one label, and needs two
+/// more labels after it (`*.a.b`).
 fn hostname_matches(pattern: &str, host: &str) -> bool {
-    let pattern = pattern.trim_end_matches('.');
-    let host = host.trim_end_matches('.');
-    if let Some(suffix) = pattern.strip_prefix("*.") {
-        if !suffix.contains('.') {
-            return false;
-        }
-        return match host.split_once('.') {
-            Some((first, rest)) => !first.is_empty() && rest.eq_ignore_ascii_case(suffix),
-            None => false,
-        };
+    let Some((first, suffix)) = pattern.split_once('.').filter(|(first, _)| first.ends_with('*')) else {
+        return pattern.eq_ignore_ascii_case(host);
+    };
+    let prefix = &first[..first.len() - 1];
+    if prefix.contains('*') || suffix.contains('*') || !suffix.contains('.') {
+        return false;
     }
-    pattern.eq_ignore_ascii_case(host)
+    match host.split_once('.') {
+        Some((label, rest)) => {
+            !label.is_empty()
+                && label.len() >= prefix.len()
+                && label.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+                && rest.eq_ignore_ascii_case(suffix)
+        }
+        None => false,
+    }
 }
 
 /// What makes two x509.log records duplicates (`X509::LogCertHash`).
@@ -453,10 +735,23 @@ mod tests {
 
     #[test]
     fn serials_drop_sign_padding() {
-        assert_eq!(serial_hex(&[0x00, 0x99, 0xFA]), "99FA");
-        assert_eq!(serial_hex(&[0x0D, 0xF4, 0xF2]), "0DF4F2");
-        assert_eq!(serial_hex(&[0x00]), "00");
-        assert_eq!(serial_hex(&[]), "00");
+        assert_eq!(serial_hex(&[0x00, 0x99, 0xFA]).as_deref(), Some("99FA"));
+        assert_eq!(serial_hex(&[0x0D, 0xF4, 0xF2]).as_deref(), Some("0DF4F2"));
+        assert_eq!(serial_hex(&[0x00]).as_deref(), Some("00"));
+    }
+
+    /// `i2a_ASN1_INTEGER` prints a negative serial as `-` and its magnitude; `c2i_ibuf` rejects empty and
+    /// non-minimal encodings, and with them the certificate.
+    #[test]
+    fn negative_and_illegal_serials_follow_openssl() {
+        assert_eq!(serial_hex(&[0x80]).as_deref(), Some("-80"));
+        assert_eq!(serial_hex(&[0xFF]).as_deref(), Some("-01"));
+        assert_eq!(serial_hex(&[0xFF, 0x7F]).as_deref(), Some("-81"));
+        assert_eq!(serial_hex(&[0xFF, 0x00]).as_deref(), Some("-0100"));
+        assert_eq!(serial_hex(&[0xF0, 0x00, 0x01]).as_deref(), Some("-0FFFFF"));
+        assert_eq!(serial_hex(&[]), None);
+        assert_eq!(serial_hex(&[0x00, 0x01]), None);
+        assert_eq!(serial_hex(&[0xFF, 0x80]), None);
     }
 
     #[test]
@@ -476,11 +771,43 @@ mod tests {
         assert!(hostname_matches("gstatic.com", "gstatic.com"));
     }
 
+    /// Every row of Zeek's `bifs.x509_check_hostname` baseline (host, certificate name, result).
+    #[test]
+    fn hostname_checks_follow_zeeks_baseline() {
+        let rows = [
+            ("hi", "www.zeek.org", false),
+            ("ww.zeek.org", "www.zeek.org", false),
+            ("www.zeek.org", "www.zeek.org", true),
+            ("www.zeek.org", "*", false),
+            ("www.zeek.org", "zeek.org", false),
+            ("www.zeek.org", "*.zeek.org", true),
+            ("www.zeek.org", "a*.zeek.org", false),
+            ("www.zeek.org", "ww*.zeek.org", true),
+            ("www.zeek.org", "wa*.zeek.org", false),
+            ("www.zeek.org", "ww*.leek.com", false),
+            ("www.zeek.org", "*.*.com", false),
+            ("", "", true),
+            ("www.zeek.org\0testing", "*.zeek.org", false),
+            ("zeek.org", "zeek.org", true),
+            ("zeek.org", "*.org", false),
+            ("a.b.zeek.org", "*.b.zeek.org", true),
+            ("a.b.zeek.org", "*.zeek.org", false),
+            ("a.b.zeek.org", "*.a.zeek.org", false),
+        ];
+        for (host, name, expected) in rows {
+            assert_eq!(hostname_matches(name, host), expected, "{host} against {name}");
+        }
+    }
+
     #[test]
     fn escapes_follow_rfc2253() {
         let mut s = String::new();
-        escape_rfc2253(&mut s, " a,b+c ");
+        escape_rfc2253(&mut s, b" a,b+c ");
         assert_eq!(s, "\\ a\\,b\\+c\\ ");
+        // ESC_MSB and ESC_CTRL: bytes of UTF-8 sequences and control bytes are escaped one by one.
+        let mut s = String::new();
+        escape_rfc2253(&mut s, "M\u{fc}nchen\t#".as_bytes());
+        assert_eq!(s, "M\\C3\\BCnchen\\09#");
     }
 
     #[test]
