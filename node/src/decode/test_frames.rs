@@ -20,3 +20,20 @@ pub fn ipv4_tcp(src: Endpoint, dst: Endpoint, seq: u32, ack: u32, flags: u8, pay
     frame.extend(payload);
     frame
 }
+
+/// A raw IPv4 datagram (`LinkType::Raw`) carrying UDP, checksums left zero (the tests tell the engine to ignore
+/// them).
+pub fn ipv4_udp(src: Endpoint, dst: Endpoint, payload: &[u8]) -> Vec<u8> {
+    let total = u16::try_from(20 + 8 + payload.len()).expect("a test datagram fits");
+    let mut frame = vec![0x45, 0];
+    frame.extend(total.to_be_bytes());
+    frame.extend([0, 1, 0x40, 0, 64, 17, 0, 0]);
+    frame.extend(src.0);
+    frame.extend(dst.0);
+    frame.extend(src.1.to_be_bytes());
+    frame.extend(dst.1.to_be_bytes());
+    frame.extend((total - 20).to_be_bytes());
+    frame.extend([0, 0]);
+    frame.extend(payload);
+    frame
+}

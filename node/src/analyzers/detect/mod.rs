@@ -301,28 +301,12 @@ mod tests {
     mod through_the_engine {
         use crate::config::AnalysisConfig;
         use crate::decode::LinkType;
-        use crate::decode::test_frames::{Endpoint, ipv4_tcp};
+        use crate::decode::test_frames::{ipv4_tcp, ipv4_udp};
         use crate::engine::Engine;
         use crate::logs::Value;
 
         const CLIENT: [u8; 4] = [10, 0, 0, 1];
         const SERVER: [u8; 4] = [10, 0, 0, 2];
-
-        /// A raw IPv4 datagram carrying UDP, checksums left zero (the engine is told to ignore them).
-        fn ipv4_udp(src: Endpoint, dst: Endpoint, payload: &[u8]) -> Vec<u8> {
-            let total = u16::try_from(28 + payload.len()).expect("a test datagram fits");
-            let mut frame = vec![0x45, 0];
-            frame.extend(total.to_be_bytes());
-            frame.extend([0, 1, 0x40, 0, 64, 17, 0, 0]);
-            frame.extend(src.0);
-            frame.extend(dst.0);
-            frame.extend(src.1.to_be_bytes());
-            frame.extend(dst.1.to_be_bytes());
-            frame.extend((total - 20).to_be_bytes());
-            frame.extend([0, 0]);
-            frame.extend(payload);
-            frame
-        }
 
         /// conn.log's `service` of the one connection `frames` make.
         fn service(frames: &[Vec<u8>]) -> String {
