@@ -285,6 +285,8 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &detect::RADIUS,
     &detect::SIP,
     &detect::RFB,
+    &detect::MYSQL,
+    &detect::POSTGRESQL,
 ];
 
 pub fn spec_by_name(name: &str) -> Option<&'static AnalyzerSpec> {

@@ -278,6 +278,8 @@ pub fn analyzers_for_script(script: &str) -> Option<&'static [&'static str]> {
         "base/protocols/radius" => &["radius"],
         "base/protocols/sip" => &["sip"],
         "base/protocols/rfb" => &["rfb"],
+        "base/protocols/mysql" => &["mysql"],
+        "base/protocols/postgresql" => &["postgresql"],
         "base/protocols/tunnels" | "base/frameworks/tunnels" => &["tunnels"],
         "base/frameworks/notice/weird" => &["weird"],
         // The policy script loads base/protocols/ssh; its notice comes from the node's SSH analysis if at all.

@@ -2,22 +2,33 @@
 //! `service` when the first messages look like the protocol, and otherwise steps aside.
 //!
 //! Each check follows the point where Zeek's own parser calls `AnalyzerConfirmation` (or Spicy's
-//! `accept_input`): IMAP, XMPP and IRC here, SNMP in `snmp.rs`, RFB in `rfb.rs`, and the datagram protocols
+//! `accept_input`): IMAP, XMPP and IRC here, SNMP in `snmp.rs`, RFB in `rfb.rs`, MySQL in `mysql.rs`, PostgreSQL in
+//! `postgresql.rs`, and the datagram protocols
 //! whose parser confirms on one whole message (syslog, RADIUS, SIP) in `datagrams.rs`.
 
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 
 mod datagrams;
+mod mysql;
+mod postgresql;
 mod rfb;
 mod snmp;
 
 pub use datagrams::{RADIUS, SIP, SYSLOG};
+pub use mysql::MYSQL;
+pub use postgresql::POSTGRESQL;
 pub use rfb::RFB;
 pub use snmp::SNMP;
 
 /// How much of the start of a TCP direction a check gets to see: enough for every greeting or banner the checks
 /// read, and a bound on what an undecided side buffers.
 const HEAD_LIMIT: usize = 512;
+
+/// Adds `data` to the start of a direction kept so far, up to [`HEAD_LIMIT`] bytes.
+fn gather(head: &mut Vec<u8>, data: &[u8]) {
+    let room = HEAD_LIMIT.saturating_sub(head.len());
+    head.extend_from_slice(&data[..data.len().min(room)]);
+}
 
 /// A check of what one side sent: `Some(true)` looks like the protocol, `Some(false)` is not it (Zeek's parser
 /// would report a violation), `None` decides nothing (too short yet, or a message that parses but does not
@@ -68,8 +79,7 @@ impl Confirmer {
             return None;
         }
         let head = &mut self.heads[side];
-        let room = HEAD_LIMIT.saturating_sub(head.len());
-        head.extend_from_slice(&data[..data.len().min(room)]);
+        gather(head, data);
         let verdict = (self.looks_right)(is_orig, head);
         if verdict.is_some() {
             // Decided: the bytes are not needed any more.
@@ -127,7 +137,7 @@ pub(crate) use confirmer_spec;
 /// Drives every detection-only analyzer over arbitrary bytes, as TCP and as UDP, for fuzzing (see
 /// [`super::fuzzing::drive`]).
 pub fn fuzz(data: &[u8]) {
-    for spec in [&IMAP, &XMPP, &IRC, &SYSLOG, &SNMP, &RADIUS, &SIP, &RFB] {
+    for spec in [&IMAP, &XMPP, &IRC, &SYSLOG, &SNMP, &RADIUS, &SIP, &RFB, &MYSQL, &POSTGRESQL] {
         for proto in [Proto::Tcp, Proto::Udp] {
             let port = spec.tcp_ports.iter().chain(spec.udp_ports).next().copied().unwrap_or(5900);
             super::fuzzing::drive((spec.new)(proto).as_mut(), proto, port, data);
@@ -342,23 +352,60 @@ mod tests {
             assert_eq!(service(&dns), "-");
         }
 
-        #[test]
-        fn rfb_is_found_by_its_signature() {
+        /// A TCP connection from CLIENT to SERVER:`port`: the handshake, then each `(is_orig, payload)` in turn.
+        fn conversation(port: u16, messages: &[(bool, &[u8])]) -> Vec<Vec<u8>> {
             const SYN: u8 = 0x02;
             const SYN_ACK: u8 = 0x12;
             const ACK: u8 = 0x10;
-            let (c, s) = ((CLIENT, 40000), (SERVER, 5901));
-            let handshake = |client_version: &[u8]| {
-                vec![
-                    ipv4_tcp(c, s, 100, 0, SYN, b""),
-                    ipv4_tcp(s, c, 500, 101, SYN_ACK, b""),
-                    ipv4_tcp(c, s, 101, 501, ACK, b""),
-                    ipv4_tcp(s, c, 501, 101, ACK, b"RFB 003.008\n"),
-                    ipv4_tcp(c, s, 101, 513, ACK, client_version),
-                ]
-            };
+            let (c, s) = ((CLIENT, 40000), (SERVER, port));
+            let (mut client_seq, mut server_seq) = (101u32, 501u32);
+            let mut frames = vec![
+                ipv4_tcp(c, s, 100, 0, SYN, b""),
+                ipv4_tcp(s, c, 500, 101, SYN_ACK, b""),
+                ipv4_tcp(c, s, 101, 501, ACK, b""),
+            ];
+            for (is_orig, payload) in messages {
+                let len = payload.len() as u32;
+                if *is_orig {
+                    frames.push(ipv4_tcp(c, s, client_seq, server_seq, ACK, payload));
+                    client_seq += len;
+                } else {
+                    frames.push(ipv4_tcp(s, c, server_seq, client_seq, ACK, payload));
+                    server_seq += len;
+                }
+            }
+            frames
+        }
+
+        #[test]
+        fn rfb_is_found_by_its_signature() {
+            let handshake =
+                |client_version: &[u8]| conversation(5901, &[(false, b"RFB 003.008\n"), (true, client_version)]);
             assert_eq!(service(&handshake(b"RFB 003.008\n")), "rfb");
             assert_eq!(service(&handshake(b"RFB 003_008\n")), "-");
+        }
+
+        #[test]
+        fn mysql_is_confirmed_by_the_clients_handshake_response() {
+            use super::super::mysql::tests::{greeting_v10, pdu, response_v10};
+            let response = response_v10(0x0008_a20f);
+            assert_eq!(service(&conversation(3306, &[(false, &greeting_v10()), (true, &response)])), "mysql");
+            // The same exchange on a port MySQL is not registered for, and a greeting of a version binpac
+            // reads as an error packet.
+            assert_eq!(service(&conversation(3307, &[(false, &greeting_v10()), (true, &response)])), "-");
+            let refused = pdu(0, b"\xff\x6a\x04#HY000Host is blocked");
+            assert_eq!(service(&conversation(3306, &[(false, &refused), (true, &response)])), "-");
+        }
+
+        #[test]
+        fn postgresql_is_confirmed_by_the_startup_message() {
+            use super::super::postgresql::tests::{PSQL, startup};
+            assert_eq!(
+                service(&conversation(5432, &[(true, &startup(PSQL)), (false, b"R\0\0\0\x08\0\0\0\0")])),
+                "postgresql"
+            );
+            let version_2 = [&startup(PSQL)[..4], &[0, 2, 0, 0], &startup(PSQL)[8..]].concat();
+            assert_eq!(service(&conversation(5432, &[(true, &version_2)])), "-");
         }
     }
 
