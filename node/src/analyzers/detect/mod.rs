@@ -3,8 +3,8 @@
 //!
 //! Each check follows the point where Zeek's own parser calls `AnalyzerConfirmation` (or Spicy's
 //! `accept_input`): IMAP, XMPP and IRC here, SNMP in `snmp.rs`, RFB in `rfb.rs`, MySQL in `mysql.rs`, PostgreSQL in
-//! `postgresql.rs`, and the datagram protocols
-//! whose parser confirms on one whole message (syslog, RADIUS, SIP) in `datagrams.rs`.
+//! `postgresql.rs`, and the datagram protocols whose parser confirms on one whole message (syslog, RADIUS, SIP) in
+//! `datagrams.rs`.
 
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 
@@ -172,14 +172,14 @@ fn xmpp_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
     Some(head.starts_with(b"<?xml") || contains(head, b"<stream:stream"))
 }
 
-/// `hay.split(|&b| b == separator)`: the same pieces, empty ones included, with the separators found by `memchr`
-/// (vectorised). Content detection runs every detector on the first kilobyte of every stream, and most of it is
-/// binary or another protocol.
 /// The lines of `text`, split at LF and at CR (a CRLF gives an empty line between them).
 pub(super) fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     split_at_byte(text, b'\n').flat_map(|l| l.split(|b| *b == b'\r'))
 }
 
+/// `hay.split(|&b| b == separator)`: the same pieces, empty ones included, with the separators found by `memchr`
+/// (vectorised). Content detection runs every detector on the first kilobyte of every stream, and most of it is
+/// binary or another protocol.
 pub(super) fn split_at_byte(hay: &[u8], separator: u8) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(hay);
     std::iter::from_fn(move || {

@@ -223,8 +223,7 @@ pub(super) struct Script {
 #[derive(Default)]
 pub(super) struct Effects {
     pub records: Vec<Record>,
-    /// Script-level weirds (`Reporter::conn_weird`): name and addl.
-    pub weirds: Vec<(&'static str, Option<String>)>,
+    pub weirds: Vec<super::ScriptWeird>,
 }
 
 impl Script {
