@@ -11,8 +11,9 @@ use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Pro
 use crate::config::AnalysisConfig;
 use crate::conn::{Attached, Chunk, Conn, ConnKey, ConnTable, EndpointState, Session, Slot, Uid, UidGenerator};
 use crate::decode::{
-    self, DecodeError, FlowWeird, IpDatagram, LinkType, Reassembler, Transport, decode_ip_reporting, decode_link,
-    decode_transport, icmp6, transport_checksum_ok,
+    self, DecodeError, FlowWeird, GrePayload, GreWeird, IpDatagram, LinkType, Reassembler, Transport, TunnelPayload,
+    UdpTunnel, decode_ip_reporting, decode_link, decode_transport, icmp6, is_teredo_bubble, parse_gre,
+    transport_checksum_ok,
 };
 use crate::logs::{ANALYZER, FILES, FILES_BARE, LogRecord, TUNNEL, Value, WEIRD};
 
@@ -158,7 +159,7 @@ impl Engine {
         let mut tcp_server_ports: Vec<u16> = specs.iter().flat_map(|s| s.tcp_ports.iter().copied()).collect();
         let mut udp_server_ports: Vec<u16> = specs.iter().flat_map(|s| s.udp_ports.iter().copied()).collect();
         if cfg.is_enabled("tunnel") {
-            udp_server_ports.extend([3544, 4789, 2152]);
+            udp_server_ports.extend(UdpTunnel::PORTS);
         }
         tcp_server_ports.sort_unstable();
         udp_server_ports.sort_unstable();
@@ -344,10 +345,20 @@ impl Engine {
     }
 
     fn process_gre(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
-        match gre_inner(ip.payload) {
-            Ok(inner) => self.process_ip_tunnel(ts, ip, encap, inner, "Tunnel::GRE"),
-            Err(e) => self.core.decode_weird(ts, e),
-        }
+        let inner = match parse_gre(ip.payload) {
+            Ok(GrePayload::Ip(inner)) => inner,
+            Ok(GrePayload::Ethernet(frame)) => match decode_link(LinkType::Ethernet, frame) {
+                Ok(inner) => inner,
+                Err(e) => return self.core.decode_weird(ts, e),
+            },
+            Err(GreWeird { name, addl }) => {
+                // The GRE analyzer's weirds are flow weirds between the outer hosts, as Zeek's session manager
+                // reports a packet analyzer's.
+                let name = if encap.is_empty() { name.to_string() } else { format!("{name}_in_tunnel") };
+                return self.core.net_weird(ts, &name, addl, Some("GRE"), Some((ip.src, ip.dst)));
+            }
+        };
+        self.process_ip_tunnel(ts, ip, encap, inner, "Tunnel::GRE");
     }
 
     fn process_transport(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
@@ -1021,7 +1032,8 @@ impl Core {
         }
     }
 
-    /// Teredo, VXLAN and GTP-U ride on UDP: the outer connection is logged, the inner packet analysed.
+    /// Teredo, VXLAN, Geneve, GTP-U and AYIYA ride on UDP: the outer connection is logged, the inner packet
+    /// analysed.
     fn try_udp_tunnel(
         &mut self,
         ts: f64,
@@ -1033,46 +1045,48 @@ impl Core {
         if !self.cfg.is_enabled("tunnel") {
             return None;
         }
-        let ports = [conn.id.orig_p, conn.id.resp_p];
-        let (kind, inner): (&'static str, Option<&[u8]>) =
-            if conn.tunnel() == Some("Tunnel::TEREDO") || ports.contains(&3544) || looks_like_teredo(payload) {
-                ("Tunnel::TEREDO", teredo_inner(payload))
-            } else if ports.contains(&4789) {
-                (
-                    "Tunnel::VXLAN",
-                    payload
-                        .get(8..)
-                        .filter(|_| payload[0] & 0x08 != 0)
-                        .and_then(|f| decode_link(LinkType::Ethernet, f).ok()),
-                )
-            } else if ports.contains(&2152) {
-                ("Tunnel::GTPv1", gtpu_inner(payload))
-            } else {
+        // A connection stays the tunnel it was first found to be (a Teredo one keeps no fixed port).
+        let tunnel = conn
+            .tunnel()
+            .and_then(UdpTunnel::of_kind)
+            .or_else(|| UdpTunnel::classify([conn.id.orig_p, conn.id.resp_p], payload))?;
+        let inner = match tunnel.parse(payload) {
+            TunnelPayload::Refused => return None,
+            TunnelPayload::Confirmed { weird } => {
+                self.confirm_tunnel(conn, tunnel, is_orig);
+                if let Some(name) = weird {
+                    // A packet analyzer's weird: a flow weird between the packet's hosts, named for a tunnel
+                    // inside a tunnel as Zeek's session manager names it.
+                    let name = if encap.is_empty() { name.to_string() } else { format!("{name}_in_tunnel") };
+                    let (a, b) = (conn.id.orig_h, conn.id.resp_h);
+                    let hosts = if is_orig { (a, b) } else { (b, a) };
+                    self.net_weird(ts, &name, None, Some(tunnel.analyzer_name()), Some(hosts));
+                }
                 return None;
-            };
-        let inner = inner?;
+            }
+            TunnelPayload::Inner(inner) => inner,
+        };
         if conn.tunnel().is_none() {
-            conn.rare().tunnel = Some(kind);
+            conn.rare().tunnel = Some(tunnel.kind());
         }
-        let bubble = kind == "Tunnel::TEREDO" && is_teredo_bubble(inner);
+        let bubble = tunnel == UdpTunnel::Teredo && is_teredo_bubble(inner);
         if !conn.tunnel_discovered() && !bubble {
             conn.rare().tunnel_discovered = true;
             self.tunnel_log(ts, conn, "Tunnel::DISCOVER");
         }
-        // Zeek confirms Teredo once both directions carried valid packets (`Tunnel::delay_teredo_confirmation`);
-        // VXLAN and GTP-U (`delay_gtp_confirmation` is off) on the first one.
-        let seen = &mut conn.rare().tunnel_seen;
-        seen[usize::from(!is_orig)] = true;
-        if kind != "Tunnel::TEREDO" || *seen == [true, true] {
-            conn.add_service(match kind {
-                "Tunnel::TEREDO" => "teredo",
-                "Tunnel::VXLAN" => "vxlan",
-                _ => "gtpv1",
-            });
-        }
+        self.confirm_tunnel(conn, tunnel, is_orig);
         let mut chain = encap.to_vec();
         chain.push(conn.uid.to_string());
         Some(Decapsulated { bytes: inner.to_vec(), chain })
+    }
+
+    /// A valid tunnel header from one side: the tunnel's service once Zeek's analyzer confirms.
+    fn confirm_tunnel(&mut self, conn: &mut Conn, tunnel: UdpTunnel, is_orig: bool) {
+        let seen = &mut conn.rare().tunnel_seen;
+        seen[usize::from(!is_orig)] = true;
+        if !tunnel.confirms_on_both_sides() || *seen == [true, true] {
+            conn.add_service(tunnel.service());
+        }
     }
 
     fn tunnel_log(&mut self, ts: f64, conn: &Conn, action: &'static str) {
@@ -1256,33 +1270,6 @@ impl OwnedChunk {
     }
 }
 
-/// The payload of a GRE packet: IP directly, Ethernet (transparent bridging) or PPP (PPTP).
-fn gre_inner(p: &[u8]) -> Result<&[u8], DecodeError> {
-    let Some(&[f0, f1, pt0, pt1]) = p.get(..4).and_then(|s| <&[u8; 4]>::try_from(s).ok()) else {
-        return Err(DecodeError::TruncatedGre);
-    };
-    let version = f1 & 0x07;
-    let mut off = 4;
-    for (flag, len) in [(0x80, 4), (0x20, 4), (0x10, 4)] {
-        // checksum+reserved, key, sequence number
-        if f0 & flag != 0 {
-            off += len;
-        }
-    }
-    if version == 1 && f1 & 0x80 != 0 {
-        off += 4; // enhanced GRE (PPTP) acknowledgment
-    }
-    let rest = p.get(off..).ok_or(DecodeError::TruncatedGre)?;
-    match u16::from_be_bytes([pt0, pt1]) {
-        0x0800 | 0x86dd => Ok(rest),
-        0x6558 => decode_link(LinkType::Ethernet, rest),
-        0x880b if rest.len() >= 4 && matches!(u16::from_be_bytes([rest[2], rest[3]]), 0x0021 | 0x0057) => {
-            Ok(&rest[4..])
-        }
-        _ => Err(DecodeError::BadTunnel),
-    }
-}
-
 /// ICMP "ports": the type, and the matching reply type for request/reply pairs, else the code.
 fn icmp_ports(t: u8, code: u8, v6: bool) -> (u16, u16) {
     let counterpart = if v6 {
@@ -1317,59 +1304,6 @@ fn icmp_ports(t: u8, code: u8, v6: bool) -> (u16, u16) {
         }
     };
     (u16::from(t), u16::from(counterpart.unwrap_or(code)))
-}
-
-/// Zeek's Teredo signature: an IPv6 packet to or from the Teredo prefix 2001::/32.
-fn looks_like_teredo(payload: &[u8]) -> bool {
-    teredo_inner(payload).is_some_and(|inner| {
-        let teredo = |a: &[u8]| a.get(..4) == Some(&[0x20, 0x01, 0x00, 0x00]);
-        teredo(&inner[8..24]) || teredo(&inner[24..40])
-    })
-}
-
-/// The IPv6 packet inside a Teredo datagram, after the optional authentication and origin headers.
-fn teredo_inner(mut p: &[u8]) -> Option<&[u8]> {
-    if p.len() >= 2 && p[0] == 0 && p[1] == 1 {
-        let id_len = usize::from(*p.get(2)?);
-        let au_len = usize::from(*p.get(3)?);
-        p = p.get(4 + id_len + au_len + 9..)?;
-    }
-    if p.len() >= 2 && p[0] == 0 && p[1] == 0 {
-        p = p.get(8..)?;
-    }
-    let ok = p.len() >= 40 && p[0] >> 4 == 6 && 40 + usize::from(u16::from_be_bytes([p[4], p[5]])) <= p.len();
-    ok.then_some(p)
-}
-
-/// A Teredo bubble: an IPv6 header with nothing after it (No Next Header), sent to open NAT mappings. It makes no
-/// connection inside the tunnel, so Zeek's tunnel framework (which logs DISCOVER on a new inner connection) does not
-/// see the tunnel yet.
-fn is_teredo_bubble(inner_ipv6: &[u8]) -> bool {
-    const NO_NEXT_HEADER: u8 = 59;
-    inner_ipv6.get(6) == Some(&NO_NEXT_HEADER)
-}
-
-/// The IP packet inside a GTPv1-U G-PDU.
-fn gtpu_inner(p: &[u8]) -> Option<&[u8]> {
-    let flags = *p.first()?;
-    if flags >> 5 != 1 || *p.get(1)? != 255 {
-        return None;
-    }
-    let mut off = 8;
-    if flags & 0x07 != 0 {
-        off += 4;
-        let mut next_ext = *p.get(11)?;
-        while next_ext != 0 {
-            let len = usize::from(*p.get(off)?) * 4;
-            if len == 0 {
-                return None;
-            }
-            next_ext = *p.get(off + len - 1)?;
-            off += len;
-        }
-    }
-    let inner = p.get(off..)?;
-    matches!(inner.first().map(|b| b >> 4), Some(4) | Some(6)).then_some(inner)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! VXLAN and GTP-U decapsulation, which no oracle trace has: frames are generated into a temp dir, the node runs
+//! VXLAN, Geneve, GTP-U and AYIYA decapsulation, which no oracle trace has: frames are generated into a temp dir, the node runs
 //! over them, and tunnel.log and conn.log are checked against what Zeek writes for them. Zeek's rules (its
-//! vxlan and gtpv1 packet analyzers, base/frameworks/tunnels/main.zeek):
+//! vxlan, geneve, gtpv1 and ayiya packet analyzers, base/frameworks/tunnels/main.zeek):
 //! * the outer UDP connection is the tunnel: tunnel.log has a `Tunnel::DISCOVER` line with its uid and 4-tuple
 //!   when the first inner connection appears, and `Tunnel::CLOSE` when the outer connection goes;
 //! * `tunnel_type` is `Tunnel::VXLAN` (UDP 4789, the 'I' flag set, inner Ethernet) or `Tunnel::GTPv1` (UDP 2152,
@@ -8,7 +8,10 @@
 //! * both analyzers confirm on the first valid packet (`Tunnel::delay_gtp_confirmation` is off), so the outer
 //!   connection's service is `vxlan` / `gtpv1` even when only one direction carried the tunnel;
 //! * inner connections list the outer uid in `tunnel_parents`;
-//! * a VXLAN header without the 'I' flag is a violation before any confirmation: nothing is decapsulated.
+//! * a VXLAN header without the 'I' flag is a violation before any confirmation: nothing is decapsulated;
+//! * Geneve (UDP 6081) carries Ethernet or IP after its options; AYIYA (UDP 5072, or any port when its bytes
+//!   match Zeek's detection) carries IP after its identity and signature; a valid header with no packet confirms
+//!   and raises `geneve_empty_packet` / `ayiya_empty_packet` as a flow weird from the packet analyzer.
 
 mod support;
 
@@ -133,6 +136,7 @@ fn read_log(path: &Path) -> Vec<Record> {
 struct Logs {
     conn: Vec<Record>,
     tunnel: Vec<Record>,
+    weird: Vec<Record>,
 }
 
 impl Logs {
@@ -156,7 +160,11 @@ fn run_node(frames: &[(f64, Vec<u8>)]) -> Logs {
         .output()
         .expect("run zeek-node");
     assert!(out.status.success(), "zeek-node failed: {}", String::from_utf8_lossy(&out.stderr));
-    Logs { conn: read_log(&logdir.join("conn.log")), tunnel: read_log(&logdir.join("tunnel.log")) }
+    Logs {
+        conn: read_log(&logdir.join("conn.log")),
+        tunnel: read_log(&logdir.join("tunnel.log")),
+        weird: read_log(&logdir.join("weird.log")),
+    }
 }
 
 const VTEP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -235,4 +243,82 @@ fn gtpu_g_pdus_are_decapsulated_and_confirmed_from_one_direction() {
         logs.tunnel.iter().map(|r| (r["tunnel_type"].as_str(), r["action"].as_str())).collect();
     assert_eq!(actions, [("Tunnel::GTPv1", "Tunnel::DISCOVER"), ("Tunnel::GTPv1", "Tunnel::CLOSE")]);
     assert_eq!(logs.tunnel[0]["ts"], "200.000000");
+}
+
+/// A Geneve header (RFC 8926) with `option_words` 4-byte words of options and the given protocol type.
+fn geneve(option_words: u8, protocol: u16, inner: &[u8]) -> Vec<u8> {
+    let mut g = vec![option_words, 0];
+    g.extend_from_slice(&be16(protocol));
+    g.extend_from_slice(&[0, 0, 7, 0]); // VNI 7
+    for _ in 0..option_words {
+        g.extend_from_slice(&[0x01, 0x02, 0x03, 0]); // class 0x0102, type 3, no data
+    }
+    g.extend_from_slice(inner);
+    g
+}
+
+/// An AYIYA "forward" message (opcode 1) carrying an IPv4 packet (next header 4): a 16-byte identity and a
+/// 20-byte SHA-1 signature.
+fn ayiya_forward(inner_ip: &[u8]) -> Vec<u8> {
+    let mut a = vec![0x41, 0x52, 0x11, 4, 0, 0, 0, 0];
+    a.extend_from_slice(&[0x20; 16]);
+    a.extend_from_slice(&[0x5a; 20]);
+    a.extend_from_slice(inner_ip);
+    a
+}
+
+#[test]
+fn geneve_carries_ethernet_after_its_options_and_names_the_outer_connection() {
+    let (a, b) = (Ipv4Addr::new(20, 0, 0, 1), Ipv4Addr::new(20, 0, 0, 2));
+    let segment = |inner_tcp: Vec<u8>, from_client: bool| {
+        let (src, dst) = if from_client { (CLIENT, SERVER) } else { (SERVER, CLIENT) };
+        let frame = ethernet(&ipv4(src, dst, PROTO_TCP, &inner_tcp));
+        let (osrc, odst, sport, dport) = if from_client { (a, b, 50_901, 6081) } else { (b, a, 6081, 50_901) };
+        ethernet(&ipv4(osrc, odst, PROTO_UDP, &udp(sport, dport, &geneve(2, 0x6558, &frame))))
+    };
+    let logs = run_node(&[
+        (300.0, segment(tcp(40_000, 443, 1000, 0, SYN), true)),
+        (300.1, segment(tcp(443, 40_000, 5000, 1001, SYN | ACK), false)),
+    ]);
+    let outer = logs.conn_to("6081");
+    assert_eq!((outer["service"].as_str(), outer["id.orig_p"].as_str()), ("geneve", "50901"));
+    let inner = logs.conn_to("443");
+    assert_eq!((inner["history"].as_str(), inner["tunnel_parents"].as_str()), ("Sh", outer["uid"].as_str()));
+    let actions: Vec<(&str, &str)> =
+        logs.tunnel.iter().map(|r| (r["tunnel_type"].as_str(), r["action"].as_str())).collect();
+    assert_eq!(actions, [("Tunnel::GENEVE", "Tunnel::DISCOVER"), ("Tunnel::GENEVE", "Tunnel::CLOSE")]);
+}
+
+#[test]
+fn an_empty_geneve_packet_confirms_and_is_a_flow_weird() {
+    let (a, b) = (Ipv4Addr::new(20, 0, 0, 1), Ipv4Addr::new(20, 0, 0, 2));
+    let empty = ethernet(&ipv4(a, b, PROTO_UDP, &udp(50_901, 6081, &geneve(1, 0x6558, &[]))));
+    let logs = run_node(&[(310.0, empty)]);
+    assert_eq!(logs.conn.len(), 1, "{:?}", logs.conn);
+    assert_eq!(logs.conn[0]["service"], "geneve");
+    assert!(logs.tunnel.is_empty(), "no inner connection, no tunnel line: {:?}", logs.tunnel);
+    let weirds: Vec<(&str, &str, &str, &str)> = logs
+        .weird
+        .iter()
+        .map(|w| (w["name"].as_str(), w["source"].as_str(), w["id.orig_h"].as_str(), w["uid"].as_str()))
+        .collect();
+    assert_eq!(weirds, [("geneve_empty_packet", "GENEVE", "20.0.0.1", "-")]);
+}
+
+#[test]
+fn ayiya_forwards_ip_on_its_port_and_on_others_by_its_bytes() {
+    let (tunnel_client, broker) = (Ipv4Addr::new(192, 168, 3, 101), Ipv4Addr::new(216, 14, 98, 22));
+    let forward = |sport: u16, dport: u16, inner_sport: u16| {
+        let datagram = ipv4(CLIENT, SERVER, PROTO_UDP, &udp(inner_sport, 7777, b"hello"));
+        ethernet(&ipv4(tunnel_client, broker, PROTO_UDP, &udp(sport, dport, &ayiya_forward(&datagram))))
+    };
+    let logs = run_node(&[(400.0, forward(53_796, 5072, 6000)), (400.5, forward(53_797, 40_000, 6001))]);
+    for (outer_port, inner_port) in [("5072", "6000"), ("40000", "6001")] {
+        let outer = logs.conn_to(outer_port);
+        assert_eq!(outer["service"], "ayiya", "outer to {outer_port}");
+        let inner = logs.conn.iter().find(|r| r["id.orig_p"] == inner_port).expect("inner connection");
+        assert_eq!(inner["tunnel_parents"], outer["uid"]);
+    }
+    let kinds: Vec<&str> = logs.tunnel.iter().map(|r| r["tunnel_type"].as_str()).collect();
+    assert_eq!(kinds, ["Tunnel::AYIYA"; 4]);
 }

@@ -1,4 +1,4 @@
-//! Packet decoding: link layers down to an IP datagram, then the transport header.
+//! Packet decoding: link layers down to an IP datagram, then the transport header; tunnel headers (GRE, UDP tunnels).
 //!
 //! Decoding never allocates and never panics: every read is bounds-checked, and a malformed packet
 //! becomes a [`DecodeError`] that the engine reports as a weird (Zeek's names where Zeek has one).
@@ -9,6 +9,7 @@ mod link;
 #[cfg(test)]
 pub(crate) mod test_frames;
 mod transport;
+mod tunnel;
 
 pub use frag::{FragKey, Reassembler};
 pub use link::{LinkType, decode_link};
@@ -16,6 +17,7 @@ pub use transport::{
     IcmpHeader, TcpFlags, TcpHeader, Transport, UdpHeader, decode_transport, internet_checksum, ipv4_header_checksum,
     transport_checksum_ok,
 };
+pub use tunnel::{GrePayload, GreWeird, TunnelPayload, UdpTunnel, is_teredo_bubble, parse_gre};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -38,8 +40,6 @@ pub enum DecodeError {
     BadIpHeaderLength,
     #[error("invalid_inner_IP_version")]
     BadTunnel,
-    #[error("truncated_GRE")]
-    TruncatedGre,
     #[error("ipv6_ext_truncated")]
     Ipv6ExtTruncated,
     /// The IP header (IPv6: with its extension headers) is longer than the datagram's total length.

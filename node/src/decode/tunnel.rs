@@ -1,0 +1,485 @@
+//! Tunnel headers, as Zeek's packet analyzers read them: GRE (with PPTP's enhanced GRE and ERSPAN), and the
+//! tunnels that ride on UDP (Teredo, VXLAN, Geneve, GTPv1-U, AYIYA): which one a datagram belongs to, and what
+//! its header says. Pure functions over the payload; the engine keeps the outer connection, tunnel.log and the
+//! inner packet's encapsulation chain.
+
+use super::link::{LinkType, decode_link};
+
+/// What a GRE packet carries, after its header (and PPTP's or ERSPAN's).
+#[derive(Debug, PartialEq, Eq)]
+pub enum GrePayload<'a> {
+    /// An IP packet.
+    Ip(&'a [u8]),
+    /// An Ethernet frame (transparent Ethernet bridging, ERSPAN).
+    Ethernet(&'a [u8]),
+}
+
+/// Why Zeek's GRE analyzer drops a packet: the weird it raises, and its `addl`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct GreWeird {
+    pub name: &'static str,
+    pub addl: Option<String>,
+}
+
+impl GreWeird {
+    fn new(name: &'static str) -> GreWeird {
+        GreWeird { name, addl: None }
+    }
+}
+
+const GRE_CHECKSUM: u16 = 0x8000;
+const GRE_ROUTING: u16 = 0x4000;
+const GRE_KEY: u16 = 0x2000;
+const GRE_SEQUENCE: u16 = 0x1000;
+const GRE_ACK: u16 = 0x0080;
+const GRE_RESERVED_FLAGS: u16 = 0x0078;
+const GRE_TRANSPARENT_ETHERNET: u16 = 0x6558;
+const GRE_ERSPAN_1_2: u16 = 0x88be;
+const GRE_ERSPAN_3: u16 = 0x22eb;
+const GRE_PPP: u16 = 0x880b;
+const ETHERNET_HEADER_LEN: usize = 14;
+
+/// Parses a GRE header as Zeek's GRE analyzer does (RFC 2784/2890, RFC 2637's enhanced GRE for PPTP, ERSPAN
+/// types I-III).
+pub fn parse_gre(p: &[u8]) -> Result<GrePayload<'_>, GreWeird> {
+    let Some(&[f0, f1, t0, t1]) = p.first_chunk::<4>() else { return Err(GreWeird::new("truncated_GRE")) };
+    let flags = u16::from_be_bytes([f0, f1]);
+    let proto = u16::from_be_bytes([t0, t1]);
+    let version = flags & 0x0007;
+    let gre_len = 4 + [GRE_CHECKSUM, GRE_KEY, GRE_SEQUENCE, GRE_ACK].iter().filter(|&&f| flags & f != 0).count() * 4;
+    let truncated = || GreWeird::new("truncated_GRE");
+    // What follows the GRE header before the payload (PPTP's or ERSPAN's header), and what the payload is.
+    let (extra_len, ethernet) = match version {
+        0 => match proto {
+            GRE_TRANSPARENT_ETHERNET if p.len() > gre_len + ETHERNET_HEADER_LEN => (0, true),
+            // ERSPAN type II carries an 8-byte header (type I, without the sequence flag, none).
+            GRE_ERSPAN_1_2 if p.len() > gre_len + ETHERNET_HEADER_LEN => {
+                (if flags & GRE_SEQUENCE != 0 { 8 } else { 0 }, true)
+            }
+            // ERSPAN type III: 12 bytes, and 8 more when its last byte's O bit says an optional subheader follows.
+            GRE_ERSPAN_3 if p.len() > gre_len + 12 + ETHERNET_HEADER_LEN => {
+                let optional = p[gre_len + 11] & 0x01 != 0;
+                if optional && p.len() <= gre_len + 20 + ETHERNET_HEADER_LEN {
+                    return Err(truncated());
+                }
+                (if optional { 20 } else { 12 }, true)
+            }
+            GRE_TRANSPARENT_ETHERNET | GRE_ERSPAN_1_2 | GRE_ERSPAN_3 => return Err(truncated()),
+            _ => (0, false),
+        },
+        1 if proto != GRE_PPP => {
+            return Err(GreWeird { name: "egre_protocol_type", addl: Some(format!("proto={proto}")) });
+        }
+        1 => (4, false),
+        _ => return Err(GreWeird { name: "unknown_gre_version", addl: Some(format!("version={version}")) }),
+    };
+    if flags & GRE_ROUTING != 0 {
+        return Err(GreWeird::new("gre_routing"));
+    }
+    if flags & GRE_RESERVED_FLAGS != 0 {
+        return Err(GreWeird::new("unknown_gre_flags"));
+    }
+    let payload = p.get(gre_len + extra_len..).ok_or_else(truncated)?;
+    if ethernet {
+        return Ok(GrePayload::Ethernet(payload));
+    }
+    if version == 1 {
+        // PPTP: the PPP protocol after the enhanced header's 2 bytes of address and control.
+        let ppp_proto = u16::from_be_bytes([p[gre_len + 2], p[gre_len + 3]]);
+        if !matches!(ppp_proto, 0x0021 | 0x0057) {
+            return Err(GreWeird::new("non_ip_packet_in_encap"));
+        }
+        return Ok(GrePayload::Ip(payload));
+    }
+    match proto {
+        0x0800 | 0x86dd => Ok(GrePayload::Ip(payload)),
+        _ => Err(GreWeird::new("invalid_inner_IP_version")),
+    }
+}
+
+/// A UDP tunnel protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpTunnel {
+    Teredo,
+    Vxlan,
+    Geneve,
+    Gtpv1,
+    Ayiya,
+}
+
+/// What a tunnel header says about one datagram, in the terms of Zeek's packet analyzers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TunnelPayload<'a> {
+    /// Not a packet of this tunnel, or one Zeek's analyzer passes over without confirming (a violation, an AYIYA
+    /// message other than "forward").
+    Refused,
+    /// A valid header, so the analyzer confirms, but nothing Zeek analyses inside: no packet at all (then `weird`
+    /// names Zeek's `*_empty_packet`), or a next header it does not forward.
+    Confirmed { weird: Option<&'static str> },
+    /// A valid header and the IP packet inside.
+    Inner(&'a [u8]),
+}
+
+/// Geneve's protocol types Zeek forwards (base/packet-protocols/geneve): Ethernet, and IP as 0x0800 or 0x08DD
+/// (sic: Zeek registers 0x08DD, not IPv6's 0x86DD).
+const GENEVE_ETHERNET: u16 = 0x6558;
+const GENEVE_IP: [u16; 2] = [0x0800, 0x08DD];
+/// AYIYA's next header values Zeek forwards: IP-in-IP and IPv6.
+const AYIYA_IP: [u8; 2] = [4, 41];
+
+impl UdpTunnel {
+    /// The tunnel of a datagram on a connection between `ports`: by Zeek's registered ports first, then by the
+    /// protocol detection Zeek's UDP analyzer runs when no port matches (Teredo's and AYIYA's `DetectProtocol`).
+    pub fn classify(ports: [u16; 2], payload: &[u8]) -> Option<UdpTunnel> {
+        const BY_PORT: [(u16, UdpTunnel); 5] = [
+            (3544, UdpTunnel::Teredo),
+            (4789, UdpTunnel::Vxlan),
+            (6081, UdpTunnel::Geneve),
+            (2152, UdpTunnel::Gtpv1),
+            (5072, UdpTunnel::Ayiya),
+        ];
+        if let Some((_, tunnel)) = BY_PORT.iter().find(|(port, _)| ports.contains(port)) {
+            return Some(*tunnel);
+        }
+        if looks_like_teredo(payload) {
+            Some(UdpTunnel::Teredo)
+        } else if looks_like_ayiya(payload) {
+            Some(UdpTunnel::Ayiya)
+        } else {
+            None
+        }
+    }
+
+    /// The UDP ports Zeek registers for these tunnels (they also make a port the server side).
+    pub const PORTS: [u16; 5] = [3544, 4789, 6081, 2152, 5072];
+
+    /// tunnel.log's `tunnel_type`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            UdpTunnel::Teredo => "Tunnel::TEREDO",
+            UdpTunnel::Vxlan => "Tunnel::VXLAN",
+            UdpTunnel::Geneve => "Tunnel::GENEVE",
+            UdpTunnel::Gtpv1 => "Tunnel::GTPv1",
+            UdpTunnel::Ayiya => "Tunnel::AYIYA",
+        }
+    }
+
+    /// The tunnel of a `tunnel_type` this module names.
+    pub fn of_kind(kind: &str) -> Option<UdpTunnel> {
+        [UdpTunnel::Teredo, UdpTunnel::Vxlan, UdpTunnel::Geneve, UdpTunnel::Gtpv1, UdpTunnel::Ayiya]
+            .into_iter()
+            .find(|t| t.kind() == kind)
+    }
+
+    /// The packet analyzer's name, the `source` of its weirds.
+    pub fn analyzer_name(self) -> &'static str {
+        match self {
+            UdpTunnel::Teredo => "TEREDO",
+            UdpTunnel::Vxlan => "VXLAN",
+            UdpTunnel::Geneve => "GENEVE",
+            UdpTunnel::Gtpv1 => "GTPV1",
+            UdpTunnel::Ayiya => "AYIYA",
+        }
+    }
+
+    /// The service a confirmation adds to the outer connection (the analyzer's name, lower-cased).
+    pub fn service(self) -> &'static str {
+        match self {
+            UdpTunnel::Teredo => "teredo",
+            UdpTunnel::Vxlan => "vxlan",
+            UdpTunnel::Geneve => "geneve",
+            UdpTunnel::Gtpv1 => "gtpv1",
+            UdpTunnel::Ayiya => "ayiya",
+        }
+    }
+
+    /// Whether Zeek confirms only once both directions carried valid packets (`Tunnel::delay_teredo_confirmation`;
+    /// `delay_gtp_confirmation` is off by default).
+    pub fn confirms_on_both_sides(self) -> bool {
+        self == UdpTunnel::Teredo
+    }
+
+    /// Parses the tunnel header of `payload`.
+    pub fn parse(self, payload: &[u8]) -> TunnelPayload<'_> {
+        match self {
+            UdpTunnel::Teredo => teredo_inner(payload).map_or(TunnelPayload::Refused, TunnelPayload::Inner),
+            UdpTunnel::Gtpv1 => gtpu_inner(payload).map_or(TunnelPayload::Refused, TunnelPayload::Inner),
+            UdpTunnel::Vxlan => vxlan(payload),
+            UdpTunnel::Geneve => geneve(payload),
+            UdpTunnel::Ayiya => ayiya(payload),
+        }
+    }
+}
+
+/// An inner Ethernet frame's IP packet, or a confirmed header whose frame Zeek cannot take further.
+fn ethernet_inner(frame: &[u8]) -> TunnelPayload<'_> {
+    decode_link(LinkType::Ethernet, frame).map_or(TunnelPayload::Confirmed { weird: None }, TunnelPayload::Inner)
+}
+
+/// VXLAN (RFC 7348): 8 bytes with the 'I' flag, then an Ethernet frame.
+fn vxlan(p: &[u8]) -> TunnelPayload<'_> {
+    match p.split_at_checked(8) {
+        Some((header, _)) if header[0] & 0x08 == 0 => TunnelPayload::Refused,
+        Some((_, [])) => TunnelPayload::Confirmed { weird: Some("vxlan_empty_packet") },
+        Some((_, frame)) => ethernet_inner(frame),
+        None => TunnelPayload::Refused,
+    }
+}
+
+/// Geneve (RFC 8926): version 0, 8 bytes plus the options' length, then the packet of the protocol type.
+fn geneve(p: &[u8]) -> TunnelPayload<'_> {
+    let Some(header) = p.first_chunk::<8>() else { return TunnelPayload::Refused };
+    if header[0] >> 6 != 0 {
+        return TunnelPayload::Refused;
+    }
+    let Some(inner) = p.get(8 + usize::from(header[0] & 0x3f) * 4..) else { return TunnelPayload::Refused };
+    if inner.is_empty() {
+        return TunnelPayload::Confirmed { weird: Some("geneve_empty_packet") };
+    }
+    match u16::from_be_bytes([header[2], header[3]]) {
+        GENEVE_ETHERNET => ethernet_inner(inner),
+        ip if GENEVE_IP.contains(&ip) => TunnelPayload::Inner(inner),
+        _ => TunnelPayload::Confirmed { weird: None },
+    }
+}
+
+/// AYIYA (Anything In Anything): 8 bytes plus the identity and signature, then, for a "forward" message, the
+/// packet of the next header.
+fn ayiya(p: &[u8]) -> TunnelPayload<'_> {
+    let Some(header) = p.first_chunk::<8>() else { return TunnelPayload::Refused };
+    let identity_len = 1usize << (header[0] >> 4);
+    let signature_len = usize::from(header[1] >> 4) * 4;
+    let Some(inner) = p.get(8 + identity_len + signature_len..) else { return TunnelPayload::Refused };
+    const FORWARD: u8 = 1;
+    if header[2] & 0x0f != FORWARD {
+        return TunnelPayload::Refused;
+    }
+    if inner.is_empty() {
+        TunnelPayload::Confirmed { weird: Some("ayiya_empty_packet") }
+    } else if AYIYA_IP.contains(&header[3]) {
+        TunnelPayload::Inner(inner)
+    } else {
+        TunnelPayload::Confirmed { weird: None }
+    }
+}
+
+/// Zeek's AYIYA detection on other ports (the old DPD signature's bytes).
+fn looks_like_ayiya(payload: &[u8]) -> bool {
+    payload.len() >= 3 && payload[1] == 0x52 && payload[2] == 0x11
+}
+
+/// Zeek's Teredo signature: an IPv6 packet to or from the Teredo prefix 2001::/32.
+fn looks_like_teredo(payload: &[u8]) -> bool {
+    teredo_inner(payload).is_some_and(|inner| {
+        let teredo = |a: &[u8]| a.get(..4) == Some(&[0x20, 0x01, 0x00, 0x00]);
+        teredo(&inner[8..24]) || teredo(&inner[24..40])
+    })
+}
+
+/// The IPv6 packet inside a Teredo datagram, after the optional authentication and origin headers.
+fn teredo_inner(mut p: &[u8]) -> Option<&[u8]> {
+    if p.len() >= 2 && p[0] == 0 && p[1] == 1 {
+        let id_len = usize::from(*p.get(2)?);
+        let au_len = usize::from(*p.get(3)?);
+        p = p.get(4 + id_len + au_len + 9..)?;
+    }
+    if p.len() >= 2 && p[0] == 0 && p[1] == 0 {
+        p = p.get(8..)?;
+    }
+    let ok = p.len() >= 40 && p[0] >> 4 == 6 && 40 + usize::from(u16::from_be_bytes([p[4], p[5]])) <= p.len();
+    ok.then_some(p)
+}
+
+/// A Teredo bubble: an IPv6 header with nothing after it (No Next Header), sent to open NAT mappings. It makes no
+/// connection inside the tunnel, so Zeek's tunnel framework (which logs DISCOVER on a new inner connection) does not
+/// see the tunnel yet.
+pub fn is_teredo_bubble(inner_ipv6: &[u8]) -> bool {
+    const NO_NEXT_HEADER: u8 = 59;
+    inner_ipv6.get(6) == Some(&NO_NEXT_HEADER)
+}
+
+/// The IP packet inside a GTPv1-U G-PDU.
+fn gtpu_inner(p: &[u8]) -> Option<&[u8]> {
+    let flags = *p.first()?;
+    if flags >> 5 != 1 || *p.get(1)? != 255 {
+        return None;
+    }
+    let mut off = 8;
+    if flags & 0x07 != 0 {
+        off += 4;
+        let mut next_ext = *p.get(11)?;
+        while next_ext != 0 {
+            let len = usize::from(*p.get(off)?) * 4;
+            if len == 0 {
+                return None;
+            }
+            next_ext = *p.get(off + len - 1)?;
+            off += len;
+        }
+    }
+    let inner = p.get(off..)?;
+    matches!(inner.first().map(|b| b >> 4), Some(4) | Some(6)).then_some(inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IPV4_PACKET: [u8; 20] = [0x45, 0, 0, 20, 0, 1, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+
+    fn ethernet_ipv4() -> Vec<u8> {
+        let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        frame.extend_from_slice(&IPV4_PACKET);
+        frame
+    }
+
+    fn geneve_header(options_words: u8, protocol: u16) -> Vec<u8> {
+        let mut h = vec![options_words & 0x3f, 0];
+        h.extend_from_slice(&protocol.to_be_bytes());
+        h.extend_from_slice(&[0, 0, 42, 0]);
+        h.extend(std::iter::repeat_n(0xaa, usize::from(options_words) * 4));
+        h
+    }
+
+    #[test]
+    fn geneve_carries_ethernet_or_ip_after_its_options() {
+        let with_options = [geneve_header(2, GENEVE_ETHERNET), ethernet_ipv4()].concat();
+        assert_eq!(UdpTunnel::Geneve.parse(&with_options), TunnelPayload::Inner(&IPV4_PACKET[..]));
+        let raw_ip = [geneve_header(0, 0x0800), IPV4_PACKET.to_vec()].concat();
+        assert_eq!(UdpTunnel::Geneve.parse(&raw_ip), TunnelPayload::Inner(&IPV4_PACKET[..]));
+        // IPv6's own ethertype is not one Zeek maps for Geneve: confirmed, not analysed.
+        let ipv6_type = [geneve_header(0, 0x86DD), IPV4_PACKET.to_vec()].concat();
+        assert_eq!(UdpTunnel::Geneve.parse(&ipv6_type), TunnelPayload::Confirmed { weird: None });
+    }
+
+    #[test]
+    fn geneve_refuses_other_versions_and_short_options_and_flags_empty_packets() {
+        let mut version1 = [geneve_header(0, 0x0800), IPV4_PACKET.to_vec()].concat();
+        version1[0] |= 0x40;
+        assert_eq!(UdpTunnel::Geneve.parse(&version1), TunnelPayload::Refused);
+        let cut_options = &geneve_header(3, GENEVE_ETHERNET)[..15];
+        assert_eq!(UdpTunnel::Geneve.parse(cut_options), TunnelPayload::Refused);
+        assert_eq!(
+            UdpTunnel::Geneve.parse(&geneve_header(1, 0x0800)),
+            TunnelPayload::Confirmed { weird: Some("geneve_empty_packet") }
+        );
+        assert_eq!(UdpTunnel::Geneve.parse(&[0; 7]), TunnelPayload::Refused);
+    }
+
+    fn ayiya_header(identity_shift: u8, signature_words: u8, opcode: u8, next_header: u8) -> Vec<u8> {
+        let mut h = vec![identity_shift << 4 | 1, signature_words << 4 | 2, 0x10 | opcode, next_header, 0, 0, 0, 0];
+        h.extend(std::iter::repeat_n(0x11, (1 << identity_shift) + usize::from(signature_words) * 4));
+        h
+    }
+
+    #[test]
+    fn ayiya_forwards_ip_after_identity_and_signature() {
+        let forward = [ayiya_header(4, 5, 1, 4), IPV4_PACKET.to_vec()].concat();
+        assert_eq!(UdpTunnel::Ayiya.parse(&forward), TunnelPayload::Inner(&IPV4_PACKET[..]));
+        let other_next_header = [ayiya_header(4, 5, 1, 17), IPV4_PACKET.to_vec()].concat();
+        assert_eq!(UdpTunnel::Ayiya.parse(&other_next_header), TunnelPayload::Confirmed { weird: None });
+        assert_eq!(
+            UdpTunnel::Ayiya.parse(&ayiya_header(4, 5, 1, 41)),
+            TunnelPayload::Confirmed { weird: Some("ayiya_empty_packet") }
+        );
+    }
+
+    #[test]
+    fn ayiya_passes_over_other_opcodes_and_cut_headers() {
+        let echo = [ayiya_header(4, 5, 0, 41), IPV4_PACKET.to_vec()].concat();
+        assert_eq!(UdpTunnel::Ayiya.parse(&echo), TunnelPayload::Refused);
+        assert_eq!(UdpTunnel::Ayiya.parse(&ayiya_header(4, 5, 1, 41)[..20]), TunnelPayload::Refused);
+    }
+
+    #[test]
+    fn vxlan_needs_its_flag_and_flags_an_empty_packet() {
+        let frame = [vec![0x08, 0, 0, 0, 0, 0, 42, 0], ethernet_ipv4()].concat();
+        assert_eq!(UdpTunnel::Vxlan.parse(&frame), TunnelPayload::Inner(&IPV4_PACKET[..]));
+        let mut no_flag = frame.clone();
+        no_flag[0] = 0;
+        assert_eq!(UdpTunnel::Vxlan.parse(&no_flag), TunnelPayload::Refused);
+        assert_eq!(UdpTunnel::Vxlan.parse(&frame[..8]), TunnelPayload::Confirmed { weird: Some("vxlan_empty_packet") });
+    }
+
+    #[test]
+    fn registered_ports_come_before_detection() {
+        let ayiya_bytes = [0x41, 0x52, 0x11, 41, 0, 0, 0, 0];
+        assert_eq!(UdpTunnel::classify([40000, 6081], &ayiya_bytes), Some(UdpTunnel::Geneve));
+        assert_eq!(UdpTunnel::classify([40000, 9999], &ayiya_bytes), Some(UdpTunnel::Ayiya));
+        assert_eq!(UdpTunnel::classify([40000, 53], &[0; 12]), None);
+        for tunnel in [UdpTunnel::Teredo, UdpTunnel::Vxlan, UdpTunnel::Geneve, UdpTunnel::Gtpv1, UdpTunnel::Ayiya] {
+            assert_eq!(UdpTunnel::of_kind(tunnel.kind()), Some(tunnel));
+        }
+    }
+
+    fn gre(flags: u16, proto: u16, extra: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut g = flags.to_be_bytes().to_vec();
+        g.extend_from_slice(&proto.to_be_bytes());
+        for flag in [GRE_CHECKSUM, GRE_KEY, GRE_SEQUENCE, GRE_ACK] {
+            if flags & flag != 0 {
+                g.extend_from_slice(&[0xee; 4]);
+            }
+        }
+        g.extend_from_slice(extra);
+        g.extend_from_slice(payload);
+        g
+    }
+
+    #[test]
+    fn gre_carries_ip_ethernet_and_pptp() {
+        let frame = ethernet_ipv4();
+        assert_eq!(parse_gre(&gre(GRE_KEY, 0x0800, &[], &IPV4_PACKET)), Ok(GrePayload::Ip(&IPV4_PACKET[..])));
+        assert_eq!(parse_gre(&gre(0, GRE_TRANSPARENT_ETHERNET, &[], &frame)), Ok(GrePayload::Ethernet(&frame[..])));
+        let pptp = gre(0x3081 | GRE_ACK, GRE_PPP, &[0xff, 0x03, 0x00, 0x21], &IPV4_PACKET);
+        assert_eq!(parse_gre(&pptp), Ok(GrePayload::Ip(&IPV4_PACKET[..])));
+        let pptp_lcp = gre(0x3001, GRE_PPP, &[0xff, 0x03, 0xc0, 0x21], &IPV4_PACKET);
+        assert_eq!(parse_gre(&pptp_lcp), Err(GreWeird::new("non_ip_packet_in_encap")));
+    }
+
+    #[test]
+    fn gre_carries_erspan_types_one_to_three() {
+        let frame = ethernet_ipv4();
+        let type1 = gre(0, GRE_ERSPAN_1_2, &[], &frame);
+        assert_eq!(parse_gre(&type1), Ok(GrePayload::Ethernet(&frame[..])));
+        let type2 = gre(GRE_SEQUENCE, GRE_ERSPAN_1_2, &[0x10, 0, 0, 1, 0, 0, 0, 0], &frame);
+        assert_eq!(parse_gre(&type2), Ok(GrePayload::Ethernet(&frame[..])));
+        let type3 = gre(GRE_SEQUENCE, GRE_ERSPAN_3, &[0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0], &frame);
+        assert_eq!(parse_gre(&type3), Ok(GrePayload::Ethernet(&frame[..])));
+        let mut with_subheader = [0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1].to_vec();
+        with_subheader.extend_from_slice(&[0x77; 8]);
+        let type3_optional = gre(GRE_SEQUENCE, GRE_ERSPAN_3, &with_subheader, &frame);
+        assert_eq!(parse_gre(&type3_optional), Ok(GrePayload::Ethernet(&frame[..])));
+        assert_eq!(parse_gre(&gre(0, GRE_ERSPAN_3, &[0; 12], &frame[..2])), Err(GreWeird::new("truncated_GRE")));
+    }
+
+    #[test]
+    fn gre_weirds_are_zeeks() {
+        let weird = |p: Vec<u8>| parse_gre(&p).unwrap_err();
+        assert_eq!(
+            weird(gre(0x0002, 0x0800, &[], &IPV4_PACKET)),
+            GreWeird { name: "unknown_gre_version", addl: Some("version=2".into()) }
+        );
+        assert_eq!(
+            weird(gre(0x0001, 0x0800, &[0; 4], &IPV4_PACKET)),
+            GreWeird { name: "egre_protocol_type", addl: Some("proto=2048".into()) }
+        );
+        assert_eq!(weird(gre(GRE_ROUTING, 0x0800, &[], &IPV4_PACKET)).name, "gre_routing");
+        assert_eq!(weird(gre(0x0008, 0x0800, &[], &IPV4_PACKET)).name, "unknown_gre_flags");
+        assert_eq!(weird(vec![0, 0, 8]).name, "truncated_GRE");
+        assert_eq!(weird(gre(GRE_KEY, 0x0800, &[], &[])[..6].to_vec()).name, "truncated_GRE");
+        assert_eq!(weird(gre(0, 0x0806, &[], &IPV4_PACKET)).name, "invalid_inner_IP_version");
+    }
+
+    #[test]
+    fn no_header_bytes_make_a_panic() {
+        for len in 0..64 {
+            for fill in [0x00, 0x3f, 0x41, 0xff] {
+                let bytes = vec![fill; len];
+                let _ = parse_gre(&bytes);
+                for t in [UdpTunnel::Teredo, UdpTunnel::Vxlan, UdpTunnel::Geneve, UdpTunnel::Gtpv1, UdpTunnel::Ayiya] {
+                    let _ = t.parse(&bytes);
+                }
+            }
+        }
+    }
+}
