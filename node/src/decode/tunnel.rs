@@ -131,11 +131,12 @@ impl UdpTunnel {
     /// The tunnel of a datagram on a connection between `ports`: by Zeek's registered ports first, then by the
     /// protocol detection Zeek's UDP analyzer runs when no port matches (Teredo's and AYIYA's `DetectProtocol`).
     pub fn classify(ports: [u16; 2], payload: &[u8]) -> Option<UdpTunnel> {
-        const BY_PORT: [(u16, UdpTunnel); 5] = [
+        const BY_PORT: [(u16, UdpTunnel); 6] = [
             (3544, UdpTunnel::Teredo),
             (4789, UdpTunnel::Vxlan),
             (6081, UdpTunnel::Geneve),
             (2152, UdpTunnel::Gtpv1),
+            (2123, UdpTunnel::Gtpv1),
             (5072, UdpTunnel::Ayiya),
         ];
         if let Some((_, tunnel)) = BY_PORT.iter().find(|(port, _)| ports.contains(port)) {
@@ -151,7 +152,7 @@ impl UdpTunnel {
     }
 
     /// The UDP ports Zeek registers for these tunnels (they also make a port the server side).
-    pub const PORTS: [u16; 5] = [3544, 4789, 6081, 2152, 5072];
+    pub const PORTS: [u16; 6] = [3544, 4789, 6081, 2152, 2123, 5072];
 
     /// tunnel.log's `tunnel_type`.
     pub fn kind(self) -> &'static str {
@@ -298,16 +299,19 @@ pub fn is_teredo_bubble(inner_ipv6: &[u8]) -> bool {
     inner_ipv6.get(6) == Some(&NO_NEXT_HEADER)
 }
 
-/// The IP packet inside a GTPv1-U G-PDU.
+/// The IP packet inside a GTPv1-U G-PDU: version 1, the protocol type GTP (not GTP'), message type 255. The
+/// optional fields follow when any of E, S and PN is set, extension headers only when E is.
 fn gtpu_inner(p: &[u8]) -> Option<&[u8]> {
+    const PROTOCOL_TYPE_GTP: u8 = 0x10;
+    const EXTENSION_HEADERS: u8 = 0x04;
     let flags = *p.first()?;
-    if flags >> 5 != 1 || *p.get(1)? != 255 {
+    if flags >> 5 != 1 || flags & PROTOCOL_TYPE_GTP == 0 || *p.get(1)? != 255 {
         return None;
     }
     let mut off = 8;
     if flags & 0x07 != 0 {
         off += 4;
-        let mut next_ext = *p.get(11)?;
+        let mut next_ext = if flags & EXTENSION_HEADERS != 0 { *p.get(11)? } else { 0 };
         while next_ext != 0 {
             let len = usize::from(*p.get(off)?) * 4;
             if len == 0 {
@@ -399,6 +403,25 @@ mod tests {
         no_flag[0] = 0;
         assert_eq!(UdpTunnel::Vxlan.parse(&no_flag), TunnelPayload::Refused);
         assert_eq!(UdpTunnel::Vxlan.parse(&frame[..8]), TunnelPayload::Confirmed { weird: Some("vxlan_empty_packet") });
+    }
+
+    #[test]
+    fn gtpu_follows_extension_headers_only_with_the_e_flag() {
+        let g_pdu = |flags: u8, optional: [u8; 4], ext: &[u8]| {
+            let mut g = vec![flags, 255, 0, 0, 0, 0, 0, 1];
+            g.extend_from_slice(&optional);
+            g.extend_from_slice(ext);
+            g.extend_from_slice(&IPV4_PACKET);
+            g
+        };
+        // S only: the optional fields' last byte is not an extension type to follow.
+        let sequence_only = g_pdu(0x32, [0, 7, 0, 0x85], &[]);
+        assert_eq!(UdpTunnel::Gtpv1.parse(&sequence_only), TunnelPayload::Inner(&IPV4_PACKET[..]));
+        let with_extension = g_pdu(0x34, [0, 0, 0, 0x85], &[1, 0x00, 0x09, 0]);
+        assert_eq!(UdpTunnel::Gtpv1.parse(&with_extension), TunnelPayload::Inner(&IPV4_PACKET[..]));
+        let gtp_prime = g_pdu(0x22, [0, 7, 0, 0], &[]);
+        assert_eq!(UdpTunnel::Gtpv1.parse(&gtp_prime), TunnelPayload::Refused);
+        assert_eq!(UdpTunnel::classify([40000, 2123], &[]), Some(UdpTunnel::Gtpv1));
     }
 
     #[test]
