@@ -1,11 +1,13 @@
 //! The packet decoder: link layer, IP (with extension headers and their weirds), transport, ICMPv6 neighbour
-//! discovery checks, and IP fragment reassembly across the frames of one input. The first byte picks the link
-//! type.
+//! discovery checks, tunnel headers (GRE, and every UDP tunnel on every UDP payload), and IP fragment reassembly
+//! across the frames of one input. The first byte picks the link type.
 #![no_main]
 
 mod frames;
 
-use zeek_node::decode::{Reassembler, Transport, decode_ip, decode_ip_reporting, decode_link, decode_transport, icmp6};
+use zeek_node::decode::{
+    Reassembler, Transport, UdpTunnel, decode_ip, decode_ip_reporting, decode_link, decode_transport, icmp6, parse_gre,
+};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((selector, rest)) = data.split_first() else { return };
@@ -14,8 +16,21 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     for (i, frame) in frames::frames(rest).enumerate() {
         let Ok(ip_bytes) = decode_link(link, frame) else { continue };
         let Ok(ip) = decode_ip_reporting(ip_bytes, true, &mut |_| {}) else { continue };
-        if let Ok(Transport::Icmp { hdr, payload, .. }) = decode_transport(&ip) {
-            let _ = icmp6::check_nd(hdr.icmp_type, payload);
+        const GRE: u8 = 47;
+        if ip.proto == GRE {
+            let _ = parse_gre(ip.payload);
+        }
+        match decode_transport(&ip) {
+            Ok(Transport::Icmp { hdr, payload, .. }) => {
+                let _ = icmp6::check_nd(hdr.icmp_type, payload);
+            }
+            Ok(Transport::Udp { hdr, payload, .. }) => {
+                let _ = UdpTunnel::classify([hdr.src_port, hdr.dst_port], payload);
+                for tunnel in UdpTunnel::ALL {
+                    let _ = tunnel.parse(payload);
+                }
+            }
+            _ => {}
         }
         if let Some(whole) = fragments.add(i as f64, &ip) {
             if let Ok(ip) = decode_ip(&whole, false) {

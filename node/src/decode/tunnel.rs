@@ -128,6 +128,9 @@ const GENEVE_IP: [u16; 2] = [0x0800, 0x08DD];
 const AYIYA_IP: [u8; 2] = [4, 41];
 
 impl UdpTunnel {
+    pub const ALL: [UdpTunnel; 5] =
+        [UdpTunnel::Teredo, UdpTunnel::Vxlan, UdpTunnel::Geneve, UdpTunnel::Gtpv1, UdpTunnel::Ayiya];
+
     /// The tunnel of a datagram on a connection between `ports`: by Zeek's registered ports first, then by the
     /// protocol detection Zeek's UDP analyzer runs when no port matches (Teredo's and AYIYA's `DetectProtocol`).
     pub fn classify(ports: [u16; 2], payload: &[u8]) -> Option<UdpTunnel> {
@@ -167,9 +170,7 @@ impl UdpTunnel {
 
     /// The tunnel of a `tunnel_type` this module names.
     pub fn of_kind(kind: &str) -> Option<UdpTunnel> {
-        [UdpTunnel::Teredo, UdpTunnel::Vxlan, UdpTunnel::Geneve, UdpTunnel::Gtpv1, UdpTunnel::Ayiya]
-            .into_iter()
-            .find(|t| t.kind() == kind)
+        UdpTunnel::ALL.into_iter().find(|t| t.kind() == kind)
     }
 
     /// The packet analyzer's name, the `source` of its weirds.
@@ -430,7 +431,7 @@ mod tests {
         assert_eq!(UdpTunnel::classify([40000, 6081], &ayiya_bytes), Some(UdpTunnel::Geneve));
         assert_eq!(UdpTunnel::classify([40000, 9999], &ayiya_bytes), Some(UdpTunnel::Ayiya));
         assert_eq!(UdpTunnel::classify([40000, 53], &[0; 12]), None);
-        for tunnel in [UdpTunnel::Teredo, UdpTunnel::Vxlan, UdpTunnel::Geneve, UdpTunnel::Gtpv1, UdpTunnel::Ayiya] {
+        for tunnel in UdpTunnel::ALL {
             assert_eq!(UdpTunnel::of_kind(tunnel.kind()), Some(tunnel));
         }
     }
@@ -499,7 +500,7 @@ mod tests {
             for fill in [0x00, 0x3f, 0x41, 0xff] {
                 let bytes = vec![fill; len];
                 let _ = parse_gre(&bytes);
-                for t in [UdpTunnel::Teredo, UdpTunnel::Vxlan, UdpTunnel::Geneve, UdpTunnel::Gtpv1, UdpTunnel::Ayiya] {
+                for t in UdpTunnel::ALL {
                     let _ = t.parse(&bytes);
                 }
             }
