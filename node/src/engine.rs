@@ -346,11 +346,9 @@ impl Engine {
 
     fn process_gre(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
         let inner = match parse_gre(ip.payload) {
-            Ok(GrePayload::Ip(inner)) => inner,
-            Ok(GrePayload::Ethernet(frame)) => match decode_link(LinkType::Ethernet, frame) {
-                Ok(inner) => inner,
-                Err(e) => return self.core.decode_weird(ts, e),
-            },
+            Ok(GrePayload::Ip(inner)) => Ok(inner),
+            Ok(GrePayload::Ethernet(frame)) => decode_link(LinkType::Ethernet, frame),
+            Ok(GrePayload::Ieee80211(frame)) => decode_link(LinkType::Ieee80211, frame),
             Err(GreWeird { name, addl }) => {
                 // The GRE analyzer's weirds are flow weirds between the outer hosts, as Zeek's session manager
                 // reports a packet analyzer's.
@@ -358,7 +356,12 @@ impl Engine {
                 return self.core.net_weird(ts, &name, addl, Some("GRE"), Some((ip.src, ip.dst)));
             }
         };
-        self.process_ip_tunnel(ts, ip, encap, inner, "Tunnel::GRE");
+        match inner {
+            Ok(inner) => self.process_ip_tunnel(ts, ip, encap, inner, "Tunnel::GRE"),
+            // ARP, 802.11 management frames: nothing to analyse, as on the capture's own link.
+            Err(DecodeError::NotIp) => {}
+            Err(e) => self.core.decode_weird(ts, e),
+        }
     }
 
     fn process_transport(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {

@@ -1,5 +1,6 @@
 //! Link layers: Ethernet with 802.1Q/QinQ, MPLS and PPPoE; Linux cooked capture v1 and v2; raw IP;
-//! BSD loopback. Each peels headers until an IP datagram starts.
+//! BSD loopback; PPP; IEEE 802.11 data frames, also behind a radiotap header. Each peels headers until an IP
+//! datagram starts.
 
 use super::{DecodeError, be16};
 
@@ -13,6 +14,8 @@ pub enum LinkType {
     Null,
     Loop,
     Ppp,
+    Ieee80211,
+    Radiotap,
 }
 
 impl LinkType {
@@ -25,6 +28,8 @@ impl LinkType {
             0 => LinkType::Null,
             108 => LinkType::Loop,
             9 | 50 => LinkType::Ppp,
+            105 => LinkType::Ieee80211,
+            127 => LinkType::Radiotap,
             _ => return None,
         })
     }
@@ -66,7 +71,58 @@ pub fn decode_link(link: LinkType, data: &[u8]) -> Result<&[u8], DecodeError> {
             let proto = be16(data, 2).ok_or(DecodeError::TruncatedLink)?;
             decode_ppp(proto, data.get(4..).ok_or(DecodeError::TruncatedLink)?)
         }
+        LinkType::Ieee80211 => decode_ieee80211(data),
+        LinkType::Radiotap => {
+            // The radiotap header's length is little-endian; Zeek wants a frame after it.
+            let header_len = match data {
+                [_, _, lo, hi, ..] => usize::from(u16::from_le_bytes([*lo, *hi])),
+                _ => return Err(DecodeError::TruncatedRadiotap),
+            };
+            let frame = data.get(header_len..).filter(|f| !f.is_empty()).ok_or(DecodeError::TruncatedRadiotap)?;
+            decode_ieee80211(frame)
+        }
     }
+}
+
+/// An IEEE 802.11 data frame as Zeek's analyzer reads it: management and control frames, subtypes without data,
+/// protected (encrypted) frames and LLC frames other than SNAP-encapsulated Ethernet carry nothing to analyse.
+/// Of an A-MSDU, the first subframe is taken.
+fn decode_ieee80211(data: &[u8]) -> Result<&[u8], DecodeError> {
+    const DATA_TYPE: u8 = 0x08;
+    const NO_DATA_SUBTYPES: u8 = 0x40;
+    const QOS_SUBTYPES: u8 = 0x80;
+    const PROTECTED: u8 = 0x40;
+    const SNAP: [u8; 6] = [0xaa, 0xaa, 0x03, 0, 0, 0];
+    let mut header_len = 24;
+    let truncated = |len: usize| if data.len() <= len { Err(DecodeError::Truncated80211) } else { Ok(()) };
+    truncated(header_len)?;
+    let (frame_control, flags) = (data[0], data[1]);
+    if frame_control & DATA_TYPE == 0 || frame_control & NO_DATA_SUBTYPES != 0 {
+        return Err(DecodeError::NotIp);
+    }
+    if flags & 0x03 == 0x03 {
+        header_len += 6; // to and from the distribution system: a fourth address
+        truncated(header_len)?;
+    }
+    let mut amsdu = false;
+    if frame_control & QOS_SUBTYPES != 0 {
+        amsdu = data[header_len] & 0x80 != 0;
+        if flags & PROTECTED != 0 {
+            return Err(DecodeError::NotIp);
+        }
+        header_len += 2;
+        truncated(header_len)?;
+    }
+    let mut inner = &data[header_len..];
+    if amsdu {
+        let subframe_len = usize::from(be16(inner, 12).ok_or(DecodeError::TruncatedAmsduHeader)?);
+        inner = inner.get(14..14 + subframe_len).ok_or(DecodeError::TruncatedAmsduPacket)?;
+    }
+    let llc = inner.get(..8).ok_or(DecodeError::Truncated80211Llc)?;
+    if llc[..6] != SNAP {
+        return Err(DecodeError::NotIp);
+    }
+    decode_ethertype(u16::from_be_bytes([llc[6], llc[7]]), &inner[8..])
 }
 
 fn decode_ppp(proto: u16, rest: &[u8]) -> Result<&[u8], DecodeError> {
@@ -119,6 +175,52 @@ mod tests {
         frame.extend_from_slice(&[0x00, 0x01, 0x01, 0x40]); // one label, bottom of stack
         frame.extend_from_slice(&[0x45, 0x00]);
         assert_eq!(decode_link(LinkType::Ethernet, &frame).unwrap(), &[0x45, 0x00]);
+    }
+
+    /// An 802.11 data frame from a station to the distribution system, QoS when `qos` is set, carrying `payload`
+    /// behind LLC/SNAP with the IPv4 ethertype.
+    fn wifi_data(qos: bool, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![if qos { 0x88 } else { 0x08 }, flags, 0, 0];
+        f.extend_from_slice(&[0x11; 18]); // three addresses
+        f.extend_from_slice(&[0, 0]); // sequence control
+        if qos {
+            f.extend_from_slice(&[0, 0]);
+        }
+        f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn wifi_data_frames_carry_ip_behind_snap() {
+        let ip = [0x45, 0x00, 0x00, 0x14];
+        assert_eq!(decode_link(LinkType::Ieee80211, &wifi_data(false, 0x01, &ip)).unwrap(), &ip);
+        assert_eq!(decode_link(LinkType::Ieee80211, &wifi_data(true, 0x02, &ip)).unwrap(), &ip);
+        let mut radiotap = vec![0, 0, 8, 0, 0, 0, 0, 0];
+        radiotap.extend_from_slice(&wifi_data(true, 0x01, &ip));
+        assert_eq!(decode_link(LinkType::Radiotap, &radiotap).unwrap(), &ip);
+        let mut wds = wifi_data(false, 0x03, &ip);
+        wds.splice(24..24, [0x22; 6]);
+        assert_eq!(decode_link(LinkType::Ieee80211, &wds).unwrap(), &ip);
+    }
+
+    #[test]
+    fn wifi_frames_without_ip_are_skipped_and_short_ones_are_weirds() {
+        let ip = [0x45, 0x00];
+        let mut beacon = wifi_data(false, 0, &ip);
+        beacon[0] = 0x80;
+        assert_eq!(decode_link(LinkType::Ieee80211, &beacon), Err(DecodeError::NotIp));
+        assert_eq!(decode_link(LinkType::Ieee80211, &wifi_data(true, 0x41, &ip)), Err(DecodeError::NotIp));
+        assert_eq!(decode_link(LinkType::Ieee80211, &[0x08; 24]), Err(DecodeError::Truncated80211));
+        assert_eq!(
+            decode_link(LinkType::Ieee80211, &wifi_data(false, 0, &[])[..28]),
+            Err(DecodeError::Truncated80211Llc)
+        );
+        assert_eq!(decode_link(LinkType::Radiotap, &[0, 0, 40, 0, 1, 2]), Err(DecodeError::TruncatedRadiotap));
+        for n in 0..40 {
+            let _ = decode_link(LinkType::Radiotap, &vec![0x88; n]);
+            let _ = decode_link(LinkType::Ieee80211, &vec![0x88; n]);
+        }
     }
 
     #[test]

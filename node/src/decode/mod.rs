@@ -47,6 +47,16 @@ pub enum DecodeError {
     InvalidIpHeaderSize,
     #[error("non_ip_packet_in_ethernet")]
     NotIp,
+    #[error("truncated_802_11_header")]
+    Truncated80211,
+    #[error("truncated_802_11_llc_header")]
+    Truncated80211Llc,
+    #[error("truncated_802_11_amsdu_header")]
+    TruncatedAmsduHeader,
+    #[error("truncated_802_11_amsdu_packet")]
+    TruncatedAmsduPacket,
+    #[error("truncated_radiotap_header")]
+    TruncatedRadiotap,
 }
 
 impl DecodeError {
@@ -57,6 +67,11 @@ impl DecodeError {
             | DecodeError::BadIpChecksum
             | DecodeError::BadIpHeaderLength
             | DecodeError::InvalidIpHeaderSize => Some("IP"),
+            DecodeError::Truncated80211
+            | DecodeError::Truncated80211Llc
+            | DecodeError::TruncatedAmsduHeader
+            | DecodeError::TruncatedAmsduPacket => Some("IEEE802_11"),
+            DecodeError::TruncatedRadiotap => Some("IEEE802_11_RADIO"),
             _ => None,
         }
     }

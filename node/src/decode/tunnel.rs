@@ -12,6 +12,8 @@ pub enum GrePayload<'a> {
     Ip(&'a [u8]),
     /// An Ethernet frame (transparent Ethernet bridging, ERSPAN).
     Ethernet(&'a [u8]),
+    /// An IEEE 802.11 frame (Aruba access points' GRE).
+    Ieee80211(&'a [u8]),
 }
 
 /// Why Zeek's GRE analyzer drops a packet: the weird it raises, and its `addl`.
@@ -49,12 +51,12 @@ pub fn parse_gre(p: &[u8]) -> Result<GrePayload<'_>, GreWeird> {
     let gre_len = 4 + [GRE_CHECKSUM, GRE_KEY, GRE_SEQUENCE, GRE_ACK].iter().filter(|&&f| flags & f != 0).count() * 4;
     let truncated = || GreWeird::new("truncated_GRE");
     // What follows the GRE header before the payload (PPTP's or ERSPAN's header), and what the payload is.
-    let (extra_len, ethernet) = match version {
+    let (extra_len, link) = match version {
         0 => match proto {
-            GRE_TRANSPARENT_ETHERNET if p.len() > gre_len + ETHERNET_HEADER_LEN => (0, true),
+            GRE_TRANSPARENT_ETHERNET if p.len() > gre_len + ETHERNET_HEADER_LEN => (0, Inner::Ethernet),
             // ERSPAN type II carries an 8-byte header (type I, without the sequence flag, none).
             GRE_ERSPAN_1_2 if p.len() > gre_len + ETHERNET_HEADER_LEN => {
-                (if flags & GRE_SEQUENCE != 0 { 8 } else { 0 }, true)
+                (if flags & GRE_SEQUENCE != 0 { 8 } else { 0 }, Inner::Ethernet)
             }
             // ERSPAN type III: 12 bytes, and 8 more when its last byte's O bit says an optional subheader follows.
             GRE_ERSPAN_3 if p.len() > gre_len + 12 + ETHERNET_HEADER_LEN => {
@@ -62,15 +64,17 @@ pub fn parse_gre(p: &[u8]) -> Result<GrePayload<'_>, GreWeird> {
                 if optional && p.len() <= gre_len + 20 + ETHERNET_HEADER_LEN {
                     return Err(truncated());
                 }
-                (if optional { 20 } else { 12 }, true)
+                (if optional { 20 } else { 12 }, Inner::Ethernet)
             }
             GRE_TRANSPARENT_ETHERNET | GRE_ERSPAN_1_2 | GRE_ERSPAN_3 => return Err(truncated()),
-            _ => (0, false),
+            aruba if is_aruba_type(aruba) && p.len() > gre_len => (0, Inner::Ieee80211),
+            aruba if is_aruba_type(aruba) => return Err(truncated()),
+            _ => (0, Inner::Ip),
         },
         1 if proto != GRE_PPP => {
             return Err(GreWeird { name: "egre_protocol_type", addl: Some(format!("proto={proto}")) });
         }
-        1 => (4, false),
+        1 => (4, Inner::Ip),
         _ => return Err(GreWeird { name: "unknown_gre_version", addl: Some(format!("version={version}")) }),
     };
     if flags & GRE_ROUTING != 0 {
@@ -80,8 +84,10 @@ pub fn parse_gre(p: &[u8]) -> Result<GrePayload<'_>, GreWeird> {
         return Err(GreWeird::new("unknown_gre_flags"));
     }
     let payload = p.get(gre_len + extra_len..).ok_or_else(truncated)?;
-    if ethernet {
-        return Ok(GrePayload::Ethernet(payload));
+    match link {
+        Inner::Ethernet => return Ok(GrePayload::Ethernet(payload)),
+        Inner::Ieee80211 => return Ok(GrePayload::Ieee80211(payload)),
+        Inner::Ip => {}
     }
     if version == 1 {
         // PPTP: the PPP protocol after the enhanced header's 2 bytes of address and control.
@@ -95,6 +101,20 @@ pub fn parse_gre(p: &[u8]) -> Result<GrePayload<'_>, GreWeird> {
         0x0800 | 0x86dd => Ok(GrePayload::Ip(payload)),
         _ => Err(GreWeird::new("invalid_inner_IP_version")),
     }
+}
+
+/// The link layer of a GRE payload.
+enum Inner {
+    Ip,
+    Ethernet,
+    Ieee80211,
+}
+
+/// The protocol types Aruba access points send 802.11 frames under (as Zeek's GRE analyzer tells them).
+fn is_aruba_type(proto: u16) -> bool {
+    (proto & 0x8200 == 0x8200 && proto & 0x0f == 0)
+        || (proto & 0x8300 == 0x8300 && proto & 0x0f == 0 && proto <= 0x8370)
+        || proto == 0x9000
 }
 
 /// A UDP tunnel protocol.
@@ -474,6 +494,15 @@ mod tests {
         let type3_optional = gre(GRE_SEQUENCE, GRE_ERSPAN_3, &with_subheader, &frame);
         assert_eq!(parse_gre(&type3_optional), Ok(GrePayload::Ethernet(&frame[..])));
         assert_eq!(parse_gre(&gre(0, GRE_ERSPAN_3, &[0; 12], &frame[..2])), Err(GreWeird::new("truncated_GRE")));
+    }
+
+    #[test]
+    fn gre_from_aruba_carries_wifi_frames() {
+        let frame = [0x08, 0x01, 0, 0, 1, 2, 3];
+        assert_eq!(parse_gre(&gre(0, 0x8210, &[], &frame)), Ok(GrePayload::Ieee80211(&frame[..])));
+        assert_eq!(parse_gre(&gre(0, 0x9000, &[], &frame)), Ok(GrePayload::Ieee80211(&frame[..])));
+        assert_eq!(parse_gre(&gre(0, 0x8381, &[], &frame)), Err(GreWeird::new("invalid_inner_IP_version")));
+        assert_eq!(parse_gre(&gre(0, 0x8200, &[], &[])), Err(GreWeird::new("truncated_GRE")));
     }
 
     #[test]
