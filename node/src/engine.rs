@@ -969,6 +969,7 @@ impl Core {
                 conn.flip_addresses();
                 conn.history.flip();
             }
+            Action::HandOver { analyzer, is_orig, rest } => self.hand_over(conn, analyzer, is_orig, &rest),
             Action::Expect(e) => {
                 let e = Expectation { expires: e.expires.max(self.network_time + timeouts::EXPECTATION), ..e };
                 if self.share_expectations {
@@ -1002,29 +1003,9 @@ impl Core {
     }
 
     fn deliver(&mut self, conn: &mut Conn, ts: f64, is_orig: bool, chunk: Chunk) {
-        let mut newly_attached = None;
-        if let Chunk::Data(d) = chunk {
-            newly_attached = self.detect_analyzers(conn, is_orig, d);
-        }
-        let existing = match (conn.id.proto, newly_attached) {
-            (Proto::Tcp, Some(first_new)) => {
-                // Analyzers found by content see the stream from its start: replay what was buffered
-                // (which includes this chunk) to them alone.
-                let all = first_new..conn.analyzers.len();
-                if let Some(dpd) = conn.dpd.take() {
-                    for (orig, bytes) in dpd.replay() {
-                        self.with_analyzers(conn, ts, all.clone(), |a, ctx| a.deliver(ctx, orig, bytes));
-                    }
-                    // Detection goes on unless a protocol was confirmed (and not since failed) in the replay.
-                    if conn.services().is_empty() {
-                        conn.resume_content_detection(dpd);
-                    } else {
-                        conn.end_content_detection();
-                    }
-                }
-                0..first_new
-            }
-            _ => 0..conn.analyzers.len(),
+        let existing = match chunk {
+            Chunk::Data(d) => self.detect_and_replay(conn, ts, is_orig, d),
+            Chunk::Gap(_) => 0..conn.analyzers.len(),
         };
         if existing.is_empty() {
             return;
@@ -1032,6 +1013,48 @@ impl Core {
         match chunk {
             Chunk::Data(d) => self.with_analyzers(conn, ts, existing, |a, ctx| a.deliver(ctx, is_orig, d)),
             Chunk::Gap(n) => self.with_analyzers(conn, ts, existing, |a, ctx| a.undelivered(ctx, is_orig, n)),
+        }
+    }
+
+    /// Content detection on `data`. Analyzers it finds on TCP see the stream from its start: what was buffered
+    /// (which includes `data`) is replayed to them alone. Returns the analyzers that still need `data`.
+    fn detect_and_replay(&mut self, conn: &mut Conn, ts: f64, is_orig: bool, data: &[u8]) -> std::ops::Range<usize> {
+        let newly_attached = self.detect_analyzers(conn, is_orig, data);
+        let (Proto::Tcp, Some(first_new)) = (conn.id.proto, newly_attached) else { return 0..conn.analyzers.len() };
+        let all = first_new..conn.analyzers.len();
+        if let Some(dpd) = conn.dpd.take() {
+            for (orig, bytes) in dpd.replay() {
+                self.with_analyzers(conn, ts, all.clone(), |a, ctx| a.deliver(ctx, orig, bytes));
+            }
+            // Detection goes on unless a protocol was confirmed (and not since failed) in the replay, or a hand-over
+            // in the replay started it afresh.
+            if conn.dpd.is_none() {
+                if conn.services().is_empty() {
+                    conn.resume_content_detection(dpd);
+                } else {
+                    conn.end_content_detection();
+                }
+            }
+        }
+        0..first_new
+    }
+
+    /// The rest of a TCP stream is another protocol ([`Action::HandOver`]): the named analyzer takes it, or content
+    /// detection starts afresh on it (Zeek's PIA under the HTTP analyzer after a CONNECT); `rest` is its first bytes.
+    fn hand_over(&mut self, conn: &mut Conn, analyzer: Option<&'static str>, is_orig: bool, rest: &[u8]) {
+        let ts = self.network_time;
+        let spec = analyzer.and_then(analyzers::spec_by_name).filter(|s| self.cfg.is_enabled(s.name));
+        if let Some(spec) = spec {
+            let index = conn.analyzers.len();
+            conn.attach(spec);
+            if conn.analyzers.len() > index && !rest.is_empty() {
+                self.with_analyzers(conn, ts, index..index + 1, |a, ctx| a.deliver(ctx, is_orig, rest));
+            }
+            return;
+        }
+        conn.resume_content_detection(Box::default());
+        if !rest.is_empty() {
+            self.detect_and_replay(conn, ts, is_orig, rest);
         }
     }
 

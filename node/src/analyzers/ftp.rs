@@ -13,7 +13,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 
 use super::detect::{lines, split_at_byte};
 use super::smtp::files::FileTransfer;
-use super::smtp::lines::LineBuffer;
+use super::smtp::lines::{LineBuffer, StreamBytes};
 use super::{Analyzer, AnalyzerSpec, Ctx, Expectation, Proto, Signature};
 use crate::logs::conn_fields;
 use crate::logs::{LogRecord, Schema, Value, bytes_to_log_string, f};
@@ -507,6 +507,7 @@ pub struct FtpAnalyzer {
     auth_requested: Option<Vec<u8>>,
     tls_active: bool,
     confirmed: bool,
+    seen: StreamBytes,
 }
 
 impl Default for FtpAnalyzer {
@@ -525,6 +526,7 @@ impl FtpAnalyzer {
             auth_requested: None,
             tls_active: false,
             confirmed: false,
+            seen: StreamBytes::default(),
         }
     }
 
@@ -637,9 +639,9 @@ impl FtpAnalyzer {
             }
         } else {
             cont_resp = line.get(3) == Some(&b'-');
-            if code < 100 || (line.len() > 3 && !cont_resp && line[3] != b' ') {
-                if !self.confirmed {
-                    ctx.violation("invalid FTP reply line");
+            if let Some(reason) = reply_line_violation(code, line) {
+                if self.seen.violation_counts() {
+                    ctx.violation(reason);
                 }
                 return;
             }
@@ -774,6 +776,7 @@ impl Analyzer for FtpAnalyzer {
         if self.tls_active {
             return;
         }
+        self.seen.add(data.len() as u64);
         let mut lines = std::mem::take(&mut self.lines[usize::from(is_orig)]);
         lines.feed(data, |line, _| {
             self.process_line(ctx, is_orig, line);
@@ -782,7 +785,8 @@ impl Analyzer for FtpAnalyzer {
         self.lines[usize::from(is_orig)] = lines;
     }
 
-    fn undelivered(&mut self, _ctx: &mut Ctx, is_orig: bool, _len: u64) {
+    fn undelivered(&mut self, _ctx: &mut Ctx, is_orig: bool, len: u64) {
+        self.seen.add(len);
         self.lines[usize::from(is_orig)].clear();
     }
 
@@ -836,6 +840,17 @@ fn reply_code(line: &[u8]) -> u64 {
     }
 }
 
+/// Why a reply line that starts a reply is not FTP (Zeek's analyzer reports these as violations): no code, a code
+/// below 100, or a code followed by something else than a space or a dash.
+fn reply_line_violation(code: u64, line: &[u8]) -> Option<&'static str> {
+    match code {
+        0 => Some("non-numeric reply code"),
+        1..100 => Some("invalid reply code"),
+        _ if line.len() > 3 && !matches!(line[3], b' ' | b'-') => Some("invalid reply line"),
+        _ => None,
+    }
+}
+
 /// `/^[1-9][0-9]{2} [[:print:]]{10}.*/`
 fn looks_like_reply_line(msg: &[u8]) -> bool {
     msg.len() >= 14
@@ -864,7 +879,8 @@ fn reply_code_expected(cmd: &str, code: u64) -> bool {
         "QUIT" => &[0, 221, 500],
         "PORT" => &[200, 421, 500, 501, 530],
         "PASV" => &[227, 421, 500, 501, 502, 530],
-        "MODE" | "STRU" => &[200, 421, 500, 501, 504, 530],
+        "MODE" => &[200, 421, 500, 501, 502, 504, 530],
+        "STRU" => &[200, 421, 500, 501, 504, 530],
         "TYPE" => &[200, 421, 500, 501, 504, 530],
         "ALLO" => &[200, 202, 421, 500, 501, 504, 530],
         "REST" => &[200, 350, 421, 500, 501, 502, 530],
@@ -1504,6 +1520,108 @@ mod tests {
         let files = data.logged("files");
         assert_eq!(col(retr, "fuid"), col(files[0], "fuid"));
         assert_eq!(control.shared.ftp.held(), 0);
+    }
+
+    /// Feeds `script` as the engine would: a violation detaches the analyzer, so nothing after it is delivered; the
+    /// connection's end still finishes it. Returns the violation's reason.
+    fn run_until_violation(h: &mut Harness, a: &mut FtpAnalyzer, script: &[(bool, &[u8])]) -> Option<String> {
+        let violation = |h: &Harness| {
+            h.actions.iter().find_map(|a| match a {
+                Action::Violation(r) => Some(r.clone()),
+                _ => None,
+            })
+        };
+        for (i, (is_orig, bytes)) in script.iter().enumerate() {
+            if violation(h).is_some() {
+                break;
+            }
+            h.run(100.0 + i as f64, |ctx| a.deliver(ctx, *is_orig, bytes));
+        }
+        h.finish(a);
+        violation(h)
+    }
+
+    fn with_extra_logged(extra: &[&str]) -> FtpAnalyzer {
+        let logged = extra.iter().copied().chain(DEFAULT_LOGGED_COMMANDS.iter().copied()).map(String::from).collect();
+        FtpAnalyzer::with_logged_commands(Arc::new(logged))
+    }
+
+    fn rows(h: &Harness, cols: &[&str]) -> Vec<String> {
+        h.logged("ftp").iter().map(|r| cols.iter().map(|c| col(r, c)).collect::<Vec<_>>().join(" ")).collect()
+    }
+
+    /// Zeek's ftp-missing-reply-code, ftp-invalid-reply-code and ftp-missing-space-after-reply-code tests: a reply
+    /// line that is not FTP is a violation (the analyzer goes away, the pending command is logged at the end with
+    /// the last reply seen).
+    #[test]
+    fn malformed_reply_lines_are_violations_like_zeek() {
+        for (command, bad_reply, reason, logged_arg) in [
+            ("SYST", &b"SYST not supported\r\n"[..], "non-numeric reply code", "-"),
+            ("PASV", b"099 not a reply\r\n", "invalid reply code", "-"),
+            ("RETR", b"150Opening BINARY mode\r\n", "invalid reply line", "ftp://127.0.0.1/."),
+        ] {
+            let mut h = Harness::new(Proto::Tcp, 21);
+            h.id.resp_h = "127.0.0.1".parse().unwrap();
+            let mut a = with_extra_logged(&["USER", "PASS", "SYST", "QUIT"]);
+            let request = format!("{command}\r\n");
+            let script: &[(bool, &[u8])] = &[
+                (false, b"220 ready\r\n"),
+                (true, b"USER zeek\r\n"),
+                (false, b"230 USER OK\r\n"),
+                (true, b"PASS zeek\r\n"),
+                (false, b"230 PASS OK\r\n"),
+                (true, request.as_bytes()),
+                (false, bad_reply),
+                (true, b"QUIT\r\n"),
+                (false, b"221 bye\r\n"),
+            ];
+            assert_eq!(run_until_violation(&mut h, &mut a, script).as_deref(), Some(reason), "{command}");
+            assert_eq!(
+                rows(&h, &["user", "password", "command", "arg", "reply_code", "reply_msg"]),
+                vec![
+                    "zeek - USER zeek 230 USER OK".to_string(),
+                    "zeek <hidden> PASS <hidden> 230 PASS OK".to_string(),
+                    format!("zeek <hidden> {command} {logged_arg} 230 PASS OK"),
+                ],
+                "{command}"
+            );
+        }
+    }
+
+    /// Deep into a connection a violation is ignored (`DPD::ignore_violations_after`): the line is skipped.
+    #[test]
+    fn late_malformed_reply_is_skipped() {
+        let mut h = Harness::new(Proto::Tcp, 21);
+        let mut a = FtpAnalyzer::new();
+        let padding = b"NOOP\r\n".repeat(2000);
+        h.deliver(&mut a, false, b"220 ready\r\n");
+        h.deliver(&mut a, true, &padding);
+        h.deliver(&mut a, false, b"not a reply\r\n");
+        assert!(!h.actions.iter().any(|a| matches!(a, Action::Violation(_))));
+    }
+
+    /// Zeek's ftp-max-pending-commands test (with the default limit of 20 pending commands): a client that sends
+    /// everything before the server's greeting gets each reply matched by code and text.
+    #[test]
+    fn pipelined_commands_before_the_greeting() {
+        let mut h = Harness::new(Proto::Tcp, 21);
+        let mut a = with_extra_logged(&["USER", "SYST"]);
+        let script: &[(bool, &[u8])] = &[
+            (true, b"USER anonymous\r\nPASS anonymous@zeek.org\r\nSYST\r\nTYPE I\r\nPASV\r\nRETR robots.txt\r\nPORT 114,115\r\nQUIT\r\n"),
+            (false, b"220 py.fake ready\r\n230 Fake response USER anonymous\r\n230 Fake response PASS anonymous@zeek.org\r\n215 Fake response SYST\r\n200 Fake response TYPE I\r\n227 Fake response PASV\r\n225 Fake response RETR robots.txt\r\n200 Fake response PORT 114,115\r\n221 Fake response QUIT\r\n"),
+        ];
+        run_session(&mut h, &mut a, script);
+        assert_eq!(
+            rows(&h, &["user", "password", "command", "arg", "reply_code"]),
+            vec![
+                "anonymous anonymous@zeek.org USER anonymous 230",
+                "anonymous anonymous@zeek.org SYST - 215",
+                "anonymous anonymous@zeek.org PASV - 227",
+                "anonymous anonymous@zeek.org RETR ftp://192.0.2.1/./robots.txt 225",
+                "anonymous anonymous@zeek.org PORT 114,115 200",
+            ]
+        );
+        assert!(h.weirds.is_empty());
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod pop3;
 pub mod smtp;
 pub mod ssh;
 pub mod ssl;
+pub mod websocket;
 
 use std::net::IpAddr;
 
@@ -90,6 +91,14 @@ pub enum Action {
     /// swap originator and responder, as Zeek's `FlipRoles` does (history gets a `^`).
     FlipRoles,
     Expect(Expectation),
+    /// The rest of the stream is another protocol (after an HTTP CONNECT or upgrade): attach `analyzer` to it, or,
+    /// with `None` (or the analyzer switched off), start content detection afresh there, as Zeek's PIA under the
+    /// handing analyzer does. `rest` is what followed the handshake in the same delivery, from side `is_orig`.
+    HandOver {
+        analyzer: Option<&'static str>,
+        is_orig: bool,
+        rest: Vec<u8>,
+    },
 }
 
 /// A weird (protocol anomaly), written to weird.log with the connection it belongs to.
@@ -125,12 +134,15 @@ pub struct SharedState {
     pub(crate) dhcp: dhcp::Transactions,
     /// FTP records waiting for data channels analysed on other cluster workers.
     pub(crate) ftp: ftp::DataLinks,
+    /// HTTP CONNECT proxies in tunnel.log (Zeek's `Tunnel::active`).
+    pub(crate) proxy_tunnels: http::ProxyTunnels,
 }
 
 impl SharedState {
     /// Writes what timed out by network time `now`, or everything when the input ended (`finishing`).
     pub fn expire(&mut self, now: f64, finishing: bool, records: &mut Vec<LogRecord>) {
         self.dhcp.expire(now, finishing, records);
+        self.proxy_tunnels.expire(now, finishing, records);
     }
 }
 
@@ -169,6 +181,11 @@ impl<'a> Ctx<'a> {
 
     pub fn expect(&mut self, e: Expectation) {
         self.actions.push(Action::Expect(e));
+    }
+
+    /// Hands the rest of the stream to another protocol (see [`Action::HandOver`]).
+    pub fn hand_over(&mut self, analyzer: Option<&'static str>, is_orig: bool, rest: &[u8]) {
+        self.actions.push(Action::HandOver { analyzer, is_orig, rest: rest.to_vec() });
     }
 
     /// A new file id (`F...`), for files.log.
@@ -287,6 +304,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &detect::RFB,
     &detect::MYSQL,
     &detect::POSTGRESQL,
+    &websocket::SPEC,
 ];
 
 pub fn spec_by_name(name: &str) -> Option<&'static AnalyzerSpec> {

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::sync::RwLock;
 
 use files::FileTransfer;
-use lines::LineBuffer;
+use lines::{LineBuffer, StreamBytes};
 
 use super::detect::lines;
 use super::mime::{MimeEvent, MimeMessage, entity_file};
@@ -723,8 +723,10 @@ const COMMANDS: &[&str] = &[
     "X-ANONYMOUSTLS",
     "AUTH",
     "ETRN",
-    "XEXCH50",
 ];
+
+/// Most commands waiting for a reply; Zeek drops the queue (with a weird) when a client sends more.
+const MAX_PENDING_CMDS: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -734,6 +736,8 @@ enum State {
     MailOk,
     RcptOk,
     InData,
+    /// Between `BDAT` chunks of a message, or in one.
+    InBdat,
     AfterData,
     InAuth,
     InTls,
@@ -752,11 +756,44 @@ pub struct SmtpAnalyzer {
     confirmed: bool,
     /// The message whose data is arriving, and whether the originator sends it.
     mail: Option<(MimeMessage, bool)>,
-    /// Bytes of the current BDAT chunk still to come, and whether it is the last chunk.
-    bdat_remaining: u64,
-    bdat_last: bool,
-    bdat_lines: LineBuffer,
+    /// The message is being sent in BDAT chunks.
+    bdat: Option<Bdat>,
+    seen: StreamBytes,
     script: Script,
+}
+
+/// A message sent with BDAT (Zeek's `SMTP_BDAT_Analyzer`): the chunk's bytes still to come, whether it is the last
+/// chunk, and the lines of the chunk data.
+#[derive(Debug, Default)]
+struct Bdat {
+    remaining: u64,
+    last: bool,
+    lines: LineBuffer,
+}
+
+/// Zeek's `parse_bdat_arg`: `<chunk-size>[ LAST]` (LAST in any case), or why the argument is not that.
+fn parse_bdat_arg(arg: &[u8]) -> Result<(u64, bool), &'static str> {
+    // "18446744073709551615 LAST" is the longest argument that can be valid.
+    const MAX_ARG_LEN: usize = 25;
+    if arg.is_empty() || arg.len() > MAX_ARG_LEN {
+        return Err("BDAT argument bad length");
+    }
+    if !arg[0].is_ascii_digit() {
+        return Err("BDAT not followed by a valid chunk-size");
+    }
+    let digits = arg.iter().take_while(|b| b.is_ascii_digit()).count();
+    let rest = &arg[digits..];
+    if !rest.is_empty() && rest[0] != b' ' {
+        return Err("BDAT chunk-size not valid");
+    }
+    let size = std::str::from_utf8(&arg[..digits])
+        .ok()
+        .and_then(|d| d.parse::<u64>().ok())
+        .ok_or("BDAT chunk-size too large")?;
+    if rest.is_empty() {
+        return Ok((size, false));
+    }
+    if rest.eq_ignore_ascii_case(b" LAST") { Ok((size, true)) } else { Err("BDAT chunk-size followed by junk") }
 }
 
 impl Default for SmtpAnalyzer {
@@ -770,9 +807,8 @@ impl Default for SmtpAnalyzer {
             pending_reply: 0,
             confirmed: false,
             mail: None,
-            bdat_remaining: 0,
-            bdat_last: false,
-            bdat_lines: LineBuffer::default(),
+            bdat: None,
+            seen: StreamBytes::default(),
             script: Script::default(),
         }
     }
@@ -787,11 +823,12 @@ impl SmtpAnalyzer {
         self.script.on_request(ctx, &cmd.to_ascii_uppercase(), &bytes_to_log_string(arg));
     }
 
-    fn new_cmd(&mut self, cmd: Cmd) {
+    fn new_cmd(&mut self, ctx: &mut Ctx, cmd: Cmd) {
         if self.first_cmd.is_none() {
             self.first_cmd = Some(cmd);
         } else {
-            if self.pending_cmds.len() >= 1000 {
+            if self.pending_cmds.len() >= MAX_PENDING_CMDS {
+                ctx.weird("smtp_excessive_pending_cmds", None, "SMTP");
                 self.pending_cmds.clear();
             }
             self.pending_cmds.push_back(cmd);
@@ -804,7 +841,7 @@ impl SmtpAnalyzer {
         match self.state {
             State::AfterGap => 0,
             State::InData if line == b"." => {
-                self.new_cmd(Cmd::EndOfData);
+                self.new_cmd(ctx, Cmd::EndOfData);
                 self.update_state(ctx, Cmd::EndOfData, 0);
                 self.request_event(ctx, ".", b"");
                 0
@@ -818,8 +855,9 @@ impl SmtpAnalyzer {
                 0
             }
             State::InAuth => {
-                self.new_cmd(Cmd::AuthAnswer);
+                self.new_cmd(ctx, Cmd::AuthAnswer);
                 self.request_event(ctx, "**", line);
+                self.end_unfinished_bdat(ctx);
                 self.update_state(ctx, Cmd::AuthAnswer, 0);
                 0
             }
@@ -831,55 +869,82 @@ impl SmtpAnalyzer {
                     return 0;
                 };
                 let cmd = Cmd::Word(cmd);
-                self.new_cmd(cmd);
+                self.new_cmd(ctx, cmd);
                 self.request_event(ctx, cmd.name(), arg);
-                self.update_state(ctx, cmd, 0);
                 if cmd == Cmd::Word("BDAT") {
-                    return self.start_bdat(ctx, is_orig, arg, rest);
+                    return self.start_bdat_chunk(ctx, is_orig, arg, rest);
                 }
+                self.end_unfinished_bdat(ctx);
+                self.update_state(ctx, cmd, 0);
                 0
             }
         }
     }
 
-    /// `BDAT <size> [LAST]`: the next `size` bytes are message data, not commands.
-    fn start_bdat(&mut self, ctx: &mut Ctx, is_orig: bool, arg: &[u8], rest: &[u8]) -> usize {
-        let text = String::from_utf8_lossy(arg);
-        let mut parts = text.split_ascii_whitespace();
-        let Some(size) = parts.next().and_then(|s| s.parse::<u64>().ok()) else {
-            ctx.weird("smtp_invalid_bdat_command", Some(text.to_string()), "SMTP");
-            return 0;
-        };
-        self.bdat_last = parts.next().is_some_and(|p| p.eq_ignore_ascii_case("LAST"));
-        self.bdat_remaining = size;
-        if self.mail.is_none() {
-            self.begin_data(ctx, is_orig);
+    /// Another command while a BDAT message still waits for its last chunk: the message ends here.
+    fn end_unfinished_bdat(&mut self, ctx: &mut Ctx) {
+        if self.bdat.is_some() {
+            ctx.weird("smtp_missing_bdat_last_chunk", None, "SMTP");
+            self.end_data(ctx);
         }
+    }
+
+    /// `BDAT <size> [LAST]`: the next `size` bytes are message data, not commands (Zeek's `ProcessBdatArg`). An
+    /// invalid argument leaves the state as it was. Returns how many bytes of `rest` were chunk data.
+    fn start_bdat_chunk(&mut self, ctx: &mut Ctx, is_orig: bool, arg: &[u8], rest: &[u8]) -> usize {
+        let (size, last) = match parse_bdat_arg(arg) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                ctx.weird("smtp_invalid_bdat_command", Some(reason.to_string()), "SMTP");
+                return 0;
+            }
+        };
+        if i64::try_from(size).is_err() {
+            ctx.weird("smtp_huge_bdat_chunk", Some(size.to_string()), "SMTP");
+            return 0;
+        }
+        if self.bdat.is_none() {
+            self.begin_data(ctx, is_orig);
+            self.bdat = Some(Bdat::default());
+        }
+        if let Some(bdat) = self.bdat.as_mut() {
+            bdat.remaining = size;
+            bdat.last = last;
+        }
+        self.update_state(ctx, Cmd::Word("BDAT"), 0);
         self.bdat_data(ctx, rest)
     }
 
-    /// Feeds raw BDAT chunk bytes; returns how many of `data` belonged to the chunk.
+    /// Feeds raw BDAT chunk bytes; returns how many of `data` belonged to the chunk. The message ends with its
+    /// last chunk.
     fn bdat_data(&mut self, ctx: &mut Ctx, data: &[u8]) -> usize {
-        let n = usize::try_from(self.bdat_remaining).unwrap_or(usize::MAX).min(data.len());
-        let mut lines = std::mem::take(&mut self.bdat_lines);
-        lines.feed(&data[..n], |line, _| {
+        let Some(mut bdat) = self.bdat.take() else { return 0 };
+        let n = usize::try_from(bdat.remaining).unwrap_or(usize::MAX).min(data.len());
+        bdat.lines.feed(&data[..n], |line, _| {
             self.mail_line(ctx, line);
             0
         });
-        self.bdat_lines = lines;
-        self.bdat_remaining -= n as u64;
-        if self.bdat_remaining == 0 && self.bdat_last {
-            self.bdat_last = false;
-            let mut lines = std::mem::take(&mut self.bdat_lines);
-            lines.feed(b"\n", |line, _| {
-                if !line.is_empty() {
-                    self.mail_line(ctx, line);
-                }
-                0
-            });
-            self.end_data(ctx);
+        bdat.remaining -= n as u64;
+        let complete = bdat.remaining == 0 && bdat.last;
+        if complete {
+            self.flush_bdat_line(ctx, &mut bdat.lines);
+        }
+        self.bdat = Some(bdat);
+        if complete {
+            self.update_state(ctx, Cmd::EndOfData, 0);
         }
         n
+    }
+
+    /// Delivers the unterminated line a chunk ended with, if any.
+    fn flush_bdat_line(&mut self, ctx: &mut Ctx, lines: &mut LineBuffer) {
+        if !lines.has_partial() {
+            return;
+        }
+        lines.feed(b"\n", |line, _| {
+            self.mail_line(ctx, line);
+            0
+        });
     }
 
     fn server_line(&mut self, ctx: &mut Ctx, line: &[u8]) {
@@ -891,8 +956,9 @@ impl SmtpAnalyzer {
             _ => 0,
         };
         if !(100..=599).contains(&code) {
-            if !self.confirmed {
-                ctx.violation("SMTP reply code out of range");
+            // Zeek formats its reason after replacing the code with -1.
+            if self.seen.violation_counts() {
+                ctx.violation("reply code -1 out of range");
             }
             return;
         }
@@ -958,6 +1024,8 @@ impl SmtpAnalyzer {
                 }
                 self.state = if code == 421 { State::Quit } else { State::Ready };
             }
+            // The client completes the chunk in flight whatever the server replies.
+            (Cmd::Word("BDAT"), 0) => self.state = State::InBdat,
             (Cmd::EndOfData, 0) => {
                 self.end_data(ctx);
                 self.state = State::AfterData;
@@ -1004,6 +1072,15 @@ impl SmtpAnalyzer {
     }
 
     fn end_data(&mut self, ctx: &mut Ctx) {
+        if let Some(mut bdat) = self.bdat.take() {
+            if bdat.remaining > 0 {
+                ctx.weird("smtp_bdat_remaining_at_end_data", None, "SMTP");
+            }
+            if bdat.lines.has_partial() {
+                ctx.weird("smtp_bdat_undelivered_at_done", None, "SMTP_BDAT");
+                self.flush_bdat_line(ctx, &mut bdat.lines);
+            }
+        }
         let Some((message, is_orig)) = self.mail.take() else {
             ctx.weird("smtp_unmatched_end_of_data", None, "SMTP");
             return;
@@ -1023,7 +1100,8 @@ impl Analyzer for SmtpAnalyzer {
         if self.state == State::InTls || self.script.disabled {
             return;
         }
-        if is_orig && self.bdat_remaining > 0 {
+        self.seen.add(data.len() as u64);
+        if is_orig && self.bdat.as_ref().is_some_and(|b| b.remaining > 0) {
             let used = self.bdat_data(ctx, data);
             data = &data[used..];
         }
@@ -1046,7 +1124,8 @@ impl Analyzer for SmtpAnalyzer {
         if len == 0 || self.state == State::InTls {
             return;
         }
-        if self.state == State::InData {
+        self.seen.add(len);
+        if matches!(self.state, State::InData | State::InBdat) {
             if let Some(file) = self.script.entities.last_mut().and_then(|e| e.file.as_mut()) {
                 file.gap(ctx.ts, len);
             }
@@ -1056,7 +1135,6 @@ impl Analyzer for SmtpAnalyzer {
         self.pending_cmds.clear();
         self.first_cmd = None;
         self.last_replied_cmd = None;
-        self.bdat_remaining = 0;
         self.state = State::AfterGap;
     }
 

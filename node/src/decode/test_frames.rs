@@ -37,3 +37,32 @@ fn ipv4_with_ports(proto: u8, src: Endpoint, dst: Endpoint, transport_len: usize
     frame.extend(dst.1.to_be_bytes());
     frame
 }
+
+/// One TCP connection as raw IPv4 frames: the handshake, each `(from the client?, payload)` in its own segment, then
+/// the client's FIN, the server's FIN and the last ACK.
+pub fn tcp_conversation(client: Endpoint, server: Endpoint, messages: &[(bool, &[u8])]) -> Vec<Vec<u8>> {
+    const SYN: u8 = 0x02;
+    const SYN_ACK: u8 = 0x12;
+    const ACK: u8 = 0x10;
+    const FIN_ACK: u8 = 0x11;
+    let (mut client_seq, mut server_seq) = (101u32, 501u32);
+    let mut frames = vec![
+        ipv4_tcp(client, server, client_seq - 1, 0, SYN, b""),
+        ipv4_tcp(server, client, server_seq - 1, client_seq, SYN_ACK, b""),
+        ipv4_tcp(client, server, client_seq, server_seq, ACK, b""),
+    ];
+    for (from_client, payload) in messages {
+        let len = u32::try_from(payload.len()).expect("a test segment is small");
+        if *from_client {
+            frames.push(ipv4_tcp(client, server, client_seq, server_seq, ACK, payload));
+            client_seq += len;
+        } else {
+            frames.push(ipv4_tcp(server, client, server_seq, client_seq, ACK, payload));
+            server_seq += len;
+        }
+    }
+    frames.push(ipv4_tcp(client, server, client_seq, server_seq, FIN_ACK, b""));
+    frames.push(ipv4_tcp(server, client, server_seq, client_seq + 1, FIN_ACK, b""));
+    frames.push(ipv4_tcp(client, server, client_seq + 1, server_seq + 1, ACK, b""));
+    frames
+}

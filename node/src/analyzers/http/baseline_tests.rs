@@ -287,11 +287,18 @@ fn protocol_data_in_the_reply_that_ends_http() {
 
     // 101-switching-protocols (websocket.pcap): the upgrade, with a frame right behind the reply.
     let (mut h, mut a) = new();
-    h.deliver(&mut a, true, b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    // The key and accept of RFC 6455's example: a handshake websocket.zeek finds no fault with.
+    h.deliver(
+        &mut a,
+        true,
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
     h.deliver(
         &mut a,
         false,
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x02hi",
     );
     assert_eq!(weirds(&h), vec![("protocol_data_with_HTTP_upgrade_reply", Some("4"), "HTTP")]);
     h.deliver(&mut a, true, b"\x81\x82abcdef");

@@ -59,12 +59,40 @@ pub(super) struct ConnFlags {
     pub keep_alive: bool,
     pub connection_close: bool,
     pub upgrade_connection: bool,
-    /// The last `Upgrade` header named a protocol (its name itself is never read).
-    pub upgrade_protocol_named: bool,
+    /// What the last `Upgrade` header named.
+    pub upgrade_protocol: UpgradeProtocol,
     /// The version used for the Transfer-Encoding check (Zeek takes the ongoing request's, else the reply's).
     pub framing_version: Version,
     /// The status code of the reply in progress (0 when none): a 206's `Content-Range` frames its body.
     pub reply_code: u32,
+}
+
+/// The protocol a reply's `Upgrade` header names: an analyzer of its own (Zeek's `HTTP::upgrade_analyzers`), or
+/// another one that content detection has to find.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) enum UpgradeProtocol {
+    #[default]
+    None,
+    WebSocket,
+    Other,
+}
+
+impl UpgradeProtocol {
+    /// The protocol named by the `Upgrade` header's first token (looked up as is, then in lower case).
+    fn of(token: &[u8]) -> Self {
+        if token.is_empty() {
+            UpgradeProtocol::None
+        } else if token.eq_ignore_ascii_case(b"websocket") {
+            UpgradeProtocol::WebSocket
+        } else {
+            UpgradeProtocol::Other
+        }
+    }
+
+    /// The analyzer that takes the connection over (`None`: content detection finds it).
+    pub(super) fn analyzer(self) -> Option<&'static str> {
+        (self == UpgradeProtocol::WebSocket).then_some("websocket")
+    }
 }
 
 /// Everything an entity may touch while it parses.
@@ -564,7 +592,7 @@ fn update_conn_flags(io: &mut Io, h: &Header) {
         }
     }
     if upgrade {
-        io.flags.upgrade_protocol_named = !token.is_empty();
+        io.flags.upgrade_protocol = UpgradeProtocol::of(token);
     }
 }
 

@@ -12,17 +12,19 @@ mod lines;
 mod message;
 mod parse;
 mod script;
+mod tunnels;
 
 use std::collections::VecDeque;
 use std::sync::RwLock;
 
-use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto, Signature};
+use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto, Signature, websocket};
 use crate::logs::{FILES, bytes_to_log_string};
 use files::OpenFile;
 use lines::{ContentLine, Piece};
-use message::{BodyExpect, ConnFlags, Io, Message, MsgEvent};
+use message::{BodyExpect, ConnFlags, Io, Message, MsgEvent, UpgradeProtocol};
 use parse::{VERSION_09, VERSION_UNSET, Version};
 pub use script::HTTP;
+pub(crate) use tunnels::ProxyTunnels;
 // Also reads the credentials of other protocols (POP3 AUTH PLAIN).
 pub(crate) use script::decode_base64;
 
@@ -189,13 +191,24 @@ struct Http {
     /// method's bytes cost a heap string and a queue of 24-byte entries per request in flight).
     unanswered: VecDeque<bool>,
     connect_request: bool,
-    /// Upgraded (101) or tunnelled (CONNECT): the rest is not HTTP.
-    upgraded: bool,
+    /// Whether the rest of the connection is still HTTP.
+    switch: Switch,
     confirmed: bool,
     script: script::Script,
     /// What few connections need, boxed while there is some: two `Vec`s inline would keep 48 bytes (and their
     /// capacity for good) in every connection.
     rare: Option<Box<Rare>>,
+}
+
+/// Whether the connection still speaks HTTP.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Switch {
+    #[default]
+    Http,
+    /// A CONNECT or an upgrade succeeded: the rest goes to this protocol's analyzer (a CONNECT's is `Other`, found
+    /// by content detection) once the delivery that ended HTTP is split.
+    Pending(UpgradeProtocol),
+    HandedOver,
 }
 
 #[derive(Default)]
@@ -204,6 +217,8 @@ struct Rare {
     script_weirds: Vec<ScriptWeird>,
     /// Files of 206 replies that outlived their entity.
     held_files: Vec<HeldFile>,
+    /// The `Sec-WebSocket-*` headers, and the request a 101 answered, for websocket.log.
+    websocket: Option<Box<websocket::Handshake>>,
 }
 
 /// A 206 reply's file left open after its entity: Zeek ends it once complete, or when it times out.
@@ -250,6 +265,10 @@ impl Http {
                 MsgEvent::Header(h) => {
                     if !is_orig && h.name().eq_ignore_ascii_case(b"server") {
                         report_server(ctx, h.value());
+                    }
+                    if h.name().len() > 14 && h.name()[..14].eq_ignore_ascii_case(b"sec-websocket-") {
+                        let rare = self.rare.get_or_insert_default();
+                        rare.websocket.get_or_insert_default().header(ctx, is_orig, h.name(), h.value());
                     }
                     let mut fx = script::Effects::default();
                     if !self.script.header(ctx.ts, is_orig, h.name(), h.value(), &mut fx) {
@@ -340,7 +359,7 @@ impl Http {
 
     /// `HTTP_Analyzer::DeliverStream` for stream bytes of one direction.
     fn deliver_stream(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
-        if self.upgraded || self.dir(is_orig).skip_deliveries {
+        if self.upgraded() || self.dir(is_orig).skip_deliveries {
             return;
         }
         if !is_orig && self.resp.state == Expect::Http09 {
@@ -356,7 +375,7 @@ impl Http {
     }
 
     fn split_lines(&mut self, ctx: &mut Ctx, is_orig: bool, mut data: &[u8]) {
-        while !data.is_empty() && !self.upgraded {
+        while !data.is_empty() && !self.upgraded() {
             let (used, piece) = self.dir(is_orig).lines.next(data);
             data = data.get(used..).unwrap_or_default();
             if let Some(name) = self.dir(is_orig).lines.take_weird() {
@@ -369,15 +388,34 @@ impl Http {
                 None => {}
             }
         }
-        if self.upgraded && !data.is_empty() {
-            // The reply that ended HTTP came with the next protocol's first bytes in the same delivery.
+        if self.upgraded() {
+            self.hand_over(ctx, is_orig, data);
+        }
+    }
+
+    /// HTTP ended (`HTTP_Upgrade`, or a CONNECT's PIA): the next protocol gets the rest of the stream, starting with
+    /// `rest`, what came after the reply in the same delivery.
+    fn hand_over(&mut self, ctx: &mut Ctx, is_orig: bool, rest: &[u8]) {
+        let Switch::Pending(protocol) = self.switch else { return };
+        self.switch = Switch::HandedOver;
+        if !rest.is_empty() {
             let name = if self.connect_request {
                 "protocol_data_with_HTTP_CONNECT_reply"
             } else {
                 "protocol_data_with_HTTP_upgrade_reply"
             };
-            ctx.weird(name, Some(data.len().to_string()), SOURCE);
+            ctx.weird(name, Some(rest.len().to_string()), SOURCE);
         }
+        if protocol == UpgradeProtocol::WebSocket {
+            let handshake = self.rare.as_mut().and_then(|rare| rare.websocket.take()).unwrap_or_default();
+            handshake.established(ctx);
+        }
+        ctx.hand_over(protocol.analyzer(), is_orig, rest);
+    }
+
+    /// Upgraded (101) or tunnelled (CONNECT): the rest is not HTTP.
+    fn upgraded(&self) -> bool {
+        self.switch != Switch::Http
     }
 
     fn plain_data(&mut self, ctx: &mut Ctx, is_orig: bool, bytes: &[u8]) {
@@ -397,7 +435,7 @@ impl Http {
                 self.with_message(ctx, is_orig, |m, io| m.deliver(io, line, true));
                 if !is_orig && self.connect_request && line.is_empty() {
                     // CONNECT succeeded: the rest of the connection is the tunnelled protocol.
-                    self.upgraded = true;
+                    self.switch = Switch::Pending(UpgradeProtocol::Other);
                 }
             }
             _ => {}
@@ -496,6 +534,15 @@ impl Http {
         self.flags.reply_code = status.code;
         let reason = status.reason.map_or_else(|| "<empty>".to_string(), |r| bytes_to_log_string(&r));
         self.script.reply(ctx.ts, &parse::version_string(status.version), status.code, &reason);
+        if status.code == 200 && self.connect_request && self.script.current_method() == Some("CONNECT") {
+            tunnels::register(ctx);
+        }
+        if status.code == 101 {
+            // The record is logged (and gone) before the upgrade: websocket.log copies from it now.
+            let (host, uri, user_agent) = self.script.current_request();
+            let rare = self.rare.get_or_insert_default();
+            rare.websocket.get_or_insert_default().set_request(host, uri, user_agent);
+        }
         if self.connect_request && status.code != 200 {
             self.connect_request = false;
         }
@@ -556,19 +603,24 @@ impl Http {
                 self.unanswered = VecDeque::new();
             }
         }
-        if code == 101 && self.unanswered.len() == 1 && self.flags.upgrade_connection {
-            self.upgraded = self.flags.upgrade_protocol_named;
+        let protocol = self.flags.upgrade_protocol;
+        if code == 101
+            && self.unanswered.len() == 1
+            && self.flags.upgrade_connection
+            && protocol != UpgradeProtocol::None
+        {
+            self.switch = Switch::Pending(protocol);
         }
         self.flags.reply_code = 0;
         self.flags.upgrade_connection = false;
-        self.flags.upgrade_protocol_named = false;
-        self.resp.state = if interrupted || self.upgraded { Expect::Nothing } else { Expect::FirstLine };
+        self.flags.upgrade_protocol = UpgradeProtocol::None;
+        self.resp.state = if interrupted || self.upgraded() { Expect::Nothing } else { Expect::FirstLine };
     }
 
     /// `HTTP_Analyzer::Undelivered`: a gap inside a body of known length is skipped; anywhere else the
     /// direction's messages end as interrupted and the direction is not parsed any more.
     fn content_gap(&mut self, ctx: &mut Ctx, is_orig: bool, len: u64) {
-        if self.upgraded || self.dir(is_orig).skip_deliveries {
+        if self.upgraded() || self.dir(is_orig).skip_deliveries {
             return;
         }
         let mut skipped = false;
@@ -595,7 +647,7 @@ impl Http {
     fn flush_script_weirds(&mut self, ctx: &mut Ctx) {
         let Some(rare) = self.rare.as_mut() else { return };
         let weirds = std::mem::take(&mut rare.script_weirds);
-        if rare.held_files.is_empty() {
+        if rare.held_files.is_empty() && rare.websocket.is_none() {
             self.rare = None;
         }
         for (name, addl) in weirds {
@@ -624,6 +676,7 @@ impl Analyzer for Http {
 
     fn undelivered(&mut self, ctx: &mut Ctx, is_orig: bool, len: u64) {
         self.content_gap(ctx, is_orig, len);
+        self.hand_over(ctx, is_orig, &[]);
         self.flush_script_weirds(ctx);
     }
 
@@ -631,7 +684,7 @@ impl Analyzer for Http {
         // ContentLine's EndpointEOF: a partial last line is delivered as if terminated. HTTP/0.9 replies
         // bypass the line splitter.
         let splits_lines = is_orig || self.resp.state != Expect::Http09;
-        if splits_lines && !self.upgraded && self.dir(is_orig).lines.has_partial_line() {
+        if splits_lines && !self.upgraded() && self.dir(is_orig).lines.has_partial_line() {
             self.deliver_stream(ctx, is_orig, b"\n");
         }
         if self.dir(is_orig).message.as_ref().is_some_and(|m| m.body_cut_short()) {
@@ -642,6 +695,7 @@ impl Analyzer for Http {
         } else {
             self.reply_made(ctx, false);
         }
+        self.hand_over(ctx, is_orig, &[]);
         self.flush_script_weirds(ctx);
     }
 

@@ -297,6 +297,19 @@ impl Script {
         }
     }
 
+    /// `c$http`'s host, URI and user agent (of the request the last handler selected).
+    pub(super) fn current_request(&self) -> (Option<String>, Option<String>, Option<String>) {
+        match self.current.and_then(|k| self.pending.get(&k)) {
+            Some(info) => (info.host.clone(), info.uri.clone(), info.user_agent.clone()),
+            None => (None, None, None),
+        }
+    }
+
+    /// `c$http$method`: the method of the request the last handler selected.
+    pub(super) fn current_method(&self) -> Option<&str> {
+        self.current.and_then(|k| self.pending.get(&k)).and_then(|info| info.method.as_deref())
+    }
+
     /// `event http_begin_entity`.
     pub(super) fn begin_entity(&mut self, ts: f64, is_orig: bool) {
         if let Some(info) = self.set_state(ts, is_orig) {

@@ -165,3 +165,230 @@ fn analyzer_state_stays_small() {
     let size = std::mem::size_of::<Http>();
     assert!(size <= 272, "Http is {size} bytes");
 }
+
+/// HTTP handing its connection over, through the engine. The CONNECT tests are shaped after Zeek's `http-connect`
+/// btest (connect-with-smtp.trace): a client asks a proxy on a port no analyzer registers for to connect it to a mail
+/// server, the proxy answers 200, and SMTP follows in the same TCP connection.
+mod through_the_engine {
+    use crate::config::AnalysisConfig;
+    use crate::decode::LinkType;
+    use crate::decode::test_frames::tcp_conversation;
+    use crate::engine::Engine;
+    use crate::logs::LogRecord;
+
+    const CLIENT: ([u8; 4], u16) = ([79, 26, 245, 236], 3378);
+    const PROXY: ([u8; 4], u16) = ([254, 228, 86, 79], 8240);
+    const CONNECT: &[u8] = b"CONNECT mailin03.sul.t-online.de:25 / HTTP/1.0\r\n\r\n";
+    const ESTABLISHED: &[u8] = b"HTTP/1.0 200 Connection established\r\n\r\n";
+    const GREETING: &[u8] = b"220 mailin03.sul.t-online.de T-Online ESMTP receiver ready.\r\n";
+    const MESSAGE: &[u8] = b"Received: from mail.iosphere.net (mail.iosphere.net [216.58.97.33]) by mail.netsync.net \
+with esmtp; Mrz, 02 2004 12:55:34 -0700\r\nDate: Tue, 2 Mar 2004 13:57:49 +0100\r\n\
+From: Sybille Ostermann <nhfjenna_neumann@lycos.com>\r\nTo: thenightwatch@t-online.de\r\n\
+Subject: Hier sind die dicken Girls hemmungloser denn je.. grcu\r\nX-Mailer: Microsoft Outlook Build 10.0.2616\r\n\
+MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nHallo!\r\n.\r\n";
+
+    /// The SMTP conversation of the trace after the proxy's answer (`greeting` is the server's first segment).
+    fn smtp(greeting: &[u8]) -> Vec<(bool, &[u8])> {
+        vec![
+            (false, greeting),
+            (true, b"HELO 208.191.73.21\r\n"),
+            (false, b"250 mailin03.sul.t-online.de\r\n"),
+            (true, b"MAIL FROM:<nhfjenna_neumann@lycos.com>\r\n"),
+            (false, b"250 Sender address accepted.\r\n"),
+            (true, b"RCPT TO:<thenightwatch@t-online.de>\r\n"),
+            (false, b"250 Recipient address accepted.\r\n"),
+            (true, b"DATA\r\n"),
+            (false, b"354 Enter mail, end with \".\" on a line by itself\r\n"),
+            (true, MESSAGE),
+            (false, b"250 Message accepted.\r\n"),
+            (true, b"QUIT\r\n"),
+            (false, b"221 Bye.\r\n"),
+        ]
+    }
+
+    /// Runs the frames (one every 10 ms from t=1) with every analyzer on, and returns all records.
+    fn run(frames: &[Vec<u8>]) -> Vec<LogRecord> {
+        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
+        for (i, frame) in frames.iter().enumerate() {
+            engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
+        }
+        engine.finish();
+        engine.drain_records().collect()
+    }
+
+    fn logged<'a>(records: &'a [LogRecord], path: &str) -> Vec<&'a LogRecord> {
+        records.iter().filter(|r| r.schema.path == path).collect()
+    }
+
+    /// A field as Zeek's TSV writer prints it.
+    fn tsv(r: &LogRecord, field: &str) -> String {
+        let mut out = String::new();
+        r.get(field).unwrap_or_else(|| panic!("{} has no {field}", r.schema.path)).write_tsv(&mut out, false);
+        out
+    }
+
+    #[test]
+    fn a_successful_connect_hands_the_stream_to_the_tunnelled_protocol() {
+        let mut messages = vec![(true, CONNECT), (false, ESTABLISHED)];
+        messages.extend(smtp(GREETING));
+        let frames = tcp_conversation(CLIENT, PROXY, &messages);
+        let records = run(&frames);
+
+        let conns = logged(&records, "conn");
+        assert_eq!(conns.len(), 1);
+        let uid = tsv(conns[0], "uid");
+        // Zeek 9.1's `service` keeps confirmation order (`&ordered`): HTTP at the request, SMTP after the hand-over.
+        assert_eq!(tsv(conns[0], "service"), "http,smtp");
+        assert_eq!(tsv(conns[0], "conn_state"), "SF");
+        assert_eq!(tsv(conns[0], "tunnel_parents"), "-");
+
+        let http = logged(&records, "http");
+        assert_eq!(http.len(), 1);
+        let expected_http = [
+            ("trans_depth", "1"),
+            ("method", "CONNECT"),
+            ("host", "-"),
+            ("uri", "mailin03.sul.t-online.de:25 /"),
+            ("version", "1.0"),
+            ("user_agent", "-"),
+            ("request_body_len", "0"),
+            ("response_body_len", "0"),
+            ("status_code", "200"),
+            ("status_msg", "Connection established"),
+            ("tags", "(empty)"),
+            ("resp_fuids", "-"),
+        ];
+        for (field, value) in expected_http {
+            assert_eq!(tsv(http[0], field), value, "http.log {field}");
+        }
+        assert_eq!(tsv(http[0], "uid"), uid);
+
+        let smtp = logged(&records, "smtp");
+        assert_eq!(smtp.len(), 1, "the tunnelled SMTP is analysed");
+        let expected_smtp = [
+            ("trans_depth", "1"),
+            ("helo", "208.191.73.21"),
+            ("mailfrom", "nhfjenna_neumann@lycos.com"),
+            ("rcptto", "thenightwatch@t-online.de"),
+            ("date", "Tue, 2 Mar 2004 13:57:49 +0100"),
+            ("from", "Sybille Ostermann <nhfjenna_neumann@lycos.com>"),
+            ("to", "thenightwatch@t-online.de"),
+            ("subject", "Hier sind die dicken Girls hemmungloser denn je.. grcu"),
+            ("last_reply", "250 Message accepted."),
+            ("path", "254.228.86.79,79.26.245.236,216.58.97.33"),
+            ("user_agent", "Microsoft Outlook Build 10.0.2616"),
+            ("tls", "F"),
+        ];
+        for (field, value) in expected_smtp {
+            assert_eq!(tsv(smtp[0], field), value, "smtp.log {field}");
+        }
+        assert_eq!(tsv(smtp[0], "uid"), uid);
+
+        let tunnels = logged(&records, "tunnel");
+        assert_eq!(tunnels.len(), 1);
+        let reply_ts = "1.040000"; // the 200's packet: the fifth frame
+        let expected_tunnel = [
+            ("ts", reply_ts),
+            ("uid", "-"),
+            ("id.orig_h", "79.26.245.236"),
+            ("id.orig_p", "0"),
+            ("id.resp_h", "254.228.86.79"),
+            ("id.resp_p", "8240"),
+            ("tunnel_type", "Tunnel::HTTP"),
+            ("action", "Tunnel::DISCOVER"),
+        ];
+        for (field, value) in expected_tunnel {
+            assert_eq!(tsv(tunnels[0], field), value, "tunnel.log {field}");
+        }
+        assert!(logged(&records, "weird").is_empty());
+    }
+
+    /// The proxy's first bytes of the tunnelled protocol in the segment of its 200: Zeek's weird with their count,
+    /// and the bytes still reach the protocol detection.
+    #[test]
+    fn tunnelled_bytes_behind_the_reply_are_not_lost() {
+        let first = [ESTABLISHED, GREETING].concat();
+        let mut messages = vec![(true, CONNECT)];
+        messages.extend(smtp(&first));
+        let records = run(&tcp_conversation(CLIENT, PROXY, &messages));
+        assert_eq!(tsv(logged(&records, "conn")[0], "service"), "http,smtp");
+        assert_eq!(logged(&records, "smtp").len(), 1);
+        let weirds = logged(&records, "weird");
+        assert_eq!(weirds.len(), 1);
+        assert_eq!(tsv(weirds[0], "name"), "protocol_data_with_HTTP_CONNECT_reply");
+        assert_eq!(tsv(weirds[0], "addl"), GREETING.len().to_string());
+    }
+
+    /// A method only HTTP.cc takes for CONNECT (it compares without case): the client's line is no DPD method, so
+    /// HTTP starts at the proxy's reply with both replayed to it, and hands over inside that replay. The script
+    /// compares exactly, so there is no tunnel.log line.
+    #[test]
+    fn a_connect_found_in_the_replay_still_hands_over() {
+        let mut messages = vec![(true, b"connect mailin03.sul.t-online.de:25 HTTP/1.0\r\n\r\n" as &[u8])];
+        messages.push((false, ESTABLISHED));
+        messages.extend(smtp(GREETING));
+        let records = run(&tcp_conversation(CLIENT, PROXY, &messages));
+        assert_eq!(tsv(logged(&records, "conn")[0], "service"), "http,smtp");
+        assert_eq!(logged(&records, "smtp").len(), 1);
+        assert!(logged(&records, "tunnel").is_empty());
+    }
+
+    /// A refused CONNECT (here 407) keeps the connection HTTP: no tunnel, and what follows is not analysed as SMTP.
+    #[test]
+    fn a_refused_connect_does_not_switch() {
+        let refused: &[u8] = b"HTTP/1.0 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n";
+        let mut messages = vec![(true, CONNECT), (false, refused)];
+        messages.extend(smtp(GREETING));
+        let records = run(&tcp_conversation(CLIENT, PROXY, &messages));
+        assert!(logged(&records, "smtp").is_empty());
+        assert!(logged(&records, "tunnel").is_empty());
+        assert!(!tsv(logged(&records, "conn")[0], "service").contains("smtp"));
+        assert_eq!(tsv(logged(&records, "http")[0], "status_code"), "407");
+    }
+
+    /// Zeek's `101-switching-protocols` shape: a WebSocket upgrade on port 80, then a masked text frame from the
+    /// client and the server's answer. websocket.log has the handshake; the service gains `websocket` once a
+    /// whole message went by.
+    #[test]
+    fn a_websocket_upgrade_hands_the_stream_to_the_websocket_analyzer() {
+        let request: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUser-Agent: test/1.0\r\n\
+Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let reply: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
+        let hello = [0x81, 0x85, 1, 2, 3, 4, b'H' ^ 1, b'e' ^ 2, b'l' ^ 3, b'l' ^ 4, b'o' ^ 1];
+        let messages = [(true, request), (false, reply), (true, &hello[..]), (false, b"\x81\x02hi")];
+        let client = ([10, 0, 0, 1], 40000);
+        let server = ([10, 0, 0, 2], 80);
+        let records = run(&tcp_conversation(client, server, &messages));
+        let conn = logged(&records, "conn");
+        assert_eq!(tsv(conn[0], "service"), "http,websocket");
+        let ws = logged(&records, "websocket");
+        assert_eq!(ws.len(), 1);
+        let expected = [
+            ("ts", "1.040000"), // the 101's packet
+            ("uid", &tsv(conn[0], "uid")),
+            ("host", "server.example.com"),
+            ("uri", "/chat"),
+            ("user_agent", "test/1.0"),
+            ("subprotocol", "chat"),
+            ("client_protocols", "chat,superchat"),
+            ("server_extensions", "-"),
+            ("client_extensions", "-"),
+        ];
+        for (field, value) in expected {
+            assert_eq!(tsv(ws[0], field), value, "websocket.log {field}");
+        }
+        assert!(logged(&records, "weird").is_empty());
+        let http = logged(&records, "http");
+        assert_eq!(tsv(http[0], "status_code"), "101");
+
+        // Upgraded to a protocol without an analyzer of its own: content detection finds it (here SMTP).
+        let reply: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: mail\r\nConnection: Upgrade\r\n\r\n";
+        let mut messages = vec![(true, b"GET / HTTP/1.1\r\nUpgrade: mail\r\n\r\n" as &[u8]), (false, reply)];
+        messages.extend(smtp(GREETING));
+        let records = run(&tcp_conversation(client, server, &messages));
+        assert!(logged(&records, "websocket").is_empty());
+        assert_eq!(tsv(logged(&records, "conn")[0], "service"), "http,smtp");
+    }
+}

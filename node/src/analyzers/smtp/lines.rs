@@ -46,6 +46,26 @@ impl LineBuffer {
     }
 }
 
+/// Zeek's `DPD::ignore_violations_after`: a protocol violation this many bytes into a connection no longer
+/// removes the analyzer (`base/frameworks/analyzer/dpd.zeek`).
+const IGNORE_VIOLATIONS_AFTER: u64 = 10 * 1024;
+
+/// The bytes of a connection an analyzer has seen in both directions (delivered or lost in gaps), standing in for
+/// `c$orig$size + c$resp$size` when deciding whether a violation still counts.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StreamBytes(u64);
+
+impl StreamBytes {
+    pub fn add(&mut self, n: u64) {
+        self.0 = self.0.saturating_add(n);
+    }
+
+    /// A violation now would remove the analyzer (Zeek ignores the ones made deep into a connection).
+    pub fn violation_counts(self) -> bool {
+        self.0 <= IGNORE_VIOLATIONS_AFTER
+    }
+}
+
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }

@@ -181,6 +181,282 @@ fn bdat_chunks_form_one_message() {
     assert_eq!(col(files[0], "seen_bytes"), "7");
 }
 
+fn localhost_harness() -> Harness {
+    let mut h = Harness::new(Proto::Tcp, 25);
+    h.id.orig_h = "127.0.0.1".parse().unwrap();
+    h.id.resp_h = "127.0.0.1".parse().unwrap();
+    h
+}
+
+fn weirds(h: &Harness) -> Vec<String> {
+    h.weirds.iter().map(|w| format!("{} {} {}", w.name, w.addl.as_deref().unwrap_or("-"), w.source)).collect()
+}
+
+/// Selected smtp.log columns of every record, space-separated.
+fn smtp_rows(h: &Harness, cols: &[&str]) -> Vec<String> {
+    h.logged("smtp").iter().map(|r| cols.iter().map(|c| col(r, c)).collect::<Vec<_>>().join(" ")).collect()
+}
+
+/// A Postfix session up to an accepted recipient, as in Zeek's BDAT traces.
+const POSTFIX_ENVELOPE: &[(bool, &[u8])] = &[
+    (false, b"220 example.com ESMTP Postfix (Debian/GNU)\r\n"),
+    (true, b"EHLO localhost\r\n"),
+    (false, b"250-example.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n250 CHUNKING\r\n"),
+    (true, b"MAIL FROM:<zeek@localhost>\r\n"),
+    (false, b"250 2.1.0 Ok\r\n"),
+    (true, b"RCPT TO:<root@localhost>\r\n"),
+    (false, b"250 2.1.5 Ok\r\n"),
+];
+
+fn run_after_envelope(h: &mut Harness, a: &mut SmtpAnalyzer, rest: &[(bool, &[u8])]) {
+    let script: Vec<(bool, &[u8])> = POSTFIX_ENVELOPE.iter().chain(rest).copied().collect();
+    run(h, a, &script);
+}
+
+/// Zeek's smtp/bdat test (RFC 3030's first example): a bodyless message in one `BDAT 86 LAST` chunk.
+#[test]
+fn bdat_rfc3030_example_like_zeek() {
+    let mut h = localhost_harness();
+    let mut a = SmtpAnalyzer::default();
+    let chunk: &[u8] = b"To: Susan@random.com\r\nFrom: Sam@random.com\r\nSubject: This is a bodyless test message\r\n";
+    assert_eq!(chunk.len(), 86);
+    let mut client = b"BDAT 86 LAST\r\n".to_vec();
+    client.extend_from_slice(chunk);
+    run_after_envelope(
+        &mut h,
+        &mut a,
+        &[
+            (true, &client),
+            (false, b"250 2.0.0 Ok: 86 bytes queued as 1E2891CA025\r\n"),
+            (true, b"QUIT\r\n"),
+            (false, b"221 2.0.0 Bye\r\n"),
+        ],
+    );
+    assert_eq!(
+        smtp_rows(&h, &["trans_depth", "helo", "mailfrom", "rcptto", "from", "to", "subject", "path", "tls", "fuids"]),
+        vec![
+            "1 localhost zeek@localhost root@localhost Sam@random.com Susan@random.com This is a bodyless test message 127.0.0.1,127.0.0.1 F (empty)"
+        ]
+    );
+    assert_eq!(col(h.logged("smtp")[0], "last_reply"), "250 2.0.0 Ok: 86 bytes queued as 1E2891CA025");
+    assert!(h.logged("files").is_empty());
+    assert_eq!(weirds(&h), Vec::<String>::new());
+}
+
+/// Zeek's smtp/bdat-cmd-invalid test: BDAT arguments that are not `<size>[ LAST]` are weirds, and what follows is
+/// read as commands again.
+#[test]
+fn invalid_bdat_arguments_like_zeek() {
+    for (command, weird) in [
+        (&b"BDAT\r\n"[..], "BDAT argument bad length"),
+        (b"BDAT 1234 SCRAMBLE\r\n", "BDAT chunk-size followed by junk"),
+        (b"BDAT SCRAMBLE\r\n", "BDAT not followed by a valid chunk-size"),
+        (b"BDAT 86LAST\r\n", "BDAT chunk-size not valid"),
+        (b"BDAT 184467440737095516150\r\n", "BDAT chunk-size too large"),
+    ] {
+        let mut h = localhost_harness();
+        let mut a = SmtpAnalyzer::default();
+        run_after_envelope(
+            &mut h,
+            &mut a,
+            &[(true, command), (false, b"521 5.5.4 Syntax: BDAT count [LAST]\r\n"), (true, b"QUIT\r\n")],
+        );
+        assert_eq!(weirds(&h), vec![format!("smtp_invalid_bdat_command {weird} SMTP")]);
+        assert_eq!(
+            smtp_rows(&h, &["trans_depth", "mailfrom", "rcptto", "last_reply", "fuids"]),
+            vec!["1 zeek@localhost root@localhost 521 5.5.4 Syntax: BDAT count [LAST] (empty)"]
+        );
+    }
+    assert_eq!(parse_bdat_arg(b"18446744073709551615 LAST"), Ok((u64::MAX, true)));
+    assert_eq!(parse_bdat_arg(b"86 last"), Ok((86, true)));
+    assert_eq!(parse_bdat_arg(b"-42 LAST"), Err("BDAT not followed by a valid chunk-size"));
+    assert_eq!(parse_bdat_arg(b"86 LASTSCRAMBLE"), Err("BDAT chunk-size followed by junk"));
+}
+
+/// Zeek's smtp/bdat-gap test: a gap inside a BDAT chunk ends the message (its file has the missing bytes); after the
+/// next reply the client's DATA message is analysed again, into the same smtp.log record.
+#[test]
+fn gap_inside_bdat_chunk_like_zeek() {
+    let mut h = Harness::new(Proto::Tcp, 25);
+    let mut a = SmtpAnalyzer::default();
+    let script: &[(bool, &[u8])] = &[
+        (false, b"220 mx ESMTP\r\n"),
+        (true, b"EHLO sender.example.com\r\n"),
+        (false, b"250 CHUNKING\r\n"),
+        (true, b"MAIL FROM:<sender@example.com>\r\n"),
+        (false, b"250 OK\r\n"),
+        (true, b"RCPT TO:<recipient@example.com>\r\n"),
+        (false, b"250 OK\r\n"),
+        (true, b"BDAT 200\r\nSubject: gap\r\n\r\nfirst body line\r\nsecond bo"),
+    ];
+    for (i, (is_orig, bytes)) in script.iter().enumerate() {
+        h.run(10.0 + i as f64, |ctx| a.deliver(ctx, *is_orig, bytes));
+    }
+    h.run(20.0, |ctx| a.undelivered(ctx, true, 1000));
+    let rest: &[(bool, &[u8])] = &[
+        (false, b"250 OK: chunk received\r\n"),
+        (true, b"DATA\r\n"),
+        (false, b"354 go ahead\r\n"),
+        (true, b"Subject: again\r\n\r\nwhole body\r\n.\r\n"),
+        (false, b"250 OK: message queued\r\n"),
+        (true, b"QUIT\r\n"),
+        (false, b"221 bye\r\n"),
+    ];
+    run(&mut h, &mut a, rest);
+    assert_eq!(weirds(&h), vec!["smtp_bdat_remaining_at_end_data - SMTP", "smtp_bdat_undelivered_at_done - SMTP_BDAT"]);
+    let files = h.logged("files");
+    let file_rows: Vec<String> =
+        files.iter().map(|f| format!("{} {}", col(f, "depth"), col(f, "missing_bytes"))).collect();
+    assert_eq!(file_rows, vec!["1 1000", "2 0"]);
+    assert_eq!(
+        smtp_rows(&h, &["trans_depth", "helo", "mailfrom", "rcptto", "last_reply"]),
+        vec!["1 sender.example.com sender@example.com recipient@example.com 250 OK: message queued"]
+    );
+    let fuids: Vec<String> = files.iter().map(|f| col(f, "fuid")).collect();
+    assert_eq!(col(h.logged("smtp")[0], "fuids"), fuids.join(","));
+}
+
+/// Zeek's smtp/bdat-pipeline-8bitmime test: two messages, each sent as `BDAT <n> LAST` right behind its envelope.
+/// The reply to the last chunk ends the transaction, so the second message has `trans_depth` 2.
+#[test]
+fn pipelined_bdat_last_messages() {
+    let mut h = Harness::new(Proto::Tcp, 25);
+    let mut a = SmtpAnalyzer::default();
+    let message = |subject: &str| {
+        let body = format!("Subject: {subject}\r\nFrom: a@example.com\r\n\r\nbody of {subject}\r\n");
+        let mut client = format!(
+            "MAIL From:<owner@example.com> BODY=8BITMIME SIZE={0}\r\nRCPT To:<dest@example.com>\r\nBDAT {0} LAST\r\n",
+            body.len()
+        )
+        .into_bytes();
+        client.extend_from_slice(body.as_bytes());
+        client
+    };
+    let (first, second) = (message("one"), message("two"));
+    let script: &[(bool, &[u8])] = &[
+        (false, b"220 mx ESMTP\r\n"),
+        (true, b"EHLO vger.kernel.org\r\n"),
+        (false, b"250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n"),
+        (true, &first),
+        (false, b"250 OK\r\n250 Accepted\r\n250 OK id=first\r\n"),
+        (true, &second),
+        (false, b"250 OK\r\n250 Accepted\r\n250 OK id=second\r\n"),
+        (true, b"QUIT\r\n"),
+        (false, b"221 closing connection\r\n"),
+    ];
+    run(&mut h, &mut a, script);
+    assert_eq!(
+        smtp_rows(&h, &["trans_depth", "mailfrom", "rcptto", "subject", "last_reply"]),
+        vec![
+            "1 owner@example.com dest@example.com one 250 OK id=first",
+            "2 owner@example.com dest@example.com two 250 OK id=second",
+        ]
+    );
+    assert_eq!(h.logged("files").len(), 2);
+    assert_eq!(weirds(&h), Vec::<String>::new());
+}
+
+/// A BDAT message abandoned for another command (Zeek's `smtp_missing_bdat_last_chunk`) ends there.
+#[test]
+fn command_before_last_bdat_chunk_ends_the_message() {
+    let mut h = localhost_harness();
+    let mut a = SmtpAnalyzer::default();
+    run_after_envelope(
+        &mut h,
+        &mut a,
+        &[
+            (true, b"BDAT 14\r\nSubject: x\r\n\r\n"),
+            (false, b"250 chunk\r\n"),
+            (true, b"RSET\r\n"),
+            (false, b"250 reset\r\n"),
+        ],
+    );
+    assert_eq!(weirds(&h), vec!["smtp_missing_bdat_last_chunk - SMTP"]);
+    assert_eq!(smtp_rows(&h, &["subject", "last_reply"]), vec!["x 250 reset"]);
+}
+
+/// Zeek's smtp/mail-transactions-invalid test: a RCPT without MAIL is a weird; every MAIL FROM logs what came before.
+#[test]
+fn mail_transactions_invalid_like_zeek() {
+    let mut h = localhost_harness();
+    let mut a = SmtpAnalyzer::default();
+    let script: &[(bool, &[u8])] = &[
+        (false, b"220 mx ESMTP Exim\r\n"),
+        (true, b"EHLO Bob-PC\r\n"),
+        (false, b"250 mx Hello\r\n"),
+        (true, b"MAIL FROM:<bob@example.org>\r\n"),
+        (false, b"250 OK\r\n"),
+        (true, b"RCPT TO:<alice@example.org>\r\n"),
+        (false, b"250 Accepted\r\n"),
+        (true, b"DATA\r\n"),
+        (false, b"354 Enter message\r\n"),
+        (true, b".\r\n"),
+        (false, b"250 OK id=1pgobK-001mwq-ED\r\n"),
+        (true, b"RCPT TO:<alice@example.org>\r\n"),
+        (false, b"503 sender not yet given\r\n"),
+        (true, b"BOGUS\r\n"),
+        (false, b"500 unrecognized command\r\n"),
+        (true, b"MAIL FROM:<bob@example.org>\r\n"),
+        (false, b"250 OK\r\n"),
+        (true, b"BOGUS\r\n"),
+        (false, b"500 unrecognized command\r\n"),
+        (true, b"MAIL FROM:<bob@example.org>\r\n"),
+        (false, b"250 OK\r\n"),
+        (true, b"RCPT TO:<alice@example.org>\r\n"),
+        (false, b"250 Accepted\r\n"),
+        (true, b"DATA\r\n"),
+        (false, b"354 Enter message\r\n"),
+        (true, b".\r\n"),
+        (false, b"250 OK id=1pgobM-001mwq-Vc\r\n"),
+    ];
+    run(&mut h, &mut a, script);
+    assert_eq!(
+        smtp_rows(&h, &["trans_depth", "helo", "mailfrom", "rcptto", "last_reply"]),
+        vec![
+            "1 Bob-PC bob@example.org alice@example.org 250 OK id=1pgobK-001mwq-ED",
+            "2 Bob-PC - alice@example.org 500 unrecognized command",
+            "2 Bob-PC bob@example.org - 500 unrecognized command",
+            "2 Bob-PC bob@example.org alice@example.org 250 OK id=1pgobM-001mwq-Vc",
+        ]
+    );
+    assert_eq!(weirds(&h), vec!["smtp_mail_transaction_invalid rcpt to missing mail from SMTP"]);
+}
+
+/// Zeek's smtp/one-side test: only the client's half of the session; each message is logged by the next MAIL FROM
+/// or the end of the connection, all with `trans_depth` 1 and no reply.
+#[test]
+fn client_side_only_like_zeek() {
+    let mut h = Harness::new(Proto::Tcp, 25);
+    let mut a = SmtpAnalyzer::default();
+    let message = |to: &str, subject: &str| {
+        format!(
+            "MAIL FROM:<robin@icir.org>\r\nRCPT TO:<{to}>\r\nDATA\r\nFrom: robin@icir.org\r\nTo: {to}\r\nSubject: {subject}\r\n\r\n.\r\n"
+        )
+    };
+    let (first, second) = (message("robin@icir.org", "Hello1!"), message("rsommer@lbl.gov", "Hello2!"));
+    let script: &[(bool, &[u8])] =
+        &[(true, b"EHLO enzo.icir.org\r\n"), (true, first.as_bytes()), (true, second.as_bytes()), (true, b"QUIT\r\n")];
+    run(&mut h, &mut a, script);
+    assert_eq!(
+        smtp_rows(&h, &["trans_depth", "helo", "mailfrom", "rcptto", "from", "to", "subject", "last_reply"]),
+        vec![
+            "1 enzo.icir.org robin@icir.org robin@icir.org robin@icir.org robin@icir.org Hello1! -",
+            "1 enzo.icir.org robin@icir.org rsommer@lbl.gov robin@icir.org rsommer@lbl.gov Hello2! -",
+        ]
+    );
+}
+
+/// A server line without a reply code is a violation (Zeek's reason, with the code it replaced by -1).
+#[test]
+fn reply_without_code_is_a_violation() {
+    let mut h = Harness::new(Proto::Tcp, 25);
+    let mut a = SmtpAnalyzer::default();
+    h.deliver(&mut a, false, b"220 mx ESMTP\r\n");
+    h.deliver(&mut a, true, b"EHLO c\r\n");
+    h.deliver(&mut a, false, b"hello there\r\n");
+    assert!(h.actions.contains(&Action::Violation("reply code -1 out of range".into())));
+}
+
 #[test]
 fn helpers_follow_zeek_utils() {
     assert_eq!(extract_email_addrs("FROM: <gurpartap@patriots.in>"), vec!["gurpartap@patriots.in"]);
