@@ -38,13 +38,28 @@ fn ipv4_with_ports(proto: u8, src: Endpoint, dst: Endpoint, transport_len: usize
     frame
 }
 
-/// One TCP connection as raw IPv4 frames: the handshake, each `(from the client?, payload)` in its own segment, then
-/// the client's FIN, the server's FIN and the last ACK.
+/// One TCP connection as raw IPv4 frames: the handshake, then each `(from the client?, payload)` in its own segment;
+/// the connection is left open.
+pub fn tcp_exchange(client: Endpoint, server: Endpoint, messages: &[(bool, &[u8])]) -> Vec<Vec<u8>> {
+    exchange(client, server, messages).0
+}
+
+/// [`tcp_exchange`], then the client's FIN, the server's FIN and the last ACK.
 pub fn tcp_conversation(client: Endpoint, server: Endpoint, messages: &[(bool, &[u8])]) -> Vec<Vec<u8>> {
+    const FIN_ACK: u8 = 0x11;
+    const ACK: u8 = 0x10;
+    let (mut frames, client_seq, server_seq) = exchange(client, server, messages);
+    frames.push(ipv4_tcp(client, server, client_seq, server_seq, FIN_ACK, b""));
+    frames.push(ipv4_tcp(server, client, server_seq, client_seq + 1, FIN_ACK, b""));
+    frames.push(ipv4_tcp(client, server, client_seq + 1, server_seq + 1, ACK, b""));
+    frames
+}
+
+/// The frames of [`tcp_exchange`] and the next sequence number of each side.
+fn exchange(client: Endpoint, server: Endpoint, messages: &[(bool, &[u8])]) -> (Vec<Vec<u8>>, u32, u32) {
     const SYN: u8 = 0x02;
     const SYN_ACK: u8 = 0x12;
     const ACK: u8 = 0x10;
-    const FIN_ACK: u8 = 0x11;
     let (mut client_seq, mut server_seq) = (101u32, 501u32);
     let mut frames = vec![
         ipv4_tcp(client, server, client_seq - 1, 0, SYN, b""),
@@ -61,8 +76,5 @@ pub fn tcp_conversation(client: Endpoint, server: Endpoint, messages: &[(bool, &
             server_seq += len;
         }
     }
-    frames.push(ipv4_tcp(client, server, client_seq, server_seq, FIN_ACK, b""));
-    frames.push(ipv4_tcp(server, client, server_seq, client_seq + 1, FIN_ACK, b""));
-    frames.push(ipv4_tcp(client, server, client_seq + 1, server_seq + 1, ACK, b""));
-    frames
+    (frames, client_seq, server_seq)
 }

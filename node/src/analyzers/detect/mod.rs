@@ -311,7 +311,7 @@ mod tests {
     mod through_the_engine {
         use crate::config::AnalysisConfig;
         use crate::decode::LinkType;
-        use crate::decode::test_frames::{ipv4_tcp, ipv4_udp};
+        use crate::decode::test_frames::{ipv4_udp, tcp_exchange};
         use crate::engine::Engine;
         use crate::logs::Value;
 
@@ -354,27 +354,7 @@ mod tests {
 
         /// A TCP connection from CLIENT to SERVER:`port`: the handshake, then each `(is_orig, payload)` in turn.
         fn conversation(port: u16, messages: &[(bool, &[u8])]) -> Vec<Vec<u8>> {
-            const SYN: u8 = 0x02;
-            const SYN_ACK: u8 = 0x12;
-            const ACK: u8 = 0x10;
-            let (c, s) = ((CLIENT, 40000), (SERVER, port));
-            let (mut client_seq, mut server_seq) = (101u32, 501u32);
-            let mut frames = vec![
-                ipv4_tcp(c, s, 100, 0, SYN, b""),
-                ipv4_tcp(s, c, 500, 101, SYN_ACK, b""),
-                ipv4_tcp(c, s, 101, 501, ACK, b""),
-            ];
-            for (is_orig, payload) in messages {
-                let len = payload.len() as u32;
-                if *is_orig {
-                    frames.push(ipv4_tcp(c, s, client_seq, server_seq, ACK, payload));
-                    client_seq += len;
-                } else {
-                    frames.push(ipv4_tcp(s, c, server_seq, client_seq, ACK, payload));
-                    server_seq += len;
-                }
-            }
-            frames
+            tcp_exchange((CLIENT, 40000), (SERVER, port), messages)
         }
 
         #[test]
