@@ -25,7 +25,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 let _ = icmp6::check_nd(hdr.icmp_type, payload);
             }
             Ok(Transport::Udp { hdr, payload, .. }) => {
-                let _ = UdpTunnel::classify([hdr.src_port, hdr.dst_port], payload);
+                let _ = UdpTunnel::classify(hdr.dst_port, payload);
                 for tunnel in UdpTunnel::ALL {
                     let _ = tunnel.parse(payload);
                 }

@@ -1075,7 +1075,7 @@ impl Core {
         let tunnel = conn
             .tunnel()
             .and_then(UdpTunnel::of_kind)
-            .or_else(|| UdpTunnel::classify([conn.id.orig_p, conn.id.resp_p], payload))?;
+            .or_else(|| UdpTunnel::classify(conn.id.resp_p, payload))?;
         let inner = match tunnel.parse(payload) {
             TunnelPayload::Refused => return None,
             TunnelPayload::Confirmed { weird } => {

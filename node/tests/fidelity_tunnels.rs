@@ -322,3 +322,14 @@ fn ayiya_forwards_ip_on_its_port_and_on_others_by_its_bytes() {
     let kinds: Vec<&str> = logs.tunnel.iter().map(|r| r["tunnel_type"].as_str()).collect();
     assert_eq!(kinds, ["Tunnel::AYIYA"; 4]);
 }
+
+#[test]
+fn only_the_responders_port_names_a_tunnel() {
+    let (client, resolver) = (Ipv4Addr::new(10, 1, 62, 151), Ipv4Addr::new(10, 0, 0, 53));
+    // A DNS query that happens to leave from AYIYA's port.
+    let query = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1];
+    let logs = run_node(&[(500.0, ethernet(&ipv4(client, resolver, PROTO_UDP, &udp(5072, 53, &query))))]);
+    let conn = logs.conn_to("53");
+    assert_eq!((conn["id.orig_p"].as_str(), conn["service"].as_str()), ("5072", "dns"));
+    assert!(logs.tunnel.is_empty() && logs.weird.is_empty(), "{:?} {:?}", logs.tunnel, logs.weird);
+}

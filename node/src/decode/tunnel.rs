@@ -151,9 +151,10 @@ impl UdpTunnel {
     pub const ALL: [UdpTunnel; 5] =
         [UdpTunnel::Teredo, UdpTunnel::Vxlan, UdpTunnel::Geneve, UdpTunnel::Gtpv1, UdpTunnel::Ayiya];
 
-    /// The tunnel of a datagram on a connection between `ports`: by Zeek's registered ports first, then by the
-    /// protocol detection Zeek's UDP analyzer runs when no port matches (Teredo's and AYIYA's `DetectProtocol`).
-    pub fn classify(ports: [u16; 2], payload: &[u8]) -> Option<UdpTunnel> {
+    /// The tunnel of a datagram on a connection whose responder port is `resp_port`: by Zeek's registered ports
+    /// first (Zeek's UDP analyzer forwards by the responder's port only), then by the protocol detection it runs
+    /// when no port matches (Teredo's and AYIYA's `DetectProtocol`).
+    pub fn classify(resp_port: u16, payload: &[u8]) -> Option<UdpTunnel> {
         const BY_PORT: [(u16, UdpTunnel); 6] = [
             (3544, UdpTunnel::Teredo),
             (4789, UdpTunnel::Vxlan),
@@ -162,7 +163,7 @@ impl UdpTunnel {
             (2123, UdpTunnel::Gtpv1),
             (5072, UdpTunnel::Ayiya),
         ];
-        if let Some((_, tunnel)) = BY_PORT.iter().find(|(port, _)| ports.contains(port)) {
+        if let Some((_, tunnel)) = BY_PORT.iter().find(|(port, _)| *port == resp_port) {
             return Some(*tunnel);
         }
         if looks_like_teredo(payload) {
@@ -442,15 +443,17 @@ mod tests {
         assert_eq!(UdpTunnel::Gtpv1.parse(&with_extension), TunnelPayload::Inner(&IPV4_PACKET[..]));
         let gtp_prime = g_pdu(0x22, [0, 7, 0, 0], &[]);
         assert_eq!(UdpTunnel::Gtpv1.parse(&gtp_prime), TunnelPayload::Refused);
-        assert_eq!(UdpTunnel::classify([40000, 2123], &[]), Some(UdpTunnel::Gtpv1));
+        assert_eq!(UdpTunnel::classify(2123, &[]), Some(UdpTunnel::Gtpv1));
     }
 
     #[test]
     fn registered_ports_come_before_detection() {
         let ayiya_bytes = [0x41, 0x52, 0x11, 41, 0, 0, 0, 0];
-        assert_eq!(UdpTunnel::classify([40000, 6081], &ayiya_bytes), Some(UdpTunnel::Geneve));
-        assert_eq!(UdpTunnel::classify([40000, 9999], &ayiya_bytes), Some(UdpTunnel::Ayiya));
-        assert_eq!(UdpTunnel::classify([40000, 53], &[0; 12]), None);
+        assert_eq!(UdpTunnel::classify(6081, &ayiya_bytes), Some(UdpTunnel::Geneve));
+        assert_eq!(UdpTunnel::classify(9999, &ayiya_bytes), Some(UdpTunnel::Ayiya));
+        assert_eq!(UdpTunnel::classify(53, &[0; 12]), None);
+        // Only the responder's port counts: a DNS query from port 5072 is no AYIYA packet.
+        assert_eq!(UdpTunnel::classify(53, &[0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0]), None);
         for tunnel in UdpTunnel::ALL {
             assert_eq!(UdpTunnel::of_kind(tunnel.kind()), Some(tunnel));
         }
