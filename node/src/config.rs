@@ -98,7 +98,28 @@ impl AnalysisConfig {
         self.is_enabled("hash")
     }
 
+    /// `Site::is_local_addr`: in one of the local networks. An IPv4-mapped IPv6 address is its IPv4 address, as
+    /// Zeek stores IPv4 addresses.
     pub fn is_local(&self, addr: IpAddr) -> bool {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
         self.local_nets.iter().any(|n| n.contains(&addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_local_networks_are_zeeks_private_address_space() {
+        let cfg = AnalysisConfig::default();
+        let local = |a: &str| cfg.is_local(a.parse().unwrap());
+        assert!(local("127.0.0.1") && local("10.1.6.206") && local("224.0.0.251") && local("::ffff:192.168.1.1"));
+        assert!(!local("5.2.136.90") && !local("2001:4860:0:2001::68") && !local("::ffff:8.8.8.8"));
+        let custom = AnalysisConfig { local_nets: vec!["5.2.0.0/16".parse().unwrap()], ..AnalysisConfig::default() };
+        assert!(custom.is_local("5.2.136.90".parse().unwrap()) && !custom.is_local("10.0.0.1".parse().unwrap()));
     }
 }

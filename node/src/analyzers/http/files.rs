@@ -1,8 +1,6 @@
 //! HTTP bodies as files: fuids, mime-type sniffing on the first bytes ([`crate::analyzers::magic`]), and the files.log
 //! record written when the file ends.
 
-use std::net::IpAddr;
-
 use crate::analyzers::Ctx;
 use crate::analyzers::magic::{BOF_BUFFER_SIZE, sniff_mime};
 use crate::logs::{FILES, Value};
@@ -145,7 +143,7 @@ impl OpenFile {
             Value::opt_str(mime),
             Value::opt_str(self.filename),
             Value::Interval(self.last_ts - self.first_ts),
-            Value::Bool(is_local_addr(host)),
+            Value::Bool(ctx.cfg.is_local(host)),
             Value::Bool(is_orig),
             Value::Count(self.seen_bytes),
             Value::opt_count(total_bytes),
@@ -161,49 +159,5 @@ impl OpenFile {
             Value::Unset,
         ]);
         ctx.log(&FILES, values);
-    }
-}
-
-/// `Site::is_local_addr` with Zeek's default `Site::private_address_space`.
-fn is_local_addr(addr: IpAddr) -> bool {
-    match addr {
-        IpAddr::V4(a) => {
-            let [o0, o1, o2, _] = a.octets();
-            a.is_private()
-                || a.is_loopback()
-                || a.is_link_local()
-                || o0 == 0
-                || (o0 == 100 && (64..128).contains(&o1))
-                || (o0 == 192 && o1 == 0 && (o2 == 0 || o2 == 2))
-                || (o0 == 192 && o1 == 88 && o2 == 99)
-                || (o0 == 198 && (o1 == 18 || o1 == 19))
-                || (o0 == 198 && o1 == 51 && o2 == 100)
-                || (o0 == 203 && o1 == 0 && o2 == 113)
-                || (o0 == 224 && o1 == 0 && o2 == 0)
-                || o0 >= 240
-        }
-        IpAddr::V6(a) => {
-            let s = a.segments();
-            a.is_loopback()
-                || a.is_unspecified()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || (s[0] == 0x2001 && s[1] == 0x0db8)
-                || (s[0] == 0x100 && s[1] == 0 && s[2] == 0 && s[3] == 0)
-                || a.to_ipv4_mapped().is_some_and(|v4| is_local_addr(IpAddr::V4(v4)))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_addresses() {
-        assert!(is_local_addr("127.0.0.1".parse().unwrap()));
-        assert!(is_local_addr("10.1.6.206".parse().unwrap()));
-        assert!(!is_local_addr("5.2.136.90".parse().unwrap()));
-        assert!(!is_local_addr("2001:4860:0:2001::68".parse().unwrap()));
     }
 }

@@ -4,8 +4,6 @@
 //! `fuid` when its first byte arrives, its MIME type is sniffed from the first [`BOF_BUFFER_SIZE`] bytes,
 //! and the files.log record is written when the file ends.
 
-use std::net::IpAddr;
-
 use crate::analyzers::Ctx;
 use crate::analyzers::magic::{BOF_BUFFER_SIZE, sniff_mime};
 use crate::logs::{FILES, Value};
@@ -102,7 +100,7 @@ impl FileTransfer {
         v.push(Value::opt_str(mime));
         v.push(Value::opt_str(self.filename));
         v.push(Value::Interval(self.last_ts - self.first_ts));
-        v.push(Value::Bool(is_private_addr(tx_host)));
+        v.push(Value::Bool(ctx.cfg.is_local(tx_host)));
         v.push(Value::Bool(self.is_orig));
         v.push(Value::Count(self.seen_bytes));
         v.push(Value::Unset); // total_bytes: neither SMTP nor FTP announce it to the file framework
@@ -112,37 +110,5 @@ impl FileTransfer {
         v.push(Value::Unset); // parent_fuid
         v.resize(FILES.fields.len(), Value::Unset); // md5 sha1 sha256 extracted extracted_cutoff extracted_size
         ctx.log(&FILES, v);
-    }
-}
-
-/// `Site::is_local_addr` with Zeek's default `Site::local_nets` (= `private_address_space`).
-/// TODO(lead): replace with the node's Site configuration once it exists.
-pub fn is_private_addr(a: IpAddr) -> bool {
-    match a {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_broadcast()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
-                || (o[0] == 192 && o[1] == 0 && (o[2] == 0 || o[2] == 2))
-                || (o[0] == 192 && o[1] == 88 && o[2] == 99)
-                || (o[0] == 198 && (o[1] & 0xfe) == 18)
-                || (o[0] == 198 && o[1] == 51 && o[2] == 100)
-                || (o[0] == 203 && o[1] == 0 && o[2] == 113)
-                || (o[0] == 224 && o[1] == 0 && o[2] == 0)
-                || o[0] >= 240
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || (s[0] == 0x2001 && s[1] == 0x0db8)
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private_addr(IpAddr::V4(v4)))
-        }
     }
 }
