@@ -308,9 +308,14 @@ impl Engine {
         if ts > core.network_time {
             core.network_time = ts;
         }
+        // Zeek runs every due timer before the packet: a connection past its deadline is gone before a packet on
+        // its tuple arrives (that packet starts a new one). The rest of the housekeeping runs once a second.
+        let timer_due = self.timers.peek().is_some_and(|Reverse((Deadline(due), _, _))| *due <= core.network_time);
         if core.network_time - core.last_sweep >= 1.0 {
             core.last_sweep = core.network_time;
             self.sweep(self.core.network_time);
+        } else if timer_due {
+            self.expire_connections(self.core.network_time);
         }
     }
 
@@ -378,7 +383,11 @@ impl Engine {
             }
             Transport::Other { .. } => return,
         };
-        let key = ConnKey::new(ip.src, sp, ip.dst, dp, ip.proto);
+        let key = if is_one_way_icmp(&transport) {
+            ConnKey::one_way(ip.src, sp, ip.dst, dp, ip.proto)
+        } else {
+            ConnKey::new(ip.src, sp, ip.dst, dp, ip.proto)
+        };
         let checksum_ok = self.core.cfg.ignore_checksums
             || ip.payload.len() < ip.payload_len
             || !matches!(proto, Proto::Tcp | Proto::Udp)
@@ -438,8 +447,15 @@ impl Engine {
         });
     }
 
-    /// Removes connections whose timers expired.
+    /// Removes connections whose timers expired, and expires fragments and analyzer state.
     fn sweep(&mut self, now: f64) {
+        self.expire_connections(now);
+        self.core.frags.expire(now, false);
+        self.core.shared.expire(now, false, &mut self.core.records);
+    }
+
+    /// Removes connections whose timers expired.
+    fn expire_connections(&mut self, now: f64) {
         // Removed in start order, so a run writes its records in the same order every time (the table's
         // hasher is seeded randomly per process).
         let mut expired: Vec<(f64, Slot)> = Vec::new();
@@ -470,8 +486,6 @@ impl Engine {
                 self.core.remove_conn(*conn);
             }
         }
-        self.core.frags.expire(now, false);
-        self.core.shared.expire(now, false, &mut self.core.records);
         self.core.stats.active_connections = self.table.len() as u64;
     }
 
@@ -594,6 +608,16 @@ impl Core {
                     self.conn_weird(conn, ts, "bad_TCP_checksum", None, "TCP");
                     return None;
                 }
+                let mut is_orig = is_orig;
+                if let Session::Tcp(tcp) = &mut conn.session
+                    && tcp.flips_after_syn_ack(hdr.flags, payload_len as u32)
+                    && conn.history.letters == "H"
+                {
+                    tcp.flip_syn_ack_start();
+                    conn.flip();
+                    conn.history.flip_from_start();
+                    is_orig = !is_orig;
+                }
                 count_packet(conn, is_orig, ip);
                 let Session::Tcp(tcp) = &mut conn.session else { return None };
                 let both_closed_before = tcp.both_closed();
@@ -666,14 +690,21 @@ impl Core {
         };
         let likely = |p: u16| server_ports.binary_search(&p).is_ok();
         // Zeek guesses the responder from the ports when the first packet is not a plain SYN.
+        // Between two likely server ports a TCP partial flips only toward the lower one, never on a SYN-ACK (a
+        // stealth scan's reply); the limited broadcast address never becomes the originator.
         let flip = match transport {
-            Transport::Tcp { hdr, .. } => (!hdr.flags.syn() || hdr.flags.ack()) && likely(sp) && !likely(dp),
+            Transport::Tcp { hdr, .. } => {
+                (!hdr.flags.syn() || hdr.flags.ack()) && likely(sp) && (!likely(dp) || (!hdr.flags.syn() && sp < dp))
+            }
             Transport::Udp { .. } => likely(sp) && !likely(dp),
             _ => false,
-        };
+        } && ip.dst != IpAddr::V4(std::net::Ipv4Addr::BROADCAST);
         let (orig_h, orig_p, resp_h, resp_p) = if flip { (ip.dst, dp, ip.src, sp) } else { (ip.src, sp, ip.dst, dp) };
         let id = ConnId { orig_h, orig_p, resp_h, resp_p, proto };
         let mut conn = Conn::new(self.ids.next_uid(), id, ip.proto, ts);
+        if is_one_way_icmp(transport) {
+            conn.set_one_way();
+        }
         conn.local_orig = Some(self.cfg.is_local(orig_h));
         conn.local_resp = Some(self.cfg.is_local(resp_h));
         if flip {
@@ -782,9 +813,8 @@ impl Core {
     ) {
         let ts = self.network_time;
         let me = usize::from(!is_orig);
-        if let (true, Some(stream)) = (hdr.flags.fin(), conn.stream_mut(me)) {
-            let seq = outcome.data_seq.unwrap_or_else(|| stream.next_seq());
-            stream.set_fin(seq + payload_len as u64);
+        if let (Some(fin_seq), Some(stream)) = (outcome.fin_seq, conn.stream_mut(me)) {
+            stream.set_fin(fin_seq);
         }
         // As in Zeek, the ack is processed before this packet's data: data it uncovers behind a gap in
         // the peer's stream is delivered first.
@@ -802,17 +832,11 @@ impl Core {
                 let mut chunks = Vec::new();
                 let missing =
                     conn.stream_mut(peer).map_or(0, |s| s.acked(ack, &mut |c| chunks.push(OwnedChunk::from(c))));
-                if missing > 0 {
-                    let peer_is_orig = peer == 0;
-                    if let Session::Tcp(t) = &mut conn.session {
-                        let ends_stream = hdr.flags.fin();
-                        if !ends_stream {
-                            t.gap(&mut conn.history, peer_is_orig);
-                        }
-                    }
-                    if !partial {
-                        conn.missed_bytes += missing;
-                    }
+                if let (true, Session::Tcp(t)) = (missing > 0, &mut conn.session)
+                    && t.reports_gaps(peer)
+                {
+                    t.gap(&mut conn.history, peer == 0);
+                    conn.missed_bytes += missing;
                 }
                 for c in &chunks {
                     self.deliver(conn, ts, peer == 0, c.as_chunk());
@@ -1072,10 +1096,8 @@ impl Core {
             return None;
         }
         // A connection stays the tunnel it was first found to be (a Teredo one keeps no fixed port).
-        let tunnel = conn
-            .tunnel()
-            .and_then(UdpTunnel::of_kind)
-            .or_else(|| UdpTunnel::classify(conn.id.resp_p, payload))?;
+        let tunnel =
+            conn.tunnel().and_then(UdpTunnel::of_kind).or_else(|| UdpTunnel::classify(conn.id.resp_p, payload))?;
         let inner = match tunnel.parse(payload) {
             TunnelPayload::Refused => return None,
             TunnelPayload::Confirmed { weird } => {
@@ -1296,9 +1318,19 @@ impl OwnedChunk {
     }
 }
 
+/// An ICMP message of a type without a request/reply counterpart (an error, say): Zeek's `is_one_way`.
+fn is_one_way_icmp(transport: &Transport) -> bool {
+    matches!(transport, Transport::Icmp { hdr, v6, .. } if icmp_counterpart(hdr.icmp_type, *v6).is_none())
+}
+
 /// ICMP "ports": the type, and the matching reply type for request/reply pairs, else the code.
 fn icmp_ports(t: u8, code: u8, v6: bool) -> (u16, u16) {
-    let counterpart = if v6 {
+    (u16::from(t), u16::from(icmp_counterpart(t, v6).unwrap_or(code)))
+}
+
+/// The request type for a reply and the reply type for a request (Zeek's `ICMP4_counterpart`/`ICMP6_counterpart`).
+fn icmp_counterpart(t: u8, v6: bool) -> Option<u8> {
+    if v6 {
         match t {
             128 => Some(129),
             129 => Some(128),
@@ -1328,8 +1360,7 @@ fn icmp_ports(t: u8, code: u8, v6: bool) -> (u16, u16) {
             9 => Some(10),
             _ => None,
         }
-    };
-    (u16::from(t), u16::from(counterpart.unwrap_or(code)))
+    }
 }
 
 #[cfg(test)]

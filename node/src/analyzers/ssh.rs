@@ -95,19 +95,46 @@ fn framing_version(client: BannerVersion, server: BannerVersion) -> BannerVersio
     }
 }
 
-/// `set_version` of main.zeek: the logged version, from the two banner strings.
-fn logged_version(client: &str, server: &str) -> Option<u64> {
+/// What `set_version` of main.zeek makes of the two banner strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VersionVerdict {
+    /// The logged version.
+    Known(u64),
+    /// A banner is still missing (or empty): nothing to say yet.
+    Pending,
+    /// A banner too short to hold a version: the version is unset and `SSH_cannot_determine_version` raised.
+    Undetermined,
+    /// Versions that do not go together (1 against 2, neither 1.99): unset, and `SSH_version_mismatch` raised.
+    Mismatch,
+}
+
+impl VersionVerdict {
+    /// The conn weird Zeek raises for this verdict.
+    fn weird(self) -> Option<&'static str> {
+        match self {
+            VersionVerdict::Undetermined => Some("SSH_cannot_determine_version"),
+            VersionVerdict::Mismatch => Some("SSH_version_mismatch"),
+            VersionVerdict::Known(_) | VersionVerdict::Pending => None,
+        }
+    }
+}
+
+/// `set_version` of main.zeek: 1.99 goes with either major version, otherwise both sides must agree.
+fn logged_version(client: &str, server: &str) -> VersionVerdict {
     let (c, s) = (client.as_bytes(), server.as_bytes());
+    if c.is_empty() || s.is_empty() {
+        return VersionVerdict::Pending;
+    }
     if c.len() <= 4 || s.len() <= 4 {
-        return None;
+        return VersionVerdict::Undetermined;
     }
     let is_199 = |b: &[u8]| b.len() > 7 && b[6] == b'9' && b[7] == b'9';
     match (c[4], s[4]) {
-        (b'1', b'2') => Some(if is_199(c) { 2 } else { 0 }),
-        (b'2', b'1') => Some(if is_199(s) { 2 } else { 0 }),
-        (b'1', b'1') => Some(if is_199(s) && is_199(c) { 2 } else { 1 }),
-        (b'2', b'2') => Some(2),
-        _ => None,
+        (b'1', b'2') if is_199(c) => VersionVerdict::Known(2),
+        (b'2', b'1') if is_199(s) => VersionVerdict::Known(2),
+        (b'1', b'1') => VersionVerdict::Known(if is_199(s) && is_199(c) { 2 } else { 1 }),
+        (b'2', b'2') => VersionVerdict::Known(2),
+        _ => VersionVerdict::Mismatch,
     }
 }
 
@@ -332,10 +359,14 @@ impl SshAnalyzer {
         } else {
             info.server = Some(banner);
         }
-        if let (Some(c), Some(s)) = (&info.client, &info.server)
-            && let Some(v) = logged_version(c, s)
-        {
-            info.version = Some(v);
+        let verdict = logged_version(info.client.as_deref().unwrap_or(""), info.server.as_deref().unwrap_or(""));
+        info.version = match verdict {
+            VersionVerdict::Known(v) => Some(v),
+            _ => None,
+        };
+        if let Some(name) = verdict.weird() {
+            let addl = format!("{} vs {}", info.server.as_deref().unwrap_or(""), info.client.as_deref().unwrap_or(""));
+            ctx.weird(name, Some(addl), "");
         }
         true
     }

@@ -106,6 +106,23 @@ impl History {
         self.letters.push(if is_orig { code } else { code.to_ascii_lowercase() });
     }
 
+    /// Rewrites the history as though the roles had been flipped before its first letter: `^`, then every letter
+    /// so far with the other side's case (Zeek's flip on the packet after a lone SYN-ACK: `H` becomes `^h`).
+    pub fn flip_from_start(&mut self) {
+        let swapped: String = std::iter::once('^')
+            .chain(
+                self.letters
+                    .chars()
+                    .map(|c| if c.is_ascii_uppercase() { c.to_ascii_lowercase() } else { c.to_ascii_uppercase() }),
+            )
+            .collect();
+        self.seen = self.seen.rotate_left(16);
+        self.letters = Letters::default();
+        for code in swapped.chars() {
+            self.letters.push(code);
+        }
+    }
+
     /// Records the flip of originator and responder (`^`); seen bits swap sides with the roles.
     pub fn flip(&mut self) {
         self.seen = self.seen.rotate_left(16);
@@ -187,6 +204,17 @@ mod tests {
         assert!(matches!(h.letters, Letters::Spilled(_)));
         assert_eq!(std::mem::size_of::<Letters>(), 16);
         assert_eq!(std::mem::size_of::<History>(), 24);
+    }
+
+    #[test]
+    fn flip_from_start_swaps_case_behind_the_mark() {
+        let mut h = History::default();
+        h.check(true, mask::SYN, 'H');
+        h.flip_from_start();
+        assert_eq!(h.letters, "^h");
+        assert!(h.check(false, mask::SYN, 'H'), "the SYN-ACK is now the responder's");
+        assert!(!h.check(true, mask::ACK, 'A'));
+        assert_eq!(h.letters, "^hA");
     }
 
     #[test]

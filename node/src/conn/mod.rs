@@ -1,6 +1,8 @@
 //! Connection tracking: Zeek's session table, TCP endpoint state machine and history, UDP and ICMP
 //! sessions, stream reassembly, and the conn.log record each connection ends with.
 
+#[cfg(test)]
+mod baselines;
 mod history;
 mod reassembly;
 mod services;
@@ -21,15 +23,33 @@ pub use uid::{Uid, UidGenerator};
 use crate::analyzers::{Analyzer, AnalyzerSpec, ConnId, Proto};
 use crate::logs::{CONN, LogRecord, Value};
 
-/// A connection's key in the session table: both directions map to the same key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A connection's key in the session table: both directions map to the same key, except for one-way ICMP
+/// messages (Zeek's `is_one_way`: an unreachable from A to B is another connection than one from B to A).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ConnKey {
     a: (IpAddr, u16),
     b: (IpAddr, u16),
     proto: u8,
+    /// `a` is the sender: the key is not ordered.
+    one_way: bool,
+}
+
+/// The derived hash of the endpoints and protocol, as before one-way keys existed: [`ConnKey::symmetric_hash`] shards
+/// flows and must not change. (Keys that differ only in `one_way` hash alike; they are never equal.)
+impl std::hash::Hash for ConnKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.a.hash(state);
+        self.b.hash(state);
+        self.proto.hash(state);
+    }
 }
 
 impl ConnKey {
+    /// The key of a one-way ICMP message from `src`: not ordered, so the reverse direction is another key.
+    pub fn one_way(src: IpAddr, sp: u16, dst: IpAddr, dp: u16, proto: u8) -> Self {
+        ConnKey { a: (src, sp), b: (dst, dp), proto, one_way: true }
+    }
+
     pub fn new(src: IpAddr, sp: u16, dst: IpAddr, dp: u16, proto: u8) -> Self {
         let src_first = match (src, dst) {
             // The same order as the tuples' (an IPv4 address orders as its number), in one comparison of two words:
@@ -40,7 +60,7 @@ impl ConnKey {
             _ => (src, sp) <= (dst, dp),
         };
         let (a, b) = if src_first { ((src, sp), (dst, dp)) } else { ((dst, dp), (src, sp)) };
-        ConnKey { a, b, proto }
+        ConnKey { a, b, proto, one_way: false }
     }
 
     /// The key as the session table hashes it: two addresses as 128-bit numbers and the ports and protocol in one
@@ -159,6 +179,8 @@ mod flag {
     pub const DID_WEIRD: u8 = 1 << 5;
     /// The services are in [`super::Rare`], not packed in `Conn::services`.
     pub const SERVICES_SPILLED: u8 = 1 << 6;
+    /// A one-way ICMP message's connection: its key is not ordered.
+    pub const ONE_WAY: u8 = 1 << 7;
 }
 
 /// Appends to a boxed slice (reallocated to exactly the new length).
@@ -252,7 +274,19 @@ impl Conn {
     /// The key of this connection in the session table (the same for both directions).
     pub fn key(&self) -> ConnKey {
         let id = &self.id;
+        if self.is_one_way() {
+            return ConnKey::one_way(id.orig_h, id.orig_p, id.resp_h, id.resp_p, self.ip_proto);
+        }
         ConnKey::new(id.orig_h, id.orig_p, id.resp_h, id.resp_p, self.ip_proto)
+    }
+
+    /// A one-way ICMP message's connection (see [`ConnKey::one_way`]).
+    pub fn is_one_way(&self) -> bool {
+        self.flags & flag::ONE_WAY != 0
+    }
+
+    pub fn set_one_way(&mut self) {
+        self.flags |= flag::ONE_WAY;
     }
 
     /// Whether `key` names this connection: [`Self::key`] compared without ordering the endpoints first (on every
@@ -261,7 +295,8 @@ impl Conn {
     pub fn has_key(&self, key: &ConnKey) -> bool {
         let id = &self.id;
         let (orig, resp) = ((id.orig_h, id.orig_p), (id.resp_h, id.resp_p));
-        self.ip_proto == key.proto && ((orig == key.a && resp == key.b) || (orig == key.b && resp == key.a))
+        self.ip_proto == key.proto
+            && ((orig == key.a && resp == key.b) || (!key.one_way && orig == key.b && resp == key.a))
     }
 
     /// Swaps the originator's and responder's addresses and ports (and whether each is local).
@@ -543,6 +578,13 @@ mod tests {
         assert!(!conn.has_key(&ConnKey::new(orig, 1000, resp, 80, 17)), "another protocol");
         assert!(!conn.has_key(&ConnKey::new(orig, 80, resp, 1000, 6)), "ports swapped between hosts");
         assert!(!conn.has_key(&ConnKey::new(orig, 1000, orig, 80, 6)), "another responder");
+        let mut unreachable = test_conn(1, Proto::Icmp, 1);
+        unreachable.id.orig_p = 3;
+        unreachable.set_one_way();
+        assert!(unreachable.has_key(&unreachable.key()));
+        assert!(!unreachable.has_key(&ConnKey::one_way(resp, 3, orig, 1, 1)), "the other direction");
+        assert!(!unreachable.has_key(&ConnKey::one_way(resp, 1, orig, 3, 1)), "ports reversed too");
+        assert_eq!(unreachable.key().symmetric_hash(), ConnKey::new(orig, 3, resp, 1, 1).symmetric_hash());
     }
 
     /// A connection from 10.0.0.1:1000 to 10.0.0.2:`resp_p`.

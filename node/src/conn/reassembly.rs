@@ -44,10 +44,9 @@ impl Stream {
         self.next_seq
     }
 
+    /// The stream ends at `seq` (the latest FIN's, as Zeek keeps it).
     pub fn set_fin(&mut self, seq: u64) {
-        if self.fin_seq == u64::MAX {
-            self.fin_seq = seq;
-        }
+        self.fin_seq = seq;
     }
 
     /// The common case, without copying: a segment that continues the stream while nothing is buffered.

@@ -133,6 +133,12 @@ impl Endpoint {
         size
     }
 
+    /// Established, or closed from established: a side whose sequence numbers are trusted for gaps.
+    fn is_clean(&self) -> bool {
+        self.state == EndpointState::Established
+            || (self.state == EndpointState::Closed && self.prev_state == EndpointState::Established)
+    }
+
     fn is_active(&self) -> bool {
         !matches!(self.state, EndpointState::Inactive | EndpointState::Closed | EndpointState::Reset)
     }
@@ -212,6 +218,8 @@ pub struct TcpOutcome {
     pub data_seq: Option<u64>,
     /// Relative ack the peer's stream may trim to.
     pub ack: Option<u64>,
+    /// For a FIN: the relative sequence just past its data, where this side's stream ends (Zeek's `FIN_seq - 1`).
+    pub fin_seq: Option<u64>,
     /// The roles flipped (SYN/SYN-ACK seen in reverse).
     pub flipped: bool,
     pub seq_underflow: bool,
@@ -252,6 +260,13 @@ impl TcpSession {
             Counter::Gap => (&mut counters.gaps, 'G'),
         };
         scaled.bump(history, me == 0, code);
+    }
+
+    /// Whether a content gap in side `owner`'s stream (0: the originator's) is reported, in the history and
+    /// `missed_bytes`: Zeek's `established_or_cleanly_closing` on both endpoints. Elsewhere (partial connections,
+    /// data before the handshake, after a RST) gaps come from sequence numbers that cannot be trusted.
+    pub fn reports_gaps(&self, owner: usize) -> bool {
+        self.ep[owner].is_clean() && self.ep[1 - owner].is_clean()
     }
 
     pub fn both_closed(&self) -> bool {
@@ -385,6 +400,9 @@ impl TcpSession {
             out.ack = Some(rel_ack);
         }
         let rel_data_seq = if flags.syn() { rel_seq.wrapping_add(1) } else { rel_seq };
+        if flags.fin() {
+            out.fin_seq = Some(rel_data_seq.wrapping_add(u64::from(len)));
+        }
         if len > 0 && !flags.rst() && !underflow {
             out.data_seq = Some(rel_data_seq);
         }
@@ -708,6 +726,27 @@ impl TcpSession {
             self.ep[me].did_close = true;
         }
         (do_close, false)
+    }
+
+    /// Zeek flips a connection that began with its originator's SYN-ACK once an ack or a data segment follows, in
+    /// either direction (a stealth scan's SYN-ACK draws a RST or nothing). The caller checks that the history holds
+    /// that SYN-ACK alone (with a bad checksum, say, in between, the roles stay).
+    pub fn flips_after_syn_ack(&self, flags: TcpFlags, len: u32) -> bool {
+        self.ep[0].state == EndpointState::SynAckSent
+            && self.ep[1].state == EndpointState::Inactive
+            && !flags.syn()
+            && !flags.rst()
+            && (flags.ack() || len > 0)
+    }
+
+    /// The flip of [`Self::flips_after_syn_ack`]: the SYN-ACK's sender becomes the responder, established as a
+    /// responder's SYN-ACK leaves it, so the connection is what it would have been had the roles been guessed at
+    /// its first packet.
+    pub fn flip_syn_ack_start(&mut self) {
+        self.flip();
+        let server = &mut self.ep[1];
+        server.prev_state = EndpointState::Inactive;
+        server.state = EndpointState::Established;
     }
 
     /// Flips originator and responder (the engine decided the first packet came from the server).

@@ -154,11 +154,23 @@ fn half_duplex_sides() {
 
 #[test]
 fn names_and_versions() {
-    assert_eq!(logged_version("SSH-1.5-x", "SSH-1.99-y"), Some(1));
-    assert_eq!(logged_version("SSH-1.99-x", "SSH-1.99-y"), Some(2));
-    assert_eq!(logged_version("SSH-1.5-x", "SSH-2.0-y"), Some(0));
-    assert_eq!(logged_version("SSH-2.0-x", "SSH-2.0-y"), Some(2));
-    assert_eq!(logged_version("SSH-", "SSH-2.0-y"), None);
+    // scripts.base.protocols.ssh.set_version (client, server).
+    use VersionVerdict::*;
+    assert_eq!(logged_version("SSH-1.5-x", "SSH-1.5-y"), Known(1));
+    assert_eq!(logged_version("SSH-1.99-x", "SSH-1.5-y"), Known(1));
+    assert_eq!(logged_version("SSH-1.5-x", "SSH-1.99-y"), Known(1));
+    assert_eq!(logged_version("SSH-1.99-x", "SSH-1.99-y"), Known(2));
+    assert_eq!(logged_version("SSH-2.0-x", "SSH-2.0-y"), Known(2));
+    assert_eq!(logged_version("SSH-1.99-x", "SSH-2.0-y"), Known(2));
+    assert_eq!(logged_version("SSH-2.0-x", "SSH-1.99-y"), Known(2));
+    assert_eq!(logged_version("SSH-1.5-x", "SSH-2.0-y"), Mismatch);
+    assert_eq!(logged_version("SSH-2.0-x", "SSH-1.5-y"), Mismatch);
+    assert_eq!(logged_version("SSH", "SSH-1.5-y"), Undetermined);
+    assert_eq!(logged_version("SSH-2.0-x", "SSH"), Undetermined);
+    assert_eq!(logged_version("", "SSH-2.0-y"), Pending);
+    assert_eq!(logged_version("", ""), Pending);
+    assert_eq!(Mismatch.weird(), Some("SSH_version_mismatch"));
+    assert_eq!(Undetermined.weird(), Some("SSH_cannot_determine_version"));
     assert_eq!(NameList::parse(b"a,,b,").names().collect::<Vec<_>>(), ["a", "b"]);
     assert_eq!(NameList::parse(b",\xff,c").names().collect::<Vec<_>>(), ["\\xff", "c"]);
     let list = |names: &[u8]| NameList::parse(names);
@@ -193,6 +205,21 @@ mod fuzz_props {
             super::super::fuzz(&input);
         }
     }
+}
+
+/// scripts.base.protocols.ssh.set_version: an SSH1 client against an SSH2 server leaves `version` unset and raises
+/// `SSH_version_mismatch` with "<server> vs <client>".
+#[test]
+fn version_mismatch_is_unset_with_a_weird() {
+    let mut h = Harness::new(Proto::Tcp, 22);
+    let mut a = SshAnalyzer::default();
+    h.deliver(&mut a, true, b"SSH-1.5-OpenSSH_6.2\r\n");
+    h.deliver(&mut a, false, b"SSH-2.0-OpenSSH_5.9\r\n");
+    h.finish(&mut a);
+    let line = logged_line(&h);
+    assert!(line.contains("\t-\t-\t0\t-\tSSH-1.5-OpenSSH_6.2\tSSH-2.0-OpenSSH_5.9\t"), "{line}");
+    let weirds: Vec<_> = h.weirds.iter().map(|w| (w.name.as_str(), w.addl.as_deref())).collect();
+    assert_eq!(weirds, [("SSH_version_mismatch", Some("SSH-2.0-OpenSSH_5.9 vs SSH-1.5-OpenSSH_6.2"))]);
 }
 
 /// A connection picked up mid-stream carries no banner; Zeek analyses nothing there.
