@@ -35,8 +35,9 @@ pub const PRIVATE_ADDRESS_SPACE: &[&str] = &[
     "fe80::/10",
 ];
 
-/// Log streams that are not protocol analyzers but can be switched on and off like them.
-pub const CORE_STREAMS: &[&str] = &["conn", "weird", "tunnel", "analyzer", "files", "hash"];
+/// Log streams that are not protocol analyzers but can be switched on and off like them (`pe`: the PE analysis
+/// of files and pe.log, which Zeek's bare mode loads only with `base/files/pe`).
+pub const CORE_STREAMS: &[&str] = &["conn", "weird", "tunnel", "analyzer", "files", "hash", "pe"];
 
 /// What one analysis engine does.
 #[derive(Debug, Clone)]

@@ -17,7 +17,9 @@ pub mod http;
 pub mod magic;
 pub mod mime;
 pub mod ntp;
+pub mod pe;
 pub mod pop3;
+pub mod quic;
 pub mod smtp;
 pub mod ssh;
 pub mod ssl;
@@ -188,6 +190,24 @@ impl<'a> Ctx<'a> {
         self.actions.push(Action::HandOver { analyzer, is_orig, rest: rest.to_vec() });
     }
 
+    /// This context with the actions going to `actions` instead: an analyzer that embeds another (QUIC's TLS
+    /// handshake) decides which of the inner one's actions apply to the connection.
+    pub(crate) fn with_actions<'b>(&'b mut self, actions: &'b mut Vec<Action>) -> Ctx<'b> {
+        Ctx {
+            ts: self.ts,
+            start_ts: self.start_ts,
+            uid: self.uid,
+            id: self.id,
+            partial: self.partial,
+            cfg: self.cfg,
+            records: &mut *self.records,
+            actions,
+            weirds: &mut *self.weirds,
+            ids: &mut *self.ids,
+            shared: &mut *self.shared,
+        }
+    }
+
     /// A new file id (`F...`), for files.log.
     pub fn new_fuid(&mut self) -> String {
         self.ids.next_fuid()
@@ -296,6 +316,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &detect::XMPP,
     &ntp::SPEC,
     &dhcp::SPEC,
+    &quic::SPEC,
     &detect::IRC,
     &detect::SYSLOG,
     &detect::SNMP,

@@ -1,4 +1,4 @@
-//! Schemas of the core logs (conn, weird, tunnel, analyzer, files). Each protocol analyzer owns its own schema
+//! Schemas of the core logs (conn, weird, tunnel, analyzer, files, pe). Each protocol analyzer owns its own schema
 //! next to its parser; [`schema_by_path`] finds any of them by `#path`.
 
 use super::{Schema, conn_fields, f};
@@ -95,11 +95,35 @@ pub static FILES: Schema = Schema {
 /// files.log as written in bare mode (`--analyzers` without `hash`): no hash and extraction columns.
 pub static FILES_BARE: Schema = Schema { path: "files", fields: FILES.fields.split_at(21).0 };
 
+/// pe.log (`base/files/pe`): the headers of Windows executables among the files (`analyzers/pe.rs`).
+pub static PE: Schema = Schema {
+    path: "pe",
+    fields: &[
+        f("ts", "time"),
+        f("id", "string"),
+        f("machine", "string"),
+        f("compile_ts", "time"),
+        f("os", "string"),
+        f("subsystem", "string"),
+        f("is_exe", "bool"),
+        f("is_64bit", "bool"),
+        f("uses_aslr", "bool"),
+        f("uses_dep", "bool"),
+        f("uses_code_integrity", "bool"),
+        f("uses_seh", "bool"),
+        f("has_import_table", "bool"),
+        f("has_export_table", "bool"),
+        f("has_cert_table", "bool"),
+        f("has_debug_data", "bool"),
+        f("section_names", "vector[string]"),
+    ],
+};
+
 /// Every schema the node can write, so records that arrive by name (from the cluster bus) find theirs.
 pub fn schema_by_path(path: &str) -> Option<&'static Schema> {
     crate::analyzers::all_schemas()
         .iter()
         .copied()
-        .chain([&CONN, &WEIRD, &TUNNEL, &ANALYZER, &FILES])
+        .chain([&CONN, &WEIRD, &TUNNEL, &ANALYZER, &FILES, &PE])
         .find(|s| s.path == path)
 }

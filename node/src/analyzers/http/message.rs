@@ -4,10 +4,10 @@
 //! The message does not log anything itself: it emits [`MsgEvent`]s in Zeek's event order, and asks the
 //! direction's [`ContentLine`] to switch between line and plain delivery as Zeek does.
 
+use super::files::FILE_HEAD_SIZE;
 use super::inflate::Inflater;
 use super::lines::ContentLine;
 use super::parse::{self, Header, Version};
-use crate::analyzers::magic::BOF_BUFFER_SIZE;
 
 /// Whether a body may follow the headers (`HTTP_BODY_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub(super) enum MsgEvent {
     BeginEntity,
     /// `http_header`, for the message's and for its parts' headers.
     Header(Header),
-    /// `len` bytes of decoded entity content, for the entity's file. Only the entity's first [`BOF_BUFFER_SIZE`] bytes
+    /// `len` bytes of decoded entity content, for the entity's file. Only the entity's first [`FILE_HEAD_SIZE`] bytes
     /// are copied (`head`): the file layer looks at no more than those.
     Data {
         head: Vec<u8>,
@@ -515,7 +515,7 @@ impl Entity {
         {
             io.events.push(MsgEvent::PartialContent { offset: u64::try_from(part.first).unwrap_or(0) });
         }
-        let wanted = BOF_BUFFER_SIZE.saturating_sub(usize::try_from(self.content_bytes).unwrap_or(usize::MAX)).min(len);
+        let wanted = FILE_HEAD_SIZE.saturating_sub(usize::try_from(self.content_bytes).unwrap_or(usize::MAX)).min(len);
         let mut head = Vec::with_capacity(wanted);
         for part in [lead, data, trail] {
             let room = wanted - head.len();

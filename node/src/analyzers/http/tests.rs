@@ -208,7 +208,12 @@ MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nHallo!\r\n.\r\n";
 
     /// Runs the frames (one every 10 ms from t=1) with every analyzer on, and returns all records.
     fn run(frames: &[Vec<u8>]) -> Vec<LogRecord> {
-        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
+        run_with(AnalysisConfig::default(), frames)
+    }
+
+    /// [`run`] with the analyzers of `cfg`.
+    fn run_with(cfg: AnalysisConfig, frames: &[Vec<u8>]) -> Vec<LogRecord> {
+        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..cfg });
         for (i, frame) in frames.iter().enumerate() {
             engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
         }
@@ -390,5 +395,82 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: ch
         let records = run(&tcp_conversation(client, server, &messages));
         assert!(logged(&records, "websocket").is_empty());
         assert_eq!(tsv(logged(&records, "conn")[0], "service"), "http,smtp");
+    }
+
+    /// Executables among HTTP bodies, through the engine: Zeek's PE analysis (base/files/pe) attaches to a file sniffed
+    /// as `application/x-dosexec`, files.log names it in `analyzers`, and pe.log gets one record per executable.
+    mod pe_files {
+        use super::{AnalysisConfig, LogRecord, logged, run_with, tcp_conversation, tsv};
+        use crate::analyzers::pe::testing::Image;
+
+        const CLIENT: ([u8; 4], u16) = ([10, 0, 0, 5], 49152);
+        const SERVER: ([u8; 4], u16) = ([192, 0, 2, 80], 80);
+        const SEGMENT: usize = 1400;
+
+        /// An executable whose NT headers lie past the 4 KiB the sniffer reads, so the PE analysis needs what follows.
+        fn executable() -> Vec<u8> {
+            Image { e_lfanew: 5000, ..Image::pe32() }.bytes()
+        }
+
+        /// A download of the executable (its body in 1400-byte segments), then one of a text file; one frame every 10
+        /// ms from t=1 with `cfg`.
+        fn downloads(cfg: AnalysisConfig) -> Vec<LogRecord> {
+            let exe = executable();
+            let header = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", exe.len());
+            let mut messages: Vec<(bool, &[u8])> =
+                vec![(true, b"GET /setup.exe HTTP/1.1\r\nHost: x\r\n\r\n"), (false, header.as_bytes())];
+            messages.extend(exe.chunks(SEGMENT).map(|c| (false, c)));
+            messages.push((true, b"GET /readme.txt HTTP/1.1\r\nHost: x\r\n\r\n"));
+            messages.push((false, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"));
+            run_with(cfg, &tcp_conversation(CLIENT, SERVER, &messages))
+        }
+
+        #[test]
+        fn an_executable_download_gets_the_pe_analyzer_and_a_pe_record() {
+            let records = downloads(AnalysisConfig::default());
+            let files = logged(&records, "files");
+            assert_eq!(files.len(), 2);
+            assert_eq!(tsv(files[0], "mime_type"), "application/x-dosexec");
+            assert_eq!(tsv(files[0], "analyzers"), "PE");
+            assert_eq!(tsv(files[0], "seen_bytes"), executable().len().to_string());
+            assert_eq!(tsv(files[1], "analyzers"), "(empty)");
+
+            let pe = logged(&records, "pe");
+            assert_eq!(pe.len(), 1);
+            let expected = [
+                // The BOF buffer fills in the body's third segment (frames: handshake, GET, reply header, body).
+                ("ts", "1.070000".to_owned()),
+                ("id", tsv(files[0], "fuid")),
+                ("machine", "I386".to_owned()),
+                ("compile_ts", "1402852568.000000".to_owned()),
+                ("os", "Windows 95 or NT 4.0".to_owned()),
+                ("subsystem", "WINDOWS_GUI".to_owned()),
+                ("is_exe", "T".to_owned()),
+                ("is_64bit", "F".to_owned()),
+                ("uses_aslr", "F".to_owned()),
+                ("uses_dep", "F".to_owned()),
+                ("uses_code_integrity", "F".to_owned()),
+                ("uses_seh", "T".to_owned()),
+                ("has_import_table", "T".to_owned()),
+                ("has_export_table", "F".to_owned()),
+                ("has_cert_table", "F".to_owned()),
+                ("has_debug_data", "F".to_owned()),
+                ("section_names", ".text,.data,.rsrc".to_owned()),
+            ];
+            for (field, value) in expected {
+                assert_eq!(tsv(pe[0], field), value, "pe.log {field}");
+            }
+            assert_eq!(tsv(files[0], "ts"), "1.050000", "the file starts a segment before the sniff");
+        }
+
+        #[test]
+        fn bare_mode_without_base_files_pe_attaches_nothing() {
+            let cfg = AnalysisConfig::default().with_analyzers(&["conn", "files", "http"]).unwrap();
+            let records = downloads(cfg);
+            let files = logged(&records, "files");
+            assert_eq!(tsv(files[0], "mime_type"), "application/x-dosexec");
+            assert_eq!(tsv(files[0], "analyzers"), "(empty)");
+            assert!(logged(&records, "pe").is_empty());
+        }
     }
 }

@@ -187,6 +187,18 @@ pub struct SslAnalyzer {
     done: bool,
     session: Option<Session>,
     dedup: Dedup,
+    /// Kept only when QUIC embeds this analyzer (see [`HelloNotes`]).
+    notes: Option<Box<HelloNotes>>,
+}
+
+/// What the hellos told an embedding QUIC analyzer since it last asked: quic.log takes a history letter per hello,
+/// the client's first server name and its ALPN protocols (Zeek's QUIC script handles the same SSL events).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct HelloNotes {
+    pub client_hello: bool,
+    pub server_hello: bool,
+    pub server_name: Option<String>,
+    pub client_protocols: Vec<String>,
 }
 
 fn dir_index(is_orig: bool) -> usize {
@@ -225,6 +237,31 @@ impl SslAnalyzer {
             done: false,
             session: None,
             dedup,
+            notes: None,
+        }
+    }
+
+    /// The analyzer QUIC feeds its CRYPTO streams to (as one TLS record per direction, as Zeek's QUIC does).
+    pub(crate) fn for_quic() -> Self {
+        SslAnalyzer { notes: Some(Box::default()), ..SslAnalyzer::new(Dedup::Global) }
+    }
+
+    /// A fresh analyzer on the same session: after a QUIC Retry Zeek replaces its SSL analyzer, while the script's
+    /// ssl.log record (and its history) goes on.
+    pub(crate) fn restart(&mut self) {
+        let dedup = std::mem::replace(&mut self.dedup, Dedup::Global);
+        let (session, notes) = (self.session.take(), self.notes.take());
+        *self = SslAnalyzer { session, notes, ..SslAnalyzer::new(dedup) };
+    }
+
+    /// The hellos seen since the last call.
+    pub(crate) fn take_hello_notes(&mut self) -> HelloNotes {
+        self.notes.as_deref_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn note(&mut self, f: impl FnOnce(&mut HelloNotes)) {
+        if let Some(notes) = self.notes.as_deref_mut() {
+            f(notes);
         }
     }
 
@@ -614,6 +651,7 @@ impl SslAnalyzer {
             self.violation(ctx, "Binpac exception: malformed client hello".to_string());
             return false;
         };
+        self.note(|n| n.client_hello = true);
         let version = hello.version.0;
         if version_ok(version) {
             ctx.confirm("ssl");
@@ -657,6 +695,7 @@ impl SslAnalyzer {
         }
         let cipher = u32::from(hello.cipher.0);
         self.chosen_cipher = Some(cipher);
+        self.note(|n| n.server_hello = true);
         let s = self.session(ctx);
         s.server_hello(version, cipher, hello.random, hello.session_id.unwrap_or_default());
         !self.skipping
@@ -688,6 +727,7 @@ impl SslAnalyzer {
             return false;
         };
         self.chosen_cipher = Some(cipher);
+        self.note(|n| n.server_hello = true);
         self.session(ctx).server_hello(version, cipher, random, session_id);
         true
     }
@@ -700,6 +740,10 @@ impl SslAnalyzer {
                 self.session(ctx).client_ticket_empty_session_seen = true;
             }
             TlsExtension::PreSharedKey(_) => self.session(ctx).pre_shared_key(is_client),
+            TlsExtension::ALPN(protocols) if is_client && self.notes.is_some() => {
+                let protocols = protocols.iter().map(|p| crate::logs::bytes_to_log_string(p)).collect();
+                self.note(|n| n.client_protocols = protocols);
+            }
             TlsExtension::ALPN(protocols) if !is_client => {
                 if let Some(first) = protocols.first() {
                     self.session(ctx).next_protocol = Some(crate::logs::bytes_to_log_string(first));
@@ -737,6 +781,10 @@ impl SslAnalyzer {
         if hosts.len() > 1 {
             // main.zeek's `Reporter::conn_weird` with `cat(names)` of the vector, and no source.
             ctx.weird("SSL_many_server_names", Some(format!("[{}]", hosts.join(", "))), "");
+        }
+        if let (Some(first), true) = (hosts.first(), self.notes.is_some()) {
+            let first = first.clone();
+            self.note(|n| n.server_name = Some(first));
         }
         let s = self.session(ctx);
         if let Some(first) = hosts.into_iter().next() {
