@@ -23,6 +23,7 @@ pub const LINKS: &[zeek_node::decode::LinkType] = &[
     zeek_node::decode::LinkType::Null,
     zeek_node::decode::LinkType::Loop,
     zeek_node::decode::LinkType::Ppp,
+    zeek_node::decode::LinkType::PppSerial,
     zeek_node::decode::LinkType::Ieee80211,
     zeek_node::decode::LinkType::Radiotap,
 ];

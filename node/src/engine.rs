@@ -11,11 +11,14 @@ use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Pro
 use crate::config::AnalysisConfig;
 use crate::conn::{Attached, Chunk, Conn, ConnKey, ConnTable, EndpointState, Session, Slot, Uid, UidGenerator};
 use crate::decode::{
-    self, DecodeError, FlowWeird, GrePayload, GreWeird, IpDatagram, LinkType, Reassembler, Transport, TunnelPayload,
-    UdpTunnel, decode_ip_reporting, decode_link, decode_transport, icmp6, is_teredo_bubble, parse_gre,
+    self, DecodeError, GrePayload, GreWeird, IpDatagram, LinkType, PacketWeird, Reassembler, Transport, TunnelPayload,
+    UdpTunnel, decode_ip_on_wire, decode_link, decode_transport, icmp6, is_teredo_bubble, parse_gre,
     transport_checksum_ok,
 };
 use crate::logs::{ANALYZER, FILES, FILES_BARE, LogRecord, TUNNEL, Value, WEIRD};
+
+/// IPv6's "no next header" protocol number.
+const IPV6_NO_NEXT: u8 = 59;
 
 /// Bytes of each TCP direction kept for content detection (Zeek's dpd_buffer_size).
 const DPD_BUFFER: usize = 1024;
@@ -281,13 +284,19 @@ impl Engine {
     pub fn replay_packet(&mut self, ts: f64, network_time: f64, link: LinkType, frame: &[u8]) {
         let now = std::mem::replace(&mut self.core.network_time, network_time);
         if let Ok(ip) = decode_link(link, frame) {
-            self.process_ip(ts, ip, &[]);
+            self.process_ip(ts, ip, None, &[]);
         }
         self.core.network_time = now;
     }
 
-    /// Analyses one captured frame.
+    /// Analyses one captured frame whose length on the wire is not known.
     pub fn process_packet(&mut self, ts: f64, link: LinkType, frame: &[u8]) {
+        self.process_packet_on_wire(ts, link, frame, None);
+    }
+
+    /// Analyses one captured frame that was `wire_len` bytes long on the wire when the capture says (a pcap
+    /// record's original length): a datagram the wire did not carry whole is Zeek's `truncated_IP_len`.
+    pub fn process_packet_on_wire(&mut self, ts: f64, link: LinkType, frame: &[u8], wire_len: Option<usize>) {
         if let Some(t) = self.core.tracking.as_mut() {
             t.last = None;
         }
@@ -295,9 +304,13 @@ impl Engine {
         self.core.stats.bytes += frame.len() as u64;
         self.advance_time(ts);
         match decode_link(link, frame) {
-            Ok(ip) => self.process_ip(ts, ip, &[]),
+            Ok(ip) => {
+                // Zeek compares the datagram's length with the wire length less the link headers before it.
+                let link_headers = ip.as_ptr().addr().saturating_sub(frame.as_ptr().addr());
+                self.process_ip(ts, ip, wire_len.map(|w| w.saturating_sub(link_headers)), &[]);
+            }
             Err(DecodeError::NotIp) => {}
-            Err(e) => self.core.decode_weird(ts, e),
+            Err(e) => self.core.decode_weird(ts, e, None, false),
         }
     }
 
@@ -319,26 +332,67 @@ impl Engine {
         }
     }
 
-    fn process_ip(&mut self, ts: f64, bytes: &[u8], encap: Encap) {
-        let mut flow_weirds = Vec::new();
-        let decoded = decode_ip_reporting(bytes, !self.core.cfg.ignore_checksums, &mut |w| flow_weirds.push(w));
-        for &w in &flow_weirds {
-            self.core.flow_weird(ts, w);
+    /// One IP datagram, `wire_len` long on the wire when known (an inner packet of a tunnel is as long as what
+    /// its tunnel carried).
+    fn process_ip(&mut self, ts: f64, bytes: &[u8], wire_len: Option<usize>, encap: Encap) {
+        let mut weirds = Vec::new();
+        let check_checksums = !self.core.cfg.ignore_checksums;
+        let decoded = decode_ip_on_wire(bytes, wire_len, check_checksums, &mut |w| weirds.push(w));
+        let in_tunnel = !encap.is_empty();
+        for w in weirds {
+            self.core.packet_weird(ts, w, in_tunnel);
         }
         let ip = match decoded {
             Ok(ip) => ip,
-            Err(e) => return self.core.decode_weird(ts, e),
-        };
-        if ip.frag.is_some() {
-            if let Some(whole) = self.core.frags.add(ts, &ip) {
-                self.process_ip(ts, &whole, encap);
+            Err(e) => {
+                let hosts = if e.names_hosts() { decode::ipv4_header_hosts(bytes) } else { None };
+                return self.core.decode_weird(ts, e, hosts, in_tunnel);
             }
-            return;
+        };
+        if let Some(frag) = ip.frag {
+            return self.process_fragment(ts, &ip, frag.offset, encap);
         }
         match ip.proto {
             47 => self.process_gre(ts, &ip, encap),
-            4 | 41 => self.process_ip_tunnel(ts, &ip, encap, ip.payload, "Tunnel::IP"),
+            4 | 41 if self.core.exceeds_tunnel_depth(ts, encap, "IPTUNNEL", (ip.src, ip.dst)) => {}
+            4 | 41 => match decode::check_inner_ip(ip.proto, ip.payload) {
+                Ok(()) => self.process_ip_tunnel(ts, &ip, encap, ip.payload, "Tunnel::IP"),
+                Err(e) => self.core.decode_weird(ts, e, Some((ip.src, ip.dst)), in_tunnel),
+            },
+            IPV6_NO_NEXT if ip.is_v6 => {
+                // A Teredo bubble has no next header by design; elsewhere it is Zeek's weird. The encapsulation
+                // chain does not say which tunnel a datagram came out of, so only datagrams outside any are checked.
+                if !in_tunnel {
+                    self.core.packet_weird(ts, PacketWeird::from_ip_analyzer("ipv6_no_next", ip.src, ip.dst), false);
+                }
+            }
             _ => self.process_transport(ts, &ip, encap),
+        }
+    }
+
+    /// A fragment: reassembled when the capture holds it whole; otherwise Zeek's weird, and a first fragment is
+    /// analysed as it is (useful in header-only traces).
+    fn process_fragment(&mut self, ts: f64, ip: &IpDatagram, offset: usize, encap: Encap) {
+        let in_tunnel = !encap.is_empty();
+        if ip.incompletely_captured() {
+            self.core.packet_weird(
+                ts,
+                PacketWeird::from_ip_analyzer("incompletely_captured_fragment", ip.src, ip.dst),
+                in_tunnel,
+            );
+            if offset == 0 {
+                self.process_transport(ts, ip, encap);
+            }
+            return;
+        }
+        let mut weirds = Vec::new();
+        let whole = self.core.frags.add_reporting(ts, ip, &mut |w| weirds.push(w));
+        for w in weirds {
+            self.core.packet_weird(ts, w, in_tunnel);
+        }
+        if let Some(whole) = whole {
+            // Zeek takes a reassembled datagram's wire length to be its length.
+            self.process_ip(ts, &whole, None, encap);
         }
     }
 
@@ -346,18 +400,23 @@ impl Engine {
         let uid = self.core.tunnel_uid(ts, ip, kind);
         let mut chain = encap.to_vec();
         chain.push(uid);
-        self.process_ip(ts, inner, &chain);
+        self.process_ip(ts, inner, Some(inner.len()), &chain);
     }
 
     fn process_gre(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
-        let inner = match parse_gre(ip.payload) {
+        let payload = parse_gre(ip.payload);
+        // The GRE analyzer hands a payload to the IP tunnel analyzer, which refuses one tunnel too many.
+        if payload.is_ok() && self.core.exceeds_tunnel_depth(ts, encap, "IPTUNNEL", (ip.src, ip.dst)) {
+            return;
+        }
+        let inner = match payload {
             Ok(GrePayload::Ip(inner)) => Ok(inner),
             Ok(GrePayload::Ethernet(frame)) => decode_link(LinkType::Ethernet, frame),
             Ok(GrePayload::Ieee80211(frame)) => decode_link(LinkType::Ieee80211, frame),
             Err(GreWeird { name, addl }) => {
                 // The GRE analyzer's weirds are flow weirds between the outer hosts, as Zeek's session manager
                 // reports a packet analyzer's.
-                let name = if encap.is_empty() { name.to_string() } else { format!("{name}_in_tunnel") };
+                let name = analyzer_weird_name(name, !encap.is_empty());
                 return self.core.net_weird(ts, &name, addl, Some("GRE"), Some((ip.src, ip.dst)));
             }
         };
@@ -365,14 +424,15 @@ impl Engine {
             Ok(inner) => self.process_ip_tunnel(ts, ip, encap, inner, "Tunnel::GRE"),
             // ARP, 802.11 management frames: nothing to analyse, as on the capture's own link.
             Err(DecodeError::NotIp) => {}
-            Err(e) => self.core.decode_weird(ts, e),
+            // The inner frame is a packet of its own to Zeek, inside the tunnel: no IP header known yet.
+            Err(e) => self.core.decode_weird(ts, e, None, true),
         }
     }
 
     fn process_transport(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
         let transport = match decode_transport(ip) {
             Ok(t) => t,
-            Err(e) => return self.core.decode_weird(ts, e),
+            Err(e) => return self.core.decode_weird(ts, e, Some((ip.src, ip.dst)), !encap.is_empty()),
         };
         let (proto, sp, dp) = match &transport {
             Transport::Tcp { hdr, .. } => (Proto::Tcp, hdr.src_port, hdr.dst_port),
@@ -429,7 +489,7 @@ impl Engine {
             self.drop_stale_timers_if_many();
         }
         if let Some(d) = inner {
-            self.process_ip(ts, &d.bytes, &d.chain);
+            self.process_ip(ts, &d.bytes, Some(d.bytes.len()), &d.chain);
         }
     }
 
@@ -504,13 +564,32 @@ impl Engine {
 }
 
 impl Core {
-    fn decode_weird(&mut self, ts: f64, e: DecodeError) {
+    /// A packet that could not be decoded: Zeek's weird from the analyzer that refused it, between `hosts` once
+    /// the IP header was known.
+    fn decode_weird(&mut self, ts: f64, e: DecodeError, hosts: Option<(IpAddr, IpAddr)>, in_tunnel: bool) {
         self.stats.decode_errors += 1;
-        self.net_weird(ts, &e.to_string(), None, e.source(), None);
+        let text = e.to_string();
+        let name = analyzer_weird_name(&text, in_tunnel);
+        self.net_weird(ts, &name, None, e.source(), hosts);
     }
 
-    fn flow_weird(&mut self, ts: f64, w: FlowWeird) {
-        self.net_weird(ts, w.name, None, None, Some((w.src, w.dst)));
+    /// Zeek's `Tunnel::max_depth`: a packet already inside that many tunnels opens no further one, and the
+    /// `analyzer` that would open it says so between the packet's `hosts`.
+    fn exceeds_tunnel_depth(&mut self, ts: f64, encap: Encap, analyzer: &'static str, hosts: (IpAddr, IpAddr)) -> bool {
+        const MAX_TUNNEL_DEPTH: usize = 2;
+        if encap.len() < MAX_TUNNEL_DEPTH {
+            return false;
+        }
+        let name = analyzer_weird_name("exceeded_tunnel_max_depth", true);
+        self.net_weird(ts, &name, None, Some(analyzer), Some(hosts));
+        true
+    }
+
+    /// A weird found while decoding a packet that goes on.
+    fn packet_weird(&mut self, ts: f64, w: PacketWeird, in_tunnel: bool) {
+        // Only what an analyzer reports goes through Zeek's session manager, which names weirds in tunnels.
+        let name = analyzer_weird_name(w.name, in_tunnel && w.source.is_some());
+        self.net_weird(ts, &name, w.addl, w.source, w.hosts);
     }
 
     /// A weird without a connection (Zeek's `net_weird`, or `flow_weird` with the two hosts), through the weird
@@ -1098,6 +1177,11 @@ impl Core {
         // A connection stays the tunnel it was first found to be (a Teredo one keeps no fixed port).
         let tunnel =
             conn.tunnel().and_then(UdpTunnel::of_kind).or_else(|| UdpTunnel::classify(conn.id.resp_p, payload))?;
+        let (a, b) = (conn.id.orig_h, conn.id.resp_h);
+        let hosts = if is_orig { (a, b) } else { (b, a) };
+        if self.exceeds_tunnel_depth(ts, encap, tunnel.analyzer_name(), hosts) {
+            return None;
+        }
         let inner = match tunnel.parse(payload) {
             TunnelPayload::Refused => return None,
             TunnelPayload::Confirmed { weird } => {
@@ -1105,9 +1189,7 @@ impl Core {
                 if let Some(name) = weird {
                     // A packet analyzer's weird: a flow weird between the packet's hosts, named for a tunnel
                     // inside a tunnel as Zeek's session manager names it.
-                    let name = if encap.is_empty() { name.to_string() } else { format!("{name}_in_tunnel") };
-                    let (a, b) = (conn.id.orig_h, conn.id.resp_h);
-                    let hosts = if is_orig { (a, b) } else { (b, a) };
+                    let name = analyzer_weird_name(name, !encap.is_empty());
                     self.net_weird(ts, &name, None, Some(tunnel.analyzer_name()), Some(hosts));
                 }
                 return None;
@@ -1215,6 +1297,11 @@ pub fn expectation_names(e: &Expectation, id: &ConnId) -> bool {
     e.resp_h == id.resp_h && e.resp_p == id.resp_p && e.orig_h.is_none_or(|o| o == id.orig_h)
 }
 
+/// A packet analyzer's weird as Zeek's session manager names it: with `_in_tunnel` inside a tunnel.
+fn analyzer_weird_name(name: &str, in_tunnel: bool) -> std::borrow::Cow<'_, str> {
+    if in_tunnel { format!("{name}_in_tunnel").into() } else { name.into() }
+}
+
 /// What Zeek's weird framework (base/frameworks/notice/weird.zeek, `Weird::actions`) does with a weird.
 enum WeirdAction {
     Ignore,
@@ -1236,7 +1323,16 @@ fn weird_action(name: &str) -> WeirdAction {
         | "excessively_small_fragment"
         | "fragment_inconsistency"
         | "fragment_overlap"
-        | "fragment_size_inconsistency" => WeirdAction::LogPerOrig,
+        | "fragment_size_inconsistency"
+        | "DNS_label_forward_compress_offset"
+        | "DNS_label_len_gt_name_len"
+        | "DNS_label_len_gt_pkt"
+        | "DNS_label_too_long"
+        | "bad_RPC"
+        | "excess_RPC"
+        | "originator_RPC_reply"
+        | "partial_RPC"
+        | "responder_RPC_call" => WeirdAction::LogPerOrig,
         _ => WeirdAction::Log,
     }
 }
@@ -1362,6 +1458,9 @@ fn icmp_counterpart(t: u8, v6: bool) -> Option<u8> {
         }
     }
 }
+
+#[cfg(test)]
+mod packet_weird_tests;
 
 #[cfg(test)]
 mod tests {

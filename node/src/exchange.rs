@@ -152,8 +152,21 @@ impl ExpectationPort {
     /// Analyses one packet with what the others expect in place, keeps it if its connection is kept, posts what
     /// the packet made this engine expect, and settles the kept connections once a second of packet time.
     pub fn analyse(&mut self, engine: &mut Engine, ts: f64, link: LinkType, frame: &[u8]) {
+        self.analyse_on_wire(engine, ts, link, frame, None);
+    }
+
+    /// [`ExpectationPort::analyse`] for a frame whose length on the wire the capture gave
+    /// ([`Engine::process_packet_on_wire`]).
+    pub fn analyse_on_wire(
+        &mut self,
+        engine: &mut Engine,
+        ts: f64,
+        link: LinkType,
+        frame: &[u8],
+        wire_len: Option<usize>,
+    ) {
         self.receive(engine, ts);
-        engine.process_packet(ts, link, frame);
+        engine.process_packet_on_wire(ts, link, frame, wire_len);
         for created in engine.take_created() {
             self.retention.start(created);
         }

@@ -66,11 +66,19 @@ fn attach(shared: Option<&Arc<SharedExpectations>>, id: usize, engine: &mut Engi
     Some(port)
 }
 
+/// One packet to analyse: its time, link type, bytes and, when the capture says, its length on the wire.
+struct Frame<'a> {
+    ts: f64,
+    link: LinkType,
+    data: &'a [u8],
+    wire_len: Option<usize>,
+}
+
 /// Analyses one packet (through the engine's part in the exchange of expectations, if it has one).
-fn analyse(engine: &mut Engine, port: &mut Option<ExpectationPort>, ts: f64, link: LinkType, frame: &[u8]) {
+fn analyse(engine: &mut Engine, port: &mut Option<ExpectationPort>, f: Frame<'_>) {
     match port {
-        Some(port) => port.analyse(engine, ts, link, frame),
-        None => engine.process_packet(ts, link, frame),
+        Some(port) => port.analyse_on_wire(engine, f.ts, f.link, f.data, f.wire_len),
+        None => engine.process_packet_on_wire(f.ts, f.link, f.data, f.wire_len),
     }
 }
 
@@ -178,7 +186,7 @@ fn run_single(
         }
         match source.next_packet()? {
             Next::Packet(p) => {
-                analyse(&mut engine, &mut port, p.ts, link, p.data);
+                analyse(&mut engine, &mut port, Frame { ts: p.ts, link, data: p.data, wire_len: p.wire_len });
                 n += 1;
             }
             Next::Idle => {}
@@ -207,7 +215,8 @@ fn run_single(
 #[derive(Default)]
 struct Batch {
     data: Vec<u8>,
-    packets: Vec<(f64, LinkType, usize, usize)>,
+    /// (time, link type, start in `data`, length, length on the wire when known).
+    packets: Vec<(f64, LinkType, usize, usize, Option<usize>)>,
     /// After these packets, the thread has had every packet before this packet time it will get.
     mark: Option<f64>,
 }
@@ -263,16 +272,16 @@ fn run_sharded(
                     }
                     next_mark = p.ts + MARK_EVERY;
                 }
-                let (shard, data, plink) = match shard_of(link, p.ts, p.data, threads, &mut frags) {
-                    Some(Shard::Whole(s)) => (s, None, link),
-                    Some(Shard::Reassembled(s, whole)) => (s, Some(whole), LinkType::Raw),
+                let (shard, data, plink, wire_len) = match shard_of(link, p.ts, p.data, threads, &mut frags) {
+                    Some(Shard::Whole(s)) => (s, None, link, p.wire_len),
+                    Some(Shard::Reassembled(s, whole)) => (s, Some(whole), LinkType::Raw, None),
                     None => continue,
                 };
                 let bytes = data.as_deref().unwrap_or(p.data);
                 let b = &mut batches[shard];
                 let start = b.data.len();
                 b.data.extend_from_slice(bytes);
-                b.packets.push((p.ts, plink, start, bytes.len()));
+                b.packets.push((p.ts, plink, start, bytes.len(), wire_len));
                 if b.packets.len() >= BATCH_PACKETS {
                     let full = std::mem::take(b);
                     let _ = senders[shard].send(full);
@@ -425,7 +434,9 @@ fn capture_thread(
     let mut error = None;
     while !stop.load(Ordering::Relaxed) {
         match socket.next_packet() {
-            Ok(Next::Packet(p)) => analyse(&mut engine, &mut port, p.ts, link, p.data),
+            Ok(Next::Packet(p)) => {
+                analyse(&mut engine, &mut port, Frame { ts: p.ts, link, data: p.data, wire_len: p.wire_len })
+            }
             Ok(_) => {}
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
@@ -459,7 +470,7 @@ fn drain_ring(
     let started = std::time::Instant::now();
     while started.elapsed() < DRAIN_LIMIT {
         match socket.next_ready_packet() {
-            Ok(Next::Packet(p)) => analyse(engine, port, p.ts, link, p.data),
+            Ok(Next::Packet(p)) => analyse(engine, port, Frame { ts: p.ts, link, data: p.data, wire_len: p.wire_len }),
             _ => break,
         }
     }
@@ -472,8 +483,8 @@ fn analysis_thread(
     out: Sender<Vec<LogRecord>>,
 ) -> EngineStats {
     for batch in rx.iter() {
-        for &(ts, link, start, len) in &batch.packets {
-            analyse(&mut engine, &mut port, ts, link, &batch.data[start..start + len]);
+        for &(ts, link, start, len, wire_len) in &batch.packets {
+            analyse(&mut engine, &mut port, Frame { ts, link, data: &batch.data[start..start + len], wire_len });
         }
         if let (Some(port), Some(before)) = (port.as_mut(), batch.mark) {
             port.mark(&mut engine, before);
@@ -498,7 +509,8 @@ pub enum Shard {
 pub fn shard_of(link: LinkType, ts: f64, frame: &[u8], n: usize, frags: &mut Reassembler) -> Option<Shard> {
     let Ok(ip_bytes) = decode_link(link, frame) else { return Some(Shard::Whole(0)) };
     let Ok(ip) = decode_ip(ip_bytes, false) else { return Some(Shard::Whole(0)) };
-    if ip.frag.is_some() {
+    // A fragment the capture cut is not reassembled: the engine reports it (and analyses a first one as it is).
+    if ip.frag.is_some() && !ip.incompletely_captured() {
         let whole = frags.add(ts, &ip)?;
         let ip = decode_ip(&whole, false).ok()?;
         let shard = flow_shard(&ip, n);

@@ -348,7 +348,7 @@ impl AfPacketSource {
             }
             _ => frame,
         };
-        Ok(Next::Packet(RawPacket { ts: found.ts, data }))
+        Ok(Next::Packet(RawPacket { ts: found.ts, data, wire_len: None }))
     }
 
     fn locate_next(&mut self, wait: bool) -> Result<Option<Located>, CaptureError> {

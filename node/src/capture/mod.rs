@@ -52,6 +52,8 @@ pub struct CaptureStats {
 pub struct RawPacket<'a> {
     pub ts: f64,
     pub data: &'a [u8],
+    /// The packet's length on the wire, when the source says (`data` may be cut to the snap length).
+    pub wire_len: Option<usize>,
 }
 
 /// The outcome of asking a source for the next packet.
@@ -88,9 +90,9 @@ pub(crate) fn wait_readable(fd: std::os::fd::RawFd, timeout: std::time::Duration
 /// The next record of a savefile, as libpcap's path reports it.
 fn savefile_next<'a>(reader: &'a mut savefile::Savefile, bytes_read: &mut u64) -> Result<Next<'a>, CaptureError> {
     Ok(match reader.next().map_err(CaptureError::ReadFile)? {
-        savefile::Record::Packet { ts, data, file_bytes } => {
+        savefile::Record::Packet { ts, data, wire_len, file_bytes } => {
             *bytes_read += file_bytes;
-            Next::Packet(RawPacket { ts, data })
+            Next::Packet(RawPacket { ts, data, wire_len: Some(wire_len) })
         }
         savefile::Record::End => Next::End,
         savefile::Record::Truncated(msg) => Next::Truncated(msg),
@@ -179,7 +181,7 @@ impl PcapSource {
             Ok(p) => {
                 *bytes_read += 16 + u64::from(p.header.caplen);
                 let ts = p.header.ts.tv_sec as f64 + p.header.ts.tv_usec as f64 / 1e6;
-                Ok(Next::Packet(RawPacket { ts, data: p.data }))
+                Ok(Next::Packet(RawPacket { ts, data: p.data, wire_len: Some(p.header.len as usize) }))
             }
             Err(pcap::Error::NoMorePackets) => Ok(Next::End),
             Err(pcap::Error::TimeoutExpired) => {

@@ -59,6 +59,8 @@ pub(super) enum Record<'a> {
     Packet {
         ts: f64,
         data: &'a [u8],
+        /// The packet's length on the wire (the record's original length).
+        wire_len: usize,
         file_bytes: u64,
     },
     End,
@@ -137,6 +139,7 @@ impl<R: Read> Savefile<R> {
         let f = self.format;
         let h = &self.buf[self.start..self.start + RECORD_HEADER_LEN];
         let (sec, frac, caplen) = (f.u32_at(h, 0) as i32, f.u32_at(h, 4) as i32, f.u32_at(h, 8));
+        let wire_len = f.u32_at(h, 12) as usize;
         if caplen > MAXIMUM_SNAPLEN {
             return Ok(Record::Invalid(format!(
                 "invalid packet capture length {caplen}, bigger than maximum of {MAXIMUM_SNAPLEN}"
@@ -157,7 +160,8 @@ impl<R: Read> Savefile<R> {
         let kept = caplen.min(self.snapshot) as usize;
         let micros = if f.nanoseconds { frac / 1000 } else { frac };
         let ts = f64::from(sec) + f64::from(micros) / 1e6;
-        Ok(Record::Packet { ts, data: &self.buf[data_start..data_start + kept], file_bytes: record_len as u64 })
+        let data = &self.buf[data_start..data_start + kept];
+        Ok(Record::Packet { ts, data, wire_len, file_bytes: record_len as u64 })
     }
 }
 
@@ -287,9 +291,10 @@ mod tests {
         let mut theirs = pcap::Capture::from_file(path).unwrap();
         loop {
             match (ours.next().unwrap(), theirs.next_packet()) {
-                (Record::Packet { ts, data, .. }, Ok(p)) => {
+                (Record::Packet { ts, data, wire_len, .. }, Ok(p)) => {
                     let their_ts = p.header.ts.tv_sec as f64 + p.header.ts.tv_usec as f64 / 1e6;
-                    assert_eq!((ts, data), (their_ts, p.data), "{}", path.display());
+                    let theirs = (their_ts, p.data, p.header.len as usize);
+                    assert_eq!((ts, data, wire_len), theirs, "{}", path.display());
                 }
                 (Record::End, Err(pcap::Error::NoMorePackets)) => return true,
                 (Record::Truncated(m), Err(pcap::Error::PcapError(theirs))) => {

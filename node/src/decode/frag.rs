@@ -1,17 +1,39 @@
-//! IPv4 and IPv6 fragment reassembly. Fragments are kept per (src, dst, id, proto) until the datagram
-//! is whole, then rebuilt as one unfragmented datagram that decodes like any other.
+//! IPv4 and IPv6 fragment reassembly. Fragments are kept per (src, dst, id), as Zeek keys them, until the
+//! datagram is whole, then rebuilt as one unfragmented datagram that decodes like any other. The checks and
+//! weirds are those of Zeek's `FragReassembler` (`src/Frag.cc`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::IpDatagram;
+use super::{IpDatagram, PacketWeird};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FragKey {
     src: IpAddr,
     dst: IpAddr,
     id: u32,
+}
+
+/// Zeek's bounds on a fragment's size: smaller ones (but the last) and larger datagrams are weirds.
+const MIN_ACCEPTABLE_FRAG_SIZE: usize = 64;
+const MAX_ACCEPTABLE_FRAG_SIZE: usize = 64_000;
+
+/// What the first fragment seen of a datagram says about all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unfragmentable {
+    /// IPv4: the protocol and header length; IPv6: the header length before the fragment header and the
+    /// protocol after it (of the first fragment once that arrives).
     proto: u8,
+    hdr_len: usize,
+}
+
+impl Unfragmentable {
+    fn of(ip: &IpDatagram<'_>) -> Unfragmentable {
+        match ip.frag {
+            Some(f) if ip.is_v6 => Unfragmentable { proto: f.v6_next, hdr_len: f.data_start - 8 },
+            _ => Unfragmentable { proto: ip.proto, hdr_len: ip.hdr_len },
+        }
+    }
 }
 
 struct Pending {
@@ -19,8 +41,11 @@ struct Pending {
     header: Option<Vec<u8>>,
     /// The first fragment's IPv6 fragment header position and next-header pointer.
     v6: Option<((usize, usize), u8)>,
+    /// Of the fragment that opened the datagram.
+    unfragmentable: Unfragmentable,
+    /// (offset, data), in arrival order.
     pieces: Vec<(usize, Vec<u8>)>,
-    /// Total payload length, known once the last fragment arrived.
+    /// Payload length, known once a last fragment arrived (Zeek's `frag_size`).
     total: Option<usize>,
     last_seen: f64,
     bytes: usize,
@@ -45,8 +70,18 @@ impl Default for Reassembler {
 impl Reassembler {
     /// Adds one fragment. Returns the whole datagram (header and payload, unfragmented) once complete.
     pub fn add(&mut self, now: f64, ip: &IpDatagram<'_>) -> Option<Vec<u8>> {
+        self.add_reporting(now, ip, &mut |_| {})
+    }
+
+    /// [`Reassembler::add`], handing Zeek's fragment weirds (flow weirds between the datagram's hosts) to `weirds`.
+    pub fn add_reporting(
+        &mut self,
+        now: f64,
+        ip: &IpDatagram<'_>,
+        weirds: &mut dyn FnMut(PacketWeird),
+    ) -> Option<Vec<u8>> {
         let frag = ip.frag?;
-        let key = FragKey { src: ip.src, dst: ip.dst, id: frag.id, proto: if ip.is_v6 { 0 } else { ip.proto } };
+        let key = FragKey { src: ip.src, dst: ip.dst, id: frag.id };
         let data = ip.bytes.get(frag.data_start..)?;
         if self.held_bytes + data.len() > self.max_bytes {
             self.expire(now, true);
@@ -55,45 +90,73 @@ impl Reassembler {
                 return None;
             }
         }
+        let mut report = |name| weirds(PacketWeird::flow(name, ip.src, ip.dst));
+        let this = Unfragmentable::of(ip);
         let entry = self.pending.entry(key).or_insert_with(|| Pending {
             header: None,
             v6: None,
+            unfragmentable: this,
             pieces: Vec::new(),
             total: None,
             last_seen: now,
             bytes: 0,
         });
+        if this != entry.unfragmentable {
+            report("fragment_protocol_inconsistency");
+        }
+        if frag.dont_fragment {
+            // Linux MTU discovery for UDP does this, for one.
+            report("fragment_with_DF");
+        }
         entry.last_seen = now;
-        if frag.offset == 0 && entry.header.is_none() {
-            entry.header = Some(ip.bytes[..frag.data_start].to_vec());
-            entry.v6 = frag.v6_frag_hdr.map(|p| (p, frag.v6_next));
+        if frag.offset == 0 {
+            entry.unfragmentable.proto = this.proto;
+            if entry.header.is_none() {
+                entry.header = Some(ip.bytes[..frag.data_start].to_vec());
+                entry.v6 = frag.v6_frag_hdr.map(|p| (p, frag.v6_next));
+            }
         }
-        if !frag.more {
-            entry.total = Some(frag.offset + data.len());
-        }
+        let claimed_len = ip.total_len.saturating_sub(frag.data_start);
+        check_size(entry, frag.offset + claimed_len, frag.more, ip.total_len, &mut report);
+        report_overlaps(&entry.pieces, frag.offset, data, &mut report);
         entry.bytes += data.len();
         self.held_bytes += data.len();
         entry.pieces.push((frag.offset, data.to_vec()));
-        let whole = Self::try_complete(entry)?;
+        let whole = Self::try_complete(entry, &mut report)?;
         let done = self.pending.remove(&key)?;
         self.held_bytes -= done.bytes;
         Some(whole)
     }
 
-    fn try_complete(p: &mut Pending) -> Option<Vec<u8>> {
-        let total = p.total?;
-        let header = p.header.as_ref()?;
+    fn try_complete(p: &mut Pending, report: &mut dyn FnMut(&'static str)) -> Option<Vec<u8>> {
+        let mut total = p.total?;
         p.pieces.sort_by_key(|(off, _)| *off);
+        if p.pieces.first().is_none_or(|(off, _)| *off > 0) {
+            return None;
+        }
         let mut covered = 0;
+        let mut hole = false;
         for (off, d) in &p.pieces {
             if *off > covered {
-                return None;
+                hole = true;
+                break;
             }
             covered = covered.max(off + d.len());
         }
-        if covered < total {
+        let furthest = p.pieces.iter().map(|(off, d)| off + d.len()).max().unwrap_or(0);
+        if hole && covered >= total {
+            // Contiguous through the expected end with more beyond a hole: Zeek takes the contiguous part.
+            report("fragment_size_inconsistency");
+            total = covered;
+        } else if hole {
+            return None;
+        } else if furthest > total {
+            report("fragment_size_inconsistency");
+            total = furthest;
+        } else if furthest < total {
             return None;
         }
+        let header = p.header.as_ref()?;
         let mut payload = vec![0u8; total];
         // Earlier pieces win on overlap, as the first data seen is what a host would keep.
         for (off, d) in p.pieces.iter().rev() {
@@ -146,19 +209,80 @@ impl Reassembler {
     }
 }
 
+/// Zeek's size checks of one fragment ending at `upper` (by its claimed length): the last fragment fixes the
+/// datagram's size, later disagreement is an inconsistency, and unusually small or large fragments are weirds.
+fn check_size(p: &mut Pending, upper: usize, more: bool, total_len: usize, report: &mut dyn FnMut(&'static str)) {
+    if !more {
+        match p.total {
+            None => p.total = Some(upper),
+            Some(size) if size != upper => {
+                report("fragment_size_inconsistency");
+                p.total = Some(size.max(upper));
+            }
+            Some(_) => {}
+        }
+    } else if total_len < MIN_ACCEPTABLE_FRAG_SIZE {
+        report("excessively_small_fragment");
+    }
+    if upper > MAX_ACCEPTABLE_FRAG_SIZE {
+        report("excessively_large_fragment");
+    }
+    if let Some(size) = p.total.filter(|&size| upper > size) {
+        // A fragment that is not the last reaches past the end the last one set.
+        report("fragment_size_inconsistency");
+        p.total = Some(upper.max(size));
+    }
+}
+
+/// Compares a new piece with every piece it overlaps, as Zeek's reassembler does: the same bytes again are an
+/// overlap, other bytes an inconsistency. A piece that starts where the last one ends is the usual case.
+fn report_overlaps(pieces: &[(usize, Vec<u8>)], offset: usize, data: &[u8], report: &mut dyn FnMut(&'static str)) {
+    let upper = offset + data.len();
+    if data.is_empty() || pieces.iter().map(|(off, d)| off + d.len()).max() == Some(offset) {
+        return;
+    }
+    for (off, old) in pieces {
+        let (from, to) = (offset.max(*off), upper.min(off + old.len()));
+        if from < to {
+            let same = old[from - off..to - off] == data[from - offset..to - offset];
+            report(if same { "fragment_overlap" } else { "fragment_inconsistency" });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::decode_ip;
     use super::*;
 
     fn v4_fragment(offset: usize, more: bool, data: &[u8]) -> Vec<u8> {
+        v4_fragment_of(17, offset, more, data)
+    }
+
+    fn v4_fragment_of(proto: u8, offset: usize, more: bool, data: &[u8]) -> Vec<u8> {
         let total = 20 + data.len();
         let off = (offset / 8) as u16 | if more { 0x2000 } else { 0 };
         let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 7];
         p.extend_from_slice(&off.to_be_bytes());
-        p.extend_from_slice(&[64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        p.extend_from_slice(&[64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
         p.extend_from_slice(data);
         p
+    }
+
+    /// Adds the fragments in order; the weirds they raised, and whether the last one completed the datagram.
+    fn add_all(r: &mut Reassembler, fragments: &[Vec<u8>]) -> (Vec<&'static str>, bool) {
+        let mut names = Vec::new();
+        let mut complete = false;
+        for (i, f) in fragments.iter().enumerate() {
+            let ip = decode_ip(f, false).unwrap();
+            complete = r
+                .add_reporting(i as f64, &ip, &mut |w| {
+                    assert_eq!((w.source, w.hosts.map(|h| h.0)), (None, Some(ip.src)), "a flow weird from src/Frag.cc");
+                    names.push(w.name);
+                })
+                .is_some();
+        }
+        (names, complete)
     }
 
     #[test]
@@ -181,5 +305,50 @@ mod tests {
         r.expire(100.0, false);
         assert_eq!(r.dropped, 1);
         assert_eq!(r.held_bytes, 0);
+    }
+
+    const DATA: &[u8; 64] = &[0x5a; 64];
+
+    #[test]
+    fn overlapping_fragments_are_weirds_by_whether_their_bytes_agree() {
+        let first = v4_fragment(0, true, DATA);
+        let same_again = v4_fragment(32, true, &DATA[..48]);
+        let last = v4_fragment(80, false, &DATA[..8]);
+        let (names, complete) = add_all(&mut Reassembler::default(), &[first.clone(), same_again, last.clone()]);
+        assert_eq!((names, complete), (vec!["fragment_overlap"], true));
+        let other_bytes = v4_fragment(32, true, &[0xa5; 48]);
+        let (names, _) = add_all(&mut Reassembler::default(), &[first, other_bytes, last]);
+        assert_eq!(names, ["fragment_inconsistency"]);
+    }
+
+    #[test]
+    fn sizes_that_disagree_are_inconsistencies() {
+        let two_ends =
+            [v4_fragment(64, false, &DATA[..8]), v4_fragment(64, false, &DATA[..16]), v4_fragment(0, true, DATA)];
+        let (names, complete) = add_all(&mut Reassembler::default(), &two_ends);
+        let expected = vec!["fragment_size_inconsistency", "fragment_overlap"];
+        assert_eq!((names, complete), (expected, true), "completes at the larger size");
+        let past_the_end = [v4_fragment(64, false, &DATA[..8]), v4_fragment(0, true, &[0x5a; 80])];
+        let (names, complete) = add_all(&mut Reassembler::default(), &past_the_end);
+        assert_eq!((names, complete), (vec!["fragment_size_inconsistency", "fragment_overlap"], true));
+    }
+
+    #[test]
+    fn unusual_fragments_are_weirds() {
+        let small = [v4_fragment(0, true, &DATA[..16]), v4_fragment(16, false, &DATA[..16])];
+        let (names, complete) = add_all(&mut Reassembler::default(), &small);
+        assert_eq!((names, complete), (vec!["excessively_small_fragment"], true), "the last fragment may be small");
+
+        let (names, _) = add_all(&mut Reassembler::default(), &[v4_fragment(64_000, false, DATA)]);
+        assert_eq!(names, ["excessively_large_fragment"]);
+
+        let mut dont_fragment = v4_fragment(0, true, DATA);
+        dont_fragment[6] |= 0x40;
+        let (names, _) = add_all(&mut Reassembler::default(), &[dont_fragment]);
+        assert_eq!(names, ["fragment_with_DF"]);
+
+        let other_protocol = [v4_fragment(0, true, DATA), v4_fragment_of(6, 64, false, &DATA[..8])];
+        let (names, complete) = add_all(&mut Reassembler::default(), &other_protocol);
+        assert_eq!((names, complete), (vec!["fragment_protocol_inconsistency"], true), "keyed without the protocol");
     }
 }

@@ -13,7 +13,10 @@ pub enum LinkType {
     LinuxSll2,
     Null,
     Loop,
+    /// DLT_PPP: PPP with or without HDLC-like framing.
     Ppp,
+    /// DLT_PPP_SERIAL: always a four-byte HDLC head.
+    PppSerial,
     Ieee80211,
     Radiotap,
 }
@@ -27,7 +30,8 @@ impl LinkType {
             276 => LinkType::LinuxSll2,
             0 => LinkType::Null,
             108 => LinkType::Loop,
-            9 | 50 => LinkType::Ppp,
+            9 => LinkType::Ppp,
+            50 => LinkType::PppSerial,
             105 => LinkType::Ieee80211,
             127 => LinkType::Radiotap,
             _ => return None,
@@ -37,39 +41,71 @@ impl LinkType {
 
 const ETH_IPV4: u16 = 0x0800;
 const ETH_IPV6: u16 = 0x86dd;
-const ETH_VLAN: [u16; 3] = [0x8100, 0x88a8, 0x9100];
-const ETH_MPLS: [u16; 2] = [0x8847, 0x8848];
+const ETH_VLAN: u16 = 0x8100;
+const ETH_QINQ: [u16; 2] = [0x88a8, 0x9100];
+const ETH_MPLS: u16 = 0x8847;
 const ETH_PPPOE_SESSION: u16 = 0x8864;
+const ETH_CISCO_FABRIC_PATH: u16 = 0x8903;
+/// EtherType values up to this are 802.3 lengths; from [`ETHERTYPE_MIN`] on they are types.
+const ETH_MAX_LENGTH: u16 = 1500;
+const ETHERTYPE_MIN: u16 = 1536;
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
+const PPP_MPLS: u16 = 0x0281;
 
-/// Returns the bytes where the IP datagram starts.
+/// The packet analyzer an EtherType is looked up in: each of Zeek's has its own table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EtherTypeTable {
+    Ethernet,
+    Vlan,
+    /// Linux cooked captures: IP (and ARP) only.
+    LinuxSll,
+}
+
+/// Returns the bytes where the IP datagram starts. Each layer checks its length as Zeek's analyzer of it does
+/// and fails with that analyzer's weird; a protocol Zeek does not analyse is [`DecodeError::NotIp`] (no weird).
 pub fn decode_link(link: LinkType, data: &[u8]) -> Result<&[u8], DecodeError> {
     match link {
-        LinkType::Ethernet => {
-            let ethertype = be16(data, 12).ok_or(DecodeError::TruncatedLink)?;
-            decode_ethertype(ethertype, data.get(14..).ok_or(DecodeError::TruncatedLink)?)
-        }
+        LinkType::Ethernet => decode_ethernet(data),
         LinkType::Raw => Ok(data),
         LinkType::LinuxSll => {
-            let proto = be16(data, 14).ok_or(DecodeError::TruncatedLink)?;
-            decode_ethertype(proto, data.get(16..).ok_or(DecodeError::TruncatedLink)?)
+            let rest = data.get(16..).filter(|r| !r.is_empty()).ok_or(DecodeError::TruncatedLinuxSll)?;
+            decode_ethertype(EtherTypeTable::LinuxSll, u16::from_be_bytes([data[14], data[15]]), rest)
         }
         LinkType::LinuxSll2 => {
-            let proto = be16(data, 0).ok_or(DecodeError::TruncatedLink)?;
-            decode_ethertype(proto, data.get(20..).ok_or(DecodeError::TruncatedLink)?)
+            let rest = data.get(20..).filter(|r| !r.is_empty()).ok_or(DecodeError::TruncatedLinuxSll2)?;
+            decode_ethertype(EtherTypeTable::LinuxSll, u16::from_be_bytes([data[0], data[1]]), rest)
         }
-        LinkType::Null | LinkType::Loop => {
-            let family = data.get(..4).ok_or(DecodeError::TruncatedLink)?;
-            // The family is in host order of the capturing machine: accept both orders.
-            let fam = u32::from_le_bytes([family[0], family[1], family[2], family[3]]);
-            let fam = if fam > 0xffff { fam.swap_bytes() } else { fam };
-            match fam {
+        LinkType::Null => {
+            // Zeek reads the address family in little-endian order, as the BSDs that write DLT_NULL store it.
+            let rest = data.get(4..).filter(|r| !r.is_empty()).ok_or(DecodeError::TruncatedNull)?;
+            match u32::from_le_bytes([data[0], data[1], data[2], data[3]]) {
+                2 | 24 | 28 | 30 => Ok(rest),
+                _ => Err(DecodeError::NotIp),
+            }
+        }
+        LinkType::Loop => {
+            // DLT_LOOP stores the family in network order. Zeek has no analyzer for it: no weird of its own.
+            let family = data.get(..4).ok_or(DecodeError::NotIp)?;
+            match u32::from_be_bytes([family[0], family[1], family[2], family[3]]) {
                 2 | 24 | 28 | 30 => Ok(&data[4..]),
                 _ => Err(DecodeError::NotIp),
             }
         }
         LinkType::Ppp => {
-            let proto = be16(data, 2).ok_or(DecodeError::TruncatedLink)?;
-            decode_ppp(proto, data.get(4..).ok_or(DecodeError::TruncatedLink)?)
+            if data.len() <= 2 {
+                return Err(DecodeError::TruncatedPpp);
+            }
+            if data[..2] == [0xff, 0x03] {
+                // HDLC-like framing: address and control before the protocol.
+                let rest = data.get(4..).filter(|r| !r.is_empty()).ok_or(DecodeError::TruncatedPppHdlc)?;
+                return decode_ppp(u16::from_be_bytes([data[2], data[3]]), rest);
+            }
+            decode_ppp(u16::from_be_bytes([data[0], data[1]]), &data[2..])
+        }
+        LinkType::PppSerial => {
+            let rest = data.get(4..).filter(|r| !r.is_empty()).ok_or(DecodeError::TruncatedPppSerial)?;
+            decode_ppp(u16::from_be_bytes([data[2], data[3]]), rest)
         }
         LinkType::Ieee80211 => decode_ieee80211(data),
         LinkType::Radiotap => {
@@ -81,6 +117,31 @@ pub fn decode_link(link: LinkType, data: &[u8]) -> Result<&[u8], DecodeError> {
             let frame = data.get(header_len..).filter(|f| !f.is_empty()).ok_or(DecodeError::TruncatedRadiotap)?;
             decode_ieee80211(frame)
         }
+    }
+}
+
+/// An Ethernet II frame (also behind Cisco FabricPath); 802.3 frames carry LLC, SNAP or Novell frames, none of
+/// which carries IP to Zeek.
+fn decode_ethernet(data: &[u8]) -> Result<&[u8], DecodeError> {
+    // Zeek wants more than the 14-byte header and two bytes after it.
+    if data.len() <= 16 {
+        return Err(DecodeError::TruncatedEthernet);
+    }
+    let data = if be16(data, 12) == Some(ETH_CISCO_FABRIC_PATH) {
+        const FABRIC_PATH_HEADER: usize = 16;
+        if data.len() <= FABRIC_PATH_HEADER + 14 {
+            return Err(DecodeError::TruncatedCiscoFabricPath);
+        }
+        &data[FABRIC_PATH_HEADER..]
+    } else {
+        data
+    };
+    let (ethertype, rest) = (u16::from_be_bytes([data[12], data[13]]), &data[14..]);
+    match ethertype {
+        ETHERTYPE_MIN.. => decode_ethertype(EtherTypeTable::Ethernet, ethertype, rest),
+        ..=ETH_MAX_LENGTH if rest.len() < usize::from(ethertype) => Err(DecodeError::TruncatedEthernet),
+        ..=ETH_MAX_LENGTH => Err(DecodeError::NotIp),
+        _ => Err(DecodeError::UndefinedEtherType),
     }
 }
 
@@ -122,44 +183,65 @@ fn decode_ieee80211(data: &[u8]) -> Result<&[u8], DecodeError> {
     if llc[..6] != SNAP {
         return Err(DecodeError::NotIp);
     }
-    decode_ethertype(u16::from_be_bytes([llc[6], llc[7]]), &inner[8..])
+    decode_ethertype(EtherTypeTable::Ethernet, u16::from_be_bytes([llc[6], llc[7]]), &inner[8..])
 }
 
 fn decode_ppp(proto: u16, rest: &[u8]) -> Result<&[u8], DecodeError> {
     match proto {
-        0x0021 | 0x0057 => Ok(rest),
+        PPP_IPV4 | PPP_IPV6 => Ok(rest),
+        PPP_MPLS => decode_mpls(rest),
         _ => Err(DecodeError::NotIp),
     }
 }
 
-/// Follows an EtherType through VLAN tags, MPLS label stacks and PPPoE to the IP datagram.
-pub fn decode_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Result<&[u8], DecodeError> {
-    // Bounded: each step consumes at least two bytes.
+/// Follows an EtherType through VLAN tags, MPLS label stacks and PPPoE to the IP datagram, by the tables of
+/// Zeek's packet analyzers.
+fn decode_ethertype(mut table: EtherTypeTable, mut ethertype: u16, mut rest: &[u8]) -> Result<&[u8], DecodeError> {
+    // Bounded: each tag consumes four bytes.
     loop {
-        match ethertype {
-            ETH_IPV4 | ETH_IPV6 => return Ok(rest),
-            t if ETH_VLAN.contains(&t) => {
-                ethertype = be16(rest, 2).ok_or(DecodeError::TruncatedLink)?;
-                rest = rest.get(4..).ok_or(DecodeError::TruncatedLink)?;
-            }
-            t if ETH_MPLS.contains(&t) => {
-                loop {
-                    let label = rest.get(..4).ok_or(DecodeError::TruncatedLink)?;
-                    rest = &rest[4..];
-                    if label[2] & 0x01 != 0 {
-                        break;
-                    }
+        match (table, ethertype) {
+            (_, ETH_IPV4 | ETH_IPV6) => return Ok(rest),
+            (EtherTypeTable::LinuxSll, _) => return Err(DecodeError::NotIp),
+            (EtherTypeTable::Ethernet, t) if t == ETH_VLAN || ETH_QINQ.contains(&t) => {}
+            (EtherTypeTable::Vlan, ETH_VLAN) => {}
+            (_, ETH_MPLS) => return decode_mpls(rest),
+            (_, ETH_PPPOE_SESSION) => {
+                if rest.len() <= 8 {
+                    return Err(DecodeError::TruncatedPppoe);
                 }
-                return match rest.first().map(|b| b >> 4) {
-                    Some(4) | Some(6) => Ok(rest),
-                    _ => Err(DecodeError::NotIp),
-                };
-            }
-            ETH_PPPOE_SESSION => {
-                let proto = be16(rest, 6).ok_or(DecodeError::TruncatedLink)?;
-                return decode_ppp(proto, rest.get(8..).ok_or(DecodeError::TruncatedLink)?);
+                return decode_ppp(u16::from_be_bytes([rest[6], rest[7]]), &rest[8..]);
             }
             _ => return Err(DecodeError::NotIp),
+        }
+        (ethertype, rest) = vlan_tag(rest)?;
+        table = EtherTypeTable::Vlan;
+    }
+}
+
+/// One 802.1Q tag: the EtherType it carries and what follows it.
+fn vlan_tag(data: &[u8]) -> Result<(u16, &[u8]), DecodeError> {
+    if data.len() <= 4 {
+        return Err(DecodeError::TruncatedVlan);
+    }
+    let (protocol, rest) = (u16::from_be_bytes([data[2], data[3]]), &data[4..]);
+    match protocol {
+        ETHERTYPE_MIN.. => Ok((protocol, rest)),
+        ..=ETH_MAX_LENGTH if rest.len() < 2 => Err(DecodeError::TruncatedVlan),
+        ..=ETH_MAX_LENGTH => Err(DecodeError::NotIp),
+        _ => Err(DecodeError::UndefinedVlanProtocol),
+    }
+}
+
+/// An MPLS label stack; Zeek hands what follows it to the IP analyzer whatever it is.
+fn decode_mpls(mut rest: &[u8]) -> Result<&[u8], DecodeError> {
+    loop {
+        if rest.len() <= 4 {
+            return Err(DecodeError::TruncatedMpls);
+        }
+        let bottom_of_stack = rest[2] & 0x01 != 0;
+        rest = &rest[4..];
+        if bottom_of_stack {
+            return Ok(rest);
         }
     }
 }
@@ -223,12 +305,150 @@ mod tests {
         }
     }
 
+    /// An Ethernet header to 00:..:02 from 00:..:01 with `ethertype`, then `rest`.
+    fn ethernet(ethertype: u16, rest: &[u8]) -> Vec<u8> {
+        let mut f = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(rest);
+        f
+    }
+
+    const IP: [u8; 4] = [0x45, 0, 0, 20];
+
+    /// Each layer's own truncation weird, from the analyzer Zeek names as its source.
+    #[test]
+    fn each_link_layer_reports_its_own_truncation() {
+        let vlan_ip = |tpid: u16| ethernet(tpid, &[0, 10, 0x08, 0x00]);
+        let cases: [(LinkType, Vec<u8>, DecodeError, &str, &str); 12] = [
+            (LinkType::Ethernet, vec![0; 16], DecodeError::TruncatedEthernet, "truncated_ethernet_frame", "ETHERNET"),
+            (
+                LinkType::Ethernet,
+                ethernet(0x0020, &[0; 8]),
+                DecodeError::TruncatedEthernet,
+                "truncated_ethernet_frame",
+                "ETHERNET",
+            ),
+            (
+                LinkType::Ethernet,
+                ethernet(0x8903, &[0; 16]),
+                DecodeError::TruncatedCiscoFabricPath,
+                "truncated_link_header_cfp",
+                "ETHERNET",
+            ),
+            (
+                LinkType::Ethernet,
+                ethernet(1501, &IP),
+                DecodeError::UndefinedEtherType,
+                "undefined_ether_type",
+                "ETHERNET",
+            ),
+            (LinkType::Ethernet, vlan_ip(0x8100), DecodeError::TruncatedVlan, "truncated_VLAN_header", "VLAN"),
+            (
+                LinkType::Ethernet,
+                ethernet(0x8100, &[0, 10, 0x05, 0xdd, 1]),
+                DecodeError::UndefinedVlanProtocol,
+                "undefined_vlan_protocol",
+                "VLAN",
+            ),
+            (
+                LinkType::Ethernet,
+                ethernet(0x8847, &[0, 0, 0, 0, 0, 1, 1]),
+                DecodeError::TruncatedMpls,
+                "truncated_link_header",
+                "MPLS",
+            ),
+            (
+                LinkType::Ethernet,
+                ethernet(0x8864, &[0x11, 0, 0, 1, 0, 2, 0, 0x21]),
+                DecodeError::TruncatedPppoe,
+                "truncated_pppoe_header",
+                "PPPOE",
+            ),
+            (LinkType::LinuxSll, vec![0; 16], DecodeError::TruncatedLinuxSll, "truncated_Linux_SLL_header", "LINUXSLL"),
+            (
+                LinkType::LinuxSll2,
+                vec![0; 20],
+                DecodeError::TruncatedLinuxSll2,
+                "truncated_Linux_SLL2_header",
+                "LINUXSLL2",
+            ),
+            (LinkType::Null, vec![2, 0, 0, 0], DecodeError::TruncatedNull, "null_analyzer_failed", "NULL"),
+            (
+                LinkType::PppSerial,
+                vec![0xff, 3, 0, 0x21],
+                DecodeError::TruncatedPppSerial,
+                "truncated_ppp_serial_header",
+                "PPPSERIAL",
+            ),
+        ];
+        for (link, frame, error, name, source) in cases {
+            let got = decode_link(link, &frame).unwrap_err();
+            assert_eq!(
+                (got, got.to_string().as_str(), got.source()),
+                (error, name, Some(source)),
+                "{link:?} {frame:?}"
+            );
+            assert!(!got.names_hosts(), "{name}: no IP header yet, a net weird");
+        }
+        assert_eq!(decode_link(LinkType::Ppp, &[0, 0x21]), Err(DecodeError::TruncatedPpp));
+        assert_eq!(decode_link(LinkType::Ppp, &[0xff, 3, 0, 0x21]), Err(DecodeError::TruncatedPppHdlc));
+        assert_eq!(DecodeError::TruncatedPppHdlc.source(), Some("PPP"));
+    }
+
+    #[test]
+    fn one_byte_more_than_each_header_is_enough() {
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x0800, &IP[..3])).unwrap(), &IP[..3]);
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x8100, &[0, 10, 0x08, 0x00, 0x45])).unwrap(), [0x45]);
+        let mut sll = vec![0; 14];
+        sll.extend_from_slice(&[0x08, 0x00, 0x45]);
+        assert_eq!(decode_link(LinkType::LinuxSll, &sll).unwrap(), [0x45]);
+        assert_eq!(decode_link(LinkType::Null, &[2, 0, 0, 0, 0x45]).unwrap(), [0x45]);
+        assert_eq!(decode_link(LinkType::Ppp, &[0, 0x21, 0x45]).unwrap(), [0x45], "PPP without framing");
+        assert_eq!(decode_link(LinkType::Ppp, &[0xff, 3, 0, 0x57, 0x60]).unwrap(), [0x60], "HDLC-like framing");
+        assert_eq!(decode_link(LinkType::PppSerial, &[0xff, 3, 0, 0x21, 0x45]).unwrap(), [0x45]);
+    }
+
+    /// Only what Zeek's packet analyzers register leads to IP; the rest is no weird, only not analysed.
+    #[test]
+    fn protocols_zeek_does_not_register_carry_nothing() {
+        let cases: [(&str, LinkType, Vec<u8>); 6] = [
+            (
+                "802.1ad inside a VLAN tag",
+                LinkType::Ethernet,
+                ethernet(0x8100, &[0, 10, 0x88, 0xa8, 0, 20, 0x08, 0x00, 0x45]),
+            ),
+            ("multicast MPLS", LinkType::Ethernet, ethernet(0x8848, &[0, 0, 1, 64, 0x45])),
+            ("an 802.3 length with LLC", LinkType::Ethernet, ethernet(0x0004, &[0x42, 0x42, 3, 0])),
+            ("a VLAN tag in a cooked capture", LinkType::LinuxSll, {
+                let mut f = vec![0; 14];
+                f.extend_from_slice(&[0x81, 0x00, 0, 10, 0x08, 0x00, 0x45]);
+                f
+            }),
+            ("a big-endian BSD loopback family", LinkType::Null, vec![0, 0, 0, 2, 0x45]),
+            ("PPP's LCP", LinkType::Ppp, vec![0xc0, 0x21, 1]),
+        ];
+        for (what, link, frame) in cases {
+            assert_eq!(decode_link(link, &frame), Err(DecodeError::NotIp), "{what}");
+        }
+        // QinQ at the outer tag, and MPLS behind PPP: analysed.
+        let qinq = ethernet(0x88a8, &[0, 20, 0x81, 0x00, 0, 10, 0x08, 0x00, 0x45]);
+        assert_eq!(decode_link(LinkType::Ethernet, &qinq).unwrap(), [0x45]);
+        assert_eq!(decode_link(LinkType::PppSerial, &[0xff, 3, 0x02, 0x81, 0, 0, 1, 64, 0x45]).unwrap(), [0x45]);
+    }
+
+    #[test]
+    fn what_follows_mpls_goes_to_ip_whatever_it_is() {
+        let frame = ethernet(0x8847, &[0, 0, 1, 64, 0x75, 0]);
+        assert_eq!(decode_link(LinkType::Ethernet, &frame).unwrap(), [0x75, 0], "the IP analyzer judges the version");
+    }
+
     #[test]
     fn short_frames_are_errors() {
-        for n in 0..20 {
-            let _ = decode_link(LinkType::Ethernet, &vec![0x81; n]);
-            let _ = decode_link(LinkType::LinuxSll2, &vec![0x88; n]);
+        for n in 0..40 {
+            for link in [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::Ppp, LinkType::Null] {
+                let _ = decode_link(link, &vec![0x81; n]);
+                let _ = decode_link(link, &vec![0x88; n]);
+            }
         }
-        assert_eq!(decode_link(LinkType::Ethernet, &[0; 5]), Err(DecodeError::TruncatedLink));
     }
 }

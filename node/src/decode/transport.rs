@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::{DecodeError, IpDatagram, be16, be32};
+use super::{DecodeError, IpDatagram};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpFlags(pub u8);
@@ -60,57 +60,73 @@ pub enum Transport<'a> {
     Other { proto: u8 },
 }
 
-/// Decodes the transport header of an unfragmented (or reassembled) datagram.
+/// Decodes the transport header of an unfragmented (or reassembled) datagram, with the length checks of Zeek's
+/// TCP, UDP and ICMP analyzers.
 pub fn decode_transport<'a>(ip: &IpDatagram<'a>) -> Result<Transport<'a>, DecodeError> {
+    const TCP_MIN_HEADER: usize = 20;
+    const UDP_HEADER: usize = 8;
+    const ICMP_MIN_HEADER: usize = 8;
     let p = ip.payload;
     match ip.proto {
         6 => {
-            let hdr_len = usize::from(*p.get(12).ok_or(DecodeError::TruncatedHeader)? >> 4) * 4;
-            if hdr_len < 20 || p.len() < hdr_len {
-                return Err(DecodeError::TruncatedHeader);
+            check_header_length(ip, TCP_MIN_HEADER)?;
+            let hdr_len = usize::from(p[12] >> 4) * 4;
+            if hdr_len < TCP_MIN_HEADER {
+                return Err(DecodeError::BadTcpHeaderLen);
+            }
+            // Options the datagram does not hold, or the capture did not keep.
+            if hdr_len > ip.payload_len || hdr_len > p.len() {
+                return Err(DecodeError::TruncatedHeader(ip.proto));
             }
             let flags = TcpFlags(p[13]);
             let window_scale = if flags.syn() { tcp_window_scale(&p[20..hdr_len]) } else { None };
             let hdr = TcpHeader {
-                src_port: be16(p, 0).ok_or(DecodeError::TruncatedHeader)?,
-                dst_port: be16(p, 2).ok_or(DecodeError::TruncatedHeader)?,
-                seq: be32(p, 4).ok_or(DecodeError::TruncatedHeader)?,
-                ack: be32(p, 8).ok_or(DecodeError::TruncatedHeader)?,
+                src_port: u16::from_be_bytes([p[0], p[1]]),
+                dst_port: u16::from_be_bytes([p[2], p[3]]),
+                seq: u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+                ack: u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
                 flags,
-                window: be16(p, 14).ok_or(DecodeError::TruncatedHeader)?,
+                window: u16::from_be_bytes([p[14], p[15]]),
                 hdr_len,
                 window_scale,
             };
             Ok(Transport::Tcp { hdr, payload: &p[hdr_len..], payload_len: ip.payload_len.saturating_sub(hdr_len) })
         }
         17 => {
-            if p.len() < 8 {
-                return Err(DecodeError::TruncatedHeader);
-            }
+            check_header_length(ip, UDP_HEADER)?;
             let hdr = UdpHeader {
-                src_port: be16(p, 0).unwrap_or(0),
-                dst_port: be16(p, 2).unwrap_or(0),
-                len: be16(p, 4).unwrap_or(0),
+                src_port: u16::from_be_bytes([p[0], p[1]]),
+                dst_port: u16::from_be_bytes([p[2], p[3]]),
+                len: u16::from_be_bytes([p[4], p[5]]),
             };
             // The UDP length bounds the payload when it is shorter than the IP payload.
-            let udp_end = usize::from(hdr.len).clamp(8, p.len());
-            Ok(Transport::Udp { hdr, payload: &p[8..udp_end] })
+            let udp_end = usize::from(hdr.len).clamp(UDP_HEADER, p.len());
+            Ok(Transport::Udp { hdr, payload: &p[UDP_HEADER..udp_end] })
         }
         1 | 58 => {
-            if p.len() < 4 {
-                return Err(DecodeError::TruncatedHeader);
-            }
+            check_header_length(ip, ICMP_MIN_HEADER)?;
             let hdr = IcmpHeader { icmp_type: p[0], code: p[1] };
-            let body = p.get(8..).unwrap_or(&[]);
             Ok(Transport::Icmp {
                 hdr,
-                payload: body,
-                payload_len: ip.payload_len.saturating_sub(8),
+                payload: &p[ICMP_MIN_HEADER..],
+                payload_len: ip.payload_len.saturating_sub(ICMP_MIN_HEADER),
                 v6: ip.proto == 58,
             })
         }
         proto => Ok(Transport::Other { proto }),
     }
+}
+
+/// Zeek's `CheckHeaderTrunc`: the datagram must claim the transport's minimal header (a claimed length of zero,
+/// from segmentation offload, passes) and the capture must hold it. On success `ip.payload` has `min` bytes.
+fn check_header_length(ip: &IpDatagram<'_>, min: usize) -> Result<(), DecodeError> {
+    if ip.payload_len != 0 && ip.payload_len < min {
+        return Err(DecodeError::TruncatedHeader(ip.proto));
+    }
+    if ip.payload.len() < min {
+        return Err(DecodeError::InternallyTruncatedHeader(ip.proto));
+    }
+    Ok(())
 }
 
 fn tcp_window_scale(mut opts: &[u8]) -> Option<u8> {
@@ -400,5 +416,61 @@ mod tests {
         assert_eq!(tcp_window_scale(&[2, 4, 5, 0xb4]), None);
         assert_eq!(tcp_window_scale(&[2, 0]), None);
         assert_eq!(tcp_window_scale(&[8, 200]), None);
+    }
+
+    /// An IPv4 datagram (checksum left zero) of `proto` claiming `claimed` transport bytes, of which `segment`
+    /// was captured.
+    fn ipv4(proto: u8, claimed: usize, segment: &[u8]) -> Vec<u8> {
+        let total = u16::try_from(20 + claimed).unwrap().to_be_bytes();
+        let mut p = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        p.extend_from_slice(segment);
+        p
+    }
+
+    fn transport_error(packet: &[u8]) -> DecodeError {
+        let ip = super::super::decode_ip(packet, false).expect("a valid IP header");
+        decode_transport(&ip).expect_err("a transport weird")
+    }
+
+    /// Zeek's `CheckHeaderTrunc`: the datagram claims less than the minimal header (`truncated_header`), or the
+    /// capture kept less of it (`internally_truncated_header`); a flow weird from the transport's analyzer.
+    #[test]
+    fn transport_headers_are_checked_as_zeeks_analyzers_do() {
+        for (proto, min, analyzer) in [(6, 20, "TCP"), (17, 8, "UDP"), (1, 8, "ICMP"), (58, 8, "ICMP")] {
+            let claims_less = transport_error(&ipv4(proto, min - 1, &vec![0x50; min - 1]));
+            assert_eq!(claims_less, DecodeError::TruncatedHeader(proto), "{analyzer}");
+            assert_eq!((claims_less.to_string().as_str(), claims_less.source()), ("truncated_header", Some(analyzer)));
+            let cut = transport_error(&ipv4(proto, min + 10, &vec![0x50; min - 1]));
+            assert_eq!(cut, DecodeError::InternallyTruncatedHeader(proto), "{analyzer}");
+            assert_eq!((cut.to_string().as_str(), cut.source()), ("internally_truncated_header", Some(analyzer)));
+            assert!(claims_less.names_hosts() && cut.names_hosts(), "the IP header is known: flow weirds");
+        }
+        // A zero claimed length (segmentation offload) is not held against the header.
+        let offloaded = ipv4(17, 0, &[0, 1, 0, 2, 0, 8, 0, 0]);
+        let mut offloaded_ip = super::super::decode_ip(&offloaded, false).unwrap();
+        offloaded_ip.payload = &offloaded[20..];
+        assert!(matches!(decode_transport(&offloaded_ip), Ok(Transport::Udp { .. })));
+    }
+
+    #[test]
+    fn tcp_data_offsets_are_checked() {
+        let mut segment = vec![0; 20];
+        segment[12] = 4 << 4;
+        let short = transport_error(&ipv4(6, 20, &segment));
+        assert_eq!(
+            (short, short.to_string().as_str(), short.source()),
+            (DecodeError::BadTcpHeaderLen, "bad_TCP_header_len", Some("TCP"))
+        );
+        segment[12] = 8 << 4; // 12 bytes of options the segment does not have
+        assert_eq!(transport_error(&ipv4(6, 20, &segment)), DecodeError::TruncatedHeader(6));
+        segment.resize(32, 1);
+        assert_eq!(
+            transport_error(&ipv4(6, 40, &segment[..28])),
+            DecodeError::TruncatedHeader(6),
+            "options not captured"
+        );
+        let ip_bytes = ipv4(6, 32, &segment);
+        let ip = super::super::decode_ip(&ip_bytes, false).unwrap();
+        assert!(matches!(decode_transport(&ip), Ok(Transport::Tcp { hdr, .. }) if hdr.hdr_len == 32));
     }
 }

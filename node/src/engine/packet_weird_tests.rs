@@ -1,0 +1,217 @@
+//! The weirds of malformed packets as Zeek's packet analyzers report them: each frame is fed to a real engine and
+//! the weird.log record it writes is checked field by field (net weirds without addresses until the IP header is
+//! known, flow weirds with the packet's hosts and port 0 after, the analyzer as `source`).
+
+use super::*;
+use crate::decode::test_frames::{ipv4_tcp, ipv4_udp};
+use crate::decode::{internet_checksum, ipv4_header_checksum};
+
+/// The columns of a weird.log record after `ts`: uid, id.orig_h, id.orig_p, id.resp_h, id.resp_p, name, addl,
+/// notice, peer, source, as Zeek's TSV writes them.
+fn weird_rows(engine: &mut Engine) -> Vec<Vec<String>> {
+    engine
+        .drain_records()
+        .filter(|r| r.schema.path == WEIRD.path)
+        .map(|r| {
+            r.values[1..]
+                .iter()
+                .map(|v| {
+                    let mut out = String::new();
+                    v.write_tsv(&mut out, false);
+                    out
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A weird without a connection: `hosts` for a flow weird, none for a net weird.
+fn weird(hosts: Option<(&str, &str)>, name: &str, addl: &str, source: &str) -> Vec<String> {
+    let (orig, port, resp) = match hosts {
+        Some((orig, resp)) => (orig, "0", resp),
+        None => ("-", "-", "-"),
+    };
+    [r"-", orig, port, resp, port, name, addl, "F", "zeek", source].map(String::from).to_vec()
+}
+
+fn checked_engine() -> Engine {
+    Engine::new(AnalysisConfig::default())
+}
+
+fn unchecked_engine() -> Engine {
+    Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() })
+}
+
+/// `datagram` behind an Ethernet header.
+fn ethernet(datagram: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00];
+    frame.extend_from_slice(datagram);
+    frame
+}
+
+/// Makes the IPv4 header checksum (and the transport's, for UDP and TCP) right, as a sender would.
+fn with_checksums(mut datagram: Vec<u8>) -> Vec<u8> {
+    let hdr_len = usize::from(datagram[0] & 0x0f) * 4;
+    datagram[10..12].copy_from_slice(&[0, 0]);
+    let sum = ipv4_header_checksum(&datagram[..hdr_len]);
+    datagram[10..12].copy_from_slice(&sum.to_be_bytes());
+    datagram
+}
+
+const CLIENT: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);
+const SERVER: ([u8; 4], u16) = ([10, 0, 0, 2], 80);
+
+#[test]
+fn link_layer_truncation_is_a_net_weird_from_the_link_analyzer() {
+    let mut engine = checked_engine();
+    engine.process_packet(1.0, LinkType::Ethernet, &[0; 16]);
+    engine.process_packet(1.1, LinkType::LinuxSll, &[0; 10]);
+    let expected = [
+        weird(None, "truncated_ethernet_frame", "-", "ETHERNET"),
+        weird(None, "truncated_Linux_SLL_header", "-", "LINUXSLL"),
+    ];
+    assert_eq!(weird_rows(&mut engine), expected);
+}
+
+#[test]
+fn ip_length_checks_are_net_weirds_and_the_checksum_a_flow_weird() {
+    let mut engine = checked_engine();
+    let good = with_checksums(ipv4_udp(CLIENT, SERVER, b"hello"));
+    // The wire carried 10 bytes less than the datagram claims (the capture kept them all here).
+    engine.process_packet_on_wire(1.0, LinkType::Ethernet, &ethernet(&good), Some(14 + good.len() - 10));
+    // The header claims 40 bytes of options in a 70-byte datagram; the capture kept 33 bytes.
+    let mut options_cut = good.clone();
+    options_cut[0] = 0x4f;
+    options_cut[2..4].copy_from_slice(&[0, 70]);
+    engine.process_packet(2.0, LinkType::Raw, &options_cut);
+    let mut bad_sum = good.clone();
+    bad_sum[10] ^= 0xff;
+    engine.process_packet(3.0, LinkType::Raw, &bad_sum);
+    // Once per originator: a second bad sum from the same host is not logged.
+    engine.process_packet(3.5, LinkType::Raw, &bad_sum);
+    let expected = [
+        weird(None, "truncated_IP_len", "-", "IP"),
+        weird(None, "internally_truncated_header", "-", "IP"),
+        weird(Some(("10.0.0.1", "10.0.0.2")), "bad_IP_checksum", "-", "IP"),
+    ];
+    assert_eq!(weird_rows(&mut engine), expected);
+    assert_eq!(engine.stats().connections, 0, "none of them was analysed");
+}
+
+#[test]
+fn a_datagram_the_wire_carried_whole_is_analysed() {
+    let mut engine = checked_engine();
+    let good = with_checksums(ipv4_udp(CLIENT, SERVER, b"hello"));
+    // Snapped to 30 bytes by the capture, whole on the wire: no truncated_IP_len (Zeek compares the wire length).
+    engine.process_packet_on_wire(1.0, LinkType::Raw, &good[..30], Some(good.len()));
+    engine.finish();
+    assert!(weird_rows(&mut engine).is_empty());
+    assert_eq!(engine.stats().connections, 1);
+}
+
+#[test]
+fn transport_truncation_is_a_flow_weird_from_the_transport_analyzer() {
+    let mut engine = unchecked_engine();
+    let tcp = ipv4_tcp(CLIENT, SERVER, 1, 0, 0x02, b"");
+    engine.process_packet(1.0, LinkType::Raw, &tcp[..30]);
+    let mut icmp = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 192, 0, 43, 10, 10, 0, 0, 1, 8, 0, 0, 0, 0, 0, 0, 0];
+    let sum = internet_checksum(&icmp[20..], 0);
+    icmp[22..24].copy_from_slice(&sum.to_be_bytes());
+    engine.process_packet(2.0, LinkType::Raw, &icmp[..24]);
+    // The datagram itself claims less than a UDP header.
+    let mut udp = ipv4_udp(CLIENT, SERVER, b"");
+    udp[2..4].copy_from_slice(&[0, 24]);
+    engine.process_packet(3.0, LinkType::Raw, &udp[..24]);
+    let expected = [
+        weird(Some(("10.0.0.1", "10.0.0.2")), "internally_truncated_header", "-", "TCP"),
+        weird(Some(("192.0.43.10", "10.0.0.1")), "internally_truncated_header", "-", "ICMP"),
+        weird(Some(("10.0.0.1", "10.0.0.2")), "truncated_header", "-", "UDP"),
+    ];
+    assert_eq!(weird_rows(&mut engine), expected);
+}
+
+/// `inner` in an IPv4 header from 192.168.1.1 to 192.168.1.2 (IP in IP).
+fn ip_in_ip(inner: &[u8]) -> Vec<u8> {
+    let total = u16::try_from(20 + inner.len()).unwrap().to_be_bytes();
+    let mut outer = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, 4, 0, 0, 192, 168, 1, 1, 192, 168, 1, 2];
+    outer.extend_from_slice(inner);
+    outer
+}
+
+#[test]
+fn ip_in_ip_checks_name_the_outer_hosts_and_inner_weirds_the_tunnel() {
+    let mut engine = unchecked_engine();
+    let inner = ipv4_udp(CLIENT, SERVER, b"hello");
+    let outer_hosts = Some(("192.168.1.1", "192.168.1.2"));
+    // The inner datagram claims more than the tunnel carried.
+    engine.process_packet(1.0, LinkType::Raw, &ip_in_ip(&inner[..inner.len() - 2]));
+    // Not IPv4 at all.
+    let mut v7 = inner.clone();
+    v7[0] = 0x75;
+    engine.process_packet(2.0, LinkType::Raw, &ip_in_ip(&v7));
+    // Whole, but its header is too short: the inner packet's own IP check, inside the tunnel.
+    let mut short_header = inner.clone();
+    short_header[0] = 0x44;
+    engine.process_packet(3.0, LinkType::Raw, &ip_in_ip(&short_header));
+    let rows = weird_rows(&mut engine);
+    assert_eq!(
+        rows,
+        [
+            weird(outer_hosts, "truncated_inner_IP", "-", "IPTUNNEL"),
+            weird(outer_hosts, "invalid_inner_IP_version", "-", "IPTUNNEL"),
+            weird(None, "IPv4_min_header_size_in_tunnel", "-", "IP"),
+        ]
+    );
+}
+
+/// An IPv4 UDP fragment from 10.0.0.1 to 10.0.0.2 (checksums ignored).
+fn fragment(offset: usize, more: bool, data: &[u8]) -> Vec<u8> {
+    let total = u16::try_from(20 + data.len()).unwrap().to_be_bytes();
+    let flags = (u16::try_from(offset / 8).unwrap() | if more { 0x2000 } else { 0 }).to_be_bytes();
+    let mut p = vec![0x45, 0, total[0], total[1], 0, 9, flags[0], flags[1], 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+    p.extend_from_slice(data);
+    p
+}
+
+#[test]
+fn fragment_weirds_are_flow_weirds() {
+    let mut engine = unchecked_engine();
+    let mut datagram = vec![0x9c, 0x40, 0x27, 0x0f, 0, 80, 0, 0];
+    datagram.resize(80, 0x5a);
+    engine.process_packet(1.0, LinkType::Raw, &fragment(0, true, &datagram[..64]));
+    engine.process_packet(1.1, LinkType::Raw, &fragment(32, true, &datagram[32..80]));
+    engine.process_packet(1.2, LinkType::Raw, &fragment(80, false, &[]));
+    // Another datagram whose second fragment the capture cut.
+    let cut = fragment(64, false, &datagram[..16]);
+    engine.process_packet(2.0, LinkType::Raw, &cut[..30]);
+    engine.finish();
+    let flow = Some(("10.0.0.1", "10.0.0.2"));
+    assert_eq!(
+        weird_rows(&mut engine),
+        [weird(flow, "fragment_overlap", "-", "-"), weird(flow, "incompletely_captured_fragment", "-", "IP")]
+    );
+    assert_eq!(engine.stats().connections, 1, "the reassembled datagram is analysed");
+}
+
+#[test]
+fn a_third_tunnel_is_not_opened() {
+    let mut engine = unchecked_engine();
+    let inner = ipv4_udp(CLIENT, SERVER, b"hello");
+    engine.process_packet(1.0, LinkType::Raw, &ip_in_ip(&ip_in_ip(&inner)));
+    engine.process_packet(2.0, LinkType::Raw, &ip_in_ip(&ip_in_ip(&ip_in_ip(&inner))));
+    engine.finish();
+    let outer_hosts = Some(("192.168.1.1", "192.168.1.2"));
+    let weirds = weird_rows(&mut engine);
+    assert_eq!(weirds, [weird(outer_hosts, "exceeded_tunnel_max_depth_in_tunnel", "-", "IPTUNNEL")]);
+    assert_eq!(engine.stats().connections, 1, "two tunnels deep is analysed, three is not");
+}
+
+#[test]
+fn a_link_layer_inside_gre_reports_in_the_tunnel() {
+    let mut engine = unchecked_engine();
+    let mut gre = vec![0x45, 0, 0, 40, 0, 1, 0, 0, 64, 47, 0, 0, 192, 168, 1, 1, 192, 168, 1, 2];
+    gre.extend_from_slice(&[0, 0, 0x65, 0x58]); // transparent Ethernet bridging
+    gre.extend_from_slice(&[0; 16]); // an Ethernet frame of 16 bytes
+    engine.process_packet(1.0, LinkType::Raw, &gre);
+    assert_eq!(weird_rows(&mut engine), [weird(None, "truncated_ethernet_frame_in_tunnel", "-", "ETHERNET")]);
+}
