@@ -55,8 +55,10 @@ impl ConnTable {
         slots[slot as usize].as_deref().expect("the index names occupied slots")
     }
 
-    /// The slot of the connection under `key`.
-    #[inline]
+    /// The slot of the connection under `key`. Always inlined (as is [`Self::get_or_insert_with`], its one caller
+    /// on the packet path): LLVM's own choice flips as the crate grows, and an outlined lookup costs ~1% of the
+    /// instructions of the benchmark mix (docs/BENCHMARKS.md).
+    #[inline(always)]
     pub fn find(&self, key: &ConnKey) -> Option<Slot> {
         let slots = &self.slots;
         self.index.find(self.hash(key), |&s| Self::conn(slots, s).has_key(key)).copied()
@@ -79,7 +81,7 @@ impl ConnTable {
     /// The connection under `key` and its slot, made by `make` when there is none. Inlined like [`Self::find`]:
     /// both are on every packet's path, and whether LLVM inlined them on its own flipped with unrelated changes
     /// (±1.5% of the instructions over the benchmark mix).
-    #[inline]
+    #[inline(always)]
     pub fn get_or_insert_with(&mut self, key: ConnKey, make: impl FnOnce() -> Box<Conn>) -> (Slot, &mut Conn, bool) {
         let (slot, inserted) = match self.find(&key) {
             Some(slot) => (slot, false),
