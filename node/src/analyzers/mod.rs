@@ -307,6 +307,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &dns::SPEC,
     &http::SPEC,
     &ssl::SPEC,
+    &ssl::dtls::SPEC,
     &ssh::SPEC,
     &ftp::SPEC,
     &ftp::DATA_SPEC,

@@ -6,6 +6,7 @@
 //! `files.zeek`, which decides every logged field. Records are framed by hand; handshake bodies are
 //! decoded with tls-parser, certificates with x509-parser.
 
+pub mod dtls;
 mod names;
 #[cfg(test)]
 pub(crate) mod replay;
@@ -189,6 +190,10 @@ pub struct SslAnalyzer {
     dedup: Dedup,
     /// Kept only when QUIC embeds this analyzer (see [`HelloNotes`]).
     notes: Option<Box<HelloNotes>>,
+    /// Fed by the DTLS record layer ([`dtls`]): records come one by one, already framed, and the service is `dtls`.
+    dtls: bool,
+    /// A hello confirmed the protocol (`AnalyzerConfirmed`).
+    confirmed: bool,
 }
 
 /// What the hellos told an embedding QUIC analyzer since it last asked: quic.log takes a history letter per hello,
@@ -238,7 +243,15 @@ impl SslAnalyzer {
             session: None,
             dedup,
             notes: None,
+            dtls: false,
+            confirmed: false,
         }
+    }
+
+    /// `AnalyzerConfirmation`: Zeek's DTLS analyzer names the connection's service `dtls`.
+    fn confirm(&mut self, ctx: &mut Ctx) {
+        self.confirmed = true;
+        ctx.confirm(if self.dtls { "dtls" } else { "ssl" });
     }
 
     /// The analyzer QUIC feeds its CRYPTO streams to (as one TLS record per direction, as Zeek's QUIC does).
@@ -374,14 +387,14 @@ impl SslAnalyzer {
 
     fn tls_record(&mut self, ctx: &mut Ctx, is_orig: bool, version: u16, content_type: u8, body: &[u8]) {
         let d = dir_index(is_orig);
-        // `determine_state`: TLS 1.3 application data switches its side to encrypted.
-        if !self.dirs[d].encrypted && content_type == CONTENT_APPLICATION_DATA {
+        // `determine_state`: TLS 1.3 application data switches its side to encrypted. DTLS decides by epoch instead.
+        if !self.dtls && !self.dirs[d].encrypted && content_type == CONTENT_APPLICATION_DATA {
             let negotiated = self.chosen_version.unwrap_or(0);
             if !matches!(negotiated, SSLV2 | 0x0300..=0x0303) {
                 self.dirs[d].encrypted = true;
             }
         }
-        if self.dirs[d].encrypted {
+        if self.dirs[d].encrypted && !self.dtls {
             self.ciphertext_record(ctx);
             return;
         }
@@ -469,7 +482,7 @@ impl SslAnalyzer {
                     self.violation(ctx, format!("unsupported client SSL version 0x{version:04x}"));
                     return;
                 }
-                ctx.confirm("ssl");
+                self.confirm(ctx);
                 let s = self.session(ctx);
                 s.note_client_session_id(&session_id);
                 s.add_history(true, 'c');
@@ -647,14 +660,15 @@ impl SslAnalyzer {
 
     /// Returns false when parsing stopped.
     fn client_hello(&mut self, ctx: &mut Ctx, is_orig: bool, body: &[u8], record_version: u16) -> bool {
-        let Ok((_, hello)) = parse_tls_handshake_client_hello(body) else {
+        let tls_shaped = if self.dtls { dtls::client_hello_without_cookie(body) } else { None };
+        let Ok((_, hello)) = parse_tls_handshake_client_hello(tls_shaped.as_deref().unwrap_or(body)) else {
             self.violation(ctx, "Binpac exception: malformed client hello".to_string());
             return false;
         };
         self.note(|n| n.client_hello = true);
         let version = hello.version.0;
         if version_ok(version) {
-            ctx.confirm("ssl");
+            self.confirm(ctx);
         } else {
             self.violation(ctx, format!("unsupported client SSL version 0x{version:04x}"));
         }
@@ -670,11 +684,13 @@ impl SslAnalyzer {
     }
 
     fn server_hello(&mut self, ctx: &mut Ctx, is_orig: bool, body: &[u8]) -> bool {
-        let Ok((_, hello)) = parse_tls_handshake_server_hello(body) else {
+        let tls_shaped = if self.dtls { dtls::server_hello_as_tls12(body) } else { None };
+        let Ok((_, hello)) = parse_tls_handshake_server_hello(tls_shaped.as_deref().unwrap_or(body)) else {
             // TLS 1.3 drafts and other shapes tls-parser does not take: fall back to the common prefix.
             return self.minimal_server_hello(ctx, body);
         };
-        let version = hello.version.0;
+        // A DTLS hello was parsed with its version rewritten; the parse guarantees these two bytes.
+        let version = u16::from_be_bytes([body[0], body[1]]);
         let is_client = is_orig ^ self.flipped;
         let exts = extensions(hello.ext);
         // The supported_versions choice wins over the legacy version (`set_version` keeps the first).

@@ -7,6 +7,7 @@ use crate::logs::LogRecord;
 
 mod build;
 mod certificates;
+mod dtls;
 mod handshakes;
 
 fn replay(fixture: &[u8], resp_p: u16) -> Harness {
