@@ -1058,8 +1058,10 @@ impl Core {
             }
             Action::Violation(reason) => {
                 conn.detach(index);
-                self.confirmed_analyzer_failed(conn, index, &reason);
+                let name = conn.analyzers[index].name();
+                self.confirmed_analyzer_failed(conn, name, &reason);
             }
+            Action::EmbeddedViolation { analyzer, reason } => self.confirmed_analyzer_failed(conn, analyzer, &reason),
             Action::StartTls => {
                 conn.detach(index);
                 if let Some(spec) = analyzers::spec_by_name("ssl").filter(|s| self.cfg.is_enabled(s.name)) {
@@ -1085,8 +1087,7 @@ impl Core {
 
     /// Zeek (8+) drops a confirmed analyzer that reports a violation: its service leaves the connection, and
     /// analyzer.log says why. Violations before a confirmation are DPD tasting and pass silently.
-    fn confirmed_analyzer_failed(&mut self, conn: &mut Conn, index: usize, reason: &str) {
-        let name = conn.analyzers[index].name();
+    fn confirmed_analyzer_failed(&mut self, conn: &mut Conn, name: &str, reason: &str) {
         if !conn.remove_service(name) {
             return;
         }

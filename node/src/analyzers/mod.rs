@@ -87,6 +87,12 @@ pub enum Action {
     Confirm(&'static str),
     /// The traffic is not this protocol: detach this analyzer.
     Violation(String),
+    /// An analyzer this one embeds (QUIC's TLS) failed: Zeek removes that child analyzer, so a confirmed one leaves
+    /// the connection's services and analyzer.log says why; this analyzer goes on.
+    EmbeddedViolation {
+        analyzer: &'static str,
+        reason: String,
+    },
     /// Attach the TLS analyzer to the rest of the stream (STARTTLS).
     StartTls,
     /// The side that spoke first is really the responder (a DNS reply seen before its query):
@@ -170,6 +176,11 @@ impl<'a> Ctx<'a> {
 
     pub fn violation(&mut self, reason: impl Into<String>) {
         self.actions.push(Action::Violation(reason.into()));
+    }
+
+    /// The embedded analyzer `analyzer` failed (see [`Action::EmbeddedViolation`]).
+    pub fn embedded_violation(&mut self, analyzer: &'static str, reason: impl Into<String>) {
+        self.actions.push(Action::EmbeddedViolation { analyzer, reason: reason.into() });
     }
 
     /// Swaps originator and responder for the rest of the connection (see [`Action::FlipRoles`]).

@@ -337,14 +337,22 @@ impl Quic {
         record.extend_from_slice(message);
         let mut actions = Vec::new();
         self.ssl.deliver(&mut ctx.with_actions(&mut actions), is_orig, &record);
-        for action in actions {
-            // A failing TLS analyzer is disabled on its own (it logged its record); QUIC goes on.
-            if let Action::Confirm(service) = action {
-                ctx.confirm(service);
-            }
-        }
+        self.apply_tls_actions(ctx, actions);
         let notes = self.ssl.take_hello_notes();
         self.hello_notes(ctx, notes);
+    }
+
+    /// What the embedded TLS analyzer asked for: its confirmation is the connection's (`ssl` after `quic`); its
+    /// violation removes it as Zeek removes a failed child analyzer (service and analyzer.log), and QUIC goes on
+    /// (the TLS analyzer stops on its own once it failed).
+    fn apply_tls_actions(&mut self, ctx: &mut Ctx, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Confirm(service) => ctx.confirm(service),
+                Action::Violation(reason) => ctx.embedded_violation("ssl", reason),
+                _ => {}
+            }
+        }
     }
 
     /// main.zeek's `ssl_extension_server_name`, `ssl_extension_application_layer_protocol_negotiation`,
@@ -423,6 +431,7 @@ impl Analyzer for Quic {
         self.log_record(ctx);
         let mut actions = Vec::new();
         self.ssl.finish(&mut ctx.with_actions(&mut actions));
+        self.apply_tls_actions(ctx, actions);
     }
 }
 

@@ -428,4 +428,21 @@ mod through_the_engine {
             assert!(column(&records, "ssl", "version").is_empty());
         }
     }
+
+    /// A ServerHello the TLS analyzer cannot parse (its session id longer than the message) after the ClientHello
+    /// confirmed TLS: like Zeek's failed child analyzer, `ssl` leaves the services and analyzer.log says why,
+    /// while QUIC stays confirmed.
+    #[test]
+    fn a_tls_failure_inside_quic_removes_only_ssl() {
+        const SESSION_ID_LEN_AT: usize = 47; // ACK 5 + CRYPTO header 4 + handshake header 4 + version 2 + random 32
+        let mut frames = unhex(SERVER_FRAMES);
+        assert_eq!(frames[SESSION_ID_LEN_AT], 0, "A.3's ServerHello has an empty session id");
+        frames[SESSION_ID_LEN_AT] = 0x50;
+        let dcid = unhex("8394c8f03e515708");
+        let broken = seal(&initial_secrets(VERSION_1, &dcid, false), &unhex(SERVER_HEADER), 2, &frames);
+        let records = records(443, &[(true, unhex(CLIENT_INITIAL)), (false, broken)]);
+        assert_eq!(column(&records, "conn", "service"), ["quic"]);
+        assert_eq!(column(&records, "analyzer", "analyzer_name"), ["SSL"]);
+        assert_eq!(column(&records, "quic", "history"), ["ISi"]);
+    }
 }
