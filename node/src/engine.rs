@@ -721,17 +721,23 @@ impl Core {
                 }
                 None
             }
-            Transport::Udp { payload, .. } => {
+            Transport::Udp { hdr, payload } => {
                 count_packet(conn, is_orig, ip);
                 if !checksum_ok {
                     conn.history.check(is_orig, 0x80, 'C');
                     self.conn_weird(conn, ts, "bad_UDP_checksum", None, "UDP");
                     return None;
                 }
+                // Zeek counts the UDP header's length and reports one that disagrees with the IP payload's.
+                let udp_len = usize::from(hdr.len);
+                if udp_len != ip.payload_len {
+                    let addl = format!("{udp_len} != {}", ip.payload_len);
+                    self.conn_weird(conn, ts, "UDP_datagram_length_mismatch", Some(addl), "UDP");
+                }
                 if let Session::Udp { active, bytes } = &mut conn.session {
                     let me = usize::from(!is_orig);
                     active[me] = true;
-                    bytes[me] += payload.len() as u64;
+                    bytes[me] += udp_len.saturating_sub(8) as u64;
                 }
                 conn.history.check(is_orig, 0x10, 'D');
                 conn.last = ts;

@@ -1249,9 +1249,7 @@ mod tests {
     use crate::analyzers::testing::Harness;
 
     fn col(r: &crate::logs::LogRecord, name: &str) -> String {
-        let mut s = String::new();
-        r.get(name).expect("column exists").write_tsv(&mut s, false);
-        s
+        r.get(name).expect("column exists").to_tsv()
     }
 
     /// The control session of the ftp-ipv4 oracle trace, up to the active-mode LIST.

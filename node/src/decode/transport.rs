@@ -99,9 +99,9 @@ pub fn decode_transport<'a>(ip: &IpDatagram<'a>) -> Result<Transport<'a>, Decode
                 dst_port: u16::from_be_bytes([p[2], p[3]]),
                 len: u16::from_be_bytes([p[4], p[5]]),
             };
-            // The UDP length bounds the payload when it is shorter than the IP payload.
-            let udp_end = usize::from(hdr.len).clamp(UDP_HEADER, p.len());
-            Ok(Transport::Udp { hdr, payload: &p[UDP_HEADER..udp_end] })
+            // Zeek hands on the IP payload, not the UDP length's worth of it (the engine counts that length and
+            // reports a mismatch).
+            Ok(Transport::Udp { hdr, payload: &p[UDP_HEADER..] })
         }
         1 | 58 => {
             check_header_length(ip, ICMP_MIN_HEADER)?;

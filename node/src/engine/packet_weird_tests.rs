@@ -12,16 +12,7 @@ fn weird_rows(engine: &mut Engine) -> Vec<Vec<String>> {
     engine
         .drain_records()
         .filter(|r| r.schema.path == WEIRD.path)
-        .map(|r| {
-            r.values[1..]
-                .iter()
-                .map(|v| {
-                    let mut out = String::new();
-                    v.write_tsv(&mut out, false);
-                    out
-                })
-                .collect()
-        })
+        .map(|r| r.values[1..].iter().map(|v| v.to_tsv()).collect())
         .collect()
 }
 
@@ -214,4 +205,31 @@ fn a_link_layer_inside_gre_reports_in_the_tunnel() {
     gre.extend_from_slice(&[0; 16]); // an Ethernet frame of 16 bytes
     engine.process_packet(1.0, LinkType::Raw, &gre);
     assert_eq!(weird_rows(&mut engine), [weird(None, "truncated_ethernet_frame_in_tunnel", "-", "ETHERNET")]);
+}
+
+/// UDP.cc: the UDP header's length is what the connection counts; one that disagrees with the IP payload's is a
+/// connection weird (`ulen != len`).
+#[test]
+fn a_udp_length_other_than_the_ip_payloads_is_a_connection_weird() {
+    let mut datagram = ipv4_udp(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 9999), &[0x61; 12]);
+    datagram[24..26].copy_from_slice(&12u16.to_be_bytes()); // 4 bytes of payload, says the UDP header
+    let mut engine = checked_engine();
+    let frame = ethernet(&with_checksums(datagram));
+    engine.process_packet(1.0, LinkType::Ethernet, &frame);
+    engine.process_packet(1.5, LinkType::Ethernet, &frame);
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let column = |path: &str, field: &str| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| r.schema.path == path)
+            .map(|r| r.values[r.schema.field_index(field).expect("a known field")].to_tsv())
+            .collect()
+    };
+    assert_eq!(column("weird", "name"), ["UDP_datagram_length_mismatch"]);
+    assert_eq!(column("weird", "addl"), ["12 != 20"]);
+    assert_eq!(column("weird", "source"), ["UDP"]);
+    assert_eq!(column("weird", "uid"), column("conn", "uid"));
+    // Counted by the UDP length: 2 × 4 bytes (a weird logged once per originator, as weird.zeek says).
+    assert_eq!((column("conn", "orig_bytes"), column("conn", "history")), (vec!["8".into()], vec!["D".into()]));
 }

@@ -301,6 +301,13 @@ pub fn bytes_to_log_string(b: &[u8]) -> String {
 }
 
 impl Value {
+    /// The TSV form of this value alone (outside a container), as a new string.
+    pub fn to_tsv(&self) -> String {
+        let mut s = String::new();
+        self.write_tsv(&mut s, false);
+        s
+    }
+
     /// Appends the TSV form of this value.
     pub fn write_tsv(&self, out: &mut String, in_container: bool) {
         match self {
@@ -400,9 +407,7 @@ mod tests {
     use super::*;
 
     fn tsv(v: &Value) -> String {
-        let mut s = String::new();
-        v.write_tsv(&mut s, false);
-        s
+        v.to_tsv()
     }
 
     #[test]

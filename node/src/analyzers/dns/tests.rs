@@ -15,15 +15,7 @@ fn bytes(hex: &str) -> Vec<u8> {
 
 /// One logged record as Zeek's TSV writer prints it, without `ts` and `uid`.
 fn tsv(rec: &crate::logs::LogRecord) -> String {
-    rec.values[2..]
-        .iter()
-        .map(|v| {
-            let mut s = String::new();
-            v.write_tsv(&mut s, false);
-            s
-        })
-        .collect::<Vec<_>>()
-        .join("\t")
+    rec.values[2..].iter().map(|v| v.to_tsv()).collect::<Vec<_>>().join("\t")
 }
 
 /// The dns.log lines written so far, with their `ts`.

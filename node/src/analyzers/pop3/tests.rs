@@ -4,9 +4,7 @@ use crate::analyzers::testing::Harness;
 use crate::logs::LogRecord;
 
 fn col(r: &LogRecord, name: &str) -> String {
-    let mut s = String::new();
-    r.get(name).expect("column exists").write_tsv(&mut s, false);
-    s
+    r.get(name).expect("column exists").to_tsv()
 }
 
 /// Runs a scripted session (one delivery per step, one second apart) and finishes the connection.

@@ -162,15 +162,7 @@ fn tampered_or_misaddressed_initial_does_not_open() {
 }
 
 fn tsv(r: &LogRecord, from: usize) -> String {
-    r.values[from..]
-        .iter()
-        .map(|v| {
-            let mut s = String::new();
-            v.write_tsv(&mut s, false);
-            s
-        })
-        .collect::<Vec<_>>()
-        .join("\t")
+    r.values[from..].iter().map(|v| v.to_tsv()).collect::<Vec<_>>().join("\t")
 }
 
 fn logged(h: &Harness, path: &str) -> Vec<String> {
@@ -400,11 +392,7 @@ mod through_the_engine {
         records
             .iter()
             .filter(|r| r.schema.path == path)
-            .map(|r| {
-                let mut s = String::new();
-                r.values[r.schema.field_index(field).expect("known field")].write_tsv(&mut s, false);
-                s
-            })
+            .map(|r| r.values[r.schema.field_index(field).expect("known field")].to_tsv())
             .collect()
     }
 

@@ -4,9 +4,7 @@ use crate::analyzers::testing::Harness;
 use crate::logs::LogRecord;
 
 fn col(r: &LogRecord, name: &str) -> String {
-    let mut s = String::new();
-    r.get(name).expect("column exists").write_tsv(&mut s, false);
-    s
+    r.get(name).expect("column exists").to_tsv()
 }
 
 /// The second session of the smtp-basic oracle trace (smtp.pcap, 192.168.133.100:49648).

@@ -19,11 +19,7 @@ fn replay_conn(fixture: &[u8], orig: &str, resp: &str, resp_p: u16) -> Harness {
 fn logged_line(h: &Harness) -> String {
     let ssh = h.logged("ssh");
     assert_eq!(ssh.len(), 1, "one ssh record");
-    let field = |v: &Value| {
-        let mut s = String::new();
-        v.write_tsv(&mut s, false);
-        s
-    };
+    let field = |v: &Value| v.to_tsv();
     let mut fields = vec![field(&ssh[0].values[0])];
     fields.extend(ssh[0].values[6..].iter().map(field));
     fields.join("\t")

@@ -33,14 +33,7 @@ fn run_flow(flow: &[(bool, Vec<u8>)]) -> Harness {
 
 /// The TSV text of a record's fields from `from` on (skipping uid and the connection id).
 fn tsv_fields(r: &LogRecord, from: usize) -> Vec<String> {
-    r.values[from..]
-        .iter()
-        .map(|v| {
-            let mut s = String::new();
-            v.write_tsv(&mut s, false);
-            s
-        })
-        .collect()
+    r.values[from..].iter().map(|v| v.to_tsv()).collect()
 }
 
 fn ts_of(r: &LogRecord) -> String {

@@ -87,11 +87,7 @@ fn exchange_with(analyzer: DnsAnalyzer, qtype: u16, reply: &[u8]) -> Outcome {
     h.run(2.0, |ctx| a.finish(ctx));
     let records = h.logged("dns");
     assert_eq!(records.len(), 1, "one query, one reply, one record");
-    let field = |i: usize| {
-        let mut s = String::new();
-        records[0].values[i].write_tsv(&mut s, false);
-        s
-    };
+    let field = |i: usize| records[0].values[i].to_tsv();
     let index = |name: &str| SCHEMA.fields.iter().position(|f| f.name == name).expect("dns.log column");
     Outcome {
         rtt: field(index("rtt")),
