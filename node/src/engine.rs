@@ -724,7 +724,11 @@ impl Core {
             Transport::Udp { hdr, payload } => {
                 count_packet(conn, is_orig, ip);
                 if !checksum_ok {
-                    conn.history.check(is_orig, 0x80, 'C');
+                    // `C` at the 1st, 10th, 100th... bad datagram of a side, as Zeek's `ScaledHistoryEntry`.
+                    let me = usize::from(!is_orig);
+                    let mut bad = conn.rare().udp_bad_checksums[me];
+                    bad.bump(&mut conn.history, is_orig, 'C');
+                    conn.rare().udp_bad_checksums[me] = bad;
                     self.conn_weird(conn, ts, "bad_UDP_checksum", None, "UDP");
                     return None;
                 }

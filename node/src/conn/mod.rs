@@ -130,6 +130,8 @@ pub struct Rare {
     pub tunnel_discovered: bool,
     /// Weird names already logged for this connection.
     pub weirds_logged: Vec<String>,
+    /// UDP datagrams with bad checksums per direction (originator first), for the scaled `C`/`c` letters.
+    pub udp_bad_checksums: [history::Scaled; 2],
     /// The connection's services when they do not pack into [`Conn`]'s word (flag `SERVICES_SPILLED`).
     services: Vec<&'static str>,
 }

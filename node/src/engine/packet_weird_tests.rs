@@ -233,3 +233,25 @@ fn a_udp_length_other_than_the_ip_payloads_is_a_connection_weird() {
     // Counted by the UDP length: 2 × 4 bytes (a weird logged once per originator, as weird.zeek says).
     assert_eq!((column("conn", "orig_bytes"), column("conn", "history")), (vec!["8".into()], vec!["D".into()]));
 }
+
+/// UDPSessionAdapter::HandleBadChecksum: `C` at a side's 1st, 10th, 100th... bad datagram; the weird is raised each
+/// time and logged once per originator (weird.zeek's `ACTION_LOG_PER_ORIG`).
+#[test]
+fn bad_udp_checksums_scale_their_history_letter() {
+    let mut datagram = with_checksums(ipv4_udp(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 9999), b"payload"));
+    datagram[26..28].copy_from_slice(&[0x12, 0x34]); // a UDP checksum that does not sum
+    let frame = ethernet(&datagram);
+    let mut engine = checked_engine();
+    for i in 0..12 {
+        engine.process_packet(1.0 + f64::from(i), LinkType::Ethernet, &frame);
+    }
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let history: Vec<String> = records
+        .iter()
+        .filter(|r| r.schema.path == "conn")
+        .map(|r| r.values[r.schema.field_index("history").expect("a known field")].to_tsv())
+        .collect();
+    assert_eq!(history, ["CC"]);
+    assert_eq!(records.iter().filter(|r| r.schema.path == "weird").count(), 1);
+}
