@@ -19,6 +19,8 @@ use crate::logs::{ANALYZER, FILES, FILES_BARE, LogRecord, TUNNEL, Value, WEIRD};
 
 /// IPv6's "no next header" protocol number.
 const IPV6_NO_NEXT: u8 = 59;
+const IPPROTO_ESP: u8 = 50;
+const IPPROTO_MOBILITY: u8 = 135;
 
 /// Bytes of each TCP direction kept for content detection (Zeek's dpd_buffer_size).
 const DPD_BUFFER: usize = 1024;
@@ -366,6 +368,8 @@ impl Engine {
                     self.core.packet_weird(ts, PacketWeird::from_ip_analyzer("ipv6_no_next", ip.src, ip.dst), false);
                 }
             }
+            // Zeek's IP analyzer stops at ESP (encrypted) and at a Mobility header: no connection.
+            IPPROTO_ESP | IPPROTO_MOBILITY => {}
             _ => self.process_transport(ts, &ip, encap),
         }
     }
@@ -441,7 +445,8 @@ impl Engine {
                 let (a, b) = icmp_ports(hdr.icmp_type, hdr.code, *v6);
                 (Proto::Icmp, a, b)
             }
-            Transport::Other { .. } => return,
+            // Zeek 7.1+'s UnknownIPTransport: a connection per host pair and protocol, ports logged as 0.
+            Transport::Other { .. } => (Proto::Unknown, 0, 0),
         };
         let key = if is_one_way_icmp(&transport) {
             ConnKey::one_way(ip.src, sp, ip.dst, dp, ip.proto)
@@ -766,7 +771,11 @@ impl Core {
                 }
                 None
             }
-            Transport::Other { .. } => None,
+            Transport::Other { .. } => {
+                count_packet(conn, is_orig, ip);
+                conn.last = ts;
+                None
+            }
         }
     }
 

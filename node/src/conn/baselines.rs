@@ -46,18 +46,7 @@ fn run(packets: &[(f64, Vec<u8>)]) -> ConnLog {
     let records = engine
         .drain_records()
         .filter(|r| r.schema.path == "conn")
-        .map(|r| {
-            r.schema
-                .fields
-                .iter()
-                .zip(&r.values)
-                .map(|(f, v)| {
-                    let mut text = String::new();
-                    v.write_tsv(&mut text, false);
-                    (f.name, text)
-                })
-                .collect()
-        })
+        .map(|r| r.schema.fields.iter().zip(&r.values).map(|(f, v)| (f.name, v.to_tsv())).collect())
         .collect();
     ConnLog(records)
 }
@@ -341,4 +330,35 @@ fn icmp_connections_are_keyed_as_zeek_keys_them() {
             "10.0.0.2\t3\t10.0.0.1\t3\tOTH\t56\t0\t2\t0",
         ]
     );
+}
+
+/// An IPv4 datagram of protocol `proto` carrying `payload` (no transport header our engine knows).
+fn ipv4_other(src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8]) -> Vec<u8> {
+    let total = u16::try_from(20 + payload.len()).expect("a small datagram");
+    let mut d = vec![0x45, 0];
+    d.extend(total.to_be_bytes());
+    d.extend([0, 1, 0, 0, 1, proto, 0, 0]);
+    d.extend(src);
+    d.extend(dst);
+    d.extend_from_slice(payload);
+    d
+}
+
+/// Zeek 7.1+ tracks datagrams of other IP protocols as connections (UnknownIPTransport): proto
+/// `unknown_transport`, ports 0, `OTH`, no history, packets and IP bytes counted, `ip_proto` the protocol (as a Zeek
+/// 9 conn.log shows an IGMP membership report). ESP and a Mobility header end Zeek's IP analysis without one.
+#[test]
+fn other_ip_protocols_are_connections_of_unknown_transport() {
+    const IGMP: u8 = 2;
+    const ESP: u8 = 50;
+    let host = [147, 32, 84, 165];
+    let report = |ts: f64| (ts, ipv4_other(host, [224, 0, 0, 22], IGMP, &[0x22, 0, 0xf9, 0x02, 0, 0, 0, 1]));
+    let mut packets: Vec<(f64, Vec<u8>)> = [1.0, 1.2, 1.5, 1.835910].into_iter().map(report).collect();
+    packets.push((2.0, ipv4_other(host, [10, 9, 9, 9], ESP, &[0; 24])));
+    let log = run(&packets);
+    assert_eq!(log.len(), 1, "the IGMP connection only");
+    let fields = ["id.orig_p", "id.resp_p", "proto", "service", "duration", "orig_bytes", "resp_bytes", "conn_state"];
+    assert_eq!(log.fields(0, &fields), "0\t0\tunknown_transport\t-\t0.835910\t0\t0\tOTH");
+    let rest = ["local_resp", "history", "orig_pkts", "orig_ip_bytes", "resp_pkts", "ip_proto"];
+    assert_eq!(log.fields(0, &rest), "T\t-\t4\t112\t0\t2");
 }
