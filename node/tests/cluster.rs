@@ -586,46 +586,9 @@ fn cluster_gives_the_same_records_as_standalone() {
     for case in &cases {
         let Some(trace) = trace_of(case) else { continue };
         let name = case.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (alone, clustered) = (dir.path().join("standalone"), dir.path().join("cluster"));
-        std::fs::create_dir_all(&alone).expect("mkdir");
         let checksums: &[&str] = if ignores_checksums(case) { &["-C"] } else { &[] };
-        let out = Command::new(node_binary())
-            .arg("-r")
-            .arg(&trace)
-            .arg("--logdir")
-            .arg(&alone)
-            .args(checksums)
-            .output()
-            .expect("runs");
-        assert!(out.status.success(), "{name}: standalone failed: {}", String::from_utf8_lossy(&out.stderr));
-        let out = Command::new(node_binary())
-            .args(["cluster", "--workers", "3", "--proxies", "2", "--loggers", "2", "-r"])
-            .arg(&trace)
-            .arg("--logdir")
-            .arg(&clustered)
-            .args(checksums)
-            .output()
-            .expect("runs");
-        assert!(out.status.success(), "{name}: cluster failed: {}", String::from_utf8_lossy(&out.stderr));
-        let mut clustered_logs = log_names(&clustered);
-        clustered_logs.remove("cluster.log");
-        let alone_logs = log_names(&alone);
-        let mut differences = Vec::new();
-        if alone_logs != clustered_logs {
-            differences
-                .push(format!("{name}: log files differ: standalone {alone_logs:?}, cluster {clustered_logs:?}"));
-        }
-        for log in alone_logs.union(&clustered_logs) {
-            let a = masked_records(&alone.join(log), ID_COLUMNS);
-            let b = masked_records(&clustered.join(log), ID_COLUMNS);
-            let diff = record_diff("standalone", &a, "cluster", &b);
-            if diff.is_empty() {
-                records += a.len();
-            } else {
-                differences.push(format!("{name}/{log}:\n{diff}"));
-            }
-        }
+        let (compared, differences) = standalone_and_cluster_differences(&name, &trace, checksums);
+        records += compared;
         match LOAD_BALANCER_LIMITS.iter().find(|(c, _)| *c == name) {
             Some((_, why)) if !differences.is_empty() => {
                 println!("cluster transparency: {name} differs as expected ({why}):\n{}", differences.join("\n"));
@@ -639,4 +602,70 @@ fn cluster_gives_the_same_records_as_standalone() {
         "cluster transparency: {} cases, {records} records identical; {limited} cases differ only by load-balancer limits",
         cases.len()
     );
+}
+
+/// Runs `trace` through `zeek-node -r` and through `zeek-node cluster --workers 3 --proxies 2 --loggers 2`; returns
+/// the records found identical (uid columns aside) and every difference.
+fn standalone_and_cluster_differences(name: &str, trace: &Path, checksums: &[&str]) -> (usize, Vec<String>) {
+    let mut records = 0;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (alone, clustered) = (dir.path().join("standalone"), dir.path().join("cluster"));
+    std::fs::create_dir_all(&alone).expect("mkdir");
+    let out = Command::new(node_binary())
+        .arg("-r")
+        .arg(trace)
+        .arg("--logdir")
+        .arg(&alone)
+        .args(checksums)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{name}: standalone failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(node_binary())
+        .args(["cluster", "--workers", "3", "--proxies", "2", "--loggers", "2", "-r"])
+        .arg(trace)
+        .arg("--logdir")
+        .arg(&clustered)
+        .args(checksums)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{name}: cluster failed: {}", String::from_utf8_lossy(&out.stderr));
+    let mut clustered_logs = log_names(&clustered);
+    clustered_logs.remove("cluster.log");
+    let alone_logs = log_names(&alone);
+    let mut differences = Vec::new();
+    if alone_logs != clustered_logs {
+        differences.push(format!("{name}: log files differ: standalone {alone_logs:?}, cluster {clustered_logs:?}"));
+    }
+    for log in alone_logs.union(&clustered_logs) {
+        let a = masked_records(&alone.join(log), ID_COLUMNS);
+        let b = masked_records(&clustered.join(log), ID_COLUMNS);
+        let diff = record_diff("standalone", &a, "cluster", &b);
+        if diff.is_empty() {
+            records += a.len();
+        } else {
+            differences.push(format!("{name}/{log}:\n{diff}"));
+        }
+    }
+    (records, differences)
+}
+
+/// A frame whose IPv4 header claims more bytes than were on the wire is Zeek's `truncated_IP_len` (checked against
+/// the pcap record's original length): a cluster worker reports it as `zeek-node -r` does.
+#[test]
+fn truncated_ip_len_is_reported_alike_in_a_cluster() {
+    let _one = serial();
+    let ethernet = |ip: &[u8]| [&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00][..], ip].concat();
+    let mut long_claim = vec![0x45, 0, 0, 200, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+    long_claim.extend_from_slice(&[0x9c, 0x40, 0, 53, 0, 28, 0, 0, 1, 2, 3, 4]);
+    let frames = [(10.0, ethernet(&long_claim)), (11.0, ethernet(&long_claim))];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = dir.path().join("truncated-ip-len.pcap");
+    support::write_pcap(&trace, &frames);
+    let (_, differences) = standalone_and_cluster_differences("truncated-ip-len", &trace, &["-C"]);
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    let standalone = dir.path().join("standalone-check");
+    let out = Command::new(node_binary()).arg("-r").arg(&trace).arg("--logdir").arg(&standalone).arg("-C").output();
+    assert!(out.expect("runs").status.success());
+    let weirds = std::fs::read_to_string(standalone.join("weird.log")).unwrap_or_default();
+    assert!(weirds.contains("truncated_IP_len"), "standalone weird.log:\n{weirds}");
 }

@@ -96,27 +96,6 @@ fn gtpu_g_pdu(teid: u32, pdu_session_ext: bool, inner_ip: &[u8]) -> Vec<u8> {
     g
 }
 
-/// Writes frames as a classic little-endian pcap with Ethernet link type.
-fn write_pcap(path: &Path, frames: &[(f64, Vec<u8>)]) {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&65_535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    for (ts, frame) in frames {
-        let secs = ts.trunc() as u32;
-        let micros = ((ts - ts.trunc()) * 1e6).round() as u32;
-        let len = u32::try_from(frame.len()).expect("test frame fits");
-        for field in [secs, micros, len, len] {
-            out.extend_from_slice(&field.to_le_bytes());
-        }
-        out.extend_from_slice(frame);
-    }
-    std::fs::write(path, out).expect("write pcap");
-}
-
 type Record = HashMap<String, String>;
 
 /// The records of a Zeek TSV log by column name (no file: no records).
@@ -149,7 +128,7 @@ impl Logs {
 fn run_node(frames: &[(f64, Vec<u8>)]) -> Logs {
     let dir = tempfile::tempdir().expect("temp dir");
     let pcap = dir.path().join("trace.pcap");
-    write_pcap(&pcap, frames);
+    support::write_pcap(&pcap, frames);
     let logdir = dir.path().join("logs");
     let out = Command::new(support::node_binary())
         .arg("-r")

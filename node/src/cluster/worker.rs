@@ -381,9 +381,12 @@ impl<'a> ShardRun<'a> {
                     }
                     self.receive(&mut engine, p.ts);
                     match shard_of(link, p.ts, p.data, self.n, &mut frags) {
-                        Some(Shard::Whole(s)) if s == self.k => self.analyse(&mut engine, p.ts, link, p.data),
+                        Some(Shard::Whole(s)) if s == self.k => {
+                            self.analyse(&mut engine, p.ts, link, p.data, p.wire_len)
+                        }
+                        // A datagram put together from fragments has no length on the wire of its own.
                         Some(Shard::Reassembled(s, whole)) if s == self.k => {
-                            self.analyse(&mut engine, p.ts, LinkType::Raw, &whole)
+                            self.analyse(&mut engine, p.ts, LinkType::Raw, &whole, None)
                         }
                         // Another worker's packet: a live worker's clock runs on regardless, so ours does too.
                         _ => engine.advance_time(p.ts),
@@ -432,8 +435,10 @@ impl<'a> ShardRun<'a> {
         engine.ftp_links().link(on);
     }
 
-    fn analyse(&mut self, engine: &mut Engine, ts: f64, link: LinkType, frame: &[u8]) {
-        engine.process_packet(ts, link, frame);
+    /// `wire_len`: the frame's length on the wire, as the capture gave it (Zeek's `truncated_IP_len` check), so a
+    /// worker reports what a standalone run does.
+    fn analyse(&mut self, engine: &mut Engine, ts: f64, link: LinkType, frame: &[u8], wire_len: Option<usize>) {
+        engine.process_packet_on_wire(ts, link, frame, wire_len);
         for created in engine.take_created() {
             self.retention.start(created);
         }

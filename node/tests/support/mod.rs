@@ -71,3 +71,24 @@ pub fn record_diff(left_name: &str, left: &[String], right_name: &str, right: &[
     }
     format!("only in {left_name}:\n  {}\nonly in {right_name}:\n  {}", only_left.join("\n  "), only_right.join("\n  "))
 }
+
+/// Writes frames as a classic little-endian pcap with Ethernet link type.
+pub fn write_pcap(path: &Path, frames: &[(f64, Vec<u8>)]) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65_535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for (ts, frame) in frames {
+        let secs = ts.trunc() as u32;
+        let micros = ((ts - ts.trunc()) * 1e6).round() as u32;
+        let len = u32::try_from(frame.len()).expect("test frame fits");
+        for field in [secs, micros, len, len] {
+            out.extend_from_slice(&field.to_le_bytes());
+        }
+        out.extend_from_slice(frame);
+    }
+    std::fs::write(path, out).expect("write pcap");
+}
