@@ -164,7 +164,7 @@ impl Engine {
         let mut tcp_server_ports: Vec<u16> = specs.iter().flat_map(|s| s.tcp_ports.iter().copied()).collect();
         let mut udp_server_ports: Vec<u16> = specs.iter().flat_map(|s| s.udp_ports.iter().copied()).collect();
         if cfg.is_enabled("tunnel") {
-            udp_server_ports.extend(UdpTunnel::PORTS);
+            udp_server_ports.extend(UdpTunnel::BY_PORT.map(|(port, _)| port));
         }
         tcp_server_ports.sort_unstable();
         udp_server_ports.sort_unstable();
@@ -1195,8 +1195,7 @@ impl Core {
             return None;
         }
         // A connection stays the tunnel it was first found to be (a Teredo one keeps no fixed port).
-        let tunnel =
-            conn.tunnel().and_then(UdpTunnel::of_kind).or_else(|| UdpTunnel::classify(conn.id.resp_p, payload))?;
+        let tunnel = conn.tunnel().or_else(|| UdpTunnel::classify(conn.id.resp_p, payload))?;
         let (a, b) = (conn.id.orig_h, conn.id.resp_h);
         let hosts = if is_orig { (a, b) } else { (b, a) };
         if self.exceeds_tunnel_depth(ts, encap, tunnel.analyzer_name(), hosts) {
@@ -1217,7 +1216,7 @@ impl Core {
             TunnelPayload::Inner(inner) => inner,
         };
         if conn.tunnel().is_none() {
-            conn.rare().tunnel = Some(tunnel.kind());
+            conn.rare().tunnel = Some(tunnel);
         }
         let bubble = tunnel == UdpTunnel::Teredo && is_teredo_bubble(inner);
         if !conn.tunnel_discovered() && !bubble {
@@ -1240,10 +1239,10 @@ impl Core {
     }
 
     fn tunnel_log(&mut self, ts: f64, conn: &Conn, action: &'static str) {
-        if let (Some(kind), true) = (conn.tunnel(), self.cfg.is_enabled("tunnel")) {
+        if let (Some(tunnel), true) = (conn.tunnel(), self.cfg.is_enabled("tunnel")) {
             let mut v = vec![Value::Time(ts), Value::str(conn.uid)];
             v.extend(conn.id.log_values());
-            v.extend([Value::Enum(kind), Value::Enum(action)]);
+            v.extend([Value::Enum(tunnel.kind()), Value::Enum(action)]);
             self.records.push(LogRecord::new(&TUNNEL, v));
         }
     }

@@ -121,8 +121,8 @@ impl Attached {
 pub struct Rare {
     /// Uids of the tunnels the connection arrived in.
     pub tunnel_parents: BTreeSet<String>,
-    /// The connection is a tunnel (Teredo, VXLAN, GTP-U) whose payload is decapsulated.
-    pub tunnel: Option<&'static str>,
+    /// The connection is a UDP tunnel (Teredo, VXLAN, Geneve, GTP-U, AYIYA) whose payload is decapsulated.
+    pub tunnel: Option<crate::decode::UdpTunnel>,
     /// Tunnel packets decapsulated per direction (Teredo is confirmed once both carried one).
     pub tunnel_seen: [bool; 2],
     /// tunnel.log has this tunnel's DISCOVER line (and will get its CLOSE): Zeek logs it when a packet inside first
@@ -345,7 +345,7 @@ impl Conn {
     }
 
     /// The tunnel this connection carries, once its payload was decapsulated.
-    pub fn tunnel(&self) -> Option<&'static str> {
+    pub fn tunnel(&self) -> Option<crate::decode::UdpTunnel> {
         self.rare.as_ref().and_then(|r| r.tunnel)
     }
 

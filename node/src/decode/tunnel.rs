@@ -155,15 +155,7 @@ impl UdpTunnel {
     /// first (Zeek's UDP analyzer forwards by the responder's port only), then by the protocol detection it runs
     /// when no port matches (Teredo's and AYIYA's `DetectProtocol`).
     pub fn classify(resp_port: u16, payload: &[u8]) -> Option<UdpTunnel> {
-        const BY_PORT: [(u16, UdpTunnel); 6] = [
-            (3544, UdpTunnel::Teredo),
-            (4789, UdpTunnel::Vxlan),
-            (6081, UdpTunnel::Geneve),
-            (2152, UdpTunnel::Gtpv1),
-            (2123, UdpTunnel::Gtpv1),
-            (5072, UdpTunnel::Ayiya),
-        ];
-        if let Some((_, tunnel)) = BY_PORT.iter().find(|(port, _)| *port == resp_port) {
+        if let Some((_, tunnel)) = Self::BY_PORT.iter().find(|(port, _)| *port == resp_port) {
             return Some(*tunnel);
         }
         if looks_like_teredo(payload) {
@@ -176,7 +168,14 @@ impl UdpTunnel {
     }
 
     /// The UDP ports Zeek registers for these tunnels (they also make a port the server side).
-    pub const PORTS: [u16; 6] = [3544, 4789, 6081, 2152, 2123, 5072];
+    pub const BY_PORT: [(u16, UdpTunnel); 6] = [
+        (3544, UdpTunnel::Teredo),
+        (4789, UdpTunnel::Vxlan),
+        (6081, UdpTunnel::Geneve),
+        (2152, UdpTunnel::Gtpv1),
+        (2123, UdpTunnel::Gtpv1),
+        (5072, UdpTunnel::Ayiya),
+    ];
 
     /// tunnel.log's `tunnel_type`.
     pub fn kind(self) -> &'static str {
@@ -187,11 +186,6 @@ impl UdpTunnel {
             UdpTunnel::Gtpv1 => "Tunnel::GTPv1",
             UdpTunnel::Ayiya => "Tunnel::AYIYA",
         }
-    }
-
-    /// The tunnel of a `tunnel_type` this module names.
-    pub fn of_kind(kind: &str) -> Option<UdpTunnel> {
-        UdpTunnel::ALL.into_iter().find(|t| t.kind() == kind)
     }
 
     /// The packet analyzer's name, the `source` of its weirds.
@@ -454,9 +448,6 @@ mod tests {
         assert_eq!(UdpTunnel::classify(53, &[0; 12]), None);
         // Only the responder's port counts: a DNS query from port 5072 is no AYIYA packet.
         assert_eq!(UdpTunnel::classify(53, &[0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0]), None);
-        for tunnel in UdpTunnel::ALL {
-            assert_eq!(UdpTunnel::of_kind(tunnel.kind()), Some(tunnel));
-        }
     }
 
     fn gre(flags: u16, proto: u16, extra: &[u8], payload: &[u8]) -> Vec<u8> {
