@@ -53,20 +53,20 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE_HEAP.fetch_add(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
-        unsafe { if use_system_alloc() { System.alloc(layout) } else { mimalloc::MiMalloc.alloc(layout) } }
+        unsafe { if use_system_alloc() { System.alloc(layout) } else { zeek_node::alloc::Mimalloc.alloc(layout) } }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE_HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe {
-            if use_system_alloc() { System.dealloc(ptr, layout) } else { mimalloc::MiMalloc.dealloc(ptr, layout) }
+            if use_system_alloc() { System.dealloc(ptr, layout) } else { zeek_node::alloc::Mimalloc.dealloc(ptr, layout) }
         }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         LIVE_HEAP.fetch_add(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe {
-            if use_system_alloc() { System.alloc_zeroed(layout) } else { mimalloc::MiMalloc.alloc_zeroed(layout) }
+            if use_system_alloc() { System.alloc_zeroed(layout) } else { zeek_node::alloc::Mimalloc.alloc_zeroed(layout) }
         }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -77,7 +77,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
             if use_system_alloc() {
                 System.realloc(ptr, layout, new_size)
             } else {
-                mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+                zeek_node::alloc::Mimalloc.realloc(ptr, layout, new_size)
             }
         }
     }

@@ -687,7 +687,7 @@ fn verdict(met: bool) -> &'static str {
 
 /// The allocator of the zeek-node binary, so the figures are the product's.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: zeek_node::alloc::Mimalloc = zeek_node::alloc::Mimalloc;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();

@@ -3,6 +3,7 @@
 //! Data flow (docs/ARCHITECTURE.md): [`capture`] → [`decode`] → [`conn`] (sessions, reassembly) →
 //! [`analyzers`] → [`logs`]; [`engine`] ties one analysis thread together.
 
+pub mod alloc;
 pub mod analyzers;
 pub mod capture;
 pub mod cluster;

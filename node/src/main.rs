@@ -18,7 +18,7 @@ use zeek_node::runner::{self, Input, RunOptions};
 
 /// mimalloc instead of glibc malloc: measured 1.17x packets per core on the benchmark mix (docs/BENCHMARKS.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: zeek_node::alloc::Mimalloc = zeek_node::alloc::Mimalloc;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -8,6 +8,7 @@ use super::files::FILE_HEAD_SIZE;
 use super::inflate::Inflater;
 use super::lines::ContentLine;
 use super::parse::{self, Header, Version};
+use crate::analyzers::magic::BOF_BUFFER_SIZE;
 
 /// Whether a body may follow the headers (`HTTP_BODY_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +122,33 @@ enum Encoding {
     Deflate,
 }
 
+/// How an entity's content starts, as far as the copy for its file cares: executables (sniffed
+/// `application/x-dosexec` by their `MZ`) have their headers read past the sniffer's buffer, nothing else does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartsLike {
+    Undecided,
+    /// The first byte was `M`.
+    M,
+    Executable,
+    Other,
+}
+
+impl StartsLike {
+    /// The state after the content's next bytes (only the first two can change it).
+    fn after(self, bytes: impl IntoIterator<Item = u8>) -> StartsLike {
+        let mut state = self;
+        for b in bytes {
+            state = match (state, b) {
+                (StartsLike::Undecided, b'M') => StartsLike::M,
+                (StartsLike::M, b'Z') => StartsLike::Executable,
+                (StartsLike::Undecided | StartsLike::M, _) => StartsLike::Other,
+                (decided, _) => return decided,
+            };
+        }
+        state
+    }
+}
+
 struct Entity {
     /// 0 for the message itself, 1+ for multipart parts.
     depth: u32,
@@ -139,6 +167,8 @@ struct Entity {
     body_length: u64,
     /// Decoded content emitted so far (what the entity's file has seen).
     content_bytes: u64,
+    /// Whether the content starts as an executable does, once its first two bytes are known.
+    executable_start: StartsLike,
     /// An `Expect` header was seen: a `Content-Length: 0` with it is a weird, in either order.
     expect_100_cont: bool,
     /// A 206 reply's `Content-Range`: the body is a part of a file of `instance_length` bytes (0: unknown).
@@ -164,6 +194,7 @@ impl Entity {
             delay_crlf: false,
             body_length: 0,
             content_bytes: 0,
+            executable_start: StartsLike::Undecided,
             expect_100_cont: false,
             partial_content: None,
             child: None,
@@ -515,7 +546,15 @@ impl Entity {
         {
             io.events.push(MsgEvent::PartialContent { offset: u64::try_from(part.first).unwrap_or(0) });
         }
-        let wanted = FILE_HEAD_SIZE.saturating_sub(usize::try_from(self.content_bytes).unwrap_or(usize::MAX)).min(len);
+        if self.content_bytes < 2 {
+            self.executable_start = self.executable_start.after(lead.iter().chain(data).chain(trail).copied());
+        }
+        // A part of a 206 reply continues a file whose start came before: its window stays whole.
+        let may_be_executable = self.executable_start != StartsLike::Other || self.partial_content.is_some();
+        // Anything else is read no further than the sniffer's buffer: copying the whole window cost a copy and an
+        // allocation per packet of every body past 4 KiB.
+        let window = if may_be_executable { FILE_HEAD_SIZE } else { BOF_BUFFER_SIZE };
+        let wanted = window.saturating_sub(usize::try_from(self.content_bytes).unwrap_or(usize::MAX)).min(len);
         let mut head = Vec::with_capacity(wanted);
         for part in [lead, data, trail] {
             let room = wanted - head.len();
@@ -701,6 +740,26 @@ mod tests {
         assert_eq!(content(&ev), b"hello");
         assert_eq!(body_length(&ev), Some(5));
         assert!(ev.contains(&MsgEvent::EndEntity { total_bytes: Some(5), hold: false }));
+    }
+
+    /// The file layer gets an executable's first 16 KiB (its headers for the PE analysis) and anything else's
+    /// first 4 KiB (the sniffer's buffer), however the body is split into packets.
+    #[test]
+    fn only_an_executable_start_is_copied_past_the_sniffing_buffer() {
+        for (start, copied) in [(&b"MZ"[..], FILE_HEAD_SIZE), (b"GIF89a", BOF_BUFFER_SIZE), (b"M", BOF_BUFFER_SIZE)] {
+            let mut body = start.to_vec();
+            body.resize(20_000, b'x');
+            let mut stream = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+            stream.extend_from_slice(&body);
+            let ev = run(BodyExpect::Expected, &mut ConnFlags::default(), &stream);
+            assert_eq!(content(&ev), &body[..copied], "body starting {start:?}");
+            let total: u64 = ev.iter().map(|e| if let MsgEvent::Data { len, .. } = e { *len } else { 0 }).sum();
+            assert_eq!(total, body.len() as u64);
+        }
+        assert_eq!(StartsLike::Undecided.after(*b"M"), StartsLike::M);
+        assert_eq!(StartsLike::M.after(*b"Z"), StartsLike::Executable);
+        assert_eq!(StartsLike::M.after(*b"MZ"), StartsLike::Other);
+        assert_eq!(StartsLike::Executable.after(*b"xx"), StartsLike::Executable);
     }
 
     #[test]
