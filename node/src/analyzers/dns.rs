@@ -96,7 +96,9 @@ impl Settings {
 /// DNS on one connection.
 struct DnsAnalyzer {
     proto: Proto,
-    tracker: Tracker,
+    /// The script's pending records: most DNS connections sit idle for a minute after their answer (the UDP
+    /// inactivity timeout), so a tracker with nothing pending is dropped (104 bytes of every such connection).
+    tracker: Option<Box<Tracker>>,
     /// No message has been read yet (a reply first from the originator flips the connection).
     first_message: bool,
     /// Roles were flipped during the current call: the engine applies [`Ctx::flip_roles`] when the call
@@ -118,7 +120,7 @@ impl DnsAnalyzer {
         DnsAnalyzer {
             proto,
             settings,
-            tracker: Tracker::default(),
+            tracker: None,
             first_message: true,
             flipped_this_call: false,
             confirmed: false,
@@ -190,11 +192,15 @@ impl DnsAnalyzer {
             netbios: id.resp_p == NETBIOS_PORT && id.proto == Proto::Udp,
         };
         let mut done = Vec::new();
-        self.tracker.message(&msg, &session_ctx, &mut done);
+        let tracker = self.tracker.get_or_insert_default();
+        tracker.message(&msg, &session_ctx, &mut done);
         if msg.too_many_queries {
             // The engine detaches a violating analyzer and never finishes it, while Zeek's removal hook
             // still writes what is pending: write it now rather than lose it.
-            self.tracker.finish(&mut done);
+            tracker.finish(&mut done);
+        }
+        if tracker.is_idle() {
+            self.tracker = None;
         }
         self.write(ctx, done);
     }
@@ -241,7 +247,9 @@ impl Analyzer for DnsAnalyzer {
     fn finish(&mut self, ctx: &mut Ctx) {
         self.flipped_this_call = false;
         let mut done = Vec::new();
-        self.tracker.finish(&mut done);
+        if let Some(mut tracker) = self.tracker.take() {
+            tracker.finish(&mut done);
+        }
         self.write(ctx, done);
     }
 }

@@ -187,6 +187,14 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// Nothing is pending: the tracker acts as a fresh one would on whatever comes next (the id counter and the
+    /// current record only matter while records are pending), so the analyzer can drop it.
+    pub fn is_idle(&self) -> bool {
+        self.infos.0.is_empty()
+            && self.pending_query.is_none()
+            && [&self.pending_queries, &self.pending_replies].iter().all(|p| p.queues.iter().all(|(_, q)| q.is_empty()))
+    }
+
     /// Runs the script's event handlers for one message; records ready for dns.log go to `out`.
     pub fn message(&mut self, msg: &Message, ctx: &MessageContext, out: &mut Vec<Info>) {
         let header = &msg.header;

@@ -72,6 +72,20 @@ fn duplicate_reply_is_logged_alone_at_the_end() {
     assert!(h.weirds.is_empty(), "{:?}", h.weirds);
 }
 
+/// An answered query leaves nothing pending, and the analyzer keeps no tracker for it: the state a DNS
+/// connection holds while it waits out its inactivity timeout stays a few words.
+#[test]
+fn an_answered_query_leaves_no_tracker_behind() {
+    let mut h = udp("55.247.223.174", 27285, "222.195.43.124", 53);
+    let mut a = DnsAnalyzer::new(Proto::Udp);
+    assert!(std::mem::size_of::<DnsAnalyzer>() <= 24, "DnsAnalyzer is {} bytes", std::mem::size_of::<DnsAnalyzer>());
+    send(&mut h, &mut a, 1363716396.798072, true, DUP_QUERY);
+    assert!(a.tracker.is_some(), "the query waits for its reply");
+    send(&mut h, &mut a, 1363716396.798286, false, DUP_REPLY);
+    assert!(a.tracker.is_none(), "nothing is pending after the reply");
+    assert_eq!(dns_lines(&h).len(), 1);
+}
+
 #[test]
 fn reply_first_flips_the_connection() {
     // The engine saw 207.158.192.40:53 first; Zeek's DNS analyzer turns the connection around.
