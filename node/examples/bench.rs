@@ -12,12 +12,14 @@
 //! are printed too. Memory: peak RSS of the process, and bytes per tracked connection measured with a counting
 //! global allocator: (live heap − heap before the first packet) / open connections, at the sample with the
 //! most open connections (sampled every 16384 packets). That covers the connection table, analyzer state and
-//! reassembly buffers, but not memory libpcap allocates with malloc.
+//! reassembly buffers, but not memory libpcap allocates with malloc. Bytes are counted in a pass of their own
+//! before the timed runs (`--no-memory` skips it): the count is an atomic add per allocation and free, which the
+//! zeek-node binary does not do, so the timed runs do not count.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use zeek_node::capture::{Next, PcapSource};
@@ -30,7 +32,18 @@ use zeek_node::logs::format_record_tsv;
 /// can break the heap down by call site.
 struct CountingAlloc;
 
-static LIVE_HEAP: AtomicUsize = AtomicUsize::new(0);
+static LIVE_HEAP: AtomicIsize = AtomicIsize::new(0);
+
+/// Whether allocations are counted into [`LIVE_HEAP`] (only during the memory pass).
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+/// Adds `grown` and takes `shrunk` bytes from the live heap while counting (one atomic step).
+#[inline(always)]
+fn count(grown: usize, shrunk: usize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE_HEAP.fetch_add(grown as isize - shrunk as isize, Ordering::Relaxed);
+    }
+}
 
 /// Which allocator backs [`CountingAlloc`], chosen at the first allocation: 0 not yet chosen, 1 mimalloc, 2 system.
 static BACKEND: AtomicU8 = AtomicU8::new(0);
@@ -51,27 +64,34 @@ fn use_system_alloc() -> bool {
 // bookkeeping.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_HEAP.fetch_add(layout.size(), Ordering::Relaxed);
+        count(layout.size(), 0);
         // SAFETY: same contract as the caller's.
         unsafe { if use_system_alloc() { System.alloc(layout) } else { zeek_node::alloc::Mimalloc.alloc(layout) } }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
+        count(0, layout.size());
         // SAFETY: same contract as the caller's.
         unsafe {
-            if use_system_alloc() { System.dealloc(ptr, layout) } else { zeek_node::alloc::Mimalloc.dealloc(ptr, layout) }
+            if use_system_alloc() {
+                System.dealloc(ptr, layout)
+            } else {
+                zeek_node::alloc::Mimalloc.dealloc(ptr, layout)
+            }
         }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE_HEAP.fetch_add(layout.size(), Ordering::Relaxed);
+        count(layout.size(), 0);
         // SAFETY: same contract as the caller's.
         unsafe {
-            if use_system_alloc() { System.alloc_zeroed(layout) } else { zeek_node::alloc::Mimalloc.alloc_zeroed(layout) }
+            if use_system_alloc() {
+                System.alloc_zeroed(layout)
+            } else {
+                zeek_node::alloc::Mimalloc.alloc_zeroed(layout)
+            }
         }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_HEAP.fetch_add(new_size, Ordering::Relaxed);
-        LIVE_HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
+        count(new_size, layout.size());
         // SAFETY: same contract as the caller's.
         unsafe {
             if use_system_alloc() {
@@ -92,12 +112,15 @@ struct Args {
     pcap: PathBuf,
     runs: usize,
     ndpi_runs: usize,
+    /// Run the memory pass (bytes per connection) before the timed runs.
+    memory: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut pcap = None;
     let mut runs = 5;
     let mut ndpi_runs = None;
+    let mut memory = true;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<usize, String> {
@@ -106,13 +129,14 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--runs" => runs = number("--runs")?.max(1),
             "--ndpi-runs" => ndpi_runs = Some(number("--ndpi-runs")?),
+            "--no-memory" => memory = false,
             "--bench" => {} // passed by `cargo bench`
             _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
             _ => pcap = Some(PathBuf::from(arg)),
         }
     }
-    let pcap = pcap.ok_or("usage: bench PCAP [--runs N] [--ndpi-runs M]")?;
-    Ok(Args { pcap, runs, ndpi_runs: ndpi_runs.unwrap_or(runs) })
+    let pcap = pcap.ok_or("usage: bench PCAP [--runs N] [--ndpi-runs M] [--no-memory]")?;
+    Ok(Args { pcap, runs, ndpi_runs: ndpi_runs.unwrap_or(runs), memory })
 }
 
 /// One timed pass over the trace.
@@ -136,7 +160,10 @@ fn thread_cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-fn analyse(pcap: &Path) -> Result<Run, String> {
+/// One pass over the trace; with `count_memory` the allocator counts the live heap and the pass samples bytes per
+/// connection (its rates are not used: counting costs an atomic step per allocation and free).
+fn analyse(pcap: &Path, count_memory: bool) -> Result<Run, String> {
+    COUNTING.store(count_memory, Ordering::Relaxed);
     let mut source = PcapSource::open_file(pcap, None).map_err(|e| e.to_string())?;
     let link = source.link_type();
     let heap_before = LIVE_HEAP.load(Ordering::Relaxed);
@@ -161,12 +188,13 @@ fn analyse(pcap: &Path) -> Result<Run, String> {
             format_records(&mut engine, &mut run);
         }
         run.packets += 1;
-        if run.packets % SAMPLE_EVERY == 0 {
+        if count_memory && run.packets % SAMPLE_EVERY == 0 {
             sample_memory(&engine, heap_before, &mut run);
         }
     }
     engine.finish();
     format_records(&mut engine, &mut run);
+    COUNTING.store(false, Ordering::Relaxed);
     run.wall = wall0.elapsed();
     run.cpu = thread_cpu_time().saturating_sub(cpu0);
     let stats = engine.stats();
@@ -175,10 +203,10 @@ fn analyse(pcap: &Path) -> Result<Run, String> {
     Ok(run)
 }
 
-fn sample_memory(engine: &Engine, heap_before: usize, run: &mut Run) {
+fn sample_memory(engine: &Engine, heap_before: isize, run: &mut Run) {
     let open = engine.stats().active_connections;
     if open > run.peak_open_connections {
-        let heap = LIVE_HEAP.load(Ordering::Relaxed).saturating_sub(heap_before);
+        let heap = (LIVE_HEAP.load(Ordering::Relaxed) - heap_before).max(0);
         run.peak_open_connections = open;
         run.bytes_per_connection = Some(heap as f64 / open as f64);
     }
@@ -248,9 +276,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let memory = if args.memory {
+        match analyse(&args.pcap, true) {
+            Ok(run) => Some(run),
+            Err(e) => {
+                eprintln!("bench: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let mut runs = Vec::with_capacity(args.runs);
     for i in 0..args.runs {
-        match analyse(&args.pcap) {
+        match analyse(&args.pcap, false) {
             Ok(run) => {
                 println!(
                     "run {}: {} packets, {} connections, {} records in {:.2} s CPU ({:.2} s wall)",
@@ -269,12 +308,12 @@ fn main() -> ExitCode {
             }
         }
     }
+    let first = runs[0];
     let rate = |f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
     let pps = rate(&|r| r.packets as f64 / r.cpu.as_secs_f64());
     let gbps = rate(&|r| r.wire_bytes as f64 * 8.0 / r.cpu.as_secs_f64() / 1e9);
     let cps = rate(&|r| r.connections as f64 / r.cpu.as_secs_f64());
     let wall_pps = rate(&|r| r.packets as f64 / r.wall.as_secs_f64());
-    let first = runs[0];
     let rss_mib = peak_rss_kib().map_or(f64::NAN, |k| k as f64 / 1024.0);
 
     println!("\nzeek-node, 1 thread, all analyzers, median of {} runs (per core = per CPU second):", runs.len());
@@ -282,11 +321,14 @@ fn main() -> ExitCode {
     println!("  Gbit/s           {:>12.3}", gbps);
     println!("  connections/s    {:>12.0}", cps);
     println!("  peak RSS         {:>12.1} MiB", rss_mib);
-    println!(
-        "  bytes/connection {:>12.0}   (live heap / open connections at peak: {} open)",
-        first.bytes_per_connection.unwrap_or(f64::NAN),
-        first.peak_open_connections
-    );
+    if let Some(memory) = memory {
+        println!(
+            "  bytes/connection {:>12.0}   (live heap / open connections at peak: {} open; counted in a pass of \
+             its own)",
+            memory.bytes_per_connection.unwrap_or(f64::NAN),
+            memory.peak_open_connections
+        );
+    }
 
     let mut ndpi = Vec::new();
     for _ in 0..args.ndpi_runs {
