@@ -1,7 +1,8 @@
 //! Typed event arguments (Zeek's value types) and their wire form.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use ipnet::IpNet;
 
@@ -53,21 +54,59 @@ pub struct Event {
 }
 
 /// An event's name, shared rather than copied: a stream of events mostly repeats one name, so a publisher's copy and
-/// a receiver's decoded events share one allocation instead of making one each.
-#[derive(Debug, Clone, Eq, PartialOrd, Ord)]
-pub struct EventName(Arc<str>);
+/// a receiver's decoded events share one allocation instead of making one each. Names read from the wire are
+/// interned for the life of the process (see [`EventName::interned`]).
+#[derive(Clone)]
+pub struct EventName(NameRepr);
 
-/// Names read from one run share their allocation, so the pointer settles most comparisons (a dispatcher compares
-/// each event's name with the one before).
+#[derive(Clone)]
+enum NameRepr {
+    /// Kept for the life of the process: cloning and dropping it touch no reference count, which on a receiver was
+    /// an atomic increment and decrement per event.
+    Interned(&'static str),
+    Shared(Arc<str>),
+}
+
+/// Distinct names interned at most, and the longest interned: a peer sending ever new names leaks at most a few
+/// hundred kilobytes before further names are shared the ordinary way.
+const INTERNED_NAMES: usize = 4096;
+const INTERNED_NAME_BYTES: usize = 128;
+
+static INTERNED: std::sync::LazyLock<RwLock<HashSet<&'static str, foldhash::fast::RandomState>>> =
+    std::sync::LazyLock::new(RwLock::default);
+
+/// Names compare by pointer first: a receiver's names are interned and a publisher's are shared, so the pointer
+/// settles most comparisons (a dispatcher compares each event's name with the one before).
 impl PartialEq for EventName {
     fn eq(&self, other: &EventName) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+        let (a, b) = (self.as_str(), other.as_str());
+        std::ptr::eq(a, b) || a == b
+    }
+}
+
+impl Eq for EventName {}
+
+impl PartialOrd for EventName {
+    fn partial_cmp(&self, other: &EventName) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for EventName {
+    fn cmp(&self, other: &EventName) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 
 impl std::hash::Hash for EventName {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
+        self.as_str().hash(state);
+    }
+}
+
+impl std::fmt::Debug for EventName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EventName").field(&self.as_str()).finish()
     }
 }
 
@@ -86,50 +125,77 @@ impl<'a> From<&'a Event> for std::borrow::Cow<'a, Event> {
 
 impl EventName {
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            NameRepr::Interned(s) => s,
+            NameRepr::Shared(s) => s,
+        }
+    }
+
+    /// The name `s`, one copy of it kept for the life of the process and shared by every name interned as `s`; past
+    /// [`INTERNED_NAMES`] names, or for a name longer than [`INTERNED_NAME_BYTES`], an ordinary shared name. For the
+    /// names a receiver reads from the wire: a stream of events repeats a few names, and their events are cloned and
+    /// dropped without touching a reference count.
+    pub fn interned(s: &str) -> EventName {
+        let known = INTERNED.read().unwrap_or_else(|e| e.into_inner()).get(s).copied();
+        if let Some(name) = known {
+            return EventName(NameRepr::Interned(name));
+        }
+        if s.len() > INTERNED_NAME_BYTES {
+            return EventName::from(s);
+        }
+        let mut names = INTERNED.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(name) = names.get(s) {
+            return EventName(NameRepr::Interned(name));
+        }
+        if names.len() >= INTERNED_NAMES {
+            return EventName::from(s);
+        }
+        let name: &'static str = Box::leak(s.into());
+        names.insert(name);
+        EventName(NameRepr::Interned(name))
     }
 }
 
 impl std::ops::Deref for EventName {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl std::borrow::Borrow<str> for EventName {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl std::fmt::Display for EventName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl From<&str> for EventName {
     fn from(s: &str) -> EventName {
-        EventName(s.into())
+        EventName(NameRepr::Shared(s.into()))
     }
 }
 
 impl From<String> for EventName {
     fn from(s: String) -> EventName {
-        EventName(s.into())
+        EventName(NameRepr::Shared(s.into()))
     }
 }
 
 impl PartialEq<str> for EventName {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for EventName {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.as_str() == *other
     }
 }
 
@@ -352,6 +418,26 @@ mod tests {
         round_trip(Data::Set(vec![Data::Str("x".into())]));
         round_trip(Data::Table(vec![(vec![Data::Addr("1.2.3.4".parse().unwrap())], Some(Data::Count(3)))]));
         round_trip(Data::Record(vec![Data::Addr("1.2.3.4".parse().unwrap()), Data::Port(53, Transport::Udp)]));
+    }
+
+    #[test]
+    fn interned_names_are_names_like_any_other_and_long_ones_are_not_kept() {
+        use std::hash::BuildHasher as _;
+        let shared = EventName::from("Test::interned");
+        let interned = EventName::interned("Test::interned");
+        assert_eq!(interned, shared);
+        assert_eq!(interned, "Test::interned");
+        let hasher = std::hash::RandomState::new();
+        assert_eq!(hasher.hash_one(&interned), hasher.hash_one(&shared));
+        assert_eq!(interned.cmp(&EventName::from("Test::a")), std::cmp::Ordering::Greater);
+        assert_eq!(format!("{interned:?}"), format!("{shared:?}"));
+        assert_eq!(format!("{interned:?}"), r#"EventName("Test::interned")"#);
+        let again = EventName::interned("Test::interned");
+        assert!(std::ptr::eq(interned.as_str(), again.as_str()), "one copy per name");
+        let long = "L".repeat(INTERNED_NAME_BYTES + 1);
+        let (a, b) = (EventName::interned(&long), EventName::interned(&long));
+        assert_eq!(a, b);
+        assert!(!std::ptr::eq(a.as_str(), b.as_str()), "a long name is not kept for the life of the process");
     }
 
     #[test]

@@ -151,11 +151,18 @@ impl Events {
 }
 
 /// A varint length at the start of `b` and the bytes it took, if it is whole and the data it announces is there.
+/// Events under 128 bytes (most) have a one-byte length, read without prost's general varint path.
+#[inline]
 fn read_len(b: &[u8]) -> Option<(usize, usize)> {
-    let mut rest = b;
-    let len = usize::try_from(prost::encoding::decode_varint(&mut rest).ok()?).ok()?;
-    let header = b.len() - rest.len();
-    (len <= rest.len()).then_some((len, header))
+    let (len, header) = match b.first() {
+        Some(&byte) if byte < 0x80 => (usize::from(byte), 1),
+        _ => {
+            let mut rest = b;
+            let len = usize::try_from(prost::encoding::decode_varint(&mut rest).ok()?).ok()?;
+            (len, b.len() - rest.len())
+        }
+    };
+    (len <= b.len() - header).then_some((len, header))
 }
 
 fn check_run(mut b: &[u8], count: u32) -> Result<(), WireError> {
