@@ -307,13 +307,20 @@ pub struct Outbound {
     room: Arc<Semaphore>,
     /// Items taken from the queue to look past, sent next, in order.
     held: VecDeque<Outgoing>,
-    /// A lone message was held back for one turn of the scheduler (see `poll_next`).
-    deferred: bool,
+    /// Turns of the scheduler a lone message has been held back for (see `poll_next`).
+    deferred: u8,
+    /// The size of the open run when it was last held back: a run still growing is worth another turn.
+    deferred_run_bytes: usize,
 }
+
+/// Turns of the scheduler a lone run that keeps growing may wait before it is sent: a publisher that is not
+/// backed up fills a run over a few turns, and each frame sent costs the link's thread and the receiver's about as
+/// much as the events in a small run (relay bench: per-event CPU of the link threads rose when runs went out small).
+const MAX_RUN_DEFERRALS: u8 = 4;
 
 impl Outbound {
     fn new(rx: mpsc::Receiver<Outgoing>, runs: Arc<Mutex<Runs>>, room: Arc<Semaphore>) -> Outbound {
-        Outbound { rx, runs, room, held: VecDeque::new(), deferred: false }
+        Outbound { rx, runs, room, held: VecDeque::new(), deferred: 0, deferred_run_bytes: 0 }
     }
 
     /// An item that left the queue: its room is free again.
@@ -374,6 +381,27 @@ impl Outbound {
         frame(envelope::to_wire(batch))
     }
 
+    /// The size of the oldest run, still open to publishers while its marker waits here.
+    fn oldest_run_bytes(&self) -> usize {
+        lock(&self.runs).runs.front().map_or(0, OpenRun::wire_len)
+    }
+
+    /// Whether the lone `next` should wait another turn of the scheduler: always once; a run again while it keeps
+    /// growing, up to [`MAX_RUN_DEFERRALS`] turns and a quarter of a frame.
+    fn hold_lone(&mut self, next: &Outgoing) -> bool {
+        if self.deferred == 0 {
+            self.deferred_run_bytes = if matches!(next, Outgoing::Run) { self.oldest_run_bytes() } else { 0 };
+            return true;
+        }
+        if !matches!(next, Outgoing::Run) || self.deferred >= MAX_RUN_DEFERRALS {
+            return false;
+        }
+        let bytes = self.oldest_run_bytes();
+        let growing = bytes > self.deferred_run_bytes && bytes < BATCH_BYTES / 4;
+        self.deferred_run_bytes = bytes;
+        growing
+    }
+
     /// Whether a newer view is queued within the next few items.
     fn view_superseded(&mut self) -> bool {
         while self.held.len() < VIEW_LOOKAHEAD {
@@ -399,17 +427,17 @@ impl Stream for Outbound {
                     Poll::Pending => return Poll::Pending,
                 },
             };
-            // A message with nothing queued behind it waits one turn of the scheduler (microseconds, no timer): a
-            // publisher sending a stream of events then fills a frame meanwhile instead of paying a wake-up and a
-            // socket write for each event.
+            // A message with nothing queued behind it waits a turn of the scheduler (microseconds, no timer), a run
+            // a few turns while it grows: a publisher sending a stream of events then fills a frame meanwhile
+            // instead of paying a wake-up and a socket write for each event.
             let lone = matches!(next, Outgoing::Message(_) | Outgoing::Run);
-            if lone && !self.deferred && self.held.is_empty() && self.rx.is_empty() {
-                self.deferred = true;
+            if lone && self.held.is_empty() && self.rx.is_empty() && self.hold_lone(&next) {
+                self.deferred += 1;
                 self.held.push_front(next);
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            self.deferred = false;
+            self.deferred = 0;
             return Poll::Ready(Some(match next {
                 Outgoing::Message(m) => self.pack(vec![m]),
                 Outgoing::Messages(batch) if batch.is_empty() => continue,
