@@ -133,6 +133,11 @@ fn push_fixed6(out: &mut String, v: f64) -> bool {
 /// division, from a table of all pairs, written into a stack buffer and appended in one fixed-size copy (pushing
 /// digit by digit checked the string's capacity for every digit; counting the digits first cost a logarithm).
 pub fn push_u64(out: &mut String, mut n: u64) {
+    // Most counts in a record are single digits (missed bytes, packets of short connections): no buffer.
+    if n < 10 {
+        out.push(char::from(b'0' + n as u8));
+        return;
+    }
     const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324\
         25262728293031323334353637383940414243444546474849\
         50515253545556575859606162636465666768697071727374\
