@@ -423,12 +423,9 @@ impl Value {
         match self {
             Value::Unset => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Count(c) => {
-                let _ = write!(out, "{c}");
-            }
-            Value::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
+            // Integers as the TSV writer writes them (decimal, as `Display`), without `fmt`.
+            Value::Count(c) => push_u64(out, *c),
+            Value::Int(i) => push_i64(out, *i),
             Value::Double(d) | Value::Interval(d) => {
                 if d.is_finite() {
                     let _ = write!(out, "{d}");
@@ -446,9 +443,7 @@ impl Value {
                 out.push('"');
             }
             Value::Subnet(n) => json_string(out, &n.to_string()),
-            Value::Port(p) => {
-                let _ = write!(out, "{p}");
-            }
+            Value::Port(p) => push_u64(out, u64::from(*p)),
             Value::Set(items) | Value::Vector(items) => {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
@@ -512,6 +507,12 @@ mod tests {
 
     fn tsv(v: &Value) -> String {
         v.to_tsv()
+    }
+
+    fn json(v: &Value) -> String {
+        let mut out = String::new();
+        v.write_json(&mut out);
+        out
     }
 
     #[test]
@@ -594,9 +595,14 @@ mod tests {
             .chain((0..5000).map(|i| i * 7919))
         {
             assert_eq!(tsv(&Value::Count(n)), n.to_string());
+            assert_eq!(json(&Value::Count(n)), n.to_string());
+        }
+        for p in [0u16, 9, 80, 65535] {
+            assert_eq!(json(&Value::Port(p)), p.to_string());
         }
         for i in [0i64, -1, 42, i64::MIN, i64::MAX] {
             assert_eq!(tsv(&Value::Int(i)), i.to_string());
+            assert_eq!(json(&Value::Int(i)), i.to_string());
         }
         for a in ["0.0.0.0", "10.0.0.255", "192.168.1.20", "255.255.255.255", "::ffff:1.2.3.4", "2001:db8::1"] {
             assert_eq!(tsv(&Value::Addr(a.parse().unwrap())), a);
