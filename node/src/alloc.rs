@@ -24,31 +24,40 @@ fn plain_is_aligned(align: usize, size: usize) -> bool {
     align <= MIN_ALIGN && align <= size
 }
 
+/// `layout` from the plain entry point when its blocks are aligned enough, else from the aligned one.
+///
+/// # Safety
+/// Both functions must be mimalloc allocation functions of one family (plain and zeroed alike).
+#[inline(always)]
+unsafe fn allocate(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    // SAFETY: C allocation calls with no preconditions beyond a valid size and a power-of-two alignment, which a
+    // `Layout` guarantees.
+    unsafe {
+        if plain_is_aligned(layout.align(), layout.size()) {
+            plain(layout.size()).cast()
+        } else {
+            aligned(layout.size(), layout.align()).cast()
+        }
+    }
+}
+
 // SAFETY: every path hands the request to mimalloc: the plain functions only when their blocks are aligned as the
 // layout asks (see `plain_is_aligned`), the aligned ones otherwise; `mi_free` frees blocks of either family.
 unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: plain C allocation calls with no preconditions beyond a valid size.
-        unsafe {
-            if plain_is_aligned(layout.align(), layout.size()) {
-                mi::mi_malloc(layout.size()).cast()
-            } else {
-                mi::mi_malloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        unsafe { allocate(layout, mi::mi_malloc, mi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as in `alloc`.
-        unsafe {
-            if plain_is_aligned(layout.align(), layout.size()) {
-                mi::mi_zalloc(layout.size()).cast()
-            } else {
-                mi::mi_zalloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        unsafe { allocate(layout, mi::mi_zalloc, mi::mi_zalloc_aligned) }
     }
 
     #[inline]
