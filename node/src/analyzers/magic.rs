@@ -127,7 +127,7 @@ static SIGNATURES: &[Magic] = &[
     sig("application/vnd.ms-opentype", 70, |d| d.starts_with(b"OTTO")),
     sig("application/vnd.ms-fontobject", 50, |d| d.get(34..36) == Some(b"LP")),
     // executable.sig
-    sig("application/x-dosexec", 51, |d| d.starts_with(b"MZ")),
+    sig(crate::analyzers::pe::MIME_TYPE, 51, |d| d.starts_with(crate::analyzers::pe::DOS_SIGNATURE)),
     sig("application/x-object", 50, |d| elf_type(d) == Some(1)),
     sig("application/x-executable", 50, |d| elf_type(d) == Some(2)),
     sig("application/x-sharedlib", 50, |d| elf_type(d) == Some(3)),

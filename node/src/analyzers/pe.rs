@@ -22,6 +22,23 @@ use crate::logs::{PE, Value, bytes_to_log_string};
 /// The mime type Zeek attaches the PE analyzer to (`PE::pe_mime_types`).
 pub const MIME_TYPE: &str = "application/x-dosexec";
 
+/// The DOS header's signature: what the file sniffer knows an executable by (`executable.sig`), and so what the
+/// content a PE analysis may be attached to starts with.
+pub const DOS_SIGNATURE: &[u8; 2] = b"MZ";
+
+/// How many of `DOS_SIGNATURE`'s bytes a content's start has matched, after `bytes` more of it: `matched` is what
+/// the content before matched (`None`: it did not start with the signature, and nothing after changes that).
+pub fn match_dos_signature(matched: Option<usize>, bytes: impl IntoIterator<Item = u8>) -> Option<usize> {
+    let mut matched = matched?;
+    for b in bytes.into_iter().take(DOS_SIGNATURE.len().saturating_sub(matched)) {
+        if b != DOS_SIGNATURE[matched] {
+            return None;
+        }
+        matched += 1;
+    }
+    Some(matched)
+}
+
 const DOS_HEADER_LEN: usize = 64;
 /// `PE\0\0` and the COFF file header: what precedes the optional header.
 const NT_FIXED_LEN: usize = 24;
@@ -282,10 +299,13 @@ pub fn log_values(ts: f64, fuid: &str, headers: &PeHeaders) -> Option<Vec<Value>
     let values = vec![
         Value::Time(ts),
         Value::str(fuid),
-        Value::str(machine_name(file.machine)),
+        Value::str(or_unknown(machine_name(file.machine), file.machine)),
         Value::Time(f64::from(file.time_date_stamp)),
-        Value::opt_str(optional.map(|o| os_name(o.os_version))),
-        Value::opt_str(optional.map(|o| subsystem_name(o.subsystem))),
+        Value::opt_str(optional.map(|o| {
+            let (major, minor) = o.os_version;
+            or_unknown(os_name(o.os_version), format_args!("{major}.{minor}"))
+        })),
+        Value::opt_str(optional.map(|o| or_unknown(subsystem_name(o.subsystem), o.subsystem))),
         Value::Bool(is_exe),
         Value::Bool(file.characteristics & FILE_32BIT_MACHINE == 0),
         Value::Bool(dll(DLL_DYNAMIC_BASE)),
@@ -302,9 +322,14 @@ pub fn log_values(ts: f64, fuid: &str, headers: &PeHeaders) -> Option<Vec<Value>
     Some(values)
 }
 
-/// `PE::machine_types`, with its `unknown-N` default.
-fn machine_name(machine: u16) -> String {
-    let name = match machine {
+/// A name from one of the script's tables, or its `unknown-N` default (`N` the code looked up).
+fn or_unknown(name: Option<&'static str>, code: impl std::fmt::Display) -> String {
+    name.map_or_else(|| format!("unknown-{code}"), str::to_owned)
+}
+
+/// `PE::machine_types`.
+fn machine_name(machine: u16) -> Option<&'static str> {
+    Some(match machine {
         0x0 => "UNKNOWN",
         0x1d3 => "AM33",
         0x8664 => "AMD64",
@@ -327,14 +352,13 @@ fn machine_name(machine: u16) -> String {
         0x1a8 => "SH5",
         0x1c2 => "THUMB",
         0x169 => "WCEMIPSV2",
-        other => return format!("unknown-{other}"),
-    };
-    name.to_owned()
+        _ => return None,
+    })
 }
 
 /// `PE::windows_subsystems`.
-fn subsystem_name(subsystem: u16) -> String {
-    let name = match subsystem {
+fn subsystem_name(subsystem: u16) -> Option<&'static str> {
+    Some(match subsystem {
         0 => "UNKNOWN",
         1 => "NATIVE",
         2 => "WINDOWS_GUI",
@@ -346,14 +370,13 @@ fn subsystem_name(subsystem: u16) -> String {
         12 => "EFI_RUNTIME_DRIVER",
         13 => "EFI_ROM",
         14 => "XBOX",
-        other => return format!("unknown-{other}"),
-    };
-    name.to_owned()
+        _ => return None,
+    })
 }
 
 /// `PE::os_versions`, by the optional header's operating system version.
-fn os_name((major, minor): (u16, u16)) -> String {
-    let name = match (major, minor) {
+fn os_name(version: (u16, u16)) -> Option<&'static str> {
+    Some(match version {
         (10, 0) => "Windows 10",
         (6, 4) => "Windows 10 Technical Preview",
         (6, 3) => "Windows 8.1 or Server 2012 R2",
@@ -379,9 +402,8 @@ fn os_name((major, minor): (u16, u16)) -> String {
         (1, 3) => "Windows 1.03",
         (1, 1) => "Windows 1.01",
         (1, 0) => "Windows 1.0",
-        _ => return format!("unknown-{major}.{minor}"),
-    };
-    name.to_owned()
+        _ => return None,
+    })
 }
 
 /// A file's PE analysis as the file layers run it: attached when the file is sniffed as [`MIME_TYPE`], fed the

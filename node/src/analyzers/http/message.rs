@@ -9,6 +9,7 @@ use super::inflate::Inflater;
 use super::lines::ContentLine;
 use super::parse::{self, Header, Version};
 use crate::analyzers::magic::BOF_BUFFER_SIZE;
+use crate::analyzers::pe;
 
 /// Whether a body may follow the headers (`HTTP_BODY_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,33 +123,6 @@ enum Encoding {
     Deflate,
 }
 
-/// How an entity's content starts, as far as the copy for its file cares: executables (sniffed
-/// `application/x-dosexec` by their `MZ`) have their headers read past the sniffer's buffer, nothing else does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StartsLike {
-    Undecided,
-    /// The first byte was `M`.
-    M,
-    Executable,
-    Other,
-}
-
-impl StartsLike {
-    /// The state after the content's next bytes (only the first two can change it).
-    fn after(self, bytes: impl IntoIterator<Item = u8>) -> StartsLike {
-        let mut state = self;
-        for b in bytes {
-            state = match (state, b) {
-                (StartsLike::Undecided, b'M') => StartsLike::M,
-                (StartsLike::M, b'Z') => StartsLike::Executable,
-                (StartsLike::Undecided | StartsLike::M, _) => StartsLike::Other,
-                (decided, _) => return decided,
-            };
-        }
-        state
-    }
-}
-
 struct Entity {
     /// 0 for the message itself, 1+ for multipart parts.
     depth: u32,
@@ -167,8 +141,9 @@ struct Entity {
     body_length: u64,
     /// Decoded content emitted so far (what the entity's file has seen).
     content_bytes: u64,
-    /// Whether the content starts as an executable does, once its first two bytes are known.
-    executable_start: StartsLike,
+    /// How much of the DOS signature the content's start matched (`None`: not an executable): executables, the
+    /// only content whose headers are read past the sniffer's buffer (the PE analysis), are copied further.
+    executable_prefix: Option<usize>,
     /// An `Expect` header was seen: a `Content-Length: 0` with it is a weird, in either order.
     expect_100_cont: bool,
     /// A 206 reply's `Content-Range`: the body is a part of a file of `instance_length` bytes (0: unknown).
@@ -194,7 +169,7 @@ impl Entity {
             delay_crlf: false,
             body_length: 0,
             content_bytes: 0,
-            executable_start: StartsLike::Undecided,
+            executable_prefix: Some(0),
             expect_100_cont: false,
             partial_content: None,
             child: None,
@@ -546,11 +521,12 @@ impl Entity {
         {
             io.events.push(MsgEvent::PartialContent { offset: u64::try_from(part.first).unwrap_or(0) });
         }
-        if self.content_bytes < 2 {
-            self.executable_start = self.executable_start.after(lead.iter().chain(data).chain(trail).copied());
+        if self.content_bytes < pe::DOS_SIGNATURE.len() as u64 {
+            let content = lead.iter().chain(data).chain(trail).copied();
+            self.executable_prefix = pe::match_dos_signature(self.executable_prefix, content);
         }
         // A part of a 206 reply continues a file whose start came before: its window stays whole.
-        let may_be_executable = self.executable_start != StartsLike::Other || self.partial_content.is_some();
+        let may_be_executable = self.executable_prefix.is_some() || self.partial_content.is_some();
         // Anything else is read no further than the sniffer's buffer: copying the whole window cost a copy and an
         // allocation per packet of every body past 4 KiB.
         let window = if may_be_executable { FILE_HEAD_SIZE } else { BOF_BUFFER_SIZE };
@@ -756,10 +732,12 @@ mod tests {
             let total: u64 = ev.iter().map(|e| if let MsgEvent::Data { len, .. } = e { *len } else { 0 }).sum();
             assert_eq!(total, body.len() as u64);
         }
-        assert_eq!(StartsLike::Undecided.after(*b"M"), StartsLike::M);
-        assert_eq!(StartsLike::M.after(*b"Z"), StartsLike::Executable);
-        assert_eq!(StartsLike::M.after(*b"MZ"), StartsLike::Other);
-        assert_eq!(StartsLike::Executable.after(*b"xx"), StartsLike::Executable);
+        // The signature split over deliveries.
+        assert_eq!(pe::match_dos_signature(Some(0), *b"M"), Some(1));
+        assert_eq!(pe::match_dos_signature(Some(1), *b"Z"), Some(2));
+        assert_eq!(pe::match_dos_signature(Some(1), *b"MZ"), None);
+        assert_eq!(pe::match_dos_signature(Some(2), *b"xx"), Some(2));
+        assert_eq!(pe::match_dos_signature(None, *b"MZ"), None);
     }
 
     #[test]
