@@ -5,6 +5,7 @@ use std::path::Path;
 
 #[cfg(target_os = "linux")]
 pub mod af_packet;
+mod mapped;
 mod savefile;
 
 use crate::decode::LinkType;
@@ -88,7 +89,10 @@ pub(crate) fn wait_readable(fd: std::os::fd::RawFd, timeout: std::time::Duration
 }
 
 /// The next record of a savefile, as libpcap's path reports it.
-fn savefile_next<'a>(reader: &'a mut savefile::Savefile, bytes_read: &mut u64) -> Result<Next<'a>, CaptureError> {
+fn savefile_next<'a, I: savefile::Input>(
+    reader: &'a mut savefile::Savefile<I>,
+    bytes_read: &mut u64,
+) -> Result<Next<'a>, CaptureError> {
     Ok(match reader.next().map_err(CaptureError::ReadFile)? {
         savefile::Record::Packet { ts, data, wire_len, file_bytes } => {
             *bytes_read += file_bytes;
@@ -98,6 +102,15 @@ fn savefile_next<'a>(reader: &'a mut savefile::Savefile, bytes_read: &mut u64) -
         savefile::Record::Truncated(msg) => Next::Truncated(msg),
         savefile::Record::Invalid(msg) => return Err(CaptureError::Read(pcap::Error::PcapError(msg))),
     })
+}
+
+/// Opens a classic pcap file for [`savefile::Savefile`], mapped when it can be; `None` for other formats.
+fn open_savefile(path: &Path) -> std::io::Result<Option<Handle>> {
+    let file = std::fs::File::open(path)?;
+    if let Some(mapped) = mapped::MappedFile::open(file.try_clone()?)? {
+        return Ok(savefile::Savefile::new(mapped)?.map(|reader| Handle::Mapped(Box::new(reader))));
+    }
+    Ok(savefile::Savefile::new(savefile::Buffered::new(file))?.map(|reader| Handle::Savefile(Box::new(reader))))
 }
 
 /// A packet source: a savefile (classic pcap through [`savefile`], pcapng and filtered reads through libpcap)
@@ -110,8 +123,10 @@ pub struct PcapSource {
 }
 
 enum Handle {
-    /// A classic pcap file without a filter, read by [`savefile::Savefile`].
-    Savefile(Box<savefile::Savefile>),
+    /// A classic pcap file without a filter, read by [`savefile::Savefile`] through a mapping ...
+    Mapped(Box<savefile::Savefile<mapped::MappedFile>>),
+    /// ... or through `read` when it cannot be mapped.
+    Savefile(Box<savefile::Savefile<savefile::Buffered<std::fs::File>>>),
     Offline(pcap::Capture<pcap::Offline>),
     Live(pcap::Capture<pcap::Active>),
 }
@@ -132,14 +147,11 @@ impl PcapSource {
         // regular file can be opened a second time from its start (libpcap has already read from a pipe).
         let regular_file = std::fs::metadata(path).is_ok_and(|m| m.is_file());
         let fast = if regular_file && filter.is_none_or(str::is_empty) {
-            savefile::Savefile::open(path).map_err(CaptureError::ReadFile)?
+            open_savefile(path).map_err(CaptureError::ReadFile)?
         } else {
             None
         };
-        let inner = match fast {
-            Some(reader) => Handle::Savefile(Box::new(reader)),
-            None => Handle::Offline(cap),
-        };
+        let inner = fast.unwrap_or(Handle::Offline(cap));
         Ok(PcapSource { inner, link, bytes_read: 24 })
     }
 
@@ -170,6 +182,7 @@ impl PcapSource {
     pub fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
         let bytes_read = &mut self.bytes_read;
         let (res, live_fd) = match &mut self.inner {
+            Handle::Mapped(reader) => return savefile_next(reader, bytes_read),
             Handle::Savefile(reader) => return savefile_next(reader, bytes_read),
             Handle::Offline(c) => (c.next_packet(), None),
             Handle::Live(c) => {
@@ -205,7 +218,7 @@ impl PcapSource {
                 dropped: u64::from(s.dropped),
                 if_dropped: u64::from(s.if_dropped),
             }),
-            Handle::Offline(_) | Handle::Savefile(_) => None,
+            Handle::Offline(_) | Handle::Mapped(_) | Handle::Savefile(_) => None,
         }
     }
 }

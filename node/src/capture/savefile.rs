@@ -5,9 +5,7 @@
 //! limits and its messages for truncated files. pcapng, other pcap variants, filters and live captures stay
 //! with libpcap ([`super::PcapSource`] decides).
 
-use std::fs::File;
 use std::io::{self, Read};
-use std::path::Path;
 
 /// libpcap's `MAXIMUM_SNAPLEN`: a record claiming more is an error.
 const MAXIMUM_SNAPLEN: u32 = 262_144;
@@ -70,11 +68,47 @@ pub(super) enum Record<'a> {
     Invalid(String),
 }
 
-pub(super) struct Savefile<R = File> {
+/// Where a savefile's bytes come from: a memory-mapped file ([`super::mapped::MappedFile`]) or any reader through
+/// a buffer ([`Buffered`]).
+pub(super) trait Input {
+    /// Makes at least `want` unread bytes available unless the input ends first; returns how many are.
+    fn fill(&mut self, want: usize) -> io::Result<usize>;
+    /// The bytes available (after [`Self::fill`]).
+    fn unread(&self) -> &[u8];
+    /// Marks `n` available bytes read and returns them.
+    fn take(&mut self, n: usize) -> &[u8];
+    /// The size the file shrank to while it was being read, when the input can tell; `suspicious` asks it to
+    /// look now rather than when it next would.
+    fn shrank_to(&mut self, _suspicious: bool) -> Option<u64> {
+        None
+    }
+}
+
+impl Input for super::mapped::MappedFile {
+    #[inline]
+    fn fill(&mut self, want: usize) -> io::Result<usize> {
+        self.fill(want)
+    }
+
+    #[inline]
+    fn unread(&self) -> &[u8] {
+        self.unread()
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> &[u8] {
+        self.take(n)
+    }
+
+    #[inline]
+    fn shrank_to(&mut self, suspicious: bool) -> Option<u64> {
+        self.shrank_to(suspicious)
+    }
+}
+
+/// Any reader through a large buffer (pipes are libpcap's; this serves files that cannot be mapped, and tests).
+pub(super) struct Buffered<R> {
     input: R,
-    format: Format,
-    /// libpcap's `snapshot`: the header's snaplen, or the maximum when it is 0 or larger.
-    snapshot: u32,
     buf: Vec<u8>,
     /// Unread bytes are `buf[start..end]`.
     start: usize,
@@ -82,36 +116,12 @@ pub(super) struct Savefile<R = File> {
     eof: bool,
 }
 
-impl Savefile<File> {
-    /// Opens `path` when it is a classic pcap file this reader handles; `Ok(None)` for other formats.
-    pub(super) fn open(path: &Path) -> io::Result<Option<Self>> {
-        Self::from_reader(File::open(path)?)
-    }
-}
-
-impl<R: Read> Savefile<R> {
-    pub(super) fn from_reader(mut input: R) -> io::Result<Option<Self>> {
-        let mut header = [0u8; FILE_HEADER_LEN];
-        if read_full(&mut input, &mut header)? < FILE_HEADER_LEN {
-            return Ok(None);
-        }
-        let Some(format) = Format::of_header(&header) else { return Ok(None) };
-        let snaplen = format.u32_at(&header, 16);
-        let snapshot = if snaplen == 0 || snaplen > MAXIMUM_SNAPLEN { MAXIMUM_SNAPLEN } else { snaplen };
-        Ok(Some(Savefile { input, format, snapshot, buf: vec![0; BUFFER_SIZE], start: 0, end: 0, eof: false }))
+impl<R: Read> Buffered<R> {
+    pub(super) fn new(input: R) -> Self {
+        Buffered { input, buf: vec![0; BUFFER_SIZE], start: 0, end: 0, eof: false }
     }
 
-    /// Makes at least `want` unread bytes available unless the file ends first; returns how many are. Inlined:
-    /// twice per packet, and nearly always the bytes are already there.
-    #[inline]
-    fn fill(&mut self, want: usize) -> io::Result<usize> {
-        if self.end - self.start >= want || self.eof {
-            return Ok(self.end - self.start);
-        }
-        self.refill(want)
-    }
-
-    /// [`Self::fill`] when the buffer holds fewer than `want` bytes: moves them to the front and reads more.
+    /// [`Input::fill`] when the buffer holds fewer than `want` bytes: moves them to the front and reads more.
     #[inline(never)]
     fn refill(&mut self, want: usize) -> io::Result<usize> {
         self.buf.copy_within(self.start..self.end, 0);
@@ -124,45 +134,101 @@ impl<R: Read> Savefile<R> {
         }
         Ok(self.end)
     }
+}
+
+impl<R: Read> Input for Buffered<R> {
+    /// Inlined: twice per packet, and nearly always the bytes are already there.
+    #[inline]
+    fn fill(&mut self, want: usize) -> io::Result<usize> {
+        if self.end - self.start >= want || self.eof {
+            return Ok(self.end - self.start);
+        }
+        self.refill(want)
+    }
+
+    #[inline]
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> &[u8] {
+        let start = self.start;
+        self.start += n;
+        &self.buf[start..self.start]
+    }
+}
+
+pub(super) struct Savefile<I> {
+    input: I,
+    format: Format,
+    /// libpcap's `snapshot`: the header's snaplen, or the maximum when it is 0 or larger.
+    snapshot: u32,
+}
+
+impl<I: Input> Savefile<I> {
+    /// Reads the file header; `Ok(None)` when the input is not a classic pcap file this reader handles.
+    pub(super) fn new(mut input: I) -> io::Result<Option<Self>> {
+        if input.fill(FILE_HEADER_LEN)? < FILE_HEADER_LEN {
+            return Ok(None);
+        }
+        let header: &[u8; FILE_HEADER_LEN] = input.unread()[..FILE_HEADER_LEN].try_into().expect("filled");
+        let Some(format) = Format::of_header(header) else { return Ok(None) };
+        let snaplen = format.u32_at(header, 16);
+        let snapshot = if snaplen == 0 || snaplen > MAXIMUM_SNAPLEN { MAXIMUM_SNAPLEN } else { snaplen };
+        input.take(FILE_HEADER_LEN);
+        Ok(Some(Savefile { input, format, snapshot }))
+    }
 
     pub(super) fn next(&mut self) -> io::Result<Record<'_>> {
-        let available = self.fill(RECORD_HEADER_LEN)?;
+        if let Some(size) = self.input.shrank_to(false) {
+            return Ok(shrank(size));
+        }
+        let available = self.input.fill(RECORD_HEADER_LEN)?;
         if available == 0 {
             return Ok(Record::End);
         }
         if available < RECORD_HEADER_LEN {
-            self.start = self.end;
+            self.input.take(available);
             return Ok(Record::Truncated(format!(
                 "truncated dump file; tried to read {RECORD_HEADER_LEN} header bytes, only got {available}"
             )));
         }
         let f = self.format;
-        let h = &self.buf[self.start..self.start + RECORD_HEADER_LEN];
-        let (sec, frac, caplen) = (f.u32_at(h, 0) as i32, f.u32_at(h, 4) as i32, f.u32_at(h, 8));
-        let wire_len = f.u32_at(h, 12) as usize;
+        let h: [u8; RECORD_HEADER_LEN] = self.input.unread()[..RECORD_HEADER_LEN].try_into().expect("filled");
+        // A mapped file's last page reads as zeros past a new, shorter end: no writer stores such a header.
+        if h == [0; RECORD_HEADER_LEN]
+            && let Some(size) = self.input.shrank_to(true)
+        {
+            return Ok(shrank(size));
+        }
+        let (sec, frac, caplen) = (f.u32_at(&h, 0) as i32, f.u32_at(&h, 4) as i32, f.u32_at(&h, 8));
+        let wire_len = f.u32_at(&h, 12) as usize;
         if caplen > MAXIMUM_SNAPLEN {
             return Ok(Record::Invalid(format!(
                 "invalid packet capture length {caplen}, bigger than maximum of {MAXIMUM_SNAPLEN}"
             )));
         }
         let record_len = RECORD_HEADER_LEN + caplen as usize;
-        let available = self.fill(record_len)?;
+        let available = self.input.fill(record_len)?;
         if available < record_len {
             let got = available - RECORD_HEADER_LEN;
-            self.start = self.end;
+            self.input.take(available);
             return Ok(Record::Truncated(format!(
                 "truncated dump file; tried to read {caplen} captured bytes, only got {got}"
             )));
         }
-        let data_start = self.start + RECORD_HEADER_LEN;
-        self.start += record_len;
         // libpcap hands out at most the snapshot length and skips the rest of the record.
         let kept = caplen.min(self.snapshot) as usize;
         let micros = if f.nanoseconds { frac / 1000 } else { frac };
         let ts = f64::from(sec) + f64::from(micros) / 1e6;
-        let data = &self.buf[data_start..data_start + kept];
+        let data = &self.input.take(record_len)[RECORD_HEADER_LEN..RECORD_HEADER_LEN + kept];
         Ok(Record::Packet { ts, data, wire_len, file_bytes: record_len as u64 })
     }
+}
+
+fn shrank(size: u64) -> Record<'static> {
+    Record::Truncated(format!("the file shrank to {size} bytes while it was being read"))
 }
 
 /// Reads until `buf` is full or the input ends (retrying interrupted reads); returns the bytes read.
@@ -181,7 +247,9 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::mapped::{MappedFile, page_size};
     use super::*;
+    use std::path::Path;
 
     /// A savefile in the given byte order and precision with one record per `(sec, frac, data)`.
     fn savefile(big_endian: bool, nanos: bool, snaplen: u32, records: &[(u32, u32, &[u8])]) -> Vec<u8> {
@@ -205,7 +273,7 @@ mod tests {
     }
 
     fn read_all(bytes: &[u8]) -> Vec<String> {
-        let mut reader = Savefile::from_reader(bytes).unwrap().expect("classic pcap");
+        let mut reader = Savefile::new(Buffered::new(bytes)).unwrap().expect("classic pcap");
         let mut out = vec![];
         loop {
             match reader.next().unwrap() {
@@ -260,11 +328,11 @@ mod tests {
     #[test]
     fn other_formats_are_left_to_libpcap() {
         let pcapng = [0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a];
-        assert!(Savefile::from_reader(&[&pcapng[..], &[0; 12]].concat()[..]).unwrap().is_none());
+        assert!(Savefile::new(Buffered::new(&[&pcapng[..], &[0; 12]].concat()[..])).unwrap().is_none());
         let mut old_version = savefile(false, false, 65535, &[]);
         old_version[6] = 3;
-        assert!(Savefile::from_reader(&old_version[..]).unwrap().is_none());
-        assert!(Savefile::from_reader(&[0u8; 3][..]).unwrap().is_none());
+        assert!(Savefile::new(Buffered::new(&old_version[..])).unwrap().is_none());
+        assert!(Savefile::new(Buffered::new(&[0u8; 3][..])).unwrap().is_none());
     }
 
     /// Every oracle trace reads the same through this reader as through libpcap, and so does one cut short.
@@ -285,9 +353,20 @@ mod tests {
         }
     }
 
-    /// Compares every record; false when the file is not one this reader takes.
+    /// Compares every record, read through `read` and through mappings of two pages (so that records cross
+    /// windows) and of the default size; false when the file is not one this reader takes.
     fn same_as_libpcap(path: &Path) -> bool {
-        let Some(mut ours) = Savefile::open(path).unwrap() else { return false };
+        let file = || std::fs::File::open(path).unwrap();
+        let Some(buffered) = Savefile::new(Buffered::new(file())).unwrap() else { return false };
+        same_records(path, buffered);
+        let small = MappedFile::with_window(file(), 2 * page_size()).unwrap().expect("a guard slot");
+        same_records(path, Savefile::new(small).unwrap().expect("classic pcap"));
+        let default = MappedFile::open(file()).unwrap().expect("a guard slot");
+        same_records(path, Savefile::new(default).unwrap().expect("classic pcap"));
+        true
+    }
+
+    fn same_records(path: &Path, mut ours: Savefile<impl Input>) {
         let mut theirs = pcap::Capture::from_file(path).unwrap();
         loop {
             match (ours.next().unwrap(), theirs.next_packet()) {
@@ -296,10 +375,10 @@ mod tests {
                     let theirs = (their_ts, p.data, p.header.len as usize);
                     assert_eq!((ts, data, wire_len), theirs, "{}", path.display());
                 }
-                (Record::End, Err(pcap::Error::NoMorePackets)) => return true,
+                (Record::End, Err(pcap::Error::NoMorePackets)) => return,
                 (Record::Truncated(m), Err(pcap::Error::PcapError(theirs))) => {
                     assert_eq!(m, theirs);
-                    return true;
+                    return;
                 }
                 (mine, theirs) => panic!("{}: {mine:?} vs {theirs:?}", path.display()),
             }
