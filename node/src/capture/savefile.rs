@@ -1,5 +1,6 @@
-//! A reader for classic pcap savefiles (`-r`): records are parsed in place from a large read buffer, so a packet
-//! costs one kernel copy and no per-packet library call (libpcap's reader goes through stdio: small reads and a
+//! A reader for classic pcap savefiles (`-r`): records are parsed in place where the [`Input`] holds them (a
+//! mapped window of the file, or a large read buffer when it cannot be mapped), so a packet costs no copy at all
+//! (or one kernel copy) and no per-packet library call (libpcap's reader goes through stdio: small reads and a
 //! second copy into its own buffer). It reproduces what libpcap hands out for the same file: microsecond
 //! timestamps (nanosecond files scaled down), records longer than the snapshot length cut to it, libpcap's
 //! limits and its messages for truncated files. pcapng, other pcap variants, filters and live captures stay
