@@ -12,9 +12,9 @@ use std::io;
 
 use memmap2::{Mmap, MmapOptions};
 
-/// Bytes mapped at once: large enough that remapping is rare (128 times per GiB), small enough to keep the
+/// Bytes mapped at once: large enough that remapping is rare (256 times per GiB), small enough to keep the
 /// resident size low, and far above a record's largest size (16 + 256 KiB).
-const WINDOW: usize = 8 << 20;
+const WINDOW: usize = 4 << 20;
 
 /// A regular file mapped a window at a time.
 pub(super) struct MappedFile {
