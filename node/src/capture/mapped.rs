@@ -289,6 +289,19 @@ mod tests {
         datas
     }
 
+    /// A fresh trace in a temporary directory: the directory (kept alive), the file and the records' data.
+    fn trace() -> (tempfile::TempDir, std::path::PathBuf, Vec<Vec<u8>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pcap");
+        let datas = write_trace(&path);
+        (dir, path, datas)
+    }
+
+    /// Truncates the file under whoever reads it.
+    fn cut_to(path: &std::path::Path, len: usize) {
+        File::options().write(true).open(path).unwrap().set_len(len as u64).unwrap();
+    }
+
     fn open(path: &std::path::Path) -> Savefile<MappedFile> {
         let file = File::open(path).unwrap();
         let mapped = MappedFile::with_window(file, 16 * page_size()).unwrap().expect("a guard slot");
@@ -308,9 +321,7 @@ mod tests {
 
     #[test]
     fn a_whole_file_reads_to_its_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.pcap");
-        let datas = write_trace(&path);
+        let (_dir, path, datas) = trace();
         let (packets, end) = read_rest(&mut open(&path));
         assert_eq!((packets, end.as_str()), (datas, "End"));
     }
@@ -319,15 +330,13 @@ mod tests {
     /// first all-zero record header sends the reader to look at the file's size.
     #[test]
     fn a_file_cut_while_read_ends_with_an_error_at_the_zeros_of_its_last_page() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.pcap");
-        let datas = write_trace(&path);
+        let (_dir, path, datas) = trace();
         let mut reader = open(&path);
         for want in &datas[..5] {
             assert!(matches!(reader.next().unwrap(), Record::Packet { data, .. } if data == &want[..]));
         }
         let cut = FIRST_RECORD + 29 * RECORD_LEN + 16 + DATA_LEN / 2; // inside record 30's data
-        File::options().write(true).open(&path).unwrap().set_len(cut as u64).unwrap();
+        cut_to(&path, cut);
         let (packets, end) = read_rest(&mut reader);
         assert_eq!(packets.len(), 25, "records 6 to 30");
         assert_eq!(packets[..24], datas[5..29]);
@@ -339,16 +348,14 @@ mod tests {
     /// answers with a zero page, and the reader stops with the error instead of the process dying.
     #[test]
     fn a_page_vanishing_under_the_reader_does_not_kill_the_process() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.pcap");
-        let datas = write_trace(&path);
+        let (_dir, path, datas) = trace();
         let mut reader = open(&path);
         assert!(matches!(reader.next().unwrap(), Record::Packet { .. }));
         let page = page_size();
         let cut = 3 * page;
         let straddling = (cut - FIRST_RECORD) / RECORD_LEN; // its header before the cut, its data across it
         assert!(FIRST_RECORD + straddling * RECORD_LEN + 16 <= cut);
-        File::options().write(true).open(&path).unwrap().set_len(cut as u64).unwrap();
+        cut_to(&path, cut);
         let (packets, end) = read_rest(&mut reader);
         assert_eq!(packets.len(), straddling, "records 2 to the straddling one");
         assert_eq!(packets[..straddling - 1], datas[1..straddling]);
