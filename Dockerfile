@@ -8,8 +8,8 @@ FROM rust:1.95-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends libpcap-dev libcap2-bin && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-# Optional: a profile from scripts/pgo.sh, trained on your own traffic (~16% less CPU per packet on the benchmark
-# mix). target/ is not sent to the build: copy it out first, e.g.
+# Optional: a profile from scripts/pgo.sh, trained on your own traffic (~11% less CPU for
+# `zeek-node -r` on the benchmark mix). target/ is not sent to the build: copy it out first, e.g.
 #   cp target/pgo/zeek-node.profdata . && docker build --build-arg PGO_PROFILE=zeek-node.profdata --target node .
 # It must come from the same sources and Rust version as this build.
 ARG PGO_PROFILE=

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Profile-guided build of zeek-node: an instrumented build analyses a training trace, then zeek-node (and the
-# bench binary) are built again with that profile. On the benchmark mix this takes ~12% of the instructions and
-# ~16% of the CPU time per packet off the release build (docs/BENCHMARKS.md, "Profile-guided build"). Train on
+# bench binary) are built again with that profile. On the benchmark mix this takes ~10% of the instructions and
+# ~11% of the CPU time of `zeek-node -r` off the release build (docs/BENCHMARKS.md, "Profile-guided build"). Train on
 # traffic like the traffic you will analyse; the default is a mix from gen_mix.py with another seed than the
 # benchmark's (other addresses, times and order), so the benchmark does not measure its own training run.
 #   scripts/pgo.sh [TRACE]            binaries in target/pgo/release/ (zeek-node, examples/bench)
@@ -29,18 +29,21 @@ profdata_tool="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
 raw="$PWD/target/pgo-gen/profiles"
 profile="$PWD/target/pgo/zeek-node.profdata"
 
+# Both builds take the same targets, so every crate is compiled the same way and the profile matches it.
+targets=(-p zeek-node --bin zeek-node --example bench)
 echo "pgo: instrumented build (target/pgo-gen)"
-RUSTFLAGS="-Cprofile-generate=$raw" cargo build --release --locked -p zeek-node --target-dir target/pgo-gen
+RUSTFLAGS="-Cprofile-generate=$raw" cargo build --release --locked "${targets[@]}" --target-dir target/pgo-gen
 rm -rf "$raw" # build scripts ran instrumented too; only the training run counts
-logs="$(mktemp -d)"
-trap 'rm -rf "$logs"' EXIT
+# Trained through the bench binary: the engine and the record formatting alone, the path every packet takes. A
+# profile trained through `zeek-node -r` (reader, writer threads and files too) gained 9% on the bench where this
+# one gains 24%, and this one takes 11% off `zeek-node -r` itself (docs/BENCHMARKS.md).
 echo "pgo: training on $trace"
-target/pgo-gen/release/zeek-node -r "$trace" --logdir "$logs"
+target/pgo-gen/release/examples/bench "$trace" --runs 1 --ndpi-runs 0 --no-memory
 mkdir -p target/pgo
 "$profdata_tool" merge -o "$profile" "$raw"
 
 echo "pgo: optimized build (target/pgo)"
-RUSTFLAGS="-Cprofile-use=$profile" cargo build --release --locked -p zeek-node --example bench --target-dir target/pgo
+RUSTFLAGS="-Cprofile-use=$profile" cargo build --release --locked "${targets[@]}" --target-dir target/pgo
 echo "pgo: target/pgo/release/zeek-node and target/pgo/release/examples/bench"
 
 if [ "$run_bench" = 1 ]; then
