@@ -104,11 +104,14 @@ fn savefile_next<'a, I: savefile::Input>(
     })
 }
 
-/// Opens a classic pcap file for [`savefile::Savefile`], mapped when it can be; `None` for other formats.
+/// Opens a classic pcap file for [`savefile::Savefile`], mapped when it can be (a file system without mappings, or
+/// every guard slot taken, falls back to `read`); `None` for other formats.
 fn open_savefile(path: &Path) -> std::io::Result<Option<Handle>> {
     let file = std::fs::File::open(path)?;
-    if let Some(mapped) = mapped::MappedFile::open(file.try_clone()?)? {
-        return Ok(savefile::Savefile::new(mapped)?.map(|reader| Handle::Mapped(Box::new(reader))));
+    match mapped::MappedFile::open(file.try_clone()?) {
+        Ok(Some(mapped)) => return Ok(savefile::Savefile::new(mapped)?.map(|reader| Handle::Mapped(Box::new(reader)))),
+        Ok(None) => {}
+        Err(e) => tracing::debug!(path = %path.display(), error = %e, "cannot map the savefile; reading it instead"),
     }
     Ok(savefile::Savefile::new(savefile::Buffered::new(file))?.map(|reader| Handle::Savefile(Box::new(reader))))
 }

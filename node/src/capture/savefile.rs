@@ -85,28 +85,6 @@ pub(super) trait Input {
     }
 }
 
-impl Input for super::mapped::MappedFile {
-    #[inline]
-    fn fill(&mut self, want: usize) -> io::Result<usize> {
-        self.fill(want)
-    }
-
-    #[inline]
-    fn unread(&self) -> &[u8] {
-        self.unread()
-    }
-
-    #[inline]
-    fn take(&mut self, n: usize) -> &[u8] {
-        self.take(n)
-    }
-
-    #[inline]
-    fn shrank_to(&mut self, suspicious: bool) -> Option<u64> {
-        self.shrank_to(suspicious)
-    }
-}
-
 /// Any reader through a large buffer (pipes are libpcap's; this serves files that cannot be mapped, and tests).
 pub(super) struct Buffered<R> {
     input: R,
