@@ -318,6 +318,12 @@ pub struct Outbound {
 /// much as the events in a small run (relay bench: per-event CPU of the link threads rose when runs went out small).
 const MAX_RUN_DEFERRALS: u8 = 4;
 
+/// Whether a lone run held back `turns` times already waits once more: while it grew since the last turn
+/// (`bytes_before` to `bytes_now`) and is still under a quarter of a frame, up to [`MAX_RUN_DEFERRALS`] turns.
+fn run_worth_another_turn(turns: u8, bytes_before: usize, bytes_now: usize) -> bool {
+    turns < MAX_RUN_DEFERRALS && bytes_now > bytes_before && bytes_now < BATCH_BYTES / 4
+}
+
 impl Outbound {
     fn new(rx: mpsc::Receiver<Outgoing>, runs: Arc<Mutex<Runs>>, room: Arc<Semaphore>) -> Outbound {
         Outbound { rx, runs, room, held: VecDeque::new(), deferred: 0, deferred_run_bytes: 0 }
@@ -393,13 +399,13 @@ impl Outbound {
             self.deferred_run_bytes = if matches!(next, Outgoing::Run) { self.oldest_run_bytes() } else { 0 };
             return true;
         }
-        if !matches!(next, Outgoing::Run) || self.deferred >= MAX_RUN_DEFERRALS {
+        if !matches!(next, Outgoing::Run) {
             return false;
         }
         let bytes = self.oldest_run_bytes();
-        let growing = bytes > self.deferred_run_bytes && bytes < BATCH_BYTES / 4;
+        let wait = run_worth_another_turn(self.deferred, self.deferred_run_bytes, bytes);
         self.deferred_run_bytes = bytes;
-        growing
+        wait
     }
 
     /// Whether a newer view is queued within the next few items.
@@ -634,6 +640,15 @@ mod tests {
         assert_eq!(counts(&out.next().await.unwrap()).len(), QUEUED_RUNS, "every queued run leaves, in one frame");
         tx.try_send_event(&headers[QUEUED_RUNS], EventRef::Typed(&test_event(7))).unwrap();
         assert_eq!(counts(&out.next().await.unwrap()), [7]);
+    }
+
+    #[test]
+    fn a_lone_run_waits_while_it_grows_under_a_quarter_frame_for_a_few_turns() {
+        assert!(run_worth_another_turn(1, 100, 200), "grew");
+        assert!(!run_worth_another_turn(1, 200, 200), "stopped growing");
+        assert!(!run_worth_another_turn(1, 100, BATCH_BYTES / 4), "a quarter frame is enough to send");
+        assert!(run_worth_another_turn(MAX_RUN_DEFERRALS - 1, 100, 200));
+        assert!(!run_worth_another_turn(MAX_RUN_DEFERRALS, 100, 200), "waited its turns");
     }
 
     fn view(epoch: u64) -> Outgoing {
