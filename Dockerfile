@@ -11,7 +11,9 @@ COPY . .
 # Optional: a profile from scripts/pgo.sh, trained on your own traffic (~11% less CPU for
 # `zeek-node -r` on the benchmark mix). target/ is not sent to the build: copy it out first, e.g.
 #   cp target/pgo/zeek-node.profdata . && docker build --build-arg PGO_PROFILE=zeek-node.profdata --target node .
-# It must come from the same sources and Rust version as this build.
+# It must come from the same sources and Rust version as this build; functions it does not match (crates compiled
+# with other features here) build without it. Measured on scripts/pgo.sh's own build only: there is no container
+# engine on the development machines, so this path has not been built.
 ARG PGO_PROFILE=
 RUN if [ -n "$PGO_PROFILE" ]; then export RUSTFLAGS="-Cprofile-use=/src/$PGO_PROFILE"; fi \
  && cargo build --release --locked -p zeek-node -p zeek-operator \

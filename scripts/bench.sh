@@ -18,5 +18,7 @@ if [ ! -s "$mix" ]; then
 fi
 command -v ndpiReader >/dev/null 2>&1 || echo "bench: ndpiReader not found (apt-get install libndpi-bin); no ratio"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-cargo build --release -p zeek-node --example bench
-exec target/release/examples/bench "$mix" --runs "${BENCH_RUNS:-5}" "$@"
+# BENCH_BINARY: another build of the bench to run (scripts/pgo.sh passes its profile-guided one).
+bench="${BENCH_BINARY:-target/release/examples/bench}"
+[ -n "${BENCH_BINARY:-}" ] || cargo build --release -p zeek-node --example bench
+exec "$bench" "$mix" --runs "${BENCH_RUNS:-5}" "$@"

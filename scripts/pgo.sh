@@ -47,7 +47,5 @@ RUSTFLAGS="-Cprofile-use=$profile" cargo build --release --locked "${targets[@]}
 echo "pgo: target/pgo/release/zeek-node and target/pgo/release/examples/bench"
 
 if [ "$run_bench" = 1 ]; then
-  mix="target/bench/mix.pcap"
-  [ -s "$mix" ] || python3 "$shared/tools/gen_mix.py" "$mix"
-  exec target/pgo/release/examples/bench "$mix" --runs "${BENCH_RUNS:-5}" "$@"
+  BENCH_BINARY=target/pgo/release/examples/bench exec scripts/bench.sh "$@"
 fi
