@@ -376,6 +376,7 @@ impl Engine {
 
     /// A fragment: reassembled when the capture holds it whole; otherwise Zeek's weird, and a first fragment is
     /// analysed as it is (useful in header-only traces).
+    #[cold]
     fn process_fragment(&mut self, ts: f64, ip: &IpDatagram, offset: usize, encap: Encap) {
         let in_tunnel = !encap.is_empty();
         if ip.incompletely_captured() {
@@ -400,6 +401,7 @@ impl Engine {
         }
     }
 
+    #[cold]
     fn process_ip_tunnel(&mut self, ts: f64, ip: &IpDatagram, encap: Encap, inner: &[u8], kind: &'static str) {
         let uid = self.core.tunnel_uid(ts, ip, kind);
         let mut chain = encap.to_vec();
@@ -407,6 +409,7 @@ impl Engine {
         self.process_ip(ts, inner, Some(inner.len()), &chain);
     }
 
+    #[cold]
     fn process_gre(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
         let payload = parse_gre(ip.payload);
         // The GRE analyzer hands a payload to the IP tunnel analyzer, which refuses one tunnel too many.
@@ -460,19 +463,11 @@ impl Engine {
 
         // A new SYN on a finished (or confused) connection starts a new one. Only a SYN can (`is_reuse`), so
         // every other packet looks its connection up once.
-        let mut reuse_weirds = Vec::new();
         if let Transport::Tcp { hdr, .. } = &transport
             && hdr.flags.syn()
             && checksum_ok
-            && let Some(conn) = self.table.get(&key)
-            && let Session::Tcp(tcp) = &conn.session
-            && tcp.is_reuse(hdr, conn.last, ts, &mut reuse_weirds)
-            && let Some(mut old) = self.table.remove(&key)
         {
-            for w in reuse_weirds {
-                self.core.conn_weird(&mut old, ts, w, None, "TCP");
-            }
-            self.core.remove_conn(*old);
+            self.end_if_reused(&key, hdr, ts);
         }
         let core = &mut self.core;
         let (slot, conn, created) =
@@ -495,6 +490,23 @@ impl Engine {
         }
         if let Some(d) = inner {
             self.process_ip(ts, &d.bytes, Some(d.bytes.len()), &d.chain);
+        }
+    }
+
+    /// Ends the connection under `key` if the SYN `hdr` reuses it (`TcpSession::is_reuse`). Out of line: SYNs are
+    /// a few packets per connection, and the packet path stays dense in the instruction cache.
+    #[inline(never)]
+    fn end_if_reused(&mut self, key: &ConnKey, hdr: &decode::TcpHeader, ts: f64) {
+        let mut reuse_weirds = Vec::new();
+        if let Some(conn) = self.table.get(key)
+            && let Session::Tcp(tcp) = &conn.session
+            && tcp.is_reuse(hdr, conn.last, ts, &mut reuse_weirds)
+            && let Some(mut old) = self.table.remove(key)
+        {
+            for w in reuse_weirds {
+                self.core.conn_weird(&mut old, ts, w, None, "TCP");
+            }
+            self.core.remove_conn(*old);
         }
     }
 
@@ -571,6 +583,7 @@ impl Engine {
 impl Core {
     /// A packet that could not be decoded: Zeek's weird from the analyzer that refused it, between `hosts` once
     /// the IP header was known.
+    #[cold]
     fn decode_weird(&mut self, ts: f64, e: DecodeError, hosts: Option<(IpAddr, IpAddr)>, in_tunnel: bool) {
         self.stats.decode_errors += 1;
         let text = e.to_string();
@@ -580,6 +593,7 @@ impl Core {
 
     /// Zeek's `Tunnel::max_depth`: a packet already inside that many tunnels opens no further one, and the
     /// `analyzer` that would open it says so between the packet's `hosts`.
+    #[cold]
     fn exceeds_tunnel_depth(&mut self, ts: f64, encap: Encap, analyzer: &'static str, hosts: (IpAddr, IpAddr)) -> bool {
         const MAX_TUNNEL_DEPTH: usize = 2;
         if encap.len() < MAX_TUNNEL_DEPTH {
@@ -591,6 +605,7 @@ impl Core {
     }
 
     /// A weird found while decoding a packet that goes on.
+    #[cold]
     fn packet_weird(&mut self, ts: f64, w: PacketWeird, in_tunnel: bool) {
         // Only what an analyzer reports goes through Zeek's session manager, which names weirds in tunnels.
         let name = analyzer_weird_name(w.name, in_tunnel && w.source.is_some());
@@ -600,6 +615,7 @@ impl Core {
     /// A weird without a connection (Zeek's `net_weird`, or `flow_weird` with the two hosts), through the weird
     /// framework: logged once per name and identifier until Zeek's `weird_ignore` (10 min) or, for weirds
     /// logged per originator, `did_log` (1 day) forgets it.
+    #[cold]
     fn net_weird(
         &mut self,
         ts: f64,
@@ -638,6 +654,7 @@ impl Core {
         self.records.push(LogRecord::new(&WEIRD, v));
     }
 
+    #[cold]
     fn tunnel_uid(&mut self, ts: f64, ip: &IpDatagram, kind: &'static str) -> String {
         let (a, b) = if ip.src <= ip.dst { (ip.src, ip.dst) } else { (ip.dst, ip.src) };
         let key = (a, b, if kind == "Tunnel::GRE" { 47 } else { 4 });
@@ -677,6 +694,9 @@ impl Core {
     ) -> Option<Decapsulated> {
         let is_orig =
             conn.id.orig_h == ip.src && conn.id.orig_p == sp && (conn.id.resp_h == ip.dst || ip.src != ip.dst);
+        if !encap.is_empty() {
+            std::hint::cold_path();
+        }
         for uid in encap {
             let parents = &mut conn.rare().tunnel_parents;
             if !parents.contains(uid) {
@@ -686,6 +706,7 @@ impl Core {
         match transport {
             Transport::Tcp { hdr, payload, payload_len } => {
                 if !checksum_ok {
+                    std::hint::cold_path();
                     if let Session::Tcp(tcp) = &mut conn.session {
                         tcp.checksum_error(&mut conn.history, is_orig);
                     }
@@ -697,6 +718,7 @@ impl Core {
                     && tcp.flips_after_syn_ack(hdr.flags, payload_len as u32)
                     && conn.history.letters == "H"
                 {
+                    std::hint::cold_path();
                     tcp.flip_syn_ack_start();
                     conn.flip();
                     conn.history.flip_from_start();
@@ -729,6 +751,7 @@ impl Core {
             Transport::Udp { hdr, payload } => {
                 count_packet(conn, is_orig, ip);
                 if !checksum_ok {
+                    std::hint::cold_path();
                     // `C` at the 1st, 10th, 100th... bad datagram of a side, as Zeek's `ScaledHistoryEntry`.
                     let me = usize::from(!is_orig);
                     let mut bad = conn.rare().udp_bad_checksums[me];
@@ -740,6 +763,7 @@ impl Core {
                 // Zeek counts the UDP header's length and reports one that disagrees with the IP payload's.
                 let udp_len = usize::from(hdr.len);
                 if udp_len != ip.payload_len {
+                    std::hint::cold_path();
                     let addl = format!("{udp_len} != {}", ip.payload_len);
                     self.conn_weird(conn, ts, "UDP_datagram_length_mismatch", Some(addl), "UDP");
                 }
@@ -779,7 +803,9 @@ impl Core {
         }
     }
 
+    /// Once per connection: kept out of line, so the per-packet path stays dense in the instruction cache.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn new_conn(&mut self, ts: f64, ip: &IpDatagram, transport: &Transport, proto: Proto, sp: u16, dp: u16) -> Conn {
         let server_ports = match proto {
             Proto::Tcp => &self.tcp_server_ports,
@@ -1106,6 +1132,7 @@ impl Core {
 
     /// Zeek (8+) drops a confirmed analyzer that reports a violation: its service leaves the connection, and
     /// analyzer.log says why. Violations before a confirmation are DPD tasting and pass silently.
+    #[cold]
     fn confirmed_analyzer_failed(&mut self, conn: &mut Conn, name: &str, reason: &str) {
         if !conn.remove_service(name) {
             return;
@@ -1164,6 +1191,7 @@ impl Core {
 
     /// The rest of a TCP stream is another protocol ([`Action::HandOver`]): the named analyzer takes it, or content
     /// detection starts afresh on it (Zeek's PIA under the HTTP analyzer after a CONNECT); `rest` is its first bytes.
+    #[cold]
     fn hand_over(&mut self, conn: &mut Conn, analyzer: Option<&'static str>, is_orig: bool, rest: &[u8]) {
         let ts = self.network_time;
         let spec = analyzer.and_then(analyzers::spec_by_name).filter(|s| self.cfg.is_enabled(s.name));
@@ -1230,6 +1258,7 @@ impl Core {
     }
 
     /// A valid tunnel header from one side: the tunnel's service once Zeek's analyzer confirms.
+    #[cold]
     fn confirm_tunnel(&mut self, conn: &mut Conn, tunnel: UdpTunnel, is_orig: bool) {
         let seen = &mut conn.rare().tunnel_seen;
         seen[usize::from(!is_orig)] = true;
@@ -1238,6 +1267,7 @@ impl Core {
         }
     }
 
+    #[cold]
     fn tunnel_log(&mut self, ts: f64, conn: &Conn, action: &'static str) {
         if let (Some(tunnel), true) = (conn.tunnel(), self.cfg.is_enabled("tunnel")) {
             let mut v = vec![Value::Time(ts), Value::str(conn.uid)];
@@ -1249,6 +1279,7 @@ impl Core {
 
     /// Reports a weird on a connection through Zeek's weird framework policy: some names are ignored, some
     /// logged once per originator, the rest once per connection (checksum weirds every time).
+    #[cold]
     fn conn_weird(&mut self, conn: &mut Conn, ts: f64, name: &str, addl: Option<String>, source: &str) {
         // Zeek's core raises this one only on a connection without earlier weirds (`DidWeird`).
         let first_weird_only = matches!(name, "possible_split_routing" | "TCP_scale_range");

@@ -165,7 +165,9 @@ impl<'a> Ctx<'a> {
         self.records.push(LogRecord::new(schema, values));
     }
 
-    /// Reports a weird on this connection.
+    /// Reports a weird on this connection. Cold: a protocol's weird paths are rare, and out of line they leave the
+    /// analyzers' hot paths denser in the instruction cache.
+    #[cold]
     pub fn weird(&mut self, name: impl Into<String>, addl: Option<String>, source: &'static str) {
         self.weirds.push(Weird { name: name.into(), addl, source });
     }
@@ -174,6 +176,7 @@ impl<'a> Ctx<'a> {
         self.actions.push(Action::Confirm(service));
     }
 
+    #[cold]
     pub fn violation(&mut self, reason: impl Into<String>) {
         self.actions.push(Action::Violation(reason.into()));
     }

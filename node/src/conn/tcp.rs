@@ -19,6 +19,14 @@ pub enum EndpointState {
     Reset,
 }
 
+/// Records a weird. Cold and out of line: weirds are rare, and their paths moved to the end of the packet path
+/// keep its hot part dense in the instruction cache (the packet path spans more than the 32 KiB of it).
+#[cold]
+#[inline(never)]
+fn raise(weirds: &mut Vec<&'static str>, name: &'static str) {
+    weirds.push(name);
+}
+
 fn seq_delta(a: u32, b: u32) -> i32 {
     a.wrapping_sub(b) as i32
 }
@@ -160,17 +168,17 @@ impl Endpoint {
             }
             EndpointState::SynSent | EndpointState::SynAckSent => {
                 if flags.syn() && first_seq != self.start_seq32() {
-                    weirds.push("SYN_seq_jump");
+                    raise(weirds, "SYN_seq_jump");
                     self.reinit(first_seq, last_seq);
                 }
             }
             EndpointState::Established | EndpointState::Partial => {
                 if flags.syn() {
                     if self.size(EndpointState::Inactive) > 0 {
-                        weirds.push("SYN_inside_connection");
+                        raise(weirds, "SYN_inside_connection");
                     }
                     if first_seq != self.start_seq32() {
-                        weirds.push("SYN_seq_jump");
+                        raise(weirds, "SYN_seq_jump");
                     }
                     self.reinit(first_seq, last_seq);
                 }
@@ -300,15 +308,15 @@ impl TcpSession {
             {
                 return false;
             }
-            weirds.push(if conn_orig.state == EndpointState::SynSent {
+            raise(weirds, if conn_orig.state == EndpointState::SynSent {
                 "SYN_seq_jump"
             } else {
                 "active_connection_reuse"
             });
         } else if (self.ep[0].is_active() || self.ep[1].is_active()) && !any_reset {
-            weirds.push("active_connection_reuse");
+            raise(weirds, "active_connection_reuse");
         } else if t - last_time < 5.0 && !any_reset {
-            weirds.push("premature_connection_reuse");
+            raise(weirds, "premature_connection_reuse");
         }
         true
     }
@@ -339,7 +347,7 @@ impl TcpSession {
         let ep = &self.ep[me];
         let (rel_seq, underflow) = ep.relative_seq(base_seq, ep.last_seq, ep.seq_wraps);
         if underflow && !flags.rst() {
-            out.weirds.push("TCP_seq_underflow_or_misorder");
+            raise(&mut out.weirds, "TCP_seq_underflow_or_misorder");
         }
         out.seq_underflow = underflow;
 
@@ -348,13 +356,13 @@ impl TcpSession {
 
         if flags.syn() {
             if flags.rst() {
-                out.weirds.push("TCP_christmas");
+                raise(&mut out.weirds, "TCP_christmas");
             }
             if flags.urg() {
-                out.weirds.push("baroque_SYN");
+                raise(&mut out.weirds, "baroque_SYN");
             }
             if len > 0 {
-                out.weirds.push("SYN_with_data");
+                raise(&mut out.weirds, "SYN_with_data");
             }
             self.init_window(me, other, flags, hdr.window_scale, base_seq, ack_seq);
         }
@@ -372,7 +380,7 @@ impl TcpSession {
                 let (ra, ack_underflow) = peer.relative_seq(ack_seq, peer.ack_seq, peer.ack_wraps);
                 if ack_underflow {
                     rel_ack = 0;
-                    out.weirds.push("TCP_ack_underflow_or_misorder");
+                    raise(&mut out.weirds, "TCP_ack_underflow_or_misorder");
                 } else {
                     rel_ack = ra;
                     if !flags.rst() {
@@ -490,7 +498,7 @@ impl TcpSession {
             let old_edge = ep.window_ack_seq.wrapping_add(ep.window);
             let advance = seq_delta(new_edge, old_edge);
             if advance < 0 && (-advance) >= (1i32 << scale) {
-                weirds.push("window_recision");
+                raise(weirds, "window_recision");
             }
             ep.window = window;
             ep.window_ack_seq = ack_seq;
@@ -535,7 +543,7 @@ impl TcpSession {
                 EndpointState::SynSent | EndpointState::SynAckSent | EndpointState::Established
             )
         {
-            weirds.push("possible_split_routing");
+            raise(weirds, "possible_split_routing");
         }
         let peer = &mut self.ep[other];
         let start = ack_seq.wrapping_sub(1);
@@ -590,7 +598,7 @@ impl TcpSession {
                 if flags.syn() {
                     if is_orig {
                         if flags.ack() {
-                            weirds.push("connection_originator_SYN_ack");
+                            raise(weirds, "connection_originator_SYN_ack");
                             self.ep[me].set_state(SynAckSent);
                         } else {
                             self.ep[me].set_state(SynSent);
@@ -602,7 +610,7 @@ impl TcpSession {
                                 let p = &self.ep[other];
                                 let lo = p.start_seq32();
                                 if ack_seq.wrapping_sub(lo) > p.last_seq.wrapping_sub(lo) {
-                                    weirds.push("bad_SYN_ack");
+                                    raise(weirds, "bad_SYN_ack");
                                 }
                             }
                         } else if peer_state == SynAckSent && base_seq == self.ep[me].start_seq32() {
@@ -615,12 +623,12 @@ impl TcpSession {
                             self.ep[1].set_state(Established);
                             return (false, true);
                         } else {
-                            weirds.push("simultaneous_open");
+                            raise(weirds, "simultaneous_open");
                         }
                         if self.ep[other].state == SynSent {
                             self.ep[other].set_state(Established);
                         } else if self.ep[other].state == Inactive {
-                            weirds.push("unsolicited_SYN_response");
+                            raise(weirds, "unsolicited_SYN_response");
                         }
                         self.ep[me].set_state(Established);
                     }
@@ -629,7 +637,7 @@ impl TcpSession {
                     self.ep[me].set_state(Closed);
                     do_close = true;
                     if self.ep[other].state != Partial && !flags.syn() {
-                        weirds.push("spontaneous_FIN");
+                        raise(weirds, "spontaneous_FIN");
                     }
                 }
                 if flags.rst() {
@@ -641,7 +649,7 @@ impl TcpSession {
                     };
                     do_close = true;
                     if !is_reject && self.ep[other].state == Inactive {
-                        weirds.push("spontaneous_RST");
+                        raise(weirds, "spontaneous_RST");
                     }
                 }
                 if self.ep[me].state == Inactive {
@@ -659,15 +667,15 @@ impl TcpSession {
                 if flags.syn() {
                     if is_orig {
                         if flags.ack() && !flags.fin() && !flags.rst() && self.ep[me].state != SynAckSent {
-                            weirds.push("repeated_SYN_with_ack");
+                            raise(weirds, "repeated_SYN_with_ack");
                         }
                     } else if !flags.ack() && self.ep[me].state != SynSent {
-                        weirds.push("repeated_SYN_reply_wo_ack");
+                        raise(weirds, "repeated_SYN_reply_wo_ack");
                     }
                 }
                 if flags.fin() {
                     if matches!(self.ep[other].state, Inactive | SynSent) {
-                        weirds.push("inappropriate_FIN");
+                        raise(weirds, "inappropriate_FIN");
                     }
                     self.ep[me].set_state(Closed);
                     do_close = true;
@@ -676,12 +684,12 @@ impl TcpSession {
                     self.ep[me].set_state(Reset);
                     do_close = true;
                 } else if len > 0 {
-                    weirds.push("data_before_established");
+                    raise(weirds, "data_before_established");
                 }
             }
             Established | Partial => {
                 if flags.syn() && self.ep[me].state == Partial && self.ep[other].state == Inactive && !flags.ack() {
-                    weirds.push("SYN_after_partial");
+                    raise(weirds, "SYN_after_partial");
                     self.ep[me].set_state(SynSent);
                 }
                 if flags.fin() && !flags.rst() {
@@ -698,10 +706,10 @@ impl TcpSession {
             }
             Closed => {
                 if flags.syn() {
-                    weirds.push("SYN_after_close");
+                    raise(weirds, "SYN_after_close");
                 }
                 if flags.fin() && delta_last > 0 {
-                    weirds.push("FIN_advanced_last_seq");
+                    raise(weirds, "FIN_advanced_last_seq");
                 }
                 if flags.rst() && self.ep[other].state != Closed {
                     self.ep[me].set_state(Reset);
@@ -712,13 +720,13 @@ impl TcpSession {
             }
             Reset => {
                 if flags.syn() {
-                    weirds.push("SYN_after_reset");
+                    raise(weirds, "SYN_after_reset");
                 }
                 if flags.fin() {
-                    weirds.push("FIN_after_reset");
+                    raise(weirds, "FIN_after_reset");
                 }
                 if len > 0 && !flags.rst() {
-                    weirds.push("data_after_reset");
+                    raise(weirds, "data_after_reset");
                 }
             }
         }
