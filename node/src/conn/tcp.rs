@@ -308,11 +308,10 @@ impl TcpSession {
             {
                 return false;
             }
-            raise(weirds, if conn_orig.state == EndpointState::SynSent {
-                "SYN_seq_jump"
-            } else {
-                "active_connection_reuse"
-            });
+            raise(
+                weirds,
+                if conn_orig.state == EndpointState::SynSent { "SYN_seq_jump" } else { "active_connection_reuse" },
+            );
         } else if (self.ep[0].is_active() || self.ep[1].is_active()) && !any_reset {
             raise(weirds, "active_connection_reuse");
         } else if t - last_time < 5.0 && !any_reset {
