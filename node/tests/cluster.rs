@@ -621,7 +621,9 @@ fn standalone_and_cluster_differences(name: &str, trace: &Path, checksums: &[&st
         .expect("runs");
     assert!(out.status.success(), "{name}: standalone failed: {}", String::from_utf8_lossy(&out.stderr));
     let out = Command::new(node_binary())
-        .args(["cluster", "--workers", "3", "--proxies", "2", "--loggers", "2", "-r"])
+        // Eight debug-build processes start on two cores while other tests run: the readiness bound (60 s by
+        // default) was once too short for that; it only limits a failing run.
+        .args(["cluster", "--workers", "3", "--proxies", "2", "--loggers", "2", "--ready-timeout", "180", "-r"])
         .arg(trace)
         .arg("--logdir")
         .arg(&clustered)

@@ -202,20 +202,45 @@ fn check_alive(procs: &mut Procs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long one status request to the manager may take while the cluster starts.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits until the manager says the cluster passed its readiness barrier. On timeout the error names the nodes that
+/// had not joined, with the end of each one's stderr: what it takes to find the node that holds the cluster up.
 async fn wait_ready(addr: &str, tls: Option<&TlsSettings>, procs: &mut Procs, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
+    let mut joined = Vec::new();
     loop {
         check_alive(procs)?;
-        if let Ok(reply) = fetch_status(addr, tls).await
-            && reply.view.is_some_and(|v| v.ready)
+        // Bounded: a manager too busy to answer must not hold the wait past its deadline.
+        if let Ok(Ok(reply)) = tokio::time::timeout(STATUS_TIMEOUT, fetch_status(addr, tls)).await
+            && let Some(view) = reply.view
         {
-            return Ok(());
+            if view.ready {
+                return Ok(());
+            }
+            joined = view.members.into_iter().map(|m| m.name).collect();
         }
         if Instant::now() > deadline {
-            anyhow::bail!("the cluster did not pass its readiness barrier within {timeout:?}");
+            let waiting = not_joined(procs, &joined);
+            anyhow::bail!("the cluster did not pass its readiness barrier within {timeout:?}\n{waiting}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The nodes missing from the manager's last view (`joined`), each with the end of its stderr.
+fn not_joined(procs: &Procs, joined: &[String]) -> String {
+    let missing: Vec<String> = procs
+        .0
+        .iter()
+        .filter(|p| p.role != Role::Manager && !joined.contains(&p.name))
+        .map(|p| format!("{} has not joined; the end of its stderr:\n{}", p.name, tail(&p.stderr)))
+        .collect();
+    if missing.is_empty() {
+        return format!("the manager's last view lists every node ({})", joined.join(", "));
+    }
+    missing.join("\n")
 }
 
 fn terminate(p: &mut Proc) {

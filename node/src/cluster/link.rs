@@ -509,6 +509,9 @@ pub async fn dial_loop(node: Node, name: String, addr: String) {
                 linked_before = true;
                 run_link(node.clone(), link, inbound).await;
             }
+            // A peer down for a moment (a restart) is routine; one unreachable for the longest backoff and on is
+            // what an operator must see in the log.
+            Err(e) if backoff >= BACKOFF_MAX => tracing::warn!(peer = %name, %addr, "cannot reach the peer: {e:#}"),
             Err(e) => tracing::debug!(peer = %name, %addr, "dial failed: {e:#}"),
         }
         if !node.should_dial(&name) {
