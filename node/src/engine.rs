@@ -9,7 +9,9 @@ use std::net::IpAddr;
 
 use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Proto};
 use crate::config::AnalysisConfig;
-use crate::conn::{Attached, Chunk, Conn, ConnKey, ConnTable, EndpointState, Session, Slot, Uid, UidGenerator};
+use crate::conn::{
+    Attached, Chunk, Conn, ConnKey, ConnTable, EndpointState, Session, Slot, Uid, UidGenerator, growth_when_full,
+};
 use crate::decode::{
     self, DecodeError, GrePayload, GreWeird, IpDatagram, LinkType, PacketWeird, Reassembler, Transport, TunnelPayload,
     UdpTunnel, decode_ip_on_wire, decode_link, decode_transport, icmp6, is_teredo_bubble, parse_gre,
@@ -485,7 +487,8 @@ impl Engine {
         let due = next_check(conn);
         if due < conn.timer_due {
             conn.timer_due = due;
-            self.timers.push(Reverse((Deadline(due), timer_serial(conn), slot)));
+            let timer = (Deadline(due), timer_serial(conn), slot);
+            self.arm(timer);
             self.drop_stale_timers_if_many();
         }
         if let Some(d) = inner {
@@ -508,6 +511,14 @@ impl Engine {
             }
             self.core.remove_conn(*old);
         }
+    }
+
+    /// Adds a timer to the heap (grown as the session table's slots are, [`growth_when_full`]).
+    fn arm(&mut self, timer: Timer) {
+        if let Some(more) = growth_when_full(self.timers.len(), self.timers.capacity()) {
+            self.timers.reserve_exact(more);
+        }
+        self.timers.push(Reverse(timer));
     }
 
     /// Every connection has one live timer; the others are stale (their connection was re-armed earlier, or is
@@ -554,7 +565,7 @@ impl Engine {
                 }
                 let next = next_check(conn).max(now + 1.0);
                 conn.timer_due = next;
-                self.timers.push(Reverse((Deadline(next), serial, slot)));
+                self.arm((Deadline(next), serial, slot));
             }
         }
         expired.sort_by(|a, b| a.0.total_cmp(&b.0));

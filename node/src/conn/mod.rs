@@ -16,6 +16,7 @@ use std::net::IpAddr;
 pub use history::{History, Letters};
 pub use reassembly::{Chunk, Stream};
 pub use services::ServiceList;
+pub(crate) use table::growth_when_full;
 pub use table::{ConnTable, Slot};
 pub use tcp::{EndpointState, TcpOutcome, TcpSession};
 pub use uid::{Uid, UidGenerator};

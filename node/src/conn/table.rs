@@ -13,6 +13,14 @@ use super::{Conn, ConnKey};
 /// Where a connection lives in a [`ConnTable`], valid while that connection does (slots are reused).
 pub type Slot = u32;
 
+/// How much room a full vector of per-connection entries (slots, timers) takes next: an eighth more, not the
+/// doubling of `push`. These vectors grow with the open connections, and at the peak doubling left up to as many
+/// unused entries as used ones (bytes per connection, docs/BENCHMARKS.md); growing by an eighth copies each entry
+/// about eight times over the vector's life instead of once or twice, a few hundred KiB on the benchmark mix.
+pub(crate) fn growth_when_full(len: usize, capacity: usize) -> Option<usize> {
+    (len == capacity).then_some(len / 8 + 256)
+}
+
 pub struct ConnTable {
     /// Slots, found by the key's hash.
     index: HashTable<Slot>,
@@ -100,6 +108,9 @@ impl ConnTable {
                 slot
             }
             None => {
+                if let Some(more) = growth_when_full(self.slots.len(), self.slots.capacity()) {
+                    self.slots.reserve_exact(more);
+                }
                 self.slots.push(Some(conn));
                 Slot::try_from(self.slots.len() - 1).expect("fewer than 2^32 connections at once")
             }
@@ -178,6 +189,20 @@ mod tests {
         assert!(table.remove_slot(other).is_some());
         assert_eq!(table.take_all().len(), 1);
         assert!(table.is_empty() && table.get(&third_key).is_none());
+    }
+
+    #[test]
+    fn slots_grow_by_an_eighth() {
+        assert_eq!(growth_when_full(10, 20), None);
+        assert_eq!(growth_when_full(8000, 8000), Some(1256));
+        let mut ids = UidGenerator::new(3);
+        let mut table = ConnTable::default();
+        for p in 0..20_000 {
+            let c = conn(&mut ids, p);
+            table.get_or_insert_with(c.key(), || c);
+        }
+        let (len, capacity) = (table.slots.len(), table.slots.capacity());
+        assert!(capacity <= len + len / 8 + 256, "{len} slots in room for {capacity}");
     }
 
     #[test]
