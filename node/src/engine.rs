@@ -403,7 +403,6 @@ impl Engine {
         }
     }
 
-    #[cold]
     fn process_ip_tunnel(&mut self, ts: f64, ip: &IpDatagram, encap: Encap, inner: &[u8], kind: &'static str) {
         let uid = self.core.tunnel_uid(ts, ip, kind);
         let mut chain = encap.to_vec();
@@ -411,7 +410,6 @@ impl Engine {
         self.process_ip(ts, inner, Some(inner.len()), &chain);
     }
 
-    #[cold]
     fn process_gre(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
         let payload = parse_gre(ip.payload);
         // The GRE analyzer hands a payload to the IP tunnel analyzer, which refuses one tunnel too many.
@@ -604,7 +602,6 @@ impl Core {
 
     /// Zeek's `Tunnel::max_depth`: a packet already inside that many tunnels opens no further one, and the
     /// `analyzer` that would open it says so between the packet's `hosts`.
-    #[cold]
     fn exceeds_tunnel_depth(&mut self, ts: f64, encap: Encap, analyzer: &'static str, hosts: (IpAddr, IpAddr)) -> bool {
         const MAX_TUNNEL_DEPTH: usize = 2;
         if encap.len() < MAX_TUNNEL_DEPTH {
@@ -665,7 +662,6 @@ impl Core {
         self.records.push(LogRecord::new(&WEIRD, v));
     }
 
-    #[cold]
     fn tunnel_uid(&mut self, ts: f64, ip: &IpDatagram, kind: &'static str) -> String {
         let (a, b) = if ip.src <= ip.dst { (ip.src, ip.dst) } else { (ip.dst, ip.src) };
         let key = (a, b, if kind == "Tunnel::GRE" { 47 } else { 4 });
@@ -705,9 +701,6 @@ impl Core {
     ) -> Option<Decapsulated> {
         let is_orig =
             conn.id.orig_h == ip.src && conn.id.orig_p == sp && (conn.id.resp_h == ip.dst || ip.src != ip.dst);
-        if !encap.is_empty() {
-            std::hint::cold_path();
-        }
         for uid in encap {
             let parents = &mut conn.rare().tunnel_parents;
             if !parents.contains(uid) {
