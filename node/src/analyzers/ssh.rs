@@ -371,6 +371,20 @@ impl SshAnalyzer {
         true
     }
 
+    /// Side `is_orig` switches to encrypted packets. Once both have, no KEXINIT can be read any more: the first
+    /// side's capabilities, kept to pair with the other side's (`ssh_capabilities` keeps them in `c$ssh`, which a
+    /// later KEXINIT of the other side is compared with), and the first kex list are dropped instead of living
+    /// until ssh.log is written (with ten name lists, they are most of an SSH connection's state).
+    fn encrypt(&mut self, is_orig: bool) {
+        self.dirs[dir_index(is_orig)].state = StreamState::Encrypted;
+        if self.dirs.iter().all(|d| d.state == StreamState::Encrypted) {
+            self.first_kex = None;
+            if let Some(info) = &mut self.info {
+                info.capabilities = None;
+            }
+        }
+    }
+
     /// One key-exchange packet. Returns whether a packet was consumed.
     fn kex_packet(&mut self, ctx: &mut Ctx, is_orig: bool) -> bool {
         let d = dir_index(is_orig);
@@ -411,7 +425,7 @@ impl SshAnalyzer {
             self.confirm(ctx);
         }
         // Any SSH1 message ends that side's cleartext (`SSH1_Message::detach`).
-        self.dirs[dir_index(is_orig)].state = StreamState::Encrypted;
+        self.encrypt(is_orig);
     }
 
     fn ssh2_packet(&mut self, ctx: &mut Ctx, is_orig: bool, packet: &[u8]) {
@@ -425,7 +439,7 @@ impl SshAnalyzer {
         };
         let payload = &packet[2..payload_end];
         if msg_type == MSG_NEWKEYS {
-            self.dirs[dir_index(is_orig)].state = StreamState::Encrypted;
+            self.encrypt(is_orig);
             self.confirm(ctx);
             return;
         }
