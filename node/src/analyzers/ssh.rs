@@ -251,7 +251,8 @@ struct Info {
     host_key_alg: Option<String>,
     host_key_fingerprint: Option<String>,
     logged: bool,
-    capabilities: Option<Capabilities>,
+    /// The first side's KEXINIT, boxed: nine name lists, kept only until both sides encrypt.
+    capabilities: Option<Box<Capabilities>>,
 }
 
 /// The packet-size heuristics of `SSH_Analyzer::ProcessEncrypted`.
@@ -470,18 +471,24 @@ impl SshAnalyzer {
             _ => {}
         }
         let info = self.info(ctx);
-        match &info.capabilities {
-            Some(seen) if seen.is_server == caps.is_server => {}
-            None => info.capabilities = Some(caps),
-            Some(seen) => {
-                let (client, server) = if caps.is_server { (seen.clone(), caps) } else { (caps, seen.clone()) };
-                info.cipher_alg = Some(bidirectional_alg(&client.encryption, &server.encryption));
-                info.mac_alg = Some(bidirectional_alg(&client.mac, &server.mac));
-                info.compression_alg = Some(bidirectional_alg(&client.compression, &server.compression));
-                info.kex_alg = Some(negotiated_alg(&client.kex, &server.kex));
-                info.host_key_alg = Some(negotiated_alg(&client.host_key, &server.host_key));
-            }
+        let Some(seen) = &info.capabilities else {
+            info.capabilities = Some(Box::new(caps));
+            return;
+        };
+        if seen.is_server == caps.is_server {
+            return;
         }
+        let (client, server) = if caps.is_server { (&**seen, &caps) } else { (&caps, &**seen) };
+        let cipher = bidirectional_alg(&client.encryption, &server.encryption);
+        let mac = bidirectional_alg(&client.mac, &server.mac);
+        let compression = bidirectional_alg(&client.compression, &server.compression);
+        let kex = negotiated_alg(&client.kex, &server.kex);
+        let host_key = negotiated_alg(&client.host_key, &server.host_key);
+        info.cipher_alg = Some(cipher);
+        info.mac_alg = Some(mac);
+        info.compression_alg = Some(compression);
+        info.kex_alg = Some(kex);
+        info.host_key_alg = Some(host_key);
     }
 
     /// `ProcessEncrypted`: guesses authentication results from the sizes of encrypted segments.
