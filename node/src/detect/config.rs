@@ -38,7 +38,7 @@ pub struct DetectConfig {
 impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
-            local_nets: crate::config::AnalysisConfig::default().local_nets,
+            local_nets: crate::config::AnalysisConfig::default().local_nets.nets().to_vec(),
             notice: NoticeConfig::default(),
             dos: DosConfig::default(),
             scan: ScanConfig::default(),
