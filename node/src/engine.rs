@@ -126,6 +126,9 @@ struct Core {
     shared: analyzers::SharedState,
     ip_tunnels: HashMap<(IpAddr, IpAddr, u8), IpTunnel>,
     specs: Vec<&'static AnalyzerSpec>,
+    /// For each port an enabled analyzer registers, the specs (bits of `specs`) a new connection to it gets, by port.
+    tcp_port_specs: Vec<(u16, u64)>,
+    udp_port_specs: Vec<(u16, u64)>,
     tcp_server_ports: Vec<u16>,
     udp_server_ports: Vec<u16>,
     network_time: f64,
@@ -158,6 +161,18 @@ struct Decapsulated {
     chain: Vec<String>,
 }
 
+/// The specs registering each port (`ports` of a spec), as bits of `specs`, sorted by port: a new connection finds
+/// its analyzers with one search instead of scanning every spec's port list.
+fn port_specs(specs: &[&'static AnalyzerSpec], ports: impl Fn(&AnalyzerSpec) -> &[u16]) -> Vec<(u16, u64)> {
+    let mut by_port = std::collections::BTreeMap::<u16, u64>::new();
+    for (i, spec) in specs.iter().enumerate() {
+        for &port in ports(spec) {
+            *by_port.entry(port).or_default() |= 1 << i;
+        }
+    }
+    by_port.into_iter().collect()
+}
+
 impl Engine {
     pub fn new(cfg: AnalysisConfig) -> Self {
         let specs: Vec<_> = analyzers::REGISTRY.iter().copied().filter(|s| cfg.is_enabled(s.name)).collect();
@@ -170,6 +185,8 @@ impl Engine {
         }
         tcp_server_ports.sort_unstable();
         udp_server_ports.sort_unstable();
+        let tcp_port_specs = port_specs(&specs, |s| s.tcp_ports);
+        let udp_port_specs = port_specs(&specs, |s| s.udp_ports);
         let core = Core {
             ids: UidGenerator::new(cfg.seed),
             cfg,
@@ -185,6 +202,8 @@ impl Engine {
             shared: analyzers::SharedState::default(),
             ip_tunnels: HashMap::new(),
             specs,
+            tcp_port_specs,
+            udp_port_specs,
             tcp_server_ports,
             udp_server_ports,
             network_time: 0.0,
@@ -860,13 +879,13 @@ impl Core {
             }
             return;
         }
-        for spec in &self.specs {
-            let ports = match conn.id.proto {
-                Proto::Tcp => spec.tcp_ports,
-                Proto::Udp => spec.udp_ports,
-                _ => &[],
-            };
-            if ports.contains(&conn.id.resp_p) {
+        let by_port = match conn.id.proto {
+            Proto::Tcp => &self.tcp_port_specs,
+            Proto::Udp => &self.udp_port_specs,
+            _ => return,
+        };
+        if let Ok(at) = by_port.binary_search_by_key(&conn.id.resp_p, |&(port, _)| port) {
+            for spec in self.specs_in(by_port[at].1) {
                 conn.attach(spec);
             }
         }
