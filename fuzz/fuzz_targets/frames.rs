@@ -26,4 +26,5 @@ pub const LINKS: &[zeek_node::decode::LinkType] = &[
     zeek_node::decode::LinkType::PppSerial,
     zeek_node::decode::LinkType::Ieee80211,
     zeek_node::decode::LinkType::Radiotap,
+    zeek_node::decode::LinkType::Nflog,
 ];

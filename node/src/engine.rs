@@ -616,7 +616,7 @@ impl Core {
         self.stats.decode_errors += 1;
         let text = e.to_string();
         let name = analyzer_weird_name(&text, in_tunnel);
-        self.net_weird(ts, &name, None, e.source(), hosts);
+        self.net_weird(ts, &name, e.addl(), e.source(), hosts);
     }
 
     /// Zeek's `Tunnel::max_depth`: a packet already inside that many tunnels opens no further one, and the

@@ -1,6 +1,6 @@
-//! Link layers: Ethernet with 802.1Q/QinQ, MPLS and PPPoE; Linux cooked capture v1 and v2; raw IP;
-//! BSD loopback; PPP; IEEE 802.11 data frames, also behind a radiotap header. Each peels headers until an IP
-//! datagram starts.
+//! Link layers: Ethernet with 802.1Q/QinQ, 802.1ah (PBB), VN-Tag, MPLS and PPPoE; Linux cooked capture v1 and
+//! v2; Linux NFLOG; raw IP; BSD loopback; PPP; IEEE 802.11 data frames, also behind a radiotap header. Each peels
+//! headers until an IP datagram starts.
 
 use super::{DecodeError, be16};
 
@@ -19,6 +19,8 @@ pub enum LinkType {
     PppSerial,
     Ieee80211,
     Radiotap,
+    /// DLT_NFLOG: packets logged by Linux netfilter's NFLOG target, in TLVs.
+    Nflog,
 }
 
 impl LinkType {
@@ -34,6 +36,7 @@ impl LinkType {
             50 => LinkType::PppSerial,
             105 => LinkType::Ieee80211,
             127 => LinkType::Radiotap,
+            239 => LinkType::Nflog,
             _ => return None,
         })
     }
@@ -46,6 +49,9 @@ const ETH_QINQ: [u16; 2] = [0x88a8, 0x9100];
 const ETH_MPLS: u16 = 0x8847;
 const ETH_PPPOE_SESSION: u16 = 0x8864;
 const ETH_CISCO_FABRIC_PATH: u16 = 0x8903;
+/// IEEE 802.1ah provider backbone bridging: a customer's Ethernet frame inside a backbone one.
+const ETH_PBB: u16 = 0x88e7;
+const ETH_VNTAG: u16 = 0x8926;
 /// EtherType values up to this are 802.3 lengths; from [`ETHERTYPE_MIN`] on they are types.
 const ETH_MAX_LENGTH: u16 = 1500;
 const ETHERTYPE_MIN: u16 = 1536;
@@ -58,8 +64,10 @@ const PPP_MPLS: u16 = 0x0281;
 enum EtherTypeTable {
     Ethernet,
     Vlan,
-    /// Linux cooked captures: IP (and ARP) only.
-    LinuxSll,
+    /// Linux cooked captures and 802.11 frames: IP (and ARP) only.
+    IpOnly,
+    /// Behind a VN-Tag: VLAN tags only.
+    Vntag,
 }
 
 /// Returns the bytes where the IP datagram starts. Each layer checks its length as Zeek's analyzer of it does
@@ -70,11 +78,11 @@ pub fn decode_link(link: LinkType, data: &[u8]) -> Result<&[u8], DecodeError> {
         LinkType::Raw => Ok(data),
         LinkType::LinuxSll => {
             let rest = data.get(16..).filter(|r| !r.is_empty()).ok_or(DecodeError::TruncatedLinuxSll)?;
-            decode_ethertype(EtherTypeTable::LinuxSll, u16::from_be_bytes([data[14], data[15]]), rest)
+            decode_ethertype(EtherTypeTable::IpOnly, u16::from_be_bytes([data[14], data[15]]), rest).map(Inner::ip)
         }
         LinkType::LinuxSll2 => {
             let rest = data.get(20..).filter(|r| !r.is_empty()).ok_or(DecodeError::TruncatedLinuxSll2)?;
-            decode_ethertype(EtherTypeTable::LinuxSll, u16::from_be_bytes([data[0], data[1]]), rest)
+            decode_ethertype(EtherTypeTable::IpOnly, u16::from_be_bytes([data[0], data[1]]), rest).map(Inner::ip)
         }
         LinkType::Null => {
             // Zeek reads the address family in little-endian order, as the BSDs that write DLT_NULL store it.
@@ -117,31 +125,94 @@ pub fn decode_link(link: LinkType, data: &[u8]) -> Result<&[u8], DecodeError> {
             let frame = data.get(header_len..).filter(|f| !f.is_empty()).ok_or(DecodeError::TruncatedRadiotap)?;
             decode_ieee80211(frame)
         }
+        LinkType::Nflog => decode_nflog(data),
     }
 }
 
-/// An Ethernet II frame (also behind Cisco FabricPath); 802.3 frames carry LLC, SNAP or Novell frames, none of
-/// which carries IP to Zeek.
-fn decode_ethernet(data: &[u8]) -> Result<&[u8], DecodeError> {
-    // Zeek wants more than the 14-byte header and two bytes after it.
-    if data.len() <= 16 {
-        return Err(DecodeError::TruncatedEthernet);
+/// A Linux NFLOG record (Zeek's NFLOG analyzer): a four-byte header (address family, version, resource id), then
+/// TLVs up to the one holding the packet (type 9). TLV lengths and types are in the capturing host's byte order,
+/// read here as little-endian (the x86 and ARM hosts that write these files). Only IPv4 and IPv6 families are
+/// analysed; a TLV length that runs past the record is `nflog_bad_tlv_len`, as in Zeek 9.1.
+fn decode_nflog(data: &[u8]) -> Result<&[u8], DecodeError> {
+    const PAYLOAD_TLV: u16 = 9;
+    const AF_INET: u8 = 2;
+    const AF_INET6: u8 = 10;
+    if data.len() <= 4 {
+        return Err(DecodeError::TruncatedNflog);
     }
-    let data = if be16(data, 12) == Some(ETH_CISCO_FABRIC_PATH) {
-        const FABRIC_PATH_HEADER: usize = 16;
-        if data.len() <= FABRIC_PATH_HEADER + 14 {
-            return Err(DecodeError::TruncatedCiscoFabricPath);
+    let (family, version) = (data[0], data[1]);
+    if version != 0 {
+        return Err(DecodeError::UnknownNflogVersion);
+    }
+    let mut rest = &data[4..];
+    loop {
+        if rest.len() <= 4 {
+            return Err(DecodeError::NflogNoPayload);
         }
-        &data[FABRIC_PATH_HEADER..]
-    } else {
-        data
-    };
-    let (ethertype, rest) = (u16::from_be_bytes([data[12], data[13]]), &data[14..]);
-    match ethertype {
-        ETHERTYPE_MIN.. => decode_ethertype(EtherTypeTable::Ethernet, ethertype, rest),
-        ..=ETH_MAX_LENGTH if rest.len() < usize::from(ethertype) => Err(DecodeError::TruncatedEthernet),
-        ..=ETH_MAX_LENGTH => Err(DecodeError::NotIp),
-        _ => Err(DecodeError::UndefinedEtherType),
+        let tlv_len = u16::from_le_bytes([rest[0], rest[1]]);
+        let tlv_type = u16::from_le_bytes([rest[2], rest[3]]);
+        if tlv_type == PAYLOAD_TLV {
+            rest = &rest[4..];
+            break;
+        }
+        if tlv_len < 4 {
+            return Err(DecodeError::NflogBadTlvLen { skip: None });
+        }
+        // The length counts the type and length fields; TLVs are padded to 32 bits beyond it.
+        let skip = usize::from(tlv_len).next_multiple_of(4);
+        if skip > rest.len() {
+            return Err(DecodeError::NflogBadTlvLen { skip: Some((skip, rest.len())) });
+        }
+        rest = &rest[skip..];
+    }
+    match family {
+        AF_INET | AF_INET6 => Ok(rest),
+        _ => Err(DecodeError::NotIp),
+    }
+}
+
+/// An Ethernet II frame (also behind Cisco FabricPath, and the customer frame of an 802.1ah backbone frame); 802.3
+/// frames carry LLC, SNAP or Novell frames, none of which carries IP to Zeek.
+fn decode_ethernet(mut data: &[u8]) -> Result<&[u8], DecodeError> {
+    // A loop, not recursion, for frames inside backbone frames: each level takes at least 18 bytes.
+    loop {
+        // Zeek wants more than the 14-byte header and two bytes after it.
+        if data.len() <= 16 {
+            return Err(DecodeError::TruncatedEthernet);
+        }
+        if be16(data, 12) == Some(ETH_CISCO_FABRIC_PATH) {
+            const FABRIC_PATH_HEADER: usize = 16;
+            if data.len() <= FABRIC_PATH_HEADER + 14 {
+                return Err(DecodeError::TruncatedCiscoFabricPath);
+            }
+            data = &data[FABRIC_PATH_HEADER..];
+        }
+        let (ethertype, rest) = (u16::from_be_bytes([data[12], data[13]]), &data[14..]);
+        let inner = match ethertype {
+            ETHERTYPE_MIN.. => decode_ethertype(EtherTypeTable::Ethernet, ethertype, rest)?,
+            ..=ETH_MAX_LENGTH if rest.len() < usize::from(ethertype) => return Err(DecodeError::TruncatedEthernet),
+            ..=ETH_MAX_LENGTH => return Err(DecodeError::NotIp),
+            _ => return Err(DecodeError::UndefinedEtherType),
+        };
+        match inner {
+            Inner::Ip(ip) => return Ok(ip),
+            Inner::Ethernet(frame) => data = frame,
+        }
+    }
+}
+
+/// Where an EtherType chain ends: an IP datagram, or (802.1ah) another Ethernet frame.
+enum Inner<'a> {
+    Ip(&'a [u8]),
+    Ethernet(&'a [u8]),
+}
+
+impl<'a> Inner<'a> {
+    /// The datagram of a table that holds no backbone frames ([`EtherTypeTable::IpOnly`]).
+    fn ip(self) -> &'a [u8] {
+        match self {
+            Inner::Ip(ip) | Inner::Ethernet(ip) => ip,
+        }
     }
 }
 
@@ -183,7 +254,8 @@ fn decode_ieee80211(data: &[u8]) -> Result<&[u8], DecodeError> {
     if llc[..6] != SNAP {
         return Err(DecodeError::NotIp);
     }
-    decode_ethertype(EtherTypeTable::Ethernet, u16::from_be_bytes([llc[6], llc[7]]), &inner[8..])
+    // Zeek's 802.11 analyzer hands on IP (and ARP) only.
+    decode_ethertype(EtherTypeTable::IpOnly, u16::from_be_bytes([llc[6], llc[7]]), &inner[8..]).map(Inner::ip)
 }
 
 fn decode_ppp(proto: u16, rest: &[u8]) -> Result<&[u8], DecodeError> {
@@ -194,27 +266,47 @@ fn decode_ppp(proto: u16, rest: &[u8]) -> Result<&[u8], DecodeError> {
     }
 }
 
-/// Follows an EtherType through VLAN tags, MPLS label stacks and PPPoE to the IP datagram, by the tables of
-/// Zeek's packet analyzers.
-fn decode_ethertype(mut table: EtherTypeTable, mut ethertype: u16, mut rest: &[u8]) -> Result<&[u8], DecodeError> {
-    // Bounded: each tag consumes four bytes.
+/// Follows an EtherType through VLAN tags, VN-Tags, MPLS label stacks and PPPoE to the IP datagram (or to the
+/// customer frame of a backbone frame), by the tables of Zeek's packet analyzers.
+fn decode_ethertype(mut table: EtherTypeTable, mut ethertype: u16, mut rest: &[u8]) -> Result<Inner<'_>, DecodeError> {
+    use EtherTypeTable::{Ethernet, IpOnly, Vlan, Vntag};
+    // Bounded: each tag consumes four or six bytes.
     loop {
+        let is_vlan_type = ethertype == ETH_VLAN || ETH_QINQ.contains(&ethertype);
         match (table, ethertype) {
-            (_, ETH_IPV4 | ETH_IPV6) => return Ok(rest),
-            (EtherTypeTable::LinuxSll, _) => return Err(DecodeError::NotIp),
-            (EtherTypeTable::Ethernet, t) if t == ETH_VLAN || ETH_QINQ.contains(&t) => {}
-            (EtherTypeTable::Vlan, ETH_VLAN) => {}
-            (_, ETH_MPLS) => return decode_mpls(rest),
+            (Ethernet | Vlan | IpOnly, ETH_IPV4 | ETH_IPV6) => return Ok(Inner::Ip(rest)),
+            (IpOnly, _) => return Err(DecodeError::NotIp),
+            (Ethernet | Vntag, _) if is_vlan_type => {}
+            (Vlan, ETH_VLAN) => {}
+            (Vntag, _) => return Err(DecodeError::NotIp),
+            (Ethernet, ETH_VNTAG) => {
+                if rest.len() <= 6 {
+                    return Err(DecodeError::TruncatedVntag);
+                }
+                (ethertype, rest) = (u16::from_be_bytes([rest[4], rest[5]]), &rest[6..]);
+                table = Vntag;
+                continue;
+            }
+            (Ethernet | Vlan, ETH_PBB) => {
+                // The backbone service tag (4 bytes), then the customer's whole Ethernet header.
+                const PBB_HEADER: usize = 18;
+                const CUSTOMER_FRAME: usize = 4;
+                if rest.len() <= PBB_HEADER {
+                    return Err(DecodeError::TruncatedPbb);
+                }
+                return Ok(Inner::Ethernet(&rest[CUSTOMER_FRAME..]));
+            }
+            (_, ETH_MPLS) => return decode_mpls(rest).map(Inner::Ip),
             (_, ETH_PPPOE_SESSION) => {
                 if rest.len() <= 8 {
                     return Err(DecodeError::TruncatedPppoe);
                 }
-                return decode_ppp(u16::from_be_bytes([rest[6], rest[7]]), &rest[8..]);
+                return decode_ppp(u16::from_be_bytes([rest[6], rest[7]]), &rest[8..]).map(Inner::Ip);
             }
             _ => return Err(DecodeError::NotIp),
         }
         (ethertype, rest) = vlan_tag(rest)?;
-        table = EtherTypeTable::Vlan;
+        table = Vlan;
     }
 }
 
@@ -314,6 +406,77 @@ mod tests {
     }
 
     const IP: [u8; 4] = [0x45, 0, 0, 20];
+
+    /// 802.1ah: a backbone frame (service tag, then the customer's Ethernet header) carries the customer's frame,
+    /// which the Ethernet analyzer reads again, VLAN tags included; a backbone frame inside a VLAN tag too.
+    #[test]
+    fn backbone_frames_carry_the_customer_frame() {
+        let customer = ethernet(0x8100, &[0, 10, 0x08, 0x00, 0x45, 0, 0, 20]);
+        let mut service_tag = vec![0, 0, 0x01, 0x00];
+        service_tag.extend_from_slice(&customer);
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x88e7, &service_tag)).unwrap(), &IP);
+        let mut tagged = vec![0, 20, 0x88, 0xe7];
+        tagged.extend_from_slice(&service_tag);
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x8100, &tagged)).unwrap(), &IP);
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x88e7, &[0; 18])), Err(DecodeError::TruncatedPbb));
+        // A customer frame too short for the Ethernet analyzer is its weird, not the backbone's.
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x88e7, &[0; 20])), Err(DecodeError::TruncatedEthernet));
+        // Nested backbone frames are read in a loop, however deep.
+        let mut nested = ethernet(0x0800, &IP);
+        for _ in 0..2000 {
+            let mut service_tag = vec![0, 0, 0x01, 0x00];
+            service_tag.extend_from_slice(&nested);
+            nested = ethernet(0x88e7, &service_tag);
+        }
+        assert_eq!(decode_link(LinkType::Ethernet, &nested).unwrap(), &IP);
+    }
+
+    /// A VN-Tag (six bytes, the last two an EtherType) is followed only by VLAN tags in Zeek's table.
+    #[test]
+    fn vn_tags_lead_to_vlan_tags_only() {
+        let vntag = |ethertype: u16, rest: &[u8]| {
+            let mut tag = vec![0x80, 0x01, 0x00, 0x02];
+            tag.extend_from_slice(&ethertype.to_be_bytes());
+            tag.extend_from_slice(rest);
+            ethernet(0x8926, &tag)
+        };
+        assert_eq!(decode_link(LinkType::Ethernet, &vntag(0x8100, &[0, 10, 0x08, 0x00, 0x45, 0, 0, 20])).unwrap(), &IP);
+        assert_eq!(decode_link(LinkType::Ethernet, &vntag(0x88a8, &[0, 10, 0x08, 0x00, 0x45, 0, 0, 20])).unwrap(), &IP);
+        assert_eq!(decode_link(LinkType::Ethernet, &vntag(0x0800, &IP)), Err(DecodeError::NotIp));
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x8926, &[0; 6])), Err(DecodeError::TruncatedVntag));
+    }
+
+    /// NFLOG records: TLVs (little-endian length and type, padded to four bytes) up to the payload TLV.
+    #[test]
+    fn nflog_records_yield_their_payload_tlv() {
+        let record = |family: u8, version: u8, tlvs: &[(u16, &[u8])]| {
+            let mut r = vec![family, version, 0, 0];
+            for &(kind, value) in tlvs {
+                r.extend_from_slice(&(4 + value.len() as u16).to_le_bytes());
+                r.extend_from_slice(&kind.to_le_bytes());
+                r.extend_from_slice(value);
+                r.resize(r.len().next_multiple_of(4), 0);
+            }
+            r
+        };
+        let prefix: &[u8] = b"DROP "; // padded to eight bytes
+        assert_eq!(decode_link(LinkType::Nflog, &record(2, 0, &[(10, prefix), (9, &IP)])).unwrap(), &IP);
+        assert_eq!(decode_link(LinkType::Nflog, &record(10, 0, &[(9, &IP)])).unwrap(), &IP);
+        assert_eq!(decode_link(LinkType::Nflog, &record(7, 0, &[(9, &IP)])), Err(DecodeError::NotIp));
+        assert_eq!(decode_link(LinkType::Nflog, &record(2, 1, &[(9, &IP)])), Err(DecodeError::UnknownNflogVersion));
+        assert_eq!(decode_link(LinkType::Nflog, &record(2, 0, &[(10, prefix)])), Err(DecodeError::NflogNoPayload));
+        assert_eq!(
+            decode_link(LinkType::Nflog, &[2, 0, 0, 0, 2, 0, 1, 0, 0]),
+            Err(DecodeError::NflogBadTlvLen { skip: None })
+        );
+        assert_eq!(
+            decode_link(LinkType::Nflog, &[2, 0, 0, 0, 0x0d, 0, 1, 0, 0, 0, 0, 0, 0]),
+            Err(DecodeError::NflogBadTlvLen { skip: Some((16, 9)) })
+        );
+        for n in 0..40 {
+            let _ = decode_link(LinkType::Nflog, &vec![0; n]);
+        }
+    }
 
     /// Each layer's own truncation weird, from the analyzer Zeek names as its source.
     #[test]

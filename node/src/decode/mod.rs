@@ -36,6 +36,20 @@ pub enum DecodeError {
     UndefinedEtherType,
     #[error("truncated_VLAN_header")]
     TruncatedVlan,
+    #[error("truncated_PBB_header")]
+    TruncatedPbb,
+    #[error("truncated_vntag_header")]
+    TruncatedVntag,
+    #[error("truncated_nflog_header")]
+    TruncatedNflog,
+    #[error("unknown_nflog_version")]
+    UnknownNflogVersion,
+    /// No packet TLV before the record ends.
+    #[error("nflog_no_pcap_payload")]
+    NflogNoPayload,
+    /// A TLV shorter than its own header, or (with the padded length and the bytes left) one running past the record.
+    #[error("nflog_bad_tlv_len")]
+    NflogBadTlvLen { skip: Option<(usize, usize)> },
     #[error("undefined_vlan_protocol")]
     UndefinedVlanProtocol,
     /// The label stack runs to the end of the frame (Zeek's MPLS analyzer keeps the generic name).
@@ -114,6 +128,9 @@ impl DecodeError {
         Some(match self {
             TruncatedEthernet | TruncatedCiscoFabricPath | UndefinedEtherType => "ETHERNET",
             TruncatedVlan | UndefinedVlanProtocol => "VLAN",
+            TruncatedPbb => "PBB",
+            TruncatedVntag => "VNTAG",
+            TruncatedNflog | UnknownNflogVersion | NflogNoPayload | NflogBadTlvLen { .. } => "NFLOG",
             TruncatedMpls => "MPLS",
             TruncatedPppoe => "PPPOE",
             TruncatedPpp | TruncatedPppHdlc => "PPP",
@@ -136,6 +153,14 @@ impl DecodeError {
             TruncatedRadiotap => "IEEE802_11_RADIO",
             NotIp => return None,
         })
+    }
+
+    /// The weird's `addl`: what Zeek adds to a few of them.
+    pub fn addl(self) -> Option<String> {
+        match self {
+            DecodeError::NflogBadTlvLen { skip: Some((skip, left)) } => Some(format!("({skip} > {left})")),
+            _ => None,
+        }
     }
 
     /// Whether Zeek knew the packet's IP header when it raised this weird: its session manager then logs the

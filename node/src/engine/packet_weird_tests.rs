@@ -64,6 +64,25 @@ fn link_layer_truncation_is_a_net_weird_from_the_link_analyzer() {
     assert_eq!(weird_rows(&mut engine), expected);
 }
 
+/// Zeek's `core.nflog-bad-tlv-len` btest: an NFLOG record whose first TLV claims 256 bytes where 8 are left. The
+/// baseline's record (name, addl, source) is `nflog_bad_tlv_len	(256 > 8)	NFLOG`.
+#[test]
+fn nflog_and_backbone_layers_report_as_zeeks_analyzers() {
+    let mut engine = checked_engine();
+    let bad_tlv = [2, 0, 0, 0, 0x00, 0x01, 0x01, 0x00, 0, 0, 0, 0];
+    engine.process_packet(1.0, LinkType::Nflog, &bad_tlv);
+    engine.process_packet(1.1, LinkType::Nflog, &[2, 0, 0, 0]);
+    let mut pbb_cut = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x88, 0xe7];
+    pbb_cut.extend_from_slice(&[0; 18]);
+    engine.process_packet(1.2, LinkType::Ethernet, &pbb_cut);
+    let expected = [
+        weird(None, "nflog_bad_tlv_len", "(256 > 8)", "NFLOG"),
+        weird(None, "truncated_nflog_header", "-", "NFLOG"),
+        weird(None, "truncated_PBB_header", "-", "PBB"),
+    ];
+    assert_eq!(weird_rows(&mut engine), expected);
+}
+
 #[test]
 fn ip_length_checks_are_net_weirds_and_the_checksum_a_flow_weird() {
     let mut engine = checked_engine();
