@@ -171,8 +171,8 @@ fn decode_nflog(data: &[u8]) -> Result<&[u8], DecodeError> {
     }
 }
 
-/// An Ethernet II frame (also behind Cisco FabricPath, and the customer frame of an 802.1ah backbone frame); 802.3
-/// frames carry LLC, SNAP or Novell frames, none of which carries IP to Zeek.
+/// An Ethernet II frame (also behind Cisco FabricPath, and the customer frame of an 802.1ah backbone frame), or an
+/// 802.3 frame (LLC, SNAP or Novell; IP only behind SNAP).
 fn decode_ethernet(mut data: &[u8]) -> Result<&[u8], DecodeError> {
     // A loop, not recursion, for frames inside backbone frames: each level takes at least 18 bytes.
     loop {
@@ -190,8 +190,7 @@ fn decode_ethernet(mut data: &[u8]) -> Result<&[u8], DecodeError> {
         let (ethertype, rest) = (u16::from_be_bytes([data[12], data[13]]), &data[14..]);
         let inner = match ethertype {
             ETHERTYPE_MIN.. => decode_ethertype(EtherTypeTable::Ethernet, ethertype, rest)?,
-            ..=ETH_MAX_LENGTH if rest.len() < usize::from(ethertype) => return Err(DecodeError::TruncatedEthernet),
-            ..=ETH_MAX_LENGTH => return Err(DecodeError::NotIp),
+            ..=ETH_MAX_LENGTH => Inner::Ip(decode_8023(rest, ethertype, DecodeError::TruncatedEthernet)?),
             _ => return Err(DecodeError::UndefinedEtherType),
         };
         match inner {
@@ -305,23 +304,52 @@ fn decode_ethertype(mut table: EtherTypeTable, mut ethertype: u16, mut rest: &[u
             }
             _ => return Err(DecodeError::NotIp),
         }
-        (ethertype, rest) = vlan_tag(rest)?;
+        match vlan_tag(rest)? {
+            Ok(next) => (ethertype, rest) = next,
+            Err(ip) => return Ok(Inner::Ip(ip)),
+        }
         table = Vlan;
     }
 }
 
-/// One 802.1Q tag: the EtherType it carries and what follows it.
-fn vlan_tag(data: &[u8]) -> Result<(u16, &[u8]), DecodeError> {
+/// One 802.1Q tag: the EtherType it carries and what follows it, or (an 802.3 length instead of a type) the
+/// datagram of the 802.3 frame it tags.
+fn vlan_tag(data: &[u8]) -> Result<Result<(u16, &[u8]), &[u8]>, DecodeError> {
     if data.len() <= 4 {
         return Err(DecodeError::TruncatedVlan);
     }
     let (protocol, rest) = (u16::from_be_bytes([data[2], data[3]]), &data[4..]);
     match protocol {
-        ETHERTYPE_MIN.. => Ok((protocol, rest)),
-        ..=ETH_MAX_LENGTH if rest.len() < 2 => Err(DecodeError::TruncatedVlan),
-        ..=ETH_MAX_LENGTH => Err(DecodeError::NotIp),
+        ETHERTYPE_MIN.. => Ok(Ok((protocol, rest))),
+        ..=ETH_MAX_LENGTH => decode_8023(rest, protocol, DecodeError::TruncatedVlan).map(Err),
         _ => Err(DecodeError::UndefinedVlanProtocol),
     }
+}
+
+/// The payload of an 802.3 frame (`length` bytes by its header; more were captured when the frame was padded):
+/// Zeek 9.1 reads it as LLC, and of LLC frames only SNAP with a zero OUI carries an EtherType it follows (to IP);
+/// Novell raw 802.3 and other LLC frames carry nothing it analyses.
+fn decode_8023(payload: &[u8], length: u16, truncated: DecodeError) -> Result<&[u8], DecodeError> {
+    if payload.len() < 2 {
+        return Err(truncated);
+    }
+    let is_snap = payload[..2] == [0xaa, 0xaa];
+    let payload = &payload[..payload.len().min(usize::from(length))];
+    if !is_snap {
+        return Err(DecodeError::NotIp);
+    }
+    // The LLC header is three bytes, four when its control field is not an unnumbered PDU; SNAP adds an OUI and a
+    // protocol (five bytes).
+    let llc = match payload.get(2) {
+        Some(control) if control & 0x03 == 0x03 => 3,
+        Some(_) => 4,
+        None => return Err(DecodeError::TruncatedSnapLlc),
+    };
+    let snap = payload.get(llc..llc + 5).ok_or(DecodeError::TruncatedSnap)?;
+    if snap[..3] != [0, 0, 0] {
+        return Err(DecodeError::NotIp);
+    }
+    decode_ethertype(EtherTypeTable::IpOnly, u16::from_be_bytes([snap[3], snap[4]]), &payload[llc + 5..]).map(Inner::ip)
 }
 
 /// An MPLS label stack; Zeek hands what follows it to the IP analyzer whatever it is.
@@ -431,6 +459,35 @@ mod tests {
         assert_eq!(decode_link(LinkType::Ethernet, &nested).unwrap(), &IP);
     }
 
+    /// 802.3 frames: IP behind LLC/SNAP with a zero OUI (three- or four-byte LLC header), read up to the frame's
+    /// length field (padding after it ignored); other LLC frames and Novell's carry nothing to analyse.
+    #[test]
+    fn snap_frames_carry_ip() {
+        let snap = |control: &[u8], oui: [u8; 3], padding: usize| {
+            let mut llc = vec![0xaa, 0xaa];
+            llc.extend_from_slice(control);
+            llc.extend_from_slice(&oui);
+            llc.extend_from_slice(&[0x08, 0x00]);
+            llc.extend_from_slice(&IP);
+            let length = llc.len() as u16;
+            llc.resize(llc.len() + padding, 0xee);
+            ethernet(length, &llc)
+        };
+        assert_eq!(decode_link(LinkType::Ethernet, &snap(&[0x03], [0; 3], 0)).unwrap(), &IP);
+        assert_eq!(decode_link(LinkType::Ethernet, &snap(&[0x00, 0x01], [0; 3], 20)).unwrap(), &IP);
+        assert_eq!(decode_link(LinkType::Ethernet, &snap(&[0x03], [0, 0, 0x0c], 0)), Err(DecodeError::NotIp));
+        let mut tagged = vec![0, 10];
+        tagged.extend_from_slice(&snap(&[0x03], [0; 3], 6)[12..]);
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x8100, &tagged)).unwrap(), &IP);
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x0020, &[0xff; 30])), Err(DecodeError::NotIp));
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x0020, &[0x42; 30])), Err(DecodeError::NotIp));
+        // A length field shorter than the LLC header: the SNAP analyzer's own weird.
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x0002, &[0xaa; 30])), Err(DecodeError::TruncatedSnapLlc));
+        for length in 0..40 {
+            let _ = decode_link(LinkType::Ethernet, &ethernet(length, &[0xaa; 12]));
+        }
+    }
+
     /// A VN-Tag (six bytes, the last two an EtherType) is followed only by VLAN tags in Zeek's table.
     #[test]
     fn vn_tags_lead_to_vlan_tags_only() {
@@ -486,10 +543,10 @@ mod tests {
             (LinkType::Ethernet, vec![0; 16], DecodeError::TruncatedEthernet, "truncated_ethernet_frame", "ETHERNET"),
             (
                 LinkType::Ethernet,
-                ethernet(0x0020, &[0; 8]),
-                DecodeError::TruncatedEthernet,
-                "truncated_ethernet_frame",
-                "ETHERNET",
+                ethernet(0x0008, &[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08]),
+                DecodeError::TruncatedSnap,
+                "truncated_snap_header",
+                "SNAP",
             ),
             (
                 LinkType::Ethernet,

@@ -36,6 +36,10 @@ pub enum DecodeError {
     UndefinedEtherType,
     #[error("truncated_VLAN_header")]
     TruncatedVlan,
+    #[error("truncated_snap_llc_header")]
+    TruncatedSnapLlc,
+    #[error("truncated_snap_header")]
+    TruncatedSnap,
     #[error("truncated_PBB_header")]
     TruncatedPbb,
     #[error("truncated_vntag_header")]
@@ -129,6 +133,7 @@ impl DecodeError {
             TruncatedEthernet | TruncatedCiscoFabricPath | UndefinedEtherType => "ETHERNET",
             TruncatedVlan | UndefinedVlanProtocol => "VLAN",
             TruncatedPbb => "PBB",
+            TruncatedSnapLlc | TruncatedSnap => "SNAP",
             TruncatedVntag => "VNTAG",
             TruncatedNflog | UnknownNflogVersion | NflogNoPayload | NflogBadTlvLen { .. } => "NFLOG",
             TruncatedMpls => "MPLS",
