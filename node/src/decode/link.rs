@@ -52,6 +52,8 @@ const ETH_CISCO_FABRIC_PATH: u16 = 0x8903;
 /// IEEE 802.1ah provider backbone bridging: a customer's Ethernet frame inside a backbone one.
 const ETH_PBB: u16 = 0x88e7;
 const ETH_VNTAG: u16 = 0x8926;
+/// ARP and RARP: no IP, but Zeek's ARP analyzer checks their length.
+const ETH_ARP: [u16; 2] = [0x0806, 0x8035];
 /// EtherType values up to this are 802.3 lengths; from [`ETHERTYPE_MIN`] on they are types.
 const ETH_MAX_LENGTH: u16 = 1500;
 const ETHERTYPE_MIN: u16 = 1536;
@@ -274,6 +276,7 @@ fn decode_ethertype(mut table: EtherTypeTable, mut ethertype: u16, mut rest: &[u
         let is_vlan_type = ethertype == ETH_VLAN || ETH_QINQ.contains(&ethertype);
         match (table, ethertype) {
             (Ethernet | Vlan | IpOnly, ETH_IPV4 | ETH_IPV6) => return Ok(Inner::Ip(rest)),
+            (Ethernet | Vlan | IpOnly, t) if ETH_ARP.contains(&t) => return Err(check_arp(rest)),
             (IpOnly, _) => return Err(DecodeError::NotIp),
             (Ethernet | Vntag, _) if is_vlan_type => {}
             (Vlan, ETH_VLAN) => {}
@@ -309,6 +312,16 @@ fn decode_ethertype(mut table: EtherTypeTable, mut ethertype: u16, mut rest: &[u
             Err(ip) => return Ok(Inner::Ip(ip)),
         }
         table = Vlan;
+    }
+}
+
+/// Zeek's ARP analyzer logs nothing by default but a message cut short of its addresses (`truncated_ARP`): the
+/// 8-byte header, then sender and target hardware and protocol addresses of the lengths the header gives.
+fn check_arp(message: &[u8]) -> DecodeError {
+    const HEADER: usize = 8;
+    match message.get(..HEADER) {
+        Some(h) if HEADER + 2 * (usize::from(h[4]) + usize::from(h[5])) <= message.len() => DecodeError::NotIp,
+        _ => DecodeError::TruncatedArp,
     }
 }
 
@@ -457,6 +470,15 @@ mod tests {
             nested = ethernet(0x88e7, &service_tag);
         }
         assert_eq!(decode_link(LinkType::Ethernet, &nested).unwrap(), &IP);
+    }
+
+    #[test]
+    fn arp_is_checked_for_its_length_only() {
+        let mut request = vec![0, 1, 0x08, 0x00, 6, 4, 0, 1];
+        request.extend_from_slice(&[0x11; 20]);
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x0806, &request)), Err(DecodeError::NotIp));
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x0806, &request[..27])), Err(DecodeError::TruncatedArp));
+        assert_eq!(decode_link(LinkType::Ethernet, &ethernet(0x8035, &request[..7])), Err(DecodeError::TruncatedArp));
     }
 
     /// 802.3 frames: IP behind LLC/SNAP with a zero OUI (three- or four-byte LLC header), read up to the frame's

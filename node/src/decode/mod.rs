@@ -36,6 +36,8 @@ pub enum DecodeError {
     UndefinedEtherType,
     #[error("truncated_VLAN_header")]
     TruncatedVlan,
+    #[error("truncated_ARP")]
+    TruncatedArp,
     #[error("truncated_snap_llc_header")]
     TruncatedSnapLlc,
     #[error("truncated_snap_header")]
@@ -134,6 +136,7 @@ impl DecodeError {
             TruncatedVlan | UndefinedVlanProtocol => "VLAN",
             TruncatedPbb => "PBB",
             TruncatedSnapLlc | TruncatedSnap => "SNAP",
+            TruncatedArp => "ARP",
             TruncatedVntag => "VNTAG",
             TruncatedNflog | UnknownNflogVersion | NflogNoPayload | NflogBadTlvLen { .. } => "NFLOG",
             TruncatedMpls => "MPLS",
