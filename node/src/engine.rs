@@ -983,7 +983,7 @@ impl Core {
                     && t.reports_gaps(peer)
                 {
                     t.gap(&mut conn.history, peer == 0);
-                    conn.missed_bytes += missing;
+                    t.missed_bytes += missing;
                 }
                 for c in &chunks {
                     self.deliver(conn, ts, peer == 0, c.as_chunk());

@@ -205,7 +205,6 @@ pub struct Conn {
     pub history: History,
     pub pkts: [u64; 2],
     pub ip_bytes: [u64; 2],
-    pub missed_bytes: u64,
     /// Confirmed services in confirmation order, packed ([`Conn::services`] reads them).
     services: u64,
     /// Boxed slices, not vectors: they change a few times per connection at most, and a slice is a word smaller
@@ -249,7 +248,6 @@ impl Conn {
             history: History::default(),
             pkts: [0; 2],
             ip_bytes: [0; 2],
-            missed_bytes: 0,
             services: 0,
             analyzers: Box::default(),
             detached_analyzers: 0,
@@ -329,6 +327,14 @@ impl Conn {
             Session::Icmp { bytes } => bytes.swap(0, 1),
             Session::Tcp(tcp) => tcp.streams.swap(0, 1),
             Session::Other => {}
+        }
+    }
+
+    /// Bytes of TCP content gaps (always 0 for other protocols).
+    pub fn missed_bytes(&self) -> u64 {
+        match &self.session {
+            Session::Tcp(tcp) => tcp.missed_bytes,
+            _ => 0,
         }
     }
 
@@ -525,7 +531,7 @@ impl Conn {
             Value::str(state),
             self.local_orig.map_or(Value::Unset, Value::Bool),
             self.local_resp.map_or(Value::Unset, Value::Bool),
-            Value::Count(self.missed_bytes),
+            Value::Count(self.missed_bytes()),
             history,
             Value::Count(self.pkts[0]),
             Value::Count(self.ip_bytes[0]),
@@ -546,7 +552,7 @@ mod tests {
     /// grows them should be a decision, not an accident.
     #[test]
     fn per_connection_state_stays_small() {
-        assert!(std::mem::size_of::<Conn>() <= 232, "Conn is {} bytes", std::mem::size_of::<Conn>());
+        assert!(std::mem::size_of::<Conn>() <= 224, "Conn is {} bytes", std::mem::size_of::<Conn>());
         let tcp = std::mem::size_of::<TcpSession>();
         assert!(tcp <= 168, "TcpSession is {tcp} bytes");
     }

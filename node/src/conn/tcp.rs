@@ -40,14 +40,15 @@ pub struct Endpoint {
     start_seq: u32,
     last_seq: u32,
     ack_seq: u32,
-    seq_wraps: u32,
-    ack_wraps: u32,
+    /// How often the sequence and ack numbers wrapped (4 GiB each; a `u16` counts to 256 TiB, where it stops).
+    seq_wraps: u16,
+    ack_wraps: u16,
     window: u32,
     /// The window scale shift (RFC 7323 caps it at 14).
     window_scale: u8,
     window_seq: u32,
     window_ack_seq: u32,
-    pub fin_cnt: u32,
+    pub fin_cnt: u16,
     pub did_close: bool,
     /// The low 32 bits of the relative sequence of the last SYN, FIN and RST, for the history's repeat
     /// letters: two of them only compare equal here, not in Zeek's 64 bits, when 4 GiB apart exactly.
@@ -92,14 +93,14 @@ impl Endpoint {
 
     fn update_last_seq(&mut self, seq: u32) {
         if seq < self.last_seq {
-            self.seq_wraps += 1;
+            self.seq_wraps = self.seq_wraps.saturating_add(1);
         }
         self.last_seq = seq;
     }
 
     fn update_ack_seq(&mut self, seq: u32) {
         if seq < self.ack_seq {
-            self.ack_wraps += 1;
+            self.ack_wraps = self.ack_wraps.saturating_add(1);
         }
         self.ack_seq = seq;
     }
@@ -113,7 +114,7 @@ impl Endpoint {
     }
 
     fn no_data_acked(&self) -> bool {
-        let ack = Self::full(self.ack_seq, self.ack_wraps) as i64;
+        let ack = Self::full(self.ack_seq, u32::from(self.ack_wraps)) as i64;
         ack == self.start_seq64() || ack == self.start_seq64() + 1
     }
 
@@ -130,8 +131,8 @@ impl Endpoint {
         {
             return 0;
         }
-        let last = Self::full(self.last_seq, self.seq_wraps) as i64;
-        let ack = Self::full(self.ack_seq, self.ack_wraps) as i64;
+        let last = Self::full(self.last_seq, u32::from(self.seq_wraps)) as i64;
+        let ack = Self::full(self.ack_seq, u32::from(self.ack_wraps)) as i64;
         let mut size = if last > ack { last - self.start_seq64() } else { ack - self.start_seq64() } as u64;
         // The SYN (real or assumed) and the FIN take a sequence number each but carry no data.
         size = size.saturating_sub(1);
@@ -242,6 +243,9 @@ pub struct TcpSession {
     /// Both endpoints' scaled counters (originator first), out of line: most connections never retransmit, see a
     /// zero window, a bad checksum or a gap, and inline they were a sixth of the session.
     counters: Option<Box<[ScaledCounters; 2]>>,
+    /// Bytes of content gaps (conn.log's `missed_bytes`; only TCP has any, so it lives here and not in every
+    /// connection).
+    pub missed_bytes: u64,
     is_partial: bool,
     first_packet_seen: [bool; 2],
 }
@@ -344,7 +348,7 @@ impl TcpSession {
         self.ep[me].init(flags, base_seq, seq_one_past, &mut out.weirds);
 
         let ep = &self.ep[me];
-        let (rel_seq, underflow) = ep.relative_seq(base_seq, ep.last_seq, ep.seq_wraps);
+        let (rel_seq, underflow) = ep.relative_seq(base_seq, ep.last_seq, u32::from(ep.seq_wraps));
         if underflow && !flags.rst() {
             raise(&mut out.weirds, "TCP_seq_underflow_or_misorder");
         }
@@ -366,7 +370,7 @@ impl TcpSession {
             self.init_window(me, other, flags, hdr.window_scale, base_seq, ack_seq);
         }
         if flags.fin() {
-            self.ep[me].fin_cnt += 1;
+            self.ep[me].fin_cnt = self.ep[me].fin_cnt.saturating_add(1);
         }
 
         let mut rel_ack = 0u64;
@@ -376,7 +380,7 @@ impl TcpSession {
                 self.init_peer(me, other, flags, ack_seq, &mut out.weirds);
             } else {
                 let peer = &self.ep[other];
-                let (ra, ack_underflow) = peer.relative_seq(ack_seq, peer.ack_seq, peer.ack_wraps);
+                let (ra, ack_underflow) = peer.relative_seq(ack_seq, peer.ack_seq, u32::from(peer.ack_wraps));
                 if ack_underflow {
                     rel_ack = 0;
                     raise(&mut out.weirds, "TCP_ack_underflow_or_misorder");
