@@ -74,6 +74,7 @@ enum EtherTypeTable {
 
 /// Returns the bytes where the IP datagram starts. Each layer checks its length as Zeek's analyzer of it does
 /// and fails with that analyzer's weird; a protocol Zeek does not analyse is [`DecodeError::NotIp`] (no weird).
+#[inline]
 pub fn decode_link(link: LinkType, data: &[u8]) -> Result<&[u8], DecodeError> {
     match link {
         LinkType::Ethernet => decode_ethernet(data),
@@ -135,6 +136,8 @@ pub fn decode_link(link: LinkType, data: &[u8]) -> Result<&[u8], DecodeError> {
 /// TLVs up to the one holding the packet (type 9). TLV lengths and types are in the capturing host's byte order,
 /// read here as little-endian (the x86 and ARM hosts that write these files). Only IPv4 and IPv6 families are
 /// analysed; a TLV length that runs past the record is `nflog_bad_tlv_len`, as in Zeek 9.1.
+/// Out of line (not cold: on an NFLOG capture every packet comes here), so the Ethernet path stays compact.
+#[inline(never)]
 fn decode_nflog(data: &[u8]) -> Result<&[u8], DecodeError> {
     const PAYLOAD_TLV: u16 = 9;
     const AF_INET: u8 = 2;
@@ -220,6 +223,8 @@ impl<'a> Inner<'a> {
 /// An IEEE 802.11 data frame as Zeek's analyzer reads it: management and control frames, subtypes without data,
 /// protected (encrypted) frames and LLC frames other than SNAP-encapsulated Ethernet carry nothing to analyse.
 /// Of an A-MSDU, the first subframe is taken.
+/// Out of line, not cold, for the reason [`decode_nflog`] is.
+#[inline(never)]
 fn decode_ieee80211(data: &[u8]) -> Result<&[u8], DecodeError> {
     const DATA_TYPE: u8 = 0x08;
     const NO_DATA_SUBTYPES: u8 = 0x40;
@@ -269,16 +274,16 @@ fn decode_ppp(proto: u16, rest: &[u8]) -> Result<&[u8], DecodeError> {
 
 /// Follows an EtherType through VLAN tags, VN-Tags, MPLS label stacks and PPPoE to the IP datagram (or to the
 /// customer frame of a backbone frame), by the tables of Zeek's packet analyzers.
+#[inline]
 fn decode_ethertype(mut table: EtherTypeTable, mut ethertype: u16, mut rest: &[u8]) -> Result<Inner<'_>, DecodeError> {
     use EtherTypeTable::{Ethernet, IpOnly, Vlan, Vntag};
     // Bounded: each tag consumes four or six bytes.
     loop {
-        let is_vlan_type = ethertype == ETH_VLAN || ETH_QINQ.contains(&ethertype);
         match (table, ethertype) {
             (Ethernet | Vlan | IpOnly, ETH_IPV4 | ETH_IPV6) => return Ok(Inner::Ip(rest)),
             (Ethernet | Vlan | IpOnly, t) if ETH_ARP.contains(&t) => return Err(check_arp(rest)),
             (IpOnly, _) => return Err(DecodeError::NotIp),
-            (Ethernet | Vntag, _) if is_vlan_type => {}
+            (Ethernet | Vntag, t) if t == ETH_VLAN || ETH_QINQ.contains(&t) => {}
             (Vlan, ETH_VLAN) => {}
             (Vntag, _) => return Err(DecodeError::NotIp),
             (Ethernet, ETH_VNTAG) => {
@@ -317,6 +322,9 @@ fn decode_ethertype(mut table: EtherTypeTable, mut ethertype: u16, mut rest: &[u
 
 /// Zeek's ARP analyzer logs nothing by default but a message cut short of its addresses (`truncated_ARP`): the
 /// 8-byte header, then sender and target hardware and protocol addresses of the lengths the header gives.
+/// Cold: ARP is a host's few messages a minute among its traffic.
+#[cold]
+#[inline(never)]
 fn check_arp(message: &[u8]) -> DecodeError {
     const HEADER: usize = 8;
     match message.get(..HEADER) {
@@ -342,6 +350,9 @@ fn vlan_tag(data: &[u8]) -> Result<Result<(u16, &[u8]), &[u8]>, DecodeError> {
 /// The payload of an 802.3 frame (`length` bytes by its header; more were captured when the frame was padded):
 /// Zeek 9.1 reads it as LLC, and of LLC frames only SNAP with a zero OUI carries an EtherType it follows (to IP);
 /// Novell raw 802.3 and other LLC frames carry nothing it analyses.
+/// Cold: 802.3 frames are spanning tree and discovery protocols next to the Ethernet II traffic.
+#[cold]
+#[inline(never)]
 fn decode_8023(payload: &[u8], length: u16, truncated: DecodeError) -> Result<&[u8], DecodeError> {
     if payload.len() < 2 {
         return Err(truncated);
