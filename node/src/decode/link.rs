@@ -313,8 +313,8 @@ fn decode_ethertype(mut table: EtherTypeTable, mut ethertype: u16, mut rest: &[u
             _ => return Err(DecodeError::NotIp),
         }
         match vlan_tag(rest)? {
-            Ok(next) => (ethertype, rest) = next,
-            Err(ip) => return Ok(Inner::Ip(ip)),
+            Tagged::EtherType(next, after) => (ethertype, rest) = (next, after),
+            Tagged::Datagram(ip) => return Ok(Inner::Ip(ip)),
         }
         table = Vlan;
     }
@@ -335,16 +335,22 @@ fn check_arp(message: &[u8]) -> DecodeError {
 
 /// One 802.1Q tag: the EtherType it carries and what follows it, or (an 802.3 length instead of a type) the
 /// datagram of the 802.3 frame it tags.
-fn vlan_tag(data: &[u8]) -> Result<Result<(u16, &[u8]), &[u8]>, DecodeError> {
+fn vlan_tag(data: &[u8]) -> Result<Tagged<'_>, DecodeError> {
     if data.len() <= 4 {
         return Err(DecodeError::TruncatedVlan);
     }
     let (protocol, rest) = (u16::from_be_bytes([data[2], data[3]]), &data[4..]);
     match protocol {
-        ETHERTYPE_MIN.. => Ok(Ok((protocol, rest))),
-        ..=ETH_MAX_LENGTH => decode_8023(rest, protocol, DecodeError::TruncatedVlan).map(Err),
+        ETHERTYPE_MIN.. => Ok(Tagged::EtherType(protocol, rest)),
+        ..=ETH_MAX_LENGTH => decode_8023(rest, protocol, DecodeError::TruncatedVlan).map(Tagged::Datagram),
         _ => Err(DecodeError::UndefinedVlanProtocol),
     }
+}
+
+/// What a VLAN tag carries: a frame of an EtherType, or an 802.3 frame's datagram.
+enum Tagged<'a> {
+    EtherType(u16, &'a [u8]),
+    Datagram(&'a [u8]),
 }
 
 /// The payload of an 802.3 frame (`length` bytes by its header; more were captured when the frame was padded):

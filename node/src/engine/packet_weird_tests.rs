@@ -65,7 +65,7 @@ fn link_layer_truncation_is_a_net_weird_from_the_link_analyzer() {
 }
 
 /// Zeek's `core.nflog-bad-tlv-len` btest: an NFLOG record whose first TLV claims 256 bytes where 8 are left. The
-/// baseline's record (name, addl, source) is `nflog_bad_tlv_len	(256 > 8)	NFLOG`.
+/// baseline's record has name `nflog_bad_tlv_len`, addl `(256 > 8)` and source `NFLOG`.
 #[test]
 fn nflog_and_backbone_layers_report_as_zeeks_analyzers() {
     let mut engine = checked_engine();
