@@ -56,7 +56,7 @@ impl Default for AnalysisConfig {
             enabled: None,
             ignore_checksums: false,
             local_nets: LocalNets::new(
-                PRIVATE_ADDRESS_SPACE.iter().map(|n| n.parse().expect("valid builtin subnet")).collect(),
+                &PRIVATE_ADDRESS_SPACE.iter().map(|n| n.parse().expect("valid builtin subnet")).collect::<Vec<_>>(),
             ),
             seed: 0x5eed,
         }
@@ -101,47 +101,42 @@ impl AnalysisConfig {
         self.is_enabled("hash")
     }
 
-    /// `Site::is_local_addr`: in one of the local networks. An IPv4-mapped IPv6 address is its IPv4 address, as
-    /// Zeek stores IPv4 addresses.
+    /// `Site::is_local_addr` ([`LocalNets::contains`]).
     pub fn is_local(&self, addr: IpAddr) -> bool {
-        let addr = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-            v4 => v4,
-        };
         self.local_nets.contains(addr)
     }
 }
 
-/// The local networks (`--local-nets`), with each prefix also kept as an address and a mask: every new connection
-/// asks about both of its hosts, and a public address is compared with every network (24 by default), which through
-/// `IpNet::contains` cost ~700 instructions a connection; as a masked compare it is two instructions a network.
+/// The local networks (`--local-nets`), as address and mask pairs: every new connection asks about both of its
+/// hosts, and a public address is compared with every network (24 by default), which through `IpNet::contains`
+/// cost ~700 instructions a connection; as a masked compare it is two instructions a network. The engine and the
+/// detections ask the same question through this one type.
 #[derive(Debug, Clone, Default)]
 pub struct LocalNets {
-    nets: Vec<IpNet>,
     v4: Vec<(u32, u32)>,
     v6: Vec<(u128, u128)>,
 }
 
 impl LocalNets {
-    pub fn new(nets: Vec<IpNet>) -> Self {
+    pub fn new(nets: &[IpNet]) -> Self {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
-        for net in &nets {
+        for net in nets {
             match net {
                 IpNet::V4(n) => v4.push((n.network().to_bits(), n.netmask().to_bits())),
                 IpNet::V6(n) => v6.push((n.network().to_bits(), n.netmask().to_bits())),
             }
         }
-        LocalNets { nets, v4, v6 }
+        LocalNets { v4, v6 }
     }
 
-    /// The networks as configured.
-    pub fn nets(&self) -> &[IpNet] {
-        &self.nets
-    }
-
-    /// Whether `addr` is in one of the networks (of its own family).
+    /// `Site::is_local_addr`: in one of the networks of its family. An IPv4-mapped IPv6 address is its IPv4
+    /// address, as Zeek stores IPv4 addresses.
     pub fn contains(&self, addr: IpAddr) -> bool {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
         match addr {
             IpAddr::V4(a) => {
                 let a = a.to_bits();
@@ -166,14 +161,14 @@ mod tests {
         assert!(local("127.0.0.1") && local("10.1.6.206") && local("224.0.0.251") && local("::ffff:192.168.1.1"));
         assert!(!local("5.2.136.90") && !local("2001:4860:0:2001::68") && !local("::ffff:8.8.8.8"));
         let custom = AnalysisConfig {
-            local_nets: LocalNets::new(vec!["5.2.0.0/16".parse().unwrap()]),
+            local_nets: LocalNets::new(&["5.2.0.0/16".parse().unwrap()]),
             ..AnalysisConfig::default()
         };
         assert!(custom.is_local("5.2.136.90".parse().unwrap()) && !custom.is_local("10.0.0.1".parse().unwrap()));
     }
 
     /// The masked compare answers as `IpNet::contains` does, for prefixes of every length and addresses on and
-    /// around their edges.
+    /// around their edges (IPv4-mapped IPv6 addresses as their IPv4 address).
     #[test]
     fn local_networks_match_as_ipnet_does() {
         let nets: Vec<IpNet> = ["0.0.0.0/0", "10.1.2.3/32", "172.16.0.0/12", "192.0.2.128/25", "::/0", "fe80::/10"]
@@ -206,9 +201,12 @@ mod tests {
         .map(|a| a.parse().unwrap())
         .collect();
         for net in &nets {
-            let one = LocalNets::new(vec![*net]);
+            let one = LocalNets::new(&[*net]);
             for &addr in &addrs {
                 assert_eq!(one.contains(addr), net.contains(&addr), "{addr} in {net}");
+                if let IpAddr::V4(v4) = addr {
+                    assert_eq!(one.contains(IpAddr::V6(v4.to_ipv6_mapped())), net.contains(&addr), "{addr} mapped");
+                }
             }
         }
     }

@@ -137,7 +137,7 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
         analysis = analysis.with_analyzers(list)?;
     }
     if let Some(nets) = cli.local_nets {
-        analysis.local_nets = zeek_node::config::LocalNets::new(nets);
+        analysis.local_nets = zeek_node::config::LocalNets::new(&nets);
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -193,7 +193,7 @@ fn detect_hub(
         Some(path) => DetectConfig::from_file(path)?,
         None => DetectConfig::default(),
     };
-    cfg.local_nets = analysis.local_nets.nets().to_vec();
+    cfg.local_nets = analysis.local_nets.clone();
     cfg.intel.files.extend(intel);
     Ok(Some(LocalHub::standalone(detect::select(&names)?, cfg)))
 }

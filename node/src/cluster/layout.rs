@@ -224,7 +224,7 @@ impl Layout {
             cfg = cfg.with_analyzers(list)?;
         }
         if let Some(nets) = &self.analysis.local_nets {
-            cfg.local_nets = crate::config::LocalNets::new(nets.clone());
+            cfg.local_nets = crate::config::LocalNets::new(nets);
         }
         Ok(cfg)
     }

@@ -94,7 +94,7 @@ pub struct DetectArgs {
 
 impl DetectArgs {
     /// The analyses and their configuration, or `None` when no detection was asked for.
-    pub fn build(&self, local_nets: &[ipnet::IpNet]) -> anyhow::Result<Option<Detections>> {
+    pub fn build(&self, local_nets: &crate::config::LocalNets) -> anyhow::Result<Option<Detections>> {
         let names = match &self.detect {
             Some(n) => n.clone(),
             None if !self.intel.is_empty() || self.detect_config.is_some() => vec!["all".to_string()],
@@ -104,7 +104,7 @@ impl DetectArgs {
             Some(path) => DetectConfig::from_file(path)?,
             None => DetectConfig::default(),
         };
-        cfg.local_nets = local_nets.to_vec();
+        cfg.local_nets = local_nets.clone();
         cfg.intel.files.extend(self.intel.iter().cloned());
         Ok(Some((super::select(&names)?, cfg)))
     }

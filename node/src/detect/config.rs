@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ipnet::IpNet;
+use crate::config::LocalNets;
 use serde::Deserialize;
 
 use crate::analyzers::Proto;
@@ -24,7 +24,7 @@ use crate::analyzers::Proto;
 pub struct DetectConfig {
     /// The site's local networks (from `--local-nets`, not from the file).
     #[serde(skip)]
-    pub local_nets: Vec<IpNet>,
+    pub local_nets: LocalNets,
     pub notice: NoticeConfig,
     pub dos: DosConfig,
     pub scan: ScanConfig,
@@ -38,7 +38,7 @@ pub struct DetectConfig {
 impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
-            local_nets: crate::config::AnalysisConfig::default().local_nets.nets().to_vec(),
+            local_nets: crate::config::AnalysisConfig::default().local_nets,
             notice: NoticeConfig::default(),
             dos: DosConfig::default(),
             scan: ScanConfig::default(),

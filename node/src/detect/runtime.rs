@@ -181,7 +181,7 @@ impl Cx<'_> {
 
     /// Whether `addr` is in the site's local networks.
     pub fn is_local(&self, addr: IpAddr) -> bool {
-        self.cfg.local_nets.iter().any(|n| n.contains(&addr))
+        self.cfg.local_nets.contains(addr)
     }
 
     /// This node's keyed state. On proxies, entries whose HRW owner changes move to the new owner, so key
