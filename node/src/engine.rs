@@ -126,11 +126,10 @@ struct Core {
     shared: analyzers::SharedState,
     ip_tunnels: HashMap<(IpAddr, IpAddr, u8), IpTunnel>,
     specs: Vec<&'static AnalyzerSpec>,
-    /// For each port an enabled analyzer registers, the specs (bits of `specs`) a new connection to it gets, by port.
+    /// Zeek's likely server ports (what the loaded protocol scripts register, and UDP tunnels' ports), sorted, each
+    /// with the specs (bits of `specs`) a new connection to it gets: [`port_specs`].
     tcp_port_specs: Vec<(u16, u64)>,
     udp_port_specs: Vec<(u16, u64)>,
-    tcp_server_ports: Vec<u16>,
-    udp_server_ports: Vec<u16>,
     network_time: f64,
     last_sweep: f64,
     stats: EngineStats,
@@ -161,10 +160,14 @@ struct Decapsulated {
     chain: Vec<String>,
 }
 
-/// The specs registering each port (`ports` of a spec), as bits of `specs`, sorted by port: a new connection finds
-/// its analyzers with one search instead of scanning every spec's port list.
-fn port_specs(specs: &[&'static AnalyzerSpec], ports: impl Fn(&AnalyzerSpec) -> &[u16]) -> Vec<(u16, u64)> {
-    let mut by_port = std::collections::BTreeMap::<u16, u64>::new();
+/// The specs registering each port (`ports` of a spec), as bits of `specs`, sorted by port, and `other_ports` with
+/// no spec: a new connection finds its analyzers and whether a port is a likely server port with one search.
+fn port_specs(
+    specs: &[&'static AnalyzerSpec],
+    ports: impl Fn(&AnalyzerSpec) -> &[u16],
+    other_ports: &[u16],
+) -> Vec<(u16, u64)> {
+    let mut by_port: std::collections::BTreeMap<u16, u64> = other_ports.iter().map(|&p| (p, 0)).collect();
     for (i, spec) in specs.iter().enumerate() {
         for &port in ports(spec) {
             *by_port.entry(port).or_default() |= 1 << i;
@@ -177,16 +180,10 @@ impl Engine {
     pub fn new(cfg: AnalysisConfig) -> Self {
         let specs: Vec<_> = analyzers::REGISTRY.iter().copied().filter(|s| cfg.is_enabled(s.name)).collect();
         assert!(specs.len() <= u64::BITS as usize, "content detection keeps the specs it matched as bits of a u64");
-        // Zeek's likely_server_ports: the ports the loaded protocol scripts register.
-        let mut tcp_server_ports: Vec<u16> = specs.iter().flat_map(|s| s.tcp_ports.iter().copied()).collect();
-        let mut udp_server_ports: Vec<u16> = specs.iter().flat_map(|s| s.udp_ports.iter().copied()).collect();
-        if cfg.is_enabled("tunnel") {
-            udp_server_ports.extend(UdpTunnel::BY_PORT.map(|(port, _)| port));
-        }
-        tcp_server_ports.sort_unstable();
-        udp_server_ports.sort_unstable();
-        let tcp_port_specs = port_specs(&specs, |s| s.tcp_ports);
-        let udp_port_specs = port_specs(&specs, |s| s.udp_ports);
+        let tunnel_ports =
+            if cfg.is_enabled("tunnel") { UdpTunnel::BY_PORT.map(|(port, _)| port).to_vec() } else { vec![] };
+        let tcp_port_specs = port_specs(&specs, |s| s.tcp_ports, &[]);
+        let udp_port_specs = port_specs(&specs, |s| s.udp_ports, &tunnel_ports);
         let core = Core {
             ids: UidGenerator::new(cfg.seed),
             cfg,
@@ -204,8 +201,6 @@ impl Engine {
             specs,
             tcp_port_specs,
             udp_port_specs,
-            tcp_server_ports,
-            udp_server_ports,
             network_time: 0.0,
             last_sweep: 0.0,
             stats: EngineStats::default(),
@@ -504,6 +499,7 @@ impl Engine {
         let due = next_check(conn);
         if due < conn.timer_due {
             conn.timer_due = due;
+            // Built before the call: `conn` borrows the table, `arm` the whole engine.
             let timer = (Deadline(due), timer_serial(conn), slot);
             self.arm(timer);
             self.drop_stale_timers_if_many();
@@ -828,14 +824,19 @@ impl Core {
 
     /// Once per connection: kept out of line, so the per-packet path stays dense in the instruction cache.
     #[allow(clippy::too_many_arguments)]
+    /// A transport's likely server ports, each with the specs a new connection to it gets ([`port_specs`]).
+    fn port_specs_of(&self, proto: Proto) -> &[(u16, u64)] {
+        match proto {
+            Proto::Tcp => &self.tcp_port_specs,
+            Proto::Udp => &self.udp_port_specs,
+            Proto::Icmp | Proto::Unknown => &[],
+        }
+    }
+
     #[inline(never)]
     fn new_conn(&mut self, ts: f64, ip: &IpDatagram, transport: &Transport, proto: Proto, sp: u16, dp: u16) -> Conn {
-        let server_ports = match proto {
-            Proto::Tcp => &self.tcp_server_ports,
-            Proto::Udp => &self.udp_server_ports,
-            _ => &self.udp_server_ports,
-        };
-        let likely = |p: u16| server_ports.binary_search(&p).is_ok();
+        let server_ports = self.port_specs_of(proto);
+        let likely = |p: u16| server_ports.binary_search_by_key(&p, |&(port, _)| port).is_ok();
         // Zeek guesses the responder from the ports when the first packet is not a plain SYN.
         // Between two likely server ports a TCP partial flips only toward the lower one, never on a SYN-ACK (a
         // stealth scan's reply); the limited broadcast address never becomes the originator.
@@ -879,11 +880,7 @@ impl Core {
             }
             return;
         }
-        let by_port = match conn.id.proto {
-            Proto::Tcp => &self.tcp_port_specs,
-            Proto::Udp => &self.udp_port_specs,
-            _ => return,
-        };
+        let by_port = self.port_specs_of(conn.id.proto);
         if let Ok(at) = by_port.binary_search_by_key(&conn.id.resp_p, |&(port, _)| port) {
             for spec in self.specs_in(by_port[at].1) {
                 conn.attach(spec);
