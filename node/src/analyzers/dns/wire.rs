@@ -371,12 +371,18 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Up to `n` bytes (fewer if the message ends first; none for a negative count).
-    fn bytes(&mut self, n: i64) -> Vec<u8> {
+    /// Up to `n` bytes (fewer if the message ends first; none for a negative count), borrowed: names are copied
+    /// label by label and most record data is skipped, where a vector per call was an allocation per label.
+    fn take(&mut self, n: i64) -> &[u8] {
         let n = usize::try_from(n.max(0)).unwrap_or(0).min(self.remaining());
-        let out = self.msg.get(self.pos..self.pos + n).map(<[u8]>::to_vec).unwrap_or_default();
+        let out = self.msg.get(self.pos..self.pos + n).unwrap_or_default();
         self.pos += n;
         out
+    }
+
+    /// [`Self::take`], owned.
+    fn bytes(&mut self, n: i64) -> Vec<u8> {
+        self.take(n).to_vec()
     }
 
     fn skip(&mut self, n: usize) {
@@ -483,7 +489,7 @@ impl<'a> Reader<'a> {
             self.weird("DNS_label_len_gt_name_len", None);
             return Label::ParseError;
         }
-        out.extend_from_slice(&self.bytes(label_len as i64));
+        out.extend_from_slice(self.take(label_len as i64));
         out.push(b'.');
         Label::Continue
     }
@@ -698,7 +704,7 @@ impl<'a> Reader<'a> {
                 let name_start = self.pos;
                 let signer = self.name(NAME_CAPACITY, true)?;
                 let signature_len = rdlen - ((self.pos - name_start) as i64 + 18);
-                self.bytes(signature_len);
+                self.take(signature_len);
                 self.algorithm_weird("RRSIG", algorithm);
                 RData::Rrsig { type_covered, signer }
             }
@@ -711,7 +717,7 @@ impl<'a> Reader<'a> {
                 }
                 let flags = self.u16();
                 let [protocol, algorithm] = self.u16().to_be_bytes();
-                self.bytes(rdlen - 4);
+                self.take(rdlen - 4);
                 if flags & 0xfe7e != 0 {
                     self.weird("DNSSEC_DNSKEY_Invalid_Flag", Some(flags.to_string()));
                 }
@@ -742,9 +748,9 @@ impl<'a> Reader<'a> {
                 }
                 let _hash_flags_iterations = (self.u16(), self.u16());
                 let salt_len = self.u8().unwrap_or(0);
-                self.bytes(i64::from(salt_len));
+                self.take(i64::from(salt_len));
                 let hash_len = self.u8().unwrap_or(0);
-                self.bytes(i64::from(hash_len));
+                self.take(i64::from(hash_len));
                 let bitmaps_len = rdlen - (self.pos - start) as i64;
                 self.type_bitmaps(bitmaps_len, "DNSSEC_NSEC3_bitmapLen0");
                 RData::Nsec3
@@ -758,7 +764,7 @@ impl<'a> Reader<'a> {
                 }
                 let _hash_flags_iterations = (self.u16(), self.u16());
                 let salt_len = self.u8().unwrap_or(0);
-                self.bytes(i64::from(salt_len));
+                self.take(i64::from(salt_len));
                 RData::Nsec3Param
             }
             TYPE_DS => {
@@ -770,7 +776,7 @@ impl<'a> Reader<'a> {
                 }
                 let _key_tag = self.u16();
                 let [algorithm, digest_type] = self.u16().to_be_bytes();
-                self.bytes(rdlen - 4);
+                self.take(rdlen - 4);
                 match digest_type {
                     1..=4 => {}
                     0 => self.weird("DNSSEC_DS_ReservedDigestType", Some(digest_type.to_string())),
@@ -786,7 +792,7 @@ impl<'a> Reader<'a> {
                     return None;
                 }
                 let _algorithm_key_flag = self.u32();
-                self.bytes(rdlen - 4);
+                self.take(rdlen - 4);
                 RData::Binds
             }
             TYPE_SSHFP => {
@@ -852,7 +858,7 @@ impl<'a> Reader<'a> {
                 self.weird(zero_len_weird, Some(window.to_string()));
                 break;
             }
-            self.bytes(i64::from(bitmap_len));
+            self.take(i64::from(bitmap_len));
             len -= 2 + i64::from(bitmap_len);
         }
     }
