@@ -1091,11 +1091,9 @@ impl Core {
                 ids: &mut self.ids,
                 shared: &mut self.shared,
             };
-            f(conn.analyzers[i].analyzer.as_mut(), &mut ctx);
-            if conn.analyzers[i].analyzer.is_done() {
-                // Established TLS, SSH after a login: thousands of such connections idle with nothing to log.
-                conn.analyzers[i].analyzer = Box::new(analyzers::Retired);
-            }
+            f(conn.analyzers[i].analyzer(conn.id.proto), &mut ctx);
+            // Established TLS, SSH after a login: thousands of such connections idle with nothing to log.
+            conn.analyzers[i].retire_if_done();
             // Checked first: the vectors are nearly always empty, and draining or consuming one still costs a call
             // that drops its iterator, for every analyzer on every delivery.
             if !actions.is_empty() {
@@ -1537,6 +1535,29 @@ mod tests {
     use super::*;
 
     use crate::decode::test_frames::ipv4_tcp;
+
+    /// A port's analyzers are attached at the first packet but built at their first call: a connection that
+    /// carries nothing holds no analyzer state, and one that does gets its analyzer with the first payload.
+    #[test]
+    fn analyzers_are_built_at_their_first_call() {
+        const SYN: u8 = 0x02;
+        const SYN_ACK: u8 = 0x12;
+        const PSH_ACK: u8 = 0x18;
+        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
+        let (client, server) = (([10, 0, 0, 1], 40000), ([10, 1, 0, 1], 80));
+        let key = ConnKey::new(IpAddr::from(client.0), client.1, IpAddr::from(server.0), server.1, 6);
+        let http_started = |engine: &Engine| {
+            let conn = engine.table.get(&key).expect("the connection is tracked");
+            let http = conn.analyzers.iter().find(|a| a.name() == "http").expect("HTTP is attached by port");
+            http.is_started()
+        };
+        engine.process_packet(0.0, LinkType::Raw, &ipv4_tcp(client, server, 100, 0, SYN, b""));
+        engine.process_packet(0.1, LinkType::Raw, &ipv4_tcp(server, client, 500, 101, SYN_ACK, b""));
+        assert!(!http_started(&engine), "no payload yet, no analyzer state");
+        let request = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
+        engine.process_packet(0.2, LinkType::Raw, &ipv4_tcp(client, server, 101, 501, PSH_ACK, request));
+        assert!(http_started(&engine), "the first payload builds the analyzer");
+    }
 
     #[test]
     fn stale_timers_do_not_pile_up() {

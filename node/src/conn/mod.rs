@@ -108,12 +108,40 @@ pub enum Session {
 /// [`Conn`] (a flag here would pad the entry from 24 to 32 bytes).
 pub struct Attached {
     pub spec: &'static AnalyzerSpec,
-    pub analyzer: Box<dyn Analyzer>,
+    /// Built at its first call, not when attached: a port's analyzers are attached at the first packet, and a
+    /// connection that never carries anything (a scan's SYN, a refused or unanswered attempt) then holds no
+    /// analyzer state (HTTP's is 272 bytes) for the seconds it lives. An analyzer is built from its spec and the
+    /// transport alone, so building it later changes nothing it does.
+    analyzer: Option<Box<dyn Analyzer>>,
 }
 
 impl Attached {
+    fn new(spec: &'static AnalyzerSpec) -> Self {
+        Attached { spec, analyzer: None }
+    }
+
     pub fn name(&self) -> &'static str {
         self.spec.name
+    }
+
+    /// The analyzer, built now if this is its first call.
+    pub fn analyzer(&mut self, proto: Proto) -> &mut dyn Analyzer {
+        self.analyzer.get_or_insert_with(|| (self.spec.new)(proto)).as_mut()
+    }
+
+    /// Whether the analyzer was built (it has been called).
+    pub fn is_started(&self) -> bool {
+        self.analyzer.is_some()
+    }
+
+    /// Frees the state of an analyzer that says it is done ([`Analyzer::is_done`]), keeping a [`Retired`] in its
+    /// place.
+    ///
+    /// [`Retired`]: crate::analyzers::Retired
+    pub fn retire_if_done(&mut self) {
+        if self.analyzer.as_ref().is_some_and(|a| a.is_done()) {
+            self.analyzer = Some(Box::new(crate::analyzers::Retired));
+        }
     }
 }
 
@@ -411,8 +439,7 @@ impl Conn {
         if self.analyzers.len() >= MAX_ANALYZERS {
             return;
         }
-        let analyzer = (spec.new)(self.id.proto);
-        push_exact(&mut self.analyzers, Attached { spec, analyzer });
+        push_exact(&mut self.analyzers, Attached::new(spec));
     }
 
     /// Whether `analyzers[index]` was detached.
