@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 use crate::logs::conn_fields;
-use crate::logs::{Schema, Value, bytes_to_log_string, f};
+use crate::logs::{Schema, Value, bytes_to_log_string, f, push_log_bytes};
 
 pub static SSH_LOG: Schema = Schema {
     path: "ssh",
@@ -221,8 +221,14 @@ struct NameList(Box<str>);
 impl NameList {
     /// `name_list_to_vector`: comma-separated names, empty ones dropped.
     fn parse(raw: &[u8]) -> Self {
-        let names: Vec<String> = raw.split(|&b| b == b',').filter(|n| !n.is_empty()).map(bytes_to_log_string).collect();
-        NameList(names.join(",").into_boxed_str())
+        let mut joined = String::with_capacity(raw.len());
+        for name in raw.split(|&b| b == b',').filter(|n| !n.is_empty()) {
+            if !joined.is_empty() {
+                joined.push(',');
+            }
+            push_log_bytes(&mut joined, name);
+        }
+        NameList(joined.into_boxed_str())
     }
 
     fn names(&self) -> impl Iterator<Item = &str> {

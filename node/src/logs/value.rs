@@ -353,6 +353,12 @@ fn first_to_escape(bytes: &[u8], in_container: bool) -> Option<usize> {
 /// (Zeek logs raw bytes; this keeps the log valid UTF-8 while staying byte-faithful).
 pub fn bytes_to_log_string(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len());
+    push_log_bytes(&mut out, b);
+    out
+}
+
+/// [`bytes_to_log_string`], appended to `out` (for a string built from several pieces of raw bytes).
+pub fn push_log_bytes(out: &mut String, b: &[u8]) {
     let mut rest = b;
     while !rest.is_empty() {
         match std::str::from_utf8(rest) {
@@ -371,7 +377,6 @@ pub fn bytes_to_log_string(b: &[u8]) -> String {
             }
         }
     }
-    out
 }
 
 impl Value {
