@@ -4,13 +4,19 @@
 # (default 5), and ndpiReader on the same trace for the ratio. Figures and method: docs/BENCHMARKS.md.
 #   scripts/bench.sh [extra bench args, e.g. --ndpi-runs 1]
 #   scripts/bench.sh cluster [args]   the cluster benchmarks instead (scripts/bench-cluster.sh)
+#   scripts/bench.sh scan [args]      the same bench over a SYN scan (scripts/gen_scan.py): memory per connection
+#                                     when most connections never carry a byte
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = cluster ]; then shift; exec scripts/bench-cluster.sh "$@"; fi
 export PATH="$HOME/.cargo/bin:$PATH"
 mix="target/bench/mix.pcap"
 shared="${ZEEK_SHARED_DIR:-../shared}"
-if [ ! -s "$mix" ]; then
+if [ "${1:-}" = scan ]; then
+  shift
+  mix="target/bench/scan.pcap"
+  [ -s "$mix" ] || { mkdir -p target/bench; python3 scripts/gen_scan.py "$mix"; }
+elif [ ! -s "$mix" ]; then
   mkdir -p target/bench
   echo "bench: generating $mix (gen_mix.py defaults, seed 20251120)"
   python3 "$shared/tools/gen_mix.py" "$mix.tmp"
