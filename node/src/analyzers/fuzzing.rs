@@ -5,8 +5,9 @@ use crate::conn::UidGenerator;
 
 /// Feeds `analyzer` from arbitrary bytes. Input layout: repeated `[control, len, bytes...]`; `control`'s low bit
 /// is the direction, and `len` bytes (capped by what is left) form one delivery. Control values 0xFE/0xFF end a
-/// direction or report a gap, so those paths are exercised too. The connection is finished at the end.
-pub fn drive(analyzer: &mut dyn Analyzer, proto: Proto, resp_p: u16, data: &[u8]) {
+/// direction or report a gap, so those paths are exercised too. The connection is finished at the end. Returns
+/// how much the analyzer wrote: records, weirds and actions (shared state expired included).
+pub fn drive(analyzer: &mut dyn Analyzer, proto: Proto, resp_p: u16, data: &[u8]) -> usize {
     let id = ConnId {
         orig_h: "10.0.0.1".parse().expect("literal address"),
         orig_p: 40000,
@@ -47,4 +48,5 @@ pub fn drive(analyzer: &mut dyn Analyzer, proto: Proto, resp_p: u16, data: &[u8]
     }
     analyzer.finish(&mut ctx);
     shared.expire(f64::INFINITY, true, &mut records);
+    records.len() + weirds.len() + actions.len()
 }

@@ -428,6 +428,19 @@ mod tests {
         spec.detect.is_some_and(|s| s.matches(Proto::Tcp, is_orig, this, other))
     }
 
+    /// The engine does not build an analyzer that was never called only to finish it (a connection that carried
+    /// nothing: a scan's SYN, a refused attempt): that is only right while finishing a new analyzer writes nothing.
+    #[test]
+    fn analyzers_never_called_write_nothing_when_finished() {
+        for spec in REGISTRY {
+            for proto in [Proto::Tcp, Proto::Udp] {
+                let port = spec.tcp_ports.first().or(spec.udp_ports.first()).copied().unwrap_or(1);
+                let written = fuzzing::drive((spec.new)(proto).as_mut(), proto, port, &[]);
+                assert_eq!(written, 0, "{} ({proto:?}) wrote something when finished without a call", spec.name);
+            }
+        }
+    }
+
     #[test]
     fn content_signatures_follow_zeeks_dpd_rules() {
         // SSH: both banners; the second one starts the analyzer.

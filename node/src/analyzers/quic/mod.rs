@@ -440,9 +440,11 @@ impl Analyzer for Quic {
 pub fn fuzz(data: &[u8]) {
     match data.split_first() {
         Some((mode, rest)) if mode & 1 == 1 => {
-            super::fuzzing::drive(&mut DecryptedPayloads(Quic::new()), Proto::Udp, 443, rest)
+            super::fuzzing::drive(&mut DecryptedPayloads(Quic::new()), Proto::Udp, 443, rest);
         }
-        _ => super::fuzzing::drive(&mut Quic::new(), Proto::Udp, 443, data),
+        _ => {
+            super::fuzzing::drive(&mut Quic::new(), Proto::Udp, 443, data);
+        }
     }
 }
 
