@@ -158,6 +158,7 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
         progress: true,
         stop,
         expectations: None,
+        live: None,
     };
     let span = tracing::info_span!("analyse", packets = tracing::field::Empty, records = tracing::field::Empty);
     let summary = span.in_scope(|| runner::run(opts, sink.as_mut()))?;

@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
@@ -57,6 +58,100 @@ pub struct RunOptions {
     /// Where the engines post the connections they expect (FTP data channels) and take the others': given by a
     /// cluster worker, made here when several analysis threads split the traffic.
     pub expectations: Option<Arc<SharedExpectations>>,
+    /// Where the threads publish their counters while they run (a cluster worker reports them as metrics).
+    pub live: Option<Arc<LiveStats>>,
+}
+
+/// A run's counters while it runs. Each analysing or capturing thread adds what changed since it last published,
+/// at most every [`PUBLISH_EVERY`]: a live capture runs for days, and counters that only arrive when it ends would
+/// leave a worker's metrics and `ctl netstats` at zero until then.
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+    connections: AtomicU64,
+    decode_errors: AtomicU64,
+    /// A gauge: each thread adds the change in its own open connections.
+    active_connections: AtomicI64,
+    received: AtomicU64,
+    dropped: AtomicU64,
+    if_dropped: AtomicU64,
+    /// A capture published its counters (reading a file has none).
+    captured: AtomicBool,
+}
+
+impl LiveStats {
+    /// The engines' counters, summed over the threads.
+    pub fn engine(&self) -> EngineStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        EngineStats {
+            packets: get(&self.packets),
+            bytes: get(&self.bytes),
+            decode_errors: get(&self.decode_errors),
+            connections: get(&self.connections),
+            active_connections: self.active_connections.load(Ordering::Relaxed).max(0) as u64,
+        }
+    }
+
+    /// The capture's counters, summed over its sockets; `None` until a capture published any.
+    pub fn capture(&self) -> Option<CaptureStats> {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        self.captured.load(Ordering::Relaxed).then(|| CaptureStats {
+            received: get(&self.received),
+            dropped: get(&self.dropped),
+            if_dropped: get(&self.if_dropped),
+        })
+    }
+}
+
+/// How often a thread publishes its counters to [`LiveStats`] (checked every [`PUBLISH_CHECK_PACKETS`] packets
+/// and whenever the capture is idle, so the clock is not read per packet).
+const PUBLISH_EVERY: Duration = Duration::from_millis(500);
+const PUBLISH_CHECK_PACKETS: u64 = 4096;
+
+/// One thread's part in [`LiveStats`]: what it has published so far.
+struct Publisher {
+    live: Arc<LiveStats>,
+    engine: EngineStats,
+    capture: CaptureStats,
+    last: Instant,
+}
+
+impl Publisher {
+    fn new(live: Option<&Arc<LiveStats>>) -> Option<Publisher> {
+        let live = Arc::clone(live?);
+        Some(Publisher { live, engine: EngineStats::default(), capture: CaptureStats::default(), last: Instant::now() })
+    }
+
+    fn due(&self) -> bool {
+        self.last.elapsed() >= PUBLISH_EVERY
+    }
+
+    /// Adds what the engine counted since the last call (its counters only grow; open connections move both ways).
+    fn engine(&mut self, now: &EngineStats) {
+        let (live, before) = (&self.live, &self.engine);
+        let add = |c: &AtomicU64, now: u64, before: u64| c.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
+        add(&live.packets, now.packets, before.packets);
+        add(&live.bytes, now.bytes, before.bytes);
+        add(&live.connections, now.connections, before.connections);
+        add(&live.decode_errors, now.decode_errors, before.decode_errors);
+        let open = |s: &EngineStats| i64::try_from(s.active_connections).unwrap_or(i64::MAX);
+        live.active_connections.fetch_add(open(now) - open(before), Ordering::Relaxed);
+        self.engine = *now;
+        self.last = Instant::now();
+    }
+
+    /// Adds what the capture counted since the last call (libpcap's and the kernel's counters are totals).
+    fn capture(&mut self, now: &CaptureStats) {
+        let (live, before) = (&self.live, &self.capture);
+        let add = |c: &AtomicU64, now: u64, before: u64| c.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
+        add(&live.received, now.received, before.received);
+        add(&live.dropped, now.dropped, before.dropped);
+        add(&live.if_dropped, now.if_dropped, before.if_dropped);
+        live.captured.store(true, Ordering::Relaxed);
+        self.capture = *now;
+        self.last = Instant::now();
+    }
 }
 
 /// Engine `id`'s part in the exchange of expectations, if there is one.
@@ -179,17 +274,19 @@ fn run_single(
     let mut engine = Engine::new(opts.analysis.clone());
     let mut port = attach(opts.expectations.as_ref(), 0, &mut engine);
     let mut summary = RunSummary::default();
+    let mut publisher = Publisher::new(opts.live.as_ref());
     let mut n = 0u64;
     loop {
         if opts.stop.load(Ordering::Relaxed) {
             break;
         }
+        let mut idle = false;
         match source.next_packet()? {
             Next::Packet(p) => {
                 analyse(&mut engine, &mut port, Frame { ts: p.ts, link, data: p.data, wire_len: p.wire_len });
                 n += 1;
             }
-            Next::Idle => {}
+            Next::Idle => idle = true,
             Next::End => break,
             Next::Truncated(msg) => {
                 summary.truncated = Some(msg);
@@ -199,15 +296,27 @@ fn run_single(
         if records_ready(&engine, &port) {
             write_all(sink, take_records(&mut engine, &mut port).into_iter(), &mut summary.records)?;
         }
-        if n.is_multiple_of(4096)
-            && let Some(pb) = progress
-        {
-            pb.set_position(source.bytes_read);
+        if idle || n.is_multiple_of(PUBLISH_CHECK_PACKETS) {
+            if let Some(pb) = progress {
+                pb.set_position(source.bytes_read);
+            }
+            if let Some(p) = publisher.as_mut().filter(|p| p.due()) {
+                p.engine(&engine.stats());
+                if let Some(c) = source.stats() {
+                    p.capture(&c);
+                }
+            }
         }
     }
     finish(&mut engine, &mut port);
     write_all(sink, take_records(&mut engine, &mut port).into_iter(), &mut summary.records)?;
     summary.engine = engine.stats();
+    if let Some(p) = &mut publisher {
+        p.engine(&summary.engine);
+        if let Some(c) = source.stats() {
+            p.capture(&c);
+        }
+    }
     Ok(summary)
 }
 
@@ -247,10 +356,11 @@ fn run_sharded(
         senders.push(tx);
         let mut engine = Engine::new(thread_config(&opts.analysis, i));
         let port = attach(Some(&shared), i, &mut engine);
-        let rec_tx = rec_tx.clone();
-        handles.push(thread::spawn(move || analysis_thread(engine, port, rx, rec_tx)));
+        let (rec_tx, publisher) = (rec_tx.clone(), Publisher::new(opts.live.as_ref()));
+        handles.push(thread::spawn(move || analysis_thread(engine, port, rx, rec_tx, publisher)));
     }
     drop(rec_tx);
+    let mut capture_publisher = Publisher::new(opts.live.as_ref());
 
     let mut summary = RunSummary::default();
     let mut frags = Reassembler::default();
@@ -305,11 +415,17 @@ fn run_sharded(
                 write_error.get_or_insert(e);
             }
         }
-        if n.is_multiple_of(4096)
-            && let Some(pb) = progress
-        {
-            pb.set_position(source.bytes_read);
+        if n.is_multiple_of(PUBLISH_CHECK_PACKETS) {
+            if let Some(pb) = progress {
+                pb.set_position(source.bytes_read);
+            }
+            if let (Some(p), Some(c)) = (capture_publisher.as_mut().filter(|p| p.due()), source.stats()) {
+                p.capture(&c);
+            }
         }
+    }
+    if let (Some(p), Some(c)) = (capture_publisher.as_mut(), source.stats()) {
+        p.capture(&c);
     }
     for (i, b) in batches.into_iter().enumerate() {
         if !b.packets.is_empty() {
@@ -378,8 +494,8 @@ fn run_af_packet(
         .map(|(i, socket)| {
             let mut engine = Engine::new(thread_config(&opts.analysis, i));
             let port = attach(shared.as_ref(), i, &mut engine);
-            let (stop, out) = (Arc::clone(&opts.stop), rec_tx.clone());
-            thread::spawn(move || capture_thread(socket, engine, port, &stop, &out))
+            let (stop, out, publisher) = (Arc::clone(&opts.stop), rec_tx.clone(), Publisher::new(opts.live.as_ref()));
+            thread::spawn(move || capture_thread(socket, engine, port, &stop, &out, publisher))
         })
         .collect();
     drop(rec_tx);
@@ -429,15 +545,19 @@ fn capture_thread(
     mut port: Option<ExpectationPort>,
     stop: &AtomicBool,
     out: &Sender<Vec<LogRecord>>,
+    mut publisher: Option<Publisher>,
 ) -> CaptureThreadDone {
     let link = socket.link_type();
     let mut error = None;
+    let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        let mut idle = false;
         match socket.next_packet() {
             Ok(Next::Packet(p)) => {
-                analyse(&mut engine, &mut port, Frame { ts: p.ts, link, data: p.data, wire_len: p.wire_len })
+                analyse(&mut engine, &mut port, Frame { ts: p.ts, link, data: p.data, wire_len: p.wire_len });
+                n += 1;
             }
-            Ok(_) => {}
+            Ok(_) => idle = true,
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
                 error = Some(e);
@@ -446,13 +566,24 @@ fn capture_thread(
         if records_ready(&engine, &port) {
             let _ = out.send(take_records(&mut engine, &mut port));
         }
+        if (idle || n.is_multiple_of(PUBLISH_CHECK_PACKETS))
+            && let Some(p) = publisher.as_mut().filter(|p| p.due())
+        {
+            p.engine(&engine.stats());
+            p.capture(&socket.stats());
+        }
     }
     if error.is_none() {
         drain_ring(&mut socket, &mut engine, &mut port);
     }
     finish(&mut engine, &mut port);
     let _ = out.send(take_records(&mut engine, &mut port));
-    CaptureThreadDone { engine: engine.stats(), capture: socket.stats(), error }
+    let done = CaptureThreadDone { engine: engine.stats(), capture: socket.stats(), error };
+    if let Some(p) = &mut publisher {
+        p.engine(&done.engine);
+        p.capture(&done.capture);
+    }
+    done
 }
 
 /// Analyses what the kernel captured before the stop: waits until partly filled blocks are handed over, then
@@ -464,10 +595,10 @@ fn drain_ring(
     port: &mut Option<ExpectationPort>,
 ) {
     use crate::capture::af_packet::AfPacketSource;
-    const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_millis(250);
+    const DRAIN_LIMIT: Duration = Duration::from_millis(250);
     thread::sleep(AfPacketSource::block_retire_delay() * 2);
     let link = socket.link_type();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     while started.elapsed() < DRAIN_LIMIT {
         match socket.next_ready_packet() {
             Ok(Next::Packet(p)) => analyse(engine, port, Frame { ts: p.ts, link, data: p.data, wire_len: p.wire_len }),
@@ -481,6 +612,7 @@ fn analysis_thread(
     mut port: Option<ExpectationPort>,
     rx: Receiver<Batch>,
     out: Sender<Vec<LogRecord>>,
+    mut publisher: Option<Publisher>,
 ) -> EngineStats {
     for batch in rx.iter() {
         for &(ts, link, start, len, wire_len) in &batch.packets {
@@ -492,10 +624,17 @@ fn analysis_thread(
         if records_ready(&engine, &port) {
             let _ = out.send(take_records(&mut engine, &mut port));
         }
+        if let Some(p) = publisher.as_mut().filter(|p| p.due()) {
+            p.engine(&engine.stats());
+        }
     }
     finish(&mut engine, &mut port);
     let _ = out.send(take_records(&mut engine, &mut port));
-    engine.stats()
+    let stats = engine.stats();
+    if let Some(p) = &mut publisher {
+        p.engine(&stats);
+    }
+    stats
 }
 
 pub enum Shard {
@@ -527,4 +666,61 @@ pub fn flow_shard(ip: &crate::decode::IpDatagram, n: usize) -> usize {
     };
     let (sp, dp) = if matches!(ip.proto, 6 | 17 | 132) { ports(ip.payload) } else { (0, 0) };
     (ConnKey::new(ip.src, sp, ip.dst, dp, ip.proto).symmetric_hash() % n as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::MemorySink;
+
+    fn stats(packets: u64, active_connections: u64) -> EngineStats {
+        EngineStats { packets, bytes: packets * 100, decode_errors: 0, connections: packets / 10, active_connections }
+    }
+
+    /// Threads publish what changed since their last publication: the totals are the sum of each thread's latest
+    /// counters, and open connections go down as well as up.
+    #[test]
+    fn live_stats_sum_each_threads_latest_counters() {
+        let live = Arc::new(LiveStats::default());
+        let (mut a, mut b) = (Publisher::new(Some(&live)).expect("a"), Publisher::new(Some(&live)).expect("b"));
+        a.engine(&stats(100, 7));
+        b.engine(&stats(40, 3));
+        a.engine(&stats(250, 2));
+        assert_eq!((live.engine().packets, live.engine().bytes, live.engine().active_connections), (290, 29_000, 5));
+        assert!(live.capture().is_none(), "no capture published yet");
+        a.capture(&CaptureStats { received: 10, dropped: 1, if_dropped: 0 });
+        b.capture(&CaptureStats { received: 5, dropped: 0, if_dropped: 2 });
+        a.capture(&CaptureStats { received: 30, dropped: 4, if_dropped: 0 });
+        assert_eq!(live.capture(), Some(CaptureStats { received: 35, dropped: 4, if_dropped: 2 }));
+        b.engine(&stats(40, 0));
+        assert_eq!(live.engine().active_connections, 2);
+    }
+
+    /// A run publishes what its engines counted: once it has ended, the live totals are the run's summary, with one
+    /// thread and with several.
+    #[test]
+    fn a_run_publishes_its_counters() {
+        let trace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/traces/demo.pcap");
+        for threads in [1, 3] {
+            let live = Arc::new(LiveStats::default());
+            let opts = RunOptions {
+                input: Input::File(trace.clone()),
+                filter: None,
+                threads,
+                analysis: AnalysisConfig::default(),
+                progress: false,
+                stop: Arc::default(),
+                expectations: None,
+                live: Some(Arc::clone(&live)),
+            };
+            let summary = run(opts, &mut MemorySink::default()).expect("the demo trace is read");
+            let published = live.engine();
+            assert!(summary.engine.packets > 1000, "the demo trace has thousands of packets");
+            assert_eq!(
+                (published.packets, published.bytes, published.connections, published.active_connections),
+                (summary.engine.packets, summary.engine.bytes, summary.engine.connections, 0),
+                "{threads} thread(s)"
+            );
+        }
+    }
 }

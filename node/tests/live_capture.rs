@@ -2,7 +2,8 @@
 //! one end, `zeek-node -i` captures on the other (libpcap, then AF_PACKET with two threads), and the logs must
 //! equal those of `zeek-node -r` on the same trace (uids, timestamps and timing-derived intervals masked: the
 //! replay has its own clock). The capture statistics must be reported. A second test replays an FTP trace into four
-//! analysis threads, which must find the data channels of one another's control connections.
+//! analysis threads, which must find the data channels of one another's control connections; a third into a
+//! cluster's two workers, whose packet counters `ctl netstats` must show while they still capture.
 //!
 //! Needs root (network namespaces, raw sockets) plus `ip` and `tcpreplay` (scripts/setup.sh installs them).
 //! Without them the test is skipped with a loud message, unless `ZEEK_LIVE_REQUIRED=1` makes that a failure.
@@ -86,9 +87,59 @@ fn live_cluster_workers_find_data_channels_announced_on_another_worker() {
     let Some((net, trace, offline)) = prepare(FTP_CASE, "lk") else { return };
     let live = tempfile::tempdir().expect("temp dir");
     let args = ["cluster", "--workers", "2", "--proxies", "1", "--loggers", "1", "-i", &net.b_iface, "--insecure"];
-    let stderr = replay_into(&net, &args, "cluster ready", live.path(), &trace, FTP_REPLAY_PPS);
+    let packets = pcap_records(&trace);
+    let counted = std::cell::Cell::new(0);
+    let stderr = replay_into(&net, &args, "cluster ready", live.path(), &trace, FTP_REPLAY_PPS, &|seen| {
+        counted.set(netstats_packets_reach(&net, seen, packets));
+    });
+    let counted = counted.get();
+    assert!(
+        counted >= packets,
+        "while capturing, `ctl netstats` counted {counted} packets of the {packets} replayed:\n{stderr}"
+    );
     let logs = ["conn.log", "files.log", "ftp.log"];
     assert_same_logs("cluster", offline.path(), live.path(), &logs, FTP_MASKED, &stderr);
+}
+
+/// Records in a classic pcap file (what tcpreplay sends).
+fn pcap_records(trace: &Path) -> u64 {
+    let bytes = std::fs::read(trace).expect("reads the trace");
+    let swapped = bytes[..4] == [0xa1, 0xb2, 0xc3, 0xd4] || bytes[..4] == [0xa1, 0xb2, 0x3c, 0x4d];
+    let (mut at, mut records) = (24, 0);
+    while at + 16 <= bytes.len() {
+        let field: [u8; 4] = bytes[at + 8..at + 12].try_into().expect("four bytes");
+        let len = if swapped { u32::from_be_bytes(field) } else { u32::from_le_bytes(field) };
+        at += 16 + len as usize;
+        records += 1;
+    }
+    records
+}
+
+/// Polls `zeek-node ctl netstats` in the capture namespace while the cluster still captures, until its workers
+/// together counted `packets` (bounded); returns the last sum. The workers publish their counters while they run:
+/// `netstats` and the metrics of a capture that runs for days must move before it stops.
+fn netstats_packets_reach(net: &VethPair, stderr: &str, packets: u64) -> u64 {
+    let layout = stderr
+        .split("(layout ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("the cluster's ready line names its layout:\n{stderr}"));
+    let mut sum = 0;
+    support::nodes::wait_for(Duration::from_secs(15), || {
+        let out = net
+            .command(&net.b_ns, node_binary())
+            .args(["ctl", "netstats", "--layout", layout, "--insecure"])
+            .output()
+            .expect("runs zeek-node ctl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        sum = text
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("packets="))
+            .filter_map(|n| n.parse::<u64>().ok())
+            .sum();
+        (sum >= packets).then_some(())
+    });
+    sum
 }
 
 /// The trace of `case`, a fresh veth pair, and the logs of `zeek-node -r` on the trace; `None` (after a loud
@@ -142,12 +193,21 @@ fn capture_while_replaying(
     pps: &str,
 ) -> String {
     let args = ["-i", iface, "-C", "--threads", &threads.to_string()];
-    replay_into(net, &args, "capturing with", logdir, trace, pps)
+    replay_into(net, &args, "capturing with", logdir, trace, pps, &|_| {})
 }
 
 /// Starts `zeek-node ARGS --logdir LOGDIR` in the capture namespace (b), waits for `ready_line` on its stderr,
-/// replays the trace at `pps` packets/s, stops it with SIGINT and returns what it wrote on stderr.
-fn replay_into(net: &VethPair, args: &[&str], ready_line: &str, logdir: &Path, trace: &Path, pps: &str) -> String {
+/// replays the trace at `pps` packets/s, calls `while_capturing` with the stderr so far, stops the node with SIGINT
+/// and returns what it wrote on stderr.
+fn replay_into(
+    net: &VethPair,
+    args: &[&str],
+    ready_line: &str,
+    logdir: &Path,
+    trace: &Path,
+    pps: &str,
+    while_capturing: &dyn Fn(&str),
+) -> String {
     let iface = args.join(" ");
     let mut node = net
         .command(&net.b_ns, node_binary())
@@ -176,6 +236,7 @@ fn replay_into(net: &VethPair, args: &[&str], ready_line: &str, logdir: &Path, t
         .expect("runs tcpreplay");
     // Let the last packets travel through the ring (AF_PACKET retires a partly filled block after 20 ms).
     std::thread::sleep(Duration::from_millis(700));
+    while_capturing(&stderr);
     // SAFETY: signals our own child; `ip netns exec` execs zeek-node, so the pid is zeek-node's.
     unsafe { libc::kill(node.id() as libc::pid_t, libc::SIGINT) };
     let exited = wait_with_timeout(&mut node, Duration::from_secs(20));

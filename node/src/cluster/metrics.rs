@@ -23,6 +23,7 @@ pub struct Metrics {
     pub packet_bytes: Counter,
     pub capture_drops: Gauge,
     pub connections: Counter,
+    pub connections_active: Gauge,
     pub events_out: Family<Labels, Counter>,
     pub events_in: Family<Labels, Counter>,
     /// Publishes that reached nobody or failed, by reason (empty_pool, unreachable, queue_full, no_subscriber).
@@ -85,6 +86,7 @@ impl Metrics {
             packet_bytes: Counter::default(),
             capture_drops: Gauge::default(),
             connections: Counter::default(),
+            connections_active: Gauge::default(),
             events_out: Family::default(),
             events_in: Family::default(),
             publish_errors: Family::default(),
@@ -111,6 +113,7 @@ impl Metrics {
         r.register("packet_bytes", "Bytes of packets analysed", m.packet_bytes.clone());
         r.register("capture_drops", "Packets the capture dropped", m.capture_drops.clone());
         r.register("connections", "Connections seen", m.connections.clone());
+        r.register("connections_active", "Connections open in the session tables", m.connections_active.clone());
         r.register("events_out", "Events published, by topic", m.events_out.clone());
         r.register("events_in", "Events received, by topic", m.events_in.clone());
         r.register("publish_errors", "Publishes that failed, by reason", m.publish_errors.clone());

@@ -448,6 +448,11 @@ impl Node {
         grow(3, connections, &m.connections);
     }
 
+    /// Connections a worker's engines hold open now (a gauge: the memory a worker needs grows with it).
+    pub fn set_active_connections(&self, open: u64) {
+        self.0.metrics.connections_active.set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
     pub fn set_capture_drops(&self, dropped: u64) {
         self.0.capture[2].store(dropped, Ordering::Relaxed);
         self.0.metrics.capture_drops.set(dropped as i64);

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::analyzers::ftp::{self, RemoteChannel, ReportChange, ReportUpdate};
 use crate::analyzers::{Expectation, spec_by_name};
@@ -15,7 +16,7 @@ use crate::detect::cluster::{SharedRuntime, WorkerTap};
 use crate::engine::{Engine, EngineStats};
 use crate::exchange::{Poster, SharedExpectations};
 use crate::logs::{LogRecord, LogSink};
-use crate::runner::{self, Input, RunOptions, RunSummary, Shard, shard_of};
+use crate::runner::{self, Input, LiveStats, RunOptions, RunSummary, Shard, shard_of};
 
 use super::data::{Data, Event};
 use super::node::{Node, Received, lock};
@@ -232,6 +233,7 @@ pub fn run_capture(node: &Node, job: CaptureJob, stop: Arc<AtomicBool>) -> anyho
         }
         (Some(_), _) => anyhow::bail!("--shard splits a trace file (-r); a live worker gets its share from the tap"),
         (None, _) => {
+            let live = Arc::new(LiveStats::default());
             let opts = RunOptions {
                 input: job.input,
                 filter: job.filter,
@@ -240,8 +242,9 @@ pub fn run_capture(node: &Node, job: CaptureJob, stop: Arc<AtomicBool>) -> anyho
                 progress: false,
                 stop: Arc::clone(&stop),
                 expectations: Some(shared_expectations(node, &job.activity)),
+                live: Some(Arc::clone(&live)),
             };
-            let summary = runner::run(opts, sink.as_mut())?;
+            let summary = report_while(node, &live, || runner::run(opts, sink.as_mut()))?;
             if let Some(gate) = &job.sync {
                 sink.flush()?;
                 // The trace ended here: wait until every worker's has and the cluster settled.
@@ -313,6 +316,34 @@ fn on_from_other_workers<T: 'static>(
 
 fn report(node: &Node, s: &EngineStats) {
     node.set_capture_stats(s.packets, s.bytes, s.connections);
+    node.set_active_connections(s.active_connections);
+}
+
+/// How often a running capture's counters reach the node's metrics (and, with the heartbeats, `ctl netstats`).
+const REPORT_EVERY: Duration = Duration::from_millis(500);
+
+/// Runs `run` while a thread of its own reports what the run's threads publish to `live`, so the metrics of a
+/// live capture move while it runs, not only when it stops.
+fn report_while<T>(node: &Node, live: &LiveStats, run: impl FnOnce() -> T) -> T {
+    let done = AtomicBool::new(false);
+    let report_live = || {
+        report(node, &live.engine());
+        if let Some(c) = live.capture() {
+            node.set_capture_drops(c.dropped);
+        }
+    };
+    std::thread::scope(|scope| {
+        let reporter = scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                std::thread::park_timeout(REPORT_EVERY);
+                report_live();
+            }
+        });
+        let result = run();
+        done.store(true, Ordering::Relaxed);
+        reporter.thread().unpark();
+        result
+    })
 }
 
 /// One worker's share of a trace: the connections whose symmetric hash is `k` of `n`.
