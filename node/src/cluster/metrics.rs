@@ -234,8 +234,13 @@ mod tests {
         m.events_out_counter("zeek/cluster/manager").inc();
         m.events_out_counter("zeek/cluster/manager").inc();
         m.records_dropped("overflow", 2);
+        m.connections_active.set(7);
         let text = m.encode();
         assert!(text.contains("zeek_packets_total{cluster=\"demo\",node=\"worker-1\",role=\"worker\"} 3"), "{text}");
+        assert!(
+            text.contains("zeek_connections_active{cluster=\"demo\",node=\"worker-1\",role=\"worker\"} 7"),
+            "{text}"
+        );
         assert!(text.contains("topic=\"zeek/cluster/manager\"} 2"), "{text}");
         assert_eq!(m.dropped_total(), 2);
     }
