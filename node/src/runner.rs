@@ -67,40 +67,48 @@ pub struct RunOptions {
 /// leave a worker's metrics and `ctl netstats` at zero until then.
 #[derive(Debug, Default)]
 pub struct LiveStats {
-    packets: AtomicU64,
-    bytes: AtomicU64,
-    connections: AtomicU64,
-    decode_errors: AtomicU64,
+    /// The engines' growing counters, in [`engine_counters`] order.
+    engine: [AtomicU64; 4],
     /// A gauge: each thread adds the change in its own open connections.
     active_connections: AtomicI64,
-    received: AtomicU64,
-    dropped: AtomicU64,
-    if_dropped: AtomicU64,
+    /// The capture's counters, in [`capture_counters`] order.
+    capture: [AtomicU64; 3],
     /// A capture published its counters (reading a file has none).
     captured: AtomicBool,
+}
+
+fn engine_counters(s: &EngineStats) -> [u64; 4] {
+    [s.packets, s.bytes, s.connections, s.decode_errors]
+}
+
+fn capture_counters(c: &CaptureStats) -> [u64; 3] {
+    [c.received, c.dropped, c.if_dropped]
+}
+
+fn load<const N: usize>(totals: &[AtomicU64; N]) -> [u64; N] {
+    totals.each_ref().map(|t| t.load(Ordering::Relaxed))
+}
+
+/// Adds to each total how much its counter grew from `before` to `now` (nothing if it went back: libpcap's 32-bit
+/// counters wrap).
+fn add_growth<const N: usize>(totals: &[AtomicU64; N], now: [u64; N], before: [u64; N]) {
+    for ((total, now), before) in totals.iter().zip(now).zip(before) {
+        total.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
+    }
 }
 
 impl LiveStats {
     /// The engines' counters, summed over the threads.
     pub fn engine(&self) -> EngineStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        EngineStats {
-            packets: get(&self.packets),
-            bytes: get(&self.bytes),
-            decode_errors: get(&self.decode_errors),
-            connections: get(&self.connections),
-            active_connections: self.active_connections.load(Ordering::Relaxed).max(0) as u64,
-        }
+        let [packets, bytes, connections, decode_errors] = load(&self.engine);
+        let active_connections = self.active_connections.load(Ordering::Relaxed).max(0) as u64;
+        EngineStats { packets, bytes, decode_errors, connections, active_connections }
     }
 
     /// The capture's counters, summed over its sockets; `None` until a capture published any.
     pub fn capture(&self) -> Option<CaptureStats> {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        self.captured.load(Ordering::Relaxed).then(|| CaptureStats {
-            received: get(&self.received),
-            dropped: get(&self.dropped),
-            if_dropped: get(&self.if_dropped),
-        })
+        let [received, dropped, if_dropped] = load(&self.capture);
+        self.captured.load(Ordering::Relaxed).then_some(CaptureStats { received, dropped, if_dropped })
     }
 }
 
@@ -129,26 +137,17 @@ impl Publisher {
 
     /// Adds what the engine counted since the last call (its counters only grow; open connections move both ways).
     fn engine(&mut self, now: &EngineStats) {
-        let (live, before) = (&self.live, &self.engine);
-        let add = |c: &AtomicU64, now: u64, before: u64| c.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
-        add(&live.packets, now.packets, before.packets);
-        add(&live.bytes, now.bytes, before.bytes);
-        add(&live.connections, now.connections, before.connections);
-        add(&live.decode_errors, now.decode_errors, before.decode_errors);
+        add_growth(&self.live.engine, engine_counters(now), engine_counters(&self.engine));
         let open = |s: &EngineStats| i64::try_from(s.active_connections).unwrap_or(i64::MAX);
-        live.active_connections.fetch_add(open(now) - open(before), Ordering::Relaxed);
+        self.live.active_connections.fetch_add(open(now) - open(&self.engine), Ordering::Relaxed);
         self.engine = *now;
         self.last = Instant::now();
     }
 
     /// Adds what the capture counted since the last call (libpcap's and the kernel's counters are totals).
     fn capture(&mut self, now: &CaptureStats) {
-        let (live, before) = (&self.live, &self.capture);
-        let add = |c: &AtomicU64, now: u64, before: u64| c.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
-        add(&live.received, now.received, before.received);
-        add(&live.dropped, now.dropped, before.dropped);
-        add(&live.if_dropped, now.if_dropped, before.if_dropped);
-        live.captured.store(true, Ordering::Relaxed);
+        add_growth(&self.live.capture, capture_counters(now), capture_counters(&self.capture));
+        self.live.captured.store(true, Ordering::Relaxed);
         self.capture = *now;
         self.last = Instant::now();
     }
