@@ -1412,7 +1412,7 @@ fn weird_action(name: &str) -> WeirdAction {
 
 fn count_packet(conn: &mut Conn, is_orig: bool, ip: &IpDatagram) {
     let me = usize::from(!is_orig);
-    conn.pkts[me] += 1;
+    conn.count_packet(me);
     conn.ip_bytes[me] += ip.total_len as u64;
 }
 

@@ -161,6 +161,8 @@ pub struct Rare {
     pub weirds_logged: Vec<String>,
     /// UDP datagrams with bad checksums per direction (originator first), for the scaled `C`/`c` letters.
     pub udp_bad_checksums: [history::Scaled; 2],
+    /// How often each side's packet counter in [`Conn`] wrapped at 2^32.
+    packet_wraps: [u32; 2],
     /// The connection's services when they do not pack into [`Conn`]'s word (flag `SERVICES_SPILLED`).
     services: Vec<&'static str>,
 }
@@ -231,7 +233,9 @@ pub struct Conn {
     pub last: f64,
     pub session: Session,
     pub history: History,
-    pub pkts: [u64; 2],
+    /// Packets per side, modulo 2^32 ([`Conn::pkts`] adds the wraps kept in [`Rare`]): 8 bytes less in every
+    /// connection, and only a flow of four billion packets ever wraps.
+    pkts: [u32; 2],
     pub ip_bytes: [u64; 2],
     /// Confirmed services in confirmation order, packed ([`Conn::services`] reads them).
     services: u64,
@@ -346,6 +350,7 @@ impl Conn {
         self.flags |= ((saw & flag::SAW_ORIG_PAYLOAD) << 1) | ((saw & flag::SAW_RESP_PAYLOAD) >> 1);
         if let Some(rare) = &mut self.rare {
             rare.tunnel_seen.swap(0, 1);
+            rare.packet_wraps.swap(0, 1);
         }
         match &mut self.session {
             Session::Udp { active, bytes } => {
@@ -372,6 +377,23 @@ impl Conn {
             Session::Tcp(tcp) => Some(&mut tcp.streams[side]),
             _ => None,
         }
+    }
+
+    /// Counts one packet from side `side` (0: the originator).
+    pub fn count_packet(&mut self, side: usize) {
+        match self.pkts[side].checked_add(1) {
+            Some(n) => self.pkts[side] = n,
+            None => {
+                self.pkts[side] = 0;
+                self.rare().packet_wraps[side] += 1;
+            }
+        }
+    }
+
+    /// Packets per side (originator first).
+    pub fn pkts(&self) -> [u64; 2] {
+        let wraps = self.rare.as_ref().map_or([0; 2], |r| r.packet_wraps);
+        [0, 1].map(|side| u64::from(wraps[side]) << 32 | u64::from(self.pkts[side]))
     }
 
     /// The out-of-line part, created on first use.
@@ -543,6 +565,7 @@ impl Conn {
             Some(rare) if !rare.tunnel_parents.is_empty() => Value::str_set(rare.tunnel_parents.iter().cloned()),
             _ => Value::Unset,
         };
+        let pkts = self.pkts();
         let values = vec![
             Value::Time(self.start),
             Value::str(self.uid),
@@ -560,9 +583,9 @@ impl Conn {
             self.local_resp.map_or(Value::Unset, Value::Bool),
             Value::Count(self.missed_bytes()),
             history,
-            Value::Count(self.pkts[0]),
+            Value::Count(pkts[0]),
             Value::Count(self.ip_bytes[0]),
-            Value::Count(self.pkts[1]),
+            Value::Count(pkts[1]),
             Value::Count(self.ip_bytes[1]),
             parents,
             Value::Count(u64::from(self.ip_proto)),
@@ -577,9 +600,34 @@ mod tests {
 
     /// Every tracked connection pays these sizes (docs/BENCHMARKS.md, "Where the memory goes"): a field that
     /// grows them should be a decision, not an accident.
+    /// Packet counters are 32 bits in the connection; a wrap is carried out of line, and the log and a flip see
+    /// the whole count.
+    #[test]
+    fn packet_counts_carry_past_32_bits() {
+        let id = ConnId {
+            orig_h: "10.0.0.1".parse().expect("address"),
+            orig_p: 1,
+            resp_h: "10.0.0.2".parse().expect("address"),
+            resp_p: 2,
+            proto: Proto::Udp,
+        };
+        let mut conn = Conn::new(UidGenerator::new(0).next_uid(), id, 17, 0.0);
+        conn.pkts = [u32::MAX - 1, 5];
+        for _ in 0..3 {
+            conn.count_packet(0);
+        }
+        conn.count_packet(1);
+        assert_eq!(conn.pkts(), [(1 << 32) + 1, 6]);
+        conn.flip();
+        assert_eq!(conn.pkts(), [6, (1 << 32) + 1]);
+        let record = conn.log_record();
+        let field = |name: &str| record.values[CONN.fields.iter().position(|f| f.name == name).expect(name)].clone();
+        assert_eq!((field("orig_pkts"), field("resp_pkts")), (Value::Count(6), Value::Count((1 << 32) + 1)));
+    }
+
     #[test]
     fn per_connection_state_stays_small() {
-        assert!(std::mem::size_of::<Conn>() <= 224, "Conn is {} bytes", std::mem::size_of::<Conn>());
+        assert!(std::mem::size_of::<Conn>() <= 216, "Conn is {} bytes", std::mem::size_of::<Conn>());
         let tcp = std::mem::size_of::<TcpSession>();
         assert!(tcp <= 168, "TcpSession is {tcp} bytes");
     }
