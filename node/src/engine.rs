@@ -979,8 +979,7 @@ impl Core {
                 if let (true, Session::Tcp(t)) = (missing > 0, &mut conn.session)
                     && t.reports_gaps(peer)
                 {
-                    t.gap(&mut conn.history, peer == 0);
-                    t.missed_bytes += missing;
+                    t.gap(&mut conn.history, peer == 0, missing);
                 }
                 for c in &chunks {
                     self.deliver(conn, ts, peer == 0, c.as_chunk());

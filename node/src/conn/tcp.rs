@@ -66,6 +66,16 @@ struct ScaledCounters {
     gaps: Scaled,
 }
 
+/// A session's out-of-line counters.
+#[derive(Debug, Clone, Default)]
+struct Counters {
+    /// Both endpoints' scaled counters (originator first).
+    scaled: [ScaledCounters; 2],
+    /// Bytes of the content gaps reported (conn.log's `missed_bytes`): only a gap adds any, and a gap is counted
+    /// here too, so they live together.
+    missed_bytes: u64,
+}
+
 /// Which of an endpoint's [`ScaledCounters`] a bump counts.
 #[derive(Debug, Clone, Copy)]
 enum Counter {
@@ -240,12 +250,9 @@ pub struct TcpSession {
     pub ep: [Endpoint; 2],
     /// Reassembly of each direction (originator first).
     pub streams: [Stream; 2],
-    /// Both endpoints' scaled counters (originator first), out of line: most connections never retransmit, see a
-    /// zero window, a bad checksum or a gap, and inline they were a sixth of the session.
-    counters: Option<Box<[ScaledCounters; 2]>>,
-    /// Bytes of content gaps (conn.log's `missed_bytes`; only TCP has any, so it lives here and not in every
-    /// connection).
-    pub missed_bytes: u64,
+    /// What few sessions need, out of line: most connections never retransmit, see a zero window, a bad checksum
+    /// or a gap, and inline the counters were a sixth of the session.
+    counters: Option<Box<Counters>>,
     is_partial: bool,
     first_packet_seen: [bool; 2],
 }
@@ -264,7 +271,7 @@ impl TcpSession {
 
     /// Counts one occurrence on endpoint `me` (0: the originator), writing its letter at the scaled thresholds.
     fn bump(&mut self, history: &mut History, me: usize, counter: Counter) {
-        let counters = &mut self.counters.get_or_insert_with(Box::default)[me];
+        let counters = &mut self.counters.get_or_insert_with(Box::default).scaled[me];
         let (scaled, code) = match counter {
             Counter::Rxmit => (&mut counters.rxmit, 'T'),
             Counter::ZeroWindow => (&mut counters.zero_window, 'W'),
@@ -764,7 +771,7 @@ impl TcpSession {
     pub fn flip(&mut self) {
         self.ep.swap(0, 1);
         if let Some(counters) = &mut self.counters {
-            counters.swap(0, 1);
+            counters.scaled.swap(0, 1);
         }
         self.first_packet_seen.swap(0, 1);
         self.is_partial = false;
@@ -822,10 +829,18 @@ impl TcpSession {
         self.bump(history, me, Counter::ChecksumError);
     }
 
-    /// Records a content gap in `is_orig`'s stream.
-    pub fn gap(&mut self, history: &mut History, is_orig: bool) {
+    /// Records a content gap of `missing` bytes in `is_orig`'s stream.
+    pub fn gap(&mut self, history: &mut History, is_orig: bool, missing: u64) {
         let me = if is_orig { 0 } else { 1 };
         self.bump(history, me, Counter::Gap);
+        if let Some(counters) = &mut self.counters {
+            counters.missed_bytes += missing;
+        }
+    }
+
+    /// Bytes of content gaps (conn.log's `missed_bytes`).
+    pub fn missed_bytes(&self) -> u64 {
+        self.counters.as_ref().map_or(0, |c| c.missed_bytes)
     }
 }
 
