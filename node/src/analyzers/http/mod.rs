@@ -13,8 +13,8 @@ mod message;
 mod parse;
 mod script;
 mod tunnels;
+mod unanswered;
 
-use std::collections::VecDeque;
 use std::sync::RwLock;
 
 use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto, Signature, websocket};
@@ -189,7 +189,7 @@ struct Http {
     num_requests: u64,
     /// Requests not answered yet, oldest first: whether each was a HEAD (all a reply needs of its request; the
     /// method's bytes cost a heap string and a queue of 24-byte entries per request in flight).
-    unanswered: VecDeque<bool>,
+    unanswered: unanswered::Unanswered,
     connect_request: bool,
     /// Whether the rest of the connection is still HTTP.
     switch: Switch,
@@ -552,7 +552,7 @@ impl Http {
 
     /// `ExpectReplyMessageBody`: no body after HEAD, 1xx, 204 and 304.
     fn expect_reply_body(&self) -> BodyExpect {
-        let head = self.unanswered.front().copied().unwrap_or(false);
+        let head = self.unanswered.front().unwrap_or(false);
         let code = self.flags.reply_code;
         if head || (100..200).contains(&code) || code == 204 || code == 304 {
             BodyExpect::NotExpected
@@ -598,10 +598,6 @@ impl Http {
         let code = self.flags.reply_code;
         if !(100..200).contains(&code) {
             self.unanswered.pop_front();
-            if self.unanswered.is_empty() {
-                // All answered: an idle keep-alive connection keeps no queue.
-                self.unanswered = VecDeque::new();
-            }
         }
         let protocol = self.flags.upgrade_protocol;
         if code == 101
