@@ -822,9 +822,8 @@ impl Core {
         }
     }
 
-    /// Once per connection: kept out of line, so the per-packet path stays dense in the instruction cache.
-    #[allow(clippy::too_many_arguments)]
-    /// A transport's likely server ports, each with the specs a new connection to it gets ([`port_specs`]).
+    /// A transport's likely server ports, each with the specs a new connection to it gets ([`port_specs`]). Ports
+    /// are typed as in Zeek (`80/tcp`): ICMP and other transports have none.
     fn port_specs_of(&self, proto: Proto) -> &[(u16, u64)] {
         match proto {
             Proto::Tcp => &self.tcp_port_specs,
@@ -833,6 +832,7 @@ impl Core {
         }
     }
 
+    /// Once per connection: kept out of line, so the per-packet path stays dense in the instruction cache.
     #[inline(never)]
     fn new_conn(&mut self, ts: f64, ip: &IpDatagram, transport: &Transport, proto: Proto, sp: u16, dp: u16) -> Conn {
         let server_ports = self.port_specs_of(proto);
