@@ -598,8 +598,6 @@ impl Conn {
 mod tests {
     use super::*;
 
-    /// Every tracked connection pays these sizes (docs/BENCHMARKS.md, "Where the memory goes"): a field that
-    /// grows them should be a decision, not an accident.
     /// Packet counters are 32 bits in the connection; a wrap is carried out of line, and the log and a flip see
     /// the whole count.
     #[test]
@@ -625,6 +623,8 @@ mod tests {
         assert_eq!((field("orig_pkts"), field("resp_pkts")), (Value::Count(6), Value::Count((1 << 32) + 1)));
     }
 
+    /// Every tracked connection pays these sizes (docs/BENCHMARKS.md, "Where the memory goes"): a field that
+    /// grows them should be a decision, not an accident.
     #[test]
     fn per_connection_state_stays_small() {
         assert!(std::mem::size_of::<Conn>() <= 216, "Conn is {} bytes", std::mem::size_of::<Conn>());

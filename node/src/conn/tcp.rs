@@ -833,9 +833,7 @@ impl TcpSession {
     pub fn gap(&mut self, history: &mut History, is_orig: bool, missing: u64) {
         let me = if is_orig { 0 } else { 1 };
         self.bump(history, me, Counter::Gap);
-        if let Some(counters) = &mut self.counters {
-            counters.missed_bytes += missing;
-        }
+        self.counters.get_or_insert_with(Box::default).missed_bytes += missing;
     }
 
     /// Bytes of content gaps (conn.log's `missed_bytes`).

@@ -188,7 +188,7 @@ struct Http {
     flags: ConnFlags,
     num_requests: u64,
     /// Requests not answered yet, oldest first: whether each was a HEAD (all a reply needs of its request; the
-    /// method's bytes cost a heap string and a queue of 24-byte entries per request in flight).
+    /// method's bytes cost a heap string per request in flight).
     unanswered: unanswered::Unanswered,
     connect_request: bool,
     /// Whether the rest of the connection is still HTTP.
