@@ -371,6 +371,7 @@ fn run_sharded(
         if opts.stop.load(Ordering::Relaxed) {
             break;
         }
+        let mut idle = false;
         match source.next_packet()? {
             Next::Packet(p) => {
                 n += 1;
@@ -397,6 +398,7 @@ fn run_sharded(
                 }
             }
             Next::Idle => {
+                idle = true;
                 for (i, b) in batches.iter_mut().enumerate() {
                     if !b.packets.is_empty() {
                         let _ = senders[i].send(std::mem::take(b));
@@ -414,7 +416,7 @@ fn run_sharded(
                 write_error.get_or_insert(e);
             }
         }
-        if n.is_multiple_of(PUBLISH_CHECK_PACKETS) {
+        if idle || n.is_multiple_of(PUBLISH_CHECK_PACKETS) {
             if let Some(pb) = progress {
                 pb.set_position(source.bytes_read);
             }
