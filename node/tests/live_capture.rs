@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use support::netns::{VethPair, missing_prerequisite, skip_or_fail};
 use support::{masked_records, node_binary, oracle_root, record_diff, trace_of};
+use zeek_node::capture::{Next, PcapSource};
 
 const TEST: &str = "live_capture";
 
@@ -101,15 +102,11 @@ fn live_cluster_workers_find_data_channels_announced_on_another_worker() {
     assert_same_logs("cluster", offline.path(), live.path(), &logs, FTP_MASKED, &stderr);
 }
 
-/// Records in a classic pcap file (what tcpreplay sends).
+/// Packets in a trace (what tcpreplay sends), read with the node's own capture reader.
 fn pcap_records(trace: &Path) -> u64 {
-    let bytes = std::fs::read(trace).expect("reads the trace");
-    let swapped = bytes[..4] == [0xa1, 0xb2, 0xc3, 0xd4] || bytes[..4] == [0xa1, 0xb2, 0x3c, 0x4d];
-    let (mut at, mut records) = (24, 0);
-    while at + 16 <= bytes.len() {
-        let field: [u8; 4] = bytes[at + 8..at + 12].try_into().expect("four bytes");
-        let len = if swapped { u32::from_be_bytes(field) } else { u32::from_le_bytes(field) };
-        at += 16 + len as usize;
+    let mut source = PcapSource::open_file(trace, None).expect("opens the trace");
+    let mut records = 0;
+    while let Next::Packet(_) = source.next_packet().expect("reads the trace") {
         records += 1;
     }
     records
