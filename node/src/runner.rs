@@ -75,6 +75,9 @@ pub struct LiveStats {
     capture: [AtomicU64; 3],
     /// A capture published its counters (reading a file has none).
     captured: AtomicBool,
+    /// The packet source is open: a live capture receives from here on (an AF_PACKET socket joined its fanout
+    /// group, so the kernel counts it when it spreads flows).
+    opened: AtomicBool,
 }
 
 fn engine_counters(s: &EngineStats) -> [u64; 4] {
@@ -103,6 +106,11 @@ impl LiveStats {
         let [packets, bytes, connections, decode_errors] = load(&self.engine);
         let active_connections = self.active_connections.load(Ordering::Relaxed).max(0) as u64;
         EngineStats { packets, bytes, decode_errors, connections, active_connections }
+    }
+
+    /// Whether the run's packet source is open.
+    pub fn is_open(&self) -> bool {
+        self.opened.load(Ordering::Relaxed)
     }
 
     /// The capture's counters, summed over its sockets; `None` until a capture published any.
@@ -214,6 +222,13 @@ pub enum RunError {
     Log(#[from] std::io::Error),
 }
 
+/// Tells whoever watches the run that its packet source is open.
+fn mark_open(opts: &RunOptions) {
+    if let Some(live) = &opts.live {
+        live.opened.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Runs analysis to the end of the input (or until `stop`), writing every record to `sink`.
 pub fn run(opts: RunOptions, sink: &mut dyn LogSink) -> Result<RunSummary, RunError> {
     let mut source = match &opts.input {
@@ -229,6 +244,7 @@ pub fn run(opts: RunOptions, sink: &mut dyn LogSink) -> Result<RunSummary, RunEr
             return Ok(summary);
         }
     };
+    mark_open(&opts);
     let progress = match (&opts.input, opts.progress) {
         (Input::File(p), true) => Some(progress_bar(std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))),
         _ => None,
@@ -486,6 +502,7 @@ fn run_af_packet(
     };
     let sockets = af_packet::open_group(&cfg, opts.threads.max(1))?;
     tracing::info!(iface, threads = sockets.len(), fanout_id = cfg.fanout_id, "capturing with AF_PACKET");
+    mark_open(opts);
     let (rec_tx, rec_rx) = bounded::<Vec<LogRecord>>(64);
     // Each thread reads its own socket: expectations apply on arrival (no common order to wait for).
     let shared = opts.expectations.clone().or_else(|| (opts.threads > 1).then(Arc::default));
@@ -704,6 +721,7 @@ mod tests {
         let trace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/traces/demo.pcap");
         for threads in [1, 3] {
             let live = Arc::new(LiveStats::default());
+            assert!(!live.is_open());
             let opts = RunOptions {
                 input: Input::File(trace.clone()),
                 filter: None,
@@ -716,6 +734,7 @@ mod tests {
             };
             let summary = run(opts, &mut MemorySink::default()).expect("the demo trace is read");
             let published = live.engine();
+            assert!(live.is_open(), "the run says its source is open");
             assert!(summary.engine.packets > 1000, "the demo trace has thousands of packets");
             assert_eq!(
                 (published.packets, published.bytes, published.connections, published.active_connections),

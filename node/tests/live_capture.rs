@@ -90,9 +90,17 @@ fn live_cluster_workers_find_data_channels_announced_on_another_worker() {
     let args = ["cluster", "--workers", "2", "--proxies", "1", "--loggers", "1", "-i", &net.b_iface, "--insecure"];
     let packets = pcap_records(&trace);
     let counted = std::cell::Cell::new(0);
-    let stderr = replay_into(&net, &args, "cluster ready", live.path(), &trace, FTP_REPLAY_PPS, &|seen| {
-        counted.set(netstats_packets_reach(&net, seen, packets));
-    });
+    let hooks = Hooks {
+        // Ready means capturing: a worker that joins its fanout group later would split the flows then running.
+        before_replay: &|seen| {
+            let status = ctl(&net, seen, "status");
+            let workers: Vec<&str> = status.lines().filter(|l| l.contains(" worker ")).collect();
+            assert_eq!(workers.len(), 2, "`ctl status` lists both workers:\n{status}");
+            assert!(workers.iter().all(|l| l.ends_with("capturing")), "ready, but not capturing:\n{status}");
+        },
+        while_capturing: &|seen| counted.set(netstats_packets_reach(&net, seen, packets)),
+    };
+    let stderr = replay_into(&net, &args, "cluster ready", live.path(), &trace, FTP_REPLAY_PPS, &hooks);
     let counted = counted.get();
     assert!(
         counted >= packets,
@@ -116,20 +124,9 @@ fn pcap_records(trace: &Path) -> u64 {
 /// together counted `packets` (bounded); returns the last sum. The workers publish their counters while they run:
 /// `netstats` and the metrics of a capture that runs for days must move before it stops.
 fn netstats_packets_reach(net: &VethPair, stderr: &str, packets: u64) -> u64 {
-    let layout = stderr
-        .split("(layout ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .unwrap_or_else(|| panic!("the cluster's ready line names its layout:\n{stderr}"));
     let mut sum = 0;
     support::nodes::wait_for(Duration::from_secs(15), || {
-        let out = net
-            .command(&net.b_ns, node_binary())
-            .args(["ctl", "netstats", "--layout", layout, "--insecure"])
-            .output()
-            .expect("runs zeek-node ctl");
-        let text = String::from_utf8_lossy(&out.stdout);
-        sum = text
+        sum = ctl(net, stderr, "netstats")
             .split_whitespace()
             .filter_map(|w| w.strip_prefix("packets="))
             .filter_map(|n| n.parse::<u64>().ok())
@@ -137,6 +134,21 @@ fn netstats_packets_reach(net: &VethPair, stderr: &str, packets: u64) -> u64 {
         (sum >= packets).then_some(())
     });
     sum
+}
+
+/// What `zeek-node ctl CMD` prints in the capture namespace about the cluster whose ready line is in `stderr`.
+fn ctl(net: &VethPair, stderr: &str, cmd: &str) -> String {
+    let layout = stderr
+        .split("(layout ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("the cluster's ready line names its layout:\n{stderr}"));
+    let out = net
+        .command(&net.b_ns, node_binary())
+        .args(["ctl", cmd, "--layout", layout, "--insecure"])
+        .output()
+        .expect("runs zeek-node ctl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The trace of `case`, a fresh veth pair, and the logs of `zeek-node -r` on the trace; `None` (after a loud
@@ -190,12 +202,26 @@ fn capture_while_replaying(
     pps: &str,
 ) -> String {
     let args = ["-i", iface, "-C", "--threads", &threads.to_string()];
-    replay_into(net, &args, "capturing with", logdir, trace, pps, &|_| {})
+    replay_into(
+        net,
+        &args,
+        "capturing with",
+        logdir,
+        trace,
+        pps,
+        &Hooks { before_replay: &|_| {}, while_capturing: &|_| {} },
+    )
+}
+
+/// What a test checks around the replay, each given the node's stderr so far.
+struct Hooks<'a> {
+    before_replay: &'a dyn Fn(&str),
+    while_capturing: &'a dyn Fn(&str),
 }
 
 /// Starts `zeek-node ARGS --logdir LOGDIR` in the capture namespace (b), waits for `ready_line` on its stderr,
-/// replays the trace at `pps` packets/s, calls `while_capturing` with the stderr so far, stops the node with SIGINT
-/// and returns what it wrote on stderr.
+/// replays the trace at `pps` packets/s (between the hooks), stops the node with SIGINT and returns what it wrote
+/// on stderr.
 fn replay_into(
     net: &VethPair,
     args: &[&str],
@@ -203,7 +229,7 @@ fn replay_into(
     logdir: &Path,
     trace: &Path,
     pps: &str,
-    while_capturing: &dyn Fn(&str),
+    hooks: &Hooks,
 ) -> String {
     let iface = args.join(" ");
     let mut node = net
@@ -225,6 +251,7 @@ fn replay_into(
         let _ = node.wait();
         panic!("zeek-node {iface} did not start capturing:\n{stderr}");
     }
+    (hooks.before_replay)(&stderr);
     let replay = net
         .command(&net.a_ns, "tcpreplay")
         .args(["-q", "--pps", pps, "-i", &net.a_iface])
@@ -233,7 +260,7 @@ fn replay_into(
         .expect("runs tcpreplay");
     // Let the last packets travel through the ring (AF_PACKET retires a partly filled block after 20 ms).
     std::thread::sleep(Duration::from_millis(700));
-    while_capturing(&stderr);
+    (hooks.while_capturing)(&stderr);
     // SAFETY: signals our own child; `ip netns exec` execs zeek-node, so the pid is zeek-node's.
     unsafe { libc::kill(node.id() as libc::pid_t, libc::SIGINT) };
     let exited = wait_with_timeout(&mut node, Duration::from_secs(20));

@@ -76,8 +76,14 @@ pub fn format_status(r: &pb::StatusReply) -> String {
     );
     out.push_str(&format!("{:<20} {:<8} {:<24} {}\n", "Name", "Type", "Address", "Status"));
     for m in &view.members {
-        let linked = m.name == r.node || r.peers.iter().any(|p| p.name == m.name && p.linked);
-        let status = if linked { "running" } else { "member (no link to the manager)" };
+        let peer = r.peers.iter().find(|p| p.name == m.name);
+        let linked = m.name == r.node || peer.is_some_and(|p| p.linked);
+        let capturing = peer.and_then(|p| p.stats).is_some_and(|s| s.capturing);
+        let status = match (linked, capturing) {
+            (true, true) => "running, capturing",
+            (true, false) => "running",
+            (false, _) => "member (no link to the manager)",
+        };
         out.push_str(&format!("{:<20} {:<8} {:<24} {status}\n", m.name, role_name(m.role), m.advertise));
     }
     out

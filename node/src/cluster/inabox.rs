@@ -17,6 +17,7 @@ use super::certs;
 use super::ctl::fetch_status;
 use super::layout::{AnalysisSection, LAYOUT_VERSION, Layout, LoggingSection, ManagerEntry, NodeEntry, join_host_port};
 use super::logger::{header_time, now_epoch};
+use super::proto::pb;
 use super::role::Role;
 use super::tls::TlsSettings;
 use crate::detect::cluster::DetectArgs;
@@ -205,28 +206,53 @@ fn check_alive(procs: &mut Procs) -> anyhow::Result<()> {
 /// How long one status request to the manager may take while the cluster starts.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Waits until the manager says the cluster passed its readiness barrier. On timeout the error names the nodes that
-/// had not joined, with the end of each one's stderr: what it takes to find the node that holds the cluster up.
-async fn wait_ready(addr: &str, tls: Option<&TlsSettings>, procs: &mut Procs, timeout: Duration) -> anyhow::Result<()> {
+/// Waits until the manager says the cluster passed its readiness barrier and, with `capturing`, until every worker
+/// reported its capture open: a live capture's workers join their fanout group one by one after the barrier, and a
+/// flow that starts while only some have joined is split between workers when the others join. On timeout the error
+/// names the nodes that had not joined (or opened their capture), with the end of each one's stderr: what it takes
+/// to find the node that holds the cluster up.
+async fn wait_ready(
+    addr: &str,
+    tls: Option<&TlsSettings>,
+    procs: &mut Procs,
+    timeout: Duration,
+    capturing: bool,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let mut joined = Vec::new();
+    let mut opening = Vec::new();
     loop {
         check_alive(procs)?;
         // Bounded: a manager too busy to answer must not hold the wait past its deadline.
         if let Ok(Ok(reply)) = tokio::time::timeout(STATUS_TIMEOUT, fetch_status(addr, tls)).await
-            && let Some(view) = reply.view
+            && let Some(view) = &reply.view
         {
-            if view.ready {
+            opening = if capturing { not_capturing(&reply, procs) } else { Vec::new() };
+            if view.ready && opening.is_empty() {
                 return Ok(());
             }
-            joined = view.members.into_iter().map(|m| m.name).collect();
+            joined = view.members.iter().map(|m| m.name.clone()).collect();
         }
         if Instant::now() > deadline {
             let waiting = not_joined(procs, &joined);
-            anyhow::bail!("the cluster did not pass its readiness barrier within {timeout:?}\n{waiting}");
+            let opening: String = procs
+                .0
+                .iter()
+                .filter(|p| joined.contains(&p.name) && opening.contains(&p.name))
+                .map(|p| {
+                    format!("\n{} has not opened its capture; the end of its stderr:\n{}", p.name, tail(&p.stderr))
+                })
+                .collect();
+            anyhow::bail!("the cluster did not pass its readiness barrier within {timeout:?}\n{waiting}{opening}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The workers the manager has not heard from that their capture is open.
+fn not_capturing(reply: &pb::StatusReply, procs: &Procs) -> Vec<String> {
+    let open = |name: &str| reply.peers.iter().any(|p| p.name == name && p.stats.is_some_and(|s| s.capturing));
+    procs.0.iter().filter(|p| p.role == Role::Worker && !open(&p.name)).map(|p| p.name.clone()).collect()
 }
 
 /// The nodes missing from the manager's last view (`joined`), each with the end of its stderr.
@@ -339,7 +365,8 @@ pub fn cluster(args: ClusterArgs, otlp_endpoint: Option<&str>) -> anyhow::Result
     let manager_addr = join_host_port(&layout.manager.host, layout.manager.port);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let started = Instant::now();
-    runtime.block_on(wait_ready(&manager_addr, tls.as_ref(), &mut procs, Duration::from_secs(args.ready_timeout)))?;
+    let timeout = Duration::from_secs(args.ready_timeout);
+    runtime.block_on(wait_ready(&manager_addr, tls.as_ref(), &mut procs, timeout, args.interface.is_some()))?;
     eprintln!(
         "zeek-node: cluster ready in {:.1}s: 1 manager, {} logger(s), {} prox(ies), {} worker(s) (layout {})",
         started.elapsed().as_secs_f64(),

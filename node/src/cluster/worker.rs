@@ -321,12 +321,16 @@ fn report(node: &Node, s: &EngineStats) {
 
 /// How often a running capture's counters reach the node's metrics (and, with the heartbeats, `ctl netstats`).
 const REPORT_EVERY: Duration = Duration::from_millis(500);
+const OPEN_CHECK_EVERY: Duration = Duration::from_millis(20);
 
 /// Runs `run` while a thread of its own reports what the run's threads publish to `live`, so the metrics of a
 /// live capture move while it runs, not only when it stops.
 fn report_while<T>(node: &Node, live: &LiveStats, run: impl FnOnce() -> T) -> T {
     let done = AtomicBool::new(false);
     let report_live = || {
+        if live.is_open() {
+            node.set_capturing();
+        }
         report(node, &live.engine());
         if let Some(c) = live.capture() {
             node.set_capture_drops(c.dropped);
@@ -335,7 +339,8 @@ fn report_while<T>(node: &Node, live: &LiveStats, run: impl FnOnce() -> T) -> T 
     std::thread::scope(|scope| {
         let reporter = scope.spawn(|| {
             while !done.load(Ordering::Relaxed) {
-                std::thread::park_timeout(REPORT_EVERY);
+                // Until the source is open, look often: `zeek-node cluster -i` waits for it to say it is ready.
+                std::thread::park_timeout(if live.is_open() { REPORT_EVERY } else { OPEN_CHECK_EVERY });
                 report_live();
             }
         });
