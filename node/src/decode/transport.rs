@@ -187,28 +187,45 @@ const WIDE_SUM_MIN_LEN: usize = 2 * SUM_BLOCK;
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn ones_complement_sum_avx2(data: &[u8]) -> u16 {
-    ones_complement_sum_portable(data)
+    let (wide, rest) = sum_blocks::<WIDE_SUM_LANES>(data);
+    ones_complement_sum_onto(wide, rest)
 }
 
 /// 32-bit words summed per block: one independent 64-bit accumulator each, so the loop vectorizes.
 const SUM_LANES: usize = 8;
 const SUM_BLOCK: usize = 4 * SUM_LANES;
+/// Full-size segments are summed in blocks four times as large first: with AVX2 a turn of that loop takes 128
+/// bytes into eight accumulators, its counter and branch paid once per 128 bytes instead of per 32 (a third fewer
+/// instructions per byte).
+const WIDE_SUM_LANES: usize = 4 * SUM_LANES;
 
-/// The one's-complement sum commutes with byte swapping, so the bytes are summed as native-endian 32-bit words
-/// into 64-bit lanes (a lane overflows only after 2^32 blocks) and the folded result is swapped back once.
+/// The sum of `data`'s whole blocks of `LANES` 32-bit words, native-endian, unfolded; and what is left after them.
 #[inline(always)]
-fn ones_complement_sum_portable(data: &[u8]) -> u16 {
-    let mut lanes = [0u64; SUM_LANES];
-    let mut blocks = data.chunks_exact(SUM_BLOCK);
+fn sum_blocks<const LANES: usize>(data: &[u8]) -> (u64, &[u8]) {
+    let mut lanes = [0u64; LANES];
+    let mut blocks = data.chunks_exact(4 * LANES);
     for block in &mut blocks {
         for (lane, w) in lanes.iter_mut().zip(block.chunks_exact(4)) {
             *lane += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
         }
     }
-    let mut acc: u64 = lanes.iter().sum();
+    (lanes.iter().sum(), blocks.remainder())
+}
+
+/// The one's-complement sum commutes with byte swapping, so the bytes are summed as native-endian 32-bit words
+/// into 64-bit lanes (a lane overflows only after 2^32 blocks) and the folded result is swapped back once.
+#[inline(always)]
+fn ones_complement_sum_portable(data: &[u8]) -> u16 {
+    ones_complement_sum_onto(0, data)
+}
+
+/// The folded sum of `data` added to `acc` (an unfolded native-endian partial sum).
+#[inline(always)]
+fn ones_complement_sum_onto(acc: u64, data: &[u8]) -> u16 {
+    let (blocks, mut rest) = sum_blocks::<SUM_LANES>(data);
+    let mut acc = acc + blocks;
     // Less than a block is left: taken in 16, 8, 4 and 2 byte steps, each at most once (no loop to set up for the
     // many short buffers: IP headers, bare TCP headers). Every step starts at an even offset, as the words do.
-    let mut rest = blocks.remainder();
     if let Some((words, tail)) = rest.split_first_chunk::<16>() {
         acc += words.as_chunks::<8>().0.iter().map(|&word| sum_u32_halves(u64::from_ne_bytes(word))).sum::<u64>();
         rest = tail;
@@ -361,10 +378,11 @@ mod tests {
     fn long_buffers_match_the_definition_at_every_alignment() {
         let random = pseudo_random_bytes(9000 + SUM_BLOCK, 0x5eed);
         let saturated = vec![0xffu8; 9000 + SUM_BLOCK];
-        // Every start offset within a block, every length up to a few blocks (all tails, odd and even), then
-        // lengths spread up to a 9000-byte jumbo frame (including the usual 1500-byte MTU and its odd neighbours).
+        // Every start offset within a block, every length up to two wide blocks (all tails of both block loops,
+        // odd and even), then lengths spread up to a 9000-byte jumbo frame (including the usual 1500-byte MTU and
+        // its odd neighbours).
         let long_lengths = (0..=9000).step_by(97).chain([1499, 1500, 1501, 8999, 9000]);
-        let lengths: Vec<usize> = (0..=4 * SUM_BLOCK + 1).chain(long_lengths).collect();
+        let lengths: Vec<usize> = (0..=8 * WIDE_SUM_LANES + 1).chain(long_lengths).collect();
         for data in [&random, &saturated] {
             for start in 0..SUM_BLOCK {
                 for &len in &lengths {
