@@ -24,6 +24,8 @@ pub struct Metrics {
     pub capture_drops: Gauge,
     pub connections: Counter,
     pub connections_active: Gauge,
+    /// 1 once a worker's packet source is open.
+    pub capturing: Gauge,
     pub events_out: Family<Labels, Counter>,
     pub events_in: Family<Labels, Counter>,
     /// Publishes that reached nobody or failed, by reason (empty_pool, unreachable, queue_full, no_subscriber).
@@ -87,6 +89,7 @@ impl Metrics {
             capture_drops: Gauge::default(),
             connections: Counter::default(),
             connections_active: Gauge::default(),
+            capturing: Gauge::default(),
             events_out: Family::default(),
             events_in: Family::default(),
             publish_errors: Family::default(),
@@ -114,6 +117,7 @@ impl Metrics {
         r.register("capture_drops", "Packets the capture dropped", m.capture_drops.clone());
         r.register("connections", "Connections seen", m.connections.clone());
         r.register("connections_active", "Connections open in the session tables", m.connections_active.clone());
+        r.register("capturing", "1 once this worker's packet source is open", m.capturing.clone());
         r.register("events_out", "Events published, by topic", m.events_out.clone());
         r.register("events_in", "Events received, by topic", m.events_in.clone());
         r.register("publish_errors", "Publishes that failed, by reason", m.publish_errors.clone());
@@ -235,12 +239,14 @@ mod tests {
         m.events_out_counter("zeek/cluster/manager").inc();
         m.records_dropped("overflow", 2);
         m.connections_active.set(7);
+        m.capturing.set(1);
         let text = m.encode();
         assert!(text.contains("zeek_packets_total{cluster=\"demo\",node=\"worker-1\",role=\"worker\"} 3"), "{text}");
         assert!(
             text.contains("zeek_connections_active{cluster=\"demo\",node=\"worker-1\",role=\"worker\"} 7"),
             "{text}"
         );
+        assert!(text.contains("zeek_capturing{cluster=\"demo\",node=\"worker-1\",role=\"worker\"} 1"), "{text}");
         assert!(text.contains("topic=\"zeek/cluster/manager\"} 2"), "{text}");
         assert_eq!(m.dropped_total(), 2);
     }

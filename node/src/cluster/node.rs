@@ -165,8 +165,6 @@ pub(super) struct Inner {
     pub(super) events_out: AtomicU64,
     /// Capture counters a worker reports: packets, bytes, drops, connections.
     capture: [AtomicU64; 4],
-    /// A worker's packet source is open: from here on a live capture receives its share.
-    capturing: AtomicBool,
 }
 
 /// A running node; cheap to clone.
@@ -230,7 +228,6 @@ impl Node {
             events_in: AtomicU64::new(0),
             events_out: AtomicU64::new(0),
             capture: Default::default(),
-            capturing: AtomicBool::new(false),
             cfg,
         });
         let node = Node(inner);
@@ -434,7 +431,7 @@ impl Node {
             unacked_records: m.log_unacked_records.get().max(0) as u64,
             events_out: self.0.events_out.load(Ordering::Relaxed),
             events_in: self.0.events_in.load(Ordering::Relaxed),
-            capturing: self.0.capturing.load(Ordering::Relaxed),
+            capturing: m.capturing.get() == 1,
         }
     }
 
@@ -460,7 +457,7 @@ impl Node {
     /// A worker opened its packet source (reported with its counters; `zeek-node cluster -i` waits for every
     /// worker's before it says the cluster is ready, so nothing replayed then misses a worker's fanout socket).
     pub fn set_capturing(&self) {
-        self.0.capturing.store(true, Ordering::Relaxed);
+        self.0.metrics.capturing.set(1);
     }
 
     pub fn set_capture_drops(&self, dropped: u64) {
