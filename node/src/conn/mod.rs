@@ -424,6 +424,12 @@ impl Conn {
         if self.services().iter().any(|known| known == s) {
             return;
         }
+        if self.flags & flag::SERVICES_SPILLED == 0
+            && let Some(word) = services::push_packed(self.services, s)
+        {
+            self.services = word;
+            return;
+        }
         let mut names: Vec<&'static str> = self.services().iter().collect();
         names.push(s);
         self.set_services(names);

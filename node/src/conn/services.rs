@@ -48,10 +48,27 @@ impl ServiceList<'_> {
         self.iter().next().is_none()
     }
 
-    /// Comma-separated, as conn.log's `service` column.
+    /// Comma-separated, as conn.log's `service` column (written straight into the string: every conn.log record
+    /// asks).
     pub fn joined(&self) -> String {
-        self.iter().collect::<Vec<_>>().join(",")
+        let mut out = String::new();
+        for (i, name) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(name);
+        }
+        out
     }
+}
+
+/// `word` with `name` added after its last service, when the word has room and `name` a code.
+pub fn push_packed(word: u64, name: &'static str) -> Option<u64> {
+    let used = (u64::BITS - word.leading_zeros()).div_ceil(8);
+    if used as usize >= PACKED_SERVICES {
+        return None;
+    }
+    Some(word | u64::from(code_of(name)?) << (8 * used))
 }
 
 /// The packed form, when it can hold `names`.
@@ -78,6 +95,17 @@ mod tests {
         assert_eq!(ServiceList::Packed(word).joined(), "http,ssl,ftp-data");
         assert_eq!(pack(&["ssl"]), pack(&["ssl"]), "one code per name");
         assert!(ServiceList::Packed(0).is_empty() && pack(&[]) == Some(0));
+    }
+
+    #[test]
+    fn a_name_pushed_onto_a_word_packs_as_the_list_would() {
+        let names = ["http", "ssl", "ftp-data", "dns", "smtp", "ssh", "ftp", "quic"];
+        let mut word = 0;
+        for (i, name) in names.iter().enumerate() {
+            word = push_packed(word, name).expect("a word holds eight");
+            assert_eq!(Some(word), pack(&names[..=i]));
+        }
+        assert_eq!(push_packed(word, "irc"), None, "a full word");
     }
 
     #[test]
