@@ -124,6 +124,9 @@ struct Core {
     net_weirds_logged: HashMap<(String, String), f64>,
     /// State analyzers keep across connections (DHCP transactions).
     shared: analyzers::SharedState,
+    /// The actions buffer analyzer calls share, empty between calls: nearly every connection confirms a service
+    /// once, and a buffer per call cost it an allocation.
+    spare_actions: Vec<Action>,
     ip_tunnels: HashMap<(IpAddr, IpAddr, u8), IpTunnel>,
     specs: Vec<&'static AnalyzerSpec>,
     /// Zeek's likely server ports (what the loaded protocol scripts register, and UDP tunnels' ports), sorted, each
@@ -197,6 +200,7 @@ impl Engine {
             weirds_per_orig: Default::default(),
             net_weirds_logged: HashMap::new(),
             shared: analyzers::SharedState::default(),
+            spare_actions: Vec::new(),
             ip_tunnels: HashMap::new(),
             specs,
             tcp_port_specs,
@@ -1070,7 +1074,8 @@ impl Core {
         finishing: bool,
         f: &mut dyn FnMut(&mut dyn analyzers::Analyzer, &mut Ctx),
     ) {
-        let mut actions = Vec::new();
+        // Taken, not borrowed: applying an action may run analyzers again (a hand-over), which then start empty.
+        let mut actions = std::mem::take(&mut self.spare_actions);
         let mut weirds = Vec::new();
         let partial = matches!(&conn.session, Session::Tcp(t) if t.is_partial());
         for i in which {
@@ -1106,6 +1111,7 @@ impl Core {
                 }
             }
         }
+        self.spare_actions = actions;
         if !weirds.is_empty() {
             for w in weirds {
                 self.conn_weird(conn, ts, &w.name, w.addl, w.source);
