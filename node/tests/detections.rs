@@ -790,14 +790,20 @@ impl TracePipe {
         assert_eq!(made, 0, "mkfifo {}: {}", path.display(), std::io::Error::last_os_error());
     }
 
-    /// Opens the pipe once the worker reads it (bounded: a worker that never opens it fails the test).
-    fn open(path: &Path, timeout: Duration) -> TracePipe {
+    /// Opens the pipe once the worker reads it (bounded: a worker that never opens it fails the test, with what
+    /// the cluster's nodes said). A worker opens its trace once it has joined the cluster: on a loaded 2-core
+    /// machine (the whole suite runs in parallel) that took over 30 s at times, so the bound is generous.
+    fn open(path: &Path, c: &Nodes) -> TracePipe {
         use std::os::unix::fs::OpenOptionsExt;
-        let opened = wait_for(timeout, || {
+        const TIMEOUT: Duration = Duration::from_secs(90);
+        let opened = wait_for(TIMEOUT, || {
             // Non-blocking, so the wait stays bounded: without a reader the open fails (ENXIO) instead of waiting.
             std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path).ok()
         });
-        let file = opened.unwrap_or_else(|| panic!("no worker opened {} within {timeout:?}", path.display()));
+        let file = opened.unwrap_or_else(|| {
+            let said: String = c.names().iter().map(|n| format!("--- {n}:\n{}\n", c.stderr(n))).collect();
+            panic!("no worker opened {} within {TIMEOUT:?}\n{said}", path.display())
+        });
         // SAFETY: fcntl(2) on the descriptor we own, clearing O_NONBLOCK so that writes wait for the reader.
         unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&file), libc::F_SETFL, 0) };
         TracePipe(file)
@@ -881,9 +887,7 @@ fn proxies_scale_from_2_to_3_and_back_during_a_dos_run() {
         c.start(name, &[]);
     }
     c.start("worker-1", &["-r", &fifo.display().to_string()]);
-    // The worker opens its trace once it has joined the cluster: on a loaded 2-core machine (the whole suite runs
-    // in parallel) that took over 30 s once. The bound only limits a failing run.
-    let mut pipe = TracePipe::open(&fifo, Duration::from_secs(90));
+    let mut pipe = TracePipe::open(&fifo, &c);
     pipe.send(&Pcap::header());
     send_paced(&mut pipe, &phases[0]);
     let crossed =
@@ -967,13 +971,13 @@ fn cluster_intel_reaches_late_workers_and_follows_file_changes() {
         got.unwrap_or_else(|| panic!("{n} intel records: {:?}", c.records("intel", &masked)))
     };
     received(&c, "worker-1", 1);
-    let mut first = TracePipe::open(&fifos[0], Duration::from_secs(30));
+    let mut first = TracePipe::open(&fifos[0], &c);
     first.send(&Pcap::header());
     first.send(&parts[0].records());
     logged(&c, expected[0].len());
 
     c.join("worker-2", "worker", &["-r", &fifos[1].display().to_string()]);
-    let mut second = TracePipe::open(&fifos[1], Duration::from_secs(30));
+    let mut second = TracePipe::open(&fifos[1], &c);
     received(&c, "worker-2", 1);
     second.send(&Pcap::header());
     second.send(&parts[1].records());

@@ -226,6 +226,13 @@ impl Nodes {
         })
     }
 
+    /// The nodes started so far, by name.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.procs.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     pub fn stderr(&self, name: &str) -> String {
         std::fs::read_to_string(self.path(&format!("{name}.stderr"))).unwrap_or_default()
     }
