@@ -290,7 +290,14 @@ async fn node_main(cfg: NodeConfig, mut plan: NodePlan) -> anyhow::Result<()> {
         ready = tracing::field::Empty,
         epoch = tracing::field::Empty,
     );
-    let node = Node::start(cfg).instrument(joining.clone()).await?;
+    // The analyses' handlers are registered before the node links up: what the manager sends a joining worker
+    // (the intel list) must find them.
+    let (node, (scenario_done, rt)) = Node::start_with(cfg, |node| {
+        let scenario_done = testkit::install(node, &plan.scenarios);
+        (scenario_done, install_analyses(node, &mut plan))
+    })
+    .instrument(joining.clone())
+    .await?;
     {
         let (node, timeout) = (node.clone(), plan.ready_timeout);
         tokio::spawn(
@@ -301,8 +308,6 @@ async fn node_main(cfg: NodeConfig, mut plan: NodePlan) -> anyhow::Result<()> {
             .instrument(joining),
         );
     }
-    let scenario_done = testkit::install(&node, &plan.scenarios);
-    let rt = install_analyses(&node, &mut plan);
     if let Some(rt) = &rt {
         spawn_detect_timer(&node, rt, !plan.offline);
     }

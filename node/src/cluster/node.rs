@@ -182,6 +182,13 @@ fn wall_secs() -> f64 {
 impl Node {
     /// Starts the node: binds its gRPC port, starts its tasks and begins dialing. Call inside a tokio runtime.
     pub async fn start(cfg: NodeConfig) -> anyhow::Result<Node> {
+        Ok(Node::start_with(cfg, |_| ()).await?.0)
+    }
+
+    /// [`Node::start`], with `install` run on the node before it accepts or dials a link: the handlers it
+    /// registers exist before any message can arrive. A worker's intel list, sent when it joins, reached a worker
+    /// whose handler was registered just after the join, and was dropped: the worker never matched anything.
+    pub async fn start_with<R>(cfg: NodeConfig, install: impl FnOnce(&Node) -> R) -> anyhow::Result<(Node, R)> {
         let me = cfg.me.clone();
         let metrics = Arc::new(Metrics::new(&cfg.cluster, &me.name, me.role.as_str()));
         let subscriptions = if cfg.listen.is_none() {
@@ -232,9 +239,10 @@ impl Node {
         });
         let node = Node(inner);
         node.on(STATE_TRANSFER_EVENT, Arc::new(|n: &Node, r: &Received| n.merge_transferred_state(r)));
-        node.serve().await?;
         node.0.shipper.start(Arc::new(node.clone()));
         tokio::spawn(dispatch_loop(node.clone(), local_rx));
+        let installed = install(&node);
+        node.serve().await?;
         tokio::spawn(heartbeat_loop(node.clone()));
         if let Some(addr) = node.0.cfg.metrics_addr {
             let (metrics, ready) = (Arc::clone(&node.0.metrics), Arc::clone(&node.0.ready));
@@ -252,7 +260,7 @@ impl Node {
             node.ensure_dial(&node.0.cfg.manager.name, &node.0.cfg.manager.advertise());
         }
         tracing::info!(node = %node.name(), role = %node.role(), listen = ?node.0.cfg.listen, "node started");
-        Ok(node)
+        Ok((node, installed))
     }
 
     /// A node that plays every role in one process, with no network: publishes reach its own handlers, every pool
@@ -1071,6 +1079,58 @@ mod tests {
         node.leave("test").await;
         let text = std::fs::read_to_string(dir.path().join(format!("{}.log", TEST_LOG.path))).unwrap();
         assert!(text.contains("\tstandalone\tdone\t"), "{text}");
+    }
+
+    /// What the manager sends a node the moment it joins (Zeek's `Cluster::node_up`: how a new worker gets the
+    /// intel list) reaches the handlers the node installed with `start_with`, which run before it links up.
+    #[tokio::test]
+    async fn handlers_installed_at_start_get_what_the_manager_sends_at_join() {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = crate::cluster::inabox::free_ports(2).unwrap();
+        let spec = |name: &str, role, port| NodeSpec {
+            name: name.into(),
+            role,
+            host: "127.0.0.1".into(),
+            port,
+            interface: None,
+            threads: None,
+        };
+        let (manager, worker) = (spec("manager", Role::Manager, ports[0]), spec("worker-1", Role::Worker, ports[1]));
+        let config = |me: &NodeSpec| NodeConfig {
+            cluster: "join-test".into(),
+            me: me.clone(),
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], me.port))),
+            manager: manager.clone(),
+            expected: vec!["worker-1".into()],
+            tls: None,
+            timing: Timing::default(),
+            logging: LogSettings { dir: dir.path().into(), format: LogFormat::Tsv, rotation: None },
+            shipping: ShipSettings::default(),
+            metrics_addr: None,
+        };
+        let welcome = |n: &Node, r: &Received| {
+            if let Some(Data::Str(name)) = r.event.args.first() {
+                let _ = n.publish(&topic::node_topic(name), Event::new("Test::welcome", vec![]));
+            }
+        };
+        let (m, ()) = Node::start_with(config(&manager), |m| m.on(NODE_UP_EVENT, Arc::new(welcome))).await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (w, links_at_install) = Node::start_with(config(&worker), |w| {
+            w.on(
+                "Test::welcome",
+                Arc::new(move |_: &Node, _: &Received| {
+                    let _ = tx.send(());
+                }),
+            );
+            w.links().len()
+        })
+        .await
+        .unwrap();
+        assert_eq!(links_at_install, 0, "installed before any link");
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        assert!(got.is_ok_and(|m| m.is_some()), "the worker's handler got the manager's welcome");
+        w.leave("test").await;
+        m.leave("test").await;
     }
 
     /// `publish` keeps a plan per topic: a change of subscriptions must show in the very next publish.
