@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -97,10 +97,45 @@ impl Drop for Procs {
     }
 }
 
-fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    // Hold every listener until all ports are chosen, so no port is handed out twice.
-    let listeners = (0..n).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<Result<Vec<_>, _>>()?;
-    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+/// `n` distinct ports free on 127.0.0.1 now, for nodes that bind them a moment later.
+///
+/// Not picked by binding port 0: such a port is ephemeral, and until the node binds it an outgoing connection of
+/// any process may take it (the nodes dial one another as they start), and the node fails to start. These come
+/// from below the kernel's ephemeral range (`ip_local_port_range`; outgoing connections never use them) and from a
+/// counter, so clusters started at once by one process (the test suites) get different ones. Where the range
+/// leaves no room below it, port 0 it is.
+pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    const FIRST: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_start.saturating_sub(FIRST);
+    if span < 1_000 {
+        // Hold every listener until all ports are chosen, so no port is handed out twice.
+        let listeners = (0..n).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<Result<Vec<_>, _>>()?;
+        return listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect();
+    }
+    // Processes started one after another (test binaries) start at different places as well.
+    let offset = std::process::id().wrapping_mul(397) % span;
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..span {
+        if ports.len() == n {
+            return Ok(ports);
+        }
+        let port = (FIRST + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+    }
+    if ports.len() == n {
+        return Ok(ports);
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("fewer than {n} free ports below {ephemeral_start}"),
+    ))
 }
 
 fn node_names(args: &ClusterArgs) -> Vec<(String, Role)> {

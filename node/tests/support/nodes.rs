@@ -3,7 +3,6 @@
 //! node, every process killed when the set is dropped. Every wait is bounded.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -31,10 +30,10 @@ pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
     }
 }
 
-/// `n` ports free on 127.0.0.1 right now.
+/// `n` ports free on 127.0.0.1 right now, picked as `zeek-node cluster` picks its nodes' ports (below the
+/// ephemeral range, which the suite's many outgoing connections use).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+    zeek_node::cluster::inabox::free_ports(n).expect("free loopback ports")
 }
 
 /// Every `<prefix>*.log` file under `dir` and its subfolders (rotated archives included).
