@@ -48,6 +48,19 @@ pub struct EngineStats {
     pub decode_errors: u64,
     pub connections: u64,
     pub active_connections: u64,
+    /// Zeek's gap statistics (`get_gap_stats`), what its capture-loss estimate is made of: acks that moved a TCP
+    /// stream on while both sides were established, and those among them that acknowledged bytes never seen.
+    pub tcp_ack_events: u64,
+    pub tcp_gap_events: u64,
+}
+
+impl EngineStats {
+    /// Zeek's capture-loss estimate (`policy/misc/capture-loss`): the share of acks above a content gap, in
+    /// percent; `None` before any ack. Loss anywhere before the analysis (a SPAN port, the NIC, the kernel) shows
+    /// here, where the capture's drop counters only see their own.
+    pub fn capture_loss_percent(&self) -> Option<f64> {
+        (self.tcp_ack_events > 0).then(|| 100.0 * self.tcp_gap_events as f64 / self.tcp_ack_events as f64)
+    }
 }
 
 /// An IP-in-IP or GRE tunnel (no connection of its own, but a uid and tunnel.log lines).
@@ -978,8 +991,18 @@ impl Core {
             };
             if !(hdr.flags.rst() || partial && ack <= 2) {
                 let mut chunks = Vec::new();
-                let missing =
-                    conn.stream_mut(peer).map_or(0, |s| s.acked(ack, &mut |c| chunks.push(OwnedChunk::from(c))));
+                // `get_gap_stats` counts while both sides are established (`report_gaps_for_partial` is off), an
+                // ack that moves the stream's trim point on (it starts at the first byte, 1).
+                let counted =
+                    outcome.prev_ack.filter(|_| matches!(&conn.session, Session::Tcp(t) if t.both_established()));
+                let (advanced, missing) = conn.stream_mut(peer).map_or((false, 0), |s| {
+                    let advanced = counted.is_some_and(|prev| s.trim_point(ack) > s.trim_point(prev).max(1));
+                    (advanced, s.acked(ack, &mut |c| chunks.push(OwnedChunk::from(c))))
+                });
+                if advanced {
+                    self.stats.tcp_ack_events += 1;
+                    self.stats.tcp_gap_events += u64::from(missing > 0);
+                }
                 if let (true, Session::Tcp(t)) = (missing > 0, &mut conn.session)
                     && t.reports_gaps(peer)
                 {
@@ -1567,6 +1590,36 @@ mod tests {
         let request = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
         engine.process_packet(0.2, LinkType::Raw, &ipv4_tcp(client, server, 101, 501, PSH_ACK, request));
         assert!(http_started(&engine), "the first payload builds the analyzer");
+    }
+
+    /// Zeek's gap statistics: an ack counts when it moves a stream on while both sides are established (not the
+    /// handshake's, not a repeat), and is a gap event when it acknowledges bytes never seen; a FIN's sequence
+    /// number moves nothing.
+    #[test]
+    fn acks_and_gaps_are_counted_as_zeek_counts_them() {
+        const SYN: u8 = 0x02;
+        const SYN_ACK: u8 = 0x12;
+        const ACK: u8 = 0x10;
+        const PSH_ACK: u8 = 0x18;
+        const FIN_ACK: u8 = 0x11;
+        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
+        let (client, server) = (([10, 0, 0, 1], 40000), ([10, 1, 0, 1], 5555));
+        let mut send = |ts: f64, frame: Vec<u8>| {
+            engine.process_packet(ts, LinkType::Raw, &frame);
+            (engine.stats().tcp_ack_events, engine.stats().tcp_gap_events)
+        };
+        assert_eq!(send(0.0, ipv4_tcp(client, server, 100, 0, SYN, b"")), (0, 0));
+        assert_eq!(send(0.1, ipv4_tcp(server, client, 500, 101, SYN_ACK, b"")), (0, 0));
+        assert_eq!(send(0.2, ipv4_tcp(client, server, 101, 501, ACK, b"")), (0, 0), "the handshake's ack");
+        assert_eq!(send(0.3, ipv4_tcp(client, server, 101, 501, PSH_ACK, b"aaaa")), (0, 0));
+        assert_eq!(send(0.4, ipv4_tcp(server, client, 501, 105, ACK, b"")), (1, 0), "four bytes seen and acked");
+        assert_eq!(send(0.5, ipv4_tcp(server, client, 501, 105, ACK, b"")), (1, 0), "a repeat");
+        // Bytes 105..109 never arrive.
+        assert_eq!(send(0.6, ipv4_tcp(client, server, 109, 501, PSH_ACK, b"cccc")), (1, 0));
+        assert_eq!(send(0.7, ipv4_tcp(server, client, 501, 113, ACK, b"")), (2, 1), "acked above the hole");
+        assert_eq!(send(0.8, ipv4_tcp(client, server, 113, 501, FIN_ACK, b"")), (2, 1));
+        assert_eq!(send(0.9, ipv4_tcp(server, client, 501, 114, ACK, b"")), (2, 1), "the FIN's ack");
+        assert_eq!(engine.stats().capture_loss_percent(), Some(50.0));
     }
 
     #[test]

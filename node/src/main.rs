@@ -173,6 +173,9 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
         packets = summary.engine.packets,
         connections = summary.engine.connections,
         records = summary.records,
+        tcp_ack_events = summary.engine.tcp_ack_events,
+        tcp_gap_events = summary.engine.tcp_gap_events,
+        capture_loss_percent = summary.engine.capture_loss_percent(),
         "done"
     );
     Ok(())

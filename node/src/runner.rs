@@ -68,7 +68,7 @@ pub struct RunOptions {
 #[derive(Debug, Default)]
 pub struct LiveStats {
     /// The engines' growing counters, in [`engine_counters`] order.
-    engine: [AtomicU64; 4],
+    engine: [AtomicU64; 6],
     /// A gauge: each thread adds the change in its own open connections.
     active_connections: AtomicI64,
     /// The capture's counters, in [`capture_counters`] order.
@@ -80,8 +80,8 @@ pub struct LiveStats {
     opened: AtomicBool,
 }
 
-fn engine_counters(s: &EngineStats) -> [u64; 4] {
-    [s.packets, s.bytes, s.connections, s.decode_errors]
+fn engine_counters(s: &EngineStats) -> [u64; 6] {
+    [s.packets, s.bytes, s.connections, s.decode_errors, s.tcp_ack_events, s.tcp_gap_events]
 }
 
 fn capture_counters(c: &CaptureStats) -> [u64; 3] {
@@ -103,9 +103,9 @@ fn add_growth<const N: usize>(totals: &[AtomicU64; N], now: [u64; N], before: [u
 impl LiveStats {
     /// The engines' counters, summed over the threads.
     pub fn engine(&self) -> EngineStats {
-        let [packets, bytes, connections, decode_errors] = load(&self.engine);
+        let [packets, bytes, connections, decode_errors, tcp_ack_events, tcp_gap_events] = load(&self.engine);
         let active_connections = self.active_connections.load(Ordering::Relaxed).max(0) as u64;
-        EngineStats { packets, bytes, decode_errors, connections, active_connections }
+        EngineStats { packets, bytes, decode_errors, connections, active_connections, tcp_ack_events, tcp_gap_events }
     }
 
     /// Whether the run's packet source is open.
@@ -479,6 +479,8 @@ fn add_engine_stats(total: &mut EngineStats, s: &EngineStats) {
     total.bytes += s.bytes;
     total.connections += s.connections;
     total.decode_errors += s.decode_errors;
+    total.tcp_ack_events += s.tcp_ack_events;
+    total.tcp_gap_events += s.tcp_gap_events;
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -692,7 +694,15 @@ mod tests {
     use crate::logs::MemorySink;
 
     fn stats(packets: u64, active_connections: u64) -> EngineStats {
-        EngineStats { packets, bytes: packets * 100, decode_errors: 0, connections: packets / 10, active_connections }
+        EngineStats {
+            packets,
+            bytes: packets * 100,
+            decode_errors: 0,
+            connections: packets / 10,
+            active_connections,
+            tcp_ack_events: packets / 2,
+            tcp_gap_events: packets / 50,
+        }
     }
 
     /// Threads publish what changed since their last publication: the totals are the sum of each thread's latest
@@ -705,6 +715,7 @@ mod tests {
         b.engine(&stats(40, 3));
         a.engine(&stats(250, 2));
         assert_eq!((live.engine().packets, live.engine().bytes, live.engine().active_connections), (290, 29_000, 5));
+        assert_eq!((live.engine().tcp_ack_events, live.engine().tcp_gap_events), (145, 5));
         assert!(live.capture().is_none(), "no capture published yet");
         a.capture(&CaptureStats { received: 10, dropped: 1, if_dropped: 0 });
         b.capture(&CaptureStats { received: 5, dropped: 0, if_dropped: 2 });
@@ -740,6 +751,11 @@ mod tests {
                 (published.packets, published.bytes, published.connections, published.active_connections),
                 (summary.engine.packets, summary.engine.bytes, summary.engine.connections, 0),
                 "{threads} thread(s)"
+            );
+            assert!(summary.engine.tcp_ack_events > 0, "the demo trace has TCP streams");
+            assert_eq!(
+                (published.tcp_ack_events, published.tcp_gap_events),
+                (summary.engine.tcp_ack_events, summary.engine.tcp_gap_events)
             );
         }
     }

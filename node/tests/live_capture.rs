@@ -90,6 +90,7 @@ fn live_cluster_workers_find_data_channels_announced_on_another_worker() {
     let args = ["cluster", "--workers", "2", "--proxies", "1", "--loggers", "1", "-i", &net.b_iface, "--insecure"];
     let packets = pcap_records(&trace);
     let counted = std::cell::Cell::new(0);
+    let netstats = std::cell::RefCell::new(String::new());
     let hooks = Hooks {
         // Ready means capturing: a worker that joins its fanout group later would split the flows then running.
         before_replay: &|seen| {
@@ -98,7 +99,10 @@ fn live_cluster_workers_find_data_channels_announced_on_another_worker() {
             assert_eq!(workers.len(), 2, "`ctl status` lists both workers:\n{status}");
             assert!(workers.iter().all(|l| l.ends_with("capturing")), "ready, but not capturing:\n{status}");
         },
-        while_capturing: &|seen| counted.set(netstats_packets_reach(&net, seen, packets)),
+        while_capturing: &|seen| {
+            counted.set(netstats_packets_reach(&net, seen, packets));
+            *netstats.borrow_mut() = ctl(&net, seen, "netstats");
+        },
     };
     let stderr = replay_into(&net, &args, "cluster ready", live.path(), &trace, FTP_REPLAY_PPS, &hooks);
     let counted = counted.get();
@@ -106,6 +110,11 @@ fn live_cluster_workers_find_data_channels_announced_on_another_worker() {
         counted >= packets,
         "while capturing, `ctl netstats` counted {counted} packets of the {packets} replayed:\n{stderr}"
     );
+    // The workers' capture-loss estimates reach `ctl` too; the trace has no content gap, so none is above zero.
+    let netstats = netstats.into_inner();
+    let losses: Vec<&str> = netstats.split_whitespace().filter_map(|w| w.strip_prefix("capture_loss=")).collect();
+    assert_eq!(losses.len(), 2, "both workers:\n{netstats}");
+    assert!(losses.contains(&"0.000%") && losses.iter().all(|l| ["0.000%", "-"].contains(l)), "{netstats}");
     let logs = ["conn.log", "files.log", "ftp.log"];
     assert_same_logs("cluster", offline.path(), live.path(), &logs, FTP_MASKED, &stderr);
 }

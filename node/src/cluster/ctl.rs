@@ -111,8 +111,14 @@ pub fn format_netstats(r: &pb::StatusReply) -> String {
     let mut out = String::new();
     for p in r.peers.iter().filter(|p| Role::from_pb(p.role) == Some(Role::Worker)) {
         let s = p.stats.unwrap_or_default();
+        // Zeek's capture-loss estimate (gaps per ack) beside the capture's own drops: loss before the capture (a
+        // SPAN port, the NIC) shows only there.
+        let loss = match s.tcp_ack_events {
+            0 => "-".to_string(),
+            acks => format!("{:.3}%", 100.0 * s.tcp_gap_events as f64 / acks as f64),
+        };
         out.push_str(&format!(
-            "{:>12}: packets={} bytes={} dropped={} connections={} log_records={}\n",
+            "{:>12}: packets={} bytes={} dropped={} connections={} log_records={} capture_loss={loss}\n",
             p.name, s.packets, s.bytes, s.dropped, s.connections, s.log_records
         ));
     }

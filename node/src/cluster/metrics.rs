@@ -26,6 +26,8 @@ pub struct Metrics {
     pub connections_active: Gauge,
     /// 1 once a worker's packet source is open.
     pub capturing: Gauge,
+    pub tcp_ack_events: Counter,
+    pub tcp_gap_events: Counter,
     pub events_out: Family<Labels, Counter>,
     pub events_in: Family<Labels, Counter>,
     /// Publishes that reached nobody or failed, by reason (empty_pool, unreachable, queue_full, no_subscriber).
@@ -90,6 +92,8 @@ impl Metrics {
             connections: Counter::default(),
             connections_active: Gauge::default(),
             capturing: Gauge::default(),
+            tcp_ack_events: Counter::default(),
+            tcp_gap_events: Counter::default(),
             events_out: Family::default(),
             events_in: Family::default(),
             publish_errors: Family::default(),
@@ -118,6 +122,16 @@ impl Metrics {
         r.register("connections", "Connections seen", m.connections.clone());
         r.register("connections_active", "Connections open in the session tables", m.connections_active.clone());
         r.register("capturing", "1 once this worker's packet source is open", m.capturing.clone());
+        r.register(
+            "tcp_ack_events",
+            "TCP acks that moved a stream on while both sides were established (Zeek's gap statistics)",
+            m.tcp_ack_events.clone(),
+        );
+        r.register(
+            "tcp_gap_events",
+            "TCP acks above bytes never seen: capture loss is their share of tcp_ack_events",
+            m.tcp_gap_events.clone(),
+        );
         r.register("events_out", "Events published, by topic", m.events_out.clone());
         r.register("events_in", "Events received, by topic", m.events_in.clone());
         r.register("publish_errors", "Publishes that failed, by reason", m.publish_errors.clone());
@@ -240,6 +254,7 @@ mod tests {
         m.records_dropped("overflow", 2);
         m.connections_active.set(7);
         m.capturing.set(1);
+        m.tcp_gap_events.inc_by(2);
         let text = m.encode();
         assert!(text.contains("zeek_packets_total{cluster=\"demo\",node=\"worker-1\",role=\"worker\"} 3"), "{text}");
         assert!(
@@ -247,6 +262,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("zeek_capturing{cluster=\"demo\",node=\"worker-1\",role=\"worker\"} 1"), "{text}");
+        assert!(
+            text.contains("zeek_tcp_gap_events_total{cluster=\"demo\",node=\"worker-1\",role=\"worker\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("topic=\"zeek/cluster/manager\"} 2"), "{text}");
         assert_eq!(m.dropped_total(), 2);
     }

@@ -163,8 +163,8 @@ pub(super) struct Inner {
     dialing: Mutex<HashSet<String>>,
     pub(super) events_in: AtomicU64,
     pub(super) events_out: AtomicU64,
-    /// Capture counters a worker reports: packets, bytes, drops, connections.
-    capture: [AtomicU64; 4],
+    /// Capture counters a worker reports: packets, bytes, drops, connections, TCP ack and gap events.
+    capture: [AtomicU64; 6],
 }
 
 /// A running node; cheap to clone.
@@ -440,11 +440,13 @@ impl Node {
             events_out: self.0.events_out.load(Ordering::Relaxed),
             events_in: self.0.events_in.load(Ordering::Relaxed),
             capturing: m.capturing.get() == 1,
+            tcp_ack_events: c(4),
+            tcp_gap_events: c(5),
         }
     }
 
     /// A worker reports its engine's totals (they only grow).
-    pub fn set_capture_stats(&self, packets: u64, bytes: u64, connections: u64) {
+    pub fn set_capture_stats(&self, s: &crate::engine::EngineStats) {
         let m = &self.0.metrics;
         let grow = |i: usize, v: u64, c: &prometheus_client::metrics::counter::Counter| {
             let before = self.0.capture[i].fetch_max(v, Ordering::Relaxed);
@@ -452,9 +454,11 @@ impl Node {
                 c.inc_by(v - before);
             }
         };
-        grow(0, packets, &m.packets);
-        grow(1, bytes, &m.packet_bytes);
-        grow(3, connections, &m.connections);
+        grow(0, s.packets, &m.packets);
+        grow(1, s.bytes, &m.packet_bytes);
+        grow(3, s.connections, &m.connections);
+        grow(4, s.tcp_ack_events, &m.tcp_ack_events);
+        grow(5, s.tcp_gap_events, &m.tcp_gap_events);
     }
 
     /// Connections a worker's engines hold open now (a gauge: the memory a worker needs grows with it).

@@ -315,7 +315,7 @@ fn on_from_other_workers<T: 'static>(
 }
 
 fn report(node: &Node, s: &EngineStats) {
-    node.set_capture_stats(s.packets, s.bytes, s.connections);
+    node.set_capture_stats(s);
     node.set_active_connections(s.active_connections);
 }
 

@@ -44,6 +44,11 @@ impl Stream {
         self.next_seq
     }
 
+    /// How far an ack of `ack` trims this stream: the FIN takes a sequence number that carries no data.
+    pub fn trim_point(&self, ack: u64) -> u64 {
+        ack.min(self.fin_seq)
+    }
+
     /// The stream ends at `seq` (the latest FIN's, as Zeek keeps it).
     pub fn set_fin(&mut self, seq: u64) {
         self.fin_seq = seq;
@@ -135,9 +140,8 @@ impl Stream {
     /// The peer acknowledged everything below `ack`. Bytes below it that never arrived are a gap.
     /// Returns the number of missing bytes.
     pub fn acked(&mut self, ack: u64, deliver: &mut impl FnMut(Chunk)) -> u64 {
-        // The FIN takes one sequence number that carries no data.
-        // (Unset, `u64::MAX` limits nothing.)
-        let limit = ack.min(self.fin_seq);
+        // (An unset FIN, `u64::MAX`, limits nothing.)
+        let limit = self.trim_point(ack);
         let mut missing = 0;
         while limit > self.next_seq {
             let hole_end = self.first_held().map_or(limit, |s| s.min(limit));

@@ -237,6 +237,9 @@ pub struct TcpOutcome {
     pub data_seq: Option<u64>,
     /// Relative ack the peer's stream may trim to.
     pub ack: Option<u64>,
+    /// When this packet's ack is the peer's highest so far: the relative ack it replaces. An ack that moves the
+    /// peer stream's trim point on is one of Zeek's "ack events", the denominator of its capture-loss estimate.
+    pub prev_ack: Option<u64>,
     /// For a FIN: the relative sequence just past its data, where this side's stream ends (Zeek's `FIN_seq - 1`).
     pub fin_seq: Option<u64>,
     /// The roles flipped (SYN/SYN-ACK seen in reverse).
@@ -286,6 +289,10 @@ impl TcpSession {
     /// data before the handshake, after a RST) gaps come from sequence numbers that cannot be trusted.
     pub fn reports_gaps(&self, owner: usize) -> bool {
         self.ep[owner].is_clean() && self.ep[1 - owner].is_clean()
+    }
+
+    pub fn both_established(&self) -> bool {
+        self.ep[0].state == EndpointState::Established && self.ep[1].state == EndpointState::Established
     }
 
     pub fn both_closed(&self) -> bool {
@@ -397,6 +404,7 @@ impl TcpSession {
                         let peer = &mut self.ep[other];
                         let delta_ack = seq_delta(ack_seq, peer.ack_seq);
                         if !(ack_seq == 0 && delta_ack > TOO_LARGE_SEQ_DELTA) && delta_ack > 0 {
+                            out.prev_ack = Some(peer.to_relative(peer.ack_seq, u32::from(peer.ack_wraps)));
                             peer.update_ack_seq(ack_seq);
                         }
                     }
