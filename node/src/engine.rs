@@ -1569,13 +1569,17 @@ mod tests {
 
     use crate::decode::test_frames::ipv4_tcp;
 
+    /// TCP flag bytes of the frames the tests build.
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const FIN_ACK: u8 = 0x11;
+    const SYN_ACK: u8 = 0x12;
+    const PSH_ACK: u8 = 0x18;
+
     /// A port's analyzers are attached at the first packet but built at their first call: a connection that
     /// carries nothing holds no analyzer state, and one that does gets its analyzer with the first payload.
     #[test]
     fn analyzers_are_built_at_their_first_call() {
-        const SYN: u8 = 0x02;
-        const SYN_ACK: u8 = 0x12;
-        const PSH_ACK: u8 = 0x18;
         let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
         let (client, server) = (([10, 0, 0, 1], 40000), ([10, 1, 0, 1], 80));
         let key = ConnKey::new(IpAddr::from(client.0), client.1, IpAddr::from(server.0), server.1, 6);
@@ -1597,11 +1601,6 @@ mod tests {
     /// number moves nothing.
     #[test]
     fn acks_and_gaps_are_counted_as_zeek_counts_them() {
-        const SYN: u8 = 0x02;
-        const SYN_ACK: u8 = 0x12;
-        const ACK: u8 = 0x10;
-        const PSH_ACK: u8 = 0x18;
-        const FIN_ACK: u8 = 0x11;
         let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
         let (client, server) = (([10, 0, 0, 1], 40000), ([10, 1, 0, 1], 5555));
         let mut send = |ts: f64, frame: Vec<u8>| {
@@ -1625,10 +1624,6 @@ mod tests {
     #[test]
     fn stale_timers_do_not_pile_up() {
         const CONNS: u16 = 4000;
-        const SYN: u8 = 0x02;
-        const ACK: u8 = 0x10;
-        const FIN_ACK: u8 = 0x11;
-        const SYN_ACK: u8 = 0x12;
         let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
         let server = [10, 1, 0, 1];
         let client = |i: u16| [10, 0, (i >> 8) as u8, i as u8];
