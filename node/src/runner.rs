@@ -84,6 +84,12 @@ fn engine_counters(s: &EngineStats) -> [u64; 6] {
     [s.packets, s.bytes, s.connections, s.decode_errors, s.tcp_ack_events, s.tcp_gap_events]
 }
 
+/// The stats whose [`engine_counters`] are `counters`, with the gauge of open connections beside them.
+fn engine_stats(counters: [u64; 6], active_connections: u64) -> EngineStats {
+    let [packets, bytes, connections, decode_errors, tcp_ack_events, tcp_gap_events] = counters;
+    EngineStats { packets, bytes, decode_errors, connections, active_connections, tcp_ack_events, tcp_gap_events }
+}
+
 fn capture_counters(c: &CaptureStats) -> [u64; 3] {
     [c.received, c.dropped, c.if_dropped]
 }
@@ -103,9 +109,8 @@ fn add_growth<const N: usize>(totals: &[AtomicU64; N], now: [u64; N], before: [u
 impl LiveStats {
     /// The engines' counters, summed over the threads.
     pub fn engine(&self) -> EngineStats {
-        let [packets, bytes, connections, decode_errors, tcp_ack_events, tcp_gap_events] = load(&self.engine);
         let active_connections = self.active_connections.load(Ordering::Relaxed).max(0) as u64;
-        EngineStats { packets, bytes, decode_errors, connections, active_connections, tcp_ack_events, tcp_gap_events }
+        engine_stats(load(&self.engine), active_connections)
     }
 
     /// Whether the run's packet source is open.
@@ -474,13 +479,13 @@ fn thread_config(analysis: &AnalysisConfig, i: usize) -> AnalysisConfig {
     cfg
 }
 
+/// Adds a thread's counters to the run's (open connections are not summed: the run has ended).
 fn add_engine_stats(total: &mut EngineStats, s: &EngineStats) {
-    total.packets += s.packets;
-    total.bytes += s.bytes;
-    total.connections += s.connections;
-    total.decode_errors += s.decode_errors;
-    total.tcp_ack_events += s.tcp_ack_events;
-    total.tcp_gap_events += s.tcp_gap_events;
+    let mut sum = engine_counters(total);
+    for (t, v) in sum.iter_mut().zip(engine_counters(s)) {
+        *t += v;
+    }
+    *total = engine_stats(sum, total.active_connections);
 }
 
 #[cfg(not(target_os = "linux"))]
