@@ -59,8 +59,13 @@ impl EngineStats {
     /// percent; `None` before any ack. Loss anywhere before the analysis (a SPAN port, the NIC, the kernel) shows
     /// here, where the capture's drop counters only see their own.
     pub fn capture_loss_percent(&self) -> Option<f64> {
-        (self.tcp_ack_events > 0).then(|| 100.0 * self.tcp_gap_events as f64 / self.tcp_ack_events as f64)
+        capture_loss_percent(self.tcp_ack_events, self.tcp_gap_events)
     }
+}
+
+/// Zeek's capture-loss figure from its gap statistics: gap events per hundred ack events.
+pub fn capture_loss_percent(ack_events: u64, gap_events: u64) -> Option<f64> {
+    (ack_events > 0).then(|| 100.0 * gap_events as f64 / ack_events as f64)
 }
 
 /// An IP-in-IP or GRE tunnel (no connection of its own, but a uid and tunnel.log lines).

@@ -113,10 +113,8 @@ pub fn format_netstats(r: &pb::StatusReply) -> String {
         let s = p.stats.unwrap_or_default();
         // Zeek's capture-loss estimate (gaps per ack) beside the capture's own drops: loss before the capture (a
         // SPAN port, the NIC) shows only there.
-        let loss = match s.tcp_ack_events {
-            0 => "-".to_string(),
-            acks => format!("{:.3}%", 100.0 * s.tcp_gap_events as f64 / acks as f64),
-        };
+        let loss = crate::engine::capture_loss_percent(s.tcp_ack_events, s.tcp_gap_events)
+            .map_or_else(|| "-".to_string(), |pct| format!("{pct:.3}%"));
         out.push_str(&format!(
             "{:>12}: packets={} bytes={} dropped={} connections={} log_records={} capture_loss={loss}\n",
             p.name, s.packets, s.bytes, s.dropped, s.connections, s.log_records
