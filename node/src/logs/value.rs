@@ -117,7 +117,7 @@ fn push_fixed6(out: &mut String, v: f64) -> bool {
         quotient + u128::from(round_up)
     };
     // |v| < 10^12, so at most 10^18 millionths: a u64 from here on, whose division by a constant is a multiply
-    // (a u128's is a library call): 5% of the time formatting takes.
+    // (a u128's is a library call, 5% of what formatting a time took).
     let micros = micros as u64;
     if v.is_sign_negative() {
         out.push('-');
