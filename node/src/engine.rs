@@ -757,7 +757,7 @@ impl Core {
                 let mut is_orig = is_orig;
                 if let Session::Tcp(tcp) = &mut conn.session
                     && tcp.flips_after_syn_ack(hdr.flags, payload_len as u32)
-                    && conn.history.letters == "H"
+                    && conn.history.letters() == "H"
                 {
                     std::hint::cold_path();
                     tcp.flip_syn_ack_start();
@@ -808,11 +808,11 @@ impl Core {
                     let addl = format!("{udp_len} != {}", ip.payload_len);
                     self.conn_weird(conn, ts, "UDP_datagram_length_mismatch", Some(addl), "UDP");
                 }
-                if let Session::Udp { active, bytes } = &mut conn.session {
-                    let me = usize::from(!is_orig);
+                let me = usize::from(!is_orig);
+                if let Session::Udp { active, .. } = &mut conn.session {
                     active[me] = true;
-                    bytes[me] += udp_len.saturating_sub(8) as u64;
                 }
+                conn.count_payload(me, u32::try_from(udp_len.saturating_sub(8)).unwrap_or(u32::MAX));
                 conn.history.check(is_orig, 0x10, 'D');
                 conn.last = ts;
                 let inner = self.try_udp_tunnel(ts, conn, is_orig, payload, encap);
@@ -823,9 +823,7 @@ impl Core {
             }
             Transport::Icmp { hdr, payload, payload_len, v6 } => {
                 count_packet(conn, is_orig, ip);
-                if let Session::Icmp { bytes } = &mut conn.session {
-                    bytes[usize::from(!is_orig)] += payload_len as u64;
-                }
+                conn.count_payload(usize::from(!is_orig), u32::try_from(payload_len).unwrap_or(u32::MAX));
                 conn.last = ts;
                 match icmp6::check_nd(hdr.icmp_type, payload).filter(|_| v6) {
                     Some(w @ icmp6::NdWeird::BadOptOffset { .. }) => {
@@ -1071,7 +1069,7 @@ impl Core {
             // too, or the peer never sent anything; the connection goes `tcp_close_delay` later.
             let (me_ep, peer_ep) = if is_orig { (t.orig(), t.resp()) } else { (t.resp(), t.orig()) };
             let complete =
-                me_ep.state == EndpointState::Reset || peer_ep.did_close || peer_ep.state == EndpointState::Inactive;
+                me_ep.state == EndpointState::Reset || peer_ep.did_close() || peer_ep.state == EndpointState::Inactive;
             if complete {
                 let at = conn.last + timeouts::TCP_CLOSE_DELAY;
                 // The first close replaces the attempt timer; a later one can only bring removal forward.
@@ -1444,9 +1442,7 @@ fn weird_action(name: &str) -> WeirdAction {
 }
 
 fn count_packet(conn: &mut Conn, is_orig: bool, ip: &IpDatagram) {
-    let me = usize::from(!is_orig);
-    conn.count_packet(me);
-    conn.ip_bytes[me] += ip.total_len as u64;
+    conn.count_packet(usize::from(!is_orig), u32::try_from(ip.total_len).unwrap_or(u32::MAX));
 }
 
 /// The earliest network time at which [`should_remove`] can become true for `c` as it is now.
@@ -1457,7 +1453,7 @@ fn next_check(c: &Conn) -> f64 {
     }
     let inactivity = match &c.session {
         Session::Tcp(t) => {
-            if t.orig().did_close || t.resp().did_close {
+            if t.orig().did_close() || t.resp().did_close() {
                 due = due.min(c.last + timeouts::TCP_LINGER);
             }
             timeouts::TCP_INACTIVITY
@@ -1486,7 +1482,7 @@ fn should_remove(c: &Conn, now: f64) -> bool {
     }
     match &c.session {
         Session::Tcp(t) => {
-            if idle > timeouts::TCP_LINGER && (t.orig().did_close || t.resp().did_close) {
+            if idle > timeouts::TCP_LINGER && (t.orig().did_close() || t.resp().did_close()) {
                 let inactive = t.orig().state == EndpointState::Inactive || t.resp().state == EndpointState::Inactive;
                 if t.both_closed() || inactive {
                     return true;

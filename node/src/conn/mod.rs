@@ -13,7 +13,7 @@ mod uid;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-pub use history::{History, Letters};
+pub use history::History;
 pub use reassembly::{Chunk, Stream};
 pub use services::ServiceList;
 pub(crate) use table::growth_when_full;
@@ -93,13 +93,14 @@ fn addr_bits(addr: IpAddr) -> u128 {
 #[derive(Debug)]
 pub enum Session {
     Tcp(Box<TcpSession>),
-    /// UDP: whether each side has sent, and payload bytes per side.
+    /// UDP: whether each side has sent, and payload bytes per side (low words, see [`Tally`]).
     Udp {
         active: [bool; 2],
-        bytes: [u64; 2],
+        bytes: [u32; 2],
     },
+    /// ICMP: payload bytes per side (low words, see [`Tally`]).
     Icmp {
-        bytes: [u64; 2],
+        bytes: [u32; 2],
     },
     Other,
 }
@@ -161,8 +162,8 @@ pub struct Rare {
     pub weirds_logged: Vec<String>,
     /// UDP datagrams with bad checksums per direction (originator first), for the scaled `C`/`c` letters.
     pub udp_bad_checksums: [history::Scaled; 2],
-    /// How often each side's packet counter in [`Conn`] wrapped at 2^32.
-    packet_wraps: [u32; 2],
+    /// The high words of each [`Tally`] per side (originator first): how often its 32-bit word wrapped.
+    carries: [[u32; 2]; TALLIES],
     /// The connection's services when they do not pack into [`Conn`]'s word (flag `SERVICES_SPILLED`).
     services: Vec<&'static str>,
 }
@@ -195,6 +196,25 @@ impl DpdBuffer {
 
 /// The most analyzers one connection holds: the bits of [`Conn`]'s detached set.
 pub const MAX_ANALYZERS: usize = u32::BITS as usize;
+
+/// A per-side total a connection keeps as a 32-bit word: 4 bytes a side less in every connection than a `u64`, and
+/// only a flow of four billion packets or 4 GiB ever wraps one; the high words are kept in [`Rare`] (`carries`).
+#[derive(Debug, Clone, Copy)]
+enum Tally {
+    Packets,
+    IpBytes,
+    /// UDP and ICMP payload bytes (TCP's come from sequence numbers).
+    PayloadBytes,
+}
+
+const TALLIES: usize = 3;
+
+/// Adds `n` to a tally's low word; whether it wrapped.
+fn add_low(low: &mut u32, n: u32) -> bool {
+    let (sum, wrapped) = low.overflowing_add(n);
+    *low = sum;
+    wrapped
+}
 
 /// A connection's yes/no facts, one bit each of [`Conn`]'s `flags` (as six `bool`s they were six bytes).
 mod flag {
@@ -233,10 +253,10 @@ pub struct Conn {
     pub last: f64,
     pub session: Session,
     pub history: History,
-    /// Packets per side, modulo 2^32 ([`Conn::pkts`] adds the wraps kept in [`Rare`]): 8 bytes less in every
-    /// connection, and only a flow of four billion packets ever wraps.
+    /// Packets and IP bytes per side, modulo 2^32 ([`Tally`]; [`Conn::pkts`] and [`Conn::ip_bytes`] add the
+    /// high words).
     pkts: [u32; 2],
-    pub ip_bytes: [u64; 2],
+    ip_bytes: [u32; 2],
     /// Confirmed services in confirmation order, packed ([`Conn::services`] reads them).
     services: u64,
     /// Boxed slices, not vectors: they change a few times per connection at most, and a slice is a word smaller
@@ -350,7 +370,7 @@ impl Conn {
         self.flags |= ((saw & flag::SAW_ORIG_PAYLOAD) << 1) | ((saw & flag::SAW_RESP_PAYLOAD) >> 1);
         if let Some(rare) = &mut self.rare {
             rare.tunnel_seen.swap(0, 1);
-            rare.packet_wraps.swap(0, 1);
+            rare.carries.iter_mut().for_each(|sides| sides.swap(0, 1));
         }
         match &mut self.session {
             Session::Udp { active, bytes } => {
@@ -379,21 +399,46 @@ impl Conn {
         }
     }
 
-    /// Counts one packet from side `side` (0: the originator).
-    pub fn count_packet(&mut self, side: usize) {
-        match self.pkts[side].checked_add(1) {
-            Some(n) => self.pkts[side] = n,
-            None => {
-                self.pkts[side] = 0;
-                self.rare().packet_wraps[side] += 1;
-            }
+    /// Counts one packet of `ip_len` IP bytes from side `side` (0: the originator).
+    pub fn count_packet(&mut self, side: usize, ip_len: u32) {
+        if add_low(&mut self.pkts[side], 1) {
+            self.carry(Tally::Packets, side);
         }
+        if add_low(&mut self.ip_bytes[side], ip_len) {
+            self.carry(Tally::IpBytes, side);
+        }
+    }
+
+    /// Counts `n` UDP or ICMP payload bytes from side `side` (nothing for other protocols).
+    pub fn count_payload(&mut self, side: usize, n: u32) {
+        let low = match &mut self.session {
+            Session::Udp { bytes, .. } | Session::Icmp { bytes } => &mut bytes[side],
+            Session::Tcp(_) | Session::Other => return,
+        };
+        if add_low(low, n) {
+            self.carry(Tally::PayloadBytes, side);
+        }
+    }
+
+    #[cold]
+    fn carry(&mut self, tally: Tally, side: usize) {
+        self.rare().carries[tally as usize][side] += 1;
+    }
+
+    /// A tally's whole value per side, from its low words.
+    fn total(&self, tally: Tally, low: [u32; 2]) -> [u64; 2] {
+        let high = self.rare.as_ref().map_or([0; 2], |r| r.carries[tally as usize]);
+        [0, 1].map(|side| u64::from(high[side]) << 32 | u64::from(low[side]))
     }
 
     /// Packets per side (originator first).
     pub fn pkts(&self) -> [u64; 2] {
-        let wraps = self.rare.as_ref().map_or([0; 2], |r| r.packet_wraps);
-        [0, 1].map(|side| u64::from(wraps[side]) << 32 | u64::from(self.pkts[side]))
+        self.total(Tally::Packets, self.pkts)
+    }
+
+    /// IP bytes per side (originator first), as Zeek counts them: each packet's IP total length.
+    pub fn ip_bytes(&self) -> [u64; 2] {
+        self.total(Tally::IpBytes, self.ip_bytes)
     }
 
     /// The out-of-line part, created on first use.
@@ -538,7 +583,7 @@ impl Conn {
     /// conn_state, orig_bytes and resp_bytes as Zeek's conn.zeek computes them.
     fn state_and_sizes(&self) -> (&'static str, u64, u64) {
         match &self.session {
-            Session::Tcp(t) => (t.conn_state(&self.history.letters), t.orig_size(), t.resp_size()),
+            Session::Tcp(t) => (t.conn_state(self.history.letters()), t.orig_size(), t.resp_size()),
             Session::Udp { active, bytes } => {
                 let state = match (active[0], active[1]) {
                     (true, true) => "SF",
@@ -546,9 +591,13 @@ impl Conn {
                     (false, true) => "SHR",
                     (false, false) => "OTH",
                 };
-                (state, bytes[0], bytes[1])
+                let [orig, resp] = self.total(Tally::PayloadBytes, *bytes);
+                (state, orig, resp)
             }
-            Session::Icmp { bytes } => ("OTH", bytes[0], bytes[1]),
+            Session::Icmp { bytes } => {
+                let [orig, resp] = self.total(Tally::PayloadBytes, *bytes);
+                ("OTH", orig, resp)
+            }
             Session::Other => ("OTH", 0, 0),
         }
     }
@@ -565,13 +614,12 @@ impl Conn {
         };
         let services = self.services();
         let service = if services.is_empty() { Value::Unset } else { Value::str(services.joined()) };
-        let history =
-            if self.history.letters.is_empty() { Value::Unset } else { Value::str(self.history.letters.as_str()) };
+        let history = if self.history.letters().is_empty() { Value::Unset } else { Value::str(self.history.letters()) };
         let parents = match &self.rare {
             Some(rare) if !rare.tunnel_parents.is_empty() => Value::str_set(rare.tunnel_parents.iter().cloned()),
             _ => Value::Unset,
         };
-        let pkts = self.pkts();
+        let (pkts, ip_bytes) = (self.pkts(), self.ip_bytes());
         let values = vec![
             Value::Time(self.start),
             Value::str(self.uid),
@@ -590,9 +638,9 @@ impl Conn {
             Value::Count(self.missed_bytes()),
             history,
             Value::Count(pkts[0]),
-            Value::Count(self.ip_bytes[0]),
+            Value::Count(ip_bytes[0]),
             Value::Count(pkts[1]),
-            Value::Count(self.ip_bytes[1]),
+            Value::Count(ip_bytes[1]),
             parents,
             Value::Count(u64::from(self.ip_proto)),
         ];
@@ -604,10 +652,10 @@ impl Conn {
 mod tests {
     use super::*;
 
-    /// Packet counters are 32 bits in the connection; a wrap is carried out of line, and the log and a flip see
-    /// the whole count.
+    /// Packet, IP byte and payload byte counters are 32 bits in the connection; a wrap is carried out of line, and
+    /// the log and a flip see the whole count.
     #[test]
-    fn packet_counts_carry_past_32_bits() {
+    fn tallies_carry_past_32_bits() {
         let id = ConnId {
             orig_h: "10.0.0.1".parse().expect("address"),
             orig_p: 1,
@@ -617,25 +665,41 @@ mod tests {
         };
         let mut conn = Conn::new(UidGenerator::new(0).next_uid(), id, 17, 0.0);
         conn.pkts = [u32::MAX - 1, 5];
+        conn.ip_bytes = [u32::MAX - 100, 0];
         for _ in 0..3 {
-            conn.count_packet(0);
+            conn.count_packet(0, 60);
+            conn.count_payload(0, u32::MAX / 2);
         }
-        conn.count_packet(1);
+        conn.count_packet(1, 28);
+        conn.count_payload(1, 8);
         assert_eq!(conn.pkts(), [(1 << 32) + 1, 6]);
+        assert_eq!(conn.ip_bytes(), [u64::from(u32::MAX) + 80, 28]);
         conn.flip();
         assert_eq!(conn.pkts(), [6, (1 << 32) + 1]);
         let record = conn.log_record();
         let field = |name: &str| record.values[CONN.fields.iter().position(|f| f.name == name).expect(name)].clone();
         assert_eq!((field("orig_pkts"), field("resp_pkts")), (Value::Count(6), Value::Count((1 << 32) + 1)));
+        assert_eq!(
+            (field("orig_ip_bytes"), field("resp_ip_bytes")),
+            (Value::Count(28), Value::Count(u64::from(u32::MAX) + 80))
+        );
+        // A UDP connection's sizes are its payload bytes; it needs a duration to log them.
+        conn.last = 1.0;
+        let record = conn.log_record();
+        let field = |name: &str| record.values[CONN.fields.iter().position(|f| f.name == name).expect(name)].clone();
+        assert_eq!(
+            (field("orig_bytes"), field("resp_bytes")),
+            (Value::Count(8), Value::Count(3 * u64::from(u32::MAX / 2)))
+        );
     }
 
     /// Every tracked connection pays these sizes (docs/BENCHMARKS.md, "Where the memory goes"): a field that
     /// grows them should be a decision, not an accident.
     #[test]
     fn per_connection_state_stays_small() {
-        assert!(std::mem::size_of::<Conn>() <= 216, "Conn is {} bytes", std::mem::size_of::<Conn>());
+        assert!(std::mem::size_of::<Conn>() <= 192, "Conn is {} bytes", std::mem::size_of::<Conn>());
         let tcp = std::mem::size_of::<TcpSession>();
-        assert!(tcp <= 160, "TcpSession is {tcp} bytes");
+        assert!(tcp <= 152, "TcpSession is {tcp} bytes");
     }
 
     /// The key's endpoint order decides [`ConnKey::symmetric_hash`], which shards flows: the IPv4 shortcut must

@@ -48,13 +48,22 @@ pub struct Endpoint {
     window_scale: u8,
     window_seq: u32,
     window_ack_seq: u32,
-    pub fin_cnt: u16,
-    pub did_close: bool,
+    /// Bits of [`endpoint_flag`] (two `bool`s and Zeek's FIN count, only ever compared with zero, were four bytes
+    /// and made the endpoint, and so the session, a word larger).
+    flags: u8,
     /// The low 32 bits of the relative sequence of the last SYN, FIN and RST, for the history's repeat
     /// letters: two of them only compare equal here, not in Zeek's 64 bits, when 4 GiB apart exactly.
     hist_last_syn: u32,
     hist_last_fin: u32,
     hist_last_rst: u32,
+}
+
+/// An [`Endpoint`]'s yes/no facts, one bit each of its `flags`.
+mod endpoint_flag {
+    /// A FIN was seen from this endpoint (it takes a sequence number, and so a byte off the size).
+    pub const FIN_SEEN: u8 = 1 << 0;
+    /// The endpoint closed (Zeek's `did_close`): FIN or RST handled.
+    pub const DID_CLOSE: u8 = 1 << 1;
 }
 
 /// One endpoint's counters whose history letters come at 1, 10, 100, ... occurrences.
@@ -86,6 +95,11 @@ enum Counter {
 }
 
 impl Endpoint {
+    /// Whether the endpoint closed (FIN or RST handled): Zeek's `did_close`.
+    pub fn did_close(&self) -> bool {
+        self.flags & endpoint_flag::DID_CLOSE != 0
+    }
+
     fn set_state(&mut self, s: EndpointState) {
         if s != self.state {
             self.prev_state = self.state;
@@ -146,7 +160,7 @@ impl Endpoint {
         let mut size = if last > ack { last - self.start_seq64() } else { ack - self.start_seq64() } as u64;
         // The SYN (real or assumed) and the FIN take a sequence number each but carry no data.
         size = size.saturating_sub(1);
-        if self.fin_cnt > 0 {
+        if self.flags & endpoint_flag::FIN_SEEN != 0 {
             size = size.saturating_sub(1);
         }
         size
@@ -296,7 +310,7 @@ impl TcpSession {
     }
 
     pub fn both_closed(&self) -> bool {
-        self.ep[0].did_close && self.ep[1].did_close
+        self.ep[0].did_close() && self.ep[1].did_close()
     }
 
     /// Zeek's `IsReuse`: a new SYN on this tuple starts a new connection.
@@ -313,7 +327,7 @@ impl TcpSession {
             conn_orig = &self.ep[1];
         }
         // Zeek's TCPSessionAdapter::IsClosed: either side has closed.
-        let is_closed = self.ep[0].did_close || self.ep[1].did_close;
+        let is_closed = self.ep[0].did_close() || self.ep[1].did_close();
         let any_reset = self.ep[0].state == EndpointState::Reset || self.ep[1].state == EndpointState::Reset;
         if !is_closed {
             if hdr.seq == conn_orig.start_seq32() {
@@ -384,7 +398,7 @@ impl TcpSession {
             self.init_window(me, other, flags, hdr.window_scale, base_seq, ack_seq);
         }
         if flags.fin() {
-            self.ep[me].fin_cnt = self.ep[me].fin_cnt.saturating_add(1);
+            self.ep[me].flags |= endpoint_flag::FIN_SEEN;
         }
 
         let mut rel_ack = 0u64;
@@ -731,7 +745,7 @@ impl TcpSession {
                 }
                 if flags.rst() && self.ep[other].state != Closed {
                     self.ep[me].set_state(Reset);
-                    if !self.ep[me].did_close {
+                    if !self.ep[me].did_close() {
                         do_close = true;
                     }
                 }
@@ -749,7 +763,7 @@ impl TcpSession {
             }
         }
         if do_close {
-            self.ep[me].did_close = true;
+            self.ep[me].flags |= endpoint_flag::DID_CLOSE;
         }
         (do_close, false)
     }
@@ -900,8 +914,8 @@ mod tests {
         s.process(&mut h, true, &hdr(FIN | ACK, 111, 521), 0);
         s.process(&mut h, false, &hdr(FIN | ACK, 521, 112), 0);
         s.process(&mut h, true, &hdr(ACK, 112, 522), 0);
-        assert_eq!(h.letters, "ShADdFf");
-        assert_eq!(s.conn_state(&h.letters), "SF");
+        assert_eq!(h.letters(), "ShADdFf");
+        assert_eq!(s.conn_state(h.letters()), "SF");
         assert_eq!(s.orig_size(), 10);
         assert_eq!(s.resp_size(), 20);
     }
@@ -912,8 +926,8 @@ mod tests {
         let mut h = History::default();
         s.process(&mut h, true, &hdr(SYN, 100, 0), 0);
         s.process(&mut h, false, &hdr(RST | ACK, 0, 101), 0);
-        assert_eq!(h.letters, "Sr");
-        assert_eq!(s.conn_state(&h.letters), "REJ");
+        assert_eq!(h.letters(), "Sr");
+        assert_eq!(s.conn_state(h.letters()), "REJ");
     }
 
     #[test]
@@ -921,14 +935,14 @@ mod tests {
         let mut s = TcpSession::default();
         let mut h = History::default();
         s.process(&mut h, true, &hdr(SYN, 100, 0), 0);
-        assert_eq!(s.conn_state(&h.letters), "S0");
+        assert_eq!(s.conn_state(h.letters()), "S0");
         let mut s = TcpSession::default();
         let mut h = History::default();
         s.process(&mut h, true, &hdr(SYN, 100, 0), 0);
         s.process(&mut h, false, &hdr(SYN | ACK, 500, 101), 0);
         s.process(&mut h, true, &hdr(ACK | PSH, 101, 501), 10);
         s.process(&mut h, true, &hdr(ACK | PSH, 101, 501), 10);
-        assert_eq!(h.letters, "ShDT");
+        assert_eq!(h.letters(), "ShDT");
     }
 
     #[test]
