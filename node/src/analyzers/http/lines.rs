@@ -15,9 +15,51 @@ pub(super) enum Piece<'a> {
     Plain(&'a [u8]),
 }
 
+/// The start of a line that continues in a later delivery. Boxed: most lines come whole in one delivery and are
+/// handed out in place, so the buffer is nearly always empty, and a `Vec` inline kept three words for it in each
+/// direction of every HTTP connection (one here).
+#[derive(Debug, Default)]
+struct PartialLine(Option<Box<Vec<u8>>>);
+
+impl PartialLine {
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |line| line.len())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn bytes(&mut self) -> &mut Vec<u8> {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    fn extend_from_slice(&mut self, more: &[u8]) {
+        if !more.is_empty() {
+            self.bytes().extend_from_slice(more);
+        }
+    }
+
+    #[cfg(test)]
+    fn push(&mut self, byte: u8) {
+        self.bytes().push(byte);
+    }
+
+    fn pop(&mut self) {
+        if let Some(line) = &mut self.0 {
+            line.pop();
+        }
+    }
+
+    /// The line so far, leaving the buffer empty (and unallocated).
+    fn take(&mut self) -> Vec<u8> {
+        self.0.take().map(|line| *line).unwrap_or_default()
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct ContentLine {
-    buf: Vec<u8>,
+    buf: PartialLine,
     last_char: u8,
     plain_remaining: i64,
     /// Bytes left until the declared message end (`SetDeliverySize`), or -1.
@@ -33,7 +75,7 @@ pub(super) struct ContentLine {
 impl Default for ContentLine {
     fn default() -> Self {
         ContentLine {
-            buf: Vec::new(),
+            buf: PartialLine::default(),
             last_char: 0,
             plain_remaining: 0,
             delivery_length: -1,
@@ -128,7 +170,7 @@ impl ContentLine {
                         continue;
                     }
                     self.buf.pop();
-                    return (start + 1, Some(Piece::Buffered(std::mem::take(&mut self.buf))));
+                    return (start + 1, Some(Piece::Buffered(self.buf.take())));
                 }
                 b'\n' if self.bare_eol => return (start + i + 1, Some(self.emit(rest, i, b'\n'))),
                 _ => i += 1,
@@ -148,7 +190,7 @@ impl ContentLine {
             return Piece::Line(&rest[..end]);
         }
         self.buf.extend_from_slice(&rest[..end]);
-        Piece::Buffered(std::mem::take(&mut self.buf))
+        Piece::Buffered(self.buf.take())
     }
 }
 
@@ -174,7 +216,7 @@ mod tests {
         }
         let emit = |cl: &mut ContentLine, terminator: u8| {
             cl.last_char = terminator;
-            Some(std::mem::take(&mut cl.buf))
+            Some(cl.buf.take())
         };
         for (i, &c) in rest.iter().enumerate() {
             if cl.buf.len() >= MAX_LINE_LENGTH {
