@@ -19,6 +19,7 @@ pub(super) enum Piece<'a> {
 /// handed out in place, so the buffer is nearly always empty, and a `Vec` inline kept three words for it in each
 /// direction of every HTTP connection (one here).
 #[derive(Debug, Default)]
+#[expect(clippy::box_collection, reason = "one word inline instead of three; the box exists only with a partial line")]
 struct PartialLine(Option<Box<Vec<u8>>>);
 
 impl PartialLine {
