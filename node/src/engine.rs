@@ -10,7 +10,8 @@ use std::net::IpAddr;
 use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Proto};
 use crate::config::AnalysisConfig;
 use crate::conn::{
-    Attached, Chunk, Conn, ConnKey, ConnTable, EndpointState, Session, Slot, Uid, UidGenerator, growth_when_full,
+    Attached, Chunk, Conn, ConnKey, ConnTable, DpdBuffer, EndpointState, Session, Slot, Uid, UidGenerator,
+    growth_when_full,
 };
 use crate::decode::{
     self, DecodeError, GrePayload, GreWeird, IpDatagram, LinkType, PacketWeird, Reassembler, Transport, TunnelPayload,
@@ -94,8 +95,14 @@ fn timer_serial(conn: &Conn) -> u32 {
     conn.serial
 }
 
-/// Stale timers tolerated beyond half the open connections before they are dropped (amortises the heap rebuild).
-const MIN_STALE_TIMERS: usize = 1024;
+/// Timers the heap may hold for `live` open connections before the stale ones are dropped: one each, a quarter
+/// more, and a floor for small tables. The slack amortises the rebuild (a pass over the heap per `live / 4` timers
+/// armed); it was half the open connections, and the heap's room for it was 5% of the memory at the benchmark
+/// mix's peak.
+fn timer_bound(live: usize) -> usize {
+    const MIN_STALE_TIMERS: usize = 1024;
+    live + live / 4 + MIN_STALE_TIMERS
+}
 
 /// A network time that orders totally (timers never hold NaN).
 #[derive(Debug, Clone, Copy)]
@@ -561,7 +568,7 @@ impl Engine {
     /// three or four entries per open connection. Dropping them changes nothing the sweep does (it skips them).
     fn drop_stale_timers_if_many(&mut self) {
         let live = self.table.len();
-        if self.timers.len() <= live + live / 2 + MIN_STALE_TIMERS {
+        if self.timers.len() <= timer_bound(live) {
             return;
         }
         let table = &self.table;
@@ -923,7 +930,7 @@ impl Core {
             if conn.content_detection_done() {
                 return None;
             }
-            let dpd = conn.dpd.get_or_insert_with(Default::default);
+            let (dpd, attached) = conn.content_detection_state();
             if dpd.seen[side] >= DPD_BUFFER {
                 return None;
             }
@@ -932,7 +939,7 @@ impl Core {
             dpd.streams[side].extend_from_slice(&data[..take]);
             dpd.order.push((is_orig, take as u32));
             let (this, other) = (&dpd.streams[side], &dpd.streams[1 - side]);
-            let matched = self.matching_specs(&conn.analyzers, |d| d.matches(proto, is_orig, this, other));
+            let matched = self.matching_specs(attached, |d| d.matches(proto, is_orig, this, other));
             if dpd.seen[0] >= DPD_BUFFER && dpd.seen[1] >= DPD_BUFFER {
                 conn.end_content_detection();
             }
@@ -1226,13 +1233,13 @@ impl Core {
         let newly_attached = self.detect_analyzers(conn, is_orig, data);
         let (Proto::Tcp, Some(first_new)) = (conn.id.proto, newly_attached) else { return 0..conn.analyzers.len() };
         let all = first_new..conn.analyzers.len();
-        if let Some(dpd) = conn.dpd.take() {
+        if let Some(dpd) = conn.take_content_detection_buffers() {
             for (orig, bytes) in dpd.replay() {
                 self.with_analyzers(conn, ts, all.clone(), |a, ctx| a.deliver(ctx, orig, bytes));
             }
             // Detection goes on unless a protocol was confirmed (and not since failed) in the replay, or a hand-over
             // in the replay started it afresh.
-            if conn.dpd.is_none() {
+            if !conn.has_content_detection_buffers() {
                 if conn.services().is_empty() {
                     conn.resume_content_detection(dpd);
                 } else {
@@ -1257,7 +1264,7 @@ impl Core {
             }
             return;
         }
-        conn.resume_content_detection(Box::default());
+        conn.resume_content_detection(DpdBuffer::default());
         if !rest.is_empty() {
             self.detect_and_replay(conn, ts, is_orig, rest);
         }
@@ -1642,8 +1649,7 @@ mod tests {
             send(&mut engine, ts, ipv4_tcp((client(i), 40000), (server, 80), 101, 501, FIN_ACK, b""));
             send(&mut engine, ts, ipv4_tcp((server, 80), (client(i), 40000), 501, 102, FIN_ACK, b""));
             let live = engine.table.len();
-            let bound = live + live / 2 + MIN_STALE_TIMERS;
-            assert!(engine.timers.len() <= bound, "{} timers for {live} connections", engine.timers.len());
+            assert!(engine.timers.len() <= timer_bound(live), "{} timers for {live} connections", engine.timers.len());
         }
         assert_eq!(engine.stats().active_connections, u64::from(CONNS), "closed, not yet removed");
         // The dropped timers were stale: every connection is still removed when its close delay has passed.

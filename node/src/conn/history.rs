@@ -139,7 +139,7 @@ impl History {
 
 /// A counter whose history letter is written at 1, 10, 100, ... occurrences (and, as Zeek's saturating
 /// threshold does, at every occurrence once the count saturates).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Scaled {
     count: u32,
 }

@@ -166,6 +166,38 @@ pub struct Rare {
     carries: [[u32; 2]; TALLIES],
     /// The connection's services when they do not pack into [`Conn`]'s word (flag `SERVICES_SPILLED`).
     services: Vec<&'static str>,
+    /// Content detection's buffers while it runs. Every TCP connection with payload has them, but only for its
+    /// first packets (at the benchmark mix's peak, 3 of 15,704 connections did): here they cost a connection a
+    /// word only while they exist, and [`Conn::end_content_detection`] frees this box with them when nothing else
+    /// is in it.
+    dpd: Option<DpdBuffer>,
+}
+
+impl Rare {
+    /// Holds nothing a new one does not, so the box can go. Every field is named (a new one must be added here
+    /// before this compiles) so that freeing the box can never lose state.
+    fn is_unused(&self) -> bool {
+        let Rare {
+            tunnel_parents,
+            tunnel,
+            tunnel_seen,
+            tunnel_discovered,
+            weirds_logged,
+            udp_bad_checksums,
+            carries,
+            services,
+            dpd,
+        } = self;
+        tunnel_parents.is_empty()
+            && tunnel.is_none()
+            && *tunnel_seen == [false; 2]
+            && !tunnel_discovered
+            && weirds_logged.is_empty()
+            && *udp_bad_checksums == [history::Scaled::default(); 2]
+            && *carries == [[0; 2]; TALLIES]
+            && services.is_empty()
+            && dpd.is_none()
+    }
 }
 
 /// What content detection has seen of a TCP connection, while it runs ([`Conn::end_content_detection`] frees it).
@@ -271,8 +303,6 @@ pub struct Conn {
     remove_at: f64,
     pub local_orig: Option<bool>,
     pub local_resp: Option<bool>,
-    /// The start of each TCP direction, kept for content detection and replayed to analyzers it finds.
-    pub dpd: Option<Box<DpdBuffer>>,
     /// What few connections need (tunnels, weirds), out of line so the common connection stays small.
     pub rare: Option<Box<Rare>>,
     /// Tells a timer of this connection from one of an earlier connection in the same slot: the low 32 bits of
@@ -310,7 +340,6 @@ impl Conn {
             rare: None,
             serial: 0,
             timer_due: f64::INFINITY,
-            dpd: None,
         }
     }
 
@@ -530,16 +559,38 @@ impl Conn {
         (0..self.analyzers.len()).any(|i| !self.is_detached(i))
     }
 
-    /// Content detection is over: its buffers are freed.
+    /// Content detection is over: its buffers are freed (with the out-of-line part if nothing else is in it).
     pub fn end_content_detection(&mut self) {
-        self.dpd = None;
+        if let Some(rare) = &mut self.rare {
+            rare.dpd = None;
+            if rare.is_unused() {
+                self.rare = None;
+            }
+        }
         self.flags |= flag::DPD_DONE;
     }
 
     /// Content detection goes on with what it buffered so far.
-    pub fn resume_content_detection(&mut self, dpd: Box<DpdBuffer>) {
-        self.dpd = Some(dpd);
+    pub fn resume_content_detection(&mut self, dpd: DpdBuffer) {
+        self.rare().dpd = Some(dpd);
         self.flags &= !flag::DPD_DONE;
+    }
+
+    /// The start of each TCP direction kept for content detection (created empty on first use), and the
+    /// analyzers attached so far, which detection must not attach again.
+    pub fn content_detection_state(&mut self) -> (&mut DpdBuffer, &[Attached]) {
+        let rare = self.rare.get_or_insert_with(Box::default);
+        (rare.dpd.get_or_insert_with(DpdBuffer::default), &self.analyzers)
+    }
+
+    /// Takes content detection's buffers out (to replay them), if there are any.
+    pub fn take_content_detection_buffers(&mut self) -> Option<DpdBuffer> {
+        self.rare.as_mut().and_then(|rare| rare.dpd.take())
+    }
+
+    /// Content detection holds buffers.
+    pub fn has_content_detection_buffers(&self) -> bool {
+        self.rare.as_ref().is_some_and(|rare| rare.dpd.is_some())
     }
 
     /// Content detection is over (a protocol was confirmed, or both buffers filled up).
@@ -652,18 +703,28 @@ impl Conn {
 mod tests {
     use super::*;
 
+    /// Content detection's buffers share the out-of-line box: it goes with them when nothing else is in it (most
+    /// connections), and stays, keeping what else it holds, when something is.
+    #[test]
+    fn content_detection_frees_the_box_it_alone_used() {
+        let mut conn = test_conn(80, Proto::Tcp, 6);
+        conn.content_detection_state().0.streams[0].extend_from_slice(b"GET / HTTP/1.1");
+        assert!(conn.has_content_detection_buffers());
+        conn.end_content_detection();
+        assert!(conn.rare.is_none() && conn.content_detection_done());
+
+        conn.resume_content_detection(DpdBuffer::default());
+        conn.rare().weirds_logged.push("possible_split_routing".to_string());
+        conn.end_content_detection();
+        assert!(!conn.has_content_detection_buffers());
+        assert_eq!(conn.rare.as_ref().map(|rare| rare.weirds_logged.len()), Some(1));
+    }
+
     /// Packet, IP byte and payload byte counters are 32 bits in the connection; a wrap is carried out of line, and
     /// the log and a flip see the whole count.
     #[test]
     fn tallies_carry_past_32_bits() {
-        let id = ConnId {
-            orig_h: "10.0.0.1".parse().expect("address"),
-            orig_p: 1,
-            resp_h: "10.0.0.2".parse().expect("address"),
-            resp_p: 2,
-            proto: Proto::Udp,
-        };
-        let mut conn = Conn::new(UidGenerator::new(0).next_uid(), id, 17, 0.0);
+        let mut conn = test_conn(53, Proto::Udp, 17);
         conn.pkts = [u32::MAX - 1, 5];
         conn.ip_bytes = [u32::MAX - 100, 0];
         for _ in 0..3 {
@@ -684,7 +745,7 @@ mod tests {
             (Value::Count(28), Value::Count(u64::from(u32::MAX) + 80))
         );
         // A UDP connection's sizes are its payload bytes; it needs a duration to log them.
-        conn.last = 1.0;
+        conn.last = conn.start + 1.0;
         let record = conn.log_record();
         let field = |name: &str| record.values[CONN.fields.iter().position(|f| f.name == name).expect(name)].clone();
         assert_eq!(
@@ -697,7 +758,7 @@ mod tests {
     /// grows them should be a decision, not an accident.
     #[test]
     fn per_connection_state_stays_small() {
-        assert!(std::mem::size_of::<Conn>() <= 192, "Conn is {} bytes", std::mem::size_of::<Conn>());
+        assert!(std::mem::size_of::<Conn>() <= 184, "Conn is {} bytes", std::mem::size_of::<Conn>());
         let tcp = std::mem::size_of::<TcpSession>();
         assert!(tcp <= 152, "TcpSession is {tcp} bytes");
     }
