@@ -1135,7 +1135,7 @@ impl Core {
             };
             f(conn.analyzers[i].analyzer(conn.id.proto), &mut ctx);
             // Established TLS, SSH after a login: thousands of such connections idle with nothing to log.
-            conn.analyzers[i].retire_if_done();
+            conn.retire_analyzer_if_done(i);
             // Checked first: the vectors are nearly always empty, and draining or consuming one still costs a call
             // that drops its iterator, for every analyzer on every delivery.
             if !actions.is_empty() {

@@ -338,6 +338,10 @@ struct Dhcp {
 }
 
 impl Analyzer for Dhcp {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         let msg = match parse(data) {
             Ok(m) => m,

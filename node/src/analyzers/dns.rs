@@ -224,6 +224,10 @@ impl DnsAnalyzer {
 }
 
 impl Analyzer for DnsAnalyzer {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         self.flipped_this_call = false;
         if self.proto != Proto::Tcp {

@@ -772,6 +772,10 @@ impl FtpAnalyzer {
 }
 
 impl Analyzer for FtpAnalyzer {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         if self.tls_active {
             return;
@@ -1189,6 +1193,10 @@ impl FtpDataAnalyzer {
 }
 
 impl Analyzer for FtpDataAnalyzer {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &DATA_SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         if !self.confirmed {
             self.confirmed = true;

@@ -239,6 +239,15 @@ impl<'a> Ctx<'a> {
 
 /// One protocol analyzer attached to one connection.
 pub trait Analyzer: Send {
+    /// The spec the analyzer is built from: a connection keeps an analyzer's spec only until it is built
+    /// ([`crate::conn::Attached`]), and goes back to it when the analyzer is done.
+    fn spec(&self) -> &'static AnalyzerSpec;
+
+    /// The spec's name: what conn.log's services, analyzer.log and content detection know the analyzer by.
+    fn name(&self) -> &'static str {
+        self.spec().name
+    }
+
     /// Stream bytes (TCP, in order) or one datagram (UDP) from the originator (`is_orig`) or responder.
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]);
 
@@ -252,17 +261,10 @@ pub trait Analyzer: Send {
     fn finish(&mut self, _ctx: &mut Ctx) {}
 
     /// Nothing this analyzer is given from now on can write a record, a weird or an action (it logged what it
-    /// had and ignores the rest): the engine then frees its state and keeps a [`Retired`] in its place.
+    /// had and ignores the rest): the engine then frees its state and keeps only its spec, detached.
     fn is_done(&self) -> bool {
         false
     }
-}
-
-/// What stands in for an analyzer that is done: it has no state (a zero-sized box does not allocate).
-pub struct Retired;
-
-impl Analyzer for Retired {
-    fn deliver(&mut self, _ctx: &mut Ctx, _is_orig: bool, _data: &[u8]) {}
 }
 
 /// A detection signature's test of one direction: whether the start of that direction's payload looks right.
@@ -437,6 +439,17 @@ mod tests {
                 let port = spec.tcp_ports.first().or(spec.udp_ports.first()).copied().unwrap_or(1);
                 let written = fuzzing::drive((spec.new)(proto).as_mut(), proto, port, &[]);
                 assert_eq!(written, 0, "{} ({proto:?}) wrote something when finished without a call", spec.name);
+            }
+        }
+    }
+
+    /// A connection keeps an analyzer's spec only until the analyzer is built ([`crate::conn::Attached`]): after
+    /// that, conn.log's services, analyzer.log and content detection know it by the spec it gives.
+    #[test]
+    fn built_analyzers_give_their_spec() {
+        for spec in REGISTRY {
+            for proto in [Proto::Tcp, Proto::Udp] {
+                assert!(std::ptr::eq((spec.new)(proto).spec(), *spec), "{} built for {proto:?}", spec.name);
             }
         }
     }

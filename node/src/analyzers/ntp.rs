@@ -165,6 +165,10 @@ struct Ntp {
 }
 
 impl Analyzer for Ntp {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         let msg = match parse(data) {
             Ok(m) => m,

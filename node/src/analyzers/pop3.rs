@@ -512,6 +512,10 @@ fn entity_event(files: &mut Vec<Option<FileTransfer>>, ctx: &mut Ctx, event: Mim
 }
 
 impl Analyzer for Pop3Analyzer {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         // Zeek's POP3 analyzer ignores connections whose start it did not see.
         if self.tls || ctx.partial {

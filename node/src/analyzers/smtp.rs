@@ -1096,6 +1096,10 @@ fn strip_trailing_cr(line: &[u8]) -> &[u8] {
 }
 
 impl Analyzer for SmtpAnalyzer {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, mut data: &[u8]) {
         if self.state == State::InTls || self.script.disabled {
             return;

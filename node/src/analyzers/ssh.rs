@@ -581,6 +581,10 @@ impl SshAnalyzer {
 }
 
 impl Analyzer for SshAnalyzer {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         if self.stopped || data.is_empty() {
             return;

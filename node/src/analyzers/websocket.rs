@@ -210,6 +210,10 @@ pub struct WebSocket {
 }
 
 impl Analyzer for WebSocket {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         if self.had_gap || self.confirmed {
             return;

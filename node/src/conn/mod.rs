@@ -105,43 +105,53 @@ pub enum Session {
     Other,
 }
 
-/// An analyzer attached to a connection, with the spec it was built from. Whether it was detached is a bit in
-/// [`Conn`] (a flag here would pad the entry from 24 to 32 bytes).
-pub struct Attached {
-    pub spec: &'static AnalyzerSpec,
-    /// Built at its first call, not when attached: a port's analyzers are attached at the first packet, and a
-    /// connection that never carries anything (a scan's SYN, a refused or unanswered attempt) then holds no
-    /// analyzer state (HTTP's is 272 bytes) for the seconds it lives. An analyzer is built from its spec and the
-    /// transport alone, so building it later changes nothing it does.
-    analyzer: Option<Box<dyn Analyzer>>,
+/// An analyzer attached to a connection. Whether it was detached is a bit in [`Conn`] (a flag here would pad the
+/// entry to 24 bytes).
+///
+/// Built at its first call, not when attached: a port's analyzers are attached at the first packet, and a connection
+/// that never carries anything (a scan's SYN, a refused or unanswered attempt) then holds no analyzer state (HTTP's
+/// is 224 bytes) for the seconds it lives. An analyzer is built from its spec and the transport alone, so building it
+/// later changes nothing it does. Two words: a built analyzer gives its spec ([`Analyzer::spec`]), so the entry keeps
+/// the spec only until then, and again once the analyzer is done ([`Conn::retire_analyzer_if_done`]); the spec
+/// beside the analyzer made every entry, about one per connection, three words.
+pub enum Attached {
+    NotBuilt(&'static AnalyzerSpec),
+    Built(Box<dyn Analyzer>),
 }
 
 impl Attached {
     fn new(spec: &'static AnalyzerSpec) -> Self {
-        Attached { spec, analyzer: None }
+        Attached::NotBuilt(spec)
     }
 
     pub fn name(&self) -> &'static str {
-        self.spec.name
+        match self {
+            Attached::NotBuilt(spec) => spec.name,
+            Attached::Built(analyzer) => analyzer.spec().name,
+        }
     }
 
     /// The analyzer, built now if this is its first call.
     pub fn analyzer(&mut self, proto: Proto) -> &mut dyn Analyzer {
-        self.analyzer.get_or_insert_with(|| (self.spec.new)(proto)).as_mut()
+        if let Attached::NotBuilt(spec) = self {
+            *self = Attached::Built((spec.new)(proto));
+        }
+        match self {
+            Attached::Built(analyzer) => analyzer.as_mut(),
+            Attached::NotBuilt(_) => unreachable!("built above"),
+        }
     }
 
     /// Whether the analyzer was built (it has been called).
     pub fn is_started(&self) -> bool {
-        self.analyzer.is_some()
+        matches!(self, Attached::Built(_))
     }
 
-    /// Frees the state of an analyzer that says it is done ([`Analyzer::is_done`]), keeping a [`Retired`] in its
-    /// place.
-    ///
-    /// [`Retired`]: crate::analyzers::Retired
-    pub fn retire_if_done(&mut self) {
-        if self.analyzer.as_ref().is_some_and(|a| a.is_done()) {
-            self.analyzer = Some(Box::new(crate::analyzers::Retired));
+    /// The analyzer if it was built and says it is done ([`Analyzer::is_done`]).
+    fn done_analyzer(&self) -> Option<&dyn Analyzer> {
+        match self {
+            Attached::Built(analyzer) if analyzer.is_done() => Some(analyzer.as_ref()),
+            _ => None,
         }
     }
 }
@@ -554,6 +564,16 @@ impl Conn {
         self.detached_analyzers |= 1 << index;
     }
 
+    /// Frees the state of `analyzers[index]` if it says it is done ([`Analyzer::is_done`]): the entry goes back to
+    /// the analyzer's spec, detached, so nothing reaches it and, never built as far as finishing goes, it has
+    /// nothing to finish. An established TLS or logged-in SSH connection idles for minutes with nothing to log.
+    pub fn retire_analyzer_if_done(&mut self, index: usize) {
+        if let Some(spec) = self.analyzers[index].done_analyzer().map(|done| done.spec()) {
+            self.analyzers[index] = Attached::NotBuilt(spec);
+            self.detach(index);
+        }
+    }
+
     /// Some analyzer still receives data.
     pub fn has_attached_analyzer(&self) -> bool {
         (0..self.analyzers.len()).any(|i| !self.is_detached(i))
@@ -761,6 +781,7 @@ mod tests {
         assert!(std::mem::size_of::<Conn>() <= 184, "Conn is {} bytes", std::mem::size_of::<Conn>());
         let tcp = std::mem::size_of::<TcpSession>();
         assert!(tcp <= 152, "TcpSession is {tcp} bytes");
+        assert_eq!(std::mem::size_of::<Attached>(), 16, "an analyzer entry, about one per connection");
     }
 
     /// The key's endpoint order decides [`ConnKey::symmetric_hash`], which shards flows: the IPv4 shortcut must

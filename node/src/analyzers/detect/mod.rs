@@ -35,14 +35,14 @@ fn gather(head: &mut Vec<u8>, data: &[u8]) {
 /// confirm in Zeek).
 pub(crate) type Check = fn(is_orig: bool, data: &[u8]) -> Option<bool>;
 
-/// Confirms `service` once both sides (or the side that speaks first) look right.
+/// Confirms its spec's service once both sides (or the side that speaks first) look right.
 ///
 /// TCP: the check sees the start of each direction (up to [`HEAD_LIMIT`] bytes, gathered across segments) until
 /// that side is decided. UDP: every datagram is one message and is checked on its own, also after the
 /// confirmation, as Zeek's datagram parsers go on parsing and drop a confirmed analyzer (and its service) on a
 /// message that does not parse.
 struct Confirmer {
-    service: &'static str,
+    spec: &'static AnalyzerSpec,
     looks_right: Check,
     proto: Proto,
     heads: [Vec<u8>; 2],
@@ -55,9 +55,9 @@ struct Confirmer {
 }
 
 impl Confirmer {
-    fn new(service: &'static str, looks_right: Check, proto: Proto, need_both: bool, skip_partial: bool) -> Self {
+    fn new(spec: &'static AnalyzerSpec, looks_right: Check, proto: Proto, need_both: bool, skip_partial: bool) -> Self {
         Confirmer {
-            service,
+            spec,
             looks_right,
             proto,
             heads: Default::default(),
@@ -90,6 +90,10 @@ impl Confirmer {
 }
 
 impl Analyzer for Confirmer {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        self.spec
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         if self.done || data.is_empty() || (self.skip_partial && ctx.partial) {
             return;
@@ -98,7 +102,7 @@ impl Analyzer for Confirmer {
             Some(true) => self.seen[usize::from(!is_orig)] = true,
             Some(false) => {
                 self.done = true;
-                ctx.violation(format!("not {}", self.service));
+                ctx.violation(format!("not {}", self.spec.name));
                 return;
             }
             None => {}
@@ -108,7 +112,7 @@ impl Analyzer for Confirmer {
             self.confirmed = true;
             // A TCP confirmer has nothing left to do; a datagram one keeps checking each message.
             self.done = self.proto == Proto::Tcp;
-            ctx.confirm(self.service);
+            ctx.confirm(self.spec.name);
         }
     }
 
@@ -127,7 +131,7 @@ macro_rules! confirmer_spec {
             tcp_ports: $tcp,
             udp_ports: $udp,
             detect: $detect,
-            new: |proto| Box::new($crate::analyzers::detect::Confirmer::new($name, $check, proto, $both, $skip)),
+            new: |proto| Box::new($crate::analyzers::detect::Confirmer::new(&$ident, $check, proto, $both, $skip)),
             schemas: &[],
         };
     };
@@ -236,6 +240,10 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 impl Analyzer for Xmpp {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &XMPP
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         if !self.confirmed {
             match xmpp_check(is_orig, data) {

@@ -59,6 +59,10 @@ enum Verdict {
 }
 
 impl Analyzer for MySql {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &MYSQL
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         if self.done || data.is_empty() || ctx.partial {
             return;

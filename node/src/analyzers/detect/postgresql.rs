@@ -57,6 +57,10 @@ enum Opening {
 }
 
 impl Analyzer for PostgreSql {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &POSTGRESQL
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         if self.done || data.is_empty() {
             return;

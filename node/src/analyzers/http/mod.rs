@@ -660,6 +660,10 @@ fn write_http(ctx: &mut Ctx, record: script::Record) {
 }
 
 impl Analyzer for Http {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         // Like Zeek's HTTP analyzer, ignore connections joined mid-stream: requests and replies cannot be
         // paired from the middle.

@@ -413,6 +413,10 @@ impl Quic {
 }
 
 impl Analyzer for Quic {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         let mut rest = data;
         while !rest.is_empty() && !self.failed {
@@ -452,6 +456,10 @@ pub fn fuzz(data: &[u8]) {
 struct DecryptedPayloads(Quic);
 
 impl Analyzer for DecryptedPayloads {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         let quic = &mut self.0;
         if quic.failed {

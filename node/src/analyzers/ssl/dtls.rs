@@ -331,6 +331,10 @@ fn is_stun(data: &[u8]) -> bool {
 }
 
 impl Analyzer for Dtls {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         if self.stopped() || is_stun(data) {
             return;

@@ -989,6 +989,10 @@ fn v2_server_hello(body: &[u8]) -> Option<V2ServerHello<'_>> {
 }
 
 impl Analyzer for SslAnalyzer {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         if self.skipping || self.done || data.is_empty() {
             return;
