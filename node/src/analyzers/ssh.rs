@@ -99,7 +99,7 @@ fn framing_version(client: BannerVersion, server: BannerVersion) -> BannerVersio
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum VersionVerdict {
     /// The logged version.
-    Known(u64),
+    Known(u8),
     /// A banner is still missing (or empty): nothing to say yet.
     Pending,
     /// A banner too short to hold a version: the version is unset and `SSH_cannot_determine_version` raised.
@@ -244,18 +244,21 @@ impl NameList {
 #[derive(Default)]
 struct Info {
     ts: f64,
-    version: Option<u64>,
+    /// 1 or 2.
+    version: Option<u8>,
     auth_success: Option<bool>,
     auth_attempts: u64,
     direction: Option<&'static str>,
-    client: Option<String>,
-    server: Option<String>,
-    cipher_alg: Option<String>,
-    mac_alg: Option<String>,
-    compression_alg: Option<String>,
-    kex_alg: Option<String>,
-    host_key_alg: Option<String>,
-    host_key_fingerprint: Option<String>,
+    /// The logged strings, set once each: boxed `str`s are a word smaller than `String`s (seven words in every
+    /// SSH connection's state).
+    client: Option<Box<str>>,
+    server: Option<Box<str>>,
+    cipher_alg: Option<Box<str>>,
+    mac_alg: Option<Box<str>>,
+    compression_alg: Option<Box<str>>,
+    kex_alg: Option<Box<str>>,
+    host_key_alg: Option<Box<str>>,
+    host_key_fingerprint: Option<Box<str>>,
     logged: bool,
     /// The first side's KEXINIT, boxed: nine name lists, kept only until both sides encrypt.
     capabilities: Option<Box<Capabilities>>,
@@ -362,9 +365,9 @@ impl SshAnalyzer {
         self.dirs[d].state = StreamState::KeyExchange;
         let info = self.info(ctx);
         if is_orig {
-            info.client = Some(banner);
+            info.client = Some(banner.into());
         } else {
-            info.server = Some(banner);
+            info.server = Some(banner.into());
         }
         let verdict = logged_version(info.client.as_deref().unwrap_or(""), info.server.as_deref().unwrap_or(""));
         info.version = match verdict {
@@ -460,7 +463,7 @@ impl SshAnalyzer {
         if self.kex_kind.is_some_and(|k| k.host_key_message() == msg_type)
             && let Some((host_key, _)) = ssh_string(payload)
         {
-            self.info(ctx).host_key_fingerprint = Some(host_key_fingerprint(host_key));
+            self.info(ctx).host_key_fingerprint = Some(host_key_fingerprint(host_key).into());
         }
     }
 
@@ -490,11 +493,11 @@ impl SshAnalyzer {
         let compression = bidirectional_alg(&client.compression, &server.compression);
         let kex = negotiated_alg(&client.kex, &server.kex);
         let host_key = negotiated_alg(&client.host_key, &server.host_key);
-        info.cipher_alg = Some(cipher);
-        info.mac_alg = Some(mac);
-        info.compression_alg = Some(compression);
-        info.kex_alg = Some(kex);
-        info.host_key_alg = Some(host_key);
+        info.cipher_alg = Some(cipher.into());
+        info.mac_alg = Some(mac.into());
+        info.compression_alg = Some(compression.into());
+        info.kex_alg = Some(kex.into());
+        info.host_key_alg = Some(host_key.into());
     }
 
     /// `ProcessEncrypted`: guesses authentication results from the sizes of encrypted segments.
@@ -563,7 +566,7 @@ impl SshAnalyzer {
         info.logged = true;
         let mut values = ctx.conn_columns(info.ts);
         values.extend([
-            Value::opt_count(info.version),
+            Value::opt_count(info.version.map(u64::from)),
             info.auth_success.map_or(Value::Unset, Value::Bool),
             Value::Count(info.auth_attempts),
             info.direction.map_or(Value::Unset, Value::Enum),

@@ -227,3 +227,11 @@ fn mid_stream_pickup_logs_nothing() {
     h.finish(&mut a);
     assert!(h.logged("ssh").is_empty());
 }
+
+/// Every SSH connection's state (docs/BENCHMARKS.md, "Where the memory goes"): a field that grows it should be a
+/// decision, not an accident.
+#[test]
+fn analyzer_state_stays_small() {
+    let size = std::mem::size_of::<SshAnalyzer>();
+    assert!(size <= 312, "SshAnalyzer is {size} bytes");
+}
