@@ -780,7 +780,7 @@ mod tests {
     fn per_connection_state_stays_small() {
         assert!(std::mem::size_of::<Conn>() <= 184, "Conn is {} bytes", std::mem::size_of::<Conn>());
         let tcp = std::mem::size_of::<TcpSession>();
-        assert!(tcp <= 152, "TcpSession is {tcp} bytes");
+        assert!(tcp <= 144, "TcpSession is {tcp} bytes");
         assert_eq!(std::mem::size_of::<Attached>(), 16, "an analyzer entry, about one per connection");
     }
 

@@ -64,6 +64,12 @@ mod endpoint_flag {
     pub const FIN_SEEN: u8 = 1 << 0;
     /// The endpoint closed (Zeek's `did_close`): FIN or RST handled.
     pub const DID_CLOSE: u8 = 1 << 1;
+    /// A packet from this endpoint was seen (Zeek's `first_packet_seen` bit for its side).
+    pub const FIRST_PACKET_SEEN: u8 = 1 << 2;
+    /// The session was picked up mid-stream (Zeek's `is_partial`), set on the originator's endpoint only: the
+    /// session's one flag of its own rides here, where a byte is free (the session's other fields fill 144 bytes
+    /// exactly, and three `bool`s beside them padded it to 152; [`super::TcpSession::is_partial`]).
+    pub const SESSION_PARTIAL: u8 = 1 << 3;
 }
 
 /// One endpoint's counters whose history letters come at 1, 10, 100, ... occurrences.
@@ -270,8 +276,6 @@ pub struct TcpSession {
     /// What few sessions need, out of line: most connections never retransmit, see a zero window, a bad checksum
     /// or a gap, and inline the counters were a sixth of the session.
     counters: Option<Box<Counters>>,
-    is_partial: bool,
-    first_packet_seen: [bool; 2],
 }
 
 impl TcpSession {
@@ -283,7 +287,21 @@ impl TcpSession {
     }
 
     pub fn is_partial(&self) -> bool {
-        self.is_partial
+        self.ep[0].flags & endpoint_flag::SESSION_PARTIAL != 0
+    }
+
+    /// Sets or clears the session's partial flag (see [`endpoint_flag::SESSION_PARTIAL`]).
+    fn set_partial(&mut self, partial: bool) {
+        for ep in &mut self.ep {
+            ep.flags &= !endpoint_flag::SESSION_PARTIAL;
+        }
+        if partial {
+            self.ep[0].flags |= endpoint_flag::SESSION_PARTIAL;
+        }
+    }
+
+    fn first_packet_seen(&self, side: usize) -> bool {
+        self.ep[side].flags & endpoint_flag::FIRST_PACKET_SEEN != 0
     }
 
     /// Counts one occurrence on endpoint `me` (0: the originator), writing its letter at the scaled thresholds.
@@ -451,13 +469,13 @@ impl TcpSession {
 
     fn set_partial_status(&mut self, flags: TcpFlags, is_orig: bool) {
         if is_orig {
-            if !self.first_packet_seen[0] {
-                self.is_partial = !flags.syn() || flags.ack();
+            if !self.first_packet_seen(0) {
+                self.set_partial(!flags.syn() || flags.ack());
             }
-        } else if !self.first_packet_seen[1] && !self.is_partial {
-            self.is_partial = !flags.syn();
+        } else if !self.first_packet_seen(1) && !self.is_partial() {
+            self.set_partial(!flags.syn());
         }
-        self.first_packet_seen[if is_orig { 0 } else { 1 }] = true;
+        self.ep[usize::from(!is_orig)].flags |= endpoint_flag::FIRST_PACKET_SEEN;
     }
 
     fn update_history(&mut self, h: &mut History, is_orig: bool, flags: TcpFlags, rel_seq: u64, len: u32) {
@@ -647,9 +665,8 @@ impl TcpSession {
                             }
                         } else if peer_state == SynAckSent && base_seq == self.ep[me].start_seq32() {
                             // SYN and SYN-ACK seen in reverse order: flip the roles.
-                            self.is_partial = false;
                             self.ep.swap(0, 1);
-                            self.first_packet_seen.swap(0, 1);
+                            self.set_partial(false);
                             // After the swap our endpoint is the originator.
                             self.ep[0].set_state(Established);
                             self.ep[1].set_state(Established);
@@ -689,7 +706,7 @@ impl TcpSession {
                         // An ack of the SYN before the SYN-ACK: not a partial connection.
                     } else if flags.ack() && self.ep[other].state == Established {
                         self.ep[me].set_state(Established);
-                        self.is_partial = false;
+                        self.set_partial(false);
                     } else {
                         self.ep[me].set_state(Partial);
                     }
@@ -795,8 +812,7 @@ impl TcpSession {
         if let Some(counters) = &mut self.counters {
             counters.scaled.swap(0, 1);
         }
-        self.first_packet_seen.swap(0, 1);
-        self.is_partial = false;
+        self.set_partial(false);
     }
 
     /// Zeek's conn_state for TCP (the history tells a reset SYN attempt from a stray RST).
