@@ -239,14 +239,10 @@ impl<'a> Ctx<'a> {
 
 /// One protocol analyzer attached to one connection.
 pub trait Analyzer: Send {
-    /// The spec the analyzer is built from: a connection keeps an analyzer's spec only until it is built
-    /// ([`crate::conn::Attached`]), and goes back to it when the analyzer is done.
+    /// The spec the analyzer is built from, whose name conn.log's services, analyzer.log and content detection
+    /// know it by: a connection keeps an analyzer's spec only until it is built ([`crate::conn::Attached`]), and
+    /// goes back to it when the analyzer is done.
     fn spec(&self) -> &'static AnalyzerSpec;
-
-    /// The spec's name: what conn.log's services, analyzer.log and content detection know the analyzer by.
-    fn name(&self) -> &'static str {
-        self.spec().name
-    }
 
     /// Stream bytes (TCP, in order) or one datagram (UDP) from the originator (`is_orig`) or responder.
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]);
