@@ -48,8 +48,8 @@ pub struct Endpoint {
     window_scale: u8,
     window_seq: u32,
     window_ack_seq: u32,
-    /// Bits of [`endpoint_flag`] (two `bool`s and Zeek's FIN count, only ever compared with zero, were four bytes
-    /// and made the endpoint, and so the session, a word larger).
+    /// Bits of [`endpoint_flag`]: the endpoint's yes/no facts, and on the originator's the session's partial flag
+    /// (as `bool`s, with Zeek's FIN count, only ever compared with zero, they made the session two words larger).
     flags: u8,
     /// The low 32 bits of the relative sequence of the last SYN, FIN and RST, for the history's repeat
     /// letters: two of them only compare equal here, not in Zeek's 64 bits, when 4 GiB apart exactly.
