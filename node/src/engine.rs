@@ -815,11 +815,7 @@ impl Core {
                     let addl = format!("{udp_len} != {}", ip.payload_len);
                     self.conn_weird(conn, ts, "UDP_datagram_length_mismatch", Some(addl), "UDP");
                 }
-                let me = usize::from(!is_orig);
-                if let Session::Udp { active, .. } = &mut conn.session {
-                    active[me] = true;
-                }
-                conn.count_payload(me, u32::try_from(udp_len.saturating_sub(8)).unwrap_or(u32::MAX));
+                conn.count_payload(usize::from(!is_orig), udp_len.saturating_sub(8));
                 conn.history.check(is_orig, 0x10, 'D');
                 conn.last = ts;
                 let inner = self.try_udp_tunnel(ts, conn, is_orig, payload, encap);
@@ -830,7 +826,7 @@ impl Core {
             }
             Transport::Icmp { hdr, payload, payload_len, v6 } => {
                 count_packet(conn, is_orig, ip);
-                conn.count_payload(usize::from(!is_orig), u32::try_from(payload_len).unwrap_or(u32::MAX));
+                conn.count_payload(usize::from(!is_orig), payload_len);
                 conn.last = ts;
                 match icmp6::check_nd(hdr.icmp_type, payload).filter(|_| v6) {
                     Some(w @ icmp6::NdWeird::BadOptOffset { .. }) => {
@@ -1449,7 +1445,7 @@ fn weird_action(name: &str) -> WeirdAction {
 }
 
 fn count_packet(conn: &mut Conn, is_orig: bool, ip: &IpDatagram) {
-    conn.count_packet(usize::from(!is_orig), u32::try_from(ip.total_len).unwrap_or(u32::MAX));
+    conn.count_packet(usize::from(!is_orig), ip.total_len);
 }
 
 /// The earliest network time at which [`should_remove`] can become true for `c` as it is now.

@@ -251,6 +251,11 @@ enum Tally {
 
 const TALLIES: usize = 3;
 
+/// One packet's share of a tally (IP lengths are 16 bits, 32 with IPv6's jumbograms).
+fn saturating_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// Adds `n` to a tally's low word; whether it wrapped.
 fn add_low(low: &mut u32, n: u32) -> bool {
     let (sum, wrapped) = low.overflowing_add(n);
@@ -439,22 +444,27 @@ impl Conn {
     }
 
     /// Counts one packet of `ip_len` IP bytes from side `side` (0: the originator).
-    pub fn count_packet(&mut self, side: usize, ip_len: u32) {
+    pub fn count_packet(&mut self, side: usize, ip_len: usize) {
         if add_low(&mut self.pkts[side], 1) {
             self.carry(Tally::Packets, side);
         }
-        if add_low(&mut self.ip_bytes[side], ip_len) {
+        if add_low(&mut self.ip_bytes[side], saturating_u32(ip_len)) {
             self.carry(Tally::IpBytes, side);
         }
     }
 
-    /// Counts `n` UDP or ICMP payload bytes from side `side` (nothing for other protocols).
-    pub fn count_payload(&mut self, side: usize, n: u32) {
+    /// Counts a UDP datagram or ICMP message of `payload_len` bytes from side `side` (a UDP side that sent one is
+    /// active); nothing for other protocols.
+    pub fn count_payload(&mut self, side: usize, payload_len: usize) {
         let low = match &mut self.session {
-            Session::Udp { bytes, .. } | Session::Icmp { bytes } => &mut bytes[side],
+            Session::Udp { active, bytes } => {
+                active[side] = true;
+                &mut bytes[side]
+            }
+            Session::Icmp { bytes } => &mut bytes[side],
             Session::Tcp(_) | Session::Other => return,
         };
-        if add_low(low, n) {
+        if add_low(low, saturating_u32(payload_len)) {
             self.carry(Tally::PayloadBytes, side);
         }
     }
@@ -749,7 +759,7 @@ mod tests {
         conn.ip_bytes = [u32::MAX - 100, 0];
         for _ in 0..3 {
             conn.count_packet(0, 60);
-            conn.count_payload(0, u32::MAX / 2);
+            conn.count_payload(0, (u32::MAX / 2) as usize);
         }
         conn.count_packet(1, 28);
         conn.count_payload(1, 8);
