@@ -249,7 +249,7 @@ struct Info {
     auth_success: Option<bool>,
     auth_attempts: u64,
     direction: Option<&'static str>,
-    /// The logged strings, set once each: boxed `str`s are a word smaller than `String`s (seven words in every
+    /// The logged strings, set once each: boxed `str`s are a word smaller than `String`s (eight words in every
     /// SSH connection's state).
     client: Option<Box<str>>,
     server: Option<Box<str>>,

@@ -101,9 +101,14 @@ enum Counter {
 }
 
 impl Endpoint {
+    /// Whether bit `flag` of [`endpoint_flag`] is set.
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
     /// Whether the endpoint closed (FIN or RST handled): Zeek's `did_close`.
     pub fn did_close(&self) -> bool {
-        self.flags & endpoint_flag::DID_CLOSE != 0
+        self.has(endpoint_flag::DID_CLOSE)
     }
 
     fn set_state(&mut self, s: EndpointState) {
@@ -166,7 +171,7 @@ impl Endpoint {
         let mut size = if last > ack { last - self.start_seq64() } else { ack - self.start_seq64() } as u64;
         // The SYN (real or assumed) and the FIN take a sequence number each but carry no data.
         size = size.saturating_sub(1);
-        if self.flags & endpoint_flag::FIN_SEEN != 0 {
+        if self.has(endpoint_flag::FIN_SEEN) {
             size = size.saturating_sub(1);
         }
         size
@@ -287,7 +292,7 @@ impl TcpSession {
     }
 
     pub fn is_partial(&self) -> bool {
-        self.ep[0].flags & endpoint_flag::SESSION_PARTIAL != 0
+        self.ep[0].has(endpoint_flag::SESSION_PARTIAL)
     }
 
     /// Sets or clears the session's partial flag (see [`endpoint_flag::SESSION_PARTIAL`]).
@@ -301,7 +306,7 @@ impl TcpSession {
     }
 
     fn first_packet_seen(&self, side: usize) -> bool {
-        self.ep[side].flags & endpoint_flag::FIRST_PACKET_SEEN != 0
+        self.ep[side].has(endpoint_flag::FIRST_PACKET_SEEN)
     }
 
     /// Counts one occurrence on endpoint `me` (0: the originator), writing its letter at the scaled thresholds.
