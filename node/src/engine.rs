@@ -485,7 +485,7 @@ impl Engine {
             Err(e) => return self.core.decode_weird(ts, e, Some((ip.src, ip.dst)), !encap.is_empty()),
         };
         let (proto, sp, dp) = match &transport {
-            Transport::Tcp { hdr, .. } => (Proto::Tcp, hdr.src_port, hdr.dst_port),
+            Transport::Tcp { hdr, .. } | Transport::TcpRefused { hdr, .. } => (Proto::Tcp, hdr.src_port, hdr.dst_port),
             Transport::Udp { hdr, .. } => (Proto::Udp, hdr.src_port, hdr.dst_port),
             Transport::Icmp { hdr, v6, .. } => {
                 let (a, b) = icmp_ports(hdr.icmp_type, hdr.code, *v6);
@@ -499,14 +499,17 @@ impl Engine {
         } else {
             ConnKey::new(ip.src, sp, ip.dst, dp, ip.proto)
         };
+        // A refused TCP header is refused before its checksum is looked at.
         let checksum_ok = self.core.cfg.ignore_checksums
             || ip.payload.len() < ip.payload_len
-            || !matches!(proto, Proto::Tcp | Proto::Udp)
+            || !matches!(transport, Transport::Tcp { .. } | Transport::Udp { .. })
             || transport_checksum_ok(ip.src, ip.dst, ip.proto, ip.payload);
 
         // A new SYN on a finished (or confused) connection starts a new one. Only a SYN can (`is_reuse`), so
-        // every other packet looks its connection up once.
-        if let Transport::Tcp { hdr, .. } = &transport
+        // every other packet looks its connection up once. Zeek reads a SYN whose options were cut too, but not
+        // one whose data offset is bogus.
+        if let Transport::Tcp { hdr, .. } | Transport::TcpRefused { hdr, reason: DecodeError::TruncatedHeader(_) } =
+            &transport
             && hdr.flags.syn()
             && checksum_ok
         {
@@ -796,6 +799,11 @@ impl Core {
                 }
                 None
             }
+            Transport::TcpRefused { reason, .. } => {
+                std::hint::cold_path();
+                self.conn_weird(conn, ts, &reason.to_string(), None, "TCP");
+                None
+            }
             Transport::Udp { hdr, payload } => {
                 count_packet(conn, is_orig, ip);
                 if !checksum_ok {
@@ -864,7 +872,7 @@ impl Core {
         // Between two likely server ports a TCP partial flips only toward the lower one, never on a SYN-ACK (a
         // stealth scan's reply); the limited broadcast address never becomes the originator.
         let flip = match transport {
-            Transport::Tcp { hdr, .. } => {
+            Transport::Tcp { hdr, .. } | Transport::TcpRefused { hdr, .. } => {
                 (!hdr.flags.syn() || hdr.flags.ack()) && likely(sp) && (!likely(dp) || (!hdr.flags.syn() && sp < dp))
             }
             Transport::Udp { .. } => likely(sp) && !likely(dp),

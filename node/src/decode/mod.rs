@@ -103,7 +103,7 @@ pub enum DecodeError {
     /// The transport's minimal header was not captured whole (protocol number inside).
     #[error("internally_truncated_header")]
     InternallyTruncatedHeader(u8),
-    /// A TCP data offset below five words.
+    /// A TCP data offset below five words (carried by `Transport::TcpRefused`: Zeek has the connection by then).
     #[error("bad_TCP_header_len")]
     BadTcpHeaderLen,
     /// IP in IP: the inner datagram is not of the version its protocol number says, or an IPv4 header is cut.
@@ -181,7 +181,6 @@ impl DecodeError {
             BadIpChecksum
                 | TruncatedHeader(_)
                 | InternallyTruncatedHeader(_)
-                | BadTcpHeaderLen
                 | InvalidInnerIpVersion
                 | TruncatedInnerIp
                 | InnerIpPayloadLengthMismatch

@@ -54,10 +54,32 @@ pub struct IcmpHeader {
 /// The transport layer of one datagram: its header and its payload as captured.
 #[derive(Debug, Clone, Copy)]
 pub enum Transport<'a> {
-    Tcp { hdr: TcpHeader, payload: &'a [u8], payload_len: usize },
-    Udp { hdr: UdpHeader, payload: &'a [u8] },
-    Icmp { hdr: IcmpHeader, payload: &'a [u8], payload_len: usize, v6: bool },
-    Other { proto: u8 },
+    Tcp {
+        hdr: TcpHeader,
+        payload: &'a [u8],
+        payload_len: usize,
+    },
+    /// A TCP segment whose data offset Zeek's TCP analyzer refuses: below five words (`bad_TCP_header_len`), or
+    /// options the datagram or the capture cut (`truncated_header`). Zeek finds or creates the connection from
+    /// the fixed header before it reads the offset, so the weird is the connection's and the segment goes no
+    /// further (no packet counted, no state changed; `hdr.window_scale` is not read).
+    TcpRefused {
+        hdr: TcpHeader,
+        reason: DecodeError,
+    },
+    Udp {
+        hdr: UdpHeader,
+        payload: &'a [u8],
+    },
+    Icmp {
+        hdr: IcmpHeader,
+        payload: &'a [u8],
+        payload_len: usize,
+        v6: bool,
+    },
+    Other {
+        proto: u8,
+    },
 }
 
 /// Decodes the transport header of an unfragmented (or reassembled) datagram, with the length checks of Zeek's
@@ -70,17 +92,9 @@ pub fn decode_transport<'a>(ip: &IpDatagram<'a>) -> Result<Transport<'a>, Decode
     match ip.proto {
         6 => {
             check_header_length(ip, TCP_MIN_HEADER)?;
-            let hdr_len = usize::from(p[12] >> 4) * 4;
-            if hdr_len < TCP_MIN_HEADER {
-                return Err(DecodeError::BadTcpHeaderLen);
-            }
-            // Options the datagram does not hold, or the capture did not keep.
-            if hdr_len > ip.payload_len || hdr_len > p.len() {
-                return Err(DecodeError::TruncatedHeader(ip.proto));
-            }
             let flags = TcpFlags(p[13]);
-            let window_scale = if flags.syn() { tcp_window_scale(&p[20..hdr_len]) } else { None };
-            let hdr = TcpHeader {
+            let hdr_len = usize::from(p[12] >> 4) * 4;
+            let mut hdr = TcpHeader {
                 src_port: u16::from_be_bytes([p[0], p[1]]),
                 dst_port: u16::from_be_bytes([p[2], p[3]]),
                 seq: u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
@@ -88,8 +102,18 @@ pub fn decode_transport<'a>(ip: &IpDatagram<'a>) -> Result<Transport<'a>, Decode
                 flags,
                 window: u16::from_be_bytes([p[14], p[15]]),
                 hdr_len,
-                window_scale,
+                window_scale: None,
             };
+            if hdr_len < TCP_MIN_HEADER {
+                return Ok(Transport::TcpRefused { hdr, reason: DecodeError::BadTcpHeaderLen });
+            }
+            // Options the datagram does not hold, or the capture did not keep.
+            if hdr_len > ip.payload_len || hdr_len > p.len() {
+                return Ok(Transport::TcpRefused { hdr, reason: DecodeError::TruncatedHeader(ip.proto) });
+            }
+            if flags.syn() {
+                hdr.window_scale = tcp_window_scale(&p[20..hdr_len]);
+            }
             Ok(Transport::Tcp { hdr, payload: &p[hdr_len..], payload_len: ip.payload_len.saturating_sub(hdr_len) })
         }
         17 => {
@@ -472,21 +496,21 @@ mod tests {
 
     #[test]
     fn tcp_data_offsets_are_checked() {
-        let mut segment = vec![0; 20];
-        segment[12] = 4 << 4;
-        let short = transport_error(&ipv4(6, 20, &segment));
-        assert_eq!(
-            (short, short.to_string().as_str(), short.source()),
-            (DecodeError::BadTcpHeaderLen, "bad_TCP_header_len", Some("TCP"))
-        );
+        let refused = |packet: &[u8]| {
+            let ip = super::super::decode_ip(packet, false).expect("a valid IP header");
+            match decode_transport(&ip) {
+                Ok(Transport::TcpRefused { hdr, reason }) => (hdr.src_port, hdr.dst_port, hdr.flags, reason),
+                other => panic!("not refused: {other:?}"),
+            }
+        };
+        let mut segment = vec![0, 80, 0x9c, 0x40, 0, 0, 0, 1, 0, 0, 0, 0, 4 << 4, 0x12, 0, 0, 0, 0, 0, 0];
+        let short = refused(&ipv4(6, 20, &segment));
+        assert_eq!(short, (80, 40000, TcpFlags(0x12), DecodeError::BadTcpHeaderLen), "the fixed header is read");
+        assert_eq!((short.3.to_string().as_str(), short.3.source()), ("bad_TCP_header_len", Some("TCP")));
         segment[12] = 8 << 4; // 12 bytes of options the segment does not have
-        assert_eq!(transport_error(&ipv4(6, 20, &segment)), DecodeError::TruncatedHeader(6));
+        assert_eq!(refused(&ipv4(6, 20, &segment)).3, DecodeError::TruncatedHeader(6));
         segment.resize(32, 1);
-        assert_eq!(
-            transport_error(&ipv4(6, 40, &segment[..28])),
-            DecodeError::TruncatedHeader(6),
-            "options not captured"
-        );
+        assert_eq!(refused(&ipv4(6, 40, &segment[..28])).3, DecodeError::TruncatedHeader(6), "options not captured");
         let ip_bytes = ipv4(6, 32, &segment);
         let ip = super::super::decode_ip(&ip_bytes, false).unwrap();
         assert!(matches!(decode_transport(&ip), Ok(Transport::Tcp { hdr, .. }) if hdr.hdr_len == 32));

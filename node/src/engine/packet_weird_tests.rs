@@ -140,6 +140,40 @@ fn transport_truncation_is_a_flow_weird_from_the_transport_analyzer() {
     assert_eq!(weird_rows(&mut engine), expected);
 }
 
+/// Zeek's TCP analyzer reads the data offset only once the connection is found or made (`ExtractTCP_Header`): a
+/// bogus offset (`bad_TCP_header_len`) or options the segment does not hold (`truncated_header`) is that
+/// connection's weird, and the segment changes nothing else: no packet counted, no history letter, no close.
+#[test]
+fn a_refused_tcp_header_is_its_connections_weird() {
+    let mut engine = unchecked_engine();
+    engine.process_packet(1.0, LinkType::Raw, &ipv4_tcp(CLIENT, SERVER, 1, 0, 0x02, b""));
+    let mut bogus_offset = ipv4_tcp(CLIENT, SERVER, 2, 0, 0x11, b"");
+    bogus_offset[32] = 4 << 4;
+    engine.process_packet(2.0, LinkType::Raw, &bogus_offset);
+    // Another client's first segment, a SYN-ACK from a server port, claims 12 bytes of options it does not have:
+    // the connection is made (and its roles flipped by the ports, `^`) before the header is refused.
+    let mut options_cut = ipv4_tcp(SERVER, ([10, 0, 0, 3], 40001), 1, 0, 0x12, b"");
+    options_cut[32] = 8 << 4;
+    engine.process_packet(3.0, LinkType::Raw, &options_cut);
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let field = |r: &LogRecord, name: &str| r.get(name).map(Value::to_tsv).unwrap_or_default();
+    let conns: Vec<_> = records.iter().filter(|r| r.schema.path == "conn").collect();
+    let summary = |r: &LogRecord| {
+        ["id.orig_h", "id.resp_h", "conn_state", "history", "orig_pkts", "resp_pkts", "duration"].map(|f| field(r, f))
+    };
+    assert_eq!(summary(conns[0]), ["10.0.0.1", "10.0.0.2", "S0", "S", "1", "0", "-"]);
+    assert_eq!(summary(conns[1]), ["10.0.0.3", "10.0.0.2", "OTH", "^", "0", "0", "-"]);
+    let weirds: Vec<_> = records.iter().filter(|r| r.schema.path == WEIRD.path).collect();
+    let weird_of = |conn: &LogRecord, name: &str| {
+        let mut row = ["uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"].map(|f| field(conn, f)).to_vec();
+        row.extend([name, "-", "F", "zeek", "TCP"].map(String::from));
+        row
+    };
+    let rows: Vec<Vec<String>> = weirds.iter().map(|r| r.values[1..].iter().map(Value::to_tsv).collect()).collect();
+    assert_eq!(rows, [weird_of(conns[0], "bad_TCP_header_len"), weird_of(conns[1], "truncated_header")]);
+}
+
 /// `inner` in an IPv4 header from 192.168.1.1 to 192.168.1.2 (IP in IP).
 fn ip_in_ip(inner: &[u8]) -> Vec<u8> {
     let total = u16::try_from(20 + inner.len()).unwrap().to_be_bytes();
