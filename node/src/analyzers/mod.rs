@@ -23,6 +23,7 @@ pub mod quic;
 pub mod smtp;
 pub mod ssh;
 pub mod ssl;
+pub mod syslog;
 pub mod websocket;
 
 use std::net::IpAddr;
@@ -331,7 +332,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &dhcp::SPEC,
     &quic::SPEC,
     &detect::IRC,
-    &detect::SYSLOG,
+    &syslog::SPEC,
     &detect::SNMP,
     &detect::RADIUS,
     &detect::SIP,

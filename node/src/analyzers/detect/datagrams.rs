@@ -1,28 +1,7 @@
-//! Datagram protocols whose Zeek parser confirms on one whole message: syslog, RADIUS and SIP. Each datagram is
+//! Datagram protocols whose Zeek parser confirms on one whole message: RADIUS and SIP. Each datagram is
 //! one message; a message that does not parse is a violation (which also drops an earlier confirmation).
 
 use super::{AnalyzerSpec, Proto, Signature, confirmer_spec};
-
-// Syslog (udp 514, base/protocols/syslog/main.zeek): Zeek's Spicy parser (src/analyzer/protocol/syslog/
-// syslog.spicy, `Syslog::Message`) takes an optional `<digits>` priority and then the rest of the datagram as the
-// message, and accepts the input (`spicy::accept_input()`, the confirmation) once that parsed: every datagram
-// confirms, except one that opens a priority and does not close it (`<` without digits and `>`, or digits past
-// what `to_uint` holds). Syslog over TCP (analyzer `syslog_tcp`, RFC 6587 framing) is not covered.
-confirmer_spec!(SYSLOG, "syslog", tcp: &[], udp: &[514], detect: None, both: false, check: syslog_check);
-
-fn syslog_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
-    Some(syslog_priority_parses(data))
-}
-
-fn syslog_priority_parses(data: &[u8]) -> bool {
-    let Some(rest) = data.strip_prefix(b"<") else { return true };
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    digits > 0 && rest.get(digits) == Some(&b'>') && decimal_fits_u64(&rest[..digits])
-}
-
-fn decimal_fits_u64(digits: &[u8]) -> bool {
-    digits.iter().try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))).is_some()
-}
 
 // RADIUS (udp 1812, base/protocols/radius/main.zeek): Zeek's binpac analyzer (src/analyzer/protocol/radius/
 // radius-protocol.pac, radius-analyzer.pac) confirms in `proc_radius_message` once a whole `RADIUS_PDU` parsed,
@@ -139,27 +118,6 @@ mod tests {
 
     fn violated(actions: &[Action]) -> bool {
         matches!(actions, [.., Action::Violation(_)])
-    }
-
-    #[test]
-    fn syslog_confirms_any_message_with_a_closed_priority() {
-        // RFC 3164 and RFC 5424 messages, and one without a priority.
-        for message in [
-            &b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8"[..],
-            b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 - An application event",
-            b"kernel: eth0 link up",
-        ] {
-            assert_eq!(run(&SYSLOG, 514, &[(true, message)]), [Action::Confirm("syslog")]);
-        }
-    }
-
-    #[test]
-    fn syslog_rejects_an_unclosed_priority() {
-        for message in [&b"<34 Oct 11 22:14:15 host"[..], b"<>x", b"<abc>x", b"<99999999999999999999999>x"] {
-            assert!(violated(&run(&SYSLOG, 514, &[(true, message)])), "{message:?}");
-        }
-        let later = run(&SYSLOG, 514, &[(true, b"<13>ok"), (true, b"<13")]);
-        assert!(matches!(later[..], [Action::Confirm("syslog"), Action::Violation(_)]));
     }
 
     /// An Access-Request (RFC 2865 §4.1) for user "nemo" with User-Password and NAS-IP-Address.

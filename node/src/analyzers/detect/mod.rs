@@ -3,7 +3,7 @@
 //!
 //! Each check follows the point where Zeek's own parser calls `AnalyzerConfirmation` (or Spicy's
 //! `accept_input`): IMAP, XMPP and IRC here, SNMP in `snmp.rs`, RFB in `rfb.rs`, MySQL in `mysql.rs`, PostgreSQL in
-//! `postgresql.rs`, and the datagram protocols whose parser confirms on one whole message (syslog, RADIUS, SIP) in
+//! `postgresql.rs`, and the datagram protocols whose parser confirms on one whole message (RADIUS, SIP) in
 //! `datagrams.rs`.
 
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
@@ -14,7 +14,7 @@ mod postgresql;
 mod rfb;
 mod snmp;
 
-pub use datagrams::{RADIUS, SIP, SYSLOG};
+pub use datagrams::{RADIUS, SIP};
 pub use mysql::MYSQL;
 pub use postgresql::POSTGRESQL;
 pub use rfb::RFB;
@@ -141,7 +141,7 @@ pub(crate) use confirmer_spec;
 /// Drives every detection-only analyzer over arbitrary bytes, as TCP and as UDP, for fuzzing (see
 /// [`super::fuzzing::drive`]).
 pub fn fuzz(data: &[u8]) {
-    for spec in [&IMAP, &XMPP, &IRC, &SYSLOG, &SNMP, &RADIUS, &SIP, &RFB, &MYSQL, &POSTGRESQL] {
+    for spec in [&IMAP, &XMPP, &IRC, &SNMP, &RADIUS, &SIP, &RFB, &MYSQL, &POSTGRESQL] {
         for proto in [Proto::Tcp, Proto::Udp] {
             let port = spec.tcp_ports.iter().chain(spec.udp_ports).next().copied().unwrap_or(5900);
             super::fuzzing::drive((spec.new)(proto).as_mut(), proto, port, data);
@@ -314,7 +314,7 @@ mod tests {
         }
     }
 
-    /// Through the engine: the new confirmers attach by port (syslog, SNMP) or by signature on any port (SIP, RFB)
+    /// Through the engine: the new confirmers attach by port (SNMP) or by signature on any port (SIP, RFB)
     /// and name conn.log's `service`; traffic on their ports that is something else names nothing.
     mod through_the_engine {
         use crate::config::AnalysisConfig;
@@ -343,10 +343,6 @@ mod tests {
 
         #[test]
         fn datagram_protocols_name_the_service() {
-            let syslog = ipv4_udp((CLIENT, 40000), (SERVER, 514), b"<34>Oct 11 22:14:15 host su: failed");
-            assert_eq!(service(&[syslog]), "syslog");
-            let not_syslog = ipv4_udp((CLIENT, 40000), (SERVER, 514), b"<34 no priority end");
-            assert_eq!(service(&[not_syslog]), "-");
             // SIP on a port nobody registered: the signature attaches the analyzer, the reply confirms.
             let invite = b"OPTIONS sip:carol@chicago.example.com SIP/2.0\r\nContent-Length: 0\r\n\r\n";
             let ok = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
