@@ -92,28 +92,15 @@ pub fn decode_transport<'a>(ip: &IpDatagram<'a>) -> Result<Transport<'a>, Decode
     match ip.proto {
         6 => {
             check_header_length(ip, TCP_MIN_HEADER)?;
-            let flags = TcpFlags(p[13]);
             let hdr_len = usize::from(p[12] >> 4) * 4;
-            let mut hdr = TcpHeader {
-                src_port: u16::from_be_bytes([p[0], p[1]]),
-                dst_port: u16::from_be_bytes([p[2], p[3]]),
-                seq: u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
-                ack: u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
-                flags,
-                window: u16::from_be_bytes([p[14], p[15]]),
-                hdr_len,
-                window_scale: None,
-            };
-            if hdr_len < TCP_MIN_HEADER {
-                return Ok(Transport::TcpRefused { hdr, reason: DecodeError::BadTcpHeaderLen });
+            // A data offset below the fixed header, or options the datagram does not hold or the capture did not
+            // keep.
+            if hdr_len < TCP_MIN_HEADER || hdr_len > ip.payload_len || hdr_len > p.len() {
+                return Ok(refused_tcp(p, hdr_len, ip.proto));
             }
-            // Options the datagram does not hold, or the capture did not keep.
-            if hdr_len > ip.payload_len || hdr_len > p.len() {
-                return Ok(Transport::TcpRefused { hdr, reason: DecodeError::TruncatedHeader(ip.proto) });
-            }
-            if flags.syn() {
-                hdr.window_scale = tcp_window_scale(&p[20..hdr_len]);
-            }
+            let flags = TcpFlags(p[13]);
+            let window_scale = if flags.syn() { tcp_window_scale(&p[20..hdr_len]) } else { None };
+            let hdr = tcp_fixed_header(p, hdr_len, window_scale);
             Ok(Transport::Tcp { hdr, payload: &p[hdr_len..], payload_len: ip.payload_len.saturating_sub(hdr_len) })
         }
         17 => {
@@ -139,6 +126,28 @@ pub fn decode_transport<'a>(ip: &IpDatagram<'a>) -> Result<Transport<'a>, Decode
         }
         proto => Ok(Transport::Other { proto }),
     }
+}
+
+/// The fields of a TCP header's first 20 bytes (`p` holds at least those).
+#[inline(always)]
+fn tcp_fixed_header(p: &[u8], hdr_len: usize, window_scale: Option<u8>) -> TcpHeader {
+    TcpHeader {
+        src_port: u16::from_be_bytes([p[0], p[1]]),
+        dst_port: u16::from_be_bytes([p[2], p[3]]),
+        seq: u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+        ack: u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
+        flags: TcpFlags(p[13]),
+        window: u16::from_be_bytes([p[14], p[15]]),
+        hdr_len,
+        window_scale,
+    }
+}
+
+/// A TCP segment whose data offset (`hdr_len` bytes) Zeek's TCP analyzer refuses ([`Transport::TcpRefused`]).
+#[cold]
+fn refused_tcp(p: &[u8], hdr_len: usize, proto: u8) -> Transport<'_> {
+    let reason = if hdr_len < 20 { DecodeError::BadTcpHeaderLen } else { DecodeError::TruncatedHeader(proto) };
+    Transport::TcpRefused { hdr: tcp_fixed_header(p, hdr_len, None), reason }
 }
 
 /// Zeek's `CheckHeaderTrunc`: the datagram must claim the transport's minimal header (a claimed length of zero,
