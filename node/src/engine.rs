@@ -3,9 +3,11 @@
 //! Threads each own an engine; what crosses threads is packets in and records out.
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
+
+use dary_heap::QuaternaryHeap;
 
 use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Proto};
 use crate::config::AnalysisConfig;
@@ -85,7 +87,7 @@ pub struct Engine {
     table: ConnTable,
     /// Every armed timer. Entries whose deadline is not the connection's current one, or whose serial is not the
     /// slot's connection's (the connection is gone), are stale and skipped.
-    timers: BinaryHeap<Reverse<Timer>>,
+    timers: QuaternaryHeap<Reverse<Timer>>,
     core: Core,
 }
 
@@ -234,7 +236,7 @@ impl Engine {
             last_sweep: 0.0,
             stats: EngineStats::default(),
         };
-        Engine { table: ConnTable::default(), timers: BinaryHeap::new(), core }
+        Engine { table: ConnTable::default(), timers: QuaternaryHeap::new(), core }
     }
 
     /// Takes the records written since the last call.
