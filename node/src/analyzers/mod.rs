@@ -21,6 +21,7 @@ pub mod pe;
 pub mod pop3;
 pub mod quic;
 pub mod smtp;
+pub mod snmp;
 pub mod ssh;
 pub mod ssl;
 pub mod syslog;
@@ -333,7 +334,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &quic::SPEC,
     &detect::IRC,
     &syslog::SPEC,
-    &detect::SNMP,
+    &snmp::SPEC,
     &detect::RADIUS,
     &detect::SIP,
     &detect::RFB,

@@ -2,7 +2,7 @@
 //! `service` when the first messages look like the protocol, and otherwise steps aside.
 //!
 //! Each check follows the point where Zeek's own parser calls `AnalyzerConfirmation` (or Spicy's
-//! `accept_input`): IMAP, XMPP and IRC here, SNMP in `snmp.rs`, RFB in `rfb.rs`, MySQL in `mysql.rs`, PostgreSQL in
+//! `accept_input`): IMAP, XMPP and IRC here, RFB in `rfb.rs`, MySQL in `mysql.rs`, PostgreSQL in
 //! `postgresql.rs`, and the datagram protocols whose parser confirms on one whole message (RADIUS, SIP) in
 //! `datagrams.rs`.
 
@@ -12,13 +12,11 @@ mod datagrams;
 mod mysql;
 mod postgresql;
 mod rfb;
-mod snmp;
 
 pub use datagrams::{RADIUS, SIP};
 pub use mysql::MYSQL;
 pub use postgresql::POSTGRESQL;
 pub use rfb::RFB;
-pub use snmp::SNMP;
 
 /// How much of the start of a TCP direction a check gets to see: enough for every greeting or banner the checks
 /// read, and a bound on what an undecided side buffers.
@@ -141,7 +139,7 @@ pub(crate) use confirmer_spec;
 /// Drives every detection-only analyzer over arbitrary bytes, as TCP and as UDP, for fuzzing (see
 /// [`super::fuzzing::drive`]).
 pub fn fuzz(data: &[u8]) {
-    for spec in [&IMAP, &XMPP, &IRC, &SNMP, &RADIUS, &SIP, &RFB, &MYSQL, &POSTGRESQL] {
+    for spec in [&IMAP, &XMPP, &IRC, &RADIUS, &SIP, &RFB, &MYSQL, &POSTGRESQL] {
         for proto in [Proto::Tcp, Proto::Udp] {
             let port = spec.tcp_ports.iter().chain(spec.udp_ports).next().copied().unwrap_or(5900);
             super::fuzzing::drive((spec.new)(proto).as_mut(), proto, port, data);
@@ -314,7 +312,7 @@ mod tests {
         }
     }
 
-    /// Through the engine: the new confirmers attach by port (SNMP) or by signature on any port (SIP, RFB)
+    /// Through the engine: the new confirmers attach by port or by signature on any port (SIP, RFB)
     /// and name conn.log's `service`; traffic on their ports that is something else names nothing.
     mod through_the_engine {
         use crate::config::AnalysisConfig;
