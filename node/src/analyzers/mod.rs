@@ -20,6 +20,7 @@ pub mod ntp;
 pub mod pe;
 pub mod pop3;
 pub mod quic;
+pub mod radius;
 pub mod smtp;
 pub mod snmp;
 pub mod ssh;
@@ -335,7 +336,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &detect::IRC,
     &syslog::SPEC,
     &snmp::SPEC,
-    &detect::RADIUS,
+    &radius::SPEC,
     &detect::SIP,
     &detect::RFB,
     &detect::MYSQL,

@@ -1,26 +1,7 @@
-//! Datagram protocols whose Zeek parser confirms on one whole message: RADIUS and SIP. Each datagram is
-//! one message; a message that does not parse is a violation (which also drops an earlier confirmation).
+//! Datagram protocols whose Zeek parser confirms on one whole message: SIP. Each datagram is one message; a
+//! message that does not parse is a violation (which also drops an earlier confirmation).
 
 use super::{AnalyzerSpec, Proto, Signature, confirmer_spec};
-
-// RADIUS (udp 1812, base/protocols/radius/main.zeek): Zeek's binpac analyzer (src/analyzer/protocol/radius/
-// radius-protocol.pac, radius-analyzer.pac) confirms in `proc_radius_message` once a whole `RADIUS_PDU` parsed,
-// from either side: the 20-byte header (code, identifier, length, authenticator), then attributes (type, length,
-// `length - 2` value bytes) until the datagram ends. The header's own length field is not used.
-confirmer_spec!(RADIUS, "radius", tcp: &[], udp: &[1812], detect: None, both: false, check: radius_check);
-
-fn radius_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
-    let Some(mut attributes) = data.get(20..) else { return Some(false) };
-    while !attributes.is_empty() {
-        let [_, length, ..] = attributes else { return Some(false) };
-        let length = usize::from(*length);
-        if length < 2 || length > attributes.len() {
-            return Some(false);
-        }
-        attributes = &attributes[length..];
-    }
-    Some(true)
-}
 
 // SIP (udp 5060, base/protocols/sip/main.zeek and dpd.sig): Zeek's binpac analyzer (src/analyzer/protocol/sip/
 // sip-protocol.pac, sip-analyzer.pac) parses what the originator sends as a request and what the responder sends
@@ -118,38 +99,6 @@ mod tests {
 
     fn violated(actions: &[Action]) -> bool {
         matches!(actions, [.., Action::Violation(_)])
-    }
-
-    /// An Access-Request (RFC 2865 §4.1) for user "nemo" with User-Password and NAS-IP-Address.
-    fn access_request() -> Vec<u8> {
-        let mut m = vec![0x01, 0x2a, 0x00, 0x00];
-        m.extend([0x0f, 0x40, 0x3f, 0x94, 0x73, 0x97, 0x80, 0xa0, 0x4f, 0x88, 0x0e, 0x85, 0x67, 0x3b, 0x1a, 0x9b]);
-        m.extend([0x01, 0x06, b'n', b'e', b'm', b'o']);
-        m.extend([0x02, 0x12]);
-        m.extend([0x4c; 16]);
-        m.extend([0x04, 0x06, 0xc0, 0xa8, 0x01, 0x10]);
-        let length = m.len() as u16;
-        m[2..4].copy_from_slice(&length.to_be_bytes());
-        m
-    }
-
-    #[test]
-    fn radius_confirms_a_message_whose_attributes_fill_the_datagram() {
-        assert_eq!(run(&RADIUS, 1812, &[(true, &access_request())]), [Action::Confirm("radius")]);
-        // An Access-Accept without attributes is the bare header.
-        let accept = [&[0x02, 0x2a, 0x00, 0x14][..], &[0x11; 16]].concat();
-        assert_eq!(run(&RADIUS, 1812, &[(false, &accept)]), [Action::Confirm("radius")]);
-    }
-
-    #[test]
-    fn radius_rejects_broken_attributes() {
-        let request = access_request();
-        assert!(violated(&run(&RADIUS, 1812, &[(true, &request[..request.len() - 1])])), "last attribute cut");
-        assert!(violated(&run(&RADIUS, 1812, &[(true, &request[..19])])), "header cut");
-        let mut zero_length = request.clone();
-        zero_length[21] = 0;
-        assert!(violated(&run(&RADIUS, 1812, &[(true, &zero_length)])));
-        assert!(violated(&run(&RADIUS, 1812, &[(true, &[request.clone(), vec![0x1a]].concat())])), "one stray byte");
     }
 
     const INVITE: &[u8] = b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\

@@ -3,7 +3,7 @@
 //!
 //! Each check follows the point where Zeek's own parser calls `AnalyzerConfirmation` (or Spicy's
 //! `accept_input`): IMAP, XMPP and IRC here, RFB in `rfb.rs`, MySQL in `mysql.rs`, PostgreSQL in
-//! `postgresql.rs`, and the datagram protocols whose parser confirms on one whole message (RADIUS, SIP) in
+//! `postgresql.rs`, and the datagram protocol whose parser confirms on one whole message (SIP) in
 //! `datagrams.rs`.
 
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
@@ -13,7 +13,7 @@ mod mysql;
 mod postgresql;
 mod rfb;
 
-pub use datagrams::{RADIUS, SIP};
+pub use datagrams::SIP;
 pub use mysql::MYSQL;
 pub use postgresql::POSTGRESQL;
 pub use rfb::RFB;
@@ -139,7 +139,7 @@ pub(crate) use confirmer_spec;
 /// Drives every detection-only analyzer over arbitrary bytes, as TCP and as UDP, for fuzzing (see
 /// [`super::fuzzing::drive`]).
 pub fn fuzz(data: &[u8]) {
-    for spec in [&IMAP, &XMPP, &IRC, &RADIUS, &SIP, &RFB, &MYSQL, &POSTGRESQL] {
+    for spec in [&IMAP, &XMPP, &IRC, &SIP, &RFB, &MYSQL, &POSTGRESQL] {
         for proto in [Proto::Tcp, Proto::Udp] {
             let port = spec.tcp_ports.iter().chain(spec.udp_ports).next().copied().unwrap_or(5900);
             super::fuzzing::drive((spec.new)(proto).as_mut(), proto, port, data);

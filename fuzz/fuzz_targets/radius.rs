@@ -1,0 +1,4 @@
+//! The radius analyzer over arbitrary datagrams in both directions (see its `fuzz`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| zeek_node::analyzers::radius::fuzz(data));
