@@ -453,6 +453,42 @@ mod tests {
         }
     }
 
+    /// Through the engine: SNMP and RADIUS attach by port, their answers confirm `service`, and their records
+    /// carry the connection's uid (the analyzers' own tests check the fields).
+    #[test]
+    fn datagram_protocol_logs_carry_their_connection() {
+        use crate::decode::LinkType;
+        use crate::decode::test_frames::ipv4_udp;
+        use crate::engine::Engine;
+
+        const CLIENT: [u8; 4] = [10, 0, 0, 1];
+        const SERVER: [u8; 4] = [10, 0, 0, 2];
+        // SNMPv1 get and response for no bindings, community "public"; a RADIUS Access-Request and its Accept.
+        let snmp = |pdu: u8| {
+            let mut m = vec![0x30, 0x18, 0x02, 0x01, 0x00, 0x04, 0x06, b'p', b'u', b'b', b'l', b'i', b'c'];
+            m.extend([pdu, 0x0b, 0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x00]);
+            m
+        };
+        let radius = |code: u8| [&[code, 0x01, 0x00, 0x14][..], &[0x4c; 16]].concat();
+        let mut engine = Engine::new(crate::config::AnalysisConfig { ignore_checksums: true, ..Default::default() });
+        let exchanges = [(161, snmp(0xa0), snmp(0xa2)), (1812, radius(1), radius(2))];
+        for (i, (port, request, reply)) in exchanges.iter().enumerate() {
+            let ts = 1.0 + i as f64;
+            engine.process_packet(ts, LinkType::Raw, &ipv4_udp((CLIENT, 40000), (SERVER, *port), request));
+            engine.process_packet(ts + 0.5, LinkType::Raw, &ipv4_udp((SERVER, *port), (CLIENT, 40000), reply));
+        }
+        engine.finish();
+        let records: Vec<LogRecord> = engine.drain_records().collect();
+        let field = |r: &LogRecord, name: &str| r.get(name).map(Value::to_tsv).unwrap_or_default();
+        for (port, path, column, value) in [("161", "snmp", "version", "1"), ("1812", "radius", "result", "success")] {
+            let conn = records.iter().find(|r| r.schema.path == "conn" && field(r, "id.resp_p") == port).unwrap();
+            assert_eq!(field(conn, "service"), path);
+            let logged: Vec<_> = records.iter().filter(|r| r.schema.path == path).collect();
+            assert_eq!(logged.len(), 1, "{path}");
+            assert_eq!((field(logged[0], "uid"), field(logged[0], column)), (field(conn, "uid"), value.to_string()));
+        }
+    }
+
     #[test]
     fn content_signatures_follow_zeeks_dpd_rules() {
         // SSH: both banners; the second one starts the analyzer.

@@ -147,30 +147,31 @@ struct Parsed<'a> {
 
 fn parse(data: &[u8]) -> Parsed<'_> {
     let mut parsed = Parsed { header: None, event: None, malformed: false };
-    let outcome = (|| {
-        let rest = sequence_meta(data)?;
-        let (version, rest) = integer(rest)?;
-        let (community, pdu) = match version {
-            0 | 1 => {
-                let (community, rest) = element(rest, OCTET_STRING)?;
-                (Some(community), Some(rest))
-            }
-            3 => (None, v3_header(rest)?),
-            // `UnknownVersionHeader` takes the rest of the datagram; the script logs nothing.
-            _ => (None, None),
-        };
-        parsed.header = Some(Header { version, community });
-        if version == 3 && pdu.is_none() {
-            // An encrypted or unknown scoped PDU: its event starts the record.
-            parsed.event = Some(PduEvent::Other);
-        }
-        if let Some(pdu) = pdu {
-            parsed.event = Some(pdu_event(pdu)?);
-        }
-        Ok::<(), Malformed>(())
-    })();
-    parsed.malformed = outcome.is_err();
+    parsed.malformed = parse_into(data, &mut parsed).is_err();
     parsed
+}
+
+/// [`parse`]'s steps, filling `parsed` as far as they get.
+fn parse_into<'a>(data: &'a [u8], parsed: &mut Parsed<'a>) -> Result<(), Malformed> {
+    let rest = sequence_meta(data)?;
+    let (version, rest) = integer(rest)?;
+    let (community, pdu) = match version {
+        0 | 1 => {
+            let (community, rest) = element(rest, OCTET_STRING)?;
+            (Some(community), Some(rest))
+        }
+        3 => (None, v3_header(rest)?),
+        // `UnknownVersionHeader` takes the rest of the datagram; the script logs nothing.
+        _ => (None, None),
+    };
+    parsed.header = Some(Header { version, community });
+    match pdu {
+        Some(pdu) => parsed.event = Some(pdu_event(pdu)?),
+        // An encrypted or unknown scoped PDU: its event starts the record.
+        None if version == 3 => parsed.event = Some(PduEvent::Other),
+        None => {}
+    }
+    Ok(())
 }
 
 /// `v3Header`: `v3HeaderData` (a SEQUENCE meta, msgID, msgMaxSize, msgFlags of exactly one octet, the security
