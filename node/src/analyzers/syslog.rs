@@ -245,8 +245,17 @@ impl Analyzer for Syslog {
         if direction.stopped {
             return;
         }
+        // A terminated frame whose priority parsed cannot complete or fail before a terminator comes: parsing it
+        // again for every segment would cost its length each time (quadratic in a frame sent a byte at a time).
+        let pending = &direction.pending;
+        let waiting_for_terminator = pending.first() == Some(&b'<')
+            && matches!(priority(pending, false), Ok(Some(_)))
+            && !pending.last().is_some_and(|&b| is_terminator(b))
+            && !data.iter().any(|&b| is_terminator(b));
         direction.pending.extend_from_slice(data);
-        self.drain_frames(ctx, is_orig, false);
+        if !waiting_for_terminator || direction.pending.len() > MAX_FRAME {
+            self.drain_frames(ctx, is_orig, false);
+        }
     }
 
     /// A gap: the frame it falls in cannot be parsed, and Zeek's grammar has no point to resynchronize at.
@@ -371,6 +380,19 @@ mod tests {
         let (rows, actions) = run(Proto::Tcp, &[b"<13>first\n<13>cut"], true);
         assert_eq!(rows, [row("USER", "NOTICE", "first")], "a frame the direction's end cuts is not logged");
         assert!(violated(&actions));
+    }
+
+    #[test]
+    fn a_long_frame_sent_a_byte_at_a_time_is_parsed_whole() {
+        let frame = [&b"<13>"[..], &vec![b'x'; 20_000], b"\n<"].concat();
+        let segments: Vec<&[u8]> = frame.chunks(1).collect();
+        let (rows, actions) = run(Proto::Tcp, &segments, false);
+        assert_eq!(rows.len(), 1, "logged once the next frame starts");
+        assert_eq!(rows[0][2].len(), 20_000);
+        assert_eq!(actions, [Action::Confirm("syslog")]);
+        // A priority that cannot parse fails at once, terminator or not.
+        let (rows, actions) = run(Proto::Tcp, &[b"<1", b"3x", b"abc"], false);
+        assert!(rows.is_empty() && violated(&actions));
     }
 
     #[test]
