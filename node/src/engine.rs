@@ -803,7 +803,7 @@ impl Core {
             }
             Transport::TcpRefused { reason, .. } => {
                 std::hint::cold_path();
-                self.conn_weird(conn, ts, &reason.to_string(), None, "TCP");
+                self.conn_weird(conn, ts, &reason.to_string(), None, reason.source().unwrap_or_default());
                 None
             }
             Transport::Udp { hdr, payload } => {

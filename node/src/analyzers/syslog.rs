@@ -37,8 +37,8 @@ const MAX_FRAME: usize = 64 << 10;
 pub enum SyslogError {
     #[error("syslog priority not closed by '>'")]
     UnclosedPriority,
-    #[error("syslog priority out of range")]
-    PriorityOutOfRange,
+    #[error("syslog priority or frame length out of range")]
+    NumberOutOfRange,
     #[error("syslog frame starts with neither a length nor a priority")]
     UnknownFraming,
     #[error("syslog frame length not followed by a space")]
@@ -90,7 +90,7 @@ fn decimal(digits: &[u8]) -> Result<u64, SyslogError> {
     digits
         .iter()
         .try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
-        .ok_or(SyslogError::PriorityOutOfRange)
+        .ok_or(SyslogError::NumberOutOfRange)
 }
 
 /// What the start of a TCP direction's buffer holds.
@@ -121,7 +121,7 @@ pub fn parse_frame(data: &[u8], at_end: bool) -> Result<Frame<'_>, SyslogError> 
             if after != b' ' {
                 return Err(SyslogError::BadFrameLength);
             }
-            let body_len = usize::try_from(decimal(&data[..digits])?).map_err(|_| SyslogError::PriorityOutOfRange)?;
+            let body_len = usize::try_from(decimal(&data[..digits])?).map_err(|_| SyslogError::NumberOutOfRange)?;
             let start = digits + 1;
             match data.get(start..start.saturating_add(body_len)) {
                 Some(body) => Ok(Frame::Complete { message: parse_message(body)?, len: start + body_len }),
@@ -186,6 +186,10 @@ impl Syslog {
         Syslog { proto, confirmed: false, directions: Default::default() }
     }
 
+    fn direction(&mut self, is_orig: bool) -> &mut Direction {
+        &mut self.directions[usize::from(!is_orig)]
+    }
+
     fn log(&mut self, ctx: &mut Ctx, message: &Message) {
         if !self.confirmed {
             self.confirmed = true;
@@ -203,8 +207,7 @@ impl Syslog {
 
     /// Logs every complete frame buffered for `is_orig`'s direction; `at_end` when that direction ended.
     fn drain_frames(&mut self, ctx: &mut Ctx, is_orig: bool, at_end: bool) {
-        let side = usize::from(!is_orig);
-        let mut pending = std::mem::take(&mut self.directions[side].pending);
+        let mut pending = std::mem::take(&mut self.direction(is_orig).pending);
         let mut used = 0;
         let outcome = loop {
             match parse_frame(&pending[used..], at_end) {
@@ -219,10 +222,10 @@ impl Syslog {
         match outcome {
             Ok(()) => {
                 pending.drain(..used);
-                self.directions[side].pending = pending;
+                self.direction(is_orig).pending = pending;
             }
             Err(e) => {
-                self.directions[side].stopped = true;
+                self.direction(is_orig).stopped = true;
                 ctx.violation(e.to_string());
             }
         }
@@ -241,7 +244,7 @@ impl Analyzer for Syslog {
                 Err(e) => ctx.violation(e.to_string()),
             };
         }
-        let direction = &mut self.directions[usize::from(!is_orig)];
+        let direction = self.direction(is_orig);
         if direction.stopped {
             return;
         }
@@ -260,17 +263,18 @@ impl Analyzer for Syslog {
 
     /// A gap: the frame it falls in cannot be parsed, and Zeek's grammar has no point to resynchronize at.
     fn undelivered(&mut self, _ctx: &mut Ctx, is_orig: bool, _len: u64) {
-        let direction = &mut self.directions[usize::from(!is_orig)];
+        let direction = self.direction(is_orig);
         direction.stopped = true;
         direction.pending = Vec::new();
     }
 
     fn end_of_data(&mut self, ctx: &mut Ctx, is_orig: bool) {
-        let direction = &self.directions[usize::from(!is_orig)];
-        if self.proto == Proto::Tcp && !direction.stopped && !direction.pending.is_empty() {
+        let direction = self.direction(is_orig);
+        let frame_pending = !direction.stopped && !direction.pending.is_empty();
+        if frame_pending && self.proto == Proto::Tcp {
             self.drain_frames(ctx, is_orig, true);
         }
-        self.directions[usize::from(!is_orig)].stopped = true;
+        self.direction(is_orig).stopped = true;
     }
 
     fn finish(&mut self, ctx: &mut Ctx) {

@@ -82,10 +82,12 @@ pub enum Transport<'a> {
     },
 }
 
+/// A TCP header without options.
+const TCP_MIN_HEADER: usize = 20;
+
 /// Decodes the transport header of an unfragmented (or reassembled) datagram, with the length checks of Zeek's
 /// TCP, UDP and ICMP analyzers.
 pub fn decode_transport<'a>(ip: &IpDatagram<'a>) -> Result<Transport<'a>, DecodeError> {
-    const TCP_MIN_HEADER: usize = 20;
     const UDP_HEADER: usize = 8;
     const ICMP_MIN_HEADER: usize = 8;
     let p = ip.payload;
@@ -146,7 +148,8 @@ fn tcp_fixed_header(p: &[u8], hdr_len: usize, window_scale: Option<u8>) -> TcpHe
 /// A TCP segment whose data offset (`hdr_len` bytes) Zeek's TCP analyzer refuses ([`Transport::TcpRefused`]).
 #[cold]
 fn refused_tcp(p: &[u8], hdr_len: usize, proto: u8) -> Transport<'_> {
-    let reason = if hdr_len < 20 { DecodeError::BadTcpHeaderLen } else { DecodeError::TruncatedHeader(proto) };
+    let reason =
+        if hdr_len < TCP_MIN_HEADER { DecodeError::BadTcpHeaderLen } else { DecodeError::TruncatedHeader(proto) };
     Transport::TcpRefused { hdr: tcp_fixed_header(p, hdr_len, None), reason }
 }
 
