@@ -143,12 +143,13 @@ impl Info {
         }
     }
 
-    fn record(&self, ctx: &Ctx, result: &'static str, ttl: Option<f64>) -> Vec<Value> {
+    /// The record as written, with its `result` and `ttl`.
+    fn into_record(self, ctx: &Ctx, result: &'static str, ttl: Option<f64>) -> Vec<Value> {
         let text = |v: &Option<Vec<u8>>| v.as_deref().map_or(Value::Unset, |b| Value::Str(bytes_to_log_string(b)));
         let mut v = ctx.conn_columns(self.ts);
         v.extend([
             text(&self.username),
-            self.mac.clone().map_or(Value::Unset, Value::Str),
+            self.mac.map_or(Value::Unset, Value::Str),
             self.framed_addr.map_or(Value::Unset, Value::Addr),
             text(&self.tunnel_client),
             text(&self.connect_info),
@@ -195,16 +196,15 @@ impl Analyzer for Radius {
             ACCESS_REJECT => "failed",
             _ => return,
         };
-        let ttl = Some(ctx.ts - info.ts).filter(|&t| t != 0.0);
-        let record = info.record(ctx, result, ttl);
-        ctx.log(&RADIUS_LOG, record);
-        self.info = None;
+        if let Some(info) = self.info.take() {
+            let ttl = Some(ctx.ts - info.ts).filter(|&t| t != 0.0);
+            ctx.log(&RADIUS_LOG, info.into_record(ctx, result, ttl));
+        }
     }
 
     fn finish(&mut self, ctx: &mut Ctx) {
         if let Some(info) = self.info.take() {
-            let record = info.record(ctx, "unknown", None);
-            ctx.log(&RADIUS_LOG, record);
+            ctx.log(&RADIUS_LOG, info.into_record(ctx, "unknown", None));
         }
     }
 }

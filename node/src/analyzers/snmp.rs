@@ -251,20 +251,38 @@ fn var_bindings(data: &[u8]) -> Result<Vec<Binding<'_>>, Malformed> {
     Ok(bindings)
 }
 
-/// A response's event: the script keeps sysDescr.0 when its value is a string (`value?$octets`: any tag Zeek does
-/// not read as a number, address, OID or null) and sysUpTime.0 when it is an unsigned number.
+/// A response's event: the script keeps sysDescr.0 when its value is a string to Zeek and sysUpTime.0 when it is
+/// an unsigned number.
 fn response(bindings: &[Binding]) -> PduEvent {
     let (mut display_string, mut up_ticks) = (None, None);
     for &(oid, tag, value) in bindings {
-        let oid = oid_components(oid);
-        match tag {
-            0x41 | 0x42 | 0x43 | 0x46 if oid.as_deref() == Some(SYS_UP_TIME) => up_ticks = Some(binary_to_int64(value)),
-            0x02 | 0x05 | 0x06 | 0x40 | 0x41 | 0x42 | 0x43 | 0x46 | 0x80 | 0x81 | 0x82 => {}
-            _ if oid.as_deref() == Some(SYS_DESCR) => display_string = Some(value.to_vec()),
+        let names = |wanted: &[u64]| oid_components(oid).as_deref() == Some(wanted);
+        match value_kind(tag) {
+            ValueKind::Unsigned if names(SYS_UP_TIME) => up_ticks = Some(binary_to_int64(value)),
+            ValueKind::Octets if names(SYS_DESCR) => display_string = Some(value.to_vec()),
             _ => {}
         }
     }
     PduEvent::Response { bindings: bindings.len() as u64, display_string, up_ticks }
+}
+
+/// How Zeek's `asn1_obj_to_val` reads a binding's value, by its tag (the kinds snmp.log uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueKind {
+    /// Counter32, Unsigned32/Gauge32, TimeTicks, Counter64: `value$unsigned`.
+    Unsigned,
+    /// OCTET STRING, Opaque and every tag Zeek does not know: `value$octets`.
+    Octets,
+    /// Null and the exceptions, OIDs, INTEGERs, IP addresses.
+    Other,
+}
+
+fn value_kind(tag: u8) -> ValueKind {
+    match tag {
+        0x41 | 0x42 | APP_TIMETICKS | 0x46 => ValueKind::Unsigned,
+        0x05 | 0x80 | 0x81 | 0x82 | OBJECT_IDENTIFIER | INTEGER | APP_IPADDRESS => ValueKind::Other,
+        _ => ValueKind::Octets,
+    }
 }
 
 /// An OID's components as Zeek's `asn1_oid_to_val` prints them (the first subidentifier split by 40), `None` when
@@ -289,7 +307,7 @@ fn oid_components(content: &[u8]) -> Option<Vec<u64>> {
 }
 
 /// The connection's snmp.log record, once a message started it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 struct Info {
     ts: f64,
     last: f64,
@@ -324,20 +342,9 @@ pub struct Snmp {
 impl Snmp {
     /// The script's `init_state` and the event's own handler.
     fn record(&mut self, ts: f64, header: &Header, event: PduEvent) {
-        let info = self.info.get_or_insert_with(|| {
-            Box::new(Info {
-                ts,
-                last: ts,
-                version: version_name(header.version),
-                community: None,
-                get_requests: 0,
-                get_bulk_requests: 0,
-                get_responses: 0,
-                set_requests: 0,
-                display_string: None,
-                up_since: None,
-            })
-        });
+        let info = self
+            .info
+            .get_or_insert_with(|| Box::new(Info { ts, version: version_name(header.version), ..Info::default() }));
         if info.community.is_none() {
             info.community = header.community.map(<[u8]>::to_vec);
         }
@@ -553,6 +560,21 @@ mod tests {
         let mut trailing = GET_REQUEST.to_vec();
         trailing.push(0);
         assert!(matches!(run(&[(true, &trailing)])[..], [Action::Violation(_)]));
+    }
+
+    #[test]
+    fn only_string_and_unsigned_values_are_kept() {
+        let binding = |oid: &'static [u8], tag: u8, value: &'static [u8]| (oid, tag, value);
+        const DESCR: &[u8] = &[0x2b, 6, 1, 2, 1, 1, 1, 0];
+        const UPTIME: &[u8] = &[0x2b, 6, 1, 2, 1, 1, 3, 0];
+        // An INTEGER sysDescr and an OCTET STRING sysUpTime are not what the script reads; Opaque is a string to it.
+        let ignored = response(&[binding(DESCR, INTEGER, b"\x01"), binding(UPTIME, OCTET_STRING, b"99")]);
+        assert_eq!(ignored, PduEvent::Response { bindings: 2, display_string: None, up_ticks: None });
+        let kept = response(&[binding(DESCR, 0x44, b"box"), binding(UPTIME, 0x41, &[1, 0])]);
+        assert_eq!(
+            kept,
+            PduEvent::Response { bindings: 2, display_string: Some(b"box".to_vec()), up_ticks: Some(256) }
+        );
     }
 
     #[test]
