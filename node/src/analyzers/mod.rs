@@ -21,6 +21,7 @@ pub mod pe;
 pub mod pop3;
 pub mod quic;
 pub mod radius;
+pub mod sip;
 pub mod smtp;
 pub mod snmp;
 pub mod ssh;
@@ -337,7 +338,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &syslog::SPEC,
     &snmp::SPEC,
     &radius::SPEC,
-    &detect::SIP,
+    &sip::SPEC,
     &detect::RFB,
     &detect::MYSQL,
     &detect::POSTGRESQL,
@@ -453,8 +454,9 @@ mod tests {
         }
     }
 
-    /// Through the engine: SNMP and RADIUS attach by port, their answers confirm `service`, and their records
-    /// carry the connection's uid (the analyzers' own tests check the fields).
+    /// Through the engine: SNMP and RADIUS attach by port, SIP by its signature on a port nobody registered, their
+    /// answers confirm `service`, and their records carry the connection's uid (the analyzers' own tests check the
+    /// fields).
     #[test]
     fn datagram_protocol_logs_carry_their_connection() {
         use crate::decode::LinkType;
@@ -471,7 +473,12 @@ mod tests {
         };
         let radius = |code: u8| [&[code, 0x01, 0x00, 0x14][..], &[0x4c; 16]].concat();
         let mut engine = Engine::new(crate::config::AnalysisConfig { ignore_checksums: true, ..Default::default() });
-        let exchanges = [(161, snmp(0xa0), snmp(0xa2)), (1812, radius(1), radius(2))];
+        let sip = |first_line: &str| format!("{first_line}\r\nContent-Length: 0\r\n\r\n").into_bytes();
+        let exchanges = [
+            (161, snmp(0xa0), snmp(0xa2)),
+            (1812, radius(1), radius(2)),
+            (5080, sip("OPTIONS sip:carol@chicago.example.com SIP/2.0"), sip("SIP/2.0 200 OK")),
+        ];
         for (i, (port, request, reply)) in exchanges.iter().enumerate() {
             let ts = 1.0 + i as f64;
             engine.process_packet(ts, LinkType::Raw, &ipv4_udp((CLIENT, 40000), (SERVER, *port), request));
@@ -480,7 +487,11 @@ mod tests {
         engine.finish();
         let records: Vec<LogRecord> = engine.drain_records().collect();
         let field = |r: &LogRecord, name: &str| r.get(name).map(Value::to_tsv).unwrap_or_default();
-        for (port, path, column, value) in [("161", "snmp", "version", "1"), ("1812", "radius", "result", "success")] {
+        for (port, path, column, value) in [
+            ("161", "snmp", "version", "1"),
+            ("1812", "radius", "result", "success"),
+            ("5080", "sip", "method", "OPTIONS"),
+        ] {
             let conn = records.iter().find(|r| r.schema.path == "conn" && field(r, "id.resp_p") == port).unwrap();
             assert_eq!(field(conn, "service"), path);
             let logged: Vec<_> = records.iter().filter(|r| r.schema.path == path).collect();

@@ -2,18 +2,15 @@
 //! `service` when the first messages look like the protocol, and otherwise steps aside.
 //!
 //! Each check follows the point where Zeek's own parser calls `AnalyzerConfirmation` (or Spicy's
-//! `accept_input`): IMAP, XMPP and IRC here, RFB in `rfb.rs`, MySQL in `mysql.rs`, PostgreSQL in
-//! `postgresql.rs`, and the datagram protocol whose parser confirms on one whole message (SIP) in
-//! `datagrams.rs`.
+//! `accept_input`): IMAP, XMPP and IRC here, RFB in `rfb.rs`, MySQL in `mysql.rs` and PostgreSQL in
+//! `postgresql.rs`.
 
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 
-mod datagrams;
 mod mysql;
 mod postgresql;
 mod rfb;
 
-pub use datagrams::SIP;
 pub use mysql::MYSQL;
 pub use postgresql::POSTGRESQL;
 pub use rfb::RFB;
@@ -139,7 +136,7 @@ pub(crate) use confirmer_spec;
 /// Drives every detection-only analyzer over arbitrary bytes, as TCP and as UDP, for fuzzing (see
 /// [`super::fuzzing::drive`]).
 pub fn fuzz(data: &[u8]) {
-    for spec in [&IMAP, &XMPP, &IRC, &SIP, &RFB, &MYSQL, &POSTGRESQL] {
+    for spec in [&IMAP, &XMPP, &IRC, &RFB, &MYSQL, &POSTGRESQL] {
         for proto in [Proto::Tcp, Proto::Udp] {
             let port = spec.tcp_ports.iter().chain(spec.udp_ports).next().copied().unwrap_or(5900);
             super::fuzzing::drive((spec.new)(proto).as_mut(), proto, port, data);
@@ -312,7 +309,7 @@ mod tests {
         }
     }
 
-    /// Through the engine: the new confirmers attach by port or by signature on any port (SIP, RFB)
+    /// Through the engine: the confirmers attach by port or by signature on any port (RFB)
     /// and name conn.log's `service`; traffic on their ports that is something else names nothing.
     mod through_the_engine {
         use crate::config::AnalysisConfig;
@@ -340,13 +337,7 @@ mod tests {
         }
 
         #[test]
-        fn datagram_protocols_name_the_service() {
-            // SIP on a port nobody registered: the signature attaches the analyzer, the reply confirms.
-            let invite = b"OPTIONS sip:carol@chicago.example.com SIP/2.0\r\nContent-Length: 0\r\n\r\n";
-            let ok = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
-            let sip =
-                [ipv4_udp((CLIENT, 40000), (SERVER, 5080), invite), ipv4_udp((SERVER, 5080), (CLIENT, 40000), ok)];
-            assert_eq!(service(&sip), "sip");
+        fn traffic_on_a_registered_port_that_is_something_else_names_nothing() {
             // A DNS query and answer to port 161 are no SNMP.
             let query = [0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
             let dns =

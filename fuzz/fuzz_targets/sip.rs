@@ -1,0 +1,4 @@
+//! The sip analyzer over arbitrary datagrams in both directions (see its `fuzz`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| zeek_node::analyzers::sip::fuzz(data));
