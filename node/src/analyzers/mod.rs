@@ -21,6 +21,7 @@ pub mod pe;
 pub mod pop3;
 pub mod quic;
 pub mod radius;
+pub mod rfb;
 pub mod sip;
 pub mod smtp;
 pub mod snmp;
@@ -339,7 +340,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &snmp::SPEC,
     &radius::SPEC,
     &sip::SPEC,
-    &detect::RFB,
+    &rfb::SPEC,
     &detect::MYSQL,
     &detect::POSTGRESQL,
     &websocket::SPEC,

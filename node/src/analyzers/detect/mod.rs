@@ -2,18 +2,15 @@
 //! `service` when the first messages look like the protocol, and otherwise steps aside.
 //!
 //! Each check follows the point where Zeek's own parser calls `AnalyzerConfirmation` (or Spicy's
-//! `accept_input`): IMAP, XMPP and IRC here, RFB in `rfb.rs`, MySQL in `mysql.rs` and PostgreSQL in
-//! `postgresql.rs`.
+//! `accept_input`): IMAP, XMPP and IRC here, MySQL in `mysql.rs` and PostgreSQL in `postgresql.rs`.
 
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 
 mod mysql;
 mod postgresql;
-mod rfb;
 
 pub use mysql::MYSQL;
 pub use postgresql::POSTGRESQL;
-pub use rfb::RFB;
 
 /// How much of the start of a TCP direction a check gets to see: enough for every greeting or banner the checks
 /// read, and a bound on what an undecided side buffers.
@@ -131,12 +128,11 @@ macro_rules! confirmer_spec {
         };
     };
 }
-pub(crate) use confirmer_spec;
 
 /// Drives every detection-only analyzer over arbitrary bytes, as TCP and as UDP, for fuzzing (see
 /// [`super::fuzzing::drive`]).
 pub fn fuzz(data: &[u8]) {
-    for spec in [&IMAP, &XMPP, &IRC, &RFB, &MYSQL, &POSTGRESQL] {
+    for spec in [&IMAP, &XMPP, &IRC, &MYSQL, &POSTGRESQL] {
         for proto in [Proto::Tcp, Proto::Udp] {
             let port = spec.tcp_ports.iter().chain(spec.udp_ports).next().copied().unwrap_or(5900);
             super::fuzzing::drive((spec.new)(proto).as_mut(), proto, port, data);
@@ -309,8 +305,8 @@ mod tests {
         }
     }
 
-    /// Through the engine: the confirmers attach by port or by signature on any port (RFB)
-    /// and name conn.log's `service`; traffic on their ports that is something else names nothing.
+    /// Through the engine: the confirmers attach by port and name conn.log's `service`; traffic on their ports that is
+    /// something else names nothing.
     mod through_the_engine {
         use crate::config::AnalysisConfig;
         use crate::decode::LinkType;
@@ -348,14 +344,6 @@ mod tests {
         /// A TCP connection from CLIENT to SERVER:`port`: the handshake, then each `(is_orig, payload)` in turn.
         fn conversation(port: u16, messages: &[(bool, &[u8])]) -> Vec<Vec<u8>> {
             tcp_exchange((CLIENT, 40000), (SERVER, port), messages)
-        }
-
-        #[test]
-        fn rfb_is_found_by_its_signature() {
-            let handshake =
-                |client_version: &[u8]| conversation(5901, &[(false, b"RFB 003.008\n"), (true, client_version)]);
-            assert_eq!(service(&handshake(b"RFB 003.008\n")), "rfb");
-            assert_eq!(service(&handshake(b"RFB 003_008\n")), "-");
         }
 
         #[test]
