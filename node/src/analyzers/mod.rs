@@ -19,6 +19,7 @@ pub mod mime;
 pub mod ntp;
 pub mod pe;
 pub mod pop3;
+pub mod postgresql;
 pub mod quic;
 pub mod radius;
 pub mod rfb;
@@ -342,7 +343,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &sip::SPEC,
     &rfb::SPEC,
     &detect::MYSQL,
-    &detect::POSTGRESQL,
+    &postgresql::SPEC,
     &websocket::SPEC,
 ];
 

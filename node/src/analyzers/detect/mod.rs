@@ -2,15 +2,13 @@
 //! `service` when the first messages look like the protocol, and otherwise steps aside.
 //!
 //! Each check follows the point where Zeek's own parser calls `AnalyzerConfirmation` (or Spicy's
-//! `accept_input`): IMAP, XMPP and IRC here, MySQL in `mysql.rs` and PostgreSQL in `postgresql.rs`.
+//! `accept_input`): IMAP, XMPP and IRC here, MySQL in `mysql.rs`.
 
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 
 mod mysql;
-mod postgresql;
 
 pub use mysql::MYSQL;
-pub use postgresql::POSTGRESQL;
 
 /// How much of the start of a TCP direction a check gets to see: enough for every greeting or banner the checks
 /// read, and a bound on what an undecided side buffers.
@@ -132,7 +130,7 @@ macro_rules! confirmer_spec {
 /// Drives every detection-only analyzer over arbitrary bytes, as TCP and as UDP, for fuzzing (see
 /// [`super::fuzzing::drive`]).
 pub fn fuzz(data: &[u8]) {
-    for spec in [&IMAP, &XMPP, &IRC, &MYSQL, &POSTGRESQL] {
+    for spec in [&IMAP, &XMPP, &IRC, &MYSQL] {
         for proto in [Proto::Tcp, Proto::Udp] {
             let port = spec.tcp_ports.iter().chain(spec.udp_ports).next().copied().unwrap_or(5900);
             super::fuzzing::drive((spec.new)(proto).as_mut(), proto, port, data);
@@ -356,17 +354,6 @@ mod tests {
             assert_eq!(service(&conversation(3307, &[(false, &greeting_v10()), (true, &response)])), "-");
             let refused = pdu(0, b"\xff\x6a\x04#HY000Host is blocked");
             assert_eq!(service(&conversation(3306, &[(false, &refused), (true, &response)])), "-");
-        }
-
-        #[test]
-        fn postgresql_is_confirmed_by_the_startup_message() {
-            use super::super::postgresql::tests::{PSQL, startup};
-            assert_eq!(
-                service(&conversation(5432, &[(true, &startup(PSQL)), (false, b"R\0\0\0\x08\0\0\0\0")])),
-                "postgresql"
-            );
-            let version_2 = [&startup(PSQL)[..4], &[0, 2, 0, 0], &startup(PSQL)[8..]].concat();
-            assert_eq!(service(&conversation(5432, &[(true, &version_2)])), "-");
         }
     }
 
