@@ -1,4 +1,4 @@
-//! The detection-only analyzers (IMAP, XMPP, IRC, syslog, SNMP, RADIUS, SIP, RFB, MySQL, PostgreSQL) and their content
+//! The detection-only analyzers (IMAP, XMPP, MySQL) and their content
 //! signatures over arbitrary bytes, as TCP and as UDP (see `analyzers::detect::fuzz`).
 #![no_main]
 

@@ -14,6 +14,7 @@ pub mod dns;
 pub mod ftp;
 pub mod fuzzing;
 pub mod http;
+pub mod irc;
 pub mod magic;
 pub mod mime;
 pub mod ntp;
@@ -336,7 +337,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &ntp::SPEC,
     &dhcp::SPEC,
     &quic::SPEC,
-    &detect::IRC,
+    &irc::SPEC,
     &syslog::SPEC,
     &snmp::SPEC,
     &radius::SPEC,

@@ -2,7 +2,7 @@
 //! `service` when the first messages look like the protocol, and otherwise steps aside.
 //!
 //! Each check follows the point where Zeek's own parser calls `AnalyzerConfirmation` (or Spicy's
-//! `accept_input`): IMAP, XMPP and IRC here, MySQL in `mysql.rs`.
+//! `accept_input`): IMAP and XMPP here, MySQL in `mysql.rs`.
 
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 
@@ -130,7 +130,7 @@ macro_rules! confirmer_spec {
 /// Drives every detection-only analyzer over arbitrary bytes, as TCP and as UDP, for fuzzing (see
 /// [`super::fuzzing::drive`]).
 pub fn fuzz(data: &[u8]) {
-    for spec in [&IMAP, &XMPP, &IRC, &MYSQL] {
+    for spec in [&IMAP, &XMPP, &MYSQL] {
         for proto in [Proto::Tcp, Proto::Udp] {
             let port = spec.tcp_ports.iter().chain(spec.udp_ports).next().copied().unwrap_or(5900);
             super::fuzzing::drive((spec.new)(proto).as_mut(), proto, port, data);
@@ -144,10 +144,6 @@ pub fn fuzz(data: &[u8]) {
             }
         }
     }
-}
-
-fn starts_with_ci(data: &[u8], prefix: &[u8]) -> bool {
-    data.len() >= prefix.len() && data[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 fn imap_check(is_orig: bool, data: &[u8]) -> Option<bool> {
@@ -188,14 +184,6 @@ pub(super) fn split_at_byte(hay: &[u8], separator: u8) -> impl Iterator<Item = &
             }
         }
     })
-}
-
-fn irc_check(is_orig: bool, data: &[u8]) -> Option<bool> {
-    if is_orig {
-        Some(starts_with_ci(data, b"NICK ") || starts_with_ci(data, b"USER ") || starts_with_ci(data, b"PASS "))
-    } else {
-        Some(data.starts_with(b":"))
-    }
 }
 
 fn detect_imap(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
@@ -254,7 +242,6 @@ impl Analyzer for Xmpp {
         }
     }
 }
-confirmer_spec!(IRC, "irc", tcp: &[6666, 6667, 6668, 6669], udp: &[], detect: None, both: true, check: irc_check);
 
 #[cfg(test)]
 mod tests {

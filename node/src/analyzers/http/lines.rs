@@ -1,12 +1,13 @@
 //! Zeek's ContentLine support analyzer: splits one direction of the stream into lines, or hands over
-//! "plain" byte runs when the HTTP parser asks for a body of known length.
+//! "plain" byte runs when the HTTP parser asks for a body of known length. IRC splits its lines with it too, with
+//! the shorter maximum its analyzer gives the ContentLine analyzer.
 
 /// Zeek's default `max_line_length` for content lines.
 const MAX_LINE_LENGTH: usize = 16 * 1024 * 1024;
 
 /// What one step of the splitter produced.
 #[derive(Debug, PartialEq)]
-pub(super) enum Piece<'a> {
+pub(crate) enum Piece<'a> {
     /// A complete line without its terminator, inside the delivered bytes.
     Line(&'a [u8]),
     /// A complete line that started in an earlier delivery (collected in the splitter's buffer).
@@ -59,7 +60,9 @@ impl PartialLine {
 }
 
 #[derive(Debug)]
-pub(super) struct ContentLine {
+/// `MAX_LINE` is the analyzer's `max_line_length`: a line that reaches it is handed out as it stands (a type
+/// parameter, so HTTP's two splitters per connection stay as small as they were).
+pub(crate) struct ContentLine<const MAX_LINE: usize = MAX_LINE_LENGTH> {
     buf: PartialLine,
     last_char: u8,
     plain_remaining: i64,
@@ -73,7 +76,7 @@ pub(super) struct ContentLine {
     size_exceeded: bool,
 }
 
-impl Default for ContentLine {
+impl<const MAX_LINE: usize> Default for ContentLine<MAX_LINE> {
     fn default() -> Self {
         ContentLine {
             buf: PartialLine::default(),
@@ -86,9 +89,9 @@ impl Default for ContentLine {
     }
 }
 
-impl ContentLine {
+impl<const MAX_LINE: usize> ContentLine<MAX_LINE> {
     /// The weird raised by the last step, if any (taken: it is reported once).
-    pub(super) fn take_weird(&mut self) -> Option<&'static str> {
+    pub(crate) fn take_weird(&mut self) -> Option<&'static str> {
         std::mem::take(&mut self.size_exceeded).then_some("contentline_size_exceeded")
     }
 
@@ -104,7 +107,7 @@ impl ContentLine {
         self.bare_eol = on;
     }
 
-    pub(super) fn has_partial_line(&self) -> bool {
+    pub(crate) fn has_partial_line(&self) -> bool {
         !self.buf.is_empty()
     }
 
@@ -126,7 +129,7 @@ impl ContentLine {
     }
 
     /// One step over `data`: how many bytes were consumed and what (if anything) came out.
-    pub(super) fn next<'a>(&mut self, data: &'a [u8]) -> (usize, Option<Piece<'a>>) {
+    pub(crate) fn next<'a>(&mut self, data: &'a [u8]) -> (usize, Option<Piece<'a>>) {
         let mut start = 0;
         if self.bare_eol && self.last_char == b'\r' && data.first() == Some(&b'\n') {
             // The CR already ended the line; swallow the LF.
@@ -145,11 +148,11 @@ impl ContentLine {
         let mut i = 0;
         while i < rest.len() {
             let line_len = self.buf.len() + i;
-            if line_len >= MAX_LINE_LENGTH {
+            if line_len >= MAX_LINE {
                 self.size_exceeded = true;
                 return (start + i, Some(self.emit(rest, i, rest[i])));
             }
-            let limit = rest.len().min(i + (MAX_LINE_LENGTH - line_len));
+            let limit = rest.len().min(i + (MAX_LINE - line_len));
             match memchr::memchr2(b'\r', b'\n', &rest[i..limit]) {
                 Some(at) => i += at,
                 None => {

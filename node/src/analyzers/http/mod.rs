@@ -8,7 +8,7 @@
 
 mod files;
 mod inflate;
-mod lines;
+pub(crate) mod lines;
 mod message;
 mod parse;
 mod script;
