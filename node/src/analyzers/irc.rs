@@ -20,7 +20,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::http::lines::{ContentLine, Piece};
+use super::content_line::{ContentLine, Piece};
 use super::{Analyzer, AnalyzerSpec, Ctx, Expectation, Proto, Signature};
 use crate::logs::{Schema, Value, bytes_to_log_string, conn_fields, f};
 

@@ -8,6 +8,7 @@
 //! Which analyzers attach is decided as Zeek does it: by well-known port, or by a content signature on
 //! the first payload of either direction ([`AnalyzerSpec::detect`]).
 
+pub mod content_line;
 pub mod detect;
 pub mod dhcp;
 pub mod dns;

@@ -6,8 +6,8 @@
 
 use super::files::FILE_HEAD_SIZE;
 use super::inflate::Inflater;
-use super::lines::ContentLine;
 use super::parse::{self, Header, Version};
+use crate::analyzers::content_line::ContentLine;
 use crate::analyzers::magic::BOF_BUFFER_SIZE;
 use crate::analyzers::pe;
 
@@ -675,7 +675,7 @@ mod tests {
     use std::io::Write as _;
 
     use super::*;
-    use crate::analyzers::http::lines::Piece;
+    use crate::analyzers::content_line::Piece;
 
     /// Runs a whole message through a fresh line splitter, like the analyzer does.
     fn run(expect: BodyExpect, flags: &mut ConnFlags, stream: &[u8]) -> Vec<MsgEvent> {

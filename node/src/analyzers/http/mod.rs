@@ -1,6 +1,6 @@
 //! HTTP analyzer: http.log (and files.log for bodies) as Zeek writes them.
 //!
-//! The layering follows Zeek: per direction a [`lines::ContentLine`] splits the stream into lines or
+//! The layering follows Zeek: per direction a [`ContentLine`] splits the stream into lines or
 //! plain body runs; the analyzer state machine (HTTP.cc's `HTTP_Analyzer`) parses request and status
 //! lines, pairs requests with replies and drives a [`message::Message`] per request/reply; the message
 //! emits events that [`script::Script`] turns into http.log records the way main.zeek does, and that
@@ -8,7 +8,6 @@
 
 mod files;
 mod inflate;
-pub(crate) mod lines;
 mod message;
 mod parse;
 mod script;
@@ -17,10 +16,10 @@ mod unanswered;
 
 use std::sync::RwLock;
 
+use super::content_line::{ContentLine, Piece};
 use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto, Signature, websocket};
 use crate::logs::{FILES, bytes_to_log_string};
 use files::OpenFile;
-use lines::{ContentLine, Piece};
 use message::{BodyExpect, ConnFlags, Io, Message, MsgEvent, UpgradeProtocol};
 use parse::{VERSION_09, VERSION_UNSET, Version};
 pub use script::HTTP;

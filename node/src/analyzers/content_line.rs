@@ -1,6 +1,6 @@
 //! Zeek's ContentLine support analyzer: splits one direction of the stream into lines, or hands over
-//! "plain" byte runs when the HTTP parser asks for a body of known length. IRC splits its lines with it too, with
-//! the shorter maximum its analyzer gives the ContentLine analyzer.
+//! "plain" byte runs when the HTTP parser asks for a body of known length. HTTP and IRC split their lines with
+//! it, IRC with the shorter maximum its analyzer gives the ContentLine analyzer.
 
 /// Zeek's default `max_line_length` for content lines.
 const MAX_LINE_LENGTH: usize = 16 * 1024 * 1024;
