@@ -1,4 +1,4 @@
-//! The detection-only analyzers (IMAP, XMPP, MySQL) and their content
+//! The detection-only analyzers (IMAP, XMPP) and their content
 //! signatures over arbitrary bytes, as TCP and as UDP (see `analyzers::detect::fuzz`).
 #![no_main]
 

@@ -18,6 +18,7 @@ pub mod http;
 pub mod irc;
 pub mod magic;
 pub mod mime;
+pub mod mysql;
 pub mod ntp;
 pub mod pe;
 pub mod pop3;
@@ -344,7 +345,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &radius::SPEC,
     &sip::SPEC,
     &rfb::SPEC,
-    &detect::MYSQL,
+    &mysql::SPEC,
     &postgresql::SPEC,
     &websocket::SPEC,
 ];

@@ -2,13 +2,9 @@
 //! `service` when the first messages look like the protocol, and otherwise steps aside.
 //!
 //! Each check follows the point where Zeek's own parser calls `AnalyzerConfirmation` (or Spicy's
-//! `accept_input`): IMAP and XMPP here, MySQL in `mysql.rs`.
+//! `accept_input`): IMAP and XMPP.
 
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
-
-mod mysql;
-
-pub use mysql::MYSQL;
 
 /// How much of the start of a TCP direction a check gets to see: enough for every greeting or banner the checks
 /// read, and a bound on what an undecided side buffers.
@@ -25,46 +21,24 @@ fn gather(head: &mut Vec<u8>, data: &[u8]) {
 /// confirm in Zeek).
 pub(crate) type Check = fn(is_orig: bool, data: &[u8]) -> Option<bool>;
 
-/// Confirms its spec's service once both sides (or the side that speaks first) look right.
-///
-/// TCP: the check sees the start of each direction (up to [`HEAD_LIMIT`] bytes, gathered across segments) until
-/// that side is decided. UDP: every datagram is one message and is checked on its own, also after the
-/// confirmation, as Zeek's datagram parsers go on parsing and drop a confirmed analyzer (and its service) on a
-/// message that does not parse.
+/// Confirms its spec's service once both sides look right: the check sees the start of each direction (up to
+/// [`HEAD_LIMIT`] bytes, gathered across segments) until that side is decided.
 struct Confirmer {
     spec: &'static AnalyzerSpec,
     looks_right: Check,
-    proto: Proto,
     heads: [Vec<u8>; 2],
     seen: [bool; 2],
-    confirmed: bool,
     done: bool,
-    need_both: bool,
-    /// Zeek's analyzer ignores connections joined mid-stream (`TCP()->IsPartial()`).
-    skip_partial: bool,
 }
 
 impl Confirmer {
-    fn new(spec: &'static AnalyzerSpec, looks_right: Check, proto: Proto, need_both: bool, skip_partial: bool) -> Self {
-        Confirmer {
-            spec,
-            looks_right,
-            proto,
-            heads: Default::default(),
-            seen: [false; 2],
-            confirmed: false,
-            done: false,
-            need_both,
-            skip_partial,
-        }
+    fn new(spec: &'static AnalyzerSpec, looks_right: Check) -> Self {
+        Confirmer { spec, looks_right, heads: Default::default(), seen: [false; 2], done: false }
     }
 
     /// The verdict on what side `is_orig` sent, now that `data` arrived.
     fn judge(&mut self, is_orig: bool, data: &[u8]) -> Option<bool> {
         let side = usize::from(!is_orig);
-        if self.proto != Proto::Tcp {
-            return (self.looks_right)(is_orig, data);
-        }
         if self.seen[side] {
             return None;
         }
@@ -85,7 +59,7 @@ impl Analyzer for Confirmer {
     }
 
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
-        if self.done || data.is_empty() || (self.skip_partial && ctx.partial) {
+        if self.done || data.is_empty() {
             return;
         }
         match self.judge(is_orig, data) {
@@ -97,11 +71,8 @@ impl Analyzer for Confirmer {
             }
             None => {}
         }
-        let ready = if self.need_both { self.seen[0] && self.seen[1] } else { self.seen[0] || self.seen[1] };
-        if ready && !self.confirmed {
-            self.confirmed = true;
-            // A TCP confirmer has nothing left to do; a datagram one keeps checking each message.
-            self.done = self.proto == Proto::Tcp;
+        if self.seen == [true; 2] {
+            self.done = true;
             ctx.confirm(self.spec.name);
         }
     }
@@ -111,26 +82,10 @@ impl Analyzer for Confirmer {
     }
 }
 
-macro_rules! confirmer_spec {
-    ($ident:ident, $name:literal, tcp: $tcp:expr, udp: $udp:expr, detect: $detect:expr, both: $both:expr, check: $check:expr) => {
-        confirmer_spec!($ident, $name, tcp: $tcp, udp: $udp, detect: $detect, both: $both, check: $check, skip_partial: false);
-    };
-    ($ident:ident, $name:literal, tcp: $tcp:expr, udp: $udp:expr, detect: $detect:expr, both: $both:expr, check: $check:expr, skip_partial: $skip:expr) => {
-        pub static $ident: AnalyzerSpec = AnalyzerSpec {
-            name: $name,
-            tcp_ports: $tcp,
-            udp_ports: $udp,
-            detect: $detect,
-            new: |proto| Box::new($crate::analyzers::detect::Confirmer::new(&$ident, $check, proto, $both, $skip)),
-            schemas: &[],
-        };
-    };
-}
-
 /// Drives every detection-only analyzer over arbitrary bytes, as TCP and as UDP, for fuzzing (see
 /// [`super::fuzzing::drive`]).
 pub fn fuzz(data: &[u8]) {
-    for spec in [&IMAP, &XMPP, &MYSQL] {
+    for spec in [&IMAP, &XMPP] {
         for proto in [Proto::Tcp, Proto::Udp] {
             let port = spec.tcp_ports.iter().chain(spec.udp_ports).next().copied().unwrap_or(5900);
             super::fuzzing::drive((spec.new)(proto).as_mut(), proto, port, data);
@@ -194,7 +149,14 @@ fn detect_xmpp(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
     proto == Proto::Tcp && is_orig && xmpp_check(is_orig, data) == Some(true)
 }
 
-confirmer_spec!(IMAP, "imap", tcp: &[143], udp: &[], detect: Some(Signature::either_side(detect_imap)), both: true, check: imap_check);
+pub static IMAP: AnalyzerSpec = AnalyzerSpec {
+    name: "imap",
+    tcp_ports: &[143],
+    udp_ports: &[],
+    detect: Some(Signature::either_side(detect_imap)),
+    new: |_| Box::new(Confirmer::new(&IMAP, imap_check)),
+    schemas: &[],
+};
 /// XMPP: confirmed on the stream header; after the server's `<proceed` to a STARTTLS request the rest
 /// of the connection is TLS, handed to the SSL analyzer.
 pub static XMPP: AnalyzerSpec = AnalyzerSpec {
@@ -295,7 +257,7 @@ mod tests {
     mod through_the_engine {
         use crate::config::AnalysisConfig;
         use crate::decode::LinkType;
-        use crate::decode::test_frames::{ipv4_udp, tcp_exchange};
+        use crate::decode::test_frames::ipv4_udp;
         use crate::engine::Engine;
         use crate::logs::Value;
 
@@ -324,23 +286,6 @@ mod tests {
             let dns =
                 [ipv4_udp((CLIENT, 40000), (SERVER, 161), &query), ipv4_udp((SERVER, 161), (CLIENT, 40000), &query)];
             assert_eq!(service(&dns), "-");
-        }
-
-        /// A TCP connection from CLIENT to SERVER:`port`: the handshake, then each `(is_orig, payload)` in turn.
-        fn conversation(port: u16, messages: &[(bool, &[u8])]) -> Vec<Vec<u8>> {
-            tcp_exchange((CLIENT, 40000), (SERVER, port), messages)
-        }
-
-        #[test]
-        fn mysql_is_confirmed_by_the_clients_handshake_response() {
-            use super::super::mysql::tests::{greeting_v10, pdu, response_v10};
-            let response = response_v10(0x0008_a20f);
-            assert_eq!(service(&conversation(3306, &[(false, &greeting_v10()), (true, &response)])), "mysql");
-            // The same exchange on a port MySQL is not registered for, and a greeting of a version binpac
-            // reads as an error packet.
-            assert_eq!(service(&conversation(3307, &[(false, &greeting_v10()), (true, &response)])), "-");
-            let refused = pdu(0, b"\xff\x6a\x04#HY000Host is blocked");
-            assert_eq!(service(&conversation(3306, &[(false, &refused), (true, &response)])), "-");
         }
     }
 
