@@ -25,6 +25,7 @@ pub mod pop3;
 pub mod postgresql;
 pub mod quic;
 pub mod radius;
+pub mod rdp;
 pub mod rfb;
 pub mod sip;
 pub mod smtp;
@@ -343,6 +344,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &syslog::SPEC,
     &snmp::SPEC,
     &radius::SPEC,
+    &rdp::SPEC,
     &sip::SPEC,
     &rfb::SPEC,
     &mysql::SPEC,

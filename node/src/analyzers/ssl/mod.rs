@@ -1046,4 +1046,4 @@ pub fn fuzz(data: &[u8]) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

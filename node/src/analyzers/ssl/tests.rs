@@ -5,7 +5,7 @@ use super::*;
 use crate::analyzers::testing::Harness;
 use crate::logs::LogRecord;
 
-mod build;
+pub(crate) mod build;
 mod certificates;
 mod dtls;
 mod handshakes;
