@@ -12,8 +12,7 @@ use dary_heap::QuaternaryHeap;
 use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Proto};
 use crate::config::AnalysisConfig;
 use crate::conn::{
-    Attached, Chunk, Conn, ConnKey, ConnTable, DpdBuffer, EndpointState, Session, Slot, Uid, UidGenerator,
-    growth_when_full,
+    Attached, Chunk, Conn, ConnKey, ConnTable, EndpointState, Session, Slot, Uid, UidGenerator, growth_when_full,
 };
 use crate::decode::{
     self, DecodeError, GrePayload, GreWeird, IpDatagram, LinkType, PacketWeird, Reassembler, Transport, TunnelPayload,
@@ -1257,7 +1256,8 @@ impl Core {
     }
 
     /// The rest of a TCP stream is another protocol ([`Action::HandOver`]): the named analyzer takes it, or content
-    /// detection starts afresh on it (Zeek's PIA under the HTTP analyzer after a CONNECT); `rest` is its first bytes.
+    /// detection starts afresh on it (Zeek's PIA under the HTTP analyzer after a CONNECT, under SOCKS after its
+    /// handshake), in a scope of its own; `rest` is its first bytes.
     #[cold]
     fn hand_over(&mut self, conn: &mut Conn, analyzer: Option<&'static str>, is_orig: bool, rest: &[u8]) {
         let ts = self.network_time;
@@ -1270,7 +1270,7 @@ impl Core {
             }
             return;
         }
-        conn.resume_content_detection(DpdBuffer::default());
+        conn.restart_content_detection();
         if !rest.is_empty() {
             self.detect_and_replay(conn, ts, is_orig, rest);
         }

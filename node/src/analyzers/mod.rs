@@ -23,6 +23,7 @@ pub mod ntp;
 pub mod pe;
 pub mod pop3;
 pub mod postgresql;
+pub(crate) mod proxy_tunnels;
 pub mod quic;
 pub mod radius;
 pub mod rdp;
@@ -30,6 +31,7 @@ pub mod rfb;
 pub mod sip;
 pub mod smtp;
 pub mod snmp;
+pub mod socks;
 pub mod ssh;
 pub mod ssl;
 pub mod syslog;
@@ -152,8 +154,8 @@ pub struct SharedState {
     pub(crate) dhcp: dhcp::Transactions,
     /// FTP records waiting for data channels analysed on other cluster workers.
     pub(crate) ftp: ftp::DataLinks,
-    /// HTTP CONNECT proxies in tunnel.log (Zeek's `Tunnel::active`).
-    pub(crate) proxy_tunnels: http::ProxyTunnels,
+    /// HTTP CONNECT and SOCKS proxies in tunnel.log (Zeek's `Tunnel::active`).
+    pub(crate) proxy_tunnels: proxy_tunnels::ProxyTunnels,
 }
 
 impl SharedState {
@@ -276,38 +278,54 @@ pub trait Analyzer: Send {
 /// A detection signature's test of one direction: whether the start of that direction's payload looks right.
 pub type DetectFn = fn(proto: Proto, is_orig: bool, payload: &[u8]) -> bool;
 
+/// A test of both directions at once: whether the starts of the originator's and the responder's payloads, as far as
+/// they came, make a match.
+pub type PairFn = fn(proto: Proto, orig: &[u8], resp: &[u8]) -> bool;
+
 /// A content signature (Zeek's DPD `signature`s): the analyzer starts on any port once the start of a stream looks
 /// right.
 #[derive(Clone, Copy)]
-pub struct Signature {
-    looks_right: DetectFn,
+pub struct Signature(Test);
+
+#[derive(Clone, Copy)]
+enum Test {
+    EitherSide(DetectFn),
     /// Zeek's `requires-reverse-signature`: the other direction must look right too. The analyzer then starts at
     /// the packet that completes the pair, and what it logs carries that packet's time (Zeek replays the buffered
     /// start of both directions to it then).
-    both_sides: bool,
+    BothSides(DetectFn),
+    /// Several `requires-reverse-signature` pairs enabling one analyzer, which need not pair a client pattern with
+    /// the originator (SOCKS's `dpd_socks4_reverse_*`): started as [`Test::BothSides`] is.
+    Pairs(PairFn),
 }
 
 impl Signature {
     /// Either direction alone starts the analyzer.
     pub const fn either_side(looks_right: DetectFn) -> Signature {
-        Signature { looks_right, both_sides: false }
+        Signature(Test::EitherSide(looks_right))
     }
 
     /// Both directions must look right.
     pub const fn both_sides(looks_right: DetectFn) -> Signature {
-        Signature { looks_right, both_sides: true }
+        Signature(Test::BothSides(looks_right))
+    }
+
+    /// `matches` tells from both directions whether they make one of the analyzer's pairs.
+    pub const fn pairs(matches: PairFn) -> Signature {
+        Signature(Test::Pairs(matches))
     }
 
     /// Whether the analyzer starts now that the direction `is_orig` has grown to `this`; `other` is what the other
     /// direction has sent so far.
     pub fn matches(&self, proto: Proto, is_orig: bool, this: &[u8], other: &[u8]) -> bool {
-        if !self.both_sides {
-            return (self.looks_right)(proto, is_orig, this);
-        }
-        // The responder's test first: servers' greetings are short prefixes that fail fast on other protocols,
-        // while a client's test may look at every line it sent.
         let (orig, resp) = if is_orig { (this, other) } else { (other, this) };
-        (self.looks_right)(proto, false, resp) && (self.looks_right)(proto, true, orig)
+        match self.0 {
+            Test::EitherSide(looks_right) => looks_right(proto, is_orig, this),
+            // The responder's test first: servers' greetings are short prefixes that fail fast on other protocols,
+            // while a client's test may look at every line it sent.
+            Test::BothSides(looks_right) => looks_right(proto, false, resp) && looks_right(proto, true, orig),
+            Test::Pairs(matches) => matches(proto, orig, resp),
+        }
     }
 }
 
@@ -350,6 +368,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &mysql::SPEC,
     &postgresql::SPEC,
     &websocket::SPEC,
+    &socks::SPEC,
 ];
 
 pub fn spec_by_name(name: &str) -> Option<&'static AnalyzerSpec> {
@@ -395,6 +414,11 @@ pub(crate) mod testing {
                 cfg: crate::config::AnalysisConfig::default(),
                 ids: crate::conn::UidGenerator::new(1),
             }
+        }
+
+        /// Only the named analyzers and log streams are on (`--analyzers`).
+        pub fn enable_only(&mut self, names: &[&str]) {
+            self.cfg = std::mem::take(&mut self.cfg).with_analyzers(names).expect("known analyzer names");
         }
 
         pub fn run(&mut self, ts: f64, f: impl FnOnce(&mut Ctx)) {

@@ -218,6 +218,11 @@ pub struct DpdBuffer {
     /// Arrival order across directions: (originator?, length), to replay the streams as they came.
     pub order: Vec<(bool, u32)>,
     pub seen: [usize; 2],
+    /// The first analyzer of the detection's scope: detection started afresh after a hand-over is Zeek's PIA under
+    /// the handing analyzer, which attaches its own children even where the connection already has an analyzer of
+    /// the same kind (an HTTP analyzer attached by port 1080 to a SOCKS connection does not keep the tunnelled HTTP
+    /// from being analysed).
+    pub first_analyzer: usize,
 }
 
 impl DpdBuffer {
@@ -606,11 +611,20 @@ impl Conn {
         self.flags &= !flag::DPD_DONE;
     }
 
+    /// Content detection starts afresh on the rest of the stream ([`crate::analyzers::Action::HandOver`]), with a
+    /// scope of its own: the analyzers attached so far do not keep their kind from being attached again.
+    pub fn restart_content_detection(&mut self) {
+        let first_analyzer = self.analyzers.len();
+        self.resume_content_detection(DpdBuffer { first_analyzer, ..DpdBuffer::default() });
+    }
+
     /// The start of each TCP direction kept for content detection (created empty on first use), and the
-    /// analyzers attached so far, which detection must not attach again.
+    /// analyzers attached in its scope so far, which detection must not attach again.
     pub fn content_detection_state(&mut self) -> (&mut DpdBuffer, &[Attached]) {
         let rare = self.rare.get_or_insert_with(Box::default);
-        (rare.dpd.get_or_insert_with(DpdBuffer::default), &self.analyzers)
+        let dpd = rare.dpd.get_or_insert_with(DpdBuffer::default);
+        let scope = self.analyzers.get(dpd.first_analyzer..).unwrap_or_default();
+        (dpd, scope)
     }
 
     /// Takes content detection's buffers out (to replay them), if there are any.
@@ -748,6 +762,24 @@ mod tests {
         conn.end_content_detection();
         assert!(!conn.has_content_detection_buffers());
         assert_eq!(conn.rare.as_ref().map(|rare| rare.weirds_logged.len()), Some(1));
+    }
+
+    /// Detection started afresh by a hand-over has a scope of its own: the analyzers attached before it (HTTP by
+    /// port under SOCKS) are not among those it must not attach again; a resumed detection keeps its scope.
+    #[test]
+    fn content_detection_after_a_hand_over_has_its_own_scope() {
+        let mut conn = test_conn(1080, Proto::Tcp, 6);
+        for name in ["http", "socks"] {
+            conn.attach(crate::analyzers::spec_by_name(name).unwrap());
+        }
+        assert_eq!(conn.content_detection_state().1.len(), 2);
+        conn.restart_content_detection();
+        assert!(conn.content_detection_state().1.is_empty());
+        conn.attach(crate::analyzers::spec_by_name("http").unwrap());
+        let dpd = conn.take_content_detection_buffers().unwrap();
+        conn.resume_content_detection(dpd);
+        let names: Vec<_> = conn.content_detection_state().1.iter().map(Attached::name).collect();
+        assert_eq!(names, ["http"]);
     }
 
     /// Packet, IP byte and payload byte counters are 32 bits in the connection; a wrap is carried out of line, and

@@ -11,19 +11,18 @@ mod inflate;
 mod message;
 mod parse;
 mod script;
-mod tunnels;
 mod unanswered;
 
 use std::sync::RwLock;
 
 use super::content_line::{ContentLine, Piece};
+use super::proxy_tunnels::{self, ProxyType};
 use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto, Signature, websocket};
 use crate::logs::{FILES, bytes_to_log_string};
 use files::OpenFile;
 use message::{BodyExpect, ConnFlags, Io, Message, MsgEvent, UpgradeProtocol};
 use parse::{VERSION_09, VERSION_UNSET, Version};
 pub use script::HTTP;
-pub(crate) use tunnels::ProxyTunnels;
 // Also reads the credentials of other protocols (POP3 AUTH PLAIN).
 pub(crate) use script::decode_base64;
 
@@ -534,7 +533,7 @@ impl Http {
         let reason = status.reason.map_or_else(|| "<empty>".to_string(), |r| bytes_to_log_string(&r));
         self.script.reply(ctx.ts, &parse::version_string(status.version), status.code, &reason);
         if status.code == 200 && self.connect_request && self.script.current_method() == Some("CONNECT") {
-            tunnels::register(ctx);
+            proxy_tunnels::register(ctx, ProxyType::Http);
         }
         if status.code == 101 {
             // The record is logged (and gone) before the upgrade: websocket.log copies from it now.
