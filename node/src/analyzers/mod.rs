@@ -18,6 +18,7 @@ pub mod http;
 pub mod irc;
 pub mod magic;
 pub mod mime;
+pub mod modbus;
 pub mod mysql;
 pub mod ntp;
 pub mod pe;
@@ -369,6 +370,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &postgresql::SPEC,
     &websocket::SPEC,
     &socks::SPEC,
+    &modbus::SPEC,
 ];
 
 pub fn spec_by_name(name: &str) -> Option<&'static AnalyzerSpec> {
