@@ -11,6 +11,7 @@
 pub mod content_line;
 pub mod detect;
 pub mod dhcp;
+pub mod dnp3;
 pub mod dns;
 pub mod ftp;
 pub mod fuzzing;
@@ -371,6 +372,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &websocket::SPEC,
     &socks::SPEC,
     &modbus::SPEC,
+    &dnp3::SPEC,
 ];
 
 pub fn spec_by_name(name: &str) -> Option<&'static AnalyzerSpec> {
