@@ -17,6 +17,7 @@ pub mod ftp;
 pub mod fuzzing;
 pub mod http;
 pub mod irc;
+pub mod ldap;
 pub mod magic;
 pub mod mime;
 pub mod modbus;
@@ -373,6 +374,8 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &socks::SPEC,
     &modbus::SPEC,
     &dnp3::SPEC,
+    &ldap::SPEC,
+    &ldap::UDP_SPEC,
 ];
 
 pub fn spec_by_name(name: &str) -> Option<&'static AnalyzerSpec> {
