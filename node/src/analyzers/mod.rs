@@ -17,6 +17,7 @@ pub mod ftp;
 pub mod fuzzing;
 pub mod http;
 pub mod irc;
+pub mod krb;
 pub mod ldap;
 pub mod magic;
 pub mod mime;
@@ -376,6 +377,8 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &dnp3::SPEC,
     &ldap::SPEC,
     &ldap::UDP_SPEC,
+    &krb::SPEC,
+    &krb::TCP_SPEC,
 ];
 
 pub fn spec_by_name(name: &str) -> Option<&'static AnalyzerSpec> {
