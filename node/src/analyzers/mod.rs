@@ -461,6 +461,27 @@ pub(crate) mod testing {
             self.records.iter().filter(|r| r.schema.path == path).collect()
         }
     }
+
+    /// Every record a fresh engine writes for `frames` (raw IP packets, 10 ms apart from t=1) with `cfg`'s
+    /// analyzers, checksums ignored: the through-the-engine tests of the analyzers.
+    pub fn engine_records_with(cfg: crate::config::AnalysisConfig, frames: &[Vec<u8>]) -> Vec<LogRecord> {
+        let mut engine = crate::engine::Engine::new(crate::config::AnalysisConfig { ignore_checksums: true, ..cfg });
+        for (i, frame) in frames.iter().enumerate() {
+            engine.process_packet(1.0 + i as f64 * 0.01, crate::decode::LinkType::Raw, frame);
+        }
+        engine.finish();
+        engine.drain_records().collect()
+    }
+
+    /// [`engine_records_with`] every analyzer on.
+    pub fn engine_records(frames: &[Vec<u8>]) -> Vec<LogRecord> {
+        engine_records_with(crate::config::AnalysisConfig::default(), frames)
+    }
+
+    /// A record's field as TSV (empty when its log has no such field).
+    pub fn field(record: &LogRecord, name: &str) -> String {
+        record.get(name).map(Value::to_tsv).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

@@ -414,25 +414,17 @@ mod tests {
     /// and id, conn.log names the service; a datagram that is not syslog names nothing.
     #[test]
     fn through_the_engine() {
-        use crate::config::AnalysisConfig;
-        use crate::decode::LinkType;
+        use crate::analyzers::testing::{engine_records, field};
         use crate::decode::test_frames::{ipv4_udp, tcp_exchange};
-        use crate::engine::Engine;
 
         const CLIENT: [u8; 4] = [10, 0, 0, 1];
         const SERVER: [u8; 4] = [10, 0, 0, 2];
-        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
         let mut frames = vec![
             ipv4_udp((CLIENT, 40000), (SERVER, 514), b"<34>Oct 11 22:14:15 host su: failed"),
             ipv4_udp((CLIENT, 40001), (SERVER, 514), b"<34 no priority end"),
         ];
         frames.extend(tcp_exchange((CLIENT, 40002), (SERVER, 514), &[(true, b"10 <13>hello\n"), (true, b"<14>x\n")]));
-        for (i, frame) in frames.iter().enumerate() {
-            engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
-        }
-        engine.finish();
-        let records: Vec<_> = engine.drain_records().collect();
-        let field = |r: &crate::logs::LogRecord, name: &str| r.get(name).map(Value::to_tsv).unwrap_or_default();
+        let records = engine_records(&frames);
         let conns: Vec<_> = records.iter().filter(|r| r.schema.path == "conn").collect();
         let services: Vec<_> = conns.iter().map(|c| (field(c, "id.orig_p"), field(c, "service"))).collect();
         assert_eq!(

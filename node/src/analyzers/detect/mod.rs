@@ -255,10 +255,7 @@ mod tests {
     /// Through the engine: the confirmers attach by port and name conn.log's `service`; traffic on their ports that is
     /// something else names nothing.
     mod through_the_engine {
-        use crate::config::AnalysisConfig;
-        use crate::decode::LinkType;
         use crate::decode::test_frames::ipv4_udp;
-        use crate::engine::Engine;
         use crate::logs::Value;
 
         const CLIENT: [u8; 4] = [10, 0, 0, 1];
@@ -266,12 +263,8 @@ mod tests {
 
         /// conn.log's `service` of the one connection `frames` make.
         fn service(frames: &[Vec<u8>]) -> String {
-            let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
-            for (i, frame) in frames.iter().enumerate() {
-                engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
-            }
-            engine.finish();
-            let conns: Vec<_> = engine.drain_records().filter(|r| r.schema.path == "conn").collect();
+            let records = crate::analyzers::testing::engine_records(frames);
+            let conns: Vec<_> = records.iter().filter(|r| r.schema.path == "conn").collect();
             assert_eq!(conns.len(), 1);
             match &conns[0].values[conns[0].schema.field_index("service").expect("conn.log has service")] {
                 Value::Str(s) => s.clone(),

@@ -171,9 +171,7 @@ fn analyzer_state_stays_small() {
 /// server, the proxy answers 200, and SMTP follows in the same TCP connection.
 mod through_the_engine {
     use crate::config::AnalysisConfig;
-    use crate::decode::LinkType;
     use crate::decode::test_frames::tcp_conversation;
-    use crate::engine::Engine;
     use crate::logs::LogRecord;
 
     const CLIENT: ([u8; 4], u16) = ([79, 26, 245, 236], 3378);
@@ -213,12 +211,7 @@ MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nHallo!\r\n.\r\n";
 
     /// [`run`] with the analyzers of `cfg`.
     fn run_with(cfg: AnalysisConfig, frames: &[Vec<u8>]) -> Vec<LogRecord> {
-        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..cfg });
-        for (i, frame) in frames.iter().enumerate() {
-            engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
-        }
-        engine.finish();
-        engine.drain_records().collect()
+        crate::analyzers::testing::engine_records_with(cfg, frames)
     }
 
     fn logged<'a>(records: &'a [LogRecord], path: &str) -> Vec<&'a LogRecord> {

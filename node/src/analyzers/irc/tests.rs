@@ -365,11 +365,8 @@ fn signatures_follow_zeeks_dpd_sig() {
 /// connection's uid, conn.log names `irc`, and the DCC SEND's data connection is `irc-dcc-data`.
 #[test]
 fn through_the_engine() {
-    use crate::config::AnalysisConfig;
-    use crate::decode::LinkType;
+    use crate::analyzers::testing::{engine_records, field};
     use crate::decode::test_frames::tcp_exchange;
-    use crate::engine::Engine;
-    use crate::logs::LogRecord;
 
     const CLIENT: [u8; 4] = [10, 0, 0, 1];
     const SERVER: [u8; 4] = [10, 0, 0, 2];
@@ -383,13 +380,7 @@ fn through_the_engine() {
     frames.extend(tcp_exchange((CLIENT, 40001), (SERVER, 7000), &[(true, register), (false, welcome)]));
     frames.extend(tcp_exchange((CLIENT, 40002), (PEER, 5000), &[(false, b"file data")]));
     frames.extend(tcp_exchange((CLIENT, 40003), (SERVER, 7001), &[(true, b"GET / HTTP/1.1\r\n"), (false, welcome)]));
-    let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
-    for (i, frame) in frames.iter().enumerate() {
-        engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
-    }
-    engine.finish();
-    let records: Vec<LogRecord> = engine.drain_records().collect();
-    let field = |r: &LogRecord, name: &str| r.get(name).map(Value::to_tsv).unwrap_or_default();
+    let records = engine_records(&frames);
     let conn = |port: &str| records.iter().find(|r| r.schema.path == "conn" && field(r, "id.orig_p") == port).unwrap();
     let services: Vec<String> =
         ["40000", "40001", "40002", "40003"].iter().map(|p| field(conn(p), "service")).collect();

@@ -414,11 +414,8 @@ fn signatures_follow_zeeks_dpd_rules() {
 /// `ldap_udp`, and the records carry their connection's uid.
 #[test]
 fn through_the_engine() {
-    use crate::config::AnalysisConfig;
-    use crate::decode::LinkType;
+    use crate::analyzers::testing::{engine_records, field};
     use crate::decode::test_frames::{ipv4_udp, tcp_exchange};
-    use crate::engine::Engine;
-    use crate::logs::LogRecord;
 
     const CLIENT: [u8; 4] = [10, 0, 0, 1];
     const SERVER: [u8; 4] = [10, 0, 0, 2];
@@ -433,13 +430,7 @@ fn through_the_engine() {
     let search = search_request(2, &tlv(0x87, b"objectClass"));
     frames.push(ipv4_udp((CLIENT, 40002), (SERVER, 389), &search));
     frames.push(ipv4_udp((SERVER, 389), (CLIENT, 40002), &msg(2, &result_op(0x65, 0, b""))));
-    let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
-    for (i, frame) in frames.iter().enumerate() {
-        engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
-    }
-    engine.finish();
-    let records: Vec<LogRecord> = engine.drain_records().collect();
-    let field = |r: &LogRecord, name: &str| r.get(name).map(Value::to_tsv).unwrap_or_default();
+    let records = engine_records(&frames);
     let conn = |port: &str| records.iter().find(|r| r.schema.path == "conn" && field(r, "id.orig_p") == port).unwrap();
     let services: Vec<String> = ["40000", "40001", "40002"].iter().map(|p| field(conn(p), "service")).collect();
     assert_eq!(services, ["ldap_tcp", "ldap_tcp", "ldap_udp"]);

@@ -239,24 +239,15 @@ fn arbitrary_input_never_panics() {
 /// Through the engine: port 502 attaches the analyzer, conn.log names `modbus`, and the rows carry the uid.
 #[test]
 fn through_the_engine() {
-    use crate::config::AnalysisConfig;
-    use crate::decode::LinkType;
+    use crate::analyzers::testing::{engine_records, field};
     use crate::decode::test_frames::tcp_exchange;
-    use crate::engine::Engine;
-    use crate::logs::LogRecord;
 
     const CLIENT: [u8; 4] = [10, 0, 0, 1];
     const SERVER: [u8; 4] = [10, 0, 0, 2];
     let session = session();
     let messages: Vec<(bool, &[u8])> = session.iter().map(|(o, m)| (*o, m.as_slice())).collect();
     let frames = tcp_exchange((CLIENT, 40000), (SERVER, 502), &messages);
-    let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
-    for (i, frame) in frames.iter().enumerate() {
-        engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
-    }
-    engine.finish();
-    let records: Vec<LogRecord> = engine.drain_records().collect();
-    let field = |r: &LogRecord, name: &str| r.get(name).map(Value::to_tsv).unwrap_or_default();
+    let records = engine_records(&frames);
     let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
     assert_eq!(field(conn, "service"), "modbus");
     let logged: Vec<[String; 3]> = records

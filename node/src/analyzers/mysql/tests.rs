@@ -505,24 +505,14 @@ fn command_names_follow_zeeks_table() {
 /// `service`, and mysql.log's records carry the connection's uid.
 #[test]
 fn mysql_log_through_the_engine() {
-    use crate::config::AnalysisConfig;
-    use crate::decode::LinkType;
+    use crate::analyzers::testing::{engine_records, field};
     use crate::decode::test_frames::tcp_exchange;
-    use crate::engine::Engine;
-    use crate::logs::LogRecord;
 
     let run = |port: u16| {
         let session = classic_session();
         let messages: Vec<(bool, &[u8])> = session.iter().take(5).map(|(o, d)| (*o, d.as_slice())).collect();
-        let frames = tcp_exchange(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], port), &messages);
-        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
-        for (i, frame) in frames.iter().enumerate() {
-            engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
-        }
-        engine.finish();
-        engine.drain_records().collect::<Vec<LogRecord>>()
+        engine_records(&tcp_exchange(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], port), &messages))
     };
-    let field = |r: &LogRecord, name: &str| r.get(name).map(Value::to_tsv).unwrap_or_default();
     let records = run(3306);
     let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
     assert_eq!(field(conn, "service"), "mysql");

@@ -214,22 +214,14 @@ fn arbitrary_bytes_do_not_panic() {
 /// Through the engine: attached on 5432 only, confirmed by the startup, the records carrying the connection's uid.
 #[test]
 fn the_startup_confirms_on_its_port_and_the_records_carry_the_connection() {
-    use crate::config::AnalysisConfig;
-    use crate::decode::LinkType;
+    use crate::analyzers::testing::{engine_records, field};
     use crate::decode::test_frames::tcp_exchange;
-    use crate::engine::Engine;
 
     let session = select_now();
     let messages: Vec<(bool, &[u8])> = session.iter().map(|(c, m)| (*c, &m[..])).collect();
     for (port, service, records) in [(5432, "postgresql", 4), (5433, "-", 0)] {
         let frames = tcp_exchange(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], port), &messages);
-        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
-        for (i, frame) in frames.iter().enumerate() {
-            engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
-        }
-        engine.finish();
-        let records_out: Vec<_> = engine.drain_records().collect();
-        let field = |r: &crate::logs::LogRecord, name: &str| r.get(name).map(Value::to_tsv).unwrap_or_default();
+        let records_out = engine_records(&frames);
         let conn = records_out.iter().find(|r| r.schema.path == "conn").unwrap();
         assert_eq!(field(conn, "service"), service);
         let logged: Vec<_> = records_out.iter().filter(|r| r.schema.path == "postgresql").collect();

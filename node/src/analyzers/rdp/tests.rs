@@ -570,10 +570,8 @@ fn signatures_follow_zeeks_dpd_rules() {
 /// connection's uid.
 #[test]
 fn through_the_engine() {
-    use crate::config::AnalysisConfig;
-    use crate::decode::LinkType;
+    use crate::analyzers::testing::{engine_records, field};
     use crate::decode::test_frames::tcp_exchange;
-    use crate::engine::Engine;
 
     const CLIENT: [u8; 4] = [10, 0, 0, 1];
     const SERVER: [u8; 4] = [10, 0, 0, 2];
@@ -592,18 +590,12 @@ fn through_the_engine() {
         (true, client_hello),
         (false, server_hello),
     ];
-    let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
     let mut frames = Vec::new();
     for (port, messages) in [(40000, &native), (40001, &tls)] {
         let messages: Vec<(bool, &[u8])> = messages.iter().map(|(o, m)| (*o, m.as_slice())).collect();
         frames.extend(tcp_exchange((CLIENT, port), (SERVER, 3389), &messages));
     }
-    for (i, frame) in frames.iter().enumerate() {
-        engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
-    }
-    engine.finish();
-    let records: Vec<_> = engine.drain_records().collect();
-    let field = |r: &crate::logs::LogRecord, name: &str| r.get(name).map(Value::to_tsv).unwrap_or_default();
+    let records = engine_records(&frames);
     let conn = |port: &str| records.iter().find(|r| r.schema.path == "conn" && field(r, "id.orig_p") == port).unwrap();
     assert_eq!(field(conn("40000"), "service"), "rdp");
     assert_eq!(field(conn("40001"), "service"), "ssl");

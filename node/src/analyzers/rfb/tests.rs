@@ -172,10 +172,8 @@ fn arbitrary_bytes_do_not_panic() {
 /// connection's uid.
 #[test]
 fn the_signature_finds_it_and_the_record_carries_the_connection() {
-    use crate::config::AnalysisConfig;
-    use crate::decode::LinkType;
+    use crate::analyzers::testing::{engine_records, field};
     use crate::decode::test_frames::tcp_exchange;
-    use crate::engine::Engine;
 
     let messages = [vnc_33(0), vec![(true, vec![1]), (false, server_init(b"d"))]].concat();
     let borrowed: Vec<(bool, &[u8])> = messages.iter().map(|(c, m)| (*c, &m[..])).collect();
@@ -184,13 +182,7 @@ fn the_signature_finds_it_and_the_record_carries_the_connection() {
         let mut exchange = borrowed.clone();
         exchange[1].1 = client_version;
         let frames = tcp_exchange(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 5901), &exchange);
-        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
-        for (i, frame) in frames.iter().enumerate() {
-            engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
-        }
-        engine.finish();
-        let records: Vec<_> = engine.drain_records().collect();
-        let field = |r: &crate::logs::LogRecord, name: &str| r.get(name).map(Value::to_tsv).unwrap_or_default();
+        let records = engine_records(&frames);
         let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
         assert_eq!(field(conn, "service"), service);
         let logged: Vec<_> = records.iter().filter(|r| r.schema.path == "rfb").collect();

@@ -416,23 +416,15 @@ proptest::proptest! {
 /// connection's uid, its service follows SOCKS's, and the proxy is a tunnel.
 mod through_the_engine {
     use super::*;
-    use crate::config::AnalysisConfig;
-    use crate::decode::LinkType;
     use crate::decode::test_frames::tcp_conversation;
-    use crate::engine::Engine;
 
     const CLIENT: ([u8; 4], u16) = ([10, 0, 0, 55], 53994);
     const GET: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: www.osnews.com\r\nUser-Agent: test/1.0\r\n\r\n";
     const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
 
-    /// The frames (one every 10 ms from t=1) with every analyzer on; all records.
+    /// The conversation through the engine with every analyzer on; all records.
     fn run(proxy: ([u8; 4], u16), messages: &[(bool, &[u8])]) -> Vec<LogRecord> {
-        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
-        for (i, frame) in tcp_conversation(CLIENT, proxy, messages).iter().enumerate() {
-            engine.process_packet(1.0 + i as f64 * 0.01, LinkType::Raw, frame);
-        }
-        engine.finish();
-        engine.drain_records().collect()
+        crate::analyzers::testing::engine_records(&tcp_conversation(CLIENT, proxy, messages))
     }
 
     fn logged<'a>(records: &'a [LogRecord], path: &str) -> Vec<&'a LogRecord> {
