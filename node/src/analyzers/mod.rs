@@ -9,6 +9,7 @@
 //! the first payload of either direction ([`AnalyzerSpec::detect`]).
 
 pub mod content_line;
+pub mod dce_rpc;
 pub mod detect;
 pub mod dhcp;
 pub mod dnp3;
@@ -379,6 +380,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &ldap::UDP_SPEC,
     &krb::SPEC,
     &krb::TCP_SPEC,
+    &dce_rpc::SPEC,
 ];
 
 pub fn spec_by_name(name: &str) -> Option<&'static AnalyzerSpec> {

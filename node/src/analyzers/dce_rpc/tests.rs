@@ -1,0 +1,424 @@
+use super::*;
+use crate::analyzers::Action;
+use crate::analyzers::testing::Harness;
+
+const EPMAPPER: &str = "e1af8308-5d1f-11c9-91a4-08002b14a0fa";
+const DRSUAPI: &str = "e3514235-4b06-11d1-ab04-00c04fc2dcd2";
+const WINREG: &str = "338cd001-2244-31f1-aaaa-900038001003";
+/// The NDR transfer syntax every Windows bind offers.
+const NDR: &str = "8a885d04-1ceb-11c9-9fe8-08002b104860";
+
+/// A uuid's 16 bytes as DCE/RPC sends them (the first three fields little endian).
+fn uuid_bytes(uuid: &str) -> Vec<u8> {
+    let hex: String = uuid.chars().filter(|c| *c != '-').collect();
+    let mut b: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    b[..4].reverse();
+    b[4..6].reverse();
+    b[6..8].reverse();
+    b
+}
+
+/// A little-endian PDU of type `ptype` with `flags`, for call `call_id`, around `body` (and `auth`, when given:
+/// the 8-byte auth header of that type and a blob).
+fn pdu_with_auth(ptype: u8, flags: u8, call_id: u32, body: &[u8], auth: Option<(u8, &[u8])>) -> Vec<u8> {
+    let auth_len = auth.map_or(0, |(_, blob)| blob.len());
+    let frag_len = 16 + body.len() + auth.map_or(0, |_| 8) + auth_len;
+    let mut m = vec![5, 0, ptype, flags, 0x10, 0, 0, 0];
+    m.extend(u16::try_from(frag_len).unwrap().to_le_bytes());
+    m.extend(u16::try_from(auth_len).unwrap().to_le_bytes());
+    m.extend(call_id.to_le_bytes());
+    m.extend(body);
+    if let Some((auth_type, blob)) = auth {
+        m.extend([auth_type, 2, 0, 0, 0, 0, 0, 0]);
+        m.extend(blob);
+    }
+    m
+}
+
+/// A whole (first and last fragment) PDU.
+fn pdu(ptype: u8, call_id: u32, body: &[u8]) -> Vec<u8> {
+    pdu_with_auth(ptype, 0x03, call_id, body, None)
+}
+
+/// A bind (or alter_context) body offering `uuid` v`major`.0 as context `ctx_id`, with NDR.
+fn bind_body(ctx_id: u16, uuid: &str, major: u16) -> Vec<u8> {
+    let mut b = vec![0xb8, 0x10, 0xb8, 0x10, 0, 0, 0, 0, 1, 0, 0, 0];
+    b.extend(ctx_id.to_le_bytes());
+    b.extend([1, 0]);
+    b.extend(uuid_bytes(uuid));
+    b.extend(major.to_le_bytes());
+    b.extend([0, 0]);
+    b.extend(uuid_bytes(NDR));
+    b.extend([2, 0, 0, 0]);
+    b
+}
+
+/// A bind_ack body with secondary address `sec_addr` (NUL-terminated on the wire) accepting one context.
+fn bind_ack_body(sec_addr: &str) -> Vec<u8> {
+    let mut b = vec![0xb8, 0x10, 0xb8, 0x10, 0x34, 0x12, 0, 0];
+    let addr = [sec_addr.as_bytes(), &[0]].concat();
+    b.extend(u16::try_from(addr.len()).unwrap().to_le_bytes());
+    b.extend(&addr);
+    while b.len() % 4 != 0 {
+        b.push(0);
+    }
+    b.extend([1, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend(uuid_bytes(NDR));
+    b.extend([2, 0, 0, 0]);
+    b
+}
+
+fn request_body(ctx_id: u16, opnum: u16, stub: &[u8]) -> Vec<u8> {
+    let mut b = u32::try_from(stub.len()).unwrap().to_le_bytes().to_vec();
+    b.extend(ctx_id.to_le_bytes());
+    b.extend(opnum.to_le_bytes());
+    b.extend(stub);
+    b
+}
+
+fn response_body(ctx_id: u16, stub: &[u8]) -> Vec<u8> {
+    let mut b = u32::try_from(stub.len()).unwrap().to_le_bytes().to_vec();
+    b.extend(ctx_id.to_le_bytes());
+    b.extend([0, 0]);
+    b.extend(stub);
+    b
+}
+
+/// A bind to `uuid` on context 0, its ack naming `sec_addr`, then a request and response for each opnum.
+fn session(uuid: &str, sec_addr: &str, opnums: &[u16]) -> Vec<(bool, Vec<u8>)> {
+    let mut m = vec![
+        (true, pdu(ptype::BIND, 1, &bind_body(0, uuid, 4))),
+        (false, pdu(ptype::BIND_ACK, 1, &bind_ack_body(sec_addr))),
+    ];
+    for (i, opnum) in opnums.iter().enumerate() {
+        let call = 2 + u32::try_from(i).unwrap();
+        m.push((true, pdu(ptype::REQUEST, call, &request_body(0, *opnum, &[0xaa; 24]))));
+        m.push((false, pdu(ptype::RESPONSE, call, &response_body(0, &[0xbb; 12]))));
+    }
+    m
+}
+
+/// The endpoint mapper's ept_map: map the DRSUAPI interface over TCP/IP (the request's tower is only stub bytes
+/// to the analyzer).
+fn ept_map_session() -> Vec<(bool, Vec<u8>)> {
+    session(EPMAPPER, "135", &[3])
+}
+
+/// Each message delivered at 100.0, 100.5, 101.0, ... in two pieces split at `at` (not split when past its end).
+fn run(messages: &[(bool, Vec<u8>)], at: usize) -> Harness {
+    let mut h = Harness::new(Proto::Tcp, 135);
+    let mut dce = DceRpc::default();
+    for (i, (is_orig, m)) in messages.iter().enumerate() {
+        let (first, second) = m.split_at(at.min(m.len()));
+        for piece in [first, second] {
+            h.run(100.0 + i as f64 * 0.5, |ctx| dce.deliver(ctx, *is_orig, piece));
+        }
+    }
+    h.finish(&mut dce);
+    h
+}
+
+/// dce_rpc.log's columns from `ts` on, skipping `uid` and `id`, as TSV.
+fn rows(h: &Harness) -> Vec<Vec<String>> {
+    h.logged("dce_rpc")
+        .iter()
+        .map(|r| {
+            let mut row = vec![r.values[0].to_tsv()];
+            row.extend(r.values[6..].iter().map(Value::to_tsv));
+            row
+        })
+        .collect()
+}
+
+fn row(fields: [&str; 5]) -> Vec<String> {
+    fields.map(String::from).to_vec()
+}
+
+#[test]
+fn endpoint_mapper_call_is_a_row_with_its_rtt() {
+    let h = run(&ept_map_session(), usize::MAX);
+    assert_eq!(rows(&h), [row(["101.000000", "0.500000", "135", "epmapper", "ept_map"])]);
+    assert_eq!(h.actions, [Action::Confirm("dce_rpc")]);
+    assert!(h.weirds.is_empty());
+}
+
+#[test]
+fn well_known_interface_calls_as_in_zeeks_context_baseline() {
+    // scripts.base.protocols.dce-rpc.context: DRSBind, DRSCrackNames, DRSUnbind over a dynamic port, the pipe name
+    // from the bind_ack logged with its backslashes escaped.
+    let h = run(&session(DRSUAPI, "\\PIPE\\drsuapi", &[0, 0x0c, 1]), usize::MAX);
+    assert_eq!(
+        rows(&h),
+        [
+            row(["101.000000", "0.500000", "\\\\PIPE\\\\drsuapi", "drsuapi", "DRSBind"]),
+            row(["102.000000", "0.500000", "\\\\PIPE\\\\drsuapi", "drsuapi", "DRSCrackNames"]),
+            row(["103.000000", "0.500000", "\\\\PIPE\\\\drsuapi", "drsuapi", "DRSUnbind"]),
+        ]
+    );
+}
+
+#[test]
+fn every_split_point_gives_the_same_rows() {
+    let messages = session(DRSUAPI, "49677", &[0, 3]);
+    let whole = rows(&run(&messages, usize::MAX));
+    assert_eq!(whole.len(), 2);
+    let longest = messages.iter().map(|(_, m)| m.len()).max().unwrap();
+    for at in 0..=longest {
+        let h = run(&messages, at);
+        assert_eq!(rows(&h), whole, "split at {at}");
+        assert_eq!(h.actions, [Action::Confirm("dce_rpc")], "split at {at}");
+    }
+}
+
+#[test]
+fn fragmented_request_is_reassembled_by_call_id() {
+    let mut messages = session(EPMAPPER, "135", &[]);
+    let body = request_body(0, 3, &[0x11; 40]);
+    let (a, rest) = body.split_at(10);
+    let (b, c) = rest.split_at(20);
+    // Another call's whole request sits between the fragments: reassembly goes by call id.
+    messages.push((true, pdu_with_auth(ptype::REQUEST, 0x01, 7, a, None)));
+    messages.push((true, pdu_with_auth(ptype::REQUEST, 0x00, 7, b, None)));
+    messages.push((true, pdu_with_auth(ptype::REQUEST, 0x02, 7, c, None)));
+    messages.push((false, pdu(ptype::RESPONSE, 7, &response_body(0, &[0; 8]))));
+    let h = run(&messages, usize::MAX);
+    assert_eq!(rows(&h), [row(["102.000000", "0.500000", "135", "epmapper", "ept_map"])]);
+    assert!(h.weirds.is_empty());
+}
+
+#[test]
+fn fragments_without_their_first_are_dropped_and_a_second_first_is_a_weird() {
+    let mut messages = session(EPMAPPER, "135", &[]);
+    // A last fragment of a call never started is dropped: the response then finds no opnum for its context
+    // (`cont_id_opnum_map`'s 0) and the record still has the time it was made at, the bind's.
+    messages.push((true, pdu_with_auth(ptype::REQUEST, 0x02, 9, &request_body(0, 3, &[]), None)));
+    messages.push((false, pdu(ptype::RESPONSE, 9, &response_body(0, &[]))));
+    let h = run(&messages, usize::MAX);
+    assert_eq!(rows(&h), [row(["100.000000", "1.500000", "135", "epmapper", "unknown-0"])]);
+
+    let mut messages = session(EPMAPPER, "135", &[]);
+    messages.push((true, pdu_with_auth(ptype::REQUEST, 0x01, 9, &request_body(0, 3, &[]), None)));
+    messages.push((true, pdu_with_auth(ptype::REQUEST, 0x01, 9, &request_body(0, 3, &[]), None)));
+    let h = run(&messages, usize::MAX);
+    assert_eq!(h.weirds.len(), 1);
+    assert_eq!(h.weirds[0].name, "multiple_first_fragments_in_dce_rpc_reassembly");
+}
+
+#[test]
+fn reassembly_is_bounded() {
+    let mut messages = session(EPMAPPER, "135", &[]);
+    messages.push((true, pdu_with_auth(ptype::REQUEST, 0x01, 9, &request_body(0, 3, &[]), None)));
+    for _ in 0..8 {
+        messages.push((true, pdu_with_auth(ptype::REQUEST, 0x00, 9, &[0x55; 4000], None)));
+    }
+    let h = run(&messages, usize::MAX);
+    assert_eq!(h.weirds.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["too_much_dce_rpc_fragment_data"]);
+
+    let mut messages = session(EPMAPPER, "135", &[]);
+    for call in 0..=u32::try_from(MAX_CMD_REASSEMBLY).unwrap() {
+        messages.push((true, pdu_with_auth(ptype::REQUEST, 0x01, 100 + call, &request_body(0, 3, &[]), None)));
+    }
+    let h = run(&messages, usize::MAX);
+    assert_eq!(h.weirds.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["too_many_dce_rpc_msgs_in_reassembly"]);
+}
+
+#[test]
+fn ignored_operations_are_not_logged() {
+    // winreg's OpenLocalMachine (2) is in `ignored_operations`, BaseRegQueryInfoKey (0x10) is not.
+    let h = run(&session(WINREG, "\\PIPE\\winreg", &[2, 0x10]), usize::MAX);
+    assert_eq!(rows(&h), [row(["102.000000", "0.500000", "\\\\PIPE\\\\winreg", "winreg", "BaseRegQueryInfoKey"])]);
+}
+
+#[test]
+fn unknown_interfaces_and_opnums_take_the_defaults() {
+    let h = run(&session("01020304-0506-0708-090a-0b0c0d0e0f10", "135", &[7]), usize::MAX);
+    assert_eq!(
+        rows(&h),
+        [row(["101.000000", "0.500000", "135", "unknown-01020304-0506-0708-090a-0b0c0d0e0f10", "unknown-7"])]
+    );
+    assert_eq!(operation_name(DRSUAPI, 2), "unknown-2");
+}
+
+#[test]
+fn a_call_pending_at_the_end_is_written_with_what_the_record_kept() {
+    // finalize_dce_rpc writes `c$dce_rpc` when an event came after the last response: the record is the one the
+    // response filled, so it keeps that operation and rtt with the new request's time.
+    let mut messages = ept_map_session();
+    messages.push((true, pdu(ptype::REQUEST, 5, &request_body(0, 2, &[]))));
+    let h = run(&messages, usize::MAX);
+    assert_eq!(
+        rows(&h),
+        [
+            row(["101.000000", "0.500000", "135", "epmapper", "ept_map"]),
+            row(["102.000000", "0.500000", "135", "epmapper", "ept_map"]),
+        ]
+    );
+    // A request whose bind was never seen has nothing to name it.
+    let h = run(&[(true, pdu(ptype::REQUEST, 5, &request_body(0, 2, &[])))], usize::MAX);
+    assert!(rows(&h).is_empty());
+}
+
+#[test]
+fn alter_context_binds_another_interface_for_a_new_context() {
+    let mut messages = session(EPMAPPER, "135", &[]);
+    messages.push((true, pdu(ptype::ALTER_CONTEXT, 3, &bind_body(1, DRSUAPI, 4))));
+    messages.push((false, pdu(ptype::ALTER_CONTEXT_RESP, 3, &bind_ack_body(""))));
+    messages.push((true, pdu(ptype::REQUEST, 4, &request_body(1, 0x0c, &[]))));
+    messages.push((false, pdu(ptype::RESPONSE, 4, &response_body(1, &[]))));
+    let h = run(&messages, usize::MAX);
+    assert_eq!(rows(&h), [row(["102.000000", "0.500000", "135", "drsuapi", "DRSCrackNames"])]);
+}
+
+#[test]
+fn big_endian_pdus_parse_by_their_drep() {
+    let mut bind = pdu(ptype::BIND, 1, &bind_body(0, EPMAPPER, 3));
+    bind[4] = 0x00;
+    // The header's lengths and call id, and the body's counts, big endian now.
+    bind[8..10].reverse();
+    bind[12..16].reverse();
+    bind[16..18].reverse();
+    bind[18..20].reverse();
+    bind[28..30].reverse();
+    let h = run(&[(true, bind)], usize::MAX);
+    assert_eq!(h.actions, [Action::Confirm("dce_rpc")]);
+}
+
+#[test]
+fn auth_verifiers_of_other_types_are_weirds() {
+    let request = pdu_with_auth(ptype::REQUEST, 0x03, 2, &request_body(0, 3, &[0; 8]), Some((0x44, &[1; 16])));
+    let ntlm = pdu_with_auth(ptype::REQUEST, 0x03, 3, &request_body(0, 3, &[0; 8]), Some((0x0a, &[1; 16])));
+    let h = run(&[(true, request), (true, ntlm)], usize::MAX);
+    assert_eq!(h.weirds.len(), 1);
+    assert_eq!((h.weirds[0].name.as_str(), h.weirds[0].addl.as_deref()), ("netlogon_dce_rpc_auth_type", Some("68")));
+    assert_eq!(h.actions, [Action::Confirm("dce_rpc")]);
+}
+
+#[test]
+fn malformed_input_is_a_violation_and_never_panics() {
+    let violation = |messages: &[(bool, Vec<u8>)]| {
+        let h = run(messages, usize::MAX);
+        assert!(rows(&h).is_empty());
+        assert!(matches!(h.actions[..], [Action::Violation(_)]), "{:?}", h.actions);
+        h
+    };
+    // Version 4.
+    let mut v4 = pdu(ptype::BIND, 1, &bind_body(0, EPMAPPER, 3));
+    v4[0] = 4;
+    let h = violation(&[(true, v4)]);
+    assert_eq!(
+        h.actions,
+        [Action::Violation("Binpac exception: binpac exception: &enforce violation : DCE_RPC_Header:rpc_vers".into())]
+    );
+    // A frag_length shorter than the header.
+    let mut short = pdu(ptype::BIND, 1, &[]);
+    short[8] = 10;
+    violation(&[(true, short)]);
+    // A bind announcing more contexts than it holds.
+    let mut body = bind_body(0, EPMAPPER, 3);
+    body[8] = 5;
+    violation(&[(true, pdu(ptype::BIND, 1, &body))]);
+    // A request too short for its fixed fields.
+    violation(&[(true, pdu(ptype::REQUEST, 1, &[0, 0, 0]))]);
+
+    // After the confirmation a broken PDU is skipped (DPD::ignore_violations) and the next one parses.
+    let mut messages = session(EPMAPPER, "135", &[]);
+    messages.push((true, pdu(ptype::REQUEST, 2, &[1, 2])));
+    messages.push((true, pdu(ptype::REQUEST, 3, &request_body(0, 3, &[]))));
+    messages.push((false, pdu(ptype::RESPONSE, 3, &response_body(0, &[]))));
+    let h = run(&messages, usize::MAX);
+    assert_eq!(h.actions, [Action::Confirm("dce_rpc")]);
+    assert_eq!(rows(&h), [row(["101.500000", "0.500000", "135", "epmapper", "ept_map"])]);
+
+    // Arbitrary bytes, and every truncation of a real session.
+    let junk: Vec<u8> = (0..2000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    fuzz(&junk);
+    let stream: Vec<u8> = ept_map_session().into_iter().flat_map(|(_, m)| m).collect();
+    for end in 0..stream.len() {
+        fuzz(&stream[..end]);
+        let mut flipped = stream.clone();
+        flipped[end] ^= 0xff;
+        fuzz(&flipped);
+    }
+}
+
+#[test]
+fn a_content_gap_ends_the_analysis() {
+    let messages = ept_map_session();
+    let mut h = Harness::new(Proto::Tcp, 135);
+    let mut dce = DceRpc::default();
+    h.deliver(&mut dce, true, &messages[0].1);
+    h.run(1.0, |ctx| dce.undelivered(ctx, false, 10));
+    for (is_orig, m) in &messages[1..] {
+        h.deliver(&mut dce, *is_orig, m);
+    }
+    h.finish(&mut dce);
+    assert!(rows(&h).is_empty());
+}
+
+#[test]
+fn named_pipe_entry_point_names_the_pipe() {
+    // Over SMB the pipe is known from the tree/file; the bind_ack's address is then usually empty.
+    let mut h = Harness::new(Proto::Tcp, 445);
+    let mut dce = DceRpc::default();
+    let messages = session(WINREG, "", &[0x10]);
+    for (is_orig, m) in &messages {
+        h.run(100.0, |ctx| dce.deliver_named_pipe(ctx, *is_orig, "\\PIPE\\winreg", m));
+    }
+    assert_eq!(rows(&h), [row(["100.000000", "-", "\\\\PIPE\\\\winreg", "winreg", "BaseRegQueryInfoKey"])]);
+    assert_eq!(normalize_named_pipe_name("\\PIPE\\WinReg"), "winreg");
+    assert_eq!(normalize_named_pipe_name("lsass"), "lsass");
+}
+
+#[test]
+fn uuids_are_written_as_zeek_writes_them() {
+    let bytes: [u8; 16] = uuid_bytes(EPMAPPER).try_into().unwrap();
+    assert_eq!(uuid_to_string(&bytes), EPMAPPER);
+    assert_eq!(endpoint_name(EPMAPPER), "epmapper");
+}
+
+#[test]
+fn signature_wants_version_5_a_known_type_and_a_whole_pdu() {
+    assert!(detect(Proto::Tcp, true, &[5, 0, 11, 3, 0x10]));
+    assert!(detect(Proto::Tcp, false, &[5, 1, 0x13, 3]));
+    assert!(!detect(Proto::Tcp, true, &[5, 0, 0x14, 3]));
+    assert!(!detect(Proto::Tcp, true, &[5, 0, 11, 1]));
+    assert!(!detect(Proto::Tcp, true, &[4, 0, 11, 3]));
+    assert!(!detect(Proto::Udp, true, &[5, 0, 11, 3]));
+}
+
+/// Through the engine: the endpoint mapper on 135 and a bind on a dynamic port found by the signature, each
+/// confirming `dce_rpc` in conn.log, their records carrying the connection's uid.
+#[test]
+fn engine_logs_carry_the_connection_and_service() {
+    use crate::decode::LinkType;
+    use crate::decode::test_frames::tcp_conversation;
+    use crate::engine::Engine;
+    use crate::logs::LogRecord;
+
+    let mut engine = Engine::new(crate::config::AnalysisConfig { ignore_checksums: true, ..Default::default() });
+    let conversations = [(135u16, ept_map_session()), (49677, session(DRSUAPI, "49677", &[3]))];
+    let mut ts = 1.0;
+    for (i, (port, messages)) in conversations.iter().enumerate() {
+        let messages: Vec<(bool, &[u8])> = messages.iter().map(|(o, m)| (*o, &m[..])).collect();
+        let client_port = 50000 + u16::try_from(i).unwrap();
+        for frame in tcp_conversation(([10, 0, 0, 1], client_port), ([10, 0, 0, 2], *port), &messages) {
+            engine.process_packet(ts, LinkType::Raw, &frame);
+            ts += 0.01;
+        }
+    }
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let field = |r: &LogRecord, name: &str| r.get(name).map(Value::to_tsv).unwrap_or_default();
+    for (port, operation) in [("135", "ept_map"), ("49677", "DRSGetNCChanges")] {
+        let conn = records.iter().find(|r| r.schema.path == "conn" && field(r, "id.resp_p") == port).unwrap();
+        assert_eq!(field(conn, "service"), "dce_rpc");
+        let logged: Vec<_> =
+            records.iter().filter(|r| r.schema.path == "dce_rpc" && field(r, "id.resp_p") == port).collect();
+        assert_eq!(logged.len(), 1, "{port}");
+        assert_eq!(
+            (field(logged[0], "uid"), field(logged[0], "operation")),
+            (field(conn, "uid"), operation.to_string())
+        );
+        assert_eq!(field(logged[0], "named_pipe"), if port == "135" { "135" } else { "49677" });
+    }
+}
