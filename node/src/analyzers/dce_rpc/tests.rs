@@ -194,7 +194,7 @@ fn fragments_without_their_first_are_dropped_and_a_second_first_is_a_weird() {
     messages.push((true, pdu_with_auth(ptype::REQUEST, 0x02, 9, &request_body(0, 3, &[]), None)));
     messages.push((false, pdu(ptype::RESPONSE, 9, &response_body(0, &[]))));
     let h = run(&messages, usize::MAX);
-    assert_eq!(rows(&h), [row(["100.000000", "1.500000", "135", "epmapper", "unknown-0"])]);
+    assert_eq!(rows(&h), [row(["100.000000", "1.500000", "135", "epmapper", "ept_insert"])]);
 
     let mut messages = session(EPMAPPER, "135", &[]);
     messages.push((true, pdu_with_auth(ptype::REQUEST, 0x01, 9, &request_body(0, 3, &[]), None)));
@@ -236,7 +236,11 @@ fn unknown_interfaces_and_opnums_take_the_defaults() {
         rows(&h),
         [row(["101.000000", "0.500000", "135", "unknown-01020304-0506-0708-090a-0b0c0d0e0f10", "unknown-7"])]
     );
-    assert_eq!(operation_name(DRSUAPI, 2), "unknown-2");
+    assert_eq!(operation_name(DRSUAPI, 0x19), "unknown-25");
+    // srvsvc's table skips 0x36.
+    assert_eq!(operation_name("4b324fc8-1670-01d3-1278-5a47bf6ee188", 0x35), "NetrServerTransportDelEx");
+    assert_eq!(operation_name("4b324fc8-1670-01d3-1278-5a47bf6ee188", 0x36), "unknown-54");
+    assert_eq!(operation_name("4b324fc8-1670-01d3-1278-5a47bf6ee188", 0x37), "NetrServerAliasEnum");
 }
 
 #[test]
