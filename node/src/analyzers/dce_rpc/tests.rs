@@ -394,25 +394,17 @@ fn signature_wants_version_5_a_known_type_and_a_whole_pdu() {
 /// confirming `dce_rpc` in conn.log, their records carrying the connection's uid.
 #[test]
 fn engine_logs_carry_the_connection_and_service() {
-    use crate::decode::LinkType;
+    use crate::analyzers::testing::{engine_records, field};
     use crate::decode::test_frames::tcp_conversation;
-    use crate::engine::Engine;
-    use crate::logs::LogRecord;
 
-    let mut engine = Engine::new(crate::config::AnalysisConfig { ignore_checksums: true, ..Default::default() });
     let conversations = [(135u16, ept_map_session()), (49677, session(DRSUAPI, "49677", &[3]))];
-    let mut ts = 1.0;
+    let mut frames = Vec::new();
     for (i, (port, messages)) in conversations.iter().enumerate() {
         let messages: Vec<(bool, &[u8])> = messages.iter().map(|(o, m)| (*o, &m[..])).collect();
         let client_port = 50000 + u16::try_from(i).unwrap();
-        for frame in tcp_conversation(([10, 0, 0, 1], client_port), ([10, 0, 0, 2], *port), &messages) {
-            engine.process_packet(ts, LinkType::Raw, &frame);
-            ts += 0.01;
-        }
+        frames.extend(tcp_conversation(([10, 0, 0, 1], client_port), ([10, 0, 0, 2], *port), &messages));
     }
-    engine.finish();
-    let records: Vec<LogRecord> = engine.drain_records().collect();
-    let field = |r: &LogRecord, name: &str| r.get(name).map(Value::to_tsv).unwrap_or_default();
+    let records = engine_records(&frames);
     for (port, operation) in [("135", "ept_map"), ("49677", "DRSGetNCChanges")] {
         let conn = records.iter().find(|r| r.schema.path == "conn" && field(r, "id.resp_p") == port).unwrap();
         assert_eq!(field(conn, "service"), "dce_rpc");
