@@ -34,6 +34,7 @@ pub mod radius;
 pub mod rdp;
 pub mod rfb;
 pub mod sip;
+pub mod smb;
 pub mod smtp;
 pub mod snmp;
 pub mod socks;
@@ -381,6 +382,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &krb::SPEC,
     &krb::TCP_SPEC,
     &dce_rpc::SPEC,
+    &smb::SPEC,
 ];
 
 pub fn spec_by_name(name: &str) -> Option<&'static AnalyzerSpec> {

@@ -93,7 +93,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// Zeek's `utf16_to_utf8_val`: UTF-16LE converted leniently (an unpaired surrogate is encoded as it is) and cut at
 /// the first NUL (the result is made from a C string); `None` where the conversion fails (a high surrogate as the
 /// last unit), for which Zeek keeps the raw bytes and raises `utf16_conversion_failed`.
-fn utf16_to_utf8(raw: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn utf16_to_utf8(raw: &[u8]) -> Option<Vec<u8>> {
     let units: Vec<u32> =
         raw.chunks(2).map(|p| u32::from(p[0]) | u32::from(p.get(1).copied().unwrap_or(0)) << 8).collect();
     let mut out = Vec::with_capacity(raw.len());

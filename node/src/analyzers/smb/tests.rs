@@ -1,0 +1,489 @@
+//! SMB2 messages built byte by byte over NBSS ([MS-SMB2] layouts, shaped like Zeek's smb2 test trace), through the
+//! analyzer; rows as in the btest baselines' smb_mapping.log and smb_files.log.
+
+use super::*;
+use crate::analyzers::Action as EngineAction;
+use crate::analyzers::testing::Harness;
+
+const CLIENT: bool = true;
+const SERVER: bool = false;
+
+/// An NBSS session message around `body`.
+fn nbss(body: &[u8]) -> Vec<u8> {
+    let len = body.len();
+    [&[0, (len >> 16) as u8, (len >> 8) as u8, len as u8][..], body].concat()
+}
+
+/// An SMB2 message: the 64-byte header (a response when it comes from the server) and the command's record.
+fn smb2(from_client: bool, command: u16, status: u32, mid: u64, tid: u32, record: &[u8]) -> Vec<u8> {
+    let mut m = b"\xfeSMB".to_vec();
+    m.extend(64u16.to_le_bytes());
+    m.extend(1u16.to_le_bytes()); // credit charge
+    m.extend(status.to_le_bytes());
+    m.extend(command.to_le_bytes());
+    m.extend(1u16.to_le_bytes()); // credits
+    m.extend((if from_client { 0u32 } else { 1 }).to_le_bytes());
+    m.extend(0u32.to_le_bytes()); // next command
+    m.extend(mid.to_le_bytes());
+    m.extend(0xfeffu32.to_le_bytes()); // process id
+    m.extend(tid.to_le_bytes());
+    m.extend(0x4000_0000_0001u64.to_le_bytes()); // session id
+    m.extend([0; 16]);
+    m.extend(record);
+    nbss(&m)
+}
+
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+/// A FILETIME for a Unix time.
+fn filetime(unix: u64) -> u64 {
+    (unix + 11_644_473_600) * 10_000_000
+}
+
+fn negotiate_request() -> Vec<u8> {
+    let mut r = vec![36, 0, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+    r.extend([0x5a; 16]);
+    r.extend([0; 8]);
+    r.extend([0x02, 0x02, 0x10, 0x02]);
+    smb2(CLIENT, 0, 0, 0, 0, &r)
+}
+
+fn negotiate_response() -> Vec<u8> {
+    let mut r = vec![65, 0, 1, 0, 0x10, 0x02, 0, 0];
+    r.extend([0x33; 16]);
+    r.extend([0; 4]); // capabilities
+    r.extend([0, 0, 1, 0].repeat(3)); // max transact, read, write
+    r.extend(filetime(1_466_000_000).to_le_bytes());
+    r.extend(0u64.to_le_bytes());
+    r.extend(128u16.to_le_bytes());
+    r.extend(4u16.to_le_bytes());
+    r.extend(0u32.to_le_bytes());
+    r.extend(b"\x60\x02\x05\x00");
+    smb2(SERVER, 0, 0, 0, 0, &r)
+}
+
+fn session_setup_request() -> Vec<u8> {
+    let mut r = vec![25, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+    r.extend(88u16.to_le_bytes());
+    r.extend(8u16.to_le_bytes());
+    r.extend([0; 8]); // previous session id
+    r.extend(b"NTLMSSP\0");
+    smb2(CLIENT, 1, 0, 1, 0, &r)
+}
+
+fn session_setup_response() -> Vec<u8> {
+    let mut r = vec![9, 0, 0, 0];
+    r.extend(72u16.to_le_bytes());
+    r.extend(4u16.to_le_bytes());
+    r.extend(b"\xa1\x02\x05\x00");
+    smb2(SERVER, 1, 0, 1, 0, &r)
+}
+
+fn tree_connect_request(mid: u64, path: &str) -> Vec<u8> {
+    let path = utf16(path);
+    let mut r = vec![9, 0, 0, 0];
+    r.extend(72u16.to_le_bytes());
+    r.extend((path.len() as u16).to_le_bytes());
+    r.extend(path);
+    smb2(CLIENT, 3, 0, mid, 0, &r)
+}
+
+fn tree_connect_response(mid: u64, tid: u32, share_type: u8) -> Vec<u8> {
+    let mut r = vec![16, 0, share_type, 0];
+    r.extend([0; 4]);
+    r.extend([0; 4]);
+    r.extend(0x001f_01ffu32.to_le_bytes());
+    smb2(SERVER, 3, 0, mid, tid, &r)
+}
+
+fn create_request(mid: u64, tid: u32, name: &str, create_options: u32) -> Vec<u8> {
+    let name = utf16(name);
+    let mut r = vec![57, 0, 0, 0, 2, 0, 0, 0];
+    r.extend([0; 16]);
+    r.extend(0x0012_0089u32.to_le_bytes()); // access mask
+    r.extend(0u32.to_le_bytes()); // attributes
+    r.extend(7u32.to_le_bytes()); // share access
+    r.extend(1u32.to_le_bytes()); // disposition: open
+    r.extend(create_options.to_le_bytes());
+    r.extend(120u16.to_le_bytes());
+    r.extend((name.len() as u16).to_le_bytes());
+    r.extend(0u32.to_le_bytes());
+    r.extend(0u32.to_le_bytes());
+    r.extend(name);
+    smb2(CLIENT, 5, 0, mid, tid, &r)
+}
+
+fn create_response(mid: u64, tid: u32, fid: (u64, u64), size: u64, modified: u64) -> Vec<u8> {
+    let mut r = vec![89, 0, 0, 0, 1, 0, 0, 0];
+    r.extend(filetime(1_466_000_000).to_le_bytes()); // created
+    r.extend(filetime(1_466_000_300).to_le_bytes()); // accessed
+    r.extend(modified.to_le_bytes());
+    r.extend(filetime(1_466_000_200).to_le_bytes()); // changed
+    r.extend(4096u64.to_le_bytes());
+    r.extend(size.to_le_bytes());
+    r.extend(0x20u32.to_le_bytes());
+    r.extend(0u32.to_le_bytes());
+    r.extend(fid.0.to_le_bytes());
+    r.extend(fid.1.to_le_bytes());
+    r.extend(0u32.to_le_bytes());
+    r.extend(0u32.to_le_bytes());
+    smb2(SERVER, 5, 0, mid, tid, &r)
+}
+
+fn file_id(fid: (u64, u64)) -> Vec<u8> {
+    [fid.0.to_le_bytes(), fid.1.to_le_bytes()].concat()
+}
+
+fn read_request(mid: u64, tid: u32, fid: (u64, u64)) -> Vec<u8> {
+    let mut r = vec![49, 0, 0, 0];
+    r.extend(65536u32.to_le_bytes());
+    r.extend(0u64.to_le_bytes());
+    r.extend(file_id(fid));
+    r.extend([0; 12]);
+    r.extend([0; 4]); // no channel info
+    r.push(0);
+    smb2(CLIENT, 8, 0, mid, tid, &r)
+}
+
+fn read_response(mid: u64, tid: u32, data: &[u8]) -> Vec<u8> {
+    let mut r = vec![17, 0];
+    r.extend(80u16.to_le_bytes());
+    r.extend((data.len() as u32).to_le_bytes());
+    r.extend([0; 8]);
+    r.extend(data);
+    smb2(SERVER, 8, 0, mid, tid, &r)
+}
+
+fn close_request(mid: u64, tid: u32, fid: (u64, u64)) -> Vec<u8> {
+    let mut r = vec![24, 0, 0, 0, 0, 0, 0, 0];
+    r.extend(file_id(fid));
+    smb2(CLIENT, 6, 0, mid, tid, &r)
+}
+
+fn close_response(mid: u64, tid: u32) -> Vec<u8> {
+    let mut r = vec![60, 0, 0, 0, 0, 0, 0, 0];
+    r.extend([0; 52]);
+    smb2(SERVER, 6, 0, mid, tid, &r)
+}
+
+fn tree_disconnect(from_client: bool, mid: u64, tid: u32) -> Vec<u8> {
+    smb2(from_client, 4, 0, mid, tid, &[4, 0, 0, 0])
+}
+
+fn set_info_request(mid: u64, tid: u32, fid: (u64, u64), level: u8, info: &[u8]) -> Vec<u8> {
+    let mut r = vec![33, 0, 1, level];
+    r.extend((info.len() as u32).to_le_bytes());
+    r.extend(96u16.to_le_bytes());
+    r.extend([0; 6]);
+    r.extend(file_id(fid));
+    r.extend(info);
+    smb2(CLIENT, 17, 0, mid, tid, &r)
+}
+
+const FID: (u64, u64) = (0x11, 0xffff_0000_0022);
+
+/// The session of the task: negotiate, session setup, a disk share and IPC$, a file opened, read and closed on the
+/// share, the share disconnected.
+fn session() -> Vec<(bool, Vec<u8>)> {
+    vec![
+        (CLIENT, negotiate_request()),
+        (SERVER, negotiate_response()),
+        (CLIENT, session_setup_request()),
+        (SERVER, session_setup_response()),
+        (CLIENT, tree_connect_request(2, r"\\server\share")),
+        (SERVER, tree_connect_response(2, 1, 1)),
+        (CLIENT, tree_connect_request(3, r"\\server\IPC$")),
+        (SERVER, tree_connect_response(3, 5, 2)),
+        (CLIENT, create_request(4, 1, r"docs\report.txt", 0x40)),
+        (SERVER, create_response(4, 1, FID, 1234, filetime(1_466_000_100))),
+        (CLIENT, read_request(5, 1, FID)),
+        (SERVER, read_response(5, 1, b"hello")),
+        (CLIENT, close_request(6, 1, FID)),
+        (SERVER, close_response(6, 1)),
+        (CLIENT, tree_disconnect(CLIENT, 7, 1)),
+        (SERVER, tree_disconnect(SERVER, 7, 1)),
+    ]
+}
+
+/// smb_mapping rows, smb_files rows (as TSV fields), the actions, and the harness with the rest.
+type Outcome = (Vec<Vec<String>>, Vec<Vec<String>>, Vec<EngineAction>, Harness);
+
+/// Runs deliveries (each at its own time, 1.0 + its index) and returns the rows of both logs as TSV and the actions.
+fn run(deliveries: &[(bool, Vec<u8>, f64)]) -> Outcome {
+    let mut h = Harness::new(Proto::Tcp, 445);
+    let mut a = Smb::default();
+    for (is_orig, data, ts) in deliveries {
+        h.run(*ts, |ctx| a.deliver(ctx, *is_orig, data));
+    }
+    h.finish(&mut a);
+    let rows = |path| h.logged(path).iter().map(|r| r.values.iter().map(Value::to_tsv).collect()).collect();
+    let (mapping, files) = (rows("smb_mapping"), rows("smb_files"));
+    let actions = std::mem::take(&mut h.actions);
+    (mapping, files, actions, h)
+}
+
+fn timed(messages: Vec<(bool, Vec<u8>)>) -> Vec<(bool, Vec<u8>, f64)> {
+    messages.into_iter().enumerate().map(|(i, (o, m))| (o, m, 1.0 + i as f64)).collect()
+}
+
+fn row(fields: &[&str]) -> Vec<String> {
+    ["4.000000", "CTest", "10.0.0.1", "40000", "192.0.2.1", "445"].iter().chain(fields).map(|s| s.to_string()).collect()
+}
+
+fn with_ts(ts: &str, mut row: Vec<String>) -> Vec<String> {
+    row[0] = ts.into();
+    row
+}
+
+#[test]
+fn a_session_maps_two_trees_and_logs_the_opened_file() {
+    let (mapping, files, actions, h) = run(&timed(session()));
+    assert_eq!(
+        mapping,
+        [
+            with_ts("5.000000", row(&[r"\\\\server\\share", "-", "-", "DISK"])),
+            with_ts("7.000000", row(&[r"\\\\server\\IPC$", "-", "-", "PIPE"])),
+        ],
+        "a mapping's time is its request's; backslashes are escaped in TSV"
+    );
+    assert_eq!(
+        files,
+        [with_ts(
+            "9.000000",
+            row(&[
+                "-",
+                "SMB::FILE_OPEN",
+                r"\\\\server\\share",
+                r"docs\\report.txt",
+                "1234",
+                "-",
+                "1466000100.000000",
+                "1466000300.000000",
+                "1466000000.000000",
+                "1466000200.000000",
+            ])
+        )],
+        "only the open is logged: reads and closes of a disk file are not in logged_file_actions"
+    );
+    assert_eq!(actions, [EngineAction::Confirm("smb")]);
+    assert!(h.weirds.is_empty());
+}
+
+#[test]
+fn every_split_of_every_message_gives_the_same_logs() {
+    let whole = run(&timed(session()));
+    let messages = session();
+    // The first message must come whole: SMB.cc starts only on a delivery that begins with an SMB header.
+    for i in 1..messages.len() {
+        for at in 1..messages[i].1.len() {
+            let mut deliveries = Vec::new();
+            for (j, (o, m)) in messages.iter().enumerate() {
+                let ts = 1.0 + j as f64;
+                if i == j {
+                    deliveries.push((*o, m[..at].to_vec(), ts));
+                    deliveries.push((*o, m[at..].to_vec(), ts));
+                } else {
+                    deliveries.push((*o, m.clone(), ts));
+                }
+            }
+            let split = run(&deliveries);
+            assert_eq!((&split.0, &split.1), (&whole.0, &whole.1), "message {i} split at {at}");
+            assert_eq!(split.2, [EngineAction::Confirm("smb")]);
+        }
+    }
+}
+
+#[test]
+fn several_messages_in_one_delivery_are_all_parsed() {
+    let all: Vec<u8> = session().into_iter().filter(|(o, _)| *o).flat_map(|(_, m)| m).collect();
+    let replies: Vec<u8> = session().into_iter().filter(|(o, _)| !*o).flat_map(|(_, m)| m).collect();
+    let (mapping, files, actions, _) = run(&[(CLIENT, all, 1.0), (SERVER, replies, 2.0)]);
+    // Without the responses in between, each tree id's first use files a fresh tree; the responses then find the
+    // requests' trees (by message id) and log them.
+    assert_eq!(mapping.len(), 2);
+    assert_eq!(files.len(), 1);
+    assert!(actions.is_empty(), "two deliveries do not confirm");
+}
+
+#[test]
+fn deliveries_without_an_smb_header_are_dropped_until_one_has_it() {
+    let mut deliveries = timed(session());
+    // A first delivery that is the start of a message but too short for the check: dropped, and with it the message.
+    let first = deliveries[0].1.clone();
+    deliveries[0].1 = first[..6].to_vec();
+    deliveries.insert(1, (CLIENT, first[6..].to_vec(), 1.0));
+    let (mapping, files, actions, _) = run(&deliveries);
+    assert_eq!((mapping.len(), files.len()), (2, 1), "the rest parses once a delivery starts with a header");
+    assert_eq!(actions, [EngineAction::Confirm("smb")]);
+}
+
+#[test]
+fn a_gap_needs_a_new_header() {
+    let mut h = Harness::new(Proto::Tcp, 445);
+    let mut a = Smb::default();
+    let request = tree_connect_request(2, r"\\server\share");
+    h.deliver(&mut a, CLIENT, &negotiate_request());
+    h.deliver(&mut a, CLIENT, &request[..20]);
+    h.run(1.0, |ctx| a.undelivered(ctx, CLIENT, 10));
+    // The rest of the cut message is not a header: dropped. The next message is.
+    h.deliver(&mut a, CLIENT, &request[30..]);
+    h.deliver(&mut a, CLIENT, &request);
+    h.deliver(&mut a, SERVER, &tree_connect_response(2, 1, 1));
+    assert_eq!(h.logged("smb_mapping").len(), 1);
+    assert_eq!(h.actions, [EngineAction::Confirm("smb")]);
+}
+
+#[test]
+fn share_root_print_rename_and_delete_on_close() {
+    let rename = [&[0u8; 16][..], &14u32.to_le_bytes(), &utf16("new.txt")].concat();
+    let messages = vec![
+        (CLIENT, tree_connect_request(2, r"\\10.0.0.12\smb2")),
+        (SERVER, tree_connect_response(2, 1, 1)),
+        (CLIENT, create_request(3, 1, "", 0)),
+        (SERVER, create_response(3, 1, (1, 1), 8192, filetime(1_466_000_100))),
+        (CLIENT, create_request(4, 1, "old.txt", 0)),
+        (SERVER, create_response(4, 1, (2, 2), 0, 0)),
+        (CLIENT, set_info_request(5, 1, (2, 2), 0x0a, &rename)),
+        (CLIENT, set_info_request(6, 1, (2, 2), 0x0d, &[1])),
+        (CLIENT, create_request(7, 1, "tmp", 0x1000)),
+        (SERVER, create_response(7, 1, (3, 3), 0, 0)),
+        (CLIENT, tree_connect_request(8, r"\\10.0.0.12\printer")),
+        (SERVER, tree_connect_response(8, 2, 3)),
+        (CLIENT, create_request(9, 2, "job", 0)),
+        (SERVER, create_response(9, 2, (4, 4), 0, 0)),
+        (CLIENT, close_request(10, 2, (4, 4))),
+        // Opening the same file again with the same times is not logged again.
+        (CLIENT, create_request(11, 1, "", 0)),
+        (SERVER, create_response(11, 1, (1, 1), 8192, filetime(1_466_000_100))),
+    ];
+    let (_, files, _, _) = run(&timed(messages));
+    let summary: Vec<_> = files.iter().map(|r| (r[0].as_str(), r[7].as_str(), r[9].as_str(), r[11].as_str())).collect();
+    assert_eq!(
+        summary,
+        [
+            ("3.000000", "SMB::FILE_OPEN", "<share_root>", "-"),
+            ("5.000000", "SMB::FILE_OPEN", "old.txt", "-"),
+            ("5.000000", "SMB::FILE_RENAME", "new.txt", "old.txt"),
+            ("5.000000", "SMB::FILE_DELETE", "new.txt", "old.txt"),
+            ("9.000000", "SMB::FILE_OPEN", "tmp", "-"),
+            ("9.000000", "SMB::FILE_DELETE", "tmp", "-"),
+            ("13.000000", "SMB::PRINT_OPEN", "job", "-"),
+            ("13.000000", "SMB::PRINT_CLOSE", "job", "-"),
+        ]
+    );
+    assert_eq!(
+        files[0][6..12],
+        row(&[r"-", "SMB::FILE_OPEN", r"\\\\10.0.0.12\\smb2", "<share_root>", "8192", "-"])[6..]
+    );
+    assert_eq!(files[1][12], "-", "times before 1970 are not logged");
+}
+
+#[test]
+fn a_pipe_name_on_an_unmapped_tree_marks_it_a_pipe() {
+    let (_, files, _, _) = run(&timed(vec![
+        (CLIENT, negotiate_request()),
+        (CLIENT, create_request(4, 9, "srvsvc", 0)),
+        (SERVER, create_response(4, 9, FID, 0, 0)),
+        (CLIENT, create_request(5, 9, "other", 0)),
+        (SERVER, create_response(5, 9, (7, 7), 0, 0)),
+    ]));
+    assert!(files.is_empty(), "PIPE_OPEN is not logged: {files:?}");
+}
+
+#[test]
+fn errors_and_smb1_raise_no_events() {
+    let mut failed = tree_connect_response(2, 1, 1);
+    failed[12..16].copy_from_slice(&0xc000_0022u32.to_le_bytes()); // STATUS_ACCESS_DENIED
+    failed.truncate(4 + 64 + 8);
+    let len = failed.len() - 4;
+    failed[3] = len as u8;
+    let smb1 =
+        nbss(b"\xffSMB\x72\0\0\0\0\x18\x53\xc8\0\0\0\0\0\0\0\0\0\0\0\0\0\0\xff\xfe\0\0\0\0\0\x0c\0\x02NT LM 0.12\0");
+    let (mapping, _, actions, _) =
+        run(&timed(vec![(CLIENT, smb1), (CLIENT, tree_connect_request(2, r"\\server\share")), (SERVER, failed)]));
+    assert!(mapping.is_empty());
+    assert_eq!(actions, [EngineAction::Confirm("smb")]);
+}
+
+#[test]
+fn malformed_messages_are_violations() {
+    let request = tree_connect_request(2, r"\\server\share");
+    let cut = |mut m: Vec<u8>, len: usize| {
+        m.truncate(len + 4);
+        m[1..4].copy_from_slice(&(len as u32).to_be_bytes()[1..]);
+        m
+    };
+    let mut far_path = request.clone();
+    far_path[4 + 64 + 4] = 200;
+    let mut long_name = create_request(4, 1, "a", 0);
+    long_name[4 + 64 + 46] = 0xff;
+    for (broken, reason) in [
+        (cut(request.clone(), 2), "out_of_bound: SMB_Protocol_Identifier: 4 > 2"),
+        (cut(request.clone(), 40), "out_of_bound: SMB2_Header: 60 > 36"),
+        (cut(request.clone(), 70), "out_of_bound: SMB2_tree_connect_request: 8 > 6"),
+        (cut(request.clone(), 80), "out_of_bound: SMB2_tree_connect_request: 36 > 16"),
+        (far_path, "out_of_bound: SMB2_tree_connect_request: 136 > 36"),
+        (long_name, "out_of_bound: SMB2_create_request: 311 > 58"),
+        (nbss(b"\xfdSMB\0\0\0\0\0\0"), "out_of_bound: SMB2_transform_header: 52 > 6"),
+    ] {
+        // After a good message: a delivery needs an SMB header only to start the analysis.
+        let (mapping, _, actions, _) = run(&[(CLIENT, negotiate_request(), 1.0), (CLIENT, broken.clone(), 2.0)]);
+        assert!(mapping.is_empty());
+        assert_eq!(
+            actions,
+            [EngineAction::Violation(format!("Binpac exception: binpac exception: {reason}"))],
+            "{broken:?}"
+        );
+    }
+}
+
+/// Valid messages with bytes flipped and random bytes, through the fuzz entry point: nothing panics.
+#[test]
+fn mutated_messages_never_panic() {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let messages = session();
+    for _ in 0..300 {
+        let mut deliveries = timed(messages.clone());
+        for (_, m, _) in deliveries.iter_mut() {
+            for _ in 0..3 {
+                let at = (next() as usize) % m.len();
+                m[at] = next() as u8;
+            }
+        }
+        run(&deliveries);
+    }
+    for _ in 0..200 {
+        let data: Vec<u8> = (0..512).map(|_| next() as u8).collect();
+        fuzz(&data);
+    }
+}
+
+/// Through the engine on 445: the analyzer attaches by port, its third delivery confirms `smb`, and the logs carry
+/// the connection's uid.
+#[test]
+fn through_the_engine() {
+    use crate::analyzers::testing::{engine_records, field};
+    use crate::decode::test_frames::tcp_exchange;
+
+    let messages = session();
+    let borrowed: Vec<(bool, &[u8])> = messages.iter().map(|(o, m)| (*o, m.as_slice())).collect();
+    let frames = tcp_exchange(([10, 0, 0, 11], 49208), ([10, 0, 0, 12], 445), &borrowed);
+    let records = engine_records(&frames);
+    let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
+    assert_eq!(field(conn, "service"), "smb");
+    let mapping: Vec<_> = records.iter().filter(|r| r.schema.path == "smb_mapping").collect();
+    let files: Vec<_> = records.iter().filter(|r| r.schema.path == "smb_files").collect();
+    assert_eq!((mapping.len(), files.len()), (2, 1));
+    for r in mapping.iter().chain(&files) {
+        assert_eq!(field(r, "uid"), field(conn, "uid"));
+    }
+    assert_eq!(field(files[0], "name"), r"docs\\report.txt");
+}
