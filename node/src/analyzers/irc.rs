@@ -568,12 +568,27 @@ impl Analyzer for Irc {
 /// `irc_client2`) answered by a server's numeric reply (`irc_server_reply`), or two servers that both sent a
 /// `SERVER name hopcount :info` line (`irc_server_to_server1` and `2`). As elsewhere in the node, a pattern's
 /// `(|.*[\r\n])` lead is any line of what the direction sent so far.
+///
+/// One pass over the lines: content detection asks again each time a direction grows, over all it has sent.
 fn detect(proto: Proto, is_orig: bool, payload: &[u8]) -> bool {
     if proto != Proto::Tcp {
         return false;
     }
-    let registers = is_orig && client_registers(payload);
-    registers || (!is_orig && super::detect::lines(payload).any(server_reply)) || server_link(payload)
+    let mut registration = Registration::default();
+    let mut lines = super::detect::lines(payload).peekable();
+    while let Some(line) = lines.next() {
+        if !is_orig && server_reply(line) {
+            return true;
+        }
+        // Every other pattern's line ends in a terminator: the last piece has none yet.
+        if lines.peek().is_none() {
+            break;
+        }
+        if (is_orig && registration.completed_by(line)) || server_link(line) {
+            return true;
+        }
+    }
+    false
 }
 
 /// `(:[^ \n\r]+ )?[0-9][0-9][0-9] ` at the start of a line.
@@ -595,40 +610,35 @@ fn keyword<'a>(line: &'a [u8], word: &[u8]) -> Option<&'a [u8]> {
     (line[..word.len()].eq_ignore_ascii_case(word) && after.first() == Some(&b' ')).then_some(after)
 }
 
-/// `USER +.+[\n\r]+ *NICK +.*[\r\n]` or `NICK +.+[\r\n]+ *USER +.+[\r\n]` (after any line): a USER line with
-/// something after its spaces, a later terminated NICK line, or the other way round.
-fn client_registers(payload: &[u8]) -> bool {
-    let (mut user_seen, mut nick_seen) = (false, false);
-    let mut lines = super::detect::lines(payload).peekable();
-    while let Some(line) = lines.next() {
-        // Every line the patterns name ends in a terminator: the last piece has none yet.
-        if lines.peek().is_none() {
-            break;
-        }
+/// `USER +.+[\n\r]+ *NICK +.*[\r\n]` or `NICK +.+[\r\n]+ *USER +.+[\r\n]` over the terminated lines of a
+/// direction: a USER line with something after its spaces, a later NICK line, or the other way round.
+#[derive(Default)]
+struct Registration {
+    user_seen: bool,
+    nick_seen: bool,
+}
+
+impl Registration {
+    /// Whether this terminated line completes a registration.
+    fn completed_by(&mut self, line: &[u8]) -> bool {
         if let Some(after) = keyword(line, b"USER") {
-            if nick_seen && after.len() > 1 {
+            if self.nick_seen && after.len() > 1 {
                 return true;
             }
-            user_seen |= after.len() > 1;
+            self.user_seen |= after.len() > 1;
         } else if let Some(after) = keyword(line, b"NICK") {
-            if user_seen {
+            if self.user_seen {
                 return true;
             }
-            nick_seen |= after.len() > 1;
+            self.nick_seen |= after.len() > 1;
         }
+        false
     }
-    false
 }
 
 /// ` *SERVER +[^ ]+ +[0-9]+ +:.+[\r\n]` at the start of a terminated line.
-fn server_link(payload: &[u8]) -> bool {
-    let mut lines = super::detect::lines(payload).peekable();
-    while let Some(line) = lines.next() {
-        if lines.peek().is_some() && keyword(line, b"SERVER").is_some_and(server_link_arguments) {
-            return true;
-        }
-    }
-    false
+fn server_link(line: &[u8]) -> bool {
+    keyword(line, b"SERVER").is_some_and(server_link_arguments)
 }
 
 /// ` +[^ ]+ +[0-9]+ +:.+` after SERVER: a name, a hop count and the `:`-led info.

@@ -118,17 +118,22 @@ fn xmpp_check(_is_orig: bool, data: &[u8]) -> Option<bool> {
 
 /// The lines of `text`, split at LF and at CR (a CRLF gives an empty line between them).
 pub(super) fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
-    split_at_byte(text, b'\n').flat_map(|l| l.split(|b| *b == b'\r'))
+    split_where(text, |hay| memchr::memchr2(b'\n', b'\r', hay))
 }
 
 /// `hay.split(|&b| b == separator)`: the same pieces, empty ones included, with the separators found by `memchr`
 /// (vectorised). Content detection runs every detector on the first kilobyte of every stream, and most of it is
 /// binary or another protocol.
 pub(super) fn split_at_byte(hay: &[u8], separator: u8) -> impl Iterator<Item = &[u8]> {
+    split_where(hay, move |rest| memchr::memchr(separator, rest))
+}
+
+/// The pieces of `hay` between the separators `find` finds (each one byte), empty ones included.
+fn split_where(hay: &[u8], find: impl Fn(&[u8]) -> Option<usize>) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(hay);
     std::iter::from_fn(move || {
         let current = rest?;
-        match memchr::memchr(separator, current) {
+        match find(current) {
             Some(at) => {
                 rest = Some(&current[at + 1..]);
                 Some(&current[..at])
@@ -293,6 +298,8 @@ mod tests {
                 proptest::prop_assert_eq!(detect_xmpp(Proto::Tcp, true, data), xmpp_reference(data));
                 let pieces: Vec<&[u8]> = split_at_byte(data, byte).collect();
                 proptest::prop_assert_eq!(pieces, data.split(|&b| b == byte).collect::<Vec<_>>());
+                let lines: Vec<&[u8]> = lines(data).collect();
+                proptest::prop_assert_eq!(lines, data.split(|&b| b == b'\n' || b == b'\r').collect::<Vec<_>>());
             }
         }
     }
