@@ -464,6 +464,34 @@ pub(crate) mod testing {
         pub fn logged(&self, path: &str) -> Vec<&LogRecord> {
             self.records.iter().filter(|r| r.schema.path == path).collect()
         }
+
+        /// The columns after `id` of each record written to `path`, as TSV.
+        pub fn columns(&self, path: &str) -> Vec<Vec<String>> {
+            self.logged(path).iter().map(|r| r.values[6..].iter().map(Value::to_tsv).collect()).collect()
+        }
+
+        /// [`Self::columns`] with `ts` first.
+        pub fn timed_columns(&self, path: &str) -> Vec<Vec<String>> {
+            let timed = |r: &&LogRecord| r.values[..1].iter().chain(&r.values[6..]).map(Value::to_tsv).collect();
+            self.logged(path).iter().map(timed).collect()
+        }
+    }
+
+    /// An expected row of TSV columns.
+    pub fn row<const N: usize>(fields: [&str; N]) -> Vec<String> {
+        fields.map(String::from).to_vec()
+    }
+
+    /// xorshift64: the tests' small deterministic generator of arbitrary input.
+    pub struct XorShift(pub u64);
+
+    impl XorShift {
+        pub fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
     }
 
     /// Every record a fresh engine writes for `frames` (raw IP packets, 10 ms apart from t=1) with `cfg`'s

@@ -1,6 +1,6 @@
 use super::*;
 use crate::analyzers::Action;
-use crate::analyzers::testing::Harness;
+use crate::analyzers::testing::{Harness, row};
 
 const EPMAPPER: &str = "e1af8308-5d1f-11c9-91a4-08002b14a0fa";
 const DRSUAPI: &str = "e3514235-4b06-11d1-ab04-00c04fc2dcd2";
@@ -120,18 +120,7 @@ fn run(messages: &[(bool, Vec<u8>)], at: usize) -> Harness {
 
 /// dce_rpc.log's columns from `ts` on, skipping `uid` and `id`, as TSV.
 fn rows(h: &Harness) -> Vec<Vec<String>> {
-    h.logged("dce_rpc")
-        .iter()
-        .map(|r| {
-            let mut row = vec![r.values[0].to_tsv()];
-            row.extend(r.values[6..].iter().map(Value::to_tsv));
-            row
-        })
-        .collect()
-}
-
-fn row(fields: [&str; 5]) -> Vec<String> {
-    fields.map(String::from).to_vec()
+    h.timed_columns("dce_rpc")
 }
 
 #[test]

@@ -1,6 +1,6 @@
 use super::*;
 use crate::analyzers::Action;
-use crate::analyzers::testing::Harness;
+use crate::analyzers::testing::{Harness, XorShift};
 
 const MASTER: u16 = 1;
 const OUTSTATION: u16 = 10;
@@ -185,13 +185,8 @@ fn broken_frames() {
 
 #[test]
 fn arbitrary_input_never_panics() {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15u64);
+    let mut next = || rng.next();
     for _ in 0..2000 {
         let len = (next() % 400) as usize;
         let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();

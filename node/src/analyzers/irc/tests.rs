@@ -1,14 +1,10 @@
 use super::*;
 use crate::analyzers::Action;
-use crate::analyzers::testing::Harness;
+use crate::analyzers::testing::{Harness, row};
 
 /// irc.log's columns after the connection's (nick ... fuid) of every record, as TSV.
 fn rows(h: &Harness) -> Vec<Vec<String>> {
-    h.logged("irc").iter().map(|r| r.values[6..].iter().map(Value::to_tsv).collect()).collect()
-}
-
-fn row(fields: [&str; 9]) -> Vec<String> {
-    fields.map(String::from).to_vec()
+    h.columns("irc")
 }
 
 fn weirds(h: &Harness) -> Vec<&str> {

@@ -4,7 +4,7 @@
 use super::*;
 use crate::analyzers::Action;
 use crate::analyzers::ssl::tests::build;
-use crate::analyzers::testing::Harness;
+use crate::analyzers::testing::{Harness, XorShift, row};
 use crate::logs::LogRecord;
 
 /// A DER element: tag, definite length (short or long form), content.
@@ -193,11 +193,7 @@ fn ap_rep() -> Vec<u8> {
 
 /// kerberos.log's columns after `id`, as TSV.
 fn rows(h: &Harness) -> Vec<Vec<String>> {
-    h.logged("kerberos").iter().map(|r| r.values[6..].iter().map(Value::to_tsv).collect()).collect()
-}
-
-fn row(fields: [&str; 14]) -> Vec<String> {
-    fields.map(String::from).to_vec()
+    h.columns("kerberos")
 }
 
 /// `datagrams` to the UDP analyzer at 100.0, 101.0, ..., then the connection's end.
@@ -618,13 +614,8 @@ fn both_transports_through_the_engine() {
 #[test]
 fn mutated_messages_never_panic() {
     let messages = [as_req(&kinit_body()), as_rep(), ap_req(ticket("R", &["s", "t"], 18)), ap_rep()];
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d_u64);
+    let mut next = || rng.next();
     for message in &messages {
         for _ in 0..300 {
             let mut m = message.clone();

@@ -1,6 +1,6 @@
 use super::*;
 use crate::analyzers::Action;
-use crate::analyzers::testing::Harness;
+use crate::analyzers::testing::{Harness, XorShift, row};
 
 /// A PDU: the MBAP header for transaction `tid` on unit 1 (its length counted), function code `fc`, then `body`.
 fn pdu(tid: u16, fc: u8, body: &[u8]) -> Vec<u8> {
@@ -31,18 +31,7 @@ fn session() -> Vec<(bool, Vec<u8>)> {
 
 /// modbus.log's columns from `ts` on, skipping `uid` and `id`, as TSV.
 fn rows(h: &Harness) -> Vec<Vec<String>> {
-    h.logged("modbus")
-        .iter()
-        .map(|r| {
-            let mut row = vec![r.values[0].to_tsv()];
-            row.extend(r.values[6..].iter().map(Value::to_tsv));
-            row
-        })
-        .collect()
-}
-
-fn row(fields: [&str; 6]) -> Vec<String> {
-    fields.map(String::from).to_vec()
+    h.timed_columns("modbus")
 }
 
 /// Each message delivered at 100.0, 101.0, ... in `pieces` split at `at` (not split when past its end).
@@ -217,13 +206,8 @@ fn a_longer_frame_than_the_fields_is_passed_over() {
 #[test]
 fn arbitrary_input_never_panics() {
     // A small deterministic generator: every byte pattern class reaches the parser (headers with pid 0 included).
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1du64);
+    let mut next = || rng.next();
     for _ in 0..2000 {
         let len = (next() % 96) as usize;
         let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();

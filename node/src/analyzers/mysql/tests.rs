@@ -544,13 +544,11 @@ fn fuzz_inputs_do_not_panic() {
         fuzz(&session[cut..]);
     }
     // Byte flips of the session (a fixed xorshift sequence), which reach the parsers' failure paths.
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut rng = crate::analyzers::testing::XorShift(0x9e37_79b9_7f4a_7c15_u64);
     for _ in 0..3000 {
         let mut mutated = session.clone();
         for _ in 0..4 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = rng.next();
             let at = (state % mutated.len() as u64) as usize;
             mutated[at] = (state >> 32) as u8;
         }

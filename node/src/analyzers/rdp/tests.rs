@@ -4,7 +4,7 @@
 use super::*;
 use crate::analyzers::Action;
 use crate::analyzers::ssl::tests::build;
-use crate::analyzers::testing::Harness;
+use crate::analyzers::testing::{Harness, row};
 
 // ----- builders -------------------------------------------------------------------------------------------
 
@@ -248,11 +248,7 @@ fn run(deliveries: &[(bool, Vec<u8>)]) -> (Vec<Vec<String>>, Vec<Action>) {
 }
 
 fn rows(h: &Harness) -> Vec<Vec<String>> {
-    h.logged("rdp").iter().map(|r| r.values[6..].iter().map(Value::to_tsv).collect()).collect()
-}
-
-fn row(fields: [&str; 16]) -> Vec<String> {
-    fields.map(String::from).to_vec()
+    h.columns("rdp")
 }
 
 // ----- tests --------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 use super::*;
 use crate::analyzers::Action;
-use crate::analyzers::testing::Harness;
+use crate::analyzers::testing::{Harness, row};
 use crate::logs::LogRecord;
 
 // A SOCKSv5 exchange shaped after Zeek's socks trace1 btest: no authentication, a CONNECT by name, an IPv4 bound
@@ -29,16 +29,7 @@ fn run(deliveries: &[(bool, &[u8])]) -> Harness {
 
 /// socks.log's records as TSV: `ts`, then the columns after `id`.
 fn rows(h: &Harness) -> Vec<Vec<String>> {
-    let row = |r: &&LogRecord| {
-        let mut fields = vec![r.values[0].to_tsv()];
-        fields.extend(r.values[6..].iter().map(Value::to_tsv));
-        fields
-    };
-    h.logged("socks").iter().map(row).collect()
-}
-
-fn row(fields: [&str; 11]) -> Vec<String> {
-    fields.map(String::from).to_vec()
+    h.timed_columns("socks")
 }
 
 fn violations(h: &Harness) -> Vec<&str> {
