@@ -222,24 +222,9 @@ pub fn generalized_time(raw: &[u8]) -> Option<f64> {
     let d = |i: usize| digits.get(i).map_or(0, |&b| i64::from(b as i8) - i64::from(b'0'));
     let pair = |i: usize| d(i) * 10 + d(i + 1);
     let year = d(0) * 1000 + d(1) * 100 + d(2) * 10 + d(3);
-    let seconds = timegm(year, pair(4) - 1, pair(6), pair(8), pair(10), pair(12));
+    let seconds =
+        crate::analyzers::ssl::x509::validity::timegm(year, pair(4) - 1, pair(6), pair(8), pair(10), pair(12));
     Some(seconds as f64)
-}
-
-/// glibc's `timegm` of a broken-down time whose fields may be out of range: the month carries into the year, the
-/// rest counts linearly from the first of that month.
-fn timegm(year: i64, month0: i64, mday: i64, hour: i64, min: i64, sec: i64) -> i64 {
-    let year = year + month0.div_euclid(12);
-    let month = month0.rem_euclid(12) + 1;
-    // Days from 1970-01-01 to the first of the month (Howard Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468 + (mday - 1);
-    days * 86_400 + hour * 3_600 + min * 60 + sec
 }
 
 /// A KDC-REQ's `KRB_Host_Address`: its type and address bytes.

@@ -12,7 +12,7 @@ use x509_parser::prelude::*;
 
 use crate::logs::{Schema, Value, f};
 
-mod validity;
+pub(crate) mod validity;
 
 pub static X509_LOG: Schema = Schema {
     path: "x509",

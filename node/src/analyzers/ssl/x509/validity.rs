@@ -170,8 +170,9 @@ fn zeek_seconds(tag: u8, text: &[u8]) -> Option<i64> {
     (seconds != 0).then_some(seconds + offset)
 }
 
-/// glibc's `timegm` for a broken-down UTC time whose fields may be out of range (they carry over).
-fn timegm(year: i64, month0: i64, mday: i64, hour: i64, min: i64, sec: i64) -> i64 {
+/// glibc's `timegm` for a broken-down UTC time whose fields may be out of range (they carry over); Kerberos's
+/// times are read with it too.
+pub(crate) fn timegm(year: i64, month0: i64, mday: i64, hour: i64, min: i64, sec: i64) -> i64 {
     let year = year + month0.div_euclid(12);
     let month = month0.rem_euclid(12) + 1;
     let days = days_from_civil(year, month) + mday - 1;
