@@ -84,6 +84,16 @@ impl ConnId {
     }
 }
 
+/// The big-endian `u16` at `at` in `b`; 0 where `b` is too short (the parsers check lengths where it matters).
+pub(crate) fn be_u16(b: &[u8], at: usize) -> u16 {
+    b.get(at..at + 2).map_or(0, |s| u16::from_be_bytes([s[0], s[1]]))
+}
+
+/// The big-endian `u32` at `at` in `b`; 0 where `b` is too short.
+pub(crate) fn be_u32(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4).map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
 /// A connection some analyzer predicts (an FTP data channel announced by PORT/PASV).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {

@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
+use super::{Analyzer, AnalyzerSpec, Ctx, Proto, be_u16, be_u32};
 use crate::logs::{Schema, Value, bytes_to_log_string, conn_fields, f};
 
 pub static NTP_LOG: Schema = Schema {
@@ -78,22 +78,14 @@ pub struct Message {
     pub standard: Option<StandardMessage>,
 }
 
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 /// An NTP short format value (16.16 fixed point) in seconds.
 fn short_time(b: &[u8], at: usize) -> f64 {
-    f64::from(be16(b, at)) + f64::from(be16(b, at + 2)) / 65_536.0
+    f64::from(be_u16(b, at)) + f64::from(be_u16(b, at + 2)) / 65_536.0
 }
 
 /// An NTP timestamp (32.32 fixed point since 1900) as Unix time; zero stays zero ("not set").
 fn timestamp(b: &[u8], at: usize) -> f64 {
-    let (secs, frac) = (be32(b, at), be32(b, at + 4));
+    let (secs, frac) = (be_u32(b, at), be_u32(b, at + 4));
     if secs == 0 && frac == 0 {
         return 0.0;
     }
@@ -105,7 +97,7 @@ fn count_extensions(mut rest: &[u8]) -> u64 {
     const LONGEST_MAC: usize = 24;
     let mut n = 0;
     while rest.len() > LONGEST_MAC {
-        let len = usize::from(be16(rest, 2));
+        let len = usize::from(be_u16(rest, 2));
         if len < 4 || len > rest.len() {
             break;
         }
@@ -147,7 +139,7 @@ pub fn parse(data: &[u8]) -> Result<Message, NtpError> {
         1..=5 => Some(parse_standard(data)),
         MODE_CONTROL => {
             // Control header (12 bytes) and its count of data bytes.
-            if data.len() < 12 || data.len() < 12 + usize::from(be16(data, 10)) {
+            if data.len() < 12 || data.len() < 12 + usize::from(be_u16(data, 10)) {
                 return Err(NtpError::Truncated(mode));
             }
             None

@@ -14,7 +14,7 @@
 //! authentication, each simple query with its data rows, and a terminate are written at the server's
 //! `ReadyForQuery`, an error, the next query, or the connection's end.
 
-use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
+use super::{Analyzer, AnalyzerSpec, Ctx, Proto, be_u16, be_u32};
 use crate::logs::{Schema, Value, bytes_to_log_string, conn_fields, f};
 
 pub static POSTGRESQL_LOG: Schema = Schema {
@@ -166,14 +166,6 @@ impl Messages {
             }
         }
     }
-}
-
-fn be_u16(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2).map_or(0, |s| u16::from_be_bytes([s[0], s[1]]))
-}
-
-fn be_u32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4).map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 /// Whether a message's body is read (its events need it): the startup, and the types the grammar parses.

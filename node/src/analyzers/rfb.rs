@@ -14,7 +14,7 @@
 //! The record (scripts/base/protocols/rfb/main.zeek) starts at the first version or security type seen and is
 //! written when the server's parameters arrive, or when the connection ends.
 
-use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
+use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature, be_u16, be_u32};
 use crate::logs::{Schema, Value, bytes_to_log_string, conn_fields, f};
 
 pub static RFB_LOG: Schema = Schema {
@@ -144,14 +144,6 @@ fn friendly_auth_name(auth: u32) -> &'static str {
         30 => "Apple Remote Desktop",
         _ => "RealVNC",
     }
-}
-
-fn be_u16(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2).map_or(0, |s| u16::from_be_bytes([s[0], s[1]]))
-}
-
-fn be_u32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4).map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 /// binpac's `&enforce(len < MAX_DATA_LENGTH)`.
