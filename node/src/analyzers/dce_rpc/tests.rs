@@ -233,6 +233,79 @@ fn unknown_interfaces_and_opnums_take_the_defaults() {
 }
 
 #[test]
+fn operations_of_the_whole_table_are_named_and_gaps_take_the_default() {
+    const ITYPEINFO: &str = "00020401-0000-0000-c000-000000000046";
+    const DHCPSRV2: &str = "5b821720-f63b-11d0-aad2-00c04fc324db";
+    const NDDEAPI: &str = "2f5f3220-c126-1076-b549-074d078619da";
+    const HEALTH_REPORT2: &str = "20d15747-6c48-4254-a358-65039fd8c63c";
+    const REMOTE_FW: &str = "6b5bdd1e-528c-422c-af8c-a4079be4fe48";
+    // Names as consts.zeek spells them, its duplicates and typos included.
+    assert_eq!(operation_name("f5cc59b4-4264-101a-8c59-08002b2f8426", 0x05), "FrsBackupComplete");
+    assert_eq!(operation_name("76f03f96-cdfd-44fc-a22c-64950a001209", 0x4a), "RpcAsyncLogJobInfoForBranchOffice");
+    assert_eq!(operation_name("5ca4a760-ebb1-11cf-8611-00a0245420ed", 0x46), "RpcWinStationGetAllProcesses_NT6");
+    assert_eq!(operation_name("b97db8b2-4c63-11cf-bff6-08002be23f2f", 0x50), "Opnum80NotUsedOnWire");
+    assert_eq!(operation_name("70b51430-b6ca-11d0-b9b9-00a0c922e750", 0x05), "DeleteChildKEys");
+    assert_eq!(operation_name("82ad4280-036b-11cf-972c-00aa006887b0", 0x02), "R_InsetInfoGetSites");
+    assert_eq!(operation_name("f50aac00-c7f3-428e-a022-a6b71bfb9d43", 0x04), "KeyrCloseKeyService");
+    assert_eq!(operation_name("ccd8c074-d0e5-4a40-92b4-d074faa6ba28", 0x04), "WitnessrRegisterEx");
+    assert_eq!(operation_name("ccd8c074-d0e5-4a40-92b4-d074faa6ba28", 0x05), "unknown-5");
+    // Runs: an opnum before the first, in a gap between two, or past the last takes the default.
+    assert_eq!(operation_name(ITYPEINFO, 0x02), "unknown-2");
+    assert_eq!(operation_name(ITYPEINFO, 0x03), "GetTypeAttr");
+    assert_eq!(operation_name(ITYPEINFO, 0x09), "GetImplTypeFlags");
+    assert_eq!(operation_name(ITYPEINFO, 0x0a), "unknown-10");
+    assert_eq!(operation_name(ITYPEINFO, 0x0b), "unknown-11");
+    assert_eq!(operation_name(ITYPEINFO, 0x0c), "GetDocumentation");
+    assert_eq!(operation_name(ITYPEINFO, 0x0e), "GetRefTypeInfo");
+    assert_eq!(operation_name(ITYPEINFO, 0x0f), "unknown-15");
+    assert_eq!(operation_name(ITYPEINFO, 0x10), "CreateInstance");
+    assert_eq!(operation_name(ITYPEINFO, 0x12), "GetContainingTypeLib");
+    assert_eq!(operation_name(ITYPEINFO, 0x13), "unknown-19");
+    assert_eq!(operation_name(DHCPSRV2, 0x43), "R_DhcpGetMibInfoV6");
+    assert_eq!(operation_name(DHCPSRV2, 0x44), "unknown-68");
+    assert_eq!(operation_name(DHCPSRV2, 0x45), "R_DhcpGetServerBindingInfoV6");
+    assert_eq!(operation_name(DHCPSRV2, 0x84), "R_DhcpV4GetClientInfoEx");
+    assert_eq!(operation_name(NDDEAPI, 0x10), "NDdeTrustedShareEnumW");
+    assert_eq!(operation_name(NDDEAPI, 0x11), "unknown-17");
+    assert_eq!(operation_name(NDDEAPI, 0x12), "NDdeSpecialCommand");
+    // 0x10 here is sixteen, as the table has it, not the ten after 0x09.
+    assert_eq!(operation_name(HEALTH_REPORT2, 0x09), "GetReport");
+    assert_eq!(operation_name(HEALTH_REPORT2, 0x0a), "unknown-10");
+    assert_eq!(operation_name(HEALTH_REPORT2, 0x10), "GetCompressedReport");
+    assert_eq!(operation_name(REMOTE_FW, 0x43), "RRPC_FWEnumFirewallRules2_20");
+    assert_eq!(operation_name(REMOTE_FW, 0x44), "unknown-68");
+    assert_eq!(operation_name(REMOTE_FW, 0x51), "RRPC_FWQueryFirewallRules2_26");
+    assert_eq!(operation_name(REMOTE_FW, 0x52), "unknown-82");
+    // efsrpc and efsrpc2 start at EfsRpcOpenFileRaw and end at 0x2c.
+    for efs in ["df1941c5-fe89-4e79-bf10-463657acf44d", "c681d488-d850-11d0-8c52-00c04fd90f7e"] {
+        assert_eq!(operation_name(efs, 0), "EfsRpcOpenFileRaw");
+        assert_eq!(operation_name(efs, 0x16), "EfsRpcQueryProtectors");
+        assert_eq!(operation_name(efs, 0x2c), "Opnum44NotUsedOnWire");
+        assert_eq!(operation_name(efs, 0x2d), "unknown-45");
+    }
+    // And through the analyzer: a Witness call is logged with both names.
+    let h = run(&session("ccd8c074-d0e5-4a40-92b4-d074faa6ba28", "49670", &[1]), usize::MAX);
+    assert_eq!(rows(&h), [row(["101.000000", "0.500000", "49670", "Witness", "WitnessrRegister"])]);
+}
+
+#[test]
+fn operations_name_each_uuid_and_opnum_once() {
+    let mut seen = std::collections::HashSet::new();
+    for (uuid, first, names) in consts::OPERATIONS {
+        assert!(!names.is_empty(), "empty run for {uuid} at {first}");
+        for opnum in (0..names.len()).map(|i| usize::from(*first) + i) {
+            assert!(seen.insert((*uuid, opnum)), "{uuid} opnum {opnum} named twice");
+        }
+        // consts.zeek names every interface of `operations` in `uuid_endpoint_map`, in lower case.
+        assert!(consts::ENDPOINTS.iter().any(|(u, _)| u == uuid), "{uuid} has no endpoint");
+        assert_eq!(*uuid, uuid.to_ascii_lowercase());
+    }
+    // The whole table: 142 interfaces, 2446 (uuid, opnum) pairs.
+    assert_eq!(seen.iter().map(|(u, _)| *u).collect::<std::collections::HashSet<_>>().len(), 142);
+    assert_eq!(seen.len(), 2446);
+}
+
+#[test]
 fn a_call_pending_at_the_end_is_written_with_what_the_record_kept() {
     // finalize_dce_rpc writes `c$dce_rpc` when an event came after the last response: the record is the one the
     // response filled, so it keeps that operation and rtt with the new request's time.
