@@ -1746,7 +1746,7 @@ pub static OPERATIONS: &[(&str, u16, &[&str])] = &[
             "NDdeTrustedShareEnumW",
         ],
     ),
-    ("2f5f3220-c126-1076-b549-074d078619da", 18, &["NDdeSpecialCommand"]),
+    ("2f5f3220-c126-1076-b549-074d078619da", 0x12, &["NDdeSpecialCommand"]),
     // exchange_mapi
     (
         "a4f1db00-ca47-1067-b31f-00dd010662da",
@@ -2063,7 +2063,7 @@ pub static OPERATIONS: &[(&str, u16, &[&str])] = &[
     ),
     (
         "5b821720-f63b-11d0-aad2-00c04fc324db",
-        69,
+        0x45,
         &[
             "R_DhcpGetServerBindingInfoV6",
             "R_DhcpSetServerBindingInfoV6",
@@ -2271,7 +2271,7 @@ pub static OPERATIONS: &[(&str, u16, &[&str])] = &[
     // ICertAdminD2
     (
         "7fe0d935-dda6-443f-85d0-1cfb58fe41dd",
-        31,
+        0x1f,
         &[
             "PublishCRLs",
             "GetCAProperty",
@@ -2317,8 +2317,8 @@ pub static OPERATIONS: &[(&str, u16, &[&str])] = &[
             "GetImplTypeFlags",
         ],
     ),
-    ("00020401-0000-0000-c000-000000000046", 12, &["GetDocumentation", "GetDllEntry", "GetRefTypeInfo"]),
-    ("00020401-0000-0000-c000-000000000046", 16, &["CreateInstance", "GetMops", "GetContainingTypeLib"]),
+    ("00020401-0000-0000-c000-000000000046", 0xc, &["GetDocumentation", "GetDllEntry", "GetRefTypeInfo"]),
+    ("00020401-0000-0000-c000-000000000046", 0x10, &["CreateInstance", "GetMops", "GetContainingTypeLib"]),
     // IDMNotify
     ("d2d79df7-3400-11d0-b40b-00aa005ff586", 0, &["ObjectsChanged"]),
     // IDMRemoteServer
@@ -2410,11 +2410,11 @@ pub static OPERATIONS: &[(&str, u16, &[&str])] = &[
     // IMSAdminBase2W
     (
         "8298d101-f992-43b7-8eca-5052d885b995",
-        34,
+        0x22,
         &["BackupWithPasswrd", "RestoreWithPasswrd", "Export", "Import", "RestoreHistory", "EnumHistory"],
     ),
     // IMSAdminBase3W
-    ("f612954d-3b0b-4c56-9563-227b7be624b4", 40, &["GetChildPaths"]),
+    ("f612954d-3b0b-4c56-9563-227b7be624b4", 0x28, &["GetChildPaths"]),
     // IMSAdminBaseW
     (
         "70b51430-b6ca-11d0-b9b9-00a0c922e750",
@@ -2518,7 +2518,7 @@ pub static OPERATIONS: &[(&str, u16, &[&str])] = &[
     ),
     // IServerHealthReport2
     ("20d15747-6c48-4254-a358-65039fd8c63c", 9, &["GetReport"]),
-    ("20d15747-6c48-4254-a358-65039fd8c63c", 16, &["GetCompressedReport"]),
+    ("20d15747-6c48-4254-a358-65039fd8c63c", 0x10, &["GetCompressedReport"]),
     // IServicedComponentInfo
     ("8165b19e-8d3a-4d0b-80c8-97de310db583", 3, &["GetComponentInfo"]),
     // ITpmVirtualSmartCardManager
@@ -2993,7 +2993,7 @@ pub static OPERATIONS: &[(&str, u16, &[&str])] = &[
     ),
     (
         "6b5bdd1e-528c-422c-af8c-a4079be4fe48",
-        69,
+        0x45,
         &[
             "RRPC_FWQueryFirewallRules2_20",
             "RRPC_FWAddFirewallRule2_24",
