@@ -301,7 +301,9 @@ fn write_groups(to: &mut [u8; 40], mut at: usize, groups: &[u16]) -> usize {
     at
 }
 
-/// Escapes a string for the TSV writer: non-printable bytes, backslash and the separators become `\xNN`.
+/// Escapes a string for the TSV writer: non-printable bytes, backslash and the separators become `\xNN`, a raw
+/// byte kept by [`push_log_bytes`] becomes `\xNN` too (Zeek's `util::escape_utf8` for bytes that are not UTF-8),
+/// and a backslash `\\` (`util::get_escaped_string`), so a raw byte and the same text typed out stay apart.
 pub fn escape_tsv(out: &mut String, s: &str, in_container: bool) {
     if s.is_empty() {
         return;
@@ -312,11 +314,25 @@ pub fn escape_tsv(out: &mut String, s: &str, in_container: bool) {
         out.push_str(&s[1..]);
         return;
     }
-    // Every byte that needs escaping is ASCII, so it never splits a UTF-8 sequence: copy the runs between them.
+    // Every byte that needs escaping is ASCII or a raw byte's lead byte, so the copies between them never split a
+    // UTF-8 sequence.
     let mut rest = s;
     while let Some(at) = first_to_escape(rest.as_bytes(), in_container) {
         out.push_str(&rest[..at]);
-        match rest.as_bytes()[at] {
+        let b = rest.as_bytes()[at];
+        if b == RAW_BYTE_LEAD {
+            // Any code point from U+100000 on starts with this byte; only the raw-byte range is escaped.
+            let Some(c) = rest[at..].chars().next() else { break };
+            match raw_byte(c) {
+                Some(raw) => {
+                    let _ = write!(out, "\\x{raw:02x}");
+                }
+                None => out.push(c),
+            }
+            rest = &rest[at + c.len_utf8()..];
+            continue;
+        }
+        match b {
             b'\\' => out.push_str("\\\\"),
             b => {
                 let _ = write!(out, "\\x{b:02x}");
@@ -327,9 +343,25 @@ pub fn escape_tsv(out: &mut String, s: &str, in_container: bool) {
     out.push_str(rest);
 }
 
+/// Bytes that are not UTF-8 are kept in a log string as code points of the last private-use plane,
+/// U+10FF00 + the byte, so the writers can write them as Zeek does: `\xNN` in TSV, where a literal backslash is
+/// doubled, and `"\\xNN"` in JSON, where Zeek's own output cannot tell them from typed-out text either.
+const RAW_BYTE_BASE: u32 = 0x10_FF00;
+/// The UTF-8 lead byte of every code point from U+100000 on, the raw bytes' among them.
+const RAW_BYTE_LEAD: u8 = 0xf4;
+
+fn raw_byte_char(b: u8) -> char {
+    char::from_u32(RAW_BYTE_BASE + u32::from(b)).unwrap_or(char::REPLACEMENT_CHARACTER)
+}
+
+/// The raw byte a code point stands for, if it is one of [`push_log_bytes`]'s.
+fn raw_byte(c: char) -> Option<u8> {
+    u32::from(c).checked_sub(RAW_BYTE_BASE).and_then(|b| u8::try_from(b).ok())
+}
+
 /// Whether the TSV writer escapes byte `b`.
 fn needs_escape(b: u8, in_container: bool) -> bool {
-    b < 0x20 || b == 0x7f || b == b'\\' || (in_container && b == b',')
+    b < 0x20 || b == 0x7f || b == b'\\' || b == RAW_BYTE_LEAD || (in_container && b == b',')
 }
 
 /// The first byte the TSV writer escapes. Most strings have none, so eight bytes are tested at a time with
@@ -344,7 +376,12 @@ fn first_to_escape(bytes: &[u8], in_container: bool) -> Option<usize> {
     for w in &mut words {
         let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
         let below_space = v.wrapping_sub(ONES * 0x20) & !v & HIGHS != 0;
-        if below_space || has_byte(v, 0x7f) || has_byte(v, b'\\') || (in_container && has_byte(v, b',')) {
+        if below_space
+            || has_byte(v, 0x7f)
+            || has_byte(v, b'\\')
+            || has_byte(v, RAW_BYTE_LEAD)
+            || (in_container && has_byte(v, b','))
+        {
             return w.iter().position(|&b| needs_escape(b, in_container)).map(|at| offset + at);
         }
         offset += 8;
@@ -352,8 +389,8 @@ fn first_to_escape(bytes: &[u8], in_container: bool) -> Option<usize> {
     words.remainder().iter().position(|&b| needs_escape(b, in_container)).map(|at| offset + at)
 }
 
-/// Converts raw protocol bytes into a log string, escaping bytes that are not valid UTF-8 as `\xNN`
-/// (Zeek logs raw bytes; this keeps the log valid UTF-8 while staying byte-faithful).
+/// Converts raw protocol bytes into a log string: UTF-8 as it is, every other byte as a raw-byte code point the
+/// writers escape as Zeek does (see [`RAW_BYTE_BASE`]).
 pub fn bytes_to_log_string(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len());
     push_log_bytes(&mut out, b);
@@ -373,9 +410,7 @@ pub fn push_log_bytes(out: &mut String, b: &[u8]) {
                 let (good, bad) = rest.split_at(e.valid_up_to());
                 out.push_str(std::str::from_utf8(good).unwrap_or_default());
                 let n = e.error_len().unwrap_or(bad.len()).max(1);
-                for byte in &bad[..n] {
-                    let _ = write!(out, "\\x{byte:02x}");
-                }
+                out.extend(bad[..n].iter().map(|&byte| raw_byte_char(byte)));
                 rest = &bad[n..];
             }
         }
@@ -478,7 +513,12 @@ fn json_string(out: &mut String, s: &str) {
             c if (c as u32) < 0x20 => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c => out.push(c),
+            c => match raw_byte(c) {
+                Some(raw) => {
+                    let _ = write!(out, "\\\\x{raw:02x}");
+                }
+                None => out.push(c),
+            },
         }
     }
     out.push('"');
@@ -654,8 +694,18 @@ mod tests {
 
     #[test]
     fn raw_bytes_stay_faithful() {
-        assert_eq!(bytes_to_log_string(b"ab\xffc"), "ab\\xffc");
+        let raw = bytes_to_log_string(b"ab\xffc\\x41");
+        // TSV: the raw byte as Zeek's `\xff`, the typed-out backslash doubled; JSON cannot tell them apart.
+        assert_eq!(tsv(&Value::str(raw.clone())), "ab\\xffc\\\\x41");
+        let mut json = String::new();
+        Value::str(raw).write_json(&mut json);
+        assert_eq!(json, "\"ab\\\\xffc\\\\x41\"");
+        // A truncated sequence and a lone continuation byte are one raw byte each; valid UTF-8 is kept as it is,
+        // code points from U+100000 up to the raw bytes' range too.
+        assert_eq!(tsv(&Value::str(bytes_to_log_string(b"\xe2\x82-\x80"))), "\\xe2\\x82-\\x80");
         assert_eq!(bytes_to_log_string("é".as_bytes()), "é");
+        assert_eq!(tsv(&Value::str("a\u{100000}\u{10feff}b")), "a\u{100000}\u{10feff}b");
+        assert_eq!(tsv(&Value::str_vec([bytes_to_log_string(b"x\x80,")])), "x\\x80\\x2c");
     }
 
     #[test]
