@@ -23,6 +23,7 @@ pub mod ldap;
 pub mod magic;
 pub mod mime;
 pub mod modbus;
+pub mod mqtt;
 pub mod mysql;
 pub mod ntp;
 pub mod pe;
@@ -386,6 +387,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &websocket::SPEC,
     &socks::SPEC,
     &modbus::SPEC,
+    &mqtt::SPEC,
     &dnp3::SPEC,
     &ldap::SPEC,
     &ldap::UDP_SPEC,
