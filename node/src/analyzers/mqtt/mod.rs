@@ -13,10 +13,10 @@
 //! the table for their SUBACK or UNSUBACK, which writes them acknowledged. A PUBLISH of QoS 0 is written at once
 //! (`ok`); QoS 1 is written `ok` by a PUBACK with its id, QoS 2 by the PUBCOMP that completes PUBREC, PUBREL and
 //! PUBCOMP with its id (in either direction). Both tables have `&write_expire=5secs` with an `&expire_func` that
-//! writes the entry as it stands (a publish `incomplete_qos`, a subscription not acknowledged); Zeek checks a
-//! table for expired entries 0.01 s after it is created and then every 10 s (`table_expire_delay`,
-//! `table_expire_interval`), only while the connection exists. That schedule is kept here from the connection's
-//! own packets and its end ([`Tables::expire`]).
+//! writes the entry as it stands (a publish `incomplete_qos`, a subscription not acknowledged). Zeek checks a
+//! table for expired entries right after it is created (`TableVal::CheckExpireAttr` sets its timer at time 1, due at
+//! once) and then `table_expire_interval` (10 s) after each check (`TableVal::DoExpire`), only while the connection
+//! exists. That schedule is kept here from the connection's own packets and its end ([`Tables::expire`]).
 
 pub mod parse;
 
@@ -76,9 +76,8 @@ pub static SPEC: AnalyzerSpec = AnalyzerSpec {
 pub const MAX_PAYLOAD_SIZE: usize = 100;
 /// `&write_expire` of both tables.
 const WRITE_EXPIRE: f64 = 5.0;
-/// `table_expire_delay`: the first check after a table is created.
-const TABLE_EXPIRE_DELAY: f64 = 0.01;
-/// `table_expire_interval`: the checks after that.
+/// `table_expire_interval`: the time from one check of a table to the next. The first check, right after the table is
+/// created, finds nothing old enough.
 const TABLE_EXPIRE_INTERVAL: f64 = 10.0;
 /// Bytes of topics, payloads and subscription topics one connection's tables hold at most (Zeek has no bound but
 /// the expiry). An entry that would pass it is written at once, as its expiry would write it.
@@ -276,7 +275,7 @@ struct Tables {
 impl Tables {
     fn new(now: f64) -> Self {
         Tables {
-            next_check: now + TABLE_EXPIRE_DELAY,
+            next_check: now + TABLE_EXPIRE_INTERVAL,
             publish: Pending::default(),
             subscribe: Pending::default(),
             serial: 0,
@@ -286,7 +285,8 @@ impl Tables {
 
     /// Runs the checks due by `now` (the publish table's timer before the subscribe table's: it was created
     /// first), writing what expired. A check runs at its scheduled time, as in a trace dense enough that some packet
-    /// comes right after it.
+    /// comes right after it (Zeek runs a due timer before the next packet, and times the next check from that
+    /// packet).
     fn expire(&mut self, ctx: &mut Ctx, now: f64) {
         while self.next_check <= now {
             let at = self.next_check;
