@@ -563,3 +563,29 @@ fn mutated_and_truncated_sessions_never_panic() {
         let _ = parse_pdu(&bytes);
     }
 }
+
+/// A PUBLISH larger than a segment, through the engine: its first segment is cut short, a violation after the
+/// CONNECT confirmed, so analyzer.log says why and nothing more of the connection is analysed.
+#[test]
+fn a_publish_over_two_segments_ends_the_analysis() {
+    use crate::analyzers::testing::{engine_records, field};
+    use crate::decode::test_frames::tcp_conversation;
+
+    let big = publish(0, false, "bulk", 0, &vec![b'b'; 3000]);
+    let (head, tail) = big.split_at(1400);
+    let small = publish(0, false, "small", 0, b"s");
+    let connect = paho_connect("c");
+    let messages: Vec<(bool, &[u8])> =
+        vec![(true, &connect), (false, &[0x20, 2, 0, 0]), (true, head), (true, tail), (true, &small)];
+    let records = engine_records(&tcp_conversation(([10, 0, 0, 1], 50000), ([10, 0, 0, 2], 1883), &messages));
+    let of = |path: &str| records.iter().filter(|r| r.schema.path == path).collect::<Vec<_>>();
+    assert_eq!(of("mqtt_connect").len(), 1);
+    assert!(of("mqtt_publish").is_empty());
+    let failed = of("analyzer");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(field(failed[0], "analyzer_name"), "MQTT");
+    assert_eq!(
+        field(failed[0], "failure_reason"),
+        "Binpac exception: binpac exception: out_of_bound: MQTT_PDU:command"
+    );
+}
