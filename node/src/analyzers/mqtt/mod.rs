@@ -248,6 +248,11 @@ impl<T> Default for Pending<T> {
 }
 
 impl<T> Pending<T> {
+    /// When the oldest entry was written.
+    fn earliest(&self) -> Option<f64> {
+        self.entries.values().map(|(written, _, _)| *written).reduce(f64::min)
+    }
+
     /// The entries written before `now - WRITE_EXPIRE` (`TableVal::DoExpire`), removed, in the order written.
     fn take_expired(&mut self, now: f64) -> Vec<T> {
         let mut expired: Vec<(u64, u16)> = self
@@ -259,6 +264,16 @@ impl<T> Pending<T> {
         expired.sort_unstable();
         expired.into_iter().filter_map(|(_, id)| self.entries.remove(&id).map(|(_, _, e)| e)).collect()
     }
+}
+
+/// The first of the checks `from`, `from` + 10 s, ... that comes after `t`.
+fn first_check_after(from: f64, t: f64) -> f64 {
+    if from > t {
+        return from;
+    }
+    let next = from + (((t - from) / TABLE_EXPIRE_INTERVAL).floor() + 1.0) * TABLE_EXPIRE_INTERVAL;
+    // Rounding (or a time too large to add to) must not leave the check at or before `t`.
+    if next > t { next } else { t + TABLE_EXPIRE_INTERVAL }
 }
 
 /// `c$mqtt_state`: the two tables and their expiry timer.
@@ -288,8 +303,20 @@ impl Tables {
     /// comes right after it (Zeek runs a due timer before the next packet, and times the next check from that
     /// packet).
     fn expire(&mut self, ctx: &mut Ctx, now: f64) {
+        if !now.is_finite() {
+            return;
+        }
         while self.next_check <= now {
-            let at = self.next_check;
+            // Checks that would find nothing old enough are passed over at once (a capture's clock may jump
+            // years): the next one that can expire the oldest entry, if it is due.
+            let earliest = self.publish.earliest().into_iter().chain(self.subscribe.earliest()).reduce(f64::min);
+            let useful =
+                earliest.map_or(f64::INFINITY, |written| first_check_after(self.next_check, written + WRITE_EXPIRE));
+            if useful > now {
+                self.next_check = first_check_after(self.next_check, now);
+                break;
+            }
+            let at = useful;
             for p in self.publish.take_expired(at) {
                 self.bytes = self.bytes.saturating_sub(p.size());
                 ctx.log(&PUBLISH_LOG, p.record(ctx));

@@ -589,3 +589,21 @@ fn a_publish_over_two_segments_ends_the_analysis() {
         "Binpac exception: binpac exception: out_of_bound: MQTT_PDU:command"
     );
 }
+
+/// A capture's clock that jumps far ahead passes over the checks that would find nothing, keeping their times.
+#[test]
+fn expiry_checks_keep_their_times_over_clock_jumps() {
+    let topics = |end: f64| -> Vec<String> {
+        let deliveries = [
+            (100.0, true, publish(1, false, "old", 1, b"p")),
+            (1e12 + 6.0, true, publish(1, false, "new", 2, b"q")),
+            (1e12 + 9.5, true, PINGREQ.to_vec()),
+        ];
+        let h = run_with(&mut Mqtt::default(), &deliveries, end);
+        h.columns("mqtt_publish").into_iter().map(|r| r[4].clone()).collect()
+    };
+    // Checks are at 100 + 10k: "old" expires at 110 (written when the clock jumped); "new" not at 1e12 + 10, for
+    // it was written at 1e12 + 6, but at 1e12 + 20.
+    assert_eq!(topics(1e12 + 19.9), ["old"]);
+    assert_eq!(topics(1e12 + 20.0), ["old", "new"]);
+}
