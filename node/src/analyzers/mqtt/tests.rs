@@ -607,3 +607,17 @@ fn expiry_checks_keep_their_times_over_clock_jumps() {
     assert_eq!(topics(1e12 + 19.9), ["old"]);
     assert_eq!(topics(1e12 + 20.0), ["old", "new"]);
 }
+
+/// One connection's pending entries are bounded: past 4 MiB of topics and payloads, an entry is written at once, as
+/// its expiry would write it.
+#[test]
+fn pending_entries_are_bounded() {
+    let topic = "t".repeat(60_000);
+    let deliveries: Vec<(f64, bool, Vec<u8>)> =
+        (1..=80).map(|id| (100.0, true, publish(1, false, &topic, id, b"p"))).collect();
+    let h = run_with(&mut Mqtt::default(), &deliveries, 101.0);
+    let rows = h.columns("mqtt_publish");
+    // 69 entries of 60,001 bytes fit in 4 MiB.
+    assert_eq!(rows.len(), 80 - 69);
+    assert!(rows.iter().all(|r| r[3] == "incomplete_qos"));
+}
