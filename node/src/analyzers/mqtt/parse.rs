@@ -20,10 +20,11 @@ pub enum MqttError {
     TooManyLengthBytes,
     #[error("malformed MQTT 'remaining length': too large")]
     LengthTooLarge,
-    /// A field past the end of its data, named as binpac names it (`Type:field`, or `Type` for a record of static
-    /// size); binpac's byte counts are left out.
-    #[error("Binpac exception: binpac exception: out_of_bound: {0}")]
-    OutOfBound(&'static str),
+    /// A field past the end of its record's data, as binpac's `DataPtr::GenBoundaryCheck` reports it: the field as
+    /// `Type:field` (or `Type` for a record of static size, checked whole), the bytes the record needs up to the
+    /// field's end and the bytes it has.
+    #[error("Binpac exception: binpac exception: out_of_bound: {at}: {need} > {have}")]
+    OutOfBound { at: &'static str, need: usize, have: usize },
 }
 
 /// The `MQTT_msg_type` values.
@@ -116,15 +117,24 @@ pub struct Pdu<'a> {
     pub message: Result<Message<'a>, MqttError>,
 }
 
-/// binpac's parse of one record's fields in order, each one past the end an `out_of_bound` at `at`.
+/// binpac's parse of one record's fields in order: `data` runs from the record's start to the end of what it may
+/// use (its parent's end), `pos` is the next field's offset from that start.
 struct Fields<'a> {
-    rest: &'a [u8],
+    data: &'a [u8],
+    pos: usize,
 }
 
 impl<'a> Fields<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Fields { data, pos: 0 }
+    }
+
+    /// The next `n` bytes. binpac checks a run of fields of static size at once, under the last one's name, so a
+    /// caller takes such a run whole.
     fn take(&mut self, n: usize, at: &'static str) -> Result<&'a [u8], MqttError> {
-        let (taken, rest) = self.rest.split_at_checked(n).ok_or(MqttError::OutOfBound(at))?;
-        self.rest = rest;
+        let need = self.pos.saturating_add(n);
+        let taken = self.data.get(self.pos..need).ok_or(MqttError::OutOfBound { at, need, have: self.data.len() })?;
+        self.pos = need;
         Ok(taken)
     }
 
@@ -136,15 +146,35 @@ impl<'a> Fields<'a> {
         self.take(2, at).map(|b| be_u16(b, 0))
     }
 
+    fn is_empty(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        self.data.get(self.pos..).unwrap_or_default()
+    }
+
+    /// A record nested here (`MQTT_string`, `MQTT_subscribe_topic`): parsed from this position to the same end, and
+    /// passed over once parsed.
+    fn nested<T>(&mut self, parse: impl FnOnce(&mut Fields<'a>) -> Result<T, MqttError>) -> Result<T, MqttError> {
+        let mut inner = Fields::new(self.rest());
+        let value = parse(&mut inner)?;
+        self.pos += inner.pos;
+        Ok(value)
+    }
+
     /// `MQTT_string`: a 16-bit length and that many bytes.
     fn string(&mut self) -> Result<&'a [u8], MqttError> {
-        let len = self.u16("MQTT_string:len")?;
-        self.take(usize::from(len), "MQTT_string:str")
+        self.nested(|s| {
+            let len = s.u16("MQTT_string:len")?;
+            s.take(usize::from(len), "MQTT_string:str")
+        })
     }
 
     /// A record of static size: binpac checks its whole size at once, under the record's name.
     fn fixed(&mut self, size: usize, at: &'static str) -> Result<Fields<'a>, MqttError> {
-        self.take(size, at).map(|rest| Fields { rest })
+        let have = self.data.len().saturating_sub(self.pos);
+        self.take(size, at).map(Fields::new).map_err(|_| MqttError::OutOfBound { at, need: size, have })
     }
 }
 
@@ -169,16 +199,19 @@ pub fn remaining_length(bytes: &[u8]) -> (u32, Option<MqttError>) {
 /// chunks; an empty one is the fixed header's `out_of_bound`).
 pub fn parse_pdu(data: &[u8]) -> Pdu<'_> {
     let Some((&fixed_header, after_header)) = data.split_first() else {
-        return Pdu { length_violation: None, message: Err(MqttError::OutOfBound("MQTT_PDU:fixed_header")) };
+        let message = Err(MqttError::OutOfBound { at: "MQTT_PDU:fixed_header", need: 1, have: 0 });
+        return Pdu { length_violation: None, message };
     };
     // The array ends at its first byte without the continuation bit, or at the end of the delivery.
     let length_bytes = after_header.iter().position(|b| b & 0x80 == 0).map_or(after_header.len(), |at| at + 1);
-    let (length_field, after_length) = after_header.split_at(length_bytes);
+    let length_field = after_header.get(..length_bytes).unwrap_or_default();
     let (real_length, length_violation) = remaining_length(length_field);
-    let message = usize::try_from(real_length)
-        .ok()
-        .and_then(|n| after_length.get(..n))
-        .ok_or(MqttError::OutOfBound("MQTT_PDU:command"))
+    // The command's `&length` is checked against the delivery before the command is parsed.
+    let command_at = 1 + length_bytes;
+    let need = usize::try_from(real_length).unwrap_or(usize::MAX).saturating_add(command_at);
+    let message = data
+        .get(command_at..need)
+        .ok_or(MqttError::OutOfBound { at: "MQTT_PDU:command", need, have: data.len() })
         .and_then(|command| parse_command(fixed_header, command));
     Pdu { length_violation, message }
 }
@@ -186,7 +219,7 @@ pub fn parse_pdu(data: &[u8]) -> Pdu<'_> {
 /// The `Command` case type over the command's `&length` bytes; bytes after the last field are passed over.
 fn parse_command(fixed_header: u8, command: &[u8]) -> Result<Message<'_>, MqttError> {
     use msg_type::*;
-    let mut f = Fields { rest: command };
+    let mut f = Fields::new(command);
     Ok(match fixed_header >> 4 {
         CONNECT => Message::Connect(connect(&mut f)?),
         CONNACK => {
@@ -204,7 +237,7 @@ fn parse_command(fixed_header: u8, command: &[u8]) -> Result<Message<'_>, MqttEr
                 retain: fixed_header & 0x01 != 0,
                 topic,
                 msg_id,
-                payload: f.rest,
+                payload: f.rest(),
             })
         }
         PUBACK => Message::Puback(f.fixed(2, "MQTT_puback")?.u16("MQTT_puback")?),
@@ -215,9 +248,8 @@ fn parse_command(fixed_header: u8, command: &[u8]) -> Result<Message<'_>, MqttEr
             let msg_id = f.u16("MQTT_subscribe:msg_id")?;
             // `MQTT_subscribe_topic[]`: topics until the command's end.
             let mut topics = Vec::new();
-            while !f.rest.is_empty() {
-                let name = f.string()?;
-                topics.push((name, f.u8("MQTT_subscribe_topic:requested_QoS")?));
+            while !f.is_empty() {
+                topics.push(f.nested(|t| Ok((t.string()?, t.u8("MQTT_subscribe_topic:requested_QoS")?)))?);
             }
             Message::Subscribe { msg_id, topics }
         }
@@ -228,7 +260,7 @@ fn parse_command(fixed_header: u8, command: &[u8]) -> Result<Message<'_>, MqttEr
         UNSUBSCRIBE => {
             let msg_id = f.u16("MQTT_unsubscribe:msg_id")?;
             let mut topics = Vec::new();
-            while !f.rest.is_empty() {
+            while !f.is_empty() {
                 topics.push(f.string()?);
             }
             Message::Unsubscribe { msg_id, topics }
@@ -244,9 +276,11 @@ fn parse_command(fixed_header: u8, command: &[u8]) -> Result<Message<'_>, MqttEr
 /// `MQTT_connect`: the variable header, then the payload's fields as the connect flags ask.
 fn connect<'a>(f: &mut Fields<'a>) -> Result<Connect<'a>, MqttError> {
     let protocol_name = f.string()?;
-    let protocol_version = i8::from_be_bytes([f.u8("MQTT_connect:protocol_version")?]);
-    let connect_flags = f.u8("MQTT_connect:connect_flags")?;
-    let keep_alive = f.u16("MQTT_connect:keep_alive")?;
+    // Version, flags and keep-alive have static sizes: checked at once, as the last of them.
+    let fixed = f.take(4, "MQTT_connect:keep_alive")?;
+    let protocol_version = i8::from_be_bytes([fixed[0]]);
+    let connect_flags = fixed[1];
+    let keep_alive = be_u16(fixed, 2);
     let client_id = f.string()?;
     let will = if connect_flags & 0x04 != 0 { Some((f.string()?, f.string()?)) } else { None };
     let username = if connect_flags & 0x80 != 0 { Some(f.string()?) } else { None };

@@ -356,7 +356,7 @@ fn bad_remaining_lengths_are_violations() {
     }
     // The length array running to the end of the delivery: a length of 0, which a PUBLISH cannot be.
     let h = run(&[(1.0, true, vec![0x30, 0x80])]);
-    assert_eq!(violations(&h), ["Binpac exception: binpac exception: out_of_bound: MQTT_string:len"]);
+    assert_eq!(violations(&h), ["Binpac exception: binpac exception: out_of_bound: MQTT_string:len: 2 > 0"]);
     // Empty commands parse with any length byte missing.
     let h = run(&[(1.0, true, vec![0xc0]), (1.1, false, vec![0xd0]), (1.2, true, vec![0xf0, 0x00])]);
     assert!(h.actions.is_empty());
@@ -391,17 +391,21 @@ fn a_pdu_split_at_any_byte_is_cut_short() {
 
 #[test]
 fn cut_short_fields_are_named_as_binpac_names_them() {
-    let cases: [(Vec<u8>, &str); 7] = [
-        ([0x30, 0x05, 0, 3].to_vec(), "MQTT_PDU:command"),
-        (pdu(0x30, &[0, 9, b'a']), "MQTT_string:str"),
-        (pdu(0x32, &[0, 1, b'a', 0]), "MQTT_publish:msg_id"),
-        (pdu(0x20, &[0]), "MQTT_connack"),
-        (pdu(0x90, &[0, 1]), "MQTT_suback"),
-        (pdu(0x82, &[0, 1, 0, 1, b'a']), "MQTT_subscribe_topic:requested_QoS"),
-        (pdu(0x10, &[0, 4, b'M', b'Q', b'T', b'T', 4, 2]), "MQTT_connect:keep_alive"),
+    let cases: [(Vec<u8>, &str); 8] = [
+        ([0x30, 0x05, 0, 3].to_vec(), "MQTT_PDU:command: 7 > 4"),
+        (pdu(0x30, &[0, 9, b'a']), "MQTT_string:str: 11 > 3"),
+        (pdu(0x30, &[0]), "MQTT_string:len: 2 > 1"),
+        (pdu(0x32, &[0, 1, b'a', 0]), "MQTT_publish:msg_id: 5 > 4"),
+        (pdu(0x20, &[0]), "MQTT_connack: 2 > 1"),
+        (pdu(0x90, &[0, 1]), "MQTT_suback: 3 > 2"),
+        // Offsets count from the topic's own record.
+        (pdu(0x82, &[0, 1, 0, 1, b'a']), "MQTT_subscribe_topic:requested_QoS: 4 > 3"),
+        // Version, flags and keep-alive are checked at once.
+        (pdu(0x10, &[0, 4, b'M', b'Q', b'T', b'T', 4]), "MQTT_connect:keep_alive: 10 > 7"),
     ];
     for (bytes, at) in cases {
-        assert_eq!(parse_pdu(&bytes).message, Err(MqttError::OutOfBound(at)), "{bytes:02x?}");
+        let reason = parse_pdu(&bytes).message.map(|_| ()).map_err(|e| e.to_string());
+        assert_eq!(reason, Err(format!("Binpac exception: binpac exception: out_of_bound: {at}")), "{bytes:02x?}");
     }
 }
 
@@ -586,7 +590,7 @@ fn a_publish_over_two_segments_ends_the_analysis() {
     assert_eq!(field(failed[0], "analyzer_name"), "MQTT");
     assert_eq!(
         field(failed[0], "failure_reason"),
-        "Binpac exception: binpac exception: out_of_bound: MQTT_PDU:command"
+        "Binpac exception: binpac exception: out_of_bound: MQTT_PDU:command: 3009 > 1400"
     );
 }
 
