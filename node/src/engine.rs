@@ -16,8 +16,8 @@ use crate::conn::{
 };
 use crate::decode::{
     self, DecodeError, GrePayload, GreWeird, IpDatagram, LinkType, PacketWeird, Reassembler, Transport, TunnelPayload,
-    UdpTunnel, decode_ip_on_wire, decode_link, decode_transport, icmp6, is_teredo_bubble, parse_gre,
-    transport_checksum_ok,
+    UdpTunnel, decode_ip_on_wire, decode_link, decode_transport, icmp6, is_teredo_bubble,
+    is_teredo_bubble_with_payload, parse_gre, transport_checksum_ok,
 };
 use crate::logs::{ANALYZER, FILES, FILES_BARE, LogRecord, TUNNEL, Value, WEIRD};
 
@@ -1310,6 +1310,10 @@ impl Core {
             }
             TunnelPayload::Inner(inner) => inner,
         };
+        if tunnel == UdpTunnel::Teredo && is_teredo_bubble_with_payload(inner) {
+            // Teredo.cc raises it on the outer connection whether or not the analyzer confirmed (`force`).
+            self.conn_weird(conn, ts, "Teredo_bubble_with_payload", None, tunnel.analyzer_name());
+        }
         if conn.tunnel().is_none() {
             conn.rare().tunnel = Some(tunnel);
         }

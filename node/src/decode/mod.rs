@@ -18,7 +18,9 @@ pub use transport::{
     IcmpHeader, TcpFlags, TcpHeader, Transport, UdpHeader, decode_transport, internet_checksum, ipv4_header_checksum,
     transport_checksum_ok,
 };
-pub use tunnel::{GrePayload, GreWeird, TunnelPayload, UdpTunnel, is_teredo_bubble, parse_gre};
+pub use tunnel::{
+    GrePayload, GreWeird, TunnelPayload, UdpTunnel, is_teredo_bubble, is_teredo_bubble_with_payload, parse_gre,
+};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -303,8 +303,19 @@ fn teredo_inner(mut p: &[u8]) -> Option<&[u8]> {
     if p.len() >= 2 && p[0] == 0 && p[1] == 0 {
         p = p.get(8..)?;
     }
-    let ok = p.len() >= 40 && p[0] >> 4 == 6 && 40 + usize::from(u16::from_be_bytes([p[4], p[5]])) <= p.len();
-    ok.then_some(p)
+    if p.len() < 40 || p[0] >> 4 != 6 {
+        return None;
+    }
+    // Teredo.cc: the datagram must end with the IPv6 packet (`IP::ParsePacket`'s `CaplenTooSmall` and
+    // `CaplenTooLarge` are violations), except that a bubble may carry bytes after its header.
+    let total = 40 + usize::from(u16::from_be_bytes([p[4], p[5]]));
+    (total == p.len() || (total < p.len() && is_teredo_bubble_with_payload(p))).then_some(p)
+}
+
+/// A bubble (No Next Header, payload length 0) with bytes after its IPv6 header: Teredo.cc lets it through with
+/// the connection weird `Teredo_bubble_with_payload`.
+pub fn is_teredo_bubble_with_payload(inner_ipv6: &[u8]) -> bool {
+    is_teredo_bubble(inner_ipv6) && inner_ipv6.get(4..6) == Some(&[0, 0]) && inner_ipv6.len() > 40
 }
 
 /// A Teredo bubble: an IPv6 header with nothing after it (No Next Header), sent to open NAT mappings. It makes no

@@ -308,3 +308,45 @@ fn bad_udp_checksums_scale_their_history_letter() {
     assert_eq!(history, ["CC"]);
     assert_eq!(records.iter().filter(|r| r.schema.path == "weird").count(), 1);
 }
+
+/// An IPv6 header from a Teredo client (2001:0::/32) with `next` and `payload_len`, and `body` after it.
+fn teredo_ipv6(next: u8, payload_len: u16, body: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0x60, 0, 0, 0];
+    packet.extend(payload_len.to_be_bytes());
+    packet.extend([next, 21]);
+    packet.extend([0x20, 0x01, 0, 0, 0x41, 0x37, 0x9e, 0x50, 0x80, 0, 0xf1, 0x2a, 0xb9, 0xc8, 0x28, 0x15]);
+    packet.extend([0x20, 0x01, 0x48, 0x60, 0, 0, 0x20, 0x01, 0, 0, 0, 0, 0, 0, 0, 0x68]);
+    packet.extend_from_slice(body);
+    packet
+}
+
+/// core.tunnels.teredo_bubble_with_payload: Teredo.cc lets a bubble with bytes after its IPv6 header through with
+/// the weird `Teredo_bubble_with_payload` on the outer connection (source TEREDO, raised before any confirmation);
+/// any other inner packet whose length disagrees with the datagram's is a violation and not analysed.
+#[test]
+fn a_teredo_bubble_with_payload_is_the_outer_connections_weird() {
+    const NO_NEXT_HEADER: u8 = 59;
+    let client = ([192, 168, 2, 16], 3797);
+    let server = ([65, 55, 158, 80], 3544);
+    let bubble = teredo_ipv6(NO_NEXT_HEADER, 0, &[0; 8]);
+    let udp_inside = [&[0x04, 0xd2, 0x00, 0x35, 0x00, 0x08, 0, 0][..], &[0xee; 4]].concat(); // 4 bytes too many
+    let padded = teredo_ipv6(17, 8, &udp_inside);
+    let mut engine = unchecked_engine();
+    engine.process_packet(1.0, LinkType::Raw, &ipv4_udp(client, server, &bubble));
+    engine.process_packet(1.1, LinkType::Raw, &ipv4_udp(client, server, &padded));
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let column = |path: &str, field: &str| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| r.schema.path == path)
+            .map(|r| r.values[r.schema.field_index(field).expect("a known field")].to_tsv())
+            .collect()
+    };
+    assert_eq!(column("weird", "name"), ["Teredo_bubble_with_payload"]);
+    assert_eq!(column("weird", "source"), ["TEREDO"]);
+    assert_eq!(column("weird", "uid"), column("conn", "uid"));
+    // Only the outer connection: the bubble makes none inside, the mismatching packet is not forwarded.
+    assert_eq!(column("conn", "proto"), ["udp"]);
+    assert!(column("tunnel", "action").is_empty());
+}
