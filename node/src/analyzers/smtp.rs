@@ -272,6 +272,9 @@ fn insert_unique(set: &mut Vec<String>, item: String) {
 // Script-level state (Zeek's SMTP::Info and SMTP::State)
 // ---------------------------------------------------------------------------------------------------
 
+/// The address and path limits' weirds come from main.zeek's `Reporter::conn_weird(name, c)`, without a source
+/// (the address-limits baseline's weird.log has `-`), unlike the transaction weirds it raises with "SMTP".
+const SCRIPT_WEIRD: &str = "";
 const MAX_RCPTTO_ADDRESSES: usize = 1000;
 const MAX_TO_ADDRESSES: usize = 1000;
 const MAX_CC_ADDRESSES: usize = 1000;
@@ -418,7 +421,7 @@ impl Info {
         let Some(ip) = text_ip.and_then(|t| t.parse::<IpAddr>().ok()) else { return };
         if self.path.last() != Some(&ip) {
             if self.path.len() >= MAX_PATH_LENGTH {
-                ctx.weird("smtp_max_path_length_exceeded", None, "SMTP");
+                ctx.weird("smtp_max_path_length_exceeded", None, SCRIPT_WEIRD);
                 return;
             }
             self.path.push(ip);
@@ -429,7 +432,7 @@ impl Info {
 fn add_addresses(ctx: &mut Ctx, set: &mut Vec<String>, value: &str, max: usize, weird: &'static str) {
     for addr in split_mime_email_addresses(value) {
         if set.len() >= max {
-            ctx.weird(weird, None, "SMTP");
+            ctx.weird(weird, None, SCRIPT_WEIRD);
             break;
         }
         insert_unique(set, addr);
@@ -520,7 +523,7 @@ impl Script {
                 }
                 info.has_client_activity = true;
                 if weird {
-                    ctx.weird("smtp_too_many_rcptto_addresses", None, "SMTP");
+                    ctx.weird("smtp_too_many_rcptto_addresses", None, SCRIPT_WEIRD);
                 }
                 self.state.trans_rcpt_to_seen = true;
                 if !self.state.trans_mail_from_seen {

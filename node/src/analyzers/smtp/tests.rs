@@ -499,3 +499,52 @@ proptest::proptest! {
         fuzz(&data);
     }
 }
+
+/// Zeek's smtp/address-limits test with the default limits (1000): more recipients, Received hops, To and Cc
+/// addresses than main.zeek keeps are its script weirds, raised by `Reporter::conn_weird(name, c)` without a
+/// source (baseline weird.log: `smtp_too_many_rcptto_addresses`, `smtp_max_path_length_exceeded`,
+/// `smtp_too_many_to_addresses`, `smtp_too_many_cc_addresses`, each with source `-`).
+#[test]
+fn address_limits_are_script_weirds_without_a_source() {
+    let mut h = Harness::new(Proto::Tcp, 25);
+    let mut a = SmtpAnalyzer::default();
+    let mut steps: Vec<(bool, String)> = vec![(false, "220 mx ESMTP\r\n".into())];
+    let mut say = |client: String| {
+        steps.push((true, client));
+        steps.push((false, "250 ok\r\n".into()));
+    };
+    say("EHLO client\r\n".into());
+    say("MAIL FROM:<a@example.org>\r\n".into());
+    for i in 0..1001 {
+        say(format!("RCPT TO:<r{i}@example.org>\r\n"));
+    }
+    steps.push((true, "DATA\r\n".into()));
+    steps.push((false, "354 go ahead\r\n".into()));
+    // The path starts with the two hosts of the connection: 998 more hops reach the limit, the next one is over.
+    let mut message = String::new();
+    for i in 0..1000 {
+        message.push_str(&format!("Received: from h{i} ([10.1.{}.{}]) by mx\r\n", i / 256, i % 256));
+    }
+    let many = |user: &str| (0..1001).map(|i| format!("{user}{i}@example.org")).collect::<Vec<_>>().join(", ");
+    message.push_str(&format!("To: {}\r\nCc: {}\r\nSubject: many\r\n\r\nbody\r\n.\r\n", many("t"), many("c")));
+    steps.push((true, message));
+    steps.push((false, "250 queued\r\n".into()));
+    let script: Vec<(bool, &[u8])> = steps.iter().map(|(o, d)| (*o, d.as_bytes())).collect();
+    run(&mut h, &mut a, &script);
+    let mut distinct: Vec<String> = vec![];
+    for w in weirds(&h) {
+        if !distinct.contains(&w) {
+            distinct.push(w);
+        }
+    }
+    assert_eq!(
+        distinct,
+        [
+            "smtp_too_many_rcptto_addresses - ",
+            "smtp_max_path_length_exceeded - ",
+            "smtp_too_many_to_addresses - ",
+            "smtp_too_many_cc_addresses - ",
+        ]
+    );
+    assert_eq!(h.logged("smtp").len(), 1);
+}
