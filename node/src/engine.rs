@@ -503,7 +503,7 @@ impl Engine {
         // A refused TCP header is refused before its checksum is looked at.
         let checksum_ok = self.core.cfg.ignore_checksums
             || ip.payload.len() < ip.payload_len
-            || !matches!(transport, Transport::Tcp { .. } | Transport::Udp { .. })
+            || !matches!(transport, Transport::Tcp { .. } | Transport::Udp { .. } | Transport::Icmp { .. })
             || transport_checksum_ok(ip.src, ip.dst, ip.proto, ip.payload);
 
         // A new SYN on a finished (or confused) connection starts a new one. Only a SYN can (`is_reuse`), so
@@ -834,7 +834,17 @@ impl Core {
                 inner
             }
             Transport::Icmp { hdr, payload, payload_len, v6 } => {
-                count_packet(conn, is_orig, ip);
+                // ICMP.cc: a message with a bad checksum is only the weird (the connection exists, nothing is
+                // counted and its time does not move); the packet reaches the size counter (ConnSize, fed by the
+                // adapter's `ForwardPacket`) only when it was captured whole.
+                if !checksum_ok {
+                    std::hint::cold_path();
+                    self.conn_weird(conn, ts, "bad_ICMP_checksum", None, "ICMP");
+                    return None;
+                }
+                if ip.payload.len() >= ip.payload_len {
+                    count_packet(conn, is_orig, ip);
+                }
                 conn.count_payload(usize::from(!is_orig), payload_len);
                 conn.last = ts;
                 match icmp6::check_nd(hdr.icmp_type, payload).filter(|_| v6) {

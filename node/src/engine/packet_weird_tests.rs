@@ -350,3 +350,51 @@ fn a_teredo_bubble_with_payload_is_the_outer_connections_weird() {
     assert_eq!(column("conn", "proto"), ["udp"]);
     assert!(column("tunnel", "action").is_empty());
 }
+
+/// An IPv4 ICMP message of `icmp_type` with `data` after the 8-byte header and a right checksum, or a wrong one.
+fn ipv4_icmp(src: [u8; 4], dst: [u8; 4], icmp_type: u8, data: &[u8], good_checksum: bool) -> Vec<u8> {
+    let mut icmp = vec![icmp_type, 0, 0, 0, 0x12, 0x34, 0, 1];
+    icmp.extend_from_slice(data);
+    let sum = internet_checksum(&icmp, 0);
+    icmp[2..4].copy_from_slice(&(if good_checksum { sum } else { sum ^ 0x5555 }).to_be_bytes());
+    let total = u16::try_from(20 + icmp.len()).expect("a test message fits one datagram");
+    let mut datagram = vec![0x45, 0];
+    datagram.extend(total.to_be_bytes());
+    datagram.extend([0, 1, 0x40, 0, 64, 1, 0, 0]);
+    datagram.extend(src);
+    datagram.extend(dst);
+    datagram.extend(icmp);
+    with_checksums(datagram)
+}
+
+/// ICMP.cc's `DeliverPacket`: an ICMP message whose checksum does not sum is the connection's weird
+/// `bad_ICMP_checksum` (source ICMP) and nothing else: the connection exists but the message is not counted. A
+/// message the capture cut is not checked; its bytes count but not its packet (the size counter only sees whole
+/// messages).
+#[test]
+fn a_bad_icmp_checksum_is_a_weird_and_the_message_is_not_counted() {
+    let (client, server) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let mut engine = checked_engine();
+    engine.process_packet(1.0, LinkType::Raw, &ipv4_icmp(client, server, 8, b"ping", true));
+    engine.process_packet(1.5, LinkType::Raw, &ipv4_icmp(server, client, 0, b"ping", false));
+    let echo = ipv4_icmp([10, 0, 0, 3], server, 8, &[0x61; 40], false);
+    engine.process_packet_on_wire(2.0, LinkType::Raw, &echo[..40], Some(echo.len()));
+    engine.process_packet_on_wire(2.5, LinkType::Raw, &echo[..40], Some(echo.len()));
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let column = |path: &str, field: &str| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| r.schema.path == path)
+            .map(|r| r.values[r.schema.field_index(field).expect("a known field")].to_tsv())
+            .collect()
+    };
+    assert_eq!(column("weird", "name"), ["bad_ICMP_checksum"]);
+    assert_eq!(column("weird", "source"), ["ICMP"]);
+    assert_eq!(column("weird", "uid"), column("conn", "uid")[..1]);
+    assert_eq!(column("conn", "orig_pkts"), ["1", "0"]);
+    assert_eq!(column("conn", "resp_pkts"), ["0", "0"]);
+    // The reply did not move the first connection's time: no duration, so no byte counts in conn.log.
+    assert_eq!(column("conn", "duration"), ["-", "0.500000"]);
+    assert_eq!(column("conn", "orig_bytes"), ["-", "80"]);
+}
