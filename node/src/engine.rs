@@ -806,7 +806,6 @@ impl Core {
                 None
             }
             Transport::Udp { hdr, payload } => {
-                count_packet(conn, is_orig, ip);
                 if !checksum_ok {
                     std::hint::cold_path();
                     // `C` at the 1st, 10th, 100th... bad datagram of a side, as Zeek's `ScaledHistoryEntry`.
@@ -817,6 +816,9 @@ impl Core {
                     self.conn_weird(conn, ts, "bad_UDP_checksum", None, "UDP");
                     return None;
                 }
+                // UDP.cc feeds the size counter (ConnSize) by the adapter's `ForwardPacket` at the end, after the
+                // checksum: a datagram with a bad one is not counted.
+                count_packet(conn, is_orig, ip);
                 // Zeek counts the UDP header's length and reports one that disagrees with the IP payload's.
                 let udp_len = usize::from(hdr.len);
                 if udp_len != ip.payload_len {

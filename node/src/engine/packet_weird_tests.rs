@@ -288,7 +288,7 @@ fn a_udp_length_other_than_the_ip_payloads_is_a_connection_weird() {
 }
 
 /// UDPSessionAdapter::HandleBadChecksum: `C` at a side's 1st, 10th, 100th... bad datagram; the weird is raised each
-/// time and logged once per originator (weird.zeek's `ACTION_LOG_PER_ORIG`).
+/// time and logged once per originator (weird.zeek's `ACTION_LOG_PER_ORIG`); the datagram is not counted.
 #[test]
 fn bad_udp_checksums_scale_their_history_letter() {
     let mut datagram = with_checksums(ipv4_udp(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 9999), b"payload"));
@@ -307,6 +307,13 @@ fn bad_udp_checksums_scale_their_history_letter() {
         .collect();
     assert_eq!(history, ["CC"]);
     assert_eq!(records.iter().filter(|r| r.schema.path == "weird").count(), 1);
+    // UDP.cc feeds the size counter only after the checksum: none of the datagrams is counted.
+    let packets: Vec<String> = records
+        .iter()
+        .filter(|r| r.schema.path == "conn")
+        .map(|r| r.values[r.schema.field_index("orig_pkts").expect("a known field")].to_tsv())
+        .collect();
+    assert_eq!(packets, ["0"]);
 }
 
 /// An IPv6 header from a Teredo client (2001:0::/32) with `next` and `payload_len`, and `body` after it.
