@@ -8,6 +8,30 @@ use crate::conn::UidGenerator;
 /// direction or report a gap, so those paths are exercised too. The connection is finished at the end. Returns
 /// how much the analyzer wrote: records, weirds and actions (shared state expired included).
 pub fn drive(analyzer: &mut dyn Analyzer, proto: Proto, resp_p: u16, data: &[u8]) -> usize {
+    with_conn(proto, resp_p, |ctx| {
+        let mut rest = data;
+        while let [control, len, tail @ ..] = rest {
+            let is_orig = control & 1 == 0;
+            let n = usize::from(*len).min(tail.len());
+            match control {
+                0xFE => analyzer.end_of_data(ctx, is_orig),
+                0xFF => analyzer.undelivered(ctx, is_orig, u64::from(*len)),
+                _ => analyzer.deliver(ctx, is_orig, &tail[..n]),
+            }
+            ctx.ts += 0.001;
+            rest = &tail[n..];
+        }
+        analyzer.finish(ctx);
+    })
+}
+
+/// Runs `f` with a context on a TCP connection to port 445 (parsers that other analyzers embed); returns what
+/// was written, as [`drive`] does.
+pub fn with_ctx(f: impl FnOnce(&mut Ctx)) -> usize {
+    with_conn(Proto::Tcp, 445, f)
+}
+
+fn with_conn(proto: Proto, resp_p: u16, f: impl FnOnce(&mut Ctx)) -> usize {
     let id = ConnId {
         orig_h: "10.0.0.1".parse().expect("literal address"),
         orig_p: 40000,
@@ -34,19 +58,7 @@ pub fn drive(analyzer: &mut dyn Analyzer, proto: Proto, resp_p: u16, data: &[u8]
         ids: &mut ids,
         shared: &mut shared,
     };
-    let mut rest = data;
-    while let [control, len, tail @ ..] = rest {
-        let is_orig = control & 1 == 0;
-        let n = usize::from(*len).min(tail.len());
-        match control {
-            0xFE => analyzer.end_of_data(&mut ctx, is_orig),
-            0xFF => analyzer.undelivered(&mut ctx, is_orig, u64::from(*len)),
-            _ => analyzer.deliver(&mut ctx, is_orig, &tail[..n]),
-        }
-        ctx.ts += 0.001;
-        rest = &tail[n..];
-    }
-    analyzer.finish(&mut ctx);
+    f(&mut ctx);
     shared.expire(f64::INFINITY, true, &mut records);
     records.len() + weirds.len() + actions.len()
 }

@@ -8,6 +8,7 @@
 //! Which analyzers attach is decided as Zeek does it: by well-known port, or by a content signature on
 //! the first payload of either direction ([`AnalyzerSpec::detect`]).
 
+pub mod asn1;
 pub mod content_line;
 pub mod dce_rpc;
 pub mod detect;
@@ -16,6 +17,7 @@ pub mod dnp3;
 pub mod dns;
 pub mod ftp;
 pub mod fuzzing;
+pub mod gssapi;
 pub mod http;
 pub mod irc;
 pub mod krb;
@@ -25,6 +27,7 @@ pub mod mime;
 pub mod modbus;
 pub mod mqtt;
 pub mod mysql;
+pub mod ntlm;
 pub mod ntp;
 pub mod pe;
 pub mod pop3;

@@ -26,6 +26,9 @@ mod consts;
 
 use std::collections::HashMap;
 
+use super::gssapi::Auth;
+use super::krb::KERBEROS_LOG;
+use super::ntlm::NTLM_LOG;
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 use crate::logs::{Schema, Value, bytes_to_log_string, conn_fields, f};
 
@@ -45,7 +48,7 @@ pub static SPEC: AnalyzerSpec = AnalyzerSpec {
     udp_ports: &[],
     detect: Some(Signature::either_side(detect)),
     new: |_| Box::<DceRpc>::default(),
-    schemas: &[&DCE_RPC_LOG],
+    schemas: &[&DCE_RPC_LOG, &NTLM_LOG, &KERBEROS_LOG],
 };
 
 /// dpd.sig's `dpd_dce_rpc`: `/^\x05[\x00\x01][\x00-\x13]\x03/` on TCP: version 5.0 or 5.1, a known PDU type, and
@@ -459,6 +462,8 @@ pub struct DceRpc {
     /// `cont_id_opnum_map`: the last request's opnum per context id (shared by both directions).
     opnums: HashMap<u16, u16>,
     script: Script,
+    /// dce_rpc-auth.pac's GSSAPI and NTLM analyzers.
+    auth: Auth,
     confirmed: bool,
     /// A content gap, a violation before the confirmation or a reassembly limit: nothing more is parsed.
     stopped: bool,
@@ -518,8 +523,13 @@ impl DceRpc {
         let body_len = usize::try_from(header.body_length()).map_err(|_| DceRpcError::FragLength(-1))?;
         let frag = pdu.get(HEADER_LEN..HEADER_LEN + body_len).ok_or(DceRpcError::OutOfBound("DCE_RPC_PDU:frag"))?;
         if header.auth_length > 0 {
-            let auth_type = pdu.get(HEADER_LEN + body_len).copied().ok_or(DceRpcError::OutOfBound("DCE_RPC_Auth"))?;
-            auth_weird(ctx, auth_type);
+            let auth = pdu.get(HEADER_LEN + body_len..).ok_or(DceRpcError::OutOfBound("DCE_RPC_Auth"))?;
+            let (Some(&auth_type), Some(blob)) =
+                (auth.first(), auth.get(AUTH_HEADER_LEN..AUTH_HEADER_LEN + usize::from(header.auth_length)))
+            else {
+                return Err(DceRpcError::OutOfBound("DCE_RPC_Auth"));
+            };
+            forward_auth(ctx, &mut self.auth, auth_type, blob);
         }
         // The body is parsed only once its call's last fragment is in; the PDU confirms either way.
         if let Some(body) = self.reassemble(ctx, is_orig, header, frag) {
@@ -598,16 +608,25 @@ impl DceRpc {
     }
 }
 
-/// dce_rpc-auth.pac's `forward_auth`: the verifier's type. SPNEGO, NTLMSSP and Kerberos blobs go to those analyzers
-/// in Zeek (not here); the others are weirds.
-fn auth_weird(ctx: &mut Ctx, auth_type: u8) {
-    let name = match auth_type {
-        0x09 | 0x0a | 0x10 => return,
+/// dce_rpc-auth.pac's `forward_auth` (always with `is_orig` T): the verifier's type picks where its blob goes.
+/// SPNEGO to GSSAPI, NTLMSSP to NTLM; Kerberos is handed to the KRB analyzer's `DeliverStream`, which that
+/// datagram analyzer does not implement, so it goes nowhere; the others are weirds.
+fn forward_auth(ctx: &mut Ctx, auth: &mut Auth, auth_type: u8, blob: &[u8]) {
+    let weird = match auth_type {
+        0x09 => {
+            auth.gssapi(ctx, blob, true);
+            return;
+        }
+        0x0a => {
+            auth.ntlm(ctx, blob);
+            return;
+        }
+        0x10 => return,
         0x0e => "tls_dce_rpc_auth_type",
         0x44 => "netlogon_dce_rpc_auth_type",
         _ => "unknown_dce_rpc_auth_type",
     };
-    ctx.weird(name, Some(auth_type.to_string()), WEIRD_SOURCE);
+    ctx.weird(weird, Some(auth_type.to_string()), WEIRD_SOURCE);
 }
 
 impl Analyzer for DceRpc {
@@ -628,6 +647,7 @@ impl Analyzer for DceRpc {
 
     fn finish(&mut self, ctx: &mut Ctx) {
         self.script.finish(ctx);
+        self.auth.finish(ctx);
     }
 }
 

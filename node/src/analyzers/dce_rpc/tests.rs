@@ -356,7 +356,65 @@ fn auth_verifiers_of_other_types_are_weirds() {
     let h = run(&[(true, request), (true, ntlm)], usize::MAX);
     assert_eq!(h.weirds.len(), 1);
     assert_eq!((h.weirds[0].name.as_str(), h.weirds[0].addl.as_deref()), ("netlogon_dce_rpc_auth_type", Some("68")));
-    assert_eq!(h.actions, [Action::Confirm("dce_rpc")]);
+    // The NTLM blob goes to the NTLM analyzer, which takes a token of an unknown message type (here 0x01010101)
+    // without an event, and confirms.
+    assert_eq!(h.actions, [Action::Confirm("dce_rpc"), Action::Confirm("ntlm")]);
+    assert!(h.logged("ntlm").is_empty());
+}
+
+/// `AUTH3`: the client's third leg of a bind's authentication.
+const AUTH3: u8 = 16;
+
+/// A bind carrying NTLMSSP (auth type 0x0a) in its verifiers: NEGOTIATE in the bind, CHALLENGE in the bind_ack,
+/// AUTHENTICATE in an AUTH3, then a call.
+#[test]
+fn a_bind_with_ntlmssp_verifiers_writes_ntlm_log_at_the_end() {
+    use crate::analyzers::ntlm::build::*;
+    let info = target_info("CORP", "DC01", "corp.local", "dc01.corp.local", "corp.local");
+    let negotiate_msg = negotiate(WINDOWS_FLAGS, b"", b"");
+    let challenge_msg = challenge(WINDOWS_FLAGS, &utf16("CORP"), &info);
+    let authenticate_msg = authenticate(WINDOWS_FLAGS, &utf16("CORP"), &utf16("alice"), &utf16("WS01"));
+    let messages = [
+        (true, pdu_with_auth(ptype::BIND, 0x03, 1, &bind_body(0, DRSUAPI, 4), Some((0x0a, &negotiate_msg)))),
+        (false, pdu_with_auth(ptype::BIND_ACK, 0x03, 1, &bind_ack_body("49677"), Some((0x0a, &challenge_msg)))),
+        (true, pdu_with_auth(AUTH3, 0x03, 1, &[0; 4], Some((0x0a, &authenticate_msg)))),
+        (true, pdu(ptype::REQUEST, 2, &request_body(0, 3, &[0; 8]))),
+        (false, pdu(ptype::RESPONSE, 2, &response_body(0, &[0; 8]))),
+    ];
+    for at in [usize::MAX, 3, 30, 70] {
+        let h = run(&messages, at);
+        assert_eq!(
+            h.timed_columns("ntlm"),
+            [row(["100.000000", "alice", "WS01", "CORP", "DC01", "dc01.corp.local", "corp.local", "-"])],
+            "split at {at}"
+        );
+        assert_eq!(h.actions, [Action::Confirm("ntlm"), Action::Confirm("dce_rpc")]);
+        assert_eq!(rows(&h).len(), 1);
+    }
+}
+
+/// The same in SPNEGO (auth type 0x09): the final negTokenResp in the alter_context_resp gives the outcome, and
+/// the record is written then.
+#[test]
+fn a_bind_with_spnego_verifiers_writes_ntlm_log_with_the_outcome() {
+    use crate::analyzers::ntlm::build::*;
+    let [init, challenge_resp, authenticate_resp, done] = spnego_ntlm_exchange(0);
+    let messages = [
+        (true, pdu_with_auth(ptype::BIND, 0x03, 1, &bind_body(0, DRSUAPI, 4), Some((0x09, &init)))),
+        (false, pdu_with_auth(ptype::BIND_ACK, 0x03, 1, &bind_ack_body("49677"), Some((0x09, &challenge_resp)))),
+        (
+            true,
+            pdu_with_auth(ptype::ALTER_CONTEXT, 0x03, 2, &bind_body(0, DRSUAPI, 4), Some((0x09, &authenticate_resp))),
+        ),
+        (false, pdu_with_auth(ptype::ALTER_CONTEXT_RESP, 0x03, 2, &bind_ack_body(""), Some((0x09, &done)))),
+    ];
+    let h = run(&messages, usize::MAX);
+    let ntlm = h.timed_columns("ntlm");
+    assert_eq!(ntlm.len(), 1);
+    assert_eq!(ntlm[0][0], "100.000000", "the time of the first NTLM event");
+    assert_eq!(ntlm[0][1..4], row(["User1", "WS01", "ADHACKING.LOCAL"]));
+    assert_eq!(ntlm[0][7], "T");
+    assert_eq!(h.actions, [Action::Confirm("ntlm"), Action::Confirm("gssapi"), Action::Confirm("dce_rpc")]);
 }
 
 #[test]

@@ -367,6 +367,31 @@ impl Analyzer for KrbUdp {
     }
 }
 
+/// The KRB analyzer another analyzer instantiates outside the connection's analyzer tree (GSSAPI's Kerberos
+/// mechanism tokens): `DeliverPacket` on each message, and since no DPD can disable it, a violation does not stop
+/// it.
+pub struct Embedded {
+    script: Script,
+}
+
+impl Default for Embedded {
+    fn default() -> Self {
+        Embedded { script: Script::new("KRB", "krb", None) }
+    }
+}
+
+impl Embedded {
+    pub fn deliver(&mut self, ctx: &mut Ctx, data: &[u8]) {
+        if !data.is_empty() {
+            self.script.message(ctx, data);
+        }
+    }
+
+    pub fn finish(&mut self, ctx: &mut Ctx) {
+        self.script.finish(ctx);
+    }
+}
+
 /// One direction's `KRB_PDU_TCP` flow units.
 #[derive(Default)]
 struct Flow {
@@ -490,4 +515,4 @@ pub fn fuzz(data: &[u8]) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

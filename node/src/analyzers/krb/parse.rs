@@ -14,16 +14,8 @@
 //! events come from the `&let proc` of each message type, evaluated once the type has parsed whole (an AP-REQ in a
 //! TGS-REQ's pre-authentication data raises its event even if the rest of the TGS-REQ then fails).
 
-/// Where binpac throws: the message stops there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Exception {
-    #[error("Binpac exception: binpac exception: out_of_bound: {0}")]
-    OutOfBound(&'static str),
-    #[error("Binpac exception: binpac exception: invalid index for case: {0}: {1}")]
-    InvalidCase(&'static str, i64),
-}
-
-type R<T> = Result<T, Exception>;
+pub use crate::analyzers::asn1::Exception;
+use crate::analyzers::asn1::{R, binary_to_int64, encoding, meta, take};
 
 /// `KRBMessageTypes` (krb-defs.pac): the APPLICATION tag numbers of the messages.
 const AS_REQ: i64 = 10;
@@ -50,7 +42,6 @@ const KDC_ERR_PREAUTH_REQUIRED: u64 = 25;
 
 const ASN1_SEQUENCE_TAG: u8 = 0x30;
 const ASN1_APP_TAG_OFFSET: i64 = 0x60;
-const ASN1_INDEX_TAG_OFFSET: u8 = 0xa0;
 
 /// A KDC-REQ's fields as `proc_krb_kdc_req_arguments` gives them to the script (those it reads).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -121,54 +112,6 @@ pub fn parse(data: &[u8]) -> (Vec<Event>, Option<Exception>) {
     let mut input = data;
     let error = grammar.pdu(&mut input).err();
     (grammar.events, error)
-}
-
-/// An `ASN1EncodingMeta`: a tag byte and a length.
-#[derive(Debug, Clone, Copy)]
-struct Meta {
-    tag: u8,
-    length: u64,
-}
-
-impl Meta {
-    /// `index`: the tag less 0xa0 (a context tag's number), as a `uint8`.
-    fn index(self) -> u8 {
-        self.tag.wrapping_sub(ASN1_INDEX_TAG_OFFSET)
-    }
-}
-
-/// asn1.pac's `binary_to_int64` as the newest Zeek has it: big-endian, and zero for more than 8 bytes (Zeek then
-/// reports the flow-less weird `asn_binary_to_int64_shift_too_large`, which has no connection to go with here).
-fn binary_to_int64(bytes: &[u8]) -> u64 {
-    if bytes.len() > 8 {
-        return 0;
-    }
-    bytes.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b))
-}
-
-/// The first `n` bytes of `input` (a field with `&length`), or binpac's out-of-bound exception.
-fn take<'a>(input: &mut &'a [u8], n: u64, ty: &'static str) -> R<&'a [u8]> {
-    let n = usize::try_from(n).ok().filter(|&n| n <= input.len()).ok_or(Exception::OutOfBound(ty))?;
-    let (head, rest) = input.split_at(n);
-    *input = rest;
-    Ok(head)
-}
-
-fn meta(input: &mut &[u8]) -> R<Meta> {
-    let &[tag, len, ref rest @ ..] = *input else { return Err(Exception::OutOfBound("ASN1EncodingMeta")) };
-    *input = rest;
-    let length = if len & 0x80 != 0 {
-        binary_to_int64(take(input, u64::from(len & 0x7f), "ASN1EncodingMeta")?)
-    } else {
-        u64::from(len)
-    };
-    Ok(Meta { tag, length })
-}
-
-/// `ASN1Encoding` (also `ASN1Integer`, `ASN1OctetString`): a header and its content.
-fn encoding<'a>(input: &mut &'a [u8]) -> R<&'a [u8]> {
-    let m = meta(input)?;
-    take(input, m.length, "ASN1Encoding")
 }
 
 /// `SequenceElement(true)`: a context tag's header, then an element; its content.

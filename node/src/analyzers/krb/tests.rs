@@ -54,7 +54,7 @@ fn encrypted_data(etype: u64, kvno: Option<u64>) -> Vec<u8> {
     seq(&parts)
 }
 
-fn ticket(realm: &str, sname: &[&str], etype: u64) -> Vec<u8> {
+pub(crate) fn ticket(realm: &str, sname: &[&str], etype: u64) -> Vec<u8> {
     tlv(
         0x61,
         &seq(&[
@@ -174,7 +174,7 @@ impl Error<'_> {
 }
 
 /// An AP-REQ (`0x6e`) with a ticket.
-fn ap_req(tkt: Vec<u8>) -> Vec<u8> {
+pub(crate) fn ap_req(tkt: Vec<u8>) -> Vec<u8> {
     tlv(
         0x6e,
         &seq(&[
@@ -187,7 +187,7 @@ fn ap_req(tkt: Vec<u8>) -> Vec<u8> {
     )
 }
 
-fn ap_rep() -> Vec<u8> {
+pub(crate) fn ap_rep() -> Vec<u8> {
     tlv(0x6f, &seq(&[ctx(0, int(5)), ctx(1, int(15)), ctx(2, encrypted_data(18, None))]))
 }
 

@@ -27,6 +27,9 @@ pub mod parse;
 
 use std::collections::{HashMap, HashSet};
 
+use super::gssapi::Auth;
+use super::krb::KERBEROS_LOG;
+use super::ntlm::NTLM_LOG;
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
 use crate::logs::{Schema, Value, bytes_to_log_string, conn_fields, f};
 use parse::{Body, Header, MacTimes, SmbError, Text};
@@ -64,7 +67,7 @@ pub static SPEC: AnalyzerSpec = AnalyzerSpec {
     udp_ports: &[],
     detect: None,
     new: |_| Box::<Smb>::default(),
-    schemas: &[&FILES_LOG, &MAPPING_LOG],
+    schemas: &[&FILES_LOG, &MAPPING_LOG, &NTLM_LOG, &KERBEROS_LOG],
 };
 
 /// How much of one NBSS message is kept for parsing: every record the logs read sits at a message's start, and
@@ -383,7 +386,8 @@ impl State {
     fn body(&mut self, ctx: &mut Ctx, h: &Header, cmd: &mut Cmd, body: Body) {
         use Action::*;
         match body {
-            Body::Nothing => {}
+            // Forwarded by the analyzer (`Smb::smb2`).
+            Body::Nothing | Body::SessionSetup { .. } => {}
             Body::TreeConnectRequest { path } => {
                 let path = text(ctx, path);
                 if let Some(tree) = self.tree_mut(cmd) {
@@ -554,6 +558,8 @@ pub struct Smb {
     /// Deliveries parsed without an exception (`chunks`).
     chunks: u32,
     state: State,
+    /// smb-gssapi.pac's GSSAPI and NTLM analyzers (and what GSSAPI instantiates).
+    auth: Auth,
 }
 
 /// Whether a delivery starts with an NBSS header and an SMB1 or SMB2 protocol id (`HasSMBHeader`).
@@ -590,6 +596,10 @@ impl Smb {
         let mut cmd = self.state.begin(ctx.ts, &h, is_orig);
         let body = parse::parse_body(&h, msg, len, is_orig);
         let result = match body {
+            Ok(Body::SessionSetup { security_blob }) => {
+                self.auth.smb_security_blob(ctx, &security_blob, is_orig);
+                Ok(())
+            }
             Ok(body) => {
                 self.state.body(ctx, &h, &mut cmd, body);
                 Ok(())
@@ -635,6 +645,10 @@ impl Analyzer for Smb {
 
     fn undelivered(&mut self, _ctx: &mut Ctx, _is_orig: bool, _len: u64) {
         self.resync();
+    }
+
+    fn finish(&mut self, ctx: &mut Ctx) {
+        self.auth.finish(ctx);
     }
 }
 

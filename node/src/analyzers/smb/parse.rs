@@ -226,6 +226,11 @@ pub fn filetime(ts: u64) -> f64 {
 pub enum Body {
     /// A record without such an event (or an error response).
     Nothing,
+    /// A session setup request's or response's security blob, which the analyzer forwards to GSSAPI
+    /// (smb2-com-session-setup.pac's `forward_gssapi`).
+    SessionSetup {
+        security_blob: Vec<u8>,
+    },
     TreeConnectRequest {
         path: Text,
     },
@@ -276,7 +281,7 @@ pub fn parse_body(h: &Header, msg: &[u8], end: usize, is_orig: bool) -> Result<B
     if is_orig {
         match h.command {
             cmd::NEGOTIATE => negotiate_request(record("SMB2_negotiate_request")),
-            cmd::SESSION_SETUP => buffer_at(record("SMB2_session_setup_request"), hl, 12, false, 0),
+            cmd::SESSION_SETUP => session_setup(record("SMB2_session_setup_request"), hl, 12),
             cmd::TREE_CONNECT => {
                 let mut r = record("SMB2_tree_connect_request");
                 r.skip(4)?;
@@ -344,7 +349,7 @@ pub fn parse_body(h: &Header, msg: &[u8], end: usize, is_orig: bool) -> Result<B
     } else {
         match h.command {
             cmd::NEGOTIATE => negotiate_response(record("SMB2_negotiate_response"), hl),
-            cmd::SESSION_SETUP => buffer_at(record("SMB2_session_setup_response"), hl, 4, false, 0),
+            cmd::SESSION_SETUP => session_setup(record("SMB2_session_setup_response"), hl, 4),
             cmd::TREE_CONNECT => {
                 let mut r = record("SMB2_tree_connect_response");
                 r.check(16)?;
@@ -383,6 +388,15 @@ fn buffer_at(mut r: Reader, hl: u16, before: usize, wide: bool, after: usize) ->
     r.pad_to(offset16(offset, hl))?;
     r.skip(len)?;
     Ok(Body::Nothing)
+}
+
+/// `SMB2_session_setup_request` (`before` = 12) and `SMB2_session_setup_response` (4): fixed fields, the security
+/// blob's offset and length, the padding and the blob.
+fn session_setup(mut r: Reader, hl: u16, before: usize) -> Result<Body, SmbError> {
+    r.skip(before)?;
+    let (offset, len) = (r.u16()?, r.u16()?);
+    r.pad_to(offset16(offset, hl))?;
+    Ok(Body::SessionSetup { security_blob: r.bytes(len.into())?.to_vec() })
 }
 
 fn negotiate_request(mut r: Reader) -> Result<Body, SmbError> {

@@ -64,6 +64,23 @@ fn negotiate_response() -> Vec<u8> {
     smb2(SERVER, 0, 0, 0, 0, &r)
 }
 
+fn session_setup_request_with(mid: u64, blob: &[u8]) -> Vec<u8> {
+    let mut r = vec![25, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+    r.extend(88u16.to_le_bytes());
+    r.extend(u16::try_from(blob.len()).unwrap().to_le_bytes());
+    r.extend([0; 8]); // previous session id
+    r.extend(blob);
+    smb2(CLIENT, 1, 0, mid, 0, &r)
+}
+
+fn session_setup_response_with(mid: u64, status: u32, blob: &[u8]) -> Vec<u8> {
+    let mut r = vec![9, 0, 0, 0];
+    r.extend(72u16.to_le_bytes());
+    r.extend(u16::try_from(blob.len()).unwrap().to_le_bytes());
+    r.extend(blob);
+    smb2(SERVER, 1, status, mid, 0, &r)
+}
+
 fn session_setup_request() -> Vec<u8> {
     let mut r = vec![25, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
     r.extend(88u16.to_le_bytes());
@@ -481,4 +498,87 @@ fn through_the_engine() {
         assert_eq!(field(r, "uid"), field(conn, "uid"));
     }
     assert_eq!(field(files[0], "name"), r"docs\\report.txt");
+}
+
+/// An NTLM authentication in SPNEGO over two session setup exchanges (the first answered
+/// STATUS_MORE_PROCESSING_REQUIRED), then a tree connect: the security blobs go to GSSAPI and NTLM, ntlm.log has
+/// the record the final accept-completed writes, and conn.log the child analyzers' services.
+fn ntlm_session(final_status: u32, final_state: u8) -> Vec<(bool, Vec<u8>)> {
+    use crate::analyzers::ntlm::build::spnego_ntlm_exchange;
+    let [init, challenge, authenticate, done] = spnego_ntlm_exchange(final_state);
+    vec![
+        (CLIENT, negotiate_request()),
+        (SERVER, negotiate_response()),
+        (CLIENT, session_setup_request_with(1, &init)),
+        (SERVER, session_setup_response_with(1, 0xc000_0016, &challenge)),
+        (CLIENT, session_setup_request_with(2, &authenticate)),
+        (SERVER, session_setup_response_with(2, final_status, &done)),
+        (CLIENT, tree_connect_request(3, r"\\server\IPC$")),
+        (SERVER, tree_connect_response(3, 5, 2)),
+    ]
+}
+
+#[test]
+fn session_setup_security_blobs_go_to_gssapi_and_ntlm() {
+    let (mapping, _, actions, h) = run(&timed(ntlm_session(0, 0)));
+    assert_eq!(mapping.len(), 1);
+    assert_eq!(
+        h.timed_columns("ntlm"),
+        [crate::analyzers::testing::row([
+            "3.000000",
+            "User1",
+            "WS01",
+            "ADHACKING.LOCAL",
+            "STRATOLAB-DC",
+            "Stratolab-DC.StratoLab.org",
+            "StratoLab.org",
+            "T"
+        ])]
+    );
+    assert_eq!(actions, [EngineAction::Confirm("ntlm"), EngineAction::Confirm("gssapi"), EngineAction::Confirm("smb")]);
+    // Every message after the first (which must start a delivery) in pieces of every size: the same record.
+    let messages = ntlm_session(0, 0);
+    for size in 1..=40 {
+        let stream: Vec<(bool, Vec<u8>, f64)> = messages
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (o, m))| {
+                let size = if i == 0 { m.len() } else { size };
+                m.chunks(size).map(move |c| (*o, c.to_vec(), 1.0 + i as f64))
+            })
+            .collect();
+        let (_, _, _, split) = run(&stream);
+        assert_eq!(split.timed_columns("ntlm"), h.timed_columns("ntlm"), "pieces of {size}");
+    }
+}
+
+#[test]
+fn a_logon_failure_leaves_success_unset_until_the_end() {
+    // STATUS_LOGON_FAILURE is an error response: no blob, no negState; the record is written at the end.
+    let mut messages = ntlm_session(0xc000_006d, 2);
+    messages.truncate(6);
+    let (_, _, _, h) = run(&timed(messages));
+    let ntlm = h.timed_columns("ntlm");
+    assert_eq!(ntlm.len(), 1);
+    assert_eq!((ntlm[0][1].as_str(), ntlm[0][7].as_str()), ("User1", "-"));
+}
+
+/// Through the engine: conn.log's service has the child analyzers in the order they confirmed, ntlm.log the
+/// connection's uid.
+#[test]
+fn ntlm_through_the_engine() {
+    use crate::analyzers::testing::{engine_records, field};
+    use crate::decode::test_frames::tcp_conversation;
+
+    let messages = ntlm_session(0, 0);
+    let borrowed: Vec<(bool, &[u8])> = messages.iter().map(|(o, m)| (*o, m.as_slice())).collect();
+    let frames = tcp_conversation(([192, 168, 1, 107], 60387), ([192, 168, 1, 108], 445), &borrowed);
+    let records = engine_records(&frames);
+    let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
+    assert_eq!(field(conn, "service"), "ntlm,gssapi,smb");
+    let ntlm: Vec<_> = records.iter().filter(|r| r.schema.path == "ntlm").collect();
+    assert_eq!(ntlm.len(), 1);
+    assert_eq!(field(ntlm[0], "uid"), field(conn, "uid"));
+    assert_eq!(field(ntlm[0], "server_dns_computer_name"), "Stratolab-DC.StratoLab.org");
+    assert_eq!(field(ntlm[0], "success"), "T");
 }
