@@ -10,7 +10,9 @@
 //! as `is_error_response` decides), `\xfdSMB` the SMB3 transform header of an encrypted message, `\xffSMB` SMB1 —
 //! recognised here and not parsed further (Zeek's SMB1 grammar and smb1-main.zeek are out of scope) — and anything
 //! else is nothing. A record that ends past its NBSS message is binpac's `out_of_bound`: a violation. SMB.cc
-//! confirms after its third delivery that raised no exception.
+//! confirms after its third delivery that raised no exception. Session setup requests' and responses' security
+//! blobs go to the GSSAPI and NTLM analyzers (`smb-gssapi.pac`'s `forward_gssapi`, [`super::gssapi::Auth`]), which
+//! write ntlm.log (and kerberos.log for Kerberos tokens) and add their services.
 //!
 //! The scripts keep per connection a command per message id (`pending_cmds`, dropped at its non-pending response),
 //! trees by tree id (`tid_map`) and files by file id (`fid_map`, persistent + volatile). A tree connect request
