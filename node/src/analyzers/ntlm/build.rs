@@ -123,6 +123,13 @@ pub fn neg_token_init(mech_types: &[&[u8]], mech_token: &[u8]) -> Vec<u8> {
     tlv(0x60, &[SPNEGO_OID, &tlv(0xa0, &tlv(0x30, &[types, token].concat()))].concat())
 }
 
+/// A server's `negTokenInit2` in an SMB2 negotiate response: its mechanisms and the `negHints` Windows sends.
+pub fn neg_token_init2(mech_types: &[&[u8]]) -> Vec<u8> {
+    let types = tlv(0xa0, &tlv(0x30, &mech_types.concat()));
+    let hints = tlv(0xa3, &tlv(0x30, &tlv(0xa0, &tlv(0x1b, b"not_defined_in_RFC4178@please_ignore"))));
+    tlv(0x60, &[SPNEGO_OID, &tlv(0xa0, &tlv(0x30, &[types, hints].concat()))].concat())
+}
+
 /// `negTokenResp { negState, supportedMech, responseToken }`, each when given.
 pub fn neg_token_resp(state: Option<u8>, mech: Option<&[u8]>, response_token: Option<&[u8]>) -> Vec<u8> {
     let mut args = Vec::new();

@@ -10,9 +10,9 @@
 //! as `is_error_response` decides), `\xfdSMB` the SMB3 transform header of an encrypted message, `\xffSMB` SMB1 —
 //! recognised here and not parsed further (Zeek's SMB1 grammar and smb1-main.zeek are out of scope) — and anything
 //! else is nothing. A record that ends past its NBSS message is binpac's `out_of_bound`: a violation. SMB.cc
-//! confirms after its third delivery that raised no exception. Session setup requests' and responses' security
-//! blobs go to the GSSAPI and NTLM analyzers (`smb-gssapi.pac`'s `forward_gssapi`, [`super::gssapi::Auth`]), which
-//! write ntlm.log (and kerberos.log for Kerberos tokens) and add their services.
+//! confirms after its third delivery that raised no exception. The security blobs of negotiate responses and of
+//! session setup requests and responses go to the GSSAPI and NTLM analyzers (`smb-gssapi.pac`'s `forward_gssapi`,
+//! [`super::gssapi::Auth`]), which write ntlm.log (and kerberos.log for Kerberos tokens) and add their services.
 //!
 //! The scripts keep per connection a command per message id (`pending_cmds`, dropped at its non-pending response),
 //! trees by tree id (`tid_map`) and files by file id (`fid_map`, persistent + volatile). A tree connect request
@@ -389,7 +389,7 @@ impl State {
         use Action::*;
         match body {
             // Forwarded by the analyzer (`Smb::smb2`).
-            Body::Nothing | Body::SessionSetup { .. } => {}
+            Body::Nothing | Body::SecurityBlob { .. } => {}
             Body::TreeConnectRequest { path } => {
                 let path = text(ctx, path);
                 if let Some(tree) = self.tree_mut(cmd) {
@@ -598,8 +598,8 @@ impl Smb {
         let mut cmd = self.state.begin(ctx.ts, &h, is_orig);
         let body = parse::parse_body(&h, msg, len, is_orig);
         let result = match body {
-            Ok(Body::SessionSetup { security_blob }) => {
-                self.auth.smb_security_blob(ctx, &security_blob, is_orig);
+            Ok(Body::SecurityBlob { blob }) => {
+                self.auth.smb_security_blob(ctx, &blob, is_orig);
                 Ok(())
             }
             Ok(body) => {

@@ -138,6 +138,11 @@ impl<'a> Reader<'a> {
     pub fn pos(&self) -> usize {
         self.pos
     }
+
+    /// `n` bytes from `at` (a position of this reader), when they are in the kept part of the message.
+    pub fn kept(&self, at: usize, n: usize) -> Option<&'a [u8]> {
+        self.msg.get(at..at.checked_add(n)?)
+    }
 }
 
 /// `padding to X - header.head_length` for a 16-bit X: C's int arithmetic, negative for an offset inside the header.
@@ -226,10 +231,11 @@ pub fn filetime(ts: u64) -> f64 {
 pub enum Body {
     /// A record without such an event (or an error response).
     Nothing,
-    /// A session setup request's or response's security blob, which the analyzer forwards to GSSAPI
-    /// (smb2-com-session-setup.pac's `forward_gssapi`).
-    SessionSetup {
-        security_blob: Vec<u8>,
+    /// A negotiate response's or a session setup request's or response's security blob, which the analyzer
+    /// forwards to GSSAPI (the records' `gssapi_proc`, smb-gssapi.pac's `forward_gssapi`); empty where it lies
+    /// past the kept part of the message.
+    SecurityBlob {
+        blob: Vec<u8>,
     },
     TreeConnectRequest {
         path: Text,
@@ -396,7 +402,7 @@ fn session_setup(mut r: Reader, hl: u16, before: usize) -> Result<Body, SmbError
     r.skip(before)?;
     let (offset, len) = (r.u16()?, r.u16()?);
     r.pad_to(offset16(offset, hl))?;
-    Ok(Body::SessionSetup { security_blob: r.bytes(len.into())?.to_vec() })
+    Ok(Body::SecurityBlob { blob: r.bytes(len.into())?.to_vec() })
 }
 
 fn negotiate_request(mut r: Reader) -> Result<Body, SmbError> {
@@ -415,9 +421,12 @@ fn negotiate_response(mut r: Reader, hl: u16) -> Result<Body, SmbError> {
     let _security_offset = r.u16()?;
     let security_len = r.u16()?;
     let context_offset = r.u32()?;
+    let blob_at = r.pos();
     r.skip(security_len.into())?;
+    // The blob is forwarded once the whole record has parsed (`gssapi_proc`, a `&let`).
+    let blob = r.kept(blob_at, security_len.into()).unwrap_or_default().to_vec();
     if dialect != 0x0311 {
-        return Ok(Body::Nothing);
+        return Ok(Body::SecurityBlob { blob });
     }
     r.pad_to(offset32(context_offset, hl))?;
     // `NegotiateContextList`: each value but the last padded to 8 bytes from its own start.
@@ -429,7 +438,7 @@ fn negotiate_response(mut r: Reader, hl: u16) -> Result<Body, SmbError> {
             r.skip((8 - len % 8) % 8)?;
         }
     }
-    Ok(Body::Nothing)
+    Ok(Body::SecurityBlob { blob })
 }
 
 /// `SMB3_negotiate_context_value`: the known types' data is parsed as its fields say, not by `data_length`.

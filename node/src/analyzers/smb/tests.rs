@@ -51,6 +51,10 @@ fn negotiate_request() -> Vec<u8> {
 }
 
 fn negotiate_response() -> Vec<u8> {
+    negotiate_response_with(b"\x60\x02\x05\x00")
+}
+
+fn negotiate_response_with(blob: &[u8]) -> Vec<u8> {
     let mut r = vec![65, 0, 1, 0, 0x10, 0x02, 0, 0];
     r.extend([0x33; 16]);
     r.extend([0; 4]); // capabilities
@@ -58,9 +62,9 @@ fn negotiate_response() -> Vec<u8> {
     r.extend(filetime(1_466_000_000).to_le_bytes());
     r.extend(0u64.to_le_bytes());
     r.extend(128u16.to_le_bytes());
-    r.extend(4u16.to_le_bytes());
+    r.extend(u16::try_from(blob.len()).unwrap().to_le_bytes());
     r.extend(0u32.to_le_bytes());
-    r.extend(b"\x60\x02\x05\x00");
+    r.extend(blob);
     smb2(SERVER, 0, 0, 0, 0, &r)
 }
 
@@ -504,11 +508,11 @@ fn through_the_engine() {
 /// STATUS_MORE_PROCESSING_REQUIRED), then a tree connect: the security blobs go to GSSAPI and NTLM, ntlm.log has
 /// the record the final accept-completed writes, and conn.log the child analyzers' services.
 fn ntlm_session(final_status: u32, final_state: u8) -> Vec<(bool, Vec<u8>)> {
-    use crate::analyzers::ntlm::build::spnego_ntlm_exchange;
+    use crate::analyzers::ntlm::build::{MS_KRB5_OID, NTLMSSP_OID, neg_token_init2, spnego_ntlm_exchange};
     let [init, challenge, authenticate, done] = spnego_ntlm_exchange(final_state);
     vec![
         (CLIENT, negotiate_request()),
-        (SERVER, negotiate_response()),
+        (SERVER, negotiate_response_with(&neg_token_init2(&[MS_KRB5_OID, NTLMSSP_OID]))),
         (CLIENT, session_setup_request_with(1, &init)),
         (SERVER, session_setup_response_with(1, 0xc000_0016, &challenge)),
         (CLIENT, session_setup_request_with(2, &authenticate)),
@@ -535,7 +539,9 @@ fn session_setup_security_blobs_go_to_gssapi_and_ntlm() {
             "T"
         ])]
     );
-    assert_eq!(actions, [EngineAction::Confirm("ntlm"), EngineAction::Confirm("gssapi"), EngineAction::Confirm("smb")]);
+    // GSSAPI confirms at the negotiate response's blob, NTLM inside the first session setup request, which is the
+    // third delivery that confirms SMB.
+    assert_eq!(actions, [EngineAction::Confirm("gssapi"), EngineAction::Confirm("ntlm"), EngineAction::Confirm("smb")]);
     // Every message after the first (which must start a delivery) in pieces of every size: the same record.
     let messages = ntlm_session(0, 0);
     for size in 1..=40 {
@@ -575,7 +581,7 @@ fn ntlm_through_the_engine() {
     let frames = tcp_conversation(([192, 168, 1, 107], 60387), ([192, 168, 1, 108], 445), &borrowed);
     let records = engine_records(&frames);
     let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
-    assert_eq!(field(conn, "service"), "ntlm,gssapi,smb");
+    assert_eq!(field(conn, "service"), "gssapi,ntlm,smb");
     let ntlm: Vec<_> = records.iter().filter(|r| r.schema.path == "ntlm").collect();
     assert_eq!(ntlm.len(), 1);
     assert_eq!(field(ntlm[0], "uid"), field(conn, "uid"));
