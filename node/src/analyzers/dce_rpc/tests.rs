@@ -538,3 +538,31 @@ fn engine_logs_carry_the_connection_and_service() {
         assert_eq!(field(logged[0], "named_pipe"), if port == "135" { "135" } else { "49677" });
     }
 }
+
+/// Through the engine: a bind with SPNEGO verifiers on 135 adds the child analyzers' services (in the order they
+/// confirmed: the verifier is forwarded before the PDU confirms) and writes ntlm.log with the connection's uid.
+#[test]
+fn spnego_verifiers_through_the_engine() {
+    use crate::analyzers::ntlm::build::*;
+    use crate::analyzers::testing::{engine_records, field};
+    use crate::decode::test_frames::tcp_conversation;
+
+    let [init, challenge_resp, authenticate_resp, done] = spnego_ntlm_exchange(0);
+    let messages = [
+        (true, pdu_with_auth(ptype::BIND, 0x03, 1, &bind_body(0, EPMAPPER, 3), Some((0x09, &init)))),
+        (false, pdu_with_auth(ptype::BIND_ACK, 0x03, 1, &bind_ack_body("135"), Some((0x09, &challenge_resp)))),
+        (
+            true,
+            pdu_with_auth(ptype::ALTER_CONTEXT, 0x03, 2, &bind_body(0, EPMAPPER, 3), Some((0x09, &authenticate_resp))),
+        ),
+        (false, pdu_with_auth(ptype::ALTER_CONTEXT_RESP, 0x03, 2, &bind_ack_body(""), Some((0x09, &done)))),
+    ];
+    let borrowed: Vec<(bool, &[u8])> = messages.iter().map(|(o, m)| (*o, &m[..])).collect();
+    let records = engine_records(&tcp_conversation(([10, 0, 0, 1], 50000), ([10, 0, 0, 2], 135), &borrowed));
+    let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
+    assert_eq!(field(conn, "service"), "ntlm,gssapi,dce_rpc");
+    let ntlm: Vec<_> = records.iter().filter(|r| r.schema.path == "ntlm").collect();
+    assert_eq!(ntlm.len(), 1);
+    assert_eq!((field(ntlm[0], "uid"), field(ntlm[0], "username")), (field(conn, "uid"), "User1".to_string()));
+    assert_eq!(field(ntlm[0], "success"), "T");
+}
