@@ -608,6 +608,22 @@ impl DceRpc {
         state.named_pipe = Some(pipe.to_string());
         self.feed(ctx, is_orig, data);
     }
+
+    /// [`Self::deliver_named_pipe`] with the carrier's authentication analyzers: in Zeek a connection has one
+    /// `c$ntlm` (and one `c$krb`), so the verifiers of DCE/RPC in SMB pipes must reach the SMB analyzer's record,
+    /// not one of their own.
+    pub fn deliver_named_pipe_sharing(
+        &mut self,
+        ctx: &mut Ctx,
+        is_orig: bool,
+        pipe: &str,
+        data: &[u8],
+        auth: &mut Auth,
+    ) {
+        std::mem::swap(&mut self.auth, auth);
+        self.deliver_named_pipe(ctx, is_orig, pipe, data);
+        std::mem::swap(&mut self.auth, auth);
+    }
 }
 
 /// dce_rpc-auth.pac's `forward_auth` (always with `is_orig` T): the verifier's type picks where its blob goes.

@@ -566,3 +566,43 @@ fn spnego_verifiers_through_the_engine() {
     assert_eq!((field(ntlm[0], "uid"), field(ntlm[0], "username")), (field(conn, "uid"), "User1".to_string()));
     assert_eq!(field(ntlm[0], "success"), "T");
 }
+
+/// DCE/RPC in SMB pipes shares the SMB analyzer's authentication record: an NTLM exchange in the pipe after the
+/// session's own (already written) writes nothing more, and one pipe alone writes its record once.
+#[test]
+fn named_pipes_share_the_carriers_ntlm_record() {
+    use crate::analyzers::gssapi::Auth;
+    use crate::analyzers::ntlm::build::*;
+    let negotiate_msg = negotiate(WINDOWS_FLAGS, b"", b"");
+    let authenticate_msg = authenticate(WINDOWS_FLAGS, &utf16("CORP"), &utf16("bob"), &utf16("WS02"));
+    let bind = pdu_with_auth(ptype::BIND, 0x03, 1, &bind_body(0, WINREG, 1), Some((0x0a, &negotiate_msg)));
+    let auth3 = pdu_with_auth(16, 0x03, 1, &[0; 4], Some((0x0a, &authenticate_msg)));
+
+    let mut h = Harness::new(Proto::Tcp, 445);
+    let mut auth = Auth::default();
+    // The SMB session's own SPNEGO exchange, written at its accept-completed.
+    for (i, token) in spnego_ntlm_exchange(0).iter().enumerate() {
+        h.run(1.0, |ctx| auth.gssapi(ctx, token, i % 2 == 0));
+    }
+    let mut pipe = DceRpc::default();
+    for m in [&bind, &auth3] {
+        h.run(2.0, |ctx| pipe.deliver_named_pipe_sharing(ctx, true, r"\PIPE\winreg", m, &mut auth));
+    }
+    h.finish(&mut pipe);
+    h.run(3.0, |ctx| auth.finish(ctx));
+    let ntlm = h.columns("ntlm");
+    assert_eq!(ntlm.len(), 1);
+    assert_eq!(ntlm[0][0], "User1");
+
+    // A pipe's exchange alone: written once, at the end, with the last names.
+    let mut h = Harness::new(Proto::Tcp, 445);
+    let mut auth = Auth::default();
+    let mut pipe = DceRpc::default();
+    for m in [&bind, &auth3] {
+        h.run(2.0, |ctx| pipe.deliver_named_pipe_sharing(ctx, true, r"\PIPE\winreg", m, &mut auth));
+    }
+    h.finish(&mut pipe);
+    assert!(h.logged("ntlm").is_empty(), "the pipe's own analyzer holds nothing");
+    h.run(3.0, |ctx| auth.finish(ctx));
+    assert_eq!(h.columns("ntlm"), [row(["bob", "WS02", "CORP", "-", "-", "-", "-"])]);
+}
