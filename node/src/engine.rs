@@ -247,6 +247,7 @@ impl Engine {
                 r.schema = &FILES_BARE;
             }
         }
+        self.core.limit_record_fields();
         self.core.records.drain(..)
     }
 
@@ -666,6 +667,32 @@ impl Core {
         // Only what an analyzer reports goes through Zeek's session manager, which names weirds in tunnels.
         let name = analyzer_weird_name(w.name, in_tunnel && w.source.is_some());
         self.net_weird(ts, &name, w.addl, w.source, w.hosts);
+    }
+
+    /// Zeek's logging limits on the records written since the last drain ([`crate::logs::limits`]), with the
+    /// weirds its logging manager raises for a cut (connection-less, `addl` the stream's `Log::ID`).
+    fn limit_record_fields(&mut self) {
+        let mut cut_streams = Vec::new();
+        for r in &mut self.records {
+            let limits = crate::logs::limits::limits_for(r.schema);
+            if !crate::logs::limits::may_exceed(&r.values, limits) {
+                continue;
+            }
+            let cuts = crate::logs::limits::apply(&mut r.values, limits);
+            if cuts.string || cuts.container {
+                cut_streams.push((r.schema.path, cuts));
+            }
+        }
+        let ts = self.network_time;
+        for (path, cuts) in cut_streams {
+            let id = crate::logs::limits::stream_id(path);
+            if cuts.string {
+                self.net_weird(ts, "log_string_field_truncated", Some(id.clone()), None, None);
+            }
+            if cuts.container {
+                self.net_weird(ts, "log_container_field_truncated", Some(id), None, None);
+            }
+        }
     }
 
     /// A weird without a connection (Zeek's `net_weird`, or `flow_weird` with the two hosts), through the weird

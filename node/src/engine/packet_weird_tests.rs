@@ -405,3 +405,29 @@ fn a_bad_icmp_checksum_is_a_weird_and_the_message_is_not_counted() {
     assert_eq!(column("conn", "duration"), ["-", "0.500000"]);
     assert_eq!(column("conn", "orig_bytes"), ["-", "80"]);
 }
+
+#[test]
+fn a_record_past_zeeks_logging_limits_is_cut_with_one_weird_per_stream_and_kind() {
+    let mut engine = checked_engine();
+    engine.process_packet(5.0, LinkType::Ethernet, &[0; 16]);
+    engine.drain_records().for_each(drop);
+    let long = "a".repeat(5000);
+    let mut values = vec![Value::Unset; crate::logs::CONN.fields.len()];
+    values[0] = Value::Time(1.0);
+    values[1] = Value::str(long.clone());
+    engine.core.records.push(LogRecord::new(&crate::logs::CONN, values.clone()));
+    // The second cut of the same kind within ten minutes is not logged again (the weird framework's weird_ignore).
+    engine.core.records.push(LogRecord::new(&crate::logs::CONN, values));
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let conn: Vec<_> = records.iter().filter(|r| r.schema.path == "conn").collect();
+    assert_eq!(conn.len(), 2);
+    assert!(conn.iter().all(|r| r.values[1] == Value::str(&long[..4096])));
+    let weirds: Vec<Vec<String>> = records
+        .iter()
+        .filter(|r| r.schema.path == WEIRD.path)
+        .map(|r| r.values.iter().map(|v| v.to_tsv()).collect())
+        .collect();
+    let mut expected = vec!["5.000000".to_string()];
+    expected.extend(weird(None, "log_string_field_truncated", "Conn::LOG", "-"));
+    assert_eq!(weirds, [expected]);
+}

@@ -3,6 +3,7 @@
 //! Analyzers build [`LogRecord`]s against a static [`Schema`]; a [`LogSink`] decides where they go
 //! (files in a directory standalone, a logger node in a cluster).
 
+pub mod limits;
 mod schemas;
 mod value;
 mod writer;

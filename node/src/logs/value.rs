@@ -308,8 +308,9 @@ pub fn escape_tsv(out: &mut String, s: &str, in_container: bool) {
     if s.is_empty() {
         return;
     }
-    // A string that would read back as the unset or empty marker is escaped on its first byte.
-    if !in_container && (s == "-" || s == "(empty)") {
+    // A string that would read back as the unset or empty marker is escaped on its first byte (inside a container
+    // too: `escapeReservedContent` in Zeek's `Ascii::Describe`).
+    if s == "-" || s == "(empty)" {
         let _ = write!(out, "\\x{:02x}", s.as_bytes()[0]);
         out.push_str(&s[1..]);
         return;
@@ -352,6 +353,19 @@ const RAW_BYTE_LEAD: u8 = 0xf4;
 
 fn raw_byte_char(b: u8) -> char {
     char::from_u32(RAW_BYTE_BASE + u32::from(b)).unwrap_or(char::REPLACEMENT_CHARACTER)
+}
+
+/// Whether a code point stands for a raw byte of [`push_log_bytes`].
+pub(super) fn is_raw_byte(c: char) -> bool {
+    raw_byte(c).is_some()
+}
+
+/// How many bytes a log string stands for: a raw byte is one, any other character its UTF-8 length.
+pub(super) fn wire_len(s: &str) -> usize {
+    if !s.as_bytes().contains(&RAW_BYTE_LEAD) {
+        return s.len();
+    }
+    s.chars().map(|c| if is_raw_byte(c) { 1 } else { c.len_utf8() }).sum()
 }
 
 /// The raw byte a code point stands for, if it is one of [`push_log_bytes`]'s.
@@ -434,13 +448,9 @@ impl Value {
             Value::Int(i) => push_i64(out, *i),
             Value::Double(d) => fmt_double(out, *d),
             Value::Time(t) | Value::Interval(t) => fmt_time(out, *t),
-            Value::Str(s) => {
-                if s.is_empty() && !in_container {
-                    out.push_str("(empty)");
-                } else {
-                    escape_tsv(out, s, in_container);
-                }
-            }
+            // Zeek's `Ascii::Describe` writes an empty string as the empty marker inside a container too.
+            Value::Str(s) if s.is_empty() => out.push_str("(empty)"),
+            Value::Str(s) => escape_tsv(out, s, in_container),
             Value::Enum(e) => out.push_str(e),
             Value::Addr(a) => push_addr(out, a),
             Value::Subnet(n) => {
