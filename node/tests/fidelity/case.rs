@@ -254,8 +254,8 @@ fn parse_assertions(text: &str) -> Vec<Assertion> {
 /// The node's `--analyzers` names that a Zeek script enables; `None` for a script we do not know.
 ///
 /// Names are the node's (`tunnels` is its alias of the `tunnel` stream). A protocol script brings what it loads:
-/// http, ftp and smtp load the files framework (files.log; the bare `smtp-basic` case has one), ftp loads its data
-/// channel analyzer, http loads `base/frameworks/tunnels` (in its main.zeek) and weird.log (the bare `http-no-crlf`
+/// http, ftp, smtp and ssl load the files framework (files.log; the bare `smtp-basic` case has one), ftp loads its data
+/// channel analyzer, ssl and quic load weird.log, http loads `base/frameworks/tunnels` (in its main.zeek) and weird.log (the bare `http-no-crlf`
 /// case, which loads only conn and http, has a weird.log baseline).
 pub fn analyzers_for_script(script: &str) -> Option<&'static [&'static str]> {
     let script = script.trim_end_matches(".zeek").trim_start_matches("policy/");
@@ -263,7 +263,10 @@ pub fn analyzers_for_script(script: &str) -> Option<&'static [&'static str]> {
         "base/protocols/conn" => &["conn"],
         "base/protocols/dns" => &["dns"],
         "base/protocols/http" => &["files", "http", "tunnels", "weird"],
-        "base/protocols/ssl" => &["ssl"],
+        // ssl's main.zeek loads the weird framework and files.zeek the files framework (stapled OCSP responses).
+        "base/protocols/ssl" => &["files", "ssl", "weird"],
+        // quic's main.zeek loads the weird framework.
+        "base/protocols/quic" => &["quic", "weird"],
         "base/protocols/ssh" => &["ssh"],
         "base/protocols/ftp" => &["files", "ftp", "ftp-data"],
         "base/protocols/smtp" => &["files", "smtp"],
@@ -331,6 +334,8 @@ extra assertions in test: test ! -f weird.log | test -f analyzer.log\n";
                 .to_vec();
         assert_eq!(analyzers_for_scripts(&scripts), ["conn", "dns", "tunnels", "weird"]);
         assert!(analyzers_for_script("base/protocols/unheard-of").is_none());
+        assert_eq!(analyzers_for_script("base/protocols/ssl"), Some(&["files", "ssl", "weird"][..]));
+        assert_eq!(analyzers_for_script("base/protocols/quic"), Some(&["quic", "weird"][..]));
         assert_eq!(analyzers_for_script("frameworks/analyzer/debug-logging.zeek"), Some(&[][..]));
     }
 

@@ -90,6 +90,16 @@ impl FileTransfer {
         self.mime_type
     }
 
+    /// A MIME type the protocol analyzer hands the file framework with the data (`file_mgr->DataIn` with a type, as
+    /// TLS's stapled OCSP responses): the file is not sniffed then (`File::SetMime`). Call before the first data.
+    pub fn set_mime_type(&mut self, mime: &'static str) {
+        if self.sniffed || !self.bof.is_empty() {
+            return;
+        }
+        self.mime_type = Some(mime);
+        self.sniffed = true;
+    }
+
     /// `Some(mime type)` once the file has been sniffed.
     pub fn sniffed(&self) -> Option<Option<&'static str>> {
         self.sniffed.then_some(self.mime_type)

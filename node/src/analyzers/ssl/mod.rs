@@ -19,6 +19,7 @@ use tls_parser::{
 
 use self::names::{SSLV2, SSLV3, TLSV12, TLSV13, is_tls13_draft};
 use self::x509::{CertInfo, KnownCerts, X509_LOG};
+use super::smtp::files::FileTransfer;
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, f};
@@ -50,7 +51,7 @@ pub static SPEC: AnalyzerSpec = AnalyzerSpec {
     udp_ports: &[],
     detect: Some(Signature::either_side(detect)),
     new: |_| Box::new(SslAnalyzer::new(Dedup::Global)),
-    schemas: &[&SSL_LOG, &X509_LOG],
+    schemas: &[&SSL_LOG, &X509_LOG, &crate::logs::FILES],
 };
 
 /// Zeek's `dpd_tls_client` / `dpd_tls_server` signatures, plus an SSLv2 client hello.
@@ -100,6 +101,7 @@ const HS_SERVER_HELLO: u8 = 2;
 const HS_CERTIFICATE: u8 = 11;
 const HS_SERVER_KEY_EXCHANGE: u8 = 12;
 const HS_CLIENT_KEY_EXCHANGE: u8 = 16;
+const HS_CERTIFICATE_STATUS: u8 = 22;
 
 const EXT_SESSION_TICKET: u16 = 35;
 const EXT_PRE_SHARED_KEY: u16 = 41;
@@ -144,6 +146,8 @@ struct Session {
     logged: bool,
     hrr_seen: bool,
     history: String,
+    /// The history just reached its limit: `add_to_history`'s weird is still to be written.
+    history_limit_reached: bool,
     /// `None` until the first certificate of either side (then both chains exist, maybe empty).
     chains: Option<(Vec<ChainEntry>, Vec<ChainEntry>)>,
 }
@@ -154,6 +158,9 @@ impl Session {
             return;
         }
         self.history.push(if is_client { letter.to_ascii_uppercase() } else { letter.to_ascii_lowercase() });
+        if self.history.len() == MAX_HISTORY {
+            self.history_limit_reached = true;
+        }
     }
 
     fn set_version(&mut self, v: u16) {
@@ -385,7 +392,22 @@ impl SslAnalyzer {
         None
     }
 
+    /// main.zeek's `add_to_history` raises `Reporter::limit_reached_weird` when the history reaches
+    /// `SSL::max_ssl_history_length` (addl the length, source SSL).
+    fn report_history_limit(&mut self, ctx: &mut Ctx) {
+        if let Some(s) = self.session.as_mut()
+            && std::mem::take(&mut s.history_limit_reached)
+        {
+            ctx.weird("SSL_max_ssl_history_length_reached", Some(MAX_HISTORY.to_string()), "SSL");
+        }
+    }
+
     fn tls_record(&mut self, ctx: &mut Ctx, is_orig: bool, version: u16, content_type: u8, body: &[u8]) {
+        self.tls_record_content(ctx, is_orig, version, content_type, body);
+        self.report_history_limit(ctx);
+    }
+
+    fn tls_record_content(&mut self, ctx: &mut Ctx, is_orig: bool, version: u16, content_type: u8, body: &[u8]) {
         let d = dir_index(is_orig);
         // `determine_state`: TLS 1.3 application data switches its side to encrypted. DTLS decides by epoch instead.
         if !self.dtls && !self.dirs[d].encrypted && content_type == CONTENT_APPLICATION_DATA {
@@ -465,6 +487,11 @@ impl SslAnalyzer {
 
     /// SSLv2 records: `body` follows the five header bytes (msg type and two more bytes are in `head`).
     fn v2_record(&mut self, ctx: &mut Ctx, is_orig: bool, head: [u8; 5], body: &[u8]) {
+        self.v2_record_content(ctx, is_orig, head, body);
+        self.report_history_limit(ctx);
+    }
+
+    fn v2_record_content(&mut self, ctx: &mut Ctx, is_orig: bool, head: [u8; 5], body: &[u8]) {
         const V2_ERROR: u8 = 0;
         const V2_CLIENT_HELLO: u8 = 1;
         const V2_CLIENT_MASTER_KEY: u8 = 2;
@@ -588,6 +615,18 @@ impl SslAnalyzer {
     }
 
     fn handshake_message(&mut self, ctx: &mut Ctx, is_orig: bool, msg_type: u8, body: &[u8], record_version: u16) {
+        self.handshake_message_content(ctx, is_orig, msg_type, body, record_version);
+        self.report_history_limit(ctx);
+    }
+
+    fn handshake_message_content(
+        &mut self,
+        ctx: &mut Ctx,
+        is_orig: bool,
+        msg_type: u8,
+        body: &[u8],
+        record_version: u16,
+    ) {
         match msg_type {
             0 => self.check_direction(ctx, false, is_orig),
             HS_CLIENT_HELLO => {
@@ -610,7 +649,12 @@ impl SslAnalyzer {
                 self.certificates(ctx, is_orig, &certs);
             }
             HS_SERVER_KEY_EXCHANGE => self.server_key_exchange(ctx, body),
-            3 | 4 | 5 | 6 | 8 | 13..=16 | 20..=25 | 254 => {}
+            HS_CERTIFICATE_STATUS => {
+                if !self.certificate_status(ctx, body) {
+                    return;
+                }
+            }
+            3 | 4 | 5 | 6 | 8 | 13..=16 | 20 | 21 | 23..=25 | 254 => {}
             other => {
                 let reason = format!("unknown handshake message ({other}) from {}", orig_label(is_orig));
                 self.violation(ctx, reason);
@@ -820,6 +864,28 @@ impl SslAnalyzer {
         }
     }
 
+    /// `proc_certificate_status` (tls-handshake-analyzer.pac): a stapled OCSP response (status type 1) is handed to
+    /// the file framework as a file of type `application/ocsp-response` that ends at once (files.log, source `SSL`,
+    /// `is_orig` always F as the analyzer passes it); an empty response is a weird. Returns false when parsing stopped
+    /// (binpac's `CertificateStatus` needs its type and 24-bit length).
+    fn certificate_status(&mut self, ctx: &mut Ctx, body: &[u8]) -> bool {
+        const STATUS_TYPE_OCSP: u8 = 1;
+        let [status_type, _, _, _, response @ ..] = body else {
+            self.violation(ctx, "Binpac exception: truncated certificate status".to_string());
+            return false;
+        };
+        if *status_type == STATUS_TYPE_OCSP && !response.is_empty() {
+            let mut file = FileTransfer::new(ctx, "SSL", false);
+            file.set_mime_type("application/ocsp-response");
+            file.data(ctx.ts, response);
+            file.finish(ctx);
+        } else if response.is_empty() {
+            // `reporter->Weird(conn, ...)`: no source.
+            ctx.weird("SSL_zero_length_stapled_OCSP_message", None, "");
+        }
+        true
+    }
+
     /// `proc_certificate` and the x509 file analysis: every certificate is fingerprinted, logged to
     /// x509.log (deduplicated) and appended to the sender's chain.
     fn certificates(&mut self, ctx: &mut Ctx, is_orig: bool, certs: &[Vec<u8>]) {
@@ -924,7 +990,9 @@ impl Session {
             self.hrr_seen = true;
         }
         let negotiated = self.version_num.unwrap_or(version);
-        if self.session_id.as_deref() == Some(session_id) && !is_tls13_draft(negotiated) && negotiated != TLSV13 {
+        // main.zeek's own test for a TLS 1.3 draft here is `version_num/0xFF != 0x7F`.
+        let draft = u32::from(negotiated) / 0xFF == 0x7F;
+        if self.session_id.as_deref() == Some(session_id) && !draft && negotiated != TLSV13 {
             self.resumed = true;
         }
     }

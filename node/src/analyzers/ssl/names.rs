@@ -66,7 +66,16 @@ const EXTRA_CIPHERS: &[(u32, &str)] = &[
     (0xCC13, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256_OLD"),
     (0xCC14, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256_OLD"),
     (0xCC15, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256_OLD"),
-    (0xD004, "TLS_ECDHE_PSK_WITH_AES_128_CCM_SHA256"),
+    // draft-ietf-tls-ecdhe-psk-aead-05's code point; RFC 8442 moved the suite to 0xD005.
+    (0xD004, "TLS_ECDHE_PSK_WITH_AES_128_CCM_SHA256_OLD"),
+    // RFC 9189 and RFC 9367 (GOST).
+    (0xC100, "TLS_GOSTR341112_256_WITH_KUZNYECHIK_CTR_OMAC"),
+    (0xC101, "TLS_GOSTR341112_256_WITH_MAGMA_CTR_OMAC"),
+    (0xC102, "TLS_GOSTR341112_256_WITH_28147_CNT_IMIT"),
+    (0xC103, "TLS_GOSTR341112_256_WITH_KUZNYECHIK_MGM_L"),
+    (0xC104, "TLS_GOSTR341112_256_WITH_MAGMA_MGM_L"),
+    (0xC105, "TLS_GOSTR341112_256_WITH_KUZNYECHIK_MGM_S"),
+    (0xC106, "TLS_GOSTR341112_256_WITH_MAGMA_MGM_S"),
     (0xFEFE, "SSL_RSA_FIPS_WITH_DES_CBC_SHA"),
     (0xFEFF, "SSL_RSA_FIPS_WITH_3DES_EDE_CBC_SHA"),
     (0xFFE0, "SSL_RSA_FIPS_WITH_3DES_EDE_CBC_SHA_2"),
@@ -260,6 +269,11 @@ mod tests {
         assert_eq!(cipher_name(0xABCD), "unknown-43981");
         assert_eq!(cipher_name(0xCCA9), "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256");
         assert_eq!(cipher_name(0x1301), "TLS_AES_128_GCM_SHA256");
+        assert_eq!(cipher_name(0xD004), "TLS_ECDHE_PSK_WITH_AES_128_CCM_SHA256_OLD");
+        assert_eq!(cipher_name(0xD005), "TLS_ECDHE_PSK_WITH_AES_128_CCM_SHA256");
+        assert_eq!(cipher_name(0xC100), "TLS_GOSTR341112_256_WITH_KUZNYECHIK_CTR_OMAC");
+        assert_eq!(cipher_name(0xC106), "TLS_GOSTR341112_256_WITH_MAGMA_MGM_S");
+        assert_eq!(cipher_name(0xC107), "unknown-49415");
         assert!(cipher_has_ecdh_params(0xC030));
         assert!(cipher_has_ecdh_params(0xCCA8));
         assert!(cipher_has_ecdh_params(0xC018));

@@ -5,6 +5,7 @@ use super::*;
 use crate::analyzers::testing::Harness;
 use crate::logs::LogRecord;
 
+mod baselines;
 pub(crate) mod build;
 mod certificates;
 mod dtls;
