@@ -55,6 +55,8 @@ const MAX_REPORTED_VERSION_ERRORS: u32 = 1;
 const MAX_HANDSHAKE_MESSAGE: u32 = 100_000;
 /// A message may span this many records past its first one.
 const MAX_FRAGMENT_SPAN: u64 = 30;
+/// The record sequence numbers one message's fragments may span: the width of `message_sequence_seen`'s bit set.
+const REASSEMBLY_WINDOW: u64 = 32;
 
 const HANDSHAKE_HEADER_LEN: usize = 12;
 
@@ -114,6 +116,8 @@ pub enum FragmentError {
     PastEnd,
     #[error("DTLS Message fragmented over more than 30 pieces. Cannot reassemble.")]
     TooManyPieces,
+    #[error("DTLS handshake fragment sequence number outside reassembly window.")]
+    OutsideWindow,
 }
 
 /// `1 << n` for the 32-bit `seen` set, empty where the shift leaves it.
@@ -141,8 +145,16 @@ impl Reassembly {
             if self.first_seq_seen {
                 return Err(FragmentError::SecondFirstFragment);
             }
+            if self.first_seq - seq >= REASSEMBLY_WINDOW {
+                return Err(FragmentError::OutsideWindow);
+            }
             self.seen = u64::from(self.seen).checked_shl((self.first_seq - seq).min(64) as u32).unwrap_or(0) as u32;
             self.first_seq = seq;
+        }
+        // Zeek 9.1 refuses a fragment whose record lies beyond the bit set of seen records (the
+        // `scripts.base.protocols.ssl.dtls-sequence-number-jumps` baseline: records 0, 128 and 256 fail at 128).
+        if seq - self.first_seq >= REASSEMBLY_WINDOW {
+            return Err(FragmentError::OutsideWindow);
         }
         if frag.offset == 0 {
             self.first_seq_seen = true;

@@ -195,3 +195,25 @@ fn stun_between_records_is_skipped() {
     assert!(!has_violation(&h));
     assert_eq!(tsv_fields(h.logged("ssl")[0], 6)[8], "CsxknGIi");
 }
+
+/// `scripts.base.protocols.ssl.dtls-sequence-number-jumps`: a client hello in three fragments carried by records 0,
+/// 128 and 256 is refused at the second one, whose record lies outside the 32-record reassembly window; the
+/// violation (`DTLS handshake fragment sequence number outside reassembly window.`) stops the analysis.
+#[test]
+fn fragments_beyond_the_reassembly_window_are_a_violation() {
+    let hello = dtls_client_hello(&[]);
+    let piece = (hello.len() - 4).div_ceil(3);
+    let flow: Vec<(bool, Vec<u8>)> = fragments(&hello, 0, piece)
+        .iter()
+        .enumerate()
+        .map(|(i, frag)| (true, dtls_record(22, 0, 128 * i as u64, frag)))
+        .collect();
+    let h = run_datagrams(&flow);
+    let violations: Vec<&str> = h
+        .actions
+        .iter()
+        .filter_map(|a| if let Action::Violation(reason) = a { Some(reason.as_str()) } else { None })
+        .collect();
+    assert_eq!(violations, ["DTLS handshake fragment sequence number outside reassembly window."]);
+    assert!(confirmed_services(&h).is_empty());
+}
