@@ -865,9 +865,9 @@ impl SslAnalyzer {
     }
 
     /// `proc_certificate_status` (tls-handshake-analyzer.pac): a stapled OCSP response (status type 1) is handed to
-    /// the file framework as a file of type `application/ocsp-response` that ends at once (files.log, source `SSL`,
-    /// `is_orig` always F as the analyzer passes it); an empty response is a weird. Returns false when parsing stopped
-    /// (binpac's `CertificateStatus` needs its type and 24-bit length).
+    /// the file framework as a file of type `application/ocsp-response` that ends at once (files.log, source `SSL`
+    /// or `DTLS`, `is_orig` always F as the analyzer passes it); an empty response is a weird. Returns false when
+    /// parsing stopped (binpac's `CertificateStatus` needs its type and 24-bit length).
     fn certificate_status(&mut self, ctx: &mut Ctx, body: &[u8]) -> bool {
         const STATUS_TYPE_OCSP: u8 = 1;
         let [status_type, _, _, _, response @ ..] = body else {
@@ -875,7 +875,9 @@ impl SslAnalyzer {
             return false;
         };
         if *status_type == STATUS_TYPE_OCSP && !response.is_empty() {
-            let mut file = FileTransfer::new(ctx, "SSL", false);
+            // The handshake analyzer names its own analyzer's tag: DTLS's when DTLS feeds it.
+            let source = if self.dtls { "DTLS" } else { "SSL" };
+            let mut file = FileTransfer::new(ctx, source, false);
             file.set_mime_type("application/ocsp-response");
             file.data(ctx.ts, response);
             file.finish(ctx);
