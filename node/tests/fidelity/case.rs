@@ -265,6 +265,8 @@ pub fn analyzers_for_script(script: &str) -> Option<&'static [&'static str]> {
         "base/protocols/http" => &["files", "http", "tunnels", "weird"],
         // ssl's main.zeek loads the weird framework and files.zeek the files framework (stapled OCSP responses).
         "base/protocols/ssl" => &["files", "ssl", "weird"],
+        // x509.log comes from the TLS analyzer; the script itself brings the files framework.
+        "base/files/x509" | "base/frameworks/files" => &["files"],
         // quic's main.zeek loads the weird framework.
         "base/protocols/quic" => &["quic", "weird"],
         "base/protocols/ssh" => &["ssh"],
