@@ -255,8 +255,8 @@ fn parse_assertions(text: &str) -> Vec<Assertion> {
 ///
 /// Names are the node's (`tunnels` is its alias of the `tunnel` stream). A protocol script brings what it loads:
 /// http, ftp, smtp and ssl load the files framework (files.log; the bare `smtp-basic` case has one), ftp loads its data
-/// channel analyzer, ssl and quic load weird.log, http loads `base/frameworks/tunnels` (in its main.zeek) and weird.log (the bare `http-no-crlf`
-/// case, which loads only conn and http, has a weird.log baseline).
+/// channel analyzer, ssl and quic load weird.log, http loads `base/frameworks/tunnels` (in its main.zeek) and
+/// weird.log (the bare `http-no-crlf` case, which loads only conn and http, has a weird.log baseline).
 pub fn analyzers_for_script(script: &str) -> Option<&'static [&'static str]> {
     let script = script.trim_end_matches(".zeek").trim_start_matches("policy/");
     let analyzers: &'static [&'static str] = match script {
