@@ -270,7 +270,9 @@ pub fn read_message(data: &[u8], opts: ReadOptions) -> Result<Message, WireWeird
     };
     if header.qdcount > MAX_QUERIES {
         message.too_many_queries = true;
-        message.weirds.push(WireWeird { name: "DNS_Conn_count_too_large", addl: None });
+        // Zeek 9.1 names the count and the limit (the `max-queries` baseline: `10 > 3` for a limit of 3).
+        let addl = Some(format!("{} > {MAX_QUERIES}", header.qdcount));
+        message.weirds.push(WireWeird { name: "DNS_Conn_count_too_large", addl });
         return Ok(message);
     }
     reader.read_sections(&mut message);
@@ -463,7 +465,7 @@ impl<'a> Reader<'a> {
                 return Label::ParseError;
             }
             if depth >= MAX_COMPRESSION_DEPTH {
-                self.weird("DNS_label_compression_chain_too_deep", None);
+                self.weird("DNS_max_compression_chain_depth_exceeded", None);
                 return Label::ParseError;
             }
             // Follow the pointer, bounded by where it was found, then come back after it.
@@ -1017,13 +1019,16 @@ mod tests {
         let start = msg.len() - 2;
         let mut r = Reader { msg: &msg, pos: start, end: msg.len(), opts: ReadOptions::default(), weirds: vec![] };
         r.name(NAME_CAPACITY, true);
-        assert!(r.weirds.iter().any(|w| w.name == "DNS_label_compression_chain_too_deep"));
+        // The name of the `scripts.base.protocols.dns.max-compression-depth` baseline, once, without addl.
+        let weirds: Vec<(&str, Option<&str>)> = r.weirds.iter().map(|w| (w.name, w.addl.as_deref())).collect();
+        assert_eq!(weirds, [("DNS_max_compression_chain_depth_exceeded", None)]);
     }
 
     #[test]
     fn too_many_questions_is_a_violation() {
         let m = read_message(&hex("00010000001a000000000000"), ReadOptions::default()).unwrap();
         assert!(m.too_many_queries && !m.confirmed);
+        assert_eq!(m.weirds, [WireWeird { name: "DNS_Conn_count_too_large", addl: Some("26 > 25".to_string()) }]);
     }
 
     #[test]
