@@ -1224,6 +1224,9 @@ impl Core {
                 conn.flip_addresses();
                 conn.history.flip();
             }
+            Action::Partial { is_orig } => {
+                conn.history.partial(is_orig);
+            }
             Action::HandOver { analyzer, is_orig, rest } => self.hand_over(conn, analyzer, is_orig, &rest),
             Action::Expect(e) => {
                 let e = Expectation { expires: e.expires.max(self.network_time + timeouts::EXPECTATION), ..e };

@@ -177,6 +177,13 @@ impl DnsAnalyzer {
         for weird in &msg.weirds {
             ctx.weird(weird.name, weird.addl.clone(), WEIRD_SOURCE);
         }
+        // Zeek 9.1 marks the connection's analysis partial (history `x`) when a message exceeds `dns_max_queries`
+        // or `dns_max_compression_chain_depth`, on the side the message came from as it was delivered, before a
+        // flip (the max-queries baseline's `DX`, max-compression-depth's reply-first `D^X`).
+        let limit_hit = msg.weirds.iter().any(|w| LIMIT_WEIRDS.contains(&w.name));
+        if let (true, Some(delivered_by_orig)) = (limit_hit, from_orig) {
+            ctx.partial(delivered_by_orig);
+        }
         if msg.too_many_queries {
             ctx.violation("DNS_Conn_count_too_large");
         }
@@ -257,6 +264,9 @@ impl Analyzer for DnsAnalyzer {
         self.write(ctx, done);
     }
 }
+
+/// The weirds of the analyzer's limits, which make the analysis partial.
+const LIMIT_WEIRDS: &[&str] = &["DNS_Conn_count_too_large", "DNS_max_compression_chain_depth_exceeded"];
 
 /// Zeek's `DNS::multicast_subnets` (224.0.0.0/4 and ff00::/8).
 fn is_multicast(addr: &IpAddr) -> bool {

@@ -130,6 +130,11 @@ pub enum Action {
     /// The side that spoke first is really the responder (a DNS reply seen before its query):
     /// swap originator and responder, as Zeek's `FlipRoles` does (history gets a `^`).
     FlipRoles,
+    /// The analysis of this connection is partial because a limit was exceeded: conn.log's history gets `X` for
+    /// the side whose data hit it (`x` for the responder), once per side.
+    Partial {
+        is_orig: bool,
+    },
     Expect(Expectation),
     /// The rest of the stream is another protocol (after an HTTP CONNECT or upgrade): attach `analyzer` to it, or,
     /// with `None` (or the analyzer switched off), start content detection afresh there, as Zeek's PIA under the
@@ -221,6 +226,11 @@ impl<'a> Ctx<'a> {
     /// Swaps originator and responder for the rest of the connection (see [`Action::FlipRoles`]).
     pub fn flip_roles(&mut self) {
         self.actions.push(Action::FlipRoles);
+    }
+
+    /// A limit cut the analysis short (see [`Action::Partial`]).
+    pub fn partial(&mut self, is_orig: bool) {
+        self.actions.push(Action::Partial { is_orig });
     }
 
     pub fn start_tls(&mut self) {

@@ -11,6 +11,8 @@ pub mod mask {
     pub const DATA: u32 = 0x10;
     pub const ACK: u32 = 0x20;
     pub const MULTI_FLAG: u32 = 0x40;
+    /// Analysis partial: a limit was exceeded (`x`).
+    pub const PARTIAL: u32 = 0x80;
 }
 
 /// A connection's history: its letters and the bits of the events seen. Inline while it has at most
@@ -127,6 +129,11 @@ impl History {
         for code in swapped.chars() {
             self.push(code);
         }
+    }
+
+    /// An analyzer's limit cut the analysis short (`x`, once per side).
+    pub fn partial(&mut self, is_orig: bool) {
+        self.check(is_orig, mask::PARTIAL, 'X');
     }
 
     /// Records the flip of originator and responder (`^`); seen bits swap sides with the roles.

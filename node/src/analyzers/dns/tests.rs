@@ -294,3 +294,48 @@ mod fuzzing {
         }
     }
 }
+
+/// Zeek 9.1's `scripts.base.protocols.dns.max-queries` and `max-compression-depth` baselines through the engine: a
+/// query with more questions than `dns_max_queries` is the weird `DNS_Conn_count_too_large` (`N > max`), a violation
+/// (no service) and history `DX`; a reply seen first whose name chains deeper than `dns_max_compression_chain_depth`
+/// is `DNS_max_compression_chain_depth_exceeded`, and the flipped connection's history is `D^X` (the letter goes to
+/// the side that sent the message as it was delivered).
+#[test]
+fn limits_make_the_analysis_partial() {
+    use crate::analyzers::testing::{engine_records, field};
+    use crate::decode::test_frames::ipv4_udp;
+    let (client, server) = (([1, 2, 3, 4], 12345), ([5, 6, 7, 8], 53));
+
+    let mut query = vec![0x00, 0x01, 0x01, 0x00, 0x00, 26, 0, 0, 0, 0, 0, 0];
+    for _ in 0..26 {
+        query.extend_from_slice(&[1, b'a', 0, 0, 1, 0, 1]);
+    }
+    let records = engine_records(&[ipv4_udp(client, server, &query)]);
+    let conn = records.iter().find(|r| r.schema.path == "conn").expect("conn.log");
+    assert_eq!((field(conn, "history").as_str(), field(conn, "service").as_str()), ("DX", "-"));
+    let weirds: Vec<(String, String)> =
+        records.iter().filter(|r| r.schema.path == "weird").map(|r| (field(r, "name"), field(r, "addl"))).collect();
+    assert_eq!(weirds, [("DNS_Conn_count_too_large".to_string(), "26 > 25".to_string())]);
+
+    // A reply: the question "a"; a TXT answer whose one string holds a chain of 30 backward compression pointers
+    // ending at the question's name; a second answer owned by a pointer to the chain's last link.
+    let mut message = vec![0x00, 0x02, 0x81, 0x80, 0x00, 0x01, 0x00, 0x02, 0, 0, 0, 0];
+    message.extend_from_slice(&[1, b'a', 0, 0, 16, 0, 1]);
+    message.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0, 61, 60]);
+    let mut target = 12u16;
+    for _ in 0..30 {
+        let here = u16::try_from(message.len()).expect("short message");
+        message.extend_from_slice(&(0xc000 | target).to_be_bytes());
+        target = here;
+    }
+    message.extend_from_slice(&(0xc000 | target).to_be_bytes());
+    message.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1]);
+    // Both ports 53, as the dev trace dns53.pcap has them, so that only the DNS analyzer flips the roles.
+    let records = engine_records(&[ipv4_udp(server, ([1, 2, 3, 4], 53), &message)]);
+    let weirds: Vec<String> = records.iter().filter(|r| r.schema.path == "weird").map(|r| field(r, "name")).collect();
+    assert_eq!(weirds, ["DNS_max_compression_chain_depth_exceeded"]);
+    let conn = records.iter().find(|r| r.schema.path == "conn").expect("conn.log");
+    // (The baseline's service is `dns`: its chain is somewhere that leaves the message confirmed, which this one,
+    // failing an answer, does not.)
+    assert_eq!(field(conn, "history"), "D^X");
+}
