@@ -18,11 +18,11 @@
 //! `DPD::ignore_violations`, so in Zeek it stays on: here a violation before the confirmation detaches it (DPD
 //! tasting), and one after it only skips the PDU, keeping the service. A content gap stops it, as `had_gap` does.
 //!
-//! The script keeps one `c$dce_rpc` record per connection (fid 0: over TCP there is no named pipe's file id): a
-//! bind sets its endpoint from the uuid, a bind_ack its named pipe (the secondary address), a request its `ts`,
-//! and a response its operation and `rtt` and writes it unless the operation is in `ignored_operations`. At the
-//! connection's end the record is written once more if an event came after the last response (the removal hook),
-//! with what it still holds from that response.
+//! The script keeps a backing record per file id (fid 0 over TCP, where there is no named pipe; over SMB each pipe
+//! has its own analyzer and file id, [`NamedPipes`]): a bind sets its endpoint from the uuid, a bind_ack its named
+//! pipe (the secondary address), a request its `ts`, and a response its operation and `rtt` and writes it unless
+//! the operation is in `ignored_operations`. At the connection's end every backing record is written once more if
+//! an event came after the last response (the removal hook), with what it still holds from that response.
 
 mod consts;
 
@@ -70,7 +70,7 @@ const MAX_CMD_REASSEMBLY: usize = 20;
 const MAX_FRAG_DATA: usize = 30000;
 
 /// PDU types (`dce_rpc_ptype`) the body parser knows.
-mod ptype {
+pub(crate) mod ptype {
     pub const REQUEST: u8 = 0;
     pub const RESPONSE: u8 = 2;
     pub const BIND: u8 = 11;
@@ -339,27 +339,53 @@ struct State {
     ctx_to_uuid: HashMap<u16, String>,
 }
 
-/// The script's view of the connection: the backing record for fid 0 and whether `c$dce_rpc` is set.
+/// `DCE_RPC::BackingState`, with its place in the table's insertion order (the removal hook writes the backings
+/// in that order).
+#[derive(Debug, Clone)]
+struct Backing {
+    seq: u64,
+    info: Info,
+    state: State,
+}
+
+/// The script's view of the connection, shared by all of its DCE_RPC analyzers (one over TCP, one per named pipe
+/// over SMB): the backing records by file id and whether `c$dce_rpc` is set.
 #[derive(Debug, Default)]
 struct Script {
-    /// `c$dce_rpc_backing[0]`; records are references in Zeek, so `c$dce_rpc` is this same record.
-    backing: Option<(Info, State)>,
+    /// `c$dce_rpc_backing`, unset (`None`) until the first event and after `smb_discarded_dce_rpc_analyzers`.
+    /// Records are references in Zeek, so `c$dce_rpc` is the backing record of the last event's fid.
+    backing: Option<HashMap<u64, Backing>>,
+    next_seq: u64,
     /// `c?$dce_rpc`: set by every event, deleted after a response.
     current: bool,
 }
 
 impl Script {
-    /// `set_session` then `set_state`: the backing record, made at the first event.
-    fn session(&mut self, now: f64) -> (&mut Info, &mut State) {
+    /// `set_session` then `set_state`: the backing record for `fid`, made at its first event.
+    fn session(&mut self, now: f64, fid: u64) -> (&mut Info, &mut State) {
         self.current = true;
-        let (info, state) = self.backing.get_or_insert_with(|| (Info { ts: now, ..Info::default() }, State::default()));
+        let seq = self.next_seq;
+        let backing = self.backing.get_or_insert_with(HashMap::new).entry(fid).or_insert_with(|| Backing {
+            seq,
+            info: Info { ts: now, ..Info::default() },
+            state: State::default(),
+        });
+        if backing.seq == seq {
+            self.next_seq += 1;
+        }
+        let Backing { info, state, .. } = backing;
+        Self::set_state(info, state);
+        (info, state)
+    }
+
+    /// `set_state`: the record takes the endpoint of the state's uuid and its named pipe.
+    fn set_state(info: &mut Info, state: &State) {
         if let Some(uuid) = &state.uuid {
             info.endpoint = Some(endpoint_name(uuid));
         }
         if let Some(pipe) = &state.named_pipe {
             info.named_pipe = Some(pipe.clone());
         }
-        (info, state)
     }
 
     /// Without an endpoint but with a pipe name, the pipe's usual interface (`pipe_name_to_common_uuid`).
@@ -374,18 +400,18 @@ impl Script {
         }
     }
 
-    fn event(&mut self, ctx: &mut Ctx, event: Event, opnum_of: impl FnOnce(u16) -> u16) {
+    fn event(&mut self, ctx: &mut Ctx, fid: u64, event: Event, opnum_of: impl FnOnce(u16) -> u16) {
         let now = ctx.ts;
         match event {
             Event::Bind { ctx_id, uuid, .. } => {
-                let (info, state) = self.session(now);
+                let (info, state) = self.session(now, fid);
                 let uuid = uuid_to_string(&uuid);
                 info.endpoint = Some(endpoint_name(&uuid));
                 state.ctx_to_uuid.insert(ctx_id, uuid.clone());
                 state.uuid = Some(uuid);
             }
             Event::BindAck { sec_addr } => {
-                let (info, state) = self.session(now);
+                let (info, state) = self.session(now, fid);
                 if let Some(sec_addr) = sec_addr.filter(|s| !s.is_empty()) {
                     let pipe = bytes_to_log_string(&sec_addr);
                     state.named_pipe = Some(pipe.clone());
@@ -393,12 +419,12 @@ impl Script {
                 }
             }
             Event::Request { .. } => {
-                let (info, _) = self.session(now);
+                let (info, _) = self.session(now, fid);
                 info.ts = now;
             }
             Event::Response { ctx_id } => {
                 let opnum = opnum_of(ctx_id);
-                let (info, state) = self.session(now);
+                let (info, state) = self.session(now, fid);
                 Self::guess_uuid_from_pipe(info, state);
                 if info.endpoint.is_some()
                     && let Some(uuid) = &state.uuid
@@ -413,14 +439,14 @@ impl Script {
                     info.operation = Some(operation_name(uuid, opnum));
                 }
                 let info = info.clone();
-                self.write(ctx, &info);
+                Self::write(ctx, &info);
                 self.current = false;
             }
         }
     }
 
     /// The log condition of both writers: an endpoint and an operation, not in `ignored_operations`.
-    fn write(&self, ctx: &mut Ctx, info: &Info) {
+    fn write(ctx: &mut Ctx, info: &Info) {
         let (Some(endpoint), Some(operation)) = (&info.endpoint, &info.operation) else { return };
         if ignored(endpoint, operation) {
             return;
@@ -435,17 +461,27 @@ impl Script {
         ctx.log(&DCE_RPC_LOG, v);
     }
 
-    /// The removal hook `finalize_dce_rpc`.
+    /// The `smb2_close_request` handler: a closed pipe's backing goes.
+    fn close(&mut self, fid: u64) {
+        if let Some(backing) = &mut self.backing {
+            backing.remove(&fid);
+        }
+    }
+
+    /// The removal hook `finalize_dce_rpc`: when `c$dce_rpc` is set, every backing record is written once more.
     fn finish(&mut self, ctx: &mut Ctx) {
         if !self.current {
             return;
         }
-        let now = ctx.ts;
-        let (info, state) = self.session(now);
-        Self::guess_uuid_from_pipe(info, state);
-        let info = info.clone();
-        self.write(ctx, &info);
         self.current = false;
+        let Some(backing) = &mut self.backing else { return };
+        let mut records: Vec<&mut Backing> = backing.values_mut().collect();
+        records.sort_by_key(|b| b.seq);
+        for Backing { info, state, .. } in records {
+            Self::set_state(info, state);
+            Self::guess_uuid_from_pipe(info, state);
+            Self::write(ctx, info);
+        }
     }
 }
 
@@ -457,23 +493,30 @@ struct Flow {
     fragments: HashMap<u32, Vec<u8>>,
 }
 
-#[derive(Default)]
-pub struct DceRpc {
+/// One instance of Zeek's DCE_RPC analyzer: the binpac connection of a TCP connection, or of one named pipe over
+/// SMB (`SetFileID`).
+#[derive(Debug, Default)]
+struct Analysis {
+    /// The SMB file id the events carry (0 over TCP).
+    fid: u64,
+    /// Fed by the SMB analyzer (`forward_dce_rpc`) rather than by the connection's stream.
+    over_smb: bool,
     /// Originator, then responder.
     flows: [Flow; 2],
     /// `cont_id_opnum_map`: the last request's opnum per context id (shared by both directions).
     opnums: HashMap<u16, u16>,
-    script: Script,
-    /// dce_rpc-auth.pac's GSSAPI and NTLM analyzers.
-    auth: Auth,
     confirmed: bool,
     /// A content gap, a violation before the confirmation or a reassembly limit: nothing more is parsed.
     stopped: bool,
 }
 
-impl DceRpc {
+impl Analysis {
+    fn pipe(fid: u64) -> Self {
+        Analysis { fid, over_smb: true, ..Analysis::default() }
+    }
+
     /// Parses what `data` completes of side `is_orig`'s PDUs.
-    fn feed(&mut self, ctx: &mut Ctx, is_orig: bool, mut data: &[u8]) {
+    fn feed(&mut self, ctx: &mut Ctx, script: &mut Script, auth: &mut Auth, is_orig: bool, mut data: &[u8]) {
         let side = usize::from(!is_orig);
         while !data.is_empty() && !self.stopped {
             let flow = &mut self.flows[side];
@@ -510,7 +553,7 @@ impl DceRpc {
             }
             let Some(header) = flow.header.take() else { continue };
             let pdu = std::mem::take(&mut flow.pdu);
-            let result = self.pdu(ctx, is_orig, &header, &pdu);
+            let result = self.pdu(ctx, script, auth, is_orig, &header, &pdu);
             // Reuse the allocation for the next PDU.
             self.flows[side].pdu = pdu;
             self.flows[side].pdu.clear();
@@ -521,17 +564,25 @@ impl DceRpc {
     }
 
     /// One whole PDU of `header.frag_length` bytes.
-    fn pdu(&mut self, ctx: &mut Ctx, is_orig: bool, header: &Header, pdu: &[u8]) -> Result<(), DceRpcError> {
+    fn pdu(
+        &mut self,
+        ctx: &mut Ctx,
+        script: &mut Script,
+        auth: &mut Auth,
+        is_orig: bool,
+        header: &Header,
+        pdu: &[u8],
+    ) -> Result<(), DceRpcError> {
         let body_len = usize::try_from(header.body_length()).map_err(|_| DceRpcError::FragLength(-1))?;
         let frag = pdu.get(HEADER_LEN..HEADER_LEN + body_len).ok_or(DceRpcError::OutOfBound("DCE_RPC_PDU:frag"))?;
         if header.auth_length > 0 {
-            let auth = pdu.get(HEADER_LEN + body_len..).ok_or(DceRpcError::OutOfBound("DCE_RPC_Auth"))?;
+            let verifier = pdu.get(HEADER_LEN + body_len..).ok_or(DceRpcError::OutOfBound("DCE_RPC_Auth"))?;
             let (Some(&auth_type), Some(blob)) =
-                (auth.first(), auth.get(AUTH_HEADER_LEN..AUTH_HEADER_LEN + usize::from(header.auth_length)))
+                (verifier.first(), verifier.get(AUTH_HEADER_LEN..AUTH_HEADER_LEN + usize::from(header.auth_length)))
             else {
                 return Err(DceRpcError::OutOfBound("DCE_RPC_Auth"));
             };
-            forward_auth(ctx, &mut self.auth, auth_type, blob);
+            forward_auth(ctx, auth, auth_type, blob);
         }
         // The body is parsed only once its call's last fragment is in; the PDU confirms either way.
         if let Some(body) = self.reassemble(ctx, is_orig, header, frag) {
@@ -542,7 +593,7 @@ impl DceRpc {
                     self.opnums.insert(ctx_id, opnum);
                 }
                 let opnums = &self.opnums;
-                self.script.event(ctx, event, |ctx_id| opnums.get(&ctx_id).copied().unwrap_or(0));
+                script.event(ctx, self.fid, event, |ctx_id| opnums.get(&ctx_id).copied().unwrap_or(0));
             }
             parsed?;
         }
@@ -586,43 +637,83 @@ impl DceRpc {
         if h.last_frag() { fragments.remove(&h.call_id) } else { None }
     }
 
-    /// `SetSkip(true)`: the analyzer sees no more data; its buffers go.
+    /// `SetSkip(true)`: the analyzer sees no more data; its buffers go. (Zeek's SMB analyzer hands pipe data to
+    /// `DeliverStream` directly, which the skip flag does not guard, so a pipe's analyzer there goes on with
+    /// buffers that keep growing; here it stops as over TCP, which keeps the memory bounded.)
     fn skip(&mut self) {
         self.stopped = true;
         self.flows = Default::default();
     }
 
-    /// A binpac exception: before the confirmation a violation that ends the analysis; after it the violation is
-    /// one `DPD::ignore_violations` ignores, and the next PDU is parsed.
+    /// A binpac exception. Over TCP, before the confirmation, a violation that ends the analysis; after it, and
+    /// always over SMB (where the violation reaches no parent to remove the analyzer), one that
+    /// `DPD::ignore_violations` ignores, and the next PDU is parsed.
     fn error(&mut self, ctx: &mut Ctx, e: DceRpcError) {
-        if !self.confirmed {
+        if !self.confirmed && !self.over_smb {
             self.skip();
             ctx.violation(e.to_string());
         }
     }
+}
 
-    /// DCE/RPC carried in SMB named pipe `pipe` (fid 0): the pipe names the record as the SMB scripts' pipe
-    /// tracking does, and `data` is parsed as stream bytes from side `is_orig`. The entry point for an SMB analyzer.
-    pub fn deliver_named_pipe(&mut self, ctx: &mut Ctx, is_orig: bool, pipe: &str, data: &[u8]) {
-        let (_, state) = self.script.session(ctx.ts);
-        state.named_pipe = Some(pipe.to_string());
-        self.feed(ctx, is_orig, data);
+#[derive(Default)]
+pub struct DceRpc {
+    analysis: Analysis,
+    script: Script,
+    /// dce_rpc-auth.pac's GSSAPI and NTLM analyzers.
+    auth: Auth,
+}
+
+/// `SMB::max_dce_rpc_analyzers`: pipes with a DCE_RPC analyzer at once on one SMB connection.
+pub const MAX_DCE_RPC_ANALYZERS: usize = 1000;
+
+/// DCE/RPC carried in an SMB connection's named pipes, as smb-pipe.pac's `forward_dce_rpc` does it: one DCE_RPC
+/// analyzer per file id, made at the pipe's first data, all of them sharing the connection's script state (so
+/// dce_rpc.log's rows carry the SMB connection). The pipe's name is not taken from SMB: main.zeek's `named_pipe`
+/// is the bind_ack's secondary address, as over TCP.
+#[derive(Debug, Default)]
+pub struct NamedPipes {
+    analyzers: HashMap<u64, Analysis>,
+    script: Script,
+}
+
+impl NamedPipes {
+    /// `forward_dce_rpc`: `data` written to (`is_orig`) or read from pipe `fid`. At `SMB::max_dce_rpc_analyzers`
+    /// a new pipe first discards every analyzer (`smb_discarded_dce_rpc_analyzers`, on which main.zeek drops the
+    /// backing table and raises a weird). `auth` is the SMB analyzer's GSSAPI and NTLM: in Zeek a connection has
+    /// one `c$ntlm` (and one `c$krb`), so the verifiers of DCE/RPC in its pipes reach the record of its session
+    /// setup, not one of their own.
+    pub fn deliver(&mut self, ctx: &mut Ctx, fid: u64, is_orig: bool, data: &[u8], auth: &mut Auth) {
+        if !self.analyzers.contains_key(&fid) && self.analyzers.len() >= MAX_DCE_RPC_ANALYZERS {
+            self.analyzers.clear();
+            self.script.backing = None;
+            ctx.weird("SMB_discarded_dce_rpc_analyzers", None, "SMB");
+        }
+        let analysis = self.analyzers.entry(fid).or_insert_with(|| Analysis::pipe(fid));
+        if !analysis.stopped {
+            analysis.feed(ctx, &mut self.script, auth, is_orig, data);
+        }
     }
 
-    /// [`Self::deliver_named_pipe`] with the carrier's authentication analyzers: in Zeek a connection has one
-    /// `c$ntlm` (and one `c$krb`), so the verifiers of DCE/RPC in SMB pipes must reach the SMB analyzer's record,
-    /// not one of their own.
-    pub fn deliver_named_pipe_sharing(
-        &mut self,
-        ctx: &mut Ctx,
-        is_orig: bool,
-        pipe: &str,
-        data: &[u8],
-        auth: &mut Auth,
-    ) {
-        std::mem::swap(&mut self.auth, auth);
-        self.deliver_named_pipe(ctx, is_orig, pipe, data);
-        std::mem::swap(&mut self.auth, auth);
+    /// A close request for `fid`: its analyzer is done and main.zeek's `smb2_close_request` handler drops its
+    /// backing record.
+    pub fn close(&mut self, fid: u64) {
+        self.analyzers.remove(&fid);
+        self.script.close(fid);
+    }
+
+    /// The connection's removal hook.
+    pub fn finish(&mut self, ctx: &mut Ctx) {
+        self.script.finish(ctx);
+    }
+
+    /// How many pipes have an analyzer.
+    pub fn len(&self) -> usize {
+        self.analyzers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.analyzers.is_empty()
     }
 }
 
@@ -653,14 +744,14 @@ impl Analyzer for DceRpc {
     }
 
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
-        if !self.stopped {
-            self.feed(ctx, is_orig, data);
+        if !self.analysis.stopped {
+            self.analysis.feed(ctx, &mut self.script, &mut self.auth, is_orig, data);
         }
     }
 
     fn undelivered(&mut self, _ctx: &mut Ctx, _is_orig: bool, _len: u64) {
         // `had_gap`: nothing after a gap is parsed, in either direction.
-        self.skip();
+        self.analysis.skip();
     }
 
     fn finish(&mut self, ctx: &mut Ctx) {
@@ -675,5 +766,6 @@ pub fn fuzz(data: &[u8]) {
     detect(Proto::Tcp, true, data);
 }
 
+/// Shared with the SMB tests, which carry these PDUs in named pipes.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,14 +2,14 @@ use super::*;
 use crate::analyzers::Action;
 use crate::analyzers::testing::{Harness, row};
 
-const EPMAPPER: &str = "e1af8308-5d1f-11c9-91a4-08002b14a0fa";
-const DRSUAPI: &str = "e3514235-4b06-11d1-ab04-00c04fc2dcd2";
-const WINREG: &str = "338cd001-2244-31f1-aaaa-900038001003";
+pub(crate) const EPMAPPER: &str = "e1af8308-5d1f-11c9-91a4-08002b14a0fa";
+pub(crate) const DRSUAPI: &str = "e3514235-4b06-11d1-ab04-00c04fc2dcd2";
+pub(crate) const WINREG: &str = "338cd001-2244-31f1-aaaa-900038001003";
 /// The NDR transfer syntax every Windows bind offers.
 const NDR: &str = "8a885d04-1ceb-11c9-9fe8-08002b104860";
 
 /// A uuid's 16 bytes as DCE/RPC sends them (the first three fields little endian).
-fn uuid_bytes(uuid: &str) -> Vec<u8> {
+pub(crate) fn uuid_bytes(uuid: &str) -> Vec<u8> {
     let hex: String = uuid.chars().filter(|c| *c != '-').collect();
     let mut b: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
     b[..4].reverse();
@@ -20,7 +20,7 @@ fn uuid_bytes(uuid: &str) -> Vec<u8> {
 
 /// A little-endian PDU of type `ptype` with `flags`, for call `call_id`, around `body` (and `auth`, when given:
 /// the 8-byte auth header of that type and a blob).
-fn pdu_with_auth(ptype: u8, flags: u8, call_id: u32, body: &[u8], auth: Option<(u8, &[u8])>) -> Vec<u8> {
+pub(crate) fn pdu_with_auth(ptype: u8, flags: u8, call_id: u32, body: &[u8], auth: Option<(u8, &[u8])>) -> Vec<u8> {
     let auth_len = auth.map_or(0, |(_, blob)| blob.len());
     let frag_len = 16 + body.len() + auth.map_or(0, |_| 8) + auth_len;
     let mut m = vec![5, 0, ptype, flags, 0x10, 0, 0, 0];
@@ -36,12 +36,12 @@ fn pdu_with_auth(ptype: u8, flags: u8, call_id: u32, body: &[u8], auth: Option<(
 }
 
 /// A whole (first and last fragment) PDU.
-fn pdu(ptype: u8, call_id: u32, body: &[u8]) -> Vec<u8> {
+pub(crate) fn pdu(ptype: u8, call_id: u32, body: &[u8]) -> Vec<u8> {
     pdu_with_auth(ptype, 0x03, call_id, body, None)
 }
 
 /// A bind (or alter_context) body offering `uuid` v`major`.0 as context `ctx_id`, with NDR.
-fn bind_body(ctx_id: u16, uuid: &str, major: u16) -> Vec<u8> {
+pub(crate) fn bind_body(ctx_id: u16, uuid: &str, major: u16) -> Vec<u8> {
     let mut b = vec![0xb8, 0x10, 0xb8, 0x10, 0, 0, 0, 0, 1, 0, 0, 0];
     b.extend(ctx_id.to_le_bytes());
     b.extend([1, 0]);
@@ -54,7 +54,7 @@ fn bind_body(ctx_id: u16, uuid: &str, major: u16) -> Vec<u8> {
 }
 
 /// A bind_ack body with secondary address `sec_addr` (NUL-terminated on the wire) accepting one context.
-fn bind_ack_body(sec_addr: &str) -> Vec<u8> {
+pub(crate) fn bind_ack_body(sec_addr: &str) -> Vec<u8> {
     let mut b = vec![0xb8, 0x10, 0xb8, 0x10, 0x34, 0x12, 0, 0];
     let addr = [sec_addr.as_bytes(), &[0]].concat();
     b.extend(u16::try_from(addr.len()).unwrap().to_le_bytes());
@@ -68,7 +68,7 @@ fn bind_ack_body(sec_addr: &str) -> Vec<u8> {
     b
 }
 
-fn request_body(ctx_id: u16, opnum: u16, stub: &[u8]) -> Vec<u8> {
+pub(crate) fn request_body(ctx_id: u16, opnum: u16, stub: &[u8]) -> Vec<u8> {
     let mut b = u32::try_from(stub.len()).unwrap().to_le_bytes().to_vec();
     b.extend(ctx_id.to_le_bytes());
     b.extend(opnum.to_le_bytes());
@@ -76,7 +76,7 @@ fn request_body(ctx_id: u16, opnum: u16, stub: &[u8]) -> Vec<u8> {
     b
 }
 
-fn response_body(ctx_id: u16, stub: &[u8]) -> Vec<u8> {
+pub(crate) fn response_body(ctx_id: u16, stub: &[u8]) -> Vec<u8> {
     let mut b = u32::try_from(stub.len()).unwrap().to_le_bytes().to_vec();
     b.extend(ctx_id.to_le_bytes());
     b.extend([0, 0]);
@@ -85,7 +85,7 @@ fn response_body(ctx_id: u16, stub: &[u8]) -> Vec<u8> {
 }
 
 /// A bind to `uuid` on context 0, its ack naming `sec_addr`, then a request and response for each opnum.
-fn session(uuid: &str, sec_addr: &str, opnums: &[u16]) -> Vec<(bool, Vec<u8>)> {
+pub(crate) fn session(uuid: &str, sec_addr: &str, opnums: &[u16]) -> Vec<(bool, Vec<u8>)> {
     let mut m = vec![
         (true, pdu(ptype::BIND, 1, &bind_body(0, uuid, 4))),
         (false, pdu(ptype::BIND_ACK, 1, &bind_ack_body(sec_addr))),
@@ -480,15 +480,67 @@ fn a_content_gap_ends_the_analysis() {
 }
 
 #[test]
-fn named_pipe_entry_point_names_the_pipe() {
-    // Over SMB the pipe is known from the tree/file; the bind_ack's address is then usually empty.
+fn named_pipes_have_an_analyzer_each_and_share_the_script_state() {
+    // Two pipes interleaved: each has its own context ids, opnums and fragment buffers (one analyzer per file id),
+    // and its own backing record; `named_pipe` is the bind_ack's secondary address, as over TCP.
     let mut h = Harness::new(Proto::Tcp, 445);
-    let mut dce = DceRpc::default();
-    let messages = session(WINREG, "", &[0x10]);
-    for (is_orig, m) in &messages {
-        h.run(100.0, |ctx| dce.deliver_named_pipe(ctx, *is_orig, "\\PIPE\\winreg", m));
+    let mut pipes = NamedPipes::default();
+    let mut auth = Auth::default();
+    let winreg = session(WINREG, "\\PIPE\\winreg", &[0x10]);
+    let drsuapi = session(DRSUAPI, "", &[3]);
+    for (i, ((o1, m1), (o2, m2))) in winreg.iter().zip(&drsuapi).enumerate() {
+        let ts = 100.0 + i as f64;
+        h.run(ts, |ctx| pipes.deliver(ctx, 7, *o1, m1, &mut auth));
+        h.run(ts + 0.25, |ctx| pipes.deliver(ctx, 9, *o2, m2, &mut auth));
     }
-    assert_eq!(rows(&h), [row(["100.000000", "-", "\\\\PIPE\\\\winreg", "winreg", "BaseRegQueryInfoKey"])]);
+    assert_eq!(pipes.len(), 2);
+    assert_eq!(
+        rows(&h),
+        [
+            row(["102.000000", "1.000000", "\\\\PIPE\\\\winreg", "winreg", "BaseRegQueryInfoKey"]),
+            row(["102.250000", "1.000000", "-", "drsuapi", "DRSGetNCChanges"]),
+        ]
+    );
+    // Each pipe's first PDU confirms (the service is the connection's, so the engine keeps it once).
+    assert_eq!(h.actions.iter().filter(|a| matches!(a, Action::Confirm("dce_rpc"))).count(), 2);
+    assert!(!h.actions.iter().any(|a| matches!(a, Action::Violation(_))));
+
+    // A request after the last response is written again by the removal hook, once per backing record in the
+    // order they were made; a closed pipe's record is gone.
+    h.run(110.0, |ctx| pipes.deliver(ctx, 9, true, &pdu(ptype::REQUEST, 9, &request_body(0, 3, &[])), &mut auth));
+    h.run(111.0, |ctx| pipes.deliver(ctx, 7, true, &pdu(ptype::REQUEST, 9, &request_body(0, 0x10, &[])), &mut auth));
+    pipes.close(9);
+    assert_eq!(pipes.len(), 1);
+    h.run(120.0, |ctx| pipes.finish(ctx));
+    assert_eq!(rows(&h)[2..], [row(["111.000000", "1.000000", "\\\\PIPE\\\\winreg", "winreg", "BaseRegQueryInfoKey"])]);
+}
+
+#[test]
+fn named_pipes_are_bounded_and_never_stop_on_a_violation() {
+    let mut h = Harness::new(Proto::Tcp, 445);
+    let mut pipes = NamedPipes::default();
+    let mut auth = Auth::default();
+    // Garbage on a pipe is an exception Zeek ignores for DCE_RPC: the SMB analyzer must not be detached, and the
+    // pipe goes on with the next PDU.
+    h.run(1.0, |ctx| pipes.deliver(ctx, 1, true, &[4, 0, 11, 3, 0x10, 0, 0, 0, 16, 0, 0, 0, 1, 0, 0, 0], &mut auth));
+    for (is_orig, m) in session(EPMAPPER, "135", &[3]) {
+        h.run(2.0, |ctx| pipes.deliver(ctx, 1, is_orig, &m, &mut auth));
+    }
+    assert!(!h.actions.iter().any(|a| matches!(a, Action::Violation(_))));
+    assert_eq!(rows(&h).len(), 1);
+    // At SMB::max_dce_rpc_analyzers pipes, a new one discards them all with a weird.
+    for fid in 2..=MAX_DCE_RPC_ANALYZERS as u64 {
+        h.run(3.0, |ctx| pipes.deliver(ctx, fid, true, &[5], &mut auth));
+    }
+    assert_eq!(pipes.len(), MAX_DCE_RPC_ANALYZERS);
+    assert!(h.weirds.is_empty());
+    h.run(4.0, |ctx| pipes.deliver(ctx, 5000, true, &[5], &mut auth));
+    assert_eq!(pipes.len(), 1);
+    assert_eq!(h.weirds.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["SMB_discarded_dce_rpc_analyzers"]);
+}
+
+#[test]
+fn pipe_names_are_normalised_for_the_common_interfaces() {
     assert_eq!(normalize_named_pipe_name("\\PIPE\\WinReg"), "winreg");
     assert_eq!(normalize_named_pipe_name("lsass"), "lsass");
 }
@@ -584,11 +636,11 @@ fn named_pipes_share_the_carriers_ntlm_record() {
     for (i, token) in spnego_ntlm_exchange(0).iter().enumerate() {
         h.run(1.0, |ctx| auth.gssapi(ctx, token, i % 2 == 0));
     }
-    let mut pipe = DceRpc::default();
+    let mut pipes = NamedPipes::default();
     for m in [&bind, &auth3] {
-        h.run(2.0, |ctx| pipe.deliver_named_pipe_sharing(ctx, true, r"\PIPE\winreg", m, &mut auth));
+        h.run(2.0, |ctx| pipes.deliver(ctx, 5, true, m, &mut auth));
     }
-    h.finish(&mut pipe);
+    h.run(2.5, |ctx| pipes.finish(ctx));
     h.run(3.0, |ctx| auth.finish(ctx));
     let ntlm = h.columns("ntlm");
     assert_eq!(ntlm.len(), 1);
@@ -597,12 +649,12 @@ fn named_pipes_share_the_carriers_ntlm_record() {
     // A pipe's exchange alone: written once, at the end, with the last names.
     let mut h = Harness::new(Proto::Tcp, 445);
     let mut auth = Auth::default();
-    let mut pipe = DceRpc::default();
+    let mut pipes = NamedPipes::default();
     for m in [&bind, &auth3] {
-        h.run(2.0, |ctx| pipe.deliver_named_pipe_sharing(ctx, true, r"\PIPE\winreg", m, &mut auth));
+        h.run(2.0, |ctx| pipes.deliver(ctx, 5, true, m, &mut auth));
     }
-    h.finish(&mut pipe);
-    assert!(h.logged("ntlm").is_empty(), "the pipe's own analyzer holds nothing");
+    h.run(2.5, |ctx| pipes.finish(ctx));
+    assert!(h.logged("ntlm").is_empty(), "the pipes hold no record of their own");
     h.run(3.0, |ctx| auth.finish(ctx));
     assert_eq!(h.columns("ntlm"), [row(["bob", "WS02", "CORP", "-", "-", "-", "-"])]);
 }

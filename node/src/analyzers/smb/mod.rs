@@ -24,11 +24,20 @@
 //! record and set their action; a close drops it from the map. A record is written when it has a name and its action
 //! is in `logged_file_actions` (FILE_OPEN, FILE_RENAME, FILE_DELETE, PRINT_OPEN, PRINT_CLOSE), once per
 //! connection for the same action, name, path, size and times within three minutes (`recent_files`).
+//!
+//! Named pipes (smb-pipe.pac, smb2-com-write.pac, smb2-com-read.pac, smb2-com-ioctl.pac): binpac marks a tree a
+//! pipe at a tree connect response of share type PIPE or a create of a name in `SMB::pipe_filenames`, and unmarks
+//! it at its disconnect. A write request on a pipe tree hands its data to DCE_RPC, a read response on one (the tree
+//! its request named) the data with the request's file id, and an ioctl FSCTL_PIPE_TRANSCEIVE, whatever the tree,
+//! its request's input and its response's output; each file id has its own DCE_RPC analyzer
+//! ([`NamedPipes`], `SMB::max_dce_rpc_analyzers` of them), dropped at the file's close. Pipe actions are not in
+//! `logged_file_actions`: pipes make no smb_files.log rows.
 
 pub mod parse;
 
 use std::collections::{HashMap, HashSet};
 
+use super::dce_rpc::NamedPipes;
 use super::gssapi::Auth;
 use super::krb::KERBEROS_LOG;
 use super::ntlm::NTLM_LOG;
@@ -73,8 +82,12 @@ pub static SPEC: AnalyzerSpec = AnalyzerSpec {
 };
 
 /// How much of one NBSS message is kept for parsing: every record the logs read sits at a message's start, and
-/// what follows (read and write data, security blobs) only has its bounds checked against the message's length.
+/// what follows (read and write data, security blobs) has its bounds checked against the message's length; pipe
+/// data is handed on when it lies within the kept part (DCE/RPC over a pipe comes in fragments of a few KiB).
 pub const MAX_KEPT: usize = 64 * 1024;
+
+/// `FSCTL_PIPE_TRANSCEIVE`: the only ioctl whose buffers smb2-com-ioctl.pac hands to DCE_RPC.
+const FSCTL_PIPE_TRANSCEIVE: u32 = 0x0011_c017;
 
 /// SMB.cc confirms at this many deliveries parsed without an exception.
 const CONFIRM_AFTER: u32 = 3;
@@ -246,6 +259,16 @@ struct State {
     request_tree: HashMap<u64, u32>,
     /// binpac's trees known to be pipes (`set_tree_is_pipe`).
     pipes: HashSet<u32>,
+    /// binpac's `smb2_read_fids` and `smb2_read_offsets`: each read request's file id and offset by message id.
+    read_fids: HashMap<u64, u64>,
+    read_offsets: HashMap<u64, u64>,
+    /// binpac's `smb2_ioctl_fids`: each ioctl request's file id by message id.
+    ioctl_fids: HashMap<u64, u64>,
+    /// smb-pipe.pac's DCE_RPC analyzers by file id (`fid_to_analyzer_map`) and their script state.
+    named_pipes: NamedPipes,
+    /// smb-gssapi.pac's GSSAPI and NTLM analyzers (and what GSSAPI instantiates), whose record the pipes' DCE_RPC
+    /// analyzers share: a connection has one `c$ntlm`.
+    auth: Auth,
 }
 
 impl State {
@@ -275,6 +298,30 @@ impl State {
         match &mut cmd.file {
             Ref::Own(f) => Some(f),
             Ref::Filed(fid) => self.fid_map.get_mut(fid),
+        }
+    }
+
+    /// `SMB2_Header`'s `is_pipe`: whether the request's tree (for a response, the tree its request named) is a pipe.
+    fn is_pipe(&self, h: &Header, is_orig: bool) -> bool {
+        let tree = if is_orig { Some(h.tree_id) } else { self.request_tree.get(&h.message_id).copied() };
+        self.pipes.contains(&tree.unwrap_or(0))
+    }
+
+    /// A message-id map of binpac's at `SMB::max_pending_messages`: it is emptied, and its
+    /// `smb2_discarded_messages_state` clears the script state.
+    fn bound(&mut self, map: fn(&mut State) -> &mut HashMap<u64, u64>) {
+        if map(self).len() >= MAX_PENDING {
+            map(self).clear();
+            self.clear();
+        }
+    }
+
+    /// `forward_dce_rpc`, when the DCE_RPC analyzer is enabled and the data was kept.
+    fn forward_dce_rpc(&mut self, ctx: &mut Ctx, data: Option<&[u8]>, fid: u64, is_orig: bool) {
+        if let Some(data) = data
+            && ctx.cfg.is_enabled("dce_rpc")
+        {
+            self.named_pipes.deliver(ctx, fid, is_orig, data, &mut self.auth);
         }
     }
 
@@ -384,8 +431,9 @@ impl State {
         }
     }
 
-    /// The events of one message's body, in the order the scripts handle them.
-    fn body(&mut self, ctx: &mut Ctx, h: &Header, cmd: &mut Cmd, body: Body) {
+    /// The events of one message's body, in the order the scripts handle them; a pipe's data goes to DCE_RPC before
+    /// the record's own event, as its `pipe_proc` comes before `proc`.
+    fn body(&mut self, ctx: &mut Ctx, h: &Header, is_pipe: bool, cmd: &mut Cmd, body: Body) {
         use Action::*;
         match body {
             // Forwarded by the analyzer (`Smb::smb2`).
@@ -413,6 +461,8 @@ impl State {
                 }
             }
             Body::TreeDisconnectRequest => {
+                // binpac's `unset_tree_is_pipe`.
+                self.pipes.remove(&h.tree_id);
                 if self.tid_map.remove(&h.tree_id).is_some() {
                     cmd.tree = None;
                 }
@@ -455,8 +505,48 @@ impl State {
                     self.file_event(ctx, cmd, fid, Some([FileDelete; 3]));
                 }
             }
-            Body::ReadRequest { fid } => self.file_event(ctx, cmd, fid, Some([FileRead, PipeRead, PrintRead])),
-            Body::WriteRequest { fid } => self.file_event(ctx, cmd, fid, Some([FileWrite, PipeWrite, PrintWrite])),
+            Body::ReadRequest { fid, offset } => {
+                self.file_event(ctx, cmd, fid, Some([FileRead, PipeRead, PrintRead]));
+                self.bound(|s| &mut s.read_fids);
+                self.bound(|s| &mut s.read_offsets);
+                self.read_fids.insert(h.message_id, fid);
+                self.read_offsets.insert(h.message_id, offset);
+            }
+            Body::ReadResponse { data } => {
+                // `get_file_id` (kept while the response is PENDING; 0 for an unknown request), then `pipe_proc`.
+                let pending = h.status == parse::STATUS_PENDING;
+                let fid = if pending {
+                    self.read_fids.get(&h.message_id).copied()
+                } else {
+                    self.read_fids.remove(&h.message_id)
+                };
+                if is_pipe {
+                    self.forward_dce_rpc(ctx, data, fid.unwrap_or(0), false);
+                }
+                if !pending {
+                    self.read_offsets.remove(&h.message_id);
+                }
+            }
+            Body::WriteRequest { fid, data, .. } => {
+                if is_pipe {
+                    self.forward_dce_rpc(ctx, data, fid, true);
+                }
+                self.file_event(ctx, cmd, fid, Some([FileWrite, PipeWrite, PrintWrite]));
+            }
+            Body::IoctlRequest { ctl_code, fid, input } => {
+                if ctl_code == FSCTL_PIPE_TRANSCEIVE {
+                    self.forward_dce_rpc(ctx, input, fid, true);
+                }
+                self.bound(|s| &mut s.ioctl_fids);
+                self.ioctl_fids.insert(h.message_id, fid);
+            }
+            Body::IoctlResponse { ctl_code, output } => {
+                // `get_ioctl_fid` forgets the request whatever the response.
+                let fid = self.ioctl_fids.remove(&h.message_id).unwrap_or(0);
+                if ctl_code == FSCTL_PIPE_TRANSCEIVE {
+                    self.forward_dce_rpc(ctx, output, fid, false);
+                }
+            }
             Body::SetAttributes { fid } => self.file_event(ctx, cmd, fid, Some([FileSetAttribute; 3])),
             Body::Delete { fid, pending } => {
                 self.file_event(ctx, cmd, fid, pending.then_some([FileDelete; 3]));
@@ -485,6 +575,8 @@ impl State {
                     }
                     self.write_file_log(ctx, &file);
                 }
+                // The pipe's DCE_RPC analyzer is done, and dce-rpc/main.zeek drops its backing record.
+                self.named_pipes.close(fid);
             }
         }
     }
@@ -560,8 +652,6 @@ pub struct Smb {
     /// Deliveries parsed without an exception (`chunks`).
     chunks: u32,
     state: State,
-    /// smb-gssapi.pac's GSSAPI and NTLM analyzers (and what GSSAPI instantiates).
-    auth: Auth,
 }
 
 /// Whether a delivery starts with an NBSS header and an SMB1 or SMB2 protocol id (`HasSMBHeader`).
@@ -595,15 +685,16 @@ impl Smb {
 
     fn smb2(&mut self, ctx: &mut Ctx, is_orig: bool, msg: &[u8], len: usize) -> Result<(), SmbError> {
         let h = parse::parse_header(msg, len)?;
+        let is_pipe = self.state.is_pipe(&h, is_orig);
         let mut cmd = self.state.begin(ctx.ts, &h, is_orig);
         let body = parse::parse_body(&h, msg, len, is_orig);
         let result = match body {
             Ok(Body::SecurityBlob { blob }) => {
-                self.auth.smb_security_blob(ctx, &blob, is_orig);
+                self.state.auth.smb_security_blob(ctx, blob, is_orig);
                 Ok(())
             }
             Ok(body) => {
-                self.state.body(ctx, &h, &mut cmd, body);
+                self.state.body(ctx, &h, is_pipe, &mut cmd, body);
                 Ok(())
             }
             Err(SmbError::NotKept) => Ok(()),
@@ -650,7 +741,8 @@ impl Analyzer for Smb {
     }
 
     fn finish(&mut self, ctx: &mut Ctx) {
-        self.auth.finish(ctx);
+        self.state.named_pipes.finish(ctx);
+        self.state.auth.finish(ctx);
     }
 }
 

@@ -49,6 +49,9 @@ pub enum SmbError {
     /// binpac's exception: a violation.
     #[error("Binpac exception: binpac exception: out_of_bound: {what}: {need} > {have}")]
     OutOfBound { what: &'static str, need: usize, have: usize },
+    /// binpac's exception for a negative `&length`.
+    #[error("Binpac exception: binpac exception: invalid length string: {what}, {len}")]
+    InvalidLength { what: &'static str, len: i64 },
     /// A string the log needs lies past the part of an over-long message that is kept: the record is passed over
     /// without an event (binpac, which buffers the whole message, would have read it).
     #[error("string past the kept part of the message")]
@@ -90,7 +93,16 @@ impl<'a> Reader<'a> {
         Ok(got)
     }
 
-    /// `n` bytes binpac reads but nothing uses (data, blobs): only their bounds matter.
+    /// `n` bytes of data (read and write data, ioctl buffers): their bounds checked against the message, and the
+    /// bytes themselves when they lie in its kept part (`None` past it).
+    pub fn data(&mut self, n: usize) -> Result<Option<&'a [u8]>, SmbError> {
+        let to = self.check(n)?;
+        let got = self.msg.get(self.pos..to);
+        self.pos = to;
+        Ok(got)
+    }
+
+    /// `n` bytes binpac reads but nothing uses (blobs): only their bounds matter.
     pub fn skip(&mut self, n: usize) -> Result<(), SmbError> {
         self.pos = self.check(n)?;
         Ok(())
@@ -137,11 +149,6 @@ impl<'a> Reader<'a> {
 
     pub fn pos(&self) -> usize {
         self.pos
-    }
-
-    /// `n` bytes from `at` (a position of this reader), when they are in the kept part of the message.
-    pub fn kept(&self, at: usize, n: usize) -> Option<&'a [u8]> {
-        self.msg.get(at..at.checked_add(n)?)
     }
 }
 
@@ -226,16 +233,17 @@ pub fn filetime(ts: u64) -> f64 {
     ts as f64 / 10_000_000.0 - 11_644_473_600.0
 }
 
-/// The events of one message's body that the scripts act on.
+/// The events of one message's body that the scripts act on, and the data the analyzer hands on (`None` where it
+/// lies past the kept part of the message).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Body {
+pub enum Body<'a> {
     /// A record without such an event (or an error response).
     Nothing,
     /// A negotiate response's or a session setup request's or response's security blob, which the analyzer
     /// forwards to GSSAPI (the records' `gssapi_proc`, smb-gssapi.pac's `forward_gssapi`); empty where it lies
     /// past the kept part of the message.
     SecurityBlob {
-        blob: Vec<u8>,
+        blob: &'a [u8],
     },
     TreeConnectRequest {
         path: Text,
@@ -255,9 +263,27 @@ pub enum Body {
     },
     ReadRequest {
         fid: u64,
+        offset: u64,
+    },
+    /// A read response's data (the file id and offset are the request's).
+    ReadResponse {
+        data: Option<&'a [u8]>,
     },
     WriteRequest {
         fid: u64,
+        offset: u64,
+        data: Option<&'a [u8]>,
+    },
+    /// An ioctl request and its input buffer.
+    IoctlRequest {
+        ctl_code: u32,
+        fid: u64,
+        input: Option<&'a [u8]>,
+    },
+    /// An ioctl response and its output buffer (the file id is the request's).
+    IoctlResponse {
+        ctl_code: u32,
+        output: Option<&'a [u8]>,
     },
     CloseRequest {
         fid: u64,
@@ -276,7 +302,7 @@ pub enum Body {
 }
 
 /// The record after the header: `SMB2_error_response` or the command's request or response.
-pub fn parse_body(h: &Header, msg: &[u8], end: usize, is_orig: bool) -> Result<Body, SmbError> {
+pub fn parse_body<'a>(h: &Header, msg: &'a [u8], end: usize, is_orig: bool) -> Result<Body<'a>, SmbError> {
     let record = |what| Reader::new(msg, end, HEADER_LEN, what);
     if is_error_response(h, is_orig) {
         // structure_size, reserved, byte_count; the rest is `&restofdata`.
@@ -305,24 +331,25 @@ pub fn parse_body(h: &Header, msg: &[u8], end: usize, is_orig: bool) -> Result<B
             cmd::FLUSH => fixed(record("SMB2_flush_request"), 24),
             cmd::READ => {
                 let mut r = record("SMB2_read_request");
-                r.skip(16)?;
+                r.skip(8)?;
+                let offset = r.u64()?;
                 let fid = r.file_id()?;
                 r.skip(12)?;
-                let (offset, len) = (r.u16()?, r.u16()?);
-                r.pad_to(offset16(offset, hl))?;
-                r.skip(len.into())?;
-                Ok(Body::ReadRequest { fid })
+                let (channel_offset, channel_len) = (r.u16()?, r.u16()?);
+                r.pad_to(offset16(channel_offset, hl))?;
+                r.skip(channel_len.into())?;
+                Ok(Body::ReadRequest { fid, offset })
             }
             cmd::WRITE => {
                 let mut r = record("SMB2_write_request");
                 r.skip(2)?;
-                let (offset, len) = (r.u16()?, r.u32()?);
-                r.skip(8)?;
+                let (data_offset, len) = (r.u16()?, r.u32()?);
+                let offset = r.u64()?;
                 let fid = r.file_id()?;
                 r.skip(16)?;
-                r.pad_to(offset16(offset, hl))?;
-                r.skip(len as usize)?;
-                Ok(Body::WriteRequest { fid })
+                r.pad_to(offset16(data_offset, hl))?;
+                let data = r.data(len as usize)?;
+                Ok(Body::WriteRequest { fid, offset, data })
             }
             cmd::LOCK => {
                 let mut r = record("SMB2_lock_request");
@@ -332,7 +359,7 @@ pub fn parse_body(h: &Header, msg: &[u8], end: usize, is_orig: bool) -> Result<B
                 r.skip(usize::from(count) * 20)?;
                 Ok(Body::Nothing)
             }
-            cmd::IOCTL => fixed(record("SMB2_ioctl_request"), 56),
+            cmd::IOCTL => ioctl(record("SMB2_ioctl_request"), hl, true),
             cmd::CANCEL | cmd::ECHO => fixed(record("SMB2_echo_request"), 4),
             cmd::QUERY_DIRECTORY => buffer_at(record("SMB2_query_directory_request"), hl, 24, false, 4),
             cmd::CHANGE_NOTIFY => fixed(record("SMB2_change_notify_request"), 32),
@@ -365,9 +392,16 @@ pub fn parse_body(h: &Header, msg: &[u8], end: usize, is_orig: bool) -> Result<B
             cmd::TREE_DISCONNECT | cmd::FLUSH | cmd::LOCK | cmd::ECHO => fixed(record("SMB2_echo_response"), 4),
             cmd::CREATE => create_response(record("SMB2_create_response"), hl),
             cmd::CLOSE => fixed(record("SMB2_close_response"), 60),
-            cmd::READ => buffer_at(record("SMB2_read_response"), hl, 2, true, 8),
+            cmd::READ => {
+                let mut r = record("SMB2_read_response");
+                r.skip(2)?;
+                let (data_offset, len) = (r.u16()?, r.u32()?);
+                r.skip(8)?;
+                r.pad_to(offset16(data_offset, hl))?;
+                Ok(Body::ReadResponse { data: r.data(len as usize)? })
+            }
             cmd::WRITE => fixed(record("SMB2_write_response"), 16),
-            cmd::IOCTL => fixed(record("SMB2_ioctl_response"), 48),
+            cmd::IOCTL => ioctl(record("SMB2_ioctl_response"), hl, false),
             cmd::QUERY_DIRECTORY | cmd::CHANGE_NOTIFY | cmd::QUERY_INFO => {
                 buffer_at(record("SMB2_query_info_response"), hl, 2, true, 0)
             }
@@ -378,15 +412,51 @@ pub fn parse_body(h: &Header, msg: &[u8], end: usize, is_orig: bool) -> Result<B
     }
 }
 
+/// `SMB2_ioctl_request` and `SMB2_ioctl_response` (the request has `max_input_resp` and `max_output_resp` more).
+/// The pads before the buffers are binpac's `&length` expressions as smb2-com-ioctl.pac writes them: 0 for an
+/// offset of 0 (or, before the output, the input's offset), else the record's position from the header's start
+/// minus the offset, which is 0 where the buffer follows directly and negative (an exception) where it starts
+/// later.
+fn ioctl<'a>(mut r: Reader<'a>, hl: u16, request: bool) -> Result<Body<'a>, SmbError> {
+    r.skip(4)?;
+    let ctl_code = r.u32()?;
+    let fid = r.file_id()?;
+    let (input_offset, input_count) = (r.u32()?, r.u32()?);
+    if request {
+        r.skip(4)?;
+    }
+    let (output_offset, output_count) = (r.u32()?, r.u32()?);
+    if request {
+        r.skip(4)?;
+    }
+    r.skip(8)?;
+    let pad = |r: &Reader, field: &'static str, offset: u32| -> Result<usize, SmbError> {
+        let at = (r.pos() - r.start) as i64 + i64::from(hl);
+        let len = at - i64::from(offset);
+        usize::try_from(len).map_err(|_| SmbError::InvalidLength { what: field, len })
+    };
+    if input_offset != 0 {
+        let n = pad(&r, if request { "SMB2_ioctl_request:pad1" } else { "SMB2_ioctl_response:pad1" }, input_offset)?;
+        r.skip(n)?;
+    }
+    let input = r.data(input_count as usize)?;
+    if output_offset != 0 && output_offset != input_offset {
+        let n = pad(&r, if request { "SMB2_ioctl_request:pad2" } else { "SMB2_ioctl_response:pad2" }, output_offset)?;
+        r.skip(n)?;
+    }
+    let output = r.data(output_count as usize)?;
+    Ok(if request { Body::IoctlRequest { ctl_code, fid, input } } else { Body::IoctlResponse { ctl_code, output } })
+}
+
 /// A record of fixed fields only.
-fn fixed(mut r: Reader, len: usize) -> Result<Body, SmbError> {
+fn fixed<'a>(mut r: Reader, len: usize) -> Result<Body<'a>, SmbError> {
     r.skip(len)?;
     Ok(Body::Nothing)
 }
 
 /// A record with a buffer placed by a 16-bit offset: `before` bytes, the offset, the length (16 or 32 bits wide),
 /// `after` more bytes, the padding and the buffer.
-fn buffer_at(mut r: Reader, hl: u16, before: usize, wide: bool, after: usize) -> Result<Body, SmbError> {
+fn buffer_at<'a>(mut r: Reader, hl: u16, before: usize, wide: bool, after: usize) -> Result<Body<'a>, SmbError> {
     r.skip(before)?;
     let offset = r.u16()?;
     let len = if wide { r.u32()? as usize } else { usize::from(r.u16()?) };
@@ -398,14 +468,14 @@ fn buffer_at(mut r: Reader, hl: u16, before: usize, wide: bool, after: usize) ->
 
 /// `SMB2_session_setup_request` (`before` = 12) and `SMB2_session_setup_response` (4): fixed fields, the security
 /// blob's offset and length, the padding and the blob.
-fn session_setup(mut r: Reader, hl: u16, before: usize) -> Result<Body, SmbError> {
+fn session_setup<'a>(mut r: Reader<'a>, hl: u16, before: usize) -> Result<Body<'a>, SmbError> {
     r.skip(before)?;
     let (offset, len) = (r.u16()?, r.u16()?);
     r.pad_to(offset16(offset, hl))?;
-    Ok(Body::SecurityBlob { blob: r.bytes(len.into())?.to_vec() })
+    Ok(Body::SecurityBlob { blob: r.bytes(len.into())? })
 }
 
-fn negotiate_request(mut r: Reader) -> Result<Body, SmbError> {
+fn negotiate_request<'a>(mut r: Reader) -> Result<Body<'a>, SmbError> {
     r.skip(2)?;
     let dialects = r.u16()?;
     r.skip(32)?;
@@ -413,7 +483,7 @@ fn negotiate_request(mut r: Reader) -> Result<Body, SmbError> {
     Ok(Body::Nothing)
 }
 
-fn negotiate_response(mut r: Reader, hl: u16) -> Result<Body, SmbError> {
+fn negotiate_response<'a>(mut r: Reader<'a>, hl: u16) -> Result<Body<'a>, SmbError> {
     r.skip(4)?;
     let dialect = r.u16()?;
     let contexts = r.u16()?;
@@ -421,10 +491,8 @@ fn negotiate_response(mut r: Reader, hl: u16) -> Result<Body, SmbError> {
     let _security_offset = r.u16()?;
     let security_len = r.u16()?;
     let context_offset = r.u32()?;
-    let blob_at = r.pos();
-    r.skip(security_len.into())?;
     // The blob is forwarded once the whole record has parsed (`gssapi_proc`, a `&let`).
-    let blob = r.kept(blob_at, security_len.into()).unwrap_or_default().to_vec();
+    let blob = r.data(security_len.into())?.unwrap_or_default();
     if dialect != 0x0311 {
         return Ok(Body::SecurityBlob { blob });
     }
@@ -464,7 +532,7 @@ fn negotiate_context(r: &mut Reader) -> Result<(), SmbError> {
     }
 }
 
-fn create_request(mut r: Reader, hl: u16) -> Result<Body, SmbError> {
+fn create_request<'a>(mut r: Reader, hl: u16) -> Result<Body<'a>, SmbError> {
     r.skip(40)?;
     let create_options = r.u32()?;
     let (name_offset, name_len) = (r.u16()?, r.u16()?);
@@ -476,7 +544,7 @@ fn create_request(mut r: Reader, hl: u16) -> Result<Body, SmbError> {
     Ok(Body::CreateRequest { name, create_options })
 }
 
-fn create_response(mut r: Reader, hl: u16) -> Result<Body, SmbError> {
+fn create_response<'a>(mut r: Reader, hl: u16) -> Result<Body<'a>, SmbError> {
     r.skip(8)?;
     let created = r.u64()?;
     let accessed = r.u64()?;
@@ -500,7 +568,7 @@ fn create_response(mut r: Reader, hl: u16) -> Result<Body, SmbError> {
 
 /// `SMB2_set_info_request`: file information of the classes the scripts log (basic, rename, disposition) raise
 /// their events; the other classes are parsed for their bounds.
-fn set_info_request(mut r: Reader, hl: u16) -> Result<Body, SmbError> {
+fn set_info_request<'a>(mut r: Reader, hl: u16) -> Result<Body<'a>, SmbError> {
     r.skip(2)?;
     let (info_class, info_level) = (r.u8()?, r.u8()?);
     let _len = r.u32()?;

@@ -465,12 +465,15 @@ fn malformed_messages_are_violations() {
 fn mutated_messages_never_panic() {
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d_u64);
     let mut next = || rng.next();
-    let messages = session();
-    for _ in 0..300 {
-        let mut deliveries = timed(messages.clone());
+    let sessions = [session(), pipe_session("srvsvc", SRVSVC, r"\PIPE\srvsvc", 0x0f)];
+    for round in 0..600 {
+        let mut deliveries = timed(sessions[round % 2].clone());
         for (_, m, _) in deliveries.iter_mut() {
+            // Every other pipe session keeps the NBSS and SMB2 headers whole, so that the mutations reach the
+            // records and the DCE/RPC PDUs in them.
+            let from = if round % 4 == 1 { 68.min(m.len() - 1) } else { 0 };
             for _ in 0..3 {
-                let at = (next() as usize) % m.len();
+                let at = from + (next() as usize) % (m.len() - from);
                 m[at] = next() as u8;
             }
         }
@@ -587,4 +590,247 @@ fn ntlm_through_the_engine() {
     assert_eq!(field(ntlm[0], "uid"), field(conn, "uid"));
     assert_eq!(field(ntlm[0], "server_dns_computer_name"), "Stratolab-DC.StratoLab.org");
     assert_eq!(field(ntlm[0], "success"), "T");
+}
+
+// DCE/RPC over named pipes (smb-pipe.pac's `forward_dce_rpc`).
+
+use crate::analyzers::dce_rpc::ptype;
+use crate::analyzers::dce_rpc::tests::{bind_ack_body, bind_body, pdu, request_body, response_body};
+
+const PIPE_FID: (u64, u64) = (0x0000_0005_0000_0009, 0xffff_ffff_0000_0001);
+const SRVSVC: &str = "4b324fc8-1670-01d3-1278-5a47bf6ee188";
+const EFSRPC2: &str = "c681d488-d850-11d0-8c52-00c04fd90f7e";
+const TRANSCEIVE: u32 = 0x0011_c017;
+
+/// `SMB2_write_request` with its data right after the record (data offset 64 + 48).
+fn write_request(mid: u64, tid: u32, fid: (u64, u64), offset: u64, data: &[u8]) -> Vec<u8> {
+    let mut r = vec![49, 0];
+    r.extend(112u16.to_le_bytes());
+    r.extend((data.len() as u32).to_le_bytes());
+    r.extend(offset.to_le_bytes());
+    r.extend(file_id(fid));
+    r.extend([0; 16]); // channel, remaining, channel info, flags
+    r.extend(data);
+    smb2(CLIENT, 9, 0, mid, tid, &r)
+}
+
+fn write_response(mid: u64, tid: u32, count: usize) -> Vec<u8> {
+    let mut r = vec![17, 0, 0, 0];
+    r.extend((count as u32).to_le_bytes());
+    r.extend([0; 8]);
+    smb2(SERVER, 9, 0, mid, tid, &r)
+}
+
+/// `SMB2_ioctl_request` as Windows sends FSCTL_PIPE_TRANSCEIVE: the input right after the record (offset 120),
+/// the output offset the same with no output.
+fn ioctl_request(mid: u64, tid: u32, fid: (u64, u64), ctl_code: u32, input: &[u8]) -> Vec<u8> {
+    let mut r = vec![57, 0, 0, 0];
+    r.extend(ctl_code.to_le_bytes());
+    r.extend(file_id(fid));
+    for field in [120, input.len() as u32, 0, 120, 0, 4280, 1, 0] {
+        r.extend(field.to_le_bytes());
+    }
+    r.extend(input);
+    smb2(CLIENT, 11, 0, mid, tid, &r)
+}
+
+/// `SMB2_ioctl_response`: no input, the output at offset 112.
+fn ioctl_response(mid: u64, tid: u32, fid: (u64, u64), status: u32, output: &[u8]) -> Vec<u8> {
+    let mut r = vec![49, 0, 0, 0];
+    r.extend(TRANSCEIVE.to_le_bytes());
+    r.extend(file_id(fid));
+    for field in [112, 0, 112, output.len() as u32, 0, 0] {
+        r.extend(field.to_le_bytes());
+    }
+    r.extend(output);
+    smb2(SERVER, 11, status, mid, tid, &r)
+}
+
+/// A client binding `uuid` over pipe `name` on IPC$: the bind written, the bind_ack read, then one call of opnum
+/// `opnum` through FSCTL_PIPE_TRANSCEIVE, and the pipe closed.
+fn pipe_session(name: &str, uuid: &str, sec_addr: &str, opnum: u16) -> Vec<(bool, Vec<u8>)> {
+    let bind = pdu(ptype::BIND, 2, &bind_body(0, uuid, 1));
+    let bind_ack = pdu(ptype::BIND_ACK, 2, &bind_ack_body(sec_addr));
+    vec![
+        (CLIENT, negotiate_request()),
+        (SERVER, negotiate_response()),
+        (CLIENT, session_setup_request()),
+        (SERVER, session_setup_response()),
+        (CLIENT, tree_connect_request(2, r"\\server\IPC$")),
+        (SERVER, tree_connect_response(2, 5, 2)),
+        (CLIENT, create_request(3, 5, name, 0)),
+        (SERVER, create_response(3, 5, PIPE_FID, 0, 0)),
+        (CLIENT, write_request(4, 5, PIPE_FID, 0, &bind)),
+        (SERVER, write_response(4, 5, bind.len())),
+        (CLIENT, read_request(5, 5, PIPE_FID)),
+        (SERVER, read_response(5, 5, &bind_ack)),
+        (
+            CLIENT,
+            ioctl_request(6, 5, PIPE_FID, TRANSCEIVE, &pdu(ptype::REQUEST, 3, &request_body(0, opnum, &[0xaa; 40]))),
+        ),
+        (SERVER, ioctl_response(6, 5, PIPE_FID, 0, &pdu(ptype::RESPONSE, 3, &response_body(0, &[0xbb; 16])))),
+        (CLIENT, close_request(7, 5, PIPE_FID)),
+        (SERVER, close_response(7, 5)),
+    ]
+}
+
+/// dce_rpc.log's columns from `rtt` on.
+fn dce_rpc_rows(h: &Harness) -> Vec<Vec<String>> {
+    h.columns("dce_rpc")
+}
+
+#[test]
+fn pipe_writes_reads_and_transceives_carry_dce_rpc() {
+    let (mapping, files, actions, h) = run(&timed(pipe_session("srvsvc", SRVSVC, r"\PIPE\srvsvc", 0x0f)));
+    assert_eq!(mapping, [with_ts("5.000000", row(&[r"\\\\server\\IPC$", "-", "-", "PIPE"]))]);
+    // PIPE_OPEN, PIPE_WRITE, PIPE_READ and PIPE_CLOSE are not in SMB::logged_file_actions.
+    assert!(files.is_empty(), "{files:?}");
+    // The call is the ioctl's: request at 13, response at 14; the pipe name is the bind_ack's address.
+    assert_eq!(
+        h.timed_columns("dce_rpc"),
+        [crate::analyzers::testing::row(["13.000000", "1.000000", r"\\PIPE\\srvsvc", "srvsvc", "NetrShareEnum"])]
+    );
+    assert_eq!(actions, [EngineAction::Confirm("smb"), EngineAction::Confirm("dce_rpc")]);
+    assert!(h.weirds.is_empty());
+}
+
+/// The dce_rpc.log row of a PetitPotam run as a Zeek detection package's README shows it (Zeek over a real
+/// trace): EfsRpcOpenFileRaw on efsrpc2 through `\pipe\lsass`, its response 1.023152 s after the request.
+#[test]
+fn petitpotam_row_as_zeek_logs_it() {
+    let messages = pipe_session("lsarpc", EFSRPC2, r"\pipe\lsass", 0);
+    let mut deliveries = timed(messages);
+    let request_at = 1_630_594_390.076_173;
+    for (i, d) in deliveries.iter_mut().enumerate() {
+        d.2 = match i {
+            0..12 => request_at - 1.0 + i as f64 * 0.01,
+            12 => request_at,
+            _ => 1_630_594_391.099_325,
+        };
+    }
+    let (_, _, _, h) = run(&deliveries);
+    assert_eq!(
+        h.timed_columns("dce_rpc"),
+        [crate::analyzers::testing::row([
+            "1630594390.076173",
+            "1.023152",
+            r"\\pipe\\lsass",
+            "efsrpc2",
+            "EfsRpcOpenFileRaw"
+        ])]
+    );
+}
+
+#[test]
+fn pipe_data_is_split_at_every_byte_the_same() {
+    let messages = pipe_session("srvsvc", SRVSVC, r"\PIPE\srvsvc", 0x0f);
+    let whole = dce_rpc_rows(&run(&timed(messages.clone())).3);
+    assert_eq!(whole.len(), 1);
+    for i in 8..14 {
+        for at in 1..messages[i].1.len() {
+            let mut deliveries = Vec::new();
+            for (j, (o, m)) in messages.iter().enumerate() {
+                let ts = 1.0 + j as f64;
+                if i == j {
+                    deliveries.push((*o, m[..at].to_vec(), ts));
+                    deliveries.push((*o, m[at..].to_vec(), ts));
+                } else {
+                    deliveries.push((*o, m.clone(), ts));
+                }
+            }
+            assert_eq!(dce_rpc_rows(&run(&deliveries).3), whole, "message {i} split at {at}");
+        }
+    }
+}
+
+#[test]
+fn pipe_data_follows_the_tree_and_the_ioctl_code() {
+    let bind = pdu(ptype::BIND, 2, &bind_body(0, SRVSVC, 1));
+    // On a disk share the same write is file data, not DCE/RPC; an ioctl other than TRANSCEIVE is not handed on.
+    let (_, _, actions, h) = run(&timed(vec![
+        (CLIENT, negotiate_request()),
+        (SERVER, negotiate_response()),
+        (CLIENT, tree_connect_request(2, r"\\server\share")),
+        (SERVER, tree_connect_response(2, 1, 1)),
+        (CLIENT, write_request(3, 1, FID, 0, &bind)),
+        (CLIENT, ioctl_request(4, 1, FID, 0x0014_0204, &bind)),
+    ]));
+    assert_eq!(actions, [EngineAction::Confirm("smb")]);
+    assert!(h.logged("dce_rpc").is_empty());
+    // A pipe named on a tree whose mapping was not seen (`smb_pipe_connect_heuristic`) is one; after its tree's
+    // disconnect the tree id is not.
+    let messages = pipe_session("srvsvc", SRVSVC, r"\PIPE\srvsvc", 0x0f);
+    let unmapped: Vec<_> = messages[..4].iter().chain(&messages[6..]).cloned().collect();
+    assert_eq!(dce_rpc_rows(&run(&timed(unmapped)).3).len(), 1);
+    let mut disconnected = messages.clone();
+    disconnected.insert(8, (CLIENT, tree_disconnect(CLIENT, 20, 5)));
+    let (_, _, actions, h) = run(&timed(disconnected));
+    assert!(h.logged("dce_rpc").is_empty());
+    // The ioctl still goes: its code, not the tree, makes it a pipe's (no bind seen, so nothing to log).
+    assert_eq!(actions, [EngineAction::Confirm("smb"), EngineAction::Confirm("dce_rpc")]);
+}
+
+#[test]
+fn one_dce_rpc_analyzer_per_pipe_and_closed_pipes_are_forgotten() {
+    // Two pipes open at once on IPC$, their PDUs interleaved: each file id has its own analyzer (context ids and
+    // call ids overlap without mixing), and each call is logged with its own pipe's interface.
+    let second: (u64, u64) = (0x77, 0x88);
+    let bind = |uuid| pdu(ptype::BIND, 2, &bind_body(0, uuid, 1));
+    let call = |opnum| pdu(ptype::REQUEST, 3, &request_body(0, opnum, &[]));
+    let reply = pdu(ptype::RESPONSE, 3, &response_body(0, &[]));
+    let mut messages = pipe_session("srvsvc", SRVSVC, r"\PIPE\srvsvc", 0x0f)[..8].to_vec();
+    messages.extend([
+        (CLIENT, create_request(8, 5, "winreg", 0)),
+        (SERVER, create_response(8, 5, second, 0, 0)),
+        (CLIENT, write_request(9, 5, PIPE_FID, 0, &bind(SRVSVC))),
+        (CLIENT, write_request(10, 5, second, 0, &bind(crate::analyzers::dce_rpc::tests::WINREG))),
+        (SERVER, read_response(11, 5, &pdu(ptype::BIND_ACK, 2, &bind_ack_body(r"\PIPE\winreg")))),
+        (CLIENT, read_request(11, 5, second)),
+        (SERVER, read_response(11, 5, &pdu(ptype::BIND_ACK, 2, &bind_ack_body(r"\PIPE\winreg")))),
+        (CLIENT, ioctl_request(12, 5, second, TRANSCEIVE, &call(0x10))),
+        (CLIENT, ioctl_request(13, 5, PIPE_FID, TRANSCEIVE, &call(0x0f))),
+        (SERVER, ioctl_response(13, 5, PIPE_FID, 0, &reply)),
+        (SERVER, ioctl_response(12, 5, second, 0, &reply)),
+        (CLIENT, close_request(14, 5, second)),
+        // A request left without its response: the removal hook writes the open pipe's record again, not the
+        // closed one's.
+        (CLIENT, ioctl_request(15, 5, PIPE_FID, TRANSCEIVE, &call(0x0f))),
+    ]);
+    let (_, _, _, h) = run(&timed(messages));
+    let summary: Vec<_> =
+        h.timed_columns("dce_rpc").into_iter().map(|r| (r[0].clone(), r[2].clone(), r[4].clone())).collect();
+    let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(
+        summary,
+        [
+            // The first read response has no request: file id 0, an analyzer of its own, nothing logged.
+            s("17.000000", "-", "NetrShareEnum"),
+            s("16.000000", r"\\PIPE\\winreg", "BaseRegQueryInfoKey"),
+            s("21.000000", "-", "NetrShareEnum"),
+        ]
+    );
+}
+
+/// Through the engine: DCE/RPC in a pipe confirms `dce_rpc` after `smb` (conn.log's services in confirmation
+/// order), and dce_rpc.log's row carries the SMB connection.
+#[test]
+fn pipes_through_the_engine() {
+    use crate::analyzers::testing::{engine_records, field};
+    use crate::decode::test_frames::tcp_exchange;
+
+    let messages = pipe_session("srvsvc", SRVSVC, r"\PIPE\srvsvc", 0x0f);
+    let borrowed: Vec<(bool, &[u8])> = messages.iter().map(|(o, m)| (*o, m.as_slice())).collect();
+    let frames = tcp_exchange(([10, 0, 0, 11], 49208), ([10, 0, 0, 12], 445), &borrowed);
+    let records = engine_records(&frames);
+    let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
+    assert_eq!(field(conn, "service"), "smb,dce_rpc");
+    let calls: Vec<_> = records.iter().filter(|r| r.schema.path == "dce_rpc").collect();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(field(calls[0], "uid"), field(conn, "uid"));
+    assert_eq!(
+        [field(calls[0], "named_pipe"), field(calls[0], "endpoint"), field(calls[0], "operation")],
+        [r"\\PIPE\\srvsvc", "srvsvc", "NetrShareEnum"]
+    );
+    assert!(!records.iter().any(|r| r.schema.path == "smb_files"));
+    assert!(!records.iter().any(|r| r.schema.path == "analyzer" || r.schema.path == "weird"));
 }
