@@ -32,6 +32,14 @@
 //! its request's input and its response's output; each file id has its own DCE_RPC analyzer
 //! ([`NamedPipes`], `SMB::max_dce_rpc_analyzers` of them), dropped at the file's close. Pipe actions are not in
 //! `logged_file_actions`: pipes make no smb_files.log rows.
+//!
+//! File contents (smb2-com-read.pac, smb2-com-write.pac, smb2-com-close.pac, files.zeek): the data of a read
+//! response (at its request's offset) or a write request (at its own) on a tree that is not a pipe goes to the file
+//! framework's file named by `SMB::get_file_handle` (the record's path, name and modification time; none without a
+//! name or path), a [`FileTransfer`] with source `SMB` that puts the bytes in order by their offsets. A file new to
+//! the connection gives the record its `fuid` (`file_over_new_connection`, which logs the record again), and takes the
+//! record's size as `total_bytes` and its name as `filename`; it ends when its bytes reach that size, at a close
+//! request for its record, or with the connection, each time writing files.log (and `file_state_remove` the record).
 
 pub mod parse;
 
@@ -41,6 +49,7 @@ use super::dce_rpc::NamedPipes;
 use super::gssapi::Auth;
 use super::krb::KERBEROS_LOG;
 use super::ntlm::NTLM_LOG;
+use super::smtp::files::FileTransfer;
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
 use crate::logs::{Schema, Value, bytes_to_log_string, conn_fields, f};
 use parse::{Body, Header, MacTimes, SmbError, Text};
@@ -82,9 +91,13 @@ pub static SPEC: AnalyzerSpec = AnalyzerSpec {
 };
 
 /// How much of one NBSS message is kept for parsing: every record the logs read sits at a message's start, and
-/// what follows (read and write data, security blobs) has its bounds checked against the message's length; pipe
-/// data is handed on when it lies within the kept part (DCE/RPC over a pipe comes in fragments of a few KiB).
+/// what follows (security blobs, query buffers) only has its bounds checked against the message's length. Reads and
+/// writes are kept up to [`MAX_DATA_KEPT`]; their data past that is not handed on.
 pub const MAX_KEPT: usize = 64 * 1024;
+
+/// How much of a read or write message is kept: its data goes to DCE_RPC or the file framework whole, as binpac,
+/// which buffers the whole message, hands it on. 8 MiB is the largest read and write size Windows negotiates.
+pub const MAX_DATA_KEPT: usize = 8 * 1024 * 1024 + 4096;
 
 /// `FSCTL_PIPE_TRANSCEIVE`: the only ioctl whose buffers smb2-com-ioctl.pac hands to DCE_RPC.
 const FSCTL_PIPE_TRANSCEIVE: u32 = 0x0011_c017;
@@ -185,10 +198,14 @@ impl TreeInfo {
     }
 }
 
-/// `SMB::FileInfo` (`fuid` is set only by file analysis of the contents, which the node does not do).
+/// `SMB::FileInfo` (`fuid` set by `file_over_new_connection` once the file's data was seen).
 #[derive(Debug, Clone, PartialEq)]
 struct FileInfo {
     ts: f64,
+    /// Which filing this is (not logged): a command that filed or found a record under a file id refers to that
+    /// record, which Zeek keeps by reference even after the id's entry is replaced.
+    serial: u64,
+    fuid: Option<String>,
     action: Option<Action>,
     path: Option<String>,
     name: Option<String>,
@@ -199,12 +216,22 @@ struct FileInfo {
 
 impl FileInfo {
     fn new(ts: f64) -> Self {
-        FileInfo { ts, action: None, path: None, name: None, size: 0, prev_name: None, times: None }
+        FileInfo {
+            ts,
+            serial: 0,
+            fuid: None,
+            action: None,
+            path: None,
+            name: None,
+            size: 0,
+            prev_name: None,
+            times: None,
+        }
     }
 
     fn record(&self, ctx: &Ctx) -> Vec<Value> {
         let mut v = ctx.conn_columns(self.ts);
-        v.push(Value::Unset);
+        v.push(Value::opt_str(self.fuid.clone()));
         v.push(self.action.map_or(Value::Unset, |a| Value::Enum(a.name())));
         v.push(Value::opt_str(self.path.clone()));
         v.push(Value::opt_str(self.name.clone()));
@@ -217,11 +244,22 @@ impl FileInfo {
         v
     }
 
+    /// `SMB::get_file_handle`: what names the file's contents to the file framework (the tree's path, the name and
+    /// the modification time; the connection's hosts are the same for all of a connection's files); `None` without
+    /// a name or path, where the data goes to no file.
+    fn handle(&self) -> Option<FileHandle> {
+        if self.name.is_none() && self.path.is_none() {
+            return None;
+        }
+        Some((self.path.clone(), self.name.clone(), self.times.map_or(0, |t| t.modified.to_bits())))
+    }
+
     /// `write_file_log`'s identity of a record for `recent_files`: everything logged but the access time.
     fn ident(&self, times: &MacTimes) -> String {
         format!(
-            "{:?}|{:?}|{:?}|{}|{}|{}|{}",
+            "{:?}|{:?}|{:?}|{:?}|{}|{}|{}|{}",
             self.action,
+            self.fuid,
             self.name,
             self.path,
             self.size,
@@ -231,6 +269,9 @@ impl FileInfo {
         )
     }
 }
+
+/// A file's handle: path, name and modification time.
+type FileHandle = (Option<String>, Option<String>, u64);
 
 /// A script record the command refers to: its own, or the one filed under an id (Zeek's records are shared
 /// references; a filed one is reached through its map).
@@ -246,6 +287,8 @@ struct Cmd {
     file: Ref<FileInfo, u64>,
     tree: Option<Ref<TreeInfo, u32>>,
     create_options: u32,
+    /// The serial of the filed record `file` refers to.
+    file_serial: u64,
 }
 
 /// The connection's `SMB::State` and the binpac connection's own maps.
@@ -264,11 +307,15 @@ struct State {
     read_offsets: HashMap<u64, u64>,
     /// binpac's `smb2_ioctl_fids`: each ioctl request's file id by message id.
     ioctl_fids: HashMap<u64, u64>,
+    /// The last filing's serial.
+    next_serial: u64,
     /// smb-pipe.pac's DCE_RPC analyzers by file id (`fid_to_analyzer_map`) and their script state.
     named_pipes: NamedPipes,
     /// smb-gssapi.pac's GSSAPI and NTLM analyzers (and what GSSAPI instantiates), whose record the pipes' DCE_RPC
     /// analyzers share: a connection has one `c$ntlm`.
     auth: Auth,
+    /// The file framework's files of this connection by their handle (`get_file_handle`).
+    files: HashMap<FileHandle, FileTransfer>,
 }
 
 impl State {
@@ -325,6 +372,57 @@ impl State {
         }
     }
 
+    /// `file_mgr->DataIn` for the command's file: `data` at `offset`, in a file found by the record's handle (none
+    /// without a name or path). A file new to the connection raises `file_over_new_connection`: the record takes its
+    /// fuid, the file the record's size as `total_bytes` and its name as `filename`, and the record is logged again.
+    /// A file whose bytes reach `total_bytes` is complete and removed (`file_state_remove`: the record once more).
+    fn file_data(&mut self, ctx: &mut Ctx, cmd: &mut Cmd, offset: u64, data: &[u8], is_orig: bool) {
+        let Some(record) = self.referenced_file_mut(cmd) else { return };
+        let Some(handle) = record.handle() else { return };
+        if !self.files.contains_key(&handle) {
+            if self.files.len() >= MAX_PENDING {
+                self.end_all_files(ctx);
+            }
+            let mut file = FileTransfer::new(ctx, "SMB", is_orig);
+            let Some(record) = self.referenced_file_mut(cmd) else { return };
+            record.fuid = Some(file.fuid.clone());
+            if record.size > 0 {
+                file.total_bytes = Some(record.size);
+            }
+            file.filename = record.name.clone();
+            let record = record.clone();
+            self.write_file_log(ctx, &record);
+            self.files.insert(handle.clone(), file);
+        }
+        let Some(file) = self.files.get_mut(&handle) else { return };
+        file.data_at(ctx.ts, offset, data);
+        if file.is_complete() {
+            self.end_file(ctx, cmd, Some(handle));
+        }
+    }
+
+    /// `file_mgr->EndOfFile` (or the removal of a complete file): the file of `handle` (the command's file's by
+    /// default) writes its files.log record, and `file_state_remove` logs the command's file record once more.
+    fn end_file(&mut self, ctx: &mut Ctx, cmd: &mut Cmd, handle: Option<FileHandle>) {
+        let Some(handle) = handle.or_else(|| self.referenced_file_mut(cmd).and_then(|f| f.handle())) else { return };
+        let Some(file) = self.files.remove(&handle) else { return };
+        file.finish(ctx);
+        if let Some(record) = self.referenced_file_mut(cmd) {
+            let record = record.clone();
+            self.write_file_log(ctx, &record);
+        }
+    }
+
+    /// Every open file ends (the connection's end, or too many files at once).
+    fn end_all_files(&mut self, ctx: &mut Ctx) {
+        let mut files: Vec<FileTransfer> = self.files.drain().map(|(_, f)| f).collect();
+        // In the order they began, for a stable log.
+        files.sort_by(|a, b| a.fuid.cmp(&b.fuid));
+        for file in files {
+            file.finish(ctx);
+        }
+    }
+
     /// binpac's `set_tree_is_pipe`, bounded like the maps.
     fn mark_pipe(&mut self, tid: u32) {
         if self.pipes.len() >= MAX_PENDING {
@@ -344,9 +442,21 @@ impl State {
             if self.fid_map.len() >= MAX_PENDING {
                 self.fid_map.clear();
             }
-            self.fid_map.insert(fid, file);
+            self.next_serial += 1;
+            self.fid_map.insert(fid, FileInfo { serial: self.next_serial, ..file });
         }
         cmd.file = Ref::Filed(fid);
+        cmd.file_serial = self.fid_map.get(&fid).map_or(0, |f| f.serial);
+    }
+
+    /// The command's file as Zeek's reference holds it: its own, or the filed record it found, if that is still
+    /// filed (a record whose entry was replaced since is not reachable here).
+    fn referenced_file_mut<'a>(&'a mut self, cmd: &'a mut Cmd) -> Option<&'a mut FileInfo> {
+        let serial = cmd.file_serial;
+        match &mut cmd.file {
+            Ref::Own(f) => Some(f),
+            Ref::Filed(fid) => self.fid_map.get_mut(fid).filter(|f| f.serial == serial),
+        }
     }
 
     /// The `switch` on the current tree's share type; `None` where there is no tree (a script error in Zeek).
@@ -399,6 +509,7 @@ impl State {
             file: Ref::Own(FileInfo::new(ts)),
             tree: None,
             create_options: 0,
+            file_serial: 0,
         });
         let tid = h.tree_id;
         if tid > 0 {
@@ -523,15 +634,24 @@ impl State {
                 if is_pipe {
                     self.forward_dce_rpc(ctx, data, fid.unwrap_or(0), false);
                 }
-                if !pending {
-                    self.read_offsets.remove(&h.message_id);
+                // `proc_smb2_read_response`: the request's offset (0 when unknown), the data to the file framework.
+                let offset = if pending {
+                    self.read_offsets.get(&h.message_id).copied()
+                } else {
+                    self.read_offsets.remove(&h.message_id)
+                };
+                if !is_pipe && let Some(data) = data.filter(|d| !d.is_empty()) {
+                    self.file_data(ctx, cmd, offset.unwrap_or(0), data, false);
                 }
             }
-            Body::WriteRequest { fid, data, .. } => {
+            Body::WriteRequest { fid, offset, data } => {
                 if is_pipe {
                     self.forward_dce_rpc(ctx, data, fid, true);
                 }
                 self.file_event(ctx, cmd, fid, Some([FileWrite, PipeWrite, PrintWrite]));
+                if !is_pipe && let Some(data) = data.filter(|d| !d.is_empty()) {
+                    self.file_data(ctx, cmd, offset, data, true);
+                }
             }
             Body::IoctlRequest { ctl_code, fid, input } => {
                 if ctl_code == FSCTL_PIPE_TRANSCEIVE {
@@ -574,7 +694,10 @@ impl State {
                         file.path = path;
                     }
                     self.write_file_log(ctx, &file);
+                    // `file_mgr->EndOfFile`: the closed record is still the current file.
+                    cmd.file = Ref::Own(file);
                 }
+                self.end_file(ctx, cmd, None);
                 // The pipe's DCE_RPC analyzer is done, and dce-rpc/main.zeek drops its backing record.
                 self.named_pipes.close(fid);
             }
@@ -630,7 +753,8 @@ impl Flow {
             self.kept.clear();
         }
         let n = self.remaining.min(data.len());
-        let keep = n.min(MAX_KEPT.saturating_sub(self.kept.len()));
+        let limit = if carries_data(&self.kept, &data[..n]) { MAX_DATA_KEPT } else { MAX_KEPT };
+        let keep = n.min(limit.saturating_sub(self.kept.len()));
         self.kept.extend_from_slice(&data[..keep]);
         self.remaining -= n;
         *data = &data[n..];
@@ -641,6 +765,16 @@ impl Flow {
         self.header.clear();
         Some((msg_type, std::mem::take(&mut self.kept), self.len))
     }
+}
+
+/// Whether a message, of which `kept` and then `more` are the first bytes, is an SMB2 read or write (whose data is
+/// kept up to [`MAX_DATA_KEPT`]).
+fn carries_data(kept: &[u8], more: &[u8]) -> bool {
+    let byte = |i: usize| kept.get(i).or_else(|| more.get(i.checked_sub(kept.len())?)).copied();
+    let id = [byte(0), byte(1), byte(2), byte(3)];
+    let command = [byte(12), byte(13)];
+    id == [Some(0xfe), Some(b'S'), Some(b'M'), Some(b'B')]
+        && matches!(command, [Some(c), Some(0)] if u16::from(c) == parse::cmd::READ || u16::from(c) == parse::cmd::WRITE)
 }
 
 /// Zeek's `SMB` analyzer on one connection.
@@ -741,6 +875,7 @@ impl Analyzer for Smb {
     }
 
     fn finish(&mut self, ctx: &mut Ctx) {
+        self.state.end_all_files(ctx);
         self.state.named_pipes.finish(ctx);
         self.state.auth.finish(ctx);
     }

@@ -834,3 +834,166 @@ fn pipes_through_the_engine() {
     assert!(!records.iter().any(|r| r.schema.path == "smb_files"));
     assert!(!records.iter().any(|r| r.schema.path == "analyzer" || r.schema.path == "weird"));
 }
+
+// File contents to the file framework (files.log, `fuid` on smb_files.log).
+
+/// `SMB2_read_request` at `offset`.
+fn read_request_at(mid: u64, tid: u32, fid: (u64, u64), offset: u64) -> Vec<u8> {
+    let mut m = read_request(mid, tid, fid);
+    m[4 + 64 + 8..4 + 64 + 16].copy_from_slice(&offset.to_le_bytes());
+    m
+}
+
+/// The files.log columns a test compares: fuid, source, depth, analyzers, mime type, filename, duration, is_orig,
+/// seen, total and missing bytes, overflow, timedout.
+fn files_rows(h: &Harness) -> Vec<Vec<String>> {
+    let names = [
+        "fuid",
+        "source",
+        "depth",
+        "analyzers",
+        "mime_type",
+        "filename",
+        "duration",
+        "is_orig",
+        "seen_bytes",
+        "total_bytes",
+        "missing_bytes",
+        "overflow_bytes",
+        "timedout",
+    ];
+    h.logged("files")
+        .iter()
+        .map(|r| names.iter().map(|n| r.get(n).map_or("?".into(), Value::to_tsv)).collect())
+        .collect()
+}
+
+/// Zeek's `smb2-read-write` trace as its baselines show it: a 16-byte file read whole on a tree whose mapping was not
+/// seen, a 7000-byte file written, then the share root opened. The read file is complete at its 16 bytes (its
+/// size from the create is `total_bytes`); the written one (size 0 at its create) ends at its close.
+#[test]
+fn reads_and_writes_go_to_files_log_as_in_zeeks_read_write_baseline() {
+    let content = b"print('hello')\n\n";
+    let written: Vec<u8> = b"x = 1\n".iter().copied().cycle().take(7000).collect();
+    let messages = vec![
+        (CLIENT, negotiate_request()),
+        (SERVER, negotiate_response()),
+        (CLIENT, create_request(2, 1, "pythonfile", 0)),
+        (SERVER, create_response(2, 1, FID, 16, filetime(1_466_000_100))),
+        (CLIENT, read_request(3, 1, FID)),
+        (SERVER, read_response(3, 1, content)),
+        (CLIENT, close_request(4, 1, FID)),
+        (SERVER, close_response(4, 1)),
+        (CLIENT, create_request(5, 1, "pythonfile2", 0)),
+        (SERVER, create_response(5, 1, (3, 3), 0, filetime(1_466_000_100))),
+        (CLIENT, write_request(6, 1, (3, 3), 0, &written)),
+        (SERVER, write_response(6, 1, written.len())),
+        (CLIENT, close_request(7, 1, (3, 3))),
+        (SERVER, close_response(7, 1)),
+        (CLIENT, create_request(8, 1, "", 0)),
+        (SERVER, create_response(8, 1, (4, 4), 0, filetime(1_466_000_100))),
+    ];
+    let (_, files, _, h) = run(&timed(messages));
+    let fuids: Vec<String> = h.logged("files").iter().map(|r| r.get("fuid").unwrap().to_tsv()).collect();
+    assert_eq!(
+        files_rows(&h),
+        [
+            crate::analyzers::testing::row([
+                &fuids[0],
+                "SMB",
+                "0",
+                "(empty)",
+                "text/plain",
+                "pythonfile",
+                "0.000000",
+                "F",
+                "16",
+                "16",
+                "0",
+                "0",
+                "F"
+            ]),
+            crate::analyzers::testing::row([
+                &fuids[1],
+                "SMB",
+                "0",
+                "(empty)",
+                "text/plain",
+                "pythonfile2",
+                "0.000000",
+                "T",
+                "7000",
+                "-",
+                "0",
+                "0",
+                "F"
+            ]),
+        ]
+    );
+    assert_eq!(h.logged("files")[0].get("ts"), Some(&Value::Time(6.0)), "the read response's time");
+    // The default logged actions: only the opens, made before any data, so without a fuid.
+    let summary: Vec<_> = files.iter().map(|r| (r[6].as_str(), r[7].as_str(), r[9].as_str())).collect();
+    assert_eq!(
+        summary,
+        [
+            ("-", "SMB::FILE_OPEN", "pythonfile"),
+            ("-", "SMB::FILE_OPEN", "pythonfile2"),
+            ("-", "SMB::FILE_OPEN", "<share_root>")
+        ]
+    );
+}
+
+/// `file_over_new_connection` puts the fuid on the file's record, so a logged action after the data carries it;
+/// reads out of order are put back in order by their offsets, and a hole never filled is missing.
+#[test]
+fn the_record_takes_the_fuid_and_reads_are_reassembled_by_offset() {
+    let content: Vec<u8> = (0..3000u32).map(|i| b"abcdefghij"[i as usize % 10]).collect();
+    let rename = [&[0u8; 16][..], &14u32.to_le_bytes(), &utf16("new.txt")].concat();
+    let messages = vec![
+        (CLIENT, negotiate_request()),
+        (SERVER, negotiate_response()),
+        (CLIENT, tree_connect_request(2, r"\\server\share")),
+        (SERVER, tree_connect_response(2, 1, 1)),
+        (CLIENT, create_request(3, 1, "big.txt", 0)),
+        (SERVER, create_response(3, 1, FID, 4000, filetime(1_466_000_100))),
+        (CLIENT, read_request_at(4, 1, FID, 1000)),
+        (CLIENT, read_request_at(5, 1, FID, 0)),
+        (CLIENT, read_request_at(6, 1, FID, 3000)),
+        (SERVER, read_response(4, 1, &content[1000..2000])),
+        (SERVER, read_response(5, 1, &content[..1000])),
+        // 2000..3000 never comes; 3000..4000 waits for it.
+        (SERVER, read_response(6, 1, &content[..1000])),
+        (CLIENT, set_info_request(7, 1, FID, 0x0a, &rename)),
+    ];
+    let (_, files, _, h) = run(&timed(messages));
+    let fuid = h.logged("files").first().map(|r| r.get("fuid").unwrap().to_tsv());
+    assert_eq!(files.len(), 2);
+    assert_eq!((files[1][6].as_str(), files[1][7].as_str()), (fuid.as_deref().unwrap(), "SMB::FILE_RENAME"));
+    // The file ends with the connection: 3000 bytes seen, the hole missing, the size announced.
+    let row = &files_rows(&h)[0];
+    assert_eq!(row[8..11], ["3000", "4000", "1000"]);
+    assert_eq!(row[5], "big.txt");
+}
+
+#[test]
+fn big_reads_are_kept_whole_and_split_reads_give_the_same_files() {
+    // A read of 100 KiB: past MAX_KEPT, within MAX_DATA_KEPT.
+    let content: Vec<u8> = (0..102_400u32).map(|i| (i % 251) as u8).collect();
+    let messages = vec![
+        (CLIENT, negotiate_request()),
+        (SERVER, negotiate_response()),
+        (CLIENT, create_request(2, 1, "blob.bin", 0)),
+        (SERVER, create_response(2, 1, FID, content.len() as u64, filetime(1_466_000_100))),
+        (CLIENT, read_request(3, 1, FID)),
+        (SERVER, read_response(3, 1, &content)),
+    ];
+    let whole = run(&timed(messages.clone()));
+    assert_eq!(files_rows(&whole.3)[0][8..10], ["102400", "102400"]);
+    for at in [1, 3, 4, 5, 17, 68, 80, 81, 65_536, 65_600, 102_000] {
+        let mut deliveries = timed(messages.clone());
+        let last = deliveries.pop().unwrap();
+        deliveries.push((last.0, last.1[..at].to_vec(), last.2));
+        deliveries.push((last.0, last.1[at..].to_vec(), last.2));
+        assert_eq!(files_rows(&run(&deliveries).3)[0][1..], files_rows(&whole.3)[0][1..], "split at {at}");
+    }
+}

@@ -4,11 +4,20 @@
 //! `fuid` when its first byte arrives, its MIME type is sniffed from the first [`BOF_BUFFER_SIZE`] bytes,
 //! and the files.log record is written when the file ends. A file sniffed as an executable gets the PE analysis
 //! ([`crate::analyzers::pe`]) and, when it ends, a pe.log record.
+//!
+//! Most protocols hand a file its bytes in order ([`FileTransfer::data`]); SMB hands them with their offsets in
+//! the file ([`FileTransfer::data_at`]), which Zeek's `File::DataIn` puts in order with a reassembler of at most
+//! `Files::reassembly_buffer_size` bytes, counting what is never filled as missing.
+
+use std::collections::BTreeMap;
 
 use crate::analyzers::Ctx;
 use crate::analyzers::magic::{BOF_BUFFER_SIZE, sniff_mime};
 use crate::analyzers::pe::{self, PeAnalysis};
 use crate::logs::{FILES, Value};
+
+/// `Files::reassembly_buffer_size`: bytes a file holds out of order.
+pub const REASSEMBLY_BUFFER_SIZE: usize = 524_288;
 
 #[derive(Debug, Clone)]
 pub struct FileTransfer {
@@ -23,6 +32,13 @@ pub struct FileTransfer {
     last_ts: f64,
     seen_bytes: u64,
     missing_bytes: u64,
+    /// files.log `total_bytes`, when the protocol announces the size.
+    pub total_bytes: Option<u64>,
+    /// The offset of the next byte in order (`stream_offset`), for data handed with offsets.
+    stream_offset: u64,
+    /// Blocks past `stream_offset` waiting for what comes before them, and their bytes.
+    pending: BTreeMap<u64, Vec<u8>>,
+    pending_bytes: usize,
     bof: Vec<u8>,
     mime_type: Option<&'static str>,
     sniffed: bool,
@@ -43,6 +59,10 @@ impl FileTransfer {
             last_ts: ctx.ts,
             seen_bytes: 0,
             missing_bytes: 0,
+            total_bytes: None,
+            stream_offset: 0,
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
             bof: Vec::new(),
             mime_type: None,
             sniffed: false,
@@ -50,9 +70,57 @@ impl FileTransfer {
         }
     }
 
+    /// `data` at `offset` in the file: delivered when it is the next in order (with any pending blocks it makes
+    /// contiguous), kept for later when it comes early, cut to what is new when it overlaps what was delivered.
+    /// When the pending blocks pass [`REASSEMBLY_BUFFER_SIZE`], the stream skips to the first of them, the bytes
+    /// skipped counted as missing (Zeek's reassembly overflow flush).
+    pub fn data_at(&mut self, ts: f64, offset: u64, data: &[u8]) {
+        self.last_ts = ts;
+        let end = offset.saturating_add(data.len() as u64);
+        if end <= self.stream_offset {
+            return;
+        }
+        if offset > self.stream_offset {
+            if self.pending.get(&offset).is_none_or(|b| b.len() < data.len()) {
+                let replaced = self.pending.insert(offset, data.to_vec()).map_or(0, |b| b.len());
+                self.pending_bytes = self.pending_bytes + data.len() - replaced;
+            }
+            while self.pending_bytes > REASSEMBLY_BUFFER_SIZE
+                && let Some((&first, _)) = self.pending.first_key_value()
+            {
+                self.gap(ts, first.saturating_sub(self.stream_offset));
+                self.drain_pending(ts);
+            }
+            return;
+        }
+        let skip = usize::try_from(self.stream_offset - offset).unwrap_or(usize::MAX).min(data.len());
+        self.data(ts, &data[skip..]);
+        self.drain_pending(ts);
+    }
+
+    /// Delivers the pending blocks that now start at or before `stream_offset`.
+    fn drain_pending(&mut self, ts: f64) {
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() > self.stream_offset {
+                break;
+            }
+            let (offset, block) = entry.remove_entry();
+            self.pending_bytes -= block.len();
+            let skip = usize::try_from(self.stream_offset - offset).unwrap_or(usize::MAX).min(block.len());
+            self.data(ts, &block[skip..]);
+        }
+    }
+
+    /// Whether the bytes in order reached `total_bytes` (Zeek's `File::IsComplete`: the file manager then removes
+    /// the file).
+    pub fn is_complete(&self) -> bool {
+        self.total_bytes.is_some_and(|total| self.stream_offset >= total)
+    }
+
     pub fn data(&mut self, ts: f64, data: &[u8]) {
         self.last_ts = ts;
         self.seen_bytes += data.len() as u64;
+        self.stream_offset = self.stream_offset.saturating_add(data.len() as u64);
         let mut rest = data;
         if !self.sniffed {
             let buffered = data.len().min(BOF_BUFFER_SIZE - self.bof.len());
@@ -74,6 +142,7 @@ impl FileTransfer {
     pub fn gap(&mut self, ts: f64, len: u64) {
         self.last_ts = ts;
         self.missing_bytes += len;
+        self.stream_offset = self.stream_offset.saturating_add(len);
         if !self.sniffed {
             self.sniff();
         }
@@ -114,6 +183,11 @@ impl FileTransfer {
 
     /// Writes the files.log record (full column set; the lead trims it for bare mode).
     pub fn finish(mut self, ctx: &mut Ctx) {
+        // What still waits for earlier bytes is delivered with the holes before it missing.
+        while let Some((&first, _)) = self.pending.first_key_value() {
+            self.gap(self.last_ts, first.saturating_sub(self.stream_offset));
+            self.drain_pending(self.last_ts);
+        }
         let mime = self.mime_type();
         let analyzers = pe::file_removed(ctx, self.pe.take(), &self.fuid);
         let tx_host = if self.is_orig { ctx.id.orig_h } else { ctx.id.resp_h };
@@ -131,7 +205,7 @@ impl FileTransfer {
         v.push(Value::Bool(ctx.cfg.is_local(tx_host)));
         v.push(Value::Bool(self.is_orig));
         v.push(Value::Count(self.seen_bytes));
-        v.push(Value::Unset); // total_bytes: neither SMTP nor FTP announce it to the file framework
+        v.push(self.total_bytes.map_or(Value::Unset, Value::Count)); // SMTP and FTP do not announce it
         v.push(Value::Count(self.missing_bytes));
         v.push(Value::Count(0)); // overflow_bytes
         v.push(Value::Bool(false)); // timedout
@@ -159,6 +233,48 @@ mod tests {
         }
         h.run(10.0, |ctx| file.take().expect("a file").finish(ctx));
         h
+    }
+
+    /// Bytes handed with offsets (SMB): out of order, overlapping and past the reassembly buffer.
+    #[test]
+    fn data_with_offsets_is_put_in_order() {
+        let mut h = Harness::new(Proto::Tcp, 445);
+        let content: Vec<u8> = (0..4000u32).map(|i| b"abcdefghij"[i as usize % 10]).collect();
+        let mut file = None;
+        for (ts, from, to) in [(1.0, 1000, 2000), (2.0, 0, 1000), (3.0, 500, 1500), (4.0, 3000, 4000)] {
+            h.run(ts, |ctx| {
+                file.get_or_insert_with(|| FileTransfer::new(ctx, "SMB", false)).data_at(
+                    ts,
+                    from,
+                    &content[from as usize..to as usize],
+                )
+            });
+        }
+        let mut file = file.unwrap();
+        assert!(!file.is_complete());
+        file.total_bytes = Some(4000);
+        assert!(!file.is_complete(), "3000..4000 waits for 2000..3000");
+        h.run(5.0, |ctx| file.finish(ctx));
+        let f = h.logged("files")[0];
+        assert_eq!(
+            ["seen_bytes", "missing_bytes", "total_bytes", "mime_type"].map(|n| f.get(n).unwrap().to_tsv()),
+            ["3000", "1000", "4000", "text/plain"]
+        );
+
+        // More than Files::reassembly_buffer_size out of order: the stream skips to the first waiting block.
+        let mut file = None;
+        let block = vec![b'z'; 200_000];
+        for i in 0..3u64 {
+            h.run(1.0, |ctx| {
+                file.get_or_insert_with(|| FileTransfer::new(ctx, "SMB", true)).data_at(1.0, 1000 + i * 200_000, &block)
+            });
+        }
+        let mut file = file.unwrap();
+        // Two blocks wait; the third passes the limit, so the stream skips the 1000 bytes before them.
+        assert_eq!((file.seen_bytes, file.missing_bytes), (600_000, 1000));
+        h.run(1.0, |_| file.data_at(1.0, 1000 + 3 * 200_000, &block));
+        assert_eq!((file.seen_bytes, file.missing_bytes, file.stream_offset), (800_000, 1000, 801_000));
+        assert!(file.pending.is_empty());
     }
 
     #[test]
