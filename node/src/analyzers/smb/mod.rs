@@ -39,7 +39,8 @@
 //! name or path), a [`FileTransfer`] with source `SMB` that puts the bytes in order by their offsets. A file new to
 //! the connection gives the record its `fuid` (`file_over_new_connection`, which logs the record again), and takes the
 //! record's size as `total_bytes` and its name as `filename`; it ends when its bytes reach that size, at a close
-//! request for its record, or with the connection, each time writing files.log (and `file_state_remove` the record).
+//! request for its record, or with the connection (timed out, as the file framework ends a file nothing closed),
+//! each time writing files.log (and `file_state_remove` the record).
 
 pub mod parse;
 
@@ -314,8 +315,10 @@ struct State {
     /// smb-gssapi.pac's GSSAPI and NTLM analyzers (and what GSSAPI instantiates), whose record the pipes' DCE_RPC
     /// analyzers share: a connection has one `c$ntlm`.
     auth: Auth,
-    /// The file framework's files of this connection by their handle (`get_file_handle`).
-    files: HashMap<FileHandle, FileTransfer>,
+    /// The file framework's files of this connection by their handle (`get_file_handle`), numbered in the order
+    /// they began.
+    files: HashMap<FileHandle, (u64, FileTransfer)>,
+    files_begun: u64,
 }
 
 impl State {
@@ -381,7 +384,7 @@ impl State {
         let Some(handle) = record.handle() else { return };
         if !self.files.contains_key(&handle) {
             if self.files.len() >= MAX_PENDING {
-                self.end_all_files(ctx);
+                self.end_all_files(ctx, false);
             }
             let mut file = FileTransfer::new(ctx, "SMB", is_orig);
             let Some(record) = self.referenced_file_mut(cmd) else { return };
@@ -392,9 +395,10 @@ impl State {
             file.filename = record.name.clone();
             let record = record.clone();
             self.write_file_log(ctx, &record);
-            self.files.insert(handle.clone(), file);
+            self.files_begun += 1;
+            self.files.insert(handle.clone(), (self.files_begun, file));
         }
-        let Some(file) = self.files.get_mut(&handle) else { return };
+        let Some((_, file)) = self.files.get_mut(&handle) else { return };
         file.data_at(ctx.ts, offset, data);
         if file.is_complete() {
             self.end_file(ctx, cmd, Some(handle));
@@ -405,7 +409,7 @@ impl State {
     /// default) writes its files.log record, and `file_state_remove` logs the command's file record once more.
     fn end_file(&mut self, ctx: &mut Ctx, cmd: &mut Cmd, handle: Option<FileHandle>) {
         let Some(handle) = handle.or_else(|| self.referenced_file_mut(cmd).and_then(|f| f.handle())) else { return };
-        let Some(file) = self.files.remove(&handle) else { return };
+        let Some((_, file)) = self.files.remove(&handle) else { return };
         file.finish(ctx);
         if let Some(record) = self.referenced_file_mut(cmd) {
             let record = record.clone();
@@ -413,12 +417,13 @@ impl State {
         }
     }
 
-    /// Every open file ends (the connection's end, or too many files at once).
-    fn end_all_files(&mut self, ctx: &mut Ctx) {
-        let mut files: Vec<FileTransfer> = self.files.drain().map(|(_, f)| f).collect();
-        // In the order they began, for a stable log.
-        files.sort_by(|a, b| a.fuid.cmp(&b.fuid));
-        for file in files {
+    /// Every open file ends: at the connection's end, as the file framework's timeout ends a file nothing closed
+    /// (`file_timeout` sets `timedout`), or when too many are open at once.
+    fn end_all_files(&mut self, ctx: &mut Ctx, timedout: bool) {
+        let mut files: Vec<(u64, FileTransfer)> = self.files.drain().map(|(_, f)| f).collect();
+        files.sort_by_key(|(begun, _)| *begun);
+        for (_, mut file) in files {
+            file.timedout = timedout;
             file.finish(ctx);
         }
     }
@@ -875,7 +880,7 @@ impl Analyzer for Smb {
     }
 
     fn finish(&mut self, ctx: &mut Ctx) {
-        self.state.end_all_files(ctx);
+        self.state.end_all_files(ctx, true);
         self.state.named_pipes.finish(ctx);
         self.state.auth.finish(ctx);
     }

@@ -969,9 +969,11 @@ fn the_record_takes_the_fuid_and_reads_are_reassembled_by_offset() {
     let fuid = h.logged("files").first().map(|r| r.get("fuid").unwrap().to_tsv());
     assert_eq!(files.len(), 2);
     assert_eq!((files[1][6].as_str(), files[1][7].as_str()), (fuid.as_deref().unwrap(), "SMB::FILE_RENAME"));
-    // The file ends with the connection: 3000 bytes seen, the hole missing, the size announced.
+    // Nothing closes the file: it ends with the connection, timed out, 3000 bytes seen, the hole missing, the size
+    // announced.
     let row = &files_rows(&h)[0];
     assert_eq!(row[8..11], ["3000", "4000", "1000"]);
+    assert_eq!(row[12], "T");
     assert_eq!(row[5], "big.txt");
 }
 

@@ -34,6 +34,8 @@ pub struct FileTransfer {
     missing_bytes: u64,
     /// files.log `total_bytes`, when the protocol announces the size.
     pub total_bytes: Option<u64>,
+    /// files.log `timedout`: the file ended by the file framework's timeout rather than by its protocol.
+    pub timedout: bool,
     /// The offset of the next byte in order (`stream_offset`), for data handed with offsets.
     stream_offset: u64,
     /// Blocks past `stream_offset` waiting for what comes before them, and their bytes.
@@ -60,6 +62,7 @@ impl FileTransfer {
             seen_bytes: 0,
             missing_bytes: 0,
             total_bytes: None,
+            timedout: false,
             stream_offset: 0,
             pending: BTreeMap::new(),
             pending_bytes: 0,
@@ -208,7 +211,7 @@ impl FileTransfer {
         v.push(self.total_bytes.map_or(Value::Unset, Value::Count)); // SMTP and FTP do not announce it
         v.push(Value::Count(self.missing_bytes));
         v.push(Value::Count(0)); // overflow_bytes
-        v.push(Value::Bool(false)); // timedout
+        v.push(Value::Bool(self.timedout));
         v.push(Value::Unset); // parent_fuid
         v.resize(FILES.fields.len(), Value::Unset); // md5 sha1 sha256 extracted extracted_cutoff extracted_size
         ctx.log(&FILES, v);
