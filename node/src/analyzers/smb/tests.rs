@@ -999,3 +999,70 @@ fn big_reads_are_kept_whole_and_split_reads_give_the_same_files() {
         assert_eq!(files_rows(&run(&deliveries).3)[0][1..], files_rows(&whole.3)[0][1..], "split at {at}");
     }
 }
+
+/// The At-service scheduling trace of Zeek's SMB logs walkthrough (docs.zeek.org, "Zeek logs for SMB"): joined after
+/// the tree connect, `atsvc` (not in `SMB::pipe_filenames`) is a file on an unknown tree, so the written bind goes to
+/// the file framework (files.log: source SMB, filename atsvc, from the originator, only the written bytes seen: the
+/// bind_ack read back at offset 0 overlaps them) while the JobAdd call through FSCTL_PIPE_TRANSCEIVE goes to DCE_RPC,
+/// which confirms (`dce_rpc` in conn.log's services) but, never having seen the bind, logs nothing.
+#[test]
+fn at_service_over_an_unknown_tree_as_zeeks_walkthrough_shows() {
+    const ATSVC: &str = "1ff70682-0a51-30e8-076d-740be8cee98b";
+    let bind = pdu(ptype::BIND, 2, &bind_body(0, ATSVC, 1));
+    let bind_ack = pdu(ptype::BIND_ACK, 2, &bind_ack_body(r"\PIPE\atsvc"));
+    let messages = vec![
+        (CLIENT, create_request(10, 1, "atsvc", 0), 10.0),
+        (SERVER, create_response(10, 1, PIPE_FID, 0, 0), 10.0),
+        (CLIENT, write_request(11, 1, PIPE_FID, 0, &bind), 10.0),
+        (SERVER, write_response(11, 1, bind.len()), 10.0001),
+        (CLIENT, read_request(12, 1, PIPE_FID), 10.0002),
+        (SERVER, read_response(12, 1, &bind_ack), 10.000389),
+        (
+            CLIENT,
+            ioctl_request(13, 1, PIPE_FID, TRANSCEIVE, &pdu(ptype::REQUEST, 3, &request_body(1, 0, &[0; 64]))),
+            10.001,
+        ),
+        (SERVER, ioctl_response(13, 1, PIPE_FID, 0, &pdu(ptype::RESPONSE, 3, &response_body(1, &[0; 8]))), 10.002),
+        (CLIENT, close_request(14, 1, PIPE_FID), 10.003),
+    ];
+    let (_, files, actions, h) = run(&messages);
+    let summary: Vec<_> = files.iter().map(|r| (r[7].as_str(), r[8].as_str(), r[9].as_str())).collect();
+    assert_eq!(summary, [("SMB::FILE_OPEN", "-", "atsvc")]);
+    let file = &files_rows(&h)[0];
+    assert_eq!(
+        file[1..],
+        row(&["SMB", "0", "(empty)", "-", "atsvc", "0.000389", "T", &bind.len().to_string(), "-", "0", "0", "F"])[6..]
+    );
+    assert!(h.logged("dce_rpc").is_empty());
+    assert_eq!(actions, [EngineAction::Confirm("smb"), EngineAction::Confirm("dce_rpc")]);
+}
+
+/// Through the engine: a file read whole is in files.log with the connection's uid, and its close ends nothing more.
+#[test]
+fn files_through_the_engine() {
+    use crate::analyzers::testing::{engine_records, field};
+    use crate::decode::test_frames::tcp_exchange;
+
+    let content = b"print('hello')\n\n";
+    let messages = [
+        negotiate_request(),
+        negotiate_response(),
+        create_request(2, 1, "pythonfile", 0),
+        create_response(2, 1, FID, 16, filetime(1_466_000_100)),
+        read_request(3, 1, FID),
+        read_response(3, 1, content),
+        close_request(4, 1, FID),
+        close_response(4, 1),
+    ];
+    let borrowed: Vec<(bool, &[u8])> = messages.iter().enumerate().map(|(i, m)| (i % 2 == 0, m.as_slice())).collect();
+    let frames = tcp_exchange(([169, 254, 128, 18], 49155), ([169, 254, 128, 15], 445), &borrowed);
+    let records = engine_records(&frames);
+    let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
+    let files: Vec<_> = records.iter().filter(|r| r.schema.path == "files").collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(field(files[0], "uid"), field(conn, "uid"));
+    assert_eq!(
+        ["source", "filename", "seen_bytes", "total_bytes", "is_orig"].map(|n| field(files[0], n)),
+        ["SMB", "pythonfile", "16", "16", "F"]
+    );
+}
