@@ -886,9 +886,13 @@ impl Analyzer for Smb {
     }
 }
 
-/// Fuzz entry point: arbitrary bytes as both directions of a stream.
+/// Fuzz entry point: arbitrary bytes as both directions of a stream; then again with the small tree ids pipes, so
+/// that read, write and ioctl data reach the DCE_RPC analyzers without a tree connect first.
 pub fn fuzz(data: &[u8]) {
     super::fuzzing::drive(&mut Smb::default(), Proto::Tcp, 445, data);
+    let mut piped = Smb::default();
+    piped.state.pipes.extend(0..16);
+    super::fuzzing::drive(&mut piped, Proto::Tcp, 445, data);
 }
 
 #[cfg(test)]
