@@ -637,9 +637,9 @@ impl Analysis {
         if h.last_frag() { fragments.remove(&h.call_id) } else { None }
     }
 
-    /// `SetSkip(true)`: the analyzer sees no more data; its buffers go. (Zeek's SMB analyzer hands pipe data to
-    /// `DeliverStream` directly, which the skip flag does not guard, so a pipe's analyzer there goes on with
-    /// buffers that keep growing; here it stops as over TCP, which keeps the memory bounded.)
+    /// `SetSkip(true)`: the analyzer sees no more data; its buffers go. A pipe's analyzer stops the same way: the
+    /// newest `forward_dce_rpc` honours the skip flag (Zeek's `named-pipe-fragment` baseline has a single
+    /// `too_many_dce_rpc_msgs_in_reassembly`).
     fn skip(&mut self) {
         self.stopped = true;
         self.flows = Default::default();

@@ -658,3 +658,22 @@ fn named_pipes_share_the_carriers_ntlm_record() {
     h.run(3.0, |ctx| auth.finish(ctx));
     assert_eq!(h.columns("ntlm"), [row(["bob", "WS02", "CORP", "-", "-", "-", "-"])]);
 }
+
+/// Zeek's `named-pipe-fragment` baseline: a pipe flooded with first fragments raises
+/// `too_many_dce_rpc_msgs_in_reassembly` once and stops (the skip flag is honoured); another pipe goes on.
+#[test]
+fn a_pipe_past_the_reassembly_limit_stops_alone() {
+    let mut h = Harness::new(Proto::Tcp, 445);
+    let mut pipes = NamedPipes::default();
+    let mut auth = Auth::default();
+    for call in 0..60 {
+        let first = pdu_with_auth(ptype::REQUEST, 0x01, call, &request_body(0, 1, &[0; 8]), None);
+        h.run(1.0, |ctx| pipes.deliver(ctx, 1, true, &first, &mut auth));
+    }
+    let names: Vec<_> = h.weirds.iter().map(|w| (w.name.as_str(), w.source)).collect();
+    assert_eq!(names, [("too_many_dce_rpc_msgs_in_reassembly", "DCE_RPC")]);
+    for (is_orig, m) in session(EPMAPPER, "135", &[3]) {
+        h.run(2.0, |ctx| pipes.deliver(ctx, 2, is_orig, &m, &mut auth));
+    }
+    assert_eq!(rows(&h).len(), 1);
+}
