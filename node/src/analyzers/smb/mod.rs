@@ -38,7 +38,7 @@
 //! framework's file named by `SMB::get_file_handle` (the record's path, name and modification time; none without a
 //! name or path), a [`FileTransfer`] with source `SMB` that puts the bytes in order by their offsets. A file new to
 //! the connection gives the record its `fuid` (`file_over_new_connection`, which logs the record again), and takes the
-//! record's size as `total_bytes` and its name as `filename`; it ends when its bytes reach that size, at a close
+//! record's size as `total_bytes` and its name as `filename`; it ends when later bytes reach that size, at a close
 //! request for its record, or with the connection (timed out, as the file framework ends a file nothing closed),
 //! each time writing files.log (and `file_state_remove` the record).
 
@@ -378,31 +378,35 @@ impl State {
     /// `file_mgr->DataIn` for the command's file: `data` at `offset`, in a file found by the record's handle (none
     /// without a name or path). A file new to the connection raises `file_over_new_connection`: the record takes its
     /// fuid, the file the record's size as `total_bytes` and its name as `filename`, and the record is logged again.
-    /// A file whose bytes reach `total_bytes` is complete and removed (`file_state_remove`: the record once more).
+    /// A file whose bytes reach `total_bytes` at a later delivery is complete and removed (`file_state_remove`: the
+    /// record once more).
     fn file_data(&mut self, ctx: &mut Ctx, cmd: &mut Cmd, offset: u64, data: &[u8], is_orig: bool) {
         let Some(record) = self.referenced_file_mut(cmd) else { return };
         let Some(handle) = record.handle() else { return };
-        if !self.files.contains_key(&handle) {
-            if self.files.len() >= MAX_PENDING {
-                self.end_all_files(ctx, false);
+        if let Some((_, file)) = self.files.get_mut(&handle) {
+            file.data_at(ctx.ts, offset, data);
+            if file.is_complete() {
+                self.end_file(ctx, cmd, Some(handle));
             }
-            let mut file = FileTransfer::new(ctx, "SMB", is_orig);
-            let Some(record) = self.referenced_file_mut(cmd) else { return };
-            record.fuid = Some(file.fuid.clone());
-            if record.size > 0 {
-                file.total_bytes = Some(record.size);
-            }
-            file.filename = record.name.clone();
-            let record = record.clone();
-            self.write_file_log(ctx, &record);
-            self.files_begun += 1;
-            self.files.insert(handle.clone(), (self.files_begun, file));
+            return;
         }
-        let Some((_, file)) = self.files.get_mut(&handle) else { return };
+        if self.files.len() >= MAX_PENDING {
+            self.end_all_files(ctx, false);
+        }
+        // The first data goes in before the events the new file raises are handled, so the size they announce
+        // cannot complete the file at once (a file read whole in one response ends at its close).
+        let mut file = FileTransfer::new(ctx, "SMB", is_orig);
         file.data_at(ctx.ts, offset, data);
-        if file.is_complete() {
-            self.end_file(ctx, cmd, Some(handle));
+        let Some(record) = self.referenced_file_mut(cmd) else { return };
+        record.fuid = Some(file.fuid.clone());
+        if record.size > 0 {
+            file.total_bytes = Some(record.size);
         }
+        file.filename = record.name.clone();
+        let record = record.clone();
+        self.write_file_log(ctx, &record);
+        self.files_begun += 1;
+        self.files.insert(handle, (self.files_begun, file));
     }
 
     /// `file_mgr->EndOfFile` (or the removal of a complete file): the file of `handle` (the command's file's by

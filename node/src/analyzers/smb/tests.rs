@@ -869,8 +869,8 @@ fn files_rows(h: &Harness) -> Vec<Vec<String>> {
 }
 
 /// Zeek's `smb2-read-write` trace as its baselines show it: a 16-byte file read whole on a tree whose mapping was not
-/// seen, a 7000-byte file written, then the share root opened. The read file is complete at its 16 bytes (its
-/// size from the create is `total_bytes`); the written one (size 0 at its create) ends at its close.
+/// seen, a 7000-byte file written, then the share root opened. The read file has its size from the create as
+/// `total_bytes`; the written one (size 0 at its create) has none; both end at their close.
 #[test]
 fn reads_and_writes_go_to_files_log_as_in_zeeks_read_write_baseline() {
     let content = b"print('hello')\n\n";
