@@ -1066,3 +1066,28 @@ fn files_through_the_engine() {
         ["SMB", "pythonfile", "16", "16", "F"]
     );
 }
+
+/// A file read in two responses is complete at the second (its size known since the first): files.log is written
+/// then, not timed out, and a later read of the same file is a new file.
+#[test]
+fn a_file_is_complete_when_later_data_reaches_its_size() {
+    let content = [b'a'; 2000];
+    let messages = vec![
+        (CLIENT, negotiate_request()),
+        (SERVER, negotiate_response()),
+        (CLIENT, create_request(2, 1, "two.txt", 0)),
+        (SERVER, create_response(2, 1, FID, 2000, filetime(1_466_000_100))),
+        (CLIENT, read_request_at(3, 1, FID, 0)),
+        (SERVER, read_response(3, 1, &content[..1000])),
+        (CLIENT, read_request_at(4, 1, FID, 1000)),
+        (SERVER, read_response(4, 1, &content[1000..])),
+        (CLIENT, read_request_at(5, 1, FID, 0)),
+        (SERVER, read_response(5, 1, &content[..10])),
+    ];
+    let (_, _, _, h) = run(&timed(messages));
+    let rows = files_rows(&h);
+    assert_eq!(rows.len(), 2);
+    assert_ne!(rows[0][0], rows[1][0]);
+    assert_eq!((rows[0][6].as_str(), rows[0][8].as_str(), rows[0][12].as_str()), ("2.000000", "2000", "F"));
+    assert_eq!((rows[1][8].as_str(), rows[1][12].as_str()), ("10", "T"));
+}
