@@ -11,8 +11,9 @@
 //! the PDU type: bind and alter_context (each context element an event with the abstract syntax's uuid),
 //! bind_ack and alter_context_resp (the secondary address), request (context id, opnum) and response (context id,
 //! the opnum the last request on that context had). Every PDU parsed whole confirms (`proc_dce_rpc_pdu`). An auth
-//! verifier goes by its type (`forward_auth`): SPNEGO to GSSAPI, NTLMSSP to NTLM ([`super::gssapi::Auth`]), TLS,
-//! Netlogon and unknown types are weirds.
+//! verifier goes by its type (`forward_auth`): SPNEGO to GSSAPI, NTLMSSP to NTLM ([`super::gssapi::Auth`]: over TCP
+//! the analyzer's own, over SMB the SMB connection's, shared by its session setup and all its pipes), TLS, Netlogon
+//! and unknown types are weirds.
 //!
 //! What does not parse is binpac's exception, a protocol violation; main.zeek puts the analyzer in
 //! `DPD::ignore_violations`, so in Zeek it stays on: here a violation before the confirmation detaches it (DPD

@@ -835,6 +835,54 @@ fn pipes_through_the_engine() {
     assert!(!records.iter().any(|r| r.schema.path == "analyzer" || r.schema.path == "weird"));
 }
 
+/// The auth verifiers of DCE/RPC in a pipe go to the SMB connection's GSSAPI and NTLM (Zeek has one `c$ntlm` per
+/// connection): after the session setup's NTLM exchange, written at its accept-completed, a pipe's own NTLMSSP bind
+/// and auth3 write nothing more; on a connection without one, the pipe's exchange is the record, written at the end.
+#[test]
+fn pipe_verifiers_share_the_sessions_ntlm_record() {
+    use crate::analyzers::dce_rpc::tests::{WINREG, pdu_with_auth};
+    use crate::analyzers::ntlm::build::{WINDOWS_FLAGS, authenticate, negotiate, utf16 as wide};
+    use crate::analyzers::testing::row;
+
+    let negotiate_msg = negotiate(WINDOWS_FLAGS, b"", b"");
+    let authenticate_msg = authenticate(WINDOWS_FLAGS, &wide("CORP"), &wide("bob"), &wide("WS02"));
+    let bind = pdu_with_auth(ptype::BIND, 0x03, 2, &bind_body(0, WINREG, 1), Some((0x0a, &negotiate_msg)));
+    let auth3 = pdu_with_auth(16, 0x03, 2, &[0; 4], Some((0x0a, &authenticate_msg)));
+    let pipe = [
+        (CLIENT, create_request(10, 5, "winreg", 0)),
+        (SERVER, create_response(10, 5, PIPE_FID, 0, 0)),
+        (CLIENT, write_request(11, 5, PIPE_FID, 0, &bind)),
+        (CLIENT, write_request(12, 5, PIPE_FID, 0, &auth3)),
+    ];
+
+    let mut messages = ntlm_session(0, 0);
+    messages.extend(pipe.clone());
+    let (_, _, actions, h) = run(&timed(messages));
+    let ntlm = h.timed_columns("ntlm");
+    assert_eq!(ntlm.len(), 1);
+    assert_eq!((ntlm[0][0].as_str(), ntlm[0][1].as_str(), ntlm[0][7].as_str()), ("3.000000", "User1", "T"));
+    // NTLM confirmed once, by the session setup; the pipe's bind confirms DCE_RPC.
+    assert_eq!(
+        actions,
+        [
+            EngineAction::Confirm("gssapi"),
+            EngineAction::Confirm("ntlm"),
+            EngineAction::Confirm("smb"),
+            EngineAction::Confirm("dce_rpc")
+        ]
+    );
+
+    let mut messages = ntlm_session(0, 0)[..1].to_vec();
+    messages.extend([
+        (SERVER, negotiate_response()),
+        (CLIENT, tree_connect_request(3, r"\\server\IPC$")),
+        (SERVER, tree_connect_response(3, 5, 2)),
+    ]);
+    messages.extend(pipe);
+    let (_, _, _, h) = run(&timed(messages));
+    assert_eq!(h.columns("ntlm"), [row(["bob", "WS02", "CORP", "-", "-", "-", "-"])]);
+}
+
 // File contents to the file framework (files.log, `fuid` on smb_files.log).
 
 /// `SMB2_read_request` at `offset`.
