@@ -165,3 +165,18 @@ pub fn spnego_ntlm_exchange(final_state: u8) -> [Vec<u8>; 4] {
         neg_token_resp(Some(final_state), None, None),
     ]
 }
+
+/// The ntlm.log columns (after `uid` and the connection's `id`) of the tests' authentication: User1 of
+/// ADHACKING.LOCAL from WS01 against the names of Zeek's LDAP NTLM baseline, at `ts`, accepted.
+pub fn user1_row(ts: &str) -> Vec<String> {
+    crate::analyzers::testing::row([
+        ts,
+        "User1",
+        "WS01",
+        "ADHACKING.LOCAL",
+        "STRATOLAB-DC",
+        "Stratolab-DC.StratoLab.org",
+        "StratoLab.org",
+        "T",
+    ])
+}

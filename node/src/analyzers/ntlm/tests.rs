@@ -125,19 +125,7 @@ fn the_record_takes_the_servers_and_the_clients_names_and_is_written_once() {
     ];
     // Accept-incomplete sets nothing; accept-completed sets success and writes; a later result writes nothing.
     let h = script_rows(&tokens, &[1, 0, 2]);
-    assert_eq!(
-        h.timed_columns("ntlm"),
-        [row([
-            "1.000000",
-            "User1",
-            "WS01",
-            "ADHACKING.LOCAL",
-            "STRATOLAB-DC",
-            "Stratolab-DC.StratoLab.org",
-            "StratoLab.org",
-            "T"
-        ])]
-    );
+    assert_eq!(h.timed_columns("ntlm"), [crate::analyzers::ntlm::build::user1_row("1.000000")]);
     // Rejected.
     let h = script_rows(&tokens, &[2]);
     assert_eq!(h.columns("ntlm")[0][6], "F");
