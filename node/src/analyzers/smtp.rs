@@ -510,7 +510,7 @@ impl Script {
                 self.state.helo = Some(arg.to_string());
                 self.info(ctx).helo = Some(arg.to_string());
             }
-            "RCPT" if arg.len() >= 3 && arg[..3].eq_ignore_ascii_case("to:") => {
+            "RCPT" if arg.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("to:")) => {
                 let mut weird = false;
                 let info = self.info(ctx);
                 let rcptto = info.rcptto.get_or_insert_with(Vec::new);
@@ -530,7 +530,7 @@ impl Script {
                     self.transaction_invalid(ctx, "rcpt to missing mail from");
                 }
             }
-            "MAIL" if arg.len() >= 5 && arg[..5].eq_ignore_ascii_case("from:") => {
+            "MAIL" if arg.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("from:")) => {
                 // Flush the last message in case the server's acknowledgement was not seen.
                 self.flush_message(ctx);
                 let info = self.info(ctx);

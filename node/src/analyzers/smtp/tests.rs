@@ -548,3 +548,24 @@ fn address_limits_are_script_weirds_without_a_source() {
     );
     assert_eq!(h.logged("smtp").len(), 1);
 }
+
+#[test]
+fn commands_whose_argument_starts_with_raw_bytes_are_just_other_commands() {
+    // A byte that is not UTF-8 is one character of the log string standing for it: the `from:`/`to:` tests must not
+    // cut into it (the engine fuzz target's crash).
+    let mut h = localhost_harness();
+    let mut a = SmtpAnalyzer::default();
+    let script: &[(bool, &[u8])] = &[
+        (false, b"220 example.com ESMTP\r\n"),
+        (true, b"HELO x\r\n"),
+        (false, b"250 ok\r\n"),
+        (true, b"MAIL fr\xffom:<a@b>\r\n"),
+        (false, b"250 ok\r\n"),
+        (true, b"RCPT t\xff:<c@d>\r\n"),
+        (false, b"250 ok\r\n"),
+        (true, b"MAIL \xc3\xa9rom:<a@b>\r\n"),
+        (false, b"250 ok\r\n"),
+    ];
+    run(&mut h, &mut a, script);
+    assert!(smtp_rows(&h, &["mailfrom"]).iter().all(|r| r == "-"), "{:?}", smtp_rows(&h, &["mailfrom"]));
+}
