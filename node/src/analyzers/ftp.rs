@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 
 use super::detect::{lines, split_at_byte};
-use super::smtp::files::FileTransfer;
+use super::files::FileTransfer;
 use super::smtp::lines::{LineBuffer, StreamBytes};
 use super::{Analyzer, AnalyzerSpec, Ctx, Expectation, Proto, Signature};
 use crate::logs::conn_fields;

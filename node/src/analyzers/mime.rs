@@ -4,7 +4,7 @@
 //! smtp.log fields and files, POP3 turns the messages of RETR/TOP replies into files.
 
 use super::Ctx;
-use super::smtp::files::FileTransfer;
+use super::files::FileTransfer;
 
 /// The file an entity's body goes to, started at its first decoded byte (Zeek's MIME analyzer hands each
 /// entity's data to the file framework, which makes a file on the first `DataIn`). `on_start` fills what the

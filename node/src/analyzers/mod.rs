@@ -15,6 +15,7 @@ pub mod detect;
 pub mod dhcp;
 pub mod dnp3;
 pub mod dns;
+pub mod files;
 pub mod ftp;
 pub mod fuzzing;
 pub mod gssapi;

@@ -7,9 +7,9 @@
 
 use std::collections::VecDeque;
 
+use super::files::FileTransfer;
 use super::http::decode_base64;
 use super::mime::{MimeEvent, MimeMessage, entity_file};
-use super::smtp::files::FileTransfer;
 use super::smtp::lines::LineBuffer;
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 use crate::logs::bytes_to_log_string;

@@ -5,14 +5,13 @@
 //! client is sending message data) and `scripts/base/protocols/smtp/{main,entities,files}.zeek` (what is
 //! logged per transaction and how each header fills a column).
 
-pub mod files;
 pub mod lines;
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::RwLock;
 
-use files::FileTransfer;
+use super::files::FileTransfer;
 use lines::{LineBuffer, StreamBytes};
 
 use super::detect::lines;

@@ -3,9 +3,9 @@
 //! ends.
 
 use crate::analyzers::Ctx;
+use crate::analyzers::files::{FileSummary, log_file};
 use crate::analyzers::magic::{BOF_BUFFER_SIZE, sniff_mime};
 use crate::analyzers::pe::{self, PeAnalysis};
-use crate::logs::{FILES, Value};
 
 /// How much of an entity's start the message layer copies for the file layer: the BOF buffer the sniffer reads,
 /// and beyond it the headers of an executable (a PE's headers rarely pass 4 KiB; past this window the PE
@@ -167,43 +167,34 @@ impl OpenFile {
         self.mime.is_some()
     }
 
-    /// The files.log record (full default scripts: 27 columns).
+    /// The files.log record.
     /// `timedout`: the file was never ended and goes when the connection does (Zeek's file timeout, or its
     /// termination, which times out every file left).
     pub(super) fn log(mut self, ctx: &mut Ctx, is_orig: bool, total_bytes: Option<u64>, timedout: bool) {
-        let mime = self.sniff();
+        let mime_type = self.sniff();
         let analyzers = pe::file_removed(ctx, self.pe.take(), &self.fuid);
         // The reassembler's holes up to the furthest part, found when it is flushed.
         let missing_bytes = match &self.offsets {
             Some(o) if o.extent > o.contiguous => o.extent.saturating_sub(self.seen_bytes),
             _ => self.missing_bytes,
         };
-        let host = if is_orig { ctx.id.orig_h } else { ctx.id.resp_h };
-        let mut values = Vec::with_capacity(FILES.fields.len());
-        values.extend([Value::Time(self.first_ts), Value::str(self.fuid), Value::str(ctx.uid)]);
-        values.extend(ctx.id.log_values());
-        values.extend([
-            Value::str("HTTP"),
-            Value::Count(0),
-            analyzers,
-            Value::opt_str(mime),
-            Value::opt_str(self.filename),
-            Value::Interval(self.last_ts - self.first_ts),
-            Value::Bool(ctx.cfg.is_local(host)),
-            Value::Bool(is_orig),
-            Value::Count(self.seen_bytes),
-            Value::opt_count(total_bytes),
-            Value::Count(missing_bytes),
-            Value::Count(0),
-            Value::Bool(timedout),
-            Value::Unset,
-            Value::Unset,
-            Value::Unset,
-            Value::Unset,
-            Value::Unset,
-            Value::Unset,
-            Value::Unset,
-        ]);
-        ctx.log(&FILES, values);
+        log_file(
+            ctx,
+            FileSummary {
+                fuid: self.fuid,
+                source: "HTTP",
+                depth: 0,
+                analyzers,
+                mime_type,
+                filename: self.filename,
+                first_ts: self.first_ts,
+                last_ts: self.last_ts,
+                is_orig,
+                seen_bytes: self.seen_bytes,
+                total_bytes,
+                missing_bytes,
+                timedout,
+            },
+        );
     }
 }

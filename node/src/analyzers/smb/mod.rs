@@ -47,10 +47,10 @@ pub mod parse;
 use std::collections::{HashMap, HashSet};
 
 use super::dce_rpc::NamedPipes;
+use super::files::FileTransfer;
 use super::gssapi::Auth;
 use super::krb::KERBEROS_LOG;
 use super::ntlm::NTLM_LOG;
-use super::smtp::files::FileTransfer;
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto};
 use crate::logs::{Schema, Value, bytes_to_log_string, conn_fields, f};
 use parse::{Body, Header, MacTimes, SmbError, Text};

@@ -19,7 +19,7 @@ use tls_parser::{
 
 use self::names::{SSLV2, SSLV3, TLSV12, TLSV13, is_tls13_draft};
 use self::x509::{CertInfo, KnownCerts, X509_LOG};
-use super::smtp::files::FileTransfer;
+use super::files::FileTransfer;
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, f};

@@ -1,4 +1,5 @@
-//! One file seen in a protocol stream (an SMTP MIME entity, an FTP data transfer) and its files.log record.
+//! One file seen in a protocol stream (an SMTP or POP3 MIME entity, an FTP data transfer, an SMB file, a stapled
+//! OCSP response) and the files.log record of every file ([`log_file`], HTTP's too).
 //!
 //! This mirrors the part of Zeek's file analysis framework the protocol scripts rely on: a file gets a
 //! `fuid` when its first byte arrives, its MIME type is sniffed from the first [`BOF_BUFFER_SIZE`] bytes,
@@ -191,31 +192,74 @@ impl FileTransfer {
             self.gap(self.last_ts, first.saturating_sub(self.stream_offset));
             self.drain_pending(self.last_ts);
         }
-        let mime = self.mime_type();
+        let mime_type = self.mime_type();
         let analyzers = pe::file_removed(ctx, self.pe.take(), &self.fuid);
-        let tx_host = if self.is_orig { ctx.id.orig_h } else { ctx.id.resp_h };
-        let mut v = Vec::with_capacity(FILES.fields.len());
-        v.push(Value::Time(self.first_ts));
-        v.push(Value::str(self.fuid));
-        v.push(Value::str(ctx.uid));
-        v.extend(ctx.id.log_values());
-        v.push(Value::str(self.source));
-        v.push(Value::Count(self.depth));
-        v.push(analyzers);
-        v.push(Value::opt_str(mime));
-        v.push(Value::opt_str(self.filename));
-        v.push(Value::Interval(self.last_ts - self.first_ts));
-        v.push(Value::Bool(ctx.cfg.is_local(tx_host)));
-        v.push(Value::Bool(self.is_orig));
-        v.push(Value::Count(self.seen_bytes));
-        v.push(self.total_bytes.map_or(Value::Unset, Value::Count)); // SMTP and FTP do not announce it
-        v.push(Value::Count(self.missing_bytes));
-        v.push(Value::Count(0)); // overflow_bytes
-        v.push(Value::Bool(self.timedout));
-        v.push(Value::Unset); // parent_fuid
-        v.resize(FILES.fields.len(), Value::Unset); // md5 sha1 sha256 extracted extracted_cutoff extracted_size
-        ctx.log(&FILES, v);
+        log_file(
+            ctx,
+            FileSummary {
+                fuid: self.fuid,
+                source: self.source,
+                depth: self.depth,
+                analyzers,
+                mime_type,
+                filename: self.filename,
+                first_ts: self.first_ts,
+                last_ts: self.last_ts,
+                is_orig: self.is_orig,
+                seen_bytes: self.seen_bytes,
+                total_bytes: self.total_bytes,
+                missing_bytes: self.missing_bytes,
+                timedout: self.timedout,
+            },
+        );
     }
+}
+
+/// What files.log says of a file when the file framework removes it (`Files::Info`), from whichever layer carried
+/// it: [`FileTransfer`] or HTTP's entities.
+pub struct FileSummary {
+    pub fuid: String,
+    /// `SMTP`, `FTP_DATA`, `HTTP`, `SMB`, ...
+    pub source: &'static str,
+    pub depth: u64,
+    /// `analyzers`, as [`pe::file_removed`] gives it.
+    pub analyzers: Value,
+    pub mime_type: Option<&'static str>,
+    pub filename: Option<String>,
+    pub first_ts: f64,
+    pub last_ts: f64,
+    pub is_orig: bool,
+    pub seen_bytes: u64,
+    pub total_bytes: Option<u64>,
+    pub missing_bytes: u64,
+    pub timedout: bool,
+}
+
+/// Writes the files.log record with the full default scripts' columns (the engine trims it for bare mode). The
+/// columns no protocol fills here (`overflow_bytes`, `parent_fuid`, the hashes and extraction) are Zeek's values
+/// for a file without those analyses.
+pub fn log_file(ctx: &mut Ctx, f: FileSummary) {
+    let tx_host = if f.is_orig { ctx.id.orig_h } else { ctx.id.resp_h };
+    let mut v = Vec::with_capacity(FILES.fields.len());
+    v.extend([Value::Time(f.first_ts), Value::str(f.fuid), Value::str(ctx.uid)]);
+    v.extend(ctx.id.log_values());
+    v.extend([
+        Value::str(f.source),
+        Value::Count(f.depth),
+        f.analyzers,
+        Value::opt_str(f.mime_type),
+        Value::opt_str(f.filename),
+        Value::Interval(f.last_ts - f.first_ts),
+        Value::Bool(ctx.cfg.is_local(tx_host)),
+        Value::Bool(f.is_orig),
+        Value::Count(f.seen_bytes),
+        Value::opt_count(f.total_bytes),
+        Value::Count(f.missing_bytes),
+        Value::Count(0), // overflow_bytes
+        Value::Bool(f.timedout),
+    ]);
+    v.resize(FILES.fields.len(), Value::Unset); // parent_fuid md5 sha1 sha256 extracted extracted_cutoff extracted_size
+    ctx.log(&FILES, v);
 }
 
 #[cfg(test)]
