@@ -19,7 +19,7 @@ use crate::decode::{
     UdpTunnel, decode_ip_on_wire, decode_link, decode_transport, icmp6, is_teredo_bubble,
     is_teredo_bubble_with_payload, parse_gre, transport_checksum_ok,
 };
-use crate::logs::{ANALYZER, FILES, FILES_BARE, LogRecord, TUNNEL, Value, WEIRD};
+use crate::logs::{ANALYZER, FILES, FILES_BARE, LogRecord, TUNNEL, Value, WEIRD, net_weird_record};
 
 /// IPv6's "no next header" protocol number.
 const IPV6_NO_NEXT: u8 = 59;
@@ -672,26 +672,13 @@ impl Core {
     /// Zeek's logging limits on the records written since the last drain ([`crate::logs::limits`]), with the
     /// weirds its logging manager raises for a cut (connection-less, `addl` the stream's `Log::ID`).
     fn limit_record_fields(&mut self) {
-        let mut cut_streams = Vec::new();
+        let mut weirds = Vec::new();
         for r in &mut self.records {
-            let limits = crate::logs::limits::limits_for(r.schema);
-            if !crate::logs::limits::may_exceed(&r.values, limits) {
-                continue;
-            }
-            let cuts = crate::logs::limits::apply(&mut r.values, limits);
-            if cuts.string || cuts.container {
-                cut_streams.push((r.schema.path, cuts));
-            }
+            weirds.extend(crate::logs::limits::limit_record(r));
         }
         let ts = self.network_time;
-        for (path, cuts) in cut_streams {
-            let id = crate::logs::limits::stream_id(path);
-            if cuts.string {
-                self.net_weird(ts, "log_string_field_truncated", Some(id.clone()), None, None);
-            }
-            if cuts.container {
-                self.net_weird(ts, "log_container_field_truncated", Some(id), None, None);
-            }
+        for (name, addl) in weirds {
+            self.net_weird(ts, name, Some(addl), None, None);
         }
     }
 
@@ -727,14 +714,7 @@ impl Core {
                 e.insert(ts);
             }
         }
-        let mut v = vec![Value::Time(ts), Value::Unset];
-        match flow {
-            Some((src, dst)) => v.extend([Value::Addr(src), Value::Port(0), Value::Addr(dst), Value::Port(0)]),
-            None => v.extend([Value::Unset, Value::Unset, Value::Unset, Value::Unset]),
-        }
-        v.extend([Value::str(name), Value::opt_str(addl), Value::Bool(false), Value::str("zeek")]);
-        v.push(source.map_or(Value::Unset, Value::str));
-        self.records.push(LogRecord::new(&WEIRD, v));
+        self.records.push(net_weird_record(ts, name, addl, "zeek", source, flow));
     }
 
     fn tunnel_uid(&mut self, ts: f64, ip: &IpDatagram, kind: &'static str) -> String {

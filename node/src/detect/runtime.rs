@@ -1,7 +1,7 @@
 //! One node's analyses ([`NodeRuntime`]), the context their handlers work through ([`Cx`]) and the [`Transport`]
 //! that carries their events: in-process ([`super::local::LocalHub`]) or over the cluster bus.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use super::config::DetectConfig;
 use super::notice::{self, Framework, Notice, Suppression};
 use super::{Analysis, Data, EngineEvent, Event, Handler, PublishError, Role, StateStore};
 use crate::cluster::topic;
-use crate::logs::LogRecord;
+use crate::logs::{LogRecord, net_weird_record};
 
 /// How a node's analyses reach the others. Standalone: [`super::local::LocalHub`]. In a cluster: the node's bus,
 /// with `publish` = [`crate::cluster::Node::publish`], `publish_hrw` = [`crate::cluster::Node::publish_hrw`],
@@ -43,6 +43,8 @@ pub struct NodeRuntime {
     now: f64,
     last_tick: f64,
     counters: BTreeMap<&'static str, u64>,
+    /// When each connection-less weird this node raised was last logged ([`Cx::log`]).
+    weirds_logged: HashMap<&'static str, f64>,
 }
 
 impl NodeRuntime {
@@ -57,6 +59,7 @@ impl NodeRuntime {
             now: 0.0,
             last_tick: 0.0,
             counters: BTreeMap::new(),
+            weirds_logged: HashMap::new(),
         }
     }
 
@@ -133,6 +136,7 @@ impl NodeRuntime {
             out,
             suppression: &mut self.suppression,
             counters: &mut self.counters,
+            weirds_logged: &mut self.weirds_logged,
         }
     }
 
@@ -158,6 +162,7 @@ pub struct Cx<'a> {
     out: &'a mut dyn Transport,
     suppression: &'a mut Suppression,
     counters: &'a mut BTreeMap<&'static str, u64>,
+    weirds_logged: &'a mut HashMap<&'static str, f64>,
 }
 
 impl Cx<'_> {
@@ -239,8 +244,20 @@ impl Cx<'_> {
         self.sent(r, name)
     }
 
-    pub fn log(&mut self, record: LogRecord) {
+    /// Writes a record cut to its stream's limits, as Zeek's logging manager cuts every record
+    /// ([`crate::logs::limits`]), with the weirds a cut raises: like the engine's connection-less weirds, each name
+    /// is logged once per ten minutes of network time (Zeek's `weird_ignore`).
+    pub fn log(&mut self, mut record: LogRecord) {
+        const FORGET_AFTER: f64 = 600.0;
+        let weirds = crate::logs::limits::limit_record(&mut record);
         self.out.log(record);
+        for (name, addl) in weirds {
+            if self.weirds_logged.get(name).is_some_and(|at| self.now - at < FORGET_AFTER) {
+                continue;
+            }
+            self.weirds_logged.insert(name, self.now);
+            self.out.log(net_weird_record(self.now, name, Some(addl), self.node, None, None));
+        }
     }
 
     /// Raises a notice (Zeek's `NOTICE`). Off the manager it goes to the manager, which logs it once and tells
@@ -267,5 +284,75 @@ impl Cx<'_> {
 
     pub(super) fn suppression(&mut self) -> &mut Suppression {
         self.suppression
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::{FILES, Value};
+
+    /// Collects what a node logs.
+    #[derive(Default)]
+    struct Logs(Vec<LogRecord>);
+
+    impl Transport for Logs {
+        fn publish(&mut self, _: &str, _: Event) -> Result<(), PublishError> {
+            Ok(())
+        }
+        fn publish_hrw(&mut self, _: Role, _: &Data, _: Event) -> Result<(), PublishError> {
+            Ok(())
+        }
+        fn publish_rr(&mut self, _: Role, _: &str, _: Event) -> Result<(), PublishError> {
+            Ok(())
+        }
+        fn log(&mut self, record: LogRecord) {
+            self.0.push(record);
+        }
+    }
+
+    /// Logs a files.log record with a 5000-byte file name at every tick.
+    struct LongNames;
+
+    impl Handler for LongNames {
+        fn tick(&mut self, cx: &mut Cx) {
+            let mut values = vec![Value::Unset; FILES.fields.len()];
+            let filename = FILES.fields.iter().position(|f| f.name == "filename").expect("a filename column");
+            values[filename] = Value::Str("n".repeat(5000));
+            cx.log(LogRecord::new(&FILES, values));
+        }
+    }
+
+    impl Analysis for LongNames {
+        fn name(&self) -> &'static str {
+            "long-names"
+        }
+        fn events(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn handler(&self, _: Role, _: &DetectConfig) -> Option<Box<dyn Handler>> {
+            Some(Box::new(LongNames))
+        }
+    }
+
+    #[test]
+    fn records_are_cut_to_their_limits_with_a_weird_once_per_ten_minutes() {
+        let analyses: Vec<Box<dyn Analysis>> = vec![Box::new(LongNames)];
+        let mut rt = NodeRuntime::new("manager", Role::Manager, &analyses, Arc::new(DetectConfig::default()));
+        let (mut state, mut out) = (StateStore::default(), Logs::default());
+        for now in [1000.0, 1001.0, 1002.0, 1700.0] {
+            rt.advance(now, &mut state, &mut out);
+        }
+        let paths: Vec<&str> = out.0.iter().map(|r| r.schema.path).collect();
+        assert_eq!(paths, ["files", "weird", "files", "files", "weird"]);
+        for r in out.0.iter().filter(|r| r.schema.path == "files") {
+            assert!(matches!(r.get("filename"), Some(Value::Str(s)) if s.len() == 4096));
+        }
+        for (r, ts) in out.0.iter().filter(|r| r.schema.path == "weird").zip([1001.0, 1700.0]) {
+            assert_eq!(r.get("ts"), Some(&Value::Time(ts)));
+            assert_eq!(r.get("name"), Some(&Value::str("log_string_field_truncated")));
+            assert_eq!(r.get("addl"), Some(&Value::str("Files::LOG")));
+            assert_eq!(r.get("peer"), Some(&Value::str("manager")));
+        }
     }
 }

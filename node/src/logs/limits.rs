@@ -7,7 +7,7 @@
 //! stream sets no limit on one string (`HTTP::default_max_field_string_bytes = 0`): URIs are kept whole. Checked
 //! against Zeek's `field-length-limiting` btest baselines (unit tests below).
 
-use super::{Schema, Value};
+use super::{LogRecord, Schema, Value};
 
 /// One stream's limits; 0 is no limit, as in Zeek.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +55,25 @@ pub fn apply(values: &mut [Value], limits: FieldLimits) -> Cuts {
         budget.value(value);
     }
     budget.cuts
+}
+
+/// Applies its stream's limits to `record` and gives the weirds Zeek's logging manager raises for the cuts (name
+/// and `addl`): none for almost every record, at the cost of one pass over its values.
+#[inline]
+pub fn limit_record(record: &mut LogRecord) -> Vec<(&'static str, String)> {
+    let limits = limits_for(record.schema);
+    if !may_exceed(&record.values, limits) {
+        return Vec::new();
+    }
+    let cuts = apply(&mut record.values, limits);
+    let mut weirds = Vec::new();
+    if cuts.string {
+        weirds.push(("log_string_field_truncated", stream_id(record.schema.path)));
+    }
+    if cuts.container {
+        weirds.push(("log_container_field_truncated", stream_id(record.schema.path)));
+    }
+    weirds
 }
 
 /// Whether a record can need cutting at all: the cheap test run on every record (a string's UTF-8 length is never

@@ -1,7 +1,9 @@
 //! Schemas of the core logs (conn, weird, tunnel, analyzer, files, pe). Each protocol analyzer owns its own schema
 //! next to its parser; [`schema_by_path`] finds any of them by `#path`.
 
-use super::{Schema, conn_fields, f};
+use std::net::IpAddr;
+
+use super::{LogRecord, Schema, Value, conn_fields, f};
 
 pub static CONN: Schema = Schema {
     path: "conn",
@@ -35,6 +37,26 @@ pub static WEIRD: Schema = Schema {
         f("source", "string"),
     ],
 };
+
+/// A weird.log record without a connection (Zeek's `net_weird`, or `flow_weird` with the two hosts, ports 0),
+/// written by node `peer`.
+pub fn net_weird_record(
+    ts: f64,
+    name: &str,
+    addl: Option<String>,
+    peer: &str,
+    source: Option<&str>,
+    flow: Option<(IpAddr, IpAddr)>,
+) -> LogRecord {
+    let mut v = vec![Value::Time(ts), Value::Unset];
+    match flow {
+        Some((src, dst)) => v.extend([Value::Addr(src), Value::Port(0), Value::Addr(dst), Value::Port(0)]),
+        None => v.extend([Value::Unset, Value::Unset, Value::Unset, Value::Unset]),
+    }
+    v.extend([Value::str(name), Value::opt_str(addl), Value::Bool(false), Value::str(peer)]);
+    v.push(source.map_or(Value::Unset, Value::str));
+    LogRecord::new(&WEIRD, v)
+}
 
 pub static TUNNEL: Schema =
     Schema { path: "tunnel", fields: conn_fields![f("tunnel_type", "enum"), f("action", "enum"),] };
