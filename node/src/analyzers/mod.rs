@@ -37,6 +37,7 @@ pub(crate) mod proxy_tunnels;
 pub mod quic;
 pub mod radius;
 pub mod rdp;
+pub mod redis;
 pub mod rfb;
 pub mod sip;
 pub mod smb;
@@ -402,6 +403,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &socks::SPEC,
     &modbus::SPEC,
     &mqtt::SPEC,
+    &redis::SPEC,
     &dnp3::SPEC,
     &ldap::SPEC,
     &ldap::UDP_SPEC,

@@ -213,6 +213,7 @@ pub fn stream_id(path: &str) -> String {
         "quic" => "QUIC::LOG",
         "radius" => "RADIUS::LOG",
         "rdp" => "RDP::LOG",
+        "redis" => "Redis::LOG",
         "rfb" => "RFB::LOG",
         "sip" => "SIP::LOG",
         "smb_files" => "SMB::FILES_LOG",
