@@ -1018,3 +1018,37 @@ fn tls_on_the_redis_port_logs_nothing() {
     assert!(h.columns("redis").is_empty());
     assert!(!confirmed(&h));
 }
+
+/// scripts.base.protocols.redis.client-reply-off-2conn: two connections turn replies off; each writes its silenced
+/// commands at its own end.
+#[test]
+fn client_reply_off_two_connections_through_the_engine() {
+    use crate::analyzers::testing::{engine_records, field};
+    use crate::decode::test_frames::tcp_conversation;
+
+    let (ping, pong, off) = (cmd(&[b"PING"]), simple("PONG"), client_reply(b"OFF"));
+    let messages: Vec<(bool, &[u8])> = vec![(true, &ping), (false, &pong), (true, &off), (true, &ping)];
+    let server = ([10, 0, 0, 2], 6379);
+    let first = tcp_conversation(([10, 0, 0, 1], 61211), server, &messages);
+    let second = tcp_conversation(([10, 0, 0, 1], 61212), server, &messages);
+    // Both handshakes, PINGs and PONGs; then the first connection's rest and end, then the second's.
+    let frames: Vec<Vec<u8>> = [&first[..5], &second[..5], &first[5..], &second[5..]].concat();
+    let records = engine_records(&frames);
+    let rows: Vec<(String, String, String)> = records
+        .iter()
+        .filter(|r| r.schema.path == "redis")
+        .map(|r| (field(r, "id.orig_p"), field(r, "cmd.name"), field(r, "reply.value")))
+        .collect();
+    let r = |p: &str, c: &str, v: &str| (p.to_string(), c.to_string(), v.to_string());
+    assert_eq!(
+        rows,
+        [
+            r("61211", "PING", "PONG"),
+            r("61212", "PING", "PONG"),
+            r("61211", "CLIENT", "-"),
+            r("61211", "PING", "-"),
+            r("61212", "CLIENT", "-"),
+            r("61212", "PING", "-"),
+        ]
+    );
+}
