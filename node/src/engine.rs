@@ -1186,12 +1186,14 @@ impl Core {
                 }
                 conn.add_service(service)
             }
-            Action::Violation(reason) => {
+            Action::Violation(reason, data) => {
                 conn.detach(index);
                 let name = conn.analyzers[index].name();
-                self.confirmed_analyzer_failed(conn, name, &reason);
+                self.confirmed_analyzer_failed(conn, name, &reason, data.as_deref());
             }
-            Action::EmbeddedViolation { analyzer, reason } => self.confirmed_analyzer_failed(conn, analyzer, &reason),
+            Action::EmbeddedViolation { analyzer, reason } => {
+                self.confirmed_analyzer_failed(conn, analyzer, &reason, None)
+            }
             Action::StartTls => {
                 conn.detach(index);
                 if let Some(spec) = analyzers::spec_by_name("ssl").filter(|s| self.cfg.is_enabled(s.name)) {
@@ -1219,9 +1221,10 @@ impl Core {
     }
 
     /// Zeek (8+) drops a confirmed analyzer that reports a violation: its service leaves the connection, and
-    /// analyzer.log says why. Violations before a confirmation are DPD tasting and pass silently.
+    /// analyzer.log says why, with the first bytes of the data that caused it where the analyzer passed them
+    /// (`failure_data`). Violations before a confirmation are DPD tasting and pass silently.
     #[cold]
-    fn confirmed_analyzer_failed(&mut self, conn: &mut Conn, name: &str, reason: &str) {
+    fn confirmed_analyzer_failed(&mut self, conn: &mut Conn, name: &str, reason: &str, data: Option<&[u8]>) {
         if !conn.remove_service(name) {
             return;
         }
@@ -1236,7 +1239,8 @@ impl Core {
             Value::Unset,
         ];
         v.extend(conn.id.log_values());
-        v.extend([Value::Enum(conn.id.proto.as_enum()), Value::str(reason), Value::Unset]);
+        let failure_data = data.map_or(Value::Unset, |d| Value::Str(crate::logs::bytes_to_log_string(d)));
+        v.extend([Value::Enum(conn.id.proto.as_enum()), Value::str(reason), failure_data]);
         self.records.push(LogRecord::new(&ANALYZER, v));
     }
 

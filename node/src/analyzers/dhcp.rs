@@ -498,7 +498,7 @@ mod tests {
         let mut h = Harness::new(Proto::Udp, 67);
         let mut a = (SPEC.new)(Proto::Udp);
         h.deliver(a.as_mut(), true, b"not dhcp");
-        assert!(matches!(h.actions[0], Action::Violation(_)));
+        assert!(matches!(h.actions[0], Action::Violation(..)));
     }
 
     #[test]

@@ -641,7 +641,8 @@ impl FtpAnalyzer {
             cont_resp = line.get(3) == Some(&b'-');
             if let Some(reason) = reply_line_violation(code, line) {
                 if self.seen.violation_counts() {
-                    ctx.violation(reason);
+                    // FTP.cc passes the whole reply line along.
+                    ctx.violation_with_data(reason, line);
                 }
                 return;
             }
@@ -1529,11 +1530,15 @@ mod tests {
     }
 
     /// Feeds `script` as the engine would: a violation detaches the analyzer, so nothing after it is delivered; the
-    /// connection's end still finishes it. Returns the violation's reason.
-    fn run_until_violation(h: &mut Harness, a: &mut FtpAnalyzer, script: &[(bool, &[u8])]) -> Option<String> {
+    /// connection's end still finishes it. Returns the violation's reason and data.
+    fn run_until_violation(
+        h: &mut Harness,
+        a: &mut FtpAnalyzer,
+        script: &[(bool, &[u8])],
+    ) -> Option<(String, Option<Box<[u8]>>)> {
         let violation = |h: &Harness| {
             h.actions.iter().find_map(|a| match a {
-                Action::Violation(r) => Some(r.clone()),
+                Action::Violation(r, data) => Some((r.clone(), data.clone())),
                 _ => None,
             })
         };
@@ -1558,11 +1563,13 @@ mod tests {
 
     /// Zeek's ftp-missing-reply-code, ftp-invalid-reply-code and ftp-missing-space-after-reply-code tests: a reply
     /// line that is not FTP is a violation (the analyzer goes away, the pending command is logged at the end with
-    /// the last reply seen).
+    /// the last reply seen). The violation's data is the reply line without its end (analyzer.log's `failure_data`:
+    /// `SYST not supported`, `99 PASV invalid` in the baselines).
     #[test]
     fn malformed_reply_lines_are_violations_like_zeek() {
         for (command, bad_reply, reason, logged_arg) in [
             ("SYST", &b"SYST not supported\r\n"[..], "non-numeric reply code", "-"),
+            ("PASV", b"99 PASV invalid\r\n", "non-numeric reply code", "-"),
             ("PASV", b"099 not a reply\r\n", "invalid reply code", "-"),
             ("RETR", b"150Opening BINARY mode\r\n", "invalid reply line", "ftp://127.0.0.1/."),
         ] {
@@ -1581,7 +1588,12 @@ mod tests {
                 (true, b"QUIT\r\n"),
                 (false, b"221 bye\r\n"),
             ];
-            assert_eq!(run_until_violation(&mut h, &mut a, script).as_deref(), Some(reason), "{command}");
+            let line = bad_reply.strip_suffix(b"\r\n").unwrap();
+            assert_eq!(
+                run_until_violation(&mut h, &mut a, script),
+                Some((reason.to_string(), Some(line.into()))),
+                "{command}"
+            );
             assert_eq!(
                 rows(&h, &["user", "password", "command", "arg", "reply_code", "reply_msg"]),
                 vec![
@@ -1594,6 +1606,43 @@ mod tests {
         }
     }
 
+    /// Through the engine, Zeek's ftp-invalid-reply-code baseline row: the confirmed FTP analyzer fails on a
+    /// two-digit reply and analyzer.log carries the line as `failure_data`; a line with raw bytes is cut to 40
+    /// bytes and escaped as Zeek's TSV writer escapes them.
+    #[test]
+    fn analyzer_log_carries_the_failing_reply_line() {
+        use crate::analyzers::testing::{engine_records, field};
+        use crate::decode::test_frames::tcp_conversation;
+
+        let row = |bad_reply: &[u8]| {
+            let messages: Vec<(bool, &[u8])> = vec![
+                (false, b"220 ready\r\n"),
+                (true, b"USER zeek\r\n"),
+                (false, b"331 password\r\n"),
+                (true, b"PASS zeek\r\n"),
+                (false, b"230 logged in\r\n"),
+                (true, b"PASV\r\n"),
+                (false, bad_reply),
+            ];
+            let frames = tcp_conversation(([127, 0, 0, 1], 51354), ([127, 0, 0, 1], 21), &messages);
+            let records = engine_records(&frames);
+            let failed: Vec<_> = records.iter().filter(|r| r.schema.path == "analyzer").collect();
+            assert_eq!(failed.len(), 1);
+            let columns = ["analyzer_kind", "analyzer_name", "fuid", "id.orig_h", "id.orig_p", "id.resp_h"];
+            let columns = columns.iter().chain(&["id.resp_p", "proto", "failure_reason", "failure_data"]);
+            columns.map(|c| field(failed[0], c)).collect::<Vec<_>>().join("\t")
+        };
+        assert_eq!(
+            row(b"99 PASV invalid\r\n"),
+            "protocol\tFTP\t-\t127.0.0.1\t51354\t127.0.0.1\t21\ttcp\tnon-numeric reply code\t99 PASV invalid"
+        );
+        let mut raw = b"2x\t\xff\\".to_vec();
+        raw.extend_from_slice(&[b'z'; 40]);
+        raw.extend_from_slice(b"\r\n");
+        let expected = format!("2x\\x09\\xff\\\\{}", "z".repeat(35));
+        assert!(row(&raw).ends_with(&format!("\tnon-numeric reply code\t{expected}")), "{}", row(&raw));
+    }
+
     /// Deep into a connection a violation is ignored (`DPD::ignore_violations_after`): the line is skipped.
     #[test]
     fn late_malformed_reply_is_skipped() {
@@ -1603,7 +1652,7 @@ mod tests {
         h.deliver(&mut a, false, b"220 ready\r\n");
         h.deliver(&mut a, true, &padding);
         h.deliver(&mut a, false, b"not a reply\r\n");
-        assert!(!h.actions.iter().any(|a| matches!(a, Action::Violation(_))));
+        assert!(!h.actions.iter().any(|a| matches!(a, Action::Violation(..))));
     }
 
     /// Zeek's ftp-max-pending-commands test (with the default limit of 20 pending commands): a client that sends

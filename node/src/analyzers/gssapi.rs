@@ -191,7 +191,7 @@ fn apply_krb_actions(ctx: &mut Ctx, actions: Vec<Action>) {
     for action in actions {
         match action {
             Action::Confirm(service) => ctx.confirm(service),
-            Action::Violation(reason) => ctx.embedded_violation("krb", reason),
+            Action::Violation(reason, _) => ctx.embedded_violation("krb", reason),
             _ => {}
         }
     }

@@ -114,13 +114,25 @@ pub struct Expectation {
     pub expires: f64,
 }
 
+/// analyzer.log keeps at most this many bytes of a violation's data (`Analyzer::Logging::failure_data_max_size`).
+pub const FAILURE_DATA_MAX_SIZE: usize = 40;
+
+/// The part of a violation's data analyzer.log shows: its first [`FAILURE_DATA_MAX_SIZE`] bytes, none when it is
+/// empty (Zeek sets the data only `if ( data && len )`).
+pub fn failure_data(data: &[u8]) -> Option<Box<[u8]>> {
+    let kept = data.get(..FAILURE_DATA_MAX_SIZE).unwrap_or(data);
+    (!kept.is_empty()).then(|| kept.into())
+}
+
 /// What an analyzer asks of the engine, applied after the call returns.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// The protocol is confirmed: add `service` to the connection's services.
     Confirm(&'static str),
-    /// The traffic is not this protocol: detach this analyzer.
-    Violation(String),
+    /// The traffic is not this protocol: detach this analyzer. The reason, and the bytes that caused it where
+    /// Zeek's `AnalyzerViolation(reason, data, len)` passes them (at most [`FAILURE_DATA_MAX_SIZE`], never empty:
+    /// analyzer.log's `failure_data`).
+    Violation(String, Option<Box<[u8]>>),
     /// An analyzer this one embeds (QUIC's TLS) failed: Zeek removes that child analyzer, so a confirmed one leaves
     /// the connection's services and analyzer.log says why; this analyzer goes on.
     EmbeddedViolation {
@@ -217,7 +229,14 @@ impl<'a> Ctx<'a> {
 
     #[cold]
     pub fn violation(&mut self, reason: impl Into<String>) {
-        self.actions.push(Action::Violation(reason.into()));
+        self.actions.push(Action::Violation(reason.into(), None));
+    }
+
+    /// A violation caused by `data`, as Zeek reports those of its analyzers that pass the offending bytes along
+    /// (`AnalyzerViolation(reason, data, len)`): analyzer.log shows their first [`FAILURE_DATA_MAX_SIZE`] bytes.
+    #[cold]
+    pub fn violation_with_data(&mut self, reason: impl Into<String>, data: &[u8]) {
+        self.actions.push(Action::Violation(reason.into(), failure_data(data)));
     }
 
     /// The embedded analyzer `analyzer` failed (see [`Action::EmbeddedViolation`]).
@@ -563,6 +582,17 @@ mod tests {
                 assert_eq!(written, 0, "{} ({proto:?}) wrote something when finished without a call", spec.name);
             }
         }
+    }
+
+    /// analyzer.log's `failure_data` is the data's first 40 bytes (`info$data[0:failure_data_max_size]`), and no
+    /// data at all for an empty one.
+    #[test]
+    fn failure_data_is_cut_to_forty_bytes() {
+        let line: Vec<u8> = (0..41u8).map(|i| b'a' + i % 26).collect();
+        assert_eq!(failure_data(&line).as_deref(), Some(&line[..40]));
+        assert_eq!(failure_data(&line[..40]).as_deref(), Some(&line[..40]));
+        assert_eq!(failure_data(b"\xff\x00x").as_deref(), Some(b"\xff\x00x".as_slice()));
+        assert_eq!(failure_data(b""), None);
     }
 
     /// A connection keeps an analyzer's spec only until the analyzer is built ([`crate::conn::Attached`]): after

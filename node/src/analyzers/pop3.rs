@@ -350,7 +350,8 @@ impl Pop3Analyzer {
         let Some(command) = word.and_then(parse_command) else {
             if !self.waiting_for_authentication {
                 let word = word.unwrap_or("???");
-                ctx.violation(format!("unknown server command ({word})"));
+                // POP3.cc passes the line along as it came.
+                ctx.violation_with_data(format!("unknown server command ({word})"), line);
                 ctx.weird("pop3_server_command_unknown", Some(word.to_string()), "POP3");
             }
             return;

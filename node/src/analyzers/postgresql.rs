@@ -581,7 +581,8 @@ impl Analyzer for PostgreSql {
         }
         if let Err(e) = result {
             self.stopped = true;
-            ctx.violation(e.to_string());
+            // Zeek's Spicy glue reports a parse error with the delivery it happened in as its data.
+            ctx.violation_with_data(e.to_string(), data);
         }
     }
 

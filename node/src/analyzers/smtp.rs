@@ -960,7 +960,8 @@ impl SmtpAnalyzer {
         if !(100..=599).contains(&code) {
             // Zeek formats its reason after replacing the code with -1.
             if self.seen.violation_counts() {
-                ctx.violation("reply code -1 out of range");
+                // SMTP.cc passes the line along.
+                ctx.violation_with_data("reply code -1 out of range", line);
             }
             return;
         }

@@ -205,8 +205,10 @@ impl Syslog {
         ctx.log(&SYSLOG_LOG, v);
     }
 
-    /// Logs every complete frame buffered for `is_orig`'s direction; `at_end` when that direction ended.
-    fn drain_frames(&mut self, ctx: &mut Ctx, is_orig: bool, at_end: bool) {
+    /// Logs every complete frame buffered for `is_orig`'s direction; `at_end` when that direction ended. A frame
+    /// that does not parse is a violation whose data is the delivery being parsed (`delivery`; none at the end of
+    /// the direction), as Zeek's Spicy glue reports it (`ProtocolAnalyzer::Process`, `Finish`).
+    fn drain_frames(&mut self, ctx: &mut Ctx, is_orig: bool, at_end: bool, delivery: &[u8]) {
         let mut pending = std::mem::take(&mut self.direction(is_orig).pending);
         let mut used = 0;
         let outcome = loop {
@@ -226,7 +228,7 @@ impl Syslog {
             }
             Err(e) => {
                 self.direction(is_orig).stopped = true;
-                ctx.violation(e.to_string());
+                ctx.violation_with_data(e.to_string(), delivery);
             }
         }
     }
@@ -241,7 +243,7 @@ impl Analyzer for Syslog {
         if self.proto != Proto::Tcp {
             return match parse_message(data) {
                 Ok(message) => self.log(ctx, &message),
-                Err(e) => ctx.violation(e.to_string()),
+                Err(e) => ctx.violation_with_data(e.to_string(), data),
             };
         }
         let direction = self.direction(is_orig);
@@ -257,7 +259,7 @@ impl Analyzer for Syslog {
             && !data.iter().any(|&b| is_terminator(b));
         direction.pending.extend_from_slice(data);
         if !waiting_for_terminator || direction.pending.len() > MAX_FRAME {
-            self.drain_frames(ctx, is_orig, false);
+            self.drain_frames(ctx, is_orig, false, data);
         }
     }
 
@@ -272,7 +274,7 @@ impl Analyzer for Syslog {
         let direction = self.direction(is_orig);
         let frame_pending = !direction.stopped && !direction.pending.is_empty();
         if frame_pending && self.proto == Proto::Tcp {
-            self.drain_frames(ctx, is_orig, true);
+            self.drain_frames(ctx, is_orig, true, &[]);
         }
         self.direction(is_orig).stopped = true;
     }
@@ -316,7 +318,7 @@ mod tests {
     }
 
     fn violated(actions: &[Action]) -> bool {
-        actions.iter().any(|a| matches!(a, Action::Violation(_)))
+        actions.iter().any(|a| matches!(a, Action::Violation(..)))
     }
 
     #[test]
@@ -353,7 +355,7 @@ mod tests {
         }
         let (rows, actions) = run(Proto::Udp, &[b"<13>ok", b"<13"], true);
         assert_eq!(rows, [row("USER", "NOTICE", "ok")]);
-        assert!(matches!(actions[..], [Action::Confirm("syslog"), Action::Violation(_)]));
+        assert!(matches!(actions[..], [Action::Confirm("syslog"), Action::Violation(..)]));
     }
 
     #[test]

@@ -422,7 +422,7 @@ fn malformed_input_is_a_violation_and_never_panics() {
     let violation = |messages: &[(bool, Vec<u8>)]| {
         let h = run(messages, usize::MAX);
         assert!(rows(&h).is_empty());
-        assert!(matches!(h.actions[..], [Action::Violation(_)]), "{:?}", h.actions);
+        assert!(matches!(h.actions[..], [Action::Violation(..)]), "{:?}", h.actions);
         h
     };
     // Version 4.
@@ -431,7 +431,10 @@ fn malformed_input_is_a_violation_and_never_panics() {
     let h = violation(&[(true, v4)]);
     assert_eq!(
         h.actions,
-        [Action::Violation("Binpac exception: binpac exception: &enforce violation : DCE_RPC_Header:rpc_vers".into())]
+        [Action::Violation(
+            "Binpac exception: binpac exception: &enforce violation : DCE_RPC_Header:rpc_vers".into(),
+            None
+        )]
     );
     // A frag_length shorter than the header.
     let mut short = pdu(ptype::BIND, 1, &[]);
@@ -503,7 +506,7 @@ fn named_pipes_have_an_analyzer_each_and_share_the_script_state() {
     );
     // Each pipe's first PDU confirms (the service is the connection's, so the engine keeps it once).
     assert_eq!(h.actions.iter().filter(|a| matches!(a, Action::Confirm("dce_rpc"))).count(), 2);
-    assert!(!h.actions.iter().any(|a| matches!(a, Action::Violation(_))));
+    assert!(!h.actions.iter().any(|a| matches!(a, Action::Violation(..))));
 
     // A request after the last response is written again by the removal hook, once per backing record in the
     // order they were made; a closed pipe's record is gone.
@@ -526,7 +529,7 @@ fn named_pipes_are_bounded_and_never_stop_on_a_violation() {
     for (is_orig, m) in session(EPMAPPER, "135", &[3]) {
         h.run(2.0, |ctx| pipes.deliver(ctx, 1, is_orig, &m, &mut auth));
     }
-    assert!(!h.actions.iter().any(|a| matches!(a, Action::Violation(_))));
+    assert!(!h.actions.iter().any(|a| matches!(a, Action::Violation(..))));
     assert_eq!(rows(&h).len(), 1);
     // At SMB::max_dce_rpc_analyzers pipes, a new one discards them all with a weird.
     for fid in 2..=MAX_DCE_RPC_ANALYZERS as u64 {

@@ -149,7 +149,7 @@ fn broken_frames() {
     corrupt[8] ^= 1;
     let h = run(&[(true, corrupt)], usize::MAX);
     assert_eq!(weirds(&h), ["dnp3_corrupt_header_checksum"]);
-    assert_eq!(h.actions, [Action::Violation("broken_checksum".into())]);
+    assert_eq!(h.actions, [Action::Violation("broken_checksum".into(), None)]);
     // A corrupt block: confirmed by its header, then a weird only.
     let mut corrupt = response([0, 0]);
     corrupt[15] ^= 1;
@@ -167,7 +167,8 @@ fn broken_frames() {
         [
             Action::Confirm("dnp3_tcp"),
             Action::Violation(
-                "Binpac exception: binpac exception: out_of_bound: DNP3_Application_Response_Header".into()
+                "Binpac exception: binpac exception: out_of_bound: DNP3_Application_Response_Header".into(),
+                None
             )
         ]
     );

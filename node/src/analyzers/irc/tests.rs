@@ -12,7 +12,7 @@ fn weirds(h: &Harness) -> Vec<&str> {
 }
 
 fn violations(h: &Harness) -> Vec<&str> {
-    h.actions.iter().filter_map(|a| if let Action::Violation(r) = a { Some(r.as_str()) } else { None }).collect()
+    h.actions.iter().filter_map(|a| if let Action::Violation(r, _) = a { Some(r.as_str()) } else { None }).collect()
 }
 
 /// Runs the analyzer over `deliveries` (originator or not, bytes), ending both directions when `end`.

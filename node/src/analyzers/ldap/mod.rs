@@ -306,10 +306,12 @@ impl Ldap {
         }
     }
 
-    fn stop(&mut self, ctx: &mut Ctx, e: &LdapError) {
+    /// A parse error in the delivery `data`: Zeek's Spicy glue (`ProtocolAnalyzer::Process`) reports the violation
+    /// with that delivery as its data.
+    fn stop(&mut self, ctx: &mut Ctx, e: &LdapError, data: &[u8]) {
         self.stopped = true;
         self.sides = Default::default();
-        ctx.violation(e.to_string());
+        ctx.violation_with_data(e.to_string(), data);
     }
 
     /// The script's handlers (`LDAP::message`, `bind_request`, `search_request`, `search_result_entry`), and the
@@ -722,7 +724,7 @@ impl Analyzer for Ldap {
         if ctx.id.proto != Proto::Tcp {
             // A datagram is parsed on its own (`Messages` to its end).
             if let Err(e) = self.run(ctx, side, data, true) {
-                self.stop(ctx, &e);
+                self.stop(ctx, &e, data);
             }
             return;
         }
@@ -739,7 +741,7 @@ impl Analyzer for Ldap {
                 self.sides[side].buf = rest;
             }
             Ok(_) => {}
-            Err(e) => self.stop(ctx, &e),
+            Err(e) => self.stop(ctx, &e, data),
         }
     }
 

@@ -179,19 +179,19 @@ fn malformed_pdus_are_violations() {
     for (what, message, logged, reason) in cases {
         let h = run(&[(true, message.clone()), (true, pdu(2, 0x03, &[0, 0, 0, 1]))], usize::MAX);
         assert_eq!(rows(&h).len(), logged, "{what}: the header's message is logged before the body fails");
-        assert_eq!(h.actions, [Action::Violation(reason.to_string())], "{what}");
+        assert_eq!(h.actions, [Action::Violation(reason.to_string(), None)], "{what}");
     }
     // A response's odd register byte count, and an exception response without its code.
     let h = run(&[(false, pdu(1, 0x03, &[3, 0, 1, 0]))], usize::MAX);
     assert_eq!(
         h.actions,
-        [Action::Violation("invalid value for modbus read holding register response byte count 3".into())]
+        [Action::Violation("invalid value for modbus read holding register response byte count 3".into(), None)]
     );
     let h = run(&[(false, pdu(1, 0x83, &[]))], usize::MAX);
     assert!(rows(&h).is_empty());
     assert_eq!(
         h.actions,
-        [Action::Violation("Binpac exception: binpac exception: out_of_bound: ModbusTCP_ExceptResponse".into())]
+        [Action::Violation("Binpac exception: binpac exception: out_of_bound: ModbusTCP_ExceptResponse".into(), None)]
     );
 }
 

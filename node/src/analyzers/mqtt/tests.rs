@@ -137,7 +137,7 @@ fn violations(h: &Harness) -> Vec<&str> {
     h.actions
         .iter()
         .filter_map(|a| match a {
-            Action::Violation(r) => Some(r.as_str()),
+            Action::Violation(r, _) => Some(r.as_str()),
             _ => None,
         })
         .collect()
@@ -351,7 +351,7 @@ fn bad_remaining_lengths_are_violations() {
         (&too_many[..], "malformed MQTT 'remaining length': too many bytes"),
     ] {
         let h = run(&[(1.0, true, paho_connect("c")), (2.0, true, bytes.to_vec()), (3.0, false, connack(0))]);
-        assert_eq!(h.actions, [Action::Confirm("mqtt"), Action::Violation(reason.into())]);
+        assert_eq!(h.actions, [Action::Confirm("mqtt"), Action::Violation(reason.into(), None)]);
         assert!(h.logged("mqtt_connect").is_empty(), "nothing after the violation");
     }
     // The length array running to the end of the delivery: a length of 0, which a PUBLISH cannot be.

@@ -274,7 +274,7 @@ fn query_attributes_are_read_past() {
         bad[at] = byte;
         let (logged, actions) = session(bad);
         assert_eq!(logged.len(), 1, "the query is not logged");
-        assert!(matches!(actions[..], [Action::Confirm(_), Action::Violation(_)]), "{actions:?}");
+        assert!(matches!(actions[..], [Action::Confirm(_), Action::Violation(..)]), "{actions:?}");
     }
     // Only when both sides announced them: the client alone does not make the count a count.
     let (logged, _) = session_log(&[
@@ -339,7 +339,7 @@ fn change_user_logs_the_new_user_and_its_outcome() {
         (true, command(COM_CHANGE_USER, b"root2\0\0\0\x21\x00")),
     ]);
     assert_eq!(logged.len(), 1);
-    assert!(matches!(actions[..], [Action::Confirm(_), Action::Violation(_)]));
+    assert!(matches!(actions[..], [Action::Confirm(_), Action::Violation(..)]));
 }
 
 #[test]
@@ -397,7 +397,7 @@ fn mysql_confirms_on_the_clients_handshake_response() {
 #[test]
 fn mysql_rejects_what_binpac_cannot_parse() {
     let greeting = greeting_v10();
-    let violation = |actions: Vec<Action>| matches!(actions[..], [Action::Violation(_)]);
+    let violation = |actions: Vec<Action>| matches!(actions[..], [Action::Violation(..)]);
     // An auth_plugin_data_len of 20 fails `&enforce`.
     let mut bad = greeting.clone();
     bad[4 + 1 + 7 + 4 + 9 + 7] = 20;
@@ -431,7 +431,7 @@ fn mysql_rejects_what_binpac_cannot_parse() {
         (false, eof(6)),
     ]);
     assert_eq!(logged[1], ["query", "select a, b", "-", "-", "-"]);
-    assert!(matches!(actions[..], [Action::Confirm(_), Action::Violation(_)]));
+    assert!(matches!(actions[..], [Action::Confirm(_), Action::Violation(..)]));
 }
 
 #[test]

@@ -204,7 +204,13 @@ fn weirds_name_what_zeek_names() {
 #[test]
 fn a_server_that_is_not_pop3_is_a_violation() {
     let h = run(&[(false, b"SSH-2.0-OpenSSH_8.9\r\n")]);
-    assert_eq!(h.actions, vec![Action::Violation("unknown server command (SSH-2.0-OpenSSH_8.9)".into())]);
+    assert_eq!(
+        h.actions,
+        vec![Action::Violation(
+            "unknown server command (SSH-2.0-OpenSSH_8.9)".into(),
+            Some(b"SSH-2.0-OpenSSH_8.9".as_slice().into())
+        )]
+    );
     assert_eq!(h.weirds[0].name, "pop3_server_command_unknown");
     assert_eq!(h.weirds[0].addl.as_deref(), Some("SSH-2.0-OpenSSH_8.9"));
 }
@@ -228,7 +234,7 @@ fn too_many_pending_or_unknown_commands_are_bounded() {
     let h = run(&script[..20]);
     assert!(h.actions.is_empty(), "{:?}", h.actions);
     let h = run(&script);
-    assert_eq!(h.actions, vec![Action::Violation("too many unknown client commands".into())]);
+    assert_eq!(h.actions, vec![Action::Violation("too many unknown client commands".into(), None)]);
 }
 
 #[test]

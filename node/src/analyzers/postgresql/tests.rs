@@ -79,7 +79,7 @@ fn row(fields: [&str; 9]) -> Vec<String> {
 }
 
 fn violated(deliveries: &[(bool, Vec<u8>)]) -> bool {
-    matches!(run(deliveries).actions[..], [.., Action::Violation(_)])
+    matches!(run(deliveries).actions[..], [.., Action::Violation(..)])
 }
 
 #[test]
@@ -186,7 +186,7 @@ fn what_the_spicy_grammar_rejects_is_a_violation() {
     let mut after = logged_in.to_vec();
     after.extend([(false, msg(b'Z', b"X")), (true, msg(b'Q', b"select 1\0")), (false, msg(b'Z', b"I"))]);
     let run = run(&after);
-    assert_eq!(run.actions.iter().filter(|a| matches!(a, Action::Violation(_))).count(), 1);
+    assert_eq!(run.actions.iter().filter(|a| matches!(a, Action::Violation(..))).count(), 1);
     assert_eq!(run.rows.len(), 1, "only the startup, written at the end");
 }
 
@@ -197,7 +197,7 @@ fn messages_nothing_logs_are_passed_over_at_any_length() {
     let logged_in = vec![(true, startup(PSQL)), (false, [auth(0, b""), msg(b'Z', b"I")].concat())];
     let copy = [logged_in.clone(), vec![(true, msg(b'd', &big)), (true, msg(b'Q', b"select 1\0"))]].concat();
     let run = run(&copy);
-    assert!(run.actions.iter().all(|a| !matches!(a, Action::Violation(_))));
+    assert!(run.actions.iter().all(|a| !matches!(a, Action::Violation(..))));
     assert_eq!(run.rows.last().map(|r| r[4].as_str()), Some("select 1"));
     let query = [&big[..], b"\0"].concat();
     assert!(violated(&[logged_in, vec![(true, msg(b'Q', &query))]].concat()));

@@ -349,7 +349,7 @@ impl Quic {
         for action in actions {
             match action {
                 Action::Confirm(service) => ctx.confirm(service),
-                Action::Violation(reason) => ctx.embedded_violation("ssl", reason),
+                Action::Violation(reason, _) => ctx.embedded_violation("ssl", reason),
                 _ => {}
             }
         }

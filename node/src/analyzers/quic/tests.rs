@@ -174,7 +174,7 @@ fn confirmations(h: &Harness) -> Vec<&'static str> {
 }
 
 fn violations(h: &Harness) -> Vec<String> {
-    h.actions.iter().filter_map(|a| if let Action::Violation(r) = a { Some(r.clone()) } else { None }).collect()
+    h.actions.iter().filter_map(|a| if let Action::Violation(r, _) = a { Some(r.clone()) } else { None }).collect()
 }
 
 fn run(datagrams: &[(bool, Vec<u8>)]) -> Harness {

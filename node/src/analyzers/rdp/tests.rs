@@ -493,7 +493,7 @@ fn malformed_messages_are_violations_that_write_the_record() {
         let (rows, actions) = run(&[(true, connect_request(Some(b"me"), None)), (is_orig, message.clone())]);
         assert_eq!(rows.len(), 1, "{error:?}");
         assert_eq!(rows[0][0], "me");
-        assert!(actions.contains(&Action::Violation(error.to_string())), "{error:?}: {actions:?}");
+        assert!(actions.contains(&Action::Violation(error.to_string(), None)), "{error:?}: {actions:?}");
         // Every prefix and the message alone: no panic, and never a record without RDP data.
         for end in 0..message.len() {
             let (rows, _) = run(&[(is_orig, message[..end].to_vec())]);

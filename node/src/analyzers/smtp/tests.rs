@@ -444,15 +444,17 @@ fn client_side_only_like_zeek() {
     );
 }
 
-/// A server line without a reply code is a violation (Zeek's reason, with the code it replaced by -1).
+/// A server line without a reply code is a violation (Zeek's reason, with the code it replaced by -1, and the line).
 #[test]
 fn reply_without_code_is_a_violation() {
     let mut h = Harness::new(Proto::Tcp, 25);
     let mut a = SmtpAnalyzer::default();
     h.deliver(&mut a, false, b"220 mx ESMTP\r\n");
     h.deliver(&mut a, true, b"EHLO c\r\n");
-    h.deliver(&mut a, false, b"hello there\r\n");
-    assert!(h.actions.contains(&Action::Violation("reply code -1 out of range".into())));
+    h.deliver(&mut a, false, b"hello there, this line is longer than forty bytes\r\n");
+    // The line is the violation's data, cut to analyzer.log's 40 bytes.
+    let data: &[u8] = b"hello there, this line is longer than fo";
+    assert!(h.actions.contains(&Action::Violation("reply code -1 out of range".into(), Some(data.into()))));
 }
 
 #[test]

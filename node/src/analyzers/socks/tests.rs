@@ -36,7 +36,7 @@ fn violations(h: &Harness) -> Vec<&str> {
     h.actions
         .iter()
         .filter_map(|a| match a {
-            Action::Violation(reason) => Some(reason.as_str()),
+            Action::Violation(reason, _) => Some(reason.as_str()),
             _ => None,
         })
         .collect()
@@ -308,7 +308,10 @@ fn malformed_messages_are_violations() {
 #[test]
 fn a_violation_after_the_confirmation_drops_the_record() {
     let h = run(&[(true, GREETING), (false, NO_AUTH), (false, BOUND_V4), (true, b"\x07")]);
-    assert_eq!(h.actions, [Action::Confirm("socks"), Action::Violation("unsupported/unknown SOCKS version 7".into())]);
+    assert_eq!(
+        h.actions,
+        [Action::Confirm("socks"), Action::Violation("unsupported/unknown SOCKS version 7".into(), None)]
+    );
     assert!(rows(&h).is_empty());
 }
 

@@ -100,7 +100,7 @@ fn tls12_late_protocol_error_logs_unestablished() {
     );
     assert_eq!(tsv_fields(x509[0], 14).join("\t"), "*.taleo.net,taleo.net\t-\t-\t-\tF\t-\tT\tF");
     assert_eq!(tsv_fields(x509[2], 18).join("\t"), "T\t-\tF\tF");
-    assert!(h.actions.iter().any(|a| matches!(a, crate::analyzers::Action::Violation(r)
+    assert!(h.actions.iter().any(|a| matches!(a, crate::analyzers::Action::Violation(r, _)
         if r == "Invalid version late in TLS connection. Packet reported version: 65535")));
 }
 
@@ -152,7 +152,7 @@ fn garbage_is_a_violation_without_a_log() {
     h.deliver(&mut a, true, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     h.finish(&mut a);
     assert!(h.logged("ssl").is_empty());
-    assert!(matches!(h.actions.as_slice(), [crate::analyzers::Action::Violation(_)]));
+    assert!(matches!(h.actions.as_slice(), [crate::analyzers::Action::Violation(..)]));
 }
 
 #[test]
@@ -241,6 +241,6 @@ fn server_hello_ending_after_the_random_is_a_violation() {
     let hello = build::handshake(2, &[&[3, 3][..], &[0; 32]].concat());
     h.deliver(&mut a, false, &build::handshakes(build::TLS12, &[hello]));
     h.finish(&mut a);
-    assert!(h.actions.iter().any(|act| matches!(act, crate::analyzers::Action::Violation(r)
+    assert!(h.actions.iter().any(|act| matches!(act, crate::analyzers::Action::Violation(r, _)
         if r == "Binpac exception: malformed server hello")));
 }

@@ -64,7 +64,7 @@ fn confirmed_services(h: &Harness) -> Vec<&'static str> {
 }
 
 fn has_violation(h: &Harness) -> bool {
-    h.actions.iter().any(|a| matches!(a, Action::Violation(_)))
+    h.actions.iter().any(|a| matches!(a, Action::Violation(..)))
 }
 
 /// DTLS 1.2 with ECDHE-RSA: the client hello in two fragments, the certificate in three (the last two in reverse
@@ -212,7 +212,7 @@ fn fragments_beyond_the_reassembly_window_are_a_violation() {
     let violations: Vec<&str> = h
         .actions
         .iter()
-        .filter_map(|a| if let Action::Violation(reason) = a { Some(reason.as_str()) } else { None })
+        .filter_map(|a| if let Action::Violation(reason, _) = a { Some(reason.as_str()) } else { None })
         .collect();
     assert_eq!(violations, ["DTLS handshake fragment sequence number outside reassembly window."]);
     assert!(confirmed_services(&h).is_empty());
