@@ -1225,16 +1225,21 @@ impl Core {
     /// (`failure_data`). Violations before a confirmation are DPD tasting and pass silently.
     #[cold]
     fn confirmed_analyzer_failed(&mut self, conn: &mut Conn, name: &str, reason: &str, data: Option<&[u8]>) {
-        if !conn.remove_service(name) {
-            return;
+        if conn.remove_service(name) {
+            self.analyzer_log(conn, "protocol", &name.to_ascii_uppercase().replace('-', "_"), reason, data);
         }
+    }
+
+    /// An analyzer.log line (`analyzer_kind` `protocol` or `packet`) for a failure on `conn`.
+    #[cold]
+    fn analyzer_log(&mut self, conn: &Conn, kind: &'static str, name: &str, reason: &str, data: Option<&[u8]>) {
         if !self.cfg.is_enabled("analyzer") {
             return;
         }
         let mut v = vec![
             Value::Time(self.network_time),
-            Value::str("protocol"),
-            Value::str(name.to_ascii_uppercase().replace('-', "_")),
+            Value::str(kind),
+            Value::str(name),
             Value::str(conn.uid),
             Value::Unset,
         ];
@@ -1317,6 +1322,9 @@ impl Core {
         }
         // A connection stays the tunnel it was first found to be (a Teredo one keeps no fixed port).
         let tunnel = conn.tunnel().or_else(|| UdpTunnel::classify(conn.id.resp_p, payload))?;
+        if conn.tunnel_violated() {
+            return None;
+        }
         let (a, b) = (conn.id.orig_h, conn.id.resp_h);
         let hosts = if is_orig { (a, b) } else { (b, a) };
         if self.exceeds_tunnel_depth(ts, encap, tunnel.analyzer_name(), hosts) {
@@ -1324,6 +1332,10 @@ impl Core {
         }
         let inner = match tunnel.parse(payload) {
             TunnelPayload::Refused => return None,
+            TunnelPayload::Violation { reason, weird } => {
+                self.tunnel_violation(ts, conn, tunnel, reason, weird, payload);
+                return None;
+            }
             TunnelPayload::Confirmed { weird } => {
                 self.confirm_tunnel(conn, tunnel, is_orig);
                 if let Some(name) = weird {
@@ -1352,6 +1364,28 @@ impl Core {
         let mut chain = encap.to_vec();
         chain.push(conn.uid.to_string());
         Some(Decapsulated { bytes: inner.to_vec(), chain })
+    }
+
+    /// The tunnel's packet analyzer refused `payload` with a violation: the weird its parser raised if the tunnel
+    /// confirmed before (Teredo.cc's `Weird`), analyzer.log's `packet` line with the datagram as its data, and no
+    /// later packet of the connection is tried as the tunnel. The service stays: Zeek fails no packet analyzer.
+    #[cold]
+    fn tunnel_violation(
+        &mut self,
+        ts: f64,
+        conn: &mut Conn,
+        tunnel: UdpTunnel,
+        reason: &str,
+        weird: Option<&str>,
+        payload: &[u8],
+    ) {
+        if let Some(name) = weird
+            && conn.services().iter().any(|s| s == tunnel.service())
+        {
+            self.conn_weird(conn, ts, name, None, tunnel.analyzer_name());
+        }
+        conn.rare().tunnel_violated = true;
+        self.analyzer_log(conn, "packet", tunnel.analyzer_name(), reason, analyzers::failure_data(payload).as_deref());
     }
 
     /// A valid tunnel header from one side: the tunnel's service once Zeek's analyzer confirms.

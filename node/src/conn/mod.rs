@@ -168,6 +168,9 @@ pub struct Rare {
     /// tunnel.log has this tunnel's DISCOVER line (and will get its CLOSE): Zeek logs it when a packet inside first
     /// makes a connection, not at a packet that carries none (a Teredo bubble).
     pub tunnel_discovered: bool,
+    /// The tunnel's packet analyzer reported a violation: Zeek tries no later packet of the connection as that
+    /// tunnel (the session's analyzer state is `VIOLATED`).
+    pub tunnel_violated: bool,
     /// Weird names already logged for this connection.
     pub weirds_logged: Vec<String>,
     /// UDP datagrams with bad checksums per direction (originator first), for the scaled `C`/`c` letters.
@@ -192,6 +195,7 @@ impl Rare {
             tunnel,
             tunnel_seen,
             tunnel_discovered,
+            tunnel_violated,
             weirds_logged,
             udp_bad_checksums,
             carries,
@@ -202,6 +206,7 @@ impl Rare {
             && tunnel.is_none()
             && *tunnel_seen == [false; 2]
             && !tunnel_discovered
+            && !tunnel_violated
             && weirds_logged.is_empty()
             && *udp_bad_checksums == [history::Scaled::default(); 2]
             && *carries == [[0; 2]; TALLIES]
@@ -503,6 +508,11 @@ impl Conn {
     /// The tunnel this connection carries, once its payload was decapsulated.
     pub fn tunnel(&self) -> Option<crate::decode::UdpTunnel> {
         self.rare.as_ref().and_then(|r| r.tunnel)
+    }
+
+    /// Whether the tunnel's packet analyzer reported a violation on this connection (see [`Rare::tunnel_violated`]).
+    pub fn tunnel_violated(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.tunnel_violated)
     }
 
     /// Whether tunnel.log has this tunnel's DISCOVER line.

@@ -138,6 +138,10 @@ pub enum TunnelPayload<'a> {
     Confirmed { weird: Option<&'static str> },
     /// A valid header and the IP packet inside.
     Inner(&'a [u8]),
+    /// The analyzer reports a violation (`AnalyzerViolation(reason, session, data, len)` with the whole datagram
+    /// as its data): analyzer.log's packet-analyzer line, and the connection is not tried as this tunnel again.
+    /// `weird` is what the header parser raised on the way, which Zeek reports only once the tunnel confirmed.
+    Violation { reason: &'static str, weird: Option<&'static str> },
 }
 
 /// Geneve's protocol types Zeek forwards (base/packet-protocols/geneve): Ethernet, and IP as 0x0800 or 0x08DD
@@ -219,7 +223,10 @@ impl UdpTunnel {
     /// Parses the tunnel header of `payload`.
     pub fn parse(self, payload: &[u8]) -> TunnelPayload<'_> {
         match self {
-            UdpTunnel::Teredo => teredo_inner(payload).map_or(TunnelPayload::Refused, TunnelPayload::Inner),
+            UdpTunnel::Teredo => match teredo_inner(payload) {
+                Ok(inner) => TunnelPayload::Inner(inner),
+                Err(TeredoFailure { reason, weird }) => TunnelPayload::Violation { reason, weird },
+            },
             UdpTunnel::Gtpv1 => gtpu_inner(payload).map_or(TunnelPayload::Refused, TunnelPayload::Inner),
             UdpTunnel::Vxlan => vxlan(payload),
             UdpTunnel::Geneve => geneve(payload),
@@ -287,29 +294,63 @@ fn looks_like_ayiya(payload: &[u8]) -> bool {
 
 /// Zeek's Teredo signature: an IPv6 packet to or from the Teredo prefix 2001::/32.
 fn looks_like_teredo(payload: &[u8]) -> bool {
-    teredo_inner(payload).is_some_and(|inner| {
+    teredo_inner(payload).is_ok_and(|inner| {
         let teredo = |a: &[u8]| a.get(..4) == Some(&[0x20, 0x01, 0x00, 0x00]);
         teredo(&inner[8..24]) || teredo(&inner[24..40])
     })
 }
 
-/// The IPv6 packet inside a Teredo datagram, after the optional authentication and origin headers.
-fn teredo_inner(mut p: &[u8]) -> Option<&[u8]> {
-    if p.len() >= 2 && p[0] == 0 && p[1] == 1 {
-        let id_len = usize::from(*p.get(2)?);
-        let au_len = usize::from(*p.get(3)?);
-        p = p.get(4 + id_len + au_len + 9..)?;
+/// Why Teredo.cc refuses a datagram: its violation's reason, and the weird its header parser raised, if any.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TeredoFailure {
+    pub reason: &'static str,
+    pub weird: Option<&'static str>,
+}
+
+/// The IPv6 packet inside a Teredo datagram, read as Teredo.cc's `TeredoEncapsulation::DoParse` and
+/// `IP::ParsePacket` read it: any order of at most one authentication header and one origin indication (not an
+/// authentication after an origin), then an IPv6 header whose length the rest of the datagram must match.
+fn teredo_inner(datagram: &[u8]) -> Result<&[u8], TeredoFailure> {
+    let bad = |weird| TeredoFailure { reason: "Bad Teredo encapsulation", weird };
+    let (mut p, mut found_origin, mut found_auth) = (datagram, false, false);
+    let ipv6 = loop {
+        let Some(tag) = p.first_chunk::<2>().map(|t| u16::from_be_bytes(*t)) else {
+            return Err(bad(Some("truncated_Teredo")));
+        };
+        match tag {
+            0 if found_origin => return Err(bad(None)),
+            0 => {
+                p = p.get(8..).ok_or(bad(Some("truncated_Teredo_origin_indication")))?;
+                found_origin = true;
+            }
+            1 if found_origin || found_auth => return Err(bad(None)),
+            1 => {
+                let truncated = bad(Some("truncated_Teredo_authentication"));
+                let [_, _, id_len, au_len] = *p.first_chunk::<4>().ok_or(truncated)?;
+                // The client identifier and authentication value, then an 8-byte nonce and the confirmation byte.
+                let header_len = 4 + usize::from(id_len) + usize::from(au_len) + 8 + 1;
+                p = p.get(header_len..).ok_or(bad(Some("truncated_Teredo_authentication")))?;
+                found_auth = true;
+            }
+            tag if tag >> 12 == 6 => {
+                if p.len() < 40 {
+                    return Err(bad(Some("truncated_IPv6_in_Teredo")));
+                }
+                break p;
+            }
+            _ => return Err(bad(None)),
+        }
+    };
+    // `IP::ParsePacket`: the datagram must end with the IPv6 packet, except that a bubble may carry bytes after
+    // its header (the weird `Teredo_bubble_with_payload`).
+    let total = 40 + usize::from(u16::from_be_bytes([ipv6[4], ipv6[5]]));
+    if ipv6.len() < total {
+        Err(TeredoFailure { reason: "Truncated Teredo or invalid inner IP version", weird: None })
+    } else if ipv6.len() > total && !is_teredo_bubble_with_payload(ipv6) {
+        Err(TeredoFailure { reason: "Teredo payload length", weird: None })
+    } else {
+        Ok(ipv6)
     }
-    if p.len() >= 2 && p[0] == 0 && p[1] == 0 {
-        p = p.get(8..)?;
-    }
-    if p.len() < 40 || p[0] >> 4 != 6 {
-        return None;
-    }
-    // Teredo.cc: the datagram must end with the IPv6 packet (`IP::ParsePacket`'s `CaplenTooSmall` and
-    // `CaplenTooLarge` are violations), except that a bubble may carry bytes after its header.
-    let total = 40 + usize::from(u16::from_be_bytes([p[4], p[5]]));
-    (total == p.len() || (total < p.len() && is_teredo_bubble_with_payload(p))).then_some(p)
 }
 
 /// A bubble (No Next Header, payload length 0) with bytes after its IPv6 header: Teredo.cc lets it through with
@@ -526,6 +567,70 @@ mod tests {
         assert_eq!(weird(vec![0, 0, 8]).name, "truncated_GRE");
         assert_eq!(weird(gre(GRE_KEY, 0x0800, &[], &[])[..6].to_vec()).name, "truncated_GRE");
         assert_eq!(weird(gre(0, 0x0806, &[], &IPV4_PACKET)).name, "invalid_inner_IP_version");
+    }
+
+    /// An IPv6 header (version 6, `payload_len`, next header UDP) and `body`.
+    fn ipv6(payload_len: u16, body: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend(payload_len.to_be_bytes());
+        p.extend([17, 64]);
+        p.extend([0x20, 0x01, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        p.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p.extend_from_slice(body);
+        p
+    }
+
+    fn teredo_failure(reason: &'static str, weird: Option<&'static str>) -> TunnelPayload<'static> {
+        TunnelPayload::Violation { reason, weird }
+    }
+
+    /// Teredo.cc's `DoParse`: an authentication header (tag 1: id and value lengths, the id, the value, an 8-byte
+    /// nonce, a confirmation byte), an origin indication (tag 0, 8 bytes), then the IPv6 packet.
+    #[test]
+    fn teredo_reads_its_headers_as_zeek_does() {
+        let inner = ipv6(4, &[1, 2, 3, 4]);
+        let origin = [0, 0, 0x12, 0x34, 1, 2, 3, 4];
+        let auth = [&[0, 1, 2, 1][..], b"id", b"v", &[0; 8], &[0]].concat();
+        for headers in [vec![], origin.to_vec(), auth.clone(), [auth.clone(), origin.to_vec()].concat()] {
+            let datagram = [headers.clone(), inner.clone()].concat();
+            assert_eq!(UdpTunnel::Teredo.parse(&datagram), TunnelPayload::Inner(&inner), "{headers:02x?}");
+        }
+        let bad = "Bad Teredo encapsulation";
+        // Nothing, or one byte: no tag.
+        assert_eq!(UdpTunnel::Teredo.parse(&[]), teredo_failure(bad, Some("truncated_Teredo")));
+        assert_eq!(UdpTunnel::Teredo.parse(&[0x60]), teredo_failure(bad, Some("truncated_Teredo")));
+        // An origin indication cut short; an authentication header without its lengths, or cut in its nonce.
+        let cut_origin = [0, 0, 0x12, 0x34, 1];
+        assert_eq!(
+            UdpTunnel::Teredo.parse(&cut_origin),
+            teredo_failure(bad, Some("truncated_Teredo_origin_indication"))
+        );
+        let cut_auth = [0, 1, 2];
+        assert_eq!(UdpTunnel::Teredo.parse(&cut_auth), teredo_failure(bad, Some("truncated_Teredo_authentication")));
+        let cut_nonce = &auth[..auth.len() - 2];
+        assert_eq!(UdpTunnel::Teredo.parse(cut_nonce), teredo_failure(bad, Some("truncated_Teredo_authentication")));
+        // An IPv6 header shorter than 40 bytes (after an origin indication: the weird comes from the IPv6 tag).
+        let short_ipv6 = [&origin[..], &inner[..39]].concat();
+        assert_eq!(UdpTunnel::Teredo.parse(&short_ipv6), teredo_failure(bad, Some("truncated_IPv6_in_Teredo")));
+        // Two origin indications, an authentication after an origin, or an unknown tag: no weird.
+        for datagram in [
+            [&origin[..], &origin, &inner].concat(),
+            [&origin[..], &auth, &inner].concat(),
+            [&auth[..], &auth, &inner].concat(),
+            [&[0x45, 0][..], &inner].concat(),
+        ] {
+            assert_eq!(UdpTunnel::Teredo.parse(&datagram), teredo_failure(bad, None), "{datagram:02x?}");
+        }
+        // `IP::ParsePacket`: fewer bytes than the IPv6 payload length says, or more (not a bubble).
+        let truncated = ipv6(5, &[1, 2, 3, 4]);
+        let reason = "Truncated Teredo or invalid inner IP version";
+        assert_eq!(UdpTunnel::Teredo.parse(&truncated), teredo_failure(reason, None));
+        let padded = ipv6(3, &[1, 2, 3, 4]);
+        assert_eq!(UdpTunnel::Teredo.parse(&padded), teredo_failure("Teredo payload length", None));
+        // A bubble (No Next Header, payload length 0) may carry bytes.
+        let mut bubble = ipv6(0, &[0; 8]);
+        bubble[6] = 59;
+        assert_eq!(UdpTunnel::Teredo.parse(&bubble), TunnelPayload::Inner(&bubble));
     }
 
     #[test]

@@ -431,3 +431,69 @@ fn a_record_past_zeeks_logging_limits_is_cut_with_one_weird_per_stream_and_kind(
     expected.extend(weird(None, "log_string_field_truncated", "Conn::LOG", "-"));
     assert_eq!(weirds, [expected]);
 }
+
+/// Teredo.cc: a datagram Teredo's parser refuses is a violation, analyzer.log's `packet` line with the datagram as
+/// `failure_data`, raised once; the parser's `truncated_*` weird is raised only once the tunnel confirmed (both
+/// sides carried a valid packet); after the violation no packet of the connection is tried as Teredo again (the
+/// valid one that follows makes no connection inside).
+#[test]
+fn a_teredo_violation_is_logged_once_and_ends_the_tunnel() {
+    let client = ([192, 168, 2, 16], 3797);
+    let server = ([65, 55, 158, 80], 3544);
+    let udp_inside = [0x04, 0xd2, 0x12, 0x34, 0x00, 0x08, 0, 0];
+    let valid = teredo_ipv6(17, 8, &udp_inside);
+    let cut_origin: &[u8] = &[0, 0, 0xff, 0xfe, 9];
+    let cut_auth: &[u8] = &[0, 1, 7];
+    let run = |confirm_first: bool| {
+        let mut engine = unchecked_engine();
+        let mut t = 1.0;
+        let mut send = |engine: &mut Engine, from_client: bool, payload: &[u8]| {
+            let (src, dst) = if from_client { (client, server) } else { (server, client) };
+            engine.process_packet(t, LinkType::Raw, &ipv4_udp(src, dst, payload));
+            t += 0.1;
+        };
+        if confirm_first {
+            send(&mut engine, true, &valid);
+            send(&mut engine, false, &valid);
+        }
+        send(&mut engine, true, cut_origin);
+        send(&mut engine, false, cut_auth);
+        send(&mut engine, true, &valid);
+        engine.finish();
+        engine.drain_records().collect::<Vec<LogRecord>>()
+    };
+    let column = |records: &[LogRecord], path: &str, field: &str| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| r.schema.path == path)
+            .map(|r| r.values[r.schema.field_index(field).expect("a known field")].to_tsv())
+            .collect()
+    };
+
+    let confirmed = run(true);
+    let analyzer_row: Vec<String> = ["analyzer_kind", "analyzer_name", "id.resp_p", "proto", "failure_reason"]
+        .iter()
+        .chain(&["failure_data"])
+        .map(|f| column(&confirmed, "analyzer", f).join("|"))
+        .collect();
+    assert_eq!(analyzer_row, ["packet", "TEREDO", "3544", "udp", "Bad Teredo encapsulation", r"\x00\x00\xff\xfe\x09"],);
+    assert_eq!(column(&confirmed, "weird", "name"), ["truncated_Teredo_origin_indication"]);
+    assert_eq!(column(&confirmed, "weird", "source"), ["TEREDO"]);
+    let outer_uid = column(&confirmed, "analyzer", "uid");
+    assert_eq!(column(&confirmed, "weird", "uid"), outer_uid);
+    // The outer connection keeps its service; the inner connection has only the first two packets (both carry the
+    // same inner packet), not the last one.
+    let services = column(&confirmed, "conn", "service");
+    assert!(services.contains(&"teredo".to_string()), "{services:?}");
+    assert_eq!(column(&confirmed, "conn", "proto"), ["udp", "udp"]);
+    let inner_packets: Vec<String> = column(&confirmed, "conn", "orig_pkts");
+    let outer_at = column(&confirmed, "conn", "uid").iter().position(|u| *u == outer_uid[0]).expect("outer conn");
+    assert_eq!(inner_packets[1 - outer_at], "2", "the last valid datagram is not decapsulated");
+
+    // Before any confirmation: the violation alone, no weird, and no tunnel after it.
+    let unconfirmed = run(false);
+    assert_eq!(column(&unconfirmed, "analyzer", "failure_reason"), ["Bad Teredo encapsulation"]);
+    assert!(column(&unconfirmed, "weird", "name").is_empty());
+    assert_eq!(column(&unconfirmed, "conn", "service"), ["-"]);
+    assert!(column(&unconfirmed, "tunnel", "action").is_empty());
+}
