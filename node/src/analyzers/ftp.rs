@@ -13,6 +13,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 
 use super::detect::{lines, split_at_byte};
 use super::files::FileTransfer;
+use super::ftp_adat::Adat;
 use super::smtp::lines::{LineBuffer, StreamBytes};
 use super::{Analyzer, AnalyzerSpec, Ctx, Expectation, Proto, Signature};
 use crate::logs::conn_fields;
@@ -506,6 +507,8 @@ pub struct FtpAnalyzer {
     pending_reply: u64,
     auth_requested: Option<Vec<u8>>,
     tls_active: bool,
+    /// The ADAT exchange after `AUTH GSSAPI` was answered 334 (Zeek's SSL child with its ADAT support analyzers).
+    adat: Option<Box<Adat>>,
     confirmed: bool,
     seen: StreamBytes,
 }
@@ -525,6 +528,7 @@ impl FtpAnalyzer {
             pending_reply: 0,
             auth_requested: None,
             tls_active: false,
+            adat: None,
             confirmed: false,
             seen: StreamBytes::default(),
         }
@@ -543,14 +547,18 @@ impl FtpAnalyzer {
         if self.tls_active || line.is_empty() {
             return;
         }
-        if is_orig {
-            self.process_request(ctx, line);
-        } else {
-            self.process_reply_line(ctx, line);
+        let forwarded = if is_orig { self.process_request(ctx, line) } else { self.process_reply_line(ctx, line) };
+        // FTP.cc's `ForwardStream` at the end of `DeliverStream`: the ADAT exchange sees the line as it came.
+        if forwarded
+            && !self.tls_active
+            && let Some(adat) = self.adat.as_deref_mut()
+        {
+            adat.line(ctx, is_orig, line);
         }
     }
 
-    fn process_request(&mut self, ctx: &mut Ctx, line: &[u8]) {
+    /// Returns whether the line reaches the end of Zeek's `DeliverStream` (and is passed on to child analyzers).
+    fn process_request(&mut self, ctx: &mut Ctx, line: &[u8]) -> bool {
         let line = trim_start(line);
         let cmd_len = line.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(line.len());
         let (cmd, rest) = line.split_at(cmd_len);
@@ -559,7 +567,7 @@ impl FtpAnalyzer {
             if self.confirmed {
                 ctx.weird("FTP_invalid_command", None, "FTP");
             }
-            return;
+            return false;
         }
         if cmd.len() > MAX_COMMAND_LENGTH {
             if self.confirmed {
@@ -569,7 +577,7 @@ impl FtpAnalyzer {
                     "FTP",
                 );
             }
-            return;
+            return false;
         }
         if !self.confirmed {
             self.confirmed = true;
@@ -581,6 +589,7 @@ impl FtpAnalyzer {
             self.auth_requested = Some(arg.to_vec());
         }
         self.on_request(ctx, cmd, bytes_to_log_string(arg));
+        true
     }
 
     /// Zeek's `ftp_request` event handler.
@@ -622,7 +631,8 @@ impl FtpAnalyzer {
         }
     }
 
-    fn process_reply_line(&mut self, ctx: &mut Ctx, line: &[u8]) {
+    /// Returns whether the line reaches the end of Zeek's `DeliverStream` (and is passed on to child analyzers).
+    fn process_reply_line(&mut self, ctx: &mut Ctx, line: &[u8]) -> bool {
         let mut code = reply_code(line);
         let cont_resp;
         let msg: &[u8];
@@ -644,7 +654,7 @@ impl FtpAnalyzer {
                     // FTP.cc passes the whole reply line along.
                     ctx.violation_with_data(reason, line);
                 }
-                return;
+                return false;
             }
             if cont_resp {
                 self.pending_reply = code;
@@ -659,12 +669,20 @@ impl FtpAnalyzer {
             self.tls_active = true;
             ctx.start_tls();
         }
+        if code == 334 && self.auth_requested.as_deref() == Some(b"GSSAPI".as_slice()) {
+            // Zeek adds another SSL child each time; here a new exchange replaces the one before, whose TLS session
+            // is logged first.
+            if let Some(mut earlier) = self.adat.replace(Box::default()) {
+                earlier.finish(ctx);
+            }
+        }
         self.on_reply(ctx, code, bytes_to_log_string(msg), cont_resp);
         if starts_tls {
             // Nothing after this is FTP; what Zeek logs at the end of the connection is final now, and the
             // engine may hand the stream to TLS without finishing this analyzer.
             self.log_pending(ctx);
         }
+        true
     }
 
     /// Zeek's `ftp_reply` event handler.
@@ -800,6 +818,9 @@ impl Analyzer for FtpAnalyzer {
             ctx.weird("partial_ftp_request", None, "FTP");
         }
         self.log_pending(ctx);
+        if let Some(adat) = self.adat.as_deref_mut() {
+            adat.finish(ctx);
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod dnp3;
 pub mod dns;
 pub mod files;
 pub mod ftp;
+pub mod ftp_adat;
 pub mod fuzzing;
 pub mod gssapi;
 pub mod http;

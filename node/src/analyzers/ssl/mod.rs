@@ -261,6 +261,11 @@ impl SslAnalyzer {
         ctx.confirm(if self.dtls { "dtls" } else { "ssl" });
     }
 
+    /// A TLS analyzer another analyzer feeds (the tokens of FTP's ADAT exchange).
+    pub(crate) fn embedded() -> Self {
+        SslAnalyzer::new(Dedup::Global)
+    }
+
     /// The analyzer QUIC feeds its CRYPTO streams to (as one TLS record per direction, as Zeek's QUIC does).
     pub(crate) fn for_quic() -> Self {
         SslAnalyzer { notes: Some(Box::default()), ..SslAnalyzer::new(Dedup::Global) }
