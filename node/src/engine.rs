@@ -1367,8 +1367,9 @@ impl Core {
     }
 
     /// The tunnel's packet analyzer refused `payload` with a violation: the weird its parser raised if the tunnel
-    /// confirmed before (Teredo.cc's `Weird`), analyzer.log's `packet` line with the datagram as its data, and no
-    /// later packet of the connection is tried as the tunnel. The service stays: Zeek fails no packet analyzer.
+    /// confirmed before (Teredo.cc's `Weird`), analyzer.log's `packet` line (with the datagram as its data where the
+    /// analyzer passes it), and no later packet of the connection is tried as the tunnel (`ValidateSession`'s
+    /// `AnalyzerViolated`). The service stays: Zeek fails no packet analyzer.
     #[cold]
     fn tunnel_violation(
         &mut self,
@@ -1385,7 +1386,8 @@ impl Core {
             self.conn_weird(conn, ts, name, None, tunnel.analyzer_name());
         }
         conn.rare().tunnel_violated = true;
-        self.analyzer_log(conn, "packet", tunnel.analyzer_name(), reason, analyzers::failure_data(payload).as_deref());
+        let data = tunnel.violation_carries_data().then(|| analyzers::failure_data(payload)).flatten();
+        self.analyzer_log(conn, "packet", tunnel.analyzer_name(), reason, data.as_deref());
     }
 
     /// A valid tunnel header from one side: the tunnel's service once Zeek's analyzer confirms.

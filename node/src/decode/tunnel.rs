@@ -220,6 +220,12 @@ impl UdpTunnel {
         self == UdpTunnel::Teredo
     }
 
+    /// Whether the analyzer's violations carry the datagram as their data (analyzer.log's `failure_data`): Teredo's,
+    /// VXLAN's and Geneve's `AnalyzerViolation` calls pass it, AYIYA's and GTPv1's do not.
+    pub fn violation_carries_data(self) -> bool {
+        matches!(self, UdpTunnel::Teredo | UdpTunnel::Vxlan | UdpTunnel::Geneve)
+    }
+
     /// Parses the tunnel header of `payload`.
     pub fn parse(self, payload: &[u8]) -> TunnelPayload<'_> {
         match self {
@@ -227,7 +233,7 @@ impl UdpTunnel {
                 Ok(inner) => TunnelPayload::Inner(inner),
                 Err(TeredoFailure { reason, weird }) => TunnelPayload::Violation { reason, weird },
             },
-            UdpTunnel::Gtpv1 => gtpu_inner(payload).map_or(TunnelPayload::Refused, TunnelPayload::Inner),
+            UdpTunnel::Gtpv1 => gtpv1(payload),
             UdpTunnel::Vxlan => vxlan(payload),
             UdpTunnel::Geneve => geneve(payload),
             UdpTunnel::Ayiya => ayiya(payload),
@@ -240,23 +246,30 @@ fn ethernet_inner(frame: &[u8]) -> TunnelPayload<'_> {
     decode_link(LinkType::Ethernet, frame).map_or(TunnelPayload::Confirmed { weird: None }, TunnelPayload::Inner)
 }
 
+/// A packet analyzer's violation without a weird.
+fn violation(reason: &'static str) -> TunnelPayload<'static> {
+    TunnelPayload::Violation { reason, weird: None }
+}
+
 /// VXLAN (RFC 7348): 8 bytes with the 'I' flag, then an Ethernet frame.
 fn vxlan(p: &[u8]) -> TunnelPayload<'_> {
     match p.split_at_checked(8) {
-        Some((header, _)) if header[0] & 0x08 == 0 => TunnelPayload::Refused,
+        Some((header, _)) if header[0] & 0x08 == 0 => violation("VXLAN 'I' flag not set"),
         Some((_, [])) => TunnelPayload::Confirmed { weird: Some("vxlan_empty_packet") },
         Some((_, frame)) => ethernet_inner(frame),
-        None => TunnelPayload::Refused,
+        None => violation("VXLAN header truncation"),
     }
 }
 
 /// Geneve (RFC 8926): version 0, 8 bytes plus the options' length, then the packet of the protocol type.
 fn geneve(p: &[u8]) -> TunnelPayload<'_> {
-    let Some(header) = p.first_chunk::<8>() else { return TunnelPayload::Refused };
+    let Some(header) = p.first_chunk::<8>() else { return violation("Geneve header truncation") };
     if header[0] >> 6 != 0 {
         return TunnelPayload::Refused;
     }
-    let Some(inner) = p.get(8 + usize::from(header[0] & 0x3f) * 4..) else { return TunnelPayload::Refused };
+    let Some(inner) = p.get(8 + usize::from(header[0] & 0x3f) * 4..) else {
+        return violation("Geneve option header truncation");
+    };
     if inner.is_empty() {
         return TunnelPayload::Confirmed { weird: Some("geneve_empty_packet") };
     }
@@ -270,10 +283,10 @@ fn geneve(p: &[u8]) -> TunnelPayload<'_> {
 /// AYIYA (Anything In Anything): 8 bytes plus the identity and signature, then, for a "forward" message, the
 /// packet of the next header.
 fn ayiya(p: &[u8]) -> TunnelPayload<'_> {
-    let Some(header) = p.first_chunk::<8>() else { return TunnelPayload::Refused };
+    let Some(header) = p.first_chunk::<8>() else { return violation("Truncated AYIYA") };
     let identity_len = 1usize << (header[0] >> 4);
     let signature_len = usize::from(header[1] >> 4) * 4;
-    let Some(inner) = p.get(8 + identity_len + signature_len..) else { return TunnelPayload::Refused };
+    let Some(inner) = p.get(8 + identity_len + signature_len..) else { return violation("Truncated AYIYA") };
     const FORWARD: u8 = 1;
     if header[2] & 0x0f != FORWARD {
         return TunnelPayload::Refused;
@@ -367,30 +380,60 @@ pub fn is_teredo_bubble(inner_ipv6: &[u8]) -> bool {
     inner_ipv6.get(6) == Some(&NO_NEXT_HEADER)
 }
 
-/// The IP packet inside a GTPv1-U G-PDU: version 1, the protocol type GTP (not GTP'), message type 255. The
-/// optional fields follow when any of E, S and PN is set, extension headers only when E is.
-fn gtpu_inner(p: &[u8]) -> Option<&[u8]> {
-    const PROTOCOL_TYPE_GTP: u8 = 0x10;
+/// The length of a GTPv1 header with `flags`: 8 bytes, 12 with the optional fields, and the extension headers the
+/// optional fields' next type starts (each `4 * length` bytes, its last byte the next type).
+fn gtpv1_header_len(flags: u8, p: &[u8]) -> Option<usize> {
     const EXTENSION_HEADERS: u8 = 0x04;
-    let flags = *p.first()?;
-    if flags >> 5 != 1 || flags & PROTOCOL_TYPE_GTP == 0 || *p.get(1)? != 255 {
-        return None;
+    if flags & 0x07 == 0 {
+        return Some(8);
     }
-    let mut off = 8;
-    if flags & 0x07 != 0 {
-        off += 4;
-        let mut next_ext = if flags & EXTENSION_HEADERS != 0 { *p.get(11)? } else { 0 };
-        while next_ext != 0 {
-            let len = usize::from(*p.get(off)?) * 4;
-            if len == 0 {
-                return None;
-            }
-            next_ext = *p.get(off + len - 1)?;
-            off += len;
+    let mut off = 12;
+    let mut next_ext = if flags & EXTENSION_HEADERS != 0 { *p.get(11)? } else { 0 };
+    while next_ext != 0 {
+        let len = usize::from(*p.get(off)?) * 4;
+        if len == 0 {
+            return None;
         }
+        next_ext = *p.get(off + len - 1)?;
+        off += len;
     }
-    let inner = p.get(off..)?;
-    matches!(inner.first().map(|b| b >> 4), Some(4) | Some(6)).then_some(inner)
+    Some(off)
+}
+
+/// A GTPv1 message as Zeek's GTPv1 analyzer takes it (gtpv1-protocol.pac, gtpv1-analyzer.pac, GTPv1.cc): the
+/// 8-byte header, the optional fields when any of E, S and PN is set, extension headers only when E is; a version
+/// other than 1 is a violation, GTP' (no PT flag) and messages other than G-PDU (255) are passed over, and a G-PDU
+/// must carry one whole IPv4 or IPv6 packet (`IP::ParsePacket`). A header binpac could not parse (cut short, an
+/// extension of length 0) is passed over too: Zeek's violation there carries binpac's exception text.
+fn gtpv1(p: &[u8]) -> TunnelPayload<'_> {
+    const PROTOCOL_TYPE_GTP: u8 = 0x10;
+    const G_PDU: u8 = 255;
+    let Some(&[flags, msg_type, ..]) = p.first_chunk::<8>() else { return TunnelPayload::Refused };
+    let Some(packet) = gtpv1_header_len(flags, p).and_then(|len| p.get(len..)) else {
+        return TunnelPayload::Refused;
+    };
+    // The information elements of messages 16-21 are parsed before the version is looked at.
+    if flags >> 5 != 1 {
+        return if (16..=21).contains(&msg_type) { TunnelPayload::Refused } else { violation("GTPv1 bad Version") };
+    }
+    if flags & PROTOCOL_TYPE_GTP == 0 || msg_type != G_PDU {
+        return TunnelPayload::Refused;
+    }
+    // `process_g_pdu`: at least an IPv4 header's worth, of IP version 4 or 6.
+    if packet.len() < 20 {
+        return violation("Truncated GTPv1");
+    }
+    let total = match packet[0] >> 4 {
+        4 => usize::from(u16::from_be_bytes([packet[2], packet[3]])),
+        6 if packet.len() < 40 => return violation("Truncated GTPv1"),
+        6 => 40 + usize::from(u16::from_be_bytes([packet[4], packet[5]])),
+        _ => return violation("non-IP packet in GTPv1"),
+    };
+    match packet.len().cmp(&total) {
+        std::cmp::Ordering::Less => violation("Truncated GTPv1"),
+        std::cmp::Ordering::Greater => violation("GTPv1 payload length"),
+        std::cmp::Ordering::Equal => TunnelPayload::Inner(packet),
+    }
 }
 
 #[cfg(test)]
@@ -424,18 +467,19 @@ mod tests {
         assert_eq!(UdpTunnel::Geneve.parse(&ipv6_type), TunnelPayload::Confirmed { weird: None });
     }
 
+    /// Geneve.cc: other versions are passed over; a header or options cut short are violations.
     #[test]
     fn geneve_refuses_other_versions_and_short_options_and_flags_empty_packets() {
         let mut version1 = [geneve_header(0, 0x0800), IPV4_PACKET.to_vec()].concat();
         version1[0] |= 0x40;
         assert_eq!(UdpTunnel::Geneve.parse(&version1), TunnelPayload::Refused);
         let cut_options = &geneve_header(3, GENEVE_ETHERNET)[..15];
-        assert_eq!(UdpTunnel::Geneve.parse(cut_options), TunnelPayload::Refused);
+        assert_eq!(UdpTunnel::Geneve.parse(cut_options), violation("Geneve option header truncation"));
         assert_eq!(
             UdpTunnel::Geneve.parse(&geneve_header(1, 0x0800)),
             TunnelPayload::Confirmed { weird: Some("geneve_empty_packet") }
         );
-        assert_eq!(UdpTunnel::Geneve.parse(&[0; 7]), TunnelPayload::Refused);
+        assert_eq!(UdpTunnel::Geneve.parse(&[0; 7]), violation("Geneve header truncation"));
     }
 
     fn ayiya_header(identity_shift: u8, signature_words: u8, opcode: u8, next_header: u8) -> Vec<u8> {
@@ -456,11 +500,14 @@ mod tests {
         );
     }
 
+    /// AYIYA.cc: other opcodes are passed over; a header cut short, before or within the identity and signature,
+    /// is the violation `Truncated AYIYA`.
     #[test]
     fn ayiya_passes_over_other_opcodes_and_cut_headers() {
         let echo = [ayiya_header(4, 5, 0, 41), IPV4_PACKET.to_vec()].concat();
         assert_eq!(UdpTunnel::Ayiya.parse(&echo), TunnelPayload::Refused);
-        assert_eq!(UdpTunnel::Ayiya.parse(&ayiya_header(4, 5, 1, 41)[..20]), TunnelPayload::Refused);
+        assert_eq!(UdpTunnel::Ayiya.parse(&ayiya_header(4, 5, 1, 41)[..20]), violation("Truncated AYIYA"));
+        assert_eq!(UdpTunnel::Ayiya.parse(&ayiya_header(4, 5, 1, 41)[..7]), violation("Truncated AYIYA"));
     }
 
     #[test]
@@ -469,8 +516,9 @@ mod tests {
         assert_eq!(UdpTunnel::Vxlan.parse(&frame), TunnelPayload::Inner(&IPV4_PACKET[..]));
         let mut no_flag = frame.clone();
         no_flag[0] = 0;
-        assert_eq!(UdpTunnel::Vxlan.parse(&no_flag), TunnelPayload::Refused);
+        assert_eq!(UdpTunnel::Vxlan.parse(&no_flag), violation("VXLAN 'I' flag not set"));
         assert_eq!(UdpTunnel::Vxlan.parse(&frame[..8]), TunnelPayload::Confirmed { weird: Some("vxlan_empty_packet") });
+        assert_eq!(UdpTunnel::Vxlan.parse(&frame[..7]), violation("VXLAN header truncation"));
     }
 
     #[test]
@@ -490,6 +538,33 @@ mod tests {
         let gtp_prime = g_pdu(0x22, [0, 7, 0, 0], &[]);
         assert_eq!(UdpTunnel::Gtpv1.parse(&gtp_prime), TunnelPayload::Refused);
         assert_eq!(UdpTunnel::classify(2123, &[]), Some(UdpTunnel::Gtpv1));
+    }
+
+    /// GTPv1.cc and gtpv1-analyzer.pac: a version other than 1 (for a message whose body is not parsed into
+    /// information elements), a G-PDU shorter than an IPv4 header or not IP, and an inner packet the datagram cuts
+    /// or pads are violations; other messages are passed over.
+    #[test]
+    fn gtpv1_violations_are_zeeks() {
+        let g_pdu = |flags: u8, msg_type: u8, inner: &[u8]| [&[flags, msg_type, 0, 0, 0, 0, 0, 1][..], inner].concat();
+        assert_eq!(UdpTunnel::Gtpv1.parse(&g_pdu(0x50, 255, &IPV4_PACKET)), violation("GTPv1 bad Version"));
+        // A create PDP context request of version 2: its elements come first (not followed here).
+        assert_eq!(UdpTunnel::Gtpv1.parse(&g_pdu(0x50, 16, &[])), TunnelPayload::Refused);
+        assert_eq!(UdpTunnel::Gtpv1.parse(&g_pdu(0x30, 1, &IPV4_PACKET)), TunnelPayload::Refused);
+        assert_eq!(UdpTunnel::Gtpv1.parse(&g_pdu(0x30, 255, &IPV4_PACKET[..19])), violation("Truncated GTPv1"));
+        let mut not_ip = IPV4_PACKET;
+        not_ip[0] = 0x55;
+        assert_eq!(UdpTunnel::Gtpv1.parse(&g_pdu(0x30, 255, &not_ip)), violation("non-IP packet in GTPv1"));
+        let mut cut = IPV4_PACKET;
+        cut[3] = 21;
+        assert_eq!(UdpTunnel::Gtpv1.parse(&g_pdu(0x30, 255, &cut)), violation("Truncated GTPv1"));
+        let padded = [&IPV4_PACKET[..], &[0]].concat();
+        assert_eq!(UdpTunnel::Gtpv1.parse(&g_pdu(0x30, 255, &padded)), violation("GTPv1 payload length"));
+        let ipv6_header_only = [&[0x60, 0, 0, 0, 0, 0, 59, 64][..], &[0; 32]].concat();
+        assert_eq!(
+            UdpTunnel::Gtpv1.parse(&g_pdu(0x30, 255, &ipv6_header_only)),
+            TunnelPayload::Inner(&ipv6_header_only[..])
+        );
+        assert_eq!(UdpTunnel::Gtpv1.parse(&g_pdu(0x30, 255, &ipv6_header_only[..39])), violation("Truncated GTPv1"));
     }
 
     #[test]

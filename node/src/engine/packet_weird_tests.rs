@@ -497,3 +497,34 @@ fn a_teredo_violation_is_logged_once_and_ends_the_tunnel() {
     assert_eq!(column(&unconfirmed, "conn", "service"), ["-"]);
     assert!(column(&unconfirmed, "tunnel", "action").is_empty());
 }
+
+/// Zeek's core.tunnels.gtp.unknown_or_too_short baseline row: a G-PDU whose inner packet the datagram cuts is
+/// GTPv1's violation `Truncated GTPv1`, analyzer.log's `packet` line without data; the connection's later G-PDUs
+/// are not tried (`ValidateSession`), so the valid one after it makes no inner connection.
+#[test]
+fn a_gtpv1_violation_is_analyzer_logs_packet_line() {
+    let tunnel_end = ([173, 86, 159, 28], 2152);
+    let other_end = ([213, 72, 147, 186], 2152);
+    let inner_udp = [
+        &[0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2][..],
+        &[0x30, 0x39, 0x30, 0x3a, 0, 8, 0, 0],
+    ]
+    .concat();
+    let g_pdu = |inner: &[u8]| [&[0x30, 255, 0, 0, 0, 0, 0, 1][..], inner].concat();
+    let mut engine = unchecked_engine();
+    engine.process_packet(1.0, LinkType::Raw, &ipv4_udp(tunnel_end, other_end, &g_pdu(&inner_udp[..24])));
+    engine.process_packet(1.1, LinkType::Raw, &ipv4_udp(tunnel_end, other_end, &g_pdu(&inner_udp)));
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let rows: Vec<String> = records
+        .iter()
+        .filter(|r| r.schema.path == "analyzer")
+        .map(|r| r.values[1..].iter().map(|v| v.to_tsv()).collect::<Vec<_>>().join("\t"))
+        .collect();
+    let uid = records.iter().find(|r| r.schema.path == "conn").map(|r| r.values[1].to_tsv()).expect("conn");
+    assert_eq!(
+        rows,
+        [format!("packet\tGTPV1\t{uid}\t-\t173.86.159.28\t2152\t213.72.147.186\t2152\tudp\tTruncated GTPv1\t-")]
+    );
+    assert_eq!(records.iter().filter(|r| r.schema.path == "conn").count(), 1, "no inner connection");
+}
