@@ -1346,6 +1346,11 @@ impl Core {
                 }
                 return None;
             }
+            TunnelPayload::Ignored { weird, addl } => {
+                let name = analyzer_weird_name(weird, !encap.is_empty());
+                self.net_weird(ts, &name, Some(addl), Some(tunnel.analyzer_name()), Some(hosts));
+                return None;
+            }
             TunnelPayload::Inner(inner) => inner,
         };
         if tunnel == UdpTunnel::Teredo && is_teredo_bubble_with_payload(inner) {

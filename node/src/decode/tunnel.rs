@@ -138,6 +138,8 @@ pub enum TunnelPayload<'a> {
     Confirmed { weird: Option<&'static str> },
     /// A valid header and the IP packet inside.
     Inner(&'a [u8]),
+    /// Passed over with a weird (`addl` its detail), neither confirmed nor a violation.
+    Ignored { weird: &'static str, addl: String },
     /// The analyzer reports a violation (`AnalyzerViolation(reason, session, data, len)` with the whole datagram
     /// as its data): analyzer.log's packet-analyzer line, and the connection is not tried as this tunnel again.
     /// `weird` is what the header parser raised on the way, which Zeek reports only once the tunnel confirmed.
@@ -264,8 +266,9 @@ fn vxlan(p: &[u8]) -> TunnelPayload<'_> {
 /// Geneve (RFC 8926): version 0, 8 bytes plus the options' length, then the packet of the protocol type.
 fn geneve(p: &[u8]) -> TunnelPayload<'_> {
     let Some(header) = p.first_chunk::<8>() else { return violation("Geneve header truncation") };
-    if header[0] >> 6 != 0 {
-        return TunnelPayload::Refused;
+    let version = header[0] >> 6;
+    if version != 0 {
+        return TunnelPayload::Ignored { weird: "geneve_invalid_version", addl: version.to_string() };
     }
     let Some(inner) = p.get(8 + usize::from(header[0] & 0x3f) * 4..) else {
         return violation("Geneve option header truncation");
@@ -467,12 +470,14 @@ mod tests {
         assert_eq!(UdpTunnel::Geneve.parse(&ipv6_type), TunnelPayload::Confirmed { weird: None });
     }
 
-    /// Geneve.cc: other versions are passed over; a header or options cut short are violations.
+    /// Geneve.cc: other versions are passed over with the weird `geneve_invalid_version`; a header or options cut
+    /// short are violations.
     #[test]
     fn geneve_refuses_other_versions_and_short_options_and_flags_empty_packets() {
         let mut version1 = [geneve_header(0, 0x0800), IPV4_PACKET.to_vec()].concat();
         version1[0] |= 0x40;
-        assert_eq!(UdpTunnel::Geneve.parse(&version1), TunnelPayload::Refused);
+        let invalid_version = TunnelPayload::Ignored { weird: "geneve_invalid_version", addl: "1".into() };
+        assert_eq!(UdpTunnel::Geneve.parse(&version1), invalid_version);
         let cut_options = &geneve_header(3, GENEVE_ETHERNET)[..15];
         assert_eq!(UdpTunnel::Geneve.parse(cut_options), violation("Geneve option header truncation"));
         assert_eq!(

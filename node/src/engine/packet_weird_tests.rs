@@ -528,3 +528,27 @@ fn a_gtpv1_violation_is_analyzer_logs_packet_line() {
     );
     assert_eq!(records.iter().filter(|r| r.schema.path == "conn").count(), 1, "no inner connection");
 }
+
+/// Geneve.cc: a header of another version is passed over with the flow weird `geneve_invalid_version` (the version
+/// as addl, source GENEVE), neither confirmed nor a violation; a header cut short is a violation with the datagram.
+#[test]
+fn geneve_versions_and_truncation_are_zeeks() {
+    let client = ([10, 1, 0, 1], 50901);
+    let server = ([10, 1, 0, 2], 6081);
+    let version2 = [0x80, 0, 0x65, 0x58, 0, 0, 42, 0];
+    let mut engine = unchecked_engine();
+    engine.process_packet(1.0, LinkType::Raw, &ipv4_udp(client, server, &version2));
+    assert_eq!(
+        weird_rows(&mut engine),
+        [weird(Some(("10.1.0.1", "10.1.0.2")), "geneve_invalid_version", "2", "GENEVE")]
+    );
+    engine.process_packet(1.1, LinkType::Raw, &ipv4_udp(client, server, &version2[..5]));
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let analyzer: Vec<String> = records
+        .iter()
+        .filter(|r| r.schema.path == "analyzer")
+        .map(|r| [2, 10, 11].map(|i| r.values[i].to_tsv()).join("|"))
+        .collect();
+    assert_eq!(analyzer, [r"GENEVE|Geneve header truncation|\x80\x00eX\x00"]);
+}
