@@ -43,6 +43,7 @@
 //! each time writing files.log (and `file_state_remove` the record).
 
 pub mod parse;
+pub mod smb1;
 
 use std::collections::{HashMap, HashSet};
 
@@ -185,17 +186,31 @@ fn share_type_name(share_type: u8) -> String {
     }
 }
 
-/// `SMB::TreeInfo` (SMB2 never sets `service` or `native_file_system`).
+/// `SMB::TreeInfo` (only SMB1's tree connect response sets `service` and `native_file_system`).
 #[derive(Debug, Clone, PartialEq)]
 struct TreeInfo {
     ts: f64,
     path: Option<String>,
+    service: Option<String>,
+    native_file_system: Option<String>,
     share_type: String,
 }
 
 impl TreeInfo {
     fn new(ts: f64) -> Self {
-        TreeInfo { ts, path: None, share_type: "DISK".into() }
+        TreeInfo { ts, path: None, service: None, native_file_system: None, share_type: "DISK".into() }
+    }
+
+    /// The smb_mapping.log record.
+    fn record(&self, ctx: &Ctx) -> Vec<Value> {
+        let mut v = ctx.conn_columns(self.ts);
+        v.extend([
+            Value::opt_str(self.path.clone()),
+            Value::opt_str(self.service.clone()),
+            Value::opt_str(self.native_file_system.clone()),
+            Value::str(self.share_type.clone()),
+        ]);
+        v
     }
 }
 
@@ -319,6 +334,8 @@ struct State {
     /// they began.
     files: HashMap<FileHandle, (u64, FileTransfer)>,
     files_begun: u64,
+    /// binpac's `is_file_a_pipe`: whether each SMB1 transaction request (by multiplex id) went to a pipe.
+    smb1_file_a_pipe: HashMap<u16, bool>,
 }
 
 impl State {
@@ -570,14 +587,8 @@ impl State {
                 }
                 if let Some(tree) = self.tree_mut(cmd) {
                     tree.share_type = share_type_name(share_type);
-                    let mut v = ctx.conn_columns(tree.ts);
-                    v.extend([
-                        Value::opt_str(tree.path.clone()),
-                        Value::Unset,
-                        Value::Unset,
-                        Value::str(tree.share_type.clone()),
-                    ]);
-                    ctx.log(&MAPPING_LOG, v);
+                    let record = tree.record(ctx);
+                    ctx.log(&MAPPING_LOG, record);
                 }
             }
             Body::TreeDisconnectRequest => {
@@ -776,14 +787,20 @@ impl Flow {
     }
 }
 
-/// Whether a message, of which `kept` and then `more` are the first bytes, is an SMB2 read or write (whose data is
-/// kept up to [`MAX_DATA_KEPT`]).
+/// Whether a message, of which `kept` and then `more` are the first bytes, is an SMB2 read or write or an SMB1 read,
+/// write or transaction (whose data is kept up to [`MAX_DATA_KEPT`]).
 fn carries_data(kept: &[u8], more: &[u8]) -> bool {
     let byte = |i: usize| kept.get(i).or_else(|| more.get(i.checked_sub(kept.len())?)).copied();
-    let id = [byte(0), byte(1), byte(2), byte(3)];
-    let command = [byte(12), byte(13)];
-    id == [Some(0xfe), Some(b'S'), Some(b'M'), Some(b'B')]
-        && matches!(command, [Some(c), Some(0)] if u16::from(c) == parse::cmd::READ || u16::from(c) == parse::cmd::WRITE)
+    let id = [byte(1), byte(2), byte(3)];
+    if id != [Some(b'S'), Some(b'M'), Some(b'B')] {
+        return false;
+    }
+    match byte(0) {
+        Some(0xfe) => matches!([byte(12), byte(13)], [Some(c), Some(0)]
+            if u16::from(c) == parse::cmd::READ || u16::from(c) == parse::cmd::WRITE),
+        Some(0xff) => matches!(byte(4), Some(smb1::com::READ_ANDX | smb1::com::WRITE_ANDX | smb1::com::TRANSACTION)),
+        _ => false,
+    }
 }
 
 /// Zeek's `SMB` analyzer on one connection.
@@ -820,8 +837,7 @@ impl Smb {
         match protocol {
             SMB2 => self.smb2(ctx, is_orig, msg, len),
             SMB3 => parse::Reader::new(msg, len, 4, "SMB2_transform_header").skip(TRANSFORM_HEADER),
-            // SMB1 is recognised and not analysed.
-            SMB1 => Ok(()),
+            SMB1 => self.smb1(ctx, is_orig, msg, len),
             _ => Ok(()),
         }
     }
@@ -845,6 +861,26 @@ impl Smb {
         };
         self.state.end(&h, is_orig, cmd);
         result
+    }
+}
+
+impl Smb {
+    /// An SMB1 message: the header's event, then the command's (and its AndX chain's) in binpac's order; those
+    /// raised before an exception are handled, as Zeek's are queued.
+    fn smb1(&mut self, ctx: &mut Ctx, is_orig: bool, msg: &[u8], len: usize) -> Result<(), SmbError> {
+        let h = smb1::parse_header(msg, len)?;
+        let is_pipe = self.state.pipes.contains(&u32::from(h.tid));
+        let mut cmd = self.state.begin_smb1(ctx.ts, &h);
+        let mut parser = smb1::Parser::new(msg, len, h, is_pipe, &mut self.state.smb1_file_a_pipe);
+        let parsed = parser.message(is_orig);
+        for event in std::mem::take(&mut parser.events) {
+            self.state.smb1_event(ctx, &h, is_pipe, &mut cmd, event);
+        }
+        self.state.end_smb1(&h, is_orig, cmd);
+        match parsed {
+            Err(SmbError::NotKept) => Ok(()),
+            result => result,
+        }
     }
 }
 

@@ -56,6 +56,9 @@ pub enum SmbError {
     /// without an event (binpac, which buffers the whole message, would have read it).
     #[error("string past the kept part of the message")]
     NotKept,
+    /// A `case` without a `default` given another value (`ExceptionInvalidCaseIndex`).
+    #[error("Binpac exception: binpac exception: invalid index for case: {what}: {index}")]
+    InvalidCase { what: &'static str, index: i64 },
 }
 
 /// A bounded little-endian reader over one record of a message: `msg` is what is kept of the message (from the
@@ -73,7 +76,8 @@ impl<'a> Reader<'a> {
         Reader { msg, end, start, pos: start, what }
     }
 
-    fn check(&self, n: usize) -> Result<usize, SmbError> {
+    /// The position `n` bytes on, or binpac's `out_of_bound` where that is past the record's end.
+    pub fn check(&self, n: usize) -> Result<usize, SmbError> {
         let to = self.pos.saturating_add(n);
         if to > self.end {
             return Err(SmbError::OutOfBound {
@@ -150,6 +154,24 @@ impl<'a> Reader<'a> {
     pub fn pos(&self) -> usize {
         self.pos
     }
+
+    /// The position from the record's start (binpac's `offsetof` of the next field).
+    pub fn at(&self) -> usize {
+        self.pos - self.start
+    }
+
+    /// Bytes up to and including the one at which `done` (given the bytes so far) holds: binpac's `&until` array of
+    /// `uint8`, whose every element must be in bounds.
+    pub fn until(&mut self, mut done: impl FnMut(&[u8]) -> bool) -> Result<&'a [u8], SmbError> {
+        let from = self.pos;
+        loop {
+            self.bytes(1)?;
+            let so_far = self.msg.get(from..self.pos).ok_or(SmbError::NotKept)?;
+            if done(so_far) {
+                return Ok(so_far);
+            }
+        }
+    }
 }
 
 /// `padding to X - header.head_length` for a 16-bit X: C's int arithmetic, negative for an offset inside the header.
@@ -212,7 +234,7 @@ pub struct Text {
 }
 
 impl Text {
-    fn from_utf16(raw: &[u8]) -> Text {
+    pub fn from_utf16(raw: &[u8]) -> Text {
         match utf16_to_utf8(raw) {
             Some(bytes) => Text { bytes, failed: false },
             None => Text { bytes: raw.to_vec(), failed: true },
