@@ -937,3 +937,5 @@ pub fn fuzz(data: &[u8]) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_smb1;

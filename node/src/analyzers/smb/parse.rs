@@ -155,6 +155,16 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
+    /// What is kept of the message.
+    pub fn message(&self) -> &'a [u8] {
+        self.msg
+    }
+
+    /// Where the record must end.
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
     /// The position from the record's start (binpac's `offsetof` of the next field).
     pub fn at(&self) -> usize {
         self.pos - self.start

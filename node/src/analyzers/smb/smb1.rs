@@ -459,7 +459,7 @@ impl<'a, 'e> Parser<'a, 'e> {
         let len_high = r.u16()?;
         r.skip(8 + 2)?;
         r.pad_to(Some(u64::from(data_offset.saturating_sub(HEADER_LEN as u16))))?;
-        let data = r.data(usize::from(len_high) << 16 | usize::from(len_low))?;
+        let data = data_field(&mut r, usize::from(len_high) << 16 | usize::from(len_low), "SMB1_read_andx_response:data")?;
         self.andx_tail(&mut r, andx, offset, false, depth)?;
         if self.is_pipe {
             self.events.push(Event::PipeData { data, is_orig: false });
@@ -481,7 +481,7 @@ impl<'a, 'e> Parser<'a, 'e> {
         let offset_high = if word_count == 0x0e { r.u32()? } else { 0 };
         r.skip(2)?;
         r.pad_to(Some(u64::from(data_offset.saturating_sub(HEADER_LEN as u16))))?;
-        let data = r.data(usize::from(len_high) << 16 | usize::from(len_low))?;
+        let data = data_field(&mut r, usize::from(len_high) << 16 | usize::from(len_low), "SMB1_write_andx_request:data")?;
         self.andx_tail(&mut r, andx, offset, true, depth)?;
         if self.is_pipe {
             self.events.push(Event::PipeData { data, is_orig: true });
@@ -557,6 +557,14 @@ impl<'a, 'e> Parser<'a, 'e> {
         }
         Ok(())
     }
+}
+
+/// A read's or write's `data: bytestring &length=data_len`, placed after a padding: binpac names the field and
+/// counts what it needs and has from the field's start.
+fn data_field<'a>(r: &mut Reader<'a>, len: usize, what: &'static str) -> Result<Option<&'a [u8]>, SmbError> {
+    let field = Reader::new(r.message(), r.end(), r.pos(), what);
+    field.check(len)?;
+    r.data(len)
 }
 
 fn andx(r: &mut Reader) -> Result<AndX, SmbError> {

@@ -5,11 +5,11 @@ use super::*;
 use crate::analyzers::Action as EngineAction;
 use crate::analyzers::testing::{Harness, XorShift};
 
-const CLIENT: bool = true;
-const SERVER: bool = false;
+pub(super) const CLIENT: bool = true;
+pub(super) const SERVER: bool = false;
 
 /// An NBSS session message around `body`.
-fn nbss(body: &[u8]) -> Vec<u8> {
+pub(super) fn nbss(body: &[u8]) -> Vec<u8> {
     let len = body.len();
     [&[0, (len >> 16) as u8, (len >> 8) as u8, len as u8][..], body].concat()
 }
@@ -33,12 +33,12 @@ fn smb2(from_client: bool, command: u16, status: u32, mid: u64, tid: u32, record
     nbss(&m)
 }
 
-fn utf16(s: &str) -> Vec<u8> {
+pub(super) fn utf16(s: &str) -> Vec<u8> {
     s.encode_utf16().flat_map(u16::to_le_bytes).collect()
 }
 
 /// A FILETIME for a Unix time.
-fn filetime(unix: u64) -> u64 {
+pub(super) fn filetime(unix: u64) -> u64 {
     (unix + 11_644_473_600) * 10_000_000
 }
 
@@ -229,10 +229,10 @@ fn session() -> Vec<(bool, Vec<u8>)> {
 }
 
 /// smb_mapping rows, smb_files rows (as TSV fields), the actions, and the harness with the rest.
-type Outcome = (Vec<Vec<String>>, Vec<Vec<String>>, Vec<EngineAction>, Harness);
+pub(super) type Outcome = (Vec<Vec<String>>, Vec<Vec<String>>, Vec<EngineAction>, Harness);
 
 /// Runs deliveries (each at its own time, 1.0 + its index) and returns the rows of both logs as TSV and the actions.
-fn run(deliveries: &[(bool, Vec<u8>, f64)]) -> Outcome {
+pub(super) fn run(deliveries: &[(bool, Vec<u8>, f64)]) -> Outcome {
     let mut h = Harness::new(Proto::Tcp, 445);
     let mut a = Smb::default();
     for (is_orig, data, ts) in deliveries {
@@ -245,15 +245,15 @@ fn run(deliveries: &[(bool, Vec<u8>, f64)]) -> Outcome {
     (mapping, files, actions, h)
 }
 
-fn timed(messages: Vec<(bool, Vec<u8>)>) -> Vec<(bool, Vec<u8>, f64)> {
+pub(super) fn timed(messages: Vec<(bool, Vec<u8>)>) -> Vec<(bool, Vec<u8>, f64)> {
     messages.into_iter().enumerate().map(|(i, (o, m))| (o, m, 1.0 + i as f64)).collect()
 }
 
-fn row(fields: &[&str]) -> Vec<String> {
+pub(super) fn row(fields: &[&str]) -> Vec<String> {
     ["4.000000", "CTest", "10.0.0.1", "40000", "192.0.2.1", "445"].iter().chain(fields).map(|s| s.to_string()).collect()
 }
 
-fn with_ts(ts: &str, mut row: Vec<String>) -> Vec<String> {
+pub(super) fn with_ts(ts: &str, mut row: Vec<String>) -> Vec<String> {
     row[0] = ts.into();
     row
 }
@@ -882,7 +882,7 @@ fn read_request_at(mid: u64, tid: u32, fid: (u64, u64), offset: u64) -> Vec<u8> 
 
 /// The files.log columns a test compares: fuid, source, depth, analyzers, mime type, filename, duration, is_orig,
 /// seen, total and missing bytes, overflow, timedout.
-fn files_rows(h: &Harness) -> Vec<Vec<String>> {
+pub(super) fn files_rows(h: &Harness) -> Vec<Vec<String>> {
     let names = [
         "fuid",
         "source",
