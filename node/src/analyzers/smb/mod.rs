@@ -933,6 +933,25 @@ pub fn fuzz(data: &[u8]) {
     let mut piped = Smb::default();
     piped.state.pipes.extend(0..16);
     super::fuzzing::drive(&mut piped, Proto::Tcp, 445, data);
+    // Then each delivery framed as one SMB1 message (NBSS header and protocol id), so that the input reaches the
+    // SMB1 grammar at every delivery.
+    let mut framed = Vec::new();
+    let mut rest = data;
+    while let [control, len, tail @ ..] = rest {
+        let n = usize::from(*len).min(tail.len());
+        let body = &tail[..n];
+        // At most 4 + 255 bytes: the length's third byte is 0 or 1.
+        let len = body.len() + 4;
+        let message = [&[0, 0, (len >> 8) as u8, (len & 0xff) as u8][..], b"\xffSMB", body].concat();
+        for piece in message.chunks(255) {
+            framed.extend([control & 1, piece.len() as u8]);
+            framed.extend(piece);
+        }
+        rest = &tail[n..];
+    }
+    let mut smb1 = Smb::default();
+    smb1.state.pipes.extend(0..16);
+    super::fuzzing::drive(&mut smb1, Proto::Tcp, 445, &framed);
 }
 
 #[cfg(test)]

@@ -35,6 +35,12 @@ const EMPTY_MESSAGE_LEN: usize = 35;
 /// The `SMB_Command` codes the grammar parses.
 pub mod com {
     pub const CLOSE: u8 = 0x04;
+    pub const QUERY_INFORMATION: u8 = 0x08;
+    pub const CHECK_DIRECTORY: u8 = 0x10;
+    pub const LOCKING_ANDX: u8 = 0x24;
+    pub const ECHO: u8 = 0x2b;
+    pub const TRANSACTION2: u8 = 0x32;
+    pub const NT_CANCEL: u8 = 0xa4;
     pub const TRANSACTION: u8 = 0x25;
     pub const READ_ANDX: u8 = 0x2e;
     pub const WRITE_ANDX: u8 = 0x2f;
@@ -81,18 +87,47 @@ pub fn parse_header(msg: &[u8], end: usize) -> Result<Header, SmbError> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event<'a> {
     /// `forward_gssapi`: a negotiate response's or a session setup's security blob.
-    SecurityBlob { blob: &'a [u8], is_orig: bool },
-    TreeConnectRequest { path: Text, service: Text },
+    SecurityBlob {
+        blob: &'a [u8],
+        is_orig: bool,
+    },
+    TreeConnectRequest {
+        path: Text,
+        service: Text,
+    },
     /// The service and, when the byte count reaches past the service, the native file system.
-    TreeConnectResponse { service: Text, native_file_system: Option<Text> },
-    NtCreateRequest { name: Text },
-    NtCreateResponse { fid: u16, size: u64, times: MacTimes },
-    ReadRequest { fid: u16, offset: u64 },
-    ReadResponse { data: Option<&'a [u8]> },
-    WriteRequest { fid: u16, offset: u64, data: Option<&'a [u8]> },
-    CloseRequest { fid: u16 },
+    TreeConnectResponse {
+        service: Text,
+        native_file_system: Option<Text>,
+    },
+    NtCreateRequest {
+        name: Text,
+    },
+    NtCreateResponse {
+        fid: u16,
+        size: u64,
+        times: MacTimes,
+    },
+    ReadRequest {
+        fid: u16,
+        offset: u64,
+    },
+    ReadResponse {
+        data: Option<&'a [u8]>,
+    },
+    WriteRequest {
+        fid: u16,
+        offset: u64,
+        data: Option<&'a [u8]>,
+    },
+    CloseRequest {
+        fid: u16,
+    },
     /// `forward_dce_rpc(data, 0, is_orig)`.
-    PipeData { data: Option<&'a [u8]>, is_orig: bool },
+    PipeData {
+        data: Option<&'a [u8]>,
+        is_orig: bool,
+    },
     Weird(&'static str),
 }
 
@@ -166,7 +201,47 @@ impl<'a, 'e> Parser<'a, 'e> {
             }
             (com::TRANSACTION, true) => self.transaction_request(pos),
             (com::TRANSACTION, false) => self.transaction_response(pos),
-            // Commands whose records raise nothing the logs use (and unknown ones, `&restofdata`).
+            // The commands below raise nothing the logs use: only their bounds matter.
+            (com::TRANSACTION2, true) => self.transaction2_request(pos),
+            (com::TRANSACTION2, false) => {
+                let mut r = self.record(pos, "SMB1_transaction2_response");
+                r.skip(1 + 2 * 9 + 1 + 1)?;
+                let byte_count = usize::from(r.u16()?);
+                r.skip(byte_count)
+            }
+            (com::LOCKING_ANDX, true) => {
+                let mut r = self.record(pos, "SMB1_locking_andx_request");
+                r.skip(1)?;
+                let andx = andx(&mut r)?;
+                r.skip(2 + 1 + 1 + 4)?;
+                let unlocks = usize::from(r.u16()?);
+                let locks = usize::from(r.u16()?);
+                r.skip(2)?;
+                // `get_offset_len()` is always 64: LOCKING_ANDX_RANGE64 entries of 20 bytes.
+                r.skip((unlocks + locks) * 20)?;
+                self.andx_tail(&mut r, andx, offset, true, depth)
+            }
+            // `SMB1_locking_andx_response` is an empty record.
+            (com::LOCKING_ANDX, false) => Ok(()),
+            (com::ECHO, _) => {
+                let mut r = self.record(pos, if is_orig { "SMB1_echo_request" } else { "SMB1_echo_response" });
+                r.skip(1 + 2)?;
+                let byte_count = usize::from(r.u16()?);
+                r.skip(byte_count)
+            }
+            (com::QUERY_INFORMATION | com::CHECK_DIRECTORY, true) => {
+                let mut r = self.record(pos, "SMB1_query_information_request");
+                r.skip(1 + 2 + 1)?;
+                let at = r.at();
+                self.string(&mut r, self.h.unicode(), at).map(|_| ())
+            }
+            // Word count, attributes, SMB_time (6 bytes in the grammar), size, five reserved words, byte count.
+            (com::QUERY_INFORMATION, false) => self.record(pos, "SMB1_query_information_response").skip(25),
+            (com::CHECK_DIRECTORY, false) | (com::NT_CANCEL, true) => {
+                self.record(pos, "SMB1_check_directory_response").skip(3)
+            }
+            // Commands the grammar leaves to `&restofdata` (and those not parsed here: the transaction secondaries
+            // and NT transact, whose events no log uses).
             _ => Ok(()),
         }
     }
@@ -184,7 +259,8 @@ impl<'a, 'e> Parser<'a, 'e> {
         let andx_offset = usize::from(andx.offset);
         if andx_offset != 0 && andx_offset < at + 2 {
             let len = andx_offset as i64 - at as i64;
-            let len = usize::try_from(len).map_err(|_| SmbError::InvalidLength { what: "extra_byte_parameters", len })?;
+            let len =
+                usize::try_from(len).map_err(|_| SmbError::InvalidLength { what: "extra_byte_parameters", len })?;
             r.skip(len)?;
         }
         let too_deep = depth >= MAX_ANDX_DEPTH;
@@ -264,7 +340,8 @@ impl<'a, 'e> Parser<'a, 'e> {
                 } else {
                     ntlm.skip(16)?;
                     let len = i64::from(byte_count) - 16;
-                    let len = usize::try_from(len).map_err(|_| SmbError::InvalidLength { what: "security_blob", len })?;
+                    let len =
+                        usize::try_from(len).map_err(|_| SmbError::InvalidLength { what: "security_blob", len })?;
                     let blob = ntlm.bytes(len)?;
                     self.events.push(Event::SecurityBlob { blob, is_orig: false });
                     Ok(())
@@ -459,7 +536,8 @@ impl<'a, 'e> Parser<'a, 'e> {
         let len_high = r.u16()?;
         r.skip(8 + 2)?;
         r.pad_to(Some(u64::from(data_offset.saturating_sub(HEADER_LEN as u16))))?;
-        let data = data_field(&mut r, usize::from(len_high) << 16 | usize::from(len_low), "SMB1_read_andx_response:data")?;
+        let data =
+            data_field(&mut r, usize::from(len_high) << 16 | usize::from(len_low), "SMB1_read_andx_response:data")?;
         self.andx_tail(&mut r, andx, offset, false, depth)?;
         if self.is_pipe {
             self.events.push(Event::PipeData { data, is_orig: false });
@@ -481,7 +559,8 @@ impl<'a, 'e> Parser<'a, 'e> {
         let offset_high = if word_count == 0x0e { r.u32()? } else { 0 };
         r.skip(2)?;
         r.pad_to(Some(u64::from(data_offset.saturating_sub(HEADER_LEN as u16))))?;
-        let data = data_field(&mut r, usize::from(len_high) << 16 | usize::from(len_low), "SMB1_write_andx_request:data")?;
+        let data =
+            data_field(&mut r, usize::from(len_high) << 16 | usize::from(len_low), "SMB1_write_andx_request:data")?;
         self.andx_tail(&mut r, andx, offset, true, depth)?;
         if self.is_pipe {
             self.events.push(Event::PipeData { data, is_orig: true });
@@ -531,6 +610,30 @@ impl<'a, 'e> Parser<'a, 'e> {
             self.events.push(Event::PipeData { data, is_orig: true });
         }
         Ok(())
+    }
+
+    /// `SMB1_transaction2_request`: the fixed fields with one setup word (the subcommand), then the parameters of
+    /// the subcommands the grammar knows, read from the parameter offset.
+    fn transaction2_request(&mut self, pos: usize) -> Result<(), SmbError> {
+        let mut r = self.record(pos, "SMB1_transaction2_request");
+        r.skip(1 + 2 * 4 + 1 + 1 + 2 + 4 + 2 + 2)?;
+        let param_offset = r.u16()?;
+        r.skip(2 + 2 + 1 + 1)?;
+        let sub_cmd = r.u16()?;
+        r.skip(2)?;
+        r.pad_to(Some(u64::from(param_offset.saturating_sub(HEADER_LEN as u16))))?;
+        let unicode = self.h.unicode();
+        // Each subcommand's parameters are a record of their own, the string's offset counted from its start.
+        let mut params = self.record(r.pos(), "SMB1_transaction2_request:parameters");
+        let before_name = match sub_cmd {
+            0x0001 => 12,                    // FIND_FIRST2: attributes, count, flags, level, storage type
+            0x0005 => 6,                     // QUERY_PATH_INFORMATION: level, reserved
+            0x0010 => 2,                     // GET_DFS_REFERRAL: max referral level
+            0x0007 => return params.skip(4), // QUERY_FILE_INFORMATION: file id, level
+            _ => return Ok(()),
+        };
+        params.skip(before_name)?;
+        self.string(&mut params, unicode, before_name).map(|_| ())
     }
 
     fn transaction_response(&mut self, pos: usize) -> Result<(), SmbError> {
@@ -591,7 +694,8 @@ enum TransactionType {
 /// at every other byte, as the grammar does, and only where the string is long enough.
 fn transaction_type(name: &[u8], unicode: bool) -> TransactionType {
     let (step, pipe_min, lanman_min) = if unicode { (2, 11, 23) } else { (1, 6, 12) };
-    let matches = |from: usize, word: &[u8]| word.iter().enumerate().all(|(i, c)| name.get((from + i) * step) == Some(c));
+    let matches =
+        |from: usize, word: &[u8]| word.iter().enumerate().all(|(i, c)| name.get((from + i) * step) == Some(c));
     if name.len() < pipe_min || !matches(0, b"\\PIPE\\") {
         return TransactionType::Unknown;
     }
@@ -652,7 +756,9 @@ impl State {
                 let native_file_system = native_file_system.map(|t| text(ctx, t)).filter(|s| !s.is_empty());
                 let mut tree = match cmd.tree.take() {
                     Some(Ref::Own(tree)) => tree,
-                    Some(Ref::Filed(other)) => self.tid_map.get(&other).cloned().unwrap_or_else(|| TreeInfo::new(ctx.ts)),
+                    Some(Ref::Filed(other)) => {
+                        self.tid_map.get(&other).cloned().unwrap_or_else(|| TreeInfo::new(ctx.ts))
+                    }
                     None => TreeInfo::new(ctx.ts),
                 };
                 if service == "IPC" {
@@ -735,8 +841,7 @@ impl State {
                         file.path = path;
                     }
                 }
-                if !is_pipe && let Some(data) = data.filter(|d| !d.is_empty())
-                {
+                if !is_pipe && let Some(data) = data.filter(|d| !d.is_empty()) {
                     self.file_data(ctx, cmd, offset, data, true);
                 }
             }

@@ -470,6 +470,44 @@ fn andx_chains_are_followed() {
     assert!(h.weirds.is_empty());
 }
 
+/// A locking AndX request (one 64-bit range) chaining an NT create: the file is opened as if the create came alone;
+/// transaction2, echo and query information records parse without an exception.
+#[test]
+fn commands_without_logged_events_parse_and_chain() {
+    let create = nt_create_request(2, 1, "locked.txt");
+    let mut locking = vec![0x08];
+    locking.extend(andx(NT_CREATE, 32 + 39));
+    locking.extend(FILE.to_le_bytes());
+    locking.extend([0x10, 0]); // large files
+    locking.extend(0u32.to_le_bytes());
+    locking.extend([0, 0, 1, 0]); // no unlocks, one lock
+    locking.extend(20u16.to_le_bytes());
+    locking.extend([0; 20]);
+    locking.extend(&create[4 + 32..]);
+    // FIND_FIRST2 with its parameters (a unicode pattern) at offset 68.
+    let mut find_first = vec![0x0f, 18, 0, 0, 0, 10, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    find_first.extend(u16le(18));
+    find_first.extend(68u16.to_le_bytes());
+    find_first.extend([0, 0, 0, 0, 1, 0]);
+    find_first.extend(1u16.to_le_bytes());
+    find_first.extend(u16le(3 + 18));
+    find_first.extend([0; 3]);
+    find_first.extend([0x16, 0, 0x56, 0x05, 0x06, 0, 0x04, 0x01, 0, 0, 0, 0]);
+    find_first.extend(unicode_at(12, r"\*"));
+    let (_, files, actions, h) = run(&timed(vec![
+        (CLIENT, negotiate_request()),
+        (CLIENT, smb1(CLIENT, 0x24, 0, 1, 2, &locking)),
+        (SERVER, nt_create_response(2, 1, FILE, 3, filetime(1_466_000_000))),
+        (CLIENT, smb1(CLIENT, 0x32, 0, 1, 3, &find_first)),
+        (CLIENT, smb1(CLIENT, 0x2b, 0, 0, 4, &[1, 1, 0, 4, 0, 1, 2, 3, 4])),
+        (CLIENT, smb1(CLIENT, 0x08, 0, 1, 5, &[&[0, 9, 0, 4][..], &unicode_at(4, "a.txt")].concat())),
+    ]));
+    let names: Vec<&str> = files.iter().map(|r| r[9].as_str()).collect();
+    assert_eq!(names, ["locked.txt"]);
+    assert_eq!(actions, [EngineAction::Confirm("smb")]);
+    assert!(h.weirds.is_empty());
+}
+
 /// A logoff AndX whose chain points back at itself, and one nested past the depth bound: the chain stops with
 /// the newest grammar's weirds (`smb1-non-advancing-andx-offset`, `smb1-long-andx-chain`).
 #[test]
@@ -543,6 +581,7 @@ fn malformed_messages_are_violations() {
         (SERVER, bad_word_count, "invalid index for case: SMB1_negotiate_response: 5"),
         (CLIENT, no_nul, "out_of_bound: SMB1_tree_connect_andx_request: 31 > 30"),
         (SERVER, backwards, "invalid length string: extra_byte_parameters, -63"),
+        (CLIENT, smb1(CLIENT, 0x2b, 0, 0, 4, &[1, 1, 0, 9, 0, 1]), "out_of_bound: SMB1_echo_request: 14 > 6"),
     ] {
         let (mapping, _, actions, _) = run(&[(CLIENT, negotiate_request(), 1.0), (from_client, broken.clone(), 2.0)]);
         assert!(mapping.is_empty());
