@@ -1,16 +1,16 @@
-//! SMB2/3 over TCP (445 and 139) to smb_mapping.log and smb_files.log, as Zeek's binpac analyzer
-//! (src/analyzer/protocol/smb/: SMB.cc, smb.pac, smb2-protocol.pac, smb2-com-*.pac) and the scripts
-//! base/protocols/smb/main.zeek, smb2-main.zeek and consts.zeek do it.
+//! SMB1 and SMB2/3 over TCP (445 and 139) to smb_mapping.log and smb_files.log, as Zeek's binpac analyzer
+//! (src/analyzer/protocol/smb/: SMB.cc, smb.pac, smb1-protocol.pac, smb1-com-*.pac, smb2-protocol.pac,
+//! smb2-com-*.pac) and the scripts base/protocols/smb/main.zeek, smb1-main.zeek, smb2-main.zeek and consts.zeek do
+//! it; SMB1 is in [`smb1`], which shares this module's framing, script state and helpers.
 //!
 //! SMB.cc starts on a delivery whose bytes 4..8 are `\xffSMB` or `\xfeSMB` (an NBSS header, then an SMB1 or SMB2
 //! header) and drops deliveries until one is: the same resync follows a content gap or a binpac exception, which
 //! also empties both directions' buffers. binpac frames each direction in NBSS messages (a type byte and a 24-bit
 //! big-endian length); a session message (type 0) holds one SMB message, anything else is skipped. After the
 //! protocol id, `\xfeSMB` is SMB2 (a 64-byte header, then the command's request or response, or an error response
-//! as `is_error_response` decides), `\xfdSMB` the SMB3 transform header of an encrypted message, `\xffSMB` SMB1 —
-//! recognised here and not parsed further (Zeek's SMB1 grammar and smb1-main.zeek are out of scope) — and anything
-//! else is nothing. A record that ends past its NBSS message is binpac's `out_of_bound`: a violation. SMB.cc
-//! confirms after its third delivery that raised no exception. The security blobs of negotiate responses and of
+//! as `is_error_response` decides), `\xfdSMB` the SMB3 transform header of an encrypted message, `\xffSMB` SMB1 (its
+//! header and AndX chains, [`smb1`]) and anything else is nothing. A record that ends past its NBSS message is
+//! binpac's `out_of_bound`: a violation. SMB.cc confirms after its third delivery that raised no exception. The security blobs of negotiate responses and of
 //! session setup requests and responses go to the GSSAPI and NTLM analyzers (`smb-gssapi.pac`'s `forward_gssapi`,
 //! [`super::gssapi::Auth`]), which write ntlm.log (and kerberos.log for Kerberos tokens) and add their services.
 //!

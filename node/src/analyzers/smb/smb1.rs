@@ -706,14 +706,15 @@ impl State {
     /// smb1-main.zeek's `smb1_message` at priority 5: the header's tree filed if new, the command of the multiplex
     /// id (a new one refers to the header's tree and a fresh file).
     pub(super) fn begin_smb1(&mut self, ts: f64, h: &Header) -> Cmd {
+        // Requests never answered are bounded as SMB2's are (`SMB::max_pending_messages`): the state is cleared.
+        if self.pending.len() >= MAX_PENDING {
+            self.clear();
+        }
         let tid = u32::from(h.tid);
         if self.tid_map.len() >= MAX_PENDING && !self.tid_map.contains_key(&tid) {
             self.tid_map.clear();
         }
         self.tid_map.entry(tid).or_insert_with(|| TreeInfo::new(ts));
-        if self.pending.len() >= MAX_PENDING {
-            self.clear();
-        }
         self.pending.remove(&u64::from(h.mid)).unwrap_or_else(|| Cmd {
             file: Ref::Own(FileInfo::new(ts)),
             tree: Some(Ref::Filed(tid)),

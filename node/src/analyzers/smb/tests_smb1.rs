@@ -653,3 +653,24 @@ fn through_the_engine() {
     let dce_rpc = records.iter().find(|r| r.schema.path == "dce_rpc").unwrap();
     assert_eq!(field(dce_rpc, "operation"), "DsRolerGetPrimaryDomainInformation");
 }
+
+/// Requests never answered and transactions without responses do not grow the state past
+/// `SMB::max_pending_messages`.
+#[test]
+fn unanswered_requests_are_bounded() {
+    let mut h = crate::analyzers::testing::Harness::new(Proto::Tcp, 445);
+    let mut a = Smb::default();
+    h.run(1.0, |ctx| a.deliver(ctx, CLIENT, &negotiate_request()));
+    for mid in 0..2500u16 {
+        let message = if mid % 2 == 0 {
+            transaction_request(mid, 2, PIPE, b"")
+        } else {
+            smb1(CLIENT, 0x2b, 0, mid, mid, &[1, 1, 0, 0, 0])
+        };
+        h.run(2.0, |ctx| a.deliver(ctx, CLIENT, &message));
+    }
+    assert!(a.state.pending.len() <= MAX_PENDING, "{}", a.state.pending.len());
+    assert!(a.state.tid_map.len() <= MAX_PENDING, "{}", a.state.tid_map.len());
+    assert!(a.state.smb1_file_a_pipe.len() <= MAX_PENDING, "{}", a.state.smb1_file_a_pipe.len());
+    assert!(a.state.pending.len() > 100, "the newest requests are kept");
+}
