@@ -38,8 +38,11 @@ pub mod com {
     pub const QUERY_INFORMATION: u8 = 0x08;
     pub const CHECK_DIRECTORY: u8 = 0x10;
     pub const LOCKING_ANDX: u8 = 0x24;
+    pub const TRANSACTION_SECONDARY: u8 = 0x26;
     pub const ECHO: u8 = 0x2b;
     pub const TRANSACTION2: u8 = 0x32;
+    pub const TRANSACTION2_SECONDARY: u8 = 0x33;
+    pub const NT_TRANSACT: u8 = 0xa0;
     pub const NT_CANCEL: u8 = 0xa4;
     pub const TRANSACTION: u8 = 0x25;
     pub const READ_ANDX: u8 = 0x2e;
@@ -240,8 +243,30 @@ impl<'a, 'e> Parser<'a, 'e> {
             (com::CHECK_DIRECTORY, false) | (com::NT_CANCEL, true) => {
                 self.record(pos, "SMB1_check_directory_response").skip(3)
             }
-            // Commands the grammar leaves to `&restofdata` (and those not parsed here: the transaction secondaries
-            // and NT transact, whose events no log uses).
+            // The secondaries' data is never a pipe's (`SMB_UNKNOWN`): a transaction's runs to the message's end,
+            // a transaction2's is `data_count` bytes.
+            (com::TRANSACTION_SECONDARY | com::TRANSACTION2_SECONDARY, true) => {
+                let (what, fid) = if command == com::TRANSACTION_SECONDARY {
+                    ("SMB1_transaction_secondary_request", 0)
+                } else {
+                    ("SMB1_transaction2_secondary_request", 2)
+                };
+                let mut r = self.record(pos, what);
+                r.skip(1 + 2 * 2)?;
+                let param_count = usize::from(r.u16()?);
+                let param_offset = r.u16()?;
+                r.skip(2)?;
+                let data_count = usize::from(r.u16()?);
+                let data_offset = r.u16()?;
+                r.skip(2 + fid + 2)?;
+                r.pad_to(Some(u64::from(param_offset.saturating_sub(HEADER_LEN as u16))))?;
+                r.skip(param_count)?;
+                r.pad_to(Some(u64::from(data_offset.saturating_sub(HEADER_LEN as u16))))?;
+                if command == com::TRANSACTION2_SECONDARY { r.skip(data_count) } else { Ok(()) }
+            }
+            // `SMB1_nt_transact_request` and `_response`: the word count only.
+            (com::NT_TRANSACT, _) => self.record(pos, "SMB1_nt_transact_request").skip(1),
+            // Commands the grammar leaves to `&restofdata`.
             _ => Ok(()),
         }
     }

@@ -582,6 +582,11 @@ fn malformed_messages_are_violations() {
         (CLIENT, no_nul, "out_of_bound: SMB1_tree_connect_andx_request: 31 > 30"),
         (SERVER, backwards, "invalid length string: extra_byte_parameters, -63"),
         (CLIENT, smb1(CLIENT, 0x2b, 0, 0, 4, &[1, 1, 0, 9, 0, 1]), "out_of_bound: SMB1_echo_request: 14 > 6"),
+        (
+            CLIENT,
+            smb1(CLIENT, 0x33, 0, 0, 5, &[9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            "out_of_bound: SMB1_transaction2_secondary_request: 71 > 21",
+        ),
     ] {
         let (mapping, _, actions, _) = run(&[(CLIENT, negotiate_request(), 1.0), (from_client, broken.clone(), 2.0)]);
         assert!(mapping.is_empty());
