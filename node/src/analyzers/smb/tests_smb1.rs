@@ -679,3 +679,26 @@ fn unanswered_requests_are_bounded() {
     assert!(a.state.smb1_file_a_pipe.len() <= MAX_PENDING, "{}", a.state.smb1_file_a_pipe.len());
     assert!(a.state.pending.len() > 100, "the newest requests are kept");
 }
+
+/// A create of a name in `SMB::pipe_filenames` on a tree whose connect was not seen marks it a pipe
+/// (`smb_pipe_connect_heuristic`): the writes after it go to DCE_RPC, not to a file.
+#[test]
+fn a_pipe_name_on_an_unmapped_tree_marks_it_a_pipe() {
+    let bind = pdu(ptype::BIND, 2, &bind_body(0, DSSETUP, 0));
+    let messages = vec![
+        (CLIENT, negotiate_request()),
+        (CLIENT, nt_create_request(2, 9, "srvsvc")),
+        (SERVER, nt_create_response(2, 9, PIPE, 0, filetime(1_466_000_000))),
+        (CLIENT, write_request(3, 9, PIPE, 0, &bind)),
+    ];
+    let (_, files, actions, h) = run(&timed(messages.clone()));
+    assert_eq!(actions, [EngineAction::Confirm("smb"), EngineAction::Confirm("dce_rpc")]);
+    assert!(h.logged("files").is_empty(), "a pipe's data is not a file");
+    assert_eq!(files.len(), 1, "the open is logged");
+    // Another name leaves the tree a disk: the write is a file's data.
+    let mut other = messages;
+    other[1] = (CLIENT, nt_create_request(2, 9, "notes"));
+    let (_, _, actions, h) = run(&timed(other));
+    assert_eq!(actions, [EngineAction::Confirm("smb")]);
+    assert_eq!(h.logged("files").len(), 1);
+}
