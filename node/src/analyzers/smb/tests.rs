@@ -207,7 +207,7 @@ const FID: (u64, u64) = (0x11, 0xffff_0000_0022);
 
 /// The session of the task: negotiate, session setup, a disk share and IPC$, a file opened, read and closed on the
 /// share, the share disconnected.
-fn session() -> Vec<(bool, Vec<u8>)> {
+pub(super) fn session() -> Vec<(bool, Vec<u8>)> {
     vec![
         (CLIENT, negotiate_request()),
         (SERVER, negotiate_response()),

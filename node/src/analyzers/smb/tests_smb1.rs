@@ -702,3 +702,15 @@ fn a_pipe_name_on_an_unmapped_tree_marks_it_a_pipe() {
     assert_eq!(actions, [EngineAction::Confirm("smb")]);
     assert_eq!(h.logged("files").len(), 1);
 }
+
+/// A multi-protocol negotiate: the client's SMB1 negotiate offers SMB 2.002, and the server answers in SMB2. The
+/// connection's one script state carries the SMB2 session on: the same rows as a session begun in SMB2.
+#[test]
+fn an_smb1_negotiate_followed_by_smb2() {
+    let smb2_only = run(&timed(super::tests::session()));
+    let mut messages = super::tests::session();
+    messages[0] = (CLIENT, negotiate_request());
+    let mixed = run(&timed(messages));
+    assert_eq!((&mixed.0, &mixed.1, &mixed.2), (&smb2_only.0, &smb2_only.1, &smb2_only.2));
+    assert_eq!(mixed.0.len(), 2);
+}
