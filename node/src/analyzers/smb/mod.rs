@@ -336,6 +336,8 @@ struct State {
     files_begun: u64,
     /// binpac's `is_file_a_pipe`: whether each SMB1 transaction request (by multiplex id) went to a pipe.
     smb1_file_a_pipe: HashMap<u16, bool>,
+    /// smb1-main.zeek's `c$smb_state$current_file`, which SMB1 read responses give their data to.
+    smb1_current_file: Option<smb1::CurrentFile>,
 }
 
 impl State {

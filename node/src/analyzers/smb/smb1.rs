@@ -727,7 +727,39 @@ fn transaction_type(name: &[u8], unicode: bool) -> TransactionType {
     if name.len() >= lanman_min && matches(6, b"LANMAN") { TransactionType::Rap } else { TransactionType::Pipe }
 }
 
+/// The record `c$smb_state$current_file` refers to: one filed under a file id (the filing's serial), or a command's
+/// own (an NT create request's before its response files it, a closed file's), found through its multiplex id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CurrentFile {
+    Filed { fid: u64, serial: u64 },
+    OfCommand(u64),
+}
+
 impl State {
+    /// A read response's data goes to `c$smb_state$current_file` (`get_file_handle`), which smb1_message does not
+    /// set: the file of the last NT create, read, write or close handled, whichever command this response answers.
+    fn smb1_current_file_data(&mut self, ctx: &mut Ctx, mid: u64, cmd: &mut Cmd, offset: u64, data: &[u8]) {
+        match self.smb1_current_file {
+            Some(CurrentFile::Filed { fid, serial }) => {
+                let mut current = Cmd { file: Ref::Filed(fid), tree: None, create_options: 0, file_serial: serial };
+                self.file_data(ctx, &mut current, offset, data, false);
+            }
+            Some(CurrentFile::OfCommand(of)) if of == mid => self.file_data(ctx, cmd, offset, data, false),
+            Some(CurrentFile::OfCommand(of)) => {
+                if let Some(mut other) = self.pending.remove(&of) {
+                    self.file_data(ctx, &mut other, offset, data, false);
+                    self.pending.insert(of, other);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// The command's file, filed under `fid` by `set_current_file`, becomes the current file.
+    fn smb1_set_current_filed(&mut self, cmd: &Cmd, fid: u64) {
+        self.smb1_current_file = Some(CurrentFile::Filed { fid, serial: cmd.file_serial });
+    }
+
     /// smb1-main.zeek's `smb1_message` at priority 5: the header's tree filed if new, the command of the multiplex
     /// id (a new one refers to the header's tree and a fresh file).
     pub(super) fn begin_smb1(&mut self, ts: f64, h: &Header) -> Cmd {
@@ -814,6 +846,7 @@ impl State {
                 file.action = Some(Action::FileOpen);
                 cmd.file = Ref::Own(file);
                 cmd.file_serial = 0;
+                self.smb1_current_file = Some(CurrentFile::OfCommand(u64::from(h.mid)));
             }
             Event::NtCreateResponse { fid, size, times } => {
                 let fid = u64::from(fid);
@@ -833,10 +866,12 @@ impl State {
                 file.serial = self.next_serial;
                 cmd.file_serial = file.serial;
                 self.fid_map.insert(fid, file.clone());
+                self.smb1_set_current_filed(cmd, fid);
                 self.write_file_log(ctx, &file);
             }
             Event::ReadRequest { fid, offset } => {
                 self.set_current_file(cmd, u64::from(fid), ctx.ts);
+                self.smb1_set_current_filed(cmd, u64::from(fid));
                 let path = self.current_tree_path(h);
                 if let Some(file) = self.referenced_file_mut(cmd) {
                     file.action = Some(Action::FileRead);
@@ -855,11 +890,12 @@ impl State {
                 let data = data.unwrap_or_default();
                 if !is_pipe && !data.is_empty() {
                     let offset = self.read_offsets.remove(&u64::from(h.mid)).unwrap_or(0);
-                    self.file_data(ctx, cmd, offset, data, false);
+                    self.smb1_current_file_data(ctx, u64::from(h.mid), cmd, offset, data);
                 }
             }
             Event::WriteRequest { fid, offset, data } => {
                 self.set_current_file(cmd, u64::from(fid), ctx.ts);
+                self.smb1_set_current_filed(cmd, u64::from(fid));
                 let path = self.current_tree_path(h);
                 if let Some(file) = self.referenced_file_mut(cmd) {
                     file.action = Some(Action::FileWrite);
@@ -874,6 +910,7 @@ impl State {
             Event::CloseRequest { fid } => {
                 let fid = u64::from(fid);
                 self.set_current_file(cmd, fid, ctx.ts);
+                self.smb1_set_current_filed(cmd, fid);
                 if let Some(file) = self.referenced_file_mut(cmd) {
                     file.action = Some(Action::FileClose);
                 }
@@ -885,6 +922,7 @@ impl State {
                     self.write_file_log(ctx, &file);
                     // `file_mgr->EndOfFile`: the closed record is still the current file.
                     cmd.file = Ref::Own(file);
+                    self.smb1_current_file = Some(CurrentFile::OfCommand(u64::from(h.mid)));
                 }
                 self.end_file(ctx, cmd, None);
             }

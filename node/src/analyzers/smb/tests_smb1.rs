@@ -714,3 +714,34 @@ fn an_smb1_negotiate_followed_by_smb2() {
     assert_eq!((&mixed.0, &mixed.1, &mixed.2), (&smb2_only.0, &smb2_only.1, &smb2_only.2));
     assert_eq!(mixed.0.len(), 2);
 }
+
+/// Two files read at once: a read response's data goes to `c$smb_state$current_file`, the file of the last read
+/// request, not the one its own request named (smb1_message does not set the current file), as Zeek does.
+#[test]
+fn a_read_response_feeds_the_current_file() {
+    let messages = vec![
+        (CLIENT, negotiate_request()),
+        (CLIENT, nt_create_request(2, 1, "a.txt")),
+        (SERVER, nt_create_response(2, 1, 1, 8, filetime(1_466_000_000))),
+        (CLIENT, nt_create_request(3, 1, "b.txt")),
+        (SERVER, nt_create_response(3, 1, 2, 8, filetime(1_466_000_000))),
+        (CLIENT, read_request(4, 1, 1, 0)),
+        (CLIENT, read_request(5, 1, 2, 4)),
+        (SERVER, read_response(4, 1, b"AAAA")),
+        (SERVER, read_response(5, 1, b"BBBB")),
+    ];
+    let (_, _, _, h) = run(&timed(messages.clone()));
+    let files: Vec<(String, String, String)> = h
+        .logged("files")
+        .iter()
+        .map(|r| ["filename", "seen_bytes", "missing_bytes"].map(|n| r.get(n).unwrap().to_tsv()).into())
+        .collect();
+    // b.txt's file has a.txt's bytes at b's offset 0 and its own at 4; a.txt's file never began.
+    assert_eq!(files, [("b.txt".to_string(), "8".to_string(), "0".to_string())]);
+    // Answered in turn, each response feeds its own file.
+    let mut in_turn = messages;
+    in_turn.swap(6, 7);
+    let (_, _, _, h) = run(&timed(in_turn));
+    let names: Vec<String> = h.logged("files").iter().map(|r| r.get("filename").unwrap().to_tsv()).collect();
+    assert_eq!(names.len(), 2);
+}
