@@ -812,20 +812,39 @@ impl State {
                 }
                 let service = text(ctx, service);
                 let native_file_system = native_file_system.map(|t| text(ctx, t)).filter(|s| !s.is_empty());
-                let mut tree = match cmd.tree.take() {
-                    Some(Ref::Own(tree)) => tree,
-                    Some(Ref::Filed(other)) => {
-                        self.tid_map.get(&other).cloned().unwrap_or_else(|| TreeInfo::new(ctx.ts))
+                let update = |tree: &mut TreeInfo| {
+                    if service == "IPC" {
+                        tree.share_type = "PIPE".into();
                     }
-                    None => TreeInfo::new(ctx.ts),
+                    tree.service = Some(service.clone());
+                    if native_file_system.is_some() {
+                        tree.native_file_system = native_file_system.clone();
+                    }
                 };
-                if service == "IPC" {
-                    tree.share_type = "PIPE".into();
-                }
-                tree.service = Some(service);
-                if native_file_system.is_some() {
-                    tree.native_file_system = native_file_system;
-                }
+                let tree = match cmd.tree.take() {
+                    Some(Ref::Own(mut tree)) => {
+                        update(&mut tree);
+                        tree
+                    }
+                    // The request was not seen: the command refers to the tree its own header's tree id filed,
+                    // which the handler changes in place before filing it under the response's tree id too.
+                    Some(Ref::Filed(other)) => match self.tid_map.get_mut(&other) {
+                        Some(filed) => {
+                            update(filed);
+                            filed.clone()
+                        }
+                        None => {
+                            let mut tree = TreeInfo::new(ctx.ts);
+                            update(&mut tree);
+                            tree
+                        }
+                    },
+                    None => {
+                        let mut tree = TreeInfo::new(ctx.ts);
+                        update(&mut tree);
+                        tree
+                    }
+                };
                 ctx.log(&MAPPING_LOG, tree.record(ctx));
                 self.tid_map.insert(tid, tree);
                 cmd.tree = Some(Ref::Filed(tid));
