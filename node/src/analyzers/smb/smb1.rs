@@ -341,10 +341,11 @@ impl<'a, 'e> Parser<'a, 'e> {
         match word_count {
             0x01 => r.skip(2),
             0x0d => {
-                // security flags, max buffer size, max mpx count, max vcs, raw mode, session key; SMB_time and
-                // SMB_date are three 16-bit fields each in the grammar; time zone.
+                // security flags, max buffer size, max mpx count, max vcs, raw mode, session key, server time and
+                // date (16 bits each, as the newest grammar reads them: Zeek's `smb1-negotiate-lanman` baseline), time
+                // zone.
                 let mut lanman = self.record(r.pos(), "SMB1_negotiate_lanman_response");
-                lanman.skip(2 * 5 + 4 + 6 + 6 + 2)?;
+                lanman.skip(2 * 5 + 4 + 2 + 2 + 2)?;
                 let key_len = usize::from(lanman.u16()?);
                 lanman.skip(2 + 2)?;
                 lanman.skip(key_len)?;
