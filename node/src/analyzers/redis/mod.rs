@@ -112,13 +112,18 @@ impl Redis {
         }
     }
 
-    /// A violation: Zeek's DPD removes the analyzer, and main.zeek marks its state.
-    fn stop(&mut self, ctx: &mut Ctx, reason: String) {
+    /// A violation: Zeek's DPD removes the analyzer, and main.zeek marks its state. A parse error inside a
+    /// delivery carries it as analyzer.log's `failure_data` (Spicy's `Process` passes the data it was given); one at
+    /// the end of a direction has none (`Finish` passes none).
+    fn stop(&mut self, ctx: &mut Ctx, reason: String, delivery: Option<&[u8]>) {
         self.stopped = true;
         self.client = Side::Ended;
         self.server = Side::Ended;
         self.script.violation();
-        ctx.violation(reason);
+        match delivery {
+            Some(data) => ctx.violation_with_data(reason, data),
+            None => ctx.violation(reason),
+        }
     }
 
     /// The events of one client unit, in redis.evt's order.
@@ -158,15 +163,15 @@ impl Redis {
         };
         let mut events = Vec::new();
         parser.feed(data, &mut events);
-        self.client_events(ctx, events);
+        self.client_events(ctx, events, data);
     }
 
-    fn client_events(&mut self, ctx: &mut Ctx, events: Vec<ClientEvent>) {
+    fn client_events(&mut self, ctx: &mut Ctx, events: Vec<ClientEvent>, delivery: &[u8]) {
         for event in events {
             match event {
                 ClientEvent::Command(cmd) => self.command(ctx, &cmd),
                 ClientEvent::Error(e) => {
-                    self.stop(ctx, e);
+                    self.stop(ctx, e, Some(delivery));
                     return;
                 }
             }
@@ -178,7 +183,7 @@ impl Redis {
             Side::Ended => return,
             Side::NotStarted => {
                 if matches!(self.client, Side::NotStarted) {
-                    self.stop(ctx, "Server responses must come after a client request is seen".into());
+                    self.stop(ctx, "Server responses must come after a client request is seen".into(), Some(data));
                     return;
                 }
                 self.server = Side::Parsing(ServerParser::new(self.limits));
@@ -205,7 +210,7 @@ impl Redis {
             if let Side::Parsing(p) = &mut self.client
                 && let Some(e) = p.finish()
             {
-                self.stop(ctx, e);
+                self.stop(ctx, e, None);
                 return;
             }
             self.client = Side::Ended;
@@ -220,7 +225,7 @@ impl Redis {
                 self.reply(ctx, reply);
             }
             if let Some(e) = failure {
-                self.stop(ctx, e);
+                self.stop(ctx, e, None);
             }
         }
     }

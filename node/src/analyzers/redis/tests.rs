@@ -68,7 +68,7 @@ fn violations(h: &Harness) -> Vec<&str> {
     h.actions
         .iter()
         .filter_map(|a| match a {
-            Action::Violation(r) => Some(r.as_str()),
+            Action::Violation(r, _) => Some(r.as_str()),
             _ => None,
         })
         .collect()
@@ -1051,4 +1051,26 @@ fn client_reply_off_two_connections_through_the_engine() {
             r("61212", "PING", "-"),
         ]
     );
+}
+
+/// analyzer.log's `failure_data`: a parse error inside a delivery carries that delivery (Spicy's `Process`), one at
+/// the end of a direction carries nothing (`Finish`).
+#[test]
+fn violations_carry_the_delivery_they_happened_in() {
+    let failure_data = |h: &Harness| -> Vec<Option<Vec<u8>>> {
+        h.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Violation(_, data) => Some(data.as_deref().map(<[u8]>::to_vec)),
+                _ => None,
+            })
+            .collect()
+    };
+    let bad = [cmd(&[b"GET", b"x"]), b"*1\r\n:1\r\n".to_vec()].concat();
+    let h = run(&[(true, cmd(&[b"PING"])), (false, simple("PONG")), (true, bad.clone())]);
+    assert_eq!(failure_data(&h), [Some(bad)]);
+    let h = run(&[(false, simple("OK"))]);
+    assert_eq!(failure_data(&h), [Some(simple("OK"))]);
+    let h = run(&[(true, cmd(&[b"PING"])), (false, simple("PONG")), (true, b"*2\r\n$3\r\nGET".to_vec())]);
+    assert_eq!(failure_data(&h), [None]);
 }

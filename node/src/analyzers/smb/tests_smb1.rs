@@ -592,7 +592,7 @@ fn malformed_messages_are_violations() {
         assert!(mapping.is_empty());
         assert_eq!(
             actions,
-            [EngineAction::Violation(format!("Binpac exception: binpac exception: {reason}"))],
+            [EngineAction::Violation(format!("Binpac exception: binpac exception: {reason}"), None)],
             "{broken:02x?}"
         );
     }
