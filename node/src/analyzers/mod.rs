@@ -513,6 +513,17 @@ pub(crate) mod testing {
             self.records.iter().filter(|r| r.schema.path == path).collect()
         }
 
+        /// The reasons of the violations the analyzer reported, in order.
+        pub fn violations(&self) -> Vec<&str> {
+            self.actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Violation(reason, _) => Some(reason.as_str()),
+                    _ => None,
+                })
+                .collect()
+        }
+
         /// The columns after `id` of each record written to `path`, as TSV.
         pub fn columns(&self, path: &str) -> Vec<Vec<String>> {
             self.logged(path).iter().map(|r| r.values[6..].iter().map(Value::to_tsv).collect()).collect()

@@ -11,10 +11,6 @@ fn weirds(h: &Harness) -> Vec<&str> {
     h.weirds.iter().map(|w| w.name.as_str()).collect()
 }
 
-fn violations(h: &Harness) -> Vec<&str> {
-    h.actions.iter().filter_map(|a| if let Action::Violation(r, _) = a { Some(r.as_str()) } else { None }).collect()
-}
-
 /// Runs the analyzer over `deliveries` (originator or not, bytes), ending both directions when `end`.
 fn run(deliveries: &[(bool, &[u8])], end: bool) -> Harness {
     let mut h = Harness::new(Proto::Tcp, 6667);
@@ -159,11 +155,11 @@ fn malformed_lines_are_violations_and_end_the_analysis() {
         (b":srv 1234 x\r\n", "invalid reply number"),
     ] {
         let h = run(&[(true, line), (true, b"NICK after\r\n")], true);
-        assert_eq!(violations(&h), [reason], "{:?}", String::from_utf8_lossy(line));
+        assert_eq!(h.violations(), [reason], "{:?}", String::from_utf8_lossy(line));
         assert!(rows(&h).is_empty() && h.weirds.is_empty(), "nothing after the violation, no weird unconfirmed");
     }
     let h = run(&[(true, b"NICK a\r\n"), (false, b":srv 12x bad\r\n"), (true, b"NICK b\r\n")], true);
-    assert_eq!((violations(&h), weirds(&h)), (vec!["invalid reply number"], vec!["irc_invalid_reply_number"]));
+    assert_eq!((h.violations(), weirds(&h)), (vec!["invalid reply number"], vec!["irc_invalid_reply_number"]));
     assert_eq!(rows(&h).len(), 1);
 }
 
@@ -171,11 +167,11 @@ fn malformed_lines_are_violations_and_end_the_analysis() {
 fn the_twenty_first_overlong_command_is_a_violation() {
     let long = b"ABCDEFGHIJKLMNOPQRSTU x\r\n".repeat(21);
     let h = run(&[(true, b"NICK a\r\n"), (true, &long[..long.len() - 25])], true);
-    assert_eq!((weirds(&h).len(), violations(&h).len()), (20, 0));
+    assert_eq!((weirds(&h).len(), h.violations().len()), (20, 0));
     let h = run(&[(true, b"NICK a\r\n"), (true, &long)], true);
     assert_eq!(weirds(&h).iter().filter(|w| **w == "irc_invalid_command").count(), 21);
     assert_eq!(weirds(&h).last(), Some(&"irc_too_many_invalid"));
-    assert_eq!(violations(&h), ["too many long lines"]);
+    assert_eq!(h.violations(), ["too many long lines"]);
 }
 
 #[test]

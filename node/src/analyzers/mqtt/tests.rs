@@ -133,16 +133,6 @@ fn run(deliveries: &[(f64, bool, Vec<u8>)]) -> Harness {
     run_with(&mut Mqtt::default(), deliveries, 200.0)
 }
 
-fn violations(h: &Harness) -> Vec<&str> {
-    h.actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Violation(r, _) => Some(r.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn connect_and_connack_write_the_connect_record() {
     let will = ConnectMsg {
@@ -356,7 +346,7 @@ fn bad_remaining_lengths_are_violations() {
     }
     // The length array running to the end of the delivery: a length of 0, which a PUBLISH cannot be.
     let h = run(&[(1.0, true, vec![0x30, 0x80])]);
-    assert_eq!(violations(&h), ["Binpac exception: binpac exception: out_of_bound: MQTT_string:len: 2 > 0"]);
+    assert_eq!(h.violations(), ["Binpac exception: binpac exception: out_of_bound: MQTT_string:len: 2 > 0"]);
     // Empty commands parse with any length byte missing.
     let h = run(&[(1.0, true, vec![0xc0]), (1.1, false, vec![0xd0]), (1.2, true, vec![0xf0, 0x00])]);
     assert!(h.actions.is_empty());
@@ -381,7 +371,7 @@ fn a_pdu_split_at_any_byte_is_cut_short() {
         let (first, second) = message.split_at(at);
         let h = run(&[(1.0, true, first.to_vec()), (1.1, true, second.to_vec()), (1.2, false, id_only(4, 3))]);
         assert!(h.logged("mqtt_publish").is_empty(), "split at {at}");
-        let reason = violations(&h);
+        let reason = h.violations();
         assert_eq!(reason.len(), 1, "split at {at}");
         assert!(reason[0].starts_with("Binpac exception: binpac exception: out_of_bound: "), "split at {at}");
     }
@@ -559,7 +549,7 @@ fn mutated_and_truncated_sessions_never_panic() {
             }
         }
         let h = run(&mutated);
-        assert!(violations(&h).len() <= 1);
+        assert!(h.violations().len() <= 1);
     }
     for _ in 0..2000 {
         let bytes: Vec<u8> = (0..rng.next() % 64).map(|_| rng.next() as u8).collect();

@@ -64,16 +64,6 @@ fn run(deliveries: &[(bool, Vec<u8>)]) -> Harness {
     run_with(&mut Redis::default(), deliveries)
 }
 
-fn violations(h: &Harness) -> Vec<&str> {
-    h.actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Violation(r, _) => Some(r.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn confirmed(h: &Harness) -> bool {
     h.actions.contains(&Action::Confirm("redis"))
 }
@@ -348,7 +338,7 @@ fn pipelined_baselines() {
         ]
     );
     assert!(confirmed(&h));
-    assert!(violations(&h).is_empty());
+    assert!(h.violations().is_empty());
 }
 
 fn client_reply(mode: &[u8]) -> Vec<u8> {
@@ -595,7 +585,7 @@ fn almost_redis_baseline() {
     assert_eq!(h.columns("redis"), [row(["AUTH", "-", "-", "T", "OK"]), row(["PING", "-", "-", "T", "OK"])]);
     assert!(confirmed(&h));
     assert_eq!(
-        violations(&h),
+        h.violations(),
         ["successful synchronization never confirmed: no matching case in switch statement for value '78'"]
     );
 }
@@ -606,7 +596,7 @@ fn almost_redis_baseline() {
 fn start_with_server_baseline() {
     let h = run(&[(false, simple("OK")), (true, cmd(&[b"PING"])), (false, simple("PONG"))]);
     assert!(h.columns("redis").is_empty());
-    assert_eq!(violations(&h), ["Server responses must come after a client request is seen"]);
+    assert_eq!(h.violations(), ["Server responses must come after a client request is seen"]);
     assert!(!confirmed(&h));
 }
 
@@ -620,7 +610,7 @@ fn element_object_exhaustion_baseline() {
     let h =
         run_with(&mut Redis::with_limits(limited, 10_000), &[(true, b"PING\r\n".to_vec()), (false, response.clone())]);
     assert_eq!(h.columns("redis"), [row(["PING", "-", "-", "T", "null"])]);
-    assert_eq!(violations(&h), ["successful synchronization never confirmed: too many elements 1000 > 500"]);
+    assert_eq!(h.violations(), ["successful synchronization never confirmed: too many elements 1000 > 500"]);
 
     // The default limit takes the array whole, rendered up to 250 bytes.
     let h = run(&[(true, b"PING\r\n".to_vec()), (false, response)]);
@@ -628,7 +618,7 @@ fn element_object_exhaustion_baseline() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0][4].len(), 250);
     assert!(rows[0][4].starts_with("[null, null, "));
-    assert!(violations(&h).is_empty());
+    assert!(h.violations().is_empty());
 }
 
 #[test]
@@ -722,11 +712,11 @@ fn the_end_writes_what_is_pending() {
         (true, [cmd(&[b"GET", b"x"]), b"*1\r\n:1\r\n".to_vec()].concat()),
     ]);
     assert_eq!(h.columns("redis"), [row(["PING", "-", "-", "T", "PONG"])]);
-    assert_eq!(violations(&h).len(), 1);
+    assert_eq!(h.violations().len(), 1);
     // A client cut short inside a command at the end: a violation too.
     let h = run(&[(true, cmd(&[b"PING"])), (false, simple("PONG")), (true, b"*2\r\n$3\r\nGET".to_vec())]);
     assert_eq!(h.columns("redis"), [row(["PING", "-", "-", "T", "PONG"])]);
-    assert_eq!(violations(&h), ["expected more data: end of client data reached inside a unit"]);
+    assert_eq!(h.violations(), ["expected more data: end of client data reached inside a unit"]);
 }
 
 #[test]
@@ -739,7 +729,7 @@ fn a_gap_ends_its_direction_silently() {
     h.deliver(&mut redis, false, b"lo\r\n+OK\r\n");
     h.deliver(&mut redis, true, &cmd(&[b"GET", b"j"]));
     h.finish(&mut redis);
-    assert!(violations(&h).is_empty());
+    assert!(h.violations().is_empty());
     assert!(h.columns("redis").is_empty(), "no reply was ever counted");
 }
 

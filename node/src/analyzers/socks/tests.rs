@@ -32,16 +32,6 @@ fn rows(h: &Harness) -> Vec<Vec<String>> {
     h.timed_columns("socks")
 }
 
-fn violations(h: &Harness) -> Vec<&str> {
-    h.actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Violation(reason, _) => Some(reason.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// tunnel.log's lines as (ts, id.orig_p, id.resp_p, tunnel_type, action).
 fn tunnels(h: &Harness) -> Vec<[String; 5]> {
     let columns = ["ts", "id.orig_p", "id.resp_p", "tunnel_type", "action"];
@@ -181,7 +171,7 @@ fn no_acceptable_method() {
 fn socks4_replies_are_read_as_zeek_reads_them() {
     let request: &[u8] = &[4, 1, 0, 80, 192, 0, 2, 10, b'b', b'o', b'b', 0];
     let h = run(&[(true, request), (false, &[0, 0x5a, 0, 0, 0, 0, 0, 0])]);
-    assert_eq!(violations(&h), ["unsupported/unknown SOCKS version 0"]);
+    assert_eq!(h.violations(), ["unsupported/unknown SOCKS version 0"]);
     assert!(rows(&h).is_empty());
     assert_eq!(tunnels(&h), [["100.000000", "0", "1080", "Tunnel::SOCKS", "Tunnel::DISCOVER"].map(String::from)]);
 
@@ -251,7 +241,7 @@ fn a_message_split_at_any_byte_is_what_binpac_makes_of_it() {
                 let h = run(&deliveries);
                 let what = format!("message {i} split at {at}");
                 assert!(rows(&h).is_empty(), "{what}");
-                assert_eq!(violations(&h).len(), 1, "{what}");
+                assert_eq!(h.violations().len(), 1, "{what}");
                 assert!(!h.actions.contains(&hand_over()), "{what}");
             }
         }
@@ -293,12 +283,12 @@ fn malformed_messages_are_violations() {
         deliveries.push((true, message));
         deliveries.push((false, BOUND_V4));
         let h = run(&deliveries);
-        assert_eq!(violations(&h), [reason], "{message:?}");
+        assert_eq!(h.violations(), [reason], "{message:?}");
         assert!(rows(&h).is_empty() && h.logged("tunnel").is_empty(), "{message:?}");
         assert!(!h.actions.contains(&Action::Confirm("socks")), "nothing is read after a violation");
     }
     assert_eq!(
-        violations(&run(&[(true, GREETING), (false, NO_AUTH), (true, CONNECT_BY_NAME), (false, &[5, 0, 0, 4, 1])])),
+        run(&[(true, GREETING), (false, NO_AUTH), (true, CONNECT_BY_NAME), (false, &[5, 0, 0, 4, 1])]).violations(),
         ["Binpac exception: binpac exception: out_of_bound: SOCKS5_Reply:bound"]
     );
 }
