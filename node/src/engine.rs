@@ -363,6 +363,15 @@ impl Engine {
         }
     }
 
+    /// A weird raised for this engine by whoever reassembled fragments before sharding packets over engines
+    /// (`runner::shard_of`): reported as if this engine had reassembled the datagram itself, at the fragment's
+    /// time, so several threads or workers write the weird.log of one engine.
+    #[cold]
+    pub fn report_capture_weird(&mut self, ts: f64, weird: PacketWeird) {
+        self.advance_time(ts);
+        self.core.packet_weird(ts, weird, false);
+    }
+
     /// Moves network time forward (timers fire as they would for a packet at `ts`). A cluster worker that skips
     /// the packets of other shards calls this for them, so its timers run on the same clock as a standalone run.
     pub fn advance_time(&mut self, ts: f64) {

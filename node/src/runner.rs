@@ -3,6 +3,7 @@
 //! `-i af_packet::IFACE` there is no dispatcher: each analysis thread reads its own AF_PACKET socket, and the
 //! kernel's fanout hash does the sharding.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -14,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::capture::{CaptureError, CaptureStats, Next, PcapSource};
 use crate::config::AnalysisConfig;
 use crate::conn::ConnKey;
-use crate::decode::{LinkType, Reassembler, decode_ip, decode_link};
+use crate::decode::{LinkType, PacketWeird, Reassembler, decode_ip, decode_link};
 use crate::engine::{Engine, EngineStats};
 use crate::exchange::{ExpectationPort, SharedExpectations};
 use crate::logs::{LogRecord, LogSink};
@@ -346,8 +347,17 @@ struct Batch {
     data: Vec<u8>,
     /// (time, link type, start in `data`, length, length on the wire when known).
     packets: Vec<(f64, LinkType, usize, usize, Option<usize>)>,
+    /// Weirds of the reader's fragment reassembly for this thread: (how many of `packets` come before it, time,
+    /// weird).
+    weirds: Vec<(usize, f64, PacketWeird)>,
     /// After these packets, the thread has had every packet before this packet time it will get.
     mark: Option<f64>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.packets.is_empty() && self.weirds.is_empty()
+    }
 }
 
 /// Packet time between the marks the reader sends every analysis thread (they bound how long a new connection is
@@ -384,6 +394,7 @@ fn run_sharded(
 
     let mut summary = RunSummary::default();
     let mut frags = Reassembler::default();
+    let mut frag_weirds = Vec::new();
     let mut batches: Vec<Batch> = (0..threads).map(|_| Batch::default()).collect();
     let mut n = 0u64;
     let mut records = 0u64;
@@ -403,7 +414,12 @@ fn run_sharded(
                     }
                     next_mark = p.ts + MARK_EVERY;
                 }
-                let (shard, data, plink, wire_len) = match shard_of(link, p.ts, p.data, threads, &mut frags) {
+                let sharded = shard_of(link, p.ts, p.data, threads, &mut frags, &mut frag_weirds);
+                for w in frag_weirds.drain(..) {
+                    let b = &mut batches[weird_shard(&w, threads)];
+                    b.weirds.push((b.packets.len(), p.ts, w));
+                }
+                let (shard, data, plink, wire_len) = match sharded {
                     Some(Shard::Whole(s)) => (s, None, link, p.wire_len),
                     Some(Shard::Reassembled(s, whole)) => (s, Some(whole), LinkType::Raw, None),
                     None => continue,
@@ -421,7 +437,7 @@ fn run_sharded(
             Next::Idle => {
                 idle = true;
                 for (i, b) in batches.iter_mut().enumerate() {
-                    if !b.packets.is_empty() {
+                    if !b.is_empty() {
                         let _ = senders[i].send(std::mem::take(b));
                     }
                 }
@@ -450,7 +466,7 @@ fn run_sharded(
         p.capture(&c);
     }
     for (i, b) in batches.into_iter().enumerate() {
-        if !b.packets.is_empty() {
+        if !b.is_empty() {
             let _ = senders[i].send(b);
         }
     }
@@ -640,8 +656,15 @@ fn analysis_thread(
     mut publisher: Option<Publisher>,
 ) -> EngineStats {
     for batch in rx.iter() {
-        for &(ts, link, start, len, wire_len) in &batch.packets {
+        let mut weirds = batch.weirds.into_iter().peekable();
+        for (i, &(ts, link, start, len, wire_len)) in batch.packets.iter().enumerate() {
+            while let Some((_, ts, w)) = weirds.next_if(|(before, _, _)| *before <= i) {
+                engine.report_capture_weird(ts, w);
+            }
             analyse(&mut engine, &mut port, Frame { ts, link, data: &batch.data[start..start + len], wire_len });
+        }
+        for (_, ts, w) in weirds {
+            engine.report_capture_weird(ts, w);
         }
         if let (Some(port), Some(before)) = (port.as_mut(), batch.mark) {
             port.mark(&mut engine, before);
@@ -669,18 +692,40 @@ pub enum Shard {
 }
 
 /// Picks the analysis thread for a packet: both directions of a flow hash the same. Fragments are
-/// reassembled here first, so every piece of a datagram reaches the thread that owns its flow.
-pub fn shard_of(link: LinkType, ts: f64, frame: &[u8], n: usize, frags: &mut Reassembler) -> Option<Shard> {
+/// reassembled here first, so every piece of a datagram reaches the thread that owns its flow; the weirds that
+/// reassembly raises (`src/Frag.cc`'s, flow weirds between the two hosts) are pushed to `weirds`, for the thread
+/// [`weird_shard`] names to report.
+pub fn shard_of(
+    link: LinkType,
+    ts: f64,
+    frame: &[u8],
+    n: usize,
+    frags: &mut Reassembler,
+    weirds: &mut Vec<PacketWeird>,
+) -> Option<Shard> {
     let Ok(ip_bytes) = decode_link(link, frame) else { return Some(Shard::Whole(0)) };
     let Ok(ip) = decode_ip(ip_bytes, false) else { return Some(Shard::Whole(0)) };
-    // A fragment the capture cut is not reassembled: the engine reports it (and analyses a first one as it is).
-    if ip.frag.is_some() && !ip.incompletely_captured() {
-        let whole = frags.add(ts, &ip)?;
-        let ip = decode_ip(&whole, false).ok()?;
-        let shard = flow_shard(&ip, n);
-        return Some(Shard::Reassembled(shard, whole));
+    let Some(frag) = ip.frag else { return Some(Shard::Whole(flow_shard(&ip, n))) };
+    if ip.incompletely_captured() {
+        // Not reassembled: the engine reports it, and analyses a first fragment (whose ports are there) as it is.
+        // A later fragment is only its weird, which belongs with the rest of the pair's.
+        let shard = if frag.offset == 0 { flow_shard(&ip, n) } else { host_pair_shard(ip.src, ip.dst, n) };
+        return Some(Shard::Whole(shard));
     }
-    Some(Shard::Whole(flow_shard(&ip, n)))
+    let whole = frags.add_reporting(ts, &ip, &mut |w| weirds.push(w))?;
+    let ip = decode_ip(&whole, false).ok()?;
+    let shard = flow_shard(&ip, n);
+    Some(Shard::Reassembled(shard, whole))
+}
+
+/// The thread that reports a weird the sharding reassembly raised: the one its host pair hashes to, so that the
+/// weird framework's once-per-pair rules see every weird of a pair, as a single engine would.
+pub fn weird_shard(weird: &PacketWeird, n: usize) -> usize {
+    weird.hosts.map_or(0, |(src, dst)| host_pair_shard(src, dst, n))
+}
+
+fn host_pair_shard(src: IpAddr, dst: IpAddr, n: usize) -> usize {
+    (ConnKey::new(src, 0, dst, 0, 0).symmetric_hash() % n as u64) as usize
 }
 
 /// The shard of a datagram's flow: a symmetric hash of the 5-tuple.

@@ -671,3 +671,16 @@ fn truncated_ip_len_is_reported_alike_in_a_cluster() {
     let weirds = std::fs::read_to_string(standalone.join("weird.log")).unwrap_or_default();
     assert!(weirds.contains("truncated_IP_len"), "standalone weird.log:\n{weirds}");
 }
+
+/// Fragments are reassembled by each worker before it shards packets, so the reassembly's weirds are reported by
+/// the worker that owns the pair of hosts: the cluster's weird.log is the standalone one.
+#[test]
+fn fragment_weirds_are_reported_alike_in_a_cluster() {
+    let _one = serial();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = dir.path().join("fragments.pcap");
+    support::write_pcap(&trace, &support::overlapping_fragments(12));
+    let (records, differences) = standalone_and_cluster_differences("fragments", &trace, &["-C"]);
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    assert!(records >= 24, "12 fragment_overlap weirds and 12 connections compared, not {records} records");
+}

@@ -22,7 +22,7 @@ use zeek_node::exchange::SharedExpectations;
 use zeek_node::logs::LogRecord;
 use zeek_node::runner::{Shard, flow_shard, shard_of};
 
-use support::{masked_records, node_binary, oracle_root, record_diff, trace_of};
+use support::{masked_records, node_binary, oracle_root, overlapping_fragments, record_diff, trace_of, write_pcap};
 
 /// Cases with many connections, tunnels, fragments, VLAN/MPLS and both address families.
 const CASES: &[&str] = &[
@@ -135,7 +135,7 @@ fn services_with_engines(trace: &Path, engines: usize) -> Vec<(String, String)> 
     let mut frags = zeek_node::decode::Reassembler::default();
     let mut records: Vec<LogRecord> = Vec::new();
     while let Next::Packet(p) = source.next_packet().expect("reads the trace") {
-        let (i, frame) = match shard_of(link, p.ts, p.data, engines.len(), &mut frags) {
+        let (i, frame) = match shard_of(link, p.ts, p.data, engines.len(), &mut frags, &mut Vec::new()) {
             Some(Shard::Whole(i)) => (i, p.data.to_vec()),
             other => panic!("the FTP trace has no fragments: {}", other.is_some()),
         };
@@ -238,4 +238,25 @@ fn flow_shard_spreads_flows() {
         used[shard(&datagram(client, port, server, 443, 6), 4)] = true;
     }
     assert!(used.iter().all(|&u| u), "64 flows should reach all 4 threads: {used:?}");
+}
+
+/// The reader reassembles fragments before it shards packets over threads, so the weirds of that reassembly
+/// (`fragment_overlap` here) are raised there: they must reach weird.log as with one thread, once per host pair as
+/// the weird framework has it, with the reassembled datagrams' connections as they were.
+#[test]
+fn fragment_weirds_are_logged_alike_with_threads() {
+    let frames = overlapping_fragments(16);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = dir.path().join("fragments.pcap");
+    write_pcap(&trace, &frames);
+
+    let weirds = |threads| masked_records(&analyse(&trace, threads).path().join("weird.log"), UID_COLUMNS);
+    let one = weirds(1);
+    assert_eq!(one.len(), 16, "one fragment_overlap per host pair: {one:#?}");
+    assert!(one.iter().all(|r| r.contains("\tfragment_overlap\t")), "{one:#?}");
+    for threads in [2, 3] {
+        let diff = record_diff("1 thread", &one, &format!("{threads} threads"), &weirds(threads));
+        assert!(diff.is_empty(), "weird.log differs with {threads} threads:\n{diff}");
+        assert_eq!(conn_records(&trace, threads), conn_records(&trace, 1), "conn.log with {threads} threads");
+    }
 }

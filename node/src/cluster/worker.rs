@@ -16,7 +16,7 @@ use crate::detect::cluster::{SharedRuntime, WorkerTap};
 use crate::engine::{Engine, EngineStats};
 use crate::exchange::{Poster, SharedExpectations};
 use crate::logs::{LogRecord, LogSink};
-use crate::runner::{self, Input, LiveStats, RunOptions, RunSummary, Shard, shard_of};
+use crate::runner::{self, Input, LiveStats, RunOptions, RunSummary, Shard, shard_of, weird_shard};
 
 use super::data::{Data, Event};
 use super::node::{Node, Received, lock};
@@ -406,6 +406,7 @@ impl<'a> ShardRun<'a> {
         engine.share_expectations(true);
         self.link(&mut engine, self.synchronised());
         let mut frags = Reassembler::default();
+        let mut frag_weirds = Vec::new();
         let mut summary = RunSummary::default();
         let mut seen = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
@@ -416,7 +417,11 @@ impl<'a> ShardRun<'a> {
                         self.wait(gate, p.ts, &mut engine, sink, &mut summary.records)?;
                     }
                     self.receive(&mut engine, p.ts);
-                    match shard_of(link, p.ts, p.data, self.n, &mut frags) {
+                    let sharded = shard_of(link, p.ts, p.data, self.n, &mut frags, &mut frag_weirds);
+                    for w in frag_weirds.drain(..).filter(|w| weird_shard(w, self.n) == self.k) {
+                        engine.report_capture_weird(p.ts, w);
+                    }
+                    match sharded {
                         Some(Shard::Whole(s)) if s == self.k => {
                             self.analyse(&mut engine, p.ts, link, p.data, p.wire_len)
                         }

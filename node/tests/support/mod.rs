@@ -92,3 +92,34 @@ pub fn write_pcap(path: &Path, frames: &[(f64, Vec<u8>)]) {
     }
     std::fs::write(path, out).expect("write pcap");
 }
+
+/// An Ethernet frame with an IPv4 UDP fragment of datagram `id` from 10.0.`pair`.1 to 10.1.`pair`.2 (checksums
+/// are not checked: the runs use `-C`).
+fn fragment_frame(pair: u8, id: u16, offset: usize, more: bool, data: &[u8]) -> Vec<u8> {
+    let total = u16::try_from(20 + data.len()).expect("small fragment").to_be_bytes();
+    let flags = (u16::try_from(offset / 8).expect("small offset") | if more { 0x2000 } else { 0 }).to_be_bytes();
+    let id = id.to_be_bytes();
+    let mut frame = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00];
+    frame.extend_from_slice(&[0x45, 0, total[0], total[1], id[0], id[1], flags[0], flags[1], 64, 17, 0, 0]);
+    frame.extend_from_slice(&[10, 0, pair, 1, 10, 1, pair, 2]);
+    frame.extend_from_slice(data);
+    frame
+}
+
+/// Two UDP datagrams for each of `pairs` host pairs, a second apart, each sent as three IPv4 fragments of which the
+/// second overlaps the first (Zeek's `fragment_overlap`, logged once per pair), in time order.
+pub fn overlapping_fragments(pairs: u8) -> Vec<(f64, Vec<u8>)> {
+    let mut datagram = vec![0x9c, 0x40, 0x30, 0x39, 0, 80, 0, 0];
+    datagram.resize(80, 0x5a);
+    let mut frames = Vec::new();
+    for pair in 0..pairs {
+        for (n, id) in [(0u16, 7u16), (1, 8)] {
+            let ts = 1_000.0 + f64::from(n) + f64::from(pair) / 100.0;
+            frames.push((ts, fragment_frame(pair, id, 0, true, &datagram[..64])));
+            frames.push((ts + 0.001, fragment_frame(pair, id, 32, true, &datagram[32..80])));
+            frames.push((ts + 0.002, fragment_frame(pair, id, 80, false, &[])));
+        }
+    }
+    frames.sort_by(|a, b| a.0.total_cmp(&b.0));
+    frames
+}
