@@ -21,6 +21,7 @@ pub mod ftp_adat;
 pub mod fuzzing;
 pub mod gssapi;
 pub mod http;
+pub mod imap;
 pub mod irc;
 pub mod krb;
 pub mod ldap;
@@ -405,7 +406,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &ftp::DATA_SPEC,
     &smtp::SPEC,
     &pop3::SPEC,
-    &detect::IMAP,
+    &imap::SPEC,
     &detect::XMPP,
     &ntp::SPEC,
     &dhcp::SPEC,

@@ -1,113 +1,21 @@
-//! Service detection for protocols the node does not log in depth: the analyzer confirms the
-//! `service` when the first messages look like the protocol, and otherwise steps aside.
-//!
-//! Each check follows the point where Zeek's own parser calls `AnalyzerConfirmation` (or Spicy's
-//! `accept_input`): IMAP and XMPP.
+//! Service detection for a protocol the node does not log in depth: XMPP, confirmed on its stream header as
+//! Zeek's binpac parser confirms it, with its STARTTLS hand-over to TLS.
 
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 
-/// How much of the start of a TCP direction a check gets to see: enough for every greeting or banner the checks
-/// read, and a bound on what an undecided side buffers.
-const HEAD_LIMIT: usize = 512;
-
-/// Adds `data` to the start of a direction kept so far, up to [`HEAD_LIMIT`] bytes.
-fn gather(head: &mut Vec<u8>, data: &[u8]) {
-    let room = HEAD_LIMIT.saturating_sub(head.len());
-    head.extend_from_slice(&data[..data.len().min(room)]);
-}
-
-/// A check of what one side sent: `Some(true)` looks like the protocol, `Some(false)` is not it (Zeek's parser
-/// would report a violation), `None` decides nothing (too short yet, or a message that parses but does not
-/// confirm in Zeek).
-pub(crate) type Check = fn(is_orig: bool, data: &[u8]) -> Option<bool>;
-
-/// Confirms its spec's service once both sides look right: the check sees the start of each direction (up to
-/// [`HEAD_LIMIT`] bytes, gathered across segments) until that side is decided.
-struct Confirmer {
-    spec: &'static AnalyzerSpec,
-    looks_right: Check,
-    heads: [Vec<u8>; 2],
-    seen: [bool; 2],
-    done: bool,
-}
-
-impl Confirmer {
-    fn new(spec: &'static AnalyzerSpec, looks_right: Check) -> Self {
-        Confirmer { spec, looks_right, heads: Default::default(), seen: [false; 2], done: false }
-    }
-
-    /// The verdict on what side `is_orig` sent, now that `data` arrived.
-    fn judge(&mut self, is_orig: bool, data: &[u8]) -> Option<bool> {
-        let side = usize::from(!is_orig);
-        if self.seen[side] {
-            return None;
-        }
-        let head = &mut self.heads[side];
-        gather(head, data);
-        let verdict = (self.looks_right)(is_orig, head);
-        if verdict.is_some() {
-            // Decided: the bytes are not needed any more.
-            *head = Vec::new();
-        }
-        verdict
-    }
-}
-
-impl Analyzer for Confirmer {
-    fn spec(&self) -> &'static AnalyzerSpec {
-        self.spec
-    }
-
-    fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
-        if self.done || data.is_empty() {
-            return;
-        }
-        match self.judge(is_orig, data) {
-            Some(true) => self.seen[usize::from(!is_orig)] = true,
-            Some(false) => {
-                self.done = true;
-                ctx.violation(format!("not {}", self.spec.name));
-                return;
-            }
-            None => {}
-        }
-        if self.seen == [true; 2] {
-            self.done = true;
-            ctx.confirm(self.spec.name);
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.done
-    }
-}
-
-/// Drives every detection-only analyzer over arbitrary bytes, as TCP and as UDP, for fuzzing (see
+/// Drives the detection-only analyzer over arbitrary bytes, as TCP and as UDP, for fuzzing (see
 /// [`super::fuzzing::drive`]).
 pub fn fuzz(data: &[u8]) {
-    for spec in [&IMAP, &XMPP] {
+    for (proto, port) in [(Proto::Tcp, 5222), (Proto::Udp, 5222)] {
+        super::fuzzing::drive((XMPP.new)(proto).as_mut(), proto, port, data);
+    }
+    if let Some(signature) = XMPP.detect {
+        let half = data.len() / 2;
         for proto in [Proto::Tcp, Proto::Udp] {
-            let port = spec.tcp_ports.iter().chain(spec.udp_ports).next().copied().unwrap_or(5900);
-            super::fuzzing::drive((spec.new)(proto).as_mut(), proto, port, data);
-        }
-        if let Some(signature) = spec.detect {
-            let half = data.len() / 2;
-            for proto in [Proto::Tcp, Proto::Udp] {
-                for is_orig in [true, false] {
-                    signature.matches(proto, is_orig, &data[..half], &data[half..]);
-                }
+            for is_orig in [true, false] {
+                signature.matches(proto, is_orig, &data[..half], &data[half..]);
             }
         }
-    }
-}
-
-fn imap_check(is_orig: bool, data: &[u8]) -> Option<bool> {
-    if is_orig {
-        // `tag SP command`
-        let sp = data.iter().position(|&b| b == b' ')?;
-        Some(sp > 0 && data[..sp].iter().all(|b| b.is_ascii_graphic()))
-    } else {
-        Some(data.starts_with(b"* OK") || data.starts_with(b"* PREAUTH") || data.starts_with(b"* BYE"))
     }
 }
 
@@ -146,22 +54,10 @@ fn split_where(hay: &[u8], find: impl Fn(&[u8]) -> Option<usize>) -> impl Iterat
     })
 }
 
-fn detect_imap(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
-    proto == Proto::Tcp && !is_orig && data.starts_with(b"* OK")
-}
-
 fn detect_xmpp(proto: Proto, is_orig: bool, data: &[u8]) -> bool {
     proto == Proto::Tcp && is_orig && xmpp_check(is_orig, data) == Some(true)
 }
 
-pub static IMAP: AnalyzerSpec = AnalyzerSpec {
-    name: "imap",
-    tcp_ports: &[143],
-    udp_ports: &[],
-    detect: Some(Signature::either_side(detect_imap)),
-    new: |_| Box::new(Confirmer::new(&IMAP, imap_check)),
-    schemas: &[],
-};
 /// XMPP: confirmed on the stream header; after the server's `<proceed` to a STARTTLS request the rest
 /// of the connection is TLS, handed to the SSL analyzer.
 pub static XMPP: AnalyzerSpec = AnalyzerSpec {
@@ -257,8 +153,7 @@ mod tests {
         }
     }
 
-    /// Through the engine: the confirmers attach by port and name conn.log's `service`; traffic on their ports that is
-    /// something else names nothing.
+    /// Through the engine: traffic on a registered port that is something else names no service.
     mod through_the_engine {
         use crate::decode::test_frames::ipv4_udp;
         use crate::logs::Value;
