@@ -16,6 +16,7 @@ pub mod dhcp;
 pub mod dnp3;
 pub mod dns;
 pub mod files;
+pub mod finger;
 pub mod ftp;
 pub mod ftp_adat;
 pub mod fuzzing;
@@ -407,6 +408,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &smtp::SPEC,
     &pop3::SPEC,
     &imap::SPEC,
+    &finger::SPEC,
     &detect::XMPP,
     &ntp::SPEC,
     &dhcp::SPEC,
