@@ -7,11 +7,12 @@
 //! A data channel's file is reported back into the control session that announced it (`fuid`,
 //! `mime_type`), as Zeek's `ftp_data_expected` table does; that table is process-wide here too.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::detect::{lines, split_at_byte};
+use super::expected::ExpectedData;
 use super::files::FileTransfer;
 use super::ftp_adat::Adat;
 use super::smtp::lines::{LineBuffer, StreamBytes};
@@ -244,33 +245,8 @@ impl TransferReport {
 
 type SharedReport = Arc<Mutex<TransferReport>>;
 
-struct ExpectedData {
-    report: SharedReport,
-    last_access: f64,
-}
-
-static FTP_DATA_EXPECTED: LazyLock<Mutex<HashMap<(IpAddr, u16), ExpectedData>>> = LazyLock::new(Default::default);
-
-fn expected_table() -> std::sync::MutexGuard<'static, HashMap<(IpAddr, u16), ExpectedData>> {
-    FTP_DATA_EXPECTED.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn register_expected(resp_h: IpAddr, resp_p: u16, report: SharedReport, now: f64) {
-    let mut table = expected_table();
-    table.retain(|_, e| now - e.last_access <= DATA_CHANNEL_EXPIRY);
-    table.insert((resp_h, resp_p), ExpectedData { report, last_access: now });
-}
-
-fn lookup_expected(resp_h: IpAddr, resp_p: u16, now: f64) -> Option<SharedReport> {
-    let mut table = expected_table();
-    let entry = table.get_mut(&(resp_h, resp_p))?;
-    entry.last_access = now;
-    Some(entry.report.clone())
-}
-
-fn remove_expected(resp_h: IpAddr, resp_p: u16) {
-    expected_table().remove(&(resp_h, resp_p));
-}
+/// Zeek's `ftp_data_expected`: the control session of each announced data channel.
+static FTP_DATA_EXPECTED: ExpectedData<SharedReport> = ExpectedData::new(DATA_CHANNEL_EXPIRY);
 
 fn with_report<T>(report: &SharedReport, f: impl FnOnce(&mut TransferReport) -> T) -> T {
     f(&mut report.lock().unwrap_or_else(PoisonError::into_inner))
@@ -292,12 +268,12 @@ pub struct RemoteChannel {
 /// Registers a data channel announced on another worker at packet time `now`; `None` when a control session of
 /// this worker announced it too.
 pub fn expect_remote_channel(resp_h: IpAddr, resp_p: u16, now: f64) -> Option<RemoteChannel> {
-    let local = expected_table().get(&(resp_h, resp_p)).map(|e| e.report.clone());
+    let local = FTP_DATA_EXPECTED.peek(resp_h, resp_p);
     if local.is_some_and(|r| !with_report(&r, |r| r.remote)) {
         return None;
     }
     let report = Arc::new(Mutex::new(TransferReport::journaled(true)));
-    register_expected(resp_h, resp_p, report.clone(), now);
+    FTP_DATA_EXPECTED.insert(resp_h, resp_p, report.clone(), now);
     Some(RemoteChannel { resp_h, resp_p, expires: now + DATA_CHANNEL_EXPIRY, report })
 }
 
@@ -316,12 +292,12 @@ impl RemoteChannel {
 }
 
 fn in_expected_table(report: &SharedReport) -> bool {
-    expected_table().values().any(|e| Arc::ptr_eq(&e.report, report))
+    FTP_DATA_EXPECTED.any(|r| Arc::ptr_eq(r, report))
 }
 
 /// A change another worker's data connection made for a channel a control session here announced.
 pub fn apply_remote_update(resp_h: IpAddr, resp_p: u16, update: ReportUpdate) -> bool {
-    let Some(report) = expected_table().get(&(resp_h, resp_p)).map(|e| e.report.clone()) else { return false };
+    let Some(report) = FTP_DATA_EXPECTED.peek(resp_h, resp_p) else { return false };
     with_report(&report, |r| {
         let ours = !r.remote && r.journal.is_some();
         if ours {
@@ -487,7 +463,7 @@ impl Session {
 
     fn set_expected_channel(&mut self, ctx: &mut Ctx, chan: DataChannel) {
         self.data_channel = Some(chan);
-        register_expected(chan.resp_h, chan.resp_p, self.report.clone(), ctx.ts);
+        FTP_DATA_EXPECTED.insert(chan.resp_h, chan.resp_p, self.report.clone(), ctx.ts);
         ctx.expect(Expectation {
             orig_h: Some(chan.orig_h),
             resp_h: chan.resp_h,
@@ -1180,7 +1156,7 @@ pub struct FtpDataAnalyzer {
 
 impl FtpDataAnalyzer {
     fn report(&mut self, ctx: &Ctx) -> Option<SharedReport> {
-        self.report.get_or_insert_with(|| lookup_expected(ctx.id.resp_h, ctx.id.resp_p, ctx.ts)).clone()
+        self.report.get_or_insert_with(|| FTP_DATA_EXPECTED.lookup(ctx.id.resp_h, ctx.id.resp_p, ctx.ts)).clone()
     }
 
     /// The file for this direction, created on its first byte (only for announced data channels, as
@@ -1256,7 +1232,7 @@ impl Analyzer for FtpDataAnalyzer {
         self.end_file(ctx, true);
         self.end_file(ctx, false);
         if self.report.as_ref().is_some_and(Option::is_some) {
-            remove_expected(ctx.id.resp_h, ctx.id.resp_p);
+            FTP_DATA_EXPECTED.remove(ctx.id.resp_h, ctx.id.resp_p);
         }
     }
 }

@@ -15,13 +15,18 @@
 //! `value` the new nick, then `nick` becomes that nick; USER writes `value` the user name and `addl` "host server
 //! real name", then `user` is set; JOIN writes once per channel of its join list, `addl` naming the channel key.
 //! What a record does not set (an earlier `addl`, a DCC file name) is carried over from the one before, as the
-//! script's record is. A DCC SEND (from either side) sets `dcc_file_name` and `dcc_file_size` and expects the data
-//! connection to the announced address and port for five minutes, which conn.log names `irc-dcc-data`.
+//! script's record is; every handled event, from either side, stamps the record with its time. A DCC SEND (from
+//! either side) sets `dcc_file_name` and `dcc_file_size` and expects the data connection to the announced address
+//! and port for five minutes, which conn.log names `irc-dcc-data` and [`IrcData`] analyses: its file goes to
+//! files.log, and irc.log gets the `DCC` record when the file is sniffed.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::content_line::{ContentLine, Piece};
-use super::{Analyzer, AnalyzerSpec, Ctx, Expectation, Proto, Signature};
+use super::expected::ExpectedData;
+use super::files::FileTransfer;
+use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Expectation, Proto, Signature};
 use crate::logs::{Schema, Value, bytes_to_log_string, conn_fields, f};
 
 pub static IRC_LOG: Schema = Schema {
@@ -360,10 +365,14 @@ fn count_to_port(n: u64) -> u16 {
     u16::try_from(n as u32).unwrap_or(0)
 }
 
-/// The script's `c$irc`: what the next record carries. `ts`, `uid` and `id` are the line's time and the
-/// connection's; `dcc_mime_type` and `fuid` come from the DCC transfer's file, which is not analysed.
-#[derive(Debug, Default, Clone, PartialEq)]
+/// The script's `c$irc`: what the next record carries. `ts` is the time of the last event that touched the session
+/// (`set_session`), `uid` and `id` are the IRC connection's: a DCC record is written later, from the data
+/// connection, with them.
+#[derive(Debug, Clone, PartialEq)]
 struct Info {
+    ts: f64,
+    uid: String,
+    id: ConnId,
     nick: Option<Vec<u8>>,
     user: Option<Vec<u8>>,
     command: Option<&'static str>,
@@ -371,12 +380,34 @@ struct Info {
     addl: Option<Vec<u8>>,
     dcc_file_name: Option<Vec<u8>>,
     dcc_file_size: Option<u64>,
+    dcc_mime_type: Option<&'static str>,
+    fuid: Option<String>,
 }
 
 impl Info {
+    /// `new_session`.
+    fn new(ctx: &Ctx) -> Self {
+        Info {
+            ts: ctx.ts,
+            uid: ctx.uid.to_string(),
+            id: *ctx.id,
+            nick: None,
+            user: None,
+            command: None,
+            value: None,
+            addl: None,
+            dcc_file_name: None,
+            dcc_file_size: None,
+            dcc_mime_type: None,
+            fuid: None,
+        }
+    }
+
     fn write(&self, ctx: &mut Ctx) {
         let text = |s: &Option<Vec<u8>>| s.as_deref().map_or(Value::Unset, |s| Value::Str(bytes_to_log_string(s)));
-        let mut v = ctx.conn_columns(ctx.ts);
+        let mut v = Vec::with_capacity(IRC_LOG.fields.len());
+        v.extend([Value::Time(self.ts), Value::str(self.uid.as_str())]);
+        v.extend(self.id.log_values());
         v.extend([
             text(&self.nick),
             text(&self.user),
@@ -385,17 +416,29 @@ impl Info {
             text(&self.addl),
             text(&self.dcc_file_name),
             self.dcc_file_size.map_or(Value::Unset, Value::Count),
-            Value::Unset,
-            Value::Unset,
+            Value::opt_str(self.dcc_mime_type),
+            Value::opt_str(self.fuid.as_deref()),
         ]);
         ctx.log(&IRC_LOG, v);
     }
 }
 
+/// `c$irc`, shared as the script shares the record: the IRC connection and `dcc_expected_transfers` hold the same
+/// one, so the data connection's file changes what the session's later records carry.
+type SharedInfo = Arc<Mutex<Info>>;
+
+fn lock(info: &SharedInfo) -> MutexGuard<'_, Info> {
+    info.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// dcc-send.zeek's `dcc_expected_transfers`: the session of each offered file's data connection.
+static DCC_EXPECTED_TRANSFERS: ExpectedData<SharedInfo> = ExpectedData::new(DCC_EXPECTATION);
+
 #[derive(Default)]
 pub struct Irc {
     lines: [ContentLine<MAX_CONTENT_LINE>; 2],
-    info: Info,
+    /// `c$irc`, from the first event a base script handles.
+    session: Option<SharedInfo>,
     confirmed: bool,
     invalid_commands: u32,
     /// A violation or the switch to TLS ended the analysis.
@@ -416,6 +459,14 @@ impl Irc {
                 Some(Piece::Plain(_)) | None => {}
             }
         }
+    }
+
+    /// main.zeek's `set_session`, which every handled event starts with: the session record, created by the first,
+    /// stamped with the event's time.
+    fn set_session(&mut self, ctx: &Ctx) -> SharedInfo {
+        let session = self.session.get_or_insert_with(|| Arc::new(Mutex::new(Info::new(ctx))));
+        lock(session).ts = ctx.ts;
+        session.clone()
     }
 
     /// A weird Zeek reports only once the analyzer is confirmed (malformed lines before that are DPD tasting).
@@ -472,70 +523,89 @@ impl Irc {
             },
             b"USER" => {
                 let user = parse_user(params);
+                let session = self.set_session(ctx);
+                let mut info = lock(&session);
                 if is_orig {
                     // fmt("%s %s %s", host, server, real_name)
                     let addl = [&user.host[..], &user.server[..], &user.real_name[..]].join(&b' ');
-                    self.info.command = Some("USER");
-                    self.info.value = Some(user.user.clone());
-                    self.info.addl = Some(addl);
-                    self.info.write(ctx);
-                    self.info.user = Some(user.user);
+                    info.command = Some("USER");
+                    info.value = Some(user.user.clone());
+                    info.addl = Some(addl);
+                    info.write(ctx);
+                    info.user = Some(user.user);
                 }
             }
             b"JOIN" => match parse_join(params) {
-                Some(list) if is_orig => {
-                    self.info.command = Some("JOIN");
-                    for join in list {
-                        self.info.value = Some(join.channel.to_vec());
-                        self.info.addl = Some(if join.password.is_empty() {
-                            Vec::new()
-                        } else {
-                            [&b" with channel key: '"[..], join.password, &b"'"[..]].concat()
-                        });
-                        self.info.write(ctx);
+                Some(list) => {
+                    let session = self.set_session(ctx);
+                    let mut info = lock(&session);
+                    if is_orig {
+                        info.command = Some("JOIN");
+                        for join in list {
+                            info.value = Some(join.channel.to_vec());
+                            info.addl = Some(if join.password.is_empty() {
+                                Vec::new()
+                            } else {
+                                [&b" with channel key: '"[..], join.password, &b"'"[..]].concat()
+                            });
+                            info.write(ctx);
+                        }
                     }
                 }
-                Some(_) => {}
                 None => ctx.weird("irc_invalid_join_line", None, SOURCE),
             },
             b"NJOIN" => match njoin_entries(params) {
-                Some((channel, entries)) if is_orig => {
-                    self.info.command = Some("JOIN");
-                    for _ in 0..entries {
-                        self.info.value = Some(channel.to_vec());
-                        self.info.addl = Some(Vec::new());
-                        self.info.write(ctx);
+                Some((channel, entries)) => {
+                    let session = self.set_session(ctx);
+                    let mut info = lock(&session);
+                    if is_orig {
+                        info.command = Some("JOIN");
+                        for _ in 0..entries {
+                            info.value = Some(channel.to_vec());
+                            info.addl = Some(Vec::new());
+                            info.write(ctx);
+                        }
                     }
                 }
-                Some(_) => {}
                 None => ctx.weird("irc_invalid_njoin_line", None, SOURCE),
             },
-            b"NICK" if is_orig => {
-                let nick = params.strip_prefix(b":").unwrap_or(params).to_vec();
-                self.info.command = Some("NICK");
-                self.info.value = Some(nick.clone());
-                self.info.write(ctx);
-                self.info.nick = Some(nick);
+            b"NICK" => {
+                let session = self.set_session(ctx);
+                let mut info = lock(&session);
+                if is_orig {
+                    let nick = params.strip_prefix(b":").unwrap_or(params).to_vec();
+                    info.command = Some("NICK");
+                    info.value = Some(nick.clone());
+                    info.write(ctx);
+                    info.nick = Some(nick);
+                }
             }
             _ => {}
         }
     }
 
-    /// dcc-send.zeek's `irc_dcc_message`: a SEND names the file on the session and expects the data connection.
+    /// dcc-send.zeek's `irc_dcc_message`: a SEND names the file on the session, expects the data connection
+    /// (`Analyzer::schedule_analyzer` of IRC_DATA) and enters the session in `dcc_expected_transfers` for it.
     fn dcc(&mut self, ctx: &mut Ctx, dcc: Dcc) {
+        let session = self.set_session(ctx);
         if dcc.dcc_type != b"SEND" {
             return;
         }
-        self.info.dcc_file_name = Some(dcc.argument);
-        self.info.dcc_file_size = Some(dcc.size);
+        {
+            let mut info = lock(&session);
+            info.dcc_file_name = Some(dcc.argument);
+            info.dcc_file_size = Some(dcc.size);
+        }
+        let (resp_h, resp_p) = (IpAddr::V4(dcc.address), count_to_port(dcc.dest_port));
         ctx.expect(Expectation {
             orig_h: None,
-            resp_h: IpAddr::V4(dcc.address),
-            resp_p: count_to_port(dcc.dest_port),
-            analyzer: None,
+            resp_h,
+            resp_p,
+            analyzer: Some(DATA_SPEC.name),
             service: "irc-dcc-data",
             expires: ctx.ts + DCC_EXPECTATION,
         });
+        DCC_EXPECTED_TRANSFERS.insert(resp_h, resp_p, session, ctx.ts);
     }
 }
 
@@ -557,6 +627,146 @@ impl Analyzer for Irc {
 
     fn is_done(&self) -> bool {
         self.done
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The DCC data connection (IRC_DATA)
+// ---------------------------------------------------------------------------------------------------
+
+/// IRC_DATA is attached only to the data connection a DCC SEND announced, never by port or content.
+pub static DATA_SPEC: AnalyzerSpec = AnalyzerSpec {
+    name: "irc-dcc-data",
+    tcp_ports: &[],
+    udp_ports: &[],
+    detect: None,
+    new: |_| Box::new(IrcData::default()),
+    schemas: &[],
+};
+
+/// A DCC SEND's data connection as Zeek's `IRC_Data` analyzer (src/analyzer/protocol/file/File.cc) and
+/// base/protocols/irc (files.zeek, dcc-send.zeek) handle it.
+///
+/// The responder sends the file: its bytes are one file (`IRC_DATA` in files.log). The originator's bytes are the
+/// receiver's 4-byte acknowledgements of what it got, which IRC_Data turns into `irc_dcc_send_ack` events (no base
+/// script handles them) rather than a file. When the file starts, the session that offered it
+/// (`dcc_expected_transfers`) takes its fuid and gives it its file name; when the file is sniffed, the session takes
+/// its MIME type and irc.log gets the `DCC` record, after which the session drops the DCC fields and the transfer
+/// leaves the table.
+#[derive(Default)]
+pub struct IrcData {
+    file: Option<FileTransfer>,
+    /// `f$irc`: the session the file joined when it started (none when the transfer was not expected).
+    session: Option<SharedInfo>,
+    /// The scripts' `file_sniff` handlers ran.
+    sniff_handled: bool,
+    /// Whether the transfer was in `dcc_expected_transfers` when the analyzer started (the script registers its
+    /// removal hook then); `None` before the first call.
+    removal_hook: Option<bool>,
+}
+
+impl IrcData {
+    /// `scheduled_analyzer_applied`: the removal hook is registered when the connection's transfer is expected.
+    fn start(&mut self, ctx: &Ctx) {
+        if self.removal_hook.is_none() {
+            self.removal_hook = Some(DCC_EXPECTED_TRANSFERS.peek(ctx.id.resp_h, ctx.id.resp_p).is_some());
+        }
+    }
+
+    /// The responder's file, created at its first byte or gap (`file_over_new_connection`: files.zeek gives the
+    /// expected session the file's fuid and the file the session's DCC file name).
+    fn file(&mut self, ctx: &mut Ctx) -> &mut FileTransfer {
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => {
+                let mut file = FileTransfer::new(ctx, "IRC_DATA", false);
+                if let Some(session) = DCC_EXPECTED_TRANSFERS.lookup(ctx.id.resp_h, ctx.id.resp_p, ctx.ts) {
+                    let mut info = lock(&session);
+                    info.fuid = Some(file.fuid.clone());
+                    file.filename = info.dcc_file_name.as_deref().map(bytes_to_log_string);
+                    drop(info);
+                    self.session = Some(session);
+                }
+                file
+            }
+        };
+        self.file.insert(file)
+    }
+
+    /// Runs the scripts' `file_sniff` handlers once the file has been sniffed.
+    fn after_sniff(&mut self, ctx: &mut Ctx) {
+        if self.sniff_handled {
+            return;
+        }
+        let Some(mime) = self.file.as_ref().and_then(FileTransfer::sniffed) else { return };
+        self.sniff_handled = true;
+        // files.zeek (priority 5): the session's MIME type, when the file has one.
+        if let (Some(session), Some(mime)) = (&self.session, mime) {
+            lock(session).dcc_mime_type = Some(mime);
+        }
+        self.log_dcc(ctx);
+    }
+
+    /// dcc-send.zeek's `log_dcc` (`file_sniff`, priority -5): the expected transfer's session is written with
+    /// command `DCC` (its own command back afterwards, when it had one), then loses its DCC fields and the transfer
+    /// leaves the table.
+    fn log_dcc(&mut self, ctx: &mut Ctx) {
+        let (resp_h, resp_p) = (ctx.id.resp_h, ctx.id.resp_p);
+        let Some(session) = DCC_EXPECTED_TRANSFERS.lookup(resp_h, resp_p, ctx.ts) else { return };
+        let mut info = lock(&session);
+        let command = info.command.replace("DCC");
+        info.write(ctx);
+        if command.is_some() {
+            info.command = command;
+        }
+        info.dcc_file_name = None;
+        info.dcc_file_size = None;
+        info.dcc_mime_type = None;
+        drop(info);
+        DCC_EXPECTED_TRANSFERS.remove(resp_h, resp_p);
+    }
+}
+
+impl Analyzer for IrcData {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &DATA_SPEC
+    }
+
+    fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
+        self.start(ctx);
+        // The originator's acknowledgements are no file.
+        if is_orig || data.is_empty() {
+            return;
+        }
+        let ts = ctx.ts;
+        self.file(ctx).data(ts, data);
+        self.after_sniff(ctx);
+    }
+
+    fn undelivered(&mut self, ctx: &mut Ctx, is_orig: bool, len: u64) {
+        self.start(ctx);
+        if is_orig {
+            return;
+        }
+        let ts = ctx.ts;
+        self.file(ctx).gap(ts, len);
+        self.after_sniff(ctx);
+    }
+
+    /// `File_Analyzer::Done` ends the file with the connection (a short file is sniffed then, before its files.log
+    /// record), and the removal hook `finalize_irc_data` drops a transfer still expected.
+    fn finish(&mut self, ctx: &mut Ctx) {
+        self.start(ctx);
+        if let Some(file) = self.file.as_mut() {
+            file.mime_type();
+            self.after_sniff(ctx);
+        }
+        if let Some(file) = self.file.take() {
+            file.finish(ctx);
+        }
+        if self.removal_hook == Some(true) {
+            DCC_EXPECTED_TRANSFERS.remove(ctx.id.resp_h, ctx.id.resp_p);
+        }
     }
 }
 
@@ -653,9 +863,11 @@ fn token(s: &[u8], is_part: impl Fn(u8) -> bool) -> Option<&[u8]> {
     (len > 0 && s.get(len) == Some(&b' ')).then(|| skip_spaces(&s[len..]))
 }
 
-/// Fuzz entry point: arbitrary segments in both directions, and the signatures over the halves of the input.
+/// Fuzz entry point: arbitrary segments in both directions through the IRC and the DCC data analyzers, and the
+/// signatures over the halves of the input.
 pub fn fuzz(data: &[u8]) {
     super::fuzzing::drive(&mut Irc::default(), Proto::Tcp, 6667, data);
+    super::fuzzing::drive(&mut IrcData::default(), Proto::Tcp, 1024, data);
     let half = data.len() / 2;
     if let Some(signature) = SPEC.detect {
         for is_orig in [true, false] {

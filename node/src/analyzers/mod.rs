@@ -15,6 +15,7 @@ pub mod detect;
 pub mod dhcp;
 pub mod dnp3;
 pub mod dns;
+pub mod expected;
 pub mod files;
 pub mod finger;
 pub mod ftp;
@@ -414,6 +415,7 @@ pub static REGISTRY: &[&AnalyzerSpec] = &[
     &dhcp::SPEC,
     &quic::SPEC,
     &irc::SPEC,
+    &irc::DATA_SPEC,
     &syslog::SPEC,
     &snmp::SPEC,
     &radius::SPEC,

@@ -73,7 +73,7 @@ fn a_session_logs_nick_user_joins_and_carries_the_dcc_file() {
                 orig_h: None,
                 resp_h: "216.246.239.84".parse().unwrap(),
                 resp_p: 1026,
-                analyzer: None,
+                analyzer: Some("irc-dcc-data"),
                 service: "irc-dcc-data",
                 expires: 1.0 + DCC_EXPECTATION,
             }),
@@ -393,6 +393,8 @@ fn through_the_engine() {
             record("40000", "6667", "USER", "sdkfje"),
             record("40001", "7000", "NICK", "bloed"),
             record("40001", "7000", "USER", "sdkfje"),
+            // The data connection's file, sniffed when it ended, writes the offering session's DCC record.
+            record("40000", "6667", "DCC", "sdkfje"),
         ]
     );
 }
