@@ -877,4 +877,6 @@ pub fn fuzz(data: &[u8]) {
 }
 
 #[cfg(test)]
+mod dcc_tests;
+#[cfg(test)]
 mod tests;
