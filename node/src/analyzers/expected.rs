@@ -60,6 +60,13 @@ impl<T: Clone> ExpectedData<T> {
         self.entries().remove(&(resp_h, resp_p)).map(|e| e.value)
     }
 
+    /// How many entries there are at network time `now` (`|table|`), what lapsed by then left out.
+    pub fn len(&self, now: f64) -> usize {
+        let mut entries = self.entries();
+        entries.retain(|_, e| now - e.last_access <= self.read_expire);
+        entries.len()
+    }
+
     /// Whether any entry's value satisfies `f`.
     pub fn any(&self, f: impl Fn(&T) -> bool) -> bool {
         self.entries().values().any(|e| f(&e.value))
@@ -85,11 +92,14 @@ mod tests {
         table.insert(a, 1024, 2, 1000.0);
         table.insert(a, 2000, 3, 1000.0);
         assert!(table.any(|v| *v == 3));
+        assert_eq!(table.len(1000.0), 2);
         assert_eq!(table.remove(a, 1024), Some(2));
         assert_eq!(table.lookup(a, 1024, 1000.0), None);
         // An insert purges what lapsed meanwhile.
         table.insert(a, 3000, 4, 1400.0);
         assert_eq!(table.peek(a, 2000), None);
         assert!(!table.any(|v| *v == 3));
+        assert_eq!(table.len(1400.0), 1);
+        assert_eq!(table.len(1700.5), 0, "what lapsed is not counted");
     }
 }

@@ -63,6 +63,8 @@ const MAX_COMMAND: usize = 20;
 const MAX_INVALID_COMMANDS: u32 = 20;
 /// How long a DCC SEND's data connection is expected (the script's `schedule_analyzer(..., 5 min)`).
 const DCC_EXPECTATION: f64 = 300.0;
+/// dcc-send.zeek's `max_dcc_expected_transfers`: the most transfers `dcc_expected_transfers` takes (0: no limit).
+pub const MAX_DCC_EXPECTED_TRANSFERS: usize = 5000;
 /// The weirds' source, as Zeek's analyzer names itself.
 const SOURCE: &str = "IRC";
 
@@ -434,15 +436,29 @@ fn lock(info: &SharedInfo) -> MutexGuard<'_, Info> {
 /// dcc-send.zeek's `dcc_expected_transfers`: the session of each offered file's data connection.
 static DCC_EXPECTED_TRANSFERS: ExpectedData<SharedInfo> = ExpectedData::new(DCC_EXPECTATION);
 
-#[derive(Default)]
 pub struct Irc {
     lines: [ContentLine<MAX_CONTENT_LINE>; 2],
+    /// `max_dcc_expected_transfers`.
+    max_dcc_expected_transfers: usize,
     /// `c$irc`, from the first event a base script handles.
     session: Option<SharedInfo>,
     confirmed: bool,
     invalid_commands: u32,
     /// A violation or the switch to TLS ended the analysis.
     done: bool,
+}
+
+impl Default for Irc {
+    fn default() -> Self {
+        Irc {
+            lines: Default::default(),
+            max_dcc_expected_transfers: MAX_DCC_EXPECTED_TRANSFERS,
+            session: None,
+            confirmed: false,
+            invalid_commands: 0,
+            done: false,
+        }
+    }
 }
 
 impl Irc {
@@ -585,11 +601,16 @@ impl Irc {
     }
 
     /// dcc-send.zeek's `irc_dcc_message`: a SEND names the file on the session, expects the data connection
-    /// (`Analyzer::schedule_analyzer` of IRC_DATA) and enters the session in `dcc_expected_transfers` for it.
+    /// (`Analyzer::schedule_analyzer` of IRC_DATA) and enters the session in `dcc_expected_transfers` for it; when
+    /// the table already holds `max_dcc_expected_transfers`, the offer is only a weird.
     fn dcc(&mut self, ctx: &mut Ctx, dcc: Dcc) {
         let session = self.set_session(ctx);
         if dcc.dcc_type != b"SEND" {
             return;
+        }
+        if self.max_dcc_expected_transfers > 0 && DCC_EXPECTED_TRANSFERS.len(ctx.ts) >= self.max_dcc_expected_transfers
+        {
+            return ctx.weird("irc_max_dcc_expected_transfers_exceeded", None, "");
         }
         {
             let mut info = lock(&session);

@@ -3,6 +3,7 @@
 //! file-analysis.irc baselines).
 
 use super::*;
+use crate::analyzers::Action;
 use crate::analyzers::magic::sniff_mime;
 use crate::analyzers::testing::{Harness, row};
 use crate::logs::LogRecord;
@@ -297,4 +298,148 @@ fn garbage_on_the_data_connection_does_not_panic() {
         let mut data = IrcData::default();
         crate::analyzers::fuzzing::drive(&mut data, Proto::Tcp, 7000 + (round % 50) as u16, &input);
     }
+}
+
+/// Through the engine, the irc-dcc-send exchange rebuilt after the baselines: the client 192.168.1.77 registers
+/// with 66.198.80.67:6667, joins #easymovies and is offered ladyvampress-default(2011-07-07)-OS.zip (42208 bytes)
+/// from 209.197.168.151:1024; it connects from port 57655, takes the file in 1400-byte segments and acknowledges
+/// each (31 acknowledgements: conn.log's 124 originator bytes). irc.log has irc.basic's rows; the DCC record also
+/// carries what files.zeek and dcc-send.zeek set since zeek/zeek#2955 ("fix dcc_mime_type and fuid were never
+/// assigned", which also keeps the acknowledgements out of file analysis): the sniffed type and the file's fuid
+/// (the stored irc.basic baseline, older, has `fuid` unset and leaves `dcc_mime_type` out). files.log has the
+/// file-analysis.irc baseline's data file, named by the offer.
+#[test]
+fn the_dcc_send_exchange_through_the_engine() {
+    use crate::analyzers::testing::{engine_records, field};
+    use crate::decode::test_frames::{tcp_conversation, tcp_exchange};
+
+    const CLIENT: [u8; 4] = [192, 168, 1, 77];
+    const SERVER: [u8; 4] = [66, 198, 80, 67];
+    const SENDER: [u8; 4] = [209, 197, 168, 151];
+    let name = "ladyvampress-default(2011-07-07)-OS.zip";
+    let offer = offer(Ipv4Addr::from(SENDER), 1024, name, 42208);
+    let control: Vec<(bool, &[u8])> = vec![
+        (true, b"NICK bloed\r\nUSER sdkfje sdkfje Montreal.QC.CA.Undernet.org :dkdkrwq\r\n"),
+        (false, b":Montreal.QC.CA.Undernet.org 001 bloed :Welcome to the UnderNet IRC Network, bloed\r\n"),
+        (true, b"JOIN #easymovies\r\n"),
+        (false, b":bloed!~sdkfje@host JOIN #easymovies\r\n"),
+        (false, &offer),
+    ];
+    let zip = dcc_zip(42208);
+    let mut received = 0;
+    let mut transfer: Vec<(bool, Vec<u8>)> = Vec::new();
+    for segment in zip.chunks(1400) {
+        received += segment.len();
+        transfer.push((false, segment.to_vec()));
+        transfer.push((true, ack(received).to_vec()));
+    }
+    let transfer: Vec<(bool, &[u8])> = transfer.iter().map(|(o, d)| (*o, &d[..])).collect();
+    let mut frames = tcp_exchange((CLIENT, 57640), (SERVER, 6667), &control);
+    frames.extend(tcp_conversation((CLIENT, 57655), (SENDER, 1024), &transfer));
+    let records = engine_records(&frames);
+
+    let conn = |port: &str| records.iter().find(|r| r.schema.path == "conn" && field(r, "id.orig_p") == port).unwrap();
+    let data = conn("57655");
+    assert_eq!(
+        ["service", "orig_bytes", "resp_bytes", "conn_state"].map(|c| field(data, c)),
+        ["irc-dcc-data", "124", "42208", "SF"]
+    );
+    assert_eq!(field(conn("57640"), "service"), "irc");
+
+    let files: Vec<&LogRecord> = records.iter().filter(|r| r.schema.path == "files").collect();
+    assert_eq!(files.len(), 1, "the acknowledgements are no file");
+    let file = files[0];
+    let fuid = field(file, "fuid");
+    assert_eq!(
+        [
+            "uid",
+            "id.orig_h",
+            "id.orig_p",
+            "id.resp_h",
+            "id.resp_p",
+            "source",
+            "depth",
+            "analyzers",
+            "mime_type",
+            "filename",
+            "local_orig",
+            "is_orig",
+            "seen_bytes",
+            "total_bytes",
+            "missing_bytes",
+            "overflow_bytes",
+            "timedout",
+        ]
+        .map(|c| field(file, c)),
+        [
+            field(data, "uid").as_str(),
+            "192.168.1.77",
+            "57655",
+            "209.197.168.151",
+            "1024",
+            "IRC_DATA",
+            "0",
+            "(empty)",
+            "application/zip",
+            name,
+            "F",
+            "F",
+            "42208",
+            "-",
+            "0",
+            "0",
+            "F",
+        ]
+    );
+
+    let irc: Vec<Vec<String>> = records
+        .iter()
+        .filter(|r| r.schema.path == "irc")
+        .map(|r| r.values[1..].iter().map(Value::to_tsv).collect())
+        .collect();
+    let uid = field(conn("57640"), "uid");
+    let id = [uid.as_str(), "192.168.1.77", "57640", "66.198.80.67", "6667"];
+    let with_id = |rest: [&str; 9]| id.iter().chain(&rest).map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        irc,
+        [
+            with_id(["-", "-", "NICK", "bloed", "-", "-", "-", "-", "-"]),
+            with_id(["bloed", "-", "USER", "sdkfje", "sdkfje Montreal.QC.CA.Undernet.org dkdkrwq", "-", "-", "-", "-"]),
+            with_id(["bloed", "sdkfje", "JOIN", "#easymovies", "(empty)", "-", "-", "-", "-"]),
+            with_id(["bloed", "sdkfje", "DCC", "#easymovies", "(empty)", name, "42208", "application/zip", &fuid]),
+        ]
+    );
+    // The DCC record has the offer's time, not the sniff's.
+    let times: Vec<String> = records.iter().filter(|r| r.schema.path == "irc").map(|r| field(r, "ts")).collect();
+    let offer_frame_ts = format!("{:.6}", 1.0 + 7.0 * 0.01);
+    assert_eq!(times[3], offer_frame_ts);
+}
+
+/// `max_dcc_expected_transfers`: an offer finding the table at the limit is a weird (no expectation, no file fields
+/// on the session); 0 disables the check. The table is the process's, so the limit here is what it already holds.
+#[test]
+fn offers_past_the_table_limit_are_a_weird() {
+    let sender = Ipv4Addr::new(198, 51, 100, 27);
+    let (_h, _irc) = offered_session(sender, 7000, 10);
+    for (limit, refused) in [(1, true), (0, false)] {
+        let mut h = Harness::new(Proto::Tcp, 6667);
+        let mut irc = Irc { max_dcc_expected_transfers: limit, ..Irc::default() };
+        let line = offer(sender, 7001, "second.zip", 20);
+        h.run(40.0, |ctx| irc.deliver(ctx, false, &line));
+        h.run(41.0, |ctx| irc.deliver(ctx, true, b"NICK bloed\r\n"));
+        let weirds: Vec<&str> = h.weirds.iter().map(|w| w.name.as_str()).collect();
+        let expected = h.actions.iter().any(|a| matches!(a, Action::Expect(_)));
+        let file_name = col(h.logged("irc")[0], "dcc_file_name");
+        if refused {
+            assert_eq!(weirds, ["irc_max_dcc_expected_transfers_exceeded"]);
+            assert_eq!(h.weirds[0].source, "");
+            assert!(!expected);
+            assert_eq!(file_name, "-");
+        } else {
+            assert!(weirds.is_empty());
+            assert!(expected);
+            assert_eq!(file_name, "second.zip");
+        }
+    }
+    DCC_EXPECTED_TRANSFERS.remove(IpAddr::V4(sender), 7001);
 }
