@@ -679,7 +679,9 @@ pub struct IrcData {
     file: Option<FileTransfer>,
     /// `f$irc`: the session the file joined when it started (none when the transfer was not expected).
     session: Option<SharedInfo>,
-    /// The scripts' `file_sniff` handlers ran.
+    /// The file's data began with bytes, not a gap (a file whose BOF buffer is empty is never sniffed).
+    had_data: bool,
+    /// The file was sniffed (and the scripts' `file_sniff` handlers ran), or never will be.
     sniff_handled: bool,
     /// Whether the transfer was in `dcc_expected_transfers` when the analyzer started (the script registers its
     /// removal hook then); `None` before the first call.
@@ -714,13 +716,17 @@ impl IrcData {
         self.file.insert(file)
     }
 
-    /// Runs the scripts' `file_sniff` handlers once the file has been sniffed.
+    /// Runs the scripts' `file_sniff` handlers once the file has been sniffed. A file that begins with a gap has
+    /// nothing to sniff: Zeek's `InferMetadata` raises no `file_sniff` for an empty BOF buffer, and tries no more.
     fn after_sniff(&mut self, ctx: &mut Ctx) {
         if self.sniff_handled {
             return;
         }
         let Some(mime) = self.file.as_ref().and_then(FileTransfer::sniffed) else { return };
         self.sniff_handled = true;
+        if !self.had_data {
+            return;
+        }
         // files.zeek (priority 5): the session's MIME type, when the file has one.
         if let (Some(session), Some(mime)) = (&self.session, mime) {
             lock(session).dcc_mime_type = Some(mime);
@@ -761,6 +767,7 @@ impl Analyzer for IrcData {
         }
         let ts = ctx.ts;
         self.file(ctx).data(ts, data);
+        self.had_data = true;
         self.after_sniff(ctx);
     }
 

@@ -256,6 +256,23 @@ fn a_gap_in_the_file_ends_the_bof_buffer() {
     h.run(32.0, |ctx| data.finish(ctx));
     let file = h.logged("files")[0];
     assert_eq!([col(file, "seen_bytes"), col(file, "missing_bytes")], ["1600", "1400"]);
+
+    // A gap first leaves nothing to sniff: no DCC record, no MIME type, and the transfer stays expected until the
+    // connection ends.
+    let (_irc_h, _irc) = offered_session(sender, 5121, 3000);
+    let mut h = data_connection(sender, 5121);
+    let mut data = IrcData::default();
+    h.run(31.0, |ctx| data.undelivered(ctx, false, 1400));
+    h.run(31.1, |ctx| data.deliver(ctx, false, &zip[1400..]));
+    assert!(DCC_EXPECTED_TRANSFERS.peek(IpAddr::V4(sender), 5121).is_some());
+    h.run(32.0, |ctx| data.finish(ctx));
+    assert!(h.logged("irc").is_empty());
+    let file = h.logged("files")[0];
+    assert_eq!(
+        ["mime_type", "filename", "seen_bytes", "missing_bytes"].map(|c| col(file, c)),
+        ["-", "ladyvampress-default(2011-07-07)-OS.zip", "1600", "1400"]
+    );
+    assert!(DCC_EXPECTED_TRANSFERS.peek(IpAddr::V4(sender), 5121).is_none());
 }
 
 /// The data stream split at every byte (one split point per run) gives the same records: the file is sniffed in the
