@@ -36,16 +36,13 @@ impl<T: Clone> ExpectedData<T> {
         entries.insert((resp_h, resp_p), Entry { value, last_access: now });
     }
 
-    /// `table[resp_h, resp_p]` at network time `now`, which refreshes the entry; `None` when it is not there or
-    /// lapsed.
+    /// `table[resp_h, resp_p]` at network time `now`, which refreshes the entry. Lapsed entries go when the table
+    /// is written or counted ([`Self::insert`], [`Self::len`]), not here: a data connection's analyzer reads its
+    /// entry at its first delivery, which may come after the expiry although the connection started before it (Zeek
+    /// reads the entry when the scheduled analyzer is applied).
     pub fn lookup(&self, resp_h: IpAddr, resp_p: u16, now: f64) -> Option<T> {
         let mut entries = self.entries();
-        let key = (resp_h, resp_p);
-        let entry = entries.get_mut(&key)?;
-        if now - entry.last_access > self.read_expire {
-            entries.remove(&key);
-            return None;
-        }
+        let entry = entries.get_mut(&(resp_h, resp_p))?;
         entry.last_access = now;
         Some(entry.value.clone())
     }
@@ -86,7 +83,7 @@ mod tests {
         assert_eq!(table.lookup(a, 1024, 600.0), Some(1), "300 s after the last read");
         assert_eq!(table.lookup(a, 1025, 600.0), None);
         assert_eq!(table.peek(a, 1024), Some(1));
-        assert_eq!(table.lookup(a, 1024, 900.5), None, "more than 300 s unread");
+        assert_eq!(table.len(900.5), 0, "more than 300 s unread");
         assert_eq!(table.peek(a, 1024), None, "a lapsed entry is gone");
 
         table.insert(a, 1024, 2, 1000.0);
@@ -95,11 +92,14 @@ mod tests {
         assert_eq!(table.len(1000.0), 2);
         assert_eq!(table.remove(a, 1024), Some(2));
         assert_eq!(table.lookup(a, 1024, 1000.0), None);
-        // An insert purges what lapsed meanwhile.
+        // A lookup refreshes; an insert purges what lapsed meanwhile.
+        assert_eq!(table.lookup(a, 2000, 1200.0), Some(3));
         table.insert(a, 3000, 4, 1400.0);
+        assert_eq!(table.peek(a, 2000), Some(3), "read at 1200");
+        table.insert(a, 3000, 5, 1501.0);
         assert_eq!(table.peek(a, 2000), None);
         assert!(!table.any(|v| *v == 3));
-        assert_eq!(table.len(1400.0), 1);
-        assert_eq!(table.len(1700.5), 0, "what lapsed is not counted");
+        assert_eq!(table.len(1501.0), 1);
+        assert_eq!(table.len(1801.5), 0, "what lapsed is not counted");
     }
 }
