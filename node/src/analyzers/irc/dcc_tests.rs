@@ -460,3 +460,44 @@ fn offers_past_the_table_limit_are_a_weird() {
     }
     DCC_EXPECTED_TRANSFERS.remove(IpAddr::V4(sender), 7001);
 }
+
+/// Through the engine, the control connection's lines after the transfer: the DCC record is written while the file
+/// arrives (its BOF buffer full), and the NICK that follows carries the file's fuid but no DCC fields any more.
+#[test]
+fn records_after_a_transfer_through_the_engine() {
+    use crate::analyzers::testing::{engine_records, field};
+    use crate::decode::test_frames::{tcp_conversation, tcp_exchange};
+
+    const CLIENT: [u8; 4] = [10, 1, 0, 1];
+    const SERVER: [u8; 4] = [10, 1, 0, 2];
+    const SENDER: [u8; 4] = [10, 1, 0, 3];
+    let offer = offer(Ipv4Addr::from(SENDER), 2222, "f.zip", 5000);
+    let control: Vec<(bool, &[u8])> =
+        vec![(true, b"NICK bloed\r\nUSER u h s :r\r\n"), (false, &offer), (true, b"NICK later\r\n")];
+    let zip = dcc_zip(5000);
+    let transfer: Vec<(bool, &[u8])> = zip.chunks(1400).map(|segment| (false, segment)).collect();
+    let control_frames = tcp_exchange((CLIENT, 40000), (SERVER, 6667), &control);
+    // The handshake and the first two lines, the transfer, then the last line.
+    let (before, after) = control_frames.split_at(5);
+    let mut frames = before.to_vec();
+    frames.extend(tcp_conversation((CLIENT, 40001), (SENDER, 2222), &transfer));
+    frames.extend(after.iter().cloned());
+    let records = engine_records(&frames);
+
+    let fuid = field(records.iter().find(|r| r.schema.path == "files").unwrap(), "fuid");
+    let irc: Vec<[String; 6]> = records
+        .iter()
+        .filter(|r| r.schema.path == "irc")
+        .map(|r| ["command", "value", "dcc_file_name", "dcc_file_size", "dcc_mime_type", "fuid"].map(|c| field(r, c)))
+        .collect();
+    let row = |fields: [&str; 6]| fields.map(String::from);
+    assert_eq!(
+        irc,
+        [
+            row(["NICK", "bloed", "-", "-", "-", "-"]),
+            row(["USER", "u", "-", "-", "-", "-"]),
+            row(["DCC", "u", "f.zip", "5000", "application/zip", &fuid]),
+            row(["NICK", "later", "-", "-", "-", &fuid]),
+        ]
+    );
+}
