@@ -23,6 +23,8 @@ use crate::logs::{ANALYZER, FILES, FILES_BARE, LogRecord, TUNNEL, Value, WEIRD, 
 
 /// IPv6's "no next header" protocol number.
 const IPV6_NO_NEXT: u8 = 59;
+/// The UDP port Zeek registers for GRE over UDP (`PacketAnalyzer::GRE::gre_ports`).
+const GRE_OVER_UDP_PORT: u16 = 4754;
 const IPPROTO_ESP: u8 = 50;
 const IPPROTO_MOBILITY: u8 = 135;
 
@@ -75,8 +77,42 @@ struct IpTunnel {
     uid: String,
 }
 
-/// The tunnel(s) a packet arrived in: the uids that become the inner connection's `tunnel_parents`.
-type Encap<'a> = &'a [String];
+/// The tunnel(s) a packet arrived in: the uids that become the inner connection's `tunnel_parents`, and whether the
+/// innermost one is Teredo (Zeek's `EncapsulationStack::LastType`, which the IP analyzer asks before it calls an
+/// IPv6 datagram without a next header `ipv6_no_next`: a Teredo bubble is one by design).
+#[derive(Clone, Copy)]
+struct Encap<'a> {
+    uids: &'a [String],
+    in_teredo: bool,
+}
+
+impl<'a> Encap<'a> {
+    /// A packet of the capture itself.
+    const NONE: Encap<'static> = Encap { uids: &[], in_teredo: false };
+
+    fn is_empty(self) -> bool {
+        self.uids.is_empty()
+    }
+
+    /// The chain of a packet found inside one more tunnel, `uid`.
+    fn inside(self, uid: String, teredo: bool) -> Chain {
+        let mut uids = self.uids.to_vec();
+        uids.push(uid);
+        Chain { uids, in_teredo: teredo }
+    }
+}
+
+/// An [`Encap`] that owns its uids.
+struct Chain {
+    uids: Vec<String>,
+    in_teredo: bool,
+}
+
+impl Chain {
+    fn encap(&self) -> Encap<'_> {
+        Encap { uids: &self.uids, in_teredo: self.in_teredo }
+    }
+}
 
 /// When a connection must next be looked at: (deadline, the low 32 bits of its serial, its slot), earliest first
 /// (then in serial order, so expiries come out in the same order every run). 16 bytes a timer.
@@ -186,7 +222,7 @@ struct Tracking {
 /// An inner packet found in a UDP tunnel, analysed once the outer connection is released.
 struct Decapsulated {
     bytes: Vec<u8>,
-    chain: Vec<String>,
+    chain: Chain,
 }
 
 /// The specs registering each port (`ports` of a spec), as bits of `specs`, sorted by port, and `other_ports` with
@@ -209,8 +245,12 @@ impl Engine {
     pub fn new(cfg: AnalysisConfig) -> Self {
         let specs: Vec<_> = analyzers::REGISTRY.iter().copied().filter(|s| cfg.is_enabled(s.name)).collect();
         assert!(specs.len() <= u64::BITS as usize, "content detection keeps the specs it matched as bits of a u64");
-        let tunnel_ports =
-            if cfg.is_enabled("tunnel") { UdpTunnel::BY_PORT.map(|(port, _)| port).to_vec() } else { vec![] };
+        // `register_for_ports` makes these likely server ports.
+        let tunnel_ports = if cfg.is_enabled("tunnel") {
+            UdpTunnel::BY_PORT.iter().map(|&(port, _)| port).chain([GRE_OVER_UDP_PORT]).collect()
+        } else {
+            vec![]
+        };
         let tcp_port_specs = port_specs(&specs, |s| s.tcp_ports, &[]);
         let udp_port_specs = port_specs(&specs, |s| s.udp_ports, &tunnel_ports);
         let core = Core {
@@ -333,7 +373,7 @@ impl Engine {
     pub fn replay_packet(&mut self, ts: f64, network_time: f64, link: LinkType, frame: &[u8]) {
         let now = std::mem::replace(&mut self.core.network_time, network_time);
         if let Ok(ip) = decode_link(link, frame) {
-            self.process_ip(ts, ip, None, &[]);
+            self.process_ip(ts, ip, None, Encap::NONE);
         }
         self.core.network_time = now;
     }
@@ -356,7 +396,7 @@ impl Engine {
             Ok(ip) => {
                 // Zeek compares the datagram's length with the wire length less the link headers before it.
                 let link_headers = ip.as_ptr().addr().saturating_sub(frame.as_ptr().addr());
-                self.process_ip(ts, ip, wire_len.map(|w| w.saturating_sub(link_headers)), &[]);
+                self.process_ip(ts, ip, wire_len.map(|w| w.saturating_sub(link_headers)), Encap::NONE);
             }
             Err(DecodeError::NotIp) => {}
             Err(e) => self.core.decode_weird(ts, e, None, false),
@@ -412,18 +452,16 @@ impl Engine {
         }
         match ip.proto {
             47 => self.process_gre(ts, &ip, encap),
-            4 | 41 if self.core.exceeds_tunnel_depth(ts, encap, "IPTUNNEL", (ip.src, ip.dst)) => {}
+            4 | 41 if self.core.exceeds_tunnel_depth(ts, encap, "IPINIP", (ip.src, ip.dst)) => {}
             4 | 41 => match decode::check_inner_ip(ip.proto, ip.payload) {
                 Ok(()) => self.process_ip_tunnel(ts, &ip, encap, ip.payload, "Tunnel::IP"),
                 Err(e) => self.core.decode_weird(ts, e, Some((ip.src, ip.dst)), in_tunnel),
             },
-            IPV6_NO_NEXT if ip.is_v6 => {
-                // A Teredo bubble has no next header by design; elsewhere it is Zeek's weird. The encapsulation
-                // chain does not say which tunnel a datagram came out of, so only datagrams outside any are checked.
-                if !in_tunnel {
-                    self.core.packet_weird(ts, PacketWeird::from_ip_analyzer("ipv6_no_next", ip.src, ip.dst), false);
-                }
+            // A Teredo bubble has no next header by design; elsewhere (in other tunnels too) it is Zeek's weird.
+            IPV6_NO_NEXT if ip.is_v6 && !encap.in_teredo => {
+                self.core.packet_weird(ts, PacketWeird::from_ip_analyzer("ipv6_no_next", ip.src, ip.dst), in_tunnel);
             }
+            IPV6_NO_NEXT if ip.is_v6 => {}
             // Zeek's IP analyzer stops at ESP (encrypted) and at a Mobility header: no connection.
             IPPROTO_ESP | IPPROTO_MOBILITY => {}
             _ => self.process_transport(ts, &ip, encap),
@@ -459,34 +497,14 @@ impl Engine {
 
     fn process_ip_tunnel(&mut self, ts: f64, ip: &IpDatagram, encap: Encap, inner: &[u8], kind: &'static str) {
         let uid = self.core.tunnel_uid(ts, ip, kind);
-        let mut chain = encap.to_vec();
-        chain.push(uid);
-        self.process_ip(ts, inner, Some(inner.len()), &chain);
+        let chain = encap.inside(uid, false);
+        self.process_ip(ts, inner, Some(inner.len()), chain.encap());
     }
 
     fn process_gre(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
-        let payload = parse_gre(ip.payload);
-        // The GRE analyzer hands a payload to the IP tunnel analyzer, which refuses one tunnel too many.
-        if payload.is_ok() && self.core.exceeds_tunnel_depth(ts, encap, "IPTUNNEL", (ip.src, ip.dst)) {
-            return;
-        }
-        let inner = match payload {
-            Ok(GrePayload::Ip(inner)) => Ok(inner),
-            Ok(GrePayload::Ethernet(frame)) => decode_link(LinkType::Ethernet, frame),
-            Ok(GrePayload::Ieee80211(frame)) => decode_link(LinkType::Ieee80211, frame),
-            Err(GreWeird { name, addl }) => {
-                // The GRE analyzer's weirds are flow weirds between the outer hosts, as Zeek's session manager
-                // reports a packet analyzer's.
-                let name = analyzer_weird_name(name, !encap.is_empty());
-                return self.core.net_weird(ts, &name, addl, Some("GRE"), Some((ip.src, ip.dst)));
-            }
-        };
-        match inner {
-            Ok(inner) => self.process_ip_tunnel(ts, ip, encap, inner, "Tunnel::GRE"),
-            // ARP, 802.11 management frames: nothing to analyse, as on the capture's own link.
-            Err(DecodeError::NotIp) => {}
-            // The inner frame is a packet of its own to Zeek, inside the tunnel: no IP header known yet.
-            Err(e) => self.core.decode_weird(ts, e, None, true),
+        if let Some((inner, uid)) = self.core.decapsulate_gre(ts, ip, ip.payload, encap, None) {
+            let chain = encap.inside(uid, false);
+            self.process_ip(ts, inner, Some(inner.len()), chain.encap());
         }
     }
 
@@ -548,7 +566,7 @@ impl Engine {
             self.drop_stale_timers_if_many();
         }
         if let Some(d) = inner {
-            self.process_ip(ts, &d.bytes, Some(d.bytes.len()), &d.chain);
+            self.process_ip(ts, &d.bytes, Some(d.bytes.len()), d.chain.encap());
         }
     }
 
@@ -662,7 +680,7 @@ impl Core {
     /// `analyzer` that would open it says so between the packet's `hosts`.
     fn exceeds_tunnel_depth(&mut self, ts: f64, encap: Encap, analyzer: &'static str, hosts: (IpAddr, IpAddr)) -> bool {
         const MAX_TUNNEL_DEPTH: usize = 2;
-        if encap.len() < MAX_TUNNEL_DEPTH {
+        if encap.uids.len() < MAX_TUNNEL_DEPTH {
             return false;
         }
         let name = analyzer_weird_name("exceeded_tunnel_max_depth", true);
@@ -726,6 +744,51 @@ impl Core {
         self.records.push(net_weird_record(ts, name, addl, "zeek", source, flow));
     }
 
+    /// A GRE packet, `payload` of the datagram `ip` (or of its UDP datagram, GRE over UDP): the IP packet inside
+    /// and the tunnel's uid, as Zeek's GRE analyzer (an IP-layer tunnel since 9.1) reads it. The depth limit comes
+    /// first, before the header is read; `session` is the UDP connection GRE rode in, which then records the limit
+    /// (`X`). Other weirds are flow weirds between the outer hosts, as the session manager reports a packet
+    /// analyzer's.
+    fn decapsulate_gre<'p>(
+        &mut self,
+        ts: f64,
+        ip: &IpDatagram,
+        payload: &'p [u8],
+        encap: Encap,
+        session: Option<&mut Conn>,
+    ) -> Option<(&'p [u8], String)> {
+        let hosts = (ip.src, ip.dst);
+        if self.exceeds_tunnel_depth(ts, encap, "GRE", hosts) {
+            if let Some(conn) = session {
+                conn.history.analyzer_limit_reached();
+            }
+            return None;
+        }
+        let inner = match parse_gre(payload) {
+            Ok(GrePayload::Ip(inner)) => Ok(inner),
+            Ok(GrePayload::Ethernet(frame)) => decode_link(LinkType::Ethernet, frame),
+            Ok(GrePayload::Ieee80211(frame)) => decode_link(LinkType::Ieee80211, frame),
+            Ok(GrePayload::Mpls(stack)) => decode::decode_mpls(stack),
+            // Zeek registers the tunnel, then finds no analyzer for the protocol (an unknown protocol, no weird).
+            Ok(GrePayload::Unknown) => return None,
+            Err(GreWeird { name, addl }) => {
+                let name = analyzer_weird_name(name, !encap.is_empty());
+                self.net_weird(ts, &name, addl, Some("GRE"), Some(hosts));
+                return None;
+            }
+        };
+        match inner {
+            Ok(inner) => Some((inner, self.tunnel_uid(ts, ip, "Tunnel::GRE"))),
+            // ARP, 802.11 management frames: nothing to analyse, as on the capture's own link.
+            Err(DecodeError::NotIp) => None,
+            // The inner frame is a packet of its own to Zeek, inside the tunnel: no IP header known yet.
+            Err(e) => {
+                self.decode_weird(ts, e, None, true);
+                None
+            }
+        }
+    }
+
     fn tunnel_uid(&mut self, ts: f64, ip: &IpDatagram, kind: &'static str) -> String {
         let (a, b) = if ip.src <= ip.dst { (ip.src, ip.dst) } else { (ip.dst, ip.src) };
         let key = (a, b, if kind == "Tunnel::GRE" { 47 } else { 4 });
@@ -765,7 +828,7 @@ impl Core {
     ) -> Option<Decapsulated> {
         let is_orig =
             conn.id.orig_h == ip.src && conn.id.orig_p == sp && (conn.id.resp_h == ip.dst || ip.src != ip.dst);
-        for uid in encap {
+        for uid in encap.uids {
             let parents = &mut conn.rare().tunnel_parents;
             if !parents.contains(uid) {
                 parents.insert(uid.clone());
@@ -845,7 +908,11 @@ impl Core {
                 conn.count_payload(usize::from(!is_orig), udp_len.saturating_sub(8));
                 conn.history.check(is_orig, 0x10, 'D');
                 conn.last = ts;
-                let inner = self.try_udp_tunnel(ts, conn, is_orig, payload, encap);
+                let inner = if conn.id.resp_p == GRE_OVER_UDP_PORT {
+                    self.gre_over_udp(ts, conn, ip, payload, encap)
+                } else {
+                    self.try_udp_tunnel(ts, conn, is_orig, payload, encap)
+                };
                 if inner.is_none() {
                     self.deliver(conn, ts, is_orig, Chunk::Data(payload));
                 }
@@ -1337,6 +1404,7 @@ impl Core {
         let (a, b) = (conn.id.orig_h, conn.id.resp_h);
         let hosts = if is_orig { (a, b) } else { (b, a) };
         if self.exceeds_tunnel_depth(ts, encap, tunnel.analyzer_name(), hosts) {
+            conn.history.analyzer_limit_reached();
             return None;
         }
         let inner = match tunnel.parse(payload) {
@@ -1375,9 +1443,27 @@ impl Core {
             self.tunnel_log(ts, conn, "Tunnel::DISCOVER");
         }
         self.confirm_tunnel(conn, tunnel, is_orig);
-        let mut chain = encap.to_vec();
-        chain.push(conn.uid.to_string());
+        let chain = encap.inside(conn.uid.to_string(), tunnel == UdpTunnel::Teredo);
         Some(Decapsulated { bytes: inner.to_vec(), chain })
+    }
+
+    /// GRE over UDP (RFC 8086, `PacketAnalyzer::GRE::gre_ports`): Zeek's UDP analyzer hands the datagram's payload
+    /// to the GRE analyzer by the responder's port. The tunnel is GRE's, between the outer hosts (not the UDP
+    /// connection, which gets no service), as for GRE over IP.
+    #[cold]
+    fn gre_over_udp(
+        &mut self,
+        ts: f64,
+        conn: &mut Conn,
+        ip: &IpDatagram,
+        payload: &[u8],
+        encap: Encap,
+    ) -> Option<Decapsulated> {
+        if !self.cfg.is_enabled("tunnel") {
+            return None;
+        }
+        let (inner, uid) = self.decapsulate_gre(ts, ip, payload, encap, Some(conn))?;
+        Some(Decapsulated { bytes: inner.to_vec(), chain: encap.inside(uid, false) })
     }
 
     /// The tunnel's packet analyzer refused `payload` with a violation: the weird its parser raised if the tunnel

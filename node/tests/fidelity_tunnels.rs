@@ -312,3 +312,163 @@ fn only_the_responders_port_names_a_tunnel() {
     assert_eq!((conn["id.orig_p"].as_str(), conn["service"].as_str()), ("5072", "dns"));
     assert!(logs.tunnel.is_empty() && logs.weird.is_empty(), "{:?} {:?}", logs.tunnel, logs.weird);
 }
+
+/// The values of `columns` in each record, tab-joined, with every uid replaced by its name in `uids` (so rows
+/// compare with a baseline's, whose uids come from Zeek's seeded generator).
+fn rows(records: &[Record], columns: &[&str], uids: &HashMap<String, &str>) -> Vec<String> {
+    let named = |v: &str| {
+        v.split(',').map(|part| uids.get(part).copied().unwrap_or(part).to_string()).collect::<Vec<_>>().join(",")
+    };
+    records.iter().map(|r| columns.iter().map(|c| named(&r[*c])).collect::<Vec<_>>().join("\t")).collect()
+}
+
+const CONN_COLUMNS: [&str; 20] = [
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "proto",
+    "service",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+    "conn_state",
+    "local_orig",
+    "local_resp",
+    "missed_bytes",
+    "history",
+    "orig_pkts",
+    "orig_ip_bytes",
+    "resp_pkts",
+    "resp_ip_bytes",
+    "tunnel_parents",
+    "ip_proto",
+];
+
+const TUNNEL_COLUMNS: [&str; 7] = ["uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "tunnel_type", "action"];
+
+/// A DNS message: `id`, a reply when `answers` is given, one question for zeek.org of `qtype`, then the answers
+/// (name pointer, type, class IN, TTL 60, the data).
+fn dns(id: u16, qtype: u16, answers: Option<&[(u16, Vec<u8>)]>) -> Vec<u8> {
+    let answers = answers.unwrap_or_default();
+    let flags: u16 = if answers.is_empty() { 0x0100 } else { 0x8180 };
+    let mut m = Vec::new();
+    for v in [id, flags, 1, u16::try_from(answers.len()).expect("few answers"), 0, 0] {
+        m.extend_from_slice(&be16(v));
+    }
+    m.extend_from_slice(b"\x04zeek\x03org\x00");
+    m.extend_from_slice(&be16(qtype));
+    m.extend_from_slice(&be16(1));
+    for (rtype, data) in answers {
+        m.extend_from_slice(&[0xc0, 0x0c]);
+        m.extend_from_slice(&be16(*rtype));
+        m.extend_from_slice(&be16(1));
+        m.extend_from_slice(&60u32.to_be_bytes());
+        m.extend_from_slice(&be16(u16::try_from(data.len()).expect("short record")));
+        m.extend_from_slice(data);
+    }
+    m
+}
+
+/// A TXT record's data: one string of `len` bytes.
+fn txt(len: u8) -> Vec<u8> {
+    [vec![len], vec![b't'; usize::from(len)]].concat()
+}
+
+/// Zeek's core.tunnels.gre-over-udp (gre-over-udp-4754.pcap): GRE over UDP port 4754 (RFC 8086,
+/// `PacketAnalyzer::GRE::gre_ports`). The trace's DNS exchange rebuilt byte for byte as its baseline rows imply:
+/// two queries of 26 bytes in one outer UDP connection, answers of 85 and 86 bytes in another, every datagram from
+/// 192.168.0.107 to 192.168.5.1:4754 with a 4-byte GRE header. The outer connections get no service; the tunnel is
+/// GRE's, between the outer hosts (ports 0), one for both UDP connections, and the inner connection names it.
+#[test]
+fn gre_over_udp_is_a_gre_tunnel_between_the_outer_hosts() {
+    let (sensor, collector) = (Ipv4Addr::new(192, 168, 0, 107), Ipv4Addr::new(192, 168, 5, 1));
+    let (client, resolver) = (Ipv4Addr::new(172, 17, 0, 2), Ipv4Addr::new(1, 1, 1, 1));
+    let gre_over_udp = |sport: u16, inner: Vec<u8>| {
+        let gre = [&[0, 0, 0x08, 0x00][..], &inner].concat();
+        ethernet(&ipv4(sensor, collector, PROTO_UDP, &udp(sport, 4754, &gre)))
+    };
+    let query = |id, qtype| ipv4(client, resolver, PROTO_UDP, &udp(51714, 53, &dns(id, qtype, None)));
+    let answer = |id, qtype, records: &[(u16, Vec<u8>)]| {
+        ipv4(resolver, client, PROTO_UDP, &udp(53, 51714, &dns(id, qtype, Some(records))))
+    };
+    let a = (1, vec![192, 0, 2, 1]);
+    let aaaa = (28, [vec![0x20, 0x01, 0x0d, 0xb8], vec![0; 11], vec![1]].concat());
+    let (answer_a, answer_aaaa) = (answer(0x1234, 1, &[a, (16, txt(30))]), answer(0x1235, 28, &[aaaa, (16, txt(19))]));
+    assert_eq!((answer_a.len(), answer_aaaa.len()), (20 + 8 + 85, 20 + 8 + 86));
+    let logs = run_node(&[
+        (1000.0, gre_over_udp(50343, query(0x1234, 1))),
+        (1000.000089, gre_over_udp(50343, query(0x1235, 28))),
+        (1000.054238, gre_over_udp(53571, answer_a)),
+        (1000.054277, gre_over_udp(53571, answer_aaaa)),
+    ]);
+    // Zeek's uids in the order its generator hands them out: the first outer connection, the GRE tunnel, the DNS
+    // connection, the second outer connection.
+    let uid_of = |port: &str| logs.conn.iter().find(|r| r["id.orig_p"] == port).map(|r| r["uid"].clone());
+    let tunnel_uid = logs.tunnel.first().map(|r| r["uid"].clone()).unwrap_or_default();
+    let uids: HashMap<String, &str> = [
+        (uid_of("50343").unwrap_or_default(), "CHhAvVGS1DHFjwGM9"),
+        (tunnel_uid, "ClEkJM2Vm5giqnMf4h"),
+        (uid_of("51714").unwrap_or_default(), "C4J4Th3PJpwUYZZ6gc"),
+        (uid_of("53571").unwrap_or_default(), "CtPZjS20MLrsMUOJi2"),
+    ]
+    .into_iter()
+    .collect();
+    let mut conn = rows(&logs.conn, &CONN_COLUMNS, &uids);
+    conn.sort();
+    // The baseline's rows (the trace's HTTP connection and its two outer connections left out), with ip_proto.
+    assert_eq!(
+        conn,
+        [
+            "172.17.0.2\t51714\t1.1.1.1\t53\tudp\tdns\t0.054277\t52\t171\tSF\tT\tF\t0\tDd\t2\t108\t2\t227\tClEkJM2Vm5giqnMf4h\t17",
+            "192.168.0.107\t50343\t192.168.5.1\t4754\tudp\t-\t0.000089\t116\t0\tS0\tT\tT\t0\tD\t2\t172\t0\t0\t-\t17",
+            "192.168.0.107\t53571\t192.168.5.1\t4754\tudp\t-\t0.000039\t235\t0\tS0\tT\tT\t0\tD\t2\t291\t0\t0\t-\t17",
+        ]
+    );
+    assert_eq!(
+        rows(&logs.tunnel, &TUNNEL_COLUMNS, &uids),
+        ["ClEkJM2Vm5giqnMf4h\t192.168.0.107\t0\t192.168.5.1\t0\tTunnel::GRE\tTunnel::DISCOVER"]
+    );
+    assert!(logs.weird.is_empty(), "{:?}", logs.weird);
+}
+
+/// Zeek's core.tunnels.gre-mpls (issue #5829): GRE (protocol type 0x8847) carrying an MPLS label stack and the IP
+/// packet behind it; one UDP datagram in each of two tunnels. The baseline's conn.log and tunnel.log rows, and no
+/// weird.log.
+#[test]
+fn gre_carries_mpls() {
+    let gre_mpls = |outer: (Ipv4Addr, Ipv4Addr), inner: (Ipv4Addr, Ipv4Addr), ports: (u16, u16)| {
+        let packet = ipv4(inner.0, inner.1, PROTO_UDP, &udp(ports.0, ports.1, b"data"));
+        // GRE version 0, protocol MPLS unicast; one label (100), bottom of stack, TTL 64.
+        let gre = [&[0, 0, 0x88, 0x47][..], &[0x00, 0x06, 0x41, 0x40], &packet].concat();
+        ethernet(&ipv4(outer.0, outer.1, 47, &gre))
+    };
+    let host = |c: u8, d: u8| Ipv4Addr::new(192, 168, c, d);
+    let logs = run_node(&[
+        (
+            10.0,
+            gre_mpls((Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)), (host(1, 1), host(1, 2)), (1234, 5678)),
+        ),
+        (
+            11.0,
+            gre_mpls((Ipv4Addr::new(10, 0, 0, 3), Ipv4Addr::new(10, 0, 0, 4)), (host(2, 1), host(2, 2)), (4321, 8765)),
+        ),
+    ]);
+    let names = ["CHhAvVGS1DHFjwGM9", "C4J4Th3PJpwUYZZ6gc"];
+    let uids: HashMap<String, &str> = logs.tunnel.iter().map(|r| r["uid"].clone()).zip(names).collect();
+    assert_eq!(
+        rows(&logs.conn, &CONN_COLUMNS, &uids),
+        [
+            "192.168.1.1\t1234\t192.168.1.2\t5678\tudp\t-\t-\t-\t-\tS0\tT\tT\t0\tD\t1\t32\t0\t0\tCHhAvVGS1DHFjwGM9\t17",
+            "192.168.2.1\t4321\t192.168.2.2\t8765\tudp\t-\t-\t-\t-\tS0\tT\tT\t0\tD\t1\t32\t0\t0\tC4J4Th3PJpwUYZZ6gc\t17",
+        ]
+    );
+    assert_eq!(
+        rows(&logs.tunnel, &TUNNEL_COLUMNS, &uids),
+        [
+            "CHhAvVGS1DHFjwGM9\t10.0.0.1\t0\t10.0.0.2\t0\tTunnel::GRE\tTunnel::DISCOVER",
+            "C4J4Th3PJpwUYZZ6gc\t10.0.0.3\t0\t10.0.0.4\t0\tTunnel::GRE\tTunnel::DISCOVER",
+        ]
+    );
+    assert!(logs.weird.is_empty(), "{:?}", logs.weird);
+}

@@ -13,6 +13,9 @@ pub mod mask {
     pub const MULTI_FLAG: u32 = 0x40;
     /// Analysis partial: a limit was exceeded (`x`).
     pub const PARTIAL: u32 = 0x80;
+    /// A packet analyzer's limit was reached on the connection (Zeek's `HIST_ANALYZER_LIMIT_REACHED`, one bit for
+    /// both directions).
+    pub const ANALYZER_LIMIT: u32 = 0x100;
 }
 
 /// A connection's history: its letters and the bits of the events seen. Inline while it has at most
@@ -134,6 +137,12 @@ impl History {
     /// An analyzer's limit cut the analysis short (`x`, once per side).
     pub fn partial(&mut self, is_orig: bool) {
         self.check(is_orig, mask::PARTIAL, 'X');
+    }
+
+    /// A tunnel inside the connection was one too deep (`TunnelAnalyzer::CheckTunnelDepth`): `X` once, whichever
+    /// direction the packet went.
+    pub fn analyzer_limit_reached(&mut self) {
+        self.check(true, mask::ANALYZER_LIMIT, 'X');
     }
 
     /// Records the flip of originator and responder (`^`); seen bits swap sides with the roles.

@@ -13,6 +13,7 @@ mod transport;
 mod tunnel;
 
 pub use frag::{FragKey, Reassembler};
+pub(crate) use link::decode_mpls;
 pub use link::{LinkType, decode_link};
 pub use transport::{
     IcmpHeader, TcpFlags, TcpHeader, Transport, UdpHeader, decode_transport, internet_checksum, ipv4_header_checksum,
@@ -158,7 +159,7 @@ impl DecodeError {
             | BadIpChecksum => "IP",
             TruncatedHeader(proto) | InternallyTruncatedHeader(proto) => transport_analyzer(proto)?,
             BadTcpHeaderLen => "TCP",
-            InvalidInnerIpVersion | TruncatedInnerIp | InnerIpPayloadLengthMismatch => "IPTUNNEL",
+            InvalidInnerIpVersion | TruncatedInnerIp | InnerIpPayloadLengthMismatch => "IPINIP",
             Truncated80211 | Truncated80211Llc | TruncatedAmsduHeader | TruncatedAmsduPacket => "IEEE802_11",
             TruncatedRadiotap => "IEEE802_11_RADIO",
             NotIp => return None,
@@ -930,7 +931,7 @@ mod tests {
             DecodeError::TruncatedInnerIp,
             DecodeError::InnerIpPayloadLengthMismatch,
         ] {
-            assert_eq!(e.source(), Some("IPTUNNEL"));
+            assert_eq!(e.source(), Some("IPINIP"));
             assert!(e.names_hosts(), "{e}: between the outer hosts");
         }
     }

@@ -14,6 +14,11 @@ pub enum GrePayload<'a> {
     Ethernet(&'a [u8]),
     /// An IEEE 802.11 frame (Aruba access points' GRE).
     Ieee80211(&'a [u8]),
+    /// An MPLS label stack and what follows it.
+    Mpls(&'a [u8]),
+    /// A protocol type Zeek's GRE dispatch table does not name: it reports it as an unknown protocol (no weird),
+    /// after it registered the tunnel.
+    Unknown,
 }
 
 /// Why Zeek's GRE analyzer drops a packet: the weird it raises, and its `addl`.
@@ -39,6 +44,7 @@ const GRE_TRANSPARENT_ETHERNET: u16 = 0x6558;
 const GRE_ERSPAN_1_2: u16 = 0x88be;
 const GRE_ERSPAN_3: u16 = 0x22eb;
 const GRE_PPP: u16 = 0x880b;
+const GRE_MPLS: u16 = 0x8847;
 const ETHERNET_HEADER_LEN: usize = 14;
 
 /// Parses a GRE header as Zeek's GRE analyzer does (RFC 2784/2890, RFC 2637's enhanced GRE for PPTP, ERSPAN
@@ -69,7 +75,9 @@ pub fn parse_gre(p: &[u8]) -> Result<GrePayload<'_>, GreWeird> {
             GRE_TRANSPARENT_ETHERNET | GRE_ERSPAN_1_2 | GRE_ERSPAN_3 => return Err(truncated()),
             aruba if is_aruba_type(aruba) && p.len() > gre_len => (0, Inner::Ieee80211),
             aruba if is_aruba_type(aruba) => return Err(truncated()),
-            _ => (0, Inner::Ip),
+            GRE_MPLS => (0, Inner::Mpls),
+            0x0800 | 0x86dd => (0, Inner::Ip),
+            _ => (0, Inner::Unknown),
         },
         1 if proto != GRE_PPP => {
             return Err(GreWeird { name: "egre_protocol_type", addl: Some(format!("proto={proto}")) });
@@ -85,21 +93,17 @@ pub fn parse_gre(p: &[u8]) -> Result<GrePayload<'_>, GreWeird> {
     }
     let payload = p.get(gre_len + extra_len..).ok_or_else(truncated)?;
     match link {
-        Inner::Ethernet => return Ok(GrePayload::Ethernet(payload)),
-        Inner::Ieee80211 => return Ok(GrePayload::Ieee80211(payload)),
-        Inner::Ip => {}
-    }
-    if version == 1 {
-        // PPTP: the PPP protocol after the enhanced header's 2 bytes of address and control.
-        let ppp_proto = u16::from_be_bytes([p[gre_len + 2], p[gre_len + 3]]);
-        if !matches!(ppp_proto, 0x0021 | 0x0057) {
-            return Err(GreWeird::new("non_ip_packet_in_encap"));
-        }
-        return Ok(GrePayload::Ip(payload));
-    }
-    match proto {
-        0x0800 | 0x86dd => Ok(GrePayload::Ip(payload)),
-        _ => Err(GreWeird::new("invalid_inner_IP_version")),
+        Inner::Ethernet => Ok(GrePayload::Ethernet(payload)),
+        Inner::Ieee80211 => Ok(GrePayload::Ieee80211(payload)),
+        Inner::Mpls => Ok(GrePayload::Mpls(payload)),
+        Inner::Unknown => Ok(GrePayload::Unknown),
+        // PPTP: the PPP protocol after the enhanced header's 2 bytes of address and control; IPv4 (0x21) and IPv6
+        // (0x57) both go to the IP analyzer, which reads the version from the packet itself.
+        Inner::Ip if version == 1 => match u16::from_be_bytes([p[gre_len + 2], p[gre_len + 3]]) {
+            0x0021 | 0x0057 => Ok(GrePayload::Ip(payload)),
+            _ => Err(GreWeird::new("non_ip_packet_in_encap")),
+        },
+        Inner::Ip => Ok(GrePayload::Ip(payload)),
     }
 }
 
@@ -108,6 +112,8 @@ enum Inner {
     Ip,
     Ethernet,
     Ieee80211,
+    Mpls,
+    Unknown,
 }
 
 /// The protocol types Aruba access points send 802.11 frames under (as Zeek's GRE analyzer tells them).
@@ -627,7 +633,7 @@ mod tests {
         let frame = [0x08, 0x01, 0, 0, 1, 2, 3];
         assert_eq!(parse_gre(&gre(0, 0x8210, &[], &frame)), Ok(GrePayload::Ieee80211(&frame[..])));
         assert_eq!(parse_gre(&gre(0, 0x9000, &[], &frame)), Ok(GrePayload::Ieee80211(&frame[..])));
-        assert_eq!(parse_gre(&gre(0, 0x8381, &[], &frame)), Err(GreWeird::new("invalid_inner_IP_version")));
+        assert_eq!(parse_gre(&gre(0, 0x8381, &[], &frame)), Ok(GrePayload::Unknown));
         assert_eq!(parse_gre(&gre(0, 0x8200, &[], &[])), Err(GreWeird::new("truncated_GRE")));
     }
 
@@ -646,7 +652,8 @@ mod tests {
         assert_eq!(weird(gre(0x0008, 0x0800, &[], &IPV4_PACKET)).name, "unknown_gre_flags");
         assert_eq!(weird(vec![0, 0, 8]).name, "truncated_GRE");
         assert_eq!(weird(gre(GRE_KEY, 0x0800, &[], &[])[..6].to_vec()).name, "truncated_GRE");
-        assert_eq!(weird(gre(0, 0x0806, &[], &IPV4_PACKET)).name, "invalid_inner_IP_version");
+        // Another protocol type (ARP) is no weird: Zeek's GRE dispatch table has nothing for it.
+        assert_eq!(parse_gre(&gre(0, 0x0806, &[], &IPV4_PACKET)), Ok(GrePayload::Unknown));
     }
 
     /// An IPv6 header (version 6, `payload_len`, next header UDP) and `body`.

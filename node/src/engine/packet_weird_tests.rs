@@ -201,8 +201,8 @@ fn ip_in_ip_checks_name_the_outer_hosts_and_inner_weirds_the_tunnel() {
     assert_eq!(
         rows,
         [
-            weird(outer_hosts, "truncated_inner_IP", "-", "IPTUNNEL"),
-            weird(outer_hosts, "invalid_inner_IP_version", "-", "IPTUNNEL"),
+            weird(outer_hosts, "truncated_inner_IP", "-", "IPINIP"),
+            weird(outer_hosts, "invalid_inner_IP_version", "-", "IPINIP"),
             weird(None, "IPv4_min_header_size_in_tunnel", "-", "IP"),
         ]
     );
@@ -246,7 +246,7 @@ fn a_third_tunnel_is_not_opened() {
     engine.finish();
     let outer_hosts = Some(("192.168.1.1", "192.168.1.2"));
     let weirds = weird_rows(&mut engine);
-    assert_eq!(weirds, [weird(outer_hosts, "exceeded_tunnel_max_depth_in_tunnel", "-", "IPTUNNEL")]);
+    assert_eq!(weirds, [weird(outer_hosts, "exceeded_tunnel_max_depth_in_tunnel", "-", "IPINIP")]);
     assert_eq!(engine.stats().connections, 1, "two tunnels deep is analysed, three is not");
 }
 
@@ -551,4 +551,103 @@ fn geneve_versions_and_truncation_are_zeeks() {
         .map(|r| [2, 10, 11].map(|i| r.values[i].to_tsv()).join("|"))
         .collect();
     assert_eq!(analyzer, [r"GENEVE|Geneve header truncation|\x80\x00eX\x00"]);
+}
+
+/// An IPv6 header from 2001:db8::1 to 2001:db8::2 (`next` header, `payload_len`) and `body`.
+fn ipv6(next: u8, payload_len: u16, body: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0x60, 0, 0, 0];
+    packet.extend(payload_len.to_be_bytes());
+    packet.extend([next, 64]);
+    packet.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    packet.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    packet.extend_from_slice(body);
+    packet
+}
+
+/// `inner` in an IPv4 header from 192.168.1.1 to 192.168.1.2 with protocol 41 (6in4).
+fn six_in_four(inner: &[u8]) -> Vec<u8> {
+    let mut outer = ip_in_ip(inner);
+    outer[9] = 41;
+    outer
+}
+
+const NO_NEXT_HEADER: u8 = 59;
+const IPV6_FRAGMENT: u8 = 44;
+
+/// IP.cc: an IPv6 datagram with No Next Header is the weird `ipv6_no_next` unless the innermost tunnel it came out
+/// of is Teredo (`encap->LastType() == TEREDO`, a bubble); inside any other tunnel the session manager names it
+/// `ipv6_no_next_in_tunnel` (a flow weird between the inner hosts, source IP). A bubble reassembled from fragments
+/// inside Teredo is still inside Teredo.
+#[test]
+fn ipv6_no_next_is_a_weird_inside_every_tunnel_but_teredo() {
+    let inner_hosts = Some(("2001:db8::1", "2001:db8::2"));
+    let mut engine = unchecked_engine();
+    engine.process_packet(1.0, LinkType::Raw, &ipv6(NO_NEXT_HEADER, 0, &[]));
+    engine.process_packet(2.0, LinkType::Raw, &six_in_four(&ipv6(NO_NEXT_HEADER, 0, &[])));
+    assert_eq!(
+        weird_rows(&mut engine),
+        [weird(inner_hosts, "ipv6_no_next", "-", "IP"), weird(inner_hosts, "ipv6_no_next_in_tunnel", "-", "IP")]
+    );
+
+    // Teredo: a bubble, whole or as two fragments (96 bytes of No Next Header payload each side of the cut).
+    let client = ([192, 168, 2, 16], 3797);
+    let server = ([65, 55, 158, 80], 3544);
+    let teredo = |datagram: &[u8]| ipv4_udp(client, server, datagram);
+    engine.process_packet(3.0, LinkType::Raw, &teredo(&teredo_ipv6(NO_NEXT_HEADER, 0, &[])));
+    let fragment = |offset: u16, more: bool, data: &[u8]| {
+        let mut header = vec![NO_NEXT_HEADER, 0];
+        header.extend((offset | u16::from(more)).to_be_bytes());
+        header.extend([0, 0, 0, 7]);
+        let body = [&header[..], data].concat();
+        teredo_ipv6(IPV6_FRAGMENT, u16::try_from(body.len()).unwrap(), &body)
+    };
+    engine.process_packet(3.1, LinkType::Raw, &teredo(&fragment(0, true, &[0; 96])));
+    engine.process_packet(3.2, LinkType::Raw, &teredo(&fragment(96, false, &[0; 96])));
+    assert_eq!(weird_rows(&mut engine), Vec::<Vec<String>>::new(), "bubbles inside Teredo are no weird");
+
+    // The same bubble inside VXLAN is (after the weird framework forgot the first one).
+    let frame = ethernet(&ipv6(NO_NEXT_HEADER, 0, &[]));
+    let mut frame_v6 = frame.clone();
+    frame_v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let vxlan = [&[0x08, 0, 0, 0, 0, 0, 42, 0][..], &frame_v6].concat();
+    engine.process_packet(1000.0, LinkType::Raw, &ipv4_udp(([10, 9, 0, 1], 50000), ([10, 9, 0, 2], 4789), &vxlan));
+    assert_eq!(weird_rows(&mut engine), [weird(inner_hosts, "ipv6_no_next_in_tunnel", "-", "IP")]);
+}
+
+/// core.tunnels.max-depth-exceeded: a UDP tunnel one too deep is refused by its analyzer
+/// (`TunnelAnalyzer::CheckTunnelDepth`), which marks the outer connection's history `X` and raises
+/// `exceeded_tunnel_max_depth_in_tunnel` between its hosts. The baseline's rows (`conn.log.cut`'s history and
+/// service, weird.log's record) for VXLAN in VXLAN in VXLAN.
+#[test]
+fn a_udp_tunnel_one_too_deep_marks_its_connection() {
+    let vxlan_to = |src: [u8; 4], dst: [u8; 4], inner_ip: &[u8]| {
+        let vxlan = [&[0x08, 0, 0, 0, 0, 0, 1, 0][..], &ethernet(inner_ip)].concat();
+        ipv4_udp((src, 4789), (dst, 4789), &vxlan)
+    };
+    let dns = ipv4_udp(([4, 4, 4, 4], 12345), ([4, 4, 4, 9], 53), &[0; 12]);
+    let third = vxlan_to([3, 3, 3, 3], [3, 3, 3, 9], &dns);
+    let second = vxlan_to([2, 2, 2, 2], [2, 2, 2, 9], &third);
+    let first = vxlan_to([1, 1, 1, 1], [1, 1, 1, 9], &second);
+    let mut engine = unchecked_engine();
+    engine.process_packet(1.0, LinkType::Raw, &first);
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let conn_rows: Vec<String> = records
+        .iter()
+        .filter(|r| r.schema.path == "conn")
+        .map(|r| {
+            ["id.orig_h", "proto", "history", "service"]
+                .map(|f| r.values[r.schema.field_index(f).unwrap()].to_tsv())
+                .join("\t")
+        })
+        .collect();
+    let mut conn_rows = conn_rows;
+    conn_rows.sort();
+    assert_eq!(conn_rows, ["1.1.1.1\tudp\tD\tvxlan", "2.2.2.2\tudp\tD\tvxlan", "3.3.3.3\tudp\tDX\t-"]);
+    let weirds: Vec<Vec<String>> = records
+        .iter()
+        .filter(|r| r.schema.path == WEIRD.path)
+        .map(|r| r.values[1..].iter().map(|v| v.to_tsv()).collect())
+        .collect();
+    assert_eq!(weirds, [weird(Some(("3.3.3.3", "3.3.3.9")), "exceeded_tunnel_max_depth_in_tunnel", "-", "VXLAN")]);
 }
