@@ -828,7 +828,9 @@ impl Core {
     ) -> Option<Decapsulated> {
         let is_orig =
             conn.id.orig_h == ip.src && conn.id.orig_p == sp && (conn.id.resp_h == ip.dst || ip.src != ip.dst);
-        for uid in encap.uids {
+        // conn/main.zeek adds the innermost tunnel's uid at `new_connection` and at each `tunnel_changed` (the
+        // outer ones of a nested chain are not parents).
+        if let Some(uid) = encap.uids.last() {
             let parents = &mut conn.rare().tunnel_parents;
             if !parents.contains(uid) {
                 parents.insert(uid.clone());

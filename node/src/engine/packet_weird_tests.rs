@@ -632,18 +632,28 @@ fn a_udp_tunnel_one_too_deep_marks_its_connection() {
     engine.process_packet(1.0, LinkType::Raw, &first);
     engine.finish();
     let records: Vec<LogRecord> = engine.drain_records().collect();
-    let conn_rows: Vec<String> = records
+    let conns: Vec<[String; 6]> = records
         .iter()
         .filter(|r| r.schema.path == "conn")
         .map(|r| {
-            ["id.orig_h", "proto", "history", "service"]
+            ["uid", "id.orig_h", "proto", "history", "service", "tunnel_parents"]
                 .map(|f| r.values[r.schema.field_index(f).unwrap()].to_tsv())
-                .join("\t")
         })
         .collect();
-    let mut conn_rows = conn_rows;
+    // The baseline's uids are those of the outer connection first (CHhAv..., ClEk..., C4J4...): named here by the
+    // connection's originator.
+    let names: HashMap<&str, &str> = [("1.1.1.1", "C1"), ("2.2.2.2", "C2"), ("3.3.3.3", "C3")].into();
+    let name_of: HashMap<String, &str> = conns.iter().map(|c| (c[0].clone(), names[c[1].as_str()])).collect();
+    let mut conn_rows: Vec<String> = conns
+        .iter()
+        .map(|c| c.iter().map(|v| name_of.get(v).copied().unwrap_or(v)).collect::<Vec<_>>().join("\t"))
+        .collect();
     conn_rows.sort();
-    assert_eq!(conn_rows, ["1.1.1.1\tudp\tD\tvxlan", "2.2.2.2\tudp\tD\tvxlan", "3.3.3.3\tudp\tDX\t-"]);
+    // A connection's parent is the innermost tunnel only (conn/main.zeek's `c$tunnel[|c$tunnel|-1]`).
+    assert_eq!(
+        conn_rows,
+        ["C1\t1.1.1.1\tudp\tD\tvxlan\t-", "C2\t2.2.2.2\tudp\tD\tvxlan\tC1", "C3\t3.3.3.3\tudp\tDX\t-\tC2"]
+    );
     let weirds: Vec<Vec<String>> = records
         .iter()
         .filter(|r| r.schema.path == WEIRD.path)
