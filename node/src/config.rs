@@ -48,6 +48,8 @@ pub struct AnalysisConfig {
     pub local_nets: LocalNets,
     /// Seed for uids, so runs are reproducible.
     pub seed: u64,
+    /// Zeek's `Tunnel::max_depth`: how many tunnels deep a packet is decapsulated (4 since 9.1).
+    pub tunnel_max_depth: usize,
 }
 
 impl Default for AnalysisConfig {
@@ -59,6 +61,7 @@ impl Default for AnalysisConfig {
                 &PRIVATE_ADDRESS_SPACE.iter().map(|n| n.parse().expect("valid builtin subnet")).collect::<Vec<_>>(),
             ),
             seed: 0x5eed,
+            tunnel_max_depth: 4,
         }
     }
 }

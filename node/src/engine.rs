@@ -547,6 +547,13 @@ impl Engine {
         let core = &mut self.core;
         let (slot, conn, created) =
             self.table.get_or_insert_with(key, || Box::new(core.new_conn(ts, ip, &transport, proto, sp, dp)));
+        if created && let Some(uid) = encap.uids.last() {
+            // The connection's first packet sets its encapsulation (no `tunnel_changed`); conn/main.zeek's
+            // `new_connection` makes the innermost tunnel a parent.
+            let rare = conn.rare();
+            rare.encapsulation = Some(uid.clone());
+            rare.tunnel_parents.insert(uid.clone());
+        }
         if let (Some(t), true, true) = (core.tracking.as_mut(), created, encap.is_empty()) {
             let analyzed = !conn.analyzers.is_empty();
             t.created.push(CreatedConn { key, uid: conn.uid, id: conn.id, start: ts, analyzed });
@@ -679,8 +686,7 @@ impl Core {
     /// Zeek's `Tunnel::max_depth`: a packet already inside that many tunnels opens no further one, and the
     /// `analyzer` that would open it says so between the packet's `hosts`.
     fn exceeds_tunnel_depth(&mut self, ts: f64, encap: Encap, analyzer: &'static str, hosts: (IpAddr, IpAddr)) -> bool {
-        const MAX_TUNNEL_DEPTH: usize = 2;
-        if encap.uids.len() < MAX_TUNNEL_DEPTH {
+        if encap.uids.len() < self.cfg.tunnel_max_depth {
             return false;
         }
         let name = analyzer_weird_name("exceeded_tunnel_max_depth", true);
@@ -828,13 +834,9 @@ impl Core {
     ) -> Option<Decapsulated> {
         let is_orig =
             conn.id.orig_h == ip.src && conn.id.orig_p == sp && (conn.id.resp_h == ip.dst || ip.src != ip.dst);
-        // conn/main.zeek adds the innermost tunnel's uid at `new_connection` and at each `tunnel_changed` (the
-        // outer ones of a nested chain are not parents).
-        if let Some(uid) = encap.uids.last() {
-            let parents = &mut conn.rare().tunnel_parents;
-            if !parents.contains(uid) {
-                parents.insert(uid.clone());
-            }
+        // Only packets in a tunnel, and those of a connection that was in one, can change its encapsulation.
+        if !encap.is_empty() || conn.rare.as_ref().is_some_and(|r| r.encapsulation.is_some()) {
+            check_encapsulation(conn, encap);
         }
         match transport {
             Transport::Tcp { hdr, payload, payload_len } => {
@@ -1573,6 +1575,31 @@ impl Core {
         if self.cfg.is_enabled("conn") {
             self.records.push(conn.log_record());
         }
+    }
+}
+
+/// Zeek's `Connection::CheckEncapsulation` for a packet of an existing connection: a packet in another tunnel than
+/// the last one (or in one after none, or in none after one) is a `tunnel_changed`, whose innermost tunnel
+/// conn/main.zeek adds to `tunnel_parents` (the outer ones of a nested chain are not parents). Only
+/// `Tunnel::max_changes_per_connection` (5) changes are reported; the next one marks the history `X`.
+#[inline(never)]
+fn check_encapsulation(conn: &mut Conn, encap: Encap) {
+    const MAX_CHANGES_PER_CONNECTION: u8 = 5;
+    let innermost = encap.uids.last();
+    let rare = conn.rare();
+    if rare.encapsulation.as_ref() == innermost {
+        return;
+    }
+    rare.encapsulation = innermost.cloned();
+    if rare.tunnel_changes >= MAX_CHANGES_PER_CONNECTION {
+        conn.history.analyzer_limit_reached();
+        return;
+    }
+    rare.tunnel_changes += 1;
+    if let Some(uid) = innermost
+        && !rare.tunnel_parents.contains(uid)
+    {
+        rare.tunnel_parents.insert(uid.clone());
     }
 }
 

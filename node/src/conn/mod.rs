@@ -161,6 +161,10 @@ impl Attached {
 pub struct Rare {
     /// Uids of the tunnels the connection arrived in.
     pub tunnel_parents: BTreeSet<String>,
+    /// The innermost tunnel of the connection's last packet (Zeek's `Connection::encapsulation`, which it compares
+    /// with each packet's), and how many changes of it were reported (`Tunnel::max_changes_per_connection`).
+    pub encapsulation: Option<String>,
+    pub tunnel_changes: u8,
     /// The connection is a UDP tunnel (Teredo, VXLAN, Geneve, GTP-U, AYIYA) whose payload is decapsulated.
     pub tunnel: Option<crate::decode::UdpTunnel>,
     /// Tunnel packets decapsulated per direction (Teredo is confirmed once both carried one).
@@ -192,6 +196,8 @@ impl Rare {
     fn is_unused(&self) -> bool {
         let Rare {
             tunnel_parents,
+            encapsulation,
+            tunnel_changes,
             tunnel,
             tunnel_seen,
             tunnel_discovered,
@@ -203,6 +209,8 @@ impl Rare {
             dpd,
         } = self;
         tunnel_parents.is_empty()
+            && encapsulation.is_none()
+            && *tunnel_changes == 0
             && tunnel.is_none()
             && *tunnel_seen == [false; 2]
             && !tunnel_discovered

@@ -237,17 +237,20 @@ fn fragment_weirds_are_flow_weirds() {
     assert_eq!(engine.stats().connections, 1, "the reassembled datagram is analysed");
 }
 
+/// `Tunnel::max_depth` is 4 (init-bare.zeek since 9.1): four IP-in-IP tunnels deep is analysed, a fifth is not
+/// opened (IPINIP's weird between the outer hosts of the fifth).
 #[test]
-fn a_third_tunnel_is_not_opened() {
+fn a_fifth_tunnel_is_not_opened() {
     let mut engine = unchecked_engine();
     let inner = ipv4_udp(CLIENT, SERVER, b"hello");
-    engine.process_packet(1.0, LinkType::Raw, &ip_in_ip(&ip_in_ip(&inner)));
-    engine.process_packet(2.0, LinkType::Raw, &ip_in_ip(&ip_in_ip(&ip_in_ip(&inner))));
+    let wrapped = |depth: usize| (0..depth).fold(inner.clone(), |packet, _| ip_in_ip(&packet));
+    engine.process_packet(1.0, LinkType::Raw, &wrapped(4));
+    engine.process_packet(2.0, LinkType::Raw, &wrapped(5));
     engine.finish();
     let outer_hosts = Some(("192.168.1.1", "192.168.1.2"));
     let weirds = weird_rows(&mut engine);
     assert_eq!(weirds, [weird(outer_hosts, "exceeded_tunnel_max_depth_in_tunnel", "-", "IPINIP")]);
-    assert_eq!(engine.stats().connections, 1, "two tunnels deep is analysed, three is not");
+    assert_eq!(engine.stats().connections, 1, "four tunnels deep is analysed, five is not");
 }
 
 #[test]
@@ -614,24 +617,23 @@ fn ipv6_no_next_is_a_weird_inside_every_tunnel_but_teredo() {
     assert_eq!(weird_rows(&mut engine), [weird(inner_hosts, "ipv6_no_next_in_tunnel", "-", "IP")]);
 }
 
-/// core.tunnels.max-depth-exceeded: a UDP tunnel one too deep is refused by its analyzer
-/// (`TunnelAnalyzer::CheckTunnelDepth`), which marks the outer connection's history `X` and raises
-/// `exceeded_tunnel_max_depth_in_tunnel` between its hosts. The baseline's rows (`conn.log.cut`'s history and
-/// service, weird.log's record) for VXLAN in VXLAN in VXLAN.
-#[test]
-fn a_udp_tunnel_one_too_deep_marks_its_connection() {
+/// vxlan-triple-v2.pcap's packet as its baselines imply: a DNS query from 4.4.4.4 to 4.4.4.9 inside VXLAN between
+/// 3.3.3.3 and 3.3.3.9, inside VXLAN between 2.2.2.2 and 2.2.2.9, inside VXLAN between 1.1.1.1 and 1.1.1.9.
+fn vxlan_triple() -> Vec<u8> {
     let vxlan_to = |src: [u8; 4], dst: [u8; 4], inner_ip: &[u8]| {
         let vxlan = [&[0x08, 0, 0, 0, 0, 0, 1, 0][..], &ethernet(inner_ip)].concat();
         ipv4_udp((src, 4789), (dst, 4789), &vxlan)
     };
-    let dns = ipv4_udp(([4, 4, 4, 4], 12345), ([4, 4, 4, 9], 53), &[0; 12]);
+    let query = [&[0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0][..], b"\x04zeek\x03org\x00", &[0, 1, 0, 1]].concat();
+    let dns = ipv4_udp(([4, 4, 4, 4], 12345), ([4, 4, 4, 9], 53), &query);
     let third = vxlan_to([3, 3, 3, 3], [3, 3, 3, 9], &dns);
     let second = vxlan_to([2, 2, 2, 2], [2, 2, 2, 9], &third);
-    let first = vxlan_to([1, 1, 1, 1], [1, 1, 1, 9], &second);
-    let mut engine = unchecked_engine();
-    engine.process_packet(1.0, LinkType::Raw, &first);
-    engine.finish();
-    let records: Vec<LogRecord> = engine.drain_records().collect();
+    vxlan_to([1, 1, 1, 1], [1, 1, 1, 9], &second)
+}
+
+/// The conn.log rows of `records` (uid, originator, proto, history, service, tunnel_parents), sorted, with the
+/// uids named by the connection's originator as `names` says.
+fn conn_rows_named(records: &[LogRecord], names: &HashMap<&str, &str>) -> Vec<String> {
     let conns: Vec<[String; 6]> = records
         .iter()
         .filter(|r| r.schema.path == "conn")
@@ -640,15 +642,63 @@ fn a_udp_tunnel_one_too_deep_marks_its_connection() {
                 .map(|f| r.values[r.schema.field_index(f).unwrap()].to_tsv())
         })
         .collect();
-    // The baseline's uids are those of the outer connection first (CHhAv..., ClEk..., C4J4...): named here by the
-    // connection's originator.
-    let names: HashMap<&str, &str> = [("1.1.1.1", "C1"), ("2.2.2.2", "C2"), ("3.3.3.3", "C3")].into();
     let name_of: HashMap<String, &str> = conns.iter().map(|c| (c[0].clone(), names[c[1].as_str()])).collect();
-    let mut conn_rows: Vec<String> = conns
+    let mut rows: Vec<String> = conns
         .iter()
         .map(|c| c.iter().map(|v| name_of.get(v).copied().unwrap_or(v)).collect::<Vec<_>>().join("\t"))
         .collect();
-    conn_rows.sort();
+    rows.sort();
+    rows
+}
+
+/// core.tunnels.max-depth: a DNS query three VXLAN tunnels deep is analysed at the default `Tunnel::max_depth` (4):
+/// the baseline's conn.log.cut rows (each connection's parent the tunnel right around it) and tunnel.log's three
+/// DISCOVER and three CLOSE lines.
+#[test]
+fn three_vxlan_tunnels_deep_is_analysed() {
+    let mut engine = unchecked_engine();
+    engine.process_packet(1.0, LinkType::Raw, &vxlan_triple());
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let names: HashMap<&str, &str> =
+        [("1.1.1.1", "C1"), ("2.2.2.2", "C2"), ("3.3.3.3", "C3"), ("4.4.4.4", "C4")].into();
+    assert_eq!(
+        conn_rows_named(&records, &names),
+        [
+            "C1\t1.1.1.1\tudp\tD\tvxlan\t-",
+            "C2\t2.2.2.2\tudp\tD\tvxlan\tC1",
+            "C3\t3.3.3.3\tudp\tD\tvxlan\tC2",
+            "C4\t4.4.4.4\tudp\tD\tdns\tC3",
+        ]
+    );
+    let tunnels: Vec<String> = records
+        .iter()
+        .filter(|r| r.schema.path == "tunnel")
+        .map(|r| [2, 7].map(|i| r.values[i].to_tsv()).join(" "))
+        .collect();
+    let discover = ["1.1.1.1 Tunnel::DISCOVER", "2.2.2.2 Tunnel::DISCOVER", "3.3.3.3 Tunnel::DISCOVER"];
+    assert_eq!(tunnels[..3], discover);
+    let mut closed = tunnels[3..].to_vec();
+    closed.sort();
+    assert_eq!(closed, ["1.1.1.1 Tunnel::CLOSE", "2.2.2.2 Tunnel::CLOSE", "3.3.3.3 Tunnel::CLOSE"]);
+    assert!(records.iter().all(|r| r.schema.path != WEIRD.path), "no weird");
+}
+
+/// core.tunnels.max-depth-exceeded (`redef Tunnel::max_depth = 2`): a UDP tunnel one too deep is refused by its analyzer
+/// (`TunnelAnalyzer::CheckTunnelDepth`), which marks the outer connection's history `X` and raises
+/// `exceeded_tunnel_max_depth_in_tunnel` between its hosts. The baseline's rows (`conn.log.cut`'s history and
+/// service, weird.log's record) for VXLAN in VXLAN in VXLAN.
+#[test]
+fn a_udp_tunnel_one_too_deep_marks_its_connection() {
+    let first = vxlan_triple();
+    let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, tunnel_max_depth: 2, ..Default::default() });
+    engine.process_packet(1.0, LinkType::Raw, &first);
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    // The baseline's uids are those of the outer connection first (CHhAv..., ClEk..., C4J4...): named here by the
+    // connection's originator.
+    let names: HashMap<&str, &str> = [("1.1.1.1", "C1"), ("2.2.2.2", "C2"), ("3.3.3.3", "C3")].into();
+    let conn_rows = conn_rows_named(&records, &names);
     // A connection's parent is the innermost tunnel only (conn/main.zeek's `c$tunnel[|c$tunnel|-1]`).
     assert_eq!(
         conn_rows,
@@ -660,4 +710,45 @@ fn a_udp_tunnel_one_too_deep_marks_its_connection() {
         .map(|r| r.values[1..].iter().map(|v| v.to_tsv()).collect())
         .collect();
     assert_eq!(weirds, [weird(Some(("3.3.3.3", "3.3.3.9")), "exceeded_tunnel_max_depth_in_tunnel", "-", "VXLAN")]);
+}
+
+/// core.tunnels.count-default-tunnel-changes (tunnel-direct-bypass.pcap, built as its generator script builds it):
+/// twenty TCP segments of one connection from 10.20.0.1:44444 to 10.20.0.2:80, the even ones direct, the odd ones
+/// inside GRE between 192.0.2.1 and 198.51.100.1. Each switch is a `tunnel_changed`; after
+/// `Tunnel::max_changes_per_connection` (5) they are no longer reported and the history gets `X`. The baseline: the
+/// connection's history `DX`, its parent the GRE tunnel, and one tunnel.log line (DISCOVER at the first GRE packet).
+#[test]
+fn tunnel_changes_past_the_limit_mark_the_history() {
+    let mut engine = unchecked_engine();
+    for i in 0..20u16 {
+        let mut inner = ipv4_tcp(([10, 20, 0, 1], 44444), ([10, 20, 0, 2], 80), 1 + u32::from(i), 0, 0x18, b"X");
+        inner[4..6].copy_from_slice(&(1000 + i).to_be_bytes());
+        let packet = if i % 2 == 0 {
+            inner
+        } else {
+            let total = u16::try_from(20 + 4 + inner.len()).unwrap().to_be_bytes();
+            let id = (2000 + i).to_be_bytes();
+            let mut outer = vec![0x45, 0, total[0], total[1], id[0], id[1], 0, 0, 64, 47, 0, 0, 192, 0, 2, 1];
+            outer.extend([198, 51, 100, 1, 0, 0, 0x08, 0x00]);
+            outer.extend(inner);
+            outer
+        };
+        engine.process_packet(1.0 + f64::from(i) * 0.001, LinkType::Raw, &packet);
+    }
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let field = |r: &LogRecord, f: &str| r.values[r.schema.field_index(f).unwrap()].to_tsv();
+    let tunnels: Vec<&LogRecord> = records.iter().filter(|r| r.schema.path == "tunnel").collect();
+    let conns: Vec<&LogRecord> = records.iter().filter(|r| r.schema.path == "conn").collect();
+    assert_eq!(tunnels.len(), 1);
+    assert_eq!(
+        ["ts", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "tunnel_type", "action"]
+            .map(|f| field(tunnels[0], f)),
+        ["1.001000", "192.0.2.1", "0", "198.51.100.1", "0", "Tunnel::GRE", "Tunnel::DISCOVER"]
+    );
+    assert_eq!(conns.len(), 1);
+    assert_eq!(
+        ["ts", "history", "tunnel_parents"].map(|f| field(conns[0], f)),
+        ["1.000000".to_string(), "DX".to_string(), field(tunnels[0], "uid")]
+    );
 }
