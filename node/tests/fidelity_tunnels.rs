@@ -16,7 +16,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::Command;
 
@@ -350,13 +350,18 @@ const TUNNEL_COLUMNS: [&str; 7] = ["uid", "id.orig_h", "id.orig_p", "id.resp_h",
 /// A DNS message: `id`, a reply when `answers` is given, one question for zeek.org of `qtype`, then the answers
 /// (name pointer, type, class IN, TTL 60, the data).
 fn dns(id: u16, qtype: u16, answers: Option<&[(u16, Vec<u8>)]>) -> Vec<u8> {
+    dns_for(b"\x04zeek\x03org\x00", id, qtype, answers)
+}
+
+/// [`dns`] for the name `qname` (in its wire form).
+fn dns_for(qname: &[u8], id: u16, qtype: u16, answers: Option<&[(u16, Vec<u8>)]>) -> Vec<u8> {
     let answers = answers.unwrap_or_default();
     let flags: u16 = if answers.is_empty() { 0x0100 } else { 0x8180 };
     let mut m = Vec::new();
     for v in [id, flags, 1, u16::try_from(answers.len()).expect("few answers"), 0, 0] {
         m.extend_from_slice(&be16(v));
     }
-    m.extend_from_slice(b"\x04zeek\x03org\x00");
+    m.extend_from_slice(qname);
     m.extend_from_slice(&be16(qtype));
     m.extend_from_slice(&be16(1));
     for (rtype, data) in answers {
@@ -471,4 +476,62 @@ fn gre_carries_mpls() {
         ]
     );
     assert!(logs.weird.is_empty(), "{:?}", logs.weird);
+}
+
+/// An IPv6 header from `src` to `dst` with `next` header, and `payload`.
+fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&be16(u16::try_from(payload.len()).expect("test datagram fits")));
+    p.extend_from_slice(&[next, 64]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Zeek's core.tunnels.gre-pptp (gre-pptp.pcap) as its baseline rows imply: IPv4 in IPv6 (Tunnel::IP between
+/// 2402:f000:1:8e01::5555 and 2607:fcd0:100:2300::b108:2a6b), inside it PPTP's enhanced GRE (version 1, key and
+/// sequence, PPP address/control and protocol 0x0021) between 16.0.0.200 and 192.52.166.154, inside that a DNS
+/// query of 71 bytes from 172.16.44.3 to 8.8.8.8 and its answer of 146. The DNS connection's parent is the innermost
+/// tunnel (GRE) only; tunnel.log has both tunnels' DISCOVER lines.
+#[test]
+fn pptp_inside_ip_in_ip_names_the_innermost_tunnel() {
+    let (v6_a, v6_b): (Ipv6Addr, Ipv6Addr) =
+        ("2402:f000:1:8e01::5555".parse().unwrap(), "2607:fcd0:100:2300::b108:2a6b".parse().unwrap());
+    let (pptp_client, pptp_server) = (Ipv4Addr::new(16, 0, 0, 200), Ipv4Addr::new(192, 52, 166, 154));
+    let (client, resolver) = (Ipv4Addr::new(172, 16, 44, 3), Ipv4Addr::new(8, 8, 8, 8));
+    let pptp = |from_client: bool, inner: Vec<u8>| {
+        let mut gre = vec![0x30, 0x01, 0x88, 0x0b];
+        gre.extend_from_slice(&be16(u16::try_from(inner.len() + 4).unwrap()));
+        gre.extend_from_slice(&[0x40, 0x00, 0, 0, 0, 1, 0xff, 0x03, 0x00, 0x21]);
+        gre.extend_from_slice(&inner);
+        let (gs, gd, vs, vd) =
+            if from_client { (pptp_client, pptp_server, v6_a, v6_b) } else { (pptp_server, pptp_client, v6_b, v6_a) };
+        let mut frame = ethernet(&ipv6(vs, vd, 4, &ipv4(gs, gd, 47, &gre)));
+        frame[12..14].copy_from_slice(&be16(0x86dd));
+        frame
+    };
+    let qname = [&[53][..], &[b'a'; 53], &[0]].concat();
+    let query = dns_for(&qname, 7, 1, None);
+    let answer = dns_for(&qname, 7, 1, Some(&[(1, vec![192, 0, 2, 7]), (16, txt(46))]));
+    assert_eq!((query.len(), answer.len()), (71, 146));
+    let logs = run_node(&[
+        (20.0, pptp(true, ipv4(client, resolver, PROTO_UDP, &udp(40768, 53, &query)))),
+        (20.213894, pptp(false, ipv4(resolver, client, PROTO_UDP, &udp(53, 40768, &answer)))),
+    ]);
+    let names = ["CHhAvVGS1DHFjwGM9", "ClEkJM2Vm5giqnMf4h"];
+    let uids: HashMap<String, &str> = logs.tunnel.iter().map(|r| r["uid"].clone()).zip(names).collect();
+    assert_eq!(
+        rows(&logs.conn, &CONN_COLUMNS, &uids),
+        [
+            "172.16.44.3\t40768\t8.8.8.8\t53\tudp\tdns\t0.213894\t71\t146\tSF\tT\tF\t0\tDd\t1\t99\t1\t174\tClEkJM2Vm5giqnMf4h\t17"
+        ]
+    );
+    assert_eq!(
+        rows(&logs.tunnel, &TUNNEL_COLUMNS, &uids),
+        [
+            "CHhAvVGS1DHFjwGM9\t2402:f000:1:8e01::5555\t0\t2607:fcd0:100:2300::b108:2a6b\t0\tTunnel::IP\tTunnel::DISCOVER",
+            "ClEkJM2Vm5giqnMf4h\t16.0.0.200\t0\t192.52.166.154\t0\tTunnel::GRE\tTunnel::DISCOVER",
+        ]
+    );
 }
