@@ -532,7 +532,8 @@ impl Engine {
         let checksum_ok = self.core.cfg.ignore_checksums
             || ip.payload.len() < ip.payload_len
             || !matches!(transport, Transport::Tcp { .. } | Transport::Udp { .. } | Transport::Icmp { .. })
-            || transport_checksum_ok(ip.src, ip.dst, ip.proto, ip.payload);
+            || transport_checksum_ok(ip.src, ip.dst, ip.proto, ip.payload)
+            || is_vxlan_without_checksum(ip);
 
         // A new SYN on a finished (or confused) connection starts a new one. Only a SYN can (`is_reuse`), so
         // every other packet looks its connection up once. Zeek reads a SYN whose options were cut too, but not
@@ -1601,6 +1602,21 @@ fn check_encapsulation(conn: &mut Conn, encap: Encap) {
     {
         rare.tunnel_parents.insert(uid.clone());
     }
+}
+
+/// UDP.cc: a datagram that looks like VXLAN (to one of `PacketAnalyzer::VXLAN::vxlan_ports`, longer than the UDP,
+/// VXLAN and Ethernet headers, the 'I' flag set) may carry a zero checksum, which is then not checked (IPv6's UDP
+/// checksum is otherwise mandatory); a non-zero one is (`Tunnel::validate_vxlan_checksums`). Asked only of a
+/// datagram whose checksum failed.
+#[cold]
+fn is_vxlan_without_checksum(ip: &IpDatagram) -> bool {
+    const VXLAN_PORT: u16 = 4789;
+    const HEADERS: usize = 8 + 8 + 14;
+    ip.proto == 17
+        && ip.payload_len > HEADERS
+        && ip.payload.get(2..4) == Some(&VXLAN_PORT.to_be_bytes()[..])
+        && ip.payload.get(6..8) == Some(&[0, 0][..])
+        && ip.payload.get(8).is_some_and(|flags| flags & 0x08 != 0)
 }
 
 /// Whether expectation `e` is for the connection `id` (Zeek's expected connections match the responder and,

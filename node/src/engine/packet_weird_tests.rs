@@ -752,3 +752,32 @@ fn tunnel_changes_past_the_limit_mark_the_history() {
         ["1.000000".to_string(), "DX".to_string(), field(tunnels[0], "uid")]
     );
 }
+
+/// UDP.cc: VXLAN over IPv6 may carry a zero UDP checksum (RFC 7348), which Zeek then does not check; the same
+/// datagram to another port, or with the 'I' flag clear, is a bad checksum (IPv6's UDP checksum is mandatory).
+#[test]
+fn vxlan_over_ipv6_may_leave_its_checksum_zero() {
+    let inner = ipv4_udp(CLIENT, SERVER, b"hello");
+    let udp_in_ipv6 = |dport: u16, flags: u8| {
+        let vxlan = [&[flags, 0, 0, 0, 0, 0, 42, 0][..], &ethernet(&with_checksums(inner.clone()))].concat();
+        let len = u16::try_from(8 + vxlan.len()).unwrap();
+        let udp = [&[0xc3, 0x50][..], &dport.to_be_bytes(), &len.to_be_bytes(), &[0, 0], &vxlan].concat();
+        ipv6(17, len, &udp)
+    };
+    let conns_and_weirds = |packet: Vec<u8>| {
+        let mut engine = checked_engine();
+        engine.process_packet(1.0, LinkType::Raw, &packet);
+        engine.finish();
+        let records: Vec<LogRecord> = engine.drain_records().collect();
+        let count = |path: &str| records.iter().filter(|r| r.schema.path == path).count();
+        let weirds: Vec<String> = records
+            .iter()
+            .filter(|r| r.schema.path == WEIRD.path)
+            .map(|r| r.values[r.schema.field_index("name").unwrap()].to_tsv())
+            .collect();
+        (count("conn"), weirds)
+    };
+    assert_eq!(conns_and_weirds(udp_in_ipv6(4789, 0x08)), (2, vec![]), "outer and inner connection");
+    assert_eq!(conns_and_weirds(udp_in_ipv6(4790, 0x08)), (1, vec!["bad_UDP_checksum".to_string()]));
+    assert_eq!(conns_and_weirds(udp_in_ipv6(4789, 0x00)), (1, vec!["bad_UDP_checksum".to_string()]));
+}
