@@ -1401,8 +1401,9 @@ impl Core {
         if !self.cfg.is_enabled("tunnel") {
             return None;
         }
-        // A connection stays the tunnel it was first found to be (a Teredo one keeps no fixed port).
-        let tunnel = conn.tunnel().or_else(|| UdpTunnel::classify(conn.id.resp_p, payload))?;
+        // Zeek's UDP analyzer finds the tunnel analyzer for each datagram afresh: by the responder's port, else by
+        // the detection of Teredo and AYIYA.
+        let tunnel = UdpTunnel::classify(conn.id.resp_p, payload)?;
         if conn.tunnel_violated() {
             return None;
         }

@@ -314,12 +314,48 @@ fn looks_like_ayiya(payload: &[u8]) -> bool {
     payload.len() >= 3 && payload[1] == 0x52 && payload[2] == 0x11
 }
 
-/// Zeek's Teredo signature: an IPv6 packet to or from the Teredo prefix 2001::/32.
-fn looks_like_teredo(payload: &[u8]) -> bool {
-    teredo_inner(payload).is_ok_and(|inner| {
-        let teredo = |a: &[u8]| a.get(..4) == Some(&[0x20, 0x01, 0x00, 0x00]);
-        teredo(&inner[8..24]) || teredo(&inner[24..40])
-    })
+/// Teredo.cc's `DetectProtocol`, which Zeek's UDP analyzer asks of every datagram on a port no analyzer registers:
+/// an IPv6 header from or to the Teredo prefix 2001:0::/32 at the start (the old DPD signature, whose `.` matches
+/// any byte but a newline), or an origin indication, after an authentication header or not, followed by what
+/// looks like an IPv6 header. The datagram need not parse: one that does not is the Teredo analyzer's violation.
+fn looks_like_teredo(data: &[u8]) -> bool {
+    let [b0, b1, b2, b3] = match data.first_chunk::<4>() {
+        Some(&head) if data.len() >= 40 => head,
+        _ => return false,
+    };
+    if b0 >> 4 != 6 && (b0 != 0 || (b1 != 0 && b1 != 1)) {
+        return false;
+    }
+    if teredo_signature(data) {
+        return true;
+    }
+    let mut rest = data;
+    let mut tag = u16::from(b1);
+    if tag == 1 {
+        // An authentication header: the client id and value, the nonce and the confirmation byte.
+        let Some(after_auth) = data.get(13 + usize::from(b2) + usize::from(b3)..) else { return false };
+        if after_auth.len() < 40 {
+            return false;
+        }
+        rest = after_auth;
+        tag = u16::from_be_bytes([rest[0], rest[1]]);
+    }
+    if tag != 0 {
+        return false;
+    }
+    // An origin indication, then at least an IPv6 header's worth of bytes starting with version 6.
+    rest.get(8..).is_some_and(|ipv6| ipv6.len() >= 40 && ipv6[0] >> 4 == 6)
+}
+
+/// The old DPD signature `/^([\x60-\x6f].{7}\x20\x01\x00\x00.{28})|([\x60-\x6f].{23}\x20\x01\x00\x00).{12}/`
+/// over the first 40 bytes (Zeek's `.` matches any byte but `\n`).
+fn teredo_signature(data: &[u8]) -> bool {
+    const TEREDO_PREFIX: [u8; 4] = [0x20, 0x01, 0x00, 0x00];
+    let Some(h) = data.first_chunk::<40>() else { return false };
+    let no_newline = |r: std::ops::Range<usize>| h[r].iter().all(|&b| b != b'\n');
+    (0x60..=0x6f).contains(&h[0])
+        && ((h[8..12] == TEREDO_PREFIX && no_newline(1..8) && no_newline(12..40))
+            || (h[24..28] == TEREDO_PREFIX && no_newline(1..24) && no_newline(28..40)))
 }
 
 /// Why Teredo.cc refuses a datagram: its violation's reason, and the weird its header parser raised, if any.
@@ -576,6 +612,43 @@ mod tests {
             TunnelPayload::Inner(&ipv6_header_only[..])
         );
         assert_eq!(UdpTunnel::Gtpv1.parse(&g_pdu(0x30, 255, &ipv6_header_only[..39])), violation("Truncated GTPv1"));
+    }
+
+    /// Teredo.cc's `DetectProtocol`: the signature (an IPv6 header with the Teredo prefix as source or destination,
+    /// no newline where the signature has `.`), or an origin indication (after an authentication header or not) and
+    /// an IPv6 version nibble; nothing shorter than 40 bytes. A datagram it finds need not parse.
+    #[test]
+    fn teredo_is_detected_as_teredo_cc_detects_it() {
+        let teredo_address = [0x20, 0x01, 0, 0, 0x41, 0x37, 0x9e, 0x50, 0x80, 0, 0xf1, 0x2a, 0xb9, 0xc8, 0x28, 0x15];
+        let other_address = [0x20, 0x01, 0x48, 0x60, 0, 0, 0x20, 0x01, 0, 0, 0, 0, 0, 0, 0, 0x68];
+        let packet =
+            |src: [u8; 16], dst: [u8; 16]| [&[0x60, 0, 0, 0, 0, 8, 17, 64][..], &src, &dst, &[0x61; 8]].concat();
+        let from_teredo_client = packet(teredo_address, other_address);
+        assert!(looks_like_teredo(&from_teredo_client));
+        assert!(looks_like_teredo(&packet(other_address, teredo_address)), "the prefix as destination");
+        let mut newline = from_teredo_client.clone();
+        newline[30] = b'\n';
+        assert!(!looks_like_teredo(&newline), "a newline where the signature has `.`, and no origin indication");
+        // The header parser's test packet has a newline (byte 10) in its source address.
+        assert!(!looks_like_teredo(&ipv6(8, &[0x61; 8])));
+        let mut neither = from_teredo_client.clone();
+        neither[8..12].copy_from_slice(&[0x20, 0x02, 0, 0]);
+        neither[24..28].copy_from_slice(&[0x20, 0x02, 0, 0]);
+        assert!(!looks_like_teredo(&neither), "no Teredo address");
+        // An origin indication before any IPv6 header, and an authentication header before that.
+        let origin = [0, 0, 0x12, 0x34, 1, 2, 3, 4];
+        let link_local = [&[0x60, 0, 0, 0, 0, 0, 59, 255][..], &[0xfe, 0x80], &[0; 30]].concat();
+        assert!(looks_like_teredo(&[&origin[..], &link_local].concat()));
+        let auth = [&[0, 1, 2, 1][..], b"id", b"v", &[0; 8], &[0]].concat();
+        assert!(looks_like_teredo(&[&auth[..], &origin, &link_local].concat()));
+        assert!(!looks_like_teredo(&[&auth[..], &link_local].concat()), "authentication without an origin");
+        // Detection only: an origin indication before 40 bytes that are no valid IPv6 packet still counts.
+        let mut not_ipv6 = [&origin[..], &[0x6f; 40]].concat();
+        assert!(looks_like_teredo(&not_ipv6));
+        assert!(matches!(UdpTunnel::Teredo.parse(&not_ipv6), TunnelPayload::Violation { .. }));
+        not_ipv6.truncate(47);
+        assert!(!looks_like_teredo(&not_ipv6), "fewer than 40 bytes after the origin indication");
+        assert!(!looks_like_teredo(&from_teredo_client[..39]));
     }
 
     #[test]

@@ -781,3 +781,29 @@ fn vxlan_over_ipv6_may_leave_its_checksum_zero() {
     assert_eq!(conns_and_weirds(udp_in_ipv6(4790, 0x08)), (1, vec!["bad_UDP_checksum".to_string()]));
     assert_eq!(conns_and_weirds(udp_in_ipv6(4789, 0x00)), (1, vec!["bad_UDP_checksum".to_string()]));
 }
+
+/// Zeek's UDP analyzer finds a datagram's tunnel analyzer for each datagram afresh (`FindInnerAnalyzer`: the
+/// responder's port, else Teredo's and AYIYA's `DetectProtocol`): on a port no tunnel registers, a datagram that
+/// Teredo's detection does not recognise is not decapsulated even after earlier ones of the connection were.
+#[test]
+fn teredo_off_its_port_is_detected_per_datagram() {
+    let client = ([192, 168, 2, 16], 3797);
+    let relay = ([83, 170, 1, 38], 32900);
+    let udp_inside = |sport: u16| [&sport.to_be_bytes()[..], &[0x00, 0x35, 0x00, 0x0c, 0, 0], b"abcd"].concat();
+    let teredo_packet = teredo_ipv6(17, 12, &udp_inside(1000));
+    // The same packet between two addresses outside 2001:0::/32: no signature, no origin indication.
+    let mut plain_ipv6 = teredo_ipv6(17, 12, &udp_inside(1001));
+    plain_ipv6[8..12].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    plain_ipv6[24..28].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    let mut engine = unchecked_engine();
+    engine.process_packet(1.0, LinkType::Raw, &ipv4_udp(client, relay, &teredo_packet));
+    engine.process_packet(1.1, LinkType::Raw, &ipv4_udp(client, relay, &plain_ipv6));
+    engine.finish();
+    let inner_ports: Vec<String> = engine
+        .drain_records()
+        .filter(|r| r.schema.path == "conn")
+        .map(|r| r.values[r.schema.field_index("id.orig_p").unwrap()].to_tsv())
+        .filter(|port| port != "3797")
+        .collect();
+    assert_eq!(inner_ports, ["1000"]);
+}
