@@ -77,40 +77,41 @@ struct IpTunnel {
     uid: String,
 }
 
-/// The tunnel(s) a packet arrived in: the uids that become the inner connection's `tunnel_parents`, and whether the
-/// innermost one is Teredo (Zeek's `EncapsulationStack::LastType`, which the IP analyzer asks before it calls an
-/// IPv6 datagram without a next header `ipv6_no_next`: a Teredo bubble is one by design).
+/// The tunnel(s) a packet arrived in: the uids that become the inner connection's `tunnel_parents`, and the kind of
+/// the innermost one when it is a UDP tunnel (Zeek's `EncapsulationStack::LastType`, which the IP analyzer asks
+/// before it calls an IPv6 datagram without a next header `ipv6_no_next`, a Teredo bubble being one by design, and
+/// GTPv1 before it takes a datagram inside GTP for GTP).
 #[derive(Clone, Copy)]
 struct Encap<'a> {
     uids: &'a [String],
-    in_teredo: bool,
+    innermost: Option<UdpTunnel>,
 }
 
 impl<'a> Encap<'a> {
     /// A packet of the capture itself.
-    const NONE: Encap<'static> = Encap { uids: &[], in_teredo: false };
+    const NONE: Encap<'static> = Encap { uids: &[], innermost: None };
 
     fn is_empty(self) -> bool {
         self.uids.is_empty()
     }
 
-    /// The chain of a packet found inside one more tunnel, `uid`.
-    fn inside(self, uid: String, teredo: bool) -> Chain {
+    /// The chain of a packet found inside one more tunnel, `uid`, a UDP tunnel of kind `udp` or an IP-layer one.
+    fn inside(self, uid: String, udp: Option<UdpTunnel>) -> Chain {
         let mut uids = self.uids.to_vec();
         uids.push(uid);
-        Chain { uids, in_teredo: teredo }
+        Chain { uids, innermost: udp }
     }
 }
 
 /// An [`Encap`] that owns its uids.
 struct Chain {
     uids: Vec<String>,
-    in_teredo: bool,
+    innermost: Option<UdpTunnel>,
 }
 
 impl Chain {
     fn encap(&self) -> Encap<'_> {
-        Encap { uids: &self.uids, in_teredo: self.in_teredo }
+        Encap { uids: &self.uids, innermost: self.innermost }
     }
 }
 
@@ -458,7 +459,7 @@ impl Engine {
                 Err(e) => self.core.decode_weird(ts, e, Some((ip.src, ip.dst)), in_tunnel),
             },
             // A Teredo bubble has no next header by design; elsewhere (in other tunnels too) it is Zeek's weird.
-            IPV6_NO_NEXT if ip.is_v6 && !encap.in_teredo => {
+            IPV6_NO_NEXT if ip.is_v6 && encap.innermost != Some(UdpTunnel::Teredo) => {
                 self.core.packet_weird(ts, PacketWeird::from_ip_analyzer("ipv6_no_next", ip.src, ip.dst), in_tunnel);
             }
             IPV6_NO_NEXT if ip.is_v6 => {}
@@ -497,13 +498,13 @@ impl Engine {
 
     fn process_ip_tunnel(&mut self, ts: f64, ip: &IpDatagram, encap: Encap, inner: &[u8], kind: &'static str) {
         let uid = self.core.tunnel_uid(ts, ip, kind);
-        let chain = encap.inside(uid, false);
+        let chain = encap.inside(uid, None);
         self.process_ip(ts, inner, Some(inner.len()), chain.encap());
     }
 
     fn process_gre(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
         if let Some((inner, uid)) = self.core.decapsulate_gre(ts, ip, ip.payload, encap, None) {
-            let chain = encap.inside(uid, false);
+            let chain = encap.inside(uid, None);
             self.process_ip(ts, inner, Some(inner.len()), chain.encap());
         }
     }
@@ -1413,7 +1414,13 @@ impl Core {
             conn.history.analyzer_limit_reached();
             return None;
         }
-        let inner = match tunnel.parse(payload) {
+        let parsed = if tunnel == UdpTunnel::Gtpv1 && encap.innermost == Some(UdpTunnel::Gtpv1) {
+            // gtpv1-analyzer.pac: "GTP is never tunneled in GTP", so a datagram inside GTP is a plain one.
+            gtp_in_gtp(payload)
+        } else {
+            tunnel.parse(payload)
+        };
+        let inner = match parsed {
             TunnelPayload::Refused => return None,
             TunnelPayload::Violation { reason, weird } => {
                 self.tunnel_violation(ts, conn, tunnel, reason, weird, payload);
@@ -1449,7 +1456,7 @@ impl Core {
             self.tunnel_log(ts, conn, "Tunnel::DISCOVER");
         }
         self.confirm_tunnel(conn, tunnel, is_orig);
-        let chain = encap.inside(conn.uid.to_string(), tunnel == UdpTunnel::Teredo);
+        let chain = encap.inside(conn.uid.to_string(), Some(tunnel));
         Some(Decapsulated { bytes: inner.to_vec(), chain })
     }
 
@@ -1469,7 +1476,7 @@ impl Core {
             return None;
         }
         let (inner, uid) = self.decapsulate_gre(ts, ip, payload, encap, Some(conn))?;
-        Some(Decapsulated { bytes: inner.to_vec(), chain: encap.inside(uid, false) })
+        Some(Decapsulated { bytes: inner.to_vec(), chain: encap.inside(uid, None) })
     }
 
     /// The tunnel's packet analyzer refused `payload` with a violation: the weird its parser raised if the tunnel
@@ -1618,6 +1625,21 @@ fn is_vxlan_without_checksum(ip: &IpDatagram) -> bool {
         && ip.payload.get(2..4) == Some(&VXLAN_PORT.to_be_bytes()[..])
         && ip.payload.get(6..8) == Some(&[0, 0][..])
         && ip.payload.get(8).is_some_and(|flags| flags & 0x08 != 0)
+}
+
+/// A GTPv1 datagram inside a GTPv1 tunnel: gtpv1-analyzer.pac's violation `GTP-in-GTP` once binpac parsed its
+/// header (8 bytes, 4 more with any of the E, S and PN flags); a shorter one is binpac's exception, passed over
+/// here as elsewhere.
+#[cold]
+fn gtp_in_gtp(payload: &[u8]) -> TunnelPayload<'static> {
+    let header_len = match payload.first() {
+        Some(flags) if flags & 0x07 != 0 => 12,
+        _ => 8,
+    };
+    if payload.len() < header_len {
+        return TunnelPayload::Refused;
+    }
+    TunnelPayload::Violation { reason: "GTP-in-GTP", weird: None }
 }
 
 /// Whether expectation `e` is for the connection `id` (Zeek's expected connections match the responder and,

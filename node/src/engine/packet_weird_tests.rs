@@ -807,3 +807,41 @@ fn teredo_off_its_port_is_detected_per_datagram() {
         .collect();
     assert_eq!(inner_ports, ["1000"]);
 }
+
+/// core.tunnels.gtp.non_recursive (gtp4_udp_2152_inside.pcap): a UDP datagram between ports 2152 inside a GTP-U
+/// tunnel is a plain datagram, not GTP: gtpv1-analyzer.pac's violation `GTP-in-GTP` on the inner connection (the
+/// baseline's 74.125.216.149:2152 -> 10.131.138.69:2152; analyzer.log's packet line, GTPv1's without data), and
+/// nothing inside it is decapsulated.
+#[test]
+fn gtp_inside_gtp_is_a_violation_of_the_inner_connection() {
+    let g_pdu = |inner: &[u8]| {
+        let len = u16::try_from(inner.len()).unwrap().to_be_bytes();
+        [&[0x30, 255, len[0], len[1], 0, 0, 0, 7][..], inner].concat()
+    };
+    let innermost = ipv4_udp(([10, 1, 1, 1], 5000), ([10, 1, 1, 2], 6000), b"data");
+    let inner = ipv4_udp(([74, 125, 216, 149], 2152), ([10, 131, 138, 69], 2152), &g_pdu(&innermost));
+    let outer = ipv4_udp(([172, 16, 0, 1], 2152), ([172, 16, 0, 2], 2152), &g_pdu(&inner));
+    let mut engine = unchecked_engine();
+    engine.process_packet(1.0, LinkType::Raw, &outer);
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let field = |r: &LogRecord, f: &str| r.values[r.schema.field_index(f).unwrap()].to_tsv();
+    let conns: Vec<[String; 3]> = records
+        .iter()
+        .filter(|r| r.schema.path == "conn")
+        .map(|r| ["uid", "id.orig_h", "service"].map(|f| field(r, f)))
+        .collect();
+    let hosts: Vec<&str> = conns.iter().map(|c| c[1].as_str()).collect();
+    assert_eq!(hosts.len(), 2, "the outer and the inner connection only: {hosts:?}");
+    let inner_conn = conns.iter().find(|c| c[1] == "74.125.216.149").expect("the inner connection");
+    assert_eq!(inner_conn[2], "-");
+    let analyzer: Vec<String> = records
+        .iter()
+        .filter(|r| r.schema.path == "analyzer")
+        .map(|r| r.values[1..].iter().map(|v| v.to_tsv()).collect::<Vec<_>>().join("\t"))
+        .collect();
+    assert_eq!(
+        analyzer,
+        [format!("packet\tGTPV1\t{}\t-\t74.125.216.149\t2152\t10.131.138.69\t2152\tudp\tGTP-in-GTP\t-", inner_conn[0])]
+    );
+}
