@@ -535,3 +535,29 @@ fn pptp_inside_ip_in_ip_names_the_innermost_tunnel() {
         ]
     );
 }
+
+/// Zeek's core.tunnels.geneve-ipv6 (built as geneve-ipv6.pcap.py builds it): IPv6 directly inside Geneve (protocol
+/// type 0x86DD, which 9.1 maps to IP), a UDP datagram each way between fd00::1:40000 and fd00::2:40001, both in
+/// datagrams from 10.0.0.1:12345 to 10.0.0.2:6081. The baseline's conn.log rows.
+#[test]
+fn geneve_carries_ipv6_by_its_ethertype() {
+    let (a, b): (Ipv6Addr, Ipv6Addr) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+    let datagram = |from_a: bool, payload: &[u8]| {
+        let (src, dst, sport, dport) = if from_a { (a, b, 40000, 40001) } else { (b, a, 40001, 40000) };
+        let inner = ipv6(src, dst, PROTO_UDP, &udp(sport, dport, payload));
+        let outer = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        ethernet(&ipv4(outer.0, outer.1, PROTO_UDP, &udp(12345, 6081, &geneve(0, 0x86dd, &inner))))
+    };
+    let logs = run_node(&[(30.0, datagram(true, b"hello")), (30.000394, datagram(false, b"world"))]);
+    let outer_uid = logs.conn_to("6081")["uid"].clone();
+    let uids: HashMap<String, &str> = [(outer_uid, "CHhAvVGS1DHFjwGM9")].into_iter().collect();
+    let mut conn = rows(&logs.conn, &CONN_COLUMNS, &uids);
+    conn.sort();
+    assert_eq!(
+        conn,
+        [
+            "10.0.0.1\t12345\t10.0.0.2\t6081\tudp\tgeneve\t0.000394\t122\t0\tS0\tT\tT\t0\tD\t2\t178\t0\t0\t-\t17",
+            "fd00::1\t40000\tfd00::2\t40001\tudp\t-\t0.000394\t5\t5\tSF\tT\tT\t0\tDd\t1\t53\t1\t53\tCHhAvVGS1DHFjwGM9\t17",
+        ]
+    );
+}

@@ -152,10 +152,10 @@ pub enum TunnelPayload<'a> {
     Violation { reason: &'static str, weird: Option<&'static str> },
 }
 
-/// Geneve's protocol types Zeek forwards (base/packet-protocols/geneve): Ethernet, and IP as 0x0800 or 0x08DD
-/// (sic: Zeek registers 0x08DD, not IPv6's 0x86DD).
+/// Geneve's protocol types Zeek forwards (base/packet-protocols/geneve): Ethernet, and IP as 0x0800 or 0x86DD (9.1
+/// fixed the registration of IPv6, which was 0x08DD: core.tunnels.geneve-ipv6).
 const GENEVE_ETHERNET: u16 = 0x6558;
-const GENEVE_IP: [u16; 2] = [0x0800, 0x08DD];
+const GENEVE_IP: [u16; 2] = [0x0800, 0x86DD];
 /// AYIYA's next header values Zeek forwards: IP-in-IP and IPv6.
 const AYIYA_IP: [u8; 2] = [4, 41];
 
@@ -507,9 +507,11 @@ mod tests {
         assert_eq!(UdpTunnel::Geneve.parse(&with_options), TunnelPayload::Inner(&IPV4_PACKET[..]));
         let raw_ip = [geneve_header(0, 0x0800), IPV4_PACKET.to_vec()].concat();
         assert_eq!(UdpTunnel::Geneve.parse(&raw_ip), TunnelPayload::Inner(&IPV4_PACKET[..]));
-        // IPv6's own ethertype is not one Zeek maps for Geneve: confirmed, not analysed.
         let ipv6_type = [geneve_header(0, 0x86DD), IPV4_PACKET.to_vec()].concat();
-        assert_eq!(UdpTunnel::Geneve.parse(&ipv6_type), TunnelPayload::Confirmed { weird: None });
+        assert_eq!(UdpTunnel::Geneve.parse(&ipv6_type), TunnelPayload::Inner(&IPV4_PACKET[..]));
+        // The old registration's typo is no protocol type Zeek maps: confirmed, not analysed.
+        let typo = [geneve_header(0, 0x08DD), IPV4_PACKET.to_vec()].concat();
+        assert_eq!(UdpTunnel::Geneve.parse(&typo), TunnelPayload::Confirmed { weird: None });
     }
 
     /// Geneve.cc: other versions are passed over with the weird `geneve_invalid_version`; a header or options cut

@@ -845,3 +845,37 @@ fn gtp_inside_gtp_is_a_violation_of_the_inner_connection() {
         [format!("packet\tGTPV1\t{}\t-\t74.125.216.149\t2152\t10.131.138.69\t2152\tudp\tGTP-in-GTP\t-", inner_conn[0])]
     );
 }
+
+/// core.tunnels.vxlan-inner-tcp-bad-checksum (built as its generator script builds it): one VXLAN datagram whose
+/// inner TCP SYN has the checksum 0xDEAD. The baseline: the inner connection's history `C`, no service, and its
+/// weird `bad_TCP_checksum` from TCP (a connection's weird, so not `_in_tunnel`); the outer connection `D`, vxlan.
+#[test]
+fn a_bad_checksum_inside_vxlan_is_the_inner_connections_weird() {
+    let mut syn = ipv4_tcp(([10, 0, 0, 1], 12345), ([10, 0, 0, 2], 80), 0, 0, 0x02, b"");
+    syn[36..38].copy_from_slice(&0xdeadu16.to_be_bytes());
+    let vxlan = [&[0x08, 0, 0, 0, 0, 0, 42, 0][..], &ethernet(&with_checksums(syn))].concat();
+    let outer = with_checksums(ipv4_udp(([192, 168, 1, 1], 23456), ([192, 168, 1, 2], 4789), &vxlan));
+    let mut engine = checked_engine();
+    engine.process_packet(1.0, LinkType::Ethernet, &ethernet(&outer));
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let field = |r: &LogRecord, f: &str| r.values[r.schema.field_index(f).unwrap()].to_tsv();
+    let mut conns: Vec<String> = records
+        .iter()
+        .filter(|r| r.schema.path == "conn")
+        .map(|r| ["id.orig_h", "service", "history"].map(|f| field(r, f)).join("\t"))
+        .collect();
+    conns.sort();
+    assert_eq!(conns, ["10.0.0.1\t-\tC", "192.168.1.1\tvxlan\tD"]);
+    let inner_uid = records
+        .iter()
+        .find(|r| r.schema.path == "conn" && field(r, "id.orig_h") == "10.0.0.1")
+        .map(|r| field(r, "uid"))
+        .unwrap();
+    let weirds: Vec<String> = records
+        .iter()
+        .filter(|r| r.schema.path == WEIRD.path)
+        .map(|r| ["uid", "name", "addl", "source"].map(|f| field(r, f)).join("\t"))
+        .collect();
+    assert_eq!(weirds, [format!("{inner_uid}\tbad_TCP_checksum\t-\tTCP")]);
+}
