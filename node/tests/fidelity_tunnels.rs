@@ -561,3 +561,40 @@ fn geneve_carries_ipv6_by_its_ethertype() {
         ]
     );
 }
+
+/// Zeek's core.tunnels.geneve-arp (built as geneve-arp.pcap.py builds it): an ARP request inside Geneve (protocol
+/// type 0x0806, Zeek's ARP analyzer): the tunnel confirms, no connection inside. The baseline's conn.log row.
+#[test]
+fn arp_inside_geneve_confirms_the_tunnel_only() {
+    let mut arp = vec![0, 1, 0x08, 0x00, 6, 4, 0, 1];
+    arp.extend_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 10, 0, 0, 1]);
+    arp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+    let (a, b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    let logs = run_node(&[(40.0, ethernet(&ipv4(a, b, PROTO_UDP, &udp(12345, 6081, &geneve(0, 0x0806, &arp)))))]);
+    assert_eq!(
+        rows(&logs.conn, &CONN_COLUMNS, &HashMap::new()),
+        ["10.0.0.1\t12345\t10.0.0.2\t6081\tudp\tgeneve\t-\t-\t-\tS0\tT\tT\t0\tD\t1\t64\t0\t0\t-\t17"]
+    );
+    assert!(logs.tunnel.is_empty() && logs.weird.is_empty(), "{:?} {:?}", logs.tunnel, logs.weird);
+}
+
+/// Zeek's core.tunnels.ayiya-large-identity (built as its generator script builds it): an AYIYA identity-length
+/// nibble of 8 is a 256-byte identity, after which the inner IPv6 packet starts. The baseline's conn.log rows.
+#[test]
+fn ayiya_identity_of_256_bytes() {
+    let inner = ipv6("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap(), PROTO_UDP, &udp(40000, 40001, b"zeek"));
+    let ayiya = [&[0x81, 0x52, 0x11, 41, 0, 0, 0, 0][..], &[0; 256], &[0; 20], &inner].concat();
+    let (a, b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    let logs = run_node(&[(50.0, ethernet(&ipv4(a, b, PROTO_UDP, &udp(12345, 5072, &ayiya))))]);
+    let outer_uid = logs.conn_to("5072")["uid"].clone();
+    let uids: HashMap<String, &str> = [(outer_uid, "CHhAvVGS1DHFjwGM9")].into_iter().collect();
+    let mut conn = rows(&logs.conn, &CONN_COLUMNS, &uids);
+    conn.sort();
+    assert_eq!(
+        conn,
+        [
+            "10.0.0.1\t12345\t10.0.0.2\t5072\tudp\tayiya\t-\t-\t-\tS0\tT\tT\t0\tD\t1\t364\t0\t0\t-\t17",
+            "fd00::1\t40000\tfd00::2\t40001\tudp\t-\t-\t-\t-\tS0\tT\tT\t0\tD\t1\t52\t0\t0\tCHhAvVGS1DHFjwGM9\t17",
+        ]
+    );
+}
