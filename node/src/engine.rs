@@ -191,6 +191,8 @@ struct Core {
     /// once, and a buffer per call cost it an allocation.
     spare_actions: Vec<Action>,
     ip_tunnels: HashMap<(IpAddr, IpAddr, u8), IpTunnel>,
+    /// IP-layer tunnels (by uid) that no connection was made in yet: their hosts as first seen, and their type.
+    undiscovered_ip_tunnels: HashMap<String, (IpAddr, IpAddr, &'static str)>,
     specs: Vec<&'static AnalyzerSpec>,
     /// Zeek's likely server ports (what the loaded protocol scripts register, and UDP tunnels' ports), sorted, each
     /// with the specs (bits of `specs`) a new connection to it gets: [`port_specs`].
@@ -269,6 +271,7 @@ impl Engine {
             shared: analyzers::SharedState::default(),
             spare_actions: Vec::new(),
             ip_tunnels: HashMap::new(),
+            undiscovered_ip_tunnels: HashMap::new(),
             specs,
             tcp_port_specs,
             udp_port_specs,
@@ -497,7 +500,7 @@ impl Engine {
     }
 
     fn process_ip_tunnel(&mut self, ts: f64, ip: &IpDatagram, encap: Encap, inner: &[u8], kind: &'static str) {
-        let uid = self.core.tunnel_uid(ts, ip, kind);
+        let uid = self.core.tunnel_uid(ip, kind);
         let chain = encap.inside(uid, None);
         self.process_ip(ts, inner, Some(inner.len()), chain.encap());
     }
@@ -549,6 +552,9 @@ impl Engine {
         let core = &mut self.core;
         let (slot, conn, created) =
             self.table.get_or_insert_with(key, || Box::new(core.new_conn(ts, ip, &transport, proto, sp, dp)));
+        if created && !encap.is_empty() && !core.undiscovered_ip_tunnels.is_empty() {
+            core.discover_ip_tunnels(ts, encap);
+        }
         if created && let Some(uid) = encap.uids.last() {
             // The connection's first packet sets its encapsulation (no `tunnel_changed`); conn/main.zeek's
             // `new_connection` makes the innermost tunnel a parent.
@@ -786,7 +792,7 @@ impl Core {
             }
         };
         match inner {
-            Ok(inner) => Some((inner, self.tunnel_uid(ts, ip, "Tunnel::GRE"))),
+            Ok(inner) => Some((inner, self.tunnel_uid(ip, "Tunnel::GRE"))),
             // ARP, 802.11 management frames: nothing to analyse, as on the capture's own link.
             Err(DecodeError::NotIp) => None,
             // The inner frame is a packet of its own to Zeek, inside the tunnel: no IP header known yet.
@@ -797,28 +803,44 @@ impl Core {
         }
     }
 
-    fn tunnel_uid(&mut self, ts: f64, ip: &IpDatagram, kind: &'static str) -> String {
+    /// The uid of the IP-layer tunnel (IP-in-IP or GRE) between `ip`'s hosts, made at its first packet (Zeek's
+    /// `IPLayerTunnelAnalyzer::BuildInnerPacket`, one map per analyzer). tunnel.log's DISCOVER line waits for the
+    /// first connection inside ([`Core::discover_ip_tunnels`]).
+    fn tunnel_uid(&mut self, ip: &IpDatagram, kind: &'static str) -> String {
         let (a, b) = if ip.src <= ip.dst { (ip.src, ip.dst) } else { (ip.dst, ip.src) };
         let key = (a, b, if kind == "Tunnel::GRE" { 47 } else { 4 });
         if let Some(t) = self.ip_tunnels.get(&key) {
             return t.uid.clone();
         }
-        let uid = self.ids.next_uid();
+        let uid = self.ids.next_uid().to_string();
         if self.cfg.is_enabled("tunnel") {
-            let v = vec![
-                Value::Time(ts),
-                Value::str(uid),
-                Value::Addr(ip.src),
-                Value::Port(0),
-                Value::Addr(ip.dst),
-                Value::Port(0),
-                Value::Enum(kind),
-                Value::Enum("Tunnel::DISCOVER"),
-            ];
-            self.records.push(LogRecord::new(&TUNNEL, v));
+            self.undiscovered_ip_tunnels.insert(uid.clone(), (ip.src, ip.dst, kind));
         }
-        self.ip_tunnels.insert(key, IpTunnel { uid: uid.to_string() });
-        uid.to_string()
+        self.ip_tunnels.insert(key, IpTunnel { uid: uid.clone() });
+        uid
+    }
+
+    /// A connection was made inside the tunnels `encap`: base/frameworks/tunnels' `new_connection` handler
+    /// registers every tunnel of the chain (`Tunnel::register_all`), so an IP-layer tunnel's DISCOVER line is
+    /// written at the first connection inside it (UDP tunnels write theirs when they first carry a packet that can
+    /// make one). A tunnel that carries no connection is not logged.
+    #[cold]
+    fn discover_ip_tunnels(&mut self, ts: f64, encap: Encap) {
+        for uid in encap.uids {
+            if let Some((src, dst, kind)) = self.undiscovered_ip_tunnels.remove(uid) {
+                let v = vec![
+                    Value::Time(ts),
+                    Value::str(uid),
+                    Value::Addr(src),
+                    Value::Port(0),
+                    Value::Addr(dst),
+                    Value::Port(0),
+                    Value::Enum(kind),
+                    Value::Enum("Tunnel::DISCOVER"),
+                ];
+                self.records.push(LogRecord::new(&TUNNEL, v));
+            }
+        }
     }
 
     /// One packet of a connection: counters, transport state, and analyzers. Returns the inner packet
@@ -837,8 +859,12 @@ impl Core {
         let is_orig =
             conn.id.orig_h == ip.src && conn.id.orig_p == sp && (conn.id.resp_h == ip.dst || ip.src != ip.dst);
         // Only packets in a tunnel, and those of a connection that was in one, can change its encapsulation.
-        if !encap.is_empty() || conn.rare.as_ref().is_some_and(|r| r.encapsulation.is_some()) {
-            check_encapsulation(conn, encap);
+        if (!encap.is_empty() || conn.rare.as_ref().is_some_and(|r| r.encapsulation.is_some()))
+            && check_encapsulation(conn, encap)
+            && !self.undiscovered_ip_tunnels.is_empty()
+        {
+            // base/frameworks/tunnels registers the new chain at `tunnel_changed` too.
+            self.discover_ip_tunnels(ts, encap);
         }
         match transport {
             Transport::Tcp { hdr, payload, payload_len } => {
@@ -1590,19 +1616,20 @@ impl Core {
 /// Zeek's `Connection::CheckEncapsulation` for a packet of an existing connection: a packet in another tunnel than
 /// the last one (or in one after none, or in none after one) is a `tunnel_changed`, whose innermost tunnel
 /// conn/main.zeek adds to `tunnel_parents` (the outer ones of a nested chain are not parents). Only
-/// `Tunnel::max_changes_per_connection` (5) changes are reported; the next one marks the history `X`.
+/// `Tunnel::max_changes_per_connection` (5) changes are reported; the next one marks the history `X`. Returns
+/// whether a change was reported.
 #[inline(never)]
-fn check_encapsulation(conn: &mut Conn, encap: Encap) {
+fn check_encapsulation(conn: &mut Conn, encap: Encap) -> bool {
     const MAX_CHANGES_PER_CONNECTION: u8 = 5;
     let innermost = encap.uids.last();
     let rare = conn.rare();
     if rare.encapsulation.as_ref() == innermost {
-        return;
+        return false;
     }
     rare.encapsulation = innermost.cloned();
     if rare.tunnel_changes >= MAX_CHANGES_PER_CONNECTION {
         conn.history.analyzer_limit_reached();
-        return;
+        return false;
     }
     rare.tunnel_changes += 1;
     if let Some(uid) = innermost
@@ -1610,6 +1637,7 @@ fn check_encapsulation(conn: &mut Conn, encap: Encap) {
     {
         rare.tunnel_parents.insert(uid.clone());
     }
+    true
 }
 
 /// UDP.cc: a datagram that looks like VXLAN (to one of `PacketAnalyzer::VXLAN::vxlan_ports`, longer than the UDP,

@@ -879,3 +879,28 @@ fn a_bad_checksum_inside_vxlan_is_the_inner_connections_weird() {
         .collect();
     assert_eq!(weirds, [format!("{inner_uid}\tbad_TCP_checksum\t-\tTCP")]);
 }
+
+/// base/frameworks/tunnels logs an IP-layer tunnel's DISCOVER at the first connection made inside it
+/// (`new_connection`'s `register_all`), not at its first packet: an IPv6 datagram without a next header inside GRE
+/// makes none (only `ipv6_no_next_in_tunnel`), the UDP datagram after it does.
+#[test]
+fn an_ip_tunnel_is_discovered_with_its_first_connection() {
+    let gre = |inner: &[u8]| {
+        let total = u16::try_from(20 + 4 + inner.len()).unwrap().to_be_bytes();
+        let mut outer = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, 47, 0, 0, 192, 168, 1, 1, 192, 168, 1, 2];
+        outer.extend([0, 0, 0x86, 0xdd]);
+        outer.extend_from_slice(inner);
+        outer
+    };
+    let udp_inside = [&[0x9c, 0x40, 0x00, 0x35, 0x00, 0x0c, 0, 0][..], b"abcd"].concat();
+    let mut engine = unchecked_engine();
+    engine.process_packet(1.0, LinkType::Raw, &gre(&ipv6(NO_NEXT_HEADER, 0, &[])));
+    engine.process_packet(2.0, LinkType::Raw, &gre(&ipv6(17, 12, &udp_inside)));
+    engine.finish();
+    let tunnel: Vec<String> = engine
+        .drain_records()
+        .filter(|r| r.schema.path == "tunnel")
+        .map(|r| [0, 2, 4, 6, 7].map(|i| r.values[i].to_tsv()).join(" "))
+        .collect();
+    assert_eq!(tunnel, ["2.000000 192.168.1.1 192.168.1.2 Tunnel::GRE Tunnel::DISCOVER"]);
+}
