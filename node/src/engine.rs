@@ -17,7 +17,7 @@ use crate::conn::{
 use crate::decode::{
     self, DecodeError, GrePayload, GreWeird, IpDatagram, LinkType, PacketWeird, Reassembler, Transport, TunnelPayload,
     UdpTunnel, decode_ip_on_wire, decode_link, decode_transport, icmp6, is_teredo_bubble,
-    is_teredo_bubble_with_payload, parse_gre, transport_checksum_ok,
+    is_teredo_bubble_with_payload, parse_erspan, parse_gre, transport_checksum_ok,
 };
 use crate::logs::{ANALYZER, FILES, FILES_BARE, LogRecord, TUNNEL, Value, WEIRD, net_weird_record};
 
@@ -778,24 +778,36 @@ impl Core {
             }
             return None;
         }
-        let inner = match parse_gre(payload) {
-            Ok(GrePayload::Ip(inner)) => Ok(inner),
-            Ok(GrePayload::Ethernet(frame)) => decode_link(LinkType::Ethernet, frame),
-            Ok(GrePayload::Ieee80211(frame)) => decode_link(LinkType::Ieee80211, frame),
-            Ok(GrePayload::Mpls(stack)) => decode::decode_mpls(stack),
-            // Zeek registers the tunnel, then finds no analyzer for the protocol (an unknown protocol, no weird).
-            Ok(GrePayload::Unknown) => return None,
+        let payload = match parse_gre(payload) {
+            Ok(payload) => payload,
             Err(GreWeird { name, addl }) => {
                 let name = analyzer_weird_name(name, !encap.is_empty());
                 self.net_weird(ts, &name, addl, Some("GRE"), Some(hosts));
                 return None;
             }
         };
+        // The tunnel exists once its header is read (`BuildInnerPacket` comes before GRE forwards the payload), so
+        // the next analyzer's weirds are inside it: net weirds, as the inner packet has no IP header yet.
+        let uid = self.tunnel_uid(ip, "Tunnel::GRE");
+        let inner = match payload {
+            GrePayload::Ip(inner) => Ok(inner),
+            GrePayload::Ethernet(frame) => decode_link(LinkType::Ethernet, frame),
+            GrePayload::Erspan(header) => match parse_erspan(header) {
+                Ok(frame) => decode_link(LinkType::Ethernet, frame),
+                Err(name) => {
+                    self.net_weird(ts, &analyzer_weird_name(name, true), None, Some("ERSPAN"), None);
+                    return None;
+                }
+            },
+            GrePayload::Ieee80211(frame) => decode_link(LinkType::Ieee80211, frame),
+            GrePayload::Mpls(stack) => decode::decode_mpls(stack),
+            // No analyzer for the protocol: an unknown protocol to Zeek, no weird.
+            GrePayload::Unknown => return None,
+        };
         match inner {
-            Ok(inner) => Some((inner, self.tunnel_uid(ip, "Tunnel::GRE"))),
+            Ok(inner) => Some((inner, uid)),
             // ARP, 802.11 management frames: nothing to analyse, as on the capture's own link.
             Err(DecodeError::NotIp) => None,
-            // The inner frame is a packet of its own to Zeek, inside the tunnel: no IP header known yet.
             Err(e) => {
                 self.decode_weird(ts, e, None, true);
                 None

@@ -20,7 +20,8 @@ pub use transport::{
     transport_checksum_ok,
 };
 pub use tunnel::{
-    GrePayload, GreWeird, TunnelPayload, UdpTunnel, is_teredo_bubble, is_teredo_bubble_with_payload, parse_gre,
+    GrePayload, GreWeird, TunnelPayload, UdpTunnel, is_teredo_bubble, is_teredo_bubble_with_payload, parse_erspan,
+    parse_gre,
 };
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

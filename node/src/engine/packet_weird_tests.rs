@@ -904,3 +904,33 @@ fn an_ip_tunnel_is_discovered_with_its_first_connection() {
         .collect();
     assert_eq!(tunnel, ["2.000000 192.168.1.1 192.168.1.2 Tunnel::GRE Tunnel::DISCOVER"]);
 }
+
+/// 9.1's ERSPAN analyzer after GRE: its weirds are inside the GRE tunnel (registered before GRE forwards), so
+/// they are `_in_tunnel` net weirds (the inner packet has no IP header yet) from ERSPAN; a type III header with its
+/// optional subheader carries the Ethernet frame after 20 bytes.
+#[test]
+fn erspan_reports_inside_the_gre_tunnel() {
+    let gre = |proto: u16, payload: &[u8]| {
+        let total = u16::try_from(20 + 8 + payload.len()).unwrap().to_be_bytes();
+        let mut outer = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, 47, 0, 0, 192, 168, 1, 1, 192, 168, 1, 2];
+        outer.extend([0x10, 0]); // the sequence number's flag, version 0
+        outer.extend(proto.to_be_bytes());
+        outer.extend([0, 0, 0, 1]); // the sequence number
+        outer.extend_from_slice(payload);
+        outer
+    };
+    let frame = ethernet(&ipv4_udp(CLIENT, SERVER, b"hello"));
+    let type3_with_subheader = [&[0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1][..], &[0x77; 8], &frame].concat();
+    let mut engine = unchecked_engine();
+    engine.process_packet(1.0, LinkType::Raw, &gre(0x22eb, &type3_with_subheader));
+    engine.process_packet(2.0, LinkType::Raw, &gre(0x88be, &[0x30, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]));
+    engine.process_packet(3.0, LinkType::Raw, &gre(0x22eb, &[0x20, 0, 0, 1, 0, 0, 0, 0, 0]));
+    assert_eq!(
+        weird_rows(&mut engine),
+        [
+            weird(None, "unknown_ERSPAN_version_in_tunnel", "-", "ERSPAN"),
+            weird(None, "truncated_ERSPAN_in_tunnel", "-", "ERSPAN"),
+        ]
+    );
+    assert_eq!(engine.stats().connections, 1, "the frame behind the type III header and its subheader");
+}
