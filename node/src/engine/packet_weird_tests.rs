@@ -934,3 +934,32 @@ fn erspan_reports_inside_the_gre_tunnel() {
     );
     assert_eq!(engine.stats().connections, 1, "the frame behind the type III header and its subheader");
 }
+
+/// core.tunnels.gre-in-gre-min-depth (gre-within-gre.pcap with `Tunnel::max_depth=1`): the inner GRE header is
+/// refused by GRE's own depth check, before it is read: the baseline's two flow weirds between the inner GRE's hosts,
+/// one per direction, named in the tunnel, from GRE.
+#[test]
+fn gre_in_gre_past_the_depth_is_refused_by_gre() {
+    let gre = |src: [u8; 4], dst: [u8; 4], inner: &[u8]| {
+        let total = u16::try_from(20 + 4 + inner.len()).unwrap().to_be_bytes();
+        let mut outer = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, 47, 0, 0];
+        outer.extend(src);
+        outer.extend(dst);
+        outer.extend([0, 0, 0x08, 0x00]);
+        outer.extend_from_slice(inner);
+        outer
+    };
+    let (a, b) = ([10, 10, 11, 2], [10, 10, 13, 2]);
+    let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, tunnel_max_depth: 1, ..Default::default() });
+    let request = ipv4_udp(CLIENT, SERVER, b"ping");
+    let reply = ipv4_udp(SERVER, CLIENT, b"pong");
+    engine.process_packet(1.0, LinkType::Raw, &gre([172, 16, 0, 1], [172, 16, 0, 2], &gre(a, b, &request)));
+    engine.process_packet(1.1, LinkType::Raw, &gre([172, 16, 0, 2], [172, 16, 0, 1], &gre(b, a, &reply)));
+    assert_eq!(
+        weird_rows(&mut engine),
+        [
+            weird(Some(("10.10.11.2", "10.10.13.2")), "exceeded_tunnel_max_depth_in_tunnel", "-", "GRE"),
+            weird(Some(("10.10.13.2", "10.10.11.2")), "exceeded_tunnel_max_depth_in_tunnel", "-", "GRE"),
+        ]
+    );
+}
