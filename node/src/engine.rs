@@ -75,6 +75,22 @@ pub fn capture_loss_percent(ack_events: u64, gap_events: u64) -> Option<f64> {
 /// An IP-in-IP or GRE tunnel (no connection of its own, but a uid and tunnel.log lines).
 struct IpTunnel {
     uid: String,
+    /// When the tunnel was made and last carried a packet (network time), for `Tunnel::ip_tunnel_timeout`.
+    created: f64,
+    last_active: f64,
+}
+
+/// Zeek's `Tunnel::ip_tunnel_timeout`: an IP-layer tunnel's entry is checked a day after it was made and every day
+/// after that, and dropped at the first check that finds it idle for a day.
+const IP_TUNNEL_TIMEOUT: f64 = 86_400.0;
+
+impl IpTunnel {
+    /// Whether the entry's inactivity timer dropped it by `now` (`IPLayerTunnelTimer::Dispatch`).
+    fn expired(&self, now: f64) -> bool {
+        // The first check at created + k days (k >= 1) that comes a day or more after the last packet.
+        let days = ((self.last_active + IP_TUNNEL_TIMEOUT - self.created) / IP_TUNNEL_TIMEOUT).ceil().max(1.0);
+        now >= self.created + days * IP_TUNNEL_TIMEOUT
+    }
 }
 
 /// The tunnel(s) a packet arrived in: the uids that become the inner connection's `tunnel_parents`, and the kind of
@@ -821,14 +837,21 @@ impl Core {
     fn tunnel_uid(&mut self, ip: &IpDatagram, kind: &'static str) -> String {
         let (a, b) = if ip.src <= ip.dst { (ip.src, ip.dst) } else { (ip.dst, ip.src) };
         let key = (a, b, if kind == "Tunnel::GRE" { 47 } else { 4 });
-        if let Some(t) = self.ip_tunnels.get(&key) {
-            return t.uid.clone();
+        let now = self.network_time;
+        if let Some(t) = self.ip_tunnels.get_mut(&key) {
+            if !t.expired(now) {
+                t.last_active = now;
+                return t.uid.clone();
+            }
+            // The tunnel's entry was dropped: this packet makes a new one, with a new uid.
+            let old = std::mem::take(&mut t.uid);
+            self.undiscovered_ip_tunnels.remove(&old);
         }
         let uid = self.ids.next_uid().to_string();
         if self.cfg.is_enabled("tunnel") {
             self.undiscovered_ip_tunnels.insert(uid.clone(), (ip.src, ip.dst, kind));
         }
-        self.ip_tunnels.insert(key, IpTunnel { uid: uid.clone() });
+        self.ip_tunnels.insert(key, IpTunnel { uid: uid.clone(), created: now, last_active: now });
         uid
     }
 

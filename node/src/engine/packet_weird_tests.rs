@@ -963,3 +963,41 @@ fn gre_in_gre_past_the_depth_is_refused_by_gre() {
         ]
     );
 }
+
+/// `Tunnel::ip_tunnel_timeout` (24 hours): an IP-layer tunnel's entry is checked a day after it was made and each
+/// day after, and dropped at the first check that finds it idle for a day; a later packet makes a new tunnel with a
+/// new uid (discovered again with its first connection). Two GRE tunnels used at 0 s and 3600 s: the check at one
+/// day finds them idle for less than a day, the one at two days (172800 s) drops them, so a packet just before it
+/// is the old tunnel's and one at it a new tunnel's.
+#[test]
+fn an_ip_tunnel_idle_past_its_timeout_gets_a_new_uid() {
+    let gre = |src: [u8; 4], dst: [u8; 4], sport: u16| {
+        let inner = ipv4_udp(([10, 9, 9, 1], sport), ([10, 9, 9, 2], 53), b"query");
+        let total = u16::try_from(20 + 4 + inner.len()).unwrap().to_be_bytes();
+        let mut outer = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, 47, 0, 0];
+        outer.extend(src);
+        outer.extend(dst);
+        outer.extend([0, 0, 0x08, 0x00]);
+        outer.extend(inner);
+        outer
+    };
+    let (x, y) = (([172, 16, 1, 1], [172, 16, 1, 2]), ([172, 16, 2, 1], [172, 16, 2, 2]));
+    let mut engine = unchecked_engine();
+    for (ts, sport) in [(0.0, 1000), (3600.0, 1001)] {
+        engine.process_packet(ts, LinkType::Raw, &gre(x.0, x.1, sport));
+        engine.process_packet(ts, LinkType::Raw, &gre(y.0, y.1, sport));
+    }
+    engine.process_packet(172_799.0, LinkType::Raw, &gre(x.0, x.1, 1002));
+    engine.process_packet(172_800.0, LinkType::Raw, &gre(y.0, y.1, 1002));
+    engine.finish();
+    let discovered: Vec<(String, String, String)> = engine
+        .drain_records()
+        .filter(|r| r.schema.path == "tunnel")
+        .map(|r| (r.values[0].to_tsv(), r.values[1].to_tsv(), r.values[2].to_tsv()))
+        .collect();
+    let at = |host: &str| discovered.iter().filter(|d| d.2 == host).map(|d| d.0.as_str()).collect::<Vec<_>>();
+    assert_eq!(at("172.16.1.1"), ["0.000000"], "{discovered:?}");
+    assert_eq!(at("172.16.2.1"), ["0.000000", "172800.000000"], "{discovered:?}");
+    let y_uids: Vec<&str> = discovered.iter().filter(|d| d.2 == "172.16.2.1").map(|d| d.1.as_str()).collect();
+    assert_ne!(y_uids[0], y_uids[1]);
+}
