@@ -17,7 +17,7 @@ use crate::conn::{
 use crate::decode::{
     self, DecodeError, GrePayload, GreWeird, IpDatagram, LinkType, PacketWeird, Reassembler, Transport, TunnelPayload,
     UdpTunnel, decode_ip_on_wire, decode_link, decode_transport, icmp6, is_teredo_bubble,
-    is_teredo_bubble_with_payload, parse_erspan, parse_gre, transport_checksum_ok,
+    is_teredo_bubble_with_payload, parse_gre, transport_checksum_ok,
 };
 use crate::logs::{ANALYZER, FILES, FILES_BARE, LogRecord, TUNNEL, Value, WEIRD, net_weird_record};
 
@@ -472,7 +472,7 @@ impl Engine {
         }
         match ip.proto {
             47 => self.process_gre(ts, &ip, encap),
-            4 | 41 if self.core.exceeds_tunnel_depth(ts, encap, "IPINIP", (ip.src, ip.dst)) => {}
+            4 | 41 if self.core.exceeds_tunnel_depth(ts, encap, "IPTUNNEL", (ip.src, ip.dst)) => {}
             4 | 41 => match decode::check_inner_ip(ip.proto, ip.payload) {
                 Ok(()) => self.process_ip_tunnel(ts, &ip, encap, ip.payload, "Tunnel::IP"),
                 Err(e) => self.core.decode_weird(ts, e, Some((ip.src, ip.dst)), in_tunnel),
@@ -522,7 +522,7 @@ impl Engine {
     }
 
     fn process_gre(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
-        if let Some((inner, uid)) = self.core.decapsulate_gre(ts, ip, ip.payload, encap, None) {
+        if let Some((inner, uid)) = self.core.decapsulate_gre(ts, ip, ip.payload, encap) {
             let chain = encap.inside(uid, None);
             self.process_ip(ts, inner, Some(inner.len()), chain.encap());
         }
@@ -774,26 +774,19 @@ impl Core {
         self.records.push(net_weird_record(ts, name, addl, "zeek", source, flow));
     }
 
-    /// A GRE packet, `payload` of the datagram `ip` (or of its UDP datagram, GRE over UDP): the IP packet inside
-    /// and the tunnel's uid, as Zeek's GRE analyzer (an IP-layer tunnel since 9.1) reads it. The depth limit comes
-    /// first, before the header is read; `session` is the UDP connection GRE rode in, which then records the limit
-    /// (`X`). Other weirds are flow weirds between the outer hosts, as the session manager reports a packet
-    /// analyzer's.
+    /// A GRE packet, `payload` of the datagram `ip` (or of its UDP datagram, GRE over UDP): the packet inside and
+    /// the tunnel's uid, as the 2026-08-21 build reads it: the GRE analyzer's header checks (flow weirds between
+    /// the outer hosts, as the session manager reports a packet analyzer's), then the IP tunnel analyzer
+    /// (IPTunnel.cc): the depth limit (IPTUNNEL's weird, no history letter: it has no session), PPTP's inner IP
+    /// check, the tunnel's uid, and the payload as a packet of its own link type inside the tunnel.
     fn decapsulate_gre<'p>(
         &mut self,
         ts: f64,
         ip: &IpDatagram,
         payload: &'p [u8],
         encap: Encap,
-        session: Option<&mut Conn>,
     ) -> Option<(&'p [u8], String)> {
         let hosts = (ip.src, ip.dst);
-        if self.exceeds_tunnel_depth(ts, encap, "GRE", hosts) {
-            if let Some(conn) = session {
-                conn.history.analyzer_limit_reached();
-            }
-            return None;
-        }
         let payload = match parse_gre(payload) {
             Ok(payload) => payload,
             Err(GreWeird { name, addl }) => {
@@ -802,23 +795,22 @@ impl Core {
                 return None;
             }
         };
-        // The tunnel exists once its header is read (`BuildInnerPacket` comes before GRE forwards the payload), so
-        // the next analyzer's weirds are inside it: net weirds, as the inner packet has no IP header yet.
+        if self.exceeds_tunnel_depth(ts, encap, "IPTUNNEL", hosts) {
+            return None;
+        }
+        if let GrePayload::Pptp { packet, proto } = payload
+            && let Err(e) = decode::check_inner_ip(proto, packet)
+        {
+            self.decode_weird(ts, e, Some(hosts), !encap.is_empty());
+            return None;
+        }
+        // The tunnel is registered before its payload is analysed, so the payload's weirds are inside it: net
+        // weirds, as the inner packet has no IP header yet (MPLS or ARP under GRE: `unknown_ip_version_in_tunnel`).
         let uid = self.tunnel_uid(ip, "Tunnel::GRE");
         let inner = match payload {
-            GrePayload::Ip(inner) => Ok(inner),
+            GrePayload::Ip(inner) | GrePayload::Pptp { packet: inner, .. } => Ok(inner),
             GrePayload::Ethernet(frame) => decode_link(LinkType::Ethernet, frame),
-            GrePayload::Erspan(header) => match parse_erspan(header) {
-                Ok(frame) => decode_link(LinkType::Ethernet, frame),
-                Err(name) => {
-                    self.net_weird(ts, &analyzer_weird_name(name, true), None, Some("ERSPAN"), None);
-                    return None;
-                }
-            },
             GrePayload::Ieee80211(frame) => decode_link(LinkType::Ieee80211, frame),
-            GrePayload::Mpls(stack) => decode::decode_mpls(stack),
-            // No analyzer for the protocol: an unknown protocol to Zeek, no weird.
-            GrePayload::Unknown => return None,
         };
         match inner {
             Ok(inner) => Some((inner, uid)),
@@ -976,7 +968,7 @@ impl Core {
                 conn.history.check(is_orig, 0x10, 'D');
                 conn.last = ts;
                 let inner = if conn.id.resp_p == GRE_OVER_UDP_PORT {
-                    self.gre_over_udp(ts, conn, ip, payload, encap)
+                    self.gre_over_udp(ts, ip, payload, encap)
                 } else {
                     self.try_udp_tunnel(ts, conn, is_orig, payload, encap)
                 };
@@ -1525,18 +1517,11 @@ impl Core {
     /// to the GRE analyzer by the responder's port. The tunnel is GRE's, between the outer hosts (not the UDP
     /// connection, which gets no service), as for GRE over IP.
     #[cold]
-    fn gre_over_udp(
-        &mut self,
-        ts: f64,
-        conn: &mut Conn,
-        ip: &IpDatagram,
-        payload: &[u8],
-        encap: Encap,
-    ) -> Option<Decapsulated> {
+    fn gre_over_udp(&mut self, ts: f64, ip: &IpDatagram, payload: &[u8], encap: Encap) -> Option<Decapsulated> {
         if !self.cfg.is_enabled("tunnel") {
             return None;
         }
-        let (inner, uid) = self.decapsulate_gre(ts, ip, payload, encap, Some(conn))?;
+        let (inner, uid) = self.decapsulate_gre(ts, ip, payload, encap)?;
         Some(Decapsulated { bytes: inner.to_vec(), chain: encap.inside(uid, None) })
     }
 

@@ -383,7 +383,7 @@ fn decode_8023(payload: &[u8], length: u16, truncated: DecodeError) -> Result<&[
 }
 
 /// An MPLS label stack; Zeek hands what follows it to the IP analyzer whatever it is.
-pub(crate) fn decode_mpls(mut rest: &[u8]) -> Result<&[u8], DecodeError> {
+fn decode_mpls(mut rest: &[u8]) -> Result<&[u8], DecodeError> {
     loop {
         if rest.len() <= 4 {
             return Err(DecodeError::TruncatedMpls);

@@ -13,15 +13,13 @@ mod transport;
 mod tunnel;
 
 pub use frag::{FragKey, Reassembler};
-pub(crate) use link::decode_mpls;
 pub use link::{LinkType, decode_link};
 pub use transport::{
     IcmpHeader, TcpFlags, TcpHeader, Transport, UdpHeader, decode_transport, internet_checksum, ipv4_header_checksum,
     transport_checksum_ok,
 };
 pub use tunnel::{
-    GrePayload, GreWeird, TunnelPayload, UdpTunnel, is_teredo_bubble, is_teredo_bubble_with_payload, parse_erspan,
-    parse_gre,
+    GrePayload, GreWeird, TunnelPayload, UdpTunnel, is_teredo_bubble, is_teredo_bubble_with_payload, parse_gre,
 };
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -160,7 +158,7 @@ impl DecodeError {
             | BadIpChecksum => "IP",
             TruncatedHeader(proto) | InternallyTruncatedHeader(proto) => transport_analyzer(proto)?,
             BadTcpHeaderLen => "TCP",
-            InvalidInnerIpVersion | TruncatedInnerIp | InnerIpPayloadLengthMismatch => "IPINIP",
+            InvalidInnerIpVersion | TruncatedInnerIp | InnerIpPayloadLengthMismatch => "IPTUNNEL",
             Truncated80211 | Truncated80211Llc | TruncatedAmsduHeader | TruncatedAmsduPacket => "IEEE802_11",
             TruncatedRadiotap => "IEEE802_11_RADIO",
             NotIp => return None,
@@ -932,7 +930,7 @@ mod tests {
             DecodeError::TruncatedInnerIp,
             DecodeError::InnerIpPayloadLengthMismatch,
         ] {
-            assert_eq!(e.source(), Some("IPINIP"));
+            assert_eq!(e.source(), Some("IPTUNNEL"));
             assert!(e.names_hosts(), "{e}: between the outer hosts");
         }
     }

@@ -5,24 +5,21 @@
 
 use super::link::{LinkType, decode_link};
 
-/// What a GRE packet carries after its header (and PPTP's), by GRE's dispatch table (base/packet-protocols/gre).
+/// What a GRE packet carries, after its header (and PPTP's or ERSPAN's), as Zeek's GRE analyzer of the 2026-08-21
+/// build hands it to the IP tunnel analyzer (`gre_link_type`; GRE's dispatch table is empty, its default analyzer
+/// IPTUNNEL).
 #[derive(Debug, PartialEq, Eq)]
 pub enum GrePayload<'a> {
-    /// An IP packet (0x0800, 0x86DD, or PPTP's IPv4 or IPv6).
+    /// A raw IP packet (`DLT_RAW`): what every protocol type GRE does not handle itself carries, so the IP analyzer
+    /// reads the version from the packet (MPLS, ARP and the like become its `unknown_ip_version`).
     Ip(&'a [u8]),
-    /// An Ethernet frame (transparent Ethernet bridging 0x6558, and ERSPAN type I: 0x88BE without a sequence
-    /// number).
+    /// PPTP's IP packet, IPv4 (protocol 4) or IPv6 (41) by the PPP protocol, which the IP tunnel analyzer checks
+    /// (`IP::ParsePacket`) before it registers the tunnel.
+    Pptp { packet: &'a [u8], proto: u8 },
+    /// An Ethernet frame (transparent Ethernet bridging, ERSPAN).
     Ethernet(&'a [u8]),
-    /// An ERSPAN type II or III header and the Ethernet frame after it (0x88BE with a sequence number, 0x22EB): see
-    /// [`parse_erspan`].
-    Erspan(&'a [u8]),
     /// An IEEE 802.11 frame (Aruba access points' GRE).
     Ieee80211(&'a [u8]),
-    /// An MPLS label stack and what follows it.
-    Mpls(&'a [u8]),
-    /// A protocol type GRE's dispatch table does not name: Zeek reports it as an unknown protocol (no weird), after
-    /// it registered the tunnel.
-    Unknown,
 }
 
 /// Why Zeek's GRE analyzer drops a packet: the weird it raises, and its `addl`.
@@ -48,74 +45,87 @@ const GRE_TRANSPARENT_ETHERNET: u16 = 0x6558;
 const GRE_ERSPAN_1_2: u16 = 0x88be;
 const GRE_ERSPAN_3: u16 = 0x22eb;
 const GRE_PPP: u16 = 0x880b;
-const GRE_MPLS: u16 = 0x8847;
+const ETHERNET_HEADER_LEN: usize = 14;
 
-/// Parses a GRE header as Zeek 9.1's GRE analyzer does (RFC 2784/2890, RFC 2637's enhanced GRE for PPTP): the
-/// header's own checks, then the payload by the protocol type. What follows (Ethernet, ERSPAN, 802.11, MPLS, IP)
-/// is the next analyzer's to check, inside the tunnel.
+/// Parses a GRE header as Zeek's GRE analyzer of the 2026-08-21 build does (GRE.cc before zeek/zeek#5847: RFC
+/// 2784/2890, RFC 2637's enhanced GRE for PPTP, ERSPAN types I-III read by GRE itself).
 pub fn parse_gre(p: &[u8]) -> Result<GrePayload<'_>, GreWeird> {
     let Some(&[f0, f1, t0, t1]) = p.first_chunk::<4>() else { return Err(GreWeird::new("truncated_GRE")) };
     let flags = u16::from_be_bytes([f0, f1]);
-    let mut proto = u16::from_be_bytes([t0, t1]);
+    let proto = u16::from_be_bytes([t0, t1]);
     let version = flags & 0x0007;
     let gre_len = 4 + [GRE_CHECKSUM, GRE_KEY, GRE_SEQUENCE, GRE_ACK].iter().filter(|&&f| flags & f != 0).count() * 4;
-    match version {
-        0 if proto == GRE_ERSPAN_1_2 && flags & GRE_SEQUENCE == 0 => proto = GRE_TRANSPARENT_ETHERNET,
-        0 => {}
+    let truncated = || GreWeird::new("truncated_GRE");
+    // What the payload is, the header before it (PPTP's or ERSPAN's), and the link header GRE wants after that.
+    let (link, extra_len, link_len) = match version {
+        0 => match proto {
+            GRE_TRANSPARENT_ETHERNET if p.len() > gre_len + ETHERNET_HEADER_LEN => {
+                (Inner::Ethernet, 0, ETHERNET_HEADER_LEN)
+            }
+            // ERSPAN type II carries an 8-byte header (type I, without the sequence flag, none).
+            GRE_ERSPAN_1_2 if p.len() > gre_len + ETHERNET_HEADER_LEN => {
+                let erspan_len = if flags & GRE_SEQUENCE != 0 { 8 } else { 0 };
+                if p.len() < gre_len + ETHERNET_HEADER_LEN + erspan_len {
+                    return Err(truncated());
+                }
+                (Inner::Ethernet, erspan_len, ETHERNET_HEADER_LEN)
+            }
+            // ERSPAN type III: 12 bytes, and 8 more when its last byte's O bit says an optional subheader follows.
+            GRE_ERSPAN_3 if p.len() > gre_len + 12 + ETHERNET_HEADER_LEN => {
+                let optional = p[gre_len + 11] & 0x01 != 0;
+                if optional && p.len() <= gre_len + 20 + ETHERNET_HEADER_LEN {
+                    return Err(truncated());
+                }
+                (Inner::Ethernet, if optional { 20 } else { 12 }, ETHERNET_HEADER_LEN)
+            }
+            GRE_TRANSPARENT_ETHERNET | GRE_ERSPAN_1_2 | GRE_ERSPAN_3 => return Err(truncated()),
+            aruba if is_aruba_type(aruba) && p.len() > gre_len => (Inner::Ieee80211, 0, 0),
+            aruba if is_aruba_type(aruba) => return Err(truncated()),
+            // Any other protocol type (IPv4, IPv6, MPLS, ...) is a raw IP packet to the IP tunnel analyzer.
+            _ => (Inner::Ip, 0, 0),
+        },
         1 if proto != GRE_PPP => {
             return Err(GreWeird { name: "egre_protocol_type", addl: Some(format!("proto={proto}")) });
         }
-        1 => {}
+        1 => (Inner::Pptp, 4, 0),
         _ => return Err(GreWeird { name: "unknown_gre_version", addl: Some(format!("version={version}")) }),
-    }
+    };
     if flags & GRE_ROUTING != 0 {
         return Err(GreWeird::new("gre_routing"));
     }
     if flags & GRE_RESERVED_FLAGS != 0 {
         return Err(GreWeird::new("unknown_gre_flags"));
     }
-    // PPTP's enhanced header: 2 bytes of address and control, then the PPP protocol.
-    let pptp_len = if version == 1 { 4 } else { 0 };
-    let Some(payload) = p.get(gre_len + pptp_len..) else { return Err(GreWeird::new("truncated_GRE")) };
-    if version == 1 {
-        // IPv4 (0x21) and IPv6 (0x57) both go to the IP analyzer, which reads the version from the packet.
-        return match u16::from_be_bytes([p[gre_len + 2], p[gre_len + 3]]) {
-            0x0021 | 0x0057 => Ok(GrePayload::Ip(payload)),
-            _ => Err(GreWeird::new("non_ip_packet_in_encap")),
-        };
+    if p.len() < gre_len + extra_len + link_len {
+        return Err(truncated());
     }
-    Ok(match proto {
-        0x0800 | 0x86dd => GrePayload::Ip(payload),
-        GRE_MPLS => GrePayload::Mpls(payload),
-        GRE_TRANSPARENT_ETHERNET => GrePayload::Ethernet(payload),
-        GRE_ERSPAN_1_2 | GRE_ERSPAN_3 => GrePayload::Erspan(payload),
-        aruba if is_aruba_type(aruba) => GrePayload::Ieee80211(payload),
-        _ => GrePayload::Unknown,
+    let payload = p.get(gre_len + extra_len..).ok_or_else(truncated)?;
+    Ok(match link {
+        Inner::Ip => GrePayload::Ip(payload),
+        Inner::Ethernet => GrePayload::Ethernet(payload),
+        Inner::Ieee80211 => GrePayload::Ieee80211(payload),
+        // PPTP: the PPP protocol after the enhanced header's 2 bytes of address and control.
+        Inner::Pptp => match u16::from_be_bytes([p[gre_len + 2], p[gre_len + 3]]) {
+            0x0021 => GrePayload::Pptp { packet: payload, proto: 4 },
+            0x0057 => GrePayload::Pptp { packet: payload, proto: 41 },
+            _ => return Err(GreWeird::new("non_ip_packet_in_encap")),
+        },
     })
 }
 
-/// The Ethernet frame after an ERSPAN type II or III header, as Zeek 9.1's ERSPAN analyzer reads it (the type is
-/// the header's version: 1 is type II, 8 bytes; 2 is type III, 12 bytes and 8 more when its last byte's O bit
-/// says an optional subheader follows), or the weird it raises (`truncated_ERSPAN`, `unknown_ERSPAN_version`).
-pub fn parse_erspan(p: &[u8]) -> Result<&[u8], &'static str> {
-    const TRUNCATED: &str = "truncated_ERSPAN";
-    let Some(header) = p.first_chunk::<8>() else { return Err(TRUNCATED) };
-    let header_len = match header[0] >> 4 {
-        1 => 8,
-        2 => match p.get(11) {
-            None => return Err(TRUNCATED),
-            Some(last) if last & 0x01 != 0 => 20,
-            Some(_) => 12,
-        },
-        _ => return Err("unknown_ERSPAN_version"),
-    };
-    p.get(header_len..).ok_or(TRUNCATED)
+/// The link layer of a GRE payload.
+enum Inner {
+    Ip,
+    Pptp,
+    Ethernet,
+    Ieee80211,
 }
 
-/// The protocol types GRE's dispatch table sends to 802.11 (Aruba access points): 0x8200 to 0x8370 in steps of
-/// 0x10, and 0x9000.
+/// The protocol types Aruba access points send 802.11 frames under (as Zeek's GRE analyzer tells them).
 fn is_aruba_type(proto: u16) -> bool {
-    ((0x8200..=0x8370).contains(&proto) && proto & 0x0f == 0) || proto == 0x9000
+    (proto & 0x8200 == 0x8200 && proto & 0x0f == 0)
+        || (proto & 0x8300 == 0x8300 && proto & 0x0f == 0 && proto <= 0x8370)
+        || proto == 0x9000
 }
 
 /// A UDP tunnel protocol.
@@ -677,60 +687,48 @@ mod tests {
         assert_eq!(parse_gre(&gre(GRE_KEY, 0x0800, &[], &IPV4_PACKET)), Ok(GrePayload::Ip(&IPV4_PACKET[..])));
         assert_eq!(parse_gre(&gre(0, GRE_TRANSPARENT_ETHERNET, &[], &frame)), Ok(GrePayload::Ethernet(&frame[..])));
         let pptp = gre(0x3081 | GRE_ACK, GRE_PPP, &[0xff, 0x03, 0x00, 0x21], &IPV4_PACKET);
-        assert_eq!(parse_gre(&pptp), Ok(GrePayload::Ip(&IPV4_PACKET[..])));
+        assert_eq!(parse_gre(&pptp), Ok(GrePayload::Pptp { packet: &IPV4_PACKET[..], proto: 4 }));
+        let pptp_v6 = gre(0x3001, GRE_PPP, &[0xff, 0x03, 0x00, 0x57], &IPV4_PACKET);
+        assert_eq!(parse_gre(&pptp_v6), Ok(GrePayload::Pptp { packet: &IPV4_PACKET[..], proto: 41 }));
         let pptp_lcp = gre(0x3001, GRE_PPP, &[0xff, 0x03, 0xc0, 0x21], &IPV4_PACKET);
         assert_eq!(parse_gre(&pptp_lcp), Err(GreWeird::new("non_ip_packet_in_encap")));
     }
 
+    /// GRE.cc of the 2026-08-21 build reads ERSPAN itself (no ERSPAN analyzer, no ERSPAN weirds: zeek/zeek#5847
+    /// came later): type I without the sequence flag, type II's 8 bytes with it, type III's 12 bytes and its
+    /// optional 8; its lengths are checked with the Ethernet header's 14 bytes (`truncated_GRE`).
     #[test]
     fn gre_carries_erspan_types_one_to_three() {
         let frame = ethernet_ipv4();
-        // Type I (0x88BE without a sequence number) is plain Ethernet to GRE's dispatch.
         let type1 = gre(0, GRE_ERSPAN_1_2, &[], &frame);
         assert_eq!(parse_gre(&type1), Ok(GrePayload::Ethernet(&frame[..])));
-        // Types II and III go to the ERSPAN analyzer, which tells them by its header's version.
-        let type2_header = [0x10, 0, 0, 1, 0, 0, 0, 0];
-        let type2 = gre(GRE_SEQUENCE, GRE_ERSPAN_1_2, &type2_header, &frame);
-        let type2_erspan = [&type2_header[..], &frame].concat();
-        assert_eq!(parse_gre(&type2), Ok(GrePayload::Erspan(&type2_erspan[..])));
-        assert_eq!(parse_erspan(&type2_erspan), Ok(&frame[..]));
-        let type3_header = [0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
-        let type3_erspan = [&type3_header[..], &frame].concat();
-        assert_eq!(
-            parse_gre(&gre(GRE_SEQUENCE, GRE_ERSPAN_3, &[], &type3_erspan)),
-            Ok(GrePayload::Erspan(&type3_erspan[..]))
-        );
-        assert_eq!(parse_erspan(&type3_erspan), Ok(&frame[..]));
+        let type2 = gre(GRE_SEQUENCE, GRE_ERSPAN_1_2, &[0x10, 0, 0, 1, 0, 0, 0, 0], &frame);
+        assert_eq!(parse_gre(&type2), Ok(GrePayload::Ethernet(&frame[..])));
+        // The version in the header is not read: a type III header under 0x88BE is 8 bytes of type II's.
+        let type2_odd_version = gre(GRE_SEQUENCE, GRE_ERSPAN_1_2, &[0x30, 0, 0, 1, 0, 0, 0, 0], &frame);
+        assert_eq!(parse_gre(&type2_odd_version), Ok(GrePayload::Ethernet(&frame[..])));
+        // Type II with more than 14 bytes after GRE but fewer than its header and an Ethernet header.
+        let type2_short = gre(GRE_SEQUENCE, GRE_ERSPAN_1_2, &[0x10, 0, 0, 1, 0, 0, 0, 0], &frame[..10]);
+        assert_eq!(parse_gre(&type2_short), Err(GreWeird::new("truncated_GRE")));
+        let type3 = gre(GRE_SEQUENCE, GRE_ERSPAN_3, &[0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0], &frame);
+        assert_eq!(parse_gre(&type3), Ok(GrePayload::Ethernet(&frame[..])));
         let mut with_subheader = [0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1].to_vec();
         with_subheader.extend_from_slice(&[0x77; 8]);
-        assert_eq!(parse_erspan(&[&with_subheader[..], &frame].concat()), Ok(&frame[..]));
-        // A type II header under 0x22EB is read as type II: the version decides.
-        assert_eq!(parse_erspan(&type2_erspan), parse_erspan(&[&type2_header[..], &frame].concat()));
+        let type3_optional = gre(GRE_SEQUENCE, GRE_ERSPAN_3, &with_subheader, &frame);
+        assert_eq!(parse_gre(&type3_optional), Ok(GrePayload::Ethernet(&frame[..])));
+        assert_eq!(parse_gre(&gre(0, GRE_ERSPAN_3, &[0; 12], &frame[..2])), Err(GreWeird::new("truncated_GRE")));
     }
 
-    /// ERSPAN.cc: fewer than 8 bytes, a type III header cut before its 12th byte or its subheader, and a version
-    /// other than 1 and 2.
-    #[test]
-    fn erspan_weirds_are_zeeks() {
-        assert_eq!(parse_erspan(&[0x10, 0, 0, 1, 0, 0, 0]), Err("truncated_ERSPAN"));
-        assert_eq!(parse_erspan(&[0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0]), Err("truncated_ERSPAN"));
-        assert_eq!(parse_erspan(&[0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x77]), Err("truncated_ERSPAN"));
-        assert_eq!(parse_erspan(&[0x30, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]), Err("unknown_ERSPAN_version"));
-        // Exactly the header: an empty frame for the Ethernet analyzer to refuse.
-        assert_eq!(parse_erspan(&[0x10, 0, 0, 1, 0, 0, 0, 0]), Ok(&[][..]));
-    }
-
+    /// The Aruba types by GRE.cc's masks (0x8200-style with a zero low nibble, 0x8300-style up to 0x8370, 0x9000),
+    /// with GRE's own length check.
     #[test]
     fn gre_from_aruba_carries_wifi_frames() {
         let frame = [0x08, 0x01, 0, 0, 1, 2, 3];
         assert_eq!(parse_gre(&gre(0, 0x8210, &[], &frame)), Ok(GrePayload::Ieee80211(&frame[..])));
         assert_eq!(parse_gre(&gre(0, 0x9000, &[], &frame)), Ok(GrePayload::Ieee80211(&frame[..])));
-        assert_eq!(parse_gre(&gre(0, 0x8381, &[], &frame)), Ok(GrePayload::Unknown));
-        // Only GRE's registrations: 0x8380 and 0x8a00 have the old mask's bits but are not registered.
-        assert_eq!(parse_gre(&gre(0, 0x8380, &[], &frame)), Ok(GrePayload::Unknown));
-        assert_eq!(parse_gre(&gre(0, 0x8a00, &[], &frame)), Ok(GrePayload::Unknown));
-        // The 802.11 analyzer checks the frame's length, not GRE.
-        assert_eq!(parse_gre(&gre(0, 0x8200, &[], &[])), Ok(GrePayload::Ieee80211(&[][..])));
+        assert_eq!(parse_gre(&gre(0, 0x8a00, &[], &frame)), Ok(GrePayload::Ieee80211(&frame[..])));
+        assert_eq!(parse_gre(&gre(0, 0x8381, &[], &frame)), Ok(GrePayload::Ip(&frame[..])));
+        assert_eq!(parse_gre(&gre(0, 0x8200, &[], &[])), Err(GreWeird::new("truncated_GRE")));
     }
 
     #[test]
@@ -748,8 +746,9 @@ mod tests {
         assert_eq!(weird(gre(0x0008, 0x0800, &[], &IPV4_PACKET)).name, "unknown_gre_flags");
         assert_eq!(weird(vec![0, 0, 8]).name, "truncated_GRE");
         assert_eq!(weird(gre(GRE_KEY, 0x0800, &[], &[])[..6].to_vec()).name, "truncated_GRE");
-        // Another protocol type (ARP) is no weird: Zeek's GRE dispatch table has nothing for it.
-        assert_eq!(parse_gre(&gre(0, 0x0806, &[], &IPV4_PACKET)), Ok(GrePayload::Unknown));
+        // Any other protocol type (ARP, MPLS) is no GRE weird: its payload goes on as a raw IP packet.
+        assert_eq!(parse_gre(&gre(0, 0x0806, &[], &IPV4_PACKET)), Ok(GrePayload::Ip(&IPV4_PACKET[..])));
+        assert_eq!(parse_gre(&gre(0, 0x8847, &[], &[0, 1, 0x11, 64])), Ok(GrePayload::Ip(&[0, 1, 0x11, 64][..])));
     }
 
     /// An IPv6 header (version 6, `payload_len`, next header UDP) and `body`.
