@@ -85,7 +85,7 @@ struct IpTunnel {
 const IP_TUNNEL_TIMEOUT: f64 = 86_400.0;
 
 impl IpTunnel {
-    /// Whether the entry's inactivity timer dropped it by `now` (`IPLayerTunnelTimer::Dispatch`).
+    /// Whether the entry's inactivity timer dropped it by `now` (`IPTunnelTimer::Dispatch`).
     fn expired(&self, now: f64) -> bool {
         // The first check at created + k days (k >= 1) that comes a day or more after the last packet.
         let days = ((self.last_active + IP_TUNNEL_TIMEOUT - self.created) / IP_TUNNEL_TIMEOUT).ceil().max(1.0);
@@ -206,7 +206,8 @@ struct Core {
     /// The actions buffer analyzer calls share, empty between calls: nearly every connection confirms a service
     /// once, and a buffer per call cost it an allocation.
     spare_actions: Vec<Action>,
-    ip_tunnels: HashMap<(IpAddr, IpAddr, u8), IpTunnel>,
+    /// IP-layer tunnels (IP-in-IP and GRE in one map, as the IP tunnel analyzer keeps them) by their hosts.
+    ip_tunnels: HashMap<(IpAddr, IpAddr), IpTunnel>,
     /// IP-layer tunnels (by uid) that no connection was made in yet: their hosts as first seen, and their type.
     undiscovered_ip_tunnels: HashMap<String, (IpAddr, IpAddr, &'static str)>,
     specs: Vec<&'static AnalyzerSpec>,
@@ -824,11 +825,11 @@ impl Core {
     }
 
     /// The uid of the IP-layer tunnel (IP-in-IP or GRE) between `ip`'s hosts, made at its first packet (Zeek's
-    /// `IPLayerTunnelAnalyzer::BuildInnerPacket`, one map per analyzer). tunnel.log's DISCOVER line waits for the
-    /// first connection inside ([`Core::discover_ip_tunnels`]).
+    /// `IPTunnelAnalyzer::AnalyzePacket` in the 2026-08-21 build: one map for both kinds, keyed by the host pair, so
+    /// GRE between hosts that had IP-in-IP is the same tunnel, of the first kind). tunnel.log's DISCOVER line waits
+    /// for the first connection inside ([`Core::discover_ip_tunnels`]).
     fn tunnel_uid(&mut self, ip: &IpDatagram, kind: &'static str) -> String {
-        let (a, b) = if ip.src <= ip.dst { (ip.src, ip.dst) } else { (ip.dst, ip.src) };
-        let key = (a, b, if kind == "Tunnel::GRE" { 47 } else { 4 });
+        let key = if ip.src <= ip.dst { (ip.src, ip.dst) } else { (ip.dst, ip.src) };
         let now = self.network_time;
         if let Some(t) = self.ip_tunnels.get_mut(&key) {
             if !t.expired(now) {

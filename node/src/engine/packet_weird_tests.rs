@@ -1022,3 +1022,29 @@ fn an_ip_tunnel_idle_past_its_timeout_gets_a_new_uid() {
     let y_uids: Vec<&str> = discovered.iter().filter(|d| d.2 == "172.16.2.1").map(|d| d.1.as_str()).collect();
     assert_ne!(y_uids[0], y_uids[1]);
 }
+
+/// IPTunnel.cc of the 2026-08-21 build keeps IP-in-IP and GRE tunnels in one map keyed by the host pair (one map
+/// per analyzer came with zeek/zeek#5847): GRE between hosts that already had an IP-in-IP tunnel is that tunnel,
+/// with its uid and its type.
+#[test]
+fn ip_in_ip_and_gre_between_the_same_hosts_are_one_tunnel() {
+    let mut engine = unchecked_engine();
+    engine.process_packet(1.0, LinkType::Raw, &ip_in_ip(&ipv4_udp(CLIENT, SERVER, b"one")));
+    let mut gre =
+        ip_in_ip(&[&[0, 0, 0x08, 0x00][..], &ipv4_udp(([10, 2, 2, 1], 4000), ([10, 2, 2, 2], 4001), b"two")].concat());
+    gre[9] = 47;
+    engine.process_packet(2.0, LinkType::Raw, &gre);
+    engine.finish();
+    let records: Vec<LogRecord> = engine.drain_records().collect();
+    let field = |r: &LogRecord, f: &str| r.values[r.schema.field_index(f).unwrap()].to_tsv();
+    let tunnels: Vec<String> = records
+        .iter()
+        .filter(|r| r.schema.path == "tunnel")
+        .map(|r| [field(r, "uid"), field(r, "tunnel_type"), field(r, "action")].join(" "))
+        .collect();
+    let parents: Vec<String> =
+        records.iter().filter(|r| r.schema.path == "conn").map(|r| field(r, "tunnel_parents")).collect();
+    assert_eq!(parents.len(), 2);
+    assert_eq!(parents[0], parents[1], "both connections are in the same tunnel");
+    assert_eq!(tunnels, [format!("{} Tunnel::IP Tunnel::DISCOVER", parents[0])]);
+}
