@@ -48,7 +48,7 @@ pub struct AnalysisConfig {
     pub local_nets: LocalNets,
     /// Seed for uids, so runs are reproducible.
     pub seed: u64,
-    /// Zeek's `Tunnel::max_depth`: how many tunnels deep a packet is decapsulated (4 since 9.1).
+    /// Zeek's `Tunnel::max_depth`: how many tunnels deep a packet is decapsulated (4 since zeek/zeek#3480, 2023).
     pub tunnel_max_depth: usize,
 }
 

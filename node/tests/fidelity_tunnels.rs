@@ -553,7 +553,7 @@ fn pptp_inside_ip_in_ip_names_the_innermost_tunnel() {
 }
 
 /// Zeek's core.tunnels.geneve-ipv6 (built as geneve-ipv6.pcap.py builds it): IPv6 directly inside Geneve (protocol
-/// type 0x86DD, which 9.1 maps to IP), a UDP datagram each way between fd00::1:40000 and fd00::2:40001, both in
+/// type 0x86DD, mapped to IP since zeek/zeek#5538 of 2026-06), a UDP datagram each way between fd00::1:40000 and fd00::2:40001, both in
 /// datagrams from 10.0.0.1:12345 to 10.0.0.2:6081. The baseline's conn.log rows.
 #[test]
 fn geneve_carries_ipv6_by_its_ethertype() {

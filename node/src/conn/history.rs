@@ -13,8 +13,8 @@ pub mod mask {
     pub const MULTI_FLAG: u32 = 0x40;
     /// Analysis partial: a limit was exceeded (`x`).
     pub const PARTIAL: u32 = 0x80;
-    /// A packet analyzer's limit was reached on the connection (Zeek's `HIST_ANALYZER_LIMIT_REACHED`, one bit for
-    /// both directions).
+    /// A tunnel one too deep, or too many tunnel changes, on the connection: `X` once for both directions (the
+    /// UDP tunnel analyzers' `CheckHistory(HIST_UNKNOWN_PKT, 'X')` in the 2026-08-21 build).
     pub const ANALYZER_LIMIT: u32 = 0x100;
 }
 
@@ -139,8 +139,8 @@ impl History {
         self.check(is_orig, mask::PARTIAL, 'X');
     }
 
-    /// A tunnel inside the connection was one too deep (`TunnelAnalyzer::CheckTunnelDepth`): `X` once, whichever
-    /// direction the packet went.
+    /// A tunnel inside the connection was one too deep (the UDP tunnel analyzers' depth check, zeek/zeek#3480), or
+    /// its tunnel changed too often: `X` once, whichever direction the packet went.
     pub fn analyzer_limit_reached(&mut self) {
         self.check(true, mask::ANALYZER_LIMIT, 'X');
     }

@@ -157,8 +157,8 @@ pub enum TunnelPayload<'a> {
     Violation { reason: &'static str, weird: Option<&'static str> },
 }
 
-/// Geneve's protocol types Zeek forwards (base/packet-protocols/geneve): Ethernet, and IP as 0x0800 or 0x86DD (9.1
-/// fixed the registration of IPv6, which was 0x08DD: core.tunnels.geneve-ipv6).
+/// Geneve's protocol types Zeek forwards (base/packet-protocols/geneve): Ethernet, and IP as 0x0800 or 0x86DD
+/// (zeek/zeek#5538, merged 2026-06, fixed the registration of IPv6, which was 0x08DD: core.tunnels.geneve-ipv6).
 const GENEVE_ETHERNET: u16 = 0x6558;
 const GENEVE_IP: [u16; 2] = [0x0800, 0x86DD];
 /// AYIYA's next header values Zeek forwards: IP-in-IP and IPv6.

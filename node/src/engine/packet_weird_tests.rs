@@ -685,7 +685,7 @@ fn three_vxlan_tunnels_deep_is_analysed() {
 }
 
 /// core.tunnels.max-depth-exceeded (`redef Tunnel::max_depth = 2`): a UDP tunnel one too deep is refused by its analyzer
-/// (`TunnelAnalyzer::CheckTunnelDepth`), which marks the outer connection's history `X` and raises
+/// (its depth check, VXLAN.cc's `CheckHistory(HIST_UNKNOWN_PKT, 'X')` since zeek/zeek#3480), which marks the outer connection's history `X` and raises
 /// `exceeded_tunnel_max_depth_in_tunnel` between its hosts. The baseline's rows (`conn.log.cut`'s history and
 /// service, weird.log's record) for VXLAN in VXLAN in VXLAN.
 #[test]
