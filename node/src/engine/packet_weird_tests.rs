@@ -319,15 +319,22 @@ fn bad_udp_checksums_scale_their_history_letter() {
     assert_eq!(packets, ["0"]);
 }
 
-/// An IPv6 header from a Teredo client (2001:0::/32) with `next` and `payload_len`, and `body` after it.
-fn teredo_ipv6(next: u8, payload_len: u16, body: &[u8]) -> Vec<u8> {
+/// An IPv6 header from `src` to `dst` with `next`, a hop limit, `payload_len`, and `body` after it.
+fn ipv6_between(src: [u8; 16], dst: [u8; 16], hop_limit: u8, next: u8, payload_len: u16, body: &[u8]) -> Vec<u8> {
     let mut packet = vec![0x60, 0, 0, 0];
     packet.extend(payload_len.to_be_bytes());
-    packet.extend([next, 21]);
-    packet.extend([0x20, 0x01, 0, 0, 0x41, 0x37, 0x9e, 0x50, 0x80, 0, 0xf1, 0x2a, 0xb9, 0xc8, 0x28, 0x15]);
-    packet.extend([0x20, 0x01, 0x48, 0x60, 0, 0, 0x20, 0x01, 0, 0, 0, 0, 0, 0, 0, 0x68]);
+    packet.extend([next, hop_limit]);
+    packet.extend(src);
+    packet.extend(dst);
     packet.extend_from_slice(body);
     packet
+}
+
+/// An IPv6 header from a Teredo client (2001:0::/32) with `next` and `payload_len`, and `body` after it.
+fn teredo_ipv6(next: u8, payload_len: u16, body: &[u8]) -> Vec<u8> {
+    let client = [0x20, 0x01, 0, 0, 0x41, 0x37, 0x9e, 0x50, 0x80, 0, 0xf1, 0x2a, 0xb9, 0xc8, 0x28, 0x15];
+    let server = [0x20, 0x01, 0x48, 0x60, 0, 0, 0x20, 0x01, 0, 0, 0, 0, 0, 0, 0, 0x68];
+    ipv6_between(client, server, 21, next, payload_len, body)
 }
 
 /// core.tunnels.teredo_bubble_with_payload: Teredo.cc lets a bubble with bytes after its IPv6 header through with
@@ -558,13 +565,8 @@ fn geneve_versions_and_truncation_are_zeeks() {
 
 /// An IPv6 header from 2001:db8::1 to 2001:db8::2 (`next` header, `payload_len`) and `body`.
 fn ipv6(next: u8, payload_len: u16, body: &[u8]) -> Vec<u8> {
-    let mut packet = vec![0x60, 0, 0, 0];
-    packet.extend(payload_len.to_be_bytes());
-    packet.extend([next, 64]);
-    packet.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    packet.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-    packet.extend_from_slice(body);
-    packet
+    let host = |last| [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last];
+    ipv6_between(host(1), host(2), 64, next, payload_len, body)
 }
 
 /// `inner` in an IPv4 header from 192.168.1.1 to 192.168.1.2 with protocol 41 (6in4).
