@@ -425,7 +425,11 @@ mod tests {
             ipv4_udp((CLIENT, 40000), (SERVER, 514), b"<34>Oct 11 22:14:15 host su: failed"),
             ipv4_udp((CLIENT, 40001), (SERVER, 514), b"<34 no priority end"),
         ];
-        frames.extend(tcp_exchange((CLIENT, 40002), (SERVER, 514), &[(true, b"10 <13>hello\n"), (true, b"<14>x\n")]));
+        frames.extend(tcp_exchange(
+            (CLIENT, 40002),
+            (SERVER, 514),
+            &[(true, &b"10 <13>hello\n"[..]), (true, b"<14>x\n")],
+        ));
         let records = engine_records(&frames);
         let conns: Vec<_> = records.iter().filter(|r| r.schema.path == "conn").collect();
         let services: Vec<_> = conns.iter().map(|c| (field(c, "id.orig_p"), field(c, "service"))).collect();

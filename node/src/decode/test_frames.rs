@@ -38,14 +38,14 @@ fn ipv4_with_ports(proto: u8, src: Endpoint, dst: Endpoint, transport_len: usize
     frame
 }
 
-/// One TCP connection as raw IPv4 frames: the handshake, then each `(from the client?, payload)` in its own segment;
-/// the connection is left open.
-pub fn tcp_exchange(client: Endpoint, server: Endpoint, messages: &[(bool, &[u8])]) -> Vec<Vec<u8>> {
+/// One TCP connection as raw IPv4 frames: the handshake, then each `(from the client?, payload)` in its own segment
+/// (borrowed or owned payloads alike); the connection is left open.
+pub fn tcp_exchange(client: Endpoint, server: Endpoint, messages: &[(bool, impl AsRef<[u8]>)]) -> Vec<Vec<u8>> {
     exchange(client, server, messages).0
 }
 
 /// [`tcp_exchange`], then the client's FIN, the server's FIN and the last ACK.
-pub fn tcp_conversation(client: Endpoint, server: Endpoint, messages: &[(bool, &[u8])]) -> Vec<Vec<u8>> {
+pub fn tcp_conversation(client: Endpoint, server: Endpoint, messages: &[(bool, impl AsRef<[u8]>)]) -> Vec<Vec<u8>> {
     const FIN_ACK: u8 = 0x11;
     const ACK: u8 = 0x10;
     let (mut frames, client_seq, server_seq) = exchange(client, server, messages);
@@ -56,7 +56,7 @@ pub fn tcp_conversation(client: Endpoint, server: Endpoint, messages: &[(bool, &
 }
 
 /// The frames of [`tcp_exchange`] and the next sequence number of each side.
-fn exchange(client: Endpoint, server: Endpoint, messages: &[(bool, &[u8])]) -> (Vec<Vec<u8>>, u32, u32) {
+fn exchange(client: Endpoint, server: Endpoint, messages: &[(bool, impl AsRef<[u8]>)]) -> (Vec<Vec<u8>>, u32, u32) {
     const SYN: u8 = 0x02;
     const SYN_ACK: u8 = 0x12;
     const ACK: u8 = 0x10;
@@ -67,6 +67,7 @@ fn exchange(client: Endpoint, server: Endpoint, messages: &[(bool, &[u8])]) -> (
         ipv4_tcp(client, server, client_seq, server_seq, ACK, b""),
     ];
     for (from_client, payload) in messages {
+        let payload = payload.as_ref();
         let len = u32::try_from(payload.len()).expect("a test segment is small");
         if *from_client {
             frames.push(ipv4_tcp(client, server, client_seq, server_seq, ACK, payload));

@@ -379,11 +379,10 @@ fn starttls_through_the_engine_gives_imap_ssl_and_the_baselines_rows() {
         (true, ciphertext(23, TLS12, 100)),
         (false, ciphertext(23, TLS12, 300)),
     ]);
-    let borrowed: Vec<(bool, &[u8])> = messages.iter().map(|(o, m)| (*o, m.as_slice())).collect();
     let frames = crate::decode::test_frames::tcp_conversation(
         ([192, 168, 17, 53], 49640),
         ([212, 227, 17, 186], 143),
-        &borrowed,
+        &messages,
     );
     let records = engine_records(&frames);
     let of = |path: &str| records.iter().filter(|r| r.schema.path == path).collect::<Vec<_>>();

@@ -371,7 +371,11 @@ fn through_the_engine() {
         tcp_exchange((CLIENT, 40000), (SERVER, 6667), &[(true, register), (false, welcome), (false, offer)]);
     frames.extend(tcp_exchange((CLIENT, 40001), (SERVER, 7000), &[(true, register), (false, welcome)]));
     frames.extend(tcp_exchange((CLIENT, 40002), (PEER, 5000), &[(false, b"file data")]));
-    frames.extend(tcp_exchange((CLIENT, 40003), (SERVER, 7001), &[(true, b"GET / HTTP/1.1\r\n"), (false, welcome)]));
+    frames.extend(tcp_exchange(
+        (CLIENT, 40003),
+        (SERVER, 7001),
+        &[(true, &b"GET / HTTP/1.1\r\n"[..]), (false, welcome)],
+    ));
     let records = engine_records(&frames);
     let conn = |port: &str| records.iter().find(|r| r.schema.path == "conn" && field(r, "id.orig_p") == port).unwrap();
     let services: Vec<String> =

@@ -229,8 +229,7 @@ fn through_the_engine() {
     const CLIENT: [u8; 4] = [10, 0, 0, 1];
     const SERVER: [u8; 4] = [10, 0, 0, 2];
     let session = session();
-    let messages: Vec<(bool, &[u8])> = session.iter().map(|(o, m)| (*o, m.as_slice())).collect();
-    let frames = tcp_exchange((CLIENT, 40000), (SERVER, 502), &messages);
+    let frames = tcp_exchange((CLIENT, 40000), (SERVER, 502), &session);
     let records = engine_records(&frames);
     let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
     assert_eq!(field(conn, "service"), "modbus");

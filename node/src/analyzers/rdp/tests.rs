@@ -588,8 +588,7 @@ fn through_the_engine() {
     ];
     let mut frames = Vec::new();
     for (port, messages) in [(40000, &native), (40001, &tls)] {
-        let messages: Vec<(bool, &[u8])> = messages.iter().map(|(o, m)| (*o, m.as_slice())).collect();
-        frames.extend(tcp_exchange((CLIENT, port), (SERVER, 3389), &messages));
+        frames.extend(tcp_exchange((CLIENT, port), (SERVER, 3389), messages));
     }
     let records = engine_records(&frames);
     let conn = |port: &str| records.iter().find(|r| r.schema.path == "conn" && field(r, "id.orig_p") == port).unwrap();

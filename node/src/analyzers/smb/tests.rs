@@ -493,8 +493,7 @@ fn through_the_engine() {
     use crate::decode::test_frames::tcp_exchange;
 
     let messages = session();
-    let borrowed: Vec<(bool, &[u8])> = messages.iter().map(|(o, m)| (*o, m.as_slice())).collect();
-    let frames = tcp_exchange(([10, 0, 0, 11], 49208), ([10, 0, 0, 12], 445), &borrowed);
+    let frames = tcp_exchange(([10, 0, 0, 11], 49208), ([10, 0, 0, 12], 445), &messages);
     let records = engine_records(&frames);
     let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
     assert_eq!(field(conn, "service"), "smb");
@@ -568,8 +567,7 @@ fn ntlm_through_the_engine() {
     use crate::decode::test_frames::tcp_conversation;
 
     let messages = ntlm_session(0, 0);
-    let borrowed: Vec<(bool, &[u8])> = messages.iter().map(|(o, m)| (*o, m.as_slice())).collect();
-    let frames = tcp_conversation(([192, 168, 1, 107], 60387), ([192, 168, 1, 108], 445), &borrowed);
+    let frames = tcp_conversation(([192, 168, 1, 107], 60387), ([192, 168, 1, 108], 445), &messages);
     let records = engine_records(&frames);
     let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
     assert_eq!(field(conn, "service"), "gssapi,ntlm,smb");
@@ -807,8 +805,7 @@ fn pipes_through_the_engine() {
     use crate::decode::test_frames::tcp_exchange;
 
     let messages = pipe_session("srvsvc", SRVSVC, r"\PIPE\srvsvc", 0x0f);
-    let borrowed: Vec<(bool, &[u8])> = messages.iter().map(|(o, m)| (*o, m.as_slice())).collect();
-    let frames = tcp_exchange(([10, 0, 0, 11], 49208), ([10, 0, 0, 12], 445), &borrowed);
+    let frames = tcp_exchange(([10, 0, 0, 11], 49208), ([10, 0, 0, 12], 445), &messages);
     let records = engine_records(&frames);
     let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
     assert_eq!(field(conn, "service"), "smb,dce_rpc");

@@ -645,8 +645,7 @@ fn through_the_engine() {
     use crate::decode::test_frames::tcp_conversation;
 
     let messages = session();
-    let borrowed: Vec<(bool, &[u8])> = messages.iter().map(|(o, m)| (*o, m.as_slice())).collect();
-    let frames = tcp_conversation(([205, 227, 227, 226], 49467), ([205, 227, 227, 243], 445), &borrowed);
+    let frames = tcp_conversation(([205, 227, 227, 226], 49467), ([205, 227, 227, 243], 445), &messages);
     let records = engine_records(&frames);
     let conn = records.iter().find(|r| r.schema.path == "conn").unwrap();
     assert_eq!(field(conn, "service"), "gssapi,ntlm,smb,dce_rpc");
