@@ -11,15 +11,11 @@ use crate::analyzers::dce_rpc::tests::{bind_ack_body, bind_body, pdu, request_bo
 use crate::analyzers::ntlm::build::{MS_KRB5_OID, NTLMSSP_OID, neg_token_init2, spnego_ntlm_exchange, user1_row};
 use crate::analyzers::testing::XorShift;
 
-const NEGOTIATE: u8 = 0x72;
-const SESSION_SETUP: u8 = 0x73;
-const TREE_CONNECT: u8 = 0x75;
-const NT_CREATE: u8 = 0xa2;
-const READ: u8 = 0x2e;
-const WRITE: u8 = 0x2f;
-const CLOSE: u8 = 0x04;
-const TRANSACTION: u8 = 0x25;
-const LOGOFF: u8 = 0x74;
+use super::smb1::com::{
+    CLOSE, LOGOFF_ANDX as LOGOFF, NEGOTIATE, NT_CREATE_ANDX as NT_CREATE, READ_ANDX as READ,
+    SESSION_SETUP_ANDX as SESSION_SETUP, TRANSACTION, TREE_CONNECT_ANDX as TREE_CONNECT, WRITE_ANDX as WRITE,
+};
+
 const NO_ANDX: [u8; 4] = [0xff, 0, 0, 0];
 const DSSETUP: &str = "3919286a-b10c-11d0-9ba8-00c04fd92ef5";
 const MORE_PROCESSING: u32 = 0xc000_0016;
