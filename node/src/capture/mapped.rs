@@ -131,6 +131,33 @@ impl Input for MappedFile {
     }
 }
 
+/// How far ahead of the record being handed out the reader asks for the file's bytes: about six records of the
+/// benchmark mix. The analysis reads a record's payload whole first in its checksum, and without this that loop
+/// waited on memory for most of its time (11% of the samples of a `perf record` over the mix, 3% with it; 1024
+/// to 16384 bytes ahead measured alike, docs/BENCHMARKS.md).
+const PREFETCH_DISTANCE: usize = 4096;
+
+/// Asks the CPU to load the bytes `PREFETCH_DISTANCE` past the `n` just taken at `start`, a cache line at a time,
+/// within the mapped `window`: over a run of records every line of the file is asked for once, ahead of its first
+/// use. A hint only: it cannot fault and changes nothing that is read.
+#[inline(always)]
+fn prefetch_ahead(window: &[u8], start: usize, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const CACHE_LINE: usize = 64;
+        let from = start.saturating_add(PREFETCH_DISTANCE);
+        let to = from.saturating_add(n).min(window.len());
+        for at in (from..to).step_by(CACHE_LINE) {
+            // SAFETY: `at` is inside `window`, so the pointer is in bounds; a prefetch reads nothing into the program.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(window.as_ptr().add(at).cast())
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (window, start, n);
+}
+
 impl Drop for MappedFile {
     fn drop(&mut self) {
         // Before the fields drop: the window is unregistered before it is unmapped, not after.
@@ -377,31 +404,4 @@ mod tests {
         assert!(last[kept..].iter().all(|&b| b == 0), "the vanished page reads as zeros");
         assert_eq!(end, format!("Truncated(\"the file shrank to {cut} bytes while it was being read\")"));
     }
-}
-
-/// How far ahead of the record being handed out the reader asks for the file's bytes: about six records of the
-/// benchmark mix. The analysis reads a record's payload whole first in its checksum, and without this that loop
-/// waited on memory for most of its time (11% of the samples of a `perf record` over the mix, 3% with it; 1024
-/// to 16384 bytes ahead measured alike, docs/BENCHMARKS.md).
-const PREFETCH_DISTANCE: usize = 4096;
-
-/// Asks the CPU to load the bytes `PREFETCH_DISTANCE` past the `n` just taken at `start`, a cache line at a time,
-/// within the mapped `window`: over a run of records every line of the file is asked for once, ahead of its first
-/// use. A hint only: it cannot fault and changes nothing that is read.
-#[inline(always)]
-fn prefetch_ahead(window: &[u8], start: usize, n: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        const CACHE_LINE: usize = 64;
-        let from = start.saturating_add(PREFETCH_DISTANCE);
-        let to = from.saturating_add(n).min(window.len());
-        for at in (from..to).step_by(CACHE_LINE) {
-            // SAFETY: `at` is inside `window`, so the pointer is in bounds; a prefetch reads nothing into the program.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(window.as_ptr().add(at).cast())
-            };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (window, start, n);
 }
