@@ -5,6 +5,7 @@
 use super::*;
 use crate::decode::test_frames::{ipv4_tcp, ipv4_udp};
 use crate::decode::{internet_checksum, ipv4_header_checksum};
+use crate::logs::WEIRD;
 
 /// The columns of a weird.log record after `ts`: uid, id.orig_h, id.orig_p, id.resp_h, id.resp_p, name, addl,
 /// notice, peer, source, as Zeek's TSV writes them.
