@@ -12,20 +12,20 @@ use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Pro
 use crate::config::AnalysisConfig;
 use crate::conn::{Chunk, Conn, ConnKey, ConnTable, EndpointState, Session, Uid, UidGenerator};
 use crate::decode::{
-    self, DecodeError, GrePayload, GreWeird, IpDatagram, LinkType, PacketWeird, Reassembler, Transport, TunnelPayload,
-    UdpTunnel, decode_ip_on_wire, decode_link, decode_transport, icmp6, is_teredo_bubble,
-    is_teredo_bubble_with_payload, parse_gre, transport_checksum_ok,
+    self, DecodeError, IpDatagram, LinkType, PacketWeird, Reassembler, Transport, UdpTunnel, decode_ip_on_wire,
+    decode_link, decode_transport, icmp6, transport_checksum_ok,
 };
-use crate::logs::{ANALYZER, FILES, FILES_BARE, LogRecord, TUNNEL, Value};
+use crate::logs::{ANALYZER, FILES, FILES_BARE, LogRecord, Value};
 
 mod detection;
 mod timers;
+mod tunnels;
 mod weirds;
 
 pub use detection::expectation_names;
 use detection::port_specs;
 use timers::{Deadline, Timer, next_check, timeouts, timer_serial};
-use weirds::analyzer_weird_name;
+use tunnels::{Decapsulated, Encap, IpTunnel, check_encapsulation, is_vxlan_without_checksum};
 
 /// IPv6's "no next header" protocol number.
 const IPV6_NO_NEXT: u8 = 59;
@@ -60,65 +60,6 @@ impl EngineStats {
 /// Zeek's capture-loss figure from its gap statistics: gap events per hundred ack events.
 pub fn capture_loss_percent(ack_events: u64, gap_events: u64) -> Option<f64> {
     (ack_events > 0).then(|| 100.0 * gap_events as f64 / ack_events as f64)
-}
-
-/// An IP-in-IP or GRE tunnel (no connection of its own, but a uid and tunnel.log lines).
-struct IpTunnel {
-    uid: String,
-    /// When the tunnel was made and last carried a packet (network time), for `Tunnel::ip_tunnel_timeout`.
-    created: f64,
-    last_active: f64,
-}
-
-/// Zeek's `Tunnel::ip_tunnel_timeout`: an IP-layer tunnel's entry is checked a day after it was made and every day
-/// after that, and dropped at the first check that finds it idle for a day.
-const IP_TUNNEL_TIMEOUT: f64 = 86_400.0;
-
-impl IpTunnel {
-    /// Whether the entry's inactivity timer dropped it by `now` (`IPTunnelTimer::Dispatch`).
-    fn expired(&self, now: f64) -> bool {
-        // The first check at created + k days (k >= 1) that comes a day or more after the last packet.
-        let days = ((self.last_active + IP_TUNNEL_TIMEOUT - self.created) / IP_TUNNEL_TIMEOUT).ceil().max(1.0);
-        now >= self.created + days * IP_TUNNEL_TIMEOUT
-    }
-}
-
-/// The tunnel(s) a packet arrived in: the uids that become the inner connection's `tunnel_parents`, and the kind of
-/// the innermost one when it is a UDP tunnel (Zeek's `EncapsulationStack::LastType`, which the IP analyzer asks
-/// before it calls an IPv6 datagram without a next header `ipv6_no_next`, a Teredo bubble being one by design, and
-/// GTPv1 before it takes a datagram inside GTP for GTP).
-#[derive(Clone, Copy)]
-struct Encap<'a> {
-    uids: &'a [String],
-    innermost: Option<UdpTunnel>,
-}
-
-impl<'a> Encap<'a> {
-    /// A packet of the capture itself.
-    const NONE: Encap<'static> = Encap { uids: &[], innermost: None };
-
-    fn is_empty(self) -> bool {
-        self.uids.is_empty()
-    }
-
-    /// The chain of a packet found inside one more tunnel, `uid`, a UDP tunnel of kind `udp` or an IP-layer one.
-    fn inside(self, uid: String, udp: Option<UdpTunnel>) -> Chain {
-        let mut uids = self.uids.to_vec();
-        uids.push(uid);
-        Chain { uids, innermost: udp }
-    }
-}
-
-/// An [`Encap`] that owns its uids.
-struct Chain {
-    uids: Vec<String>,
-    innermost: Option<UdpTunnel>,
-}
-
-impl Chain {
-    fn encap(&self) -> Encap<'_> {
-        Encap { uids: &self.uids, innermost: self.innermost }
-    }
 }
 
 pub struct Engine {
@@ -184,12 +125,6 @@ struct Tracking {
     /// The connection of the packet analysed last.
     last: Option<ConnKey>,
     created: Vec<CreatedConn>,
-}
-
-/// An inner packet found in a UDP tunnel, analysed once the outer connection is released.
-struct Decapsulated {
-    bytes: Vec<u8>,
-    chain: Chain,
 }
 
 impl Engine {
@@ -447,19 +382,6 @@ impl Engine {
         }
     }
 
-    fn process_ip_tunnel(&mut self, ts: f64, ip: &IpDatagram, encap: Encap, inner: &[u8], kind: &'static str) {
-        let uid = self.core.tunnel_uid(ip, kind);
-        let chain = encap.inside(uid, None);
-        self.process_ip(ts, inner, Some(inner.len()), chain.encap());
-    }
-
-    fn process_gre(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
-        if let Some((inner, uid)) = self.core.decapsulate_gre(ts, ip, ip.payload, encap) {
-            let chain = encap.inside(uid, None);
-            self.process_ip(ts, inner, Some(inner.len()), chain.encap());
-        }
-    }
-
     fn process_transport(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
         let transport = match decode_transport(ip) {
             Ok(t) => t,
@@ -565,113 +487,6 @@ impl Engine {
 }
 
 impl Core {
-    /// Zeek's `Tunnel::max_depth`: a packet already inside that many tunnels opens no further one, and the
-    /// `analyzer` that would open it says so between the packet's `hosts`.
-    fn exceeds_tunnel_depth(&mut self, ts: f64, encap: Encap, analyzer: &'static str, hosts: (IpAddr, IpAddr)) -> bool {
-        if encap.uids.len() < self.cfg.tunnel_max_depth {
-            return false;
-        }
-        let name = analyzer_weird_name("exceeded_tunnel_max_depth", true);
-        self.net_weird(ts, &name, None, Some(analyzer), Some(hosts));
-        true
-    }
-
-    /// A GRE packet, `payload` of the datagram `ip` (or of its UDP datagram, GRE over UDP): the packet inside and
-    /// the tunnel's uid, as the 2026-08-21 build reads it: the GRE analyzer's header checks (flow weirds between
-    /// the outer hosts, as the session manager reports a packet analyzer's), then the IP tunnel analyzer
-    /// (IPTunnel.cc): the depth limit (IPTUNNEL's weird, no history letter: it has no session), PPTP's inner IP
-    /// check, the tunnel's uid, and the payload as a packet of its own link type inside the tunnel.
-    fn decapsulate_gre<'p>(
-        &mut self,
-        ts: f64,
-        ip: &IpDatagram,
-        payload: &'p [u8],
-        encap: Encap,
-    ) -> Option<(&'p [u8], String)> {
-        let hosts = (ip.src, ip.dst);
-        let payload = match parse_gre(payload) {
-            Ok(payload) => payload,
-            Err(GreWeird { name, addl }) => {
-                let name = analyzer_weird_name(name, !encap.is_empty());
-                self.net_weird(ts, &name, addl, Some("GRE"), Some(hosts));
-                return None;
-            }
-        };
-        if self.exceeds_tunnel_depth(ts, encap, "IPTUNNEL", hosts) {
-            return None;
-        }
-        if let GrePayload::Pptp { packet, proto } = payload
-            && let Err(e) = decode::check_inner_ip(proto, packet)
-        {
-            self.decode_weird(ts, e, Some(hosts), !encap.is_empty());
-            return None;
-        }
-        // The tunnel is registered before its payload is analysed, so the payload's weirds are inside it: net
-        // weirds, as the inner packet has no IP header yet (MPLS or ARP under GRE: `unknown_ip_version_in_tunnel`).
-        let uid = self.tunnel_uid(ip, "Tunnel::GRE");
-        let inner = match payload {
-            GrePayload::Ip(inner) | GrePayload::Pptp { packet: inner, .. } => Ok(inner),
-            GrePayload::Ethernet(frame) => decode_link(LinkType::Ethernet, frame),
-            GrePayload::Ieee80211(frame) => decode_link(LinkType::Ieee80211, frame),
-        };
-        match inner {
-            Ok(inner) => Some((inner, uid)),
-            // ARP, 802.11 management frames: nothing to analyse, as on the capture's own link.
-            Err(DecodeError::NotIp) => None,
-            Err(e) => {
-                self.decode_weird(ts, e, None, true);
-                None
-            }
-        }
-    }
-
-    /// The uid of the IP-layer tunnel (IP-in-IP or GRE) between `ip`'s hosts, made at its first packet (Zeek's
-    /// `IPTunnelAnalyzer::AnalyzePacket` in the 2026-08-21 build: one map for both kinds, keyed by the host pair, so
-    /// GRE between hosts that had IP-in-IP is the same tunnel, of the first kind). tunnel.log's DISCOVER line waits
-    /// for the first connection inside ([`Core::discover_ip_tunnels`]).
-    fn tunnel_uid(&mut self, ip: &IpDatagram, kind: &'static str) -> String {
-        let key = if ip.src <= ip.dst { (ip.src, ip.dst) } else { (ip.dst, ip.src) };
-        let now = self.network_time;
-        if let Some(t) = self.ip_tunnels.get_mut(&key) {
-            if !t.expired(now) {
-                t.last_active = now;
-                return t.uid.clone();
-            }
-            // The tunnel's entry was dropped: this packet makes a new one, with a new uid.
-            let old = std::mem::take(&mut t.uid);
-            self.undiscovered_ip_tunnels.remove(&old);
-        }
-        let uid = self.ids.next_uid().to_string();
-        if self.cfg.is_enabled("tunnel") {
-            self.undiscovered_ip_tunnels.insert(uid.clone(), (ip.src, ip.dst, kind));
-        }
-        self.ip_tunnels.insert(key, IpTunnel { uid: uid.clone(), created: now, last_active: now });
-        uid
-    }
-
-    /// A connection was made inside the tunnels `encap`: base/frameworks/tunnels' `new_connection` handler
-    /// registers every tunnel of the chain (`Tunnel::register_all`), so an IP-layer tunnel's DISCOVER line is
-    /// written at the first connection inside it (UDP tunnels write theirs when they first carry a packet that can
-    /// make one). A tunnel that carries no connection is not logged.
-    #[cold]
-    fn discover_ip_tunnels(&mut self, ts: f64, encap: Encap) {
-        for uid in encap.uids {
-            if let Some((src, dst, kind)) = self.undiscovered_ip_tunnels.remove(uid) {
-                let v = vec![
-                    Value::Time(ts),
-                    Value::str(uid),
-                    Value::Addr(src),
-                    Value::Port(0),
-                    Value::Addr(dst),
-                    Value::Port(0),
-                    Value::Enum(kind),
-                    Value::Enum("Tunnel::DISCOVER"),
-                ];
-                self.records.push(LogRecord::new(&TUNNEL, v));
-            }
-        }
-    }
-
     /// One packet of a connection: counters, transport state, and analyzers. Returns the inner packet
     /// when the connection is a UDP tunnel.
     #[allow(clippy::too_many_arguments)]
@@ -1114,133 +929,6 @@ impl Core {
         }
     }
 
-    /// Teredo, VXLAN, Geneve, GTP-U and AYIYA ride on UDP: the outer connection is logged, the inner packet
-    /// analysed.
-    fn try_udp_tunnel(
-        &mut self,
-        ts: f64,
-        conn: &mut Conn,
-        is_orig: bool,
-        payload: &[u8],
-        encap: Encap,
-    ) -> Option<Decapsulated> {
-        if !self.cfg.is_enabled("tunnel") {
-            return None;
-        }
-        // Zeek's UDP analyzer finds the tunnel analyzer for each datagram afresh: by the responder's port, else by
-        // the detection of Teredo and AYIYA.
-        let tunnel = UdpTunnel::classify(conn.id.resp_p, payload)?;
-        if conn.tunnel_violated() {
-            return None;
-        }
-        let (a, b) = (conn.id.orig_h, conn.id.resp_h);
-        let hosts = if is_orig { (a, b) } else { (b, a) };
-        if self.exceeds_tunnel_depth(ts, encap, tunnel.analyzer_name(), hosts) {
-            conn.history.analyzer_limit_reached();
-            return None;
-        }
-        let parsed = if tunnel == UdpTunnel::Gtpv1 && encap.innermost == Some(UdpTunnel::Gtpv1) {
-            // gtpv1-analyzer.pac: "GTP is never tunneled in GTP", so a datagram inside GTP is a plain one.
-            gtp_in_gtp(payload)
-        } else {
-            tunnel.parse(payload)
-        };
-        let inner = match parsed {
-            TunnelPayload::Refused => return None,
-            TunnelPayload::Violation { reason, weird } => {
-                self.tunnel_violation(ts, conn, tunnel, reason, weird, payload);
-                return None;
-            }
-            TunnelPayload::Confirmed { weird } => {
-                self.confirm_tunnel(conn, tunnel, is_orig);
-                if let Some(name) = weird {
-                    // A packet analyzer's weird: a flow weird between the packet's hosts, named for a tunnel
-                    // inside a tunnel as Zeek's session manager names it.
-                    let name = analyzer_weird_name(name, !encap.is_empty());
-                    self.net_weird(ts, &name, None, Some(tunnel.analyzer_name()), Some(hosts));
-                }
-                return None;
-            }
-            TunnelPayload::Ignored { weird, addl } => {
-                let name = analyzer_weird_name(weird, !encap.is_empty());
-                self.net_weird(ts, &name, Some(addl), Some(tunnel.analyzer_name()), Some(hosts));
-                return None;
-            }
-            TunnelPayload::Inner(inner) => inner,
-        };
-        if tunnel == UdpTunnel::Teredo && is_teredo_bubble_with_payload(inner) {
-            // Teredo.cc raises it on the outer connection whether or not the analyzer confirmed (`force`).
-            self.conn_weird(conn, ts, "Teredo_bubble_with_payload", None, tunnel.analyzer_name());
-        }
-        if conn.tunnel().is_none() {
-            conn.rare().tunnel = Some(tunnel);
-        }
-        let bubble = tunnel == UdpTunnel::Teredo && is_teredo_bubble(inner);
-        if !conn.tunnel_discovered() && !bubble {
-            conn.rare().tunnel_discovered = true;
-            self.tunnel_log(ts, conn, "Tunnel::DISCOVER");
-        }
-        self.confirm_tunnel(conn, tunnel, is_orig);
-        let chain = encap.inside(conn.uid.to_string(), Some(tunnel));
-        Some(Decapsulated { bytes: inner.to_vec(), chain })
-    }
-
-    /// GRE over UDP (RFC 8086, `PacketAnalyzer::GRE::gre_ports`): Zeek's UDP analyzer hands the datagram's payload
-    /// to the GRE analyzer by the responder's port. The tunnel is GRE's, between the outer hosts (not the UDP
-    /// connection, which gets no service), as for GRE over IP.
-    #[cold]
-    fn gre_over_udp(&mut self, ts: f64, ip: &IpDatagram, payload: &[u8], encap: Encap) -> Option<Decapsulated> {
-        if !self.cfg.is_enabled("tunnel") {
-            return None;
-        }
-        let (inner, uid) = self.decapsulate_gre(ts, ip, payload, encap)?;
-        Some(Decapsulated { bytes: inner.to_vec(), chain: encap.inside(uid, None) })
-    }
-
-    /// The tunnel's packet analyzer refused `payload` with a violation: the weird its parser raised if the tunnel
-    /// confirmed before (Teredo.cc's `Weird`), analyzer.log's `packet` line (with the datagram as its data where the
-    /// analyzer passes it), and no later packet of the connection is tried as the tunnel (`ValidateSession`'s
-    /// `AnalyzerViolated`). The service stays: Zeek fails no packet analyzer.
-    #[cold]
-    fn tunnel_violation(
-        &mut self,
-        ts: f64,
-        conn: &mut Conn,
-        tunnel: UdpTunnel,
-        reason: &str,
-        weird: Option<&str>,
-        payload: &[u8],
-    ) {
-        if let Some(name) = weird
-            && conn.services().iter().any(|s| s == tunnel.service())
-        {
-            self.conn_weird(conn, ts, name, None, tunnel.analyzer_name());
-        }
-        conn.rare().tunnel_violated = true;
-        let data = tunnel.violation_carries_data().then(|| analyzers::failure_data(payload)).flatten();
-        self.analyzer_log(conn, "packet", tunnel.analyzer_name(), reason, data.as_deref());
-    }
-
-    /// A valid tunnel header from one side: the tunnel's service once Zeek's analyzer confirms.
-    #[cold]
-    fn confirm_tunnel(&mut self, conn: &mut Conn, tunnel: UdpTunnel, is_orig: bool) {
-        let seen = &mut conn.rare().tunnel_seen;
-        seen[usize::from(!is_orig)] = true;
-        if !tunnel.confirms_on_both_sides() || *seen == [true, true] {
-            conn.add_service(tunnel.service());
-        }
-    }
-
-    #[cold]
-    fn tunnel_log(&mut self, ts: f64, conn: &Conn, action: &'static str) {
-        if let (Some(tunnel), true) = (conn.tunnel(), self.cfg.is_enabled("tunnel")) {
-            let mut v = vec![Value::Time(ts), Value::str(conn.uid)];
-            v.extend(conn.id.log_values());
-            v.extend([Value::Enum(tunnel.kind()), Value::Enum(action)]);
-            self.records.push(LogRecord::new(&TUNNEL, v));
-        }
-    }
-
     fn remove_conn(&mut self, mut conn: Conn) {
         let ts = conn.last.max(self.network_time);
         for side in 0..2 {
@@ -1264,63 +952,6 @@ impl Core {
             self.records.push(conn.log_record());
         }
     }
-}
-
-/// Zeek's `Connection::CheckEncapsulation` for a packet of an existing connection: a packet in another tunnel than
-/// the last one (or in one after none, or in none after one) is a `tunnel_changed`, whose innermost tunnel
-/// conn/main.zeek adds to `tunnel_parents` (the outer ones of a nested chain are not parents). Only
-/// `Tunnel::max_changes_per_connection` (5) changes are reported; the next one marks the history `X`. Returns
-/// whether a change was reported.
-#[inline(never)]
-fn check_encapsulation(conn: &mut Conn, encap: Encap) -> bool {
-    const MAX_CHANGES_PER_CONNECTION: u8 = 5;
-    let innermost = encap.uids.last();
-    let rare = conn.rare();
-    if rare.encapsulation.as_ref() == innermost {
-        return false;
-    }
-    rare.encapsulation = innermost.cloned();
-    if rare.tunnel_changes >= MAX_CHANGES_PER_CONNECTION {
-        conn.history.analyzer_limit_reached();
-        return false;
-    }
-    rare.tunnel_changes += 1;
-    if let Some(uid) = innermost
-        && !rare.tunnel_parents.contains(uid)
-    {
-        rare.tunnel_parents.insert(uid.clone());
-    }
-    true
-}
-
-/// UDP.cc: a datagram that looks like VXLAN (to one of `PacketAnalyzer::VXLAN::vxlan_ports`, longer than the UDP,
-/// VXLAN and Ethernet headers, the 'I' flag set) may carry a zero checksum, which is then not checked (IPv6's UDP
-/// checksum is otherwise mandatory); a non-zero one is (`Tunnel::validate_vxlan_checksums`). Asked only of a
-/// datagram whose checksum failed.
-#[cold]
-fn is_vxlan_without_checksum(ip: &IpDatagram) -> bool {
-    const VXLAN_PORT: u16 = 4789;
-    const HEADERS: usize = 8 + 8 + 14;
-    ip.proto == 17
-        && ip.payload_len > HEADERS
-        && ip.payload.get(2..4) == Some(&VXLAN_PORT.to_be_bytes()[..])
-        && ip.payload.get(6..8) == Some(&[0, 0][..])
-        && ip.payload.get(8).is_some_and(|flags| flags & 0x08 != 0)
-}
-
-/// A GTPv1 datagram inside a GTPv1 tunnel: gtpv1-analyzer.pac's violation `GTP-in-GTP` once binpac parsed its
-/// header (8 bytes, 4 more with any of the E, S and PN flags); a shorter one is binpac's exception, passed over
-/// here as elsewhere.
-#[cold]
-fn gtp_in_gtp(payload: &[u8]) -> TunnelPayload<'static> {
-    let header_len = match payload.first() {
-        Some(flags) if flags & 0x07 != 0 => 12,
-        _ => 8,
-    };
-    if payload.len() < header_len {
-        return TunnelPayload::Refused;
-    }
-    TunnelPayload::Violation { reason: "GTP-in-GTP", weird: None }
 }
 
 fn count_packet(conn: &mut Conn, is_orig: bool, ip: &IpDatagram) {
