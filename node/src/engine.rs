@@ -1,6 +1,8 @@
 //! One analysis engine: packets in, log records out. It owns the session table and runs the pipeline
 //! decode → connection state → reassembly → analyzers, and removes connections on Zeek's timers.
 //! Threads each own an engine; what crosses threads is packets in and records out.
+//! This file holds the public API and the packet path; the child modules hold tunnels, analyzer selection
+//! (`detection`), connection timers and expiry (`timers`), and weird reporting (`weirds`).
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
