@@ -87,10 +87,9 @@ struct Core {
     tracking: Option<Tracking>,
     /// Connections dropped by [`Engine::forget`]: not counted in [`EngineStats::connections`].
     forgotten: u64,
-    /// Weirds Zeek logs once per originator, already logged.
-    weirds_per_orig: std::collections::HashSet<(String, IpAddr)>,
-    /// Weirds without a connection already logged, by (name, identifier), with when.
-    net_weirds_logged: HashMap<(String, String), f64>,
+    /// Weirds logged per originator, per flow and without a connection, until Zeek's weird framework would log
+    /// them again.
+    weirds_logged: weirds::WeirdsLogged,
     /// State analyzers keep across connections (DHCP transactions).
     shared: analyzers::SharedState,
     /// The actions buffer analyzer calls share, empty between calls: nearly every connection confirms a service
@@ -151,8 +150,7 @@ impl Engine {
             share_expectations: false,
             tracking: None,
             forgotten: 0,
-            weirds_per_orig: Default::default(),
-            net_weirds_logged: HashMap::new(),
+            weirds_logged: Default::default(),
             shared: analyzers::SharedState::default(),
             spare_actions: Vec::new(),
             ip_tunnels: HashMap::new(),

@@ -60,7 +60,6 @@ impl Core {
         }
     }
 
-    /// Content detection on the first payload of each direction (Zeek's DPD signatures).
     /// Content detection (Zeek's DPD signatures) on the start of each direction. UDP matches per datagram;
     /// TCP matches on the first bytes of each stream, buffered across segments (Zeek's PIA), so that a request
     /// typed one byte at a time is still recognised. Returns the index of the first analyzer it attached.

@@ -2,6 +2,7 @@
 //! session manager names a packet analyzer's weird in a tunnel. Separate because every layer of the packet path and
 //! the tunnels raise weirds, and the framework's policy (what is logged once, per originator, or never) is its own.
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
@@ -54,25 +55,16 @@ impl Core {
         source: Option<&str>,
         flow: Option<(IpAddr, IpAddr)>,
     ) {
-        const FORGET_AFTER: f64 = 600.0;
-        const FORGET_PER_ORIG_AFTER: f64 = 86_400.0;
         if !self.cfg.is_enabled("weird") {
             return;
         }
-        let (identifier, forget_after) = match weird_action(name) {
+        let (identifier, interval) = match weird_action(name) {
             WeirdAction::Ignore => return,
-            WeirdAction::LogPerOrig => (flow.map(|(src, _)| src.to_string()), FORGET_PER_ORIG_AFTER),
-            WeirdAction::Log => (flow.map(|(src, dst)| format!("{src} -> {dst}")), FORGET_AFTER),
+            WeirdAction::LogPerOrig => (flow.map(|(src, _)| src.to_string()), DID_LOG_EXPIRE),
+            WeirdAction::Log => (flow.map(|(src, dst)| format!("{src} -> {dst}")), WEIRD_IGNORE_EXPIRE),
         };
-        if self.net_weirds_logged.len() > 4096 {
-            self.net_weirds_logged.retain(|_, at| ts - *at < FORGET_PER_ORIG_AFTER);
-        }
-        match self.net_weirds_logged.entry((name.to_string(), identifier.unwrap_or_default())) {
-            Entry::Occupied(e) if ts - *e.get() < forget_after => return,
-            Entry::Occupied(mut e) => *e.get_mut() = ts,
-            Entry::Vacant(e) => {
-                e.insert(ts);
-            }
+        if !self.weirds_logged.first_in(ts, name, identifier.unwrap_or_default(), interval) {
+            return;
         }
         self.records.push(net_weird_record(ts, name, addl, "zeek", source, flow));
     }
@@ -90,7 +82,7 @@ impl Core {
         match weird_action(name) {
             WeirdAction::Ignore => return,
             WeirdAction::LogPerOrig => {
-                if !self.weirds_per_orig.insert((name.to_string(), conn.id.orig_h)) {
+                if !self.weirds_logged.first_in(ts, name, conn.id.orig_h.to_string(), DID_LOG_EXPIRE) {
                     return;
                 }
             }
@@ -114,6 +106,55 @@ impl Core {
             if source.is_empty() { Value::Unset } else { Value::str(source) },
         ]);
         self.records.push(LogRecord::new(&WEIRD, v));
+    }
+}
+
+/// `weird_ignore`'s `&create_expire`: a weird logged per flow (or without one) is logged again after this long.
+const WEIRD_IGNORE_EXPIRE: f64 = 600.0;
+/// `did_log`'s `&create_expire`: a weird logged once per originator is logged again after this long.
+const DID_LOG_EXPIRE: f64 = 86_400.0;
+
+/// Zeek's `weird_ignore` and `did_log` sets (base/frameworks/notice/weird.zeek): which (name, identifier) pairs
+/// were logged, each until it expires. `did_log` keys a per-originator weird by the originator's address whether
+/// a connection or a flow raised it, so both share this table, as they share the set in Zeek.
+///
+/// Expired entries are dropped whenever the table has doubled since the last pruning: a storm of distinct weirds
+/// (a scan's flows, say) costs amortized constant time a weird, and a long-running capture holds no more than
+/// twice what is still live.
+#[derive(Default)]
+pub(super) struct WeirdsLogged {
+    /// When each pair may be logged again.
+    expires: HashMap<(String, String), f64>,
+    prune_at: usize,
+}
+
+impl WeirdsLogged {
+    /// The table is not pruned below this size.
+    const PRUNE_MIN: usize = 4096;
+
+    /// Whether `name` for `identifier` is to be logged at `ts`: not logged within its `interval` before. If so, it
+    /// counts as logged from `ts` on.
+    fn first_in(&mut self, ts: f64, name: &str, identifier: String, interval: f64) -> bool {
+        if self.expires.len() >= self.prune_at.max(Self::PRUNE_MIN) {
+            self.expires.retain(|_, expires| ts < *expires);
+            self.prune_at = 2 * self.expires.len();
+        }
+        match self.expires.entry((name.to_string(), identifier)) {
+            Entry::Occupied(e) if ts < *e.get() => false,
+            Entry::Occupied(mut e) => {
+                *e.get_mut() = ts + interval;
+                true
+            }
+            Entry::Vacant(e) => {
+                e.insert(ts + interval);
+                true
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.expires.len()
     }
 }
 
@@ -154,5 +195,46 @@ fn weird_action(name: &str) -> WeirdAction {
         | "partial_RPC"
         | "responder_RPC_call" => WeirdAction::LogPerOrig,
         _ => WeirdAction::Log,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_weird_is_logged_again_once_its_entry_expires() {
+        let mut logged = WeirdsLogged::default();
+        let flow = || "10.0.0.1 -> 10.0.0.2".to_string();
+        assert!(logged.first_in(100.0, "truncated_IP", flow(), WEIRD_IGNORE_EXPIRE));
+        assert!(!logged.first_in(699.9, "truncated_IP", flow(), WEIRD_IGNORE_EXPIRE));
+        assert!(logged.first_in(699.9, "truncated_header", flow(), WEIRD_IGNORE_EXPIRE), "another name");
+        assert!(logged.first_in(700.0, "truncated_IP", flow(), WEIRD_IGNORE_EXPIRE), "&create_expire=10min");
+        assert!(!logged.first_in(1299.0, "truncated_IP", flow(), WEIRD_IGNORE_EXPIRE), "from its new creation");
+
+        // did_log: per originator for a day, whether a connection or a flow raised it.
+        let orig = || "10.0.0.1".to_string();
+        assert!(logged.first_in(0.0, "SYN_with_data", orig(), DID_LOG_EXPIRE));
+        assert!(!logged.first_in(86_399.0, "SYN_with_data", orig(), DID_LOG_EXPIRE));
+        assert!(logged.first_in(86_400.0, "SYN_with_data", orig(), DID_LOG_EXPIRE));
+    }
+
+    #[test]
+    fn a_storm_of_distinct_weirds_keeps_the_table_bounded_by_what_is_live() {
+        let mut logged = WeirdsLogged::default();
+        let mut most = 0;
+        // A weird from a new flow every 0.1 s for 10,000 s: 6,000 are within their ten minutes at any time.
+        for i in 0..100_000u32 {
+            let ts = f64::from(i) / 10.0;
+            assert!(logged.first_in(ts, "bad_TCP_header_len", format!("flow {i}"), WEIRD_IGNORE_EXPIRE));
+            most = most.max(logged.len());
+        }
+        assert!(most <= 2 * 6_001 + 1, "at most twice the live entries: {most}");
+        // Pruning keeps what is live: a day-long entry made among the storm still suppresses.
+        assert!(logged.first_in(10_000.0, "SYN_with_data", "10.0.0.9".into(), DID_LOG_EXPIRE));
+        for i in 0..50_000u32 {
+            logged.first_in(10_000.0 + f64::from(i) / 10.0, "truncated_IP", format!("flow {i}"), WEIRD_IGNORE_EXPIRE);
+        }
+        assert!(!logged.first_in(15_000.0, "SYN_with_data", "10.0.0.9".into(), DID_LOG_EXPIRE));
     }
 }
