@@ -317,6 +317,9 @@ fn run_single(
         if records_ready(&engine, &port) {
             write_all(sink, take_records(&mut engine, &mut port).into_iter(), &mut summary.records)?;
         }
+        if !idle {
+            sink.packet_analysed(engine.network_time(), &engine.stats());
+        }
         if idle || n.is_multiple_of(PUBLISH_CHECK_PACKETS) {
             if let Some(pb) = progress {
                 pb.set_position(source.bytes_read);

@@ -35,6 +35,7 @@ static CLUSTER_SCHEMAS: &[&Schema] = &[
     &crate::detect::software::KNOWN_HOSTS_LOG,
     &crate::detect::software::KNOWN_SERVICES_LOG,
     &crate::detect::dns_stats::DNS_QTYPE_LOG,
+    &crate::detect::capture_loss::CAPTURE_LOSS_LOG,
 ];
 
 /// The schema of a stream by its `#path`, known to every node of the same build.

@@ -148,12 +148,14 @@ pub struct WorkerTap<S: LogSink> {
     node: Node,
     rt: SharedRuntime,
     done: bool,
+    wants_gap_stats: bool,
 }
 
 impl<S: LogSink> WorkerTap<S> {
     pub fn new(inner: S, node: Node, rt: SharedRuntime) -> Self {
         events::collect_hook_events();
-        WorkerTap { inner, node, rt, done: false }
+        let wants_gap_stats = lock(&rt).wants_gap_stats();
+        WorkerTap { inner, node, rt, done: false, wants_gap_stats }
     }
 
     fn engine(&self, ev: &EngineEvent) {
@@ -175,6 +177,12 @@ impl<S: LogSink> LogSink for WorkerTap<S> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+
+    fn packet_analysed(&mut self, network_time: f64, stats: &crate::engine::EngineStats) {
+        if self.wants_gap_stats {
+            self.engine(&EngineEvent::GapStats(events::GapStats::new(network_time, stats)));
+        }
     }
 
     fn close(&mut self) -> io::Result<()> {

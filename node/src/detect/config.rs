@@ -10,6 +10,7 @@
 //! known: { expiry: 86400 }
 //! mail_urls: { expiry: 86400 }
 //! intel: { files: [/etc/zeek/intel.dat], reload_check: 10 }
+//! capture_loss: { watch_interval: 900, initial_watch_interval: 60, too_much_loss: 0.1, minimum_acks: 1 }
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ pub struct DetectConfig {
     pub known: KnownConfig,
     pub mail_urls: MailUrlsConfig,
     pub intel: IntelConfig,
+    pub capture_loss: CaptureLossConfig,
 }
 
 impl Default for DetectConfig {
@@ -47,6 +49,7 @@ impl Default for DetectConfig {
             known: KnownConfig::default(),
             mail_urls: MailUrlsConfig::default(),
             intel: IntelConfig::default(),
+            capture_loss: CaptureLossConfig::default(),
         }
     }
 }
@@ -202,6 +205,26 @@ impl Default for IntelConfig {
     }
 }
 
+/// Zeek's `CaptureLoss` options (policy/misc/capture-loss.zeek).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureLossConfig {
+    /// `CaptureLoss::watch_interval`: time between measurements after the first (15 minutes).
+    pub watch_interval: f64,
+    /// `CaptureLoss::initial_watch_interval`: the first measurement comes this long after the first packet.
+    pub initial_watch_interval: f64,
+    /// `CaptureLoss::too_much_loss`: the share of lost ACKs (0 to 1) that raises `CaptureLoss::Too_Much_Loss`.
+    pub too_much_loss: f64,
+    /// `CaptureLoss::minimum_acks`: fewer ACKs in an interval raise `CaptureLoss::Too_Little_Traffic`.
+    pub minimum_acks: u64,
+}
+
+impl Default for CaptureLossConfig {
+    fn default() -> Self {
+        CaptureLossConfig { watch_interval: 900.0, initial_watch_interval: 60.0, too_much_loss: 0.1, minimum_acks: 1 }
+    }
+}
+
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -244,11 +267,16 @@ impl DetectConfig {
             ("ssh.guessing_timeout", self.ssh.guessing_timeout),
             ("dns_stats.interval", self.dns_stats.interval),
             ("known.expiry", self.known.expiry),
+            ("capture_loss.watch_interval", self.capture_loss.watch_interval),
+            ("capture_loss.initial_watch_interval", self.capture_loss.initial_watch_interval),
         ];
         for (name, v) in positive {
             if !(v.is_finite() && v > 0.0) {
                 return Err(ConfigError::Invalid(format!("{name} must be a positive number of seconds")));
             }
+        }
+        if !(self.capture_loss.too_much_loss.is_finite() && self.capture_loss.too_much_loss >= 0.0) {
+            return Err(ConfigError::Invalid("capture_loss.too_much_loss must be a share between 0 and 1".into()));
         }
         Ok(())
     }

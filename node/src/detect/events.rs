@@ -119,6 +119,24 @@ pub struct SmtpMessage {
     pub cc: Vec<String>,
 }
 
+/// The engine after a packet: network time and Zeek's gap statistics (`get_gap_stats`), which no log carries.
+/// Sent after every packet, only to nodes with an analysis that asks ([`super::Analysis::wants_gap_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GapStats {
+    /// The engine's network time (the latest packet time; it never goes back).
+    pub ts: f64,
+    /// ACKs seen since the engine started.
+    pub ack_events: u64,
+    /// ACKs among them for data never seen (above a content gap).
+    pub gap_events: u64,
+}
+
+impl GapStats {
+    pub fn new(network_time: f64, stats: &crate::engine::EngineStats) -> Self {
+        GapStats { ts: network_time, ack_events: stats.tcp_ack_events, gap_events: stats.tcp_gap_events }
+    }
+}
+
 /// What a worker's analyses receive.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineEvent {
@@ -133,6 +151,8 @@ pub enum EngineEvent {
     MailUrls(MailUrls),
     /// An HTTP response's `Server` header (the HTTP analyzer's hook).
     HttpServer(ServerHeader),
+    /// A packet was analysed (the runner's report, [`crate::logs::LogSink::packet_analysed`]).
+    GapStats(GapStats),
 }
 
 impl EngineEvent {
@@ -148,6 +168,7 @@ impl EngineEvent {
             EngineEvent::SmtpMessage(e) => e.ts,
             EngineEvent::MailUrls(e) => e.ts,
             EngineEvent::HttpServer(e) => e.ts,
+            EngineEvent::GapStats(e) => e.ts,
         }
     }
 

@@ -189,6 +189,11 @@ impl LocalHub {
         }
     }
 
+    /// Whether a worker's analyses want [`EngineEvent::GapStats`] after every packet.
+    pub fn wants_gap_stats(&self) -> bool {
+        self.nodes.iter().any(|n| n.rt.wants_gap_stats())
+    }
+
     /// End of input: workers, then proxies, then the manager finish, each after the previous ones' messages.
     pub fn finish(&mut self) {
         if std::mem::replace(&mut self.finished, true) {
@@ -224,12 +229,13 @@ impl LocalHub {
 pub struct DetectSink<S: LogSink> {
     inner: S,
     hub: LocalHub,
+    wants_gap_stats: bool,
 }
 
 impl<S: LogSink> DetectSink<S> {
     pub fn new(inner: S, hub: LocalHub) -> Self {
         events::collect_hook_events();
-        DetectSink { inner, hub }
+        DetectSink { inner, wants_gap_stats: hub.wants_gap_stats(), hub }
     }
 
     pub fn hub(&self) -> &LocalHub {
@@ -253,6 +259,16 @@ impl<S: LogSink> LogSink for DetectSink<S> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+
+    fn packet_analysed(&mut self, network_time: f64, stats: &crate::engine::EngineStats) {
+        if !self.wants_gap_stats {
+            return;
+        }
+        self.hub.engine(0, &EngineEvent::GapStats(events::GapStats::new(network_time, stats)));
+        if let Err(e) = self.write_analysis_logs() {
+            tracing::warn!("writing the analyses' logs: {e}");
+        }
     }
 
     fn close(&mut self) -> io::Result<()> {

@@ -10,6 +10,7 @@
 //! events are delivered synchronously, HRW picks among in-process proxies); a cluster node implements it over its
 //! gRPC bus (see [`NodeRuntime`] and docs/ANALYSES.md, "Running in a cluster").
 
+pub mod capture_loss;
 pub mod cluster;
 pub mod config;
 pub mod dns_stats;
@@ -29,7 +30,7 @@ use std::net::IpAddr;
 pub use crate::cluster::state::{StateStore, StateValue};
 pub use crate::cluster::{Data, Event, PublishError, Role};
 pub use config::DetectConfig;
-pub use events::EngineEvent;
+pub use events::{EngineEvent, GapStats};
 pub use local::{DetectSink, LocalHub};
 pub use notice::Notice;
 pub use runtime::{Cx, NodeRuntime, Transport};
@@ -45,6 +46,12 @@ pub trait Analysis: Send + Sync {
     /// The handler for `role`, or `None` when the analysis does nothing there. Each node builds its own, so a
     /// handler's fields are that node's state (a worker's list of known scanners, the manager's URL list).
     fn handler(&self, role: Role, cfg: &DetectConfig) -> Option<Box<dyn Handler>>;
+
+    /// Whether its worker handler wants [`EngineEvent::GapStats`] after every packet (off by default: most
+    /// analyses work from log records, and the per-packet event costs a little on every packet).
+    fn wants_gap_stats(&self) -> bool {
+        false
+    }
 }
 
 /// What one analysis does on one node. Every method has an empty default: implement the ones the role needs.
@@ -78,6 +85,7 @@ pub fn registry() -> Vec<Box<dyn Analysis>> {
         Box::new(software::Known),
         Box::new(dns_stats::DnsStats),
         Box::new(ssh_bruteforce::SshBruteforce),
+        Box::new(capture_loss::CaptureLoss),
     ]
 }
 

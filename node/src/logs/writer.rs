@@ -23,6 +23,9 @@ pub trait LogSink: Send {
     fn flush(&mut self) -> io::Result<()>;
     /// Ends every stream (TSV: the `#close` line).
     fn close(&mut self) -> io::Result<()>;
+    /// A packet was analysed: the engine's network time and its counters after it, for sinks whose analyses
+    /// measure the engine in network time (capture-loss). Most sinks ignore it.
+    fn packet_analysed(&mut self, _network_time: f64, _stats: &crate::engine::EngineStats) {}
 }
 
 /// Formats `secs` since the epoch (UTC) the way Zeek's header lines do: `YYYY-MM-DD-HH-MM-SS`.
