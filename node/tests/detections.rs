@@ -1008,3 +1008,96 @@ fn cluster_intel_reaches_late_workers_and_follows_file_changes() {
 fn read_log_dir(dir: &Path, name: &str) -> Vec<HashMap<String, String>> {
     log_files(dir, name).iter().flat_map(|f| read_log(f)).collect()
 }
+
+// ---------------------------------------------------------------------------------------------------
+// capture_loss.log (policy/misc/capture-loss.zeek)
+// ---------------------------------------------------------------------------------------------------
+
+/// One TCP connection over 16 minutes of network time: the client sends 4 bytes at a time and the server acks each
+/// chunk; the chunks at `missing` never reach the capture, so the ack after each is above a content gap. The
+/// exchanges come every 200 s at most, within the TCP inactivity timeout. Returns the trace and the first
+/// packet's time.
+fn lossy_connection(exchanges: &[(f64, bool)]) -> (Pcap, f64) {
+    let (client, server) = (ep("10.0.0.1", 40000), ep("198.51.100.80", 5555));
+    let mut p = Pcap::default();
+    let first = T0 + 0.01;
+    p.tcp(first, client, server, 1000, 0, SYN, b"");
+    p.tcp(T0 + 0.02, server, client, 5000, 1001, SYN | ACK, b"");
+    p.tcp(T0 + 0.03, client, server, 1001, 5001, ACK, b"");
+    let mut seq = 1001u32;
+    for &(dt, lost_before) in exchanges {
+        if lost_before {
+            seq += 4;
+        }
+        p.tcp(T0 + dt, client, server, seq, 5001, PSH | ACK, b"data");
+        seq += 4;
+        p.tcp(T0 + dt + 0.01, server, client, 5001, seq, ACK, b"");
+    }
+    (p, first)
+}
+
+/// The first measurement comes at the first packet 60 s or more after the first one (its counts include that
+/// packet's ack), the next one 900 s after it; the counts are per interval, and each interval with 10 % or more
+/// of its acks above a gap raises `CaptureLoss::Too_Much_Loss`. The measurement pending at the end is not taken.
+#[test]
+fn capture_loss_rows_follow_network_time() {
+    // (time after T0 the client's data is sent, whether 4 bytes before it were lost)
+    let exchanges = [
+        (1.0, false),
+        (2.0, true),
+        (3.0, false),
+        (30.0, false),
+        (60.0, false), // the server's ack at 60.01, 60 s after the first packet, takes the first: 5 acks, 1 gap
+        (200.0, false),
+        (400.0, true),
+        (600.0, false),
+        (800.0, false),
+        (960.5, false), // the client's data at 960.50 takes the second: 4 acks, 1 gap (its ack comes later)
+        (1000.0, false),
+    ];
+    let (p, first) = lossy_connection(&exchanges);
+    let r = run(&p, &["--detect", "capture-loss"], &[]);
+    let rows: Vec<Vec<String>> = r
+        .log("capture_loss")
+        .iter()
+        .map(|row| ["ts", "ts_delta", "peer", "gaps", "acks", "percent_lost"].map(|c| row[c].clone()).to_vec())
+        .collect();
+    let first_at = first + 60.0;
+    let row = |ts: f64, delta: &str, gaps: &str, acks: &str, pct: &str| {
+        vec![format!("{ts:.6}"), delta.to_string(), "zeek".to_string(), gaps.into(), acks.into(), pct.into()]
+    };
+    assert_eq!(
+        rows,
+        [row(first_at, "60.000000", "1", "5", "20.0"), row(T0 + 960.5, "900.490000", "1", "4", "25.0"),],
+        "{}",
+        r.stderr
+    );
+    let loss: Vec<(String, String)> =
+        r.notices("CaptureLoss::Too_Much_Loss").iter().map(|n| (n["ts"].clone(), n["msg"].clone())).collect();
+    let msg = |pct: &str| format!("The capture loss script detected an estimated loss rate above {pct}%");
+    assert_eq!(loss, [(format!("{first_at:.6}"), msg("20.000")), (format!("{:.6}", T0 + 960.5), msg("25.000"))]);
+    assert!(r.notices("CaptureLoss::Too_Little_Traffic").is_empty());
+    for n in r.notices("CaptureLoss::Too_Much_Loss") {
+        assert_eq!((n["n"].as_str(), n["peer_descr"].as_str(), n["suppress_for"].as_str()), ("-", "-", "3600.000000"));
+    }
+}
+
+/// An interval without TCP acks (here: only handshakes) logs 0 of 0, 0.0 %, and raises
+/// `CaptureLoss::Too_Little_Traffic`, as the btest baseline (scripts.policy.misc.capture-loss) shows.
+#[test]
+fn capture_loss_without_acks_is_too_little_traffic() {
+    let mut p = Pcap::default();
+    for i in 0..3u16 {
+        p.rejected(T0 + f64::from(i) * 40.0, ep("10.0.0.1", 40000 + i), ep("198.51.100.80", 5555));
+    }
+    let r = run(&p, &["--detect", "capture-loss"], &[]);
+    let rows = r.log("capture_loss");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let cols = ["ts_delta", "peer", "gaps", "acks", "percent_lost"].map(|c| rows[0][c].as_str());
+    assert_eq!(cols, ["80.000000", "zeek", "0", "0", "0.0"]);
+    assert_eq!(rows[0]["ts"], format!("{:.6}", T0 + 80.0));
+    let little = r.notices("CaptureLoss::Too_Little_Traffic");
+    assert_eq!(little.len(), 1, "{little:?}");
+    assert_eq!(little[0]["msg"], "Only observed 0 TCP ACKs and was expecting at least 1.");
+    assert!(r.notices("CaptureLoss::Too_Much_Loss").is_empty());
+}

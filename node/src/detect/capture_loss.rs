@@ -221,6 +221,38 @@ mod tests {
         assert_eq!(third.notices(&cfg)[0].msg, "The capture loss script detected an estimated loss rate above 33.333%");
     }
 
+    /// Zeek's btest scripts.policy.misc.capture-loss takes a measurement at `zeek_init`, with network time at the
+    /// first packet and nothing analysed yet: its baseline rows (ts masked by btest, `email_dest`, which `-b` does
+    /// not load, left out of notice.log).
+    #[test]
+    fn btest_baseline_rows() {
+        const BASELINE_HEADER: &str = "#fields\tts\tts_delta\tpeer\tgaps\tacks\tpercent_lost\n\
+                                       #types\ttime\tinterval\tstring\tcount\tcount\tdouble\n";
+        const BASELINE_ROW: &str = "XXXXXXXXXX.XXXXXX\t0.000000\tzeek\t0\t0\t0.0\n";
+        const BASELINE_NOTICE: &str = "XXXXXXXXXX.XXXXXX\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\
+            CaptureLoss::Too_Little_Traffic\tOnly observed 0 TCP ACKs and was expecting at least 1.\t-\t-\t-\t-\t-\t-\t\
+            Notice::ACTION_LOG\t3600.000000\t-\t-\t-\t-\t-\n";
+        let first_packet = 1_362_692_526.869344;
+        let m = Measurement::since(&Mark { ts: first_packet, acks: 0, gaps: 0 }, &stats(first_packet, 0, 0));
+        let header = crate::logs::format_header(&CAPTURE_LOSS_LOG, 0);
+        assert!(header.ends_with(BASELINE_HEADER), "{header}");
+        let mask_ts = |line: String| line.replacen(&format!("{first_packet:.6}"), "XXXXXXXXXX.XXXXXX", 1);
+        let mut row = String::new();
+        crate::logs::format_record_tsv(&mut row, &m.log_record("zeek"));
+        assert_eq!(mask_ts(row), BASELINE_ROW);
+        let notices = m.notices(&CaptureLossConfig::default());
+        assert_eq!(notices.len(), 1);
+        let mut notice = notices[0].clone();
+        notice.suppress_for = Some(3600.0);
+        let mut record = notice.log_record();
+        if let Some(i) = record.schema.field_index("email_dest") {
+            record.values.remove(i);
+        }
+        let mut line = String::new();
+        crate::logs::format_record_tsv(&mut line, &record);
+        assert_eq!(mask_ts(line), BASELINE_NOTICE);
+    }
+
     #[test]
     fn record_columns() {
         let m = Measurement { ts: 1.5, ts_delta: 0.0, gaps: 0, acks: 0, percent_lost: 0.0 };

@@ -303,4 +303,18 @@ mod tests {
         assert!(DetectConfig::from_yaml("dos: { threshold: 3 }").is_err(), "unknown keys are errors");
         assert!(DetectConfig::from_yaml("").is_ok());
     }
+
+    #[test]
+    fn capture_loss_options() {
+        let d = DetectConfig::default().capture_loss;
+        assert_eq!(
+            (d.watch_interval, d.initial_watch_interval, d.too_much_loss, d.minimum_acks),
+            (900.0, 60.0, 0.1, 1)
+        );
+        let c = DetectConfig::from_yaml("capture_loss: { watch_interval: 300, minimum_acks: 10 }").unwrap();
+        assert_eq!((c.capture_loss.watch_interval, c.capture_loss.minimum_acks), (300.0, 10));
+        assert_eq!(c.capture_loss.initial_watch_interval, 60.0);
+        assert!(DetectConfig::from_yaml("capture_loss: { watch_interval: 0 }").is_err());
+        assert!(DetectConfig::from_yaml("capture_loss: { too_much_loss: -1 }").is_err());
+    }
 }
