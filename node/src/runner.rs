@@ -130,6 +130,9 @@ impl LiveStats {
 /// and whenever the capture is idle, so the clock is not read per packet).
 const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 const PUBLISH_CHECK_PACKETS: u64 = 4096;
+/// An AF_PACKET thread reports its engine's clock to the log writer at least this often (in packets).
+#[cfg(target_os = "linux")]
+const CLOCK_PACKETS: u64 = 64;
 
 /// One thread's part in [`LiveStats`]: what it has published so far.
 struct Publisher {
@@ -277,6 +280,50 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
     pb
 }
 
+/// What an analysis thread hands the thread that writes the logs: its records, and its engine's network time and
+/// counters after them (for [`LogSink::packet_analysed`]).
+struct ThreadOutput {
+    thread: usize,
+    records: Vec<LogRecord>,
+    network_time: f64,
+    stats: EngineStats,
+}
+
+impl ThreadOutput {
+    fn take(thread: usize, engine: &mut Engine, port: &mut Option<ExpectationPort>) -> Self {
+        let records = take_records(engine, port);
+        ThreadOutput { thread, records, network_time: engine.network_time(), stats: engine.stats() }
+    }
+}
+
+/// The analysis threads' latest network times and counters: the process's network time is the latest of them and
+/// its counters are their sums, as one engine's would be.
+#[derive(Default)]
+struct ThreadClocks(Vec<Option<(f64, EngineStats)>>);
+
+impl ThreadClocks {
+    /// Writes a thread's records, then tells the sink where the threads stand.
+    fn write(&mut self, sink: &mut dyn LogSink, out: ThreadOutput, count: &mut u64) -> std::io::Result<()> {
+        write_all(sink, out.records.into_iter(), count)?;
+        if self.0.len() <= out.thread {
+            self.0.resize(out.thread + 1, None);
+        }
+        if let Some(slot) = self.0.get_mut(out.thread) {
+            *slot = Some((out.network_time, out.stats));
+        }
+        let mut now = 0.0f64;
+        let mut total = EngineStats::default();
+        for (t, s) in self.0.iter().flatten() {
+            now = now.max(*t);
+            add_engine_stats(&mut total, s);
+        }
+        if now > 0.0 {
+            sink.packet_analysed(now, &total);
+        }
+        Ok(())
+    }
+}
+
 fn write_all(sink: &mut dyn LogSink, records: impl Iterator<Item = LogRecord>, count: &mut u64) -> std::io::Result<()> {
     for r in records {
         sink.write(&r)?;
@@ -377,7 +424,8 @@ fn run_sharded(
 ) -> Result<RunSummary, RunError> {
     let link = source.link_type();
     let threads = opts.threads;
-    let (rec_tx, rec_rx): (Sender<Vec<LogRecord>>, Receiver<Vec<LogRecord>>) = bounded(64);
+    let (rec_tx, rec_rx): (Sender<ThreadOutput>, Receiver<ThreadOutput>) = bounded(64);
+    let mut clocks = ThreadClocks::default();
     let mut senders = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
     // One reader hands every thread its packets in order, so the threads can share expectations in packet-time
@@ -390,7 +438,7 @@ fn run_sharded(
         let mut engine = Engine::new(thread_config(&opts.analysis, i));
         let port = attach(Some(&shared), i, &mut engine);
         let (rec_tx, publisher) = (rec_tx.clone(), Publisher::new(opts.live.as_ref()));
-        handles.push(thread::spawn(move || analysis_thread(engine, port, rx, rec_tx, publisher)));
+        handles.push(thread::spawn(move || analysis_thread(i, engine, port, rx, rec_tx, publisher)));
     }
     drop(rec_tx);
     let mut capture_publisher = Publisher::new(opts.live.as_ref());
@@ -410,6 +458,11 @@ fn run_sharded(
         match source.next_packet()? {
             Next::Packet(p) => {
                 n += 1;
+                if n == 1 {
+                    // Network time starts at the first packet, before any thread has analysed it (Zeek's
+                    // `zeek_init` when reading a trace).
+                    sink.packet_analysed(p.ts, &EngineStats::default());
+                }
                 if p.ts >= next_mark {
                     // Every packet before this one's time is with its thread: say so to all of them.
                     for (i, b) in batches.iter_mut().enumerate() {
@@ -452,7 +505,7 @@ fn run_sharded(
             }
         }
         while let Ok(batch) = rec_rx.try_recv() {
-            if let Err(e) = write_all(sink, batch.into_iter(), &mut records) {
+            if let Err(e) = clocks.write(sink, batch, &mut records) {
                 write_error.get_or_insert(e);
             }
         }
@@ -475,7 +528,7 @@ fn run_sharded(
     }
     drop(senders);
     for batch in rec_rx.iter() {
-        if let Err(e) = write_all(sink, batch.into_iter(), &mut records) {
+        if let Err(e) = clocks.write(sink, batch, &mut records) {
             write_error.get_or_insert(e);
         }
     }
@@ -529,7 +582,8 @@ fn run_af_packet(
     let sockets = af_packet::open_group(&cfg, opts.threads.max(1))?;
     tracing::info!(iface, threads = sockets.len(), fanout_id = cfg.fanout_id, "capturing with AF_PACKET");
     mark_open(opts);
-    let (rec_tx, rec_rx) = bounded::<Vec<LogRecord>>(64);
+    let (rec_tx, rec_rx) = bounded::<ThreadOutput>(64);
+    let mut clocks = ThreadClocks::default();
     // Each thread reads its own socket: expectations apply on arrival (no common order to wait for).
     let shared = opts.expectations.clone().or_else(|| (opts.threads > 1).then(Arc::default));
     let handles: Vec<_> = sockets
@@ -539,7 +593,7 @@ fn run_af_packet(
             let mut engine = Engine::new(thread_config(&opts.analysis, i));
             let port = attach(shared.as_ref(), i, &mut engine);
             let (stop, out, publisher) = (Arc::clone(&opts.stop), rec_tx.clone(), Publisher::new(opts.live.as_ref()));
-            thread::spawn(move || capture_thread(socket, engine, port, &stop, &out, publisher))
+            thread::spawn(move || capture_thread(i, socket, engine, port, &stop, &out, publisher))
         })
         .collect();
     drop(rec_tx);
@@ -547,7 +601,7 @@ fn run_af_packet(
     let mut summary = RunSummary::default();
     let mut write_error = None;
     for batch in rec_rx.iter() {
-        if let Err(e) = write_all(sink, batch.into_iter(), &mut summary.records) {
+        if let Err(e) = clocks.write(sink, batch, &mut summary.records) {
             write_error.get_or_insert(e);
         }
     }
@@ -584,11 +638,12 @@ struct CaptureThreadDone {
 /// what was seen are still flushed.
 #[cfg(target_os = "linux")]
 fn capture_thread(
+    thread: usize,
     mut socket: crate::capture::af_packet::AfPacketSource,
     mut engine: Engine,
     mut port: Option<ExpectationPort>,
     stop: &AtomicBool,
-    out: &Sender<Vec<LogRecord>>,
+    out: &Sender<ThreadOutput>,
     mut publisher: Option<Publisher>,
 ) -> CaptureThreadDone {
     let link = socket.link_type();
@@ -607,8 +662,9 @@ fn capture_thread(
                 error = Some(e);
             }
         }
-        if records_ready(&engine, &port) {
-            let _ = out.send(take_records(&mut engine, &mut port));
+        // The clock goes with the records, and at least every so many packets and when the link is idle.
+        if records_ready(&engine, &port) || idle || n.is_multiple_of(CLOCK_PACKETS) {
+            let _ = out.send(ThreadOutput::take(thread, &mut engine, &mut port));
         }
         if (idle || n.is_multiple_of(PUBLISH_CHECK_PACKETS))
             && let Some(p) = publisher.as_mut().filter(|p| p.due())
@@ -621,7 +677,7 @@ fn capture_thread(
         drain_ring(&mut socket, &mut engine, &mut port);
     }
     finish(&mut engine, &mut port);
-    let _ = out.send(take_records(&mut engine, &mut port));
+    let _ = out.send(ThreadOutput::take(thread, &mut engine, &mut port));
     let done = CaptureThreadDone { engine: engine.stats(), capture: socket.stats(), error };
     if let Some(p) = &mut publisher {
         p.engine(&done.engine);
@@ -652,10 +708,11 @@ fn drain_ring(
 }
 
 fn analysis_thread(
+    thread: usize,
     mut engine: Engine,
     mut port: Option<ExpectationPort>,
     rx: Receiver<Batch>,
-    out: Sender<Vec<LogRecord>>,
+    out: Sender<ThreadOutput>,
     mut publisher: Option<Publisher>,
 ) -> EngineStats {
     for batch in rx.iter() {
@@ -672,15 +729,14 @@ fn analysis_thread(
         if let (Some(port), Some(before)) = (port.as_mut(), batch.mark) {
             port.mark(&mut engine, before);
         }
-        if records_ready(&engine, &port) {
-            let _ = out.send(take_records(&mut engine, &mut port));
-        }
+        // Every batch: the records if any, and the engine's clock.
+        let _ = out.send(ThreadOutput::take(thread, &mut engine, &mut port));
         if let Some(p) = publisher.as_mut().filter(|p| p.due()) {
             p.engine(&engine.stats());
         }
     }
     finish(&mut engine, &mut port);
-    let _ = out.send(take_records(&mut engine, &mut port));
+    let _ = out.send(ThreadOutput::take(thread, &mut engine, &mut port));
     let stats = engine.stats();
     if let Some(p) = &mut publisher {
         p.engine(&stats);

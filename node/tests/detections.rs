@@ -1082,6 +1082,32 @@ fn capture_loss_rows_follow_network_time() {
     }
 }
 
+/// With analysis threads the node measures the sum of their engines when a thread has finished a batch of packets
+/// (a second of packet time at most), so a measurement can come a few packets later than Zeek's.
+#[test]
+fn capture_loss_with_analysis_threads_sums_their_engines() {
+    let mut exchanges = vec![(1.0, false), (2.0, true), (60.0, false)];
+    exchanges.extend([200.0, 400.0, 600.0, 800.0].map(|t| (t, false)));
+    exchanges.extend([(960.5, true), (1000.0, false)]);
+    let (p, first) = lossy_connection(&exchanges);
+    let rows = |threads: &str| {
+        let r = run(&p, &["--detect", "capture-loss", "--threads", threads], &[]);
+        r.log("capture_loss")
+            .iter()
+            .map(|row| ["ts", "ts_delta", "peer", "gaps", "acks"].map(|c| row[c].clone()))
+            .collect::<Vec<_>>()
+    };
+    let (one, three) = (rows("1"), rows("3"));
+    assert_eq!(one.len(), 2, "{one:?}");
+    let row = |ts: f64, delta: &str, gaps: &str, acks: &str| {
+        [format!("{ts:.6}"), delta.to_string(), "zeek".to_string(), gaps.to_string(), acks.to_string()]
+    };
+    assert_eq!(one, [row(first + 60.0, "60.000000", "1", "3"), row(T0 + 960.5, "900.490000", "0", "4")]);
+    // The first starts from the first packet read, and the thread's batch ends with the ack that takes it; the
+    // second: standalone the client's data at 960.50 takes it, with threads its batch holds the ack above the gap.
+    assert_eq!(three, [row(first + 60.0, "60.000000", "1", "3"), row(T0 + 960.51, "900.500000", "1", "5")]);
+}
+
 /// An interval without TCP acks (here: only handshakes) logs 0 of 0, 0.0 %, and raises
 /// `CaptureLoss::Too_Little_Traffic`, as the btest baseline (scripts.policy.misc.capture-loss) shows.
 #[test]
