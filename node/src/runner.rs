@@ -280,6 +280,16 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
     pb
 }
 
+/// Network time while a live link is idle: the wall clock, as Zeek's main loop sets it in a lull so that its timers
+/// (capture-loss's measurements among them) still run; it never goes back.
+fn idle_network_time(engine: &Engine) -> f64 {
+    wall_clock().max(engine.network_time())
+}
+
+fn wall_clock() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// What an analysis thread hands the thread that writes the logs: its records, and its engine's network time and
 /// counters after them (for [`LogSink::packet_analysed`]).
 struct ThreadOutput {
@@ -311,16 +321,28 @@ impl ThreadClocks {
         if let Some(slot) = self.0.get_mut(out.thread) {
             *slot = Some((out.network_time, out.stats));
         }
+        let (now, total) = self.current();
+        if now > 0.0 {
+            sink.packet_analysed(now, &total);
+        }
+        Ok(())
+    }
+
+    /// The latest network time and the summed counters.
+    fn current(&self) -> (f64, EngineStats) {
         let mut now = 0.0f64;
         let mut total = EngineStats::default();
         for (t, s) in self.0.iter().flatten() {
             now = now.max(*t);
             add_engine_stats(&mut total, s);
         }
-        if now > 0.0 {
-            sink.packet_analysed(now, &total);
-        }
-        Ok(())
+        (now, total)
+    }
+
+    /// A live link is idle: network time follows the wall clock ([`idle_network_time`]).
+    fn idle(&self, sink: &mut dyn LogSink) {
+        let (now, total) = self.current();
+        sink.packet_analysed(wall_clock().max(now), &total);
     }
 }
 
@@ -343,6 +365,7 @@ fn run_single(
     let mut port = attach(opts.expectations.as_ref(), 0, &mut engine);
     let mut summary = RunSummary::default();
     let mut publisher = Publisher::new(opts.live.as_ref());
+    let live = matches!(opts.input, Input::Interface(_));
     let mut n = 0u64;
     loop {
         if opts.stop.load(Ordering::Relaxed) {
@@ -366,6 +389,8 @@ fn run_single(
         }
         if !idle {
             sink.packet_analysed(engine.network_time(), &engine.stats());
+        } else if live {
+            sink.packet_analysed(idle_network_time(&engine), &engine.stats());
         }
         if idle || n.is_multiple_of(PUBLISH_CHECK_PACKETS) {
             if let Some(pb) = progress {
@@ -492,6 +517,9 @@ fn run_sharded(
             }
             Next::Idle => {
                 idle = true;
+                if matches!(opts.input, Input::Interface(_)) {
+                    clocks.idle(sink);
+                }
                 for (i, b) in batches.iter_mut().enumerate() {
                     if !b.is_empty() {
                         let _ = senders[i].send(std::mem::take(b));
@@ -664,7 +692,11 @@ fn capture_thread(
         }
         // The clock goes with the records, and at least every so many packets and when the link is idle.
         if records_ready(&engine, &port) || idle || n.is_multiple_of(CLOCK_PACKETS) {
-            let _ = out.send(ThreadOutput::take(thread, &mut engine, &mut port));
+            let mut output = ThreadOutput::take(thread, &mut engine, &mut port);
+            if idle {
+                output.network_time = idle_network_time(&engine);
+            }
+            let _ = out.send(output);
         }
         if (idle || n.is_multiple_of(PUBLISH_CHECK_PACKETS))
             && let Some(p) = publisher.as_mut().filter(|p| p.due())

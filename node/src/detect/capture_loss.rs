@@ -5,8 +5,15 @@
 //! `zeek_init` schedules the first `CaptureLoss::take_measurement` `initial_watch_interval` after network time
 //! starts (the first packet's time when reading a trace), and each measurement schedules the next one
 //! `watch_interval` after its own time. A scheduled event runs at the first packet whose time reaches it, after
-//! that packet was analysed, so a row's `ts` is that packet's time and its counts include it; with no packets,
-//! nothing is measured. Pending measurements do not run at the end of input.
+//! that packet was analysed, so a row's `ts` is that packet's time and its counts include it. Reading a trace,
+//! nothing is measured without packets, and the pending measurement does not run at the end of input; on a live
+//! link that goes quiet, network time follows the wall clock (the runner reports it while idle, as Zeek's main loop
+//! does in a lull), so the measurement comes on time with no acks and raises `CaptureLoss::Too_Little_Traffic`.
+//!
+//! The runner reports the engine after every packet ([`crate::logs::LogSink::packet_analysed`], delivered as
+//! [`EngineEvent::GapStats`] to workers whose analyses ask). With analysis threads it reports the sum of their
+//! engines each time a thread has finished a batch (a second of packet time at most), so a measurement can come a
+//! few packets after Zeek's.
 
 use super::events::GapStats;
 use super::{Analysis, Cx, DetectConfig, EngineEvent, Handler, Notice, Role};
@@ -182,6 +189,24 @@ mod tests {
         assert_eq!((m.ts_delta, m.acks), (4999.5, 10));
         assert_eq!(s.packet(&stats(5899.0, 10, 0), &cfg), None, "next one is due at 5900, not earlier");
         assert!(s.packet(&stats(5900.0, 10, 0), &cfg).is_some());
+    }
+
+    /// A live link that goes quiet: the runner reports the wall clock with unchanged totals, so the measurement
+    /// still comes on time, with no acks (Zeek's main loop moves network time in a lull the same way).
+    #[test]
+    fn an_idle_live_link_is_measured_on_time_with_no_acks() {
+        let cfg = CaptureLossConfig::default();
+        let mut s = Schedule::default();
+        s.packet(&stats(100.0, 0, 0), &cfg);
+        s.packet(&stats(110.0, 20, 0), &cfg);
+        assert_eq!(s.packet(&stats(159.9, 20, 0), &cfg), None);
+        let m = s.packet(&stats(160.2, 20, 0), &cfg).expect("due");
+        assert_eq!((m.ts, m.acks, m.gaps), (160.2, 20, 0));
+        let m = s.packet(&stats(1060.3, 20, 0), &cfg).expect("due");
+        assert!((m.ts_delta - 900.1).abs() < 1e-9, "{}", m.ts_delta);
+        assert_eq!((m.acks, m.percent_lost), (0, 0.0));
+        let notes: Vec<String> = m.notices(&cfg).into_iter().map(|n| n.note).collect();
+        assert_eq!(notes, [TOO_LITTLE_TRAFFIC]);
     }
 
     #[test]
