@@ -1127,3 +1127,38 @@ fn capture_loss_without_acks_is_too_little_traffic() {
     assert_eq!(little[0]["msg"], "Only observed 0 TCP ACKs and was expecting at least 1.");
     assert!(r.notices("CaptureLoss::Too_Much_Loss").is_empty());
 }
+
+/// In a cluster each worker measures its own engine and names itself in `peer`; the loggers write the stream. An
+/// offline cluster's workers all follow the trace's clock, as live workers' clocks run on, so the workers that
+/// analyse none of its packets report no ACKs at the same time.
+#[test]
+fn cluster_capture_loss_is_per_worker() {
+    let exchanges = [(1.0, false), (2.0, true), (60.0, false), (100.0, false)];
+    let (p, first) = lossy_connection(&exchanges);
+    let owner = worker_of(ep("10.0.0.1", 40000), ep("198.51.100.80", 5555)) + 1;
+    let c = run_cluster(&p, &["--detect", "capture-loss"], &[]);
+    let mut rows: Vec<[String; 6]> = c
+        .log("capture_loss")
+        .iter()
+        .map(|row| ["ts", "ts_delta", "peer", "gaps", "acks", "percent_lost"].map(|col| row[col].clone()))
+        .collect();
+    rows.sort_by(|a, b| a[2].cmp(&b[2]));
+    let expected: Vec<[String; 6]> = (1..=3)
+        .map(|w| {
+            let (gaps, acks, pct) = if w == owner { ("1", "3", "33.333333") } else { ("0", "0", "0.0") };
+            [
+                format!("{:.6}", first + 60.0),
+                "60.000000".into(),
+                format!("worker-{w}"),
+                gaps.into(),
+                acks.into(),
+                pct.into(),
+            ]
+        })
+        .collect();
+    assert_eq!(rows, expected, "{}", c.stderr);
+    let loss = c.notices("CaptureLoss::Too_Much_Loss");
+    assert_eq!(loss.len(), 1, "{loss:?}");
+    assert_eq!(loss[0]["msg"], "The capture loss script detected an estimated loss rate above 33.333%");
+    assert_eq!(c.notices("CaptureLoss::Too_Little_Traffic").len(), 2);
+}

@@ -410,9 +410,11 @@ impl<'a> ShardRun<'a> {
         let mut summary = RunSummary::default();
         let mut seen = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
+            let mut packet = false;
             match source.next_packet()? {
                 Next::Packet(p) => {
                     seen += 1;
+                    packet = true;
                     if let Some(gate) = self.sync.filter(|g| !g.open_for(p.ts)) {
                         self.wait(gate, p.ts, &mut engine, sink, &mut summary.records)?;
                     }
@@ -443,6 +445,10 @@ impl<'a> ShardRun<'a> {
             }
             if engine.pending_records() > 0 {
                 self.write_records(&mut engine, sink, &mut summary.records)?;
+            }
+            if packet {
+                // Every packet moves this worker's clock, its own or not (see above): capture-loss measures on it.
+                sink.packet_analysed(engine.network_time(), &engine.stats());
             }
             if seen.is_multiple_of(4096) {
                 report(self.node, &engine.stats());
