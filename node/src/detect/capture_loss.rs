@@ -126,10 +126,9 @@ pub struct Schedule {
 impl Schedule {
     /// The engine after a packet: the measurement due by now, if any (and the next one is scheduled).
     pub fn packet(&mut self, now: &GapStats, cfg: &CaptureLossConfig) -> Option<Measurement> {
-        let (due, last) = *self.pending.get_or_insert_with(|| {
-            // zeek_init: network time is the first packet's; the counts start at zero.
-            (now.ts + cfg.initial_watch_interval, Mark { ts: now.ts, acks: 0, gaps: 0 })
-        });
+        // zeek_init: network time is the first packet's; the counts start at zero.
+        let start = (now.ts + cfg.initial_watch_interval, Mark { ts: now.ts, acks: 0, gaps: 0 });
+        let (due, last) = *self.pending.get_or_insert(start);
         if now.ts < due {
             return None;
         }
