@@ -366,6 +366,7 @@ fn run_single(
     let mut summary = RunSummary::default();
     let mut publisher = Publisher::new(opts.live.as_ref());
     let live = matches!(opts.input, Input::Interface(_));
+    let report_packets = sink.wants_packet_reports();
     let mut n = 0u64;
     loop {
         if opts.stop.load(Ordering::Relaxed) {
@@ -387,9 +388,9 @@ fn run_single(
         if records_ready(&engine, &port) {
             write_all(sink, take_records(&mut engine, &mut port).into_iter(), &mut summary.records)?;
         }
-        if !idle {
+        if report_packets && !idle {
             sink.packet_analysed(engine.network_time(), &engine.stats());
-        } else if live {
+        } else if report_packets && live {
             sink.packet_analysed(idle_network_time(&engine), &engine.stats());
         }
         if idle || n.is_multiple_of(PUBLISH_CHECK_PACKETS) {

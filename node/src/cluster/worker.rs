@@ -409,6 +409,7 @@ impl<'a> ShardRun<'a> {
         let mut frag_weirds = Vec::new();
         let mut summary = RunSummary::default();
         let mut seen = 0u64;
+        let report_packets = sink.wants_packet_reports();
         while !self.stop.load(Ordering::Relaxed) {
             let mut packet = false;
             match source.next_packet()? {
@@ -446,7 +447,7 @@ impl<'a> ShardRun<'a> {
             if engine.pending_records() > 0 {
                 self.write_records(&mut engine, sink, &mut summary.records)?;
             }
-            if packet {
+            if packet && report_packets {
                 // Every packet moves this worker's clock, its own or not (see above): capture-loss measures on it.
                 sink.packet_analysed(engine.network_time(), &engine.stats());
             }

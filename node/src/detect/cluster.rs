@@ -179,6 +179,10 @@ impl<S: LogSink> LogSink for WorkerTap<S> {
         self.inner.flush()
     }
 
+    fn wants_packet_reports(&self) -> bool {
+        self.wants_gap_stats
+    }
+
     fn packet_analysed(&mut self, network_time: f64, stats: &crate::engine::EngineStats) {
         if self.wants_gap_stats {
             self.engine(&EngineEvent::GapStats(events::GapStats::new(network_time, stats)));

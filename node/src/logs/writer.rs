@@ -26,6 +26,11 @@ pub trait LogSink: Send {
     /// A packet was analysed: the engine's network time and its counters after it, for sinks whose analyses
     /// measure the engine in network time (capture-loss). Most sinks ignore it.
     fn packet_analysed(&mut self, _network_time: f64, _stats: &crate::engine::EngineStats) {}
+    /// Whether [`Self::packet_analysed`] does anything: asked once per run, so that a run without such analyses
+    /// spends nothing per packet on the report.
+    fn wants_packet_reports(&self) -> bool {
+        false
+    }
 }
 
 /// Formats `secs` since the epoch (UTC) the way Zeek's header lines do: `YYYY-MM-DD-HH-MM-SS`.
