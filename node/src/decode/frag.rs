@@ -119,9 +119,14 @@ impl Reassembler {
         let claimed_len = ip.total_len.saturating_sub(frag.data_start);
         check_size(entry, frag.offset + claimed_len, frag.more, ip.total_len, &mut report);
         report_overlaps(&entry.pieces, frag.offset, data, &mut report);
-        entry.bytes += data.len();
-        self.held_bytes += data.len();
-        entry.pieces.push((frag.offset, data.to_vec()));
+        // A retransmitted fragment adds nothing (earlier pieces win on overlap): holding it would make every later
+        // fragment of the datagram compare against one more piece, so a stream of copies refreshing one
+        // datagram would cost time quadratic in their number. Zeek's reassembler keeps no byte twice either.
+        if !holds_already(&entry.pieces, frag.offset, data) {
+            entry.bytes += data.len();
+            self.held_bytes += data.len();
+            entry.pieces.push((frag.offset, data.to_vec()));
+        }
         let whole = Self::try_complete(entry, &mut report)?;
         let done = self.pending.remove(&key)?;
         self.held_bytes -= done.bytes;
@@ -236,6 +241,14 @@ fn check_size(p: &mut Pending, upper: usize, more: bool, total_len: usize, repor
 
 /// Compares a new piece with every piece it overlaps, as Zeek's reassembler does: the same bytes again are an
 /// overlap, other bytes an inconsistency. A piece that starts where the last one ends is the usual case.
+/// Whether one held piece already has all of `data` at `offset`, byte for byte.
+fn holds_already(pieces: &[(usize, Vec<u8>)], offset: usize, data: &[u8]) -> bool {
+    pieces.iter().any(|(off, held)| {
+        let from = offset.checked_sub(*off);
+        from.and_then(|from| held.get(from..from.checked_add(data.len())?)).is_some_and(|h| h == data)
+    })
+}
+
 fn report_overlaps(pieces: &[(usize, Vec<u8>)], offset: usize, data: &[u8], report: &mut dyn FnMut(&'static str)) {
     let upper = offset + data.len();
     if data.is_empty() || pieces.iter().map(|(off, d)| off + d.len()).max() == Some(offset) {
@@ -295,6 +308,28 @@ mod tests {
         let ip = decode_ip(&whole, true).unwrap();
         assert!(ip.frag.is_none());
         assert_eq!(ip.payload, b"hello, wworld!!!");
+    }
+
+    /// A datagram whose first fragment is sent again and again (every 10 s, so it never times out) holds that
+    /// fragment once, and still reassembles with the bytes seen first once its last fragment comes.
+    #[test]
+    fn a_retransmitted_fragment_is_held_once() {
+        let mut r = Reassembler::default();
+        let first = v4_fragment(0, true, b"hello, w");
+        let empty = v4_fragment(8, true, b"");
+        for i in 0..10_000u32 {
+            assert!(r.add(f64::from(i) * 10.0, &decode_ip(&first, false).unwrap()).is_none());
+            assert!(r.add(f64::from(i) * 10.0, &decode_ip(&empty, false).unwrap()).is_none());
+            r.expire(f64::from(i) * 10.0, false);
+        }
+        let key = r.pending.keys().next().copied().expect("one datagram pending");
+        assert_eq!(r.pending[&key].pieces.len(), 1, "the first fragment, once; the empty one at its end adds nothing");
+        assert_eq!(r.held_bytes, 8);
+        let overlapping = v4_fragment(0, true, b"HELLO, W");
+        assert!(r.add(100_000.0, &decode_ip(&overlapping, false).unwrap()).is_none());
+        let last = v4_fragment(8, false, b"world!!!");
+        let whole = r.add(100_000.0, &decode_ip(&last, false).unwrap()).expect("complete");
+        assert_eq!(decode_ip(&whole, true).unwrap().payload, b"hello, wworld!!!");
     }
 
     #[test]
