@@ -99,6 +99,8 @@ struct Core {
     ip_tunnels: HashMap<(IpAddr, IpAddr), IpTunnel>,
     /// IP-layer tunnels (by uid) that no connection was made in yet: their hosts as first seen, and their type.
     undiscovered_ip_tunnels: HashMap<String, (IpAddr, IpAddr, &'static str)>,
+    /// Network time of the last [`Core::expire_ip_tunnels`].
+    ip_tunnels_pruned_at: f64,
     specs: Vec<&'static AnalyzerSpec>,
     /// Zeek's likely server ports (what the loaded protocol scripts register, and UDP tunnels' ports), sorted, each
     /// with the specs (bits of `specs`) a new connection to it gets: [`port_specs`].
@@ -155,6 +157,7 @@ impl Engine {
             spare_actions: Vec::new(),
             ip_tunnels: HashMap::new(),
             undiscovered_ip_tunnels: HashMap::new(),
+            ip_tunnels_pruned_at: 0.0,
             specs,
             tcp_port_specs,
             udp_port_specs,

@@ -1051,3 +1051,29 @@ fn ip_in_ip_and_gre_between_the_same_hosts_are_one_tunnel() {
     assert_eq!(parents[0], parents[1], "both connections are in the same tunnel");
     assert_eq!(tunnels, [format!("{} Tunnel::IP Tunnel::DISCOVER", parents[0])]);
 }
+
+/// A storm of IP-in-IP tunnels between distinct host pairs, one every 10 s for three days: each tunnel's entry goes
+/// once its inactivity timer would have dropped it (a day idle), so the map holds about a day of tunnels, not all
+/// of them. Half the tunnels carry only a first fragment (no connection, so never discovered): their pending
+/// DISCOVER goes with the entry.
+#[test]
+fn ip_tunnels_between_ever_new_hosts_are_dropped_when_they_time_out() {
+    const SPACING: f64 = 10.0;
+    let mut engine = unchecked_engine();
+    let mut peak = 0;
+    for i in 0..26_000u32 {
+        let [_, a, b, c] = i.to_be_bytes();
+        let sport = 1024 + u16::try_from(i % 60_000).unwrap();
+        let inner = if i % 2 == 0 { ipv4_udp((CLIENT.0, sport), SERVER, b"x") } else { fragment(0, true, &[0; 16]) };
+        let mut packet = ip_in_ip(&inner);
+        packet[12..16].copy_from_slice(&[100, a, b, c]);
+        engine.process_packet(f64::from(i) * SPACING, LinkType::Raw, &packet);
+        peak = peak.max(engine.core.ip_tunnels.len());
+        engine.drain_records().for_each(drop);
+    }
+    // A day of tunnels, plus what the hourly prune leaves until its next run.
+    let live = ((86_400.0 + 3_600.0) / SPACING) as usize + 1;
+    assert!(peak <= live, "{peak} tunnels kept, {live} live at most");
+    assert!(peak >= (86_400.0 / SPACING) as usize, "a tunnel lives a day: {peak}");
+    assert!(engine.core.undiscovered_ip_tunnels.len() <= live / 2 + 1, "{}", engine.core.undiscovered_ip_tunnels.len());
+}

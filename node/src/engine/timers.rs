@@ -89,6 +89,7 @@ impl Engine {
     pub(super) fn sweep(&mut self, now: f64) {
         self.expire_connections(now);
         self.core.frags.expire(now, false);
+        self.core.expire_ip_tunnels(now);
         self.core.shared.expire(now, false, &mut self.core.records);
     }
 

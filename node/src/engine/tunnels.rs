@@ -26,6 +26,11 @@ pub(super) struct IpTunnel {
 /// after that, and dropped at the first check that finds it idle for a day.
 const IP_TUNNEL_TIMEOUT: f64 = 86_400.0;
 
+/// How often the entries of IP-layer tunnels that timed out are dropped. Their lookup checks the timeout itself, so
+/// this only bounds memory (entries live at most this long past their timeout) while keeping the scan of the map
+/// rare: Zeek's timer per tunnel has no scan at all.
+const IP_TUNNEL_PRUNE_INTERVAL: f64 = 3_600.0;
+
 impl IpTunnel {
     /// Whether the entry's inactivity timer dropped it by `now` (`IPTunnelTimer::Dispatch`).
     fn expired(&self, now: f64) -> bool {
@@ -189,6 +194,24 @@ impl Core {
         }
         self.ip_tunnels.insert(key, IpTunnel { uid: uid.clone(), created: now, last_active: now });
         uid
+    }
+
+    /// Drops the IP-layer tunnels whose inactivity timer dropped them by `now` (`IPTunnelTimer::Dispatch` erases the
+    /// map's entry), with their DISCOVER lines still unwritten: a packet between their hosts makes a new tunnel. Without
+    /// it a storm of distinct host pairs would keep every pair for as long as the sensor runs.
+    pub(super) fn expire_ip_tunnels(&mut self, now: f64) {
+        if now - self.ip_tunnels_pruned_at < IP_TUNNEL_PRUNE_INTERVAL {
+            return;
+        }
+        self.ip_tunnels_pruned_at = now;
+        let undiscovered = &mut self.undiscovered_ip_tunnels;
+        self.ip_tunnels.retain(|_, t| {
+            let live = !t.expired(now);
+            if !live {
+                undiscovered.remove(&t.uid);
+            }
+            live
+        });
     }
 
     /// A connection was made inside the tunnels `encap`: base/frameworks/tunnels' `new_connection` handler
