@@ -79,7 +79,7 @@ struct Core {
     frags: Reassembler,
     ids: UidGenerator,
     records: Vec<LogRecord>,
-    expectations: Vec<Expectation>,
+    expectations: detection::Expectations,
     /// Expectations raised here since the last [`Engine::take_new_expectations`], for other workers.
     new_expectations: Vec<Expectation>,
     share_expectations: bool,
@@ -147,7 +147,7 @@ impl Engine {
             cfg,
             frags: Reassembler::default(),
             records: Vec::new(),
-            expectations: Vec::new(),
+            expectations: Default::default(),
             new_expectations: Vec::new(),
             share_expectations: false,
             tracking: None,
@@ -199,13 +199,13 @@ impl Engine {
 
     /// An expectation raised by another engine.
     pub fn add_expectation(&mut self, e: Expectation) {
-        self.core.expectations.push(e);
+        self.core.expectations.add(e);
     }
 
-    /// The ports of the connections this engine expects, in the order they were announced.
+    /// The ports of the connections this engine expects, sorted.
     #[cfg(test)]
     pub(crate) fn expected_ports(&self) -> Vec<u16> {
-        self.core.expectations.iter().map(|e| e.resp_p).collect()
+        self.core.expectations.ports()
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -884,7 +884,7 @@ impl Core {
                 if self.share_expectations {
                     self.new_expectations.push(e.clone());
                 }
-                self.expectations.push(e);
+                self.expectations.add(e);
             }
         }
     }
@@ -1043,6 +1043,48 @@ mod tests {
     const FIN_ACK: u8 = 0x11;
     const SYN_ACK: u8 = 0x12;
     const PSH_ACK: u8 = 0x18;
+
+    /// Expectations other workers announce, 10 a second for two hours to distinct data ports, each lapsing after
+    /// five minutes: without a connection to any of them, the lapsed ones still go (within a minute); a connection
+    /// to a live one takes it (the service), and one to a lapsed one finds none.
+    #[test]
+    fn expectations_no_connection_asks_for_lapse() {
+        const RATE: u32 = 10;
+        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
+        let server: IpAddr = "10.1.0.1".parse().unwrap();
+        let expect = |port: u16, at: f64| Expectation {
+            orig_h: None,
+            resp_h: server,
+            resp_p: port,
+            analyzer: None,
+            service: "ftp-data",
+            expires: at + timeouts::EXPECTATION,
+        };
+        let live = (timeouts::EXPECTATION + 60.0) as usize * RATE as usize + 1;
+        let mut peak = 0;
+        for i in 0..7_200 * RATE {
+            let now = f64::from(i) / f64::from(RATE);
+            engine.add_expectation(expect(1024 + u16::try_from(i % 60_000).unwrap(), now));
+            engine.advance_time(now);
+            if i % (10 * RATE) == 0 {
+                peak = peak.max(engine.expected_ports().len());
+            }
+        }
+        assert!(peak <= live, "{peak} expectations held, {live} live");
+        let end = 7_200.0;
+        let port_of = |i: u32| 1024 + u16::try_from(i % 60_000).unwrap();
+        let client = ([10, 0, 0, 1], 40000);
+        let (fresh, lapsed) = (port_of(7_200 * RATE - 1), port_of(7_200 * RATE - 400 * RATE));
+        engine.process_packet(end, LinkType::Raw, &ipv4_tcp(client, ([10, 1, 0, 1], fresh), 1, 0, SYN, b""));
+        engine.process_packet(end, LinkType::Raw, &ipv4_tcp(client, ([10, 1, 0, 1], lapsed), 1, 0, SYN, b""));
+        engine.finish();
+        let services: Vec<String> = engine
+            .drain_records()
+            .filter(|r| r.schema.path == "conn")
+            .map(|r| r.values[r.schema.field_index("service").unwrap()].to_tsv())
+            .collect();
+        assert_eq!(services, ["ftp-data", "-"]);
+    }
 
     /// A port's analyzers are attached at the first packet but built at their first call: a connection that
     /// carries nothing holds no analyzer state, and one that does gets its analyzer with the first payload.

@@ -2,6 +2,9 @@
 //! detection (Zeek's DPD signatures and PIA buffering) on the first bytes of each direction, and afresh after a
 //! hand-over. Separate from the packet path, which only delivers payload to what is attached.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+
 use super::Core;
 use crate::analyzers::{self, AnalyzerSpec, ConnId, Expectation, Proto};
 use crate::conn::{Attached, Conn};
@@ -31,6 +34,58 @@ pub fn expectation_names(e: &Expectation, id: &ConnId) -> bool {
     e.resp_h == id.resp_h && e.resp_p == id.resp_p && e.orig_h.is_none_or(|o| o == id.orig_h)
 }
 
+/// The expected connections, by responder address and port (Zeek's analyzer manager keys them by connection index, so
+/// a new connection finds its expectation without a look at the others).
+#[derive(Default)]
+pub(super) struct Expectations {
+    /// In the order they were announced, per responder.
+    by_responder: HashMap<(IpAddr, u16), Vec<Expectation>>,
+    pruned_at: f64,
+}
+
+/// How often lapsed expectations that no connection asked for are dropped (each is also dropped when a connection to
+/// its responder comes). Zeek's queue by timeout drops them as they lapse; once a minute is as good for memory.
+const EXPECTATIONS_PRUNE_INTERVAL: f64 = 60.0;
+
+impl Expectations {
+    pub(super) fn add(&mut self, e: Expectation) {
+        self.by_responder.entry((e.resp_h, e.resp_p)).or_default().push(e);
+    }
+
+    /// Takes the first expectation announced for the connection `id` that has not lapsed by `ts`; the lapsed ones
+    /// of its responder go.
+    fn take(&mut self, id: &ConnId, ts: f64) -> Option<Expectation> {
+        let key = (id.resp_h, id.resp_p);
+        let list = self.by_responder.get_mut(&key)?;
+        list.retain(|e| e.expires >= ts);
+        let taken = list.iter().position(|e| expectation_names(e, id)).map(|pos| list.remove(pos));
+        if list.is_empty() {
+            self.by_responder.remove(&key);
+        }
+        taken
+    }
+
+    /// Drops what lapsed by `now`, at most once per [`EXPECTATIONS_PRUNE_INTERVAL`].
+    pub(super) fn expire(&mut self, now: f64) {
+        if now - self.pruned_at < EXPECTATIONS_PRUNE_INTERVAL {
+            return;
+        }
+        self.pruned_at = now;
+        self.by_responder.retain(|_, list| {
+            list.retain(|e| e.expires >= now);
+            !list.is_empty()
+        });
+    }
+
+    /// The expected responder ports, sorted.
+    #[cfg(test)]
+    pub(super) fn ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self.by_responder.values().flatten().map(|e| e.resp_p).collect();
+        ports.sort_unstable();
+        ports
+    }
+}
+
 impl Core {
     /// A transport's likely server ports, each with the specs a new connection to it gets ([`port_specs`]). Ports
     /// are typed as in Zeek (`80/tcp`): ICMP and other transports have none.
@@ -43,9 +98,7 @@ impl Core {
     }
 
     pub(super) fn attach_initial_analyzers(&mut self, conn: &mut Conn, ts: f64) {
-        self.expectations.retain(|e| e.expires >= ts);
-        if let Some(pos) = self.expectations.iter().position(|e| expectation_names(e, &conn.id)) {
-            let e = self.expectations.remove(pos);
+        if let Some(e) = self.expectations.take(&conn.id, ts) {
             conn.add_service(e.service);
             if let Some(spec) = e.analyzer.and_then(analyzers::spec_by_name) {
                 conn.attach(spec);

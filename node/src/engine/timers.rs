@@ -90,6 +90,7 @@ impl Engine {
         self.expire_connections(now);
         self.core.frags.expire(now, false);
         self.core.expire_ip_tunnels(now);
+        self.core.expectations.expire(now);
         self.core.shared.expire(now, false, &mut self.core.records);
     }
 
