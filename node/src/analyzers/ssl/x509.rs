@@ -653,15 +653,36 @@ struct DedupKey {
 
 /// `X509::known_log_certs`: certificates already logged, forgotten one day (network time) after they
 /// were first logged (`&create_expire=relog_known_certificates_after`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KnownCerts {
     first_logged: HashMap<DedupKey, f64>,
+    /// A memory bound Zeek's table lacks: past it a new certificate is logged but not remembered.
+    cap: usize,
+    /// Entries left by the last purge of forgotten ones: the next purge waits for the table to double (or reach
+    /// the cap), so a storm of distinct certificates costs a scan per doubling rather than one per certificate.
+    purged_len: usize,
+    /// When the oldest entry the last purge left is forgotten: a purge before then frees nothing.
+    next_forgotten: f64,
+    /// Purges so far (a measure of the scans).
+    purges: u64,
 }
 
 const RELOG_AFTER_SECS: f64 = 86400.0;
 const MAX_KNOWN_CERTS: usize = 1_000_000;
+/// The table is not purged below this size.
+const MIN_PURGE_LEN: usize = 1024;
+
+impl Default for KnownCerts {
+    fn default() -> Self {
+        Self::with_cap(MAX_KNOWN_CERTS)
+    }
+}
 
 impl KnownCerts {
+    fn with_cap(cap: usize) -> Self {
+        KnownCerts { first_logged: HashMap::new(), cap, purged_len: 0, next_forgotten: f64::NEG_INFINITY, purges: 0 }
+    }
+
     /// Records the certificate and says whether it should be logged now.
     pub fn should_log(&mut self, fingerprint: &str, host_cert: bool, client_cert: bool, now: f64) -> bool {
         let key = DedupKey { fingerprint: fingerprint.to_string(), host_cert, client_cert };
@@ -670,13 +691,23 @@ impl KnownCerts {
         {
             return false;
         }
-        if self.first_logged.len() >= MAX_KNOWN_CERTS {
-            self.first_logged.retain(|_, t| now - *t < RELOG_AFTER_SECS);
+        let purge_at = self.purged_len.saturating_mul(2).max(MIN_PURGE_LEN).min(self.cap);
+        if self.first_logged.len() >= purge_at && now >= self.next_forgotten {
+            self.purge(now);
         }
-        if self.first_logged.len() < MAX_KNOWN_CERTS {
+        if self.first_logged.len() < self.cap || self.first_logged.contains_key(&key) {
             self.first_logged.insert(key, now);
         }
         true
+    }
+
+    /// Drops the certificates forgotten by `now`.
+    fn purge(&mut self, now: f64) {
+        self.first_logged.retain(|_, t| now - *t < RELOG_AFTER_SECS);
+        let oldest = self.first_logged.values().copied().fold(f64::INFINITY, f64::min);
+        self.next_forgotten = oldest + RELOG_AFTER_SECS;
+        self.purged_len = self.first_logged.len();
+        self.purges += 1;
     }
 }
 
@@ -731,6 +762,44 @@ pub fn log_values(ts: f64, fp: &str, cert: &CertInfo, host_cert: bool, client_ce
 
 #[cfg(test)]
 mod tests {
+    /// Distinct certificates, one every 10 s for three days: the table keeps about a day of them (what Zeek's
+    /// `&create_expire` keeps, and as much again until the next purge) and is scanned once per doubling; each
+    /// certificate is logged again a day after it was first logged.
+    #[test]
+    fn known_certificates_are_forgotten_after_a_day_and_purged_when_the_table_doubles() {
+        let mut known = super::KnownCerts::default();
+        let day = super::RELOG_AFTER_SECS;
+        let mut peak = 0;
+        let n = 3 * 8_640;
+        for i in 0..n {
+            let now = f64::from(i) * 10.0;
+            assert!(known.should_log(&format!("fp{i}"), true, false, now));
+            assert!(!known.should_log(&format!("fp{i}"), true, false, now + 1.0));
+            peak = peak.max(known.first_logged.len());
+        }
+        assert!(peak <= 2 * 8_640 + 1, "{peak} certificates kept, a day is 8640");
+        assert!(known.purges <= 8, "{} scans", known.purges);
+        let end = f64::from(n) * 10.0;
+        assert!(known.should_log("fp0", true, false, end), "a day after its first logging");
+        assert!(!known.should_log(&format!("fp{}", n - 1), true, false, end));
+    }
+
+    /// At the cap, with every certificate younger than a day, a new one is logged but not remembered, and the
+    /// table is not scanned again until its oldest entry is forgotten.
+    #[test]
+    fn a_full_table_is_not_rescanned_for_every_new_certificate() {
+        let mut known = super::KnownCerts::with_cap(2_000);
+        for i in 0..20_000u32 {
+            assert!(known.should_log(&format!("fp{i}"), false, false, f64::from(i)));
+        }
+        assert_eq!(known.first_logged.len(), 2_000);
+        assert!(known.purges <= 3, "{} scans", known.purges);
+        assert!(!known.should_log("fp1999", false, false, 20_000.0), "remembered");
+        assert!(known.should_log("fp2000", false, false, 20_000.0), "past the cap: not remembered");
+        assert!(known.should_log("fp20000", false, false, 86_400.0), "the oldest are forgotten: room again");
+        assert!(!known.should_log("fp20000", false, false, 86_401.0));
+    }
+
     use super::*;
 
     #[test]
