@@ -124,6 +124,11 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// When the pending measurement is due: the first packet's time is needed before anything is scheduled.
+    pub fn due(&self) -> f64 {
+        self.pending.map_or(f64::NEG_INFINITY, |(due, _)| due)
+    }
+
     /// The engine after a packet: the measurement due by now, if any (and the next one is scheduled).
     pub fn packet(&mut self, now: &GapStats, cfg: &CaptureLossConfig) -> Option<Measurement> {
         // zeek_init: network time is the first packet's; the counts start at zero.
@@ -145,6 +150,10 @@ struct LossWatch {
 }
 
 impl Handler for LossWatch {
+    fn gap_stats_due(&self) -> f64 {
+        self.schedule.due()
+    }
+
     fn engine(&mut self, ev: &EngineEvent, cx: &mut Cx) {
         let EngineEvent::GapStats(now) = ev else { return };
         let Some(m) = self.schedule.packet(now, &cx.config().capture_loss) else { return };
@@ -162,6 +171,18 @@ mod tests {
 
     fn stats(ts: f64, ack_events: u64, gap_events: u64) -> GapStats {
         GapStats { ts, ack_events, gap_events }
+    }
+
+    /// The sinks skip the per-packet report before `due`: it must be the next measurement's time exactly.
+    #[test]
+    fn due_is_the_pending_measurements_time() {
+        let cfg = CaptureLossConfig::default();
+        let mut s = Schedule::default();
+        assert_eq!(s.due(), f64::NEG_INFINITY, "the first packet's time starts the schedule");
+        s.packet(&stats(1000.0, 0, 0), &cfg);
+        assert_eq!(s.due(), 1060.0);
+        assert!(s.packet(&stats(1060.5, 10, 1), &cfg).is_some());
+        assert_eq!(s.due(), 1960.5);
     }
 
     #[test]

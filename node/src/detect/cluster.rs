@@ -149,13 +149,15 @@ pub struct WorkerTap<S: LogSink> {
     rt: SharedRuntime,
     done: bool,
     wants_gap_stats: bool,
+    /// No report is dispatched before this network time ([`NodeRuntime::gap_stats_due`]).
+    gap_stats_due: f64,
 }
 
 impl<S: LogSink> WorkerTap<S> {
     pub fn new(inner: S, node: Node, rt: SharedRuntime) -> Self {
         events::collect_hook_events();
         let wants_gap_stats = lock(&rt).wants_gap_stats();
-        WorkerTap { inner, node, rt, done: false, wants_gap_stats }
+        WorkerTap { inner, node, rt, done: false, wants_gap_stats, gap_stats_due: f64::NEG_INFINITY }
     }
 
     fn engine(&self, ev: &EngineEvent) {
@@ -184,8 +186,9 @@ impl<S: LogSink> LogSink for WorkerTap<S> {
     }
 
     fn packet_analysed(&mut self, network_time: f64, stats: &crate::engine::EngineStats) {
-        if self.wants_gap_stats {
+        if self.wants_gap_stats && network_time >= self.gap_stats_due {
             self.engine(&EngineEvent::GapStats(events::GapStats::new(network_time, stats)));
+            self.gap_stats_due = lock(&self.rt).gap_stats_due();
         }
     }
 

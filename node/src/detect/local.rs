@@ -194,6 +194,11 @@ impl LocalHub {
         self.nodes.iter().any(|n| n.rt.wants_gap_stats())
     }
 
+    /// When the worker that [`DetectSink`] reports to next needs an [`EngineEvent::GapStats`].
+    pub fn gap_stats_due(&self) -> f64 {
+        self.workers().first().and_then(|&i| self.nodes.get(i)).map_or(f64::INFINITY, |n| n.rt.gap_stats_due())
+    }
+
     /// End of input: workers, then proxies, then the manager finish, each after the previous ones' messages.
     pub fn finish(&mut self) {
         if std::mem::replace(&mut self.finished, true) {
@@ -230,12 +235,14 @@ pub struct DetectSink<S: LogSink> {
     inner: S,
     hub: LocalHub,
     wants_gap_stats: bool,
+    /// No report is dispatched before this network time ([`LocalHub::gap_stats_due`]).
+    gap_stats_due: f64,
 }
 
 impl<S: LogSink> DetectSink<S> {
     pub fn new(inner: S, hub: LocalHub) -> Self {
         events::collect_hook_events();
-        DetectSink { inner, wants_gap_stats: hub.wants_gap_stats(), hub }
+        DetectSink { inner, wants_gap_stats: hub.wants_gap_stats(), gap_stats_due: f64::NEG_INFINITY, hub }
     }
 
     pub fn hub(&self) -> &LocalHub {
@@ -266,10 +273,11 @@ impl<S: LogSink> LogSink for DetectSink<S> {
     }
 
     fn packet_analysed(&mut self, network_time: f64, stats: &crate::engine::EngineStats) {
-        if !self.wants_gap_stats {
+        if !self.wants_gap_stats || network_time < self.gap_stats_due {
             return;
         }
         self.hub.engine(0, &EngineEvent::GapStats(events::GapStats::new(network_time, stats)));
+        self.gap_stats_due = self.hub.gap_stats_due();
         if let Err(e) = self.write_analysis_logs() {
             tracing::warn!("writing the analyses' logs: {e}");
         }

@@ -62,6 +62,13 @@ pub trait Handler: Send {
     /// An engine event (workers only).
     fn engine(&mut self, _ev: &EngineEvent, _cx: &mut Cx) {}
 
+    /// The network time from which this handler needs the next [`EngineEvent::GapStats`] (the engine's counters
+    /// after a packet): the sinks send none before it, so a measurement every quarter hour does not cost a dispatch
+    /// per packet. `f64::INFINITY` (the default): none; `f64::NEG_INFINITY`: the next packet's.
+    fn gap_stats_due(&self) -> f64 {
+        f64::INFINITY
+    }
+
     /// A cluster event published to this node's role, pool or name. Events of other analyses arrive here too:
     /// match on the names you publish.
     fn event(&mut self, _ev: &Event, _cx: &mut Cx) {}

@@ -72,6 +72,14 @@ impl NodeRuntime {
         self.wants_gap_stats
     }
 
+    /// When this node's handlers next need an [`EngineEvent::GapStats`] ([`Handler::gap_stats_due`]).
+    pub fn gap_stats_due(&self) -> f64 {
+        if !self.wants_gap_stats {
+            return f64::INFINITY;
+        }
+        self.handlers.iter().map(|h| h.gap_stats_due()).fold(f64::INFINITY, f64::min)
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
