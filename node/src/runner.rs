@@ -613,6 +613,7 @@ fn run_af_packet(
     mark_open(opts);
     let (rec_tx, rec_rx) = bounded::<ThreadOutput>(64);
     let mut clocks = ThreadClocks::default();
+    let report_clock = sink.wants_packet_reports();
     // Each thread reads its own socket: expectations apply on arrival (no common order to wait for).
     let shared = opts.expectations.clone().or_else(|| (opts.threads > 1).then(Arc::default));
     let handles: Vec<_> = sockets
@@ -622,7 +623,8 @@ fn run_af_packet(
             let mut engine = Engine::new(thread_config(&opts.analysis, i));
             let port = attach(shared.as_ref(), i, &mut engine);
             let (stop, out, publisher) = (Arc::clone(&opts.stop), rec_tx.clone(), Publisher::new(opts.live.as_ref()));
-            thread::spawn(move || capture_thread(i, socket, engine, port, &stop, &out, publisher))
+            let thread = CaptureThread { index: i, report_clock };
+            thread::spawn(move || capture_thread(thread, socket, engine, port, &stop, &out, publisher))
         })
         .collect();
     drop(rec_tx);
@@ -663,11 +665,19 @@ struct CaptureThreadDone {
     error: Option<CaptureError>,
 }
 
+/// Which AF_PACKET thread this is, and whether the sink wants its engine's clock even without records
+/// ([`LogSink::wants_packet_reports`]: capture-loss measures on it).
+#[cfg(target_os = "linux")]
+struct CaptureThread {
+    index: usize,
+    report_clock: bool,
+}
+
 /// Captures and analyses one fanout share until `stop`; a capture error stops every thread, and the logs of
 /// what was seen are still flushed.
 #[cfg(target_os = "linux")]
 fn capture_thread(
-    thread: usize,
+    thread: CaptureThread,
     mut socket: crate::capture::af_packet::AfPacketSource,
     mut engine: Engine,
     mut port: Option<ExpectationPort>,
@@ -692,8 +702,9 @@ fn capture_thread(
             }
         }
         // The clock goes with the records, and at least every so many packets and when the link is idle.
-        if records_ready(&engine, &port) || idle || n.is_multiple_of(CLOCK_PACKETS) {
-            let mut output = ThreadOutput::take(thread, &mut engine, &mut port);
+        let clock_due = thread.report_clock && (idle || n.is_multiple_of(CLOCK_PACKETS));
+        if records_ready(&engine, &port) || clock_due {
+            let mut output = ThreadOutput::take(thread.index, &mut engine, &mut port);
             if idle {
                 output.network_time = idle_network_time(&engine);
             }
@@ -710,7 +721,7 @@ fn capture_thread(
         drain_ring(&mut socket, &mut engine, &mut port);
     }
     finish(&mut engine, &mut port);
-    let _ = out.send(ThreadOutput::take(thread, &mut engine, &mut port));
+    let _ = out.send(ThreadOutput::take(thread.index, &mut engine, &mut port));
     let done = CaptureThreadDone { engine: engine.stats(), capture: socket.stats(), error };
     if let Some(p) = &mut publisher {
         p.engine(&done.engine);
