@@ -239,8 +239,6 @@ fn check_size(p: &mut Pending, upper: usize, more: bool, total_len: usize, repor
     }
 }
 
-/// Compares a new piece with every piece it overlaps, as Zeek's reassembler does: the same bytes again are an
-/// overlap, other bytes an inconsistency. A piece that starts where the last one ends is the usual case.
 /// Whether one held piece already has all of `data` at `offset`, byte for byte.
 fn holds_already(pieces: &[(usize, Vec<u8>)], offset: usize, data: &[u8]) -> bool {
     pieces.iter().any(|(off, held)| {
@@ -249,6 +247,8 @@ fn holds_already(pieces: &[(usize, Vec<u8>)], offset: usize, data: &[u8]) -> boo
     })
 }
 
+/// Compares a new piece with every piece it overlaps, as Zeek's reassembler does: the same bytes again are an
+/// overlap, other bytes an inconsistency. A piece that starts where the last one ends is the usual case.
 fn report_overlaps(pieces: &[(usize, Vec<u8>)], offset: usize, data: &[u8], report: &mut dyn FnMut(&'static str)) {
     let upper = offset + data.len();
     if data.is_empty() || pieces.iter().map(|(off, d)| off + d.len()).max() == Some(offset) {
