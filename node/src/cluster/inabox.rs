@@ -172,6 +172,8 @@ fn build_layout(args: &ClusterArgs, dir: &Path, tls: Option<super::layout::TlsFi
             analyzers: args.analyzers.clone(),
             bpf_filter: args.filter.clone(),
             ignore_checksums: args.ignore_checksums,
+            // As the operator renders a ZeekCluster's intel feeds: the manager reads them from the layout.
+            intel_files: args.detect.intel_for_layout(),
             ..AnalysisSection::default()
         },
         logging: LoggingSection {

@@ -93,36 +93,51 @@ pub struct DetectArgs {
 }
 
 impl DetectArgs {
-    /// The analyses and their configuration, or `None` when no detection was asked for.
-    pub fn build(&self, local_nets: &crate::config::LocalNets) -> anyhow::Result<Option<Detections>> {
+    /// The analyses of `zeek-node run` and their configuration, or `None` when none was asked for. The layout's
+    /// intel files and thresholds (a ZeekCluster's `spec.intel` and `spec.thresholds`, rendered by the operator;
+    /// `zeek-node cluster` writes `--intel` there too) count as `--intel` and `--detect-config` do: they turn on
+    /// every detection unless `--detect` names some. A `--detect-config` file replaces the layout's thresholds;
+    /// intel files from both are read.
+    pub fn build(
+        &self,
+        local_nets: &crate::config::LocalNets,
+        layout: &crate::cluster::layout::AnalysisSection,
+    ) -> anyhow::Result<Option<Detections>> {
+        let configured = !self.intel.is_empty()
+            || self.detect_config.is_some()
+            || !layout.intel_files.is_empty()
+            || !layout.thresholds.is_empty();
         let names = match &self.detect {
             Some(n) => n.clone(),
-            None if !self.intel.is_empty() || self.detect_config.is_some() => vec!["all".to_string()],
+            None if configured => vec!["all".to_string()],
             None => return Ok(None),
         };
         let mut cfg = match &self.detect_config {
             Some(path) => DetectConfig::from_file(path)?,
-            None => DetectConfig::default(),
+            None => DetectConfig::from_settings(&layout.thresholds)?,
         };
         cfg.local_nets = local_nets.clone();
-        cfg.intel.files.extend(self.intel.iter().cloned());
+        cfg.intel.files.extend(layout.intel_files.iter().chain(&self.intel).cloned());
         Ok(Some((super::select(&names)?, cfg)))
     }
 
-    /// The same options for another process (file names made absolute, as its working directory may differ).
+    /// The same options for the nodes of `zeek-node cluster`, whose layout carries the intel files
+    /// ([`Self::intel_for_layout`]), as the operator's does: only `--detect` and `--detect-config` (its file name made
+    /// absolute, as a node's working directory may differ).
     pub fn to_args(&self) -> Vec<String> {
-        let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string();
         let mut args = Vec::new();
         if let Some(names) = &self.detect {
             args.extend(["--detect".to_string(), names.join(",")]);
         }
-        for f in &self.intel {
-            args.extend(["--intel".to_string(), absolute(f)]);
-        }
         if let Some(f) = &self.detect_config {
-            args.extend(["--detect-config".to_string(), absolute(f)]);
+            args.extend(["--detect-config".to_string(), absolute(f).display().to_string()]);
         }
         args
+    }
+
+    /// The intel files for a layout's `analysis.intel_files`, made absolute.
+    pub fn intel_for_layout(&self) -> Vec<PathBuf> {
+        self.intel.iter().map(absolute).collect()
     }
 }
 
@@ -198,5 +213,62 @@ impl<S: LogSink> LogSink for WorkerTap<S> {
             done(&self.node, &self.rt);
         }
         self.inner.close()
+    }
+}
+
+fn absolute(p: &PathBuf) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::layout::AnalysisSection;
+
+    fn names(d: &Option<Detections>) -> Vec<&'static str> {
+        d.as_ref().map(|(analyses, _)| analyses.iter().map(|a| a.name()).collect()).unwrap_or_default()
+    }
+
+    /// What the operator renders from a ZeekCluster's `spec.intel` and `spec.thresholds` reaches the analyses of
+    /// `zeek-node run`, which before read neither (a cluster on Kubernetes ran no detection at all).
+    #[test]
+    fn a_layouts_intel_and_thresholds_turn_the_detections_on() {
+        let nets = crate::config::AnalysisConfig::default().local_nets;
+        let none = DetectArgs::default();
+        assert!(none.build(&nets, &AnalysisSection::default()).unwrap().is_none());
+
+        let layout = AnalysisSection {
+            intel_files: vec![PathBuf::from("/etc/zeek/intel/feed.dat")],
+            thresholds: [("Scan::port_threshold".to_string(), serde_json::Value::from(25))].into(),
+            ..AnalysisSection::default()
+        };
+        let built = none.build(&nets, &layout).unwrap();
+        let every: Vec<&str> = super::super::registry().iter().map(|a| a.name()).collect();
+        assert_eq!(names(&built), every);
+        let cfg = &built.as_ref().unwrap().1;
+        assert_eq!(cfg.intel.files, [PathBuf::from("/etc/zeek/intel/feed.dat")]);
+        assert_eq!(cfg.scan.port_threshold, 25);
+
+        let only_thresholds = AnalysisSection { intel_files: vec![], ..layout.clone() };
+        assert!(none.build(&nets, &only_thresholds).unwrap().is_some());
+
+        // `--detect` names the analyses; the layout's settings and feeds still apply. A `--detect-config` file
+        // replaces the thresholds, and its intel files add to the layout's.
+        let cli = DetectArgs { detect: Some(vec!["scan".into()]), ..DetectArgs::default() };
+        let built = cli.build(&nets, &layout).unwrap();
+        assert_eq!(names(&built), ["scan"]);
+        assert_eq!(built.unwrap().1.scan.port_threshold, 25);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("detect.yaml");
+        std::fs::write(&file, "scan: { port_threshold: 40 }\n").unwrap();
+        let cli = DetectArgs { detect_config: Some(file), intel: vec!["/more.dat".into()], ..DetectArgs::default() };
+        let (analyses, cfg) = cli.build(&nets, &layout).unwrap().unwrap();
+        assert_eq!(analyses.len(), every.len());
+        assert_eq!(cfg.scan.port_threshold, 40);
+        assert_eq!(cfg.intel.files, [PathBuf::from("/etc/zeek/intel/feed.dat"), PathBuf::from("/more.dat")]);
+
+        let bad = AnalysisSection { thresholds: [("Scan::nope".to_string(), 1.into())].into(), ..layout };
+        let err = none.build(&nets, &bad).err().expect("an unknown setting is refused");
+        assert!(err.to_string().contains("nope"), "{err}");
     }
 }

@@ -13,6 +13,7 @@
 //! capture_loss: { watch_interval: 900, initial_watch_interval: 60, too_much_loss: 0.1, minimum_acks: 1 }
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::LocalNets;
@@ -244,6 +245,28 @@ impl DetectConfig {
         Ok(cfg)
     }
 
+    /// Settings given one by one, as a cluster layout's `analysis.thresholds` carries them (a ZeekCluster's
+    /// `spec.thresholds`): each key names a setting of the file above as `section.key` (`scan.port_threshold`) or
+    /// in Zeek's style `Module::key` (`Scan::port_threshold`, `SSH::guessing_timeout`, `CaptureLoss::watch_interval`);
+    /// a value is a number, or a string holding a number, a duration (`30m`, `1h`, `90s`, `2d`) or text
+    /// (`dos.service: 53/udp`). Unknown settings and values of the wrong kind are errors naming the setting.
+    pub fn from_settings(settings: &BTreeMap<String, serde_json::Value>) -> Result<Self, ConfigError> {
+        let mut sections = serde_json::Map::new();
+        for (name, value) in settings {
+            let (section, key) = setting_path(name).ok_or_else(|| {
+                ConfigError::Invalid(format!("setting '{name}': expected SECTION.KEY or Module::key"))
+            })?;
+            let entry = sections.entry(section).or_insert_with(|| serde_json::Value::Object(Default::default()));
+            if let serde_json::Value::Object(fields) = entry {
+                fields.insert(key, setting_value(value));
+            }
+        }
+        let cfg: DetectConfig = serde_json::from_value(serde_json::Value::Object(sections))
+            .map_err(|e| ConfigError::Invalid(format!("thresholds: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
         let cfg: DetectConfig = if text.trim().is_empty() {
             DetectConfig::default()
@@ -282,9 +305,75 @@ impl DetectConfig {
     }
 }
 
+/// The section and key of a setting named `section.key` or `Module::key` (Zeek's module names, case and
+/// underscores aside: `Scan`, `SSH`, `DoS`, `Notice`, `Known`, `Intel`, `CaptureLoss`, `DNSStats`, `MailUrls`).
+fn setting_path(name: &str) -> Option<(String, String)> {
+    let (module, key) = name.split_once("::").or_else(|| name.split_once('.'))?;
+    let module: String = module.chars().filter(|c| *c != '_').map(|c| c.to_ascii_lowercase()).collect();
+    let section = match module.as_str() {
+        "notice" | "dos" | "scan" | "ssh" | "known" | "intel" => module,
+        "dnsstats" => "dns_stats".to_string(),
+        "mailurls" => "mail_urls".to_string(),
+        "captureloss" => "capture_loss".to_string(),
+        _ => return None,
+    };
+    (!key.is_empty()).then(|| (section, key.to_string()))
+}
+
+/// A setting's value as the file would hold it: a string that is a whole number or a duration becomes that number
+/// of seconds (ZeekCluster thresholds are numbers or strings).
+fn setting_value(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::String(s) => match crate::cluster::layout::parse_duration(s) {
+            Some(d) => serde_json::Value::from(d.as_secs()),
+            None => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or_else(|| value.clone(), serde_json::Value::Number),
+        },
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(pairs: &[(&str, serde_json::Value)]) -> BTreeMap<String, serde_json::Value> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    /// A ZeekCluster's `spec.thresholds` as the operator renders them into the layout.
+    #[test]
+    fn settings_one_by_one_in_either_style() {
+        let cfg = DetectConfig::from_settings(&settings(&[
+            ("Scan::port_threshold", 25.into()),
+            ("SSH::guessing_timeout", "30m".into()),
+            ("ssh.password_guesses_limit", "12".into()),
+            ("dos.service", "53/udp".into()),
+            ("CaptureLoss::too_much_loss", "0.05".into()),
+            ("capture_loss.watch_interval", "1h".into()),
+            ("DNSStats::interval", 60.into()),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.scan.port_threshold, 25);
+        assert_eq!(cfg.ssh.guessing_timeout, 1800.0);
+        assert_eq!(cfg.ssh.password_guesses_limit, 12);
+        assert_eq!(cfg.dos.service(), Some((53, Proto::Udp)));
+        assert_eq!(cfg.capture_loss.too_much_loss, 0.05);
+        assert_eq!(cfg.capture_loss.watch_interval, 3600.0);
+        assert_eq!(cfg.dns_stats.interval, 60.0);
+        assert_eq!(cfg.scan.addr_threshold, DetectConfig::default().scan.addr_threshold, "the rest stays");
+
+        let err = |pairs: &[(&str, serde_json::Value)]| DetectConfig::from_settings(&settings(pairs)).unwrap_err();
+        assert!(err(&[("Scan::port_thresold", 25.into())]).to_string().contains("port_thresold"));
+        assert!(err(&[("Weather::rain", 1.into())]).to_string().contains("Weather::rain"));
+        assert!(err(&[("threshold", 1.into())]).to_string().contains("SECTION.KEY"));
+        assert!(err(&[("scan.port_threshold", "many".into())]).to_string().contains("thresholds"));
+        assert!(err(&[("dos.service", "53/sctp".into())]).to_string().contains("53/sctp"));
+    }
 
     #[test]
     fn defaults_and_partial_files() {
