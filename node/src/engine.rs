@@ -97,8 +97,11 @@ struct Core {
     spare_actions: Vec<Action>,
     /// IP-layer tunnels (IP-in-IP and GRE in one map, as the IP tunnel analyzer keeps them) by their hosts.
     ip_tunnels: HashMap<(IpAddr, IpAddr), IpTunnel>,
-    /// IP-layer tunnels (by uid) that no connection was made in yet: their hosts as first seen, and their type.
-    undiscovered_ip_tunnels: HashMap<String, (IpAddr, IpAddr, &'static str)>,
+    /// The tunnels tunnel.log knows of, by uid, with their place in `Tunnel::active` (an IP-layer tunnel from its
+    /// first packet until its entry is dropped, a UDP tunnel from its DISCOVER until its connection ends).
+    logged_tunnels: HashMap<String, tunnels::LoggedTunnel>,
+    /// No tunnel of `logged_tunnels` expires from `Tunnel::active` at or before this network time.
+    tunnel_expiry_due: f64,
     /// Network time of the last [`Core::expire_ip_tunnels`].
     ip_tunnels_pruned_at: f64,
     specs: Vec<&'static AnalyzerSpec>,
@@ -156,7 +159,8 @@ impl Engine {
             shared: analyzers::SharedState::default(),
             spare_actions: Vec::new(),
             ip_tunnels: HashMap::new(),
-            undiscovered_ip_tunnels: HashMap::new(),
+            logged_tunnels: HashMap::new(),
+            tunnel_expiry_due: f64::INFINITY,
             ip_tunnels_pruned_at: 0.0,
             specs,
             tcp_port_specs,
@@ -425,8 +429,8 @@ impl Engine {
         let core = &mut self.core;
         let (slot, conn, created) =
             self.table.get_or_insert_with(key, || Box::new(core.new_conn(ts, ip, &transport, proto, sp, dp)));
-        if created && !encap.is_empty() && !core.undiscovered_ip_tunnels.is_empty() {
-            core.discover_ip_tunnels(ts, encap);
+        if created && !encap.is_empty() && !core.logged_tunnels.is_empty() {
+            core.register_tunnels(ts, encap);
         }
         if created && let Some(uid) = encap.uids.last() {
             // The connection's first packet sets its encapsulation (no `tunnel_changed`); conn/main.zeek's
@@ -508,10 +512,10 @@ impl Core {
         // Only packets in a tunnel, and those of a connection that was in one, can change its encapsulation.
         if (!encap.is_empty() || conn.rare.as_ref().is_some_and(|r| r.encapsulation.is_some()))
             && check_encapsulation(conn, encap)
-            && !self.undiscovered_ip_tunnels.is_empty()
+            && !self.logged_tunnels.is_empty()
         {
             // base/frameworks/tunnels registers the new chain at `tunnel_changed` too.
-            self.discover_ip_tunnels(ts, encap);
+            self.register_tunnels(ts, encap);
         }
         match transport {
             Transport::Tcp { hdr, payload, payload_len } => {
@@ -949,7 +953,7 @@ impl Core {
             self.run_analyzers(&mut conn, ts, all, true, &mut |a, ctx| a.finish(ctx));
         }
         if conn.tunnel_discovered() {
-            self.tunnel_log(ts, &conn, "Tunnel::CLOSE");
+            self.close_tunnel(ts, &conn);
         }
         if self.cfg.is_enabled("conn") {
             self.records.push(conn.log_record());

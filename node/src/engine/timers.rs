@@ -89,6 +89,8 @@ impl Engine {
     pub(super) fn sweep(&mut self, now: f64) {
         self.expire_connections(now);
         self.core.frags.expire(now, false);
+        // EXPIRE lines first: a tunnel idle long enough for its IP tunnel entry to go was idle for an hour before.
+        self.core.expire_logged_tunnels(now);
         self.core.expire_ip_tunnels(now);
         self.core.expectations.expire(now);
         self.core.shared.expire(now, false, &mut self.core.records);

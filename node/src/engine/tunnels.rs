@@ -22,6 +22,30 @@ pub(super) struct IpTunnel {
     last_active: f64,
 }
 
+/// A tunnel that tunnel.log knows of (an IP-layer tunnel from its first packet, a UDP tunnel from its DISCOVER line
+/// until its connection ends), by uid: its log fields and its place in base/frameworks/tunnels' `Tunnel::active`.
+pub(super) struct LoggedTunnel {
+    /// tunnel.log's fields but `ts` and `action`: uid, id, tunnel_type.
+    fields: Vec<Value>,
+    /// Network time `Tunnel::active` last looked the tunnel up (`&read_expire`), or `None` while it is not in the
+    /// table: an IP-layer tunnel before its first connection, or any tunnel after its `Tunnel::EXPIRE`.
+    last_read: Option<f64>,
+}
+
+impl LoggedTunnel {
+    fn record(&self, ts: f64, action: &'static str) -> LogRecord {
+        let mut v = Vec::with_capacity(self.fields.len() + 2);
+        v.push(Value::Time(ts));
+        v.extend(self.fields.iter().cloned());
+        v.push(Value::Enum(action));
+        LogRecord::new(&TUNNEL, v)
+    }
+}
+
+/// `Tunnel::expiration_interval`: a tunnel that no new connection (or tunnel change) used for an hour leaves
+/// `Tunnel::active` with a `Tunnel::EXPIRE` line.
+const EXPIRATION_INTERVAL: f64 = 3_600.0;
+
 /// Zeek's `Tunnel::ip_tunnel_timeout`: an IP-layer tunnel's entry is checked a day after it was made and every day
 /// after that, and dropped at the first check that finds it idle for a day.
 const IP_TUNNEL_TIMEOUT: f64 = 86_400.0;
@@ -186,54 +210,100 @@ impl Core {
             }
             // The tunnel's entry was dropped: this packet makes a new one, with a new uid.
             let old = std::mem::take(&mut t.uid);
-            self.undiscovered_ip_tunnels.remove(&old);
+            self.logged_tunnels.remove(&old);
         }
         let uid = self.ids.next_uid().to_string();
         if self.cfg.is_enabled("tunnel") {
-            self.undiscovered_ip_tunnels.insert(uid.clone(), (ip.src, ip.dst, kind));
+            // The `EncapsulatingConn` of the first packet: its direction is the tunnel's `id` for good.
+            let fields = vec![
+                Value::str(&uid),
+                Value::Addr(ip.src),
+                Value::Port(0),
+                Value::Addr(ip.dst),
+                Value::Port(0),
+                Value::Enum(kind),
+            ];
+            self.logged_tunnels.insert(uid.clone(), LoggedTunnel { fields, last_read: None });
         }
         self.ip_tunnels.insert(key, IpTunnel { uid: uid.clone(), created: now, last_active: now });
         uid
     }
 
     /// Drops the IP-layer tunnels whose inactivity timer dropped them by `now` (`IPTunnelTimer::Dispatch` erases the
-    /// map's entry), with their DISCOVER lines still unwritten: a packet between their hosts makes a new tunnel. Without
-    /// it a storm of distinct host pairs would keep every pair for as long as the sensor runs.
+    /// map's entry), with their tunnel.log state (an unwritten DISCOVER, or the EXPIRE written an hour after their last
+    /// connection): a packet between their hosts makes a new tunnel. Without it a storm of distinct host pairs would
+    /// keep every pair for as long as the sensor runs.
     pub(super) fn expire_ip_tunnels(&mut self, now: f64) {
         if now - self.ip_tunnels_pruned_at < IP_TUNNEL_PRUNE_INTERVAL {
             return;
         }
         self.ip_tunnels_pruned_at = now;
-        let undiscovered = &mut self.undiscovered_ip_tunnels;
+        let logged = &mut self.logged_tunnels;
         self.ip_tunnels.retain(|_, t| {
             let live = !t.expired(now);
             if !live {
-                undiscovered.remove(&t.uid);
+                logged.remove(&t.uid);
             }
             live
         });
     }
 
-    /// A connection was made inside the tunnels `encap`: base/frameworks/tunnels' `new_connection` handler
-    /// registers every tunnel of the chain (`Tunnel::register_all`), so an IP-layer tunnel's DISCOVER line is
-    /// written at the first connection inside it (UDP tunnels write theirs when they first carry a packet that can
-    /// make one). A tunnel that carries no connection is not logged.
-    #[cold]
-    pub(super) fn discover_ip_tunnels(&mut self, ts: f64, encap: Encap) {
+    /// A connection was made inside the tunnels `encap`, or a connection's tunnels changed to them:
+    /// base/frameworks/tunnels' `new_connection` and `tunnel_changed` handlers register every tunnel of the chain
+    /// (`Tunnel::register_all`). A tunnel not in `Tunnel::active` gets its DISCOVER line and enters it: an IP-layer
+    /// tunnel at its first connection (a tunnel that carries none is not logged), any tunnel again after its
+    /// EXPIRE (UDP tunnels write their first DISCOVER when they first carry a packet that can make a connection).
+    /// The lookup of one already there keeps it active (`&read_expire`).
+    pub(super) fn register_tunnels(&mut self, ts: f64, encap: Encap) {
+        let now = self.network_time;
         for uid in encap.uids {
-            if let Some((src, dst, kind)) = self.undiscovered_ip_tunnels.remove(uid) {
-                let v = vec![
-                    Value::Time(ts),
-                    Value::str(uid),
-                    Value::Addr(src),
-                    Value::Port(0),
-                    Value::Addr(dst),
-                    Value::Port(0),
-                    Value::Enum(kind),
-                    Value::Enum("Tunnel::DISCOVER"),
-                ];
-                self.records.push(LogRecord::new(&TUNNEL, v));
+            let Some(tunnel) = self.logged_tunnels.get_mut(uid) else { continue };
+            if tunnel.last_read.replace(now).is_none() {
+                self.tunnel_expiry_due = self.tunnel_expiry_due.min(now + EXPIRATION_INTERVAL);
+                self.records.push(tunnel.record(ts, "Tunnel::DISCOVER"));
             }
+        }
+    }
+
+    /// `Tunnel::active`'s `&read_expire` by network time `now`: each tunnel unused for `Tunnel::expiration_interval`
+    /// gets its `Tunnel::EXPIRE` line (`Tunnel::expire`, stamped with the time of expiry) and leaves the table, so a
+    /// UDP tunnel's connection ends without CLOSE and a later connection inside it is a new DISCOVER. Checked on the
+    /// engine's sweep (each second of network time) rather than Zeek's batches (`table_expire_interval`, 10 s): the
+    /// same clock as the proxy tunnels of the same table (`analyzers::proxy_tunnels`). The table is walked only
+    /// once its oldest entry may have lapsed. Nothing expires at the end of input, as in Zeek.
+    pub(super) fn expire_logged_tunnels(&mut self, now: f64) {
+        if now < self.tunnel_expiry_due {
+            return;
+        }
+        let mut lapsed: Vec<(f64, &String)> = Vec::new();
+        let mut oldest = f64::INFINITY;
+        for (uid, tunnel) in &self.logged_tunnels {
+            match tunnel.last_read {
+                Some(last) if now - last >= EXPIRATION_INTERVAL => lapsed.push((last, uid)),
+                Some(last) => oldest = oldest.min(last),
+                None => {}
+            }
+        }
+        self.tunnel_expiry_due = oldest + EXPIRATION_INTERVAL;
+        // In the order they lapsed (the map's order is random per process).
+        lapsed.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        let lapsed: Vec<String> = lapsed.into_iter().map(|(_, uid)| uid.clone()).collect();
+        for uid in lapsed {
+            if let Some(tunnel) = self.logged_tunnels.get_mut(&uid) {
+                tunnel.last_read = None;
+                self.records.push(tunnel.record(now, "Tunnel::EXPIRE"));
+            }
+        }
+    }
+
+    /// A UDP tunnel's connection ended: tunnel.log's CLOSE if the tunnel is still in `Tunnel::active`
+    /// (`finalize_tunnel`; one that expired is not), and the tunnel is forgotten.
+    #[cold]
+    pub(super) fn close_tunnel(&mut self, ts: f64, conn: &Conn) {
+        if let Some(tunnel) = self.logged_tunnels.remove(&conn.uid.to_string())
+            && tunnel.last_read.is_some()
+        {
+            self.records.push(tunnel.record(ts, "Tunnel::CLOSE"));
         }
     }
 
@@ -301,7 +371,10 @@ impl Core {
         let bubble = tunnel == UdpTunnel::Teredo && is_teredo_bubble(inner);
         if !conn.tunnel_discovered() && !bubble {
             conn.rare().tunnel_discovered = true;
-            self.tunnel_log(ts, conn, "Tunnel::DISCOVER");
+            let tunnel = LoggedTunnel { fields: tunnel_fields(conn, tunnel), last_read: Some(self.network_time) };
+            self.records.push(tunnel.record(ts, "Tunnel::DISCOVER"));
+            self.tunnel_expiry_due = self.tunnel_expiry_due.min(self.network_time + EXPIRATION_INTERVAL);
+            self.logged_tunnels.insert(conn.uid.to_string(), tunnel);
         }
         self.confirm_tunnel(conn, tunnel, is_orig);
         let chain = encap.inside(conn.uid.to_string(), Some(tunnel));
@@ -360,15 +433,14 @@ impl Core {
         }
     }
 
-    #[cold]
-    pub(super) fn tunnel_log(&mut self, ts: f64, conn: &Conn, action: &'static str) {
-        if let (Some(tunnel), true) = (conn.tunnel(), self.cfg.is_enabled("tunnel")) {
-            let mut v = vec![Value::Time(ts), Value::str(conn.uid)];
-            v.extend(conn.id.log_values());
-            v.extend([Value::Enum(tunnel.kind()), Value::Enum(action)]);
-            self.records.push(LogRecord::new(&TUNNEL, v));
-        }
-    }
+}
+
+/// tunnel.log's fields of the UDP tunnel `conn` but `ts` and `action`: its uid, its id and the tunnel's type.
+fn tunnel_fields(conn: &Conn, tunnel: UdpTunnel) -> Vec<Value> {
+    let mut v = vec![Value::str(conn.uid)];
+    v.extend(conn.id.log_values());
+    v.push(Value::Enum(tunnel.kind()));
+    v
 }
 
 /// Zeek's `Connection::CheckEncapsulation` for a packet of an existing connection: a packet in another tunnel than
