@@ -1014,16 +1014,167 @@ fn an_ip_tunnel_idle_past_its_timeout_gets_a_new_uid() {
     engine.process_packet(172_799.0, LinkType::Raw, &gre(x.0, x.1, 1002));
     engine.process_packet(172_800.0, LinkType::Raw, &gre(y.0, y.1, 1002));
     engine.finish();
+    // Both tunnels also expire from `Tunnel::active` in between, so each is discovered again; only the new one has a
+    // new uid.
     let discovered: Vec<(String, String, String)> = engine
         .drain_records()
-        .filter(|r| r.schema.path == "tunnel")
+        .filter(|r| r.schema.path == "tunnel" && r.values[7].to_tsv() == "Tunnel::DISCOVER")
         .map(|r| (r.values[0].to_tsv(), r.values[1].to_tsv(), r.values[2].to_tsv()))
         .collect();
     let at = |host: &str| discovered.iter().filter(|d| d.2 == host).map(|d| d.0.as_str()).collect::<Vec<_>>();
-    assert_eq!(at("172.16.1.1"), ["0.000000"], "{discovered:?}");
+    assert_eq!(at("172.16.1.1"), ["0.000000", "172799.000000"], "{discovered:?}");
     assert_eq!(at("172.16.2.1"), ["0.000000", "172800.000000"], "{discovered:?}");
-    let y_uids: Vec<&str> = discovered.iter().filter(|d| d.2 == "172.16.2.1").map(|d| d.1.as_str()).collect();
-    assert_ne!(y_uids[0], y_uids[1]);
+    let uids = |host: &str| discovered.iter().filter(|d| d.2 == host).map(|d| d.1.as_str()).collect::<Vec<_>>();
+    assert_eq!(uids("172.16.1.1")[0], uids("172.16.1.1")[1], "the same tunnel, discovered again");
+    assert_ne!(uids("172.16.2.1")[0], uids("172.16.2.1")[1]);
+}
+
+/// tunnel.log's rows as "ts uid id.orig_h id.orig_p id.resp_h id.resp_p tunnel_type action".
+fn tunnel_rows(engine: &mut Engine) -> Vec<String> {
+    engine
+        .drain_records()
+        .filter(|r| r.schema.path == "tunnel")
+        .map(|r| {
+            ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "tunnel_type", "action"]
+                .map(|f| r.values[r.schema.field_index(f).unwrap()].to_tsv())
+                .join(" ")
+        })
+        .collect()
+}
+
+/// A UDP datagram outside any tunnel, between hosts of its own: it only moves network time on (and the sweep).
+fn clock_tick(engine: &mut Engine, ts: f64) {
+    engine.process_packet(ts, LinkType::Raw, &ipv4_udp(([10, 0, 0, 1], 5000), ([10, 0, 0, 2], 5001), b"tick"));
+}
+
+/// The uid of the tunnel tunnel.log's `rows` name first.
+fn first_uid(rows: &[String]) -> String {
+    rows.first().and_then(|r| r.split(' ').nth(1)).unwrap_or_default().to_string()
+}
+
+/// base/frameworks/tunnels' `Tunnel::active` (`&read_expire = Tunnel::expiration_interval`, an hour): an IP-in-IP
+/// tunnel that no new connection used for more than an hour gets `Tunnel::EXPIRE` (`Tunnel::expire` writes the
+/// registered record with network time at expiry), and a connection after that registers it again, a new DISCOVER
+/// with the same uid (the IP tunnel analyzer's entry lives on). A packet of a connection that already exists does not
+/// look the table up, so the second packet at 50 s does not keep the tunnel alive; an access exactly an hour old has
+/// not lapsed (`TableVal::DoExpire` expires what is strictly older).
+#[test]
+fn an_ip_tunnel_unused_for_an_hour_expires_and_is_discovered_again() {
+    let query = |sport: u16| ip_in_ip(&ipv4_udp(([10, 9, 9, 1], sport), ([10, 9, 9, 2], 9999), b"query"));
+    let mut engine = unchecked_engine();
+    engine.process_packet(10.0, LinkType::Raw, &query(1000));
+    engine.process_packet(50.0, LinkType::Raw, &query(1000));
+    clock_tick(&mut engine, 3610.0);
+    let rows = tunnel_rows(&mut engine);
+    let uid = first_uid(&rows);
+    assert_eq!(rows, [format!("10.000000 {uid} 192.168.1.1 0 192.168.1.2 0 Tunnel::IP Tunnel::DISCOVER")]);
+    clock_tick(&mut engine, 3611.0);
+    assert_eq!(
+        tunnel_rows(&mut engine),
+        [format!("3611.000000 {uid} 192.168.1.1 0 192.168.1.2 0 Tunnel::IP Tunnel::EXPIRE")]
+    );
+    clock_tick(&mut engine, 7300.0);
+    assert_eq!(tunnel_rows(&mut engine), Vec::<String>::new(), "expired once");
+    engine.process_packet(7400.0, LinkType::Raw, &query(1001));
+    engine.finish();
+    assert_eq!(
+        tunnel_rows(&mut engine),
+        [format!("7400.000000 {uid} 192.168.1.1 0 192.168.1.2 0 Tunnel::IP Tunnel::DISCOVER")],
+        "discovered again; nothing expires at the end of input"
+    );
+}
+
+/// A GRE tunnel with a new connection every five minutes for six hours stays in `Tunnel::active`: one DISCOVER and
+/// nothing else, also at the end of input.
+#[test]
+fn a_tunnel_used_every_few_minutes_never_expires() {
+    let gre = |sport: u16| {
+        let inner = ipv4_udp(([10, 9, 9, 1], sport), ([10, 9, 9, 2], 9999), b"query");
+        let total = u16::try_from(20 + 4 + inner.len()).unwrap().to_be_bytes();
+        let mut outer = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, 47, 0, 0, 172, 16, 1, 1, 172, 16, 1, 2];
+        outer.extend([0, 0, 0x08, 0x00]);
+        outer.extend(inner);
+        outer
+    };
+    let mut engine = unchecked_engine();
+    for i in 0..=72u16 {
+        let ts = f64::from(i) * 300.0;
+        engine.process_packet(ts, LinkType::Raw, &gre(2000 + i));
+        clock_tick(&mut engine, ts + 150.0);
+    }
+    engine.finish();
+    let rows = tunnel_rows(&mut engine);
+    let uid = first_uid(&rows);
+    assert_eq!(rows, [format!("0.000000 {uid} 172.16.1.1 0 172.16.1.2 0 Tunnel::GRE Tunnel::DISCOVER")]);
+}
+
+/// A VXLAN frame from 1.1.1.1 to 1.1.1.9 carrying a UDP datagram from 4.4.4.4 port `sport`.
+fn vxlan_with(sport: u16) -> Vec<u8> {
+    let inner = ipv4_udp(([4, 4, 4, 4], sport), ([4, 4, 4, 9], 9999), b"payload");
+    let vxlan = [&[0x08, 0, 0, 0, 0, 0, 1, 0][..], &ethernet(&inner)].concat();
+    ipv4_udp(([1, 1, 1, 1], 40000), ([1, 1, 1, 9], 4789), &vxlan)
+}
+
+/// A connection-backed tunnel whose connection ends within the hour gets CLOSE (`finalize_tunnel`), which deletes it
+/// from `Tunnel::active`: no EXPIRE follows. When the next packet comes only after the hour, Zeek's table timer
+/// (due 10 s after its last run) fires before the connection's inactivity timer: EXPIRE, and no CLOSE.
+#[test]
+fn a_udp_tunnel_closed_by_its_connection_does_not_expire() {
+    let rows_with_ticks = |ticks: &[f64]| {
+        let mut engine = unchecked_engine();
+        engine.process_packet(1.0, LinkType::Raw, &vxlan_with(1000));
+        for &ts in ticks {
+            clock_tick(&mut engine, ts);
+        }
+        engine.finish();
+        let rows = tunnel_rows(&mut engine);
+        let uid = first_uid(&rows);
+        let row = move |ts: &str, action: &str| format!("{ts} {uid} 1.1.1.1 40000 1.1.1.9 4789 Tunnel::VXLAN {action}");
+        (rows, row)
+    };
+    // The outer connection ends at the first packet after its inactivity timeout (a minute).
+    let (rows, row) = rows_with_ticks(&[100.0, 5000.0, 9000.0]);
+    assert_eq!(rows, [row("1.000000", "Tunnel::DISCOVER"), row("100.000000", "Tunnel::CLOSE")]);
+    let (rows, row) = rows_with_ticks(&[5000.0, 9000.0]);
+    assert_eq!(rows, [row("1.000000", "Tunnel::DISCOVER"), row("5000.000000", "Tunnel::EXPIRE")]);
+}
+
+/// A connection-backed tunnel whose connection lives on but makes no new connection inside for an hour (one inner
+/// flow, a datagram every 30 s) expires like any other: EXPIRE while the connection lives, then no CLOSE when it
+/// ends unless a later connection inside registered it again (DISCOVER).
+#[test]
+fn a_long_lived_udp_tunnel_without_new_connections_expires() {
+    let one_flow_for_an_hour_and_more = |engine: &mut Engine| {
+        for i in 0..=125u16 {
+            engine.process_packet(1.0 + f64::from(i) * 30.0, LinkType::Raw, &vxlan_with(1000));
+        }
+    };
+    let mut engine = unchecked_engine();
+    one_flow_for_an_hour_and_more(&mut engine);
+    let rows = tunnel_rows(&mut engine);
+    let uid = first_uid(&rows);
+    let row = |ts: &str, action: &str| format!("{ts} {uid} 1.1.1.1 40000 1.1.1.9 4789 Tunnel::VXLAN {action}");
+    // The access at 1 s lapses after 3601 s: the first packet past it is at 3631 s.
+    assert_eq!(rows, [row("1.000000", "Tunnel::DISCOVER"), row("3631.000000", "Tunnel::EXPIRE")]);
+    engine.finish();
+    assert_eq!(tunnel_rows(&mut engine), Vec::<String>::new(), "an expired tunnel is not closed");
+
+    let mut engine = unchecked_engine();
+    one_flow_for_an_hour_and_more(&mut engine);
+    engine.process_packet(3800.0, LinkType::Raw, &vxlan_with(1001));
+    engine.finish();
+    let rows = tunnel_rows(&mut engine);
+    let uid = first_uid(&rows);
+    let row = |ts: &str, action: &str| format!("{ts} {uid} 1.1.1.1 40000 1.1.1.9 4789 Tunnel::VXLAN {action}");
+    assert_eq!(
+        rows,
+        [
+            row("1.000000", "Tunnel::DISCOVER"),
+            row("3631.000000", "Tunnel::EXPIRE"),
+            row("3800.000000", "Tunnel::DISCOVER"),
+            row("3800.000000", "Tunnel::CLOSE"),
+        ]
+    );
 }
 
 /// IPTunnel.cc of the 2026-08-21 build keeps IP-in-IP and GRE tunnels in one map keyed by the host pair (one map

@@ -87,10 +87,12 @@ impl Engine {
 
     /// Removes connections whose timers expired, and expires fragments and analyzer state.
     pub(super) fn sweep(&mut self, now: f64) {
+        // `Tunnel::active` first: after a gap in network time Zeek's table timer (due 10 s after its last run) fires
+        // before a connection's inactivity timer, so a lapsed UDP tunnel expires rather than closes; and a tunnel idle
+        // long enough for its IP tunnel entry to go was idle for an hour before.
+        self.core.expire_logged_tunnels(now);
         self.expire_connections(now);
         self.core.frags.expire(now, false);
-        // EXPIRE lines first: a tunnel idle long enough for its IP tunnel entry to go was idle for an hour before.
-        self.core.expire_logged_tunnels(now);
         self.core.expire_ip_tunnels(now);
         self.core.expectations.expire(now);
         self.core.shared.expire(now, false, &mut self.core.records);

@@ -272,14 +272,15 @@ impl Core {
     /// same clock as the proxy tunnels of the same table (`analyzers::proxy_tunnels`). The table is walked only
     /// once its oldest entry may have lapsed. Nothing expires at the end of input, as in Zeek.
     pub(super) fn expire_logged_tunnels(&mut self, now: f64) {
-        if now < self.tunnel_expiry_due {
+        if now <= self.tunnel_expiry_due {
             return;
         }
         let mut lapsed: Vec<(f64, &String)> = Vec::new();
         let mut oldest = f64::INFINITY;
         for (uid, tunnel) in &self.logged_tunnels {
             match tunnel.last_read {
-                Some(last) if now - last >= EXPIRATION_INTERVAL => lapsed.push((last, uid)),
+                // Val.cc's `TableVal::DoExpire`: strictly more than the interval since the last access.
+                Some(last) if last + EXPIRATION_INTERVAL < now => lapsed.push((last, uid)),
                 Some(last) => oldest = oldest.min(last),
                 None => {}
             }
@@ -432,7 +433,6 @@ impl Core {
             conn.add_service(tunnel.service());
         }
     }
-
 }
 
 /// tunnel.log's fields of the UDP tunnel `conn` but `ts` and `action`: its uid, its id and the tunnel's type.
