@@ -77,7 +77,8 @@ impl ProxyTunnels {
             return;
         }
         self.active.retain(|&(orig_h, resp_h, resp_p), &mut (last, kind)| {
-            let lapsed = now - last >= EXPIRATION_INTERVAL;
+            // Val.cc's `TableVal::DoExpire`: an entry lapses once it is more than the interval old.
+            let lapsed = now - last > EXPIRATION_INTERVAL;
             if lapsed {
                 let id = ConnId { orig_h, orig_p: 0, resp_h, resp_p, proto: crate::analyzers::Proto::Tcp };
                 records.push(tunnel_record(now, &id, kind, "Tunnel::EXPIRE"));
@@ -137,9 +138,9 @@ mod tests {
         assert_eq!(r.get("tunnel_type"), Some(&Value::Enum("Tunnel::HTTP")));
 
         let mut expired = Vec::new();
-        h.shared.proxy_tunnels.expire(20.0 + EXPIRATION_INTERVAL - 1.0, false, &mut expired);
-        assert!(expired.is_empty(), "used at 20s: still active");
         h.shared.proxy_tunnels.expire(20.0 + EXPIRATION_INTERVAL, false, &mut expired);
+        assert!(expired.is_empty(), "used at 20s: still active an hour later");
+        h.shared.proxy_tunnels.expire(20.0 + EXPIRATION_INTERVAL + 1.0, false, &mut expired);
         assert_eq!(actions(&expired), ["Tunnel::EXPIRE"]);
         h.run(20.0 + EXPIRATION_INTERVAL + 5.0, |ctx| register(ctx, ProxyType::Http));
         assert_eq!(actions(&h.records), ["Tunnel::DISCOVER", "Tunnel::DISCOVER"], "a lapsed tunnel is new again");
@@ -159,7 +160,7 @@ mod tests {
         assert_eq!(actions(&h.records), ["Tunnel::DISCOVER", "Tunnel::DISCOVER"]);
         assert_eq!(types(&h.records), ["Tunnel::SOCKS", "Tunnel::HTTP"]);
         let mut expired = Vec::new();
-        h.shared.proxy_tunnels.expire(12.0 + EXPIRATION_INTERVAL, false, &mut expired);
+        h.shared.proxy_tunnels.expire(12.0 + EXPIRATION_INTERVAL + 1.0, false, &mut expired);
         assert_eq!(types(&expired), ["Tunnel::SOCKS", "Tunnel::HTTP"]);
         assert_eq!(expired[0].get("id.resp_p"), Some(&Value::Port(1080)));
     }
