@@ -92,4 +92,4 @@ pub const CONFIG_MAP_KEY_MESSAGE: &str = "intel[].key must be a ConfigMap key (l
 
 pub const THRESHOLD_NAMES: &str = "self.all(k, k.matches('^[A-Za-z][A-Za-z0-9_.:]*$'))";
 pub const THRESHOLD_NAMES_MESSAGE: &str =
-    "thresholds keys must be setting names such as Scan::port_threshold or ssh.password_guesses";
+    "thresholds keys must be setting names such as Scan::port_threshold or ssh.guessing_timeout";

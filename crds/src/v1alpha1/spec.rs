@@ -108,15 +108,17 @@ pub struct ZeekClusterSpec {
     #[schemars(length(max = 64), inner(length(max = 32)))]
     pub analyzers: Option<Vec<String>>,
 
-    /// Intel feeds (Zeek intel framework format), read by the manager and distributed to the workers.
-    /// Changing a referenced ConfigMap's content does not restart nodes.
+    /// Intel feeds (Zeek intel framework format), read by the manager and distributed to the workers. A feed turns
+    /// on the cluster's detections (notice.log, intel.log, ...). Changing a referenced ConfigMap's content does not
+    /// restart nodes.
     #[x_kube(merge_strategy = ListMerge::Map(vec!["configMap".into(), "key".into()]))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub intel: Vec<IntelSource>,
 
     /// Detection settings by name (see the node's analysis documentation), e.g. `Scan::port_threshold: 25`
-    /// or `SSH::guessing_timeout: 30m`. Values are numbers or strings.
+    /// or `SSH::guessing_timeout: 30m`. Values are numbers or strings. Any setting turns on the cluster's
+    /// detections; a name the nodes do not know stops them with an error naming it.
     #[x_kube(validation = Rule::new(rules::THRESHOLD_NAMES).message(rules::THRESHOLD_NAMES_MESSAGE))]
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(length(max = 128))]

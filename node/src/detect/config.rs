@@ -375,6 +375,27 @@ mod tests {
         assert!(err(&[("dos.service", "53/sctp".into())]).to_string().contains("53/sctp"));
     }
 
+    /// The example ZeekClusters' thresholds are settings the nodes take (the operator hands them on as they are).
+    #[test]
+    fn the_example_clusters_thresholds_are_known_settings() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let documents: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&text).unwrap();
+            for thresholds in documents.iter().filter_map(|d| d.pointer("/spec/thresholds")) {
+                let settings: BTreeMap<String, serde_json::Value> = serde_json::from_value(thresholds.clone()).unwrap();
+                DetectConfig::from_settings(&settings).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                checked += 1;
+            }
+        }
+        assert!(checked > 0, "an example sets thresholds");
+    }
+
     #[test]
     fn defaults_and_partial_files() {
         let d = DetectConfig::default();
