@@ -175,12 +175,29 @@ fn a_refused_tcp_header_is_its_connections_weird() {
     assert_eq!(rows, [weird_of(conns[0], "bad_TCP_header_len"), weird_of(conns[1], "truncated_header")]);
 }
 
+/// The outer hosts of most tunnel tests.
+const TUNNEL_A: [u8; 4] = [192, 168, 1, 1];
+const TUNNEL_B: [u8; 4] = [192, 168, 1, 2];
+
+/// `payload` in an IPv4 header of protocol `proto` from `src` to `dst` (a tunnel's outer header; no checksum).
+fn ipv4_carrying(proto: u8, src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    let total = u16::try_from(20 + payload.len()).unwrap().to_be_bytes();
+    let mut packet = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, proto, 0, 0];
+    packet.extend(src);
+    packet.extend(dst);
+    packet.extend_from_slice(payload);
+    packet
+}
+
+/// `inner` behind a GRE header of version 0 without options, of protocol type `ether_type`, from `src` to `dst`.
+fn gre_between(src: [u8; 4], dst: [u8; 4], ether_type: u16, inner: &[u8]) -> Vec<u8> {
+    let gre = [&[0, 0][..], &ether_type.to_be_bytes(), inner].concat();
+    ipv4_carrying(47, src, dst, &gre)
+}
+
 /// `inner` in an IPv4 header from 192.168.1.1 to 192.168.1.2 (IP in IP).
 fn ip_in_ip(inner: &[u8]) -> Vec<u8> {
-    let total = u16::try_from(20 + inner.len()).unwrap().to_be_bytes();
-    let mut outer = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, 4, 0, 0, 192, 168, 1, 1, 192, 168, 1, 2];
-    outer.extend_from_slice(inner);
-    outer
+    ipv4_carrying(4, TUNNEL_A, TUNNEL_B, inner)
 }
 
 #[test]
@@ -257,9 +274,8 @@ fn a_fifth_tunnel_is_not_opened() {
 #[test]
 fn a_link_layer_inside_gre_reports_in_the_tunnel() {
     let mut engine = unchecked_engine();
-    let mut gre = vec![0x45, 0, 0, 40, 0, 1, 0, 0, 64, 47, 0, 0, 192, 168, 1, 1, 192, 168, 1, 2];
-    gre.extend_from_slice(&[0, 0, 0x65, 0x58]); // transparent Ethernet bridging
-    gre.extend_from_slice(&[0; 16]); // an Ethernet frame of 16 bytes
+    // Transparent Ethernet bridging, an Ethernet frame of 16 bytes.
+    let gre = gre_between(TUNNEL_A, TUNNEL_B, 0x6558, &[0; 16]);
     engine.process_packet(1.0, LinkType::Raw, &gre);
     assert_eq!(weird_rows(&mut engine), [weird(None, "truncated_ethernet_frame_in_tunnel", "-", "ETHERNET")]);
 }
@@ -729,11 +745,8 @@ fn tunnel_changes_past_the_limit_mark_the_history() {
         let packet = if i % 2 == 0 {
             inner
         } else {
-            let total = u16::try_from(20 + 4 + inner.len()).unwrap().to_be_bytes();
-            let id = (2000 + i).to_be_bytes();
-            let mut outer = vec![0x45, 0, total[0], total[1], id[0], id[1], 0, 0, 64, 47, 0, 0, 192, 0, 2, 1];
-            outer.extend([198, 51, 100, 1, 0, 0, 0x08, 0x00]);
-            outer.extend(inner);
+            let mut outer = gre_between([192, 0, 2, 1], [198, 51, 100, 1], 0x0800, &inner);
+            outer[4..6].copy_from_slice(&(2000 + i).to_be_bytes());
             outer
         };
         engine.process_packet(1.0 + f64::from(i) * 0.001, LinkType::Raw, &packet);
@@ -888,13 +901,7 @@ fn a_bad_checksum_inside_vxlan_is_the_inner_connections_weird() {
 /// makes none (only `ipv6_no_next_in_tunnel`), the UDP datagram after it does.
 #[test]
 fn an_ip_tunnel_is_discovered_with_its_first_connection() {
-    let gre = |inner: &[u8]| {
-        let total = u16::try_from(20 + 4 + inner.len()).unwrap().to_be_bytes();
-        let mut outer = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, 47, 0, 0, 192, 168, 1, 1, 192, 168, 1, 2];
-        outer.extend([0, 0, 0x86, 0xdd]);
-        outer.extend_from_slice(inner);
-        outer
-    };
+    let gre = |inner: &[u8]| gre_between(TUNNEL_A, TUNNEL_B, 0x86dd, inner);
     let udp_inside = [&[0x9c, 0x40, 0x00, 0x35, 0x00, 0x0c, 0, 0][..], b"abcd"].concat();
     let mut engine = unchecked_engine();
     engine.process_packet(1.0, LinkType::Raw, &gre(&ipv6(NO_NEXT_HEADER, 0, &[])));
@@ -915,13 +922,9 @@ fn an_ip_tunnel_is_discovered_with_its_first_connection() {
 #[test]
 fn erspan_is_read_by_gre() {
     let gre = |proto: u16, payload: &[u8]| {
-        let total = u16::try_from(20 + 8 + payload.len()).unwrap().to_be_bytes();
-        let mut outer = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, 47, 0, 0, 192, 168, 1, 1, 192, 168, 1, 2];
-        outer.extend([0x10, 0]); // the sequence number's flag, version 0
-        outer.extend(proto.to_be_bytes());
-        outer.extend([0, 0, 0, 1]); // the sequence number
-        outer.extend_from_slice(payload);
-        outer
+        // The sequence number's flag, version 0; the protocol type; the sequence number.
+        let header = [&[0x10, 0][..], &proto.to_be_bytes(), &[0, 0, 0, 1]].concat();
+        ipv4_carrying(47, TUNNEL_A, TUNNEL_B, &[&header[..], payload].concat())
     };
     let frame = ethernet(&ipv4_udp(CLIENT, SERVER, b"hello"));
     let type3_with_subheader = [&[0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1][..], &[0x77; 8], &frame].concat();
@@ -941,14 +944,7 @@ fn erspan_is_read_by_gre() {
 #[test]
 fn gre_carrying_mpls_is_an_unknown_ip_version_in_the_tunnel() {
     let inner = ipv4_udp(CLIENT, SERVER, b"data");
-    let gre = |proto: u16, payload: &[u8]| {
-        let total = u16::try_from(20 + 4 + payload.len()).unwrap().to_be_bytes();
-        let mut outer = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, 47, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
-        outer.extend([0, 0]);
-        outer.extend(proto.to_be_bytes());
-        outer.extend_from_slice(payload);
-        outer
-    };
+    let gre = |proto: u16, payload: &[u8]| gre_between([10, 0, 0, 1], [10, 0, 0, 2], proto, payload);
     // One MPLS label (100), bottom of the stack, TTL 64, then the IP packet.
     let mpls = [&[0x00, 0x06, 0x41, 0x40][..], &inner].concat();
     let mut engine = unchecked_engine();
@@ -964,15 +960,7 @@ fn gre_carrying_mpls_is_an_unknown_ip_version_in_the_tunnel() {
 /// the later one, of the unmerged zeek/zeek#5847, says GRE).
 #[test]
 fn gre_in_gre_past_the_depth_is_refused_by_the_ip_tunnel_analyzer() {
-    let gre = |src: [u8; 4], dst: [u8; 4], inner: &[u8]| {
-        let total = u16::try_from(20 + 4 + inner.len()).unwrap().to_be_bytes();
-        let mut outer = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, 47, 0, 0];
-        outer.extend(src);
-        outer.extend(dst);
-        outer.extend([0, 0, 0x08, 0x00]);
-        outer.extend_from_slice(inner);
-        outer
-    };
+    let gre = |src: [u8; 4], dst: [u8; 4], inner: &[u8]| gre_between(src, dst, 0x0800, inner);
     let (a, b) = ([10, 10, 11, 2], [10, 10, 13, 2]);
     let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, tunnel_max_depth: 1, ..Default::default() });
     let request = ipv4_udp(CLIENT, SERVER, b"ping");
@@ -996,14 +984,7 @@ fn gre_in_gre_past_the_depth_is_refused_by_the_ip_tunnel_analyzer() {
 #[test]
 fn an_ip_tunnel_idle_past_its_timeout_gets_a_new_uid() {
     let gre = |src: [u8; 4], dst: [u8; 4], sport: u16| {
-        let inner = ipv4_udp(([10, 9, 9, 1], sport), ([10, 9, 9, 2], 53), b"query");
-        let total = u16::try_from(20 + 4 + inner.len()).unwrap().to_be_bytes();
-        let mut outer = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, 47, 0, 0];
-        outer.extend(src);
-        outer.extend(dst);
-        outer.extend([0, 0, 0x08, 0x00]);
-        outer.extend(inner);
-        outer
+        gre_between(src, dst, 0x0800, &ipv4_udp(([10, 9, 9, 1], sport), ([10, 9, 9, 2], 53), b"query"))
     };
     let (x, y) = (([172, 16, 1, 1], [172, 16, 1, 2]), ([172, 16, 2, 1], [172, 16, 2, 2]));
     let mut engine = unchecked_engine();
@@ -1090,11 +1071,7 @@ fn an_ip_tunnel_unused_for_an_hour_expires_and_is_discovered_again() {
 fn a_tunnel_used_every_few_minutes_never_expires() {
     let gre = |sport: u16| {
         let inner = ipv4_udp(([10, 9, 9, 1], sport), ([10, 9, 9, 2], 9999), b"query");
-        let total = u16::try_from(20 + 4 + inner.len()).unwrap().to_be_bytes();
-        let mut outer = vec![0x45, 0, total[0], total[1], 0, 1, 0, 0, 64, 47, 0, 0, 172, 16, 1, 1, 172, 16, 1, 2];
-        outer.extend([0, 0, 0x08, 0x00]);
-        outer.extend(inner);
-        outer
+        gre_between([172, 16, 1, 1], [172, 16, 1, 2], 0x0800, &inner)
     };
     let mut engine = unchecked_engine();
     for i in 0..=72u16 {
@@ -1184,9 +1161,7 @@ fn a_long_lived_udp_tunnel_without_new_connections_expires() {
 fn ip_in_ip_and_gre_between_the_same_hosts_are_one_tunnel() {
     let mut engine = unchecked_engine();
     engine.process_packet(1.0, LinkType::Raw, &ip_in_ip(&ipv4_udp(CLIENT, SERVER, b"one")));
-    let mut gre =
-        ip_in_ip(&[&[0, 0, 0x08, 0x00][..], &ipv4_udp(([10, 2, 2, 1], 4000), ([10, 2, 2, 2], 4001), b"two")].concat());
-    gre[9] = 47;
+    let gre = gre_between(TUNNEL_A, TUNNEL_B, 0x0800, &ipv4_udp(([10, 2, 2, 1], 4000), ([10, 2, 2, 2], 4001), b"two"));
     engine.process_packet(2.0, LinkType::Raw, &gre);
     engine.finish();
     let records: Vec<LogRecord> = engine.drain_records().collect();
