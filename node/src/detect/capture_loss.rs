@@ -50,10 +50,6 @@ impl Analysis for CaptureLoss {
     fn handler(&self, role: Role, _cfg: &DetectConfig) -> Option<Box<dyn Handler>> {
         (role == Role::Worker).then(|| Box::new(LossWatch::default()) as Box<dyn Handler>)
     }
-
-    fn wants_gap_stats(&self) -> bool {
-        true
-    }
 }
 
 /// The arguments of Zeek's `take_measurement(last_ts, last_acks, last_gaps)`: the previous measurement's time and

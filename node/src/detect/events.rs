@@ -120,7 +120,7 @@ pub struct SmtpMessage {
 }
 
 /// The engine after a packet: network time and Zeek's gap statistics (`get_gap_stats`), which no log carries.
-/// Sent after every packet, only to nodes with an analysis that asks ([`super::Analysis::wants_gap_stats`]).
+/// Sent after a packet to the workers whose handlers ask for it at that time ([`super::Handler::gap_stats_due`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GapStats {
     /// The engine's network time (the latest packet time; it never goes back).

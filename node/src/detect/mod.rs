@@ -46,12 +46,6 @@ pub trait Analysis: Send + Sync {
     /// The handler for `role`, or `None` when the analysis does nothing there. Each node builds its own, so a
     /// handler's fields are that node's state (a worker's list of known scanners, the manager's URL list).
     fn handler(&self, role: Role, cfg: &DetectConfig) -> Option<Box<dyn Handler>>;
-
-    /// Whether its worker handler wants [`EngineEvent::GapStats`] after every packet (off by default: most
-    /// analyses work from log records, and the per-packet event costs a little on every packet).
-    fn wants_gap_stats(&self) -> bool {
-        false
-    }
 }
 
 /// What one analysis does on one node. Every method has an empty default: implement the ones the role needs.

@@ -45,14 +45,11 @@ pub struct NodeRuntime {
     counters: BTreeMap<&'static str, u64>,
     /// When each connection-less weird this node raised was last logged ([`Cx::log`]).
     weirds_logged: HashMap<&'static str, f64>,
-    /// A worker whose analyses measure the engine after every packet ([`Analysis::wants_gap_stats`]).
-    wants_gap_stats: bool,
 }
 
 impl NodeRuntime {
     pub fn new(name: &str, role: Role, analyses: &[Box<dyn Analysis>], cfg: Arc<DetectConfig>) -> Self {
         let handlers = analyses.iter().filter_map(|a| a.handler(role, &cfg)).collect();
-        let wants_gap_stats = role == Role::Worker && analyses.iter().any(|a| a.wants_gap_stats());
         NodeRuntime {
             name: name.to_string(),
             role,
@@ -63,20 +60,17 @@ impl NodeRuntime {
             last_tick: 0.0,
             counters: BTreeMap::new(),
             weirds_logged: HashMap::new(),
-            wants_gap_stats,
         }
     }
 
-    /// Whether the engine's per-packet [`EngineEvent::GapStats`] should be sent to this node.
+    /// Whether a handler of this node measures the engine after packets ([`Handler::gap_stats_due`]): asked once,
+    /// before the first packet, by the sinks that would report it.
     pub fn wants_gap_stats(&self) -> bool {
-        self.wants_gap_stats
+        self.gap_stats_due() < f64::INFINITY
     }
 
     /// When this node's handlers next need an [`EngineEvent::GapStats`] ([`Handler::gap_stats_due`]).
     pub fn gap_stats_due(&self) -> f64 {
-        if !self.wants_gap_stats {
-            return f64::INFINITY;
-        }
         self.handlers.iter().map(|h| h.gap_stats_due()).fold(f64::INFINITY, f64::min)
     }
 
