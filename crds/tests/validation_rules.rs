@@ -133,6 +133,18 @@ fn other_malformed_fields_are_rejected() {
         rules::CONFIG_MAP_KEY_MESSAGE,
     );
     assert_rejected(json!({"image": "x", "thresholds": {"9lives": 1}}), rules::THRESHOLD_NAMES_MESSAGE);
+    assert_rejected(json!({"image": "x", "detections": ["local", "sqli-guess"]}), rules::DETECTION_NAMES_MESSAGE);
+}
+
+#[test]
+fn detections_default_to_zeekctls_local_and_may_be_empty() {
+    assert_eq!(failures(json!({"image": "x", "detections": []})), Vec::<String>::new());
+    assert_eq!(failures(json!({"image": "x", "detections": ["all"]})), Vec::<String>::new());
+    assert_eq!(failures(json!({"image": "x", "detections": ["scan", "capture-loss"]})), Vec::<String>::new());
+    let spec: zeek_crds::v1alpha1::ZeekClusterSpec = serde_json::from_value(json!({"image": "x"})).unwrap();
+    assert_eq!(spec.detections, ["local"]);
+    let default = &schema()["properties"]["spec"]["properties"]["detections"]["default"];
+    assert_eq!(default, &json!(["local"]), "the API server fills in the default");
 }
 
 #[test]

@@ -12,7 +12,8 @@ use ipnet::IpNet;
 
 use zeek_node::cluster;
 use zeek_node::config::AnalysisConfig;
-use zeek_node::detect::{self, DetectConfig, DetectSink, LocalHub};
+use zeek_node::detect::cluster::DetectArgs;
+use zeek_node::detect::{DetectSink, LocalHub};
 use zeek_node::logs::{DirSink, LogFormat, LogSink};
 use zeek_node::runner::{self, Input, RunOptions};
 
@@ -60,16 +61,8 @@ struct Cli {
     /// AF_PACKET fanout group id for `-i af_packet::IFACE` (default: derived from the pid).
     #[arg(long, value_name = "ID")]
     fanout_id: Option<u16>,
-    /// Cluster-aware detections to run (comma-separated, or `all`): dos, scan, intel, mail-urls, software, known,
-    /// dns-stats, ssh-bruteforce (docs/ANALYSES.md). `--intel` and `--detect-config` turn on `all` by default.
-    #[arg(long, value_delimiter = ',', value_name = "LIST")]
-    detect: Option<Vec<String>>,
-    /// An intel file in Zeek's format, read by the intel detection (repeatable).
-    #[arg(long = "intel", value_name = "FILE")]
-    intel: Vec<PathBuf>,
-    /// Thresholds and intervals of the detections (YAML, see docs/ANALYSES.md).
-    #[arg(long = "detect-config", value_name = "FILE")]
-    detect_config: Option<PathBuf>,
+    #[command(flatten)]
+    detect: DetectArgs,
     /// Log level for the node's own diagnostics (tracing's env-filter syntax).
     #[arg(long, env = "ZEEK_NODE_LOG", default_value = "info", global = true)]
     log_level: String,
@@ -145,7 +138,7 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
     }
     let format = if cli.json { LogFormat::Json } else { LogFormat::Tsv };
     let dir_sink = DirSink::new(&cli.logdir, format)?;
-    let hub = detect_hub(cli.detect, cli.intel, cli.detect_config.as_deref(), &analysis)?;
+    let hub = detect_hub(&cli.detect, &analysis)?;
     let mut sink: Box<dyn LogSink> = match hub {
         Some(hub) => Box::new(DetectSink::new(dir_sink, hub)),
         None => Box::new(dir_sink),
@@ -182,22 +175,7 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// The standalone detections asked for on the command line, every role in this process (`None`: no detection).
-fn detect_hub(
-    names: Option<Vec<String>>,
-    intel: Vec<PathBuf>,
-    config: Option<&std::path::Path>,
-    analysis: &AnalysisConfig,
-) -> anyhow::Result<Option<LocalHub>> {
-    let names = match names {
-        Some(n) => n,
-        None if !intel.is_empty() || config.is_some() => vec!["all".to_string()],
-        None => return Ok(None),
-    };
-    let mut cfg = match config {
-        Some(path) => DetectConfig::from_file(path)?,
-        None => DetectConfig::default(),
-    };
-    cfg.local_nets = analysis.local_nets.clone();
-    cfg.intel.files.extend(intel);
-    Ok(Some(LocalHub::standalone(detect::select(&names)?, cfg)))
+fn detect_hub(args: &DetectArgs, analysis: &AnalysisConfig) -> anyhow::Result<Option<LocalHub>> {
+    let standalone = zeek_node::cluster::layout::AnalysisSection::default();
+    Ok(args.build(&analysis.local_nets, &standalone)?.map(|(analyses, cfg)| LocalHub::standalone(analyses, cfg)))
 }

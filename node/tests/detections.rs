@@ -579,6 +579,17 @@ fn software_and_known_hosts_and_services_are_logged_once() {
     );
 }
 
+/// `--detect local` is zeekctl's local.zeek: the same records as naming its policies.
+#[test]
+fn the_local_profile_runs_zeekctls_default_policies() {
+    let p = software_trace();
+    let local = run(&p, &["--detect", "local"], &[]);
+    let named = run(&p, &["--detect", "software,known,ssh-bruteforce,capture-loss"], &[]);
+    assert_eq!(software_of(&local).len(), 3);
+    assert_eq!(detection_records(&local), detection_records(&named));
+    assert!(run(&p, &["--detect", "dos"], &[]).log("software").is_empty(), "software is not in dos");
+}
+
 /// The DNS statistics interval of the tests (seconds).
 const DNS_INTERVAL: f64 = 60.0;
 
@@ -687,9 +698,11 @@ fn cluster_intel_matches_standalone() {
     assert_eq!(c.log("intel").len(), 8, "every indicator is seen once in the cluster too");
 }
 
+/// `local` (zeekctl's default policies) in a cluster reaches the nodes through the layout, as a ZeekCluster's
+/// default `spec.detections` does.
 #[test]
 fn cluster_software_and_known_match_standalone() {
-    let (_, c) = same_in_a_cluster(&software_trace(), &["--detect", "software,known"], &[]);
+    let (_, c) = same_in_a_cluster(&software_trace(), &["--detect", "local"], &[]);
     let servers: Vec<[String; 6]> = software_of(&c).into_iter().filter(|s| s[2] == "HTTP::SERVER").collect();
     assert_eq!(servers, [["10.0.0.2", "80", "HTTP::SERVER", "nginx", "1", "nginx/1.18.0"].map(String::from)]);
 }

@@ -71,6 +71,7 @@ async fn invalid_specs_are_rejected_with_readable_messages() {
         (json!({"image": "zeek node"}), rules::IMAGE_MESSAGE),
         (json!({"diagnostics": {"otlpEndpoint": "otel-collector:4317"}}), rules::OTLP_ENDPOINT_MESSAGE),
         (json!({"diagnostics": {"level": "info, debug"}}), rules::LOG_LEVEL_MESSAGE),
+        (json!({"detections": ["local", "lokal"]}), rules::DETECTION_NAMES_MESSAGE),
     ];
     for (overrides, message) in cases {
         let spec = env.spec(overrides.clone());
@@ -156,7 +157,18 @@ async fn a_cluster_gets_every_owned_object_and_becomes_ready() {
     for pdb in env.api::<PodDisruptionBudget>().list(&selector).await.unwrap() {
         assert!(is_controlled_by(&pdb, &zc));
     }
-    assert!(is_controlled_by(&env.api::<ConfigMap>().get("demo-layout").await.unwrap(), &zc));
+    let layout_map = env.api::<ConfigMap>().get("demo-layout").await.unwrap();
+    assert!(is_controlled_by(&layout_map, &zc));
+    // The API server filled in `spec.detections: [local]`; the nodes read it, with the feed, from the layout and
+    // run zeekctl's default policies plus intel.
+    let rendered = layout_map.data.as_ref().and_then(|d| d.get("layout.yaml")).expect("the layout");
+    let layout = zeek_node::cluster::layout::Layout::parse(rendered).unwrap();
+    assert_eq!(layout.analysis.detections, Some(vec!["local".to_string()]));
+    let nets = layout.analysis_config().unwrap().local_nets;
+    let none = zeek_node::detect::cluster::DetectArgs::default();
+    let (analyses, _) = none.build(&nets, &layout.analysis).unwrap().expect("detections run");
+    let running: Vec<&str> = analyses.iter().map(|a| a.name()).collect();
+    assert!(running.contains(&"intel") && running.contains(&"capture-loss"), "{running:?}");
     let secret = env.api::<Secret>().get("demo-tls").await.unwrap();
     assert!(is_controlled_by(&secret, &zc));
     let keys: BTreeSet<&str> = secret.data.as_ref().unwrap().keys().map(String::as_str).collect();

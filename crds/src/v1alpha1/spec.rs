@@ -108,21 +108,37 @@ pub struct ZeekClusterSpec {
     #[schemars(length(max = 64), inner(length(max = 32)))]
     pub analyzers: Option<Vec<String>>,
 
+    /// Detections to run (notice.log, software.log, known_hosts.log, capture_loss.log, ...): analyses by name,
+    /// `local` for what zeekctl's default local.zeek loads (capture-loss, software, known, ssh-bruteforce), or
+    /// `all`. An empty list runs none. Intel feeds always run the intel detection.
+    #[x_kube(
+        validation = Rule::new(rules::DETECTION_NAMES).message(rules::DETECTION_NAMES_MESSAGE),
+        merge_strategy = ListMerge::Set
+    )]
+    #[serde(default = "default_detections")]
+    #[schemars(length(max = 32), inner(length(max = 32)))]
+    pub detections: Vec<String>,
+
     /// Intel feeds (Zeek intel framework format), read by the manager and distributed to the workers. A feed turns
-    /// on the cluster's detections (notice.log, intel.log, ...). Changing a referenced ConfigMap's content does not
-    /// restart nodes.
+    /// on the intel detection (intel.log, notice.log). Changing a referenced ConfigMap's content does not restart
+    /// nodes: the manager reads a changed feed again.
     #[x_kube(merge_strategy = ListMerge::Map(vec!["configMap".into(), "key".into()]))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub intel: Vec<IntelSource>,
 
     /// Detection settings by name (see the node's analysis documentation), e.g. `Scan::port_threshold: 25`
-    /// or `SSH::guessing_timeout: 30m`. Values are numbers or strings. Any setting turns on the cluster's
-    /// detections; a name the nodes do not know stops them with an error naming it.
+    /// or `SSH::guessing_timeout: 30m`. Values are numbers or strings. A name the nodes do not know stops them
+    /// with an error naming it.
     #[x_kube(validation = Rule::new(rules::THRESHOLD_NAMES).message(rules::THRESHOLD_NAMES_MESSAGE))]
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(length(max = 128))]
     pub thresholds: BTreeMap<String, IntOrString>,
+}
+
+/// zeekctl's default: the policies its `site/local.zeek` loads that the node has.
+fn default_detections() -> Vec<String> {
+    vec!["local".into()]
 }
 
 /// When the kubelet pulls the node image.

@@ -172,7 +172,8 @@ fn build_layout(args: &ClusterArgs, dir: &Path, tls: Option<super::layout::TlsFi
             analyzers: args.analyzers.clone(),
             bpf_filter: args.filter.clone(),
             ignore_checksums: args.ignore_checksums,
-            // As the operator renders a ZeekCluster's intel feeds: the manager reads them from the layout.
+            // As the operator renders a ZeekCluster's detections and intel feeds: the nodes read them from the layout.
+            detections: args.detect.layout_detections(),
             intel_files: args.detect.intel_for_layout(),
             ..AnalysisSection::default()
         },

@@ -71,6 +71,10 @@ pub struct AnalysisSection {
     pub bpf_filter: Option<String>,
     #[serde(default)]
     pub ignore_checksums: bool,
+    /// The detections to run (`--detect`'s names and profiles; a ZeekCluster's `spec.detections`). Absent: none,
+    /// unless intel files or thresholds are given, which turn on `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detections: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intel_files: Vec<PathBuf>,
     /// Detection settings (docs/ANALYSES.md), kept as given for the analyses to read.

@@ -77,37 +77,41 @@ pub fn install(node: &Node, analyses: &[Box<dyn Analysis>], cfg: DetectConfig, a
 /// The analyses a node runs, with their configuration.
 pub type Detections = (Vec<Box<dyn Analysis>>, DetectConfig);
 
-/// The detections' command-line options of `zeek-node run` and `zeek-node cluster` (the same as standalone).
+/// The detections' command-line options, of `zeek-node -r/-i` (standalone), `zeek-node run` (a cluster node) and
+/// `zeek-node cluster`. One rule for all of them ([`DetectArgs::build`]).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct DetectArgs {
-    /// Cluster-aware detections to run (comma-separated, or `all`), see docs/ANALYSES.md. `--intel` and
-    /// `--detect-config` turn on `all` by default.
+    /// Cluster-aware detections to run, comma-separated: analyses by name, `local` (what zeekctl's default
+    /// local.zeek loads) or `all` (docs/ANALYSES.md). Without it, `--intel` and `--detect-config` turn on `all`.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub detect: Option<Vec<String>>,
-    /// An intel file in Zeek's format (repeatable).
+    /// An intel file in Zeek's format, read by the intel detection, which it turns on (repeatable).
     #[arg(long = "intel", value_name = "FILE")]
     pub intel: Vec<PathBuf>,
-    /// Thresholds and intervals of the detections (YAML).
+    /// Thresholds and intervals of the detections (YAML, see docs/ANALYSES.md).
     #[arg(long = "detect-config", value_name = "FILE")]
     pub detect_config: Option<PathBuf>,
 }
 
 impl DetectArgs {
-    /// The analyses of `zeek-node run` and their configuration, or `None` when none was asked for. The layout's
-    /// intel files and thresholds (a ZeekCluster's `spec.intel` and `spec.thresholds`, rendered by the operator;
-    /// `zeek-node cluster` writes `--intel` there too) count as `--intel` and `--detect-config` do: they turn on
-    /// every detection unless `--detect` names some. A `--detect-config` file replaces the layout's thresholds;
-    /// intel files from both are read.
+    /// The analyses to run and their configuration, or `None` when none was asked for. The layout's part (a
+    /// ZeekCluster's `spec.detections`, `spec.intel` and `spec.thresholds`, as the operator renders them;
+    /// `zeek-node cluster` writes its options there too; empty standalone) counts as the options do:
+    ///
+    /// - the names: `--detect`, else the layout's `detections`, else `all` if intel files or thresholds are given;
+    /// - intel files (the layout's, `--intel`'s and the config file's) turn on the intel analysis whatever the
+    ///   names: a feed is given to be matched;
+    /// - a `--detect-config` file replaces the layout's thresholds.
     pub fn build(
         &self,
         local_nets: &crate::config::LocalNets,
         layout: &crate::cluster::layout::AnalysisSection,
     ) -> anyhow::Result<Option<Detections>> {
-        let configured = !self.intel.is_empty()
+        let configured = !layout.intel_files.is_empty()
+            || !self.intel.is_empty()
             || self.detect_config.is_some()
-            || !layout.intel_files.is_empty()
             || !layout.thresholds.is_empty();
-        let names = match &self.detect {
+        let mut names = match self.detect.as_ref().or(layout.detections.as_ref()) {
             Some(n) => n.clone(),
             None if configured => vec!["all".to_string()],
             None => return Ok(None),
@@ -118,21 +122,31 @@ impl DetectArgs {
         };
         cfg.local_nets = local_nets.clone();
         cfg.intel.files.extend(layout.intel_files.iter().chain(&self.intel).cloned());
-        Ok(Some((super::select(&names)?, cfg)))
+        if !cfg.intel.files.is_empty() {
+            names.push(super::intel::Intel.name().to_string());
+        }
+        let analyses = super::select(&names)?;
+        if analyses.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((analyses, cfg)))
     }
 
-    /// The same options for the nodes of `zeek-node cluster`, whose layout carries the intel files
-    /// ([`Self::intel_for_layout`]), as the operator's does: only `--detect` and `--detect-config` (its file name made
-    /// absolute, as a node's working directory may differ).
+    /// The options for the nodes of `zeek-node cluster` that its layout does not carry: the names and intel files go
+    /// into the layout ([`Self::layout_detections`], [`Self::intel_for_layout`]), as the operator's layout carries a
+    /// ZeekCluster's; `--detect-config` is passed on, its file name made absolute (a node's working directory may
+    /// differ).
     pub fn to_args(&self) -> Vec<String> {
         let mut args = Vec::new();
-        if let Some(names) = &self.detect {
-            args.extend(["--detect".to_string(), names.join(",")]);
-        }
         if let Some(f) = &self.detect_config {
             args.extend(["--detect-config".to_string(), absolute(f).display().to_string()]);
         }
         args
+    }
+
+    /// The names for a layout's `analysis.detections`.
+    pub fn layout_detections(&self) -> Option<Vec<String>> {
+        self.detect.clone()
     }
 
     /// The intel files for a layout's `analysis.intel_files`, made absolute.
@@ -252,12 +266,13 @@ mod tests {
         let only_thresholds = AnalysisSection { intel_files: vec![], ..layout.clone() };
         assert!(none.build(&nets, &only_thresholds).unwrap().is_some());
 
-        // `--detect` names the analyses; the layout's settings and feeds still apply. A `--detect-config` file
-        // replaces the thresholds, and its intel files add to the layout's.
+        // `--detect` names the analyses; the layout's settings still apply, and its feeds turn on intel. A
+        // `--detect-config` file replaces the thresholds, and its intel files add to the layout's.
         let cli = DetectArgs { detect: Some(vec!["scan".into()]), ..DetectArgs::default() };
         let built = cli.build(&nets, &layout).unwrap();
-        assert_eq!(names(&built), ["scan"]);
+        assert_eq!(names(&built), ["scan", "intel"]);
         assert_eq!(built.unwrap().1.scan.port_threshold, 25);
+        assert_eq!(names(&cli.build(&nets, &only_thresholds).unwrap()), ["scan"]);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("detect.yaml");
         std::fs::write(&file, "scan: { port_threshold: 40 }\n").unwrap();
@@ -270,5 +285,33 @@ mod tests {
         let bad = AnalysisSection { thresholds: [("Scan::nope".to_string(), 1.into())].into(), ..layout };
         let err = none.build(&nets, &bad).err().expect("an unknown setting is refused");
         assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    /// A ZeekCluster's `spec.detections` (the layout's `detections`) names the analyses as `--detect` does, and
+    /// `--detect` wins; an empty list runs none, unless a feed asks for intel.
+    #[test]
+    fn the_layouts_detections_name_the_analyses() {
+        let nets = crate::config::AnalysisConfig::default().local_nets;
+        let none = DetectArgs::default();
+        let local = AnalysisSection { detections: Some(vec!["local".into()]), ..AnalysisSection::default() };
+        let members = super::super::PROFILES.iter().find(|(p, _)| *p == "local").unwrap().1;
+        assert_eq!(names(&none.build(&nets, &local).unwrap()), members);
+
+        let cli = DetectArgs { detect: Some(vec!["dos".into()]), ..DetectArgs::default() };
+        assert_eq!(names(&cli.build(&nets, &local).unwrap()), ["dos"]);
+
+        // Thresholds configure what the list names; they do not turn on the rest.
+        let quiet = AnalysisSection {
+            detections: Some(vec![]),
+            thresholds: [("Scan::port_threshold".to_string(), serde_json::Value::from(25))].into(),
+            ..AnalysisSection::default()
+        };
+        assert!(none.build(&nets, &quiet).unwrap().is_none());
+        let fed = AnalysisSection { intel_files: vec!["/etc/zeek/intel/feed.dat".into()], ..quiet };
+        assert_eq!(names(&none.build(&nets, &fed).unwrap()), ["intel"]);
+
+        let typo = AnalysisSection { detections: Some(vec!["lokal".into()]), ..AnalysisSection::default() };
+        let err = none.build(&nets, &typo).err().expect("an unknown name is refused").to_string();
+        assert!(err.contains("lokal") && err.contains("local"), "{err}");
     }
 }

@@ -90,28 +90,43 @@ pub fn registry() -> Vec<Box<dyn Analysis>> {
     ]
 }
 
-/// The names `--detect` accepts.
+/// Named sets of analyses that `--detect` (and a ZeekCluster's `spec.detections`) accepts beside the analyses'
+/// own names and `all`. `local` is what zeekctl's default `site/local.zeek` loads that the node has: a cluster
+/// deployed as Zeek's own tooling deploys it runs these.
+pub const PROFILES: &[(&str, &[&str])] = &[("local", &["software", "known", "ssh-bruteforce", "capture-loss"])];
+
+/// The analyses' own names, as `--detect` takes them.
 pub fn known_names() -> Vec<&'static str> {
     registry().iter().map(|a| a.name()).collect()
 }
 
-/// The analyses named in `names` (`all` = every one).
+/// Every name `--detect` accepts: `all`, the [`PROFILES`] and the analyses.
+pub fn accepted_names() -> Vec<&'static str> {
+    std::iter::once("all").chain(PROFILES.iter().map(|(name, _)| *name)).chain(known_names()).collect()
+}
+
+/// The analyses named in `names` (`all` = every one; a profile = its members), in registry order.
 pub fn select(names: &[String]) -> Result<Vec<Box<dyn Analysis>>, UnknownDetection> {
     let all = registry();
     if names.iter().any(|n| n == "all") {
         return Ok(all);
     }
+    let mut wanted: Vec<&str> = Vec::new();
     for n in names {
-        if !all.iter().any(|a| a.name() == n) {
+        if let Some((_, members)) = PROFILES.iter().find(|(profile, _)| profile == n) {
+            wanted.extend(members.iter().copied());
+        } else if all.iter().any(|a| a.name() == n) {
+            wanted.push(n);
+        } else {
             return Err(UnknownDetection(n.clone()));
         }
     }
-    Ok(all.into_iter().filter(|a| names.iter().any(|n| n == a.name())).collect())
+    Ok(all.into_iter().filter(|a| wanted.contains(&a.name())).collect())
 }
 
 /// A `--detect` name the node does not know.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown detection '{0}' (known: all, {known})", known = known_names().join(", "))]
+#[error("unknown detection '{0}' (known: {known})", known = accepted_names().join(", "))]
 pub struct UnknownDetection(pub String);
 
 /// The network of `addr` with `v4`/`v6` prefix bits (`Scan::Subnet`'s key, 10.1.2.3 → 10.1.2.0/24).
@@ -131,4 +146,44 @@ pub fn arg_count(ev: &Event, i: usize) -> Option<u64> {
 
 pub fn arg_str(ev: &Event, i: usize) -> Option<&str> {
     ev.args.get(i).and_then(Data::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_of(selected: &[Box<dyn Analysis>]) -> Vec<&'static str> {
+        selected.iter().map(|a| a.name()).collect()
+    }
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn every_profile_member_is_an_analysis() {
+        let known = known_names();
+        for (profile, members) in PROFILES {
+            assert!(!members.is_empty(), "profile {profile} is empty");
+            for m in *members {
+                assert!(known.contains(m), "profile {profile} names unknown analysis {m}");
+            }
+            assert!(!known.contains(profile), "profile {profile} shadows an analysis");
+        }
+    }
+
+    #[test]
+    fn a_profile_expands_to_its_members_in_registry_order() {
+        let selected = select(&strings(&["ssh-bruteforce", "local", "dos"])).unwrap();
+        let names = names_of(&selected);
+        assert_eq!(names, ["dos", "software", "known", "ssh-bruteforce", "capture-loss"]);
+        assert_eq!(names_of(&select(&strings(&["all"])).unwrap()), known_names());
+        assert!(select(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unknown_name_lists_what_is_accepted() {
+        let err = select(&strings(&["local", "sql"])).err().expect("sql is not a detection").to_string();
+        assert!(err.starts_with("unknown detection 'sql' (known: all, local, dos, scan,"), "{err}");
+    }
 }

@@ -63,6 +63,7 @@ struct Analysis<'a> {
     local_nets: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     analyzers: Option<&'a [String]>,
+    detections: &'a [String],
     bpf_filter: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     intel_files: Vec<String>,
@@ -102,6 +103,7 @@ pub fn render(cluster: &ValidatedCluster) -> Result<String> {
         analysis: Analysis {
             local_nets: &spec.site.local_networks,
             analyzers: spec.analyzers.as_deref(),
+            detections: &spec.detections,
             bpf_filter: &spec.workers.bpf_filter,
             intel_files: cluster.intel_files.iter().map(|f| f.path()).collect(),
             thresholds: &spec.thresholds,
