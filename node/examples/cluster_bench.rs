@@ -9,6 +9,9 @@
 //!    to a temporary directory, the written rows counted back from the file).
 //! 4. **join**: a manager with 256 connected workers (node runtimes without capture, each its own gRPC link); then a
 //!    proxy joins, timed until every node holds a view with it.
+//! 5. **state**: a proxy's keyed state over an hour of network time: a day of known hosts (`--state-keys`, one-day
+//!    expiry, spread over the day before) with new hosts written every second; the time the store's once-a-second
+//!    expiry takes, beside walking the same entries in a `HashMap` every second (what the store did before).
 //!
 //! ```text
 //! cargo run --release -p zeek-node --example cluster_bench -- [--only relay,hrw,logger,join] [--events N] ...
@@ -38,8 +41,8 @@ use zeek_node::logs::{CONN, LogFormat, LogRecord, Value};
 #[derive(Parser, Debug)]
 #[command(about = "Cluster benchmarks: relay vs NATS, HRW latency, logger throughput, 256-worker join")]
 struct Args {
-    /// Comma-separated sections: relay, hrw, logger, join.
-    #[arg(long, default_value = "relay,hrw,logger,join", value_delimiter = ',')]
+    /// Comma-separated sections: relay, hrw, logger, join, state.
+    #[arg(long, default_value = "relay,hrw,logger,join,state", value_delimiter = ',')]
     only: Vec<String>,
     /// Events sent through the relay (and through NATS).
     #[arg(long, default_value_t = 2_000_000)]
@@ -67,6 +70,9 @@ struct Args {
     /// machine's cores, and two threads each oversubscribe a 2-core machine (latency tails of milliseconds).
     #[arg(long, default_value_t = 1)]
     node_threads: usize,
+    /// Keys a proxy holds in the state section.
+    #[arg(long, default_value_t = 1_000_000)]
+    state_keys: u64,
 }
 
 /// One clock for every node of the process: events carry their send time as nanoseconds since this instant.
@@ -704,6 +710,43 @@ fn verdict(met: bool) -> &'static str {
 #[global_allocator]
 static ALLOCATOR: zeek_node::alloc::Mimalloc = zeek_node::alloc::Mimalloc;
 
+/// Seconds per once-a-second expiry of a proxy's state over an hour of network time: the store's, and a walk of
+/// a `HashMap` holding the same deadlines (the two see the same writes, in the same order).
+fn state_expiry(keys: u64) -> (f64, f64) {
+    use zeek_node::cluster::state::StateStore;
+    const DAY: f64 = 86_400.0;
+    const HOUR: u64 = 3_600;
+    const NEW_PER_SECOND: u64 = 100;
+    let mut store = StateStore::default();
+    store.define("Known::hosts", DAY);
+    let mut walked: HashMap<u64, f64> = HashMap::new();
+    // The day before: keys written evenly over it, so about one in 86,400 expires each second of the hour.
+    for k in 0..keys {
+        let written = k as f64 * DAY / keys as f64;
+        store.put("Known::hosts", &Data::Count(k), Data::Bool(true), written);
+        walked.insert(k, written + DAY);
+    }
+    let (mut store_secs, mut walk_secs) = (0.0, 0.0);
+    let mut next = keys;
+    for second in 1..=HOUR {
+        let now = DAY + second as f64;
+        for _ in 0..NEW_PER_SECOND {
+            store.put("Known::hosts", &Data::Count(next), Data::Bool(true), now);
+            walked.insert(next, now + DAY);
+            next += 1;
+        }
+        let t = Instant::now();
+        let gone = store.expire(now).len();
+        store_secs += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let before = walked.len();
+        walked.retain(|_, expires| *expires > now);
+        walk_secs += t.elapsed().as_secs_f64();
+        assert_eq!(gone, before - walked.len(), "both expire the same keys");
+    }
+    (store_secs / HOUR as f64, walk_secs / HOUR as f64)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     LazyLock::force(&EPOCH);
@@ -802,6 +845,19 @@ fn main() -> anyhow::Result<()> {
             j.linked_secs * 1e3
         );
         targets.push((format!("join settles < 1 s: {:.0} ms", j.settle_secs * 1e3), j.settle_secs < 1.0));
+    }
+    if wants("state") {
+        println!(
+            "state: {} keys with a day's expiry; an hour of once-a-second expiry, 100 new keys a second",
+            args.state_keys
+        );
+        let (store, walk) = state_expiry(args.state_keys);
+        println!(
+            "  store {:.1} us per expiry tick, full walk {:.1} us per tick: {:.0}x",
+            store * 1e6,
+            walk * 1e6,
+            walk / store.max(1e-12)
+        );
     }
     println!("targets:");
     for (what, met) in &targets {

@@ -1,7 +1,8 @@
 //! Keyed state held on proxies: small typed tables with expiry. When the membership view changes, each entry whose
 //! HRW owner changed moves to the new owner and merges there, so counts and distinct sets survive scaling.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use prost::Message as _;
 
@@ -57,7 +58,102 @@ pub struct Entry {
 struct Table {
     /// Seconds after the last write that an entry expires; 0 = never.
     expiry: f64,
-    entries: HashMap<PoolKey, Entry>,
+    entries: HashMap<PoolKey, Slot>,
+    /// When entries are next due to be looked at, earliest first: one live element per entry that can expire
+    /// ([`Slot::armed`]), so expiry costs a pop per due entry rather than a walk over the table every second (a
+    /// proxy keeps a day of known hosts, services and software). Elements of removed entries, or whose deadline
+    /// moved earlier, are stale and skipped.
+    due: BinaryHeap<Reverse<Due>>,
+}
+
+/// An entry and the deadline its element in [`Table::due`] carries. A write moves `entry.expires` later without
+/// touching the heap; when the element comes due, the entry is removed or its element re-armed at `expires`.
+#[derive(Debug)]
+struct Slot {
+    entry: Entry,
+    armed: f64,
+}
+
+#[derive(Debug, PartialEq)]
+struct Due {
+    at: f64,
+    key: PoolKey,
+}
+
+impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.at.total_cmp(&other.at).then_with(|| self.key.cmp(&other.key))
+    }
+}
+
+impl Table {
+    /// Stale elements the heap may hold beyond one per entry before it is rebuilt from the entries.
+    const STALE_SLACK: usize = 1024;
+
+    /// Puts `entry` under `key`, arming its element if it can expire.
+    fn add(&mut self, key: PoolKey, entry: Entry) {
+        let armed = entry.expires;
+        if armed.is_finite() {
+            self.arm(key.clone(), armed);
+        }
+        self.entries.insert(key, Slot { entry, armed });
+    }
+
+    fn arm(&mut self, key: PoolKey, at: f64) {
+        self.due.push(Reverse(Due { at, key }));
+        if self.due.len() > 2 * self.entries.len() + Self::STALE_SLACK {
+            self.due = self
+                .entries
+                .iter()
+                .filter(|(_, slot)| slot.armed.is_finite())
+                .map(|(k, slot)| Reverse(Due { at: slot.armed, key: k.clone() }))
+                .collect();
+        }
+    }
+
+    /// A write set the entry of `key` to expire at `expires`: later needs nothing now (the element re-arms when it
+    /// comes due); earlier (the clock went back, or a merge) needs a new element.
+    fn moved(&mut self, key: &PoolKey, expires: f64) {
+        let Some(slot) = self.entries.get_mut(key) else { return };
+        slot.entry.expires = expires;
+        if expires < slot.armed {
+            slot.armed = expires;
+            self.arm(key.clone(), expires);
+        }
+    }
+
+    /// Removes the entries due by `now` into `out`.
+    fn expire(&mut self, name: &str, now: f64, out: &mut Vec<(String, Entry)>) {
+        while let Some(Reverse(due)) = self.due.peek() {
+            if due.at > now {
+                break;
+            }
+            let Some(Reverse(due)) = self.due.pop() else { break };
+            let Some(slot) = self.entries.get_mut(&due.key) else { continue };
+            if slot.armed != due.at {
+                continue;
+            }
+            if slot.entry.expires <= now {
+                if let Some(slot) = self.entries.remove(&due.key) {
+                    out.push((name.to_string(), slot.entry));
+                }
+            } else {
+                slot.armed = slot.entry.expires;
+                let at = slot.armed;
+                if at.is_finite() {
+                    self.due.push(Reverse(Due { at, key: due.key }));
+                }
+            }
+        }
+    }
 }
 
 /// The state tables of one node.
@@ -89,12 +185,24 @@ impl StateStore {
         self.tables.entry(table.to_string()).or_default().expiry = expiry_secs.max(0.0);
     }
 
+    fn table(&mut self, table: &str) -> &mut Table {
+        // Looked up by `&str` first: `entry` would allocate the name on every write.
+        if !self.tables.contains_key(table) {
+            self.tables.insert(table.to_string(), Table::default());
+        }
+        self.tables.get_mut(table).expect("inserted above")
+    }
+
     fn entry(&mut self, table: &str, key: &Data, now: f64, empty: impl FnOnce() -> StateValue) -> &mut Entry {
-        let t = self.tables.entry(table.to_string()).or_default();
+        let t = self.table(table);
         let expires = if t.expiry > 0.0 { now + t.expiry } else { f64::INFINITY };
-        let e = t.entries.entry(pool_key(key)).or_insert_with(|| Entry { key: key.clone(), value: empty(), expires });
-        e.expires = expires;
-        e
+        let k = pool_key(key);
+        if t.entries.contains_key(&k) {
+            t.moved(&k, expires);
+        } else {
+            t.add(k.clone(), Entry { key: key.clone(), value: empty(), expires });
+        }
+        &mut t.entries.get_mut(&k).expect("present or added above").entry
     }
 
     /// Adds `by` to a counter and returns the new count.
@@ -128,16 +236,16 @@ impl StateStore {
     }
 
     pub fn get(&self, table: &str, key: &Data) -> Option<&StateValue> {
-        self.tables.get(table)?.entries.get(&pool_key(key)).map(|e| &e.value)
+        self.tables.get(table)?.entries.get(&pool_key(key)).map(|slot| &slot.entry.value)
     }
 
     pub fn remove(&mut self, table: &str, key: &Data) -> Option<Entry> {
-        self.tables.get_mut(table)?.entries.remove(&pool_key(key))
+        self.tables.get_mut(table)?.entries.remove(&pool_key(key)).map(|slot| slot.entry)
     }
 
     /// Every entry of a table (for reports).
     pub fn entries(&self, table: &str) -> Vec<&Entry> {
-        self.tables.get(table).map(|t| t.entries.values().collect()).unwrap_or_default()
+        self.tables.get(table).map(|t| t.entries.values().map(|slot| &slot.entry).collect()).unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
@@ -148,17 +256,11 @@ impl StateStore {
         self.len() == 0
     }
 
-    /// Removes and returns the entries that expired by `now`.
+    /// Removes and returns the entries that expired by `now`, in the order they expired.
     pub fn expire(&mut self, now: f64) -> Vec<(String, Entry)> {
         let mut out = Vec::new();
         for (name, t) in &mut self.tables {
-            let dead: Vec<PoolKey> =
-                t.entries.iter().filter(|(_, e)| e.expires <= now).map(|(k, _)| k.clone()).collect();
-            for k in dead {
-                if let Some(e) = t.entries.remove(&k) {
-                    out.push((name.clone(), e));
-                }
-            }
+            t.expire(name, now, &mut out);
         }
         out
     }
@@ -171,8 +273,8 @@ impl StateStore {
             let moving: Vec<(PoolKey, String)> =
                 t.entries.keys().filter_map(|k| owner(k).filter(|o| o != me).map(|o| (k.clone(), o))).collect();
             for (k, to) in moving {
-                if let Some(e) = t.entries.remove(&k) {
-                    out.push((to, name.clone(), e));
+                if let Some(slot) = t.entries.remove(&k) {
+                    out.push((to, name.clone(), slot.entry));
                 }
             }
         }
@@ -187,15 +289,15 @@ impl StateStore {
     /// Merges an entry that moved here from another proxy.
     pub fn merge(&mut self, table: &str, incoming: Entry) {
         self.merges += 1;
-        let t = self.tables.entry(table.to_string()).or_default();
-        match t.entries.get_mut(&pool_key(&incoming.key)) {
-            Some(e) => {
-                e.value.merge(incoming.value);
-                e.expires = e.expires.max(incoming.expires);
+        let t = self.table(table);
+        let k = pool_key(&incoming.key);
+        match t.entries.get_mut(&k) {
+            Some(slot) => {
+                slot.entry.value.merge(incoming.value);
+                let expires = slot.entry.expires.max(incoming.expires);
+                t.moved(&k, expires);
             }
-            None => {
-                t.entries.insert(pool_key(&incoming.key), incoming);
-            }
+            None => t.add(k, incoming),
         }
     }
 }
@@ -254,6 +356,76 @@ mod tests {
         assert_eq!(gone[0].1.value, StateValue::Count(3));
         assert!(s.get("pairs", &k).is_none());
         assert!(s.expire(1e12).is_empty(), "tables without expiry keep their entries");
+    }
+
+    /// Expiry follows the entries' last writes whatever happened to them since they were armed: refreshed,
+    /// removed and re-created, merged with a later or an earlier deadline.
+    #[test]
+    fn expiry_follows_writes_removals_and_merges() {
+        let mut s = StateStore::default();
+        s.define("t", 10.0);
+        let (a, b, c) = (Data::Count(1), Data::Count(2), Data::Count(3));
+        s.incr("t", &a, 1, 0.0);
+        s.incr("t", &b, 1, 0.0);
+        s.incr("t", &a, 1, 8.0); // a: 18
+        s.remove("t", &b);
+        s.incr("t", &b, 1, 9.0); // b again: 19, with the removed entry's element (10) still queued
+        s.merge("t", Entry { key: c.clone(), value: StateValue::Count(5), expires: 30.0 });
+        s.merge("t", Entry { key: c.clone(), value: StateValue::Count(1), expires: 12.0 }); // stays 30
+        let keys = |gone: Vec<(String, Entry)>| gone.into_iter().map(|(_, e)| e.key).collect::<Vec<_>>();
+        assert!(s.expire(17.9).is_empty());
+        assert_eq!(keys(s.expire(18.0)), [a.clone()]);
+        assert_eq!(keys(s.expire(19.0)), [b]);
+        assert!(s.expire(29.0).is_empty());
+        assert_eq!(s.get("t", &c), Some(&StateValue::Count(6)));
+        assert_eq!(keys(s.expire(30.0)), [c]);
+        // An earlier deadline than the one armed (a write with an older clock) is honoured.
+        s.incr("t", &a, 1, 100.0);
+        s.incr("t", &a, 1, 50.0);
+        assert_eq!(keys(s.expire(60.0)), [a]);
+        assert!(s.is_empty());
+    }
+
+    proptest::proptest! {
+        /// Against a table that is walked in full at every expiry (what the store did before the heap): the same
+        /// entries expire at the same calls, and the same ones stay.
+        #[test]
+        fn expiry_matches_a_full_walk(ops in proptest::collection::vec((0u8..5, 0u64..12, 0u32..40), 1..300)) {
+            let mut s = StateStore::default();
+            s.define("t", 7.0);
+            let mut model: HashMap<u64, f64> = HashMap::new();
+            let mut now = 0.0;
+            for (op, key, step) in ops {
+                let k = Data::Count(key);
+                match op {
+                    0 | 1 => {
+                        s.incr("t", &k, 1, now);
+                        model.insert(key, now + 7.0);
+                    }
+                    2 => {
+                        s.remove("t", &k);
+                        model.remove(&key);
+                    }
+                    3 => {
+                        let expires = now + f64::from(step % 20);
+                        s.merge("t", Entry { key: k, value: StateValue::Count(1), expires });
+                        let e = model.entry(key).or_insert(expires);
+                        *e = e.max(expires);
+                    }
+                    _ => {
+                        now += f64::from(step) / 4.0;
+                        let mut gone: Vec<u64> =
+                            s.expire(now).into_iter().filter_map(|(_, e)| e.key.as_count()).collect();
+                        gone.sort_unstable();
+                        let mut want: Vec<u64> = model.iter().filter(|(_, t)| **t <= now).map(|(k, _)| *k).collect();
+                        want.sort_unstable();
+                        model.retain(|_, t| *t > now);
+                        proptest::prop_assert_eq!(gone, want);
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(s.len(), model.len());
+        }
     }
 
     #[test]
