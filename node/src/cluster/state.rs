@@ -374,7 +374,7 @@ mod tests {
         s.merge("t", Entry { key: c.clone(), value: StateValue::Count(1), expires: 12.0 }); // stays 30
         let keys = |gone: Vec<(String, Entry)>| gone.into_iter().map(|(_, e)| e.key).collect::<Vec<_>>();
         assert!(s.expire(17.9).is_empty());
-        assert_eq!(keys(s.expire(18.0)), [a.clone()]);
+        assert_eq!(keys(s.expire(18.0)), std::slice::from_ref(&a));
         assert_eq!(keys(s.expire(19.0)), [b]);
         assert!(s.expire(29.0).is_empty());
         assert_eq!(s.get("t", &c), Some(&StateValue::Count(6)));
