@@ -16,7 +16,7 @@ use super::expected::ExpectedData;
 use super::files::FileTransfer;
 use super::ftp_adat::Adat;
 use super::smtp::lines::{LineBuffer, StreamBytes};
-use super::{Analyzer, AnalyzerSpec, Ctx, Expectation, Proto, Signature};
+use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Expectation, Proto, Signature};
 use crate::logs::conn_fields;
 use crate::logs::{LogRecord, Schema, Value, bytes_to_log_string, f};
 
@@ -674,6 +674,11 @@ impl FtpAnalyzer {
         s.reply_code = Some(code);
         s.reply_msg = Some(msg.clone());
         s.cmdarg = Some(cmdarg.clone());
+        // Policy scripts' `ftp_reply` handlers (priority 3, after main.zeek's) see every reply line that carries a
+        // code, the first line of a multi-line reply included.
+        if code != 0 {
+            report_reply(ctx, &cmdarg, code);
+        }
         if cont_resp {
             return;
         }
@@ -1240,6 +1245,34 @@ impl Analyzer for FtpDataAnalyzer {
 // ---------------------------------------------------------------------------------------------------
 // Fuzzing
 // ---------------------------------------------------------------------------------------------------
+
+/// A reply line with a code and the command it answers (Zeek's `ftp_reply` with `c$ftp$cmdarg` as main.zeek's
+/// handler set it), which no log carries for commands outside `FTP::logged_commands` (`SITE`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FtpReply {
+    pub ts: f64,
+    pub uid: String,
+    pub id: ConnId,
+    pub cmd: String,
+    pub arg: String,
+    pub code: u64,
+}
+
+/// Where [`FtpReply`]s go; unset by default (nothing is collected).
+static REPLY_SINK: RwLock<Option<fn(FtpReply)>> = RwLock::new(None);
+
+/// Registers the consumer of command/reply pairs (the detections' `FTP::Site_Exec_Success`).
+pub fn set_reply_sink(sink: fn(FtpReply)) {
+    *REPLY_SINK.write().unwrap_or_else(PoisonError::into_inner) = Some(sink);
+}
+
+fn report_reply(ctx: &Ctx, cmdarg: &CmdArg, code: u64) {
+    let sink = *REPLY_SINK.read().unwrap_or_else(PoisonError::into_inner);
+    if let Some(sink) = sink {
+        let (cmd, arg) = (cmdarg.cmd.clone(), cmdarg.arg.clone());
+        sink(FtpReply { ts: ctx.ts, uid: ctx.uid.to_string(), id: *ctx.id, cmd, arg, code });
+    }
+}
 
 /// Drives the control and data analyzers over arbitrary bytes: the first byte picks split points, the
 /// rest alternates between directions.

@@ -34,6 +34,7 @@ static CLUSTER_SCHEMAS: &[&Schema] = &[
     &crate::detect::software::SOFTWARE_LOG,
     &crate::detect::software::KNOWN_HOSTS_LOG,
     &crate::detect::software::KNOWN_SERVICES_LOG,
+    &crate::detect::software::KNOWN_CERTS_LOG,
     &crate::detect::dns_stats::DNS_QTYPE_LOG,
     &crate::detect::capture_loss::CAPTURE_LOSS_LOG,
 ];

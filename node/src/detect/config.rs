@@ -7,7 +7,8 @@
 //! scan: { addr_threshold: 25, port_threshold: 15, interval: 300, subnet_prefix_v4: 24, subnet_threshold: 5 }
 //! ssh: { password_guesses_limit: 30, guessing_timeout: 1800 }
 //! dns_stats: { interval: 300 }
-//! known: { expiry: 86400 }
+//! known: { expiry: 86400, cert_tracking: LOCAL_HOSTS, cert_store_expiry: 86400 }
+//! http: { sqli_requests_threshold: 50, sqli_requests_interval: 300 }
 //! mail_urls: { expiry: 86400 }
 //! intel: { files: [/etc/zeek/intel.dat], reload_check: 10 }
 //! capture_loss: { watch_interval: 900, initial_watch_interval: 60, too_much_loss: 0.1, minimum_acks: 1 }
@@ -36,6 +37,7 @@ pub struct DetectConfig {
     pub mail_urls: MailUrlsConfig,
     pub intel: IntelConfig,
     pub capture_loss: CaptureLossConfig,
+    pub http: HttpConfig,
 }
 
 impl Default for DetectConfig {
@@ -51,6 +53,7 @@ impl Default for DetectConfig {
             mail_urls: MailUrlsConfig::default(),
             intel: IntelConfig::default(),
             capture_loss: CaptureLossConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -170,11 +173,57 @@ impl Default for DnsStatsConfig {
 pub struct KnownConfig {
     /// A host or service is logged again after this long (Zeek's `Known::host_store_expiry`, one day).
     pub expiry: f64,
+    /// `Known::cert_tracking`: whose certificates known_certs.log tracks.
+    pub cert_tracking: HostTracking,
+    /// `Known::cert_store_expiry`: a (host, certificate) pair is logged again this long after it was first logged.
+    pub cert_store_expiry: f64,
 }
 
 impl Default for KnownConfig {
     fn default() -> Self {
-        KnownConfig { expiry: 86400.0 }
+        KnownConfig { expiry: 86400.0, cert_tracking: HostTracking::LocalHosts, cert_store_expiry: 86400.0 }
+    }
+}
+
+/// Zeek's `Host` enum of base/utils/directions-and-hosts.zeek, as `addr_matches_host` reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum HostTracking {
+    #[serde(rename = "LOCAL_HOSTS")]
+    LocalHosts,
+    #[serde(rename = "REMOTE_HOSTS")]
+    RemoteHosts,
+    #[serde(rename = "ALL_HOSTS")]
+    AllHosts,
+    #[serde(rename = "NO_HOSTS")]
+    NoHosts,
+}
+
+impl HostTracking {
+    /// `addr_matches_host(host, self)`, given whether the host is local (`Site::is_local_addr`).
+    pub fn matches(self, is_local: bool) -> bool {
+        match self {
+            HostTracking::LocalHosts => is_local,
+            HostTracking::RemoteHosts => !is_local,
+            HostTracking::AllHosts => true,
+            HostTracking::NoHosts => false,
+        }
+    }
+}
+
+/// The options of Zeek's policy/protocols/http/detect-sql-injection.zeek (module `HTTP`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `HTTP::sqli_requests_threshold`: injection requests of one attacker (or against one victim) per interval
+    /// that raise `HTTP::SQL_Injection_Attacker` (`..._Victim`).
+    pub sqli_requests_threshold: f64,
+    /// `HTTP::sqli_requests_interval`: the counting interval (SumStats epoch).
+    pub sqli_requests_interval: f64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { sqli_requests_threshold: 50.0, sqli_requests_interval: 300.0 }
     }
 }
 
@@ -290,6 +339,8 @@ impl DetectConfig {
             ("ssh.guessing_timeout", self.ssh.guessing_timeout),
             ("dns_stats.interval", self.dns_stats.interval),
             ("known.expiry", self.known.expiry),
+            ("known.cert_store_expiry", self.known.cert_store_expiry),
+            ("http.sqli_requests_interval", self.http.sqli_requests_interval),
             ("capture_loss.watch_interval", self.capture_loss.watch_interval),
             ("capture_loss.initial_watch_interval", self.capture_loss.initial_watch_interval),
         ];
@@ -297,6 +348,9 @@ impl DetectConfig {
             if !(v.is_finite() && v > 0.0) {
                 return Err(ConfigError::Invalid(format!("{name} must be a positive number of seconds")));
             }
+        }
+        if !(self.http.sqli_requests_threshold.is_finite() && self.http.sqli_requests_threshold > 0.0) {
+            return Err(ConfigError::Invalid("http.sqli_requests_threshold must be a positive number".into()));
         }
         if !(self.capture_loss.too_much_loss.is_finite() && self.capture_loss.too_much_loss >= 0.0) {
             return Err(ConfigError::Invalid("capture_loss.too_much_loss must be a share between 0 and 1".into()));
@@ -306,12 +360,13 @@ impl DetectConfig {
 }
 
 /// The section and key of a setting named `section.key` or `Module::key` (Zeek's module names, case and
-/// underscores aside: `Scan`, `SSH`, `DoS`, `Notice`, `Known`, `Intel`, `CaptureLoss`, `DNSStats`, `MailUrls`).
+/// underscores aside: `Scan`, `SSH`, `DoS`, `Notice`, `Known`, `Intel`, `HTTP`, `CaptureLoss`, `DNSStats`,
+/// `MailUrls`).
 fn setting_path(name: &str) -> Option<(String, String)> {
     let (module, key) = name.split_once("::").or_else(|| name.split_once('.'))?;
     let module: String = module.chars().filter(|c| *c != '_').map(|c| c.to_ascii_lowercase()).collect();
     let section = match module.as_str() {
-        "notice" | "dos" | "scan" | "ssh" | "known" | "intel" => module,
+        "notice" | "dos" | "scan" | "ssh" | "known" | "intel" | "http" => module,
         "dnsstats" => "dns_stats".to_string(),
         "mailurls" => "mail_urls".to_string(),
         "captureloss" => "capture_loss".to_string(),

@@ -2,14 +2,18 @@
 //!
 //! They are read from the log records the engine writes anyway (the conn.log record is the "connection finished"
 //! event, the dns.log record the DNS request, ...), so the engine needs no second output path; the URLs of mail
-//! bodies and the HTTP responses' `Server` headers, which no log carries, come from the analyzers' hooks
-//! ([`crate::analyzers::smtp::set_url_sink`], [`crate::analyzers::http::set_server_sink`]).
+//! bodies, the HTTP responses' `Server` headers, TLS host certificates and FTP replies, which no log carries
+//! (whole), come from the analyzers' hooks ([`crate::analyzers::smtp::set_url_sink`],
+//! [`crate::analyzers::http::set_server_sink`], [`crate::analyzers::ssl::set_host_cert_sink`],
+//! [`crate::analyzers::ftp::set_reply_sink`]).
 
 use std::net::IpAddr;
 use std::sync::Mutex;
 
+use crate::analyzers::ftp::{self, FtpReply};
 use crate::analyzers::http::{self, ServerHeader};
 use crate::analyzers::smtp::{self, MailUrls};
+use crate::analyzers::ssl::{self, HostCertificate};
 use crate::analyzers::{ConnId, Proto};
 use crate::logs::{LogRecord, Value};
 
@@ -153,6 +157,10 @@ pub enum EngineEvent {
     HttpServer(ServerHeader),
     /// A packet was analysed (the runner's report, [`crate::logs::LogSink::packet_analysed`]).
     GapStats(GapStats),
+    /// A TLS session was established with this host certificate (the SSL analyzer's hook).
+    HostCertificate(HostCertificate),
+    /// An FTP reply and the command it answers (the FTP analyzer's hook).
+    FtpReply(FtpReply),
 }
 
 impl EngineEvent {
@@ -169,6 +177,8 @@ impl EngineEvent {
             EngineEvent::MailUrls(e) => e.ts,
             EngineEvent::HttpServer(e) => e.ts,
             EngineEvent::GapStats(e) => e.ts,
+            EngineEvent::HostCertificate(e) => e.ts,
+            EngineEvent::FtpReply(e) => e.ts,
         }
     }
 
@@ -332,11 +342,13 @@ fn queue_hooked(ev: EngineEvent) {
     HOOKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(ev);
 }
 
-/// Starts collecting what no log carries: the URLs the SMTP analyzer finds in mail bodies and the HTTP responses'
-/// `Server` headers (idempotent).
+/// Starts collecting what no log carries: the URLs the SMTP analyzer finds in mail bodies, the HTTP responses'
+/// `Server` headers, established TLS sessions' host certificates and FTP replies (idempotent).
 pub fn collect_hook_events() {
     smtp::set_url_sink(|urls| queue_hooked(EngineEvent::MailUrls(urls)));
     http::set_server_sink(|server| queue_hooked(EngineEvent::HttpServer(server)));
+    ssl::set_host_cert_sink(|cert| queue_hooked(EngineEvent::HostCertificate(cert)));
+    ftp::set_reply_sink(|reply| queue_hooked(EngineEvent::FtpReply(reply)));
 }
 
 /// The hook events collected since the last call.

@@ -16,6 +16,7 @@ pub mod config;
 pub mod dns_stats;
 pub mod dos;
 pub mod events;
+pub mod ftp_site_exec;
 pub mod intel;
 pub mod local;
 pub mod notice;
@@ -23,6 +24,7 @@ mod runtime;
 pub mod scan;
 pub mod smtp_urls;
 pub mod software;
+pub mod sqli;
 pub mod ssh_bruteforce;
 
 use std::net::IpAddr;
@@ -87,6 +89,8 @@ pub fn registry() -> Vec<Box<dyn Analysis>> {
         Box::new(dns_stats::DnsStats),
         Box::new(ssh_bruteforce::SshBruteforce),
         Box::new(capture_loss::CaptureLoss),
+        Box::new(ftp_site_exec::FtpSiteExec),
+        Box::new(sqli::SqlInjection),
     ]
 }
 

@@ -1,23 +1,32 @@
-//! Software, known hosts and known services, deduplicated on proxies (HRW keyed by host).
+//! Software, known hosts, known services and known certificates, deduplicated on proxies (HRW).
 //!
 //! Workers report software (HTTP User-Agent and Server, SSH client and server versions, TLS versions), hosts that completed a
 //! TCP handshake and services that answered, for local hosts (Zeek's `LOCAL_HOSTS` tracking). The proxy that owns
 //! the host logs each once: software.log per (host, type, version), known_hosts.log and known_services.log once
 //! per host / service per `known.expiry` (one day), cluster-wide.
+//!
+//! Known certificates are Zeek's policy/protocols/ssl/known-certs.zeek (its proxy-pool variant, `use_cert_store`
+//! F): at `ssl_established` a worker sends the server's host certificate, for servers `known.cert_tracking`
+//! selects, to the proxy that owns `cat(host, hash)` (the script's HRW key); that proxy writes known_certs.log
+//! once per (host, certificate) per `known.cert_store_expiry` (`&create_expire`: counted from the first time).
 
 use std::net::IpAddr;
 
 use super::{Analysis, Cx, Data, DetectConfig, EngineEvent, Event, Handler, Role, arg_addr, arg_count, arg_str};
 use crate::analyzers::Proto;
+use crate::analyzers::ssl::HostCertificate;
 use crate::logs::{LogRecord, Schema, Value, f};
 
 pub const SOFTWARE_FOUND: &str = "Software::found";
 pub const KNOWN_HOST: &str = "Known::host";
 pub const KNOWN_SERVICE: &str = "Known::service";
+/// known-certs.zeek's `known_cert_add`.
+pub const KNOWN_CERT: &str = "Known::cert_add";
 
 const SOFTWARE_SEEN: &str = "Software::seen";
 const HOSTS_SEEN: &str = "Known::hosts";
 const SERVICES_SEEN: &str = "Known::services";
+const CERTS_SEEN: &str = "Known::certs";
 
 /// software.log (base/frameworks/software/main.zeek).
 pub static SOFTWARE_LOG: Schema = Schema {
@@ -49,6 +58,19 @@ pub static KNOWN_SERVICES_LOG: Schema = Schema {
         f("port_num", "port"),
         f("port_proto", "enum"),
         f("service", "set[string]"),
+    ],
+};
+
+/// known_certs.log (policy/protocols/ssl/known-certs.zeek, `Known::CertsInfo`).
+pub static KNOWN_CERTS_LOG: Schema = Schema {
+    path: "known_certs",
+    fields: &[
+        f("ts", "time"),
+        f("host", "addr"),
+        f("port_num", "port"),
+        f("subject", "string"),
+        f("issuer_subject", "string"),
+        f("serial", "string"),
     ],
 };
 
@@ -216,7 +238,7 @@ impl Analysis for Known {
     }
 
     fn events(&self) -> &'static [&'static str] {
-        &[KNOWN_HOST, KNOWN_SERVICE]
+        &[KNOWN_HOST, KNOWN_SERVICE, KNOWN_CERT]
     }
 
     fn handler(&self, role: Role, _cfg: &DetectConfig) -> Option<Box<dyn Handler>> {
@@ -230,8 +252,38 @@ impl Analysis for Known {
 
 struct KnownWorker;
 
+/// known-certs.zeek's key of a (host, certificate) pair, `cat(info$host, hash)`: the HRW key and the proxy's state
+/// key. The hash is the certificate's fingerprint (SHA-256, ssl.log's `cert_chain_fps`) where the script takes its
+/// SHA-1: either names one certificate.
+fn cert_key(host: IpAddr, hash: &str) -> Data {
+    Data::Str(format!("{host}{hash}"))
+}
+
+impl KnownWorker {
+    /// known-certs.zeek's `ssl_established` handler: the server's host certificate, if the server is tracked.
+    fn host_certificate(cert: &HostCertificate, cx: &mut Cx) {
+        let host = cert.id.resp_h;
+        if !cx.config().known.cert_tracking.matches(cx.is_local(host)) {
+            return;
+        }
+        let args = vec![
+            Data::Time(cert.ts),
+            Data::Addr(host),
+            Data::Count(u64::from(cert.id.resp_p)),
+            Data::Str(cert.subject.clone()),
+            Data::Str(cert.issuer.clone()),
+            Data::Str(cert.serial.clone()),
+            Data::Str(cert.fingerprint.clone()),
+        ];
+        cx.publish_hrw(Role::Proxy, &cert_key(host, &cert.fingerprint), KNOWN_CERT, args);
+    }
+}
+
 impl Handler for KnownWorker {
     fn engine(&mut self, ev: &EngineEvent, cx: &mut Cx) {
+        if let EngineEvent::HostCertificate(cert) = ev {
+            return Self::host_certificate(cert, cx);
+        }
         let EngineEvent::ConnectionFinished(c) = ev else { return };
         if c.established() {
             for host in [c.id.orig_h, c.id.resp_h] {
@@ -261,6 +313,8 @@ impl Handler for KnownProxy {
         let expiry = cx.config().known.expiry;
         cx.state().define(HOSTS_SEEN, expiry);
         cx.state().define(SERVICES_SEEN, expiry);
+        let cert_expiry = cx.config().known.cert_store_expiry;
+        cx.state().define(CERTS_SEEN, cert_expiry);
     }
 
     fn event(&mut self, ev: &Event, cx: &mut Cx) {
@@ -298,8 +352,31 @@ impl Handler for KnownProxy {
                     cx.log(LogRecord::new(&KNOWN_SERVICES_LOG, v));
                 }
             }
+            KNOWN_CERT => Self::cert_add(ev, cx),
             _ => {}
         }
+    }
+}
+
+impl KnownProxy {
+    /// known-certs.zeek's `known_cert_add` on the proxy: the first report of a (host, certificate) pair is logged,
+    /// with the worker's time and connection; the pair is not logged again until its entry expires. The entry is
+    /// written once (`get`, then `put` only when absent), so it expires `cert_store_expiry` after it was created.
+    fn cert_add(ev: &Event, cx: &mut Cx) {
+        let (Some(Data::Time(ts)), Some(host), Some(Ok(port)), Some(hash)) =
+            (ev.args.first(), arg_addr(ev, 1), arg_count(ev, 2).map(u16::try_from), arg_str(ev, 6))
+        else {
+            return;
+        };
+        let key = cert_key(host, hash);
+        if cx.state().get(CERTS_SEEN, &key).is_some() {
+            return;
+        }
+        let now = cx.now();
+        cx.state().put(CERTS_SEEN, &key, Data::Bool(true), now);
+        let text = |i| arg_str(ev, i).map_or(Value::Unset, Value::str);
+        let values = vec![Value::Time(*ts), Value::Addr(host), Value::Port(port), text(3), text(4), text(5)];
+        cx.log(LogRecord::new(&KNOWN_CERTS_LOG, values));
     }
 }
 

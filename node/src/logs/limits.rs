@@ -196,6 +196,7 @@ pub fn stream_id(path: &str) -> String {
         "intel" => "Intel::LOG",
         "irc" => "IRC::LOG",
         "kerberos" => "KRB::LOG",
+        "known_certs" => "Known::CERTS_LOG",
         "known_hosts" => "Known::HOSTS_LOG",
         "known_services" => "Known::SERVICES_LOG",
         "ldap" => "LDAP::LDAP_LOG",

@@ -20,7 +20,9 @@ use tls_parser::{
 use self::names::{SSLV2, SSLV3, TLSV12, TLSV13, is_tls13_draft};
 use self::x509::{CertInfo, KnownCerts, X509_LOG};
 use super::files::FileTransfer;
-use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
+use std::sync::RwLock;
+
+use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto, Signature};
 use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, f};
 
@@ -485,7 +487,26 @@ impl SslAnalyzer {
     fn establish(&mut self, ctx: &mut Ctx) {
         self.session(ctx).established = true;
         self.log_session(ctx);
+        self.report_host_certificate(ctx);
         self.done = true;
+    }
+
+    /// known-certs.zeek's `ssl_established` handler reads the server's host certificate (the first of its chain,
+    /// when it parsed as X.509): handed to the registered sink, if any.
+    fn report_host_certificate(&self, ctx: &Ctx) {
+        let sink = *HOST_CERT_SINK.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(sink) = sink else { return };
+        let leaf = self.session.as_ref().and_then(|s| s.chains.as_ref()).and_then(|(server, _)| server.first());
+        let Some(ChainEntry { fingerprint: Some(fingerprint), info: Some(cert) }) = leaf else { return };
+        sink(HostCertificate {
+            ts: ctx.ts,
+            uid: ctx.uid.to_string(),
+            id: *ctx.id,
+            fingerprint: fingerprint.clone(),
+            subject: cert.subject.clone(),
+            issuer: cert.issuer.clone(),
+            serial: cert.serial.clone(),
+        });
     }
 
     // ----- SSLv2 ----------------------------------------------------------------------------------------
@@ -1113,6 +1134,29 @@ impl Analyzer for SslAnalyzer {
         // Established: the session is logged (`establish`) and every later call returns at once.
         self.done
     }
+}
+
+/// The server's host certificate of an established TLS session (`c$ssl$cert_chain[0]` at `ssl_established`), which
+/// no log carries whole (x509.log is deduplicated and has no connection).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostCertificate {
+    /// Network time at `ssl_established`.
+    pub ts: f64,
+    pub uid: String,
+    pub id: ConnId,
+    /// The certificate's fingerprint as ssl.log's `cert_chain_fps` has it.
+    pub fingerprint: String,
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+}
+
+/// Where [`HostCertificate`]s go; unset by default (nothing is collected).
+static HOST_CERT_SINK: RwLock<Option<fn(HostCertificate)>> = RwLock::new(None);
+
+/// Registers the consumer of established sessions' host certificates (the detections' known certificates).
+pub fn set_host_cert_sink(sink: fn(HostCertificate)) {
+    *HOST_CERT_SINK.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sink);
 }
 
 /// Fuzzing entry point: drives the analyzer over arbitrary bytes in both directions.
