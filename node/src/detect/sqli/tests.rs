@@ -178,7 +178,8 @@ fn sums_start_again_each_epoch_and_notices_stay_suppressed_for_an_hour() {
     let rows = notices(&hub.take_logs());
     let times: Vec<&str> = rows.iter().map(|r| r.4.as_str()).collect();
     let (first, second) = (format!("{:.6}", T0 + 245.0), format!("{:.6}", T0 + 545.0));
-    assert_eq!(times, [&first, &second, &first, &second], "{rows:?}");
+    // Sorted by note, then uid: C109 (the second crossing) before C49.
+    assert_eq!(times, [&second, &first, &second, &first], "{rows:?}");
     // Two attackers against one victim: the victim's sum reaches 50 first.
     let two: Vec<EngineEvent> = (0..50)
         .map(|i| {
