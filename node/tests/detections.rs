@@ -202,6 +202,26 @@ impl Pcap {
         std::fs::write(path, out).expect("write pcap");
     }
 
+    /// A classic little-endian pcap file (an oracle trace) as packets.
+    fn read(path: &Path) -> Pcap {
+        let bytes = std::fs::read(path).expect("read trace");
+        assert_eq!(bytes.get(..4), Some(&[0xd4, 0xc3, 0xb2, 0xa1][..]), "a little-endian microsecond pcap");
+        let le32 = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("four bytes"));
+        let (mut packets, mut at) = (Vec::new(), 24);
+        while at + 16 <= bytes.len() {
+            let ts = f64::from(le32(at)) + f64::from(le32(at + 4)) / 1e6;
+            let len = le32(at + 8) as usize;
+            packets.push((ts, bytes[at + 16..at + 16 + len].to_vec()));
+            at += 16 + len;
+        }
+        Pcap { packets }
+    }
+
+    /// The same packets `secs` later.
+    fn shifted(&self, secs: f64) -> Pcap {
+        Pcap { packets: self.packets.iter().map(|(ts, frame)| (ts + secs, frame.clone())).collect() }
+    }
+
     /// One trace made of `parts` in order (their times must not overlap).
     fn concat<'a>(parts: impl IntoIterator<Item = &'a Pcap>) -> Pcap {
         Pcap { packets: parts.into_iter().flat_map(|p| p.packets.iter().cloned()).collect() }
@@ -295,7 +315,7 @@ fn run_cluster(trace: &Pcap, args: &[&str], files: &[(&str, &str)]) -> Run {
 fn detection_records(r: &Run) -> Vec<String> {
     let masked = ["ts", "uid", "id.orig_p", "seen.node", "fuid", "conn_uids"];
     let mut all = Vec::new();
-    for log in ["notice", "intel", "software", "known_hosts", "known_services", "dns_qtype_stats"] {
+    for log in ["notice", "intel", "software", "known_hosts", "known_services", "known_certs", "dns_qtype_stats"] {
         let path = r.dir.path().join(format!("{log}.log"));
         for rec in support::masked_records(&path, &masked) {
             let rec = match rec.split_once(" in ") {
@@ -588,6 +608,152 @@ fn the_local_profile_runs_zeekctls_default_policies() {
     assert_eq!(software_of(&local).len(), 3);
     assert_eq!(detection_records(&local), detection_records(&named));
     assert!(run(&p, &["--detect", "dos"], &[]).log("software").is_empty(), "software is not in dos");
+}
+
+/// A real TLS session (Zeek's tls-conn-with-extensions.pcap: 192.168.1.105 → 74.125.224.79:443), and the host
+/// certificate x509.log has for it in Zeek's baseline (subject, issuer, serial).
+fn tls_trace() -> Option<(Pcap, [String; 3])> {
+    let case = oracle_root()?.join("tls-extensions");
+    let trace = Pcap::read(&case.join("tls-conn-with-extensions.pcap"));
+    let x509 = read_log(&case.join("x509.log"));
+    let host_cert = x509.iter().find(|r| r["host_cert"] == "T").expect("the baseline's host certificate");
+    let cert = ["certificate.subject", "certificate.issuer", "certificate.serial"].map(|c| host_cert[c].clone());
+    Some((trace, cert))
+}
+
+/// known_certs.log as (host, port_num, subject, issuer_subject, serial).
+fn known_certs_of(r: &Run) -> Vec<[String; 5]> {
+    let columns = ["host", "port_num", "subject", "issuer_subject", "serial"];
+    r.log("known_certs").iter().map(|c| columns.map(|col| c[col].clone())).collect()
+}
+
+#[test]
+fn known_certs_are_logged_once_per_host_and_certificate() {
+    let Some((trace, [subject, issuer, serial])) = tls_trace() else { return };
+    let server = "74.125.224.79";
+    let row = [server.to_string(), "443".into(), subject, issuer, serial];
+    // The server is not local (Known::cert_tracking = LOCAL_HOSTS by default): nothing.
+    let r = run(&trace, &["--detect", "known"], &[]);
+    assert!(known_certs_of(&r).is_empty());
+    // A local server, or every server tracked: one row, at ssl_established.
+    let r = run(&trace, &["--detect", "known", "--local-nets", "74.125.0.0/16"], &[]);
+    assert_eq!(known_certs_of(&r), [row.clone()]);
+    let all = [("all.yaml", "known: { cert_tracking: ALL_HOSTS }")];
+    let args = ["--detect", "known", "--detect-config", "all.yaml"];
+    let r = run(&trace, &args, &all);
+    assert_eq!(known_certs_of(&r), [row.clone()]);
+    let established = r.log("ssl").into_iter().next().expect("ssl.log");
+    assert!(r.log("known_certs")[0]["ts"].as_str() > established["ts"].as_str(), "after the session began");
+    // The same session again 100 s later: still one row; two days later (after Known::cert_store_expiry): two.
+    let again = Pcap::concat([&trace, &trace.shifted(100.0)]);
+    assert_eq!(known_certs_of(&run(&again, &args, &all)), [row.clone()]);
+    let later = Pcap::concat([&trace, &trace.shifted(2.0 * 86400.0)]);
+    assert_eq!(known_certs_of(&run(&later, &args, &all)), [row.clone(), row]);
+    let none = [("none.yaml", "known: { cert_tracking: NO_HOSTS }")];
+    assert!(known_certs_of(&run(&trace, &["--detect", "known", "--detect-config", "none.yaml"], &none)).is_empty());
+}
+
+#[test]
+fn cluster_known_certs_match_standalone() {
+    let Some((trace, _)) = tls_trace() else { return };
+    // Three sessions of the one server from different times: one row, whichever worker saw which.
+    let trace = Pcap::concat([&trace, &trace.shifted(100.0), &trace.shifted(200.0)]);
+    let all = [("all.yaml", "known: { cert_tracking: ALL_HOSTS }")];
+    let (_, c) = same_in_a_cluster(&trace, &["--detect", "known", "--detect-config", "all.yaml"], &all);
+    assert_eq!(known_certs_of(&c).len(), 1);
+}
+
+/// An FTP session whose `SITE EXEC` succeeds once (and fails once, and another SITE command succeeds).
+fn ftp_trace() -> Pcap {
+    let mut p = Pcap::default();
+    let turns: [(bool, &[u8]); 13] = [
+        (false, b"220 FTP server ready\r\n"),
+        (true, b"USER anonymous\r\n"),
+        (false, b"331 Guest login ok, send your e-mail as password.\r\n"),
+        (true, b"PASS guest@\r\n"),
+        (false, b"230 Guest login ok.\r\n"),
+        (true, b"SITE EXEC /bin/ls\r\n"),
+        (false, b"500 'SITE EXEC': command not understood.\r\n"),
+        (true, b"SITE CHMOD 755 upload.sh\r\n"),
+        (false, b"200 CHMOD command successful.\r\n"),
+        (true, b"SITE exec /bin/id\r\n"),
+        (false, b"200-uid=0(root) gid=0(root)\r\n200 (end of 'exec /bin/id')\r\n"),
+        (true, b"QUIT\r\n"),
+        (false, b"221 Goodbye.\r\n"),
+    ];
+    p.conversation(T0, ep("45.33.32.10", 40001), ep("10.0.0.21", 21), &turns);
+    p
+}
+
+#[test]
+fn a_successful_site_exec_raises_a_notice() {
+    let r = run(&ftp_trace(), &["--detect", "ftp-site-exec"], &[]);
+    let notices = r.notices("FTP::Site_Exec_Success");
+    // The multi-line reply's first and last lines both answer the command: the second is suppressed.
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let n = &notices[0];
+    let uid = &r.log("conn")[0]["uid"];
+    let cells =
+        ["msg", "uid", "id.orig_h", "id.resp_p", "proto", "src", "dst", "p", "suppress_for"].map(|c| n[c].as_str());
+    assert_eq!(
+        cells,
+        [
+            "FTP command: SITE exec /bin/id",
+            uid,
+            "45.33.32.10",
+            "21",
+            "tcp",
+            "45.33.32.10",
+            "10.0.0.21",
+            "21",
+            "3600.000000"
+        ]
+    );
+    // SITE is not one of FTP::logged_commands: ftp.log is what it is without the detection.
+    let plain = run(&ftp_trace(), &[], &[]);
+    assert_eq!(r.log("ftp"), plain.log("ftp"));
+    assert!(plain.log("notice").is_empty());
+}
+
+/// 55 requests from one client whose URIs are SQL injections (and harmless ones between them).
+fn sqli_trace() -> Pcap {
+    let mut p = Pcap::default();
+    let (attacker, victim) = ("45.33.32.9", "10.0.0.80");
+    let mut t = T0;
+    for i in 0..55u16 {
+        let uri = format!("/login.php?user={i}%27%20or%201=1%20--");
+        t = p.http_get(t, ep(attacker, 41000 + i), ep(victim, 80), "shop", &uri, "sqlmap/1.7");
+        t = p.http_get(t, ep(attacker, 42000 + i), ep(victim, 80), "shop", "/index.php?page=2", "curl/8.0");
+    }
+    p
+}
+
+#[test]
+fn sql_injections_raise_attacker_and_victim_notices() {
+    let r = run(&sqli_trace(), &["--detect", "sqli"], &[]);
+    let uris: Vec<String> = r.log("http").into_iter().map(|h| h["uri"].clone()).collect();
+    assert!(uris.contains(&"/login.php?user=49' or 1=1 --".to_string()), "http.log has the unescaped URI");
+    for (note, msg) in [
+        ("HTTP::SQL_Injection_Attacker", "An SQL injection attacker was discovered!"),
+        ("HTTP::SQL_Injection_Victim", "An SQL injection victim was discovered!"),
+    ] {
+        let n = r.notices(note);
+        assert_eq!(n.len(), 1, "{note}: {n:?}");
+        // The sample is the 50th injection, the one that reached HTTP::sqli_requests_threshold.
+        let sample = r.log("http").into_iter().find(|h| h["uri"] == "/login.php?user=49' or 1=1 --").unwrap();
+        let cells = ["msg", "uid", "id.orig_h", "src", "dst", "p", "ts"].map(|c| n[0][c].clone());
+        assert_eq!(cells, [msg, &sample["uid"], "-", "45.33.32.9", "10.0.0.80", "-", &sample["ts"]].map(String::from));
+    }
+    let fewer = [("t.yaml", "http: { sqli_requests_threshold: 60 }")];
+    assert!(run(&sqli_trace(), &["--detect", "sqli", "--detect-config", "t.yaml"], &fewer).log("notice").is_empty());
+}
+
+#[test]
+fn cluster_sql_injection_and_site_exec_match_standalone() {
+    let (_, c) = same_in_a_cluster(&sqli_trace(), &["--detect", "sqli"], &[]);
+    assert_eq!(c.log("notice").len(), 2);
+    let (_, c) = same_in_a_cluster(&ftp_trace(), &["--detect", "ftp-site-exec"], &[]);
+    assert_eq!(c.notices("FTP::Site_Exec_Success").len(), 1);
 }
 
 /// The DNS statistics interval of the tests (seconds).
