@@ -649,6 +649,11 @@ fn known_certs_are_logged_once_per_host_and_certificate() {
     assert_eq!(known_certs_of(&run(&again, &args, &all)), [row.clone()]);
     let later = Pcap::concat([&trace, &trace.shifted(2.0 * 86400.0)]);
     assert_eq!(known_certs_of(&run(&later, &args, &all)), [row.clone(), row]);
+    // A session that never established (a late protocol error) has no known certificate, whatever it sent.
+    let Some(root) = oracle_root() else { return };
+    let failed = Pcap::read(&root.join("tls12-late-error").join("tls1.2-late-protocol-error.pcap"));
+    let r = run(&failed, &args, &all);
+    assert!(!r.log("x509").is_empty() && known_certs_of(&r).is_empty());
     let none = [("none.yaml", "known: { cert_tracking: NO_HOSTS }")];
     assert!(known_certs_of(&run(&trace, &["--detect", "known", "--detect-config", "none.yaml"], &none)).is_empty());
 }

@@ -383,6 +383,81 @@ impl KnownProxy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyzers::ConnId;
+    use crate::detect::local::{LocalHub, LocalLayout};
+
+    fn host_cert(i: u32, client: &str, server: &str, port: u16, ts: f64, fingerprint: &str) -> EngineEvent {
+        let id = ConnId {
+            orig_h: client.parse().unwrap(),
+            orig_p: 40000 + i as u16,
+            resp_h: server.parse().unwrap(),
+            resp_p: port,
+            proto: Proto::Tcp,
+        };
+        EngineEvent::HostCertificate(HostCertificate {
+            ts,
+            uid: format!("C{i}"),
+            id,
+            fingerprint: fingerprint.into(),
+            subject: format!("CN=cert-{fingerprint}"),
+            issuer: "CN=Test CA".into(),
+            serial: "0A".into(),
+        })
+    }
+
+    /// known_certs.log rows as TSV, in the order written.
+    fn known_certs(cfg: &DetectConfig, layout: LocalLayout, events: &[EngineEvent]) -> Vec<String> {
+        let mut hub = LocalHub::new(vec![Box::new(Known)], cfg.clone(), layout);
+        for (i, ev) in events.iter().enumerate() {
+            hub.engine(i % layout.workers, ev);
+        }
+        hub.finish();
+        let rows = hub.take_logs().into_iter().filter(|r| r.schema.path == "known_certs");
+        let mut rows: Vec<String> =
+            rows.map(|r| r.values.iter().map(Value::to_tsv).collect::<Vec<_>>().join("\t")).collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn known_certs_once_per_host_and_certificate_until_the_entry_expires() {
+        let t = 1_767_225_600.0;
+        let events = [
+            host_cert(1, "45.1.1.1", "10.0.0.5", 443, t, "aa"),
+            // Another client, another port, the same server and certificate: already known.
+            host_cert(2, "45.1.1.2", "10.0.0.5", 8443, t + 10.0, "aa"),
+            // Another certificate of the same server, and the first one on another server.
+            host_cert(3, "45.1.1.1", "10.0.0.5", 443, t + 20.0, "bb"),
+            host_cert(4, "45.1.1.1", "10.0.0.6", 443, t + 30.0, "aa"),
+            // A remote server is not tracked by default.
+            host_cert(5, "10.0.0.9", "45.9.9.9", 443, t + 40.0, "cc"),
+            // Seen again all day long: the entry still expires a day after it was created (`&create_expire`).
+            host_cert(6, "45.1.1.1", "10.0.0.5", 443, t + 50_000.0, "aa"),
+            host_cert(7, "45.1.1.1", "10.0.0.5", 443, t + 86_400.0 + 5.0, "aa"),
+        ];
+        let row =
+            |ts: f64, host: &str, port: u16, fp: &str| format!("{ts:.6}\t{host}\t{port}\tCN=cert-{fp}\tCN=Test CA\t0A");
+        let expected = vec![
+            row(t, "10.0.0.5", 443, "aa"),
+            row(t + 20.0, "10.0.0.5", 443, "bb"),
+            row(t + 30.0, "10.0.0.6", 443, "aa"),
+            row(t + 86_405.0, "10.0.0.5", 443, "aa"),
+        ];
+        let cfg = DetectConfig::default();
+        assert_eq!(known_certs(&cfg, LocalLayout::default(), &events), expected);
+        for (proxies, workers) in [(2, 3), (4, 1)] {
+            assert_eq!(known_certs(&cfg, LocalLayout { proxies, workers }, &events), expected, "{proxies}/{workers}");
+        }
+        let remote = DetectConfig::from_yaml("known: { cert_tracking: REMOTE_HOSTS }").unwrap();
+        assert_eq!(known_certs(&remote, LocalLayout::default(), &events), [row(t + 40.0, "45.9.9.9", 443, "cc")]);
+        let all = DetectConfig::from_yaml("known: { cert_tracking: ALL_HOSTS }").unwrap();
+        assert_eq!(known_certs(&all, LocalLayout::default(), &events).len(), 5);
+        let none = DetectConfig::from_yaml("known: { cert_tracking: NO_HOSTS }").unwrap();
+        assert!(known_certs(&none, LocalLayout::default(), &events).is_empty());
+        let short = DetectConfig::from_yaml("known: { cert_store_expiry: 3600 }").unwrap();
+        assert_eq!(known_certs(&short, LocalLayout::default(), &events).len(), 5, "logged again at t + 50000");
+        assert!(DetectConfig::from_yaml("known: { cert_tracking: SOME_HOSTS }").is_err());
+    }
 
     #[test]
     fn versions_split_like_zeek() {

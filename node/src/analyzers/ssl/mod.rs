@@ -495,10 +495,19 @@ impl SslAnalyzer {
     /// when it parsed as X.509): handed to the registered sink, if any.
     fn report_host_certificate(&self, ctx: &Ctx) {
         let sink = *HOST_CERT_SINK.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(sink) = sink else { return };
-        let leaf = self.session.as_ref().and_then(|s| s.chains.as_ref()).and_then(|(server, _)| server.first());
-        let Some(ChainEntry { fingerprint: Some(fingerprint), info: Some(cert) }) = leaf else { return };
-        sink(HostCertificate {
+        if let Some(sink) = sink
+            && let Some(cert) = self.host_certificate(ctx)
+        {
+            sink(cert);
+        }
+    }
+
+    /// The server's host certificate as known-certs.zeek reads it: none when the server sent no chain or its first
+    /// certificate did not parse (`! c$ssl$cert_chain[0]?$x509`).
+    fn host_certificate(&self, ctx: &Ctx) -> Option<HostCertificate> {
+        let (server, _) = self.session.as_ref()?.chains.as_ref()?;
+        let ChainEntry { fingerprint: Some(fingerprint), info: Some(cert) } = server.first()? else { return None };
+        Some(HostCertificate {
             ts: ctx.ts,
             uid: ctx.uid.to_string(),
             id: *ctx.id,
@@ -506,7 +515,7 @@ impl SslAnalyzer {
             subject: cert.subject.clone(),
             issuer: cert.issuer.clone(),
             serial: cert.serial.clone(),
-        });
+        })
     }
 
     // ----- SSLv2 ----------------------------------------------------------------------------------------

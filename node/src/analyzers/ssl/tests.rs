@@ -244,3 +244,25 @@ fn server_hello_ending_after_the_random_is_a_violation() {
     assert!(h.actions.iter().any(|act| matches!(act, crate::analyzers::Action::Violation(r, _)
         if r == "Binpac exception: malformed server hello")));
 }
+
+/// known-certs.zeek's view of a session: the server's first certificate (not the CA after it, not a client's).
+#[test]
+fn the_host_certificate_is_the_servers_first() {
+    let mut h = Harness::new(Proto::Tcp, 443);
+    let mut a = SslAnalyzer::new(Dedup::Local(KnownCerts::default()));
+    replay::fixture(&mut h, &mut a, include_bytes!("testdata/tls-extensions.bin"));
+    let mut cert = None;
+    h.run(2000.0, |ctx| cert = a.host_certificate(ctx));
+    let cert = cert.expect("a host certificate");
+    assert_eq!(cert.subject, "CN=*.gstatic.com,O=Google Inc,L=Mountain View,ST=California,C=US");
+    assert_eq!(cert.issuer, "CN=Google Internet Authority,O=Google Inc,C=US");
+    assert_eq!(cert.serial, "36F5DA5300000000505E");
+    let ssl = h.logged("ssl");
+    let fps = ssl[0].get("cert_chain_fps").map(Value::to_tsv).unwrap_or_default();
+    assert_eq!(fps.split(',').next(), Some(cert.fingerprint.as_str()), "ssl.log's first fingerprint");
+    // A session without certificates has none.
+    let bare = SslAnalyzer::new(Dedup::Local(KnownCerts::default()));
+    let mut none = None;
+    h.run(2000.0, |ctx| none = bare.host_certificate(ctx));
+    assert!(none.is_none());
+}
