@@ -50,7 +50,13 @@ pub struct AnalysisConfig {
     pub seed: u64,
     /// Zeek's `Tunnel::max_depth`: how many tunnels deep a packet is decapsulated (4 since zeek/zeek#3480, 2023).
     pub tunnel_max_depth: usize,
+    /// Tags policy scripts add to an HTTP request's `c$http$tags` by its unescaped URI (http.log's `tags`): each
+    /// tag with its test. Empty (the default) unless a detection that tags requests runs (`sqli`: `HTTP::URI_SQLI`).
+    pub http_uri_tags: Vec<UriTag>,
 }
+
+/// An http.log tag and the test of a request's unescaped URI that adds it.
+pub type UriTag = (&'static str, fn(&[u8]) -> bool);
 
 impl Default for AnalysisConfig {
     fn default() -> Self {
@@ -62,6 +68,7 @@ impl Default for AnalysisConfig {
             ),
             seed: 0x5eed,
             tunnel_max_depth: 4,
+            http_uri_tags: Vec::new(),
         }
     }
 }

@@ -138,7 +138,7 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
     }
     let format = if cli.json { LogFormat::Json } else { LogFormat::Tsv };
     let dir_sink = DirSink::new(&cli.logdir, format)?;
-    let hub = detect_hub(&cli.detect, &analysis)?;
+    let hub = detect_hub(&cli.detect, &mut analysis)?;
     let mut sink: Box<dyn LogSink> = match hub {
         Some(hub) => Box::new(DetectSink::new(dir_sink, hub)),
         None => Box::new(dir_sink),
@@ -174,8 +174,9 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The standalone detections asked for on the command line, every role in this process (`None`: no detection).
-fn detect_hub(args: &DetectArgs, analysis: &AnalysisConfig) -> anyhow::Result<Option<LocalHub>> {
+/// The standalone detections asked for on the command line, every role in this process (`None`: no detection),
+/// and what they ask of the engine (`analysis`).
+fn detect_hub(args: &DetectArgs, analysis: &mut AnalysisConfig) -> anyhow::Result<Option<LocalHub>> {
     let standalone = zeek_node::cluster::layout::AnalysisSection::default();
-    Ok(args.build(&analysis.local_nets, &standalone)?.map(|(analyses, cfg)| LocalHub::standalone(analyses, cfg)))
+    Ok(args.build(analysis, &standalone)?.map(|(analyses, cfg)| LocalHub::standalone(analyses, cfg)))
 }

@@ -749,6 +749,12 @@ fn sql_injections_raise_attacker_and_victim_notices() {
         let cells = ["msg", "uid", "id.orig_h", "src", "dst", "p", "ts"].map(|c| n[0][c].clone());
         assert_eq!(cells, [msg, &sample["uid"], "-", "45.33.32.9", "10.0.0.80", "-", &sample["ts"]].map(String::from));
     }
+    // The script tags what it counts in http.log (`add c$http$tags[URI_SQLI]`); without it, tags stay empty.
+    let tagged = |r: &Run| r.log("http").iter().filter(|h| h["tags"] == "HTTP::URI_SQLI").count();
+    assert_eq!(tagged(&r), 55);
+    assert_eq!(r.log("http").iter().filter(|h| h["tags"] == "(empty)").count(), 55);
+    assert_eq!(tagged(&run(&sqli_trace(), &[], &[])), 0);
+    assert_eq!(tagged(&run(&sqli_trace(), &["--detect", "dos"], &[])), 0);
     let fewer = [("t.yaml", "http: { sqli_requests_threshold: 60 }")];
     assert!(run(&sqli_trace(), &["--detect", "sqli", "--detect-config", "t.yaml"], &fewer).log("notice").is_empty());
 }
@@ -757,6 +763,7 @@ fn sql_injections_raise_attacker_and_victim_notices() {
 fn cluster_sql_injection_and_site_exec_match_standalone() {
     let (_, c) = same_in_a_cluster(&sqli_trace(), &["--detect", "sqli"], &[]);
     assert_eq!(c.log("notice").len(), 2);
+    assert_eq!(c.log("http").iter().filter(|h| h["tags"] == "HTTP::URI_SQLI").count(), 55, "every worker tags");
     let (_, c) = same_in_a_cluster(&ftp_trace(), &["--detect", "ftp-site-exec"], &[]);
     assert_eq!(c.notices("FTP::Site_Exec_Success").len(), 1);
 }

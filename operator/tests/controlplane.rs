@@ -164,9 +164,9 @@ async fn a_cluster_gets_every_owned_object_and_becomes_ready() {
     let rendered = layout_map.data.as_ref().and_then(|d| d.get("layout.yaml")).expect("the layout");
     let layout = zeek_node::cluster::layout::Layout::parse(rendered).unwrap();
     assert_eq!(layout.analysis.detections, Some(vec!["local".to_string()]));
-    let nets = layout.analysis_config().unwrap().local_nets;
+    let mut engine = layout.analysis_config().unwrap();
     let none = zeek_node::detect::cluster::DetectArgs::default();
-    let (analyses, _) = none.build(&nets, &layout.analysis).unwrap().expect("detections run");
+    let (analyses, _) = none.build(&mut engine, &layout.analysis).unwrap().expect("detections run");
     let running: Vec<&str> = analyses.iter().map(|a| a.name()).collect();
     assert!(running.contains(&"intel") && running.contains(&"capture-loss"), "{running:?}");
     let secret = env.api::<Secret>().get("demo-tls").await.unwrap();

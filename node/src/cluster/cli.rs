@@ -188,7 +188,7 @@ pub fn run_node(args: RunArgs) -> anyhow::Result<()> {
         metrics_addr: args.metrics_addr,
         me: spec.clone(),
     };
-    let detections = args.detect.build(&analysis.local_nets, &layout.analysis)?;
+    let detections = args.detect.build(&mut analysis, &layout.analysis)?;
     let sync_interval = match args.sync_interval {
         Some(s) if !(s.is_finite() && s > 0.0) => anyhow::bail!("--sync-interval {s}: a positive number of seconds"),
         s => s.filter(|_| offline || spec.role != Role::Worker),

@@ -102,9 +102,12 @@ impl DetectArgs {
     /// - intel files (the layout's, `--intel`'s and the config file's) turn on the intel analysis whatever the
     ///   names: a feed is given to be matched;
     /// - a `--detect-config` file replaces the layout's thresholds.
+    ///
+    /// The analyses' changes to the engine (`Analysis::configure_engine`) are made to `engine`, whose local
+    /// networks they share.
     pub fn build(
         &self,
-        local_nets: &crate::config::LocalNets,
+        engine: &mut crate::config::AnalysisConfig,
         layout: &crate::cluster::layout::AnalysisSection,
     ) -> anyhow::Result<Option<Detections>> {
         let configured = !layout.intel_files.is_empty()
@@ -120,7 +123,7 @@ impl DetectArgs {
             Some(path) => DetectConfig::from_file(path)?,
             None => DetectConfig::from_settings(&layout.thresholds)?,
         };
-        cfg.local_nets = local_nets.clone();
+        cfg.local_nets = engine.local_nets.clone();
         cfg.intel.files.extend(layout.intel_files.iter().chain(&self.intel).cloned());
         if !cfg.intel.files.is_empty() {
             names.push(super::intel::Intel.name().to_string());
@@ -128,6 +131,9 @@ impl DetectArgs {
         let analyses = super::select(&names)?;
         if analyses.is_empty() {
             return Ok(None);
+        }
+        for a in &analyses {
+            a.configure_engine(engine);
         }
         Ok(Some((analyses, cfg)))
     }
@@ -247,16 +253,16 @@ mod tests {
     /// `zeek-node run`, which before read neither (a cluster on Kubernetes ran no detection at all).
     #[test]
     fn a_layouts_intel_and_thresholds_turn_the_detections_on() {
-        let nets = crate::config::AnalysisConfig::default().local_nets;
+        let mut nets = crate::config::AnalysisConfig::default();
         let none = DetectArgs::default();
-        assert!(none.build(&nets, &AnalysisSection::default()).unwrap().is_none());
+        assert!(none.build(&mut nets, &AnalysisSection::default()).unwrap().is_none());
 
         let layout = AnalysisSection {
             intel_files: vec![PathBuf::from("/etc/zeek/intel/feed.dat")],
             thresholds: [("Scan::port_threshold".to_string(), serde_json::Value::from(25))].into(),
             ..AnalysisSection::default()
         };
-        let built = none.build(&nets, &layout).unwrap();
+        let built = none.build(&mut nets, &layout).unwrap();
         let every: Vec<&str> = super::super::registry().iter().map(|a| a.name()).collect();
         assert_eq!(names(&built), every);
         let cfg = &built.as_ref().unwrap().1;
@@ -264,26 +270,26 @@ mod tests {
         assert_eq!(cfg.scan.port_threshold, 25);
 
         let only_thresholds = AnalysisSection { intel_files: vec![], ..layout.clone() };
-        assert!(none.build(&nets, &only_thresholds).unwrap().is_some());
+        assert!(none.build(&mut nets, &only_thresholds).unwrap().is_some());
 
         // `--detect` names the analyses; the layout's settings still apply, and its feeds turn on intel. A
         // `--detect-config` file replaces the thresholds, and its intel files add to the layout's.
         let cli = DetectArgs { detect: Some(vec!["scan".into()]), ..DetectArgs::default() };
-        let built = cli.build(&nets, &layout).unwrap();
+        let built = cli.build(&mut nets, &layout).unwrap();
         assert_eq!(names(&built), ["scan", "intel"]);
         assert_eq!(built.unwrap().1.scan.port_threshold, 25);
-        assert_eq!(names(&cli.build(&nets, &only_thresholds).unwrap()), ["scan"]);
+        assert_eq!(names(&cli.build(&mut nets, &only_thresholds).unwrap()), ["scan"]);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("detect.yaml");
         std::fs::write(&file, "scan: { port_threshold: 40 }\n").unwrap();
         let cli = DetectArgs { detect_config: Some(file), intel: vec!["/more.dat".into()], ..DetectArgs::default() };
-        let (analyses, cfg) = cli.build(&nets, &layout).unwrap().unwrap();
+        let (analyses, cfg) = cli.build(&mut nets, &layout).unwrap().unwrap();
         assert_eq!(analyses.len(), every.len());
         assert_eq!(cfg.scan.port_threshold, 40);
         assert_eq!(cfg.intel.files, [PathBuf::from("/etc/zeek/intel/feed.dat"), PathBuf::from("/more.dat")]);
 
         let bad = AnalysisSection { thresholds: [("Scan::nope".to_string(), 1.into())].into(), ..layout };
-        let err = none.build(&nets, &bad).err().expect("an unknown setting is refused");
+        let err = none.build(&mut nets, &bad).err().expect("an unknown setting is refused");
         assert!(err.to_string().contains("nope"), "{err}");
     }
 
@@ -291,14 +297,14 @@ mod tests {
     /// `--detect` wins; an empty list runs none, unless a feed asks for intel.
     #[test]
     fn the_layouts_detections_name_the_analyses() {
-        let nets = crate::config::AnalysisConfig::default().local_nets;
+        let mut nets = crate::config::AnalysisConfig::default();
         let none = DetectArgs::default();
         let local = AnalysisSection { detections: Some(vec!["local".into()]), ..AnalysisSection::default() };
         let members = super::super::PROFILES.iter().find(|(p, _)| *p == "local").unwrap().1;
-        assert_eq!(names(&none.build(&nets, &local).unwrap()), members);
+        assert_eq!(names(&none.build(&mut nets, &local).unwrap()), members);
 
         let cli = DetectArgs { detect: Some(vec!["dos".into()]), ..DetectArgs::default() };
-        assert_eq!(names(&cli.build(&nets, &local).unwrap()), ["dos"]);
+        assert_eq!(names(&cli.build(&mut nets, &local).unwrap()), ["dos"]);
 
         // Thresholds configure what the list names; they do not turn on the rest.
         let quiet = AnalysisSection {
@@ -306,12 +312,12 @@ mod tests {
             thresholds: [("Scan::port_threshold".to_string(), serde_json::Value::from(25))].into(),
             ..AnalysisSection::default()
         };
-        assert!(none.build(&nets, &quiet).unwrap().is_none());
+        assert!(none.build(&mut nets, &quiet).unwrap().is_none());
         let fed = AnalysisSection { intel_files: vec!["/etc/zeek/intel/feed.dat".into()], ..quiet };
-        assert_eq!(names(&none.build(&nets, &fed).unwrap()), ["intel"]);
+        assert_eq!(names(&none.build(&mut nets, &fed).unwrap()), ["intel"]);
 
         let typo = AnalysisSection { detections: Some(vec!["lokal".into()]), ..AnalysisSection::default() };
-        let err = none.build(&nets, &typo).err().expect("an unknown name is refused").to_string();
+        let err = none.build(&mut nets, &typo).err().expect("an unknown name is refused").to_string();
         assert!(err.contains("lokal") && err.contains("local"), "{err}");
     }
 }

@@ -48,6 +48,10 @@ pub trait Analysis: Send + Sync {
     /// The handler for `role`, or `None` when the analysis does nothing there. Each node builds its own, so a
     /// handler's fields are that node's state (a worker's list of known scanners, the manager's URL list).
     fn handler(&self, role: Role, cfg: &DetectConfig) -> Option<Box<dyn Handler>>;
+
+    /// What running this analysis changes in the engine, as loading a Zeek script can add to a base log (sqli tags
+    /// http.log's requests). Nothing by default.
+    fn configure_engine(&self, _engine: &mut crate::config::AnalysisConfig) {}
 }
 
 /// What one analysis does on one node. Every method has an empty default: implement the ones the role needs.

@@ -14,9 +14,12 @@ use std::sync::LazyLock;
 use regex::bytes::Regex;
 
 use super::{Analysis, Cx, Data, DetectConfig, EngineEvent, Event, Handler, Notice, Role, StateValue};
+use crate::config::{AnalysisConfig, UriTag};
 use crate::logs::log_string_bytes;
 
 pub const SQLI_OBSERVED: &str = "HTTP::sqli_observed";
+/// The http.log tag of a request the script counts (`add c$http$tags[URI_SQLI]`).
+pub const URI_SQLI: &str = "HTTP::URI_SQLI";
 pub const ATTACKER: &str = "HTTP::SQL_Injection_Attacker";
 pub const VICTIM: &str = "HTTP::SQL_Injection_Victim";
 
@@ -91,7 +94,12 @@ static SQL_INJECTION_URI: LazyLock<Regex> = LazyLock::new(|| {
 
 /// `match_sql_injection_uri in unescaped_URI`, for a log string (raw bytes as the writers keep them).
 pub fn is_sql_injection(unescaped_uri: &str) -> bool {
-    SQL_INJECTION_URI.is_match(&log_string_bytes(unescaped_uri))
+    is_sql_injection_bytes(&log_string_bytes(unescaped_uri))
+}
+
+/// `match_sql_injection_uri in unescaped_URI`, for the URI's bytes (the HTTP analyzer's request line).
+pub fn is_sql_injection_bytes(unescaped_uri: &[u8]) -> bool {
+    SQL_INJECTION_URI.is_match(unescaped_uri)
 }
 
 /// The SumStats epoch an observation at `ts` falls in: epochs are `interval` long, counted from the Unix epoch.
@@ -109,6 +117,16 @@ impl Analysis for SqlInjection {
 
     fn events(&self) -> &'static [&'static str] {
         &[SQLI_OBSERVED]
+    }
+
+    /// What loading the script changes in the engine: the HTTP analyzer tags each request whose URI matches with
+    /// `HTTP::URI_SQLI` (http.log's `tags`), as the script's `http_request` handler does. The workers' handlers see
+    /// a request only once its record is written, too late to add to it.
+    fn configure_engine(&self, engine: &mut AnalysisConfig) {
+        let tag: UriTag = (URI_SQLI, is_sql_injection_bytes);
+        if !engine.http_uri_tags.iter().any(|t| t.0 == URI_SQLI) {
+            engine.http_uri_tags.push(tag);
+        }
     }
 
     fn handler(&self, role: Role, _cfg: &DetectConfig) -> Option<Box<dyn Handler>> {

@@ -496,6 +496,11 @@ impl Http {
         }
         let mut fx = script::Effects::default();
         self.script.request(ctx.ts, &request.method, &request.unescaped_uri, &mut fx);
+        for (tag, applies) in &ctx.cfg.http_uri_tags {
+            if applies(&request.unescaped_uri) {
+                self.script.tag_request(tag);
+            }
+        }
         self.apply(ctx, fx);
         self.new_message(ctx, true, BodyExpect::Maybe);
         if request.version.is_none() {

@@ -93,6 +93,8 @@ struct Info {
     proxied: Option<Vec<String>>,
     /// The request had a `Range` header (main.zeek's `range_request`).
     range_request: bool,
+    /// `tags`: what policy scripts added (`HTTP::URI_SQLI`), in order, each once.
+    tags: Vec<&'static str>,
     orig: FileLists,
     resp: FileLists,
     /// `current_entity$filename`: `None` = no current entity, `Some(None)` = entity without a filename.
@@ -132,7 +134,7 @@ impl Info {
             Value::opt_str(self.status_msg),
             Value::opt_count(self.info_code),
             Value::opt_str(self.info_msg),
-            Value::Set(vec![]),
+            Value::Set(self.tags.into_iter().map(Value::Enum).collect()),
             Value::opt_str(self.username),
             Value::Unset,
             self.proxied.map_or(Value::Unset, Value::str_set),
@@ -273,6 +275,15 @@ impl Script {
         }
         if !KNOWN_METHODS.contains(&method.as_str()) {
             fx.weirds.push(("unknown_HTTP_method", Some(method)));
+        }
+    }
+
+    /// `add c$http$tags[tag]` in a policy script's `http_request` handler: the request just seen gets `tag`.
+    pub(super) fn tag_request(&mut self, tag: &'static str) {
+        if let Some(info) = self.current_mut()
+            && !info.tags.contains(&tag)
+        {
+            info.tags.push(tag);
         }
     }
 

@@ -211,3 +211,25 @@ fn the_threshold_and_interval_are_settings() {
     hub.finish();
     assert_eq!(notices(&hub.take_logs()).len(), 2);
 }
+
+/// The tag goes on through the one rule that picks a node's analyses (`DetectArgs::build`), for `sqli` only.
+#[test]
+fn only_the_sqli_analysis_has_requests_tagged() {
+    use crate::cluster::layout::AnalysisSection;
+    use crate::detect::cluster::DetectArgs;
+    let args = |names: &[&str]| DetectArgs {
+        detect: Some(names.iter().map(|n| n.to_string()).collect()),
+        ..DetectArgs::default()
+    };
+    let mut engine = crate::config::AnalysisConfig::default();
+    assert!(engine.http_uri_tags.is_empty(), "off by default");
+    args(&["dos", "local"]).build(&mut engine, &AnalysisSection::default()).unwrap();
+    assert!(engine.http_uri_tags.is_empty());
+    for _ in 0..2 {
+        args(&["all"]).build(&mut engine, &AnalysisSection::default()).unwrap();
+    }
+    assert_eq!(engine.http_uri_tags.len(), 1, "once");
+    let (tag, applies) = engine.http_uri_tags[0];
+    assert_eq!(tag, "HTTP::URI_SQLI");
+    assert!(applies(b"/a?b=1' or 1=1 --") && !applies(b"/a?b=1"));
+}
