@@ -637,16 +637,16 @@ fn known_certs_are_logged_once_per_host_and_certificate() {
     assert!(known_certs_of(&r).is_empty());
     // A local server, or every server tracked: one row, at ssl_established.
     let r = run(&trace, &["--detect", "known", "--local-nets", "74.125.0.0/16"], &[]);
-    assert_eq!(known_certs_of(&r), [row.clone()]);
+    assert_eq!(known_certs_of(&r), std::slice::from_ref(&row));
     let all = [("all.yaml", "known: { cert_tracking: ALL_HOSTS }")];
     let args = ["--detect", "known", "--detect-config", "all.yaml"];
     let r = run(&trace, &args, &all);
-    assert_eq!(known_certs_of(&r), [row.clone()]);
+    assert_eq!(known_certs_of(&r), std::slice::from_ref(&row));
     let established = r.log("ssl").into_iter().next().expect("ssl.log");
     assert!(r.log("known_certs")[0]["ts"].as_str() > established["ts"].as_str(), "after the session began");
     // The same session again 100 s later: still one row; two days later (after Known::cert_store_expiry): two.
     let again = Pcap::concat([&trace, &trace.shifted(100.0)]);
-    assert_eq!(known_certs_of(&run(&again, &args, &all)), [row.clone()]);
+    assert_eq!(known_certs_of(&run(&again, &args, &all)), std::slice::from_ref(&row));
     let later = Pcap::concat([&trace, &trace.shifted(2.0 * 86400.0)]);
     assert_eq!(known_certs_of(&run(&later, &args, &all)), [row.clone(), row]);
     // A session that never established (a late protocol error) has no known certificate, whatever it sent.
