@@ -10,6 +10,7 @@
 //! selects, to the proxy that owns `cat(host, hash)` (the script's HRW key); that proxy writes known_certs.log
 //! once per (host, certificate) per `known.cert_store_expiry` (`&create_expire`: counted from the first time).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::{Analysis, Cx, Data, DetectConfig, EngineEvent, Event, Handler, Role, arg_addr, arg_count, arg_str};
@@ -27,6 +28,8 @@ const SOFTWARE_SEEN: &str = "Software::seen";
 const HOSTS_SEEN: &str = "Known::hosts";
 const SERVICES_SEEN: &str = "Known::services";
 const CERTS_SEEN: &str = "Known::certs";
+/// The counter of certificates a worker did not send because it had sent them before.
+pub const CERT_MESSAGES_SAVED: &str = "known_cert_messages_saved";
 
 /// software.log (base/frameworks/software/main.zeek).
 pub static SOFTWARE_LOG: Schema = Schema {
@@ -243,14 +246,20 @@ impl Analysis for Known {
 
     fn handler(&self, role: Role, _cfg: &DetectConfig) -> Option<Box<dyn Handler>> {
         match role {
-            Role::Worker => Some(Box::new(KnownWorker)),
+            Role::Worker => Some(Box::new(KnownWorker::default())),
             Role::Proxy => Some(Box::new(KnownProxy)),
             _ => None,
         }
     }
 }
 
-struct KnownWorker;
+#[derive(Default)]
+struct KnownWorker {
+    /// The (host, certificate) keys this worker sent, until when (known-certs.zeek's `Known::certs` on a worker,
+    /// `&create_expire`): each is sent once per `known.cert_store_expiry`. The proxies' state moves with the keys
+    /// when proxies come and go, so the cache need not be dropped then, as Zeek's is.
+    certs_sent: HashMap<String, f64>,
+}
 
 /// known-certs.zeek's key of a (host, certificate) pair, `cat(info$host, hash)`: the HRW key and the proxy's state
 /// key. The hash is the certificate's fingerprint (SHA-256, ssl.log's `cert_chain_fps`) where the script takes its
@@ -261,11 +270,19 @@ fn cert_key(host: IpAddr, hash: &str) -> Data {
 
 impl KnownWorker {
     /// known-certs.zeek's `ssl_established` handler: the server's host certificate, if the server is tracked.
-    fn host_certificate(cert: &HostCertificate, cx: &mut Cx) {
+    fn host_certificate(&mut self, cert: &HostCertificate, cx: &mut Cx) {
         let host = cert.id.resp_h;
         if !cx.config().known.cert_tracking.matches(cx.is_local(host)) {
             return;
         }
+        let key = cert_key(host, &cert.fingerprint);
+        let Data::Str(text) = &key else { return };
+        let now = cx.now();
+        if self.certs_sent.get(text).is_some_and(|until| *until > now) {
+            cx.count(CERT_MESSAGES_SAVED, 1);
+            return;
+        }
+        self.certs_sent.insert(text.clone(), now + cx.config().known.cert_store_expiry);
         let args = vec![
             Data::Time(cert.ts),
             Data::Addr(host),
@@ -275,14 +292,14 @@ impl KnownWorker {
             Data::Str(cert.serial.clone()),
             Data::Str(cert.fingerprint.clone()),
         ];
-        cx.publish_hrw(Role::Proxy, &cert_key(host, &cert.fingerprint), KNOWN_CERT, args);
+        cx.publish_hrw(Role::Proxy, &key, KNOWN_CERT, args);
     }
 }
 
 impl Handler for KnownWorker {
     fn engine(&mut self, ev: &EngineEvent, cx: &mut Cx) {
         if let EngineEvent::HostCertificate(cert) = ev {
-            return Self::host_certificate(cert, cx);
+            return self.host_certificate(cert, cx);
         }
         let EngineEvent::ConnectionFinished(c) = ev else { return };
         if c.established() {
@@ -303,6 +320,11 @@ impl Handler for KnownWorker {
             ];
             cx.publish_hrw(Role::Proxy, &Data::Addr(c.id.resp_h), KNOWN_SERVICE, args);
         }
+    }
+
+    fn tick(&mut self, cx: &mut Cx) {
+        let now = cx.now();
+        self.certs_sent.retain(|_, until| *until > now);
     }
 }
 
@@ -457,6 +479,12 @@ mod tests {
         let short = DetectConfig::from_yaml("known: { cert_store_expiry: 3600 }").unwrap();
         assert_eq!(known_certs(&short, LocalLayout::default(), &events).len(), 5, "logged again at t + 50000");
         assert!(DetectConfig::from_yaml("known: { cert_tracking: SOME_HOSTS }").is_err());
+        // A worker sends a pair once per expiry: the repeat of (10.0.0.5, aa) at t + 10 and t + 50000 stays home.
+        let mut hub = LocalHub::new(vec![Box::new(Known)], cfg.clone(), LocalLayout::default());
+        for ev in &events {
+            hub.engine(0, ev);
+        }
+        assert_eq!(hub.counters().get(CERT_MESSAGES_SAVED), Some(&2));
     }
 
     #[test]
