@@ -411,8 +411,14 @@ mod tests {
             ("CaptureLoss::too_much_loss", "0.05".into()),
             ("capture_loss.watch_interval", "1h".into()),
             ("DNSStats::interval", 60.into()),
+            ("Known::cert_tracking", "ALL_HOSTS".into()),
+            ("Known::cert_store_expiry", "12h".into()),
+            ("HTTP::sqli_requests_threshold", 20.into()),
+            ("http.sqli_requests_interval", "1m".into()),
         ]))
         .unwrap();
+        assert_eq!((cfg.known.cert_tracking, cfg.known.cert_store_expiry), (HostTracking::AllHosts, 43200.0));
+        assert_eq!((cfg.http.sqli_requests_threshold, cfg.http.sqli_requests_interval), (20.0, 60.0));
         assert_eq!(cfg.scan.port_threshold, 25);
         assert_eq!(cfg.ssh.guessing_timeout, 1800.0);
         assert_eq!(cfg.ssh.password_guesses_limit, 12);
@@ -428,6 +434,8 @@ mod tests {
         assert!(err(&[("threshold", 1.into())]).to_string().contains("SECTION.KEY"));
         assert!(err(&[("scan.port_threshold", "many".into())]).to_string().contains("thresholds"));
         assert!(err(&[("dos.service", "53/sctp".into())]).to_string().contains("53/sctp"));
+        assert!(err(&[("Known::cert_tracking", "SOME_HOSTS".into())]).to_string().contains("SOME_HOSTS"));
+        assert!(err(&[("HTTP::sqli_requests_threshold", 0.into())]).to_string().contains("sqli_requests_threshold"));
     }
 
     /// The example ZeekClusters' thresholds are settings the nodes take (the operator hands them on as they are).
