@@ -109,8 +109,9 @@ pub struct ZeekClusterSpec {
     pub analyzers: Option<Vec<String>>,
 
     /// Detections to run (notice.log, software.log, known_hosts.log, capture_loss.log, ...): analyses by name,
-    /// `local` for what zeekctl's default local.zeek loads (capture-loss, software, known, ssh-bruteforce), or
-    /// `all`. An empty list runs none. Intel feeds always run the intel detection.
+    /// `local` for what zeekctl's default local.zeek loads (software, known hosts, services and certificates, SSH
+    /// password guessing, capture loss, FTP SITE EXEC, SQL injection), or `all`. An empty list runs none. Intel
+    /// feeds always run the intel detection.
     #[x_kube(
         validation = Rule::new(rules::DETECTION_NAMES).message(rules::DETECTION_NAMES_MESSAGE),
         merge_strategy = ListMerge::Set

@@ -101,7 +101,8 @@ pub fn registry() -> Vec<Box<dyn Analysis>> {
 /// Named sets of analyses that `--detect` (and a ZeekCluster's `spec.detections`) accepts beside the analyses'
 /// own names and `all`. `local` is what zeekctl's default `site/local.zeek` loads that the node has: a cluster
 /// deployed as Zeek's own tooling deploys it runs these.
-pub const PROFILES: &[(&str, &[&str])] = &[("local", &["software", "known", "ssh-bruteforce", "capture-loss"])];
+pub const PROFILES: &[(&str, &[&str])] =
+    &[("local", &["software", "known", "ssh-bruteforce", "capture-loss", "ftp-site-exec", "sqli"])];
 
 /// The analyses' own names, as `--detect` takes them.
 pub fn known_names() -> Vec<&'static str> {
@@ -184,7 +185,7 @@ mod tests {
     fn a_profile_expands_to_its_members_in_registry_order() {
         let selected = select(&strings(&["ssh-bruteforce", "local", "dos"])).unwrap();
         let names = names_of(&selected);
-        assert_eq!(names, ["dos", "software", "known", "ssh-bruteforce", "capture-loss"]);
+        assert_eq!(names, ["dos", "software", "known", "ssh-bruteforce", "capture-loss", "ftp-site-exec", "sqli"]);
         assert_eq!(names_of(&select(&strings(&["all"])).unwrap()), known_names());
         assert!(select(&[]).unwrap().is_empty());
     }

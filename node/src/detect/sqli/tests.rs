@@ -223,7 +223,7 @@ fn only_the_sqli_analysis_has_requests_tagged() {
     };
     let mut engine = crate::config::AnalysisConfig::default();
     assert!(engine.http_uri_tags.is_empty(), "off by default");
-    args(&["dos", "local"]).build(&mut engine, &AnalysisSection::default()).unwrap();
+    args(&["dos", "scan"]).build(&mut engine, &AnalysisSection::default()).unwrap();
     assert!(engine.http_uri_tags.is_empty());
     for _ in 0..2 {
         args(&["all"]).build(&mut engine, &AnalysisSection::default()).unwrap();
