@@ -12,6 +12,8 @@ mod names;
 pub(crate) mod replay;
 pub mod x509;
 
+use std::sync::RwLock;
+
 use tls_parser::{
     TlsExtension, TlsExtensionType, parse_tls_extension, parse_tls_handshake_client_hello,
     parse_tls_handshake_server_hello,
@@ -20,8 +22,6 @@ use tls_parser::{
 use self::names::{SSLV2, SSLV3, TLSV12, TLSV13, is_tls13_draft};
 use self::x509::{CertInfo, KnownCerts, X509_LOG};
 use super::files::FileTransfer;
-use std::sync::RwLock;
-
 use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Proto, Signature};
 use crate::logs::conn_fields;
 use crate::logs::{Schema, Value, f};
