@@ -56,8 +56,11 @@ pub struct Entry {
 
 #[derive(Debug, Default)]
 struct Table {
-    /// Seconds after the last write that an entry expires; 0 = never.
+    /// Seconds after the last write (or, with `from_creation`, after the entry was made) that an entry expires;
+    /// 0 = never.
     expiry: f64,
+    /// Writes do not move the deadline (Zeek's `&create_expire`, where the default is `&write_expire`).
+    from_creation: bool,
     entries: HashMap<PoolKey, Slot>,
     /// When entries are next due to be looked at, earliest first: one live element per entry that can expire
     /// ([`Slot::armed`]), so expiry costs a pop per due entry rather than a walk over the table every second (a
@@ -182,7 +185,16 @@ fn item_key(d: &Data) -> Vec<u8> {
 impl StateStore {
     /// Sets a table's expiry (seconds after the last write; 0 = never). Tables exist on first use without this.
     pub fn define(&mut self, table: &str, expiry_secs: f64) {
-        self.tables.entry(table.to_string()).or_default().expiry = expiry_secs.max(0.0);
+        let t = self.table(table);
+        (t.expiry, t.from_creation) = (expiry_secs.max(0.0), false);
+    }
+
+    /// Sets a table's expiry counted from each entry's creation, which writes do not move (Zeek's
+    /// `&create_expire`: known services and software are logged again a day after they were first logged, however
+    /// busy the host).
+    pub fn define_created(&mut self, table: &str, expiry_secs: f64) {
+        let t = self.table(table);
+        (t.expiry, t.from_creation) = (expiry_secs.max(0.0), true);
     }
 
     fn table(&mut self, table: &str) -> &mut Table {
@@ -197,10 +209,15 @@ impl StateStore {
         let t = self.table(table);
         let expires = if t.expiry > 0.0 { now + t.expiry } else { f64::INFINITY };
         let k = pool_key(key);
-        if t.entries.contains_key(&k) {
-            t.moved(&k, expires);
-        } else {
-            t.add(k.clone(), Entry { key: key.clone(), value: empty(), expires });
+        match t.entries.get(&k).map(|slot| slot.entry.expires) {
+            // Lapsed but not yet swept: gone, as Zeek's table no longer holds it, and made afresh.
+            Some(lapsed) if lapsed <= now => {
+                t.entries.remove(&k);
+                t.add(k.clone(), Entry { key: key.clone(), value: empty(), expires });
+            }
+            Some(_) if t.from_creation => {}
+            Some(_) => t.moved(&k, expires),
+            None => t.add(k.clone(), Entry { key: key.clone(), value: empty(), expires }),
         }
         &mut t.entries.get_mut(&k).expect("present or added above").entry
     }
@@ -235,6 +252,8 @@ impl StateStore {
         self.entry(table, key, now, || StateValue::Value(Data::Unset)).value = StateValue::Value(value);
     }
 
+    /// The value of `key`; a lapsed entry the once-a-second sweep has not removed yet still shows here (handlers
+    /// that need the lapse exact write through [`Self::incr`], [`Self::insert`] or [`Self::put`], which see it).
     pub fn get(&self, table: &str, key: &Data) -> Option<&StateValue> {
         self.tables.get(table)?.entries.get(&pool_key(key)).map(|slot| &slot.entry.value)
     }
@@ -384,6 +403,26 @@ mod tests {
         s.incr("t", &a, 1, 50.0);
         assert_eq!(keys(s.expire(60.0)), [a]);
         assert!(s.is_empty());
+    }
+
+    /// `define_created`: the deadline is the entry's creation plus the expiry, whatever is written since, and a
+    /// write after it (before the sweep) starts a new entry.
+    #[test]
+    fn created_expiry_ignores_writes_and_a_lapsed_entry_starts_afresh() {
+        let mut s = StateStore::default();
+        s.define_created("services", 100.0);
+        let host = Data::Addr("10.0.0.2".parse().unwrap());
+        assert_eq!(s.insert("services", &host, Data::Count(80), 0.0), (true, 1));
+        assert_eq!(s.insert("services", &host, Data::Count(8080), 90.0), (true, 2));
+        assert_eq!(s.insert("services", &host, Data::Count(80), 99.0), (false, 2));
+        // Not swept yet at 100, but lapsed: 80 is new again.
+        assert_eq!(s.insert("services", &host, Data::Count(80), 100.0), (true, 1));
+        assert!(s.expire(199.0).is_empty());
+        assert_eq!(s.expire(200.0).len(), 1);
+        s.define("busy", 100.0);
+        s.incr("busy", &host, 1, 0.0);
+        assert_eq!(s.incr("busy", &host, 1, 90.0), 2, "a write moves a last-write deadline");
+        assert!(s.expire(150.0).is_empty());
     }
 
     proptest::proptest! {

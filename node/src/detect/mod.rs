@@ -22,6 +22,7 @@ pub mod local;
 pub mod notice;
 mod runtime;
 pub mod scan;
+pub mod sent;
 pub mod smtp_urls;
 pub mod software;
 pub mod sqli;

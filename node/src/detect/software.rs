@@ -10,9 +10,9 @@
 //! selects, to the proxy that owns `cat(host, hash)` (the script's HRW key); that proxy writes known_certs.log
 //! once per (host, certificate) per `known.cert_store_expiry` (`&create_expire`: counted from the first time).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
+use super::sent::SentKeys;
 use super::{Analysis, Cx, Data, DetectConfig, EngineEvent, Event, Handler, Role, arg_addr, arg_count, arg_str};
 use crate::analyzers::Proto;
 use crate::analyzers::ssl::HostCertificate;
@@ -30,6 +30,9 @@ const SERVICES_SEEN: &str = "Known::services";
 const CERTS_SEEN: &str = "Known::certs";
 /// The counter of certificates a worker did not send because it had sent them before.
 pub const CERT_MESSAGES_SAVED: &str = "known_cert_messages_saved";
+/// Counters of the hosts and services a worker did not send again (its [`SentKeys`]).
+pub const HOST_MESSAGES_SAVED: &str = "known_host_messages_saved";
+pub const SERVICE_MESSAGES_SAVED: &str = "known_service_messages_saved";
 
 /// software.log (base/frameworks/software/main.zeek).
 pub static SOFTWARE_LOG: Schema = Schema {
@@ -191,7 +194,7 @@ struct SoftwareProxy;
 impl Handler for SoftwareProxy {
     fn init(&mut self, cx: &mut Cx) {
         let expiry = cx.config().known.expiry;
-        cx.state().define(SOFTWARE_SEEN, expiry);
+        cx.state().define_created(SOFTWARE_SEEN, expiry);
     }
 
     fn event(&mut self, ev: &Event, cx: &mut Cx) {
@@ -255,10 +258,13 @@ impl Analysis for Known {
 
 #[derive(Default)]
 struct KnownWorker {
-    /// The (host, certificate) keys this worker sent, until when (known-certs.zeek's `Known::certs` on a worker,
-    /// `&create_expire`): each is sent once per `known.cert_store_expiry`. The proxies' state moves with the keys
-    /// when proxies come and go, so the cache need not be dropped then, as Zeek's is.
-    certs_sent: HashMap<String, f64>,
+    /// The hosts this worker sent (known-hosts.zeek's `Known::hosts` on a worker): each once per `known.expiry`.
+    hosts_sent: SentKeys<IpAddr>,
+    /// The (host, port, transport) services sent (known-services.zeek's `Known::services` on a worker).
+    services_sent: SentKeys<(IpAddr, u16, Proto)>,
+    /// The (host, certificate) keys sent (known-certs.zeek's `Known::certs` on a worker): each once per
+    /// `known.cert_store_expiry`.
+    certs_sent: SentKeys<String>,
 }
 
 /// known-certs.zeek's key of a (host, certificate) pair, `cat(info$host, hash)`: the HRW key and the proxy's state
@@ -277,12 +283,10 @@ impl KnownWorker {
         }
         let key = cert_key(host, &cert.fingerprint);
         let Data::Str(text) = &key else { return };
-        let now = cx.now();
-        if self.certs_sent.get(text).is_some_and(|until| *until > now) {
+        if !self.certs_sent.first_send(text.clone(), cx.now(), cx.config().known.cert_store_expiry) {
             cx.count(CERT_MESSAGES_SAVED, 1);
             return;
         }
-        self.certs_sent.insert(text.clone(), now + cx.config().known.cert_store_expiry);
         let args = vec![
             Data::Time(cert.ts),
             Data::Addr(host),
@@ -302,15 +306,25 @@ impl Handler for KnownWorker {
             return self.host_certificate(cert, cx);
         }
         let EngineEvent::ConnectionFinished(c) = ev else { return };
+        let (now, expiry) = (cx.now(), cx.config().known.expiry);
         if c.established() {
             for host in [c.id.orig_h, c.id.resp_h] {
-                if cx.is_local(host) {
+                if !cx.is_local(host) {
+                    continue;
+                }
+                if self.hosts_sent.first_send(host, now, expiry) {
                     cx.publish_hrw(Role::Proxy, &Data::Addr(host), KNOWN_HOST, vec![Data::Addr(host)]);
+                } else {
+                    cx.count(HOST_MESSAGES_SAVED, 1);
                 }
             }
         }
         let served = c.established() || (c.id.proto == Proto::Udp && c.answered());
         if served && cx.is_local(c.id.resp_h) {
+            if !self.services_sent.first_send((c.id.resp_h, c.id.resp_p, c.id.proto), now, expiry) {
+                cx.count(SERVICE_MESSAGES_SAVED, 1);
+                return;
+            }
             let services = c.service.iter().map(|s| Data::Str(s.clone())).collect();
             let args = vec![
                 Data::Addr(c.id.resp_h),
@@ -321,11 +335,6 @@ impl Handler for KnownWorker {
             cx.publish_hrw(Role::Proxy, &Data::Addr(c.id.resp_h), KNOWN_SERVICE, args);
         }
     }
-
-    fn tick(&mut self, cx: &mut Cx) {
-        let now = cx.now();
-        self.certs_sent.retain(|_, until| *until > now);
-    }
 }
 
 struct KnownProxy;
@@ -333,10 +342,10 @@ struct KnownProxy;
 impl Handler for KnownProxy {
     fn init(&mut self, cx: &mut Cx) {
         let expiry = cx.config().known.expiry;
-        cx.state().define(HOSTS_SEEN, expiry);
-        cx.state().define(SERVICES_SEEN, expiry);
+        cx.state().define_created(HOSTS_SEEN, expiry);
+        cx.state().define_created(SERVICES_SEEN, expiry);
         let cert_expiry = cx.config().known.cert_store_expiry;
-        cx.state().define(CERTS_SEEN, cert_expiry);
+        cx.state().define_created(CERTS_SEEN, cert_expiry);
     }
 
     fn event(&mut self, ev: &Event, cx: &mut Cx) {
@@ -485,6 +494,70 @@ mod tests {
             hub.engine(0, ev);
         }
         assert_eq!(hub.counters().get(CERT_MESSAGES_SAVED), Some(&2));
+    }
+
+    fn finished(i: u32, client: &str, server: &str, port: u16, ts: f64) -> EngineEvent {
+        let id = ConnId {
+            orig_h: client.parse().unwrap(),
+            orig_p: 40000 + i as u16,
+            resp_h: server.parse().unwrap(),
+            resp_p: port,
+            proto: Proto::Tcp,
+        };
+        EngineEvent::ConnectionFinished(crate::detect::events::ConnFinished {
+            ts,
+            uid: format!("C{i}"),
+            id,
+            duration: 1.0,
+            service: vec!["http".into()],
+            orig_bytes: 10,
+            resp_bytes: 10,
+            conn_state: "SF".into(),
+            history: "ShADadFf".into(),
+            orig_pkts: 5,
+            resp_pkts: 5,
+        })
+    }
+
+    /// A worker sends a host or a service once a day (known-hosts.zeek's and known-services.zeek's worker-side
+    /// `&create_expire` sets), and the logs stay what the proxies' deduplication alone gives.
+    #[test]
+    fn workers_send_known_hosts_and_services_once_per_expiry() {
+        let day = 86_400.0;
+        let t = 1_600_000_000.0;
+        let mut events: Vec<EngineEvent> =
+            (0..100).map(|i| finished(i, "10.0.0.1", "10.0.0.2", 80, t + f64::from(i))).collect();
+        events.push(finished(100, "10.0.0.1", "10.0.0.2", 8080, t + 200.0));
+        events.push(finished(101, "10.0.0.1", "10.0.0.2", 80, t + day + 1.0));
+        let mut hub = LocalHub::new(vec![Box::new(Known)], DetectConfig::default(), LocalLayout::default());
+        for ev in &events {
+            hub.engine(0, ev);
+        }
+        hub.finish();
+        // Both hosts once at t and again after a day; port 80 at t and after a day, 8080 once.
+        assert_eq!(hub.counters().get(HOST_MESSAGES_SAVED), Some(&(2 * 100)));
+        assert_eq!(hub.counters().get(SERVICE_MESSAGES_SAVED), Some(&99));
+        let logs = hub.take_logs();
+        let rows = |path: &str| {
+            let mut r: Vec<String> = logs
+                .iter()
+                .filter(|r| r.schema.path == path)
+                .map(|r| r.values.iter().map(Value::to_tsv).collect::<Vec<_>>().join("\t"))
+                .collect();
+            r.sort();
+            r
+        };
+        assert_eq!(
+            rows("known_hosts"),
+            // At each connection's end (its start and a second).
+            [
+                format!("{:.6}\t10.0.0.1", t + 1.0),
+                format!("{:.6}\t10.0.0.2", t + 1.0),
+                format!("{:.6}\t10.0.0.1", t + day + 2.0),
+                format!("{:.6}\t10.0.0.2", t + day + 2.0)
+            ]
+        );
+        assert_eq!(rows("known_services").len(), 3, "{:?}", rows("known_services"));
     }
 
     #[test]
