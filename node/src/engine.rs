@@ -12,7 +12,7 @@ use dary_heap::QuaternaryHeap;
 
 use crate::analyzers::{self, Action, AnalyzerSpec, ConnId, Ctx, Expectation, Proto};
 use crate::config::AnalysisConfig;
-use crate::conn::{Chunk, Conn, ConnKey, ConnTable, EndpointState, Session, Uid, UidGenerator};
+use crate::conn::{Chunk, Conn, ConnKey, ConnTable, EndpointState, Session, Stream, Uid, UidGenerator};
 use crate::decode::{
     self, DecodeError, IpDatagram, LinkType, PacketWeird, Reassembler, Transport, UdpTunnel, decode_ip_on_wire,
     decode_link, decode_transport, icmp6, transport_checksum_ok,
@@ -37,7 +37,7 @@ const IPPROTO_ESP: u8 = 50;
 const IPPROTO_MOBILITY: u8 = 135;
 
 /// Counters an engine keeps (exposed as metrics and in the end-of-run summary).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct EngineStats {
     pub packets: u64,
     pub bytes: u64,
@@ -48,15 +48,81 @@ pub struct EngineStats {
     /// stream on while both sides were established, and those among them that acknowledged bytes never seen.
     pub tcp_ack_events: u64,
     pub tcp_gap_events: u64,
+    /// Connections created, by transport (Zeek's `ConnStats` `cumulative_*_conns`; ICMP and ICMPv6 together).
+    pub tcp_connections: u64,
+    pub udp_connections: u64,
+    pub icmp_connections: u64,
+    /// Connections in the session table now, by transport (`ConnStats` `num_*_conns`).
+    pub active_tcp_connections: u64,
+    pub active_udp_connections: u64,
+    pub active_icmp_connections: u64,
+    /// Session timers armed since the start (`TimerStats` `cumulative`), and those in the heap now (`current`).
+    pub timers_scheduled: u64,
+    pub active_timers: u64,
+    /// Files given an id (`FileAnalysisStats` `cumulative`), and those among them logged to files.log: the
+    /// others are still being analysed (`current`).
+    pub files_seen: u64,
+    pub files_logged: u64,
+    /// Log records the engine handed on (what stands for Zeek's events: see stats.log in docs/FIDELITY.md).
+    pub log_records: u64,
+    /// Bytes held now behind holes in TCP streams and in IP fragments awaiting the rest of their datagram
+    /// (`ReassemblerStats` `tcp_size`, `frag_size`).
+    pub tcp_reassembly_bytes: u64,
+    pub frag_reassembly_bytes: u64,
 }
 
 impl EngineStats {
+    /// Adds another engine's counters and gauges (the analysis threads that split one capture).
+    pub fn add(&mut self, o: &EngineStats) {
+        let sum = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        sum(&mut self.packets, o.packets);
+        sum(&mut self.bytes, o.bytes);
+        sum(&mut self.decode_errors, o.decode_errors);
+        sum(&mut self.connections, o.connections);
+        sum(&mut self.active_connections, o.active_connections);
+        sum(&mut self.tcp_ack_events, o.tcp_ack_events);
+        sum(&mut self.tcp_gap_events, o.tcp_gap_events);
+        sum(&mut self.tcp_connections, o.tcp_connections);
+        sum(&mut self.udp_connections, o.udp_connections);
+        sum(&mut self.icmp_connections, o.icmp_connections);
+        sum(&mut self.active_tcp_connections, o.active_tcp_connections);
+        sum(&mut self.active_udp_connections, o.active_udp_connections);
+        sum(&mut self.active_icmp_connections, o.active_icmp_connections);
+        sum(&mut self.timers_scheduled, o.timers_scheduled);
+        sum(&mut self.active_timers, o.active_timers);
+        sum(&mut self.files_seen, o.files_seen);
+        sum(&mut self.files_logged, o.files_logged);
+        sum(&mut self.log_records, o.log_records);
+        sum(&mut self.tcp_reassembly_bytes, o.tcp_reassembly_bytes);
+        sum(&mut self.frag_reassembly_bytes, o.frag_reassembly_bytes);
+    }
+
     /// Zeek's capture-loss estimate (`policy/misc/capture-loss`): the share of acks above a content gap, in
     /// percent; `None` before any ack. Loss anywhere before the analysis (a SPAN port, the NIC, the kernel) shows
     /// here, where the capture's drop counters only see their own.
     pub fn capture_loss_percent(&self) -> Option<f64> {
         capture_loss_percent(self.tcp_ack_events, self.tcp_gap_events)
     }
+}
+
+impl EngineStats {
+    /// The created and active connection counters of a connection's transport (ICMP for anything but TCP and UDP,
+    /// as the session table holds only the three).
+    fn by_transport(&mut self, ip_proto: u8) -> (&mut u64, &mut u64) {
+        match ip_proto {
+            6 => (&mut self.tcp_connections, &mut self.active_tcp_connections),
+            17 => (&mut self.udp_connections, &mut self.active_udp_connections),
+            _ => (&mut self.icmp_connections, &mut self.active_icmp_connections),
+        }
+    }
+}
+
+/// Runs `f` on a TCP stream, keeping the engine's count of bytes held behind holes (`held_total`) in step.
+fn tracking_held<R>(held_total: &mut u64, stream: &mut Stream, f: impl FnOnce(&mut Stream) -> R) -> R {
+    let before = stream.held_bytes() as u64;
+    let r = f(stream);
+    *held_total = held_total.saturating_sub(before).saturating_add(stream.held_bytes() as u64);
+    r
 }
 
 /// Zeek's capture-loss figure from its gap statistics: gap events per hundred ack events.
@@ -182,6 +248,9 @@ impl Engine {
             }
         }
         self.core.limit_record_fields();
+        let files = self.core.records.iter().filter(|r| r.schema.path == FILES.path).count();
+        self.core.stats.files_logged += files as u64;
+        self.core.stats.log_records += self.core.records.len() as u64;
         self.core.records.drain(..)
     }
 
@@ -216,6 +285,10 @@ impl Engine {
         EngineStats {
             active_connections: self.table.len() as u64,
             connections: self.core.stats.connections - self.core.forgotten,
+            // Every connection has one live timer in the heap; the heap's other entries are stale.
+            active_timers: self.table.len() as u64,
+            files_seen: self.core.ids.fuids_issued(),
+            frag_reassembly_bytes: self.core.frags.held_bytes() as u64,
             ..self.core.stats
         }
     }
@@ -254,7 +327,9 @@ impl Engine {
         match self.table.get(key) {
             Some(c) if c.uid != uid => return false,
             Some(_) => {
-                self.table.remove(key);
+                if let Some(conn) = self.table.remove(key) {
+                    self.core.conn_gone(&conn);
+                }
             }
             None => {}
         }
@@ -665,6 +740,9 @@ impl Core {
             conn.set_removal_at(Some(ts + timeouts::TCP_ATTEMPT));
         }
         self.stats.connections += 1;
+        let (created, active) = self.stats.by_transport(conn.ip_proto);
+        *created += 1;
+        *active += 1;
         conn.serial = self.stats.connections as u32;
         self.attach_initial_analyzers(&mut conn, ts);
         conn
@@ -704,7 +782,8 @@ impl Core {
                     outcome.prev_ack.filter(|_| matches!(&conn.session, Session::Tcp(t) if t.both_established()));
                 let (advanced, missing) = conn.stream_mut(peer).map_or((false, 0), |s| {
                     let advanced = counted.is_some_and(|prev| s.trim_point(ack) > s.trim_point(prev).max(1));
-                    (advanced, s.acked(ack, &mut |c| chunks.push(OwnedChunk::from(c))))
+                    let held = &mut self.stats.tcp_reassembly_bytes;
+                    (advanced, tracking_held(held, s, |s| s.acked(ack, &mut |c| chunks.push(OwnedChunk::from(c)))))
                 });
                 if advanced {
                     self.stats.tcp_ack_events += 1;
@@ -739,7 +818,9 @@ impl Core {
             let keep = conn.has_attached_analyzer();
             let mut chunks: Vec<(bool, OwnedChunk)> = Vec::new();
             if let Some(stream) = conn.stream_mut(me) {
-                stream.segment(seq, data, keep, &mut |c| chunks.push((is_orig, OwnedChunk::from(c))));
+                tracking_held(&mut self.stats.tcp_reassembly_bytes, stream, |s| {
+                    s.segment(seq, data, keep, &mut |c| chunks.push((is_orig, OwnedChunk::from(c))))
+                });
             }
             if data.len() < payload_len {
                 // Snapped capture: the rest of this segment is missing.
@@ -936,7 +1017,16 @@ impl Core {
         }
     }
 
+    /// A connection left the session table: the gauges it counted in.
+    fn conn_gone(&mut self, conn: &Conn) {
+        let (_, active) = self.stats.by_transport(conn.ip_proto);
+        *active = active.saturating_sub(1);
+        let held = (0..2).filter_map(|side| conn.stream(side)).map(|s| s.held_bytes() as u64).sum::<u64>();
+        self.stats.tcp_reassembly_bytes = self.stats.tcp_reassembly_bytes.saturating_sub(held);
+    }
+
     fn remove_conn(&mut self, mut conn: Conn) {
+        self.conn_gone(&conn);
         let ts = conn.last.max(self.network_time);
         for side in 0..2 {
             let mut chunks = Vec::new();

@@ -88,7 +88,16 @@ fn engine_counters(s: &EngineStats) -> [u64; 6] {
 /// The stats whose [`engine_counters`] are `counters`, with the gauge of open connections beside them.
 fn engine_stats(counters: [u64; 6], active_connections: u64) -> EngineStats {
     let [packets, bytes, connections, decode_errors, tcp_ack_events, tcp_gap_events] = counters;
-    EngineStats { packets, bytes, decode_errors, connections, active_connections, tcp_ack_events, tcp_gap_events }
+    EngineStats {
+        packets,
+        bytes,
+        decode_errors,
+        connections,
+        active_connections,
+        tcp_ack_events,
+        tcp_gap_events,
+        ..EngineStats::default()
+    }
 }
 
 fn capture_counters(c: &CaptureStats) -> [u64; 3] {
@@ -297,29 +306,46 @@ struct ThreadOutput {
     records: Vec<LogRecord>,
     network_time: f64,
     stats: EngineStats,
+    /// An AF_PACKET thread's socket counters, when it reports its clock.
+    capture: Option<CaptureStats>,
 }
 
 impl ThreadOutput {
     fn take(thread: usize, engine: &mut Engine, port: &mut Option<ExpectationPort>) -> Self {
         let records = take_records(engine, port);
-        ThreadOutput { thread, records, network_time: engine.network_time(), stats: engine.stats() }
+        ThreadOutput { thread, records, network_time: engine.network_time(), stats: engine.stats(), capture: None }
     }
 }
 
 /// The analysis threads' latest network times and counters: the process's network time is the latest of them and
 /// its counters are their sums, as one engine's would be.
 #[derive(Default)]
-struct ThreadClocks(Vec<Option<(f64, EngineStats)>>);
+struct ThreadClocks {
+    engines: Vec<Option<(f64, EngineStats)>>,
+    /// The AF_PACKET threads' latest socket counters.
+    captures: Vec<Option<CaptureStats>>,
+}
 
 impl ThreadClocks {
     /// Writes a thread's records, then tells the sink where the threads stand.
     fn write(&mut self, sink: &mut dyn LogSink, out: ThreadOutput, count: &mut u64) -> std::io::Result<()> {
         write_all(sink, out.records.into_iter(), count)?;
-        if self.0.len() <= out.thread {
-            self.0.resize(out.thread + 1, None);
+        if self.engines.len() <= out.thread {
+            self.engines.resize(out.thread + 1, None);
+            self.captures.resize(out.thread + 1, None);
         }
-        if let Some(slot) = self.0.get_mut(out.thread) {
+        if let Some(slot) = self.engines.get_mut(out.thread) {
             *slot = Some((out.network_time, out.stats));
+        }
+        if let (Some(c), Some(slot)) = (out.capture, self.captures.get_mut(out.thread)) {
+            *slot = Some(c);
+            let mut total = CaptureStats::default();
+            for c in self.captures.iter().flatten() {
+                total.received = total.received.saturating_add(c.received);
+                total.dropped = total.dropped.saturating_add(c.dropped);
+                total.if_dropped = total.if_dropped.saturating_add(c.if_dropped);
+            }
+            sink.capture_counters(&total);
         }
         let (now, total) = self.current();
         if now > 0.0 {
@@ -332,9 +358,9 @@ impl ThreadClocks {
     fn current(&self) -> (f64, EngineStats) {
         let mut now = 0.0f64;
         let mut total = EngineStats::default();
-        for (t, s) in self.0.iter().flatten() {
+        for (t, s) in self.engines.iter().flatten() {
             now = now.max(*t);
-            add_engine_stats(&mut total, s);
+            total.add(s);
         }
         (now, total)
     }
@@ -344,6 +370,20 @@ impl ThreadClocks {
         let (now, total) = self.current();
         sink.packet_analysed(wall_clock().max(now), &total);
     }
+
+    /// Every thread has reported the engine it had before it logged what was still open: the end of input.
+    fn ended(&self, sink: &mut dyn LogSink) {
+        let (now, total) = self.current();
+        sink.input_ended(now, &total);
+    }
+}
+
+/// A thread's input ended: its engine logs what is still open, and the output reports the counters from before
+/// that, as Zeek's termination measures them (stats.log's last row).
+fn ended(thread: usize, engine: &mut Engine, port: &mut Option<ExpectationPort>) -> ThreadOutput {
+    let before = engine.stats();
+    finish(engine, port);
+    ThreadOutput { stats: before, ..ThreadOutput::take(thread, engine, port) }
 }
 
 fn write_all(sink: &mut dyn LogSink, records: impl Iterator<Item = LogRecord>, count: &mut u64) -> std::io::Result<()> {
@@ -403,7 +443,16 @@ fn run_single(
                     p.capture(&c);
                 }
             }
+            if report_packets
+                && live
+                && let Some(c) = source.stats()
+            {
+                sink.capture_counters(&c);
+            }
         }
+    }
+    if report_packets {
+        sink.input_ended(engine.network_time(), &engine.stats());
     }
     finish(&mut engine, &mut port);
     write_all(sink, take_records(&mut engine, &mut port).into_iter(), &mut summary.records)?;
@@ -452,6 +501,7 @@ fn run_sharded(
     let threads = opts.threads;
     let (rec_tx, rec_rx): (Sender<ThreadOutput>, Receiver<ThreadOutput>) = bounded(64);
     let mut clocks = ThreadClocks::default();
+    let report_packets = sink.wants_packet_reports();
     let mut senders = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
     // One reader hands every thread its packets in order, so the threads can share expectations in packet-time
@@ -545,6 +595,12 @@ fn run_sharded(
             if let (Some(p), Some(c)) = (capture_publisher.as_mut().filter(|p| p.due()), source.stats()) {
                 p.capture(&c);
             }
+            if report_packets
+                && matches!(opts.input, Input::Interface(_))
+                && let Some(c) = source.stats()
+            {
+                sink.capture_counters(&c);
+            }
         }
     }
     if let (Some(p), Some(c)) = (capture_publisher.as_mut(), source.stats()) {
@@ -561,9 +617,12 @@ fn run_sharded(
             write_error.get_or_insert(e);
         }
     }
+    if report_packets {
+        clocks.ended(sink);
+    }
     for h in handles {
         if let Ok(stats) = h.join() {
-            add_engine_stats(&mut summary.engine, &stats);
+            summary.engine.add(&stats);
         }
     }
     summary.records = records;
@@ -581,13 +640,6 @@ fn thread_config(analysis: &AnalysisConfig, i: usize) -> AnalysisConfig {
 }
 
 /// Adds a thread's counters to the run's (open connections are not summed: the run has ended).
-fn add_engine_stats(total: &mut EngineStats, s: &EngineStats) {
-    let mut sum = engine_counters(total);
-    for (t, v) in sum.iter_mut().zip(engine_counters(s)) {
-        *t += v;
-    }
-    *total = engine_stats(sum, total.active_connections);
-}
 
 #[cfg(not(target_os = "linux"))]
 fn run_af_packet(_: &str, _: Option<u16>, _: &RunOptions, _: &mut dyn LogSink) -> Result<RunSummary, RunError> {
@@ -636,11 +688,14 @@ fn run_af_packet(
             write_error.get_or_insert(e);
         }
     }
+    if report_clock {
+        clocks.ended(sink);
+    }
     let mut capture_error = None;
     let mut capture = CaptureStats::default();
     for h in handles {
         let Ok(done) = h.join() else { continue };
-        add_engine_stats(&mut summary.engine, &done.engine);
+        summary.engine.add(&done.engine);
         capture.received += done.capture.received;
         capture.dropped += done.capture.dropped;
         capture.if_dropped += done.capture.if_dropped;
@@ -708,6 +763,9 @@ fn capture_thread(
             if idle {
                 output.network_time = idle_network_time(&engine);
             }
+            if clock_due {
+                output.capture = Some(socket.stats());
+            }
             let _ = out.send(output);
         }
         if (idle || n.is_multiple_of(PUBLISH_CHECK_PACKETS))
@@ -720,8 +778,7 @@ fn capture_thread(
     if error.is_none() {
         drain_ring(&mut socket, &mut engine, &mut port);
     }
-    finish(&mut engine, &mut port);
-    let _ = out.send(ThreadOutput::take(thread.index, &mut engine, &mut port));
+    let _ = out.send(ended(thread.index, &mut engine, &mut port));
     let done = CaptureThreadDone { engine: engine.stats(), capture: socket.stats(), error };
     if let Some(p) = &mut publisher {
         p.engine(&done.engine);
@@ -779,8 +836,7 @@ fn analysis_thread(
             p.engine(&engine.stats());
         }
     }
-    finish(&mut engine, &mut port);
-    let _ = out.send(ThreadOutput::take(thread, &mut engine, &mut port));
+    let _ = out.send(ended(thread, &mut engine, &mut port));
     let stats = engine.stats();
     if let Some(p) = &mut publisher {
         p.engine(&stats);
@@ -855,6 +911,7 @@ mod tests {
             active_connections,
             tcp_ack_events: packets / 2,
             tcp_gap_events: packets / 50,
+            ..EngineStats::default()
         }
     }
 

@@ -459,6 +459,9 @@ impl<'a> ShardRun<'a> {
             // The trace ended: expectations raised in its last interval still name connections here.
             self.wait(gate, f64::INFINITY, &mut engine, sink, &mut summary.records)?;
         }
+        if report_packets {
+            sink.input_ended(engine.network_time(), &engine.stats());
+        }
         engine.finish();
         self.write_records(&mut engine, sink, &mut summary.records)?;
         if let Some(gate) = self.sync {

@@ -454,6 +454,14 @@ impl Conn {
     }
 
     /// The reassembly of one TCP direction (0: the originator's); `None` for other protocols.
+    pub fn stream(&self, side: usize) -> Option<&Stream> {
+        match &self.session {
+            Session::Tcp(tcp) => tcp.streams.get(side),
+            _ => None,
+        }
+    }
+
+    /// The reassembly of one TCP direction (0: the originator's); `None` for other protocols.
     pub fn stream_mut(&mut self, side: usize) -> Option<&mut Stream> {
         match &mut self.session {
             Session::Tcp(tcp) => Some(&mut tcp.streams[side]),

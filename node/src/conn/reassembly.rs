@@ -40,6 +40,11 @@ impl Default for Stream {
 }
 
 impl Stream {
+    /// Bytes held behind a hole (Zeek's TCP reassembly size for this direction).
+    pub fn held_bytes(&self) -> usize {
+        self.held.as_ref().map_or(0, |h| h.bytes)
+    }
+
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }

@@ -4,13 +4,15 @@
 #[derive(Debug, Clone)]
 pub struct UidGenerator {
     state: u64,
+    /// File ids handed out (Zeek's `FileAnalysisStats` `cumulative`).
+    fuids: u64,
 }
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 impl UidGenerator {
     pub fn new(seed: u64) -> Self {
-        UidGenerator { state: seed ^ 0x9E37_79B9_7F4A_7C15 }
+        UidGenerator { state: seed ^ 0x9E37_79B9_7F4A_7C15, fuids: 0 }
     }
 
     /// splitmix64: small, fast, and good enough for identifiers (these are not secrets).
@@ -36,7 +38,13 @@ impl UidGenerator {
     }
 
     pub fn next_fuid(&mut self) -> String {
+        self.fuids += 1;
         self.next_id(b'F').to_string()
+    }
+
+    /// How many file ids [`Self::next_fuid`] handed out.
+    pub fn fuids_issued(&self) -> u64 {
+        self.fuids
     }
 }
 

@@ -68,6 +68,11 @@ impl Default for Reassembler {
 }
 
 impl Reassembler {
+    /// Fragment bytes held for datagrams not yet complete (Zeek's `ReassemblerStats` `frag_size`).
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
     /// Adds one fragment. Returns the whole datagram (header and payload, unfragmented) once complete.
     pub fn add(&mut self, now: f64, ip: &IpDatagram<'_>) -> Option<Vec<u8>> {
         self.add_reporting(now, ip, &mut |_| {})

@@ -11,11 +11,11 @@
 //! does in a lull), so the measurement comes on time with no acks and raises `CaptureLoss::Too_Little_Traffic`.
 //!
 //! The runner reports the engine after every packet ([`crate::logs::LogSink::packet_analysed`], delivered as
-//! [`EngineEvent::GapStats`] to workers whose analyses ask). With analysis threads it reports the sum of their
+//! [`EngineEvent::Counters`] to workers whose analyses ask). With analysis threads it reports the sum of their
 //! engines each time a thread has finished a batch (a second of packet time at most), so a measurement can come a
 //! few packets after Zeek's.
 
-use super::events::GapStats;
+use super::events::Counters;
 use super::{Analysis, Cx, DetectConfig, EngineEvent, Handler, Notice, Role};
 use crate::detect::config::CaptureLossConfig;
 use crate::logs::{LogRecord, Schema, Value, f};
@@ -74,9 +74,9 @@ pub struct Measurement {
 impl Measurement {
     /// The interval since `last` up to the engine's totals `now`. Totals never shrink; if they did (a restarted
     /// engine), the interval counts nothing rather than wrapping.
-    pub fn since(last: &Mark, now: &GapStats) -> Measurement {
-        let acks = now.ack_events.saturating_sub(last.acks);
-        let gaps = now.gap_events.saturating_sub(last.gaps);
+    pub fn since(last: &Mark, now: &Counters) -> Measurement {
+        let acks = now.engine.tcp_ack_events.saturating_sub(last.acks);
+        let gaps = now.engine.tcp_gap_events.saturating_sub(last.gaps);
         let percent_lost = if acks == 0 { 0.0 } else { 100.0 * gaps as f64 / acks as f64 };
         Measurement { ts: now.ts, ts_delta: now.ts - last.ts, gaps, acks, percent_lost }
     }
@@ -126,7 +126,7 @@ impl Schedule {
     }
 
     /// The engine after a packet: the measurement due by now, if any (and the next one is scheduled).
-    pub fn packet(&mut self, now: &GapStats, cfg: &CaptureLossConfig) -> Option<Measurement> {
+    pub fn packet(&mut self, now: &Counters, cfg: &CaptureLossConfig) -> Option<Measurement> {
         // zeek_init: network time is the first packet's; the counts start at zero.
         let start = (now.ts + cfg.initial_watch_interval, Mark { ts: now.ts, acks: 0, gaps: 0 });
         let (due, last) = *self.pending.get_or_insert(start);
@@ -134,7 +134,7 @@ impl Schedule {
             return None;
         }
         let m = Measurement::since(&last, now);
-        let mark = Mark { ts: now.ts, acks: now.ack_events, gaps: now.gap_events };
+        let mark = Mark { ts: now.ts, acks: now.engine.tcp_ack_events, gaps: now.engine.tcp_gap_events };
         self.pending = Some((now.ts + cfg.watch_interval, mark));
         Some(m)
     }
@@ -146,12 +146,16 @@ struct LossWatch {
 }
 
 impl Handler for LossWatch {
-    fn gap_stats_due(&self) -> f64 {
+    fn counters_due(&self) -> f64 {
         self.schedule.due()
     }
 
     fn engine(&mut self, ev: &EngineEvent, cx: &mut Cx) {
-        let EngineEvent::GapStats(now) = ev else { return };
+        // The end of input measures nothing: the pending measurement is dropped (see the module's comment).
+        let EngineEvent::Counters(now) = ev else { return };
+        if now.at_end {
+            return;
+        }
         let Some(m) = self.schedule.packet(now, &cx.config().capture_loss) else { return };
         for n in m.notices(&cx.config().capture_loss) {
             cx.notice(n);
@@ -165,8 +169,9 @@ impl Handler for LossWatch {
 mod tests {
     use super::*;
 
-    fn stats(ts: f64, ack_events: u64, gap_events: u64) -> GapStats {
-        GapStats { ts, ack_events, gap_events }
+    fn stats(ts: f64, ack_events: u64, gap_events: u64) -> Counters {
+        let engine = crate::engine::EngineStats { tcp_ack_events: ack_events, tcp_gap_events: gap_events, ..Default::default() };
+        Counters::new(ts, &engine)
     }
 
     /// The sinks skip the per-packet report before `due`: it must be the next measurement's time exactly.

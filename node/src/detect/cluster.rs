@@ -12,7 +12,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::events::{self, EngineEvent};
+use super::events::{self, CaptureCounters, Counters, EngineEvent};
 use super::notice::{BEGIN_SUPPRESSION, CLUSTER_NOTICE};
 use super::runtime::{NodeRuntime, Transport};
 use super::{Analysis, Data, DetectConfig, Event, PublishError, Role};
@@ -183,16 +183,18 @@ pub struct WorkerTap<S: LogSink> {
     node: Node,
     rt: SharedRuntime,
     done: bool,
-    wants_gap_stats: bool,
-    /// No report is dispatched before this network time ([`NodeRuntime::gap_stats_due`]).
-    gap_stats_due: f64,
+    wants_counters: bool,
+    /// No report is dispatched before this network time ([`NodeRuntime::counters_due`]).
+    counters_due: f64,
+    /// The capture's latest counters (reading live).
+    capture: Option<CaptureCounters>,
 }
 
 impl<S: LogSink> WorkerTap<S> {
     pub fn new(inner: S, node: Node, rt: SharedRuntime) -> Self {
         events::collect_hook_events();
-        let wants_gap_stats = lock(&rt).wants_gap_stats();
-        WorkerTap { inner, node, rt, done: false, wants_gap_stats, gap_stats_due: f64::NEG_INFINITY }
+        let wants_counters = lock(&rt).wants_counters();
+        WorkerTap { inner, node, rt, done: false, wants_counters, counters_due: f64::NEG_INFINITY, capture: None }
     }
 
     fn engine(&self, ev: &EngineEvent) {
@@ -217,13 +219,26 @@ impl<S: LogSink> LogSink for WorkerTap<S> {
     }
 
     fn wants_packet_reports(&self) -> bool {
-        self.wants_gap_stats
+        self.wants_counters
     }
 
     fn packet_analysed(&mut self, network_time: f64, stats: &crate::engine::EngineStats) {
-        if self.wants_gap_stats && network_time >= self.gap_stats_due {
-            self.engine(&EngineEvent::GapStats(events::GapStats::new(network_time, stats)));
-            self.gap_stats_due = lock(&self.rt).gap_stats_due();
+        if self.wants_counters && network_time >= self.counters_due {
+            let counters = Counters { capture: self.capture, ..Counters::new(network_time, stats) };
+            self.engine(&EngineEvent::Counters(counters));
+            self.counters_due = lock(&self.rt).counters_due();
+        }
+    }
+
+    fn capture_counters(&mut self, stats: &crate::capture::CaptureStats) {
+        self.capture = Some(CaptureCounters::new(stats));
+    }
+
+    fn input_ended(&mut self, network_time: f64, stats: &crate::engine::EngineStats) {
+        if self.wants_counters && network_time > 0.0 {
+            let counters = Counters { capture: self.capture, at_end: true, ..Counters::new(network_time, stats) };
+            self.engine(&EngineEvent::Counters(counters));
+            self.counters_due = f64::INFINITY;
         }
     }
 

@@ -123,21 +123,40 @@ pub struct SmtpMessage {
     pub cc: Vec<String>,
 }
 
-/// The engine after a packet: network time and Zeek's gap statistics (`get_gap_stats`), which no log carries.
-/// Sent after a packet to the workers whose handlers ask for it at that time ([`super::Handler::gap_stats_due`]).
+/// A snapshot of the engine's statistics at a network time, which no log carries: what Zeek's `get_gap_stats`,
+/// `get_net_stats`, `get_conn_stats`, `get_timer_stats`, ... return. Sent after a packet to the workers whose
+/// handlers ask for it at that time ([`super::Handler::counters_due`]), and once more at the end of input.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GapStats {
+pub struct Counters {
     /// The engine's network time (the latest packet time; it never goes back).
     pub ts: f64,
-    /// ACKs seen since the engine started.
-    pub ack_events: u64,
-    /// ACKs among them for data never seen (above a content gap).
-    pub gap_events: u64,
+    /// The engine's counters (summed over the analysis threads that split one capture).
+    pub engine: crate::engine::EngineStats,
+    /// The capture's own counters (drops, packets on the link) when reading live and the capture has published
+    /// some; `None` reading a trace (Zeek's `reading_live_traffic()` is false).
+    pub capture: Option<CaptureCounters>,
+    /// The input ended: Zeek's termination, when pending scheduled events run with `zeek_is_terminating()` true.
+    pub at_end: bool,
 }
 
-impl GapStats {
-    pub fn new(network_time: f64, stats: &crate::engine::EngineStats) -> Self {
-        GapStats { ts: network_time, ack_events: stats.tcp_ack_events, gap_events: stats.tcp_gap_events }
+/// What the packet source counts, as Zeek's `NetStats` reads it from the capture.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CaptureCounters {
+    /// Packets the link delivered to the capture (`pkts_link`).
+    pub link: u64,
+    /// Packets the capture dropped (`pkts_dropped`: the kernel's and the interface's drops).
+    pub dropped: u64,
+}
+
+impl CaptureCounters {
+    pub fn new(c: &crate::capture::CaptureStats) -> Self {
+        CaptureCounters { link: c.received, dropped: c.dropped.saturating_add(c.if_dropped) }
+    }
+}
+
+impl Counters {
+    pub fn new(network_time: f64, engine: &crate::engine::EngineStats) -> Self {
+        Counters { ts: network_time, engine: *engine, capture: None, at_end: false }
     }
 }
 
@@ -155,8 +174,9 @@ pub enum EngineEvent {
     MailUrls(MailUrls),
     /// An HTTP response's `Server` header (the HTTP analyzer's hook).
     HttpServer(ServerHeader),
-    /// A packet was analysed (the runner's report, [`crate::logs::LogSink::packet_analysed`]).
-    GapStats(GapStats),
+    /// The engine's counters after a packet (the runner's report, [`crate::logs::LogSink::packet_analysed`]) or at
+    /// the end of input ([`crate::logs::LogSink::input_ended`]).
+    Counters(Counters),
     /// A TLS session was established with this host certificate (the SSL analyzer's hook).
     HostCertificate(HostCertificate),
     /// An FTP reply and the command it answers (the FTP analyzer's hook).
@@ -176,7 +196,7 @@ impl EngineEvent {
             EngineEvent::SmtpMessage(e) => e.ts,
             EngineEvent::MailUrls(e) => e.ts,
             EngineEvent::HttpServer(e) => e.ts,
-            EngineEvent::GapStats(e) => e.ts,
+            EngineEvent::Counters(e) => e.ts,
             EngineEvent::HostCertificate(e) => e.ts,
             EngineEvent::FtpReply(e) => e.ts,
         }

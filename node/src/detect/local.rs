@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::sync::Arc;
 
-use super::events::{self, EngineEvent};
+use super::events::{self, CaptureCounters, Counters, EngineEvent};
 use super::runtime::{NodeRuntime, Transport};
 use super::{Analysis, Data, DetectConfig, Event, PublishError, Role, StateStore};
 use crate::cluster::pool::RoundRobin;
@@ -189,14 +189,14 @@ impl LocalHub {
         }
     }
 
-    /// Whether a worker's analyses want [`EngineEvent::GapStats`] after every packet.
-    pub fn wants_gap_stats(&self) -> bool {
-        self.nodes.iter().any(|n| n.rt.wants_gap_stats())
+    /// Whether a worker's analyses want [`EngineEvent::Counters`] after every packet.
+    pub fn wants_counters(&self) -> bool {
+        self.nodes.iter().any(|n| n.rt.wants_counters())
     }
 
-    /// When the worker that [`DetectSink`] reports to next needs an [`EngineEvent::GapStats`].
-    pub fn gap_stats_due(&self) -> f64 {
-        self.workers().first().and_then(|&i| self.nodes.get(i)).map_or(f64::INFINITY, |n| n.rt.gap_stats_due())
+    /// When the worker that [`DetectSink`] reports to next needs an [`EngineEvent::Counters`].
+    pub fn counters_due(&self) -> f64 {
+        self.workers().first().and_then(|&i| self.nodes.get(i)).map_or(f64::INFINITY, |n| n.rt.counters_due())
     }
 
     /// End of input: workers, then proxies, then the manager finish, each after the previous ones' messages.
@@ -234,15 +234,17 @@ impl LocalHub {
 pub struct DetectSink<S: LogSink> {
     inner: S,
     hub: LocalHub,
-    wants_gap_stats: bool,
-    /// No report is dispatched before this network time ([`LocalHub::gap_stats_due`]).
-    gap_stats_due: f64,
+    wants_counters: bool,
+    /// No report is dispatched before this network time ([`LocalHub::counters_due`]).
+    counters_due: f64,
+    /// The capture's latest counters (reading live).
+    capture: Option<CaptureCounters>,
 }
 
 impl<S: LogSink> DetectSink<S> {
     pub fn new(inner: S, hub: LocalHub) -> Self {
         events::collect_hook_events();
-        DetectSink { inner, wants_gap_stats: hub.wants_gap_stats(), gap_stats_due: f64::NEG_INFINITY, hub }
+        DetectSink { inner, wants_counters: hub.wants_counters(), counters_due: f64::NEG_INFINITY, capture: None, hub }
     }
 
     pub fn hub(&self) -> &LocalHub {
@@ -269,15 +271,32 @@ impl<S: LogSink> LogSink for DetectSink<S> {
     }
 
     fn wants_packet_reports(&self) -> bool {
-        self.wants_gap_stats
+        self.wants_counters
     }
 
     fn packet_analysed(&mut self, network_time: f64, stats: &crate::engine::EngineStats) {
-        if !self.wants_gap_stats || network_time < self.gap_stats_due {
+        if !self.wants_counters || network_time < self.counters_due {
             return;
         }
-        self.hub.engine(0, &EngineEvent::GapStats(events::GapStats::new(network_time, stats)));
-        self.gap_stats_due = self.hub.gap_stats_due();
+        let counters = Counters { capture: self.capture, ..Counters::new(network_time, stats) };
+        self.hub.engine(0, &EngineEvent::Counters(counters));
+        self.counters_due = self.hub.counters_due();
+        if let Err(e) = self.write_analysis_logs() {
+            tracing::warn!("writing the analyses' logs: {e}");
+        }
+    }
+
+    fn capture_counters(&mut self, stats: &crate::capture::CaptureStats) {
+        self.capture = Some(CaptureCounters::new(stats));
+    }
+
+    fn input_ended(&mut self, network_time: f64, stats: &crate::engine::EngineStats) {
+        if !self.wants_counters || network_time <= 0.0 {
+            return;
+        }
+        let counters = Counters { capture: self.capture, at_end: true, ..Counters::new(network_time, stats) };
+        self.hub.engine(0, &EngineEvent::Counters(counters));
+        self.counters_due = f64::INFINITY;
         if let Err(e) = self.write_analysis_logs() {
             tracing::warn!("writing the analyses' logs: {e}");
         }

@@ -33,7 +33,7 @@ use std::net::IpAddr;
 pub use crate::cluster::state::{StateStore, StateValue};
 pub use crate::cluster::{Data, Event, PublishError, Role};
 pub use config::DetectConfig;
-pub use events::{EngineEvent, GapStats};
+pub use events::{CaptureCounters, Counters, EngineEvent};
 pub use local::{DetectSink, LocalHub};
 pub use notice::Notice;
 pub use runtime::{Cx, NodeRuntime, Transport};
@@ -63,10 +63,11 @@ pub trait Handler: Send {
     /// An engine event (workers only).
     fn engine(&mut self, _ev: &EngineEvent, _cx: &mut Cx) {}
 
-    /// The network time from which this handler needs the next [`EngineEvent::GapStats`] (the engine's counters
+    /// The network time from which this handler needs the next [`EngineEvent::Counters`] (the engine's counters
     /// after a packet): the sinks send none before it, so a measurement every quarter hour does not cost a dispatch
-    /// per packet. `f64::INFINITY` (the default): none; `f64::NEG_INFINITY`: the next packet's.
-    fn gap_stats_due(&self) -> f64 {
+    /// per packet. `f64::INFINITY` (the default): none; `f64::NEG_INFINITY`: the next packet's. Handlers that ask
+    /// for any also get one at the end of input (`at_end`).
+    fn counters_due(&self) -> f64 {
         f64::INFINITY
     }
 

@@ -63,15 +63,15 @@ impl NodeRuntime {
         }
     }
 
-    /// Whether a handler of this node measures the engine after packets ([`Handler::gap_stats_due`]): asked once,
+    /// Whether a handler of this node measures the engine after packets ([`Handler::counters_due`]): asked once,
     /// before the first packet, by the sinks that would report it.
-    pub fn wants_gap_stats(&self) -> bool {
-        self.gap_stats_due() < f64::INFINITY
+    pub fn wants_counters(&self) -> bool {
+        self.counters_due() < f64::INFINITY
     }
 
-    /// When this node's handlers next need an [`EngineEvent::GapStats`] ([`Handler::gap_stats_due`]).
-    pub fn gap_stats_due(&self) -> f64 {
-        self.handlers.iter().map(|h| h.gap_stats_due()).fold(f64::INFINITY, f64::min)
+    /// When this node's handlers next need an [`EngineEvent::Counters`] ([`Handler::counters_due`]).
+    pub fn counters_due(&self) -> f64 {
+        self.handlers.iter().map(|h| h.counters_due()).fold(f64::INFINITY, f64::min)
     }
 
     pub fn name(&self) -> &str {

@@ -69,6 +69,7 @@ impl Engine {
             self.timers.reserve_exact(more);
         }
         self.timers.push(Reverse(timer));
+        self.core.stats.timers_scheduled += 1;
     }
 
     /// Every connection has one live timer; the others are stale (their connection was re-armed earlier, or is

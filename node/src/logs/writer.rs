@@ -31,6 +31,12 @@ pub trait LogSink: Send {
     fn wants_packet_reports(&self) -> bool {
         false
     }
+    /// Reading live: the capture's own counters (drops, packets on the link), reported now and then (when the
+    /// capture is idle or every few thousand packets) to the sinks that want packet reports.
+    fn capture_counters(&mut self, _stats: &crate::capture::CaptureStats) {}
+    /// The input ended (before the engine logs what is still open): network time and the counters then, as
+    /// Zeek's termination sees them when it runs the events still scheduled.
+    fn input_ended(&mut self, _network_time: f64, _stats: &crate::engine::EngineStats) {}
 }
 
 /// Formats `secs` since the epoch (UTC) the way Zeek's header lines do: `YYYY-MM-DD-HH-MM-SS`.
