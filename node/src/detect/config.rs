@@ -12,6 +12,7 @@
 //! mail_urls: { expiry: 86400 }
 //! intel: { files: [/etc/zeek/intel.dat], reload_check: 10 }
 //! capture_loss: { watch_interval: 900, initial_watch_interval: 60, too_much_loss: 0.1, minimum_acks: 1 }
+//! stats: { report_interval: 300 }
 //! ```
 
 use std::collections::BTreeMap;
@@ -38,6 +39,7 @@ pub struct DetectConfig {
     pub intel: IntelConfig,
     pub capture_loss: CaptureLossConfig,
     pub http: HttpConfig,
+    pub stats: StatsConfig,
 }
 
 impl Default for DetectConfig {
@@ -54,6 +56,7 @@ impl Default for DetectConfig {
             intel: IntelConfig::default(),
             capture_loss: CaptureLossConfig::default(),
             http: HttpConfig::default(),
+            stats: StatsConfig::default(),
         }
     }
 }
@@ -275,6 +278,20 @@ impl Default for CaptureLossConfig {
     }
 }
 
+/// Zeek's `Stats` options (policy/misc/stats.zeek).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatsConfig {
+    /// `Stats::report_interval`: time between stats.log rows (5 minutes).
+    pub report_interval: f64,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig { report_interval: 300.0 }
+    }
+}
+
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -343,6 +360,7 @@ impl DetectConfig {
             ("http.sqli_requests_interval", self.http.sqli_requests_interval),
             ("capture_loss.watch_interval", self.capture_loss.watch_interval),
             ("capture_loss.initial_watch_interval", self.capture_loss.initial_watch_interval),
+            ("stats.report_interval", self.stats.report_interval),
         ];
         for (name, v) in positive {
             if !(v.is_finite() && v > 0.0) {
@@ -361,12 +379,12 @@ impl DetectConfig {
 
 /// The section and key of a setting named `section.key` or `Module::key` (Zeek's module names, case and
 /// underscores aside: `Scan`, `SSH`, `DoS`, `Notice`, `Known`, `Intel`, `HTTP`, `CaptureLoss`, `DNSStats`,
-/// `MailUrls`).
+/// `MailUrls`, `Stats`).
 fn setting_path(name: &str) -> Option<(String, String)> {
     let (module, key) = name.split_once("::").or_else(|| name.split_once('.'))?;
     let module: String = module.chars().filter(|c| *c != '_').map(|c| c.to_ascii_lowercase()).collect();
     let section = match module.as_str() {
-        "notice" | "dos" | "scan" | "ssh" | "known" | "intel" | "http" => module,
+        "notice" | "dos" | "scan" | "ssh" | "known" | "intel" | "http" | "stats" => module,
         "dnsstats" => "dns_stats".to_string(),
         "mailurls" => "mail_urls".to_string(),
         "captureloss" => "capture_loss".to_string(),
@@ -375,12 +393,15 @@ fn setting_path(name: &str) -> Option<(String, String)> {
     (!key.is_empty()).then(|| (section, key.to_string()))
 }
 
-/// A setting's value as the file would hold it: a string that is a whole number or a duration becomes that number
-/// of seconds (ZeekCluster thresholds are numbers or strings).
+/// A setting's value as the file would hold it: a string that is a whole number or a duration (`30m`, or a Zeek
+/// interval such as `1min`, `2 hrs`) becomes that number of seconds (ZeekCluster thresholds are numbers or strings).
 fn setting_value(value: &serde_json::Value) -> serde_json::Value {
     match value {
         serde_json::Value::String(s) => match crate::cluster::layout::parse_duration(s) {
             Some(d) => serde_json::Value::from(d.as_secs()),
+            None if zeek_interval(s).is_some() => {
+                zeek_interval(s).and_then(serde_json::Number::from_f64).map_or(value.clone(), serde_json::Value::Number)
+            }
             None => s
                 .trim()
                 .parse::<f64>()
@@ -390,6 +411,27 @@ fn setting_value(value: &serde_json::Value) -> serde_json::Value {
         },
         other => other.clone(),
     }
+}
+
+/// A Zeek interval constant in seconds: a number and one of Zeek's units (`usec`, `msec`, `sec`, `min`, `hr`,
+/// `day`, each also plural), with or without a space between.
+fn zeek_interval(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    // No singular unit ends in `s`: dropping one makes the plural singular.
+    let unit = unit.trim();
+    let secs = match unit.strip_suffix('s').unwrap_or(unit) {
+        "usec" => n / 1e6,
+        "msec" => n / 1e3,
+        "sec" => n,
+        "min" => n * 60.0,
+        "hr" => n * 3600.0,
+        "day" => n * 86_400.0,
+        _ => return None,
+    };
+    Some(secs).filter(|v| v.is_finite())
 }
 
 #[cfg(test)]
@@ -475,6 +517,22 @@ mod tests {
         assert!(DetectConfig::from_yaml("dos: { service: nope }").is_err());
         assert!(DetectConfig::from_yaml("dos: { threshold: 3 }").is_err(), "unknown keys are errors");
         assert!(DetectConfig::from_yaml("").is_ok());
+    }
+
+    #[test]
+    fn stats_report_interval_as_a_setting_in_zeeks_units() {
+        assert_eq!(DetectConfig::default().stats.report_interval, 300.0);
+        let cfg = DetectConfig::from_settings(&settings(&[("Stats::report_interval", "1min".into())])).unwrap();
+        assert_eq!(cfg.stats.report_interval, 60.0);
+        let cfg = DetectConfig::from_settings(&settings(&[("stats.report_interval", "2 hrs".into())])).unwrap();
+        assert_eq!(cfg.stats.report_interval, 7200.0);
+        let cfg = DetectConfig::from_settings(&settings(&[("Stats::report_interval", "500msecs".into())])).unwrap();
+        assert_eq!(cfg.stats.report_interval, 0.5);
+        assert!(DetectConfig::from_settings(&settings(&[("Stats::report_interval", "0sec".into())])).is_err());
+        assert!(DetectConfig::from_settings(&settings(&[("Stats::report_interval", "5 fortnights".into())])).is_err());
+        let c = DetectConfig::from_yaml("stats: { report_interval: 60 }").unwrap();
+        assert_eq!(c.stats.report_interval, 60.0);
+        assert_eq!((zeek_interval("1.5 day"), zeek_interval("10usec"), zeek_interval("min")), (Some(129_600.0), Some(1e-5), None));
     }
 
     #[test]

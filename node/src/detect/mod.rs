@@ -27,6 +27,7 @@ pub mod smtp_urls;
 pub mod software;
 pub mod sqli;
 pub mod ssh_bruteforce;
+pub mod stats;
 
 use std::net::IpAddr;
 
@@ -97,6 +98,7 @@ pub fn registry() -> Vec<Box<dyn Analysis>> {
         Box::new(capture_loss::CaptureLoss),
         Box::new(ftp_site_exec::FtpSiteExec),
         Box::new(sqli::SqlInjection),
+        Box::new(stats::Stats),
     ]
 }
 
