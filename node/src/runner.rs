@@ -407,6 +407,10 @@ fn run_single(
     let mut publisher = Publisher::new(opts.live.as_ref());
     let live = matches!(opts.input, Input::Interface(_));
     let report_packets = sink.wants_packet_reports();
+    if report_packets && live {
+        // Reading live from here on: the capture's counts start at zero (Zeek's `zeek_init` reads them so).
+        sink.capture_counters(&CaptureStats::default());
+    }
     let mut n = 0u64;
     loop {
         if opts.stop.load(Ordering::Relaxed) {
@@ -502,6 +506,10 @@ fn run_sharded(
     let (rec_tx, rec_rx): (Sender<ThreadOutput>, Receiver<ThreadOutput>) = bounded(64);
     let mut clocks = ThreadClocks::default();
     let report_packets = sink.wants_packet_reports();
+    if report_packets && matches!(opts.input, Input::Interface(_)) {
+        // Reading live from here on: the capture's counts start at zero (Zeek's `zeek_init` reads them so).
+        sink.capture_counters(&CaptureStats::default());
+    }
     let mut senders = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
     // One reader hands every thread its packets in order, so the threads can share expectations in packet-time
@@ -666,6 +674,10 @@ fn run_af_packet(
     let (rec_tx, rec_rx) = bounded::<ThreadOutput>(64);
     let mut clocks = ThreadClocks::default();
     let report_clock = sink.wants_packet_reports();
+    if report_clock {
+        // Reading live from here on: the sockets' counts start at zero (Zeek's `zeek_init` reads them so).
+        sink.capture_counters(&CaptureStats::default());
+    }
     // Each thread reads its own socket: expectations apply on arrival (no common order to wait for).
     let shared = opts.expectations.clone().or_else(|| (opts.threads > 1).then(Arc::default));
     let handles: Vec<_> = sockets

@@ -1353,3 +1353,129 @@ fn cluster_capture_loss_is_per_worker() {
     assert_eq!(loss[0]["msg"], "The capture loss script detected an estimated loss rate above 33.333%");
     assert_eq!(c.notices("CaptureLoss::Too_Little_Traffic").len(), 2);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// stats.log (policy/misc/stats.zeek)
+// ---------------------------------------------------------------------------------------------------
+
+/// An ICMP echo request with a valid checksum.
+fn icmp_echo(p: &mut Pcap, ts: f64, from: Ipv4Addr, to: Ipv4Addr) {
+    let mut msg = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1, b'p', b'i', b'n', b'g'];
+    let sum = checksum(&[&msg]);
+    msg[2..4].copy_from_slice(&sum.to_be_bytes());
+    p.ipv4(ts, from, to, 1, &msg);
+}
+
+/// Twelve minutes of network time: one long TCP connection (17 packets), two DNS queries, one of them answered,
+/// and another datagram later (5 UDP packets in three connections), and a ping (1 ICMP packet): 23 packets.
+fn stats_trace() -> (Pcap, f64) {
+    let exchanges = [1.0, 100.0, 200.0, 310.0, 500.0, 620.0, 700.0].map(|t| (t, false));
+    let (mut p, first) = lossy_connection(&exchanges);
+    let (client, resolver) = (ep("10.0.0.2", 5353), ep("192.0.2.53", 53));
+    p.dns_query(T0 + 50.0, client, resolver, 1, "example.com", 1);
+    p.dns_reply(T0 + 50.1, client, resolver, 1, "example.com", 1);
+    p.dns_query(T0 + 305.0, ep("10.0.0.2", 5354), resolver, 2, "example.org", 1);
+    icmp_echo(&mut p, T0 + 300.0, Ipv4Addr::new(10, 0, 0, 3), Ipv4Addr::new(192, 0, 2, 1));
+    p.dns_query(T0 + 400.0, ep("10.0.0.2", 5355), resolver, 3, "example.net", 1);
+    p.dns_reply(T0 + 400.1, ep("10.0.0.2", 5355), resolver, 3, "example.net", 1);
+    p.packets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    (p, first)
+}
+
+fn stats_column(rows: &[HashMap<String, String>], col: &str) -> Vec<String> {
+    rows.iter().map(|r| r[col].clone()).collect()
+}
+
+fn stats_sum(rows: &[HashMap<String, String>], col: &str) -> u64 {
+    rows.iter().map(|r| r[col].parse::<u64>().unwrap_or_else(|_| panic!("{col}: {r:?}"))).sum()
+}
+
+/// As Zeek's `check_stats`: a row at the first packet (zeek_init's check, due at network time 300, runs then),
+/// the next at the first packet 5 minutes or more after the previous row, and the pending one at the end of
+/// input; the packet and connection counts are per row, the open connections as they are then.
+#[test]
+fn stats_rows_follow_network_time_and_count_per_interval() {
+    let (p, first) = stats_trace();
+    assert_eq!(p.packets.len(), 23);
+    let r = run(&p, &["--detect", "stats"], &[]);
+    let rows = r.log("stats");
+    let ts = |t: f64| format!("{t:.6}");
+    assert_eq!(
+        stats_column(&rows, "ts"),
+        [ts(first), ts(T0 + 305.0), ts(T0 + 620.0), ts(T0 + 700.01)],
+        "{}",
+        r.stderr
+    );
+    assert_eq!(stats_column(&rows, "pkts_proc"), ["1", "12", "7", "3"]);
+    assert_eq!(stats_sum(&rows, "pkts_proc"), 23);
+    assert_eq!(stats_column(&rows, "tcp_conns"), ["1", "0", "0", "0"]);
+    assert_eq!(stats_column(&rows, "udp_conns"), ["0", "2", "1", "0"]);
+    assert_eq!(stats_column(&rows, "icmp_conns"), ["0", "1", "0", "0"]);
+    // At 305 s the first DNS flow has timed out, the second (305 s) and the ping (300 s) are open.
+    assert_eq!(stats_column(&rows, "active_tcp_conns"), ["1", "1", "1", "1"]);
+    assert_eq!(stats_column(&rows, "active_udp_conns"), ["0", "1", "0", "0"]);
+    assert_eq!(stats_column(&rows, "active_icmp_conns"), ["0", "1", "0", "0"]);
+    let bytes: u64 = p.packets.iter().map(|(_, f)| f.len() as u64).sum();
+    assert_eq!(stats_sum(&rows, "bytes_recv"), bytes);
+    for row in &rows {
+        assert_eq!(row["peer"], "zeek");
+        for col in ["pkts_dropped", "pkts_link", "pkt_lag", "pkts_filtered"] {
+            assert_eq!(row[col], "-", "{col} is set only reading live");
+        }
+        for col in ["dns_requests", "active_dns_requests", "reassem_file_size", "reassem_unknown_size"] {
+            assert_eq!(row[col], "0", "{col}");
+        }
+        assert!(row["mem"].parse::<u64>().unwrap() > 0, "{row:?}");
+        assert_eq!(row["events_proc"], row["events_queued"]);
+    }
+    assert!(stats_sum(&rows, "timers") > 0);
+    // The records handed on before the end: dns.log's two answered queries, conn.log's timed-out flows.
+    assert!(stats_sum(&rows, "events_proc") >= 3, "{rows:?}");
+    let text = std::fs::read_to_string(r.dir.path().join("stats.log")).unwrap();
+    assert!(text.contains("#types\ttime\tstring\tcount\tcount\tcount\tcount\tcount\tinterval\tcount\t"), "{text}");
+}
+
+/// `Stats::report_interval` as a cluster's threshold or a config file sets it.
+#[test]
+fn stats_report_interval_is_configurable() {
+    let (p, first) = stats_trace();
+    let r = run(&p, &["--detect", "stats", "--detect-config", "detect.yaml"], &[("detect.yaml", "stats: { report_interval: 600 }\n")]);
+    let rows = r.log("stats");
+    let ts = |t: f64| format!("{t:.6}");
+    assert_eq!(stats_column(&rows, "ts"), [ts(first), ts(T0 + 620.0), ts(T0 + 700.01)], "{}", r.stderr);
+    assert_eq!(stats_column(&rows, "pkts_proc"), ["1", "19", "3"]);
+}
+
+/// With analysis threads the rows sum the threads' engines, which report after each batch: every packet is
+/// counted once over the rows, whatever the rows' times.
+#[test]
+fn stats_with_analysis_threads_count_every_packet_once() {
+    let (p, _) = stats_trace();
+    let r = run(&p, &["--detect", "stats", "--threads", "3"], &[]);
+    let rows = r.log("stats");
+    assert!(rows.len() >= 3, "{rows:?}");
+    assert_eq!(stats_sum(&rows, "pkts_proc"), 23, "{rows:?}");
+    assert_eq!(stats_sum(&rows, "tcp_conns"), 1);
+    assert_eq!(stats_sum(&rows, "udp_conns"), 3);
+    assert_eq!(stats_sum(&rows, "icmp_conns"), 1);
+    assert_eq!(rows.last().map(|r| r["ts"].clone()), Some(format!("{:.6}", T0 + 700.01)));
+}
+
+/// In a cluster each worker writes its own rows (peer = its name) about the packets it analysed; together they
+/// count the trace once.
+#[test]
+fn cluster_stats_rows_are_per_worker() {
+    let (p, _) = stats_trace();
+    let c = run_cluster(&p, &["--detect", "stats"], &[]);
+    let rows = c.log("stats");
+    let mut peers: Vec<String> = stats_column(&rows, "peer");
+    peers.sort();
+    peers.dedup();
+    assert_eq!(peers, ["worker-1", "worker-2", "worker-3"], "{}", c.stderr);
+    assert_eq!(stats_sum(&rows, "pkts_proc"), 23, "{rows:?}");
+    assert_eq!(stats_sum(&rows, "tcp_conns") + stats_sum(&rows, "udp_conns") + stats_sum(&rows, "icmp_conns"), 5);
+    for w in ["worker-1", "worker-2", "worker-3"] {
+        let own: Vec<_> = rows.iter().filter(|r| r["peer"] == w).collect();
+        assert!(own.len() >= 2, "{w}: a row at the first packet and one at the end: {own:?}");
+    }
+}

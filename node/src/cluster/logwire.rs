@@ -37,6 +37,7 @@ static CLUSTER_SCHEMAS: &[&Schema] = &[
     &crate::detect::software::KNOWN_CERTS_LOG,
     &crate::detect::dns_stats::DNS_QTYPE_LOG,
     &crate::detect::capture_loss::CAPTURE_LOSS_LOG,
+    &crate::detect::stats::STATS_LOG,
 ];
 
 /// The schema of a stream by its `#path`, known to every node of the same build.
