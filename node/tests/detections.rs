@@ -1400,12 +1400,7 @@ fn stats_rows_follow_network_time_and_count_per_interval() {
     let r = run(&p, &["--detect", "stats"], &[]);
     let rows = r.log("stats");
     let ts = |t: f64| format!("{t:.6}");
-    assert_eq!(
-        stats_column(&rows, "ts"),
-        [ts(first), ts(T0 + 305.0), ts(T0 + 620.0), ts(T0 + 700.01)],
-        "{}",
-        r.stderr
-    );
+    assert_eq!(stats_column(&rows, "ts"), [ts(first), ts(T0 + 305.0), ts(T0 + 620.0), ts(T0 + 700.01)], "{}", r.stderr);
     assert_eq!(stats_column(&rows, "pkts_proc"), ["1", "12", "7", "3"]);
     assert_eq!(stats_sum(&rows, "pkts_proc"), 23);
     assert_eq!(stats_column(&rows, "tcp_conns"), ["1", "0", "0", "0"]);
@@ -1439,7 +1434,11 @@ fn stats_rows_follow_network_time_and_count_per_interval() {
 #[test]
 fn stats_report_interval_is_configurable() {
     let (p, first) = stats_trace();
-    let r = run(&p, &["--detect", "stats", "--detect-config", "detect.yaml"], &[("detect.yaml", "stats: { report_interval: 600 }\n")]);
+    let r = run(
+        &p,
+        &["--detect", "stats", "--detect-config", "detect.yaml"],
+        &[("detect.yaml", "stats: { report_interval: 600 }\n")],
+    );
     let rows = r.log("stats");
     let ts = |t: f64| format!("{t:.6}");
     assert_eq!(stats_column(&rows, "ts"), [ts(first), ts(T0 + 620.0), ts(T0 + 700.01)], "{}", r.stderr);
@@ -1462,20 +1461,57 @@ fn stats_with_analysis_threads_count_every_packet_once() {
 }
 
 /// In a cluster each worker writes its own rows (peer = its name) about the packets it analysed; together they
-/// count the trace once.
+/// count the trace once. The manager and the proxies write rows of their own too, as Zeek's do: memory, and no
+/// packets or connections (their clock here is the cluster's, not the trace's).
 #[test]
-fn cluster_stats_rows_are_per_worker() {
+fn cluster_stats_rows_are_per_node() {
     let (p, _) = stats_trace();
     let c = run_cluster(&p, &["--detect", "stats"], &[]);
     let rows = c.log("stats");
     let mut peers: Vec<String> = stats_column(&rows, "peer");
     peers.sort();
     peers.dedup();
-    assert_eq!(peers, ["worker-1", "worker-2", "worker-3"], "{}", c.stderr);
-    assert_eq!(stats_sum(&rows, "pkts_proc"), 23, "{rows:?}");
-    assert_eq!(stats_sum(&rows, "tcp_conns") + stats_sum(&rows, "udp_conns") + stats_sum(&rows, "icmp_conns"), 5);
+    assert_eq!(peers, ["manager", "proxy-1", "proxy-2", "worker-1", "worker-2", "worker-3"], "{}", c.stderr);
+    let workers: Vec<_> = rows.iter().filter(|r| r["peer"].starts_with("worker-")).cloned().collect();
+    assert_eq!(stats_sum(&workers, "pkts_proc"), 23, "{workers:?}");
+    let conns = ["tcp_conns", "udp_conns", "icmp_conns"].map(|col| stats_sum(&workers, col));
+    assert_eq!(conns, [1, 3, 1]);
     for w in ["worker-1", "worker-2", "worker-3"] {
         let own: Vec<_> = rows.iter().filter(|r| r["peer"] == w).collect();
-        assert!(own.len() >= 2, "{w}: a row at the first packet and one at the end: {own:?}");
+        assert_eq!(own.len(), 4, "{w}: the first packet's row, two on schedule, the end's: {own:?}");
     }
+    for r in rows.iter().filter(|r| !r["peer"].starts_with("worker-")) {
+        for col in ["pkts_proc", "bytes_recv", "tcp_conns", "active_tcp_conns", "timers"] {
+            assert_eq!(r[col], "0", "{col}: {r:?}");
+        }
+        assert_eq!(r["pkts_dropped"], "-");
+        assert!(r["mem"].parse::<u64>().unwrap() > 0, "{r:?}");
+    }
+}
+
+/// Zeek's btest scripts.policy.misc.stats reads wikipedia.pcap (an oracle case's trace) through a filter that keeps
+/// only `pkts_proc`: its baseline rows are 1 (the first packet, when zeek_init's check runs) and 135 (the rest,
+/// at termination). The full rows' times are the first and the last packet's.
+#[test]
+fn stats_on_wikipedia_match_zeeks_btest_baseline() {
+    let Some(root) = oracle_root() else { return };
+    let trace = root.join("wikipedia/wikipedia.pcap");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(node_binary())
+        .arg("-r")
+        .arg(&trace)
+        .args(["--detect", "stats", "--logdir"])
+        .arg(dir.path())
+        .output()
+        .expect("run zeek-node");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = read_log(&dir.path().join("stats.log"));
+    assert_eq!(stats_column(&rows, "pkts_proc"), ["1", "135"]);
+    assert_eq!(stats_column(&rows, "ts"), ["1300475167.096535", "1300475173.475401"]);
+    // Zeek's conn.log of the same trace (opt.basic) has 34 connections, none of them ICMP.
+    let conns = read_log(&root.join("wikipedia/conn.log"));
+    let tcp = conns.iter().filter(|c| c["proto"] == "tcp").count() as u64;
+    let udp = conns.iter().filter(|c| c["proto"] == "udp").count() as u64;
+    assert_eq!((stats_sum(&rows, "tcp_conns"), stats_sum(&rows, "udp_conns")), (tcp, udp));
+    assert_eq!(stats_sum(&rows, "icmp_conns"), 0);
 }

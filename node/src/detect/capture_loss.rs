@@ -170,7 +170,8 @@ mod tests {
     use super::*;
 
     fn stats(ts: f64, ack_events: u64, gap_events: u64) -> Counters {
-        let engine = crate::engine::EngineStats { tcp_ack_events: ack_events, tcp_gap_events: gap_events, ..Default::default() };
+        let engine =
+            crate::engine::EngineStats { tcp_ack_events: ack_events, tcp_gap_events: gap_events, ..Default::default() };
         Counters::new(ts, &engine)
     }
 

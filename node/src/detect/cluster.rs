@@ -40,6 +40,10 @@ impl Transport for NodeTransport<'_> {
     fn log(&mut self, record: LogRecord) {
         self.0.log(vec![record]);
     }
+
+    fn in_cluster(&self) -> bool {
+        true
+    }
 }
 
 /// A node's analyses, shared by its event handlers and (on workers) its packet path.

@@ -532,7 +532,10 @@ mod tests {
         assert!(DetectConfig::from_settings(&settings(&[("Stats::report_interval", "5 fortnights".into())])).is_err());
         let c = DetectConfig::from_yaml("stats: { report_interval: 60 }").unwrap();
         assert_eq!(c.stats.report_interval, 60.0);
-        assert_eq!((zeek_interval("1.5 day"), zeek_interval("10usec"), zeek_interval("min")), (Some(129_600.0), Some(1e-5), None));
+        assert_eq!(
+            (zeek_interval("1.5 day"), zeek_interval("10usec"), zeek_interval("min")),
+            (Some(129_600.0), Some(1e-5), None)
+        );
     }
 
     #[test]

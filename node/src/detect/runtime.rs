@@ -24,6 +24,10 @@ pub trait Transport {
     fn publish_rr(&mut self, pool: Role, key: &str, ev: Event) -> Result<(), PublishError>;
     /// A log record (to the loggers, or to the files standalone).
     fn log(&mut self, record: LogRecord);
+    /// Whether the roles are nodes of a cluster (each its own process), rather than one standalone process.
+    fn in_cluster(&self) -> bool {
+        false
+    }
 }
 
 /// Network time reaches handlers' `tick` at most this often (seconds of network time).
@@ -198,6 +202,12 @@ impl Cx<'_> {
     /// Whether `addr` is in the site's local networks.
     pub fn is_local(&self, addr: IpAddr) -> bool {
         self.cfg.local_nets.contains(addr)
+    }
+
+    /// Whether this node is one of a cluster's processes; standalone, every role runs in one process, which Zeek
+    /// sees as one node (`zeek`).
+    pub fn in_cluster(&self) -> bool {
+        self.out.in_cluster()
     }
 
     /// This node's keyed state. On proxies, entries whose HRW owner changes move to the new owner, so key

@@ -68,7 +68,11 @@ impl Analysis for Stats {
     }
 
     fn handler(&self, role: Role, _cfg: &DetectConfig) -> Option<Box<dyn Handler>> {
-        (role == Role::Worker).then(|| Box::new(StatsWatch::default()) as Box<dyn Handler>)
+        match role {
+            Role::Worker => Some(Box::new(StatsWatch::default())),
+            Role::Proxy | Role::Manager => Some(Box::new(PacketlessStats::default())),
+            Role::Logger => None,
+        }
     }
 }
 
@@ -244,6 +248,38 @@ impl Handler for StatsWatch {
     }
 }
 
+/// A cluster's manager and proxies write their own rows, as Zeek's do: network time and memory, nothing analysed
+/// (their engines see no packets). Their clock moves with the events they receive and the cluster's barriers
+/// (offline) or the wall clock (live), and reaches the handler once a second at most ([`Handler::tick`]).
+/// Standalone these roles run inside the one process whose worker writes the rows.
+#[derive(Default)]
+struct PacketlessStats {
+    schedule: Schedule,
+}
+
+impl PacketlessStats {
+    fn report(&mut self, cx: &mut Cx, at_end: bool) {
+        if !cx.in_cluster() || cx.now() <= 0.0 {
+            return;
+        }
+        let now = Counters { at_end, ..Counters::new(cx.now(), &EngineStats::default()) };
+        let Some((last, now)) = self.schedule.report(&now, cx.config().stats.report_interval) else { return };
+        let row = Row::since(&last, &now, resident_memory_mb(), wall_clock());
+        let record = row.log_record(cx.node_name());
+        cx.log(record);
+    }
+}
+
+impl Handler for PacketlessStats {
+    fn tick(&mut self, cx: &mut Cx) {
+        self.report(cx, false);
+    }
+
+    fn done(&mut self, cx: &mut Cx) {
+        self.report(cx, true);
+    }
+}
+
 fn wall_clock() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
@@ -385,7 +421,10 @@ mod tests {
         assert!(header.ends_with(&format!("{fields}{types}")), "{header}");
         let mut line = String::new();
         crate::logs::format_record_tsv(&mut line, &rows[0].log_record("zeek"));
-        assert_eq!(line, "1.000000\tzeek\t0\t1\t100\t-\t-\t-\t-\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t3\t2\t0\t0\t700\t0\t40\t0\n");
+        assert_eq!(
+            line,
+            "1.000000\tzeek\t0\t1\t100\t-\t-\t-\t-\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t3\t2\t0\t0\t700\t0\t40\t0\n"
+        );
     }
 
     #[test]
