@@ -1180,6 +1180,40 @@ mod tests {
         assert_eq!(services, ["ftp-data", "-"]);
     }
 
+    /// The counters stats.log reads: connections by transport (created, and open now), bytes held behind a hole
+    /// in a TCP stream (up while the hole is open, down when it fills and when the connection goes), timers, and
+    /// the records handed on.
+    #[test]
+    fn stats_counters_follow_connections_holes_and_records() {
+        use crate::decode::test_frames::ipv4_udp;
+        let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
+        let (client, server) = (([10, 0, 0, 1], 40000), ([10, 1, 0, 1], 80));
+        engine.process_packet(0.0, LinkType::Raw, &ipv4_tcp(client, server, 100, 0, SYN, b""));
+        engine.process_packet(0.1, LinkType::Raw, &ipv4_tcp(server, client, 500, 101, SYN_ACK, b""));
+        engine.process_packet(0.2, LinkType::Raw, &ipv4_tcp(client, server, 101, 501, ACK, b""));
+        // Ten bytes after a ten-byte hole: held (HTTP is attached by port, so the bytes are kept).
+        engine.process_packet(0.3, LinkType::Raw, &ipv4_tcp(client, server, 111, 501, PSH_ACK, b"1.1\r\n\r\nxxx"));
+        let s = engine.stats();
+        assert_eq!((s.tcp_connections, s.active_tcp_connections, s.tcp_reassembly_bytes), (1, 1, 10));
+        engine.process_packet(0.4, LinkType::Raw, &ipv4_tcp(client, server, 101, 501, PSH_ACK, b"GET / HTTP"));
+        assert_eq!(engine.stats().tcp_reassembly_bytes, 0, "the hole filled");
+        engine.process_packet(0.5, LinkType::Raw, &ipv4_tcp(client, server, 131, 501, PSH_ACK, b"abcde"));
+        assert_eq!(engine.stats().tcp_reassembly_bytes, 5);
+        engine.process_packet(0.6, LinkType::Raw, &ipv4_udp(([10, 0, 0, 2], 5000), ([10, 1, 0, 2], 5001), b"x"));
+        let s = engine.stats();
+        assert_eq!((s.udp_connections, s.active_udp_connections, s.icmp_connections), (1, 1, 0));
+        assert_eq!(s.active_timers, 2, "one live timer per connection");
+        assert!(s.timers_scheduled >= 2, "{s:?}");
+        assert_eq!((s.packets, s.log_records), (7, 0));
+        engine.finish();
+        let s = engine.stats();
+        assert_eq!((s.active_tcp_connections, s.active_udp_connections, s.tcp_reassembly_bytes), (0, 0, 0));
+        assert_eq!((s.tcp_connections, s.udp_connections), (1, 1), "created connections never go down");
+        let records = engine.drain_records().count() as u64;
+        assert!(records >= 2, "two conn.log records at least");
+        assert_eq!(engine.stats().log_records, records);
+    }
+
     /// A port's analyzers are attached at the first packet but built at their first call: a connection that
     /// carries nothing holds no analyzer state, and one that does gets its analyzer with the first payload.
     #[test]
