@@ -47,6 +47,43 @@ fn live_capture_matches_offline_read() {
     }
 }
 
+/// stats.log reading live (policy/misc/stats.zeek): the columns Zeek sets only then (`pkts_dropped`, `pkts_link`,
+/// `pkt_lag`) are set, from libpcap's counters and the AF_PACKET sockets' alike; every packet replayed is counted
+/// once over the rows.
+#[test]
+fn live_stats_rows_carry_the_captures_columns() {
+    let Some((net, trace, _offline)) = prepare(CASE, "ls") else { return };
+    let sent = pcap_records(&trace);
+    for (label, iface, threads) in
+        [("libpcap", net.b_iface.clone(), "1"), ("af_packet", format!("af_packet::{}", net.b_iface), "2")]
+    {
+        let live = tempfile::tempdir().expect("temp dir");
+        let args = ["-i", iface.as_str(), "-C", "--threads", threads, "--detect", "stats"];
+        let hooks = Hooks { before_replay: &|_| {}, while_capturing: &|_| {} };
+        let stderr = replay_into(&net, &args, "capturing with", live.path(), &trace, REPLAY_PPS, &hooks);
+        let text = std::fs::read_to_string(live.path().join("stats.log")).unwrap_or_default();
+        let fields: Vec<&str> =
+            text.lines().find_map(|l| l.strip_prefix("#fields\t")).unwrap_or("").split('\t').collect();
+        let rows: Vec<std::collections::HashMap<&str, &str>> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| fields.iter().copied().zip(l.split('\t')).collect())
+            .collect();
+        assert!(rows.len() >= 2, "{label}: a row at the first packet and one at the end:\n{text}\n{stderr}");
+        let mut processed = 0u64;
+        for r in &rows {
+            assert_eq!(r["peer"], "zeek", "{label}");
+            for col in ["pkts_dropped", "pkts_link"] {
+                assert!(r[col].parse::<u64>().is_ok(), "{label}: {col} is set reading live: {r:?}");
+            }
+            assert!(r["pkt_lag"].parse::<f64>().is_ok_and(|lag| lag >= 0.0), "{label}: {r:?}");
+            assert_eq!(r["pkts_filtered"], "-", "{label}");
+            processed += r["pkts_proc"].parse::<u64>().expect("pkts_proc");
+        }
+        assert!(processed >= sent, "{label}: {processed} packets counted, {sent} replayed:\n{text}");
+    }
+}
+
 /// An FTP trace whose four data channels hash to other analysis threads than their control connection (most of
 /// them, with four threads); each thread analyses its share.
 const FTP_CASE: &str = "ftp-ipv4";

@@ -144,13 +144,15 @@ pub struct Counters {
 pub struct CaptureCounters {
     /// Packets the link delivered to the capture (`pkts_link`).
     pub link: u64,
-    /// Packets the capture dropped (`pkts_dropped`: the kernel's and the interface's drops).
+    /// Packets the capture dropped (`pkts_dropped`).
     pub dropped: u64,
 }
 
 impl CaptureCounters {
+    /// As Zeek's `PcapSource::Statistics` reads libpcap's: `link` is `ps_recv`, `dropped` is `ps_drop` (the
+    /// interface's drops, `ps_ifdrop`, are not counted).
     pub fn new(c: &crate::capture::CaptureStats) -> Self {
-        CaptureCounters { link: c.received, dropped: c.dropped.saturating_add(c.if_dropped) }
+        CaptureCounters { link: c.received, dropped: c.dropped }
     }
 }
 

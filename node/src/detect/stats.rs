@@ -372,6 +372,13 @@ mod tests {
         assert_eq!(row.live, Some(LiveColumns { pkts_dropped: 0, pkts_link: 0, pkt_lag: 0.0 }));
     }
 
+    /// Zeek's `PcapSource::Statistics`: `pkts_link` from `ps_recv`, `pkts_dropped` from `ps_drop` alone.
+    #[test]
+    fn capture_counters_as_zeek_reads_libpcaps() {
+        let c = crate::capture::CaptureStats { received: 1000, dropped: 7, if_dropped: 3 };
+        assert_eq!(CaptureCounters::new(&c), CaptureCounters { link: 1000, dropped: 7 });
+    }
+
     #[test]
     fn live_columns_count_the_captures_drops_and_the_lag() {
         let last = Mark { engine: engine(0, 0, 0), capture: CaptureCounters { link: 100, dropped: 2 } };
