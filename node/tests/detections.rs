@@ -604,7 +604,7 @@ fn software_and_known_hosts_and_services_are_logged_once() {
 fn the_local_profile_runs_zeekctls_default_policies() {
     let p = software_trace();
     let local = run(&p, &["--detect", "local"], &[]);
-    let named = run(&p, &["--detect", "software,known,ssh-bruteforce,capture-loss,ftp-site-exec,sqli"], &[]);
+    let named = run(&p, &["--detect", "software,known,ssh-bruteforce,capture-loss,ftp-site-exec,sqli,stats"], &[]);
     assert_eq!(software_of(&local).len(), 3);
     assert_eq!(detection_records(&local), detection_records(&named));
     assert!(run(&p, &["--detect", "dos"], &[]).log("software").is_empty(), "software is not in dos");

@@ -87,9 +87,9 @@ pub const ANALYZER_NAMES_MESSAGE: &str =
 /// The names `zeek-node --detect` accepts (`all`, the profiles, the analyses); a contract test in the operator
 /// checks this list against the node's.
 pub const DETECTION_NAMES: &str = "self.all(d, d in ['all', 'local', 'dos', 'scan', 'intel', 'mail-urls', \
-     'software', 'known', 'dns-stats', 'ssh-bruteforce', 'capture-loss', 'ftp-site-exec', 'sqli'])";
+     'software', 'known', 'dns-stats', 'ssh-bruteforce', 'capture-loss', 'ftp-site-exec', 'sqli', 'stats'])";
 pub const DETECTION_NAMES_MESSAGE: &str = "detections must name the nodes' detections: all, local, dos, scan, \
-     intel, mail-urls, software, known, dns-stats, ssh-bruteforce, capture-loss, ftp-site-exec or sqli";
+     intel, mail-urls, software, known, dns-stats, ssh-bruteforce, capture-loss, ftp-site-exec, sqli or stats";
 
 pub const CONFIG_MAP_NAME: &str = r"self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')";
 pub const CONFIG_MAP_NAME_MESSAGE: &str = "intel[].configMap must be the name of a ConfigMap in the same namespace";

@@ -110,7 +110,7 @@ pub struct ZeekClusterSpec {
 
     /// Detections to run (notice.log, software.log, known_hosts.log, capture_loss.log, ...): analyses by name,
     /// `local` for what zeekctl's default local.zeek loads (software, known hosts, services and certificates, SSH
-    /// password guessing, capture loss, FTP SITE EXEC, SQL injection), or `all`. An empty list runs none. Intel
+    /// password guessing, capture loss, node statistics, FTP SITE EXEC, SQL injection), or `all`. An empty list runs none. Intel
     /// feeds always run the intel detection.
     #[x_kube(
         validation = Rule::new(rules::DETECTION_NAMES).message(rules::DETECTION_NAMES_MESSAGE),

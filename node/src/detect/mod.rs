@@ -106,7 +106,7 @@ pub fn registry() -> Vec<Box<dyn Analysis>> {
 /// own names and `all`. `local` is what zeekctl's default `site/local.zeek` loads that the node has: a cluster
 /// deployed as Zeek's own tooling deploys it runs these.
 pub const PROFILES: &[(&str, &[&str])] =
-    &[("local", &["software", "known", "ssh-bruteforce", "capture-loss", "ftp-site-exec", "sqli"])];
+    &[("local", &["software", "known", "ssh-bruteforce", "capture-loss", "ftp-site-exec", "sqli", "stats"])];
 
 /// The analyses' own names, as `--detect` takes them.
 pub fn known_names() -> Vec<&'static str> {
@@ -189,7 +189,10 @@ mod tests {
     fn a_profile_expands_to_its_members_in_registry_order() {
         let selected = select(&strings(&["ssh-bruteforce", "local", "dos"])).unwrap();
         let names = names_of(&selected);
-        assert_eq!(names, ["dos", "software", "known", "ssh-bruteforce", "capture-loss", "ftp-site-exec", "sqli"]);
+        assert_eq!(
+            names,
+            ["dos", "software", "known", "ssh-bruteforce", "capture-loss", "ftp-site-exec", "sqli", "stats"]
+        );
         assert_eq!(names_of(&select(&strings(&["all"])).unwrap()), known_names());
         assert!(select(&[]).unwrap().is_empty());
     }
