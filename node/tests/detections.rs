@@ -599,6 +599,29 @@ fn software_and_known_hosts_and_services_are_logged_once() {
     );
 }
 
+/// The rows of `log` as written, `ts` included, sorted.
+fn raw_rows(r: &Run, log: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(r.dir.path().join(format!("{log}.log"))).unwrap_or_default();
+    let mut rows: Vec<String> = text.lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect();
+    rows.sort();
+    rows
+}
+
+/// The proxies log the time the worker saw a host, service or software (as Zeek's proxies log the `ts` of the info
+/// record a worker built), so a cluster's rows are a standalone run's to the microsecond: the proxies' own clocks
+/// follow the packet-time barriers, which can be ahead of a given worker's report.
+#[test]
+fn cluster_known_and_software_rows_keep_the_workers_times() {
+    let p = software_trace();
+    let alone = run(&p, &["--detect", "software,known"], &[]);
+    let clustered = run_cluster(&p, &["--detect", "software,known"], &[]);
+    for log in ["known_hosts", "known_services", "software"] {
+        let rows = raw_rows(&alone, log);
+        assert!(!rows.is_empty(), "{log} is empty standalone");
+        assert_eq!(rows, raw_rows(&clustered, log), "{log}: standalone vs cluster");
+    }
+}
+
 /// `--detect local` is zeekctl's local.zeek: the same records as naming its policies.
 #[test]
 fn the_local_profile_runs_zeekctls_default_policies() {

@@ -157,6 +157,15 @@ pub fn arg_count(ev: &Event, i: usize) -> Option<u64> {
     ev.args.get(i).and_then(Data::as_count)
 }
 
+/// Reads the `i`-th argument of an event as a time (a worker's network time carried in the event, as Zeek's info
+/// records carry the `ts` their worker set).
+pub fn arg_time(ev: &Event, i: usize) -> Option<f64> {
+    match ev.args.get(i)? {
+        Data::Time(t) => Some(*t),
+        _ => None,
+    }
+}
+
 pub fn arg_str(ev: &Event, i: usize) -> Option<&str> {
     ev.args.get(i).and_then(Data::as_str)
 }

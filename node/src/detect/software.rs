@@ -13,7 +13,9 @@
 use std::net::IpAddr;
 
 use super::sent::SentKeys;
-use super::{Analysis, Cx, Data, DetectConfig, EngineEvent, Event, Handler, Role, arg_addr, arg_count, arg_str};
+use super::{
+    Analysis, Cx, Data, DetectConfig, EngineEvent, Event, Handler, Role, arg_addr, arg_count, arg_str, arg_time,
+};
 use crate::analyzers::Proto;
 use crate::analyzers::ssl::HostCertificate;
 use crate::logs::{LogRecord, Schema, Value, f};
@@ -152,12 +154,15 @@ impl Analysis for Software {
 struct SoftwareWorker;
 
 impl SoftwareWorker {
-    fn found(cx: &mut Cx, host: IpAddr, port: Option<u16>, kind: &'static str, unparsed: &str) {
+    /// `Software::found` with the worker's time of the sighting (`ev`'s), which the proxy logs as Zeek's proxy logs
+    /// the `ts` of the info record a worker built.
+    fn found(cx: &mut Cx, ev: &EngineEvent, host: IpAddr, port: Option<u16>, kind: &'static str, unparsed: &str) {
         if !cx.is_local(host) || unparsed.is_empty() {
             return;
         }
         let port = port.map_or(Data::Unset, |p| Data::Count(u64::from(p)));
-        let args = vec![Data::Addr(host), port, Data::Enum(kind.into()), Data::Str(unparsed.to_string())];
+        let args =
+            vec![Data::Addr(host), port, Data::Enum(kind.into()), Data::Str(unparsed.to_string()), Data::Time(ev.ts())];
         cx.publish_hrw(Role::Proxy, &Data::Addr(host), SOFTWARE_FOUND, args);
     }
 }
@@ -167,21 +172,23 @@ impl Handler for SoftwareWorker {
         match ev {
             EngineEvent::HttpRequest(h) => {
                 if let Some(ua) = &h.user_agent {
-                    Self::found(cx, h.id.orig_h, None, "HTTP::BROWSER", ua);
+                    Self::found(cx, ev, h.id.orig_h, None, "HTTP::BROWSER", ua);
                 }
             }
-            EngineEvent::HttpServer(h) => Self::found(cx, h.id.resp_h, Some(h.id.resp_p), "HTTP::SERVER", &h.server),
+            EngineEvent::HttpServer(h) => {
+                Self::found(cx, ev, h.id.resp_h, Some(h.id.resp_p), "HTTP::SERVER", &h.server)
+            }
             EngineEvent::SshSession(s) => {
                 if let Some(c) = &s.client {
-                    Self::found(cx, s.id.orig_h, None, "SSH::CLIENT", c);
+                    Self::found(cx, ev, s.id.orig_h, None, "SSH::CLIENT", c);
                 }
                 if let Some(srv) = &s.server {
-                    Self::found(cx, s.id.resp_h, Some(s.id.resp_p), "SSH::SERVER", srv);
+                    Self::found(cx, ev, s.id.resp_h, Some(s.id.resp_p), "SSH::SERVER", srv);
                 }
             }
             EngineEvent::TlsSession(t) => {
                 if let Some(v) = t.version.as_deref().and_then(tls_version) {
-                    Self::found(cx, t.id.resp_h, Some(t.id.resp_p), "TLS::SERVER", &v);
+                    Self::found(cx, ev, t.id.resp_h, Some(t.id.resp_p), "TLS::SERVER", &v);
                 }
             }
             _ => {}
@@ -210,7 +217,7 @@ impl Handler for SoftwareProxy {
         let item = Data::Record(vec![Data::Enum(kind.into()), Data::Str(unparsed.to_string())]);
         let (new, _) = cx.state().insert(SOFTWARE_SEEN, &Data::Addr(host), item, now);
         if new {
-            cx.log(software_record(now, host, port, kind, unparsed));
+            cx.log(software_record(arg_time(ev, 4).unwrap_or(now), host, port, kind, unparsed));
         }
     }
 }
@@ -313,7 +320,10 @@ impl Handler for KnownWorker {
                     continue;
                 }
                 if self.hosts_sent.first_send(host, now, expiry) {
-                    cx.publish_hrw(Role::Proxy, &Data::Addr(host), KNOWN_HOST, vec![Data::Addr(host)]);
+                    // Zeek's worker stamps the host at `connection_established`: the connection's start is the
+                    // nearest time the finished connection tells.
+                    let args = vec![Data::Addr(host), Data::Time(c.ts)];
+                    cx.publish_hrw(Role::Proxy, &Data::Addr(host), KNOWN_HOST, args);
                 } else {
                     cx.count(HOST_MESSAGES_SAVED, 1);
                 }
@@ -331,6 +341,7 @@ impl Handler for KnownWorker {
                 Data::Count(u64::from(c.id.resp_p)),
                 Data::Enum(c.id.proto.as_enum().into()),
                 Data::Vector(services),
+                Data::Time(ev.ts()),
             ];
             cx.publish_hrw(Role::Proxy, &Data::Addr(c.id.resp_h), KNOWN_SERVICE, args);
         }
@@ -355,7 +366,8 @@ impl Handler for KnownProxy {
                 let Some(host) = arg_addr(ev, 0) else { return };
                 if cx.state().get(HOSTS_SEEN, &Data::Addr(host)).is_none() {
                     cx.state().put(HOSTS_SEEN, &Data::Addr(host), Data::Bool(true), now);
-                    cx.log(LogRecord::new(&KNOWN_HOSTS_LOG, vec![Value::Time(now), Value::Addr(host)]));
+                    let ts = arg_time(ev, 1).unwrap_or(now);
+                    cx.log(LogRecord::new(&KNOWN_HOSTS_LOG, vec![Value::Time(ts), Value::Addr(host)]));
                 }
             }
             KNOWN_SERVICE => {
@@ -374,7 +386,7 @@ impl Handler for KnownProxy {
                         _ => Vec::new(),
                     };
                     let v = vec![
-                        Value::Time(now),
+                        Value::Time(arg_time(ev, 4).unwrap_or(now)),
                         Value::Addr(host),
                         Value::Port(port),
                         Value::Enum(proto.as_enum()),
@@ -549,12 +561,12 @@ mod tests {
         };
         assert_eq!(
             rows("known_hosts"),
-            // At each connection's end (its start and a second).
+            // At the start of the connection that made them known (the worker's time, Zeek's establishment).
             [
-                format!("{:.6}\t10.0.0.1", t + 1.0),
-                format!("{:.6}\t10.0.0.2", t + 1.0),
-                format!("{:.6}\t10.0.0.1", t + day + 2.0),
-                format!("{:.6}\t10.0.0.2", t + day + 2.0)
+                format!("{t:.6}\t10.0.0.1"),
+                format!("{t:.6}\t10.0.0.2"),
+                format!("{:.6}\t10.0.0.1", t + day + 1.0),
+                format!("{:.6}\t10.0.0.2", t + day + 1.0)
             ]
         );
         assert_eq!(rows("known_services").len(), 3, "{:?}", rows("known_services"));
