@@ -278,6 +278,8 @@ fn export_counters(node: &Node, rt: &SharedRuntime) {
     for (name, value) in detect::cluster::counters(rt) {
         node.metrics().set_detect_counter(name, value);
     }
+    // The gauge the sizing guide scales proxies by: set at hand-offs too, but the analyses add keys every second.
+    node.metrics().state_keys.set(node.state().len() as i64);
 }
 
 async fn node_main(cfg: NodeConfig, mut plan: NodePlan) -> anyhow::Result<()> {
