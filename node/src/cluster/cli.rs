@@ -162,7 +162,11 @@ pub fn run_node(args: RunArgs) -> anyhow::Result<()> {
     if input.is_some() && spec.role != Role::Worker {
         anyhow::bail!("only workers capture packets ({} is a {})", spec.name, spec.role);
     }
-    let offline = matches!(input, Some(Input::File(_)));
+    // A worker reading a trace is offline, and so is every other node of its cluster: `zeek-node cluster -r` gives
+    // them the packet-time barriers (`--sync-interval`), whose time their analyses' clocks follow. Taken for live,
+    // their clocks followed the wall clock too: their own records (stats.log rows) carried today's date, and their
+    // state and notice suppression expired by it.
+    let offline = matches!(input, Some(Input::File(_))) || (spec.role != Role::Worker && args.sync_interval.is_some());
     let rotation = parse_duration(&layout.logging.rotation_interval).filter(|d| !d.is_zero());
     let cfg = NodeConfig {
         cluster: layout.cluster.clone(),

@@ -41,6 +41,10 @@ impl Transport for NodeTransport<'_> {
         self.0.log(vec![record]);
     }
 
+    fn pool(&self, role: Role) -> Vec<String> {
+        self.0.view().pool(role).into_iter().map(str::to_string).collect()
+    }
+
     fn in_cluster(&self) -> bool {
         true
     }

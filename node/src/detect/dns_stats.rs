@@ -5,21 +5,27 @@
 //! dns.log record is written (an unanswered query's record comes out when its connection times out). So a cluster,
 //! whose nodes each run on their own clock, reports the same intervals as a standalone run.
 //!
-//! Every interval the manager asks the workers for their counts (`DNSStats::collect`); each worker sends one
+//! Every interval the manager asks the workers for their counts (`DNSStats::collect(upto)`); each worker sends one
 //! `DNSStats::count(interval, qtype, name, n)` per interval and query type with `publish_hrw` keyed on the type, so
-//! every type is summed on one proxy. The manager then asks the proxies for the sums of the intervals that can no
-//! longer grow (`DNSStats::flush(upto)`: they ended, plus the longest a dns.log record can lag, before the previous
-//! collection), and logs each total as it arrives (one proxy owns each type, so each total arrives once). At the
-//! end of input workers send what is left, proxies flush everything, and the manager logs it.
+//! every type is summed on one proxy, and then tells every proxy it is done up to `upto` (`DNSStats::ready`, to each
+//! proxy's node topic: the same link as its counts, so it arrives after them). `upto` is the last interval that can
+//! no longer grow: it ended, plus the longest a dns.log record can lag, before the previous collection. The manager
+//! also tells the proxies which workers to wait for (`DNSStats::flush(upto, workers)`); a proxy sends the totals of
+//! the intervals up to `upto` once every one of those workers is ready up to it, and the manager logs each total as
+//! it arrives (one proxy owns each type, so each total arrives once). Counting on the time between collections
+//! instead lost counts reading a trace, where an interval of packet time can pass faster than a message. At the end
+//! of input workers send what is left, proxies flush everything, and the manager logs it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Analysis, Cx, Data, DetectConfig, EngineEvent, Event, Handler, Role, StateValue, arg_count, arg_str};
+use crate::cluster::topic;
 use crate::logs::{LogRecord, Schema, Value, f};
 
 pub const COLLECT: &str = "DNSStats::collect";
 pub const COUNT: &str = "DNSStats::count";
 pub const FLUSH: &str = "DNSStats::flush";
+pub const READY: &str = "DNSStats::ready";
 pub const TOTAL: &str = "DNSStats::total";
 
 /// The state table of one interval on a proxy, keyed by query type.
@@ -58,7 +64,7 @@ impl Analysis for DnsStats {
     }
 
     fn events(&self) -> &'static [&'static str] {
-        &[COLLECT, COUNT, FLUSH, TOTAL]
+        &[COLLECT, COUNT, FLUSH, READY, TOTAL]
     }
 
     fn handler(&self, role: Role, _cfg: &DetectConfig) -> Option<Box<dyn Handler>> {
@@ -96,8 +102,15 @@ impl Handler for StatsWorker {
     }
 
     fn event(&mut self, ev: &Event, cx: &mut Cx) {
-        if ev.name == COLLECT {
-            self.send(cx);
+        if ev.name != COLLECT {
+            return;
+        }
+        self.send(cx);
+        if let Some(upto) = arg_count(ev, 0) {
+            let me = Data::Str(cx.node_name().to_string());
+            for proxy in cx.pool(Role::Proxy) {
+                cx.publish(&topic::node_topic(&proxy), READY, vec![Data::Count(upto), me.clone()]);
+            }
         }
     }
 
@@ -110,9 +123,26 @@ impl Handler for StatsWorker {
 struct StatsProxy {
     /// Intervals with sums on this proxy.
     intervals: BTreeSet<u64>,
+    /// The last interval each worker said it sent all its counts for.
+    ready: BTreeMap<String, u64>,
+    /// The manager's latest flush: up to which interval, once which workers are ready.
+    flush: Option<(u64, Vec<String>)>,
 }
 
 impl StatsProxy {
+    /// The last interval the manager asked for that every worker it named is ready for.
+    fn ready_upto(&self) -> Option<u64> {
+        let (upto, workers) = self.flush.as_ref()?;
+        workers.iter().map(|w| self.ready.get(w).copied()).try_fold(*upto, |m, r| Some(m.min(r?)))
+    }
+
+    /// Sends the totals of the intervals every worker is ready for.
+    fn flush_ready(&mut self, cx: &mut Cx) {
+        if let Some(upto) = self.ready_upto() {
+            self.flush_upto(cx, upto);
+        }
+    }
+
     fn flush(&mut self, cx: &mut Cx, interval: u64) {
         if !self.intervals.remove(&interval) {
             return;
@@ -155,9 +185,16 @@ impl Handler for StatsProxy {
                 self.intervals.insert(interval);
             }
             FLUSH => {
-                if let Some(upto) = arg_count(ev, 0) {
-                    self.flush_upto(cx, upto);
-                }
+                let (Some(upto), Some(Data::Vector(workers))) = (arg_count(ev, 0), ev.args.get(1)) else { return };
+                let workers = workers.iter().filter_map(Data::as_str).map(str::to_string).collect();
+                self.flush = Some((upto, workers));
+                self.flush_ready(cx);
+            }
+            READY => {
+                let (Some(upto), Some(worker)) = (arg_count(ev, 0), arg_str(ev, 1)) else { return };
+                let seen = self.ready.entry(worker.to_string()).or_default();
+                *seen = (*seen).max(upto);
+                self.flush_ready(cx);
             }
             _ => {}
         }
@@ -186,12 +223,15 @@ impl Handler for StatsManager {
         self.next_collect = Some(due + interval * ((now - due) / interval).floor().max(0.0) + interval);
         // The counts of an interval that ended (with its records' delay) before the previous collection are all
         // on the proxies: the workers sent them then.
-        if let Some(done_before) = self.last_collect.map(|t| t - RECORD_DELAY)
-            && let Some(upto) = interval_of(done_before, interval).checked_sub(1)
-        {
-            cx.publish_role(Role::Proxy, FLUSH, vec![Data::Count(upto)]);
+        let upto = self
+            .last_collect
+            .and_then(|t| interval_of(t - RECORD_DELAY, interval).checked_sub(1))
+            .map_or(Data::Unset, Data::Count);
+        if let Data::Count(_) = upto {
+            let workers = cx.pool(Role::Worker).into_iter().map(Data::Str).collect();
+            cx.publish_role(Role::Proxy, FLUSH, vec![upto.clone(), Data::Vector(workers)]);
         }
-        cx.publish_role(Role::Worker, COLLECT, vec![]);
+        cx.publish_role(Role::Worker, COLLECT, vec![upto]);
         self.last_collect = Some(now);
     }
 
@@ -208,5 +248,78 @@ impl Handler for StatsManager {
         let v =
             vec![Value::Time(start), Value::Count(interval), Value::Count(qtype), Value::str(name), Value::Count(n)];
         cx.log(LogRecord::new(&DNS_QTYPE_LOG, v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzers::{ConnId, Proto};
+    use crate::detect::events::DnsRequest;
+    use crate::detect::local::{LocalHub, LocalLayout};
+
+    fn query(ts: f64, qtype: u64) -> EngineEvent {
+        let id = ConnId {
+            orig_h: "10.0.0.1".parse().unwrap(),
+            orig_p: 5353,
+            resp_h: "10.0.0.53".parse().unwrap(),
+            resp_p: 53,
+            proto: Proto::Udp,
+        };
+        EngineEvent::DnsRequest(DnsRequest {
+            ts,
+            uid: "C1".into(),
+            id,
+            query: "example.org".into(),
+            qtype: Some(qtype),
+            qtype_name: Some("A".into()),
+        })
+    }
+
+    /// (interval, queries) of the totals the manager logged.
+    fn totals(hub: &mut LocalHub) -> Vec<(u64, u64)> {
+        let rows = hub.take_logs().into_iter().filter(|r| r.schema.path == DNS_QTYPE_LOG.path);
+        let count = |v: Option<&Value>| match v {
+            Some(Value::Count(n)) => *n,
+            _ => 0,
+        };
+        let mut t: Vec<(u64, u64)> = rows.map(|r| (count(r.values.get(1)), count(r.values.get(4)))).collect();
+        t.sort_unstable();
+        t
+    }
+
+    /// Totals come out while the run goes on, once every worker has sent its counts for the interval (its
+    /// `DNSStats::ready` follows its counts to each proxy), and each interval once.
+    #[test]
+    fn intervals_are_logged_during_the_run_once_every_worker_is_ready() {
+        let interval = DetectConfig::default().dns_stats.interval;
+        let t0 = (1_700_000_000.0 / interval).floor() * interval;
+        let k0 = (t0 / interval) as u64;
+        let mut hub =
+            LocalHub::new(vec![Box::new(DnsStats)], DetectConfig::default(), LocalLayout { proxies: 2, workers: 3 });
+        for (i, w) in [0usize, 1, 2, 0].into_iter().enumerate() {
+            hub.engine(w, &query(t0 + i as f64, 1));
+        }
+        // Well past the interval and the records' delay: two collections later its total is out.
+        for s in 1..=(4.0 * interval + 2.0 * RECORD_DELAY) as u64 {
+            hub.advance(t0 + s as f64);
+        }
+        assert_eq!(totals(&mut hub), [(k0, 4)], "logged before the end of input");
+        hub.engine(1, &query(t0 + 5.0 * interval, 1));
+        hub.finish();
+        assert_eq!(totals(&mut hub), [(k0 + 5, 1)], "the rest at the end, the first interval not again");
+    }
+
+    /// A proxy waits for every worker the manager named: one that has not said it is ready holds the flush back.
+    #[test]
+    fn a_proxy_waits_for_every_named_worker() {
+        let mut p =
+            StatsProxy { flush: Some((4, vec!["worker-1".into(), "worker-2".into()])), ..StatsProxy::default() };
+        p.ready.insert("worker-1".into(), 9);
+        assert_eq!(p.ready_upto(), None, "worker-2 has not reported");
+        p.ready.insert("worker-2".into(), 3);
+        assert_eq!(p.ready_upto(), Some(3), "worker-2 is ready up to interval 3 only");
+        p.ready.insert("worker-2".into(), 7);
+        assert_eq!(p.ready_upto(), Some(4), "no further than the manager asked");
     }
 }

@@ -95,6 +95,10 @@ impl Transport for LocalOut<'_> {
     fn log(&mut self, record: LogRecord) {
         self.logs.push(record);
     }
+
+    fn pool(&self, role: Role) -> Vec<String> {
+        self.dir.pool(role).into_iter().map(str::to_string).collect()
+    }
 }
 
 /// Every role of a cluster in this process.

@@ -28,6 +28,10 @@ pub trait Transport {
     fn in_cluster(&self) -> bool {
         false
     }
+    /// The names of the nodes of `role` in the current membership view (Zeek's `Cluster::nodes` by type).
+    fn pool(&self, _role: Role) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Network time reaches handlers' `tick` at most this often (seconds of network time).
@@ -208,6 +212,11 @@ impl Cx<'_> {
     /// sees as one node (`zeek`).
     pub fn in_cluster(&self) -> bool {
         self.out.in_cluster()
+    }
+
+    /// The names of the nodes of `role` in the current membership view.
+    pub fn pool(&self, role: Role) -> Vec<String> {
+        self.out.pool(role)
     }
 
     /// This node's keyed state. On proxies, entries whose HRW owner changes move to the new owner, so key
