@@ -517,6 +517,7 @@ fn layout_from_nodecfg() {
     let layout = Layout::parse(&String::from_utf8_lossy(&out.stdout)).expect("a valid layout");
     assert_eq!(layout.find("worker-1").and_then(|w| w.threads), Some(2));
     assert_eq!(layout.find("proxy-1").map(|p| p.role), Some(Role::Proxy));
+    assert_eq!(layout.analysis.detections, Some(vec!["local".to_string()]), "zeekctl's local.zeek");
 }
 
 /// Columns that hold per-process identifiers (each worker has its own uid generator).

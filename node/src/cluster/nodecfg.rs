@@ -1,7 +1,9 @@
 //! zeekctl's `node.cfg` (an INI file: one `[section]` per node with `type`, `host`, `interface`, `lb_procs`)
 //! converted into a layout, so Zeek users can bring theirs.
 
-use super::layout::{DEFAULT_BASE_PORT, LAYOUT_VERSION, Layout, ManagerEntry, NodeEntry, valid_node_name};
+use super::layout::{
+    AnalysisSection, DEFAULT_BASE_PORT, LAYOUT_VERSION, Layout, ManagerEntry, NodeEntry, valid_node_name,
+};
 use super::role::Role;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +102,8 @@ pub fn layout_from_nodecfg(text: &str, cluster: &str) -> Result<Layout, NodeCfgE
         manager: ManagerEntry { name: manager_name, host: manager_host, port: DEFAULT_BASE_PORT },
         nodes,
         tls: None,
-        analysis: Default::default(),
+        // zeekctl loads site/local.zeek on every node: the same policies as the `local` profile.
+        analysis: AnalysisSection { detections: Some(vec!["local".into()]), ..AnalysisSection::default() },
         logging: Default::default(),
     })
 }
