@@ -55,7 +55,7 @@ fn printer_columns_show_readiness_per_role() {
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(columns, ["Ready", "Manager", "Loggers", "Proxies", "Workers", "Epoch", "Paused", "Age"]);
+    assert_eq!(columns, ["Ready", "Manager", "Loggers", "Proxies", "Workers", "Epoch", "Paused", "Detections", "Age"]);
 }
 
 /// `kubectl explain` is only useful when every field has a description.

@@ -210,10 +210,14 @@ async fn a_cluster_gets_every_owned_object_and_becomes_ready() {
     let table = get_table(&env, "/apis/zeek.io/v1alpha1/namespaces/{ns}/zeekclusters").await;
     let columns: Vec<&str> =
         table["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(columns, ["Name", "Ready", "Manager", "Loggers", "Proxies", "Workers", "Epoch", "Paused", "Age"]);
+    assert_eq!(
+        columns,
+        ["Name", "Ready", "Manager", "Loggers", "Proxies", "Workers", "Epoch", "Paused", "Detections", "Age"]
+    );
     let cells = &table["rows"][0]["cells"];
     assert_eq!(cells[1], "True");
     assert_eq!(cells[4], 2);
+    assert!(cells[8].as_str().is_some_and(|d| d.contains("local")), "{}", cells[8]);
 
     // Operator endpoints.
     let (code, metrics) = env.http_get("/metrics").await.unwrap();

@@ -41,6 +41,7 @@ use super::status::ZeekClusterStatus;
     printcolumn(name = "Workers", type_ = "integer", json_path = ".status.workers.ready", description = "ready worker pods (one per capture host)"),
     printcolumn(name = "Epoch", type_ = "integer", json_path = ".status.membershipEpoch", description = "the manager's current membership view", priority = 1),
     printcolumn(name = "Paused", type_ = "boolean", json_path = ".spec.paused", description = "reconciliation is paused", priority = 1),
+    printcolumn(name = "Detections", type_ = "string", json_path = ".spec.detections", description = "the detections the nodes run (local: zeekctl's local.zeek)", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
