@@ -429,14 +429,19 @@ mod tests {
     use crate::analyzers::ConnId;
     use crate::detect::local::{LocalHub, LocalLayout};
 
-    fn host_cert(i: u32, client: &str, server: &str, port: u16, ts: f64, fingerprint: &str) -> EngineEvent {
-        let id = ConnId {
+    /// The TCP connection `i` from `client` to `server:port`.
+    fn tcp_id(i: u32, client: &str, server: &str, port: u16) -> ConnId {
+        ConnId {
             orig_h: client.parse().unwrap(),
             orig_p: 40000 + i as u16,
             resp_h: server.parse().unwrap(),
             resp_p: port,
             proto: Proto::Tcp,
-        };
+        }
+    }
+
+    fn host_cert(i: u32, client: &str, server: &str, port: u16, ts: f64, fingerprint: &str) -> EngineEvent {
+        let id = tcp_id(i, client, server, port);
         EngineEvent::HostCertificate(HostCertificate {
             ts,
             uid: format!("C{i}"),
@@ -509,13 +514,7 @@ mod tests {
     }
 
     fn finished(i: u32, client: &str, server: &str, port: u16, ts: f64) -> EngineEvent {
-        let id = ConnId {
-            orig_h: client.parse().unwrap(),
-            orig_p: 40000 + i as u16,
-            resp_h: server.parse().unwrap(),
-            resp_p: port,
-            proto: Proto::Tcp,
-        };
+        let id = tcp_id(i, client, server, port);
         EngineEvent::ConnectionFinished(crate::detect::events::ConnFinished {
             ts,
             uid: format!("C{i}"),
