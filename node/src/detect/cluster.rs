@@ -143,6 +143,14 @@ impl DetectArgs {
         for a in &analyses {
             a.configure_engine(engine);
         }
+        let running: Vec<&str> = analyses.iter().map(|a| a.name()).collect();
+        for setting in super::config::settings_for_idle_analyses(layout.thresholds.keys(), &running) {
+            tracing::warn!(
+                setting,
+                running = %running.join(","),
+                "a threshold configures a detection that is not running: add it to the detections (spec.detections)"
+            );
+        }
         Ok(Some((analyses, cfg)))
     }
 

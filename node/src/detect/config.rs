@@ -380,6 +380,41 @@ impl DetectConfig {
 /// The section and key of a setting named `section.key` or `Module::key` (Zeek's module names, case and
 /// underscores aside: `Scan`, `SSH`, `DoS`, `Notice`, `Known`, `Intel`, `HTTP`, `CaptureLoss`, `DNSStats`,
 /// `MailUrls`, `Stats`).
+/// The analyses each settings section configures (`notice` configures them all).
+const SECTION_ANALYSES: &[(&str, &[&str])] = &[
+    ("dos", &["dos"]),
+    ("scan", &["scan"]),
+    ("ssh", &["ssh-bruteforce"]),
+    ("dns_stats", &["dns-stats"]),
+    ("known", &["known", "software"]),
+    ("mail_urls", &["mail-urls"]),
+    ("intel", &["intel"]),
+    ("capture_loss", &["capture-loss"]),
+    ("http", &["sqli"]),
+    ("stats", &["stats"]),
+];
+
+/// The settings among `settings` that configure none of the `running` analyses: a ZeekCluster that sets
+/// `Scan::port_threshold` but whose `spec.detections` leaves out `scan` (the default `[local]` does) would
+/// otherwise be quietly ignored.
+pub fn settings_for_idle_analyses<'a>(
+    settings: impl IntoIterator<Item = &'a String>,
+    running: &[&str],
+) -> Vec<&'a str> {
+    settings
+        .into_iter()
+        .filter(|name| {
+            setting_path(name).is_some_and(|(section, _)| {
+                SECTION_ANALYSES
+                    .iter()
+                    .find(|(s, _)| *s == section)
+                    .is_some_and(|(_, analyses)| !analyses.iter().any(|a| running.contains(a)))
+            })
+        })
+        .map(String::as_str)
+        .collect()
+}
+
 fn setting_path(name: &str) -> Option<(String, String)> {
     let (module, key) = name.split_once("::").or_else(|| name.split_once('.'))?;
     let module: String = module.chars().filter(|c| *c != '_').map(|c| c.to_ascii_lowercase()).collect();
@@ -437,6 +472,36 @@ fn zeek_interval(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every section of the table is one of the file's and names analyses the node has.
+    #[test]
+    fn each_section_maps_to_known_analyses() {
+        let known = crate::detect::known_names();
+        for (section, analyses) in SECTION_ANALYSES {
+            assert!(analyses.iter().all(|a| known.contains(a)), "{section}: {analyses:?}");
+            assert!(DetectConfig::from_yaml(&format!("{section}: {{}}")).is_ok(), "{section} is a section");
+        }
+    }
+
+    #[test]
+    fn settings_of_analyses_that_do_not_run_are_found() {
+        let settings: Vec<String> = [
+            "Scan::port_threshold",
+            "SSH::guessing_timeout",
+            "Known::expiry",
+            "Notice::suppress_for",
+            "dns_stats.interval",
+        ]
+        .map(String::from)
+        .to_vec();
+        let local = ["software", "known", "ssh-bruteforce", "capture-loss"];
+        assert_eq!(settings_for_idle_analyses(&settings, &local), ["Scan::port_threshold", "dns_stats.interval"]);
+        assert_eq!(
+            settings_for_idle_analyses(&settings, &["software"]),
+            ["Scan::port_threshold", "SSH::guessing_timeout", "dns_stats.interval"]
+        );
+        assert!(settings_for_idle_analyses(&settings, &["scan", "ssh-bruteforce", "known", "dns-stats"]).is_empty());
+    }
 
     fn settings(pairs: &[(&str, serde_json::Value)]) -> BTreeMap<String, serde_json::Value> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
