@@ -595,7 +595,7 @@ fn software_and_known_hosts_and_services_are_logged_once() {
     assert_eq!(services.len(), 1, "{services:?}");
     assert_eq!(
         (services[0]["host"].as_str(), services[0]["port_num"].as_str(), services[0]["service"].as_str()),
-        (server, "80", "http")
+        (server, "80", "HTTP")
     );
 }
 

@@ -330,12 +330,13 @@ impl Handler for KnownWorker {
             }
         }
         let served = c.established() || (c.id.proto == Proto::Udp && c.answered());
-        if served && cx.is_local(c.id.resp_h) {
+        let services = known_services(&c.service, c.resp_bytes);
+        if served && !services.is_empty() && cx.is_local(c.id.resp_h) {
             if !self.services_sent.first_send((c.id.resp_h, c.id.resp_p, c.id.proto), now, expiry) {
                 cx.count(SERVICE_MESSAGES_SAVED, 1);
                 return;
             }
-            let services = c.service.iter().map(|s| Data::Str(s.clone())).collect();
+            let services = services.into_iter().map(Data::Str).collect();
             let args = vec![
                 Data::Addr(c.id.resp_h),
                 Data::Count(u64::from(c.id.resp_p)),
@@ -345,6 +346,23 @@ impl Handler for KnownWorker {
             ];
             cx.publish_hrw(Role::Proxy, &Data::Addr(c.id.resp_h), KNOWN_SERVICE, args);
         }
+    }
+}
+
+/// The services known-services.zeek logs for a finished connection, as its `c$service` names them: analyzer tags
+/// upper-case (`HTTP`, `SSL`: conn.log lower-cases them, `to_lower` in conn/main.zeek) and the names scripts add
+/// (`ftp-data`, `irc-dcc-data`) as they are. None when the script logs nothing: no service (`connection_state_remove`
+/// logs no empty service), FTP data alone, or DNS alone from a server that sent no bytes.
+fn known_services(conn_log_services: &[String], resp_bytes: u64) -> Vec<String> {
+    let services: Vec<String> = conn_log_services
+        .iter()
+        .map(|s| s.strip_prefix('-').unwrap_or(s))
+        .map(|s| if s.contains('-') { s.to_string() } else { s.to_ascii_uppercase() })
+        .collect();
+    match services.as_slice() {
+        [only] if only == "ftp-data" => Vec::new(),
+        [only] if only == "DNS" && resp_bytes == 0 => Vec::new(),
+        _ => services,
     }
 }
 
@@ -569,6 +587,19 @@ mod tests {
             ]
         );
         assert_eq!(rows("known_services").len(), 3, "{:?}", rows("known_services"));
+    }
+
+    #[test]
+    fn services_are_named_and_left_out_as_known_services_zeek_does() {
+        let s = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(known_services(&s(&["http"]), 10), ["HTTP"]);
+        assert_eq!(known_services(&s(&["ssl", "krb_tcp"]), 10), ["SSL", "KRB_TCP"]);
+        assert_eq!(known_services(&s(&["ftp", "ftp-data"]), 10), ["FTP", "ftp-data"]);
+        assert!(known_services(&s(&[]), 10).is_empty(), "no empty service");
+        assert!(known_services(&s(&["ftp-data"]), 10).is_empty(), "no FTP data session");
+        assert!(known_services(&s(&["dns"]), 0).is_empty(), "a DNS server must talk");
+        assert_eq!(known_services(&s(&["dns"]), 40), ["DNS"]);
+        assert_eq!(known_services(&s(&["-http"]), 10), ["HTTP"], "a violated analyzer's name loses its dash");
     }
 
     #[test]
