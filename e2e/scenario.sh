@@ -233,7 +233,11 @@ get_shows_columns() {
   # turns into a failure (it did once, depending on when kubectl wrote its second line).
   kubectl -n "$APPS_NS" get zc -o wide >"$WORK/get-zc-wide.txt"
   header="$(head -n 1 "$WORK/get-zc-wide.txt" | tr -s ' ')"
-  assert_eq "$header" "NAME READY MANAGER LOGGERS PROXIES WORKERS EPOCH PAUSED AGE" "kubectl get zc -o wide columns"
+  assert_eq "$header" "NAME READY MANAGER LOGGERS PROXIES WORKERS EPOCH PAUSED DETECTIONS AGE" \
+    "kubectl get zc -o wide columns"
+  # The API server filled in the default detections, zeekctl's local.zeek.
+  assert_eq "$(kubectl -n "$APPS_NS" get zc minimal -o jsonpath='{.spec.detections}')" '["local"]' \
+    "minimal: the default detections"
   # Events and metrics, as the guide's troubleshooting section reads them.
   assert_contains "$(kubectl -n "$APPS_NS" events --for zeekcluster/minimal)" CertificatesIssued "events of zc/minimal"
   assert_contains "$(curl -fsS "http://127.0.0.1:$OPERATOR_PORT/metrics")" 'zeek_operator_reconciliations_total' \

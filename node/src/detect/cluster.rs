@@ -137,12 +137,6 @@ impl DetectArgs {
             names.push(super::intel::Intel.name().to_string());
         }
         let analyses = super::select(&names)?;
-        if analyses.is_empty() {
-            return Ok(None);
-        }
-        for a in &analyses {
-            a.configure_engine(engine);
-        }
         let running: Vec<&str> = analyses.iter().map(|a| a.name()).collect();
         for setting in super::config::settings_for_idle_analyses(layout.thresholds.keys(), &running) {
             tracing::warn!(
@@ -150,6 +144,12 @@ impl DetectArgs {
                 running = %running.join(","),
                 "a threshold configures a detection that is not running: add it to the detections (spec.detections)"
             );
+        }
+        if analyses.is_empty() {
+            return Ok(None);
+        }
+        for a in &analyses {
+            a.configure_engine(engine);
         }
         Ok(Some((analyses, cfg)))
     }
