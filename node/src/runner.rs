@@ -341,9 +341,7 @@ impl ThreadClocks {
             *slot = Some(c);
             let mut total = CaptureStats::default();
             for c in self.captures.iter().flatten() {
-                total.received = total.received.saturating_add(c.received);
-                total.dropped = total.dropped.saturating_add(c.dropped);
-                total.if_dropped = total.if_dropped.saturating_add(c.if_dropped);
+                total.add(c);
             }
             sink.capture_counters(&total);
         }
@@ -647,8 +645,6 @@ fn thread_config(analysis: &AnalysisConfig, i: usize) -> AnalysisConfig {
     cfg
 }
 
-/// Adds a thread's counters to the run's (open connections are not summed: the run has ended).
-
 #[cfg(not(target_os = "linux"))]
 fn run_af_packet(_: &str, _: Option<u16>, _: &RunOptions, _: &mut dyn LogSink) -> Result<RunSummary, RunError> {
     Err(CaptureError::AfPacketUnsupported.into())
@@ -708,9 +704,7 @@ fn run_af_packet(
     for h in handles {
         let Ok(done) = h.join() else { continue };
         summary.engine.add(&done.engine);
-        capture.received += done.capture.received;
-        capture.dropped += done.capture.dropped;
-        capture.if_dropped += done.capture.if_dropped;
+        capture.add(&done.capture);
         if let Some(e) = done.error {
             capture_error.get_or_insert(e);
         }

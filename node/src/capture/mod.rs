@@ -49,6 +49,15 @@ pub struct CaptureStats {
     pub if_dropped: u64,
 }
 
+impl CaptureStats {
+    /// Adds another socket's counters (the AF_PACKET sockets of one fanout group).
+    pub fn add(&mut self, o: &CaptureStats) {
+        self.received = self.received.saturating_add(o.received);
+        self.dropped = self.dropped.saturating_add(o.dropped);
+        self.if_dropped = self.if_dropped.saturating_add(o.if_dropped);
+    }
+}
+
 /// One packet as captured.
 pub struct RawPacket<'a> {
     pub ts: f64,

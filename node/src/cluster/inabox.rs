@@ -173,7 +173,7 @@ fn build_layout(args: &ClusterArgs, dir: &Path, tls: Option<super::layout::TlsFi
             bpf_filter: args.filter.clone(),
             ignore_checksums: args.ignore_checksums,
             // As the operator renders a ZeekCluster's detections and intel feeds: the nodes read them from the layout.
-            detections: args.detect.layout_detections(),
+            detections: args.detect.detect.clone(),
             intel_files: args.detect.intel_for_layout(),
             ..AnalysisSection::default()
         },

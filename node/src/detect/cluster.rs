@@ -12,7 +12,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::events::{self, CaptureCounters, Counters, EngineEvent};
+use super::events::{self, CountersReport, EngineEvent};
 use super::notice::{BEGIN_SUPPRESSION, CLUSTER_NOTICE};
 use super::runtime::{NodeRuntime, Transport};
 use super::{Analysis, Data, DetectConfig, Event, PublishError, Role};
@@ -155,7 +155,7 @@ impl DetectArgs {
     }
 
     /// The options for the nodes of `zeek-node cluster` that its layout does not carry: the names and intel files go
-    /// into the layout ([`Self::layout_detections`], [`Self::intel_for_layout`]), as the operator's layout carries a
+    /// into the layout (`detect` as it is, [`Self::intel_for_layout`]), as the operator's layout carries a
     /// ZeekCluster's; `--detect-config` is passed on, its file name made absolute (a node's working directory may
     /// differ).
     pub fn to_args(&self) -> Vec<String> {
@@ -164,11 +164,6 @@ impl DetectArgs {
             args.extend(["--detect-config".to_string(), absolute(f).display().to_string()]);
         }
         args
-    }
-
-    /// The names for a layout's `analysis.detections`.
-    pub fn layout_detections(&self) -> Option<Vec<String>> {
-        self.detect.clone()
     }
 
     /// The intel files for a layout's `analysis.intel_files`, made absolute.
@@ -199,18 +194,14 @@ pub struct WorkerTap<S: LogSink> {
     node: Node,
     rt: SharedRuntime,
     done: bool,
-    wants_counters: bool,
-    /// No report is dispatched before this network time ([`NodeRuntime::counters_due`]).
-    counters_due: f64,
-    /// The capture's latest counters (reading live).
-    capture: Option<CaptureCounters>,
+    counters: CountersReport,
 }
 
 impl<S: LogSink> WorkerTap<S> {
     pub fn new(inner: S, node: Node, rt: SharedRuntime) -> Self {
         events::collect_hook_events();
-        let wants_counters = lock(&rt).wants_counters();
-        WorkerTap { inner, node, rt, done: false, wants_counters, counters_due: f64::NEG_INFINITY, capture: None }
+        let counters = CountersReport::new(lock(&rt).wants_counters());
+        WorkerTap { inner, node, rt, done: false, counters }
     }
 
     fn engine(&self, ev: &EngineEvent) {
@@ -235,26 +226,23 @@ impl<S: LogSink> LogSink for WorkerTap<S> {
     }
 
     fn wants_packet_reports(&self) -> bool {
-        self.wants_counters
+        self.counters.wanted()
     }
 
     fn packet_analysed(&mut self, network_time: f64, stats: &crate::engine::EngineStats) {
-        if self.wants_counters && network_time >= self.counters_due {
-            let counters = Counters { capture: self.capture, ..Counters::new(network_time, stats) };
+        if let Some(counters) = self.counters.after_packet(network_time, stats) {
             self.engine(&EngineEvent::Counters(counters));
-            self.counters_due = lock(&self.rt).counters_due();
+            self.counters.next_due(lock(&self.rt).counters_due());
         }
     }
 
     fn capture_counters(&mut self, stats: &crate::capture::CaptureStats) {
-        self.capture = Some(CaptureCounters::new(stats));
+        self.counters.capture(stats);
     }
 
     fn input_ended(&mut self, network_time: f64, stats: &crate::engine::EngineStats) {
-        if self.wants_counters && network_time > 0.0 {
-            let counters = Counters { capture: self.capture, at_end: true, ..Counters::new(network_time, stats) };
+        if let Some(counters) = self.counters.at_end(network_time, stats) {
             self.engine(&EngineEvent::Counters(counters));
-            self.counters_due = f64::INFINITY;
         }
     }
 
@@ -284,16 +272,16 @@ mod tests {
     /// `zeek-node run`, which before read neither (a cluster on Kubernetes ran no detection at all).
     #[test]
     fn a_layouts_intel_and_thresholds_turn_the_detections_on() {
-        let mut nets = crate::config::AnalysisConfig::default();
+        let mut engine = crate::config::AnalysisConfig::default();
         let none = DetectArgs::default();
-        assert!(none.build(&mut nets, &AnalysisSection::default()).unwrap().is_none());
+        assert!(none.build(&mut engine, &AnalysisSection::default()).unwrap().is_none());
 
         let layout = AnalysisSection {
             intel_files: vec![PathBuf::from("/etc/zeek/intel/feed.dat")],
             thresholds: [("Scan::port_threshold".to_string(), serde_json::Value::from(25))].into(),
             ..AnalysisSection::default()
         };
-        let built = none.build(&mut nets, &layout).unwrap();
+        let built = none.build(&mut engine, &layout).unwrap();
         let every: Vec<&str> = super::super::registry().iter().map(|a| a.name()).collect();
         assert_eq!(names(&built), every);
         let cfg = &built.as_ref().unwrap().1;
@@ -301,26 +289,26 @@ mod tests {
         assert_eq!(cfg.scan.port_threshold, 25);
 
         let only_thresholds = AnalysisSection { intel_files: vec![], ..layout.clone() };
-        assert!(none.build(&mut nets, &only_thresholds).unwrap().is_some());
+        assert!(none.build(&mut engine, &only_thresholds).unwrap().is_some());
 
         // `--detect` names the analyses; the layout's settings still apply, and its feeds turn on intel. A
         // `--detect-config` file replaces the thresholds, and its intel files add to the layout's.
         let cli = DetectArgs { detect: Some(vec!["scan".into()]), ..DetectArgs::default() };
-        let built = cli.build(&mut nets, &layout).unwrap();
+        let built = cli.build(&mut engine, &layout).unwrap();
         assert_eq!(names(&built), ["scan", "intel"]);
         assert_eq!(built.unwrap().1.scan.port_threshold, 25);
-        assert_eq!(names(&cli.build(&mut nets, &only_thresholds).unwrap()), ["scan"]);
+        assert_eq!(names(&cli.build(&mut engine, &only_thresholds).unwrap()), ["scan"]);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("detect.yaml");
         std::fs::write(&file, "scan: { port_threshold: 40 }\n").unwrap();
         let cli = DetectArgs { detect_config: Some(file), intel: vec!["/more.dat".into()], ..DetectArgs::default() };
-        let (analyses, cfg) = cli.build(&mut nets, &layout).unwrap().unwrap();
+        let (analyses, cfg) = cli.build(&mut engine, &layout).unwrap().unwrap();
         assert_eq!(analyses.len(), every.len());
         assert_eq!(cfg.scan.port_threshold, 40);
         assert_eq!(cfg.intel.files, [PathBuf::from("/etc/zeek/intel/feed.dat"), PathBuf::from("/more.dat")]);
 
         let bad = AnalysisSection { thresholds: [("Scan::nope".to_string(), 1.into())].into(), ..layout };
-        let err = none.build(&mut nets, &bad).err().expect("an unknown setting is refused");
+        let err = none.build(&mut engine, &bad).err().expect("an unknown setting is refused");
         assert!(err.to_string().contains("nope"), "{err}");
     }
 
@@ -328,14 +316,14 @@ mod tests {
     /// `--detect` wins; an empty list runs none, unless a feed asks for intel.
     #[test]
     fn the_layouts_detections_name_the_analyses() {
-        let mut nets = crate::config::AnalysisConfig::default();
+        let mut engine = crate::config::AnalysisConfig::default();
         let none = DetectArgs::default();
         let local = AnalysisSection { detections: Some(vec!["local".into()]), ..AnalysisSection::default() };
         let members = super::super::PROFILES.iter().find(|(p, _)| *p == "local").unwrap().1;
-        assert_eq!(names(&none.build(&mut nets, &local).unwrap()), members);
+        assert_eq!(names(&none.build(&mut engine, &local).unwrap()), members);
 
         let cli = DetectArgs { detect: Some(vec!["dos".into()]), ..DetectArgs::default() };
-        assert_eq!(names(&cli.build(&mut nets, &local).unwrap()), ["dos"]);
+        assert_eq!(names(&cli.build(&mut engine, &local).unwrap()), ["dos"]);
 
         // Thresholds configure what the list names; they do not turn on the rest.
         let quiet = AnalysisSection {
@@ -343,12 +331,12 @@ mod tests {
             thresholds: [("Scan::port_threshold".to_string(), serde_json::Value::from(25))].into(),
             ..AnalysisSection::default()
         };
-        assert!(none.build(&mut nets, &quiet).unwrap().is_none());
+        assert!(none.build(&mut engine, &quiet).unwrap().is_none());
         let fed = AnalysisSection { intel_files: vec!["/etc/zeek/intel/feed.dat".into()], ..quiet };
-        assert_eq!(names(&none.build(&mut nets, &fed).unwrap()), ["intel"]);
+        assert_eq!(names(&none.build(&mut engine, &fed).unwrap()), ["intel"]);
 
         let typo = AnalysisSection { detections: Some(vec!["lokal".into()]), ..AnalysisSection::default() };
-        let err = none.build(&mut nets, &typo).err().expect("an unknown name is refused").to_string();
+        let err = none.build(&mut engine, &typo).err().expect("an unknown name is refused").to_string();
         assert!(err.contains("lokal") && err.contains("local"), "{err}");
     }
 }

@@ -162,6 +162,51 @@ impl Counters {
     }
 }
 
+/// What a worker's log sink (standalone [`super::DetectSink`], in a cluster [`super::cluster::WorkerTap`]) keeps to
+/// hand its analyses the engine's counters: whether they want them at all, the network time the next report is due
+/// from ([`super::Handler::counters_due`], so there is no dispatch per packet), and the capture's latest counters.
+#[derive(Debug)]
+pub struct CountersReport {
+    wanted: bool,
+    due: f64,
+    capture: Option<CaptureCounters>,
+}
+
+impl CountersReport {
+    /// `wanted`: some handler of the worker measures the engine (asked once, before the first packet).
+    pub fn new(wanted: bool) -> Self {
+        CountersReport { wanted, due: f64::NEG_INFINITY, capture: None }
+    }
+
+    pub fn wanted(&self) -> bool {
+        self.wanted
+    }
+
+    /// Reading live: the capture's counters the next reports carry.
+    pub fn capture(&mut self, stats: &crate::capture::CaptureStats) {
+        self.capture = Some(CaptureCounters::new(stats));
+    }
+
+    /// The report after a packet at `network_time`, if one is due; then [`Self::next_due`] with the handlers' answer.
+    pub fn after_packet(&self, network_time: f64, stats: &crate::engine::EngineStats) -> Option<Counters> {
+        (self.wanted && network_time >= self.due)
+            .then(|| Counters { capture: self.capture, ..Counters::new(network_time, stats) })
+    }
+
+    /// The report at the end of input (none reading nothing); no report follows it.
+    pub fn at_end(&mut self, network_time: f64, stats: &crate::engine::EngineStats) -> Option<Counters> {
+        if !self.wanted || network_time <= 0.0 {
+            return None;
+        }
+        self.due = f64::INFINITY;
+        Some(Counters { capture: self.capture, at_end: true, ..Counters::new(network_time, stats) })
+    }
+
+    pub fn next_due(&mut self, due: f64) {
+        self.due = due;
+    }
+}
+
 /// What a worker's analyses receive.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineEvent {

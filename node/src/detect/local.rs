@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::sync::Arc;
 
-use super::events::{self, CaptureCounters, Counters, EngineEvent};
+use super::events::{self, Counters, CountersReport, EngineEvent};
 use super::runtime::{NodeRuntime, Transport};
 use super::{Analysis, Data, DetectConfig, Event, PublishError, Role, StateStore};
 use crate::cluster::pool::RoundRobin;
@@ -238,21 +238,25 @@ impl LocalHub {
 pub struct DetectSink<S: LogSink> {
     inner: S,
     hub: LocalHub,
-    wants_counters: bool,
-    /// No report is dispatched before this network time ([`LocalHub::counters_due`]).
-    counters_due: f64,
-    /// The capture's latest counters (reading live).
-    capture: Option<CaptureCounters>,
+    counters: CountersReport,
 }
 
 impl<S: LogSink> DetectSink<S> {
     pub fn new(inner: S, hub: LocalHub) -> Self {
         events::collect_hook_events();
-        DetectSink { inner, wants_counters: hub.wants_counters(), counters_due: f64::NEG_INFINITY, capture: None, hub }
+        DetectSink { inner, counters: CountersReport::new(hub.wants_counters()), hub }
     }
 
     pub fn hub(&self) -> &LocalHub {
         &self.hub
+    }
+
+    /// Hands the engine's counters to the worker's analyses and writes what they log.
+    fn report(&mut self, counters: Counters) {
+        self.hub.engine(0, &EngineEvent::Counters(counters));
+        if let Err(e) = self.write_analysis_logs() {
+            tracing::warn!("writing the analyses' logs: {e}");
+        }
     }
 
     fn write_analysis_logs(&mut self) -> io::Result<()> {
@@ -275,34 +279,23 @@ impl<S: LogSink> LogSink for DetectSink<S> {
     }
 
     fn wants_packet_reports(&self) -> bool {
-        self.wants_counters
+        self.counters.wanted()
     }
 
     fn packet_analysed(&mut self, network_time: f64, stats: &crate::engine::EngineStats) {
-        if !self.wants_counters || network_time < self.counters_due {
-            return;
-        }
-        let counters = Counters { capture: self.capture, ..Counters::new(network_time, stats) };
-        self.hub.engine(0, &EngineEvent::Counters(counters));
-        self.counters_due = self.hub.counters_due();
-        if let Err(e) = self.write_analysis_logs() {
-            tracing::warn!("writing the analyses' logs: {e}");
+        if let Some(counters) = self.counters.after_packet(network_time, stats) {
+            self.report(counters);
+            self.counters.next_due(self.hub.counters_due());
         }
     }
 
     fn capture_counters(&mut self, stats: &crate::capture::CaptureStats) {
-        self.capture = Some(CaptureCounters::new(stats));
+        self.counters.capture(stats);
     }
 
     fn input_ended(&mut self, network_time: f64, stats: &crate::engine::EngineStats) {
-        if !self.wants_counters || network_time <= 0.0 {
-            return;
-        }
-        let counters = Counters { capture: self.capture, at_end: true, ..Counters::new(network_time, stats) };
-        self.hub.engine(0, &EngineEvent::Counters(counters));
-        self.counters_due = f64::INFINITY;
-        if let Err(e) = self.write_analysis_logs() {
-            tracing::warn!("writing the analyses' logs: {e}");
+        if let Some(counters) = self.counters.at_end(network_time, stats) {
+            self.report(counters);
         }
     }
 
