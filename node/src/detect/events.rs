@@ -67,6 +67,8 @@ pub struct HttpRequest {
     pub host: Option<String>,
     pub uri: Option<String>,
     pub user_agent: Option<String>,
+    /// http.log's `tags`: what policy scripts added (`HTTP::URI_SQLI`, by the engine when sqli runs).
+    pub tags: Vec<&'static str>,
 }
 
 impl HttpRequest {
@@ -282,6 +284,16 @@ impl EngineEvent {
                 host: f.string("host"),
                 uri: f.string("uri"),
                 user_agent: f.string("user_agent"),
+                tags: match r.get("tags") {
+                    Some(Value::Set(items)) => items
+                        .iter()
+                        .filter_map(|v| match v {
+                            Value::Enum(tag) => Some(*tag),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                },
             }),
             "ssl" => EngineEvent::TlsSession(TlsSession {
                 ts: r.ts(),

@@ -1,8 +1,9 @@
 //! SQL injection attacks in HTTP URIs (Zeek 9.1's policy/protocols/http/detect-sql-injection.zeek, the script the
 //! default local.zeek loads; it replaced detect-sqli.zeek).
 //!
-//! Workers match each request's unescaped URI (http.log's `uri`) against `match_sql_injection_uri`
-//! ([`is_sql_injection`]) and observe a match twice, as the script's two SumStats streams do: keyed on the client
+//! The HTTP analyzer matches each request's unescaped URI against `match_sql_injection_uri`
+//! ([`is_sql_injection_bytes`]) and tags a match `HTTP::URI_SQLI` in http.log ([`Analysis::configure_engine`]);
+//! workers observe each tagged request twice, as the script's two SumStats streams do: keyed on the client
 //! (`http.sqli.attacker`) and on the server (`http.sqli.victim`), each sent by `publish_hrw` to the proxy that owns
 //! the key. That proxy sums the observations per SumStats epoch (`http.sqli_requests_interval`) and raises
 //! `HTTP::SQL_Injection_Attacker` / `HTTP::SQL_Injection_Victim` once per key and epoch when the sum reaches
@@ -15,7 +16,6 @@ use regex::bytes::Regex;
 
 use super::{Analysis, Cx, Data, DetectConfig, EngineEvent, Event, Handler, Notice, Role, StateValue};
 use crate::config::{AnalysisConfig, UriTag};
-use crate::logs::log_string_bytes;
 
 pub const SQLI_OBSERVED: &str = "HTTP::sqli_observed";
 /// The http.log tag of a request the script counts (`add c$http$tags[URI_SQLI]`).
@@ -92,11 +92,6 @@ static SQL_INJECTION_URI: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!("(?-u){pattern}")).expect("match_sql_injection_uri compiles")
 });
 
-/// `match_sql_injection_uri in unescaped_URI`, for a log string (raw bytes as the writers keep them).
-pub fn is_sql_injection(unescaped_uri: &str) -> bool {
-    is_sql_injection_bytes(&log_string_bytes(unescaped_uri))
-}
-
 /// `match_sql_injection_uri in unescaped_URI`, for the URI's bytes (the HTTP analyzer's request line).
 pub fn is_sql_injection_bytes(unescaped_uri: &[u8]) -> bool {
     SQL_INJECTION_URI.is_match(unescaped_uri)
@@ -147,8 +142,10 @@ struct SqliWorker;
 
 impl Handler for SqliWorker {
     fn engine(&mut self, ev: &EngineEvent, cx: &mut Cx) {
+        // The HTTP analyzer matched the URI when it saw the request and tagged it (`configure_engine`), as the
+        // script's `http_request` handler does before it observes: the tag is the match.
         let EngineEvent::HttpRequest(h) = ev else { return };
-        if !h.uri.as_deref().is_some_and(is_sql_injection) {
+        if !h.tags.contains(&URI_SQLI) {
             return;
         }
         let epoch = epoch_of(h.ts, cx.config().http.sqli_requests_interval);

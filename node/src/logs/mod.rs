@@ -9,7 +9,7 @@ mod value;
 mod writer;
 
 pub use schemas::{ANALYZER, CONN, FILES, FILES_BARE, PE, TUNNEL, WEIRD, net_weird_record, schema_by_path};
-pub use value::{Value, bytes_to_log_string, log_string_bytes, push_addr, push_log_bytes};
+pub use value::{Value, bytes_to_log_string, push_addr, push_log_bytes};
 pub use writer::{
     DirSink, LogFormat, LogSink, MemorySink, civil_from_epoch, format_header, format_header_time, format_record_json,
     format_record_tsv,

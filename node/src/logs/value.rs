@@ -411,22 +411,6 @@ pub fn bytes_to_log_string(b: &[u8]) -> String {
     out
 }
 
-/// The bytes a log string stands for, [`bytes_to_log_string`] undone: raw-byte code points become their byte again
-/// (borrowed when the string has none).
-pub fn log_string_bytes(s: &str) -> std::borrow::Cow<'_, [u8]> {
-    if !s.as_bytes().contains(&RAW_BYTE_LEAD) {
-        return std::borrow::Cow::Borrowed(s.as_bytes());
-    }
-    let mut out = Vec::with_capacity(s.len());
-    for c in s.chars() {
-        match raw_byte(c) {
-            Some(b) => out.push(b),
-            None => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// [`bytes_to_log_string`], appended to `out` (for a string built from several pieces of raw bytes).
 pub fn push_log_bytes(out: &mut String, b: &[u8]) {
     let mut rest = b;
@@ -587,14 +571,6 @@ mod tests {
         let mut out = String::new();
         v.write_json(&mut out);
         out
-    }
-
-    #[test]
-    fn log_strings_give_their_bytes_back() {
-        let raw = [b'a', 0xff, 0xc3, b'%', 0xc3, 0xa9, 0xf4];
-        let s = bytes_to_log_string(&raw);
-        assert_eq!(log_string_bytes(&s).as_ref(), raw);
-        assert!(matches!(log_string_bytes("plain é"), std::borrow::Cow::Borrowed(b) if b == "plain é".as_bytes()));
     }
 
     #[test]
