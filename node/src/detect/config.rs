@@ -433,14 +433,10 @@ fn setting_path(name: &str) -> Option<(String, String)> {
 fn setting_value(value: &serde_json::Value) -> serde_json::Value {
     match value {
         serde_json::Value::String(s) => match crate::cluster::layout::parse_duration(s) {
+            // Whole seconds stay an integer, which count settings need.
             Some(d) => serde_json::Value::from(d.as_secs()),
-            None if zeek_interval(s).is_some() => {
-                zeek_interval(s).and_then(serde_json::Number::from_f64).map_or(value.clone(), serde_json::Value::Number)
-            }
-            None => s
-                .trim()
-                .parse::<f64>()
-                .ok()
+            None => zeek_interval(s)
+                .or_else(|| s.trim().parse::<f64>().ok())
                 .and_then(serde_json::Number::from_f64)
                 .map_or_else(|| value.clone(), serde_json::Value::Number),
         },
