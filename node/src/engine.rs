@@ -781,7 +781,9 @@ impl Core {
                 let counted =
                     outcome.prev_ack.filter(|_| matches!(&conn.session, Session::Tcp(t) if t.both_established()));
                 let (advanced, missing) = conn.stream_mut(peer).map_or((false, 0), |s| {
-                    let advanced = counted.is_some_and(|prev| s.trim_point(ack) > s.trim_point(prev).max(1));
+                    // (Zeek's `test_active`: not for a stream that skips its deliveries.)
+                    let advanced =
+                        counted.is_some_and(|prev| s.trim_point(ack) > s.trim_point(prev).max(1)) && !s.skipping();
                     let held = &mut self.stats.tcp_reassembly_bytes;
                     (advanced, tracking_held(held, s, |s| s.acked(ack, &mut |c| chunks.push(OwnedChunk::from(c)))))
                 });
@@ -813,6 +815,7 @@ impl Core {
                     // Snapped capture: the rest of this segment is missing.
                     self.deliver(conn, ts, is_orig, Chunk::Gap((payload_len - data.len()) as u64));
                 }
+                self.check_reassembly_limits(conn, me);
                 return self.after_data(conn, is_orig, outcome, hdr);
             }
             let keep = conn.has_attached_analyzer();
@@ -829,8 +832,20 @@ impl Core {
             for (o, c) in &chunks {
                 self.deliver(conn, ts, *o, c.as_chunk());
             }
+            self.check_reassembly_limits(conn, me);
         }
         self.after_data(conn, is_orig, outcome, hdr);
+    }
+
+    /// Zeek's bounds on what one TCP direction holds (`TCP_Reassembler::DataSent`): past them the direction's
+    /// reassembly gives up with a weird of the TCP analyzer, and its analyzers get nothing more.
+    fn check_reassembly_limits(&mut self, conn: &mut Conn, me: usize) {
+        let Session::Tcp(t) = &mut conn.session else { return };
+        let held_before = t.streams[me].held_bytes() as u64;
+        let Some(weird) = t.check_reassembly_limits(me) else { return };
+        let held = &mut self.stats.tcp_reassembly_bytes;
+        *held = held.saturating_sub(held_before);
+        self.conn_weird(conn, self.network_time, weird, None, "TCP");
     }
 
     /// End of a TCP packet's handling: end-of-data to analyzers and the close timer.

@@ -16,10 +16,10 @@ const ACK: u8 = 0x10;
 const CLIENT: [u8; 4] = [10, 0, 0, 1];
 const SERVER: [u8; 4] = [10, 0, 0, 2];
 
-/// The conn.log records of a run, as field name → TSV text.
-struct ConnLog(Vec<Vec<(&'static str, String)>>);
+/// The records of one log of a run, as field name → TSV text.
+struct Records(Vec<Vec<(&'static str, String)>>);
 
-impl ConnLog {
+impl Records {
     fn field(&self, record: usize, name: &str) -> &str {
         let rec = &self.0[record];
         rec.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("no field {name}"))
@@ -37,18 +37,24 @@ impl ConnLog {
 
 /// Runs timed raw IPv4 frames through one engine (checksums ignored, as the frames carry none) and returns
 /// conn.log in the order the connections were removed.
-fn run(packets: &[(f64, Vec<u8>)]) -> ConnLog {
+fn run(packets: &[(f64, Vec<u8>)]) -> Records {
+    run_logs(packets, "conn").remove(0)
+}
+
+/// The records of each log in `paths` of one run, in the order of `paths`.
+fn run_logs(packets: &[(f64, Vec<u8>)], paths: &str) -> Vec<Records> {
     let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
     for (ts, frame) in packets {
         engine.process_packet(*ts, LinkType::Raw, frame);
     }
     engine.finish();
-    let records = engine
-        .drain_records()
-        .filter(|r| r.schema.path == "conn")
-        .map(|r| r.schema.fields.iter().zip(&r.values).map(|(f, v)| (f.name, v.to_tsv())).collect())
-        .collect();
-    ConnLog(records)
+    let mut logs: Vec<Records> = paths.split(',').map(|_| Records(Vec::new())).collect();
+    for r in engine.drain_records() {
+        if let Some(i) = paths.split(',').position(|p| p == r.schema.path) {
+            logs[i].0.push(r.schema.fields.iter().zip(&r.values).map(|(f, v)| (f.name, v.to_tsv())).collect());
+        }
+    }
+    logs
 }
 
 /// A TCP segment from the client (port 40000) to the server's `port`, or back.
@@ -361,4 +367,70 @@ fn other_ip_protocols_are_connections_of_unknown_transport() {
     assert_eq!(log.fields(0, &fields), "0\t0\tunknown_transport\t-\t0.835910\t0\t0\tOTH");
     let rest = ["local_resp", "history", "orig_pkts", "orig_ip_bytes", "resp_pkts", "ip_proto"];
     assert_eq!(log.fields(0, &rest), "T\t-\t4\t112\t0\t2");
+}
+
+/// An HTTP exchange whose reply has a 100-byte hole after its header, then `after_hole` bytes of body in segments of
+/// 1000, the client acking only what `client_acks` says (`None`: nothing of the reply; `Some(n)`: the first `n`
+/// bytes, once, after the header).
+fn reply_with_a_hole(after_hole: u32, client_acks: Option<u32>) -> Vec<(f64, Vec<u8>)> {
+    let request: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let header = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 100 + after_hole);
+    let (mut frames, c, mut s) = established(80, &[(true, request), (false, header.as_bytes())]);
+    if let Some(n) = client_acks {
+        frames.push(tcp(true, 80, c, S + 1 + n, ACK, b""));
+    }
+    s += 100;
+    for _ in 0..after_hole / 1000 {
+        frames.push(tcp(false, 80, s, c, ACK, &[b'x'; 1000]));
+        s += 1000;
+    }
+    timed(frames)
+}
+
+/// Zeek's `tcp_max_above_hole_without_any_acks` (16 KiB, `TCP_Reassembler::DataSent`): a side none of whose data
+/// was acked, holding more than that above a hole, gives up: the TCP analyzer's weird, nothing more delivered (the
+/// HTTP body stops at the hole) and no content gap reported for it.
+#[test]
+fn data_above_a_hole_without_any_acks_is_given_up() {
+    let [conn, weird, http] = <[Records; 3]>::try_from(run_logs(&reply_with_a_hole(17_000, None), "conn,weird,http"))
+        .unwrap_or_else(|_| unreachable!());
+    assert_eq!(weird.len(), 1);
+    assert_eq!(weird.fields(0, &["name", "addl", "source"]), "above_hole_data_without_any_acks\t-\tTCP");
+    assert_eq!(conn.fields(0, &["missed_bytes", "history"]), "0\tShADd");
+    assert_eq!(http.fields(0, &["status_code", "response_body_len"]), "200\t0");
+
+    // 16 KiB above the hole is still held: the body is delivered after a content gap at the end.
+    let [conn, weird] = <[Records; 2]>::try_from(run_logs(&reply_with_a_hole(16_000, None), "conn,weird"))
+        .unwrap_or_else(|_| unreachable!());
+    assert_eq!(weird.len(), 0);
+    assert_eq!(conn.field(0, "missed_bytes"), "0");
+
+    // Once any of the side's data was acked, the hole rule no longer applies.
+    let [weird] = <[Records; 1]>::try_from(run_logs(&reply_with_a_hole(17_000, Some(10)), "weird"))
+        .unwrap_or_else(|_| unreachable!());
+    assert_eq!(weird.len(), 0);
+}
+
+/// Zeek's `tcp_excessive_data_without_further_acks` (10 MiB): a side that had data acked, then sends more than that
+/// with no further ack, gives up. A side never acked at all keeps nothing it delivered past its first 16 KiB
+/// (`tcp_max_initial_window`), so a one-sided transfer of any size goes on.
+#[test]
+fn ten_mib_without_further_acks_is_given_up() {
+    let [weird] = <[Records; 1]>::try_from(run_logs(&reply_with_a_hole((10 << 20) + 1000, Some(10)), "weird"))
+        .unwrap_or_else(|_| unreachable!());
+    assert_eq!(weird.len(), 1);
+    assert_eq!(weird.fields(0, &["name", "source"]), "excessive_data_without_further_acks\tTCP");
+
+    let request: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let size = 12 << 20;
+    let header = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n");
+    let (mut frames, c, mut s) = established(80, &[(true, request), (false, header.as_bytes())]);
+    for _ in 0..size / 1000 {
+        frames.push(tcp(false, 80, s, c, ACK, &[b'x'; 1000]));
+        s += 1000;
+    }
+    let [weird, http] =
+        <[Records; 2]>::try_from(run_logs(&timed(frames), "weird,http")).unwrap_or_else(|_| unreachable!());
+    assert_eq!(weird.len(), 0, "a one-sided transfer holds nothing it delivered");
+    assert_eq!(http.field(0, "response_body_len"), (size / 1000 * 1000).to_string());
 }

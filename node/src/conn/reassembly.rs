@@ -1,5 +1,7 @@
-//! TCP stream reassembly for one direction: in-order delivery, out-of-order buffering (bounded), and
-//! content gaps when the peer acknowledges data that was never seen.
+//! TCP stream reassembly for one direction: in-order delivery, out-of-order buffering, and content gaps when
+//! the peer acknowledges data that was never seen. What is held is bounded as Zeek's `TCP_Reassembler` bounds it
+//! (`DataSent`): a direction whose data nobody acked gives up past 16 KiB above a hole, and any direction past
+//! 10 MiB not yet acked; from then on nothing more of it reaches the analyzers ([`Stream::check_limits`]).
 
 use std::collections::BTreeMap;
 
@@ -17,7 +19,8 @@ pub struct Stream {
     next_seq: u64,
     /// Where the stream ends (the FIN's sequence number); `u64::MAX` until known.
     fin_seq: u64,
-    /// Segments held behind a hole; allocated only while there are some (most streams arrive in order).
+    /// Segments held behind a hole; allocated only while there are some (most streams arrive in order), and
+    /// for good once the stream gave up.
     held: Option<Box<Held>>,
 }
 
@@ -28,10 +31,22 @@ struct Held {
     segments: BTreeMap<u64, (u64, Vec<u8>)>,
     /// Bytes kept in `segments`.
     bytes: usize,
+    /// Sequence space the segments hold (their lengths, kept bytes or not), for Zeek's `DataSize`.
+    len: u64,
+    /// The highest end of a held segment (Zeek's last block's `upper`).
+    end: u64,
+    /// Zeek's `skip_deliveries`: the stream gave up; nothing more is delivered, and acks report no gaps. Kept
+    /// here, out of line, as it is rare (every open connection pays for what `Stream` holds inline).
+    skipping: bool,
 }
 
-/// Out-of-order bytes held per direction before the oldest hole is declared a gap.
-const MAX_PENDING_BYTES: usize = 2 << 20;
+/// Zeek's `tcp_max_initial_window`: a side that sent more than this with none of it acked is taken for one whose
+/// acks the capture misses, and its delivered bytes are not kept for acks that will not come.
+pub const MAX_INITIAL_WINDOW: u64 = 16384;
+/// Zeek's `tcp_max_above_hole_without_any_acks`.
+pub const MAX_ABOVE_HOLE_WITHOUT_ANY_ACKS: u64 = 16384;
+/// Zeek's `tcp_excessive_data_without_further_acks`.
+pub const EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS: u64 = 10 << 20;
 
 impl Default for Stream {
     fn default() -> Self {
@@ -47,6 +62,37 @@ impl Stream {
 
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// Whether the stream gave up (Zeek's `skip_deliveries`).
+    pub fn skipping(&self) -> bool {
+        self.held.as_ref().is_some_and(|h| h.skipping)
+    }
+
+    /// Zeek's checks after `DataSent` hands a segment to the reassembler (`TCP_Reassembler::DataSent`), given
+    /// whether any of this side's data was acked (`NoDataAcked`) and how many delivered bytes the peer has not
+    /// acked yet (delivered data Zeek still holds, [`super::TcpSession::check_reassembly_limits`]). Returns the
+    /// weird to raise when the stream gives up: it drops what it holds and delivers nothing more.
+    pub fn check_limits(&mut self, no_data_acked: bool, delivered_unacked: u64) -> Option<&'static str> {
+        let (held_len, held_end) = match self.held.as_deref() {
+            Some(held) if held.skipping => return None,
+            Some(held) => (held.len, held.end),
+            None => (0, 0),
+        };
+        let reason = if no_data_acked && held_end.saturating_sub(self.next_seq) > MAX_ABOVE_HOLE_WITHOUT_ANY_ACKS {
+            "above_hole_data_without_any_acks"
+        } else if delivered_unacked + held_len > EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS {
+            "excessive_data_without_further_acks"
+        } else {
+            return None;
+        };
+        self.give_up();
+        Some(reason)
+    }
+
+    /// Zeek's `ClearBlocks` and `skip_deliveries`.
+    fn give_up(&mut self) {
+        self.held = Some(Box::new(Held { skipping: true, ..Held::default() }));
     }
 
     /// How far an ack of `ack` trims this stream: the FIN takes a sequence number that carries no data.
@@ -78,8 +124,8 @@ impl Stream {
     /// Adds a segment. Delivers every byte that is now in order.
     pub fn segment(&mut self, seq: u64, data: &[u8], keep_data: bool, deliver: &mut impl FnMut(Chunk)) {
         let end = seq.saturating_add(data.len() as u64);
-        if end <= self.next_seq || data.is_empty() {
-            return; // old data: a retransmission
+        if end <= self.next_seq || data.is_empty() || self.skipping() {
+            return; // old data (a retransmission), or a stream that gave up
         }
         if seq <= self.next_seq {
             let skip = (self.next_seq - seq) as usize;
@@ -91,19 +137,14 @@ impl Stream {
         let kept = if keep_data { data.to_vec() } else { Vec::new() };
         let held = self.held.get_or_insert_with(Box::default);
         held.bytes += kept.len();
+        held.end = held.end.max(end);
         let slot = held.segments.entry(seq).or_insert((0, Vec::new()));
         if end > seq + slot.0 {
             held.bytes -= slot.1.len();
+            held.len += end - seq - slot.0;
             *slot = (end - seq, kept);
         } else {
             held.bytes -= kept.len();
-        }
-        if held.bytes > MAX_PENDING_BYTES {
-            // Too much held behind one hole: give up on it.
-            let first = *held.segments.keys().next().expect("non-empty");
-            deliver(Chunk::Gap(first - self.next_seq));
-            self.next_seq = first;
-            self.drain(deliver);
         }
     }
 
@@ -117,6 +158,7 @@ impl Stream {
         let held = self.held.as_mut()?;
         let (seq, (len, bytes)) = held.segments.pop_first()?;
         held.bytes -= bytes.len();
+        held.len -= len;
         if held.segments.is_empty() {
             self.held = None;
         }
@@ -147,6 +189,11 @@ impl Stream {
     pub fn acked(&mut self, ack: u64, deliver: &mut impl FnMut(Chunk)) -> u64 {
         // (An unset FIN, `u64::MAX`, limits nothing.)
         let limit = self.trim_point(ack);
+        if self.skipping() {
+            // Zeek's `Undelivered` reports no gap for a stream that skips its deliveries.
+            self.next_seq = self.next_seq.max(limit);
+            return 0;
+        }
         let mut missing = 0;
         while limit > self.next_seq {
             let hole_end = self.first_held().map_or(limit, |s| s.min(limit));
@@ -227,5 +274,30 @@ mod tests {
         collect(&mut s, 1, b"ab");
         s.set_fin(3);
         assert_eq!(s.acked(4, &mut |_| {}), 0);
+    }
+
+    #[test]
+    fn a_stream_that_gave_up_delivers_nothing_and_reports_no_gap() {
+        let mut s = Stream::default();
+        collect(&mut s, 1, b"ab");
+        collect(&mut s, 100, &[0; 16_287]);
+        assert_eq!(s.check_limits(false, 0), None, "acked before: the hole rule does not apply");
+        assert_eq!(s.check_limits(true, 0), None, "16 KiB from the hole on, not more");
+        collect(&mut s, 16_387, b"c");
+        assert_eq!(s.check_limits(true, 0), Some("above_hole_data_without_any_acks"));
+        assert_eq!((s.held_bytes(), s.skipping()), (0, true));
+        assert!(collect(&mut s, 3, b"de").is_empty());
+        let mut out = vec![];
+        assert_eq!(s.acked(20_000, &mut |c| out.push(format!("{c:?}"))), 0);
+        assert!(out.is_empty());
+        assert_eq!(s.check_limits(true, u64::MAX), None, "gave up once");
+
+        let mut s = Stream::default();
+        collect(&mut s, 1, b"ab");
+        assert_eq!(s.check_limits(false, EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS), None);
+        assert_eq!(
+            s.check_limits(false, EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS + 1),
+            Some("excessive_data_without_further_acks")
+        );
     }
 }

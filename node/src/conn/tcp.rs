@@ -2,7 +2,7 @@
 //! history and byte counts come out as Zeek computes them.
 
 use super::history::{History, Scaled, mask};
-use super::reassembly::Stream;
+use super::reassembly::{self, Stream};
 use crate::decode::{TcpFlags, TcpHeader};
 
 const TOO_LARGE_SEQ_DELTA: i32 = 1_048_576;
@@ -293,6 +293,29 @@ impl TcpSession {
 
     pub fn is_partial(&self) -> bool {
         self.ep[0].has(endpoint_flag::SESSION_PARTIAL)
+    }
+
+    /// Zeek's reassembly bounds after side `me` handed a segment to its stream (`TCP_Reassembler::DataSent`): the
+    /// weird to raise when the stream gave up.
+    ///
+    /// Zeek holds delivered bytes until the peer acks them (its `trim_seq`), which the 10 MiB bound counts. The
+    /// ack is the endpoint's own highest one (held here already, clamped to the FIN as `AckReceived` clamps it);
+    /// while nothing is acked, `BlockInserted` lets go of delivered bytes once the side sent more than an initial
+    /// window, so a one-sided capture holds none. Zeek keeps that early trim point when the first acks come in
+    /// below it; here the acks alone count from then on, which can only overstate the held bytes by the part of
+    /// the first flight not yet acked, for a round trip.
+    pub fn check_reassembly_limits(&mut self, me: usize) -> Option<&'static str> {
+        let (endpoint, peer_state) = (&self.ep[me], self.ep[1 - me].state);
+        let stream = &mut self.streams[me];
+        let no_data_acked = endpoint.no_data_acked();
+        let trim = if !no_data_acked {
+            stream.trim_point(endpoint.to_relative(endpoint.ack_seq, u32::from(endpoint.ack_wraps)))
+        } else if endpoint.size(peer_state) > reassembly::MAX_INITIAL_WINDOW {
+            stream.next_seq()
+        } else {
+            1
+        };
+        stream.check_limits(no_data_acked, stream.next_seq().saturating_sub(trim))
     }
 
     /// Sets or clears the session's partial flag (see [`endpoint_flag::SESSION_PARTIAL`]).
