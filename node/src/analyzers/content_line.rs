@@ -2,8 +2,9 @@
 //! "plain" byte runs when the HTTP parser asks for a body of known length. HTTP and IRC split their lines with
 //! it, IRC with the shorter maximum its analyzer gives the ContentLine analyzer.
 
-/// Zeek's default `max_line_length` for content lines.
-const MAX_LINE_LENGTH: usize = 16 * 1024 * 1024;
+/// Zeek's default `max_line_length` for content lines (`DEFAULT_MAX_LINE_LENGTH`: "slightly smaller than 16MB so
+/// that the buffer is not unnecessarily resized to 32M").
+const MAX_LINE_LENGTH: usize = 16 * 1024 * 1024 - 100;
 
 /// What one step of the splitter produced.
 #[derive(Debug, PartialEq)]
@@ -70,10 +71,12 @@ pub(crate) struct ContentLine<const MAX_LINE: usize = MAX_LINE_LENGTH> {
     delivery_length: i64,
     /// CR and LF alone end a line (Zeek's `CR_as_EOL | LF_as_EOL`); off inside multipart parts.
     bare_eol: bool,
-    /// A line reached the maximum length: a weird for the caller to report ([`ContentLine::take_weird`]). The only
-    /// weird the splitter raises, so a flag (an `Option<&str>` made the splitter, two per HTTP connection, 16
-    /// bytes larger).
+    /// A line reached the maximum length: a weird for the caller to report ([`ContentLine::take_weird`]). Flags,
+    /// not an `Option<&str>`, which made the splitter (two per HTTP connection) 16 bytes larger.
     size_exceeded: bool,
+    /// A CR ended a line and an ordinary byte followed it (Zeek's `line_terminated_with_single_CR`, raised while
+    /// a bare CR ends lines; inside a multipart body Zeek turns both off together).
+    single_cr: bool,
 }
 
 impl<const MAX_LINE: usize> Default for ContentLine<MAX_LINE> {
@@ -85,14 +88,18 @@ impl<const MAX_LINE: usize> Default for ContentLine<MAX_LINE> {
             delivery_length: -1,
             bare_eol: true,
             size_exceeded: false,
+            single_cr: false,
         }
     }
 }
 
 impl<const MAX_LINE: usize> ContentLine<MAX_LINE> {
-    /// The weird raised by the last step, if any (taken: it is reported once).
+    /// A weird raised by the last step, if any (taken: each is reported once; call until `None`).
     pub(crate) fn take_weird(&mut self) -> Option<&'static str> {
-        std::mem::take(&mut self.size_exceeded).then_some("contentline_size_exceeded")
+        if std::mem::take(&mut self.size_exceeded) {
+            return Some("contentline_size_exceeded");
+        }
+        std::mem::take(&mut self.single_cr).then_some("line_terminated_with_single_CR")
     }
 
     pub(super) fn set_plain_delivery(&mut self, len: i64) {
@@ -143,14 +150,26 @@ impl<const MAX_LINE: usize> ContentLine<MAX_LINE> {
             self.plain_remaining -= n as i64;
             return (start + n, Some(Piece::Plain(&rest[..n])));
         }
+        if self.bare_eol && self.last_char == b'\r' && rest.first().is_some_and(|&c| c != b'\r' && c != b'\n') {
+            // A lone CR ended the last line (CR LF was swallowed above, and a CR ends a line of its own).
+            self.single_cr = true;
+        }
         // The line so far is `self.buf` followed by `rest[..i]`: runs of ordinary bytes are skipped in one
         // search and the line is handed out in place when it did not start in an earlier delivery.
         let mut i = 0;
         while i < rest.len() {
             let line_len = self.buf.len() + i;
             if line_len >= MAX_LINE {
+                // Zeek's buffer is full: the line goes out one byte short, and the byte that found it full is
+                // consumed (`offset = buf_len - 1; EMIT_LINE`).
                 self.size_exceeded = true;
-                return (start + i, Some(self.emit(rest, i, rest[i])));
+                let piece = if i > 0 {
+                    self.emit(rest, i - 1, rest[i])
+                } else {
+                    self.buf.pop();
+                    self.emit(rest, 0, rest[i])
+                };
+                return (start + i + 1, Some(piece));
             }
             let limit = rest.len().min(i + (MAX_LINE - line_len));
             match memchr::memchr2(b'\r', b'\n', &rest[i..limit]) {
@@ -225,7 +244,8 @@ mod tests {
         for (i, &c) in rest.iter().enumerate() {
             if cl.buf.len() >= MAX_LINE_LENGTH {
                 cl.size_exceeded = true;
-                return (start + i, emit(cl, c));
+                cl.buf.pop();
+                return (start + i + 1, emit(cl, c));
             }
             match c {
                 b'\r' if rest.get(i + 1) == Some(&b'\n') => return (start + i + 2, emit(cl, b'\n')),
@@ -240,6 +260,11 @@ mod tests {
                 }
                 b'\n' if cl.bare_eol => return (start + i + 1, emit(cl, c)),
                 _ => cl.buf.push(c),
+            }
+            // Zeek checks after every byte that did not end a line; its weirds are suppressed when CR and LF
+            // alone end no lines.
+            if cl.last_char == b'\r' && cl.bare_eol {
+                cl.single_cr = true;
             }
             cl.last_char = c;
         }
@@ -267,7 +292,7 @@ mod tests {
                     Some(Piece::Plain(p)) => Some(format!("plain {p:?}")),
                     None => None,
                 };
-                fast_out.push(format!("{used} {piece:?} {:?}", fast.take_weird()));
+                fast_out.push(format!("{used} {piece:?} {:?} {:?}", fast.take_weird(), fast.take_weird()));
                 data = &data[used..];
             }
             let mut data = &chunk[..];
@@ -275,7 +300,7 @@ mod tests {
                 let (used, piece) = reference_next(&mut reference, data);
                 let is_plain = reference.last_char == 0 && piece.is_some() && used > 0;
                 let piece = piece.map(|p| if is_plain { format!("plain {p:?}") } else { format!("line {p:?}") });
-                ref_out.push(format!("{used} {piece:?} {:?}", reference.take_weird()));
+                ref_out.push(format!("{used} {piece:?} {:?} {:?}", reference.take_weird(), reference.take_weird()));
                 data = &data[used..];
             }
             fast_out.push(format!("state {:?} {} {}", fast.buf, fast.last_char, fast.plain_remaining));
@@ -322,6 +347,34 @@ mod tests {
             data = &data[n..];
         }
         out
+    }
+
+    /// ContentLine.cc: a lone CR ends a line, and the ordinary byte after it is `line_terminated_with_single_CR`;
+    /// CR LF (even split between deliveries), CR CR LF and CR before LF are not; a bare CR inside a multipart body
+    /// raises nothing (Zeek suppresses the splitter's weirds there).
+    #[test]
+    fn a_lone_cr_before_an_ordinary_byte_is_a_weird() {
+        let weirds = |chunks: &[&[u8]], bare_eol: bool| {
+            let mut cl: ContentLine = ContentLine::default();
+            cl.set_bare_eol(bare_eol);
+            let mut names = vec![];
+            for chunk in chunks {
+                let mut data = *chunk;
+                while !data.is_empty() {
+                    let (n, _) = cl.next(data);
+                    data = &data[n..];
+                    names.extend(std::iter::from_fn(|| cl.take_weird()));
+                }
+            }
+            names
+        };
+        assert_eq!(weirds(&[b"GET / HTTP/1.1\rHost: a\r\n"], true), ["line_terminated_with_single_CR"]);
+        assert_eq!(weirds(&[b"GET / HTTP/1.1\r", b"Host: a\r\n"], true), ["line_terminated_with_single_CR"]);
+        assert!(weirds(&[b"a\r", b"\nb\r\n"], true).is_empty());
+        assert!(weirds(&[b"a\r\r\nb\n\r\nc\r\n"], true).is_empty(), "CR CR LF, LF CR LF");
+        assert_eq!(weirds(&[b"b\n\rc\r\n"], true), ["line_terminated_with_single_CR"], "LF CR c");
+        assert_eq!(weirds(&[b"a\r\rb\r\n"], true), ["line_terminated_with_single_CR"]);
+        assert!(weirds(&[b"a\rb\r\n"], false).is_empty());
     }
 
     #[test]

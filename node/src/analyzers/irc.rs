@@ -466,7 +466,7 @@ impl Irc {
         while !data.is_empty() && !self.done {
             let (used, piece) = self.lines[usize::from(!is_orig)].next(data);
             data = data.get(used..).unwrap_or_default();
-            if let Some(name) = self.lines[usize::from(!is_orig)].take_weird() {
+            while let Some(name) = self.lines[usize::from(!is_orig)].take_weird() {
                 ctx.weird(name, None, "CONTENTLINE");
             }
             match piece {

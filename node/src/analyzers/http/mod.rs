@@ -376,7 +376,7 @@ impl Http {
         while !data.is_empty() && !self.upgraded() {
             let (used, piece) = self.dir(is_orig).lines.next(data);
             data = data.get(used..).unwrap_or_default();
-            if let Some(name) = self.dir(is_orig).lines.take_weird() {
+            while let Some(name) = self.dir(is_orig).lines.take_weird() {
                 ctx.weird(name, None, "CONTENTLINE");
             }
             match piece {
