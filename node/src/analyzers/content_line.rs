@@ -1,6 +1,7 @@
 //! Zeek's ContentLine support analyzer: splits one direction of the stream into lines, or hands over
-//! "plain" byte runs when the HTTP parser asks for a body of known length. HTTP and IRC split their lines with
-//! it, IRC with the shorter maximum its analyzer gives the ContentLine analyzer.
+//! "plain" byte runs when the HTTP parser asks for a body of known length. HTTP, IRC, SMTP and POP3 split their
+//! lines with it, IRC with the shorter maximum its analyzer gives the ContentLine analyzer, SMTP sensitive to
+//! NULs as its analyzer makes it.
 
 /// Zeek's default `max_line_length` for content lines (`DEFAULT_MAX_LINE_LENGTH`: "slightly smaller than 16MB so
 /// that the buffer is not unnecessarily resized to 32M").
@@ -77,6 +78,19 @@ pub(crate) struct ContentLine<const MAX_LINE: usize = MAX_LINE_LENGTH> {
     /// A CR ended a line and an ordinary byte followed it (Zeek's `line_terminated_with_single_CR`, raised while
     /// a bare CR ends lines; inside a multipart body Zeek turns both off together).
     single_cr: bool,
+    /// Zeek's `flag_NULs` (`SetIsNULSensitive`): the first NUL of the direction is dropped and reported
+    /// (`NUL_in_line`), later ones are line content.
+    nul_sensitive: bool,
+    /// A NUL was dropped: the weird for the caller.
+    nul_in_line: bool,
+}
+
+/// What [`ContentLine::feed`] hands a text protocol's analyzer, in stream order.
+pub(crate) enum LineEvent<'a> {
+    /// A line without its terminator.
+    Line(&'a [u8]),
+    /// One of the splitter's weirds (its analyzer, `CONTENTLINE`, is the source).
+    Weird(&'static str),
 }
 
 impl<const MAX_LINE: usize> Default for ContentLine<MAX_LINE> {
@@ -89,6 +103,8 @@ impl<const MAX_LINE: usize> Default for ContentLine<MAX_LINE> {
             bare_eol: true,
             size_exceeded: false,
             single_cr: false,
+            nul_sensitive: false,
+            nul_in_line: false,
         }
     }
 }
@@ -99,7 +115,39 @@ impl<const MAX_LINE: usize> ContentLine<MAX_LINE> {
         if std::mem::take(&mut self.size_exceeded) {
             return Some("contentline_size_exceeded");
         }
+        if std::mem::take(&mut self.nul_in_line) {
+            return Some("NUL_in_line");
+        }
         std::mem::take(&mut self.single_cr).then_some("line_terminated_with_single_CR")
+    }
+
+    /// Zeek's `SetIsNULSensitive(true)`.
+    pub(crate) fn set_nul_sensitive(&mut self) {
+        self.nul_sensitive = true;
+    }
+
+    /// Forgets the line in progress (its rest was lost in a content gap).
+    pub(crate) fn clear_partial_line(&mut self) {
+        self.buf.take();
+    }
+
+    /// Splits `data` for a text protocol: `on` gets each line and weird in stream order, with the bytes that
+    /// follow it in `data`, and returns how many of those it consumed itself (SMTP's BDAT chunk data).
+    pub(crate) fn feed(&mut self, mut data: &[u8], mut on: impl FnMut(LineEvent, &[u8]) -> usize) {
+        while !data.is_empty() {
+            let (used, piece) = self.next(data);
+            let rest = &data[used..];
+            let mut consumed = 0;
+            while let Some(name) = self.take_weird() {
+                consumed = consumed.max(on(LineEvent::Weird(name), rest));
+            }
+            consumed = consumed.max(match piece {
+                Some(Piece::Line(line) | Piece::Plain(line)) => on(LineEvent::Line(line), rest),
+                Some(Piece::Buffered(line)) => on(LineEvent::Line(&line), rest),
+                None => 0,
+            });
+            data = &rest[consumed.min(rest.len())..];
+        }
     }
 
     pub(super) fn set_plain_delivery(&mut self, len: i64) {
@@ -172,12 +220,29 @@ impl<const MAX_LINE: usize> ContentLine<MAX_LINE> {
                 return (start + i + 1, Some(piece));
             }
             let limit = rest.len().min(i + (MAX_LINE - line_len));
-            match memchr::memchr2(b'\r', b'\n', &rest[i..limit]) {
+            let found = if self.nul_sensitive {
+                memchr::memchr3(b'\r', b'\n', 0, &rest[i..limit])
+            } else {
+                memchr::memchr2(b'\r', b'\n', &rest[i..limit])
+            };
+            match found {
                 Some(at) => i += at,
                 None => {
                     i = limit;
                     continue;
                 }
+            }
+            if rest[i] == 0 {
+                // Zeek's `CheckNUL`: reported once, and the byte is not part of the line; the line so far moves
+                // to the buffer, as it can no longer be handed out in place.
+                self.nul_sensitive = false;
+                self.nul_in_line = true;
+                self.buf.extend_from_slice(&rest[..i]);
+                self.last_char = 0;
+                start += i + 1;
+                rest = &rest[i + 1..];
+                i = 0;
+                continue;
             }
             match rest[i] {
                 b'\r' if rest.get(i + 1) == Some(&b'\n') => return (start + i + 2, Some(self.emit(rest, i, b'\n'))),
@@ -259,6 +324,10 @@ mod tests {
                     return (start + i + 1, emit(cl, c));
                 }
                 b'\n' if cl.bare_eol => return (start + i + 1, emit(cl, c)),
+                0 if cl.nul_sensitive => {
+                    cl.nul_sensitive = false;
+                    cl.nul_in_line = true;
+                }
                 _ => cl.buf.push(c),
             }
             // Zeek checks after every byte that did not end a line; its weirds are suppressed when CR and LF
@@ -273,8 +342,12 @@ mod tests {
 
     /// Everything both splitters produce over `chunks` (with plain runs and mode switches between deliveries),
     /// including weirds and the state left behind.
-    fn both(chunks: &[Vec<u8>], bare_eol: bool, plain: i64) -> (Vec<String>, Vec<String>) {
+    fn both(chunks: &[Vec<u8>], bare_eol: bool, plain: i64, nul_sensitive: bool) -> (Vec<String>, Vec<String>) {
         let (mut fast, mut reference) = (ContentLine::default(), ContentLine::default());
+        if nul_sensitive {
+            fast.set_nul_sensitive();
+            reference.set_nul_sensitive();
+        }
         let (mut fast_out, mut ref_out) = (vec![], vec![]);
         for (n, chunk) in chunks.iter().enumerate() {
             for cl in [&mut fast, &mut reference] {
@@ -292,7 +365,10 @@ mod tests {
                     Some(Piece::Plain(p)) => Some(format!("plain {p:?}")),
                     None => None,
                 };
-                fast_out.push(format!("{used} {piece:?} {:?} {:?}", fast.take_weird(), fast.take_weird()));
+                fast_out.push(format!(
+                    "{used} {piece:?} {:?}",
+                    std::iter::from_fn(|| fast.take_weird()).collect::<Vec<_>>()
+                ));
                 data = &data[used..];
             }
             let mut data = &chunk[..];
@@ -300,7 +376,10 @@ mod tests {
                 let (used, piece) = reference_next(&mut reference, data);
                 let is_plain = reference.last_char == 0 && piece.is_some() && used > 0;
                 let piece = piece.map(|p| if is_plain { format!("plain {p:?}") } else { format!("line {p:?}") });
-                ref_out.push(format!("{used} {piece:?} {:?} {:?}", reference.take_weird(), reference.take_weird()));
+                ref_out.push(format!(
+                    "{used} {piece:?} {:?}",
+                    std::iter::from_fn(|| reference.take_weird()).collect::<Vec<_>>()
+                ));
                 data = &data[used..];
             }
             fast_out.push(format!("state {:?} {} {}", fast.buf, fast.last_char, fast.plain_remaining));
@@ -313,13 +392,14 @@ mod tests {
         #[test]
         fn run_skipping_matches_the_byte_wise_definition(
             chunks in proptest::collection::vec(
-                proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()], 0..24),
+                proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a'), Just(0), any::<u8>()], 0..24),
                 1..8,
             ),
             bare_eol in any::<bool>(),
             plain in 0i64..6,
+            nul_sensitive in any::<bool>(),
         ) {
-            let (fast, reference) = both(&chunks, bare_eol, plain);
+            let (fast, reference) = both(&chunks, bare_eol, plain, nul_sensitive);
             prop_assert_eq!(fast, reference);
         }
     }
@@ -329,7 +409,7 @@ mod tests {
         let mut long = vec![b'x'; MAX_LINE_LENGTH - 3];
         long.extend_from_slice(b"yyyyyy\r\nz\n");
         let chunks = [long[..1000].to_vec(), long[1000..].to_vec()];
-        let (fast, reference) = both(&chunks, true, 0);
+        let (fast, reference) = both(&chunks, true, 0, false);
         assert_eq!(fast, reference);
         assert!(fast.iter().any(|l| l.contains("contentline_size_exceeded")));
     }

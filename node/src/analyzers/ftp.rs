@@ -15,7 +15,8 @@ use super::detect::{lines, split_at_byte};
 use super::expected::ExpectedData;
 use super::files::FileTransfer;
 use super::ftp_adat::Adat;
-use super::smtp::lines::{LineBuffer, StreamBytes};
+use super::nvt::{Nvt, NvtEvent};
+use super::smtp::lines::StreamBytes;
 use super::{Analyzer, AnalyzerSpec, ConnId, Ctx, Expectation, Proto, Signature};
 use crate::logs::conn_fields;
 use crate::logs::{LogRecord, Schema, Value, bytes_to_log_string, f};
@@ -477,7 +478,8 @@ impl Session {
 
 pub struct FtpAnalyzer {
     logged: Arc<BTreeSet<String>>,
-    lines: [LineBuffer; 2],
+    /// Zeek's FTP analyzer reads both directions through NVT analyzers.
+    lines: [Nvt; 2],
     session: Option<Session>,
     /// The reply code of a multi-line reply still in progress.
     pending_reply: u64,
@@ -782,20 +784,24 @@ impl Analyzer for FtpAnalyzer {
         }
         self.seen.add(data.len() as u64);
         let mut lines = std::mem::take(&mut self.lines[usize::from(is_orig)]);
-        lines.feed(data, |line, _| {
-            self.process_line(ctx, is_orig, line);
-            0
+        lines.feed(data, |event| match event {
+            NvtEvent::Line(line) => self.process_line(ctx, is_orig, line),
+            NvtEvent::Weird(name) => ctx.weird(name, None, "NVT"),
+            NvtEvent::LimitWeird(name, limit) => {
+                ctx.weird(name, Some(limit.to_string()), "NVT");
+                ctx.partial(is_orig);
+            }
         });
         self.lines[usize::from(is_orig)] = lines;
     }
 
     fn undelivered(&mut self, _ctx: &mut Ctx, is_orig: bool, len: u64) {
         self.seen.add(len);
-        self.lines[usize::from(is_orig)].clear();
+        self.lines[usize::from(is_orig)].clear_partial_line();
     }
 
     fn finish(&mut self, ctx: &mut Ctx) {
-        if self.lines[1].has_partial() && !self.tls_active {
+        if self.lines[1].has_partial_line() && !self.tls_active {
             ctx.weird("partial_ftp_request", None, "FTP");
         }
         self.log_pending(ctx);
@@ -1666,11 +1672,24 @@ mod tests {
             row(b"99 PASV invalid\r\n"),
             "protocol\tFTP\t-\t127.0.0.1\t51354\t127.0.0.1\t21\ttcp\tnon-numeric reply code\t99 PASV invalid"
         );
-        let mut raw = b"2x\t\xff\\".to_vec();
+        // (0xFE: a 0xFF would start a Telnet command, which the NVT takes out of the line.)
+        let mut raw = b"2x\t\xfe\\".to_vec();
         raw.extend_from_slice(&[b'z'; 40]);
         raw.extend_from_slice(b"\r\n");
-        let expected = format!("2x\\x09\\xff\\\\{}", "z".repeat(35));
+        let expected = format!("2x\\x09\\xfe\\\\{}", "z".repeat(35));
         assert!(row(&raw).ends_with(&format!("\tnon-numeric reply code\t{expected}")), "{}", row(&raw));
+    }
+
+    /// Zeek's FTP analyzer reads through NVT analyzers: a NUL or a lone CR in a command is the NVT's weird, and
+    /// Telnet commands are not part of the line (`FTP.cc`, `NVT.cc`).
+    #[test]
+    fn lines_come_through_the_nvt() {
+        let mut h = Harness::new(Proto::Tcp, 21);
+        let mut a = FtpAnalyzer::new();
+        h.deliver(&mut a, false, b"220 ready\r\n");
+        h.deliver(&mut a, true, b"US\0ER a\xff\xf1\rx\r\n");
+        let weirds: Vec<_> = h.weirds.iter().map(|w| format!("{} {}", w.name, w.source)).collect();
+        assert_eq!(weirds, ["NUL_in_line NVT", "line_terminated_with_single_CR NVT"]);
     }
 
     /// Deep into a connection a violation is ignored (`DPD::ignore_violations_after`): the line is skipped.

@@ -34,6 +34,7 @@ pub mod mqtt;
 pub mod mysql;
 pub mod ntlm;
 pub mod ntp;
+mod nvt;
 pub mod pe;
 pub mod pop3;
 pub mod postgresql;

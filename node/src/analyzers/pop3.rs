@@ -7,10 +7,10 @@
 
 use std::collections::VecDeque;
 
+use super::content_line::{ContentLine, LineEvent};
 use super::files::FileTransfer;
 use super::http::decode_base64;
 use super::mime::{MimeEvent, MimeMessage, entity_file};
-use super::smtp::lines::LineBuffer;
 use super::{Analyzer, AnalyzerSpec, Ctx, Proto, Signature};
 use crate::logs::bytes_to_log_string;
 
@@ -177,7 +177,7 @@ fn auth_plain_is_malformed(decoded: &[u8]) -> bool {
 }
 
 pub struct Pop3Analyzer {
-    lines: [LineBuffer; 2],
+    lines: [ContentLine; 2],
     phase: Phase,
     state: State,
     /// The command sent outside the transaction phase, taken as sent in it if the server accepts it.
@@ -523,14 +523,14 @@ impl Analyzer for Pop3Analyzer {
             return;
         }
         let mut lines = std::mem::take(&mut self.lines[usize::from(is_orig)]);
-        lines.feed(data, |line, rest| {
+        lines.feed(data, |event, rest| {
             if self.tls {
                 return rest.len();
             }
-            if is_orig {
-                self.client_line(ctx, line);
-            } else {
-                self.server_line(ctx, line);
+            match event {
+                LineEvent::Weird(name) => ctx.weird(name, None, "CONTENTLINE"),
+                LineEvent::Line(line) if is_orig => self.client_line(ctx, line),
+                LineEvent::Line(line) => self.server_line(ctx, line),
             }
             0
         });
@@ -539,7 +539,7 @@ impl Analyzer for Pop3Analyzer {
 
     fn undelivered(&mut self, _ctx: &mut Ctx, is_orig: bool, _len: u64) {
         // The rest of a line cut by a gap is unknown.
-        self.lines[usize::from(is_orig)].clear();
+        self.lines[usize::from(is_orig)].clear_partial_line();
     }
 
     fn finish(&mut self, ctx: &mut Ctx) {

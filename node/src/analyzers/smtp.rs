@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::RwLock;
 
+use super::content_line::{ContentLine, LineEvent};
 use super::files::FileTransfer;
 use lines::{LineBuffer, StreamBytes};
 
@@ -749,7 +750,8 @@ enum State {
 }
 
 pub struct SmtpAnalyzer {
-    lines: [LineBuffer; 2],
+    /// Zeek's SMTP analyzer splits both directions with NUL-sensitive ContentLine analyzers.
+    lines: [ContentLine; 2],
     state: State,
     first_cmd: Option<Cmd>,
     pending_cmds: VecDeque<Cmd>,
@@ -801,7 +803,11 @@ fn parse_bdat_arg(arg: &[u8]) -> Result<(u64, bool), &'static str> {
 impl Default for SmtpAnalyzer {
     fn default() -> Self {
         SmtpAnalyzer {
-            lines: Default::default(),
+            lines: [0, 1].map(|_| {
+                let mut lines = ContentLine::default();
+                lines.set_nul_sensitive();
+                lines
+            }),
             state: State::Initiated,
             first_cmd: Some(Cmd::ConnEstablishment),
             pending_cmds: VecDeque::new(),
@@ -1104,7 +1110,8 @@ impl Analyzer for SmtpAnalyzer {
     }
 
     fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, mut data: &[u8]) {
-        if self.state == State::InTls || self.script.disabled {
+        // Zeek's SMTP line splitters skip a connection joined mid-stream (`SetSkipPartial`).
+        if self.state == State::InTls || self.script.disabled || ctx.partial {
             return;
         }
         self.seen.add(data.len() as u64);
@@ -1113,15 +1120,20 @@ impl Analyzer for SmtpAnalyzer {
             data = &data[used..];
         }
         let mut lines = std::mem::take(&mut self.lines[usize::from(is_orig)]);
-        lines.feed(data, |line, rest| {
+        lines.feed(data, |event, rest| {
             if self.state == State::InTls || self.script.disabled {
                 return rest.len();
             }
-            if is_orig {
-                self.client_line(ctx, is_orig, line, rest)
-            } else {
-                self.server_line(ctx, line);
-                0
+            match event {
+                LineEvent::Weird(name) => {
+                    ctx.weird(name, None, "CONTENTLINE");
+                    0
+                }
+                LineEvent::Line(line) if is_orig => self.client_line(ctx, is_orig, line, rest),
+                LineEvent::Line(line) => {
+                    self.server_line(ctx, line);
+                    0
+                }
             }
         });
         self.lines[usize::from(is_orig)] = lines;
@@ -1138,7 +1150,7 @@ impl Analyzer for SmtpAnalyzer {
             }
             self.end_data(ctx);
         }
-        self.lines[usize::from(is_orig)].clear();
+        self.lines[usize::from(is_orig)].clear_partial_line();
         self.pending_cmds.clear();
         self.first_cmd = None;
         self.last_replied_cmd = None;

@@ -1,5 +1,7 @@
-//! Splits one direction of a TCP stream into lines, as Zeek's ContentLine analyzer does for the text
-//! protocols: a line ends at LF, and a CR right before the LF is not part of the line.
+//! Splits SMTP BDAT chunk data into message lines: a line ends at LF, and a CR right before the LF is not part of
+//! the line. (Zeek's `SMTP_BDAT_Analyzer` also delivers a lone CR's or LF's line with the terminator and its
+//! own weirds, `smtp_bdat_line_cr_only` and `smtp_bdat_line_lf_only`; not reproduced. The command lines of SMTP
+//! and POP3 go through [`super::super::content_line::ContentLine`], FTP's through [`super::super::nvt::Nvt`].)
 
 /// A partial line longer than this is delivered as a line of its own, so a peer that never sends LF
 /// cannot make the buffer grow without bound.

@@ -571,3 +571,24 @@ fn commands_whose_argument_starts_with_raw_bytes_are_just_other_commands() {
     run(&mut h, &mut a, script);
     assert!(smtp_rows(&h, &["mailfrom"]).iter().all(|r| r == "-"), "{:?}", smtp_rows(&h, &["mailfrom"]));
 }
+
+/// Zeek's SMTP analyzer splits with NUL-sensitive ContentLine analyzers: a bare CR ends a line (the byte after it
+/// is `line_terminated_with_single_CR`), the first NUL of a direction is dropped as `NUL_in_line`, later ones stay
+/// (`ContentLine.cc`, `SMTP.cc`); the source is the splitter, CONTENTLINE. A scanner's binary probe on port 25
+/// shows both.
+#[test]
+fn the_line_splitter_is_zeeks_contentline() {
+    let mut h = Harness::new(Proto::Tcp, 25);
+    let mut a = SmtpAnalyzer::default();
+    let probe: &[(bool, &[u8])] =
+        &[(false, b"220 mx ESMTP\r\n"), (true, b"HE\0LO a\rMAIL FROM:<x\0@y>\r\n"), (false, b"250 ok\r\n250 ok\r\n")];
+    run(&mut h, &mut a, probe);
+    assert_eq!(weirds(&h), ["NUL_in_line - CONTENTLINE", "line_terminated_with_single_CR - CONTENTLINE"]);
+    assert_eq!(smtp_rows(&h, &["helo", "mailfrom"]), ["a x\\x00@y"]);
+
+    // Nothing of a connection joined mid-stream is analysed.
+    let mut h = Harness::new(Proto::Tcp, 25);
+    h.partial = true;
+    run(&mut h, &mut SmtpAnalyzer::default(), probe);
+    assert!(h.weirds.is_empty() && h.logged("smtp").is_empty());
+}
