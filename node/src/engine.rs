@@ -839,7 +839,17 @@ impl Core {
 
     /// Zeek's bounds on what one TCP direction holds (`TCP_Reassembler::DataSent`): past them the direction's
     /// reassembly gives up with a weird of the TCP analyzer, and its analyzers get nothing more.
+    #[inline]
     fn check_reassembly_limits(&mut self, conn: &mut Conn, me: usize) {
+        if let Session::Tcp(t) = &conn.session
+            && t.streams[me].may_exceed_limits()
+        {
+            self.apply_reassembly_limits(conn, me);
+        }
+    }
+
+    #[cold]
+    fn apply_reassembly_limits(&mut self, conn: &mut Conn, me: usize) {
         let Session::Tcp(t) = &mut conn.session else { return };
         let held_before = t.streams[me].held_bytes() as u64;
         let Some(weird) = t.check_reassembly_limits(me) else { return };

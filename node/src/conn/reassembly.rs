@@ -69,6 +69,13 @@ impl Stream {
         self.held.as_ref().is_some_and(|h| h.skipping)
     }
 
+    /// Whether [`Stream::check_limits`] can find anything: only with segments held, or past 10 MiB delivered. Most
+    /// streams are neither, and skip the endpoint arithmetic behind the check.
+    #[inline]
+    pub fn may_exceed_limits(&self) -> bool {
+        self.held.is_some() || self.next_seq > EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS
+    }
+
     /// Zeek's checks after `DataSent` hands a segment to the reassembler (`TCP_Reassembler::DataSent`), given
     /// whether any of this side's data was acked (`NoDataAcked`) and how many delivered bytes the peer has not
     /// acked yet (delivered data Zeek still holds, [`super::TcpSession::check_reassembly_limits`]). Returns the

@@ -305,8 +305,8 @@ impl TcpSession {
     /// below it; here the acks alone count from then on, which can only overstate the held bytes by the part of
     /// the first flight not yet acked, for a round trip.
     pub fn check_reassembly_limits(&mut self, me: usize) -> Option<&'static str> {
-        let (endpoint, peer_state) = (&self.ep[me], self.ep[1 - me].state);
         let stream = &mut self.streams[me];
+        let (endpoint, peer_state) = (&self.ep[me], self.ep[1 - me].state);
         let no_data_acked = endpoint.no_data_acked();
         let trim = if !no_data_acked {
             stream.trim_point(endpoint.to_relative(endpoint.ack_seq, u32::from(endpoint.ack_wraps)))
