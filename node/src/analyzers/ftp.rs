@@ -489,6 +489,8 @@ pub struct FtpAnalyzer {
     adat: Option<Box<Adat>>,
     confirmed: bool,
     seen: StreamBytes,
+    /// The originator's stream ended (FIN or RST), for `partial_ftp_request`.
+    orig_ended: bool,
 }
 
 impl Default for FtpAnalyzer {
@@ -509,6 +511,7 @@ impl FtpAnalyzer {
             adat: None,
             confirmed: false,
             seen: StreamBytes::default(),
+            orig_ended: false,
         }
     }
 
@@ -783,6 +786,33 @@ impl Analyzer for FtpAnalyzer {
             return;
         }
         self.seen.add(data.len() as u64);
+        self.split_lines(ctx, is_orig, data);
+    }
+
+    fn undelivered(&mut self, _ctx: &mut Ctx, is_orig: bool, len: u64) {
+        self.seen.add(len);
+        self.lines[usize::from(is_orig)].clear_partial_line();
+    }
+
+    fn end_of_data(&mut self, ctx: &mut Ctx, is_orig: bool) {
+        // The NVT's `EndpointEOF`: a last line without LF is delivered as a line.
+        if self.lines[usize::from(is_orig)].has_partial_line() && !self.tls_active {
+            self.split_lines(ctx, is_orig, b"\n");
+        }
+        self.orig_ended |= is_orig;
+    }
+
+    fn finish(&mut self, ctx: &mut Ctx) {
+        // `FTP_Analyzer::Done`: a request line still partial once the originator closed.
+        if self.lines[1].has_partial_line() && self.orig_ended && !self.tls_active {
+            ctx.weird("partial_ftp_request", None, "FTP");
+        }
+        self.finish_session(ctx);
+    }
+}
+
+impl FtpAnalyzer {
+    fn split_lines(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         let mut lines = std::mem::take(&mut self.lines[usize::from(is_orig)]);
         lines.feed(data, |event| match event {
             NvtEvent::Line(line) => self.process_line(ctx, is_orig, line),
@@ -795,15 +825,7 @@ impl Analyzer for FtpAnalyzer {
         self.lines[usize::from(is_orig)] = lines;
     }
 
-    fn undelivered(&mut self, _ctx: &mut Ctx, is_orig: bool, len: u64) {
-        self.seen.add(len);
-        self.lines[usize::from(is_orig)].clear_partial_line();
-    }
-
-    fn finish(&mut self, ctx: &mut Ctx) {
-        if self.lines[1].has_partial_line() && !self.tls_active {
-            ctx.weird("partial_ftp_request", None, "FTP");
-        }
+    fn finish_session(&mut self, ctx: &mut Ctx) {
         self.log_pending(ctx);
         if let Some(adat) = self.adat.as_deref_mut() {
             adat.finish(ctx);
@@ -1690,6 +1712,29 @@ mod tests {
         h.deliver(&mut a, true, b"US\0ER a\xff\xf1\rx\r\n");
         let weirds: Vec<_> = h.weirds.iter().map(|w| format!("{} {}", w.name, w.source)).collect();
         assert_eq!(weirds, ["NUL_in_line NVT", "line_terminated_with_single_CR NVT"]);
+    }
+
+    /// The NVT's `EndpointEOF` delivers a last command without its line end when the client closes, and
+    /// `partial_ftp_request` is only for a line still partial once the originator closed: a peer that sends half
+    /// a line and vanishes (a scanner) raises nothing.
+    #[test]
+    fn a_last_line_without_its_end_is_delivered_at_the_close() {
+        let mut h = Harness::new(Proto::Tcp, 21);
+        let mut a = FtpAnalyzer::new();
+        h.deliver(&mut a, false, b"220 ready\r\n");
+        h.deliver(&mut a, true, b"RETR file");
+        h.run(2.0, |ctx| a.end_of_data(ctx, true));
+        h.finish(&mut a);
+        let commands: Vec<_> = h.logged("ftp").iter().map(|r| r.get("command").unwrap().to_tsv()).collect();
+        assert_eq!(commands, ["RETR"]);
+        assert!(h.weirds.is_empty());
+
+        let mut h = Harness::new(Proto::Tcp, 21);
+        let mut a = FtpAnalyzer::new();
+        h.deliver(&mut a, false, b"220 ready\r\n");
+        h.deliver(&mut a, true, b"RETR fi");
+        h.finish(&mut a);
+        assert!(h.weirds.is_empty() && h.logged("ftp").is_empty());
     }
 
     /// Deep into a connection a violation is ignored (`DPD::ignore_violations_after`): the line is skipped.

@@ -537,6 +537,13 @@ impl Analyzer for Pop3Analyzer {
         self.lines[usize::from(is_orig)] = lines;
     }
 
+    fn end_of_data(&mut self, ctx: &mut Ctx, is_orig: bool) {
+        // ContentLine's `EndpointEOF`: a last line without its end is delivered as a line.
+        if self.lines[usize::from(is_orig)].has_partial_line() {
+            self.deliver(ctx, is_orig, b"\n");
+        }
+    }
+
     fn undelivered(&mut self, _ctx: &mut Ctx, is_orig: bool, _len: u64) {
         // The rest of a line cut by a gap is unknown.
         self.lines[usize::from(is_orig)].clear_partial_line();

@@ -1104,21 +1104,9 @@ fn strip_trailing_cr(line: &[u8]) -> &[u8] {
     &line[..line.len() - n]
 }
 
-impl Analyzer for SmtpAnalyzer {
-    fn spec(&self) -> &'static AnalyzerSpec {
-        &SPEC
-    }
-
-    fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, mut data: &[u8]) {
-        // Zeek's SMTP line splitters skip a connection joined mid-stream (`SetSkipPartial`).
-        if self.state == State::InTls || self.script.disabled || ctx.partial {
-            return;
-        }
-        self.seen.add(data.len() as u64);
-        if is_orig && self.bdat.as_ref().is_some_and(|b| b.remaining > 0) {
-            let used = self.bdat_data(ctx, data);
-            data = &data[used..];
-        }
+impl SmtpAnalyzer {
+    /// Client and server lines through the direction's ContentLine splitter.
+    fn split_lines(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         let mut lines = std::mem::take(&mut self.lines[usize::from(is_orig)]);
         lines.feed(data, |event, rest| {
             if self.state == State::InTls || self.script.disabled {
@@ -1137,6 +1125,33 @@ impl Analyzer for SmtpAnalyzer {
             }
         });
         self.lines[usize::from(is_orig)] = lines;
+    }
+}
+
+impl Analyzer for SmtpAnalyzer {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
+    fn deliver(&mut self, ctx: &mut Ctx, is_orig: bool, mut data: &[u8]) {
+        // Zeek's SMTP line splitters skip a connection joined mid-stream (`SetSkipPartial`).
+        if self.state == State::InTls || self.script.disabled || ctx.partial {
+            return;
+        }
+        self.seen.add(data.len() as u64);
+        if is_orig && self.bdat.as_ref().is_some_and(|b| b.remaining > 0) {
+            let used = self.bdat_data(ctx, data);
+            data = &data[used..];
+        }
+        self.split_lines(ctx, is_orig, data);
+    }
+
+    fn end_of_data(&mut self, ctx: &mut Ctx, is_orig: bool) {
+        // ContentLine's `EndpointEOF`: a last line without its end is delivered as a line.
+        let in_chunk = is_orig && self.bdat.as_ref().is_some_and(|b| b.remaining > 0);
+        if self.lines[usize::from(is_orig)].has_partial_line() && !in_chunk && !ctx.partial {
+            self.split_lines(ctx, is_orig, b"\n");
+        }
     }
 
     fn undelivered(&mut self, ctx: &mut Ctx, is_orig: bool, len: u64) {
