@@ -106,8 +106,8 @@ fn fragment_frame(pair: u8, id: u16, offset: usize, more: bool, data: &[u8]) -> 
     frame
 }
 
-/// Two UDP datagrams for each of `pairs` host pairs, a second apart, each sent as three IPv4 fragments of which the
-/// second overlaps the first (Zeek's `fragment_overlap`, logged once per pair), in time order.
+/// Two UDP datagrams for each of `pairs` host pairs, a second apart, each sent as two IPv4 fragments of which the
+/// second (the last) overlaps the first (Zeek's `fragment_overlap`, logged once per pair), in time order.
 pub fn overlapping_fragments(pairs: u8) -> Vec<(f64, Vec<u8>)> {
     let mut datagram = vec![0x9c, 0x40, 0x30, 0x39, 0, 80, 0, 0];
     datagram.resize(80, 0x5a);
@@ -116,8 +116,7 @@ pub fn overlapping_fragments(pairs: u8) -> Vec<(f64, Vec<u8>)> {
         for (n, id) in [(0u16, 7u16), (1, 8)] {
             let ts = 1_000.0 + f64::from(n) + f64::from(pair) / 100.0;
             frames.push((ts, fragment_frame(pair, id, 0, true, &datagram[..64])));
-            frames.push((ts + 0.001, fragment_frame(pair, id, 32, true, &datagram[32..80])));
-            frames.push((ts + 0.002, fragment_frame(pair, id, 80, false, &[])));
+            frames.push((ts + 0.001, fragment_frame(pair, id, 32, false, &datagram[32..80])));
         }
     }
     frames.sort_by(|a, b| a.0.total_cmp(&b.0));
