@@ -69,6 +69,11 @@ pub struct EngineStats {
     /// (`ReassemblerStats` `tcp_size`, `frag_size`).
     pub tcp_reassembly_bytes: u64,
     pub frag_reassembly_bytes: u64,
+    /// Datagrams whose fragments were dropped unreassembled: timed out, or over the reassembly memory bound.
+    pub frag_datagrams_dropped: u64,
+    /// TCP directions whose reassembly gave up past Zeek's bounds (`above_hole_data_without_any_acks`,
+    /// `excessive_data_without_further_acks`): their analyzers saw nothing more.
+    pub tcp_streams_given_up: u64,
 }
 
 impl EngineStats {
@@ -95,6 +100,8 @@ impl EngineStats {
         sum(&mut self.log_records, o.log_records);
         sum(&mut self.tcp_reassembly_bytes, o.tcp_reassembly_bytes);
         sum(&mut self.frag_reassembly_bytes, o.frag_reassembly_bytes);
+        sum(&mut self.frag_datagrams_dropped, o.frag_datagrams_dropped);
+        sum(&mut self.tcp_streams_given_up, o.tcp_streams_given_up);
     }
 
     /// Zeek's capture-loss estimate (`policy/misc/capture-loss`): the share of acks above a content gap, in
@@ -289,6 +296,7 @@ impl Engine {
             active_timers: self.table.len() as u64,
             files_seen: self.core.ids.fuids_issued(),
             frag_reassembly_bytes: self.core.frags.held_bytes() as u64,
+            frag_datagrams_dropped: self.core.frags.dropped,
             ..self.core.stats
         }
     }
@@ -855,6 +863,7 @@ impl Core {
         let Some(weird) = t.check_reassembly_limits(me) else { return };
         let held = &mut self.stats.tcp_reassembly_bytes;
         *held = held.saturating_sub(held_before);
+        self.stats.tcp_streams_given_up += 1;
         self.conn_weird(conn, self.network_time, weird, None, "TCP");
     }
 

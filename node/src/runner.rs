@@ -69,7 +69,7 @@ pub struct RunOptions {
 #[derive(Debug, Default)]
 pub struct LiveStats {
     /// The engines' growing counters, in [`engine_counters`] order.
-    engine: [AtomicU64; 6],
+    engine: [AtomicU64; 8],
     /// A gauge: each thread adds the change in its own open connections.
     active_connections: AtomicI64,
     /// The capture's counters, in [`capture_counters`] order.
@@ -81,13 +81,23 @@ pub struct LiveStats {
     opened: AtomicBool,
 }
 
-fn engine_counters(s: &EngineStats) -> [u64; 6] {
-    [s.packets, s.bytes, s.connections, s.decode_errors, s.tcp_ack_events, s.tcp_gap_events]
+fn engine_counters(s: &EngineStats) -> [u64; 8] {
+    [
+        s.packets,
+        s.bytes,
+        s.connections,
+        s.decode_errors,
+        s.tcp_ack_events,
+        s.tcp_gap_events,
+        s.frag_datagrams_dropped,
+        s.tcp_streams_given_up,
+    ]
 }
 
 /// The stats whose [`engine_counters`] are `counters`, with the gauge of open connections beside them.
-fn engine_stats(counters: [u64; 6], active_connections: u64) -> EngineStats {
-    let [packets, bytes, connections, decode_errors, tcp_ack_events, tcp_gap_events] = counters;
+fn engine_stats(counters: [u64; 8], active_connections: u64) -> EngineStats {
+    let [packets, bytes, connections, decode_errors, tcp_ack_events, tcp_gap_events, frags_dropped, given_up] =
+        counters;
     EngineStats {
         packets,
         bytes,
@@ -96,6 +106,8 @@ fn engine_stats(counters: [u64; 6], active_connections: u64) -> EngineStats {
         active_connections,
         tcp_ack_events,
         tcp_gap_events,
+        frag_datagrams_dropped: frags_dropped,
+        tcp_streams_given_up: given_up,
         ..EngineStats::default()
     }
 }
@@ -598,8 +610,12 @@ fn run_sharded(
             if let Some(pb) = progress {
                 pb.set_position(source.bytes_read);
             }
-            if let (Some(p), Some(c)) = (capture_publisher.as_mut().filter(|p| p.due()), source.stats()) {
-                p.capture(&c);
+            if let Some(p) = capture_publisher.as_mut().filter(|p| p.due()) {
+                // The fragments reassembled here, before sharding, are no thread's engine's.
+                p.engine(&sharding_stats(&frags));
+                if let Some(c) = source.stats() {
+                    p.capture(&c);
+                }
             }
             if report_packets
                 && matches!(opts.input, Input::Interface(_))
@@ -609,9 +625,13 @@ fn run_sharded(
             }
         }
     }
-    if let (Some(p), Some(c)) = (capture_publisher.as_mut(), source.stats()) {
-        p.capture(&c);
+    if let Some(p) = capture_publisher.as_mut() {
+        p.engine(&sharding_stats(&frags));
+        if let Some(c) = source.stats() {
+            p.capture(&c);
+        }
     }
+    summary.engine.add(&sharding_stats(&frags));
     for (i, b) in batches.into_iter().enumerate() {
         if !b.is_empty() {
             let _ = senders[i].send(b);
@@ -883,6 +903,11 @@ pub fn shard_of(
     Some(Shard::Reassembled(shard, whole))
 }
 
+/// What the reassembly in front of the analysis threads counts, as engine counters.
+fn sharding_stats(frags: &Reassembler) -> EngineStats {
+    EngineStats { frag_datagrams_dropped: frags.dropped, ..EngineStats::default() }
+}
+
 /// The thread that reports a weird the sharding reassembly raised: the one its host pair hashes to, so that the
 /// weird framework's once-per-pair rules see every weird of a pair, as a single engine would.
 pub fn weird_shard(weird: &PacketWeird, n: usize) -> usize {
@@ -917,6 +942,8 @@ mod tests {
             active_connections,
             tcp_ack_events: packets / 2,
             tcp_gap_events: packets / 50,
+            frag_datagrams_dropped: packets / 100,
+            tcp_streams_given_up: packets / 25,
             ..EngineStats::default()
         }
     }
@@ -932,6 +959,7 @@ mod tests {
         a.engine(&stats(250, 2));
         assert_eq!((live.engine().packets, live.engine().bytes, live.engine().active_connections), (290, 29_000, 5));
         assert_eq!((live.engine().tcp_ack_events, live.engine().tcp_gap_events), (145, 5));
+        assert_eq!((live.engine().frag_datagrams_dropped, live.engine().tcp_streams_given_up), (2, 11));
         assert!(live.capture().is_none(), "no capture published yet");
         a.capture(&CaptureStats { received: 10, dropped: 1, if_dropped: 0 });
         b.capture(&CaptureStats { received: 5, dropped: 0, if_dropped: 2 });

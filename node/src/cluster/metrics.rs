@@ -28,6 +28,8 @@ pub struct Metrics {
     pub capturing: Gauge,
     pub tcp_ack_events: Counter,
     pub tcp_gap_events: Counter,
+    pub fragments_dropped: Counter,
+    pub tcp_streams_given_up: Counter,
     pub events_out: Family<Labels, Counter>,
     pub events_in: Family<Labels, Counter>,
     /// Publishes that reached nobody or failed, by reason (empty_pool, unreachable, queue_full, no_subscriber).
@@ -94,6 +96,8 @@ impl Metrics {
             capturing: Gauge::default(),
             tcp_ack_events: Counter::default(),
             tcp_gap_events: Counter::default(),
+            fragments_dropped: Counter::default(),
+            tcp_streams_given_up: Counter::default(),
             events_out: Family::default(),
             events_in: Family::default(),
             publish_errors: Family::default(),
@@ -131,6 +135,16 @@ impl Metrics {
             "tcp_gap_events",
             "TCP acks above bytes never seen: capture loss is their share of tcp_ack_events",
             m.tcp_gap_events.clone(),
+        );
+        r.register(
+            "fragments_dropped",
+            "IP datagrams whose fragments were dropped unreassembled (timed out, or over the 32 MiB bound)",
+            m.fragments_dropped.clone(),
+        );
+        r.register(
+            "tcp_streams_given_up",
+            "TCP directions whose reassembly gave up past Zeek's bounds (16 KiB above a hole unacked, 10 MiB unacked)",
+            m.tcp_streams_given_up.clone(),
         );
         r.register("events_out", "Events published, by topic", m.events_out.clone());
         r.register("events_in", "Events received, by topic", m.events_in.clone());
@@ -255,7 +269,12 @@ mod tests {
         m.connections_active.set(7);
         m.capturing.set(1);
         m.tcp_gap_events.inc_by(2);
+        m.fragments_dropped.inc();
+        m.tcp_streams_given_up.inc_by(4);
         let text = m.encode();
+        let labels = "{cluster=\"demo\",node=\"worker-1\",role=\"worker\"}";
+        assert!(text.contains(&format!("zeek_fragments_dropped_total{labels} 1")), "{text}");
+        assert!(text.contains(&format!("zeek_tcp_streams_given_up_total{labels} 4")), "{text}");
         assert!(text.contains("zeek_packets_total{cluster=\"demo\",node=\"worker-1\",role=\"worker\"} 3"), "{text}");
         assert!(
             text.contains("zeek_connections_active{cluster=\"demo\",node=\"worker-1\",role=\"worker\"} 7"),

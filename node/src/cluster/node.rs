@@ -164,7 +164,7 @@ pub(super) struct Inner {
     pub(super) events_in: AtomicU64,
     pub(super) events_out: AtomicU64,
     /// Capture counters a worker reports: packets, bytes, drops, connections, TCP ack and gap events.
-    capture: [AtomicU64; 6],
+    capture: [AtomicU64; 8],
 }
 
 /// A running node; cheap to clone.
@@ -459,6 +459,8 @@ impl Node {
         grow(3, s.connections, &m.connections);
         grow(4, s.tcp_ack_events, &m.tcp_ack_events);
         grow(5, s.tcp_gap_events, &m.tcp_gap_events);
+        grow(6, s.frag_datagrams_dropped, &m.fragments_dropped);
+        grow(7, s.tcp_streams_given_up, &m.tcp_streams_given_up);
     }
 
     /// Connections a worker's engines hold open now (a gauge: the memory a worker needs grows with it).

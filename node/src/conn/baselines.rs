@@ -405,6 +405,13 @@ fn data_above_a_hole_without_any_acks_is_given_up() {
     assert_eq!(weird.len(), 0);
     assert_eq!(conn.field(0, "missed_bytes"), "0");
 
+    // The engine counts the direction it gave up on (a worker's `zeek_tcp_streams_given_up_total`).
+    let mut engine = Engine::new(AnalysisConfig { ignore_checksums: true, ..AnalysisConfig::default() });
+    for (ts, frame) in reply_with_a_hole(17_000, None) {
+        engine.process_packet(ts, LinkType::Raw, &frame);
+    }
+    assert_eq!(engine.stats().tcp_streams_given_up, 1);
+
     // Once any of the side's data was acked, the hole rule no longer applies.
     let [weird] = <[Records; 1]>::try_from(run_logs(&reply_with_a_hole(17_000, Some(10)), "weird"))
         .unwrap_or_else(|_| unreachable!());

@@ -67,7 +67,7 @@ pub struct Reassembler {
     held_bytes: usize,
     max_bytes: usize,
     timeout: f64,
-    /// Datagrams dropped because they expired or memory ran out (not yet exported as a metric).
+    /// Datagrams dropped because they expired or memory ran out (a worker's `zeek_fragments_dropped_total`).
     pub dropped: u64,
 }
 

@@ -254,6 +254,20 @@ fn fragment_weirds_are_flow_weirds() {
     assert_eq!(engine.stats().connections, 1, "the reassembled datagram is analysed");
 }
 
+/// A datagram whose other fragments never come is dropped once it has waited a minute, and counted (a worker's
+/// `zeek_fragments_dropped_total`).
+#[test]
+fn fragments_that_never_complete_are_counted_when_dropped() {
+    let mut engine = unchecked_engine();
+    let mut datagram = vec![0x9c, 0x40, 0x27, 0x0f, 0, 80, 0, 0];
+    datagram.resize(80, 0x5a);
+    engine.process_packet(1.0, LinkType::Raw, &fragment(0, true, &datagram[..64]));
+    engine.process_packet(30.0, LinkType::Raw, &ipv4_udp(CLIENT, SERVER, b"hello"));
+    assert_eq!(engine.stats().frag_datagrams_dropped, 0, "still waiting");
+    engine.process_packet(62.0, LinkType::Raw, &ipv4_udp(CLIENT, SERVER, b"hello"));
+    assert_eq!(engine.stats().frag_datagrams_dropped, 1);
+}
+
 /// `Tunnel::max_depth` is 4 (init-bare.zeek's default since zeek/zeek#3439): four IP-in-IP tunnels deep is
 /// analysed, a fifth is not opened (the IP tunnel analyzer's weird, IPTUNNEL, between the outer hosts of the fifth).
 #[test]
