@@ -11,18 +11,11 @@ Addresses are from 10.0.0.0/8; checksums are valid; each case is about N packets
 import argparse
 import struct
 
+from gen_scan import checksum
+
 CLIENT, SERVER = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
 ETHERNET = b"\x02\0\0\0\0\x02" + b"\x02\0\0\0\0\x01" + b"\x08\x00"
 FIN, SYN, PSH_ACK, ACK = 0x01, 0x02, 0x18, 0x10
-
-
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
 
 
 def ipv4(src: bytes, dst: bytes, proto: int, payload: bytes, ident: int = 0, frag: int = 0) -> bytes:
