@@ -168,8 +168,11 @@ struct Core {
     /// The actions buffer analyzer calls share, empty between calls: nearly every connection confirms a service
     /// once, and a buffer per call cost it an allocation.
     spare_actions: Vec<Action>,
-    /// IP-layer tunnels (IP-in-IP and GRE in one map, as the IP tunnel analyzer keeps them) by their hosts.
-    ip_tunnels: HashMap<(IpAddr, IpAddr), IpTunnel>,
+    /// IP-layer tunnels (IP-in-IP and GRE in one map, as the IP tunnel analyzer keeps them) by their hosts,
+    /// looked up for every packet of an IP-in-IP or GRE tunnel (a sensor fed by an ERSPAN or GRE mirror: all of
+    /// them). Keys are attacker-controlled: randomly seeded foldhash, as the session table's; SipHash cost 380
+    /// instructions a packet here.
+    ip_tunnels: HashMap<(IpAddr, IpAddr), IpTunnel, foldhash::fast::RandomState>,
     /// The tunnels tunnel.log knows of, by uid, with their place in `Tunnel::active` (an IP-layer tunnel from its
     /// first packet until its entry is dropped, a UDP tunnel from its DISCOVER until its connection ends).
     logged_tunnels: HashMap<String, tunnels::LoggedTunnel>,
@@ -231,7 +234,7 @@ impl Engine {
             weirds_logged: Default::default(),
             shared: analyzers::SharedState::default(),
             spare_actions: Vec::new(),
-            ip_tunnels: HashMap::new(),
+            ip_tunnels: HashMap::default(),
             logged_tunnels: HashMap::new(),
             tunnel_expiry_due: f64::INFINITY,
             ip_tunnels_pruned_at: 0.0,

@@ -238,8 +238,7 @@ fn fragment(offset: usize, more: bool, data: &[u8]) -> Vec<u8> {
 #[test]
 fn fragment_weirds_are_flow_weirds() {
     let mut engine = unchecked_engine();
-    let mut datagram = vec![0x9c, 0x40, 0x27, 0x0f, 0, 80, 0, 0];
-    datagram.resize(80, 0x5a);
+    let datagram = udp_datagram_of_80_bytes();
     engine.process_packet(1.0, LinkType::Raw, &fragment(0, true, &datagram[..64]));
     engine.process_packet(1.1, LinkType::Raw, &fragment(32, false, &datagram[32..80]));
     // Another datagram whose second fragment the capture cut.
@@ -254,13 +253,19 @@ fn fragment_weirds_are_flow_weirds() {
     assert_eq!(engine.stats().connections, 1, "the reassembled datagram is analysed");
 }
 
+/// A UDP datagram of 80 bytes (its header says so), to be sent in fragments.
+fn udp_datagram_of_80_bytes() -> Vec<u8> {
+    let mut datagram = vec![0x9c, 0x40, 0x27, 0x0f, 0, 80, 0, 0];
+    datagram.resize(80, 0x5a);
+    datagram
+}
+
 /// A datagram whose other fragments never come is dropped once it has waited a minute, and counted (a worker's
 /// `zeek_fragments_dropped_total`).
 #[test]
 fn fragments_that_never_complete_are_counted_when_dropped() {
     let mut engine = unchecked_engine();
-    let mut datagram = vec![0x9c, 0x40, 0x27, 0x0f, 0, 80, 0, 0];
-    datagram.resize(80, 0x5a);
+    let datagram = udp_datagram_of_80_bytes();
     engine.process_packet(1.0, LinkType::Raw, &fragment(0, true, &datagram[..64]));
     engine.process_packet(30.0, LinkType::Raw, &ipv4_udp(CLIENT, SERVER, b"hello"));
     assert_eq!(engine.stats().frag_datagrams_dropped, 0, "still waiting");
