@@ -862,10 +862,10 @@ impl Core {
     #[cold]
     fn apply_reassembly_limits(&mut self, conn: &mut Conn, me: usize) {
         let Session::Tcp(t) = &mut conn.session else { return };
-        let held_before = t.streams[me].held_bytes() as u64;
-        let Some(weird) = t.check_reassembly_limits(me) else { return };
+        let (no_data_acked, delivered_unacked) = t.unacked(me);
         let held = &mut self.stats.tcp_reassembly_bytes;
-        *held = held.saturating_sub(held_before);
+        let limit = tracking_held(held, &mut t.streams[me], |s| s.check_limits(no_data_acked, delivered_unacked));
+        let Some(weird) = limit else { return };
         self.stats.tcp_streams_given_up += 1;
         self.conn_weird(conn, self.network_time, weird, None, "TCP");
     }

@@ -807,11 +807,15 @@ impl Analyzer for FtpAnalyzer {
         if self.lines[1].has_partial_line() && self.orig_ended && !self.tls_active {
             ctx.weird("partial_ftp_request", None, "FTP");
         }
-        self.finish_session(ctx);
+        self.log_pending(ctx);
+        if let Some(adat) = self.adat.as_deref_mut() {
+            adat.finish(ctx);
+        }
     }
 }
 
 impl FtpAnalyzer {
+    /// The direction's lines through its NVT, with the NVT's weirds.
     fn split_lines(&mut self, ctx: &mut Ctx, is_orig: bool, data: &[u8]) {
         let mut lines = std::mem::take(&mut self.lines[usize::from(is_orig)]);
         lines.feed(data, |event| match event {
@@ -825,15 +829,6 @@ impl FtpAnalyzer {
         self.lines[usize::from(is_orig)] = lines;
     }
 
-    fn finish_session(&mut self, ctx: &mut Ctx) {
-        self.log_pending(ctx);
-        if let Some(adat) = self.adat.as_deref_mut() {
-            adat.finish(ctx);
-        }
-    }
-}
-
-impl FtpAnalyzer {
     /// Zeek's `finalize_ftp`: whatever is still pending is logged with the last reply seen.
     fn log_pending(&mut self, ctx: &mut Ctx) {
         let pending: Vec<CmdArg> =

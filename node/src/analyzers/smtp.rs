@@ -845,7 +845,6 @@ impl SmtpAnalyzer {
 
     /// One client line; returns how many raw bytes after it were taken as BDAT chunk data.
     fn client_line(&mut self, ctx: &mut Ctx, is_orig: bool, line: &[u8], rest: &[u8]) -> usize {
-        let line = strip_trailing_cr(line);
         match self.state {
             State::AfterGap => 0,
             State::InData if line == b"." => {
@@ -956,7 +955,6 @@ impl SmtpAnalyzer {
     }
 
     fn server_line(&mut self, ctx: &mut Ctx, line: &[u8]) {
-        let line = strip_trailing_cr(line);
         let code = match line {
             [a, b, c, ..] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
                 u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
@@ -1097,11 +1095,6 @@ impl SmtpAnalyzer {
         let script = &mut self.script;
         message.done(&mut |ev| script.on_mime(ctx, is_orig, ev));
     }
-}
-
-fn strip_trailing_cr(line: &[u8]) -> &[u8] {
-    let n = line.iter().rev().take_while(|&&b| b == b'\r').count();
-    &line[..line.len() - n]
 }
 
 impl SmtpAnalyzer {

@@ -78,7 +78,7 @@ impl Stream {
 
     /// Zeek's checks after `DataSent` hands a segment to the reassembler (`TCP_Reassembler::DataSent`), given
     /// whether any of this side's data was acked (`NoDataAcked`) and how many delivered bytes the peer has not
-    /// acked yet (delivered data Zeek still holds, [`super::TcpSession::check_reassembly_limits`]). Returns the
+    /// acked yet (delivered data Zeek still holds, [`super::TcpSession::unacked`]). Returns the
     /// weird to raise when the stream gives up: it drops what it holds and delivers nothing more.
     pub fn check_limits(&mut self, no_data_acked: bool, delivered_unacked: u64) -> Option<&'static str> {
         let (held_len, held_end) = match self.held.as_deref() {

@@ -295,8 +295,9 @@ impl TcpSession {
         self.ep[0].has(endpoint_flag::SESSION_PARTIAL)
     }
 
-    /// Zeek's reassembly bounds after side `me` handed a segment to its stream (`TCP_Reassembler::DataSent`): the
-    /// weird to raise when the stream gave up.
+    /// What Zeek's reassembly bounds need of side `me` after it handed a segment to its stream
+    /// (`TCP_Reassembler::DataSent`): whether none of its data was acked (`NoDataAcked`), and how many of the bytes
+    /// its stream delivered the peer has not acked yet, which Zeek still holds ([`Stream::check_limits`]).
     ///
     /// Zeek holds delivered bytes until the peer acks them (its `trim_seq`), which the 10 MiB bound counts. The
     /// ack is the endpoint's own highest one (held here already, clamped to the FIN as `AckReceived` clamps it);
@@ -304,18 +305,17 @@ impl TcpSession {
     /// window, so a one-sided capture holds none. Zeek keeps that early trim point when the first acks come in
     /// below it; here the acks alone count from then on, which can only overstate the held bytes by the part of
     /// the first flight not yet acked, for a round trip.
-    pub fn check_reassembly_limits(&mut self, me: usize) -> Option<&'static str> {
-        let stream = &mut self.streams[me];
-        let (endpoint, peer_state) = (&self.ep[me], self.ep[1 - me].state);
+    pub fn unacked(&self, me: usize) -> (bool, u64) {
+        let (endpoint, stream) = (&self.ep[me], &self.streams[me]);
         let no_data_acked = endpoint.no_data_acked();
         let trim = if !no_data_acked {
             stream.trim_point(endpoint.to_relative(endpoint.ack_seq, u32::from(endpoint.ack_wraps)))
-        } else if endpoint.size(peer_state) > reassembly::MAX_INITIAL_WINDOW {
+        } else if endpoint.size(self.ep[1 - me].state) > reassembly::MAX_INITIAL_WINDOW {
             stream.next_seq()
         } else {
             1
         };
-        stream.check_limits(no_data_acked, stream.next_seq().saturating_sub(trim))
+        (no_data_acked, stream.next_seq().saturating_sub(trim))
     }
 
     /// Sets or clears the session's partial flag (see [`endpoint_flag::SESSION_PARTIAL`]).

@@ -83,10 +83,10 @@ impl Pending {
     /// bytes newly held.
     fn add_block(&mut self, offset: usize, data: &[u8], report: &mut dyn FnMut(&'static str)) -> usize {
         let upper = offset + data.len();
-        let appends = self.blocks.last_key_value().is_some_and(|(start, b)| start + b.len() == offset);
         let mut gaps = Vec::new();
         let mut cursor = offset;
-        // The block that starts at or before `offset` may reach into it; the others start inside it.
+        // The block that starts at or before `offset` may reach into it; the others start inside it. (Zeek skips
+        // the comparison for a fragment that starts where the last block ends: no block overlaps it here either.)
         let before = self.blocks.range(..=offset).next_back().filter(|(start, b)| *start + b.len() > offset);
         let inside = self.blocks.range(offset + 1..upper);
         for (&start, held) in before.into_iter().chain(inside) {
@@ -94,10 +94,8 @@ impl Pending {
             if start > cursor {
                 gaps.push((cursor, start));
             }
-            if !appends {
-                let same = held[from - start..to - start] == data[from - offset..to - offset];
-                report(if same { "fragment_overlap" } else { "fragment_inconsistency" });
-            }
+            let same = held[from - start..to - start] == data[from - offset..to - offset];
+            report(if same { "fragment_overlap" } else { "fragment_inconsistency" });
             cursor = cursor.max(start + held.len());
         }
         if cursor < upper {
