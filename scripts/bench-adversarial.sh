@@ -17,13 +17,17 @@ for case in $(python3 scripts/gen_adversarial.py --list | awk '{print $1}'); do
   [ -s "$trace" ] || python3 scripts/gen_adversarial.py "$case" "$trace" --packets "$packets"
   logs="$dir/$case.logs"
   rm -rf "$logs" && mkdir -p "$logs"
-  start=$(date +%s.%N)
-  /usr/bin/time -f '%M' -o "$logs/rss" "$node" -r "$trace" --logdir "$logs" 2>"$logs/stderr"
-  end=$(date +%s.%N)
+  # Wall clock and peak RSS of the run, measured by Python (no dependency on GNU time): "seconds kib".
+  read -r seconds kib < <(python3 -c "import resource, subprocess, sys, time
+start = time.monotonic()
+with open(sys.argv[1], 'w') as err:
+    subprocess.run(sys.argv[2:], stderr=err, check=True)
+print(time.monotonic() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)" \
+    "$logs/stderr" "$node" -r "$trace" --logdir "$logs")
   count=$(python3 -c "import sys,struct; f=open(sys.argv[1],'rb'); f.read(24); n=0
 while (h:=f.read(16)): f.seek(struct.unpack('<I',h[8:12])[0],1); n+=1
 print(n)" "$trace")
   weirds=$( [ -f "$logs/weird.log" ] && grep -v '^#' "$logs/weird.log" | cut -f7 | sort | uniq -c | awk '{printf "%s×%s ", $2, $1}' || true)
-  printf "%-24s %10d %12.0f %7.1f MiB  %s\n" "$case" "$count" "$(python3 -c "print($count / ($end - $start))")" \
-    "$(python3 -c "print($(cat "$logs/rss") / 1024)")" "${weirds:--}"
+  printf "%-24s %10d %12.0f %7.1f MiB  %s\n" "$case" "$count" "$(python3 -c "print($count / $seconds)")" \
+    "$(python3 -c "print($kib / 1024)")" "${weirds:--}"
 done
