@@ -6,21 +6,38 @@
 #   scripts/bench.sh cluster [args]   the cluster benchmarks instead (scripts/bench-cluster.sh)
 #   scripts/bench.sh scan [args]      the same bench over a SYN scan (scripts/gen_scan.py): memory per connection
 #                                     when most connections never carry a byte
+#   scripts/bench.sh mirror [vxlan|gre] [args]   the mix's first 300,000 packets as a traffic mirror delivers them
+#                                     (scripts/gen_mirror.py): the cost of decapsulating every packet
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = cluster ]; then shift; exec scripts/bench-cluster.sh "$@"; fi
 export PATH="$HOME/.cargo/bin:$PATH"
 mix="target/bench/mix.pcap"
 shared="${ZEEK_SHARED_DIR:-../shared}"
-if [ "${1:-}" = scan ]; then
-  shift
-  mix="target/bench/scan.pcap"
-  [ -s "$mix" ] || { mkdir -p target/bench; python3 scripts/gen_scan.py "$mix"; }
-elif [ ! -s "$mix" ]; then
+generate_mix() {
+  [ -s "$mix" ] && return
   mkdir -p target/bench
   echo "bench: generating $mix (gen_mix.py defaults, seed 20251120)"
   python3 "$shared/tools/gen_mix.py" "$mix.tmp"
   mv "$mix.tmp" "$mix"
+}
+if [ "${1:-}" = scan ]; then
+  shift
+  mix="target/bench/scan.pcap"
+  [ -s "$mix" ] || { mkdir -p target/bench; python3 scripts/gen_scan.py "$mix"; }
+elif [ "${1:-}" = mirror ]; then
+  shift
+  encap=vxlan
+  case "${1:-}" in vxlan|gre) encap=$1; shift ;; esac
+  mirrored="target/bench/mirror-$encap.pcap"
+  if [ ! -s "$mirrored" ]; then
+    generate_mix
+    python3 scripts/gen_mirror.py "$mix" "$mirrored.tmp" --encap "$encap"
+    mv "$mirrored.tmp" "$mirrored"
+  fi
+  mix="$mirrored"
+else
+  generate_mix
 fi
 command -v ndpiReader >/dev/null 2>&1 || echo "bench: ndpiReader not found (apt-get install libndpi-bin); no ratio"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"

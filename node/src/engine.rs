@@ -175,7 +175,7 @@ struct Core {
     ip_tunnels: HashMap<(IpAddr, IpAddr), IpTunnel, foldhash::fast::RandomState>,
     /// The tunnels tunnel.log knows of, by uid, with their place in `Tunnel::active` (an IP-layer tunnel from its
     /// first packet until its entry is dropped, a UDP tunnel from its DISCOVER until its connection ends).
-    logged_tunnels: HashMap<String, tunnels::LoggedTunnel>,
+    logged_tunnels: HashMap<Uid, tunnels::LoggedTunnel>,
     /// No tunnel of `logged_tunnels` expires from `Tunnel::active` at or before this network time.
     tunnel_expiry_due: f64,
     /// Network time of the last [`Core::expire_ip_tunnels`].
@@ -438,7 +438,7 @@ impl Engine {
                 Err(e) => self.core.decode_weird(ts, e, Some((ip.src, ip.dst)), in_tunnel),
             },
             // A Teredo bubble has no next header by design; elsewhere (in other tunnels too) it is Zeek's weird.
-            IPV6_NO_NEXT if ip.is_v6 && encap.innermost != Some(UdpTunnel::Teredo) => {
+            IPV6_NO_NEXT if ip.is_v6 && encap.innermost_udp() != Some(UdpTunnel::Teredo) => {
                 self.core.packet_weird(ts, PacketWeird::from_ip_analyzer("ipv6_no_next", ip.src, ip.dst), in_tunnel);
             }
             IPV6_NO_NEXT if ip.is_v6 => {}
@@ -518,12 +518,12 @@ impl Engine {
         if created && !encap.is_empty() && !core.logged_tunnels.is_empty() {
             core.register_tunnels(ts, encap);
         }
-        if created && let Some(uid) = encap.uids.last() {
+        if created && let Some(uid) = encap.innermost_uid() {
             // The connection's first packet sets its encapsulation (no `tunnel_changed`); conn/main.zeek's
             // `new_connection` makes the innermost tunnel a parent.
             let rare = conn.rare();
-            rare.encapsulation = Some(uid.clone());
-            rare.tunnel_parents.insert(uid.clone());
+            rare.encapsulation = Some(uid);
+            rare.tunnel_parents.insert(uid);
         }
         if let (Some(t), true, true) = (core.tracking.as_mut(), created, encap.is_empty()) {
             let analyzed = !conn.analyzers.is_empty();
@@ -544,7 +544,7 @@ impl Engine {
             self.drop_stale_timers_if_many();
         }
         if let Some(d) = inner {
-            self.process_ip(ts, &d.bytes, Some(d.bytes.len()), d.chain.encap());
+            self.process_ip(ts, d.bytes, Some(d.bytes.len()), d.tunnel.encap());
         }
     }
 
@@ -583,16 +583,16 @@ impl Core {
     /// One packet of a connection: counters, transport state, and analyzers. Returns the inner packet
     /// when the connection is a UDP tunnel.
     #[allow(clippy::too_many_arguments)]
-    fn handle_packet(
+    fn handle_packet<'p, 'e>(
         &mut self,
         conn: &mut Conn,
         ts: f64,
-        ip: &IpDatagram,
-        transport: Transport,
+        ip: &IpDatagram<'p>,
+        transport: Transport<'p>,
         sp: u16,
         checksum_ok: bool,
-        encap: Encap,
-    ) -> Option<Decapsulated> {
+        encap: Encap<'e>,
+    ) -> Option<Decapsulated<'p, 'e>> {
         let is_orig =
             conn.id.orig_h == ip.src && conn.id.orig_p == sp && (conn.id.resp_h == ip.dst || ip.src != ip.dst);
         // Only packets in a tunnel, and those of a connection that was in one, can change its encapsulation.

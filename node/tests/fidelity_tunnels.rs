@@ -614,3 +614,108 @@ fn ayiya_identity_of_256_bytes() {
         ]
     );
 }
+
+/// How a mirror delivers what it copies to the sensor.
+#[derive(Clone, Copy, Debug)]
+enum Mirror {
+    /// VXLAN on UDP 4789 (AWS VPC Traffic Mirroring, many virtual switches): the copied Ethernet frame whole.
+    Vxlan,
+    /// GRE (IP-in-GRE, as an ERSPAN-less mirror session sends): the copied frame's IP packet.
+    Gre,
+}
+
+/// `frame` (Ethernet) as the mirror's packet from its source to the sensor, or `None` for a frame GRE cannot carry
+/// as IP (neither IPv4 nor IPv6 right after the Ethernet header).
+fn mirrored(mirror: Mirror, frame: &[u8]) -> Option<Vec<u8>> {
+    let (source, sensor) = (Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2));
+    let outer = match mirror {
+        Mirror::Vxlan => ipv4(source, sensor, PROTO_UDP, &udp(40_000, 4789, &vxlan(0x08, 7, frame))),
+        Mirror::Gre => {
+            let ethertype = frame.get(12..14)?;
+            if ethertype != be16(ETHERTYPE_IPV4) && ethertype != be16(0x86dd) {
+                return None;
+            }
+            let gre = [&[0, 0][..], ethertype, &frame[14..]].concat();
+            ipv4(source, sensor, 47, &gre)
+        }
+    };
+    Some(ethernet(&outer))
+}
+
+/// The Ethernet frames of an oracle case's trace with their times, or `None` without the oracle.
+fn oracle_frames(case: &str) -> Option<Vec<(f64, Vec<u8>)>> {
+    let trace = support::trace_of(&support::oracle_root()?.join(case))?;
+    let mut capture = pcap::Capture::from_file(&trace).expect("open oracle trace");
+    assert_eq!(capture.get_datalink(), pcap::Linktype::ETHERNET, "{case}");
+    let mut frames = Vec::new();
+    while let Ok(packet) = capture.next_packet() {
+        let ts = packet.header.ts.tv_sec as f64 + packet.header.ts.tv_usec as f64 / 1e6;
+        frames.push((ts, packet.data.to_vec()));
+    }
+    Some(frames)
+}
+
+/// Runs the node over `frames` in full mode with `-C` and returns its log folder.
+fn logs_of(frames: &[(f64, Vec<u8>)], dir: &Path) -> std::path::PathBuf {
+    let pcap = dir.with_extension("pcap");
+    support::write_pcap(&pcap, frames);
+    let out = Command::new(support::node_binary())
+        .args(["-C", "-r"])
+        .arg(&pcap)
+        .arg("--logdir")
+        .arg(dir)
+        .output()
+        .expect("run zeek-node");
+    assert!(out.status.success(), "zeek-node failed: {}", String::from_utf8_lossy(&out.stderr));
+    dir.to_path_buf()
+}
+
+/// A sensor fed by a mirror analyses what the mirror copied as it would the same packets on its own link: every
+/// log of the oracle traces is the same, but for the uids (the tunnel takes one first) and `tunnel_parents`, which
+/// names the mirror's tunnel on every connection. The outer VXLAN connection is logged as `vxlan`; GRE has none.
+#[test]
+fn a_mirrored_trace_gives_the_logs_of_the_trace_itself() {
+    const UIDS: [&str; 6] = ["uid", "fuid", "fuids", "orig_fuids", "resp_fuids", "tunnel_parents"];
+    let cases = ["smtp-basic", "tls-extensions", "ftp-ipv4", "http-pipelined", "ssh-basic", "dns-tkey-tcp"];
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for case in cases {
+        let Some(frames) = oracle_frames(case) else {
+            eprintln!("skipped: no oracle at ../shared/oracle/dev");
+            return;
+        };
+        let plain = logs_of(&frames, &tmp.path().join(format!("{case}-plain")));
+        for mirror in [Mirror::Vxlan, Mirror::Gre] {
+            let wrapped: Vec<_> = frames.iter().filter_map(|(ts, f)| Some((*ts, mirrored(mirror, f)?))).collect();
+            assert_eq!(wrapped.len(), frames.len(), "{case}: every frame is IP");
+            let logs = logs_of(&wrapped, &tmp.path().join(format!("{case}-{mirror:?}")));
+            let conn = read_log(&logs.join("conn.log"));
+            let (outer, inner): (Vec<_>, Vec<_>) = conn.iter().partition(|r| r["id.orig_h"] == "10.77.0.1");
+            // An outer connection idle for UDP's inactivity timeout ends, and the next packet makes another.
+            let tunnel_uids: Vec<String> = match mirror {
+                Mirror::Vxlan => {
+                    assert!(!outer.is_empty() && outer.iter().all(|r| r["service"] == "vxlan"), "{case}: {outer:?}");
+                    outer.iter().map(|r| r["uid"].clone()).collect()
+                }
+                Mirror::Gre => {
+                    assert!(outer.is_empty(), "{case} {mirror:?}: GRE has no connection");
+                    read_log(&logs.join("tunnel.log")).iter().map(|r| r["uid"].clone()).collect()
+                }
+            };
+            assert!(!inner.is_empty());
+            for r in &inner {
+                let parents: Vec<&str> = r["tunnel_parents"].split(',').collect();
+                assert!(parents.iter().all(|p| tunnel_uids.iter().any(|u| u == p)), "{case} {mirror:?}: {r:?}");
+            }
+            for entry in std::fs::read_dir(&plain).expect("plain logs").flatten() {
+                let name = entry.file_name().into_string().expect("log name");
+                let expected = support::masked_records(&entry.path(), &UIDS);
+                let mut got = support::masked_records(&logs.join(&name), &UIDS);
+                if name == "conn.log" {
+                    got.retain(|r| !r.contains("\t10.77.0.1\t"));
+                }
+                let diff = support::record_diff("plain", &expected, &format!("{mirror:?}"), &got);
+                assert!(diff.is_empty(), "{case} {name}:\n{diff}");
+            }
+        }
+    }
+}

@@ -160,10 +160,10 @@ impl Attached {
 #[derive(Debug, Default)]
 pub struct Rare {
     /// Uids of the tunnels the connection arrived in.
-    pub tunnel_parents: BTreeSet<String>,
+    pub tunnel_parents: BTreeSet<Uid>,
     /// The innermost tunnel of the connection's last packet (Zeek's `Connection::encapsulation`, which it compares
     /// with each packet's), and how many changes of it were reported (`Tunnel::max_changes_per_connection`).
-    pub encapsulation: Option<String>,
+    pub encapsulation: Option<Uid>,
     pub tunnel_changes: u8,
     /// The connection is a UDP tunnel (Teredo, VXLAN, Geneve, GTP-U, AYIYA) whose payload is decapsulated.
     pub tunnel: Option<crate::decode::UdpTunnel>,
@@ -737,7 +737,7 @@ impl Conn {
         let service = if services.is_empty() { Value::Unset } else { Value::str(services.joined()) };
         let history = if self.history.letters().is_empty() { Value::Unset } else { Value::str(self.history.letters()) };
         let parents = match &self.rare {
-            Some(rare) if !rare.tunnel_parents.is_empty() => Value::str_set(rare.tunnel_parents.iter().cloned()),
+            Some(rare) if !rare.tunnel_parents.is_empty() => Value::str_set(rare.tunnel_parents.iter().copied()),
             _ => Value::Unset,
         };
         let (pkts, ip_bytes) = (self.pkts(), self.ip_bytes());

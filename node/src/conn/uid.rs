@@ -128,6 +128,19 @@ impl From<Uid> for String {
     }
 }
 
+/// Ordered as their text, as the sets of uids Zeek logs (`tunnel_parents`) are.
+impl Ord for Uid {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for Uid {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl PartialEq<str> for Uid {
     fn eq(&self, other: &str) -> bool {
         self.as_str() == other

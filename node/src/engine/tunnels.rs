@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use super::weirds::analyzer_weird_name;
 use super::{Core, Engine};
 use crate::analyzers;
-use crate::conn::Conn;
+use crate::conn::{Conn, Uid};
 use crate::decode::{
     self, DecodeError, GrePayload, GreWeird, IpDatagram, LinkType, TunnelPayload, UdpTunnel, decode_link,
     is_teredo_bubble, is_teredo_bubble_with_payload, parse_gre,
@@ -16,7 +16,7 @@ use crate::logs::{LogRecord, TUNNEL, Value};
 
 /// An IP-in-IP or GRE tunnel (no connection of its own, but a uid and tunnel.log lines).
 pub(super) struct IpTunnel {
-    uid: String,
+    uid: Uid,
     /// When the tunnel was made and last carried a packet (network time), for `Tunnel::ip_tunnel_timeout`.
     created: f64,
     last_active: f64,
@@ -58,6 +58,11 @@ const IP_TUNNEL_PRUNE_INTERVAL: f64 = 3_600.0;
 impl IpTunnel {
     /// Whether the entry's inactivity timer dropped it by `now` (`IPTunnelTimer::Dispatch`).
     fn expired(&self, now: f64) -> bool {
+        if now < self.last_active + IP_TUNNEL_TIMEOUT {
+            // Every check from here on is a day past the last packet at the earliest: the common case, decided
+            // without the division.
+            return false;
+        }
         // The first check at created + k days (k >= 1) that comes a day or more after the last packet.
         let days = ((self.last_active + IP_TUNNEL_TIMEOUT - self.created) / IP_TUNNEL_TIMEOUT).ceil().max(1.0);
         now >= self.created + days * IP_TUNNEL_TIMEOUT
@@ -68,45 +73,73 @@ impl IpTunnel {
 /// the innermost one when it is a UDP tunnel (Zeek's `EncapsulationStack::LastType`, which the IP analyzer asks
 /// before it calls an IPv6 datagram without a next header `ipv6_no_next`, a Teredo bubble being one by design, and
 /// GTPv1 before it takes a datagram inside GTP for GTP).
+///
+/// A list on the stack, innermost tunnel first: each decapsulation adds a [`Tunnel`] in the frame that analyses
+/// the inner packet, so a sensor fed by a GRE, ERSPAN or VXLAN mirror allocates nothing per packet for it.
 #[derive(Clone, Copy)]
 pub(super) struct Encap<'a> {
-    pub(super) uids: &'a [String],
-    pub(super) innermost: Option<UdpTunnel>,
+    innermost: Option<&'a Tunnel<'a>>,
+}
+
+/// One tunnel of an [`Encap`], and the ones around it.
+pub(super) struct Tunnel<'a> {
+    uid: Uid,
+    /// The tunnel's kind when it is a UDP tunnel; `None` for IP-in-IP and GRE.
+    udp: Option<UdpTunnel>,
+    /// Tunnels in the chain, this one included.
+    depth: usize,
+    outer: Encap<'a>,
 }
 
 impl<'a> Encap<'a> {
     /// A packet of the capture itself.
-    pub(super) const NONE: Encap<'static> = Encap { uids: &[], innermost: None };
+    pub(super) const NONE: Encap<'static> = Encap { innermost: None };
 
     pub(super) fn is_empty(self) -> bool {
-        self.uids.is_empty()
+        self.innermost.is_none()
+    }
+
+    /// How many tunnels the packet is inside.
+    pub(super) fn depth(self) -> usize {
+        self.innermost.map_or(0, |t| t.depth)
+    }
+
+    /// The uid of the innermost tunnel.
+    pub(super) fn innermost_uid(self) -> Option<Uid> {
+        self.innermost.map(|t| t.uid)
+    }
+
+    /// The kind of the innermost tunnel when it is a UDP tunnel.
+    pub(super) fn innermost_udp(self) -> Option<UdpTunnel> {
+        self.innermost.and_then(|t| t.udp)
+    }
+
+    /// The chain's uids, outermost first (the order Zeek's `EncapsulationStack` holds them in).
+    fn for_each_outermost_first(self, f: &mut impl FnMut(Uid)) {
+        if let Some(t) = self.innermost {
+            t.outer.for_each_outermost_first(f);
+            f(t.uid);
+        }
     }
 
     /// The chain of a packet found inside one more tunnel, `uid`, a UDP tunnel of kind `udp` or an IP-layer one.
-    fn inside(self, uid: String, udp: Option<UdpTunnel>) -> Chain {
-        let mut uids = self.uids.to_vec();
-        uids.push(uid);
-        Chain { uids, innermost: udp }
+    fn inside(self, uid: Uid, udp: Option<UdpTunnel>) -> Tunnel<'a> {
+        Tunnel { uid, udp, depth: self.depth() + 1, outer: self }
     }
 }
 
-/// An [`Encap`] that owns its uids.
-pub(super) struct Chain {
-    uids: Vec<String>,
-    innermost: Option<UdpTunnel>,
-}
-
-impl Chain {
+impl Tunnel<'_> {
     pub(super) fn encap(&self) -> Encap<'_> {
-        Encap { uids: &self.uids, innermost: self.innermost }
+        Encap { innermost: Some(self) }
     }
 }
 
 /// An inner packet found in a UDP tunnel, analysed once the outer connection is released.
-pub(super) struct Decapsulated {
-    pub(super) bytes: Vec<u8>,
-    pub(super) chain: Chain,
+pub(super) struct Decapsulated<'p, 'e> {
+    pub(super) bytes: &'p [u8],
+    pub(super) tunnel: Tunnel<'e>,
 }
+
 impl Engine {
     pub(super) fn process_ip_tunnel(
         &mut self,
@@ -117,14 +150,14 @@ impl Engine {
         kind: &'static str,
     ) {
         let uid = self.core.tunnel_uid(ip, kind);
-        let chain = encap.inside(uid, None);
-        self.process_ip(ts, inner, Some(inner.len()), chain.encap());
+        let tunnel = encap.inside(uid, None);
+        self.process_ip(ts, inner, Some(inner.len()), tunnel.encap());
     }
 
     pub(super) fn process_gre(&mut self, ts: f64, ip: &IpDatagram, encap: Encap) {
         if let Some((inner, uid)) = self.core.decapsulate_gre(ts, ip, ip.payload, encap) {
-            let chain = encap.inside(uid, None);
-            self.process_ip(ts, inner, Some(inner.len()), chain.encap());
+            let tunnel = encap.inside(uid, None);
+            self.process_ip(ts, inner, Some(inner.len()), tunnel.encap());
         }
     }
 }
@@ -132,6 +165,7 @@ impl Engine {
 impl Core {
     /// Zeek's `Tunnel::max_depth`: a packet already inside that many tunnels opens no further one, and the
     /// `analyzer` that would open it says so between the packet's `hosts`.
+    #[inline]
     pub(super) fn exceeds_tunnel_depth(
         &mut self,
         ts: f64,
@@ -139,9 +173,11 @@ impl Core {
         analyzer: &'static str,
         hosts: (IpAddr, IpAddr),
     ) -> bool {
-        if encap.uids.len() < self.cfg.tunnel_max_depth {
-            return false;
-        }
+        encap.depth() >= self.cfg.tunnel_max_depth && self.report_tunnel_depth_exceeded(ts, analyzer, hosts)
+    }
+
+    #[cold]
+    fn report_tunnel_depth_exceeded(&mut self, ts: f64, analyzer: &'static str, hosts: (IpAddr, IpAddr)) -> bool {
         let name = analyzer_weird_name("exceeded_tunnel_max_depth", true);
         self.net_weird(ts, &name, None, Some(analyzer), Some(hosts));
         true
@@ -158,7 +194,7 @@ impl Core {
         ip: &IpDatagram,
         payload: &'p [u8],
         encap: Encap,
-    ) -> Option<(&'p [u8], String)> {
+    ) -> Option<(&'p [u8], Uid)> {
         let hosts = (ip.src, ip.dst);
         let payload = match parse_gre(payload) {
             Ok(payload) => payload,
@@ -200,32 +236,31 @@ impl Core {
     /// `IPTunnelAnalyzer::AnalyzePacket` in the 2026-08-21 build: one map for both kinds, keyed by the host pair, so
     /// GRE between hosts that had IP-in-IP is the same tunnel, of the first kind). tunnel.log's DISCOVER line waits
     /// for the first connection inside ([`Core::discover_ip_tunnels`]).
-    fn tunnel_uid(&mut self, ip: &IpDatagram, kind: &'static str) -> String {
+    fn tunnel_uid(&mut self, ip: &IpDatagram, kind: &'static str) -> Uid {
         let key = if ip.src <= ip.dst { (ip.src, ip.dst) } else { (ip.dst, ip.src) };
         let now = self.network_time;
         if let Some(t) = self.ip_tunnels.get_mut(&key) {
             if !t.expired(now) {
                 t.last_active = now;
-                return t.uid.clone();
+                return t.uid;
             }
             // The tunnel's entry was dropped: this packet makes a new one, with a new uid.
-            let old = std::mem::take(&mut t.uid);
-            self.logged_tunnels.remove(&old);
+            self.logged_tunnels.remove(&t.uid);
         }
-        let uid = self.ids.next_uid().to_string();
+        let uid = self.ids.next_uid();
         if self.cfg.is_enabled("tunnel") {
             // The `EncapsulatingConn` of the first packet: its direction is the tunnel's `id` for good.
             let fields = vec![
-                Value::str(&uid),
+                Value::str(uid),
                 Value::Addr(ip.src),
                 Value::Port(0),
                 Value::Addr(ip.dst),
                 Value::Port(0),
                 Value::Enum(kind),
             ];
-            self.logged_tunnels.insert(uid.clone(), LoggedTunnel { fields, last_read: None });
+            self.logged_tunnels.insert(uid, LoggedTunnel { fields, last_read: None });
         }
-        self.ip_tunnels.insert(key, IpTunnel { uid: uid.clone(), created: now, last_active: now });
+        self.ip_tunnels.insert(key, IpTunnel { uid, created: now, last_active: now });
         uid
     }
 
@@ -256,13 +291,13 @@ impl Core {
     /// The lookup of one already there keeps it active (`&read_expire`).
     pub(super) fn register_tunnels(&mut self, ts: f64, encap: Encap) {
         let now = self.network_time;
-        for uid in encap.uids {
-            let Some(tunnel) = self.logged_tunnels.get_mut(uid) else { continue };
+        encap.for_each_outermost_first(&mut |uid| {
+            let Some(tunnel) = self.logged_tunnels.get_mut(&uid) else { return };
             if tunnel.last_read.replace(now).is_none() {
                 self.tunnel_expiry_due = self.tunnel_expiry_due.min(now + EXPIRATION_INTERVAL);
                 self.records.push(tunnel.record(ts, "Tunnel::DISCOVER"));
             }
-        }
+        });
     }
 
     /// `Tunnel::active`'s `&read_expire` by network time `now`: each tunnel unused for `Tunnel::expiration_interval`
@@ -275,21 +310,20 @@ impl Core {
         if now <= self.tunnel_expiry_due {
             return;
         }
-        let mut lapsed: Vec<(f64, &String)> = Vec::new();
+        let mut lapsed: Vec<(f64, Uid)> = Vec::new();
         let mut oldest = f64::INFINITY;
         for (uid, tunnel) in &self.logged_tunnels {
             match tunnel.last_read {
                 // Val.cc's `TableVal::DoExpire`: strictly more than the interval since the last access.
-                Some(last) if last + EXPIRATION_INTERVAL < now => lapsed.push((last, uid)),
+                Some(last) if last + EXPIRATION_INTERVAL < now => lapsed.push((last, *uid)),
                 Some(last) => oldest = oldest.min(last),
                 None => {}
             }
         }
         self.tunnel_expiry_due = oldest + EXPIRATION_INTERVAL;
         // In the order they lapsed (the map's order is random per process).
-        lapsed.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        let lapsed: Vec<String> = lapsed.into_iter().map(|(_, uid)| uid.clone()).collect();
-        for uid in lapsed {
+        lapsed.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        for (_, uid) in lapsed {
             if let Some(tunnel) = self.logged_tunnels.get_mut(&uid) {
                 tunnel.last_read = None;
                 self.records.push(tunnel.record(now, "Tunnel::EXPIRE"));
@@ -301,7 +335,7 @@ impl Core {
     /// (`finalize_tunnel`; one that expired is not), and the tunnel is forgotten.
     #[cold]
     pub(super) fn close_tunnel(&mut self, ts: f64, conn: &Conn) {
-        if let Some(tunnel) = self.logged_tunnels.remove(&conn.uid.to_string())
+        if let Some(tunnel) = self.logged_tunnels.remove(&conn.uid)
             && tunnel.last_read.is_some()
         {
             self.records.push(tunnel.record(ts, "Tunnel::CLOSE"));
@@ -310,14 +344,14 @@ impl Core {
 
     /// Teredo, VXLAN, Geneve, GTP-U and AYIYA ride on UDP: the outer connection is logged, the inner packet
     /// analysed.
-    pub(super) fn try_udp_tunnel(
+    pub(super) fn try_udp_tunnel<'p, 'e>(
         &mut self,
         ts: f64,
         conn: &mut Conn,
         is_orig: bool,
-        payload: &[u8],
-        encap: Encap,
-    ) -> Option<Decapsulated> {
+        payload: &'p [u8],
+        encap: Encap<'e>,
+    ) -> Option<Decapsulated<'p, 'e>> {
         if !self.cfg.is_enabled("tunnel") {
             return None;
         }
@@ -333,7 +367,7 @@ impl Core {
             conn.history.analyzer_limit_reached();
             return None;
         }
-        let parsed = if tunnel == UdpTunnel::Gtpv1 && encap.innermost == Some(UdpTunnel::Gtpv1) {
+        let parsed = if tunnel == UdpTunnel::Gtpv1 && encap.innermost_udp() == Some(UdpTunnel::Gtpv1) {
             // gtpv1-analyzer.pac: "GTP is never tunneled in GTP", so a datagram inside GTP is a plain one.
             gtp_in_gtp(payload)
         } else {
@@ -375,29 +409,28 @@ impl Core {
             let tunnel = LoggedTunnel { fields: tunnel_fields(conn, tunnel), last_read: Some(self.network_time) };
             self.records.push(tunnel.record(ts, "Tunnel::DISCOVER"));
             self.tunnel_expiry_due = self.tunnel_expiry_due.min(self.network_time + EXPIRATION_INTERVAL);
-            self.logged_tunnels.insert(conn.uid.to_string(), tunnel);
+            self.logged_tunnels.insert(conn.uid, tunnel);
         }
         self.confirm_tunnel(conn, tunnel, is_orig);
-        let chain = encap.inside(conn.uid.to_string(), Some(tunnel));
-        Some(Decapsulated { bytes: inner.to_vec(), chain })
+        Some(Decapsulated { bytes: inner, tunnel: encap.inside(conn.uid, Some(tunnel)) })
     }
 
     /// GRE over UDP (RFC 8086, `PacketAnalyzer::GRE::gre_ports`): Zeek's UDP analyzer hands the datagram's payload
     /// to the GRE analyzer by the responder's port. The tunnel is GRE's, between the outer hosts (not the UDP
     /// connection, which gets no service), as for GRE over IP.
     #[cold]
-    pub(super) fn gre_over_udp(
+    pub(super) fn gre_over_udp<'p, 'e>(
         &mut self,
         ts: f64,
         ip: &IpDatagram,
-        payload: &[u8],
-        encap: Encap,
-    ) -> Option<Decapsulated> {
+        payload: &'p [u8],
+        encap: Encap<'e>,
+    ) -> Option<Decapsulated<'p, 'e>> {
         if !self.cfg.is_enabled("tunnel") {
             return None;
         }
         let (inner, uid) = self.decapsulate_gre(ts, ip, payload, encap)?;
-        Some(Decapsulated { bytes: inner.to_vec(), chain: encap.inside(uid, None) })
+        Some(Decapsulated { bytes: inner, tunnel: encap.inside(uid, None) })
     }
 
     /// The tunnel's packet analyzer refused `payload` with a violation: the weird its parser raised if the tunnel
@@ -424,11 +457,13 @@ impl Core {
         self.analyzer_log(conn, "packet", tunnel.analyzer_name(), reason, data.as_deref());
     }
 
-    /// A valid tunnel header from one side: the tunnel's service once Zeek's analyzer confirms.
-    #[cold]
+    /// A valid tunnel header from one side: the tunnel's service once Zeek's analyzer confirms. Only a side's
+    /// first one can change that (the service is never taken back), so the rest of a tunnel's packets stop here.
     fn confirm_tunnel(&mut self, conn: &mut Conn, tunnel: UdpTunnel, is_orig: bool) {
         let seen = &mut conn.rare().tunnel_seen;
-        seen[usize::from(!is_orig)] = true;
+        if std::mem::replace(&mut seen[usize::from(!is_orig)], true) {
+            return;
+        }
         if !tunnel.confirms_on_both_sides() || *seen == [true, true] {
             conn.add_service(tunnel.service());
         }
@@ -451,21 +486,19 @@ fn tunnel_fields(conn: &Conn, tunnel: UdpTunnel) -> Vec<Value> {
 #[inline(never)]
 pub(super) fn check_encapsulation(conn: &mut Conn, encap: Encap) -> bool {
     const MAX_CHANGES_PER_CONNECTION: u8 = 5;
-    let innermost = encap.uids.last();
+    let innermost = encap.innermost_uid();
     let rare = conn.rare();
-    if rare.encapsulation.as_ref() == innermost {
+    if rare.encapsulation == innermost {
         return false;
     }
-    rare.encapsulation = innermost.cloned();
+    rare.encapsulation = innermost;
     if rare.tunnel_changes >= MAX_CHANGES_PER_CONNECTION {
         conn.history.analyzer_limit_reached();
         return false;
     }
     rare.tunnel_changes += 1;
-    if let Some(uid) = innermost
-        && !rare.tunnel_parents.contains(uid)
-    {
-        rare.tunnel_parents.insert(uid.clone());
+    if let Some(uid) = innermost {
+        rare.tunnel_parents.insert(uid);
     }
     true
 }
@@ -498,4 +531,29 @@ fn gtp_in_gtp(payload: &[u8]) -> TunnelPayload<'static> {
         return TunnelPayload::Refused;
     }
     TunnelPayload::Violation { reason: "GTP-in-GTP", weird: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::UidGenerator;
+
+    /// The chain built tunnel by tunnel gives its depth, its innermost tunnel, and its uids outermost first (the
+    /// order tunnel.log's DISCOVER lines of a nested chain come in).
+    #[test]
+    fn a_chain_of_tunnels_is_read_outermost_first() {
+        let mut ids = UidGenerator::new(1);
+        let (a, b, c) = (ids.next_uid(), ids.next_uid(), ids.next_uid());
+        let gre = Encap::NONE.inside(a, None);
+        let vxlan = gre.encap().inside(b, Some(UdpTunnel::Vxlan));
+        let teredo = vxlan.encap().inside(c, Some(UdpTunnel::Teredo));
+        let encap = teredo.encap();
+        assert_eq!((Encap::NONE.depth(), encap.depth()), (0, 3));
+        assert_eq!((encap.innermost_uid(), encap.innermost_udp()), (Some(c), Some(UdpTunnel::Teredo)));
+        assert_eq!(gre.encap().innermost_udp(), None);
+        let mut order = Vec::new();
+        encap.for_each_outermost_first(&mut |uid| order.push(uid));
+        assert_eq!(order, [a, b, c]);
+        assert!(Encap::NONE.is_empty() && !encap.is_empty());
+    }
 }
