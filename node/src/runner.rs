@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::capture::{CaptureError, CaptureStats, Next, PcapSource};
 use crate::config::AnalysisConfig;
 use crate::conn::ConnKey;
-use crate::decode::{LinkType, PacketWeird, Reassembler, decode_ip, decode_link};
+use crate::decode::{IpDatagram, LinkType, PacketWeird, Reassembler, aggregating_tunnel_inner, decode_ip, decode_link};
 use crate::engine::{Engine, EngineStats};
 use crate::exchange::{ExpectationPort, SharedExpectations};
 use crate::logs::{LogRecord, LogSink};
@@ -918,8 +918,29 @@ fn host_pair_shard(src: IpAddr, dst: IpAddr, n: usize) -> usize {
     (ConnKey::new(src, 0, dst, 0, 0).symmetric_hash() % n as u64) as usize
 }
 
-/// The shard of a datagram's flow: a symmetric hash of the 5-tuple.
-pub fn flow_shard(ip: &crate::decode::IpDatagram, n: usize) -> usize {
+/// How many tunnels deep sharding looks for the flow (Zeek's default `Tunnel::max_depth`).
+const SHARDING_TUNNEL_DEPTH: usize = 4;
+
+/// The shard of a datagram's flow: a symmetric hash of the 5-tuple of the packet inside the tunnels that carry
+/// many flows ([`aggregating_tunnel_inner`]), or of the datagram itself. An inner fragment is sharded with its
+/// tunnel's packet: its ports are in the first fragment only.
+pub fn flow_shard(ip: &IpDatagram, n: usize) -> usize {
+    let mut ip = ip;
+    let mut inner_ip;
+    for _ in 0..SHARDING_TUNNEL_DEPTH {
+        match aggregating_tunnel_inner(ip).map(|inner| decode_ip(inner, false)) {
+            Some(Ok(inner)) if inner.frag.is_none() => {
+                inner_ip = inner;
+                ip = &inner_ip;
+            }
+            _ => break,
+        }
+    }
+    five_tuple_shard(ip, n)
+}
+
+/// The shard of a datagram by its own 5-tuple.
+fn five_tuple_shard(ip: &IpDatagram, n: usize) -> usize {
     let ports = |p: &[u8]| match (p.first(), p.get(1), p.get(2), p.get(3)) {
         (Some(a), Some(b), Some(c), Some(d)) => (u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d])),
         _ => (0, 0),

@@ -15,44 +15,16 @@
 
 mod support;
 
+use support::frames::{MIRROR_SOURCE, Mirror, PROTO_UDP, be16, ethernet, ipv4, mirrored, oracle_frames, udp, vxlan};
+
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::Command;
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
 const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
-
-fn be16(v: u16) -> [u8; 2] {
-    v.to_be_bytes()
-}
-
-fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
-    let total = u16::try_from(20 + payload.len()).expect("test datagram fits");
-    let mut p = vec![0x45, 0];
-    p.extend_from_slice(&be16(total));
-    p.extend_from_slice(&[0, 1, 0, 0, 64, proto, 0, 0]);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    let sum = !p.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum::<u32>();
-    let folded = (sum & 0xffff) + (sum >> 16);
-    p[10..12].copy_from_slice(&be16(folded as u16));
-    p.extend_from_slice(payload);
-    p
-}
-
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut u = Vec::new();
-    u.extend_from_slice(&be16(sport));
-    u.extend_from_slice(&be16(dport));
-    u.extend_from_slice(&be16(u16::try_from(8 + payload.len()).expect("test datagram fits")));
-    u.extend_from_slice(&[0, 0]); // no checksum
-    u.extend_from_slice(payload);
-    u
-}
 
 fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
     let mut t = Vec::new();
@@ -62,21 +34,6 @@ fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
     t.extend_from_slice(&ack.to_be_bytes());
     t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
     t
-}
-
-fn ethernet(payload: &[u8]) -> Vec<u8> {
-    let mut e = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
-    e.extend_from_slice(&be16(ETHERTYPE_IPV4));
-    e.extend_from_slice(payload);
-    e
-}
-
-/// A VXLAN header (RFC 7348) with the given flags byte and VNI.
-fn vxlan(flags: u8, vni: u32, inner_frame: &[u8]) -> Vec<u8> {
-    let mut v = vec![flags, 0, 0, 0];
-    v.extend_from_slice(&(vni << 8).to_be_bytes());
-    v.extend_from_slice(inner_frame);
-    v
 }
 
 /// A GTPv1-U G-PDU (message type 255). With `pdu_session_ext`, the E flag is set and a PDU session container
@@ -615,46 +572,6 @@ fn ayiya_identity_of_256_bytes() {
     );
 }
 
-/// How a mirror delivers what it copies to the sensor.
-#[derive(Clone, Copy, Debug)]
-enum Mirror {
-    /// VXLAN on UDP 4789 (AWS VPC Traffic Mirroring, many virtual switches): the copied Ethernet frame whole.
-    Vxlan,
-    /// GRE (IP-in-GRE, as an ERSPAN-less mirror session sends): the copied frame's IP packet.
-    Gre,
-}
-
-/// `frame` (Ethernet) as the mirror's packet from its source to the sensor, or `None` for a frame GRE cannot carry
-/// as IP (neither IPv4 nor IPv6 right after the Ethernet header).
-fn mirrored(mirror: Mirror, frame: &[u8]) -> Option<Vec<u8>> {
-    let (source, sensor) = (Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2));
-    let outer = match mirror {
-        Mirror::Vxlan => ipv4(source, sensor, PROTO_UDP, &udp(40_000, 4789, &vxlan(0x08, 7, frame))),
-        Mirror::Gre => {
-            let ethertype = frame.get(12..14)?;
-            if ethertype != be16(ETHERTYPE_IPV4) && ethertype != be16(0x86dd) {
-                return None;
-            }
-            let gre = [&[0, 0][..], ethertype, &frame[14..]].concat();
-            ipv4(source, sensor, 47, &gre)
-        }
-    };
-    Some(ethernet(&outer))
-}
-
-/// The Ethernet frames of an oracle case's trace with their times, or `None` without the oracle.
-fn oracle_frames(case: &str) -> Option<Vec<(f64, Vec<u8>)>> {
-    let trace = support::trace_of(&support::oracle_root()?.join(case))?;
-    let mut capture = pcap::Capture::from_file(&trace).expect("open oracle trace");
-    assert_eq!(capture.get_datalink(), pcap::Linktype::ETHERNET, "{case}");
-    let mut frames = Vec::new();
-    while let Ok(packet) = capture.next_packet() {
-        let ts = packet.header.ts.tv_sec as f64 + packet.header.ts.tv_usec as f64 / 1e6;
-        frames.push((ts, packet.data.to_vec()));
-    }
-    Some(frames)
-}
-
 /// Runs the node over `frames` in full mode with `-C` and returns its log folder.
 fn logs_of(frames: &[(f64, Vec<u8>)], dir: &Path) -> std::path::PathBuf {
     let pcap = dir.with_extension("pcap");
@@ -689,10 +606,11 @@ fn a_mirrored_trace_gives_the_logs_of_the_trace_itself() {
             assert_eq!(wrapped.len(), frames.len(), "{case}: every frame is IP");
             let logs = logs_of(&wrapped, &tmp.path().join(format!("{case}-{mirror:?}")));
             let conn = read_log(&logs.join("conn.log"));
-            let (outer, inner): (Vec<_>, Vec<_>) = conn.iter().partition(|r| r["id.orig_h"] == "10.77.0.1");
+            let (outer, inner): (Vec<_>, Vec<_>) =
+                conn.iter().partition(|r| r["id.orig_h"] == MIRROR_SOURCE.to_string());
             // An outer connection idle for UDP's inactivity timeout ends, and the next packet makes another.
             let tunnel_uids: Vec<String> = match mirror {
-                Mirror::Vxlan => {
+                Mirror::Vxlan | Mirror::VxlanPortPerDirection => {
                     assert!(!outer.is_empty() && outer.iter().all(|r| r["service"] == "vxlan"), "{case}: {outer:?}");
                     outer.iter().map(|r| r["uid"].clone()).collect()
                 }
@@ -711,7 +629,7 @@ fn a_mirrored_trace_gives_the_logs_of_the_trace_itself() {
                 let expected = support::masked_records(&entry.path(), &UIDS);
                 let mut got = support::masked_records(&logs.join(&name), &UIDS);
                 if name == "conn.log" {
-                    got.retain(|r| !r.contains("\t10.77.0.1\t"));
+                    got.retain(|r| !r.contains(&format!("\t{MIRROR_SOURCE}\t")));
                 }
                 let diff = support::record_diff("plain", &expected, &format!("{mirror:?}"), &got);
                 assert!(diff.is_empty(), "{case} {name}:\n{diff}");

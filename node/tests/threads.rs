@@ -22,6 +22,7 @@ use zeek_node::exchange::SharedExpectations;
 use zeek_node::logs::LogRecord;
 use zeek_node::runner::{Shard, flow_shard, shard_of};
 
+use support::frames::{MIRROR_SOURCE, Mirror, ethernet, mirrored, oracle_frames};
 use support::{masked_records, node_binary, oracle_root, overlapping_fragments, record_diff, trace_of, write_pcap};
 
 /// Cases with many connections, tunnels, fragments, VLAN/MPLS and both address families.
@@ -258,5 +259,85 @@ fn fragment_weirds_are_logged_alike_with_threads() {
         let diff = record_diff("1 thread", &one, &format!("{threads} threads"), &weirds(threads));
         assert!(diff.is_empty(), "weird.log differs with {threads} threads:\n{diff}");
         assert_eq!(conn_records(&trace, threads), conn_records(&trace, 1), "conn.log with {threads} threads");
+    }
+}
+
+/// The IP datagram of an Ethernet frame.
+fn ip_of(frame: &[u8]) -> &[u8] {
+    &frame[14..]
+}
+
+/// A mirror's packets all come from one outer host pair, and a VXLAN endpoint picks the outer source port per
+/// direction: sharding follows VXLAN, Geneve, GTP-U, GRE and IP-in-IP to the flow inside, so both directions of a
+/// mirrored connection meet on one thread and the mirror's flows spread over all of them. Teredo is not followed
+/// (one host's tunnel: its outer connection stays on one thread).
+#[test]
+fn mirrored_flows_are_sharded_by_the_flow_inside() {
+    let server: IpAddr = [198, 18, 0, 1].into();
+    for mirror in [Mirror::Vxlan, Mirror::VxlanPortPerDirection, Mirror::Gre] {
+        let mut used = [false; 4];
+        for port in 40000..40064u16 {
+            let client: IpAddr = [10, 0, (port >> 8) as u8, port as u8].into();
+            let forward = ethernet(&datagram(client, port, server, 443, 6)[..]);
+            let reverse = ethernet(&datagram(server, 443, client, port, 6)[..]);
+            let inner = shard(ip_of(&forward), 4);
+            let wrapped = |frame: &[u8]| shard(ip_of(&mirrored(mirror, frame).expect("IPv4 is mirrored")), 4);
+            assert_eq!((wrapped(&forward), wrapped(&reverse)), (inner, inner), "{mirror:?} port {port}");
+            used[inner] = true;
+        }
+        assert!(used.iter().all(|&u| u), "{mirror:?}: 64 mirrored flows should reach all 4 threads: {used:?}");
+    }
+    let teredo_client: IpAddr = [192, 0, 2, 9].into();
+    let relay: IpAddr = [198, 51, 100, 1].into();
+    let teredo = |inner: &[u8]| {
+        let frame = ethernet(&datagram(teredo_client, 3544, relay, 3544, 17)[..]);
+        [ip_of(&frame), inner].concat()
+    };
+    let a = teredo(&datagram("2001::1".parse().unwrap(), 1, "2001::2".parse().unwrap(), 2, 6));
+    let b = teredo(&datagram("2001::3".parse().unwrap(), 3, "2001::4".parse().unwrap(), 4, 6));
+    assert_eq!(shard(&a, 64), shard(&b, 64), "Teredo is sharded by its outer flow");
+}
+
+/// End to end with oracle traces wrapped as mirrors deliver them: `--threads 4` gives the logs `--threads 1` gives,
+/// but for the outer VXLAN connections (each thread keeps its own, with the packets it got) and tunnel.log (each
+/// thread discovers the tunnel for itself), as in a Zeek cluster whose packet broker balances a mirror by the
+/// inner flow. Before sharding looked inside, the per-direction VXLAN ports put the two halves of a connection on
+/// different threads.
+#[test]
+fn threads_keep_mirrored_connections_whole() {
+    const MASKED: &[&str] = &["uid", "tunnel_parents", "fuid", "fuids", "orig_fuids", "resp_fuids"];
+    let dir = tempfile::tempdir().expect("temp dir");
+    for case in ["ssh-basic", "http-methods", "pop3-rej"] {
+        let Some(frames) = oracle_frames(case) else {
+            println!("threads: no oracle found; skipped");
+            return;
+        };
+        for mirror in [Mirror::VxlanPortPerDirection, Mirror::Vxlan, Mirror::Gre] {
+            let wrapped: Vec<_> = frames.iter().filter_map(|(ts, f)| Some((*ts, mirrored(mirror, f)?))).collect();
+            let trace = dir.path().join(format!("{case}-{mirror:?}.pcap"));
+            write_pcap(&trace, &wrapped);
+            let (one, four) = (analyse(&trace, 1), analyse(&trace, 4));
+            let outer = |r: &String| r.contains(&format!("\t{MIRROR_SOURCE}\t"));
+            let outer_rows = |logs: &tempfile::TempDir| {
+                masked_records(&logs.path().join("conn.log"), MASKED).iter().filter(|r| outer(r)).count()
+            };
+            for entry in std::fs::read_dir(one.path()).expect("logs").flatten() {
+                let name = entry.file_name().into_string().expect("log name");
+                if name == "tunnel.log" {
+                    continue;
+                }
+                let mut single = masked_records(&entry.path(), MASKED);
+                let mut sharded = masked_records(&four.path().join(&name), MASKED);
+                single.retain(|r| !outer(r));
+                sharded.retain(|r| !outer(r));
+                assert!(!single.is_empty() || name != "conn.log", "{case} {mirror:?}: no inner connections");
+                let diff = record_diff("--threads 1", &single, "--threads 4", &sharded);
+                assert!(diff.is_empty(), "{case} {mirror:?} {name} differs between 1 and 4 threads\n{diff}");
+            }
+            if let Mirror::Vxlan = mirror {
+                // One outer connection (per inactivity gap) on one thread, one per thread that got packets on four.
+                assert!(outer_rows(&four) > outer_rows(&one), "{case}: the mirror's flows stayed on one thread");
+            }
+        }
     }
 }

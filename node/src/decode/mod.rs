@@ -19,7 +19,8 @@ pub use transport::{
     transport_checksum_ok,
 };
 pub use tunnel::{
-    GrePayload, GreWeird, TunnelPayload, UdpTunnel, is_teredo_bubble, is_teredo_bubble_with_payload, parse_gre,
+    GrePayload, GreWeird, TunnelPayload, UdpTunnel, aggregating_tunnel_inner, is_teredo_bubble,
+    is_teredo_bubble_with_payload, parse_gre,
 };
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -254,6 +254,38 @@ impl UdpTunnel {
     }
 }
 
+/// The IP packet inside `ip` when `ip` belongs to a tunnel that carries many hosts' flows at once: a traffic
+/// mirror's VXLAN or GRE (ERSPAN, transparent Ethernet bridging), a Geneve overlay, GTP-U between a base station and
+/// the core, IP-in-IP. Analysis threads shard such packets by the flow inside (`runner::shard_of`): the outer
+/// header is the same for every flow a mirror copies, and a VXLAN endpoint picks the outer source port per
+/// direction, so sharding by it would put all flows on one thread, or the two directions of one flow on two.
+/// Teredo and AYIYA carry one host's traffic, which its outer flow already spreads, and are not followed: their
+/// outer connection stays whole on one thread. UDP tunnels are recognised by their destination port alone (the
+/// side a mirror or tunnel endpoint sends to), without the checks the engine makes.
+pub fn aggregating_tunnel_inner<'a>(ip: &super::IpDatagram<'a>) -> Option<&'a [u8]> {
+    const UDP_HEADER: usize = 8;
+    match ip.proto {
+        4 | 41 => Some(ip.payload),
+        47 => match parse_gre(ip.payload).ok()? {
+            GrePayload::Ip(inner) | GrePayload::Pptp { packet: inner, .. } => Some(inner),
+            GrePayload::Ethernet(frame) => decode_link(LinkType::Ethernet, frame).ok(),
+            GrePayload::Ieee80211(frame) => decode_link(LinkType::Ieee80211, frame).ok(),
+        },
+        17 => {
+            let dst_port = u16::from_be_bytes([*ip.payload.get(2)?, *ip.payload.get(3)?]);
+            let tunnel = match UdpTunnel::BY_PORT.iter().find(|(port, _)| *port == dst_port)?.1 {
+                tunnel @ (UdpTunnel::Vxlan | UdpTunnel::Geneve | UdpTunnel::Gtpv1) => tunnel,
+                UdpTunnel::Teredo | UdpTunnel::Ayiya => return None,
+            };
+            match tunnel.parse(ip.payload.get(UDP_HEADER..)?) {
+                TunnelPayload::Inner(inner) => Some(inner),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// An inner Ethernet frame's IP packet, or a confirmed header whose frame Zeek cannot take further.
 fn ethernet_inner(frame: &[u8]) -> TunnelPayload<'_> {
     decode_link(LinkType::Ethernet, frame).map_or(TunnelPayload::Confirmed { weird: None }, TunnelPayload::Inner)
@@ -534,6 +566,48 @@ mod tests {
             TunnelPayload::Confirmed { weird: Some("geneve_empty_packet") }
         );
         assert_eq!(UdpTunnel::Geneve.parse(&[0; 7]), violation("Geneve header truncation"));
+    }
+
+    /// An outer IPv4 datagram of protocol `proto` from 192.0.2.1 to 192.0.2.2 around `payload`.
+    fn outer(proto: u8, payload: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(20 + payload.len()).unwrap().to_be_bytes();
+        let header = [0x45, 0, len[0], len[1], 0, 0, 0, 0, 64, proto, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2];
+        [&header[..], payload].concat()
+    }
+
+    fn udp_to(port: u16, payload: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(8 + payload.len()).unwrap().to_be_bytes();
+        let [p0, p1] = port.to_be_bytes();
+        [&[0xc3, 0x50, p0, p1, len[0], len[1], 0, 0][..], payload].concat()
+    }
+
+    fn inner_of(datagram: &[u8]) -> Option<&[u8]> {
+        aggregating_tunnel_inner(&super::super::decode_ip(datagram, false).unwrap())
+    }
+
+    /// Sharding looks inside the tunnels that carry many hosts' flows, by the destination port for UDP ones, and
+    /// not inside Teredo and AYIYA (one host's traffic).
+    #[test]
+    fn aggregating_tunnels_give_their_inner_packet() {
+        let vxlan = [&[0x08, 0, 0, 0, 0, 0, 7, 0][..], &ethernet_ipv4()].concat();
+        let geneve = [geneve_header(1, 0x0800), IPV4_PACKET.to_vec()].concat();
+        let gtpu = [&[0x30, 255, 0, 20, 0, 0, 0, 1][..], &IPV4_PACKET].concat();
+        let gre_teb = [&[0, 0, 0x65, 0x58][..], &ethernet_ipv4()].concat();
+        for datagram in [
+            outer(17, &udp_to(4789, &vxlan)),
+            outer(17, &udp_to(6081, &geneve)),
+            outer(17, &udp_to(2152, &gtpu)),
+            outer(47, &gre_teb),
+            outer(4, &IPV4_PACKET),
+        ] {
+            assert_eq!(inner_of(&datagram), Some(&IPV4_PACKET[..]), "{datagram:02x?}");
+        }
+        let ayiya = [ayiya_header(4, 5, 1, 4), IPV4_PACKET.to_vec()].concat();
+        assert_eq!(inner_of(&outer(17, &udp_to(5072, &ayiya))), None);
+        assert_eq!(inner_of(&outer(17, &udp_to(3544, &IPV4_PACKET))), None, "Teredo");
+        assert_eq!(inner_of(&outer(17, &udp_to(53, &vxlan))), None, "another port");
+        assert_eq!(inner_of(&outer(17, &udp_to(4789, &vxlan[..6]))), None, "a VXLAN header cut short");
+        assert_eq!(inner_of(&outer(6, &udp_to(4789, &vxlan))), None, "TCP");
     }
 
     fn ayiya_header(identity_shift: u8, signature_words: u8, opcode: u8, next_header: u8) -> Vec<u8> {
