@@ -17,8 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use support::frames::{MIRROR_SOURCE, Mirror, mirrored, oracle_frames};
 use support::netns::{VethPair, missing_prerequisite, skip_or_fail};
-use support::{masked_records, node_binary, oracle_root, record_diff, trace_of};
+use support::{masked_records, node_binary, oracle_root, record_diff, trace_of, write_pcap};
 use zeek_node::capture::{Next, PcapSource};
 
 const TEST: &str = "live_capture";
@@ -154,6 +155,49 @@ fn live_cluster_workers_find_data_channels_announced_on_another_worker() {
     assert!(losses.contains(&"0.000%") && losses.iter().all(|l| ["0.000%", "-"].contains(l)), "{netstats}");
     let logs = ["conn.log", "files.log", "ftp.log"];
     assert_same_logs("cluster", offline.path(), live.path(), &logs, FTP_MASKED, &stderr);
+}
+
+/// A sensor fed by a traffic mirror, live: the oracle trace wrapped as a VXLAN mirror sends it, replayed into two
+/// AF_PACKET analysis threads. The fanout program must follow VXLAN into the flows: the mirror's one outer flow is
+/// spread over both threads (each keeps an outer connection of its own), and with a source port per direction (as
+/// a Linux VXLAN endpoint sends) both halves of each connection still reach one thread, so the inner logs equal
+/// those of `zeek-node -r` on the wrapped trace.
+#[test]
+fn live_af_packet_follows_a_mirror_into_its_flows() {
+    let Some((net, _, _)) = prepare(CASE, "lm") else { return };
+    // The wrapped frames are 50 bytes longer than the trace's full-size ones.
+    for (ns, iface) in [(&net.a_ns, &net.a_iface), (&net.b_ns, &net.b_iface)] {
+        net.exec(ns, &["ip", "link", "set", iface, "mtu", "9000"]).expect("raise the veth MTU");
+    }
+    let frames = oracle_frames(CASE).expect("the oracle trace");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for mirror in [Mirror::VxlanPortPerDirection, Mirror::Vxlan] {
+        let wrapped: Vec<_> = frames.iter().filter_map(|(ts, f)| Some((*ts, mirrored(mirror, f)?))).collect();
+        let trace = dir.path().join(format!("{mirror:?}.pcap"));
+        write_pcap(&trace, &wrapped);
+        let offline = dir.path().join(format!("{mirror:?}-offline"));
+        let out = Command::new(node_binary()).arg("-C").arg("-r").arg(&trace).arg("--logdir").arg(&offline).output();
+        assert!(out.expect("runs zeek-node -r").status.success());
+        let live = tempfile::tempdir().expect("temp dir");
+        let iface = format!("af_packet::{}", net.b_iface);
+        let stderr = capture_while_replaying(&net, &iface, 2, live.path(), &trace, REPLAY_PPS);
+        let outer = |r: &String| r.contains(&format!("\t{MIRROR_SOURCE}\t"));
+        let inner_conns = |logs: &Path| -> Vec<String> {
+            masked_records(&logs.join("conn.log"), MASKED).into_iter().filter(|r| !outer(r)).collect()
+        };
+        let (want, got) = (inner_conns(&offline), inner_conns(live.path()));
+        assert!(!want.is_empty(), "{mirror:?}: no connections in the offline read");
+        let diff = record_diff("-r", &want, "af_packet", &got);
+        assert!(diff.is_empty(), "{mirror:?}: inner connections differ from the offline read\n{diff}\n{stderr}");
+        assert_same_logs(&format!("{mirror:?}"), &offline, live.path(), &["dns.log", "http.log"], MASKED, &stderr);
+        if let Mirror::Vxlan = mirror {
+            let outer_rows = masked_records(&live.path().join("conn.log"), MASKED).into_iter().filter(outer).count();
+            assert!(
+                outer_rows >= 2,
+                "the mirror's flows stayed on one thread ({outer_rows} outer connection):\n{stderr}"
+            );
+        }
+    }
 }
 
 /// Packets in a trace (what tcpreplay sends), read with the node's own capture reader.

@@ -1,6 +1,7 @@
 //! Live capture with Linux AF_PACKET: one TPACKET_V3 memory-mapped receive ring per socket, and one socket per
-//! analysis thread, all joined in one PACKET_FANOUT_HASH group so the kernel spreads flows over the threads
-//! (the kernel's flow hash is symmetric, so both directions of a connection land on the same socket).
+//! analysis thread, all joined in one fanout group whose program ([`super::fanout`]) spreads flows over the
+//! threads by a symmetric hash of the flow, inside the tunnels a traffic mirror uses, so both directions of a
+//! connection land on the same socket.
 //!
 //! Written on the `libc` crate rather than a capture crate: of the TPACKET_V3 crates on crates.io, `af_packet` is
 //! GPL-3.0 (this project is BSD-3-Clause) and dormant since 2020, and `netring` (MIT/Apache) is a 0.x API that
@@ -20,7 +21,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::{CaptureError, CaptureStats, Next, RawPacket};
+use super::{CaptureError, CaptureStats, Next, RawPacket, fanout};
 use crate::decode::LinkType;
 
 /// Ring geometry per socket: 32 blocks of 1 MiB. A block is handed over when full or after
@@ -54,7 +55,8 @@ pub fn default_fanout_id() -> u16 {
     (std::process::id() & 0xffff) as u16
 }
 
-/// Opens `sockets` AF_PACKET sockets on one interface, joined in one PACKET_FANOUT_HASH group.
+/// Opens `sockets` AF_PACKET sockets on one interface, joined in one PACKET_FANOUT_CBPF group that runs
+/// [`fanout::program`].
 ///
 /// Every socket starts with a drop-all filter and gets the real one only once the whole group is formed: until
 /// the last socket joins, the kernel would send every flow to the sockets already in the group, so a flow's first
@@ -66,10 +68,14 @@ pub fn open_group(cfg: &AfPacketConfig, sockets: usize) -> Result<Vec<AfPacketSo
         Some(f) => Some(compile_filter(f, link)?),
         None => None,
     };
-    let mut group = Vec::with_capacity(sockets.max(1));
+    let mut group: Vec<AfPacketSource> = Vec::with_capacity(sockets.max(1));
     for _ in 0..sockets.max(1) {
         let source = AfPacketSource::open(&cfg.iface, hardware)?;
         source.join_fanout(cfg.fanout_id, hardware.loopback)?;
+        if group.is_empty() {
+            // The program belongs to the group; any member sets it.
+            source.set_fanout_program(&fanout::program())?;
+        }
         group.push(source);
     }
     for source in &group {
@@ -293,8 +299,8 @@ impl AfPacketSource {
     }
 
     fn join_fanout(&self, group: u16, loopback: bool) -> Result<(), CaptureError> {
-        // DEFRAG: the kernel reassembles IPv4 fragments before hashing, so they follow their flow.
-        let mut mode: u32 = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG;
+        // DEFRAG: the kernel reassembles IPv4 fragments before the program runs, so they follow their flow.
+        let mut mode: u32 = libc::PACKET_FANOUT_CBPF | libc::PACKET_FANOUT_FLAG_DEFRAG;
         if loopback {
             // Keep only the incoming copy, as libpcap does. In a fanout group the group's hook receives the
             // packets, so this is a group flag (PACKET_IGNORE_OUTGOING on the socket would not apply).
@@ -305,6 +311,11 @@ impl AfPacketSource {
             Some(libc::EINVAL | libc::EALREADY | libc::EEXIST) => CaptureError::FanoutInUse(group),
             _ => os_error(&self.iface, "PACKET_FANOUT", e),
         })
+    }
+
+    fn set_fanout_program(&self, program: &[libc::sock_filter]) -> Result<(), CaptureError> {
+        set_option(&self.fd, libc::SOL_PACKET, libc::PACKET_FANOUT_DATA, &fprog(program))
+            .map_err(|e| os_error(&self.iface, "PACKET_FANOUT_DATA", e))
     }
 
     fn attach_filter(&self, program: &[libc::sock_filter]) -> Result<(), CaptureError> {

@@ -5,6 +5,7 @@ use std::path::Path;
 
 #[cfg(target_os = "linux")]
 pub mod af_packet;
+mod fanout;
 mod mapped;
 mod savefile;
 
