@@ -11,6 +11,11 @@ use super::*;
 /// What the program returns for a packet whose network header starts `net` and whose ethertype (after the tag the
 /// kernel takes off) is `protocol`: the socket index before the kernel's modulo.
 fn run(program: &[sock_filter], protocol: u16, net: &[u8]) -> u32 {
+    execute(program, protocol, net).0
+}
+
+/// [`run`]'s result, and how many instructions it took.
+fn execute(program: &[sock_filter], protocol: u16, net: &[u8]) -> (u32, usize) {
     let (mut a, mut x) = (0u32, 0u32);
     let mut mem = [None::<u32>; 16];
     let load = |k: i32, size: usize| -> Option<u32> {
@@ -30,10 +35,11 @@ fn run(program: &[sock_filter], protocol: u16, net: &[u8]) -> u32 {
         B => 1,
         other => panic!("size {other:#x}"),
     };
-    let mut pc = 0;
+    let (mut pc, mut steps) = (0, 0);
     loop {
         let insn = program[pc];
         pc += 1;
+        steps += 1;
         let (code, k) = (insn.code, insn.k);
         match code & 0x07 {
             LD => {
@@ -42,11 +48,11 @@ fn run(program: &[sock_filter], protocol: u16, net: &[u8]) -> u32 {
                     MEM => mem[k as usize].expect("memory read before written"),
                     ABS => match load(k as i32, size(code)) {
                         Some(v) => v,
-                        None => return 0,
+                        None => return (0, steps),
                     },
                     IND => match load((x as i32).wrapping_add(k as i32), size(code)) {
                         Some(v) => v,
-                        None => return 0,
+                        None => return (0, steps),
                     },
                     mode => panic!("ld mode {mode:#x}"),
                 }
@@ -81,7 +87,7 @@ fn run(program: &[sock_filter], protocol: u16, net: &[u8]) -> u32 {
                     op => panic!("jmp op {op:#x}"),
                 };
             }
-            RET => return if code & RET_A != 0 { a } else { k },
+            RET => return (if code & RET_A != 0 { a } else { k }, steps),
             MISC => {
                 if code & TXA != 0 {
                     a = x;
@@ -269,4 +275,21 @@ fn the_program_fits_the_kernel() {
     let program = program();
     assert!(program.len() < 4096, "{} instructions", program.len());
     assert_eq!(program.last().map(|i| i.code), Some(RET | RET_A));
+}
+
+/// The program runs in the kernel for every packet: its paths stay short. Printed for docs/BENCHMARKS.md.
+#[test]
+fn the_paths_are_short() {
+    let program = program();
+    let v4 = ip([192, 0, 2, 1].into(), [192, 0, 2, 2].into(), 6, &ports(1, 2, b""));
+    let plain = execute(&program, 0x0800, &v4).1;
+    let v6 = ip("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap(), 6, &ports(1, 2, b""));
+    let (what, longest) = encapsulations(&v6, 1)
+        .into_iter()
+        .map(|(what, protocol, packet)| (what, execute(&program, protocol, &packet).1))
+        .max_by_key(|(_, steps)| *steps)
+        .expect("encapsulations");
+    println!("paths: {plain} instructions for IPv4 TCP; {longest} at most ({what}, IPv6 inside)");
+    assert!(plain < 50, "IPv4 TCP: {plain} instructions");
+    assert!(longest < 160, "{what}: {longest} instructions");
 }
