@@ -55,7 +55,8 @@ struct Cli {
     /// Networks considered local (local_orig/local_resp). Default: Zeek's private address space.
     #[arg(long = "local-nets", value_delimiter = ',', value_name = "CIDRS")]
     local_nets: Option<Vec<IpNet>>,
-    /// Analysis threads; flows are sharded by a symmetric 5-tuple hash.
+    /// Analysis threads; flows are sharded by a symmetric hash of their addresses and TCP/SCTP ports, inside
+    /// VXLAN, Geneve, GTP-U, GRE and IP-in-IP tunnels.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
     /// AF_PACKET fanout group id for `-i af_packet::IFACE` (default: derived from the pid).

@@ -921,31 +921,31 @@ fn host_pair_shard(src: IpAddr, dst: IpAddr, n: usize) -> usize {
 /// How many tunnels deep sharding looks for the flow (Zeek's default `Tunnel::max_depth`).
 const SHARDING_TUNNEL_DEPTH: usize = 4;
 
-/// The shard of a datagram's flow: a symmetric hash of the 5-tuple of the packet inside the tunnels that carry
-/// many flows ([`aggregating_tunnel_inner`]), or of the datagram itself. An inner fragment is sharded with its
-/// tunnel's packet: its ports are in the first fragment only.
+/// The shard of a datagram's flow: a symmetric hash of its addresses, with its ports when it is TCP or SCTP, of the
+/// packet inside the tunnels that carry many flows ([`aggregating_tunnel_inner`]), or of the datagram itself. UDP
+/// goes by its addresses only, so that its fragments, which carry no ports but in the first, go with it (here the
+/// reader reassembles the capture's own fragments first, but not those inside a tunnel, and the AF_PACKET fanout
+/// program ([`crate::capture`]'s, the same rule) sees IPv6 fragments as they are).
 pub fn flow_shard(ip: &IpDatagram, n: usize) -> usize {
     let mut ip = ip;
     let mut inner_ip;
     for _ in 0..SHARDING_TUNNEL_DEPTH {
+        if ip.frag.is_some() {
+            break;
+        }
         match aggregating_tunnel_inner(ip).map(|inner| decode_ip(inner, false)) {
-            Some(Ok(inner)) if inner.frag.is_none() => {
+            Some(Ok(inner)) => {
                 inner_ip = inner;
                 ip = &inner_ip;
             }
             _ => break,
         }
     }
-    five_tuple_shard(ip, n)
-}
-
-/// The shard of a datagram by its own 5-tuple.
-fn five_tuple_shard(ip: &IpDatagram, n: usize) -> usize {
-    let ports = |p: &[u8]| match (p.first(), p.get(1), p.get(2), p.get(3)) {
-        (Some(a), Some(b), Some(c), Some(d)) => (u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d])),
+    let ports_apply = matches!(ip.proto, 6 | 132) && ip.frag.is_none_or(|f| f.offset == 0);
+    let (sp, dp) = match ip.payload.first_chunk::<4>() {
+        Some(&[a, b, c, d]) if ports_apply => (u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])),
         _ => (0, 0),
     };
-    let (sp, dp) = if matches!(ip.proto, 6 | 17 | 132) { ports(ip.payload) } else { (0, 0) };
     (ConnKey::new(ip.src, sp, ip.dst, dp, ip.proto).symmetric_hash() % n as u64) as usize
 }
 

@@ -109,9 +109,16 @@ fn threads_keep_connections_whole() {
             println!("threads: case {case} not found; skipped");
             continue;
         };
-        let single = conn_records(&trace, 1);
-        let sharded = conn_records(&trace, 4);
+        let (mut single, mut sharded) = (conn_records(&trace, 1), conn_records(&trace, 4));
         assert!(!single.is_empty(), "{case}: no conn.log records with one thread");
+        if *case == "teredo" {
+            // The ICMPv6 echo reply comes back through another Teredo relay: another outer flow, which may be
+            // sharded to another thread than the request's (Teredo carries one host's traffic and is sharded by
+            // its outer flow, so that its outer connections stay whole). The cluster test knows the same limit.
+            let icmp = |r: &String| r.contains("\ticmp\t");
+            single.retain(|r| !icmp(r));
+            sharded.retain(|r| !icmp(r));
+        }
         let diff = record_diff("--threads 1", &single, "--threads 4", &sharded);
         assert!(diff.is_empty(), "{case}: conn.log differs between 1 and 4 threads\n{diff}");
         compared += single.len();

@@ -4,16 +4,18 @@
 //! mirror gets every packet in one VXLAN or GRE flow from the mirror, so all of them would go to one thread, and a
 //! VXLAN endpoint that picks the outer source port from the inner flow (RFC 7348 §5; Linux does) sends the two
 //! directions of one connection from two ports, so they would go to two threads and each would see half a
-//! connection. This classic BPF program (`PACKET_FANOUT_CBPF`) picks the socket the way `runner::flow_shard`
-//! picks a thread: a symmetric hash of the 5-tuple of the packet inside VXLAN, Geneve, GTP-U, GRE (with
-//! transparent Ethernet bridging and ERSPAN I-III) and IP-in-IP, else of the packet itself. Classic BPF needs no
-//! privilege beyond the socket's, and the kernel checks and JIT-compiles it.
+//! connection. This classic BPF program (`PACKET_FANOUT_CBPF`) picks the socket by the rule `runner::flow_shard`
+//! picks a thread by: a symmetric hash of the addresses, and of the ports for TCP and SCTP, of the packet inside
+//! VXLAN, Geneve, GTP-U, GRE (with transparent Ethernet bridging and ERSPAN I-III) and IP-in-IP, else of the packet
+//! itself. UDP goes by its addresses, so its fragments (which carry no ports but in the first, and which the
+//! kernel reassembles for IPv4 only) go where the rest of it goes. Classic BPF needs no privilege beyond the
+//! socket's, and the kernel checks and JIT-compiles it.
 //!
 //! The program reads from the network header (`SKF_NET_OFF`), so whatever link header the interface has is
 //! behind it; 802.1Q/802.1ad tags left in the data (the kernel takes the outer one off before packet sockets see
 //! the packet) are skipped, up to two, also inside a tunnel's Ethernet frame. IPv4 fragments are reassembled by
 //! the kernel first (`PACKET_FANOUT_FLAG_DEFRAG`); other fragments and IPv6 packets with extension headers are
-//! hashed by their addresses only. A packet it cannot read (cut short) goes to the first socket, as the kernel's
+//! hashed by their addresses only (a TCP flow whose packets carry extension headers only sometimes may be split). A packet it cannot read (cut short) goes to the first socket, as the kernel's
 //! BPF returns 0 on a load outside the packet.
 
 use std::collections::HashMap;
@@ -44,6 +46,7 @@ const RSH: u16 = 0x70;
 const XOR: u16 = 0xa0;
 const JA: u16 = 0x00;
 const JEQ: u16 = 0x10;
+const JGT: u16 = 0x20;
 const JSET: u16 = 0x40;
 const SRC_X: u16 = 0x08;
 const RET_A: u16 = 0x10;
@@ -68,6 +71,9 @@ const M_FLAGS: u32 = 4;
 /// Offset of what a tunnel header carries.
 const M_NEXT: u32 = 5;
 const SLOTS: u32 = 6;
+
+/// An odd multiplier (a murmur3 constant) that spreads the lesser IPv4 address before the greater is mixed in.
+const ADDRESS_MIX: u32 = 0xcc9e_2d51;
 
 const ETHERTYPE_IPV4: u32 = 0x0800;
 const ETHERTYPE_IPV6: u32 = 0x86dd;
@@ -97,8 +103,6 @@ pub fn program() -> Vec<sock_filter> {
     a.stmt(RET, 0);
     a.ip_header(0);
     a.tunnels();
-    a.label("outer_udp");
-    a.stmt(LDX | MEM, M_L4);
     a.flow_hash(0);
     a.ip_header(1);
     a.flow_hash(1);
@@ -136,6 +140,11 @@ impl Asm {
     /// A conditional jump on A == k, to labels within 255 instructions.
     fn jeq(&mut self, k: u32, yes: &str, no: &str) {
         self.code.push((JMP | JEQ, Jump::To(yes.into()), Jump::To(no.into()), k));
+    }
+
+    /// A conditional jump on A > X.
+    fn jgt_x(&mut self, yes: &str, no: &str) {
+        self.code.push((JMP | JGT | SRC_X, Jump::To(yes.into()), Jump::To(no.into()), 0));
     }
 
     /// A conditional jump on A & k != 0.
@@ -189,15 +198,32 @@ impl Asm {
     }
 
     /// An IPv4 or IPv6 header at X at tunnel depth `level` (labels `v4_L`, `v6_L`): the XOR of its addresses in
-    /// M_ADDR, its transport header's offset in M_L4, then on by its protocol: TCP, UDP and SCTP to their ports,
-    /// at level 0 the tunnels, anything else (fragments too) to the addresses.
+    /// M_ADDR, its transport header's offset in M_L4, then on by its protocol: TCP and SCTP to their ports, at
+    /// level 0 the tunnels, anything else (UDP, fragments) to the addresses.
     fn ip_header(&mut self, level: u8) {
         let l = |name: &str| format!("{name}_{level}");
+        // IPv4's addresses ordered (as the kernel's own flow hash does), then min * K ^ max: a plain XOR would
+        // give every pair of hosts with the same differing bits (.1 and .2 of any subnet) the same socket.
         self.label(&l("v4"));
         self.stmt(STX, M_L3);
         self.ld_net(W, 12);
-        self.stmt(ST, M_ADDR);
+        self.stmt(ST, M_TMP);
         self.ld_net(W, 16);
+        self.stmt(LDX | MEM, M_TMP);
+        self.jgt_x(&l("v4_ordered"), &l("v4_swapped"));
+        self.label(&l("v4_ordered"));
+        // A is the greater address, X the other.
+        self.stmt(ST, M_ADDR);
+        self.stmt(MISC | TXA, 0);
+        self.ja(&l("v4_mix"));
+        self.label(&l("v4_swapped"));
+        self.stmt(ST, M_TMP);
+        self.stmt(MISC | TXA, 0);
+        self.stmt(ST, M_ADDR);
+        self.stmt(LD | MEM, M_TMP);
+        // A is the lesser address, M_ADDR the greater.
+        self.label(&l("v4_mix"));
+        self.stmt(ALU | MUL, ADDRESS_MIX);
         self.op_slot(XOR, M_ADDR, Some(M_L3));
         self.stmt(ST, M_ADDR);
         self.ld_net(H, 6);
@@ -255,7 +281,7 @@ impl Asm {
             self.label("not_vxlan");
             self.jeq(6081, "geneve_0", "not_geneve");
             self.label("not_geneve");
-            self.jeq(2152, "gtp_0", "tcp_0");
+            self.jeq(2152, "gtp_0", "other_0");
             self.label("vxlan_0");
             self.ja("vxlan");
             self.label("geneve_0");
@@ -267,8 +293,8 @@ impl Asm {
             self.label("other_0");
             self.ja("addresses_0");
         } else {
-            self.ja(&l("addresses"));
             self.label(&l("udp"));
+            self.ja(&l("addresses"));
             self.label(&l("tcp"));
             self.ja(&l("ports"));
         }
@@ -292,7 +318,7 @@ impl Asm {
 
     /// The tunnels followed from level 0, each entered with X at its header (the transport header for UDP ones):
     /// what they carry goes on at level 1 (`v4_1`, `v6_1`), and a header that does not parse hashes the outer
-    /// packet (`outer_udp`, `addresses_0`).
+    /// packet by its addresses (`addresses_0`).
     fn tunnels(&mut self) {
         // GRE version 0 without routing: 4 bytes, and 4 for each of checksum, key and sequence number.
         self.label("gre");
@@ -362,7 +388,7 @@ impl Asm {
         self.stmt(ST, M_NEXT);
         self.ja("next_ethernet");
         self.label("vxlan_invalid");
-        self.ja("outer_udp");
+        self.ja("addresses_0");
 
         // Geneve: 8 bytes and the options' length in words; Ethernet, IPv4 or IPv6 by its protocol type.
         self.label("geneve");
@@ -379,7 +405,7 @@ impl Asm {
         self.label("geneve_not_ip4");
         self.jeq(ETHERTYPE_IPV6, "geneve_ip6", "geneve_unknown");
         self.label("geneve_unknown");
-        self.ja("outer_udp");
+        self.ja("addresses_0");
         self.label("geneve_ethernet");
         self.ja("next_ethernet");
         self.label("geneve_ip4");
@@ -438,7 +464,7 @@ impl Asm {
         self.label("gtp_ip6");
         self.ja("next_ip6");
         self.label("gtp_invalid");
-        self.ja("outer_udp");
+        self.ja("addresses_0");
 
         // An Ethernet frame at M_NEXT: its tags skipped, then IPv4 or IPv6; anything else hashes the outer
         // addresses.
