@@ -644,6 +644,11 @@ fn standalone_and_cluster_differences(name: &str, trace: &Path, checksums: &[&st
         .output()
         .expect("runs");
     assert!(out.status.success(), "{name}: cluster failed: {}", String::from_utf8_lossy(&out.stderr));
+    // What the nodes warned of (a worker that gave up on time barriers, say) explains a difference.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+    let warned =
+        if warnings.is_empty() { String::new() } else { format!("the cluster warned:\n  {}\n", warnings.join("\n  ")) };
     let mut clustered_logs = log_names(&clustered);
     clustered_logs.remove("cluster.log");
     let alone_logs = log_names(&alone);
@@ -658,7 +663,7 @@ fn standalone_and_cluster_differences(name: &str, trace: &Path, checksums: &[&st
         if diff.is_empty() {
             records += a.len();
         } else {
-            differences.push(format!("{name}/{log}:\n{diff}"));
+            differences.push(format!("{name}/{log}:\n{diff}\n{warned}"));
         }
     }
     (records, differences)
