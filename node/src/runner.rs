@@ -904,7 +904,7 @@ pub fn shard_of(
 }
 
 /// What the reassembly in front of the analysis threads counts, as engine counters.
-fn sharding_stats(frags: &Reassembler) -> EngineStats {
+pub(crate) fn sharding_stats(frags: &Reassembler) -> EngineStats {
     EngineStats { frag_datagrams_dropped: frags.dropped, ..EngineStats::default() }
 }
 

@@ -390,6 +390,16 @@ impl<'a> ShardRun<'a> {
         }
     }
 
+    /// The engine's counters, and for the first worker those of the fragment reassembly in front of it: every
+    /// worker reassembles the whole trace's fragments alike, so one of them reports what that reassembly dropped.
+    fn stats(&self, engine: &Engine, frags: &Reassembler) -> EngineStats {
+        let mut stats = engine.stats();
+        if self.k == 0 {
+            stats.add(&runner::sharding_stats(frags));
+        }
+        stats
+    }
+
     /// Whether the worker is held at barriers (and uses them to link FTP data channels across workers).
     fn synchronised(&self) -> bool {
         self.sync.is_some_and(|g| !g.is_off())
@@ -449,10 +459,10 @@ impl<'a> ShardRun<'a> {
             }
             if packet && report_packets {
                 // Every packet moves this worker's clock, its own or not (see above): capture-loss measures on it.
-                sink.packet_analysed(engine.network_time(), &engine.stats());
+                sink.packet_analysed(engine.network_time(), &self.stats(&engine, &frags));
             }
             if seen.is_multiple_of(4096) {
-                report(self.node, &engine.stats());
+                report(self.node, &self.stats(&engine, &frags));
             }
         }
         if let Some(gate) = self.sync {
@@ -460,7 +470,7 @@ impl<'a> ShardRun<'a> {
             self.wait(gate, f64::INFINITY, &mut engine, sink, &mut summary.records)?;
         }
         if report_packets {
-            sink.input_ended(engine.network_time(), &engine.stats());
+            sink.input_ended(engine.network_time(), &self.stats(&engine, &frags));
         }
         engine.finish();
         self.write_records(&mut engine, sink, &mut summary.records)?;
@@ -477,7 +487,7 @@ impl<'a> ShardRun<'a> {
                 "connections created between two barriers outgrew the retention budget and were not analysed again"
             );
         }
-        summary.engine = engine.stats();
+        summary.engine = self.stats(&engine, &frags);
         Ok(summary)
     }
 
