@@ -61,7 +61,7 @@ const SKF_AD_PROTOCOL: i32 = -0x1000;
 // Scratch memory slots.
 /// Offset of the IP header being read (from the network header).
 const M_L3: u32 = 0;
-/// The XOR of its address words.
+/// Its addresses, mixed so that both directions give the same (IPv4's in order, IPv6's word by word XOR).
 const M_ADDR: u32 = 1;
 /// Offset of its transport header.
 const M_L4: u32 = 2;
@@ -96,9 +96,7 @@ pub fn program() -> Vec<sock_filter> {
     a.stmt(LDX | IMM, 0);
     // Tags the kernel left in the data; A is the ethertype, X where the header it names starts.
     a.skip_tags("tag");
-    a.jeq(ETHERTYPE_IPV4, "v4_0", "not_v4");
-    a.label("not_v4");
-    a.jeq(ETHERTYPE_IPV6, "v6_0", "not_ip");
+    a.switch("l3", &[(ETHERTYPE_IPV4, "v4_0"), (ETHERTYPE_IPV6, "v6_0")], "not_ip");
     a.label("not_ip");
     a.stmt(RET, 0);
     a.ip_header(0);
@@ -140,6 +138,21 @@ impl Asm {
     /// A conditional jump on A == k, to labels within 255 instructions.
     fn jeq(&mut self, k: u32, yes: &str, no: &str) {
         self.code.push((JMP | JEQ, Jump::To(yes.into()), Jump::To(no.into()), k));
+    }
+
+    /// Goes on at the target of the first of `cases` whose value A equals, else at `otherwise`; targets may be
+    /// any distance ahead.
+    fn switch(&mut self, name: &str, cases: &[(u32, &str)], otherwise: &str) {
+        for (i, (value, _)) in cases.iter().enumerate() {
+            let miss = format!("{name}_miss{i}");
+            self.jeq(*value, &format!("{name}_case{i}"), &miss);
+            self.label(&miss);
+        }
+        self.ja(otherwise);
+        for (i, (_, target)) in cases.iter().enumerate() {
+            self.label(&format!("{name}_case{i}"));
+            self.ja(target);
+        }
     }
 
     /// A conditional jump on A > X.
@@ -197,7 +210,7 @@ impl Asm {
         }
     }
 
-    /// An IPv4 or IPv6 header at X at tunnel depth `level` (labels `v4_L`, `v6_L`): the XOR of its addresses in
+    /// An IPv4 or IPv6 header at X at tunnel depth `level` (labels `v4_L`, `v6_L`): its addresses mixed into
     /// M_ADDR, its transport header's offset in M_L4, then on by its protocol: TCP and SCTP to their ports, at
     /// level 0 the tunnels, anything else (UDP, fragments) to the addresses.
     fn ip_header(&mut self, level: u8) {
@@ -257,51 +270,19 @@ impl Asm {
 
         // A is the protocol, X where its header starts.
         self.label(&l("l4"));
-        self.jeq(6, &l("tcp"), &l("not_tcp"));
-        self.label(&l("not_tcp"));
-        self.jeq(132, &l("tcp"), &l("not_sctp"));
-        self.label(&l("not_sctp"));
-        self.jeq(17, &l("udp"), &l("not_udp"));
-        self.label(&l("not_udp"));
         if level == 0 {
-            self.jeq(47, "gre_0", "not_gre");
-            self.label("not_gre");
-            self.jeq(4, "ipip4_0", "not_ipip4");
-            self.label("not_ipip4");
-            self.jeq(41, "ipip6_0", "other_0");
-            self.label("ipip4_0");
-            self.ja("v4_1");
-            self.label("ipip6_0");
-            self.ja("v6_1");
-            self.label("gre_0");
-            self.ja("gre");
+            let cases = [(6, "ports_0"), (132, "ports_0"), (17, "udp_0"), (47, "gre"), (4, "v4_1"), (41, "v6_1")];
+            self.switch("l4_0", &cases, "addresses_0");
             self.label("udp_0");
             self.ld_net(H, 2);
-            self.jeq(4789, "vxlan_0", "not_vxlan");
-            self.label("not_vxlan");
-            self.jeq(6081, "geneve_0", "not_geneve");
-            self.label("not_geneve");
-            self.jeq(2152, "gtp_0", "other_0");
-            self.label("vxlan_0");
-            self.ja("vxlan");
-            self.label("geneve_0");
-            self.ja("geneve");
-            self.label("gtp_0");
-            self.ja("gtp");
-            self.label("tcp_0");
-            self.ja("ports_0");
-            self.label("other_0");
-            self.ja("addresses_0");
+            self.switch("udp_port", &[(4789, "vxlan"), (6081, "geneve"), (2152, "gtp")], "addresses_0");
         } else {
-            self.label(&l("udp"));
-            self.ja(&l("addresses"));
-            self.label(&l("tcp"));
-            self.ja(&l("ports"));
+            self.switch("l4_1", &[(6, "ports_1"), (132, "ports_1")], "addresses_1");
         }
     }
 
-    /// The hash of the flow at depth `level`: the XOR of its addresses and, from `ports_L` with X at the transport
-    /// header, of its ports. Symmetric: both directions of a flow give the same.
+    /// The hash of the flow at depth `level`: its addresses' mix and, from `ports_L` with X at the transport header,
+    /// the XOR of its ports. Symmetric: both directions of a flow give the same.
     fn flow_hash(&mut self, level: u8) {
         let l = |name: &str| format!("{name}_{level}");
         self.label(&l("ports"));
@@ -345,26 +326,21 @@ impl Asm {
         self.stmt(ALU | ADD | SRC_X, 0);
         self.stmt(ST, M_NEXT);
         self.ld_net(H, 2);
-        self.jeq(ETHERTYPE_IPV4, "gre_ip4", "gre_not_ip4");
-        self.label("gre_not_ip4");
-        self.jeq(ETHERTYPE_IPV6, "gre_ip6", "gre_not_ip6");
-        self.label("gre_not_ip6");
-        self.jeq(ETHERTYPE_TEB, "gre_ethernet", "gre_not_teb");
-        self.label("gre_not_teb");
-        self.jeq(ETHERTYPE_ERSPAN_1_2, "erspan_1_2", "gre_not_erspan_1_2");
-        self.label("gre_not_erspan_1_2");
-        self.jeq(ETHERTYPE_ERSPAN_3, "erspan_3", "gre_unknown");
-        self.label("gre_unknown");
-        self.ja("addresses_0");
-        self.label("gre_ip4");
-        self.ja("next_ip4");
-        self.label("gre_ip6");
-        self.ja("next_ip6");
+        let cases = [
+            (ETHERTYPE_IPV4, "next_ip4"),
+            (ETHERTYPE_IPV6, "next_ip6"),
+            (ETHERTYPE_TEB, "next_ethernet"),
+            (ETHERTYPE_ERSPAN_1_2, "erspan_1_2"),
+            (ETHERTYPE_ERSPAN_3, "erspan_3"),
+        ];
+        self.switch("gre_type", &cases, "addresses_0");
         // ERSPAN type II has an 8-byte header (type I, without GRE's sequence number, none); type III 12 bytes,
         // 20 when its last byte's O bit announces the optional subheader.
         self.label("erspan_1_2");
         self.stmt(LD | MEM, M_FLAGS);
-        self.jset(0x1000, "erspan_2", "gre_ethernet");
+        self.jset(0x1000, "erspan_2", "erspan_1");
+        self.label("erspan_1");
+        self.ja("next_ethernet");
         self.label("erspan_2");
         self.skip_next(8, "next_ethernet");
         self.label("erspan_3");
@@ -375,8 +351,6 @@ impl Asm {
         self.skip_next(20, "next_ethernet");
         self.label("erspan_3_plain");
         self.skip_next(12, "next_ethernet");
-        self.label("gre_ethernet");
-        self.ja("next_ethernet");
 
         // VXLAN: the I flag, then an Ethernet frame after its 8 bytes.
         self.label("vxlan");
@@ -399,19 +373,8 @@ impl Asm {
         self.stmt(ALU | ADD | SRC_X, 0);
         self.stmt(ST, M_NEXT);
         self.ld_net(H, 10);
-        self.jeq(ETHERTYPE_TEB, "geneve_ethernet", "geneve_not_teb");
-        self.label("geneve_not_teb");
-        self.jeq(ETHERTYPE_IPV4, "geneve_ip4", "geneve_not_ip4");
-        self.label("geneve_not_ip4");
-        self.jeq(ETHERTYPE_IPV6, "geneve_ip6", "geneve_unknown");
-        self.label("geneve_unknown");
-        self.ja("addresses_0");
-        self.label("geneve_ethernet");
-        self.ja("next_ethernet");
-        self.label("geneve_ip4");
-        self.ja("next_ip4");
-        self.label("geneve_ip6");
-        self.ja("next_ip6");
+        let cases = [(ETHERTYPE_TEB, "next_ethernet"), (ETHERTYPE_IPV4, "next_ip4"), (ETHERTYPE_IPV6, "next_ip6")];
+        self.switch("geneve_type", &cases, "addresses_0");
 
         // GTPv1-U G-PDUs: 8 bytes, 12 with any of E, S and PN, and with E up to two extension headers; then IPv4
         // or IPv6 by the version.
@@ -456,13 +419,7 @@ impl Asm {
         self.stmt(LDX | MEM, M_NEXT);
         self.ld_net(B, 0);
         self.stmt(ALU | RSH, 4);
-        self.jeq(4, "gtp_ip4", "gtp_not_ip4");
-        self.label("gtp_not_ip4");
-        self.jeq(6, "gtp_ip6", "gtp_invalid");
-        self.label("gtp_ip4");
-        self.ja("next_ip4");
-        self.label("gtp_ip6");
-        self.ja("next_ip6");
+        self.switch("gtp_version", &[(4, "next_ip4"), (6, "next_ip6")], "gtp_invalid");
         self.label("gtp_invalid");
         self.ja("addresses_0");
 
@@ -473,15 +430,7 @@ impl Asm {
         self.ld_net(H, 12);
         self.advance_x(14);
         self.skip_tags("inner_tag");
-        self.jeq(ETHERTYPE_IPV4, "inner_ip4", "inner_not_ip4");
-        self.label("inner_not_ip4");
-        self.jeq(ETHERTYPE_IPV6, "inner_ip6", "inner_not_ip");
-        self.label("inner_not_ip");
-        self.ja("addresses_0");
-        self.label("inner_ip4");
-        self.ja("v4_1");
-        self.label("inner_ip6");
-        self.ja("v6_1");
+        self.switch("inner_type", &[(ETHERTYPE_IPV4, "v4_1"), (ETHERTYPE_IPV6, "v6_1")], "addresses_0");
         // An IP packet at M_NEXT.
         self.label("next_ip4");
         self.stmt(LDX | MEM, M_NEXT);
