@@ -79,6 +79,8 @@ pub struct LiveStats {
     /// The packet source is open: a live capture receives from here on (an AF_PACKET socket joined its fanout
     /// group, so the kernel counts it when it spreads flows).
     opened: AtomicBool,
+    /// Packets each analysis thread analysed, by thread: how evenly the sharding spreads the traffic.
+    thread_packets: std::sync::Mutex<Vec<u64>>,
 }
 
 fn engine_counters(s: &EngineStats) -> [u64; 8] {
@@ -135,6 +137,11 @@ impl LiveStats {
         engine_stats(load(&self.engine), active_connections)
     }
 
+    /// Packets each analysis thread analysed so far, by thread index.
+    pub fn thread_packets(&self) -> Vec<u64> {
+        self.thread_packets.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Whether the run's packet source is open.
     pub fn is_open(&self) -> bool {
         self.opened.load(Ordering::Relaxed)
@@ -158,15 +165,19 @@ const CLOCK_PACKETS: u64 = 64;
 /// One thread's part in [`LiveStats`]: what it has published so far.
 struct Publisher {
     live: Arc<LiveStats>,
+    /// The analysis thread it publishes for (none for a capture-only thread).
+    thread: Option<usize>,
     engine: EngineStats,
     capture: CaptureStats,
     last: Instant,
 }
 
 impl Publisher {
-    fn new(live: Option<&Arc<LiveStats>>) -> Option<Publisher> {
+    /// The publisher of analysis thread `thread`, or of a thread that only captures (`None`).
+    fn new(live: Option<&Arc<LiveStats>>, thread: Option<usize>) -> Option<Publisher> {
         let live = Arc::clone(live?);
-        Some(Publisher { live, engine: EngineStats::default(), capture: CaptureStats::default(), last: Instant::now() })
+        let (engine, capture) = (EngineStats::default(), CaptureStats::default());
+        Some(Publisher { live, thread, engine, capture, last: Instant::now() })
     }
 
     fn due(&self) -> bool {
@@ -176,6 +187,13 @@ impl Publisher {
     /// Adds what the engine counted since the last call (its counters only grow; open connections move both ways).
     fn engine(&mut self, now: &EngineStats) {
         add_growth(&self.live.engine, engine_counters(now), engine_counters(&self.engine));
+        if let Some(thread) = self.thread {
+            let mut by_thread = self.live.thread_packets.lock().unwrap_or_else(|e| e.into_inner());
+            if by_thread.len() <= thread {
+                by_thread.resize(thread + 1, 0);
+            }
+            by_thread[thread] += now.packets.saturating_sub(self.engine.packets);
+        }
         let open = |s: &EngineStats| i64::try_from(s.active_connections).unwrap_or(i64::MAX);
         self.live.active_connections.fetch_add(open(now) - open(&self.engine), Ordering::Relaxed);
         self.engine = *now;
@@ -414,7 +432,7 @@ fn run_single(
     let mut engine = Engine::new(opts.analysis.clone());
     let mut port = attach(opts.expectations.as_ref(), 0, &mut engine);
     let mut summary = RunSummary::default();
-    let mut publisher = Publisher::new(opts.live.as_ref());
+    let mut publisher = Publisher::new(opts.live.as_ref(), Some(0));
     let live = matches!(opts.input, Input::Interface(_));
     let report_packets = sink.wants_packet_reports();
     if report_packets && live {
@@ -531,11 +549,11 @@ fn run_sharded(
         senders.push(tx);
         let mut engine = Engine::new(thread_config(&opts.analysis, i));
         let port = attach(Some(&shared), i, &mut engine);
-        let (rec_tx, publisher) = (rec_tx.clone(), Publisher::new(opts.live.as_ref()));
+        let (rec_tx, publisher) = (rec_tx.clone(), Publisher::new(opts.live.as_ref(), Some(i)));
         handles.push(thread::spawn(move || analysis_thread(i, engine, port, rx, rec_tx, publisher)));
     }
     drop(rec_tx);
-    let mut capture_publisher = Publisher::new(opts.live.as_ref());
+    let mut capture_publisher = Publisher::new(opts.live.as_ref(), None);
 
     let mut summary = RunSummary::default();
     let mut frags = Reassembler::default();
@@ -702,7 +720,8 @@ fn run_af_packet(
         .map(|(i, socket)| {
             let mut engine = Engine::new(thread_config(&opts.analysis, i));
             let port = attach(shared.as_ref(), i, &mut engine);
-            let (stop, out, publisher) = (Arc::clone(&opts.stop), rec_tx.clone(), Publisher::new(opts.live.as_ref()));
+            let publisher = Publisher::new(opts.live.as_ref(), Some(i));
+            let (stop, out) = (Arc::clone(&opts.stop), rec_tx.clone());
             let thread = CaptureThread { index: i, report_clock };
             thread::spawn(move || capture_thread(thread, socket, engine, port, &stop, &out, publisher))
         })
@@ -974,13 +993,15 @@ mod tests {
     #[test]
     fn live_stats_sum_each_threads_latest_counters() {
         let live = Arc::new(LiveStats::default());
-        let (mut a, mut b) = (Publisher::new(Some(&live)).expect("a"), Publisher::new(Some(&live)).expect("b"));
+        let (mut a, mut b) =
+            (Publisher::new(Some(&live), Some(0)).expect("a"), Publisher::new(Some(&live), Some(1)).expect("b"));
         a.engine(&stats(100, 7));
         b.engine(&stats(40, 3));
         a.engine(&stats(250, 2));
         assert_eq!((live.engine().packets, live.engine().bytes, live.engine().active_connections), (290, 29_000, 5));
         assert_eq!((live.engine().tcp_ack_events, live.engine().tcp_gap_events), (145, 5));
         assert_eq!((live.engine().frag_datagrams_dropped, live.engine().tcp_streams_given_up), (2, 11));
+        assert_eq!(live.thread_packets(), [250, 40], "each thread's own packets");
         assert!(live.capture().is_none(), "no capture published yet");
         a.capture(&CaptureStats { received: 10, dropped: 1, if_dropped: 0 });
         b.capture(&CaptureStats { received: 5, dropped: 0, if_dropped: 2 });

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub tcp_gap_events: Counter,
     pub fragments_dropped: Counter,
     pub tcp_streams_given_up: Counter,
+    /// Packets each analysis thread analysed, by thread.
+    pub thread_packets: Family<Labels, Counter>,
     pub events_out: Family<Labels, Counter>,
     pub events_in: Family<Labels, Counter>,
     /// Publishes that reached nobody or failed, by reason (empty_pool, unreachable, queue_full, no_subscriber).
@@ -98,6 +100,7 @@ impl Metrics {
             tcp_gap_events: Counter::default(),
             fragments_dropped: Counter::default(),
             tcp_streams_given_up: Counter::default(),
+            thread_packets: Family::default(),
             events_out: Family::default(),
             events_in: Family::default(),
             publish_errors: Family::default(),
@@ -146,6 +149,11 @@ impl Metrics {
             "TCP directions whose reassembly gave up past Zeek's bounds (16 KiB above a hole unacked, 10 MiB unacked)",
             m.tcp_streams_given_up.clone(),
         );
+        r.register(
+            "thread_packets",
+            "Packets each analysis thread analysed, by thread: how evenly the capture's flows spread over them",
+            m.thread_packets.clone(),
+        );
         r.register("events_out", "Events published, by topic", m.events_out.clone());
         r.register("events_in", "Events received, by topic", m.events_in.clone());
         r.register("publish_errors", "Publishes that failed, by reason", m.publish_errors.clone());
@@ -188,6 +196,17 @@ impl Metrics {
 
     pub fn records_dropped(&self, reason: &str, n: u64) {
         self.log_records_dropped.get_or_create(&label("reason", reason)).inc_by(n);
+    }
+
+    /// Packets each analysis thread analysed so far (totals, by thread index): the counters move up to them.
+    pub fn set_thread_packets(&self, by_thread: &[u64]) {
+        for (thread, &packets) in by_thread.iter().enumerate() {
+            let counter = self.thread_packets.get_or_create(&label("thread", &thread.to_string()));
+            let before = counter.get();
+            if packets > before {
+                counter.inc_by(packets - before);
+            }
+        }
     }
 
     pub fn set_detect_counter(&self, name: &str, value: u64) {
@@ -258,6 +277,21 @@ fn respond(path: &str, metrics: &Metrics, ready: bool) -> (&'static str, String)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each analysis thread's packets, as the run's threads total them: the counters follow the totals.
+    #[test]
+    fn thread_packets_follow_each_threads_total() {
+        let m = Metrics::new("demo", "worker-1", "worker");
+        m.set_thread_packets(&[3, 5]);
+        m.set_thread_packets(&[10, 5, 2]);
+        let text = m.encode();
+        for (thread, packets) in [(0, 10), (1, 5), (2, 2)] {
+            let line = format!(
+                "zeek_thread_packets_total{{cluster=\"demo\",node=\"worker-1\",role=\"worker\",thread=\"{thread}\"}} {packets}"
+            );
+            assert!(text.contains(&line), "{line}\n{text}");
+        }
+    }
 
     #[test]
     fn text_exposition_has_node_labels() {

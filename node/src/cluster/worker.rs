@@ -332,6 +332,7 @@ fn report_while<T>(node: &Node, live: &LiveStats, run: impl FnOnce() -> T) -> T 
             node.set_capturing();
         }
         report(node, &live.engine());
+        node.metrics().set_thread_packets(&live.thread_packets());
         if let Some(c) = live.capture() {
             node.set_capture_drops(c.dropped);
         }
