@@ -163,6 +163,9 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
     if let Some(c) = summary.capture {
         tracing::info!(received = c.received, dropped = c.dropped, if_dropped = c.if_dropped, "capture statistics");
     }
+    if summary.thread_packets.len() > 1 {
+        tracing::info!(packets = ?summary.thread_packets, "packets by analysis thread");
+    }
     tracing::info!(
         packets = summary.engine.packets,
         connections = summary.engine.connections,

@@ -260,6 +260,8 @@ pub struct RunSummary {
     /// The savefile ended inside a record; what came before was analysed.
     pub truncated: Option<String>,
     pub records: u64,
+    /// Packets each analysis thread analysed, when the run had several: how evenly the sharding spread them.
+    pub thread_packets: Vec<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -667,6 +669,7 @@ fn run_sharded(
     for h in handles {
         if let Ok(stats) = h.join() {
             summary.engine.add(&stats);
+            summary.thread_packets.push(stats.packets);
         }
     }
     summary.records = records;
@@ -743,6 +746,7 @@ fn run_af_packet(
     for h in handles {
         let Ok(done) = h.join() else { continue };
         summary.engine.add(&done.engine);
+        summary.thread_packets.push(done.engine.packets);
         capture.add(&done.capture);
         if let Some(e) = done.error {
             capture_error.get_or_insert(e);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use support::frames::{MIRROR_SOURCE, Mirror, mirrored, oracle_frames};
 use support::netns::{VethPair, missing_prerequisite, skip_or_fail};
-use support::{masked_records, node_binary, oracle_root, record_diff, trace_of, write_pcap};
+use support::{masked_records, node_binary, oracle_root, packets_by_thread, record_diff, trace_of, write_pcap};
 use zeek_node::capture::{Next, PcapSource};
 
 const TEST: &str = "live_capture";
@@ -195,6 +195,11 @@ fn live_af_packet_follows_a_mirror_into_its_flows() {
             assert!(
                 outer_rows >= 2,
                 "the mirror's flows stayed on one thread ({outer_rows} outer connection):\n{stderr}"
+            );
+            let by_thread = packets_by_thread(&stderr);
+            assert!(
+                by_thread.len() == 2 && by_thread.iter().all(|&n| n > 0),
+                "both sockets get a share: {by_thread:?}"
             );
         }
     }

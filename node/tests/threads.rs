@@ -23,7 +23,10 @@ use zeek_node::logs::LogRecord;
 use zeek_node::runner::{Shard, flow_shard, shard_of};
 
 use support::frames::{MIRROR_SOURCE, Mirror, ethernet, mirrored, oracle_frames};
-use support::{masked_records, node_binary, oracle_root, overlapping_fragments, record_diff, trace_of, write_pcap};
+use support::{
+    masked_records, node_binary, oracle_root, overlapping_fragments, packets_by_thread, record_diff, trace_of,
+    write_pcap,
+};
 
 /// Cases with many connections, tunnels, fragments, VLAN/MPLS and both address families.
 const CASES: &[&str] = &[
@@ -347,4 +350,33 @@ fn threads_keep_mirrored_connections_whole() {
             }
         }
     }
+}
+
+/// A mirror's traffic (one outer VXLAN flow) reaches every thread, as the run's own summary shows; before sharding
+/// looked inside the tunnel, one thread got it all.
+#[test]
+fn a_mirror_spreads_over_the_threads() {
+    let Some(frames) = oracle_frames("ssh-basic") else {
+        println!("threads: no oracle found; skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = dir.path().join("mirror.pcap");
+    write_pcap(
+        &trace,
+        &frames.iter().map(|(ts, f)| (*ts, mirrored(Mirror::Vxlan, f).expect("IPv4"))).collect::<Vec<_>>(),
+    );
+    let out = Command::new(node_binary())
+        .args(["-C", "--threads", "4", "--logdir"])
+        .arg(dir.path())
+        .arg("-r")
+        .arg(&trace)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runs zeek-node");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let by_thread = packets_by_thread(&stderr);
+    assert_eq!(by_thread.iter().sum::<u64>(), frames.len() as u64, "{stderr}");
+    assert!(by_thread.len() == 4 && by_thread.iter().all(|&n| n > 0), "every thread gets a share: {by_thread:?}");
 }

@@ -51,6 +51,13 @@ pub fn masked_records(log: &Path, masked: &[&str]) -> Vec<String> {
     records
 }
 
+/// The packets each analysis thread analysed, from the line `zeek-node` logs at the end of a run with several.
+pub fn packets_by_thread(stderr: &str) -> Vec<u64> {
+    let line = stderr.lines().find(|l| l.contains("packets by analysis thread")).unwrap_or_else(|| panic!("{stderr}"));
+    let list = line.split("packets=[").nth(1).and_then(|rest| rest.split(']').next()).expect("a list of packets");
+    list.split(", ").map(|n| n.parse().expect("a count")).collect()
+}
+
 /// Describes the records that only one side has (empty when both are the same multiset).
 pub fn record_diff(left_name: &str, left: &[String], right_name: &str, right: &[String]) -> String {
     let only = |a: &[String], b: &[String]| -> Vec<String> {
