@@ -1,14 +1,16 @@
 //! The packet decoder: link layer, IP (with extension headers and their weirds), transport, ICMPv6 neighbour
 //! discovery checks, tunnel headers (GRE with ERSPAN, over IP and UDP, and every UDP tunnel on every UDP payload),
-//! and IP fragment reassembly across the frames of one input. The first byte picks the link type.
+//! IP fragment reassembly across the frames of one input, and the analysis threads' sharding, which looks inside the
+//! tunnels that carry many flows. The first byte picks the link type.
 #![no_main]
 
 mod frames;
 
 use zeek_node::decode::{
-    Reassembler, Transport, UdpTunnel, check_inner_ip, decode_ip, decode_ip_on_wire, decode_link, decode_transport,
-    icmp6, parse_gre,
+    Reassembler, Transport, UdpTunnel, aggregating_tunnel_inner, check_inner_ip, decode_ip, decode_ip_on_wire,
+    decode_link, decode_transport, icmp6, parse_gre,
 };
+use zeek_node::runner::flow_shard;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((selector, rest)) = data.split_first() else { return };
@@ -24,6 +26,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             let _ = parse_gre(ip.payload);
         }
         let _ = check_inner_ip(ip.proto, ip.payload);
+        let _ = aggregating_tunnel_inner(&ip);
+        assert!(flow_shard(&ip, 3) < 3);
         match decode_transport(&ip) {
             Ok(Transport::Icmp { hdr, payload, .. }) => {
                 let _ = icmp6::check_nd(hdr.icmp_type, payload);
