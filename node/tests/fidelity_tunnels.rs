@@ -624,6 +624,14 @@ fn a_mirrored_trace_gives_the_logs_of_the_trace_itself() {
                 let parents: Vec<&str> = r["tunnel_parents"].split(',').collect();
                 assert!(parents.iter().all(|p| tunnel_uids.iter().any(|u| u == p)), "{case} {mirror:?}: {r:?}");
             }
+            // Nothing beyond the trace's own logs but tunnel.log (no weird about the encapsulation, say).
+            let names = |dir: &Path| -> std::collections::BTreeSet<String> {
+                let entries = std::fs::read_dir(dir).expect("logs").flatten();
+                entries.map(|e| e.file_name().into_string().expect("log name")).collect()
+            };
+            let mut expected_names = names(&plain);
+            expected_names.insert("tunnel.log".into());
+            assert_eq!(names(&logs), expected_names, "{case} {mirror:?}: the logs written");
             for entry in std::fs::read_dir(&plain).expect("plain logs").flatten() {
                 let name = entry.file_name().into_string().expect("log name");
                 let expected = support::masked_records(&entry.path(), &UIDS);

@@ -167,9 +167,8 @@ impl Asm {
 
     /// An unconditional jump, any distance.
     fn ja(&mut self, to: &str) {
-        self.code.push((JMP | JA, Jump::Next, Jump::Next, 0));
-        let at = self.code.len() - 1;
-        self.code[at].1 = Jump::To(to.into());
+        // The target rides in the jump-if-true slot; `assemble` turns it into the offset in `k`.
+        self.code.push((JMP | JA, Jump::To(to.into()), Jump::Next, 0));
     }
 
     /// A load of `size` bytes at `X + off` from the network header.

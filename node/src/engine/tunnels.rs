@@ -173,14 +173,17 @@ impl Core {
         analyzer: &'static str,
         hosts: (IpAddr, IpAddr),
     ) -> bool {
-        encap.depth() >= self.cfg.tunnel_max_depth && self.report_tunnel_depth_exceeded(ts, analyzer, hosts)
+        if encap.depth() < self.cfg.tunnel_max_depth {
+            return false;
+        }
+        self.report_tunnel_depth_exceeded(ts, analyzer, hosts);
+        true
     }
 
     #[cold]
-    fn report_tunnel_depth_exceeded(&mut self, ts: f64, analyzer: &'static str, hosts: (IpAddr, IpAddr)) -> bool {
+    fn report_tunnel_depth_exceeded(&mut self, ts: f64, analyzer: &'static str, hosts: (IpAddr, IpAddr)) {
         let name = analyzer_weird_name("exceeded_tunnel_max_depth", true);
         self.net_weird(ts, &name, None, Some(analyzer), Some(hosts));
-        true
     }
 
     /// A GRE packet, `payload` of the datagram `ip` (or of its UDP datagram, GRE over UDP): the packet inside and
