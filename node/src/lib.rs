@@ -14,5 +14,6 @@ pub mod detect;
 pub mod engine;
 pub mod exchange;
 pub mod logs;
+pub mod metrics;
 pub mod retention;
 pub mod runner;

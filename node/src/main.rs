@@ -2,6 +2,7 @@
 //! cluster node (`run`), a whole cluster on this machine (`cluster`), convert layouts (`layout`) and query a
 //! running cluster (`ctl`).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use zeek_node::config::AnalysisConfig;
 use zeek_node::detect::cluster::DetectArgs;
 use zeek_node::detect::{DetectSink, LocalHub};
 use zeek_node::logs::{DirSink, LogFormat, LogSink};
-use zeek_node::runner::{self, Input, RunOptions};
+use zeek_node::metrics::{self, Metrics};
+use zeek_node::runner::{self, Input, LiveStats, RunOptions};
 
 /// mimalloc instead of glibc malloc: measured 1.17x packets per core on the benchmark mix (docs/BENCHMARKS.md).
 #[global_allocator]
@@ -62,6 +64,10 @@ struct Cli {
     /// AF_PACKET fanout group id for `-i af_packet::IFACE` (default: derived from the pid).
     #[arg(long, value_name = "ID")]
     fanout_id: Option<u16>,
+    /// Serve Prometheus metrics (/metrics) and health endpoints (/healthz; /readyz once the packet source is open)
+    /// here while analysing, e.g. 127.0.0.1:9911.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     detect: DetectArgs,
     /// Log level for the node's own diagnostics (tracing's env-filter syntax).
@@ -137,6 +143,11 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
+    // Bound before anything else starts: a port already taken stops the node with an error that names it.
+    let observed = match cli.metrics_addr {
+        Some(addr) => Some(Observed::serve(addr)?),
+        None => None,
+    };
     let format = if cli.json { LogFormat::Json } else { LogFormat::Tsv };
     let dir_sink = DirSink::new(&cli.logdir, format)?;
     let hub = detect_hub(&cli.detect, &mut analysis)?;
@@ -152,10 +163,20 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
         progress: true,
         stop,
         expectations: None,
-        live: None,
+        live: observed.as_ref().map(|o| Arc::clone(&o.live)),
     };
     let span = tracing::info_span!("analyse", packets = tracing::field::Empty, records = tracing::field::Empty);
-    let summary = span.in_scope(|| runner::run(opts, sink.as_mut()))?;
+    let run = || span.in_scope(|| runner::run(opts, sink.as_mut()));
+    let summary = match &observed {
+        Some(o) => metrics::follow_while(&o.metrics, &o.live, run)?,
+        None => run()?,
+    };
+    if let Some(o) = &observed {
+        o.metrics.set_engine_totals(&summary.engine);
+        if let Some(c) = &summary.capture {
+            o.metrics.set_capture(c);
+        }
+    }
     span.record("packets", summary.engine.packets).record("records", summary.records);
     if let Some(msg) = &summary.truncated {
         tracing::warn!("the trace is truncated ({msg}); everything before the cut was analysed");
@@ -176,6 +197,35 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
         "done"
     );
     Ok(())
+}
+
+/// A standalone run watched through its metrics endpoint: what the run's threads publish, and the metrics made of it.
+struct Observed {
+    live: Arc<LiveStats>,
+    metrics: Arc<Metrics>,
+}
+
+impl Observed {
+    fn serve(addr: SocketAddr) -> anyhow::Result<Observed> {
+        use anyhow::Context as _;
+        let listener =
+            metrics::bind(addr).with_context(|| format!("cannot serve metrics and health endpoints on {addr}"))?;
+        let metrics = Arc::new(Metrics::standalone(&host_name()));
+        metrics::serve_in_background(listener, Arc::clone(&metrics))?;
+        Ok(Observed { live: Arc::new(LiveStats::default()), metrics })
+    }
+}
+
+/// This host's name, the `node` label of a standalone node's metrics.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer it is given.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(name) if ok && !name.is_empty() => name.to_string(),
+        _ => "zeek-node".to_string(),
+    }
 }
 
 /// The standalone detections asked for on the command line, every role in this process (`None`: no detection),

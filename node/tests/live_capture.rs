@@ -3,7 +3,8 @@
 //! equal those of `zeek-node -r` on the same trace (uids, timestamps and timing-derived intervals masked: the
 //! replay has its own clock). The capture statistics must be reported. A second test replays an FTP trace into four
 //! analysis threads, which must find the data channels of one another's control connections; a third into a
-//! cluster's two workers, whose packet counters `ctl netstats` must show while they still capture.
+//! cluster's two workers, whose packet counters `ctl netstats` must show while they still capture; a fourth scrapes
+//! a standalone sensor's metrics and health endpoints while it captures.
 //!
 //! Needs root (network namespaces, raw sockets) plus `ip` and `tcpreplay` (scripts/setup.sh installs them).
 //! Without them the test is skipped with a loud message, unless `ZEEK_LIVE_REQUIRED=1` makes that a failure.
@@ -202,6 +203,100 @@ fn live_af_packet_follows_a_mirror_into_its_flows() {
                 "both sockets get a share: {by_thread:?}"
             );
         }
+    }
+}
+
+/// A standalone sensor watched as Prometheus and a kubelet watch it (`--metrics-addr`): while it captures, with two
+/// AF_PACKET threads, `/healthz` and `/readyz` answer 200 and `/metrics` (OpenMetrics text) moves before the node
+/// stops: every replayed packet counted, split over both threads, as many connections as the offline read logs,
+/// nothing dropped. Scraped with curl inside the capture namespace; the logs must still equal the offline read's.
+#[test]
+fn live_sensor_serves_its_metrics_while_capturing() {
+    let Some((net, trace, offline)) = prepare(CASE, "mx") else { return };
+    let sent = pcap_records(&trace);
+    let offline_conns = masked_records(&offline.path().join("conn.log"), MASKED).len() as u64;
+    let live = tempfile::tempdir().expect("temp dir");
+    let iface = format!("af_packet::{}", net.b_iface);
+    let args = ["-i", &iface, "-C", "--threads", "2", "--metrics-addr", "127.0.0.1:9911"];
+    let scrape = |path: &str| -> Scraped {
+        let out = net
+            .command(&net.b_ns, "curl")
+            .args(["-s", "-i", "--max-time", "5"])
+            .arg(format!("http://127.0.0.1:9911{path}"))
+            .output()
+            .expect("runs curl");
+        Scraped::parse(&String::from_utf8_lossy(&out.stdout))
+    };
+    let before = std::cell::RefCell::new(Vec::new());
+    let during = std::cell::RefCell::new(None);
+    let hooks = Hooks {
+        before_replay: &|_| before.borrow_mut().extend(["/healthz", "/readyz", "/metrics"].map(scrape)),
+        while_capturing: &|_| {
+            // The counters reach the endpoint every half second: wait (bounded) until every packet is in.
+            let settled = support::nodes::wait_for(Duration::from_secs(10), || {
+                let m = scrape("/metrics");
+                (m.value("zeek_packets_total") >= sent).then_some(m)
+            });
+            *during.borrow_mut() = Some(settled.unwrap_or_else(|| scrape("/metrics")));
+        },
+    };
+    let stderr = replay_into(&net, &args, "capturing with", live.path(), &trace, REPLAY_PPS, &hooks);
+
+    let before = before.into_inner();
+    let [health, ready, idle] = before.as_slice() else { panic!("three scrapes before the replay:\n{stderr}") };
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"), "/healthz\n{stderr}");
+    assert_eq!(ready.status, 200, "/readyz once the capture is open: {ready:?}\n{stderr}");
+    assert_eq!((idle.value("zeek_capturing"), idle.value("zeek_ready")), (1, 1), "{idle:?}");
+    assert_eq!(idle.value("zeek_packets_total"), 0, "nothing was replayed yet: {idle:?}");
+
+    let m = during.into_inner().expect("scraped while capturing");
+    assert_eq!(m.status, 200, "{m:?}");
+    assert!(m.content_type.starts_with("application/openmetrics-text"), "{}", m.content_type);
+    assert!(m.body.ends_with("# EOF\n"), "an OpenMetrics exposition ends in # EOF:\n{}", m.body);
+    assert_eq!(m.value("zeek_packets_total"), sent, "every replayed packet, counted while capturing:\n{}", m.body);
+    let by_thread = m.values("zeek_thread_packets_total");
+    assert!(
+        by_thread.len() == 2 && by_thread.iter().all(|&n| n > 0) && by_thread.iter().sum::<u64>() == sent,
+        "each thread's share, adding up to the packets: {by_thread:?}\n{}",
+        m.body
+    );
+    assert_eq!(m.value("zeek_connections_total"), offline_conns, "connections seen:\n{}", m.body);
+    assert_eq!(m.value("zeek_capture_drops"), 0, "{}", m.body);
+    assert!(m.body.contains("role=\"standalone\""), "{}", m.body);
+    assert_same_logs("metrics", offline.path(), live.path(), LOGS, MASKED, &stderr);
+}
+
+/// One answer of the metrics endpoint, as curl -i prints it.
+#[derive(Debug)]
+struct Scraped {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+impl Scraped {
+    fn parse(response: &str) -> Scraped {
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response, ""));
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let content_type = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_string()))
+            .unwrap_or_default();
+        Scraped { status, content_type, body: body.to_string() }
+    }
+
+    /// The values of every sample of metric `name` (any labels).
+    fn values(&self, name: &str) -> Vec<u64> {
+        self.body
+            .lines()
+            .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect()
+    }
+
+    /// The value of metric `name`, 0 when it has no sample.
+    fn value(&self, name: &str) -> u64 {
+        self.values(name).iter().sum()
     }
 }
 

@@ -74,3 +74,26 @@ fn standalone_and_cluster_nodes_export_spans() {
     let captured: u64 = spans.iter().filter(|s| s.name == "capture").map(|s| count(s, "packets")).sum();
     assert_eq!(captured, packets, "the workers' capture spans count other packets than the trace has");
 }
+
+/// A metrics address already in use stops the node at start with an error naming it, before it analyses anything:
+/// a sensor that ran without its metrics would be running unobserved.
+#[test]
+fn a_taken_metrics_address_stops_the_node_with_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let addr = taken.local_addr().expect("its address").to_string();
+    let logs = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(node_binary())
+        .arg("-r")
+        .arg(demo_trace())
+        .args(["--metrics-addr", &addr, "--logdir"])
+        .arg(logs.path())
+        .output()
+        .expect("runs zeek-node");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the node ran without its metrics endpoint:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot serve metrics and health endpoints on {addr}")) && stderr.contains("in use"),
+        "{stderr}"
+    );
+    assert!(!logs.path().join("conn.log").exists(), "nothing is analysed before the endpoint is up");
+}

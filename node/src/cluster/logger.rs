@@ -9,9 +9,9 @@ use std::thread;
 use std::time::Duration;
 
 use super::logwire::EncodedRows;
-use super::metrics::Metrics;
 use super::node::LogSettings;
 use crate::logs::{DirSink, LogRecord, LogSink};
+use crate::metrics::Metrics;
 
 /// Told once a batch is written (and flushed) or failed.
 pub type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;

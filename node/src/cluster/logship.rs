@@ -11,9 +11,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::link::frame;
 use super::logwire::{self, EncodedRows, StreamRows};
-use super::metrics::Metrics;
 use super::proto::pb;
 use crate::logs::LogRecord;
+use crate::metrics::Metrics;
 
 /// What happens to records that arrive while the buffer (queued plus unacknowledged) is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

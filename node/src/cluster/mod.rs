@@ -20,7 +20,6 @@ pub mod logger;
 pub mod logship;
 pub mod logwire;
 pub mod membership;
-pub mod metrics;
 pub mod node;
 pub mod nodecfg;
 pub mod pool;

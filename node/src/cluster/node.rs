@@ -1,6 +1,7 @@
 //! The role runtime: one node of a cluster (manager, logger, proxy or worker) with its links, membership view,
 //! topic routing, pools, state and log shipping. [`Node`] is also the handle analyses use to publish events.
 
+use anyhow::Context as _;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,7 +23,6 @@ use super::logger::LogWriter;
 use super::logship::{Destinations, LogShipper, ShipRoute, ShipSettings};
 use super::logwire::{self, CLUSTER_LOG};
 use super::membership::{Authority, Member, View};
-use super::metrics::Metrics;
 use super::pool::RoundRobin;
 use super::proto::{PROTOCOL_VERSION, pb};
 use super::role::Role;
@@ -32,6 +32,7 @@ use super::state::{self, StateStore};
 use super::tls::TlsSettings;
 use super::topic::{self, Subscriptions};
 use crate::logs::{LogFormat, LogRecord, Value};
+use crate::metrics::Metrics;
 
 /// Internal event that carries state entries to their new owner after a view change.
 pub const STATE_TRANSFER_EVENT: &str = "Cluster::state_transfer";
@@ -163,8 +164,6 @@ pub(super) struct Inner {
     dialing: Mutex<HashSet<String>>,
     pub(super) events_in: AtomicU64,
     pub(super) events_out: AtomicU64,
-    /// Capture counters a worker reports: packets, bytes, drops, connections, TCP ack and gap events.
-    capture: [AtomicU64; 8],
 }
 
 /// A running node; cheap to clone.
@@ -234,7 +233,6 @@ impl Node {
             dialing: Mutex::new(HashSet::new()),
             events_in: AtomicU64::new(0),
             events_out: AtomicU64::new(0),
-            capture: Default::default(),
             cfg,
         });
         let node = Node(inner);
@@ -245,9 +243,11 @@ impl Node {
         node.serve().await?;
         tokio::spawn(heartbeat_loop(node.clone()));
         if let Some(addr) = node.0.cfg.metrics_addr {
-            let (metrics, ready) = (Arc::clone(&node.0.metrics), Arc::clone(&node.0.ready));
+            let listener = crate::metrics::bind(addr)
+                .with_context(|| format!("cannot serve metrics and health endpoints on {addr}"))?;
+            let metrics = Arc::clone(&node.0.metrics);
             tokio::spawn(async move {
-                if let Err(e) = super::metrics::serve_http(addr, metrics, ready).await {
+                if let Err(e) = crate::metrics::serve_http(listener, metrics).await {
                     tracing::error!(%addr, "metrics endpoint: {e}");
                 }
             });
@@ -429,54 +429,19 @@ impl Node {
     /// This node's counters, as heartbeats and `ctl` report them.
     pub fn stats(&self) -> pb::NodeStats {
         let m = &self.0.metrics;
-        let c = |i: usize| self.0.capture[i].load(Ordering::Relaxed);
         pb::NodeStats {
-            packets: c(0),
-            bytes: c(1),
-            dropped: c(2),
-            connections: c(3),
+            packets: m.packets.get(),
+            bytes: m.packet_bytes.get(),
+            dropped: m.capture_drops.get().max(0) as u64,
+            connections: m.connections.get(),
             log_records: m.log_records_produced.get(),
             unacked_records: m.log_unacked_records.get().max(0) as u64,
             events_out: self.0.events_out.load(Ordering::Relaxed),
             events_in: self.0.events_in.load(Ordering::Relaxed),
             capturing: m.capturing.get() == 1,
-            tcp_ack_events: c(4),
-            tcp_gap_events: c(5),
+            tcp_ack_events: m.tcp_ack_events.get(),
+            tcp_gap_events: m.tcp_gap_events.get(),
         }
-    }
-
-    /// A worker reports its engine's totals (they only grow).
-    pub fn set_capture_stats(&self, s: &crate::engine::EngineStats) {
-        let m = &self.0.metrics;
-        let grow = |i: usize, v: u64, c: &prometheus_client::metrics::counter::Counter| {
-            let before = self.0.capture[i].fetch_max(v, Ordering::Relaxed);
-            if v > before {
-                c.inc_by(v - before);
-            }
-        };
-        grow(0, s.packets, &m.packets);
-        grow(1, s.bytes, &m.packet_bytes);
-        grow(3, s.connections, &m.connections);
-        grow(4, s.tcp_ack_events, &m.tcp_ack_events);
-        grow(5, s.tcp_gap_events, &m.tcp_gap_events);
-        grow(6, s.frag_datagrams_dropped, &m.fragments_dropped);
-        grow(7, s.tcp_streams_given_up, &m.tcp_streams_given_up);
-    }
-
-    /// Connections a worker's engines hold open now (a gauge: the memory a worker needs grows with it).
-    pub fn set_active_connections(&self, open: u64) {
-        self.0.metrics.connections_active.set(i64::try_from(open).unwrap_or(i64::MAX));
-    }
-
-    /// A worker opened its packet source (reported with its counters; `zeek-node cluster -i` waits for every
-    /// worker's before it says the cluster is ready, so nothing replayed then misses a worker's fanout socket).
-    pub fn set_capturing(&self) {
-        self.0.metrics.capturing.set(1);
-    }
-
-    pub fn set_capture_drops(&self, dropped: u64) {
-        self.0.capture[2].store(dropped, Ordering::Relaxed);
-        self.0.metrics.capture_drops.set(dropped as i64);
     }
 
     // ---- handlers and subscriptions ----

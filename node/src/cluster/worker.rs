@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::analyzers::ftp::{self, RemoteChannel, ReportChange, ReportUpdate};
 use crate::analyzers::{Expectation, spec_by_name};
@@ -16,6 +15,7 @@ use crate::detect::cluster::{SharedRuntime, WorkerTap};
 use crate::engine::{Engine, EngineStats};
 use crate::exchange::{Poster, SharedExpectations};
 use crate::logs::{LogRecord, LogSink};
+use crate::metrics;
 use crate::runner::{self, Input, LiveStats, RunOptions, RunSummary, Shard, shard_of, weird_shard};
 
 use super::data::{Data, Event};
@@ -244,7 +244,7 @@ pub fn run_capture(node: &Node, job: CaptureJob, stop: Arc<AtomicBool>) -> anyho
                 expectations: Some(shared_expectations(node, &job.activity)),
                 live: Some(Arc::clone(&live)),
             };
-            let summary = report_while(node, &live, || runner::run(opts, sink.as_mut()))?;
+            let summary = metrics::follow_while(node.metrics(), &live, || runner::run(opts, sink.as_mut()))?;
             if let Some(gate) = &job.sync {
                 sink.flush()?;
                 // The trace ended here: wait until every worker's has and the cluster settled.
@@ -254,9 +254,9 @@ pub fn run_capture(node: &Node, job: CaptureJob, stop: Arc<AtomicBool>) -> anyho
         }
     };
     sink.close()?;
-    report(node, &summary.engine);
+    node.metrics().set_engine_totals(&summary.engine);
     if let Some(c) = &summary.capture {
-        node.set_capture_drops(c.dropped);
+        node.metrics().set_capture(c);
     }
     Ok(summary)
 }
@@ -312,44 +312,6 @@ fn on_from_other_workers<T: 'static>(
             }
         }),
     );
-}
-
-fn report(node: &Node, s: &EngineStats) {
-    node.set_capture_stats(s);
-    node.set_active_connections(s.active_connections);
-}
-
-/// How often a running capture's counters reach the node's metrics (and, with the heartbeats, `ctl netstats`).
-const REPORT_EVERY: Duration = Duration::from_millis(500);
-const OPEN_CHECK_EVERY: Duration = Duration::from_millis(20);
-
-/// Runs `run` while a thread of its own reports what the run's threads publish to `live`, so the metrics of a
-/// live capture move while it runs, not only when it stops.
-fn report_while<T>(node: &Node, live: &LiveStats, run: impl FnOnce() -> T) -> T {
-    let done = AtomicBool::new(false);
-    let report_live = || {
-        if live.is_open() {
-            node.set_capturing();
-        }
-        report(node, &live.engine());
-        node.metrics().set_thread_packets(&live.thread_packets());
-        if let Some(c) = live.capture() {
-            node.set_capture_drops(c.dropped);
-        }
-    };
-    std::thread::scope(|scope| {
-        let reporter = scope.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                // Until the source is open, look often: `zeek-node cluster -i` waits for it to say it is ready.
-                std::thread::park_timeout(if live.is_open() { REPORT_EVERY } else { OPEN_CHECK_EVERY });
-                report_live();
-            }
-        });
-        let result = run();
-        done.store(true, Ordering::Relaxed);
-        reporter.thread().unpark();
-        result
-    })
 }
 
 /// One worker's share of a trace: the connections whose symmetric hash is `k` of `n`.
@@ -463,7 +425,7 @@ impl<'a> ShardRun<'a> {
                 sink.packet_analysed(engine.network_time(), &self.stats(&engine, &frags));
             }
             if seen.is_multiple_of(4096) {
-                report(self.node, &self.stats(&engine, &frags));
+                self.node.metrics().set_engine_totals(&self.stats(&engine, &frags));
             }
         }
         if let Some(gate) = self.sync {

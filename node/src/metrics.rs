@@ -1,10 +1,12 @@
-//! Per-node Prometheus metrics, and the small HTTP endpoint that serves them with `/healthz` and `/readyz`.
+//! A node's Prometheus metrics, standalone (`zeek-node -i ... --metrics-addr`) or one node of a cluster, and the
+//! small HTTP endpoint that serves them with `/healthz` and `/readyz`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -14,17 +16,26 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::capture::CaptureStats;
+use crate::engine::EngineStats;
+use crate::runner::LiveStats;
+
 type Labels = Vec<(&'static str, String)>;
 
-/// Every metric a node exports (prefix `zeek_`, constant labels `cluster`, `node`, `role`).
+/// Every metric a node exports (prefix `zeek_`, constant labels `cluster`, `node`, `role`; a standalone node has
+/// no `cluster` and the role `standalone`).
 pub struct Metrics {
     registry: Registry,
+    /// Held while counters are moved up to a run's totals, so two reports cannot add the same growth twice.
+    totals: Mutex<()>,
+    /// A standalone node is ready once its packet source is open (a cluster's node, once its barrier passed).
+    ready_when_capturing: bool,
     pub packets: Counter,
     pub packet_bytes: Counter,
     pub capture_drops: Gauge,
     pub connections: Counter,
     pub connections_active: Gauge,
-    /// 1 once a worker's packet source is open.
+    /// 1 once the node's packet source is open (a worker's, or a standalone node's).
     pub capturing: Gauge,
     pub tcp_ack_events: Counter,
     pub tcp_gap_events: Counter,
@@ -82,14 +93,23 @@ fn label(k: &'static str, v: &str) -> Labels {
 }
 
 impl Metrics {
+    /// The metrics of node `node` of cluster `cluster`, in role `role`.
     pub fn new(cluster: &str, node: &str, role: &str) -> Metrics {
-        let consts: Vec<(Cow<'static, str>, Cow<'static, str>)> = vec![
-            ("cluster".into(), cluster.to_string().into()),
-            ("node".into(), node.to_string().into()),
-            ("role".into(), role.to_string().into()),
-        ];
+        Metrics::labelled(&[("cluster", cluster), ("node", node), ("role", role)], false)
+    }
+
+    /// The metrics of a standalone node (every role in one process), named `node` (its host's name).
+    pub fn standalone(node: &str) -> Metrics {
+        Metrics::labelled(&[("node", node), ("role", "standalone")], true)
+    }
+
+    fn labelled(labels: &[(&'static str, &str)], ready_when_capturing: bool) -> Metrics {
+        let consts: Vec<(Cow<'static, str>, Cow<'static, str>)> =
+            labels.iter().map(|(k, v)| (Cow::Borrowed(*k), Cow::Owned(v.to_string()))).collect();
         let mut r = Registry::with_prefix_and_labels("zeek", consts.into_iter());
         let m = Metrics {
+            totals: Mutex::new(()),
+            ready_when_capturing,
             packets: Counter::default(),
             packet_bytes: Counter::default(),
             capture_drops: Gauge::default(),
@@ -128,7 +148,7 @@ impl Metrics {
         r.register("capture_drops", "Packets the capture dropped", m.capture_drops.clone());
         r.register("connections", "Connections seen", m.connections.clone());
         r.register("connections_active", "Connections open in the session tables", m.connections_active.clone());
-        r.register("capturing", "1 once this worker's packet source is open", m.capturing.clone());
+        r.register("capturing", "1 once this node's packet source is open", m.capturing.clone());
         r.register(
             "tcp_ack_events",
             "TCP acks that moved a stream on while both sides were established (Zeek's gap statistics)",
@@ -167,7 +187,11 @@ impl Metrics {
         r.register("peers", "Live links to other nodes", m.peers.clone());
         r.register("peer_reconnects", "Links re-established after a loss", m.peer_reconnects.clone());
         r.register("view_epoch", "Epoch of the newest membership view", m.view_epoch.clone());
-        r.register("ready", "1 once the cluster passed its readiness barrier", m.ready.clone());
+        r.register(
+            "ready",
+            "1 once the node is ready: in a cluster, the readiness barrier passed; standalone, its packet source is open",
+            m.ready.clone(),
+        );
         r.register("state_keys", "Keys held in this node's state tables", m.state_keys.clone());
         r.register("state_keys_moved", "Keys handed to a new owner after a view change", m.state_keys_moved.clone());
         r.register("rerouted", "Messages re-routed because they were routed with an older view", m.rerouted.clone());
@@ -200,12 +224,47 @@ impl Metrics {
 
     /// Packets each analysis thread analysed so far (totals, by thread index): the counters move up to them.
     pub fn set_thread_packets(&self, by_thread: &[u64]) {
+        let _one = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         for (thread, &packets) in by_thread.iter().enumerate() {
-            let counter = self.thread_packets.get_or_create(&label("thread", &thread.to_string()));
-            let before = counter.get();
-            if packets > before {
-                counter.inc_by(packets - before);
+            grow_to(&self.thread_packets.get_or_create(&label("thread", &thread.to_string())), packets);
+        }
+    }
+
+    /// A run's engine totals so far (summed over its threads): the counters move up to them, the gauge of open
+    /// connections follows.
+    pub fn set_engine_totals(&self, s: &EngineStats) {
+        let _one = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        for (counter, total) in [
+            (&self.packets, s.packets),
+            (&self.packet_bytes, s.bytes),
+            (&self.connections, s.connections),
+            (&self.tcp_ack_events, s.tcp_ack_events),
+            (&self.tcp_gap_events, s.tcp_gap_events),
+            (&self.fragments_dropped, s.frag_datagrams_dropped),
+            (&self.tcp_streams_given_up, s.tcp_streams_given_up),
+        ] {
+            grow_to(counter, total);
+        }
+        self.connections_active.set(i64::try_from(s.active_connections).unwrap_or(i64::MAX));
+    }
+
+    /// The capture's own counters (libpcap's or the AF_PACKET sockets'), summed over its sockets.
+    pub fn set_capture(&self, c: &CaptureStats) {
+        self.capture_drops.set(i64::try_from(c.dropped).unwrap_or(i64::MAX));
+    }
+
+    /// What a run's threads published to `live` so far.
+    pub fn follow(&self, live: &LiveStats) {
+        if live.is_open() {
+            self.capturing.set(1);
+            if self.ready_when_capturing {
+                self.ready.set(1);
             }
+        }
+        self.set_engine_totals(&live.engine());
+        self.set_thread_packets(&live.thread_packets());
+        if let Some(c) = live.capture() {
+            self.set_capture(&c);
         }
     }
 
@@ -229,23 +288,73 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics`, `/healthz` (the process runs) and `/readyz` (the readiness barrier passed).
-pub async fn serve_http(addr: SocketAddr, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "metrics and health endpoints listening");
+/// Moves `counter` up to `total` (a total below it, from a report that came late, changes nothing).
+fn grow_to(counter: &Counter, total: u64) {
+    let before = counter.get();
+    if total > before {
+        counter.inc_by(total - before);
+    }
+}
+
+/// How often a running capture's counters reach the metrics (and, in a cluster, the heartbeats and `ctl netstats`).
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+/// Until the packet source is open, look more often: `zeek-node cluster -i` waits for every worker to say it is.
+const OPEN_CHECK_EVERY: Duration = Duration::from_millis(20);
+
+/// Runs `run` while a thread of its own moves `metrics` up to what the run's threads publish to `live`, so the
+/// metrics of a live capture, which runs for days, move while it runs and not only when it stops.
+pub fn follow_while<T>(metrics: &Metrics, live: &LiveStats, run: impl FnOnce() -> T) -> T {
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let reporter = scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                std::thread::park_timeout(if live.is_open() { FOLLOW_EVERY } else { OPEN_CHECK_EVERY });
+                metrics.follow(live);
+            }
+        });
+        let result = run();
+        done.store(true, Ordering::Relaxed);
+        reporter.thread().unpark();
+        result
+    })
+}
+
+/// Binds the endpoint's address before the node starts its work, so a port already taken stops it with an error
+/// naming the address instead of leaving it running unobserved.
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves the endpoints from a thread of their own, for a node without an async runtime (standalone).
+pub fn serve_in_background(listener: std::net::TcpListener, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
+    std::thread::Builder::new().name("metrics".into()).spawn(move || {
+        if let Err(e) = runtime.block_on(serve_http(listener, metrics)) {
+            tracing::error!("metrics endpoint: {e}");
+        }
+    })?;
+    Ok(())
+}
+
+/// Serves `/metrics`, `/healthz` (the process runs) and `/readyz` (the node is ready: [`Metrics::ready`]) on a
+/// listener from [`bind`].
+pub async fn serve_http(listener: std::net::TcpListener, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let listener = TcpListener::from_std(listener)?;
+    tracing::info!(addr = %listener.local_addr()?, "metrics and health endpoints listening");
     loop {
         let (mut sock, _) = listener.accept().await?;
         let metrics = Arc::clone(&metrics);
-        let ready = Arc::clone(&ready);
         tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             let n = match tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf)).await {
                 Ok(Ok(n)) => n,
                 _ => return,
             };
-            let (status, body) = respond(request_path(&buf[..n]), &metrics, ready.load(Ordering::Relaxed));
+            let (status, content_type, body) = respond(request_path(&buf[..n]), &metrics, metrics.ready.get() == 1);
             let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
             let _ = sock.write_all(head.as_bytes()).await;
@@ -264,13 +373,20 @@ fn request_path(req: &[u8]) -> &str {
     }
 }
 
-fn respond(path: &str, metrics: &Metrics, ready: bool) -> (&'static str, String) {
+/// The media type of what [`Metrics::encode`] writes: `prometheus_client` writes OpenMetrics text (counters'
+/// samples end in `_total`, the exposition in `# EOF`). Called the classic `text/plain; version=0.0.4`, Prometheus
+/// parsed it with its classic parser, which takes `zeek_packets_total` for another metric than the family
+/// `zeek_packets` its `# TYPE` line declares, so every counter lost its type.
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
+
+fn respond(path: &str, metrics: &Metrics, ready: bool) -> (&'static str, &'static str, String) {
     match path {
-        "/metrics" => ("200 OK", metrics.encode()),
-        "/healthz" => ("200 OK", "ok\n".into()),
-        "/readyz" if ready => ("200 OK", "ready\n".into()),
-        "/readyz" => ("503 Service Unavailable", "waiting for the cluster\n".into()),
-        _ => ("404 Not Found", "not found\n".into()),
+        "/metrics" => ("200 OK", OPENMETRICS_CONTENT_TYPE, metrics.encode()),
+        "/healthz" => ("200 OK", TEXT, "ok\n".into()),
+        "/readyz" if ready => ("200 OK", TEXT, "ready\n".into()),
+        "/readyz" => ("503 Service Unavailable", TEXT, "not ready\n".into()),
+        _ => ("404 Not Found", TEXT, "not found\n".into()),
     }
 }
 
@@ -331,5 +447,27 @@ mod tests {
         assert_eq!(respond("/readyz", &m, true).0, "200 OK");
         assert_eq!(respond("/healthz", &m, false).0, "200 OK");
         assert_eq!(respond("/nope", &m, true).0, "404 Not Found");
+        let (status, content_type, body) = respond("/metrics", &m, false);
+        assert_eq!((status, content_type), ("200 OK", OPENMETRICS_CONTENT_TYPE));
+        assert!(body.ends_with("# EOF\n"), "OpenMetrics text ends in # EOF: {body}");
+    }
+
+    /// Reports of a run's totals move the counters up to them; a late report with smaller totals moves nothing.
+    #[test]
+    fn engine_totals_only_move_counters_up() {
+        let m = Metrics::standalone("sensor-a");
+        let stats = |packets, connections, open| EngineStats {
+            packets,
+            connections,
+            active_connections: open,
+            ..EngineStats::default()
+        };
+        m.set_engine_totals(&stats(100, 7, 5));
+        m.set_engine_totals(&stats(250, 9, 3));
+        m.set_engine_totals(&stats(200, 8, 2));
+        assert_eq!((m.packets.get(), m.connections.get()), (250, 9));
+        assert_eq!(m.connections_active.get(), 2, "a gauge follows the last report");
+        let text = m.encode();
+        assert!(text.contains("zeek_packets_total{node=\"sensor-a\",role=\"standalone\"} 250"), "{text}");
     }
 }
