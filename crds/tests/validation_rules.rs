@@ -54,7 +54,8 @@ fn full_spec_is_valid() {
             "interfaceOverrides": [{"nodeName": "capture-1.example", "interface": "ens5"}],
             "threads": 4,
             "bpfFilter": "not (port 22 or port 443) and tcp",
-            "port": 48000
+            "port": 48000,
+            "metricsPort": 48001
         },
         "site": {"localNetworks": ["10.0.0.0/8", "2001:db8::/32"]},
         "logging": {"format": "json", "rotationInterval": "30m", "retention": "14d"},
@@ -72,6 +73,19 @@ fn replicas_out_of_range_are_rejected() {
     assert_rejected(json!({"image": "x", "loggers": {"replicas": 17}}), rules::LOGGER_REPLICAS_MESSAGE);
     assert_rejected(json!({"image": "x", "workers": {"threads": 0}}), rules::WORKER_THREADS_MESSAGE);
     assert_rejected(json!({"image": "x", "workers": {"port": 80}}), rules::WORKER_PORT_MESSAGE);
+    assert_rejected(json!({"image": "x", "workers": {"metricsPort": 80}}), rules::WORKER_METRICS_PORT_MESSAGE);
+}
+
+#[test]
+fn worker_metrics_port_must_not_be_the_cluster_port() {
+    assert_rejected(
+        json!({"image": "x", "workers": {"port": 48000, "metricsPort": 48000}}),
+        rules::WORKER_PORTS_DISTINCT_MESSAGE,
+    );
+    // Without metricsPort the metrics go to port + 1, which 65535 does not have.
+    assert_rejected(json!({"image": "x", "workers": {"port": 65535}}), rules::WORKER_PORTS_DISTINCT_MESSAGE);
+    assert_eq!(failures(json!({"image": "x", "workers": {"port": 65535, "metricsPort": 9100}})), Vec::<String>::new());
+    assert_eq!(failures(json!({"image": "x", "workers": {"port": 48000}})), Vec::<String>::new());
 }
 
 #[test]

@@ -66,7 +66,7 @@ struct Cli {
     fanout_id: Option<u16>,
     /// Serve Prometheus metrics (/metrics) and health endpoints (/healthz; /readyz once the packet source is open)
     /// here while analysing, e.g. 127.0.0.1:9911.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = metrics::parse_endpoint_addr)]
     metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     detect: DetectArgs,

@@ -319,6 +319,22 @@ pub fn follow_while<T>(metrics: &Metrics, live: &LiveStats, run: impl FnOnce() -
     })
 }
 
+/// The endpoint's address from the command line: `IP:PORT`, `[IPv6]:PORT`, or an IPv6 address and port joined by
+/// a colon without brackets, as `$(POD_IP):PORT` in a pod's arguments expands to on an IPv6 cluster.
+pub fn parse_endpoint_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let (ip, port) = s.rsplit_once(':').ok_or_else(|| format!("'{s}': expected IP:PORT, e.g. 127.0.0.1:9911"))?;
+    let ip: std::net::IpAddr = ip
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| format!("'{s}': '{ip}' is not an IP address (expected IP:PORT, e.g. 127.0.0.1:9911)"))?;
+    let port = port.parse().map_err(|_| format!("'{s}': '{port}' is not a port"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
 /// Binds the endpoint's address before the node starts its work, so a port already taken stops it with an error
 /// naming the address instead of leaving it running unobserved.
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -437,6 +453,17 @@ mod tests {
         );
         assert!(text.contains("topic=\"zeek/cluster/manager\"} 2"), "{text}");
         assert_eq!(m.dropped_total(), 2);
+    }
+
+    #[test]
+    fn endpoint_addresses_as_pods_expand_them() {
+        let v6: SocketAddr = "[fd00::1:2]:47771".parse().unwrap();
+        assert_eq!(parse_endpoint_addr("fd00::1:2:47771"), Ok(v6));
+        assert_eq!(parse_endpoint_addr("[fd00::1:2]:47771"), Ok(v6));
+        assert_eq!(parse_endpoint_addr("10.0.0.7:47771"), Ok("10.0.0.7:47771".parse().unwrap()));
+        assert!(parse_endpoint_addr("localhost:9911").unwrap_err().contains("not an IP address"));
+        assert!(parse_endpoint_addr("10.0.0.7").is_err());
+        assert!(parse_endpoint_addr("10.0.0.7:99999").unwrap_err().contains("not a port"));
     }
 
     #[test]

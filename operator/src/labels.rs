@@ -27,6 +27,11 @@ pub const TLS_HASH: &str = "zeek.io/tls-hash";
 pub const TEMPLATE_HASH: &str = "zeek.io/template-hash";
 /// Worker pod annotation: the interface it captures on (read back into the status).
 pub const CAPTURE_INTERFACE: &str = "zeek.io/capture-interface";
+/// The annotations Prometheus' conventional `kubernetes-pods` scrape job selects pods by and reads their metrics
+/// endpoint from (prometheus/documentation/examples/prometheus-kubernetes.yml).
+pub const PROMETHEUS_SCRAPE: &str = "prometheus.io/scrape";
+pub const PROMETHEUS_PORT: &str = "prometheus.io/port";
+pub const PROMETHEUS_PATH: &str = "prometheus.io/path";
 
 /// Labels that select the pods of one role of one cluster.
 pub fn role_selector(cluster: &str, role: Role) -> BTreeMap<String, String> {

@@ -39,6 +39,15 @@ pub const WORKER_PORT: &str = "self >= 1024 && self <= 65535";
 pub const WORKER_PORT_MESSAGE: &str =
     "workers.port must be between 1024 and 65535 (workers share the host's network namespace)";
 
+pub const WORKER_METRICS_PORT: &str = "self >= 1024 && self <= 65535";
+pub const WORKER_METRICS_PORT_MESSAGE: &str =
+    "workers.metricsPort must be between 1024 and 65535 (workers share the host's network namespace)";
+
+/// Without `metricsPort` the workers serve their metrics on `port + 1`, which must be a port too.
+pub const WORKER_PORTS_DISTINCT: &str = "has(self.metricsPort) ? self.metricsPort != self.port : self.port < 65535";
+pub const WORKER_PORTS_DISTINCT_MESSAGE: &str = "workers.metricsPort must differ from workers.port (without \
+     metricsPort the workers serve metrics on workers.port + 1, so workers.port must then be below 65535)";
+
 /// A Linux interface name (at most 15 bytes, no `/`, `:` or whitespace), optionally with Zeek's
 /// `af_packet::` source prefix.
 pub const INTERFACE: &str = r"self.matches('^(af_packet::)?[^/:\\s]{1,15}$')";

@@ -265,6 +265,7 @@ impl Default for ProxiesSpec {
 /// The worker nodes: one pod on every selected Kubernetes node, on the host network so it can capture
 /// from the host's interfaces. Workers get only the NET_RAW and NET_ADMIN capabilities, never privileged.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new(rules::WORKER_PORTS_DISTINCT).message(rules::WORKER_PORTS_DISTINCT_MESSAGE))]
 #[serde(rename_all = "camelCase")]
 pub struct WorkersSpec {
     /// Run workers only on nodes with these labels (e.g. `zeek.io/capture: "true"`). Empty: every node
@@ -313,6 +314,13 @@ pub struct WorkersSpec {
     #[serde(default = "default_worker_port")]
     pub port: i32,
 
+    /// TCP port of the worker's Prometheus metrics and health endpoints (/metrics, /healthz, /readyz) on the
+    /// host, on the pod's (the host's) address. Default: port + 1. Like port, it must be free on every worker
+    /// node.
+    #[x_kube(validation = Rule::new(rules::WORKER_METRICS_PORT).message(rules::WORKER_METRICS_PORT_MESSAGE))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_port: Option<i32>,
+
     /// CPU and memory for each worker container. Capture hosts usually want a guaranteed CPU request
     /// equal to the limit (one core per analysis thread plus one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -344,8 +352,17 @@ impl Default for WorkersSpec {
             threads: default_threads(),
             bpf_filter: String::new(),
             port: default_worker_port(),
+            metrics_port: None,
             resources: None,
         }
+    }
+}
+
+impl WorkersSpec {
+    /// The port the workers serve their metrics and health endpoints on: `metricsPort`, or the cluster port's
+    /// neighbour.
+    pub fn effective_metrics_port(&self) -> i32 {
+        self.metrics_port.unwrap_or(self.port + 1)
     }
 }
 

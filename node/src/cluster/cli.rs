@@ -80,8 +80,8 @@ pub struct RunArgs {
     /// Run without mTLS (local play only).
     #[arg(long)]
     pub insecure: bool,
-    /// Serve /metrics, /healthz and /readyz here.
-    #[arg(long, value_name = "ADDR")]
+    /// Serve /metrics, /healthz and /readyz here (IP:PORT; an IPv6 address may come without brackets).
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_endpoint_addr)]
     pub metrics_addr: Option<SocketAddr>,
     /// A worker waits this long for the cluster's readiness barrier before it starts capturing.
     #[arg(long, value_name = "SECS", default_value_t = 120)]

@@ -42,9 +42,13 @@ pub fn node_pod_template(
     hashes: &RolloutHashes,
 ) -> PodTemplateSpec {
     let mut pod_labels = labels::role_labels(&cluster.name, role);
+    let metrics = metrics_port(cluster, role);
     let mut annotations = BTreeMap::from([
         (labels::CONFIG_HASH.to_string(), hashes.config.clone()),
         (labels::TLS_HASH.to_string(), hashes.tls.clone()),
+        (labels::PROMETHEUS_SCRAPE.to_string(), "true".to_string()),
+        (labels::PROMETHEUS_PORT.to_string(), metrics.to_string()),
+        (labels::PROMETHEUS_PATH.to_string(), "/metrics".to_string()),
     ]);
     if let Some(group) = capture {
         pod_labels.insert(labels::CAPTURE_GROUP.into(), group.id.clone());
@@ -129,11 +133,13 @@ pub fn node_pod_template(
 /// Name of the port that serves Prometheus metrics and the health endpoints.
 pub const METRICS_PORT_NAME: &str = "metrics";
 
-/// The port the node's Prometheus metrics and health endpoints are served on, next to its cluster port.
-/// Workers share the capture host's network, where a second cluster's worker port may sit next to this
-/// one's: they serve no metrics port (their counters reach the manager: `zeek-node ctl netstats`).
-fn metrics_port(cluster: &ValidatedCluster, role: Role) -> Option<i32> {
-    (role != Role::Worker).then(|| cluster.port(role) + 1)
+/// The port the node's Prometheus metrics and health endpoints are served on: next to its cluster port, or for
+/// workers, which share the capture host's network, `workers.metricsPort` (by default next to theirs too).
+fn metrics_port(cluster: &ValidatedCluster, role: Role) -> i32 {
+    match role {
+        Role::Worker => cluster.spec.workers.effective_metrics_port(),
+        other => cluster.port(other) + 1,
+    }
 }
 
 fn container_ports(cluster: &ValidatedCluster, role: Role) -> Vec<ContainerPort> {
@@ -143,9 +149,8 @@ fn container_ports(cluster: &ValidatedCluster, role: Role) -> Vec<ContainerPort>
         protocol: Some("TCP".into()),
         ..Default::default()
     };
-    let mut ports = vec![port(PORT_NAME, cluster.port(role))];
-    ports.extend(metrics_port(cluster, role).map(|p| port(METRICS_PORT_NAME, p)));
-    ports
+    // On the host network these are host ports too: the scheduler keeps a worker off a node where either is taken.
+    vec![port(PORT_NAME, cluster.port(role)), port(METRICS_PORT_NAME, metrics_port(cluster, role))]
 }
 
 /// The node's command line (the image's entrypoint is `zeek-node`).
@@ -154,9 +159,10 @@ fn node_args(cluster: &ValidatedCluster, role: Role, capture: Option<&WorkerGrou
     let node_name = if role == Role::Worker { "$(NODE_NAME)" } else { "$(POD_NAME)" };
     let mut args: Vec<String> =
         ["run", "--layout", LAYOUT_PATH, "--node", node_name, "--role", role.as_str()].map(String::from).into();
-    if let Some(metrics) = metrics_port(cluster, role) {
-        args.extend(["--metrics-addr".into(), format!("0.0.0.0:{metrics}")]);
-    }
+    // A worker binds its pod's address, which is the host's, not every address of the host: a capture interface
+    // with an address of its own would otherwise expose the endpoint to the monitored network.
+    let metrics_host = if role == Role::Worker { "$(POD_IP)" } else { "0.0.0.0" };
+    args.extend(["--metrics-addr".into(), format!("{metrics_host}:{}", metrics_port(cluster, role))]);
     let diagnostics = &cluster.spec.diagnostics;
     args.extend(["--log-format".into(), diagnostics.format.as_str().into()]);
     args.extend(["--log-level".into(), diagnostics.level.clone()]);
