@@ -130,6 +130,7 @@ fn live_cluster_workers_find_data_channels_announced_on_another_worker() {
     let packets = pcap_records(&trace);
     let counted = std::cell::Cell::new(0);
     let netstats = std::cell::RefCell::new(String::new());
+    let scraped = std::cell::RefCell::new(Vec::new());
     let hooks = Hooks {
         // Ready means capturing: a worker that joins its fanout group later would split the flows then running.
         before_replay: &|seen| {
@@ -141,9 +142,26 @@ fn live_cluster_workers_find_data_channels_announced_on_another_worker() {
         while_capturing: &|seen| {
             counted.set(netstats_packets_reach(&net, seen, packets));
             *netstats.borrow_mut() = ctl(&net, seen, "netstats");
+            // Each node's own endpoint, as Prometheus scrapes it: the workers' counters by now, and the manager's.
+            let endpoints = metrics_endpoints(seen);
+            for (node, url) in endpoints.iter().filter(|(n, _)| n.starts_with("worker") || n == "manager") {
+                scraped.borrow_mut().push((node.clone(), scrape_in(&net, &net.b_ns, url)));
+            }
         },
     };
     let stderr = replay_into(&net, &args, "cluster ready", live.path(), &trace, FTP_REPLAY_PPS, &hooks);
+    let scraped = scraped.into_inner();
+    let workers: Vec<&Scraped> = scraped.iter().filter(|(n, _)| n.starts_with("worker")).map(|(_, m)| m).collect();
+    assert_eq!(workers.len(), 2, "both workers' endpoints listed and scraped: {scraped:?}\n{stderr}");
+    for m in &workers {
+        assert_eq!((m.status, m.value("zeek_capturing"), m.value("zeek_ready")), (200, 1, 1), "{m:?}");
+        assert!(m.body.contains("role=\"worker\""), "{}", m.body);
+        assert_eq!(m.value("zeek_thread_packets_total"), m.value("zeek_packets_total"), "one thread:\n{}", m.body);
+    }
+    let by_workers: u64 = workers.iter().map(|m| m.value("zeek_packets_total")).sum();
+    assert_eq!(by_workers, packets, "the workers' /metrics count every replayed packet while capturing: {workers:?}");
+    let manager = scraped.iter().find(|(n, _)| n == "manager").map(|(_, m)| m).expect("the manager's endpoint");
+    assert!(manager.value("zeek_ready") == 1 && manager.value("zeek_view_epoch") >= 1, "{manager:?}");
     let counted = counted.get();
     assert!(
         counted >= packets,
@@ -218,15 +236,7 @@ fn live_sensor_serves_its_metrics_while_capturing() {
     let live = tempfile::tempdir().expect("temp dir");
     let iface = format!("af_packet::{}", net.b_iface);
     let args = ["-i", &iface, "-C", "--threads", "2", "--metrics-addr", "127.0.0.1:9911"];
-    let scrape = |path: &str| -> Scraped {
-        let out = net
-            .command(&net.b_ns, "curl")
-            .args(["-s", "-i", "--max-time", "5"])
-            .arg(format!("http://127.0.0.1:9911{path}"))
-            .output()
-            .expect("runs curl");
-        Scraped::parse(&String::from_utf8_lossy(&out.stdout))
-    };
+    let scrape = |path: &str| scrape_in(&net, &net.b_ns, &format!("http://127.0.0.1:9911{path}"));
     let before = std::cell::RefCell::new(Vec::new());
     let during = std::cell::RefCell::new(None);
     let hooks = Hooks {
@@ -264,6 +274,21 @@ fn live_sensor_serves_its_metrics_while_capturing() {
     assert_eq!(m.value("zeek_capture_drops"), 0, "{}", m.body);
     assert!(m.body.contains("role=\"standalone\""), "{}", m.body);
     assert_same_logs("metrics", offline.path(), live.path(), LOGS, MASKED, &stderr);
+}
+
+/// `zeek-node cluster`'s list of its nodes' metrics endpoints (name, URL), from the line it logs once ready.
+fn metrics_endpoints(stderr: &str) -> Vec<(String, String)> {
+    let line = stderr.lines().find(|l| l.contains("metrics (and /healthz, /readyz):")).unwrap_or("");
+    line.split_whitespace()
+        .filter_map(|w| w.split_once("=http://"))
+        .map(|(node, rest)| (node.to_string(), format!("http://{rest}")))
+        .collect()
+}
+
+/// GETs `url` with curl inside namespace `ns`.
+fn scrape_in(net: &VethPair, ns: &str, url: &str) -> Scraped {
+    let out = net.command(ns, "curl").args(["-s", "-i", "--max-time", "5", url]).output().expect("runs curl");
+    Scraped::parse(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// One answer of the metrics endpoint, as curl -i prints it.

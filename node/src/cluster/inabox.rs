@@ -386,11 +386,19 @@ pub fn cluster(args: ClusterArgs, otlp_endpoint: Option<&str>) -> anyhow::Result
     }
     let launcher =
         Launcher { exe, layout_file: &layout_file, layout: &layout, dir: &dir, insecure: args.insecure, common };
-    procs.0.push(launcher.spawn(&manager, Role::Manager, &[])?);
+    // Every node serves its metrics and health endpoints on a loopback port of its own, listed once ready.
+    let mut metrics_ports = free_ports(1 + layout.nodes.len())?.into_iter();
+    let mut endpoints = Vec::new();
+    let mut metrics_args = |name: &str| {
+        let addr = join_host_port("127.0.0.1", metrics_ports.next().expect("a port per node"));
+        endpoints.push(format!("{name}=http://{addr}/metrics"));
+        vec!["--metrics-addr".to_string(), addr]
+    };
+    procs.0.push(launcher.spawn(&manager, Role::Manager, &metrics_args(&manager))?);
     let fanout = (std::process::id() & 0xffff) as u16;
     let workers = usize::from(args.workers);
     for (i, n) in layout.nodes.iter().enumerate() {
-        let extra: Vec<String> = match (n.role, &args.readfile, &args.interface) {
+        let mut extra: Vec<String> = match (n.role, &args.readfile, &args.interface) {
             (Role::Worker, Some(file), _) => {
                 let k = i - (layout.nodes.len() - workers);
                 vec!["-r".into(), file.display().to_string(), "--shard".into(), format!("{k}/{workers}")]
@@ -398,6 +406,7 @@ pub fn cluster(args: ClusterArgs, otlp_endpoint: Option<&str>) -> anyhow::Result
             (Role::Worker, None, Some(iface)) => live_args(iface, workers, fanout),
             _ => vec![],
         };
+        extra.extend(metrics_args(&n.name));
         procs.0.push(launcher.spawn(&n.name, n.role, &extra)?);
     }
     let manager_addr = join_host_port(&layout.manager.host, layout.manager.port);
@@ -405,6 +414,8 @@ pub fn cluster(args: ClusterArgs, otlp_endpoint: Option<&str>) -> anyhow::Result
     let started = Instant::now();
     let timeout = Duration::from_secs(args.ready_timeout);
     runtime.block_on(wait_ready(&manager_addr, tls.as_ref(), &mut procs, timeout, args.interface.is_some()))?;
+    // Before the ready line, which tools wait for.
+    eprintln!("zeek-node: metrics (and /healthz, /readyz): {}", endpoints.join(" "));
     eprintln!(
         "zeek-node: cluster ready in {:.1}s: 1 manager, {} logger(s), {} prox(ies), {} worker(s) (layout {})",
         started.elapsed().as_secs_f64(),
