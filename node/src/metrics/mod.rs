@@ -16,6 +16,8 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+mod process;
+
 use crate::capture::CaptureStats;
 use crate::engine::EngineStats;
 use crate::runner::LiveStats;
@@ -106,7 +108,10 @@ impl Metrics {
     fn labelled(labels: &[(&'static str, &str)], ready_when_capturing: bool) -> Metrics {
         let consts: Vec<(Cow<'static, str>, Cow<'static, str>)> =
             labels.iter().map(|(k, v)| (Cow::Borrowed(*k), Cow::Owned(v.to_string()))).collect();
-        let mut r = Registry::with_prefix_and_labels("zeek", consts.into_iter());
+        // The process's own figures keep their conventional names (`process_*`); the node's are `zeek_*`.
+        let mut root = Registry::with_labels(consts.into_iter());
+        root.register_collector(Box::new(process::ProcessCollector));
+        let r = root.sub_registry_with_prefix("zeek");
         let m = Metrics {
             totals: Mutex::new(()),
             ready_when_capturing,
@@ -196,7 +201,7 @@ impl Metrics {
         r.register("state_keys_moved", "Keys handed to a new owner after a view change", m.state_keys_moved.clone());
         r.register("rerouted", "Messages re-routed because they were routed with an older view", m.rerouted.clone());
         r.register("detect_counter", "Counters kept by the detections, by name", m.detect_counter.clone());
-        Metrics { registry: r, ..m }
+        Metrics { registry: root, ..m }
     }
 
     /// The `events_out` counter of `topic`, for a publisher that keeps it (a publish plan).
@@ -496,5 +501,12 @@ mod tests {
         assert_eq!(m.connections_active.get(), 2, "a gauge follows the last report");
         let text = m.encode();
         assert!(text.contains("zeek_packets_total{node=\"sensor-a\",role=\"standalone\"} 250"), "{text}");
+        if cfg!(target_os = "linux") {
+            // The process's own figures, under their conventional names, with the node's labels.
+            for name in ["process_cpu_seconds_total{", "process_resident_memory_bytes{", "process_start_time_seconds{"]
+            {
+                assert!(text.lines().any(|l| l.starts_with(name) && l.contains("node=\"sensor-a\"")), "{name}\n{text}");
+            }
+        }
     }
 }
