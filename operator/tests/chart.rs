@@ -275,3 +275,41 @@ fn operator_pod_runs_locked_down() {
     assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
     assert!(security["capabilities"].get("add").is_none(), "no capability is added");
 }
+
+/// The chart's PodMonitor scrapes what the operator builds: its selector matches the labels of every role's pods
+/// (`zeek_operator::labels`), its endpoint is their metrics port by name, and it looks in the namespaces the
+/// operator watches.
+#[test]
+fn pod_monitor_selects_the_nodes_the_operator_builds() {
+    use zeek_operator::build::pod::METRICS_PORT_NAME;
+    use zeek_operator::role::Role;
+    let Some(helm) = helm("pod_monitor_selects_the_nodes_the_operator_builds") else { return };
+    assert!(
+        render(&helm, &[]).iter().all(|o| o["kind"] != "PodMonitor"),
+        "no PodMonitor unless asked for (it needs the prometheus-operator's CRDs)"
+    );
+    for (set, namespaces) in [
+        (&["metrics.podMonitor.enabled=true"][..], serde_json::json!({"any": true})),
+        (
+            &["metrics.podMonitor.enabled=true", "watchNamespace=team-a"][..],
+            serde_json::json!({"matchNames": ["team-a"]}),
+        ),
+    ] {
+        let objects = render(&helm, set);
+        let monitor = objects.iter().find(|o| o["kind"] == "PodMonitor").expect("a PodMonitor");
+        let spec = &monitor["spec"];
+        assert_eq!(spec["namespaceSelector"], namespaces, "{set:?}");
+        assert_eq!(spec["podMetricsEndpoints"][0]["port"], METRICS_PORT_NAME);
+        let selector = spec["selector"]["matchLabels"].as_object().expect("matchLabels");
+        for role in Role::ROLLOUT_ORDER {
+            let pod_labels = zeek_operator::labels::role_labels("demo", role);
+            for (key, value) in selector {
+                assert_eq!(
+                    pod_labels.get(key).map(String::as_str),
+                    value.as_str(),
+                    "the {role} pods carry {key}={value}"
+                );
+            }
+        }
+    }
+}
