@@ -64,6 +64,11 @@ struct Cli {
     /// AF_PACKET fanout group id for `-i af_packet::IFACE` (default: derived from the pid).
     #[arg(long, value_name = "ID")]
     fanout_id: Option<u16>,
+    /// Live: archive the logs every INTERVAL (e.g. 1h, 15m; on its multiples of wall-clock time) into dated folders
+    /// under the log directory, `<date>/<path>.<open>-<close>.log`, as a Zeek cluster's logger does; logs an
+    /// earlier run left there are archived first instead of overwritten.
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_rotation)]
+    rotate: Option<std::time::Duration>,
     /// Serve Prometheus metrics (/metrics) and health endpoints (/healthz; /readyz once the packet source is open)
     /// here while analysing, e.g. 127.0.0.1:9911.
     #[arg(long, value_name = "ADDR", value_parser = metrics::parse_endpoint_addr)]
@@ -127,6 +132,9 @@ fn main() -> ExitCode {
 }
 
 fn standalone(cli: Cli) -> anyhow::Result<()> {
+    if cli.rotate.is_some() && cli.interface.is_none() {
+        anyhow::bail!("--rotate archives the logs of a live capture on the wall clock: it needs -i IFACE");
+    }
     let input = match (cli.readfile, cli.interface) {
         (Some(f), _) => Input::File(f),
         (None, Some(i)) => Input::live(i, cli.fanout_id),
@@ -149,7 +157,10 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
         None => None,
     };
     let format = if cli.json { LogFormat::Json } else { LogFormat::Tsv };
-    let dir_sink = DirSink::new(&cli.logdir, format)?;
+    let dir_sink = match cli.rotate {
+        Some(interval) => DirSink::rotating(&cli.logdir, format, interval)?,
+        None => DirSink::new(&cli.logdir, format)?,
+    };
     let hub = detect_hub(&cli.detect, &mut analysis)?;
     let mut sink: Box<dyn LogSink> = match hub {
         Some(hub) => Box::new(DetectSink::new(dir_sink, hub)),
@@ -214,6 +225,13 @@ impl Observed {
         metrics::serve_in_background(listener, Arc::clone(&metrics))?;
         Ok(Observed { live: Arc::new(LiveStats::default()), metrics })
     }
+}
+
+/// `--rotate`: a positive duration with one unit.
+fn parse_rotation(s: &str) -> Result<std::time::Duration, String> {
+    cluster::layout::parse_duration(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("'{s}': a positive duration with one unit, s, m, h or d (e.g. 1h or 15m)"))
 }
 
 /// This host's name, the `node` label of a standalone node's metrics.

@@ -158,6 +158,8 @@ impl LiveStats {
 /// and whenever the capture is idle, so the clock is not read per packet).
 const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 const PUBLISH_CHECK_PACKETS: u64 = 4096;
+/// How often the AF_PACKET run's writer gives its sink time for housekeeping (flushing, rotation) at least.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(250);
 /// An AF_PACKET thread reports its engine's clock to the log writer at least this often (in packets).
 #[cfg(target_os = "linux")]
 const CLOCK_PACKETS: u64 = 64;
@@ -471,6 +473,9 @@ fn run_single(
             if let Some(pb) = progress {
                 pb.set_position(source.bytes_read);
             }
+            if live {
+                sink.housekeeping()?;
+            }
             if let Some(p) = publisher.as_mut().filter(|p| p.due()) {
                 p.engine(&engine.stats());
                 if let Some(c) = source.stats() {
@@ -630,6 +635,11 @@ fn run_sharded(
             if let Some(pb) = progress {
                 pb.set_position(source.bytes_read);
             }
+            if matches!(opts.input, Input::Interface(_))
+                && let Err(e) = sink.housekeeping()
+            {
+                write_error.get_or_insert(e);
+            }
             if let Some(p) = capture_publisher.as_mut().filter(|p| p.due()) {
                 // The fragments reassembled here, before sharding, are no thread's engine's.
                 p.engine(&sharding_stats(&frags));
@@ -733,9 +743,23 @@ fn run_af_packet(
 
     let mut summary = RunSummary::default();
     let mut write_error = None;
-    for batch in rec_rx.iter() {
-        if let Err(e) = clocks.write(sink, batch, &mut summary.records) {
-            write_error.get_or_insert(e);
+    // Waits for the threads' output a while at most: the sink's housekeeping runs on an idle link too.
+    let mut housekept = Instant::now();
+    loop {
+        match rec_rx.recv_timeout(HOUSEKEEPING_EVERY) {
+            Ok(batch) => {
+                if let Err(e) = clocks.write(sink, batch, &mut summary.records) {
+                    write_error.get_or_insert(e);
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        if housekept.elapsed() >= HOUSEKEEPING_EVERY {
+            housekept = Instant::now();
+            if let Err(e) = sink.housekeeping() {
+                write_error.get_or_insert(e);
+            }
         }
     }
     if report_clock {

@@ -291,6 +291,78 @@ fn scrape_in(net: &VethPair, ns: &str, url: &str) -> Scraped {
     Scraped::parse(&String::from_utf8_lossy(&out.stdout))
 }
 
+/// A sensor that runs for days: its records reach the disk while it runs (within a second, not when its buffers
+/// fill or it stops), and with `--rotate` its logs are archived into dated folders on the interval, each record in
+/// exactly one file; logs an earlier run left are archived at start instead of overwritten.
+#[test]
+fn live_sensor_writes_while_running_and_rotates_its_logs() {
+    let Some((net, trace, offline)) = prepare(CASE, "lr") else { return };
+    // Without rotation: dns.log has records while the node still captures (libpcap, and AF_PACKET's threads).
+    let want_dns = masked_records(&offline.path().join("dns.log"), MASKED);
+    for (label, iface, threads) in
+        [("libpcap", net.b_iface.clone(), "1"), ("af_packet", format!("af_packet::{}", net.b_iface), "2")]
+    {
+        let live = tempfile::tempdir().expect("temp dir");
+        let args = ["-i", iface.as_str(), "-C", "--threads", threads];
+        let written = std::cell::RefCell::new(Vec::new());
+        let hooks = Hooks {
+            before_replay: &|_| {},
+            while_capturing: &|_| {
+                let records = support::nodes::wait_for(Duration::from_secs(5), || {
+                    let r = masked_records(&live.path().join("dns.log"), MASKED);
+                    (!r.is_empty()).then_some(r)
+                });
+                *written.borrow_mut() = records.unwrap_or_default();
+            },
+        };
+        let stderr = replay_into(&net, &args, "capturing with", live.path(), &trace, REPLAY_PPS, &hooks);
+        let written = written.into_inner();
+        assert!(!written.is_empty(), "{label}: dns.log had no record on disk while the sensor ran:\n{stderr}");
+        assert!(written.iter().all(|r| want_dns.contains(r)), "{label}: {written:?}");
+    }
+
+    // With rotation every second, and a conn.log an earlier run left behind.
+    let rotated = tempfile::tempdir().expect("temp dir");
+    let leftover = "#path\tconn\n#open\t2020-01-02-03-04-05\nleft by an earlier run\n";
+    std::fs::write(rotated.path().join("conn.log"), leftover).expect("write the leftover");
+    let args = ["-i", net.b_iface.as_str(), "-C", "--rotate", "1s"];
+    let archived_while_running = std::cell::Cell::new(false);
+    let hooks = Hooks {
+        before_replay: &|_| {},
+        while_capturing: &|_| {
+            // A second boundary passes with dns.log open: it is archived while the sensor runs.
+            let archived = support::nodes::wait_for(Duration::from_secs(5), || {
+                support::nodes::log_files(rotated.path(), "dns.")
+                    .into_iter()
+                    .find(|f| f.parent() != Some(rotated.path()))
+            });
+            archived_while_running.set(archived.is_some());
+        },
+    };
+    let stderr = replay_into(&net, &args, "capturing with", rotated.path(), &trace, REPLAY_PPS, &hooks);
+    assert!(archived_while_running.get(), "no dns.log archived while the sensor ran:\n{stderr}");
+    let kept = rotated.path().join("2020-01-02");
+    let kept: Vec<_> = support::nodes::log_files(&kept, "conn.03:04:05-");
+    assert_eq!(kept.len(), 1, "the earlier run's conn.log is archived by its #open time:\n{stderr}");
+    assert_eq!(std::fs::read_to_string(&kept[0]).expect("the archive"), leftover);
+    for log in LOGS {
+        let stem = log.trim_end_matches(".log");
+        let mut got: Vec<String> = support::nodes::log_files(rotated.path(), &format!("{stem}."))
+            .iter()
+            .filter(|f| !f.starts_with(rotated.path().join("2020-01-02")))
+            .flat_map(|f| masked_records(f, MASKED))
+            .collect();
+        let mut want = masked_records(&offline.path().join(log), MASKED);
+        got.sort();
+        want.sort();
+        let diff = record_diff("-r", &want, "rotated", &got);
+        assert!(
+            diff.is_empty(),
+            "{log}: the archives and the current file together differ from the offline read\n{diff}"
+        );
+    }
+}
+
 /// One answer of the metrics endpoint, as curl -i prints it.
 #[derive(Debug)]
 struct Scraped {

@@ -16,12 +16,13 @@ use ipnet::IpNet;
 use super::certs;
 use super::ctl::fetch_status;
 use super::layout::{AnalysisSection, LAYOUT_VERSION, Layout, LoggingSection, ManagerEntry, NodeEntry, join_host_port};
-use super::logger::{header_time, now_epoch};
 use super::proto::pb;
 use super::role::Role;
 use super::tls::TlsSettings;
 use crate::detect::cluster::DetectArgs;
 use crate::logs::LogFormat;
+use crate::logs::format_header_time as header_time;
+use crate::logs::rotation::now_epoch;
 
 #[derive(clap::Args, Debug)]
 pub struct ClusterArgs {

@@ -2,7 +2,6 @@
 //! archive folders by an atomic rename. Files a crash left behind are archived at start-up.
 
 use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread;
@@ -10,6 +9,7 @@ use std::time::Duration;
 
 use super::logwire::EncodedRows;
 use super::node::LogSettings;
+use crate::logs::rotation::{archive_leftovers, now_epoch};
 use crate::logs::{DirSink, LogRecord, LogSink};
 use crate::metrics::Metrics;
 
@@ -110,31 +110,25 @@ const MAX_KEPT_TEXT: usize = 1 << 20;
 
 /// The current log files of one directory, rotated on a wall-clock interval.
 pub struct RotatingDir {
-    dir: PathBuf,
     sink: DirSink,
     /// The formatted lines of a batch's streams, reused from batch to batch.
     texts: Vec<String>,
-    interval: Option<i64>,
-    opened_at: i64,
-    next_rotation: Option<i64>,
 }
 
 impl RotatingDir {
     pub fn open(settings: &LogSettings) -> io::Result<RotatingDir> {
-        std::fs::create_dir_all(&settings.dir)?;
-        for archived in archive_leftovers(&settings.dir)? {
-            tracing::warn!(file = %archived.display(), "archived a log left by an earlier run");
-        }
-        let interval = settings.rotation.map(|d| d.as_secs() as i64).filter(|s| *s > 0);
-        let now = now_epoch();
-        Ok(RotatingDir {
-            sink: DirSink::new(&settings.dir, settings.format)?,
-            texts: Vec::new(),
-            dir: settings.dir.clone(),
-            interval,
-            opened_at: now,
-            next_rotation: interval.map(|i| next_boundary(now, i)),
-        })
+        let sink = match settings.rotation.filter(|d| !d.is_zero()) {
+            Some(interval) => DirSink::rotating(&settings.dir, settings.format, interval)?,
+            None => {
+                // Without rotation too, what an earlier run left is archived rather than overwritten.
+                std::fs::create_dir_all(&settings.dir)?;
+                for archived in archive_leftovers(&settings.dir)? {
+                    tracing::warn!(file = %archived.display(), "archived a log left by an earlier run");
+                }
+                DirSink::new(&settings.dir, settings.format)?
+            }
+        };
+        Ok(RotatingDir { sink, texts: Vec::new() })
     }
 
     /// Writes and flushes, so an acknowledged record survives the process being killed.
@@ -174,22 +168,12 @@ impl RotatingDir {
     }
 
     pub fn rotate_if_due(&mut self, now: i64) -> io::Result<()> {
-        match self.next_rotation {
-            Some(at) if now >= at => self.rotate(now),
-            _ => Ok(()),
-        }
+        self.sink.rotate_if_due(now)
     }
 
-    /// Closes the current files and renames them into `<dir>/<date>/<path>.<open>-<close>.log`.
+    /// Closes the current files and archives them ([`DirSink::rotate`]).
     pub fn rotate(&mut self, now: i64) -> io::Result<()> {
-        let files = self.sink.paths();
-        self.sink.close()?;
-        for f in files {
-            archive(&self.dir, &f, self.opened_at, now)?;
-        }
-        self.opened_at = now;
-        self.next_rotation = self.interval.map(|i| next_boundary(now, i));
-        Ok(())
+        self.sink.rotate(now)
     }
 
     pub fn close(&mut self) -> io::Result<()> {
@@ -197,88 +181,10 @@ impl RotatingDir {
     }
 }
 
-/// The next multiple of `interval` after `now` (hourly rotation happens on the hour, as Zeek's does).
-fn next_boundary(now: i64, interval: i64) -> i64 {
-    (now / interval + 1) * interval
-}
-
-fn hms(secs: i64) -> String {
-    let (_, _, _, h, m, s) = crate::logs::civil_from_epoch(secs);
-    format!("{h:02}:{m:02}:{s:02}")
-}
-
-fn date(secs: i64) -> String {
-    let (y, m, d, ..) = crate::logs::civil_from_epoch(secs);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// Moves one log file into the dated archive folder of its open time. The rename is atomic on one file system;
-/// an existing name gets a numeric suffix instead of being overwritten.
-pub fn archive(dir: &Path, file: &Path, opened: i64, closed: i64) -> io::Result<PathBuf> {
-    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("log");
-    let folder = dir.join(date(opened));
-    std::fs::create_dir_all(&folder)?;
-    let base = format!("{stem}.{}-{}", hms(opened), hms(closed));
-    let mut target = folder.join(format!("{base}.log"));
-    let mut n = 1;
-    while target.exists() {
-        target = folder.join(format!("{base}-{n}.log"));
-        n += 1;
-    }
-    std::fs::rename(file, &target)?;
-    Ok(target)
-}
-
-/// Archives the `*.log` files in `dir` (what a crashed or killed logger left), using the `#open` header line for the
-/// open time when there is one and the file's modification time otherwise.
-pub fn archive_leftovers(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if !path.is_file() || path.extension().and_then(|e| e.to_str()) != Some("log") {
-            continue;
-        }
-        let modified = std::fs::metadata(&path)?
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or_else(now_epoch, |d| d.as_secs() as i64);
-        let opened = header_open_time(&path).unwrap_or(modified);
-        out.push(archive(dir, &path, opened, modified)?);
-    }
-    Ok(out)
-}
-
-fn header_open_time(path: &Path) -> Option<i64> {
-    use std::io::BufRead;
-    let file = std::fs::File::open(path).ok()?;
-    let line = io::BufReader::new(file).lines().take(8).map_while(Result::ok).find(|l| l.starts_with("#open"))?;
-    parse_header_time(line.split('\t').nth(1)?)
-}
-
-pub fn now_epoch() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
-pub use crate::logs::format_header_time as header_time;
-
-/// Parses Zeek's header time `YYYY-MM-DD-HH-MM-SS` (UTC).
-pub fn parse_header_time(s: &str) -> Option<i64> {
-    let p: Vec<i64> = s.split('-').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    let [y, mo, d, h, mi, se] = p.as_slice() else { return None };
-    // Days from civil (Howard Hinnant), the inverse of civil_from_epoch.
-    let y = if *mo <= 2 { y - 1 } else { *y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + se)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::cluster::logwire::CLUSTER_LOG;
     use crate::logs::{LogFormat, Value};
@@ -288,23 +194,13 @@ mod tests {
     }
 
     #[test]
-    fn header_times_round_trip() {
-        assert_eq!(parse_header_time("2011-03-18-19-06-07"), Some(1_300_475_167));
-        assert_eq!(parse_header_time("2000-02-29-00-00-00"), Some(951_782_400));
-        assert_eq!(parse_header_time("garbage"), None);
-        assert_eq!(header_time(1_300_475_167), "2011-03-18-19-06-07");
-        assert_eq!(next_boundary(3599, 3600), 3600);
-        assert_eq!(next_boundary(3600, 3600), 7200);
-    }
-
-    #[test]
     fn rotation_archives_into_dated_folders() {
         let tmp = tempfile::tempdir().unwrap();
         let settings =
             LogSettings { dir: tmp.path().into(), format: LogFormat::Tsv, rotation: Some(Duration::from_secs(3600)) };
         let mut d = RotatingDir::open(&settings).unwrap();
         d.write(&[rec("a")]).unwrap();
-        d.opened_at = 1_300_475_167;
+        d.sink.set_opened_at(1_300_475_167);
         d.rotate(1_300_478_400).unwrap();
         let archived = tmp.path().join("2011-03-18/cluster.19:06:07-20:00:00.log");
         let text = std::fs::read_to_string(&archived).unwrap();

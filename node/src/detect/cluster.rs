@@ -225,6 +225,10 @@ impl<S: LogSink> LogSink for WorkerTap<S> {
         self.inner.flush()
     }
 
+    fn housekeeping(&mut self) -> io::Result<()> {
+        self.inner.housekeeping()
+    }
+
     fn wants_packet_reports(&self) -> bool {
         self.counters.wanted()
     }

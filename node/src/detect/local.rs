@@ -278,6 +278,10 @@ impl<S: LogSink> LogSink for DetectSink<S> {
         self.inner.flush()
     }
 
+    fn housekeeping(&mut self) -> io::Result<()> {
+        self.inner.housekeeping()
+    }
+
     fn wants_packet_reports(&self) -> bool {
         self.counters.wanted()
     }

@@ -4,6 +4,7 @@
 //! (files in a directory standalone, a logger node in a cluster).
 
 pub mod limits;
+pub mod rotation;
 mod schemas;
 mod value;
 mod writer;

@@ -5,7 +5,9 @@ use std::collections::hash_map::Entry;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use super::rotation::{self, Rotation, now_epoch};
 use super::{LogRecord, Schema};
 
 /// The on-disk format of logs.
@@ -23,6 +25,11 @@ pub trait LogSink: Send {
     fn flush(&mut self) -> io::Result<()>;
     /// Ends every stream (TSV: the `#close` line).
     fn close(&mut self) -> io::Result<()>;
+    /// Called now and then while a live capture runs (every few thousand packets, and while the link is idle):
+    /// time for the sink's own timers, such as flushing what it buffered and rotating its files.
+    fn housekeeping(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// A packet was analysed: the engine's network time and its counters after it, for sinks whose analyses
     /// measure the engine in network time (capture-loss). Most sinks ignore it.
     fn packet_analysed(&mut self, _network_time: f64, _stats: &crate::engine::EngineStats) {}
@@ -59,10 +66,6 @@ pub fn civil_from_epoch(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d, (rem / 3600) as u32, (rem / 60 % 60) as u32, (rem % 60) as u32)
-}
-
-fn now_epoch() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// The TSV header of a stream, `#separator` through `#types`.
@@ -123,19 +126,68 @@ struct OpenLog {
     path: PathBuf,
 }
 
-/// Writes each stream to `<dir>/<path>.log`, opening files on their first record.
+/// How long records may wait in a live sink's buffers before they are written out: what `tail -f conn.log` shows
+/// of a running sensor, and what a kill -9 can lose, is at most this old.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// Writes each stream to `<dir>/<path>.log`, opening files on their first record; with a rotation, archives them
+/// on its interval ([`rotation`]).
 pub struct DirSink {
     dir: PathBuf,
     format: LogFormat,
     open: HashMap<&'static str, OpenLog>,
     line: String,
+    rotation: Option<Rotation>,
+    last_flush: Instant,
 }
 
 impl DirSink {
     pub fn new(dir: impl Into<PathBuf>, format: LogFormat) -> io::Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir)?;
-        Ok(DirSink { dir, format, open: HashMap::new(), line: String::with_capacity(1024) })
+        let (open, line, last_flush) = (HashMap::new(), String::with_capacity(1024), Instant::now());
+        Ok(DirSink { dir, format, open, line, rotation: None, last_flush })
+    }
+
+    /// A sink whose files are archived every `interval` (on its multiples of wall-clock time); the logs an earlier
+    /// run left in `dir` are archived first, so a restart overwrites nothing.
+    pub fn rotating(dir: impl Into<PathBuf>, format: LogFormat, interval: Duration) -> io::Result<Self> {
+        let mut sink = DirSink::new(dir, format)?;
+        for archived in rotation::archive_leftovers(&sink.dir)? {
+            tracing::warn!(file = %archived.display(), "archived a log left by an earlier run");
+        }
+        sink.rotation = Some(Rotation::new(interval, now_epoch()));
+        Ok(sink)
+    }
+
+    /// Archives the current files if the rotation is due at `now` (seconds since the epoch).
+    pub fn rotate_if_due(&mut self, now: i64) -> io::Result<()> {
+        match self.rotation {
+            Some(r) if r.is_due(now) => self.rotate(now),
+            _ => Ok(()),
+        }
+    }
+
+    /// Closes the current files and renames them into `<dir>/<date>/<path>.<open>-<close>.log`; the next records
+    /// open new ones.
+    pub fn rotate(&mut self, now: i64) -> io::Result<()> {
+        let files = self.paths();
+        self.close()?;
+        let opened_at = self.rotation.map_or(now, |r| r.opened_at);
+        for f in files {
+            rotation::archive(&self.dir, &f, opened_at, now)?;
+        }
+        if let Some(r) = &mut self.rotation {
+            r.rotated(now);
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_opened_at(&mut self, at: i64) {
+        if let Some(r) = &mut self.rotation {
+            r.opened_at = at;
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -188,7 +240,18 @@ impl LogSink for DirSink {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.last_flush = Instant::now();
         self.open.values_mut().try_for_each(|o| o.out.flush())
+    }
+
+    fn housekeeping(&mut self) -> io::Result<()> {
+        if self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.flush()?;
+        }
+        if self.rotation.is_some() {
+            self.rotate_if_due(now_epoch())?;
+        }
+        Ok(())
     }
 
     fn close(&mut self) -> io::Result<()> {
