@@ -131,6 +131,7 @@ fn live_cluster_workers_find_data_channels_announced_on_another_worker() {
     let counted = std::cell::Cell::new(0);
     let netstats = std::cell::RefCell::new(String::new());
     let scraped = std::cell::RefCell::new(Vec::new());
+    let at_logger = std::cell::RefCell::new(Vec::new());
     let hooks = Hooks {
         // Ready means capturing: a worker that joins its fanout group later would split the flows then running.
         before_replay: &|seen| {
@@ -147,6 +148,14 @@ fn live_cluster_workers_find_data_channels_announced_on_another_worker() {
             for (node, url) in endpoints.iter().filter(|(n, _)| n.starts_with("worker") || n == "manager") {
                 scraped.borrow_mut().push((node.clone(), scrape_in(&net, &net.b_ns, url)));
             }
+            // The workers ship what they logged within a second, not when a chunk of records fills: the logger's
+            // ftp.log has the sessions' commands while the workers still capture.
+            let logger_ftp = live.path().join("cluster/logs/logger-1/ftp.log");
+            let records = support::nodes::wait_for(Duration::from_secs(5), || {
+                let r = masked_records(&logger_ftp, FTP_MASKED);
+                (!r.is_empty()).then_some(r)
+            });
+            *at_logger.borrow_mut() = records.unwrap_or_default();
         },
     };
     let stderr = replay_into(&net, &args, "cluster ready", live.path(), &trace, FTP_REPLAY_PPS, &hooks);
@@ -160,6 +169,10 @@ fn live_cluster_workers_find_data_channels_announced_on_another_worker() {
     }
     let by_workers: u64 = workers.iter().map(|m| m.value("zeek_packets_total")).sum();
     assert_eq!(by_workers, packets, "the workers' /metrics count every replayed packet while capturing: {workers:?}");
+    let at_logger = at_logger.into_inner();
+    let want_ftp = masked_records(&offline.path().join("ftp.log"), FTP_MASKED);
+    assert!(!at_logger.is_empty(), "no ftp.log record reached the logger while the workers ran:\n{stderr}");
+    assert!(at_logger.iter().all(|r| want_ftp.contains(r)), "{at_logger:?}");
     let manager = scraped.iter().find(|(n, _)| n == "manager").map(|(_, m)| m).expect("the manager's endpoint");
     assert!(manager.value("zeek_ready") == 1 && manager.value("zeek_view_epoch") >= 1, "{manager:?}");
     let counted = counted.get();

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::analyzers::ftp::{self, RemoteChannel, ReportChange, ReportUpdate};
 use crate::analyzers::{Expectation, spec_by_name};
@@ -27,18 +28,22 @@ use crate::retention::{BUDGET, RaisedExpectation, Retention};
 /// Records handed to the shipper in chunks of this many.
 const SHIP_CHUNK: usize = 512;
 
-/// A [`LogSink`] that ships records to the cluster's loggers instead of writing files.
+/// A [`LogSink`] that ships records to the cluster's loggers instead of writing files: in chunks, and live what
+/// waited a second ([`crate::logs::FLUSH_EVERY`]), so a quiet link's records reach the loggers as they happen
+/// rather than when a chunk fills (and are not held where a worker's crash would lose them).
 pub struct ShippingSink {
     node: Node,
     buffer: Vec<LogRecord>,
+    last_ship: Instant,
 }
 
 impl ShippingSink {
     pub fn new(node: Node) -> Self {
-        ShippingSink { node, buffer: Vec::with_capacity(SHIP_CHUNK) }
+        ShippingSink { node, buffer: Vec::with_capacity(SHIP_CHUNK), last_ship: Instant::now() }
     }
 
     fn ship(&mut self) {
+        self.last_ship = Instant::now();
         if !self.buffer.is_empty() {
             self.node.log(std::mem::take(&mut self.buffer));
         }
@@ -63,6 +68,13 @@ impl LogSink for ShippingSink {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.ship();
+        Ok(())
+    }
+
+    fn housekeeping(&mut self) -> std::io::Result<()> {
+        if self.last_ship.elapsed() >= crate::logs::FLUSH_EVERY {
+            self.ship();
+        }
         Ok(())
     }
 

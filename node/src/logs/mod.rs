@@ -12,8 +12,8 @@ mod writer;
 pub use schemas::{ANALYZER, CONN, FILES, FILES_BARE, PE, TUNNEL, WEIRD, net_weird_record, schema_by_path};
 pub use value::{Value, bytes_to_log_string, push_addr, push_log_bytes};
 pub use writer::{
-    DirSink, LogFormat, LogSink, MemorySink, civil_from_epoch, format_header, format_header_time, format_record_json,
-    format_record_tsv,
+    DirSink, FLUSH_EVERY, LogFormat, LogSink, MemorySink, civil_from_epoch, format_header, format_header_time,
+    format_record_json, format_record_tsv,
 };
 
 /// One column of a log: its name (dotted for flattened records) and its Zeek type name.
