@@ -163,7 +163,7 @@ build_operator() {
 
 lint_chart() {
   helm lint --strict "$CHART"
-  helm lint --strict "$CHART" --set watchNamespace=team-a --set replicaCount=2 --set metrics.serviceMonitor.enabled=true --set metrics.podMonitor.enabled=true
+  helm lint --strict "$CHART" --set watchNamespace=team-a --set replicaCount=2 --set metrics.serviceMonitor.enabled=true --set metrics.podMonitor.enabled=true --set metrics.prometheusRule.enabled=true
   cmp "$CHART/crds/zeekcluster.yaml" "$ROOT/crds/zeekcluster.yaml" ||
     fail "charts/zeek-operator/crds/zeekcluster.yaml differs from crds/zeekcluster.yaml (cp one onto the other)"
 }

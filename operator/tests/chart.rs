@@ -313,3 +313,26 @@ fn pod_monitor_selects_the_nodes_the_operator_builds() {
         }
     }
 }
+
+/// The chart's alerts render only when asked for, each with an expression, a severity and a summary, and the
+/// capture-loss threshold is the value given (zeek-node's tests check the metric names they use).
+#[test]
+fn prometheus_rule_renders_the_alerts() {
+    let Some(helm) = helm("prometheus_rule_renders_the_alerts") else { return };
+    assert!(render(&helm, &[]).iter().all(|o| o["kind"] != "PrometheusRule"), "no PrometheusRule unless asked for");
+    let objects =
+        render(&helm, &["metrics.prometheusRule.enabled=true", "metrics.prometheusRule.captureLossPercent=2.5"]);
+    let rule = objects.iter().find(|o| o["kind"] == "PrometheusRule").expect("a PrometheusRule");
+    let rules = rule["spec"]["groups"][0]["rules"].as_array().expect("rules");
+    let names: Vec<&str> = rules.iter().filter_map(|r| r["alert"].as_str()).collect();
+    for wanted in ["ZeekCaptureDrops", "ZeekCaptureLoss", "ZeekNotCapturing", "ZeekLogRecordsDropped"] {
+        assert!(names.contains(&wanted), "{wanted} in {names:?}");
+    }
+    for r in rules {
+        assert!(r["expr"].as_str().is_some_and(|e| !e.is_empty()), "{r}");
+        assert!(["warning", "critical"].contains(&r["labels"]["severity"].as_str().unwrap_or("")), "{r}");
+        assert!(r["annotations"]["summary"].as_str().is_some_and(|s| s.contains("{{ $labels.node }}")), "{r}");
+    }
+    let loss = rules.iter().find(|r| r["alert"] == "ZeekCaptureLoss").expect("ZeekCaptureLoss");
+    assert!(loss["expr"].as_str().unwrap_or("").ends_with("> 2.5"), "{loss}");
+}

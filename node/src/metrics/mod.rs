@@ -460,6 +460,32 @@ mod tests {
         assert_eq!(m.dropped_total(), 2);
     }
 
+    /// The chart's alerts (charts/zeek-operator/templates/prometheusrule.yaml) name metrics a node exports: a renamed
+    /// metric would leave an alert that never fires.
+    #[test]
+    fn the_charts_alerts_name_metrics_the_nodes_export() {
+        let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/zeek-operator/templates/prometheusrule.yaml");
+        let rules = std::fs::read_to_string(rules).expect("the chart's PrometheusRule template");
+        let m = Metrics::new("c", "worker-1", "worker");
+        // Families with labels appear once they have a sample.
+        m.records_dropped("overflow", 1);
+        m.publish_error("empty_pool");
+        let exposition = m.encode();
+        let exported = |name: &str| {
+            exposition.lines().any(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(['{', ' '])))
+        };
+        let names = regex::Regex::new(r"\b(?:zeek|process)_[a-z_]+").expect("regex");
+        let exprs: Vec<&str> = rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")).collect();
+        assert!(exprs.len() >= 6, "the alerts' expressions: {exprs:?}");
+        for expr in exprs {
+            let used: Vec<&str> = names.find_iter(expr).map(|n| n.as_str()).collect();
+            assert!(!used.is_empty(), "{expr}");
+            for name in used {
+                assert!(exported(name), "the alert `{expr}` names {name}, which no node exports:\n{exposition}");
+            }
+        }
+    }
+
     #[test]
     fn endpoint_addresses_as_pods_expand_them() {
         let v6: SocketAddr = "[fd00::1:2]:47771".parse().unwrap();
