@@ -49,6 +49,31 @@ fn live_capture_matches_offline_read() {
     }
 }
 
+/// A capture link that goes down and comes back (a SPAN port or a NIC that resets) does not end the capture: the
+/// node says so, waits, captures again when the link is back, and the logs of what was replayed afterwards equal the
+/// offline read's. libpcap, then AF_PACKET with two threads.
+#[test]
+fn live_capture_survives_its_link_going_down() {
+    let Some((net, trace, offline)) = prepare(CASE, "ld") else { return };
+    for (label, iface, threads) in
+        [("libpcap", net.b_iface.clone(), 1), ("af_packet", format!("af_packet::{}", net.b_iface), 2)]
+    {
+        let live = tempfile::tempdir().expect("temp dir");
+        let args = ["-i", iface.as_str(), "-C", "--threads", &threads.to_string()];
+        let flap = |_: &str| {
+            net.set_link(&net.b_ns, &net.b_iface, false).expect("link down");
+            std::thread::sleep(Duration::from_millis(600));
+            net.set_link(&net.b_ns, &net.b_iface, true).expect("link up");
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        let hooks = Hooks { before_replay: &flap, while_capturing: &|_| {} };
+        let stderr = replay_into(&net, &args, "capturing with", live.path(), &trace, REPLAY_PPS, &hooks);
+        assert!(stderr.contains("the capture interface went down"), "{label}: the flap is reported:\n{stderr}");
+        assert!(stderr.contains("the capture interface is back up"), "{label}: and the return:\n{stderr}");
+        assert_same_logs(label, offline.path(), live.path(), LOGS, MASKED, &stderr);
+    }
+}
+
 /// stats.log reading live (policy/misc/stats.zeek): the columns Zeek sets only then (`pkts_dropped`, `pkts_link`,
 /// `pkt_lag`) are set, from libpcap's counters and the AF_PACKET sockets' alike; every packet replayed is counted
 /// once over the rows.

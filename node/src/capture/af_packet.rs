@@ -230,6 +230,7 @@ pub struct AfPacketSource {
     vlan_frame: Vec<u8>,
     /// PACKET_STATISTICS resets on every read, so the totals are kept here.
     totals: CaptureStats,
+    link_watch: super::LinkWatch,
 }
 
 // SAFETY: the ring is private to this value (no aliasing across threads); the raw pointer is the only
@@ -295,6 +296,7 @@ impl AfPacketSource {
             cursor: None,
             vlan_frame: Vec::new(),
             totals: CaptureStats::default(),
+            link_watch: super::LinkWatch::default(),
         })
     }
 
@@ -345,6 +347,7 @@ impl AfPacketSource {
 
     fn next(&mut self, wait: bool) -> Result<Next<'_>, CaptureError> {
         let Some(found) = self.locate_next(wait)? else { return Ok(Next::Idle) };
+        self.link_watch.traffic(&self.iface);
         // SAFETY: `locate_next` checked start+len against the ring, and the block stays user-owned until the
         // next call on &mut self, which cannot happen while the returned borrow lives.
         let frame = unsafe { std::slice::from_raw_parts(self.ring.base.as_ptr().add(found.start), found.len) };
@@ -442,8 +445,13 @@ impl AfPacketSource {
         self.block = (self.block + 1) % BLOCK_COUNT as usize;
     }
 
-    fn wait_readable(&self) -> Result<(), CaptureError> {
-        super::wait_readable(self.fd.as_raw_fd(), POLL_TIMEOUT).map_err(|e| os_error(&self.iface, "poll", e))
+    fn wait_readable(&mut self) -> Result<(), CaptureError> {
+        let ready =
+            super::wait_readable(self.fd.as_raw_fd(), POLL_TIMEOUT).map_err(|e| os_error(&self.iface, "poll", e))?;
+        if ready == super::Readiness::LinkDown {
+            self.link_watch.went_down(&self.iface);
+        }
+        Ok(())
     }
 
     /// The kernel's counters for this socket since it was opened: packets that reached the socket (including

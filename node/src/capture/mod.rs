@@ -80,9 +80,18 @@ pub enum Next<'a> {
 /// How long a live source waits for traffic before reporting `Next::Idle` (so the caller sees its stop flag).
 const LIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Waits until `fd` is readable, `timeout` passes, or a signal arrives (all three are fine for the caller, who
-/// simply asks for the next packet again).
-pub(crate) fn wait_readable(fd: std::os::fd::RawFd, timeout: std::time::Duration) -> std::io::Result<()> {
+/// What a wait for a live capture's socket found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Readiness {
+    /// Readable, the timeout passed, or a signal came: the caller asks for the next packet again.
+    Ready,
+    /// The interface went down (`ENETDOWN`). The socket stays bound to it, and the kernel hooks it up again when the
+    /// link comes back: the capture waits instead of ending.
+    LinkDown,
+}
+
+/// Waits until `fd` is readable, `timeout` passes, or a signal arrives.
+pub(crate) fn wait_readable(fd: std::os::fd::RawFd, timeout: std::time::Duration) -> std::io::Result<Readiness> {
     let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
     // SAFETY: one valid pollfd for the duration of the call.
@@ -92,10 +101,54 @@ pub(crate) fn wait_readable(fd: std::os::fd::RawFd, timeout: std::time::Duration
         if e.kind() != std::io::ErrorKind::Interrupted {
             return Err(e);
         }
-    } else if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
-        return Err(std::io::Error::other("capture socket error (interface gone or down?)"));
+    } else if pfd.revents & libc::POLLNVAL != 0 {
+        return Err(std::io::Error::other("capture socket closed"));
+    } else if pfd.revents & libc::POLLERR != 0 {
+        // Reading the socket's pending error clears it, so the next poll waits again.
+        return match take_socket_error(fd) {
+            Some(libc::ENETDOWN) => {
+                // A down link's socket is not readable: wait out the timeout as an idle link would.
+                std::thread::sleep(timeout);
+                Ok(Readiness::LinkDown)
+            }
+            Some(libc::ENODEV | libc::ENXIO) => Err(std::io::Error::other("the capture interface is gone")),
+            Some(code) => Err(std::io::Error::from_raw_os_error(code)),
+            None => Err(std::io::Error::other("capture socket error")),
+        };
     }
-    Ok(())
+    Ok(Readiness::Ready)
+}
+
+/// The socket's pending error (`SO_ERROR`, which reading clears), if any.
+fn take_socket_error(fd: std::os::fd::RawFd) -> Option<libc::c_int> {
+    let mut code: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `code` and `len` are valid for the kernel to write.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut code).cast(), &mut len) };
+    (rc == 0 && code != 0).then_some(code)
+}
+
+/// A live interface's link, as its capture sees it: says when it went down and when traffic came back.
+#[derive(Debug, Default)]
+pub(crate) struct LinkWatch {
+    down_since: Option<std::time::Instant>,
+}
+
+impl LinkWatch {
+    pub(crate) fn went_down(&mut self, iface: &str) {
+        if self.down_since.is_none() {
+            tracing::warn!(iface, "the capture interface went down; capturing again when it comes back");
+            self.down_since = Some(std::time::Instant::now());
+        }
+    }
+
+    /// A packet arrived.
+    #[inline]
+    pub(crate) fn traffic(&mut self, iface: &str) {
+        if let Some(since) = self.down_since.take() {
+            tracing::info!(iface, down_for = ?since.elapsed(), "the capture interface is back up: capturing again");
+        }
+    }
 }
 
 /// The next record of a savefile, as libpcap's path reports it.
@@ -141,7 +194,11 @@ enum Handle {
     /// ... or through `read` when it cannot be mapped.
     Savefile(Box<savefile::Savefile<savefile::Buffered<std::fs::File>>>),
     Offline(pcap::Capture<pcap::Offline>),
-    Live(pcap::Capture<pcap::Active>),
+    Live {
+        cap: pcap::Capture<pcap::Active>,
+        iface: String,
+        link: LinkWatch,
+    },
 }
 
 fn link_of(dlt: pcap::Linktype) -> Result<LinkType, CaptureError> {
@@ -185,7 +242,8 @@ impl PcapSource {
             cap.filter(f, true).map_err(|source| CaptureError::Filter { filter: f.to_string(), source })?;
         }
         let link = link_of(cap.get_datalink())?;
-        Ok(PcapSource { inner: Handle::Live(cap), link, bytes_read: 0 })
+        let inner = Handle::Live { cap, iface: iface.to_string(), link: LinkWatch::default() };
+        Ok(PcapSource { inner, link, bytes_read: 0 })
     }
 
     pub fn link_type(&self) -> LinkType {
@@ -194,17 +252,20 @@ impl PcapSource {
 
     pub fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
         let bytes_read = &mut self.bytes_read;
-        let (res, live_fd) = match &mut self.inner {
+        let (res, mut live) = match &mut self.inner {
             Handle::Mapped(reader) => return savefile_next(reader, bytes_read),
             Handle::Savefile(reader) => return savefile_next(reader, bytes_read),
             Handle::Offline(c) => (c.next_packet(), None),
-            Handle::Live(c) => {
-                let fd = std::os::fd::AsRawFd::as_raw_fd(c);
-                (c.next_packet(), Some(fd))
+            Handle::Live { cap, iface, link } => {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(cap);
+                (cap.next_packet(), Some((fd, iface.as_str(), link)))
             }
         };
         match res {
             Ok(p) => {
+                if let Some((_, iface, link)) = live.as_mut() {
+                    link.traffic(iface);
+                }
                 *bytes_read += 16 + u64::from(p.header.caplen);
                 let ts = p.header.ts.tv_sec as f64 + p.header.ts.tv_usec as f64 / 1e6;
                 Ok(Next::Packet(RawPacket { ts, data: p.data, wire_len: Some(p.header.len as usize) }))
@@ -213,8 +274,10 @@ impl PcapSource {
             Err(pcap::Error::TimeoutExpired) => {
                 // Non-blocking live handle with nothing ready: wait here, where a signal ends the wait (libpcap's
                 // own wait restarts on EINTR and, with TPACKET_V3, never times out on an idle link).
-                if let Some(fd) = live_fd {
-                    wait_readable(fd, LIVE_WAIT).map_err(CaptureError::Wait)?;
+                if let Some((fd, iface, link)) = live
+                    && wait_readable(fd, LIVE_WAIT).map_err(CaptureError::Wait)? == Readiness::LinkDown
+                {
+                    link.went_down(iface);
                 }
                 Ok(Next::Idle)
             }
@@ -226,7 +289,7 @@ impl PcapSource {
     /// libpcap's counters (live captures only).
     pub fn stats(&mut self) -> Option<CaptureStats> {
         match &mut self.inner {
-            Handle::Live(c) => c.stats().ok().map(|s| CaptureStats {
+            Handle::Live { cap: c, .. } => c.stats().ok().map(|s| CaptureStats {
                 received: u64::from(s.received),
                 dropped: u64::from(s.dropped),
                 if_dropped: u64::from(s.if_dropped),
