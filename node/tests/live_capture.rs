@@ -36,9 +36,7 @@ const REPLAY_PPS: &str = "1000";
 #[test]
 fn live_capture_matches_offline_read() {
     let Some((net, trace, offline)) = prepare(CASE, "lc") else { return };
-    for (label, iface, threads) in
-        [("libpcap", net.b_iface.clone(), 1), ("af_packet", format!("af_packet::{}", net.b_iface), 2)]
-    {
+    for (label, iface, threads) in capture_paths(&net) {
         let live = tempfile::tempdir().expect("temp dir");
         let stderr = capture_while_replaying(&net, &iface, threads, live.path(), &trace, REPLAY_PPS);
         let stats = capture_stats(&stderr)
@@ -55,11 +53,9 @@ fn live_capture_matches_offline_read() {
 #[test]
 fn live_capture_survives_its_link_going_down() {
     let Some((net, trace, offline)) = prepare(CASE, "ld") else { return };
-    for (label, iface, threads) in
-        [("libpcap", net.b_iface.clone(), 1), ("af_packet", format!("af_packet::{}", net.b_iface), 2)]
-    {
+    for (label, iface, threads) in capture_paths(&net) {
         let live = tempfile::tempdir().expect("temp dir");
-        let args = ["-i", iface.as_str(), "-C", "--threads", &threads.to_string()];
+        let args = ["-i", iface.as_str(), "-C", "--threads", threads];
         let flap = |_: &str| {
             net.set_link(&net.b_ns, &net.b_iface, false).expect("link down");
             std::thread::sleep(Duration::from_millis(600));
@@ -81,9 +77,7 @@ fn live_capture_survives_its_link_going_down() {
 fn live_stats_rows_carry_the_captures_columns() {
     let Some((net, trace, _offline)) = prepare(CASE, "ls") else { return };
     let sent = pcap_records(&trace);
-    for (label, iface, threads) in
-        [("libpcap", net.b_iface.clone(), "1"), ("af_packet", format!("af_packet::{}", net.b_iface), "2")]
-    {
+    for (label, iface, threads) in capture_paths(&net) {
         let live = tempfile::tempdir().expect("temp dir");
         let args = ["-i", iface.as_str(), "-C", "--threads", threads, "--detect", "stats"];
         let hooks = Hooks { before_replay: &|_| {}, while_capturing: &|_| {} };
@@ -132,7 +126,7 @@ fn live_ftp_data_channels_are_found_across_analysis_threads() {
     let Some((net, trace, offline)) = prepare(FTP_CASE, "lf") else { return };
     for (label, iface) in [("af_packet", format!("af_packet::{}", net.b_iface)), ("libpcap", net.b_iface.clone())] {
         let live = tempfile::tempdir().expect("temp dir");
-        let stderr = capture_while_replaying(&net, &iface, 4, live.path(), &trace, FTP_REPLAY_PPS);
+        let stderr = capture_while_replaying(&net, &iface, "4", live.path(), &trace, FTP_REPLAY_PPS);
         assert_same_logs(
             label,
             offline.path(),
@@ -237,7 +231,7 @@ fn live_af_packet_follows_a_mirror_into_its_flows() {
         assert!(out.expect("runs zeek-node -r").status.success());
         let live = tempfile::tempdir().expect("temp dir");
         let iface = format!("af_packet::{}", net.b_iface);
-        let stderr = capture_while_replaying(&net, &iface, 2, live.path(), &trace, REPLAY_PPS);
+        let stderr = capture_while_replaying(&net, &iface, "2", live.path(), &trace, REPLAY_PPS);
         let outer = |r: &String| r.contains(&format!("\t{MIRROR_SOURCE}\t"));
         let inner_conns = |logs: &Path| -> Vec<String> {
             masked_records(&logs.join("conn.log"), MASKED).into_iter().filter(|r| !outer(r)).collect()
@@ -337,9 +331,7 @@ fn live_sensor_writes_while_running_and_rotates_its_logs() {
     let Some((net, trace, offline)) = prepare(CASE, "lr") else { return };
     // Without rotation: dns.log has records while the node still captures (libpcap, and AF_PACKET's threads).
     let want_dns = masked_records(&offline.path().join("dns.log"), MASKED);
-    for (label, iface, threads) in
-        [("libpcap", net.b_iface.clone(), "1"), ("af_packet", format!("af_packet::{}", net.b_iface), "2")]
-    {
+    for (label, iface, threads) in capture_paths(&net) {
         let live = tempfile::tempdir().expect("temp dir");
         let args = ["-i", iface.as_str(), "-C", "--threads", threads];
         let written = std::cell::RefCell::new(Vec::new());
@@ -435,6 +427,12 @@ impl Scraped {
     }
 }
 
+/// The two ways a node captures on the capture namespace's end: libpcap with one thread, and AF_PACKET with two
+/// (label, `-i` argument, threads).
+fn capture_paths(net: &VethPair) -> [(&'static str, String, &'static str); 2] {
+    [("libpcap", net.b_iface.clone(), "1"), ("af_packet", format!("af_packet::{}", net.b_iface), "2")]
+}
+
 /// Packets in a trace (what tcpreplay sends), read with the node's own capture reader.
 fn pcap_records(trace: &Path) -> u64 {
     let mut source = PcapSource::open_file(trace, None).expect("opens the trace");
@@ -521,12 +519,12 @@ fn assert_same_logs(label: &str, offline: &Path, live: &Path, logs: &[&str], mas
 fn capture_while_replaying(
     net: &VethPair,
     iface: &str,
-    threads: usize,
+    threads: &str,
     logdir: &Path,
     trace: &Path,
     pps: &str,
 ) -> String {
-    let args = ["-i", iface, "-C", "--threads", &threads.to_string()];
+    let args = ["-i", iface, "-C", "--threads", threads];
     replay_into(
         net,
         &args,
