@@ -55,7 +55,8 @@ fn full_spec_is_valid() {
             "threads": 4,
             "bpfFilter": "not (port 22 or port 443) and tcp",
             "port": 48000,
-            "metricsPort": 48001
+            "metricsPort": 48001,
+            "bufferMiB": 256
         },
         "site": {"localNetworks": ["10.0.0.0/8", "2001:db8::/32"]},
         "logging": {"format": "json", "rotationInterval": "30m", "retention": "14d"},
@@ -74,6 +75,7 @@ fn replicas_out_of_range_are_rejected() {
     assert_rejected(json!({"image": "x", "workers": {"threads": 0}}), rules::WORKER_THREADS_MESSAGE);
     assert_rejected(json!({"image": "x", "workers": {"port": 80}}), rules::WORKER_PORT_MESSAGE);
     assert_rejected(json!({"image": "x", "workers": {"metricsPort": 80}}), rules::WORKER_METRICS_PORT_MESSAGE);
+    assert_rejected(json!({"image": "x", "workers": {"bufferMiB": 0}}), rules::WORKER_BUFFER_MESSAGE);
 }
 
 #[test]

@@ -61,6 +61,10 @@ struct Cli {
     /// VXLAN, Geneve, GTP-U, GRE and IP-in-IP tunnels.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
+    /// Live: the capture buffer per socket in MiB, libpcap's kernel buffer or each AF_PACKET socket's ring (default
+    /// 64 and 32). A larger buffer rides out longer bursts at the cost of memory (threads × this with AF_PACKET).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    buffer_size: Option<u32>,
     /// AF_PACKET fanout group id for `-i af_packet::IFACE` (default: derived from the pid).
     #[arg(long, value_name = "ID")]
     fanout_id: Option<u16>,
@@ -170,6 +174,7 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
         input,
         filter: cli.filter,
         threads: usize::from(cli.threads),
+        buffer_mib: cli.buffer_size,
         analysis,
         progress: true,
         stop,

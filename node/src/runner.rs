@@ -51,6 +51,9 @@ pub struct RunOptions {
     pub input: Input,
     pub filter: Option<String>,
     pub threads: usize,
+    /// A live capture's buffer per socket, in MiB: libpcap's kernel buffer, or each AF_PACKET socket's ring
+    /// (`None`: [`crate::capture::DEFAULT_PCAP_BUFFER_MIB`], [`crate::capture::af_packet::DEFAULT_RING_MIB`]).
+    pub buffer_mib: Option<u32>,
     pub analysis: AnalysisConfig,
     /// Show a progress bar while reading a file (only drawn on a terminal).
     pub progress: bool,
@@ -286,8 +289,9 @@ pub fn run(opts: RunOptions, sink: &mut dyn LogSink) -> Result<RunSummary, RunEr
     let mut source = match &opts.input {
         Input::File(p) => PcapSource::open_file(p, opts.filter.as_deref())?,
         Input::Interface(i) => {
-            let source = PcapSource::open_live(i, opts.filter.as_deref(), 65535)?;
-            tracing::info!(iface = %i, threads = opts.threads, "capturing with libpcap");
+            let buffer_mib = opts.buffer_mib.unwrap_or(crate::capture::DEFAULT_PCAP_BUFFER_MIB);
+            let source = PcapSource::open_live(i, opts.filter.as_deref(), 65535, buffer_mib)?;
+            tracing::info!(iface = %i, threads = opts.threads, buffer_mib, "capturing with libpcap");
             source
         }
         Input::AfPacket { iface, fanout_id } => {
@@ -714,9 +718,11 @@ fn run_af_packet(
         iface: iface.to_string(),
         fanout_id: fanout_id.unwrap_or_else(af_packet::default_fanout_id),
         filter: opts.filter.clone(),
+        ring_mib: opts.buffer_mib.unwrap_or(af_packet::DEFAULT_RING_MIB),
     };
     let sockets = af_packet::open_group(&cfg, opts.threads.max(1))?;
-    tracing::info!(iface, threads = sockets.len(), fanout_id = cfg.fanout_id, "capturing with AF_PACKET");
+    let (threads, fanout_id, ring_mib) = (sockets.len(), cfg.fanout_id, cfg.ring_mib);
+    tracing::info!(iface, threads, fanout_id, ring_mib, "capturing with AF_PACKET");
     mark_open(opts);
     let (rec_tx, rec_rx) = bounded::<ThreadOutput>(64);
     let mut clocks = ThreadClocks::default();
@@ -1051,6 +1057,7 @@ mod tests {
                 input: Input::File(trace.clone()),
                 filter: None,
                 threads,
+                buffer_mib: None,
                 analysis: AnalysisConfig::default(),
                 progress: false,
                 stop: Arc::default(),

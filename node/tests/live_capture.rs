@@ -70,6 +70,50 @@ fn live_capture_survives_its_link_going_down() {
     }
 }
 
+/// `--buffer-size` sizes the capture's buffers: each AF_PACKET socket's ring exactly (its mapping, one per thread,
+/// in /proc/PID/maps), libpcap's by its kernel buffer; the logs stay those of the offline read.
+#[test]
+fn live_capture_buffers_are_the_size_asked_for() {
+    let Some((net, trace, offline)) = prepare(CASE, "lb") else { return };
+    for (label, iface, threads) in capture_paths(&net) {
+        let live = tempfile::tempdir().expect("temp dir");
+        let args = ["-i", iface.as_str(), "-C", "--threads", threads, "--buffer-size", "4"];
+        let rings = std::cell::RefCell::new(Vec::new());
+        let hooks =
+            Hooks { before_replay: &|_| *rings.borrow_mut() = socket_mappings_mib(&iface), while_capturing: &|_| {} };
+        let stderr = replay_into(&net, &args, "capturing with", live.path(), &trace, REPLAY_PPS, &hooks);
+        let rings = rings.into_inner();
+        if label == "af_packet" {
+            assert_eq!(rings, [4, 4], "{label}: one 4 MiB ring per thread:\n{stderr}");
+        } else {
+            // libpcap rounds its ring to its frames: more than asked, far less than its 64 MiB default.
+            assert!(rings.len() == 1 && (4..32).contains(&rings[0]), "{label}: {rings:?} MiB:\n{stderr}");
+        }
+        assert_same_logs(label, offline.path(), live.path(), LOGS, MASKED, &stderr);
+    }
+}
+
+/// The sizes (MiB) of the socket mappings of the zeek-node process capturing on `iface`: its packet rings.
+fn socket_mappings_mib(iface: &str) -> Vec<u64> {
+    let mut sizes = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let is_node = args.first().is_some_and(|a| a.ends_with(b"zeek-node"));
+        if !is_node || !args.contains(&iface.as_bytes()) {
+            continue;
+        }
+        let maps = std::fs::read_to_string(entry.path().join("maps")).unwrap_or_default();
+        for line in maps.lines().filter(|l| l.contains("socket:[")) {
+            let range = line.split_whitespace().next().unwrap_or_default();
+            let (start, end) = range.split_once('-').unwrap_or_default();
+            let size = u64::from_str_radix(end, 16).unwrap_or(0) - u64::from_str_radix(start, 16).unwrap_or(0);
+            sizes.push(size >> 20);
+        }
+    }
+    sizes
+}
+
 /// stats.log reading live (policy/misc/stats.zeek): the columns Zeek sets only then (`pkts_dropped`, `pkts_link`,
 /// `pkt_lag`) are set, from libpcap's counters and the AF_PACKET sockets' alike; every packet replayed is counted
 /// once over the rows.

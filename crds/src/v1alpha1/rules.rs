@@ -43,6 +43,9 @@ pub const WORKER_METRICS_PORT: &str = "self >= 1024 && self <= 65535";
 pub const WORKER_METRICS_PORT_MESSAGE: &str =
     "workers.metricsPort must be between 1024 and 65535 (workers share the host's network namespace)";
 
+pub const WORKER_BUFFER: &str = "self >= 1 && self <= 65536";
+pub const WORKER_BUFFER_MESSAGE: &str = "workers.bufferMiB must be between 1 and 65536 (MiB per capture socket)";
+
 /// Without `metricsPort` the workers serve their metrics on `port + 1`, which must be a port too.
 pub const WORKER_PORTS_DISTINCT: &str = "has(self.metricsPort) ? self.metricsPort != self.port : self.port < 65535";
 pub const WORKER_PORTS_DISTINCT_MESSAGE: &str = "workers.metricsPort must differ from workers.port (without \

@@ -321,6 +321,13 @@ pub struct WorkersSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_port: Option<i32>,
 
+    /// Capture buffer per socket in MiB: each AF_PACKET socket's ring (one per analysis thread), or libpcap's
+    /// kernel buffer. Absent: 32 (AF_PACKET) and 64 (libpcap). A larger buffer rides out longer bursts (and
+    /// analysis pauses) without drops; with AF_PACKET the worker's memory grows by threads × this.
+    #[x_kube(validation = Rule::new(rules::WORKER_BUFFER).message(rules::WORKER_BUFFER_MESSAGE))]
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "bufferMiB")]
+    pub buffer_mib: Option<i32>,
+
     /// CPU and memory for each worker container. Capture hosts usually want a guaranteed CPU request
     /// equal to the limit (one core per analysis thread plus one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -353,6 +360,7 @@ impl Default for WorkersSpec {
             bpf_filter: String::new(),
             port: default_worker_port(),
             metrics_port: None,
+            buffer_mib: None,
             resources: None,
         }
     }

@@ -24,10 +24,13 @@ use std::time::Duration;
 use super::{CaptureError, CaptureStats, Next, RawPacket, fanout};
 use crate::decode::LinkType;
 
-/// Ring geometry per socket: 32 blocks of 1 MiB. A block is handed over when full or after
-/// `BLOCK_RETIRE_MS`, so a quiet link still delivers within that delay.
+/// Ring geometry per socket: blocks of 1 MiB, [`DEFAULT_RING_MIB`] of them unless asked. A block is handed over
+/// when full or after `BLOCK_RETIRE_MS`, so a quiet link still delivers within that delay.
 const BLOCK_SIZE: u32 = 1 << 20;
-const BLOCK_COUNT: u32 = 32;
+/// Each socket's ring when none is asked for: 32 blocks of 1 MiB.
+pub const DEFAULT_RING_MIB: u32 = 32;
+/// A ring smaller than this many blocks leaves the kernel no block to fill while the reader holds one.
+const MIN_BLOCKS: u32 = 4;
 /// Only used by the kernel to size its frame bookkeeping in V3 (frames are variable-sized).
 const FRAME_SIZE: u32 = 2048;
 const BLOCK_RETIRE_MS: u32 = 20;
@@ -48,6 +51,9 @@ pub struct AfPacketConfig {
     pub fanout_id: u16,
     /// A BPF filter in libpcap syntax, compiled with libpcap and attached in the kernel.
     pub filter: Option<String>,
+    /// Each socket's ring, in MiB (1 MiB blocks; at least [`MIN_BLOCKS`]): what absorbs a burst while the socket's
+    /// analysis thread is busy.
+    pub ring_mib: u32,
 }
 
 /// The default fanout group: derived from the pid, so two captures on one host do not join each other's group.
@@ -70,7 +76,7 @@ pub fn open_group(cfg: &AfPacketConfig, sockets: usize) -> Result<Vec<AfPacketSo
     };
     let mut group: Vec<AfPacketSource> = Vec::with_capacity(sockets.max(1));
     for _ in 0..sockets.max(1) {
-        let source = AfPacketSource::open(&cfg.iface, hardware)?;
+        let source = AfPacketSource::open(&cfg.iface, hardware, cfg.ring_mib.max(MIN_BLOCKS))?;
         source.join_fanout(cfg.fanout_id, hardware.loopback)?;
         if group.is_empty() {
             // The program belongs to the group; any member sets it.
@@ -225,6 +231,8 @@ pub struct AfPacketSource {
     ring: Ring,
     fd: OwnedFd,
     block: usize,
+    /// Blocks in the ring.
+    blocks: usize,
     cursor: Option<BlockCursor>,
     /// Scratch for frames whose VLAN tag is put back.
     vlan_frame: Vec<u8>,
@@ -238,7 +246,7 @@ pub struct AfPacketSource {
 unsafe impl Send for AfPacketSource {}
 
 impl AfPacketSource {
-    fn open(iface: &str, hardware: Hardware) -> Result<Self, CaptureError> {
+    fn open(iface: &str, hardware: Hardware, blocks: u32) -> Result<Self, CaptureError> {
         let name = interface_name(iface)?;
         let fd = socket(iface)?;
         let err = |what, e| os_error(iface, what, e);
@@ -248,15 +256,15 @@ impl AfPacketSource {
             .map_err(|e| err("PACKET_VERSION", e))?;
         let req = libc::tpacket_req3 {
             tp_block_size: BLOCK_SIZE,
-            tp_block_nr: BLOCK_COUNT,
+            tp_block_nr: blocks,
             tp_frame_size: FRAME_SIZE,
-            tp_frame_nr: BLOCK_SIZE / FRAME_SIZE * BLOCK_COUNT,
+            tp_frame_nr: BLOCK_SIZE / FRAME_SIZE * blocks,
             tp_retire_blk_tov: BLOCK_RETIRE_MS,
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
         set_option(&fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req).map_err(|e| err("PACKET_RX_RING", e))?;
-        let ring = map_ring(&fd, BLOCK_SIZE as usize * BLOCK_COUNT as usize).map_err(|e| err("mmap", e))?;
+        let ring = map_ring(&fd, BLOCK_SIZE as usize * blocks as usize).map_err(|e| err("mmap", e))?;
 
         // SAFETY: if_nametoindex only reads the NUL-terminated name.
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
@@ -293,6 +301,7 @@ impl AfPacketSource {
             ring,
             fd,
             block: 0,
+            blocks: blocks as usize,
             cursor: None,
             vlan_frame: Vec::new(),
             totals: CaptureStats::default(),
@@ -442,7 +451,7 @@ impl AfPacketSource {
     fn release_block(&mut self) {
         self.block_status().store(libc::TP_STATUS_KERNEL, Ordering::Release);
         self.cursor = None;
-        self.block = (self.block + 1) % BLOCK_COUNT as usize;
+        self.block = (self.block + 1) % self.blocks;
     }
 
     fn wait_readable(&mut self) -> Result<(), CaptureError> {
@@ -520,7 +529,8 @@ mod tests {
 
     #[test]
     fn missing_interface_is_reported() {
-        let cfg = AfPacketConfig { iface: "zn-no-such0".into(), fanout_id: 1, filter: None };
+        let cfg =
+            AfPacketConfig { iface: "zn-no-such0".into(), fanout_id: 1, filter: None, ring_mib: DEFAULT_RING_MIB };
         match open_group(&cfg, 1) {
             Err(CaptureError::NoSuchInterface(i)) | Err(CaptureError::NotPermitted(i)) => assert_eq!(i, "zn-no-such0"),
             other => panic!("unexpected: {:?}", other.err()),

@@ -77,6 +77,9 @@ pub enum Next<'a> {
     Truncated(String),
 }
 
+/// libpcap's kernel buffer when none is asked for.
+pub const DEFAULT_PCAP_BUFFER_MIB: u32 = 64;
+
 /// How long a live source waits for traffic before reporting `Next::Idle` (so the caller sees its stop flag).
 const LIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -225,13 +228,15 @@ impl PcapSource {
         Ok(PcapSource { inner, link, bytes_read: 24 })
     }
 
-    pub fn open_live(iface: &str, filter: Option<&str>, snaplen: i32) -> Result<Self, CaptureError> {
+    /// A live capture through libpcap, with a kernel buffer of `buffer_mib` MiB.
+    pub fn open_live(iface: &str, filter: Option<&str>, snaplen: i32, buffer_mib: u32) -> Result<Self, CaptureError> {
         let open = |source| CaptureError::Open { what: format!("interface {iface}"), source };
+        let buffer_bytes = i32::try_from(u64::from(buffer_mib.max(1)) << 20).unwrap_or(i32::MAX);
         let cap = pcap::Capture::from_device(iface)
             .map_err(open)?
             .promisc(true)
             .snaplen(snaplen)
-            .buffer_size(64 << 20)
+            .buffer_size(buffer_bytes)
             .timeout(100)
             .immediate_mode(true)
             .open()

@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// Worker with -r: analyse only the connections of shard K (0-based) of N.
     #[arg(long, value_name = "K/N", requires = "readfile")]
     pub shard: Option<ShardArg>,
+    /// Worker, live: the capture buffer per socket in MiB, libpcap's kernel buffer or each AF_PACKET socket's ring
+    /// (default 64 and 32).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub buffer_size: Option<u32>,
     /// Analysis threads (overrides the layout).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
@@ -201,6 +205,7 @@ pub fn run_node(args: RunArgs) -> anyhow::Result<()> {
         input,
         shard: args.shard.map(|s| (s.k, s.n)),
         filter: layout.analysis.bpf_filter.clone().filter(|f| !f.is_empty()),
+        buffer_mib: args.buffer_size,
         threads: usize::from(args.threads.or(spec.threads).unwrap_or(1)),
         analysis,
         detect: None,

@@ -90,6 +90,8 @@ pub struct CaptureJob {
     /// `(K, N)`: analyse only shard K (0-based) of N.
     pub shard: Option<(usize, usize)>,
     pub filter: Option<String>,
+    /// A live capture's buffer per socket, in MiB ([`RunOptions::buffer_mib`]).
+    pub buffer_mib: Option<u32>,
     pub threads: usize,
     pub analysis: AnalysisConfig,
     /// The worker's detections: engine records also go to their handlers.
@@ -250,6 +252,7 @@ pub fn run_capture(node: &Node, job: CaptureJob, stop: Arc<AtomicBool>) -> anyho
                 input: job.input,
                 filter: job.filter,
                 threads: job.threads.max(1),
+                buffer_mib: job.buffer_mib,
                 analysis: job.analysis,
                 progress: false,
                 stop: Arc::clone(&stop),

@@ -182,6 +182,9 @@ fn node_args(cluster: &ValidatedCluster, role: Role, capture: Option<&WorkerGrou
                 args.extend(["--interface".into(), group.interface.clone()]);
             }
             args.extend(["--threads".into(), cluster.spec.workers.threads.to_string()]);
+            if let Some(mib) = cluster.spec.workers.buffer_mib {
+                args.extend(["--buffer-size".into(), mib.to_string()]);
+            }
         }
     }
     args

@@ -54,6 +54,7 @@ fn production() -> ValidatedCluster {
             "interface": "eth1",
             "interfaceOverrides": [{"nodeName": "capture-2", "interface": "ens5"}],
             "threads": 4,
+            "bufferMiB": 128,
             "bpfFilter": "not port 22",
             "resources": {"requests": {"cpu": "5"}, "limits": {"cpu": "5"}}
         },
