@@ -62,7 +62,8 @@ struct Cli {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
     /// Live: the capture buffer per socket in MiB, libpcap's kernel buffer or each AF_PACKET socket's ring (default
-    /// 64 and 32). A larger buffer rides out longer bursts at the cost of memory (threads × this with AF_PACKET).
+    /// 64 and 32; an AF_PACKET ring has at least 4). A larger buffer rides out longer bursts at the cost of memory
+    /// (threads × this with AF_PACKET).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=65536))]
     buffer_size: Option<u32>,
     /// AF_PACKET fanout group id for `-i af_packet::IFACE` (default: derived from the pid).

@@ -718,7 +718,7 @@ fn run_af_packet(
         iface: iface.to_string(),
         fanout_id: fanout_id.unwrap_or_else(af_packet::default_fanout_id),
         filter: opts.filter.clone(),
-        ring_mib: opts.buffer_mib.unwrap_or(af_packet::DEFAULT_RING_MIB),
+        ring_mib: opts.buffer_mib.unwrap_or(af_packet::DEFAULT_RING_MIB).max(af_packet::MIN_RING_MIB),
     };
     let sockets = af_packet::open_group(&cfg, opts.threads.max(1))?;
     let (threads, fanout_id, ring_mib) = (sockets.len(), cfg.fanout_id, cfg.ring_mib);

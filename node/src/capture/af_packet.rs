@@ -29,8 +29,8 @@ use crate::decode::LinkType;
 const BLOCK_SIZE: u32 = 1 << 20;
 /// Each socket's ring when none is asked for: 32 blocks of 1 MiB.
 pub const DEFAULT_RING_MIB: u32 = 32;
-/// A ring smaller than this many blocks leaves the kernel no block to fill while the reader holds one.
-const MIN_BLOCKS: u32 = 4;
+/// The smallest ring, in MiB (blocks): fewer leave the kernel too few blocks to fill while the reader holds one.
+pub const MIN_RING_MIB: u32 = 4;
 /// Only used by the kernel to size its frame bookkeeping in V3 (frames are variable-sized).
 const FRAME_SIZE: u32 = 2048;
 const BLOCK_RETIRE_MS: u32 = 20;
@@ -51,7 +51,7 @@ pub struct AfPacketConfig {
     pub fanout_id: u16,
     /// A BPF filter in libpcap syntax, compiled with libpcap and attached in the kernel.
     pub filter: Option<String>,
-    /// Each socket's ring, in MiB (1 MiB blocks; at least [`MIN_BLOCKS`]): what absorbs a burst while the socket's
+    /// Each socket's ring, in MiB (1 MiB blocks; at least [`MIN_RING_MIB`]): what absorbs a burst while the socket's
     /// analysis thread is busy.
     pub ring_mib: u32,
 }
@@ -76,7 +76,7 @@ pub fn open_group(cfg: &AfPacketConfig, sockets: usize) -> Result<Vec<AfPacketSo
     };
     let mut group: Vec<AfPacketSource> = Vec::with_capacity(sockets.max(1));
     for _ in 0..sockets.max(1) {
-        let source = AfPacketSource::open(&cfg.iface, hardware, cfg.ring_mib.max(MIN_BLOCKS))?;
+        let source = AfPacketSource::open(&cfg.iface, hardware, cfg.ring_mib.max(MIN_RING_MIB))?;
         source.join_fanout(cfg.fanout_id, hardware.loopback)?;
         if group.is_empty() {
             // The program belongs to the group; any member sets it.

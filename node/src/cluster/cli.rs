@@ -72,7 +72,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "K/N", requires = "readfile")]
     pub shard: Option<ShardArg>,
     /// Worker, live: the capture buffer per socket in MiB, libpcap's kernel buffer or each AF_PACKET socket's ring
-    /// (default 64 and 32).
+    /// (default 64 and 32; an AF_PACKET ring has at least 4).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub buffer_size: Option<u32>,
     /// Analysis threads (overrides the layout).
