@@ -274,7 +274,14 @@ pub enum RunError {
     #[error(transparent)]
     Capture(#[from] CaptureError),
     #[error("writing logs: {0}")]
-    Log(#[from] std::io::Error),
+    Log(std::io::Error),
+}
+
+// By hand, not `#[from]`: that would make the error its source too, and a chain would print it twice.
+impl From<std::io::Error> for RunError {
+    fn from(e: std::io::Error) -> Self {
+        RunError::Log(e)
+    }
 }
 
 /// Tells whoever watches the run that its packet source is open.

@@ -97,3 +97,24 @@ fn a_taken_metrics_address_stops_the_node_with_a_clear_error() {
     );
     assert!(!logs.path().join("conn.log").exists(), "nothing is analysed before the endpoint is up");
 }
+
+/// What a user gets wrong on the command line is said once, clearly: a missing trace and a filter libpcap cannot
+/// parse (the cause used to be printed twice, once by the message and once as its source).
+#[test]
+fn bad_input_is_reported_once() {
+    let logs = tempfile::tempdir().expect("temp dir");
+    for (args, message) in [
+        (vec!["-r", "/nonexistent/trace.pcap"], "cannot open /nonexistent/trace.pcap: libpcap error"),
+        (vec!["-f", "tcp port"], "invalid BPF filter 'tcp port': libpcap error: can't parse filter expression"),
+    ] {
+        let mut command = Command::new(node_binary());
+        if args[0] == "-f" {
+            command.arg("-r").arg(demo_trace());
+        }
+        let out = command.args(&args).arg("--logdir").arg(logs.path()).output().expect("runs zeek-node");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert_eq!(stderr.matches("libpcap error").count(), 1, "{args:?}: the cause once: {stderr}");
+    }
+}

@@ -100,7 +100,7 @@ const BPF_RET_K: u16 = 0x06;
 
 /// Compiles a libpcap filter expression into classic BPF for SO_ATTACH_FILTER.
 pub fn compile_filter(expr: &str, link: LinkType) -> Result<Vec<libc::sock_filter>, CaptureError> {
-    let filter_err = |source| CaptureError::Filter { filter: expr.to_string(), source };
+    let filter_err = |cause| CaptureError::Filter { filter: expr.to_string(), cause };
     let dlt = match link {
         LinkType::Raw => pcap::Linktype(12),
         _ => pcap::Linktype::ETHERNET,
@@ -170,7 +170,7 @@ fn os_error(iface: &str, what: &'static str, source: io::Error) -> CaptureError 
     match source.raw_os_error() {
         Some(libc::EPERM | libc::EACCES) => CaptureError::NotPermitted(iface.to_string()),
         Some(libc::ENODEV | libc::ENXIO) => CaptureError::NoSuchInterface(iface.to_string()),
-        _ => CaptureError::Os { iface: iface.to_string(), what, source },
+        _ => CaptureError::Os { iface: iface.to_string(), what, cause: source },
     }
 }
 

@@ -13,12 +13,13 @@ use crate::decode::LinkType;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("cannot open {what}: {source}")]
-    Open { what: String, source: pcap::Error },
+    // Not named `source`: the message carries the cause, and a `source` would print it twice in an error chain.
+    #[error("cannot open {what}: {cause}")]
+    Open { what: String, cause: pcap::Error },
     #[error("unsupported link type {0} (DLT); supported: Ethernet, raw IP, Linux cooked v1/v2, loopback, PPP")]
     UnsupportedLink(i32),
-    #[error("invalid BPF filter '{filter}': {source}")]
-    Filter { filter: String, source: pcap::Error },
+    #[error("invalid BPF filter '{filter}': {cause}")]
+    Filter { filter: String, cause: pcap::Error },
     #[error("capture failed: {0}")]
     Read(pcap::Error),
     #[error("reading the savefile: {0}")]
@@ -35,8 +36,8 @@ pub enum CaptureError {
         "AF_PACKET fanout group {0} is already used by another capture with other settings; pick another --fanout-id"
     )]
     FanoutInUse(u16),
-    #[error("AF_PACKET capture on {iface}: {what}: {source}")]
-    Os { iface: String, what: &'static str, source: std::io::Error },
+    #[error("AF_PACKET capture on {iface}: {what}: {cause}")]
+    Os { iface: String, what: &'static str, cause: std::io::Error },
     #[error("AF_PACKET capture (-i af_packet::IFACE) is only available on Linux")]
     AfPacketUnsupported,
 }
@@ -211,9 +212,9 @@ fn link_of(dlt: pcap::Linktype) -> Result<LinkType, CaptureError> {
 impl PcapSource {
     pub fn open_file(path: &Path, filter: Option<&str>) -> Result<Self, CaptureError> {
         let mut cap = pcap::Capture::from_file(path)
-            .map_err(|source| CaptureError::Open { what: path.display().to_string(), source })?;
+            .map_err(|cause| CaptureError::Open { what: path.display().to_string(), cause })?;
         if let Some(f) = filter.filter(|f| !f.is_empty()) {
-            cap.filter(f, true).map_err(|source| CaptureError::Filter { filter: f.to_string(), source })?;
+            cap.filter(f, true).map_err(|cause| CaptureError::Filter { filter: f.to_string(), cause })?;
         }
         let link = link_of(cap.get_datalink())?;
         // libpcap has validated the file; classic pcap without a filter is read by the faster reader. Only a
@@ -230,7 +231,7 @@ impl PcapSource {
 
     /// A live capture through libpcap, with a kernel buffer of `buffer_mib` MiB.
     pub fn open_live(iface: &str, filter: Option<&str>, snaplen: i32, buffer_mib: u32) -> Result<Self, CaptureError> {
-        let open = |source| CaptureError::Open { what: format!("interface {iface}"), source };
+        let open = |cause| CaptureError::Open { what: format!("interface {iface}"), cause };
         let buffer_bytes = i32::try_from(u64::from(buffer_mib.max(1)) << 20).unwrap_or(i32::MAX);
         let cap = pcap::Capture::from_device(iface)
             .map_err(open)?
@@ -241,10 +242,10 @@ impl PcapSource {
             .immediate_mode(true)
             .open()
             .and_then(pcap::Capture::setnonblock)
-            .map_err(|source| CaptureError::Open { what: format!("interface {iface}"), source })?;
+            .map_err(open)?;
         let mut cap = cap;
         if let Some(f) = filter.filter(|f| !f.is_empty()) {
-            cap.filter(f, true).map_err(|source| CaptureError::Filter { filter: f.to_string(), source })?;
+            cap.filter(f, true).map_err(|cause| CaptureError::Filter { filter: f.to_string(), cause })?;
         }
         let link = link_of(cap.get_datalink())?;
         let inner = Handle::Live { cap, iface: iface.to_string(), link: LinkWatch::default() };
