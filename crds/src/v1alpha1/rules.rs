@@ -39,7 +39,8 @@ pub const WORKER_PORT: &str = "self >= 1024 && self <= 65535";
 pub const WORKER_PORT_MESSAGE: &str =
     "workers.port must be between 1024 and 65535 (workers share the host's network namespace)";
 
-pub const WORKER_METRICS_PORT: &str = "self >= 1024 && self <= 65535";
+/// The same range as the cluster port's, for the same reason.
+pub const WORKER_METRICS_PORT: &str = WORKER_PORT;
 pub const WORKER_METRICS_PORT_MESSAGE: &str =
     "workers.metricsPort must be between 1024 and 65535 (workers share the host's network namespace)";
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::logwire::EncodedRows;
 use super::node::LogSettings;
-use crate::logs::rotation::{archive_leftovers, now_epoch};
+use crate::logs::rotation::{archive_earlier_logs, now_epoch};
 use crate::logs::{DirSink, LogRecord, LogSink};
 use crate::metrics::Metrics;
 
@@ -121,11 +121,9 @@ impl RotatingDir {
             Some(interval) => DirSink::rotating(&settings.dir, settings.format, interval)?,
             None => {
                 // Without rotation too, what an earlier run left is archived rather than overwritten.
-                std::fs::create_dir_all(&settings.dir)?;
-                for archived in archive_leftovers(&settings.dir)? {
-                    tracing::warn!(file = %archived.display(), "archived a log left by an earlier run");
-                }
-                DirSink::new(&settings.dir, settings.format)?
+                let sink = DirSink::new(&settings.dir, settings.format)?;
+                archive_earlier_logs(&settings.dir)?;
+                sink
             }
         };
         Ok(RotatingDir { sink, texts: Vec::new() })
@@ -268,7 +266,7 @@ mod tests {
         std::fs::write(tmp.path().join("conn.log"), "#separator \\x09\n#path\tconn\n#open\t2011-03-18-19-06-07\nx\n")
             .unwrap();
         std::fs::write(tmp.path().join("notes.txt"), "not a log").unwrap();
-        let moved = archive_leftovers(tmp.path()).unwrap();
+        let moved = crate::logs::rotation::archive_leftovers(tmp.path()).unwrap();
         assert_eq!(moved.len(), 1);
         assert!(moved[0].starts_with(tmp.path().join("2011-03-18")));
         assert!(moved[0].file_name().unwrap().to_str().unwrap().starts_with("conn.19:06:07-"));

@@ -65,6 +65,14 @@ pub fn archive(dir: &Path, file: &Path, opened: i64, closed: i64) -> io::Result<
     Ok(target)
 }
 
+/// Archives what an earlier run left in `dir` before a writer opens its files there, saying which files it moved.
+pub fn archive_earlier_logs(dir: &Path) -> io::Result<()> {
+    for archived in archive_leftovers(dir)? {
+        tracing::warn!(file = %archived.display(), "archived a log left by an earlier run");
+    }
+    Ok(())
+}
+
 /// Archives the `*.log` files in `dir` (what a crashed or killed logger left), using the `#open` header line for the
 /// open time when there is one and the file's modification time otherwise.
 pub fn archive_leftovers(dir: &Path) -> io::Result<Vec<PathBuf>> {

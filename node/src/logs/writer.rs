@@ -153,9 +153,7 @@ impl DirSink {
     /// run left in `dir` are archived first, so a restart overwrites nothing.
     pub fn rotating(dir: impl Into<PathBuf>, format: LogFormat, interval: Duration) -> io::Result<Self> {
         let mut sink = DirSink::new(dir, format)?;
-        for archived in rotation::archive_leftovers(&sink.dir)? {
-            tracing::warn!(file = %archived.display(), "archived a log left by an earlier run");
-        }
+        rotation::archive_earlier_logs(&sink.dir)?;
         sink.rotation = Some(Rotation::new(interval, now_epoch()));
         Ok(sink)
     }

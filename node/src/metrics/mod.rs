@@ -327,16 +327,11 @@ pub fn follow_while<T>(metrics: &Metrics, live: &LiveStats, run: impl FnOnce() -
 /// The endpoint's address from the command line: `IP:PORT`, `[IPv6]:PORT`, or an IPv6 address and port joined by
 /// a colon without brackets, as `$(POD_IP):PORT` in a pod's arguments expands to on an IPv6 cluster.
 pub fn parse_endpoint_addr(s: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = s.parse() {
-        return Ok(addr);
-    }
-    let (ip, port) = s.rsplit_once(':').ok_or_else(|| format!("'{s}': expected IP:PORT, e.g. 127.0.0.1:9911"))?;
-    let ip: std::net::IpAddr = ip
-        .trim_start_matches('[')
-        .trim_end_matches(']')
+    let (host, port) = crate::cluster::layout::split_host_port(s)
+        .ok_or_else(|| format!("'{s}': expected IP:PORT with a port number, e.g. 127.0.0.1:9911"))?;
+    let ip: std::net::IpAddr = host
         .parse()
-        .map_err(|_| format!("'{s}': '{ip}' is not an IP address (expected IP:PORT, e.g. 127.0.0.1:9911)"))?;
-    let port = port.parse().map_err(|_| format!("'{s}': '{port}' is not a port"))?;
+        .map_err(|_| format!("'{s}': '{host}' is not an IP address (expected IP:PORT, e.g. 127.0.0.1:9911)"))?;
     Ok(SocketAddr::new(ip, port))
 }
 
@@ -494,7 +489,7 @@ mod tests {
         assert_eq!(parse_endpoint_addr("10.0.0.7:47771"), Ok("10.0.0.7:47771".parse().unwrap()));
         assert!(parse_endpoint_addr("localhost:9911").unwrap_err().contains("not an IP address"));
         assert!(parse_endpoint_addr("10.0.0.7").is_err());
-        assert!(parse_endpoint_addr("10.0.0.7:99999").unwrap_err().contains("not a port"));
+        assert!(parse_endpoint_addr("10.0.0.7:99999").unwrap_err().contains("with a port number"));
     }
 
     #[test]
