@@ -17,3 +17,4 @@ pub mod logs;
 pub mod metrics;
 pub mod retention;
 pub mod runner;
+pub mod watchdog;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use clap::Parser;
 use ipnet::IpNet;
@@ -18,6 +19,7 @@ use zeek_node::detect::{DetectSink, LocalHub};
 use zeek_node::logs::{DirSink, LogFormat, LogSink};
 use zeek_node::metrics::{self, Metrics};
 use zeek_node::runner::{self, Input, LiveStats, RunOptions};
+use zeek_node::watchdog::DEFAULT_STALL_LIMIT;
 
 /// mimalloc instead of glibc malloc: measured 1.17x packets per core on the benchmark mix (docs/BENCHMARKS.md).
 #[global_allocator]
@@ -66,6 +68,10 @@ struct Cli {
     /// (threads × this with AF_PACKET).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=65536))]
     buffer_size: Option<u32>,
+    /// With --metrics-addr: /healthz fails (and `zeek_stalled_threads` counts) once a thread of the packet path has
+    /// been stuck on one step this long, e.g. a parser in a loop or a log directory on a hung filesystem.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_LIMIT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    stall_limit: u64,
     /// AF_PACKET fanout group id for `-i af_packet::IFACE` (default: derived from the pid).
     #[arg(long, value_name = "ID")]
     fanout_id: Option<u16>,
@@ -158,7 +164,7 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
     }
     // Bound before anything else starts: a port already taken stops the node with an error that names it.
     let observed = match cli.metrics_addr {
-        Some(addr) => Some(Observed::serve(addr)?),
+        Some(addr) => Some(Observed::serve(addr, Duration::from_secs(cli.stall_limit))?),
         None => None,
     };
     let format = if cli.json { LogFormat::Json } else { LogFormat::Tsv };
@@ -223,13 +229,13 @@ struct Observed {
 }
 
 impl Observed {
-    fn serve(addr: SocketAddr) -> anyhow::Result<Observed> {
+    fn serve(addr: SocketAddr, stall_limit: Duration) -> anyhow::Result<Observed> {
         use anyhow::Context as _;
         let listener =
             metrics::bind(addr).with_context(|| format!("cannot serve metrics and health endpoints on {addr}"))?;
         let metrics = Arc::new(Metrics::standalone(&host_name()));
         metrics::serve_in_background(listener, Arc::clone(&metrics))?;
-        Ok(Observed { live: Arc::new(LiveStats::default()), metrics })
+        Ok(Observed { live: Arc::new(LiveStats::with_stall_limit(stall_limit)), metrics })
     }
 }
 

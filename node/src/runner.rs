@@ -19,6 +19,7 @@ use crate::decode::{IpDatagram, LinkType, PacketWeird, Reassembler, aggregating_
 use crate::engine::{Engine, EngineStats};
 use crate::exchange::{ExpectationPort, SharedExpectations};
 use crate::logs::{LogRecord, LogSink};
+use crate::watchdog::{Progress, Watchdog};
 
 /// Where packets come from.
 #[derive(Debug, Clone)]
@@ -84,6 +85,8 @@ pub struct LiveStats {
     opened: AtomicBool,
     /// Packets each analysis thread analysed, by thread: how evenly the sharding spreads the traffic.
     thread_packets: std::sync::Mutex<Vec<u64>>,
+    /// Each of the run's threads' progress: whoever watches the run learns of one that is stuck.
+    pub watchdog: Watchdog,
 }
 
 fn engine_counters(s: &EngineStats) -> [u64; 8] {
@@ -134,6 +137,11 @@ fn add_growth<const N: usize>(totals: &[AtomicU64; N], now: [u64; N], before: [u
 }
 
 impl LiveStats {
+    /// A run's counters, with a thread counted as stuck after `stall_limit` on one step.
+    pub fn with_stall_limit(stall_limit: Duration) -> Self {
+        LiveStats { watchdog: Watchdog::new(stall_limit), ..LiveStats::default() }
+    }
+
     /// The engines' counters, summed over the threads.
     pub fn engine(&self) -> EngineStats {
         let active_connections = self.active_connections.load(Ordering::Relaxed).max(0) as u64;
@@ -212,6 +220,11 @@ impl Publisher {
         self.capture = *now;
         self.last = Instant::now();
     }
+}
+
+/// The progress handle of the run's thread `name`, watched when the run is.
+fn watched(live: Option<&Arc<LiveStats>>, name: impl Into<String>) -> Progress {
+    live.map_or_else(Progress::unwatched, |live| live.watchdog.watch(name))
 }
 
 /// Engine `id`'s part in the exchange of expectations, if there is one.
@@ -441,13 +454,15 @@ fn run_single(
     source: &mut PcapSource,
     opts: &RunOptions,
     sink: &mut dyn LogSink,
-    progress: Option<&indicatif::ProgressBar>,
+    progress_bar: Option<&indicatif::ProgressBar>,
 ) -> Result<RunSummary, RunError> {
     let link = source.link_type();
     let mut engine = Engine::new(opts.analysis.clone());
     let mut port = attach(opts.expectations.as_ref(), 0, &mut engine);
     let mut summary = RunSummary::default();
     let mut publisher = Publisher::new(opts.live.as_ref(), Some(0));
+    // This one thread reads, analyses and writes.
+    let mut progress = watched(opts.live.as_ref(), analysis_thread_name(0));
     let live = matches!(opts.input, Input::Interface(_));
     let report_packets = sink.wants_packet_reports();
     if report_packets && live {
@@ -481,7 +496,8 @@ fn run_single(
             sink.packet_analysed(idle_network_time(&engine), &engine.stats());
         }
         if idle || n.is_multiple_of(PUBLISH_CHECK_PACKETS) {
-            if let Some(pb) = progress {
+            progress.advanced();
+            if let Some(pb) = progress_bar {
                 pb.set_position(source.bytes_read);
             }
             if live {
@@ -545,7 +561,7 @@ fn run_sharded(
     source: &mut PcapSource,
     opts: &RunOptions,
     sink: &mut dyn LogSink,
-    progress: Option<&indicatif::ProgressBar>,
+    progress_bar: Option<&indicatif::ProgressBar>,
 ) -> Result<RunSummary, RunError> {
     let link = source.link_type();
     let threads = opts.threads;
@@ -568,10 +584,13 @@ fn run_sharded(
         let mut engine = Engine::new(thread_config(&opts.analysis, i));
         let port = attach(Some(&shared), i, &mut engine);
         let (rec_tx, publisher) = (rec_tx.clone(), Publisher::new(opts.live.as_ref(), Some(i)));
-        handles.push(thread::spawn(move || analysis_thread(i, engine, port, rx, rec_tx, publisher)));
+        let progress = watched(opts.live.as_ref(), analysis_thread_name(i));
+        handles.push(thread::spawn(move || analysis_thread(i, engine, port, rx, rec_tx, (publisher, progress))));
     }
     drop(rec_tx);
     let mut capture_publisher = Publisher::new(opts.live.as_ref(), None);
+    // The reader also writes the threads' records.
+    let mut reader = watched(opts.live.as_ref(), "packet reader");
 
     let mut summary = RunSummary::default();
     let mut frags = Reassembler::default();
@@ -643,7 +662,8 @@ fn run_sharded(
             }
         }
         if idle || n.is_multiple_of(PUBLISH_CHECK_PACKETS) {
-            if let Some(pb) = progress {
+            reader.advanced();
+            if let Some(pb) = progress_bar {
                 pb.set_position(source.bytes_read);
             }
             if matches!(opts.input, Input::Interface(_))
@@ -673,6 +693,8 @@ fn run_sharded(
         }
     }
     summary.engine.add(&sharding_stats(&frags));
+    // From here on the reader waits for the analysis threads, which are watched themselves.
+    reader.waiting();
     for (i, b) in batches.into_iter().enumerate() {
         if !b.is_empty() {
             let _ = senders[i].send(b);
@@ -698,6 +720,11 @@ fn run_sharded(
         Some(e) => Err(e.into()),
         None => Ok(summary),
     }
+}
+
+/// How the watchdog and the logs name analysis thread `i` (the `thread` label of its metrics is `i`).
+fn analysis_thread_name(i: usize) -> String {
+    format!("analysis thread {i}")
 }
 
 /// Thread `i`'s analysis settings: its own uid seed, so uids stay unique across threads.
@@ -748,7 +775,11 @@ fn run_af_packet(
             let port = attach(shared.as_ref(), i, &mut engine);
             let publisher = Publisher::new(opts.live.as_ref(), Some(i));
             let (stop, out) = (Arc::clone(&opts.stop), rec_tx.clone());
-            let thread = CaptureThread { index: i, report_clock };
+            let thread = CaptureThread {
+                index: i,
+                report_clock,
+                progress: watched(opts.live.as_ref(), analysis_thread_name(i)),
+            };
             thread::spawn(move || capture_thread(thread, socket, engine, port, &stop, &out, publisher))
         })
         .collect();
@@ -758,7 +789,9 @@ fn run_af_packet(
     let mut write_error = None;
     // Waits for the threads' output a while at most: the sink's housekeeping runs on an idle link too.
     let mut housekept = Instant::now();
+    let mut writer = watched(opts.live.as_ref(), "log writer");
     loop {
+        writer.advanced();
         match rec_rx.recv_timeout(HOUSEKEEPING_EVERY) {
             Ok(batch) => {
                 if let Err(e) = clocks.write(sink, batch, &mut summary.records) {
@@ -775,6 +808,8 @@ fn run_af_packet(
             }
         }
     }
+    // The capture threads are finishing, watched themselves.
+    writer.waiting();
     if report_clock {
         clocks.ended(sink);
     }
@@ -812,13 +847,14 @@ struct CaptureThreadDone {
 struct CaptureThread {
     index: usize,
     report_clock: bool,
+    progress: Progress,
 }
 
 /// Captures and analyses one fanout share until `stop`; a capture error stops every thread, and the logs of
 /// what was seen are still flushed.
 #[cfg(target_os = "linux")]
 fn capture_thread(
-    thread: CaptureThread,
+    mut thread: CaptureThread,
     mut socket: crate::capture::af_packet::AfPacketSource,
     mut engine: Engine,
     mut port: Option<ExpectationPort>,
@@ -854,11 +890,12 @@ fn capture_thread(
             }
             let _ = out.send(output);
         }
-        if (idle || n.is_multiple_of(PUBLISH_CHECK_PACKETS))
-            && let Some(p) = publisher.as_mut().filter(|p| p.due())
-        {
-            p.engine(&engine.stats());
-            p.capture(&socket.stats());
+        if idle || n.is_multiple_of(PUBLISH_CHECK_PACKETS) {
+            thread.progress.advanced();
+            if let Some(p) = publisher.as_mut().filter(|p| p.due()) {
+                p.engine(&engine.stats());
+                p.capture(&socket.stats());
+            }
         }
     }
     if error.is_none() {
@@ -900,9 +937,12 @@ fn analysis_thread(
     mut port: Option<ExpectationPort>,
     rx: Receiver<Batch>,
     out: Sender<ThreadOutput>,
-    mut publisher: Option<Publisher>,
+    (mut publisher, mut progress): (Option<Publisher>, Progress),
 ) -> EngineStats {
-    for batch in rx.iter() {
+    loop {
+        progress.waiting();
+        let Ok(batch) = rx.recv() else { break };
+        progress.advanced();
         let mut weirds = batch.weirds.into_iter().peekable();
         for (i, &(ts, link, start, len, wire_len)) in batch.packets.iter().enumerate() {
             while let Some((_, ts, w)) = weirds.next_if(|(before, _, _)| *before <= i) {

@@ -303,7 +303,8 @@ fn live_af_packet_follows_a_mirror_into_its_flows() {
 /// A standalone sensor watched as Prometheus and a kubelet watch it (`--metrics-addr`): while it captures, with two
 /// AF_PACKET threads, `/healthz` and `/readyz` answer 200 and `/metrics` (OpenMetrics text) moves before the node
 /// stops: every replayed packet counted, split over both threads, as many connections as the offline read logs,
-/// nothing dropped. Scraped with curl inside the capture namespace; the logs must still equal the offline read's.
+/// nothing dropped. With the watchdog's limit at a second, neither the idle link before the replay nor the capture
+/// counts as a stall. Scraped with curl inside the capture namespace; the logs must still equal the offline read's.
 #[test]
 fn live_sensor_serves_its_metrics_while_capturing() {
     let Some((net, trace, offline)) = prepare(CASE, "mx") else { return };
@@ -311,19 +312,23 @@ fn live_sensor_serves_its_metrics_while_capturing() {
     let offline_conns = masked_records(&offline.path().join("conn.log"), MASKED).len() as u64;
     let live = tempfile::tempdir().expect("temp dir");
     let iface = format!("af_packet::{}", net.b_iface);
-    let args = ["-i", &iface, "-C", "--threads", "2", "--metrics-addr", "127.0.0.1:9911"];
+    let args = ["-i", &iface, "-C", "--threads", "2", "--metrics-addr", "127.0.0.1:9911", "--stall-limit", "1"];
     let scrape = |path: &str| scrape_in(&net, &net.b_ns, &format!("http://127.0.0.1:9911{path}"));
     let before = std::cell::RefCell::new(Vec::new());
     let during = std::cell::RefCell::new(None);
     let hooks = Hooks {
-        before_replay: &|_| before.borrow_mut().extend(["/healthz", "/readyz", "/metrics"].map(scrape)),
+        before_replay: &|_| {
+            // Longer than the watchdog's limit on an idle link.
+            std::thread::sleep(Duration::from_millis(1500));
+            before.borrow_mut().extend(["/healthz", "/readyz", "/metrics"].map(scrape));
+        },
         while_capturing: &|_| {
             // The counters reach the endpoint every half second: wait (bounded) until every packet is in.
             let settled = support::nodes::wait_for(Duration::from_secs(10), || {
                 let m = scrape("/metrics");
                 (m.value("zeek_packets_total") >= sent).then_some(m)
             });
-            *during.borrow_mut() = Some(settled.unwrap_or_else(|| scrape("/metrics")));
+            *during.borrow_mut() = Some((settled.unwrap_or_else(|| scrape("/metrics")), scrape("/healthz")));
         },
     };
     let stderr = replay_into(&net, &args, "capturing with", live.path(), &trace, REPLAY_PPS, &hooks);
@@ -335,7 +340,9 @@ fn live_sensor_serves_its_metrics_while_capturing() {
     assert_eq!((idle.value("zeek_capturing"), idle.value("zeek_ready")), (1, 1), "{idle:?}");
     assert_eq!(idle.value("zeek_packets_total"), 0, "nothing was replayed yet: {idle:?}");
 
-    let m = during.into_inner().expect("scraped while capturing");
+    let (m, health) = during.into_inner().expect("scraped while capturing");
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"), "/healthz while capturing\n{stderr}");
+    assert_eq!(m.value("zeek_stalled_threads"), 0, "{}", m.body);
     assert_eq!(m.status, 200, "{m:?}");
     assert!(m.content_type.starts_with("application/openmetrics-text"), "{}", m.content_type);
     assert!(m.body.ends_with("# EOF\n"), "an OpenMetrics exposition ends in # EOF:\n{}", m.body);

@@ -118,3 +118,66 @@ fn bad_input_is_reported_once() {
         assert_eq!(stderr.matches("libpcap error").count(), 1, "{args:?}: the cause once: {stderr}");
     }
 }
+
+/// A thread of the packet path stuck on one step (here the log writer, on a log directory whose file blocks like a
+/// hung filesystem's) makes `/healthz` fail with the thread's name, so a liveness probe restarts the node instead
+/// of leaving a sensor that analyses nothing; it is logged once and counted in `zeek_stalled_threads`. Once the
+/// file takes writes again, the run finishes and loses nothing.
+#[test]
+fn a_stuck_thread_fails_the_health_check() {
+    let offline = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(node_binary()).arg("-r").arg(demo_trace()).arg("--logdir").arg(offline.path()).output();
+    assert!(out.expect("runs zeek-node").status.success());
+    let logs: Vec<String> = std::fs::read_dir(offline.path())
+        .expect("the offline logs")
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".log"))
+        .collect();
+    assert!(logs.len() > 3, "the demo trace writes several logs: {logs:?}");
+
+    // Every log the run writes is a FIFO nobody reads yet: the first record's file blocks the writing thread.
+    let blocked = tempfile::tempdir().expect("temp dir");
+    for name in &logs {
+        let fifo = blocked.path().join(name);
+        assert!(Command::new("mkfifo").arg(&fifo).status().expect("runs mkfifo").success());
+    }
+    let addr = format!("127.0.0.1:{}", support::nodes::free_ports(1)[0]);
+    let node = Command::new(node_binary())
+        .arg("-r")
+        .arg(demo_trace())
+        .arg("--logdir")
+        .arg(blocked.path())
+        .args(["--metrics-addr", &addr, "--stall-limit", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts zeek-node");
+    let unhealthy = support::nodes::wait_for(Duration::from_secs(15), || {
+        support::http_get(&addr, "/healthz").filter(|(status, _)| *status == 503)
+    });
+    let metrics = support::http_get(&addr, "/metrics").map(|(_, body)| body).unwrap_or_default();
+
+    // The file takes writes again: every log is read to its end.
+    let readers: Vec<_> = logs
+        .iter()
+        .map(|name| {
+            let fifo = blocked.path().join(name);
+            std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read the FIFO"))
+        })
+        .collect();
+    let out = node.wait_with_output().expect("the node ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (_, body) = unhealthy.unwrap_or_else(|| panic!("/healthz never failed while the writer was stuck:\n{stderr}"));
+    assert!(body.starts_with("stalled: analysis thread 0 (no progress for "), "{body}");
+    assert!(metrics.contains("zeek_stalled_threads{node="), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("zeek_stalled_threads{") && l.ends_with(" 1")), "{metrics}");
+    assert!(out.status.success(), "the run finished once the file took writes:\n{stderr}");
+    assert_eq!(stderr.matches("made no progress for").count(), 1, "the stall is logged once:\n{stderr}");
+    for (name, reader) in logs.iter().zip(readers) {
+        let written = reader.join().expect("the reader");
+        let copy = blocked.path().join(format!("{name}.read"));
+        std::fs::write(&copy, written).expect("write the copy");
+        let want = support::masked_records(&offline.path().join(name), &[]);
+        assert_eq!(support::masked_records(&copy, &[]), want, "{name}: the stalled run lost records");
+    }
+}

@@ -325,7 +325,9 @@ fn prometheus_rule_renders_the_alerts() {
     let rule = objects.iter().find(|o| o["kind"] == "PrometheusRule").expect("a PrometheusRule");
     let rules = rule["spec"]["groups"][0]["rules"].as_array().expect("rules");
     let names: Vec<&str> = rules.iter().filter_map(|r| r["alert"].as_str()).collect();
-    for wanted in ["ZeekCaptureDrops", "ZeekCaptureLoss", "ZeekNotCapturing", "ZeekLogRecordsDropped"] {
+    for wanted in
+        ["ZeekCaptureDrops", "ZeekCaptureLoss", "ZeekNotCapturing", "ZeekAnalysisStalled", "ZeekLogRecordsDropped"]
+    {
         assert!(names.contains(&wanted), "{wanted} in {names:?}");
     }
     for r in rules {

@@ -21,6 +21,7 @@ use super::worker::{CaptureJob, run_capture};
 use crate::detect;
 use crate::detect::cluster::{DetectArgs, Detections, SharedRuntime};
 use crate::runner::Input;
+use crate::watchdog::DEFAULT_STALL_LIMIT;
 
 /// `--shard K/N`: analyse shard K (0-based) of N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,10 @@ pub struct RunArgs {
     /// (default 64 and 32; an AF_PACKET ring has at least 4).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub buffer_size: Option<u32>,
+    /// Worker: /healthz fails (and `zeek_stalled_threads` counts) once a thread of the packet path has been stuck
+    /// on one step this long, e.g. a parser in a loop or a hung log filesystem.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_LIMIT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub stall_limit: u64,
     /// Analysis threads (overrides the layout).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
@@ -206,6 +211,7 @@ pub fn run_node(args: RunArgs) -> anyhow::Result<()> {
         shard: args.shard.map(|s| (s.k, s.n)),
         filter: layout.analysis.bpf_filter.clone().filter(|f| !f.is_empty()),
         buffer_mib: args.buffer_size,
+        stall_limit: Duration::from_secs(args.stall_limit),
         threads: usize::from(args.threads.or(spec.threads).unwrap_or(1)),
         analysis,
         detect: None,

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::analyzers::ftp::{self, RemoteChannel, ReportChange, ReportUpdate};
 use crate::analyzers::{Expectation, spec_by_name};
@@ -92,6 +92,8 @@ pub struct CaptureJob {
     pub filter: Option<String>,
     /// A live capture's buffer per socket, in MiB ([`RunOptions::buffer_mib`]).
     pub buffer_mib: Option<u32>,
+    /// How long a thread of the packet path may work on one step before the worker is unhealthy.
+    pub stall_limit: Duration,
     pub threads: usize,
     pub analysis: AnalysisConfig,
     /// The worker's detections: engine records also go to their handlers.
@@ -247,7 +249,7 @@ pub fn run_capture(node: &Node, job: CaptureJob, stop: Arc<AtomicBool>) -> anyho
         }
         (Some(_), _) => anyhow::bail!("--shard splits a trace file (-r); a live worker gets its share from the tap"),
         (None, _) => {
-            let live = Arc::new(LiveStats::default());
+            let live = Arc::new(LiveStats::with_stall_limit(job.stall_limit));
             let opts = RunOptions {
                 input: job.input,
                 filter: job.filter,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -21,6 +21,7 @@ mod process;
 use crate::capture::CaptureStats;
 use crate::engine::EngineStats;
 use crate::runner::LiveStats;
+use crate::watchdog::Stall;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -61,6 +62,10 @@ pub struct Metrics {
     pub peer_reconnects: Counter,
     pub view_epoch: Gauge,
     pub ready: Gauge,
+    /// Threads of the run that have made no progress for the watchdog's limit ([`crate::watchdog`]).
+    pub stalled_threads: Gauge,
+    /// What `/healthz` says is wrong: the stalled threads, empty while healthy.
+    unhealthy: Mutex<Vec<Stall>>,
     pub state_keys: Gauge,
     pub state_keys_moved: Counter,
     pub rerouted: Counter,
@@ -140,6 +145,8 @@ impl Metrics {
             peer_reconnects: Counter::default(),
             view_epoch: Gauge::default(),
             ready: Gauge::default(),
+            stalled_threads: Gauge::default(),
+            unhealthy: Mutex::default(),
             state_keys: Gauge::default(),
             state_keys_moved: Counter::default(),
             rerouted: Counter::default(),
@@ -196,6 +203,11 @@ impl Metrics {
             "ready",
             "1 once the node is ready: in a cluster, the readiness barrier passed; standalone, its packet source is open",
             m.ready.clone(),
+        );
+        r.register(
+            "stalled_threads",
+            "Threads of the packet path stuck on one step for the watchdog's limit (--stall-limit); /healthz fails meanwhile",
+            m.stalled_threads.clone(),
         );
         r.register("state_keys", "Keys held in this node's state tables", m.state_keys.clone());
         r.register("state_keys_moved", "Keys handed to a new owner after a view change", m.state_keys_moved.clone());
@@ -271,6 +283,35 @@ impl Metrics {
         if let Some(c) = live.capture() {
             self.set_capture(&c);
         }
+        self.set_stalls(live.watchdog.check(Instant::now()), live.watchdog.limit());
+    }
+
+    /// The threads the watchdog found stuck now: logged when that changes, counted, and said by `/healthz`.
+    fn set_stalls(&self, stalls: Vec<Stall>, limit: Duration) {
+        let mut unhealthy = self.unhealthy.lock().unwrap_or_else(|e| e.into_inner());
+        for stall in stalls.iter().filter(|s| !unhealthy.iter().any(|u| u.thread == s.thread)) {
+            tracing::error!(
+                thread = %stall.thread,
+                limit_secs = limit.as_secs(),
+                "a thread of the packet path made no progress for {} s: the node is unhealthy (/healthz fails, so a \
+                 liveness probe restarts it)",
+                stall.since.as_secs()
+            );
+        }
+        for recovered in unhealthy.iter().filter(|u| !stalls.iter().any(|s| s.thread == u.thread)) {
+            tracing::warn!(thread = %recovered.thread, "a stalled thread made progress again");
+        }
+        self.stalled_threads.set(i64::try_from(stalls.len()).unwrap_or(i64::MAX));
+        *unhealthy = stalls;
+    }
+
+    /// Why the node is not healthy, if it is not.
+    pub fn unhealthy(&self) -> Option<String> {
+        let unhealthy = self.unhealthy.lock().unwrap_or_else(|e| e.into_inner());
+        (!unhealthy.is_empty()).then(|| {
+            let threads: Vec<String> = unhealthy.iter().map(Stall::to_string).collect();
+            format!("stalled: {}\n", threads.join(", "))
+        })
     }
 
     pub fn set_detect_counter(&self, name: &str, value: u64) {
@@ -354,8 +395,8 @@ pub fn serve_in_background(listener: std::net::TcpListener, metrics: Arc<Metrics
     Ok(())
 }
 
-/// Serves `/metrics`, `/healthz` (the process runs) and `/readyz` (the node is ready: [`Metrics::ready`]) on a
-/// listener from [`bind`].
+/// Serves `/metrics`, `/healthz` (no thread of the packet path is stuck: [`Metrics::unhealthy`]) and `/readyz` (the
+/// node is ready: [`Metrics::ready`]) on a listener from [`bind`].
 pub async fn serve_http(listener: std::net::TcpListener, metrics: Arc<Metrics>) -> std::io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
     tracing::info!(addr = %listener.local_addr()?, "metrics and health endpoints listening");
@@ -368,7 +409,7 @@ pub async fn serve_http(listener: std::net::TcpListener, metrics: Arc<Metrics>) 
                 Ok(Ok(n)) => n,
                 _ => return,
             };
-            let (status, content_type, body) = respond(request_path(&buf[..n]), &metrics, metrics.ready.get() == 1);
+            let (status, content_type, body) = respond(request_path(&buf[..n]), &metrics);
             let head = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
@@ -396,12 +437,16 @@ fn request_path(req: &[u8]) -> &str {
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 
-fn respond(path: &str, metrics: &Metrics, ready: bool) -> (&'static str, &'static str, String) {
+fn respond(path: &str, metrics: &Metrics) -> (&'static str, &'static str, String) {
+    const UNAVAILABLE: &str = "503 Service Unavailable";
     match path {
         "/metrics" => ("200 OK", OPENMETRICS_CONTENT_TYPE, metrics.encode()),
-        "/healthz" => ("200 OK", TEXT, "ok\n".into()),
-        "/readyz" if ready => ("200 OK", TEXT, "ready\n".into()),
-        "/readyz" => ("503 Service Unavailable", TEXT, "not ready\n".into()),
+        "/healthz" => match metrics.unhealthy() {
+            None => ("200 OK", TEXT, "ok\n".into()),
+            Some(why) => (UNAVAILABLE, TEXT, why),
+        },
+        "/readyz" if metrics.ready.get() == 1 => ("200 OK", TEXT, "ready\n".into()),
+        "/readyz" => (UNAVAILABLE, TEXT, "not ready\n".into()),
         _ => ("404 Not Found", TEXT, "not found\n".into()),
     }
 }
@@ -481,6 +526,33 @@ mod tests {
         }
     }
 
+    /// The operator's liveness and readiness probes ask the nodes for paths they serve, on their metrics port.
+    #[test]
+    fn the_operators_probes_ask_for_paths_the_nodes_serve() {
+        let probe = regex::Regex::new(
+            r"(livenessProbe|readinessProbe):\n(?:\s+\w+: \d+\n)*\s+httpGet:\n\s+path: (\S+)\n\s+port: (\S+)",
+        )
+        .expect("regex");
+        for golden in ["minimal", "production"] {
+            let path = format!("{}/../operator/src/build/golden/{golden}.yaml", env!("CARGO_MANIFEST_DIR"));
+            let objects = std::fs::read_to_string(&path).expect("the operator's golden objects");
+            let probes: Vec<_> =
+                probe.captures_iter(&objects).map(|c| (c[1].to_string(), c[2].to_string(), c[3].to_string())).collect();
+            let pods = objects.matches("\n        name: zeek-node\n").count();
+            assert_eq!(probes.len(), 2 * pods, "{golden}: a liveness and a readiness probe per node pod: {probes:?}");
+            let m = Metrics::new("c", "worker-1", "worker");
+            m.ready.set(1);
+            for (kind, path, port) in probes {
+                assert_eq!(port, "metrics", "{golden}: {kind} on another port than the node's endpoints");
+                assert_eq!(
+                    respond(&path, &m).0,
+                    "200 OK",
+                    "{golden}: {kind} asks for {path}, which a healthy ready node fails"
+                );
+            }
+        }
+    }
+
     #[test]
     fn endpoint_addresses_as_pods_expand_them() {
         let v6: SocketAddr = "[fd00::1:2]:47771".parse().unwrap();
@@ -496,13 +568,30 @@ mod tests {
     fn health_routes() {
         let m = Metrics::new("c", "n", "worker");
         assert_eq!(request_path(b"GET /readyz HTTP/1.1\r\n"), "/readyz");
-        assert_eq!(respond("/readyz", &m, false).0, "503 Service Unavailable");
-        assert_eq!(respond("/readyz", &m, true).0, "200 OK");
-        assert_eq!(respond("/healthz", &m, false).0, "200 OK");
-        assert_eq!(respond("/nope", &m, true).0, "404 Not Found");
-        let (status, content_type, body) = respond("/metrics", &m, false);
+        assert_eq!(respond("/readyz", &m).0, "503 Service Unavailable");
+        m.ready.set(1);
+        assert_eq!(respond("/readyz", &m).0, "200 OK");
+        assert_eq!(respond("/healthz", &m), ("200 OK", TEXT, "ok\n".into()));
+        assert_eq!(respond("/nope", &m).0, "404 Not Found");
+        let (status, content_type, body) = respond("/metrics", &m);
         assert_eq!((status, content_type), ("200 OK", OPENMETRICS_CONTENT_TYPE));
         assert!(body.ends_with("# EOF\n"), "OpenMetrics text ends in # EOF: {body}");
+    }
+
+    /// A stuck thread makes `/healthz` fail, naming it, and counts in `zeek_stalled_threads` until it moves on.
+    #[test]
+    fn a_stalled_thread_fails_the_health_check_until_it_moves_on() {
+        let m = Metrics::standalone("sensor-a");
+        let limit = Duration::from_secs(30);
+        let stall = Stall { thread: "analysis thread 1".into(), since: Duration::from_secs(42) };
+        m.set_stalls(vec![stall], limit);
+        let (status, _, body) = respond("/healthz", &m);
+        assert_eq!(status, "503 Service Unavailable");
+        assert_eq!(body, "stalled: analysis thread 1 (no progress for 42 s)\n");
+        assert!(m.encode().contains("zeek_stalled_threads{node=\"sensor-a\",role=\"standalone\"} 1"), "{}", m.encode());
+        m.set_stalls(Vec::new(), limit);
+        assert_eq!(respond("/healthz", &m).0, "200 OK");
+        assert!(m.encode().contains("zeek_stalled_threads{node=\"sensor-a\",role=\"standalone\"} 0"));
     }
 
     /// Reports of a run's totals move the counters up to them; a late report with smaller totals moves nothing.

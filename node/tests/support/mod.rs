@@ -130,3 +130,17 @@ pub fn overlapping_fragments(pairs: u8) -> Vec<(f64, Vec<u8>)> {
     frames.sort_by(|a, b| a.0.total_cmp(&b.0));
     frames
 }
+
+/// GETs `path` from the HTTP endpoint at `addr` (a node's metrics and health endpoints): the status code and the
+/// body, or `None` if nothing answers there.
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}

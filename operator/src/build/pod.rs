@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, KeyToPath, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+    EnvVarSource, HTTPGetAction, KeyToPath, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
     ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource,
-    SecurityContext, TCPSocketAction, Volume, VolumeMount,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -95,8 +95,8 @@ pub fn node_pod_template(
         args: Some(node_args(cluster, role, capture)),
         env: Some(downward_env()),
         ports: Some(container_ports(cluster, role)),
-        readiness_probe: Some(tcp_probe(0, 5, 3)),
-        liveness_probe: Some(tcp_probe(15, 10, 6)),
+        readiness_probe: Some(http_probe(READY_PATH, 0, 5, 3)),
+        liveness_probe: Some(http_probe(HEALTH_PATH, 15, 10, 6)),
         resources,
         security_context: Some(container_security(role)),
         volume_mounts: Some(mounts),
@@ -209,11 +209,26 @@ fn downward_env() -> Vec<EnvVar> {
     .collect()
 }
 
-fn tcp_probe(initial_delay: i32, period: i32, failure_threshold: i32) -> Probe {
+/// The node's readiness: 200 once it saw the cluster pass its readiness barrier (every node the layout names
+/// joined), 503 before; a worker starts capturing then.
+pub const READY_PATH: &str = "/readyz";
+/// The node's health: 503 while a thread of a worker's packet path is stuck on one step (`--stall-limit`, 30 s by
+/// default: a parser in a loop, a hung filesystem), which only a restart cures.
+pub const HEALTH_PATH: &str = "/healthz";
+
+/// A probe of `path` on the node's metrics port. Its timeout is generous: a worker's analysis threads may keep
+/// every core busy, and a restart of a sensor (or an unready worker holding up a rollout) costs more than a slow
+/// answer.
+fn http_probe(path: &str, initial_delay: i32, period: i32, failure_threshold: i32) -> Probe {
     Probe {
-        tcp_socket: Some(TCPSocketAction { port: IntOrString::String(PORT_NAME.into()), ..Default::default() }),
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(METRICS_PORT_NAME.into()),
+            ..Default::default()
+        }),
         initial_delay_seconds: (initial_delay > 0).then_some(initial_delay),
         period_seconds: Some(period),
+        timeout_seconds: Some(5),
         failure_threshold: Some(failure_threshold),
         ..Default::default()
     }
