@@ -56,7 +56,8 @@ fn full_spec_is_valid() {
             "bpfFilter": "not (port 22 or port 443) and tcp",
             "port": 48000,
             "metricsPort": 48001,
-            "bufferMiB": 256
+            "bufferMiB": 256,
+            "pinCpus": "2-5,8"
         },
         "site": {"localNetworks": ["10.0.0.0/8", "2001:db8::/32"]},
         "logging": {"format": "json", "rotationInterval": "30m", "retention": "14d"},
@@ -76,6 +77,9 @@ fn replicas_out_of_range_are_rejected() {
     assert_rejected(json!({"image": "x", "workers": {"port": 80}}), rules::WORKER_PORT_MESSAGE);
     assert_rejected(json!({"image": "x", "workers": {"metricsPort": 80}}), rules::WORKER_METRICS_PORT_MESSAGE);
     assert_rejected(json!({"image": "x", "workers": {"bufferMiB": 0}}), rules::WORKER_BUFFER_MESSAGE);
+    for bad in ["all", "2,", "2-", "1;2", "12345"] {
+        assert_rejected(json!({"image": "x", "workers": {"pinCpus": bad}}), rules::WORKER_PIN_CPUS_MESSAGE);
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@ pub mod capture;
 pub mod cluster;
 pub mod config;
 pub mod conn;
+pub mod cpus;
 pub mod decode;
 pub mod detect;
 pub mod engine;

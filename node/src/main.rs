@@ -14,6 +14,7 @@ use ipnet::IpNet;
 
 use zeek_node::cluster;
 use zeek_node::config::AnalysisConfig;
+use zeek_node::cpus::{self, CpuList, Pinning};
 use zeek_node::detect::cluster::DetectArgs;
 use zeek_node::detect::{DetectSink, LocalHub};
 use zeek_node::logs::{DirSink, LogFormat, LogSink};
@@ -72,6 +73,10 @@ struct Cli {
     /// been stuck on one step this long, e.g. a parser in a loop or a log directory on a hung filesystem.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_LIMIT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     stall_limit: u64,
+    /// Pin analysis thread i to the i-th of these CPUs (in turn when there are more threads), e.g. 2,3,8-11, or `auto`:
+    /// the CPUs this process may run on (its cpuset). Keep the NIC's interrupt cores out of the list.
+    #[arg(long, value_name = "CPUS")]
+    pin_cpus: Option<Pinning>,
     /// AF_PACKET fanout group id for `-i af_packet::IFACE` (default: derived from the pid).
     #[arg(long, value_name = "ID")]
     fanout_id: Option<u16>,
@@ -162,6 +167,10 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
+    let pin_cpus = match &cli.pin_cpus {
+        Some(pinning) => pinning.resolve(&cpus::allowed()?)?,
+        None => CpuList::default(),
+    };
     // Bound before anything else starts: a port already taken stops the node with an error that names it.
     let observed = match cli.metrics_addr {
         Some(addr) => Some(Observed::serve(addr, Duration::from_secs(cli.stall_limit))?),
@@ -187,6 +196,7 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
         stop,
         expectations: None,
         live: observed.as_ref().map(|o| Arc::clone(&o.live)),
+        pin_cpus,
     };
     let span = tracing::info_span!("analyse", packets = tracing::field::Empty, records = tracing::field::Empty);
     let run = || span.in_scope(|| runner::run(opts, sink.as_mut()));

@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::capture::{CaptureError, CaptureStats, Next, PcapSource};
 use crate::config::AnalysisConfig;
 use crate::conn::ConnKey;
+use crate::cpus::CpuList;
 use crate::decode::{IpDatagram, LinkType, PacketWeird, Reassembler, aggregating_tunnel_inner, decode_ip, decode_link};
 use crate::engine::{Engine, EngineStats};
 use crate::exchange::{ExpectationPort, SharedExpectations};
@@ -65,6 +66,8 @@ pub struct RunOptions {
     pub expectations: Option<Arc<SharedExpectations>>,
     /// Where the threads publish their counters while they run (a cluster worker reports them as metrics).
     pub live: Option<Arc<LiveStats>>,
+    /// The CPUs analysis thread `i` is pinned to, in turn ([`CpuList::for_thread`]); empty: not pinned.
+    pub pin_cpus: CpuList,
 }
 
 /// A run's counters while it runs. Each analysing or capturing thread adds what changed since it last published,
@@ -325,7 +328,12 @@ pub fn run(opts: RunOptions, sink: &mut dyn LogSink) -> Result<RunSummary, RunEr
         (Input::File(p), true) => Some(progress_bar(std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))),
         _ => None,
     };
+    log_pinning(&opts.pin_cpus, opts.threads.max(1));
     let mut summary = if opts.threads <= 1 {
+        // This thread analyses.
+        if let Some(cpu) = opts.pin_cpus.for_thread(0) {
+            pin_analysis_thread(0, cpu);
+        }
         run_single(&mut source, &opts, sink, progress.as_ref())?
     } else {
         run_sharded(&mut source, &opts, sink, progress.as_ref())?
@@ -585,7 +593,8 @@ fn run_sharded(
         let port = attach(Some(&shared), i, &mut engine);
         let (rec_tx, publisher) = (rec_tx.clone(), Publisher::new(opts.live.as_ref(), Some(i)));
         let progress = watched(opts.live.as_ref(), analysis_thread_name(i));
-        handles.push(thread::spawn(move || analysis_thread(i, engine, port, rx, rec_tx, (publisher, progress))));
+        let run = move || analysis_thread(i, engine, port, rx, rec_tx, (publisher, progress));
+        handles.push(spawn_analysis_thread(&opts.pin_cpus, i, run));
     }
     drop(rec_tx);
     let mut capture_publisher = Publisher::new(opts.live.as_ref(), None);
@@ -727,6 +736,40 @@ fn analysis_thread_name(i: usize) -> String {
     format!("analysis thread {i}")
 }
 
+/// Starts analysis thread `i`, named `analysis-<i>` for `top -H`, `ps -L` and `perf`, on its CPU if the run pins.
+fn spawn_analysis_thread<T: Send + 'static>(
+    cpus: &CpuList,
+    i: usize,
+    run: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    let cpu = cpus.for_thread(i);
+    thread::Builder::new()
+        .name(format!("analysis-{i}"))
+        .spawn(move || {
+            if let Some(cpu) = cpu {
+                pin_analysis_thread(i, cpu);
+            }
+            run()
+        })
+        .expect("the system starts a thread")
+}
+
+/// Pins the calling thread, analysis thread `i`, to `cpu`. The CPUs were checked against the process's own at start,
+/// so this fails only if one went offline since: the thread then runs unpinned, which costs speed, not analysis.
+fn pin_analysis_thread(i: usize, cpu: usize) {
+    if let Err(e) = crate::cpus::pin_current_thread(cpu) {
+        tracing::warn!(thread = i, cpu, "cannot pin the analysis thread to its CPU: {e}");
+    }
+}
+
+/// Says where the run's analysis threads are pinned, if they are.
+fn log_pinning(cpus: &CpuList, threads: usize) {
+    if !cpus.0.is_empty() {
+        let by_thread = CpuList((0..threads).filter_map(|i| cpus.for_thread(i)).collect());
+        tracing::info!(threads, cpus = %by_thread, "analysis threads pinned, thread i to the i-th CPU");
+    }
+}
+
 /// Thread `i`'s analysis settings: its own uid seed, so uids stay unique across threads.
 fn thread_config(analysis: &AnalysisConfig, i: usize) -> AnalysisConfig {
     let mut cfg = analysis.clone();
@@ -757,6 +800,7 @@ fn run_af_packet(
     let sockets = af_packet::open_group(&cfg, opts.threads.max(1))?;
     let (threads, fanout_id, ring_mib) = (sockets.len(), cfg.fanout_id, cfg.ring_mib);
     tracing::info!(iface, threads, fanout_id, ring_mib, "capturing with AF_PACKET");
+    log_pinning(&opts.pin_cpus, threads);
     mark_open(opts);
     let (rec_tx, rec_rx) = bounded::<ThreadOutput>(64);
     let mut clocks = ThreadClocks::default();
@@ -780,7 +824,9 @@ fn run_af_packet(
                 report_clock,
                 progress: watched(opts.live.as_ref(), analysis_thread_name(i)),
             };
-            thread::spawn(move || capture_thread(thread, socket, engine, port, &stop, &out, publisher))
+            spawn_analysis_thread(&opts.pin_cpus, i, move || {
+                capture_thread(thread, socket, engine, port, &stop, &out, publisher)
+            })
         })
         .collect();
     drop(rec_tx);
@@ -1110,6 +1156,7 @@ mod tests {
                 stop: Arc::default(),
                 expectations: None,
                 live: Some(Arc::clone(&live)),
+                pin_cpus: CpuList::default(),
             };
             let summary = run(opts, &mut MemorySink::default()).expect("the demo trace is read");
             let published = live.engine();

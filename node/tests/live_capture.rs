@@ -13,7 +13,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -93,25 +93,103 @@ fn live_capture_buffers_are_the_size_asked_for() {
     }
 }
 
+/// The /proc folder of the zeek-node process capturing on `iface`.
+fn node_proc(iface: &str) -> Option<PathBuf> {
+    std::fs::read_dir("/proc").into_iter().flatten().flatten().map(|e| e.path()).find(|dir| {
+        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        args.first().is_some_and(|a| a.ends_with(b"zeek-node")) && args.contains(&iface.as_bytes())
+    })
+}
+
 /// The sizes (MiB) of the socket mappings of the zeek-node process capturing on `iface`: its packet rings.
 fn socket_mappings_mib(iface: &str) -> Vec<u64> {
+    let maps = node_proc(iface).and_then(|dir| std::fs::read_to_string(dir.join("maps")).ok()).unwrap_or_default();
     let mut sizes = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let is_node = args.first().is_some_and(|a| a.ends_with(b"zeek-node"));
-        if !is_node || !args.contains(&iface.as_bytes()) {
-            continue;
-        }
-        let maps = std::fs::read_to_string(entry.path().join("maps")).unwrap_or_default();
-        for line in maps.lines().filter(|l| l.contains("socket:[")) {
-            let range = line.split_whitespace().next().unwrap_or_default();
-            let (start, end) = range.split_once('-').unwrap_or_default();
-            let size = u64::from_str_radix(end, 16).unwrap_or(0) - u64::from_str_radix(start, 16).unwrap_or(0);
-            sizes.push(size >> 20);
-        }
+    for line in maps.lines().filter(|l| l.contains("socket:[")) {
+        let range = line.split_whitespace().next().unwrap_or_default();
+        let (start, end) = range.split_once('-').unwrap_or_default();
+        let size = u64::from_str_radix(end, 16).unwrap_or(0) - u64::from_str_radix(start, 16).unwrap_or(0);
+        sizes.push(size >> 20);
     }
     sizes
+}
+
+/// A task's `Cpus_allowed_list` from its /proc status.
+fn cpus_allowed(status_dir: &Path) -> String {
+    let status = std::fs::read_to_string(status_dir.join("status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap_or_default().trim().to_string()
+}
+
+/// Each thread of the zeek-node process capturing on `iface`: its name, and the CPUs it may run on.
+fn threads_and_cpus(iface: &str) -> Vec<(String, String)> {
+    let Some(dir) = node_proc(iface) else { return Vec::new() };
+    let tasks = std::fs::read_dir(dir.join("task")).into_iter().flatten().flatten().map(|e| e.path());
+    let mut threads: Vec<(String, String)> = tasks
+        .map(|task| {
+            let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default().trim().to_string();
+            (name, cpus_allowed(&task))
+        })
+        .collect();
+    threads.sort();
+    threads
+}
+
+/// `--pin-cpus` pins analysis thread i to the i-th CPU of the list, and only the analysis threads: each is named
+/// `analysis-<i>` (for `top -H`), the sharded libpcap run's and AF_PACKET's alike; a single-threaded run pins its
+/// one thread. The CPUs are this machine's in reverse, so the order is seen; the logs stay the offline read's.
+#[test]
+fn analysis_threads_are_named_and_pinned_to_the_cpus_asked_for() {
+    let Some((net, trace, offline)) = prepare(CASE, "pc") else { return };
+    let allowed = cpus_allowed(Path::new("/proc/self"));
+    let mut cpus: Vec<usize> = Vec::new();
+    for part in allowed.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => cpus.extend(a.parse::<usize>().unwrap()..=b.parse().unwrap()),
+            None => cpus.push(part.parse().unwrap()),
+        }
+    }
+    cpus.reverse();
+    let list: Vec<String> = cpus.iter().map(usize::to_string).collect();
+    let list = list.join(",");
+    let runs = [
+        ("libpcap, one thread", net.b_iface.clone(), "1"),
+        ("libpcap, two threads", net.b_iface.clone(), "2"),
+        ("af_packet", format!("af_packet::{}", net.b_iface), "2"),
+    ];
+    for (label, iface, threads) in runs {
+        let live = tempfile::tempdir().expect("temp dir");
+        let args = ["-i", iface.as_str(), "-C", "--threads", threads, "--pin-cpus", list.as_str()];
+        let n: usize = threads.parse().unwrap();
+        let pinned: Vec<(String, String)> = if n == 1 {
+            // The process's own thread analyses.
+            vec![("zeek-node".to_string(), cpus[0].to_string())]
+        } else {
+            (0..n).map(|i| (format!("analysis-{i}"), cpus[i % cpus.len()].to_string())).collect()
+        };
+        let seen = std::cell::RefCell::new(Vec::new());
+        let hooks = Hooks {
+            before_replay: &|_| {
+                // The threads start just after the run says it captures: wait (bounded) until they have.
+                let started = |t: &Vec<(String, String)>| pinned.iter().all(|want| t.contains(want));
+                *seen.borrow_mut() =
+                    support::nodes::wait_for(Duration::from_secs(5), || Some(threads_and_cpus(&iface)).filter(started))
+                        .unwrap_or_else(|| threads_and_cpus(&iface));
+            },
+            while_capturing: &|_| {},
+        };
+        let stderr = replay_into(&net, &args, "capturing with", live.path(), &trace, REPLAY_PPS, &hooks);
+        let seen = seen.into_inner();
+        for want in &pinned {
+            assert!(seen.contains(want), "{label}: {want:?} among the threads {seen:?}:\n{stderr}");
+        }
+        assert!(
+            seen.iter().filter(|t| !pinned.contains(t)).all(|(_, cpus)| *cpus == allowed),
+            "{label}: only the analysis threads are pinned: {seen:?} (allowed {allowed})"
+        );
+        assert!(stderr.contains("analysis threads pinned"), "{label}:\n{stderr}");
+        assert_same_logs(label, offline.path(), live.path(), LOGS, MASKED, &stderr);
+    }
 }
 
 /// stats.log reading live (policy/misc/stats.zeek): the columns Zeek sets only then (`pkts_dropped`, `pkts_link`,

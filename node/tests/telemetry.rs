@@ -98,25 +98,33 @@ fn a_taken_metrics_address_stops_the_node_with_a_clear_error() {
     assert!(!logs.path().join("conn.log").exists(), "nothing is analysed before the endpoint is up");
 }
 
-/// What a user gets wrong on the command line is said once, clearly: a missing trace and a filter libpcap cannot
-/// parse (the cause used to be printed twice, once by the message and once as its source).
+/// What a user gets wrong on the command line is said once, clearly: a missing trace, a filter libpcap cannot
+/// parse (the cause used to be printed twice, once by the message and once as its source), and CPUs to pin to that
+/// this machine does not have (a list written for another sensor).
 #[test]
 fn bad_input_is_reported_once() {
     let logs = tempfile::tempdir().expect("temp dir");
-    for (args, message) in [
-        (vec!["-r", "/nonexistent/trace.pcap"], "cannot open /nonexistent/trace.pcap: libpcap error"),
-        (vec!["-f", "tcp port"], "invalid BPF filter 'tcp port': libpcap error: can't parse filter expression"),
+    for (args, message, cause) in [
+        (vec!["-r", "/nonexistent/trace.pcap"], "cannot open /nonexistent/trace.pcap: libpcap error", "libpcap error"),
+        (
+            vec!["-f", "tcp port"],
+            "invalid BPF filter 'tcp port': libpcap error: can't parse filter expression",
+            "libpcap error",
+        ),
+        (vec!["--pin-cpus", "1000"], "CPU 1000 is not one this process may run on (it may run on 0", "CPU 1000"),
+        (vec!["--pin-cpus", "2-x"], "'2-x' for '--pin-cpus <CPUS>': expected `auto` or a list of CPU numbers", "2-x"),
     ] {
         let mut command = Command::new(node_binary());
-        if args[0] == "-f" {
+        if args[0] != "-r" {
             command.arg("-r").arg(demo_trace());
         }
         let out = command.args(&args).arg("--logdir").arg(logs.path()).output().expect("runs zeek-node");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}: {stderr}");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
-        assert_eq!(stderr.matches("libpcap error").count(), 1, "{args:?}: the cause once: {stderr}");
+        assert_eq!(stderr.matches(cause).count(), 1, "{args:?}: the cause once: {stderr}");
     }
+    assert!(!logs.path().join("conn.log").exists(), "nothing is analysed after bad input");
 }
 
 /// A thread of the packet path stuck on one step (here the log writer, on a log directory whose file blocks like a

@@ -59,6 +59,7 @@ async fn invalid_specs_are_rejected_with_readable_messages() {
         (json!({"workers": {"threads": 0}}), rules::WORKER_THREADS_MESSAGE),
         (json!({"workers": {"port": 48000, "metricsPort": 48000}}), rules::WORKER_PORTS_DISTINCT_MESSAGE),
         (json!({"workers": {"bufferMiB": 0}}), rules::WORKER_BUFFER_MESSAGE),
+        (json!({"workers": {"pinCpus": "all"}}), rules::WORKER_PIN_CPUS_MESSAGE),
         (json!({"site": {"localNetworks": ["10.0.0.0/33"]}}), rules::LOCAL_NETWORKS_CIDR_MESSAGE),
         (json!({"site": {"localNetworks": ["10.1.2.3/8"]}}), rules::LOCAL_NETWORKS_MASKED_MESSAGE),
         (json!({"workers": {"interface": "eth0/1"}}), rules::INTERFACE_MESSAGE),

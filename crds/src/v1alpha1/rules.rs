@@ -47,6 +47,10 @@ pub const WORKER_METRICS_PORT_MESSAGE: &str =
 pub const WORKER_BUFFER: &str = "self >= 1 && self <= 65536";
 pub const WORKER_BUFFER_MESSAGE: &str = "workers.bufferMiB must be between 1 and 65536 (MiB per capture socket)";
 
+pub const WORKER_PIN_CPUS: &str = r"self == 'auto' || self.matches('^[0-9]{1,4}(-[0-9]{1,4})?(,[0-9]{1,4}(-[0-9]{1,4})?)*$')";
+pub const WORKER_PIN_CPUS_MESSAGE: &str =
+    "workers.pinCpus must be auto or a list of CPU numbers and ranges (e.g. 2,3,8-11)";
+
 /// Without `metricsPort` the workers serve their metrics on `port + 1`, which must be a port too.
 pub const WORKER_PORTS_DISTINCT: &str = "has(self.metricsPort) ? self.metricsPort != self.port : self.port < 65535";
 pub const WORKER_PORTS_DISTINCT_MESSAGE: &str = "workers.metricsPort must differ from workers.port (without \

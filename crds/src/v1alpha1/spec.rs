@@ -328,6 +328,14 @@ pub struct WorkersSpec {
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "bufferMiB")]
     pub buffer_mib: Option<i32>,
 
+    /// Pin analysis thread i to the i-th of these CPUs: `auto` for the CPUs the container may run on, or a list such
+    /// as `2-5` (zeekctl's pin_cpus). Use `auto` with the kubelet's static CPU manager policy and a Guaranteed pod
+    /// (whole CPUs, requests equal to limits): each thread then keeps a core of its own. Absent: not pinned.
+    #[x_kube(validation = Rule::new(rules::WORKER_PIN_CPUS).message(rules::WORKER_PIN_CPUS_MESSAGE))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub pin_cpus: Option<String>,
+
     /// CPU and memory for each worker container. Capture hosts usually want a guaranteed CPU request
     /// equal to the limit (one core per analysis thread plus one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -361,6 +369,7 @@ impl Default for WorkersSpec {
             port: default_worker_port(),
             metrics_port: None,
             buffer_mib: None,
+            pin_cpus: None,
             resources: None,
         }
     }

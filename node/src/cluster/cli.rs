@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use tracing::Instrument as _;
 
 use super::hrw::fnv1a32;
-use super::layout::{Layout, NodeSpec, parse_duration, split_host_port};
+use super::layout::{Layout, NodeEntry, NodeSpec, parse_duration, split_host_port};
 use super::logship::{Overflow, ShipSettings};
 use super::node::{LogSettings, Node, NodeConfig, Timing};
 use super::role::Role;
@@ -18,6 +18,7 @@ use super::sync::{self, Activity, Gate};
 use super::testkit::{self, Scenarios};
 use super::tls;
 use super::worker::{CaptureJob, run_capture};
+use crate::cpus::{CpuList, Pinning};
 use crate::detect;
 use crate::detect::cluster::{DetectArgs, Detections, SharedRuntime};
 use crate::runner::Input;
@@ -80,6 +81,10 @@ pub struct RunArgs {
     /// on one step this long, e.g. a parser in a loop or a hung log filesystem.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_LIMIT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub stall_limit: u64,
+    /// Worker: pin analysis thread i to the i-th of these CPUs, e.g. 2,3,8-11, or `auto`, the CPUs this process may
+    /// run on (overrides the layout's `pin_cpus`).
+    #[arg(long, value_name = "CPUS")]
+    pub pin_cpus: Option<Pinning>,
     /// Analysis threads (overrides the layout).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
@@ -206,12 +211,21 @@ pub fn run_node(args: RunArgs) -> anyhow::Result<()> {
         Some(s) if !(s.is_finite() && s > 0.0) => anyhow::bail!("--sync-interval {s}: a positive number of seconds"),
         s => s.filter(|_| offline || spec.role != Role::Worker),
     };
+    let pinning = match &args.pin_cpus {
+        Some(p) => Some(p.clone()),
+        None => layout.nodes.iter().find(|n| n.name == spec.name).map(NodeEntry::pinning).transpose()?.flatten(),
+    };
+    let pin_cpus = match pinning.filter(|_| input.is_some()) {
+        Some(p) => p.resolve(&crate::cpus::allowed()?)?,
+        None => CpuList::default(),
+    };
     let job = input.map(|input| CaptureJob {
         input,
         shard: args.shard.map(|s| (s.k, s.n)),
         filter: layout.analysis.bpf_filter.clone().filter(|f| !f.is_empty()),
         buffer_mib: args.buffer_size,
         stall_limit: Duration::from_secs(args.stall_limit),
+        pin_cpus: pin_cpus.clone(),
         threads: usize::from(args.threads.or(spec.threads).unwrap_or(1)),
         analysis,
         detect: None,

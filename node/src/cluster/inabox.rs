@@ -160,6 +160,7 @@ fn build_layout(args: &ClusterArgs, dir: &Path, tls: Option<super::layout::TlsFi
             port: *port,
             interface: None,
             threads: None,
+            pin_cpus: None,
         })
         .collect();
     Ok(Layout {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::role::Role;
 use crate::config::AnalysisConfig;
+use crate::cpus::{CpuError, Pinning};
 use crate::logs::LogFormat;
 
 pub const LAYOUT_VERSION: u32 = 1;
@@ -52,6 +53,17 @@ pub struct NodeEntry {
     pub interface: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u16>,
+    /// A worker's analysis threads pinned to these CPUs, in turn (`2,3,8-11` or `auto`; zeekctl's `pin_cpus`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_cpus: Option<String>,
+}
+
+impl NodeEntry {
+    /// Where the node's analysis threads are pinned, if the layout says.
+    pub fn pinning(&self) -> Result<Option<Pinning>, LayoutError> {
+        let invalid = |s: &str, e: CpuError| LayoutError::Invalid(format!("node '{}': pin_cpus '{s}': {e}", self.name));
+        self.pin_cpus.as_deref().map(|s| s.parse::<Pinning>().map_err(|e| invalid(s, e))).transpose()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,6 +199,7 @@ impl Layout {
             if !names.insert(&n.name) {
                 return Err(LayoutError::Invalid(format!("node '{}' is listed twice", n.name)));
             }
+            n.pinning()?;
         }
         parse_duration(&self.logging.rotation_interval)
             .ok_or_else(|| LayoutError::Invalid(format!("rotation_interval '{}'", self.logging.rotation_interval)))?;
@@ -321,6 +334,14 @@ logging:
             Layout::parse("version: 1\ncluster: x\nmanager: {host: a, port: 1}\nlogging: {rotation_interval: 1y}\n")
                 .is_err()
         );
+        let pinned = |cpus: &str| {
+            Layout::parse(&format!(
+                "version: 1\ncluster: x\nmanager: {{host: a, port: 1}}\nnodes:\n  - {{name: w, role: worker, host: a, port: 2, pin_cpus: '{cpus}'}}\n"
+            ))
+        };
+        assert_eq!(pinned("auto").unwrap().nodes[0].pinning().unwrap(), Some(crate::cpus::Pinning::Auto));
+        let err = pinned("4-2").unwrap_err().to_string();
+        assert!(err.contains("node 'w': pin_cpus '4-2': expected `auto`"), "{err}");
         let minimal = Layout::parse("version: 1\ncluster: x\nmanager: {host: a, port: 1}\n").unwrap();
         assert_eq!(minimal.logging.rotation_interval, "1h");
     }

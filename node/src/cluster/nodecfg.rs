@@ -5,6 +5,7 @@ use super::layout::{
     AnalysisSection, DEFAULT_BASE_PORT, LAYOUT_VERSION, Layout, ManagerEntry, NodeEntry, valid_node_name,
 };
 use super::role::Role;
+use crate::cpus::Pinning;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeCfgError {
@@ -78,6 +79,10 @@ pub fn layout_from_nodecfg(text: &str, cluster: &str) -> Result<Layout, NodeCfgE
             Some(v) => Some(v.parse::<u16>().map_err(|_| NodeCfgError::Node(s.name.clone(), format!("lb_procs={v}")))?),
             None => None,
         };
+        let pin_cpus = s.get("pin_cpus").filter(|_| role == Role::Worker);
+        if let Some(cpus) = pin_cpus {
+            cpus.parse::<Pinning>().map_err(|e| NodeCfgError::Node(s.name.clone(), format!("pin_cpus={cpus}: {e}")))?;
+        }
         nodes.push(NodeEntry {
             name: s.name.clone(),
             role,
@@ -85,6 +90,7 @@ pub fn layout_from_nodecfg(text: &str, cluster: &str) -> Result<Layout, NodeCfgE
             port: 0,
             interface: if role == Role::Worker { s.get("interface").map(str::to_string) } else { None },
             threads: if role == Role::Worker { threads } else { None },
+            pin_cpus: pin_cpus.map(str::to_string),
         });
     }
     let (manager_name, manager_host) = manager.ok_or_else(|| NodeCfgError::Cluster("no manager node".into()))?;
@@ -132,6 +138,7 @@ host=10.0.0.11
 interface=af_packet::eth0
 lb_method=custom
 lb_procs=4
+pin_cpus=2,3,4,5
 
 [worker-2]
 type=worker
@@ -156,6 +163,8 @@ interface=eth1
         );
         assert_eq!(l.nodes[2].threads, Some(4));
         assert_eq!(l.nodes[2].interface.as_deref(), Some("af_packet::eth0"));
+        assert_eq!(l.nodes[2].pinning().unwrap(), Some(Pinning::List(crate::cpus::CpuList(vec![2, 3, 4, 5]))));
+        assert_eq!(l.nodes[3].pinning().unwrap(), None);
         // The result is a valid layout.
         Layout::parse(&l.to_yaml().unwrap()).unwrap();
     }
@@ -167,5 +176,10 @@ interface=eth1
         assert!(layout_from_nodecfg("type=worker\n", "x").is_err());
         assert!(layout_from_nodecfg("[w]\ntype=sprinkler\n", "x").is_err());
         assert!(layout_from_nodecfg("[m]\ntype=manager\n[m2]\ntype=manager\n", "x").is_err());
+        let bad_cpus = layout_from_nodecfg("[m]\ntype=manager\n[w]\ntype=worker\npin_cpus=2,x\n", "x").unwrap_err();
+        assert_eq!(
+            bad_cpus.to_string(),
+            "node [w]: pin_cpus=2,x: expected `auto` or a list of CPU numbers and ranges, e.g. 2,3,8-11"
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::analyzers::ftp::{self, RemoteChannel, ReportChange, ReportUpdate};
 use crate::analyzers::{Expectation, spec_by_name};
 use crate::capture::{Next, PcapSource};
 use crate::config::AnalysisConfig;
+use crate::cpus::CpuList;
 use crate::decode::{LinkType, Reassembler};
 use crate::detect::cluster::{SharedRuntime, WorkerTap};
 use crate::engine::{Engine, EngineStats};
@@ -95,6 +96,8 @@ pub struct CaptureJob {
     /// How long a thread of the packet path may work on one step before the worker is unhealthy.
     pub stall_limit: Duration,
     pub threads: usize,
+    /// The CPUs the analysis threads are pinned to ([`RunOptions::pin_cpus`]).
+    pub pin_cpus: CpuList,
     pub analysis: AnalysisConfig,
     /// The worker's detections: engine records also go to their handlers.
     pub detect: Option<SharedRuntime>,
@@ -260,6 +263,7 @@ pub fn run_capture(node: &Node, job: CaptureJob, stop: Arc<AtomicBool>) -> anyho
                 stop: Arc::clone(&stop),
                 expectations: Some(shared_expectations(node, &job.activity)),
                 live: Some(Arc::clone(&live)),
+                pin_cpus: job.pin_cpus,
             };
             let summary = metrics::follow_while(node.metrics(), &live, || runner::run(opts, sink.as_mut()))?;
             if let Some(gate) = &job.sync {

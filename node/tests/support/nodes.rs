@@ -101,6 +101,7 @@ impl Nodes {
                     port: *port,
                     interface: None,
                     threads: None,
+                    pin_cpus: None,
                 })
                 .collect(),
             tls: tls.clone(),

@@ -185,6 +185,9 @@ fn node_args(cluster: &ValidatedCluster, role: Role, capture: Option<&WorkerGrou
             if let Some(mib) = cluster.spec.workers.buffer_mib {
                 args.extend(["--buffer-size".into(), mib.to_string()]);
             }
+            if let Some(cpus) = &cluster.spec.workers.pin_cpus {
+                args.extend(["--pin-cpus".into(), cpus.clone()]);
+            }
         }
     }
     args

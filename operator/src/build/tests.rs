@@ -55,6 +55,7 @@ fn production() -> ValidatedCluster {
             "interfaceOverrides": [{"nodeName": "capture-2", "interface": "ens5"}],
             "threads": 4,
             "bufferMiB": 128,
+            "pinCpus": "auto",
             "bpfFilter": "not port 22",
             "resources": {"requests": {"cpu": "5"}, "limits": {"cpu": "5"}}
         },
