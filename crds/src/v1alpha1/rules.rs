@@ -47,7 +47,8 @@ pub const WORKER_METRICS_PORT_MESSAGE: &str =
 pub const WORKER_BUFFER: &str = "self >= 1 && self <= 65536";
 pub const WORKER_BUFFER_MESSAGE: &str = "workers.bufferMiB must be between 1 and 65536 (MiB per capture socket)";
 
-pub const WORKER_PIN_CPUS: &str = r"self == 'auto' || self.matches('^[0-9]{1,4}(-[0-9]{1,4})?(,[0-9]{1,4}(-[0-9]{1,4})?)*$')";
+pub const WORKER_PIN_CPUS: &str =
+    r"self == 'auto' || self.matches('^[0-9]{1,4}(-[0-9]{1,4})?(,[0-9]{1,4}(-[0-9]{1,4})?)*$')";
 pub const WORKER_PIN_CPUS_MESSAGE: &str =
     "workers.pinCpus must be auto or a list of CPU numbers and ranges (e.g. 2,3,8-11)";
 
