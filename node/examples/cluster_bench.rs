@@ -148,7 +148,12 @@ impl Cluster {
         NodeConfig {
             cluster: "bench".into(),
             listen: Some(SocketAddr::from(([127, 0, 0, 1], me.port))),
-            logging: LogSettings { dir: self.dir.path().join(&me.name), format: LogFormat::Tsv, rotation: None },
+            logging: LogSettings {
+                dir: self.dir.path().join(&me.name),
+                format: LogFormat::Tsv,
+                rotation: None,
+                retention: None,
+            },
             me,
             manager: self.manager.clone(),
             expected: self.expected.clone(),

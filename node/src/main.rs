@@ -83,8 +83,12 @@ struct Cli {
     /// Live: archive the logs every INTERVAL (e.g. 1h, 15m; on its multiples of wall-clock time) into dated folders
     /// under the log directory, `<date>/<path>.<open>-<close>.log`, as a Zeek cluster's logger does; logs an
     /// earlier run left there are archived first instead of overwritten.
-    #[arg(long, value_name = "INTERVAL", value_parser = parse_rotation)]
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_positive_duration)]
     rotate: Option<std::time::Duration>,
+    /// With --rotate: delete archived logs last written longer ago than this (e.g. 7d), at start and after each
+    /// rotation, as zeekctl's LogExpireInterval does. Without it archives are kept.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "rotate")]
+    retention: Option<std::time::Duration>,
     /// Serve Prometheus metrics (/metrics) and health endpoints (/healthz; /readyz once the packet source is open)
     /// here while analysing, e.g. 127.0.0.1:9911.
     #[arg(long, value_name = "ADDR", value_parser = metrics::parse_endpoint_addr)]
@@ -178,7 +182,7 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
     };
     let format = if cli.json { LogFormat::Json } else { LogFormat::Tsv };
     let dir_sink = match cli.rotate {
-        Some(interval) => DirSink::rotating(&cli.logdir, format, interval)?,
+        Some(interval) => DirSink::rotating(&cli.logdir, format, interval, cli.retention)?,
         None => DirSink::new(&cli.logdir, format)?,
     };
     let hub = detect_hub(&cli.detect, &mut analysis)?;
@@ -249,8 +253,8 @@ impl Observed {
     }
 }
 
-/// `--rotate`: a positive duration with one unit.
-fn parse_rotation(s: &str) -> Result<std::time::Duration, String> {
+/// `--rotate`, `--retention`: a positive duration with one unit.
+fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
     cluster::layout::parse_duration(s)
         .filter(|d| !d.is_zero())
         .ok_or_else(|| format!("'{s}': a positive duration with one unit, s, m, h or d (e.g. 1h or 15m)"))

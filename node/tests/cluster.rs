@@ -201,6 +201,38 @@ fn killing_a_logger_mid_stream_loses_no_record() {
     );
 }
 
+/// A logger deletes the archives its layout's `logging.retention` (7 days by default, as a ZeekCluster's) has passed
+/// when it starts, and the dated folders that leaves empty; newer archives stay. Without this a logger's volume
+/// fills up within the retention the guide sizes it for.
+#[test]
+fn a_logger_deletes_archives_older_than_the_retention() {
+    let _one = serial();
+    let mut c = TestCluster::local("test", &[("logger-1", Role::Logger)], None, &[]);
+    assert_eq!(c.layout.logging.retention, "7d");
+    let dir = c.logs().join("logger-1");
+    let aged = |path: &str, days: u64| {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_modified(std::time::SystemTime::now() - Duration::from_secs(days * 86_400)).unwrap();
+        path
+    };
+    let expired = aged("2020-01-01/conn.00:00:00-01:00:00.log", 30);
+    let kept = aged("2020-01-02/conn.00:00:00-01:00:00.log", 6);
+    c.start_all();
+    c.wait_ready();
+    let gone = wait_for(Duration::from_secs(10), || (!expired.exists()).then_some(()));
+    c.stop_all();
+    assert!(gone.is_some(), "the expired archive is still there\n{}", c.stderr("logger-1"));
+    assert!(!dir.join("2020-01-01").exists(), "its emptied folder too");
+    assert!(kept.exists(), "an archive within the retention is kept");
+    assert!(
+        c.stderr("logger-1").contains("deleted archived logs older than the retention"),
+        "{}",
+        c.stderr("logger-1")
+    );
+}
+
 /// A proxy joins at run time and another leaves while a worker counts 6000 increments over 50 HRW keys: every
 /// key ends on exactly one proxy with its full count.
 #[test]

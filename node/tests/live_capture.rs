@@ -454,7 +454,8 @@ fn scrape_in(net: &VethPair, ns: &str, url: &str) -> Scraped {
 
 /// A sensor that runs for days: its records reach the disk while it runs (within a second, not when its buffers
 /// fill or it stops), and with `--rotate` its logs are archived into dated folders on the interval, each record in
-/// exactly one file; logs an earlier run left are archived at start instead of overwritten.
+/// exactly one file; logs an earlier run left are archived at start instead of overwritten, and with `--retention`
+/// archives older than it are deleted.
 #[test]
 fn live_sensor_writes_while_running_and_rotates_its_logs() {
     let Some((net, trace, offline)) = prepare(CASE, "lr") else { return };
@@ -484,7 +485,12 @@ fn live_sensor_writes_while_running_and_rotates_its_logs() {
     let rotated = tempfile::tempdir().expect("temp dir");
     let leftover = "#path\tconn\n#open\t2020-01-02-03-04-05\nleft by an earlier run\n";
     std::fs::write(rotated.path().join("conn.log"), leftover).expect("write the leftover");
-    let args = ["-i", net.b_iface.as_str(), "-C", "--rotate", "1s"];
+    // An archive a month old, past the retention.
+    let expired = rotated.path().join("2020-01-01/dns.00:00:00-01:00:00.log");
+    std::fs::create_dir_all(expired.parent().unwrap()).expect("mkdir");
+    let month_ago = std::time::SystemTime::now() - Duration::from_secs(30 * 86_400);
+    std::fs::File::create(&expired).and_then(|f| f.set_modified(month_ago)).expect("write the old archive");
+    let args = ["-i", net.b_iface.as_str(), "-C", "--rotate", "1s", "--retention", "7d"];
     let archived_while_running = std::cell::Cell::new(false);
     let hooks = Hooks {
         before_replay: &|_| {},
@@ -500,6 +506,7 @@ fn live_sensor_writes_while_running_and_rotates_its_logs() {
     };
     let stderr = replay_into(&net, &args, "capturing with", rotated.path(), &trace, REPLAY_PPS, &hooks);
     assert!(archived_while_running.get(), "no dns.log archived while the sensor ran:\n{stderr}");
+    assert!(!expired.exists() && !rotated.path().join("2020-01-01").exists(), "--retention 7d:\n{stderr}");
     let kept = rotated.path().join("2020-01-02");
     let kept: Vec<_> = support::nodes::log_files(&kept, "conn.03:04:05-");
     assert_eq!(kept.len(), 1, "the earlier run's conn.log is archived by its #open time:\n{stderr}");

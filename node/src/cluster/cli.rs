@@ -197,6 +197,7 @@ pub fn run_node(args: RunArgs) -> anyhow::Result<()> {
             dir: args.logdir.clone().unwrap_or_else(|| layout.logging.dir.clone()),
             format: layout.logging.format,
             rotation,
+            retention: parse_duration(&layout.logging.retention).filter(|d| !d.is_zero()),
         },
         // Reading a trace loses nothing by waiting; live capture must never wait on the loggers.
         shipping: ShipSettings {

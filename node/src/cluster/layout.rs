@@ -203,6 +203,8 @@ impl Layout {
         }
         parse_duration(&self.logging.rotation_interval)
             .ok_or_else(|| LayoutError::Invalid(format!("rotation_interval '{}'", self.logging.rotation_interval)))?;
+        parse_duration(&self.logging.retention)
+            .ok_or_else(|| LayoutError::Invalid(format!("retention '{}'", self.logging.retention)))?;
         Ok(())
     }
 

@@ -118,7 +118,7 @@ pub struct RotatingDir {
 impl RotatingDir {
     pub fn open(settings: &LogSettings) -> io::Result<RotatingDir> {
         let sink = match settings.rotation.filter(|d| !d.is_zero()) {
-            Some(interval) => DirSink::rotating(&settings.dir, settings.format, interval)?,
+            Some(interval) => DirSink::rotating(&settings.dir, settings.format, interval, settings.retention)?,
             None => {
                 // Without rotation too, what an earlier run left is archived rather than overwritten.
                 let sink = DirSink::new(&settings.dir, settings.format)?;
@@ -194,8 +194,12 @@ mod tests {
     #[test]
     fn rotation_archives_into_dated_folders() {
         let tmp = tempfile::tempdir().unwrap();
-        let settings =
-            LogSettings { dir: tmp.path().into(), format: LogFormat::Tsv, rotation: Some(Duration::from_secs(3600)) };
+        let settings = LogSettings {
+            dir: tmp.path().into(),
+            format: LogFormat::Tsv,
+            rotation: Some(Duration::from_secs(3600)),
+            retention: None,
+        };
         let mut d = RotatingDir::open(&settings).unwrap();
         d.write(&[rec("a")]).unwrap();
         d.sink.set_opened_at(1_300_475_167);
@@ -214,7 +218,7 @@ mod tests {
     }
 
     fn open_dir(dir: &Path, format: LogFormat) -> RotatingDir {
-        RotatingDir::open(&LogSettings { dir: dir.into(), format, rotation: None }).unwrap()
+        RotatingDir::open(&LogSettings { dir: dir.into(), format, rotation: None, retention: None }).unwrap()
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// `None`: never rotate.
     pub rotation: Option<Duration>,
+    /// With rotation, archives last written longer ago than this are deleted; `None`: kept for good.
+    pub retention: Option<Duration>,
 }
 
 pub struct NodeConfig {
@@ -1024,7 +1026,7 @@ mod tests {
     #[tokio::test]
     async fn a_standalone_node_plays_every_role() {
         let dir = tempfile::tempdir().unwrap();
-        let logging = LogSettings { dir: dir.path().into(), format: LogFormat::Tsv, rotation: None };
+        let logging = LogSettings { dir: dir.path().into(), format: LogFormat::Tsv, rotation: None, retention: None };
         let node = Node::standalone(logging).await.unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         node.on(
@@ -1075,7 +1077,7 @@ mod tests {
             expected: vec!["worker-1".into()],
             tls: None,
             timing: Timing::default(),
-            logging: LogSettings { dir: dir.path().into(), format: LogFormat::Tsv, rotation: None },
+            logging: LogSettings { dir: dir.path().into(), format: LogFormat::Tsv, rotation: None, retention: None },
             shipping: ShipSettings::default(),
             metrics_addr: None,
         };
@@ -1108,7 +1110,7 @@ mod tests {
     #[tokio::test]
     async fn a_publish_follows_a_subscription_change_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let logging = LogSettings { dir: dir.path().into(), format: LogFormat::Tsv, rotation: None };
+        let logging = LogSettings { dir: dir.path().into(), format: LogFormat::Tsv, rotation: None, retention: None };
         let node = Node::standalone(logging).await.unwrap();
         let event = || Event::new("Test::x", vec![]);
         let topic_name = "zeek/test/plans";

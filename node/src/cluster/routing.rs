@@ -540,7 +540,12 @@ mod tests {
         use tokio_stream::StreamExt as _;
 
         let dir = tempfile::tempdir().unwrap();
-        let logging = LogSettings { dir: dir.path().into(), format: crate::logs::LogFormat::Tsv, rotation: None };
+        let logging = LogSettings {
+            dir: dir.path().into(),
+            format: crate::logs::LogFormat::Tsv,
+            rotation: None,
+            retention: None,
+        };
         let node = Node::standalone(logging).await.unwrap();
         let (tx, mut outbound) = link::queue();
         let hello = pb::Hello { name: "worker-2".into(), ..Default::default() };

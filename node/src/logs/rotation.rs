@@ -1,7 +1,8 @@
 //! Log rotation, as Zeek's does it: the current files of a directory are closed on a wall-clock interval (on the
 //! hour, for hourly rotation) and renamed into dated archive folders, `<dir>/<date>/<path>.<open>-<close>.log`, by
 //! an atomic rename; files an earlier run left behind (a crash, a kill) are archived before new ones are opened.
-//! A cluster's loggers rotate their joint logs so; a standalone sensor with `--rotate`.
+//! A cluster's loggers rotate their joint logs so; a standalone sensor with `--rotate`. Archives older than the
+//! retention are deleted after each rotation, as zeekctl's `expire-logs` does with its `LogExpireInterval`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,46 @@ pub fn archive(dir: &Path, file: &Path, opened: i64, closed: i64) -> io::Result<
     }
     std::fs::rename(file, &target)?;
     Ok(target)
+}
+
+/// Whether `name` is an archive folder's, `YYYY-MM-DD` (what [`archive`] creates; nothing else is ever expired).
+fn is_archive_folder(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 10 && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
+}
+
+/// Deletes the archived logs in `dir`'s dated folders last written before `now - keep`, and the folders this
+/// empties; the current files and anything outside the dated folders are left alone. Returns what it deleted.
+pub fn expire_archives(dir: &Path, keep: Duration, now: std::time::SystemTime) -> io::Result<Vec<PathBuf>> {
+    let Some(cutoff) = now.checked_sub(keep) else { return Ok(Vec::new()) };
+    let mut deleted = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let folder = entry.path();
+        if !entry.file_type()?.is_dir() || !entry.file_name().to_str().is_some_and(is_archive_folder) {
+            continue;
+        }
+        for file in std::fs::read_dir(&folder)? {
+            let file = file?;
+            let meta = file.metadata()?;
+            if meta.is_file() && meta.modified()? < cutoff {
+                std::fs::remove_file(file.path())?;
+                deleted.push(file.path());
+            }
+        }
+        // Fails, as it should, while the folder still holds a file.
+        let _ = std::fs::remove_dir(&folder);
+    }
+    Ok(deleted)
+}
+
+/// [`expire_archives`] as a writer runs it, saying what it deleted.
+pub fn expire_and_report(dir: &Path, keep: Duration) -> io::Result<()> {
+    let deleted = expire_archives(dir, keep, std::time::SystemTime::now())?;
+    if !deleted.is_empty() {
+        tracing::info!(files = deleted.len(), keep_secs = keep.as_secs(), dir = %dir.display(), "deleted archived logs older than the retention");
+    }
+    Ok(())
 }
 
 /// Archives what an earlier run left in `dir` before a writer opens its files there, saying which files it moved.
@@ -131,5 +172,45 @@ mod tests {
         assert_eq!(crate::logs::format_header_time(1_300_475_167), "2011-03-18-19-06-07");
         assert_eq!(next_boundary(3599, 3600), 3600);
         assert_eq!(next_boundary(3600, 3600), 7200);
+    }
+
+    /// Writes `path` (and its folder) last modified `age` ago.
+    fn file_aged(path: &Path, age: Duration) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = std::fs::File::create(path).unwrap();
+        file.set_modified(std::time::SystemTime::now() - age).unwrap();
+    }
+
+    /// Archives last written before the retention go, and the dated folders they empty; current files, newer
+    /// archives and whatever else is in the directory stay.
+    #[test]
+    fn archives_older_than_the_retention_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let day = Duration::from_secs(86_400);
+        file_aged(&d.join("conn.log"), 30 * day);
+        file_aged(&d.join("2020-01-01/conn.00:00:00-01:00:00.log"), 30 * day);
+        file_aged(&d.join("2020-01-01/dns.00:00:00-01:00:00-1.log"), 8 * day);
+        file_aged(&d.join("2020-01-02/conn.00:00:00-01:00:00.log"), 8 * day);
+        file_aged(&d.join("2020-01-02/conn.01:00:00-02:00:00.log"), 6 * day);
+        file_aged(&d.join("notes/old.log"), 30 * day);
+        file_aged(&d.join("2020-1-3/conn.log"), 30 * day);
+
+        let mut deleted = expire_archives(d, 7 * day, std::time::SystemTime::now()).unwrap();
+        deleted.sort();
+        let names: Vec<_> = deleted.iter().map(|p| p.strip_prefix(d).unwrap().to_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "2020-01-01/conn.00:00:00-01:00:00.log",
+                "2020-01-01/dns.00:00:00-01:00:00-1.log",
+                "2020-01-02/conn.00:00:00-01:00:00.log"
+            ]
+        );
+        assert!(!d.join("2020-01-01").exists(), "an emptied dated folder goes");
+        for kept in ["conn.log", "2020-01-02/conn.01:00:00-02:00:00.log", "notes/old.log", "2020-1-3/conn.log"] {
+            assert!(d.join(kept).exists(), "{kept} is kept");
+        }
+        assert!(expire_archives(d, 7 * day, std::time::SystemTime::now()).unwrap().is_empty());
     }
 }

@@ -138,6 +138,8 @@ pub struct DirSink {
     open: HashMap<&'static str, OpenLog>,
     line: String,
     rotation: Option<Rotation>,
+    /// How long archives are kept ([`rotation::expire_archives`]); `None`: for good.
+    retention: Option<Duration>,
     last_flush: Instant,
 }
 
@@ -146,16 +148,31 @@ impl DirSink {
         let dir = dir.into();
         std::fs::create_dir_all(&dir)?;
         let (open, line, last_flush) = (HashMap::new(), String::with_capacity(1024), Instant::now());
-        Ok(DirSink { dir, format, open, line, rotation: None, last_flush })
+        Ok(DirSink { dir, format, open, line, rotation: None, retention: None, last_flush })
     }
 
     /// A sink whose files are archived every `interval` (on its multiples of wall-clock time); the logs an earlier
-    /// run left in `dir` are archived first, so a restart overwrites nothing.
-    pub fn rotating(dir: impl Into<PathBuf>, format: LogFormat, interval: Duration) -> io::Result<Self> {
+    /// run left in `dir` are archived first, so a restart overwrites nothing. With a `retention`, archives last
+    /// written longer ago are deleted at start and after each rotation.
+    pub fn rotating(
+        dir: impl Into<PathBuf>,
+        format: LogFormat,
+        interval: Duration,
+        retention: Option<Duration>,
+    ) -> io::Result<Self> {
         let mut sink = DirSink::new(dir, format)?;
         rotation::archive_earlier_logs(&sink.dir)?;
         sink.rotation = Some(Rotation::new(interval, now_epoch()));
+        sink.retention = retention;
+        sink.expire()?;
         Ok(sink)
+    }
+
+    fn expire(&self) -> io::Result<()> {
+        match self.retention {
+            Some(keep) => rotation::expire_and_report(&self.dir, keep),
+            None => Ok(()),
+        }
     }
 
     /// Archives the current files if the rotation is due at `now` (seconds since the epoch).
@@ -178,7 +195,7 @@ impl DirSink {
         if let Some(r) = &mut self.rotation {
             r.rotated(now);
         }
-        Ok(())
+        self.expire()
     }
 
     #[cfg(test)]
