@@ -137,7 +137,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Run(args)) => cluster::cli::run_node(*args),
-        Some(Command::Cluster(args)) => cluster::inabox::cluster(*args, cli.otlp_endpoint.as_deref()),
+        Some(Command::Cluster(args)) => {
+            let diagnostics = diagnostics_args(&cli.log_level, cli.log_format, cli.otlp_endpoint.as_deref());
+            cluster::inabox::cluster(*args, &diagnostics)
+        }
         Some(Command::Layout(cmd)) => cluster::cli::layout_cmd(cmd),
         Some(Command::Ctl(args)) => cluster::ctl::ctl(args),
         None => standalone(cli),
@@ -145,9 +148,30 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("zeek-node: {e:#}");
+            let message = format!("{e:#}");
+            eprintln!("zeek-node: {message}");
+            write_termination_message(&message);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Where Kubernetes reads a container's last words (`terminationMessagePath`, mounted by the kubelet), or
+/// `ZEEK_TERMINATION_LOG`.
+const TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// Leaves why the node stopped where its orchestrator reads it: the kubelet shows it as the container's
+/// `lastState.terminated.message`, and the operator puts a worker's into the ZeekCluster's `.status.captures`
+/// (a wrong interface name says so there). Nothing is written outside a pod unless `ZEEK_TERMINATION_LOG` names a
+/// file.
+fn write_termination_message(message: &str) {
+    let (path, named) = match std::env::var_os("ZEEK_TERMINATION_LOG") {
+        Some(path) => (PathBuf::from(path), true),
+        None => (PathBuf::from(TERMINATION_LOG), false),
+    };
+    if named || path.exists() {
+        // Best effort: the message is on stderr too.
+        let _ = std::fs::write(&path, message);
     }
 }
 
@@ -251,6 +275,16 @@ impl Observed {
         metrics::serve_in_background(listener, Arc::clone(&metrics))?;
         Ok(Observed { live: Arc::new(LiveStats::with_stall_limit(stall_limit)), metrics })
     }
+}
+
+/// The options of a node's own diagnostics as arguments, for the nodes `zeek-node cluster` starts.
+fn diagnostics_args(level: &str, format: zeek_telemetry::LogFormat, otlp_endpoint: Option<&str>) -> Vec<String> {
+    let format = clap::ValueEnum::to_possible_value(&format).map_or("text".into(), |v| v.get_name().to_string());
+    let mut args = vec!["--log-level".into(), level.into(), "--log-format".into(), format];
+    if let Some(endpoint) = otlp_endpoint {
+        args.extend(["--otlp-endpoint".into(), endpoint.into()]);
+    }
+    args
 }
 
 /// `--rotate`, `--retention`: a positive duration with one unit.

@@ -57,11 +57,18 @@ fn standalone_and_cluster_nodes_export_spans() {
         .arg(demo_trace())
         .arg("--logdir")
         .arg(dir.path().join("cluster"))
-        .args(["--otlp-endpoint", &collector.endpoint()])
+        .args(["--otlp-endpoint", &collector.endpoint(), "--log-format", "json"])
         .output()
         .expect("runs");
     assert!(out.status.success(), "cluster failed: {}", String::from_utf8_lossy(&out.stderr));
     let nodes = ["manager", "proxy-1", "logger-1", "worker-1", "worker-2"];
+    // The nodes' own diagnostics take the format `zeek-node cluster` was given.
+    for node in nodes {
+        let stderr =
+            std::fs::read_to_string(dir.path().join(format!("cluster/cluster/{node}.stderr"))).unwrap_or_default();
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(!lines.is_empty() && lines.iter().all(|l| l.starts_with('{')), "{node} logs JSON lines:\n{stderr}");
+    }
     let spans = spans_until(&collector, |s| s.iter().filter(|s| s.name == "node.join").count() >= nodes.len());
     for node in nodes {
         let join = spans
@@ -100,29 +107,52 @@ fn a_taken_metrics_address_stops_the_node_with_a_clear_error() {
 
 /// What a user gets wrong on the command line is said once, clearly: a missing trace, a filter libpcap cannot
 /// parse (the cause used to be printed twice, once by the message and once as its source), and CPUs to pin to that
-/// this machine does not have (a list written for another sensor).
+/// this machine does not have (a list written for another sensor). A node that stops on an error also leaves it
+/// where Kubernetes reads a container's last words (`ZEEK_TERMINATION_LOG` stands in for /dev/termination-log),
+/// which the operator shows in a ZeekCluster's `.status.captures`; clap's own refusals stop before any node runs.
 #[test]
 fn bad_input_is_reported_once() {
     let logs = tempfile::tempdir().expect("temp dir");
-    for (args, message, cause) in [
-        (vec!["-r", "/nonexistent/trace.pcap"], "cannot open /nonexistent/trace.pcap: libpcap error", "libpcap error"),
+    let last_words = logs.path().join("termination-log");
+    for (args, message, cause, node_ran) in [
+        (
+            vec!["-r", "/nonexistent/trace.pcap"],
+            "cannot open /nonexistent/trace.pcap: libpcap error",
+            "libpcap error",
+            true,
+        ),
         (
             vec!["-f", "tcp port"],
             "invalid BPF filter 'tcp port': libpcap error: can't parse filter expression",
             "libpcap error",
+            true,
         ),
-        (vec!["--pin-cpus", "1000"], "CPU 1000 is not one this process may run on (it may run on 0", "CPU 1000"),
-        (vec!["--pin-cpus", "2-x"], "'2-x' for '--pin-cpus <CPUS>': expected `auto` or a list of CPU numbers", "2-x"),
+        (vec!["--pin-cpus", "1000"], "CPU 1000 is not one this process may run on (it may run on 0", "CPU 1000", true),
+        (
+            vec!["--pin-cpus", "2-x"],
+            "'2-x' for '--pin-cpus <CPUS>': expected `auto` or a list of CPU numbers",
+            "2-x",
+            false,
+        ),
     ] {
+        let _ = std::fs::remove_file(&last_words);
         let mut command = Command::new(node_binary());
         if args[0] != "-r" {
             command.arg("-r").arg(demo_trace());
         }
+        command.env("ZEEK_TERMINATION_LOG", &last_words);
         let out = command.args(&args).arg("--logdir").arg(logs.path()).output().expect("runs zeek-node");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}: {stderr}");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert_eq!(stderr.matches(cause).count(), 1, "{args:?}: the cause once: {stderr}");
+        let written = std::fs::read_to_string(&last_words).unwrap_or_default();
+        if node_ran {
+            assert!(written.starts_with(message.split(':').next().unwrap()) && written.contains(message), "{written}");
+            assert_eq!(format!("zeek-node: {written}"), stderr.trim_end().lines().last().unwrap_or_default());
+        } else {
+            assert_eq!(written, "", "{args:?}");
+        }
     }
     assert!(!logs.path().join("conn.log").exists(), "nothing is analysed after bad input");
 }

@@ -94,28 +94,91 @@ fn runs_template(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMe
     meta.annotations.as_ref().and_then(|a| a.get(labels::TEMPLATE_HASH)).is_some_and(|h| h == hash)
 }
 
-/// What each worker pod captures on, sorted by node.
+/// What each worker pod captures on, sorted by node:
+/// - `Capturing` once the pod is ready (the worker joined the cluster and opened its capture);
+/// - `Failed` when the node stopped on an error, with its last words (a wrong interface name, a CPU list for
+///   another machine), also while the kubelet backs off restarting it;
+/// - `Pending` otherwise: not scheduled yet (with the scheduler's reason, e.g. its ports taken on that node), or
+///   starting (the image being pulled, the container created).
 pub fn captures(worker_pods: &[Pod]) -> Vec<WorkerCapture> {
     let mut captures: Vec<WorkerCapture> = worker_pods
         .iter()
         .filter_map(|pod| {
-            let node_name = pod.spec.as_ref()?.node_name.clone()?;
+            let spec = pod.spec.as_ref()?;
+            let node_name = spec.node_name.clone().or_else(|| daemon_set_node(pod))?;
             let interface = pod.metadata.annotations.as_ref()?.get(labels::CAPTURE_INTERFACE)?.clone();
             let status = pod.status.as_ref();
-            let ready = status
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            let condition = |type_: &str| {
+                status.and_then(|s| s.conditions.as_ref()).and_then(|cs| cs.iter().find(|c| c.type_ == type_))
+            };
+            let ready = condition("Ready").is_some_and(|c| c.status == "True");
+            let unscheduled = condition("PodScheduled").filter(|c| c.status == "False");
             let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
-            let (state, message) = match (ready, phase) {
-                (true, _) => (CaptureState::Capturing, None),
-                (false, "Failed") => (CaptureState::Failed, status.and_then(|s| s.message.clone())),
-                (false, _) => (CaptureState::Pending, waiting_reason(pod)),
+            let (state, message) = if ready {
+                (CaptureState::Capturing, None)
+            } else if phase == "Failed" {
+                (CaptureState::Failed, status.and_then(|s| s.message.clone()))
+            } else if let Some(stopped) = last_failure(pod) {
+                (CaptureState::Failed, Some(stopped))
+            } else if let Some(c) = unscheduled {
+                (CaptureState::Pending, Some(format!("not scheduled: {}", c.message.as_deref().unwrap_or("-"))))
+            } else {
+                (CaptureState::Pending, waiting_reason(pod))
             };
             Some(WorkerCapture { node_name, pod: pod.metadata.name.clone()?, interface, state, message })
         })
         .collect();
     captures.sort_by(|a, b| a.node_name.cmp(&b.node_name));
     captures
+}
+
+/// The node a DaemonSet pod is meant for before it is scheduled: the DaemonSet controller pins each pod to its
+/// node by a required node affinity on `metadata.name`.
+fn daemon_set_node(pod: &Pod) -> Option<String> {
+    let required = pod.spec.as_ref()?.affinity.as_ref()?.node_affinity.as_ref()?;
+    let terms = &required.required_during_scheduling_ignored_during_execution.as_ref()?.node_selector_terms;
+    terms.iter().flat_map(|t| t.match_fields.iter().flatten()).find_map(|r| {
+        (r.key == "metadata.name" && r.operator == "In").then(|| r.values.as_ref()?.first().cloned()).flatten()
+    })
+}
+
+/// Why the node's container last stopped with an error, while it is not running: its termination message (the
+/// node's error, or its last log lines), else its exit code.
+fn last_failure(pod: &Pod) -> Option<String> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.iter().find_map(|cs| {
+        if cs.state.as_ref().is_some_and(|s| s.running.is_some()) {
+            return None;
+        }
+        let stopped = cs.state.as_ref().and_then(|s| s.terminated.as_ref());
+        let stopped = stopped.or_else(|| cs.last_state.as_ref()?.terminated.as_ref())?;
+        if stopped.exit_code == 0 {
+            return None;
+        }
+        let said = stopped.message.as_deref().and_then(|m| m.lines().rev().find(|l| !l.trim().is_empty()));
+        Some(match said {
+            Some(line) => truncate(line.trim().to_string(), MAX_CAPTURE_MESSAGE),
+            None => {
+                format!("exited with code {} ({})", stopped.exit_code, stopped.reason.as_deref().unwrap_or("Error"))
+            }
+        })
+    })
+}
+
+/// A capture's message stays readable in `kubectl get -o yaml`: the termination message may be a page of logs.
+const MAX_CAPTURE_MESSAGE: usize = 512;
+
+/// `message` cut to at most `limit` bytes (at a character boundary) and marked as cut.
+pub fn truncate(mut message: String, limit: usize) -> String {
+    if message.len() > limit {
+        let mut end = limit;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
 }
 
 fn waiting_reason(pod: &Pod) -> Option<String> {
@@ -361,5 +424,85 @@ mod tests {
         assert_eq!((captures[0].node_name.as_str(), captures[0].state), ("node-a", CaptureState::Capturing));
         assert_eq!(captures[1].state, CaptureState::Pending);
         assert_eq!(captures[1].message.as_deref(), Some("CrashLoopBackOff: no such device eth0"));
+    }
+
+    /// A worker pod as the DaemonSet controller makes it: pinned to `node` by affinity, and with `status`.
+    fn worker_pod(node: &str, status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("w-{node}"), "annotations": {"zeek.io/capture-interface": "eth9"}},
+            "spec": {
+                "containers": [],
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+                ]}}}
+            },
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    /// A worker that stopped on an error is `Failed` with the node's own words, also while the kubelet backs off
+    /// restarting it; its last log line when it left no message; its exit code when it said nothing.
+    #[test]
+    fn a_worker_that_stops_on_an_error_is_failed_with_its_last_words() {
+        let crash_looping = |message: Option<&str>| {
+            let mut pod = worker_pod(
+                "node-a",
+                serde_json::json!({
+                    "phase": "Running",
+                    "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
+                    "containerStatuses": [{"name": "zeek-node", "image": "x", "imageID": "", "ready": false, "restartCount": 4,
+                        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 1m20s restarting failed container"}},
+                        "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": message}}}]
+                }),
+            );
+            pod.spec.as_mut().unwrap().node_name = Some("node-a".into());
+            captures(&[pod]).remove(0)
+        };
+        let words = "cannot open interface eth9: libpcap error: No such device exists";
+        let c = crash_looping(Some(words));
+        assert_eq!(
+            (c.node_name.as_str(), c.state, c.message.as_deref()),
+            ("node-a", CaptureState::Failed, Some(words))
+        );
+        let logs = "{\"level\":\"INFO\",\"message\":\"node started\"}\nzeek-node: cannot open interface eth9\n";
+        assert_eq!(crash_looping(Some(logs)).message.as_deref(), Some("zeek-node: cannot open interface eth9"));
+        assert_eq!(crash_looping(None).message.as_deref(), Some("exited with code 1 (Error)"));
+        let long = "x".repeat(2000);
+        assert_eq!(crash_looping(Some(&long)).message.unwrap().len(), MAX_CAPTURE_MESSAGE + '…'.len_utf8());
+    }
+
+    /// A worker the scheduler cannot place (its ports taken on that node) is listed under the node the DaemonSet
+    /// meant it for, `Pending` with the scheduler's reason.
+    #[test]
+    fn an_unscheduled_worker_is_pending_with_the_schedulers_reason() {
+        let reason = "0/3 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.";
+        let pod = worker_pod(
+            "node-b",
+            serde_json::json!({
+                "phase": "Pending",
+                "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": reason}]
+            }),
+        );
+        let c = captures(&[pod]).remove(0);
+        assert_eq!((c.node_name.as_str(), c.state), ("node-b", CaptureState::Pending));
+        assert_eq!(c.message, Some(format!("not scheduled: {reason}")));
+    }
+
+    /// A worker that restarted after an error and runs again is not `Failed`: it is starting (or capturing).
+    #[test]
+    fn a_worker_running_again_after_an_error_is_not_failed() {
+        let mut pod = worker_pod(
+            "node-c",
+            serde_json::json!({
+                "phase": "Running",
+                "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
+                "containerStatuses": [{"name": "zeek-node", "image": "x", "imageID": "", "ready": false, "restartCount": 1,
+                    "state": {"running": {}},
+                    "lastState": {"terminated": {"exitCode": 1, "message": "cannot open interface eth9"}}}]
+            }),
+        );
+        pod.spec.as_mut().unwrap().node_name = Some("node-c".into());
+        assert_eq!(captures(&[pod])[0].state, CaptureState::Pending);
     }
 }

@@ -348,8 +348,9 @@ fn stop_role(procs: &mut Procs, role: Role) -> anyhow::Result<Vec<String>> {
     Ok(failed)
 }
 
-/// `otlp_endpoint`: the collector every node sends its spans to (`--otlp-endpoint`), if any.
-pub fn cluster(args: ClusterArgs, otlp_endpoint: Option<&str>) -> anyhow::Result<()> {
+/// `diagnostics`: the options of the nodes' own diagnostics every node is given (`--log-level`, `--log-format`,
+/// `--otlp-endpoint`), as `zeek-node cluster` itself was.
+pub fn cluster(args: ClusterArgs, diagnostics: &[String]) -> anyhow::Result<()> {
     if args.readfile.is_none() && args.interface.is_none() {
         anyhow::bail!("nothing to analyse: give -r FILE or -i IFACE");
     }
@@ -383,9 +384,7 @@ pub fn cluster(args: ClusterArgs, otlp_endpoint: Option<&str>) -> anyhow::Result
         }
         common.extend(["--sync-interval".to_string(), args.sync_interval.to_string()]);
     }
-    if let Some(endpoint) = otlp_endpoint {
-        common.extend(["--otlp-endpoint".to_string(), endpoint.to_string()]);
-    }
+    common.extend_from_slice(diagnostics);
     let launcher =
         Launcher { exe, layout_file: &layout_file, layout: &layout, dir: &dir, insecure: args.insecure, common };
     // Every node serves its metrics and health endpoints on a loopback port of its own, listed once ready.

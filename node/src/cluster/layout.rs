@@ -16,7 +16,10 @@ pub const LAYOUT_VERSION: u32 = 1;
 /// The manager's port in docs/LAYOUT.md's example and in layouts converted from node.cfg.
 pub const DEFAULT_BASE_PORT: u16 = 47760;
 
+/// A key the layout does not have is refused, in every section: a misspelt `rotation-interval` would otherwise be
+/// taken and do nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Layout {
     pub version: u32,
     pub cluster: String,
@@ -32,6 +35,7 @@ pub struct Layout {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ManagerEntry {
     #[serde(default = "default_manager_name")]
     pub name: String,
@@ -44,6 +48,7 @@ fn default_manager_name() -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NodeEntry {
     pub name: String,
     pub role: Role,
@@ -67,6 +72,7 @@ impl NodeEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TlsFiles {
     pub ca: PathBuf,
     pub cert: PathBuf,
@@ -74,6 +80,7 @@ pub struct TlsFiles {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AnalysisSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_nets: Option<Vec<IpNet>>,
@@ -95,6 +102,7 @@ pub struct AnalysisSection {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoggingSection {
     #[serde(default)]
     pub format: LogFormat,
@@ -344,8 +352,22 @@ logging:
         assert_eq!(pinned("auto").unwrap().nodes[0].pinning().unwrap(), Some(crate::cpus::Pinning::Auto));
         let err = pinned("4-2").unwrap_err().to_string();
         assert!(err.contains("node 'w': pin_cpus '4-2': expected `auto`"), "{err}");
+        let misspelt = "version: 1\ncluster: x\nmanager: {host: a, port: 1}\nlogging: {rotation-interval: 1h}\n";
+        let err = Layout::parse(misspelt).unwrap_err().to_string();
+        assert!(err.contains("unknown field") && err.contains("rotation-interval"), "{err}");
         let minimal = Layout::parse("version: 1\ncluster: x\nmanager: {host: a, port: 1}\n").unwrap();
         assert_eq!(minimal.logging.rotation_interval, "1h");
+    }
+
+    /// The example of docs/LAYOUT.md is a layout this build reads, every key of it.
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/LAYOUT.md")).unwrap();
+        let example = doc.split("```yaml\n").nth(1).and_then(|rest| rest.split("```").next()).expect("a yaml block");
+        let layout = Layout::parse(example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+        let worker = layout.nodes.iter().find(|n| n.name == "worker-1").expect("worker-1");
+        assert_eq!(worker.pinning().unwrap(), Some(crate::cpus::Pinning::List(crate::cpus::CpuList(vec![2, 3]))));
+        assert_eq!(layout.logging.retention, "7d");
     }
 
     #[test]

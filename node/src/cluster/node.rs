@@ -240,6 +240,11 @@ impl Node {
         let node = Node(inner);
         node.on(STATE_TRANSFER_EVENT, Arc::new(|n: &Node, r: &Received| n.merge_transferred_state(r)));
         node.0.shipper.start(Arc::new(node.clone()));
+        if node.role() == Role::Logger {
+            // A logger opens its log directory now, not at the first batch (which may be a while coming): what an
+            // earlier run left is archived, and archives past the retention are deleted, when it starts.
+            node.writer();
+        }
         tokio::spawn(dispatch_loop(node.clone(), local_rx));
         let installed = install(&node);
         node.serve().await?;

@@ -99,6 +99,9 @@ pub fn node_pod_template(
         liveness_probe: Some(http_probe(HEALTH_PATH, 15, 10, 6)),
         resources,
         security_context: Some(container_security(role)),
+        // A node that stops on an error writes it to /dev/termination-log; one that panics leaves its last log
+        // lines. Either way the pod's status says why, and a worker's reaches `.status.captures`.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         volume_mounts: Some(mounts),
         ..Default::default()
     };

@@ -309,15 +309,6 @@ fn until(deadline: OffsetDateTime) -> Duration {
 }
 
 /// Event notes and condition messages are bounded (1 kB for events).
-fn truncate(mut message: String) -> String {
-    const LIMIT: usize = 1000;
-    if message.len() > LIMIT {
-        let mut end = LIMIT;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-        message.push('…');
-    }
-    message
+fn truncate(message: String) -> String {
+    status::truncate(message, 1000)
 }
