@@ -425,6 +425,11 @@ impl Node {
         v
     }
 
+    /// The manager's node name, from the layout.
+    pub(super) fn manager_name(&self) -> &str {
+        &self.0.cfg.manager.name
+    }
+
     pub(super) fn link(&self, name: &str) -> Option<Arc<Link>> {
         self.0.links.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }

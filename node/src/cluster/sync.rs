@@ -40,9 +40,15 @@ pub const FLUSH: &str = "Sync::flush";
 pub const MARK: &str = "Sync::mark";
 pub const SETTLED: &str = "Sync::settled";
 
-/// A wave that has not completed in this long is started again (with the current view's members).
+/// A wave that has not completed in this long is started again (with the current view's members), at once when a
+/// participant left the view. Each restart of the same wave waits twice as long, up to [`MAX_WAVE_TIMEOUT`]: on a
+/// loaded machine a wave may take longer than this, and restarting it on a fixed period threw its late reports
+/// away again and again.
 const WAVE_TIMEOUT: Duration = Duration::from_secs(2);
-/// A worker waiting this long for a grant gives up on barriers.
+const MAX_WAVE_TIMEOUT: Duration = Duration::from_secs(32);
+/// A worker that has not heard from the manager in this long while it waits for a grant gives up on barriers. A
+/// manager that is only slow (a loaded machine) is waited for: giving up changes the logs (an event from another
+/// worker may then come after the packets it was meant for).
 pub const GRANT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Cluster events handled by this node's analyses (and by the worker's expectation handler), counted for the
@@ -165,6 +171,8 @@ struct Coordinator {
     participants: BTreeSet<String>,
     reports: BTreeMap<String, u64>,
     started: Option<Instant>,
+    /// How long the wave in progress may take before it is started again.
+    patience: Duration,
     /// The earliest waiting packet time the wave settles for.
     time: f64,
     granted: f64,
@@ -222,15 +230,23 @@ pub fn coordinate(node: &Node, interval: f64) {
             }
             let mut c = lock(&state);
             match c.started {
-                Some(at) if at.elapsed() > WAVE_TIMEOUT => {
-                    tracing::info!(wave = c.wave, "sync wave incomplete; starting it again");
+                Some(at) if at.elapsed() > c.patience || participant_left(&node, &c) => {
+                    tracing::info!(wave = c.wave, waited = ?at.elapsed(), "sync wave incomplete; starting it again");
+                    let patience = (c.patience * 2).min(MAX_WAVE_TIMEOUT);
                     start_wave(&node, &mut c);
+                    c.patience = patience;
                 }
                 Some(_) => {}
                 None => maybe_start_wave(&node, &mut c),
             }
         }
     });
+}
+
+/// Whether a node the wave in progress waits for is no longer in the view (it will never report).
+fn participant_left(node: &Node, c: &Coordinator) -> bool {
+    let view = node.view();
+    c.participants.iter().any(|p| !c.reports.contains_key(p) && !view.members.iter().any(|m| &m.name == p))
 }
 
 fn maybe_start_wave(node: &Node, c: &mut Coordinator) {
@@ -252,6 +268,7 @@ fn start_wave(node: &Node, c: &mut Coordinator) {
     c.participants = view.members.iter().filter(|m| m.role != Role::Logger).map(|m| m.name.clone()).collect();
     c.reports.clear();
     c.started = Some(Instant::now());
+    c.patience = WAVE_TIMEOUT;
     let names = c.participants.iter().map(|p| Data::Str(p.clone())).collect();
     // The analyses' clocks move to the barrier; a finished trace leaves them where they are.
     let time = if c.time.is_finite() { c.time } else { 0.0 };
@@ -304,12 +321,15 @@ pub struct Gate {
     granted: Arc<(Mutex<Granted>, Condvar)>,
     /// Set when the manager stopped answering: the worker runs on without barriers.
     off: Arc<AtomicBool>,
+    /// Since when the worker has had no link to the manager while waiting (reset when it has one again).
+    unlinked_since: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Gate {
     /// Registers the grant handler on a worker.
     pub fn install(node: &Node) -> Gate {
-        let gate = Gate { node: node.clone(), granted: Arc::default(), off: Arc::default() };
+        let gate =
+            Gate { node: node.clone(), granted: Arc::default(), off: Arc::default(), unlinked_since: Arc::default() };
         let granted = Arc::clone(&gate.granted);
         node.on(
             GRANT,
@@ -364,25 +384,41 @@ impl Gate {
         }
     }
 
-    /// Waits for the grant after the `seen`-th; `None` when stopped or the manager is silent.
+    /// Waits for the grant after the `seen`-th; `None` when stopped or the manager has been silent for
+    /// [`GRANT_TIMEOUT`].
     fn next_grant(&self, seen: u64, stop: &AtomicBool) -> Option<f64> {
         let (lock_, cv) = &*self.granted;
-        let deadline = Instant::now() + GRANT_TIMEOUT;
         let mut g = lock(lock_);
         while g.taken <= seen {
             if stop.load(Ordering::Relaxed) {
                 return None;
             }
-            let now = Instant::now();
-            if now >= deadline {
-                tracing::warn!("no time barrier granted in {GRANT_TIMEOUT:?}; going on without them");
+            let silent = self.manager_silent_for();
+            if silent >= GRANT_TIMEOUT {
+                tracing::error!(
+                    "no word from the manager in {silent:?} while waiting for a time barrier; going on without \
+                     them: events from other workers may now come after the packets they were meant for"
+                );
                 self.off.store(true, Ordering::Relaxed);
                 return None;
             }
-            let wait = (deadline - now).min(Duration::from_millis(200));
-            g = cv.wait_timeout(g, wait).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+            g = cv.wait_timeout(g, Duration::from_millis(200)).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
         }
         Some(g.until)
+    }
+
+    /// How long the manager has said nothing on its link (heartbeats included), or since this wait began when
+    /// there is no link to it.
+    fn manager_silent_for(&self) -> Duration {
+        let heard = self.node.link(self.node.manager_name()).map(|l| l.last_heard_ms());
+        let mut unlinked_since = lock(&self.unlinked_since);
+        match heard {
+            Some(heard) => {
+                *unlinked_since = None;
+                Duration::from_millis(self.node.now_ms().saturating_sub(heard))
+            }
+            None => unlinked_since.get_or_insert_with(Instant::now).elapsed(),
+        }
     }
 }
 
