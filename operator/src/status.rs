@@ -441,23 +441,31 @@ mod tests {
         .unwrap()
     }
 
+    /// A worker pod scheduled on `node`, running but not ready, its container in `state` after `last_state`.
+    fn scheduled_worker(node: &str, state: serde_json::Value, last_state: serde_json::Value) -> Pod {
+        let mut pod = worker_pod(
+            node,
+            serde_json::json!({
+                "phase": "Running",
+                "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
+                "containerStatuses": [{"name": "zeek-node", "image": "x", "imageID": "", "ready": false, "restartCount": 1,
+                    "state": state, "lastState": last_state}]
+            }),
+        );
+        pod.spec.as_mut().unwrap().node_name = Some(node.into());
+        pod
+    }
+
     /// A worker that stopped on an error is `Failed` with the node's own words, also while the kubelet backs off
     /// restarting it; its last log line when it left no message; its exit code when it said nothing.
     #[test]
     fn a_worker_that_stops_on_an_error_is_failed_with_its_last_words() {
         let crash_looping = |message: Option<&str>| {
-            let mut pod = worker_pod(
-                "node-a",
-                serde_json::json!({
-                    "phase": "Running",
-                    "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
-                    "containerStatuses": [{"name": "zeek-node", "image": "x", "imageID": "", "ready": false, "restartCount": 4,
-                        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 1m20s restarting failed container"}},
-                        "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": message}}}]
-                }),
-            );
-            pod.spec.as_mut().unwrap().node_name = Some("node-a".into());
-            captures(&[pod]).remove(0)
+            let state = serde_json::json!({
+                "waiting": {"reason": "CrashLoopBackOff", "message": "back-off 1m20s restarting failed container"}
+            });
+            let last = serde_json::json!({"terminated": {"exitCode": 1, "reason": "Error", "message": message}});
+            captures(&[scheduled_worker("node-a", state, last)]).remove(0)
         };
         let words = "cannot open interface eth9: libpcap error: No such device exists";
         let c = crash_looping(Some(words));
@@ -492,17 +500,8 @@ mod tests {
     /// A worker that restarted after an error and runs again is not `Failed`: it is starting (or capturing).
     #[test]
     fn a_worker_running_again_after_an_error_is_not_failed() {
-        let mut pod = worker_pod(
-            "node-c",
-            serde_json::json!({
-                "phase": "Running",
-                "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
-                "containerStatuses": [{"name": "zeek-node", "image": "x", "imageID": "", "ready": false, "restartCount": 1,
-                    "state": {"running": {}},
-                    "lastState": {"terminated": {"exitCode": 1, "message": "cannot open interface eth9"}}}]
-            }),
-        );
-        pod.spec.as_mut().unwrap().node_name = Some("node-c".into());
+        let last = serde_json::json!({"terminated": {"exitCode": 1, "message": "cannot open interface eth9"}});
+        let pod = scheduled_worker("node-c", serde_json::json!({"running": {}}), last);
         assert_eq!(captures(&[pod])[0].state, CaptureState::Pending);
     }
 }
