@@ -88,8 +88,9 @@ pub struct LiveStats {
     opened: AtomicBool,
     /// Packets each analysis thread analysed, by thread: how evenly the sharding spreads the traffic.
     thread_packets: std::sync::Mutex<Vec<u64>>,
-    /// Each of the run's threads' progress: whoever watches the run learns of one that is stuck.
-    pub watchdog: Watchdog,
+    /// Each of the run's threads' progress: whoever watches the run learns of one that is stuck (a cluster
+    /// worker's run reports to its node's watchdog).
+    pub watchdog: Arc<Watchdog>,
 }
 
 fn engine_counters(s: &EngineStats) -> [u64; 8] {
@@ -142,7 +143,12 @@ fn add_growth<const N: usize>(totals: &[AtomicU64; N], now: [u64; N], before: [u
 impl LiveStats {
     /// A run's counters, with a thread counted as stuck after `stall_limit` on one step.
     pub fn with_stall_limit(stall_limit: Duration) -> Self {
-        LiveStats { watchdog: Watchdog::new(stall_limit), ..LiveStats::default() }
+        LiveStats::watched_by(Arc::new(Watchdog::new(stall_limit)))
+    }
+
+    /// A run's counters, its threads watched by `watchdog`.
+    pub fn watched_by(watchdog: Arc<Watchdog>) -> Self {
+        LiveStats { watchdog, ..LiveStats::default() }
     }
 
     /// The engines' counters, summed over the threads.

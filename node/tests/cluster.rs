@@ -233,6 +233,52 @@ fn a_logger_deletes_archives_older_than_the_retention() {
     );
 }
 
+/// A logger whose writer is stuck in a write (its log file blocks like one on a hung network filesystem) fails its
+/// `/healthz`, naming the log writer, so a liveness probe restarts it instead of leaving the cluster's logs
+/// unwritten behind a logger that answers every probe; once the file takes writes again it is healthy again, and
+/// the records the worker shipped meanwhile are all written.
+#[test]
+fn a_logger_stuck_in_a_write_fails_its_health_check_until_it_writes_again() {
+    let _one = serial();
+    const TOTAL: usize = 2000;
+    let nodes = [("logger-1", Role::Logger), ("worker-1", Role::Worker)];
+    let emit = ["--test-scenario", "emit", "--test-arg", "emit_count=2000", "--test-arg", "emit_rate=2000"];
+    let mut c = TestCluster::local("test", &nodes, None, &emit);
+    let dir = c.logs().join("logger-1");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let fifo = dir.join("cluster_test.log");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("runs mkfifo").success());
+    let addr = format!("127.0.0.1:{}", free_ports(1)[0]);
+    c.start("manager", &[]);
+    c.start("logger-1", &["--metrics-addr", &addr, "--stall-limit", "1"]);
+    c.start("worker-1", &[]);
+    c.wait_ready();
+    let health = || support::http_get(&addr, "/healthz");
+    let stuck = wait_for(Duration::from_secs(15), || health().filter(|(status, _)| *status == 503));
+
+    // The file takes writes again: a reader drains it until the logger closes it.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap_or_default())
+    };
+    let recovered = wait_for(Duration::from_secs(15), || health().filter(|(status, _)| *status == 200));
+    let worker_done = c.wait_exit("worker-1", Duration::from_secs(60));
+    c.stop_all();
+    let written = reader.join().expect("the reader");
+    let _ = std::fs::remove_file(&fifo);
+
+    let (_, body) =
+        stuck.unwrap_or_else(|| panic!("/healthz never failed while the writer was stuck\n{}", c.stderr("logger-1")));
+    assert!(body.starts_with("stalled: log writer (no progress for "), "{body}");
+    assert!(recovered.is_some(), "/healthz did not recover once the file took writes\n{}", c.stderr("logger-1"));
+    assert!(worker_done.success(), "worker-1 failed\n{}", c.stderr("worker-1"));
+    let emitted: BTreeSet<&str> =
+        written.lines().filter(|l| l.contains("\temit\t")).filter_map(|l| l.rsplit('\t').next()).collect();
+    assert_eq!(emitted.len(), TOTAL, "every record shipped while the logger was stuck is written");
+    let stderr = c.stderr("logger-1");
+    assert!(stderr.contains("made no progress") && stderr.contains("made progress again"), "{stderr}");
+}
+
 /// A proxy joins at run time and another leaves while a worker counts 6000 increments over 50 HRW keys: every
 /// key ends on exactly one proxy with its full count.
 #[test]

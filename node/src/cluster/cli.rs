@@ -77,8 +77,9 @@ pub struct RunArgs {
     /// (default 64 and 32; an AF_PACKET ring has at least 4).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub buffer_size: Option<u32>,
-    /// Worker: /healthz fails (and `zeek_stalled_threads` counts) once a thread of the packet path has been stuck
-    /// on one step this long, e.g. a parser in a loop or a hung log filesystem.
+    /// /healthz fails (and `zeek_stalled_threads` counts) once a thread of the node's data path has been stuck on
+    /// one step this long: a worker's capture or analysis (a parser in a loop), a logger's writer (a hung log
+    /// filesystem).
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_LIMIT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub stall_limit: u64,
     /// Worker: pin analysis thread i to the i-th of these CPUs, e.g. 2,3,8-11, or `auto`, the CPUs this process may
@@ -191,6 +192,7 @@ pub fn run_node(args: RunArgs) -> anyhow::Result<()> {
         timing: Timing {
             heartbeat: Duration::from_millis(args.heartbeat_ms.max(10)),
             liveness: Duration::from_millis(args.liveness_ms.max(50)),
+            stall_limit: Duration::from_secs(args.stall_limit),
             ..Timing::default()
         },
         logging: LogSettings {
@@ -225,7 +227,6 @@ pub fn run_node(args: RunArgs) -> anyhow::Result<()> {
         shard: args.shard.map(|s| (s.k, s.n)),
         filter: layout.analysis.bpf_filter.clone().filter(|f| !f.is_empty()),
         buffer_mib: args.buffer_size,
-        stall_limit: Duration::from_secs(args.stall_limit),
         pin_cpus: pin_cpus.clone(),
         threads: usize::from(args.threads.or(spec.threads).unwrap_or(1)),
         analysis,

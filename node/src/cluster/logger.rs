@@ -12,6 +12,7 @@ use super::node::LogSettings;
 use crate::logs::rotation::{archive_earlier_logs, now_epoch};
 use crate::logs::{DirSink, LogRecord, LogSink};
 use crate::metrics::Metrics;
+use crate::watchdog::Progress;
 
 /// Told once a batch is written (and flushed) or failed.
 pub type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -27,11 +28,12 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    pub fn start(settings: LogSettings, metrics: Arc<Metrics>) -> LogWriter {
+    /// Starts the writer thread, which moves `progress` on as it writes (a hung log filesystem stalls it).
+    pub fn start(settings: LogSettings, metrics: Arc<Metrics>, progress: Progress) -> LogWriter {
         let (jobs, rx) = channel();
         thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || writer_thread(settings, metrics, rx))
+            .spawn(move || writer_thread(settings, metrics, rx, progress))
             .expect("spawning the log writer thread");
         LogWriter { jobs }
     }
@@ -54,7 +56,7 @@ impl LogWriter {
     }
 }
 
-fn writer_thread(settings: LogSettings, metrics: Arc<Metrics>, jobs: Receiver<Job>) {
+fn writer_thread(settings: LogSettings, metrics: Arc<Metrics>, jobs: Receiver<Job>, mut progress: Progress) {
     let mut dir = match RotatingDir::open(&settings) {
         Ok(d) => d,
         Err(e) => {
@@ -73,6 +75,8 @@ fn writer_thread(settings: LogSettings, metrics: Arc<Metrics>, jobs: Receiver<Jo
         }
     };
     loop {
+        // Each turn waits half a second at most, so a writer that does not come round again is stuck in a write.
+        progress.advanced();
         match jobs.recv_timeout(Duration::from_millis(500)) {
             Ok(Job::Write(streams, reply)) => {
                 let n = streams.iter().map(|s| s.count as u64).sum();

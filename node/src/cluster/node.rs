@@ -33,6 +33,7 @@ use super::tls::TlsSettings;
 use super::topic::{self, Subscriptions};
 use crate::logs::{LogFormat, LogRecord, Value};
 use crate::metrics::Metrics;
+use crate::watchdog::Watchdog;
 
 /// Internal event that carries state entries to their new owner after a view change.
 pub const STATE_TRANSFER_EVENT: &str = "Cluster::state_transfer";
@@ -58,6 +59,9 @@ pub struct Timing {
     pub recovery_grace: Duration,
     /// How long a leaving node keeps re-routing after its last view, before it exits.
     pub leave_drain: Duration,
+    /// How long a thread of the node's data path (a worker's capture and analysis, a logger's writer) may work on
+    /// one step before the node counts as unhealthy ([`crate::watchdog`]).
+    pub stall_limit: Duration,
 }
 
 impl Default for Timing {
@@ -67,6 +71,7 @@ impl Default for Timing {
             liveness: Duration::from_secs(3),
             recovery_grace: Duration::from_secs(2),
             leave_drain: Duration::from_secs(1),
+            stall_limit: crate::watchdog::DEFAULT_STALL_LIMIT,
         }
     }
 }
@@ -143,6 +148,8 @@ struct ManagerState {
 
 pub(super) struct Inner {
     pub(super) cfg: NodeConfig,
+    /// The node's threads that must keep moving: a worker's run's, a logger's writer.
+    watchdog: Arc<Watchdog>,
     started: Instant,
     view_tx: watch::Sender<Arc<View>>,
     pub(super) links: RwLock<FastMap<String, Arc<Link>>>,
@@ -231,6 +238,7 @@ impl Node {
             ready: Arc::new(AtomicBool::new(false)),
             leaving: AtomicBool::new(false),
             shutdown_tx,
+            watchdog: Arc::new(Watchdog::new(cfg.timing.stall_limit)),
             next_link_id: AtomicU64::new(1),
             dialing: Mutex::new(HashSet::new()),
             events_in: AtomicU64::new(0),
@@ -425,6 +433,11 @@ impl Node {
         v
     }
 
+    /// The watchdog of the node's threads: a worker's run reports its threads' progress to it.
+    pub fn watchdog(&self) -> Arc<Watchdog> {
+        Arc::clone(&self.0.watchdog)
+    }
+
     /// The manager's node name, from the layout.
     pub(super) fn manager_name(&self) -> &str {
         &self.0.cfg.manager.name
@@ -570,7 +583,8 @@ impl Node {
         if let Some(w) = w.as_ref() {
             return Arc::clone(w);
         }
-        let created = Arc::new(LogWriter::start(self.0.cfg.logging.clone(), Arc::clone(&self.0.metrics)));
+        let progress = self.0.watchdog.watch("log writer");
+        let created = Arc::new(LogWriter::start(self.0.cfg.logging.clone(), Arc::clone(&self.0.metrics), progress));
         *w = Some(Arc::clone(&created));
         created
     }
@@ -1015,6 +1029,7 @@ async fn heartbeat_loop(node: Node) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => break,
         }
+        node.0.metrics.set_stalls(node.0.watchdog.check(Instant::now()), timing.stall_limit);
         let hb = link::frame(pb::frame::Body::Heartbeat(pb::Heartbeat { now: wall_secs(), stats: Some(node.stats()) }));
         let now = node.now_ms();
         for l in node.links() {

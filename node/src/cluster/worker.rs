@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::analyzers::ftp::{self, RemoteChannel, ReportChange, ReportUpdate};
 use crate::analyzers::{Expectation, spec_by_name};
@@ -93,8 +93,6 @@ pub struct CaptureJob {
     pub filter: Option<String>,
     /// A live capture's buffer per socket, in MiB ([`RunOptions::buffer_mib`]).
     pub buffer_mib: Option<u32>,
-    /// How long a thread of the packet path may work on one step before the worker is unhealthy.
-    pub stall_limit: Duration,
     pub threads: usize,
     /// The CPUs the analysis threads are pinned to ([`RunOptions::pin_cpus`]).
     pub pin_cpus: CpuList,
@@ -252,7 +250,7 @@ pub fn run_capture(node: &Node, job: CaptureJob, stop: Arc<AtomicBool>) -> anyho
         }
         (Some(_), _) => anyhow::bail!("--shard splits a trace file (-r); a live worker gets its share from the tap"),
         (None, _) => {
-            let live = Arc::new(LiveStats::with_stall_limit(job.stall_limit));
+            let live = Arc::new(LiveStats::watched_by(node.watchdog()));
             let opts = RunOptions {
                 input: job.input,
                 filter: job.filter,

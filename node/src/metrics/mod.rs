@@ -206,7 +206,7 @@ impl Metrics {
         );
         r.register(
             "stalled_threads",
-            "Threads of the packet path stuck on one step for the watchdog's limit (--stall-limit); /healthz fails meanwhile",
+            "Threads of the data path (capture, analysis, log writing) stuck on one step for the watchdog's limit (--stall-limit); /healthz fails meanwhile",
             m.stalled_threads.clone(),
         );
         r.register("state_keys", "Keys held in this node's state tables", m.state_keys.clone());
@@ -287,13 +287,13 @@ impl Metrics {
     }
 
     /// The threads the watchdog found stuck now: logged when that changes, counted, and said by `/healthz`.
-    fn set_stalls(&self, stalls: Vec<Stall>, limit: Duration) {
+    pub fn set_stalls(&self, stalls: Vec<Stall>, limit: Duration) {
         let mut unhealthy = self.unhealthy.lock().unwrap_or_else(|e| e.into_inner());
         for stall in stalls.iter().filter(|s| !unhealthy.iter().any(|u| u.thread == s.thread)) {
             tracing::error!(
                 thread = %stall.thread,
                 limit_secs = limit.as_secs(),
-                "a thread of the packet path made no progress for {} s: the node is unhealthy (/healthz fails, so a \
+                "a thread of the data path made no progress for {} s: the node is unhealthy (/healthz fails, so a \
                  liveness probe restarts it)",
                 stall.since.as_secs()
             );
@@ -395,7 +395,7 @@ pub fn serve_in_background(listener: std::net::TcpListener, metrics: Arc<Metrics
     Ok(())
 }
 
-/// Serves `/metrics`, `/healthz` (no thread of the packet path is stuck: [`Metrics::unhealthy`]) and `/readyz` (the
+/// Serves `/metrics`, `/healthz` (no thread of the data path is stuck: [`Metrics::unhealthy`]) and `/readyz` (the
 /// node is ready: [`Metrics::ready`]) on a listener from [`bind`].
 pub async fn serve_http(listener: std::net::TcpListener, metrics: Arc<Metrics>) -> std::io::Result<()> {
     let listener = TcpListener::from_std(listener)?;

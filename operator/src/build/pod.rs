@@ -218,8 +218,8 @@ fn downward_env() -> Vec<EnvVar> {
 /// The node's readiness: 200 once it saw the cluster pass its readiness barrier (every node the layout names
 /// joined), 503 before; a worker starts capturing then.
 pub const READY_PATH: &str = "/readyz";
-/// The node's health: 503 while a thread of a worker's packet path is stuck on one step (`--stall-limit`, 30 s by
-/// default: a parser in a loop, a hung filesystem), which only a restart cures.
+/// The node's health: 503 while a thread of its data path is stuck on one step (`--stall-limit`, 30 s by default:
+/// a worker's parser in a loop, a logger's writer on a hung filesystem), which only a restart cures.
 pub const HEALTH_PATH: &str = "/healthz";
 
 /// A probe of `path` on the node's metrics port. Its timeout is generous: a worker's analysis threads may keep
