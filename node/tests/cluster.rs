@@ -39,9 +39,24 @@ type TestCluster = Nodes;
 impl Nodes {
     /// Every `cluster_test` record the loggers wrote so far: (node, event, detail, n).
     fn observations(&self) -> Vec<Observation> {
+        // A logger's rotation (on the hour) may move a file between listing and reading it: its records are then
+        // in the archive, which the listing missed, so the snapshot is taken again.
+        let mut texts = Vec::new();
+        for _ in 0..5 {
+            let read: Result<Vec<Vec<u8>>, _> =
+                log_files(&self.logs(), "cluster_test").iter().map(std::fs::read).collect();
+            match read {
+                Ok(read) => {
+                    // A line being written may end mid-character; it is no record anyway.
+                    texts = read.iter().map(|bytes| String::from_utf8_lossy(bytes).into_owned()).collect();
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => panic!("reading the loggers' files: {e}"),
+            }
+        }
         let mut out = Vec::new();
-        for file in log_files(&self.logs(), "cluster_test") {
-            let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for text in texts {
             for line in text.lines().filter(|l| !l.starts_with('#')) {
                 let f: Vec<&str> = line.split('\t').collect();
                 // A line cut by a kill -9 has fewer fields; it is not a record.
