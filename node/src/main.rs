@@ -69,8 +69,8 @@ struct Cli {
     /// (threads × this with AF_PACKET).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=65536))]
     buffer_size: Option<u32>,
-    /// With --metrics-addr: /healthz fails (and `zeek_stalled_threads` counts) once a thread of the packet path has
-    /// been stuck on one step this long, e.g. a parser in a loop or a log directory on a hung filesystem.
+    /// A thread of the packet path stuck on one step this long is logged as an error, and with --metrics-addr fails
+    /// /healthz (and counts in `zeek_stalled_threads`): a parser in a loop, a log directory on a hung filesystem.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_LIMIT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     stall_limit: u64,
     /// Pin analysis thread i to the i-th of these CPUs (in turn when there are more threads), e.g. 2,3,8-11, or `auto`:
@@ -200,10 +200,10 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
         None => CpuList::default(),
     };
     // Bound before anything else starts: a port already taken stops the node with an error that names it.
-    let observed = match cli.metrics_addr {
-        Some(addr) => Some(Observed::serve(addr, Duration::from_secs(cli.stall_limit))?),
-        None => None,
-    };
+    let observed = Observed::new(Duration::from_secs(cli.stall_limit));
+    if let Some(addr) = cli.metrics_addr {
+        observed.serve(addr)?;
+    }
     let format = if cli.json { LogFormat::Json } else { LogFormat::Tsv };
     let dir_sink = match cli.rotate {
         Some(interval) => DirSink::rotating(&cli.logdir, format, interval, cli.retention)?,
@@ -223,20 +223,15 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
         progress: true,
         stop,
         expectations: None,
-        live: observed.as_ref().map(|o| Arc::clone(&o.live)),
+        live: Some(Arc::clone(&observed.live)),
         pin_cpus,
     };
     let span = tracing::info_span!("analyse", packets = tracing::field::Empty, records = tracing::field::Empty);
     let run = || span.in_scope(|| runner::run(opts, sink.as_mut()));
-    let summary = match &observed {
-        Some(o) => metrics::follow_while(&o.metrics, &o.live, run)?,
-        None => run()?,
-    };
-    if let Some(o) = &observed {
-        o.metrics.set_engine_totals(&summary.engine);
-        if let Some(c) = &summary.capture {
-            o.metrics.set_capture(c);
-        }
+    let summary = metrics::follow_while(&observed.metrics, &observed.live, run)?;
+    observed.metrics.set_engine_totals(&summary.engine);
+    if let Some(c) = &summary.capture {
+        observed.metrics.set_capture(c);
     }
     span.record("packets", summary.engine.packets).record("records", summary.records);
     if let Some(msg) = &summary.truncated {
@@ -260,20 +255,26 @@ fn standalone(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A standalone run watched through its metrics endpoint: what the run's threads publish, and the metrics made of it.
+/// A standalone run as it is watched: what the run's threads publish, and the metrics made of it, which the
+/// endpoint serves with `--metrics-addr`. Watched without it too: a thread that gets stuck is logged either way.
 struct Observed {
     live: Arc<LiveStats>,
     metrics: Arc<Metrics>,
 }
 
 impl Observed {
-    fn serve(addr: SocketAddr, stall_limit: Duration) -> anyhow::Result<Observed> {
+    fn new(stall_limit: Duration) -> Observed {
+        let metrics = Arc::new(Metrics::standalone(&host_name()));
+        Observed { live: Arc::new(LiveStats::with_stall_limit(stall_limit)), metrics }
+    }
+
+    /// Serves the metrics and health endpoints at `addr`, bound now.
+    fn serve(&self, addr: SocketAddr) -> anyhow::Result<()> {
         use anyhow::Context as _;
         let listener =
             metrics::bind(addr).with_context(|| format!("cannot serve metrics and health endpoints on {addr}"))?;
-        let metrics = Arc::new(Metrics::standalone(&host_name()));
-        metrics::serve_in_background(listener, Arc::clone(&metrics))?;
-        Ok(Observed { live: Arc::new(LiveStats::with_stall_limit(stall_limit)), metrics })
+        metrics::serve_in_background(listener, Arc::clone(&self.metrics))?;
+        Ok(())
     }
 }
 

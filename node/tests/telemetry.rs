@@ -218,4 +218,32 @@ fn a_stuck_thread_fails_the_health_check() {
         let want = support::masked_records(&offline.path().join(name), &[]);
         assert_eq!(support::masked_records(&copy, &[]), want, "{name}: the stalled run lost records");
     }
+
+    // Without the endpoint (a sensor nobody scrapes), the stall is still logged.
+    let unserved = tempfile::tempdir().expect("temp dir");
+    for name in &logs {
+        assert!(Command::new("mkfifo").arg(unserved.path().join(name)).status().expect("runs mkfifo").success());
+    }
+    let node = Command::new(node_binary())
+        .arg("-r")
+        .arg(demo_trace())
+        .arg("--logdir")
+        .arg(unserved.path())
+        .args(["--stall-limit", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts zeek-node");
+    std::thread::sleep(Duration::from_millis(2500));
+    let readers: Vec<_> = logs
+        .iter()
+        .map(|name| {
+            let fifo = unserved.path().join(name);
+            std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read the FIFO"))
+        })
+        .collect();
+    let out = node.wait_with_output().expect("the node ends");
+    readers.into_iter().for_each(|r| drop(r.join()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("made no progress for").count(), 1, "logged without --metrics-addr:\n{stderr}");
 }
