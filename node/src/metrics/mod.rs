@@ -293,8 +293,8 @@ impl Metrics {
             tracing::error!(
                 thread = %stall.thread,
                 limit_secs = limit.as_secs(),
-                "a thread of the data path made no progress for {} s: the node is unhealthy (/healthz fails, so a \
-                 liveness probe restarts it)",
+                "a thread of the data path made no progress for {} s: the node is unhealthy (its /healthz fails \
+                 while this lasts, which a liveness probe restarts it for)",
                 stall.since.as_secs()
             );
         }
