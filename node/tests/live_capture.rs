@@ -381,8 +381,8 @@ fn live_af_packet_follows_a_mirror_into_its_flows() {
 /// A standalone sensor watched as Prometheus and a kubelet watch it (`--metrics-addr`): while it captures, with two
 /// AF_PACKET threads, `/healthz` and `/readyz` answer 200 and `/metrics` (OpenMetrics text) moves before the node
 /// stops: every replayed packet counted, split over both threads, as many connections as the offline read logs,
-/// nothing dropped. With the watchdog's limit at a second, neither the idle link before the replay nor the capture
-/// counts as a stall. Scraped with curl inside the capture namespace; the logs must still equal the offline read's.
+/// nothing dropped. With the watchdog's limit at two seconds, neither the idle link before the replay nor the
+/// capture counts as a stall. Scraped with curl inside the capture namespace; the logs must still equal the offline read's.
 #[test]
 fn live_sensor_serves_its_metrics_while_capturing() {
     let Some((net, trace, offline)) = prepare(CASE, "mx") else { return };
@@ -390,14 +390,14 @@ fn live_sensor_serves_its_metrics_while_capturing() {
     let offline_conns = masked_records(&offline.path().join("conn.log"), MASKED).len() as u64;
     let live = tempfile::tempdir().expect("temp dir");
     let iface = format!("af_packet::{}", net.b_iface);
-    let args = ["-i", &iface, "-C", "--threads", "2", "--metrics-addr", "127.0.0.1:9911", "--stall-limit", "1"];
+    let args = ["-i", &iface, "-C", "--threads", "2", "--metrics-addr", "127.0.0.1:9911", "--stall-limit", "2"];
     let scrape = |path: &str| scrape_in(&net, &net.b_ns, &format!("http://127.0.0.1:9911{path}"));
     let before = std::cell::RefCell::new(Vec::new());
     let during = std::cell::RefCell::new(None);
     let hooks = Hooks {
         before_replay: &|_| {
             // Longer than the watchdog's limit on an idle link.
-            std::thread::sleep(Duration::from_millis(1500));
+            std::thread::sleep(Duration::from_millis(2500));
             before.borrow_mut().extend(["/healthz", "/readyz", "/metrics"].map(scrape));
         },
         while_capturing: &|_| {

@@ -224,16 +224,20 @@ fn a_stuck_thread_fails_the_health_check() {
     for name in &logs {
         assert!(Command::new("mkfifo").arg(unserved.path().join(name)).status().expect("runs mkfifo").success());
     }
-    let node = Command::new(node_binary())
+    let stderr_file = unserved.path().join("node.stderr");
+    let mut node = Command::new(node_binary())
         .arg("-r")
         .arg(demo_trace())
         .arg("--logdir")
         .arg(unserved.path())
         .args(["--stall-limit", "1"])
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_file).expect("stderr file"))
         .spawn()
         .expect("starts zeek-node");
-    std::thread::sleep(Duration::from_millis(2500));
+    let read_stderr = || std::fs::read_to_string(&stderr_file).unwrap_or_default();
+    let logged = support::nodes::wait_for(Duration::from_secs(15), || {
+        read_stderr().contains("made no progress for").then_some(())
+    });
     let readers: Vec<_> = logs
         .iter()
         .map(|name| {
@@ -241,9 +245,9 @@ fn a_stuck_thread_fails_the_health_check() {
             std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read the FIFO"))
         })
         .collect();
-    let out = node.wait_with_output().expect("the node ends");
+    let status = node.wait().expect("the node ends");
     readers.into_iter().for_each(|r| drop(r.join()));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = read_stderr();
+    assert!(logged.is_some() && status.success(), "{stderr}");
     assert_eq!(stderr.matches("made no progress for").count(), 1, "logged without --metrics-addr:\n{stderr}");
 }
