@@ -22,7 +22,8 @@
 //!    that work published is delivered by the next wave.
 //!
 //! Waves that do not complete (a node left) are restarted with the new view; a worker that hears nothing from the
-//! manager for [`GRANT_TIMEOUT`] stops waiting and goes on unsynchronised, so a dead manager never stalls capture.
+//! manager for [`GRANT_TIMEOUT`], or gets no grant in [`MAX_GRANT_WAIT`], stops waiting and goes on
+//! unsynchronised, so a dead manager or a wave that cannot complete never stalls a run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,6 +51,10 @@ const MAX_WAVE_TIMEOUT: Duration = Duration::from_secs(32);
 /// manager that is only slow (a loaded machine) is waited for: giving up changes the logs (an event from another
 /// worker may then come after the packets it was meant for).
 pub const GRANT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A worker that has had no grant in this long gives up on barriers even while it hears the manager: its waves do
+/// not complete (a node whose link passes heartbeats but not the waves' messages), and an offline run must end.
+/// Waves restarted with growing patience complete well within it on a loaded machine.
+pub const MAX_GRANT_WAIT: Duration = Duration::from_secs(60);
 
 /// Cluster events handled by this node's analyses (and by the worker's expectation handler), counted for the
 /// waves: a node reports how many it handled since its previous report.
@@ -384,19 +389,21 @@ impl Gate {
         }
     }
 
-    /// Waits for the grant after the `seen`-th; `None` when stopped or the manager has been silent for
-    /// [`GRANT_TIMEOUT`].
+    /// Waits for the grant after the `seen`-th; `None` when stopped, when the manager has been silent for
+    /// [`GRANT_TIMEOUT`], or when no grant came in [`MAX_GRANT_WAIT`].
     fn next_grant(&self, seen: u64, stop: &AtomicBool) -> Option<f64> {
         let (lock_, cv) = &*self.granted;
+        let waiting_since = Instant::now();
         let mut g = lock(lock_);
         while g.taken <= seen {
             if stop.load(Ordering::Relaxed) {
                 return None;
             }
             let silent = self.manager_silent_for();
-            if silent >= GRANT_TIMEOUT {
+            let waited = waiting_since.elapsed();
+            if silent >= GRANT_TIMEOUT || waited >= MAX_GRANT_WAIT {
                 tracing::error!(
-                    "no word from the manager in {silent:?} while waiting for a time barrier; going on without \
+                    "no time barrier granted in {waited:?} (the manager silent for {silent:?}); going on without \
                      them: events from other workers may now come after the packets they were meant for"
                 );
                 self.off.store(true, Ordering::Relaxed);
