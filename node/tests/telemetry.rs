@@ -157,6 +157,23 @@ fn bad_input_is_reported_once() {
     assert!(!logs.path().join("conn.log").exists(), "nothing is analysed after bad input");
 }
 
+/// Makes each of `logs` in `dir` a FIFO nobody reads yet: the first record's file blocks the thread writing it.
+fn blocking_logs(dir: &std::path::Path, logs: &[String]) {
+    for name in logs {
+        assert!(Command::new("mkfifo").arg(dir.join(name)).status().expect("runs mkfifo").success());
+    }
+}
+
+/// Reads each of the FIFOs [`blocking_logs`] made, to its end, on threads of their own: the file takes writes again.
+fn drain_logs(dir: &std::path::Path, logs: &[String]) -> Vec<std::thread::JoinHandle<String>> {
+    logs.iter()
+        .map(|name| {
+            let fifo = dir.join(name);
+            std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read the FIFO"))
+        })
+        .collect()
+}
+
 /// A thread of the packet path stuck on one step (here the log writer, on a log directory whose file blocks like a
 /// hung filesystem's) makes `/healthz` fail with the thread's name, so a liveness probe restarts the node instead
 /// of leaving a sensor that analyses nothing; it is logged once and counted in `zeek_stalled_threads`. Once the
@@ -174,12 +191,8 @@ fn a_stuck_thread_fails_the_health_check() {
         .collect();
     assert!(logs.len() > 3, "the demo trace writes several logs: {logs:?}");
 
-    // Every log the run writes is a FIFO nobody reads yet: the first record's file blocks the writing thread.
     let blocked = tempfile::tempdir().expect("temp dir");
-    for name in &logs {
-        let fifo = blocked.path().join(name);
-        assert!(Command::new("mkfifo").arg(&fifo).status().expect("runs mkfifo").success());
-    }
+    blocking_logs(blocked.path(), &logs);
     let addr = format!("127.0.0.1:{}", support::nodes::free_ports(1)[0]);
     let node = Command::new(node_binary())
         .arg("-r")
@@ -195,14 +208,7 @@ fn a_stuck_thread_fails_the_health_check() {
     });
     let metrics = support::http_get(&addr, "/metrics").map(|(_, body)| body).unwrap_or_default();
 
-    // The file takes writes again: every log is read to its end.
-    let readers: Vec<_> = logs
-        .iter()
-        .map(|name| {
-            let fifo = blocked.path().join(name);
-            std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read the FIFO"))
-        })
-        .collect();
+    let readers = drain_logs(blocked.path(), &logs);
     let out = node.wait_with_output().expect("the node ends");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let (_, body) = unhealthy.unwrap_or_else(|| panic!("/healthz never failed while the writer was stuck:\n{stderr}"));
@@ -221,9 +227,7 @@ fn a_stuck_thread_fails_the_health_check() {
 
     // Without the endpoint (a sensor nobody scrapes), the stall is still logged.
     let unserved = tempfile::tempdir().expect("temp dir");
-    for name in &logs {
-        assert!(Command::new("mkfifo").arg(unserved.path().join(name)).status().expect("runs mkfifo").success());
-    }
+    blocking_logs(unserved.path(), &logs);
     let stderr_file = unserved.path().join("node.stderr");
     let mut node = Command::new(node_binary())
         .arg("-r")
@@ -238,13 +242,7 @@ fn a_stuck_thread_fails_the_health_check() {
     let logged = support::nodes::wait_for(Duration::from_secs(15), || {
         read_stderr().contains("made no progress for").then_some(())
     });
-    let readers: Vec<_> = logs
-        .iter()
-        .map(|name| {
-            let fifo = unserved.path().join(name);
-            std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read the FIFO"))
-        })
-        .collect();
+    let readers = drain_logs(unserved.path(), &logs);
     let status = node.wait().expect("the node ends");
     readers.into_iter().for_each(|r| drop(r.join()));
     let stderr = read_stderr();
